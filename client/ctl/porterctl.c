@@ -1,0 +1,313 @@
+/*
+ * porterctl - the command-line tool for poking and debugging a running
+ * porterd. Built on libporter's public API only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "porter.h"
+
+/* Exit codes, documented in --help. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,      /* the daemon answered with an error */
+	EXIT_USAGE = 2,       /* bad command line */
+	EXIT_UNREACHABLE = 3, /* no daemon, or it stopped answering */
+};
+
+typedef struct opts {
+	int json;
+	int timeout_ms;
+} opts;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: porterctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n"
+		"Pokes a running porterd.\n"
+		"\n"
+		"Commands:\n"
+		"  ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE]\n"
+		"                      round trips to the daemon; prints min/avg/p50/p99 latency\n"
+		"  stats               per-worker counters\n"
+		"  version             client and daemon versions\n"
+		"\n"
+		"Options:\n"
+		"  -S, --socket PATH   daemon socket (default: $PORTER_SOCKET, else the daemon's default)\n"
+		"  -j, --json          print JSON instead of a table\n"
+		"  -t, --timeout MS    per-call timeout (default: 5000)\n"
+		"  -h, --help          show this help\n"
+		"\n"
+		"Exit status:\n"
+		"  0  success\n"
+		"  1  the operation failed (the daemon answered with an error)\n"
+		"  2  usage error\n"
+		"  3  daemon unreachable (not running, not answering, or connection lost)\n");
+}
+
+static int exit_code_for(int rc)
+{
+	switch (rc) {
+	case PORTER_OK:
+		return EXIT_OK;
+	case PORTER_E_UNREACHABLE:
+	case PORTER_E_TIMEOUT:
+	case PORTER_E_CONN_LOST:
+	case PORTER_E_DENIED:
+		return EXIT_UNREACHABLE;
+	case PORTER_E_INVAL:
+		return EXIT_USAGE;
+	default:
+		return EXIT_FAILED;
+	}
+}
+
+static int fail(int rc)
+{
+	fprintf(stderr, "porterctl: %s (%s)\n", porter_last_error_message(),
+		porter_error_name(rc));
+	return exit_code_for(rc);
+}
+
+static int parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static double now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double percentile(const double *sorted, size_t n, double p)
+{
+	size_t i = (size_t)ceil(p / 100.0 * (double)n);
+	if (i == 0)
+		i = 1;
+	return sorted[i - 1];
+}
+
+static int cmd_ping(const opts *o, int argc, char **argv)
+{
+	long count = 5, interval = 200, size = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt(argc, argv, "c:i:s:")) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_int(optarg, 1, 10000000, &count))
+				goto bad;
+			break;
+		case 'i':
+			if (parse_int(optarg, 0, 3600000, &interval))
+				goto bad;
+			break;
+		case 's':
+			if (parse_int(optarg, 0, 1 << 20, &size))
+				goto bad;
+			break;
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc)
+		goto bad;
+
+	char *payload = malloc((size_t)size + 1);
+	double *lat = malloc(sizeof(double) * (size_t)count);
+	if (!payload || !lat) {
+		fprintf(stderr, "porterctl: out of memory\n");
+		free(payload);
+		free(lat);
+		return EXIT_FAILED;
+	}
+	for (long i = 0; i < size; i++)
+		payload[i] = (char)i;
+
+	int rc = 0;
+	long done = 0;
+	for (; done < count; done++) {
+		double t0 = now_us();
+		rc = porter_ping(payload, (size_t)size, o->timeout_ms);
+		double dt = now_us() - t0;
+		if (rc < 0)
+			break;
+		lat[done] = dt;
+		if (!o->json)
+			printf("reply %ld: %.1f us\n", done + 1, dt);
+		if (interval && done + 1 < count) {
+			struct timespec ts = { interval / 1000, (interval % 1000) * 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	int status = EXIT_OK;
+	if (rc < 0)
+		status = fail(rc);
+	if (done > 0) {
+		double sum = 0;
+		for (long i = 0; i < done; i++)
+			sum += lat[i];
+		qsort(lat, (size_t)done, sizeof(double), cmp_double);
+		double avg = sum / (double)done;
+		double p50 = percentile(lat, (size_t)done, 50), p99 = percentile(lat, (size_t)done, 99);
+		if (o->json)
+			printf("{\"sent\":%ld,\"received\":%ld,\"min_us\":%.1f,\"avg_us\":%.1f,"
+			       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
+			       count, done, lat[0], avg, p50, p99, lat[done - 1]);
+		else
+			printf("%ld sent, %ld received; latency min %.1f us, avg %.1f us, p50 %.1f us, p99 %.1f us, max %.1f us\n",
+			       count, done, lat[0], avg, p50, p99, lat[done - 1]);
+	}
+	free(payload);
+	free(lat);
+	return status;
+bad:
+	fprintf(stderr, "porterctl ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE]\n");
+	return EXIT_USAGE;
+}
+
+static int cmd_stats(const opts *o, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "porterctl stats: takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	porter_stats_snapshot *s;
+	int rc = porter_stats(&s, o->timeout_ms);
+	if (rc < 0)
+		return fail(rc);
+	size_t n = porter_stats_workers(s);
+	porter_worker_stats w, total = { 0 };
+	if (o->json) {
+		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"workers\":[",
+		       porter_stats_daemon_version(s), (unsigned long long)porter_stats_uptime_ms(s));
+		for (size_t i = 0; i < n; i++) {
+			porter_stats_worker(s, i, &w);
+			printf("%s{\"worker\":%u,\"connections\":%llu,\"requests\":%llu,\"inflight\":%llu,"
+			       "\"errors\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
+			       i ? "," : "", w.worker, (unsigned long long)w.connections,
+			       (unsigned long long)w.requests, (unsigned long long)w.inflight,
+			       (unsigned long long)w.errors, (unsigned long long)w.bytes_in,
+			       (unsigned long long)w.bytes_out);
+		}
+		printf("]}\n");
+	} else {
+		printf("porterd %s, up %.1f s\n", porter_stats_daemon_version(s),
+		       (double)porter_stats_uptime_ms(s) / 1000.0);
+		printf("%-7s %12s %12s %9s %9s %14s %14s\n", "worker", "connections", "requests",
+		       "inflight", "errors", "bytes_in", "bytes_out");
+		for (size_t i = 0; i < n; i++) {
+			porter_stats_worker(s, i, &w);
+			printf("%-7u %12llu %12llu %9llu %9llu %14llu %14llu\n", w.worker,
+			       (unsigned long long)w.connections, (unsigned long long)w.requests,
+			       (unsigned long long)w.inflight, (unsigned long long)w.errors,
+			       (unsigned long long)w.bytes_in, (unsigned long long)w.bytes_out);
+			total.connections += w.connections;
+			total.requests += w.requests;
+			total.inflight += w.inflight;
+			total.errors += w.errors;
+			total.bytes_in += w.bytes_in;
+			total.bytes_out += w.bytes_out;
+		}
+		printf("%-7s %12llu %12llu %9llu %9llu %14llu %14llu\n", "total",
+		       (unsigned long long)total.connections, (unsigned long long)total.requests,
+		       (unsigned long long)total.inflight, (unsigned long long)total.errors,
+		       (unsigned long long)total.bytes_in, (unsigned long long)total.bytes_out);
+	}
+	porter_stats_free(s);
+	return EXIT_OK;
+}
+
+static int cmd_version(const opts *o, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "porterctl version: takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	porter_stats_snapshot *s;
+	int rc = porter_stats(&s, o->timeout_ms);
+	if (rc < 0)
+		return fail(rc);
+	if (o->json)
+		printf("{\"client\":\"%s\",\"daemon\":\"%s\"}\n", porter_version(),
+		       porter_stats_daemon_version(s));
+	else
+		printf("porterctl %s\nporterd %s\n", porter_version(), porter_stats_daemon_version(s));
+	porter_stats_free(s);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "socket", required_argument, NULL, 'S' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	opts o = { .json = 0, .timeout_ms = 5000 };
+	long v;
+	int c;
+
+	/* '+': stop at the command, so its own flags are not taken here. */
+	while ((c = getopt_long(argc, argv, "+S:jt:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'S':
+			setenv("PORTER_SOCKET", optarg, 1);
+			break;
+		case 'j':
+			o.json = 1;
+			break;
+		case 't':
+			if (parse_int(optarg, 1, 24L * 3600 * 1000, &v)) {
+				fprintf(stderr, "porterctl: --timeout: expected milliseconds, got '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			o.timeout_ms = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[optind];
+	int cargc = argc - optind;
+	char **cargv = argv + optind;
+	if (strcmp(cmd, "ping") == 0)
+		return cmd_ping(&o, cargc, cargv);
+	if (strcmp(cmd, "stats") == 0)
+		return cmd_stats(&o, cargc, cargv);
+	if (strcmp(cmd, "version") == 0)
+		return cmd_version(&o, cargc, cargv);
+	fprintf(stderr, "porterctl: unknown command '%s' (see --help)\n", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,193 @@
+/*
+ * porter.h - the public interface of libporter, the client library of Porter.
+ *
+ * libporter sends each call to the porterd daemon over a Unix socket and
+ * blocks the calling thread until the reply arrives or the call's timeout
+ * passes. Each thread keeps its own connection, opened lazily on the first
+ * call (with a Hello exchange) and closed when the thread exits or calls
+ * porter_thread_disconnect(). A connection that broke (daemon restarted) is
+ * re-opened on the next call.
+ *
+ * Thread safety: every function may be called from any number of threads at
+ * once; no call waits on another thread's call. Objects returned by the
+ * library (results, stats) are owned by the caller, freed with their one
+ * matching free function, and may be read from any thread once returned.
+ *
+ * Errors: functions return 0 or a positive value on success and one of the
+ * negative PORTER_E_* codes below on failure. The codes are frozen: a code
+ * keeps its number for ever, because FFI callers hard-code them. The calling
+ * thread's last error code and message are kept until its next call.
+ *
+ * The library never aborts the process, never raises SIGPIPE and never
+ * blocks longer than the timeout given to a call.
+ */
+#ifndef PORTER_H
+#define PORTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PORTER_STATIC)
+#define PORTER_API
+#elif defined(PORTER_BUILDING)
+#define PORTER_API __attribute__((visibility("default")))
+#else
+#define PORTER_API
+#endif
+
+/* Version of the library (and of the daemon built from the same tree). */
+#define PORTER_VERSION_MAJOR 0
+#define PORTER_VERSION_MINOR 1
+#define PORTER_VERSION_PATCH 0
+#define PORTER_VERSION_STRING "0.1.0"
+
+/* Wire protocol version sent in Hello. */
+#define PORTER_PROTOCOL_VERSION 1
+
+/*
+ * Every error code, once. X(NAME, value, "message"). Numbers are frozen;
+ * new codes are only ever appended with fresh numbers. Blocks: -1..-19
+ * transport and core, -20..-29 database, -30..-39 HTTP, -40..-59 files,
+ * -60..-69 control.
+ */
+#define PORTER_ERRORS(X)                                                       \
+	X(PORTER_E_INVAL, -1, "invalid argument")                              \
+	X(PORTER_E_NOMEM, -2, "out of memory")                                 \
+	X(PORTER_E_UNREACHABLE, -3, "daemon unreachable")                      \
+	X(PORTER_E_TIMEOUT, -4, "timed out")                                   \
+	X(PORTER_E_CONN_LOST, -5, "connection lost, outcome unknown")          \
+	X(PORTER_E_PROTOCOL, -6, "protocol error")                             \
+	X(PORTER_E_TOO_LARGE, -7, "message too large")                         \
+	X(PORTER_E_BUSY, -8, "too many requests in flight")                    \
+	X(PORTER_E_DENIED, -9, "permission denied by daemon")                  \
+	X(PORTER_E_UNSUPPORTED, -10, "unsupported request")                    \
+	X(PORTER_E_CANCELLED, -11, "cancelled")                                \
+	X(PORTER_E_SHUTDOWN, -12, "daemon shutting down")                      \
+	X(PORTER_E_INTERNAL, -13, "internal daemon error")                     \
+	X(PORTER_E_NOT_FOUND, -14, "no such object")                           \
+	X(PORTER_E_DB, -20, "database error")                                  \
+	X(PORTER_E_DB_CONNECT, -21, "database connection failed")              \
+	X(PORTER_E_DB_SESSION, -22, "no such database session")                \
+	X(PORTER_E_DB_BROKEN, -23, "database connection broken")               \
+	X(PORTER_E_HTTP, -30, "HTTP transfer failed")                          \
+	X(PORTER_E_HTTP_SCHEME, -31, "URL scheme not allowed")                 \
+	X(PORTER_E_HTTP_TOO_LARGE, -32, "HTTP response too large")             \
+	X(PORTER_E_HTTP_HOST, -33, "HTTP host not allowed")                    \
+	X(PORTER_E_HTTP_REDIRECTS, -34, "too many HTTP redirects")             \
+	X(PORTER_E_HTTP_CONNECT, -35, "HTTP connection failed")                \
+	X(PORTER_E_HTTP_TLS, -36, "TLS verification failed")                   \
+	X(PORTER_E_FILE_NOT_FOUND, -40, "file not found")                      \
+	X(PORTER_E_FILE_PERM, -41, "file permission denied")                   \
+	X(PORTER_E_FILE_ISDIR, -42, "is a directory")                          \
+	X(PORTER_E_FILE_EXISTS, -43, "file already exists")                    \
+	X(PORTER_E_FILE_NOSPACE, -44, "no space left on device")               \
+	X(PORTER_E_FILE_ESCAPE, -45, "path escapes the file root")             \
+	X(PORTER_E_FILE_IO, -46, "file I/O error")                             \
+	X(PORTER_E_FILE_NOTDIR, -47, "not a directory")                        \
+	X(PORTER_E_FILE_ROOT, -48, "no such file root")
+
+enum porter_error {
+	PORTER_OK = 0,
+#define PORTER_X_ENUM(name, value, msg) name = (value),
+	PORTER_ERRORS(PORTER_X_ENUM)
+#undef PORTER_X_ENUM
+};
+
+/*
+ * A static English description of `code` (0 gives "ok"; an unknown code
+ * gives "unknown error"). Never NULL; the string must not be freed.
+ */
+PORTER_API const char *porter_strerror(int code);
+
+/* The symbolic name of `code`, e.g. "PORTER_E_TIMEOUT"; never NULL. */
+PORTER_API const char *porter_error_name(int code);
+
+/* The library version string, e.g. "0.1.0"; static, never NULL. */
+PORTER_API const char *porter_version(void);
+
+/*
+ * The calling thread's last error: the code returned by its most recent
+ * failing call (0 after a successful one). porter_last_error_message()
+ * returns a message for it, owned by the library and valid until the
+ * thread's next porter_* call; never NULL.
+ */
+PORTER_API int porter_last_error(void);
+PORTER_API const char *porter_last_error_message(void);
+
+/*
+ * Socket path resolution: the PORTER_SOCKET environment variable if set and
+ * not empty, else the daemon's default, $XDG_RUNTIME_DIR/porter/porter.sock,
+ * else /tmp/porter-$UID/porter.sock. Writes a NUL-terminated path to
+ * `buf` (capacity `cap`, not NULL). Returns its length, or PORTER_E_INVAL
+ * when it does not fit.
+ */
+PORTER_API int porter_socket_path(char *buf, size_t cap);
+
+/*
+ * Sends a Ping carrying `payload` (`len` bytes, may contain NULs; NULL
+ * allowed when len is 0) and waits for the echo. Blocks for at most
+ * `timeout_ms` milliseconds (0 means the library default, 5000).
+ * Returns 0, or a negative code: PORTER_E_UNREACHABLE when no daemon
+ * listens, PORTER_E_TIMEOUT, PORTER_E_PROTOCOL when the echo differs.
+ * Retried once on a fresh connection when the old one had broken, since a
+ * ping is idempotent.
+ */
+PORTER_API int porter_ping(const void *payload, size_t len, int timeout_ms);
+
+/* Counters of one daemon worker loop, as reported by porter_stats. */
+typedef struct porter_worker_stats {
+	uint32_t worker;       /* index, 0..n-1 */
+	uint64_t connections;  /* client connections open now */
+	uint64_t requests;     /* requests received since start */
+	uint64_t inflight;     /* requests being processed now */
+	uint64_t errors;       /* failed responses since start */
+	uint64_t bytes_in;     /* bytes read from clients since start */
+	uint64_t bytes_out;    /* bytes written to clients since start */
+} porter_worker_stats;
+
+/* Opaque snapshot of the daemon's counters. */
+typedef struct porter_stats_snapshot porter_stats_snapshot;
+
+/*
+ * Fetches the daemon's counters. On success stores a new snapshot in `*out`
+ * (not NULL), owned by the caller and freed with porter_stats_free(), and
+ * returns 0; `*out` is untouched on failure. Blocks for at most
+ * `timeout_ms` (0: default).
+ */
+PORTER_API int porter_stats(porter_stats_snapshot **out, int timeout_ms);
+
+/* Number of workers in the snapshot. `s` not NULL. */
+PORTER_API size_t porter_stats_workers(const porter_stats_snapshot *s);
+
+/*
+ * Copies worker `i` (< porter_stats_workers) into `*out`. Returns 0, or
+ * PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+ */
+PORTER_API int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
+				   porter_worker_stats *out);
+
+/* Milliseconds the daemon has been running when the snapshot was taken. */
+PORTER_API uint64_t porter_stats_uptime_ms(const porter_stats_snapshot *s);
+
+/* The daemon's version string; owned by `s`, valid until it is freed. */
+PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *s);
+
+/* Frees a snapshot; NULL is accepted and ignored. */
+PORTER_API void porter_stats_free(porter_stats_snapshot *s);
+
+/*
+ * Closes the calling thread's connection now instead of at thread exit.
+ * The next call on this thread opens a new one. Never blocks; safe to call
+ * when the thread has no connection.
+ */
+PORTER_API void porter_thread_disconnect(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTER_H */

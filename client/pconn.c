@@ -1,0 +1,431 @@
+/* pconn - the calling thread's connection and one blocking call; see pconn.h. */
+#include "pconn.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "porter.h"
+
+/* Frame limit for replies before Hello tells us the daemon's. */
+#define HELLO_REPLY_LIMIT (1024 * 1024)
+/* Read buffers above this are released between calls. */
+#define KEEP_BUFFER (256 * 1024)
+
+typedef struct tstate {
+	int fd;              /* -1 when not connected */
+	frame_reader rd;
+	uint32_t max_frame;  /* the daemon's request limit, from Hello */
+	int last_error;
+	char last_msg[512];
+} tstate;
+
+static pthread_key_t key;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static __thread tstate *ts;
+static _Atomic uint64_t instance;
+static _Atomic uint64_t next_id = 1;
+
+static uint64_t random_u64(void)
+{
+	uint64_t v = 0;
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		v = ((uint64_t)t.tv_nsec << 32) ^ (uint64_t)t.tv_sec ^
+		    ((uint64_t)getpid() << 16);
+	}
+	return v ? v : 1;
+}
+
+static void drop_conn(tstate *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	frame_reader_free(&t->rd);
+}
+
+static void thread_exit(void *arg)
+{
+	tstate *t = arg;
+	drop_conn(t);
+	free(t);
+	ts = NULL;
+}
+
+/* A forked child must not share its parent's connections, and is a
+ * different client. */
+static void after_fork_child(void)
+{
+	atomic_store(&instance, random_u64());
+	if (ts)
+		drop_conn(ts);
+}
+
+static void init_once(void)
+{
+	pthread_key_create(&key, thread_exit);
+	atomic_store(&instance, random_u64());
+	pthread_atfork(NULL, NULL, after_fork_child);
+}
+
+static tstate *state(void)
+{
+	if (ts)
+		return ts;
+	pthread_once(&once, init_once);
+	tstate *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->fd = -1;
+	if (pthread_setspecific(key, t) != 0) {
+		free(t);
+		return NULL;
+	}
+	ts = t;
+	return t;
+}
+
+uint64_t pconn_next_id(void)
+{
+	return atomic_fetch_add(&next_id, 1);
+}
+
+uint64_t pconn_instance(void)
+{
+	pthread_once(&once, init_once);
+	return atomic_load(&instance);
+}
+
+static int set_error_v(int code, const char *fmt, va_list ap)
+{
+	tstate *t = state();
+	if (t) {
+		t->last_error = code;
+		vsnprintf(t->last_msg, sizeof(t->last_msg), fmt, ap);
+	}
+	return code;
+}
+
+int pconn_set_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	set_error_v(code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+void pconn_clear_error(void)
+{
+	if (ts) {
+		ts->last_error = 0;
+		ts->last_msg[0] = '\0';
+	}
+}
+
+int porter_last_error(void)
+{
+	return ts ? ts->last_error : 0;
+}
+
+const char *porter_last_error_message(void)
+{
+	if (!ts)
+		return "";
+	if (ts->last_msg[0] == '\0' && ts->last_error)
+		return porter_strerror(ts->last_error);
+	return ts->last_msg;
+}
+
+void porter_thread_disconnect(void)
+{
+	if (ts)
+		drop_conn(ts);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Waits for `events` on `fd` until `deadline`. 0, TIMEOUT or CONN_LOST. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return PORTER_E_TIMEOUT;
+		struct pollfd p = { .fd = fd, .events = events };
+		int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return 0; /* errors and hang-ups surface in send/recv */
+		if (n == 0)
+			return PORTER_E_TIMEOUT;
+		if (errno != EINTR)
+			return PORTER_E_CONN_LOST;
+	}
+}
+
+/*
+ * Writes all of buf. `*sent` counts the bytes the kernel took, so the
+ * caller knows whether the daemon may have seen the request.
+ */
+static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline,
+		     size_t *sent)
+{
+	*sent = 0;
+	while (*sent < len) {
+		ssize_t n = send(fd, buf + *sent, len - *sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			*sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rc = wait_fd(fd, POLLOUT, deadline);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		return PORTER_E_CONN_LOST;
+	}
+	return 0;
+}
+
+/* Reads the next whole frame into the thread's reader. */
+static int read_frame(tstate *t, int64_t deadline, const uint8_t **p, size_t *len)
+{
+	for (;;) {
+		int rc = frame_reader_next(&t->rd, p, len);
+		if (rc == 1)
+			return 0;
+		if (rc < 0)
+			return PORTER_E_TOO_LARGE;
+		rc = wait_fd(t->fd, POLLIN, deadline);
+		if (rc < 0)
+			return rc;
+		uint8_t *space;
+		size_t cap;
+		rc = frame_reader_space(&t->rd, &space, &cap);
+		if (rc < 0)
+			return rc;
+		ssize_t n = recv(t->fd, space, cap, 0);
+		if (n > 0)
+			frame_reader_commit(&t->rd, (size_t)n);
+		else if (n == 0)
+			return PORTER_E_CONN_LOST;
+		else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+			return PORTER_E_CONN_LOST;
+	}
+}
+
+/*
+ * Sends one request and reads responses until the one with its id. A
+ * response with id 0 and an error status is the daemon closing the
+ * connection on us (denied, protocol error) and ends the wait.
+ */
+static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline,
+		    size_t *sent, Porter__V1__Response **out)
+{
+	uint8_t *buf;
+	size_t len;
+	size_t limit = t->max_frame ? t->max_frame : HELLO_REPLY_LIMIT;
+	int rc = frame_pack(&req->base, limit, &buf, &len);
+	if (rc < 0) {
+		*sent = 0;
+		return rc;
+	}
+	rc = write_all(t->fd, buf, len, deadline, sent);
+	free(buf);
+	/* Even when the write failed, a refusal may be waiting to be read. */
+	if (rc < 0 && !(rc == PORTER_E_CONN_LOST && *sent == 0))
+		return rc;
+	int write_rc = rc;
+
+	for (;;) {
+		const uint8_t *p;
+		size_t plen;
+		rc = read_frame(t, deadline, &p, &plen);
+		if (rc < 0)
+			return write_rc < 0 ? write_rc : rc;
+		Porter__V1__Response *resp = porter__v1__response__unpack(NULL, plen, p);
+		if (!resp)
+			return PORTER_E_PROTOCOL;
+		if (resp->id == req->id || (resp->id == 0 && resp->status != 0)) {
+			*out = resp;
+			return 0;
+		}
+		/* A late reply to an earlier call that timed out: skip it. */
+		porter__v1__response__free_unpacked(resp, NULL);
+	}
+}
+
+static int open_conn(tstate *t, int64_t deadline)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	Porter__V1__Response *resp = NULL;
+	int rc;
+
+	if (porter_socket_path(path, sizeof(path)) < 0)
+		return pconn_set_error(PORTER_E_INVAL, "socket path too long");
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	t->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (t->fd < 0)
+		return pconn_set_error(PORTER_E_UNREACHABLE, "socket: %s", strerror(errno));
+	frame_reader_init(&t->rd, HELLO_REPLY_LIMIT);
+	t->max_frame = 0;
+
+	while (connect(t->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			/* The listen backlog is full: the daemon is busy but
+			 * alive. Retry until the deadline. */
+			struct timespec pause = { 0, 1000000 };
+			if (now_ms() >= deadline) {
+				rc = pconn_set_error(PORTER_E_TIMEOUT, "daemon at %s did not accept in time", path);
+				goto fail;
+			}
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		rc = pconn_set_error(PORTER_E_UNREACHABLE, "cannot connect to porterd at %s: %s",
+				     path, strerror(errno));
+		goto fail;
+	}
+
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
+	hello.protocol = PORTER_PROTOCOL_VERSION;
+	hello.client_instance = pconn_instance();
+	hello.pid = (uint32_t)getpid();
+	hello.client_name = program_invocation_short_name;
+	req.id = pconn_next_id();
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+
+	size_t sent;
+	rc = exchange(t, &req, deadline, &sent, &resp);
+	if (rc < 0) {
+		if (rc == PORTER_E_CONN_LOST)
+			rc = PORTER_E_UNREACHABLE;
+		pconn_set_error(rc, "no Hello from porterd at %s: %s", path,
+				porter_strerror(rc));
+		goto fail;
+	}
+	if (resp->status != 0) {
+		rc = pconn_set_error(resp->status, "%s", resp->message);
+		goto fail;
+	}
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_HELLO ||
+	    resp->hello->protocol != PORTER_PROTOCOL_VERSION) {
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "daemon at %s sent a bad Hello reply", path);
+		goto fail;
+	}
+	t->max_frame = resp->hello->max_frame;
+	frame_reader_set_limit(&t->rd, t->max_frame > HELLO_REPLY_LIMIT ? t->max_frame
+									 : HELLO_REPLY_LIMIT);
+	porter__v1__response__free_unpacked(resp, NULL);
+	return 0;
+
+fail:
+	if (resp)
+		porter__v1__response__free_unpacked(resp, NULL);
+	drop_conn(t);
+	return rc;
+}
+
+int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
+		    enum pconn_retry retry, Porter__V1__Response **out)
+{
+	tstate *t = state();
+	if (!t)
+		return PORTER_E_NOMEM;
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	if (timeout_ms == 0)
+		timeout_ms = PCONN_DEFAULT_TIMEOUT_MS;
+	int64_t deadline = now_ms() + timeout_ms;
+	int rc = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int fresh = t->fd < 0;
+		if (fresh && (rc = open_conn(t, deadline)) < 0)
+			return rc;
+
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			rc = PORTER_E_TIMEOUT;
+			break;
+		}
+		if (!req->id)
+			req->id = pconn_next_id();
+		req->timeout_ms = (uint32_t)left;
+
+		Porter__V1__Response *resp = NULL;
+		size_t sent = 0;
+		rc = exchange(t, req, deadline, &sent, &resp);
+		if (rc == 0) {
+			frame_reader_trim(&t->rd, KEEP_BUFFER);
+			if (resp->id == 0) /* the daemon is closing this connection */
+				drop_conn(t);
+			*out = resp;
+			if (resp->status != 0)
+				return pconn_set_error(resp->status, "%s",
+						       resp->message && resp->message[0]
+							       ? resp->message
+							       : porter_strerror(resp->status));
+			pconn_clear_error();
+			return 0;
+		}
+		drop_conn(t);
+		if (rc != PORTER_E_CONN_LOST)
+			break;
+		/* The connection broke. An old connection that broke before
+		 * the daemon could have read anything (a restarted daemon)
+		 * is always retried; one that broke after sending only for
+		 * idempotent requests. */
+		if (fresh && sent == 0)
+			rc = PORTER_E_UNREACHABLE;
+		if (fresh || (sent > 0 && retry != PCONN_IDEMPOTENT))
+			break;
+	}
+	if (rc == PORTER_E_TIMEOUT)
+		return pconn_set_error(rc, "no reply from porterd within %d ms", timeout_ms);
+	if (rc == PORTER_E_CONN_LOST)
+		return pconn_set_error(rc, "connection to porterd lost after the request was sent; its outcome is unknown");
+	return pconn_set_error(rc, "%s", porter_strerror(rc));
+}
+
+int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+	       Porter__V1__Response **out)
+{
+	Porter__V1__Response *resp = NULL;
+	int rc = pconn_call_full(req, timeout_ms, retry, &resp);
+	if (rc < 0) {
+		if (resp)
+			porter__v1__response__free_unpacked(resp, NULL);
+		return rc;
+	}
+	*out = resp;
+	return 0;
+}

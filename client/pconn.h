@@ -1,0 +1,60 @@
+/*
+ * pconn - the calling thread's connection to porterd and the
+ * one blocking request/response exchange every public call is built on.
+ *
+ * Each thread has its own state (thread-local, freed at thread exit through
+ * a pthread key destructor); nothing here is shared between threads except
+ * the process-wide client instance id and request id counter (atomics).
+ */
+#ifndef PORTER_CLIENT_CONN_H
+#define PORTER_CLIENT_CONN_H
+
+#include <stdint.h>
+
+#include "porter.pb-c.h"
+
+/* Default timeout of a call that passes 0. */
+#define PCONN_DEFAULT_TIMEOUT_MS 5000
+
+/* Whether a request may be sent again after the connection broke with the
+ * request already sent (its outcome unknown). */
+enum pconn_retry {
+	PCONN_ONCE,       /* not idempotent: report PORTER_E_CONN_LOST */
+	PCONN_IDEMPOTENT, /* safe to repeat on a fresh connection */
+};
+
+/*
+ * Sends `req` (owned by the caller; its id and timeout are filled in here)
+ * and waits for the matching response, for at most `timeout_ms` (0: the
+ * default). On success stores the response in `*out` (owned by the caller,
+ * free with porter__v1__response__free_unpacked) and returns 0; a response
+ * whose status is an error is returned as that status with the message
+ * recorded as the thread's last error, and `*out` is then left untouched.
+ * Returns a negative code on failure, also recorded as the last error.
+ */
+int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+	       Porter__V1__Response **out);
+
+/*
+ * Like pconn_call but a response with an error status is also returned in
+ * `*out` (so callers can read its details); the return value is still the
+ * status.
+ */
+int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
+		    enum pconn_retry retry, Porter__V1__Response **out);
+
+/* A fresh request id, unique within this process. Thread safe. */
+uint64_t pconn_next_id(void);
+
+/* This process's random client instance id, as sent in Hello. */
+uint64_t pconn_instance(void);
+
+/* Records `code` and a formatted message as the thread's last error;
+ * returns `code`. */
+int pconn_set_error(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Clears the thread's last error. */
+void pconn_clear_error(void);
+
+#endif

@@ -1,0 +1,143 @@
+/* porter - the public core calls of libporter; see porter.h. */
+#include "porter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pconn.h"
+#include "sockpath.h"
+
+const char *porter_version(void)
+{
+	return PORTER_VERSION_STRING;
+}
+
+int porter_socket_path(char *buf, size_t cap)
+{
+	if (!buf)
+		return PORTER_E_INVAL;
+	const char *env = getenv("PORTER_SOCKET");
+	if (env && env[0]) {
+		size_t n = strlen(env);
+		if (n >= cap)
+			return PORTER_E_INVAL;
+		memcpy(buf, env, n + 1);
+		return (int)n;
+	}
+	return sockpath_default(buf, cap);
+}
+
+int porter_ping(const void *payload, size_t len, int timeout_ms)
+{
+	if (!payload && len)
+		return pconn_set_error(PORTER_E_INVAL, "payload is NULL but len is %zu", len);
+
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+	Porter__V1__Response *resp = NULL;
+	ping.payload.data = (uint8_t *)payload;
+	ping.payload.len = len;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_PING ||
+	    resp->ping->payload.len != len ||
+	    (len && memcmp(resp->ping->payload.data, payload, len) != 0))
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "ping echo differs from the payload sent");
+	porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+struct porter_stats_snapshot {
+	size_t n;
+	porter_worker_stats *workers;
+	uint64_t uptime_ms;
+	char *version;
+};
+
+int porter_stats(porter_stats_snapshot **out, int timeout_ms)
+{
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__StatsRequest sreq = PORTER__V1__STATS_REQUEST__INIT;
+	Porter__V1__Response *resp = NULL;
+	porter_stats_snapshot *s = NULL;
+	req.body_case = PORTER__V1__REQUEST__BODY_STATS;
+	req.stats = &sreq;
+
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_STATS) {
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "stats reply missing");
+		goto out;
+	}
+	Porter__V1__StatsReply *sr = resp->stats;
+	s = calloc(1, sizeof(*s));
+	if (s) {
+		s->workers = calloc(sr->n_workers ? sr->n_workers : 1, sizeof(*s->workers));
+		s->version = strdup(sr->daemon_version ? sr->daemon_version : "");
+	}
+	if (!s || !s->workers || !s->version) {
+		porter_stats_free(s);
+		s = NULL;
+		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory");
+		goto out;
+	}
+	s->n = sr->n_workers;
+	s->uptime_ms = sr->uptime_ms;
+	for (size_t i = 0; i < sr->n_workers; i++) {
+		Porter__V1__WorkerStats *w = sr->workers[i];
+		s->workers[i] = (porter_worker_stats){
+			.worker = w->worker,
+			.connections = w->connections,
+			.requests = w->requests,
+			.inflight = w->inflight,
+			.errors = w->errors,
+			.bytes_in = w->bytes_in,
+			.bytes_out = w->bytes_out,
+		};
+	}
+	*out = s;
+out:
+	porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+size_t porter_stats_workers(const porter_stats_snapshot *s)
+{
+	return s ? s->n : 0;
+}
+
+int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
+			porter_worker_stats *out)
+{
+	if (!s || !out || i >= s->n)
+		return PORTER_E_INVAL;
+	*out = s->workers[i];
+	return 0;
+}
+
+uint64_t porter_stats_uptime_ms(const porter_stats_snapshot *s)
+{
+	return s ? s->uptime_ms : 0;
+}
+
+const char *porter_stats_daemon_version(const porter_stats_snapshot *s)
+{
+	return s && s->version ? s->version : "";
+}
+
+void porter_stats_free(porter_stats_snapshot *s)
+{
+	if (!s)
+		return;
+	free(s->workers);
+	free(s->version);
+	free(s);
+}

@@ -1,0 +1,496 @@
+/* config - the settings table, flags and file; see config.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "porter.h"
+#include "sockpath.h"
+
+enum key_type {
+	KT_U32,   /* uint32_t, bounded */
+	KT_U64,   /* uint64_t, bounded */
+	KT_PATH,  /* char[CONFIG_PATH_MAX] */
+	KT_STR,   /* char *, owned */
+	KT_LIST,  /* config_list, comma-separated */
+	KT_LEVEL, /* enum log_level */
+	KT_UIDS,  /* allow_uids + n_allow_uids */
+	KT_BOOL,  /* int: true/false/yes/no/1/0 */
+};
+
+typedef struct config_key {
+	const char *name;    /* flag without "--", and the file key */
+	char short_opt;      /* 0 when none */
+	enum key_type type;
+	size_t offset;       /* into struct config */
+	uint64_t min, max;   /* numeric bounds */
+	const char *def;     /* default, parsed like any value; NULL for none */
+	const char *arg;     /* metavariable for --help */
+	const char *help;
+} config_key;
+
+#define OFF(field) offsetof(config, field)
+
+/* Every setting, once. Defaults are strings so --help shows exactly what
+ * the parser applies. */
+static const config_key keys[] = {
+	{ "socket", 's', KT_PATH, OFF(socket_path), 0, 0, NULL, "PATH",
+	  "listen on PATH (default: $XDG_RUNTIME_DIR/porter/porter.sock, else /tmp/porter-$UID/porter.sock)" },
+	{ "workers", 'w', KT_U32, OFF(workers), 0, CONFIG_MAX_WORKERS, "0", "N",
+	  "worker loops; 0 means one per CPU" },
+	{ "log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
+	  "error, warn, info or debug" },
+	{ "allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",
+	  "comma-separated uids allowed to connect (default: the daemon's own uid)" },
+	{ "hello-max-frame", 0, KT_U32, OFF(hello_max_frame), 1024, 1u << 30, "65536", "BYTES",
+	  "largest frame accepted before Hello" },
+	{ "max-frame", 0, KT_U32, OFF(max_frame), 1024, 1u << 30, "16777216", "BYTES",
+	  "largest request frame" },
+	{ "max-inflight", 0, KT_U32, OFF(max_inflight), 1, 65536, "256", "N",
+	  "requests processed at once per connection (more are read as replies go out)" },
+	{ "output-cap", 0, KT_U64, OFF(output_cap), 4096, UINT64_MAX / 2, "67108864", "BYTES",
+	  "unsent reply bytes before a client that does not read is dropped" },
+	{ "idle-timeout", 0, KT_U32, OFF(idle_timeout_ms), 0, UINT32_MAX, "0", "MS",
+	  "close connections idle this long; 0 never" },
+	{ "frame-timeout", 0, KT_U32, OFF(frame_timeout_ms), 1, UINT32_MAX, "10000", "MS",
+	  "close connections stalled mid-frame (or silent before Hello) this long" },
+	{ "default-timeout", 0, KT_U32, OFF(default_timeout_ms), 1, UINT32_MAX, "30000", "MS",
+	  "deadline of requests that give none" },
+	{ "max-timeout", 0, KT_U32, OFF(max_timeout_ms), 1, UINT32_MAX, "3600000", "MS",
+	  "longest deadline honoured" },
+	{ "shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
+	  "time in-flight work gets to finish on SIGTERM" },
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const config_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	if (!s[0] || s[0] == '-' || isspace((unsigned char)s[0]))
+		return PORTER_E_INVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return PORTER_E_INVAL;
+	*out = v;
+	return 0;
+}
+
+static void list_clear(config_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/* Applies one value; on error writes the reason (no prefix) to `why`. */
+static int apply(config *c, const config_key *k, const char *v, char *why,
+		 size_t whylen)
+{
+	void *field = (char *)c + k->offset;
+	uint64_t u;
+
+	switch (k->type) {
+	case KT_U32:
+	case KT_U64:
+		if (parse_u64(v, k->min, k->max, &u)) {
+			snprintf(why, whylen, "expected an integer in %llu..%llu, got '%s'",
+				 (unsigned long long)k->min, (unsigned long long)k->max, v);
+			return PORTER_E_INVAL;
+		}
+		if (k->type == KT_U32)
+			*(uint32_t *)field = (uint32_t)u;
+		else
+			*(uint64_t *)field = u;
+		return 0;
+	case KT_PATH:
+		if (v[0] == '\0' || strlen(v) >= CONFIG_PATH_MAX) {
+			snprintf(why, whylen, "path empty or longer than %d bytes",
+				 CONFIG_PATH_MAX - 1);
+			return PORTER_E_INVAL;
+		}
+		strcpy((char *)field, v);
+		return 0;
+	case KT_STR: {
+		char *s = strdup(v);
+		if (!s) {
+			snprintf(why, whylen, "out of memory");
+			return PORTER_E_NOMEM;
+		}
+		free(*(char **)field);
+		*(char **)field = s;
+		return 0;
+	}
+	case KT_LIST: {
+		config_list nl = { 0 };
+		const char *p = v;
+		while (*p) {
+			const char *e = strchr(p, ',');
+			size_t n = e ? (size_t)(e - p) : strlen(p);
+			while (n && isspace((unsigned char)*p)) {
+				p++;
+				n--;
+			}
+			while (n && isspace((unsigned char)p[n - 1]))
+				n--;
+			if (n) {
+				char **items = realloc(nl.items, (nl.n + 1) * sizeof(*items));
+				char *item = items ? strndup(p, n) : NULL;
+				if (!item) {
+					free(items ? items : nl.items);
+					nl.items = NULL;
+					if (items)
+						nl.items = items;
+					list_clear(&nl);
+					snprintf(why, whylen, "out of memory");
+					return PORTER_E_NOMEM;
+				}
+				nl.items = items;
+				nl.items[nl.n++] = item;
+			}
+			if (!e)
+				break;
+			p = e + 1;
+		}
+		list_clear((config_list *)field);
+		*(config_list *)field = nl;
+		return 0;
+	}
+	case KT_LEVEL:
+		if (log_parse_level(v, (enum log_level *)field)) {
+			snprintf(why, whylen, "expected error, warn, info or debug, got '%s'", v);
+			return PORTER_E_INVAL;
+		}
+		return 0;
+	case KT_BOOL:
+		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on"))
+			*(int *)field = 1;
+		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off"))
+			*(int *)field = 0;
+		else {
+			snprintf(why, whylen, "expected true or false, got '%s'", v);
+			return PORTER_E_INVAL;
+		}
+		return 0;
+	case KT_UIDS: {
+		char buf[1024];
+		size_t n = 0;
+		uid_t uids[CONFIG_MAX_UIDS];
+		if (strlen(v) >= sizeof(buf)) {
+			snprintf(why, whylen, "list too long");
+			return PORTER_E_INVAL;
+		}
+		strcpy(buf, v);
+		char *save = NULL;
+		for (char *tok = strtok_r(buf, ", ", &save); tok;
+		     tok = strtok_r(NULL, ", ", &save)) {
+			if (n == CONFIG_MAX_UIDS || parse_u64(tok, 0, UINT32_MAX - 1, &u)) {
+				snprintf(why, whylen, "expected up to %d comma-separated uids, got '%s'",
+					 CONFIG_MAX_UIDS, v);
+				return PORTER_E_INVAL;
+			}
+			uids[n++] = (uid_t)u;
+		}
+		if (n == 0) {
+			snprintf(why, whylen, "expected at least one uid");
+			return PORTER_E_INVAL;
+		}
+		memcpy(c->allow_uids, uids, n * sizeof(uids[0]));
+		c->n_allow_uids = n;
+		return 0;
+	}
+	}
+	return PORTER_E_INVAL;
+}
+
+void config_defaults(config *c)
+{
+	char why[256];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].def)
+			apply(c, &keys[i], keys[i].def, why, sizeof(why));
+}
+
+void config_free(config *c)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		void *field = (char *)c + keys[i].offset;
+		if (keys[i].type == KT_STR) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		} else if (keys[i].type == KT_LIST) {
+			list_clear((config_list *)field);
+		}
+	}
+	free(c->config_file);
+	c->config_file = NULL;
+}
+
+void config_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: porterd [OPTION]...\n"
+		"Porter daemon: performs PostgreSQL, HTTP and file I/O for client\n"
+		"processes that talk to it over a Unix socket.\n"
+		"\n"
+		"  -c, --config FILE          read settings from FILE (keys as below, without --)\n"
+		"      --check-config         validate the settings, print them and exit\n"
+		"  -h, --help                 show this help and exit\n"
+		"  -V, --version              show the version and exit\n"
+		"\n"
+		"Settings (flag = file key; flags override the file):\n");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const config_key *k = &keys[i];
+		char lhs[64];
+		if (k->short_opt)
+			snprintf(lhs, sizeof(lhs), "-%c, --%s %s", k->short_opt, k->name, k->arg);
+		else
+			snprintf(lhs, sizeof(lhs), "    --%s %s", k->name, k->arg);
+		fprintf(out, "  %-27s %s", lhs, k->help);
+		if (k->def && k->def[0])
+			fprintf(out, " (default: %s)", k->def);
+		fputc('\n', out);
+	}
+	fprintf(out,
+		"\n"
+		"Exit status: 0 after a clean shutdown, 1 on a start-up failure, 2 on bad\n"
+		"usage or settings.\n");
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int config_load_file(config *c, const char *path, FILE *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(err, "porterd: %s: %s\n", path, strerror(errno));
+		return PORTER_E_INVAL;
+	}
+	char line[4096];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		size_t len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			fprintf(err, "porterd: %s:%d: line longer than %zu bytes\n",
+				path, lineno, sizeof(line) - 2);
+			rc = PORTER_E_INVAL;
+			break;
+		}
+		char *s = trim(line);
+		if (!*s || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			fprintf(err, "porterd: %s:%d: expected 'key = value'\n", path, lineno);
+			rc = PORTER_E_INVAL;
+			continue;
+		}
+		*eq = '\0';
+		char *key = trim(s), *val = trim(eq + 1);
+		/* Accept key_name as well as key-name. */
+		for (char *p = key; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		const config_key *k = find_key(key);
+		char why[256];
+		if (!k) {
+			fprintf(err, "porterd: %s:%d: %s: unknown key\n", path, lineno, key);
+			rc = PORTER_E_INVAL;
+		} else if (apply(c, k, val, why, sizeof(why)) < 0) {
+			fprintf(err, "porterd: %s:%d: %s: %s\n", path, lineno, key, why);
+			rc = PORTER_E_INVAL;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+enum { OPT_CHECK_CONFIG = 1000, OPT_KEY_BASE = 1100 };
+
+int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
+{
+	struct option opts[N_KEYS + 5];
+	char shorts[3 * N_KEYS + 8];
+	size_t ns = 0, no = 0;
+	int opt;
+
+	shorts[ns++] = ':';
+	shorts[ns++] = 'c';
+	shorts[ns++] = ':';
+	shorts[ns++] = 'h';
+	shorts[ns++] = 'V';
+	opts[no++] = (struct option){ "config", required_argument, NULL, 'c' };
+	opts[no++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK_CONFIG };
+	opts[no++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[no++] = (struct option){ "version", no_argument, NULL, 'V' };
+	for (size_t i = 0; i < N_KEYS; i++) {
+		opts[no++] = (struct option){ keys[i].name,
+					      keys[i].type == KT_BOOL ? optional_argument
+								      : required_argument,
+					      NULL, OPT_KEY_BASE + (int)i };
+		if (keys[i].short_opt) {
+			shorts[ns++] = keys[i].short_opt;
+			shorts[ns++] = ':';
+		}
+	}
+	opts[no] = (struct option){ NULL, 0, NULL, 0 };
+	shorts[ns] = '\0';
+
+	/* The file is applied first so that flags override it wherever they
+	 * appear on the command line. */
+	optind = 0; /* glibc: full re-initialisation, so tests can parse twice */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+		if (opt == 'c') {
+			free(c->config_file);
+			c->config_file = strdup(optarg);
+			if (!c->config_file || config_load_file(c, optarg, err) < 0)
+				return PORTER_E_INVAL;
+		}
+	}
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
+		const config_key *k = NULL;
+		char why[256];
+		switch (opt) {
+		case 'c':
+			continue;
+		case OPT_CHECK_CONFIG:
+			c->check_only = 1;
+			continue;
+		case 'h':
+			config_usage(out);
+			return 1;
+		case 'V':
+			fprintf(out, "porterd %s\n", PORTER_VERSION_STRING);
+			return 1;
+		case ':':
+			fprintf(err, "porterd: option '%s' needs a value\n", argv[optind - 1]);
+			return PORTER_E_INVAL;
+		case '?':
+			fprintf(err, "porterd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+			return PORTER_E_INVAL;
+		default:
+			break;
+		}
+		if (opt >= OPT_KEY_BASE && opt < OPT_KEY_BASE + (int)N_KEYS)
+			k = &keys[opt - OPT_KEY_BASE];
+		else
+			for (size_t i = 0; i < N_KEYS; i++)
+				if (keys[i].short_opt == opt)
+					k = &keys[i];
+		if (!k) {
+			fprintf(err, "porterd: unknown option (see --help)\n");
+			return PORTER_E_INVAL;
+		}
+		const char *v = optarg ? optarg : "true";
+		if (apply(c, k, v, why, sizeof(why)) < 0) {
+			fprintf(err, "porterd: --%s: %s\n", k->name, why);
+			return PORTER_E_INVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(err, "porterd: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return PORTER_E_INVAL;
+	}
+	if (c->max_frame < c->hello_max_frame)
+		c->hello_max_frame = c->max_frame;
+	if (c->default_timeout_ms > c->max_timeout_ms)
+		c->default_timeout_ms = c->max_timeout_ms;
+	return 0;
+}
+
+int config_resolve(config *c)
+{
+	if (c->socket_path[0] == '\0' &&
+	    sockpath_default(c->socket_path, sizeof(c->socket_path)) < 0)
+		return PORTER_E_INVAL;
+	if (c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->workers = n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
+	}
+	if (c->n_allow_uids == 0) {
+		c->allow_uids[0] = getuid();
+		c->n_allow_uids = 1;
+	}
+	return 0;
+}
+
+int config_uid_allowed(const config *c, uid_t uid)
+{
+	for (size_t i = 0; i < c->n_allow_uids; i++)
+		if (c->allow_uids[i] == uid)
+			return 1;
+	return 0;
+}
+
+void config_dump(const config *c, FILE *out)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const config_key *k = &keys[i];
+		const void *field = (const char *)c + k->offset;
+		fprintf(out, "%s = ", k->name);
+		switch (k->type) {
+		case KT_U32:
+			fprintf(out, "%u", *(const uint32_t *)field);
+			break;
+		case KT_U64:
+			fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)field);
+			break;
+		case KT_PATH:
+			fputs((const char *)field, out);
+			break;
+		case KT_STR:
+			fputs(*(char *const *)field ? *(char *const *)field : "", out);
+			break;
+		case KT_LIST: {
+			const config_list *l = field;
+			for (size_t j = 0; j < l->n; j++)
+				fprintf(out, "%s%s", j ? "," : "", l->items[j]);
+			break;
+		}
+		case KT_LEVEL: {
+			static const char *names[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warn",
+						       [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+			int l = *(const int *)field;
+			fputs(l >= 0 && l <= LOG_LVL_DEBUG && names[l] ? names[l] : "?", out);
+			break;
+		}
+		case KT_BOOL:
+			fputs(*(const int *)field ? "true" : "false", out);
+			break;
+		case KT_UIDS:
+			for (size_t j = 0; j < c->n_allow_uids; j++)
+				fprintf(out, "%s%u", j ? "," : "", (unsigned)c->allow_uids[j]);
+			break;
+		}
+		fputc('\n', out);
+	}
+}

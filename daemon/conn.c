@@ -1,0 +1,450 @@
+/* conn - one client connection; see conn.h. */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ops.h"
+#include "porter.h"
+#include "req.h"
+#include "stats.h"
+#include "worker.h"
+
+/* Read buffers larger than this are released whenever they fall idle. */
+#define CONN_KEEP_BUFFER (1024 * 1024)
+
+typedef struct conn_write {
+	uv_write_t req;
+	uint8_t *buf; /* owned: header and payload */
+} conn_write;
+
+static void process_frames(conn *c);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	conn *c = h->data;
+	if (--c->open_handles > 0)
+		return;
+	worker *w = c->w;
+	frame_reader_free(&c->rd);
+	stats_sub(&w->counters.connections, 1);
+	free(c);
+	worker_conn_freed(w);
+}
+
+void conn_close(conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	list_remove(&c->link);
+
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &c->reqs)
+		req_detach(list_entry(pos, req, link));
+	c->inflight = 0;
+
+	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	conn *c = t->data;
+	if (c->state == CONN_DRAINING)
+		log_debug("conn %llu: drain bound reached, closing",
+			  (unsigned long long)c->serial);
+	else if (c->partial)
+		log_info("conn %llu (pid %d): stalled mid-frame for %u ms, closing",
+			 (unsigned long long)c->serial, (int)c->pid,
+			 c->w->cfg->frame_timeout_ms);
+	else if (c->state == CONN_HELLO)
+		log_info("conn %llu (pid %d): no Hello within %u ms, closing",
+			 (unsigned long long)c->serial, (int)c->pid,
+			 c->w->cfg->frame_timeout_ms);
+	else
+		log_debug("conn %llu: idle, closing", (unsigned long long)c->serial);
+	conn_close(c);
+}
+
+/* Arms the one timer for whatever the connection is waiting on now. */
+static void update_timer(conn *c)
+{
+	const config *cfg = c->w->cfg;
+
+	if (c->state != CONN_HELLO && c->state != CONN_READY)
+		return;
+	if (c->reading && frame_reader_pending(&c->rd) > 0) {
+		/* Measured from the frame's first byte: trickling bytes does
+		 * not extend it. */
+		if (!c->partial) {
+			c->partial = 1;
+			uv_timer_start(&c->timer, on_timer, cfg->frame_timeout_ms, 0);
+		}
+		return;
+	}
+	c->partial = 0;
+	if (c->state == CONN_HELLO)
+		uv_timer_start(&c->timer, on_timer, cfg->frame_timeout_ms, 0);
+	else if (cfg->idle_timeout_ms && c->inflight == 0)
+		uv_timer_start(&c->timer, on_timer, cfg->idle_timeout_ms, 0);
+	else
+		uv_timer_stop(&c->timer);
+}
+
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+	conn *c = sr->data;
+	(void)status;
+	free(sr);
+	conn_close(c);
+}
+
+/* Closes after the queued replies are written, bounded by the timer. */
+static void close_after_flush(conn *c)
+{
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+	}
+	c->state = CONN_DRAINING;
+	uv_timer_start(&c->timer, on_timer, c->w->cfg->frame_timeout_ms, 0);
+
+	uv_shutdown_t *sr = malloc(sizeof(*sr));
+	if (!sr || uv_shutdown(sr, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
+		free(sr);
+		conn_close(c);
+		return;
+	}
+	sr->data = c;
+}
+
+/*
+ * A connection-level failure: tell the client why (id 0), cancel what is in
+ * flight and close once that reply is written.
+ */
+static void conn_fail(conn *c, int code, const char *msg)
+{
+	log_info("conn %llu (pid %d): %s, closing",
+		 (unsigned long long)c->serial, (int)c->pid, msg);
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	resp.status = code;
+	resp.message = (char *)msg;
+	conn_send(c, &resp);
+	stats_add(&c->w->counters.errors, 1);
+	if (c->state == CONN_CLOSING)
+		return;
+
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &c->reqs)
+		req_detach(list_entry(pos, req, link));
+	c->inflight = 0;
+	close_after_flush(c);
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+	conn_write *cw = (conn_write *)wr;
+	conn *c = wr->handle->data;
+	free(cw->buf);
+	free(cw);
+	if (status < 0 && status != UV_ECANCELED)
+		conn_close(c);
+}
+
+void conn_send(conn *c, const Porter__V1__Response *resp)
+{
+	const config *cfg = c->w->cfg;
+	uint8_t *buf;
+	size_t len;
+
+	if (c->state == CONN_CLOSING)
+		return;
+
+	int rc = frame_pack(&resp->base, cfg->max_frame, &buf, &len);
+	if (rc == PORTER_E_TOO_LARGE) {
+		Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
+		err.id = resp->id;
+		err.status = PORTER_E_TOO_LARGE;
+		err.message = "response exceeds the frame limit";
+		rc = frame_pack(&err.base, cfg->max_frame, &buf, &len);
+	}
+	if (rc < 0) {
+		log_error("conn %llu: cannot pack a reply (%s), closing",
+			  (unsigned long long)c->serial, porter_strerror(rc));
+		conn_close(c);
+		return;
+	}
+	stats_add(&c->w->counters.bytes_out, len);
+
+	/* Most replies are small and the socket has room: write them at once
+	 * and skip the write request. */
+	size_t off = 0;
+	if (c->pipe.write_queue_size == 0) {
+		uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+		if (n >= 0) {
+			off = (size_t)n;
+		} else if (n != UV_EAGAIN) {
+			free(buf);
+			conn_close(c);
+			return;
+		}
+	}
+	if (off == len) {
+		free(buf);
+		return;
+	}
+
+	conn_write *cw = malloc(sizeof(*cw));
+	if (!cw) {
+		free(buf);
+		conn_close(c);
+		return;
+	}
+	cw->buf = buf;
+	uv_buf_t b = uv_buf_init((char *)buf + off, (unsigned)(len - off));
+	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, &b, 1, on_write) < 0) {
+		free(buf);
+		free(cw);
+		conn_close(c);
+		return;
+	}
+	if (c->pipe.write_queue_size > cfg->output_cap) {
+		log_warn("conn %llu (pid %d): %zu reply bytes unread, over the output cap; dropping the client",
+			 (unsigned long long)c->serial, (int)c->pid,
+			 c->pipe.write_queue_size);
+		conn_close(c);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	conn *c = h->data;
+	uint8_t *p;
+	size_t n;
+	(void)suggested;
+
+	if (frame_reader_space(&c->rd, &p, &n) < 0) {
+		buf->base = NULL;
+		buf->len = 0; /* read callback gets UV_ENOBUFS */
+		return;
+	}
+	if (n > UINT32_MAX)
+		n = UINT32_MAX;
+	*buf = uv_buf_init((char *)p, (unsigned)n);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	conn *c = s->data;
+	(void)buf;
+
+	if (n < 0) {
+		if (n == UV_ENOBUFS)
+			log_warn("conn %llu: cannot buffer the next frame, closing",
+				 (unsigned long long)c->serial);
+		else if (n != UV_EOF)
+			log_debug("conn %llu: read: %s", (unsigned long long)c->serial,
+				  uv_strerror((int)n));
+		conn_close(c);
+		return;
+	}
+	if (n == 0)
+		return;
+	frame_reader_commit(&c->rd, (size_t)n);
+	stats_add(&c->w->counters.bytes_in, (uint64_t)n);
+	process_frames(c);
+}
+
+static int start_reading(conn *c)
+{
+	if (c->reading)
+		return 0;
+	int rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	if (rc == 0)
+		c->reading = 1;
+	return rc;
+}
+
+static void handle_hello(conn *c, Porter__V1__Request *msg)
+{
+	worker *w = c->w;
+	const config *cfg = w->cfg;
+
+	stats_add(&w->counters.requests, 1);
+	if (msg->body_case != PORTER__V1__REQUEST__BODY_HELLO) {
+		porter__v1__request__free_unpacked(msg, NULL);
+		conn_fail(c, PORTER_E_PROTOCOL, "the first request must be Hello");
+		return;
+	}
+
+	Porter__V1__Hello *h = msg->hello;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HelloReply hr = PORTER__V1__HELLO_REPLY__INIT;
+	resp.id = msg->id;
+	if (h->protocol != PORTER_PROTOCOL_VERSION) {
+		char text[128];
+		snprintf(text, sizeof(text),
+			 "protocol version %u not supported (daemon speaks %d)",
+			 h->protocol, PORTER_PROTOCOL_VERSION);
+		porter__v1__request__free_unpacked(msg, NULL);
+		conn_fail(c, PORTER_E_UNSUPPORTED, text);
+		return;
+	}
+
+	c->client_instance = h->client_instance;
+	log_debug("conn %llu: hello from pid %d uid %d (%s)",
+		  (unsigned long long)c->serial, (int)c->pid, (int)c->uid,
+		  h->client_name ? h->client_name : "");
+	c->state = CONN_READY;
+	frame_reader_set_limit(&c->rd, cfg->max_frame);
+
+	hr.protocol = PORTER_PROTOCOL_VERSION;
+	hr.daemon_version = PORTER_VERSION_STRING;
+	hr.max_frame = cfg->max_frame;
+	hr.max_inflight = cfg->max_inflight;
+	hr.worker = w->index;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_HELLO;
+	resp.hello = &hr;
+	conn_send(c, &resp);
+	porter__v1__request__free_unpacked(msg, NULL);
+}
+
+static void handle_frame(conn *c, const uint8_t *p, size_t len)
+{
+	Porter__V1__Request *msg = porter__v1__request__unpack(NULL, len, p);
+	if (!msg) {
+		conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
+		return;
+	}
+	if (c->state == CONN_HELLO) {
+		handle_hello(c, msg);
+		return;
+	}
+	req *r = req_new(c, msg);
+	if (!r) {
+		conn_fail(c, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	ops_dispatch(r);
+}
+
+static void process_frames(conn *c)
+{
+	/* Replies sent synchronously re-enter through conn_req_done; the
+	 * running loop below sees their effect, so no recursion per frame. */
+	if (c->processing)
+		return;
+	c->processing = 1;
+
+	while (c->state == CONN_HELLO || c->state == CONN_READY) {
+		if (c->inflight >= c->w->cfg->max_inflight) {
+			/* Backpressure: stop reading until replies go out. */
+			if (c->reading) {
+				uv_read_stop((uv_stream_t *)&c->pipe);
+				c->reading = 0;
+			}
+			break;
+		}
+		if (!c->reading && start_reading(c) < 0) {
+			conn_close(c);
+			break;
+		}
+		const uint8_t *p;
+		size_t len;
+		int rc = frame_reader_next(&c->rd, &p, &len);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			char text[128];
+			snprintf(text, sizeof(text),
+				 "frame of %u bytes exceeds the limit of %zu",
+				 frame_get_header(c->rd.buf + c->rd.start),
+				 c->rd.max_frame);
+			conn_fail(c, PORTER_E_TOO_LARGE, text);
+			break;
+		}
+		handle_frame(c, p, len);
+	}
+	if (c->state == CONN_HELLO || c->state == CONN_READY) {
+		frame_reader_trim(&c->rd, CONN_KEEP_BUFFER);
+		update_timer(c);
+	}
+	c->processing = 0;
+}
+
+void conn_req_done(conn *c)
+{
+	if (c->state == CONN_DRAINING) {
+		if (c->inflight == 0)
+			close_after_flush(c);
+		return;
+	}
+	if (c->state != CONN_READY)
+		return;
+	/* Resumes a connection paused at the in-flight limit, including any
+	 * whole frames already buffered. */
+	if (!c->reading)
+		process_frames(c);
+	else if (c->inflight == 0)
+		update_timer(c);
+}
+
+void conn_drain(conn *c)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
+		return;
+	if (c->inflight == 0) {
+		close_after_flush(c);
+		return;
+	}
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+	}
+	c->state = CONN_DRAINING;
+	uv_timer_stop(&c->timer); /* the worker's grace timer bounds this */
+}
+
+int conn_create(worker *w, int fd, uid_t uid, pid_t pid)
+{
+	conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		stats_sub(&w->counters.connections, 1); /* counted at hand-off */
+		return PORTER_E_NOMEM;
+	}
+	c->w = w;
+	c->serial = ++w->next_conn_serial;
+	c->uid = uid;
+	c->pid = pid;
+	c->state = CONN_HELLO;
+	list_init(&c->reqs);
+	list_push_back(&w->conns, &c->link);
+	frame_reader_init(&c->rd, w->cfg->hello_max_frame);
+
+	uv_pipe_init(&w->loop, &c->pipe, 0);
+	uv_timer_init(&w->loop, &c->timer);
+	c->pipe.data = c;
+	c->timer.data = c;
+	c->open_handles = 2;
+
+	int rc = uv_pipe_open(&c->pipe, fd);
+	if (rc < 0) {
+		log_warn("conn: uv_pipe_open: %s", uv_strerror(rc));
+		close(fd);
+		conn_close(c);
+		return PORTER_E_INTERNAL;
+	}
+	if (start_reading(c) < 0) {
+		conn_close(c);
+		return PORTER_E_INTERNAL;
+	}
+	update_timer(c);
+	log_debug("conn %llu: accepted on worker %u (pid %d uid %d)",
+		  (unsigned long long)c->serial, w->index, (int)pid, (int)uid);
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * conn - one client connection on a worker loop: reads frames, enforces the
+ * per-connection limits, dispatches requests and writes replies.
+ *
+ * Owned by one worker loop; not thread safe. A conn is freed only in the
+ * close callback of its last handle; code running inside one of its
+ * callbacks may call conn_close() and must not touch the conn afterwards
+ * except through the `state` check.
+ */
+#ifndef PORTER_CONN_H
+#define PORTER_CONN_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "frame.h"
+#include "list.h"
+#include "porter.pb-c.h"
+
+struct worker;
+
+enum conn_state {
+	CONN_HELLO,    /* accepted; only a Hello is accepted, small frame limit */
+	CONN_READY,    /* Hello done: requests flow, several may be in flight */
+	CONN_DRAINING, /* no more reads; closes once in-flight replies are sent */
+	CONN_CLOSING,  /* handles closing; freed in the last close callback */
+};
+
+typedef struct conn {
+	struct worker *w;
+	list link;              /* in w->conns */
+	uint64_t serial;        /* for logs */
+	enum conn_state state;
+	uv_pipe_t pipe;
+	uv_timer_t timer;       /* frame stall, idle, drain bound */
+	int open_handles;       /* closed handles still to call back */
+	frame_reader rd;
+	int reading;            /* uv_read_start is active */
+	int processing;         /* inside process_frames (no re-entry) */
+	int partial;            /* a frame has begun but not ended */
+	uid_t uid;              /* peer credentials from SO_PEERCRED */
+	pid_t pid;
+	uint64_t client_instance; /* from Hello: names the client process */
+	uint32_t inflight;      /* requests dispatched and not yet answered */
+	list reqs;              /* struct req.link, in-flight */
+} conn;
+
+/* Starts serving `fd` on worker `w`. Returns 0, or <0 (fd closed). */
+int conn_create(struct worker *w, int fd, uid_t uid, pid_t pid);
+
+/*
+ * Stops reading and closes once every in-flight reply has been written (or
+ * the worker's grace timer forces it). Used for shutdown.
+ */
+void conn_drain(conn *c);
+
+/* Closes now: in-flight requests are detached and cancelled. Idempotent. */
+void conn_close(conn *c);
+
+/* Packs and queues `resp` (owned by the caller). Used by req. */
+void conn_send(conn *c, const Porter__V1__Response *resp);
+
+/* Called by req when a request of `c` has been answered. */
+void conn_req_done(conn *c);
+
+#endif

@@ -1,0 +1,51 @@
+/* porterd - entry point: settings, process-wide set-up, then the server. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "log.h"
+#include "porter.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+	config cfg;
+
+	log_init();
+	config_defaults(&cfg);
+	int rc = config_parse_args(&cfg, argc, argv, stdout, stderr);
+	if (rc != 0) {
+		config_free(&cfg);
+		return rc == 1 ? 0 : 2;
+	}
+	log_set_level(cfg.log_level);
+	if (config_resolve(&cfg) < 0) {
+		fprintf(stderr, "porterd: cannot work out the socket path; pass --socket\n");
+		config_free(&cfg);
+		return 2;
+	}
+	if (cfg.check_only) {
+		config_dump(&cfg, stdout);
+		printf("# configuration OK\n");
+		config_free(&cfg);
+		return 0;
+	}
+
+	/* A client that vanishes mid-write must give EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+
+	/* libuv's thread pool is process-wide and runs file operations and
+	 * blocking cancels for every worker; size it before first use unless
+	 * the operator did. */
+	if (!getenv("UV_THREADPOOL_SIZE")) {
+		char n[16];
+		unsigned size = cfg.workers * 2 < 4 ? 4 : cfg.workers * 2;
+		snprintf(n, sizeof(n), "%u", size > 128 ? 128 : size);
+		setenv("UV_THREADPOOL_SIZE", n, 1);
+	}
+
+	rc = server_run(&cfg);
+	config_free(&cfg);
+	return rc;
+}

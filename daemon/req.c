@@ -1,0 +1,99 @@
+/* req - one request in flight; see req.h. */
+#include "req.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "conn.h"
+#include "porter.h"
+#include "stats.h"
+#include "worker.h"
+
+req *req_new(conn *c, Porter__V1__Request *msg)
+{
+	worker *w = c->w;
+	req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		porter__v1__request__free_unpacked(msg, NULL);
+		return NULL;
+	}
+	uint64_t t = msg->timeout_ms ? msg->timeout_ms : w->cfg->default_timeout_ms;
+	if (t > w->cfg->max_timeout_ms)
+		t = w->cfg->max_timeout_ms;
+
+	r->c = c;
+	r->w = w;
+	r->id = msg->id;
+	r->msg = msg;
+	r->deadline = uv_now(&w->loop) + t;
+	list_push_back(&c->reqs, &r->link);
+	c->inflight++;
+	stats_add(&w->counters.requests, 1);
+	stats_add(&w->counters.inflight, 1);
+	return r;
+}
+
+void req_reply(req *r, Porter__V1__Response *resp)
+{
+	conn *c = r->c;
+
+	resp->id = r->id;
+	if (resp->status != 0)
+		stats_add(&r->w->counters.errors, 1);
+	if (c) {
+		list_remove(&r->link);
+		c->inflight--;
+		conn_send(c, resp);
+		conn_req_done(c);
+	}
+	stats_sub(&r->w->counters.inflight, 1);
+	porter__v1__request__free_unpacked(r->msg, NULL);
+	free(r);
+}
+
+static void fail_v(req *r, int code, Porter__V1__ErrorDetail *detail,
+		   const char *fmt, va_list ap)
+{
+	char text[1024];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	resp.status = code;
+	resp.message = text;
+	resp.error = detail;
+	req_reply(r, &resp);
+}
+
+void req_fail(req *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fail_v(r, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail,
+		     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fail_v(r, code, detail, fmt, ap);
+	va_end(ap);
+}
+
+uint64_t req_remaining_ms(const req *r)
+{
+	uint64_t now = uv_now(&r->w->loop);
+	return now >= r->deadline ? 0 : r->deadline - now;
+}
+
+void req_detach(req *r)
+{
+	list_remove(&r->link);
+	r->c = NULL;
+	if (r->cancel) {
+		void (*cancel)(req *) = r->cancel;
+		r->cancel = NULL;
+		cancel(r);
+	}
+}

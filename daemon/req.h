@@ -1,0 +1,71 @@
+/*
+ * req - one request in flight on a worker loop, from the frame that carried
+ * it to its single reply.
+ *
+ * Owned by the worker loop that read it; not thread safe. The module that
+ * performs the work holds the req until it calls req_reply() or req_fail()
+ * exactly once, which sends the response (if the connection is still open)
+ * and frees the req. When the connection closes first, the req is detached
+ * (r->c becomes NULL) and its `cancel` hook, if set, is called once; the
+ * module must still finish the req, and the reply is then discarded.
+ */
+#ifndef PORTER_REQ_H
+#define PORTER_REQ_H
+
+#include <stdint.h>
+
+#include "list.h"
+#include "porter.pb-c.h"
+
+struct conn;
+struct worker;
+
+typedef struct req {
+	struct conn *c;        /* NULL once the connection has gone */
+	struct worker *w;      /* the loop this req lives on */
+	list link;             /* in c->reqs while attached */
+	uint64_t id;           /* the client's request id */
+	uint64_t deadline;     /* uv_now() milliseconds */
+	Porter__V1__Request *msg; /* owned; freed with the req */
+	/* Set by the module performing the work: asks it to stop early.
+	 * Called at most once, on the loop thread. */
+	void (*cancel)(struct req *r);
+	void *op;              /* the module's state for this request */
+} req;
+
+/*
+ * Creates a req for `msg` (ownership of `msg` passes to the req, even on
+ * failure) on connection `c`, with its deadline computed from the request's
+ * timeout and the daemon's default and maximum. Returns NULL when out of
+ * memory.
+ */
+req *req_new(struct conn *c, Porter__V1__Request *msg);
+
+/*
+ * Sends `resp` (owned by the caller; its id is filled in here) and frees
+ * `r`. A response too large for a frame is replaced by a PORTER_E_TOO_LARGE
+ * error.
+ */
+void req_reply(req *r, Porter__V1__Response *resp);
+
+/* Replies with status `code` and a formatted message, and frees `r`. */
+void req_fail(req *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Like req_fail, with error details (`detail` owned by the caller, may be
+ * NULL).
+ */
+void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Milliseconds left before the deadline; 0 once it has passed. */
+uint64_t req_remaining_ms(const req *r);
+
+/*
+ * Detaches `r` from its connection (which is closing) and calls its cancel
+ * hook. Used by conn only.
+ */
+void req_detach(req *r);
+
+#endif

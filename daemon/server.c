@@ -1,0 +1,376 @@
+/* server - acceptor, hand-off, signals and shutdown; see server.h. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "porter.h"
+#include "porter.pb-c.h"
+#include "sockpath.h"
+
+/* Connections accepted per wake-up before other handles get a turn. */
+#define ACCEPT_BATCH 64
+/* Pause after running out of descriptors, so the loop does not spin. */
+#define ACCEPT_PAUSE_MS 100
+
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int make_dirs(const char *dir)
+{
+	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	size_t n = strlen(dir);
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/*
+ * The socket's directory must exist. When it is the default location (in a
+ * shared /tmp), it must also be ours and private, or another user could
+ * have planted it to intercept clients.
+ */
+static int prepare_dir(const char *path, int must_be_private)
+{
+	char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	snprintf(copy, sizeof(copy), "%s", path);
+	const char *dir = dirname(copy);
+	struct stat st;
+
+	int rc = make_dirs(dir);
+	if (rc < 0) {
+		log_error("cannot create directory %s: %s", dir, strerror(-rc));
+		return -1;
+	}
+	if (lstat(dir, &st) < 0) {
+		log_error("cannot stat %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("%s is not a directory", dir);
+		return -1;
+	}
+	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 077))) {
+		log_error("refusing to listen in %s: not a private directory of uid %u (owner %u, mode %03o)",
+			  dir, (unsigned)geteuid(), (unsigned)st.st_uid,
+			  (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Replaces a stale socket file left by a dead daemon; refuses to touch a
+ * live one or anything that is not a socket.
+ */
+static int clear_stale(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("%s exists and is not a socket; not replacing it", path);
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	int err = errno;
+	close(fd);
+	if (live) {
+		log_error("another daemon is listening on %s", path);
+		return -1;
+	}
+	if (err != ECONNREFUSED && err != ENOENT) {
+		log_error("cannot probe %s: %s", path, strerror(err));
+		return -1;
+	}
+	log_info("removing stale socket %s", path);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		log_error("cannot remove stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int open_listener(server *srv)
+{
+	const config *cfg = srv->cfg;
+	const char *path = cfg->socket_path;
+	char def[sizeof(cfg->socket_path)];
+	char lock_path[sizeof(cfg->socket_path) + 8];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	int is_default = sockpath_default(def, sizeof(def)) > 0 &&
+			 strcmp(def, path) == 0;
+	if (prepare_dir(path, is_default) < 0)
+		return -1;
+
+	/* The lock makes "is a daemon alive here?" race-free between two
+	 * daemons starting at once; it is held until the process exits. */
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	srv->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (srv->lock_fd < 0) {
+		log_error("cannot open %s: %s", lock_path, strerror(errno));
+		return -1;
+	}
+	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		log_error("another daemon owns %s (%s is locked)", path, lock_path);
+		return -1;
+	}
+	if (clear_stale(path) < 0)
+		return -1;
+
+	srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->listen_fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	/* Created 0600 from the start: no window where others could connect. */
+	mode_t old = umask(0177);
+	int rc = bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0) {
+		log_error("cannot bind %s: %s", path, strerror(errno));
+		return -1;
+	}
+	srv->created_socket = 1;
+	if (chmod(path, 0600) < 0 || stat(path, &st) < 0) {
+		log_error("cannot set the mode of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	srv->sock_dev = st.st_dev;
+	srv->sock_ino = st.st_ino;
+	if (listen(srv->listen_fd, SOMAXCONN) < 0) {
+		log_error("listen: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the socket file only if it is still the one we created. */
+static void remove_socket(server *srv)
+{
+	struct stat st;
+	if (!srv->created_socket)
+		return;
+	srv->created_socket = 0;
+	if (stat(srv->cfg->socket_path, &st) == 0 && st.st_dev == srv->sock_dev &&
+	    st.st_ino == srv->sock_ino)
+		unlink(srv->cfg->socket_path);
+}
+
+/* Tells a refused peer why before closing, so its call fails clearly. */
+static void refuse(server *srv, int fd, uid_t uid)
+{
+	char text[96];
+	uint8_t *buf;
+	size_t len;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+
+	snprintf(text, sizeof(text), "uid %u is not allowed to use this daemon",
+		 (unsigned)uid);
+	resp.status = PORTER_E_DENIED;
+	resp.message = text;
+	if (frame_pack(&resp.base, 4096, &buf, &len) == 0) {
+		/* A fresh socket's buffer has room; never block for this. */
+		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		free(buf);
+	}
+	close(fd);
+	srv->denied++;
+	log_info("refused a connection from uid %u", (unsigned)uid);
+}
+
+static worker *least_loaded(server *srv)
+{
+	worker *best = &srv->workers[0];
+	uint64_t min = stats_get(&best->counters.connections);
+	for (unsigned i = 1; i < srv->n_workers; i++) {
+		uint64_t n = stats_get(&srv->workers[i].counters.connections);
+		if (n < min) {
+			min = n;
+			best = &srv->workers[i];
+		}
+	}
+	return best;
+}
+
+static void on_listen_readable(uv_poll_t *p, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+	server *srv = t->data;
+	if (!srv->stopping)
+		uv_poll_start(&srv->listen_poll, UV_READABLE, on_listen_readable);
+}
+
+static void on_listen_readable(uv_poll_t *p, int status, int events)
+{
+	server *srv = p->data;
+	(void)events;
+	if (status < 0) {
+		log_warn("listening socket: %s", uv_strerror(status));
+		return;
+	}
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		int fd = accept4(srv->listen_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			log_warn("accept: %s; pausing accepts for %d ms",
+				 strerror(errno), ACCEPT_PAUSE_MS);
+			uv_poll_stop(&srv->listen_poll);
+			uv_timer_start(&srv->accept_pause, on_accept_resume,
+				       ACCEPT_PAUSE_MS, 0);
+			return;
+		}
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			log_warn("SO_PEERCRED: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (!config_uid_allowed(srv->cfg, cred.uid)) {
+			refuse(srv, fd, cred.uid);
+			continue;
+		}
+		if (worker_handoff(least_loaded(srv), fd, cred.uid, cred.pid) < 0)
+			close(fd);
+	}
+}
+
+static void on_listen_closed(uv_handle_t *h)
+{
+	server *srv = h->data;
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
+static void server_stop(server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	uv_close((uv_handle_t *)&srv->listen_poll, on_listen_closed);
+	uv_close((uv_handle_t *)&srv->accept_pause, NULL);
+	uv_close((uv_handle_t *)&srv->sig_term, NULL);
+	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+	remove_socket(srv);
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		worker_post_stop(&srv->workers[i]);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	server *srv = s->data;
+	log_info("received %s, shutting down (in-flight work gets up to %u ms)",
+		 signum == SIGTERM ? "SIGTERM" : "SIGINT",
+		 srv->cfg->shutdown_grace_ms);
+	server_stop(srv);
+}
+
+int server_run(const config *cfg)
+{
+	server srv;
+	int status = 1;
+	unsigned started = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	srv.listen_fd = -1;
+	srv.lock_fd = -1;
+	srv.start_ms = uv_hrtime() / 1000000;
+
+	if (uv_loop_init(&srv.loop) < 0) {
+		log_error("cannot create the acceptor loop");
+		return 1;
+	}
+	if (open_listener(&srv) < 0)
+		goto out;
+
+	srv.n_workers = cfg->workers;
+	srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
+	if (!srv.workers) {
+		log_error("out of memory");
+		goto out;
+	}
+	for (; started < srv.n_workers; started++) {
+		worker *w = &srv.workers[started];
+		if (worker_init(w, &srv, cfg, started) < 0 || worker_start(w) < 0) {
+			log_error("cannot start worker %u", started);
+			goto out;
+		}
+	}
+
+	uv_poll_init(&srv.loop, &srv.listen_poll, srv.listen_fd);
+	srv.listen_poll.data = &srv;
+	uv_timer_init(&srv.loop, &srv.accept_pause);
+	srv.accept_pause.data = &srv;
+	uv_signal_init(&srv.loop, &srv.sig_term);
+	uv_signal_init(&srv.loop, &srv.sig_int);
+	srv.sig_term.data = srv.sig_int.data = &srv;
+	uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv.sig_int, on_signal, SIGINT);
+	uv_poll_start(&srv.listen_poll, UV_READABLE, on_listen_readable);
+
+	log_info("porterd %s listening on %s with %u worker(s)",
+		 PORTER_VERSION_STRING, cfg->socket_path, srv.n_workers);
+	uv_run(&srv.loop, UV_RUN_DEFAULT);
+	status = 0;
+
+out:
+	if (!srv.stopping) {
+		/* Start-up failed part-way: stop what did start. */
+		srv.stopping = 1;
+		remove_socket(&srv);
+		for (unsigned i = 0; i < started; i++)
+			worker_post_stop(&srv.workers[i]);
+		status = 1;
+	}
+	for (unsigned i = 0; i < started; i++)
+		if (worker_join(&srv.workers[i]) != 0)
+			status = 1;
+	free(srv.workers);
+	if (srv.listen_fd >= 0)
+		close(srv.listen_fd);
+	int rc = uv_loop_close(&srv.loop);
+	if (rc != 0) {
+		log_error("acceptor: uv_loop_close: %s", uv_strerror(rc));
+		status = 1;
+	}
+	if (srv.lock_fd >= 0)
+		close(srv.lock_fd);
+	if (status == 0)
+		log_info("porterd stopped cleanly");
+	return status;
+}

@@ -1,0 +1,48 @@
+/* stats - per-worker counters and the Stats request; see stats.h. */
+#include "stats.h"
+
+#include <stdlib.h>
+
+#include "porter.h"
+#include "req.h"
+#include "server.h"
+#include "worker.h"
+
+void stats_handle(req *r)
+{
+	server *srv = r->w->srv;
+	unsigned n = srv->n_workers;
+	Porter__V1__WorkerStats *ws = calloc(n, sizeof(*ws));
+	Porter__V1__WorkerStats **wp = calloc(n, sizeof(*wp));
+	if (!ws || !wp) {
+		free(ws);
+		free(wp);
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		stats_counters *sc = &srv->workers[i].counters;
+		porter__v1__worker_stats__init(&ws[i]);
+		ws[i].worker = i;
+		ws[i].connections = stats_get(&sc->connections);
+		ws[i].requests = stats_get(&sc->requests);
+		ws[i].inflight = stats_get(&sc->inflight);
+		ws[i].errors = stats_get(&sc->errors);
+		ws[i].bytes_in = stats_get(&sc->bytes_in);
+		ws[i].bytes_out = stats_get(&sc->bytes_out);
+		wp[i] = &ws[i];
+	}
+
+	Porter__V1__StatsReply sr = PORTER__V1__STATS_REPLY__INIT;
+	sr.n_workers = n;
+	sr.workers = wp;
+	sr.uptime_ms = uv_hrtime() / 1000000 - srv->start_ms;
+	sr.daemon_version = PORTER_VERSION_STRING;
+
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_STATS;
+	resp.stats = &sr;
+	req_reply(r, &resp);
+	free(ws);
+	free(wp);
+}

@@ -1,0 +1,90 @@
+/*
+ * frame - the length-prefixed framing shared by porterd and libporter.
+ *
+ * A frame is a 4-byte big-endian payload length followed by the payload (one
+ * packed protobuf message). The reader accumulates bytes from any number of
+ * partial reads and yields whole frames; it checks a frame's declared length
+ * against its limit before reserving a byte for it, so a hostile length never
+ * drives an allocation.
+ *
+ * A frame_reader is owned by one thread (a worker loop or a client thread);
+ * it is not thread safe.
+ */
+#ifndef PORTER_FRAME_H
+#define PORTER_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#define FRAME_HEADER_SIZE 4u
+
+/* Bytes read into a fresh buffer when the next frame's size is not known. */
+#define FRAME_READ_CHUNK 65536u
+
+static inline void frame_put_header(uint8_t *hdr, uint32_t len)
+{
+	hdr[0] = (uint8_t)(len >> 24);
+	hdr[1] = (uint8_t)(len >> 16);
+	hdr[2] = (uint8_t)(len >> 8);
+	hdr[3] = (uint8_t)len;
+}
+
+static inline uint32_t frame_get_header(const uint8_t *hdr)
+{
+	return ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
+	       ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
+}
+
+typedef struct frame_reader {
+	uint8_t *buf;     /* owned; NULL until the first read */
+	size_t cap;       /* bytes allocated in buf */
+	size_t start;     /* first unconsumed byte */
+	size_t end;       /* one past the last byte read */
+	size_t max_frame; /* largest payload accepted */
+} frame_reader;
+
+/* Initialises an empty reader that accepts payloads up to `max_frame`. */
+void frame_reader_init(frame_reader *r, size_t max_frame);
+
+/* Frees the reader's buffer; the reader may be initialised again. */
+void frame_reader_free(frame_reader *r);
+
+/* Changes the limit (e.g. after Hello); applies to frames not yet begun. */
+void frame_reader_set_limit(frame_reader *r, size_t max_frame);
+
+/*
+ * Returns writable space for the next read in `*p`/`*n` (n >= 1). The space
+ * is sized for the frame in progress when its header has arrived, otherwise
+ * FRAME_READ_CHUNK. Returns 0, PORTER_E_TOO_LARGE when the pending header
+ * exceeds the limit, or PORTER_E_NOMEM.
+ */
+int frame_reader_space(frame_reader *r, uint8_t **p, size_t *n);
+
+/* Records that `n` bytes were written into the space last returned. */
+void frame_reader_commit(frame_reader *r, size_t n);
+
+/*
+ * Takes the next whole frame. Returns 1 with `*payload`/`*len` pointing into
+ * the reader's buffer (valid until the next call on the reader), 0 when no
+ * whole frame is buffered yet, or PORTER_E_TOO_LARGE when the next frame's
+ * declared length exceeds the limit (the reader is then unusable).
+ */
+int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);
+
+/* Bytes buffered that do not yet form a whole frame (0: between frames). */
+size_t frame_reader_pending(const frame_reader *r);
+
+/* Releases the buffer when it is idle and larger than `keep` bytes. */
+void frame_reader_trim(frame_reader *r, size_t keep);
+
+/*
+ * Packs `msg` into a new buffer holding header and payload. On success sets
+ * `*out` (owned by the caller, free()) and `*outlen` and returns 0; returns
+ * PORTER_E_TOO_LARGE when the payload exceeds `max_frame`, PORTER_E_NOMEM.
+ */
+int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out,
+	       size_t *outlen);
+
+#endif

@@ -1,0 +1,185 @@
+/* harness - real porterd processes for tests; see harness.h. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* No test daemon may live longer than this. */
+#define DAEMON_HARD_LIMIT_S 900
+
+long long th_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int can_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int spawn(th_daemon *d, const char *const *extra)
+{
+	const char *argv[64];
+	int n = 0;
+	argv[n++] = PORTERD_PATH;
+	argv[n++] = "--socket";
+	argv[n++] = d->socket;
+	for (; extra && *extra && n < 62; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		alarm(DAEMON_HARD_LIMIT_S);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	d->pid = pid;
+
+	long long until = th_now_ms() + 10000;
+	while (th_now_ms() < until) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			d->pid = 0;
+			th_daemon_dump_log(d);
+			return -1;
+		}
+		if (can_connect(d->socket)) {
+			setenv("PORTER_SOCKET", d->socket, 1);
+			return 0;
+		}
+		usleep(5000);
+	}
+	th_daemon_kill(d);
+	return -1;
+}
+
+int th_daemon_start(th_daemon *d, const char *const *extra)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/porter-test-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -1;
+	snprintf(d->socket, sizeof(d->socket), "%s/porter.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/porterd.log", d->dir);
+	return spawn(d, extra);
+}
+
+int th_daemon_restart(th_daemon *d, const char *const *extra)
+{
+	return spawn(d, extra);
+}
+
+int th_daemon_stop(th_daemon *d)
+{
+	if (!d->pid)
+		return -1;
+	kill(d->pid, SIGTERM);
+	long long until = th_now_ms() + 10000;
+	int status;
+	while (th_now_ms() < until) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		}
+		usleep(5000);
+	}
+	th_daemon_kill(d);
+	return -1;
+}
+
+void th_daemon_kill(th_daemon *d)
+{
+	if (!d->pid)
+		return;
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+}
+
+void th_daemon_cleanup(th_daemon *d)
+{
+	char path[192];
+	const char *files[] = { "porter.sock", "porter.sock.lock", "porterd.log" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", d->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(d->dir);
+}
+
+void th_daemon_dump_log(const th_daemon *d)
+{
+	FILE *f = fopen(d->log, "r");
+	char line[1024];
+	if (!f)
+		return;
+	fprintf(stderr, "---- porterd log (%s) ----\n", d->log);
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fprintf(stderr, "---- end of log ----\n");
+	fclose(f);
+}
+
+long th_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+int th_fd_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
+}

@@ -1,0 +1,255 @@
+/* Unit tests of the framing shared by porterd and libporter. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "porter.h"
+#include "porter.pb-c.h"
+
+/* Feeds `len` bytes into the reader in pieces of at most `step`. */
+static void feed(frame_reader *r, const uint8_t *data, size_t len, size_t step)
+{
+	while (len) {
+		uint8_t *p;
+		size_t n;
+		ck_assert_int_eq(frame_reader_space(r, &p, &n), 0);
+		ck_assert_uint_ge(n, 1);
+		size_t k = len < step ? len : step;
+		if (k > n)
+			k = n;
+		memcpy(p, data, k);
+		frame_reader_commit(r, k);
+		data += k;
+		len -= k;
+	}
+}
+
+static size_t make_frame(uint8_t *out, const char *payload)
+{
+	size_t n = strlen(payload);
+	frame_put_header(out, (uint32_t)n);
+	memcpy(out + 4, payload, n);
+	return n + 4;
+}
+
+START_TEST(header_round_trip)
+{
+	uint8_t h[4];
+	frame_put_header(h, 0x01020304u);
+	ck_assert_uint_eq(h[0], 1);
+	ck_assert_uint_eq(h[3], 4);
+	ck_assert_uint_eq(frame_get_header(h), 0x01020304u);
+	frame_put_header(h, 0xffffffffu);
+	ck_assert_uint_eq(frame_get_header(h), 0xffffffffu);
+}
+END_TEST
+
+START_TEST(byte_by_byte)
+{
+	frame_reader r;
+	uint8_t buf[64];
+	size_t n = make_frame(buf, "hello");
+	n += make_frame(buf + n, "world!");
+	frame_reader_init(&r, 1024);
+
+	const uint8_t *p;
+	size_t len;
+	/* Nothing is yielded until the whole first frame is in. */
+	for (size_t i = 0; i < 8; i++) {
+		ck_assert_int_eq(frame_reader_next(&r, &p, &len), 0);
+		feed(&r, buf + i, 1, 1);
+	}
+	ck_assert_uint_eq(frame_reader_pending(&r), 8);
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 0);
+	feed(&r, buf + 8, 1, 1);
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 1);
+	ck_assert_uint_eq(len, 5);
+	ck_assert(memcmp(p, "hello", 5) == 0);
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 0);
+	feed(&r, buf + 9, n - 9, 3);
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 1);
+	ck_assert_uint_eq(len, 6);
+	ck_assert(memcmp(p, "world!", 6) == 0);
+	ck_assert_uint_eq(frame_reader_pending(&r), 0);
+	frame_reader_free(&r);
+}
+END_TEST
+
+START_TEST(many_frames_in_one_read)
+{
+	frame_reader r;
+	uint8_t buf[4096];
+	size_t n = 0;
+	char payload[32];
+	for (int i = 0; i < 100; i++) {
+		snprintf(payload, sizeof(payload), "frame-%d", i);
+		n += make_frame(buf + n, payload);
+	}
+	frame_reader_init(&r, 1024);
+	feed(&r, buf, n, n);
+	for (int i = 0; i < 100; i++) {
+		const uint8_t *p;
+		size_t len;
+		ck_assert_int_eq(frame_reader_next(&r, &p, &len), 1);
+		snprintf(payload, sizeof(payload), "frame-%d", i);
+		ck_assert_uint_eq(len, strlen(payload));
+		ck_assert(memcmp(p, payload, len) == 0);
+	}
+	const uint8_t *p;
+	size_t len;
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 0);
+	frame_reader_free(&r);
+}
+END_TEST
+
+START_TEST(zero_length)
+{
+	frame_reader r;
+	uint8_t buf[4] = { 0, 0, 0, 0 };
+	frame_reader_init(&r, 1024);
+	feed(&r, buf, 4, 4);
+	const uint8_t *p;
+	size_t len = 99;
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 1);
+	ck_assert_uint_eq(len, 0);
+	/* An empty payload unpacks to a Request with no body, which the
+	 * daemon refuses as unsupported rather than crashing. */
+	Porter__V1__Request *req = porter__v1__request__unpack(NULL, 0, p);
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(req->body_case, PORTER__V1__REQUEST__BODY__NOT_SET);
+	porter__v1__request__free_unpacked(req, NULL);
+	frame_reader_free(&r);
+}
+END_TEST
+
+START_TEST(oversized_rejected_before_allocation)
+{
+	frame_reader r;
+	uint8_t hdr[4];
+	frame_reader_init(&r, 1024);
+	frame_put_header(hdr, 0xffffffffu); /* 4 GiB */
+	feed(&r, hdr, 4, 4);
+	size_t cap_before = r.cap;
+	const uint8_t *p;
+	size_t len;
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), PORTER_E_TOO_LARGE);
+	uint8_t *space;
+	size_t n;
+	ck_assert_int_eq(frame_reader_space(&r, &space, &n), PORTER_E_TOO_LARGE);
+	ck_assert_uint_eq(r.cap, cap_before);
+	ck_assert_uint_lt(r.cap, 1024 * 1024);
+	frame_reader_free(&r);
+
+	/* One byte over the limit is refused; exactly the limit is not. */
+	frame_reader_init(&r, 1024);
+	frame_put_header(hdr, 1025);
+	feed(&r, hdr, 4, 4);
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), PORTER_E_TOO_LARGE);
+	frame_reader_free(&r);
+	frame_reader_init(&r, 1024);
+	frame_put_header(hdr, 1024);
+	feed(&r, hdr, 4, 4);
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 0);
+	frame_reader_free(&r);
+}
+END_TEST
+
+START_TEST(declared_length_does_not_drive_allocation)
+{
+	/* A large legal frame announced but barely sent must not reserve its
+	 * full size: growth follows the bytes actually received. */
+	frame_reader r;
+	uint8_t hdr[4];
+	frame_reader_init(&r, 512u * 1024 * 1024);
+	frame_put_header(hdr, 500u * 1024 * 1024);
+	feed(&r, hdr, 4, 4);
+	uint8_t *p;
+	size_t n;
+	ck_assert_int_eq(frame_reader_space(&r, &p, &n), 0);
+	ck_assert_uint_le(r.cap, 4 * FRAME_READ_CHUNK);
+	frame_reader_free(&r);
+}
+END_TEST
+
+START_TEST(large_frame_split)
+{
+	frame_reader r;
+	size_t big = 3 * 1024 * 1024 + 17;
+	uint8_t *buf = malloc(big + 4);
+	frame_put_header(buf, (uint32_t)big);
+	for (size_t i = 0; i < big; i++)
+		buf[4 + i] = (uint8_t)(i * 7);
+	frame_reader_init(&r, 4 * 1024 * 1024);
+	feed(&r, buf, big + 4, 100000);
+	const uint8_t *p;
+	size_t len;
+	ck_assert_int_eq(frame_reader_next(&r, &p, &len), 1);
+	ck_assert_uint_eq(len, big);
+	ck_assert(memcmp(p, buf + 4, big) == 0);
+	/* Idle and large: trimming releases the buffer. */
+	frame_reader_trim(&r, 1024 * 1024);
+	ck_assert_ptr_null(r.buf);
+	frame_reader_free(&r);
+	free(buf);
+}
+END_TEST
+
+START_TEST(garbage_payload_does_not_unpack)
+{
+	/* Bytes that are not a protobuf Request: a field with wire type 7 and
+	 * a length running past the end. */
+	const uint8_t garbage[] = { 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x7f, 0x01 };
+	Porter__V1__Request *req =
+		porter__v1__request__unpack(NULL, sizeof(garbage), garbage);
+	ck_assert_ptr_null(req);
+}
+END_TEST
+
+START_TEST(pack_respects_limit)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+	uint8_t payload[2000];
+	memset(payload, 0xab, sizeof(payload));
+	ping.payload.data = payload;
+	ping.payload.len = sizeof(payload);
+	req.id = 7;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+
+	uint8_t *out;
+	size_t len;
+	ck_assert_int_eq(frame_pack(&req.base, 1024, &out, &len), PORTER_E_TOO_LARGE);
+	ck_assert_int_eq(frame_pack(&req.base, 4096, &out, &len), 0);
+	ck_assert_uint_eq(frame_get_header(out), len - 4);
+	Porter__V1__Request *back = porter__v1__request__unpack(NULL, len - 4, out + 4);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_uint_eq(back->id, 7);
+	ck_assert_uint_eq(back->ping->payload.len, sizeof(payload));
+	porter__v1__request__free_unpacked(back, NULL);
+	free(out);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("frame");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, header_round_trip);
+	tcase_add_test(tc, byte_by_byte);
+	tcase_add_test(tc, many_frames_in_one_read);
+	tcase_add_test(tc, zero_length);
+	tcase_add_test(tc, oversized_rejected_before_allocation);
+	tcase_add_test(tc, declared_length_does_not_drive_allocation);
+	tcase_add_test(tc, large_frame_split);
+	tcase_add_test(tc, garbage_payload_does_not_unpack);
+	tcase_add_test(tc, pack_respects_limit);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
