@@ -10,20 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctl.h"
 #include "porter.h"
-
-/* Exit codes, documented in --help. */
-enum {
-	EXIT_OK = 0,
-	EXIT_FAILED = 1,      /* the daemon answered with an error */
-	EXIT_USAGE = 2,       /* bad command line */
-	EXIT_UNREACHABLE = 3, /* no daemon, or it stopped answering */
-};
-
-typedef struct opts {
-	int json;
-	int timeout_ms;
-} opts;
 
 static void usage(FILE *out)
 {
@@ -50,7 +38,7 @@ static void usage(FILE *out)
 		"  3  daemon unreachable (not running, not answering, or connection lost)\n");
 }
 
-static int exit_code_for(int rc)
+int ctl_exit_code(int rc)
 {
 	switch (rc) {
 	case PORTER_OK:
@@ -67,14 +55,14 @@ static int exit_code_for(int rc)
 	}
 }
 
-static int fail(int rc)
+int ctl_fail(int rc)
 {
 	fprintf(stderr, "porterctl: %s (%s)\n", porter_last_error_message(),
 		porter_error_name(rc));
-	return exit_code_for(rc);
+	return ctl_exit_code(rc);
 }
 
-static int parse_int(const char *s, long min, long max, long *out)
+int ctl_parse_long(const char *s, long min, long max, long *out)
 {
 	char *end;
 	errno = 0;
@@ -106,7 +94,7 @@ static double percentile(const double *sorted, size_t n, double p)
 	return sorted[i - 1];
 }
 
-static int cmd_ping(const opts *o, int argc, char **argv)
+static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 {
 	long count = 5, interval = 200, size = 0;
 	int c;
@@ -114,15 +102,15 @@ static int cmd_ping(const opts *o, int argc, char **argv)
 	while ((c = getopt(argc, argv, "c:i:s:")) != -1) {
 		switch (c) {
 		case 'c':
-			if (parse_int(optarg, 1, 10000000, &count))
+			if (ctl_parse_long(optarg, 1, 10000000, &count))
 				goto bad;
 			break;
 		case 'i':
-			if (parse_int(optarg, 0, 3600000, &interval))
+			if (ctl_parse_long(optarg, 0, 3600000, &interval))
 				goto bad;
 			break;
 		case 's':
-			if (parse_int(optarg, 0, 1 << 20, &size))
+			if (ctl_parse_long(optarg, 0, 1 << 20, &size))
 				goto bad;
 			break;
 		default:
@@ -161,7 +149,7 @@ static int cmd_ping(const opts *o, int argc, char **argv)
 	}
 	int status = EXIT_OK;
 	if (rc < 0)
-		status = fail(rc);
+		status = ctl_fail(rc);
 	if (done > 0) {
 		double sum = 0;
 		for (long i = 0; i < done; i++)
@@ -185,7 +173,7 @@ bad:
 	return EXIT_USAGE;
 }
 
-static int cmd_stats(const opts *o, int argc, char **argv)
+static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
@@ -195,7 +183,7 @@ static int cmd_stats(const opts *o, int argc, char **argv)
 	porter_stats_snapshot *s;
 	int rc = porter_stats(&s, o->timeout_ms);
 	if (rc < 0)
-		return fail(rc);
+		return ctl_fail(rc);
 	size_t n = porter_stats_workers(s);
 	porter_worker_stats w, total = { 0 };
 	if (o->json) {
@@ -238,7 +226,7 @@ static int cmd_stats(const opts *o, int argc, char **argv)
 	return EXIT_OK;
 }
 
-static int cmd_version(const opts *o, int argc, char **argv)
+static int cmd_version(const ctl_opts *o, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
@@ -248,7 +236,7 @@ static int cmd_version(const opts *o, int argc, char **argv)
 	porter_stats_snapshot *s;
 	int rc = porter_stats(&s, o->timeout_ms);
 	if (rc < 0)
-		return fail(rc);
+		return ctl_fail(rc);
 	if (o->json)
 		printf("{\"client\":\"%s\",\"daemon\":\"%s\"}\n", porter_version(),
 		       porter_stats_daemon_version(s));
@@ -267,7 +255,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	opts o = { .json = 0, .timeout_ms = 5000 };
+	ctl_opts o = { .json = 0, .timeout_ms = 5000 };
 	long v;
 	int c;
 
@@ -281,7 +269,7 @@ int main(int argc, char **argv)
 			o.json = 1;
 			break;
 		case 't':
-			if (parse_int(optarg, 1, 24L * 3600 * 1000, &v)) {
+			if (ctl_parse_long(optarg, 1, 24L * 3600 * 1000, &v)) {
 				fprintf(stderr, "porterctl: --timeout: expected milliseconds, got '%s'\n", optarg);
 				return EXIT_USAGE;
 			}
@@ -302,12 +290,17 @@ int main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
-	if (strcmp(cmd, "ping") == 0)
-		return cmd_ping(&o, cargc, cargv);
-	if (strcmp(cmd, "stats") == 0)
-		return cmd_stats(&o, cargc, cargv);
-	if (strcmp(cmd, "version") == 0)
-		return cmd_version(&o, cargc, cargv);
+	static const struct {
+		const char *name;
+		int (*run)(const ctl_opts *o, int argc, char **argv);
+	} cmds[] = {
+		{ "ping", cmd_ping },
+		{ "stats", cmd_stats },
+		{ "version", cmd_version },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(cmd, cmds[i].name) == 0)
+			return cmds[i].run(&o, cargc, cargv);
 	fprintf(stderr, "porterctl: unknown command '%s' (see --help)\n", cmd);
 	return EXIT_USAGE;
 }
