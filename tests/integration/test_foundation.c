@@ -1,0 +1,676 @@
+/*
+ * Integration tests of the foundation: a real porterd, libporter from many
+ * threads, and raw sockets that misbehave.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "porter.h"
+#include "porter.pb-c.h"
+
+static th_daemon d;
+
+static void start(const char *const *extra)
+{
+	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
+}
+
+/* Stops the daemon and checks that it shut down cleanly (exit 0 means
+ * every loop closed with uv_loop_close() == 0). */
+static void stop_clean(void)
+{
+	porter_thread_disconnect();
+	int st = th_daemon_stop(&d);
+	if (st != 0)
+		th_daemon_dump_log(&d);
+	ck_assert_int_eq(st, 0);
+	th_daemon_cleanup(&d);
+}
+
+/* ---- raw protocol helpers ---- */
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void raw_write(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void raw_send(int fd, Porter__V1__Request *req)
+{
+	uint8_t *buf;
+	size_t len;
+	ck_assert_int_eq(frame_pack(&req->base, 1 << 24, &buf, &len), 0);
+	raw_write(fd, buf, len);
+	free(buf);
+}
+
+/* Reads one response; NULL on EOF or when nothing comes within timeout. */
+static Porter__V1__Response *raw_recv(int fd, frame_reader *r, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		if (frame_reader_next(r, &p, &len) == 1)
+			return porter__v1__response__unpack(NULL, len, p);
+		long long left = until - th_now_ms();
+		if (left <= 0)
+			return NULL;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) <= 0)
+			return NULL;
+		uint8_t *space;
+		size_t cap;
+		ck_assert_int_eq(frame_reader_space(r, &space, &cap), 0);
+		ssize_t n = recv(fd, space, cap, 0);
+		if (n <= 0)
+			return NULL;
+		frame_reader_commit(r, (size_t)n);
+	}
+}
+
+/* True when the peer closes the connection within timeout_ms. */
+static int raw_wait_closed(int fd, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	char buf[4096];
+	while (th_now_ms() < until) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 1;
+	}
+	return 0;
+}
+
+static void raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
+	hello.protocol = protocol;
+	hello.client_instance = 42;
+	hello.pid = (uint32_t)getpid();
+	hello.client_name = "raw";
+	req.id = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	raw_send(fd, &req);
+	Porter__V1__Response *resp = raw_recv(fd, r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, expect_status);
+	if (expect_status == 0) {
+		ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_HELLO);
+		ck_assert_uint_eq(resp->hello->protocol, PORTER_PROTOCOL_VERSION);
+		ck_assert_str_eq(resp->hello->daemon_version, PORTER_VERSION_STRING);
+	}
+	porter__v1__response__free_unpacked(resp, NULL);
+}
+
+/* ---- a background client that must never notice the misbehaviour ---- */
+
+typedef struct bystander {
+	pthread_t th;
+	atomic_int stop;
+	atomic_int ok, failed;
+	int last_error;
+} bystander;
+
+static void *bystander_main(void *arg)
+{
+	bystander *b = arg;
+	while (!atomic_load(&b->stop)) {
+		int rc = porter_ping("bystander", 9, 5000);
+		if (rc == 0) {
+			atomic_fetch_add(&b->ok, 1);
+		} else {
+			b->last_error = rc;
+			atomic_fetch_add(&b->failed, 1);
+		}
+		usleep(1000);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+static void bystander_start(bystander *b)
+{
+	memset(b, 0, sizeof(*b));
+	ck_assert_int_eq(pthread_create(&b->th, NULL, bystander_main, b), 0);
+}
+
+static void bystander_finish(bystander *b)
+{
+	atomic_store(&b->stop, 1);
+	pthread_join(b->th, NULL);
+	ck_assert_msg(atomic_load(&b->failed) == 0, "bystander saw %d failures (last %s)",
+		      atomic_load(&b->failed), porter_error_name(b->last_error));
+	ck_assert_int_gt(atomic_load(&b->ok), 0);
+}
+
+/* ---- tests ---- */
+
+START_TEST(ping_and_stats)
+{
+	const char *args[] = { "--workers", "3", NULL };
+	start(args);
+	const char payload[] = "a\0b\0c";
+	ck_assert_int_eq(porter_ping(payload, sizeof(payload), 2000), 0);
+	ck_assert_int_eq(porter_last_error(), 0);
+	ck_assert_int_eq(porter_ping(NULL, 0, 2000), 0);
+	ck_assert_int_eq(porter_ping(NULL, 5, 2000), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_last_error(), PORTER_E_INVAL);
+
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	ck_assert_uint_eq(porter_stats_workers(s), 3);
+	ck_assert_str_eq(porter_stats_daemon_version(s), PORTER_VERSION_STRING);
+	uint64_t conns = 0, reqs = 0, bytes_in = 0;
+	for (size_t i = 0; i < 3; i++) {
+		porter_worker_stats w;
+		ck_assert_int_eq(porter_stats_worker(s, i, &w), 0);
+		ck_assert_uint_eq(w.worker, i);
+		conns += w.connections;
+		reqs += w.requests;
+		bytes_in += w.bytes_in;
+	}
+	porter_worker_stats w;
+	ck_assert_int_eq(porter_stats_worker(s, 3, &w), PORTER_E_INVAL);
+	ck_assert_uint_eq(conns, 1);
+	ck_assert_uint_ge(reqs, 4); /* hello, two pings, stats */
+	ck_assert_uint_gt(bytes_in, 0);
+	porter_stats_free(s);
+	porter_stats_free(NULL);
+	stop_clean();
+}
+END_TEST
+
+#define PING_THREADS 64
+#define PINGS_PER_THREAD 1000
+
+typedef struct pinger {
+	pthread_t th;
+	int index;
+	int failures;
+	int first_error;
+} pinger;
+
+static void *pinger_main(void *arg)
+{
+	pinger *p = arg;
+	char payload[64];
+	for (int i = 0; i < PINGS_PER_THREAD; i++) {
+		/* A payload unique to this thread and call: a crossed reply
+		 * would fail porter_ping's echo check. */
+		int n = snprintf(payload, sizeof(payload), "thread %d call %d", p->index, i);
+		int rc = porter_ping(payload, (size_t)n, 10000);
+		if (rc != 0) {
+			if (!p->failures)
+				p->first_error = rc;
+			p->failures++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(many_threads_no_lost_or_crossed_replies)
+{
+	start(NULL);
+	static pinger p[PING_THREADS];
+	for (int i = 0; i < PING_THREADS; i++) {
+		p[i].index = i;
+		p[i].failures = 0;
+		ck_assert_int_eq(pthread_create(&p[i].th, NULL, pinger_main, &p[i]), 0);
+	}
+	int failures = 0;
+	for (int i = 0; i < PING_THREADS; i++) {
+		pthread_join(p[i].th, NULL);
+		ck_assert_msg(p[i].failures == 0, "thread %d: %d failures, first %s", i,
+			      p[i].failures, porter_error_name(p[i].first_error));
+		failures += p[i].failures;
+	}
+	ck_assert_int_eq(failures, 0);
+
+	/* The daemon saw every ping, and each thread's connection closed at
+	 * thread exit. */
+	porter_stats_snapshot *s = NULL;
+	long long until = th_now_ms() + 5000;
+	uint64_t conns, reqs;
+	do {
+		ck_assert_int_eq(porter_stats(&s, 2000), 0);
+		conns = reqs = 0;
+		for (size_t i = 0; i < porter_stats_workers(s); i++) {
+			porter_worker_stats w;
+			porter_stats_worker(s, i, &w);
+			conns += w.connections;
+			reqs += w.requests;
+		}
+		porter_stats_free(s);
+	} while (conns != 1 && th_now_ms() < until && usleep(20000) == 0);
+	ck_assert_uint_eq(conns, 1);
+	ck_assert_uint_ge(reqs, (uint64_t)PING_THREADS * (PINGS_PER_THREAD + 1));
+	stop_clean();
+}
+END_TEST
+
+START_TEST(pipelined_requests_all_answered)
+{
+	start(NULL);
+	int fd = raw_connect(d.socket);
+	frame_reader r;
+	frame_reader_init(&r, 1 << 24);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+
+	enum { N = 2000 };
+	/* All requests in one buffer, sent before reading any reply. */
+	uint8_t *all = NULL;
+	size_t total = 0;
+	for (uint64_t i = 0; i < N; i++) {
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+		char payload[32];
+		int n = snprintf(payload, sizeof(payload), "p%llu", (unsigned long long)i);
+		ping.payload.data = (uint8_t *)payload;
+		ping.payload.len = (size_t)n;
+		req.id = 1000 + i;
+		req.body_case = PORTER__V1__REQUEST__BODY_PING;
+		req.ping = &ping;
+		uint8_t *buf;
+		size_t len;
+		ck_assert_int_eq(frame_pack(&req.base, 1 << 20, &buf, &len), 0);
+		all = realloc(all, total + len);
+		memcpy(all + total, buf, len);
+		total += len;
+		free(buf);
+	}
+	raw_write(fd, all, total);
+	free(all);
+
+	static char seen[N];
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < N; i++) {
+		Porter__V1__Response *resp = raw_recv(fd, &r, 5000);
+		ck_assert_msg(resp != NULL, "reply %d missing", i);
+		ck_assert_int_eq(resp->status, 0);
+		uint64_t k = resp->id - 1000;
+		ck_assert_uint_lt(k, N);
+		ck_assert_int_eq(seen[k], 0);
+		seen[k] = 1;
+		char want[32];
+		int n = snprintf(want, sizeof(want), "p%llu", (unsigned long long)k);
+		ck_assert_uint_eq(resp->ping->payload.len, (size_t)n);
+		ck_assert(memcmp(resp->ping->payload.data, want, (size_t)n) == 0);
+		porter__v1__response__free_unpacked(resp, NULL);
+	}
+	frame_reader_free(&r);
+	close(fd);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(misbehaving_connections_are_closed_others_unaffected)
+{
+	const char *args[] = { "--frame-timeout", "300", NULL };
+	start(args);
+	bystander b;
+	bystander_start(&b);
+	frame_reader r;
+	Porter__V1__Response *resp;
+
+	/* Garbage as the first frame: an error reply, then close. */
+	int fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	const uint8_t garbage[] = { 0, 0, 0, 6, 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f };
+	raw_write(fd, garbage, sizeof(garbage));
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
+	porter__v1__response__free_unpacked(resp, NULL);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* Garbage after Hello. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	raw_write(fd, garbage, sizeof(garbage));
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
+	porter__v1__response__free_unpacked(resp, NULL);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* An oversized length (4 GiB): refused before any allocation. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 };
+	raw_write(fd, huge, sizeof(huge));
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, PORTER_E_TOO_LARGE);
+	porter__v1__response__free_unpacked(resp, NULL);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* Before Hello the limit is small: 1 MiB is refused. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	const uint8_t mib[] = { 0, 0x10, 0, 0 };
+	raw_write(fd, mib, sizeof(mib));
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, PORTER_E_TOO_LARGE);
+	porter__v1__response__free_unpacked(resp, NULL);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* A request before Hello. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+	req.id = 5;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+	raw_send(fd, &req);
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
+	porter__v1__response__free_unpacked(resp, NULL);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* A protocol version the daemon does not speak. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, 99, PORTER_E_UNSUPPORTED);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* Half a frame, then a stall: closed after the frame timeout. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	const uint8_t half[] = { 0, 0, 0, 100, 1, 2, 3 };
+	raw_write(fd, half, sizeof(half));
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+
+	/* Silent after connecting (no Hello): closed too. */
+	fd = raw_connect(d.socket);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+
+	/* Half a frame, then a disconnect. */
+	fd = raw_connect(d.socket);
+	raw_write(fd, half, sizeof(half));
+	close(fd);
+
+	/* An unknown request type is answered, not fatal. */
+	fd = raw_connect(d.socket);
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	const uint8_t unknown[] = { 0, 0, 0, 7, 0x08, 0x07, 0xba, 0x3e, 0x02, 0x08, 0x01 };
+	raw_write(fd, unknown, sizeof(unknown));
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_uint_eq(resp->id, 7);
+	ck_assert_int_eq(resp->status, PORTER_E_UNSUPPORTED);
+	porter__v1__response__free_unpacked(resp, NULL);
+	Porter__V1__Request again = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping p2 = PORTER__V1__PING__INIT;
+	again.id = 8;
+	again.body_case = PORTER__V1__REQUEST__BODY_PING;
+	again.ping = &p2;
+	raw_send(fd, &again);
+	resp = raw_recv(fd, &r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_uint_eq(resp->id, 8);
+	ck_assert_int_eq(resp->status, 0);
+	porter__v1__response__free_unpacked(resp, NULL);
+	close(fd);
+	frame_reader_free(&r);
+
+	bystander_finish(&b);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(reader_that_never_reads_is_dropped)
+{
+	const char *args[] = { "--output-cap", "1048576", NULL };
+	start(args);
+	bystander b;
+	bystander_start(&b);
+
+	int fd = raw_connect(d.socket);
+	frame_reader r;
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	/* Pings with 32 KiB payloads, never reading the echoes: once the
+	 * unsent replies pass the cap the daemon drops this client. */
+	static uint8_t payload[32768];
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+	ping.payload.data = payload;
+	ping.payload.len = sizeof(payload);
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+	uint8_t *buf;
+	size_t len;
+	ck_assert_int_eq(frame_pack(&req.base, 1 << 20, &buf, &len), 0);
+	int dropped = 0;
+	long long until = th_now_ms() + 20000;
+	size_t sent = 0;
+	while (!dropped && th_now_ms() < until) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if (pfd.revents & (POLLERR | POLLHUP)) {
+			dropped = 1;
+			break;
+		}
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			dropped = 1;
+		else if (n > 0)
+			sent += (size_t)n;
+	}
+	free(buf);
+	ck_assert_msg(dropped, "client never dropped after sending %zu bytes", sent);
+	ck_assert_uint_gt(sent, 1048576);
+	close(fd);
+	frame_reader_free(&r);
+	bystander_finish(&b);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(daemon_restart_and_reconnect)
+{
+	start(NULL);
+	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+
+	/* Clean restart: this thread's old connection is dead; the next
+	 * call reconnects by itself. */
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
+	ck_assert_int_eq(porter_ping("y", 1, 2000), 0);
+
+	/* SIGKILL leaves a stale socket file; the new daemon replaces it. */
+	th_daemon_kill(&d);
+	ck_assert_int_eq(access(d.socket, F_OK), 0);
+	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
+	ck_assert_int_eq(porter_ping("z", 1, 2000), 0);
+
+	/* Daemon gone: a clear error, no hang, then recovery. */
+	th_daemon_kill(&d);
+	long long t0 = th_now_ms();
+	int rc = porter_ping("w", 1, 3000);
+	ck_assert_int_eq(rc, PORTER_E_UNREACHABLE);
+	ck_assert_int_lt(th_now_ms() - t0, 3000);
+	ck_assert_int_eq(porter_last_error(), PORTER_E_UNREACHABLE);
+	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
+	ck_assert_int_eq(porter_ping("v", 1, 2000), 0);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(live_socket_is_not_stolen)
+{
+	start(NULL);
+	th_daemon second = d;
+	second.pid = 0;
+	/* Same socket path: the second daemon must refuse to start. */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 2);
+		execl(PORTERD_PATH, PORTERD_PATH, "--socket", d.socket, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 1);
+	(void)second;
+	ck_assert_int_eq(porter_ping("still here", 10, 2000), 0);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(daemon_absent_fails_fast)
+{
+	setenv("PORTER_SOCKET", "/tmp/porter-test-nonexistent/porter.sock", 1);
+	long long t0 = th_now_ms();
+	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_UNREACHABLE);
+	ck_assert_int_lt(th_now_ms() - t0, 2000);
+	ck_assert(strstr(porter_last_error_message(), "porter-test-nonexistent") != NULL);
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(&s, 2000), PORTER_E_UNREACHABLE);
+	ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(daemon_that_never_answers_times_out)
+{
+	/* A listening socket nobody serves: connect succeeds, no Hello. */
+	char dir[] = "/tmp/porter-test-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[100];
+	snprintf(path, sizeof(path), "%s/porter.sock", dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 16), 0);
+	setenv("PORTER_SOCKET", path, 1);
+
+	long long t0 = th_now_ms();
+	ck_assert_int_eq(porter_ping("x", 1, 300), PORTER_E_TIMEOUT);
+	long long took = th_now_ms() - t0;
+	ck_assert_int_ge(took, 290);
+	ck_assert_int_lt(took, 2300); /* bounded by its timeout, generous margin */
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(uid_not_allowed_is_refused)
+{
+	char other[16];
+	snprintf(other, sizeof(other), "%u", (unsigned)getuid() + 12345);
+	const char *args[] = { "--allow-uid", other, NULL };
+	start(args);
+	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_DENIED);
+	ck_assert(strstr(porter_last_error_message(), "not allowed") != NULL);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(shutdown_with_clients_connected)
+{
+	start(NULL);
+	/* Open connections on several threads, then stop: the daemon must
+	 * close them and exit cleanly, and callers must see an error, not
+	 * a hang. */
+	ck_assert_int_eq(porter_ping("a", 1, 2000), 0);
+	int fd = raw_connect(d.socket);
+	frame_reader r;
+	frame_reader_init(&r, 1 << 20);
+	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	int st = th_daemon_stop(&d);
+	ck_assert_int_eq(st, 0);
+	ck_assert(raw_wait_closed(fd, 5000));
+	close(fd);
+	frame_reader_free(&r);
+	ck_assert_int_eq(porter_ping("b", 1, 1000), PORTER_E_UNREACHABLE);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	Suite *s = suite_create("foundation");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, ping_and_stats);
+	tcase_add_test(tc, many_threads_no_lost_or_crossed_replies);
+	tcase_add_test(tc, pipelined_requests_all_answered);
+	tcase_add_test(tc, misbehaving_connections_are_closed_others_unaffected);
+	tcase_add_test(tc, reader_that_never_reads_is_dropped);
+	tcase_add_test(tc, daemon_restart_and_reconnect);
+	tcase_add_test(tc, live_socket_is_not_stolen);
+	tcase_add_test(tc, daemon_absent_fails_fast);
+	tcase_add_test(tc, daemon_that_never_answers_times_out);
+	tcase_add_test(tc, uid_not_allowed_is_refused);
+	tcase_add_test(tc, shutdown_with_clients_connected);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
