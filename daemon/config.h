@@ -47,6 +47,19 @@ typedef struct config {
 	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
 	int check_only;            /* --check-config: validate and exit */
+	/* HTTP */
+	uint64_t http_max_response; /* largest whole (unstreamed) response body */
+	uint32_t http_max_redirects; /* redirects followed at most */
+	uint32_t http_chunk_size;  /* stream chunk size (and its maximum) */
+	uint32_t http_stream_idle_ms; /* abort streams nobody pulls this long */
+	uint32_t http_max_streams; /* open streams per worker */
+	uint32_t http_connect_timeout_ms; /* bound of one connection attempt */
+	uint32_t http_max_host_connections; /* per worker and host; 0 unlimited */
+	config_list http_allow_hosts; /* empty: any host */
+	char *http_ca_file;        /* CA bundle, or NULL for libcurl's default */
+	char *http_ca_path;        /* CA directory, or NULL */
+	int http_tls_verify;       /* verify peer certificates and host names */
+	int http_share;            /* share DNS and TLS session caches across workers */
 } config;
 
 /* Fills `c` with the built-in defaults. */

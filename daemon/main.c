@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "porter.h"
 #include "server.h"
@@ -45,7 +46,14 @@ int main(int argc, char **argv)
 		setenv("UV_THREADPOOL_SIZE", n, 1);
 	}
 
+	/* libcurl's global set-up is not thread safe: before any worker. */
+	if (http_global_init(&cfg) < 0) {
+		fprintf(stderr, "porterd: libcurl could not be initialised\n");
+		config_free(&cfg);
+		return 1;
+	}
 	rc = server_run(&cfg);
+	http_global_cleanup();
 	config_free(&cfg);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* ops - request routing; see ops.h. */
 #include "ops.h"
 
+#include "http.h"
 #include "porter.h"
 #include "stats.h"
 
@@ -24,6 +25,15 @@ void ops_dispatch(req *r)
 		return;
 	case PORTER__V1__REQUEST__BODY_STATS:
 		stats_handle(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_HTTP:
+		http_handle(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_HTTP_FETCH:
+		http_handle_fetch(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_HTTP_CLOSE:
+		http_handle_close(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_HELLO:
 		req_fail(r, PORTER_E_PROTOCOL, "Hello was already exchanged on this connection");

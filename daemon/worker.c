@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "http.h"
 #include "log.h"
 #include "porter.h"
 
@@ -63,6 +64,10 @@ static void finish(worker *w)
 	if (w->state == WORKER_CLOSING)
 		return;
 	w->state = WORKER_CLOSING;
+	if (w->http) {
+		http_worker_close(w->http);
+		w->http = NULL;
+	}
 	uv_close((uv_handle_t *)&w->grace, on_closed_quietly);
 	inbox_close(&w->inbox, on_closed_quietly);
 }
@@ -146,6 +151,10 @@ int worker_init(worker *w, struct server *srv, const config *cfg,
 	}
 	uv_timer_init(&w->loop, &w->grace);
 	w->grace.data = w;
+	/* Without it the worker still serves everything but HTTP. */
+	w->http = http_worker_new(w);
+	if (!w->http)
+		log_error("worker %u: HTTP unavailable (libcurl multi handle not created)", index);
 	return 0;
 }
 

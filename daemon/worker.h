@@ -20,6 +20,7 @@
 
 struct server;
 struct conn;
+struct http_worker;
 
 /* Lifecycle of a worker, as seen from its own thread. */
 enum worker_state {
@@ -41,6 +42,7 @@ typedef struct worker {
 	stats_counters counters;
 	uint64_t next_conn_serial;
 	int loop_close_rc;     /* uv_loop_close() result, set at thread end */
+	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
 } worker;
 
 /* Sets up `w` (loop, inbox, timer) on the calling thread. 0 or <0. */

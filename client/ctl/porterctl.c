@@ -24,6 +24,8 @@ static void usage(FILE *out)
 		"                      round trips to the daemon; prints min/avg/p50/p99 latency\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
+		"  http get|post|request [METHOD] URL [-H HDR] [-d DATA|@FILE] [-o FILE] [-i] [-L] [-f]\n"
+		"                      HTTP through the daemon, curl-like (see 'http --help')\n"
 		"\n"
 		"Options:\n"
 		"  -S, --socket PATH   daemon socket (default: $PORTER_SOCKET, else the daemon's default)\n"
@@ -297,6 +299,7 @@ int main(int argc, char **argv)
 		{ "ping", cmd_ping },
 		{ "stats", cmd_stats },
 		{ "version", cmd_version },
+		{ "http", ctl_http },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmd, cmds[i].name) == 0)

@@ -186,6 +186,171 @@ PORTER_API void porter_stats_free(porter_stats_snapshot *s);
  */
 PORTER_API void porter_thread_disconnect(void);
 
+/* ------------------------------------------------------------------------
+ * HTTP
+ *
+ * porterd performs the request with libcurl on its event loops; only http
+ * and https URLs are accepted, for the first request and for every
+ * redirect, and the daemon's configuration may restrict the hosts. TLS
+ * certificates are verified unless the daemon is configured otherwise.
+ * Any HTTP status (404, 500 ...) is a successful call: the status is in
+ * the response. Failures to get a response are negative codes:
+ * PORTER_E_HTTP_SCHEME, _HOST, _REDIRECTS, _TOO_LARGE, _CONNECT, _TLS,
+ * PORTER_E_TIMEOUT, PORTER_E_HTTP for anything else.
+ * ------------------------------------------------------------------------ */
+
+/* Per-request options. A NULL options pointer means all zero. */
+typedef struct porter_http_options {
+	int follow_redirects;         /* nonzero: follow 301/302/303/307/308 */
+	uint32_t max_redirects;       /* 0: the daemon's limit (default 10) */
+	uint64_t max_response;        /* largest body accepted; 0: the daemon's
+				       * limit (default 8 MiB for whole
+				       * responses, none for streams) */
+	uint32_t transfer_timeout_ms; /* 0: the call's timeout bounds the
+				       * transfer (streams: no overall bound) */
+	uint32_t chunk_size;          /* streams: bytes per chunk; 0: default */
+} porter_http_options;
+
+/* Where the time of a request went, in microseconds. namelookup, connect,
+ * tls and first_byte count from the start of the last redirect hop; total
+ * spans all hops. tls_us is 0 for plain http. */
+typedef struct porter_http_timings {
+	uint64_t namelookup_us;
+	uint64_t connect_us;
+	uint64_t tls_us;
+	uint64_t first_byte_us;
+	uint64_t total_us;
+} porter_http_timings;
+
+/* Opaque HTTP response; freed with porter_http_response_free(). */
+typedef struct porter_http_response porter_http_response;
+
+/*
+ * Performs an HTTP request through porterd.
+ *   method   "GET", "POST", "PUT", "DELETE", "HEAD" ...; NULL means GET.
+ *   url      NUL-terminated, not NULL.
+ *   headers  `n_headers` NUL-terminated "Name: value" lines; may be NULL
+ *            when n_headers is 0. An empty value ("Name:") sends the
+ *            header empty.
+ *   body     `body_len` bytes (may contain NULs); NULL when body_len is 0.
+ *   opts     may be NULL.
+ *   timeout_ms  bounds the whole call (0: the library default, 5000).
+ * On success stores a new response in `*out` (not NULL; owned by the
+ * caller, free with porter_http_response_free) and returns 0; `*out` is
+ * untouched on failure. Blocks the calling thread for at most timeout_ms.
+ * The whole body is returned at once, so it is limited to the daemon's
+ * http-max-response; use porter_http_stream_open for larger bodies.
+ * GET and HEAD are retried once on a fresh connection if the daemon
+ * connection broke; other methods are not (PORTER_E_CONN_LOST).
+ */
+PORTER_API int porter_http_request(const char *method, const char *url,
+				   const char *const *headers, size_t n_headers,
+				   const void *body, size_t body_len,
+				   const porter_http_options *opts, int timeout_ms,
+				   porter_http_response **out);
+
+/* GET `url`, following redirects. Same contract as porter_http_request. */
+PORTER_API int porter_http_get(const char *url, int timeout_ms,
+			       porter_http_response **out);
+
+/* POST `json` (`len` bytes) with "Content-Type: application/json",
+ * following redirects. Same contract as porter_http_request. */
+PORTER_API int porter_http_post_json(const char *url, const char *json, size_t len,
+				     int timeout_ms, porter_http_response **out);
+
+/*
+ * The HTTP status carried by the calling thread's last failed HTTP call
+ * (for example the 302 of a redirect that was refused), or 0 when the peer
+ * gave none. Valid until the thread's next porter_* call.
+ */
+PORTER_API int porter_http_last_status(void);
+
+/* The response's HTTP status code. `r` not NULL. */
+PORTER_API int porter_http_response_status(const porter_http_response *r);
+
+/*
+ * The value of the first header named `name` (compared case-insensitively),
+ * or NULL when there is none. Owned by `r`, valid until it is freed.
+ */
+PORTER_API const char *porter_http_response_header(const porter_http_response *r,
+						   const char *name);
+
+/* Number of response headers, in the order received (repeats kept). */
+PORTER_API size_t porter_http_response_header_count(const porter_http_response *r);
+
+/*
+ * Header `i` (< header_count): stores pointers owned by `r` in `*name` and
+ * `*value` (either may be NULL). Returns 0, or PORTER_E_INVAL when out of
+ * range.
+ */
+PORTER_API int porter_http_response_header_at(const porter_http_response *r, size_t i,
+					      const char **name, const char **value);
+
+/*
+ * The body: returns a pointer owned by `r` (never NULL, even when empty)
+ * and stores its length in `*len` (may be NULL). Binary safe.
+ */
+PORTER_API const void *porter_http_response_body(const porter_http_response *r,
+						 size_t *len);
+
+/* URL of the final response, after redirects; owned by `r`, never NULL. */
+PORTER_API const char *porter_http_response_effective_url(const porter_http_response *r);
+
+/* Redirects followed to reach the final response. */
+PORTER_API uint32_t porter_http_response_redirects(const porter_http_response *r);
+
+/* Copies the timing breakdown into `*out` (not NULL). For a stream they
+ * are known only after its end; before that all are 0. */
+PORTER_API void porter_http_response_timings(const porter_http_response *r,
+					     porter_http_timings *out);
+
+/* Frees a response; NULL is accepted and ignored. */
+PORTER_API void porter_http_response_free(porter_http_response *r);
+
+/*
+ * Streaming: the body is pulled chunk by chunk, so it can be of any size;
+ * the daemon holds at most about one chunk per stream and pauses the
+ * transfer while the caller does not read. A stream is a handle owned by
+ * the caller; it is named by an id in the daemon, so it may be read from
+ * any thread (one at a time) of the process, on the daemon worker that
+ * serves the opening thread's connection. The daemon aborts a stream that
+ * is not read for its http-stream-idle time (default 60 s).
+ */
+typedef struct porter_http_stream porter_http_stream;
+
+/*
+ * Starts a request like porter_http_request and waits for its status and
+ * headers (and the first chunk). On success stores a new stream in `*out`
+ * (free with porter_http_stream_close) and returns 0.
+ */
+PORTER_API int porter_http_stream_open(const char *method, const char *url,
+				       const char *const *headers, size_t n_headers,
+				       const void *body, size_t body_len,
+				       const porter_http_options *opts, int timeout_ms,
+				       porter_http_stream **out);
+
+/*
+ * The response head (status, headers, effective URL; the body is empty;
+ * timings are filled once the stream has ended). Owned by `s`.
+ */
+PORTER_API const porter_http_response *porter_http_stream_response(const porter_http_stream *s);
+
+/*
+ * Reads the next chunk: stores a pointer owned by `s` (valid until the
+ * next read or close) in `*data` and its length in `*len`, and returns 1;
+ * returns 0 at the end of the body; a negative code on failure (the
+ * transfer failed, PORTER_E_TIMEOUT when nothing arrived within
+ * timeout_ms). Blocks for at most timeout_ms (0: the default).
+ */
+PORTER_API int porter_http_stream_read(porter_http_stream *s, const void **data,
+				       size_t *len, int timeout_ms);
+
+/*
+ * Frees `s`; a stream not read to its end is aborted in the daemon (this
+ * waits up to one second for the daemon to confirm). NULL is accepted.
+ */
+PORTER_API void porter_http_stream_close(porter_http_stream *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,370 @@
+/* http - the HTTP calls of libporter; see porter.h. */
+#include "porter.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pconn.h"
+
+/* Wait for the daemon to confirm an abandoned stream, at most. */
+#define STREAM_CLOSE_TIMEOUT_MS 1000
+
+struct porter_http_response {
+	/* Everything below points into this unpacked message (zero copy). */
+	Porter__V1__Response *msg;
+	Porter__V1__HttpResponse *hr;
+	porter_http_timings timings;
+};
+
+struct porter_http_stream {
+	porter_http_response head; /* status, headers; msg owned */
+	uint64_t id;
+	int more;                  /* the daemon has more to give */
+	Porter__V1__Response *cur; /* the chunk last handed out, owned */
+};
+
+static __thread int last_http_status;
+
+int porter_http_last_status(void)
+{
+	return last_http_status;
+}
+
+/* Splits "Name: value" lines into HttpHeader messages (pointing into the
+ * caller's strings, names copied). Returns 0 or a code. */
+static int build_headers(const char *const *lines, size_t n,
+			 Porter__V1__HttpHeader **hv_out, Porter__V1__HttpHeader ***hp_out)
+{
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+	*hv_out = NULL;
+	*hp_out = NULL;
+	if (n == 0)
+		return 0;
+	if (!lines)
+		return pconn_set_error(PORTER_E_INVAL, "headers is NULL");
+	hv = calloc(n, sizeof(*hv));
+	hp = calloc(n, sizeof(*hp));
+	if (!hv || !hp)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		const char *l = lines[i];
+		const char *colon = l ? strchr(l, ':') : NULL;
+		if (!colon || colon == l) {
+			for (size_t j = 0; j < i; j++)
+				free(hv[j].name);
+			free(hv);
+			free(hp);
+			return pconn_set_error(PORTER_E_INVAL,
+					       "header %zu is not a 'Name: value' line", i);
+		}
+		porter__v1__http_header__init(&hv[i]);
+		hv[i].name = strndup(l, (size_t)(colon - l));
+		if (!hv[i].name) {
+			for (size_t j = 0; j < i; j++)
+				free(hv[j].name);
+			goto nomem;
+		}
+		const char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		hv[i].value = (char *)v;
+		hp[i] = &hv[i];
+	}
+	*hv_out = hv;
+	*hp_out = hp;
+	return 0;
+nomem:
+	free(hv);
+	free(hp);
+	return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+}
+
+static void free_headers(Porter__V1__HttpHeader *hv, size_t n,
+			 Porter__V1__HttpHeader **hp)
+{
+	for (size_t i = 0; hv && i < n; i++)
+		free(hv[i].name);
+	free(hv);
+	free(hp);
+}
+
+static void set_timings(porter_http_response *r, const Porter__V1__HttpTimings *t)
+{
+	if (!t)
+		return;
+	r->timings.namelookup_us = t->namelookup_us;
+	r->timings.connect_us = t->connect_us;
+	r->timings.tls_us = t->tls_us;
+	r->timings.first_byte_us = t->first_byte_us;
+	r->timings.total_us = t->total_us;
+}
+
+/* Sends one HTTP request message; on success `*out` holds a response
+ * whose body is HTTP. */
+static int call_http(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		     Porter__V1__Response **out)
+{
+	Porter__V1__Response *resp = NULL;
+	last_http_status = 0;
+	int rc = pconn_call_full(req, timeout_ms, retry, &resp);
+	if (rc < 0) {
+		if (resp) {
+			if (resp->error)
+				last_http_status = resp->error->http_status;
+			porter__v1__response__free_unpacked(resp, NULL);
+		}
+		return rc;
+	}
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_HTTP) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_PROTOCOL, "HTTP reply missing");
+	}
+	*out = resp;
+	return 0;
+}
+
+static int start(const char *method, const char *url, const char *const *headers,
+		 size_t n_headers, const void *body, size_t body_len,
+		 const porter_http_options *opts, int stream, int timeout_ms,
+		 Porter__V1__Response **out)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+	int rc;
+
+	if (!url || !out)
+		return pconn_set_error(PORTER_E_INVAL, "url or out is NULL");
+	if (body_len && !body)
+		return pconn_set_error(PORTER_E_INVAL, "body is NULL but body_len is not 0");
+	rc = build_headers(headers, n_headers, &hv, &hp);
+	if (rc < 0)
+		return rc;
+	hr.method = (char *)(method ? method : "GET");
+	hr.url = (char *)url;
+	hr.n_headers = n_headers;
+	hr.headers = hp;
+	hr.body.data = (uint8_t *)body;
+	hr.body.len = body_len;
+	if (opts) {
+		hr.follow_redirects = opts->follow_redirects != 0;
+		hr.max_redirects = opts->max_redirects;
+		hr.max_response = opts->max_response;
+		hr.transfer_timeout_ms = opts->transfer_timeout_ms;
+		hr.chunk_size = opts->chunk_size;
+	}
+	hr.stream = stream;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP;
+	req.http = &hr;
+	/* Only safe methods may be sent twice. */
+	int safe = strcasecmp(hr.method, "GET") == 0 || strcasecmp(hr.method, "HEAD") == 0;
+	rc = call_http(&req, timeout_ms, safe ? PCONN_IDEMPOTENT : PCONN_ONCE, out);
+	free_headers(hv, n_headers, hp);
+	return rc;
+}
+
+int porter_http_request(const char *method, const char *url, const char *const *headers,
+			size_t n_headers, const void *body, size_t body_len,
+			const porter_http_options *opts, int timeout_ms,
+			porter_http_response **out)
+{
+	Porter__V1__Response *resp = NULL;
+	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, timeout_ms, &resp);
+	if (rc < 0)
+		return rc;
+	porter_http_response *r = calloc(1, sizeof(*r));
+	if (!r) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	r->msg = resp;
+	r->hr = resp->http;
+	set_timings(r, r->hr->timings);
+	*out = r;
+	return 0;
+}
+
+int porter_http_get(const char *url, int timeout_ms, porter_http_response **out)
+{
+	porter_http_options o = { .follow_redirects = 1 };
+	return porter_http_request("GET", url, NULL, 0, NULL, 0, &o, timeout_ms, out);
+}
+
+int porter_http_post_json(const char *url, const char *json, size_t len, int timeout_ms,
+			  porter_http_response **out)
+{
+	static const char *const h[] = { "Content-Type: application/json" };
+	porter_http_options o = { .follow_redirects = 1 };
+	return porter_http_request("POST", url, h, 1, json, len, &o, timeout_ms, out);
+}
+
+int porter_http_response_status(const porter_http_response *r)
+{
+	return r->hr->status;
+}
+
+const char *porter_http_response_header(const porter_http_response *r, const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < r->hr->n_headers; i++)
+		if (strcasecmp(r->hr->headers[i]->name, name) == 0)
+			return r->hr->headers[i]->value;
+	return NULL;
+}
+
+size_t porter_http_response_header_count(const porter_http_response *r)
+{
+	return r->hr->n_headers;
+}
+
+int porter_http_response_header_at(const porter_http_response *r, size_t i,
+				   const char **name, const char **value)
+{
+	if (i >= r->hr->n_headers)
+		return PORTER_E_INVAL;
+	if (name)
+		*name = r->hr->headers[i]->name;
+	if (value)
+		*value = r->hr->headers[i]->value;
+	return 0;
+}
+
+const void *porter_http_response_body(const porter_http_response *r, size_t *len)
+{
+	if (len)
+		*len = r->hr->body.len;
+	return r->hr->body.data ? (const void *)r->hr->body.data : (const void *)"";
+}
+
+const char *porter_http_response_effective_url(const porter_http_response *r)
+{
+	return r->hr->effective_url ? r->hr->effective_url : "";
+}
+
+uint32_t porter_http_response_redirects(const porter_http_response *r)
+{
+	return r->hr->redirects;
+}
+
+void porter_http_response_timings(const porter_http_response *r, porter_http_timings *out)
+{
+	*out = r->timings;
+}
+
+void porter_http_response_free(porter_http_response *r)
+{
+	if (!r)
+		return;
+	porter__v1__response__free_unpacked(r->msg, NULL);
+	free(r);
+}
+
+/* ---- streams ---- */
+
+int porter_http_stream_open(const char *method, const char *url, const char *const *headers,
+			    size_t n_headers, const void *body, size_t body_len,
+			    const porter_http_options *opts, int timeout_ms,
+			    porter_http_stream **out)
+{
+	Porter__V1__Response *resp = NULL;
+	int rc = start(method, url, headers, n_headers, body, body_len, opts, 1, timeout_ms, &resp);
+	if (rc < 0)
+		return rc;
+	porter_http_stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	/* The head and the first chunk share one message: the stream keeps
+	 * it as the head and hands out its body once. */
+	s->head.msg = resp;
+	s->head.hr = resp->http;
+	s->id = resp->http->stream_id;
+	s->more = resp->more;
+	set_timings(&s->head, resp->http->timings);
+	*out = s;
+	return 0;
+}
+
+const porter_http_response *porter_http_stream_response(const porter_http_stream *s)
+{
+	return &s->head;
+}
+
+static int first_chunk_taken(const porter_http_stream *s)
+{
+	return s->head.hr->body.len == 0;
+}
+
+int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len,
+			    int timeout_ms)
+{
+	if (!s || !data || !len)
+		return pconn_set_error(PORTER_E_INVAL, "NULL argument");
+	if (s->cur) {
+		porter__v1__response__free_unpacked(s->cur, NULL);
+		s->cur = NULL;
+	}
+	if (!first_chunk_taken(s)) {
+		/* Hand out the first chunk, then forget it so the head
+		 * reads as bodiless. The bytes stay in the head's message
+		 * until the next read, which only touches s->cur. */
+		*data = s->head.hr->body.data;
+		*len = s->head.hr->body.len;
+		s->head.hr->body.len = 0;
+		pconn_clear_error();
+		return 1;
+	}
+	while (s->more) {
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
+		Porter__V1__Response *resp = NULL;
+		f.stream_id = s->id;
+		req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+		req.http_fetch = &f;
+		int rc = call_http(&req, timeout_ms, PCONN_ONCE, &resp);
+		if (rc < 0) {
+			/* A failed transfer ends the stream in the daemon;
+			 * a timed-out pull may be repeated. */
+			if (rc != PORTER_E_TIMEOUT)
+				s->more = 0;
+			return rc;
+		}
+		s->more = resp->more;
+		set_timings(&s->head, resp->http->timings);
+		if (resp->http->body.len) {
+			s->cur = resp;
+			*data = resp->http->body.data;
+			*len = resp->http->body.len;
+			return 1;
+		}
+		porter__v1__response__free_unpacked(resp, NULL);
+	}
+	*data = "";
+	*len = 0;
+	pconn_clear_error();
+	return 0;
+}
+
+void porter_http_stream_close(porter_http_stream *s)
+{
+	if (!s)
+		return;
+	if (s->more && s->id) {
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__HttpClose c = PORTER__V1__HTTP_CLOSE__INIT;
+		Porter__V1__Response *resp = NULL;
+		c.stream_id = s->id;
+		req.body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
+		req.http_close = &c;
+		/* Best effort: the daemon's idle timeout aborts it anyway. */
+		if (pconn_call(&req, STREAM_CLOSE_TIMEOUT_MS, PCONN_IDEMPOTENT, &resp) == 0)
+			porter__v1__response__free_unpacked(resp, NULL);
+	}
+	if (s->cur)
+		porter__v1__response__free_unpacked(s->cur, NULL);
+	porter__v1__response__free_unpacked(s->head.msg, NULL);
+	free(s);
+}

@@ -1,0 +1,1252 @@
+/* http - libcurl multi-socket on a worker loop; see http.h. */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "list.h"
+#include "log.h"
+#include "porter.h"
+#include "req.h"
+#include "worker.h"
+
+/* Header bytes accepted per response before the transfer is aborted. */
+#define HTTP_MAX_HEADER_BYTES (256 * 1024)
+/* Room kept in a frame for status, headers and framing beside the body. */
+#define HTTP_FRAME_HEADROOM (HTTP_MAX_HEADER_BYTES + 64 * 1024)
+/* How often idle streams and overdue pulls are looked for. */
+#define HTTP_SWEEP_MS 1000
+/* A request is answered this long before its deadline when the transfer
+ * cannot make it, so the reply reaches the client before it gives up. */
+#define HTTP_DEADLINE_MARGIN_MS 50
+
+/* ---- process-wide state ---- */
+
+static CURLSH *g_share;
+static pthread_mutex_t g_share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
+{
+	(void)h;
+	(void)a;
+	(void)u;
+	pthread_mutex_lock(&g_share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *u)
+{
+	(void)h;
+	(void)u;
+	pthread_mutex_unlock(&g_share_locks[data]);
+}
+
+int http_global_init(const config *cfg)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return PORTER_E_INTERNAL;
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	if (!(v->features & CURL_VERSION_ASYNCHDNS))
+		log_warn("libcurl %s has no asynchronous resolver: host name lookups will block a worker loop; use IP addresses or a libcurl built with the threaded resolver",
+			 v->version);
+	if (!cfg->http_share)
+		return 0;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&g_share_locks[i], NULL);
+	g_share = curl_share_init();
+	if (!g_share)
+		return PORTER_E_NOMEM;
+	curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	return 0;
+}
+
+void http_global_cleanup(void)
+{
+	if (g_share) {
+		curl_share_cleanup(g_share);
+		g_share = NULL;
+		for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+			pthread_mutex_destroy(&g_share_locks[i]);
+	}
+	curl_global_cleanup();
+}
+
+/* ---- per-worker state ---- */
+
+/* One socket libcurl asked us to watch. */
+typedef struct http_sock {
+	uv_poll_t poll;
+	http_worker *hw;
+	curl_socket_t fd;
+	list link;          /* hw->socks while open */
+} http_sock;
+
+/* Where a transfer stands. */
+enum xfer_state {
+	XFER_RUNNING, /* in the multi handle, moving data */
+	XFER_DONE,    /* ended; a stream keeps its last chunk or error for a pull */
+	XFER_REAPING, /* abandoned; removed from the multi and freed on the next reap */
+};
+
+typedef struct http_header {
+	char *name;
+	char *value;
+} http_header;
+
+typedef struct http_xfer {
+	http_worker *hw;
+	list link;                /* hw->xfers, or hw->reap while REAPING */
+	enum xfer_state state;
+	CURL *easy;
+	int in_multi;             /* added to hw->multi */
+	req *r;                   /* waits for the next reply; NULL when none does */
+
+	/* What to send. */
+	char *method;
+	char *url;                /* current hop */
+	struct curl_slist *hdrs;
+	uint8_t *body;
+	size_t body_len;
+	int follow;
+	unsigned max_redirects;
+	unsigned redirects;
+	uint64_t limit;           /* largest body accepted; 0 none */
+	uint64_t received;        /* body bytes of the final hop so far */
+
+	/* Streaming. */
+	int stream;
+	uint64_t stream_id;
+	size_t chunk_cap;
+	int paused;               /* the write callback returned PAUSE */
+	int sent_head;            /* status and headers went out */
+	uint64_t idle_since;      /* uv_now() when the last pull was answered */
+
+	/* The response of the current hop. */
+	long status;
+	http_header *headers;
+	size_t n_headers, cap_headers;
+	size_t header_bytes;
+	int discard;              /* this hop is a redirect we follow: drop its body */
+	int head_done;            /* the final response's headers are complete */
+	uint8_t *buf;             /* body (or the current chunk of it) */
+	size_t len, cap;
+
+	/* Outcome. */
+	int too_large;
+	int err;                  /* PORTER_E_* once failed, else 0 */
+	char err_msg[CURL_ERROR_SIZE + 64];
+	char curl_err[CURL_ERROR_SIZE];
+	uint64_t start_ns;
+	Porter__V1__HttpTimings timings;
+} http_xfer;
+
+struct http_worker {
+	worker *w;
+	CURLM *multi;
+	uv_timer_t timer;   /* libcurl's single timeout */
+	uv_timer_t reap;    /* deferred removals and the stream sweep */
+	int open_handles;   /* handles not yet called back after uv_close */
+	int closing;
+	list socks;         /* http_sock.link */
+	list xfers;         /* http_xfer.link, running or done */
+	list reap_list;     /* http_xfer.link, REAPING */
+	unsigned n_streams;
+};
+
+static void drain_info(http_worker *hw);
+static void xfer_free(http_xfer *x);
+static void schedule_reap(http_worker *hw);
+
+static void maybe_free_hw(http_worker *hw)
+{
+	if (hw->closing && hw->open_handles == 0)
+		free(hw);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	http_worker *hw = h->data;
+	hw->open_handles--;
+	maybe_free_hw(hw);
+}
+
+/* ---- sockets ---- */
+
+static void on_sock_closed(uv_handle_t *h)
+{
+	http_sock *s = h->data;
+	http_worker *hw = s->hw;
+	free(s);
+	hw->open_handles--;
+	maybe_free_hw(hw);
+}
+
+static void sock_close(http_sock *s)
+{
+	list_remove(&s->link);
+	list_init(&s->link);
+	/* uv_close stops the poll and drops the fd from epoll now, so the fd
+	 * may be closed (or reused) as soon as this returns. */
+	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+static http_sock *sock_find(http_worker *hw, curl_socket_t fd)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &hw->socks) {
+		http_sock *s = list_entry(pos, http_sock, link);
+		if (s->fd == fd)
+			return s;
+	}
+	return NULL;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	http_sock *s = p->data;
+	http_worker *hw = s->hw;
+	int flags = 0;
+	int running;
+	if (status < 0) {
+		/* An error or hang-up on the socket (a reset): let libcurl
+		 * read or write it, so it reports the real cause. */
+		flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
+	} else {
+		if (events & UV_READABLE)
+			flags |= CURL_CSELECT_IN;
+		if (events & UV_WRITABLE)
+			flags |= CURL_CSELECT_OUT;
+	}
+	curl_multi_socket_action(hw->multi, s->fd, flags, &running);
+	drain_info(hw);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: libcurl tells what to watch on `fd`. Only
+ * libuv calls and curl_multi_assign happen here. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
+			  void *socketp)
+{
+	(void)easy;
+	http_worker *hw = userp;
+	http_sock *s = socketp;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s && !uv_is_closing((uv_handle_t *)&s->poll))
+			sock_close(s);
+		curl_multi_assign(hw->multi, fd, NULL);
+		return 0;
+	}
+	if (!s) {
+		/* A watcher left on this fd number by a socket closed behind
+		 * our back would steal the new socket's events: drop it. */
+		http_sock *stale = sock_find(hw, fd);
+		if (stale)
+			sock_close(stale);
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		if (uv_poll_init_socket(&hw->w->loop, &s->poll, fd) < 0) {
+			free(s);
+			return -1;
+		}
+		s->hw = hw;
+		s->fd = fd;
+		s->poll.data = s;
+		hw->open_handles++;
+		list_push_back(&hw->socks, &s->link);
+		curl_multi_assign(hw->multi, fd, s);
+	}
+	int ev = 0;
+	if (what & CURL_POLL_IN)
+		ev |= UV_READABLE;
+	if (what & CURL_POLL_OUT)
+		ev |= UV_WRITABLE;
+	uv_poll_start(&s->poll, ev, on_poll);
+	return 0;
+}
+
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+				    struct curl_sockaddr *a)
+{
+	(void)clientp;
+	(void)purpose;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the poll handle goes before the fd does. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+	http_worker *hw = clientp;
+	http_sock *s = sock_find(hw, fd);
+	if (s) {
+		sock_close(s);
+		curl_multi_assign(hw->multi, fd, NULL);
+	}
+	return close(fd);
+}
+
+/* ---- libcurl's timer ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	http_worker *hw = t->data;
+	int running;
+	curl_multi_socket_action(hw->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	drain_info(hw);
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer, replaced by each call; -1 deletes
+ * it. A 0 ms timeout fires on the next loop iteration, never from here. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	http_worker *hw = userp;
+	if (timeout_ms < 0)
+		uv_timer_stop(&hw->timer);
+	else
+		uv_timer_start(&hw->timer, on_timer, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+/* ---- response building ---- */
+
+static void headers_clear(http_xfer *x)
+{
+	for (size_t i = 0; i < x->n_headers; i++) {
+		free(x->headers[i].name);
+		free(x->headers[i].value);
+	}
+	x->n_headers = 0;
+	x->header_bytes = 0;
+}
+
+static const char *header_get(const http_xfer *x, const char *name)
+{
+	for (size_t i = 0; i < x->n_headers; i++)
+		if (strcasecmp(x->headers[i].name, name) == 0)
+			return x->headers[i].value;
+	return NULL;
+}
+
+static int is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+/* CURLOPT_HEADERFUNCTION: keeps the headers of the latest response only
+ * (each redirect hop and each 1xx starts a new block). */
+static size_t on_header(char *b, size_t size, size_t n, void *ud)
+{
+	http_xfer *x = ud;
+	size_t len = size * n;
+	(void)size;
+	if (x->state == XFER_REAPING)
+		return 0;
+	if (len >= 5 && memcmp(b, "HTTP/", 5) == 0) {
+		headers_clear(x);
+		x->discard = 0;
+		x->head_done = 0;
+		x->status = 0;
+		const char *sp = memchr(b, ' ', len);
+		if (sp && (size_t)(sp - b) + 4 <= len)
+			x->status = strtol(sp + 1, NULL, 10);
+		return len;
+	}
+	x->header_bytes += len;
+	if (x->header_bytes > HTTP_MAX_HEADER_BYTES) {
+		x->too_large = 1;
+		return 0;
+	}
+	while (len && (b[len - 1] == '\n' || b[len - 1] == '\r'))
+		len--;
+	if (len == 0) {
+		/* End of a header block. */
+		if (x->follow && is_redirect(x->status) && header_get(x, "Location"))
+			x->discard = 1;
+		else if (x->status >= 200)
+			x->head_done = 1;
+		return size * n;
+	}
+	const char *colon = memchr(b, ':', len);
+	if (!colon)
+		return size * n; /* folded continuation or junk: ignored */
+	const char *v = colon + 1, *end = b + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	if (x->n_headers == x->cap_headers) {
+		size_t nc = x->cap_headers ? x->cap_headers * 2 : 16;
+		http_header *nh = realloc(x->headers, nc * sizeof(*nh));
+		if (!nh)
+			return 0;
+		x->headers = nh;
+		x->cap_headers = nc;
+	}
+	char *name = strndup(b, (size_t)(colon - b));
+	char *value = strndup(v, (size_t)(end - v));
+	if (!name || !value) {
+		free(name);
+		free(value);
+		return 0;
+	}
+	x->headers[x->n_headers].name = name;
+	x->headers[x->n_headers].value = value;
+	x->n_headers++;
+	return size * n;
+}
+
+static void set_timings(http_xfer *x)
+{
+	curl_off_t t;
+	Porter__V1__HttpTimings init = PORTER__V1__HTTP_TIMINGS__INIT;
+	x->timings = init;
+	if (curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK)
+		x->timings.namelookup_us = (uint64_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
+		x->timings.connect_us = (uint64_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK)
+		x->timings.tls_us = (uint64_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
+		x->timings.first_byte_us = (uint64_t)t;
+	x->timings.total_us = (uv_hrtime() - x->start_ns) / 1000;
+}
+
+/*
+ * Answers x->r with the status, headers (first reply of a stream or a
+ * whole response) and the buffered body, then empties the buffer. `last`
+ * adds the timings and clears `more`. No libcurl call: this runs inside the
+ * write callback too.
+ */
+static void reply_body(http_xfer *x, int last)
+{
+	req *r = x->r;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HttpResponse hr = PORTER__V1__HTTP_RESPONSE__INIT;
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+
+	x->r = NULL;
+	r->cancel = NULL;
+	r->op = NULL;
+	if (!x->sent_head) {
+		hr.status = (int32_t)x->status;
+		hr.effective_url = x->url;
+		hr.redirects = x->redirects;
+		if (x->n_headers) {
+			hv = calloc(x->n_headers, sizeof(*hv));
+			hp = calloc(x->n_headers, sizeof(*hp));
+			if (!hv || !hp) {
+				free(hv);
+				free(hp);
+				req_fail(r, PORTER_E_NOMEM, "out of memory building the HTTP response");
+				return;
+			}
+			for (size_t i = 0; i < x->n_headers; i++) {
+				porter__v1__http_header__init(&hv[i]);
+				hv[i].name = x->headers[i].name;
+				hv[i].value = x->headers[i].value;
+				hp[i] = &hv[i];
+			}
+			hr.n_headers = x->n_headers;
+			hr.headers = hp;
+		}
+		x->sent_head = 1;
+	}
+	hr.stream_id = x->stream_id;
+	hr.body.data = x->buf;
+	hr.body.len = x->len;
+	if (last)
+		hr.timings = &x->timings;
+	resp.more = !last;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+	resp.http = &hr;
+	req_reply(r, &resp);
+	free(hv);
+	free(hp);
+	x->len = 0;
+	x->idle_since = uv_now(&x->hw->w->loop);
+	/* A whole response may have grown its buffer large: give it back. */
+	if (!x->stream && x->cap > 65536) {
+		free(x->buf);
+		x->buf = NULL;
+		x->cap = 0;
+	}
+}
+
+static void reply_error(http_xfer *x)
+{
+	req *r = x->r;
+	Porter__V1__ErrorDetail d = PORTER__V1__ERROR_DETAIL__INIT;
+	x->r = NULL;
+	r->cancel = NULL;
+	r->op = NULL;
+	if (x->status > 0)
+		d.http_status = (int32_t)x->status;
+	req_fail_detail(r, x->err, &d, "%s", x->err_msg);
+}
+
+static int buf_append(http_xfer *x, const void *p, size_t n)
+{
+	if (x->len + n > x->cap) {
+		size_t nc = x->cap ? x->cap : 16384;
+		while (nc < x->len + n)
+			nc *= 2;
+		uint8_t *nb = realloc(x->buf, nc);
+		if (!nb)
+			return -1;
+		x->buf = nb;
+		x->cap = nc;
+	}
+	memcpy(x->buf + x->len, p, n);
+	x->len += n;
+	return 0;
+}
+
+/* CURLOPT_WRITEFUNCTION. Enforces the size limit as data arrives, and for
+ * streams pauses when the chunk is full and nobody has pulled it. */
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+	http_xfer *x = ud;
+	size_t len = size * n;
+	if (x->state == XFER_REAPING)
+		return 0;
+	if (x->discard)
+		return len;
+	if (x->stream && x->len >= x->chunk_cap) {
+		x->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (x->limit && x->received + len > x->limit) {
+		x->too_large = 1;
+		return 0;
+	}
+	if (buf_append(x, p, len) < 0)
+		return 0;
+	x->received += len;
+	if (x->stream && x->len >= x->chunk_cap && x->r)
+		reply_body(x, 0);
+	return len;
+}
+
+/* ---- finishing ---- */
+
+static void fail_msg(http_xfer *x, int code, const char *fmt, const char *arg)
+{
+	x->err = code;
+	snprintf(x->err_msg, sizeof(x->err_msg), fmt, arg);
+}
+
+static void map_error(http_xfer *x, CURLcode rc)
+{
+	const char *what = x->curl_err[0] ? x->curl_err : curl_easy_strerror(rc);
+	if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+		x->err = PORTER_E_HTTP_TOO_LARGE;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "response larger than the limit of %llu bytes",
+			 (unsigned long long)x->limit);
+		return;
+	}
+	switch (rc) {
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		fail_msg(x, PORTER_E_HTTP_SCHEME, "URL scheme not allowed: %s", what);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		fail_msg(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		fail_msg(x, PORTER_E_HTTP_CONNECT, "HTTP connection failed: %s", what);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		fail_msg(x, PORTER_E_HTTP_TLS, "TLS failed: %s", what);
+		break;
+	case CURLE_TOO_MANY_REDIRECTS:
+		fail_msg(x, PORTER_E_HTTP_REDIRECTS, "too many redirects: %s", what);
+		break;
+	default:
+		fail_msg(x, PORTER_E_HTTP, "HTTP transfer failed: %s", what);
+		break;
+	}
+}
+
+/* Checks the scheme and host of `url` against the rules. 0 or a code with
+ * x->err_msg set. */
+static int check_url(http_xfer *x, const char *url)
+{
+	const config *cfg = x->hw->w->cfg;
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	int rc = 0;
+	if (!u)
+		return PORTER_E_NOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		if (scheme && strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
+			rc = PORTER_E_HTTP_SCHEME;
+			snprintf(x->err_msg, sizeof(x->err_msg),
+				 "URL scheme '%s' not allowed (only http and https)", scheme);
+		} else {
+			rc = PORTER_E_INVAL;
+			snprintf(x->err_msg, sizeof(x->err_msg), "malformed URL");
+		}
+		goto out;
+	}
+	if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
+		rc = PORTER_E_HTTP_SCHEME;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "URL scheme '%s' not allowed (only http and https)", scheme);
+		goto out;
+	}
+	if (cfg->http_allow_hosts.n) {
+		int ok = 0;
+		size_t hl = strlen(host);
+		for (size_t i = 0; i < cfg->http_allow_hosts.n && !ok; i++) {
+			const char *a = cfg->http_allow_hosts.items[i];
+			if (a[0] == '*' && a[1] == '.') {
+				/* "*.example.com" matches subdomains only. */
+				size_t sl = strlen(a + 1);
+				ok = hl > sl && strcasecmp(host + hl - sl, a + 1) == 0;
+			} else {
+				ok = strcasecmp(host, a) == 0;
+			}
+		}
+		if (!ok) {
+			rc = PORTER_E_HTTP_HOST;
+			snprintf(x->err_msg, sizeof(x->err_msg),
+				 "host '%s' is not in http-allow-hosts", host);
+		}
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* Sets the per-hop options (URL, method, body) of the easy handle. */
+static void set_hop(http_xfer *x)
+{
+	CURL *e = x->easy;
+	curl_easy_setopt(e, CURLOPT_URL, x->url);
+	if (strcmp(x->method, "HEAD") == 0) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(x->method, "GET") == 0 && x->body_len == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? (char *)x->body : "");
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+				 strcmp(x->method, "POST") ? x->method : NULL);
+	}
+}
+
+static void free_stream_slot(http_xfer *x)
+{
+	if (x->stream && x->stream_id) {
+		x->hw->n_streams--;
+		x->stream_id = 0;
+	}
+}
+
+/* A transfer has ended (well or badly). Loop thread, outside libcurl. */
+static void finish(http_xfer *x)
+{
+	x->state = XFER_DONE;
+	if (!x->stream) {
+		req *r = x->r;
+		if (r) {
+			if (x->err)
+				reply_error(x);
+			else
+				reply_body(x, 1);
+		}
+		list_remove(&x->link);
+		xfer_free(x);
+		return;
+	}
+	/* A stream answers a waiting pull now; otherwise the outcome waits
+	 * for the next pull (or the idle sweep). */
+	if (x->r) {
+		if (x->err)
+			reply_error(x);
+		else
+			reply_body(x, 1);
+		free_stream_slot(x);
+		list_remove(&x->link);
+		xfer_free(x);
+	}
+}
+
+/* Follows the redirect of the hop that just ended, when allowed. Returns 1
+ * when the transfer goes on, 0 when it ended (x->err may be set). */
+static int follow(http_xfer *x)
+{
+	char *target = NULL;
+	if (curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &target) != CURLE_OK || !target)
+		return 0;
+	if (x->redirects >= x->max_redirects) {
+		x->err = PORTER_E_HTTP_REDIRECTS;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "more than %u redirects (last to %.200s)", x->max_redirects, target);
+		return 0;
+	}
+	int rc = check_url(x, target);
+	if (rc) {
+		x->err = rc;
+		return 0;
+	}
+	char *nu = strdup(target);
+	if (!nu) {
+		fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+		return 0;
+	}
+	free(x->url);
+	x->url = nu;
+	/* What browsers and curl do: 303 turns anything but HEAD into GET,
+	 * 301/302 turn POST into GET; 307/308 repeat the request as is. */
+	if ((x->status == 303 && strcmp(x->method, "HEAD")) ||
+	    ((x->status == 301 || x->status == 302) && strcmp(x->method, "POST") == 0)) {
+		free(x->method);
+		x->method = strdup("GET");
+		free(x->body);
+		x->body = NULL;
+		x->body_len = 0;
+		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, NULL);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
+		if (!x->method) {
+			fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+			return 0;
+		}
+	}
+	x->redirects++;
+	headers_clear(x);
+	x->status = 0;
+	x->discard = 0;
+	x->len = 0;
+	x->received = 0;
+	set_hop(x);
+	if (curl_multi_add_handle(x->hw->multi, x->easy) != CURLM_OK) {
+		fail_msg(x, PORTER_E_INTERNAL, "%s", "could not restart the transfer");
+		return 0;
+	}
+	x->in_multi = 1;
+	return 1;
+}
+
+/* Collects finished transfers. Called after every curl_multi_socket_action,
+ * never from inside a libcurl callback. */
+static void drain_info(http_worker *hw)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(hw->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		CURL *e = m->easy_handle;
+		CURLcode rc = m->data.result;
+		http_xfer *x = NULL;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(hw->multi, e);
+		x->in_multi = 0;
+		if (x->state == XFER_REAPING)
+			continue;
+		set_timings(x);
+		if (rc == CURLE_OK && x->discard && follow(x))
+			continue;
+		if (rc != CURLE_OK && !x->err)
+			map_error(x, rc);
+		finish(x);
+	}
+}
+
+/* ---- reaping and the stream sweep ---- */
+
+static void xfer_free(http_xfer *x)
+{
+	if (x->in_multi)
+		curl_multi_remove_handle(x->hw->multi, x->easy);
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->hdrs);
+	headers_clear(x);
+	free(x->headers);
+	free(x->method);
+	free(x->url);
+	free(x->body);
+	free(x->buf);
+	free(x);
+}
+
+/* Marks `x` abandoned: libcurl calls are not allowed where this may run
+ * (inside a callback), so the removal happens on the next reap. */
+static void abandon(http_xfer *x)
+{
+	if (x->state == XFER_REAPING)
+		return;
+	free_stream_slot(x);
+	x->state = XFER_REAPING;
+	list_remove(&x->link);
+	list_push_back(&x->hw->reap_list, &x->link);
+	schedule_reap(x->hw);
+}
+
+static void on_reap(uv_timer_t *t)
+{
+	http_worker *hw = t->data;
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &hw->reap_list) {
+		http_xfer *x = list_entry(pos, http_xfer, link);
+		list_remove(&x->link);
+		xfer_free(x);
+	}
+	/* Streams nobody pulls are aborted; pulls past their deadline fail. */
+	uint64_t now = uv_now(&hw->w->loop);
+	uint32_t idle = hw->w->cfg->http_stream_idle_ms;
+	uint64_t next = HTTP_SWEEP_MS;
+	int any = 0;
+	list_for_each_safe(pos, tmp, &hw->xfers) {
+		http_xfer *x = list_entry(pos, http_xfer, link);
+		if (!x->stream)
+			continue;
+		any = 1;
+		if (x->r && (x->len > 0 || (!x->sent_head && x->head_done))) {
+			/* A slow body: hand over what is there rather than wait
+			 * for a full chunk. */
+			reply_body(x, 0);
+		} else if (x->r && req_remaining_ms(x->r) <= HTTP_DEADLINE_MARGIN_MS) {
+			/* Answered just before the client gives up, so it
+			 * hears why. */
+			req *r = x->r;
+			x->r = NULL;
+			r->cancel = NULL;
+			r->op = NULL;
+			x->idle_since = now;
+			req_fail(r, PORTER_E_TIMEOUT, "no data arrived before the request's deadline");
+			if (!x->sent_head) {
+				abandon(x);
+				continue;
+			}
+		} else if (x->r) {
+			uint64_t left = req_remaining_ms(x->r) - HTTP_DEADLINE_MARGIN_MS;
+			if (left < next)
+				next = left;
+		} else if (!x->r && x->sent_head && now - x->idle_since >= idle) {
+			log_info("http: stream idle for %u ms, aborted", idle);
+			list_remove(&x->link);
+			free_stream_slot(x);
+			xfer_free(x);
+		}
+	}
+	if (any && !hw->closing && !uv_is_active((uv_handle_t *)&hw->reap))
+		uv_timer_start(&hw->reap, on_reap, next, 0);
+}
+
+static void schedule_reap(http_worker *hw)
+{
+	if (!hw->closing)
+		uv_timer_start(&hw->reap, on_reap, 0, 0);
+}
+
+/* ---- requests ---- */
+
+/* Cancel hook: the client went away. Runs wherever the connection closed,
+ * possibly inside a libcurl callback, so only state changes here. */
+static void on_cancel(req *r)
+{
+	http_xfer *x = r->op;
+	x->r = NULL;
+	r->op = NULL;
+	req_fail(r, PORTER_E_CANCELLED, "client went away");
+	/* A pull that is dropped leaves the stream for another pull; a
+	 * transfer whose first reply never went out has no one to read it. */
+	if (!x->stream || !x->sent_head)
+		abandon(x);
+}
+
+static void park(http_xfer *x, req *r)
+{
+	x->r = r;
+	r->op = x;
+	r->cancel = on_cancel;
+	if (!x->stream)
+		return;
+	/* Streams have no transfer timeout: the sweep answers a pull that
+	 * waits too long, so make sure it runs in time. */
+	http_worker *hw = x->hw;
+	uint64_t left = req_remaining_ms(r);
+	uint64_t due = left > HTTP_DEADLINE_MARGIN_MS ? left - HTTP_DEADLINE_MARGIN_MS : 0;
+	if (due > HTTP_SWEEP_MS)
+		due = HTTP_SWEEP_MS;
+	if (!hw->closing && (!uv_is_active((uv_handle_t *)&hw->reap) ||
+			     uv_timer_get_due_in(&hw->reap) > due))
+		uv_timer_start(&hw->reap, on_reap, due, 0);
+}
+
+static int new_stream_id(uint64_t *out)
+{
+	uint64_t id = 0;
+	while (id == 0)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			return -1;
+	*out = id;
+	return 0;
+}
+
+static http_xfer *stream_find(http_worker *hw, uint64_t id)
+{
+	list *pos, *tmp;
+	if (!id)
+		return NULL;
+	list_for_each_safe(pos, tmp, &hw->xfers) {
+		http_xfer *x = list_entry(pos, http_xfer, link);
+		if (x->stream && x->stream_id == id)
+			return x;
+	}
+	return NULL;
+}
+
+static int valid_method(const char *m)
+{
+	if (!m[0] || strlen(m) > 32)
+		return 0;
+	for (const char *p = m; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_'))
+			return 0;
+	return 1;
+}
+
+static int valid_header(const Porter__V1__HttpHeader *h)
+{
+	if (!h->name || !h->name[0] || !h->value)
+		return 0;
+	for (const char *p = h->name; *p; p++)
+		if (*p <= ' ' || *p == ':' || *p == 127)
+			return 0;
+	for (const char *p = h->value; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			return 0;
+	return 1;
+}
+
+static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
+{
+	const config *cfg = x->hw->w->cfg;
+	CURL *e = curl_easy_init();
+	if (!e)
+		return PORTER_E_NOMEM;
+	x->easy = e;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* Redirects are followed here, not by libcurl, so each target's
+	 * scheme and host are checked before anything is sent to it. */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x->hw);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, x->hw);
+	if (g_share)
+		curl_easy_setopt(e, CURLOPT_SHARE, g_share);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->http_tls_verify ? 1L : 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->http_tls_verify ? 2L : 0L);
+	if (cfg->http_ca_file && cfg->http_ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->http_ca_file);
+	if (cfg->http_ca_path && cfg->http_ca_path[0])
+		curl_easy_setopt(e, CURLOPT_CAPATH, cfg->http_ca_path);
+	uint64_t remaining = req_remaining_ms(r);
+	uint64_t connect_to = cfg->http_connect_timeout_ms;
+	if (!x->stream && connect_to > remaining)
+		connect_to = remaining;
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_to ? connect_to : 1));
+	uint64_t total = hr->transfer_timeout_ms;
+	/* Ends a little before the request's deadline, so that the client
+	 * hears why rather than timing out itself. */
+	uint64_t bound = remaining > 4 * HTTP_DEADLINE_MARGIN_MS ? remaining - HTTP_DEADLINE_MARGIN_MS
+								 : (remaining ? remaining : 1);
+	if ((!total && !x->stream) || (total && !x->stream && total > bound))
+		total = bound;
+	if (total)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
+	if (x->limit)
+		curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
+
+	int has_expect = 0;
+	for (size_t i = 0; i < hr->n_headers; i++) {
+		const Porter__V1__HttpHeader *h = hr->headers[i];
+		if (!valid_header(h)) {
+			snprintf(x->err_msg, sizeof(x->err_msg), "header %zu is malformed", i);
+			return PORTER_E_INVAL;
+		}
+		if (strcasecmp(h->name, "Expect") == 0)
+			has_expect = 1;
+		size_t n = strlen(h->name) + strlen(h->value) + 3;
+		char *line = malloc(n);
+		if (!line)
+			return PORTER_E_NOMEM;
+		/* "Name;" sends an empty header; "Name:" would remove it. */
+		if (h->value[0])
+			snprintf(line, n, "%s: %s", h->name, h->value);
+		else
+			snprintf(line, n, "%s;", h->name);
+		struct curl_slist *nl = curl_slist_append(x->hdrs, line);
+		free(line);
+		if (!nl)
+			return PORTER_E_NOMEM;
+		x->hdrs = nl;
+	}
+	/* libcurl would wait up to a second for "100 Continue" before a
+	 * large body; servers rarely need it, clients notice the delay. */
+	if (!has_expect) {
+		struct curl_slist *nl = curl_slist_append(x->hdrs, "Expect:");
+		if (!nl)
+			return PORTER_E_NOMEM;
+		x->hdrs = nl;
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	set_hop(x);
+	return 0;
+}
+
+void http_handle(req *r)
+{
+	worker *w = r->w;
+	http_worker *hw = w->http;
+	const config *cfg = w->cfg;
+	const Porter__V1__HttpRequest *hr = r->msg->http;
+	http_xfer *x = NULL;
+	int rc;
+
+	if (!hw) {
+		req_fail(r, PORTER_E_UNSUPPORTED, "HTTP is not available in this daemon");
+		return;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	x->hw = hw;
+	list_init(&x->link);
+	x->start_ns = uv_hrtime();
+	const char *method = hr->method && hr->method[0] ? hr->method : "GET";
+	if (!valid_method(method)) {
+		req_fail(r, PORTER_E_INVAL, "invalid HTTP method");
+		goto fail_free;
+	}
+	if (!hr->url || !hr->url[0]) {
+		req_fail(r, PORTER_E_INVAL, "no URL");
+		goto fail_free;
+	}
+	rc = check_url(x, hr->url);
+	if (rc) {
+		req_fail(r, rc, "%s", x->err_msg);
+		goto fail_free;
+	}
+	x->method = strdup(method);
+	for (char *p = x->method; p && *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	x->url = strdup(hr->url);
+	if (hr->body.len) {
+		x->body = malloc(hr->body.len);
+		if (x->body)
+			memcpy(x->body, hr->body.data, hr->body.len);
+		x->body_len = hr->body.len;
+	}
+	if (!x->method || !x->url || (hr->body.len && !x->body)) {
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		goto fail_free;
+	}
+	x->follow = hr->follow_redirects;
+	x->max_redirects = cfg->http_max_redirects;
+	if (hr->max_redirects && hr->max_redirects < x->max_redirects)
+		x->max_redirects = hr->max_redirects;
+	x->stream = hr->stream;
+	if (x->stream) {
+		if (hw->n_streams >= cfg->http_max_streams) {
+			req_fail(r, PORTER_E_BUSY, "too many open HTTP streams on this worker (%u)",
+				 cfg->http_max_streams);
+			goto fail_free;
+		}
+		x->chunk_cap = hr->chunk_size ? hr->chunk_size : cfg->http_chunk_size;
+		if (x->chunk_cap > cfg->http_chunk_size)
+			x->chunk_cap = cfg->http_chunk_size;
+		if (x->chunk_cap > cfg->max_frame / 2)
+			x->chunk_cap = cfg->max_frame / 2;
+		if (x->chunk_cap < 1024)
+			x->chunk_cap = 1024;
+		x->limit = hr->max_response;
+		if (new_stream_id(&x->stream_id) < 0) {
+			req_fail(r, PORTER_E_INTERNAL, "no randomness for a stream id");
+			goto fail_free;
+		}
+		hw->n_streams++;
+	} else {
+		/* A whole response must fit in one frame. */
+		uint64_t cap = cfg->http_max_response;
+		uint64_t frame_cap = cfg->max_frame > HTTP_FRAME_HEADROOM * 2
+					     ? cfg->max_frame - HTTP_FRAME_HEADROOM
+					     : cfg->max_frame / 2;
+		if (cap > frame_cap)
+			cap = frame_cap;
+		x->limit = hr->max_response && hr->max_response < cap ? hr->max_response : cap;
+	}
+	rc = setup_easy(x, hr, r);
+	if (rc) {
+		req_fail(r, rc, "%s", x->err_msg[0] ? x->err_msg : "could not set up the transfer");
+		free_stream_slot(x);
+		goto fail_free;
+	}
+	if (curl_multi_add_handle(hw->multi, x->easy) != CURLM_OK) {
+		req_fail(r, PORTER_E_INTERNAL, "could not start the transfer");
+		free_stream_slot(x);
+		goto fail_free;
+	}
+	x->in_multi = 1;
+	x->state = XFER_RUNNING;
+	list_push_back(&hw->xfers, &x->link);
+	park(x, r);
+	return;
+
+fail_free:
+	xfer_free(x);
+}
+
+void http_handle_fetch(req *r)
+{
+	http_worker *hw = r->w->http;
+	http_xfer *x = hw ? stream_find(hw, r->msg->http_fetch->stream_id) : NULL;
+	if (!x || x->state == XFER_REAPING) {
+		req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream on this connection's worker");
+		return;
+	}
+	if (x->r) {
+		req_fail(r, PORTER_E_BUSY, "a pull of this stream is already waiting");
+		return;
+	}
+	park(x, r);
+	if (x->state == XFER_DONE) {
+		finish(x);
+		return;
+	}
+	if (x->len == 0)
+		return; /* answered by the write callback or at the end */
+	reply_body(x, 0);
+	if (x->paused) {
+		/* Not inside a libcurl callback here: resuming is allowed, and
+		 * may deliver the data libcurl held back right away. */
+		x->paused = 0;
+		curl_easy_pause(x->easy, CURLPAUSE_CONT);
+	}
+}
+
+void http_handle_close(req *r)
+{
+	http_worker *hw = r->w->http;
+	http_xfer *x = hw ? stream_find(hw, r->msg->http_close->stream_id) : NULL;
+	if (!x || x->state == XFER_REAPING) {
+		req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream on this connection's worker");
+		return;
+	}
+	if (x->r) {
+		req *p = x->r;
+		x->r = NULL;
+		p->cancel = NULL;
+		p->op = NULL;
+		req_fail(p, PORTER_E_CANCELLED, "stream closed");
+	}
+	abandon(x);
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HttpCloseReply cr = PORTER__V1__HTTP_CLOSE_REPLY__INIT;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP_CLOSE;
+	resp.http_close = &cr;
+	req_reply(r, &resp);
+}
+
+/* ---- worker life ---- */
+
+http_worker *http_worker_new(worker *w)
+{
+	http_worker *hw = calloc(1, sizeof(*hw));
+	if (!hw)
+		return NULL;
+	hw->w = w;
+	list_init(&hw->socks);
+	list_init(&hw->xfers);
+	list_init(&hw->reap_list);
+	hw->multi = curl_multi_init();
+	if (!hw->multi) {
+		free(hw);
+		return NULL;
+	}
+	curl_multi_setopt(hw->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(hw->multi, CURLMOPT_SOCKETDATA, hw);
+	curl_multi_setopt(hw->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(hw->multi, CURLMOPT_TIMERDATA, hw);
+	if (w->cfg->http_max_host_connections)
+		curl_multi_setopt(hw->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+				  (long)w->cfg->http_max_host_connections);
+	uv_timer_init(&w->loop, &hw->timer);
+	hw->timer.data = hw;
+	uv_timer_init(&w->loop, &hw->reap);
+	hw->reap.data = hw;
+	hw->open_handles = 2;
+	return hw;
+}
+
+void http_worker_close(http_worker *hw)
+{
+	list *pos, *tmp;
+	/* Every connection is gone by now, so no req waits on a transfer
+	 * except through a stream pull that was already cancelled. */
+	list_for_each_safe(pos, tmp, &hw->xfers) {
+		http_xfer *x = list_entry(pos, http_xfer, link);
+		if (x->r) {
+			req *r = x->r;
+			x->r = NULL;
+			r->cancel = NULL;
+			r->op = NULL;
+			req_fail(r, PORTER_E_SHUTDOWN, "daemon shutting down");
+		}
+		list_remove(&x->link);
+		xfer_free(x);
+	}
+	list_for_each_safe(pos, tmp, &hw->reap_list) {
+		http_xfer *x = list_entry(pos, http_xfer, link);
+		list_remove(&x->link);
+		xfer_free(x);
+	}
+	hw->closing = 1;
+	/* Closes the cached connections through on_close_socket, which
+	 * closes their poll handles. */
+	curl_multi_cleanup(hw->multi);
+	hw->multi = NULL;
+	list_for_each_safe(pos, tmp, &hw->socks)
+		sock_close(list_entry(pos, http_sock, link));
+	uv_close((uv_handle_t *)&hw->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&hw->reap, on_handle_closed);
+}

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Loopback HTTP server for Porter's HTTP tests.
+
+Listens on 127.0.0.1 on a port chosen by the OS and writes that port to the
+file named by --port-file (written to a temp name, then renamed, so readers
+never see half a number). It exits by itself after --lifetime seconds, and
+as soon as its parent process goes away, so no test can leave it running.
+
+Routes (all bodies are deterministic so tests can check every byte):
+  /status/CODE          answers CODE with body "status CODE"
+  /echo                 echoes the request body; X-Method carries the method,
+                        X-Got-<name> echoes each request header named X-Test-*
+  /headers              several response headers, one of them repeated
+  /bin/N                N bytes of pattern(i) = i % 251, Content-Length set
+                        (NULs at every multiple of 251)
+  /chunked/N            the same N bytes, chunked transfer encoding
+  /nolength/N           the same N bytes, no length, connection closed at end
+  /redirect/N           302 to /redirect/N-1; /redirect/0 answers "done"
+  /redirect-to?url=U    302 to U (any scheme)
+  /see-other            303 to /echo
+  /hang                 reads the request and never answers
+  /reset                promises 100000 bytes, sends 1000, resets the connection
+  /slow/MS              answers "slow" after MS milliseconds
+"""
+import argparse
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+PERIOD = 251
+# 64 KiB worth of whole periods plus one, so any slice of up to BLOCK bytes
+# starting anywhere in a period can be cut from it.
+BLOCK = 65536
+TABLE = bytes(i % PERIOD for i in range(BLOCK + PERIOD))
+
+
+def pattern(start, n):
+    out = bytearray()
+    while n > 0:
+        k = min(n, BLOCK)
+        s = start % PERIOD
+        out += TABLE[s:s + k]
+        start += k
+        n -= k
+    return bytes(out)
+
+
+def send_pattern(wfile, n, chunked=False):
+    off = 0
+    while off < n:
+        k = min(BLOCK, n - off)
+        data = pattern(off, k)
+        if chunked:
+            # Uneven chunk sizes exercise the decoder's boundaries.
+            pos = 0
+            while pos < len(data):
+                step = min(len(data) - pos, 1000 + (pos % 7919))
+                wfile.write(b"%x\r\n" % step + data[pos:pos + step] + b"\r\n")
+                pos += step
+        else:
+            wfile.write(data)
+        off += k
+    if chunked:
+        wfile.write(b"0\r\n\r\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def body_in(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def simple(self, code, body, headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def handle_any(self):
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        head = parts[0]
+        arg = parts[1] if len(parts) > 1 else ""
+        body = self.body_in()
+        if head == "status":
+            code = int(arg)
+            self.simple(code, b"status %d" % code)
+        elif head == "echo":
+            hdrs = [("X-Method", self.command)]
+            for k, v in self.headers.items():
+                if k.lower().startswith("x-test-"):
+                    hdrs.append(("X-Got-" + k[7:], v))
+            self.simple(200, body, hdrs)
+        elif head == "headers":
+            self.simple(200, b"headers", [("X-One", "1"), ("X-Multi", "a"),
+                                           ("X-Multi", "b"),
+                                           ("Content-Type", "text/plain")])
+        elif head == "bin":
+            n = int(arg)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            send_pattern(self.wfile, n)
+        elif head == "chunked":
+            n = int(arg)
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            send_pattern(self.wfile, n, chunked=True)
+        elif head == "nolength":
+            n = int(arg)
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            send_pattern(self.wfile, n)
+        elif head == "redirect":
+            n = int(arg)
+            if n <= 0:
+                self.simple(200, b"done")
+            else:
+                self.simple(302, b"", [("Location", "/redirect/%d" % (n - 1))])
+        elif head == "redirect-to":
+            target = parse_qs(url.query).get("url", [""])[0]
+            self.simple(302, b"", [("Location", target)])
+        elif head == "see-other":
+            self.simple(303, b"", [("Location", "/echo")])
+        elif head == "hang":
+            # Hold the connection open without answering until the client
+            # gives up (or the server's lifetime ends).
+            self.connection.settimeout(1.0)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if not self.connection.recv(1):
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+            self.close_connection = True
+        elif head == "reset":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(pattern(0, 1000))
+            self.wfile.flush()
+            time.sleep(0.05)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif head == "slow":
+            time.sleep(int(arg) / 1000.0)
+            self.simple(200, b"slow")
+        else:
+            self.simple(404, b"no such route")
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--lifetime", type=float, default=600)
+    a = ap.parse_args()
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    srv.request_queue_size = 128
+    tmp = a.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % srv.server_address[1])
+    os.rename(tmp, a.port_file)
+
+    parent = os.getppid()
+    start = time.monotonic()
+
+    def watchdog():
+        while True:
+            time.sleep(0.2)
+            if os.getppid() != parent or time.monotonic() - start > a.lifetime:
+                os._exit(0)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
