@@ -556,9 +556,6 @@ static void map_error(http_xfer *x, CURLcode rc)
 		return;
 	}
 	switch (rc) {
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		fail_msg(x, PORTER_E_HTTP_SCHEME, "URL scheme not allowed: %s", what);
-		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		fail_msg(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
 		break;
@@ -1160,7 +1157,18 @@ void http_handle_fetch(req *r)
 		/* Not inside a libcurl callback here: resuming is allowed, and
 		 * may deliver the data libcurl held back right away. */
 		x->paused = 0;
-		curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		CURLcode prc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		if (prc != CURLE_OK) {
+			/* The held-back data failed in the write callback (the
+			 * size limit): libcurl reports it here, not through
+			 * the multi handle, so end the transfer now. */
+			if (!x->err)
+				map_error(x, prc);
+			curl_multi_remove_handle(x->hw->multi, x->easy);
+			x->in_multi = 0;
+			set_timings(x);
+			x->state = XFER_DONE;
+		}
 	}
 }
 

@@ -97,7 +97,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.body_in()
         if head == "status":
             code = int(arg)
-            self.simple(code, b"status %d" % code)
+            # These statuses never carry a body (RFC 9110).
+            empty = code in (204, 304) or code < 200
+            self.simple(code, b"" if empty else b"status %d" % code)
         elif head == "echo":
             hdrs = [("X-Method", self.command)]
             for k, v in self.headers.items():
@@ -173,15 +175,23 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # Clients that reset or time out are what the fault routes are
+        # for: not worth a traceback.
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--lifetime", type=float, default=600)
     a = ap.parse_args()
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    srv.request_queue_size = 128
+    srv = Server(("127.0.0.1", 0), Handler)
     tmp = a.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d\n" % srv.server_address[1])

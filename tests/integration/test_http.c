@@ -1,0 +1,643 @@
+/*
+ * Integration tests of HTTP through porterd: a real porterd, libporter and
+ * porterctl, against a real HTTP server on loopback
+ * (tests/support/http_server.py) with fault routes.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "httpd.h"
+#include "porter.h"
+
+static th_httpd srv;
+static th_daemon d;
+
+static void start(const char *const *extra)
+{
+	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
+}
+
+static void stop_clean(void)
+{
+	porter_thread_disconnect();
+	int st = th_daemon_stop(&d);
+	if (st != 0)
+		th_daemon_dump_log(&d);
+	ck_assert_int_eq(st, 0);
+	th_daemon_cleanup(&d);
+}
+
+static const char *url(const char *path)
+{
+	static __thread char buf[512];
+	snprintf(buf, sizeof(buf), "%s%s", srv.base, path);
+	return buf;
+}
+
+/* The server's body pattern: byte i is i % 251. */
+static int check_pattern(const uint8_t *p, size_t n, size_t offset)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t)((offset + i) % 251))
+			return 0;
+	return 1;
+}
+
+static uint64_t daemon_inflight(void)
+{
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	uint64_t n = 0;
+	for (size_t i = 0; i < porter_stats_workers(s); i++) {
+		porter_worker_stats w;
+		porter_stats_worker(s, i, &w);
+		n += w.inflight;
+	}
+	porter_stats_free(s);
+	return n;
+}
+
+/* Waits (up to 5 s) for the daemon to have nothing in flight but the
+ * stats request asking. */
+static int settles(void)
+{
+	long long until = th_now_ms() + 5000;
+	while (th_now_ms() < until) {
+		if (daemon_inflight() <= 1)
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+START_TEST(status_codes)
+{
+	static const int codes[] = { 200, 201, 204, 301, 404, 418, 500, 503 };
+	start(NULL);
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		char path[64], want[64];
+		porter_http_response *r = NULL;
+		snprintf(path, sizeof(path), "/status/%d", codes[i]);
+		ck_assert_int_eq(porter_http_request("GET", url(path), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+		ck_assert_int_eq(porter_http_response_status(r), codes[i]);
+		size_t len;
+		const char *body = porter_http_response_body(r, &len);
+		if (codes[i] == 204) {
+			ck_assert_uint_eq(len, 0);
+		} else {
+			snprintf(want, sizeof(want), "status %d", codes[i]);
+			ck_assert_uint_eq(len, strlen(want));
+			ck_assert(memcmp(body, want, len) == 0);
+		}
+		ck_assert_str_eq(porter_http_response_effective_url(r), url(path));
+		porter_http_timings t;
+		porter_http_response_timings(r, &t);
+		ck_assert_uint_gt(t.total_us, 0);
+		ck_assert_uint_ge(t.total_us, t.first_byte_us);
+		ck_assert_uint_ge(t.first_byte_us, t.connect_us);
+		porter_http_response_free(r);
+	}
+	/* HEAD: status and headers, no body. */
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_request("HEAD", url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 200);
+	ck_assert_str_eq(porter_http_response_header(r, "content-length"), "1000");
+	size_t len;
+	porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 0);
+	porter_http_response_free(r);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(headers_both_ways)
+{
+	start(NULL);
+	const char *h[] = { "X-Test-Foo: bar baz", "X-Test-Empty:", "X-Test-Colon: a:b" };
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_request("PUT", url("/echo"), h, 3, "x", 1, NULL, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 200);
+	ck_assert_str_eq(porter_http_response_header(r, "X-Method"), "PUT");
+	ck_assert_str_eq(porter_http_response_header(r, "x-got-foo"), "bar baz");
+	ck_assert_str_eq(porter_http_response_header(r, "X-GOT-EMPTY"), "");
+	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Colon"), "a:b");
+	ck_assert_ptr_null(porter_http_response_header(r, "X-Not-There"));
+	porter_http_response_free(r);
+
+	ck_assert_int_eq(porter_http_get(url("/headers"), 5000, &r), 0);
+	ck_assert_str_eq(porter_http_response_header(r, "x-one"), "1");
+	ck_assert_str_eq(porter_http_response_header(r, "Content-Type"), "text/plain");
+	int multi = 0;
+	const char *first = NULL;
+	for (size_t i = 0; i < porter_http_response_header_count(r); i++) {
+		const char *n, *v;
+		ck_assert_int_eq(porter_http_response_header_at(r, i, &n, &v), 0);
+		if (strcmp(n, "X-Multi") == 0) {
+			ck_assert_str_eq(v, multi == 0 ? "a" : "b");
+			multi++;
+		}
+		if (!first)
+			first = n;
+	}
+	ck_assert_int_eq(multi, 2);
+	ck_assert_int_eq(porter_http_response_header_at(r, 1000, NULL, NULL), PORTER_E_INVAL);
+	porter_http_response_free(r);
+
+	/* Malformed headers are refused before anything is sent. */
+	const char *bad[] = { "NoColonHere" };
+	ck_assert_int_eq(porter_http_request("GET", url("/echo"), bad, 1, NULL, 0, NULL, 5000, &r),
+			 PORTER_E_INVAL);
+	const char *inject[] = { "X-Test-A: b\r\nX-Evil: 1" };
+	ck_assert_int_eq(porter_http_request("GET", url("/echo"), inject, 1, NULL, 0, NULL, 5000, &r),
+			 PORTER_E_INVAL);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(binary_bodies_with_nuls)
+{
+	start(NULL);
+	size_t n = 256 * 64;
+	uint8_t *body = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		body[i] = (uint8_t)(i * 31 + (i >> 8));
+	body[0] = 0;
+	body[n - 1] = 0;
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_request("POST", url("/echo"), NULL, 0, body, n, NULL, 5000, &r), 0);
+	size_t len;
+	const void *got = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, n);
+	ck_assert(memcmp(got, body, n) == 0);
+	ck_assert_str_eq(porter_http_response_header(r, "X-Method"), "POST");
+	porter_http_response_free(r);
+	free(body);
+
+	ck_assert_int_eq(porter_http_get(url("/bin/100000"), 5000, &r), 0);
+	got = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 100000);
+	ck_assert(check_pattern(got, len, 0));
+	porter_http_response_free(r);
+
+	ck_assert_int_eq(porter_http_post_json(url("/echo"), "{\"a\":1}", 7, 5000, &r), 0);
+	got = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 7);
+	ck_assert(memcmp(got, "{\"a\":1}", 7) == 0);
+	porter_http_response_free(r);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(large_and_chunked_bodies)
+{
+	start(NULL);
+	porter_http_response *r = NULL;
+	size_t len;
+	const void *got;
+	ck_assert_int_eq(porter_http_get(url("/bin/6000000"), 10000, &r), 0);
+	got = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 6000000);
+	ck_assert(check_pattern(got, len, 0));
+	porter_http_response_free(r);
+
+	ck_assert_int_eq(porter_http_get(url("/chunked/3000001"), 10000, &r), 0);
+	got = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 3000001);
+	ck_assert(check_pattern(got, len, 0));
+	ck_assert_ptr_null(porter_http_response_header(r, "Content-Length"));
+	porter_http_response_free(r);
+	stop_clean();
+}
+END_TEST
+
+/* Streams a body larger than the daemon would ever hold whole, checking
+ * every byte and that the daemon's memory does not grow with it. */
+START_TEST(streamed_body_is_pulled_in_chunks)
+{
+	start(NULL);
+	const size_t total = 256u << 20;
+	char path[64];
+	snprintf(path, sizeof(path), "/bin/%zu", total);
+	long rss0 = th_rss_kib(d.pid);
+	porter_http_options o = { .chunk_size = 256 * 1024 };
+	porter_http_stream *s = NULL;
+	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s), 0);
+	const porter_http_response *head = porter_http_stream_response(s);
+	ck_assert_int_eq(porter_http_response_status(head), 200);
+	ck_assert_str_eq(porter_http_response_header(head, "Content-Type"), "application/octet-stream");
+	size_t off = 0, chunks = 0, biggest = 0;
+	long rss_max = rss0;
+	int rc;
+	const void *p;
+	size_t n;
+	while ((rc = porter_http_stream_read(s, &p, &n, 10000)) == 1) {
+		ck_assert_msg(check_pattern(p, n, off), "wrong bytes at offset %zu", off);
+		off += n;
+		chunks++;
+		if (n > biggest)
+			biggest = n;
+		if (chunks % 64 == 0) {
+			long rss = th_rss_kib(d.pid);
+			if (rss > rss_max)
+				rss_max = rss;
+			/* A slow reader: the daemon must pause, not buffer. */
+			if (chunks == 128)
+				usleep(300000);
+		}
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(off, total);
+	ck_assert_uint_gt(chunks, 100);
+	ck_assert_uint_le(biggest, 256 * 1024 + 65536);
+	porter_http_timings t;
+	porter_http_response_timings(porter_http_stream_response(s), &t);
+	ck_assert_uint_gt(t.total_us, 0);
+	porter_http_stream_close(s);
+	ck_assert_msg(rss_max - rss0 < 48 * 1024, "daemon RSS grew by %ld KiB while streaming",
+		      rss_max - rss0);
+
+	/* A stream abandoned half way is aborted in the daemon. */
+	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s), 0);
+	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 10000), 1);
+	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 10000), 1);
+	porter_http_stream_close(s);
+	ck_assert(settles());
+
+	/* Small streamed bodies end in the first reply. */
+	ck_assert_int_eq(porter_http_stream_open(NULL, url("/bin/10"), NULL, 0, NULL, 0, NULL, 5000, &s), 0);
+	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 1);
+	ck_assert_uint_eq(n, 10);
+	ck_assert(check_pattern(p, n, 0));
+	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 0);
+	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 0);
+	porter_http_stream_close(s);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(redirects_and_their_limit)
+{
+	start(NULL);
+	porter_http_response *r = NULL;
+	porter_http_options follow = { .follow_redirects = 1 };
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &follow, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 200);
+	ck_assert_uint_eq(porter_http_response_redirects(r), 3);
+	ck_assert_str_eq(porter_http_response_effective_url(r), url("/redirect/0"));
+	size_t len;
+	const char *b = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 4);
+	ck_assert(memcmp(b, "done", 4) == 0);
+	porter_http_response_free(r);
+
+	/* Not followed unless asked. */
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 302);
+	ck_assert_str_eq(porter_http_response_header(r, "Location"), "/redirect/2");
+	porter_http_response_free(r);
+
+	/* The caller's limit. */
+	porter_http_options two = { .follow_redirects = 1, .max_redirects = 2 };
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &two, 5000, &r),
+			 PORTER_E_HTTP_REDIRECTS);
+	ck_assert_int_eq(porter_http_last_status(), 302);
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/2"), NULL, 0, NULL, 0, &two, 5000, &r), 0);
+	porter_http_response_free(r);
+
+	/* The daemon's limit (default 10) caps any request. */
+	porter_http_options many = { .follow_redirects = 1, .max_redirects = 50 };
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 5000, &r),
+			 PORTER_E_HTTP_REDIRECTS);
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/10"), NULL, 0, NULL, 0, &many, 5000, &r), 0);
+	porter_http_response_free(r);
+
+	/* 303 turns a POST into a GET without a body. */
+	ck_assert_int_eq(porter_http_request("POST", url("/see-other"), NULL, 0, "data", 4, &follow, 5000, &r), 0);
+	ck_assert_str_eq(porter_http_response_header(r, "X-Method"), "GET");
+	porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 0);
+	porter_http_response_free(r);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(never_answering_server_times_out_and_aborts)
+{
+	start(NULL);
+	porter_http_response *r = NULL;
+	long long t0 = th_now_ms();
+	ck_assert_int_eq(porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1500, &r),
+			 PORTER_E_TIMEOUT);
+	long long took = th_now_ms() - t0;
+	ck_assert_int_ge(took, 1000);
+	ck_assert_int_lt(took, 3000);
+	/* The daemon answered (the connection is still good), and the
+	 * transfer is gone. */
+	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+	ck_assert(settles());
+
+	/* A transfer timeout shorter than the call's. */
+	porter_http_options o = { .transfer_timeout_ms = 400 };
+	t0 = th_now_ms();
+	ck_assert_int_eq(porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, &o, 5000, &r),
+			 PORTER_E_TIMEOUT);
+	took = th_now_ms() - t0;
+	ck_assert_int_lt(took, 3000);
+
+	/* A stream whose head never comes. */
+	porter_http_stream *s = NULL;
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1200, &s),
+			 PORTER_E_TIMEOUT);
+	ck_assert(settles());
+
+	/* A client that gives up and goes away cancels the transfer. */
+	porter_thread_disconnect();
+	pid_t pid = fork();
+	if (pid == 0) {
+		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 30000, &r);
+		_exit(0);
+	}
+	usleep(300000);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ck_assert(settles());
+	stop_clean();
+}
+END_TEST
+
+START_TEST(connection_reset_mid_body)
+{
+	start(NULL);
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_request("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &r),
+			 PORTER_E_HTTP);
+	ck_assert_int_eq(porter_http_last_status(), 200);
+	ck_assert_ptr_nonnull(strstr(porter_last_error_message(), "reset"));
+	porter_http_stream *s = NULL;
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &s),
+			 PORTER_E_HTTP);
+	/* The worker is fine afterwards. */
+	ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
+	porter_http_response_free(r);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(refused_schemes_and_hosts)
+{
+	static const char *const schemes[] = { "file:///etc/passwd", "ftp://127.0.0.1/x",
+					       "gopher://127.0.0.1/x", "dict://127.0.0.1/x",
+					       "FILE:///etc/passwd" };
+	static const char *const extra[] = { "--http-allow-hosts", "127.0.0.1, *.example.test", NULL };
+	start(extra);
+	porter_http_response *r = NULL;
+	porter_http_options follow = { .follow_redirects = 1 };
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		ck_assert_int_eq(porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
+				 PORTER_E_HTTP_SCHEME);
+		char path[256];
+		snprintf(path, sizeof(path), "/redirect-to?url=%s", schemes[i]);
+		ck_assert_int_eq(porter_http_request("GET", url(path), NULL, 0, NULL, 0, &follow, 5000, &r),
+				 PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(porter_http_last_status(), 302);
+	}
+	ck_assert_int_eq(porter_http_request("GET", "not a url", NULL, 0, NULL, 0, NULL, 5000, &r),
+			 PORTER_E_INVAL);
+
+	/* The host allow-list, for the first request and for redirects. */
+	char local[128];
+	snprintf(local, sizeof(local), "http://localhost:%d/status/200", srv.port);
+	ck_assert_int_eq(porter_http_get(local, 5000, &r), PORTER_E_HTTP_HOST);
+	char path[256];
+	snprintf(path, sizeof(path), "/redirect-to?url=%s", local);
+	ck_assert_int_eq(porter_http_get(url(path), 5000, &r), PORTER_E_HTTP_HOST);
+	ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
+	porter_http_response_free(r);
+	stop_clean();
+
+	/* Without a list, a host name is resolved (off the loop) and works. */
+	start(NULL);
+	ck_assert_int_eq(porter_http_get(local, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 200);
+	porter_http_response_free(r);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(oversized_responses)
+{
+	static const char *const extra[] = { "--http-max-response", "1000000", NULL };
+	start(extra);
+	porter_http_response *r = NULL;
+	porter_http_options small = { .max_response = 1000 };
+	ck_assert_int_eq(porter_http_request("GET", url("/bin/1000"), NULL, 0, NULL, 0, &small, 5000, &r), 0);
+	porter_http_response_free(r);
+	ck_assert_int_eq(porter_http_request("GET", url("/bin/1001"), NULL, 0, NULL, 0, &small, 5000, &r),
+			 PORTER_E_HTTP_TOO_LARGE);
+	/* No length announced: enforced while receiving. */
+	ck_assert_int_eq(porter_http_request("GET", url("/chunked/5000"), NULL, 0, NULL, 0, &small, 5000, &r),
+			 PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_int_eq(porter_http_get(url("/nolength/2000000"), 5000, &r), PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_int_eq(porter_http_get(url("/bin/1000001"), 5000, &r), PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_int_eq(porter_http_get(url("/bin/1000000"), 5000, &r), 0);
+	porter_http_response_free(r);
+	/* Streams honour a limit when given one. */
+	porter_http_stream *s = NULL;
+	porter_http_options lim = { .max_response = 100000, .chunk_size = 16384 };
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/300000"), NULL, 0, NULL, 0, &lim, 5000, &s), 0);
+	const void *p;
+	size_t n, total = 0;
+	int rc;
+	while ((rc = porter_http_stream_read(s, &p, &n, 5000)) == 1)
+		total += n;
+	ck_assert_int_eq(rc, PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_uint_le(total, 100000);
+	porter_http_stream_close(s);
+	ck_assert(settles());
+	stop_clean();
+}
+END_TEST
+
+#define N_THREADS 16
+#define PER_THREAD 4
+
+typedef struct worker_arg {
+	pthread_t th;
+	int index;
+	int ok;
+} worker_arg;
+
+static void *concurrent_main(void *arg)
+{
+	worker_arg *a = arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		char body[64];
+		int n = snprintf(body, sizeof(body), "thread %d request %d", a->index, i);
+		porter_http_response *r = NULL;
+		const char *path = (i % 2) ? "/slow/200" : "/echo";
+		if (porter_http_request("POST", url(path), NULL, 0, body, (size_t)n, NULL, 20000, &r) != 0)
+			continue;
+		size_t len;
+		const char *b = porter_http_response_body(r, &len);
+		if (porter_http_response_status(r) == 200 &&
+		    ((i % 2 && len == 4 && !memcmp(b, "slow", 4)) ||
+		     (!(i % 2) && len == (size_t)n && !memcmp(b, body, len))))
+			a->ok++;
+		porter_http_response_free(r);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+START_TEST(concurrent_requests_from_many_threads)
+{
+	static const char *const extra[] = { "--workers", "2", NULL };
+	start(extra);
+	worker_arg a[N_THREADS];
+	long long t0 = th_now_ms();
+	for (int i = 0; i < N_THREADS; i++) {
+		a[i].index = i;
+		a[i].ok = 0;
+		ck_assert_int_eq(pthread_create(&a[i].th, NULL, concurrent_main, &a[i]), 0);
+	}
+	int ok = 0;
+	for (int i = 0; i < N_THREADS; i++) {
+		pthread_join(a[i].th, NULL);
+		ok += a[i].ok;
+	}
+	long long took = th_now_ms() - t0;
+	ck_assert_int_eq(ok, N_THREADS * PER_THREAD);
+	/* 32 slow requests of 200 ms one after another would take 6.4 s; far
+	 * less shows they overlapped (a generous bound, not a timing goal). */
+	ck_assert_msg(took < 6000, "64 requests took %lld ms: not concurrent", took);
+	int fds = th_fd_count(d.pid);
+	/* Repeated requests reuse connections: no fd growth. */
+	for (int i = 0; i < 50; i++) {
+		porter_http_response *r = NULL;
+		ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
+		porter_http_response_free(r);
+	}
+	ck_assert_int_le(th_fd_count(d.pid), fds + 2);
+	stop_clean();
+}
+END_TEST
+
+/* Shutdown with transfers and streams open still ends cleanly (every
+ * loop closes with uv_loop_close() == 0, exit status 0). */
+START_TEST(shutdown_with_transfers_in_flight)
+{
+	static const char *const extra[] = { "--shutdown-grace", "300", NULL };
+	start(extra);
+	porter_http_stream *s = NULL;
+	porter_http_options o = { .chunk_size = 65536 };
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/bin/50000000"), NULL, 0, NULL, 0, &o, 5000, &s), 0);
+	porter_thread_disconnect();
+	pid_t pid = fork();
+	if (pid == 0) {
+		porter_http_response *r = NULL;
+		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 20000, &r);
+		_exit(0);
+	}
+	usleep(300000);
+	porter_thread_disconnect();
+	int st = th_daemon_stop(&d);
+	if (st != 0)
+		th_daemon_dump_log(&d);
+	ck_assert_int_eq(st, 0);
+	waitpid(pid, NULL, 0);
+	porter_http_stream_close(s);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+static int run_ctl(const char *args, char *out, size_t cap)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s %s", PORTERCTL_PATH, args);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(porterctl_http)
+{
+	char args[1024], out[8192], path[256];
+	start(NULL);
+	snprintf(args, sizeof(args), "http get -i %s", url("/headers"));
+	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "HTTP 200\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "X-Multi: b\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\r\n\r\nheaders"));
+
+	snprintf(args, sizeof(args), "http post -H 'X-Test-K: v' -d 'hello there' %s", url("/echo"));
+	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "hello there");
+
+	snprintf(args, sizeof(args), "http request DELETE -i %s", url("/echo"));
+	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_ptr_nonnull(strstr(out, "X-Method: DELETE"));
+
+	snprintf(path, sizeof(path), "%s/body.bin", d.dir);
+	snprintf(args, sizeof(args), "http get -o %s %s", path, url("/bin/3000000"));
+	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	uint8_t *buf = malloc(3000001);
+	size_t n = fread(buf, 1, 3000001, f);
+	fclose(f);
+	unlink(path);
+	ck_assert_uint_eq(n, 3000000);
+	ck_assert(check_pattern(buf, n, 0));
+	free(buf);
+
+	snprintf(args, sizeof(args), "http get -L %s", url("/redirect/2"));
+	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "done");
+	snprintf(args, sizeof(args), "http get -f %s 2>/dev/null", url("/status/404"));
+	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 1);
+	ck_assert_int_eq(run_ctl("http get file:///etc/passwd 2>/dev/null", out, sizeof(out)), 1);
+	ck_assert_int_eq(run_ctl("http get 2>/dev/null", out, sizeof(out)), 2);
+	stop_clean();
+}
+END_TEST
+
+int main(void)
+{
+	if (th_httpd_start(&srv) != 0) {
+		fprintf(stderr, "test_http: could not start the loopback HTTP server\n");
+		return 1;
+	}
+	Suite *s = suite_create("http");
+	TCase *tc = tcase_create("http");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, status_codes);
+	tcase_add_test(tc, headers_both_ways);
+	tcase_add_test(tc, binary_bodies_with_nuls);
+	tcase_add_test(tc, large_and_chunked_bodies);
+	tcase_add_test(tc, streamed_body_is_pulled_in_chunks);
+	tcase_add_test(tc, redirects_and_their_limit);
+	tcase_add_test(tc, never_answering_server_times_out_and_aborts);
+	tcase_add_test(tc, connection_reset_mid_body);
+	tcase_add_test(tc, refused_schemes_and_hosts);
+	tcase_add_test(tc, oversized_responses);
+	tcase_add_test(tc, concurrent_requests_from_many_threads);
+	tcase_add_test(tc, shutdown_with_transfers_in_flight);
+	tcase_add_test(tc, porterctl_http);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	th_httpd_stop(&srv);
+	return failed ? 1 : 0;
+}
