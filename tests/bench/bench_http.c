@@ -1,0 +1,283 @@
+/*
+ * bench_http - GET of a 1 KiB body through porterd vs direct libcurl (one
+ * easy handle reused per thread, the way a careful user would do it), at 1
+ * and 8 client threads, in the same run, against the same loopback server.
+ *
+ * The server is a minimal epoll HTTP/1.1 keep-alive responder on its own
+ * thread (not the Python test server) so that it is not the bottleneck.
+ * Prints p50, p99, rate and the porter/direct ratios; never fails on
+ * timing.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+
+#define BODY 1024
+#define WARMUP 300
+#define ITERS_1 5000   /* requests measured at 1 thread */
+#define ITERS_8 1500   /* per thread at 8 threads */
+
+/* ---- the loopback server ---- */
+
+static char response[256 + BODY];
+static size_t response_len;
+static int listen_fd;
+static int server_port;
+static volatile int server_stop;
+
+typedef struct sconn {
+	int fd;
+	char buf[8192];
+	size_t len;
+} sconn;
+
+/* Answers every complete request in the buffer (GETs, no bodies). */
+static int serve_buffer(sconn *c)
+{
+	for (;;) {
+		char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+		if (!end)
+			return 0;
+		size_t used = (size_t)(end + 4 - c->buf);
+		size_t off = 0;
+		while (off < response_len) {
+			ssize_t n = send(c->fd, response + off, response_len - off, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EAGAIN) {
+					usleep(50);
+					continue;
+				}
+				return -1;
+			}
+			off += (size_t)n;
+		}
+		memmove(c->buf, c->buf + used, c->len - used);
+		c->len -= used;
+	}
+}
+
+static void *server_main(void *arg)
+{
+	(void)arg;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev);
+	struct epoll_event evs[64];
+	while (!server_stop) {
+		int n = epoll_wait(ep, evs, 64, 100);
+		for (int i = 0; i < n; i++) {
+			sconn *c = evs[i].data.ptr;
+			if (!c) {
+				int fd;
+				while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					int one = 1;
+					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+					sconn *nc = calloc(1, sizeof(*nc));
+					nc->fd = fd;
+					struct epoll_event e = { .events = EPOLLIN, .data.ptr = nc };
+					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+				}
+				continue;
+			}
+			ssize_t r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+			if (r < 0 && errno == EAGAIN)
+				continue;
+			if (r <= 0 || (c->len += (size_t)r, serve_buffer(c) < 0) ||
+			    c->len == sizeof(c->buf)) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				close(c->fd);
+				free(c);
+			}
+		}
+	}
+	close(ep);
+	return NULL;
+}
+
+static pthread_t server_start(void)
+{
+	char body[BODY];
+	for (int i = 0; i < BODY; i++)
+		body[i] = (char)('a' + i % 26);
+	response_len = (size_t)snprintf(response, sizeof(response),
+					"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+					"Content-Length: %d\r\n\r\n", BODY);
+	memcpy(response + response_len, body, BODY);
+	response_len += BODY;
+
+	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof(sa);
+	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(listen_fd, 256) < 0 ||
+	    getsockname(listen_fd, (struct sockaddr *)&sa, &sl) < 0) {
+		perror("bench_http: server");
+		exit(1);
+	}
+	server_port = ntohs(sa.sin_port);
+	pthread_t th;
+	pthread_create(&th, NULL, server_main, NULL);
+	return th;
+}
+
+/* ---- clients ---- */
+
+static char url[128];
+
+static double now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+typedef struct run {
+	pthread_t th;
+	int direct;
+	int iters;
+	double *lat;
+	int failures;
+} run;
+
+static size_t sink(char *p, size_t size, size_t n, void *ud)
+{
+	(void)p;
+	*(size_t *)ud += size * n;
+	return size * n;
+}
+
+static void *client_main(void *arg)
+{
+	run *r = arg;
+	CURL *e = NULL;
+	size_t got = 0;
+	if (r->direct) {
+		e = curl_easy_init();
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &got);
+	}
+	for (int i = 0; i < WARMUP + r->iters; i++) {
+		double t0 = now_ns();
+		int ok;
+		if (r->direct) {
+			got = 0;
+			long status = 0;
+			ok = curl_easy_perform(e) == CURLE_OK &&
+			     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+			     status == 200 && got == BODY;
+		} else {
+			porter_http_response *resp = NULL;
+			size_t len = 0;
+			ok = porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 5000, &resp) == 0;
+			if (ok) {
+				porter_http_response_body(resp, &len);
+				ok = porter_http_response_status(resp) == 200 && len == BODY;
+				porter_http_response_free(resp);
+			}
+		}
+		double dt = now_ns() - t0;
+		if (!ok)
+			r->failures++;
+		if (i >= WARMUP)
+			r->lat[i - WARMUP] = dt;
+	}
+	if (e)
+		curl_easy_cleanup(e);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+typedef struct result {
+	double p50_us, p99_us, rate;
+	int failures;
+} result;
+
+static result measure(int direct, int threads, int iters)
+{
+	run *runs = calloc((size_t)threads, sizeof(run));
+	double *all = malloc(sizeof(double) * (size_t)threads * (size_t)iters);
+	result res = { 0 };
+	for (int i = 0; i < threads; i++) {
+		runs[i].direct = direct;
+		runs[i].iters = iters;
+		runs[i].lat = all + (size_t)i * (size_t)iters;
+	}
+	double t0 = now_ns();
+	for (int i = 0; i < threads; i++)
+		pthread_create(&runs[i].th, NULL, client_main, &runs[i]);
+	for (int i = 0; i < threads; i++) {
+		pthread_join(runs[i].th, NULL);
+		res.failures += runs[i].failures;
+	}
+	double wall = now_ns() - t0;
+	size_t n = (size_t)threads * (size_t)iters;
+	qsort(all, n, sizeof(double), cmp);
+	res.p50_us = all[n / 2] / 1e3;
+	res.p99_us = all[(size_t)ceil(0.99 * (double)n) - 1] / 1e3;
+	res.rate = (double)threads * (WARMUP + iters) / (wall / 1e9);
+	free(runs);
+	free(all);
+	return res;
+}
+
+int main(void)
+{
+	th_daemon d;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	pthread_t srv = server_start();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/1k", server_port);
+	static const char *const extra[] = { "--workers", "2", "--log-level", "warn", NULL };
+	if (th_daemon_start(&d, extra) != 0) {
+		fprintf(stderr, "bench_http: porterd did not start\n");
+		return 1;
+	}
+
+	printf("bench_http: GET of a %d-byte body on loopback, porterd (2 workers) vs direct libcurl %s\n",
+	       BODY, curl_version_info(CURLVERSION_NOW)->version);
+	printf("%-8s %-8s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "req/s", "failures");
+	static const int thread_counts[] = { 1, 8 };
+	for (size_t t = 0; t < 2; t++) {
+		int threads = thread_counts[t];
+		int iters = threads == 1 ? ITERS_1 : ITERS_8;
+		result direct = measure(1, threads, iters);
+		result porter = measure(0, threads, iters);
+		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "direct", direct.p50_us,
+		       direct.p99_us, direct.rate, direct.failures);
+		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "porter", porter.p50_us,
+		       porter.p99_us, porter.rate, porter.failures);
+		printf("%-8d %-8s %10.2fx %9.2fx %11.2fx\n", threads, "ratio",
+		       porter.p50_us / direct.p50_us, porter.p99_us / direct.p99_us,
+		       porter.rate / direct.rate);
+	}
+	fflush(stdout);
+	th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+	server_stop = 1;
+	pthread_join(srv, NULL);
+	close(listen_fd);
+	curl_global_cleanup();
+	return 0;
+}
