@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "conn.h"
 #include "list.h"
 #include "log.h"
 #include "porter.h"
@@ -129,6 +130,8 @@ typedef struct http_xfer {
 	/* Streaming. */
 	int stream;
 	uint64_t stream_id;
+	uid_t owner_uid;          /* the client that opened the stream */
+	uint64_t owner_instance;
 	size_t chunk_cap;
 	int paused;               /* the write callback returned PAUSE */
 	int sent_head;            /* status and headers went out */
@@ -913,26 +916,39 @@ static void park(http_xfer *x, req *r)
 		uv_timer_start(&hw->reap, on_reap, due, 0);
 }
 
-static int new_stream_id(uint64_t *out)
+/* A stream id: random bits, with the owning worker's index in the low
+ * byte so a request for it can be routed to the right loop. */
+static int new_stream_id(unsigned worker_index, uint64_t *out)
 {
 	uint64_t id = 0;
-	while (id == 0)
+	while ((id >> 8) == 0)
 		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
 			return -1;
-	*out = id;
+	*out = (id & ~(uint64_t)0xff) | (worker_index & 0xff);
 	return 0;
 }
 
-static http_xfer *stream_find(http_worker *hw, uint64_t id)
+/* Finds the stream `id` for request `r`, or fails `r` and returns NULL.
+ * A stream answers only the client process that opened it. */
+static http_xfer *stream_lookup(req *r, uint64_t id)
 {
+	http_worker *hw = r->w->http;
 	list *pos, *tmp;
-	if (!id)
-		return NULL;
-	list_for_each_safe(pos, tmp, &hw->xfers) {
-		http_xfer *x = list_entry(pos, http_xfer, link);
-		if (x->stream && x->stream_id == id)
-			return x;
+	if (hw && id) {
+		list_for_each_safe(pos, tmp, &hw->xfers) {
+			http_xfer *x = list_entry(pos, http_xfer, link);
+			if (x->stream && x->stream_id == id && x->state != XFER_REAPING &&
+			    (!r->c || (r->c->uid == x->owner_uid &&
+				       r->c->client_instance == x->owner_instance)))
+				return x;
+		}
 	}
+	if (id && (id & 0xff) != (r->w->index & 0xff))
+		req_fail(r, PORTER_E_NOT_FOUND,
+			 "HTTP stream lives on worker %u, this connection is served by worker %u (read a stream from the thread that opened it)",
+			 (unsigned)(id & 0xff), r->w->index);
+	else
+		req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream (ended, closed or idle too long)");
 	return NULL;
 }
 
@@ -1113,10 +1129,12 @@ void http_handle(req *r)
 		if (x->chunk_cap < 1024)
 			x->chunk_cap = 1024;
 		x->limit = hr->max_response;
-		if (new_stream_id(&x->stream_id) < 0) {
+		if (new_stream_id(w->index, &x->stream_id) < 0) {
 			req_fail(r, PORTER_E_INTERNAL, "no randomness for a stream id");
 			goto fail_free;
 		}
+		x->owner_uid = r->c->uid;
+		x->owner_instance = r->c->client_instance;
 		hw->n_streams++;
 	} else {
 		/* A whole response must fit in one frame. */
@@ -1157,12 +1175,9 @@ fail_free:
 
 void http_handle_fetch(req *r)
 {
-	http_worker *hw = r->w->http;
-	http_xfer *x = hw ? stream_find(hw, r->msg->http_fetch->stream_id) : NULL;
-	if (!x || x->state == XFER_REAPING) {
-		req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream on this connection's worker");
+	http_xfer *x = stream_lookup(r, r->msg->http_fetch->stream_id);
+	if (!x)
 		return;
-	}
 	if (x->r) {
 		req_fail(r, PORTER_E_BUSY, "a pull of this stream is already waiting");
 		return;
@@ -1196,12 +1211,9 @@ void http_handle_fetch(req *r)
 
 void http_handle_close(req *r)
 {
-	http_worker *hw = r->w->http;
-	http_xfer *x = hw ? stream_find(hw, r->msg->http_close->stream_id) : NULL;
-	if (!x || x->state == XFER_REAPING) {
-		req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream on this connection's worker");
+	http_xfer *x = stream_lookup(r, r->msg->http_close->stream_id);
+	if (!x)
 		return;
-	}
 	if (x->r) {
 		req *p = x->r;
 		x->r = NULL;

@@ -311,10 +311,13 @@ PORTER_API void porter_http_response_free(porter_http_response *r);
  * Streaming: the body is pulled chunk by chunk, so it can be of any size;
  * the daemon holds at most about one chunk per stream and pauses the
  * transfer while the caller does not read. A stream is a handle owned by
- * the caller; it is named by an id in the daemon, so it may be read from
- * any thread (one at a time) of the process, on the daemon worker that
- * serves the opening thread's connection. The daemon aborts a stream that
- * is not read for its http-stream-idle time (default 60 s).
+ * the caller, used by one thread at a time. It lives on the daemon worker
+ * that served the opening thread's connection: read it from that thread,
+ * or from another thread of the same process whose connection that worker
+ * also serves (always true with one worker); elsewhere reads fail with
+ * PORTER_E_NOT_FOUND. Only the process that opened a stream can read it.
+ * The daemon aborts a stream that is not read for its http-stream-idle time
+ * (default 60 s).
  */
 typedef struct porter_http_stream porter_http_stream;
 

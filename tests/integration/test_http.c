@@ -282,6 +282,48 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 }
 END_TEST
 
+typedef struct reader_arg {
+	porter_http_stream *s;
+	size_t total;
+	int rc;
+} reader_arg;
+
+static void *reader_main(void *arg)
+{
+	reader_arg *a = arg;
+	const void *p;
+	size_t n;
+	while ((a->rc = porter_http_stream_read(a->s, &p, &n, 10000)) == 1) {
+		if (!check_pattern(p, n, a->total)) {
+			a->rc = -100;
+			break;
+		}
+		a->total += n;
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* A stream opened on one thread and read on another (an isolate that
+ * moved), with one worker so both connections share it. */
+START_TEST(stream_read_from_another_thread)
+{
+	static const char *const extra[] = { "--workers", "1", NULL };
+	start(extra);
+	porter_http_options o = { .chunk_size = 65536 };
+	reader_arg a = { 0 };
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/2000000"), NULL, 0, NULL, 0, &o,
+						 5000, &a.s), 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &a), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(a.rc, 0);
+	ck_assert_uint_eq(a.total, 2000000);
+	porter_http_stream_close(a.s);
+	stop_clean();
+}
+END_TEST
+
 START_TEST(redirects_and_their_limit)
 {
 	start(NULL);
@@ -625,6 +667,7 @@ int main(void)
 	tcase_add_test(tc, binary_bodies_with_nuls);
 	tcase_add_test(tc, large_and_chunked_bodies);
 	tcase_add_test(tc, streamed_body_is_pulled_in_chunks);
+	tcase_add_test(tc, stream_read_from_another_thread);
 	tcase_add_test(tc, redirects_and_their_limit);
 	tcase_add_test(tc, never_answering_server_times_out_and_aborts);
 	tcase_add_test(tc, connection_reset_mid_body);
