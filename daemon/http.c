@@ -122,6 +122,8 @@ typedef struct http_xfer {
 	uint8_t *body;
 	size_t body_len;
 	int follow;
+	char origin[300];         /* scheme://host:port of the first URL */
+	int stripped;             /* credentials removed after a cross-origin redirect */
 	unsigned max_redirects;
 	unsigned redirects;
 	uint64_t limit;           /* largest body accepted; 0 none */
@@ -704,6 +706,56 @@ static void finish(http_xfer *x)
 	}
 }
 
+/* Writes "scheme://host:port" of `url` to `out`; "" when it cannot. */
+static void origin_of(const char *url, char *out, size_t cap)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	out[0] = '\0';
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		snprintf(out, cap, "%s://%s:%s", scheme, host, port);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
+static int is_credential(const char *line)
+{
+	static const char *const names[] = { "Authorization", "Proxy-Authorization", "Cookie" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		if (strncasecmp(line, names[i], n) == 0 && (line[n] == ':' || line[n] == ';'))
+			return 1;
+	}
+	return 0;
+}
+
+/* Drops the caller's credentials from the request headers: they were meant
+ * for the first origin, not for wherever a redirect points. */
+static int strip_credentials(http_xfer *x)
+{
+	struct curl_slist *nl = NULL;
+	for (struct curl_slist *l = x->hdrs; l; l = l->next) {
+		if (is_credential(l->data))
+			continue;
+		struct curl_slist *t = curl_slist_append(nl, l->data);
+		if (!t) {
+			curl_slist_free_all(nl);
+			return -1;
+		}
+		nl = t;
+	}
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, nl);
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = nl;
+	x->stripped = 1;
+	return 0;
+}
+
 /* Follows the redirect of the hop that just ended, when allowed. Returns 1
  * when the transfer goes on, 0 when it ended (x->err may be set). */
 static int follow(http_xfer *x)
@@ -729,6 +781,14 @@ static int follow(http_xfer *x)
 	}
 	free(x->url);
 	x->url = nu;
+	if (!x->stripped) {
+		char origin[sizeof(x->origin)];
+		origin_of(x->url, origin, sizeof(origin));
+		if (strcmp(origin, x->origin) && strip_credentials(x) < 0) {
+			fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+			return 0;
+		}
+	}
 	/* What browsers and curl do: 303 turns anything but HEAD into GET,
 	 * 301/302 turn POST into GET; 307/308 repeat the request as is. */
 	if ((x->status == 303 && strcmp(x->method, "HEAD")) ||
@@ -1111,6 +1171,8 @@ void http_handle(req *r)
 		goto fail_free;
 	}
 	x->follow = hr->follow_redirects;
+	if (x->follow)
+		origin_of(x->url, x->origin, sizeof(x->origin));
 	x->max_redirects = cfg->http_max_redirects;
 	if (hr->max_redirects && hr->max_redirects < x->max_redirects)
 		x->max_redirects = hr->max_redirects;

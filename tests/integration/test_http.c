@@ -36,8 +36,9 @@ static void stop_clean(void)
 
 static const char *url(const char *path)
 {
-	static __thread char buf[512];
-	snprintf(buf, sizeof(buf), "%s%s", srv.base, path);
+	static __thread char buf[2048];
+	int n = snprintf(buf, sizeof(buf), "%s%s", srv.base, path);
+	ck_assert(n > 0 && (size_t)n < sizeof(buf));
 	return buf;
 }
 
@@ -358,6 +359,23 @@ START_TEST(redirects_and_their_limit)
 	ck_assert_int_eq(porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 5000, &r),
 			 PORTER_E_HTTP_REDIRECTS);
 	ck_assert_int_eq(porter_http_request("GET", url("/redirect/10"), NULL, 0, NULL, 0, &many, 5000, &r), 0);
+	porter_http_response_free(r);
+
+	/* Credentials follow a redirect on the same origin only. */
+	const char *cred[] = { "Authorization: Bearer secret", "Cookie: a=b", "X-Test-Keep: yes" };
+	char path[1024], target[512];
+	snprintf(target, sizeof(target), "%s", url("/echo"));
+	snprintf(path, sizeof(path), "/redirect-to?url=%s", target);
+	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r), 0);
+	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Authorization"), "Bearer secret");
+	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Cookie"), "a=b");
+	porter_http_response_free(r);
+	snprintf(path, sizeof(path), "/redirect-to?url=http://localhost:%d/echo", srv.port);
+	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 200);
+	ck_assert_ptr_null(porter_http_response_header(r, "X-Got-Authorization"));
+	ck_assert_ptr_null(porter_http_response_header(r, "X-Got-Cookie"));
+	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Keep"), "yes");
 	porter_http_response_free(r);
 
 	/* 303 turns a POST into a GET without a body. */

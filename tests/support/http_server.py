@@ -10,6 +10,8 @@ Routes (all bodies are deterministic so tests can check every byte):
   /status/CODE          answers CODE with body "status CODE"
   /echo                 echoes the request body; X-Method carries the method,
                         X-Got-<name> echoes each request header named X-Test-*
+                        (and Authorization and Cookie as X-Got-Authorization,
+                        X-Got-Cookie)
   /headers              several response headers, one of them repeated
   /bin/N                N bytes of pattern(i) = i % 251, Content-Length set
                         (NULs at every multiple of 251)
@@ -105,6 +107,8 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in self.headers.items():
                 if k.lower().startswith("x-test-"):
                     hdrs.append(("X-Got-" + k[7:], v))
+                elif k.lower() in ("authorization", "cookie"):
+                    hdrs.append(("X-Got-" + k, v))
             self.simple(200, body, hdrs)
         elif head == "headers":
             self.simple(200, b"headers", [("X-One", "1"), ("X-Multi", "a"),
