@@ -629,6 +629,46 @@ static int run_ctl(const char *args, char *out, size_t cap)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* TLS: verified by default against the system's CAs (which do not know
+ * the test server), accepted with its certificate as the CA file. */
+START_TEST(tls_verification)
+{
+	th_httpd tls;
+	ck_assert_int_eq(th_httpd_start_tls(&tls), 0);
+	char u[128];
+	snprintf(u, sizeof(u), "%s/status/200", tls.base);
+	porter_http_response *r = NULL;
+
+	start(NULL);
+	ck_assert_int_eq(porter_http_get(u, 5000, &r), PORTER_E_HTTP_TLS);
+	stop_clean();
+
+	char ca[160];
+	snprintf(ca, sizeof(ca), "--http-ca-file=%s", tls.cert);
+	const char *const with_ca[] = { ca, NULL };
+	start(with_ca);
+	ck_assert_int_eq(porter_http_get(u, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_response_status(r), 200);
+	porter_http_timings t;
+	porter_http_response_timings(r, &t);
+	ck_assert_uint_gt(t.tls_us, 0);
+	ck_assert_uint_ge(t.tls_us, t.connect_us);
+	porter_http_response_free(r);
+	/* The certificate names 127.0.0.1, not localhost. */
+	char lu[128];
+	snprintf(lu, sizeof(lu), "https://localhost:%d/status/200", tls.port);
+	ck_assert_int_eq(porter_http_get(lu, 5000, &r), PORTER_E_HTTP_TLS);
+	stop_clean();
+
+	const char *const insecure[] = { "--http-tls-verify=false", NULL };
+	start(insecure);
+	ck_assert_int_eq(porter_http_get(lu, 5000, &r), 0);
+	porter_http_response_free(r);
+	stop_clean();
+	th_httpd_stop(&tls);
+}
+END_TEST
+
 START_TEST(porterctl_http)
 {
 	char args[1024], out[8192], path[256];
@@ -693,6 +733,7 @@ int main(void)
 	tcase_add_test(tc, oversized_responses);
 	tcase_add_test(tc, concurrent_requests_from_many_threads);
 	tcase_add_test(tc, shutdown_with_transfers_in_flight);
+	tcase_add_test(tc, tls_verification);
 	tcase_add_test(tc, porterctl_http);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loopback HTTP server for Porter's HTTP tests.
 
-Listens on 127.0.0.1 on a port chosen by the OS and writes that port to the
+Listens on 127.0.0.1 (plain HTTP, or HTTPS with --tls-dir) on a port chosen by the OS and writes that port to the
 file named by --port-file (written to a temp name, then renamed, so readers
 never see half a number). It exits by itself after --lifetime seconds, and
 as soon as its parent process goes away, so no test can leave it running.
@@ -27,6 +27,8 @@ Routes (all bodies are deterministic so tests can check every byte):
 import argparse
 import os
 import socket
+import ssl
+import subprocess
 import struct
 import sys
 import threading
@@ -193,9 +195,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--lifetime", type=float, default=600)
+    ap.add_argument("--tls-dir",
+                    help="serve HTTPS with a fresh self-signed certificate "
+                         "for 127.0.0.1, written to DIR/cert.pem")
     a = ap.parse_args()
 
     srv = Server(("127.0.0.1", 0), Handler)
+    if a.tls_dir:
+        cert = os.path.join(a.tls_dir, "cert.pem")
+        key = os.path.join(a.tls_dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2",
+                        "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     tmp = a.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d\n" % srv.server_address[1])

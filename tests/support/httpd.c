@@ -35,7 +35,7 @@ static int can_connect(int port)
 	return ok;
 }
 
-int th_httpd_start(th_httpd *h)
+static int start(th_httpd *h, int tls)
 {
 	char portfile[128];
 	memset(h, 0, sizeof(*h));
@@ -52,9 +52,14 @@ int th_httpd_start(th_httpd *h)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
-		execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER,
-		      "--port-file", portfile, "--lifetime", HTTPD_LIFETIME_S,
-		      (char *)NULL);
+		if (tls)
+			execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER,
+			      "--port-file", portfile, "--lifetime", HTTPD_LIFETIME_S,
+			      "--tls-dir", h->dir, (char *)NULL);
+		else
+			execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER,
+			      "--port-file", portfile, "--lifetime", HTTPD_LIFETIME_S,
+			      (char *)NULL);
 		_exit(127);
 	}
 	h->pid = pid;
@@ -73,7 +78,10 @@ int th_httpd_start(th_httpd *h)
 			if (fscanf(f, "%d", &port) == 1 && port > 0 && can_connect(port)) {
 				fclose(f);
 				h->port = port;
-				snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", port);
+				snprintf(h->base, sizeof(h->base), "%s://127.0.0.1:%d",
+					 tls ? "https" : "http", port);
+				if (tls)
+					snprintf(h->cert, sizeof(h->cert), "%s/cert.pem", h->dir);
 				return 0;
 			}
 			fclose(f);
@@ -82,6 +90,16 @@ int th_httpd_start(th_httpd *h)
 	}
 	th_httpd_stop(h);
 	return -1;
+}
+
+int th_httpd_start(th_httpd *h)
+{
+	return start(h, 0);
+}
+
+int th_httpd_start_tls(th_httpd *h)
+{
+	return start(h, 1);
 }
 
 void th_httpd_stop(th_httpd *h)
@@ -105,8 +123,11 @@ void th_httpd_stop(th_httpd *h)
 		h->pid = 0;
 	}
 	if (h->dir[0]) {
-		snprintf(path, sizeof(path), "%s/port", h->dir);
-		unlink(path);
+		static const char *const files[] = { "port", "cert.pem", "key.pem" };
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", h->dir, files[i]);
+			unlink(path);
+		}
 		rmdir(h->dir);
 		h->dir[0] = '\0';
 	}
