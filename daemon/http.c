@@ -1044,6 +1044,11 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 	x->easy = e;
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* A transfer removed while its name is still being resolved would
+	 * otherwise join the resolver thread, blocking the loop until
+	 * getaddrinfo gives up; this detaches it instead (the thread frees
+	 * its own state when the lookup ends). */
+	curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	/* Redirects are followed here, not by libcurl, so each target's
