@@ -511,7 +511,10 @@ static void reply_error(http_xfer *x)
 static int buf_append(http_xfer *x, const void *p, size_t n)
 {
 	if (x->len + n > x->cap) {
-		size_t nc = x->cap ? x->cap : 16384;
+		/* A stream's chunk is cut once it reaches chunk_cap, so it
+		 * never holds more than that plus one delivery. */
+		size_t nc = x->cap ? x->cap
+				   : x->stream ? x->chunk_cap + CURL_MAX_WRITE_SIZE : 16384;
 		while (nc < x->len + n)
 			nc *= 2;
 		uint8_t *nb = realloc(x->buf, nc);
