@@ -1276,6 +1276,8 @@ void http_handle_fetch(req *r)
 			set_timings(x);
 			x->state = XFER_DONE;
 		}
+		/* Resuming may have ended the transfer (or others). */
+		drain_info(x->hw);
 	}
 }
 
