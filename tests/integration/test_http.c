@@ -51,6 +51,26 @@ static int check_pattern(const uint8_t *p, size_t n, size_t offset)
 	return 1;
 }
 
+/* Waits (up to 5 s) until the server holds no /hang connection open,
+ * which shows that porterd closed the abandoned transfers. */
+static int hangs_closed(void)
+{
+	long long until = th_now_ms() + 5000;
+	while (th_now_ms() < until) {
+		porter_http_response *r = NULL;
+		if (porter_http_get(url("/hanging"), 2000, &r) == 0) {
+			size_t len;
+			const char *b = porter_http_response_body(r, &len);
+			int zero = len == 1 && b[0] == '0';
+			porter_http_response_free(r);
+			if (zero)
+				return 1;
+		}
+		usleep(50000);
+	}
+	return 0;
+}
+
 static uint64_t daemon_inflight(void)
 {
 	porter_stats_snapshot *s = NULL;
@@ -408,6 +428,7 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	 * transfer is gone. */
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
 	ck_assert(settles());
+	ck_assert(hangs_closed());
 
 	/* A transfer timeout shorter than the call's. */
 	porter_http_options o = { .transfer_timeout_ms = 400 };
@@ -422,6 +443,7 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1200, &s),
 			 PORTER_E_TIMEOUT);
 	ck_assert(settles());
+	ck_assert(hangs_closed());
 
 	/* A client that gives up and goes away cancels the transfer. */
 	porter_thread_disconnect();
@@ -434,6 +456,7 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	ck_assert(settles());
+	ck_assert(hangs_closed());
 	stop_clean();
 }
 END_TEST

@@ -21,6 +21,7 @@ Routes (all bodies are deterministic so tests can check every byte):
   /redirect-to?url=U    302 to U (any scheme)
   /see-other            303 to /echo
   /hang                 reads the request and never answers
+  /hanging              how many /hang connections are open now
   /reset                promises 100000 bytes, sends 1000, resets the connection
   /slow/MS              answers "slow" after MS milliseconds
 """
@@ -147,19 +148,20 @@ class Handler(BaseHTTPRequestHandler):
             self.simple(302, b"", [("Location", target)])
         elif head == "see-other":
             self.simple(303, b"", [("Location", "/echo")])
+        elif head == "hanging":
+            with HANG_LOCK:
+                n = HANGING[0]
+            self.simple(200, b"%d" % n)
         elif head == "hang":
             # Hold the connection open without answering until the client
             # gives up (or the server's lifetime ends).
-            self.connection.settimeout(1.0)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if not self.connection.recv(1):
-                        break
-                except socket.timeout:
-                    continue
-                except OSError:
-                    break
+            with HANG_LOCK:
+                HANGING[0] += 1
+            try:
+                self.hang()
+            finally:
+                with HANG_LOCK:
+                    HANGING[0] -= 1
             self.close_connection = True
         elif head == "reset":
             self.send_response(200)
@@ -178,7 +180,25 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.simple(404, b"no such route")
 
+    def hang(self):
+        self.connection.settimeout(0.05)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if not self.connection.recv(1):
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+
+
+# Connections held open by /hang right now, reported by /hanging: tests
+# use it to see that porterd really closed an abandoned transfer.
+HANG_LOCK = threading.Lock()
+HANGING = [0]
 
 
 class Server(ThreadingHTTPServer):
