@@ -22,6 +22,9 @@ struct porter_http_stream {
 	uint64_t id;
 	int more;                  /* the daemon has more to give */
 	Porter__V1__Response *cur; /* the chunk last handed out, owned */
+	const uint8_t *first;      /* the first chunk, inside head.msg */
+	size_t first_len;
+	int first_taken;
 };
 
 static __thread int last_http_status;
@@ -283,6 +286,11 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 	s->head.hr = resp->http;
 	s->id = resp->http->stream_id;
 	s->more = resp->more;
+	/* The head reads as bodiless; the bytes stay where they are (freed
+	 * with the message) until the first read hands them out. */
+	s->first = resp->http->body.data;
+	s->first_len = resp->http->body.len;
+	resp->http->body.len = 0;
 	set_timings(&s->head, resp->http->timings);
 	*out = s;
 	return 0;
@@ -291,11 +299,6 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 const porter_http_response *porter_http_stream_response(const porter_http_stream *s)
 {
 	return &s->head;
-}
-
-static int first_chunk_taken(const porter_http_stream *s)
-{
-	return s->head.hr->body.len == 0;
 }
 
 int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len,
@@ -307,15 +310,14 @@ int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *le
 		porter__v1__response__free_unpacked(s->cur, NULL);
 		s->cur = NULL;
 	}
-	if (!first_chunk_taken(s)) {
-		/* Hand out the first chunk, then forget it so the head
-		 * reads as bodiless. The bytes stay in the head's message
-		 * until the next read, which only touches s->cur. */
-		*data = s->head.hr->body.data;
-		*len = s->head.hr->body.len;
-		s->head.hr->body.len = 0;
-		pconn_clear_error();
-		return 1;
+	if (!s->first_taken) {
+		s->first_taken = 1;
+		if (s->first_len) {
+			*data = s->first;
+			*len = s->first_len;
+			pconn_clear_error();
+			return 1;
+		}
 	}
 	while (s->more) {
 		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;

@@ -258,6 +258,9 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s), 0);
 	const porter_http_response *head = porter_http_stream_response(s);
 	ck_assert_int_eq(porter_http_response_status(head), 200);
+	size_t head_len = 1;
+	porter_http_response_body(head, &head_len);
+	ck_assert_uint_eq(head_len, 0);
 	ck_assert_str_eq(porter_http_response_header(head, "Content-Type"), "application/octet-stream");
 	size_t off = 0, chunks = 0, biggest = 0;
 	long rss_max = rss0;
