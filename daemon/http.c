@@ -573,6 +573,9 @@ static void map_error(http_xfer *x, CURLcode rc)
 		return;
 	}
 	switch (rc) {
+	case CURLE_URL_MALFORMAT:
+		fail_msg(x, PORTER_E_INVAL, "malformed URL: %s", what);
+		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		fail_msg(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
 		break;
@@ -605,6 +608,12 @@ static void map_error(http_xfer *x, CURLcode rc)
 static int check_url(http_xfer *x, const char *url)
 {
 	const config *cfg = x->hw->w->cfg;
+	/* Without an allow-list only the scheme matters, and libcurl's own
+	 * parse (with CURLOPT_PROTOCOLS_STR) backs this prefix test up; it
+	 * spares a second URL parse on every request. */
+	if (!cfg->http_allow_hosts.n &&
+	    (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0))
+		return 0;
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
 	int rc = 0;
@@ -1117,7 +1126,7 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 	}
 	/* libcurl would wait up to a second for "100 Continue" before a
 	 * large body; servers rarely need it, clients notice the delay. */
-	if (!has_expect) {
+	if (!has_expect && x->body_len) {
 		struct curl_slist *nl = curl_slist_append(x->hdrs, "Expect:");
 		if (!nl)
 			return PORTER_E_NOMEM;

@@ -502,6 +502,8 @@ START_TEST(refused_schemes_and_hosts)
 	}
 	ck_assert_int_eq(porter_http_request("GET", "not a url", NULL, 0, NULL, 0, NULL, 5000, &r),
 			 PORTER_E_INVAL);
+	ck_assert_int_eq(porter_http_request("GET", "http://", NULL, 0, NULL, 0, NULL, 5000, &r),
+			 PORTER_E_INVAL);
 
 	/* The host allow-list, for the first request and for redirects. */
 	char local[128];
@@ -514,8 +516,19 @@ START_TEST(refused_schemes_and_hosts)
 	porter_http_response_free(r);
 	stop_clean();
 
-	/* Without a list, a host name is resolved (off the loop) and works. */
+	/* Without a list, a host name is resolved (off the loop) and works;
+	 * schemes and malformed URLs are refused the same way. */
 	start(NULL);
+	ck_assert_int_eq(porter_http_get("http://", 5000, &r), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_http_get(" file:///etc/passwd", 5000, &r), PORTER_E_INVAL);
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		char p2[256];
+		snprintf(p2, sizeof(p2), "/redirect-to?url=%s", schemes[i]);
+		ck_assert_int_eq(porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
+				 PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(porter_http_request("GET", url(p2), NULL, 0, NULL, 0, &follow, 5000, &r),
+				 PORTER_E_HTTP_SCHEME);
+	}
 	ck_assert_int_eq(porter_http_get(local, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	porter_http_response_free(r);
