@@ -28,6 +28,7 @@ typedef struct tstate {
 	int fd;              /* -1 when not connected */
 	frame_reader rd;
 	uint32_t max_frame;  /* the daemon's request limit, from Hello */
+	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -102,6 +103,16 @@ static tstate *state(void)
 uint64_t pconn_next_id(void)
 {
 	return atomic_fetch_add(&next_id, 1);
+}
+
+uint64_t porter_next_call_id(void)
+{
+	tstate *t = state();
+	if (!t)
+		return pconn_next_id(); /* still unique, just not reserved */
+	if (!t->reserved_id)
+		t->reserved_id = pconn_next_id();
+	return t->reserved_id;
 }
 
 uint64_t pconn_instance(void)
@@ -366,6 +377,10 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 		timeout_ms = PCONN_DEFAULT_TIMEOUT_MS;
 	int64_t deadline = now_ms() + timeout_ms;
 	int rc = 0;
+
+	if (!req->id && t->reserved_id)
+		req->id = t->reserved_id;
+	t->reserved_id = 0;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = t->fd < 0;

@@ -37,7 +37,13 @@ req *req_new(conn *c, Porter__V1__Request *msg)
 void req_reply(req *r, Porter__V1__Response *resp)
 {
 	conn *c = r->c;
+	Porter__V1__Response stopped = PORTER__V1__RESPONSE__INIT;
 
+	if (r->stop_code) {
+		stopped.status = r->stop_code;
+		stopped.message = (char *)porter_strerror(r->stop_code);
+		resp = &stopped;
+	}
 	resp->id = r->id;
 	if (resp->status != 0)
 		stats_add(&r->w->counters.errors, 1);
@@ -85,6 +91,17 @@ uint64_t req_remaining_ms(const req *r)
 {
 	uint64_t now = uv_now(&r->w->loop);
 	return now >= r->deadline ? 0 : r->deadline - now;
+}
+
+int req_stop(req *r, int code)
+{
+	if (!r->cancel)
+		return 0;
+	void (*cancel)(req *) = r->cancel;
+	r->cancel = NULL;
+	r->stop_code = code;
+	cancel(r);
+	return 1;
 }
 
 void req_detach(req *r)

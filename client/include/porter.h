@@ -180,6 +180,46 @@ PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *
 PORTER_API void porter_stats_free(porter_stats_snapshot *s);
 
 /*
+ * Like porter_ping, but the daemon waits `delay_ms` before echoing: a
+ * diagnostic that exercises deadlines and cancellation without any
+ * external server. The daemon enforces `timeout_ms` itself and answers
+ * PORTER_E_TIMEOUT when the delay would pass it.
+ */
+PORTER_API int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms,
+				 int timeout_ms);
+
+/*
+ * Cancellation. Every call carries a request id unique within this process.
+ * To cancel a call that another thread is about to make (or is blocked in),
+ * that thread first takes the id its next call will use:
+ *
+ *     uint64_t id = porter_next_call_id();  // on the calling thread
+ *     ... publish id to the canceller ...
+ *     rc = porter_db_query(...);            // uses `id`
+ *
+ * and any thread of the same process may then call porter_cancel(id). The
+ * blocked call returns PORTER_E_CANCELLED promptly.
+ */
+
+/*
+ * Reserves and returns the id of the calling thread's next call (the same
+ * value until that call is made). Never blocks; never 0.
+ */
+PORTER_API uint64_t porter_next_call_id(void);
+
+/*
+ * Asks the daemon to stop request `id` of this process, on whichever thread
+ * or connection it runs. Blocks for at most `timeout_ms` (0: default).
+ * Returns 0 when the request was in flight and has been stopped (its caller
+ * gets PORTER_E_CANCELLED), or PORTER_E_NOT_FOUND when no stoppable request
+ * with that id is in flight: it already finished, it cannot stop early, or
+ * it has not reached the daemon yet, in which case the daemon remembers the
+ * id for 30 seconds and refuses the request with PORTER_E_CANCELLED when it
+ * arrives. Other negative codes as for any call.
+ */
+PORTER_API int porter_cancel(uint64_t id, int timeout_ms);
+
+/*
  * Closes the calling thread's connection now instead of at thread exit.
  * The next call on this thread opens a new one. Never blocks; safe to call
  * when the thread has no connection.
