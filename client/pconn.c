@@ -394,7 +394,11 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 		}
 		if (!req->id)
 			req->id = pconn_next_id();
-		req->timeout_ms = (uint32_t)left;
+		/* The daemon gets slightly less time than we wait, so that its
+		 * own timeout reply (with whatever it cancelled) arrives
+		 * before we give up and have to drop the connection. */
+		int64_t margin = left / 10 < 50 ? left / 10 : 50;
+		req->timeout_ms = (uint32_t)(left - margin > 0 ? left - margin : 1);
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "batch.h"
 #include "cancel.h"
 #include "porter.h"
 #include "stats.h"
@@ -80,7 +81,7 @@ static void handle_ping(req *r)
 
 void ops_dispatch(req *r)
 {
-	if (cancel_refuse_early(r))
+	if (!r->batch && cancel_refuse_early(r))
 		return;
 	switch (r->msg->body_case) {
 	case PORTER__V1__REQUEST__BODY_PING:
@@ -88,6 +89,9 @@ void ops_dispatch(req *r)
 		return;
 	case PORTER__V1__REQUEST__BODY_CANCEL:
 		cancel_handle(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_BATCH:
+		batch_handle(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_STATS:
 		stats_handle(r);

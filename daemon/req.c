@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "batch.h"
 #include "conn.h"
 #include "porter.h"
 #include "stats.h"
@@ -34,6 +35,29 @@ req *req_new(conn *c, Porter__V1__Request *msg)
 	return r;
 }
 
+req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w,
+		    uint64_t deadline, Porter__V1__Request *msg)
+{
+	req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		porter__v1__request__free_unpacked(msg, NULL);
+		return NULL;
+	}
+	uint64_t now = uv_now(&w->loop);
+	uint64_t t = msg->timeout_ms ? now + msg->timeout_ms : deadline;
+	r->c = c;
+	r->w = w;
+	r->id = msg->id;
+	r->msg = msg;
+	r->deadline = t < deadline ? t : deadline;
+	r->batch = b;
+	r->batch_index = index;
+	list_init(&r->link); /* not on the connection's list */
+	stats_add(&w->counters.requests, 1);
+	stats_add(&w->counters.inflight, 1);
+	return r;
+}
+
 void req_reply(req *r, Porter__V1__Response *resp)
 {
 	conn *c = r->c;
@@ -47,7 +71,9 @@ void req_reply(req *r, Porter__V1__Response *resp)
 	resp->id = r->id;
 	if (resp->status != 0)
 		stats_add(&r->w->counters.errors, 1);
-	if (c) {
+	if (r->batch) {
+		batch_member_done(r->batch, r->batch_index, resp);
+	} else if (c) {
 		list_remove(&r->link);
 		c->inflight--;
 		conn_send(c, resp);

@@ -19,6 +19,7 @@
 #include "list.h"
 #include "porter.pb-c.h"
 
+struct batch;
 struct conn;
 struct worker;
 
@@ -34,6 +35,8 @@ typedef struct req {
 	void (*cancel)(struct req *r);
 	void *op;              /* the module's state for this request */
 	int stop_code;         /* stopped early (Cancel, shutdown): the reply's status */
+	struct batch *batch;   /* member of this batch: the reply goes there */
+	unsigned batch_index;  /* position among the batch's members */
 } req;
 
 /*
@@ -43,6 +46,16 @@ typedef struct req {
  * memory.
  */
 req *req_new(struct conn *c, Porter__V1__Request *msg);
+
+/*
+ * Creates the req for one member of a Batch: it shares the batch's
+ * connection (for the client's identity) without being listed on it, its
+ * reply goes to `b`, and its deadline is the member's own, bounded by
+ * `deadline`. `msg` is owned by the req as in req_new. NULL when out of
+ * memory.
+ */
+req *req_new_member(struct batch *b, unsigned index, struct conn *c,
+		    struct worker *w, uint64_t deadline, Porter__V1__Request *msg);
 
 /*
  * Sends `resp` (owned by the caller; its id is filled in here) and frees
