@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "log.h"
 #include "ops.h"
+#include "palloc.h"
 #include "porter.h"
 #include "worker.h"
 
@@ -113,7 +114,9 @@ static void on_batch_stopped(req *r)
 static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *why,
 					  size_t whylen, unsigned i)
 {
-	Porter__V1__Request *m = porter__v1__request__unpack(NULL, raw->len, raw->data);
+	palloc_budget budget;
+	palloc_budget_init(&budget, raw->len);
+	Porter__V1__Request *m = porter__v1__request__unpack(&budget.base, raw->len, raw->data);
 	if (!m) {
 		snprintf(why, whylen, "batch member %u is not a valid request", i);
 		return NULL;

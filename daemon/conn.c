@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "ops.h"
+#include "palloc.h"
 #include "porter.h"
 #include "req.h"
 #include "stats.h"
@@ -318,7 +319,9 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 
 static void handle_frame(conn *c, const uint8_t *p, size_t len)
 {
-	Porter__V1__Request *msg = porter__v1__request__unpack(NULL, len, p);
+	palloc_budget budget;
+	palloc_budget_init(&budget, len);
+	Porter__V1__Request *msg = porter__v1__request__unpack(&budget.base, len, p);
 	if (!msg) {
 		conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
 		return;
