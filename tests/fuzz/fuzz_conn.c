@@ -4,6 +4,7 @@
  * valid Hello when the first input byte is odd), then closed. Every request
  * type the daemon knows is decoded, validated and run here.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static config cfg;
 
 static void init_once(void)
 {
+	signal(SIGPIPE, SIG_IGN); /* as porterd's main() does */
 	config_defaults(&cfg);
 	cfg.workers = 1;
 	cfg.batch_max_members = 8;
