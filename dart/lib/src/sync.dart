@@ -1,0 +1,188 @@
+// The synchronous API: blocking calls on the calling thread's connection.
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'bindings.g.dart';
+import 'errors.dart';
+import 'library.dart';
+import 'stats.dart';
+
+/// Blocking access to porterd from the calling isolate.
+///
+/// Every method sends one request on the connection of the OS thread the
+/// isolate runs on, and blocks that thread until the reply arrives or the
+/// timeout passes. Use it in background isolates (or `Isolate.run`), never
+/// on Flutter's UI isolate: use [PorterPool] there.
+///
+/// A `Porter` holds no connection of its own, so creating several is cheap
+/// and an isolate that migrates to another thread between two calls is
+/// fine: each call is complete within the thread it started on, and its
+/// error is read in the same synchronous sequence (no `await` between the
+/// native call and the read of the thread's last error).
+final class Porter {
+  final PorterBindings _b;
+
+  /// The library path this instance was opened with (see
+  /// [openPorterLibrary]); passed on to worker isolates by [PorterPool].
+  final String? libraryPath;
+
+  /// Opens libporter (see [openPorterLibrary] for [libraryPath]).
+  Porter({this.libraryPath}) : _b = porterBindings(path: libraryPath);
+
+  /// Uses already opened bindings (for tests and custom loading).
+  Porter.fromBindings(PorterBindings bindings)
+      : _b = bindings,
+        libraryPath = null;
+
+  /// The raw bindings, for calls this class does not wrap yet.
+  PorterBindings get bindings => _b;
+
+  /// libporter's version, e.g. `0.1.0`.
+  String get version => _b.porter_version().cast<Utf8>().toDartString();
+
+  /// The socket path calls go to (`PORTER_SOCKET`, else the daemon's
+  /// default).
+  String get socketPath {
+    const cap = 4096;
+    final buf = calloc<Char>(cap);
+    try {
+      final n = _b.porter_socket_path(buf, cap);
+      if (n < 0) _throw(n);
+      return buf.cast<Utf8>().toDartString(length: n);
+    } finally {
+      calloc.free(buf);
+    }
+  }
+
+  /// The symbolic name of an error [code], e.g. `PORTER_E_TIMEOUT`.
+  String errorName(int code) =>
+      _b.porter_error_name(code).cast<Utf8>().toDartString();
+
+  /// The static English description of an error [code].
+  String errorMessage(int code) =>
+      _b.porter_strerror(code).cast<Utf8>().toDartString();
+
+  /// Sends a ping carrying [payload] and waits for its echo.
+  ///
+  /// Blocks for at most [timeout] (null: the library default, 5 s).
+  /// Throws [PorterUnreachableException] when no daemon listens and
+  /// [PorterTimeoutException] when the echo is late.
+  void ping({Uint8List? payload, Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final len = payload?.length ?? 0;
+    final buf = len == 0 ? nullptr : calloc<Uint8>(len);
+    try {
+      if (len != 0) buf.asTypedList(len).setAll(0, payload!);
+      final rc = _b.porter_ping(buf.cast(), len, ms);
+      if (rc < 0) _throw(rc);
+    } finally {
+      if (len != 0) calloc.free(buf);
+    }
+  }
+
+  /// The daemon's counters. Blocks for at most [timeout].
+  PorterStats stats({Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final out = calloc<Pointer<porter_stats_snapshot>>();
+    StatsSnapshot? snap;
+    try {
+      final rc = _b.porter_stats(out, ms);
+      if (rc < 0) _throw(rc);
+      snap = StatsSnapshot._(_b, out.value);
+      return snap.read();
+    } finally {
+      snap?.free();
+      calloc.free(out);
+    }
+  }
+
+  /// Closes the calling thread's connection now (it is reopened by the
+  /// next call). Worker isolates call this before they exit.
+  void disconnectThread() => _b.porter_thread_disconnect();
+
+  /// Starts a new client instance after a hot restart: every thread's next
+  /// call opens a new connection, and the daemon releases what the previous
+  /// run left open as the old connections close (see `porter_reset` in
+  /// porter.h). [PorterPool.spawn] calls this once per program run.
+  void reset() => _b.porter_reset();
+
+  /// Throws the exception for [code], with the calling thread's last error
+  /// message (read at once, before anything else can run on this thread).
+  Never _throw(int code) {
+    final msgPtr = _b.porter_last_error_message();
+    var message = msgPtr.cast<Utf8>().toDartString();
+    if (message.isEmpty) message = errorMessage(code);
+    throw PorterException.fromCode(code, errorName(code), message);
+  }
+}
+
+/// A timeout as libporter takes it: milliseconds, 0 for the default.
+int timeoutMs(Duration? timeout) {
+  if (timeout == null) return 0;
+  if (timeout.isNegative) {
+    throw ArgumentError.value(timeout, 'timeout', 'must not be negative');
+  }
+  final ms = timeout.inMilliseconds;
+  // 0 would mean "the default"; a tiny timeout is still a timeout.
+  if (ms == 0) return 1;
+  return ms > 0x7fffffff ? 0x7fffffff : ms;
+}
+
+/// A native stats snapshot owned by Dart: freed by [free], or by the
+/// finalizer if it becomes unreachable first (an exception between the
+/// native call and [free] must not leak it).
+final class StatsSnapshot implements Finalizable {
+  static NativeFinalizer? _finalizer;
+
+  final PorterBindings _b;
+  Pointer<porter_stats_snapshot> _ptr;
+
+  StatsSnapshot._(this._b, this._ptr) {
+    final f = _finalizer ??=
+        NativeFinalizer(_b.addresses.porter_stats_free.cast());
+    f.attach(this, _ptr.cast(), detach: this);
+  }
+
+  /// Copies the counters into a plain Dart [PorterStats].
+  PorterStats read() {
+    if (_ptr == nullptr) throw StateError('snapshot already freed');
+    final n = _b.porter_stats_workers(_ptr);
+    final w = calloc<porter_worker_stats>();
+    try {
+      final workers = <PorterWorkerStats>[];
+      for (var i = 0; i < n; i++) {
+        if (_b.porter_stats_worker(_ptr, i, w) < 0) {
+          throw StateError('worker $i of $n missing from the snapshot');
+        }
+        final r = w.ref;
+        workers.add(PorterWorkerStats(
+          worker: r.worker,
+          connections: r.connections,
+          requests: r.requests,
+          inflight: r.inflight,
+          errors: r.errors,
+          bytesIn: r.bytes_in,
+          bytesOut: r.bytes_out,
+        ));
+      }
+      return PorterStats(
+        daemonVersion:
+            _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
+        uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
+        workers: List.unmodifiable(workers),
+      );
+    } finally {
+      calloc.free(w);
+    }
+  }
+
+  /// Frees the native snapshot now; calling it again does nothing.
+  void free() {
+    if (_ptr == nullptr) return;
+    _finalizer!.detach(this);
+    _b.porter_stats_free(_ptr);
+    _ptr = nullptr;
+  }
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Checks that every function, struct, error code and version macro bound in
+lib/src/bindings.g.dart matches porter.h (names, numbers and native types),
+so the committed bindings cannot drift from the header. Declarations of the
+header that are not bound yet are listed as notes.
+
+Usage: check_bindings.py HEADER BINDINGS   (exit 0 when they agree)
+"""
+import re
+import sys
+
+C_TO_FFI = {
+    'int': 'ffi.Int', 'void': 'ffi.Void', 'size_t': 'ffi.Size',
+    'uint32_t': 'ffi.Uint32', 'uint64_t': 'ffi.Uint64',
+    'int64_t': 'ffi.Int64', 'int32_t': 'ffi.Int32', 'char': 'ffi.Char',
+    'uint8_t': 'ffi.Uint8',
+}
+
+
+def ffi_type(c):
+    c = c.replace('const ', '').strip()
+    stars = c.count('*')
+    base = c.replace('*', '').strip()
+    t = C_TO_FFI.get(base, base)
+    for _ in range(stars):
+        t = 'ffi.Pointer<%s>' % t
+    return t
+
+
+def split_params(p):
+    p = p.strip()
+    if p in ('', 'void'):
+        return []
+    out = []
+    for arg in p.split(','):
+        arg = arg.strip()
+        m = re.match(r'(.*?)(\w+)$', arg)
+        out.append(ffi_type(m.group(1)))
+    return out
+
+
+def main():
+    header = open(sys.argv[1]).read()
+    dart = open(sys.argv[2]).read()
+    dart_flat = re.sub(r'\s+', '', dart)
+    errors = []
+    notes = []
+
+    decl = re.compile(r'PORTER_API\s+([\w\s\*]+?)\s*\b(porter_\w+)\s*\(([^;]*?)\)\s*;', re.S)
+    funcs = {name: (ret, params) for ret, name, params in decl.findall(header)}
+    if not funcs:
+        errors.append('no functions found in the header')
+    bound = re.findall(r"_lookup<\s*ffi\.NativeFunction<(.*?)>>\(\s*'(\w+)'", dart, re.S)
+    if not bound:
+        errors.append('no function lookups found in the bindings')
+    for sig, name in bound:
+        if name not in funcs:
+            errors.append('function %s is bound but not declared in the header' % name)
+            continue
+        ret, params = funcs[name]
+        want = '%s Function(%s)' % (ffi_type(ret), ','.join(split_params(' '.join(params.split()))))
+        if re.sub(r'\s+', '', sig).rstrip(',') != re.sub(r'\s+', '', want):
+            errors.append('function %s: bound as %s, header says %s' % (name, sig, want))
+    names = {name for _, name in bound}
+    for name in sorted(set(funcs) - names):
+        notes.append('not bound yet: %s' % name)
+
+    codes = dict(re.findall(r'X\((PORTER_E_\w+),\s*(-?\d+),', header))
+    for name, value in re.findall(r'static const (PORTER_E_\w+) = (-?\d+);', dart):
+        if codes.get(name) != value:
+            errors.append('error code %s = %s differs from the header (%s)' % (name, value, codes.get(name)))
+    for name in sorted(set(codes) - set(re.findall(r'static const (PORTER_E_\w+) =', dart))):
+        notes.append('error code not bound yet: %s' % name)
+
+    for name, value in re.findall(r'#define\s+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION))\s+(\S+)', header):
+        lit = "'%s'" % value.strip('"') if value.startswith('"') else value
+        if 'const %s %s = %s;' % ('String' if value.startswith('"') else 'int', name, lit) not in dart:
+            errors.append('macro %s = %s missing or different' % (name, value))
+
+    for sname, body in re.findall(r'typedef struct (porter_\w+)\s*\{(.*?)\}', header, re.S):
+        m = re.search(r'final class %s extends ffi\.Struct \{(.*?)\n\}' % sname, dart, re.S)
+        if not m:
+            notes.append('struct not bound yet: %s' % sname)
+            continue
+        fields = re.findall(r'(\w+)\s+(\w+);', body)
+        got = re.findall(r'@(ffi\.\w+)\(\)\s*external int (\w+);', m.group(1))
+        if got != [(C_TO_FFI[c], f) for c, f in fields]:
+            errors.append('struct %s: fields %s differ from the header %s' % (sname, got, fields))
+    for sname in re.findall(r'typedef struct (porter_\w+) porter_\w+;', header):
+        if 'final class %s extends ffi.Opaque {}' % sname not in dart:
+            notes.append('opaque struct not bound yet: %s' % sname)
+
+    for n in notes:
+        print('note: ' + n)
+    for e in errors:
+        print('bindings.g.dart: ' + e)
+    print('checked %d bound functions against %s' % (len(bound), sys.argv[1]))
+    return 1 if errors else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
