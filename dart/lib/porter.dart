@@ -9,8 +9,17 @@
 ///   ([PorterTimeoutException], [PorterUnreachableException], ...).
 library porter;
 
+export 'src/bindings.g.dart'
+    show
+        PorterBindings,
+        porter_error,
+        PORTER_PROTOCOL_VERSION,
+        PORTER_VERSION_MAJOR,
+        PORTER_VERSION_MINOR,
+        PORTER_VERSION_PATCH,
+        PORTER_VERSION_STRING;
 export 'src/errors.dart';
 export 'src/library.dart' show openPorterLibrary, porterLibraryEnv, porterLibraryName;
 export 'src/pool.dart';
 export 'src/stats.dart';
-export 'src/sync.dart';
+export 'src/sync.dart' show Porter, StatsSnapshot;

@@ -5,7 +5,6 @@ import 'dart:isolate';
 import 'dart:typed_data';
 
 import 'package:porter/porter.dart';
-import 'package:porter/src/bindings.g.dart';
 import 'package:test/test.dart';
 
 import 'support/daemon.dart';

@@ -4,6 +4,7 @@ import 'dart:async';
 import 'dart:collection';
 import 'dart:io' show Platform;
 import 'dart:isolate';
+import 'dart:math' show max, min;
 import 'dart:typed_data';
 
 import 'bindings.g.dart';
@@ -150,7 +151,7 @@ final class PorterPool {
   }
 
   /// A default size: the processor count, between 2 and 4.
-  static int get defaultSize => Platform.numberOfProcessors.clamp(2, 4);
+  static int get defaultSize => min(4, max(2, Platform.numberOfProcessors));
 
   /// Starts a pool of [size] workers (1..[maxSize]; default [defaultSize]).
   ///
@@ -313,7 +314,7 @@ final class PorterPool {
     if (!_closed) {
       // Keep the pool at its size; a failure to respawn shows up as a
       // smaller pool, and calls still run on the workers left.
-      _spawnWorker(w.index).catchError((Object _) {});
+      unawaited(_spawnWorker(w.index).catchError((Object _) {}));
     }
     _pump();
   }
@@ -373,13 +374,8 @@ final class PorterPool {
 /// A worker isolate: makes one blocking call at a time on its thread's
 /// connection and answers the pool.
 void _workerMain(_Start start) {
-  final Porter porter;
-  try {
-    porter = Porter(libraryPath: start.libraryPath);
-  } catch (e) {
-    start.replies.send(_Failed(start.worker, '$e'));
-    return;
-  }
+  final porter = _openPorter(start);
+  if (porter == null) return;
   final port = RawReceivePort();
   port.handler = (Object? msg) {
     if (msg is _Request) {
@@ -392,6 +388,17 @@ void _workerMain(_Start start) {
     }
   };
   start.replies.send(_Ready(start.worker, port.sendPort));
+}
+
+/// Opens libporter in a worker; on failure tells the pool why and returns
+/// null (the isolate then exits, having no open port).
+Porter? _openPorter(_Start start) {
+  try {
+    return Porter(libraryPath: start.libraryPath);
+  } catch (e) {
+    start.replies.send(_Failed(start.worker, '$e'));
+    return null;
+  }
 }
 
 _Reply _run(Porter porter, int worker, _Request req) {

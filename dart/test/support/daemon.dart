@@ -20,8 +20,8 @@ void setenv(String name, String value) {
   try {
     if (f(n, v, 1) != 0) throw StateError('setenv $name failed');
   } finally {
-    calloc.free(n);
-    calloc.free(v);
+    malloc.free(n);
+    malloc.free(v);
   }
 }
 
