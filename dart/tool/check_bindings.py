@@ -5,6 +5,8 @@ so the committed bindings cannot drift from the header. Declarations of the
 header that are not bound yet are listed as notes.
 
 Usage: check_bindings.py HEADER BINDINGS   (exit 0 when they agree)
+       check_bindings.py --selftest HEADER BINDINGS
+         (exit 0 when deliberately broken copies of BINDINGS are all caught)
 """
 import re
 import sys
@@ -39,10 +41,8 @@ def split_params(p):
     return out
 
 
-def main():
-    header = open(sys.argv[1]).read()
-    dart = open(sys.argv[2]).read()
-    dart_flat = re.sub(r'\s+', '', dart)
+def compare(header, dart):
+    """Returns (errors, notes, number of bound functions)."""
     errors = []
     notes = []
 
@@ -90,11 +90,51 @@ def main():
         if 'final class %s extends ffi.Opaque {}' % sname not in dart:
             notes.append('opaque struct not bound yet: %s' % sname)
 
+    return errors, notes, len(bound)
+
+
+# Deliberate breakages the check must catch: (what, old, new).
+BREAKAGES = [
+    ('a size_t parameter bound as int',
+     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Int)',
+     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Int, ffi.Int)'),
+    ('a renumbered error code', 'PORTER_E_TIMEOUT = -4;', 'PORTER_E_TIMEOUT = -5;'),
+    ('a struct field of the wrong width',
+     '@ffi.Uint32()\n  external int worker;', '@ffi.Uint64()\n  external int worker;'),
+    ('a function the header lacks', "'porter_reset'", "'porter_restart'"),
+    ('a wrong version string', "PORTER_VERSION_STRING = '", "PORTER_VERSION_STRING = 'x"),
+]
+
+
+def selftest(header, dart):
+    failed = 0
+    errors, _, _ = compare(header, dart)
+    if errors:
+        print('FAIL the committed bindings do not pass: %s' % errors[0])
+        failed += 1
+    for what, old, new in BREAKAGES:
+        if old not in dart:
+            print('FAIL cannot apply breakage "%s"' % what)
+            failed += 1
+            continue
+        errors, _, _ = compare(header, dart.replace(old, new, 1))
+        print('%s %s' % ('PASS caught' if errors else 'FAIL missed', what))
+        failed += not errors
+    return 1 if failed else 0
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == '--selftest':
+        return selftest(open(args[1]).read(), open(args[2]).read())
+    header = open(args[0]).read()
+    dart = open(args[1]).read()
+    errors, notes, nbound = compare(header, dart)
     for n in notes:
         print('note: ' + n)
     for e in errors:
         print('bindings.g.dart: ' + e)
-    print('checked %d bound functions against %s' % (len(bound), sys.argv[1]))
+    print('checked %d bound functions against %s' % (nbound, args[0]))
     return 1 if errors else 0
 
 
