@@ -242,6 +242,11 @@ def test_migrating_isolate(steps=2000):
             seen.add(ident)
         # The caller's own thread never failed.
         check(c.lib.porter_last_error() == 0, 'main thread has no error')
+        # Each thread kept one connection for all its calls: one per
+        # carrier, plus this thread's.
+        conns = c.await_connections(len(carriers) + 1)
+        check(conns == len(carriers) + 1,
+              '%d connections for %d carriers' % (conns, len(carriers)))
     finally:
         for carrier in carriers:
             carrier.jobs.put((None, None))
