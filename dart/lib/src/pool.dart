@@ -242,7 +242,7 @@ final class PorterPool {
     final w = _Worker(index);
     _workers.add(w);
     w.errorPort.handler = (Object? e) {
-      if (e is List && e.isNotEmpty) w.lastError = '${e.first}';
+      if (e is List<Object?> && e.isNotEmpty) w.lastError = '${e.first}';
     };
     w.exitPort.handler = (Object? _) => _onExit(w);
     try {
