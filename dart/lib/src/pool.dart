@@ -143,6 +143,7 @@ final class PorterPool {
   final Queue<_Job> _queue = Queue<_Job>();
   final RawReceivePort _replies = RawReceivePort();
   Completer<void>? _drained;
+  Future<void>? _closing;
   int _nextId = 1;
   bool _closed = false;
 
@@ -208,34 +209,36 @@ final class PorterPool {
   void reset() => Porter(libraryPath: libraryPath).reset();
 
   /// Stops taking calls, lets the queued and running ones finish, then
-  /// stops the workers (each closes its thread's connection first).
-  Future<void> close() async {
-    if (!_closed) {
-      _closed = true;
-      if (_queue.isNotEmpty || _workers.any((w) => w.job != null)) {
-        _drained = Completer<void>();
-        await _drained!.future;
-      }
-      final exits = <Future<void>>[];
-      for (final w in List.of(_workers)) {
-        final isolate = w.isolate;
-        if (isolate == null) continue;
-        final gone = Completer<void>();
-        w.exitPort.handler = (Object? _) {
-          w.closePorts();
-          gone.complete();
-        };
-        exits.add(gone.future);
-        if (w.port != null) {
-          w.port!.send(null);
-        } else {
-          isolate.kill(priority: Isolate.immediate);
-        }
-      }
-      await Future.wait(exits);
-      _workers.clear();
-      _replies.close();
+  /// stops the workers (each closes its thread's connection first). Every
+  /// call of close() returns the same future.
+  Future<void> close() => _closing ??= _close();
+
+  Future<void> _close() async {
+    _closed = true;
+    if (_queue.isNotEmpty || _workers.any((w) => w.job != null)) {
+      _drained = Completer<void>();
+      _checkDrained();
+      await _drained!.future;
     }
+    final exits = <Future<void>>[];
+    for (final w in List.of(_workers)) {
+      final isolate = w.isolate;
+      if (isolate == null) continue;
+      final gone = Completer<void>();
+      w.exitPort.handler = (Object? _) {
+        w.closePorts();
+        gone.complete();
+      };
+      exits.add(gone.future);
+      if (w.port != null) {
+        w.port!.send(null);
+      } else {
+        isolate.kill(priority: Isolate.immediate);
+      }
+    }
+    await Future.wait(exits);
+    _workers.clear();
+    _replies.close();
   }
 
   Future<void> _spawnWorker(int index) async {
@@ -314,9 +317,21 @@ final class PorterPool {
     if (!_closed) {
       // Keep the pool at its size; a failure to respawn shows up as a
       // smaller pool, and calls still run on the workers left.
-      unawaited(_spawnWorker(w.index).catchError((Object _) {}));
+      unawaited(_spawnWorker(w.index).catchError((Object e) {
+        if (_workers.isEmpty) _failQueued(e);
+      }));
+    } else if (_workers.isEmpty) {
+      _failQueued(StateError('no porter worker left'));
     }
     _pump();
+  }
+
+  /// Fails every queued call: no worker is left to run them.
+  void _failQueued(Object error) {
+    while (_queue.isNotEmpty) {
+      _queue.removeFirst().fail(error);
+    }
+    _checkDrained();
   }
 
   /// Queues one call. Argument errors, a closed pool and a cancelled
