@@ -124,6 +124,23 @@ void main() {
       porter.ping();
     });
 
+    test('ping with a delay, and a delay past the timeout', () {
+      final sw = Stopwatch()..start();
+      porter.ping(delay: const Duration(milliseconds: 100));
+      expect(sw.elapsed, greaterThanOrEqualTo(const Duration(milliseconds: 100)));
+      sw.reset();
+      expect(
+          () => porter.ping(
+              delay: const Duration(seconds: 3),
+              timeout: const Duration(milliseconds: 200)),
+          throwsA(isA<PorterTimeoutException>()));
+      expect(sw.elapsed, lessThan(const Duration(seconds: 2)));
+    });
+
+    test('cancelling a call that is not running reports false', () {
+      expect(porter.cancel(1 << 60), isFalse);
+    });
+
     test('calls after reset() work', () {
       porter.ping();
       porter.reset();
@@ -193,6 +210,27 @@ void main() {
         await silent.close();
       }
       await pool.ping();
+    });
+
+    test('cancelling a running call stops it in the daemon', () async {
+      final one = await PorterPool.spawn(size: 1, reset: false);
+      try {
+        final token = CancelToken();
+        final slow = one.ping(
+            delay: const Duration(seconds: 10),
+            timeout: const Duration(seconds: 20),
+            cancel: token);
+        await Future<void>.delayed(const Duration(milliseconds: 200));
+        token.cancel();
+        await expectLater(slow, throwsA(isA<PorterCancelledException>()));
+        // The only worker is free again long before the 10 s delay: the
+        // daemon stopped the call rather than letting it run out.
+        final sw = Stopwatch()..start();
+        await one.ping(timeout: const Duration(seconds: 5));
+        expect(sw.elapsed, lessThan(const Duration(seconds: 3)));
+      } finally {
+        await one.close();
+      }
     });
 
     test('a closed pool refuses calls', () async {

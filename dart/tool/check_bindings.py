@@ -72,7 +72,7 @@ def compare(header, dart):
     for name in sorted(set(codes) - set(re.findall(r'static const (PORTER_E_\w+) =', dart))):
         notes.append('error code not bound yet: %s' % name)
 
-    for name, value in re.findall(r'#define\s+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION))\s+(\S+)', header):
+    for name, value in re.findall(r'#define\s+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION|BATCH_\w+))\s+(\S+)', header):
         lit = "'%s'" % value.strip('"') if value.startswith('"') else value
         if 'const %s %s = %s;' % ('String' if value.startswith('"') else 'int', name, lit) not in dart:
             errors.append('macro %s = %s missing or different' % (name, value))

@@ -8,6 +8,8 @@ What a Dart program does to libporter, and what is checked here:
   * an isolate migrates between threads across `await`s: one logical caller
     whose successive calls run on different threads, each call's error read
     on the thread that made it, right after it;
+  * a cancel token fires in one isolate while the call it names blocks in
+    another: porter_cancel from a third thread stops it promptly;
   * a hot restart calls porter_reset() while other isolates are mid-call:
     every call still succeeds and the old connections go away;
   * a long-running app makes many calls and many threads come and go:
@@ -31,6 +33,8 @@ from porterd import Daemon, fd_count, rss_kib  # noqa: E402
 
 PORTER_E_INVAL = -1
 PORTER_E_UNREACHABLE = -3
+PORTER_E_CANCELLED = -11
+PORTER_E_NOT_FOUND = -14
 HARD_LIMIT_S = 240
 
 
@@ -64,6 +68,10 @@ def bind(path):
         'porter_error_name': (ctypes.c_char_p, [ctypes.c_int]),
         'porter_strerror': (ctypes.c_char_p, [ctypes.c_int]),
         'porter_version': (ctypes.c_char_p, []),
+        'porter_ping_delay': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t,
+                                             ctypes.c_uint32, ctypes.c_int]),
+        'porter_next_call_id': (ctypes.c_uint64, []),
+        'porter_cancel': (ctypes.c_int, [ctypes.c_uint64, ctypes.c_int]),
         'porter_thread_disconnect': (None, []),
         'porter_reset': (None, []),
     }
@@ -257,6 +265,59 @@ def test_migrating_isolate(steps=2000):
     check(c.await_connections(1) == 1, 'carrier connections closed')
 
 
+def test_cancel_from_another_thread(rounds=60):
+    """A call blocked on one thread is cancelled from another.
+
+    As the Dart pool does it: the calling thread reserves its next call's id
+    (porter_next_call_id), hands it over, and blocks in a call the daemon
+    would hold for 10 s; a different thread calls porter_cancel(id). The
+    blocked call must return PORTER_E_CANCELLED within a second, on its own
+    thread. Successive rounds run on different carrier threads (an isolate
+    migrating between them), and the canceller is yet another thread.
+    """
+    carriers = [Carrier() for _ in range(4)]
+    canceller = Carrier()
+    in_flight = early = 0
+    slowest = 0.0
+    try:
+        for k in range(rounds):
+            ids = queue.Queue()
+
+            def blocked():
+                ids.put(c.lib.porter_next_call_id())
+                t0 = time.monotonic()
+                rc = c.lib.porter_ping_delay(None, 0, 10000, 20000)
+                return rc, c.lib.porter_last_error(), time.monotonic() - t0
+
+            done = queue.Queue()
+            carriers[k % len(carriers)].jobs.put((blocked, done))
+            call_id = ids.get(timeout=5)
+            check(call_id != 0, 'a reserved id is never 0')
+            if k % 2:
+                time.sleep(0.02)  # let it reach the daemon first
+            _, crc = canceller.call(lambda: c.lib.porter_cancel(call_id, 2000))
+            _, result, err = done.get(timeout=15)
+            if err:
+                raise err
+            rc, last, dt = result
+            check(rc == PORTER_E_CANCELLED and last == PORTER_E_CANCELLED,
+                  'round %d: blocked call returned %d (last error %d)' % (k, rc, last))
+            check(crc in (0, PORTER_E_NOT_FOUND), 'round %d: porter_cancel %d' % (k, crc))
+            check(dt < 1.0, 'round %d: cancelled call took %.2f s' % (k, dt))
+            in_flight += crc == 0
+            early += crc == PORTER_E_NOT_FOUND
+            slowest = max(slowest, dt)
+    finally:
+        for t in carriers + [canceller]:
+            t.jobs.put((None, None))
+        for t in carriers + [canceller]:
+            t.join()
+    check(in_flight > 0, 'some cancels found their call in flight')
+    print('  %d cancels from another thread: %d in flight, %d before arrival; '
+          'slowest cancelled call %.0f ms' % (rounds, in_flight, early, slowest * 1000))
+    check(c.await_connections(1) == 1, 'carrier connections closed')
+
+
 def test_reset_while_calling(threads=16, resets=200):
     """porter_reset() from one thread while others call: nothing fails, and
     afterwards only fresh connections remain."""
@@ -366,7 +427,8 @@ def main():
     c = Client(bind(args.lib))
     print('libporter %s, porterd pid %d on %s'
           % (c.lib.porter_version().decode(), d.pid, d.socket))
-    tests = [test_many_threads, test_migrating_isolate, test_reset_while_calling,
+    tests = [test_many_threads, test_migrating_isolate, test_cancel_from_another_thread,
+             test_reset_while_calling,
              test_unreachable_then_back, test_no_growth]
     failed = 0
     passed = 0

@@ -234,6 +234,264 @@ class PorterBindings {
   late final _porter_stats_free =
       _porter_stats_freePtr.asFunction<void Function(ffi.Pointer<porter_stats_snapshot>)>();
 
+  /// Like porter_ping, but the daemon waits `delay_ms` before echoing: a
+  /// diagnostic that exercises deadlines and cancellation without any
+  /// external server. The daemon enforces `timeout_ms` itself and answers
+  /// PORTER_E_TIMEOUT when the delay would pass it.
+  int porter_ping_delay(
+    ffi.Pointer<ffi.Void> payload,
+    int len,
+    int delay_ms,
+    int timeout_ms,
+  ) {
+    return _porter_ping_delay(
+      payload,
+      len,
+      delay_ms,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_ping_delayPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint32, ffi.Int)>>(
+          'porter_ping_delay');
+  late final _porter_ping_delay =
+      _porter_ping_delayPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int, int)>();
+
+  /// Reserves and returns the id of the calling thread's next call (the same
+  /// value until that call is made). Never blocks; never 0.
+  int porter_next_call_id() {
+    return _porter_next_call_id();
+  }
+
+  late final _porter_next_call_idPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function()>>(
+          'porter_next_call_id');
+  late final _porter_next_call_id =
+      _porter_next_call_idPtr.asFunction<int Function()>();
+
+  /// Asks the daemon to stop request `id` of this process, on whichever thread
+  /// or connection it runs. Blocks for at most `timeout_ms` (0: default).
+  /// Returns 0 when the request was in flight and has been stopped (its caller
+  /// gets PORTER_E_CANCELLED), or PORTER_E_NOT_FOUND when no stoppable request
+  /// with that id is in flight: it already finished, it cannot stop early, or
+  /// it has not reached the daemon yet, in which case the daemon remembers the
+  /// id for 30 seconds and refuses the request with PORTER_E_CANCELLED when it
+  /// arrives. Other negative codes as for any call.
+  int porter_cancel(
+    int id,
+    int timeout_ms,
+  ) {
+    return _porter_cancel(
+      id,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_cancelPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Int)>>(
+          'porter_cancel');
+  late final _porter_cancel =
+      _porter_cancelPtr.asFunction<int Function(int, int)>();
+
+  /// A new empty batch in `mode`; NULL when `mode` is unknown or out of memory.
+  /// Free with porter_batch_free.
+  ffi.Pointer<porter_batch> porter_batch_new(
+    int mode,
+  ) {
+    return _porter_batch_new(
+      mode,
+    );
+  }
+
+  late final _porter_batch_newPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<porter_batch> Function(ffi.Int)>>(
+          'porter_batch_new');
+  late final _porter_batch_new =
+      _porter_batch_newPtr.asFunction<ffi.Pointer<porter_batch> Function(int)>();
+
+  /// Frees a batch builder; NULL accepted. Results already returned stay valid.
+  void porter_batch_free(
+    ffi.Pointer<porter_batch> b,
+  ) {
+    return _porter_batch_free(
+      b,
+    );
+  }
+
+  late final _porter_batch_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_batch>)>>(
+          'porter_batch_free');
+  late final _porter_batch_free =
+      _porter_batch_freePtr.asFunction<void Function(ffi.Pointer<porter_batch>)>();
+
+  /// Number of members added so far.
+  int porter_batch_count(
+    ffi.Pointer<porter_batch> b,
+  ) {
+    return _porter_batch_count(
+      b,
+    );
+  }
+
+  late final _porter_batch_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_batch>)>>(
+          'porter_batch_count');
+  late final _porter_batch_count =
+      _porter_batch_countPtr.asFunction<int Function(ffi.Pointer<porter_batch>)>();
+
+  /// Adds a Ping member (see porter_ping_delay). `payload` is copied. Returns
+  /// the member's index (>= 0) or PORTER_E_INVAL / PORTER_E_NOMEM.
+  int porter_batch_add_ping(
+    ffi.Pointer<porter_batch> b,
+    ffi.Pointer<ffi.Void> payload,
+    int len,
+    int delay_ms,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_ping(
+      b,
+      payload,
+      len,
+      delay_ms,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_pingPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint32, ffi.Int)>>(
+          'porter_batch_add_ping');
+  late final _porter_batch_add_ping =
+      _porter_batch_add_pingPtr.asFunction<int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Void>, int, int, int)>();
+
+  /// Runs the batch: blocks for at most `timeout_ms` (0: default). On success
+  /// stores a new result in `*out` (free with porter_batch_result_free) and
+  /// returns 0, whatever the members' own outcomes; read those per member.
+  /// The builder is not consumed and may be run again. A batch whose
+  /// connection broke after it was sent reports PORTER_E_CONN_LOST and is not
+  /// repeated, since members may have had effects.
+  int porter_batch_run(
+    ffi.Pointer<porter_batch> b,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_batch_result>> out,
+  ) {
+    return _porter_batch_run(
+      b,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_batch_runPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_batch_result>>)>>(
+          'porter_batch_run');
+  late final _porter_batch_run =
+      _porter_batch_runPtr.asFunction<int Function(ffi.Pointer<porter_batch>, int, ffi.Pointer<ffi.Pointer<porter_batch_result>>)>();
+
+  /// Number of member results (equal to the batch's member count).
+  int porter_batch_result_count(
+    ffi.Pointer<porter_batch_result> r,
+  ) {
+    return _porter_batch_result_count(
+      r,
+    );
+  }
+
+  late final _porter_batch_result_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_batch_result>)>>(
+          'porter_batch_result_count');
+  late final _porter_batch_result_count =
+      _porter_batch_result_countPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>)>();
+
+  /// PORTER_BATCH_FIRST: index of the member that succeeded, or -1.
+  int porter_batch_result_winner(
+    ffi.Pointer<porter_batch_result> r,
+  ) {
+    return _porter_batch_result_winner(
+      r,
+    );
+  }
+
+  late final _porter_batch_result_winnerPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch_result>)>>(
+          'porter_batch_result_winner');
+  late final _porter_batch_result_winner =
+      _porter_batch_result_winnerPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>)>();
+
+  /// Status of member `i`: 0, or its negative error code. A member stopped
+  /// because another won a FIRST batch reports PORTER_E_CANCELLED. An index out
+  /// of range gives PORTER_E_INVAL.
+  int porter_batch_result_status(
+    ffi.Pointer<porter_batch_result> r,
+    int i,
+  ) {
+    return _porter_batch_result_status(
+      r,
+      i,
+    );
+  }
+
+  late final _porter_batch_result_statusPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch_result>, ffi.Size)>>(
+          'porter_batch_result_status');
+  late final _porter_batch_result_status =
+      _porter_batch_result_statusPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>, int)>();
+
+  /// Error message of member `i` ("" on success); owned by `r`, never NULL.
+  ffi.Pointer<ffi.Char> porter_batch_result_message(
+    ffi.Pointer<porter_batch_result> r,
+    int i,
+  ) {
+    return _porter_batch_result_message(
+      r,
+      i,
+    );
+  }
+
+  late final _porter_batch_result_messagePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_batch_result>, ffi.Size)>>(
+          'porter_batch_result_message');
+  late final _porter_batch_result_message =
+      _porter_batch_result_messagePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_batch_result>, int)>();
+
+  /// The echoed payload of Ping member `i`: sets `*data` (owned by `r`) and
+  /// `*len` and returns 0, or PORTER_E_INVAL when member `i` is not a
+  /// successful Ping.
+  int porter_batch_result_ping(
+    ffi.Pointer<porter_batch_result> r,
+    int i,
+    ffi.Pointer<ffi.Pointer<ffi.Void>> data,
+    ffi.Pointer<ffi.Size> len,
+  ) {
+    return _porter_batch_result_ping(
+      r,
+      i,
+      data,
+      len,
+    );
+  }
+
+  late final _porter_batch_result_pingPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch_result>, ffi.Size, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>)>>(
+          'porter_batch_result_ping');
+  late final _porter_batch_result_ping =
+      _porter_batch_result_pingPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>, int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>)>();
+
+  /// Frees a batch result; NULL accepted.
+  void porter_batch_result_free(
+    ffi.Pointer<porter_batch_result> r,
+  ) {
+    return _porter_batch_result_free(
+      r,
+    );
+  }
+
+  late final _porter_batch_result_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_batch_result>)>>(
+          'porter_batch_result_free');
+  late final _porter_batch_result_free =
+      _porter_batch_result_freePtr.asFunction<void Function(ffi.Pointer<porter_batch_result>)>();
+
   /// Closes the calling thread's connection now instead of at thread exit.
   /// The next call on this thread opens a new one. Never blocks; safe to call
   /// when the thread has no connection.
@@ -312,6 +570,10 @@ final class porter_worker_stats extends ffi.Struct {
 /// Opaque snapshot of the daemon's counters.
 final class porter_stats_snapshot extends ffi.Opaque {}
 
+final class porter_batch extends ffi.Opaque {}
+
+final class porter_batch_result extends ffi.Opaque {}
+
 sealed class porter_error {
   static const PORTER_OK = 0;
   static const PORTER_E_INVAL = -1;
@@ -360,11 +622,17 @@ const String PORTER_VERSION_STRING = '0.1.0';
 
 const int PORTER_PROTOCOL_VERSION = 1;
 
+const int PORTER_BATCH_ALL = 0;
+
+const int PORTER_BATCH_FIRST = 1;
+
 class _SymbolAddresses {
   final PorterBindings _library;
   _SymbolAddresses(this._library);
-  ffi.Pointer<
-          ffi.NativeFunction<
-              ffi.Void Function(ffi.Pointer<porter_stats_snapshot>)>>
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_stats_snapshot>)>>
       get porter_stats_free => _library._porter_stats_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_batch>)>>
+      get porter_batch_free => _library._porter_batch_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_batch_result>)>>
+      get porter_batch_result_free => _library._porter_batch_result_freePtr;
 }

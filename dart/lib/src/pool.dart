@@ -14,10 +14,12 @@ import 'sync.dart';
 
 /// Cancels calls made through a [PorterPool].
 ///
-/// A call still waiting for a worker is dropped; a call already running
-/// completes its `Future` with a [PorterCancelledException] at once, and its
-/// worker stays busy until the native call returns (at the latest when its
-/// timeout passes). One token may cancel any number of calls.
+/// A call still waiting for a worker is dropped. A call already running
+/// completes its `Future` with a [PorterCancelledException] at once, and
+/// the daemon is asked to stop it (`porter_cancel`, sent from a short-lived
+/// helper isolate so the calling isolate never blocks); its worker is free
+/// again as soon as the daemon has stopped the work. One token may cancel
+/// any number of calls.
 final class CancelToken {
   final Completer<void> _cancelled = Completer<void>();
 
@@ -42,8 +44,18 @@ final class _Request {
   final int id;
   final _Op op;
   final int timeoutMs;
+  final int delayMs;
   final Uint8List? payload;
-  const _Request(this.id, this.op, this.timeoutMs, this.payload);
+  const _Request(this.id, this.op, this.timeoutMs, this.delayMs, this.payload);
+}
+
+/// A worker telling the pool the native id of the call it is about to make
+/// for job [id], so a cancel can name it.
+final class _Started {
+  final int worker;
+  final int id;
+  final int callId;
+  const _Started(this.worker, this.id, this.callId);
 }
 
 /// A worker's answer: [code] 0 with [result], or a failure.
@@ -85,9 +97,18 @@ final class _Job {
   final int id;
   final _Op op;
   final int timeoutMs;
+  final int delayMs;
   final Uint8List? payload;
   final Completer<Object?> completer = Completer<Object?>();
-  _Job(this.id, this.op, this.timeoutMs, this.payload);
+
+  /// The native call id, once the worker has reported it.
+  int? callId;
+
+  /// Cancelled while running: the daemon must be told once [callId] is
+  /// known.
+  bool cancelRequested = false;
+
+  _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload);
 
   bool get done => completer.isCompleted;
 
@@ -193,11 +214,14 @@ final class PorterPool {
   /// Whether [close] was called.
   bool get isClosed => _closed;
 
-  /// Sends a ping carrying [payload] and waits for the echo; see
-  /// [Porter.ping].
+  /// Sends a ping carrying [payload] and waits for the echo (after [delay]
+  /// when given); see [Porter.ping].
   Future<void> ping(
-          {Uint8List? payload, Duration? timeout, CancelToken? cancel}) =>
-      _submit(_Op.ping, timeout, payload, cancel).then((_) {});
+          {Uint8List? payload,
+          Duration? delay,
+          Duration? timeout,
+          CancelToken? cancel}) =>
+      _submit(_Op.ping, timeout, payload, cancel, delay: delay).then((_) {});
 
   /// The daemon's counters; see [Porter.stats].
   Future<PorterStats> stats({Duration? timeout, CancelToken? cancel}) =>
@@ -281,6 +305,11 @@ final class PorterPool {
         job.fail(PorterException.fromCode(msg.code, msg.name, msg.message));
       }
       _pump();
+    } else if (msg is _Started) {
+      final job = _worker(msg.worker)?.job;
+      if (job == null || job.id != msg.id) return;
+      job.callId = msg.callId;
+      if (job.cancelRequested) _cancelInDaemon(msg.callId);
     } else if (msg is _Ready) {
       final w = _worker(msg.worker);
       if (w == null) return;
@@ -337,12 +366,18 @@ final class PorterPool {
   /// Queues one call. Argument errors, a closed pool and a cancelled
   /// token all fail the returned future rather than throw.
   Future<Object?> _submit(
-          _Op op, Duration? timeout, Uint8List? payload, CancelToken? cancel) =>
+          _Op op, Duration? timeout, Uint8List? payload, CancelToken? cancel,
+          {Duration? delay}) =>
       Future<Object?>.sync(() {
         if (_closed) throw StateError('PorterPool is closed');
         final ms = timeoutMs(timeout);
+        if (delay != null && delay.isNegative) {
+          throw ArgumentError.value(delay, 'delay', 'must not be negative');
+        }
+        // -1: no delay (plain ping); the worker clamps large values.
+        final delayMs = delay == null ? -1 : delay.inMilliseconds;
         if (cancel != null && cancel.isCancelled) throw _cancelled();
-        final job = _Job(_nextId++, op, ms, payload);
+        final job = _Job(_nextId++, op, ms, delayMs, payload);
         _queue.add(job);
         if (cancel != null) {
           unawaited(cancel.whenCancelled.then((_) => _cancel(job)));
@@ -353,9 +388,21 @@ final class PorterPool {
 
   void _cancel(_Job job) {
     if (job.done) return;
-    _queue.remove(job);
+    if (!_queue.remove(job)) {
+      // Running: stop it in the daemon too, now or once its id is known.
+      job.cancelRequested = true;
+      final id = job.callId;
+      if (id != null) _cancelInDaemon(id);
+    }
     job.fail(_cancelled());
     _checkDrained();
+  }
+
+  /// Sends porter_cancel for [callId] from a helper isolate: the call
+  /// blocks (briefly), and this isolate must not. Best effort: the call's
+  /// own deadline still bounds it if the cancel fails.
+  void _cancelInDaemon(int callId) {
+    unawaited(_cancelInIsolate(libraryPath, callId).catchError((Object _) {}));
   }
 
   static PorterCancelledException _cancelled() =>
@@ -374,7 +421,8 @@ final class PorterPool {
       if (idle == null) break;
       final job = _queue.removeFirst();
       idle.job = job;
-      idle.port!.send(_Request(job.id, job.op, job.timeoutMs, job.payload));
+      idle.port!
+          .send(_Request(job.id, job.op, job.timeoutMs, job.delayMs, job.payload));
     }
     _checkDrained();
   }
@@ -394,6 +442,10 @@ void _workerMain(_Start start) {
   final port = RawReceivePort();
   port.handler = (Object? msg) {
     if (msg is _Request) {
+      // Reserve the call's id and report it before blocking, so the pool
+      // can cancel the call while this isolate is inside it.
+      final callId = porter.nextCallId();
+      start.replies.send(_Started(start.worker, msg.id, callId));
       start.replies.send(_run(porter, start.worker, msg));
     } else {
       // Asked to stop: release this thread's connection now rather than
@@ -404,6 +456,14 @@ void _workerMain(_Start start) {
   };
   start.replies.send(_Ready(start.worker, port.sendPort));
 }
+
+/// Runs porter_cancel in a new isolate. A top-level function, so the
+/// closure sent to that isolate holds only [libraryPath] and [callId].
+Future<void> _cancelInIsolate(String? libraryPath, int callId) =>
+    Isolate.run(() {
+      Porter(libraryPath: libraryPath)
+          .cancel(callId, timeout: const Duration(seconds: 2));
+    });
 
 /// Opens libporter in a worker; on failure tells the pool why and returns
 /// null (the isolate then exits, having no open port).
@@ -422,7 +482,10 @@ _Reply _run(Porter porter, int worker, _Request req) {
   try {
     switch (req.op) {
       case _Op.ping:
-        porter.ping(payload: req.payload, timeout: timeout);
+        porter.ping(
+            payload: req.payload,
+            delay: req.delayMs < 0 ? null : Duration(milliseconds: req.delayMs),
+            timeout: timeout);
         return _Reply(worker, req.id, null);
       case _Op.stats:
         return _Reply(worker, req.id, porter.stats(timeout: timeout));

@@ -66,20 +66,44 @@ final class Porter {
 
   /// Sends a ping carrying [payload] and waits for its echo.
   ///
+  /// With [delay] the daemon waits that long before echoing: a diagnostic
+  /// for deadlines and cancellation that needs no other server.
   /// Blocks for at most [timeout] (null: the library default, 5 s).
-  /// Throws [PorterUnreachableException] when no daemon listens and
-  /// [PorterTimeoutException] when the echo is late.
-  void ping({Uint8List? payload, Duration? timeout}) {
+  /// Throws [PorterUnreachableException] when no daemon listens,
+  /// [PorterTimeoutException] when the echo is late and
+  /// [PorterCancelledException] when [cancel] stopped it.
+  void ping({Uint8List? payload, Duration? delay, Duration? timeout}) {
     final ms = timeoutMs(timeout);
+    final delayMs = delay == null ? 0 : _delayMs(delay);
     final len = payload?.length ?? 0;
     final buf = len == 0 ? nullptr : calloc<Uint8>(len);
     try {
       if (len != 0) buf.asTypedList(len).setAll(0, payload!);
-      final rc = _b.porter_ping(buf.cast(), len, ms);
+      final rc = delay == null
+          ? _b.porter_ping(buf.cast(), len, ms)
+          : _b.porter_ping_delay(buf.cast(), len, delayMs, ms);
       if (rc < 0) _throw(rc);
     } finally {
       if (len != 0) calloc.free(buf);
     }
+  }
+
+  /// Reserves the id of this thread's next call, so another isolate can
+  /// [cancel] it. Take it immediately before the call, in the same
+  /// synchronous code (an `await` in between may move the isolate to
+  /// another thread, whose next call is a different one).
+  int nextCallId() => _b.porter_next_call_id();
+
+  /// Asks the daemon to stop call [id] of this process, made on any thread.
+  /// Returns true when it was in flight and has been stopped (its caller
+  /// gets [PorterCancelledException]), false when no such call is running
+  /// (finished already, or not arrived yet: then the daemon refuses it when
+  /// it arrives). Blocks for at most [timeout].
+  bool cancel(int id, {Duration? timeout}) {
+    final rc = _b.porter_cancel(id, timeoutMs(timeout));
+    if (rc == porter_error.PORTER_E_NOT_FOUND) return false;
+    if (rc < 0) _throw(rc);
+    return true;
   }
 
   /// The daemon's counters. Blocks for at most [timeout].
@@ -116,6 +140,14 @@ final class Porter {
     if (message.isEmpty) message = errorMessage(code);
     throw PorterException.fromCode(code, errorName(code), message);
   }
+}
+
+int _delayMs(Duration delay) {
+  if (delay.isNegative) {
+    throw ArgumentError.value(delay, 'delay', 'must not be negative');
+  }
+  final ms = delay.inMilliseconds;
+  return ms > 0xffffffff ? 0xffffffff : ms;
 }
 
 /// A timeout as libporter takes it: milliseconds, 0 for the default.
