@@ -9,6 +9,7 @@
 ///   ([PorterTimeoutException], [PorterUnreachableException], ...).
 library porter;
 
+export 'src/batch.dart';
 export 'src/bindings.g.dart'
     show
         PorterBindings,

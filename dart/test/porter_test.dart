@@ -141,6 +141,38 @@ void main() {
       expect(porter.cancel(1 << 60), isFalse);
     });
 
+    test('batch: all members, in order', () {
+      final batch = PorterBatch(BatchMode.all);
+      for (var i = 0; i < 3; i++) {
+        expect(batch.addPing(payload: Uint8List.fromList([i, i + 1])), i);
+      }
+      final r = porter.batch(batch, timeout: const Duration(seconds: 2));
+      expect(r.members, hasLength(3));
+      expect(r.winner, isNull);
+      for (var i = 0; i < 3; i++) {
+        expect(r.members[i].ok, isTrue);
+        expect(r.members[i].payload, [i, i + 1]);
+      }
+    });
+
+    test('batch: first success wins, the others are stopped', () {
+      final batch = PorterBatch(BatchMode.first)
+        ..addPing(
+            delay: const Duration(seconds: 5),
+            timeout: const Duration(seconds: 8))
+        ..addPing(payload: Uint8List.fromList([7]))
+        ..addPing(
+            delay: const Duration(seconds: 5),
+            timeout: const Duration(seconds: 8));
+      final sw = Stopwatch()..start();
+      final r = porter.batch(batch, timeout: const Duration(seconds: 10));
+      expect(sw.elapsed, lessThan(const Duration(seconds: 3)));
+      expect(r.winner, 1);
+      expect(r.members[1].payload, [7]);
+      expect(r.members[0].error, isA<PorterCancelledException>());
+      expect(r.members[2].error, isA<PorterCancelledException>());
+    });
+
     test('calls after reset() work', () {
       porter.ping();
       porter.reset();
@@ -167,6 +199,17 @@ void main() {
       await Future.wait(calls);
       expect(pool.queued, 0);
       expect(pool.size, 4);
+    });
+
+    test('batches run on workers', () async {
+      final batch = PorterBatch()
+        ..addPing(payload: Uint8List.fromList([1]))
+        ..addPing(delay: const Duration(milliseconds: 10));
+      final results = await Future.wait([for (var i = 0; i < 20; i++) pool.batch(batch)]);
+      for (final r in results) {
+        expect(r.members.every((m) => m.ok), isTrue);
+        expect(r.members[0].payload, [1]);
+      }
     });
 
     test('stats come back as plain objects', () async {

@@ -35,6 +35,8 @@ PORTER_E_INVAL = -1
 PORTER_E_UNREACHABLE = -3
 PORTER_E_CANCELLED = -11
 PORTER_E_NOT_FOUND = -14
+PORTER_BATCH_ALL = 0
+PORTER_BATCH_FIRST = 1
 HARD_LIMIT_S = 240
 
 
@@ -72,6 +74,20 @@ def bind(path):
                                              ctypes.c_uint32, ctypes.c_int]),
         'porter_next_call_id': (ctypes.c_uint64, []),
         'porter_cancel': (ctypes.c_int, [ctypes.c_uint64, ctypes.c_int]),
+        'porter_batch_new': (ctypes.c_void_p, [ctypes.c_int]),
+        'porter_batch_free': (None, [ctypes.c_void_p]),
+        'porter_batch_add_ping': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p,
+                                                 ctypes.c_size_t, ctypes.c_uint32,
+                                                 ctypes.c_int]),
+        'porter_batch_run': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int,
+                                            ctypes.POINTER(ctypes.c_void_p)]),
+        'porter_batch_result_count': (ctypes.c_size_t, [ctypes.c_void_p]),
+        'porter_batch_result_winner': (ctypes.c_int, [ctypes.c_void_p]),
+        'porter_batch_result_status': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
+        'porter_batch_result_ping': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t,
+                                                    ctypes.POINTER(ctypes.c_void_p),
+                                                    ctypes.POINTER(ctypes.c_size_t)]),
+        'porter_batch_result_free': (None, [ctypes.c_void_p]),
         'porter_thread_disconnect': (None, []),
         'porter_reset': (None, []),
     }
@@ -318,6 +334,76 @@ def test_cancel_from_another_thread(rounds=60):
     check(c.await_connections(1) == 1, 'carrier connections closed')
 
 
+def test_batch_moves_between_threads(rounds=50):
+    """A batch builder and its result are used by one thread at a time but
+    may move between threads, as a Dart object does when its isolate
+    migrates: built on one carrier, run on a second, read on a third and
+    freed on a fourth. FIRST batches return the fast member and stop the
+    slow ones."""
+    carriers = [Carrier() for _ in range(4)]
+    lib = c.lib
+    try:
+        for k in range(rounds):
+            first = k % 2 == 1
+            at = [carriers[(k + i) % 4] for i in range(4)]
+
+            def build():
+                b = lib.porter_batch_new(PORTER_BATCH_FIRST if first else PORTER_BATCH_ALL)
+                check(b, 'batch_new')
+                for i in range(3):
+                    payload = b'%d/%d' % (k, i)
+                    slow = first and i != 1
+                    check(lib.porter_batch_add_ping(b, payload, len(payload),
+                                                    5000 if slow else 0,
+                                                    8000) == i, 'add member %d' % i)
+                return b
+
+            _, b = at[0].call(build)
+
+            def run():
+                out = ctypes.c_void_p()
+                t0 = time.monotonic()
+                rc = lib.porter_batch_run(b, 10000, ctypes.byref(out))
+                return rc, out.value, time.monotonic() - t0
+
+            _, (rc, r, dt) = at[1].call(run)
+            check(rc == 0, 'round %d: batch_run %d' % (k, rc))
+            check(dt < 2, 'round %d: batch took %.2f s' % (k, dt))
+
+            def read():
+                n = lib.porter_batch_result_count(r)
+                data, size = ctypes.c_void_p(), ctypes.c_size_t()
+                got = []
+                for i in range(n):
+                    st = lib.porter_batch_result_status(r, i)
+                    echo = None
+                    if st == 0:
+                        check(lib.porter_batch_result_ping(r, i, ctypes.byref(data),
+                                                           ctypes.byref(size)) == 0, 'echo')
+                        echo = ctypes.string_at(data, size.value)
+                    got.append((st, echo))
+                return lib.porter_batch_result_winner(r), got
+
+            _, (winner, got) = at[2].call(read)
+            if first:
+                check(winner == 1, 'round %d: winner %d' % (k, winner))
+                check(got[1] == (0, b'%d/1' % k), 'round %d: winner echo %r' % (k, got[1]))
+                check(got[0][0] == PORTER_E_CANCELLED and got[2][0] == PORTER_E_CANCELLED,
+                      'round %d: losers stopped: %r' % (k, got))
+            else:
+                check(winner == -1, 'round %d: ALL has no winner' % k)
+                check(got == [(0, b'%d/%d' % (k, i)) for i in range(3)],
+                      'round %d: all echoes %r' % (k, got))
+            at[3].call(lambda: (lib.porter_batch_result_free(r), lib.porter_batch_free(b)))
+    finally:
+        for t in carriers:
+            t.jobs.put((None, None))
+        for t in carriers:
+            t.join()
+    print('  %d batches built, run, read and freed on different threads' % rounds)
+    check(c.await_connections(1) == 1, 'carrier connections closed')
+
+
 def test_reset_while_calling(threads=16, resets=200):
     """porter_reset() from one thread while others call: nothing fails, and
     afterwards only fresh connections remain."""
@@ -428,6 +514,7 @@ def main():
     print('libporter %s, porterd pid %d on %s'
           % (c.lib.porter_version().decode(), d.pid, d.socket))
     tests = [test_many_threads, test_migrating_isolate, test_cancel_from_another_thread,
+             test_batch_moves_between_threads,
              test_reset_while_calling,
              test_unreachable_then_back, test_no_growth]
     failed = 0

@@ -7,6 +7,7 @@ import 'dart:isolate';
 import 'dart:math' show max, min;
 import 'dart:typed_data';
 
+import 'batch.dart';
 import 'bindings.g.dart';
 import 'errors.dart';
 import 'stats.dart';
@@ -37,7 +38,7 @@ final class CancelToken {
 }
 
 /// The calls a worker knows how to make.
-enum _Op { ping, stats }
+enum _Op { ping, stats, batch }
 
 /// A request from the pool to a worker.
 final class _Request {
@@ -46,7 +47,9 @@ final class _Request {
   final int timeoutMs;
   final int delayMs;
   final Uint8List? payload;
-  const _Request(this.id, this.op, this.timeoutMs, this.delayMs, this.payload);
+  final PorterBatch? batch;
+  const _Request(
+      this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.batch);
 }
 
 /// A worker telling the pool the native id of the call it is about to make
@@ -99,6 +102,7 @@ final class _Job {
   final int timeoutMs;
   final int delayMs;
   final Uint8List? payload;
+  final PorterBatch? batch;
   final Completer<Object?> completer = Completer<Object?>();
 
   /// The native call id, once the worker has reported it.
@@ -108,7 +112,8 @@ final class _Job {
   /// known.
   bool cancelRequested = false;
 
-  _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload);
+  _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload,
+      [this.batch]);
 
   bool get done => completer.isCompleted;
 
@@ -222,6 +227,12 @@ final class PorterPool {
           Duration? timeout,
           CancelToken? cancel}) =>
       _submit(_Op.ping, timeout, payload, cancel, delay: delay).then((_) {});
+
+  /// Runs [batch] on a worker; see [Porter.batch].
+  Future<PorterBatchResult> batch(PorterBatch batch,
+          {Duration? timeout, CancelToken? cancel}) =>
+      _submit(_Op.batch, timeout, null, cancel, batch: batch)
+          .then((v) => v as PorterBatchResult);
 
   /// The daemon's counters; see [Porter.stats].
   Future<PorterStats> stats({Duration? timeout, CancelToken? cancel}) =>
@@ -367,7 +378,7 @@ final class PorterPool {
   /// token all fail the returned future rather than throw.
   Future<Object?> _submit(
           _Op op, Duration? timeout, Uint8List? payload, CancelToken? cancel,
-          {Duration? delay}) =>
+          {Duration? delay, PorterBatch? batch}) =>
       Future<Object?>.sync(() {
         if (_closed) throw StateError('PorterPool is closed');
         final ms = timeoutMs(timeout);
@@ -377,7 +388,7 @@ final class PorterPool {
         // -1: no delay (plain ping); the worker clamps large values.
         final delayMs = delay == null ? -1 : delay.inMilliseconds;
         if (cancel != null && cancel.isCancelled) throw _cancelled();
-        final job = _Job(_nextId++, op, ms, delayMs, payload);
+        final job = _Job(_nextId++, op, ms, delayMs, payload, batch);
         _queue.add(job);
         if (cancel != null) {
           unawaited(cancel.whenCancelled.then((_) => _cancel(job)));
@@ -421,8 +432,8 @@ final class PorterPool {
       if (idle == null) break;
       final job = _queue.removeFirst();
       idle.job = job;
-      idle.port!
-          .send(_Request(job.id, job.op, job.timeoutMs, job.delayMs, job.payload));
+      idle.port!.send(_Request(
+          job.id, job.op, job.timeoutMs, job.delayMs, job.payload, job.batch));
     }
     _checkDrained();
   }
@@ -489,6 +500,9 @@ _Reply _run(Porter porter, int worker, _Request req) {
         return _Reply(worker, req.id, null);
       case _Op.stats:
         return _Reply(worker, req.id, porter.stats(timeout: timeout));
+      case _Op.batch:
+        return _Reply(
+            worker, req.id, porter.batch(req.batch!, timeout: timeout));
     }
   } on PorterException catch (e) {
     return _Reply(worker, req.id, null, e.code, e.name, e.message);

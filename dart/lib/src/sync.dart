@@ -4,6 +4,7 @@ import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
 
+import 'batch.dart';
 import 'bindings.g.dart';
 import 'errors.dart';
 import 'library.dart';
@@ -122,6 +123,76 @@ final class Porter {
     }
   }
 
+  /// Runs [batch] in one call: the daemon runs its members concurrently.
+  /// Blocks for at most [timeout] for the whole batch; each member also has
+  /// its own. Throws only when the batch as a whole failed; read each
+  /// member's outcome in the result.
+  PorterBatchResult batch(PorterBatch batch, {Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final b = _b.porter_batch_new(
+        batch.mode == BatchMode.all ? PORTER_BATCH_ALL : PORTER_BATCH_FIRST);
+    if (b == nullptr) {
+      throw PorterException.fromCode(porter_error.PORTER_E_NOMEM,
+          'PORTER_E_NOMEM', 'cannot allocate a batch');
+    }
+    final builder = _Owned(b.cast(), _finalizerFor(_b.addresses.porter_batch_free.cast()),
+        (p) => _b.porter_batch_free(p.cast()));
+    final out = calloc<Pointer<porter_batch_result>>();
+    _Owned? result;
+    try {
+      for (final m in batch.members) {
+        final len = m.payload?.length ?? 0;
+        final buf = len == 0 ? nullptr : calloc<Uint8>(len);
+        try {
+          if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
+          final rc = _b.porter_batch_add_ping(
+              b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
+          if (rc < 0) _throw(rc);
+        } finally {
+          if (len != 0) calloc.free(buf);
+        }
+      }
+      final rc = _b.porter_batch_run(b, ms, out);
+      if (rc < 0) _throw(rc);
+      final r = out.value;
+      result = _Owned(r.cast(),
+          _finalizerFor(_b.addresses.porter_batch_result_free.cast()),
+          (p) => _b.porter_batch_result_free(p.cast()));
+      return _readBatch(r);
+    } finally {
+      result?.free();
+      builder.free();
+      calloc.free(out);
+    }
+  }
+
+  PorterBatchResult _readBatch(Pointer<porter_batch_result> r) {
+    final n = _b.porter_batch_result_count(r);
+    final data = calloc<Pointer<Void>>();
+    final len = calloc<Size>();
+    try {
+      final members = <BatchMemberResult>[];
+      for (var i = 0; i < n; i++) {
+        final code = _b.porter_batch_result_status(r, i);
+        Uint8List? payload;
+        if (code == 0 && _b.porter_batch_result_ping(r, i, data, len) == 0) {
+          payload = Uint8List.fromList(
+              data.value.cast<Uint8>().asTypedList(len.value));
+        }
+        members.add(BatchMemberResult(
+            code,
+            errorName(code),
+            _b.porter_batch_result_message(r, i).cast<Utf8>().toDartString(),
+            payload));
+      }
+      final w = _b.porter_batch_result_winner(r);
+      return PorterBatchResult(List.unmodifiable(members), w < 0 ? null : w);
+    } finally {
+      calloc.free(data);
+      calloc.free(len);
+    }
+  }
+
   /// Closes the calling thread's connection now (it is reopened by the
   /// next call). Worker isolates call this before they exit.
   void disconnectThread() => _b.porter_thread_disconnect();
@@ -160,6 +231,31 @@ int timeoutMs(Duration? timeout) {
   // 0 would mean "the default"; a tiny timeout is still a timeout.
   if (ms == 0) return 1;
   return ms > 0x7fffffff ? 0x7fffffff : ms;
+}
+
+/// One finalizer per free function, per isolate.
+final Map<int, NativeFinalizer> _finalizers = {};
+
+NativeFinalizer _finalizerFor(Pointer<NativeFinalizerFunction> free) =>
+    _finalizers[free.address] ??= NativeFinalizer(free);
+
+/// A native object owned by Dart: freed by [free], or by its finalizer if
+/// it becomes unreachable first (a safety net, not the normal path).
+final class _Owned implements Finalizable {
+  final NativeFinalizer _finalizer;
+  final void Function(Pointer<Void>) _free;
+  Pointer<Void> _ptr;
+
+  _Owned(this._ptr, this._finalizer, this._free) {
+    _finalizer.attach(this, _ptr, detach: this);
+  }
+
+  void free() {
+    if (_ptr == nullptr) return;
+    _finalizer.detach(this);
+    _free(_ptr);
+    _ptr = nullptr;
+  }
 }
 
 /// A native stats snapshot owned by Dart: freed by [free], or by the
