@@ -18,7 +18,7 @@
 #include "porter.h"
 
 static th_daemon d;
-static const char *const debug_log[] = { "--log-level", "debug", NULL };
+static const char *const debug_log[] = {"--log-level", "debug", NULL};
 
 /* The inodes of this process's open Unix sockets (the test opens no other
  * sockets, so these are libporter's connections). Returns how many. */
@@ -149,8 +149,8 @@ START_TEST(reset_reconnects_every_thread_with_a_new_instance)
 	int na = socket_inodes(after, 16);
 	ck_assert_int_eq(na, 2);
 	for (int i = 0; i < na; i++)
-		ck_assert_msg(!has_inode(before, nb, after[i]),
-			      "connection %lu survived the reset", after[i]);
+		ck_assert_msg(!has_inode(before, nb, after[i]), "connection %lu survived the reset",
+			      after[i]);
 	/* The daemon saw the old connections close. */
 	ck_assert_int_eq(await_connections(2), 2);
 
