@@ -65,6 +65,8 @@ static const config_key keys[] = {
 	  "longest deadline honoured" },
 	{ "shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
 	  "time in-flight work gets to finish on SIGTERM" },
+	{ "batch-max-members", 0, KT_U32, OFF(batch_max_members), 1, 4096, "64", "N",
+	  "members one Batch request may have" },
 	{ "http-max-response", 0, KT_U64, OFF(http_max_response), 1024, 1ull << 30, "8388608", "BYTES",
 	  "largest HTTP response body returned whole (also capped by max-frame); larger bodies must be streamed" },
 	{ "http-max-redirects", 0, KT_U32, OFF(http_max_redirects), 0, 100, "10", "N",

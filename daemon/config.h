@@ -46,6 +46,7 @@ typedef struct config {
 	uint32_t default_timeout_ms; /* deadline of a request that names none */
 	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
+	uint32_t batch_max_members; /* members one Batch may have */
 	int check_only;            /* --check-config: validate and exit */
 	/* HTTP */
 	uint64_t http_max_response; /* largest whole (unstreamed) response body */

@@ -1194,6 +1194,12 @@ void http_handle(req *r)
 	if (hr->max_redirects && hr->max_redirects < x->max_redirects)
 		x->max_redirects = hr->max_redirects;
 	x->stream = hr->stream;
+	if (x->stream && r->batch) {
+		/* A stream's later chunks are pulled by id: a batch has no
+		 * way to carry them. */
+		req_fail(r, PORTER_E_INVAL, "an HTTP stream cannot be a batch member");
+		goto fail_free;
+	}
 	if (x->stream) {
 		if (hw->n_streams >= cfg->http_max_streams) {
 			req_fail(r, PORTER_E_BUSY, "too many open HTTP streams on this worker (%u)",

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "conn.h"
 #include "http.h"
 #include "log.h"
@@ -64,6 +65,7 @@ static void finish(worker *w)
 	if (w->state == WORKER_CLOSING)
 		return;
 	w->state = WORKER_CLOSING;
+	cancel_worker_close(w);
 	if (w->http) {
 		http_worker_close(w->http);
 		w->http = NULL;
@@ -77,13 +79,26 @@ static void on_grace_expired(uv_timer_t *t)
 	worker *w = t->data;
 	list *pos, *tmp;
 	unsigned n = 0;
-	list_for_each_safe(pos, tmp, &w->conns) {
-		conn_close(list_entry(pos, conn, link));
-		n++;
+
+	if (w->state == WORKER_DRAINING && !w->aborting) {
+		/* First expiry: stop what is still running, telling each
+		 * caller why, and give those replies a moment to go out. */
+		w->aborting = 1;
+		list_for_each_safe(pos, tmp, &w->conns) {
+			conn_abort(list_entry(pos, conn, link));
+			n++;
+		}
+		if (n)
+			log_warn("worker %u: shutdown grace of %u ms over, stopped the work of %u connection(s)",
+				 w->index, w->cfg->shutdown_grace_ms, n);
+		if (!list_empty(&w->conns)) {
+			uv_timer_start(&w->grace, on_grace_expired, 1000, 0);
+			return;
+		}
+	} else {
+		list_for_each_safe(pos, tmp, &w->conns)
+			conn_close(list_entry(pos, conn, link));
 	}
-	if (n)
-		log_warn("worker %u: shutdown grace of %u ms over, closed %u connection(s) with work in flight",
-			 w->index, w->cfg->shutdown_grace_ms, n);
 	if (list_empty(&w->conns))
 		finish(w);
 }
@@ -151,6 +166,9 @@ int worker_init(worker *w, struct server *srv, const config *cfg,
 	}
 	uv_timer_init(&w->loop, &w->grace);
 	w->grace.data = w;
+	rc = cancel_worker_init(w);
+	if (rc < 0)
+		return rc; /* start-up fails; the process exits */
 	/* Without it the worker still serves everything but HTTP. */
 	w->http = http_worker_new(w);
 	if (!w->http)
