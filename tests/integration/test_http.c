@@ -464,6 +464,47 @@ START_TEST(never_answering_server_times_out_and_aborts)
 }
 END_TEST
 
+typedef struct cancel_arg {
+	pthread_t th;
+	_Atomic uint64_t id;
+	int rc;
+	long long took;
+} cancel_arg;
+
+static void *hang_caller(void *arg)
+{
+	cancel_arg *a = arg;
+	porter_http_response *r = NULL;
+	a->id = porter_next_call_id();
+	long long t0 = th_now_ms();
+	a->rc = porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 20000, &r);
+	a->took = th_now_ms() - t0;
+	porter_http_response_free(r);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* porter_cancel from another thread stops an HTTP transfer in flight: the
+ * caller gets PORTER_E_CANCELLED at once and the server sees the
+ * connection closed. */
+START_TEST(cancel_from_another_thread)
+{
+	start(NULL);
+	cancel_arg a = { .id = 0 };
+	ck_assert_int_eq(pthread_create(&a.th, NULL, hang_caller, &a), 0);
+	while (!a.id)
+		usleep(1000);
+	usleep(300000);
+	ck_assert_int_eq(porter_cancel(a.id, 2000), 0);
+	pthread_join(a.th, NULL);
+	ck_assert_int_eq(a.rc, PORTER_E_CANCELLED);
+	ck_assert_int_lt(a.took, 5000);
+	ck_assert(settles());
+	ck_assert(hangs_closed());
+	stop_clean();
+}
+END_TEST
+
 START_TEST(connection_reset_mid_body)
 {
 	start(NULL);
@@ -773,6 +814,7 @@ int main(void)
 	tcase_add_test(tc, stream_read_from_another_thread);
 	tcase_add_test(tc, redirects_and_their_limit);
 	tcase_add_test(tc, never_answering_server_times_out_and_aborts);
+	tcase_add_test(tc, cancel_from_another_thread);
 	tcase_add_test(tc, connection_reset_mid_body);
 	tcase_add_test(tc, refused_schemes_and_hosts);
 	tcase_add_test(tc, oversized_responses);
