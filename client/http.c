@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pbatch.h"
 #include "pconn.h"
 
 /* Wait for the daemon to confirm an abandoned stream, at most. */
@@ -127,6 +128,40 @@ static int call_http(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 	return 0;
 }
 
+/* Fills `req`/`hr` from the caller's arguments; the header arrays it
+ * allocates are returned in *hv and *hp for free_headers. */
+static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr,
+			 const char *method, const char *url, const char *const *headers,
+			 size_t n_headers, const void *body, size_t body_len,
+			 const porter_http_options *opts, int stream,
+			 Porter__V1__HttpHeader **hv, Porter__V1__HttpHeader ***hp)
+{
+	if (!url)
+		return pconn_set_error(PORTER_E_INVAL, "url is NULL");
+	if (body_len && !body)
+		return pconn_set_error(PORTER_E_INVAL, "body is NULL but body_len is not 0");
+	int rc = build_headers(headers, n_headers, hv, hp);
+	if (rc < 0)
+		return rc;
+	hr->method = (char *)(method ? method : "GET");
+	hr->url = (char *)url;
+	hr->n_headers = n_headers;
+	hr->headers = *hp;
+	hr->body.data = (uint8_t *)body;
+	hr->body.len = body_len;
+	if (opts) {
+		hr->follow_redirects = opts->follow_redirects != 0;
+		hr->max_redirects = opts->max_redirects;
+		hr->max_response = opts->max_response;
+		hr->transfer_timeout_ms = opts->transfer_timeout_ms;
+		hr->chunk_size = opts->chunk_size;
+	}
+	hr->stream = stream;
+	req->body_case = PORTER__V1__REQUEST__BODY_HTTP;
+	req->http = hr;
+	return 0;
+}
+
 static int start(const char *method, const char *url, const char *const *headers,
 		 size_t n_headers, const void *body, size_t body_len,
 		 const porter_http_options *opts, int stream, int timeout_ms,
@@ -135,36 +170,72 @@ static int start(const char *method, const char *url, const char *const *headers
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
 	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
-	int rc;
 
-	if (!url || !out)
-		return pconn_set_error(PORTER_E_INVAL, "url or out is NULL");
-	if (body_len && !body)
-		return pconn_set_error(PORTER_E_INVAL, "body is NULL but body_len is not 0");
-	rc = build_headers(headers, n_headers, &hv, &hp);
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	int rc = build_request(&req, &hr, method, url, headers, n_headers, body, body_len, opts,
+			       stream, &hv, &hp);
 	if (rc < 0)
 		return rc;
-	hr.method = (char *)(method ? method : "GET");
-	hr.url = (char *)url;
-	hr.n_headers = n_headers;
-	hr.headers = hp;
-	hr.body.data = (uint8_t *)body;
-	hr.body.len = body_len;
-	if (opts) {
-		hr.follow_redirects = opts->follow_redirects != 0;
-		hr.max_redirects = opts->max_redirects;
-		hr.max_response = opts->max_response;
-		hr.transfer_timeout_ms = opts->transfer_timeout_ms;
-		hr.chunk_size = opts->chunk_size;
-	}
-	hr.stream = stream;
-	req.body_case = PORTER__V1__REQUEST__BODY_HTTP;
-	req.http = &hr;
 	/* Only safe methods may be sent twice. */
 	int safe = strcasecmp(hr.method, "GET") == 0 || strcasecmp(hr.method, "HEAD") == 0;
 	rc = call_http(&req, timeout_ms, safe ? PCONN_IDEMPOTENT : PCONN_ONCE, out);
 	free_headers(hv, n_headers, hp);
 	return rc;
+}
+
+/* Wraps an unpacked response in a response object (taking it over). */
+static int wrap_response(Porter__V1__Response *resp, porter_http_response **out)
+{
+	porter_http_response *r = calloc(1, sizeof(*r));
+	if (!r) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	r->msg = resp;
+	r->hr = resp->http;
+	set_timings(r, r->hr->timings);
+	*out = r;
+	return 0;
+}
+
+int porter_batch_add_http(porter_batch *b, const char *method, const char *url,
+			  const char *const *headers, size_t n_headers, const void *body,
+			  size_t body_len, const porter_http_options *opts, int timeout_ms)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	int rc = build_request(&req, &hr, method, url, headers, n_headers, body, body_len, opts, 0,
+			       &hv, &hp);
+	if (rc < 0)
+		return rc;
+	req.timeout_ms = (uint32_t)timeout_ms;
+	rc = pbatch_add(b, &req);
+	free_headers(hv, n_headers, hp);
+	return rc;
+}
+
+int porter_batch_result_http(const porter_batch_result *r, size_t i, porter_http_response **out)
+{
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	const Porter__V1__Response *m = pbatch_member(r, i);
+	if (!m || m->status != 0 || m->body_case != PORTER__V1__RESPONSE__BODY_HTTP)
+		return pconn_set_error(PORTER_E_INVAL, "member %zu is not a successful HTTP request", i);
+	/* A copy, so the response outlives the batch result like any other. */
+	size_t len = protobuf_c_message_get_packed_size(&m->base);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	protobuf_c_message_pack(&m->base, buf);
+	Porter__V1__Response *copy = porter__v1__response__unpack(NULL, len, buf);
+	free(buf);
+	if (!copy)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	return wrap_response(copy, out);
 }
 
 int porter_http_request(const char *method, const char *url, const char *const *headers,
@@ -176,16 +247,7 @@ int porter_http_request(const char *method, const char *url, const char *const *
 	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, timeout_ms, &resp);
 	if (rc < 0)
 		return rc;
-	porter_http_response *r = calloc(1, sizeof(*r));
-	if (!r) {
-		porter__v1__response__free_unpacked(resp, NULL);
-		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	}
-	r->msg = resp;
-	r->hr = resp->http;
-	set_timings(r, r->hr->timings);
-	*out = r;
-	return 0;
+	return wrap_response(resp, out);
 }
 
 int porter_http_get(const char *url, int timeout_ms, porter_http_response **out)

@@ -487,6 +487,28 @@ PORTER_API int porter_http_stream_read(porter_http_stream *s, const void **data,
  */
 PORTER_API void porter_http_stream_close(porter_http_stream *s);
 
+/*
+ * Adds an HTTP request member to batch `b` (see porter_batch_new), with the
+ * arguments of porter_http_request; everything is copied. `timeout_ms`
+ * bounds this member (0: the batch's). In a PORTER_BATCH_FIRST batch the
+ * first member to get a response wins and the other transfers are aborted,
+ * which makes hedged requests to several mirrors one call. Returns the
+ * member's index (>= 0) or a negative code. Streams cannot be batched.
+ */
+PORTER_API int porter_batch_add_http(porter_batch *b, const char *method, const char *url,
+				     const char *const *headers, size_t n_headers,
+				     const void *body, size_t body_len,
+				     const porter_http_options *opts, int timeout_ms);
+
+/*
+ * The response of HTTP member `i` of a batch result: stores a new response
+ * in `*out` (owned by the caller, free with porter_http_response_free; it
+ * outlives `r`) and returns 0, or PORTER_E_INVAL when member `i` is not a
+ * successful HTTP request (read its status with porter_batch_result_status).
+ */
+PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
+					porter_http_response **out);
+
 #ifdef __cplusplus
 }
 #endif

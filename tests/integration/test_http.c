@@ -505,6 +505,59 @@ START_TEST(cancel_from_another_thread)
 }
 END_TEST
 
+/* HTTP requests as batch members: ALL returns every response; FIRST
+ * returns the first and aborts the transfers that lost. */
+START_TEST(batched_requests)
+{
+	start(NULL);
+	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
+	ck_assert_ptr_nonnull(b);
+	const char *h[] = { "X-Test-Which: first" };
+	ck_assert_int_eq(porter_batch_add_http(b, "POST", url("/echo"), h, 1, "one", 3, NULL, 5000), 0);
+	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000), 1);
+	ck_assert_int_eq(porter_batch_add_http(b, NULL, "gopher://127.0.0.1/", NULL, 0, NULL, 0, NULL, 5000), 2);
+	porter_batch_result *res = NULL;
+	ck_assert_int_eq(porter_batch_run(b, 10000, &res), 0);
+	ck_assert_int_eq(porter_batch_result_status(res, 0), 0);
+	ck_assert_int_eq(porter_batch_result_status(res, 1), 0);
+	ck_assert_int_eq(porter_batch_result_status(res, 2), PORTER_E_HTTP_SCHEME);
+	porter_http_response *r0 = NULL, *r1 = NULL, *r2 = NULL;
+	ck_assert_int_eq(porter_batch_result_http(res, 0, &r0), 0);
+	ck_assert_int_eq(porter_batch_result_http(res, 1, &r1), 0);
+	ck_assert_int_eq(porter_batch_result_http(res, 2, &r2), PORTER_E_INVAL);
+	porter_batch_result_free(res);
+	porter_batch_free(b);
+	/* The responses outlive the batch result. */
+	size_t len;
+	const void *body = porter_http_response_body(r0, &len);
+	ck_assert_uint_eq(len, 3);
+	ck_assert(memcmp(body, "one", 3) == 0);
+	ck_assert_str_eq(porter_http_response_header(r0, "X-Got-Which"), "first");
+	body = porter_http_response_body(r1, &len);
+	ck_assert_uint_eq(len, 1000);
+	ck_assert(check_pattern(body, len, 0));
+	porter_http_response_free(r0);
+	porter_http_response_free(r1);
+
+	b = porter_batch_new(PORTER_BATCH_FIRST);
+	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/hang"), NULL, 0, NULL, 0, NULL, 8000), 0);
+	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/slow/200"), NULL, 0, NULL, 0, NULL, 8000), 1);
+	long long t0 = th_now_ms();
+	ck_assert_int_eq(porter_batch_run(b, 10000, &res), 0);
+	ck_assert_int_lt(th_now_ms() - t0, 5000);
+	ck_assert_int_eq(porter_batch_result_winner(res), 1);
+	ck_assert_int_eq(porter_batch_result_status(res, 0), PORTER_E_CANCELLED);
+	ck_assert_int_eq(porter_batch_result_http(res, 1, &r1), 0);
+	ck_assert_int_eq(porter_http_response_status(r1), 200);
+	porter_http_response_free(r1);
+	porter_batch_result_free(res);
+	porter_batch_free(b);
+	ck_assert(settles());
+	ck_assert(hangs_closed());
+	stop_clean();
+}
+END_TEST
+
 START_TEST(connection_reset_mid_body)
 {
 	start(NULL);
@@ -815,6 +868,7 @@ int main(void)
 	tcase_add_test(tc, redirects_and_their_limit);
 	tcase_add_test(tc, never_answering_server_times_out_and_aborts);
 	tcase_add_test(tc, cancel_from_another_thread);
+	tcase_add_test(tc, batched_requests);
 	tcase_add_test(tc, connection_reset_mid_body);
 	tcase_add_test(tc, refused_schemes_and_hosts);
 	tcase_add_test(tc, oversized_responses);
