@@ -358,6 +358,25 @@ static int is_redirect(long status)
 	       status == 307 || status == 308;
 }
 
+/* A whole response with a known length gets its buffer in one piece
+ * rather than by doubling (an over-limit length fails later, in libcurl's
+ * CURLOPT_MAXFILESIZE check or the write callback). */
+static void reserve_body(http_xfer *x)
+{
+	const char *cl = header_get(x, "Content-Length");
+	char *end;
+	if (!cl)
+		return;
+	unsigned long long n = strtoull(cl, &end, 10);
+	if (*end || n == 0 || n <= x->cap || (x->limit && n > x->limit))
+		return;
+	uint8_t *nb = realloc(x->buf, (size_t)n);
+	if (nb) {
+		x->buf = nb;
+		x->cap = (size_t)n;
+	}
+}
+
 /* CURLOPT_HEADERFUNCTION: keeps the headers of the latest response only
  * (each redirect hop and each 1xx starts a new block). */
 static size_t on_header(char *b, size_t size, size_t n, void *ud)
@@ -390,6 +409,8 @@ static size_t on_header(char *b, size_t size, size_t n, void *ud)
 			x->discard = 1;
 		else if (x->status >= 200)
 			x->head_done = 1;
+		if (x->head_done && !x->stream)
+			reserve_body(x);
 		return size * n;
 	}
 	const char *colon = memchr(b, ':', len);
