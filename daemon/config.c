@@ -65,6 +65,10 @@ static const config_key keys[] = {
 	  "longest deadline honoured" },
 	{ "shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
 	  "time in-flight work gets to finish on SIGTERM" },
+	{ "metrics-file", 0, KT_STR, OFF(metrics_file), 0, 0, "", "PATH",
+	  "write Prometheus text metrics to PATH (replaced atomically); empty means off" },
+	{ "metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
+	  "how often metrics-file is rewritten" },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -128,8 +132,9 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		strcpy((char *)field, v);
 		return 0;
 	case KT_STR: {
-		char *s = strdup(v);
-		if (!s) {
+		/* An empty value turns an optional setting off. */
+		char *s = v[0] ? strdup(v) : NULL;
+		if (v[0] && !s) {
 			snprintf(why, whylen, "out of memory");
 			return PORTER_E_NOMEM;
 		}
@@ -243,6 +248,33 @@ void config_free(config *c)
 	c->config_file = NULL;
 }
 
+config *config_alloc(void)
+{
+	config *c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	config_defaults(c);
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
+config *config_ref(config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void config_unref(config *c)
+{
+	if (!c)
+		return;
+	/* acq_rel: every holder's reads happen before the free. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+		config_free(c);
+		free(c);
+	}
+}
+
 void config_usage(FILE *out)
 {
 	fprintf(out,
@@ -250,8 +282,11 @@ void config_usage(FILE *out)
 		"Porter daemon: performs PostgreSQL, HTTP and file I/O for client\n"
 		"processes that talk to it over a Unix socket.\n"
 		"\n"
-		"  -c, --config FILE          read settings from FILE (keys as below, without --)\n"
+		"  -c, --config FILE          read settings from FILE (keys as below, without --);\n"
+		"                             default " PORTER_DEFAULT_CONFIG " when it exists,\n"
+		"                             '' for none\n"
 		"      --check-config         validate the settings, print them and exit\n"
+		"      --print-example-config print a commented file with every default and exit\n"
 		"  -h, --help                 show this help and exit\n"
 		"  -V, --version              show the version and exit\n"
 		"\n"
@@ -269,6 +304,9 @@ void config_usage(FILE *out)
 		fputc('\n', out);
 	}
 	fprintf(out,
+		"\n"
+		"SIGHUP reloads the configuration file (flags still win); settings that\n"
+		"cannot change live (socket, workers) need a restart.\n"
 		"\n"
 		"Exit status: 0 after a clean shutdown, 1 on a start-up failure, 2 on bad\n"
 		"usage or settings.\n");
@@ -331,11 +369,11 @@ int config_load_file(config *c, const char *path, FILE *err)
 	return rc;
 }
 
-enum { OPT_CHECK_CONFIG = 1000, OPT_KEY_BASE = 1100 };
+enum { OPT_CHECK_CONFIG = 1000, OPT_PRINT_EXAMPLE, OPT_KEY_BASE = 1100 };
 
 int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 {
-	struct option opts[N_KEYS + 5];
+	struct option opts[N_KEYS + 6];
 	char shorts[3 * N_KEYS + 8];
 	size_t ns = 0, no = 0;
 	int opt;
@@ -347,6 +385,7 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	shorts[ns++] = 'V';
 	opts[no++] = (struct option){ "config", required_argument, NULL, 'c' };
 	opts[no++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK_CONFIG };
+	opts[no++] = (struct option){ "print-example-config", no_argument, NULL, OPT_PRINT_EXAMPLE };
 	opts[no++] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[no++] = (struct option){ "version", no_argument, NULL, 'V' };
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -366,13 +405,24 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	 * appear on the command line. */
 	optind = 0; /* glibc: full re-initialisation, so tests can parse twice */
 	opterr = 0;
+	const char *file = NULL;
+	int explicit_file = 0;
 	while ((opt = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		if (opt == 'c') {
-			free(c->config_file);
-			c->config_file = strdup(optarg);
-			if (!c->config_file || config_load_file(c, optarg, err) < 0)
-				return PORTER_E_INVAL;
+			file = optarg;
+			explicit_file = 1;
 		}
+	}
+	/* The default file is optional: read only when it is there. Any other
+	 * problem with it (unreadable, a directory) is still an error. */
+	if (!explicit_file && access(PORTER_DEFAULT_CONFIG, F_OK) == 0)
+		file = PORTER_DEFAULT_CONFIG;
+	free(c->config_file);
+	c->config_file = NULL;
+	if (file && file[0]) {
+		c->config_file = strdup(file);
+		if (!c->config_file || config_load_file(c, file, err) < 0)
+			return PORTER_E_INVAL;
 	}
 
 	optind = 0;
@@ -384,6 +434,9 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 			continue;
 		case OPT_CHECK_CONFIG:
 			c->check_only = 1;
+			continue;
+		case OPT_PRINT_EXAMPLE:
+			c->print_example = 1;
 			continue;
 		case 'h':
 			config_usage(out);
@@ -492,5 +545,33 @@ void config_dump(const config *c, FILE *out)
 			break;
 		}
 		fputc('\n', out);
+	}
+}
+
+void config_example(FILE *out)
+{
+	fprintf(out,
+		"# porterd configuration: every setting with its built-in default.\n"
+		"#\n"
+		"# porterd reads " PORTER_DEFAULT_CONFIG " when it exists (or the file\n"
+		"# given with --config). Format: one \"key = value\" per line; blank lines\n"
+		"# and lines starting with '#' are ignored; keys are the long option names\n"
+		"# of porterd --help without \"--\"; lists are comma-separated. Command-line\n"
+		"# options override the file. Errors name the file, line and key, and\n"
+		"# \"porterd --check-config\" validates a file without starting.\n"
+		"#\n"
+		"# SIGHUP (systemctl reload porterd) re-reads this file. The limits,\n"
+		"# timeouts, allow-uid, log-level and metrics settings change live; socket\n"
+		"# and workers need a restart. A file with errors is rejected as a whole\n"
+		"# and the running settings stay.\n"
+		"#\n"
+		"# Generated by \"porterd --print-example-config\"; a test keeps it so.\n");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const config_key *k = &keys[i];
+		fprintf(out, "\n# %s\n", k->help);
+		if (k->def)
+			fprintf(out, "%s = %s\n", k->name, k->def);
+		else
+			fprintf(out, "#%s =\n", k->name);
 	}
 }

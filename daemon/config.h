@@ -7,12 +7,20 @@
  * with '#' are ignored; keys are the long flag names without "--"; list
  * values are comma-separated. Errors name the file, line and key.
  *
- * A config is filled in on the main thread before any worker starts and is
- * read-only while workers run.
+ * Without --config, the default file (PORTER_DEFAULT_CONFIG,
+ * /etc/porter/porterd.conf) is read when it exists; its absence is not an
+ * error. --config FILE replaces it; --config '' reads no file at all.
+ *
+ * A config is filled in on one thread and is read-only once published. Live
+ * reload (SIGHUP) builds a new generation on the acceptor thread and hands
+ * each worker a reference through its inbox; a generation is freed when its
+ * last holder drops it (config_unref), so no thread ever sees a config
+ * change or vanish under it.
  */
 #ifndef PORTER_CONFIG_H
 #define PORTER_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +31,9 @@
 #define CONFIG_MAX_UIDS 64
 #define CONFIG_MAX_WORKERS 256
 #define CONFIG_PATH_MAX 108 /* sun_path capacity */
+#ifndef PORTER_DEFAULT_CONFIG
+#define PORTER_DEFAULT_CONFIG "/etc/porter/porterd.conf"
+#endif
 
 /* A list of strings (file roots, host allow-lists). Owned by the config. */
 typedef struct config_list {
@@ -46,7 +57,11 @@ typedef struct config {
 	uint32_t default_timeout_ms; /* deadline of a request that names none */
 	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
+	uint32_t metrics_interval_ms; /* how often metrics-file is rewritten */
+	char *metrics_file;        /* Prometheus text file, or NULL (off) */
 	int check_only;            /* --check-config: validate and exit */
+	int print_example;         /* --print-example-config: print and exit */
+	_Atomic unsigned refs;     /* holders of a config_alloc()ed generation */
 } config;
 
 /* Fills `c` with the built-in defaults. */
@@ -54,6 +69,16 @@ void config_defaults(config *c);
 
 /* Frees what `c` owns (strings, lists); `c` may be filled again. */
 void config_free(config *c);
+
+/* A heap config filled with the defaults, with one reference held by the
+ * caller; NULL when out of memory. */
+config *config_alloc(void);
+
+/* Takes one more reference to a config_alloc()ed `c`; any thread. */
+config *config_ref(config *c);
+
+/* Drops one reference; the last one frees `c`. Any thread; NULL is fine. */
+void config_unref(config *c);
 
 /*
  * Applies command-line flags to `c`, reading the file named by --config
@@ -83,5 +108,12 @@ void config_usage(FILE *out);
 
 /* Writes every key with its current value in the file format. */
 void config_dump(const config *c, FILE *out);
+
+/*
+ * Writes the example configuration file: the format, then every key with
+ * its help and its default (keys without a built-in default commented out).
+ * systemd/porterd.conf is this output; a test keeps the two identical.
+ */
+void config_example(FILE *out);
 
 #endif
