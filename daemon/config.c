@@ -46,7 +46,7 @@ static const config_key keys[] = {
 	{ "log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
 	  "error, warn, info or debug" },
 	{ "allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",
-	  "comma-separated uids allowed to connect (default: the daemon's own uid)" },
+	  "comma-separated uids allowed to connect, or 'any' to let the socket's mode and group decide (default: the daemon's own uid; with a socket passed by systemd: any)" },
 	{ "hello-max-frame", 0, KT_U32, OFF(hello_max_frame), 1024, 1u << 30, "65536", "BYTES",
 	  "largest frame accepted before Hello" },
 	{ "max-frame", 0, KT_U32, OFF(max_frame), 1024, 1u << 30, "16777216", "BYTES",
@@ -197,6 +197,12 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		char buf[1024];
 		size_t n = 0;
 		uid_t uids[CONFIG_MAX_UIDS];
+		if (strcmp(v, "any") == 0) {
+			c->allow_any_uid = 1;
+			c->n_allow_uids = 0;
+			c->allow_uid_set = 1;
+			return 0;
+		}
 		if (strlen(v) >= sizeof(buf)) {
 			snprintf(why, whylen, "list too long");
 			return PORTER_E_INVAL;
@@ -218,6 +224,8 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		}
 		memcpy(c->allow_uids, uids, n * sizeof(uids[0]));
 		c->n_allow_uids = n;
+		c->allow_any_uid = 0;
+		c->allow_uid_set = 1;
 		return 0;
 	}
 	}
@@ -489,7 +497,7 @@ int config_resolve(config *c)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
 	}
-	if (c->n_allow_uids == 0) {
+	if (c->n_allow_uids == 0 && !c->allow_any_uid) {
 		c->allow_uids[0] = getuid();
 		c->n_allow_uids = 1;
 	}
@@ -498,6 +506,8 @@ int config_resolve(config *c)
 
 int config_uid_allowed(const config *c, uid_t uid)
 {
+	if (c->allow_any_uid)
+		return 1;
 	for (size_t i = 0; i < c->n_allow_uids; i++)
 		if (c->allow_uids[i] == uid)
 			return 1;
@@ -540,6 +550,8 @@ void config_dump(const config *c, FILE *out)
 			fputs(*(const int *)field ? "true" : "false", out);
 			break;
 		case KT_UIDS:
+			if (c->allow_any_uid)
+				fputs("any", out);
 			for (size_t j = 0; j < c->n_allow_uids; j++)
 				fprintf(out, "%s%u", j ? "," : "", (unsigned)c->allow_uids[j]);
 			break;
@@ -569,8 +581,10 @@ void config_example(FILE *out)
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const config_key *k = &keys[i];
 		fprintf(out, "\n# %s\n", k->help);
-		if (k->def)
+		if (k->def && k->def[0])
 			fprintf(out, "%s = %s\n", k->name, k->def);
+		else if (k->def)
+			fprintf(out, "%s =\n", k->name);
 		else
 			fprintf(out, "#%s =\n", k->name);
 	}

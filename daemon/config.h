@@ -48,6 +48,8 @@ typedef struct config {
 	enum log_level log_level;
 	uid_t allow_uids[CONFIG_MAX_UIDS]; /* peers allowed to connect */
 	size_t n_allow_uids;       /* 0 means the daemon's own uid */
+	int allow_any_uid;         /* "allow-uid = any": the socket's mode decides */
+	int allow_uid_set;         /* allow-uid was given (file or flag) */
 	uint32_t hello_max_frame;  /* frame limit before Hello */
 	uint32_t max_frame;        /* frame limit after Hello */
 	uint32_t max_inflight;     /* requests processed at once per connection */
@@ -100,7 +102,7 @@ int config_load_file(config *c, const char *path, FILE *err);
  */
 int config_resolve(config *c);
 
-/* True when `uid` may connect. */
+/* True when `uid` may connect ("any" allows every uid). */
 int config_uid_allowed(const config *c, uid_t uid);
 
 /* Prints the usage text, every key with its default. */

@@ -262,7 +262,10 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 			close(fd);
 			continue;
 		}
-		if (!config_uid_allowed(srv->cfg, cred.uid)) {
+		/* Under socket activation, SocketMode= and SocketGroup= already
+		 * decide who may connect unless allow-uid says otherwise. */
+		if (!(srv->activated && !srv->cfg->allow_uid_set) &&
+		    !config_uid_allowed(srv->cfg, cred.uid)) {
 			refuse(srv, fd, cred.uid);
 			continue;
 		}
