@@ -7,6 +7,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "porter.h"
@@ -67,6 +70,8 @@ static const config_key keys[] = {
 	  "time in-flight work gets to finish on SIGTERM" },
 	{ "metrics-file", 0, KT_STR, OFF(metrics_file), 0, 0, "", "PATH",
 	  "write Prometheus text metrics to PATH (replaced atomically); empty means off" },
+	{ "metrics-listen", 0, KT_STR, OFF(metrics_listen), 0, 0, "", "ADDR:PORT",
+	  "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT; empty means off" },
 	{ "metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
 	  "how often metrics-file is rewritten" },
 };
@@ -481,6 +486,14 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 		fprintf(err, "porterd: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return PORTER_E_INVAL;
 	}
+	if (c->metrics_listen) {
+		struct sockaddr_storage ss;
+		if (config_parse_loopback(c->metrics_listen, &ss) < 0) {
+			fprintf(err, "porterd: metrics-listen: expected 127.0.0.1:PORT or [::1]:PORT (loopback only), got '%s'\n",
+				c->metrics_listen);
+			return PORTER_E_INVAL;
+		}
+	}
 	if (c->max_frame < c->hello_max_frame)
 		c->hello_max_frame = c->max_frame;
 	if (c->default_timeout_ms > c->max_timeout_ms)
@@ -502,6 +515,34 @@ int config_resolve(config *c)
 		c->n_allow_uids = 1;
 	}
 	return 0;
+}
+
+int config_parse_loopback(const char *s, struct sockaddr_storage *ss)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	if (!colon || (size_t)(colon - s) >= sizeof(host) ||
+	    parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return PORTER_E_INVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return 0;
+	}
+	if (strcmp(host, "[::1]") == 0) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		in6->sin6_addr = in6addr_loopback;
+		return 0;
+	}
+	return PORTER_E_INVAL;
 }
 
 int config_uid_allowed(const config *c, uid_t uid)

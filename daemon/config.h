@@ -61,6 +61,7 @@ typedef struct config {
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
 	uint32_t metrics_interval_ms; /* how often metrics-file is rewritten */
 	char *metrics_file;        /* Prometheus text file, or NULL (off) */
+	char *metrics_listen;      /* loopback "HOST:PORT" for GET /metrics, or NULL */
 	int check_only;            /* --check-config: validate and exit */
 	int print_example;         /* --print-example-config: print and exit */
 	_Atomic unsigned refs;     /* holders of a config_alloc()ed generation */
@@ -101,6 +102,13 @@ int config_load_file(config *c, const char *path, FILE *err);
  * default) and the worker count (CPUs). Returns 0 or PORTER_E_INVAL.
  */
 int config_resolve(config *c);
+
+/*
+ * Parses metrics-listen ("127.0.0.1:PORT", "localhost:PORT" or
+ * "[::1]:PORT"; only loopback) into `ss`. Returns 0 or PORTER_E_INVAL.
+ */
+struct sockaddr_storage;
+int config_parse_loopback(const char *s, struct sockaddr_storage *ss);
 
 /* True when `uid` may connect ("any" allows every uid). */
 int config_uid_allowed(const config *c, uid_t uid);

@@ -15,9 +15,10 @@
 
 #include "frame.h"
 #include "log.h"
-#include "sd.h"
+#include "metrics.h"
 #include "porter.h"
 #include "porter.pb-c.h"
+#include "sd.h"
 #include "sockpath.h"
 
 /* Connections accepted per wake-up before other handles get a turn. */
@@ -296,6 +297,8 @@ static void server_stop(server *srv)
 	uv_close((uv_handle_t *)&srv->watchdog, NULL);
 	if (srv->test_hooks)
 		uv_close((uv_handle_t *)&srv->sig_test, NULL);
+	metrics_close(srv->metrics);
+	srv->metrics = NULL;
 	remove_socket(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		worker_post_stop(&srv->workers[i]);
@@ -408,6 +411,7 @@ static void reload(server *srv)
 		if (errs)
 			log_lines(errs);
 		log_error("reload failed; the running configuration stays in effect");
+		srv->reload_failures++;
 		config_unref(nc);
 		goto out;
 	}
@@ -429,6 +433,8 @@ static void reload(server *srv)
 		worker_post_config(&srv->workers[i], nc);
 	config_unref(srv->cfg);
 	srv->cfg = nc;
+	srv->reloads++;
+	metrics_reconfigure(srv, &srv->metrics, nc);
 	log_info("configuration reloaded from %s",
 		 nc->config_file ? nc->config_file : "built-in defaults and flags");
 out:
@@ -534,6 +540,12 @@ int server_run(config *cfg, int argc, char **argv)
 	if (srv.watchdog_usec) {
 		uint64_t half = srv.watchdog_usec / 2000;
 		uv_timer_start(&srv.watchdog, on_watchdog, half ? half : 1, half ? half : 1);
+	}
+	if (metrics_start(&srv, cfg, &srv.metrics) < 0) {
+		server_stop(&srv);
+		uv_run(&srv.loop, UV_RUN_DEFAULT);
+		status = 1;
+		goto out;
 	}
 	uv_poll_start(&srv.listen_poll, UV_READABLE, on_listen_readable);
 

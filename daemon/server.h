@@ -50,6 +50,8 @@ typedef struct server {
 	uint64_t start_ms;      /* uv_hrtime() in ms at start */
 	int stopping;
 	uint64_t denied;        /* peers refused (acceptor thread only) */
+	uint64_t reloads;       /* reloads applied (acceptor thread only) */
+	uint64_t reload_failures; /* reloads rejected (acceptor thread only) */
 } server;
 
 /*

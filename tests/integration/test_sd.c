@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -183,7 +184,13 @@ START_TEST(test_notify_and_watchdog)
 	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
 	ck_assert_msg(notify_wait("STOPPING=1", 5000, msg, sizeof(msg)), "no STOPPING=1");
 	ck_assert(strstr(msg, "STATUS=Stopping"));
-	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	/* A second SIGTERM (th_daemon_stop) would find the handler closed
+	 * during the drain: wait for the exit instead. */
+	int status;
+	ck_assert_int_eq(waitpid(d.pid, &status, 0), d.pid);
+	d.pid = 0;
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
 	th_daemon_cleanup(&d);
 	notify_close();
 }
@@ -454,6 +461,117 @@ START_TEST(test_reload)
 }
 END_TEST
 
+/* ---- metrics ---- */
+
+/* A loopback TCP port that was free a moment ago. */
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* One HTTP/1.1 GET on 127.0.0.1:port; the whole answer into buf. */
+static void http_get(int port, const char *path, char *buf, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char req[256];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+	ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+	size_t got = 0;
+	long long until = th_now_ms() + 5000;
+	while (got < len - 1 && th_now_ms() < until) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + got, len - 1 - got, 0);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	close(fd);
+}
+
+/* Sum of `name{worker="N"} V` samples in a text exposition. */
+static unsigned long long sum_metric(const char *text, const char *name)
+{
+	unsigned long long sum = 0;
+	size_t n = strlen(name);
+	for (const char *p = text; (p = strstr(p, name)); p += n) {
+		if ((p != text && p[-1] != '\n') || p[n] != '{')
+			continue;
+		const char *sp = strchr(p, ' ');
+		if (sp)
+			sum += strtoull(sp + 1, NULL, 10);
+	}
+	return sum;
+}
+
+START_TEST(test_metrics)
+{
+	th_daemon d;
+	char dir[] = "/tmp/porter-metrics-XXXXXX";
+	char file[128], tmp[140], listen[32], text[65536];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/porter.prom", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+	int port = free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	const char *args[] = { "--workers", "2", "--metrics-file", file, "--metrics-interval", "100",
+			       "--metrics-listen", listen, NULL };
+	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(porter_ping("m", 1, 2000), 0);
+
+	/* The file: rewritten every 100 ms, so it soon shows Hello + 5 pings. */
+	unsigned long long reqs = 0;
+	long long until = th_now_ms() + 5000;
+	while (th_now_ms() < until) {
+		FILE *f = fopen(file, "r");
+		if (f) {
+			size_t n = fread(text, 1, sizeof(text) - 1, f);
+			text[n] = '\0';
+			fclose(f);
+			reqs = sum_metric(text, "porter_requests_total");
+			if (reqs >= 6)
+				break;
+		}
+		usleep(50000);
+	}
+	ck_assert_msg(reqs >= 6, "porter_requests_total %llu in:\n%s", reqs, text);
+	ck_assert(strstr(text, "# HELP porter_requests_total "));
+	ck_assert(strstr(text, "# TYPE porter_requests_total counter\n"));
+	ck_assert(strstr(text, "# TYPE porter_connections gauge\n"));
+	ck_assert(strstr(text, "porter_workers 2\n"));
+	ck_assert(strstr(text, "porter_received_bytes_total{worker=\"1\"} "));
+	ck_assert_uint_gt(sum_metric(text, "porter_sent_bytes_total"), 0);
+	struct stat st;
+	ck_assert_int_ne(stat(tmp, &st), 0); /* renamed into place, not left */
+
+	/* The endpoint. */
+	http_get(port, "/metrics", text, sizeof(text));
+	ck_assert_msg(strncmp(text, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", text);
+	ck_assert(strstr(text, "Content-Type: text/plain; version=0.0.4"));
+	ck_assert_uint_ge(sum_metric(strstr(text, "\r\n\r\n") + 4, "porter_requests_total"), 6);
+	http_get(port, "/other", text, sizeof(text));
+	ck_assert(strncmp(text, "HTTP/1.1 404 ", 13) == 0);
+
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	unlink(file);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *sd_suite(void)
 {
 	Suite *s = suite_create("sd");
@@ -464,6 +582,7 @@ static Suite *sd_suite(void)
 	tcase_add_test(tc, test_socket_activation);
 	tcase_add_test(tc, test_activation_rejects_bad_fd);
 	tcase_add_test(tc, test_reload);
+	tcase_add_test(tc, test_metrics);
 	suite_add_tcase(s, tc);
 	return s;
 }

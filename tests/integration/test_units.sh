@@ -102,6 +102,12 @@ flags_override_file() {
 		grep -qx "# read $tmp/ok.conf" "$tmp/ok.out"
 }
 
+metrics_listen_loopback_only() {
+	"$porterd" --metrics-listen 0.0.0.0:9466 --check-config >/dev/null 2>"$tmp/ml.err"
+	[ $? -eq 2 ] && grep -q "metrics-listen: expected 127.0.0.1:PORT" "$tmp/ml.err" &&
+		"$porterd" --metrics-listen '[::1]:9466' --check-config >/dev/null
+}
+
 check "systemd-analyze verify porterd.socket porterd.service" verify_units
 check "systemd-analyze security exposure <= 2.0" security
 check "systemd/porterd.conf matches --print-example-config" example_in_sync
@@ -110,4 +116,5 @@ check "bad file: exit 2, file:line:key" bad_file_named
 check "missing --config file: exit 2" missing_file
 check "--config '' reads no file" no_file
 check "flags override the file" flags_override_file
+check "metrics-listen takes loopback only" metrics_listen_loopback_only
 exit $fail
