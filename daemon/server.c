@@ -371,6 +371,32 @@ static void log_lines(char *text)
 		log_error("reload: %s", strncmp(l, "porterd: ", 9) == 0 ? l + 9 : l);
 }
 
+/* Logs each setting whose value differs between two generations. */
+static void log_changes(const config *old, const config *nc)
+{
+	char *a = NULL, *b = NULL;
+	size_t al = 0, bl = 0;
+	FILE *fa = open_memstream(&a, &al), *fb = open_memstream(&b, &bl);
+	if (fa)
+		config_dump(old, fa);
+	if (fb)
+		config_dump(nc, fb);
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	if (a && b) {
+		/* Both dumps list the same keys in the same order. */
+		char *sa = NULL, *sb = NULL;
+		char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+		for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
+			if (strcmp(la, lb) != 0)
+				log_info("reload: %s (was %s)", lb, strchr(la, '=') ? strchr(la, '=') + 2 : la);
+	}
+	free(a);
+	free(b);
+}
+
 static void status_serving(server *srv)
 {
 	char where[160];
@@ -428,6 +454,7 @@ static void reload(server *srv)
 	}
 	nc->check_only = 0;
 	nc->print_example = 0;
+	log_changes(srv->cfg, nc);
 	log_set_level(nc->log_level);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		worker_post_config(&srv->workers[i], nc);

@@ -438,6 +438,7 @@ START_TEST(test_reload)
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
 	ck_assert(wait_log(&d, "configuration reloaded from", 3000));
 	ck_assert(file_contains(d.log, "workers changed to 3; restart porterd to apply it"));
+	ck_assert(file_contains(d.log, "reload: max-inflight = 7 (was 100)"));
 	/* Each worker swaps its config through its inbox; a new connection
 	 * may land on any of them, so try several. */
 	for (int i = 0; i < 8; i++)
