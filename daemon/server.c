@@ -401,8 +401,9 @@ static void status_serving(server *srv)
 {
 	char where[160];
 	describe_listener(srv, where, sizeof(where));
-	sd_notifyf("READY=1\nSTATUS=Serving on %s with %u worker(s)", where,
-		   srv->n_workers);
+	sd_notifyf("READY=1\nSTATUS=Serving on %s with %u worker(s)%s", where,
+		   srv->n_workers,
+		   srv->last_reload_failed ? "; the last reload failed (see the log)" : "");
 }
 
 /*
@@ -438,6 +439,7 @@ static void reload(server *srv)
 			log_lines(errs);
 		log_error("reload failed; the running configuration stays in effect");
 		srv->reload_failures++;
+		srv->last_reload_failed = 1;
 		config_unref(nc);
 		goto out;
 	}
@@ -461,6 +463,7 @@ static void reload(server *srv)
 	config_unref(srv->cfg);
 	srv->cfg = nc;
 	srv->reloads++;
+	srv->last_reload_failed = 0;
 	metrics_reconfigure(srv, &srv->metrics, nc);
 	log_info("configuration reloaded from %s",
 		 nc->config_file ? nc->config_file : "built-in defaults and flags");

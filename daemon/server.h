@@ -52,6 +52,7 @@ typedef struct server {
 	uint64_t denied;        /* peers refused (acceptor thread only) */
 	uint64_t reloads;       /* reloads applied (acceptor thread only) */
 	uint64_t reload_failures; /* reloads rejected (acceptor thread only) */
+	int last_reload_failed; /* shown in STATUS= until a reload succeeds */
 } server;
 
 /*
