@@ -28,6 +28,7 @@ typedef struct tstate {
 	int fd;              /* -1 when not connected */
 	frame_reader rd;
 	uint32_t max_frame;  /* the daemon's request limit, from Hello */
+	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -102,6 +103,16 @@ static tstate *state(void)
 uint64_t pconn_next_id(void)
 {
 	return atomic_fetch_add(&next_id, 1);
+}
+
+uint64_t porter_next_call_id(void)
+{
+	tstate *t = state();
+	if (!t)
+		return pconn_next_id(); /* still unique, just not reserved */
+	if (!t->reserved_id)
+		t->reserved_id = pconn_next_id();
+	return t->reserved_id;
 }
 
 uint64_t pconn_instance(void)
@@ -367,6 +378,10 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 	int64_t deadline = now_ms() + timeout_ms;
 	int rc = 0;
 
+	if (!req->id && t->reserved_id)
+		req->id = t->reserved_id;
+	t->reserved_id = 0;
+
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = t->fd < 0;
 		if (fresh && (rc = open_conn(t, deadline)) < 0)
@@ -379,7 +394,11 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 		}
 		if (!req->id)
 			req->id = pconn_next_id();
-		req->timeout_ms = (uint32_t)left;
+		/* The daemon gets slightly less time than we wait, so that its
+		 * own timeout reply (with whatever it cancelled) arrives
+		 * before we give up and have to drop the connection. */
+		int64_t margin = left / 10 < 50 ? left / 10 : 50;
+		req->timeout_ms = (uint32_t)(left - margin > 0 ? left - margin : 1);
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;

@@ -68,6 +68,8 @@ static const config_key keys[] = {
 	  "longest deadline honoured" },
 	{ "shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
 	  "time in-flight work gets to finish on SIGTERM" },
+	{ "batch-max-members", 0, KT_U32, OFF(batch_max_members), 1, 4096, "64", "N",
+	  "members one Batch request may have" },
 	{ "metrics-file", 0, KT_STR, OFF(metrics_file), 0, 0, "", "PATH",
 	  "write Prometheus text metrics to PATH (replaced atomically); empty means off" },
 	{ "metrics-listen", 0, KT_STR, OFF(metrics_listen), 0, 0, "", "ADDR:PORT",

@@ -59,6 +59,7 @@ typedef struct config {
 	uint32_t default_timeout_ms; /* deadline of a request that names none */
 	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
+	uint32_t batch_max_members; /* members one Batch may have */
 	uint32_t metrics_interval_ms; /* how often metrics-file is rewritten */
 	char *metrics_file;        /* Prometheus text file, or NULL (off) */
 	char *metrics_listen;      /* loopback "HOST:PORT" for GET /metrics, or NULL */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "conn.h"
 #include "log.h"
 #include "porter.h"
@@ -115,6 +116,7 @@ static void finish(worker *w)
 	if (w->state == WORKER_CLOSING)
 		return;
 	w->state = WORKER_CLOSING;
+	cancel_worker_close(w);
 	uv_close((uv_handle_t *)&w->grace, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
 	inbox_close(&w->inbox, on_closed_quietly);
@@ -125,13 +127,26 @@ static void on_grace_expired(uv_timer_t *t)
 	worker *w = t->data;
 	list *pos, *tmp;
 	unsigned n = 0;
-	list_for_each_safe(pos, tmp, &w->conns) {
-		conn_close(list_entry(pos, conn, link));
-		n++;
+
+	if (w->state == WORKER_DRAINING && !w->aborting) {
+		/* First expiry: stop what is still running, telling each
+		 * caller why, and give those replies a moment to go out. */
+		w->aborting = 1;
+		list_for_each_safe(pos, tmp, &w->conns) {
+			conn_abort(list_entry(pos, conn, link));
+			n++;
+		}
+		if (n)
+			log_warn("worker %u: shutdown grace of %u ms over, stopped the work of %u connection(s)",
+				 w->index, w->cfg->shutdown_grace_ms, n);
+		if (!list_empty(&w->conns)) {
+			uv_timer_start(&w->grace, on_grace_expired, 1000, 0);
+			return;
+		}
+	} else {
+		list_for_each_safe(pos, tmp, &w->conns)
+			conn_close(list_entry(pos, conn, link));
 	}
-	if (n)
-		log_warn("worker %u: shutdown grace of %u ms over, closed %u connection(s) with work in flight",
-			 w->index, w->cfg->shutdown_grace_ms, n);
 	if (list_empty(&w->conns))
 		finish(w);
 }
@@ -209,6 +224,9 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
 	w->heartbeat_timer.data = w;
 	if (heartbeat_ms)
 		uv_timer_start(&w->heartbeat_timer, on_heartbeat, 0, heartbeat_ms);
+	rc = cancel_worker_init(w);
+	if (rc < 0)
+		return rc; /* start-up fails; the process exits */
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 
 struct server;
 struct conn;
+struct cancel_state;
 
 /* Lifecycle of a worker, as seen from its own thread. */
 enum worker_state {
@@ -39,7 +40,9 @@ typedef struct worker {
 	enum worker_state state;
 	list conns;            /* struct conn.link */
 	uv_timer_t grace;      /* bounds DRAINING */
+	int aborting;          /* grace over: in-flight work was stopped */
 	stats_counters counters;
+	struct cancel_state *cancel; /* Cancel fan-in and tombstones */
 	uint64_t next_conn_serial;
 	int loop_close_rc;     /* uv_loop_close() result, set at thread end */
 	/* Liveness for the systemd watchdog: a timer on this loop bumps the

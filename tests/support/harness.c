@@ -1,6 +1,11 @@
 /* harness - real porterd processes for tests; see harness.h. */
 #include "harness.h"
 
+#include <check.h>
+#include <poll.h>
+
+#include "porter.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -183,3 +188,104 @@ int th_fd_count(pid_t pid)
 	closedir(dir);
 	return n;
 }
+
+/* ---- raw protocol (Check assertions inside) ---- */
+
+
+int th_raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	int rc;
+	while ((rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 && errno == EINTR)
+		;
+	ck_assert_msg(rc == 0, "connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+void th_raw_write(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void th_raw_send(int fd, Porter__V1__Request *req)
+{
+	uint8_t *buf;
+	size_t len;
+	ck_assert_int_eq(frame_pack(&req->base, 1 << 24, &buf, &len), 0);
+	th_raw_write(fd, buf, len);
+	free(buf);
+}
+
+/* Reads one response; NULL on EOF or when nothing comes within timeout. */
+Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		if (frame_reader_next(r, &p, &len) == 1)
+			return porter__v1__response__unpack(NULL, len, p);
+		long long left = until - th_now_ms();
+		if (left <= 0)
+			return NULL;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) <= 0)
+			return NULL;
+		uint8_t *space;
+		size_t cap;
+		ck_assert_int_eq(frame_reader_space(r, &space, &cap), 0);
+		ssize_t n = recv(fd, space, cap, 0);
+		if (n <= 0)
+			return NULL;
+		frame_reader_commit(r, (size_t)n);
+	}
+}
+
+/* True when the peer closes the connection within timeout_ms. */
+int th_raw_wait_closed(int fd, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	char buf[4096];
+	while (th_now_ms() < until) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 1;
+	}
+	return 0;
+}
+
+void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
+	hello.protocol = protocol;
+	hello.client_instance = 42;
+	hello.pid = (uint32_t)getpid();
+	hello.client_name = "raw";
+	req.id = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	th_raw_send(fd, &req);
+	Porter__V1__Response *resp = th_raw_recv(fd, r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, expect_status);
+	if (expect_status == 0) {
+		ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_HELLO);
+		ck_assert_uint_eq(resp->hello->protocol, PORTER_PROTOCOL_VERSION);
+		ck_assert_str_eq(resp->hello->daemon_version, PORTER_VERSION_STRING);
+	}
+	porter__v1__response__free_unpacked(resp, NULL);
+}
+

@@ -10,7 +10,11 @@
 #ifndef PORTER_HARNESS_H
 #define PORTER_HARNESS_H
 
+#include <stddef.h>
 #include <sys/types.h>
+
+#include "frame.h"
+#include "porter.pb-c.h"
 
 typedef struct th_daemon {
 	pid_t pid;          /* 0 when not running */
@@ -50,5 +54,29 @@ long th_rss_kib(pid_t pid);
 
 /* Open file descriptors of `pid`, from /proc; -1 when unknown. */
 int th_fd_count(pid_t pid);
+
+/*
+ * Raw protocol, for tests that must misbehave or look at frames: each
+ * helper asserts with Check on failure (call from a test body).
+ */
+
+/* A connected Unix socket to `path` (blocking). */
+int th_raw_connect(const char *path);
+
+/* Writes all of `buf`. */
+void th_raw_write(int fd, const void *buf, size_t len);
+
+/* Packs and writes one request frame. */
+void th_raw_send(int fd, Porter__V1__Request *req);
+
+/* Reads one response through `r`; NULL on EOF or after `timeout_ms`.
+ * Free with porter__v1__response__free_unpacked. */
+Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms);
+
+/* True when the peer closes the connection within `timeout_ms`. */
+int th_raw_wait_closed(int fd, int timeout_ms);
+
+/* Sends Hello with `protocol` and checks the reply's status. */
+void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status);
 
 #endif
