@@ -4,6 +4,7 @@
  * valid Hello when the first input byte is odd), then closed. Every request
  * type the daemon knows is decoded, validated and run here.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static server srv;
 
 static void init_once(void)
 {
+	signal(SIGPIPE, SIG_IGN); /* as porterd's main() does */
 	config *cfg = config_alloc();
 	if (!cfg)
 		abort();
