@@ -291,8 +291,11 @@ static void server_stop(server *srv)
 		   srv->cfg->shutdown_grace_ms);
 	uv_close((uv_handle_t *)&srv->listen_poll, on_listen_closed);
 	uv_close((uv_handle_t *)&srv->accept_pause, NULL);
-	uv_close((uv_handle_t *)&srv->sig_term, NULL);
-	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+	/* SIGTERM and SIGINT stay caught (but no longer keep the loop
+	 * alive) until the workers have drained: a second signal during the
+	 * drain must not kill the process and cut work off. */
+	uv_unref((uv_handle_t *)&srv->sig_term);
+	uv_unref((uv_handle_t *)&srv->sig_int);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->watchdog, NULL);
 	if (srv->test_hooks)
@@ -307,6 +310,8 @@ static void server_stop(server *srv)
 static void on_signal(uv_signal_t *s, int signum)
 {
 	server *srv = s->data;
+	if (srv->stopping)
+		return; /* already draining; shutdown-grace bounds it */
 	log_info("received %s, shutting down (in-flight work gets up to %u ms)",
 		 signum == SIGTERM ? "SIGTERM" : "SIGINT",
 		 srv->cfg->shutdown_grace_ms);
@@ -486,6 +491,13 @@ static void on_test_signal(uv_signal_t *s, int signum)
 	worker_post_stall(&srv->workers[0], 3000);
 }
 
+static void close_remaining(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
 int server_run(config *cfg, int argc, char **argv)
 {
 	server srv;
@@ -601,6 +613,10 @@ out:
 	for (unsigned i = 0; i < started; i++)
 		if (worker_join(&srv.workers[i]) != 0)
 			status = 1;
+	/* The workers are gone: close what was kept open for them (the
+	 * signal handles). */
+	uv_walk(&srv.loop, close_remaining, NULL);
+	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	free(srv.workers);
 	free(srv.hb_seen);
 	if (srv.listen_fd >= 0)

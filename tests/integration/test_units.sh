@@ -108,6 +108,16 @@ metrics_listen_loopback_only() {
 		"$porterd" --metrics-listen '[::1]:9466' --check-config >/dev/null
 }
 
+# The default file is read when it exists, and its absence is no error.
+default_file() {
+	"$porterd" --check-config >"$tmp/default.out" || return 1
+	if [ -e /etc/porter/porterd.conf ]; then
+		grep -qx '# read /etc/porter/porterd.conf' "$tmp/default.out"
+	else
+		! grep -q '^# read' "$tmp/default.out"
+	fi
+}
+
 check "systemd-analyze verify porterd.socket porterd.service" verify_units
 check "systemd-analyze security exposure <= 2.0" security
 check "systemd/porterd.conf matches --print-example-config" example_in_sync
@@ -115,6 +125,7 @@ check "--check-config lists the example's keys and defaults" check_config_matche
 check "bad file: exit 2, file:line:key" bad_file_named
 check "missing --config file: exit 2" missing_file
 check "--config '' reads no file" no_file
+check "default /etc/porter/porterd.conf optional" default_file
 check "flags override the file" flags_override_file
 check "metrics-listen takes loopback only" metrics_listen_loopback_only
 exit $fail
