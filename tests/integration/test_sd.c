@@ -223,6 +223,47 @@ END_TEST
 
 /* ---- socket activation ---- */
 
+/*
+ * Starts systemd-socket-activate listening on `sock` with `args` (its own
+ * options, then the porterd command line), stderr into `logp`. It binds
+ * and listens, then on the first connection execs porterd with LISTEN_FDS=1
+ * and LISTEN_PID set to porterd's pid.
+ */
+static pid_t spawn_activated(const char *sock, const char *logp, const char *const *args)
+{
+	const char *argv[32];
+	int n = 0;
+	argv[n++] = "systemd-socket-activate";
+	argv[n++] = "-l";
+	argv[n++] = sock;
+	for (; *args && n < 31; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		dup2(fd, STDERR_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		alarm(120);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void wait_exists(const char *path)
+{
+	struct stat st;
+	long long until = th_now_ms() + 10000;
+	while (stat(path, &st) != 0 && th_now_ms() < until)
+		usleep(5000);
+}
+
 START_TEST(test_socket_activation)
 {
 	char dir[] = "/tmp/porter-act-XXXXXX";
@@ -236,31 +277,13 @@ START_TEST(test_socket_activation)
 
 	char env_notify[160];
 	snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		dup2(fd, STDERR_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		alarm(120);
-		/* systemd-socket-activate binds and listens, then execs porterd
-		 * with LISTEN_FDS=1 and LISTEN_PID set to porterd's pid. */
-		execlp("systemd-socket-activate", "systemd-socket-activate", "-l", sock,
-		       "-E", env_notify, PORTERD_PATH, "--socket", unused, "--workers", "2",
-		       (char *)NULL);
-		_exit(127);
-	}
-
+	const char *args[] = { "-E", env_notify, PORTERD_PATH, "--socket", unused,
+			       "--workers", "2", NULL };
+	pid_t pid = spawn_activated(sock, logp, args);
 	/* systemd-socket-activate starts porterd on the first connection,
 	 * which then waits in the backlog until porterd accepts it. */
 	struct stat st;
-	long long until = th_now_ms() + 10000;
-	while (stat(sock, &st) != 0 && th_now_ms() < until)
-		usleep(5000);
+	wait_exists(sock);
 	setenv("PORTER_SOCKET", sock, 1);
 	ck_assert_int_eq(porter_ping("first", 5, 10000), 0);
 	char msg[1024];
@@ -289,6 +312,33 @@ START_TEST(test_socket_activation)
 	ck_assert(S_ISSOCK(st.st_mode));
 
 	notify_close();
+	unlink(sock);
+	unlink(logp);
+	rmdir(dir);
+}
+END_TEST
+
+/* With a socket from systemd, an explicit allow-uid still applies. */
+START_TEST(test_activation_allow_uid)
+{
+	char dir[] = "/tmp/porter-act-XXXXXX";
+	char sock[128], logp[128], uid[32];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/act.sock", dir);
+	snprintf(logp, sizeof(logp), "%s/porterd.log", dir);
+	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid() + 4242);
+	const char *args[] = { PORTERD_PATH, "--allow-uid", uid, NULL };
+	pid_t pid = spawn_activated(sock, logp, args);
+	wait_exists(sock);
+	setenv("PORTER_SOCKET", sock, 1);
+	ck_assert_int_eq(porter_ping("x", 1, 10000), PORTER_E_DENIED);
+	porter_thread_disconnect();
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert(file_contains(logp, "refused a connection from uid"));
 	unlink(sock);
 	unlink(logp);
 	rmdir(dir);
@@ -459,6 +509,27 @@ START_TEST(test_reload)
 	for (int i = 0; i < 4; i++)
 		ck_assert_uint_eq(hello_max_inflight(d.socket), 7);
 
+	/* allow-uid changes live: another uid only, and we are refused. */
+	char text[128];
+	snprintf(text, sizeof(text), "log-level = debug\nallow-uid = %u\n", (unsigned)getuid() + 4242);
+	write_file(conf, text);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	long long until = th_now_ms() + 3000;
+	while (!file_contains(d.log, "reload: allow-uid = ") && th_now_ms() < until)
+		usleep(10000);
+	ck_assert_int_eq(porter_ping("b", 1, 2000), PORTER_E_DENIED);
+	porter_thread_disconnect();
+	write_file(conf, "log-level = debug\n");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	until = th_now_ms() + 3000;
+	int rc;
+	while ((rc = porter_ping("c", 1, 2000)) != 0 && th_now_ms() < until) {
+		porter_thread_disconnect();
+		usleep(20000);
+	}
+	ck_assert_int_eq(rc, 0);
+	porter_thread_disconnect();
+
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
 	unlink(conf);
@@ -584,6 +655,7 @@ static Suite *sd_suite(void)
 	tcase_add_test(tc, test_notify_and_watchdog);
 	tcase_add_test(tc, test_watchdog_pid_other);
 	tcase_add_test(tc, test_socket_activation);
+	tcase_add_test(tc, test_activation_allow_uid);
 	tcase_add_test(tc, test_activation_rejects_bad_fd);
 	tcase_add_test(tc, test_reload);
 	tcase_add_test(tc, test_metrics);
