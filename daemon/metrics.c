@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -153,8 +154,12 @@ static void file_work(uv_work_t *w)
 		m->job_err = errno;
 		return;
 	}
+	/* Counters are meant for a collector running as another user: 0644
+	 * whatever the umask (the unit sets UMask=0077 for everything else). */
+	if (fchmod(fd, 0644) < 0)
+		m->job_err = errno;
 	size_t off = 0;
-	while (off < m->job_len) {
+	while (!m->job_err && off < m->job_len) {
 		ssize_t n = write(fd, m->job_text + off, m->job_len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
