@@ -29,6 +29,7 @@ typedef struct tstate {
 	frame_reader rd;
 	uint32_t max_frame;  /* the daemon's request limit, from Hello */
 	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
+	uint64_t generation;  /* reset generation the connection was opened in */
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -37,6 +38,9 @@ static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __thread tstate *ts;
 static _Atomic uint64_t instance;
+/* Bumped by porter_reset(); a connection opened in an older generation is
+ * dropped by its own thread before its next call. */
+static _Atomic uint64_t generation;
 static _Atomic uint64_t next_id = 1;
 
 static uint64_t random_u64(void)
@@ -164,6 +168,22 @@ const char *porter_last_error_message(void)
 
 void porter_thread_disconnect(void)
 {
+	if (ts)
+		drop_conn(ts);
+}
+
+/*
+ * A new instance id first, then the generation: a thread that sees the new
+ * generation in open_conn (which reads it before the instance) is then sure
+ * to send the new instance id. Other threads' connections are never touched
+ * from here (their fds are theirs alone); each notices the new generation
+ * at its next call.
+ */
+void porter_reset(void)
+{
+	pthread_once(&once, init_once);
+	atomic_store(&instance, random_u64());
+	atomic_fetch_add(&generation, 1);
 	if (ts)
 		drop_conn(ts);
 }
@@ -304,6 +324,8 @@ static int open_conn(tstate *t, int64_t deadline)
 		return pconn_set_error(PORTER_E_UNREACHABLE, "socket: %s", strerror(errno));
 	frame_reader_init(&t->rd, HELLO_REPLY_LIMIT);
 	t->max_frame = 0;
+	/* Read before the instance id (see porter_reset). */
+	t->generation = atomic_load(&generation);
 
 	while (connect(t->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno == EINTR)
@@ -381,6 +403,10 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 	if (!req->id && t->reserved_id)
 		req->id = t->reserved_id;
 	t->reserved_id = 0;
+	/* A connection from before a porter_reset() belongs to the previous
+	 * client instance: replace it. */
+	if (t->fd >= 0 && t->generation != atomic_load(&generation))
+		drop_conn(t);
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = t->fd < 0;

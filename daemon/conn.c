@@ -300,8 +300,9 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 	}
 
 	c->client_instance = h->client_instance;
-	log_debug("conn %llu: hello from pid %d uid %d (%s)",
+	log_debug("conn %llu: hello from pid %d uid %d instance %016llx (%s)",
 		  (unsigned long long)c->serial, (int)c->pid, (int)c->uid,
+		  (unsigned long long)c->client_instance,
 		  h->client_name ? h->client_name : "");
 	c->state = CONN_READY;
 	frame_reader_set_limit(&c->rd, cfg->max_frame);

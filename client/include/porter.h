@@ -298,6 +298,28 @@ PORTER_API void porter_batch_result_free(porter_batch_result *r);
  */
 PORTER_API void porter_thread_disconnect(void);
 
+/*
+ * Starts a new client instance, for a host whose code restarted inside the
+ * same process (a Dart hot restart): the new run must not inherit the
+ * sessions of the old one.
+ *
+ * Chooses a new random client instance id (sent in Hello), closes the
+ * calling thread's connection now, and marks every other thread's
+ * connection stale: each such thread closes its old connection and opens a
+ * new one (with the new instance id) at the start of its next call. A call
+ * already in flight on another thread when porter_reset() runs finishes on
+ * its old connection.
+ *
+ * What it releases: daemon-side state tied to the old client instance is
+ * released by the daemon when that instance's connections close. The
+ * calling thread's closes at once; another thread's closes at its next
+ * call, at porter_thread_disconnect() or at its exit. Objects the caller
+ * holds (stats snapshots, ...) stay valid and must still be freed.
+ *
+ * Never blocks; thread safe; cheap (each later call pays one atomic load).
+ */
+PORTER_API void porter_reset(void);
+
 #ifdef __cplusplus
 }
 #endif

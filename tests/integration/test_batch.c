@@ -17,44 +17,6 @@
 
 static th_daemon d;
 
-static void start(const char *const *extra)
-{
-	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
-}
-
-static void stop_clean(void)
-{
-	porter_thread_disconnect();
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
-}
-
-static uint64_t total_inflight(void)
-{
-	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
-	uint64_t n = 0;
-	for (size_t i = 0; i < porter_stats_workers(s); i++) {
-		porter_worker_stats w;
-		porter_stats_worker(s, i, &w);
-		n += w.inflight;
-	}
-	porter_stats_free(s);
-	return n;
-}
-
-/* Waits until only this thread's stats request is in flight. */
-static void expect_idle(void)
-{
-	long long until = th_now_ms() + 3000;
-	while (total_inflight() > 1 && th_now_ms() < until)
-		usleep(10000);
-	ck_assert_int_eq(total_inflight(), 1);
-}
-
 static void expect_ping(const porter_batch_result *r, size_t i, const char *want)
 {
 	const void *data;
@@ -67,7 +29,7 @@ static void expect_ping(const porter_batch_result *r, size_t i, const char *want
 
 START_TEST(join_returns_all_in_order_concurrently)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(porter_batch_add_ping(b, "first", 5, 400, 0), 0);
@@ -103,14 +65,14 @@ START_TEST(join_returns_all_in_order_concurrently)
 	porter_batch_result_free(r2);
 	porter_batch_result_free(r);
 	porter_batch_free(b);
-	expect_idle();
-	stop_clean();
+	th_expect_idle();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(select_returns_the_fastest_and_stops_the_rest)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	porter_batch *b = porter_batch_new(PORTER_BATCH_FIRST);
 	porter_batch_add_ping(b, "slow", 4, 5000, 0);
 	porter_batch_add_ping(b, "fast", 4, 100, 0);
@@ -127,7 +89,7 @@ START_TEST(select_returns_the_fastest_and_stops_the_rest)
 	porter_batch_result_free(r);
 	porter_batch_free(b);
 	/* The losers were stopped, not left running for seconds. */
-	expect_idle();
+	th_expect_idle();
 
 	/* An instant member wins while the others are still being started. */
 	b = porter_batch_new(PORTER_BATCH_FIRST);
@@ -139,14 +101,14 @@ START_TEST(select_returns_the_fastest_and_stops_the_rest)
 	ck_assert_int_eq(porter_batch_result_status(r, 1), PORTER_E_CANCELLED);
 	porter_batch_result_free(r);
 	porter_batch_free(b);
-	expect_idle();
-	stop_clean();
+	th_expect_idle();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(deadlines_per_member_and_overall)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	/* A member's own timeout. */
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
 	porter_batch_add_ping(b, "late", 4, 3000, 100);
@@ -181,15 +143,15 @@ START_TEST(deadlines_per_member_and_overall)
 	ck_assert_str_ne(porter_batch_result_message(r, 1), "");
 	porter_batch_result_free(r);
 	porter_batch_free(b);
-	expect_idle();
-	stop_clean();
+	th_expect_idle();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(invalid_batches_are_refused)
 {
 	const char *args[] = { "--batch-max-members", "4", NULL };
-	start(args);
+	th_start(&d, args);
 	ck_assert_ptr_null(porter_batch_new(7));
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
 	porter_batch_result *r = NULL;
@@ -246,7 +208,7 @@ START_TEST(invalid_batches_are_refused)
 	}
 	close(fd);
 	frame_reader_free(&rd);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -273,7 +235,7 @@ static void *runner_main(void *arg)
 
 START_TEST(cancel_a_whole_batch)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	runner ru = { 0 };
 	ru.b = porter_batch_new(PORTER_BATCH_ALL);
 	porter_batch_add_ping(ru.b, "a", 1, 10000, 0);
@@ -282,21 +244,21 @@ START_TEST(cancel_a_whole_batch)
 	while (!atomic_load(&ru.started))
 		usleep(1000);
 	usleep(200000);
-	ck_assert_uint_eq(total_inflight(), 4); /* batch, two members, stats */
+	ck_assert_uint_eq(th_total_inflight(), 4); /* batch, two members, stats */
 	long long t0 = th_now_ms();
 	ck_assert_int_eq(porter_cancel(atomic_load(&ru.id), 2000), 0);
 	pthread_join(ru.th, NULL);
 	ck_assert_int_eq(ru.rc, PORTER_E_CANCELLED);
 	ck_assert_int_lt(th_now_ms() - t0, 2000);
 	porter_batch_free(ru.b);
-	expect_idle();
-	stop_clean();
+	th_expect_idle();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(client_killed_mid_batch)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -308,13 +270,13 @@ START_TEST(client_killed_mid_batch)
 		_exit(0);
 	}
 	long long until = th_now_ms() + 3000;
-	while (total_inflight() < 10 && th_now_ms() < until)
+	while (th_total_inflight() < 10 && th_now_ms() < until)
 		usleep(10000);
-	ck_assert_uint_eq(total_inflight(), 10); /* batch, 8 members, stats */
+	ck_assert_uint_eq(th_total_inflight(), 10); /* batch, 8 members, stats */
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	expect_idle();
-	stop_clean();
+	th_expect_idle();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -354,7 +316,7 @@ static void *many_main(void *arg)
 
 START_TEST(a_thousand_concurrent_batches)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	pthread_t th[BATCH_THREADS];
 	atomic_int failures = 0;
 	for (int i = 0; i < BATCH_THREADS; i++)
@@ -362,8 +324,8 @@ START_TEST(a_thousand_concurrent_batches)
 	for (int i = 0; i < BATCH_THREADS; i++)
 		pthread_join(th[i], NULL);
 	ck_assert_int_eq(atomic_load(&failures), 0);
-	expect_idle();
-	stop_clean();
+	th_expect_idle();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -381,9 +343,5 @@ int main(void)
 	tcase_add_test(tc, client_killed_mid_batch);
 	tcase_add_test(tc, a_thousand_concurrent_batches);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return th_run_suite(s);
 }

@@ -17,35 +17,6 @@
 
 static th_daemon d;
 
-static void start(const char *const *extra)
-{
-	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
-}
-
-static void stop_clean(void)
-{
-	porter_thread_disconnect();
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
-}
-
-static uint64_t total_inflight(void)
-{
-	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
-	uint64_t n = 0;
-	for (size_t i = 0; i < porter_stats_workers(s); i++) {
-		porter_worker_stats w;
-		porter_stats_worker(s, i, &w);
-		n += w.inflight;
-	}
-	porter_stats_free(s);
-	return n;
-}
-
 typedef struct slow_call {
 	pthread_t th;
 	uint32_t delay_ms;
@@ -86,7 +57,7 @@ START_TEST(cancel_from_another_thread)
 	 * target usually sit on different workers: the cancel must reach the
 	 * target's worker either way. */
 	const char *args[] = { "--workers", "4", NULL };
-	start(args);
+	th_start(&d, args);
 	ck_assert_int_eq(porter_ping("main", 4, 2000), 0);
 
 	enum { N = 6 };
@@ -94,7 +65,7 @@ START_TEST(cancel_from_another_thread)
 	for (int i = 0; i < N; i++)
 		slow_start(&calls[i], 20000, 30000);
 	usleep(200000); /* let every call reach the daemon */
-	ck_assert_uint_ge(total_inflight(), N);
+	ck_assert_uint_ge(th_total_inflight(), N);
 
 	long long worst = 0;
 	for (int i = 0; i < N; i++) {
@@ -111,8 +82,8 @@ START_TEST(cancel_from_another_thread)
 
 	/* Cancelling again finds nothing. */
 	ck_assert_int_eq(porter_cancel(atomic_load(&calls[0].id), 2000), PORTER_E_NOT_FOUND);
-	ck_assert_int_eq(total_inflight(), 1); /* the stats request itself */
-	stop_clean();
+	ck_assert_int_eq(th_total_inflight(), 1); /* the stats request itself */
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -126,7 +97,7 @@ static void *cancel_id_main(void *arg)
 
 START_TEST(cancel_before_the_request_arrives)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
 	uint64_t box[2] = { porter_next_call_id(), 0 };
 	ck_assert_uint_eq(porter_next_call_id(), box[0]); /* stable until used */
@@ -142,13 +113,13 @@ START_TEST(cancel_before_the_request_arrives)
 	/* The next call has a fresh id and runs normally. */
 	ck_assert_uint_ne(porter_next_call_id(), box[0]);
 	ck_assert_int_eq(porter_ping_delay("y", 1, 10, 2000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(daemon_enforces_deadline)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	long long t0 = th_now_ms();
 	int rc = porter_ping_delay("x", 1, 10000, 300);
 	long long took = th_now_ms() - t0;
@@ -159,20 +130,20 @@ START_TEST(daemon_enforces_deadline)
 	ck_assert_int_eq(porter_ping_delay("x", 1, 50, 2000), 0);
 	/* The work of the timed-out call is gone from the daemon. */
 	long long until = th_now_ms() + 3000;
-	while (total_inflight() > 1 && th_now_ms() < until)
+	while (th_total_inflight() > 1 && th_now_ms() < until)
 		usleep(20000);
-	ck_assert_int_eq(total_inflight(), 1);
-	stop_clean();
+	ck_assert_int_eq(th_total_inflight(), 1);
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(client_gone_frees_its_work)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	slow_call c;
 	slow_start(&c, 20000, 30000);
 	usleep(200000);
-	ck_assert_int_eq(total_inflight(), 2);
+	ck_assert_int_eq(th_total_inflight(), 2);
 	/* A client process that dies mid-call: its work is dropped. */
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -181,23 +152,23 @@ START_TEST(client_gone_frees_its_work)
 		_exit(0);
 	}
 	usleep(300000);
-	ck_assert_int_eq(total_inflight(), 3);
+	ck_assert_int_eq(th_total_inflight(), 3);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	long long until = th_now_ms() + 3000;
-	while (total_inflight() > 2 && th_now_ms() < until)
+	while (th_total_inflight() > 2 && th_now_ms() < until)
 		usleep(20000);
-	ck_assert_int_eq(total_inflight(), 2);
+	ck_assert_int_eq(th_total_inflight(), 2);
 	ck_assert_int_eq(porter_cancel(atomic_load(&c.id), 2000), 0);
 	pthread_join(c.th, NULL);
 	ck_assert_int_eq(c.rc, PORTER_E_CANCELLED);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(other_clients_cannot_cancel)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	int pipefd[2];
 	ck_assert_int_eq(pipe(pipefd), 0);
 	pid_t pid = fork();
@@ -223,14 +194,14 @@ START_TEST(other_clients_cannot_cancel)
 	ck_assert(WIFEXITED(status));
 	ck_assert_int_eq(WEXITSTATUS(status), 0); /* its call completed */
 	ck_assert_int_eq(porter_cancel(0, 1000), PORTER_E_INVAL);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(shutdown_cancels_work_past_grace)
 {
 	const char *args[] = { "--shutdown-grace", "200", NULL };
-	start(args);
+	th_start(&d, args);
 	slow_call c;
 	slow_start(&c, 20000, 30000);
 	usleep(200000);
@@ -259,9 +230,5 @@ int main(void)
 	tcase_add_test(tc, other_clients_cannot_cancel);
 	tcase_add_test(tc, shutdown_cancels_work_past_grace);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return th_run_suite(s);
 }

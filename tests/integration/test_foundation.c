@@ -24,23 +24,6 @@
 
 static th_daemon d;
 
-static void start(const char *const *extra)
-{
-	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
-}
-
-/* Stops the daemon and checks that it shut down cleanly (exit 0 means
- * every loop closed with uv_loop_close() == 0). */
-static void stop_clean(void)
-{
-	porter_thread_disconnect();
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
-}
-
 /* ---- a background client that must never notice the misbehaviour ---- */
 
 typedef struct bystander {
@@ -92,7 +75,7 @@ static void bystander_finish(bystander *b)
 START_TEST(ping_and_stats)
 {
 	const char *args[] = { "--workers", "3", NULL };
-	start(args);
+	th_start(&d, args);
 	const char payload[] = "a\0b\0c";
 	ck_assert_int_eq(porter_ping(payload, sizeof(payload), 2000), 0);
 	ck_assert_int_eq(porter_last_error(), 0);
@@ -135,7 +118,7 @@ START_TEST(ping_and_stats)
 	ck_assert_uint_gt(bytes_in, 0);
 	porter_stats_free(s);
 	porter_stats_free(NULL);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -169,7 +152,7 @@ static void *pinger_main(void *arg)
 
 START_TEST(many_threads_no_lost_or_crossed_replies)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	static pinger p[PING_THREADS];
 	for (int i = 0; i < PING_THREADS; i++) {
 		p[i].index = i;
@@ -203,13 +186,13 @@ START_TEST(many_threads_no_lost_or_crossed_replies)
 	} while (conns != 1 && th_now_ms() < until && usleep(20000) == 0);
 	ck_assert_uint_eq(conns, 1);
 	ck_assert_uint_ge(reqs, (uint64_t)PING_THREADS * (PINGS_PER_THREAD + 1));
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(pipelined_requests_all_answered)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	int fd = th_raw_connect(d.socket);
 	frame_reader r;
 	frame_reader_init(&r, 1 << 24);
@@ -258,88 +241,58 @@ START_TEST(pipelined_requests_all_answered)
 	}
 	frame_reader_free(&r);
 	close(fd);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(misbehaving_connections_are_closed_others_unaffected)
 {
 	const char *args[] = { "--frame-timeout", "300", NULL };
-	start(args);
+	th_start(&d, args);
 	bystander b;
 	bystander_start(&b);
 	frame_reader r;
 	Porter__V1__Response *resp;
+	int fd;
 
-	/* Garbage as the first frame: an error reply, then close. */
-	int fd = th_raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
+	/* Each of these gets an error reply (id 0), then the connection is
+	 * closed. */
 	const uint8_t garbage[] = { 0, 0, 0, 6, 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f };
-	th_raw_write(fd, garbage, sizeof(garbage));
-	resp = th_raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(th_raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* Garbage after Hello. */
-	fd = th_raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
-	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
-	th_raw_write(fd, garbage, sizeof(garbage));
-	resp = th_raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(th_raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* An oversized length (4 GiB): refused before any allocation. */
-	fd = th_raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
-	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
-	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 };
-	th_raw_write(fd, huge, sizeof(huge));
-	resp = th_raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_TOO_LARGE);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(th_raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* Before Hello the limit is small: 1 MiB is refused. */
-	fd = th_raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
+	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 }; /* 4 GiB */
 	const uint8_t mib[] = { 0, 0x10, 0, 0 };
-	th_raw_write(fd, mib, sizeof(mib));
-	resp = th_raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_TOO_LARGE);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(th_raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* A request before Hello. */
-	fd = th_raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
-	req.id = 5;
-	req.body_case = PORTER__V1__REQUEST__BODY_PING;
-	req.ping = &ping;
-	th_raw_send(fd, &req);
-	resp = th_raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(th_raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
+	const uint8_t ping_before_hello[] = { 0, 0, 0, 4, 0x08, 0x05, 0x5a, 0x00 };
+	const struct {
+		const char *what;
+		int hello_first;
+		const uint8_t *bytes;
+		size_t len;
+		int status;
+	} refused[] = {
+		{ "garbage as the first frame", 0, garbage, sizeof(garbage), PORTER_E_PROTOCOL },
+		{ "garbage after Hello", 1, garbage, sizeof(garbage), PORTER_E_PROTOCOL },
+		{ "a 4 GiB length, refused before any allocation", 1, huge, sizeof(huge),
+		  PORTER_E_TOO_LARGE },
+		{ "1 MiB before Hello, past the small pre-Hello limit", 0, mib, sizeof(mib),
+		  PORTER_E_TOO_LARGE },
+		{ "a request before Hello", 0, ping_before_hello, sizeof(ping_before_hello),
+		  PORTER_E_PROTOCOL },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		fd = th_raw_connect(d.socket);
+		frame_reader_init(&r, 1 << 20);
+		if (refused[i].hello_first)
+			th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+		th_raw_write(fd, refused[i].bytes, refused[i].len);
+		resp = th_raw_recv(fd, &r, 5000);
+		ck_assert_msg(resp != NULL, "%s: no error reply", refused[i].what);
+		ck_assert_msg(resp->status == refused[i].status, "%s: status %d", refused[i].what,
+			      resp->status);
+		ck_assert_uint_eq(resp->id, 0);
+		porter__v1__response__free_unpacked(resp, NULL);
+		ck_assert_msg(th_raw_wait_closed(fd, 5000), "%s: not closed", refused[i].what);
+		close(fd);
+		frame_reader_free(&r);
+	}
 
 	/* A protocol version the daemon does not speak. */
 	fd = th_raw_connect(d.socket);
@@ -395,14 +348,14 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 	frame_reader_free(&r);
 
 	bystander_finish(&b);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(reader_that_never_reads_is_dropped)
 {
 	const char *args[] = { "--output-cap", "1048576", NULL };
-	start(args);
+	th_start(&d, args);
 	bystander b;
 	bystander_start(&b);
 
@@ -445,13 +398,13 @@ START_TEST(reader_that_never_reads_is_dropped)
 	close(fd);
 	frame_reader_free(&r);
 	bystander_finish(&b);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(daemon_restart_and_reconnect)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
 
 	/* Clean restart: this thread's old connection is dead; the next
@@ -475,13 +428,13 @@ START_TEST(daemon_restart_and_reconnect)
 	ck_assert_int_eq(porter_last_error(), PORTER_E_UNREACHABLE);
 	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
 	ck_assert_int_eq(porter_ping("v", 1, 2000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(live_socket_is_not_stolen)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	th_daemon second = d;
 	second.pid = 0;
 	/* Same socket path: the second daemon must refuse to start. */
@@ -499,7 +452,7 @@ START_TEST(live_socket_is_not_stolen)
 	ck_assert_int_eq(WEXITSTATUS(status), 1);
 	(void)second;
 	ck_assert_int_eq(porter_ping("still here", 10, 2000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -546,16 +499,16 @@ START_TEST(uid_not_allowed_is_refused)
 	char other[16];
 	snprintf(other, sizeof(other), "%u", (unsigned)getuid() + 12345);
 	const char *args[] = { "--allow-uid", other, NULL };
-	start(args);
+	th_start(&d, args);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_DENIED);
 	ck_assert(strstr(porter_last_error_message(), "not allowed") != NULL);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(shutdown_with_clients_connected)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	/* Open connections on several threads, then stop: the daemon must
 	 * close them and exit cleanly, and callers must see an error, not
 	 * a hang. */
@@ -592,9 +545,5 @@ int main(void)
 	tcase_add_test(tc, uid_not_allowed_is_refused);
 	tcase_add_test(tc, shutdown_with_clients_connected);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return th_run_suite(s);
 }

@@ -289,3 +289,61 @@ void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
 	porter__v1__response__free_unpacked(resp, NULL);
 }
 
+
+/* ---- Check helpers ---- */
+
+void th_start(th_daemon *d, const char *const *extra)
+{
+	ck_assert_msg(th_daemon_start(d, extra) == 0, "porterd did not start");
+}
+
+void th_stop_clean(th_daemon *d)
+{
+	porter_thread_disconnect();
+	int st = th_daemon_stop(d);
+	if (st != 0)
+		th_daemon_dump_log(d);
+	ck_assert_int_eq(st, 0);
+	th_daemon_cleanup(d);
+}
+
+static uint64_t total(int which)
+{
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	uint64_t n = 0;
+	for (size_t i = 0; i < porter_stats_workers(s); i++) {
+		porter_worker_stats w;
+		porter_stats_worker(s, i, &w);
+		n += which ? w.connections : w.inflight;
+	}
+	porter_stats_free(s);
+	return n;
+}
+
+uint64_t th_total_inflight(void)
+{
+	return total(0);
+}
+
+uint64_t th_total_connections(void)
+{
+	return total(1);
+}
+
+void th_expect_idle(void)
+{
+	long long until = th_now_ms() + 3000;
+	while (th_total_inflight() > 1 && th_now_ms() < until)
+		usleep(10000);
+	ck_assert_int_eq(th_total_inflight(), 1);
+}
+
+int th_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

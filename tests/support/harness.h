@@ -10,7 +10,9 @@
 #ifndef PORTER_HARNESS_H
 #define PORTER_HARNESS_H
 
+#include <check.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "frame.h"
@@ -54,6 +56,29 @@ long th_rss_kib(pid_t pid);
 
 /* Open file descriptors of `pid`, from /proc; -1 when unknown. */
 int th_fd_count(pid_t pid);
+
+/*
+ * Check helpers for test bodies (they assert on failure).
+ */
+
+/* th_daemon_start, asserting that it started. */
+void th_start(th_daemon *d, const char *const *extra);
+
+/* Stops `d`, asserting a clean shutdown (exit 0: every loop closed with
+ * uv_loop_close() == 0), and removes its directory. Disconnects the calling
+ * thread first. */
+void th_stop_clean(th_daemon *d);
+
+/* Sums of the daemon's per-worker counters, through porter_stats. */
+uint64_t th_total_inflight(void);
+uint64_t th_total_connections(void);
+
+/* Waits (up to 3 s) until only the caller's own stats request is in
+ * flight, and asserts it: no work left behind. */
+void th_expect_idle(void);
+
+/* Runs `s` in Check's normal mode; returns the process exit status. */
+int th_run_suite(Suite *s);
 
 /*
  * Raw protocol, for tests that must misbehave or look at frames: each
