@@ -76,6 +76,12 @@ static const config_key keys[] = {
 	  "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT; empty means off" },
 	{ "metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
 	  "how often metrics-file is rewritten" },
+	{ "file-roots", 0, KT_LIST, OFF(file_roots), 0, 0, NULL, "LIST",
+	  "file roots as name=/path,... (default: one root named 'files' at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files, created 0700); clients name a root and a path inside it" },
+	{ "file-chunk-size", 0, KT_U32, OFF(file_chunk), 4096, 8u << 20, "1048576", "BYTES",
+	  "largest file chunk carried by one reply or request; bigger reads and writes stream" },
+	{ "file-resolve", 0, KT_STR, OFF(file_resolve), 0, 0, "auto", "MODE",
+	  "path confinement: auto (openat2 RESOLVE_BENEATH, walking components with O_NOFOLLOW where the kernel lacks openat2) or walk (always walk)" },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -63,6 +63,9 @@ typedef struct config {
 	uint32_t metrics_interval_ms; /* how often metrics-file is rewritten */
 	char *metrics_file;        /* Prometheus text file, or NULL (off) */
 	char *metrics_listen;      /* loopback "HOST:PORT" for GET /metrics, or NULL */
+	config_list file_roots;    /* "name=/path" items; empty: the default root */
+	uint32_t file_chunk;       /* largest file chunk in one reply or request */
+	char *file_resolve;        /* "auto" (openat2, else walk) or "walk" */
 	int check_only;            /* --check-config: validate and exit */
 	int print_example;         /* --print-example-config: print and exit */
 	_Atomic unsigned refs;     /* holders of a config_alloc()ed generation */

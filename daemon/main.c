@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "fs.h"
 #include "log.h"
 #include "porter.h"
 #include "server.h"
@@ -54,7 +55,14 @@ int main(int argc, char **argv)
 		setenv("UV_THREADPOOL_SIZE", n, 1);
 	}
 
+	/* File roots are opened once, before any worker can use them; a
+	 * reload does not change them. */
+	if (fs_init(cfg) < 0) {
+		config_unref(cfg);
+		return 2;
+	}
 	rc = server_run(cfg, argc, argv);
+	fs_shutdown();
 	config_unref(cfg);
 	return rc;
 }
