@@ -191,18 +191,20 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 	int rc = porter_file_reader_open(root, path, offset, length, &rd, timeout_ms);
 	if (rc < 0)
 		goto fail;
-	/* The size is known up front, so one allocation holds the range. */
+	/* The size known at open sizes the buffer; a file whose size is
+	 * unknown (0 for /proc files) or that grew makes it grow. */
+	size_t cap = 0;
 	uint64_t want = rd->file_size > offset ? rd->file_size - offset : 0;
 	if (length && length < want)
 		want = length;
-	if (want > SIZE_MAX - 1) {
+	if (want > SIZE_MAX / 2) {
 		rc = pconn_set_error(PORTER_E_TOO_LARGE, "file too large for memory");
 		goto fail;
 	}
-	b->data = malloc(want ? want : 1);
+	cap = want ? (size_t)want : 1;
+	b->data = malloc(cap);
 	if (!b->data) {
-		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory for %llu bytes",
-				     (unsigned long long)want);
+		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory for %zu bytes", cap);
 		goto fail;
 	}
 	for (;;) {
@@ -218,8 +220,23 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 			goto fail;
 		if (rc == 0)
 			break;
-		if (n > want - b->len) /* the file grew: the range is fixed */
-			n = want - b->len;
+		if (n > cap - b->len) {
+			size_t ncap = cap;
+			while (n > ncap - b->len) {
+				if (ncap > SIZE_MAX / 2) {
+					rc = pconn_set_error(PORTER_E_TOO_LARGE, "file too large for memory");
+					goto fail;
+				}
+				ncap *= 2;
+			}
+			uint8_t *nd = realloc(b->data, ncap);
+			if (!nd) {
+				rc = pconn_set_error(PORTER_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			b->data = nd;
+			cap = ncap;
+		}
 		memcpy(b->data + b->len, p, n);
 		b->len += n;
 	}

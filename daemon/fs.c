@@ -242,9 +242,14 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
 	int fd = -1;
 	if (rc == 0) {
 		fd = openat(cur, last ? last : ".", flags | O_NOFOLLOW | O_CLOEXEC, mode);
-		if (fd < 0)
+		struct stat lsb;
+		if (fd < 0) {
 			rc = -errno;
-		else if (flags & O_PATH) {
+			/* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR. */
+			if (rc == -ENOTDIR && last &&
+			    fstatat(cur, last, &lsb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lsb.st_mode))
+				rc = -ELOOP;
+		} else if (flags & O_PATH) {
 			/* O_PATH | O_NOFOLLOW opens the link itself. */
 			struct stat sb;
 			if (fstat(fd, &sb) == 0 && S_ISLNK(sb.st_mode)) {
@@ -260,12 +265,41 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
 	return rc < 0 ? rc : fd;
 }
 
+/*
+ * Whether `path` leaves its root on its face: absolute, or more ".." than
+ * names before them. Checked before any lookup so that "a/../../x" is an
+ * escape whether or not "a" exists; the kernel checks the rest.
+ */
+static int lexical_escape(const char *path)
+{
+	if (path[0] == '/')
+		return 1;
+	long depth = 0;
+	const char *p = path;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return 1;
+		} else if (n && !(n == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
 /* Opens `path` (may be "", meaning the root) confined to `rootfd`. Returns
  * an fd or -errno. Thread pool. */
 static int resolve_open(int rootfd, const char *path, int flags, mode_t mode)
 {
 	if (!path[0])
 		path = ".";
+	if (lexical_escape(path))
+		return -EXDEV;
 	if (!atomic_load(&G.walk)) {
 		struct open_how how;
 		memset(&how, 0, sizeof(how));
@@ -432,6 +466,12 @@ static void do_read(fs_job *j)
 	uint64_t end = size;
 	if (m->length && m->length < size - pos)
 		end = pos + m->length;
+	if (size == 0) {
+		/* Size unknown (a /proc or /sys file) or empty: read until
+		 * end of file, which ends the stream. */
+		pos = m->offset;
+		end = m->length && m->length < UINT64_MAX - pos ? pos + m->length : UINT64_MAX;
+	}
 	j->file_size = size;
 	read_chunk(j, fd, pos, end, chunk);
 	if (j->code)
@@ -1224,18 +1264,17 @@ int fs_init(const config *cfg)
 	}
 
 	if (cfg->file_roots.n == 0) {
+		/* The default root is a convenience: when it cannot be made
+		 * the daemon still serves everything else, and file requests
+		 * fail with PORTER_E_FILE_ROOT. */
 		char path[4096];
-		if (fs_default_root(path, sizeof(path)) < 0) {
-			log_error("no file root configured and neither XDG_DATA_HOME nor HOME is set");
-			return PORTER_E_INVAL;
-		}
-		int rc = make_dirs(path);
-		if (rc < 0) {
-			log_error("cannot create the default file root %s: %s", path, strerror(-rc));
-			return PORTER_E_INVAL;
-		}
-		if (add_root(DEFAULT_ROOT_NAME, path) < 0)
-			return PORTER_E_INVAL;
+		int rc = fs_default_root(path, sizeof(path));
+		if (rc < 0)
+			log_warn("no file root: none configured and neither XDG_DATA_HOME nor HOME is set");
+		else if ((rc = make_dirs(path)) < 0)
+			log_warn("no file root: cannot create the default %s: %s", path, strerror(-rc));
+		else if (add_root(DEFAULT_ROOT_NAME, path) < 0)
+			log_warn("no file root: the default %s cannot be used", path);
 	}
 	for (size_t i = 0; i < cfg->file_roots.n; i++) {
 		const char *item = cfg->file_roots.items[i];
@@ -1251,7 +1290,7 @@ int fs_init(const config *cfg)
 			return rc;
 	}
 
-	if (!atomic_load(&G.walk)) {
+	if (G.n && !atomic_load(&G.walk)) {
 		struct open_how how = { .flags = O_PATH | O_CLOEXEC,
 					.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 		long fd = syscall(SYS_openat2, G.roots[0].fd, ".", &how, sizeof(how));
