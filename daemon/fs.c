@@ -872,6 +872,8 @@ static void job_cancel(req *r)
 	/* The job cannot be interrupted: it stops at its next check and its
 	 * result is replaced by the stop code (or discarded). */
 	atomic_store(&j->stop, 1);
+	/* Still queued behind other jobs: it then never runs at all. */
+	uv_cancel((uv_req_t *)&j->work);
 }
 
 /* Releases the stream the job held, dropping it when it is finished or
@@ -914,7 +916,11 @@ static void job_done(uv_work_t *w, int status)
 {
 	fs_job *j = w->data;
 	req *r = j->r;
-	(void)status;
+	if (status == UV_ECANCELED) {
+		/* Cancelled before it started: nothing was done. */
+		j->code = atomic_load(&j->stop) ? PORTER_E_CANCELLED : PORTER_E_SHUTDOWN;
+		snprintf(j->msg, sizeof(j->msg), "cancelled before it started");
+	}
 	r->cancel = NULL;
 	r->op = NULL;
 	uint64_t sid = publish_stream(j);

@@ -17,6 +17,14 @@
  * walked one component at a time with O_NOFOLLOW; then every ".." and
  * every symlink is refused, even one that stays inside the root.
  *
+ * Deadlines and cancellation: a job still queued in the thread pool is
+ * taken out of it (uv_cancel); one already running cannot be interrupted,
+ * so it checks a stop flag and its deadline between steps (before it
+ * starts, between open and I/O, before the rename of an atomic write) and
+ * its result is replaced by the stop code. An atomic write stopped before
+ * its rename removes its temp file and leaves the target as it was; one
+ * stopped after the rename has happened.
+ *
  * Streams (reads larger than one chunk, chunked writes) live in one
  * process-wide table guarded by a mutex: a stream is named by a random id
  * and may be continued from any connection of the client (uid and client
