@@ -447,7 +447,9 @@ static void do_read(fs_job *j)
 	uint32_t chunk = m->chunk_size && m->chunk_size < G.chunk ? m->chunk_size : G.chunk;
 	if (chunk < 1)
 		chunk = 1;
-	int fd = resolve_open(j->root->fd, m->path, O_RDONLY, 0);
+	/* O_NONBLOCK: opening a FIFO must not park a pool thread waiting
+	 * for a writer (it is refused below); no effect on regular files. */
+	int fd = resolve_open(j->root->fd, m->path, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0) {
 		fail_errno(j, -fd, "open");
 		return;
@@ -459,6 +461,11 @@ static void do_read(fs_job *j)
 	}
 	if (S_ISDIR(sb.st_mode)) {
 		fail_errno(j, EISDIR, "read");
+		goto out;
+	}
+	if (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) {
+		/* Reads from these block a pool thread for ever. */
+		fail_code(j, PORTER_E_INVAL, "read: not a regular file%s", "");
 		goto out;
 	}
 	uint64_t size = (uint64_t)sb.st_size;
@@ -548,10 +555,15 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 			of |= O_TRUNC;
 		if (f & PORTER__V1__FILE_WRITE_FLAG__FILE_APPEND)
 			of |= O_APPEND;
-		int fd = resolve_open(j->root->fd, path, of, mode);
+		/* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead
+		 * of parking a pool thread; no effect on regular files. */
+		int fd = resolve_open(j->root->fd, path, of | O_NONBLOCK, mode);
 		if (fd < 0)
 			return fail_errno(j, -fd, "open");
 		s->fd = fd;
+		struct stat sb;
+		if (fstat(fd, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+			return fail_code(j, PORTER_E_INVAL, "write: not a regular file%s", "");
 		return 0;
 	}
 

@@ -342,6 +342,14 @@ START_TEST(test_errno_mapping)
 			 PORTER_E_FILE_NOTDIR);
 
 	ck_assert_int_eq(porter_file_read("nope", "file", 0, 0, &b, T), PORTER_E_FILE_ROOT);
+
+	/* A FIFO is refused at once instead of blocking a pool thread. */
+	path_in(p, sizeof(p), root, "fifo");
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	long long t0 = th_now_ms();
+	ck_assert_int_eq(porter_file_read("main", "fifo", 0, 0, &b, T), PORTER_E_INVAL);
+	ck_assert_int_ne(porter_file_write("main", "fifo", "a", 1, 0, 0, T), 0);
+	ck_assert_int_lt(th_now_ms() - t0, 2000);
 	ck_assert_int_eq(porter_file_write("main", "x", "a", 1, 1u << 20, 0, T), PORTER_E_INVAL);
 }
 END_TEST
