@@ -67,7 +67,7 @@ static struct {
 	atomic_int walk;       /* resolve by walking (no openat2) */
 	pthread_mutex_t lock;  /* guards `streams` */
 	list streams;
-} G = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} G = { .lock = PTHREAD_MUTEX_INITIALIZER, .streams = { &G.streams, &G.streams } };
 
 /* What a job does. */
 enum job_kind {
@@ -1181,17 +1181,15 @@ void fs_conn_closed(unsigned worker_index, uint64_t conn_serial)
 	list dropped, *pos, *tmp;
 	list_init(&dropped);
 	pthread_mutex_lock(&G.lock);
-	if (G.streams.next) {
-		list_for_each_safe(pos, tmp, &G.streams) {
-			fs_stream *s = list_entry(pos, fs_stream, link);
-			if (s->worker != worker_index || s->conn_serial != conn_serial)
-				continue;
-			if (s->busy) {
-				s->doomed = 1;
-			} else {
-				list_remove(&s->link);
-				list_push_back(&dropped, &s->link);
-			}
+	list_for_each_safe(pos, tmp, &G.streams) {
+		fs_stream *s = list_entry(pos, fs_stream, link);
+		if (s->worker != worker_index || s->conn_serial != conn_serial)
+			continue;
+		if (s->busy) {
+			s->doomed = 1;
+		} else {
+			list_remove(&s->link);
+			list_push_back(&dropped, &s->link);
 		}
 	}
 	pthread_mutex_unlock(&G.lock);
@@ -1272,7 +1270,6 @@ static int add_root(const char *name, const char *path)
 
 int fs_init(const config *cfg)
 {
-	list_init(&G.streams);
 	G.chunk = cfg->file_chunk ? cfg->file_chunk : 1u << 20;
 	if (cfg->file_resolve && !strcmp(cfg->file_resolve, "walk")) {
 		atomic_store(&G.walk, 1);
@@ -1327,12 +1324,10 @@ void fs_shutdown(void)
 {
 	list *pos, *tmp;
 	pthread_mutex_lock(&G.lock);
-	if (G.streams.next) {
-		list_for_each_safe(pos, tmp, &G.streams) {
-			fs_stream *s = list_entry(pos, fs_stream, link);
-			list_remove(&s->link);
-			stream_destroy(s);
-		}
+	list_for_each_safe(pos, tmp, &G.streams) {
+		fs_stream *s = list_entry(pos, fs_stream, link);
+		list_remove(&s->link);
+		stream_destroy(s);
 	}
 	pthread_mutex_unlock(&G.lock);
 	for (size_t i = 0; i < G.n; i++) {
