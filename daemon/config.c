@@ -82,6 +82,8 @@ static const config_key keys[] = {
 	  "largest file chunk carried by one reply or request; bigger reads and writes stream" },
 	{ "file-resolve", 0, KT_STR, OFF(file_resolve), 0, 0, "auto", "MODE",
 	  "path confinement: auto (openat2 RESOLVE_BENEATH, walking components with O_NOFOLLOW where the kernel lacks openat2) or walk (always walk)" },
+	{ "file-max-streams", 0, KT_U32, OFF(file_max_streams), 1, 65536, "64", "N",
+	  "file streams (large reads, chunked writes) one connection may hold open" },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

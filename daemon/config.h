@@ -66,6 +66,7 @@ typedef struct config {
 	config_list file_roots;    /* "name=/path" items; empty: the default root */
 	uint32_t file_chunk;       /* largest file chunk in one reply or request */
 	char *file_resolve;        /* "auto" (openat2, else walk) or "walk" */
+	uint32_t file_max_streams; /* open file streams per connection */
 	int check_only;            /* --check-config: validate and exit */
 	int print_example;         /* --print-example-config: print and exit */
 	_Atomic unsigned refs;     /* holders of a config_alloc()ed generation */

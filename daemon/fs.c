@@ -64,10 +64,11 @@ static struct {
 	fs_root *roots;
 	size_t n;
 	uint32_t chunk;
+	uint32_t max_streams;  /* open streams per connection */
 	atomic_int walk;       /* resolve by walking (no openat2) */
 	pthread_mutex_t lock;  /* guards `streams` */
 	list streams;
-} G = { .lock = PTHREAD_MUTEX_INITIALIZER, .streams = { &G.streams, &G.streams } };
+} G = { .lock = PTHREAD_MUTEX_INITIALIZER, .max_streams = 64, .streams = { &G.streams, &G.streams } };
 
 /* What a job does. */
 enum job_kind {
@@ -98,6 +99,7 @@ typedef struct fs_entry {
  */
 typedef struct fs_job {
 	uv_work_t work;
+	uv_timer_t timer;      /* the deadline; the job is freed in its close */
 	req *r;
 	enum job_kind kind;
 	const fs_root *root;
@@ -869,13 +871,30 @@ static void job_run(uv_work_t *w)
 
 /* --------------------------------------------------------- loop side */
 
-static void job_free(fs_job *j)
+static void job_closed(uv_handle_t *h)
 {
+	fs_job *j = h->data;
 	free(j->data);
 	for (size_t i = 0; i < j->n_entries; i++)
 		free(j->entries[i].name);
 	free(j->entries);
 	free(j);
+}
+
+/* Ends the job: its memory goes when the timer's close callback runs. */
+static void job_free(fs_job *j)
+{
+	uv_timer_stop(&j->timer);
+	uv_close((uv_handle_t *)&j->timer, job_closed);
+}
+
+/* The deadline passed. A job still waiting for a pool thread is taken out
+ * of the queue and answered now; a running one notices the deadline at its
+ * next check. */
+static void on_deadline(uv_timer_t *t)
+{
+	fs_job *j = t->data;
+	uv_cancel((uv_req_t *)&j->work);
 }
 
 static void job_cancel(req *r)
@@ -918,9 +937,25 @@ static uint64_t publish_stream(fs_job *j)
 		stream_destroy(s);
 		return 0;
 	}
+	/* Each stream holds a descriptor: a connection may not pile them up. */
+	uint32_t n = 0;
+	list *pos, *tmp;
 	pthread_mutex_lock(&G.lock);
-	list_push_back(&G.streams, &s->link);
+	list_for_each_safe(pos, tmp, &G.streams) {
+		fs_stream *o = list_entry(pos, fs_stream, link);
+		n += o->worker == s->worker && o->conn_serial == s->conn_serial;
+	}
+	if (n < G.max_streams)
+		list_push_back(&G.streams, &s->link);
 	pthread_mutex_unlock(&G.lock);
+	if (n >= G.max_streams) {
+		stream_destroy(s);
+		j->code = PORTER_E_BUSY;
+		j->err = 0;
+		snprintf(j->msg, sizeof(j->msg),
+			 "%u file streams already open on this connection (file-max-streams)", n);
+		return 0;
+	}
 	return s->id;
 }
 
@@ -930,8 +965,9 @@ static void job_done(uv_work_t *w, int status)
 	req *r = j->r;
 	if (status == UV_ECANCELED) {
 		/* Cancelled before it started: nothing was done. */
-		j->code = atomic_load(&j->stop) ? PORTER_E_CANCELLED : PORTER_E_SHUTDOWN;
-		snprintf(j->msg, sizeof(j->msg), "cancelled before it started");
+		j->code = atomic_load(&j->stop) ? PORTER_E_CANCELLED : PORTER_E_TIMEOUT;
+		snprintf(j->msg, sizeof(j->msg), "%s before a pool thread was free",
+			 j->code == PORTER_E_CANCELLED ? "cancelled" : "deadline passed");
 	}
 	r->cancel = NULL;
 	r->op = NULL;
@@ -1166,14 +1202,18 @@ void fs_handle(req *r)
 	}
 	r->op = j;
 	r->cancel = job_cancel;
+	uv_timer_init(&r->w->loop, &j->timer);
+	j->timer.data = j;
 	int qrc = uv_queue_work(&r->w->loop, &j->work, job_run, job_done);
 	if (qrc < 0) {
 		r->cancel = NULL;
 		r->op = NULL;
 		release_stream(j);
-		free(j);
+		job_free(j);
 		req_fail(r, PORTER_E_INTERNAL, "cannot queue file work: %s", uv_strerror(qrc));
+		return;
 	}
+	uv_timer_start(&j->timer, on_deadline, req_remaining_ms(r), 0);
 }
 
 void fs_conn_closed(unsigned worker_index, uint64_t conn_serial)
@@ -1271,6 +1311,7 @@ static int add_root(const char *name, const char *path)
 int fs_init(const config *cfg)
 {
 	G.chunk = cfg->file_chunk ? cfg->file_chunk : 1u << 20;
+	G.max_streams = cfg->file_max_streams ? cfg->file_max_streams : 64;
 	if (cfg->file_resolve && !strcmp(cfg->file_resolve, "walk")) {
 		atomic_store(&G.walk, 1);
 	} else if (cfg->file_resolve && strcmp(cfg->file_resolve, "auto") != 0) {

@@ -17,8 +17,9 @@
  * walked one component at a time with O_NOFOLLOW; then every ".." and
  * every symlink is refused, even one that stays inside the root.
  *
- * Deadlines and cancellation: a job still queued in the thread pool is
- * taken out of it (uv_cancel); one already running cannot be interrupted,
+ * Deadlines and cancellation: a job still queued in the thread pool at its
+ * deadline (a timer on the loop) or when cancelled is taken out of it
+ * (uv_cancel) and answered at once; one already running cannot be interrupted,
  * so it checks a stop flag and its deadline between steps (before it
  * starts, between open and I/O, before the rename of an atomic write) and
  * its result is replaced by the stop code. An atomic write stopped before
@@ -29,7 +30,8 @@
  * process-wide table guarded by a mutex: a stream is named by a random id
  * and may be continued from any connection of the client (uid and client
  * instance) that opened it, on any worker. Only one request works on a
- * stream at a time (others get PORTER_E_BUSY). When the connection that
+ * stream at a time (others get PORTER_E_BUSY), and one connection may
+ * hold at most `file-max-streams` of them. When the connection that
  * opened a stream closes, the stream is dropped: an unfinished atomic
  * write leaves no trace at its target.
  */

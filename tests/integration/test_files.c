@@ -837,6 +837,17 @@ START_TEST(test_stream_cleanup_and_migration)
 	ck_assert_int_le(th_fd_count(d.pid), fds0 + 1);
 	ck_assert_uint_eq(count_entries(root), 1);
 
+	/* A connection may hold only so many streams (file-max-streams, 64). */
+	porter_file_writer *ws[65];
+	for (int i = 0; i < 64; i++)
+		ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[i], T), 0);
+	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[64], T),
+			 PORTER_E_BUSY);
+	for (int i = 0; i < 64; i++)
+		porter_file_writer_close(ws[i]);
+	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[0], T), 0);
+	porter_file_writer_close(ws[0]);
+
 	/* A stream opened on one thread continues on another (isolates
 	 * migrate between threads), while the opener's connection lives. */
 	cross c = { 0 };
