@@ -351,7 +351,7 @@ enum porter_file_flag {
 	 * same directory, which is fsynced and renamed over the target, and the
 	 * directory is fsynced. Readers and crashes see the old content or the
 	 * new, never a mix. Implies CREATE and SYNC; keeps the permissions of a
-	 * replaced file. */
+	 * replaced file; a symlink at the target is replaced, not followed. */
 	PORTER_FILE_ATOMIC = 16,
 	PORTER_FILE_SYNC = 32,     /* fsync before the call returns */
 };
@@ -487,7 +487,9 @@ PORTER_API void porter_file_reader_close(porter_file_reader *rd);
  * Opens `path` in `root` for a chunked write with `flags` and `mode` as
  * for porter_file_write. With PORTER_FILE_ATOMIC nothing appears at the
  * target until porter_file_writer_commit. On success stores a new writer in
- * `*out` (freed with porter_file_writer_close) and returns 0.
+ * `*out` (freed with porter_file_writer_close) and returns 0. Readers and
+ * writers count against the daemon's per-connection stream limit
+ * (file-max-streams, default 64): past it, PORTER_E_BUSY.
  */
 PORTER_API int porter_file_writer_open(const char *root, const char *path, unsigned flags,
 				       unsigned mode, porter_file_writer **out, int timeout_ms);
