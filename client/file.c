@@ -59,10 +59,10 @@ void porter_bytes_free(porter_bytes *b)
 /* --------------------------------------------------------------- reader */
 
 struct porter_file_reader {
-	uint64_t stream_id;   /* 0 once the daemon has sent the last chunk */
+	uint64_t stream_id; /* 0 once the daemon has sent the last chunk */
 	uint64_t file_size;
 	Porter__V1__Response *cur; /* holds the chunk handed out, or pending */
-	int pending;          /* `cur` has not been handed out yet */
+	int pending;               /* `cur` has not been handed out yet */
 };
 
 static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
@@ -78,8 +78,8 @@ static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 	return 0;
 }
 
-int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
-			    uint64_t length, porter_file_reader **out, int timeout_ms)
+int porter_file_reader_open(const char *root, const char *path, uint64_t offset, uint64_t length,
+			    porter_file_reader **out, int timeout_ms)
 {
 	if (!path || !out)
 		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
@@ -224,7 +224,8 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 			size_t ncap = cap;
 			while (n > ncap - b->len) {
 				if (ncap > SIZE_MAX / 2) {
-					rc = pconn_set_error(PORTER_E_TOO_LARGE, "file too large for memory");
+					rc = pconn_set_error(PORTER_E_TOO_LARGE,
+							     "file too large for memory");
 					goto fail;
 				}
 				ncap *= 2;
@@ -267,8 +268,8 @@ static int write_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Resp
 	return 0;
 }
 
-int porter_file_writer_open(const char *root, const char *path, unsigned flags,
-			    unsigned mode, porter_file_writer **out, int timeout_ms)
+int porter_file_writer_open(const char *root, const char *path, unsigned flags, unsigned mode,
+			    porter_file_writer **out, int timeout_ms)
 {
 	if (!path || !out)
 		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
@@ -299,8 +300,7 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags,
 	return 0;
 }
 
-int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len,
-			     int timeout_ms)
+int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len, int timeout_ms)
 {
 	if (!wr || (!data && len))
 		return pconn_set_error(PORTER_E_INVAL, "writer or data is NULL");
@@ -428,8 +428,7 @@ int porter_file_delete(const char *root, const char *path, int directory, int ti
 	return 0;
 }
 
-int porter_file_stat(const char *root, const char *path, porter_file_info *out,
-		     int timeout_ms)
+int porter_file_stat(const char *root, const char *path, porter_file_info *out, int timeout_ms)
 {
 	if (!path || !out)
 		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
@@ -463,8 +462,7 @@ struct porter_file_list {
 	Porter__V1__Response *resp; /* owns the entries */
 };
 
-int porter_file_list_dir(const char *root, const char *path, porter_file_list **out,
-			 int timeout_ms)
+int porter_file_list_dir(const char *root, const char *path, porter_file_list **out, int timeout_ms)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");

@@ -40,35 +40,35 @@ typedef struct fs_root {
  * its thread-pool job, one after the other), so they need no lock.
  */
 typedef struct fs_stream {
-	list link;             /* in G.streams, under G.lock */
+	list link; /* in G.streams, under G.lock */
 	uint64_t id;
-	uid_t uid;             /* owner: uid and client instance */
+	uid_t uid; /* owner: uid and client instance */
 	uint64_t instance;
-	unsigned worker;       /* the opening connection, for clean-up */
+	unsigned worker; /* the opening connection, for clean-up */
 	uint64_t conn_serial;
-	int writing;           /* 0: read stream, 1: write stream */
-	int busy;              /* a request is working on it (under G.lock) */
-	int doomed;            /* drop it when the busy request ends */
-	int fd;                /* the file, or the temp file of an atomic write */
+	int writing; /* 0: read stream, 1: write stream */
+	int busy;    /* a request is working on it (under G.lock) */
+	int doomed;  /* drop it when the busy request ends */
+	int fd;      /* the file, or the temp file of an atomic write */
 	/* read streams */
 	uint64_t pos, end, file_size;
 	/* write streams */
-	int dirfd;             /* parent directory (atomic writes), or -1 */
-	char *base;            /* target name in dirfd (atomic writes) */
-	char tmpname[64];      /* named temp file, "" for O_TMPFILE or none */
+	int dirfd;        /* parent directory (atomic writes), or -1 */
+	char *base;       /* target name in dirfd (atomic writes) */
+	char tmpname[64]; /* named temp file, "" for O_TMPFILE or none */
 	uint32_t flags;
-	uint64_t total;        /* bytes written so far */
+	uint64_t total; /* bytes written so far */
 } fs_stream;
 
 static struct {
 	fs_root *roots;
 	size_t n;
 	uint32_t chunk;
-	uint32_t max_streams;  /* open streams per connection */
-	atomic_int walk;       /* resolve by walking (no openat2) */
-	pthread_mutex_t lock;  /* guards `streams` */
+	uint32_t max_streams; /* open streams per connection */
+	atomic_int walk;      /* resolve by walking (no openat2) */
+	pthread_mutex_t lock; /* guards `streams` */
 	list streams;
-} G = { .lock = PTHREAD_MUTEX_INITIALIZER, .max_streams = 64, .streams = { &G.streams, &G.streams } };
+} G = {.lock = PTHREAD_MUTEX_INITIALIZER, .max_streams = 64, .streams = {&G.streams, &G.streams}};
 
 /* What a job does. */
 enum job_kind {
@@ -99,22 +99,22 @@ typedef struct fs_entry {
  */
 typedef struct fs_job {
 	uv_work_t work;
-	uv_timer_t timer;      /* the deadline; the job is freed in its close */
+	uv_timer_t timer; /* the deadline; the job is freed in its close */
 	req *r;
 	enum job_kind kind;
 	const fs_root *root;
-	fs_stream *st;         /* stream held busy, or NULL */
-	atomic_int stop;       /* set by the cancel hook */
-	uint64_t deadline_ns;  /* uv_hrtime() scale */
+	fs_stream *st;        /* stream held busy, or NULL */
+	atomic_int stop;      /* set by the cancel hook */
+	uint64_t deadline_ns; /* uv_hrtime() scale */
 	uid_t uid;
 	uint64_t instance;
 	unsigned worker;
 	uint64_t conn_serial;
 	/* outcome */
-	int code;              /* 0 or PORTER_E_* */
-	int err;               /* errno behind `code`, or 0 */
+	int code; /* 0 or PORTER_E_* */
+	int err;  /* errno behind `code`, or 0 */
 	char msg[256];
-	uint8_t *data;         /* read chunk, owned */
+	uint8_t *data; /* read chunk, owned */
 	size_t len;
 	uint64_t offset, file_size, stream_id, written, total;
 	int found;
@@ -167,8 +167,8 @@ static int fail_errno(fs_job *j, int e, const char *what)
 	j->code = map_errno(e);
 	j->err = e;
 	if (j->code == PORTER_E_FILE_ESCAPE)
-		snprintf(j->msg, sizeof(j->msg), "%s: path leaves the root '%s' (%s)",
-			 what, j->root ? j->root->name : "?", strerror(e));
+		snprintf(j->msg, sizeof(j->msg), "%s: path leaves the root '%s' (%s)", what,
+			 j->root ? j->root->name : "?", strerror(e));
 	else
 		snprintf(j->msg, sizeof(j->msg), "%s: %s", what, strerror(e));
 	return j->code;
@@ -249,7 +249,8 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
 			rc = -errno;
 			/* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR. */
 			if (rc == -ENOTDIR && last &&
-			    fstatat(cur, last, &lsb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lsb.st_mode))
+			    fstatat(cur, last, &lsb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(lsb.st_mode))
 				rc = -ELOOP;
 		} else if (flags & O_PATH) {
 			/* O_PATH | O_NOFOLLOW opens the link itself. */
@@ -539,8 +540,7 @@ static int check_flags(fs_job *j, uint32_t f)
  * and a temp file in it (O_TMPFILE, else a unique name), otherwise the file
  * itself. Fills `s`. Returns 0 or the failure code.
  */
-static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
-			  uint32_t mode)
+static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f, uint32_t mode)
 {
 	if (!mode)
 		mode = 0600;
@@ -703,8 +703,8 @@ static void do_write(fs_job *j)
 		return;
 	}
 	if (check_flags(j, m->flags) == 0 &&
-	    open_for_write(j, s, m->path, m->flags, m->mode) == 0 &&
-	    !should_stop(j) && write_data(j, s, m->data.data, m->data.len) == 0)
+	    open_for_write(j, s, m->path, m->flags, m->mode) == 0 && !should_stop(j) &&
+	    write_data(j, s, m->data.data, m->data.len) == 0)
 		commit(j, s);
 	stream_destroy(s);
 }
@@ -717,7 +717,8 @@ static void do_write_open(fs_job *j)
 		fail_errno(j, ENOMEM, "write");
 		return;
 	}
-	if (check_flags(j, m->flags) == 0 && open_for_write(j, s, m->path, m->flags, m->mode) == 0) {
+	if (check_flags(j, m->flags) == 0 &&
+	    open_for_write(j, s, m->path, m->flags, m->mode) == 0) {
 		j->new_stream = s;
 		j->stream_id = s->id;
 	} else {
@@ -779,8 +780,7 @@ static int entry_cmp(const void *a, const void *b)
 
 static void do_list(fs_job *j)
 {
-	int fd = resolve_open(j->root->fd, j->r->msg->file_list->path,
-			      O_RDONLY | O_DIRECTORY, 0);
+	int fd = resolve_open(j->root->fd, j->r->msg->file_list->path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0) {
 		fail_errno(j, -fd, "open directory");
 		return;
@@ -1170,7 +1170,8 @@ void fs_handle(req *r)
 			/* Closing an unknown stream is not an error: it may
 			 * have ended with its last chunk. */
 			Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
-			Porter__V1__FileStreamCloseReply cr = PORTER__V1__FILE_STREAM_CLOSE_REPLY__INIT;
+			Porter__V1__FileStreamCloseReply cr =
+				PORTER__V1__FILE_STREAM_CLOSE_REPLY__INIT;
 			resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_STREAM_CLOSE;
 			resp.file_stream_close = &cr;
 			free(j);
@@ -1187,9 +1188,9 @@ void fs_handle(req *r)
 	if (rc) {
 		free(j);
 		req_fail(r, rc, "stream %llx: %s", (unsigned long long)sid,
-			 rc == PORTER_E_BUSY ? "another request is using it"
+			 rc == PORTER_E_BUSY    ? "another request is using it"
 			 : rc == PORTER_E_INVAL ? "wrong kind of stream"
-			 : "no such stream");
+						: "no such stream");
 		return;
 	}
 	if (!j->st) {
@@ -1326,9 +1327,11 @@ int fs_init(const config *cfg)
 		char path[4096];
 		int rc = fs_default_root(path, sizeof(path));
 		if (rc < 0)
-			log_warn("no file root: none configured and neither XDG_DATA_HOME nor HOME is set");
+			log_warn(
+				"no file root: none configured and neither XDG_DATA_HOME nor HOME is set");
 		else if ((rc = make_dirs(path)) < 0)
-			log_warn("no file root: cannot create the default %s: %s", path, strerror(-rc));
+			log_warn("no file root: cannot create the default %s: %s", path,
+				 strerror(-rc));
 		else if (add_root(DEFAULT_ROOT_NAME, path) < 0)
 			log_warn("no file root: the default %s cannot be used", path);
 	}
@@ -1347,8 +1350,8 @@ int fs_init(const config *cfg)
 	}
 
 	if (G.n && !atomic_load(&G.walk)) {
-		struct open_how how = { .flags = O_PATH | O_CLOEXEC,
-					.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
 		long fd = syscall(SYS_openat2, G.roots[0].fd, ".", &how, sizeof(how));
 		if (fd >= 0)
 			close((int)fd);

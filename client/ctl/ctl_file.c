@@ -48,12 +48,11 @@ static void json_str(const char *s)
 
 static int file_usage(void)
 {
-	fprintf(stderr,
-		"usage: porterctl file cat [-r ROOT] PATH\n"
-		"       porterctl file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
-		"       porterctl file rm [-r ROOT] [-d] PATH\n"
-		"       porterctl file stat [-r ROOT] PATH\n"
-		"       porterctl file ls [-r ROOT] [PATH]\n");
+	fprintf(stderr, "usage: porterctl file cat [-r ROOT] PATH\n"
+			"       porterctl file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
+			"       porterctl file rm [-r ROOT] [-d] PATH\n"
+			"       porterctl file stat [-r ROOT] PATH\n"
+			"       porterctl file ls [-r ROOT] [PATH]\n");
 	return EXIT_USAGE;
 }
 
@@ -172,13 +171,13 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	int dir = 0, c;
 	long v;
 	static const struct option lopts[] = {
-		{ "root", required_argument, NULL, 'r' },
-		{ "append", no_argument, NULL, 'a' },
-		{ "in-place", no_argument, NULL, 'A' },
-		{ "exclusive", no_argument, NULL, 'x' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "dir", no_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
+		{"root", required_argument, NULL, 'r'},
+		{"append", no_argument, NULL, 'a'},
+		{"in-place", no_argument, NULL, 'A'},
+		{"exclusive", no_argument, NULL, 'x'},
+		{"mode", required_argument, NULL, 'm'},
+		{"dir", no_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
 	};
 	argc--;
 	argv++;
@@ -201,7 +200,9 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 			char *end;
 			v = strtol(optarg, &end, 8);
 			if (*end || v < 0 || v > 07777) {
-				fprintf(stderr, "porterctl file: --mode: expected octal, got '%s'\n", optarg);
+				fprintf(stderr,
+					"porterctl file: --mode: expected octal, got '%s'\n",
+					optarg);
 				return EXIT_USAGE;
 			}
 			mode = (unsigned)v;

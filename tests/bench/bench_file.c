@@ -38,7 +38,7 @@ static int cmp(const void *a, const void *b)
 
 typedef struct job {
 	pthread_t th;
-	int porter;      /* 1: porter_file_read, 0: read(2) */
+	int porter; /* 1: porter_file_read, 0: read(2) */
 	const char *name;
 	size_t size;
 	int iters;
@@ -101,11 +101,14 @@ static result measure(int porter, const char *name, size_t size, int threads, in
 	double *all = calloc((size_t)threads * (size_t)iters, sizeof(double));
 	double t0 = now_ns();
 	for (int t = 0; t < threads; t++) {
-		jobs[t] = (job){ .porter = porter, .name = name, .size = size, .iters = iters,
-				 .lat = all + (size_t)t * (size_t)iters };
+		jobs[t] = (job){.porter = porter,
+				.name = name,
+				.size = size,
+				.iters = iters,
+				.lat = all + (size_t)t * (size_t)iters};
 		pthread_create(&jobs[t].th, NULL, job_main, &jobs[t]);
 	}
-	result r = { 0 };
+	result r = {0};
 	for (int t = 0; t < threads; t++) {
 		pthread_join(jobs[t].th, NULL);
 		r.failures += jobs[t].failures;
@@ -146,7 +149,7 @@ int main(void)
 	if (!mkdtemp(root))
 		return 1;
 	snprintf(roots, sizeof(roots), "bench=%s", root);
-	const char *args[] = { "--file-roots", roots, "--log-level", "warn", NULL };
+	const char *args[] = {"--file-roots", roots, "--log-level", "warn", NULL};
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "bench_file: porterd did not start\n");
 		return 1;
@@ -155,14 +158,15 @@ int main(void)
 		const char *name;
 		size_t size;
 		int iters;
-	} files[] = { { "small", 4096, 5000 }, { "large", 16u << 20, 40 } };
+	} files[] = {{"small", 4096, 5000}, {"large", 16u << 20, 40}};
 	for (size_t i = 0; i < 2; i++) {
 		uint8_t *data = malloc(files[i].size);
 		for (size_t k = 0; k < files[i].size; k++)
 			data[k] = (uint8_t)(k * 13);
 		if (porter_file_write("bench", files[i].name, data, files[i].size,
 				      PORTER_FILE_ATOMIC, 0, 30000) != 0) {
-			fprintf(stderr, "bench_file: setup write failed: %s\n", porter_last_error_message());
+			fprintf(stderr, "bench_file: setup write failed: %s\n",
+				porter_last_error_message());
 			return 1;
 		}
 		free(data);
@@ -172,7 +176,7 @@ int main(void)
 	printf("file read through porterd vs direct open+read(2)+close (page cache warm)\n");
 	printf("%-6s %-7s %-8s %10s %10s %11s   %s\n", "size", "threads", "path", "p50", "p99",
 	       "MiB/s", "ratio porter/direct (p50, throughput)");
-	const int threads[] = { 1, 4 };
+	const int threads[] = {1, 4};
 	for (size_t i = 0; i < 2; i++) {
 		for (size_t t = 0; t < 2; t++) {
 			int iters = files[i].iters / threads[t];
@@ -186,10 +190,11 @@ int main(void)
 			fmt_ns(pr.p50, c, sizeof(c));
 			fmt_ns(pr.p99, e, sizeof(e));
 			const char *label = i == 0 ? "4KiB" : "16MiB";
-			printf("%-6s %-7d %-8s %10s %10s %11.1f\n", label, threads[t], "direct", a, b,
-			       dr.mib_s);
-			printf("%-6s %-7d %-8s %10s %10s %11.1f   p50 x%.2f, throughput x%.2f%s\n", label,
-			       threads[t], "porter", c, e, pr.mib_s, pr.p50 / dr.p50, pr.mib_s / dr.mib_s,
+			printf("%-6s %-7d %-8s %10s %10s %11.1f\n", label, threads[t], "direct", a,
+			       b, dr.mib_s);
+			printf("%-6s %-7d %-8s %10s %10s %11.1f   p50 x%.2f, throughput x%.2f%s\n",
+			       label, threads[t], "porter", c, e, pr.mib_s, pr.p50 / dr.p50,
+			       pr.mib_s / dr.mib_s,
 			       pr.failures || dr.failures ? "  (FAILURES)" : "");
 		}
 	}

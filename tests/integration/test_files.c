@@ -90,8 +90,8 @@ static void start_with(const char *resolve)
 {
 	char roots[256];
 	snprintf(roots, sizeof(roots), "main=%s,other=%s", root, other);
-	const char *args[] = { "--file-roots", roots, "--file-resolve", resolve,
-			       "--file-chunk-size", "65536", NULL };
+	const char *args[] = {"--file-roots", roots, "--file-resolve", resolve, "--file-chunk-size",
+			      "65536",        NULL};
 	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
 }
 
@@ -197,7 +197,8 @@ START_TEST(test_write_modes)
 			 PORTER_E_FILE_EXISTS);
 	expect_content("main", "f", "x", 1);
 	ck_assert_int_eq(porter_file_write("main", "g", "new", 3,
-					   PORTER_FILE_ATOMIC | PORTER_FILE_EXCLUSIVE, 0, T), 0);
+					   PORTER_FILE_ATOMIC | PORTER_FILE_EXCLUSIVE, 0, T),
+			 0);
 	expect_content("main", "g", "new", 3);
 	/* Without CREATE a missing file is not made. */
 	ck_assert_int_eq(porter_file_write("main", "missing", "a", 1, 0, 0, T),
@@ -211,7 +212,8 @@ START_TEST(test_write_modes)
 	char p[256];
 	path_in(p, sizeof(p), root, "f");
 	chmod(p, 0640);
-	ck_assert_int_eq(porter_file_write("main", "f", "replaced", 8, PORTER_FILE_ATOMIC, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "f", "replaced", 8, PORTER_FILE_ATOMIC, 0, T),
+			 0);
 	expect_content("main", "f", "replaced", 8);
 	struct stat sb;
 	ck_assert_int_eq(stat(p, &sb), 0);
@@ -265,9 +267,9 @@ START_TEST(test_stat_list_delete)
 	porter_file_list *l = NULL;
 	ck_assert_int_eq(porter_file_list_dir("main", "dir", &l, T), 0);
 	ck_assert_uint_eq(porter_file_list_count(l), 4);
-	const char *names[] = { "a", "b", "link", "sub" };
-	const int types[] = { PORTER_FILE_TYPE_REGULAR, PORTER_FILE_TYPE_REGULAR,
-			      PORTER_FILE_TYPE_SYMLINK, PORTER_FILE_TYPE_DIRECTORY };
+	const char *names[] = {"a", "b", "link", "sub"};
+	const int types[] = {PORTER_FILE_TYPE_REGULAR, PORTER_FILE_TYPE_REGULAR,
+			     PORTER_FILE_TYPE_SYMLINK, PORTER_FILE_TYPE_DIRECTORY};
 	for (size_t i = 0; i < 4; i++) {
 		int type;
 		uint64_t size;
@@ -317,8 +319,8 @@ START_TEST(test_errno_mapping)
 	porter_file_list *l = NULL;
 
 	ck_assert_int_eq(porter_file_read("main", "nope", 0, 0, &b, T), PORTER_E_FILE_NOT_FOUND);
-	ck_assert_msg(strstr(porter_last_error_message(), "No such file"),
-		      "errno text missing: %s", porter_last_error_message());
+	ck_assert_msg(strstr(porter_last_error_message(), "No such file"), "errno text missing: %s",
+		      porter_last_error_message());
 	ck_assert_int_eq(porter_file_stat("main", "nope", &fi, T), PORTER_E_FILE_NOT_FOUND);
 	ck_assert_int_eq(porter_file_list_dir("main", "nope", &l, T), PORTER_E_FILE_NOT_FOUND);
 	ck_assert_int_eq(porter_file_write("main", "nodir/x", "a", 1, PORTER_FILE_CREATE, 0, T),
@@ -366,7 +368,7 @@ static int perm_checks(const char *rootdir)
 	th_daemon pd;
 	char roots[128];
 	snprintf(roots, sizeof(roots), "p=%s", rootdir);
-	const char *args[] = { "--file-roots", roots, NULL };
+	const char *args[] = {"--file-roots", roots, NULL};
 	if (th_daemon_start(&pd, args) != 0)
 		return 100;
 	int bad = 0;
@@ -381,7 +383,8 @@ static int perm_checks(const char *rootdir)
 		bad |= 4;
 	if (porter_file_list_dir("p", "locked", &l, T) != PORTER_E_FILE_PERM)
 		bad |= 8;
-	if (porter_file_write("p", "ro/new", "x", 1, PORTER_FILE_ATOMIC, 0, T) != PORTER_E_FILE_PERM)
+	if (porter_file_write("p", "ro/new", "x", 1, PORTER_FILE_ATOMIC, 0, T) !=
+	    PORTER_E_FILE_PERM)
 		bad |= 16;
 	if (porter_file_delete("p", "ro/keep", 0, T) != PORTER_E_FILE_PERM)
 		bad |= 32;
@@ -445,10 +448,10 @@ START_TEST(test_no_space)
 	ck_assert_ptr_nonnull(mkdtemp(small));
 	int mounted = mount("tmpfs", small, "tmpfs", 0, "size=256k") == 0;
 	snprintf(roots, sizeof(roots), "dev=/dev,small=%s", small);
-	const char *args[] = { "--file-roots", roots, NULL };
+	const char *args[] = {"--file-roots", roots, NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
-	char buf[4096] = { 0 };
+	char buf[4096] = {0};
 	ck_assert_int_eq(porter_file_write("dev", "full", buf, sizeof(buf), 0, 0, T),
 			 PORTER_E_FILE_NOSPACE);
 	if (mounted) {
@@ -456,12 +459,15 @@ START_TEST(test_no_space)
 		 * atomic write leaves no temp file and the old content. */
 		size_t big = 512 * 1024;
 		char *data = calloc(1, big);
-		ck_assert_int_eq(porter_file_write("small", "keep", "old", 3, PORTER_FILE_ATOMIC, 0, T), 0);
-		ck_assert_int_eq(porter_file_write("small", "f", data, big, PORTER_FILE_CREATE, 0, T),
-				 PORTER_E_FILE_NOSPACE);
+		ck_assert_int_eq(
+			porter_file_write("small", "keep", "old", 3, PORTER_FILE_ATOMIC, 0, T), 0);
+		ck_assert_int_eq(
+			porter_file_write("small", "f", data, big, PORTER_FILE_CREATE, 0, T),
+			PORTER_E_FILE_NOSPACE);
 		ck_assert_int_eq(porter_file_delete("small", "f", 0, T), 0);
-		ck_assert_int_eq(porter_file_write("small", "keep", data, big, PORTER_FILE_ATOMIC, 0, T),
-				 PORTER_E_FILE_NOSPACE);
+		ck_assert_int_eq(
+			porter_file_write("small", "keep", data, big, PORTER_FILE_ATOMIC, 0, T),
+			PORTER_E_FILE_NOSPACE);
 		expect_content("small", "keep", "old", 3);
 		ck_assert_uint_eq(count_entries(small), 1);
 		free(data);
@@ -469,7 +475,8 @@ START_TEST(test_no_space)
 		th_daemon_stop(&d);
 		ck_assert_int_eq(umount(small), 0);
 	} else {
-		fprintf(stderr, "test_no_space: cannot mount a tmpfs (not root?): checked /dev/full only\n");
+		fprintf(stderr,
+			"test_no_space: cannot mount a tmpfs (not root?): checked /dev/full only\n");
 	}
 	rmdir(small);
 }
@@ -573,7 +580,7 @@ static void check_escapes(void)
 	path_in(p, sizeof(p), outside, "secret");
 	FILE *f = fopen(p, "r");
 	ck_assert_ptr_nonnull(f);
-	char buf[64] = { 0 };
+	char buf[64] = {0};
 	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
 	fclose(f);
 	ck_assert_str_eq(buf, "outside secret");
@@ -620,11 +627,12 @@ START_TEST(test_magic_link_root)
 	porter_thread_disconnect();
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
-	const char *args[] = { "--file-roots", "proc=/proc/self", NULL };
+	const char *args[] = {"--file-roots", "proc=/proc/self", NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 	porter_bytes *b = NULL;
 	porter_file_info fi;
-	ck_assert_int_eq(porter_file_read("proc", "root/etc/passwd", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_read("proc", "root/etc/passwd", 0, 0, &b, T),
+			 PORTER_E_FILE_ESCAPE);
 	ck_assert_int_eq(porter_file_stat("proc", "cwd", &fi, T), PORTER_E_FILE_ESCAPE);
 	ck_assert_int_eq(porter_file_read("proc", "exe", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
 	/* An ordinary file there still reads. */
@@ -684,7 +692,8 @@ START_TEST(test_concurrent_atomic_writers)
 {
 	char *init = malloc(WSIZE);
 	memset(init, 'z', WSIZE);
-	ck_assert_int_eq(porter_file_write("main", "shared", init, WSIZE, PORTER_FILE_ATOMIC, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "shared", init, WSIZE, PORTER_FILE_ATOMIC, 0, T),
+			 0);
 	free(init);
 	pthread_t w[WRITERS], r;
 	atomic_store(&readers_stop, 0);
@@ -723,7 +732,8 @@ START_TEST(test_streams)
 	ck_assert_int_eq(porter_file_writer_open("main", "s", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
 	for (size_t off = 0; off < n; off += 100000)
 		ck_assert_int_eq(porter_file_writer_write(wr, data + off,
-							  n - off < 100000 ? n - off : 100000, T), 0);
+							  n - off < 100000 ? n - off : 100000, T),
+				 0);
 	/* Nothing at the target until the commit. */
 	porter_file_info fi;
 	ck_assert_int_eq(porter_file_stat("main", "s", &fi, T), PORTER_E_FILE_NOT_FOUND);
@@ -812,7 +822,8 @@ START_TEST(test_stream_cleanup_and_migration)
 	/* An atomic write abandoned by closing its connection leaves no
 	 * trace: no target, no temp file. */
 	porter_file_writer *wr = NULL;
-	ck_assert_int_eq(porter_file_writer_open("main", "abandoned", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
+	ck_assert_int_eq(
+		porter_file_writer_open("main", "abandoned", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
 	ck_assert_int_eq(porter_file_writer_write(wr, buf, sizeof(buf), T), 0);
 	porter_thread_disconnect();
 	wait_only_one_conn();
@@ -823,15 +834,17 @@ START_TEST(test_stream_cleanup_and_migration)
 	ck_assert_int_eq(th_fd_count(d.pid) >= 0, 1);
 
 	/* Abandoned writers and readers do not leak descriptors. */
-	ck_assert_int_eq(porter_file_write("main", "r", buf, sizeof(buf), PORTER_FILE_ATOMIC, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "r", buf, sizeof(buf), PORTER_FILE_ATOMIC, 0, T),
+			 0);
 	int fds0 = th_fd_count(d.pid);
 	for (int i = 0; i < 20; i++) {
 		porter_file_reader *rd = NULL;
 		ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, &rd, T), 0);
-		ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
+		ck_assert_int_eq(
+			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
 		porter_thread_disconnect(); /* the streams' connection goes */
-		free(rd); /* not closed through the library on purpose: */
-		free(wr); /* the daemon must clean up by itself */
+		free(rd);                   /* not closed through the library on purpose: */
+		free(wr);                   /* the daemon must clean up by itself */
 	}
 	wait_only_one_conn();
 	ck_assert_int_le(th_fd_count(d.pid), fds0 + 1);
@@ -840,7 +853,8 @@ START_TEST(test_stream_cleanup_and_migration)
 	/* A connection may hold only so many streams (file-max-streams, 64). */
 	porter_file_writer *ws[65];
 	for (int i = 0; i < 64; i++)
-		ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[i], T), 0);
+		ck_assert_int_eq(
+			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[i], T), 0);
 	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[64], T),
 			 PORTER_E_BUSY);
 	for (int i = 0; i < 64; i++)
@@ -850,7 +864,7 @@ START_TEST(test_stream_cleanup_and_migration)
 
 	/* A stream opened on one thread continues on another (isolates
 	 * migrate between threads), while the opener's connection lives. */
-	cross c = { 0 };
+	cross c = {0};
 	ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, &c.rd, T), 0);
 	pthread_t th;
 	pthread_create(&th, NULL, pull_other_thread, &c);
@@ -870,7 +884,8 @@ START_TEST(test_default_root)
 	setenv("XDG_DATA_HOME", xdg, 1);
 	ck_assert_int_eq(th_daemon_start(&d, NULL), 0);
 	ck_assert_int_eq(porter_file_write(NULL, "hello", "hi", 2, PORTER_FILE_ATOMIC, 0, T), 0);
-	ck_assert_int_eq(porter_file_write("files", "hello2", "hi", 2, PORTER_FILE_ATOMIC, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("files", "hello2", "hi", 2, PORTER_FILE_ATOMIC, 0, T),
+			 0);
 	char p[300];
 	snprintf(p, sizeof(p), "%s/porter/files/hello", xdg);
 	ck_assert_int_eq(access(p, F_OK), 0);

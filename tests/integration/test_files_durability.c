@@ -69,7 +69,8 @@ static void *writer(void *arg)
 		uint32_t v = atomic_load(&fs->acked) + 1;
 		size_t len = gen(fs->f, v, bufs[fs->f]);
 		atomic_store(&fs->attempted, v);
-		if (porter_file_write("d", name, bufs[fs->f], len, PORTER_FILE_ATOMIC, 0, 10000) != 0)
+		if (porter_file_write("d", name, bufs[fs->f], len, PORTER_FILE_ATOMIC, 0, 10000) !=
+		    0)
 			break;
 		atomic_store(&fs->acked, v);
 		fs->writes++;
@@ -94,8 +95,8 @@ static uint32_t verify(file_state *fs, uint8_t *want)
 	memcpy(&v, got + 12, 4);
 	ck_assert_uint_eq(f, fs->f);
 	uint32_t acked = atomic_load(&fs->acked), att = atomic_load(&fs->attempted);
-	ck_assert_msg(v == acked || v == att, "f%u holds version %u; acked %u, in flight %u",
-		      fs->f, v, acked, att);
+	ck_assert_msg(v == acked || v == att, "f%u holds version %u; acked %u, in flight %u", fs->f,
+		      v, acked, att);
 	size_t len = gen(fs->f, v, want);
 	ck_assert_msg(n == len, "f%u version %u is torn: %zu bytes of %zu", fs->f, v, n, len);
 	ck_assert_msg(memcmp(got, want, len) == 0, "f%u version %u content differs", fs->f, v);
@@ -128,7 +129,7 @@ START_TEST(test_sigkill_during_atomic_writes)
 	strcpy(root, "/tmp/porter-durable-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(root));
 	snprintf(roots_arg, sizeof(roots_arg), "d=%s", root);
-	const char *args[] = { "--file-roots", roots_arg, NULL };
+	const char *args[] = {"--file-roots", roots_arg, NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 	uint8_t *want = malloc(2u << 20);
 	for (uint32_t f = 0; f < NFILES; f++) {
@@ -137,7 +138,9 @@ START_TEST(test_sigkill_during_atomic_writes)
 		char name[32];
 		snprintf(name, sizeof(name), "f%u", f);
 		size_t len = gen(f, 0, bufs[f]);
-		ck_assert_int_eq(porter_file_write("d", name, bufs[f], len, PORTER_FILE_ATOMIC, 0, 10000), 0);
+		ck_assert_int_eq(
+			porter_file_write("d", name, bufs[f], len, PORTER_FILE_ATOMIC, 0, 10000),
+			0);
 	}
 	porter_thread_disconnect();
 

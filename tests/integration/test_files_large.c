@@ -42,7 +42,7 @@ START_TEST(test_1gib_round_trip)
 	char root[64] = "/tmp/porter-large-XXXXXX", roots[128];
 	ck_assert_ptr_nonnull(mkdtemp(root));
 	snprintf(roots, sizeof(roots), "big=%s", root);
-	const char *args[] = { "--file-roots", roots, NULL };
+	const char *args[] = {"--file-roots", roots, NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
 	uint8_t *buf = malloc(CHUNK), *want = malloc(CHUNK);
@@ -86,8 +86,8 @@ START_TEST(test_1gib_round_trip)
 			size_t in = (size_t)(at - base);
 			size_t take = CHUNK - in < n - done ? CHUNK - in : n - done;
 			fill(want, base, CHUNK);
-			ck_assert_msg(memcmp(p + done, want + in, take) == 0, "content differs at %llu",
-				      (unsigned long long)at);
+			ck_assert_msg(memcmp(p + done, want + in, take) == 0,
+				      "content differs at %llu", (unsigned long long)at);
 			done += take;
 		}
 		off += n;
@@ -104,11 +104,12 @@ START_TEST(test_1gib_round_trip)
 
 	fprintf(stderr,
 		"1 GiB: write %.0f MiB/s, read %.0f MiB/s; peak RSS daemon %ld KiB, client %ld KiB (start %ld KiB)\n",
-		1024.0 * 1000 / (double)(t1 - t0 + 1), 1024.0 * 1000 / (double)(t2 - t1 + 1), dmax, cmax,
-		client0);
+		1024.0 * 1000 / (double)(t1 - t0 + 1), 1024.0 * 1000 / (double)(t2 - t1 + 1), dmax,
+		cmax, client0);
 	ck_assert_int_gt(dmax, 0);
 	ck_assert_msg(dmax < DAEMON_RSS_MAX_KIB, "daemon RSS %ld KiB", dmax);
-	ck_assert_msg(cmax - client0 < CLIENT_RSS_GROWTH_MAX_KIB, "client RSS grew to %ld KiB", cmax);
+	ck_assert_msg(cmax - client0 < CLIENT_RSS_GROWTH_MAX_KIB, "client RSS grew to %ld KiB",
+		      cmax);
 
 	ck_assert_int_eq(porter_file_delete("big", "g", 0, 10000), 0);
 	porter_thread_disconnect();
