@@ -1,6 +1,7 @@
 /* fs - confined file operations on the thread pool; see fs.h. */
 #include "fs.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1338,12 +1339,19 @@ int fs_init(const config *cfg)
 	for (size_t i = 0; i < cfg->file_roots.n; i++) {
 		const char *item = cfg->file_roots.items[i];
 		const char *eq = strchr(item, '=');
-		if (!eq || eq == item || !eq[1]) {
+		/* Spaces around '=' are allowed: "docs = /srv/docs". */
+		size_t nlen = eq ? (size_t)(eq - item) : 0;
+		while (nlen && isspace((unsigned char)item[nlen - 1]))
+			nlen--;
+		const char *path = eq ? eq + 1 : "";
+		while (isspace((unsigned char)*path))
+			path++;
+		if (!eq || nlen == 0 || !path[0]) {
 			log_error("file-roots: expected name=/path, got '%s'", item);
 			return PORTER_E_INVAL;
 		}
-		char *name = strndup(item, (size_t)(eq - item));
-		int rc = name ? add_root(name, eq + 1) : PORTER_E_NOMEM;
+		char *name = strndup(item, nlen);
+		int rc = name ? add_root(name, path) : PORTER_E_NOMEM;
 		free(name);
 		if (rc < 0)
 			return rc;
