@@ -837,17 +837,21 @@ START_TEST(test_stream_cleanup_and_migration)
 	ck_assert_int_eq(porter_file_write("main", "r", buf, sizeof(buf), PORTER_FILE_ATOMIC, 0, T),
 			 0);
 	int fds0 = th_fd_count(d.pid);
+	porter_file_reader *rds[20];
+	porter_file_writer *wrs[20];
 	for (int i = 0; i < 20; i++) {
-		porter_file_reader *rd = NULL;
-		ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, &rd, T), 0);
+		ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, &rds[i], T), 0);
 		ck_assert_int_eq(
-			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
+			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &wrs[i], T), 0);
 		porter_thread_disconnect(); /* the streams' connection goes */
-		free(rd);                   /* not closed through the library on purpose: */
-		free(wr);                   /* the daemon must clean up by itself */
 	}
+	/* Not closed through the library yet: the daemon cleans up by itself. */
 	wait_only_one_conn();
 	ck_assert_int_le(th_fd_count(d.pid), fds0 + 1);
+	for (int i = 0; i < 20; i++) {
+		porter_file_reader_close(rds[i]);
+		porter_file_writer_close(wrs[i]);
+	}
 	ck_assert_uint_eq(count_entries(root), 1);
 
 	/* A connection may hold only so many streams (file-max-streams, 64). */
