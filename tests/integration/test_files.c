@@ -878,6 +878,96 @@ START_TEST(test_stream_cleanup_and_migration)
 }
 END_TEST
 
+/* Keeps the daemon's only pool thread busy with directory listings. */
+static atomic_int lister_stop;
+
+static void *lister_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&lister_stop)) {
+		porter_file_list *l = NULL;
+		if (porter_file_list_dir("main", "many", &l, 30000) == 0)
+			porter_file_list_free(l);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+typedef struct queued_call {
+	_Atomic uint64_t id;
+	int rc;
+	char msg[256];
+	long long took_ms;
+} queued_call;
+
+static void *queued_stat_main(void *arg)
+{
+	queued_call *q = arg;
+	porter_file_info fi;
+	atomic_store(&q->id, porter_next_call_id());
+	long long t0 = th_now_ms();
+	q->rc = porter_file_stat("main", "many/f0", &fi, 5000);
+	q->took_ms = th_now_ms() - t0;
+	snprintf(q->msg, sizeof(q->msg), "%s", porter_last_error_message());
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/*
+ * Deadlines and Cancel reach requests waiting for a pool thread: with one
+ * pool thread kept busy, a queued request is taken out of the queue and
+ * answered by the daemon at its deadline, or at once when cancelled.
+ */
+START_TEST(test_deadline_and_cancel_while_queued)
+{
+	porter_thread_disconnect();
+	th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	start_with("auto");
+	unsetenv("UV_THREADPOOL_SIZE");
+	char p[256];
+	path_in(p, sizeof(p), root, "many");
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	for (int i = 0; i < 20000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "many/f%d", i);
+		put_local(root, name, "x");
+	}
+	enum { LISTERS = 32 };
+	pthread_t ls[LISTERS];
+	atomic_store(&lister_stop, 0);
+	for (int i = 0; i < LISTERS; i++)
+		pthread_create(&ls[i], NULL, lister_main, NULL);
+	usleep(200000); /* every lister has a listing queued */
+
+	/* A deadline that passes while queued: the daemon's own reply. */
+	porter_file_info fi;
+	int rc = porter_file_stat("main", "many/f1", &fi, 300);
+	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
+	ck_assert_msg(strstr(porter_last_error_message(), "pool thread"),
+		      "not answered by the daemon: %s", porter_last_error_message());
+
+	/* A Cancel of a queued request: answered at once. */
+	queued_call q = {0};
+	pthread_t th;
+	pthread_create(&th, NULL, queued_stat_main, &q);
+	while (atomic_load(&q.id) == 0)
+		usleep(1000);
+	usleep(20000); /* let it reach the daemon's queue */
+	ck_assert_int_eq(porter_cancel(atomic_load(&q.id), 2000), 0);
+	pthread_join(th, NULL);
+	ck_assert_msg(q.rc == PORTER_E_CANCELLED, "queued stat: %d %s", q.rc, q.msg);
+	ck_assert_int_lt(q.took_ms, 2000);
+
+	atomic_store(&lister_stop, 1);
+	for (int i = 0; i < LISTERS; i++)
+		pthread_join(ls[i], NULL);
+	/* The pool is free again: the same request now succeeds. */
+	ck_assert_int_eq(porter_file_stat("main", "many/f1", &fi, T), 0);
+}
+END_TEST
+
 START_TEST(test_default_root)
 {
 	porter_thread_disconnect();
@@ -975,6 +1065,7 @@ static Suite *files_suite(void)
 	tcase_add_test(tc, test_concurrent_atomic_writers);
 	tcase_add_test(tc, test_streams);
 	tcase_add_test(tc, test_stream_cleanup_and_migration);
+	tcase_add_test(tc, test_deadline_and_cancel_while_queued);
 	tcase_add_test(tc, test_default_root);
 	tcase_add_test(tc, test_porterctl_file);
 	suite_add_tcase(s, tc);
