@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "log.h"
 #include "ops.h"
 #include "palloc.h"
@@ -46,6 +47,8 @@ void conn_close(conn *c)
 	list_for_each_safe(pos, tmp, &c->reqs)
 		req_detach(list_entry(pos, req, link));
 	c->inflight = 0;
+	/* File streams this connection opened can no longer be finished. */
+	fs_conn_closed(c->w->index, c->serial);
 
 	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);

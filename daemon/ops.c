@@ -5,6 +5,7 @@
 
 #include "batch.h"
 #include "cancel.h"
+#include "fs.h"
 #include "http.h"
 #include "porter.h"
 #include "stats.h"
@@ -96,6 +97,18 @@ void ops_dispatch(req *r)
 		return;
 	case PORTER__V1__REQUEST__BODY_STATS:
 		stats_handle(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_FILE_READ:
+	case PORTER__V1__REQUEST__BODY_FILE_READ_NEXT:
+	case PORTER__V1__REQUEST__BODY_FILE_WRITE:
+	case PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN:
+	case PORTER__V1__REQUEST__BODY_FILE_WRITE_CHUNK:
+	case PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT:
+	case PORTER__V1__REQUEST__BODY_FILE_DELETE:
+	case PORTER__V1__REQUEST__BODY_FILE_STAT:
+	case PORTER__V1__REQUEST__BODY_FILE_LIST:
+	case PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE:
+		fs_handle(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_HTTP:
 		http_handle(r);

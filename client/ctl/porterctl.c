@@ -26,6 +26,14 @@ static void usage(FILE *out)
 		"  cancel ID           stop the in-flight request ID of this process\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
+		"  file cat [-r ROOT] PATH       print a file (streamed)\n"
+		"  file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
+		"                      write stdin (or LOCAL) to PATH; atomic replace by default,\n"
+		"                      -a appends, -A overwrites in place, -x refuses an existing file\n"
+		"  file rm [-r ROOT] [-d] PATH   delete a file (-d: an empty directory)\n"
+		"  file stat [-r ROOT] PATH      type, size, mode, mtime\n"
+		"  file ls [-r ROOT] [PATH]      list a directory (default: the root)\n"
+		"                      ROOT names one of porterd's file roots (default: its first)\n"
 		"  http get|post|request [METHOD] URL [-H HDR] [-d DATA|@FILE] [-o FILE] [-i] [-L] [-f]\n"
 		"                      HTTP through the daemon, curl-like (see 'http --help')\n"
 		"\n"
@@ -329,6 +337,7 @@ int main(int argc, char **argv)
 		{ "stats", cmd_stats },
 		{ "cancel", cmd_cancel },
 		{ "version", cmd_version },
+		{ "file", ctl_file },
 		{ "http", ctl_http },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -509,6 +509,193 @@ PORTER_API int porter_batch_add_http(porter_batch *b, const char *method, const 
 PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
 					porter_http_response **out);
 
+/*
+ * Files. porterd performs file operations inside configured roots
+ * (porterd's `file-roots = name=/path,...`; by default one root named
+ * "files" at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files).
+ * Every call names a root (NULL or "" means the daemon's first root) and a
+ * path relative to it ("a/b.txt"). A path that would leave the root - "..",
+ * an absolute path, a symlink pointing out, a magic link such as
+ * /proc/self/root - fails with PORTER_E_FILE_ESCAPE. Failures of the
+ * underlying system call map to PORTER_E_FILE_* codes (not found,
+ * permission, is a directory, exists, no space, not a directory) with the
+ * errno in the message.
+ *
+ * Content is binary (NUL bytes are fine). Large files stream: a reader
+ * pulls one chunk per call, a writer sends one chunk per call, so neither
+ * side ever holds a whole large file. `timeout_ms` (0: the library
+ * default, 5000) bounds the whole call, including every chunk exchange of
+ * porter_file_read and porter_file_write; the daemon enforces it too.
+ * Streams are tied to this process and dropped by the daemon when the
+ * connection of the thread that opened them closes.
+ */
+
+/* Write flags, combined with |. */
+enum porter_file_flag {
+	PORTER_FILE_CREATE = 1,    /* create the file when missing */
+	PORTER_FILE_TRUNCATE = 2,  /* empty an existing file first */
+	PORTER_FILE_APPEND = 4,    /* write at the end (not with ATOMIC) */
+	PORTER_FILE_EXCLUSIVE = 8, /* fail with PORTER_E_FILE_EXISTS if it exists */
+	/* Durable all-or-nothing replace: the data goes to a temp file in the
+	 * same directory, which is fsynced and renamed over the target, and the
+	 * directory is fsynced. Readers and crashes see the old content or the
+	 * new, never a mix. Implies CREATE and SYNC; keeps the permissions of a
+	 * replaced file; a symlink at the target is replaced, not followed. */
+	PORTER_FILE_ATOMIC = 16,
+	PORTER_FILE_SYNC = 32,     /* fsync before the call returns */
+};
+
+/* Bytes returned by the library: `data` (NULL only when len is 0 and
+ * allocation was skipped; may contain NULs) and `len`. Freed, with its
+ * data, by one porter_bytes_free. */
+typedef struct porter_bytes {
+	uint8_t *data;
+	size_t len;
+} porter_bytes;
+
+/* Frees `b` and its data; NULL is accepted. */
+PORTER_API void porter_bytes_free(porter_bytes *b);
+
+/*
+ * Reads `length` bytes (0: to the end of the file) from `offset` of `path`
+ * in `root`. On success stores a new porter_bytes in `*out` (not NULL;
+ * freed with porter_bytes_free) and returns 0; a range past the end gives
+ * fewer bytes (possibly 0). The whole range is held in memory: use
+ * porter_file_reader_open for files too large for that. Blocks for at most
+ * `timeout_ms`. `path` not NULL.
+ */
+PORTER_API int porter_file_read(const char *root, const char *path, uint64_t offset,
+				uint64_t length, porter_bytes **out, int timeout_ms);
+
+/*
+ * Writes `len` bytes at `data` (NULL accepted when len is 0) to `path` in
+ * `root` according to `flags` (porter_file_flag bits; 0 means overwrite an
+ * existing file from its start). `mode` gives the permissions of a created
+ * file (0: 0600). Data larger than one frame is sent in chunks. Returns 0
+ * or a negative code; PORTER_E_CONN_LOST when the daemon went away
+ * mid-call (an atomic write then either happened completely or not at
+ * all). Blocks for at most `timeout_ms`.
+ */
+PORTER_API int porter_file_write(const char *root, const char *path, const void *data,
+				 size_t len, unsigned flags, unsigned mode, int timeout_ms);
+
+/*
+ * Deletes the file (or, with `directory` non-zero, the empty directory)
+ * `path` in `root`. A symlink is removed itself, not its target. Returns 0
+ * or a negative code. Blocks for at most `timeout_ms`.
+ */
+PORTER_API int porter_file_delete(const char *root, const char *path, int directory,
+				  int timeout_ms);
+
+/* Kinds of file, as reported by porter_file_stat and lists. */
+enum porter_file_type {
+	PORTER_FILE_TYPE_UNKNOWN = 0,
+	PORTER_FILE_TYPE_REGULAR = 1,
+	PORTER_FILE_TYPE_DIRECTORY = 2,
+	PORTER_FILE_TYPE_SYMLINK = 3,
+	PORTER_FILE_TYPE_OTHER = 4,
+};
+
+/* What porter_file_stat reports. */
+typedef struct porter_file_info {
+	int type;          /* porter_file_type */
+	uint64_t size;     /* bytes */
+	uint32_t mode;     /* permission bits, e.g. 0644 */
+	int64_t mtime_ns;  /* modification time, ns since the epoch */
+	uint32_t uid, gid;
+	uint64_t nlink;
+} porter_file_info;
+
+/*
+ * Fills `*out` (not NULL; untouched on failure) with what `path` in `root`
+ * is, following symlinks that stay inside the root. Returns 0 or a
+ * negative code. Blocks for at most `timeout_ms`.
+ */
+PORTER_API int porter_file_stat(const char *root, const char *path, porter_file_info *out,
+				int timeout_ms);
+
+/* Opaque directory listing. */
+typedef struct porter_file_list porter_file_list;
+
+/*
+ * Lists the directory `path` in `root` ("" or NULL: the root itself),
+ * sorted by name, without "." and "..". On success stores a new list in
+ * `*out` (freed with porter_file_list_free) and returns 0. Blocks for at
+ * most `timeout_ms`. The listing must fit in one frame (16 MiB by default).
+ */
+PORTER_API int porter_file_list_dir(const char *root, const char *path,
+				    porter_file_list **out, int timeout_ms);
+
+/* Number of entries; 0 for NULL. */
+PORTER_API size_t porter_file_list_count(const porter_file_list *l);
+
+/* Name of entry `i`, NUL-terminated, owned by `l`; NULL when out of range. */
+PORTER_API const char *porter_file_list_name(const porter_file_list *l, size_t i);
+
+/* Type (porter_file_type; a symlink is SYMLINK), size and mtime of entry
+ * `i`; outputs may be NULL. Returns 0 or PORTER_E_INVAL. */
+PORTER_API int porter_file_list_entry(const porter_file_list *l, size_t i, int *type,
+				      uint64_t *size, int64_t *mtime_ns);
+
+/* Frees `l`; NULL is accepted. */
+PORTER_API void porter_file_list_free(porter_file_list *l);
+
+/* Opaque streaming reader and writer. A handle is used by one thread at a
+ * time (any thread; the daemon accepts its stream from any connection of
+ * this process). */
+typedef struct porter_file_reader porter_file_reader;
+typedef struct porter_file_writer porter_file_writer;
+
+/*
+ * Opens `path` in `root` for streaming `length` bytes (0: to the end) from
+ * `offset`, chunk by chunk. The first chunk arrives with this call. On
+ * success stores a new reader in `*out` (freed with
+ * porter_file_reader_close) and returns 0.
+ */
+PORTER_API int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
+				       uint64_t length, porter_file_reader **out,
+				       int timeout_ms);
+
+/* Size of the file when it was opened. */
+PORTER_API uint64_t porter_file_reader_size(const porter_file_reader *rd);
+
+/*
+ * Hands out the next chunk: `*data` and `*len` (not NULL) point to bytes
+ * owned by the reader, valid until the next call on it. Returns 1 with a
+ * chunk, 0 at the end (no chunk), or a negative code. Pulls the next chunk
+ * from the daemon when needed (blocking for at most `timeout_ms`).
+ */
+PORTER_API int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data,
+				       size_t *len, int timeout_ms);
+
+/* Closes the reader (telling the daemon when chunks remain) and frees it;
+ * NULL is accepted. Blocks briefly at most. */
+PORTER_API void porter_file_reader_close(porter_file_reader *rd);
+
+/*
+ * Opens `path` in `root` for a chunked write with `flags` and `mode` as
+ * for porter_file_write. With PORTER_FILE_ATOMIC nothing appears at the
+ * target until porter_file_writer_commit. On success stores a new writer in
+ * `*out` (freed with porter_file_writer_close) and returns 0. Readers and
+ * writers count against the daemon's per-connection stream limit
+ * (file-max-streams, default 64): past it, PORTER_E_BUSY.
+ */
+PORTER_API int porter_file_writer_open(const char *root, const char *path, unsigned flags,
+				       unsigned mode, porter_file_writer **out, int timeout_ms);
+
+/* Sends `len` bytes at `data` (split into chunks as needed). Returns 0 or a
+ * negative code (the write is then abandoned). */
+PORTER_API int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len,
+					int timeout_ms);
+
+/* Finishes the write: fsync and, for an atomic write, the rename. Returns
+ * 0 or a negative code. The writer must still be closed. */
+PORTER_API int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms);
+
+/* Frees the writer; an uncommitted write is abandoned (an atomic one
+ * leaves the target untouched). NULL is accepted. Blocks briefly at most. */
+PORTER_API void porter_file_writer_close(porter_file_writer *wr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,7 +36,7 @@ class Daemon:
     def start(self):
         logf = open(self.log, 'ab')
         self.proc = subprocess.Popen(
-            [self.porterd, '--socket', self.socket] + self.extra,
+            [self.porterd, '--config', '', '--socket', self.socket] + self.extra,
             stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
             preexec_fn=self._child_setup, close_fds=True)
         logf.close()

@@ -19,20 +19,21 @@
 #include "worker.h"
 
 static server srv;
-static config cfg;
 
 static void init_once(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as porterd's main() does */
-	config_defaults(&cfg);
-	cfg.workers = 1;
-	cfg.batch_max_members = 8;
-	config_resolve(&cfg);
+	config *cfg = config_alloc();
+	if (!cfg)
+		abort();
+	cfg->workers = 1;
+	cfg->batch_max_members = 8;
+	config_resolve(cfg);
 	log_set_level(LOG_LVL_ERROR);
-	srv.cfg = &cfg;
+	srv.cfg = cfg;
 	srv.n_workers = 1;
 	srv.workers = calloc(1, sizeof(worker));
-	if (!srv.workers || worker_init(&srv.workers[0], &srv, &cfg, 0) < 0)
+	if (!srv.workers || worker_init(&srv.workers[0], &srv, cfg, 0, 0) < 0)
 		abort();
 }
 

@@ -48,6 +48,9 @@ static int spawn(th_daemon *d, const char *const *extra)
 	const char *argv[64];
 	int n = 0;
 	argv[n++] = PORTERD_PATH;
+	/* Hermetic: never the machine's /etc/porter/porterd.conf. */
+	argv[n++] = "--config";
+	argv[n++] = "";
 	argv[n++] = "--socket";
 	argv[n++] = d->socket;
 	for (; extra && *extra && n < 62; extra++)

@@ -1,0 +1,233 @@
+/*
+ * ctl_file - porterctl's `file` commands: cat, put, rm, stat, ls. Large
+ * files stream through a reader or writer, so porterctl never holds a
+ * whole file.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "porter.h"
+
+#define PUT_CHUNK (1u << 20)
+
+static const char *type_name(int t)
+{
+	switch (t) {
+	case PORTER_FILE_TYPE_REGULAR:
+		return "file";
+	case PORTER_FILE_TYPE_DIRECTORY:
+		return "dir";
+	case PORTER_FILE_TYPE_SYMLINK:
+		return "symlink";
+	case PORTER_FILE_TYPE_OTHER:
+		return "other";
+	default:
+		return "unknown";
+	}
+}
+
+/* Prints `s` as a JSON string. */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static int file_usage(void)
+{
+	fprintf(stderr, "usage: porterctl file cat [-r ROOT] PATH\n"
+			"       porterctl file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
+			"       porterctl file rm [-r ROOT] [-d] PATH\n"
+			"       porterctl file stat [-r ROOT] PATH\n"
+			"       porterctl file ls [-r ROOT] [PATH]\n");
+	return EXIT_USAGE;
+}
+
+static int do_cat(const ctl_opts *o, const char *root, const char *path)
+{
+	porter_file_reader *rd = NULL;
+	int rc = porter_file_reader_open(root, path, 0, 0, &rd, o->timeout_ms);
+	const uint8_t *p;
+	size_t n;
+	while (rc == 0 && (rc = porter_file_reader_next(rd, &p, &n, o->timeout_ms)) == 1) {
+		if (fwrite(p, 1, n, stdout) != n) {
+			perror("porterctl file cat: stdout");
+			porter_file_reader_close(rd);
+			return EXIT_FAILED;
+		}
+		rc = 0;
+	}
+	porter_file_reader_close(rd);
+	if (rc < 0)
+		return ctl_fail(rc);
+	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+static int do_put(const ctl_opts *o, const char *root, const char *path, const char *local,
+		  unsigned flags, unsigned mode)
+{
+	FILE *in = stdin;
+	if (local && strcmp(local, "-") != 0) {
+		in = fopen(local, "rb");
+		if (!in) {
+			perror(local);
+			return EXIT_FAILED;
+		}
+	}
+	uint8_t *buf = malloc(PUT_CHUNK);
+	porter_file_writer *wr = NULL;
+	int rc = buf ? porter_file_writer_open(root, path, flags, mode, &wr, o->timeout_ms)
+		     : PORTER_E_NOMEM;
+	while (rc == 0) {
+		size_t n = fread(buf, 1, PUT_CHUNK, in);
+		if (n == 0) {
+			if (ferror(in)) {
+				perror("porterctl file put: read");
+				rc = PORTER_E_INVAL;
+			}
+			break;
+		}
+		rc = porter_file_writer_write(wr, buf, n, o->timeout_ms);
+	}
+	if (rc == 0)
+		rc = porter_file_writer_commit(wr, o->timeout_ms);
+	porter_file_writer_close(wr);
+	free(buf);
+	if (in != stdin)
+		fclose(in);
+	return rc < 0 ? ctl_fail(rc) : EXIT_OK;
+}
+
+static int do_stat(const ctl_opts *o, const char *root, const char *path)
+{
+	porter_file_info fi;
+	int rc = porter_file_stat(root, path, &fi, o->timeout_ms);
+	if (rc < 0)
+		return ctl_fail(rc);
+	if (o->json)
+		printf("{\"type\":\"%s\",\"size\":%llu,\"mode\":%u,\"mtime_ns\":%lld,"
+		       "\"uid\":%u,\"gid\":%u,\"nlink\":%llu}\n",
+		       type_name(fi.type), (unsigned long long)fi.size, fi.mode,
+		       (long long)fi.mtime_ns, fi.uid, fi.gid, (unsigned long long)fi.nlink);
+	else
+		printf("type: %s\nsize: %llu\nmode: %04o\nmtime: %lld.%09lld\nuid: %u\ngid: %u\nlinks: %llu\n",
+		       type_name(fi.type), (unsigned long long)fi.size, fi.mode,
+		       (long long)(fi.mtime_ns / 1000000000), (long long)(fi.mtime_ns % 1000000000),
+		       fi.uid, fi.gid, (unsigned long long)fi.nlink);
+	return EXIT_OK;
+}
+
+static int do_ls(const ctl_opts *o, const char *root, const char *path)
+{
+	porter_file_list *l = NULL;
+	int rc = porter_file_list_dir(root, path, &l, o->timeout_ms);
+	if (rc < 0)
+		return ctl_fail(rc);
+	size_t n = porter_file_list_count(l);
+	if (o->json)
+		putchar('[');
+	for (size_t i = 0; i < n; i++) {
+		int type;
+		uint64_t size;
+		int64_t mt;
+		porter_file_list_entry(l, i, &type, &size, &mt);
+		if (o->json) {
+			printf("%s{\"name\":", i ? "," : "");
+			json_str(porter_file_list_name(l, i));
+			printf(",\"type\":\"%s\",\"size\":%llu,\"mtime_ns\":%lld}", type_name(type),
+			       (unsigned long long)size, (long long)mt);
+		} else {
+			printf("%-7s %12llu  %s\n", type_name(type), (unsigned long long)size,
+			       porter_file_list_name(l, i));
+		}
+	}
+	if (o->json)
+		printf("]\n");
+	porter_file_list_free(l);
+	return EXIT_OK;
+}
+
+int ctl_file(const ctl_opts *o, int argc, char **argv)
+{
+	if (argc < 2)
+		return file_usage();
+	const char *sub = argv[1];
+	const char *root = NULL;
+	unsigned flags = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	unsigned mode = 0;
+	int dir = 0, c;
+	long v;
+	static const struct option lopts[] = {
+		{"root", required_argument, NULL, 'r'},
+		{"append", no_argument, NULL, 'a'},
+		{"in-place", no_argument, NULL, 'A'},
+		{"exclusive", no_argument, NULL, 'x'},
+		{"mode", required_argument, NULL, 'm'},
+		{"dir", no_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
+	};
+	argc--;
+	argv++;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "r:aAxm:d", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			root = optarg;
+			break;
+		case 'a':
+			flags = PORTER_FILE_CREATE | PORTER_FILE_APPEND;
+			break;
+		case 'A':
+			flags = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_SYNC;
+			break;
+		case 'x':
+			flags |= PORTER_FILE_EXCLUSIVE;
+			break;
+		case 'm': {
+			char *end;
+			v = strtol(optarg, &end, 8);
+			if (*end || v < 0 || v > 07777) {
+				fprintf(stderr,
+					"porterctl file: --mode: expected octal, got '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			mode = (unsigned)v;
+			break;
+		}
+		case 'd':
+			dir = 1;
+			break;
+		default:
+			return file_usage();
+		}
+	}
+	int rest = argc - optind;
+	char **args = argv + optind;
+	if (!strcmp(sub, "cat") && rest == 1)
+		return do_cat(o, root, args[0]);
+	if (!strcmp(sub, "put") && (rest == 1 || rest == 2))
+		return do_put(o, root, args[0], rest == 2 ? args[1] : NULL, flags, mode);
+	if (!strcmp(sub, "rm") && rest == 1) {
+		int rc = porter_file_delete(root, args[0], dir, o->timeout_ms);
+		return rc < 0 ? ctl_fail(rc) : EXIT_OK;
+	}
+	if (!strcmp(sub, "stat") && rest == 1)
+		return do_stat(o, root, args[0]);
+	if (!strcmp(sub, "ls") && rest <= 1)
+		return do_ls(o, root, rest ? args[0] : "");
+	return file_usage();
+}

@@ -1,0 +1,524 @@
+/* file - the file calls of libporter; see porter.h ("Files"). */
+#include "porter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pconn.h"
+
+/* Bytes per write chunk: well under the daemon's 16 MiB frame limit. */
+#define WRITE_CHUNK (1u << 20)
+/* Data up to this size goes in one FileWrite request. */
+#define WRITE_ONE_SHOT (4u << 20)
+/* Timeout of the best-effort stream close sent by a close function. */
+#define CLOSE_TIMEOUT_MS 1000
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A deadline for a call made of several exchanges. */
+static long long deadline_of(int timeout_ms)
+{
+	return now_ms() + (timeout_ms > 0 ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS);
+}
+
+/* What is left of `deadline` as a call timeout; PORTER_E_TIMEOUT when none. */
+static int left_ms(long long deadline)
+{
+	long long left = deadline - now_ms();
+	if (left <= 0)
+		return pconn_set_error(PORTER_E_TIMEOUT, "file call timed out between chunks");
+	return left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+static char *root_arg(const char *root)
+{
+	return (char *)(root ? root : "");
+}
+
+static int bad_reply(Porter__V1__Response *resp, const char *what)
+{
+	porter__v1__response__free_unpacked(resp, NULL);
+	return pconn_set_error(PORTER_E_PROTOCOL, "%s reply missing", what);
+}
+
+void porter_bytes_free(porter_bytes *b)
+{
+	if (!b)
+		return;
+	free(b->data);
+	free(b);
+}
+
+/* --------------------------------------------------------------- reader */
+
+struct porter_file_reader {
+	uint64_t stream_id; /* 0 once the daemon has sent the last chunk */
+	uint64_t file_size;
+	Porter__V1__Response *cur; /* holds the chunk handed out, or pending */
+	int pending;               /* `cur` has not been handed out yet */
+};
+
+static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		     Porter__V1__Response **out)
+{
+	Porter__V1__Response *resp = NULL;
+	int rc = pconn_call(req, timeout_ms, retry, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)
+		return bad_reply(resp, "file read");
+	*out = resp;
+	return 0;
+}
+
+int porter_file_reader_open(const char *root, const char *path, uint64_t offset, uint64_t length,
+			    porter_file_reader **out, int timeout_ms)
+{
+	if (!path || !out)
+		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
+	fr.root = root_arg(root);
+	fr.path = (char *)path;
+	fr.offset = offset;
+	fr.length = length;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+	req.file_read = &fr;
+
+	porter_file_reader *rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	/* Opening a read is safe to repeat: an orphaned stream of the lost
+	 * connection is dropped by the daemon. */
+	int rc = read_call(&req, timeout_ms, PCONN_IDEMPOTENT, &rd->cur);
+	if (rc < 0) {
+		free(rd);
+		return rc;
+	}
+	rd->stream_id = rd->cur->file_read->stream_id;
+	rd->file_size = rd->cur->file_read->file_size;
+	rd->pending = 1;
+	*out = rd;
+	return 0;
+}
+
+uint64_t porter_file_reader_size(const porter_file_reader *rd)
+{
+	return rd ? rd->file_size : 0;
+}
+
+int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data, size_t *len,
+			    int timeout_ms)
+{
+	if (!rd || !data || !len)
+		return pconn_set_error(PORTER_E_INVAL, "reader, data or len is NULL");
+	if (!rd->pending) {
+		if (rd->cur) {
+			porter__v1__response__free_unpacked(rd->cur, NULL);
+			rd->cur = NULL;
+		}
+		if (!rd->stream_id)
+			return 0;
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__FileReadNext fn = PORTER__V1__FILE_READ_NEXT__INIT;
+		fn.stream_id = rd->stream_id;
+		req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ_NEXT;
+		req.file_read_next = &fn;
+		/* Not idempotent: a lost pull may have advanced the stream. */
+		int rc = read_call(&req, timeout_ms, PCONN_ONCE, &rd->cur);
+		if (rc < 0) {
+			rd->stream_id = 0; /* the daemon drops it on failure */
+			return rc;
+		}
+		rd->stream_id = rd->cur->file_read->stream_id;
+	}
+	rd->pending = 0;
+	*data = rd->cur->file_read->data.data;
+	*len = rd->cur->file_read->data.len;
+	if (*len == 0 && !rd->stream_id)
+		return 0;
+	return 1;
+}
+
+static void stream_close(uint64_t id)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileStreamClose sc = PORTER__V1__FILE_STREAM_CLOSE__INIT;
+	Porter__V1__Response *resp = NULL;
+	sc.stream_id = id;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE;
+	req.file_stream_close = &sc;
+	int err = porter_last_error();
+	char msg[256];
+	snprintf(msg, sizeof(msg), "%s", porter_last_error_message());
+	if (pconn_call(&req, CLOSE_TIMEOUT_MS, PCONN_IDEMPOTENT, &resp) == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	/* A close function reports nothing: keep the caller's last error. */
+	if (err)
+		pconn_set_error(err, "%s", msg);
+	else
+		pconn_clear_error();
+}
+
+void porter_file_reader_close(porter_file_reader *rd)
+{
+	if (!rd)
+		return;
+	if (rd->stream_id)
+		stream_close(rd->stream_id);
+	if (rd->cur)
+		porter__v1__response__free_unpacked(rd->cur, NULL);
+	free(rd);
+}
+
+int porter_file_read(const char *root, const char *path, uint64_t offset, uint64_t length,
+		     porter_bytes **out, int timeout_ms)
+{
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	long long deadline = deadline_of(timeout_ms);
+	porter_file_reader *rd = NULL;
+	porter_bytes *b = calloc(1, sizeof(*b));
+	if (!b)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	int rc = porter_file_reader_open(root, path, offset, length, &rd, timeout_ms);
+	if (rc < 0)
+		goto fail;
+	/* The size known at open sizes the buffer; a file whose size is
+	 * unknown (0 for /proc files) or that grew makes it grow. */
+	size_t cap = 0;
+	uint64_t want = rd->file_size > offset ? rd->file_size - offset : 0;
+	if (length && length < want)
+		want = length;
+	if (want > SIZE_MAX / 2) {
+		rc = pconn_set_error(PORTER_E_TOO_LARGE, "file too large for memory");
+		goto fail;
+	}
+	cap = want ? (size_t)want : 1;
+	b->data = malloc(cap);
+	if (!b->data) {
+		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory for %zu bytes", cap);
+		goto fail;
+	}
+	for (;;) {
+		const uint8_t *p;
+		size_t n;
+		int t = left_ms(deadline);
+		if (t < 0) {
+			rc = t;
+			goto fail;
+		}
+		rc = porter_file_reader_next(rd, &p, &n, t);
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			break;
+		if (n > cap - b->len) {
+			size_t ncap = cap;
+			while (n > ncap - b->len) {
+				if (ncap > SIZE_MAX / 2) {
+					rc = pconn_set_error(PORTER_E_TOO_LARGE,
+							     "file too large for memory");
+					goto fail;
+				}
+				ncap *= 2;
+			}
+			uint8_t *nd = realloc(b->data, ncap);
+			if (!nd) {
+				rc = pconn_set_error(PORTER_E_NOMEM, "out of memory");
+				goto fail;
+			}
+			b->data = nd;
+			cap = ncap;
+		}
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+	}
+	porter_file_reader_close(rd);
+	*out = b;
+	return 0;
+fail:
+	porter_file_reader_close(rd);
+	porter_bytes_free(b);
+	return rc;
+}
+
+/* --------------------------------------------------------------- writer */
+
+struct porter_file_writer {
+	uint64_t stream_id; /* 0 once committed or abandoned */
+};
+
+static int write_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Response **out)
+{
+	Porter__V1__Response *resp = NULL;
+	int rc = pconn_call(req, timeout_ms, PCONN_ONCE, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_WRITE)
+		return bad_reply(resp, "file write");
+	*out = resp;
+	return 0;
+}
+
+int porter_file_writer_open(const char *root, const char *path, unsigned flags, unsigned mode,
+			    porter_file_writer **out, int timeout_ms)
+{
+	if (!path || !out)
+		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteOpen wo = PORTER__V1__FILE_WRITE_OPEN__INIT;
+	Porter__V1__Response *resp = NULL;
+	wo.root = root_arg(root);
+	wo.path = (char *)path;
+	wo.flags = flags;
+	wo.mode = mode;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN;
+	req.file_write_open = &wo;
+	porter_file_writer *wr = calloc(1, sizeof(*wr));
+	if (!wr)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	int rc = write_call(&req, timeout_ms, &resp);
+	if (rc < 0) {
+		free(wr);
+		return rc;
+	}
+	wr->stream_id = resp->file_write->stream_id;
+	porter__v1__response__free_unpacked(resp, NULL);
+	if (!wr->stream_id) {
+		free(wr);
+		return pconn_set_error(PORTER_E_PROTOCOL, "no stream id in the reply");
+	}
+	*out = wr;
+	return 0;
+}
+
+int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len, int timeout_ms)
+{
+	if (!wr || (!data && len))
+		return pconn_set_error(PORTER_E_INVAL, "writer or data is NULL");
+	if (!wr->stream_id)
+		return pconn_set_error(PORTER_E_INVAL, "the write was committed or abandoned");
+	long long deadline = deadline_of(timeout_ms);
+	const uint8_t *p = data;
+	do {
+		size_t n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
+		int t = left_ms(deadline);
+		if (t < 0)
+			return t;
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__FileWriteChunk wc = PORTER__V1__FILE_WRITE_CHUNK__INIT;
+		Porter__V1__Response *resp = NULL;
+		wc.stream_id = wr->stream_id;
+		wc.data.data = (uint8_t *)p;
+		wc.data.len = n;
+		req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_CHUNK;
+		req.file_write_chunk = &wc;
+		int rc = write_call(&req, t, &resp);
+		if (rc < 0) {
+			/* The daemon drops a stream whose chunk failed; one
+			 * that timed out is dropped by the close. */
+			if (rc != PORTER_E_TIMEOUT && rc != PORTER_E_BUSY)
+				wr->stream_id = 0;
+			return rc;
+		}
+		porter__v1__response__free_unpacked(resp, NULL);
+		p += n;
+		len -= n;
+	} while (len);
+	return 0;
+}
+
+int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms)
+{
+	if (!wr)
+		return pconn_set_error(PORTER_E_INVAL, "writer is NULL");
+	if (!wr->stream_id)
+		return pconn_set_error(PORTER_E_INVAL, "the write was committed or abandoned");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteCommit wc = PORTER__V1__FILE_WRITE_COMMIT__INIT;
+	Porter__V1__Response *resp = NULL;
+	wc.stream_id = wr->stream_id;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT;
+	req.file_write_commit = &wc;
+	int rc = write_call(&req, timeout_ms, &resp);
+	/* Success or not, the daemon has finished with the stream, except
+	 * when the reply never came (then the close drops it). */
+	if (rc == 0 || (rc != PORTER_E_TIMEOUT && rc != PORTER_E_BUSY))
+		wr->stream_id = 0;
+	if (rc == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+void porter_file_writer_close(porter_file_writer *wr)
+{
+	if (!wr)
+		return;
+	if (wr->stream_id)
+		stream_close(wr->stream_id);
+	free(wr);
+}
+
+int porter_file_write(const char *root, const char *path, const void *data, size_t len,
+		      unsigned flags, unsigned mode, int timeout_ms)
+{
+	if (!path || (!data && len))
+		return pconn_set_error(PORTER_E_INVAL, "path or data is NULL");
+	if (len > WRITE_ONE_SHOT) {
+		long long deadline = deadline_of(timeout_ms);
+		porter_file_writer *wr = NULL;
+		int rc = porter_file_writer_open(root, path, flags, mode, &wr, timeout_ms);
+		int t = 0;
+		if (rc == 0 && (t = left_ms(deadline)) > 0)
+			rc = porter_file_writer_write(wr, data, len, t);
+		else if (rc == 0)
+			rc = t;
+		if (rc == 0 && (t = left_ms(deadline)) > 0)
+			rc = porter_file_writer_commit(wr, t);
+		else if (rc == 0)
+			rc = t;
+		porter_file_writer_close(wr);
+		return rc;
+	}
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWrite fw = PORTER__V1__FILE_WRITE__INIT;
+	Porter__V1__Response *resp = NULL;
+	fw.root = root_arg(root);
+	fw.path = (char *)path;
+	fw.data.data = (uint8_t *)data;
+	fw.data.len = len;
+	fw.flags = flags;
+	fw.mode = mode;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE;
+	req.file_write = &fw;
+	int rc = write_call(&req, timeout_ms, &resp);
+	if (rc == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+/* ------------------------------------------------- delete, stat, list */
+
+int porter_file_delete(const char *root, const char *path, int directory, int timeout_ms)
+{
+	if (!path)
+		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileDelete fd = PORTER__V1__FILE_DELETE__INIT;
+	Porter__V1__Response *resp = NULL;
+	fd.root = root_arg(root);
+	fd.path = (char *)path;
+	fd.directory = directory != 0;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_DELETE;
+	req.file_delete = &fd;
+	int rc = pconn_call(&req, timeout_ms, PCONN_ONCE, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_DELETE)
+		return bad_reply(resp, "file delete");
+	porter__v1__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int porter_file_stat(const char *root, const char *path, porter_file_info *out, int timeout_ms)
+{
+	if (!path || !out)
+		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileStat fs = PORTER__V1__FILE_STAT__INIT;
+	Porter__V1__Response *resp = NULL;
+	fs.root = root_arg(root);
+	fs.path = (char *)path;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STAT;
+	req.file_stat = &fs;
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_STAT)
+		return bad_reply(resp, "file stat");
+	Porter__V1__FileStatReply *s = resp->file_stat;
+	*out = (porter_file_info){
+		.type = s->type,
+		.size = s->size,
+		.mode = s->mode,
+		.mtime_ns = s->mtime_ns,
+		.uid = s->uid,
+		.gid = s->gid,
+		.nlink = s->nlink,
+	};
+	porter__v1__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+struct porter_file_list {
+	Porter__V1__Response *resp; /* owns the entries */
+};
+
+int porter_file_list_dir(const char *root, const char *path, porter_file_list **out, int timeout_ms)
+{
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileList fl = PORTER__V1__FILE_LIST__INIT;
+	Porter__V1__Response *resp = NULL;
+	fl.root = root_arg(root);
+	fl.path = (char *)(path ? path : "");
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_LIST;
+	req.file_list = &fl;
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_LIST)
+		return bad_reply(resp, "file list");
+	porter_file_list *l = malloc(sizeof(*l));
+	if (!l) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	l->resp = resp;
+	*out = l;
+	return 0;
+}
+
+size_t porter_file_list_count(const porter_file_list *l)
+{
+	return l ? l->resp->file_list->n_entries : 0;
+}
+
+const char *porter_file_list_name(const porter_file_list *l, size_t i)
+{
+	if (!l || i >= l->resp->file_list->n_entries)
+		return NULL;
+	return l->resp->file_list->entries[i]->name;
+}
+
+int porter_file_list_entry(const porter_file_list *l, size_t i, int *type, uint64_t *size,
+			   int64_t *mtime_ns)
+{
+	if (!l || i >= l->resp->file_list->n_entries)
+		return PORTER_E_INVAL;
+	Porter__V1__FileEntry *e = l->resp->file_list->entries[i];
+	if (type)
+		*type = e->type;
+	if (size)
+		*size = e->size;
+	if (mtime_ns)
+		*mtime_ns = e->mtime_ns;
+	return 0;
+}
+
+void porter_file_list_free(porter_file_list *l)
+{
+	if (!l)
+		return;
+	porter__v1__response__free_unpacked(l->resp, NULL);
+	free(l);
+}
