@@ -379,7 +379,10 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 		}
 		if (!req->id)
 			req->id = pconn_next_id();
-		req->timeout_ms = (uint32_t)left;
+		/* A caller may ask the daemon to give up earlier than the
+		 * wait here, so that its own timeout reply arrives in time. */
+		if (!req->timeout_ms || req->timeout_ms > left)
+			req->timeout_ms = (uint32_t)left;
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;

@@ -46,6 +46,11 @@ typedef struct config {
 	uint32_t default_timeout_ms; /* deadline of a request that names none */
 	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
+	uint32_t db_pool_size;     /* pooled PG connections per worker and conninfo */
+	uint32_t db_pool_idle_ms;  /* idle pooled connections are closed after this */
+	uint32_t db_session_idle_ms; /* idle sessions are closed; 0 never */
+	uint32_t db_session_grace_ms; /* sessions outlive their client this long */
+	uint32_t db_max_sessions;  /* open sessions per worker */
 	int check_only;            /* --check-config: validate and exit */
 } config;
 

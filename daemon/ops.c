@@ -1,6 +1,7 @@
 /* ops - request routing; see ops.h. */
 #include "ops.h"
 
+#include "db.h"
 #include "porter.h"
 #include "stats.h"
 
@@ -24,6 +25,12 @@ void ops_dispatch(req *r)
 		return;
 	case PORTER__V1__REQUEST__BODY_STATS:
 		stats_handle(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_DB_OPEN:
+	case PORTER__V1__REQUEST__BODY_DB_QUERY:
+	case PORTER__V1__REQUEST__BODY_DB_FETCH:
+	case PORTER__V1__REQUEST__BODY_DB_CLOSE:
+		db_handle(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_HELLO:
 		req_fail(r, PORTER_E_PROTOCOL, "Hello was already exchanged on this connection");

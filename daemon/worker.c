@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "db.h"
 #include "log.h"
 #include "porter.h"
 
@@ -63,6 +64,7 @@ static void finish(worker *w)
 	if (w->state == WORKER_CLOSING)
 		return;
 	w->state = WORKER_CLOSING;
+	db_worker_close(w);
 	uv_close((uv_handle_t *)&w->grace, on_closed_quietly);
 	inbox_close(&w->inbox, on_closed_quietly);
 }
@@ -146,6 +148,9 @@ int worker_init(worker *w, struct server *srv, const config *cfg,
 	}
 	uv_timer_init(&w->loop, &w->grace);
 	w->grace.data = w;
+	rc = db_worker_init(w);
+	if (rc < 0)
+		return rc;
 	return 0;
 }
 

@@ -41,6 +41,7 @@ typedef struct worker {
 	stats_counters counters;
 	uint64_t next_conn_serial;
 	int loop_close_rc;     /* uv_loop_close() result, set at thread end */
+	struct db_worker *db;  /* database sessions, pools, streams (db.h) */
 } worker;
 
 /* Sets up `w` (loop, inbox, timer) on the calling thread. 0 or <0. */
