@@ -31,4 +31,7 @@ int ctl_fail(int rc);
 /* Parses a decimal integer in [min, max]. 0 or -1. */
 int ctl_parse_long(const char *s, long min, long max, long *out);
 
+/* `db` command group (ctl_db.c). */
+int ctl_db(const ctl_opts *o, int argc, char **argv);
+
 #endif

@@ -24,6 +24,9 @@ static void usage(FILE *out)
 		"                      round trips to the daemon; prints min/avg/p50/p99 latency\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
+		"  db query CONNINFO SQL [PARAM...]\n"
+		"                      runs SQL on a pooled connection; PARAMs are $1..$n in\n"
+		"                      text form (\\N is NULL); prints a table, or JSON with --json\n"
 		"\n"
 		"Options:\n"
 		"  -S, --socket PATH   daemon socket (default: $PORTER_SOCKET, else the daemon's default)\n"
@@ -297,6 +300,7 @@ int main(int argc, char **argv)
 		{ "ping", cmd_ping },
 		{ "stats", cmd_stats },
 		{ "version", cmd_version },
+		{ "db", ctl_db },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
