@@ -613,12 +613,39 @@ static void cancel_done(uv_work_t *wk, int status)
 	free(j);
 }
 
+/* Asks the server to cancel what `c` runs; PQcancel blocks (connects
+ * and waits for the server), so it runs on the thread pool, a bounded
+ * number at a time. 0, or -1 when no cancel could be sent. */
+static int send_cancel(dbc *c)
+{
+	db_worker *dw = c->dw;
+	if (!c->pg || dw->cancels >= MAX_CANCELS)
+		return -1;
+	PGcancel *pc = PQgetCancel(c->pg);
+	cancel_job *j = pc ? calloc(1, sizeof(*j)) : NULL;
+	if (!j) {
+		if (pc)
+			PQfreeCancel(pc);
+		return -1;
+	}
+	j->dw = dw;
+	j->pc = pc;
+	j->work.data = j;
+	if (uv_queue_work(&dw->w->loop, &j->work, cancel_work, cancel_done) < 0) {
+		PQfreeCancel(pc);
+		free(j);
+		return -1;
+	}
+	dw->cancels++;
+	dw->live++;
+	return 0;
+}
+
 /*
- * Abandons the running query: asks the server to cancel it (PQcancel
- * blocks, so it runs on the thread pool) and lets the connection drain the
- * remaining results, bounded by DRAIN_MS. Returns 0, or -1 when the
- * connection had to be given up instead (the caller has nothing to undo:
- * it is broken then).
+ * Abandons the running query: asks the server to cancel it and lets the
+ * connection drain the remaining results, bounded by DRAIN_MS. Returns 0,
+ * or -1 when the connection had to be given up instead (the caller has
+ * nothing to undo: it is broken then).
  */
 static int abandon_query(dbc *c)
 {
@@ -629,25 +656,10 @@ static int abandon_query(dbc *c)
 		c->stream_id = 0;
 	}
 	db_worker *dw = c->dw;
-	PGcancel *pc = dw->cancels < MAX_CANCELS ? PQgetCancel(c->pg) : NULL;
-	cancel_job *j = pc ? calloc(1, sizeof(*j)) : NULL;
-	if (!j) {
-		if (pc)
-			PQfreeCancel(pc);
+	if (send_cancel(c) < 0) {
 		dbc_broken(c, "query abandoned");
 		return -1;
 	}
-	j->dw = dw;
-	j->pc = pc;
-	j->work.data = j;
-	if (uv_queue_work(&dw->w->loop, &j->work, cancel_work, cancel_done) < 0) {
-		PQfreeCancel(pc);
-		free(j);
-		dbc_broken(c, "query abandoned");
-		return -1;
-	}
-	dw->cancels++;
-	dw->live++;
 	c->drain_deadline = now_ms(dw) + DRAIN_MS;
 	arm_timer(c, c->drain_deadline);
 	pump(c);
@@ -744,6 +756,10 @@ static void dbc_close(dbc *c)
 {
 	if (c->state == DBC_CLOSING)
 		return;
+	/* A backend busy with a query would only notice the closed socket
+	 * when it next writes: stop the query first. */
+	if (c->state == DBC_QUERY || c->state == DBC_PAUSED)
+		send_cancel(c);
 	c->state = DBC_CLOSING;
 	if (c->cur) {
 		dbop *op = c->cur;

@@ -95,7 +95,12 @@ static void print_table(const porter_db_result *r)
 	for (int i = 0; i < nt; i++) {
 		for (int c = 0; c < nf; c++) {
 			printf("%s", c ? " | " : " ");
-			pad(porter_db_getvalue(r, i, c), w[c], numeric_type(porter_db_ftype(r, c)));
+			int right = numeric_type(porter_db_ftype(r, c));
+			/* Like psql: no trailing blanks after the last column. */
+			if (c == nf - 1 && !right)
+				fputs(porter_db_getvalue(r, i, c), stdout);
+			else
+				pad(porter_db_getvalue(r, i, c), w[c], right);
 		}
 		printf("\n");
 	}

@@ -660,6 +660,191 @@ START_TEST(idle_sessions_are_closed)
 }
 END_TEST
 
+
+/* ---- one session, many threads: queued, one at a time ---- */
+
+static atomic_int q_fail;
+
+static void *queue_main(void *arg)
+{
+	long k = (long)arg;
+	for (int i = 0; i < 10; i++) {
+		porter_db_result *r = NULL;
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO qt VALUES (%ld) RETURNING pg_backend_pid()", k * 100 + i);
+		int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 10000, &r);
+		if (rc != 0 || porter_db_ntuples(r) != 1)
+			atomic_fetch_add(&q_fail, 1);
+		porter_db_result_free(r);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+START_TEST(session_queue_and_pool_reset)
+{
+	start(NULL);
+	ck_assert_int_eq(porter_db_open(conninfo, &shared_session, 5000), 0);
+	porter_db_result_free(q_ok(shared_session, NULL, "CREATE TEMP TABLE qt (a int)"));
+	long pid = q_long(shared_session, NULL, "SELECT pg_backend_pid()");
+	pthread_t t[8];
+	for (long i = 0; i < 8; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, queue_main, (void *)i), 0);
+	for (int i = 0; i < 8; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_eq(atomic_load(&q_fail), 0);
+	ck_assert_int_eq(q_long(shared_session, NULL, "SELECT count(DISTINCT a) FROM qt"), 80);
+	ck_assert_int_eq(q_long(shared_session, NULL, "SELECT pg_backend_pid()"), pid);
+
+	/* A query queued behind a long one times out by its own deadline;
+	 * the long one is cancelled at its deadline; the session survives. */
+	porter_db_result *r = NULL;
+	int rc = porter_db_query(shared_session, NULL, "SELECT 1", NULL, 0, 5000, &r);
+	ck_assert_int_eq(rc, 0);
+	porter_db_result_free(r);
+
+	/* Pooled connections do not leak session state between queries. */
+	porter_db_result_free(q_ok(0, conninfo, "SET application_name = 'leaky'"));
+	r = q_ok(0, conninfo, "SHOW application_name");
+	ck_assert_str_ne(porter_db_getvalue(r, 0, 0), "leaky");
+	porter_db_result_free(r);
+	porter_db_result_free(q_ok(0, conninfo, "BEGIN"));
+	ck_assert_int_eq(q_long(0, conninfo,
+				"SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"),
+			 0);
+	porter_db_close(shared_session, 5000);
+	stop_clean();
+}
+END_TEST
+
+static void *long_query_main(void *arg)
+{
+	(void)arg;
+	porter_db_result *r = NULL;
+	long rc = porter_db_query(shared_session, NULL, "SELECT pg_sleep(30) /* held */", NULL, 0, 1500, &r);
+	porter_db_result_free(r);
+	return (void *)rc;
+}
+
+START_TEST(queued_behind_long_query_times_out)
+{
+	start(NULL);
+	ck_assert_int_eq(porter_db_open(conninfo, &shared_session, 5000), 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, long_query_main, NULL), 0);
+	usleep(200 * 1000);
+	porter_db_result *r = NULL;
+	long long t0 = th_now_ms();
+	int rc = porter_db_query(shared_session, NULL, "SELECT 1", NULL, 0, 600, &r);
+	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
+	ck_assert(th_now_ms() - t0 < 1500);
+	porter_db_result_free(r);
+	void *ret;
+	pthread_join(t, &ret);
+	ck_assert_int_eq((long)ret, PORTER_E_TIMEOUT);
+	ck_assert_int_eq(q_long(shared_session, NULL, "SELECT 8"), 8);
+	porter_db_close(shared_session, 5000);
+	stop_clean();
+}
+END_TEST
+
+START_TEST(passwords_never_logged_and_porterctl)
+{
+	setup_pg();
+	const char *args[] = { "--workers", "2", "--log-level", "debug", NULL };
+	start(args);
+	uint64_t s = 0;
+	ck_assert_int_eq(porter_db_open(conninfo_pw, &s, 5000), 0);
+	ck_assert_int_eq(q_long(0, conninfo_pw, "SELECT 6"), 6);
+	porter_db_close(s, 5000);
+	porter_db_result *r = NULL;
+	char bad[600];
+	snprintf(bad, sizeof(bad), "%s", conninfo_pw);
+	strcpy(strstr(bad, "password="), "password=other-secret");
+	ck_assert_int_lt(porter_db_query(0, bad, "SELECT 1", NULL, 0, 5000, &r), 0);
+	porter_db_result_free(r);
+
+	/* porterctl db query, as a table and as JSON. */
+	char cmd[2048], out[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "%s --json db query '%s' \"SELECT 1 AS a, NULL AS n, \\$1::text AS t\" 'x\"y'",
+		 PORTERCTL_PATH, conninfo);
+	FILE *f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_msg(strstr(out, "\"rows\":[[\"1\",null,\"x\\\"y\"]]") != NULL, "%s", out);
+	snprintf(cmd, sizeof(cmd), "%s db query '%s' \"SELECT 12 AS num, 'ab' AS txt\"",
+		 PORTERCTL_PATH, conninfo);
+	f = popen(cmd, "r");
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_msg(strstr(out, " num | txt\n-----+-----\n  12 | ab\n(1 row)\n") != NULL, "%s", out);
+	snprintf(cmd, sizeof(cmd), "%s db query '%s' 'SELEC' 2>&1", PORTERCTL_PATH, conninfo);
+	f = popen(cmd, "r");
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	ck_assert_int_eq(WEXITSTATUS(pclose(f)), 1);
+	ck_assert_msg(strstr(out, "SQLSTATE 42601") != NULL, "%s", out);
+
+	porter_thread_disconnect();
+	th_daemon_stop(&d);
+	char log[1 << 16];
+	f = fopen(d.log, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(log, 1, sizeof(log) - 1, f);
+	log[n] = 0;
+	fclose(f);
+	ck_assert_msg(strstr(log, "opening session") != NULL, "debug log missing:\n%s", log);
+	ck_assert_msg(strstr(log, "password=***") != NULL, "%s", log);
+	ck_assert(strstr(log, "porter-secret") == NULL);
+	ck_assert(strstr(log, "other-secret") == NULL);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+static void *doomed_main(void *arg)
+{
+	(void)arg;
+	porter_db_result *r = NULL;
+	long rc = porter_db_query(0, conninfo, "SELECT pg_sleep(20) /* doomed */", NULL, 0, 15000, &r);
+	porter_db_result_free(r);
+	return (void *)rc;
+}
+
+START_TEST(shutdown_with_queries_in_flight)
+{
+	start(NULL);
+	uint64_t s = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	porter_db_result_free(q_ok(s, NULL, "BEGIN"));
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, doomed_main, NULL), 0);
+	usleep(300 * 1000);
+	porter_thread_disconnect();
+	long long t0 = th_now_ms();
+	int st = th_daemon_stop(&d);
+	if (st != 0)
+		th_daemon_dump_log(&d);
+	ck_assert_int_eq(st, 0);
+	ck_assert(th_now_ms() - t0 < 9000);
+	void *ret;
+	pthread_join(t, &ret);
+	ck_assert_int_lt((long)ret, 0);
+	th_daemon_cleanup(&d);
+	/* The sleeping backend was cancelled, the open transaction ended. */
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd),
+		 "for i in $(seq 50); do n=$(psql '%s' -Atc \"SELECT count(*) FROM pg_stat_activity "
+		 "WHERE query LIKE 'SELECT pg_sleep(20)%%' AND state = 'active'\"); "
+		 "[ \"$n\" = 0 ] && exit 0; sleep 0.1; done; exit 1",
+		 conninfo);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db");
@@ -675,6 +860,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, wrong_password_and_unreachable);
 	tcase_add_test(tc, sessions_of_a_gone_client_are_closed);
 	tcase_add_test(tc, idle_sessions_are_closed);
+	tcase_add_test(tc, session_queue_and_pool_reset);
+	tcase_add_test(tc, queued_behind_long_query_times_out);
+	tcase_add_test(tc, passwords_never_logged_and_porterctl);
+	tcase_add_test(tc, shutdown_with_queries_in_flight);
 	tcase_add_test(tc, postgres_restart_mid_run);
 	suite_add_tcase(s, tc);
 	return s;
