@@ -253,6 +253,7 @@ static void dbc_start(dbc *c, dbop *op);
 static void pool_release(dbc *c);
 static void pool_kick(pool *p);
 static void dispatch(dbop *op);
+static void dw_maybe_free(db_worker *dw);
 
 static uint64_t now_ms(db_worker *dw)
 {
@@ -608,9 +609,11 @@ static void cancel_done(uv_work_t *wk, int status)
 	if (status == 0 && !j->ok)
 		log_warn("db: server-side cancel failed: %s", j->err);
 	PQfreeCancel(j->pc);
-	j->dw->cancels--;
-	j->dw->live--;
+	db_worker *dw = j->dw;
 	free(j);
+	dw->cancels--;
+	dw->live--;
+	dw_maybe_free(dw);
 }
 
 /* Asks the server to cancel what `c` runs; PQcancel blocks (connects
@@ -722,8 +725,6 @@ static void on_timer_closed(uv_handle_t *h)
 	c->timer_open = 0;
 	maybe_free(c);
 }
-
-static void dw_maybe_free(db_worker *dw);
 
 static void maybe_free(dbc *c)
 {
