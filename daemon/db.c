@@ -198,6 +198,7 @@ struct dbc {
 	char *conninfo;         /* owned; never logged unmasked */
 	uv_poll_t *poll;        /* heap; NULL when none */
 	int poll_fd;
+	int poll_events;        /* what `poll` watches now */
 	int open_polls;         /* poll handles not yet called back closed */
 	uv_timer_t timer;       /* connect, query or drain deadline */
 	int timer_open;
@@ -541,6 +542,10 @@ static int watch(dbc *c, int fd, int events, int fresh)
 		drop_poll(c);
 	if (fd < 0)
 		return -1;
+	/* uv_poll_start re-registers the fd even when nothing changed: two
+	 * epoll_ctl calls per query saved. */
+	if (c->poll && c->poll_events == events)
+		return 0;
 	if (!c->poll) {
 		uv_poll_t *p = malloc(sizeof(*p));
 		if (!p)
@@ -552,8 +557,10 @@ static int watch(dbc *c, int fd, int events, int fresh)
 		p->data = c;
 		c->poll = p;
 		c->poll_fd = fd;
+		c->poll_events = 0;
 		c->open_polls++;
 	}
+	c->poll_events = events;
 	if (events)
 		uv_poll_start(c->poll, events, on_io);
 	else
