@@ -90,16 +90,15 @@ void db_client_detach(uid_t uid, uint64_t instance)
 	pthread_mutex_unlock(&ident_mu);
 }
 
-/* Milliseconds since client (uid, inst) had no connection left; 0 while it
- * has one. */
-static uint64_t client_gone_ms(uid_t uid, uint64_t inst)
+uint64_t db_client_gone_ms(uid_t uid, uint64_t inst)
 {
 	uint64_t r = UINT64_MAX;
 	uint64_t now = mono_ms();
 	pthread_mutex_lock(&ident_mu);
 	for (ident *i = idents; i; i = i->next)
 		if (i->uid == uid && i->inst == inst) {
-			r = i->conns ? 0 : now - i->gone_since;
+			/* At least 1 once gone, so 0 only ever means present. */
+			r = i->conns ? 0 : now - i->gone_since + 1;
 			break;
 		}
 	pthread_mutex_unlock(&ident_mu);
@@ -1959,7 +1958,7 @@ static void on_sweep(uv_timer_t *t)
 	list_for_each_safe(pos, tmp, &dw->sessions) {
 		dbc *c = list_entry(pos, dbc, link);
 		expire_queue(dw, &c->queue, now, "the session (a query ahead of it is still running)");
-		uint64_t gone = client_gone_ms(c->uid, c->inst);
+		uint64_t gone = db_client_gone_ms(c->uid, c->inst);
 		if (gone != 0 && gone >= cfg->db_session_grace_ms) {
 			log_debug("db: closing session %016llx: its client is gone",
 				  (unsigned long long)c->id);
@@ -1976,7 +1975,7 @@ static void on_sweep(uv_timer_t *t)
 		dbc *c = list_entry(pos, dbc, slink);
 		if (c->state != DBC_PAUSED)
 			continue;
-		uint64_t gone = client_gone_ms(c->uid, c->inst);
+		uint64_t gone = db_client_gone_ms(c->uid, c->inst);
 		uint64_t idle = cfg->db_session_idle_ms ? cfg->db_session_idle_ms : 600000;
 		if ((gone != 0 && gone >= cfg->db_session_grace_ms) || now - c->last_used >= idle)
 			abandon_query(c);

@@ -44,6 +44,13 @@ void db_client_attach(uid_t uid, uint64_t instance);
 void db_client_detach(uid_t uid, uint64_t instance);
 
 /*
+ * Milliseconds since client (uid, instance) last had a connection (at
+ * least 1); 0 while it has one; UINT64_MAX when it is unknown (never seen, or
+ * forgotten an hour after it left). Any thread.
+ */
+uint64_t db_client_gone_ms(uid_t uid, uint64_t instance);
+
+/*
  * Copies `conninfo` into `out` (capacity `cap`) with any password replaced
  * by "***", for logs and messages. Never fails; truncates.
  */
