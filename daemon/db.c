@@ -1870,6 +1870,8 @@ static void forward(req *r, worker *to)
 		req_fail(r, PORTER_E_SHUTDOWN, "the session's worker is shutting down");
 		return;
 	}
+	log_debug("db: worker %u forwards request %llu to worker %u", r->w->index,
+		  (unsigned long long)r->id, to->index);
 	list_push_back(&dw->waits, &fw->link);
 	r->op = fw;
 	r->cancel = fwd_cancel;

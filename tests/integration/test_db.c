@@ -535,6 +535,61 @@ START_TEST(stream_million_rows_bounded_memory)
 }
 END_TEST
 
+static porter_db_cursor *shared_cursor;
+
+static void *fetch_main(void *arg)
+{
+	long *sum = arg;
+	porter_db_result *ch = NULL;
+	long rc = porter_db_cursor_next(shared_cursor, &ch, 5000);
+	for (int i = 0; rc == 1 && i < porter_db_ntuples(ch); i++)
+		*sum += atol(porter_db_getvalue(ch, i, 0));
+	porter_db_result_free(ch);
+	porter_thread_disconnect();
+	return (void *)rc;
+}
+
+START_TEST(stream_on_session_fetched_from_other_threads)
+{
+	start(NULL);
+	uint64_t s = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	porter_db_param p = { "1000", 4, 0, 0 };
+	int rc = porter_db_query_stream(s, NULL, "SELECT g FROM generate_series(1, $1::int) g",
+					&p, 1, 100, 5000, &shared_cursor);
+	ck_assert_int_eq(rc, 0);
+	/* Every chunk pulled by a new thread, i.e. a new connection that
+	 * may land on any worker. */
+	long sum = 0;
+	int chunks = 0;
+	for (;;) {
+		pthread_t t;
+		void *ret;
+		ck_assert_int_eq(pthread_create(&t, NULL, fetch_main, &sum), 0);
+		pthread_join(t, &ret);
+		if ((long)ret == 0)
+			break;
+		ck_assert_int_eq((long)ret, 1);
+		chunks++;
+	}
+	porter_db_cursor_close(shared_cursor);
+	ck_assert_int_eq(sum, 500500);
+	ck_assert_int_ge(chunks, 10);
+	/* The session is free again. */
+	ck_assert_int_eq(q_long(s, NULL, "SELECT 11"), 11);
+
+	/* A stream whose client closes the cursor early leaves the session
+	 * usable. */
+	rc = porter_db_query_stream(s, NULL, "SELECT g FROM generate_series(1, 5000000) g",
+				    NULL, 0, 50, 5000, &shared_cursor);
+	ck_assert_int_eq(rc, 0);
+	porter_db_cursor_close(shared_cursor);
+	ck_assert_int_eq(q_long(s, NULL, "SELECT 12"), 12);
+	porter_db_close(s, 5000);
+	stop_clean();
+}
+END_TEST
+
 /* ---- failures ---- */
 
 START_TEST(wrong_password_and_unreachable)
@@ -876,6 +931,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, thirty_two_threads);
 	tcase_add_test(tc, timeout_cancels_on_server);
 	tcase_add_test(tc, stream_million_rows_bounded_memory);
+	tcase_add_test(tc, stream_on_session_fetched_from_other_threads);
 	tcase_add_test(tc, wrong_password_and_unreachable);
 	tcase_add_test(tc, sessions_of_a_gone_client_are_closed);
 	tcase_add_test(tc, idle_sessions_are_closed);
