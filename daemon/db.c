@@ -1128,6 +1128,9 @@ static void take_result(dbc *c, PGresult *res)
 		c->stream_cols_sent = 1;
 		if (add_rows(op, op->results[0], res, cap) < 0)
 			goto nomem;
+		/* Each row is a PGresult of its own, kept until the chunk is
+		 * sent: its whole footprint counts against the chunk bound. */
+		op->bytes += PQresultMemorySize(res);
 		return;
 	}
 	case PGRES_TUPLES_OK:
