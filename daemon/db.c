@@ -469,9 +469,11 @@ static void set_tag(Porter__V1__DbResult *dr, PGresult *res)
 	dr->affected = t && t[0] ? strtoull(t, NULL, 10) : 0;
 }
 
-/* Appends the rows of `res` to `dr`; their values point into `res`, which
- * the caller keeps alive with the op. */
-static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t frame_cap)
+/* Appends the rows of `res` to `dr`. Their values point into `res`, which
+ * the caller keeps alive with the op, or with `copy` are copied into the
+ * row's own block (so `res` can be freed at once). */
+static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t frame_cap,
+		    int copy)
 {
 	int nt = PQntuples(res), nf = PQnfields(res);
 	for (int t = 0; t < nt; t++) {
@@ -479,18 +481,27 @@ static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t fr
 			op->too_large = 1;
 			return 0;
 		}
-		Porter__V1__DbRow *row = malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1));
+		size_t data = 0;
+		for (int i = 0; copy && i < nf; i++)
+			data += (size_t)PQgetlength(res, t, i);
+		Porter__V1__DbRow *row = malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1) + data);
 		if (!row)
 			return -1;
 		porter__v1__db_row__init(row);
 		ProtobufCBinaryData *vals = (ProtobufCBinaryData *)(row + 1);
 		uint8_t *nulls = (uint8_t *)(vals + nf);
+		uint8_t *at = nulls + nf;
 		int any_null = 0;
 		for (int i = 0; i < nf; i++) {
 			nulls[i] = (uint8_t)PQgetisnull(res, t, i);
 			any_null |= nulls[i];
 			vals[i].len = nulls[i] ? 0 : (size_t)PQgetlength(res, t, i);
 			vals[i].data = nulls[i] ? NULL : (uint8_t *)PQgetvalue(res, t, i);
+			if (copy && vals[i].len) {
+				memcpy(at, vals[i].data, vals[i].len);
+				vals[i].data = at;
+				at += vals[i].len;
+			}
 			op->bytes += vals[i].len + 3;
 		}
 		row->values = vals;
@@ -500,6 +511,8 @@ static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t fr
 			row->nulls.len = nf;
 		}
 		op->bytes += 4 + nf;
+		if (copy) /* the chunk bound is on memory held, not wire size */
+			op->bytes += sizeof(*row) + nf * sizeof(ProtobufCBinaryData);
 		if ((dr->n_rows & (dr->n_rows - 1)) == 0) {
 			/* Grows at powers of two. */
 			size_t cap = dr->n_rows ? dr->n_rows * 2 : 1;
@@ -1116,23 +1129,41 @@ static void take_result(dbc *c, PGresult *res)
 			goto copy;
 		return;
 	}
+	if (st == PGRES_SINGLE_TUPLE) {
+		/* Each row is a PGresult of its own, several KiB: its values
+		 * are copied and it is freed at once, except the one whose
+		 * column names the chunk points to. */
+		int keep = 0;
+		if (op->n_results == 0) {
+			int cols = !c->stream_cols_sent;
+			if (!new_result(op, res, cols)) {
+				PQclear(res);
+				goto nomem;
+			}
+			if (cols) {
+				/* The op fails then, so the column names that
+				 * point into `res` are never read. */
+				if (keep_pg(op, res) < 0) {
+					PQclear(res);
+					goto nomem;
+				}
+				keep = 1;
+			}
+		}
+		c->stream_cols_sent = 1;
+		int rc = add_rows(op, op->results[0], res, cap, 1);
+		if (!keep)
+			PQclear(res);
+		if (rc < 0)
+			goto nomem;
+		return;
+	}
 	if (keep_pg(op, res) < 0) {
 		PQclear(res);
 		op_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
 		return;
 	}
 	switch (st) {
-	case PGRES_SINGLE_TUPLE: {
-		if (op->n_results == 0 && !new_result(op, res, !c->stream_cols_sent))
-			goto nomem;
-		c->stream_cols_sent = 1;
-		if (add_rows(op, op->results[0], res, cap) < 0)
-			goto nomem;
-		/* Each row is a PGresult of its own, kept until the chunk is
-		 * sent: its whole footprint counts against the chunk bound. */
-		op->bytes += PQresultMemorySize(res);
-		return;
-	}
 	case PGRES_TUPLES_OK:
 		if (op->chunk_rows) {
 			/* The end of a streamed result: no rows, the tag. */
@@ -1140,7 +1171,7 @@ static void take_result(dbc *c, PGresult *res)
 				goto nomem;
 			c->stream_cols_sent = 1;
 			set_tag(op->results[0], res);
-			if (add_rows(op, op->results[0], res, cap) < 0)
+			if (add_rows(op, op->results[0], res, cap, 0) < 0)
 				goto nomem;
 			return;
 		} else {
@@ -1148,7 +1179,7 @@ static void take_result(dbc *c, PGresult *res)
 			if (!dr)
 				goto nomem;
 			set_tag(dr, res);
-			if (add_rows(op, dr, res, cap) < 0)
+			if (add_rows(op, dr, res, cap, 0) < 0)
 				goto nomem;
 		}
 		return;

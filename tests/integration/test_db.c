@@ -519,6 +519,23 @@ START_TEST(stream_million_rows_bounded_memory)
 	fprintf(stderr, "stream: %d chunks, porterd RSS %ld KiB -> peak %ld KiB\n", chunks, base, peak);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
 
+	/* The largest chunk size allowed is still bounded in bytes. */
+	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 300000) g",
+				    NULL, 0, 100000, 20000, &cur);
+	ck_assert_int_eq(rc, 0);
+	rows = 0;
+	while ((rc = porter_db_cursor_next(cur, &ch, 20000)) == 1) {
+		rows += porter_db_ntuples(ch);
+		porter_db_result_free(ch);
+		long rss = th_rss_kib(d.pid);
+		if (rss > peak)
+			peak = rss;
+	}
+	ck_assert_int_eq(rc, 0);
+	porter_db_cursor_close(cur);
+	ck_assert_int_eq(rows, 300000);
+	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
+
 	/* A cursor abandoned early: the query is cancelled, the pool goes on. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 10000000) g",
 				    NULL, 0, 100, 10000, &cur);
