@@ -31,7 +31,7 @@
 #define MAX_QUEUE 1024
 /* Rows in one streamed chunk, at most, and its size bound. */
 #define MAX_CHUNK_ROWS 100000
-#define CHUNK_BYTES (4u << 20)
+#define CHUNK_BYTES    (4u << 20)
 
 /* ---- client identities: which clients still have a connection ---- */
 
@@ -122,8 +122,8 @@ void db_mask_conninfo(const char *conninfo, char *out, size_t cap)
 		if (!o->val || !o->val[0])
 			continue;
 		int secret = strcmp(o->keyword, "password") == 0;
-		int k = snprintf(out + n, cap - n, "%s%s=%s", n ? " " : "",
-				 o->keyword, secret ? "***" : o->val);
+		int k = snprintf(out + n, cap - n, "%s%s=%s", n ? " " : "", o->keyword,
+		                 secret ? "***" : o->val);
 		if (k < 0 || (size_t)k >= cap - n)
 			break;
 		n += (size_t)k;
@@ -151,26 +151,26 @@ enum op_kind {
  * an internal step. Owned by the module until op_reply/op_fail frees it.
  */
 typedef struct dbop {
-	list link;              /* in a session queue or a pool's waiters */
+	list link; /* in a session queue or a pool's waiters */
 	db_worker *dw;
 	enum op_kind kind;
-	req *r;                 /* local request, or NULL */
-	worker *from;           /* forwarded: the requesting worker */
-	uint64_t token;         /* forwarded: names the request there */
+	req *r;                   /* local request, or NULL */
+	worker *from;             /* forwarded: the requesting worker */
+	uint64_t token;           /* forwarded: names the request there */
 	Porter__V1__Request *msg; /* r->msg, or owned when forwarded */
-	uid_t uid;              /* client identity */
+	uid_t uid;                /* client identity */
 	uint64_t inst;
-	uint64_t deadline;      /* uv_now() ms */
-	int queued;             /* on `link` */
-	dbc *c;                 /* connection running it */
+	uint64_t deadline; /* uv_now() ms */
+	int queued;        /* on `link` */
+	dbc *c;            /* connection running it */
 	/* Gathered results. */
 	Porter__V1__DbResult **results;
 	size_t n_results, cap_results;
-	PGresult **pgs;         /* results whose memory the replies point into */
+	PGresult **pgs; /* results whose memory the replies point into */
 	size_t n_pgs, cap_pgs;
-	size_t bytes;           /* rough size of the reply so far */
-	int too_large;          /* rows dropped: the reply would not fit a frame */
-	int chunk_rows;         /* streaming: rows per chunk, 0 when not */
+	size_t bytes;   /* rough size of the reply so far */
+	int too_large;  /* rows dropped: the reply would not fit a frame */
+	int chunk_rows; /* streaming: rows per chunk, 0 when not */
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
@@ -188,47 +188,47 @@ enum dbc_state {
 };
 
 struct dbc {
-	list link;              /* dw->sessions, or pool->conns */
-	list ilink;             /* pool->idle while idle in a pool */
-	list slink;             /* dw->streams while a stream is open */
+	list link;  /* dw->sessions, or pool->conns */
+	list ilink; /* pool->idle while idle in a pool */
+	list slink; /* dw->streams while a stream is open */
 	db_worker *dw;
 	enum dbc_state state;
 	PGconn *pg;
-	char *conninfo;         /* owned; never logged unmasked */
-	uv_poll_t *poll;        /* heap; NULL when none */
+	char *conninfo;  /* owned; never logged unmasked */
+	uv_poll_t *poll; /* heap; NULL when none */
 	int poll_fd;
-	int poll_events;        /* what `poll` watches now */
-	int open_polls;         /* poll handles not yet called back closed */
-	uv_timer_t timer;       /* connect, query or drain deadline */
+	int poll_events;  /* what `poll` watches now */
+	int open_polls;   /* poll handles not yet called back closed */
+	uv_timer_t timer; /* connect, query or drain deadline */
 	int timer_open;
-	uv_getaddrinfo_t *gai;  /* pending resolution, or NULL */
+	uv_getaddrinfo_t *gai; /* pending resolution, or NULL */
 	char hostaddr[INET6_ADDRSTRLEN];
-	dbop *cur;              /* the operation running, or NULL */
-	list queue;             /* dbop.link waiting for this session */
-	int flushing;           /* PQflush returned 1: wait for write-ready */
+	dbop *cur;    /* the operation running, or NULL */
+	list queue;   /* dbop.link waiting for this session */
+	int flushing; /* PQflush returned 1: wait for write-ready */
 	/* Session. */
-	uint64_t id;            /* 0 for pooled connections */
+	uint64_t id; /* 0 for pooled connections */
 	uid_t uid;
 	uint64_t inst;
-	uint64_t last_used;     /* uv_now() */
+	uint64_t last_used; /* uv_now() */
 	/* Pool. */
 	pool *pool;
 	int in_idle;
-	int needs_reset;        /* ran something that may leave session state */
+	int needs_reset; /* ran something that may leave session state */
 	/* Stream. */
-	uint64_t stream_id;     /* 0 when no stream is open */
-	int stream_cols_sent;   /* columns went out in the first chunk */
-	int stream_chunk;       /* rows per chunk */
+	uint64_t stream_id;   /* 0 when no stream is open */
+	int stream_cols_sent; /* columns went out in the first chunk */
+	int stream_chunk;     /* rows per chunk */
 	uint64_t drain_deadline;
 };
 
 struct pool {
-	list link;              /* dw->pools */
-	char *conninfo;         /* owned; the key */
-	list conns;             /* every dbc of the pool */
-	list idle;              /* dbc.ilink, most recently used last */
+	list link;      /* dw->pools */
+	char *conninfo; /* owned; the key */
+	list conns;     /* every dbc of the pool */
+	list idle;      /* dbc.ilink, most recently used last */
 	unsigned total;
-	list waiters;           /* dbop.link */
+	list waiters; /* dbop.link */
 };
 
 struct db_worker {
@@ -236,12 +236,12 @@ struct db_worker {
 	list sessions;
 	list streams;
 	list pools;
-	list waits;             /* fwd_wait.link: requests forwarded from here */
+	list waits; /* fwd_wait.link: requests forwarded from here */
 	uint64_t next_token;
 	unsigned n_sessions;
-	unsigned cancels;       /* PQcancel jobs on the thread pool */
+	unsigned cancels; /* PQcancel jobs on the thread pool */
 	uv_timer_t sweep;
-	int live;               /* dbc not yet freed, plus the sweep timer */
+	int live; /* dbc not yet freed, plus the sweep timer */
 	int closing;
 };
 
@@ -341,12 +341,12 @@ static void op_reply(dbop *op, Porter__V1__Response *resp)
 	op_free(op);
 }
 
-static void op_fail_detail(dbop *op, int code, const char *sqlstate,
-			   const char *detail, const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+static void op_fail_detail(dbop *op, int code, const char *sqlstate, const char *detail,
+                           const char *hint, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
 
-static void op_fail_detail(dbop *op, int code, const char *sqlstate,
-			   const char *detail, const char *hint, const char *fmt, ...)
+static void op_fail_detail(dbop *op, int code, const char *sqlstate, const char *detail,
+                           const char *hint, const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
@@ -376,13 +376,13 @@ static void op_fail_detail(dbop *op, int code, const char *sqlstate,
 static void op_finish(dbop *op, int more, uint64_t stream)
 {
 	if (op->err) {
-		op_fail_detail(op, op->err, op->err_state, op->err_detail,
-			       op->err_hint, "%s", op->err_msg ? op->err_msg : "database error");
+		op_fail_detail(op, op->err, op->err_state, op->err_detail, op->err_hint, "%s",
+		               op->err_msg ? op->err_msg : "database error");
 		return;
 	}
 	if (op->too_large) {
 		op_fail(op, PORTER_E_TOO_LARGE,
-			"result larger than the frame limit; stream it (chunk_rows)");
+		        "result larger than the frame limit; stream it (chunk_rows)");
 		return;
 	}
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
@@ -396,8 +396,8 @@ static void op_finish(dbop *op, int more, uint64_t stream)
 	op_reply(op, &resp);
 }
 
-static void op_set_error(dbop *op, int code, const char *msg, const char *state,
-			 const char *detail, const char *hint)
+static void op_set_error(dbop *op, int code, const char *msg, const char *state, const char *detail,
+                         const char *hint)
 {
 	if (op->err)
 		return;
@@ -431,7 +431,8 @@ static Porter__V1__DbResult *new_result(dbop *op, PGresult *res, int with_cols)
 	int nf = with_cols ? PQnfields(res) : 0;
 	if (nf > 0) {
 		/* One block: the pointer array, then the structs. */
-		void *blk = malloc(nf * (sizeof(Porter__V1__DbColumn *) + sizeof(Porter__V1__DbColumn)));
+		void *blk = malloc(nf *
+		                   (sizeof(Porter__V1__DbColumn *) + sizeof(Porter__V1__DbColumn)));
 		if (!blk) {
 			free(dr);
 			return NULL;
@@ -472,8 +473,7 @@ static void set_tag(Porter__V1__DbResult *dr, PGresult *res)
 /* Appends the rows of `res` to `dr`. Their values point into `res`, which
  * the caller keeps alive with the op, or with `copy` are copied into the
  * row's own block (so `res` can be freed at once). */
-static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t frame_cap,
-		    int copy)
+static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t frame_cap, int copy)
 {
 	int nt = PQntuples(res), nf = PQnfields(res);
 	for (int t = 0; t < nt; t++) {
@@ -484,7 +484,8 @@ static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t fr
 		size_t data = 0;
 		for (int i = 0; copy && i < nf; i++)
 			data += (size_t)PQgetlength(res, t, i);
-		Porter__V1__DbRow *row = malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1) + data);
+		Porter__V1__DbRow *row =
+		        malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1) + data);
 		if (!row)
 			return -1;
 		porter__v1__db_row__init(row);
@@ -762,7 +763,8 @@ static void maybe_free(dbc *c)
 static void fail_queue(dbc *c, int code, const char *why)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->queue) {
+	list_for_each_safe(pos, tmp, &c->queue)
+	{
 		dbop *op = list_entry(pos, dbop, link);
 		op_fail(op, code, "%s", why);
 	}
@@ -788,10 +790,10 @@ static void dbc_close(dbc *c)
 			op_free(op);
 		else
 			op_fail(op, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_BROKEN,
-				"database connection closed");
+			        "database connection closed");
 	}
 	fail_queue(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_SESSION,
-		   "database session closed");
+	           "database session closed");
 	if (c->stream_id) {
 		list_remove(&c->slink);
 		c->stream_id = 0;
@@ -827,9 +829,8 @@ static void dbc_broken(dbc *c, const char *why)
 	if (c->state == DBC_CLOSING || c->state == DBC_BROKEN)
 		return;
 	char msg[512];
-	snprintf(msg, sizeof(msg), "%s%s%s", why,
-		 c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
-		 c->pg ? PQerrorMessage(c->pg) : "");
+	snprintf(msg, sizeof(msg), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
+	         c->pg ? PQerrorMessage(c->pg) : "");
 	size_t n = strlen(msg);
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = 0;
@@ -840,9 +841,11 @@ static void dbc_broken(dbc *c, const char *why)
 		if (op->kind == OP_RESET)
 			op_free(op);
 		else
-			op_fail(op, c->state == DBC_CONNECTING || c->state == DBC_RESOLVING
-					    ? PORTER_E_DB_CONNECT : PORTER_E_DB_BROKEN,
-				"%s", msg);
+			op_fail(op,
+			        c->state == DBC_CONNECTING || c->state == DBC_RESOLVING
+			                ? PORTER_E_DB_CONNECT
+			                : PORTER_E_DB_BROKEN,
+			        "%s", msg);
 	}
 	if (!c->id || c->state == DBC_CONNECTING || c->state == DBC_RESOLVING) {
 		/* Pooled, or a session whose id was never handed out. */
@@ -940,7 +943,7 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 			 * (next host, SSL retry) with the same number: always a
 			 * fresh handle while connecting. */
 			if (watch(c, PQsocket(c->pg),
-				  st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
+			          st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
 				/* No socket to wait on: let libpq try again. */
 				st = PQconnectPoll(c->pg);
 				if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
@@ -1020,7 +1023,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 	if (status < 0 || !res) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not resolve the PostgreSQL host: %s",
-			 uv_strerror(status));
+		         uv_strerror(status));
 		uv_freeaddrinfo(res);
 		dbc_broken(c, msg);
 		return;
@@ -1069,7 +1072,8 @@ static void dbc_connect(dbc *c, dbop *op)
 	if (strchr(name, ',')) {
 		c->cur = NULL;
 		op_fail(op, PORTER_E_INVAL,
-			"several hosts in one conninfo need hostaddr (names are resolved one at a time)");
+		        "several hosts in one conninfo need hostaddr (names are resolved one at a "
+		        "time)");
 		dbc_broken(c, "invalid conninfo");
 		return;
 	}
@@ -1088,7 +1092,7 @@ static void dbc_connect(dbc *c, dbop *op)
 		return;
 	}
 	g->data = c;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	c->state = DBC_RESOLVING;
 	c->gai = g;
 	int rc = uv_getaddrinfo(&c->dw->w->loop, g, on_resolved, name, NULL, &hints);
@@ -1111,18 +1115,19 @@ static void take_result(dbc *c, PGresult *res)
 	}
 	ExecStatusType st = PQresultStatus(res);
 	size_t cap = c->dw->w->cfg->max_frame > (2u << 20) ? c->dw->w->cfg->max_frame - (1u << 20)
-							   : c->dw->w->cfg->max_frame / 2;
+	                                                   : c->dw->w->cfg->max_frame / 2;
 	if (st == PGRES_FATAL_ERROR) {
 		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 		op_set_error(op, PORTER_E_DB, m ? m : PQresultErrorMessage(res),
-			     PQresultErrorField(res, PG_DIAG_SQLSTATE),
-			     PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-			     PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+		             PQresultErrorField(res, PG_DIAG_SQLSTATE),
+		             PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+		             PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
 		PQclear(res);
 		return;
 	}
-	if (op->err || op->too_large || (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK &&
-					  st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY)) {
+	if (op->err || op->too_large ||
+	    (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+	     st != PGRES_EMPTY_QUERY)) {
 		/* Nothing of it goes into the reply. */
 		PQclear(res);
 		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
@@ -1205,7 +1210,8 @@ nomem:
 	op_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
 	return;
 copy:
-	op_set_error(op, PORTER_E_UNSUPPORTED, "COPY is not supported through porter", NULL, NULL, NULL);
+	op_set_error(op, PORTER_E_UNSUPPORTED, "COPY is not supported through porter", NULL, NULL,
+	             NULL);
 	if (st == PGRES_COPY_IN) {
 		PQputCopyEnd(c->pg, "COPY is not supported through porter");
 		return;
@@ -1452,7 +1458,8 @@ static void dbc_start(dbc *c, dbop *op)
 static pool *pool_find(db_worker *dw, const char *conninfo, int create)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->pools) {
+	list_for_each_safe(pos, tmp, &dw->pools)
+	{
 		pool *p = list_entry(pos, pool, link);
 		if (strcmp(p->conninfo, conninfo) == 0)
 			return p;
@@ -1562,7 +1569,8 @@ static void pool_kick(pool *p)
 static dbc *find_session(db_worker *dw, uint64_t id)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->sessions) {
+	list_for_each_safe(pos, tmp, &dw->sessions)
+	{
 		dbc *c = list_entry(pos, dbc, link);
 		if (c->id == id)
 			return c;
@@ -1573,7 +1581,8 @@ static dbc *find_session(db_worker *dw, uint64_t id)
 static dbc *find_stream(db_worker *dw, uint64_t id)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->streams) {
+	list_for_each_safe(pos, tmp, &dw->streams)
+	{
 		dbc *c = list_entry(pos, dbc, slink);
 		if (c->stream_id == id)
 			return c;
@@ -1606,7 +1615,7 @@ static void do_open(dbop *op)
 	char masked[256];
 	db_mask_conninfo(o->conninfo, masked, sizeof(masked));
 	log_debug("db: worker %u opening session %016llx (%s)", dw->w->index,
-		  (unsigned long long)c->id, masked);
+	          (unsigned long long)c->id, masked);
 	dbc_connect(c, op);
 }
 
@@ -1641,7 +1650,8 @@ static void do_query(dbop *op)
 		return;
 	}
 	if (c->state == DBC_BROKEN) {
-		op_fail(op, PORTER_E_DB_BROKEN, "the session's connection is broken; close it and open another");
+		op_fail(op, PORTER_E_DB_BROKEN,
+		        "the session's connection is broken; close it and open another");
 		return;
 	}
 	c->last_used = now_ms(dw);
@@ -1651,8 +1661,7 @@ static void do_query(dbop *op)
 	}
 	size_t n = 0;
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->queue)
-		n++;
+	list_for_each_safe(pos, tmp, &c->queue) n++;
 	if (n >= MAX_QUEUE) {
 		op_fail(op, PORTER_E_BUSY, "too many queries queued on this session");
 		return;
@@ -1666,7 +1675,8 @@ static void do_fetch(dbop *op)
 	Porter__V1__DbFetch *f = op->msg->db_fetch;
 	dbc *c = find_stream(op->dw, f->stream);
 	if (!c || c->uid != op->uid || c->inst != op->inst) {
-		op_fail(op, PORTER_E_NOT_FOUND, "no such result stream (finished, abandoned or timed out)");
+		op_fail(op, PORTER_E_NOT_FOUND,
+		        "no such result stream (finished, abandoned or timed out)");
 		return;
 	}
 	if (c->state != DBC_PAUSED) {
@@ -1770,7 +1780,7 @@ static void op_req_cancel(req *r)
 /* ---- forwarding between workers ---- */
 
 typedef struct fwd_wait {
-	list link;   /* dw->waits */
+	list link; /* dw->waits */
 	req *r;
 	uint64_t token;
 } fwd_wait;
@@ -1850,7 +1860,8 @@ static void back_run(void *owner, inbox_msg *m)
 	db_worker *dw = w->db;
 	list *pos, *tmp;
 	fwd_wait *fw = NULL;
-	list_for_each_safe(pos, tmp, &dw->waits) {
+	list_for_each_safe(pos, tmp, &dw->waits)
+	{
 		fwd_wait *x = list_entry(pos, fwd_wait, link);
 		if (x->token == b->token) {
 			fw = x;
@@ -1905,7 +1916,7 @@ static void forward(req *r, worker *to)
 		return;
 	}
 	log_debug("db: worker %u forwards request %llu to worker %u", r->w->index,
-		  (unsigned long long)r->id, to->index);
+	          (unsigned long long)r->id, to->index);
 	list_push_back(&dw->waits, &fw->link);
 	r->op = fw;
 	r->cancel = fwd_cancel;
@@ -1945,9 +1956,11 @@ void db_handle(req *r)
 	if (target) {
 		unsigned owner = (unsigned)(target >> 48);
 		if (owner >= w->srv->n_workers) {
-			req_fail(r, m->body_case == PORTER__V1__REQUEST__BODY_DB_FETCH
-					    ? PORTER_E_NOT_FOUND : PORTER_E_DB_SESSION,
-				 "no such database session or stream");
+			req_fail(r,
+			         m->body_case == PORTER__V1__REQUEST__BODY_DB_FETCH
+			                 ? PORTER_E_NOT_FOUND
+			                 : PORTER_E_DB_SESSION,
+			         "no such database session or stream");
 			return;
 		}
 		if (owner != w->index) {
@@ -1977,7 +1990,8 @@ void db_handle(req *r)
 static void expire_queue(db_worker *dw, list *q, uint64_t now, const char *what)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, q) {
+	list_for_each_safe(pos, tmp, q)
+	{
 		dbop *op = list_entry(pos, dbop, link);
 		if (op->deadline <= now)
 			op_fail(op, PORTER_E_TIMEOUT, "timed out waiting for %s", what);
@@ -1991,13 +2005,15 @@ static void on_sweep(uv_timer_t *t)
 	const config *cfg = dw->w->cfg;
 	uint64_t now = now_ms(dw);
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->sessions) {
+	list_for_each_safe(pos, tmp, &dw->sessions)
+	{
 		dbc *c = list_entry(pos, dbc, link);
-		expire_queue(dw, &c->queue, now, "the session (a query ahead of it is still running)");
+		expire_queue(dw, &c->queue, now,
+		             "the session (a query ahead of it is still running)");
 		uint64_t gone = db_client_gone_ms(c->uid, c->inst);
 		if (gone != 0 && gone >= cfg->db_session_grace_ms) {
 			log_debug("db: closing session %016llx: its client is gone",
-				  (unsigned long long)c->id);
+			          (unsigned long long)c->id);
 			dbc_close(c);
 			continue;
 		}
@@ -2007,7 +2023,8 @@ static void on_sweep(uv_timer_t *t)
 			dbc_close(c);
 		}
 	}
-	list_for_each_safe(pos, tmp, &dw->streams) {
+	list_for_each_safe(pos, tmp, &dw->streams)
+	{
 		dbc *c = list_entry(pos, dbc, slink);
 		if (c->state != DBC_PAUSED)
 			continue;
@@ -2016,11 +2033,13 @@ static void on_sweep(uv_timer_t *t)
 		if ((gone != 0 && gone >= cfg->db_session_grace_ms) || now - c->last_used >= idle)
 			abandon_query(c);
 	}
-	list_for_each_safe(pos, tmp, &dw->pools) {
+	list_for_each_safe(pos, tmp, &dw->pools)
+	{
 		pool *p = list_entry(pos, pool, link);
 		expire_queue(dw, &p->waiters, now, "a pooled connection");
 		list *a, *b;
-		list_for_each_safe(a, b, &p->idle) {
+		list_for_each_safe(a, b, &p->idle)
+		{
 			dbc *c = list_entry(a, dbc, ilink);
 			if (now - c->last_used >= cfg->db_pool_idle_ms)
 				dbc_close(c);
@@ -2076,20 +2095,20 @@ void db_worker_close(worker *w)
 		return;
 	dw->closing = 1;
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->sessions)
-		dbc_close(list_entry(pos, dbc, link));
-	list_for_each_safe(pos, tmp, &dw->pools) {
+	list_for_each_safe(pos, tmp, &dw->sessions) dbc_close(list_entry(pos, dbc, link));
+	list_for_each_safe(pos, tmp, &dw->pools)
+	{
 		pool *p = list_entry(pos, pool, link);
 		list *a, *b;
-		list_for_each_safe(a, b, &p->waiters)
-			op_fail(list_entry(a, dbop, link), PORTER_E_SHUTDOWN, "daemon shutting down");
-		list_for_each_safe(a, b, &p->conns)
-			dbc_close(list_entry(a, dbc, link));
+		list_for_each_safe(a, b, &p->waiters) op_fail(
+		        list_entry(a, dbop, link), PORTER_E_SHUTDOWN, "daemon shutting down");
+		list_for_each_safe(a, b, &p->conns) dbc_close(list_entry(a, dbc, link));
 		list_remove(&p->link);
 		free(p->conninfo);
 		free(p);
 	}
-	list_for_each_safe(pos, tmp, &dw->waits) {
+	list_for_each_safe(pos, tmp, &dw->waits)
+	{
 		fwd_wait *fw = list_entry(pos, fwd_wait, link);
 		list_remove(&fw->link);
 		fw->r->cancel = NULL;

@@ -17,7 +17,7 @@
 #include "harness.h"
 #include "porter.h"
 
-#define RUN_MS 2000
+#define RUN_MS      2000
 #define MAX_SAMPLES 400000
 
 static char conninfo[512];
@@ -37,8 +37,8 @@ static int cmp(const void *a, const void *b)
 
 typedef struct run {
 	pthread_t th;
-	int porter;     /* 1: porterd, 0: direct libpq */
-	double *lat;    /* ns per query */
+	int porter;  /* 1: porterd, 0: direct libpq */
+	double *lat; /* ns per query */
 	size_t n;
 	int failures;
 	double stop_at;
@@ -108,7 +108,7 @@ static figures measure(int porter, int threads)
 		pthread_create(&rs[i].th, NULL, run_main, &rs[i]);
 	}
 	size_t total = 0;
-	figures f = { 0 };
+	figures f = {0};
 	for (int i = 0; i < threads; i++) {
 		pthread_join(rs[i].th, NULL);
 		total += rs[i].n;
@@ -140,8 +140,9 @@ int main(void)
 		return 1;
 	}
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "PORTER_PG_LIMIT=600 sh %s/tests/support/pg.sh start %s >/dev/null",
-		 PORTER_SOURCE_DIR, state);
+	snprintf(cmd, sizeof(cmd),
+	         "PORTER_PG_LIMIT=600 sh %s/tests/support/pg.sh start %s >/dev/null",
+	         PORTER_SOURCE_DIR, state);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "bench_db: could not start PostgreSQL\n");
 		return 1;
@@ -156,17 +157,18 @@ int main(void)
 	conninfo[strcspn(conninfo, "\n")] = 0;
 
 	th_daemon d;
-	const char *args[] = { "--db-pool-size", "16", NULL };
+	const char *args[] = {"--db-pool-size", "16", NULL};
 	int rc = 0;
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "bench_db: porterd did not start\n");
 		rc = 1;
 		goto out;
 	}
-	printf("SELECT 1: porterd (pooled) vs direct libpq (PQexec, one connection per thread), %d ms per run\n",
+	printf("SELECT 1: porterd (pooled) vs direct libpq (PQexec, one connection per thread), %d "
+	       "ms per run\n",
 	       RUN_MS);
 	printf("%-8s %-8s %12s %10s %10s\n", "threads", "path", "rate/s", "p50 us", "p99 us");
-	int counts[] = { 1, 8, 32 };
+	int counts[] = {1, 8, 32};
 	for (size_t i = 0; i < 3; i++) {
 		figures direct = measure(0, counts[i]);
 		figures porter = measure(1, counts[i]);
@@ -174,15 +176,15 @@ int main(void)
 		       direct.p50_us, direct.p99_us, direct.failures ? "  (failures!)" : "");
 		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "porter", porter.rate,
 		       porter.p50_us, porter.p99_us, porter.failures ? "  (failures!)" : "");
-		printf("%-8d ratios: p50 porter/direct %.2f, throughput porter/direct %.2f\n", counts[i],
-		       direct.p50_us > 0 ? porter.p50_us / direct.p50_us : 0,
+		printf("%-8d ratios: p50 porter/direct %.2f, throughput porter/direct %.2f\n",
+		       counts[i], direct.p50_us > 0 ? porter.p50_us / direct.p50_us : 0,
 		       direct.rate > 0 ? porter.rate / direct.rate : 0);
 	}
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
 out:
-	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s; rmdir %s",
-		 PORTER_SOURCE_DIR, state, state);
+	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s; rmdir %s", PORTER_SOURCE_DIR,
+	         state, state);
 	if (system(cmd) != 0)
 		rc = 1;
 	return rc;
