@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "conn.h"
@@ -27,6 +28,8 @@
  * once; beyond that a timed-out connection is closed instead, which also
  * ends the query (the server notices the closed socket). */
 #define MAX_CANCELS 4
+/* Pooled queries sent ahead on one connection in pipeline mode. */
+#define PIPE_DEPTH 8
 /* Requests waiting for one session. */
 #define MAX_QUEUE 1024
 /* Rows in one streamed chunk, at most, and its size bound. */
@@ -168,13 +171,22 @@ typedef struct dbop {
 	size_t n_results, cap_results;
 	PGresult **pgs; /* results whose memory the replies point into */
 	size_t n_pgs, cap_pgs;
-	size_t bytes;   /* rough size of the reply so far */
-	int too_large;  /* rows dropped: the reply would not fit a frame */
-	int chunk_rows; /* streaming: rows per chunk, 0 when not */
+	size_t bytes;      /* rough size of the reply so far */
+	int too_large;     /* rows dropped: the reply would not fit a frame */
+	struct pent *pent; /* its entry while sent in a pipeline */
+	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
 } dbop;
+
+/* One query sent in a pipeline. `op` is NULL once its requester was
+ * answered early (timeout, cancel): its results are then discarded. */
+typedef struct pent {
+	list link; /* dbc.pipe */
+	dbop *op;
+	int ended; /* PQgetResult returned NULL for it; its sync follows */
+} pent;
 
 /* Lifecycle of one PostgreSQL connection. */
 enum dbc_state {
@@ -206,6 +218,11 @@ struct dbc {
 	dbop *cur;    /* the operation running, or NULL */
 	list queue;   /* dbop.link waiting for this session */
 	int flushing; /* PQflush returned 1: wait for write-ready */
+	/* Pipeline mode (pooled connections): queries sent ahead, each with
+	 * its own sync point, answered in order. cur is the head's op. */
+	int pipelined; /* PQenterPipelineMode is on */
+	list pipe;     /* struct pent, oldest first */
+	unsigned npipe;
 	/* Session. */
 	uint64_t id; /* 0 for pooled connections */
 	uid_t uid;
@@ -246,6 +263,7 @@ struct db_worker {
 };
 
 static void pump(dbc *c);
+static void pipe_pump(dbc *c);
 static void update_poll(dbc *c);
 static void dbc_broken(dbc *c, const char *why);
 static void dbc_close(dbc *c);
@@ -715,6 +733,17 @@ static void on_timer(uv_timer_t *t)
 			return;
 		}
 		c->cur = NULL;
+		if (op->pent) {
+			/* The head of a pipeline: the queries behind it go on;
+			 * its own results will be discarded. */
+			op->pent->op = NULL;
+			op->pent = NULL;
+			op_fail(op, PORTER_E_TIMEOUT,
+			        "query timed out; it was cancelled on the server");
+			send_cancel(c);
+			arm_timer(c, now_ms(c->dw) + DRAIN_MS);
+			return;
+		}
 		op_fail(op, PORTER_E_TIMEOUT, "query timed out; it was cancelled on the server");
 		abandon_query(c);
 		return;
@@ -759,6 +788,25 @@ static void maybe_free(dbc *c)
 	dw_maybe_free(dw);
 }
 
+/* Drops every pipeline entry of `c`, failing their ops except c->cur
+ * (the head's, which the caller handles). */
+static void pipe_clear(dbc *c, int code, const char *why)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &c->pipe)
+	{
+		pent *e = list_entry(pos, pent, link);
+		list_remove(&e->link);
+		if (e->op) {
+			e->op->pent = NULL;
+			if (e->op != c->cur)
+				op_fail(e->op, code, "%s", why);
+		}
+		free(e);
+	}
+	c->npipe = 0;
+}
+
 /* Fails everything queued on `c` with `code`. */
 static void fail_queue(dbc *c, int code, const char *why)
 {
@@ -783,6 +831,8 @@ static void dbc_close(dbc *c)
 	if (c->state == DBC_QUERY || c->state == DBC_PAUSED)
 		send_cancel(c);
 	c->state = DBC_CLOSING;
+	pipe_clear(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_BROKEN,
+	           "database connection closed");
 	if (c->cur) {
 		dbop *op = c->cur;
 		c->cur = NULL;
@@ -835,6 +885,7 @@ static void dbc_broken(dbc *c, const char *why)
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = 0;
 	log_debug("db: connection broken: %s", msg);
+	pipe_clear(c, PORTER_E_DB_BROKEN, msg);
 	if (c->cur) {
 		dbop *op = c->cur;
 		c->cur = NULL;
@@ -879,6 +930,7 @@ static dbc *dbc_new(db_worker *dw, const char *conninfo)
 	c->dw = dw;
 	c->poll_fd = -1;
 	list_init(&c->queue);
+	list_init(&c->pipe);
 	list_init(&c->link);
 	uv_timer_init(&dw->w->loop, &c->timer);
 	c->timer.data = c;
@@ -1292,6 +1344,11 @@ static int chunk_full(dbc *c)
 /* Takes every result libpq has complete, without blocking. */
 static void pump(dbc *c)
 {
+	if (c->pipelined) {
+		pipe_pump(c);
+		update_poll(c);
+		return;
+	}
 	while (c->state == DBC_QUERY) {
 		if (chunk_full(c)) {
 			stream_pause(c);
@@ -1361,8 +1418,216 @@ static void on_io(uv_poll_t *p, int status, int events)
 }
 
 /* Sends op's query on the idle connection `c`. */
+/* Sends `sql` with op's parameters (extended protocol). 1 on success. */
+static int send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const char *sql)
+{
+	size_t n = q->n_params;
+	const char **vals = calloc(n + 1, sizeof(*vals));
+	int *lens = calloc(n + 1, sizeof(*lens));
+	int *fmts = calloc(n + 1, sizeof(*fmts));
+	Oid *types = calloc(n + 1, sizeof(*types));
+	char **copies = calloc(n + 1, sizeof(*copies));
+	int ok = vals && lens && fmts && types && copies;
+	for (size_t i = 0; ok && i < n; i++) {
+		Porter__V1__DbParam *pp = q->params[i];
+		types[i] = pp->type_oid;
+		if (pp->is_null)
+			continue;
+		if (pp->value.len > INT32_MAX) {
+			ok = 0;
+			break;
+		}
+		lens[i] = (int)pp->value.len;
+		fmts[i] = pp->binary ? 1 : 0;
+		if (pp->binary) {
+			vals[i] = pp->value.len ? (const char *)pp->value.data : "";
+		} else {
+			/* Text parameters are read up to a NUL by libpq. */
+			copies[i] = malloc(pp->value.len + 1);
+			if (!copies[i]) {
+				ok = 0;
+				break;
+			}
+			if (pp->value.len)
+				memcpy(copies[i], pp->value.data, pp->value.len);
+			copies[i][pp->value.len] = 0;
+			vals[i] = copies[i];
+		}
+	}
+	if (ok)
+		ok = PQsendQueryParams(c->pg, sql, (int)n, types, vals, lens, fmts, 0);
+	else
+		op_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
+	for (size_t i = 0; copies && i < n; i++)
+		free(copies[i]);
+	free(copies);
+	free(vals);
+	free(lens);
+	free(fmts);
+	free(types);
+	return ok;
+}
+
+/*
+ * Whether a pooled query may be sent ahead in a pipeline: one statement
+ * that cannot change the transaction or session state (so the queries
+ * sharing the connection cannot see each other), not streamed. The test is
+ * on the text alone and errs on the side of "no".
+ */
+static int pipelinable(const dbop *op)
+{
+	const Porter__V1__DbQuery *q = op->kind == OP_QUERY && op->msg ? op->msg->db_query : NULL;
+	if (!q || q->chunk_rows || !q->sql)
+		return 0;
+	const char *s = q->sql;
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '(')
+		s++;
+	static const char *const ok[] = {"select", "insert", "update", "delete", "values"};
+	int match = 0;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]) && !match; i++) {
+		size_t n = strlen(ok[i]);
+		match = strncasecmp(s, ok[i], n) == 0 &&
+		        !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+		          (s[n] >= '0' && s[n] <= '9') || s[n] == '_');
+	}
+	if (!match)
+		return 0;
+	/* One statement: nothing but blanks after any semicolon. */
+	const char *semi = strchr(s, ';');
+	if (semi)
+		for (const char *p = semi; *p; p++)
+			if (*p != ';' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+				return 0;
+	return 1;
+}
+
+/* Sends pipelinable `op` on pooled connection `c`, idle or already running
+ * a pipeline. */
+static void pipe_send(dbc *c, dbop *op)
+{
+	pent *e = calloc(1, sizeof(*e));
+	if (!e) {
+		op_fail(op, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	int idle = c->state == DBC_READY;
+	if (!idle)
+		log_debug("db: query sent ahead behind %u in a pipeline", c->npipe);
+	if (!c->pipelined) {
+		if (!PQenterPipelineMode(c->pg)) {
+			free(e);
+			op_fail(op, PORTER_E_DB, "cannot enter pipeline mode");
+			return;
+		}
+		c->pipelined = 1;
+	}
+	e->op = op;
+	op->pent = e;
+	op->c = c;
+	list_push_back(&c->pipe, &e->link);
+	c->npipe++;
+	if (idle) {
+		c->cur = op;
+		c->state = DBC_QUERY;
+		c->flushing = 0;
+		arm_timer(c, op->deadline);
+	}
+	c->last_used = now_ms(c->dw);
+	if (!send_params(c, op, op->msg->db_query, op->msg->db_query->sql) ||
+	    !PQpipelineSync(c->pg)) {
+		/* Half a query in the pipeline cannot be taken back. */
+		if (c->cur != op && !op->err)
+			op_set_error(op, PORTER_E_DB_BROKEN, PQerrorMessage(c->pg), NULL, NULL,
+			             NULL);
+		dbc_broken(c, "could not send a pipelined query");
+		return;
+	}
+	int rc = PQflush(c->pg);
+	if (rc < 0) {
+		dbc_broken(c, "connection lost");
+		return;
+	}
+	c->flushing = rc == 1;
+	if (idle)
+		pump(c);
+	else
+		update_poll(c);
+}
+
+/* The head of the pipeline got its sync: answer it, move on. */
+static void pipe_pop(dbc *c)
+{
+	pent *e = list_entry(c->pipe.next, pent, link);
+	list_remove(&e->link);
+	c->npipe--;
+	dbop *op = e->op;
+	free(e);
+	uv_timer_stop(&c->timer);
+	c->cur = NULL;
+	if (op) {
+		op->pent = NULL;
+		op_finish(op, 0, 0);
+	}
+	if (list_empty(&c->pipe)) {
+		after_query(c);
+		return;
+	}
+	e = list_entry(c->pipe.next, pent, link);
+	c->cur = e->op;
+	arm_timer(c, e->op ? e->op->deadline : now_ms(c->dw) + DRAIN_MS);
+	/* Room in the pipeline: take a waiter of the pool along. */
+	pool *p = c->pool;
+	if (p && !list_empty(&p->waiters) && c->npipe < PIPE_DEPTH) {
+		dbop *w = list_entry(p->waiters.next, dbop, link);
+		if (pipelinable(w)) {
+			list_remove(&w->link);
+			w->queued = 0;
+			pipe_send(c, w);
+		}
+	}
+}
+
+static void pipe_pump(dbc *c)
+{
+	while (c->state == DBC_QUERY && !list_empty(&c->pipe)) {
+		if (PQisBusy(c->pg))
+			break;
+		pent *e = list_entry(c->pipe.next, pent, link);
+		PGresult *res = PQgetResult(c->pg);
+		if (!res) {
+			/* The end of the head's results; its sync follows. A
+			 * second NULL means nothing more has arrived. */
+			if (!e->ended) {
+				e->ended = 1;
+				continue;
+			}
+			break;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			pipe_pop(c);
+			continue;
+		}
+		if (st == PGRES_PIPELINE_ABORTED) {
+			PQclear(res);
+			if (e->op)
+				op_set_error(e->op, PORTER_E_DB,
+				             "query skipped: the pipeline was aborted", NULL, NULL,
+				             NULL);
+			continue;
+		}
+		take_result(c, res);
+	}
+}
+
+/* Sends op's query on the idle connection `c`. */
 static void dbc_start(dbc *c, dbop *op)
 {
+	if (c->pool && pipelinable(op)) {
+		pipe_send(c, op);
+		return;
+	}
 	Porter__V1__DbQuery *q = op->msg ? op->msg->db_query : NULL;
 	const char *sql = op->kind == OP_RESET ? "DISCARD ALL" : q->sql;
 	int ok;
@@ -1371,54 +1636,19 @@ static void dbc_start(dbc *c, dbop *op)
 	c->state = DBC_QUERY;
 	c->flushing = 0;
 	c->last_used = now_ms(c->dw);
-	if (q && (q->n_params || q->chunk_rows)) {
-		size_t n = q->n_params;
-		const char **vals = calloc(n + 1, sizeof(*vals));
-		int *lens = calloc(n + 1, sizeof(*lens));
-		int *fmts = calloc(n + 1, sizeof(*fmts));
-		Oid *types = calloc(n + 1, sizeof(*types));
-		char **copies = calloc(n + 1, sizeof(*copies));
-		ok = vals && lens && fmts && types && copies;
-		for (size_t i = 0; ok && i < n; i++) {
-			Porter__V1__DbParam *pp = q->params[i];
-			types[i] = pp->type_oid;
-			if (pp->is_null)
-				continue;
-			if (pp->value.len > INT32_MAX) {
-				ok = 0;
-				break;
-			}
-			lens[i] = (int)pp->value.len;
-			fmts[i] = pp->binary ? 1 : 0;
-			if (pp->binary) {
-				vals[i] = pp->value.len ? (const char *)pp->value.data : "";
-			} else {
-				/* Text parameters are read up to a NUL by libpq. */
-				copies[i] = malloc(pp->value.len + 1);
-				if (!copies[i]) {
-					ok = 0;
-					break;
-				}
-				if (pp->value.len)
-					memcpy(copies[i], pp->value.data, pp->value.len);
-				copies[i][pp->value.len] = 0;
-				vals[i] = copies[i];
-			}
+	if (c->pipelined) {
+		/* Several statements, streams and resets need the simple
+		 * protocol; the pipeline is empty here. */
+		if (PQexitPipelineMode(c->pg) != 1) {
+			dbc_broken(c, "cannot leave pipeline mode");
+			return;
 		}
-		if (ok)
-			ok = PQsendQueryParams(c->pg, sql, (int)n, types, vals, lens, fmts, 0);
-		else
-			op_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
-		for (size_t i = 0; copies && i < n; i++)
-			free(copies[i]);
-		free(copies);
-		free(vals);
-		free(lens);
-		free(fmts);
-		free(types);
-	} else {
-		ok = PQsendQuery(c->pg, sql);
+		c->pipelined = 0;
 	}
+	if (q && (q->n_params || q->chunk_rows))
+		ok = send_params(c, op, q, sql);
+	else
+		ok = PQsendQuery(c->pg, sql);
 	if (!ok) {
 		if (PQstatus(c->pg) != CONNECTION_OK) {
 			dbc_broken(c, "connection lost");
@@ -1511,6 +1741,23 @@ static void pool_run(pool *p, dbop *op)
 	if (p->total < dw->w->cfg->db_pool_size) {
 		pool_new_conn(p, op);
 		return;
+	}
+	if (pipelinable(op)) {
+		/* Every connection is busy: send it ahead on the shortest
+		 * pipeline instead of waiting for one to be free. */
+		dbc *best = NULL;
+		list *pos, *tmp;
+		list_for_each_safe(pos, tmp, &p->conns)
+		{
+			dbc *c = list_entry(pos, dbc, link);
+			if (c->state == DBC_QUERY && c->pipelined && c->npipe < PIPE_DEPTH &&
+			    (!best || c->npipe < best->npipe))
+				best = c;
+		}
+		if (best) {
+			pipe_send(best, op);
+			return;
+		}
 	}
 	list_push_back(&p->waiters, &op->link);
 	op->queued = 1;
@@ -1757,6 +2004,17 @@ static void op_req_cancel(req *r)
 		return;
 	}
 	dbc *c = op->c;
+	if (op->pent) {
+		op->pent->op = NULL;
+		op->pent = NULL;
+		if (c->cur == op) {
+			c->cur = NULL;
+			send_cancel(c);
+			arm_timer(c, now_ms(c->dw) + DRAIN_MS);
+		}
+		op_fail(op, PORTER_E_CANCELLED, "cancelled");
+		return;
+	}
 	if (c && c->cur == op) {
 		if (c->state == DBC_QUERY) {
 			c->cur = NULL;
@@ -2037,6 +2295,26 @@ static void on_sweep(uv_timer_t *t)
 	{
 		pool *p = list_entry(pos, pool, link);
 		expire_queue(dw, &p->waiters, now, "a pooled connection");
+		list *x, *y;
+		list_for_each_safe(x, y, &p->conns)
+		{
+			dbc *c = list_entry(x, dbc, link);
+			list *e1, *e2;
+			list_for_each_safe(e1, e2, &c->pipe)
+			{
+				pent *e = list_entry(e1, pent, link);
+				/* The head has the connection's timer. Those behind
+				 * it have not started: answered now, skipped later
+				 * (their statements still run). */
+				if (e1 == c->pipe.next || !e->op || e->op->deadline > now)
+					continue;
+				dbop *op = e->op;
+				e->op = NULL;
+				op->pent = NULL;
+				op_fail(op, PORTER_E_TIMEOUT,
+				        "timed out in a pipeline behind other queries");
+			}
+		}
 		list *a, *b;
 		list_for_each_safe(a, b, &p->idle)
 		{

@@ -157,7 +157,7 @@ int main(void)
 	conninfo[strcspn(conninfo, "\n")] = 0;
 
 	th_daemon d;
-	const char *args[] = {"--db-pool-size", "16", NULL};
+	const char *args[] = {NULL};
 	int rc = 0;
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "bench_db: porterd did not start\n");
