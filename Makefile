@@ -8,7 +8,7 @@ ifneq ($(CI),)
 CMAKE_FLAGS += -DPORTER_WERROR=ON
 endif
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test test-asan test-tsan bench clean
 
 all: build
 
@@ -23,8 +23,24 @@ build: deps
 run: build
 	$(BUILD)/daemon/porterd
 
+# Every suite, then the unit and integration suites again under
+# ASan+UBSan, and the threading suites under TSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
+	$(MAKE) test-asan test-tsan
+
+test-asan: deps
+	cmake -S . -B $(BUILD)-asan -DPORTER_ASAN=ON -DPORTER_UBSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure --timeout 900 -L "unit|integration"
+
+test-tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DPORTER_TSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure --timeout 900 -L tsan
 
 # Benchmarks run one after another (-j 1) so they do not disturb each other.
 bench: build

@@ -28,6 +28,8 @@ typedef struct tstate {
 	int fd;              /* -1 when not connected */
 	frame_reader rd;
 	uint32_t max_frame;  /* the daemon's request limit, from Hello */
+	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
+	uint64_t generation;  /* reset generation the connection was opened in */
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -36,6 +38,9 @@ static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static __thread tstate *ts;
 static _Atomic uint64_t instance;
+/* Bumped by porter_reset(); a connection opened in an older generation is
+ * dropped by its own thread before its next call. */
+static _Atomic uint64_t generation;
 static _Atomic uint64_t next_id = 1;
 
 static uint64_t random_u64(void)
@@ -104,6 +109,16 @@ uint64_t pconn_next_id(void)
 	return atomic_fetch_add(&next_id, 1);
 }
 
+uint64_t porter_next_call_id(void)
+{
+	tstate *t = state();
+	if (!t)
+		return pconn_next_id(); /* still unique, just not reserved */
+	if (!t->reserved_id)
+		t->reserved_id = pconn_next_id();
+	return t->reserved_id;
+}
+
 uint64_t pconn_instance(void)
 {
 	pthread_once(&once, init_once);
@@ -153,6 +168,22 @@ const char *porter_last_error_message(void)
 
 void porter_thread_disconnect(void)
 {
+	if (ts)
+		drop_conn(ts);
+}
+
+/*
+ * A new instance id first, then the generation: a thread that sees the new
+ * generation in open_conn (which reads it before the instance) is then sure
+ * to send the new instance id. Other threads' connections are never touched
+ * from here (their fds are theirs alone); each notices the new generation
+ * at its next call.
+ */
+void porter_reset(void)
+{
+	pthread_once(&once, init_once);
+	atomic_store(&instance, random_u64());
+	atomic_fetch_add(&generation, 1);
 	if (ts)
 		drop_conn(ts);
 }
@@ -293,6 +324,8 @@ static int open_conn(tstate *t, int64_t deadline)
 		return pconn_set_error(PORTER_E_UNREACHABLE, "socket: %s", strerror(errno));
 	frame_reader_init(&t->rd, HELLO_REPLY_LIMIT);
 	t->max_frame = 0;
+	/* Read before the instance id (see porter_reset). */
+	t->generation = atomic_load(&generation);
 
 	while (connect(t->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno == EINTR)
@@ -367,6 +400,14 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 	int64_t deadline = now_ms() + timeout_ms;
 	int rc = 0;
 
+	if (!req->id && t->reserved_id)
+		req->id = t->reserved_id;
+	t->reserved_id = 0;
+	/* A connection from before a porter_reset() belongs to the previous
+	 * client instance: replace it. */
+	if (t->fd >= 0 && t->generation != atomic_load(&generation))
+		drop_conn(t);
+
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = t->fd < 0;
 		if (fresh && (rc = open_conn(t, deadline)) < 0)
@@ -379,10 +420,15 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 		}
 		if (!req->id)
 			req->id = pconn_next_id();
-		/* A caller may ask the daemon to give up earlier than the
-		 * wait here, so that its own timeout reply arrives in time. */
-		if (!req->timeout_ms || req->timeout_ms > left)
-			req->timeout_ms = (uint32_t)left;
+		/* The daemon gets slightly less time than we wait, so that its
+		 * own timeout reply (with whatever it cancelled) arrives
+		 * before we give up and have to drop the connection. A caller
+		 * may ask for an earlier daemon deadline still (a database
+		 * query needs time for its server-side cancel). */
+		int64_t margin = left / 10 < 50 ? left / 10 : 50;
+		uint32_t daemon_ms = (uint32_t)(left - margin > 0 ? left - margin : 1);
+		if (!req->timeout_ms || req->timeout_ms > daemon_ms)
+			req->timeout_ms = daemon_ms;
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;

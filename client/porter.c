@@ -29,6 +29,11 @@ int porter_socket_path(char *buf, size_t cap)
 
 int porter_ping(const void *payload, size_t len, int timeout_ms)
 {
+	return porter_ping_delay(payload, len, 0, timeout_ms);
+}
+
+int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms, int timeout_ms)
+{
 	if (!payload && len)
 		return pconn_set_error(PORTER_E_INVAL, "payload is NULL but len is %zu", len);
 
@@ -37,6 +42,7 @@ int porter_ping(const void *payload, size_t len, int timeout_ms)
 	Porter__V1__Response *resp = NULL;
 	ping.payload.data = (uint8_t *)payload;
 	ping.payload.len = len;
+	ping.delay_ms = delay_ms;
 	req.body_case = PORTER__V1__REQUEST__BODY_PING;
 	req.ping = &ping;
 
@@ -140,4 +146,30 @@ void porter_stats_free(porter_stats_snapshot *s)
 	free(s->workers);
 	free(s->version);
 	free(s);
+}
+
+int porter_cancel(uint64_t id, int timeout_ms)
+{
+	if (id == 0)
+		return pconn_set_error(PORTER_E_INVAL, "request id 0 names no request");
+
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Cancel cancel = PORTER__V1__CANCEL__INIT;
+	Porter__V1__Response *resp = NULL;
+	cancel.target_id = id;
+	req.body_case = PORTER__V1__REQUEST__BODY_CANCEL;
+	req.cancel = &cancel;
+
+	/* Repeating a cancel is harmless, so it may be retried. */
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_CANCEL)
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "cancel reply missing");
+	else if (!resp->cancel->found)
+		rc = pconn_set_error(PORTER_E_NOT_FOUND,
+				     "request %llu is not in flight; it will be refused if it arrives",
+				     (unsigned long long)id);
+	porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
 }

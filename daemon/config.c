@@ -7,6 +7,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "porter.h"
@@ -46,7 +49,7 @@ static const config_key keys[] = {
 	{ "log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
 	  "error, warn, info or debug" },
 	{ "allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",
-	  "comma-separated uids allowed to connect (default: the daemon's own uid)" },
+	  "comma-separated uids allowed to connect, or 'any' to let the socket's mode and group decide (default: the daemon's own uid; with a socket passed by systemd: any)" },
 	{ "hello-max-frame", 0, KT_U32, OFF(hello_max_frame), 1024, 1u << 30, "65536", "BYTES",
 	  "largest frame accepted before Hello" },
 	{ "max-frame", 0, KT_U32, OFF(max_frame), 1024, 1u << 30, "16777216", "BYTES",
@@ -65,6 +68,14 @@ static const config_key keys[] = {
 	  "longest deadline honoured" },
 	{ "shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
 	  "time in-flight work gets to finish on SIGTERM" },
+	{ "batch-max-members", 0, KT_U32, OFF(batch_max_members), 1, 4096, "64", "N",
+	  "members one Batch request may have" },
+	{ "metrics-file", 0, KT_STR, OFF(metrics_file), 0, 0, "", "PATH",
+	  "write Prometheus text metrics to PATH (replaced atomically); empty means off" },
+	{ "metrics-listen", 0, KT_STR, OFF(metrics_listen), 0, 0, "", "ADDR:PORT",
+	  "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT; empty means off" },
+	{ "metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
+	  "how often metrics-file is rewritten" },
 	{ "db-pool-size", 0, KT_U32, OFF(db_pool_size), 1, 10000, "8", "N",
 	  "pooled PostgreSQL connections per worker and conninfo" },
 	{ "db-pool-idle", 0, KT_U32, OFF(db_pool_idle_ms), 100, UINT32_MAX, "60000", "MS",
@@ -138,8 +149,9 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		strcpy((char *)field, v);
 		return 0;
 	case KT_STR: {
-		char *s = strdup(v);
-		if (!s) {
+		/* An empty value turns an optional setting off. */
+		char *s = v[0] ? strdup(v) : NULL;
+		if (v[0] && !s) {
 			snprintf(why, whylen, "out of memory");
 			return PORTER_E_NOMEM;
 		}
@@ -202,6 +214,12 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		char buf[1024];
 		size_t n = 0;
 		uid_t uids[CONFIG_MAX_UIDS];
+		if (strcmp(v, "any") == 0) {
+			c->allow_any_uid = 1;
+			c->n_allow_uids = 0;
+			c->allow_uid_set = 1;
+			return 0;
+		}
 		if (strlen(v) >= sizeof(buf)) {
 			snprintf(why, whylen, "list too long");
 			return PORTER_E_INVAL;
@@ -223,6 +241,8 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		}
 		memcpy(c->allow_uids, uids, n * sizeof(uids[0]));
 		c->n_allow_uids = n;
+		c->allow_any_uid = 0;
+		c->allow_uid_set = 1;
 		return 0;
 	}
 	}
@@ -253,6 +273,33 @@ void config_free(config *c)
 	c->config_file = NULL;
 }
 
+config *config_alloc(void)
+{
+	config *c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	config_defaults(c);
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
+config *config_ref(config *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void config_unref(config *c)
+{
+	if (!c)
+		return;
+	/* acq_rel: every holder's reads happen before the free. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+		config_free(c);
+		free(c);
+	}
+}
+
 void config_usage(FILE *out)
 {
 	fprintf(out,
@@ -260,8 +307,11 @@ void config_usage(FILE *out)
 		"Porter daemon: performs PostgreSQL, HTTP and file I/O for client\n"
 		"processes that talk to it over a Unix socket.\n"
 		"\n"
-		"  -c, --config FILE          read settings from FILE (keys as below, without --)\n"
+		"  -c, --config FILE          read settings from FILE (keys as below, without --);\n"
+		"                             default " PORTER_DEFAULT_CONFIG " when it exists,\n"
+		"                             '' for none\n"
 		"      --check-config         validate the settings, print them and exit\n"
+		"      --print-example-config print a commented file with every default and exit\n"
 		"  -h, --help                 show this help and exit\n"
 		"  -V, --version              show the version and exit\n"
 		"\n"
@@ -279,6 +329,9 @@ void config_usage(FILE *out)
 		fputc('\n', out);
 	}
 	fprintf(out,
+		"\n"
+		"SIGHUP reloads the configuration file (flags still win); settings that\n"
+		"cannot change live (socket, workers) need a restart.\n"
 		"\n"
 		"Exit status: 0 after a clean shutdown, 1 on a start-up failure, 2 on bad\n"
 		"usage or settings.\n");
@@ -341,11 +394,11 @@ int config_load_file(config *c, const char *path, FILE *err)
 	return rc;
 }
 
-enum { OPT_CHECK_CONFIG = 1000, OPT_KEY_BASE = 1100 };
+enum { OPT_CHECK_CONFIG = 1000, OPT_PRINT_EXAMPLE, OPT_KEY_BASE = 1100 };
 
 int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 {
-	struct option opts[N_KEYS + 5];
+	struct option opts[N_KEYS + 6];
 	char shorts[3 * N_KEYS + 8];
 	size_t ns = 0, no = 0;
 	int opt;
@@ -357,6 +410,7 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	shorts[ns++] = 'V';
 	opts[no++] = (struct option){ "config", required_argument, NULL, 'c' };
 	opts[no++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK_CONFIG };
+	opts[no++] = (struct option){ "print-example-config", no_argument, NULL, OPT_PRINT_EXAMPLE };
 	opts[no++] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[no++] = (struct option){ "version", no_argument, NULL, 'V' };
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -376,13 +430,24 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	 * appear on the command line. */
 	optind = 0; /* glibc: full re-initialisation, so tests can parse twice */
 	opterr = 0;
+	const char *file = NULL;
+	int explicit_file = 0;
 	while ((opt = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		if (opt == 'c') {
-			free(c->config_file);
-			c->config_file = strdup(optarg);
-			if (!c->config_file || config_load_file(c, optarg, err) < 0)
-				return PORTER_E_INVAL;
+			file = optarg;
+			explicit_file = 1;
 		}
+	}
+	/* The default file is optional: read only when it is there. Any other
+	 * problem with it (unreadable, a directory) is still an error. */
+	if (!explicit_file && access(PORTER_DEFAULT_CONFIG, F_OK) == 0)
+		file = PORTER_DEFAULT_CONFIG;
+	free(c->config_file);
+	c->config_file = NULL;
+	if (file && file[0]) {
+		c->config_file = strdup(file);
+		if (!c->config_file || config_load_file(c, file, err) < 0)
+			return PORTER_E_INVAL;
 	}
 
 	optind = 0;
@@ -394,6 +459,9 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 			continue;
 		case OPT_CHECK_CONFIG:
 			c->check_only = 1;
+			continue;
+		case OPT_PRINT_EXAMPLE:
+			c->print_example = 1;
 			continue;
 		case 'h':
 			config_usage(out);
@@ -430,6 +498,14 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 		fprintf(err, "porterd: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return PORTER_E_INVAL;
 	}
+	if (c->metrics_listen) {
+		struct sockaddr_storage ss;
+		if (config_parse_loopback(c->metrics_listen, &ss) < 0) {
+			fprintf(err, "porterd: metrics-listen: expected 127.0.0.1:PORT or [::1]:PORT (loopback only), got '%s'\n",
+				c->metrics_listen);
+			return PORTER_E_INVAL;
+		}
+	}
 	if (c->max_frame < c->hello_max_frame)
 		c->hello_max_frame = c->max_frame;
 	if (c->default_timeout_ms > c->max_timeout_ms)
@@ -446,15 +522,45 @@ int config_resolve(config *c)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
 	}
-	if (c->n_allow_uids == 0) {
+	if (c->n_allow_uids == 0 && !c->allow_any_uid) {
 		c->allow_uids[0] = getuid();
 		c->n_allow_uids = 1;
 	}
 	return 0;
 }
 
+int config_parse_loopback(const char *s, struct sockaddr_storage *ss)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	if (!colon || (size_t)(colon - s) >= sizeof(host) ||
+	    parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return PORTER_E_INVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return 0;
+	}
+	if (strcmp(host, "[::1]") == 0) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		in6->sin6_addr = in6addr_loopback;
+		return 0;
+	}
+	return PORTER_E_INVAL;
+}
+
 int config_uid_allowed(const config *c, uid_t uid)
 {
+	if (c->allow_any_uid)
+		return 1;
 	for (size_t i = 0; i < c->n_allow_uids; i++)
 		if (c->allow_uids[i] == uid)
 			return 1;
@@ -497,10 +603,42 @@ void config_dump(const config *c, FILE *out)
 			fputs(*(const int *)field ? "true" : "false", out);
 			break;
 		case KT_UIDS:
+			if (c->allow_any_uid)
+				fputs("any", out);
 			for (size_t j = 0; j < c->n_allow_uids; j++)
 				fprintf(out, "%s%u", j ? "," : "", (unsigned)c->allow_uids[j]);
 			break;
 		}
 		fputc('\n', out);
+	}
+}
+
+void config_example(FILE *out)
+{
+	fprintf(out,
+		"# porterd configuration: every setting with its built-in default.\n"
+		"#\n"
+		"# porterd reads " PORTER_DEFAULT_CONFIG " when it exists (or the file\n"
+		"# given with --config). Format: one \"key = value\" per line; blank lines\n"
+		"# and lines starting with '#' are ignored; keys are the long option names\n"
+		"# of porterd --help without \"--\"; lists are comma-separated. Command-line\n"
+		"# options override the file. Errors name the file, line and key, and\n"
+		"# \"porterd --check-config\" validates a file without starting.\n"
+		"#\n"
+		"# SIGHUP (systemctl reload porterd) re-reads this file. The limits,\n"
+		"# timeouts, allow-uid, log-level and metrics settings change live; socket\n"
+		"# and workers need a restart. A file with errors is rejected as a whole\n"
+		"# and the running settings stay.\n"
+		"#\n"
+		"# Generated by \"porterd --print-example-config\"; a test keeps it so.\n");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const config_key *k = &keys[i];
+		fprintf(out, "\n# %s\n", k->help);
+		if (k->def && k->def[0])
+			fprintf(out, "%s = %s\n", k->name, k->def);
+		else if (k->def)
+			fprintf(out, "%s =\n", k->name);
+		else
+			fprintf(out, "#%s =\n", k->name);
 	}
 }

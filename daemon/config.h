@@ -7,12 +7,20 @@
  * with '#' are ignored; keys are the long flag names without "--"; list
  * values are comma-separated. Errors name the file, line and key.
  *
- * A config is filled in on the main thread before any worker starts and is
- * read-only while workers run.
+ * Without --config, the default file (PORTER_DEFAULT_CONFIG,
+ * /etc/porter/porterd.conf) is read when it exists; its absence is not an
+ * error. --config FILE replaces it; --config '' reads no file at all.
+ *
+ * A config is filled in on one thread and is read-only once published. Live
+ * reload (SIGHUP) builds a new generation on the acceptor thread and hands
+ * each worker a reference through its inbox; a generation is freed when its
+ * last holder drops it (config_unref), so no thread ever sees a config
+ * change or vanish under it.
  */
 #ifndef PORTER_CONFIG_H
 #define PORTER_CONFIG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +31,9 @@
 #define CONFIG_MAX_UIDS 64
 #define CONFIG_MAX_WORKERS 256
 #define CONFIG_PATH_MAX 108 /* sun_path capacity */
+#ifndef PORTER_DEFAULT_CONFIG
+#define PORTER_DEFAULT_CONFIG "/etc/porter/porterd.conf"
+#endif
 
 /* A list of strings (file roots, host allow-lists). Owned by the config. */
 typedef struct config_list {
@@ -37,6 +48,8 @@ typedef struct config {
 	enum log_level log_level;
 	uid_t allow_uids[CONFIG_MAX_UIDS]; /* peers allowed to connect */
 	size_t n_allow_uids;       /* 0 means the daemon's own uid */
+	int allow_any_uid;         /* "allow-uid = any": the socket's mode decides */
+	int allow_uid_set;         /* allow-uid was given (file or flag) */
 	uint32_t hello_max_frame;  /* frame limit before Hello */
 	uint32_t max_frame;        /* frame limit after Hello */
 	uint32_t max_inflight;     /* requests processed at once per connection */
@@ -46,12 +59,18 @@ typedef struct config {
 	uint32_t default_timeout_ms; /* deadline of a request that names none */
 	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
 	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
+	uint32_t batch_max_members; /* members one Batch may have */
+	uint32_t metrics_interval_ms; /* how often metrics-file is rewritten */
+	char *metrics_file;        /* Prometheus text file, or NULL (off) */
+	char *metrics_listen;      /* loopback "HOST:PORT" for GET /metrics, or NULL */
 	uint32_t db_pool_size;     /* pooled PG connections per worker and conninfo */
 	uint32_t db_pool_idle_ms;  /* idle pooled connections are closed after this */
 	uint32_t db_session_idle_ms; /* idle sessions are closed; 0 never */
 	uint32_t db_session_grace_ms; /* sessions outlive their client this long */
 	uint32_t db_max_sessions;  /* open sessions per worker */
 	int check_only;            /* --check-config: validate and exit */
+	int print_example;         /* --print-example-config: print and exit */
+	_Atomic unsigned refs;     /* holders of a config_alloc()ed generation */
 } config;
 
 /* Fills `c` with the built-in defaults. */
@@ -59,6 +78,16 @@ void config_defaults(config *c);
 
 /* Frees what `c` owns (strings, lists); `c` may be filled again. */
 void config_free(config *c);
+
+/* A heap config filled with the defaults, with one reference held by the
+ * caller; NULL when out of memory. */
+config *config_alloc(void);
+
+/* Takes one more reference to a config_alloc()ed `c`; any thread. */
+config *config_ref(config *c);
+
+/* Drops one reference; the last one frees `c`. Any thread; NULL is fine. */
+void config_unref(config *c);
 
 /*
  * Applies command-line flags to `c`, reading the file named by --config
@@ -80,7 +109,14 @@ int config_load_file(config *c, const char *path, FILE *err);
  */
 int config_resolve(config *c);
 
-/* True when `uid` may connect. */
+/*
+ * Parses metrics-listen ("127.0.0.1:PORT", "localhost:PORT" or
+ * "[::1]:PORT"; only loopback) into `ss`. Returns 0 or PORTER_E_INVAL.
+ */
+struct sockaddr_storage;
+int config_parse_loopback(const char *s, struct sockaddr_storage *ss);
+
+/* True when `uid` may connect ("any" allows every uid). */
 int config_uid_allowed(const config *c, uid_t uid);
 
 /* Prints the usage text, every key with its default. */
@@ -88,5 +124,12 @@ void config_usage(FILE *out);
 
 /* Writes every key with its current value in the file format. */
 void config_dump(const config *c, FILE *out);
+
+/*
+ * Writes the example configuration file: the format, then every key with
+ * its help and its default (keys without a built-in default commented out).
+ * systemd/porterd.conf is this output; a test keeps the two identical.
+ */
+void config_example(FILE *out);
 
 #endif

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "log.h"
 #include "ops.h"
+#include "palloc.h"
 #include "porter.h"
 #include "req.h"
 #include "stats.h"
@@ -110,6 +111,9 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 /* Closes after the queued replies are written, bounded by the timer. */
 static void close_after_flush(conn *c)
 {
+	if (c->flush_close || c->state == CONN_CLOSING)
+		return;
+	c->flush_close = 1;
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = 0;
@@ -301,8 +305,9 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 	}
 
 	c->client_instance = h->client_instance;
-	log_debug("conn %llu: hello from pid %d uid %d (%s)",
+	log_debug("conn %llu: hello from pid %d uid %d instance %016llx (%s)",
 		  (unsigned long long)c->serial, (int)c->pid, (int)c->uid,
+		  (unsigned long long)c->client_instance,
 		  h->client_name ? h->client_name : "");
 	c->state = CONN_READY;
 	db_client_attach(c->uid, c->client_instance);
@@ -321,7 +326,9 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 
 static void handle_frame(conn *c, const uint8_t *p, size_t len)
 {
-	Porter__V1__Request *msg = porter__v1__request__unpack(NULL, len, p);
+	palloc_budget budget;
+	palloc_budget_init(&budget, len);
+	Porter__V1__Request *msg = porter__v1__request__unpack(&budget.base, len, p);
 	if (!msg) {
 		conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
 		return;
@@ -413,6 +420,34 @@ void conn_drain(conn *c)
 	}
 	c->state = CONN_DRAINING;
 	uv_timer_stop(&c->timer); /* the worker's grace timer bounds this */
+}
+
+void conn_abort(conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	/* No reply may restart reading or re-arm timers from here on. */
+	if (c->state != CONN_DRAINING) {
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->pipe);
+			c->reading = 0;
+		}
+		c->state = CONN_DRAINING;
+	}
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &c->reqs) {
+		req *r = list_entry(pos, req, link);
+		/* A stopped request replies (now or soon) and leaves the
+		 * list itself; one that cannot stop is abandoned. */
+		if (!req_stop(r, PORTER_E_SHUTDOWN))
+			req_detach(r);
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	if (list_empty(&c->reqs)) {
+		c->inflight = 0;
+		close_after_flush(c);
+	}
 }
 
 int conn_create(worker *w, int fd, uid_t uid, pid_t pid)

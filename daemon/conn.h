@@ -38,6 +38,7 @@ typedef struct conn {
 	frame_reader rd;
 	int reading;            /* uv_read_start is active */
 	int processing;         /* inside process_frames (no re-entry) */
+	int flush_close;        /* close_after_flush has begun */
 	int partial;            /* a frame has begun but not ended */
 	uid_t uid;              /* peer credentials from SO_PEERCRED */
 	pid_t pid;
@@ -54,6 +55,13 @@ int conn_create(struct worker *w, int fd, uid_t uid, pid_t pid);
  * the worker's grace timer forces it). Used for shutdown.
  */
 void conn_drain(conn *c);
+
+/*
+ * The shutdown grace is over: stops what is in flight with replies saying
+ * PORTER_E_SHUTDOWN (work that cannot stop early is abandoned), then closes
+ * once those replies are written.
+ */
+void conn_abort(conn *c);
 
 /* Closes now: in-flight requests are detached and cancelled. Idempotent. */
 void conn_close(conn *c);

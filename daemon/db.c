@@ -2185,6 +2185,12 @@ void db_handle(req *r)
 	worker *w = r->w;
 	const Porter__V1__Request *m = r->msg;
 	uint64_t target = 0;
+	if (!r->c) {
+		/* A Batch member whose client went away before it started:
+		 * no identity to act for. */
+		req_fail(r, PORTER_E_CANCELLED, "the client went away");
+		return;
+	}
 	switch (m->body_case) {
 	case PORTER__V1__REQUEST__BODY_DB_QUERY:
 		target = m->db_query->session;

@@ -101,3 +101,104 @@ void log_msg(enum log_level l, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
 }
+
+/* Output with a fixed capacity; what does not fit is dropped. */
+typedef struct mbuf {
+	char *p;
+	size_t cap, len;
+} mbuf;
+
+static void put(mbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && b->len + 1 < b->cap; i++)
+		b->p[b->len++] = s[i];
+	b->p[b->len] = '\0';
+}
+
+static void mask_uri(const char *in, mbuf *b)
+{
+	const char *auth = strstr(in, "://") + 3;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = NULL;
+	for (const char *q = auth; q < auth + alen; q++)
+		if (*q == '@')
+			at = q;
+	put(b, in, (size_t)(auth - in));
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (colon) {
+		put(b, auth, (size_t)(colon - auth) + 1);
+		put(b, "***", 3);
+		put(b, at, (size_t)(auth + alen - at));
+	} else {
+		put(b, auth, alen);
+	}
+	const char *p = auth + alen;
+	size_t path = strcspn(p, "?#");
+	put(b, p, path);
+	p += path;
+	while (*p == '?' || *p == '&') {
+		/* Query parameters: mask the value of password=. */
+		const char *param = p + 1;
+		size_t n = strcspn(param, "&#");
+		put(b, p, 1);
+		if (n >= 9 && strncmp(param, "password=", 9) == 0) {
+			put(b, param, 9);
+			put(b, "***", 3);
+		} else {
+			put(b, param, n);
+		}
+		p = param + n;
+	}
+	put(b, p, strlen(p)); /* the fragment, if any */
+}
+
+void log_mask_conninfo(const char *in, char *out, size_t outlen)
+{
+	mbuf b = { out, outlen, 0 };
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	if (strncmp(in, "postgresql://", 13) == 0 || strncmp(in, "postgres://", 11) == 0) {
+		mask_uri(in, &b);
+		return;
+	}
+	const char *p = in;
+	while (*p) {
+		size_t ws = strspn(p, " \t\n\r");
+		put(&b, p, ws);
+		p += ws;
+		if (!*p)
+			break;
+		size_t klen = strcspn(p, "= \t\n\r");
+		int secret = klen == 8 && strncmp(p, "password", 8) == 0;
+		put(&b, p, klen);
+		p += klen;
+		size_t sp = strspn(p, " \t\n\r");
+		if (p[sp] != '=') {
+			continue; /* not key=value: copied as is */
+		}
+		put(&b, p, sp + 1);
+		p += sp + 1;
+		sp = strspn(p, " \t\n\r");
+		put(&b, p, sp);
+		p += sp;
+		const char *v = p;
+		if (*p == '\'') {
+			for (p++; *p && *p != '\''; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p == '\'')
+				p++;
+		} else {
+			while (*p && !strchr(" \t\n\r", *p)) {
+				if (*p == '\\' && p[1])
+					p++;
+				p++;
+			}
+		}
+		if (secret)
+			put(&b, "***", 3);
+		else
+			put(&b, v, (size_t)(p - v));
+	}
+}

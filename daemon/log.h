@@ -10,6 +10,8 @@
 #ifndef PORTER_LOG_H
 #define PORTER_LOG_H
 
+#include <stddef.h>
+
 enum log_level {
 	LOG_LVL_ERROR = 3, /* syslog priorities, so "<N>" needs no mapping */
 	LOG_LVL_WARN = 4,
@@ -28,6 +30,15 @@ int log_parse_level(const char *s, enum log_level *out);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Copies a PostgreSQL connection string `in` to `out` (capacity `outlen`,
+ * always NUL-terminated, truncated if short) with every password replaced
+ * by "***", so conninfo can be logged: the key=value form (password=...,
+ * quoted or not) and the URI form (postgresql://user:secret@host/db and a
+ * ?password=... parameter). Thread safe.
+ */
+void log_mask_conninfo(const char *in, char *out, size_t outlen);
 
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

@@ -10,25 +10,34 @@
 
 int main(int argc, char **argv)
 {
-	config cfg;
-
 	log_init();
-	config_defaults(&cfg);
-	int rc = config_parse_args(&cfg, argc, argv, stdout, stderr);
+	config *cfg = config_alloc();
+	if (!cfg) {
+		fprintf(stderr, "porterd: out of memory\n");
+		return 1;
+	}
+	int rc = config_parse_args(cfg, argc, argv, stdout, stderr);
 	if (rc != 0) {
-		config_free(&cfg);
+		config_unref(cfg);
 		return rc == 1 ? 0 : 2;
 	}
-	log_set_level(cfg.log_level);
-	if (config_resolve(&cfg) < 0) {
+	if (cfg->print_example) {
+		config_example(stdout);
+		config_unref(cfg);
+		return 0;
+	}
+	log_set_level(cfg->log_level);
+	if (config_resolve(cfg) < 0) {
 		fprintf(stderr, "porterd: cannot work out the socket path; pass --socket\n");
-		config_free(&cfg);
+		config_unref(cfg);
 		return 2;
 	}
-	if (cfg.check_only) {
-		config_dump(&cfg, stdout);
+	if (cfg->check_only) {
+		if (cfg->config_file)
+			printf("# read %s\n", cfg->config_file);
+		config_dump(cfg, stdout);
 		printf("# configuration OK\n");
-		config_free(&cfg);
+		config_unref(cfg);
 		return 0;
 	}
 
@@ -40,12 +49,12 @@ int main(int argc, char **argv)
 	 * the operator did. */
 	if (!getenv("UV_THREADPOOL_SIZE")) {
 		char n[16];
-		unsigned size = cfg.workers * 2 < 4 ? 4 : cfg.workers * 2;
+		unsigned size = cfg->workers * 2 < 4 ? 4 : cfg->workers * 2;
 		snprintf(n, sizeof(n), "%u", size > 128 ? 128 : size);
 		setenv("UV_THREADPOOL_SIZE", n, 1);
 	}
 
-	rc = server_run(&cfg);
-	config_free(&cfg);
+	rc = server_run(cfg, argc, argv);
+	config_unref(cfg);
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "batch.h"
 #include "conn.h"
 #include "porter.h"
 #include "stats.h"
@@ -34,14 +35,45 @@ req *req_new(conn *c, Porter__V1__Request *msg)
 	return r;
 }
 
+req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w,
+		    uint64_t deadline, Porter__V1__Request *msg)
+{
+	req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		porter__v1__request__free_unpacked(msg, NULL);
+		return NULL;
+	}
+	uint64_t now = uv_now(&w->loop);
+	uint64_t t = msg->timeout_ms ? now + msg->timeout_ms : deadline;
+	r->c = c;
+	r->w = w;
+	r->id = msg->id;
+	r->msg = msg;
+	r->deadline = t < deadline ? t : deadline;
+	r->batch = b;
+	r->batch_index = index;
+	list_init(&r->link); /* not on the connection's list */
+	stats_add(&w->counters.requests, 1);
+	stats_add(&w->counters.inflight, 1);
+	return r;
+}
+
 void req_reply(req *r, Porter__V1__Response *resp)
 {
 	conn *c = r->c;
+	Porter__V1__Response stopped = PORTER__V1__RESPONSE__INIT;
 
+	if (r->stop_code) {
+		stopped.status = r->stop_code;
+		stopped.message = (char *)porter_strerror(r->stop_code);
+		resp = &stopped;
+	}
 	resp->id = r->id;
 	if (resp->status != 0)
 		stats_add(&r->w->counters.errors, 1);
-	if (c) {
+	if (r->batch) {
+		batch_member_done(r->batch, r->batch_index, resp);
+	} else if (c) {
 		list_remove(&r->link);
 		c->inflight--;
 		conn_send(c, resp);
@@ -85,6 +117,17 @@ uint64_t req_remaining_ms(const req *r)
 {
 	uint64_t now = uv_now(&r->w->loop);
 	return now >= r->deadline ? 0 : r->deadline - now;
+}
+
+int req_stop(req *r, int code)
+{
+	if (!r->cancel)
+		return 0;
+	void (*cancel)(req *) = r->cancel;
+	r->cancel = NULL;
+	r->stop_code = code;
+	cancel(r);
+	return 1;
 }
 
 void req_detach(req *r)

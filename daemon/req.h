@@ -7,7 +7,9 @@
  * exactly once, which sends the response (if the connection is still open)
  * and frees the req. When the connection closes first, the req is detached
  * (r->c becomes NULL) and its `cancel` hook, if set, is called once; the
- * module must still finish the req, and the reply is then discarded.
+ * module must still finish the req, and the reply is then discarded. The
+ * same hook serves a Cancel request from the client (req_stop), in which
+ * case the reply is sent as PORTER_E_CANCELLED.
  */
 #ifndef PORTER_REQ_H
 #define PORTER_REQ_H
@@ -17,6 +19,7 @@
 #include "list.h"
 #include "porter.pb-c.h"
 
+struct batch;
 struct conn;
 struct worker;
 
@@ -31,6 +34,9 @@ typedef struct req {
 	 * Called at most once, on the loop thread. */
 	void (*cancel)(struct req *r);
 	void *op;              /* the module's state for this request */
+	int stop_code;         /* stopped early (Cancel, shutdown): the reply's status */
+	struct batch *batch;   /* member of this batch: the reply goes there */
+	unsigned batch_index;  /* position among the batch's members */
 } req;
 
 /*
@@ -40,6 +46,16 @@ typedef struct req {
  * memory.
  */
 req *req_new(struct conn *c, Porter__V1__Request *msg);
+
+/*
+ * Creates the req for one member of a Batch: it shares the batch's
+ * connection (for the client's identity) without being listed on it, its
+ * reply goes to `b`, and its deadline is the member's own, bounded by
+ * `deadline`. `msg` is owned by the req as in req_new. NULL when out of
+ * memory.
+ */
+req *req_new_member(struct batch *b, unsigned index, struct conn *c,
+		    struct worker *w, uint64_t deadline, Porter__V1__Request *msg);
 
 /*
  * Sends `resp` (owned by the caller; its id is filled in here) and frees
@@ -61,6 +77,16 @@ void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail,
 
 /* Milliseconds left before the deadline; 0 once it has passed. */
 uint64_t req_remaining_ms(const req *r);
+
+/*
+ * Stops `r` early while its connection stays open: calls its cancel hook,
+ * and its eventual reply carries status `code` (PORTER_E_CANCELLED for a
+ * Cancel request, PORTER_E_SHUTDOWN when the daemon stops) whatever the
+ * module answers. Returns 1 when the work could be stopped (a hook was set;
+ * `r` may already have been finished and freed by it), 0 when it cannot
+ * stop early and will finish on its own.
+ */
+int req_stop(req *r, int code);
 
 /*
  * Detaches `r` from its connection (which is closing) and calls its cancel

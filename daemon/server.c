@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -14,8 +15,10 @@
 
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 #include "porter.h"
 #include "porter.pb-c.h"
+#include "sd.h"
 #include "sockpath.h"
 
 /* Connections accepted per wake-up before other handles get a turn. */
@@ -260,7 +263,10 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 			close(fd);
 			continue;
 		}
-		if (!config_uid_allowed(srv->cfg, cred.uid)) {
+		/* Under socket activation, SocketMode= and SocketGroup= already
+		 * decide who may connect unless allow-uid says otherwise. */
+		if (!(srv->activated && !srv->cfg->allow_uid_set) &&
+		    !config_uid_allowed(srv->cfg, cred.uid)) {
 			refuse(srv, fd, cred.uid);
 			continue;
 		}
@@ -281,10 +287,21 @@ static void server_stop(server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = 1;
+	sd_notifyf("STOPPING=1\nSTATUS=Stopping: draining in-flight work (up to %u ms)",
+		   srv->cfg->shutdown_grace_ms);
 	uv_close((uv_handle_t *)&srv->listen_poll, on_listen_closed);
 	uv_close((uv_handle_t *)&srv->accept_pause, NULL);
-	uv_close((uv_handle_t *)&srv->sig_term, NULL);
-	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+	/* SIGTERM and SIGINT stay caught (but no longer keep the loop
+	 * alive) until the workers have drained: a second signal during the
+	 * drain must not kill the process and cut work off. */
+	uv_unref((uv_handle_t *)&srv->sig_term);
+	uv_unref((uv_handle_t *)&srv->sig_int);
+	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	uv_close((uv_handle_t *)&srv->watchdog, NULL);
+	if (srv->test_hooks)
+		uv_close((uv_handle_t *)&srv->sig_test, NULL);
+	metrics_close(srv->metrics);
+	srv->metrics = NULL;
 	remove_socket(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		worker_post_stop(&srv->workers[i]);
@@ -293,40 +310,250 @@ static void server_stop(server *srv)
 static void on_signal(uv_signal_t *s, int signum)
 {
 	server *srv = s->data;
+	if (srv->stopping)
+		return; /* already draining; shutdown-grace bounds it */
 	log_info("received %s, shutting down (in-flight work gets up to %u ms)",
 		 signum == SIGTERM ? "SIGTERM" : "SIGINT",
 		 srv->cfg->shutdown_grace_ms);
 	server_stop(srv);
 }
 
-int server_run(const config *cfg)
+/* What the socket is, for humans: the path systemd bound, or ours. */
+static void describe_listener(server *srv, char *buf, size_t len)
+{
+	struct sockaddr_un sa;
+	socklen_t sl = sizeof(sa);
+	memset(&sa, 0, sizeof(sa));
+	if (!srv->activated) {
+		snprintf(buf, len, "%s", srv->cfg->socket_path);
+	} else if (getsockname(srv->listen_fd, (struct sockaddr *)&sa, &sl) == 0 &&
+		   sl > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0]) {
+		snprintf(buf, len, "%.*s (passed by systemd)",
+			 (int)(sl - offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
+	} else {
+		snprintf(buf, len, "a socket passed by systemd");
+	}
+}
+
+/*
+ * Watchdog tick, at half of WATCHDOG_USEC. Pings only when every worker's
+ * heartbeat moved since the last ping: a loop stuck in a handler stops its
+ * heartbeat timer, the pings stop, and systemd restarts the service.
+ */
+static void on_watchdog(uv_timer_t *t)
+{
+	server *srv = t->data;
+	unsigned stuck = srv->n_workers;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		uint64_t hb = atomic_load_explicit(&srv->workers[i].heartbeat,
+						   memory_order_relaxed);
+		if (hb == srv->hb_seen[i]) {
+			stuck = i;
+			break;
+		}
+	}
+	if (stuck < srv->n_workers) {
+		if (!srv->watchdog_late)
+			log_warn("worker %u has not run its loop for over %llu ms; withholding the watchdog ping",
+				 stuck, (unsigned long long)(srv->watchdog_usec / 2000));
+		srv->watchdog_late = 1;
+		return;
+	}
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		srv->hb_seen[i] = atomic_load_explicit(&srv->workers[i].heartbeat,
+						       memory_order_relaxed);
+	if (srv->watchdog_late)
+		log_info("every worker loop is running again; watchdog pings resume");
+	srv->watchdog_late = 0;
+	sd_notifyf("WATCHDOG=1");
+}
+
+/* Lines a failed parse wrote to the memory stream go to the log. */
+static void log_lines(char *text)
+{
+	char *save = NULL;
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		log_error("reload: %s", strncmp(l, "porterd: ", 9) == 0 ? l + 9 : l);
+}
+
+/* Logs each setting whose value differs between two generations. */
+static void log_changes(const config *old, const config *nc)
+{
+	char *a = NULL, *b = NULL;
+	size_t al = 0, bl = 0;
+	FILE *fa = open_memstream(&a, &al), *fb = open_memstream(&b, &bl);
+	if (fa)
+		config_dump(old, fa);
+	if (fb)
+		config_dump(nc, fb);
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	if (a && b) {
+		/* Both dumps list the same keys in the same order. */
+		char *sa = NULL, *sb = NULL;
+		char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
+		for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
+			if (strcmp(la, lb) != 0)
+				log_info("reload: %s (was %s)", lb, strchr(la, '=') ? strchr(la, '=') + 2 : la);
+	}
+	free(a);
+	free(b);
+}
+
+static void status_serving(server *srv)
+{
+	char where[160];
+	describe_listener(srv, where, sizeof(where));
+	sd_notifyf("READY=1\nSTATUS=Serving on %s with %u worker(s)%s", where,
+		   srv->n_workers,
+		   srv->last_reload_failed ? "; the last reload failed (see the log)" : "");
+}
+
+/*
+ * SIGHUP: builds a new generation from the file and the original flags,
+ * and hands it to every worker through its inbox. A file with errors
+ * changes nothing. Settings bound at start-up keep their running values.
+ */
+static void reload(server *srv)
+{
+	char *errs = NULL;
+	size_t errlen = 0;
+	struct timespec ts;
+	config *nc = NULL;
+	int rc = PORTER_E_NOMEM;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf("RELOADING=1\nSTATUS=Reloading the configuration\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ULL +
+			   (unsigned long long)ts.tv_nsec / 1000);
+	FILE *err = open_memstream(&errs, &errlen);
+	nc = config_alloc();
+	if (err && nc) {
+		rc = config_parse_args(nc, srv->argc, srv->argv, err, err);
+		if (rc == 0 && config_resolve(nc) < 0) {
+			fprintf(err, "cannot work out the socket path\n");
+			rc = PORTER_E_INVAL;
+		}
+	}
+	if (err)
+		fclose(err);
+	if (rc != 0) {
+		if (errs)
+			log_lines(errs);
+		log_error("reload failed; the running configuration stays in effect");
+		srv->reload_failures++;
+		srv->last_reload_failed = 1;
+		config_unref(nc);
+		goto out;
+	}
+
+	if (strcmp(nc->socket_path, srv->cfg->socket_path) != 0) {
+		log_warn("reload: socket changed to %s; restart porterd to apply it",
+			 nc->socket_path);
+		memcpy(nc->socket_path, srv->cfg->socket_path, sizeof(nc->socket_path));
+	}
+	if (nc->workers != srv->cfg->workers) {
+		log_warn("reload: workers changed to %u; restart porterd to apply it",
+			 nc->workers);
+		nc->workers = srv->cfg->workers;
+	}
+	nc->check_only = 0;
+	nc->print_example = 0;
+	log_changes(srv->cfg, nc);
+	log_set_level(nc->log_level);
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		worker_post_config(&srv->workers[i], nc);
+	config_unref(srv->cfg);
+	srv->cfg = nc;
+	srv->reloads++;
+	srv->last_reload_failed = 0;
+	metrics_reconfigure(srv, &srv->metrics, nc);
+	log_info("configuration reloaded from %s",
+		 nc->config_file ? nc->config_file : "built-in defaults and flags");
+out:
+	free(errs);
+	status_serving(srv);
+}
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	reload(s->data);
+}
+
+/* Test hook: SIGUSR2 stalls worker 0's loop for 3 s. */
+static void on_test_signal(uv_signal_t *s, int signum)
+{
+	server *srv = s->data;
+	(void)signum;
+	worker_post_stall(&srv->workers[0], 3000);
+}
+
+static void close_remaining(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int server_run(config *cfg, int argc, char **argv)
 {
 	server srv;
 	int status = 1;
 	unsigned started = 0;
+	char where[160];
 
 	memset(&srv, 0, sizeof(srv));
-	srv.cfg = cfg;
+	srv.cfg = config_ref(cfg);
+	srv.argc = argc;
+	srv.argv = argv;
 	srv.listen_fd = -1;
 	srv.lock_fd = -1;
 	srv.start_ms = uv_hrtime() / 1000000;
+	const char *hooks = getenv("PORTER_TEST_HOOKS");
+	srv.test_hooks = hooks && strcmp(hooks, "1") == 0;
 
 	if (uv_loop_init(&srv.loop) < 0) {
 		log_error("cannot create the acceptor loop");
+		config_unref(srv.cfg);
 		return 1;
 	}
-	if (open_listener(&srv) < 0)
+	if (sd_notify_init() < 0)
 		goto out;
+	int afd = sd_activation_fd();
+	if (afd < 0)
+		goto out;
+	if (afd > 0) {
+		srv.listen_fd = afd;
+		srv.activated = 1;
+	} else if (open_listener(&srv) < 0) {
+		goto out;
+	}
 
+	srv.watchdog_usec = sd_watchdog_usec();
 	srv.n_workers = cfg->workers;
 	srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
-	if (!srv.workers) {
+	srv.hb_seen = calloc(srv.n_workers, sizeof(*srv.hb_seen));
+	if (!srv.workers || !srv.hb_seen) {
 		log_error("out of memory");
 		goto out;
 	}
+	/* Workers beat four times per ping interval, so a healthy loop
+	 * always has moved by the next tick. */
+	unsigned beat_ms = 0;
+	if (srv.watchdog_usec) {
+		uint64_t b = srv.watchdog_usec / 8000;
+		beat_ms = b < 1 ? 1 : b > 60000 ? 60000 : (unsigned)b;
+	}
 	for (; started < srv.n_workers; started++) {
 		worker *w = &srv.workers[started];
-		if (worker_init(w, &srv, cfg, started) < 0 || worker_start(w) < 0) {
+		if (worker_init(w, &srv, cfg, started, beat_ms) < 0) {
+			log_error("cannot start worker %u", started);
+			goto out;
+		}
+		if (worker_start(w) < 0) {
 			log_error("cannot start worker %u", started);
 			goto out;
 		}
@@ -341,10 +568,36 @@ int server_run(const config *cfg)
 	srv.sig_term.data = srv.sig_int.data = &srv;
 	uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
 	uv_signal_start(&srv.sig_int, on_signal, SIGINT);
+	uv_signal_init(&srv.loop, &srv.sig_hup);
+	srv.sig_hup.data = &srv;
+	uv_signal_start(&srv.sig_hup, on_hup, SIGHUP);
+	if (srv.test_hooks) {
+		log_warn("PORTER_TEST_HOOKS=1: test hooks enabled (SIGUSR2 stalls worker 0); never use this in production");
+		uv_signal_init(&srv.loop, &srv.sig_test);
+		srv.sig_test.data = &srv;
+		uv_signal_start(&srv.sig_test, on_test_signal, SIGUSR2);
+	}
+	uv_timer_init(&srv.loop, &srv.watchdog);
+	srv.watchdog.data = &srv;
+	if (srv.watchdog_usec) {
+		uint64_t half = srv.watchdog_usec / 2000;
+		uv_timer_start(&srv.watchdog, on_watchdog, half ? half : 1, half ? half : 1);
+	}
+	if (metrics_start(&srv, cfg, &srv.metrics) < 0) {
+		server_stop(&srv);
+		uv_run(&srv.loop, UV_RUN_DEFAULT);
+		status = 1;
+		goto out;
+	}
 	uv_poll_start(&srv.listen_poll, UV_READABLE, on_listen_readable);
 
-	log_info("porterd %s listening on %s with %u worker(s)",
-		 PORTER_VERSION_STRING, cfg->socket_path, srv.n_workers);
+	describe_listener(&srv, where, sizeof(where));
+	log_info("porterd %s listening on %s with %u worker(s)%s",
+		 PORTER_VERSION_STRING, where, srv.n_workers,
+		 srv.watchdog_usec ? ", watchdog on" : "");
+	/* The socket is listening and polled, and every worker runs: clients
+	 * connecting from now on are served. */
+	status_serving(&srv);
 	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	status = 0;
 
@@ -360,9 +613,16 @@ out:
 	for (unsigned i = 0; i < started; i++)
 		if (worker_join(&srv.workers[i]) != 0)
 			status = 1;
+	/* The workers are gone: close what was kept open for them (the
+	 * signal handles). */
+	uv_walk(&srv.loop, close_remaining, NULL);
+	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	free(srv.workers);
+	free(srv.hb_seen);
 	if (srv.listen_fd >= 0)
 		close(srv.listen_fd);
+	sd_notify_close();
+	config_unref(srv.cfg);
 	int rc = uv_loop_close(&srv.loop);
 	if (rc != 0) {
 		log_error("acceptor: uv_loop_close: %s", uv_strerror(rc));

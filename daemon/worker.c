@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "conn.h"
 #include "db.h"
 #include "log.h"
@@ -18,7 +19,59 @@ typedef struct handoff_msg {
 	pid_t pid;
 } handoff_msg;
 
+/* A new configuration generation; holds one reference until delivered. */
+typedef struct config_msg {
+	inbox_msg base;
+	config *cfg;
+} config_msg;
+
+/* Test hook: block the loop for `ms`. */
+typedef struct stall_msg {
+	inbox_msg base;
+	unsigned ms;
+} stall_msg;
+
 static void begin_stop(worker *w);
+
+static void config_run(void *owner, inbox_msg *m)
+{
+	worker *w = owner;
+	config_msg *cm = (config_msg *)m;
+	config *old = (config *)w->cfg;
+	/* Only this thread reads w->cfg, and no callback keeps a pointer into
+	 * a config across loop iterations, so the swap needs no lock. */
+	w->cfg = cm->cfg;
+	config_unref(old);
+	free(cm);
+}
+
+static void config_drop(inbox_msg *m)
+{
+	config_msg *cm = (config_msg *)m;
+	config_unref(cm->cfg);
+	free(cm);
+}
+
+static void stall_run(void *owner, inbox_msg *m)
+{
+	worker *w = owner;
+	stall_msg *sm = (stall_msg *)m;
+	log_warn("worker %u: test hook: stalling the loop for %u ms", w->index, sm->ms);
+	usleep((useconds_t)sm->ms * 1000);
+	log_warn("worker %u: test hook: stall over", w->index);
+	free(sm);
+}
+
+static void plain_drop(inbox_msg *m)
+{
+	free(m);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+	worker *w = t->data;
+	atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_relaxed);
+}
 
 static void handoff_run(void *owner, inbox_msg *m)
 {
@@ -65,7 +118,9 @@ static void finish(worker *w)
 		return;
 	w->state = WORKER_CLOSING;
 	db_worker_close(w);
+	cancel_worker_close(w);
 	uv_close((uv_handle_t *)&w->grace, on_closed_quietly);
+	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
 	inbox_close(&w->inbox, on_closed_quietly);
 }
 
@@ -74,13 +129,26 @@ static void on_grace_expired(uv_timer_t *t)
 	worker *w = t->data;
 	list *pos, *tmp;
 	unsigned n = 0;
-	list_for_each_safe(pos, tmp, &w->conns) {
-		conn_close(list_entry(pos, conn, link));
-		n++;
+
+	if (w->state == WORKER_DRAINING && !w->aborting) {
+		/* First expiry: stop what is still running, telling each
+		 * caller why, and give those replies a moment to go out. */
+		w->aborting = 1;
+		list_for_each_safe(pos, tmp, &w->conns) {
+			conn_abort(list_entry(pos, conn, link));
+			n++;
+		}
+		if (n)
+			log_warn("worker %u: shutdown grace of %u ms over, stopped the work of %u connection(s)",
+				 w->index, w->cfg->shutdown_grace_ms, n);
+		if (!list_empty(&w->conns)) {
+			uv_timer_start(&w->grace, on_grace_expired, 1000, 0);
+			return;
+		}
+	} else {
+		list_for_each_safe(pos, tmp, &w->conns)
+			conn_close(list_entry(pos, conn, link));
 	}
-	if (n)
-		log_warn("worker %u: shutdown grace of %u ms over, closed %u connection(s) with work in flight",
-			 w->index, w->cfg->shutdown_grace_ms, n);
 	if (list_empty(&w->conns))
 		finish(w);
 }
@@ -128,26 +196,39 @@ static void thread_main(void *arg)
 	if (w->loop_close_rc != 0)
 		log_error("worker %u: uv_loop_close: %s", w->index,
 			  uv_strerror(w->loop_close_rc));
+	config_unref((config *)w->cfg);
+	w->cfg = NULL;
 }
 
-int worker_init(worker *w, struct server *srv, const config *cfg,
-		unsigned index)
+int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
+		unsigned heartbeat_ms)
 {
 	memset(w, 0, sizeof(*w));
 	w->index = index;
 	w->srv = srv;
-	w->cfg = cfg;
+	w->cfg = config_ref(cfg);
+	w->heartbeat_ms = heartbeat_ms;
 	w->state = WORKER_RUNNING;
 	list_init(&w->conns);
-	if (uv_loop_init(&w->loop) < 0)
+	if (uv_loop_init(&w->loop) < 0) {
+		config_unref(cfg);
 		return PORTER_E_INTERNAL;
+	}
 	int rc = inbox_init(&w->inbox, &w->loop, w);
 	if (rc < 0) {
 		uv_loop_close(&w->loop);
+		config_unref(cfg);
 		return rc;
 	}
 	uv_timer_init(&w->loop, &w->grace);
 	w->grace.data = w;
+	uv_timer_init(&w->loop, &w->heartbeat_timer);
+	w->heartbeat_timer.data = w;
+	if (heartbeat_ms)
+		uv_timer_start(&w->heartbeat_timer, on_heartbeat, 0, heartbeat_ms);
+	rc = cancel_worker_init(w);
+	if (rc < 0)
+		return rc; /* start-up fails; the process exits */
 	rc = db_worker_init(w);
 	if (rc < 0)
 		return rc;
@@ -191,6 +272,34 @@ void worker_post_stop(worker *w)
 	m->drop = stop_drop;
 	if (inbox_push(&w->inbox, m) < 0)
 		free(m);
+}
+
+int worker_post_config(worker *w, config *cfg)
+{
+	config_msg *m = malloc(sizeof(*m));
+	if (!m)
+		return PORTER_E_NOMEM;
+	m->base.run = config_run;
+	m->base.drop = config_drop;
+	m->cfg = config_ref(cfg);
+	int rc = inbox_push(&w->inbox, &m->base);
+	if (rc < 0)
+		config_drop(&m->base);
+	return rc;
+}
+
+int worker_post_stall(worker *w, unsigned ms)
+{
+	stall_msg *m = malloc(sizeof(*m));
+	if (!m)
+		return PORTER_E_NOMEM;
+	m->base.run = stall_run;
+	m->base.drop = plain_drop;
+	m->ms = ms;
+	int rc = inbox_push(&w->inbox, &m->base);
+	if (rc < 0)
+		free(m);
+	return rc;
 }
 
 int worker_join(worker *w)

@@ -20,6 +20,7 @@
 
 struct server;
 struct conn;
+struct cancel_state;
 
 /* Lifecycle of a worker, as seen from its own thread. */
 enum worker_state {
@@ -31,22 +32,36 @@ enum worker_state {
 typedef struct worker {
 	unsigned index;
 	struct server *srv;    /* not owned */
-	const config *cfg;     /* not owned; read-only */
+	const config *cfg;     /* one reference held; read-only; swapped only
+				* on the loop thread (worker_post_config) */
 	uv_loop_t loop;
 	uv_thread_t thread;
 	inbox inbox;
 	enum worker_state state;
 	list conns;            /* struct conn.link */
 	uv_timer_t grace;      /* bounds DRAINING */
+	int aborting;          /* grace over: in-flight work was stopped */
 	stats_counters counters;
+	struct cancel_state *cancel; /* Cancel fan-in and tombstones */
 	uint64_t next_conn_serial;
 	int loop_close_rc;     /* uv_loop_close() result, set at thread end */
+	/* Liveness for the systemd watchdog: a timer on this loop bumps the
+	 * counter; the acceptor pings systemd only when every worker's counter
+	 * moved, so a stalled loop stops the pings. */
+	uv_timer_t heartbeat_timer;
+	unsigned heartbeat_ms;  /* 0: watchdog off, no timer */
+	_Atomic uint64_t heartbeat;
 	struct db_worker *db;  /* database sessions, pools, streams (db.h) */
 } worker;
 
-/* Sets up `w` (loop, inbox, timer) on the calling thread. 0 or <0. */
-int worker_init(worker *w, struct server *srv, const config *cfg,
-		unsigned index);
+/*
+ * Sets up `w` (loop, inbox, timers) on the calling thread. `w` takes one
+ * reference to `cfg` (a config_alloc()ed generation) and drops it when its
+ * thread ends. `heartbeat_ms` > 0 starts the watchdog heartbeat timer.
+ * 0 or <0.
+ */
+int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
+		unsigned heartbeat_ms);
 
 /* Starts the worker's thread. 0 or <0. */
 int worker_start(worker *w);
@@ -59,6 +74,21 @@ int worker_handoff(worker *w, int fd, uid_t uid, pid_t pid);
 
 /* Asks `w` to drain and stop. Any thread; idempotent. */
 void worker_post_stop(worker *w);
+
+/*
+ * Hands `w` a new configuration generation (SIGHUP reload): the worker
+ * swaps its pointer on its own loop thread and drops its reference to the
+ * old one. Takes one reference to `cfg` itself. Any thread. Returns 0, or
+ * <0 when the worker is stopping (nothing to do then).
+ */
+int worker_post_config(worker *w, config *cfg);
+
+/*
+ * Test hook (PORTER_TEST_HOOKS=1 only): blocks `w`'s loop thread for `ms`
+ * milliseconds, as a stuck handler would, so tests can watch the watchdog
+ * pings stop. Any thread. 0 or <0.
+ */
+int worker_post_stall(worker *w, unsigned ms);
 
 /* Waits for the thread to end; returns the loop's uv_loop_close() result. */
 int worker_join(worker *w);

@@ -10,7 +10,7 @@
 /* Exit codes, documented in --help. */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAILED = 1,      /* the daemon answered with an error */
+	EXIT_FAILED = 1,      /* the daemon answered with an error, or a timeout */
 	EXIT_USAGE = 2,       /* bad command line */
 	EXIT_UNREACHABLE = 3, /* no daemon, or it stopped answering */
 };

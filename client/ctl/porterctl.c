@@ -20,8 +20,10 @@ static void usage(FILE *out)
 		"Pokes a running porterd.\n"
 		"\n"
 		"Commands:\n"
-		"  ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE]\n"
+		"  ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n"
 		"                      round trips to the daemon; prints min/avg/p50/p99 latency\n"
+		"                      (-d: the daemon waits before echoing, to try deadlines)\n"
+		"  cancel ID           stop the in-flight request ID of this process\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
 		"  db query CONNINFO SQL [PARAM...]\n"
@@ -36,9 +38,9 @@ static void usage(FILE *out)
 		"\n"
 		"Exit status:\n"
 		"  0  success\n"
-		"  1  the operation failed (the daemon answered with an error)\n"
+		"  1  the operation failed (an error from the daemon, or a timeout)\n"
 		"  2  usage error\n"
-		"  3  daemon unreachable (not running, not answering, or connection lost)\n");
+		"  3  daemon unreachable (not running, refused this user, or connection lost)\n");
 }
 
 int ctl_exit_code(int rc)
@@ -47,7 +49,6 @@ int ctl_exit_code(int rc)
 	case PORTER_OK:
 		return EXIT_OK;
 	case PORTER_E_UNREACHABLE:
-	case PORTER_E_TIMEOUT:
 	case PORTER_E_CONN_LOST:
 	case PORTER_E_DENIED:
 		return EXIT_UNREACHABLE;
@@ -99,11 +100,15 @@ static double percentile(const double *sorted, size_t n, double p)
 
 static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 {
-	long count = 5, interval = 200, size = 0;
+	long count = 5, interval = 200, size = 0, delay = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:i:s:")) != -1) {
+	while ((c = getopt(argc, argv, "c:i:s:d:")) != -1) {
 		switch (c) {
+		case 'd':
+			if (ctl_parse_long(optarg, 0, 3600000, &delay))
+				goto bad;
+			break;
 		case 'c':
 			if (ctl_parse_long(optarg, 1, 10000000, &count))
 				goto bad;
@@ -138,7 +143,7 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 	long done = 0;
 	for (; done < count; done++) {
 		double t0 = now_us();
-		rc = porter_ping(payload, (size_t)size, o->timeout_ms);
+		rc = porter_ping_delay(payload, (size_t)size, (uint32_t)delay, o->timeout_ms);
 		double dt = now_us() - t0;
 		if (rc < 0)
 			break;
@@ -172,7 +177,7 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 	free(lat);
 	return status;
 bad:
-	fprintf(stderr, "porterctl ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE]\n");
+	fprintf(stderr, "porterctl ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n");
 	return EXIT_USAGE;
 }
 
@@ -226,6 +231,30 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 		       (unsigned long long)total.bytes_in, (unsigned long long)total.bytes_out);
 	}
 	porter_stats_free(s);
+	return EXIT_OK;
+}
+
+/* Mostly useful from scripts that know an id, and to see the codes. */
+static int cmd_cancel(const ctl_opts *o, int argc, char **argv)
+{
+	char *end;
+	if (argc != 2) {
+		fprintf(stderr, "porterctl cancel: expected a request id\n");
+		return EXIT_USAGE;
+	}
+	errno = 0;
+	unsigned long long id = strtoull(argv[1], &end, 10);
+	if (errno || *end || id == 0) {
+		fprintf(stderr, "porterctl cancel: '%s' is not a request id\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	int rc = porter_cancel((uint64_t)id, o->timeout_ms);
+	if (rc < 0)
+		return ctl_fail(rc);
+	if (o->json)
+		printf("{\"cancelled\":%llu}\n", id);
+	else
+		printf("request %llu cancelled\n", id);
 	return EXIT_OK;
 }
 
@@ -299,6 +328,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "ping", cmd_ping },
 		{ "stats", cmd_stats },
+		{ "cancel", cmd_cancel },
 		{ "version", cmd_version },
 		{ "db", ctl_db },
 	};

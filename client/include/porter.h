@@ -180,11 +180,145 @@ PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *
 PORTER_API void porter_stats_free(porter_stats_snapshot *s);
 
 /*
+ * Like porter_ping, but the daemon waits `delay_ms` before echoing: a
+ * diagnostic that exercises deadlines and cancellation without any
+ * external server. The daemon enforces `timeout_ms` itself and answers
+ * PORTER_E_TIMEOUT when the delay would pass it.
+ */
+PORTER_API int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms,
+				 int timeout_ms);
+
+/*
+ * Cancellation. Every call carries a request id unique within this process.
+ * To cancel a call that another thread is about to make (or is blocked in),
+ * that thread first takes the id its next call will use:
+ *
+ *     uint64_t id = porter_next_call_id();  // on the calling thread
+ *     ... publish id to the canceller ...
+ *     rc = porter_db_query(...);            // uses `id`
+ *
+ * and any thread of the same process may then call porter_cancel(id). The
+ * blocked call returns PORTER_E_CANCELLED promptly.
+ */
+
+/*
+ * Reserves and returns the id of the calling thread's next call (the same
+ * value until that call is made). Never blocks; never 0.
+ */
+PORTER_API uint64_t porter_next_call_id(void);
+
+/*
+ * Asks the daemon to stop request `id` of this process, on whichever thread
+ * or connection it runs. Blocks for at most `timeout_ms` (0: default).
+ * Returns 0 when the request was in flight and has been stopped (its caller
+ * gets PORTER_E_CANCELLED), or PORTER_E_NOT_FOUND when no stoppable request
+ * with that id is in flight: it already finished, it cannot stop early, or
+ * it has not reached the daemon yet, in which case the daemon remembers the
+ * id for 30 seconds and refuses the request with PORTER_E_CANCELLED when it
+ * arrives. Other negative codes as for any call.
+ */
+PORTER_API int porter_cancel(uint64_t id, int timeout_ms);
+
+/*
+ * Batch: several operations run concurrently by the daemon in one call.
+ * PORTER_BATCH_ALL waits for every member and returns every result in
+ * member order (join). PORTER_BATCH_FIRST returns as soon as one member
+ * succeeds and stops the others (select); when none succeeds, every
+ * member's failure is returned. Each member has its own timeout; the whole
+ * batch is bounded by the timeout given to porter_batch_run.
+ *
+ * A builder (porter_batch) and its result (porter_batch_result) are owned by
+ * the caller and used by one thread at a time; they may move between
+ * threads between calls.
+ */
+#define PORTER_BATCH_ALL 0
+#define PORTER_BATCH_FIRST 1
+
+typedef struct porter_batch porter_batch;
+typedef struct porter_batch_result porter_batch_result;
+
+/* A new empty batch in `mode`; NULL when `mode` is unknown or out of memory.
+ * Free with porter_batch_free. */
+PORTER_API porter_batch *porter_batch_new(int mode);
+
+/* Frees a batch builder; NULL accepted. Results already returned stay valid. */
+PORTER_API void porter_batch_free(porter_batch *b);
+
+/* Number of members added so far. */
+PORTER_API size_t porter_batch_count(const porter_batch *b);
+
+/*
+ * Adds a Ping member (see porter_ping_delay). `payload` is copied. Returns
+ * the member's index (>= 0) or PORTER_E_INVAL / PORTER_E_NOMEM.
+ */
+PORTER_API int porter_batch_add_ping(porter_batch *b, const void *payload, size_t len,
+				     uint32_t delay_ms, int timeout_ms);
+
+/*
+ * Runs the batch: blocks for at most `timeout_ms` (0: default). On success
+ * stores a new result in `*out` (free with porter_batch_result_free) and
+ * returns 0, whatever the members' own outcomes; read those per member.
+ * The builder is not consumed and may be run again. A batch whose
+ * connection broke after it was sent reports PORTER_E_CONN_LOST and is not
+ * repeated, since members may have had effects.
+ */
+PORTER_API int porter_batch_run(porter_batch *b, int timeout_ms, porter_batch_result **out);
+
+/* Number of member results (equal to the batch's member count). */
+PORTER_API size_t porter_batch_result_count(const porter_batch_result *r);
+
+/* PORTER_BATCH_FIRST: index of the member that succeeded, or -1. */
+PORTER_API int porter_batch_result_winner(const porter_batch_result *r);
+
+/*
+ * Status of member `i`: 0, or its negative error code. A member stopped
+ * because another won a FIRST batch reports PORTER_E_CANCELLED. An index out
+ * of range gives PORTER_E_INVAL.
+ */
+PORTER_API int porter_batch_result_status(const porter_batch_result *r, size_t i);
+
+/* Error message of member `i` ("" on success); owned by `r`, never NULL. */
+PORTER_API const char *porter_batch_result_message(const porter_batch_result *r, size_t i);
+
+/*
+ * The echoed payload of Ping member `i`: sets `*data` (owned by `r`) and
+ * `*len` and returns 0, or PORTER_E_INVAL when member `i` is not a
+ * successful Ping.
+ */
+PORTER_API int porter_batch_result_ping(const porter_batch_result *r, size_t i,
+					const void **data, size_t *len);
+
+/* Frees a batch result; NULL accepted. */
+PORTER_API void porter_batch_result_free(porter_batch_result *r);
+
+/*
  * Closes the calling thread's connection now instead of at thread exit.
  * The next call on this thread opens a new one. Never blocks; safe to call
  * when the thread has no connection.
  */
 PORTER_API void porter_thread_disconnect(void);
+
+/*
+ * Starts a new client instance, for a host whose code restarted inside the
+ * same process (a Dart hot restart): the new run must not inherit the
+ * sessions of the old one.
+ *
+ * Chooses a new random client instance id (sent in Hello), closes the
+ * calling thread's connection now, and marks every other thread's
+ * connection stale: each such thread closes its old connection and opens a
+ * new one (with the new instance id) at the start of its next call. A call
+ * already in flight on another thread when porter_reset() runs finishes on
+ * its old connection.
+ *
+ * What it releases: daemon-side state tied to the old client instance is
+ * released by the daemon when that instance's connections close. The
+ * calling thread's closes at once; another thread's closes at its next
+ * call, at porter_thread_disconnect() or at its exit. Objects the caller
+ * holds (stats snapshots, ...) stay valid and must still be freed.
+ *
+ * Never blocks; thread safe; cheap (each later call pays one atomic load).
+ */
+PORTER_API void porter_reset(void);
 
 /* ---- PostgreSQL ----
  *

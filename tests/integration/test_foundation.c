@@ -24,119 +24,6 @@
 
 static th_daemon d;
 
-static void start(const char *const *extra)
-{
-	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
-}
-
-/* Stops the daemon and checks that it shut down cleanly (exit 0 means
- * every loop closed with uv_loop_close() == 0). */
-static void stop_clean(void)
-{
-	porter_thread_disconnect();
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
-}
-
-/* ---- raw protocol helpers ---- */
-
-static int raw_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
-static void raw_write(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		ck_assert_msg(n > 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-static void raw_send(int fd, Porter__V1__Request *req)
-{
-	uint8_t *buf;
-	size_t len;
-	ck_assert_int_eq(frame_pack(&req->base, 1 << 24, &buf, &len), 0);
-	raw_write(fd, buf, len);
-	free(buf);
-}
-
-/* Reads one response; NULL on EOF or when nothing comes within timeout. */
-static Porter__V1__Response *raw_recv(int fd, frame_reader *r, int timeout_ms)
-{
-	long long until = th_now_ms() + timeout_ms;
-	for (;;) {
-		const uint8_t *p;
-		size_t len;
-		if (frame_reader_next(r, &p, &len) == 1)
-			return porter__v1__response__unpack(NULL, len, p);
-		long long left = until - th_now_ms();
-		if (left <= 0)
-			return NULL;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, (int)left) <= 0)
-			return NULL;
-		uint8_t *space;
-		size_t cap;
-		ck_assert_int_eq(frame_reader_space(r, &space, &cap), 0);
-		ssize_t n = recv(fd, space, cap, 0);
-		if (n <= 0)
-			return NULL;
-		frame_reader_commit(r, (size_t)n);
-	}
-}
-
-/* True when the peer closes the connection within timeout_ms. */
-static int raw_wait_closed(int fd, int timeout_ms)
-{
-	long long until = th_now_ms() + timeout_ms;
-	char buf[4096];
-	while (th_now_ms() < until) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno == ECONNRESET))
-			return 1;
-	}
-	return 0;
-}
-
-static void raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
-{
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
-	hello.protocol = protocol;
-	hello.client_instance = 42;
-	hello.pid = (uint32_t)getpid();
-	hello.client_name = "raw";
-	req.id = 1;
-	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
-	req.hello = &hello;
-	raw_send(fd, &req);
-	Porter__V1__Response *resp = raw_recv(fd, r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, expect_status);
-	if (expect_status == 0) {
-		ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_HELLO);
-		ck_assert_uint_eq(resp->hello->protocol, PORTER_PROTOCOL_VERSION);
-		ck_assert_str_eq(resp->hello->daemon_version, PORTER_VERSION_STRING);
-	}
-	porter__v1__response__free_unpacked(resp, NULL);
-}
-
 /* ---- a background client that must never notice the misbehaviour ---- */
 
 typedef struct bystander {
@@ -171,6 +58,11 @@ static void bystander_start(bystander *b)
 
 static void bystander_finish(bystander *b)
 {
+	/* It must have been served at least once while the trouble went on
+	 * (or right after it), and never failed. */
+	long long until = th_now_ms() + 5000;
+	while (atomic_load(&b->ok) == 0 && th_now_ms() < until)
+		usleep(1000);
 	atomic_store(&b->stop, 1);
 	pthread_join(b->th, NULL);
 	ck_assert_msg(atomic_load(&b->failed) == 0, "bystander saw %d failures (last %s)",
@@ -183,7 +75,7 @@ static void bystander_finish(bystander *b)
 START_TEST(ping_and_stats)
 {
 	const char *args[] = { "--workers", "3", NULL };
-	start(args);
+	th_start(&d, args);
 	const char payload[] = "a\0b\0c";
 	ck_assert_int_eq(porter_ping(payload, sizeof(payload), 2000), 0);
 	ck_assert_int_eq(porter_last_error(), 0);
@@ -191,8 +83,23 @@ START_TEST(ping_and_stats)
 	ck_assert_int_eq(porter_ping(NULL, 5, 2000), PORTER_E_INVAL);
 	ck_assert_int_eq(porter_last_error(), PORTER_E_INVAL);
 
+	/* The harness's readiness probe is a connection too; it is counted
+	 * until its worker has seen it close. */
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	long long until = th_now_ms() + 5000;
+	for (;;) {
+		ck_assert_int_eq(porter_stats(&s, 2000), 0);
+		uint64_t n = 0;
+		for (size_t i = 0; i < porter_stats_workers(s); i++) {
+			porter_worker_stats w;
+			porter_stats_worker(s, i, &w);
+			n += w.connections;
+		}
+		if (n == 1 || th_now_ms() > until)
+			break;
+		porter_stats_free(s);
+		usleep(10000);
+	}
 	ck_assert_uint_eq(porter_stats_workers(s), 3);
 	ck_assert_str_eq(porter_stats_daemon_version(s), PORTER_VERSION_STRING);
 	uint64_t conns = 0, reqs = 0, bytes_in = 0;
@@ -207,11 +114,11 @@ START_TEST(ping_and_stats)
 	porter_worker_stats w;
 	ck_assert_int_eq(porter_stats_worker(s, 3, &w), PORTER_E_INVAL);
 	ck_assert_uint_eq(conns, 1);
-	ck_assert_uint_ge(reqs, 4); /* hello, two pings, stats */
+	ck_assert_uint_ge(reqs, 4); /* hello, two pings, a stats */
 	ck_assert_uint_gt(bytes_in, 0);
 	porter_stats_free(s);
 	porter_stats_free(NULL);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -245,7 +152,7 @@ static void *pinger_main(void *arg)
 
 START_TEST(many_threads_no_lost_or_crossed_replies)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	static pinger p[PING_THREADS];
 	for (int i = 0; i < PING_THREADS; i++) {
 		p[i].index = i;
@@ -279,17 +186,17 @@ START_TEST(many_threads_no_lost_or_crossed_replies)
 	} while (conns != 1 && th_now_ms() < until && usleep(20000) == 0);
 	ck_assert_uint_eq(conns, 1);
 	ck_assert_uint_ge(reqs, (uint64_t)PING_THREADS * (PINGS_PER_THREAD + 1));
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(pipelined_requests_all_answered)
 {
-	start(NULL);
-	int fd = raw_connect(d.socket);
+	th_start(&d, NULL);
+	int fd = th_raw_connect(d.socket);
 	frame_reader r;
 	frame_reader_init(&r, 1 << 24);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
 
 	enum { N = 2000 };
 	/* All requests in one buffer, sent before reading any reply. */
@@ -313,13 +220,13 @@ START_TEST(pipelined_requests_all_answered)
 		total += len;
 		free(buf);
 	}
-	raw_write(fd, all, total);
+	th_raw_write(fd, all, total);
 	free(all);
 
 	static char seen[N];
 	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < N; i++) {
-		Porter__V1__Response *resp = raw_recv(fd, &r, 5000);
+		Porter__V1__Response *resp = th_raw_recv(fd, &r, 5000);
 		ck_assert_msg(resp != NULL, "reply %d missing", i);
 		ck_assert_int_eq(resp->status, 0);
 		uint64_t k = resp->id - 1000;
@@ -334,124 +241,94 @@ START_TEST(pipelined_requests_all_answered)
 	}
 	frame_reader_free(&r);
 	close(fd);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(misbehaving_connections_are_closed_others_unaffected)
 {
 	const char *args[] = { "--frame-timeout", "300", NULL };
-	start(args);
+	th_start(&d, args);
 	bystander b;
 	bystander_start(&b);
 	frame_reader r;
 	Porter__V1__Response *resp;
+	int fd;
 
-	/* Garbage as the first frame: an error reply, then close. */
-	int fd = raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
+	/* Each of these gets an error reply (id 0), then the connection is
+	 * closed. */
 	const uint8_t garbage[] = { 0, 0, 0, 6, 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f };
-	raw_write(fd, garbage, sizeof(garbage));
-	resp = raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* Garbage after Hello. */
-	fd = raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
-	raw_write(fd, garbage, sizeof(garbage));
-	resp = raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* An oversized length (4 GiB): refused before any allocation. */
-	fd = raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
-	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 };
-	raw_write(fd, huge, sizeof(huge));
-	resp = raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_TOO_LARGE);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* Before Hello the limit is small: 1 MiB is refused. */
-	fd = raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
+	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 }; /* 4 GiB */
 	const uint8_t mib[] = { 0, 0x10, 0, 0 };
-	raw_write(fd, mib, sizeof(mib));
-	resp = raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_TOO_LARGE);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
-
-	/* A request before Hello. */
-	fd = raw_connect(d.socket);
-	frame_reader_init(&r, 1 << 20);
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
-	req.id = 5;
-	req.body_case = PORTER__V1__REQUEST__BODY_PING;
-	req.ping = &ping;
-	raw_send(fd, &req);
-	resp = raw_recv(fd, &r, 5000);
-	ck_assert_ptr_nonnull(resp);
-	ck_assert_int_eq(resp->status, PORTER_E_PROTOCOL);
-	porter__v1__response__free_unpacked(resp, NULL);
-	ck_assert(raw_wait_closed(fd, 5000));
-	close(fd);
-	frame_reader_free(&r);
+	const uint8_t ping_before_hello[] = { 0, 0, 0, 4, 0x08, 0x05, 0x5a, 0x00 };
+	const struct {
+		const char *what;
+		int hello_first;
+		const uint8_t *bytes;
+		size_t len;
+		int status;
+	} refused[] = {
+		{ "garbage as the first frame", 0, garbage, sizeof(garbage), PORTER_E_PROTOCOL },
+		{ "garbage after Hello", 1, garbage, sizeof(garbage), PORTER_E_PROTOCOL },
+		{ "a 4 GiB length, refused before any allocation", 1, huge, sizeof(huge),
+		  PORTER_E_TOO_LARGE },
+		{ "1 MiB before Hello, past the small pre-Hello limit", 0, mib, sizeof(mib),
+		  PORTER_E_TOO_LARGE },
+		{ "a request before Hello", 0, ping_before_hello, sizeof(ping_before_hello),
+		  PORTER_E_PROTOCOL },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		fd = th_raw_connect(d.socket);
+		frame_reader_init(&r, 1 << 20);
+		if (refused[i].hello_first)
+			th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+		th_raw_write(fd, refused[i].bytes, refused[i].len);
+		resp = th_raw_recv(fd, &r, 5000);
+		ck_assert_msg(resp != NULL, "%s: no error reply", refused[i].what);
+		ck_assert_msg(resp->status == refused[i].status, "%s: status %d", refused[i].what,
+			      resp->status);
+		ck_assert_uint_eq(resp->id, 0);
+		porter__v1__response__free_unpacked(resp, NULL);
+		ck_assert_msg(th_raw_wait_closed(fd, 5000), "%s: not closed", refused[i].what);
+		close(fd);
+		frame_reader_free(&r);
+	}
 
 	/* A protocol version the daemon does not speak. */
-	fd = raw_connect(d.socket);
+	fd = th_raw_connect(d.socket);
 	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, 99, PORTER_E_UNSUPPORTED);
-	ck_assert(raw_wait_closed(fd, 5000));
+	th_raw_hello(fd, &r, 99, PORTER_E_UNSUPPORTED);
+	ck_assert(th_raw_wait_closed(fd, 5000));
 	close(fd);
 	frame_reader_free(&r);
 
 	/* Half a frame, then a stall: closed after the frame timeout. */
-	fd = raw_connect(d.socket);
+	fd = th_raw_connect(d.socket);
 	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
 	const uint8_t half[] = { 0, 0, 0, 100, 1, 2, 3 };
-	raw_write(fd, half, sizeof(half));
-	ck_assert(raw_wait_closed(fd, 5000));
+	th_raw_write(fd, half, sizeof(half));
+	ck_assert(th_raw_wait_closed(fd, 5000));
 	close(fd);
 	frame_reader_free(&r);
 
 	/* Silent after connecting (no Hello): closed too. */
-	fd = raw_connect(d.socket);
-	ck_assert(raw_wait_closed(fd, 5000));
+	fd = th_raw_connect(d.socket);
+	ck_assert(th_raw_wait_closed(fd, 5000));
 	close(fd);
 
 	/* Half a frame, then a disconnect. */
-	fd = raw_connect(d.socket);
-	raw_write(fd, half, sizeof(half));
+	fd = th_raw_connect(d.socket);
+	th_raw_write(fd, half, sizeof(half));
 	close(fd);
 
 	/* An unknown request type is answered, not fatal. */
-	fd = raw_connect(d.socket);
+	fd = th_raw_connect(d.socket);
 	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
 	const uint8_t unknown[] = { 0, 0, 0, 7, 0x08, 0x07, 0xba, 0x3e, 0x02, 0x08, 0x01 };
-	raw_write(fd, unknown, sizeof(unknown));
-	resp = raw_recv(fd, &r, 5000);
+	th_raw_write(fd, unknown, sizeof(unknown));
+	resp = th_raw_recv(fd, &r, 5000);
 	ck_assert_ptr_nonnull(resp);
 	ck_assert_uint_eq(resp->id, 7);
 	ck_assert_int_eq(resp->status, PORTER_E_UNSUPPORTED);
@@ -461,8 +338,8 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 	again.id = 8;
 	again.body_case = PORTER__V1__REQUEST__BODY_PING;
 	again.ping = &p2;
-	raw_send(fd, &again);
-	resp = raw_recv(fd, &r, 5000);
+	th_raw_send(fd, &again);
+	resp = th_raw_recv(fd, &r, 5000);
 	ck_assert_ptr_nonnull(resp);
 	ck_assert_uint_eq(resp->id, 8);
 	ck_assert_int_eq(resp->status, 0);
@@ -471,21 +348,21 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 	frame_reader_free(&r);
 
 	bystander_finish(&b);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(reader_that_never_reads_is_dropped)
 {
 	const char *args[] = { "--output-cap", "1048576", NULL };
-	start(args);
+	th_start(&d, args);
 	bystander b;
 	bystander_start(&b);
 
-	int fd = raw_connect(d.socket);
+	int fd = th_raw_connect(d.socket);
 	frame_reader r;
 	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
 	/* Pings with 32 KiB payloads, never reading the echoes: once the
 	 * unsent replies pass the cap the daemon drops this client. */
 	static uint8_t payload[32768];
@@ -521,13 +398,13 @@ START_TEST(reader_that_never_reads_is_dropped)
 	close(fd);
 	frame_reader_free(&r);
 	bystander_finish(&b);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(daemon_restart_and_reconnect)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
 
 	/* Clean restart: this thread's old connection is dead; the next
@@ -551,13 +428,13 @@ START_TEST(daemon_restart_and_reconnect)
 	ck_assert_int_eq(porter_last_error(), PORTER_E_UNREACHABLE);
 	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
 	ck_assert_int_eq(porter_ping("v", 1, 2000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(live_socket_is_not_stolen)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	th_daemon second = d;
 	second.pid = 0;
 	/* Same socket path: the second daemon must refuse to start. */
@@ -575,7 +452,7 @@ START_TEST(live_socket_is_not_stolen)
 	ck_assert_int_eq(WEXITSTATUS(status), 1);
 	(void)second;
 	ck_assert_int_eq(porter_ping("still here", 10, 2000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -622,27 +499,27 @@ START_TEST(uid_not_allowed_is_refused)
 	char other[16];
 	snprintf(other, sizeof(other), "%u", (unsigned)getuid() + 12345);
 	const char *args[] = { "--allow-uid", other, NULL };
-	start(args);
+	th_start(&d, args);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_DENIED);
 	ck_assert(strstr(porter_last_error_message(), "not allowed") != NULL);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
 START_TEST(shutdown_with_clients_connected)
 {
-	start(NULL);
+	th_start(&d, NULL);
 	/* Open connections on several threads, then stop: the daemon must
 	 * close them and exit cleanly, and callers must see an error, not
 	 * a hang. */
 	ck_assert_int_eq(porter_ping("a", 1, 2000), 0);
-	int fd = raw_connect(d.socket);
+	int fd = th_raw_connect(d.socket);
 	frame_reader r;
 	frame_reader_init(&r, 1 << 20);
-	raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
 	int st = th_daemon_stop(&d);
 	ck_assert_int_eq(st, 0);
-	ck_assert(raw_wait_closed(fd, 5000));
+	ck_assert(th_raw_wait_closed(fd, 5000));
 	close(fd);
 	frame_reader_free(&r);
 	ck_assert_int_eq(porter_ping("b", 1, 1000), PORTER_E_UNREACHABLE);
@@ -668,9 +545,5 @@ int main(void)
 	tcase_add_test(tc, uid_not_allowed_is_refused);
 	tcase_add_test(tc, shutdown_with_clients_connected);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return th_run_suite(s);
 }

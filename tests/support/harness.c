@@ -1,6 +1,11 @@
 /* harness - real porterd processes for tests; see harness.h. */
 #include "harness.h"
 
+#include <check.h>
+#include <poll.h>
+
+#include "porter.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +48,9 @@ static int spawn(th_daemon *d, const char *const *extra)
 	const char *argv[64];
 	int n = 0;
 	argv[n++] = PORTERD_PATH;
+	/* Hermetic: never the machine's /etc/porter/porterd.conf. */
+	argv[n++] = "--config";
+	argv[n++] = "";
 	argv[n++] = "--socket";
 	argv[n++] = d->socket;
 	for (; extra && *extra && n < 62; extra++)
@@ -182,4 +190,163 @@ int th_fd_count(pid_t pid)
 			n++;
 	closedir(dir);
 	return n;
+}
+
+/* ---- raw protocol (Check assertions inside) ---- */
+
+
+int th_raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	int rc;
+	while ((rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 && errno == EINTR)
+		;
+	ck_assert_msg(rc == 0, "connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+void th_raw_write(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void th_raw_send(int fd, Porter__V1__Request *req)
+{
+	uint8_t *buf;
+	size_t len;
+	ck_assert_int_eq(frame_pack(&req->base, 1 << 24, &buf, &len), 0);
+	th_raw_write(fd, buf, len);
+	free(buf);
+}
+
+/* Reads one response; NULL on EOF or when nothing comes within timeout. */
+Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		if (frame_reader_next(r, &p, &len) == 1)
+			return porter__v1__response__unpack(NULL, len, p);
+		long long left = until - th_now_ms();
+		if (left <= 0)
+			return NULL;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) <= 0)
+			return NULL;
+		uint8_t *space;
+		size_t cap;
+		ck_assert_int_eq(frame_reader_space(r, &space, &cap), 0);
+		ssize_t n = recv(fd, space, cap, 0);
+		if (n <= 0)
+			return NULL;
+		frame_reader_commit(r, (size_t)n);
+	}
+}
+
+/* True when the peer closes the connection within timeout_ms. */
+int th_raw_wait_closed(int fd, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	char buf[4096];
+	while (th_now_ms() < until) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 1;
+	}
+	return 0;
+}
+
+void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
+	hello.protocol = protocol;
+	hello.client_instance = 42;
+	hello.pid = (uint32_t)getpid();
+	hello.client_name = "raw";
+	req.id = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	th_raw_send(fd, &req);
+	Porter__V1__Response *resp = th_raw_recv(fd, r, 5000);
+	ck_assert_ptr_nonnull(resp);
+	ck_assert_int_eq(resp->status, expect_status);
+	if (expect_status == 0) {
+		ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_HELLO);
+		ck_assert_uint_eq(resp->hello->protocol, PORTER_PROTOCOL_VERSION);
+		ck_assert_str_eq(resp->hello->daemon_version, PORTER_VERSION_STRING);
+	}
+	porter__v1__response__free_unpacked(resp, NULL);
+}
+
+
+/* ---- Check helpers ---- */
+
+void th_start(th_daemon *d, const char *const *extra)
+{
+	ck_assert_msg(th_daemon_start(d, extra) == 0, "porterd did not start");
+}
+
+void th_stop_clean(th_daemon *d)
+{
+	porter_thread_disconnect();
+	int st = th_daemon_stop(d);
+	if (st != 0)
+		th_daemon_dump_log(d);
+	ck_assert_int_eq(st, 0);
+	th_daemon_cleanup(d);
+}
+
+static uint64_t total(int which)
+{
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	uint64_t n = 0;
+	for (size_t i = 0; i < porter_stats_workers(s); i++) {
+		porter_worker_stats w;
+		porter_stats_worker(s, i, &w);
+		n += which ? w.connections : w.inflight;
+	}
+	porter_stats_free(s);
+	return n;
+}
+
+uint64_t th_total_inflight(void)
+{
+	return total(0);
+}
+
+uint64_t th_total_connections(void)
+{
+	return total(1);
+}
+
+void th_expect_idle(void)
+{
+	long long until = th_now_ms() + 3000;
+	while (th_total_inflight() > 1 && th_now_ms() < until)
+		usleep(10000);
+	ck_assert_int_eq(th_total_inflight(), 1);
+}
+
+int th_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

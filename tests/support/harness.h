@@ -10,7 +10,13 @@
 #ifndef PORTER_HARNESS_H
 #define PORTER_HARNESS_H
 
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include "frame.h"
+#include "porter.pb-c.h"
 
 typedef struct th_daemon {
 	pid_t pid;          /* 0 when not running */
@@ -50,5 +56,52 @@ long th_rss_kib(pid_t pid);
 
 /* Open file descriptors of `pid`, from /proc; -1 when unknown. */
 int th_fd_count(pid_t pid);
+
+/*
+ * Check helpers for test bodies (they assert on failure).
+ */
+
+/* th_daemon_start, asserting that it started. */
+void th_start(th_daemon *d, const char *const *extra);
+
+/* Stops `d`, asserting a clean shutdown (exit 0: every loop closed with
+ * uv_loop_close() == 0), and removes its directory. Disconnects the calling
+ * thread first. */
+void th_stop_clean(th_daemon *d);
+
+/* Sums of the daemon's per-worker counters, through porter_stats. */
+uint64_t th_total_inflight(void);
+uint64_t th_total_connections(void);
+
+/* Waits (up to 3 s) until only the caller's own stats request is in
+ * flight, and asserts it: no work left behind. */
+void th_expect_idle(void);
+
+/* Runs `s` in Check's normal mode; returns the process exit status. */
+int th_run_suite(Suite *s);
+
+/*
+ * Raw protocol, for tests that must misbehave or look at frames: each
+ * helper asserts with Check on failure (call from a test body).
+ */
+
+/* A connected Unix socket to `path` (blocking). */
+int th_raw_connect(const char *path);
+
+/* Writes all of `buf`. */
+void th_raw_write(int fd, const void *buf, size_t len);
+
+/* Packs and writes one request frame. */
+void th_raw_send(int fd, Porter__V1__Request *req);
+
+/* Reads one response through `r`; NULL on EOF or after `timeout_ms`.
+ * Free with porter__v1__response__free_unpacked. */
+Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms);
+
+/* True when the peer closes the connection within `timeout_ms`. */
+int th_raw_wait_closed(int fd, int timeout_ms);
+
+/* Sends Hello with `protocol` and checks the reply's status. */
+void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status);
 
 #endif

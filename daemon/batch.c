@@ -1,0 +1,231 @@
+/* batch - concurrent member requests, join or select; see batch.h. */
+#include "batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "ops.h"
+#include "palloc.h"
+#include "porter.h"
+#include "worker.h"
+
+struct batch {
+	req *r;                  /* the Batch request; NULL once answered */
+	int mode;                /* PORTER__V1__BATCH__MODE__ALL or __FIRST */
+	unsigned n;
+	unsigned pending;        /* members not yet finished */
+	req **members;           /* live member reqs; NULL once finished */
+	ProtobufCBinaryData *results; /* packed responses; len 0 until known */
+	int winner;              /* FIRST: the member that succeeded, or -1 */
+	int busy;                /* inside a loop over members: no freeing */
+};
+
+static void batch_free(batch *b)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		free(b->results[i].data);
+	free(b->results);
+	free(b->members);
+	free(b);
+}
+
+static void reply(batch *b)
+{
+	req *r = b->r;
+	Porter__V1__BatchReply br = PORTER__V1__BATCH_REPLY__INIT;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+
+	b->r = NULL;
+	br.n_results = b->n;
+	br.results = b->results;
+	br.winner = b->winner;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_BATCH;
+	resp.batch = &br;
+	r->cancel = NULL;
+	req_reply(r, &resp);
+}
+
+/* Stops every member still running; they report back as they finish. */
+static void stop_members(batch *b, int code, int detach)
+{
+	for (unsigned i = 0; i < b->n; i++) {
+		req *m = b->members[i];
+		if (!m)
+			continue;
+		if (detach)
+			m->c = NULL;
+		/* May finish the member on the spot (re-entering
+		 * batch_member_done), which clears members[i]. */
+		req_stop(m, code);
+	}
+}
+
+/* Answers when the batch is complete, and frees it once nothing can
+ * report to it any more. */
+static void settle(batch *b)
+{
+	if (b->busy)
+		return;
+	if (b->r && (b->pending == 0 || b->winner >= 0))
+		reply(b);
+	if (!b->r && b->pending == 0)
+		batch_free(b);
+}
+
+void batch_member_done(batch *b, unsigned index, const Porter__V1__Response *resp)
+{
+	b->members[index] = NULL;
+	b->pending--;
+
+	/* Once a FIRST batch has its winner, the others' results are not
+	 * reported: they were stopped. */
+	if (!(b->mode == PORTER__V1__BATCH__MODE__FIRST && b->winner >= 0)) {
+		uint8_t *buf = malloc(protobuf_c_message_get_packed_size(&resp->base) + 1);
+		if (buf) {
+			b->results[index].len = protobuf_c_message_pack(&resp->base, buf);
+			b->results[index].data = buf;
+		}
+		if (b->mode == PORTER__V1__BATCH__MODE__FIRST && resp->status == 0) {
+			b->winner = (int)index;
+			b->busy++;
+			stop_members(b, PORTER_E_CANCELLED, 0);
+			b->busy--;
+		}
+	}
+	settle(b);
+}
+
+/* The batch's own connection went away, or the batch was cancelled or the
+ * daemon is stopping: stop every member. */
+static void on_batch_stopped(req *r)
+{
+	batch *b = r->op;
+	int code = r->stop_code ? r->stop_code : PORTER_E_CANCELLED;
+	b->busy++;
+	stop_members(b, code, r->c == NULL);
+	b->busy--;
+	settle(b);
+}
+
+/* Decodes member `i`, refusing what may not be nested. NULL after failing
+ * the batch with a message in `why`. */
+static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *why,
+					  size_t whylen, unsigned i)
+{
+	palloc_budget budget;
+	palloc_budget_init(&budget, raw->len);
+	Porter__V1__Request *m = porter__v1__request__unpack(&budget.base, raw->len, raw->data);
+	if (!m) {
+		snprintf(why, whylen, "batch member %u is not a valid request", i);
+		return NULL;
+	}
+	switch (m->body_case) {
+	case PORTER__V1__REQUEST__BODY__NOT_SET:
+		snprintf(why, whylen, "batch member %u has no request type this daemon knows", i);
+		break;
+	case PORTER__V1__REQUEST__BODY_HELLO:
+	case PORTER__V1__REQUEST__BODY_CANCEL:
+	case PORTER__V1__REQUEST__BODY_BATCH:
+		snprintf(why, whylen, "batch member %u: Hello, Cancel and Batch cannot be batch members", i);
+		break;
+	default:
+		return m;
+	}
+	porter__v1__request__free_unpacked(m, NULL);
+	return NULL;
+}
+
+void batch_handle(req *r)
+{
+	Porter__V1__Batch *msg = r->msg->batch;
+	worker *w = r->w;
+	unsigned n = (unsigned)msg->n_members;
+	Porter__V1__Request **decoded = NULL;
+	char why[160];
+	batch *b = NULL;
+
+	if (n == 0) {
+		req_fail(r, PORTER_E_INVAL, "a batch needs at least one member");
+		return;
+	}
+	if (n > w->cfg->batch_max_members) {
+		req_fail(r, PORTER_E_INVAL, "a batch may have at most %u members, this one has %u",
+			 w->cfg->batch_max_members, n);
+		return;
+	}
+	if (msg->mode != PORTER__V1__BATCH__MODE__ALL && msg->mode != PORTER__V1__BATCH__MODE__FIRST) {
+		req_fail(r, PORTER_E_INVAL, "unknown batch mode %d", (int)msg->mode);
+		return;
+	}
+
+	decoded = calloc(n, sizeof(*decoded));
+	b = calloc(1, sizeof(*b));
+	if (!decoded || !b || !(b->members = calloc(n, sizeof(*b->members))) ||
+	    !(b->results = calloc(n, sizeof(*b->results)))) {
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		decoded[i] = decode_member(&msg->members[i], why, sizeof(why), i);
+		if (!decoded[i]) {
+			req_fail(r, PORTER_E_INVAL, "%s", why);
+			goto fail;
+		}
+	}
+
+	b->r = r;
+	b->mode = msg->mode;
+	b->n = n;
+	b->winner = -1;
+	for (unsigned i = 0; i < n; i++) {
+		req *m = req_new_member(b, i, r->c, w, r->deadline, decoded[i]);
+		decoded[i] = NULL; /* owned by the member now, even on failure */
+		if (!m) {
+			for (unsigned j = 0; j < i; j++) {
+				porter__v1__request__free_unpacked(b->members[j]->msg, NULL);
+				free(b->members[j]);
+			}
+			req_fail(r, PORTER_E_NOMEM, "out of memory");
+			goto fail;
+		}
+		b->members[i] = m;
+	}
+	free(decoded);
+	decoded = NULL;
+
+	r->op = b;
+	r->cancel = on_batch_stopped;
+	b->pending = n;
+	/* Members may finish while they are being started (a fast member
+	 * winning a FIRST batch stops the others); settle() waits until
+	 * every member has been started or stopped. */
+	b->busy++;
+	for (unsigned i = 0; i < n; i++) {
+		req *m = b->members[i];
+		if (!m)
+			continue;
+		if (b->winner >= 0 || !b->r) {
+			/* Decided before this member started: it never runs. */
+			req_fail(m, PORTER_E_CANCELLED, "not started: the batch was decided");
+			continue;
+		}
+		ops_dispatch(m);
+	}
+	b->busy--;
+	settle(b);
+	return;
+
+fail:
+	if (decoded)
+		for (unsigned i = 0; i < n; i++)
+			if (decoded[i])
+				porter__v1__request__free_unpacked(decoded[i], NULL);
+	free(decoded);
+	if (b) {
+		free(b->members);
+		free(b->results);
+		free(b);
+	}
+}

@@ -1,0 +1,269 @@
+/* cancel - Cancel by request id across workers; see cancel.h. */
+#include "cancel.h"
+
+#include <stdlib.h>
+
+#include "conn.h"
+#include "log.h"
+#include "porter.h"
+#include "server.h"
+#include "worker.h"
+
+/* How long an unmatched cancel is remembered, and how many are. A request
+ * arriving later than this after its cancel runs normally. */
+#define TOMBSTONE_MS 30000
+#define TOMBSTONES 256
+
+typedef struct tombstone {
+	uid_t uid;
+	uint64_t instance;
+	uint64_t id;
+	uint64_t expires; /* uv_now() ms; 0 marks a free slot */
+} tombstone;
+
+/* A Cancel request waiting for every worker's answer. */
+typedef struct pending {
+	list link;          /* in cancel_state.pending */
+	uint64_t token;
+	req *r;             /* the Cancel request */
+	unsigned waiting;   /* answers still to come */
+	int found;
+} pending;
+
+struct cancel_state {
+	list pending;
+	uint64_t next_token;
+	tombstone tombs[TOMBSTONES];
+	unsigned next_tomb; /* ring position */
+	unsigned live_tombs; /* slots in use, so the common case skips the scan */
+};
+
+/* Asks a worker to cancel; answered to the origin's inbox. */
+typedef struct ask_msg {
+	inbox_msg base;
+	worker *origin;
+	uint64_t token;
+	uid_t uid;
+	uint64_t instance;
+	uint64_t target;
+} ask_msg;
+
+typedef struct answer_msg {
+	inbox_msg base;
+	uint64_t token;
+	int found;
+} answer_msg;
+
+static void remember(cancel_state *cs, uint64_t now, uid_t uid, uint64_t instance,
+		     uint64_t id)
+{
+	tombstone *t = &cs->tombs[cs->next_tomb];
+	if (t->expires == 0)
+		cs->live_tombs++;
+	*t = (tombstone){ uid, instance, id, now + TOMBSTONE_MS };
+	cs->next_tomb = (cs->next_tomb + 1) % TOMBSTONES;
+}
+
+/* Cancels the matching request on this worker. 1 when one was stopped. */
+static int cancel_local(worker *w, uid_t uid, uint64_t instance, uint64_t target)
+{
+	list *pos, *tmp, *rpos, *rtmp;
+	list_for_each_safe(pos, tmp, &w->conns) {
+		conn *c = list_entry(pos, conn, link);
+		if (c->uid != uid || c->client_instance != instance)
+			continue;
+		list_for_each_safe(rpos, rtmp, &c->reqs) {
+			req *r = list_entry(rpos, req, link);
+			if (r->id != target || r->msg->body_case == PORTER__V1__REQUEST__BODY_CANCEL)
+				continue;
+			/* Only work that can stop early counts as cancelled;
+			 * anything else is about to finish on its own. */
+			return req_stop(r, PORTER_E_CANCELLED);
+		}
+	}
+	return 0;
+}
+
+static void finish_pending(pending *p)
+{
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__CancelReply cr = PORTER__V1__CANCEL_REPLY__INIT;
+	cr.found = p->found;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_CANCEL;
+	resp.cancel = &cr;
+	list_remove(&p->link);
+	req_reply(p->r, &resp);
+	free(p);
+}
+
+static void answer(worker *origin, uint64_t token, int found);
+
+static void answer_run(void *owner, inbox_msg *m)
+{
+	worker *w = owner;
+	answer_msg *a = (answer_msg *)m;
+	answer(w, a->token, a->found);
+	free(a);
+}
+
+static void answer_drop(inbox_msg *m)
+{
+	free(m);
+}
+
+/* Counts one worker's answer on the origin worker. */
+static void answer(worker *origin, uint64_t token, int found)
+{
+	cancel_state *cs = origin->cancel;
+	list *pos, *tmp;
+	if (!cs)
+		return;
+	list_for_each_safe(pos, tmp, &cs->pending) {
+		pending *p = list_entry(pos, pending, link);
+		if (p->token != token)
+			continue;
+		p->found |= found;
+		if (--p->waiting == 0)
+			finish_pending(p);
+		return;
+	}
+}
+
+static void send_answer(worker *origin, uint64_t token, int found)
+{
+	answer_msg *a = malloc(sizeof(*a));
+	if (!a)
+		return; /* the origin finishes the Cancel at its deadline or stop */
+	a->base.run = answer_run;
+	a->base.drop = answer_drop;
+	a->token = token;
+	a->found = found;
+	if (inbox_push(&origin->inbox, &a->base) < 0)
+		free(a);
+}
+
+static void ask_run(void *owner, inbox_msg *m)
+{
+	worker *w = owner;
+	ask_msg *a = (ask_msg *)m;
+	int found = 0;
+	if (w->cancel) {
+		found = cancel_local(w, a->uid, a->instance, a->target);
+		if (!found)
+			remember(w->cancel, uv_now(&w->loop), a->uid, a->instance, a->target);
+	}
+	send_answer(a->origin, a->token, found);
+	free(a);
+}
+
+static void ask_drop(inbox_msg *m)
+{
+	ask_msg *a = (ask_msg *)m;
+	send_answer(a->origin, a->token, 0);
+	free(a);
+}
+
+/* The Cancel request's own connection went away: nothing to stop, the
+ * answers still arrive and finish it (the reply is discarded). */
+static void pending_cancelled(req *r)
+{
+	(void)r;
+}
+
+void cancel_handle(req *r)
+{
+	worker *w = r->w;
+	server *srv = w->srv;
+	cancel_state *cs = w->cancel;
+	conn *c = r->c;
+	uint64_t target = r->msg->cancel->target_id;
+
+	pending *p = calloc(1, sizeof(*p));
+	if (!p) {
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	p->token = ++cs->next_token;
+	p->r = r;
+	p->waiting = srv->n_workers;
+	list_push_back(&cs->pending, &p->link);
+	r->cancel = pending_cancelled;
+
+	/* This worker answers directly; the others through their inboxes. */
+	uid_t uid = c->uid;
+	uint64_t instance = c->client_instance;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		worker *other = &srv->workers[i];
+		if (other == w)
+			continue;
+		ask_msg *a = malloc(sizeof(*a));
+		if (a) {
+			a->base.run = ask_run;
+			a->base.drop = ask_drop;
+			a->origin = w;
+			a->token = p->token;
+			a->uid = uid;
+			a->instance = instance;
+			a->target = target;
+			if (inbox_push(&other->inbox, &a->base) == 0)
+				continue;
+			free(a);
+		}
+		p->waiting--; /* that worker is stopping: nothing runs there */
+	}
+	int found = cancel_local(w, uid, instance, target);
+	if (!found)
+		remember(cs, uv_now(&w->loop), uid, instance, target);
+	p->waiting--;
+	p->found |= found;
+	if (p->waiting == 0)
+		finish_pending(p);
+}
+
+int cancel_refuse_early(req *r)
+{
+	cancel_state *cs = r->w->cancel;
+	if (!cs || cs->live_tombs == 0 || !r->c)
+		return 0;
+	uint64_t now = uv_now(&r->w->loop);
+	for (unsigned i = 0; i < TOMBSTONES; i++) {
+		tombstone *t = &cs->tombs[i];
+		if (t->expires == 0)
+			continue;
+		if (t->expires <= now) {
+			t->expires = 0;
+			cs->live_tombs--;
+			continue;
+		}
+		if (t->id == r->id && t->uid == r->c->uid &&
+		    t->instance == r->c->client_instance) {
+			t->expires = 0;
+			cs->live_tombs--;
+			req_fail(r, PORTER_E_CANCELLED, "cancelled before it started");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int cancel_worker_init(worker *w)
+{
+	cancel_state *cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return PORTER_E_NOMEM;
+	list_init(&cs->pending);
+	w->cancel = cs;
+	return 0;
+}
+
+void cancel_worker_close(worker *w)
+{
+	cancel_state *cs = w->cancel;
+	list *pos, *tmp;
+	if (!cs)
+		return;
+	list_for_each_safe(pos, tmp, &cs->pending)
+		finish_pending(list_entry(pos, pending, link));
+	w->cancel = NULL;
+	free(cs);
+}

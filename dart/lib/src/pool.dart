@@ -1,0 +1,513 @@
+// The asynchronous API: a bounded pool of worker isolates making blocking
+// calls, so the isolate that uses the pool never blocks.
+import 'dart:async';
+import 'dart:collection';
+import 'dart:io' show Platform;
+import 'dart:isolate';
+import 'dart:math' show max, min;
+import 'dart:typed_data';
+
+import 'batch.dart';
+import 'bindings.g.dart';
+import 'errors.dart';
+import 'stats.dart';
+import 'sync.dart';
+
+/// Cancels calls made through a [PorterPool].
+///
+/// A call still waiting for a worker is dropped. A call already running
+/// completes its `Future` with a [PorterCancelledException] at once, and
+/// the daemon is asked to stop it (`porter_cancel`, sent from a short-lived
+/// helper isolate so the calling isolate never blocks); its worker is free
+/// again as soon as the daemon has stopped the work. One token may cancel
+/// any number of calls.
+final class CancelToken {
+  final Completer<void> _cancelled = Completer<void>();
+
+  /// Whether [cancel] was called.
+  bool get isCancelled => _cancelled.isCompleted;
+
+  /// Completes when [cancel] is called.
+  Future<void> get whenCancelled => _cancelled.future;
+
+  /// Cancels every call made with this token; later calls with it fail at
+  /// once. Calling it again does nothing.
+  void cancel() {
+    if (!_cancelled.isCompleted) _cancelled.complete();
+  }
+}
+
+/// The calls a worker knows how to make.
+enum _Op { ping, stats, batch }
+
+/// A request from the pool to a worker.
+final class _Request {
+  final int id;
+  final _Op op;
+  final int timeoutMs;
+  final int delayMs;
+  final Uint8List? payload;
+  final PorterBatch? batch;
+  const _Request(
+      this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.batch);
+}
+
+/// A worker telling the pool the native id of the call it is about to make
+/// for job [id], so a cancel can name it.
+final class _Started {
+  final int worker;
+  final int id;
+  final int callId;
+  const _Started(this.worker, this.id, this.callId);
+}
+
+/// A worker's answer: [code] 0 with [result], or a failure.
+final class _Reply {
+  final int worker;
+  final int id;
+  final Object? result;
+  final int code;
+  final String name;
+  final String message;
+  const _Reply(this.worker, this.id, this.result,
+      [this.code = 0, this.name = '', this.message = '']);
+}
+
+/// A worker telling the pool where to send requests.
+final class _Ready {
+  final int worker;
+  final SendPort port;
+  const _Ready(this.worker, this.port);
+}
+
+/// A worker that could not start (libporter missing, ...).
+final class _Failed {
+  final int worker;
+  final String error;
+  const _Failed(this.worker, this.error);
+}
+
+/// What a worker isolate is started with.
+final class _Start {
+  final int worker;
+  final String? libraryPath;
+  final SendPort replies;
+  const _Start(this.worker, this.libraryPath, this.replies);
+}
+
+/// A call waiting for, or running on, a worker.
+final class _Job {
+  final int id;
+  final _Op op;
+  final int timeoutMs;
+  final int delayMs;
+  final Uint8List? payload;
+  final PorterBatch? batch;
+  final Completer<Object?> completer = Completer<Object?>();
+
+  /// The native call id, once the worker has reported it.
+  int? callId;
+
+  /// Cancelled while running: the daemon must be told once [callId] is
+  /// known.
+  bool cancelRequested = false;
+
+  _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload,
+      [this.batch]);
+
+  bool get done => completer.isCompleted;
+
+  void fail(Object error) {
+    if (!done) completer.completeError(error);
+  }
+}
+
+/// The pool's view of one worker isolate.
+final class _Worker {
+  final int index;
+  final Completer<void> ready = Completer<void>();
+  final RawReceivePort exitPort = RawReceivePort();
+  final RawReceivePort errorPort = RawReceivePort();
+  Isolate? isolate;
+  SendPort? port;
+  _Job? job;
+  String? lastError;
+  _Worker(this.index);
+
+  bool get idle => port != null && job == null;
+
+  void closePorts() {
+    exitPort.close();
+    errorPort.close();
+  }
+}
+
+/// Asynchronous access to porterd that never blocks the calling isolate.
+///
+/// The pool owns a fixed number of long-lived worker isolates. Each call is
+/// queued, handed to an idle worker, made there with a blocking native call
+/// on that worker's thread connection, and its result comes back as a
+/// `Future`. The pool is bounded because every worker blocked in a native
+/// call holds one of the threads the Dart VM lets run Dart code at once:
+/// an unbounded number of blocked isolates would starve the rest of the
+/// app. Calls beyond the pool size wait in the pool's queue, in order.
+///
+/// Create it once, at start-up, from the isolate that will use it (on
+/// Flutter, the UI isolate): `await PorterPool.spawn()`.
+final class PorterPool {
+  /// The most workers a pool may have.
+  static const int maxSize = 16;
+
+  /// Set once this isolate has reset libporter's client instance; statics
+  /// start over on a hot restart, so the first pool of the new run resets.
+  static bool _resetDone = false;
+
+  /// The library path workers open (see [openPorterLibrary]).
+  final String? libraryPath;
+
+  final List<_Worker> _workers = [];
+  final Queue<_Job> _queue = Queue<_Job>();
+  final RawReceivePort _replies = RawReceivePort();
+  Completer<void>? _drained;
+  Future<void>? _closing;
+  int _nextId = 1;
+  bool _closed = false;
+
+  PorterPool._(this.libraryPath) {
+    _replies.handler = _onMessage;
+  }
+
+  /// A default size: the processor count, between 2 and 4.
+  static int get defaultSize => min(4, max(2, Platform.numberOfProcessors));
+
+  /// Starts a pool of [size] workers (1..[maxSize]; default [defaultSize]).
+  ///
+  /// With [reset] (the default) the first pool spawned in an isolate's run
+  /// calls `porter_reset()` first, so after a hot restart the daemon
+  /// releases what the previous run left open. Pass `reset: false` when
+  /// other isolates already use porter and must keep their sessions.
+  ///
+  /// Throws when a worker cannot start (for example when libporter cannot
+  /// be opened); no worker is left running then.
+  static Future<PorterPool> spawn(
+      {int? size, String? libraryPath, bool reset = true}) async {
+    final n = size ?? defaultSize;
+    if (n < 1 || n > maxSize) {
+      throw RangeError.range(n, 1, maxSize, 'size');
+    }
+    if (reset && !_resetDone) {
+      // porter_reset never blocks, so this is safe on the UI isolate.
+      Porter(libraryPath: libraryPath).reset();
+      _resetDone = true;
+    }
+    final pool = PorterPool._(libraryPath);
+    try {
+      await Future.wait([for (var i = 0; i < n; i++) pool._spawnWorker(i)]);
+    } catch (_) {
+      await pool.close();
+      rethrow;
+    }
+    return pool;
+  }
+
+  /// The number of worker isolates.
+  int get size => _workers.length;
+
+  /// Calls waiting for a worker.
+  int get queued => _queue.length;
+
+  /// Whether [close] was called.
+  bool get isClosed => _closed;
+
+  /// Sends a ping carrying [payload] and waits for the echo (after [delay]
+  /// when given); see [Porter.ping].
+  Future<void> ping(
+          {Uint8List? payload,
+          Duration? delay,
+          Duration? timeout,
+          CancelToken? cancel}) =>
+      _submit(_Op.ping, timeout, payload, cancel, delay: delay).then((_) {});
+
+  /// Runs [batch] on a worker; see [Porter.batch].
+  Future<PorterBatchResult> batch(PorterBatch batch,
+          {Duration? timeout, CancelToken? cancel}) =>
+      _submit(_Op.batch, timeout, null, cancel, batch: batch)
+          .then((v) => v as PorterBatchResult);
+
+  /// The daemon's counters; see [Porter.stats].
+  Future<PorterStats> stats({Duration? timeout, CancelToken? cancel}) =>
+      _submit(_Op.stats, timeout, null, cancel).then((v) => v as PorterStats);
+
+  /// Starts a new client instance (see [Porter.reset]): every worker's next
+  /// call reconnects, and the daemon releases the old instance's state as
+  /// its connections close. Never blocks.
+  void reset() => Porter(libraryPath: libraryPath).reset();
+
+  /// Stops taking calls, lets the queued and running ones finish, then
+  /// stops the workers (each closes its thread's connection first). Every
+  /// call of close() returns the same future.
+  Future<void> close() => _closing ??= _close();
+
+  Future<void> _close() async {
+    _closed = true;
+    if (_queue.isNotEmpty || _workers.any((w) => w.job != null)) {
+      _drained = Completer<void>();
+      _checkDrained();
+      await _drained!.future;
+    }
+    final exits = <Future<void>>[];
+    for (final w in List.of(_workers)) {
+      final isolate = w.isolate;
+      if (isolate == null) continue;
+      final gone = Completer<void>();
+      w.exitPort.handler = (Object? _) {
+        w.closePorts();
+        gone.complete();
+      };
+      exits.add(gone.future);
+      if (w.port != null) {
+        w.port!.send(null);
+      } else {
+        isolate.kill(priority: Isolate.immediate);
+      }
+    }
+    await Future.wait(exits);
+    _workers.clear();
+    _replies.close();
+  }
+
+  Future<void> _spawnWorker(int index) async {
+    final w = _Worker(index);
+    _workers.add(w);
+    w.errorPort.handler = (Object? e) {
+      if (e is List<Object?> && e.isNotEmpty) w.lastError = '${e.first}';
+    };
+    w.exitPort.handler = (Object? _) => _onExit(w);
+    try {
+      w.isolate = await Isolate.spawn(
+          _workerMain, _Start(index, libraryPath, _replies.sendPort),
+          onExit: w.exitPort.sendPort,
+          onError: w.errorPort.sendPort,
+          debugName: 'porter worker $index');
+    } catch (e) {
+      _workers.remove(w);
+      w.closePorts();
+      rethrow;
+    }
+    return w.ready.future;
+  }
+
+  _Worker? _worker(int index) {
+    for (final w in _workers) {
+      if (w.index == index) return w;
+    }
+    return null;
+  }
+
+  void _onMessage(Object? msg) {
+    if (msg is _Reply) {
+      final w = _worker(msg.worker);
+      final job = w?.job;
+      if (w == null || job == null || job.id != msg.id) return;
+      w.job = null;
+      if (msg.code == 0) {
+        if (!job.done) job.completer.complete(msg.result);
+      } else {
+        job.fail(PorterException.fromCode(msg.code, msg.name, msg.message));
+      }
+      _pump();
+    } else if (msg is _Started) {
+      final job = _worker(msg.worker)?.job;
+      if (job == null || job.id != msg.id) return;
+      job.callId = msg.callId;
+      if (job.cancelRequested) _cancelInDaemon(msg.callId);
+    } else if (msg is _Ready) {
+      final w = _worker(msg.worker);
+      if (w == null) return;
+      w.port = msg.port;
+      if (!w.ready.isCompleted) w.ready.complete();
+      _pump();
+    } else if (msg is _Failed) {
+      final w = _worker(msg.worker);
+      if (w == null) return;
+      w.lastError = msg.error;
+      if (!w.ready.isCompleted) {
+        w.ready.completeError(
+            StateError('porter worker ${w.index}: ${msg.error}'));
+      }
+    }
+  }
+
+  /// A worker isolate ended without being asked to.
+  void _onExit(_Worker w) {
+    w.closePorts();
+    _workers.remove(w);
+    final why = w.lastError ?? 'exited';
+    if (w.port == null) {
+      // It never started: report that to spawn(), and do not respawn (it
+      // would fail the same way).
+      if (!w.ready.isCompleted) {
+        w.ready.completeError(StateError('porter worker ${w.index}: $why'));
+      }
+      return;
+    }
+    w.job?.fail(PorterException(porter_error.PORTER_E_INTERNAL,
+        'PORTER_E_INTERNAL', 'porter worker ${w.index} died: $why'));
+    w.job = null;
+    if (!_closed) {
+      // Keep the pool at its size; a failure to respawn shows up as a
+      // smaller pool, and calls still run on the workers left.
+      unawaited(_spawnWorker(w.index).catchError((Object e) {
+        if (_workers.isEmpty) _failQueued(e);
+      }));
+    } else if (_workers.isEmpty) {
+      _failQueued(StateError('no porter worker left'));
+    }
+    _pump();
+  }
+
+  /// Fails every queued call: no worker is left to run them.
+  void _failQueued(Object error) {
+    while (_queue.isNotEmpty) {
+      _queue.removeFirst().fail(error);
+    }
+    _checkDrained();
+  }
+
+  /// Queues one call. Argument errors, a closed pool and a cancelled
+  /// token all fail the returned future rather than throw.
+  Future<Object?> _submit(
+          _Op op, Duration? timeout, Uint8List? payload, CancelToken? cancel,
+          {Duration? delay, PorterBatch? batch}) =>
+      Future<Object?>.sync(() {
+        if (_closed) throw StateError('PorterPool is closed');
+        final ms = timeoutMs(timeout);
+        if (delay != null && delay.isNegative) {
+          throw ArgumentError.value(delay, 'delay', 'must not be negative');
+        }
+        // -1: no delay (plain ping); the worker clamps large values.
+        final delayMs = delay == null ? -1 : delay.inMilliseconds;
+        if (cancel != null && cancel.isCancelled) throw _cancelled();
+        final job = _Job(_nextId++, op, ms, delayMs, payload, batch);
+        _queue.add(job);
+        if (cancel != null) {
+          unawaited(cancel.whenCancelled.then((_) => _cancel(job)));
+        }
+        _pump();
+        return job.completer.future;
+      });
+
+  void _cancel(_Job job) {
+    if (job.done) return;
+    if (!_queue.remove(job)) {
+      // Running: stop it in the daemon too, now or once its id is known.
+      job.cancelRequested = true;
+      final id = job.callId;
+      if (id != null) _cancelInDaemon(id);
+    }
+    job.fail(_cancelled());
+    _checkDrained();
+  }
+
+  /// Sends porter_cancel for [callId] from a helper isolate: the call
+  /// blocks (briefly), and this isolate must not. Best effort: the call's
+  /// own deadline still bounds it if the cancel fails.
+  void _cancelInDaemon(int callId) {
+    unawaited(_cancelInIsolate(libraryPath, callId).catchError((Object _) {}));
+  }
+
+  static PorterCancelledException _cancelled() =>
+      const PorterCancelledException('PORTER_E_CANCELLED', 'cancelled');
+
+  /// Hands queued calls to idle workers, oldest first.
+  void _pump() {
+    while (_queue.isNotEmpty) {
+      _Worker? idle;
+      for (final w in _workers) {
+        if (w.idle) {
+          idle = w;
+          break;
+        }
+      }
+      if (idle == null) break;
+      final job = _queue.removeFirst();
+      idle.job = job;
+      idle.port!.send(_Request(
+          job.id, job.op, job.timeoutMs, job.delayMs, job.payload, job.batch));
+    }
+    _checkDrained();
+  }
+
+  void _checkDrained() {
+    final d = _drained;
+    if (d == null || d.isCompleted) return;
+    if (_queue.isEmpty && !_workers.any((w) => w.job != null)) d.complete();
+  }
+}
+
+/// A worker isolate: makes one blocking call at a time on its thread's
+/// connection and answers the pool.
+void _workerMain(_Start start) {
+  final porter = _openPorter(start);
+  if (porter == null) return;
+  final port = RawReceivePort();
+  port.handler = (Object? msg) {
+    if (msg is _Request) {
+      // Reserve the call's id and report it before blocking, so the pool
+      // can cancel the call while this isolate is inside it.
+      final callId = porter.nextCallId();
+      start.replies.send(_Started(start.worker, msg.id, callId));
+      start.replies.send(_run(porter, start.worker, msg));
+    } else {
+      // Asked to stop: release this thread's connection now rather than
+      // when the VM retires the thread.
+      porter.disconnectThread();
+      port.close();
+    }
+  };
+  start.replies.send(_Ready(start.worker, port.sendPort));
+}
+
+/// Runs porter_cancel in a new isolate. A top-level function, so the
+/// closure sent to that isolate holds only [libraryPath] and [callId].
+Future<void> _cancelInIsolate(String? libraryPath, int callId) =>
+    Isolate.run(() {
+      Porter(libraryPath: libraryPath)
+          .cancel(callId, timeout: const Duration(seconds: 2));
+    });
+
+/// Opens libporter in a worker; on failure tells the pool why and returns
+/// null (the isolate then exits, having no open port).
+Porter? _openPorter(_Start start) {
+  try {
+    return Porter(libraryPath: start.libraryPath);
+  } catch (e) {
+    start.replies.send(_Failed(start.worker, '$e'));
+    return null;
+  }
+}
+
+_Reply _run(Porter porter, int worker, _Request req) {
+  final timeout =
+      req.timeoutMs == 0 ? null : Duration(milliseconds: req.timeoutMs);
+  try {
+    switch (req.op) {
+      case _Op.ping:
+        porter.ping(
+            payload: req.payload,
+            delay: req.delayMs < 0 ? null : Duration(milliseconds: req.delayMs),
+            timeout: timeout);
+        return _Reply(worker, req.id, null);
+      case _Op.stats:
+        return _Reply(worker, req.id, porter.stats(timeout: timeout));
+      case _Op.batch:
+        return _Reply(
+            worker, req.id, porter.batch(req.batch!, timeout: timeout));
+    }
+  } on PorterException catch (e) {
+    return _Reply(worker, req.id, null, e.code, e.name, e.message);
+  } catch (e) {
+    return _Reply(worker, req.id, null, porter_error.PORTER_E_INTERNAL,
+        'PORTER_E_INTERNAL', '$e');
+  }
+}

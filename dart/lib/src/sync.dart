@@ -1,0 +1,316 @@
+// The synchronous API: blocking calls on the calling thread's connection.
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'batch.dart';
+import 'bindings.g.dart';
+import 'errors.dart';
+import 'library.dart';
+import 'stats.dart';
+
+/// Blocking access to porterd from the calling isolate.
+///
+/// Every method sends one request on the connection of the OS thread the
+/// isolate runs on, and blocks that thread until the reply arrives or the
+/// timeout passes. Use it in background isolates (or `Isolate.run`), never
+/// on Flutter's UI isolate: use [PorterPool] there.
+///
+/// A `Porter` holds no connection of its own, so creating several is cheap
+/// and an isolate that migrates to another thread between two calls is
+/// fine: each call is complete within the thread it started on, and its
+/// error is read in the same synchronous sequence (no `await` between the
+/// native call and the read of the thread's last error).
+final class Porter {
+  final PorterBindings _b;
+
+  /// The library path this instance was opened with (see
+  /// [openPorterLibrary]); passed on to worker isolates by [PorterPool].
+  final String? libraryPath;
+
+  /// Opens libporter (see [openPorterLibrary] for [libraryPath]).
+  Porter({this.libraryPath}) : _b = porterBindings(path: libraryPath);
+
+  /// Uses already opened bindings (for tests and custom loading).
+  Porter.fromBindings(PorterBindings bindings)
+      : _b = bindings,
+        libraryPath = null;
+
+  /// The raw bindings, for calls this class does not wrap yet.
+  PorterBindings get bindings => _b;
+
+  /// libporter's version, e.g. `0.1.0`.
+  String get version => _b.porter_version().cast<Utf8>().toDartString();
+
+  /// The socket path calls go to (`PORTER_SOCKET`, else the daemon's
+  /// default).
+  String get socketPath {
+    const cap = 4096;
+    final buf = calloc<Char>(cap);
+    try {
+      final n = _b.porter_socket_path(buf, cap);
+      if (n < 0) _throw(n);
+      return buf.cast<Utf8>().toDartString(length: n);
+    } finally {
+      calloc.free(buf);
+    }
+  }
+
+  /// The symbolic name of an error [code], e.g. `PORTER_E_TIMEOUT`.
+  String errorName(int code) =>
+      _b.porter_error_name(code).cast<Utf8>().toDartString();
+
+  /// The static English description of an error [code].
+  String errorMessage(int code) =>
+      _b.porter_strerror(code).cast<Utf8>().toDartString();
+
+  /// Sends a ping carrying [payload] and waits for its echo.
+  ///
+  /// With [delay] the daemon waits that long before echoing: a diagnostic
+  /// for deadlines and cancellation that needs no other server.
+  /// Blocks for at most [timeout] (null: the library default, 5 s).
+  /// Throws [PorterUnreachableException] when no daemon listens,
+  /// [PorterTimeoutException] when the echo is late and
+  /// [PorterCancelledException] when [cancel] stopped it.
+  void ping({Uint8List? payload, Duration? delay, Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final delayMs = delay == null ? 0 : _delayMs(delay);
+    final len = payload?.length ?? 0;
+    final buf = len == 0 ? nullptr : calloc<Uint8>(len);
+    try {
+      if (len != 0) buf.asTypedList(len).setAll(0, payload!);
+      final rc = delay == null
+          ? _b.porter_ping(buf.cast(), len, ms)
+          : _b.porter_ping_delay(buf.cast(), len, delayMs, ms);
+      if (rc < 0) _throw(rc);
+    } finally {
+      if (len != 0) calloc.free(buf);
+    }
+  }
+
+  /// Reserves the id of this thread's next call, so another isolate can
+  /// [cancel] it. Take it immediately before the call, in the same
+  /// synchronous code (an `await` in between may move the isolate to
+  /// another thread, whose next call is a different one).
+  int nextCallId() => _b.porter_next_call_id();
+
+  /// Asks the daemon to stop call [id] of this process, made on any thread.
+  /// Returns true when it was in flight and has been stopped (its caller
+  /// gets [PorterCancelledException]), false when no such call is running
+  /// (finished already, or not arrived yet: then the daemon refuses it when
+  /// it arrives). Blocks for at most [timeout].
+  bool cancel(int id, {Duration? timeout}) {
+    final rc = _b.porter_cancel(id, timeoutMs(timeout));
+    if (rc == porter_error.PORTER_E_NOT_FOUND) return false;
+    if (rc < 0) _throw(rc);
+    return true;
+  }
+
+  /// The daemon's counters. Blocks for at most [timeout].
+  PorterStats stats({Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final out = calloc<Pointer<porter_stats_snapshot>>();
+    StatsSnapshot? snap;
+    try {
+      final rc = _b.porter_stats(out, ms);
+      if (rc < 0) _throw(rc);
+      snap = StatsSnapshot._(_b, out.value);
+      return snap.read();
+    } finally {
+      snap?.free();
+      calloc.free(out);
+    }
+  }
+
+  /// Runs [batch] in one call: the daemon runs its members concurrently.
+  /// Blocks for at most [timeout] for the whole batch; each member also has
+  /// its own. Throws only when the batch as a whole failed; read each
+  /// member's outcome in the result.
+  PorterBatchResult batch(PorterBatch batch, {Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final b = _b.porter_batch_new(
+        batch.mode == BatchMode.all ? PORTER_BATCH_ALL : PORTER_BATCH_FIRST);
+    if (b == nullptr) {
+      throw PorterException.fromCode(porter_error.PORTER_E_NOMEM,
+          'PORTER_E_NOMEM', 'cannot allocate a batch');
+    }
+    final builder = _Owned(b.cast(), _finalizerFor(_b.addresses.porter_batch_free.cast()),
+        (p) => _b.porter_batch_free(p.cast()));
+    final out = calloc<Pointer<porter_batch_result>>();
+    _Owned? result;
+    try {
+      for (final m in batch.members) {
+        final len = m.payload?.length ?? 0;
+        final buf = len == 0 ? nullptr : calloc<Uint8>(len);
+        try {
+          if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
+          final rc = _b.porter_batch_add_ping(
+              b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
+          if (rc < 0) _throw(rc);
+        } finally {
+          if (len != 0) calloc.free(buf);
+        }
+      }
+      final rc = _b.porter_batch_run(b, ms, out);
+      if (rc < 0) _throw(rc);
+      final r = out.value;
+      result = _Owned(r.cast(),
+          _finalizerFor(_b.addresses.porter_batch_result_free.cast()),
+          (p) => _b.porter_batch_result_free(p.cast()));
+      return _readBatch(r);
+    } finally {
+      result?.free();
+      builder.free();
+      calloc.free(out);
+    }
+  }
+
+  PorterBatchResult _readBatch(Pointer<porter_batch_result> r) {
+    final n = _b.porter_batch_result_count(r);
+    final data = calloc<Pointer<Void>>();
+    final len = calloc<Size>();
+    try {
+      final members = <BatchMemberResult>[];
+      for (var i = 0; i < n; i++) {
+        final code = _b.porter_batch_result_status(r, i);
+        Uint8List? payload;
+        if (code == 0 && _b.porter_batch_result_ping(r, i, data, len) == 0) {
+          payload = Uint8List.fromList(
+              data.value.cast<Uint8>().asTypedList(len.value));
+        }
+        members.add(BatchMemberResult(
+            code,
+            errorName(code),
+            _b.porter_batch_result_message(r, i).cast<Utf8>().toDartString(),
+            payload));
+      }
+      final w = _b.porter_batch_result_winner(r);
+      return PorterBatchResult(List.unmodifiable(members), w < 0 ? null : w);
+    } finally {
+      calloc.free(data);
+      calloc.free(len);
+    }
+  }
+
+  /// Closes the calling thread's connection now (it is reopened by the
+  /// next call). Worker isolates call this before they exit.
+  void disconnectThread() => _b.porter_thread_disconnect();
+
+  /// Starts a new client instance after a hot restart: every thread's next
+  /// call opens a new connection, and the daemon releases what the previous
+  /// run left open as the old connections close (see `porter_reset` in
+  /// porter.h). [PorterPool.spawn] calls this once per program run.
+  void reset() => _b.porter_reset();
+
+  /// Throws the exception for [code], with the calling thread's last error
+  /// message (read at once, before anything else can run on this thread).
+  Never _throw(int code) {
+    final msgPtr = _b.porter_last_error_message();
+    var message = msgPtr.cast<Utf8>().toDartString();
+    if (message.isEmpty) message = errorMessage(code);
+    throw PorterException.fromCode(code, errorName(code), message);
+  }
+}
+
+int _delayMs(Duration delay) {
+  if (delay.isNegative) {
+    throw ArgumentError.value(delay, 'delay', 'must not be negative');
+  }
+  final ms = delay.inMilliseconds;
+  return ms > 0xffffffff ? 0xffffffff : ms;
+}
+
+/// A timeout as libporter takes it: milliseconds, 0 for the default.
+int timeoutMs(Duration? timeout) {
+  if (timeout == null) return 0;
+  if (timeout.isNegative) {
+    throw ArgumentError.value(timeout, 'timeout', 'must not be negative');
+  }
+  final ms = timeout.inMilliseconds;
+  // 0 would mean "the default"; a tiny timeout is still a timeout.
+  if (ms == 0) return 1;
+  return ms > 0x7fffffff ? 0x7fffffff : ms;
+}
+
+/// One finalizer per free function, per isolate.
+final Map<int, NativeFinalizer> _finalizers = {};
+
+NativeFinalizer _finalizerFor(Pointer<NativeFinalizerFunction> free) =>
+    _finalizers[free.address] ??= NativeFinalizer(free);
+
+/// A native object owned by Dart: freed by [free], or by its finalizer if
+/// it becomes unreachable first (a safety net, not the normal path).
+final class _Owned implements Finalizable {
+  final NativeFinalizer _finalizer;
+  final void Function(Pointer<Void>) _free;
+  Pointer<Void> _ptr;
+
+  _Owned(this._ptr, this._finalizer, this._free) {
+    _finalizer.attach(this, _ptr, detach: this);
+  }
+
+  void free() {
+    if (_ptr == nullptr) return;
+    _finalizer.detach(this);
+    _free(_ptr);
+    _ptr = nullptr;
+  }
+}
+
+/// A native stats snapshot owned by Dart: freed by [free], or by the
+/// finalizer if it becomes unreachable first (an exception between the
+/// native call and [free] must not leak it).
+final class StatsSnapshot implements Finalizable {
+  static NativeFinalizer? _finalizer;
+
+  final PorterBindings _b;
+  Pointer<porter_stats_snapshot> _ptr;
+
+  StatsSnapshot._(this._b, this._ptr) {
+    final f = _finalizer ??=
+        NativeFinalizer(_b.addresses.porter_stats_free.cast());
+    f.attach(this, _ptr.cast(), detach: this);
+  }
+
+  /// Copies the counters into a plain Dart [PorterStats].
+  PorterStats read() {
+    if (_ptr == nullptr) throw StateError('snapshot already freed');
+    final n = _b.porter_stats_workers(_ptr);
+    final w = calloc<porter_worker_stats>();
+    try {
+      final workers = <PorterWorkerStats>[];
+      for (var i = 0; i < n; i++) {
+        if (_b.porter_stats_worker(_ptr, i, w) < 0) {
+          throw StateError('worker $i of $n missing from the snapshot');
+        }
+        final r = w.ref;
+        workers.add(PorterWorkerStats(
+          worker: r.worker,
+          connections: r.connections,
+          requests: r.requests,
+          inflight: r.inflight,
+          errors: r.errors,
+          bytesIn: r.bytes_in,
+          bytesOut: r.bytes_out,
+        ));
+      }
+      return PorterStats(
+        daemonVersion:
+            _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
+        uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
+        workers: List.unmodifiable(workers),
+      );
+    } finally {
+      calloc.free(w);
+    }
+  }
+
+  /// Frees the native snapshot now; calling it again does nothing.
+  void free() {
+    if (_ptr == nullptr) return;
+    _finalizer!.detach(this);
+    _b.porter_stats_free(_ptr);
+    _ptr = nullptr;
+  }
+}

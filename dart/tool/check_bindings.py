@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Checks that every function, struct, error code and version macro bound in
+lib/src/bindings.g.dart matches porter.h (names, numbers and native types),
+so the committed bindings cannot drift from the header. Declarations of the
+header that are not bound yet are listed as notes.
+
+Usage: check_bindings.py HEADER BINDINGS   (exit 0 when they agree)
+       check_bindings.py --selftest HEADER BINDINGS
+         (exit 0 when deliberately broken copies of BINDINGS are all caught)
+"""
+import re
+import sys
+
+C_TO_FFI = {
+    'int': 'ffi.Int', 'void': 'ffi.Void', 'size_t': 'ffi.Size',
+    'uint32_t': 'ffi.Uint32', 'uint64_t': 'ffi.Uint64',
+    'int64_t': 'ffi.Int64', 'int32_t': 'ffi.Int32', 'char': 'ffi.Char',
+    'uint8_t': 'ffi.Uint8',
+}
+
+
+def ffi_type(c):
+    c = c.replace('const ', '').strip()
+    stars = c.count('*')
+    base = c.replace('*', '').strip()
+    t = C_TO_FFI.get(base, base)
+    for _ in range(stars):
+        t = 'ffi.Pointer<%s>' % t
+    return t
+
+
+def split_params(p):
+    p = p.strip()
+    if p in ('', 'void'):
+        return []
+    out = []
+    for arg in p.split(','):
+        arg = arg.strip()
+        m = re.match(r'(.*?)(\w+)$', arg)
+        out.append(ffi_type(m.group(1)))
+    return out
+
+
+def compare(header, dart):
+    """Returns (errors, notes, number of bound functions)."""
+    errors = []
+    notes = []
+
+    decl = re.compile(r'PORTER_API\s+([\w\s\*]+?)\s*\b(porter_\w+)\s*\(([^;]*?)\)\s*;', re.S)
+    funcs = {name: (ret, params) for ret, name, params in decl.findall(header)}
+    if not funcs:
+        errors.append('no functions found in the header')
+    bound = re.findall(r"_lookup<\s*ffi\.NativeFunction<(.*?)>>\(\s*'(\w+)'", dart, re.S)
+    if not bound:
+        errors.append('no function lookups found in the bindings')
+    for sig, name in bound:
+        if name not in funcs:
+            errors.append('function %s is bound but not declared in the header' % name)
+            continue
+        ret, params = funcs[name]
+        want = '%s Function(%s)' % (ffi_type(ret), ','.join(split_params(' '.join(params.split()))))
+        if re.sub(r'\s+', '', sig).rstrip(',') != re.sub(r'\s+', '', want):
+            errors.append('function %s: bound as %s, header says %s' % (name, sig, want))
+    names = {name for _, name in bound}
+    for name in sorted(set(funcs) - names):
+        notes.append('not bound yet: %s' % name)
+
+    codes = dict(re.findall(r'X\((PORTER_E_\w+),\s*(-?\d+),', header))
+    for name, value in re.findall(r'static const (PORTER_E_\w+) = (-?\d+);', dart):
+        if codes.get(name) != value:
+            errors.append('error code %s = %s differs from the header (%s)' % (name, value, codes.get(name)))
+    for name in sorted(set(codes) - set(re.findall(r'static const (PORTER_E_\w+) =', dart))):
+        notes.append('error code not bound yet: %s' % name)
+
+    for name, value in re.findall(r'#define\s+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION|BATCH_\w+))\s+(\S+)', header):
+        lit = "'%s'" % value.strip('"') if value.startswith('"') else value
+        if 'const %s %s = %s;' % ('String' if value.startswith('"') else 'int', name, lit) not in dart:
+            errors.append('macro %s = %s missing or different' % (name, value))
+
+    for sname, body in re.findall(r'typedef struct (porter_\w+)\s*\{(.*?)\}', header, re.S):
+        m = re.search(r'final class %s extends ffi\.Struct \{(.*?)\n\}' % sname, dart, re.S)
+        if not m:
+            notes.append('struct not bound yet: %s' % sname)
+            continue
+        fields = re.findall(r'(\w+)\s+(\w+);', body)
+        got = re.findall(r'@(ffi\.\w+)\(\)\s*external int (\w+);', m.group(1))
+        if got != [(C_TO_FFI[c], f) for c, f in fields]:
+            errors.append('struct %s: fields %s differ from the header %s' % (sname, got, fields))
+    for sname in re.findall(r'typedef struct (porter_\w+) porter_\w+;', header):
+        if 'final class %s extends ffi.Opaque {}' % sname not in dart:
+            notes.append('opaque struct not bound yet: %s' % sname)
+
+    return errors, notes, len(bound)
+
+
+# Deliberate breakages the check must catch: (what, old, new).
+BREAKAGES = [
+    ('a size_t parameter bound as int',
+     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Int)',
+     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Int, ffi.Int)'),
+    ('a renumbered error code', 'PORTER_E_TIMEOUT = -4;', 'PORTER_E_TIMEOUT = -5;'),
+    ('a struct field of the wrong width',
+     '@ffi.Uint32()\n  external int worker;', '@ffi.Uint64()\n  external int worker;'),
+    ('a function the header lacks', "'porter_reset'", "'porter_restart'"),
+    ('a wrong version string', "PORTER_VERSION_STRING = '", "PORTER_VERSION_STRING = 'x"),
+]
+
+
+def selftest(header, dart):
+    failed = 0
+    errors, _, _ = compare(header, dart)
+    if errors:
+        print('FAIL the committed bindings do not pass: %s' % errors[0])
+        failed += 1
+    for what, old, new in BREAKAGES:
+        if old not in dart:
+            print('FAIL cannot apply breakage "%s"' % what)
+            failed += 1
+            continue
+        errors, _, _ = compare(header, dart.replace(old, new, 1))
+        print('%s %s' % ('PASS caught' if errors else 'FAIL missed', what))
+        failed += not errors
+    return 1 if failed else 0
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == '--selftest':
+        return selftest(open(args[1]).read(), open(args[2]).read())
+    header = open(args[0]).read()
+    dart = open(args[1]).read()
+    errors, notes, nbound = compare(header, dart)
+    for n in notes:
+        print('note: ' + n)
+    for e in errors:
+        print('bindings.g.dart: ' + e)
+    print('checked %d bound functions against %s' % (nbound, args[0]))
+    return 1 if errors else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

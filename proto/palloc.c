@@ -1,0 +1,33 @@
+/* palloc - budgeted protobuf-c allocator; see palloc.h. */
+#include "palloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+static void *budget_alloc(void *data, size_t size)
+{
+	palloc_budget *b = data;
+	if (size > b->limit - b->used)
+		return NULL;
+	void *p = malloc(size ? size : 1);
+	if (p)
+		b->used += size;
+	return p;
+}
+
+static void budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+void palloc_budget_init(palloc_budget *b, size_t wire_len)
+{
+	b->base.alloc = budget_alloc;
+	b->base.free = budget_free;
+	b->base.allocator_data = b;
+	b->used = 0;
+	b->limit = wire_len > (SIZE_MAX - PALLOC_SLACK) / PALLOC_FACTOR
+			   ? SIZE_MAX
+			   : wire_len * PALLOC_FACTOR + PALLOC_SLACK;
+}

@@ -1,0 +1,34 @@
+/*
+ * palloc - a protobuf-c allocator with a budget, for unpacking untrusted
+ * input.
+ *
+ * protobuf-c enforces no limit of its own: a few wire bytes can ask for a
+ * large message struct, and repeated fields multiply that. Unpacking with a
+ * budget makes the daemon's memory per frame bounded by a multiple of the
+ * frame's size; past the budget, unpack fails as on malformed input.
+ *
+ * Blocks come from malloc, so the result is freed with the default
+ * allocator: free_unpacked(msg, NULL). A budget is used by one thread.
+ */
+#ifndef PORTER_PALLOC_H
+#define PORTER_PALLOC_H
+
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+/* How much larger than its wire size a message may grow once unpacked. */
+#define PALLOC_FACTOR 32u
+#define PALLOC_SLACK (64u * 1024u)
+
+typedef struct palloc_budget {
+	ProtobufCAllocator base; /* pass &budget.base to unpack */
+	size_t used;
+	size_t limit;
+} palloc_budget;
+
+/* A budget for unpacking `wire_len` bytes:
+ * PALLOC_FACTOR * wire_len + PALLOC_SLACK. */
+void palloc_budget_init(palloc_budget *b, size_t wire_len);
+
+#endif
