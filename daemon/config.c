@@ -84,6 +84,16 @@ static const config_key keys[] = {
 	  "path confinement: auto (openat2 RESOLVE_BENEATH, walking components with O_NOFOLLOW where the kernel lacks openat2) or walk (always walk)" },
 	{ "file-max-streams", 0, KT_U32, OFF(file_max_streams), 1, 65536, "64", "N",
 	  "file streams (large reads, chunked writes) one connection may hold open" },
+	{ "db-pool-size", 0, KT_U32, OFF(db_pool_size), 1, 10000, "8", "N",
+	  "pooled PostgreSQL connections per worker and conninfo" },
+	{ "db-pool-idle", 0, KT_U32, OFF(db_pool_idle_ms), 100, UINT32_MAX, "60000", "MS",
+	  "close pooled PostgreSQL connections idle this long" },
+	{ "db-session-idle", 0, KT_U32, OFF(db_session_idle_ms), 0, UINT32_MAX, "600000", "MS",
+	  "close (and roll back) database sessions idle this long; 0 never" },
+	{ "db-session-grace", 0, KT_U32, OFF(db_session_grace_ms), 0, UINT32_MAX, "10000", "MS",
+	  "close a client's database sessions once all its connections are gone this long" },
+	{ "db-max-sessions", 0, KT_U32, OFF(db_max_sessions), 1, 1000000, "1024", "N",
+	  "open database sessions per worker" },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -7,6 +7,7 @@
 
 #include "cancel.h"
 #include "conn.h"
+#include "db.h"
 #include "log.h"
 #include "porter.h"
 
@@ -116,6 +117,7 @@ static void finish(worker *w)
 	if (w->state == WORKER_CLOSING)
 		return;
 	w->state = WORKER_CLOSING;
+	db_worker_close(w);
 	cancel_worker_close(w);
 	uv_close((uv_handle_t *)&w->grace, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
@@ -227,6 +229,9 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
 	rc = cancel_worker_init(w);
 	if (rc < 0)
 		return rc; /* start-up fails; the process exits */
+	rc = db_worker_init(w);
+	if (rc < 0)
+		return rc;
 	return 0;
 }
 

@@ -51,6 +51,7 @@ typedef struct worker {
 	uv_timer_t heartbeat_timer;
 	unsigned heartbeat_ms;  /* 0: watchdog off, no timer */
 	_Atomic uint64_t heartbeat;
+	struct db_worker *db;  /* database sessions, pools, streams (db.h) */
 } worker;
 
 /*

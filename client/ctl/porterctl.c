@@ -34,6 +34,9 @@ static void usage(FILE *out)
 		"  file stat [-r ROOT] PATH      type, size, mode, mtime\n"
 		"  file ls [-r ROOT] [PATH]      list a directory (default: the root)\n"
 		"                      ROOT names one of porterd's file roots (default: its first)\n"
+		"  db query CONNINFO SQL [PARAM...]\n"
+		"                      runs SQL on a pooled connection; PARAMs are $1..$n in\n"
+		"                      text form (\\N is NULL); prints a table, or JSON with --json\n"
 		"\n"
 		"Options:\n"
 		"  -S, --socket PATH   daemon socket (default: $PORTER_SOCKET, else the daemon's default)\n"
@@ -336,6 +339,7 @@ int main(int argc, char **argv)
 		{ "cancel", cmd_cancel },
 		{ "version", cmd_version },
 		{ "file", ctl_file },
+		{ "db", ctl_db },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
