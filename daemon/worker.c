@@ -305,6 +305,10 @@ int worker_post_stall(worker *w, unsigned ms)
 int worker_join(worker *w)
 {
 	uv_thread_join(&w->thread);
-	inbox_destroy(&w->inbox);
 	return w->loop_close_rc;
+}
+
+void worker_destroy(worker *w)
+{
+	inbox_destroy(&w->inbox);
 }

@@ -90,8 +90,16 @@ int worker_post_config(worker *w, config *cfg);
  */
 int worker_post_stall(worker *w, unsigned ms);
 
-/* Waits for the thread to end; returns the loop's uv_loop_close() result. */
+/*
+ * Waits for the thread to end; returns the loop's uv_loop_close() result.
+ * The inbox stays valid: other workers may still push to it (forwarded
+ * replies, Cancel answers) until they have ended too.
+ */
 int worker_join(worker *w);
+
+/* Frees what outlives the thread (the inbox's mutex). Only once every
+ * worker has been joined, since any of them may push to any inbox. */
+void worker_destroy(worker *w);
 
 /* Called by conn when a connection has been freed. Loop thread. */
 void worker_conn_freed(worker *w);
