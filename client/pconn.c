@@ -422,9 +422,13 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 			req->id = pconn_next_id();
 		/* The daemon gets slightly less time than we wait, so that its
 		 * own timeout reply (with whatever it cancelled) arrives
-		 * before we give up and have to drop the connection. */
+		 * before we give up and have to drop the connection. A caller
+		 * may ask for an earlier daemon deadline still (a database
+		 * query needs time for its server-side cancel). */
 		int64_t margin = left / 10 < 50 ? left / 10 : 50;
-		req->timeout_ms = (uint32_t)(left - margin > 0 ? left - margin : 1);
+		uint32_t daemon_ms = (uint32_t)(left - margin > 0 ? left - margin : 1);
+		if (!req->timeout_ms || req->timeout_ms > daemon_ms)
+			req->timeout_ms = daemon_ms;
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;

@@ -24,7 +24,8 @@ enum pconn_retry {
 };
 
 /*
- * Sends `req` (owned by the caller; its id and timeout are filled in here)
+ * Sends `req` (owned by the caller; its id and timeout are filled in here,
+ * except that a non-zero req->timeout_ms shorter than the wait is kept)
  * and waits for the matching response, for at most `timeout_ms` (0: the
  * default). On success stores the response in `*out` (owned by the caller,
  * free with porter__v1__response__free_unpacked) and returns 0; a response

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "fs.h"
 #include "log.h"
 #include "ops.h"
@@ -40,6 +41,10 @@ void conn_close(conn *c)
 {
 	if (c->state == CONN_CLOSING)
 		return;
+	/* Past Hello the client identity was counted (database sessions
+	 * outlive their client's last connection only by a grace period). */
+	if (c->state != CONN_HELLO)
+		db_client_detach(c->uid, c->client_instance);
 	c->state = CONN_CLOSING;
 	list_remove(&c->link);
 
@@ -308,6 +313,7 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 		  (unsigned long long)c->client_instance,
 		  h->client_name ? h->client_name : "");
 	c->state = CONN_READY;
+	db_client_attach(c->uid, c->client_instance);
 	frame_reader_set_limit(&c->rd, cfg->max_frame);
 
 	hr.protocol = PORTER_PROTOCOL_VERSION;

@@ -5,6 +5,7 @@
 
 #include "batch.h"
 #include "cancel.h"
+#include "db.h"
 #include "fs.h"
 #include "http.h"
 #include "porter.h"
@@ -109,6 +110,18 @@ void ops_dispatch(req *r)
 	case PORTER__V1__REQUEST__BODY_FILE_LIST:
 	case PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE:
 		fs_handle(r);
+		return;
+	case PORTER__V1__REQUEST__BODY_DB_OPEN:
+	case PORTER__V1__REQUEST__BODY_DB_QUERY:
+	case PORTER__V1__REQUEST__BODY_DB_FETCH:
+	case PORTER__V1__REQUEST__BODY_DB_CLOSE:
+#ifdef PORTER_FUZZING
+		/* A fuzzer must never send traffic off the machine: conninfo
+		 * and URLs come straight from its input. */
+		req_fail(r, PORTER_E_UNSUPPORTED, "no network while fuzzing");
+		return;
+#endif
+		db_handle(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_HTTP:
 		http_handle(r);

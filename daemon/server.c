@@ -613,6 +613,8 @@ out:
 	for (unsigned i = 0; i < started; i++)
 		if (worker_join(&srv.workers[i]) != 0)
 			status = 1;
+	for (unsigned i = 0; i < started; i++)
+		worker_destroy(&srv.workers[i]);
 	/* The workers are gone: close what was kept open for them (the
 	 * signal handles). */
 	uv_walk(&srv.loop, close_remaining, NULL);

@@ -7,6 +7,7 @@
 
 #include "cancel.h"
 #include "conn.h"
+#include "db.h"
 #include "http.h"
 #include "log.h"
 #include "porter.h"
@@ -117,6 +118,7 @@ static void finish(worker *w)
 	if (w->state == WORKER_CLOSING)
 		return;
 	w->state = WORKER_CLOSING;
+	db_worker_close(w);
 	cancel_worker_close(w);
 	if (w->http) {
 		http_worker_close(w->http);
@@ -232,6 +234,9 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
 	rc = cancel_worker_init(w);
 	if (rc < 0)
 		return rc; /* start-up fails; the process exits */
+	rc = db_worker_init(w);
+	if (rc < 0)
+		return rc;
 	/* Without it the worker still serves everything but HTTP. */
 	w->http = http_worker_new(w);
 	if (!w->http)
@@ -309,6 +314,10 @@ int worker_post_stall(worker *w, unsigned ms)
 int worker_join(worker *w)
 {
 	uv_thread_join(&w->thread);
-	inbox_destroy(&w->inbox);
 	return w->loop_close_rc;
+}
+
+void worker_destroy(worker *w)
+{
+	inbox_destroy(&w->inbox);
 }

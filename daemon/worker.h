@@ -52,6 +52,7 @@ typedef struct worker {
 	uv_timer_t heartbeat_timer;
 	unsigned heartbeat_ms;  /* 0: watchdog off, no timer */
 	_Atomic uint64_t heartbeat;
+	struct db_worker *db;  /* database sessions, pools, streams (db.h) */
 	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
 } worker;
 
@@ -91,8 +92,16 @@ int worker_post_config(worker *w, config *cfg);
  */
 int worker_post_stall(worker *w, unsigned ms);
 
-/* Waits for the thread to end; returns the loop's uv_loop_close() result. */
+/*
+ * Waits for the thread to end; returns the loop's uv_loop_close() result.
+ * The inbox stays valid: other workers may still push to it (forwarded
+ * replies, Cancel answers) until they have ended too.
+ */
 int worker_join(worker *w);
+
+/* Frees what outlives the thread (the inbox's mutex). Only once every
+ * worker has been joined, since any of them may push to any inbox. */
+void worker_destroy(worker *w);
 
 /* Called by conn when a connection has been freed. Loop thread. */
 void worker_conn_freed(worker *w);

@@ -33,6 +33,8 @@ int ctl_parse_long(const char *s, long min, long max, long *out);
 
 /* `porterctl file cat|put|rm|stat|ls` (ctl_file.c). argv[0] is "file". */
 int ctl_file(const ctl_opts *o, int argc, char **argv);
+/* `db` command group (ctl_db.c). */
+int ctl_db(const ctl_opts *o, int argc, char **argv);
 /* `porterctl http get|post|request ...` (ctl_http.c). argv[0] is "http". */
 int ctl_http(const ctl_opts *o, int argc, char **argv);
 

@@ -34,6 +34,9 @@ static void usage(FILE *out)
 		"  file stat [-r ROOT] PATH      type, size, mode, mtime\n"
 		"  file ls [-r ROOT] [PATH]      list a directory (default: the root)\n"
 		"                      ROOT names one of porterd's file roots (default: its first)\n"
+		"  db query CONNINFO SQL [PARAM...]\n"
+		"                      runs SQL on a pooled connection; PARAMs are $1..$n in\n"
+		"                      text form (\\N is NULL); prints a table, or JSON with --json\n"
 		"  http get|post|request [METHOD] URL [-H HDR] [-d DATA|@FILE] [-o FILE] [-i] [-L] [-f]\n"
 		"                      HTTP through the daemon, curl-like (see 'http --help')\n"
 		"\n"
@@ -338,6 +341,7 @@ int main(int argc, char **argv)
 		{ "cancel", cmd_cancel },
 		{ "version", cmd_version },
 		{ "file", ctl_file },
+		{ "db", ctl_db },
 		{ "http", ctl_http },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -695,6 +695,141 @@ PORTER_API int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms)
 /* Frees the writer; an uncommitted write is abandoned (an atomic one
  * leaves the target untouched). NULL is accepted. Blocks briefly at most. */
 PORTER_API void porter_file_writer_close(porter_file_writer *wr);
+/* ---- PostgreSQL ----
+ *
+ * Queries run in porterd with libpq's non-blocking API. A session (an open
+ * server connection with its transaction and session state) is named by a
+ * 64-bit id that any thread of this process may use; calls on one session
+ * run one at a time in the order porterd receives them. A query without a
+ * session (session 0, with a conninfo) runs on a connection of porterd's
+ * pool for that conninfo and must not rely on session state: a pooled
+ * connection left inside a transaction is discarded, one whose statements
+ * may have changed settings is reset (DISCARD ALL) before reuse.
+ *
+ * Every query has a deadline (`timeout_ms`, 0: the default of 5 s); on
+ * expiry porterd cancels it on the server and the call returns
+ * PORTER_E_TIMEOUT, and the session stays usable.
+ */
+
+/* One query parameter. `value` NULL means SQL NULL (len is ignored);
+ * otherwise `len` bytes at `value` (need not be NUL-terminated) in text
+ * (`binary` 0) or PostgreSQL's binary format (`binary` 1). `type_oid` 0
+ * lets the server infer the type. The caller keeps ownership. */
+typedef struct porter_db_param {
+	const void *value;
+	size_t len;
+	int binary;
+	uint32_t type_oid;
+} porter_db_param;
+
+/* Opaque result of one query call, modelled on libpq's PGresult. */
+typedef struct porter_db_result porter_db_result;
+
+/* Opaque cursor over a streamed result. */
+typedef struct porter_db_cursor porter_db_cursor;
+
+/*
+ * Opens a session on `conninfo` (libpq conninfo string or URI, not NULL).
+ * On success stores the session id in `*session` and returns 0. Errors:
+ * PORTER_E_DB_CONNECT (message from libpq: wrong password, unreachable
+ * server...), PORTER_E_TIMEOUT, PORTER_E_INVAL. Blocks up to `timeout_ms`.
+ * Thread safe. Sessions of a process that exits are closed (and their
+ * transactions rolled back) after porterd's grace period.
+ */
+PORTER_API int porter_db_open(const char *conninfo, uint64_t *session, int timeout_ms);
+
+/*
+ * Closes `session`, rolling back any open transaction. Returns 0, or
+ * PORTER_E_DB_SESSION when no such session belongs to this process.
+ */
+PORTER_API int porter_db_close(uint64_t session, int timeout_ms);
+
+/*
+ * Runs `sql` on `session`, or when `session` is 0 on a pooled connection
+ * for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
+ * without parameters `sql` may hold several statements, one result part
+ * each. Returns 0 on success or a negative code. Whenever porterd answered
+ * (success or a database error), `*out` receives a result that the caller
+ * frees with porter_db_result_free() and whose status and error fields
+ * describe the outcome; otherwise `*out` is set to NULL. Errors include
+ * PORTER_E_DB (SQL error: see porter_db_sqlstate), PORTER_E_TIMEOUT,
+ * PORTER_E_DB_BROKEN, PORTER_E_DB_SESSION, PORTER_E_TOO_LARGE (use a
+ * cursor). Blocks up to `timeout_ms`. Thread safe.
+ */
+PORTER_API int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
+			       const porter_db_param *params, size_t nparams,
+			       int timeout_ms, porter_db_result **out);
+
+/* Frees a result; NULL is accepted. */
+PORTER_API void porter_db_result_free(porter_db_result *res);
+
+/* The call's status: 0 or the negative code the call returned. */
+PORTER_API int porter_db_status(const porter_db_result *res);
+/* Error fields; never NULL ("" when absent), owned by `res`. */
+PORTER_API const char *porter_db_message(const porter_db_result *res);
+PORTER_API const char *porter_db_sqlstate(const porter_db_result *res);
+PORTER_API const char *porter_db_detail(const porter_db_result *res);
+PORTER_API const char *porter_db_hint(const porter_db_result *res);
+
+/*
+ * Number of result parts (one per statement). The accessors below read the
+ * selected part, initially the last one (as PQexec returns the last
+ * result); porter_db_select() picks another (returns 0, or PORTER_E_INVAL
+ * when `i` is out of range).
+ */
+PORTER_API size_t porter_db_nresults(const porter_db_result *res);
+PORTER_API int porter_db_select(porter_db_result *res, size_t i);
+
+/* Rows and columns of the selected part (0 when it has none). */
+PORTER_API int porter_db_ntuples(const porter_db_result *res);
+PORTER_API int porter_db_nfields(const porter_db_result *res);
+/* Column name (owned by `res`), or NULL when `col` is out of range. */
+PORTER_API const char *porter_db_fname(const porter_db_result *res, int col);
+/* Column type OID, or 0 when `col` is out of range. */
+PORTER_API uint32_t porter_db_ftype(const porter_db_result *res, int col);
+/*
+ * Value in text format, NUL-terminated (owned by `res`, valid until it is
+ * freed); "" for SQL NULL (tell NULL from the empty string with
+ * porter_db_getisnull) and NULL when out of range. Values may contain NUL
+ * bytes only when they are bytea in escape form; use porter_db_getlength.
+ */
+PORTER_API const char *porter_db_getvalue(const porter_db_result *res, int row, int col);
+PORTER_API int porter_db_getlength(const porter_db_result *res, int row, int col);
+/* 1 when the value is SQL NULL, 0 otherwise (also when out of range). */
+PORTER_API int porter_db_getisnull(const porter_db_result *res, int row, int col);
+/* Rows affected by INSERT/UPDATE/DELETE/... (PQcmdTuples), else 0. */
+PORTER_API uint64_t porter_db_cmdtuples(const porter_db_result *res);
+/* Command tag, e.g. "INSERT 0 1" (owned by `res`; "" when none). */
+PORTER_API const char *porter_db_cmdstatus(const porter_db_result *res);
+
+/*
+ * Runs a single-statement query whose result is streamed in chunks of at
+ * most `chunk_rows` rows (1..100000), so that porterd and this process hold
+ * one chunk at a time whatever the result's size. Arguments as for
+ * porter_db_query. On success stores a cursor in `*out` (free with
+ * porter_db_cursor_close) and returns 0; on failure `*out` is NULL. The
+ * first chunk is already fetched; a database error may also arrive with a
+ * later chunk.
+ */
+PORTER_API int porter_db_query_stream(uint64_t session, const char *conninfo, const char *sql,
+				      const porter_db_param *params, size_t nparams,
+				      unsigned chunk_rows, int timeout_ms,
+				      porter_db_cursor **out);
+
+/*
+ * Hands the next chunk to `*chunk` (a result with the query's columns and
+ * up to chunk_rows rows, freed with porter_db_result_free) and returns 1;
+ * returns 0 with `*chunk` NULL after the last chunk; or a negative code
+ * (`*chunk` then carries the error fields when porterd answered, else
+ * NULL). Each call waits up to `timeout_ms` for its chunk. A cursor is
+ * used by one thread at a time, but any thread may use it.
+ */
+PORTER_API int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **chunk,
+				     int timeout_ms);
+
+/* Closes a cursor; a stream not read to its end is abandoned (porterd
+ * cancels the query). NULL is accepted. Blocks briefly (up to 1 s). */
+PORTER_API void porter_db_cursor_close(porter_db_cursor *cur);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ for p in libpq libcurl; do
   pkg-config --exists "$p" && extra_pkgs="$extra_pkgs $p"
 done
 
-clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DPORTER_FUZZING -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined \
   -I"$src/proto" -I"$build/proto" -I"$src/client/include" -I"$src/daemon" \
   "$src/tests/fuzz/$target.c" "${daemon_srcs[@]}" \

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,9 @@ static int spawn(th_daemon *d, const char *const *extra)
 			dup2(fd, STDERR_FILENO);
 			dup2(fd, STDOUT_FILENO);
 		}
+		/* The default file root goes under the test's own directory,
+		 * not the runner's home (unless the test chose a place). */
+		setenv("XDG_DATA_HOME", d->dir, 0);
 		alarm(DAEMON_HARD_LIMIT_S);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -137,15 +141,21 @@ void th_daemon_kill(th_daemon *d)
 	d->pid = 0;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
 void th_daemon_cleanup(th_daemon *d)
 {
-	char path[192];
-	const char *files[] = { "porter.sock", "porter.sock.lock", "porterd.log" };
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", d->dir, files[i]);
-		unlink(path);
-	}
-	rmdir(d->dir);
+	/* Everything the daemon left in its directory: socket, lock, log, the
+	 * default file root. */
+	if (d->dir[0])
+		nftw(d->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 void th_daemon_dump_log(const th_daemon *d)

@@ -1,0 +1,499 @@
+/* db - PostgreSQL calls of libporter; see the PostgreSQL section of porter.h. */
+#include "porter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pconn.h"
+
+/* One statement's result, flattened: every value is copied into `buf`
+ * followed by a NUL so getvalue can hand out C strings. */
+typedef struct part {
+	int ntuples, nfields;
+	char **fnames; /* nfields strings */
+	uint32_t *ftypes;
+	char *buf;   /* all values, each NUL-terminated */
+	size_t *off; /* ntuples * nfields offsets into buf */
+	int *len;
+	uint8_t *isnull;
+	uint64_t affected;
+	char *tag;
+} part;
+
+struct porter_db_result {
+	int status;
+	char *message, *sqlstate, *detail, *hint;
+	part *parts;
+	size_t nparts;
+	size_t sel;
+};
+
+struct porter_db_cursor {
+	uint64_t stream;         /* 0 once the stream ended */
+	porter_db_result *first; /* the chunk that came with the query */
+	int nfields;             /* the columns, kept for later chunks */
+	char **fnames;
+	uint32_t *ftypes;
+	int done;
+};
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+static void part_free(part *p)
+{
+	for (int i = 0; i < p->nfields && p->fnames; i++)
+		free(p->fnames[i]);
+	free(p->fnames);
+	free(p->ftypes);
+	free(p->buf);
+	free(p->off);
+	free(p->len);
+	free(p->isnull);
+	free(p->tag);
+}
+
+void porter_db_result_free(porter_db_result *res)
+{
+	if (!res)
+		return;
+	for (size_t i = 0; i < res->nparts; i++)
+		part_free(&res->parts[i]);
+	free(res->parts);
+	free(res->message);
+	free(res->sqlstate);
+	free(res->detail);
+	free(res->hint);
+	free(res);
+}
+
+/* Fills `p` from `dr`; columns from `cols`/`types` (n) when `dr` has none. */
+static int part_fill(part *p, const Porter__V1__DbResult *dr, int n, char **cols,
+                     const uint32_t *types)
+{
+	p->nfields = dr->n_columns ? (int)dr->n_columns : n;
+	p->ntuples = (int)dr->n_rows;
+	p->affected = dr->affected;
+	p->tag = dup_or_empty(dr->command_tag);
+	p->fnames = calloc(p->nfields + 1, sizeof(char *));
+	p->ftypes = calloc(p->nfields + 1, sizeof(uint32_t));
+	if (!p->tag || !p->fnames || !p->ftypes)
+		return -1;
+	for (int i = 0; i < p->nfields; i++) {
+		const char *name = dr->n_columns ? dr->columns[i]->name : cols[i];
+		p->fnames[i] = dup_or_empty(name);
+		if (!p->fnames[i])
+			return -1;
+		p->ftypes[i] = dr->n_columns ? dr->columns[i]->type_oid : types[i];
+	}
+	size_t cells = (size_t)p->ntuples * p->nfields, total = 0;
+	for (size_t r = 0; r < dr->n_rows; r++) {
+		const Porter__V1__DbRow *row = dr->rows[r];
+		if (row->n_values != (size_t)p->nfields)
+			return -1;
+		for (size_t c = 0; c < row->n_values; c++)
+			total += row->values[c].len + 1;
+	}
+	p->buf = malloc(total + 1);
+	p->off = calloc(cells + 1, sizeof(size_t));
+	p->len = calloc(cells + 1, sizeof(int));
+	p->isnull = calloc(cells + 1, 1);
+	if (!p->buf || !p->off || !p->len || !p->isnull)
+		return -1;
+	size_t at = 0;
+	for (size_t r = 0; r < dr->n_rows; r++) {
+		const Porter__V1__DbRow *row = dr->rows[r];
+		for (size_t c = 0; c < row->n_values; c++) {
+			size_t i = r * p->nfields + c;
+			const ProtobufCBinaryData *v = &row->values[c];
+			p->isnull[i] = row->nulls.len > c && row->nulls.data[c];
+			p->off[i] = at;
+			p->len[i] = (int)v->len;
+			if (v->len)
+				memcpy(p->buf + at, v->data, v->len);
+			at += v->len;
+			p->buf[at++] = 0;
+		}
+	}
+	return 0;
+}
+
+/* Builds a result from a response (success or error). NULL on OOM. */
+static porter_db_result *result_from(const Porter__V1__Response *resp, int n, char **cols,
+                                     const uint32_t *types)
+{
+	porter_db_result *res = calloc(1, sizeof(*res));
+	if (!res)
+		return NULL;
+	res->status = resp->status;
+	const Porter__V1__ErrorDetail *e = resp->error;
+	res->message = dup_or_empty(resp->status ? resp->message : "");
+	res->sqlstate = dup_or_empty(e ? e->sqlstate : "");
+	res->detail = dup_or_empty(e ? e->detail : "");
+	res->hint = dup_or_empty(e ? e->hint : "");
+	if (!res->message || !res->sqlstate || !res->detail || !res->hint)
+		goto fail;
+	if (resp->status == 0 && resp->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY) {
+		const Porter__V1__DbQueryReply *qr = resp->db_query;
+		res->parts = calloc(qr->n_results + 1, sizeof(part));
+		if (!res->parts)
+			goto fail;
+		res->nparts = qr->n_results;
+		for (size_t i = 0; i < qr->n_results; i++)
+			if (part_fill(&res->parts[i], qr->results[i], n, cols, types) < 0)
+				goto fail;
+		res->sel = res->nparts ? res->nparts - 1 : 0;
+	}
+	return res;
+fail:
+	porter_db_result_free(res);
+	return NULL;
+}
+
+/* The daemon's deadline is set a little earlier than the wait here, so
+ * that its timeout reply (with the query cancelled on the server) arrives
+ * before this side gives up on the connection. */
+static uint32_t daemon_timeout(int timeout_ms)
+{
+	int t = timeout_ms ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS;
+	int margin = t / 10 < 250 ? t / 10 : 250;
+	return (uint32_t)(t - margin > 0 ? t - margin : 1);
+}
+
+static int fill_params(Porter__V1__DbQuery *q, const porter_db_param *params, size_t n,
+                       Porter__V1__DbParam **ptrs, Porter__V1__DbParam *pp)
+{
+	for (size_t i = 0; i < n; i++) {
+		porter__v1__db_param__init(&pp[i]);
+		if (!params[i].value) {
+			pp[i].is_null = 1;
+		} else {
+			pp[i].value.data = (uint8_t *)params[i].value;
+			pp[i].value.len = params[i].len;
+			pp[i].binary = params[i].binary != 0;
+		}
+		pp[i].type_oid = params[i].type_oid;
+		ptrs[i] = &pp[i];
+	}
+	q->params = ptrs;
+	q->n_params = n;
+	return 0;
+}
+
+/* Sends one DbQuery; the raw response goes to `*resp` when porterd answered. */
+static int run_query(uint64_t session, const char *conninfo, const char *sql,
+                     const porter_db_param *params, size_t nparams, unsigned chunk_rows,
+                     int timeout_ms, Porter__V1__Response **resp)
+{
+	*resp = NULL;
+	if (!sql || (!session && (!conninfo || !conninfo[0])) || (nparams && !params))
+		return pconn_set_error(PORTER_E_INVAL,
+		                       "a query needs sql and a session or a conninfo");
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
+	Porter__V1__DbParam **ptrs = NULL, *pp = NULL;
+	if (nparams) {
+		ptrs = calloc(nparams, sizeof(*ptrs));
+		pp = calloc(nparams, sizeof(*pp));
+		if (!ptrs || !pp) {
+			free(ptrs);
+			free(pp);
+			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+		}
+		fill_params(&q, params, nparams, ptrs, pp);
+	}
+	q.session = session;
+	q.conninfo = (char *)(session ? "" : conninfo);
+	q.sql = (char *)sql;
+	q.chunk_rows = chunk_rows;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	req.db_query = &q;
+	req.timeout_ms = daemon_timeout(timeout_ms);
+	int rc = pconn_call_full(&req, timeout_ms, PCONN_ONCE, resp);
+	free(ptrs);
+	free(pp);
+	return rc;
+}
+
+int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
+                    const porter_db_param *params, size_t nparams, int timeout_ms,
+                    porter_db_result **out)
+{
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	*out = NULL;
+	Porter__V1__Response *resp = NULL;
+	int rc = run_query(session, conninfo, sql, params, nparams, 0, timeout_ms, &resp);
+	if (!resp)
+		return rc;
+	*out = result_from(resp, 0, NULL, NULL);
+	porter__v1__response__free_unpacked(resp, NULL);
+	if (!*out)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	return rc;
+}
+
+int porter_db_open(const char *conninfo, uint64_t *session, int timeout_ms)
+{
+	if (!conninfo || !session)
+		return pconn_set_error(PORTER_E_INVAL, "conninfo and session must not be NULL");
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbOpen o = PORTER__V1__DB_OPEN__INIT;
+	Porter__V1__Response *resp = NULL;
+	o.conninfo = (char *)conninfo;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
+	req.db_open = &o;
+	req.timeout_ms = daemon_timeout(timeout_ms);
+	int rc = pconn_call(&req, timeout_ms, PCONN_ONCE, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_DB_OPEN || !resp->db_open->session)
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "unexpected reply to DbOpen");
+	else
+		*session = resp->db_open->session;
+	porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+static int close_ids(uint64_t session, uint64_t stream, int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbClose cl = PORTER__V1__DB_CLOSE__INIT;
+	Porter__V1__Response *resp = NULL;
+	cl.session = session;
+	cl.stream = stream;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_CLOSE;
+	req.db_close = &cl;
+	/* Closing twice has the same effect as once. */
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+int porter_db_close(uint64_t session, int timeout_ms)
+{
+	if (!session)
+		return pconn_set_error(PORTER_E_INVAL, "session 0");
+	return close_ids(session, 0, timeout_ms);
+}
+
+int porter_db_status(const porter_db_result *res)
+{
+	return res ? res->status : PORTER_E_INVAL;
+}
+
+const char *porter_db_message(const porter_db_result *res)
+{
+	return res ? res->message : "";
+}
+
+const char *porter_db_sqlstate(const porter_db_result *res)
+{
+	return res ? res->sqlstate : "";
+}
+
+const char *porter_db_detail(const porter_db_result *res)
+{
+	return res ? res->detail : "";
+}
+
+const char *porter_db_hint(const porter_db_result *res)
+{
+	return res ? res->hint : "";
+}
+
+size_t porter_db_nresults(const porter_db_result *res)
+{
+	return res ? res->nparts : 0;
+}
+
+int porter_db_select(porter_db_result *res, size_t i)
+{
+	if (!res || i >= res->nparts)
+		return PORTER_E_INVAL;
+	res->sel = i;
+	return 0;
+}
+
+static const part *sel(const porter_db_result *res)
+{
+	return res && res->nparts ? &res->parts[res->sel] : NULL;
+}
+
+int porter_db_ntuples(const porter_db_result *res)
+{
+	const part *p = sel(res);
+	return p ? p->ntuples : 0;
+}
+
+int porter_db_nfields(const porter_db_result *res)
+{
+	const part *p = sel(res);
+	return p ? p->nfields : 0;
+}
+
+const char *porter_db_fname(const porter_db_result *res, int col)
+{
+	const part *p = sel(res);
+	return p && col >= 0 && col < p->nfields ? p->fnames[col] : NULL;
+}
+
+uint32_t porter_db_ftype(const porter_db_result *res, int col)
+{
+	const part *p = sel(res);
+	return p && col >= 0 && col < p->nfields ? p->ftypes[col] : 0;
+}
+
+static long cell(const part *p, int row, int col)
+{
+	if (!p || row < 0 || col < 0 || row >= p->ntuples || col >= p->nfields)
+		return -1;
+	return (long)row * p->nfields + col;
+}
+
+const char *porter_db_getvalue(const porter_db_result *res, int row, int col)
+{
+	const part *p = sel(res);
+	long i = cell(p, row, col);
+	return i < 0 ? NULL : p->buf + p->off[i];
+}
+
+int porter_db_getlength(const porter_db_result *res, int row, int col)
+{
+	const part *p = sel(res);
+	long i = cell(p, row, col);
+	return i < 0 ? 0 : p->len[i];
+}
+
+int porter_db_getisnull(const porter_db_result *res, int row, int col)
+{
+	const part *p = sel(res);
+	long i = cell(p, row, col);
+	return i < 0 ? 0 : p->isnull[i];
+}
+
+uint64_t porter_db_cmdtuples(const porter_db_result *res)
+{
+	const part *p = sel(res);
+	return p ? p->affected : 0;
+}
+
+const char *porter_db_cmdstatus(const porter_db_result *res)
+{
+	const part *p = sel(res);
+	return p ? p->tag : "";
+}
+
+/* ---- cursors ---- */
+
+static void cursor_take_cols(porter_db_cursor *cur, const porter_db_result *res)
+{
+	if (cur->fnames || !res || res->nparts == 0)
+		return;
+	const part *p = &res->parts[0];
+	cur->fnames = calloc(p->nfields + 1, sizeof(char *));
+	cur->ftypes = calloc(p->nfields + 1, sizeof(uint32_t));
+	if (!cur->fnames || !cur->ftypes)
+		return;
+	for (int i = 0; i < p->nfields; i++) {
+		cur->fnames[i] = strdup(p->fnames[i]);
+		cur->ftypes[i] = p->ftypes[i];
+	}
+	cur->nfields = p->nfields;
+}
+
+int porter_db_query_stream(uint64_t session, const char *conninfo, const char *sql,
+                           const porter_db_param *params, size_t nparams, unsigned chunk_rows,
+                           int timeout_ms, porter_db_cursor **out)
+{
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	*out = NULL;
+	if (chunk_rows == 0 || chunk_rows > 100000)
+		return pconn_set_error(PORTER_E_INVAL, "chunk_rows must be 1..100000");
+	Porter__V1__Response *resp = NULL;
+	int rc = run_query(session, conninfo, sql, params, nparams, chunk_rows, timeout_ms, &resp);
+	if (rc < 0) {
+		if (resp)
+			porter__v1__response__free_unpacked(resp, NULL);
+		return rc;
+	}
+	porter_db_cursor *cur = calloc(1, sizeof(*cur));
+	if (!cur) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	cur->first = result_from(resp, 0, NULL, NULL);
+	cur->stream = resp->more ? resp->db_query->stream : 0;
+	cur->done = !resp->more;
+	porter__v1__response__free_unpacked(resp, NULL);
+	if (!cur->first) {
+		porter_db_cursor_close(cur);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	cursor_take_cols(cur, cur->first);
+	*out = cur;
+	return 0;
+}
+
+int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **chunk, int timeout_ms)
+{
+	if (!cur || !chunk)
+		return pconn_set_error(PORTER_E_INVAL, "cursor and chunk must not be NULL");
+	*chunk = NULL;
+	if (cur->first) {
+		*chunk = cur->first;
+		cur->first = NULL;
+		return 1;
+	}
+	if (cur->done)
+		return 0;
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbFetch f = PORTER__V1__DB_FETCH__INIT;
+	Porter__V1__Response *resp = NULL;
+	f.stream = cur->stream;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_FETCH;
+	req.db_fetch = &f;
+	req.timeout_ms = daemon_timeout(timeout_ms);
+	int rc = pconn_call_full(&req, timeout_ms, PCONN_ONCE, &resp);
+	if (!resp) {
+		/* The outcome is unknown: the stream may be gone. */
+		cur->done = 1;
+		cur->stream = 0;
+		return rc;
+	}
+	*chunk = result_from(resp, cur->nfields, cur->fnames, cur->ftypes);
+	if (rc < 0 || !resp->more) {
+		cur->done = 1;
+		cur->stream = 0;
+	}
+	porter__v1__response__free_unpacked(resp, NULL);
+	if (!*chunk)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	return rc < 0 ? rc : 1;
+}
+
+void porter_db_cursor_close(porter_db_cursor *cur)
+{
+	if (!cur)
+		return;
+	if (!cur->done && cur->stream)
+		close_ids(0, cur->stream, 1000);
+	porter_db_result_free(cur->first);
+	for (int i = 0; i < cur->nfields && cur->fnames; i++)
+		free(cur->fnames[i]);
+	free(cur->fnames);
+	free(cur->ftypes);
+	free(cur);
+}

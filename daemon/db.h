@@ -1,0 +1,59 @@
+/*
+ * db - PostgreSQL through libpq's non-blocking API on the worker loops:
+ * sessions (DbOpen/DbQuery/DbClose), pooled stateless queries, streamed
+ * results (DbFetch) and server-side cancel on deadlines.
+ *
+ * Per-worker state (`w->db`) is touched only by its worker's loop thread.
+ * A session or stream lives on the worker that created it; its 64-bit id
+ * carries that worker's index in the top 16 bits. A request naming it that
+ * arrives on another worker is packed and forwarded through the owner's
+ * inbox, and the packed reply comes back through the requester's inbox.
+ *
+ * The client-identity registry (db_client_attach/detach) is process-wide
+ * and thread safe: it lets an owner tell that every connection of a client
+ * has gone, whichever workers they were on.
+ */
+#ifndef PORTER_DB_H
+#define PORTER_DB_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "req.h"
+
+struct worker;
+typedef struct db_worker db_worker;
+
+/* Allocates `w->db`. 0 or PORTER_E_NOMEM. Before the loop runs. */
+int db_worker_init(struct worker *w);
+
+/*
+ * Closes every database connection of `w` and fails what is pending; frees
+ * `w->db` once the last handle has closed (the loop must run on). Called
+ * when the worker stops, on its loop thread.
+ */
+void db_worker_close(struct worker *w);
+
+/* Performs DbOpen, DbQuery, DbFetch or DbClose; finishes `r`. */
+void db_handle(req *r);
+
+/* A connection of client (uid, instance) finished its Hello. Any thread. */
+void db_client_attach(uid_t uid, uint64_t instance);
+
+/* A connection that had attached closed. Any thread. */
+void db_client_detach(uid_t uid, uint64_t instance);
+
+/*
+ * Milliseconds since client (uid, instance) last had a connection (at
+ * least 1); 0 while it has one; UINT64_MAX when it is unknown (never seen, or
+ * forgotten an hour after it left). Any thread.
+ */
+uint64_t db_client_gone_ms(uid_t uid, uint64_t instance);
+
+/*
+ * Copies `conninfo` into `out` (capacity `cap`) with any password replaced
+ * by "***", for logs and messages. Never fails; truncates.
+ */
+void db_mask_conninfo(const char *conninfo, char *out, size_t cap);
+
+#endif
