@@ -173,6 +173,15 @@ PORTER_API int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
 /* Milliseconds the daemon has been running when the snapshot was taken. */
 PORTER_API uint64_t porter_stats_uptime_ms(const porter_stats_snapshot *s);
 
+/*
+ * Resources the daemon holds when the snapshot was taken, so that leaks
+ * show: descriptors open in the daemon process, PostgreSQL connections open
+ * (sessions and pooled, over all workers) and HTTP transfers alive.
+ */
+PORTER_API uint64_t porter_stats_open_fds(const porter_stats_snapshot *s);
+PORTER_API uint64_t porter_stats_db_connections(const porter_stats_snapshot *s);
+PORTER_API uint64_t porter_stats_http_transfers(const porter_stats_snapshot *s);
+
 /* The daemon's version string; owned by `s`, valid until it is freed. */
 PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *s);
 

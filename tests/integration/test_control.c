@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -299,6 +300,91 @@ START_TEST(cancel_each_kind_from_another_thread)
 }
 END_TEST
 
+typedef struct resources {
+	uint64_t fds, db, http;
+} resources;
+
+static resources resources_now(void)
+{
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	resources r = { porter_stats_open_fds(s), porter_stats_db_connections(s),
+			porter_stats_http_transfers(s) };
+	porter_stats_free(s);
+	return r;
+}
+
+static void run_mixed_batch(int sleep_s)
+{
+	char sql[64], url[128];
+	snprintf(sql, sizeof(sql), "SELECT pg_sleep(%d)", sleep_s);
+	snprintf(url, sizeof(url), "%s/%s", web.base, sleep_s ? "hang" : "status/200");
+	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
+	porter_batch_add_db_query(b, 0, conninfo, sql, NULL, 0, 0);
+	porter_batch_add_http(b, "GET", url, NULL, 0, NULL, 0, NULL, 0);
+	porter_batch_add_file_read(b, "main", "fast", 0, 0, 0);
+	porter_batch_result *r = NULL;
+	porter_batch_run(b, 60000, &r);
+	porter_batch_result_free(r);
+	porter_batch_free(b);
+}
+
+START_TEST(client_killed_mid_batch_releases_everything)
+{
+	setup();
+	put_file("fast", "quick", 5);
+	/* Warm the pools, then take the baseline. */
+	run_mixed_batch(0);
+	usleep(200000);
+	resources base = resources_now();
+	ck_assert_uint_eq(base.http, 0);
+
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		run_mixed_batch(30);
+		_exit(0);
+	}
+	long long until = th_now_ms() + 5000;
+	while ((resources_now().http == 0 || sleeping_backends() == 0) && th_now_ms() < until)
+		usleep(20000);
+	resources busy = resources_now();
+	ck_assert_uint_ge(busy.http, 1);
+	ck_assert_int_ge(sleeping_backends(), 1);
+
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+
+	/* Its work is cancelled and its resources freed: the query stopped on
+	 * the server, the transfer and its socket gone, no connection left
+	 * beyond the pools. */
+	wait_no_sleepers();
+	until = th_now_ms() + 5000;
+	resources after;
+	do {
+		after = resources_now();
+		if (after.http == 0 && after.db <= busy.db && after.fds < busy.fds)
+			break;
+		usleep(20000);
+	} while (th_now_ms() < until);
+	printf("resources before / during / after the killed client: fds %llu/%llu/%llu, "
+	       "PostgreSQL connections %llu/%llu/%llu, HTTP transfers %llu/%llu/%llu\n",
+	       (unsigned long long)base.fds, (unsigned long long)busy.fds,
+	       (unsigned long long)after.fds, (unsigned long long)base.db,
+	       (unsigned long long)busy.db, (unsigned long long)after.db,
+	       (unsigned long long)base.http, (unsigned long long)busy.http,
+	       (unsigned long long)after.http);
+	/* This test's own pg_stat_activity queries may have grown the pool
+	 * while the killed query held a connection, so the bound is "no
+	 * more than during"; the HTTP socket to /hang must be gone. */
+	ck_assert_uint_eq(after.http, 0);
+	ck_assert_uint_le(after.db, busy.db);
+	ck_assert_uint_lt(after.fds, busy.fds);
+	th_expect_idle();
+	teardown();
+}
+END_TEST
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -308,6 +394,7 @@ int main(void)
 	tcase_add_test(tc, join_of_db_http_and_file_members);
 	tcase_add_test(tc, select_stops_the_slow_db_and_http_members);
 	tcase_add_test(tc, cancel_each_kind_from_another_thread);
+	tcase_add_test(tc, client_killed_mid_batch_releases_everything);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
