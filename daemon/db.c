@@ -175,6 +175,7 @@ typedef struct dbop {
 	int too_large;     /* rows dropped: the reply would not fit a frame */
 	struct pent *pent; /* its entry while sent in a pipeline */
 	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
+	list fwd_link;     /* forwarded: in dw->forwarded, so a cancel finds it */
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
@@ -254,6 +255,7 @@ struct db_worker {
 	list streams;
 	list pools;
 	list waits; /* fwd_wait.link: requests forwarded from here */
+	list forwarded; /* dbop.fwd_link: requests forwarded to here, running */
 	uint64_t next_token;
 	unsigned n_sessions;
 	unsigned cancels; /* PQcancel jobs on the thread pool */
@@ -315,6 +317,8 @@ static void op_free(dbop *op)
 	free(op->err_hint);
 	if (op->from && op->msg)
 		porter__v1__request__free_unpacked(op->msg, NULL);
+	if (op->from)
+		list_remove(&op->fwd_link);
 	free(op);
 }
 
@@ -1994,16 +1998,16 @@ static void dispatch(dbop *op)
 
 /* ---- the client going away, or asking to stop ---- */
 
-static void op_req_cancel(req *r)
+/* Stops `op` wherever it is: queued, pipelined, running or connecting.
+ * Returns 0 when it was stopped (and answered), -1 when it had not started
+ * anywhere yet. */
+static int op_stop(dbop *op)
 {
-	dbop *op = r->op;
-	if (!op)
-		return;
 	if (op->queued) {
 		list_remove(&op->link);
 		op->queued = 0;
 		op_fail(op, PORTER_E_CANCELLED, "cancelled");
-		return;
+		return 0;
 	}
 	dbc *c = op->c;
 	if (op->pent) {
@@ -2015,14 +2019,14 @@ static void op_req_cancel(req *r)
 			arm_timer(c, now_ms(c->dw) + DRAIN_MS);
 		}
 		op_fail(op, PORTER_E_CANCELLED, "cancelled");
-		return;
+		return 0;
 	}
 	if (c && c->cur == op) {
 		if (c->state == DBC_QUERY) {
 			c->cur = NULL;
 			op_fail(op, PORTER_E_CANCELLED, "cancelled");
 			abandon_query(c);
-			return;
+			return 0;
 		}
 		/* Connecting: the connection is of no use to anyone now. */
 		c->cur = NULL;
@@ -2031,10 +2035,17 @@ static void op_req_cancel(req *r)
 			dbc_close(c);
 		else
 			dbc_broken(c, "cancelled while connecting");
-		return;
+		return 0;
 	}
 	/* Not started: it still finishes on its own very soon. */
-	r->cancel = op_req_cancel;
+	return -1;
+}
+
+static void op_req_cancel(req *r)
+{
+	dbop *op = r->op;
+	if (op && op_stop(op) < 0)
+		r->cancel = op_req_cancel;
 }
 
 /* ---- forwarding between workers ---- */
@@ -2043,6 +2054,7 @@ typedef struct fwd_wait {
 	list link; /* dw->waits */
 	req *r;
 	uint64_t token;
+	worker *to; /* the session's owner */
 } fwd_wait;
 
 typedef struct fwd_msg {
@@ -2089,6 +2101,7 @@ static void fwd_run(void *owner, inbox_msg *m)
 	op->inst = f->inst;
 	op->kind = kind_of(msg);
 	op->deadline = now_ms(op->dw) + f->remaining_ms;
+	list_push_back(&op->dw->forwarded, &op->fwd_link);
 	free(f);
 	if (op->dw->closing) {
 		op_fail(op, PORTER_E_SHUTDOWN, "daemon shutting down");
@@ -2102,14 +2115,55 @@ static void fwd_drop(inbox_msg *m)
 	free(m);
 }
 
+/* Asks the owning worker to stop a forwarded request. */
+typedef struct stop_msg {
+	inbox_msg base;
+	worker *from;
+	uint64_t token;
+} stop_msg;
+
+static void stop_run(void *owner, inbox_msg *m)
+{
+	worker *w = owner;
+	stop_msg *sm = (stop_msg *)m;
+	db_worker *dw = w->db;
+	list *pos, *tmp;
+	if (dw) {
+		list_for_each_safe(pos, tmp, &dw->forwarded)
+		{
+			dbop *op = list_entry(pos, dbop, fwd_link);
+			if (op->from == sm->from && op->token == sm->token) {
+				/* Its answer goes back and finds no waiter. */
+				op_stop(op);
+				break;
+			}
+		}
+	}
+	free(sm);
+}
+
+static void stop_drop(inbox_msg *m)
+{
+	free(m);
+}
+
 static void fwd_cancel(req *r)
 {
 	fwd_wait *fw = r->op;
 	r->op = NULL;
 	list_remove(&fw->link);
+	/* The query runs on the session's worker: stop it there too, or it
+	 * would hold the session (and the server) until it ends. */
+	stop_msg *sm = malloc(sizeof(*sm));
+	if (sm) {
+		sm->base.run = stop_run;
+		sm->base.drop = stop_drop;
+		sm->from = r->w;
+		sm->token = fw->token;
+		if (inbox_push(&fw->to->inbox, &sm->base) < 0)
+			free(sm);
+	}
 	free(fw);
-	/* The owner finishes the work on its own; its answer finds no
-	 * waiter and is dropped. */
 	req_fail(r, PORTER_E_CANCELLED, "cancelled");
 }
 
@@ -2169,6 +2223,7 @@ static void forward(req *r, worker *to)
 	f->len = porter__v1__request__pack(r->msg, f->buf);
 	fw->r = r;
 	fw->token = f->token;
+	fw->to = to;
 	if (inbox_push(&to->inbox, &f->base) < 0) {
 		free(f);
 		free(fw);
@@ -2350,6 +2405,7 @@ int db_worker_init(worker *w)
 	list_init(&dw->streams);
 	list_init(&dw->pools);
 	list_init(&dw->waits);
+	list_init(&dw->forwarded);
 	uv_timer_init(&w->loop, &dw->sweep);
 	dw->sweep.data = dw;
 	uv_timer_start(&dw->sweep, on_sweep, SWEEP_MS, SWEEP_MS);

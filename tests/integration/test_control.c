@@ -385,6 +385,57 @@ START_TEST(client_killed_mid_batch_releases_everything)
 }
 END_TEST
 
+typedef struct session_call {
+	pthread_t th;
+	uint64_t session;
+	_Atomic uint64_t id;
+	atomic_int started;
+	int rc;
+} session_call;
+
+static void *session_sleep_main(void *arg)
+{
+	session_call *sc = arg;
+	porter_db_result *r = NULL;
+	ck_assert_int_eq(porter_ping("warm", 4, 2000), 0); /* a connection of its own */
+	atomic_store(&sc->id, porter_next_call_id());
+	atomic_store(&sc->started, 1);
+	sc->rc = porter_db_query(sc->session, NULL, "SELECT pg_sleep(5)", NULL, 0, 30000, &r);
+	porter_db_result_free(r);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+START_TEST(cancel_reaches_a_session_query_on_another_worker)
+{
+	setup();
+	uint64_t session = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, &session, 5000), 0);
+	/* Each call comes from a new thread, so a new connection, which the
+	 * acceptor spreads over the two workers: some of these queries are
+	 * forwarded to the session's worker. Cancelling each must stop it
+	 * there, freeing the session at once rather than after the sleep. */
+	for (int i = 0; i < 4; i++) {
+		session_call sc = { .session = session };
+		ck_assert_int_eq(pthread_create(&sc.th, NULL, session_sleep_main, &sc), 0);
+		while (!atomic_load(&sc.started))
+			usleep(1000);
+		usleep(300000);
+		ck_assert_int_eq(porter_cancel(atomic_load(&sc.id), 5000), 0);
+		pthread_join(sc.th, NULL);
+		ck_assert_int_eq(sc.rc, PORTER_E_CANCELLED);
+		long long t0 = th_now_ms();
+		porter_db_result *r = NULL;
+		ck_assert_int_eq(porter_db_query(session, NULL, "SELECT 1", NULL, 0, 10000, &r), 0);
+		porter_db_result_free(r);
+		ck_assert_int_lt(th_now_ms() - t0, 2000);
+	}
+	wait_no_sleepers();
+	ck_assert_int_eq(porter_db_close(session, 5000), 0);
+	teardown();
+}
+END_TEST
+
 /* Runs porterctl with `json` on stdin; returns its exit status and its
  * output in `out`. */
 static int porterctl_batch(const char *flags, const char *json, char *out, size_t cap)
@@ -457,6 +508,7 @@ int main(void)
 	tcase_add_test(tc, cancel_each_kind_from_another_thread);
 	tcase_add_test(tc, client_killed_mid_batch_releases_everything);
 	tcase_add_test(tc, porterctl_batch_reads_a_json_list);
+	tcase_add_test(tc, cancel_reaches_a_session_query_on_another_worker);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
