@@ -222,6 +222,11 @@ struct dbc {
 	/* Pipeline mode (pooled connections): queries sent ahead, each with
 	 * its own sync point, answered in order. cur is the head's op. */
 	int pipelined; /* PQenterPipelineMode is on */
+	/* PQsetSingleRowMode was used and no query has been sent outside a
+	 * pipeline since: libpq 15 clears single-row mode only when it starts
+	 * a query outside pipeline mode, so a pipeline entered now would
+	 * return its first result row by row. */
+	int single_row_sticky;
 	list pipe;     /* struct pent, oldest first */
 	unsigned npipe;
 	/* Session. */
@@ -1630,7 +1635,7 @@ static void pipe_pump(dbc *c)
 /* Sends op's query on the idle connection `c`. */
 static void dbc_start(dbc *c, dbop *op)
 {
-	if (c->pool && pipelinable(op)) {
+	if (c->pool && pipelinable(op) && !c->single_row_sticky) {
 		pipe_send(c, op);
 		return;
 	}
@@ -1670,8 +1675,10 @@ static void dbc_start(dbc *c, dbop *op)
 		after_query(c);
 		return;
 	}
+	c->single_row_sticky = 0; /* this send cleared it */
 	if (op->chunk_rows) {
 		PQsetSingleRowMode(c->pg);
+		c->single_row_sticky = 1;
 		c->stream_id = new_id(c->dw);
 		c->stream_cols_sent = 0;
 		c->stream_chunk = op->chunk_rows;

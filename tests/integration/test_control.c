@@ -436,6 +436,51 @@ START_TEST(cancel_reaches_a_session_query_on_another_worker)
 }
 END_TEST
 
+START_TEST(pooled_query_after_a_pooled_stream)
+{
+	setup();
+	/* One pooled connection, so the three calls share it: a stream in
+	 * single-row mode, then ordinary (pipelined) queries. */
+	porter_thread_disconnect();
+	th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+	const char *args[] = { "--file-roots", roots_arg, "--workers", "1", "--db-pool-size", "1",
+			       NULL };
+	th_start(&d, args);
+	porter_db_param p = { "x", 1, 0, 0 };
+	for (int round = 0; round < 3; round++) {
+		porter_db_result *r = NULL;
+		ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
+		ck_assert_int_eq(porter_db_nfields(r), 1);
+		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "x");
+		porter_db_result_free(r);
+
+		porter_db_cursor *cur = NULL;
+		ck_assert_int_eq(porter_db_query_stream(0, conninfo, "SELECT generate_series(1, 50)",
+							NULL, 0, 20, 5000, &cur), 0);
+		porter_db_result *chunk = NULL;
+		int rows = 0, rc;
+		while ((rc = porter_db_cursor_next(cur, &chunk, 5000)) == 1) {
+			rows += porter_db_ntuples(chunk);
+			porter_db_result_free(chunk);
+			chunk = NULL;
+		}
+		porter_db_result_free(chunk);
+		porter_db_cursor_close(cur);
+		ck_assert_int_ge(rc, 0);
+		ck_assert_int_ge(rows, 30); /* the chunks after the first */
+
+		ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
+		ck_assert_int_eq(porter_db_nfields(r), 1);
+		ck_assert_str_eq(porter_db_fname(r, 0), "v");
+		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "x");
+		ck_assert_str_eq(porter_db_cmdstatus(r), "SELECT 1");
+		porter_db_result_free(r);
+	}
+	teardown();
+}
+END_TEST
+
 /* Runs porterctl with `json` on stdin; returns its exit status and its
  * output in `out`. */
 static int porterctl_batch(const char *flags, const char *json, char *out, size_t cap)
@@ -509,6 +554,7 @@ int main(void)
 	tcase_add_test(tc, client_killed_mid_batch_releases_everything);
 	tcase_add_test(tc, porterctl_batch_reads_a_json_list);
 	tcase_add_test(tc, cancel_reaches_a_session_query_on_another_worker);
+	tcase_add_test(tc, pooled_query_after_a_pooled_stream);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
