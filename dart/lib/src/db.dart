@@ -250,11 +250,18 @@ DbResult readResult(PorterBindings b, Pointer<porter_db_result> r) {
 
 /// The exception for a failed call whose native result [r] (may be null)
 /// carries the server's error fields; [lastMessage] is the calling
-/// thread's last error message, read right after the call.
-PorterDbException dbError(PorterBindings b, int code, String name,
+/// thread's last error message, read right after the call. Database codes
+/// (PORTER_E_DB...) give a [PorterDbException]; the others their usual
+/// class ([PorterTimeoutException], [PorterCancelledException], ...).
+PorterException dbError(PorterBindings b, int code, String name,
     Pointer<porter_db_result> r, String lastMessage) {
-  if (r == nullptr) {
-    return PorterDbException(code, name, lastMessage);
+  final isDb = code <= porter_error.PORTER_E_DB && code > -30;
+  if (r == nullptr || !isDb) {
+    var msg = r == nullptr ? '' : _str(b.porter_db_message(r));
+    if (msg.isEmpty) msg = lastMessage;
+    return isDb
+        ? PorterDbException(code, name, msg)
+        : PorterException.fromCode(code, name, msg);
   }
   final msg = _str(b.porter_db_message(r));
   return PorterDbException(code, name, msg.isEmpty ? lastMessage : msg,
