@@ -387,7 +387,7 @@ final class PorterPool {
         return;
       }
       running = job;
-      job.completer.future.then((v) {
+      unawaited(job.completer.future.then((v) {
         running = null;
         if (done) return;
         if (v == null) {
@@ -398,9 +398,9 @@ final class PorterPool {
         pull();
       }, onError: (Object e, StackTrace st) {
         // Cleared only once the worker is out of the call.
-        job.settled.future.then((_) => running = null);
+        unawaited(job.settled.future.then((_) => running = null));
         unawaited(finish(e, st));
-      });
+      }));
     }
 
     void start() {
@@ -421,7 +421,7 @@ final class PorterPool {
         return;
       }
       running = job;
-      job.completer.future.then((v) {
+      unawaited(job.completer.future.then((v) {
         running = null;
         guard = _CursorGuard(porterBindings(path: libraryPath), v as int);
         if (done) {
@@ -435,13 +435,13 @@ final class PorterPool {
       }, onError: (Object e, StackTrace st) {
         // A cursor opened after all (the open was cancelled while the
         // worker ran it) is closed when the worker's answer arrives.
-        job.settled.future.then((_) {
+        unawaited(job.settled.future.then((_) {
           running = null;
           final opened = job.lateResult;
           if (opened is int) unawaited(_closeCursor(opened));
-        });
+        }));
         unawaited(finish(e, st));
-      });
+      }));
     }
 
     ctl = StreamController<List<List<Object?>>>(
