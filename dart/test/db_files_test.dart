@@ -256,9 +256,11 @@ void main() {
         () async {
       final s = await pool.dbOpen(conninfo);
       try {
-        // Other calls keep the workers busy while the stream is read.
+        // Other calls keep the workers busy while the stream is read
+        // (pooled ones: a call on the session itself would wait until
+        // the stream ends).
         final noise = [
-          for (var i = 0; i < 40; i++) pool.query('SELECT $i', session: s)
+          for (var i = 0; i < 40; i++) pool.query('SELECT $i', conninfo: conninfo)
         ];
         final rows = await pool
             .queryStream('SELECT g FROM generate_series(1, 3000) g',

@@ -347,7 +347,9 @@ final class PorterPool {
   /// [timeout]. Cancelling the subscription, or [cancel], closes the
   /// cursor and porterd cancels the query; [cancel] also ends the stream
   /// with a [PorterCancelledException]. An SQL error ends it with a
-  /// [PorterDbException].
+  /// [PorterDbException]. While a stream on a [session] is open, other
+  /// calls on that session wait until it ends (calls on one session run one
+  /// at a time): read it to the end or cancel it first.
   Stream<List<List<Object?>>> queryStream(String sql,
       {DbSession? session,
       String? conninfo,

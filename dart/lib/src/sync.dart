@@ -267,8 +267,9 @@ final class Porter {
   /// statement) whose rows come [chunkRows] (1..100000) at a time, so
   /// neither porterd nor this process holds more than one chunk. The first
   /// chunk arrives with this call. Read with [DbCursor.next] and always
-  /// [DbCursor.close] it (in a `finally`). For an async stream of chunks
-  /// use [PorterPool.queryStream].
+  /// [DbCursor.close] it (in a `finally`). While it is open, other calls on
+  /// [session] wait until it ends. For an async stream of chunks use
+  /// [PorterPool.queryStream].
   DbCursor queryCursor(String sql,
       {DbSession? session,
       String? conninfo,
