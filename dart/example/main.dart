@@ -1,10 +1,15 @@
 // Pings porterd and prints its counters, first through the asynchronous
 // pool (what an app's UI isolate uses), then synchronously from a
-// background isolate.
+// background isolate. With PORTER_EXAMPLE_CONNINFO set it also runs a
+// transaction and streams a result; then it writes, reads and deletes a
+// file in porterd's first file root.
 //
 //   porterd --socket /tmp/porter-example.sock &
 //   PORTER_SOCKET=/tmp/porter-example.sock \
+//   PORTER_EXAMPLE_CONNINFO='host=/run/postgresql dbname=postgres' \
 //   PORTER_LIBRARY=../build/client/libporter.so dart run example/main.dart
+import 'dart:convert';
+import 'dart:io' show Platform;
 import 'dart:isolate';
 import 'dart:typed_data';
 
@@ -23,6 +28,21 @@ Future<void> main() async {
     ]);
     print('8 pings in ${sw.elapsedMicroseconds} us');
     print(await pool.stats());
+
+    final conninfo = Platform.environment['PORTER_EXAMPLE_CONNINFO'];
+    if (conninfo != null && conninfo.isNotEmpty) {
+      await database(pool, conninfo);
+    }
+
+    await pool.writeFile('porter-example.txt', utf8.encode('hello\u0000world'));
+    final back = await pool.readFile('porter-example.txt');
+    print('file round trip: ${back.length} bytes, '
+        '${(await pool.statFile('porter-example.txt')).type}');
+    await pool.deleteFile('porter-example.txt');
+  } on PorterFileException catch (e) {
+    print('file ${e.path}: ${e.kind}: ${e.message}');
+  } on PorterDbException catch (e) {
+    print('SQLSTATE ${e.sqlstate}: ${e.message}');
   } on PorterUnreachableException catch (e) {
     print('porterd is not running: ${e.message}');
     return;
@@ -40,4 +60,32 @@ String backgroundWork() {
   final porter = Porter();
   porter.ping(timeout: const Duration(seconds: 1));
   return porter.stats().daemonVersion;
+}
+
+/// A session used by the pool's workers in turn, inside one transaction,
+/// and a streamed result read chunk by chunk.
+Future<void> database(PorterPool pool, String conninfo) async {
+  final db = await pool.dbOpen(conninfo);
+  try {
+    await pool.query('BEGIN', session: db);
+    await pool.query('CREATE TEMP TABLE t (k int, v bytea)', session: db);
+    await Future.wait([
+      for (var k = 0; k < 4; k++)
+        pool.query(r'INSERT INTO t VALUES ($1, $2)',
+            session: db, params: [k, Uint8List.fromList([0, k])]),
+    ]);
+    final r = await pool.query('SELECT k, v FROM t ORDER BY k', session: db);
+    print('rows: ${r.rows}');
+    await pool.query('COMMIT', session: db);
+    var n = 0;
+    await for (final chunk in pool.queryStream(
+        'SELECT g FROM generate_series(1, 100000) g',
+        session: db,
+        chunkRows: 10000)) {
+      n += chunk.length;
+    }
+    print('streamed $n rows');
+  } finally {
+    await pool.dbClose(db);
+  }
 }

@@ -5,8 +5,14 @@
 ///   background isolates only (never on Flutter's UI isolate).
 /// * [PorterPool] runs the same calls on a bounded pool of worker isolates
 ///   and hands back [Future]s, so the calling isolate never blocks.
+/// * PostgreSQL: [DbSession]s usable from any isolate, [DbResult]s, streamed
+///   results ([PorterPool.queryStream], [Porter.queryCursor]).
+/// * Files inside porterd's roots: read, write (atomic if asked), delete,
+///   stat, list, streamed reads.
 /// * Failures are [PorterException]s, with subclasses for the common cases
-///   ([PorterTimeoutException], [PorterUnreachableException], ...).
+///   ([PorterTimeoutException], [PorterUnreachableException], ...), SQL
+///   errors ([PorterDbException] with SQLSTATE, DETAIL, HINT) and file
+///   errors ([PorterFileException] with an errno-derived [FileErrorKind]).
 library porter;
 
 export 'src/batch.dart';
@@ -14,12 +20,25 @@ export 'src/bindings.g.dart'
     show
         PorterBindings,
         porter_error,
+        porter_file_flag,
+        porter_file_type,
         PORTER_PROTOCOL_VERSION,
         PORTER_VERSION_MAJOR,
         PORTER_VERSION_MINOR,
         PORTER_VERSION_PATCH,
         PORTER_VERSION_STRING;
+export 'src/db.dart'
+    show
+        DbColumn,
+        DbCursor,
+        DbParam,
+        DbResult,
+        DbResultPart,
+        DbSession,
+        PorterDbException,
+        byteaOid;
 export 'src/errors.dart';
+export 'src/files.dart';
 export 'src/library.dart' show openPorterLibrary, porterLibraryEnv, porterLibraryName;
 export 'src/pool.dart';
 export 'src/stats.dart';

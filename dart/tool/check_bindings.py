@@ -15,8 +15,35 @@ C_TO_FFI = {
     'int': 'ffi.Int', 'void': 'ffi.Void', 'size_t': 'ffi.Size',
     'uint32_t': 'ffi.Uint32', 'uint64_t': 'ffi.Uint64',
     'int64_t': 'ffi.Int64', 'int32_t': 'ffi.Int32', 'char': 'ffi.Char',
-    'uint8_t': 'ffi.Uint8',
+    'uint8_t': 'ffi.Uint8', 'unsigned': 'ffi.UnsignedInt',
 }
+
+
+def struct_fields(body):
+    """(ffi type, name) of every field of a C struct body; handles
+    pointers and several declarators in one declaration (`uint32_t a, b;`)."""
+    body = re.sub(r'/\*.*?\*/', '', body, flags=re.S)
+    out = []
+    for decl in body.split(';'):
+        decl = ' '.join(decl.split())
+        if not decl:
+            continue
+        m = re.match(r'((?:const\s+)?\w+)\s*(.*)$', decl)
+        base, rest = m.group(1), m.group(2)
+        for d in rest.split(','):
+            d = d.strip()
+            stars = d.count('*')
+            out.append((ffi_type(base + ' ' + '*' * stars), d.replace('*', '').strip()))
+    return out
+
+
+def dart_fields(body):
+    """(ffi type, name) of every field of a Dart ffi.Struct body."""
+    out = []
+    for ann, ptr, name in re.findall(
+            r'(?:@(ffi\.\w+)\(\)\s*external int|external (ffi\.Pointer<.*?>)) (\w+);', body):
+        out.append((ann or ptr, name))
+    return out
 
 
 def ffi_type(c):
@@ -72,6 +99,19 @@ def compare(header, dart):
     for name in sorted(set(codes) - set(re.findall(r'static const (PORTER_E_\w+) =', dart))):
         notes.append('error code not bound yet: %s' % name)
 
+    # Plain C enums (flags, kinds): every constant with the header's value.
+    for ename, body in re.findall(r'enum (porter_\w+) \{(.*?)\};', header, re.S):
+        if ename == 'porter_error':
+            continue
+        consts = re.findall(r'(PORTER_\w+)\s*=\s*(-?\d+)', re.sub(r'/\*.*?\*/', '', body, flags=re.S))
+        m = re.search(r'sealed class %s \{(.*?)\n\}' % ename, dart, re.S)
+        if not m:
+            notes.append('enum not bound yet: %s' % ename)
+            continue
+        got = re.findall(r'static const (PORTER_\w+) = (-?\d+);', m.group(1))
+        if got != consts:
+            errors.append('enum %s: %s differs from the header %s' % (ename, got, consts))
+
     for name, value in re.findall(r'#define\s+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION|BATCH_\w+))\s+(\S+)', header):
         lit = "'%s'" % value.strip('"') if value.startswith('"') else value
         if 'const %s %s = %s;' % ('String' if value.startswith('"') else 'int', name, lit) not in dart:
@@ -82,9 +122,9 @@ def compare(header, dart):
         if not m:
             notes.append('struct not bound yet: %s' % sname)
             continue
-        fields = re.findall(r'(\w+)\s+(\w+);', body)
-        got = re.findall(r'@(ffi\.\w+)\(\)\s*external int (\w+);', m.group(1))
-        if got != [(C_TO_FFI[c], f) for c, f in fields]:
+        fields = struct_fields(body)
+        got = dart_fields(m.group(1))
+        if got != fields:
             errors.append('struct %s: fields %s differ from the header %s' % (sname, got, fields))
     for sname in re.findall(r'typedef struct (porter_\w+) porter_\w+;', header):
         if 'final class %s extends ffi.Opaque {}' % sname not in dart:
@@ -102,6 +142,14 @@ BREAKAGES = [
     ('a struct field of the wrong width',
      '@ffi.Uint32()\n  external int worker;', '@ffi.Uint64()\n  external int worker;'),
     ('a function the header lacks', "'porter_reset'", "'porter_restart'"),
+    ('a struct pointer field of the wrong type',
+     'external ffi.Pointer<ffi.Void> value;', 'external ffi.Pointer<ffi.Uint8> value;'),
+    ('a field missing from a two-declarator line',
+     '@ffi.Uint32()\n  external int gid;\n', ''),
+    ('an unsigned parameter bound as int',
+     'ffi.Size, ffi.UnsignedInt, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>',
+     'ffi.Size, ffi.Int, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>'),
+    ('a wrong flag value', 'PORTER_FILE_ATOMIC = 16;', 'PORTER_FILE_ATOMIC = 8;'),
     ('a wrong version string', "PORTER_VERSION_STRING = '", "PORTER_VERSION_STRING = 'x"),
 ]
 

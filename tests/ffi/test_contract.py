@@ -14,13 +14,21 @@ What a Dart program does to libporter, and what is checked here:
     every call still succeeds and the old connections go away;
   * a long-running app makes many calls and many threads come and go:
     100,000 calls leave no growth in memory or file descriptors, in this
-    process or in porterd.
+    process or in porterd;
+  * the stateful APIs: one DB session and one streamed cursor used from
+    successive threads, a long query cancelled from another thread, 64
+    threads querying at once, binary file round trips and a streamed file
+    read pulled from several threads, and no growth over many db and file
+    calls (against the throwaway PostgreSQL of the ctest fixture `pg`, and
+    a private file root).
 
 Usage: test_contract.py --lib PATH/libporter.so --porterd PATH/porterd
+                        --pg-state DIR (tests/support/pg.sh's state directory)
 Starts its own porterd on a private socket. Exit status 0 when all passed.
 """
 import argparse
 import ctypes
+import hashlib
 import os
 import queue
 import signal
@@ -50,6 +58,34 @@ class WorkerStats(ctypes.Structure):
         ('errors', ctypes.c_uint64),
         ('bytes_in', ctypes.c_uint64),
         ('bytes_out', ctypes.c_uint64),
+    ]
+
+
+class DbParam(ctypes.Structure):
+    """porter_db_param, field for field."""
+    _fields_ = [
+        ('value', ctypes.c_void_p),
+        ('len', ctypes.c_size_t),
+        ('binary', ctypes.c_int),
+        ('type_oid', ctypes.c_uint32),
+    ]
+
+
+class Bytes(ctypes.Structure):
+    """porter_bytes."""
+    _fields_ = [('data', ctypes.POINTER(ctypes.c_uint8)), ('len', ctypes.c_size_t)]
+
+
+class FileInfo(ctypes.Structure):
+    """porter_file_info."""
+    _fields_ = [
+        ('type', ctypes.c_int),
+        ('size', ctypes.c_uint64),
+        ('mode', ctypes.c_uint32),
+        ('mtime_ns', ctypes.c_int64),
+        ('uid', ctypes.c_uint32),
+        ('gid', ctypes.c_uint32),
+        ('nlink', ctypes.c_uint64),
     ]
 
 
@@ -91,6 +127,53 @@ def bind(path):
         'porter_thread_disconnect': (None, []),
         'porter_reset': (None, []),
     }
+    vp, sz, u64, i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_int
+    cp, u32 = ctypes.c_char_p, ctypes.c_uint32
+    pvp = ctypes.POINTER(ctypes.c_void_p)
+    sigs.update({
+        # PostgreSQL
+        'porter_db_open': (i, [cp, ctypes.POINTER(u64), i]),
+        'porter_db_close': (i, [u64, i]),
+        'porter_db_query': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz, i, pvp]),
+        'porter_db_result_free': (None, [vp]),
+        'porter_db_status': (i, [vp]),
+        'porter_db_message': (cp, [vp]),
+        'porter_db_sqlstate': (cp, [vp]),
+        'porter_db_detail': (cp, [vp]),
+        'porter_db_hint': (cp, [vp]),
+        'porter_db_nresults': (sz, [vp]),
+        'porter_db_select': (i, [vp, sz]),
+        'porter_db_ntuples': (i, [vp]),
+        'porter_db_nfields': (i, [vp]),
+        'porter_db_fname': (cp, [vp, i]),
+        'porter_db_ftype': (u32, [vp, i]),
+        'porter_db_getvalue': (vp, [vp, i, i]),
+        'porter_db_getlength': (i, [vp, i, i]),
+        'porter_db_getisnull': (i, [vp, i, i]),
+        'porter_db_cmdtuples': (u64, [vp]),
+        'porter_db_cmdstatus': (cp, [vp]),
+        'porter_db_query_stream': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz,
+                                       ctypes.c_uint, i, pvp]),
+        'porter_db_cursor_next': (i, [vp, pvp, i]),
+        'porter_db_cursor_close': (None, [vp]),
+        # Files
+        'porter_bytes_free': (None, [ctypes.POINTER(Bytes)]),
+        'porter_file_read': (i, [cp, cp, u64, u64, ctypes.POINTER(ctypes.POINTER(Bytes)), i]),
+        'porter_file_write': (i, [cp, cp, vp, sz, ctypes.c_uint, ctypes.c_uint, i]),
+        'porter_file_delete': (i, [cp, cp, i, i]),
+        'porter_file_stat': (i, [cp, cp, ctypes.POINTER(FileInfo), i]),
+        'porter_file_list_dir': (i, [cp, cp, pvp, i]),
+        'porter_file_list_count': (sz, [vp]),
+        'porter_file_list_name': (cp, [vp, sz]),
+        'porter_file_list_entry': (i, [vp, sz, ctypes.POINTER(ctypes.c_int),
+                                       ctypes.POINTER(u64), ctypes.POINTER(ctypes.c_int64)]),
+        'porter_file_list_free': (None, [vp]),
+        'porter_file_reader_open': (i, [cp, cp, u64, u64, pvp, i]),
+        'porter_file_reader_size': (u64, [vp]),
+        'porter_file_reader_next': (i, [vp, ctypes.POINTER(ctypes.c_void_p),
+                                        ctypes.POINTER(sz), i]),
+        'porter_file_reader_close': (None, [vp]),
+    })
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
         f.restype = res
@@ -499,24 +582,527 @@ def test_unreachable_then_back():
     c.ping(b'back')
 
 
+# ---- PostgreSQL and files ----------------------------------------------
+#
+# What a Dart isolate does with the stateful APIs: a DB session and a
+# streamed cursor are named by ids that any thread may use, so an isolate
+# that resumes on another VM thread after each `await` keeps using them.
+
+PORTER_E_DB = -20
+PORTER_E_FILE_NOT_FOUND = -40
+PORTER_E_FILE_ESCAPE = -45
+PORTER_FILE_CREATE = 1
+PORTER_FILE_TRUNCATE = 2
+PORTER_FILE_ATOMIC = 16
+PORTER_FILE_TYPE_REGULAR = 1
+BYTEA_OID = 17
+INT4_OID = 23
+TEXT_OID = 25
+
+conninfo = None  # set by main() from the pg fixture's state directory
+
+
+def failure_of(what, rc):
+    return Failure('%s: %s (%d): %s' % (
+        what, c.lib.porter_error_name(rc).decode(), rc,
+        c.lib.porter_last_error_message().decode()))
+
+
+def db_params(values):
+    """A porter_db_param array for values: None (SQL NULL), str (text) or
+    bytes (binary). Returns (array, keep-alive buffers)."""
+    arr = (DbParam * max(1, len(values)))()
+    keep = []
+    for k, v in enumerate(values):
+        if v is None:
+            arr[k] = DbParam(None, 0, 0, 0)
+            continue
+        binary = isinstance(v, bytes)
+        raw = v if binary else v.encode()
+        buf = ctypes.create_string_buffer(raw, max(1, len(raw)))
+        keep.append(buf)
+        arr[k] = DbParam(ctypes.cast(buf, ctypes.c_void_p), len(raw), int(binary),
+                         BYTEA_OID if binary else 0)
+    return arr, keep
+
+
+def db_rows(res):
+    """Every row of the selected part, values as bytes (None for NULL)."""
+    lib = c.lib
+    rows = []
+    for r in range(lib.porter_db_ntuples(res)):
+        row = []
+        for f in range(lib.porter_db_nfields(res)):
+            if lib.porter_db_getisnull(res, r, f):
+                row.append(None)
+            else:
+                row.append(ctypes.string_at(lib.porter_db_getvalue(res, r, f),
+                                            lib.porter_db_getlength(res, r, f)))
+        rows.append(tuple(row))
+    return rows
+
+
+def db_query(session, sql, params=(), timeout_ms=5000, expect=0):
+    """Runs sql; returns (rows, cmdstatus, sqlstate) of the last part, the
+    result freed. The error is read on the calling thread, right after."""
+    arr, keep = db_params(list(params))
+    out = ctypes.c_void_p()
+    rc = c.lib.porter_db_query(session, None if session else conninfo.encode(),
+                               sql.encode(), arr if params else None, len(params),
+                               timeout_ms, ctypes.byref(out))
+    del keep
+    try:
+        if rc != expect:
+            raise Failure('%s: %s (%d), expected %d: %s %s' % (
+                sql, c.lib.porter_error_name(rc).decode(), rc, expect,
+                c.lib.porter_last_error_message().decode(),
+                c.lib.porter_db_message(out).decode() if out else ''))
+        if not out:
+            return None, None, None
+        check(c.lib.porter_db_status(out) == rc, 'result carries the call status')
+        return (db_rows(out), c.lib.porter_db_cmdstatus(out).decode(),
+                c.lib.porter_db_sqlstate(out).decode())
+    finally:
+        c.lib.porter_db_result_free(out)
+
+
+def db_open():
+    s = ctypes.c_uint64()
+    rc = c.lib.porter_db_open(conninfo.encode(), ctypes.byref(s), 5000)
+    if rc != 0:
+        raise failure_of('db_open', rc)
+    check(s.value != 0, 'session id is not 0')
+    return s.value
+
+
+def test_db_migrating_isolate():
+    """One logical caller whose session and cursor cross threads.
+
+    The session is opened on thread A, BEGIN runs on B, INSERTs (with a
+    NULL, text and binary bytea with NUL bytes as parameters) on C, and
+    COMMIT on D; a pooled query on another connection sees nothing before
+    the COMMIT and every row after it. A temporary table, which exists in
+    that one server session only, proves every call reached the same
+    session. Then one streamed cursor: its first chunk is taken on one
+    thread and each next chunk on another, rows intact and in order.
+    """
+    carriers = [Carrier() for _ in range(5)]
+    A, B, C, D, E = carriers
+    table = 'ffi_migrate_%d' % os.getpid()
+    blob = bytes(range(256)) * 3 + b'\0\0end'
+    try:
+        _, s = A.call(db_open)
+        db_query(0, 'DROP TABLE IF EXISTS %s' % table)
+        db_query(0, 'CREATE TABLE %s (k int, t text, b bytea)' % table)
+        B.call(lambda: db_query(s, 'CREATE TEMP TABLE only_here (x int)'))
+        B.call(lambda: db_query(s, 'BEGIN'))
+        for k in range(6):
+            at = carriers[k % 3 + 2]  # C, D, E in turn
+            _, (_, tag, _) = at.call(lambda: db_query(
+                s, 'INSERT INTO %s VALUES ($1::int, $2, $3)' % table,
+                [str(k), None if k % 2 else 'row %d' % k, blob + bytes([k])]))
+            check(tag == 'INSERT 0 1', 'insert %d: command tag %r' % (k, tag))
+            at.call(lambda: db_query(s, 'INSERT INTO only_here VALUES (%d)' % k))
+        rows, _, _ = db_query(0, 'SELECT count(*) FROM %s' % table)
+        check(rows == [(b'0',)], 'uncommitted rows invisible elsewhere: %r' % rows)
+        _, (rows, _, _) = C.call(lambda: db_query(s, 'SELECT count(*) FROM only_here'))
+        check(rows == [(b'6',)], 'the session sees its own temp table: %r' % rows)
+        _, (_, tag, _) = D.call(lambda: db_query(s, 'COMMIT'))
+        check(tag == 'COMMIT', 'commit tag %r' % tag)
+        rows, _, _ = db_query(0, 'SELECT k, t, b FROM %s ORDER BY k' % table)
+        want = [(b'%d' % k, None if k % 2 else b'row %d' % k,
+                 b'\\x' + (blob + bytes([k])).hex().encode()) for k in range(6)]
+        check(rows == want, 'committed rows with NULLs and binary intact')
+        # An error on one thread is that thread's, and the session survives.
+        _, (_, _, state) = E.call(lambda: db_query(s, 'SELECT 1/0', expect=PORTER_E_DB))
+        check(state == '22012', 'division by zero SQLSTATE %r' % state)
+        _, (rows, _, _) = A.call(lambda: db_query(s, 'SELECT 7'))
+        check(rows == [(b'7',)], 'session usable after an error')
+
+        # One cursor, pulled from every thread in turn.
+        def open_cursor():
+            cur = ctypes.c_void_p()
+            rc = c.lib.porter_db_query_stream(
+                s, None, b'SELECT g, md5(g::text) FROM generate_series(1, 2000) g',
+                None, 0, 150, 5000, ctypes.byref(cur))
+            if rc != 0:
+                raise failure_of('query_stream', rc)
+            return cur.value
+
+        _, cur = B.call(open_cursor)
+        got = []
+        chunks = 0
+        threads_used = set()
+        while True:
+            def pull():
+                ch = ctypes.c_void_p()
+                rc = c.lib.porter_db_cursor_next(cur, ctypes.byref(ch), 5000)
+                try:
+                    if rc < 0:
+                        raise failure_of('cursor_next', rc)
+                    return rc, db_rows(ch) if rc else []
+                finally:
+                    c.lib.porter_db_result_free(ch)
+            ident, (rc, rows) = carriers[chunks % 5].call(pull)
+            if rc == 0:
+                break
+            threads_used.add(ident)
+            check(len(rows) <= 150, 'chunk of %d rows' % len(rows))
+            got.extend(rows)
+            chunks += 1
+        C.call(lambda: c.lib.porter_db_cursor_close(cur))
+        want = [(b'%d' % g, hashlib.md5(b'%d' % g).hexdigest().encode())
+                for g in range(1, 2001)]
+        check(got == want, 'streamed rows intact and in order (%d rows)' % len(got))
+        check(chunks >= 14 and len(threads_used) == 5,
+              '%d chunks over %d threads' % (chunks, len(threads_used)))
+        _, rc = D.call(lambda: c.lib.porter_db_close(s, 5000))
+        check(rc == 0, 'close from yet another thread: %d' % rc)
+        _, rc = E.call(lambda: c.lib.porter_db_close(s, 5000))
+        check(rc == -22, 'a closed session is gone: %d' % rc)
+        db_query(0, 'DROP TABLE %s' % table)
+    finally:
+        for t in carriers:
+            t.jobs.put((None, None))
+        for t in carriers:
+            t.join()
+    print('  session over 5 threads; %d streamed rows in %d chunks over %d threads'
+          % (len(got), chunks, len(threads_used)))
+    check(c.await_connections(1) == 1, 'carrier connections closed')
+
+
+def sleeping_queries(tag):
+    """How many queries tagged `tag` the server is running now."""
+    rows, _, _ = db_query(0, "SELECT count(*) FROM pg_stat_activity "
+                          "WHERE state = 'active' AND query LIKE $1 "
+                          "AND pid <> pg_backend_pid()",
+                          ['%%pg_sleep%%/* %s */%%' % tag])
+    return int(rows[0][0])
+
+
+def test_db_cancel_from_another_thread(rounds=6):
+    """A long query (pg_sleep) blocked on one thread is cancelled from
+    another with porter_next_call_id/porter_cancel: the call returns
+    PORTER_E_CANCELLED within 2 s and the query is gone from the server.
+    Rounds alternate between pooled connections and a session (queried
+    from the thread that opened it); the session stays usable at once.
+    A last round queries the session from another thread (the request may
+    be forwarded to the worker that owns the session): the caller still
+    gets PORTER_E_CANCELLED promptly and the session is usable afterwards.
+    """
+    carriers = [Carrier() for _ in range(3)]
+    canceller = Carrier()
+    slowest = 0.0
+    home = carriers[0]
+
+    def cancel_round(k, at, session, sleep_s, timeout_ms):
+        tag = 'ffi-cancel-%d-%d' % (os.getpid(), k)
+        sql = ('SELECT pg_sleep(%d) /* %s */' % (sleep_s, tag)).encode()
+        ids = queue.Queue()
+
+        def blocked():
+            ids.put(c.lib.porter_next_call_id())
+            t0 = time.monotonic()
+            out = ctypes.c_void_p()
+            rc = c.lib.porter_db_query(session, None if session else conninfo.encode(),
+                                       sql, None, 0, timeout_ms, ctypes.byref(out))
+            dt = time.monotonic() - t0
+            last = c.lib.porter_last_error()
+            c.lib.porter_db_result_free(out)
+            return rc, last, dt
+
+        done = queue.Queue()
+        at.jobs.put((blocked, done))
+        call_id = ids.get(timeout=5)
+        until = time.monotonic() + 5
+        while sleeping_queries(tag) == 0 and time.monotonic() < until:
+            time.sleep(0.02)  # until the server runs it
+        check(sleeping_queries(tag) == 1, 'round %d: the query runs on the server' % k)
+        _, crc = canceller.call(lambda: c.lib.porter_cancel(call_id, 2000))
+        _, result, err = done.get(timeout=timeout_ms / 1000 + 5)
+        if err:
+            raise err
+        rc, last, dt = result
+        check(crc == 0, 'round %d: porter_cancel found the query: %d' % (k, crc))
+        check(rc == PORTER_E_CANCELLED and last == PORTER_E_CANCELLED,
+              'round %d: cancelled query returned %d (last %d)' % (k, rc, last))
+        check(dt < 2.0, 'round %d: cancelled query took %.2f s' % (k, dt))
+        return tag, dt
+
+    try:
+        _, s = home.call(db_open)
+        for k in range(rounds):
+            session = s if k % 2 else 0
+            at = home if session else carriers[k % 3]
+            tag, dt = cancel_round(k, at, session, 30, 20000)
+            slowest = max(slowest, dt)
+            until = time.monotonic() + 2
+            while sleeping_queries(tag) and time.monotonic() < until:
+                time.sleep(0.02)
+            check(sleeping_queries(tag) == 0, 'round %d: query stopped on the server' % k)
+            t0 = time.monotonic()
+            _, (rows, _, _) = at.call(lambda: db_query(session, 'SELECT 42', timeout_ms=2000))
+            check(rows == [(b'42',)], 'round %d: usable after the cancel' % k)
+        # The session used from another thread than the one that opened it.
+        tag, dt = cancel_round(rounds, carriers[1], s, 2, 20000)
+        t0 = time.monotonic()
+        _, (rows, _, _) = carriers[2].call(lambda: db_query(s, 'SELECT 43', timeout_ms=8000))
+        waited = time.monotonic() - t0
+        check(rows == [(b'43',)], 'session usable after a cancel from another thread')
+        check(home.call(lambda: c.lib.porter_db_close(s, 5000))[1] == 0, 'close')
+    finally:
+        for t in carriers + [canceller]:
+            t.jobs.put((None, None))
+        for t in carriers + [canceller]:
+            t.join()
+    print('  %d pg_sleep(30) queries cancelled from another thread; slowest %.0f ms'
+          % (rounds, slowest * 1000))
+    print('  session queried from a non-owning thread: cancelled in %.0f ms; the next '
+          'query waited %.0f ms%s' % (dt * 1000, waited * 1000,
+                                      ' (the cancelled query ran on in the server)'
+                                      if waited > 1 else ''))
+
+
+def test_db_64_threads(queries=15):
+    """64 threads query at once: half on sessions of their own, half on
+    the daemon's pool, each with its own parameters."""
+    def body(i):
+        s = db_open() if i % 2 else 0
+        try:
+            for j in range(queries):
+                rows, _, _ = db_query(s, 'SELECT $1::int * 1000 + $2::int, $3::text',
+                                      [str(i), str(j), 't%d' % i])
+                check(rows == [(b'%d' % (i * 1000 + j), b't%d' % i)],
+                      'thread %d query %d: %r' % (i, j, rows))
+            if s:
+                rows, _, _ = db_query(s, 'SELECT pg_backend_pid()')
+                check(rows and rows[0][0], 'session backend')
+        finally:
+            if s:
+                check(c.lib.porter_db_close(s, 5000) == 0, 'close')
+
+    t0 = time.monotonic()
+    run_threads(64, body)
+    print('  64 threads: %d queries in %.2f s' % (64 * queries, time.monotonic() - t0))
+    check(c.await_connections(1) == 1, 'thread connections closed')
+
+
+def file_write(path, data, flags=PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE):
+    buf = ctypes.create_string_buffer(data, max(1, len(data)))
+    rc = c.lib.porter_file_write(b'files', path.encode(), buf, len(data), flags, 0o600, 10000)
+    if rc != 0:
+        raise failure_of('write %s' % path, rc)
+
+
+def file_read(path, offset=0, length=0, expect=0):
+    out = ctypes.POINTER(Bytes)()
+    rc = c.lib.porter_file_read(b'files', path.encode(), offset, length, ctypes.byref(out),
+                                10000)
+    if rc != expect:
+        raise failure_of('read %s' % path, rc)
+    if rc:
+        return rc
+    try:
+        return ctypes.string_at(out.contents.data, out.contents.len) if out.contents.len else b''
+    finally:
+        c.lib.porter_bytes_free(out)
+
+
+def test_files_round_trip():
+    """Binary content with NULs written and read back; stat, list, errors
+    with their errno-derived codes, and one streamed read whose chunks are
+    pulled from several threads."""
+    data = bytes(range(256)) * 64 + b'\0' * 100 + b'tail\0'
+    # Directories are not created by a write: the missing parent is an error.
+    buf = ctypes.create_string_buffer(b'x', 1)
+    rc = c.lib.porter_file_write(b'files', b'nodir/a.bin', buf, 1, PORTER_FILE_CREATE, 0, 5000)
+    check(rc == PORTER_E_FILE_NOT_FOUND, 'write under a missing dir: %d' % rc)
+    file_write('a.bin', data)
+    check(file_read('a.bin') == data, 'binary round trip with NULs')
+    check(file_read('a.bin', 256, 300) == data[256:556], 'ranged read')
+    check(file_read('a.bin', len(data) + 10) == b'', 'read past the end is empty')
+    file_write('a.bin', b'\0new\0', PORTER_FILE_ATOMIC)
+    check(file_read('a.bin') == b'\0new\0', 'atomic replace')
+    info = FileInfo()
+    check(c.lib.porter_file_stat(b'files', b'a.bin', ctypes.byref(info), 5000) == 0, 'stat')
+    check(info.type == PORTER_FILE_TYPE_REGULAR and info.size == 5 and info.mode & 0o777 == 0o600,
+          'stat: type %d size %d mode %o' % (info.type, info.size, info.mode))
+    check(file_read('absent', expect=PORTER_E_FILE_NOT_FOUND) == PORTER_E_FILE_NOT_FOUND,
+          'missing file')
+    check(file_read('../escape', expect=PORTER_E_FILE_ESCAPE) == PORTER_E_FILE_ESCAPE,
+          'escape refused')
+    lst = ctypes.c_void_p()
+    check(c.lib.porter_file_list_dir(b'files', None, ctypes.byref(lst), 5000) == 0, 'list')
+    try:
+        names = [c.lib.porter_file_list_name(lst, k).decode()
+                 for k in range(c.lib.porter_file_list_count(lst))]
+    finally:
+        c.lib.porter_file_list_free(lst)
+    check('a.bin' in names, 'listed: %r' % names)
+    check(c.lib.porter_file_delete(b'files', b'a.bin', 0, 5000) == 0, 'delete')
+    check(c.lib.porter_file_delete(b'files', b'a.bin', 0, 5000) == PORTER_E_FILE_NOT_FOUND,
+          'delete twice')
+
+    # A 1 MiB file read as a stream of 64 KiB chunks (the daemon runs with
+    # --file-chunk-size 65536), each chunk pulled on the next thread.
+    big = os.urandom(1 << 20) + b'\0' * 4096
+    file_write('big.bin', big)
+    carriers = [Carrier() for _ in range(4)]
+    try:
+        def open_reader():
+            rd = ctypes.c_void_p()
+            rc = c.lib.porter_file_reader_open(b'files', b'big.bin', 0, 0,
+                                               ctypes.byref(rd), 10000)
+            if rc != 0:
+                raise failure_of('reader_open', rc)
+            return rd.value
+
+        _, rd = carriers[0].call(open_reader)
+        check(c.lib.porter_file_reader_size(rd) == len(big), 'reader size')
+        parts = []
+        threads_used = set()
+        while True:
+            def pull():
+                data, n = ctypes.c_void_p(), ctypes.c_size_t()
+                rc = c.lib.porter_file_reader_next(rd, ctypes.byref(data), ctypes.byref(n),
+                                                   5000)
+                if rc < 0:
+                    raise failure_of('reader_next', rc)
+                return rc, ctypes.string_at(data, n.value) if rc else b''
+            ident, (rc, chunk) = carriers[len(parts) % 4].call(pull)
+            if rc == 0:
+                break
+            threads_used.add(ident)
+            parts.append(chunk)
+        carriers[1].call(lambda: c.lib.porter_file_reader_close(rd))
+    finally:
+        for t in carriers:
+            t.jobs.put((None, None))
+        for t in carriers:
+            t.join()
+    check(b''.join(parts) == big, 'streamed read intact (%d bytes)' % sum(map(len, parts)))
+    check(len(parts) >= 16 and len(threads_used) == 4,
+          '%d chunks over %d threads' % (len(parts), len(threads_used)))
+    check(c.lib.porter_file_delete(b'files', b'big.bin', 0, 5000) == 0, 'delete big')
+    print('  %d-byte streamed read in %d chunks over %d threads'
+          % (len(big), len(parts), len(threads_used)))
+    check(c.await_connections(1) == 1, 'carrier connections closed')
+
+
+def test_db_files_no_growth(threads=8, rounds=8, per_thread=300):
+    """Many db and file calls over threads that come and go (sessions
+    opened and closed, pooled queries, cursors, writes, reads, stats,
+    deletes), after a warm-up round: neither process may grow in memory
+    or file descriptors."""
+    me, daemon = os.getpid(), d.pid
+
+    def body(i):
+        s = db_open()
+        try:
+            for j in range(per_thread):
+                k = j % 6
+                if k == 0:
+                    rows, _, _ = db_query(s, 'SELECT $1::int, $2::bytea',
+                                          [str(j), b'\0%d' % j])
+                    check(rows[0][0] == b'%d' % j, 'session query')
+                elif k == 1:
+                    db_query(0, 'SELECT $1::text', ['p%d' % j])
+                elif k == 2:
+                    cur = ctypes.c_void_p()
+                    rc = c.lib.porter_db_query_stream(s, None,
+                                                      b'SELECT generate_series(1, 50)',
+                                                      None, 0, 20, 5000, ctypes.byref(cur))
+                    check(rc == 0, 'stream %d' % rc)
+                    ch = ctypes.c_void_p()
+                    n = 0
+                    while c.lib.porter_db_cursor_next(cur, ctypes.byref(ch), 5000) == 1:
+                        n += c.lib.porter_db_ntuples(ch)
+                        c.lib.porter_db_result_free(ch)
+                    c.lib.porter_db_cursor_close(cur)
+                    check(n == 50, 'streamed %d rows' % n)
+                elif k == 3:
+                    file_write('g%d.bin' % i, b'\0%d\0' % j)
+                elif k == 4:
+                    check(file_read('g%d.bin' % i).startswith(b'\0'), 'read back')
+                    info = FileInfo()
+                    check(c.lib.porter_file_stat(b'files', b'g%d.bin' % i, ctypes.byref(info),
+                                                 5000) == 0, 'stat')
+                else:
+                    check(c.lib.porter_file_delete(b'files', b'g%d.bin' % i, 0, 5000) == 0,
+                          'delete')
+                    file_read('g%d.bin' % i, expect=PORTER_E_FILE_NOT_FOUND)
+        finally:
+            c.lib.porter_db_close(s, 5000)
+
+    def figures():
+        # porterd's descriptors less its PostgreSQL connections (every
+        # client backend of this server is one of them): its pools grow
+        # and shrink with the load, which is not a leak.
+        rows, _, _ = db_query(0, "SELECT count(*) FROM pg_stat_activity "
+                              "WHERE backend_type = 'client backend'")
+        return (rss_kib(me), fd_count(me), rss_kib(daemon),
+                fd_count(daemon) - int(rows[0][0]))
+
+    run_threads(threads, body)
+    check(c.await_connections(1) == 1, 'warm-up: thread connections closed')
+    rss0, fd0, drss0, dfd0 = figures()
+    t0 = time.monotonic()
+    for r in range(rounds):
+        run_threads(threads, body)
+        check(c.await_connections(1) == 1, 'round %d: thread connections closed' % r)
+    dt = time.monotonic() - t0
+    total = threads * rounds * per_thread
+    # The daemon's pooled PostgreSQL connections are reused; sessions are
+    # closed. Give its fds a moment to settle after the last close.
+    until = time.monotonic() + 3
+    rss1, fd1, drss1, dfd1 = figures()
+    while dfd1 != dfd0 and time.monotonic() < until:
+        time.sleep(0.05)
+        rss1, fd1, drss1, dfd1 = figures()
+    print('  %d db/file calls on %d threads x %d rounds in %.1f s (%.0f calls/s)'
+          % (total, threads, rounds, dt, total / dt))
+    print('  test process: rss %d -> %d KiB, fds %d -> %d' % (rss0, rss1, fd0, fd1))
+    print('  porterd:      rss %d -> %d KiB, fds but PostgreSQL %d -> %d'
+          % (drss0, drss1, dfd0, dfd1))
+    check(fd1 == fd0, 'test process fds %d -> %d' % (fd0, fd1))
+    check(dfd1 == dfd0, 'porterd fds %d -> %d' % (dfd0, dfd1))
+    check(rss1 - rss0 < 1024, 'test process grew %d KiB' % (rss1 - rss0))
+    check(drss1 - drss0 < 1536, 'porterd grew %d KiB' % (drss1 - drss0))
+
+
 def main():
-    global c, d
+    global c, d, conninfo
     ap = argparse.ArgumentParser()
     ap.add_argument('--lib', required=True)
     ap.add_argument('--porterd', required=True)
+    ap.add_argument('--pg-state', default=os.environ.get('PORTER_PG_STATE'),
+                    help='state directory of tests/support/pg.sh (the ctest fixture pg)')
     args = ap.parse_args()
+    if not args.pg_state:
+        print('FAIL no PostgreSQL: pass --pg-state or set PORTER_PG_STATE (run through ctest)')
+        return 1
+    with open(os.path.join(args.pg_state, 'conninfo')) as f:
+        conninfo = f.read().strip()
     # Nothing here may hang a CI run, whatever breaks.
     signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
     signal.alarm(HARD_LIMIT_S)
 
-    d = Daemon(args.porterd, hard_limit_s=HARD_LIMIT_S + 30).start()
+    d = Daemon(args.porterd, hard_limit_s=HARD_LIMIT_S + 30)
+    # A private file root, and small read chunks so a 1 MiB file streams
+    # in many chunks.
+    root = os.path.join(d.dir, 'files')
+    os.mkdir(root)
+    d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', '65536']
+    d.start()
     c = Client(bind(args.lib))
     print('libporter %s, porterd pid %d on %s'
           % (c.lib.porter_version().decode(), d.pid, d.socket))
     tests = [test_many_threads, test_migrating_isolate, test_cancel_from_another_thread,
              test_batch_moves_between_threads,
              test_reset_while_calling,
-             test_unreachable_then_back, test_no_growth]
+             test_unreachable_then_back, test_no_growth,
+             test_db_migrating_isolate, test_db_cancel_from_another_thread,
+             test_db_64_threads, test_files_round_trip, test_db_files_no_growth]
     failed = 0
     passed = 0
     for t in tests:

@@ -533,6 +533,820 @@ class PorterBindings {
   late final _porter_reset =
       _porter_resetPtr.asFunction<void Function()>();
 
+  /// Frees `b` and its data; NULL is accepted.
+  void porter_bytes_free(
+    ffi.Pointer<porter_bytes> b,
+  ) {
+    return _porter_bytes_free(
+      b,
+    );
+  }
+
+  late final _porter_bytes_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_bytes>)>>(
+          'porter_bytes_free');
+  late final _porter_bytes_free =
+      _porter_bytes_freePtr.asFunction<void Function(ffi.Pointer<porter_bytes>)>();
+
+  /// Reads `length` bytes (0: to the end of the file) from `offset` of `path`
+  /// in `root`. On success stores a new porter_bytes in `*out` (not NULL;
+  /// freed with porter_bytes_free) and returns 0; a range past the end gives
+  /// fewer bytes (possibly 0). The whole range is held in memory: use
+  /// porter_file_reader_open for files too large for that. Blocks for at most
+  /// `timeout_ms`. `path` not NULL.
+  int porter_file_read(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int offset,
+    int length,
+    ffi.Pointer<ffi.Pointer<porter_bytes>> out,
+    int timeout_ms,
+  ) {
+    return _porter_file_read(
+      root,
+      path,
+      offset,
+      length,
+      out,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Pointer<ffi.Pointer<porter_bytes>>, ffi.Int)>>(
+          'porter_file_read');
+  late final _porter_file_read =
+      _porter_file_readPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_bytes>>, int)>();
+
+  /// Writes `len` bytes at `data` (NULL accepted when len is 0) to `path` in
+  /// `root` according to `flags` (porter_file_flag bits; 0 means overwrite an
+  /// existing file from its start). `mode` gives the permissions of a created
+  /// file (0: 0600). Data larger than one frame is sent in chunks. Returns 0
+  /// or a negative code; PORTER_E_CONN_LOST when the daemon went away
+  /// mid-call (an atomic write then either happened completely or not at
+  /// all). Blocks for at most `timeout_ms`.
+  int porter_file_write(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    ffi.Pointer<ffi.Void> data,
+    int len,
+    int flags,
+    int mode,
+    int timeout_ms,
+  ) {
+    return _porter_file_write(
+      root,
+      path,
+      data,
+      len,
+      flags,
+      mode,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_writePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Int)>>(
+          'porter_file_write');
+  late final _porter_file_write =
+      _porter_file_writePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Void>, int, int, int, int)>();
+
+  /// Deletes the file (or, with `directory` non-zero, the empty directory)
+  /// `path` in `root`. A symlink is removed itself, not its target. Returns 0
+  /// or a negative code. Blocks for at most `timeout_ms`.
+  int porter_file_delete(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int directory,
+    int timeout_ms,
+  ) {
+    return _porter_file_delete(
+      root,
+      path,
+      directory,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_deletePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Int, ffi.Int)>>(
+          'porter_file_delete');
+  late final _porter_file_delete =
+      _porter_file_deletePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int)>();
+
+  /// Fills `*out` (not NULL; untouched on failure) with what `path` in `root`
+  /// is, following symlinks that stay inside the root. Returns 0 or a
+  /// negative code. Blocks for at most `timeout_ms`.
+  int porter_file_stat(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    ffi.Pointer<porter_file_info> out,
+    int timeout_ms,
+  ) {
+    return _porter_file_stat(
+      root,
+      path,
+      out,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_statPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_file_info>, ffi.Int)>>(
+          'porter_file_stat');
+  late final _porter_file_stat =
+      _porter_file_statPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_file_info>, int)>();
+
+  /// Lists the directory `path` in `root` ("" or NULL: the root itself),
+  /// sorted by name, without "." and "..". On success stores a new list in
+  /// `*out` (freed with porter_file_list_free) and returns 0. Blocks for at
+  /// most `timeout_ms`. The listing must fit in one frame (16 MiB by default).
+  int porter_file_list_dir(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    ffi.Pointer<ffi.Pointer<porter_file_list>> out,
+    int timeout_ms,
+  ) {
+    return _porter_file_list_dir(
+      root,
+      path,
+      out,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_list_dirPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<porter_file_list>>, ffi.Int)>>(
+          'porter_file_list_dir');
+  late final _porter_file_list_dir =
+      _porter_file_list_dirPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<porter_file_list>>, int)>();
+
+  /// Number of entries; 0 for NULL.
+  int porter_file_list_count(
+    ffi.Pointer<porter_file_list> l,
+  ) {
+    return _porter_file_list_count(
+      l,
+    );
+  }
+
+  late final _porter_file_list_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_file_list>)>>(
+          'porter_file_list_count');
+  late final _porter_file_list_count =
+      _porter_file_list_countPtr.asFunction<int Function(ffi.Pointer<porter_file_list>)>();
+
+  /// Name of entry `i`, NUL-terminated, owned by `l`; NULL when out of range.
+  ffi.Pointer<ffi.Char> porter_file_list_name(
+    ffi.Pointer<porter_file_list> l,
+    int i,
+  ) {
+    return _porter_file_list_name(
+      l,
+      i,
+    );
+  }
+
+  late final _porter_file_list_namePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_file_list>, ffi.Size)>>(
+          'porter_file_list_name');
+  late final _porter_file_list_name =
+      _porter_file_list_namePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_file_list>, int)>();
+
+  /// Type (porter_file_type; a symlink is SYMLINK), size and mtime of entry
+  /// `i`; outputs may be NULL. Returns 0 or PORTER_E_INVAL.
+  int porter_file_list_entry(
+    ffi.Pointer<porter_file_list> l,
+    int i,
+    ffi.Pointer<ffi.Int> type,
+    ffi.Pointer<ffi.Uint64> size,
+    ffi.Pointer<ffi.Int64> mtime_ns,
+  ) {
+    return _porter_file_list_entry(
+      l,
+      i,
+      type,
+      size,
+      mtime_ns,
+    );
+  }
+
+  late final _porter_file_list_entryPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_list>, ffi.Size, ffi.Pointer<ffi.Int>, ffi.Pointer<ffi.Uint64>, ffi.Pointer<ffi.Int64>)>>(
+          'porter_file_list_entry');
+  late final _porter_file_list_entry =
+      _porter_file_list_entryPtr.asFunction<int Function(ffi.Pointer<porter_file_list>, int, ffi.Pointer<ffi.Int>, ffi.Pointer<ffi.Uint64>, ffi.Pointer<ffi.Int64>)>();
+
+  /// Frees `l`; NULL is accepted.
+  void porter_file_list_free(
+    ffi.Pointer<porter_file_list> l,
+  ) {
+    return _porter_file_list_free(
+      l,
+    );
+  }
+
+  late final _porter_file_list_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_list>)>>(
+          'porter_file_list_free');
+  late final _porter_file_list_free =
+      _porter_file_list_freePtr.asFunction<void Function(ffi.Pointer<porter_file_list>)>();
+
+  /// Opens `path` in `root` for streaming `length` bytes (0: to the end) from
+  /// `offset`, chunk by chunk. The first chunk arrives with this call. On
+  /// success stores a new reader in `*out` (freed with
+  /// porter_file_reader_close) and returns 0.
+  int porter_file_reader_open(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int offset,
+    int length,
+    ffi.Pointer<ffi.Pointer<porter_file_reader>> out,
+    int timeout_ms,
+  ) {
+    return _porter_file_reader_open(
+      root,
+      path,
+      offset,
+      length,
+      out,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_reader_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Pointer<ffi.Pointer<porter_file_reader>>, ffi.Int)>>(
+          'porter_file_reader_open');
+  late final _porter_file_reader_open =
+      _porter_file_reader_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_file_reader>>, int)>();
+
+  /// Size of the file when it was opened.
+  int porter_file_reader_size(
+    ffi.Pointer<porter_file_reader> rd,
+  ) {
+    return _porter_file_reader_size(
+      rd,
+    );
+  }
+
+  late final _porter_file_reader_sizePtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_file_reader>)>>(
+          'porter_file_reader_size');
+  late final _porter_file_reader_size =
+      _porter_file_reader_sizePtr.asFunction<int Function(ffi.Pointer<porter_file_reader>)>();
+
+  /// Hands out the next chunk: `*data` and `*len` (not NULL) point to bytes
+  /// owned by the reader, valid until the next call on it. Returns 1 with a
+  /// chunk, 0 at the end (no chunk), or a negative code. Pulls the next chunk
+  /// from the daemon when needed (blocking for at most `timeout_ms`).
+  int porter_file_reader_next(
+    ffi.Pointer<porter_file_reader> rd,
+    ffi.Pointer<ffi.Pointer<ffi.Uint8>> data,
+    ffi.Pointer<ffi.Size> len,
+    int timeout_ms,
+  ) {
+    return _porter_file_reader_next(
+      rd,
+      data,
+      len,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_reader_nextPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_reader>, ffi.Pointer<ffi.Pointer<ffi.Uint8>>, ffi.Pointer<ffi.Size>, ffi.Int)>>(
+          'porter_file_reader_next');
+  late final _porter_file_reader_next =
+      _porter_file_reader_nextPtr.asFunction<int Function(ffi.Pointer<porter_file_reader>, ffi.Pointer<ffi.Pointer<ffi.Uint8>>, ffi.Pointer<ffi.Size>, int)>();
+
+  /// Closes the reader (telling the daemon when chunks remain) and frees it;
+  /// NULL is accepted. Blocks briefly at most.
+  void porter_file_reader_close(
+    ffi.Pointer<porter_file_reader> rd,
+  ) {
+    return _porter_file_reader_close(
+      rd,
+    );
+  }
+
+  late final _porter_file_reader_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_reader>)>>(
+          'porter_file_reader_close');
+  late final _porter_file_reader_close =
+      _porter_file_reader_closePtr.asFunction<void Function(ffi.Pointer<porter_file_reader>)>();
+
+  /// Opens `path` in `root` for a chunked write with `flags` and `mode` as
+  /// for porter_file_write. With PORTER_FILE_ATOMIC nothing appears at the
+  /// target until porter_file_writer_commit. On success stores a new writer in
+  /// `*out` (freed with porter_file_writer_close) and returns 0. Readers and
+  /// writers count against the daemon's per-connection stream limit
+  /// (file-max-streams, default 64): past it, PORTER_E_BUSY.
+  int porter_file_writer_open(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int flags,
+    int mode,
+    ffi.Pointer<ffi.Pointer<porter_file_writer>> out,
+    int timeout_ms,
+  ) {
+    return _porter_file_writer_open(
+      root,
+      path,
+      flags,
+      mode,
+      out,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_writer_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Pointer<ffi.Pointer<porter_file_writer>>, ffi.Int)>>(
+          'porter_file_writer_open');
+  late final _porter_file_writer_open =
+      _porter_file_writer_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_file_writer>>, int)>();
+
+  /// Sends `len` bytes at `data` (split into chunks as needed). Returns 0 or a
+  /// negative code (the write is then abandoned).
+  int porter_file_writer_write(
+    ffi.Pointer<porter_file_writer> wr,
+    ffi.Pointer<ffi.Void> data,
+    int len,
+    int timeout_ms,
+  ) {
+    return _porter_file_writer_write(
+      wr,
+      data,
+      len,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_writer_writePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Int)>>(
+          'porter_file_writer_write');
+  late final _porter_file_writer_write =
+      _porter_file_writer_writePtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, ffi.Pointer<ffi.Void>, int, int)>();
+
+  /// Finishes the write: fsync and, for an atomic write, the rename. Returns
+  /// 0 or a negative code. The writer must still be closed.
+  int porter_file_writer_commit(
+    ffi.Pointer<porter_file_writer> wr,
+    int timeout_ms,
+  ) {
+    return _porter_file_writer_commit(
+      wr,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_writer_commitPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Int)>>(
+          'porter_file_writer_commit');
+  late final _porter_file_writer_commit =
+      _porter_file_writer_commitPtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, int)>();
+
+  /// Frees the writer; an uncommitted write is abandoned (an atomic one
+  /// leaves the target untouched). NULL is accepted. Blocks briefly at most.
+  void porter_file_writer_close(
+    ffi.Pointer<porter_file_writer> wr,
+  ) {
+    return _porter_file_writer_close(
+      wr,
+    );
+  }
+
+  late final _porter_file_writer_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_writer>)>>(
+          'porter_file_writer_close');
+  late final _porter_file_writer_close =
+      _porter_file_writer_closePtr.asFunction<void Function(ffi.Pointer<porter_file_writer>)>();
+
+  /// Opens a session on `conninfo` (libpq conninfo string or URI, not NULL).
+  /// On success stores the session id in `*session` and returns 0. Errors:
+  /// PORTER_E_DB_CONNECT (message from libpq: wrong password, unreachable
+  /// server...), PORTER_E_TIMEOUT, PORTER_E_INVAL. Blocks up to `timeout_ms`.
+  /// Thread safe. Sessions of a process that exits are closed (and their
+  /// transactions rolled back) after porterd's grace period.
+  int porter_db_open(
+    ffi.Pointer<ffi.Char> conninfo,
+    ffi.Pointer<ffi.Uint64> session,
+    int timeout_ms,
+  ) {
+    return _porter_db_open(
+      conninfo,
+      session,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_db_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Uint64>, ffi.Int)>>(
+          'porter_db_open');
+  late final _porter_db_open =
+      _porter_db_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Uint64>, int)>();
+
+  /// Closes `session`, rolling back any open transaction. Returns 0, or
+  /// PORTER_E_DB_SESSION when no such session belongs to this process.
+  int porter_db_close(
+    int session,
+    int timeout_ms,
+  ) {
+    return _porter_db_close(
+      session,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_db_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Int)>>(
+          'porter_db_close');
+  late final _porter_db_close =
+      _porter_db_closePtr.asFunction<int Function(int, int)>();
+
+  /// Runs `sql` on `session`, or when `session` is 0 on a pooled connection
+  /// for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
+  /// without parameters `sql` may hold several statements, one result part
+  /// each. Returns 0 on success or a negative code. Whenever porterd answered
+  /// (success or a database error), `*out` receives a result that the caller
+  /// frees with porter_db_result_free() and whose status and error fields
+  /// describe the outcome; otherwise `*out` is set to NULL. Errors include
+  /// PORTER_E_DB (SQL error: see porter_db_sqlstate), PORTER_E_TIMEOUT,
+  /// PORTER_E_DB_BROKEN, PORTER_E_DB_SESSION, PORTER_E_TOO_LARGE (use a
+  /// cursor). Blocks up to `timeout_ms`. Thread safe.
+  int porter_db_query(
+    int session,
+    ffi.Pointer<ffi.Char> conninfo,
+    ffi.Pointer<ffi.Char> sql,
+    ffi.Pointer<porter_db_param> params,
+    int nparams,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_db_result>> out,
+  ) {
+    return _porter_db_query(
+      session,
+      conninfo,
+      sql,
+      params,
+      nparams,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_db_queryPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>>(
+          'porter_db_query');
+  late final _porter_db_query =
+      _porter_db_queryPtr.asFunction<int Function(int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>();
+
+  /// Frees a result; NULL is accepted.
+  void porter_db_result_free(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_result_free(
+      res,
+    );
+  }
+
+  late final _porter_db_result_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_result_free');
+  late final _porter_db_result_free =
+      _porter_db_result_freePtr.asFunction<void Function(ffi.Pointer<porter_db_result>)>();
+
+  /// The call's status: 0 or the negative code the call returned.
+  int porter_db_status(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_status(
+      res,
+    );
+  }
+
+  late final _porter_db_statusPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_status');
+  late final _porter_db_status =
+      _porter_db_statusPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
+
+  /// Error fields; never NULL ("" when absent), owned by `res`.
+  ffi.Pointer<ffi.Char> porter_db_message(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_message(
+      res,
+    );
+  }
+
+  late final _porter_db_messagePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_message');
+  late final _porter_db_message =
+      _porter_db_messagePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
+
+  ffi.Pointer<ffi.Char> porter_db_sqlstate(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_sqlstate(
+      res,
+    );
+  }
+
+  late final _porter_db_sqlstatePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_sqlstate');
+  late final _porter_db_sqlstate =
+      _porter_db_sqlstatePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
+
+  ffi.Pointer<ffi.Char> porter_db_detail(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_detail(
+      res,
+    );
+  }
+
+  late final _porter_db_detailPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_detail');
+  late final _porter_db_detail =
+      _porter_db_detailPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
+
+  ffi.Pointer<ffi.Char> porter_db_hint(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_hint(
+      res,
+    );
+  }
+
+  late final _porter_db_hintPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_hint');
+  late final _porter_db_hint =
+      _porter_db_hintPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
+
+  /// Number of result parts (one per statement). The accessors below read the
+  /// selected part, initially the last one (as PQexec returns the last
+  /// result); porter_db_select() picks another (returns 0, or PORTER_E_INVAL
+  /// when `i` is out of range).
+  int porter_db_nresults(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_nresults(
+      res,
+    );
+  }
+
+  late final _porter_db_nresultsPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_nresults');
+  late final _porter_db_nresults =
+      _porter_db_nresultsPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
+
+  int porter_db_select(
+    ffi.Pointer<porter_db_result> res,
+    int i,
+  ) {
+    return _porter_db_select(
+      res,
+      i,
+    );
+  }
+
+  late final _porter_db_selectPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_result>, ffi.Size)>>(
+          'porter_db_select');
+  late final _porter_db_select =
+      _porter_db_selectPtr.asFunction<int Function(ffi.Pointer<porter_db_result>, int)>();
+
+  /// Rows and columns of the selected part (0 when it has none).
+  int porter_db_ntuples(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_ntuples(
+      res,
+    );
+  }
+
+  late final _porter_db_ntuplesPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_ntuples');
+  late final _porter_db_ntuples =
+      _porter_db_ntuplesPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
+
+  int porter_db_nfields(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_nfields(
+      res,
+    );
+  }
+
+  late final _porter_db_nfieldsPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_nfields');
+  late final _porter_db_nfields =
+      _porter_db_nfieldsPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
+
+  /// Column name (owned by `res`), or NULL when `col` is out of range.
+  ffi.Pointer<ffi.Char> porter_db_fname(
+    ffi.Pointer<porter_db_result> res,
+    int col,
+  ) {
+    return _porter_db_fname(
+      res,
+      col,
+    );
+  }
+
+  late final _porter_db_fnamePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, ffi.Int)>>(
+          'porter_db_fname');
+  late final _porter_db_fname =
+      _porter_db_fnamePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, int)>();
+
+  /// Column type OID, or 0 when `col` is out of range.
+  int porter_db_ftype(
+    ffi.Pointer<porter_db_result> res,
+    int col,
+  ) {
+    return _porter_db_ftype(
+      res,
+      col,
+    );
+  }
+
+  late final _porter_db_ftypePtr =
+      _lookup<ffi.NativeFunction<ffi.Uint32 Function(ffi.Pointer<porter_db_result>, ffi.Int)>>(
+          'porter_db_ftype');
+  late final _porter_db_ftype =
+      _porter_db_ftypePtr.asFunction<int Function(ffi.Pointer<porter_db_result>, int)>();
+
+  /// Value in text format, NUL-terminated (owned by `res`, valid until it is
+  /// freed); "" for SQL NULL (tell NULL from the empty string with
+  /// porter_db_getisnull) and NULL when out of range. Values may contain NUL
+  /// bytes only when they are bytea in escape form; use porter_db_getlength.
+  ffi.Pointer<ffi.Char> porter_db_getvalue(
+    ffi.Pointer<porter_db_result> res,
+    int row,
+    int col,
+  ) {
+    return _porter_db_getvalue(
+      res,
+      row,
+      col,
+    );
+  }
+
+  late final _porter_db_getvaluePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, ffi.Int, ffi.Int)>>(
+          'porter_db_getvalue');
+  late final _porter_db_getvalue =
+      _porter_db_getvaluePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, int, int)>();
+
+  int porter_db_getlength(
+    ffi.Pointer<porter_db_result> res,
+    int row,
+    int col,
+  ) {
+    return _porter_db_getlength(
+      res,
+      row,
+      col,
+    );
+  }
+
+  late final _porter_db_getlengthPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_result>, ffi.Int, ffi.Int)>>(
+          'porter_db_getlength');
+  late final _porter_db_getlength =
+      _porter_db_getlengthPtr.asFunction<int Function(ffi.Pointer<porter_db_result>, int, int)>();
+
+  /// 1 when the value is SQL NULL, 0 otherwise (also when out of range).
+  int porter_db_getisnull(
+    ffi.Pointer<porter_db_result> res,
+    int row,
+    int col,
+  ) {
+    return _porter_db_getisnull(
+      res,
+      row,
+      col,
+    );
+  }
+
+  late final _porter_db_getisnullPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_result>, ffi.Int, ffi.Int)>>(
+          'porter_db_getisnull');
+  late final _porter_db_getisnull =
+      _porter_db_getisnullPtr.asFunction<int Function(ffi.Pointer<porter_db_result>, int, int)>();
+
+  /// Rows affected by INSERT/UPDATE/DELETE/... (PQcmdTuples), else 0.
+  int porter_db_cmdtuples(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_cmdtuples(
+      res,
+    );
+  }
+
+  late final _porter_db_cmdtuplesPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_cmdtuples');
+  late final _porter_db_cmdtuples =
+      _porter_db_cmdtuplesPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
+
+  /// Command tag, e.g. "INSERT 0 1" (owned by `res`; "" when none).
+  ffi.Pointer<ffi.Char> porter_db_cmdstatus(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_cmdstatus(
+      res,
+    );
+  }
+
+  late final _porter_db_cmdstatusPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_cmdstatus');
+  late final _porter_db_cmdstatus =
+      _porter_db_cmdstatusPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
+
+  /// Runs a single-statement query whose result is streamed in chunks of at
+  /// most `chunk_rows` rows (1..100000), so that porterd and this process hold
+  /// one chunk at a time whatever the result's size. Arguments as for
+  /// porter_db_query. On success stores a cursor in `*out` (free with
+  /// porter_db_cursor_close) and returns 0; on failure `*out` is NULL. The
+  /// first chunk is already fetched; a database error may also arrive with a
+  /// later chunk.
+  int porter_db_query_stream(
+    int session,
+    ffi.Pointer<ffi.Char> conninfo,
+    ffi.Pointer<ffi.Char> sql,
+    ffi.Pointer<porter_db_param> params,
+    int nparams,
+    int chunk_rows,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_db_cursor>> out,
+  ) {
+    return _porter_db_query_stream(
+      session,
+      conninfo,
+      sql,
+      params,
+      nparams,
+      chunk_rows,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_db_query_streamPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.UnsignedInt, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>)>>(
+          'porter_db_query_stream');
+  late final _porter_db_query_stream =
+      _porter_db_query_streamPtr.asFunction<int Function(int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int, int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>)>();
+
+  /// Hands the next chunk to `*chunk` (a result with the query's columns and
+  /// up to chunk_rows rows, freed with porter_db_result_free) and returns 1;
+  /// returns 0 with `*chunk` NULL after the last chunk; or a negative code
+  /// (`*chunk` then carries the error fields when porterd answered, else
+  /// NULL). Each call waits up to `timeout_ms` for its chunk. A cursor is
+  /// used by one thread at a time, but any thread may use it.
+  int porter_db_cursor_next(
+    ffi.Pointer<porter_db_cursor> cur,
+    ffi.Pointer<ffi.Pointer<porter_db_result>> chunk,
+    int timeout_ms,
+  ) {
+    return _porter_db_cursor_next(
+      cur,
+      chunk,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_db_cursor_nextPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_cursor>, ffi.Pointer<ffi.Pointer<porter_db_result>>, ffi.Int)>>(
+          'porter_db_cursor_next');
+  late final _porter_db_cursor_next =
+      _porter_db_cursor_nextPtr.asFunction<int Function(ffi.Pointer<porter_db_cursor>, ffi.Pointer<ffi.Pointer<porter_db_result>>, int)>();
+
+  /// Closes a cursor; a stream not read to its end is abandoned (porterd
+  /// cancels the query). NULL is accepted. Blocks briefly (up to 1 s).
+  void porter_db_cursor_close(
+    ffi.Pointer<porter_db_cursor> cur,
+  ) {
+    return _porter_db_cursor_close(
+      cur,
+    );
+  }
+
+  late final _porter_db_cursor_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_cursor>)>>(
+          'porter_db_cursor_close');
+  late final _porter_db_cursor_close =
+      _porter_db_cursor_closePtr.asFunction<void Function(ffi.Pointer<porter_db_cursor>)>();
+
   late final addresses = _SymbolAddresses(this);
 }
 
@@ -574,6 +1388,77 @@ final class porter_batch extends ffi.Opaque {}
 
 final class porter_batch_result extends ffi.Opaque {}
 
+/// Bytes returned by the library: `data` (NULL only when len is 0 and
+/// allocation was skipped; may contain NULs) and `len`. Freed, with its
+/// data, by one porter_bytes_free.
+final class porter_bytes extends ffi.Struct {
+  external ffi.Pointer<ffi.Uint8> data;
+
+  @ffi.Size()
+  external int len;
+}
+
+/// What porter_file_stat reports.
+final class porter_file_info extends ffi.Struct {
+  /// porter_file_type
+  @ffi.Int()
+  external int type;
+
+  /// bytes
+  @ffi.Uint64()
+  external int size;
+
+  /// permission bits, e.g. 0644
+  @ffi.Uint32()
+  external int mode;
+
+  /// modification time, ns since the epoch
+  @ffi.Int64()
+  external int mtime_ns;
+
+  @ffi.Uint32()
+  external int uid;
+
+  @ffi.Uint32()
+  external int gid;
+
+  @ffi.Uint64()
+  external int nlink;
+}
+
+/// Opaque directory listing.
+final class porter_file_list extends ffi.Opaque {}
+
+/// Opaque streaming reader and writer. A handle is used by one thread at a
+/// time (any thread; the daemon accepts its stream from any connection of
+/// this process).
+final class porter_file_reader extends ffi.Opaque {}
+
+final class porter_file_writer extends ffi.Opaque {}
+
+/// One query parameter. `value` NULL means SQL NULL (len is ignored);
+/// otherwise `len` bytes at `value` (need not be NUL-terminated) in text
+/// (`binary` 0) or PostgreSQL's binary format (`binary` 1). `type_oid` 0
+/// lets the server infer the type. The caller keeps ownership.
+final class porter_db_param extends ffi.Struct {
+  external ffi.Pointer<ffi.Void> value;
+
+  @ffi.Size()
+  external int len;
+
+  @ffi.Int()
+  external int binary;
+
+  @ffi.Uint32()
+  external int type_oid;
+}
+
+/// Opaque result of one query call, modelled on libpq's PGresult.
+final class porter_db_result extends ffi.Opaque {}
+
+/// Opaque cursor over a streamed result.
+final class porter_db_cursor extends ffi.Opaque {}
+
 sealed class porter_error {
   static const PORTER_OK = 0;
   static const PORTER_E_INVAL = -1;
@@ -612,6 +1497,40 @@ sealed class porter_error {
   static const PORTER_E_FILE_ROOT = -48;
 }
 
+/// Write flags, combined with |.
+sealed class porter_file_flag {
+  /// create the file when missing
+  static const PORTER_FILE_CREATE = 1;
+
+  /// empty an existing file first
+  static const PORTER_FILE_TRUNCATE = 2;
+
+  /// write at the end (not with ATOMIC)
+  static const PORTER_FILE_APPEND = 4;
+
+  /// fail with PORTER_E_FILE_EXISTS if it exists
+  static const PORTER_FILE_EXCLUSIVE = 8;
+
+  /// Durable all-or-nothing replace: the data goes to a temp file in the
+  /// same directory, which is fsynced and renamed over the target, and the
+  /// directory is fsynced. Readers and crashes see the old content or the
+  /// new, never a mix. Implies CREATE and SYNC; keeps the permissions of a
+  /// replaced file; a symlink at the target is replaced, not followed.
+  static const PORTER_FILE_ATOMIC = 16;
+
+  /// fsync before the call returns
+  static const PORTER_FILE_SYNC = 32;
+}
+
+/// Kinds of file, as reported by porter_file_stat and lists.
+sealed class porter_file_type {
+  static const PORTER_FILE_TYPE_UNKNOWN = 0;
+  static const PORTER_FILE_TYPE_REGULAR = 1;
+  static const PORTER_FILE_TYPE_DIRECTORY = 2;
+  static const PORTER_FILE_TYPE_SYMLINK = 3;
+  static const PORTER_FILE_TYPE_OTHER = 4;
+}
+
 const int PORTER_VERSION_MAJOR = 0;
 
 const int PORTER_VERSION_MINOR = 1;
@@ -635,4 +1554,16 @@ class _SymbolAddresses {
       get porter_batch_free => _library._porter_batch_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_batch_result>)>>
       get porter_batch_result_free => _library._porter_batch_result_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_bytes>)>>
+      get porter_bytes_free => _library._porter_bytes_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_list>)>>
+      get porter_file_list_free => _library._porter_file_list_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_reader>)>>
+      get porter_file_reader_close => _library._porter_file_reader_closePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_writer>)>>
+      get porter_file_writer_close => _library._porter_file_writer_closePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_result>)>>
+      get porter_db_result_free => _library._porter_db_result_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_cursor>)>>
+      get porter_db_cursor_close => _library._porter_db_cursor_closePtr;
 }

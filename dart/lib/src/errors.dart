@@ -1,5 +1,7 @@
 // Typed exceptions for porter error codes.
 import 'bindings.g.dart';
+import 'db.dart';
+import 'files.dart';
 
 /// A failed porter call: [code] is one of the negative `PORTER_E_*` codes of
 /// porter.h (frozen numbers), [name] its symbolic name and [message] what the
@@ -38,7 +40,16 @@ class PorterException implements Exception {
         return PorterDeniedException(name, message);
       case porter_error.PORTER_E_SHUTDOWN:
         return PorterShutdownException(name, message);
+      case porter_error.PORTER_E_DB:
+      case porter_error.PORTER_E_DB_CONNECT:
+      case porter_error.PORTER_E_DB_SESSION:
+      case porter_error.PORTER_E_DB_BROKEN:
+        return PorterDbException(code, name, message);
       default:
+        final kind = fileErrorKind(code);
+        if (kind != null) {
+          return PorterFileException(code, name, message, kind, '');
+        }
         return PorterException(code, name, message);
     }
   }

@@ -2,6 +2,7 @@
 // calls, so the isolate that uses the pool never blocks.
 import 'dart:async';
 import 'dart:collection';
+import 'dart:ffi';
 import 'dart:io' show Platform;
 import 'dart:isolate';
 import 'dart:math' show max, min;
@@ -9,7 +10,10 @@ import 'dart:typed_data';
 
 import 'batch.dart';
 import 'bindings.g.dart';
+import 'db.dart';
 import 'errors.dart';
+import 'files.dart';
+import 'library.dart';
 import 'stats.dart';
 import 'sync.dart';
 
@@ -38,7 +42,52 @@ final class CancelToken {
 }
 
 /// The calls a worker knows how to make.
-enum _Op { ping, stats, batch }
+enum _Op {
+  ping,
+  stats,
+  batch,
+  dbOpen,
+  dbClose,
+  query,
+  cursorOpen,
+  cursorNext,
+  cursorClose,
+  fileRead,
+  fileWrite,
+  fileDelete,
+  fileStat,
+  fileList,
+}
+
+/// The arguments of a query or a streamed query (plain, sendable values).
+final class _QueryArgs {
+  final String sql;
+  final int session;
+  final String? conninfo;
+  final List<Object?> params;
+  final int chunkRows;
+  const _QueryArgs(
+      this.sql, this.session, this.conninfo, this.params, this.chunkRows);
+}
+
+/// The arguments of a file operation.
+final class _FileArgs {
+  final String path;
+  final String? root;
+  final int offset;
+  final int? length;
+  final Uint8List? data;
+  final int flags;
+  final int? mode;
+  final bool directory;
+  const _FileArgs(this.path, this.root,
+      {this.offset = 0,
+      this.length,
+      this.data,
+      this.flags = 0,
+      this.mode,
+      this.directory = false});
+}
 
 /// A request from the pool to a worker.
 final class _Request {
@@ -48,8 +97,9 @@ final class _Request {
   final int delayMs;
   final Uint8List? payload;
   final PorterBatch? batch;
-  const _Request(
-      this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.batch);
+  final Object? args;
+  const _Request(this.id, this.op, this.timeoutMs, this.delayMs, this.payload,
+      this.batch, this.args);
 }
 
 /// A worker telling the pool the native id of the call it is about to make
@@ -69,8 +119,12 @@ final class _Reply {
   final int code;
   final String name;
   final String message;
+
+  /// The worker's exception itself when it carries more than a code
+  /// (SQLSTATE, file error kind): exceptions are plain sendable objects.
+  final PorterException? error;
   const _Reply(this.worker, this.id, this.result,
-      [this.code = 0, this.name = '', this.message = '']);
+      [this.code = 0, this.name = '', this.message = '', this.error]);
 }
 
 /// A worker telling the pool where to send requests.
@@ -103,7 +157,18 @@ final class _Job {
   final int delayMs;
   final Uint8List? payload;
   final PorterBatch? batch;
+  final Object? args;
   final Completer<Object?> completer = Completer<Object?>();
+
+  /// Completes when no worker runs this job any more (answered, dropped
+  /// from the queue, or its worker died), even when [completer] completed
+  /// earlier because the job was cancelled. A cursor must not be closed
+  /// while a worker still pulls from it.
+  final Completer<void> settled = Completer<void>();
+
+  /// A successful answer that arrived after the job was cancelled (a
+  /// cursor opened after all must still be closed).
+  Object? lateResult;
 
   /// The native call id, once the worker has reported it.
   int? callId;
@@ -113,7 +178,11 @@ final class _Job {
   bool cancelRequested = false;
 
   _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload,
-      [this.batch]);
+      [this.batch, this.args]);
+
+  void settle() {
+    if (!settled.isCompleted) settled.complete();
+  }
 
   bool get done => completer.isCompleted;
 
@@ -238,6 +307,209 @@ final class PorterPool {
   Future<PorterStats> stats({Duration? timeout, CancelToken? cancel}) =>
       _submit(_Op.stats, timeout, null, cancel).then((v) => v as PorterStats);
 
+  // ---- PostgreSQL ----
+
+  /// Opens a database session on a worker; see [Porter.dbOpen]. The
+  /// [DbSession] may be used by any worker and any isolate afterwards.
+  Future<DbSession> dbOpen(String conninfo,
+          {Duration? timeout, CancelToken? cancel}) =>
+      _submit(_Op.dbOpen, timeout, null, cancel, args: conninfo)
+          .then((v) => v as DbSession);
+
+  /// Closes [session]; see [Porter.dbClose].
+  Future<void> dbClose(DbSession session, {Duration? timeout}) =>
+      _submit(_Op.dbClose, timeout, null, null, args: session.id)
+          .then((_) {});
+
+  /// Runs a query on a worker; see [Porter.query]. Successive queries on
+  /// one [session] may run on different workers (threads): the session
+  /// lives in porterd, so its transaction carries over.
+  Future<DbResult> query(String sql,
+      {DbSession? session,
+      String? conninfo,
+      List<Object?> params = const [],
+      Duration? timeout,
+      CancelToken? cancel}) {
+    if (session == null && (conninfo == null || conninfo.isEmpty)) {
+      return Future.error(
+          ArgumentError('a query needs a session or a conninfo'));
+    }
+    return _submit(_Op.query, timeout, null, cancel,
+            args: _QueryArgs(sql, session?.id ?? 0, conninfo, params, 0))
+        .then((v) => v as DbResult);
+  }
+
+  /// A streamed query as a [Stream] of row chunks (up to [chunkRows] rows
+  /// each): the query starts when the stream is listened to, and each
+  /// chunk is pulled from porterd only once the previous one was delivered
+  /// and the subscription is not paused, so a slow listener slows the
+  /// query down instead of filling memory. Each pull is bounded by
+  /// [timeout]. Cancelling the subscription, or [cancel], closes the
+  /// cursor and porterd cancels the query; [cancel] also ends the stream
+  /// with a [PorterCancelledException]. An SQL error ends it with a
+  /// [PorterDbException]. While a stream on a [session] is open, other
+  /// calls on that session wait until it ends (calls on one session run one
+  /// at a time): read it to the end or cancel it first.
+  Stream<List<List<Object?>>> queryStream(String sql,
+      {DbSession? session,
+      String? conninfo,
+      List<Object?> params = const [],
+      int chunkRows = 1000,
+      Duration? timeout,
+      CancelToken? cancel}) {
+    late final StreamController<List<List<Object?>>> ctl;
+    _CursorGuard? guard;
+    _Job? running;
+    var done = false;
+
+    Future<void> finish([Object? error, StackTrace? st]) async {
+      if (done) return;
+      done = true;
+      if (error != null) ctl.addError(error, st);
+      unawaited(ctl.close());
+      // A worker may still be inside a pull or the open: close the cursor
+      // only once nothing uses it.
+      await running?.settled.future;
+      final g = guard;
+      guard = null;
+      if (g != null) {
+        g.release();
+        await _closeCursor(g.address);
+      }
+    }
+
+    void pull() {
+      final g = guard;
+      if (done || running != null || g == null || ctl.isPaused) return;
+      final _Job job;
+      try {
+        job = _enqueue(_Op.cursorNext, timeout, null, cancel, args: g.address);
+      } catch (e, st) {
+        unawaited(finish(e, st));
+        return;
+      }
+      running = job;
+      unawaited(job.completer.future.then((v) {
+        running = null;
+        if (done) return;
+        if (v == null) {
+          unawaited(finish());
+          return;
+        }
+        ctl.add(v as List<List<Object?>>);
+        pull();
+      }, onError: (Object e, StackTrace st) {
+        // Cleared only once the worker is out of the call.
+        unawaited(job.settled.future.then((_) => running = null));
+        unawaited(finish(e, st));
+      }));
+    }
+
+    void start() {
+      if (session == null && (conninfo == null || conninfo.isEmpty)) {
+        unawaited(
+            finish(ArgumentError('a query needs a session or a conninfo')));
+        return;
+      }
+      final _Job job;
+      try {
+        if (chunkRows < 1 || chunkRows > 100000) {
+          throw RangeError.range(chunkRows, 1, 100000, 'chunkRows');
+        }
+        job = _enqueue(_Op.cursorOpen, timeout, null, cancel,
+            args: _QueryArgs(sql, session?.id ?? 0, conninfo, params, chunkRows));
+      } catch (e, st) {
+        unawaited(finish(e, st));
+        return;
+      }
+      running = job;
+      unawaited(job.completer.future.then((v) {
+        running = null;
+        guard = _CursorGuard(porterBindings(path: libraryPath), v as int);
+        if (done) {
+          final g = guard!;
+          guard = null;
+          g.release();
+          unawaited(_closeCursor(g.address));
+          return;
+        }
+        pull();
+      }, onError: (Object e, StackTrace st) {
+        // A cursor opened after all (the open was cancelled while the
+        // worker ran it) is closed when the worker's answer arrives.
+        unawaited(job.settled.future.then((_) {
+          running = null;
+          final opened = job.lateResult;
+          if (opened is int) unawaited(_closeCursor(opened));
+        }));
+        unawaited(finish(e, st));
+      }));
+    }
+
+    ctl = StreamController<List<List<Object?>>>(
+        onListen: start, onResume: pull, onCancel: () => finish());
+    if (cancel != null) {
+      unawaited(cancel.whenCancelled.then((_) => finish(_cancelled())));
+    }
+    return ctl.stream;
+  }
+
+  /// Closes a native cursor on a worker (best effort: the finalizer guard
+  /// was released, so a failure here leaves it to porterd, which drops the
+  /// stream when this process's connections close).
+  Future<void> _closeCursor(int address) async {
+    try {
+      await _submit(_Op.cursorClose, null, null, null, args: address);
+    } catch (_) {
+      // The pool is closed: close it from a short-lived isolate, since the
+      // close may block briefly and this isolate must not.
+      await _closeCursorInIsolate(libraryPath, address);
+    }
+  }
+
+  // ---- Files ----
+
+  /// Reads a file on a worker; see [Porter.readFile].
+  Future<Uint8List> readFile(String path,
+          {String? root,
+          int offset = 0,
+          int? length,
+          Duration? timeout,
+          CancelToken? cancel}) =>
+      _submit(_Op.fileRead, timeout, null, cancel,
+              args: _FileArgs(path, root, offset: offset, length: length))
+          .then((v) => v as Uint8List);
+
+  /// Writes a file on a worker; see [Porter.writeFile].
+  Future<void> writeFile(String path, Uint8List data,
+          {String? root,
+          FileWriteFlags flags = FileWriteFlags.replace,
+          int? mode,
+          Duration? timeout,
+          CancelToken? cancel}) =>
+      _submit(_Op.fileWrite, timeout, null, cancel,
+          args: _FileArgs(path, root,
+              data: data, flags: flags.bits, mode: mode)).then((_) {});
+
+  /// Deletes a file (or an empty directory); see [Porter.deleteFile].
+  Future<void> deleteFile(String path,
+          {String? root, bool directory = false, Duration? timeout}) =>
+      _submit(_Op.fileDelete, timeout, null, null,
+              args: _FileArgs(path, root, directory: directory))
+          .then((_) {});
+
+  /// What a path is; see [Porter.statFile].
+  Future<PorterFileInfo> statFile(String path,
+          {String? root, Duration? timeout}) =>
+      _submit(_Op.fileStat, timeout, null, null, args: _FileArgs(path, root))
+          .then((v) => v as PorterFileInfo);
+
+  /// A directory's entries; see [Porter.listDir].
+  Future<List<PorterDirEntry>> listDir(String path,
+          {String? root, Duration? timeout}) =>
+      _submit(_Op.fileList, timeout, null, null, args: _FileArgs(path, root))
+          .then((v) => v as List<PorterDirEntry>);
+
   /// Starts a new client instance (see [Porter.reset]): every worker's next
   /// call reconnects, and the daemon releases the old instance's state as
   /// its connections close. Never blocks.
@@ -310,10 +582,16 @@ final class PorterPool {
       final job = w?.job;
       if (w == null || job == null || job.id != msg.id) return;
       w.job = null;
+      job.settle();
       if (msg.code == 0) {
-        if (!job.done) job.completer.complete(msg.result);
+        if (!job.done) {
+          job.completer.complete(msg.result);
+        } else {
+          job.lateResult = msg.result;
+        }
       } else {
-        job.fail(PorterException.fromCode(msg.code, msg.name, msg.message));
+        job.fail(msg.error ??
+            PorterException.fromCode(msg.code, msg.name, msg.message));
       }
       _pump();
     } else if (msg is _Started) {
@@ -353,6 +631,7 @@ final class PorterPool {
     }
     w.job?.fail(PorterException(porter_error.PORTER_E_INTERNAL,
         'PORTER_E_INTERNAL', 'porter worker ${w.index} died: $why'));
+    w.job?.settle();
     w.job = null;
     if (!_closed) {
       // Keep the pool at its size; a failure to respawn shows up as a
@@ -369,7 +648,9 @@ final class PorterPool {
   /// Fails every queued call: no worker is left to run them.
   void _failQueued(Object error) {
     while (_queue.isNotEmpty) {
-      _queue.removeFirst().fail(error);
+      final job = _queue.removeFirst();
+      job.fail(error);
+      job.settle();
     }
     _checkDrained();
   }
@@ -378,28 +659,39 @@ final class PorterPool {
   /// token all fail the returned future rather than throw.
   Future<Object?> _submit(
           _Op op, Duration? timeout, Uint8List? payload, CancelToken? cancel,
-          {Duration? delay, PorterBatch? batch}) =>
-      Future<Object?>.sync(() {
-        if (_closed) throw StateError('PorterPool is closed');
-        final ms = timeoutMs(timeout);
-        if (delay != null && delay.isNegative) {
-          throw ArgumentError.value(delay, 'delay', 'must not be negative');
-        }
-        // -1: no delay (plain ping); the worker clamps large values.
-        final delayMs = delay == null ? -1 : delay.inMilliseconds;
-        if (cancel != null && cancel.isCancelled) throw _cancelled();
-        final job = _Job(_nextId++, op, ms, delayMs, payload, batch);
-        _queue.add(job);
-        if (cancel != null) {
-          unawaited(cancel.whenCancelled.then((_) => _cancel(job)));
-        }
-        _pump();
-        return job.completer.future;
-      });
+          {Duration? delay, PorterBatch? batch, Object? args}) =>
+      Future<Object?>.sync(() => _enqueue(op, timeout, payload, cancel,
+              delay: delay, batch: batch, args: args)
+          .completer
+          .future);
+
+  /// Queues one call and returns its job; throws for argument errors, a
+  /// closed pool and a cancelled token.
+  _Job _enqueue(
+      _Op op, Duration? timeout, Uint8List? payload, CancelToken? cancel,
+      {Duration? delay, PorterBatch? batch, Object? args}) {
+    if (_closed) throw StateError('PorterPool is closed');
+    final ms = timeoutMs(timeout);
+    if (delay != null && delay.isNegative) {
+      throw ArgumentError.value(delay, 'delay', 'must not be negative');
+    }
+    // -1: no delay (plain ping); the worker clamps large values.
+    final delayMs = delay == null ? -1 : delay.inMilliseconds;
+    if (cancel != null && cancel.isCancelled) throw _cancelled();
+    final job = _Job(_nextId++, op, ms, delayMs, payload, batch, args);
+    _queue.add(job);
+    if (cancel != null) {
+      unawaited(cancel.whenCancelled.then((_) => _cancel(job)));
+    }
+    _pump();
+    return job;
+  }
 
   void _cancel(_Job job) {
     if (job.done) return;
-    if (!_queue.remove(job)) {
+    if (_queue.remove(job)) {
+      job.settle();
+    } else {
       // Running: stop it in the daemon too, now or once its id is known.
       job.cancelRequested = true;
       final id = job.callId;
@@ -432,8 +724,8 @@ final class PorterPool {
       if (idle == null) break;
       final job = _queue.removeFirst();
       idle.job = job;
-      idle.port!.send(_Request(
-          job.id, job.op, job.timeoutMs, job.delayMs, job.payload, job.batch));
+      idle.port!.send(_Request(job.id, job.op, job.timeoutMs, job.delayMs,
+          job.payload, job.batch, job.args));
     }
     _checkDrained();
   }
@@ -476,6 +768,14 @@ Future<void> _cancelInIsolate(String? libraryPath, int callId) =>
           .cancel(callId, timeout: const Duration(seconds: 2));
     });
 
+/// Runs porter_db_cursor_close in a new isolate (top-level, so the
+/// closure holds only [libraryPath] and [address]).
+Future<void> _closeCursorInIsolate(String? libraryPath, int address) =>
+    Isolate.run(() {
+      porterBindings(path: libraryPath)
+          .porter_db_cursor_close(Pointer<porter_db_cursor>.fromAddress(address));
+    });
+
 /// Opens libporter in a worker; on failure tells the pool why and returns
 /// null (the isolate then exits, having no open port).
 Porter? _openPorter(_Start start) {
@@ -503,11 +803,110 @@ _Reply _run(Porter porter, int worker, _Request req) {
       case _Op.batch:
         return _Reply(
             worker, req.id, porter.batch(req.batch!, timeout: timeout));
+      case _Op.dbOpen:
+        return _Reply(worker, req.id,
+            porter.dbOpen(req.args as String, timeout: timeout));
+      case _Op.dbClose:
+        porter.dbClose(DbSession(req.args as int), timeout: timeout);
+        return _Reply(worker, req.id, null);
+      case _Op.query:
+        final a = req.args as _QueryArgs;
+        return _Reply(
+            worker,
+            req.id,
+            porter.query(a.sql,
+                session: a.session == 0 ? null : DbSession(a.session),
+                conninfo: a.conninfo,
+                params: a.params,
+                timeout: timeout));
+      case _Op.cursorOpen:
+        final a = req.args as _QueryArgs;
+        final cur = porter.queryCursor(a.sql,
+            session: a.session == 0 ? null : DbSession(a.session),
+            conninfo: a.conninfo,
+            params: a.params,
+            chunkRows: a.chunkRows,
+            timeout: timeout);
+        // The pool owns it from here (and guards it with its finalizer).
+        return _Reply(worker, req.id, cur.release());
+      case _Op.cursorNext:
+        final part = DbCursor.adopt(porter.bindings, req.args as int)
+            .next(req.timeoutMs);
+        return _Reply(worker, req.id, part?.rows);
+      case _Op.cursorClose:
+        DbCursor.adopt(porter.bindings, req.args as int).close();
+        return _Reply(worker, req.id, null);
+      case _Op.fileRead:
+        final a = req.args as _FileArgs;
+        return _Reply(
+            worker,
+            req.id,
+            porter.readFile(a.path,
+                root: a.root,
+                offset: a.offset,
+                length: a.length,
+                timeout: timeout));
+      case _Op.fileWrite:
+        final a = req.args as _FileArgs;
+        porter.writeFile(a.path, a.data!,
+            root: a.root,
+            flags: FileWriteFlags.overwrite | _flags(a.flags),
+            mode: a.mode,
+            timeout: timeout);
+        return _Reply(worker, req.id, null);
+      case _Op.fileDelete:
+        final a = req.args as _FileArgs;
+        porter.deleteFile(a.path,
+            root: a.root, directory: a.directory, timeout: timeout);
+        return _Reply(worker, req.id, null);
+      case _Op.fileStat:
+        final a = req.args as _FileArgs;
+        return _Reply(worker, req.id,
+            porter.statFile(a.path, root: a.root, timeout: timeout));
+      case _Op.fileList:
+        final a = req.args as _FileArgs;
+        return _Reply(worker, req.id,
+            porter.listDir(a.path, root: a.root, timeout: timeout));
     }
   } on PorterException catch (e) {
-    return _Reply(worker, req.id, null, e.code, e.name, e.message);
+    return _Reply(worker, req.id, null, e.code, e.name, e.message, e);
   } catch (e) {
     return _Reply(worker, req.id, null, porter_error.PORTER_E_INTERNAL,
         'PORTER_E_INTERNAL', '$e');
   }
+}
+
+/// Flags from their bits (the pool sends the bits between isolates).
+FileWriteFlags _flags(int bits) {
+  var f = FileWriteFlags.overwrite;
+  for (final x in [
+    FileWriteFlags.create,
+    FileWriteFlags.truncate,
+    FileWriteFlags.append,
+    FileWriteFlags.exclusive,
+    FileWriteFlags.atomic,
+    FileWriteFlags.sync,
+  ]) {
+    if (bits & x.bits != 0) f = f | x;
+  }
+  return f;
+}
+
+/// The pool's claim on a native cursor held by one of its streams: if the
+/// stream is dropped without being closed (an exception, a subscription
+/// never cancelled), the finalizer closes the cursor when this object is
+/// collected. A safety net only: streams close their cursor through a
+/// worker as soon as they end or are cancelled.
+final class _CursorGuard implements Finalizable {
+  static NativeFinalizer? _finalizer;
+  final int address;
+
+  _CursorGuard(PorterBindings b, this.address) {
+    final f = _finalizer ??=
+        NativeFinalizer(b.addresses.porter_db_cursor_close.cast());
+    f.attach(this, Pointer<Void>.fromAddress(address), detach: this);
+  }
+
+  /// The stream closes the cursor itself: the finalizer must not.
+  void release() => _finalizer!.detach(this);
 }

@@ -6,7 +6,9 @@ import 'package:ffi/ffi.dart';
 
 import 'batch.dart';
 import 'bindings.g.dart';
+import 'db.dart';
 import 'errors.dart';
+import 'files.dart';
 import 'library.dart';
 import 'stats.dart';
 
@@ -191,6 +193,331 @@ final class Porter {
       calloc.free(data);
       calloc.free(len);
     }
+  }
+
+  // ---- PostgreSQL ----
+
+  /// Opens a database session on [conninfo] (a libpq conninfo string or
+  /// URI). The session lives in porterd and may be used from any isolate
+  /// of this process (send the [DbSession] over). Blocks for at most
+  /// [timeout]. Throws [PorterDbException] (code PORTER_E_DB_CONNECT with
+  /// libpq's message when the server refuses), [PorterTimeoutException].
+  DbSession dbOpen(String conninfo, {Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final ci = conninfo.toNativeUtf8();
+    final out = calloc<Uint64>();
+    try {
+      final rc = _b.porter_db_open(ci.cast(), out, ms);
+      if (rc < 0) _throwDb(rc, nullptr);
+      return DbSession(out.value);
+    } finally {
+      calloc.free(ci);
+      calloc.free(out);
+    }
+  }
+
+  /// Closes [session], rolling back an open transaction. Throws
+  /// [PorterDbException] (PORTER_E_DB_SESSION) when it is not open.
+  void dbClose(DbSession session, {Duration? timeout}) {
+    final rc = _b.porter_db_close(session.id, timeoutMs(timeout));
+    if (rc < 0) _throwDb(rc, nullptr);
+  }
+
+  /// Runs [sql] on [session], or without one on a pooled connection for
+  /// [conninfo] (then it must not rely on session state). [params] are $1..
+  /// $n: see [DbParam] for the values accepted (null is SQL NULL, a
+  /// [Uint8List] is binary bytea). Without parameters [sql] may hold
+  /// several statements: see [DbResult.parts].
+  ///
+  /// Blocks for at most [timeout] (null: 5 s); on expiry porterd cancels
+  /// the query on the server and the session stays usable. Throws
+  /// [PorterDbException] with the SQLSTATE, DETAIL and HINT of an SQL
+  /// error, [PorterTimeoutException], [PorterCancelledException] (see
+  /// [nextCallId]), ...
+  DbResult query(String sql,
+      {DbSession? session,
+      String? conninfo,
+      List<Object?> params = const [],
+      Duration? timeout}) {
+    _checkTarget(session, conninfo);
+    final ms = timeoutMs(timeout);
+    final np = NativeParams(params);
+    final s = sql.toNativeUtf8();
+    final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
+    final out = calloc<Pointer<porter_db_result>>();
+    try {
+      final rc = _b.porter_db_query(session?.id ?? 0, ci.cast(), s.cast(),
+          np.array, np.length, ms, out);
+      final r = out.value;
+      try {
+        if (rc < 0) _throwDb(rc, r);
+        return readResult(_b, r);
+      } finally {
+        _b.porter_db_result_free(r);
+      }
+    } finally {
+      calloc.free(out);
+      if (ci != nullptr) calloc.free(ci);
+      calloc.free(s);
+      np.free();
+    }
+  }
+
+  /// Starts a streamed query (arguments as for [query]; a single
+  /// statement) whose rows come [chunkRows] (1..100000) at a time, so
+  /// neither porterd nor this process holds more than one chunk. The first
+  /// chunk arrives with this call. Read with [DbCursor.next] and always
+  /// [DbCursor.close] it (in a `finally`). While it is open, other calls on
+  /// [session] wait until it ends. For an async stream of chunks use
+  /// [PorterPool.queryStream].
+  DbCursor queryCursor(String sql,
+      {DbSession? session,
+      String? conninfo,
+      List<Object?> params = const [],
+      int chunkRows = 1000,
+      Duration? timeout}) {
+    _checkTarget(session, conninfo);
+    if (chunkRows < 1 || chunkRows > 100000) {
+      throw RangeError.range(chunkRows, 1, 100000, 'chunkRows');
+    }
+    final ms = timeoutMs(timeout);
+    final np = NativeParams(params);
+    final s = sql.toNativeUtf8();
+    final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
+    final out = calloc<Pointer<porter_db_cursor>>();
+    try {
+      final rc = _b.porter_db_query_stream(session?.id ?? 0, ci.cast(),
+          s.cast(), np.array, np.length, chunkRows, ms, out);
+      if (rc < 0) _throwDb(rc, nullptr);
+      return DbCursor.own(_b, out.value);
+    } finally {
+      calloc.free(out);
+      if (ci != nullptr) calloc.free(ci);
+      calloc.free(s);
+      np.free();
+    }
+  }
+
+  /// Every chunk of a streamed query, pulled one by one on this thread
+  /// (blocking each time for at most [timeout]); the cursor is closed when
+  /// the iteration ends or is abandoned (`break`).
+  Iterable<List<List<Object?>>> queryChunks(String sql,
+      {DbSession? session,
+      String? conninfo,
+      List<Object?> params = const [],
+      int chunkRows = 1000,
+      Duration? timeout}) sync* {
+    final cur = queryCursor(sql,
+        session: session,
+        conninfo: conninfo,
+        params: params,
+        chunkRows: chunkRows,
+        timeout: timeout);
+    try {
+      for (;;) {
+        final part = cur.next(timeoutMs(timeout));
+        if (part == null) return;
+        yield part.rows;
+      }
+    } finally {
+      cur.close();
+    }
+  }
+
+  void _checkTarget(DbSession? session, String? conninfo) {
+    if (session == null && (conninfo == null || conninfo.isEmpty)) {
+      throw ArgumentError('a query needs a session or a conninfo');
+    }
+  }
+
+  Never _throwDb(int code, Pointer<porter_db_result> r) {
+    final last = _lastMessage();
+    throw dbError(_b, code, errorName(code), r, last.isEmpty ? errorMessage(code) : last);
+  }
+
+  /// The calling thread's last error message (read at once after the
+  /// failing call, before anything else can run on this thread).
+  String _lastMessage() =>
+      _b.porter_last_error_message().cast<Utf8>().toDartString();
+
+  // ---- Files ----
+
+  /// Reads [length] bytes (null: to the end) from [offset] of [path] in
+  /// [root] (null: porterd's first root). The whole range is held in
+  /// memory; for large files use [readFileChunks]. Blocks for at most
+  /// [timeout]. Throws [PorterFileException] with an errno-derived
+  /// [FileErrorKind].
+  Uint8List readFile(String path,
+      {String? root, int offset = 0, int? length, Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    return _withPath(root, path, (r, p) {
+      final out = calloc<Pointer<porter_bytes>>();
+      try {
+        final rc = _b.porter_file_read(r, p, offset, length ?? 0, out, ms);
+        if (rc < 0) _throwFile(rc, path);
+        final bytes = out.value;
+        try {
+          final n = bytes.ref.len;
+          return n == 0
+              ? Uint8List(0)
+              : Uint8List.fromList(bytes.ref.data.asTypedList(n));
+        } finally {
+          _b.porter_bytes_free(bytes);
+        }
+      } finally {
+        calloc.free(out);
+      }
+    });
+  }
+
+  /// Streams [path] chunk by chunk on this thread (each chunk as large as
+  /// porterd's file-chunk-size), closing the reader when the iteration
+  /// ends or is abandoned.
+  Iterable<Uint8List> readFileChunks(String path,
+      {String? root, int offset = 0, int? length, Duration? timeout}) sync* {
+    final ms = timeoutMs(timeout);
+    final rd = _withPath(root, path, (r, p) {
+      final out = calloc<Pointer<porter_file_reader>>();
+      try {
+        final rc =
+            _b.porter_file_reader_open(r, p, offset, length ?? 0, out, ms);
+        if (rc < 0) _throwFile(rc, path);
+        return _Owned(out.value.cast(),
+            _finalizerFor(_b.addresses.porter_file_reader_close.cast()),
+            (x) => _b.porter_file_reader_close(x.cast()));
+      } finally {
+        calloc.free(out);
+      }
+    });
+    final data = calloc<Pointer<Uint8>>();
+    final len = calloc<Size>();
+    try {
+      for (;;) {
+        final rc = _b.porter_file_reader_next(rd._ptr.cast(), data, len, ms);
+        if (rc < 0) _throwFile(rc, path);
+        if (rc == 0) return;
+        yield Uint8List.fromList(data.value.asTypedList(len.value));
+      }
+    } finally {
+      calloc.free(data);
+      calloc.free(len);
+      rd.free();
+    }
+  }
+
+  /// Writes [data] to [path] in [root] (binary; NUL bytes are fine) with
+  /// [flags] (default: create or replace), creating files with [mode]
+  /// (null: 0600). Large data is sent in chunks. Blocks for at most
+  /// [timeout] for the whole write.
+  void writeFile(String path, Uint8List data,
+      {String? root,
+      FileWriteFlags flags = FileWriteFlags.replace,
+      int? mode,
+      Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    _withPath(root, path, (r, p) {
+      final buf = data.isEmpty ? nullptr : calloc<Uint8>(data.length);
+      try {
+        if (data.isNotEmpty) buf.asTypedList(data.length).setAll(0, data);
+        final rc = _b.porter_file_write(
+            r, p, buf.cast(), data.length, flags.bits, mode ?? 0, ms);
+        if (rc < 0) _throwFile(rc, path);
+      } finally {
+        if (buf != nullptr) calloc.free(buf);
+      }
+    });
+  }
+
+  /// Deletes the file [path] (with [directory], the empty directory).
+  void deleteFile(String path,
+      {String? root, bool directory = false, Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    _withPath(root, path, (r, p) {
+      final rc = _b.porter_file_delete(r, p, directory ? 1 : 0, ms);
+      if (rc < 0) _throwFile(rc, path);
+    });
+  }
+
+  /// What [path] is (symlinks inside the root are followed).
+  PorterFileInfo statFile(String path, {String? root, Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    return _withPath(root, path, (r, p) {
+      final info = calloc<porter_file_info>();
+      try {
+        final rc = _b.porter_file_stat(r, p, info, ms);
+        if (rc < 0) _throwFile(rc, path);
+        final i = info.ref;
+        return PorterFileInfo(
+            type: fileTypeOf(i.type),
+            size: i.size,
+            mode: i.mode,
+            modified: DateTime.fromMicrosecondsSinceEpoch(i.mtime_ns ~/ 1000),
+            uid: i.uid,
+            gid: i.gid,
+            links: i.nlink);
+      } finally {
+        calloc.free(info);
+      }
+    });
+  }
+
+  /// The entries of directory [path] ("" : the root), sorted by name.
+  List<PorterDirEntry> listDir(String path, {String? root, Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    return _withPath(root, path, (r, p) {
+      final out = calloc<Pointer<porter_file_list>>();
+      final type = calloc<Int>();
+      final size = calloc<Uint64>();
+      final mtime = calloc<Int64>();
+      try {
+        final rc = _b.porter_file_list_dir(r, p, out, ms);
+        if (rc < 0) _throwFile(rc, path);
+        final l = out.value;
+        try {
+          final n = _b.porter_file_list_count(l);
+          return [
+            for (var i = 0; i < n; i++)
+              if (_b.porter_file_list_entry(l, i, type, size, mtime) == 0)
+                PorterDirEntry(
+                    _b.porter_file_list_name(l, i).cast<Utf8>().toDartString(),
+                    fileTypeOf(type.value),
+                    size.value,
+                    DateTime.fromMicrosecondsSinceEpoch(mtime.value ~/ 1000))
+          ];
+        } finally {
+          _b.porter_file_list_free(l);
+        }
+      } finally {
+        calloc.free(out);
+        calloc.free(type);
+        calloc.free(size);
+        calloc.free(mtime);
+      }
+    });
+  }
+
+  /// Runs [body] with native copies of [root] (nullptr when null) and
+  /// [path], freed afterwards.
+  T _withPath<T>(String? root, String path,
+      T Function(Pointer<Char> root, Pointer<Char> path) body) {
+    final r = root == null ? nullptr : root.toNativeUtf8();
+    final p = path.toNativeUtf8();
+    try {
+      return body(r.cast(), p.cast());
+    } finally {
+      if (r != nullptr) calloc.free(r);
+      calloc.free(p);
+    }
+  }
+
+  Never _throwFile(int code, String path) {
+    var message = _lastMessage();
+    if (message.isEmpty) message = errorMessage(code);
+    final kind = fileErrorKind(code);
+    if (kind == null) {
+      throw PorterException.fromCode(code, errorName(code), message);
+    }
+    throw PorterFileException(code, errorName(code), message, kind, path);
   }
 
   /// Closes the calling thread's connection now (it is reopened by the

@@ -45,7 +45,16 @@ class TestDaemon {
     }
     final dir = await Directory.systemTemp.createTemp('porter-dart-test');
     final socket = '${dir.path}/porter.sock';
-    final process = await Process.start(porterd, ['--socket', socket]);
+    // A private file root, so the file tests never touch the user's files.
+    final files = await Directory('${dir.path}/files').create();
+    final process = await Process.start(porterd, [
+      '--socket',
+      socket,
+      '--file-roots',
+      'files=${files.path}',
+      '--file-chunk-size',
+      '65536',
+    ]);
     unawaited(process.stderr.drain<void>());
     unawaited(process.stdout.drain<void>());
     setenv('PORTER_SOCKET', socket);
@@ -78,6 +87,29 @@ class TestDaemon {
     }
     await dir?.delete(recursive: true);
   }
+}
+
+/// The file root the tests use: the private one of a daemon started here,
+/// else (null) the first root of the running daemon.
+String? get testFileRoot {
+  final porterd = Platform.environment['PORTERD'];
+  return porterd == null || porterd.isEmpty ? null : 'files';
+}
+
+/// The PostgreSQL the database tests use: PORTER_TEST_CONNINFO (a libpq
+/// conninfo string), else the `conninfo` file in PORTER_PG_STATE (the
+/// state directory of tests/support/pg.sh). Throws when neither is set:
+/// the database tests need a real server.
+String testConninfo() {
+  final env = Platform.environment;
+  final ci = env['PORTER_TEST_CONNINFO'];
+  if (ci != null && ci.isNotEmpty) return ci;
+  final state = env['PORTER_PG_STATE'];
+  if (state != null && state.isNotEmpty) {
+    return File('$state/conninfo').readAsStringSync().trim();
+  }
+  throw StateError('set PORTER_TEST_CONNINFO (libpq conninfo) or '
+      'PORTER_PG_STATE (tests/support/pg.sh state directory)');
 }
 
 /// A Unix socket server that accepts connections and never answers, so

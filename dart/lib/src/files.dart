@@ -1,0 +1,155 @@
+// Files through porterd: plain Dart descriptions of files and their errors.
+import 'bindings.g.dart';
+import 'errors.dart';
+
+/// How [Porter.writeFile] writes (porter.h's `porter_file_flag`).
+final class FileWriteFlags {
+  /// The bits, combined with |.
+  final int bits;
+
+  const FileWriteFlags._(this.bits);
+
+  /// Overwrite an existing file from its start (no other flag).
+  static const FileWriteFlags overwrite = FileWriteFlags._(0);
+
+  /// Create the file when missing.
+  static const FileWriteFlags create =
+      FileWriteFlags._(porter_file_flag.PORTER_FILE_CREATE);
+
+  /// Empty an existing file first.
+  static const FileWriteFlags truncate =
+      FileWriteFlags._(porter_file_flag.PORTER_FILE_TRUNCATE);
+
+  /// Write at the end (not with [atomic]).
+  static const FileWriteFlags append =
+      FileWriteFlags._(porter_file_flag.PORTER_FILE_APPEND);
+
+  /// Fail with [FileErrorKind.exists] when the file exists.
+  static const FileWriteFlags exclusive =
+      FileWriteFlags._(porter_file_flag.PORTER_FILE_EXCLUSIVE);
+
+  /// Durable all-or-nothing replace (temp file, fsync, rename, fsync of
+  /// the directory): readers and crashes see the old content or the new.
+  static const FileWriteFlags atomic =
+      FileWriteFlags._(porter_file_flag.PORTER_FILE_ATOMIC);
+
+  /// fsync before the call returns.
+  static const FileWriteFlags sync =
+      FileWriteFlags._(porter_file_flag.PORTER_FILE_SYNC);
+
+  /// Create or replace the whole content: [create] | [truncate].
+  static const FileWriteFlags replace = FileWriteFlags._(
+      porter_file_flag.PORTER_FILE_CREATE | porter_file_flag.PORTER_FILE_TRUNCATE);
+
+  /// Both sets of flags.
+  FileWriteFlags operator |(FileWriteFlags other) =>
+      FileWriteFlags._(bits | other.bits);
+}
+
+/// What a path is.
+enum FileType { unknown, regular, directory, symlink, other }
+
+FileType fileTypeOf(int t) => switch (t) {
+      porter_file_type.PORTER_FILE_TYPE_REGULAR => FileType.regular,
+      porter_file_type.PORTER_FILE_TYPE_DIRECTORY => FileType.directory,
+      porter_file_type.PORTER_FILE_TYPE_SYMLINK => FileType.symlink,
+      porter_file_type.PORTER_FILE_TYPE_OTHER => FileType.other,
+      _ => FileType.unknown,
+    };
+
+/// What [Porter.statFile] reports. A plain Dart object.
+final class PorterFileInfo {
+  final FileType type;
+  final int size;
+
+  /// Permission bits, e.g. 0x1a4 (0644).
+  final int mode;
+  final DateTime modified;
+  final int uid;
+  final int gid;
+  final int links;
+
+  const PorterFileInfo(
+      {required this.type,
+      required this.size,
+      required this.mode,
+      required this.modified,
+      required this.uid,
+      required this.gid,
+      required this.links});
+}
+
+/// One entry of a directory listing. A plain Dart object.
+final class PorterDirEntry {
+  final String name;
+
+  /// A symlink is [FileType.symlink] (not followed).
+  final FileType type;
+  final int size;
+  final DateTime modified;
+
+  const PorterDirEntry(this.name, this.type, this.size, this.modified);
+
+  @override
+  String toString() => '$name ($type, $size bytes)';
+}
+
+/// The kind of a file failure, from the errno porterd got (porter.h's
+/// PORTER_E_FILE_* codes).
+enum FileErrorKind {
+  /// ENOENT.
+  notFound,
+
+  /// EACCES, EPERM.
+  permission,
+
+  /// EISDIR.
+  isDirectory,
+
+  /// EEXIST.
+  exists,
+
+  /// ENOSPC, EDQUOT.
+  noSpace,
+
+  /// The path would leave its root ("..", an absolute path, a symlink
+  /// pointing out, a magic link).
+  escape,
+
+  /// EIO and other failures of the system call.
+  io,
+
+  /// ENOTDIR.
+  notDirectory,
+
+  /// No root of that name is configured in porterd.
+  noRoot,
+}
+
+/// A failed file operation: [kind] says what went wrong (the daemon's
+/// message names the errno), [path] which path.
+class PorterFileException extends PorterException {
+  final FileErrorKind kind;
+  final String path;
+
+  const PorterFileException(
+      int code, String name, String message, this.kind, this.path)
+      : super(code, name, message);
+
+  @override
+  String toString() => 'PorterFileException($name $code, $kind, $path): $message';
+}
+
+/// The kind for a PORTER_E_FILE_* [code]; null for any other code.
+FileErrorKind? fileErrorKind(int code) => switch (code) {
+      porter_error.PORTER_E_FILE_NOT_FOUND => FileErrorKind.notFound,
+      porter_error.PORTER_E_FILE_PERM => FileErrorKind.permission,
+      porter_error.PORTER_E_FILE_ISDIR => FileErrorKind.isDirectory,
+      porter_error.PORTER_E_FILE_EXISTS => FileErrorKind.exists,
+      porter_error.PORTER_E_FILE_NOSPACE => FileErrorKind.noSpace,
+      porter_error.PORTER_E_FILE_ESCAPE => FileErrorKind.escape,
+      porter_error.PORTER_E_FILE_IO => FileErrorKind.io,
+      porter_error.PORTER_E_FILE_NOTDIR => FileErrorKind.notDirectory,
+      porter_error.PORTER_E_FILE_ROOT => FileErrorKind.noRoot,
+      _ => null,
+    };
