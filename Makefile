@@ -23,7 +23,7 @@ build: deps
 run: build
 	$(BUILD)/daemon/porterd
 
-# Every suite, then the unit and integration suites again under
+# Every suite, then the unit, integration and fault suites again under
 # ASan+UBSan, and the threading suites under TSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
@@ -34,7 +34,7 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure --timeout 900 -L "unit|integration"
+		ctest --output-on-failure --timeout 900 -L "unit|integration|fault"
 
 test-tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DPORTER_TSAN=ON $(CMAKE_FLAGS)

@@ -21,6 +21,18 @@
 
 static th_daemon d;
 
+/*
+ * Under a sanitizer, freed memory sits in quarantine and shadow memory
+ * grows with use, so the daemon's RSS measures the sanitizer; there the
+ * tests still check every reply (and ASan checks leaks at exit), and the
+ * RSS bounds are proven by the plain build.
+ */
+#ifdef PORTER_SANITIZED
+#define RSS_BOUND(x) ((void)(x))
+#else
+#define RSS_BOUND(x) ck_assert(x)
+#endif
+
 /* Packs a Ping request frame with payload "p<id>" into a fresh buffer. */
 static uint8_t *pack_ping(uint64_t id, size_t *len)
 {
@@ -83,7 +95,7 @@ START_TEST(huge_length_header_refused_rss_flat)
 	ck_assert_int_gt(before, 0);
 	/* A single honoured 4 GiB header would show as gigabytes; allow
 	 * allocator noise only. */
-	ck_assert_int_lt(after - before, 4096);
+	RSS_BOUND(after - before < 4096);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
 	th_stop_clean(&d);
 }
@@ -164,7 +176,7 @@ START_TEST(ten_thousand_pipelined_with_backpressure)
 	fprintf(stderr, "10000 pipelined: porterd RSS %ld KiB at start, max %ld, end %ld\n",
 		rss_start, rss_max, rss_end);
 	/* Bounded: 16 in flight, never the whole pipeline buffered. */
-	ck_assert_int_lt(rss_max - rss_start, 16 * 1024);
+	RSS_BOUND(rss_max - rss_start < 16 * 1024);
 	frame_reader_free(&r);
 	close(fd);
 	th_stop_clean(&d);
