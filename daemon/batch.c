@@ -133,9 +133,9 @@ static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *
 		if (budget.nomem) {
 			*code = PORTER_E_NOMEM;
 			snprintf(why, whylen, "out of memory decoding batch member %u", i);
-		}
-		else
+		} else {
 			snprintf(why, whylen, "batch member %u is not a valid request", i);
+		}
 		return NULL;
 	}
 	switch (m->body_case) {

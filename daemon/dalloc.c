@@ -32,8 +32,9 @@ void dalloc_init(void)
 		return;
 	every = n;
 	palloc_fail_hook = dalloc_should_fail;
-	log_warn("PORTER_TEST_FAIL_ALLOC=%lu: every %luth request-path allocation fails (test only)",
-		 n, n);
+	log_warn(
+		"PORTER_TEST_FAIL_ALLOC=%lu: every %luth request-path allocation fails (test only)",
+		n, n);
 }
 
 unsigned long long dalloc_failures(void)

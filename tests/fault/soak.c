@@ -133,11 +133,9 @@ static const struct {
 	const char *name;
 	soak_fn fn;
 } ops[] = {
-	{ "ping", op_ping },
-	{ "delayed ping", op_delayed_ping },
-	{ "batch", op_batch },
-	{ "cancel", op_cancel },
-	{ "file", op_file },
+	{"ping", op_ping},   {"delayed ping", op_delayed_ping},
+	{"batch", op_batch}, {"cancel", op_cancel},
+	{"file", op_file},
 };
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 static atomic_llong op_calls[N_OPS], op_fail[N_OPS];
@@ -181,7 +179,7 @@ int main(void)
 		return 1;
 	}
 	snprintf(roots, sizeof(roots), "soak=%s", root);
-	const char *args[] = { "--file-roots", roots, NULL };
+	const char *args[] = {"--file-roots", roots, NULL};
 	th_daemon d;
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "soak: porterd did not start\n");
@@ -208,8 +206,8 @@ int main(void)
 		sleep(1);
 		if (th_now_ms() - last >= 30000) {
 			last = th_now_ms();
-			printf("soak: %lld s, porterd RSS %ld KiB, %d fds\n", (last - t0) / 1000 + warm,
-			       th_rss_kib(d.pid), th_fd_count(d.pid));
+			printf("soak: %lld s, porterd RSS %ld KiB, %d fds\n",
+			       (last - t0) / 1000 + warm, th_rss_kib(d.pid), th_fd_count(d.pid));
 			fflush(stdout);
 		}
 	}
@@ -244,8 +242,7 @@ int main(void)
 	th_daemon_cleanup(&d);
 	rmdir(root);
 
-	int ok = alive && st == 0 && failed == 0 && hangs == 0 && wrong == 0 &&
-		 fds1 <= fds0 + 8;
+	int ok = alive && st == 0 && failed == 0 && hangs == 0 && wrong == 0 && fds1 <= fds0 + 8;
 	printf("soak: %s\n", ok ? "OK" : "FAILED");
 	return ok ? 0 : 1;
 }

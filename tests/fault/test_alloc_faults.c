@@ -28,8 +28,8 @@ static th_daemon d;
 #define RUN_MS 1500
 
 enum { K_PING, K_DELAY, K_BATCH_ALL, K_BATCH_FIRST, K_TARGET, K_CANCEL, K_KINDS };
-static const char *kind_name[K_KINDS] = { "ping", "delayed ping", "batch all", "batch first",
-					  "cancel target", "cancel" };
+static const char *kind_name[K_KINDS] = {"ping",        "delayed ping",  "batch all",
+					 "batch first", "cancel target", "cancel"};
 
 static atomic_int stop;
 static atomic_ullong published_id; /* the cancel target's next call id */
@@ -199,7 +199,7 @@ static unsigned long long logged_failures(void)
 	return n;
 }
 
-static const int every[] = { 3, 5, 11, 37 };
+static const int every[] = {3, 5, 11, 37};
 
 START_TEST(injected_allocation_failures)
 {
@@ -219,7 +219,7 @@ START_TEST(injected_allocation_failures)
 
 	/* Only the daemon started now sees the variable. */
 	setenv("PORTER_TEST_FAIL_ALLOC", env, 1);
-	const char *args[] = { "--workers", "2", NULL };
+	const char *args[] = {"--workers", "2", NULL};
 	th_start(&d, args);
 	unsetenv("PORTER_TEST_FAIL_ALLOC");
 

@@ -47,7 +47,8 @@ static void *loader_main(void *arg)
 		/* A quarter of the threads make slow calls, so the kill
 		 * lands on requests in flight inside the daemon. */
 		if (l->index % 4 == 0)
-			rc = porter_ping_delay(payload, (size_t)len, 50 + (n % 4) * 50, CALL_TIMEOUT_MS);
+			rc = porter_ping_delay(payload, (size_t)len, 50 + (n % 4) * 50,
+					       CALL_TIMEOUT_MS);
 		else
 			rc = porter_ping(payload, (size_t)len, CALL_TIMEOUT_MS);
 		long long took = th_now_ms() - t0;
@@ -73,7 +74,7 @@ static void *loader_main(void *arg)
 
 START_TEST(sigkill_under_load_and_restart)
 {
-	const char *args[] = { "--workers", "2", NULL };
+	const char *args[] = {"--workers", "2", NULL};
 	static loader l[THREADS];
 	th_start(&d, args);
 	memset(l, 0, sizeof(l));
@@ -106,7 +107,7 @@ START_TEST(sigkill_under_load_and_restart)
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(l[i].th, NULL);
 
-	long long calls = 0, ok = 0, hangs = 0, longest = 0, by_code[MAX_CODE] = { 0 };
+	long long calls = 0, ok = 0, hangs = 0, longest = 0, by_code[MAX_CODE] = {0};
 	int recovered = 0;
 	for (int i = 0; i < THREADS; i++) {
 		calls += l[i].calls;
@@ -119,7 +120,8 @@ START_TEST(sigkill_under_load_and_restart)
 		if (atomic_load(&l[i].last_ok_start_ms) >= restarted_at)
 			recovered++;
 	}
-	fprintf(stderr, "SIGKILL x%d under load: %lld calls, %lld ok, %lld hung, longest %lld ms, %d/%d threads served after the last restart\n",
+	fprintf(stderr,
+		"SIGKILL x%d under load: %lld calls, %lld ok, %lld hung, longest %lld ms, %d/%d threads served after the last restart\n",
 		kills, calls, ok, hangs, longest, recovered, THREADS);
 	for (int c = 0; c < MAX_CODE; c++)
 		if (by_code[c])

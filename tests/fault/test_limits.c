@@ -54,9 +54,8 @@ static uint8_t *pack_ping(uint64_t id, size_t *len)
  * [base, base + n) not seen before. */
 static void check_echo(Porter__V1__Response *resp, uint64_t base, size_t n, char *seen)
 {
-	ck_assert_msg(resp->status == 0, "reply %llu: status %d (%s)",
-		      (unsigned long long)resp->id, resp->status,
-		      resp->message ? resp->message : "");
+	ck_assert_msg(resp->status == 0, "reply %llu: status %d (%s)", (unsigned long long)resp->id,
+		      resp->status, resp->message ? resp->message : "");
 	ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_PING);
 	uint64_t k = resp->id - base;
 	ck_assert_uint_lt(k, n);
@@ -71,7 +70,7 @@ static void check_echo(Porter__V1__Response *resp, uint64_t base, size_t n, char
 START_TEST(huge_length_header_refused_rss_flat)
 {
 	th_start(&d, NULL);
-	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 }; /* 4 GiB */
+	const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3}; /* 4 GiB */
 	long before = 0;
 	for (int i = 0; i < 600; i++) {
 		if (i == 100) /* after warm-up: allocator pools settled */
@@ -90,7 +89,8 @@ START_TEST(huge_length_header_refused_rss_flat)
 		frame_reader_free(&r);
 	}
 	long after = th_rss_kib(d.pid);
-	fprintf(stderr, "4 GiB headers: porterd RSS %ld KiB after warm-up, %ld KiB after 500 more\n",
+	fprintf(stderr,
+		"4 GiB headers: porterd RSS %ld KiB after warm-up, %ld KiB after 500 more\n",
 		before, after);
 	ck_assert_int_gt(before, 0);
 	/* A single honoured 4 GiB header would show as gigabytes; allow
@@ -103,7 +103,7 @@ END_TEST
 
 START_TEST(ten_thousand_pipelined_with_backpressure)
 {
-	const char *args[] = { "--max-inflight", "16", NULL };
+	const char *args[] = {"--max-inflight", "16", NULL};
 	th_start(&d, args);
 	int fd = th_raw_connect(d.socket);
 	frame_reader r;
@@ -137,7 +137,7 @@ START_TEST(ten_thousand_pipelined_with_backpressure)
 	while (got < N) {
 		ck_assert_msg(th_now_ms() < until, "stalled: %zu of %zu bytes written, %d replies",
 			      off, total, got);
-		struct pollfd pfd = { .fd = fd, .events = POLLIN | (off < total ? POLLOUT : 0) };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN | (off < total ? POLLOUT : 0)};
 		ck_assert_int_ge(poll(&pfd, 1, 1000), 0);
 		if ((pfd.revents & POLLOUT) && off < total) {
 			ssize_t n = send(fd, all + off, total - off, MSG_NOSIGNAL);
@@ -158,7 +158,8 @@ START_TEST(ten_thousand_pipelined_with_backpressure)
 			const uint8_t *p;
 			size_t len;
 			while (frame_reader_next(&r, &p, &len) == 1) {
-				Porter__V1__Response *resp = porter__v1__response__unpack(NULL, len, p);
+				Porter__V1__Response *resp =
+					porter__v1__response__unpack(NULL, len, p);
 				ck_assert_ptr_nonnull(resp);
 				check_echo(resp, BASE, N, seen);
 				porter__v1__response__free_unpacked(resp, NULL);
@@ -185,7 +186,7 @@ END_TEST
 
 START_TEST(idle_timeout_closes_and_client_reconnects)
 {
-	const char *args[] = { "--idle-timeout", "200", NULL };
+	const char *args[] = {"--idle-timeout", "200", NULL};
 	th_start(&d, args);
 
 	/* A raw idle connection is closed by the daemon. */
@@ -225,7 +226,7 @@ START_TEST(five_thousand_connections)
 	rl.rlim_cur = rl.rlim_max;
 	/* Raised before the daemon is forked: porterd inherits it. */
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-	const char *args[] = { "--workers", "2", NULL };
+	const char *args[] = {"--workers", "2", NULL};
 	th_start(&d, args);
 	long rss_start = th_rss_kib(d.pid);
 
@@ -254,7 +255,8 @@ START_TEST(five_thousand_connections)
 	}
 	long rss_held = th_rss_kib(d.pid);
 	int fds_held = th_fd_count(d.pid);
-	fprintf(stderr, "5000 connections: porterd RSS %ld KiB before, %ld KiB held (%.1f KiB each), %d fds\n",
+	fprintf(stderr,
+		"5000 connections: porterd RSS %ld KiB before, %ld KiB held (%.1f KiB each), %d fds\n",
 		rss_start, rss_held, (double)(rss_held - rss_start) / N, fds_held);
 	ck_assert_int_ge(fds_held, N);
 	for (int i = 0; i < N; i++) {
