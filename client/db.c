@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pbatch.h"
 #include "pconn.h"
 
 /* One statement's result, flattened: every value is copied into `buf`
@@ -496,4 +497,47 @@ void porter_db_cursor_close(porter_db_cursor *cur)
 	free(cur->fnames);
 	free(cur->ftypes);
 	free(cur);
+}
+
+int porter_batch_add_db_query(porter_batch *b, uint64_t session, const char *conninfo,
+			      const char *sql, const porter_db_param *params, size_t nparams,
+			      int timeout_ms)
+{
+	if (!sql || (!session && (!conninfo || !conninfo[0])) || (nparams && !params) ||
+	    timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL,
+				       "a query needs sql and a session or a conninfo");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
+	Porter__V1__DbParam **ptrs = NULL, *pp = NULL;
+	if (nparams) {
+		ptrs = calloc(nparams, sizeof(*ptrs));
+		pp = calloc(nparams, sizeof(*pp));
+		if (!ptrs || !pp) {
+			free(ptrs);
+			free(pp);
+			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+		}
+		fill_params(&q, params, nparams, ptrs, pp);
+	}
+	q.session = session;
+	q.conninfo = (char *)(session ? "" : conninfo);
+	q.sql = (char *)sql;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	req.db_query = &q;
+	req.timeout_ms = (uint32_t)timeout_ms; /* 0: bounded by the batch */
+	int rc = pbatch_add(b, &req);
+	free(ptrs);
+	free(pp);
+	return rc;
+}
+
+int porter_batch_result_db(const porter_batch_result *r, size_t i, porter_db_result **out)
+{
+	const Porter__V1__Response *m = pbatch_member(r, i);
+	if (!m || !out ||
+	    (m->status == 0 && m->body_case != PORTER__V1__RESPONSE__BODY_DB_QUERY))
+		return PORTER_E_INVAL;
+	*out = result_from(m, 0, NULL, NULL);
+	return *out ? 0 : PORTER_E_NOMEM;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pbatch.h"
 #include "pconn.h"
 
 /* Bytes per write chunk: well under the daemon's 16 MiB frame limit. */
@@ -521,4 +522,35 @@ void porter_file_list_free(porter_file_list *l)
 		return;
 	porter__v1__response__free_unpacked(l->resp, NULL);
 	free(l);
+}
+
+int porter_batch_add_file_read(porter_batch *b, const char *root, const char *path,
+			       uint64_t offset, uint64_t length, int timeout_ms)
+{
+	if (!path || timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "path is NULL or timeout negative");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
+	fr.root = root_arg(root);
+	fr.path = (char *)path;
+	fr.offset = offset;
+	fr.length = length;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+	req.file_read = &fr;
+	req.timeout_ms = (uint32_t)timeout_ms;
+	return pbatch_add(b, &req);
+}
+
+int porter_batch_result_file_read(const porter_batch_result *r, size_t i, const void **data,
+				  size_t *len, uint64_t *file_size)
+{
+	const Porter__V1__Response *m = pbatch_member(r, i);
+	if (!m || !data || !len || m->status != 0 ||
+	    m->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)
+		return PORTER_E_INVAL;
+	*data = m->file_read->data.data;
+	*len = m->file_read->data.len;
+	if (file_size)
+		*file_size = m->file_read->file_size;
+	return 0;
 }

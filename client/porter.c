@@ -62,6 +62,9 @@ struct porter_stats_snapshot {
 	porter_worker_stats *workers;
 	uint64_t uptime_ms;
 	char *version;
+	uint64_t open_fds;
+	uint64_t db_connections; /* summed over workers */
+	uint64_t http_transfers; /* summed over workers */
 };
 
 int porter_stats(porter_stats_snapshot **out, int timeout_ms)
@@ -97,6 +100,7 @@ int porter_stats(porter_stats_snapshot **out, int timeout_ms)
 	}
 	s->n = sr->n_workers;
 	s->uptime_ms = sr->uptime_ms;
+	s->open_fds = sr->open_fds;
 	for (size_t i = 0; i < sr->n_workers; i++) {
 		Porter__V1__WorkerStats *w = sr->workers[i];
 		s->workers[i] = (porter_worker_stats){
@@ -108,6 +112,8 @@ int porter_stats(porter_stats_snapshot **out, int timeout_ms)
 			.bytes_in = w->bytes_in,
 			.bytes_out = w->bytes_out,
 		};
+		s->db_connections += w->db_connections;
+		s->http_transfers += w->http_transfers;
 	}
 	*out = s;
 out:
@@ -132,6 +138,21 @@ int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
 uint64_t porter_stats_uptime_ms(const porter_stats_snapshot *s)
 {
 	return s ? s->uptime_ms : 0;
+}
+
+uint64_t porter_stats_open_fds(const porter_stats_snapshot *s)
+{
+	return s ? s->open_fds : 0;
+}
+
+uint64_t porter_stats_db_connections(const porter_stats_snapshot *s)
+{
+	return s ? s->db_connections : 0;
+}
+
+uint64_t porter_stats_http_transfers(const porter_stats_snapshot *s)
+{
+	return s ? s->http_transfers : 0;
 }
 
 const char *porter_stats_daemon_version(const porter_stats_snapshot *s)

@@ -785,6 +785,7 @@ static void maybe_free(dbc *c)
 	free(c->conninfo);
 	free(c);
 	dw->live--;
+	stats_sub(&dw->w->counters.db_conns, 1);
 	dw_maybe_free(dw);
 }
 
@@ -937,6 +938,7 @@ static dbc *dbc_new(db_worker *dw, const char *conninfo)
 	c->timer_open = 1;
 	c->last_used = now_ms(dw);
 	dw->live++;
+	stats_add(&dw->w->counters.db_conns, 1);
 	return c;
 }
 

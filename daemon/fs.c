@@ -934,7 +934,9 @@ static uint64_t publish_stream(fs_job *j)
 	j->new_stream = NULL;
 	if (!s)
 		return 0;
-	if (!j->r->c || j->r->stop_code || atomic_load(&j->stop)) {
+	/* A batch member answers with one chunk: nobody would pull the rest
+	 * of a stream opened inside a batch. */
+	if (!j->r->c || j->r->stop_code || j->r->batch || atomic_load(&j->stop)) {
 		stream_destroy(s);
 		return 0;
 	}

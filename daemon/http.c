@@ -901,6 +901,7 @@ static void xfer_free(http_xfer *x)
 	free(x->url);
 	free(x->body);
 	free(x->buf);
+	stats_sub(&x->hw->w->counters.http_transfers, 1);
 	free(x);
 }
 
@@ -1177,6 +1178,7 @@ void http_handle(req *r)
 		return;
 	}
 	x->hw = hw;
+	stats_add(&hw->w->counters.http_transfers, 1); /* until xfer_free */
 	list_init(&x->link);
 	x->start_ns = uv_hrtime();
 	const char *method = hr->method && hr->method[0] ? hr->method : "GET";

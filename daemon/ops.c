@@ -125,6 +125,10 @@ void ops_dispatch(req *r)
 		db_handle(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_HTTP:
+#ifdef PORTER_FUZZING
+		req_fail(r, PORTER_E_UNSUPPORTED, "no network while fuzzing");
+		return;
+#endif
 		http_handle(r);
 		return;
 	case PORTER__V1__REQUEST__BODY_HTTP_FETCH:

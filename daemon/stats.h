@@ -21,6 +21,8 @@ typedef struct stats_counters {
 	_Atomic uint64_t errors;      /* non-zero responses since start */
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t db_conns;       /* PGconns open (sessions and pools) */
+	_Atomic uint64_t http_transfers; /* HTTP transfers alive */
 } stats_counters;
 
 static inline void stats_add(_Atomic uint64_t *c, uint64_t n)

@@ -205,8 +205,12 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 	size_t n = porter_stats_workers(s);
 	porter_worker_stats w, total = { 0 };
 	if (o->json) {
-		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"workers\":[",
-		       porter_stats_daemon_version(s), (unsigned long long)porter_stats_uptime_ms(s));
+		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"open_fds\":%llu,"
+		       "\"db_connections\":%llu,\"http_transfers\":%llu,\"workers\":[",
+		       porter_stats_daemon_version(s), (unsigned long long)porter_stats_uptime_ms(s),
+		       (unsigned long long)porter_stats_open_fds(s),
+		       (unsigned long long)porter_stats_db_connections(s),
+		       (unsigned long long)porter_stats_http_transfers(s));
 		for (size_t i = 0; i < n; i++) {
 			porter_stats_worker(s, i, &w);
 			printf("%s{\"worker\":%u,\"connections\":%llu,\"requests\":%llu,\"inflight\":%llu,"
@@ -218,8 +222,11 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("porterd %s, up %.1f s\n", porter_stats_daemon_version(s),
-		       (double)porter_stats_uptime_ms(s) / 1000.0);
+		printf("porterd %s, up %.1f s; %llu open fds, %llu PostgreSQL connections, %llu HTTP transfers\n",
+		       porter_stats_daemon_version(s), (double)porter_stats_uptime_ms(s) / 1000.0,
+		       (unsigned long long)porter_stats_open_fds(s),
+		       (unsigned long long)porter_stats_db_connections(s),
+		       (unsigned long long)porter_stats_http_transfers(s));
 		printf("%-7s %12s %12s %9s %9s %14s %14s\n", "worker", "connections", "requests",
 		       "inflight", "errors", "bytes_in", "bytes_out");
 		for (size_t i = 0; i < n; i++) {

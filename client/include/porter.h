@@ -173,6 +173,15 @@ PORTER_API int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
 /* Milliseconds the daemon has been running when the snapshot was taken. */
 PORTER_API uint64_t porter_stats_uptime_ms(const porter_stats_snapshot *s);
 
+/*
+ * Resources the daemon holds when the snapshot was taken, so that leaks
+ * show: descriptors open in the daemon process, PostgreSQL connections open
+ * (sessions and pooled, over all workers) and HTTP transfers alive.
+ */
+PORTER_API uint64_t porter_stats_open_fds(const porter_stats_snapshot *s);
+PORTER_API uint64_t porter_stats_db_connections(const porter_stats_snapshot *s);
+PORTER_API uint64_t porter_stats_http_transfers(const porter_stats_snapshot *s);
+
 /* The daemon's version string; owned by `s`, valid until it is freed. */
 PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *s);
 
@@ -830,6 +839,45 @@ PORTER_API int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **c
 /* Closes a cursor; a stream not read to its end is abandoned (porterd
  * cancels the query). NULL is accepted. Blocks briefly (up to 1 s). */
 PORTER_API void porter_db_cursor_close(porter_db_cursor *cur);
+
+/*
+ * Database and file members of a batch (see porter_batch_new). The
+ * arguments are those of porter_db_query and porter_file_read; strings and
+ * parameters are copied, so they need not outlive the call.
+ */
+
+/* Adds a query member. Returns its index (>= 0) or a negative code. */
+PORTER_API int porter_batch_add_db_query(porter_batch *b, uint64_t session, const char *conninfo,
+					 const char *sql, const porter_db_param *params,
+					 size_t nparams, int timeout_ms);
+
+/*
+ * The result of query member `i` as a new porter_db_result (free with
+ * porter_db_result_free), success or failure alike; returns 0, or
+ * PORTER_E_INVAL when member `i` is not a query that answered (a member
+ * stopped because another won a FIRST batch has no result: check
+ * porter_batch_result_status first).
+ */
+PORTER_API int porter_batch_result_db(const porter_batch_result *r, size_t i,
+				      porter_db_result **out);
+
+/*
+ * Adds a file read member. A batch member reads at most one chunk (the
+ * daemon's file-chunk-size, 1 MiB by default): read larger files with
+ * porter_file_read. Returns the member's index or a negative code.
+ */
+PORTER_API int porter_batch_add_file_read(porter_batch *b, const char *root, const char *path,
+					  uint64_t offset, uint64_t length, int timeout_ms);
+
+/*
+ * The bytes read by file member `i`: sets `*data` (owned by `r`), `*len`,
+ * and `*file_size` (the file's size, which tells whether the chunk reached
+ * the end; may be NULL). Returns 0, or PORTER_E_INVAL when member `i` is
+ * not a successful file read.
+ */
+PORTER_API int porter_batch_result_file_read(const porter_batch_result *r, size_t i,
+					     const void **data, size_t *len,
+					     uint64_t *file_size);
 
 #ifdef __cplusplus
 }
