@@ -2,7 +2,7 @@
  * dalloc - the daemon's allocation wrapper for the request path, with a
  * test-only failure hook.
  *
- * The request path (conn, req, ops, batch, cancel) allocates through
+ * The request path (conn, req, ops, batch, cancel, stats) allocates through
  * dmalloc/dcalloc, and protobuf unpacking through the budgeted allocator
  * (palloc), which consults the same hook. Normally they are plain
  * malloc/calloc. When the environment variable PORTER_TEST_FAIL_ALLOC=N

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 
+#include "dalloc.h"
 #include "porter.h"
 #include "req.h"
 #include "server.h"
@@ -28,8 +29,8 @@ void stats_handle(req *r)
 {
 	server *srv = r->w->srv;
 	unsigned n = srv->n_workers;
-	Porter__V1__WorkerStats *ws = calloc(n, sizeof(*ws));
-	Porter__V1__WorkerStats **wp = calloc(n, sizeof(*wp));
+	Porter__V1__WorkerStats *ws = dcalloc(n, sizeof(*ws));
+	Porter__V1__WorkerStats **wp = dcalloc(n, sizeof(*wp));
 	if (!ws || !wp) {
 		free(ws);
 		free(wp);
