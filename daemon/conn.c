@@ -176,7 +176,9 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 	if (c->state == CONN_CLOSING)
 		return;
 
-	int rc = frame_pack(&resp->base, cfg->max_frame, &buf, &len);
+	/* Packing allocates the frame: the test-only hook may fail it. */
+	int rc = dalloc_should_fail() ? PORTER_E_NOMEM
+				      : frame_pack(&resp->base, cfg->max_frame, &buf, &len);
 	if (rc == PORTER_E_TOO_LARGE) {
 		Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
 		err.id = resp->id;

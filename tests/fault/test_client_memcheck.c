@@ -83,6 +83,7 @@ START_TEST(batches)
 END_TEST
 
 static atomic_ullong target_id;
+static atomic_int target_done;
 static int target_rc;
 
 static void *slow_call(void *arg)
@@ -90,6 +91,7 @@ static void *slow_call(void *arg)
 	(void)arg;
 	atomic_store(&target_id, porter_next_call_id());
 	target_rc = porter_ping_delay("slow", 4, 10000, 20000);
+	atomic_store(&target_done, 1);
 	/* No disconnect: thread exit closes the connection (key destructor). */
 	return NULL;
 }
@@ -98,17 +100,20 @@ START_TEST(cancel_from_another_thread)
 {
 	th_start(&d, NULL);
 	atomic_store(&target_id, 0);
+	atomic_store(&target_done, 0);
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, slow_call, NULL), 0);
 	while (atomic_load(&target_id) == 0)
 		usleep(1000);
 	int rc;
 	long long until = th_now_ms() + 10000;
-	/* Until the target has reached the daemon. */
+	/* Until the target has reached the daemon. A cancel that comes
+	 * first is remembered and refuses the target on arrival, so the
+	 * target may also be finished by then. */
 	while ((rc = porter_cancel(atomic_load(&target_id), 5000)) == PORTER_E_NOT_FOUND &&
-	       th_now_ms() < until)
+	       !atomic_load(&target_done) && th_now_ms() < until)
 		usleep(20000);
-	ck_assert_int_eq(rc, 0);
+	ck_assert(rc == 0 || rc == PORTER_E_NOT_FOUND);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(target_rc, PORTER_E_CANCELLED);
 	ck_assert_int_eq(porter_cancel(12345, 5000), PORTER_E_NOT_FOUND);
@@ -130,12 +135,25 @@ START_TEST(daemon_gone_restarted_and_reset)
 }
 END_TEST
 
+/* With CK_FORK=no (under valgrind) every test runs in this one process:
+ * nothing a failed test left behind may reach the next. */
+static void fresh(void)
+{
+	porter_thread_disconnect();
+	if (d.pid > 0) {
+		th_daemon_kill(&d);
+		th_daemon_cleanup(&d);
+	}
+	memset(&d, 0, sizeof(d));
+}
+
 int main(void)
 {
 	Suite *s = suite_create("client_memcheck");
 	TCase *tc = tcase_create("client");
 	/* Valgrind makes everything several times slower. */
 	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, fresh, NULL);
 	tcase_add_test(tc, calls_errors_and_stats);
 	tcase_add_test(tc, batches);
 	tcase_add_test(tc, cancel_from_another_thread);
