@@ -6,12 +6,14 @@
  * dmalloc/dcalloc, and protobuf unpacking through the budgeted allocator
  * (palloc), which consults the same hook. Normally they are plain
  * malloc/calloc. When the environment variable PORTER_TEST_FAIL_ALLOC=N
- * (N >= 1) is set at start-up, every Nth allocation through them fails, so
+ * (N >= 1) is set at start-up, one allocation through them in N fails (on
+ * average, pseudo-randomly; PORTER_TEST_FAIL_SEED picks the sequence), so
  * tests can prove that each failure path answers, frees and never
- * crashes. The variable is read once by dalloc_init(); nothing else ever
- * enables the hook.
+ * crashes. The variables are read once by dalloc_init(); nothing else
+ * ever enables the hook.
  *
- * Thread safe: the counter is atomic and shared by every worker.
+ * Thread safe: each thread draws from its own generator; the failure
+ * count is atomic.
  */
 #ifndef PORTER_DALLOC_H
 #define PORTER_DALLOC_H

@@ -1,7 +1,7 @@
 /*
  * Allocation failures injected into porterd's request path through its
- * test-only hook (PORTER_TEST_FAIL_ALLOC=N: every Nth allocation of the
- * request path and of protobuf unpacking fails). Under pings, delayed
+ * test-only hook (PORTER_TEST_FAIL_ALLOC=N: one allocation in N of the
+ * request path, reply packing and protobuf unpacking fails). Under pings, delayed
  * pings, batches and cancels from several threads the daemon must never
  * crash or leave a call hanging, every successful reply must be correct,
  * nothing may stay counted in flight, and it must shut down cleanly (exit
@@ -239,10 +239,10 @@ START_TEST(injected_allocation_failures)
 	int answered = 0;
 	for (int i = 0; i < 200 && !answered; i++)
 		answered = porter_ping("after", 5, 1000) == 0;
-	/* Far apart failures leave room for whole requests: the daemon
-	 * must still serve them. (Every third allocation failing leaves
-	 * almost no request whole; there only survival counts.) */
-	if (every_n >= 11)
+	/* A request whole between failures must still be served. (With one
+	 * allocation in three failing, a connection's Hello and a ping
+	 * rarely both get through; there survival is what counts.) */
+	if (every_n >= 5)
 		ck_assert_msg(answered, "porterd no longer answers");
 	/* Nothing left behind: only the stats request itself in flight. */
 	long long inflight = -1;
@@ -268,10 +268,9 @@ START_TEST(injected_allocation_failures)
 	ck_assert_int_eq(hangs, 0);
 	ck_assert_int_eq(wrong, 0);
 	ck_assert_int_gt(total, 0);
-	if (every_n >= 11) {
-		ck_assert_int_gt(total_ok, 0);
+	ck_assert_int_gt(total_ok, 0);
+	if (every_n >= 5)
 		ck_assert_int_eq(inflight, 1);
-	}
 	ck_assert_msg(daemon_alive(), "porterd died under allocation failures");
 	porter_thread_disconnect();
 	int st = th_daemon_stop(&d);
