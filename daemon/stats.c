@@ -2,7 +2,11 @@
 #include "stats.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "dalloc.h"
 #include "porter.h"
@@ -10,18 +14,42 @@
 #include "server.h"
 #include "worker.h"
 
-/* Descriptors the process holds: what a leak of sockets or files shows
- * up in first. */
+/*
+ * Descriptors the process holds: what a leak of sockets or files shows up
+ * in first. /proc/self/fd is opened once and re-read with getdents64 under
+ * a lock, rather than opened and closed per request: a descriptor closed on
+ * a worker while another worker's accept4 reuses its number is harmless to
+ * the kernel but reads as a race to ThreadSanitizer.
+ */
+static pthread_once_t fd_dir_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t fd_dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fd_dir = -1;
+
+static void open_fd_dir(void)
+{
+	fd_dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static uint64_t count_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
+	char buf[8192];
 	uint64_t n = 0;
-	struct dirent *e;
-	if (!d)
+
+	pthread_once(&fd_dir_once, open_fd_dir);
+	if (fd_dir < 0)
 		return 0;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
+	pthread_mutex_lock(&fd_dir_lock);
+	if (lseek(fd_dir, 0, SEEK_SET) == 0) {
+		long got;
+		while ((got = syscall(SYS_getdents64, fd_dir, buf, sizeof(buf))) > 0) {
+			for (long off = 0; off < got;) {
+				struct dirent64 *e = (struct dirent64 *)(buf + off);
+				n += e->d_name[0] != '.';
+				off += e->d_reclen;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fd_dir_lock);
 	return n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
 }
 

@@ -38,4 +38,7 @@ int ctl_db(const ctl_opts *o, int argc, char **argv);
 /* `porterctl http get|post|request ...` (ctl_http.c). argv[0] is "http". */
 int ctl_http(const ctl_opts *o, int argc, char **argv);
 
+/* `porterctl batch [--first] [FILE]` (ctl_batch.c): a JSON list of operations. */
+int ctl_batch(const ctl_opts *o, int argc, char **argv);
+
 #endif

@@ -34,6 +34,14 @@ static void usage(FILE *out)
 		"  file stat [-r ROOT] PATH      type, size, mode, mtime\n"
 		"  file ls [-r ROOT] [PATH]      list a directory (default: the root)\n"
 		"                      ROOT names one of porterd's file roots (default: its first)\n"
+		"  batch [--first] [FILE]\n"
+		"                      runs a JSON list of operations (stdin when no FILE) as one\n"
+		"                      batch: all of them (join), or --first to succeed (select):\n"
+		"                      [{\"op\":\"db\",\"conninfo\":\"...\",\"sql\":\"...\",\"params\":[\"1\",null]},\n"
+		"                       {\"op\":\"http\",\"method\":\"GET\",\"url\":\"...\",\"headers\":[],\"body\":\"\"},\n"
+		"                       {\"op\":\"file_read\",\"root\":\"...\",\"path\":\"...\"},\n"
+		"                       {\"op\":\"ping\",\"payload\":\"x\",\"delay_ms\":10}]\n"
+		"                      each may add \"timeout_ms\"\n"
 		"  db query CONNINFO SQL [PARAM...]\n"
 		"                      runs SQL on a pooled connection; PARAMs are $1..$n in\n"
 		"                      text form (\\N is NULL); prints a table, or JSON with --json\n"
@@ -349,6 +357,7 @@ int main(int argc, char **argv)
 		{ "version", cmd_version },
 		{ "file", ctl_file },
 		{ "db", ctl_db },
+		{ "batch", ctl_batch },
 		{ "http", ctl_http },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -385,6 +385,67 @@ START_TEST(client_killed_mid_batch_releases_everything)
 }
 END_TEST
 
+/* Runs porterctl with `json` on stdin; returns its exit status and its
+ * output in `out`. */
+static int porterctl_batch(const char *flags, const char *json, char *out, size_t cap)
+{
+	char in[192], cmd[512];
+	snprintf(in, sizeof(in), "%s/batch.json", root);
+	FILE *f = fopen(in, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(json, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s %s < %s", PORTERCTL_PATH, flags, in);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(porterctl_batch_reads_a_json_list)
+{
+	setup();
+	put_file("fast", "quick", 5);
+	char json[1024], out[4096];
+	snprintf(json, sizeof(json),
+		 "[{\"op\":\"db\",\"conninfo\":\"%s\",\"sql\":\"SELECT $1::int * 2\","
+		 "\"params\":[\"21\"]},"
+		 " {\"op\":\"http\",\"method\":\"GET\",\"url\":\"%s/status/204\"},"
+		 " {\"op\":\"file_read\",\"root\":\"main\",\"path\":\"fast\"},"
+		 " {\"op\":\"ping\",\"payload\":\"a\\u0000b\"}]",
+		 conninfo, web.base);
+	ck_assert_int_eq(porterctl_batch("--json batch", json, out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "\"winner\":-1"), "%s", out);
+	ck_assert_msg(strstr(out, "SELECT 1, 1 row(s), first value 42"), "%s", out);
+	ck_assert_msg(strstr(out, "HTTP 204, 0 body bytes"), "%s", out);
+	ck_assert_msg(strstr(out, "5 of 5 bytes"), "%s", out);
+	ck_assert_msg(strstr(out, "echoed 3 bytes"), "%s", out);
+
+	/* A member's failure: exit 1, the others still reported. */
+	ck_assert_int_eq(porterctl_batch("batch",
+					 "[{\"op\":\"file_read\",\"root\":\"main\",\"path\":\"nope\"},"
+					 " {\"op\":\"ping\"}]",
+					 out, sizeof(out)), 1);
+	ck_assert_msg(strstr(out, "PORTER_E_FILE_NOT_FOUND"), "%s", out);
+	ck_assert_msg(strstr(out, "echoed 0 bytes"), "%s", out);
+
+	/* Select: the fast member wins. */
+	ck_assert_int_eq(porterctl_batch("batch --first",
+					 "[{\"op\":\"ping\",\"delay_ms\":5000},{\"op\":\"ping\"}]",
+					 out, sizeof(out)), 0);
+	ck_assert_msg(strstr(out, "winner: 1"), "%s", out);
+
+	/* Bad input is a usage error, with the reason. */
+	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"ping\",]", out, sizeof(out)), 2);
+	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"teleport\"}]", out, sizeof(out)),
+			 2);
+	ck_assert_int_eq(porterctl_batch("batch", "{}", out, sizeof(out)), 2);
+	teardown();
+}
+END_TEST
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -395,6 +456,7 @@ int main(void)
 	tcase_add_test(tc, select_stops_the_slow_db_and_http_members);
 	tcase_add_test(tc, cancel_each_kind_from_another_thread);
 	tcase_add_test(tc, client_killed_mid_batch_releases_everything);
+	tcase_add_test(tc, porterctl_batch_reads_a_json_list);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
