@@ -8,7 +8,7 @@ ifneq ($(CI),)
 CMAKE_FLAGS += -DPORTER_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-asan test-tsan bench clean
+.PHONY: all deps build run test test-asan test-tsan bench soak clean
 
 all: build
 
@@ -23,7 +23,7 @@ build: deps
 run: build
 	$(BUILD)/daemon/porterd
 
-# Every suite, then the unit and integration suites again under
+# Every suite, then the unit, integration and fault suites again under
 # ASan+UBSan, and the threading suites under TSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
@@ -34,7 +34,7 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure --timeout 900 -L "unit|integration"
+		ctest --output-on-failure --timeout 900 -L "unit|integration|fault"
 
 test-tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DPORTER_TSAN=ON $(CMAKE_FLAGS)
@@ -45,6 +45,15 @@ test-tsan: deps
 # Benchmarks run one after another (-j 1) so they do not disturb each other.
 bench: build
 	cmake --build $(BUILD) -j 1 --target bench
+
+# A bounded mixed load from 32 threads (SOAK_SECONDS, default 120; and
+# SOAK_THREADS); prints requests, failures by code, and porterd's RSS and
+# fd count after warm-up and at the end.
+SOAK_SECONDS ?= 120
+SOAK_THREADS ?= 32
+soak: build
+	cmake --build $(BUILD) -j $(JOBS) --target porter_soak
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_THREADS=$(SOAK_THREADS) $(BUILD)/tests/fault/porter_soak
 
 clean:
 	rm -rf $(BUILD)

@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "conn.h"
+#include "dalloc.h"
 #include "log.h"
 #include "ops.h"
 #include "palloc.h"
 #include "porter.h"
+#include "stats.h"
 #include "worker.h"
 
 struct batch {
@@ -20,6 +22,7 @@ struct batch {
 	ProtobufCBinaryData *results; /* packed responses; len 0 until known */
 	int winner;              /* FIRST: the member that succeeded, or -1 */
 	int busy;                /* inside a loop over members: no freeing */
+	int nomem;               /* a member's result could not be kept */
 };
 
 static void batch_free(batch *b)
@@ -38,12 +41,18 @@ static void reply(batch *b)
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 
 	b->r = NULL;
+	r->cancel = NULL;
+	if (b->nomem) {
+		/* A member result missing from the reply would read as an
+		 * empty success: fail the whole batch instead. */
+		req_fail(r, PORTER_E_NOMEM, "out of memory keeping a batch member's result");
+		return;
+	}
 	br.n_results = b->n;
 	br.results = b->results;
 	br.winner = b->winner;
 	resp.body_case = PORTER__V1__RESPONSE__BODY_BATCH;
 	resp.batch = &br;
-	r->cancel = NULL;
 	req_reply(r, &resp);
 }
 
@@ -82,10 +91,12 @@ void batch_member_done(batch *b, unsigned index, const Porter__V1__Response *res
 	/* Once a FIRST batch has its winner, the others' results are not
 	 * reported: they were stopped. */
 	if (!(b->mode == PORTER__V1__BATCH__MODE__FIRST && b->winner >= 0)) {
-		uint8_t *buf = malloc(protobuf_c_message_get_packed_size(&resp->base) + 1);
+		uint8_t *buf = dmalloc(protobuf_c_message_get_packed_size(&resp->base) + 1);
 		if (buf) {
 			b->results[index].len = protobuf_c_message_pack(&resp->base, buf);
 			b->results[index].data = buf;
+		} else {
+			b->nomem = 1;
 		}
 		if (b->mode == PORTER__V1__BATCH__MODE__FIRST && resp->status == 0) {
 			b->winner = (int)index;
@@ -112,13 +123,19 @@ static void on_batch_stopped(req *r)
 /* Decodes member `i`, refusing what may not be nested. NULL after failing
  * the batch with a message in `why`. */
 static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *why,
-					  size_t whylen, unsigned i)
+					  size_t whylen, unsigned i, int *code)
 {
+	*code = PORTER_E_INVAL;
 	palloc_budget budget;
 	palloc_budget_init(&budget, raw->len);
 	Porter__V1__Request *m = porter__v1__request__unpack(&budget.base, raw->len, raw->data);
 	if (!m) {
-		snprintf(why, whylen, "batch member %u is not a valid request", i);
+		if (budget.nomem) {
+			*code = PORTER_E_NOMEM;
+			snprintf(why, whylen, "out of memory decoding batch member %u", i);
+		} else {
+			snprintf(why, whylen, "batch member %u is not a valid request", i);
+		}
 		return NULL;
 	}
 	switch (m->body_case) {
@@ -160,17 +177,18 @@ void batch_handle(req *r)
 		return;
 	}
 
-	decoded = calloc(n, sizeof(*decoded));
-	b = calloc(1, sizeof(*b));
-	if (!decoded || !b || !(b->members = calloc(n, sizeof(*b->members))) ||
-	    !(b->results = calloc(n, sizeof(*b->results)))) {
+	decoded = dcalloc(n, sizeof(*decoded));
+	b = dcalloc(1, sizeof(*b));
+	if (!decoded || !b || !(b->members = dcalloc(n, sizeof(*b->members))) ||
+	    !(b->results = dcalloc(n, sizeof(*b->results)))) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		decoded[i] = decode_member(&msg->members[i], why, sizeof(why), i);
+		int code;
+		decoded[i] = decode_member(&msg->members[i], why, sizeof(why), i, &code);
 		if (!decoded[i]) {
-			req_fail(r, PORTER_E_INVAL, "%s", why);
+			req_fail(r, code, "%s", why);
 			goto fail;
 		}
 	}
@@ -184,6 +202,8 @@ void batch_handle(req *r)
 		decoded[i] = NULL; /* owned by the member now, even on failure */
 		if (!m) {
 			for (unsigned j = 0; j < i; j++) {
+				/* Counted in flight by req_new_member. */
+				stats_sub(&w->counters.inflight, 1);
 				porter__v1__request__free_unpacked(b->members[j]->msg, NULL);
 				free(b->members[j]);
 			}

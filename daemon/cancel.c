@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "conn.h"
+#include "dalloc.h"
 #include "log.h"
 #include "porter.h"
 #include "server.h"
@@ -28,6 +29,7 @@ typedef struct pending {
 	req *r;             /* the Cancel request */
 	unsigned waiting;   /* answers still to come */
 	int found;
+	int unasked;        /* a worker could not be asked (out of memory) */
 } pending;
 
 struct cancel_state {
@@ -38,7 +40,15 @@ struct cancel_state {
 	unsigned live_tombs; /* slots in use, so the common case skips the scan */
 };
 
-/* Asks a worker to cancel; answered to the origin's inbox. */
+typedef struct answer_msg {
+	inbox_msg base;
+	uint64_t token;
+	int found;
+} answer_msg;
+
+/* Asks a worker to cancel; answered to the origin's inbox. The answer is
+ * allocated with the ask, so answering never needs memory: an answer lost
+ * to a failed allocation would leave the Cancel waiting forever. */
 typedef struct ask_msg {
 	inbox_msg base;
 	worker *origin;
@@ -46,13 +56,8 @@ typedef struct ask_msg {
 	uid_t uid;
 	uint64_t instance;
 	uint64_t target;
+	answer_msg *answer; /* owned until sent */
 } ask_msg;
-
-typedef struct answer_msg {
-	inbox_msg base;
-	uint64_t token;
-	int found;
-} answer_msg;
 
 static void remember(cancel_state *cs, uint64_t now, uid_t uid, uint64_t instance,
 		     uint64_t id)
@@ -92,7 +97,12 @@ static void finish_pending(pending *p)
 	resp.body_case = PORTER__V1__RESPONSE__BODY_CANCEL;
 	resp.cancel = &cr;
 	list_remove(&p->link);
-	req_reply(p->r, &resp);
+	if (!p->found && p->unasked)
+		/* "Not found" would be a guess: the target may run on the
+		 * worker that was never asked. */
+		req_fail(p->r, PORTER_E_NOMEM, "out of memory asking every worker");
+	else
+		req_reply(p->r, &resp);
 	free(p);
 }
 
@@ -129,17 +139,17 @@ static void answer(worker *origin, uint64_t token, int found)
 	}
 }
 
-static void send_answer(worker *origin, uint64_t token, int found)
+/* Sends the ask's preallocated answer to its origin; consumes it. */
+static void send_answer(ask_msg *ask, int found)
 {
-	answer_msg *a = malloc(sizeof(*a));
-	if (!a)
-		return; /* the origin finishes the Cancel at its deadline or stop */
+	answer_msg *a = ask->answer;
+	ask->answer = NULL;
 	a->base.run = answer_run;
 	a->base.drop = answer_drop;
-	a->token = token;
+	a->token = ask->token;
 	a->found = found;
-	if (inbox_push(&origin->inbox, &a->base) < 0)
-		free(a);
+	if (inbox_push(&ask->origin->inbox, &a->base) < 0)
+		free(a); /* the origin is stopping and finishes it itself */
 }
 
 static void ask_run(void *owner, inbox_msg *m)
@@ -152,14 +162,14 @@ static void ask_run(void *owner, inbox_msg *m)
 		if (!found)
 			remember(w->cancel, uv_now(&w->loop), a->uid, a->instance, a->target);
 	}
-	send_answer(a->origin, a->token, found);
+	send_answer(a, found);
 	free(a);
 }
 
 static void ask_drop(inbox_msg *m)
 {
 	ask_msg *a = (ask_msg *)m;
-	send_answer(a->origin, a->token, 0);
+	send_answer(a, 0);
 	free(a);
 }
 
@@ -178,7 +188,7 @@ void cancel_handle(req *r)
 	conn *c = r->c;
 	uint64_t target = r->msg->cancel->target_id;
 
-	pending *p = calloc(1, sizeof(*p));
+	pending *p = dcalloc(1, sizeof(*p));
 	if (!p) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		return;
@@ -196,7 +206,11 @@ void cancel_handle(req *r)
 		worker *other = &srv->workers[i];
 		if (other == w)
 			continue;
-		ask_msg *a = malloc(sizeof(*a));
+		ask_msg *a = dmalloc(sizeof(*a));
+		if (a && !(a->answer = dmalloc(sizeof(*a->answer)))) {
+			free(a);
+			a = NULL;
+		}
 		if (a) {
 			a->base.run = ask_run;
 			a->base.drop = ask_drop;
@@ -207,9 +221,13 @@ void cancel_handle(req *r)
 			a->target = target;
 			if (inbox_push(&other->inbox, &a->base) == 0)
 				continue;
+			free(a->answer);
 			free(a);
+			p->waiting--; /* that worker is stopping: nothing runs there */
+			continue;
 		}
-		p->waiting--; /* that worker is stopping: nothing runs there */
+		p->unasked = 1;
+		p->waiting--;
 	}
 	int found = cancel_local(w, uid, instance, target);
 	if (!found)

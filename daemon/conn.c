@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dalloc.h"
 #include "db.h"
 #include "fs.h"
 #include "log.h"
@@ -124,7 +125,7 @@ static void close_after_flush(conn *c)
 	c->state = CONN_DRAINING;
 	uv_timer_start(&c->timer, on_timer, c->w->cfg->frame_timeout_ms, 0);
 
-	uv_shutdown_t *sr = malloc(sizeof(*sr));
+	uv_shutdown_t *sr = dmalloc(sizeof(*sr));
 	if (!sr || uv_shutdown(sr, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
 		free(sr);
 		conn_close(c);
@@ -175,7 +176,9 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 	if (c->state == CONN_CLOSING)
 		return;
 
-	int rc = frame_pack(&resp->base, cfg->max_frame, &buf, &len);
+	/* Packing allocates the frame: the test-only hook may fail it. */
+	int rc = dalloc_should_fail() ? PORTER_E_NOMEM
+				      : frame_pack(&resp->base, cfg->max_frame, &buf, &len);
 	if (rc == PORTER_E_TOO_LARGE) {
 		Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
 		err.id = resp->id;
@@ -210,7 +213,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		return;
 	}
 
-	conn_write *cw = malloc(sizeof(*cw));
+	conn_write *cw = dmalloc(sizeof(*cw));
 	if (!cw) {
 		free(buf);
 		conn_close(c);
@@ -333,7 +336,12 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 	palloc_budget_init(&budget, len);
 	Porter__V1__Request *msg = porter__v1__request__unpack(&budget.base, len, p);
 	if (!msg) {
-		conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
+		/* Out of memory is not the client's fault: say so, rather
+		 * than blaming its frame. */
+		if (budget.nomem)
+			conn_fail(c, PORTER_E_NOMEM, "out of memory decoding a request");
+		else
+			conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
 		return;
 	}
 	if (c->state == CONN_HELLO) {
@@ -455,7 +463,7 @@ void conn_abort(conn *c)
 
 int conn_create(worker *w, int fd, uid_t uid, pid_t pid)
 {
-	conn *c = calloc(1, sizeof(*c));
+	conn *c = dcalloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
 		stats_sub(&w->counters.connections, 1); /* counted at hand-off */

@@ -7,6 +7,7 @@
 #include "fs.h"
 #include "http.h"
 #include "log.h"
+#include "dalloc.h"
 #include "porter.h"
 #include "server.h"
 
@@ -43,6 +44,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* Test-only allocation failures, before any worker runs. */
+	dalloc_init();
+
 	/* A client that vanishes mid-write must give EPIPE, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 
@@ -70,6 +74,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc = server_run(cfg, argc, argv);
+	if (dalloc_failures())
+		log_info("%llu request-path allocations failed by injection", dalloc_failures());
 	http_global_cleanup();
 	fs_shutdown();
 	config_unref(cfg);

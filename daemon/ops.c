@@ -5,6 +5,7 @@
 
 #include "batch.h"
 #include "cancel.h"
+#include "dalloc.h"
 #include "db.h"
 #include "fs.h"
 #include "http.h"
@@ -66,7 +67,7 @@ static void handle_ping(req *r)
 		echo(r);
 		return;
 	}
-	delayed_ping *dp = calloc(1, sizeof(*dp));
+	delayed_ping *dp = dcalloc(1, sizeof(*dp));
 	if (!dp) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		return;

@@ -7,6 +7,7 @@
 
 #include "batch.h"
 #include "conn.h"
+#include "dalloc.h"
 #include "porter.h"
 #include "stats.h"
 #include "worker.h"
@@ -14,7 +15,7 @@
 req *req_new(conn *c, Porter__V1__Request *msg)
 {
 	worker *w = c->w;
-	req *r = calloc(1, sizeof(*r));
+	req *r = dcalloc(1, sizeof(*r));
 	if (!r) {
 		porter__v1__request__free_unpacked(msg, NULL);
 		return NULL;
@@ -38,7 +39,7 @@ req *req_new(conn *c, Porter__V1__Request *msg)
 req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w,
 		    uint64_t deadline, Porter__V1__Request *msg)
 {
-	req *r = calloc(1, sizeof(*r));
+	req *r = dcalloc(1, sizeof(*r));
 	if (!r) {
 		porter__v1__request__free_unpacked(msg, NULL);
 		return NULL;

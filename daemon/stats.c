@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "dalloc.h"
 #include "porter.h"
 #include "req.h"
 #include "server.h"
@@ -56,8 +57,8 @@ void stats_handle(req *r)
 {
 	server *srv = r->w->srv;
 	unsigned n = srv->n_workers;
-	Porter__V1__WorkerStats *ws = calloc(n, sizeof(*ws));
-	Porter__V1__WorkerStats **wp = calloc(n, sizeof(*wp));
+	Porter__V1__WorkerStats *ws = dcalloc(n, sizeof(*ws));
+	Porter__V1__WorkerStats **wp = dcalloc(n, sizeof(*wp));
 	if (!ws || !wp) {
 		free(ws);
 		free(wp);

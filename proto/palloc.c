@@ -4,14 +4,22 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+int (*palloc_fail_hook)(void);
+
 static void *budget_alloc(void *data, size_t size)
 {
 	palloc_budget *b = data;
+	if (palloc_fail_hook && palloc_fail_hook()) {
+		b->nomem = 1;
+		return NULL;
+	}
 	if (size > b->limit - b->used)
 		return NULL;
 	void *p = malloc(size ? size : 1);
 	if (p)
 		b->used += size;
+	else
+		b->nomem = 1;
 	return p;
 }
 
@@ -27,6 +35,7 @@ void palloc_budget_init(palloc_budget *b, size_t wire_len)
 	b->base.free = budget_free;
 	b->base.allocator_data = b;
 	b->used = 0;
+	b->nomem = 0;
 	b->limit = wire_len > (SIZE_MAX - PALLOC_SLACK) / PALLOC_FACTOR
 			   ? SIZE_MAX
 			   : wire_len * PALLOC_FACTOR + PALLOC_SLACK;

@@ -25,10 +25,19 @@ typedef struct palloc_budget {
 	ProtobufCAllocator base; /* pass &budget.base to unpack */
 	size_t used;
 	size_t limit;
+	int nomem; /* an allocation within the budget failed (out of memory) */
 } palloc_budget;
 
 /* A budget for unpacking `wire_len` bytes:
  * PALLOC_FACTOR * wire_len + PALLOC_SLACK. */
 void palloc_budget_init(palloc_budget *b, size_t wire_len);
+
+/*
+ * Test-only: when set (porterd sets it from PORTER_TEST_FAIL_ALLOC, see
+ * daemon/dalloc.h), every budgeted allocation first asks it and fails when
+ * it returns nonzero. NULL (the default) never fails. Set it once before
+ * any thread unpacks.
+ */
+extern int (*palloc_fail_hook)(void);
 
 #endif
