@@ -114,10 +114,11 @@ int porter_batch_run(porter_batch *b, int timeout_ms, porter_batch_result **out)
 	for (size_t i = 0; i < r->n; i++) {
 		if (br->results[i].len == 0)
 			continue; /* stopped: another member won */
-		r->members[i] = porter__v1__response__unpack(NULL, br->results[i].len,
-							     br->results[i].data);
+		r->members[i] =
+			porter__v1__response__unpack(NULL, br->results[i].len, br->results[i].data);
 		if (!r->members[i]) {
-			rc = pconn_set_error(PORTER_E_PROTOCOL, "batch member %zu reply is malformed", i);
+			rc = pconn_set_error(PORTER_E_PROTOCOL,
+					     "batch member %zu reply is malformed", i);
 			goto out;
 		}
 	}
@@ -160,11 +161,11 @@ const char *porter_batch_result_message(const porter_batch_result *r, size_t i)
 	return r->members[i]->message ? r->members[i]->message : "";
 }
 
-int porter_batch_result_ping(const porter_batch_result *r, size_t i, const void **data,
-			     size_t *len)
+int porter_batch_result_ping(const porter_batch_result *r, size_t i, const void **data, size_t *len)
 {
 	const Porter__V1__Response *m = pbatch_member(r, i);
-	if (!m || m->status != 0 || m->body_case != PORTER__V1__RESPONSE__BODY_PING || !data || !len)
+	if (!m || m->status != 0 || m->body_case != PORTER__V1__RESPONSE__BODY_PING || !data ||
+	    !len)
 		return PORTER_E_INVAL;
 	*data = m->ping->payload.data;
 	*len = m->ping->payload.len;

@@ -72,7 +72,7 @@ void porter_db_result_free(porter_db_result *res)
 
 /* Fills `p` from `dr`; columns from `cols`/`types` (n) when `dr` has none. */
 static int part_fill(part *p, const Porter__V1__DbResult *dr, int n, char **cols,
-                     const uint32_t *types)
+		     const uint32_t *types)
 {
 	p->nfields = dr->n_columns ? (int)dr->n_columns : n;
 	p->ntuples = (int)dr->n_rows;
@@ -123,7 +123,7 @@ static int part_fill(part *p, const Porter__V1__DbResult *dr, int n, char **cols
 
 /* Builds a result from a response (success or error). NULL on OOM. */
 static porter_db_result *result_from(const Porter__V1__Response *resp, int n, char **cols,
-                                     const uint32_t *types)
+				     const uint32_t *types)
 {
 	porter_db_result *res = calloc(1, sizeof(*res));
 	if (!res)
@@ -164,7 +164,7 @@ static uint32_t daemon_timeout(int timeout_ms)
 }
 
 static int fill_params(Porter__V1__DbQuery *q, const porter_db_param *params, size_t n,
-                       Porter__V1__DbParam **ptrs, Porter__V1__DbParam *pp)
+		       Porter__V1__DbParam **ptrs, Porter__V1__DbParam *pp)
 {
 	for (size_t i = 0; i < n; i++) {
 		porter__v1__db_param__init(&pp[i]);
@@ -185,13 +185,13 @@ static int fill_params(Porter__V1__DbQuery *q, const porter_db_param *params, si
 
 /* Sends one DbQuery; the raw response goes to `*resp` when porterd answered. */
 static int run_query(uint64_t session, const char *conninfo, const char *sql,
-                     const porter_db_param *params, size_t nparams, unsigned chunk_rows,
-                     int timeout_ms, Porter__V1__Response **resp)
+		     const porter_db_param *params, size_t nparams, unsigned chunk_rows,
+		     int timeout_ms, Porter__V1__Response **resp)
 {
 	*resp = NULL;
 	if (!sql || (!session && (!conninfo || !conninfo[0])) || (nparams && !params))
 		return pconn_set_error(PORTER_E_INVAL,
-		                       "a query needs sql and a session or a conninfo");
+				       "a query needs sql and a session or a conninfo");
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -221,8 +221,8 @@ static int run_query(uint64_t session, const char *conninfo, const char *sql,
 }
 
 int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
-                    const porter_db_param *params, size_t nparams, int timeout_ms,
-                    porter_db_result **out)
+		    const porter_db_param *params, size_t nparams, int timeout_ms,
+		    porter_db_result **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
@@ -413,8 +413,8 @@ static void cursor_take_cols(porter_db_cursor *cur, const porter_db_result *res)
 }
 
 int porter_db_query_stream(uint64_t session, const char *conninfo, const char *sql,
-                           const porter_db_param *params, size_t nparams, unsigned chunk_rows,
-                           int timeout_ms, porter_db_cursor **out)
+			   const porter_db_param *params, size_t nparams, unsigned chunk_rows,
+			   int timeout_ms, porter_db_cursor **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
@@ -535,8 +535,7 @@ int porter_batch_add_db_query(porter_batch *b, uint64_t session, const char *con
 int porter_batch_result_db(const porter_batch_result *r, size_t i, porter_db_result **out)
 {
 	const Porter__V1__Response *m = pbatch_member(r, i);
-	if (!m || !out ||
-	    (m->status == 0 && m->body_case != PORTER__V1__RESPONSE__BODY_DB_QUERY))
+	if (!m || !out || (m->status == 0 && m->body_case != PORTER__V1__RESPONSE__BODY_DB_QUERY))
 		return PORTER_E_INVAL;
 	*out = result_from(m, 0, NULL, NULL);
 	return *out ? 0 : PORTER_E_NOMEM;

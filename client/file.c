@@ -524,8 +524,8 @@ void porter_file_list_free(porter_file_list *l)
 	free(l);
 }
 
-int porter_batch_add_file_read(porter_batch *b, const char *root, const char *path,
-			       uint64_t offset, uint64_t length, int timeout_ms)
+int porter_batch_add_file_read(porter_batch *b, const char *root, const char *path, uint64_t offset,
+			       uint64_t length, int timeout_ms)
 {
 	if (!path || timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "path is NULL or timeout negative");

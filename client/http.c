@@ -37,8 +37,8 @@ int porter_http_last_status(void)
 
 /* Splits "Name: value" lines into HttpHeader messages (pointing into the
  * caller's strings, names copied). Returns 0 or a code. */
-static int build_headers(const char *const *lines, size_t n,
-			 Porter__V1__HttpHeader **hv_out, Porter__V1__HttpHeader ***hp_out)
+static int build_headers(const char *const *lines, size_t n, Porter__V1__HttpHeader **hv_out,
+			 Porter__V1__HttpHeader ***hp_out)
 {
 	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
 	*hv_out = NULL;
@@ -84,8 +84,7 @@ nomem:
 	return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 }
 
-static void free_headers(Porter__V1__HttpHeader *hv, size_t n,
-			 Porter__V1__HttpHeader **hp)
+static void free_headers(Porter__V1__HttpHeader *hv, size_t n, Porter__V1__HttpHeader **hp)
 {
 	for (size_t i = 0; hv && i < n; i++)
 		free(hv[i].name);
@@ -130,11 +129,10 @@ static int call_http(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 
 /* Fills `req`/`hr` from the caller's arguments; the header arrays it
  * allocates are returned in *hv and *hp for free_headers. */
-static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr,
-			 const char *method, const char *url, const char *const *headers,
-			 size_t n_headers, const void *body, size_t body_len,
-			 const porter_http_options *opts, int stream,
-			 Porter__V1__HttpHeader **hv, Porter__V1__HttpHeader ***hp)
+static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, const char *method,
+			 const char *url, const char *const *headers, size_t n_headers,
+			 const void *body, size_t body_len, const porter_http_options *opts,
+			 int stream, Porter__V1__HttpHeader **hv, Porter__V1__HttpHeader ***hp)
 {
 	if (!url)
 		return pconn_set_error(PORTER_E_INVAL, "url is NULL");
@@ -162,10 +160,9 @@ static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr,
 	return 0;
 }
 
-static int start(const char *method, const char *url, const char *const *headers,
-		 size_t n_headers, const void *body, size_t body_len,
-		 const porter_http_options *opts, int stream, int timeout_ms,
-		 Porter__V1__Response **out)
+static int start(const char *method, const char *url, const char *const *headers, size_t n_headers,
+		 const void *body, size_t body_len, const porter_http_options *opts, int stream,
+		 int timeout_ms, Porter__V1__Response **out)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
@@ -224,7 +221,8 @@ int porter_batch_result_http(const porter_batch_result *r, size_t i, porter_http
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	const Porter__V1__Response *m = pbatch_member(r, i);
 	if (!m || m->status != 0 || m->body_case != PORTER__V1__RESPONSE__BODY_HTTP)
-		return pconn_set_error(PORTER_E_INVAL, "member %zu is not a successful HTTP request", i);
+		return pconn_set_error(PORTER_E_INVAL,
+				       "member %zu is not a successful HTTP request", i);
 	/* A copy, so the response outlives the batch result like any other. */
 	size_t len = protobuf_c_message_get_packed_size(&m->base);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -240,8 +238,7 @@ int porter_batch_result_http(const porter_batch_result *r, size_t i, porter_http
 
 int porter_http_request(const char *method, const char *url, const char *const *headers,
 			size_t n_headers, const void *body, size_t body_len,
-			const porter_http_options *opts, int timeout_ms,
-			porter_http_response **out)
+			const porter_http_options *opts, int timeout_ms, porter_http_response **out)
 {
 	Porter__V1__Response *resp = NULL;
 	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, timeout_ms, &resp);
@@ -252,15 +249,15 @@ int porter_http_request(const char *method, const char *url, const char *const *
 
 int porter_http_get(const char *url, int timeout_ms, porter_http_response **out)
 {
-	porter_http_options o = { .follow_redirects = 1 };
+	porter_http_options o = {.follow_redirects = 1};
 	return porter_http_request("GET", url, NULL, 0, NULL, 0, &o, timeout_ms, out);
 }
 
 int porter_http_post_json(const char *url, const char *json, size_t len, int timeout_ms,
 			  porter_http_response **out)
 {
-	static const char *const h[] = { "Content-Type: application/json" };
-	porter_http_options o = { .follow_redirects = 1 };
+	static const char *const h[] = {"Content-Type: application/json"};
+	porter_http_options o = {.follow_redirects = 1};
 	return porter_http_request("POST", url, h, 1, json, len, &o, timeout_ms, out);
 }
 
@@ -284,8 +281,8 @@ size_t porter_http_response_header_count(const porter_http_response *r)
 	return r->hr->n_headers;
 }
 
-int porter_http_response_header_at(const porter_http_response *r, size_t i,
-				   const char **name, const char **value)
+int porter_http_response_header_at(const porter_http_response *r, size_t i, const char **name,
+				   const char **value)
 {
 	if (i >= r->hr->n_headers)
 		return PORTER_E_INVAL;
@@ -363,8 +360,7 @@ const porter_http_response *porter_http_stream_response(const porter_http_stream
 	return &s->head;
 }
 
-int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len,
-			    int timeout_ms)
+int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len, int timeout_ms)
 {
 	if (!s || !data || !len)
 		return pconn_set_error(PORTER_E_INVAL, "NULL argument");

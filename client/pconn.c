@@ -25,9 +25,9 @@
 #define KEEP_BUFFER (256 * 1024)
 
 typedef struct tstate {
-	int fd;              /* -1 when not connected */
+	int fd; /* -1 when not connected */
 	frame_reader rd;
-	uint32_t max_frame;  /* the daemon's request limit, from Hello */
+	uint32_t max_frame;   /* the daemon's request limit, from Hello */
 	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
 	uint64_t generation;  /* reset generation the connection was opened in */
 	int last_error;
@@ -49,8 +49,7 @@ static uint64_t random_u64(void)
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) {
 		struct timespec t;
 		clock_gettime(CLOCK_REALTIME, &t);
-		v = ((uint64_t)t.tv_nsec << 32) ^ (uint64_t)t.tv_sec ^
-		    ((uint64_t)getpid() << 16);
+		v = ((uint64_t)t.tv_nsec << 32) ^ (uint64_t)t.tv_sec ^ ((uint64_t)getpid() << 16);
 	}
 	return v ? v : 1;
 }
@@ -202,7 +201,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 		int64_t left = deadline - now_ms();
 		if (left <= 0)
 			return PORTER_E_TIMEOUT;
-		struct pollfd p = { .fd = fd, .events = events };
+		struct pollfd p = {.fd = fd, .events = events};
 		int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (n > 0)
 			return 0; /* errors and hang-ups surface in send/recv */
@@ -217,8 +216,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
  * Writes all of buf. `*sent` counts the bytes the kernel took, so the
  * caller knows whether the daemon may have seen the request.
  */
-static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline,
-		     size_t *sent)
+static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline, size_t *sent)
 {
 	*sent = 0;
 	while (*sent < len) {
@@ -272,8 +270,8 @@ static int read_frame(tstate *t, int64_t deadline, const uint8_t **p, size_t *le
  * response with id 0 and an error status is the daemon closing the
  * connection on us (denied, protocol error) and ends the wait.
  */
-static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline,
-		    size_t *sent, Porter__V1__Response **out)
+static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_t *sent,
+		    Porter__V1__Response **out)
 {
 	uint8_t *buf;
 	size_t len;
@@ -311,7 +309,7 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline,
 static int open_conn(tstate *t, int64_t deadline)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	Porter__V1__Response *resp = NULL;
 	int rc;
 
@@ -333,9 +331,10 @@ static int open_conn(tstate *t, int64_t deadline)
 		if (errno == EAGAIN) {
 			/* The listen backlog is full: the daemon is busy but
 			 * alive. Retry until the deadline. */
-			struct timespec pause = { 0, 1000000 };
+			struct timespec pause = {0, 1000000};
 			if (now_ms() >= deadline) {
-				rc = pconn_set_error(PORTER_E_TIMEOUT, "daemon at %s did not accept in time", path);
+				rc = pconn_set_error(PORTER_E_TIMEOUT,
+						     "daemon at %s did not accept in time", path);
 				goto fail;
 			}
 			nanosleep(&pause, NULL);
@@ -361,8 +360,7 @@ static int open_conn(tstate *t, int64_t deadline)
 	if (rc < 0) {
 		if (rc == PORTER_E_CONN_LOST)
 			rc = PORTER_E_UNREACHABLE;
-		pconn_set_error(rc, "no Hello from porterd at %s: %s", path,
-				porter_strerror(rc));
+		pconn_set_error(rc, "no Hello from porterd at %s: %s", path, porter_strerror(rc));
 		goto fail;
 	}
 	if (resp->status != 0) {
@@ -371,12 +369,13 @@ static int open_conn(tstate *t, int64_t deadline)
 	}
 	if (resp->body_case != PORTER__V1__RESPONSE__BODY_HELLO ||
 	    resp->hello->protocol != PORTER_PROTOCOL_VERSION) {
-		rc = pconn_set_error(PORTER_E_PROTOCOL, "daemon at %s sent a bad Hello reply", path);
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "daemon at %s sent a bad Hello reply",
+				     path);
 		goto fail;
 	}
 	t->max_frame = resp->hello->max_frame;
-	frame_reader_set_limit(&t->rd, t->max_frame > HELLO_REPLY_LIMIT ? t->max_frame
-									 : HELLO_REPLY_LIMIT);
+	frame_reader_set_limit(&t->rd,
+			       t->max_frame > HELLO_REPLY_LIMIT ? t->max_frame : HELLO_REPLY_LIMIT);
 	porter__v1__response__free_unpacked(resp, NULL);
 	return 0;
 
@@ -387,8 +386,8 @@ fail:
 	return rc;
 }
 
-int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
-		    enum pconn_retry retry, Porter__V1__Response **out)
+int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		    Porter__V1__Response **out)
 {
 	tstate *t = state();
 	if (!t)
@@ -461,7 +460,9 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
 	if (rc == PORTER_E_TIMEOUT)
 		return pconn_set_error(rc, "no reply from porterd within %d ms", timeout_ms);
 	if (rc == PORTER_E_CONN_LOST)
-		return pconn_set_error(rc, "connection to porterd lost after the request was sent; its outcome is unknown");
+		return pconn_set_error(
+			rc,
+			"connection to porterd lost after the request was sent; its outcome is unknown");
 	return pconn_set_error(rc, "%s", porter_strerror(rc));
 }
 

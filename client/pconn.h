@@ -41,8 +41,8 @@ int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
  * `*out` (so callers can read its details); the return value is still the
  * status.
  */
-int pconn_call_full(Porter__V1__Request *req, int timeout_ms,
-		    enum pconn_retry retry, Porter__V1__Response **out);
+int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		    Porter__V1__Response **out);
 
 /* A fresh request id, unique within this process. Thread safe. */
 uint64_t pconn_next_id(void);
@@ -52,8 +52,7 @@ uint64_t pconn_instance(void);
 
 /* Records `code` and a formatted message as the thread's last error;
  * returns `code`. */
-int pconn_set_error(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int pconn_set_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears the thread's last error. */
 void pconn_clear_error(void);

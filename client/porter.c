@@ -49,8 +49,7 @@ int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms, int ti
 	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
 	if (rc < 0)
 		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_PING ||
-	    resp->ping->payload.len != len ||
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_PING || resp->ping->payload.len != len ||
 	    (len && memcmp(resp->ping->payload.data, payload, len) != 0))
 		rc = pconn_set_error(PORTER_E_PROTOCOL, "ping echo differs from the payload sent");
 	porter__v1__response__free_unpacked(resp, NULL);
@@ -126,8 +125,7 @@ size_t porter_stats_workers(const porter_stats_snapshot *s)
 	return s ? s->n : 0;
 }
 
-int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
-			porter_worker_stats *out)
+int porter_stats_worker(const porter_stats_snapshot *s, size_t i, porter_worker_stats *out)
 {
 	if (!s || !out || i >= s->n)
 		return PORTER_E_INVAL;
@@ -188,9 +186,10 @@ int porter_cancel(uint64_t id, int timeout_ms)
 	if (resp->body_case != PORTER__V1__RESPONSE__BODY_CANCEL)
 		rc = pconn_set_error(PORTER_E_PROTOCOL, "cancel reply missing");
 	else if (!resp->cancel->found)
-		rc = pconn_set_error(PORTER_E_NOT_FOUND,
-				     "request %llu is not in flight; it will be refused if it arrives",
-				     (unsigned long long)id);
+		rc = pconn_set_error(
+			PORTER_E_NOT_FOUND,
+			"request %llu is not in flight; it will be refused if it arrives",
+			(unsigned long long)id);
 	porter__v1__response__free_unpacked(resp, NULL);
 	return rc;
 }

@@ -14,15 +14,15 @@
 #include "worker.h"
 
 struct batch {
-	req *r;                  /* the Batch request; NULL once answered */
-	int mode;                /* PORTER__V1__BATCH__MODE__ALL or __FIRST */
+	req *r;   /* the Batch request; NULL once answered */
+	int mode; /* PORTER__V1__BATCH__MODE__ALL or __FIRST */
 	unsigned n;
-	unsigned pending;        /* members not yet finished */
-	req **members;           /* live member reqs; NULL once finished */
+	unsigned pending;             /* members not yet finished */
+	req **members;                /* live member reqs; NULL once finished */
 	ProtobufCBinaryData *results; /* packed responses; len 0 until known */
-	int winner;              /* FIRST: the member that succeeded, or -1 */
-	int busy;                /* inside a loop over members: no freeing */
-	int nomem;               /* a member's result could not be kept */
+	int winner;                   /* FIRST: the member that succeeded, or -1 */
+	int busy;                     /* inside a loop over members: no freeing */
+	int nomem;                    /* a member's result could not be kept */
 };
 
 static void batch_free(batch *b)
@@ -122,8 +122,8 @@ static void on_batch_stopped(req *r)
 
 /* Decodes member `i`, refusing what may not be nested. NULL after failing
  * the batch with a message in `why`. */
-static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *why,
-					  size_t whylen, unsigned i, int *code)
+static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *why, size_t whylen,
+					  unsigned i, int *code)
 {
 	*code = PORTER_E_INVAL;
 	palloc_budget budget;
@@ -145,7 +145,8 @@ static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *
 	case PORTER__V1__REQUEST__BODY_HELLO:
 	case PORTER__V1__REQUEST__BODY_CANCEL:
 	case PORTER__V1__REQUEST__BODY_BATCH:
-		snprintf(why, whylen, "batch member %u: Hello, Cancel and Batch cannot be batch members", i);
+		snprintf(why, whylen,
+			 "batch member %u: Hello, Cancel and Batch cannot be batch members", i);
 		break;
 	default:
 		return m;
@@ -172,7 +173,8 @@ void batch_handle(req *r)
 			 w->cfg->batch_max_members, n);
 		return;
 	}
-	if (msg->mode != PORTER__V1__BATCH__MODE__ALL && msg->mode != PORTER__V1__BATCH__MODE__FIRST) {
+	if (msg->mode != PORTER__V1__BATCH__MODE__ALL &&
+	    msg->mode != PORTER__V1__BATCH__MODE__FIRST) {
 		req_fail(r, PORTER_E_INVAL, "unknown batch mode %d", (int)msg->mode);
 		return;
 	}

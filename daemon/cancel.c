@@ -24,19 +24,19 @@ typedef struct tombstone {
 
 /* A Cancel request waiting for every worker's answer. */
 typedef struct pending {
-	list link;          /* in cancel_state.pending */
+	list link; /* in cancel_state.pending */
 	uint64_t token;
-	req *r;             /* the Cancel request */
-	unsigned waiting;   /* answers still to come */
+	req *r;           /* the Cancel request */
+	unsigned waiting; /* answers still to come */
 	int found;
-	int unasked;        /* a worker could not be asked (out of memory) */
+	int unasked; /* a worker could not be asked (out of memory) */
 } pending;
 
 struct cancel_state {
 	list pending;
 	uint64_t next_token;
 	tombstone tombs[TOMBSTONES];
-	unsigned next_tomb; /* ring position */
+	unsigned next_tomb;  /* ring position */
 	unsigned live_tombs; /* slots in use, so the common case skips the scan */
 };
 
@@ -59,13 +59,12 @@ typedef struct ask_msg {
 	answer_msg *answer; /* owned until sent */
 } ask_msg;
 
-static void remember(cancel_state *cs, uint64_t now, uid_t uid, uint64_t instance,
-		     uint64_t id)
+static void remember(cancel_state *cs, uint64_t now, uid_t uid, uint64_t instance, uint64_t id)
 {
 	tombstone *t = &cs->tombs[cs->next_tomb];
 	if (t->expires == 0)
 		cs->live_tombs++;
-	*t = (tombstone){ uid, instance, id, now + TOMBSTONE_MS };
+	*t = (tombstone){uid, instance, id, now + TOMBSTONE_MS};
 	cs->next_tomb = (cs->next_tomb + 1) % TOMBSTONES;
 }
 
@@ -79,7 +78,8 @@ static int cancel_local(worker *w, uid_t uid, uint64_t instance, uint64_t target
 			continue;
 		list_for_each_safe(rpos, rtmp, &c->reqs) {
 			req *r = list_entry(rpos, req, link);
-			if (r->id != target || r->msg->body_case == PORTER__V1__REQUEST__BODY_CANCEL)
+			if (r->id != target ||
+			    r->msg->body_case == PORTER__V1__REQUEST__BODY_CANCEL)
 				continue;
 			/* Only work that can stop early counts as cancelled;
 			 * anything else is about to finish on its own. */
@@ -253,8 +253,7 @@ int cancel_refuse_early(req *r)
 			cs->live_tombs--;
 			continue;
 		}
-		if (t->id == r->id && t->uid == r->c->uid &&
-		    t->instance == r->c->client_instance) {
+		if (t->id == r->id && t->uid == r->c->uid && t->instance == r->c->client_instance) {
 			t->expires = 0;
 			cs->live_tombs--;
 			req_fail(r, PORTER_E_CANCELLED, "cancelled before it started");

@@ -27,13 +27,13 @@ enum key_type {
 };
 
 typedef struct config_key {
-	const char *name;    /* flag without "--", and the file key */
-	char short_opt;      /* 0 when none */
+	const char *name; /* flag without "--", and the file key */
+	char short_opt;   /* 0 when none */
 	enum key_type type;
-	size_t offset;       /* into struct config */
-	uint64_t min, max;   /* numeric bounds */
-	const char *def;     /* default, parsed like any value; NULL for none */
-	const char *arg;     /* metavariable for --help */
+	size_t offset;     /* into struct config */
+	uint64_t min, max; /* numeric bounds */
+	const char *def;   /* default, parsed like any value; NULL for none */
+	const char *arg;   /* metavariable for --help */
 	const char *help;
 } config_key;
 
@@ -42,82 +42,83 @@ typedef struct config_key {
 /* Every setting, once. Defaults are strings so --help shows exactly what
  * the parser applies. */
 static const config_key keys[] = {
-	{ "socket", 's', KT_PATH, OFF(socket_path), 0, 0, NULL, "PATH",
-	  "listen on PATH (default: $XDG_RUNTIME_DIR/porter/porter.sock, else /tmp/porter-$UID/porter.sock)" },
-	{ "workers", 'w', KT_U32, OFF(workers), 0, CONFIG_MAX_WORKERS, "0", "N",
-	  "worker loops; 0 means one per CPU" },
-	{ "log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
-	  "error, warn, info or debug" },
-	{ "allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",
-	  "comma-separated uids allowed to connect, or 'any' to let the socket's mode and group decide (default: the daemon's own uid; with a socket passed by systemd: any)" },
-	{ "hello-max-frame", 0, KT_U32, OFF(hello_max_frame), 1024, 1u << 30, "65536", "BYTES",
-	  "largest frame accepted before Hello" },
-	{ "max-frame", 0, KT_U32, OFF(max_frame), 1024, 1u << 30, "16777216", "BYTES",
-	  "largest request frame" },
-	{ "max-inflight", 0, KT_U32, OFF(max_inflight), 1, 65536, "256", "N",
-	  "requests processed at once per connection (more are read as replies go out)" },
-	{ "output-cap", 0, KT_U64, OFF(output_cap), 4096, UINT64_MAX / 2, "67108864", "BYTES",
-	  "unsent reply bytes before a client that does not read is dropped" },
-	{ "idle-timeout", 0, KT_U32, OFF(idle_timeout_ms), 0, UINT32_MAX, "0", "MS",
-	  "close connections idle this long; 0 never" },
-	{ "frame-timeout", 0, KT_U32, OFF(frame_timeout_ms), 1, UINT32_MAX, "10000", "MS",
-	  "close connections stalled mid-frame (or silent before Hello) this long" },
-	{ "default-timeout", 0, KT_U32, OFF(default_timeout_ms), 1, UINT32_MAX, "30000", "MS",
-	  "deadline of requests that give none" },
-	{ "max-timeout", 0, KT_U32, OFF(max_timeout_ms), 1, UINT32_MAX, "3600000", "MS",
-	  "longest deadline honoured" },
-	{ "shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
-	  "time in-flight work gets to finish on SIGTERM" },
-	{ "batch-max-members", 0, KT_U32, OFF(batch_max_members), 1, 4096, "64", "N",
-	  "members one Batch request may have" },
-	{ "metrics-file", 0, KT_STR, OFF(metrics_file), 0, 0, "", "PATH",
-	  "write Prometheus text metrics to PATH (replaced atomically); empty means off" },
-	{ "metrics-listen", 0, KT_STR, OFF(metrics_listen), 0, 0, "", "ADDR:PORT",
-	  "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT; empty means off" },
-	{ "metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
-	  "how often metrics-file is rewritten" },
-	{ "file-roots", 0, KT_LIST, OFF(file_roots), 0, 0, NULL, "LIST",
-	  "file roots as name=/path,... (default: one root named 'files' at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files, created 0700); clients name a root and a path inside it" },
-	{ "file-chunk-size", 0, KT_U32, OFF(file_chunk), 4096, 8u << 20, "1048576", "BYTES",
-	  "largest file chunk carried by one reply or request; bigger reads and writes stream" },
-	{ "file-resolve", 0, KT_STR, OFF(file_resolve), 0, 0, "auto", "MODE",
-	  "path confinement: auto (openat2 RESOLVE_BENEATH, walking components with O_NOFOLLOW where the kernel lacks openat2) or walk (always walk)" },
-	{ "file-max-streams", 0, KT_U32, OFF(file_max_streams), 1, 65536, "64", "N",
-	  "file streams (large reads, chunked writes) one connection may hold open" },
-	{ "db-pool-size", 0, KT_U32, OFF(db_pool_size), 1, 10000, "8", "N",
-	  "pooled PostgreSQL connections per worker and conninfo" },
-	{ "db-pool-idle", 0, KT_U32, OFF(db_pool_idle_ms), 100, UINT32_MAX, "60000", "MS",
-	  "close pooled PostgreSQL connections idle this long" },
-	{ "db-session-idle", 0, KT_U32, OFF(db_session_idle_ms), 0, UINT32_MAX, "600000", "MS",
-	  "close (and roll back) database sessions idle this long; 0 never" },
-	{ "db-session-grace", 0, KT_U32, OFF(db_session_grace_ms), 0, UINT32_MAX, "10000", "MS",
-	  "close a client's database sessions once all its connections are gone this long" },
-	{ "db-max-sessions", 0, KT_U32, OFF(db_max_sessions), 1, 1000000, "1024", "N",
-	  "open database sessions per worker" },
-	{ "http-max-response", 0, KT_U64, OFF(http_max_response), 1024, 1ull << 30, "8388608", "BYTES",
-	  "largest HTTP response body returned whole (also capped by max-frame); larger bodies must be streamed" },
-	{ "http-max-redirects", 0, KT_U32, OFF(http_max_redirects), 0, 100, "10", "N",
-	  "HTTP redirects followed at most" },
-	{ "http-chunk-size", 0, KT_U32, OFF(http_chunk_size), 4096, 8u << 20, "1048576", "BYTES",
-	  "chunk size of streamed HTTP bodies, and the most a client may ask for" },
-	{ "http-stream-idle", 0, KT_U32, OFF(http_stream_idle_ms), 100, UINT32_MAX, "60000", "MS",
-	  "abort an HTTP stream nobody pulls for this long" },
-	{ "http-max-streams", 0, KT_U32, OFF(http_max_streams), 1, 1u << 20, "256", "N",
-	  "open HTTP streams per worker (each holds up to about two chunks)" },
-	{ "http-connect-timeout", 0, KT_U32, OFF(http_connect_timeout_ms), 1, UINT32_MAX, "10000", "MS",
-	  "bound of one HTTP connection attempt (within the request's deadline)" },
-	{ "http-max-host-connections", 0, KT_U32, OFF(http_max_host_connections), 0, 65536, "0", "N",
-	  "HTTP connections per host and worker; 0 means no limit" },
-	{ "http-allow-hosts", 0, KT_LIST, OFF(http_allow_hosts), 0, 0, NULL, "LIST",
-	  "comma-separated host names HTTP may reach, '*.example.com' for subdomains (default: any)" },
-	{ "http-ca-file", 0, KT_STR, OFF(http_ca_file), 0, 0, NULL, "FILE",
-	  "CA bundle for HTTPS (default: the system's)" },
-	{ "http-ca-path", 0, KT_STR, OFF(http_ca_path), 0, 0, NULL, "DIR",
-	  "directory of CA certificates for HTTPS" },
-	{ "http-tls-verify", 0, KT_BOOL, OFF(http_tls_verify), 0, 0, "true", "BOOL",
-	  "verify HTTPS certificates and host names" },
-	{ "http-share", 0, KT_BOOL, OFF(http_share), 0, 0, "true", "BOOL",
-	  "share DNS and TLS session caches across worker loops" },
+	{"socket", 's', KT_PATH, OFF(socket_path), 0, 0, NULL, "PATH",
+	 "listen on PATH (default: $XDG_RUNTIME_DIR/porter/porter.sock, else /tmp/porter-$UID/porter.sock)"},
+	{"workers", 'w', KT_U32, OFF(workers), 0, CONFIG_MAX_WORKERS, "0", "N",
+	 "worker loops; 0 means one per CPU"},
+	{"log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
+	 "error, warn, info or debug"},
+	{"allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",
+	 "comma-separated uids allowed to connect, or 'any' to let the socket's mode and group decide (default: the daemon's own uid; with a socket passed by systemd: any)"},
+	{"hello-max-frame", 0, KT_U32, OFF(hello_max_frame), 1024, 1u << 30, "65536", "BYTES",
+	 "largest frame accepted before Hello"},
+	{"max-frame", 0, KT_U32, OFF(max_frame), 1024, 1u << 30, "16777216", "BYTES",
+	 "largest request frame"},
+	{"max-inflight", 0, KT_U32, OFF(max_inflight), 1, 65536, "256", "N",
+	 "requests processed at once per connection (more are read as replies go out)"},
+	{"output-cap", 0, KT_U64, OFF(output_cap), 4096, UINT64_MAX / 2, "67108864", "BYTES",
+	 "unsent reply bytes before a client that does not read is dropped"},
+	{"idle-timeout", 0, KT_U32, OFF(idle_timeout_ms), 0, UINT32_MAX, "0", "MS",
+	 "close connections idle this long; 0 never"},
+	{"frame-timeout", 0, KT_U32, OFF(frame_timeout_ms), 1, UINT32_MAX, "10000", "MS",
+	 "close connections stalled mid-frame (or silent before Hello) this long"},
+	{"default-timeout", 0, KT_U32, OFF(default_timeout_ms), 1, UINT32_MAX, "30000", "MS",
+	 "deadline of requests that give none"},
+	{"max-timeout", 0, KT_U32, OFF(max_timeout_ms), 1, UINT32_MAX, "3600000", "MS",
+	 "longest deadline honoured"},
+	{"shutdown-grace", 0, KT_U32, OFF(shutdown_grace_ms), 0, UINT32_MAX, "5000", "MS",
+	 "time in-flight work gets to finish on SIGTERM"},
+	{"batch-max-members", 0, KT_U32, OFF(batch_max_members), 1, 4096, "64", "N",
+	 "members one Batch request may have"},
+	{"metrics-file", 0, KT_STR, OFF(metrics_file), 0, 0, "", "PATH",
+	 "write Prometheus text metrics to PATH (replaced atomically); empty means off"},
+	{"metrics-listen", 0, KT_STR, OFF(metrics_listen), 0, 0, "", "ADDR:PORT",
+	 "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT; empty means off"},
+	{"metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
+	 "how often metrics-file is rewritten"},
+	{"file-roots", 0, KT_LIST, OFF(file_roots), 0, 0, NULL, "LIST",
+	 "file roots as name=/path,... (default: one root named 'files' at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files, created 0700); clients name a root and a path inside it"},
+	{"file-chunk-size", 0, KT_U32, OFF(file_chunk), 4096, 8u << 20, "1048576", "BYTES",
+	 "largest file chunk carried by one reply or request; bigger reads and writes stream"},
+	{"file-resolve", 0, KT_STR, OFF(file_resolve), 0, 0, "auto", "MODE",
+	 "path confinement: auto (openat2 RESOLVE_BENEATH, walking components with O_NOFOLLOW where the kernel lacks openat2) or walk (always walk)"},
+	{"file-max-streams", 0, KT_U32, OFF(file_max_streams), 1, 65536, "64", "N",
+	 "file streams (large reads, chunked writes) one connection may hold open"},
+	{"db-pool-size", 0, KT_U32, OFF(db_pool_size), 1, 10000, "8", "N",
+	 "pooled PostgreSQL connections per worker and conninfo"},
+	{"db-pool-idle", 0, KT_U32, OFF(db_pool_idle_ms), 100, UINT32_MAX, "60000", "MS",
+	 "close pooled PostgreSQL connections idle this long"},
+	{"db-session-idle", 0, KT_U32, OFF(db_session_idle_ms), 0, UINT32_MAX, "600000", "MS",
+	 "close (and roll back) database sessions idle this long; 0 never"},
+	{"db-session-grace", 0, KT_U32, OFF(db_session_grace_ms), 0, UINT32_MAX, "10000", "MS",
+	 "close a client's database sessions once all its connections are gone this long"},
+	{"db-max-sessions", 0, KT_U32, OFF(db_max_sessions), 1, 1000000, "1024", "N",
+	 "open database sessions per worker"},
+	{"http-max-response", 0, KT_U64, OFF(http_max_response), 1024, 1ull << 30, "8388608",
+	 "BYTES",
+	 "largest HTTP response body returned whole (also capped by max-frame); larger bodies must be streamed"},
+	{"http-max-redirects", 0, KT_U32, OFF(http_max_redirects), 0, 100, "10", "N",
+	 "HTTP redirects followed at most"},
+	{"http-chunk-size", 0, KT_U32, OFF(http_chunk_size), 4096, 8u << 20, "1048576", "BYTES",
+	 "chunk size of streamed HTTP bodies, and the most a client may ask for"},
+	{"http-stream-idle", 0, KT_U32, OFF(http_stream_idle_ms), 100, UINT32_MAX, "60000", "MS",
+	 "abort an HTTP stream nobody pulls for this long"},
+	{"http-max-streams", 0, KT_U32, OFF(http_max_streams), 1, 1u << 20, "256", "N",
+	 "open HTTP streams per worker (each holds up to about two chunks)"},
+	{"http-connect-timeout", 0, KT_U32, OFF(http_connect_timeout_ms), 1, UINT32_MAX, "10000",
+	 "MS", "bound of one HTTP connection attempt (within the request's deadline)"},
+	{"http-max-host-connections", 0, KT_U32, OFF(http_max_host_connections), 0, 65536, "0", "N",
+	 "HTTP connections per host and worker; 0 means no limit"},
+	{"http-allow-hosts", 0, KT_LIST, OFF(http_allow_hosts), 0, 0, NULL, "LIST",
+	 "comma-separated host names HTTP may reach, '*.example.com' for subdomains (default: any)"},
+	{"http-ca-file", 0, KT_STR, OFF(http_ca_file), 0, 0, NULL, "FILE",
+	 "CA bundle for HTTPS (default: the system's)"},
+	{"http-ca-path", 0, KT_STR, OFF(http_ca_path), 0, 0, NULL, "DIR",
+	 "directory of CA certificates for HTTPS"},
+	{"http-tls-verify", 0, KT_BOOL, OFF(http_tls_verify), 0, 0, "true", "BOOL",
+	 "verify HTTPS certificates and host names"},
+	{"http-share", 0, KT_BOOL, OFF(http_share), 0, 0, "true", "BOOL",
+	 "share DNS and TLS session caches across worker loops"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -153,8 +154,7 @@ static void list_clear(config_list *l)
 }
 
 /* Applies one value; on error writes the reason (no prefix) to `why`. */
-static int apply(config *c, const config_key *k, const char *v, char *why,
-		 size_t whylen)
+static int apply(config *c, const config_key *k, const char *v, char *why, size_t whylen)
 {
 	void *field = (char *)c + k->offset;
 	uint64_t u;
@@ -192,7 +192,7 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		return 0;
 	}
 	case KT_LIST: {
-		config_list nl = { 0 };
+		config_list nl = {0};
 		const char *p = v;
 		while (*p) {
 			const char *e = strchr(p, ',');
@@ -235,7 +235,8 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 	case KT_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on"))
 			*(int *)field = 1;
-		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off"))
+		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") ||
+			 !strcmp(v, "off"))
 			*(int *)field = 0;
 		else {
 			snprintf(why, whylen, "expected true or false, got '%s'", v);
@@ -261,7 +262,8 @@ static int apply(config *c, const config_key *k, const char *v, char *why,
 		for (char *tok = strtok_r(buf, ", ", &save); tok;
 		     tok = strtok_r(NULL, ", ", &save)) {
 			if (n == CONFIG_MAX_UIDS || parse_u64(tok, 0, UINT32_MAX - 1, &u)) {
-				snprintf(why, whylen, "expected up to %d comma-separated uids, got '%s'",
+				snprintf(why, whylen,
+					 "expected up to %d comma-separated uids, got '%s'",
 					 CONFIG_MAX_UIDS, v);
 				return PORTER_E_INVAL;
 			}
@@ -360,13 +362,12 @@ void config_usage(FILE *out)
 			fprintf(out, " (default: %s)", k->def);
 		fputc('\n', out);
 	}
-	fprintf(out,
-		"\n"
-		"SIGHUP reloads the configuration file (flags still win); settings that\n"
-		"cannot change live (socket, workers) need a restart.\n"
-		"\n"
-		"Exit status: 0 after a clean shutdown, 1 on a start-up failure, 2 on bad\n"
-		"usage or settings.\n");
+	fprintf(out, "\n"
+		     "SIGHUP reloads the configuration file (flags still win); settings that\n"
+		     "cannot change live (socket, workers) need a restart.\n"
+		     "\n"
+		     "Exit status: 0 after a clean shutdown, 1 on a start-up failure, 2 on bad\n"
+		     "usage or settings.\n");
 }
 
 static char *trim(char *s)
@@ -392,8 +393,8 @@ int config_load_file(config *c, const char *path, FILE *err)
 		lineno++;
 		size_t len = strlen(line);
 		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-			fprintf(err, "porterd: %s:%d: line longer than %zu bytes\n",
-				path, lineno, sizeof(line) - 2);
+			fprintf(err, "porterd: %s:%d: line longer than %zu bytes\n", path, lineno,
+				sizeof(line) - 2);
 			rc = PORTER_E_INVAL;
 			break;
 		}
@@ -440,22 +441,22 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	shorts[ns++] = ':';
 	shorts[ns++] = 'h';
 	shorts[ns++] = 'V';
-	opts[no++] = (struct option){ "config", required_argument, NULL, 'c' };
-	opts[no++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK_CONFIG };
-	opts[no++] = (struct option){ "print-example-config", no_argument, NULL, OPT_PRINT_EXAMPLE };
-	opts[no++] = (struct option){ "help", no_argument, NULL, 'h' };
-	opts[no++] = (struct option){ "version", no_argument, NULL, 'V' };
+	opts[no++] = (struct option){"config", required_argument, NULL, 'c'};
+	opts[no++] = (struct option){"check-config", no_argument, NULL, OPT_CHECK_CONFIG};
+	opts[no++] = (struct option){"print-example-config", no_argument, NULL, OPT_PRINT_EXAMPLE};
+	opts[no++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[no++] = (struct option){"version", no_argument, NULL, 'V'};
 	for (size_t i = 0; i < N_KEYS; i++) {
-		opts[no++] = (struct option){ keys[i].name,
-					      keys[i].type == KT_BOOL ? optional_argument
-								      : required_argument,
-					      NULL, OPT_KEY_BASE + (int)i };
+		opts[no++] = (struct option){keys[i].name,
+					     keys[i].type == KT_BOOL ? optional_argument
+								     : required_argument,
+					     NULL, OPT_KEY_BASE + (int)i};
 		if (keys[i].short_opt) {
 			shorts[ns++] = keys[i].short_opt;
 			shorts[ns++] = ':';
 		}
 	}
-	opts[no] = (struct option){ NULL, 0, NULL, 0 };
+	opts[no] = (struct option){NULL, 0, NULL, 0};
 	shorts[ns] = '\0';
 
 	/* The file is applied first so that flags override it wherever they
@@ -505,7 +506,8 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 			fprintf(err, "porterd: option '%s' needs a value\n", argv[optind - 1]);
 			return PORTER_E_INVAL;
 		case '?':
-			fprintf(err, "porterd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+			fprintf(err, "porterd: unknown option '%s' (see --help)\n",
+				argv[optind - 1]);
 			return PORTER_E_INVAL;
 		default:
 			break;
@@ -533,7 +535,8 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	if (c->metrics_listen) {
 		struct sockaddr_storage ss;
 		if (config_parse_loopback(c->metrics_listen, &ss) < 0) {
-			fprintf(err, "porterd: metrics-listen: expected 127.0.0.1:PORT or [::1]:PORT (loopback only), got '%s'\n",
+			fprintf(err,
+				"porterd: metrics-listen: expected 127.0.0.1:PORT or [::1]:PORT (loopback only), got '%s'\n",
 				c->metrics_listen);
 			return PORTER_E_INVAL;
 		}
@@ -625,8 +628,10 @@ void config_dump(const config *c, FILE *out)
 			break;
 		}
 		case KT_LEVEL: {
-			static const char *names[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warn",
-						       [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+			static const char *names[] = {[LOG_LVL_ERROR] = "error",
+						      [LOG_LVL_WARN] = "warn",
+						      [LOG_LVL_INFO] = "info",
+						      [LOG_LVL_DEBUG] = "debug"};
 			int l = *(const int *)field;
 			fputs(l >= 0 && l <= LOG_LVL_DEBUG && names[l] ? names[l] : "?", out);
 			break;
@@ -647,22 +652,21 @@ void config_dump(const config *c, FILE *out)
 
 void config_example(FILE *out)
 {
-	fprintf(out,
-		"# porterd configuration: every setting with its built-in default.\n"
-		"#\n"
-		"# porterd reads " PORTER_DEFAULT_CONFIG " when it exists (or the file\n"
-		"# given with --config). Format: one \"key = value\" per line; blank lines\n"
-		"# and lines starting with '#' are ignored; keys are the long option names\n"
-		"# of porterd --help without \"--\"; lists are comma-separated. Command-line\n"
-		"# options override the file. Errors name the file, line and key, and\n"
-		"# \"porterd --check-config\" validates a file without starting.\n"
-		"#\n"
-		"# SIGHUP (systemctl reload porterd) re-reads this file. The limits,\n"
-		"# timeouts, allow-uid, log-level and metrics settings change live; socket\n"
-		"# and workers need a restart. A file with errors is rejected as a whole\n"
-		"# and the running settings stay.\n"
-		"#\n"
-		"# Generated by \"porterd --print-example-config\"; a test keeps it so.\n");
+	fprintf(out, "# porterd configuration: every setting with its built-in default.\n"
+		     "#\n"
+		     "# porterd reads " PORTER_DEFAULT_CONFIG " when it exists (or the file\n"
+		     "# given with --config). Format: one \"key = value\" per line; blank lines\n"
+		     "# and lines starting with '#' are ignored; keys are the long option names\n"
+		     "# of porterd --help without \"--\"; lists are comma-separated. Command-line\n"
+		     "# options override the file. Errors name the file, line and key, and\n"
+		     "# \"porterd --check-config\" validates a file without starting.\n"
+		     "#\n"
+		     "# SIGHUP (systemctl reload porterd) re-reads this file. The limits,\n"
+		     "# timeouts, allow-uid, log-level and metrics settings change live; socket\n"
+		     "# and workers need a restart. A file with errors is rejected as a whole\n"
+		     "# and the running settings stay.\n"
+		     "#\n"
+		     "# Generated by \"porterd --print-example-config\"; a test keeps it so.\n");
 	for (size_t i = 0; i < N_KEYS; i++) {
 		const config_key *k = &keys[i];
 		fprintf(out, "\n# %s\n", k->help);

@@ -42,52 +42,52 @@ typedef struct config_list {
 } config_list;
 
 typedef struct config {
-	char *config_file;         /* file read, or NULL */
+	char *config_file;                 /* file read, or NULL */
 	char socket_path[CONFIG_PATH_MAX]; /* "" until resolved */
-	unsigned workers;          /* worker loops; 0 means one per CPU */
+	unsigned workers;                  /* worker loops; 0 means one per CPU */
 	enum log_level log_level;
 	uid_t allow_uids[CONFIG_MAX_UIDS]; /* peers allowed to connect */
-	size_t n_allow_uids;       /* 0 means the daemon's own uid */
-	int allow_any_uid;         /* "allow-uid = any": the socket's mode decides */
-	int allow_uid_set;         /* allow-uid was given (file or flag) */
-	uint32_t hello_max_frame;  /* frame limit before Hello */
-	uint32_t max_frame;        /* frame limit after Hello */
-	uint32_t max_inflight;     /* requests processed at once per connection */
-	uint64_t output_cap;       /* unsent reply bytes before a client is dropped */
-	uint32_t idle_timeout_ms;  /* close idle connections; 0 never */
-	uint32_t frame_timeout_ms; /* close a connection stalled mid-frame */
-	uint32_t default_timeout_ms; /* deadline of a request that names none */
-	uint32_t max_timeout_ms;   /* longer deadlines are clamped to this */
-	uint32_t shutdown_grace_ms; /* in-flight work may finish this long */
-	uint32_t batch_max_members; /* members one Batch may have */
-	uint32_t metrics_interval_ms; /* how often metrics-file is rewritten */
-	char *metrics_file;        /* Prometheus text file, or NULL (off) */
-	char *metrics_listen;      /* loopback "HOST:PORT" for GET /metrics, or NULL */
-	config_list file_roots;    /* "name=/path" items; empty: the default root */
-	uint32_t file_chunk;       /* largest file chunk in one reply or request */
-	char *file_resolve;        /* "auto" (openat2, else walk) or "walk" */
-	uint32_t file_max_streams; /* open file streams per connection */
-	uint32_t db_pool_size;     /* pooled PG connections per worker and conninfo */
-	uint32_t db_pool_idle_ms;  /* idle pooled connections are closed after this */
-	uint32_t db_session_idle_ms; /* idle sessions are closed; 0 never */
-	uint32_t db_session_grace_ms; /* sessions outlive their client this long */
-	uint32_t db_max_sessions;  /* open sessions per worker */
-	int check_only;            /* --check-config: validate and exit */
-	int print_example;         /* --print-example-config: print and exit */
-	_Atomic unsigned refs;     /* holders of a config_alloc()ed generation */
+	size_t n_allow_uids;               /* 0 means the daemon's own uid */
+	int allow_any_uid;                 /* "allow-uid = any": the socket's mode decides */
+	int allow_uid_set;                 /* allow-uid was given (file or flag) */
+	uint32_t hello_max_frame;          /* frame limit before Hello */
+	uint32_t max_frame;                /* frame limit after Hello */
+	uint32_t max_inflight;             /* requests processed at once per connection */
+	uint64_t output_cap;               /* unsent reply bytes before a client is dropped */
+	uint32_t idle_timeout_ms;          /* close idle connections; 0 never */
+	uint32_t frame_timeout_ms;         /* close a connection stalled mid-frame */
+	uint32_t default_timeout_ms;       /* deadline of a request that names none */
+	uint32_t max_timeout_ms;           /* longer deadlines are clamped to this */
+	uint32_t shutdown_grace_ms;        /* in-flight work may finish this long */
+	uint32_t batch_max_members;        /* members one Batch may have */
+	uint32_t metrics_interval_ms;      /* how often metrics-file is rewritten */
+	char *metrics_file;                /* Prometheus text file, or NULL (off) */
+	char *metrics_listen;              /* loopback "HOST:PORT" for GET /metrics, or NULL */
+	config_list file_roots;            /* "name=/path" items; empty: the default root */
+	uint32_t file_chunk;               /* largest file chunk in one reply or request */
+	char *file_resolve;                /* "auto" (openat2, else walk) or "walk" */
+	uint32_t file_max_streams;         /* open file streams per connection */
+	uint32_t db_pool_size;             /* pooled PG connections per worker and conninfo */
+	uint32_t db_pool_idle_ms;          /* idle pooled connections are closed after this */
+	uint32_t db_session_idle_ms;       /* idle sessions are closed; 0 never */
+	uint32_t db_session_grace_ms;      /* sessions outlive their client this long */
+	uint32_t db_max_sessions;          /* open sessions per worker */
+	int check_only;                    /* --check-config: validate and exit */
+	int print_example;                 /* --print-example-config: print and exit */
+	_Atomic unsigned refs;             /* holders of a config_alloc()ed generation */
 	/* HTTP */
-	uint64_t http_max_response; /* largest whole (unstreamed) response body */
-	uint32_t http_max_redirects; /* redirects followed at most */
-	uint32_t http_chunk_size;  /* stream chunk size (and its maximum) */
-	uint32_t http_stream_idle_ms; /* abort streams nobody pulls this long */
-	uint32_t http_max_streams; /* open streams per worker */
-	uint32_t http_connect_timeout_ms; /* bound of one connection attempt */
+	uint64_t http_max_response;         /* largest whole (unstreamed) response body */
+	uint32_t http_max_redirects;        /* redirects followed at most */
+	uint32_t http_chunk_size;           /* stream chunk size (and its maximum) */
+	uint32_t http_stream_idle_ms;       /* abort streams nobody pulls this long */
+	uint32_t http_max_streams;          /* open streams per worker */
+	uint32_t http_connect_timeout_ms;   /* bound of one connection attempt */
 	uint32_t http_max_host_connections; /* per worker and host; 0 unlimited */
-	config_list http_allow_hosts; /* empty: any host */
-	char *http_ca_file;        /* CA bundle, or NULL for libcurl's default */
-	char *http_ca_path;        /* CA directory, or NULL */
-	int http_tls_verify;       /* verify peer certificates and host names */
-	int http_share;            /* share DNS and TLS session caches across workers */
+	config_list http_allow_hosts;       /* empty: any host */
+	char *http_ca_file;                 /* CA bundle, or NULL for libcurl's default */
+	char *http_ca_path;                 /* CA directory, or NULL */
+	int http_tls_verify;                /* verify peer certificates and host names */
+	int http_share;                     /* share DNS and TLS session caches across workers */
 } config;
 
 /* Fills `c` with the built-in defaults. */

@@ -64,16 +64,13 @@ static void on_timer(uv_timer_t *t)
 {
 	conn *c = t->data;
 	if (c->state == CONN_DRAINING)
-		log_debug("conn %llu: drain bound reached, closing",
-			  (unsigned long long)c->serial);
+		log_debug("conn %llu: drain bound reached, closing", (unsigned long long)c->serial);
 	else if (c->partial)
 		log_info("conn %llu (pid %d): stalled mid-frame for %u ms, closing",
-			 (unsigned long long)c->serial, (int)c->pid,
-			 c->w->cfg->frame_timeout_ms);
+			 (unsigned long long)c->serial, (int)c->pid, c->w->cfg->frame_timeout_ms);
 	else if (c->state == CONN_HELLO)
 		log_info("conn %llu (pid %d): no Hello within %u ms, closing",
-			 (unsigned long long)c->serial, (int)c->pid,
-			 c->w->cfg->frame_timeout_ms);
+			 (unsigned long long)c->serial, (int)c->pid, c->w->cfg->frame_timeout_ms);
 	else
 		log_debug("conn %llu: idle, closing", (unsigned long long)c->serial);
 	conn_close(c);
@@ -140,8 +137,8 @@ static void close_after_flush(conn *c)
  */
 static void conn_fail(conn *c, int code, const char *msg)
 {
-	log_info("conn %llu (pid %d): %s, closing",
-		 (unsigned long long)c->serial, (int)c->pid, msg);
+	log_info("conn %llu (pid %d): %s, closing", (unsigned long long)c->serial, (int)c->pid,
+		 msg);
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 	resp.status = code;
 	resp.message = (char *)msg;
@@ -228,9 +225,9 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		return;
 	}
 	if (c->pipe.write_queue_size > cfg->output_cap) {
-		log_warn("conn %llu (pid %d): %zu reply bytes unread, over the output cap; dropping the client",
-			 (unsigned long long)c->serial, (int)c->pid,
-			 c->pipe.write_queue_size);
+		log_warn(
+			"conn %llu (pid %d): %zu reply bytes unread, over the output cap; dropping the client",
+			(unsigned long long)c->serial, (int)c->pid, c->pipe.write_queue_size);
 		conn_close(c);
 	}
 }
@@ -302,8 +299,7 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 	resp.id = msg->id;
 	if (h->protocol != PORTER_PROTOCOL_VERSION) {
 		char text[128];
-		snprintf(text, sizeof(text),
-			 "protocol version %u not supported (daemon speaks %d)",
+		snprintf(text, sizeof(text), "protocol version %u not supported (daemon speaks %d)",
 			 h->protocol, PORTER_PROTOCOL_VERSION);
 		porter__v1__request__free_unpacked(msg, NULL);
 		conn_fail(c, PORTER_E_UNSUPPORTED, text);
@@ -313,8 +309,7 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 	c->client_instance = h->client_instance;
 	log_debug("conn %llu: hello from pid %d uid %d instance %016llx (%s)",
 		  (unsigned long long)c->serial, (int)c->pid, (int)c->uid,
-		  (unsigned long long)c->client_instance,
-		  h->client_name ? h->client_name : "");
+		  (unsigned long long)c->client_instance, h->client_name ? h->client_name : "");
 	c->state = CONN_READY;
 	db_client_attach(c->uid, c->client_instance);
 	frame_reader_set_limit(&c->rd, cfg->max_frame);
@@ -384,10 +379,8 @@ static void process_frames(conn *c)
 			break;
 		if (rc < 0) {
 			char text[128];
-			snprintf(text, sizeof(text),
-				 "frame of %u bytes exceeds the limit of %zu",
-				 frame_get_header(c->rd.buf + c->rd.start),
-				 c->rd.max_frame);
+			snprintf(text, sizeof(text), "frame of %u bytes exceeds the limit of %zu",
+				 frame_get_header(c->rd.buf + c->rd.start), c->rd.max_frame);
 			conn_fail(c, PORTER_E_TOO_LARGE, text);
 			break;
 		}
@@ -496,7 +489,7 @@ int conn_create(worker *w, int fd, uid_t uid, pid_t pid)
 		return PORTER_E_INTERNAL;
 	}
 	update_timer(c);
-	log_debug("conn %llu: accepted on worker %u (pid %d uid %d)",
-		  (unsigned long long)c->serial, w->index, (int)pid, (int)uid);
+	log_debug("conn %llu: accepted on worker %u (pid %d uid %d)", (unsigned long long)c->serial,
+		  w->index, (int)pid, (int)uid);
 	return 0;
 }

@@ -29,22 +29,22 @@ enum conn_state {
 
 typedef struct conn {
 	struct worker *w;
-	list link;              /* in w->conns */
-	uint64_t serial;        /* for logs */
+	list link;       /* in w->conns */
+	uint64_t serial; /* for logs */
 	enum conn_state state;
 	uv_pipe_t pipe;
-	uv_timer_t timer;       /* frame stall, idle, drain bound */
-	int open_handles;       /* closed handles still to call back */
+	uv_timer_t timer; /* frame stall, idle, drain bound */
+	int open_handles; /* closed handles still to call back */
 	frame_reader rd;
-	int reading;            /* uv_read_start is active */
-	int processing;         /* inside process_frames (no re-entry) */
-	int flush_close;        /* close_after_flush has begun */
-	int partial;            /* a frame has begun but not ended */
-	uid_t uid;              /* peer credentials from SO_PEERCRED */
+	int reading;     /* uv_read_start is active */
+	int processing;  /* inside process_frames (no re-entry) */
+	int flush_close; /* close_after_flush has begun */
+	int partial;     /* a frame has begun but not ended */
+	uid_t uid;       /* peer credentials from SO_PEERCRED */
 	pid_t pid;
 	uint64_t client_instance; /* from Hello: names the client process */
-	uint32_t inflight;      /* requests dispatched and not yet answered */
-	list reqs;              /* struct req.link, in-flight */
+	uint32_t inflight;        /* requests dispatched and not yet answered */
+	list reqs;                /* struct req.link, in-flight */
 } conn;
 
 /* Starts serving `fd` on worker `w`. Returns 0, or <0 (fd closed). */

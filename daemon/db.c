@@ -34,7 +34,7 @@
 #define MAX_QUEUE 1024
 /* Rows in one streamed chunk, at most, and its size bound. */
 #define MAX_CHUNK_ROWS 100000
-#define CHUNK_BYTES    (4u << 20)
+#define CHUNK_BYTES (4u << 20)
 
 /* ---- client identities: which clients still have a connection ---- */
 
@@ -126,7 +126,7 @@ void db_mask_conninfo(const char *conninfo, char *out, size_t cap)
 			continue;
 		int secret = strcmp(o->keyword, "password") == 0;
 		int k = snprintf(out + n, cap - n, "%s%s=%s", n ? " " : "", o->keyword,
-		                 secret ? "***" : o->val);
+				 secret ? "***" : o->val);
 		if (k < 0 || (size_t)k >= cap - n)
 			break;
 		n += (size_t)k;
@@ -227,7 +227,7 @@ struct dbc {
 	 * a query outside pipeline mode, so a pipeline entered now would
 	 * return its first result row by row. */
 	int single_row_sticky;
-	list pipe;     /* struct pent, oldest first */
+	list pipe; /* struct pent, oldest first */
 	unsigned npipe;
 	/* Session. */
 	uint64_t id; /* 0 for pooled connections */
@@ -259,7 +259,7 @@ struct db_worker {
 	list sessions;
 	list streams;
 	list pools;
-	list waits; /* fwd_wait.link: requests forwarded from here */
+	list waits;     /* fwd_wait.link: requests forwarded from here */
 	list forwarded; /* dbop.fwd_link: requests forwarded to here, running */
 	uint64_t next_token;
 	unsigned n_sessions;
@@ -369,11 +369,11 @@ static void op_reply(dbop *op, Porter__V1__Response *resp)
 }
 
 static void op_fail_detail(dbop *op, int code, const char *sqlstate, const char *detail,
-                           const char *hint, const char *fmt, ...)
-        __attribute__((format(printf, 6, 7)));
+			   const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 static void op_fail_detail(dbop *op, int code, const char *sqlstate, const char *detail,
-                           const char *hint, const char *fmt, ...)
+			   const char *hint, const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
@@ -404,12 +404,12 @@ static void op_finish(dbop *op, int more, uint64_t stream)
 {
 	if (op->err) {
 		op_fail_detail(op, op->err, op->err_state, op->err_detail, op->err_hint, "%s",
-		               op->err_msg ? op->err_msg : "database error");
+			       op->err_msg ? op->err_msg : "database error");
 		return;
 	}
 	if (op->too_large) {
 		op_fail(op, PORTER_E_TOO_LARGE,
-		        "result larger than the frame limit; stream it (chunk_rows)");
+			"result larger than the frame limit; stream it (chunk_rows)");
 		return;
 	}
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
@@ -424,7 +424,7 @@ static void op_finish(dbop *op, int more, uint64_t stream)
 }
 
 static void op_set_error(dbop *op, int code, const char *msg, const char *state, const char *detail,
-                         const char *hint)
+			 const char *hint)
 {
 	if (op->err)
 		return;
@@ -459,7 +459,7 @@ static Porter__V1__DbResult *new_result(dbop *op, PGresult *res, int with_cols)
 	if (nf > 0) {
 		/* One block: the pointer array, then the structs. */
 		void *blk = malloc(nf *
-		                   (sizeof(Porter__V1__DbColumn *) + sizeof(Porter__V1__DbColumn)));
+				   (sizeof(Porter__V1__DbColumn *) + sizeof(Porter__V1__DbColumn)));
 		if (!blk) {
 			free(dr);
 			return NULL;
@@ -512,7 +512,7 @@ static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t fr
 		for (int i = 0; copy && i < nf; i++)
 			data += (size_t)PQgetlength(res, t, i);
 		Porter__V1__DbRow *row =
-		        malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1) + data);
+			malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1) + data);
 		if (!row)
 			return -1;
 		porter__v1__db_row__init(row);
@@ -748,7 +748,7 @@ static void on_timer(uv_timer_t *t)
 			op->pent->op = NULL;
 			op->pent = NULL;
 			op_fail(op, PORTER_E_TIMEOUT,
-			        "query timed out; it was cancelled on the server");
+				"query timed out; it was cancelled on the server");
 			send_cancel(c);
 			arm_timer(c, now_ms(c->dw) + DRAIN_MS);
 			return;
@@ -803,8 +803,7 @@ static void maybe_free(dbc *c)
 static void pipe_clear(dbc *c, int code, const char *why)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->pipe)
-	{
+	list_for_each_safe(pos, tmp, &c->pipe) {
 		pent *e = list_entry(pos, pent, link);
 		list_remove(&e->link);
 		if (e->op) {
@@ -821,8 +820,7 @@ static void pipe_clear(dbc *c, int code, const char *why)
 static void fail_queue(dbc *c, int code, const char *why)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->queue)
-	{
+	list_for_each_safe(pos, tmp, &c->queue) {
 		dbop *op = list_entry(pos, dbop, link);
 		op_fail(op, code, "%s", why);
 	}
@@ -842,7 +840,7 @@ static void dbc_close(dbc *c)
 		send_cancel(c);
 	c->state = DBC_CLOSING;
 	pipe_clear(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_BROKEN,
-	           "database connection closed");
+		   "database connection closed");
 	if (c->cur) {
 		dbop *op = c->cur;
 		c->cur = NULL;
@@ -850,10 +848,10 @@ static void dbc_close(dbc *c)
 			op_free(op);
 		else
 			op_fail(op, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_BROKEN,
-			        "database connection closed");
+				"database connection closed");
 	}
 	fail_queue(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_SESSION,
-	           "database session closed");
+		   "database session closed");
 	if (c->stream_id) {
 		list_remove(&c->slink);
 		c->stream_id = 0;
@@ -890,7 +888,7 @@ static void dbc_broken(dbc *c, const char *why)
 		return;
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
-	         c->pg ? PQerrorMessage(c->pg) : "");
+		 c->pg ? PQerrorMessage(c->pg) : "");
 	size_t n = strlen(msg);
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = 0;
@@ -903,10 +901,10 @@ static void dbc_broken(dbc *c, const char *why)
 			op_free(op);
 		else
 			op_fail(op,
-			        c->state == DBC_CONNECTING || c->state == DBC_RESOLVING
-			                ? PORTER_E_DB_CONNECT
-			                : PORTER_E_DB_BROKEN,
-			        "%s", msg);
+				c->state == DBC_CONNECTING || c->state == DBC_RESOLVING
+					? PORTER_E_DB_CONNECT
+					: PORTER_E_DB_BROKEN,
+				"%s", msg);
 	}
 	if (!c->id || c->state == DBC_CONNECTING || c->state == DBC_RESOLVING) {
 		/* Pooled, or a session whose id was never handed out. */
@@ -1006,7 +1004,7 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 			 * (next host, SSL retry) with the same number: always a
 			 * fresh handle while connecting. */
 			if (watch(c, PQsocket(c->pg),
-			          st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
+				  st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
 				/* No socket to wait on: let libpq try again. */
 				st = PQconnectPoll(c->pg);
 				if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
@@ -1086,7 +1084,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
 	if (status < 0 || !res) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not resolve the PostgreSQL host: %s",
-		         uv_strerror(status));
+			 uv_strerror(status));
 		uv_freeaddrinfo(res);
 		dbc_broken(c, msg);
 		return;
@@ -1135,8 +1133,8 @@ static void dbc_connect(dbc *c, dbop *op)
 	if (strchr(name, ',')) {
 		c->cur = NULL;
 		op_fail(op, PORTER_E_INVAL,
-		        "several hosts in one conninfo need hostaddr (names are resolved one at a "
-		        "time)");
+			"several hosts in one conninfo need hostaddr (names are resolved one at a "
+			"time)");
 		dbc_broken(c, "invalid conninfo");
 		return;
 	}
@@ -1178,13 +1176,13 @@ static void take_result(dbc *c, PGresult *res)
 	}
 	ExecStatusType st = PQresultStatus(res);
 	size_t cap = c->dw->w->cfg->max_frame > (2u << 20) ? c->dw->w->cfg->max_frame - (1u << 20)
-	                                                   : c->dw->w->cfg->max_frame / 2;
+							   : c->dw->w->cfg->max_frame / 2;
 	if (st == PGRES_FATAL_ERROR) {
 		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 		op_set_error(op, PORTER_E_DB, m ? m : PQresultErrorMessage(res),
-		             PQresultErrorField(res, PG_DIAG_SQLSTATE),
-		             PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-		             PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+			     PQresultErrorField(res, PG_DIAG_SQLSTATE),
+			     PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+			     PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
 		PQclear(res);
 		return;
 	}
@@ -1274,7 +1272,7 @@ nomem:
 	return;
 copy:
 	op_set_error(op, PORTER_E_UNSUPPORTED, "COPY is not supported through porter", NULL, NULL,
-	             NULL);
+		     NULL);
 	if (st == PGRES_COPY_IN) {
 		PQputCopyEnd(c->pg, "COPY is not supported through porter");
 		return;
@@ -1498,8 +1496,8 @@ static int pipelinable(const dbop *op)
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]) && !match; i++) {
 		size_t n = strlen(ok[i]);
 		match = strncasecmp(s, ok[i], n) == 0 &&
-		        !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
-		          (s[n] >= '0' && s[n] <= '9') || s[n] == '_');
+			!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+			  (s[n] >= '0' && s[n] <= '9') || s[n] == '_');
 	}
 	if (!match)
 		return 0;
@@ -1549,7 +1547,7 @@ static void pipe_send(dbc *c, dbop *op)
 		/* Half a query in the pipeline cannot be taken back. */
 		if (c->cur != op && !op->err)
 			op_set_error(op, PORTER_E_DB_BROKEN, PQerrorMessage(c->pg), NULL, NULL,
-			             NULL);
+				     NULL);
 		dbc_broken(c, "could not send a pipelined query");
 		return;
 	}
@@ -1624,8 +1622,8 @@ static void pipe_pump(dbc *c)
 			PQclear(res);
 			if (e->op)
 				op_set_error(e->op, PORTER_E_DB,
-				             "query skipped: the pipeline was aborted", NULL, NULL,
-				             NULL);
+					     "query skipped: the pipeline was aborted", NULL, NULL,
+					     NULL);
 			continue;
 		}
 		take_result(c, res);
@@ -1701,8 +1699,7 @@ static void dbc_start(dbc *c, dbop *op)
 static pool *pool_find(db_worker *dw, const char *conninfo, int create)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->pools)
-	{
+	list_for_each_safe(pos, tmp, &dw->pools) {
 		pool *p = list_entry(pos, pool, link);
 		if (strcmp(p->conninfo, conninfo) == 0)
 			return p;
@@ -1760,8 +1757,7 @@ static void pool_run(pool *p, dbop *op)
 		 * pipeline instead of waiting for one to be free. */
 		dbc *best = NULL;
 		list *pos, *tmp;
-		list_for_each_safe(pos, tmp, &p->conns)
-		{
+		list_for_each_safe(pos, tmp, &p->conns) {
 			dbc *c = list_entry(pos, dbc, link);
 			if (c->state == DBC_QUERY && c->pipelined && c->npipe < PIPE_DEPTH &&
 			    (!best || c->npipe < best->npipe))
@@ -1829,8 +1825,7 @@ static void pool_kick(pool *p)
 static dbc *find_session(db_worker *dw, uint64_t id)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->sessions)
-	{
+	list_for_each_safe(pos, tmp, &dw->sessions) {
 		dbc *c = list_entry(pos, dbc, link);
 		if (c->id == id)
 			return c;
@@ -1841,8 +1836,7 @@ static dbc *find_session(db_worker *dw, uint64_t id)
 static dbc *find_stream(db_worker *dw, uint64_t id)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->streams)
-	{
+	list_for_each_safe(pos, tmp, &dw->streams) {
 		dbc *c = list_entry(pos, dbc, slink);
 		if (c->stream_id == id)
 			return c;
@@ -1875,7 +1869,7 @@ static void do_open(dbop *op)
 	char masked[256];
 	db_mask_conninfo(o->conninfo, masked, sizeof(masked));
 	log_debug("db: worker %u opening session %016llx (%s)", dw->w->index,
-	          (unsigned long long)c->id, masked);
+		  (unsigned long long)c->id, masked);
 	dbc_connect(c, op);
 }
 
@@ -1911,7 +1905,7 @@ static void do_query(dbop *op)
 	}
 	if (c->state == DBC_BROKEN) {
 		op_fail(op, PORTER_E_DB_BROKEN,
-		        "the session's connection is broken; close it and open another");
+			"the session's connection is broken; close it and open another");
 		return;
 	}
 	c->last_used = now_ms(dw);
@@ -1921,7 +1915,8 @@ static void do_query(dbop *op)
 	}
 	size_t n = 0;
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->queue) n++;
+	list_for_each_safe(pos, tmp, &c->queue)
+		n++;
 	if (n >= MAX_QUEUE) {
 		op_fail(op, PORTER_E_BUSY, "too many queries queued on this session");
 		return;
@@ -1936,7 +1931,7 @@ static void do_fetch(dbop *op)
 	dbc *c = find_stream(op->dw, f->stream);
 	if (!c || c->uid != op->uid || c->inst != op->inst) {
 		op_fail(op, PORTER_E_NOT_FOUND,
-		        "no such result stream (finished, abandoned or timed out)");
+			"no such result stream (finished, abandoned or timed out)");
 		return;
 	}
 	if (c->state != DBC_PAUSED) {
@@ -2136,8 +2131,7 @@ static void stop_run(void *owner, inbox_msg *m)
 	db_worker *dw = w->db;
 	list *pos, *tmp;
 	if (dw) {
-		list_for_each_safe(pos, tmp, &dw->forwarded)
-		{
+		list_for_each_safe(pos, tmp, &dw->forwarded) {
 			dbop *op = list_entry(pos, dbop, fwd_link);
 			if (op->from == sm->from && op->token == sm->token) {
 				/* Its answer goes back and finds no waiter. */
@@ -2181,8 +2175,7 @@ static void back_run(void *owner, inbox_msg *m)
 	db_worker *dw = w->db;
 	list *pos, *tmp;
 	fwd_wait *fw = NULL;
-	list_for_each_safe(pos, tmp, &dw->waits)
-	{
+	list_for_each_safe(pos, tmp, &dw->waits) {
 		fwd_wait *x = list_entry(pos, fwd_wait, link);
 		if (x->token == b->token) {
 			fw = x;
@@ -2238,7 +2231,7 @@ static void forward(req *r, worker *to)
 		return;
 	}
 	log_debug("db: worker %u forwards request %llu to worker %u", r->w->index,
-	          (unsigned long long)r->id, to->index);
+		  (unsigned long long)r->id, to->index);
 	list_push_back(&dw->waits, &fw->link);
 	r->op = fw;
 	r->cancel = fwd_cancel;
@@ -2285,10 +2278,10 @@ void db_handle(req *r)
 		unsigned owner = (unsigned)(target >> 48);
 		if (owner >= w->srv->n_workers) {
 			req_fail(r,
-			         m->body_case == PORTER__V1__REQUEST__BODY_DB_FETCH
-			                 ? PORTER_E_NOT_FOUND
-			                 : PORTER_E_DB_SESSION,
-			         "no such database session or stream");
+				 m->body_case == PORTER__V1__REQUEST__BODY_DB_FETCH
+					 ? PORTER_E_NOT_FOUND
+					 : PORTER_E_DB_SESSION,
+				 "no such database session or stream");
 			return;
 		}
 		if (owner != w->index) {
@@ -2318,8 +2311,7 @@ void db_handle(req *r)
 static void expire_queue(db_worker *dw, list *q, uint64_t now, const char *what)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, q)
-	{
+	list_for_each_safe(pos, tmp, q) {
 		dbop *op = list_entry(pos, dbop, link);
 		if (op->deadline <= now)
 			op_fail(op, PORTER_E_TIMEOUT, "timed out waiting for %s", what);
@@ -2333,15 +2325,14 @@ static void on_sweep(uv_timer_t *t)
 	const config *cfg = dw->w->cfg;
 	uint64_t now = now_ms(dw);
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->sessions)
-	{
+	list_for_each_safe(pos, tmp, &dw->sessions) {
 		dbc *c = list_entry(pos, dbc, link);
 		expire_queue(dw, &c->queue, now,
-		             "the session (a query ahead of it is still running)");
+			     "the session (a query ahead of it is still running)");
 		uint64_t gone = db_client_gone_ms(c->uid, c->inst);
 		if (gone != 0 && gone >= cfg->db_session_grace_ms) {
 			log_debug("db: closing session %016llx: its client is gone",
-			          (unsigned long long)c->id);
+				  (unsigned long long)c->id);
 			dbc_close(c);
 			continue;
 		}
@@ -2351,8 +2342,7 @@ static void on_sweep(uv_timer_t *t)
 			dbc_close(c);
 		}
 	}
-	list_for_each_safe(pos, tmp, &dw->streams)
-	{
+	list_for_each_safe(pos, tmp, &dw->streams) {
 		dbc *c = list_entry(pos, dbc, slink);
 		if (c->state != DBC_PAUSED)
 			continue;
@@ -2361,17 +2351,14 @@ static void on_sweep(uv_timer_t *t)
 		if ((gone != 0 && gone >= cfg->db_session_grace_ms) || now - c->last_used >= idle)
 			abandon_query(c);
 	}
-	list_for_each_safe(pos, tmp, &dw->pools)
-	{
+	list_for_each_safe(pos, tmp, &dw->pools) {
 		pool *p = list_entry(pos, pool, link);
 		expire_queue(dw, &p->waiters, now, "a pooled connection");
 		list *x, *y;
-		list_for_each_safe(x, y, &p->conns)
-		{
+		list_for_each_safe(x, y, &p->conns) {
 			dbc *c = list_entry(x, dbc, link);
 			list *e1, *e2;
-			list_for_each_safe(e1, e2, &c->pipe)
-			{
+			list_for_each_safe(e1, e2, &c->pipe) {
 				pent *e = list_entry(e1, pent, link);
 				/* The head has the connection's timer. Those behind
 				 * it have not started: answered now, skipped later
@@ -2382,12 +2369,11 @@ static void on_sweep(uv_timer_t *t)
 				e->op = NULL;
 				op->pent = NULL;
 				op_fail(op, PORTER_E_TIMEOUT,
-				        "timed out in a pipeline behind other queries");
+					"timed out in a pipeline behind other queries");
 			}
 		}
 		list *a, *b;
-		list_for_each_safe(a, b, &p->idle)
-		{
+		list_for_each_safe(a, b, &p->idle) {
 			dbc *c = list_entry(a, dbc, ilink);
 			if (now - c->last_used >= cfg->db_pool_idle_ms)
 				dbc_close(c);
@@ -2444,20 +2430,21 @@ void db_worker_close(worker *w)
 		return;
 	dw->closing = 1;
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &dw->sessions) dbc_close(list_entry(pos, dbc, link));
-	list_for_each_safe(pos, tmp, &dw->pools)
-	{
+	list_for_each_safe(pos, tmp, &dw->sessions)
+		dbc_close(list_entry(pos, dbc, link));
+	list_for_each_safe(pos, tmp, &dw->pools) {
 		pool *p = list_entry(pos, pool, link);
 		list *a, *b;
-		list_for_each_safe(a, b, &p->waiters) op_fail(
-		        list_entry(a, dbop, link), PORTER_E_SHUTDOWN, "daemon shutting down");
-		list_for_each_safe(a, b, &p->conns) dbc_close(list_entry(a, dbc, link));
+		list_for_each_safe(a, b, &p->waiters)
+			op_fail(list_entry(a, dbop, link), PORTER_E_SHUTDOWN,
+				"daemon shutting down");
+		list_for_each_safe(a, b, &p->conns)
+			dbc_close(list_entry(a, dbc, link));
 		list_remove(&p->link);
 		free(p->conninfo);
 		free(p);
 	}
-	list_for_each_safe(pos, tmp, &dw->waits)
-	{
+	list_for_each_safe(pos, tmp, &dw->waits) {
 		fwd_wait *fw = list_entry(pos, fwd_wait, link);
 		list_remove(&fw->link);
 		fw->r->cancel = NULL;

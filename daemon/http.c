@@ -58,8 +58,9 @@ int http_global_init(const config *cfg)
 		return PORTER_E_INTERNAL;
 	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
 	if (!(v->features & CURL_VERSION_ASYNCHDNS))
-		log_warn("libcurl %s has no asynchronous resolver: host name lookups will block a worker loop; use IP addresses or a libcurl built with the threaded resolver",
-			 v->version);
+		log_warn(
+			"libcurl %s has no asynchronous resolver: host name lookups will block a worker loop; use IP addresses or a libcurl built with the threaded resolver",
+			v->version);
 	if (!cfg->http_share)
 		return 0;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -92,7 +93,7 @@ typedef struct http_sock {
 	uv_poll_t poll;
 	http_worker *hw;
 	curl_socket_t fd;
-	list link;          /* hw->socks while open */
+	list link; /* hw->socks while open */
 } http_sock;
 
 /* Where a transfer stands. */
@@ -109,49 +110,49 @@ typedef struct http_header {
 
 typedef struct http_xfer {
 	http_worker *hw;
-	list link;                /* hw->xfers, or hw->reap while REAPING */
+	list link; /* hw->xfers, or hw->reap while REAPING */
 	enum xfer_state state;
 	CURL *easy;
-	int in_multi;             /* added to hw->multi */
-	req *r;                   /* waits for the next reply; NULL when none does */
+	int in_multi; /* added to hw->multi */
+	req *r;       /* waits for the next reply; NULL when none does */
 
 	/* What to send. */
 	char *method;
-	char *url;                /* current hop */
+	char *url; /* current hop */
 	struct curl_slist *hdrs;
 	uint8_t *body;
 	size_t body_len;
 	int follow;
-	char origin[300];         /* scheme://host:port of the first URL */
-	int stripped;             /* credentials removed after a cross-origin redirect */
+	char origin[300]; /* scheme://host:port of the first URL */
+	int stripped;     /* credentials removed after a cross-origin redirect */
 	unsigned max_redirects;
 	unsigned redirects;
-	uint64_t limit;           /* largest body accepted; 0 none */
-	uint64_t received;        /* body bytes of the final hop so far */
+	uint64_t limit;    /* largest body accepted; 0 none */
+	uint64_t received; /* body bytes of the final hop so far */
 
 	/* Streaming. */
 	int stream;
 	uint64_t stream_id;
-	uid_t owner_uid;          /* the client that opened the stream */
+	uid_t owner_uid; /* the client that opened the stream */
 	uint64_t owner_instance;
 	size_t chunk_cap;
-	int paused;               /* the write callback returned PAUSE */
-	int sent_head;            /* status and headers went out */
-	uint64_t idle_since;      /* uv_now() when the last pull was answered */
+	int paused;          /* the write callback returned PAUSE */
+	int sent_head;       /* status and headers went out */
+	uint64_t idle_since; /* uv_now() when the last pull was answered */
 
 	/* The response of the current hop. */
 	long status;
 	http_header *headers;
 	size_t n_headers, cap_headers;
 	size_t header_bytes;
-	int discard;              /* this hop is a redirect we follow: drop its body */
-	int head_done;            /* the final response's headers are complete */
-	uint8_t *buf;             /* body (or the current chunk of it) */
+	int discard;   /* this hop is a redirect we follow: drop its body */
+	int head_done; /* the final response's headers are complete */
+	uint8_t *buf;  /* body (or the current chunk of it) */
 	size_t len, cap;
 
 	/* Outcome. */
 	int too_large;
-	int err;                  /* PORTER_E_* once failed, else 0 */
+	int err; /* PORTER_E_* once failed, else 0 */
 	char err_msg[CURL_ERROR_SIZE + 64];
 	char curl_err[CURL_ERROR_SIZE];
 	uint64_t start_ns;
@@ -161,15 +162,15 @@ typedef struct http_xfer {
 struct http_worker {
 	worker *w;
 	CURLM *multi;
-	uv_timer_t timer;   /* libcurl's single timeout */
-	uv_timer_t reap;    /* deferred removals and the stream sweep */
-	int open_handles;   /* handles not yet called back after uv_close */
+	uv_timer_t timer; /* libcurl's single timeout */
+	uv_timer_t reap;  /* deferred removals and the stream sweep */
+	int open_handles; /* handles not yet called back after uv_close */
 	int closing;
-	list socks;         /* http_sock.link */
-	list xfers;         /* http_xfer.link, running or done */
-	list reap_list;     /* http_xfer.link, REAPING */
+	list socks;     /* http_sock.link */
+	list xfers;     /* http_xfer.link, running or done */
+	list reap_list; /* http_xfer.link, REAPING */
 	unsigned n_streams;
-	CURL *pool[HTTP_POOL];  /* idle easy handles, reset, for reuse */
+	CURL *pool[HTTP_POOL]; /* idle easy handles, reset, for reuse */
 	unsigned n_pool;
 };
 
@@ -243,8 +244,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 
 /* CURLMOPT_SOCKETFUNCTION: libcurl tells what to watch on `fd`. Only
  * libuv calls and curl_multi_assign happen here. */
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
-			  void *socketp)
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	(void)easy;
 	http_worker *hw = userp;
@@ -288,8 +288,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 	return 0;
 }
 
-static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
-				    struct curl_sockaddr *a)
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	(void)clientp;
 	(void)purpose;
@@ -354,8 +353,7 @@ static const char *header_get(const http_xfer *x, const char *name)
 
 static int is_redirect(long status)
 {
-	return status == 301 || status == 302 || status == 303 ||
-	       status == 307 || status == 308;
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 /* A whole response with a known length gets its buffer in one piece
@@ -482,7 +480,8 @@ static void reply_body(http_xfer *x, int last)
 			if (!hv || !hp) {
 				free(hv);
 				free(hp);
-				req_fail(r, PORTER_E_NOMEM, "out of memory building the HTTP response");
+				req_fail(r, PORTER_E_NOMEM,
+					 "out of memory building the HTTP response");
 				return;
 			}
 			for (size_t i = 0; i < x->n_headers; i++) {
@@ -534,8 +533,9 @@ static int buf_append(http_xfer *x, const void *p, size_t n)
 	if (x->len + n > x->cap) {
 		/* A stream's chunk is cut once it reaches chunk_cap, so it
 		 * never holds more than that plus one delivery. */
-		size_t nc = x->cap ? x->cap
-				   : x->stream ? x->chunk_cap + CURL_MAX_WRITE_SIZE : 16384;
+		size_t nc = x->cap      ? x->cap
+			    : x->stream ? x->chunk_cap + CURL_MAX_WRITE_SIZE
+					: 16384;
 		while (nc < x->len + n)
 			nc *= 2;
 		uint8_t *nb = realloc(x->buf, nc);
@@ -758,7 +758,7 @@ static void origin_of(const char *url, char *out, size_t cap)
 
 static int is_credential(const char *line)
 {
-	static const char *const names[] = { "Authorization", "Proxy-Authorization", "Cookie" };
+	static const char *const names[] = {"Authorization", "Proxy-Authorization", "Cookie"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		size_t n = strlen(names[i]);
 		if (strncasecmp(line, names[i], n) == 0 && (line[n] == ':' || line[n] == ';'))
@@ -798,8 +798,8 @@ static int follow(http_xfer *x)
 		return 0;
 	if (x->redirects >= x->max_redirects) {
 		x->err = PORTER_E_HTTP_REDIRECTS;
-		snprintf(x->err_msg, sizeof(x->err_msg),
-			 "more than %u redirects (last to %.200s)", x->max_redirects, target);
+		snprintf(x->err_msg, sizeof(x->err_msg), "more than %u redirects (last to %.200s)",
+			 x->max_redirects, target);
 		return 0;
 	}
 	int rc = check_url(x, target);
@@ -949,7 +949,8 @@ static void on_reap(uv_timer_t *t)
 			r->cancel = NULL;
 			r->op = NULL;
 			x->idle_since = now;
-			req_fail(r, PORTER_E_TIMEOUT, "no data arrived before the request's deadline");
+			req_fail(r, PORTER_E_TIMEOUT,
+				 "no data arrived before the request's deadline");
 			if (!x->sent_head) {
 				abandon(x);
 				continue;
@@ -1005,8 +1006,8 @@ static void park(http_xfer *x, req *r)
 	uint64_t due = left > HTTP_DEADLINE_MARGIN_MS ? left - HTTP_DEADLINE_MARGIN_MS : 0;
 	if (due > HTTP_SWEEP_MS)
 		due = HTTP_SWEEP_MS;
-	if (!hw->closing && (!uv_is_active((uv_handle_t *)&hw->reap) ||
-			     uv_timer_get_due_in(&hw->reap) > due))
+	if (!hw->closing &&
+	    (!uv_is_active((uv_handle_t *)&hw->reap) || uv_timer_get_due_in(&hw->reap) > due))
 		uv_timer_start(&hw->reap, on_reap, due, 0);
 }
 
@@ -1038,11 +1039,13 @@ static http_xfer *stream_lookup(req *r, uint64_t id)
 		}
 	}
 	if (id && (id & 0xff) != (r->w->index & 0xff))
-		req_fail(r, PORTER_E_NOT_FOUND,
-			 "HTTP stream lives on worker %u, this connection is served by worker %u (read a stream from the thread that opened it)",
-			 (unsigned)(id & 0xff), r->w->index);
+		req_fail(
+			r, PORTER_E_NOT_FOUND,
+			"HTTP stream lives on worker %u, this connection is served by worker %u (read a stream from the thread that opened it)",
+			(unsigned)(id & 0xff), r->w->index);
 	else
-		req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream (ended, closed or idle too long)");
+		req_fail(r, PORTER_E_NOT_FOUND,
+			 "no such HTTP stream (ended, closed or idle too long)");
 	return NULL;
 }
 
@@ -1051,7 +1054,8 @@ static int valid_method(const char *m)
 	if (!m[0] || strlen(m) > 32)
 		return 0;
 	for (const char *p = m; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_'))
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '-' ||
+		      *p == '_'))
 			return 0;
 	return 1;
 }
@@ -1113,8 +1117,9 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 	uint64_t total = hr->transfer_timeout_ms;
 	/* Ends a little before the request's deadline, so that the client
 	 * hears why rather than timing out itself. */
-	uint64_t bound = remaining > 4 * HTTP_DEADLINE_MARGIN_MS ? remaining - HTTP_DEADLINE_MARGIN_MS
-								 : (remaining ? remaining : 1);
+	uint64_t bound = remaining > 4 * HTTP_DEADLINE_MARGIN_MS
+				 ? remaining - HTTP_DEADLINE_MARGIN_MS
+				 : (remaining ? remaining : 1);
 	if ((!total && !x->stream) || (total && !x->stream && total > bound))
 		total = bound;
 	if (total)

@@ -14,12 +14,11 @@ typedef struct list {
 	struct list *prev, *next;
 } list;
 
-#define list_entry(node, type, member) \
-	((type *)((char *)(node) - offsetof(type, member)))
+#define list_entry(node, type, member) ((type *)((char *)(node)-offsetof(type, member)))
 
 /* Iterates safely against removal of the current node. */
-#define list_for_each_safe(pos, tmp, head)                                  \
-	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);    \
+#define list_for_each_safe(pos, tmp, head)                                                         \
+	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                           \
 	     (pos) = (tmp), (tmp) = (pos)->next)
 
 static inline void list_init(list *l)

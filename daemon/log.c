@@ -36,11 +36,8 @@ int log_parse_level(const char *s, enum log_level *out)
 		const char *name;
 		enum log_level level;
 	} names[] = {
-		{ "error", LOG_LVL_ERROR },
-		{ "warn", LOG_LVL_WARN },
-		{ "warning", LOG_LVL_WARN },
-		{ "info", LOG_LVL_INFO },
-		{ "debug", LOG_LVL_DEBUG },
+		{"error", LOG_LVL_ERROR}, {"warn", LOG_LVL_WARN},   {"warning", LOG_LVL_WARN},
+		{"info", LOG_LVL_INFO},   {"debug", LOG_LVL_DEBUG},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(s, names[i].name) == 0) {
@@ -81,8 +78,7 @@ void log_msg(enum log_level l, const char *fmt, ...)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
-				      ".%03ldZ porterd %s: ",
-				      ts.tv_nsec / 1000000, level_name(l));
+				      ".%03ldZ porterd %s: ", ts.tv_nsec / 1000000, level_name(l));
 	}
 
 	va_list ap;
@@ -154,7 +150,7 @@ static void mask_uri(const char *in, mbuf *b)
 
 void log_mask_conninfo(const char *in, char *out, size_t outlen)
 {
-	mbuf b = { out, outlen, 0 };
+	mbuf b = {out, outlen, 0};
 	if (!outlen)
 		return;
 	out[0] = '\0';

@@ -28,8 +28,7 @@ enum log_level log_get_level(void);
 /* Parses "error", "warn", "info" or "debug". Returns 0 or PORTER_E_INVAL. */
 int log_parse_level(const char *s, enum log_level *out);
 
-void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Copies a PostgreSQL connection string `in` to `out` (capacity `outlen`,

@@ -27,35 +27,35 @@
 
 /* One HTTP scrape connection: read the request, answer, close. */
 typedef struct mclient {
-	list link;            /* metrics.clients */
+	list link; /* metrics.clients */
 	struct metrics *m;
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	uv_write_t wr;
-	int open;             /* handles not yet closed (tcp, timer) */
-	int answered;         /* a response is being written */
-	char *resp;           /* owned while writing */
+	int open;     /* handles not yet closed (tcp, timer) */
+	int answered; /* a response is being written */
+	char *resp;   /* owned while writing */
 	size_t len;
 	char req[REQUEST_MAX];
 } mclient;
 
 struct metrics {
-	struct server *srv;   /* not owned */
+	struct server *srv; /* not owned */
 	uv_timer_t file_timer;
-	char *file;           /* owned; NULL when the file is off */
+	char *file; /* owned; NULL when the file is off */
 	uint32_t interval_ms;
-	int writing;          /* a file job is on the thread pool */
+	int writing; /* a file job is on the thread pool */
 	uv_work_t work;
-	char *job_path;       /* owned by the job while writing */
+	char *job_path; /* owned by the job while writing */
 	char *job_text;
 	size_t job_len;
-	int job_err;          /* errno of the job, 0 on success */
-	int file_warned;      /* a failing write is logged once per streak */
+	int job_err;     /* errno of the job, 0 on success */
+	int file_warned; /* a failing write is logged once per streak */
 	uv_tcp_t listener;
 	int listening;
-	char *listen_addr;    /* owned; as given at start */
+	char *listen_addr; /* owned; as given at start */
 	list clients;
-	int open;             /* handles of ours not yet closed */
+	int open; /* handles of ours not yet closed */
 	int closing;
 };
 
@@ -105,24 +105,25 @@ int metrics_render(server *srv, char **out, size_t *len)
 		const char *name, *type, *help;
 		size_t off;
 	} per_worker[] = {
-		{ "porter_connections", "gauge", "Client connections open now, per worker.",
-		  offsetof(stats_counters, connections) },
-		{ "porter_requests_total", "counter", "Requests received, per worker.",
-		  offsetof(stats_counters, requests) },
-		{ "porter_inflight_requests", "gauge", "Requests being processed now, per worker.",
-		  offsetof(stats_counters, inflight) },
-		{ "porter_errors_total", "counter", "Responses with a non-zero status, per worker.",
-		  offsetof(stats_counters, errors) },
-		{ "porter_received_bytes_total", "counter", "Bytes read from clients, per worker.",
-		  offsetof(stats_counters, bytes_in) },
-		{ "porter_sent_bytes_total", "counter", "Bytes written to clients, per worker.",
-		  offsetof(stats_counters, bytes_out) },
+		{"porter_connections", "gauge", "Client connections open now, per worker.",
+		 offsetof(stats_counters, connections)},
+		{"porter_requests_total", "counter", "Requests received, per worker.",
+		 offsetof(stats_counters, requests)},
+		{"porter_inflight_requests", "gauge", "Requests being processed now, per worker.",
+		 offsetof(stats_counters, inflight)},
+		{"porter_errors_total", "counter", "Responses with a non-zero status, per worker.",
+		 offsetof(stats_counters, errors)},
+		{"porter_received_bytes_total", "counter", "Bytes read from clients, per worker.",
+		 offsetof(stats_counters, bytes_in)},
+		{"porter_sent_bytes_total", "counter", "Bytes written to clients, per worker.",
+		 offsetof(stats_counters, bytes_out)},
 	};
 	for (size_t k = 0; k < sizeof(per_worker) / sizeof(per_worker[0]); k++) {
 		family(f, per_worker[k].name, per_worker[k].type, per_worker[k].help);
 		for (unsigned i = 0; i < srv->n_workers; i++) {
-			_Atomic uint64_t *c = (_Atomic uint64_t *)((char *)&srv->workers[i].counters +
-								   per_worker[k].off);
+			_Atomic uint64_t *c =
+				(_Atomic uint64_t *)((char *)&srv->workers[i].counters +
+						     per_worker[k].off);
 			fprintf(f, "%s{worker=\"%u\"} %llu\n", per_worker[k].name, i,
 				(unsigned long long)stats_get(c));
 		}
@@ -260,8 +261,7 @@ static void on_written(uv_write_t *w, int status)
 	client_close(w->data);
 }
 
-static void respond(mclient *c, const char *status, const char *body, size_t blen,
-		    int own_body)
+static void respond(mclient *c, const char *status, const char *body, size_t blen, int own_body)
 {
 	char head[256];
 	int hl = snprintf(head, sizeof(head),
@@ -412,7 +412,8 @@ void metrics_reconfigure(server *srv, metrics **mp, const config *cfg)
 	const char *was = m->listen_addr ? m->listen_addr : "";
 	const char *now = cfg->metrics_listen ? cfg->metrics_listen : "";
 	if (strcmp(was, now) != 0)
-		log_warn("reload: metrics-listen changed to '%s'; restart porterd to apply it", now);
+		log_warn("reload: metrics-listen changed to '%s'; restart porterd to apply it",
+			 now);
 	int same_file = (m->file && cfg->metrics_file && strcmp(m->file, cfg->metrics_file) == 0) ||
 			(!m->file && !cfg->metrics_file);
 	if (!same_file || m->interval_ms != cfg->metrics_interval_ms)

@@ -16,8 +16,8 @@
 /* A Ping with a delay: a timer owned by the request. */
 typedef struct delayed_ping {
 	uv_timer_t timer;
-	req *r;      /* NULL once finished */
-	int status;  /* what the timer's expiry means: 0 or PORTER_E_TIMEOUT */
+	req *r;     /* NULL once finished */
+	int status; /* what the timer's expiry means: 0 or PORTER_E_TIMEOUT */
 } delayed_ping;
 
 static void free_handle(uv_handle_t *h)

@@ -36,8 +36,8 @@ req *req_new(conn *c, Porter__V1__Request *msg)
 	return r;
 }
 
-req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w,
-		    uint64_t deadline, Porter__V1__Request *msg)
+req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w, uint64_t deadline,
+		    Porter__V1__Request *msg)
 {
 	req *r = dcalloc(1, sizeof(*r));
 	if (!r) {
@@ -85,8 +85,7 @@ void req_reply(req *r, Porter__V1__Response *resp)
 	free(r);
 }
 
-static void fail_v(req *r, int code, Porter__V1__ErrorDetail *detail,
-		   const char *fmt, va_list ap)
+static void fail_v(req *r, int code, Porter__V1__ErrorDetail *detail, const char *fmt, va_list ap)
 {
 	char text[1024];
 	vsnprintf(text, sizeof(text), fmt, ap);
@@ -105,8 +104,7 @@ void req_fail(req *r, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
-void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail,
-		     const char *fmt, ...)
+void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -24,19 +24,19 @@ struct conn;
 struct worker;
 
 typedef struct req {
-	struct conn *c;        /* NULL once the connection has gone */
-	struct worker *w;      /* the loop this req lives on */
-	list link;             /* in c->reqs while attached */
-	uint64_t id;           /* the client's request id */
-	uint64_t deadline;     /* uv_now() milliseconds */
+	struct conn *c;           /* NULL once the connection has gone */
+	struct worker *w;         /* the loop this req lives on */
+	list link;                /* in c->reqs while attached */
+	uint64_t id;              /* the client's request id */
+	uint64_t deadline;        /* uv_now() milliseconds */
 	Porter__V1__Request *msg; /* owned; freed with the req */
 	/* Set by the module performing the work: asks it to stop early.
 	 * Called at most once, on the loop thread. */
 	void (*cancel)(struct req *r);
-	void *op;              /* the module's state for this request */
-	int stop_code;         /* stopped early (Cancel, shutdown): the reply's status */
-	struct batch *batch;   /* member of this batch: the reply goes there */
-	unsigned batch_index;  /* position among the batch's members */
+	void *op;             /* the module's state for this request */
+	int stop_code;        /* stopped early (Cancel, shutdown): the reply's status */
+	struct batch *batch;  /* member of this batch: the reply goes there */
+	unsigned batch_index; /* position among the batch's members */
 } req;
 
 /*
@@ -54,8 +54,8 @@ req *req_new(struct conn *c, Porter__V1__Request *msg);
  * `deadline`. `msg` is owned by the req as in req_new. NULL when out of
  * memory.
  */
-req *req_new_member(struct batch *b, unsigned index, struct conn *c,
-		    struct worker *w, uint64_t deadline, Porter__V1__Request *msg);
+req *req_new_member(struct batch *b, unsigned index, struct conn *c, struct worker *w,
+		    uint64_t deadline, Porter__V1__Request *msg);
 
 /*
  * Sends `resp` (owned by the caller; its id is filled in here) and frees
@@ -65,15 +65,14 @@ req *req_new_member(struct batch *b, unsigned index, struct conn *c,
 void req_reply(req *r, Porter__V1__Response *resp);
 
 /* Replies with status `code` and a formatted message, and frees `r`. */
-void req_fail(req *r, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void req_fail(req *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * Like req_fail, with error details (`detail` owned by the caller, may be
  * NULL).
  */
-void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void req_fail_detail(req *r, int code, Porter__V1__ErrorDetail *detail, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* Milliseconds left before the deadline; 0 once it has passed. */
 uint64_t req_remaining_ms(const req *r);

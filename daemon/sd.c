@@ -59,8 +59,9 @@ int sd_activation_fd(void)
 	if (!spid && !sfds)
 		return 0;
 	if (pid < 0 || nfds < 0) {
-		log_warn("ignoring malformed socket activation variables (LISTEN_PID=%s LISTEN_FDS=%s)",
-			 spid ? spid : "", sfds ? sfds : "");
+		log_warn(
+			"ignoring malformed socket activation variables (LISTEN_PID=%s LISTEN_FDS=%s)",
+			spid ? spid : "", sfds ? sfds : "");
 		return 0;
 	}
 	if (pid != (long long)getpid()) {
@@ -70,8 +71,9 @@ int sd_activation_fd(void)
 	if (nfds == 0)
 		return 0;
 	if (nfds != 1) {
-		log_error("systemd passed %lld sockets; porterd serves exactly one (one ListenStream= in porterd.socket)",
-			  nfds);
+		log_error(
+			"systemd passed %lld sockets; porterd serves exactly one (one ListenStream= in porterd.socket)",
+			nfds);
 		return PORTER_E_INVAL;
 	}
 
@@ -79,13 +81,13 @@ int sd_activation_fd(void)
 	if ((rc = sockopt_int(fd, SO_TYPE, &type)) < 0 ||
 	    (rc = sockopt_int(fd, SO_DOMAIN, &domain)) < 0 ||
 	    (rc = sockopt_int(fd, SO_ACCEPTCONN, &listening)) < 0) {
-		log_error("descriptor %d passed by systemd is not a socket: %s", fd,
-			  strerror(-rc));
+		log_error("descriptor %d passed by systemd is not a socket: %s", fd, strerror(-rc));
 		return PORTER_E_INVAL;
 	}
 	if (domain != AF_UNIX || type != SOCK_STREAM || !listening) {
-		log_error("descriptor %d passed by systemd is not a listening AF_UNIX stream socket (domain %d, type %d, listening %d)",
-			  fd, domain, type, listening);
+		log_error(
+			"descriptor %d passed by systemd is not a listening AF_UNIX stream socket (domain %d, type %d, listening %d)",
+			fd, domain, type, listening);
 		return PORTER_E_INVAL;
 	}
 	int fl = fcntl(fd, F_GETFL);
@@ -110,8 +112,9 @@ int sd_notify_init(void)
 	memset(&notify_addr, 0, sizeof(notify_addr));
 	notify_addr.sun_family = AF_UNIX;
 	if ((e[0] != '/' && e[0] != '@') || n >= sizeof(notify_addr.sun_path)) {
-		log_error("NOTIFY_SOCKET=%s is neither an absolute path nor an abstract '@' name that fits",
-			  e);
+		log_error(
+			"NOTIFY_SOCKET=%s is neither an absolute path nor an abstract '@' name that fits",
+			e);
 		return PORTER_E_INVAL;
 	}
 	memcpy(notify_addr.sun_path, e, n);
@@ -152,8 +155,8 @@ int sd_notifyf(const char *fmt, ...)
 		n = sizeof(msg) - 1; /* a long STATUS= is cut, not dropped */
 	/* Non-blocking: systemd reads promptly, and a full queue must never
 	 * stall the acceptor loop; a lost ping is retried at the next tick. */
-	if (sendto(notify_fd, msg, (size_t)n, MSG_NOSIGNAL,
-		   (struct sockaddr *)&notify_addr, notify_len) < 0) {
+	if (sendto(notify_fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&notify_addr,
+		   notify_len) < 0) {
 		int err = errno;
 		if (!notify_warned) {
 			notify_warned = 1;

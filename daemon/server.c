@@ -73,9 +73,10 @@ static int prepare_dir(const char *path, int must_be_private)
 		return -1;
 	}
 	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 077))) {
-		log_error("refusing to listen in %s: not a private directory of uid %u (owner %u, mode %03o)",
-			  dir, (unsigned)geteuid(), (unsigned)st.st_uid,
-			  (unsigned)(st.st_mode & 0777));
+		log_error(
+			"refusing to listen in %s: not a private directory of uid %u (owner %u, mode %03o)",
+			dir, (unsigned)geteuid(), (unsigned)st.st_uid,
+			(unsigned)(st.st_mode & 0777));
 		return -1;
 	}
 	return 0;
@@ -97,7 +98,7 @@ static int clear_stale(const char *path)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	int err = errno;
@@ -124,11 +125,10 @@ static int open_listener(server *srv)
 	const char *path = cfg->socket_path;
 	char def[sizeof(cfg->socket_path)];
 	char lock_path[sizeof(cfg->socket_path) + 8];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 
-	int is_default = sockpath_default(def, sizeof(def)) > 0 &&
-			 strcmp(def, path) == 0;
+	int is_default = sockpath_default(def, sizeof(def)) > 0 && strcmp(def, path) == 0;
 	if (prepare_dir(path, is_default) < 0)
 		return -1;
 
@@ -195,8 +195,7 @@ static void refuse(server *srv, int fd, uid_t uid)
 	size_t len;
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 
-	snprintf(text, sizeof(text), "uid %u is not allowed to use this daemon",
-		 (unsigned)uid);
+	snprintf(text, sizeof(text), "uid %u is not allowed to use this daemon", (unsigned)uid);
 	resp.status = PORTER_E_DENIED;
 	resp.message = text;
 	if (frame_pack(&resp.base, 4096, &buf, &len) == 0) {
@@ -242,18 +241,16 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 		return;
 	}
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = accept4(srv->listen_fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
-			log_warn("accept: %s; pausing accepts for %d ms",
-				 strerror(errno), ACCEPT_PAUSE_MS);
+			log_warn("accept: %s; pausing accepts for %d ms", strerror(errno),
+				 ACCEPT_PAUSE_MS);
 			uv_poll_stop(&srv->listen_poll);
-			uv_timer_start(&srv->accept_pause, on_accept_resume,
-				       ACCEPT_PAUSE_MS, 0);
+			uv_timer_start(&srv->accept_pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
 			return;
 		}
 		struct ucred cred;
@@ -313,8 +310,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	if (srv->stopping)
 		return; /* already draining; shutdown-grace bounds it */
 	log_info("received %s, shutting down (in-flight work gets up to %u ms)",
-		 signum == SIGTERM ? "SIGTERM" : "SIGINT",
-		 srv->cfg->shutdown_grace_ms);
+		 signum == SIGTERM ? "SIGTERM" : "SIGINT", srv->cfg->shutdown_grace_ms);
 	server_stop(srv);
 }
 
@@ -345,8 +341,8 @@ static void on_watchdog(uv_timer_t *t)
 	server *srv = t->data;
 	unsigned stuck = srv->n_workers;
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		uint64_t hb = atomic_load_explicit(&srv->workers[i].heartbeat,
-						   memory_order_relaxed);
+		uint64_t hb =
+			atomic_load_explicit(&srv->workers[i].heartbeat, memory_order_relaxed);
 		if (hb == srv->hb_seen[i]) {
 			stuck = i;
 			break;
@@ -354,14 +350,15 @@ static void on_watchdog(uv_timer_t *t)
 	}
 	if (stuck < srv->n_workers) {
 		if (!srv->watchdog_late)
-			log_warn("worker %u has not run its loop for over %llu ms; withholding the watchdog ping",
-				 stuck, (unsigned long long)(srv->watchdog_usec / 2000));
+			log_warn(
+				"worker %u has not run its loop for over %llu ms; withholding the watchdog ping",
+				stuck, (unsigned long long)(srv->watchdog_usec / 2000));
 		srv->watchdog_late = 1;
 		return;
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++)
-		srv->hb_seen[i] = atomic_load_explicit(&srv->workers[i].heartbeat,
-						       memory_order_relaxed);
+		srv->hb_seen[i] =
+			atomic_load_explicit(&srv->workers[i].heartbeat, memory_order_relaxed);
 	if (srv->watchdog_late)
 		log_info("every worker loop is running again; watchdog pings resume");
 	srv->watchdog_late = 0;
@@ -396,7 +393,8 @@ static void log_changes(const config *old, const config *nc)
 		char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb);
 		for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb))
 			if (strcmp(la, lb) != 0)
-				log_info("reload: %s (was %s)", lb, strchr(la, '=') ? strchr(la, '=') + 2 : la);
+				log_info("reload: %s (was %s)", lb,
+					 strchr(la, '=') ? strchr(la, '=') + 2 : la);
 	}
 	free(a);
 	free(b);
@@ -406,8 +404,7 @@ static void status_serving(server *srv)
 {
 	char where[160];
 	describe_listener(srv, where, sizeof(where));
-	sd_notifyf("READY=1\nSTATUS=Serving on %s with %u worker(s)%s", where,
-		   srv->n_workers,
+	sd_notifyf("READY=1\nSTATUS=Serving on %s with %u worker(s)%s", where, srv->n_workers,
 		   srv->last_reload_failed ? "; the last reload failed (see the log)" : "");
 }
 
@@ -455,8 +452,7 @@ static void reload(server *srv)
 		memcpy(nc->socket_path, srv->cfg->socket_path, sizeof(nc->socket_path));
 	}
 	if (nc->workers != srv->cfg->workers) {
-		log_warn("reload: workers changed to %u; restart porterd to apply it",
-			 nc->workers);
+		log_warn("reload: workers changed to %u; restart porterd to apply it", nc->workers);
 		nc->workers = srv->cfg->workers;
 	}
 	nc->check_only = 0;
@@ -572,7 +568,8 @@ int server_run(config *cfg, int argc, char **argv)
 	srv.sig_hup.data = &srv;
 	uv_signal_start(&srv.sig_hup, on_hup, SIGHUP);
 	if (srv.test_hooks) {
-		log_warn("PORTER_TEST_HOOKS=1: test hooks enabled (SIGUSR2 stalls worker 0); never use this in production");
+		log_warn(
+			"PORTER_TEST_HOOKS=1: test hooks enabled (SIGUSR2 stalls worker 0); never use this in production");
 		uv_signal_init(&srv.loop, &srv.sig_test);
 		srv.sig_test.data = &srv;
 		uv_signal_start(&srv.sig_test, on_test_signal, SIGUSR2);
@@ -592,9 +589,8 @@ int server_run(config *cfg, int argc, char **argv)
 	uv_poll_start(&srv.listen_poll, UV_READABLE, on_listen_readable);
 
 	describe_listener(&srv, where, sizeof(where));
-	log_info("porterd %s listening on %s with %u worker(s)%s",
-		 PORTER_VERSION_STRING, where, srv.n_workers,
-		 srv.watchdog_usec ? ", watchdog on" : "");
+	log_info("porterd %s listening on %s with %u worker(s)%s", PORTER_VERSION_STRING, where,
+		 srv.n_workers, srv.watchdog_usec ? ", watchdog on" : "");
 	/* The socket is listening and polled, and every worker runs: clients
 	 * connecting from now on are served. */
 	status_serving(&srv);

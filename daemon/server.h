@@ -24,35 +24,35 @@
 #include "worker.h"
 
 typedef struct server {
-	config *cfg;            /* current generation; one reference held */
-	int argc;               /* the command line, re-applied on reload */
+	config *cfg; /* current generation; one reference held */
+	int argc;    /* the command line, re-applied on reload */
 	char **argv;
-	int activated;          /* listen_fd came from systemd: never bind,
-				 * chmod or unlink anything */
-	uv_loop_t loop;         /* the acceptor's loop */
-	int listen_fd;          /* owned */
-	int lock_fd;            /* flock on "<socket>.lock"; owned */
-	int created_socket;     /* we bound the path and must unlink it */
-	dev_t sock_dev;         /* identity of the socket file we created */
+	int activated;      /* listen_fd came from systemd: never bind,
+			     * chmod or unlink anything */
+	uv_loop_t loop;     /* the acceptor's loop */
+	int listen_fd;      /* owned */
+	int lock_fd;        /* flock on "<socket>.lock"; owned */
+	int created_socket; /* we bound the path and must unlink it */
+	dev_t sock_dev;     /* identity of the socket file we created */
 	ino_t sock_ino;
 	uv_poll_t listen_poll;
 	uv_timer_t accept_pause; /* back-off after EMFILE */
 	uv_signal_t sig_term, sig_int, sig_hup;
-	uv_signal_t sig_test;   /* SIGUSR2 test hook; PORTER_TEST_HOOKS=1 only */
+	uv_signal_t sig_test; /* SIGUSR2 test hook; PORTER_TEST_HOOKS=1 only */
 	int test_hooks;
-	uv_timer_t watchdog;    /* pings systemd at half WATCHDOG_USEC */
-	uint64_t watchdog_usec; /* 0: off */
-	uint64_t *hb_seen;      /* last heartbeat seen per worker */
-	int watchdog_late;      /* a ping was withheld (logged once per stall) */
+	uv_timer_t watchdog;     /* pings systemd at half WATCHDOG_USEC */
+	uint64_t watchdog_usec;  /* 0: off */
+	uint64_t *hb_seen;       /* last heartbeat seen per worker */
+	int watchdog_late;       /* a ping was withheld (logged once per stall) */
 	struct metrics *metrics; /* metrics-file writer, or NULL */
-	worker *workers;        /* owned array of n_workers */
+	worker *workers;         /* owned array of n_workers */
 	unsigned n_workers;
-	uint64_t start_ms;      /* uv_hrtime() in ms at start */
+	uint64_t start_ms; /* uv_hrtime() in ms at start */
 	int stopping;
-	uint64_t denied;        /* peers refused (acceptor thread only) */
-	uint64_t reloads;       /* reloads applied (acceptor thread only) */
+	uint64_t denied;          /* peers refused (acceptor thread only) */
+	uint64_t reloads;         /* reloads applied (acceptor thread only) */
 	uint64_t reload_failures; /* reloads rejected (acceptor thread only) */
-	int last_reload_failed; /* shown in STATUS= until a reload succeeds */
+	int last_reload_failed;   /* shown in STATUS= until a reload succeeds */
 } server;
 
 /*

@@ -144,8 +144,9 @@ static void on_grace_expired(uv_timer_t *t)
 			n++;
 		}
 		if (n)
-			log_warn("worker %u: shutdown grace of %u ms over, stopped the work of %u connection(s)",
-				 w->index, w->cfg->shutdown_grace_ms, n);
+			log_warn(
+				"worker %u: shutdown grace of %u ms over, stopped the work of %u connection(s)",
+				w->index, w->cfg->shutdown_grace_ms, n);
 		if (!list_empty(&w->conns)) {
 			uv_timer_start(&w->grace, on_grace_expired, 1000, 0);
 			return;
@@ -169,8 +170,7 @@ static void begin_stop(worker *w)
 	if (list_empty(&w->conns))
 		finish(w);
 	else
-		uv_timer_start(&w->grace, on_grace_expired,
-			       w->cfg->shutdown_grace_ms, 0);
+		uv_timer_start(&w->grace, on_grace_expired, w->cfg->shutdown_grace_ms, 0);
 }
 
 void worker_conn_freed(worker *w)
@@ -199,14 +199,12 @@ static void thread_main(void *arg)
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	w->loop_close_rc = uv_loop_close(&w->loop);
 	if (w->loop_close_rc != 0)
-		log_error("worker %u: uv_loop_close: %s", w->index,
-			  uv_strerror(w->loop_close_rc));
+		log_error("worker %u: uv_loop_close: %s", w->index, uv_strerror(w->loop_close_rc));
 	config_unref((config *)w->cfg);
 	w->cfg = NULL;
 }
 
-int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
-		unsigned heartbeat_ms)
+int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsigned heartbeat_ms)
 {
 	memset(w, 0, sizeof(*w));
 	w->index = index;

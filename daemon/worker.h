@@ -32,27 +32,27 @@ enum worker_state {
 
 typedef struct worker {
 	unsigned index;
-	struct server *srv;    /* not owned */
-	const config *cfg;     /* one reference held; read-only; swapped only
-				* on the loop thread (worker_post_config) */
+	struct server *srv; /* not owned */
+	const config *cfg;  /* one reference held; read-only; swapped only
+			     * on the loop thread (worker_post_config) */
 	uv_loop_t loop;
 	uv_thread_t thread;
 	inbox inbox;
 	enum worker_state state;
-	list conns;            /* struct conn.link */
-	uv_timer_t grace;      /* bounds DRAINING */
-	int aborting;          /* grace over: in-flight work was stopped */
+	list conns;       /* struct conn.link */
+	uv_timer_t grace; /* bounds DRAINING */
+	int aborting;     /* grace over: in-flight work was stopped */
 	stats_counters counters;
 	struct cancel_state *cancel; /* Cancel fan-in and tombstones */
 	uint64_t next_conn_serial;
-	int loop_close_rc;     /* uv_loop_close() result, set at thread end */
+	int loop_close_rc; /* uv_loop_close() result, set at thread end */
 	/* Liveness for the systemd watchdog: a timer on this loop bumps the
 	 * counter; the acceptor pings systemd only when every worker's counter
 	 * moved, so a stalled loop stops the pings. */
 	uv_timer_t heartbeat_timer;
-	unsigned heartbeat_ms;  /* 0: watchdog off, no timer */
+	unsigned heartbeat_ms; /* 0: watchdog off, no timer */
 	_Atomic uint64_t heartbeat;
-	struct db_worker *db;  /* database sessions, pools, streams (db.h) */
+	struct db_worker *db;     /* database sessions, pools, streams (db.h) */
 	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
 } worker;
 
@@ -62,8 +62,7 @@ typedef struct worker {
  * thread ends. `heartbeat_ms` > 0 starts the watchdog heartbeat timer.
  * 0 or <0.
  */
-int worker_init(worker *w, struct server *srv, config *cfg, unsigned index,
-		unsigned heartbeat_ms);
+int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsigned heartbeat_ms);
 
 /* Starts the worker's thread. 0 or <0. */
 int worker_start(worker *w);

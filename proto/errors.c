@@ -9,8 +9,8 @@ const char *porter_strerror(int code)
 	switch (code) {
 	case PORTER_OK:
 		return "ok";
-#define PORTER_X_MSG(name, value, msg) \
-	case name:                     \
+#define PORTER_X_MSG(name, value, msg)                                                             \
+	case name:                                                                                 \
 		return msg;
 		PORTER_ERRORS(PORTER_X_MSG)
 #undef PORTER_X_MSG
@@ -24,8 +24,8 @@ const char *porter_error_name(int code)
 	switch (code) {
 	case PORTER_OK:
 		return "PORTER_OK";
-#define PORTER_X_NAME(name, value, msg) \
-	case name:                      \
+#define PORTER_X_NAME(name, value, msg)                                                            \
+	case name:                                                                                 \
 		return #name;
 		PORTER_ERRORS(PORTER_X_NAME)
 #undef PORTER_X_NAME

@@ -49,8 +49,7 @@ int frame_reader_space(frame_reader *r, uint8_t **p, size_t *n)
 		/* Room for the rest of this frame and the next header, but
 		 * grown at most by the bytes already received (doubling), so
 		 * a declared length alone never reserves memory. */
-		size_t need = FRAME_HEADER_SIZE + (size_t)len - have +
-			      FRAME_HEADER_SIZE;
+		size_t need = FRAME_HEADER_SIZE + (size_t)len - have + FRAME_HEADER_SIZE;
 		size_t step = have > FRAME_READ_CHUNK ? have : FRAME_READ_CHUNK;
 		want = need < step ? need : step;
 		if (want < FRAME_READ_CHUNK / 4)
@@ -99,8 +98,7 @@ int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len)
 	return 1;
 }
 
-int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out,
-	       size_t *outlen)
+int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out, size_t *outlen)
 {
 	size_t len = protobuf_c_message_get_packed_size(msg);
 	if (len > max_frame || len > UINT32_MAX)

@@ -33,8 +33,8 @@ static inline void frame_put_header(uint8_t *hdr, uint32_t len)
 
 static inline uint32_t frame_get_header(const uint8_t *hdr)
 {
-	return ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
-	       ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
+	return ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) |
+	       (uint32_t)hdr[3];
 }
 
 typedef struct frame_reader {
@@ -84,7 +84,6 @@ void frame_reader_trim(frame_reader *r, size_t keep);
  * `*out` (owned by the caller, free()) and `*outlen` and returns 0; returns
  * PORTER_E_TOO_LARGE when the payload exceeds `max_frame`, PORTER_E_NOMEM.
  */
-int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out,
-	       size_t *outlen);
+int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out, size_t *outlen);
 
 #endif

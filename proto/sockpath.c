@@ -15,8 +15,7 @@ int sockpath_default(char *buf, size_t cap)
 	if (xdg && xdg[0] == '/')
 		n = snprintf(buf, cap, "%s/porter/porter.sock", xdg);
 	else
-		n = snprintf(buf, cap, "/tmp/porter-%u/porter.sock",
-			     (unsigned)getuid());
+		n = snprintf(buf, cap, "/tmp/porter-%u/porter.sock", (unsigned)getuid());
 	if (n < 0 || (size_t)n >= cap)
 		return PORTER_E_INVAL;
 	return n;

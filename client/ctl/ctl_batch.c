@@ -27,11 +27,11 @@ enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 typedef struct jval jval;
 struct jval {
 	enum jtype type;
-	long long num;   /* J_NUM, J_BOOL */
-	char *str;       /* J_STR: bytes (may hold NULs), NUL-terminated */
-	size_t len;      /* J_STR: bytes; J_ARR/J_OBJ: items */
-	jval *items;     /* J_ARR, J_OBJ (values) */
-	char **keys;     /* J_OBJ */
+	long long num; /* J_NUM, J_BOOL */
+	char *str;     /* J_STR: bytes (may hold NULs), NUL-terminated */
+	size_t len;    /* J_STR: bytes; J_ARR/J_OBJ: items */
+	jval *items;   /* J_ARR, J_OBJ (values) */
+	char **keys;   /* J_OBJ */
 };
 
 typedef struct jparser {
@@ -53,7 +53,8 @@ static void jfree(jval *v)
 
 static void skip_ws(jparser *jp)
 {
-	while (jp->p < jp->end && (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r'))
+	while (jp->p < jp->end &&
+	       (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r'))
 		jp->p++;
 }
 
@@ -130,22 +131,34 @@ static int parse_string(jparser *jp, char **out, size_t *outlen)
 			break;
 		c = *jp->p++;
 		switch (c) {
-		case '"': case '\\': case '/':
+		case '"':
+		case '\\':
+		case '/':
 			s[n++] = c;
 			break;
-		case 'b': s[n++] = '\b'; break;
-		case 'f': s[n++] = '\f'; break;
-		case 'n': s[n++] = '\n'; break;
-		case 'r': s[n++] = '\r'; break;
-		case 't': s[n++] = '\t'; break;
+		case 'b':
+			s[n++] = '\b';
+			break;
+		case 'f':
+			s[n++] = '\f';
+			break;
+		case 'n':
+			s[n++] = '\n';
+			break;
+		case 'r':
+			s[n++] = '\r';
+			break;
+		case 't':
+			s[n++] = '\t';
+			break;
 		case 'u': {
 			unsigned cp, lo;
 			if (hex4(jp, &cp) < 0) {
 				free(s);
 				return -1;
 			}
-			if (cp >= 0xd800 && cp < 0xdc00 && jp->end - jp->p >= 6 && jp->p[0] == '\\' &&
-			    jp->p[1] == 'u') {
+			if (cp >= 0xd800 && cp < 0xdc00 && jp->end - jp->p >= 6 &&
+			    jp->p[0] == '\\' && jp->p[1] == 'u') {
 				jp->p += 2;
 				if (hex4(jp, &lo) < 0) {
 					free(s);
@@ -254,7 +267,7 @@ static int parse_value(jparser *jp, jval *v, int depth)
 		const char *word;
 		enum jtype type;
 		int num;
-	} words[] = { { "null", J_NULL, 0 }, { "true", J_BOOL, 1 }, { "false", J_BOOL, 0 } };
+	} words[] = {{"null", J_NULL, 0}, {"true", J_BOOL, 1}, {"false", J_BOOL, 0}};
 	for (size_t i = 0; i < 3; i++) {
 		size_t n = strlen(words[i].word);
 		if ((size_t)(jp->end - jp->p) >= n && memcmp(jp->p, words[i].word, n) == 0) {
@@ -369,11 +382,12 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 				return PORTER_E_INVAL;
 			}
 		}
-		int rc = porter_batch_add_db_query(b, (uint64_t)num_field(m, "session", 0), conninfo,
-						   sql, params, n, timeout);
+		int rc = porter_batch_add_db_query(b, (uint64_t)num_field(m, "session", 0),
+						   conninfo, sql, params, n, timeout);
 		free(params);
 		if (rc < 0)
-			snprintf(why, whylen, "a db member needs \"sql\" and \"conninfo\" or \"session\"");
+			snprintf(why, whylen,
+				 "a db member needs \"sql\" and \"conninfo\" or \"session\"");
 		return rc;
 	}
 	if (strcmp(op, "http") == 0) {
@@ -388,7 +402,7 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 			return PORTER_E_NOMEM;
 		for (size_t i = 0; i < n; i++)
 			headers[i] = hv->items[i].type == J_STR ? hv->items[i].str : "";
-		porter_http_options opts = { .follow_redirects = 1 };
+		porter_http_options opts = {.follow_redirects = 1};
 		int rc = porter_batch_add_http(b, method ? method : "GET", url, headers, n, body,
 					       body ? blen : 0, &opts, timeout);
 		free(headers);
@@ -425,8 +439,7 @@ static void print_json_string(const char *s, size_t n)
 }
 
 /* One line (or JSON object) for member `i`. */
-static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t i,
-			 const char *op)
+static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t i, const char *op)
 {
 	int st = porter_batch_result_status(r, i);
 	char summary[256] = "";
@@ -442,9 +455,11 @@ static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t
 		if (st == 0)
 			snprintf(summary, sizeof(summary), "%s, %d row(s)%s%s",
 				 porter_db_cmdstatus(db), porter_db_ntuples(db),
-				 porter_db_ntuples(db) && porter_db_nfields(db) ? ", first value " : "",
+				 porter_db_ntuples(db) && porter_db_nfields(db) ? ", first value "
+										: "",
 				 porter_db_ntuples(db) && porter_db_nfields(db)
-					 ? porter_db_getvalue(db, 0, 0) : "");
+					 ? porter_db_getvalue(db, 0, 0)
+					 : "");
 		else
 			snprintf(summary, sizeof(summary), "SQLSTATE %s", porter_db_sqlstate(db));
 		porter_db_result_free(db);
@@ -454,19 +469,20 @@ static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t
 			 porter_http_response_status(h), len);
 		porter_http_response_free(h);
 	} else if (st == 0 && porter_batch_result_file_read(r, i, &data, &len, &size) == 0) {
-		snprintf(summary, sizeof(summary), "%zu of %llu bytes", len, (unsigned long long)size);
+		snprintf(summary, sizeof(summary), "%zu of %llu bytes", len,
+			 (unsigned long long)size);
 	}
 	const char *msg = st ? porter_batch_result_message(r, i) : "";
 	if (o->json) {
-		printf("%s{\"index\":%zu,\"op\":\"%s\",\"status\":%d,\"error\":\"%s\",\"message\":", i ? "," : "",
-		       i, op, st, st ? porter_error_name(st) : "");
+		printf("%s{\"index\":%zu,\"op\":\"%s\",\"status\":%d,\"error\":\"%s\",\"message\":",
+		       i ? "," : "", i, op, st, st ? porter_error_name(st) : "");
 		print_json_string(msg, strlen(msg));
 		printf(",\"summary\":");
 		print_json_string(summary, strlen(summary));
 		putchar('}');
 	} else {
-		printf("%-5zu %-10s %-26s %s%s%s\n", i, op, st ? porter_error_name(st) : "ok", summary,
-		       st && summary[0] ? "; " : "", msg);
+		printf("%-5zu %-10s %-26s %s%s%s\n", i, op, st ? porter_error_name(st) : "ok",
+		       summary, st && summary[0] ? "; " : "", msg);
 	}
 }
 
@@ -498,7 +514,7 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 
-	jparser jp = { .start = text, .p = text, .end = text + len };
+	jparser jp = {.start = text, .p = text, .end = text + len};
 	jval root;
 	int status = EXIT_OK;
 	porter_batch *b = NULL;

@@ -129,7 +129,7 @@ static void print_json(const porter_db_result *r)
 				fputs("null", stdout);
 			else
 				json_str(porter_db_getvalue(r, i, c),
-				         (size_t)porter_db_getlength(r, i, c));
+					 (size_t)porter_db_getlength(r, i, c));
 		}
 		putchar(']');
 	}
@@ -170,7 +170,7 @@ static int db_query(const ctl_opts *o, int argc, char **argv)
 			printf("}}\n");
 		} else if (r && porter_db_sqlstate(r)[0]) {
 			fprintf(stderr, "ERROR:  %s (SQLSTATE %s)\n", porter_db_message(r),
-			        porter_db_sqlstate(r));
+				porter_db_sqlstate(r));
 			if (porter_db_detail(r)[0])
 				fprintf(stderr, "DETAIL:  %s\n", porter_db_detail(r));
 			if (porter_db_hint(r)[0])

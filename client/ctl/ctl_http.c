@@ -12,19 +12,18 @@
 
 static void http_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: porterctl http get URL [OPTIONS]\n"
-		"       porterctl http post URL -d DATA [OPTIONS]\n"
-		"       porterctl http request METHOD URL [OPTIONS]\n"
-		"Performs an HTTP request through porterd and writes the body to stdout.\n"
-		"  -H, --header 'Name: value'  add a request header (repeatable)\n"
-		"  -d, --data DATA             request body; @FILE reads it from FILE\n"
-		"  -o, --output FILE           write the body to FILE\n"
-		"  -i, --include               print the status line and headers first\n"
-		"  -L, --location              follow redirects\n"
-		"  -f, --fail                  exit 1 when the status is 400 or more\n"
-		"The body is streamed, so it may be of any size. --timeout bounds each\n"
-		"exchange with the daemon, and the whole transfer for non-stream use.\n");
+	fprintf(out, "Usage: porterctl http get URL [OPTIONS]\n"
+		     "       porterctl http post URL -d DATA [OPTIONS]\n"
+		     "       porterctl http request METHOD URL [OPTIONS]\n"
+		     "Performs an HTTP request through porterd and writes the body to stdout.\n"
+		     "  -H, --header 'Name: value'  add a request header (repeatable)\n"
+		     "  -d, --data DATA             request body; @FILE reads it from FILE\n"
+		     "  -o, --output FILE           write the body to FILE\n"
+		     "  -i, --include               print the status line and headers first\n"
+		     "  -L, --location              follow redirects\n"
+		     "  -f, --fail                  exit 1 when the status is 400 or more\n"
+		     "The body is streamed, so it may be of any size. --timeout bounds each\n"
+		     "exchange with the daemon, and the whole transfer for non-stream use.\n");
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -64,20 +63,16 @@ static char *read_file(const char *path, size_t *len)
 int ctl_http(const ctl_opts *o, int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "header", required_argument, NULL, 'H' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "include", no_argument, NULL, 'i' },
-		{ "location", no_argument, NULL, 'L' },
-		{ "fail", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"header", required_argument, NULL, 'H'}, {"data", required_argument, NULL, 'd'},
+		{"output", required_argument, NULL, 'o'}, {"include", no_argument, NULL, 'i'},
+		{"location", no_argument, NULL, 'L'},     {"fail", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *headers[CTL_HTTP_MAX_HEADERS];
 	size_t n_headers = 0;
 	const char *data = NULL, *output = NULL, *method = NULL, *url = NULL;
 	int include = 0, fail = 0, c, status = EXIT_OK;
-	porter_http_options opts = { 0 };
+	porter_http_options opts = {0};
 	char *body = NULL;
 	size_t body_len = 0;
 	porter_http_stream *s = NULL;
@@ -115,7 +110,8 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 		switch (c) {
 		case 'H':
 			if (n_headers == CTL_HTTP_MAX_HEADERS) {
-				fprintf(stderr, "porterctl http: at most %d headers\n", CTL_HTTP_MAX_HEADERS);
+				fprintf(stderr, "porterctl http: at most %d headers\n",
+					CTL_HTTP_MAX_HEADERS);
 				return EXIT_USAGE;
 			}
 			headers[n_headers++] = optarg;
@@ -175,7 +171,8 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	if (output) {
 		out = fopen(output, "wb");
 		if (!out) {
-			fprintf(stderr, "porterctl http: cannot write %s: %s\n", output, strerror(errno));
+			fprintf(stderr, "porterctl http: cannot write %s: %s\n", output,
+				strerror(errno));
 			out = stdout;
 			status = EXIT_FAILED;
 			goto out;

@@ -79,8 +79,7 @@ int ctl_exit_code(int rc)
 
 int ctl_fail(int rc)
 {
-	fprintf(stderr, "porterctl: %s (%s)\n", porter_last_error_message(),
-		porter_error_name(rc));
+	fprintf(stderr, "porterctl: %s (%s)\n", porter_last_error_message(), porter_error_name(rc));
 	return ctl_exit_code(rc);
 }
 
@@ -169,7 +168,7 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 		if (!o->json)
 			printf("reply %ld: %.1f us\n", done + 1, dt);
 		if (interval && done + 1 < count) {
-			struct timespec ts = { interval / 1000, (interval % 1000) * 1000000 };
+			struct timespec ts = {interval / 1000, (interval % 1000) * 1000000};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -182,7 +181,8 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 			sum += lat[i];
 		qsort(lat, (size_t)done, sizeof(double), cmp_double);
 		double avg = sum / (double)done;
-		double p50 = percentile(lat, (size_t)done, 50), p99 = percentile(lat, (size_t)done, 99);
+		double p50 = percentile(lat, (size_t)done, 50),
+		       p99 = percentile(lat, (size_t)done, 99);
 		if (o->json)
 			printf("{\"sent\":%ld,\"received\":%ld,\"min_us\":%.1f,\"avg_us\":%.1f,"
 			       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
@@ -195,7 +195,8 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 	free(lat);
 	return status;
 bad:
-	fprintf(stderr, "porterctl ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n");
+	fprintf(stderr,
+		"porterctl ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n");
 	return EXIT_USAGE;
 }
 
@@ -211,11 +212,12 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 	if (rc < 0)
 		return ctl_fail(rc);
 	size_t n = porter_stats_workers(s);
-	porter_worker_stats w, total = { 0 };
+	porter_worker_stats w, total = {0};
 	if (o->json) {
 		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"open_fds\":%llu,"
 		       "\"db_connections\":%llu,\"http_transfers\":%llu,\"workers\":[",
-		       porter_stats_daemon_version(s), (unsigned long long)porter_stats_uptime_ms(s),
+		       porter_stats_daemon_version(s),
+		       (unsigned long long)porter_stats_uptime_ms(s),
 		       (unsigned long long)porter_stats_open_fds(s),
 		       (unsigned long long)porter_stats_db_connections(s),
 		       (unsigned long long)porter_stats_http_transfers(s));
@@ -298,7 +300,8 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 		printf("{\"client\":\"%s\",\"daemon\":\"%s\"}\n", porter_version(),
 		       porter_stats_daemon_version(s));
 	else
-		printf("porterctl %s\nporterd %s\n", porter_version(), porter_stats_daemon_version(s));
+		printf("porterctl %s\nporterd %s\n", porter_version(),
+		       porter_stats_daemon_version(s));
 	porter_stats_free(s);
 	return EXIT_OK;
 }
@@ -306,13 +309,13 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "socket", required_argument, NULL, 'S' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 'S'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	ctl_opts o = { .json = 0, .timeout_ms = 5000 };
+	ctl_opts o = {.json = 0, .timeout_ms = 5000};
 	long v;
 	int c;
 
@@ -327,7 +330,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (ctl_parse_long(optarg, 1, 24L * 3600 * 1000, &v)) {
-				fprintf(stderr, "porterctl: --timeout: expected milliseconds, got '%s'\n", optarg);
+				fprintf(stderr,
+					"porterctl: --timeout: expected milliseconds, got '%s'\n",
+					optarg);
 				return EXIT_USAGE;
 			}
 			o.timeout_ms = (int)v;
@@ -351,14 +356,9 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(const ctl_opts *o, int argc, char **argv);
 	} cmds[] = {
-		{ "ping", cmd_ping },
-		{ "stats", cmd_stats },
-		{ "cancel", cmd_cancel },
-		{ "version", cmd_version },
-		{ "file", ctl_file },
-		{ "db", ctl_db },
-		{ "batch", ctl_batch },
-		{ "http", ctl_http },
+		{"ping", cmd_ping},       {"stats", cmd_stats}, {"cancel", cmd_cancel},
+		{"version", cmd_version}, {"file", ctl_file},   {"db", ctl_db},
+		{"batch", ctl_batch},     {"http", ctl_http},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmd, cmds[i].name) == 0)

@@ -54,40 +54,40 @@ extern "C" {
  * transport and core, -20..-29 database, -30..-39 HTTP, -40..-59 files,
  * -60..-69 control.
  */
-#define PORTER_ERRORS(X)                                                       \
-	X(PORTER_E_INVAL, -1, "invalid argument")                              \
-	X(PORTER_E_NOMEM, -2, "out of memory")                                 \
-	X(PORTER_E_UNREACHABLE, -3, "daemon unreachable")                      \
-	X(PORTER_E_TIMEOUT, -4, "timed out")                                   \
-	X(PORTER_E_CONN_LOST, -5, "connection lost, outcome unknown")          \
-	X(PORTER_E_PROTOCOL, -6, "protocol error")                             \
-	X(PORTER_E_TOO_LARGE, -7, "message too large")                         \
-	X(PORTER_E_BUSY, -8, "too many requests in flight")                    \
-	X(PORTER_E_DENIED, -9, "permission denied by daemon")                  \
-	X(PORTER_E_UNSUPPORTED, -10, "unsupported request")                    \
-	X(PORTER_E_CANCELLED, -11, "cancelled")                                \
-	X(PORTER_E_SHUTDOWN, -12, "daemon shutting down")                      \
-	X(PORTER_E_INTERNAL, -13, "internal daemon error")                     \
-	X(PORTER_E_NOT_FOUND, -14, "no such object")                           \
-	X(PORTER_E_DB, -20, "database error")                                  \
-	X(PORTER_E_DB_CONNECT, -21, "database connection failed")              \
-	X(PORTER_E_DB_SESSION, -22, "no such database session")                \
-	X(PORTER_E_DB_BROKEN, -23, "database connection broken")               \
-	X(PORTER_E_HTTP, -30, "HTTP transfer failed")                          \
-	X(PORTER_E_HTTP_SCHEME, -31, "URL scheme not allowed")                 \
-	X(PORTER_E_HTTP_TOO_LARGE, -32, "HTTP response too large")             \
-	X(PORTER_E_HTTP_HOST, -33, "HTTP host not allowed")                    \
-	X(PORTER_E_HTTP_REDIRECTS, -34, "too many HTTP redirects")             \
-	X(PORTER_E_HTTP_CONNECT, -35, "HTTP connection failed")                \
-	X(PORTER_E_HTTP_TLS, -36, "TLS verification failed")                   \
-	X(PORTER_E_FILE_NOT_FOUND, -40, "file not found")                      \
-	X(PORTER_E_FILE_PERM, -41, "file permission denied")                   \
-	X(PORTER_E_FILE_ISDIR, -42, "is a directory")                          \
-	X(PORTER_E_FILE_EXISTS, -43, "file already exists")                    \
-	X(PORTER_E_FILE_NOSPACE, -44, "no space left on device")               \
-	X(PORTER_E_FILE_ESCAPE, -45, "path escapes the file root")             \
-	X(PORTER_E_FILE_IO, -46, "file I/O error")                             \
-	X(PORTER_E_FILE_NOTDIR, -47, "not a directory")                        \
+#define PORTER_ERRORS(X)                                                                           \
+	X(PORTER_E_INVAL, -1, "invalid argument")                                                  \
+	X(PORTER_E_NOMEM, -2, "out of memory")                                                     \
+	X(PORTER_E_UNREACHABLE, -3, "daemon unreachable")                                          \
+	X(PORTER_E_TIMEOUT, -4, "timed out")                                                       \
+	X(PORTER_E_CONN_LOST, -5, "connection lost, outcome unknown")                              \
+	X(PORTER_E_PROTOCOL, -6, "protocol error")                                                 \
+	X(PORTER_E_TOO_LARGE, -7, "message too large")                                             \
+	X(PORTER_E_BUSY, -8, "too many requests in flight")                                        \
+	X(PORTER_E_DENIED, -9, "permission denied by daemon")                                      \
+	X(PORTER_E_UNSUPPORTED, -10, "unsupported request")                                        \
+	X(PORTER_E_CANCELLED, -11, "cancelled")                                                    \
+	X(PORTER_E_SHUTDOWN, -12, "daemon shutting down")                                          \
+	X(PORTER_E_INTERNAL, -13, "internal daemon error")                                         \
+	X(PORTER_E_NOT_FOUND, -14, "no such object")                                               \
+	X(PORTER_E_DB, -20, "database error")                                                      \
+	X(PORTER_E_DB_CONNECT, -21, "database connection failed")                                  \
+	X(PORTER_E_DB_SESSION, -22, "no such database session")                                    \
+	X(PORTER_E_DB_BROKEN, -23, "database connection broken")                                   \
+	X(PORTER_E_HTTP, -30, "HTTP transfer failed")                                              \
+	X(PORTER_E_HTTP_SCHEME, -31, "URL scheme not allowed")                                     \
+	X(PORTER_E_HTTP_TOO_LARGE, -32, "HTTP response too large")                                 \
+	X(PORTER_E_HTTP_HOST, -33, "HTTP host not allowed")                                        \
+	X(PORTER_E_HTTP_REDIRECTS, -34, "too many HTTP redirects")                                 \
+	X(PORTER_E_HTTP_CONNECT, -35, "HTTP connection failed")                                    \
+	X(PORTER_E_HTTP_TLS, -36, "TLS verification failed")                                       \
+	X(PORTER_E_FILE_NOT_FOUND, -40, "file not found")                                          \
+	X(PORTER_E_FILE_PERM, -41, "file permission denied")                                       \
+	X(PORTER_E_FILE_ISDIR, -42, "is a directory")                                              \
+	X(PORTER_E_FILE_EXISTS, -43, "file already exists")                                        \
+	X(PORTER_E_FILE_NOSPACE, -44, "no space left on device")                                   \
+	X(PORTER_E_FILE_ESCAPE, -45, "path escapes the file root")                                 \
+	X(PORTER_E_FILE_IO, -46, "file I/O error")                                                 \
+	X(PORTER_E_FILE_NOTDIR, -47, "not a directory")                                            \
 	X(PORTER_E_FILE_ROOT, -48, "no such file root")
 
 enum porter_error {
@@ -140,13 +140,13 @@ PORTER_API int porter_ping(const void *payload, size_t len, int timeout_ms);
 
 /* Counters of one daemon worker loop, as reported by porter_stats. */
 typedef struct porter_worker_stats {
-	uint32_t worker;       /* index, 0..n-1 */
-	uint64_t connections;  /* client connections open now */
-	uint64_t requests;     /* requests received since start */
-	uint64_t inflight;     /* requests being processed now */
-	uint64_t errors;       /* failed responses since start */
-	uint64_t bytes_in;     /* bytes read from clients since start */
-	uint64_t bytes_out;    /* bytes written to clients since start */
+	uint32_t worker;      /* index, 0..n-1 */
+	uint64_t connections; /* client connections open now */
+	uint64_t requests;    /* requests received since start */
+	uint64_t inflight;    /* requests being processed now */
+	uint64_t errors;      /* failed responses since start */
+	uint64_t bytes_in;    /* bytes read from clients since start */
+	uint64_t bytes_out;   /* bytes written to clients since start */
 } porter_worker_stats;
 
 /* Opaque snapshot of the daemon's counters. */
@@ -294,8 +294,8 @@ PORTER_API const char *porter_batch_result_message(const porter_batch_result *r,
  * `*len` and returns 0, or PORTER_E_INVAL when member `i` is not a
  * successful Ping.
  */
-PORTER_API int porter_batch_result_ping(const porter_batch_result *r, size_t i,
-					const void **data, size_t *len);
+PORTER_API int porter_batch_result_ping(const porter_batch_result *r, size_t i, const void **data,
+					size_t *len);
 
 /* Frees a batch result; NULL accepted. */
 PORTER_API void porter_batch_result_free(porter_batch_result *r);
@@ -385,20 +385,18 @@ typedef struct porter_http_response porter_http_response;
  * GET and HEAD are retried once on a fresh connection if the daemon
  * connection broke; other methods are not (PORTER_E_CONN_LOST).
  */
-PORTER_API int porter_http_request(const char *method, const char *url,
-				   const char *const *headers, size_t n_headers,
-				   const void *body, size_t body_len,
+PORTER_API int porter_http_request(const char *method, const char *url, const char *const *headers,
+				   size_t n_headers, const void *body, size_t body_len,
 				   const porter_http_options *opts, int timeout_ms,
 				   porter_http_response **out);
 
 /* GET `url`, following redirects. Same contract as porter_http_request. */
-PORTER_API int porter_http_get(const char *url, int timeout_ms,
-			       porter_http_response **out);
+PORTER_API int porter_http_get(const char *url, int timeout_ms, porter_http_response **out);
 
 /* POST `json` (`len` bytes) with "Content-Type: application/json",
  * following redirects. Same contract as porter_http_request. */
-PORTER_API int porter_http_post_json(const char *url, const char *json, size_t len,
-				     int timeout_ms, porter_http_response **out);
+PORTER_API int porter_http_post_json(const char *url, const char *json, size_t len, int timeout_ms,
+				     porter_http_response **out);
 
 /*
  * The HTTP status carried by the calling thread's last failed HTTP call
@@ -414,8 +412,7 @@ PORTER_API int porter_http_response_status(const porter_http_response *r);
  * The value of the first header named `name` (compared case-insensitively),
  * or NULL when there is none. Owned by `r`, valid until it is freed.
  */
-PORTER_API const char *porter_http_response_header(const porter_http_response *r,
-						   const char *name);
+PORTER_API const char *porter_http_response_header(const porter_http_response *r, const char *name);
 
 /* Number of response headers, in the order received (repeats kept). */
 PORTER_API size_t porter_http_response_header_count(const porter_http_response *r);
@@ -432,8 +429,7 @@ PORTER_API int porter_http_response_header_at(const porter_http_response *r, siz
  * The body: returns a pointer owned by `r` (never NULL, even when empty)
  * and stores its length in `*len` (may be NULL). Binary safe.
  */
-PORTER_API const void *porter_http_response_body(const porter_http_response *r,
-						 size_t *len);
+PORTER_API const void *porter_http_response_body(const porter_http_response *r, size_t *len);
 
 /* URL of the final response, after redirects; owned by `r`, never NULL. */
 PORTER_API const char *porter_http_response_effective_url(const porter_http_response *r);
@@ -487,8 +483,8 @@ PORTER_API const porter_http_response *porter_http_stream_response(const porter_
  * transfer failed, PORTER_E_TIMEOUT when nothing arrived within
  * timeout_ms). Blocks for at most timeout_ms (0: the default).
  */
-PORTER_API int porter_http_stream_read(porter_http_stream *s, const void **data,
-				       size_t *len, int timeout_ms);
+PORTER_API int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len,
+				       int timeout_ms);
 
 /*
  * Frees `s`; a stream not read to its end is aborted in the daemon (this
@@ -505,9 +501,9 @@ PORTER_API void porter_http_stream_close(porter_http_stream *s);
  * member's index (>= 0) or a negative code. Streams cannot be batched.
  */
 PORTER_API int porter_batch_add_http(porter_batch *b, const char *method, const char *url,
-				     const char *const *headers, size_t n_headers,
-				     const void *body, size_t body_len,
-				     const porter_http_options *opts, int timeout_ms);
+				     const char *const *headers, size_t n_headers, const void *body,
+				     size_t body_len, const porter_http_options *opts,
+				     int timeout_ms);
 
 /*
  * The response of HTTP member `i` of a batch result: stores a new response
@@ -551,7 +547,7 @@ enum porter_file_flag {
 	 * new, never a mix. Implies CREATE and SYNC; keeps the permissions of a
 	 * replaced file; a symlink at the target is replaced, not followed. */
 	PORTER_FILE_ATOMIC = 16,
-	PORTER_FILE_SYNC = 32,     /* fsync before the call returns */
+	PORTER_FILE_SYNC = 32, /* fsync before the call returns */
 };
 
 /* Bytes returned by the library: `data` (NULL only when len is 0 and
@@ -585,8 +581,8 @@ PORTER_API int porter_file_read(const char *root, const char *path, uint64_t off
  * mid-call (an atomic write then either happened completely or not at
  * all). Blocks for at most `timeout_ms`.
  */
-PORTER_API int porter_file_write(const char *root, const char *path, const void *data,
-				 size_t len, unsigned flags, unsigned mode, int timeout_ms);
+PORTER_API int porter_file_write(const char *root, const char *path, const void *data, size_t len,
+				 unsigned flags, unsigned mode, int timeout_ms);
 
 /*
  * Deletes the file (or, with `directory` non-zero, the empty directory)
@@ -607,10 +603,10 @@ enum porter_file_type {
 
 /* What porter_file_stat reports. */
 typedef struct porter_file_info {
-	int type;          /* porter_file_type */
-	uint64_t size;     /* bytes */
-	uint32_t mode;     /* permission bits, e.g. 0644 */
-	int64_t mtime_ns;  /* modification time, ns since the epoch */
+	int type;         /* porter_file_type */
+	uint64_t size;    /* bytes */
+	uint32_t mode;    /* permission bits, e.g. 0644 */
+	int64_t mtime_ns; /* modification time, ns since the epoch */
 	uint32_t uid, gid;
 	uint64_t nlink;
 } porter_file_info;
@@ -632,8 +628,8 @@ typedef struct porter_file_list porter_file_list;
  * `*out` (freed with porter_file_list_free) and returns 0. Blocks for at
  * most `timeout_ms`. The listing must fit in one frame (16 MiB by default).
  */
-PORTER_API int porter_file_list_dir(const char *root, const char *path,
-				    porter_file_list **out, int timeout_ms);
+PORTER_API int porter_file_list_dir(const char *root, const char *path, porter_file_list **out,
+				    int timeout_ms);
 
 /* Number of entries; 0 for NULL. */
 PORTER_API size_t porter_file_list_count(const porter_file_list *l);
@@ -662,8 +658,7 @@ typedef struct porter_file_writer porter_file_writer;
  * porter_file_reader_close) and returns 0.
  */
 PORTER_API int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
-				       uint64_t length, porter_file_reader **out,
-				       int timeout_ms);
+				       uint64_t length, porter_file_reader **out, int timeout_ms);
 
 /* Size of the file when it was opened. */
 PORTER_API uint64_t porter_file_reader_size(const porter_file_reader *rd);
@@ -674,8 +669,8 @@ PORTER_API uint64_t porter_file_reader_size(const porter_file_reader *rd);
  * chunk, 0 at the end (no chunk), or a negative code. Pulls the next chunk
  * from the daemon when needed (blocking for at most `timeout_ms`).
  */
-PORTER_API int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data,
-				       size_t *len, int timeout_ms);
+PORTER_API int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data, size_t *len,
+				       int timeout_ms);
 
 /* Closes the reader (telling the daemon when chunks remain) and frees it;
  * NULL is accepted. Blocks briefly at most. */
@@ -766,8 +761,8 @@ PORTER_API int porter_db_close(uint64_t session, int timeout_ms);
  * cursor). Blocks up to `timeout_ms`. Thread safe.
  */
 PORTER_API int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
-			       const porter_db_param *params, size_t nparams,
-			       int timeout_ms, porter_db_result **out);
+			       const porter_db_param *params, size_t nparams, int timeout_ms,
+			       porter_db_result **out);
 
 /* Frees a result; NULL is accepted. */
 PORTER_API void porter_db_result_free(porter_db_result *res);
@@ -822,8 +817,7 @@ PORTER_API const char *porter_db_cmdstatus(const porter_db_result *res);
  */
 PORTER_API int porter_db_query_stream(uint64_t session, const char *conninfo, const char *sql,
 				      const porter_db_param *params, size_t nparams,
-				      unsigned chunk_rows, int timeout_ms,
-				      porter_db_cursor **out);
+				      unsigned chunk_rows, int timeout_ms, porter_db_cursor **out);
 
 /*
  * Hands the next chunk to `*chunk` (a result with the query's columns and
@@ -876,8 +870,7 @@ PORTER_API int porter_batch_add_file_read(porter_batch *b, const char *root, con
  * not a successful file read.
  */
 PORTER_API int porter_batch_result_file_read(const porter_batch_result *r, size_t i,
-					     const void **data, size_t *len,
-					     uint64_t *file_size);
+					     const void **data, size_t *len, uint64_t *file_size);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,7 @@
 #include "harness.h"
 #include "porter.h"
 
-#define RUN_MS      2000
+#define RUN_MS 2000
 #define MAX_SAMPLES 400000
 
 static char conninfo[512];
@@ -141,8 +141,8 @@ int main(void)
 	}
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-	         "PORTER_PG_LIMIT=600 sh %s/tests/support/pg.sh start %s >/dev/null",
-	         PORTER_SOURCE_DIR, state);
+		 "PORTER_PG_LIMIT=600 sh %s/tests/support/pg.sh start %s >/dev/null",
+		 PORTER_SOURCE_DIR, state);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "bench_db: could not start PostgreSQL\n");
 		return 1;
@@ -184,7 +184,7 @@ int main(void)
 	th_daemon_cleanup(&d);
 out:
 	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s; rmdir %s", PORTER_SOURCE_DIR,
-	         state, state);
+		 state, state);
 	if (system(cmd) != 0)
 		rc = 1;
 	return rc;

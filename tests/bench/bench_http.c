@@ -29,8 +29,8 @@
 
 #define BODY 1024
 #define WARMUP 300
-#define ITERS_1 5000   /* requests measured at 1 thread */
-#define ITERS_8 1500   /* per thread at 8 threads */
+#define ITERS_1 5000 /* requests measured at 1 thread */
+#define ITERS_8 1500 /* per thread at 8 threads */
 
 /* ---- the loopback server ---- */
 
@@ -75,7 +75,7 @@ static void *server_main(void *arg)
 {
 	(void)arg;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev);
 	struct epoll_event evs[64];
 	while (!server_stop) {
@@ -84,12 +84,13 @@ static void *server_main(void *arg)
 			sconn *c = evs[i].data.ptr;
 			if (!c) {
 				int fd;
-				while ((fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				while ((fd = accept4(listen_fd, NULL, NULL,
+						     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					int one = 1;
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 					sconn *nc = calloc(1, sizeof(*nc));
 					nc->fd = fd;
-					struct epoll_event e = { .events = EPOLLIN, .data.ptr = nc };
+					struct epoll_event e = {.events = EPOLLIN, .data.ptr = nc};
 					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
 				}
 				continue;
@@ -116,12 +117,13 @@ static pthread_t server_start(void)
 		body[i] = (char)('a' + i % 26);
 	response_len = (size_t)snprintf(response, sizeof(response),
 					"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-					"Content-Length: %d\r\n\r\n", BODY);
+					"Content-Length: %d\r\n\r\n",
+					BODY);
 	memcpy(response + response_len, body, BODY);
 	response_len += BODY;
 
 	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t sl = sizeof(sa);
 	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(listen_fd, 256) < 0 ||
@@ -191,7 +193,8 @@ static void *client_main(void *arg)
 		} else {
 			porter_http_response *resp = NULL;
 			size_t len = 0;
-			ok = porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 5000, &resp) == 0;
+			ok = porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 5000, &resp) ==
+			     0;
 			if (ok) {
 				porter_http_response_body(resp, &len);
 				ok = porter_http_response_status(resp) == 200 && len == BODY;
@@ -219,7 +222,7 @@ static result measure(int direct, int threads, int iters)
 {
 	run *runs = calloc((size_t)threads, sizeof(run));
 	double *all = malloc(sizeof(double) * (size_t)threads * (size_t)iters);
-	result res = { 0 };
+	result res = {0};
 	for (int i = 0; i < threads; i++) {
 		runs[i].direct = direct;
 		runs[i].iters = iters;
@@ -249,7 +252,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	pthread_t srv = server_start();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/1k", server_port);
-	static const char *const extra[] = { "--workers", "2", "--log-level", "warn", NULL };
+	static const char *const extra[] = {"--workers", "2", "--log-level", "warn", NULL};
 	if (th_daemon_start(&d, extra) != 0) {
 		fprintf(stderr, "bench_http: porterd did not start\n");
 		return 1;
@@ -257,8 +260,9 @@ int main(void)
 
 	printf("bench_http: GET of a %d-byte body on loopback, porterd (2 workers) vs direct libcurl %s\n",
 	       BODY, curl_version_info(CURLVERSION_NOW)->version);
-	printf("%-8s %-8s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "req/s", "failures");
-	static const int thread_counts[] = { 1, 8 };
+	printf("%-8s %-8s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "req/s",
+	       "failures");
+	static const int thread_counts[] = {1, 8};
 	for (size_t t = 0; t < 2; t++) {
 		int threads = thread_counts[t];
 		int iters = threads == 1 ? ITERS_1 : ITERS_8;

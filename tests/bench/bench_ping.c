@@ -36,9 +36,9 @@ static int cmp(const void *a, const void *b)
 
 typedef struct run {
 	pthread_t th;
-	int raw;        /* 1: raw socket, 0: porter_ping */
-	int fd;         /* raw: client end */
-	double *lat;    /* ns per round trip */
+	int raw;     /* 1: raw socket, 0: porter_ping */
+	int fd;      /* raw: client end */
+	double *lat; /* ns per round trip */
 	int failures;
 } run;
 
@@ -76,7 +76,9 @@ static void *client_main(void *arg)
 		double t0 = now_ns();
 		int rc;
 		if (r->raw)
-			rc = (write(r->fd, msg, MSG) == MSG && read_full(r->fd, back, MSG) == 0) ? 0 : -1;
+			rc = (write(r->fd, msg, MSG) == MSG && read_full(r->fd, back, MSG) == 0)
+				     ? 0
+				     : -1;
 		else
 			rc = porter_ping(msg, MSG, 5000);
 		double dt = now_ns() - t0;
@@ -98,9 +100,9 @@ static result measure(int raw, int threads)
 {
 	run *runs = calloc((size_t)threads, sizeof(run));
 	pthread_t *echo = calloc((size_t)threads, sizeof(pthread_t));
-	int (*pairs)[2] = calloc((size_t)threads, sizeof(int[2]));
+	int(*pairs)[2] = calloc((size_t)threads, sizeof(int[2]));
 	double *all = malloc(sizeof(double) * (size_t)threads * ITERS);
-	result res = { 0 };
+	result res = {0};
 
 	for (int i = 0; i < threads; i++) {
 		runs[i].raw = raw;
@@ -158,7 +160,7 @@ static void *holder_main(void *arg)
 int main(void)
 {
 	th_daemon d;
-	const char *args[] = { "--log-level", "warn", NULL };
+	const char *args[] = {"--log-level", "warn", NULL};
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "bench_ping: porterd did not start\n");
 		return 1;
@@ -166,16 +168,19 @@ int main(void)
 
 	printf("bench_ping: %d round trips of %d bytes per thread (after %d warm-up), porterd with %ld workers\n",
 	       ITERS, MSG, WARMUP, sysconf(_SC_NPROCESSORS_ONLN));
-	printf("%-8s %-20s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "calls/s", "failures");
-	int counts[] = { 1, 8 };
+	printf("%-8s %-20s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "calls/s",
+	       "failures");
+	int counts[] = {1, 8};
 	for (size_t k = 0; k < 2; k++) {
 		int t = counts[k];
 		result raw = measure(1, t);
 		result por = measure(0, t);
-		printf("%-8d %-20s %10.1f %10.1f %12.0f %9d\n", t, "raw unix socket", raw.p50_us, raw.p99_us, raw.rate, raw.failures);
-		printf("%-8d %-20s %10.1f %10.1f %12.0f %9d\n", t, "porter_ping", por.p50_us, por.p99_us, por.rate, por.failures);
-		printf("%-8d %-20s %10.2fx %9.2fx %11.2fx\n", t, "ratio porter/raw", por.p50_us / raw.p50_us,
-		       por.p99_us / raw.p99_us, por.rate / raw.rate);
+		printf("%-8d %-20s %10.1f %10.1f %12.0f %9d\n", t, "raw unix socket", raw.p50_us,
+		       raw.p99_us, raw.rate, raw.failures);
+		printf("%-8d %-20s %10.1f %10.1f %12.0f %9d\n", t, "porter_ping", por.p50_us,
+		       por.p99_us, por.rate, por.failures);
+		printf("%-8d %-20s %10.2fx %9.2fx %11.2fx\n", t, "ratio porter/raw",
+		       por.p50_us / raw.p50_us, por.p99_us / raw.p99_us, por.rate / raw.rate);
 	}
 
 	long before = th_rss_kib(d.pid);

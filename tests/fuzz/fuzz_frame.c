@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		while ((rc = frame_reader_next(&r, &payload, &len)) == 1) {
 			palloc_budget b;
 			palloc_budget_init(&b, len);
-			Porter__V1__Request *req = porter__v1__request__unpack(&b.base, len, payload);
+			Porter__V1__Request *req =
+				porter__v1__request__unpack(&b.base, len, payload);
 			if (req) {
 				/* What decodes must encode again, to the size it
 				 * says. (Decoding that again is not required:

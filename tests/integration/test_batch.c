@@ -150,7 +150,7 @@ END_TEST
 
 START_TEST(invalid_batches_are_refused)
 {
-	const char *args[] = { "--batch-max-members", "4", NULL };
+	const char *args[] = {"--batch-max-members", "4", NULL};
 	th_start(&d, args);
 	ck_assert_ptr_null(porter_batch_new(7));
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
@@ -180,14 +180,14 @@ START_TEST(invalid_batches_are_refused)
 	inner.batch = &inner_batch;
 	uint8_t packed[64];
 	size_t plen = porter__v1__request__pack(&inner, packed);
-	uint8_t junk[] = { 0x0f, 0xff, 0xff };
+	uint8_t junk[] = {0x0f, 0xff, 0xff};
 	const struct {
 		ProtobufCBinaryData member;
 		const char *why;
 	} cases[] = {
-		{ { plen, packed }, "cannot be batch members" },
-		{ { sizeof(junk), junk }, "not a valid request" },
-		{ { 0, NULL }, "no request type" },
+		{{plen, packed}, "cannot be batch members"},
+		{{sizeof(junk), junk}, "not a valid request"},
+		{{0, NULL}, "no request type"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -236,7 +236,7 @@ static void *runner_main(void *arg)
 START_TEST(cancel_a_whole_batch)
 {
 	th_start(&d, NULL);
-	runner ru = { 0 };
+	runner ru = {0};
 	ru.b = porter_batch_new(PORTER_BATCH_ALL);
 	porter_batch_add_ping(ru.b, "a", 1, 10000, 0);
 	porter_batch_add_ping(ru.b, "b", 1, 10000, 0);

@@ -21,7 +21,7 @@ typedef struct slow_call {
 	pthread_t th;
 	uint32_t delay_ms;
 	int timeout_ms;
-	_Atomic uint64_t id;   /* published before the call blocks */
+	_Atomic uint64_t id; /* published before the call blocks */
 	atomic_int started;
 	int rc;
 	long long returned_at;
@@ -56,7 +56,7 @@ START_TEST(cancel_from_another_thread)
 	/* Several workers, and enough connections that the canceller and the
 	 * target usually sit on different workers: the cancel must reach the
 	 * target's worker either way. */
-	const char *args[] = { "--workers", "4", NULL };
+	const char *args[] = {"--workers", "4", NULL};
 	th_start(&d, args);
 	ck_assert_int_eq(porter_ping("main", 4, 2000), 0);
 
@@ -78,7 +78,8 @@ START_TEST(cancel_from_another_thread)
 			worst = lat;
 		ck_assert_int_lt(lat, 5000); /* promptly, never the 20 s delay */
 	}
-	printf("cancel latency (cancel sent to cancelled call returned), worst of %d: %lld ms\n", N, worst);
+	printf("cancel latency (cancel sent to cancelled call returned), worst of %d: %lld ms\n", N,
+	       worst);
 
 	/* Cancelling again finds nothing. */
 	ck_assert_int_eq(porter_cancel(atomic_load(&calls[0].id), 2000), PORTER_E_NOT_FOUND);
@@ -99,7 +100,7 @@ START_TEST(cancel_before_the_request_arrives)
 {
 	th_start(&d, NULL);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
-	uint64_t box[2] = { porter_next_call_id(), 0 };
+	uint64_t box[2] = {porter_next_call_id(), 0};
 	ck_assert_uint_eq(porter_next_call_id(), box[0]); /* stable until used */
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, cancel_id_main, box), 0);
@@ -200,7 +201,7 @@ END_TEST
 
 START_TEST(shutdown_cancels_work_past_grace)
 {
-	const char *args[] = { "--shutdown-grace", "200", NULL };
+	const char *args[] = {"--shutdown-grace", "200", NULL};
 	th_start(&d, args);
 	slow_call c;
 	slow_start(&c, 20000, 30000);

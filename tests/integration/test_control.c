@@ -60,7 +60,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(root));
 	snprintf(roots_arg, sizeof(roots_arg), "main=%s", root);
 	ck_assert_int_eq(th_httpd_start(&web), 0);
-	const char *args[] = { "--file-roots", roots_arg, "--workers", "2", NULL };
+	const char *args[] = {"--file-roots", roots_arg, "--workers", "2", NULL};
 	th_start(&d, args);
 }
 
@@ -96,7 +96,7 @@ static void wait_no_sleepers(void)
 START_TEST(join_of_db_http_and_file_members)
 {
 	setup();
-	const uint8_t blob[] = { 'b', 0, 'i', 0, 'n' };
+	const uint8_t blob[] = {'b', 0, 'i', 0, 'n'};
 	put_file("blob", blob, sizeof(blob));
 	char url[128];
 	snprintf(url, sizeof(url), "%s/status/201", web.base);
@@ -104,7 +104,8 @@ START_TEST(join_of_db_http_and_file_members)
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
 	ck_assert_int_eq(porter_batch_add_db_query(b, 0, conninfo,
 						   "SELECT 40 + 2 AS answer, pg_sleep(0.3)::text",
-						   NULL, 0, 0), 0);
+						   NULL, 0, 0),
+			 0);
 	ck_assert_int_eq(porter_batch_add_http(b, "GET", url, NULL, 0, NULL, 0, NULL, 0), 1);
 	ck_assert_int_eq(porter_batch_add_file_read(b, "main", "blob", 0, 0, 0), 2);
 	ck_assert_int_eq(porter_batch_add_file_read(b, "main", "missing", 0, 0, 0), 3);
@@ -242,7 +243,7 @@ static void *flood_main(void *arg)
 
 static long long cancel_one(enum kind kind, int settle_ms)
 {
-	victim v = { 0 };
+	victim v = {0};
 	v.kind = kind;
 	ck_assert_int_eq(pthread_create(&v.th, NULL, victim_main, &v), 0);
 	while (!atomic_load(&v.started))
@@ -308,8 +309,8 @@ static resources resources_now(void)
 {
 	porter_stats_snapshot *s = NULL;
 	ck_assert_int_eq(porter_stats(&s, 2000), 0);
-	resources r = { porter_stats_open_fds(s), porter_stats_db_connections(s),
-			porter_stats_http_transfers(s) };
+	resources r = {porter_stats_open_fds(s), porter_stats_db_connections(s),
+		       porter_stats_http_transfers(s)};
 	porter_stats_free(s);
 	return r;
 }
@@ -416,7 +417,7 @@ START_TEST(cancel_reaches_a_session_query_on_another_worker)
 	 * forwarded to the session's worker. Cancelling each must stop it
 	 * there, freeing the session at once rather than after the sleep. */
 	for (int i = 0; i < 4; i++) {
-		session_call sc = { .session = session };
+		session_call sc = {.session = session};
 		ck_assert_int_eq(pthread_create(&sc.th, NULL, session_sleep_main, &sc), 0);
 		while (!atomic_load(&sc.started))
 			usleep(1000);
@@ -444,20 +445,23 @@ START_TEST(pooled_query_after_a_pooled_stream)
 	porter_thread_disconnect();
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
-	const char *args[] = { "--file-roots", roots_arg, "--workers", "1", "--db-pool-size", "1",
-			       NULL };
+	const char *args[] = {"--file-roots",   roots_arg, "--workers", "1",
+			      "--db-pool-size", "1",       NULL};
 	th_start(&d, args);
-	porter_db_param p = { "x", 1, 0, 0 };
+	porter_db_param p = {"x", 1, 0, 0};
 	for (int round = 0; round < 3; round++) {
 		porter_db_result *r = NULL;
-		ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
+		ck_assert_int_eq(
+			porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
 		ck_assert_int_eq(porter_db_nfields(r), 1);
 		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "x");
 		porter_db_result_free(r);
 
 		porter_db_cursor *cur = NULL;
-		ck_assert_int_eq(porter_db_query_stream(0, conninfo, "SELECT generate_series(1, 50)",
-							NULL, 0, 20, 5000, &cur), 0);
+		ck_assert_int_eq(porter_db_query_stream(0, conninfo,
+							"SELECT generate_series(1, 50)", NULL, 0,
+							20, 5000, &cur),
+				 0);
 		porter_db_result *chunk = NULL;
 		int rows = 0, rc;
 		while ((rc = porter_db_cursor_next(cur, &chunk, 5000)) == 1) {
@@ -470,7 +474,8 @@ START_TEST(pooled_query_after_a_pooled_stream)
 		ck_assert_int_ge(rc, 0);
 		ck_assert_int_ge(rows, 30); /* the chunks after the first */
 
-		ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
+		ck_assert_int_eq(
+			porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
 		ck_assert_int_eq(porter_db_nfields(r), 1);
 		ck_assert_str_eq(porter_db_fname(r, 0), "v");
 		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "x");
@@ -520,23 +525,25 @@ START_TEST(porterctl_batch_reads_a_json_list)
 	ck_assert_msg(strstr(out, "echoed 3 bytes"), "%s", out);
 
 	/* A member's failure: exit 1, the others still reported. */
-	ck_assert_int_eq(porterctl_batch("batch",
-					 "[{\"op\":\"file_read\",\"root\":\"main\",\"path\":\"nope\"},"
-					 " {\"op\":\"ping\"}]",
-					 out, sizeof(out)), 1);
+	ck_assert_int_eq(
+		porterctl_batch("batch",
+				"[{\"op\":\"file_read\",\"root\":\"main\",\"path\":\"nope\"},"
+				" {\"op\":\"ping\"}]",
+				out, sizeof(out)),
+		1);
 	ck_assert_msg(strstr(out, "PORTER_E_FILE_NOT_FOUND"), "%s", out);
 	ck_assert_msg(strstr(out, "echoed 0 bytes"), "%s", out);
 
 	/* Select: the fast member wins. */
 	ck_assert_int_eq(porterctl_batch("batch --first",
 					 "[{\"op\":\"ping\",\"delay_ms\":5000},{\"op\":\"ping\"}]",
-					 out, sizeof(out)), 0);
+					 out, sizeof(out)),
+			 0);
 	ck_assert_msg(strstr(out, "winner: 1"), "%s", out);
 
 	/* Bad input is a usage error, with the reason. */
 	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"ping\",]", out, sizeof(out)), 2);
-	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"teleport\"}]", out, sizeof(out)),
-			 2);
+	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"teleport\"}]", out, sizeof(out)), 2);
 	ck_assert_int_eq(porterctl_batch("batch", "{}", out, sizeof(out)), 2);
 	teardown();
 }

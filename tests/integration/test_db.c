@@ -68,7 +68,7 @@ static porter_db_result *q_ok(uint64_t s, const char *ci, const char *sql)
 	porter_db_result *r = NULL;
 	int rc = porter_db_query(s, ci, sql, NULL, 0, 10000, &r);
 	ck_assert_msg(rc == 0, "%s: %s (%s)", sql, porter_error_name(rc),
-	              porter_last_error_message());
+		      porter_last_error_message());
 	ck_assert_ptr_nonnull(r);
 	return r;
 }
@@ -90,10 +90,10 @@ START_TEST(types_nulls_and_multi_statement)
 	ck_assert(s != 0);
 
 	porter_db_result *r =
-	        q_ok(s, NULL,
-	             "SELECT 42::int4 AS i, 'héllo'::text AS t, NULL::text AS n, ''::text AS e, "
-	             "1.5::float8 AS f, true AS b, '2024-01-02'::date AS d, 12345678901234::int8 "
-	             "AS big");
+		q_ok(s, NULL,
+		     "SELECT 42::int4 AS i, 'héllo'::text AS t, NULL::text AS n, ''::text AS e, "
+		     "1.5::float8 AS f, true AS b, '2024-01-02'::date AS d, 12345678901234::int8 "
+		     "AS big");
 	ck_assert_int_eq(porter_db_status(r), 0);
 	ck_assert_int_eq(porter_db_ntuples(r), 1);
 	ck_assert_int_eq(porter_db_nfields(r), 8);
@@ -122,10 +122,10 @@ START_TEST(types_nulls_and_multi_statement)
 
 	/* DDL and several statements in one string: one part each. */
 	r = q_ok(s, NULL,
-	         "CREATE TEMP TABLE t (a int, b text); "
-	         "INSERT INTO t VALUES (1, 'x'), (2, NULL), (3, ''); "
-	         "UPDATE t SET b = 'y' WHERE a >= 2; "
-	         "SELECT a, b FROM t ORDER BY a");
+		 "CREATE TEMP TABLE t (a int, b text); "
+		 "INSERT INTO t VALUES (1, 'x'), (2, NULL), (3, ''); "
+		 "UPDATE t SET b = 'y' WHERE a >= 2; "
+		 "SELECT a, b FROM t ORDER BY a");
 	ck_assert_uint_eq(porter_db_nresults(r), 4);
 	ck_assert_str_eq(porter_db_cmdstatus(r), "SELECT 3");
 	ck_assert_int_eq(porter_db_ntuples(r), 3);
@@ -150,7 +150,7 @@ START_TEST(types_nulls_and_multi_statement)
 	ck_assert_int_eq(porter_db_close(s, 5000), PORTER_E_DB_SESSION);
 	r = NULL;
 	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 5000, &r),
-	                 PORTER_E_DB_SESSION);
+			 PORTER_E_DB_SESSION);
 	porter_db_result_free(r);
 	stop_clean();
 }
@@ -165,9 +165,9 @@ START_TEST(parameters_text_binary_null)
 
 	static const unsigned char blob[] = {0x00, 0x01, 0x00, 0xff, 0x00, 'a', 0x00};
 	porter_db_param p[3] = {
-	        {"7", 1, 0, 0},              /* text, inferred int */
-	        {blob, sizeof(blob), 1, 17}, /* binary bytea with NULs */
-	        {NULL, 0, 0, 0},             /* SQL NULL */
+		{"7", 1, 0, 0},              /* text, inferred int */
+		{blob, sizeof(blob), 1, 17}, /* binary bytea with NULs */
+		{NULL, 0, 0, 0},             /* SQL NULL */
 	};
 	porter_db_result *r = NULL;
 	int rc = porter_db_query(s, NULL, "INSERT INTO b VALUES ($1, $2, $3)", p, 3, 5000, &r);
@@ -178,9 +178,9 @@ START_TEST(parameters_text_binary_null)
 	/* The bytes arrived intact, and the NULL is a NULL. */
 	porter_db_param q[1] = {{blob, sizeof(blob), 1, 17}};
 	rc = porter_db_query(
-	        s, NULL,
-	        "SELECT x = $1, length(x), encode(x, 'hex'), t IS NULL, t, x FROM b WHERE id = 7",
-	        q, 1, 5000, &r);
+		s, NULL,
+		"SELECT x = $1, length(x), encode(x, 'hex'), t IS NULL, t, x FROM b WHERE id = 7",
+		q, 1, 5000, &r);
 	ck_assert_msg(rc == 0, "%s", porter_last_error_message());
 	ck_assert_int_eq(porter_db_ntuples(r), 1);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "t");
@@ -194,7 +194,7 @@ START_TEST(parameters_text_binary_null)
 	/* Text parameters of length 0 are the empty string, not NULL. */
 	porter_db_param e[2] = {{"", 0, 0, 25}, {NULL, 0, 0, 25}};
 	rc = porter_db_query(s, NULL, "SELECT $1::text IS NULL, length($1::text), $2::text IS NULL",
-	                     e, 2, 5000, &r);
+			     e, 2, 5000, &r);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "f");
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 1), "0");
@@ -234,7 +234,7 @@ START_TEST(errors_carry_sqlstate)
 	ck_assert_int_eq(porter_db_status(r), PORTER_E_DB);
 	ck_assert_str_eq(porter_db_sqlstate(r), "42601");
 	ck_assert_msg(strstr(porter_db_message(r), "syntax error") != NULL, "%s",
-	              porter_db_message(r));
+		      porter_db_message(r));
 	porter_db_result_free(r);
 
 	porter_db_result_free(q_ok(s, NULL, "CREATE TEMP TABLE u (id int PRIMARY KEY)"));
@@ -243,7 +243,7 @@ START_TEST(errors_carry_sqlstate)
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	ck_assert_str_eq(porter_db_sqlstate(r), "23505");
 	ck_assert_msg(strstr(porter_db_detail(r), "Key (id)=(1) already exists") != NULL,
-	              "detail: %s", porter_db_detail(r));
+		      "detail: %s", porter_db_detail(r));
 	porter_db_result_free(r);
 
 	/* A hint comes through too. */
@@ -282,7 +282,7 @@ static void *tx_step(void *arg)
 	porter_db_result *r = NULL;
 	int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 5000, &r);
 	long v = rc == 0 && porter_db_ntuples(r) == 1 ? atol(porter_db_getvalue(r, 0, 0))
-	                                              : (rc < 0 ? rc : -1000);
+						      : (rc < 0 ? rc : -1000);
 	if (rc == 0 && porter_db_ntuples(r) == 0)
 		v = 0;
 	porter_db_result_free(r);
@@ -394,7 +394,7 @@ static void *conc_main(void *arg)
 		porter_db_param p = {v, (size_t)n, 0, 0};
 		porter_db_result *r = NULL;
 		int rc = porter_db_query(s, own ? NULL : conninfo,
-		                         "SELECT $1::int * 2, pg_backend_pid()", &p, 1, 10000, &r);
+					 "SELECT $1::int * 2, pg_backend_pid()", &p, 1, 10000, &r);
 		if (rc != 0 || porter_db_ntuples(r) != 1 ||
 		    atol(porter_db_getvalue(r, 0, 0)) != (k * 1000 + i) * 2)
 			atomic_fetch_add(&conc_fail, 1);
@@ -418,8 +418,8 @@ START_TEST(thirty_two_threads)
 	/* Pools are bounded: 4 workers x 8 connections at most, plus the
 	 * 8 sessions, plus this check. */
 	long n = q_long(
-	        0, conninfo,
-	        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'");
+		0, conninfo,
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'");
 	ck_assert_msg(n <= 4 * 8 + 8 + 1, "%ld backends", n);
 	stop_clean();
 }
@@ -439,8 +439,8 @@ static void *pipe_main(void *arg)
 		porter_db_result *r = NULL;
 		int bad = i % 7 == 3;
 		int rc = porter_db_query(
-		        0, conninfo, bad ? "SELECT 1 / ($1::int - $1::int)" : "SELECT $1::int * 2",
-		        &p, 1, 10000, &r);
+			0, conninfo, bad ? "SELECT 1 / ($1::int - $1::int)" : "SELECT $1::int * 2",
+			&p, 1, 10000, &r);
 		if (bad) {
 			/* An error stays with its own query. */
 			if (rc != PORTER_E_DB || strcmp(porter_db_sqlstate(r), "22012") != 0)
@@ -448,7 +448,7 @@ static void *pipe_main(void *arg)
 			else
 				atomic_fetch_add(&pipe_errors, 1);
 		} else if (rc != 0 || porter_db_ntuples(r) != 1 ||
-		           atol(porter_db_getvalue(r, 0, 0)) != (k * 1000 + i + 1) * 2) {
+			   atol(porter_db_getvalue(r, 0, 0)) != (k * 1000 + i + 1) * 2) {
 			atomic_fetch_add(&pipe_fail, 1);
 		}
 		porter_db_result_free(r);
@@ -489,13 +489,13 @@ START_TEST(pipelined_pool_keeps_queries_apart)
 	ck_assert_int_eq(atomic_load(&pipe_errors), 16 * 4);
 	/* Two connections served them all. */
 	long n = q_long(
-	        0, conninfo,
-	        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-	        "AND application_name = ''");
+		0, conninfo,
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+		"AND application_name = ''");
 	ck_assert_msg(n <= 2 + 1, "%ld backends", n);
 	n = q_long(0, conninfo,
-	           "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' "
-	           "AND state = 'active'");
+		   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' "
+		   "AND state = 'active'");
 	ck_assert_int_eq(n, 0);
 	/* A multi-statement query on a pipelined pool still works. */
 	porter_db_result *r = q_ok(0, conninfo, "SELECT 1; SELECT 2");
@@ -511,8 +511,8 @@ END_TEST
 static long active_sleeps(void)
 {
 	return q_long(0, conninfo,
-	              "SELECT count(*) FROM pg_stat_activity "
-	              "WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
+		      "SELECT count(*) FROM pg_stat_activity "
+		      "WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
 }
 
 START_TEST(timeout_cancels_on_server)
@@ -577,8 +577,8 @@ START_TEST(stream_million_rows_bounded_memory)
 	long base = th_rss_kib(d.pid);
 	ck_assert(base > 0);
 	int rc = porter_db_query_stream(
-	        0, conninfo, "SELECT g, repeat('x', 40) || g FROM generate_series(1, 1000000) g",
-	        NULL, 0, 2000, 20000, &cur);
+		0, conninfo, "SELECT g, repeat('x', 40) || g FROM generate_series(1, 1000000) g",
+		NULL, 0, 2000, 20000, &cur);
 	ck_assert_msg(rc == 0, "%s", porter_last_error_message());
 	long long rows = 0, sum = 0;
 	long peak = base;
@@ -606,12 +606,12 @@ START_TEST(stream_million_rows_bounded_memory)
 	ck_assert_int_eq(rows, 1000000);
 	ck_assert_int_eq(sum, 500000500000LL);
 	fprintf(stderr, "stream: %d chunks, porterd RSS %ld KiB -> peak %ld KiB\n", chunks, base,
-	        peak);
+		peak);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
 
 	/* The largest chunk size allowed is still bounded in bytes. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 300000) g", NULL,
-	                            0, 100000, 20000, &cur);
+				    0, 100000, 20000, &cur);
 	ck_assert_int_eq(rc, 0);
 	rows = 0;
 	while ((rc = porter_db_cursor_next(cur, &ch, 20000)) == 1) {
@@ -628,7 +628,7 @@ START_TEST(stream_million_rows_bounded_memory)
 
 	/* A cursor abandoned early: the query is cancelled, the pool goes on. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 10000000) g",
-	                            NULL, 0, 100, 10000, &cur);
+				    NULL, 0, 100, 10000, &cur);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_int_eq(porter_db_cursor_next(cur, &ch, 5000), 1);
 	porter_db_result_free(ch);
@@ -663,7 +663,7 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
 	porter_db_param p = {"1000", 4, 0, 0};
 	int rc = porter_db_query_stream(s, NULL, "SELECT g FROM generate_series(1, $1::int) g", &p,
-	                                1, 100, 5000, &shared_cursor);
+					1, 100, 5000, &shared_cursor);
 	ck_assert_int_eq(rc, 0);
 	/* Every chunk pulled by a new thread, i.e. a new connection that
 	 * may land on any worker. */
@@ -688,7 +688,7 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 	/* A stream whose client closes the cursor early leaves the session
 	 * usable. */
 	rc = porter_db_query_stream(s, NULL, "SELECT g FROM generate_series(1, 5000000) g", NULL, 0,
-	                            50, 5000, &shared_cursor);
+				    50, 5000, &shared_cursor);
 	ck_assert_int_eq(rc, 0);
 	porter_db_cursor_close(shared_cursor);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 12"), 12);
@@ -717,7 +717,7 @@ START_TEST(wrong_password_and_unreachable)
 	int rc = porter_db_open(bad, &s, 5000);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	ck_assert_msg(strstr(porter_last_error_message(), "password authentication failed") != NULL,
-	              "%s", porter_last_error_message());
+		      "%s", porter_last_error_message());
 	ck_assert(strstr(porter_last_error_message(), "wrong-secret-xyz") == NULL);
 	ck_assert(th_now_ms() - t0 < 5000);
 	porter_db_result *r = NULL;
@@ -729,18 +729,18 @@ START_TEST(wrong_password_and_unreachable)
 	rc = porter_db_open("host=127.0.0.1 port=1 dbname=postgres connect_timeout=10", &s, 5000);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	ck_assert_msg(strstr(porter_last_error_message(), "refused") != NULL, "%s",
-	              porter_last_error_message());
+		      porter_last_error_message());
 	/* A name that does not resolve. */
 	rc = porter_db_open("host=no-such-host.invalid dbname=postgres", &s, 5000);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	ck_assert_msg(strstr(porter_last_error_message(), "resolve") != NULL, "%s",
-	              porter_last_error_message());
+		      porter_last_error_message());
 	/* A host that never answers (a blackholed address): the deadline. */
 	t0 = th_now_ms();
 	rc = porter_db_open("host=10.255.255.1 port=5432 dbname=postgres", &s, 1500);
 	long long el = th_now_ms() - t0;
 	ck_assert_msg(rc == PORTER_E_TIMEOUT || rc == PORTER_E_DB_CONNECT, "%s",
-	              porter_error_name(rc));
+		      porter_error_name(rc));
 	ck_assert_msg(el < 2500, "took %lld ms", el);
 	/* The daemon is fine. */
 	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
@@ -758,7 +758,7 @@ START_TEST(postgres_restart_mid_run)
 
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh restart %s", PORTER_SOURCE_DIR,
-	         pg_state);
+		 pg_state);
 	ck_assert_int_eq(system(cmd), 0);
 
 	/* The session reports the loss... */
@@ -784,7 +784,7 @@ START_TEST(sessions_of_a_gone_client_are_closed)
 {
 	start(NULL);
 	porter_db_result_free(
-	        q_ok(0, conninfo, "CREATE TABLE IF NOT EXISTS gone_t (id int PRIMARY KEY)"));
+		q_ok(0, conninfo, "CREATE TABLE IF NOT EXISTS gone_t (id int PRIMARY KEY)"));
 	porter_db_result_free(q_ok(0, conninfo, "TRUNCATE gone_t"));
 	porter_thread_disconnect();
 	pid_t pid = fork();
@@ -796,7 +796,7 @@ START_TEST(sessions_of_a_gone_client_are_closed)
 		if (porter_db_open(conninfo, &s, 5000) != 0)
 			_exit(1);
 		if (porter_db_query(s, NULL, "BEGIN; INSERT INTO gone_t VALUES (1)", NULL, 0, 5000,
-		                    &r) != 0)
+				    &r) != 0)
 			_exit(2);
 		_exit(0);
 	}
@@ -807,8 +807,8 @@ START_TEST(sessions_of_a_gone_client_are_closed)
 	long n = 1;
 	for (int i = 0; i < 60 && n; i++) {
 		n = q_long(0, conninfo,
-		           "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in "
-		           "transaction%'");
+			   "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in "
+			   "transaction%'");
 		if (n)
 			usleep(100 * 1000);
 	}
@@ -830,7 +830,7 @@ START_TEST(idle_sessions_are_closed)
 	usleep(800 * 1000);
 	porter_db_result *r = NULL;
 	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 5000, &r),
-	                 PORTER_E_DB_SESSION);
+			 PORTER_E_DB_SESSION);
 	porter_db_result_free(r);
 	stop_clean();
 }
@@ -847,7 +847,7 @@ static void *queue_main(void *arg)
 		porter_db_result *r = NULL;
 		char sql[128];
 		snprintf(sql, sizeof(sql), "INSERT INTO qt VALUES (%ld) RETURNING pg_backend_pid()",
-		         k * 100 + i);
+			 k * 100 + i);
 		int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 10000, &r);
 		if (rc != 0 || porter_db_ntuples(r) != 1)
 			atomic_fetch_add(&q_fail, 1);
@@ -894,8 +894,8 @@ START_TEST(session_queue_and_pool_reset)
 	long n = 1;
 	for (int i = 0; i < 40 && n; i++) {
 		n = q_long(0, conninfo,
-		           "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in "
-		           "transaction%'");
+			   "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in "
+			   "transaction%'");
 		if (n)
 			usleep(50 * 1000);
 	}
@@ -910,7 +910,7 @@ static void *long_query_main(void *arg)
 	(void)arg;
 	porter_db_result *r = NULL;
 	long rc = porter_db_query(shared_session, NULL, "SELECT pg_sleep(30) /* held */", NULL, 0,
-	                          1500, &r);
+				  1500, &r);
 	porter_db_result_free(r);
 	return (void *)rc;
 }
@@ -956,8 +956,8 @@ START_TEST(passwords_never_logged_and_porterctl)
 	/* porterctl db query, as a table and as JSON. */
 	char cmd[2048], out[4096];
 	snprintf(cmd, sizeof(cmd),
-	         "%s --json db query '%s' \"SELECT 1 AS a, NULL AS n, \\$1::text AS t\" 'x\"y'",
-	         PORTERCTL_PATH, conninfo);
+		 "%s --json db query '%s' \"SELECT 1 AS a, NULL AS n, \\$1::text AS t\" 'x\"y'",
+		 PORTERCTL_PATH, conninfo);
 	FILE *f = popen(cmd, "r");
 	ck_assert_ptr_nonnull(f);
 	size_t n = fread(out, 1, sizeof(out) - 1, f);
@@ -965,13 +965,13 @@ START_TEST(passwords_never_logged_and_porterctl)
 	ck_assert_int_eq(pclose(f), 0);
 	ck_assert_msg(strstr(out, "\"rows\":[[\"1\",null,\"x\\\"y\"]]") != NULL, "%s", out);
 	snprintf(cmd, sizeof(cmd), "%s db query '%s' \"SELECT 12 AS num, 'ab' AS txt\"",
-	         PORTERCTL_PATH, conninfo);
+		 PORTERCTL_PATH, conninfo);
 	f = popen(cmd, "r");
 	n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = 0;
 	ck_assert_int_eq(pclose(f), 0);
 	ck_assert_msg(strstr(out, " num | txt\n-----+-----\n  12 | ab\n(1 row)\n") != NULL, "%s",
-	              out);
+		      out);
 	snprintf(cmd, sizeof(cmd), "%s db query '%s' 'SELEC' 2>&1", PORTERCTL_PATH, conninfo);
 	f = popen(cmd, "r");
 	n = fread(out, 1, sizeof(out) - 1, f);
@@ -1000,7 +1000,7 @@ static void *doomed_main(void *arg)
 	(void)arg;
 	porter_db_result *r = NULL;
 	long rc = porter_db_query(0, conninfo, "SELECT pg_sleep(20) /* doomed */", NULL, 0, 15000,
-	                          &r);
+				  &r);
 	porter_db_result_free(r);
 	return (void *)rc;
 }
@@ -1028,11 +1028,11 @@ START_TEST(shutdown_with_queries_in_flight)
 	/* The sleeping backend was cancelled, the open transaction ended. */
 	char cmd[1024];
 	snprintf(
-	        cmd, sizeof(cmd),
-	        "for i in $(seq 50); do n=$(psql '%s' -Atc \"SELECT count(*) FROM pg_stat_activity "
-	        "WHERE query LIKE 'SELECT pg_sleep(20)%%' AND state = 'active'\"); "
-	        "[ \"$n\" = 0 ] && exit 0; sleep 0.1; done; exit 1",
-	        conninfo);
+		cmd, sizeof(cmd),
+		"for i in $(seq 50); do n=$(psql '%s' -Atc \"SELECT count(*) FROM pg_stat_activity "
+		"WHERE query LIKE 'SELECT pg_sleep(20)%%' AND state = 'active'\"); "
+		"[ \"$n\" = 0 ] && exit 0; sleep 0.1; done; exit 1",
+		conninfo);
 	ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST

@@ -74,7 +74,7 @@ static void bystander_finish(bystander *b)
 
 START_TEST(ping_and_stats)
 {
-	const char *args[] = { "--workers", "3", NULL };
+	const char *args[] = {"--workers", "3", NULL};
 	th_start(&d, args);
 	const char payload[] = "a\0b\0c";
 	ck_assert_int_eq(porter_ping(payload, sizeof(payload), 2000), 0);
@@ -247,7 +247,7 @@ END_TEST
 
 START_TEST(misbehaving_connections_are_closed_others_unaffected)
 {
-	const char *args[] = { "--frame-timeout", "300", NULL };
+	const char *args[] = {"--frame-timeout", "300", NULL};
 	th_start(&d, args);
 	bystander b;
 	bystander_start(&b);
@@ -257,10 +257,10 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 
 	/* Each of these gets an error reply (id 0), then the connection is
 	 * closed. */
-	const uint8_t garbage[] = { 0, 0, 0, 6, 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f };
-	const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 1, 2, 3 }; /* 4 GiB */
-	const uint8_t mib[] = { 0, 0x10, 0, 0 };
-	const uint8_t ping_before_hello[] = { 0, 0, 0, 4, 0x08, 0x05, 0x5a, 0x00 };
+	const uint8_t garbage[] = {0, 0, 0, 6, 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f};
+	const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3}; /* 4 GiB */
+	const uint8_t mib[] = {0, 0x10, 0, 0};
+	const uint8_t ping_before_hello[] = {0, 0, 0, 4, 0x08, 0x05, 0x5a, 0x00};
 	const struct {
 		const char *what;
 		int hello_first;
@@ -268,14 +268,14 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 		size_t len;
 		int status;
 	} refused[] = {
-		{ "garbage as the first frame", 0, garbage, sizeof(garbage), PORTER_E_PROTOCOL },
-		{ "garbage after Hello", 1, garbage, sizeof(garbage), PORTER_E_PROTOCOL },
-		{ "a 4 GiB length, refused before any allocation", 1, huge, sizeof(huge),
-		  PORTER_E_TOO_LARGE },
-		{ "1 MiB before Hello, past the small pre-Hello limit", 0, mib, sizeof(mib),
-		  PORTER_E_TOO_LARGE },
-		{ "a request before Hello", 0, ping_before_hello, sizeof(ping_before_hello),
-		  PORTER_E_PROTOCOL },
+		{"garbage as the first frame", 0, garbage, sizeof(garbage), PORTER_E_PROTOCOL},
+		{"garbage after Hello", 1, garbage, sizeof(garbage), PORTER_E_PROTOCOL},
+		{"a 4 GiB length, refused before any allocation", 1, huge, sizeof(huge),
+		 PORTER_E_TOO_LARGE},
+		{"1 MiB before Hello, past the small pre-Hello limit", 0, mib, sizeof(mib),
+		 PORTER_E_TOO_LARGE},
+		{"a request before Hello", 0, ping_before_hello, sizeof(ping_before_hello),
+		 PORTER_E_PROTOCOL},
 	};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		fd = th_raw_connect(d.socket);
@@ -306,7 +306,7 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 	fd = th_raw_connect(d.socket);
 	frame_reader_init(&r, 1 << 20);
 	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
-	const uint8_t half[] = { 0, 0, 0, 100, 1, 2, 3 };
+	const uint8_t half[] = {0, 0, 0, 100, 1, 2, 3};
 	th_raw_write(fd, half, sizeof(half));
 	ck_assert(th_raw_wait_closed(fd, 5000));
 	close(fd);
@@ -326,7 +326,7 @@ START_TEST(misbehaving_connections_are_closed_others_unaffected)
 	fd = th_raw_connect(d.socket);
 	frame_reader_init(&r, 1 << 20);
 	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
-	const uint8_t unknown[] = { 0, 0, 0, 7, 0x08, 0x07, 0xba, 0x3e, 0x02, 0x08, 0x01 };
+	const uint8_t unknown[] = {0, 0, 0, 7, 0x08, 0x07, 0xba, 0x3e, 0x02, 0x08, 0x01};
 	th_raw_write(fd, unknown, sizeof(unknown));
 	resp = th_raw_recv(fd, &r, 5000);
 	ck_assert_ptr_nonnull(resp);
@@ -354,7 +354,7 @@ END_TEST
 
 START_TEST(reader_that_never_reads_is_dropped)
 {
-	const char *args[] = { "--output-cap", "1048576", NULL };
+	const char *args[] = {"--output-cap", "1048576", NULL};
 	th_start(&d, args);
 	bystander b;
 	bystander_start(&b);
@@ -379,7 +379,7 @@ START_TEST(reader_that_never_reads_is_dropped)
 	long long until = th_now_ms() + 20000;
 	size_t sent = 0;
 	while (!dropped && th_now_ms() < until) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
 		if (pfd.revents & (POLLERR | POLLHUP)) {
@@ -476,7 +476,7 @@ START_TEST(daemon_that_never_answers_times_out)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	char path[100];
 	snprintf(path, sizeof(path), "%s/porter.sock", dir);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -498,7 +498,7 @@ START_TEST(uid_not_allowed_is_refused)
 {
 	char other[16];
 	snprintf(other, sizeof(other), "%u", (unsigned)getuid() + 12345);
-	const char *args[] = { "--allow-uid", other, NULL };
+	const char *args[] = {"--allow-uid", other, NULL};
 	th_start(&d, args);
 	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_DENIED);
 	ck_assert(strstr(porter_last_error_message(), "not allowed") != NULL);

@@ -100,13 +100,14 @@ static int settles(void)
 
 START_TEST(status_codes)
 {
-	static const int codes[] = { 200, 201, 204, 301, 404, 418, 500, 503 };
+	static const int codes[] = {200, 201, 204, 301, 404, 418, 500, 503};
 	start(NULL);
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		char path[64], want[64];
 		porter_http_response *r = NULL;
 		snprintf(path, sizeof(path), "/status/%d", codes[i]);
-		ck_assert_int_eq(porter_http_request("GET", url(path), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+		ck_assert_int_eq(
+			porter_http_request("GET", url(path), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
 		ck_assert_int_eq(porter_http_response_status(r), codes[i]);
 		size_t len;
 		const char *body = porter_http_response_body(r, &len);
@@ -127,7 +128,8 @@ START_TEST(status_codes)
 	}
 	/* HEAD: status and headers, no body. */
 	porter_http_response *r = NULL;
-	ck_assert_int_eq(porter_http_request("HEAD", url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+	ck_assert_int_eq(
+		porter_http_request("HEAD", url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_str_eq(porter_http_response_header(r, "content-length"), "1000");
 	size_t len;
@@ -141,7 +143,7 @@ END_TEST
 START_TEST(headers_both_ways)
 {
 	start(NULL);
-	const char *h[] = { "X-Test-Foo: bar baz", "X-Test-Empty:", "X-Test-Colon: a:b" };
+	const char *h[] = {"X-Test-Foo: bar baz", "X-Test-Empty:", "X-Test-Colon: a:b"};
 	porter_http_response *r = NULL;
 	ck_assert_int_eq(porter_http_request("PUT", url("/echo"), h, 3, "x", 1, NULL, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
@@ -172,12 +174,13 @@ START_TEST(headers_both_ways)
 	porter_http_response_free(r);
 
 	/* Malformed headers are refused before anything is sent. */
-	const char *bad[] = { "NoColonHere" };
+	const char *bad[] = {"NoColonHere"};
 	ck_assert_int_eq(porter_http_request("GET", url("/echo"), bad, 1, NULL, 0, NULL, 5000, &r),
 			 PORTER_E_INVAL);
-	const char *inject[] = { "X-Test-A: b\r\nX-Evil: 1" };
-	ck_assert_int_eq(porter_http_request("GET", url("/echo"), inject, 1, NULL, 0, NULL, 5000, &r),
-			 PORTER_E_INVAL);
+	const char *inject[] = {"X-Test-A: b\r\nX-Evil: 1"};
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/echo"), inject, 1, NULL, 0, NULL, 5000, &r),
+		PORTER_E_INVAL);
 	stop_clean();
 }
 END_TEST
@@ -192,7 +195,8 @@ START_TEST(binary_bodies_with_nuls)
 	body[0] = 0;
 	body[n - 1] = 0;
 	porter_http_response *r = NULL;
-	ck_assert_int_eq(porter_http_request("POST", url("/echo"), NULL, 0, body, n, NULL, 5000, &r), 0);
+	ck_assert_int_eq(
+		porter_http_request("POST", url("/echo"), NULL, 0, body, n, NULL, 5000, &r), 0);
 	size_t len;
 	const void *got = porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, n);
@@ -253,15 +257,17 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	setenv("ASAN_OPTIONS", opts, 1);
 	start(NULL);
 	long rss0 = th_rss_kib(d.pid);
-	porter_http_options o = { .chunk_size = 256 * 1024 };
+	porter_http_options o = {.chunk_size = 256 * 1024};
 	porter_http_stream *s = NULL;
-	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s), 0);
+	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s),
+			 0);
 	const porter_http_response *head = porter_http_stream_response(s);
 	ck_assert_int_eq(porter_http_response_status(head), 200);
 	size_t head_len = 1;
 	porter_http_response_body(head, &head_len);
 	ck_assert_uint_eq(head_len, 0);
-	ck_assert_str_eq(porter_http_response_header(head, "Content-Type"), "application/octet-stream");
+	ck_assert_str_eq(porter_http_response_header(head, "Content-Type"),
+			 "application/octet-stream");
 	size_t off = 0, chunks = 0, biggest = 0;
 	long rss_max = rss0;
 	int rc;
@@ -294,14 +300,16 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 		      rss_max - rss0);
 
 	/* A stream abandoned half way is aborted in the daemon. */
-	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s), 0);
+	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s),
+			 0);
 	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 10000), 1);
 	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 10000), 1);
 	porter_http_stream_close(s);
 	ck_assert(settles());
 
 	/* Small streamed bodies end in the first reply. */
-	ck_assert_int_eq(porter_http_stream_open(NULL, url("/bin/10"), NULL, 0, NULL, 0, NULL, 5000, &s), 0);
+	ck_assert_int_eq(
+		porter_http_stream_open(NULL, url("/bin/10"), NULL, 0, NULL, 0, NULL, 5000, &s), 0);
 	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 1);
 	ck_assert_uint_eq(n, 10);
 	ck_assert(check_pattern(p, n, 0));
@@ -338,12 +346,13 @@ static void *reader_main(void *arg)
  * moved), with one worker so both connections share it. */
 START_TEST(stream_read_from_another_thread)
 {
-	static const char *const extra[] = { "--workers", "1", NULL };
+	static const char *const extra[] = {"--workers", "1", NULL};
 	start(extra);
-	porter_http_options o = { .chunk_size = 65536 };
-	reader_arg a = { 0 };
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/2000000"), NULL, 0, NULL, 0, &o,
-						 5000, &a.s), 0);
+	porter_http_options o = {.chunk_size = 65536};
+	reader_arg a = {0};
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/2000000"), NULL, 0, NULL, 0,
+						 &o, 5000, &a.s),
+			 0);
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &a), 0);
 	pthread_join(th, NULL);
@@ -358,8 +367,10 @@ START_TEST(redirects_and_their_limit)
 {
 	start(NULL);
 	porter_http_response *r = NULL;
-	porter_http_options follow = { .follow_redirects = 1 };
-	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &follow, 5000, &r), 0);
+	porter_http_options follow = {.follow_redirects = 1};
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &follow, 5000, &r),
+		0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_uint_eq(porter_http_response_redirects(r), 3);
 	ck_assert_str_eq(porter_http_response_effective_url(r), url("/redirect/0"));
@@ -370,37 +381,47 @@ START_TEST(redirects_and_their_limit)
 	porter_http_response_free(r);
 
 	/* Not followed unless asked. */
-	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, NULL, 5000, &r),
+		0);
 	ck_assert_int_eq(porter_http_response_status(r), 302);
 	ck_assert_str_eq(porter_http_response_header(r, "Location"), "/redirect/2");
 	porter_http_response_free(r);
 
 	/* The caller's limit. */
-	porter_http_options two = { .follow_redirects = 1, .max_redirects = 2 };
-	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &two, 5000, &r),
-			 PORTER_E_HTTP_REDIRECTS);
+	porter_http_options two = {.follow_redirects = 1, .max_redirects = 2};
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &two, 5000, &r),
+		PORTER_E_HTTP_REDIRECTS);
 	ck_assert_int_eq(porter_http_last_status(), 302);
-	ck_assert_int_eq(porter_http_request("GET", url("/redirect/2"), NULL, 0, NULL, 0, &two, 5000, &r), 0);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/redirect/2"), NULL, 0, NULL, 0, &two, 5000, &r),
+		0);
 	porter_http_response_free(r);
 
 	/* The daemon's limit (default 10) caps any request. */
-	porter_http_options many = { .follow_redirects = 1, .max_redirects = 50 };
-	ck_assert_int_eq(porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 5000, &r),
-			 PORTER_E_HTTP_REDIRECTS);
-	ck_assert_int_eq(porter_http_request("GET", url("/redirect/10"), NULL, 0, NULL, 0, &many, 5000, &r), 0);
+	porter_http_options many = {.follow_redirects = 1, .max_redirects = 50};
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 5000, &r),
+		PORTER_E_HTTP_REDIRECTS);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/redirect/10"), NULL, 0, NULL, 0, &many, 5000, &r),
+		0);
 	porter_http_response_free(r);
 
 	/* Credentials follow a redirect on the same origin only. */
-	const char *cred[] = { "Authorization: Bearer secret", "Cookie: a=b", "X-Test-Keep: yes" };
+	const char *cred[] = {"Authorization: Bearer secret", "Cookie: a=b", "X-Test-Keep: yes"};
 	char path[1024], target[512];
 	snprintf(target, sizeof(target), "%s", url("/echo"));
 	snprintf(path, sizeof(path), "/redirect-to?url=%s", target);
-	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r),
+			 0);
 	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Authorization"), "Bearer secret");
 	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Cookie"), "a=b");
 	porter_http_response_free(r);
 	snprintf(path, sizeof(path), "/redirect-to?url=http://localhost:%d/echo", srv.port);
-	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r),
+			 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_ptr_null(porter_http_response_header(r, "X-Got-Authorization"));
 	ck_assert_ptr_null(porter_http_response_header(r, "X-Got-Cookie"));
@@ -408,7 +429,9 @@ START_TEST(redirects_and_their_limit)
 	porter_http_response_free(r);
 
 	/* 303 turns a POST into a GET without a body. */
-	ck_assert_int_eq(porter_http_request("POST", url("/see-other"), NULL, 0, "data", 4, &follow, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_request("POST", url("/see-other"), NULL, 0, "data", 4, &follow,
+					     5000, &r),
+			 0);
 	ck_assert_str_eq(porter_http_response_header(r, "X-Method"), "GET");
 	porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 0);
@@ -434,7 +457,7 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	ck_assert(hangs_closed());
 
 	/* A transfer timeout shorter than the call's. */
-	porter_http_options o = { .transfer_timeout_ms = 400 };
+	porter_http_options o = {.transfer_timeout_ms = 400};
 	t0 = th_now_ms();
 	ck_assert_int_eq(porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, &o, 5000, &r),
 			 PORTER_E_TIMEOUT);
@@ -443,8 +466,9 @@ START_TEST(never_answering_server_times_out_and_aborts)
 
 	/* A stream whose head never comes. */
 	porter_http_stream *s = NULL;
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1200, &s),
-			 PORTER_E_TIMEOUT);
+	ck_assert_int_eq(
+		porter_http_stream_open("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1200, &s),
+		PORTER_E_TIMEOUT);
 	ck_assert(settles());
 	ck_assert(hangs_closed());
 
@@ -490,7 +514,7 @@ static void *hang_caller(void *arg)
 START_TEST(cancel_from_another_thread)
 {
 	start(NULL);
-	cancel_arg a = { .id = 0 };
+	cancel_arg a = {.id = 0};
 	ck_assert_int_eq(pthread_create(&a.th, NULL, hang_caller, &a), 0);
 	while (!a.id)
 		usleep(1000);
@@ -512,10 +536,14 @@ START_TEST(batched_requests)
 	start(NULL);
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
 	ck_assert_ptr_nonnull(b);
-	const char *h[] = { "X-Test-Which: first" };
-	ck_assert_int_eq(porter_batch_add_http(b, "POST", url("/echo"), h, 1, "one", 3, NULL, 5000), 0);
-	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000), 1);
-	ck_assert_int_eq(porter_batch_add_http(b, NULL, "gopher://127.0.0.1/", NULL, 0, NULL, 0, NULL, 5000), 2);
+	const char *h[] = {"X-Test-Which: first"};
+	ck_assert_int_eq(porter_batch_add_http(b, "POST", url("/echo"), h, 1, "one", 3, NULL, 5000),
+			 0);
+	ck_assert_int_eq(
+		porter_batch_add_http(b, NULL, url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000), 1);
+	ck_assert_int_eq(
+		porter_batch_add_http(b, NULL, "gopher://127.0.0.1/", NULL, 0, NULL, 0, NULL, 5000),
+		2);
 	porter_batch_result *res = NULL;
 	ck_assert_int_eq(porter_batch_run(b, 10000, &res), 0);
 	ck_assert_int_eq(porter_batch_result_status(res, 0), 0);
@@ -540,8 +568,10 @@ START_TEST(batched_requests)
 	porter_http_response_free(r1);
 
 	b = porter_batch_new(PORTER_BATCH_FIRST);
-	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/hang"), NULL, 0, NULL, 0, NULL, 8000), 0);
-	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/slow/200"), NULL, 0, NULL, 0, NULL, 8000), 1);
+	ck_assert_int_eq(porter_batch_add_http(b, NULL, url("/hang"), NULL, 0, NULL, 0, NULL, 8000),
+			 0);
+	ck_assert_int_eq(
+		porter_batch_add_http(b, NULL, url("/slow/200"), NULL, 0, NULL, 0, NULL, 8000), 1);
 	long long t0 = th_now_ms();
 	ck_assert_int_eq(porter_batch_run(b, 10000, &res), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 5000);
@@ -562,13 +592,15 @@ START_TEST(connection_reset_mid_body)
 {
 	start(NULL);
 	porter_http_response *r = NULL;
-	ck_assert_int_eq(porter_http_request("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &r),
-			 PORTER_E_HTTP);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &r),
+		PORTER_E_HTTP);
 	ck_assert_int_eq(porter_http_last_status(), 200);
 	ck_assert_ptr_nonnull(strstr(porter_last_error_message(), "reset"));
 	porter_http_stream *s = NULL;
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &s),
-			 PORTER_E_HTTP);
+	ck_assert_int_eq(
+		porter_http_stream_open("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &s),
+		PORTER_E_HTTP);
 	/* The worker is fine afterwards. */
 	ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
 	porter_http_response_free(r);
@@ -578,20 +610,23 @@ END_TEST
 
 START_TEST(refused_schemes_and_hosts)
 {
-	static const char *const schemes[] = { "file:///etc/passwd", "ftp://127.0.0.1/x",
-					       "gopher://127.0.0.1/x", "dict://127.0.0.1/x",
-					       "FILE:///etc/passwd" };
-	static const char *const extra[] = { "--http-allow-hosts", "127.0.0.1, *.example.test", NULL };
+	static const char *const schemes[] = {"file:///etc/passwd", "ftp://127.0.0.1/x",
+					      "gopher://127.0.0.1/x", "dict://127.0.0.1/x",
+					      "FILE:///etc/passwd"};
+	static const char *const extra[] = {"--http-allow-hosts", "127.0.0.1, *.example.test",
+					    NULL};
 	start(extra);
 	porter_http_response *r = NULL;
-	porter_http_options follow = { .follow_redirects = 1 };
+	porter_http_options follow = {.follow_redirects = 1};
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		ck_assert_int_eq(porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
-				 PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(
+			porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
+			PORTER_E_HTTP_SCHEME);
 		char path[256];
 		snprintf(path, sizeof(path), "/redirect-to?url=%s", schemes[i]);
-		ck_assert_int_eq(porter_http_request("GET", url(path), NULL, 0, NULL, 0, &follow, 5000, &r),
-				 PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(
+			porter_http_request("GET", url(path), NULL, 0, NULL, 0, &follow, 5000, &r),
+			PORTER_E_HTTP_SCHEME);
 		ck_assert_int_eq(porter_http_last_status(), 302);
 	}
 	ck_assert_int_eq(porter_http_request("GET", "not a url", NULL, 0, NULL, 0, NULL, 5000, &r),
@@ -618,10 +653,12 @@ START_TEST(refused_schemes_and_hosts)
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		char p2[256];
 		snprintf(p2, sizeof(p2), "/redirect-to?url=%s", schemes[i]);
-		ck_assert_int_eq(porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
-				 PORTER_E_HTTP_SCHEME);
-		ck_assert_int_eq(porter_http_request("GET", url(p2), NULL, 0, NULL, 0, &follow, 5000, &r),
-				 PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(
+			porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
+			PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(
+			porter_http_request("GET", url(p2), NULL, 0, NULL, 0, &follow, 5000, &r),
+			PORTER_E_HTTP_SCHEME);
 	}
 	ck_assert_int_eq(porter_http_get(local, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
@@ -632,25 +669,32 @@ END_TEST
 
 START_TEST(oversized_responses)
 {
-	static const char *const extra[] = { "--http-max-response", "1000000", NULL };
+	static const char *const extra[] = {"--http-max-response", "1000000", NULL};
 	start(extra);
 	porter_http_response *r = NULL;
-	porter_http_options small = { .max_response = 1000 };
-	ck_assert_int_eq(porter_http_request("GET", url("/bin/1000"), NULL, 0, NULL, 0, &small, 5000, &r), 0);
+	porter_http_options small = {.max_response = 1000};
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/bin/1000"), NULL, 0, NULL, 0, &small, 5000, &r),
+		0);
 	porter_http_response_free(r);
-	ck_assert_int_eq(porter_http_request("GET", url("/bin/1001"), NULL, 0, NULL, 0, &small, 5000, &r),
-			 PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/bin/1001"), NULL, 0, NULL, 0, &small, 5000, &r),
+		PORTER_E_HTTP_TOO_LARGE);
 	/* No length announced: enforced while receiving. */
-	ck_assert_int_eq(porter_http_request("GET", url("/chunked/5000"), NULL, 0, NULL, 0, &small, 5000, &r),
+	ck_assert_int_eq(porter_http_request("GET", url("/chunked/5000"), NULL, 0, NULL, 0, &small,
+					     5000, &r),
 			 PORTER_E_HTTP_TOO_LARGE);
-	ck_assert_int_eq(porter_http_get(url("/nolength/2000000"), 5000, &r), PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_int_eq(porter_http_get(url("/nolength/2000000"), 5000, &r),
+			 PORTER_E_HTTP_TOO_LARGE);
 	ck_assert_int_eq(porter_http_get(url("/bin/1000001"), 5000, &r), PORTER_E_HTTP_TOO_LARGE);
 	ck_assert_int_eq(porter_http_get(url("/bin/1000000"), 5000, &r), 0);
 	porter_http_response_free(r);
 	/* Streams honour a limit when given one. */
 	porter_http_stream *s = NULL;
-	porter_http_options lim = { .max_response = 100000, .chunk_size = 16384 };
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/300000"), NULL, 0, NULL, 0, &lim, 5000, &s), 0);
+	porter_http_options lim = {.max_response = 100000, .chunk_size = 16384};
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/300000"), NULL, 0, NULL, 0,
+						 &lim, 5000, &s),
+			 0);
 	const void *p;
 	size_t n, total = 0;
 	int rc;
@@ -681,7 +725,8 @@ static void *concurrent_main(void *arg)
 		int n = snprintf(body, sizeof(body), "thread %d request %d", a->index, i);
 		porter_http_response *r = NULL;
 		const char *path = (i % 2) ? "/slow/200" : "/echo";
-		if (porter_http_request("POST", url(path), NULL, 0, body, (size_t)n, NULL, 20000, &r) != 0)
+		if (porter_http_request("POST", url(path), NULL, 0, body, (size_t)n, NULL, 20000,
+					&r) != 0)
 			continue;
 		size_t len;
 		const char *b = porter_http_response_body(r, &len);
@@ -697,7 +742,7 @@ static void *concurrent_main(void *arg)
 
 START_TEST(concurrent_requests_from_many_threads)
 {
-	static const char *const extra[] = { "--workers", "2", NULL };
+	static const char *const extra[] = {"--workers", "2", NULL};
 	start(extra);
 	worker_arg a[N_THREADS];
 	long long t0 = th_now_ms();
@@ -732,11 +777,13 @@ END_TEST
  * loop closes with uv_loop_close() == 0, exit status 0). */
 START_TEST(shutdown_with_transfers_in_flight)
 {
-	static const char *const extra[] = { "--shutdown-grace", "300", NULL };
+	static const char *const extra[] = {"--shutdown-grace", "300", NULL};
 	start(extra);
 	porter_http_stream *s = NULL;
-	porter_http_options o = { .chunk_size = 65536 };
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/bin/50000000"), NULL, 0, NULL, 0, &o, 5000, &s), 0);
+	porter_http_options o = {.chunk_size = 65536};
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/bin/50000000"), NULL, 0, NULL, 0, &o,
+						 5000, &s),
+			 0);
 	porter_thread_disconnect();
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -784,7 +831,7 @@ START_TEST(tls_verification)
 
 	char ca[160];
 	snprintf(ca, sizeof(ca), "--http-ca-file=%s", tls.cert);
-	const char *const with_ca[] = { ca, NULL };
+	const char *const with_ca[] = {ca, NULL};
 	start(with_ca);
 	ck_assert_int_eq(porter_http_get(u, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
@@ -799,7 +846,7 @@ START_TEST(tls_verification)
 	ck_assert_int_eq(porter_http_get(lu, 5000, &r), PORTER_E_HTTP_TLS);
 	stop_clean();
 
-	const char *const insecure[] = { "--http-tls-verify=false", NULL };
+	const char *const insecure[] = {"--http-tls-verify=false", NULL};
 	start(insecure);
 	ck_assert_int_eq(porter_http_get(lu, 5000, &r), 0);
 	porter_http_response_free(r);
@@ -818,7 +865,8 @@ START_TEST(porterctl_http)
 	ck_assert_ptr_nonnull(strstr(out, "X-Multi: b\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "\r\n\r\nheaders"));
 
-	snprintf(args, sizeof(args), "http post -H 'X-Test-K: v' -d 'hello there' %s", url("/echo"));
+	snprintf(args, sizeof(args), "http post -H 'X-Test-K: v' -d 'hello there' %s",
+		 url("/echo"));
 	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "hello there");
 

@@ -34,7 +34,7 @@ static char notify_path[108];
 /* Binds a datagram socket; `abstract` picks "@name" over a path in `dir`. */
 static void notify_open(int abstract, const char *dir)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	socklen_t len;
 	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(notify_fd, 0);
@@ -62,7 +62,7 @@ static void notify_close(void)
 /* One datagram within timeout_ms into buf (NUL-terminated); 0 on timeout. */
 static int notify_recv(char *buf, size_t len, int timeout_ms)
 {
-	struct pollfd p = { .fd = notify_fd, .events = POLLIN };
+	struct pollfd p = {.fd = notify_fd, .events = POLLIN};
 	if (timeout_ms < 0 || poll(&p, 1, timeout_ms) <= 0)
 		return 0;
 	ssize_t n = recv(notify_fd, buf, len - 1, 0);
@@ -141,7 +141,7 @@ START_TEST(test_notify_and_watchdog)
 {
 	th_daemon d;
 	char msg[1024];
-	const char *args[] = { "--workers", "2", NULL };
+	const char *args[] = {"--workers", "2", NULL};
 
 	notify_open(1, NULL);
 	setenv("NOTIFY_SOCKET", notify_path, 1);
@@ -284,8 +284,8 @@ START_TEST(test_socket_activation)
 
 	char env_notify[160];
 	snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", notify_path);
-	const char *args[] = { "-E", env_notify, PORTERD_PATH, "--socket", unused,
-			       "--workers", "2", NULL };
+	const char *args[] = {"-E",   env_notify,  PORTERD_PATH, "--socket",
+			      unused, "--workers", "2",          NULL};
 	pid_t pid = spawn_activated(sock, logp, args);
 	/* systemd-socket-activate starts porterd on the first connection,
 	 * which then waits in the backlog until porterd accepts it. */
@@ -332,7 +332,7 @@ START_TEST(test_activation_allow_uid)
 	snprintf(sock, sizeof(sock), "%s/act.sock", dir);
 	snprintf(logp, sizeof(logp), "%s/porterd.log", dir);
 	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid() + 4242);
-	const char *args[] = { PORTERD_PATH, "--allow-uid", uid, NULL };
+	const char *args[] = {PORTERD_PATH, "--allow-uid", uid, NULL};
 	pid_t pid = spawn_activated(sock, logp, args);
 	ck_assert_int_eq(first_ping(sock), PORTER_E_DENIED);
 	porter_thread_disconnect();
@@ -422,7 +422,7 @@ static void write_file(const char *path, const char *text)
 /* max_inflight from the Hello reply of a fresh raw connection. */
 static uint32_t hello_max_inflight(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -454,7 +454,7 @@ static uint32_t hello_max_inflight(const char *path)
 			resp = porter__v1__response__unpack(NULL, n, p);
 			break;
 		}
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
 		uint8_t *space;
@@ -482,7 +482,7 @@ START_TEST(test_reload)
 	ck_assert_int_ge(cfd, 0);
 	close(cfd);
 	write_file(conf, "log-level = info\nmax-inflight = 100\n");
-	const char *args[] = { "--config", conf, NULL };
+	const char *args[] = {"--config", conf, NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
 	ck_assert_uint_eq(hello_max_inflight(d.socket), 100);
@@ -514,7 +514,8 @@ START_TEST(test_reload)
 
 	/* allow-uid changes live: another uid only, and we are refused. */
 	char text[128];
-	snprintf(text, sizeof(text), "log-level = debug\nallow-uid = %u\n", (unsigned)getuid() + 4242);
+	snprintf(text, sizeof(text), "log-level = debug\nallow-uid = %u\n",
+		 (unsigned)getuid() + 4242);
 	write_file(conf, text);
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
 	long long until = th_now_ms() + 3000;
@@ -544,7 +545,7 @@ END_TEST
 /* A loopback TCP port that was free a moment ago. */
 static int free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -556,8 +557,9 @@ static int free_port(void)
 /* One HTTP/1.1 GET on 127.0.0.1:port; the whole answer into buf. */
 static void http_get(int port, const char *path, char *buf, size_t len)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	char req[256];
@@ -566,7 +568,7 @@ static void http_get(int port, const char *path, char *buf, size_t len)
 	size_t got = 0;
 	long long until = th_now_ms() + 5000;
 	while (got < len - 1 && th_now_ms() < until) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, 100) <= 0)
 			continue;
 		ssize_t r = recv(fd, buf + got, len - 1 - got, 0);
@@ -603,8 +605,15 @@ START_TEST(test_metrics)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
 	int port = free_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	const char *args[] = { "--workers", "2", "--metrics-file", file, "--metrics-interval", "100",
-			       "--metrics-listen", listen, NULL };
+	const char *args[] = {"--workers",
+			      "2",
+			      "--metrics-file",
+			      file,
+			      "--metrics-interval",
+			      "100",
+			      "--metrics-listen",
+			      listen,
+			      NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
 	for (int i = 0; i < 5; i++)

@@ -34,7 +34,7 @@ long long th_now_ms(void)
 
 static int can_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -204,10 +204,9 @@ int th_fd_count(pid_t pid)
 
 /* ---- raw protocol (Check assertions inside) ---- */
 
-
 int th_raw_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
@@ -250,7 +249,7 @@ Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms)
 		long long left = until - th_now_ms();
 		if (left <= 0)
 			return NULL;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		if (poll(&pfd, 1, (int)left) <= 0)
 			return NULL;
 		uint8_t *space;
@@ -269,7 +268,7 @@ int th_raw_wait_closed(int fd, int timeout_ms)
 	long long until = th_now_ms() + timeout_ms;
 	char buf[4096];
 	while (th_now_ms() < until) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
 		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -301,7 +300,6 @@ void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
 	}
 	porter__v1__response__free_unpacked(resp, NULL);
 }
-
 
 /* ---- Check helpers ---- */
 

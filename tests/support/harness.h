@@ -19,10 +19,10 @@
 #include "porter.pb-c.h"
 
 typedef struct th_daemon {
-	pid_t pid;          /* 0 when not running */
-	char dir[64];       /* private temp directory */
-	char socket[100];   /* socket path inside dir (fits sun_path) */
-	char log[128];      /* porterd's stderr */
+	pid_t pid;        /* 0 when not running */
+	char dir[64];     /* private temp directory */
+	char socket[100]; /* socket path inside dir (fits sun_path) */
+	char log[128];    /* porterd's stderr */
 } th_daemon;
 
 /*

@@ -25,7 +25,7 @@ static long long now_ms(void)
 
 static int can_connect(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -53,13 +53,12 @@ static int start(th_httpd *h, int tls)
 		if (getppid() != parent)
 			_exit(127);
 		if (tls)
-			execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER,
-			      "--port-file", portfile, "--lifetime", HTTPD_LIFETIME_S,
-			      "--tls-dir", h->dir, (char *)NULL);
-		else
-			execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER,
-			      "--port-file", portfile, "--lifetime", HTTPD_LIFETIME_S,
+			execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER, "--port-file",
+			      portfile, "--lifetime", HTTPD_LIFETIME_S, "--tls-dir", h->dir,
 			      (char *)NULL);
+		else
+			execl(PORTER_PYTHON3, PORTER_PYTHON3, PORTER_HTTP_SERVER, "--port-file",
+			      portfile, "--lifetime", HTTPD_LIFETIME_S, (char *)NULL);
 		_exit(127);
 	}
 	h->pid = pid;
@@ -123,7 +122,7 @@ void th_httpd_stop(th_httpd *h)
 		h->pid = 0;
 	}
 	if (h->dir[0]) {
-		static const char *const files[] = { "port", "cert.pem", "key.pem" };
+		static const char *const files[] = {"port", "cert.pem", "key.pem"};
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 			snprintf(path, sizeof(path), "%s/%s", h->dir, files[i]);
 			unlink(path);

@@ -13,11 +13,11 @@
 #include <sys/types.h>
 
 typedef struct th_httpd {
-	pid_t pid;          /* 0 when not running */
-	int port;           /* the port it listens on */
-	char dir[64];       /* private temp directory (port file) */
-	char base[64];      /* "http://127.0.0.1:PORT" (https with TLS) */
-	char cert[128];     /* TLS: the server's self-signed certificate (PEM) */
+	pid_t pid;      /* 0 when not running */
+	int port;       /* the port it listens on */
+	char dir[64];   /* private temp directory (port file) */
+	char base[64];  /* "http://127.0.0.1:PORT" (https with TLS) */
+	char cert[128]; /* TLS: the server's self-signed certificate (PEM) */
 } th_httpd;
 
 /* Starts the server and waits (up to 10 s) until it accepts. 0 or -1. */

@@ -93,8 +93,8 @@ START_TEST(unknown_body_is_skipped)
 {
 	/* A newer client's request type (field 999, a length-delimited body)
 	 * must decode to "no body", so the daemon can answer unsupported. */
-	const uint8_t bytes[] = { 0x08, 0x05,             /* id = 5 */
-				  0xba, 0x3e, 0x02, 0x08, 0x01 }; /* field 999 */
+	const uint8_t bytes[] = {0x08, 0x05,                    /* id = 5 */
+				 0xba, 0x3e, 0x02, 0x08, 0x01}; /* field 999 */
 	Porter__V1__Request *r = porter__v1__request__unpack(NULL, sizeof(bytes), bytes);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->id, 5);
@@ -109,7 +109,7 @@ START_TEST(error_list_is_consistent)
 		int code;
 		const char *name;
 	} all[] = {
-#define X(name, value, msg) { value, #name },
+#define X(name, value, msg) {value, #name},
 		PORTER_ERRORS(X)
 #undef X
 	};

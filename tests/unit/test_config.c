@@ -67,8 +67,8 @@ START_TEST(flags)
 {
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "-s", "/tmp/x.sock", "--workers", "3", "-l", "debug",
-			 "--allow-uid", "1000,1001", "--max-frame=2048", NULL };
+	char *argv[] = {"porterd", "-s",          "/tmp/x.sock", "--workers",        "3", "-l",
+			"debug",   "--allow-uid", "1000,1001",   "--max-frame=2048", NULL};
 	FILE *err = sink();
 	ck_assert_int_eq(parse(&c, err, 10, argv), 0);
 	ck_assert_str_eq(c.socket_path, "/tmp/x.sock");
@@ -86,17 +86,14 @@ END_TEST
 START_TEST(bad_flags)
 {
 	static const char *cases[][3] = {
-		{ "--workers", "0x3", "--workers" },
-		{ "--workers", "9999", "--workers" },
-		{ "--log-level", "loud", "--log-level" },
-		{ "--max-frame", "12", "--max-frame" },
-		{ "--allow-uid", "a,b", "--allow-uid" },
-		{ "--bogus", "1", "unknown option" },
+		{"--workers", "0x3", "--workers"},      {"--workers", "9999", "--workers"},
+		{"--log-level", "loud", "--log-level"}, {"--max-frame", "12", "--max-frame"},
+		{"--allow-uid", "a,b", "--allow-uid"},  {"--bogus", "1", "unknown option"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		config c;
 		config_defaults(&c);
-		char *argv[] = { "porterd", (char *)cases[i][0], (char *)cases[i][1], NULL };
+		char *argv[] = {"porterd", (char *)cases[i][0], (char *)cases[i][1], NULL};
 		FILE *err = sink();
 		ck_assert_int_eq(parse(&c, err, 3, argv), PORTER_E_INVAL);
 		ck_assert_msg(strstr(slurp(err), cases[i][2]), "case %zu: %s", i, slurp(err));
@@ -105,11 +102,11 @@ START_TEST(bad_flags)
 	}
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "extra", NULL };
+	char *argv[] = {"porterd", "extra", NULL};
 	FILE *err = sink();
 	ck_assert_int_eq(parse(&c, err, 2, argv), PORTER_E_INVAL);
 	fclose(err);
-	char *argv2[] = { "porterd", "--workers", NULL };
+	char *argv2[] = {"porterd", "--workers", NULL};
 	err = sink();
 	ck_assert_int_eq(parse(&c, err, 2, argv2), PORTER_E_INVAL);
 	ck_assert(strstr(slurp(err), "needs a value"));
@@ -122,14 +119,14 @@ START_TEST(help_and_version)
 {
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "--help", NULL };
+	char *argv[] = {"porterd", "--help", NULL};
 	FILE *out = sink(), *err = sink();
 	ck_assert_int_eq(config_parse_args(&c, 2, argv, out, err), 1);
 	ck_assert(strstr(slurp(out), "--socket PATH"));
 	ck_assert(strstr(slurp(out), "(default: 16777216)"));
 	fclose(out);
 	out = sink();
-	char *argv2[] = { "porterd", "-V", NULL };
+	char *argv2[] = {"porterd", "-V", NULL};
 	ck_assert_int_eq(config_parse_args(&c, 2, argv2, out, err), 1);
 	ck_assert(strstr(slurp(out), PORTER_VERSION_STRING));
 	fclose(out);
@@ -154,7 +151,7 @@ START_TEST(file_then_flags)
 	char *path = write_file("# comment\n\n  workers = 5\nlog_level=warn\nmax-inflight = 9 \n");
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "--workers", "2", "--config", path, NULL };
+	char *argv[] = {"porterd", "--workers", "2", "--config", path, NULL};
 	FILE *err = sink();
 	ck_assert_int_eq(parse(&c, err, 5, argv), 0);
 	ck_assert_uint_eq(c.workers, 2); /* the flag wins wherever it appears */
@@ -196,7 +193,7 @@ START_TEST(dump_round_trips)
 {
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "-w", "7", "-s", "/tmp/y.sock", NULL };
+	char *argv[] = {"porterd", "-w", "7", "-s", "/tmp/y.sock", NULL};
 	FILE *err = sink();
 	ck_assert_int_eq(parse(&c, err, 5, argv), 0);
 	ck_assert_int_eq(config_resolve(&c), 0);

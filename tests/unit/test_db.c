@@ -11,7 +11,7 @@ START_TEST(mask_hides_passwords)
 {
 	char out[256];
 	db_mask_conninfo("host=db.example port=5433 user=app password=s3cret dbname=x", out,
-	                 sizeof(out));
+			 sizeof(out));
 	ck_assert(strstr(out, "s3cret") == NULL);
 	ck_assert(strstr(out, "password=***") != NULL);
 	ck_assert(strstr(out, "host=db.example") != NULL);
@@ -19,7 +19,7 @@ START_TEST(mask_hides_passwords)
 
 	/* URIs too, with the password in the userinfo or the query. */
 	db_mask_conninfo("postgresql://app:pw-in-uri@localhost:5432/x?sslmode=disable", out,
-	                 sizeof(out));
+			 sizeof(out));
 	ck_assert(strstr(out, "pw-in-uri") == NULL);
 	db_mask_conninfo("postgresql://localhost/x?password=qsecret", out, sizeof(out));
 	ck_assert(strstr(out, "qsecret") == NULL);

@@ -107,7 +107,7 @@ END_TEST
 START_TEST(zero_length)
 {
 	frame_reader r;
-	uint8_t buf[4] = { 0, 0, 0, 0 };
+	uint8_t buf[4] = {0, 0, 0, 0};
 	frame_reader_init(&r, 1024);
 	feed(&r, buf, 4, 4);
 	const uint8_t *p;
@@ -200,9 +200,8 @@ START_TEST(garbage_payload_does_not_unpack)
 {
 	/* Bytes that are not a protobuf Request: a field with wire type 7 and
 	 * a length running past the end. */
-	const uint8_t garbage[] = { 0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x7f, 0x01 };
-	Porter__V1__Request *req =
-		porter__v1__request__unpack(NULL, sizeof(garbage), garbage);
+	const uint8_t garbage[] = {0x0f, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x7f, 0x01};
+	Porter__V1__Request *req = porter__v1__request__unpack(NULL, sizeof(garbage), garbage);
 	ck_assert_ptr_null(req);
 }
 END_TEST

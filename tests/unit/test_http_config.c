@@ -43,9 +43,16 @@ START_TEST(http_flags)
 {
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "--http-allow-hosts", " a.example , *.b.example,,",
-			 "--http-ca-file", "/etc/ssl/x.pem", "--http-tls-verify=false",
-			 "--http-max-redirects", "0", "--http-share=no", NULL };
+	char *argv[] = {"porterd",
+			"--http-allow-hosts",
+			" a.example , *.b.example,,",
+			"--http-ca-file",
+			"/etc/ssl/x.pem",
+			"--http-tls-verify=false",
+			"--http-max-redirects",
+			"0",
+			"--http-share=no",
+			NULL};
 	ck_assert_int_eq(parse(&c, 9, argv), 0);
 	ck_assert_uint_eq(c.http_allow_hosts.n, 2);
 	ck_assert_str_eq(c.http_allow_hosts.items[0], "a.example");
@@ -69,7 +76,7 @@ START_TEST(http_file_and_bounds)
 	close(fd);
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "--config", path, NULL };
+	char *argv[] = {"porterd", "--config", path, NULL};
 	ck_assert_int_eq(parse(&c, 3, argv), 0);
 	ck_assert_uint_eq(c.http_max_response, 4096);
 	ck_assert_uint_eq(c.http_chunk_size, 65536);
@@ -79,16 +86,16 @@ START_TEST(http_file_and_bounds)
 	unlink(path);
 
 	static char *bad[][3] = {
-		{ "porterd", "--http-max-response", "10" },     /* below 1024 */
-		{ "porterd", "--http-chunk-size", "100" },      /* below 4096 */
-		{ "porterd", "--http-chunk-size", "999999999" },
-		{ "porterd", "--http-max-redirects", "101" },
-		{ "porterd", "--http-tls-verify=maybe", NULL },
-		{ "porterd", "--http-stream-idle", "5" },
+		{"porterd", "--http-max-response", "10"}, /* below 1024 */
+		{"porterd", "--http-chunk-size", "100"},  /* below 4096 */
+		{"porterd", "--http-chunk-size", "999999999"},
+		{"porterd", "--http-max-redirects", "101"},
+		{"porterd", "--http-tls-verify=maybe", NULL},
+		{"porterd", "--http-stream-idle", "5"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		config_defaults(&c);
-		char *av[4] = { bad[i][0], bad[i][1], bad[i][2], NULL };
+		char *av[4] = {bad[i][0], bad[i][1], bad[i][2], NULL};
 		ck_assert_int_eq(parse(&c, bad[i][2] ? 3 : 2, av), PORTER_E_INVAL);
 		config_free(&c);
 	}

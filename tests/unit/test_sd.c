@@ -49,7 +49,7 @@ END_TEST
 START_TEST(test_activation_ours)
 {
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/porter-unit-sd-%d.sock", (int)getpid());
 	unlink(sa.sun_path);
 	ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -85,10 +85,11 @@ START_TEST(test_notify)
 	char name[64];
 	snprintf(name, sizeof(name), "@porter-unit-notify-%d", (int)getpid());
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memcpy(sa.sun_path + 1, name + 1, strlen(name) - 1);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa,
-			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))), 0);
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))),
+			 0);
 
 	unsetenv("NOTIFY_SOCKET");
 	ck_assert_int_eq(sd_notify_init(), 0);
@@ -100,7 +101,7 @@ START_TEST(test_notify)
 	ck_assert(sd_notify_enabled());
 	ck_assert_int_eq(sd_notifyf("READY=1\nSTATUS=%s", "hello"), 0);
 	char buf[256];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	ck_assert_int_eq(poll(&p, 1, 2000), 1);
 	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
 	ck_assert_int_gt(n, 0);
@@ -148,7 +149,7 @@ START_TEST(test_allow_any_and_loopback)
 {
 	config c;
 	config_defaults(&c);
-	char *argv[] = { "porterd", "--config", "", "--allow-uid", "any", NULL };
+	char *argv[] = {"porterd", "--config", "", "--allow-uid", "any", NULL};
 	FILE *sink = tmpfile();
 	ck_assert_int_eq(config_parse_args(&c, 5, argv, sink, sink), 0);
 	ck_assert(c.allow_any_uid);
