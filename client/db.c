@@ -183,40 +183,65 @@ static int fill_params(Porter__V1__DbQuery *q, const porter_db_param *params, si
 	return 0;
 }
 
+/* A DbQuery request and the parameter arrays it points into. */
+typedef struct query_req {
+	Porter__V1__Request req;
+	Porter__V1__DbQuery q;
+	Porter__V1__DbParam **ptrs; /* owned */
+	Porter__V1__DbParam *pp;    /* owned */
+} query_req;
+
+/* Fills `qr` for the arguments (checked); release with query_release.
+ * Returns 0 or a negative code (recorded as the thread's last error). */
+static int query_build(query_req *qr, uint64_t session, const char *conninfo, const char *sql,
+		       const porter_db_param *params, size_t nparams, unsigned chunk_rows)
+{
+	memset(qr, 0, sizeof(*qr));
+	if (!sql || (!session && (!conninfo || !conninfo[0])) || (nparams && !params))
+		return pconn_set_error(PORTER_E_INVAL,
+				       "a query needs sql and a session or a conninfo");
+	porter__v1__request__init(&qr->req);
+	porter__v1__db_query__init(&qr->q);
+	if (nparams) {
+		qr->ptrs = calloc(nparams, sizeof(*qr->ptrs));
+		qr->pp = calloc(nparams, sizeof(*qr->pp));
+		if (!qr->ptrs || !qr->pp) {
+			free(qr->ptrs);
+			free(qr->pp);
+			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+		}
+		fill_params(&qr->q, params, nparams, qr->ptrs, qr->pp);
+	}
+	qr->q.session = session;
+	qr->q.conninfo = (char *)(session ? "" : conninfo);
+	qr->q.sql = (char *)sql;
+	qr->q.chunk_rows = chunk_rows;
+	qr->req.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	qr->req.db_query = &qr->q;
+	return 0;
+}
+
+static void query_release(query_req *qr)
+{
+	free(qr->ptrs);
+	free(qr->pp);
+}
+
 /* Sends one DbQuery; the raw response goes to `*resp` when porterd answered. */
 static int run_query(uint64_t session, const char *conninfo, const char *sql,
 		     const porter_db_param *params, size_t nparams, unsigned chunk_rows,
 		     int timeout_ms, Porter__V1__Response **resp)
 {
 	*resp = NULL;
-	if (!sql || (!session && (!conninfo || !conninfo[0])) || (nparams && !params))
-		return pconn_set_error(PORTER_E_INVAL,
-				       "a query needs sql and a session or a conninfo");
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
-	Porter__V1__DbParam **ptrs = NULL, *pp = NULL;
-	if (nparams) {
-		ptrs = calloc(nparams, sizeof(*ptrs));
-		pp = calloc(nparams, sizeof(*pp));
-		if (!ptrs || !pp) {
-			free(ptrs);
-			free(pp);
-			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-		}
-		fill_params(&q, params, nparams, ptrs, pp);
-	}
-	q.session = session;
-	q.conninfo = (char *)(session ? "" : conninfo);
-	q.sql = (char *)sql;
-	q.chunk_rows = chunk_rows;
-	req.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
-	req.db_query = &q;
-	req.timeout_ms = daemon_timeout(timeout_ms);
-	int rc = pconn_call_full(&req, timeout_ms, PCONN_ONCE, resp);
-	free(ptrs);
-	free(pp);
+	query_req qr;
+	int rc = query_build(&qr, session, conninfo, sql, params, nparams, chunk_rows);
+	if (rc < 0)
+		return rc;
+	qr.req.timeout_ms = daemon_timeout(timeout_ms);
+	rc = pconn_call_full(&qr.req, timeout_ms, PCONN_ONCE, resp);
+	query_release(&qr);
 	return rc;
 }
 
@@ -503,32 +528,15 @@ int porter_batch_add_db_query(porter_batch *b, uint64_t session, const char *con
 			      const char *sql, const porter_db_param *params, size_t nparams,
 			      int timeout_ms)
 {
-	if (!sql || (!session && (!conninfo || !conninfo[0])) || (nparams && !params) ||
-	    timeout_ms < 0)
-		return pconn_set_error(PORTER_E_INVAL,
-				       "a query needs sql and a session or a conninfo");
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
-	Porter__V1__DbParam **ptrs = NULL, *pp = NULL;
-	if (nparams) {
-		ptrs = calloc(nparams, sizeof(*ptrs));
-		pp = calloc(nparams, sizeof(*pp));
-		if (!ptrs || !pp) {
-			free(ptrs);
-			free(pp);
-			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-		}
-		fill_params(&q, params, nparams, ptrs, pp);
-	}
-	q.session = session;
-	q.conninfo = (char *)(session ? "" : conninfo);
-	q.sql = (char *)sql;
-	req.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
-	req.db_query = &q;
-	req.timeout_ms = (uint32_t)timeout_ms; /* 0: bounded by the batch */
-	int rc = pbatch_add(b, &req);
-	free(ptrs);
-	free(pp);
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	query_req qr;
+	int rc = query_build(&qr, session, conninfo, sql, params, nparams, 0);
+	if (rc < 0)
+		return rc;
+	qr.req.timeout_ms = (uint32_t)timeout_ms; /* 0: bounded by the batch */
+	rc = pbatch_add(b, &qr.req);
+	query_release(&qr);
 	return rc;
 }
 
