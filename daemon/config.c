@@ -46,6 +46,8 @@ static const config_key keys[] = {
 	 "listen on PATH (default: $XDG_RUNTIME_DIR/porter/porter.sock, else /tmp/porter-$UID/porter.sock)"},
 	{"workers", 'w', KT_U32, OFF(workers), 0, CONFIG_MAX_WORKERS, "0", "N",
 	 "worker loops; 0 means one per CPU"},
+	{"busy-poll", 0, KT_U32, OFF(busy_poll_us), 0, 100000, "200", "US",
+	 "a worker that just had I/O polls without sleeping this long before it blocks, yielding the CPU to any other runnable thread; saves a wake-up per hop on machines where waking is slow; 0 always blocks"},
 	{"log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
 	 "error, warn, info or debug"},
 	{"allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",

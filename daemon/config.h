@@ -52,6 +52,7 @@ typedef struct config {
 	int allow_uid_set;                 /* allow-uid was given (file or flag) */
 	uint32_t hello_max_frame;          /* frame limit before Hello */
 	uint32_t max_frame;                /* frame limit after Hello */
+	uint32_t busy_poll_us;             /* spin this long after I/O before blocking */
 	uint32_t max_inflight;             /* requests processed at once per connection */
 	uint64_t output_cap;               /* unsent reply bytes before a client is dropped */
 	uint32_t idle_timeout_ms;          /* close idle connections; 0 never */

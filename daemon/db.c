@@ -178,6 +178,7 @@ typedef struct dbop {
 	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
 	list fwd_link;     /* forwarded: in dw->forwarded, so a cancel finds it */
 	int no_cache;      /* run unnamed: its cached statement went stale */
+	int retries;       /* times re-sent after failing before it ran */
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
@@ -194,7 +195,9 @@ typedef struct pent {
 	int lead;
 	int prep;                /* the last lead result is the Parse of `stmt` */
 	char stmt[DBSTMT_NAME];  /* cached statement executed, or "" */
-	int retry;               /* `stmt` went stale: run the op again unnamed */
+	int retry;               /* failed before running: run the op again unnamed */
+	int exposed;             /* in the pipeline while a cancel meant for
+				  * another query was on its way */
 	char stale[DBSTMT_NAME]; /* for the retry to DEALLOCATE, or "" */
 } pent;
 
@@ -247,6 +250,8 @@ struct dbc {
 	pool *pool;
 	int in_idle;
 	int needs_reset;    /* ran something that may leave session state */
+	int cancelling;     /* PQcancel jobs for this connection on the thread pool */
+	int after_cancel;   /* finished a query while cancelling: resume when done */
 	dbstmt_cache stmts; /* pooled: statements prepared on this connection */
 	/* Stream. */
 	uint64_t stream_id;   /* 0 when no stream is open */
@@ -286,6 +291,7 @@ static void dbc_broken(dbc *c, const char *why);
 static void dbc_close(dbc *c);
 static void dbc_start(dbc *c, dbop *op);
 static void pool_release(dbc *c);
+static void after_query(dbc *c);
 static void pool_kick(pool *p);
 static void dispatch(dbop *op);
 static void dw_maybe_free(db_worker *dw);
@@ -649,6 +655,7 @@ static void arm_timer(dbc *c, uint64_t deadline);
 typedef struct cancel_job {
 	uv_work_t work;
 	db_worker *dw;
+	dbc *c; /* kept alive until the job is done (dbc.cancelling) */
 	PGcancel *pc;
 	int ok;
 	char err[256];
@@ -667,7 +674,16 @@ static void cancel_done(uv_work_t *wk, int status)
 		log_warn("db: server-side cancel failed: %s", j->err);
 	PQfreeCancel(j->pc);
 	db_worker *dw = j->dw;
+	dbc *c = j->c;
 	free(j);
+	c->cancelling--;
+	if (c->cancelling == 0 && c->state == DBC_READY && c->after_cancel) {
+		/* The server has the cancel now: whatever runs next on this
+		 * connection is safe from it. */
+		c->after_cancel = 0;
+		after_query(c);
+	}
+	maybe_free(c);
 	dw->cancels--;
 	dw->live--;
 	dw_maybe_free(dw);
@@ -689,6 +705,7 @@ static int send_cancel(dbc *c)
 		return -1;
 	}
 	j->dw = dw;
+	j->c = c;
 	j->pc = pc;
 	j->work.data = j;
 	if (uv_queue_work(&dw->w->loop, &j->work, cancel_work, cancel_done) < 0) {
@@ -696,6 +713,12 @@ static int send_cancel(dbc *c)
 		free(j);
 		return -1;
 	}
+	c->cancelling++;
+	/* The cancel reaches the backend some time later, possibly while it
+	 * runs a query sent ahead behind the one it was meant for. */
+	for (list *pos = c->pipe.next; pos != &c->pipe; pos = pos->next)
+		if (pos != c->pipe.next)
+			list_entry(pos, pent, link)->exposed = 1;
 	dw->cancels++;
 	dw->live++;
 	return 0;
@@ -796,7 +819,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void maybe_free(dbc *c)
 {
-	if (c->state != DBC_CLOSING || c->open_polls || c->timer_open || c->gai)
+	if (c->state != DBC_CLOSING || c->open_polls || c->timer_open || c->gai || c->cancelling)
 		return;
 	db_worker *dw = c->dw;
 	if (c->pg)
@@ -1300,6 +1323,12 @@ static void after_query(dbc *c)
 	c->state = DBC_READY;
 	c->last_used = now_ms(c->dw);
 	uv_timer_stop(&c->timer);
+	if (c->cancelling) {
+		/* A PQcancel still on its way would hit the next query;
+		 * cancel_done resumes. */
+		c->after_cancel = 1;
+		return;
+	}
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		dbc_broken(c, "connection lost");
 		return;
@@ -1391,6 +1420,7 @@ static void pump(dbc *c)
 static void on_io(uv_poll_t *p, int status, int events)
 {
 	dbc *c = p->data;
+	worker_saw_io(c->dw->w);
 	if (c->poll != p)
 		return;
 	if (c->state == DBC_CONNECTING) {
@@ -1593,6 +1623,7 @@ static void pipe_send(dbc *c, dbop *op, const char *stale)
 		c->pipelined = 1;
 	}
 	e->op = op;
+	e->exposed = c->cancelling > 0;
 	op->pent = e;
 	op->c = c;
 	list_push_back(&c->pipe, &e->link);
@@ -1647,9 +1678,11 @@ static void pipe_pop(dbc *c)
 	uv_timer_stop(&c->timer);
 	c->cur = NULL;
 	if (op && retry) {
-		/* It failed before running: nothing of it happened. */
+		/* It failed before running, or was rolled back: nothing of it
+		 * happened. */
 		op->pent = NULL;
 		op->no_cache = 1;
+		op->retries++;
 		if (list_empty(&c->pipe)) {
 			c->state = DBC_READY;
 			pipe_send(c, op, stale);
@@ -1703,12 +1736,15 @@ static void lead_result(dbc *c, pent *e, PGresult *res)
  * any more: its result type changed under it (a column added to a table
  * it reads), or it is gone. Either fails before the query runs.
  */
+static int is_state(PGresult *res, const char *sqlstate)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	return PQresultStatus(res) == PGRES_FATAL_ERROR && state && !strcmp(state, sqlstate);
+}
+
 static int stale_stmt(const pent *e, PGresult *res)
 {
-	if (!e->stmt[0] || PQresultStatus(res) != PGRES_FATAL_ERROR)
-		return 0;
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	return state && (!strcmp(state, "0A000") || !strcmp(state, "26000"));
+	return e->stmt[0] && (is_state(res, "0A000") || is_state(res, "26000"));
 }
 
 static void pipe_pump(dbc *c)
@@ -1739,6 +1775,14 @@ static void pipe_pump(dbc *c)
 		}
 		if (e->lead) {
 			lead_result(c, e, res);
+			continue;
+		}
+		if (e->exposed && is_state(res, "57014") && !e->retry && e->op && !e->op->err &&
+		    e->op->retries < 2) {
+			/* Hit by the cancel of the query ahead of it; rolled
+			 * back, as each query has its own sync. */
+			e->retry = 1;
+			PQclear(res);
 			continue;
 		}
 		if (stale_stmt(e, res) && !e->retry && !(e->op && e->op->err)) {

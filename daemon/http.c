@@ -226,6 +226,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 {
 	http_sock *s = p->data;
 	http_worker *hw = s->hw;
+	worker_saw_io(hw->w);
 	int flags = 0;
 	int running;
 	if (status < 0) {

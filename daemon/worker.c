@@ -1,6 +1,7 @@
 /* worker - one loop thread and what it owns; see worker.h. */
 #include "worker.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,6 +127,8 @@ static void finish(worker *w)
 	}
 	uv_close((uv_handle_t *)&w->grace, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
+	uv_close((uv_handle_t *)&w->spin, on_closed_quietly);
+	uv_close((uv_handle_t *)&w->spin_check, on_closed_quietly);
 	inbox_close(&w->inbox, on_closed_quietly);
 }
 
@@ -189,6 +192,33 @@ static void close_straggler(uv_handle_t *h, void *arg)
 	}
 }
 
+/* Spinning: keeps the loop's poll timeout at 0 and lets any other runnable
+ * thread (a PostgreSQL backend, a client) go first. */
+static void on_spin(uv_idle_t *h)
+{
+	(void)h;
+	sched_yield();
+}
+
+static void on_spin_check(uv_check_t *h)
+{
+	worker *w = h->data;
+	uint64_t spin_ns = (uint64_t)w->cfg->busy_poll_us * 1000;
+	if (!spin_ns || w->state != WORKER_RUNNING) {
+		uv_idle_stop(&w->spin);
+		return;
+	}
+	uint64_t now = uv_hrtime();
+	if (w->io_seen) {
+		w->io_seen = 0;
+		w->spin_until = now + spin_ns;
+		if (!uv_is_active((uv_handle_t *)&w->spin))
+			uv_idle_start(&w->spin, on_spin);
+	} else if (now >= w->spin_until) {
+		uv_idle_stop(&w->spin);
+	}
+}
+
 static void thread_main(void *arg)
 {
 	worker *w = arg;
@@ -227,6 +257,14 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	w->grace.data = w;
 	uv_timer_init(&w->loop, &w->heartbeat_timer);
 	w->heartbeat_timer.data = w;
+	uv_idle_init(&w->loop, &w->spin);
+	w->spin.data = w;
+	uv_check_init(&w->loop, &w->spin_check);
+	w->spin_check.data = w;
+	uv_check_start(&w->spin_check, on_spin_check);
+	/* Neither keeps the loop alive on its own. */
+	uv_unref((uv_handle_t *)&w->spin_check);
+	uv_unref((uv_handle_t *)&w->spin);
 	if (heartbeat_ms)
 		uv_timer_start(&w->heartbeat_timer, on_heartbeat, 0, heartbeat_ms);
 	rc = cancel_worker_init(w);

@@ -52,6 +52,13 @@ typedef struct worker {
 	uv_timer_t heartbeat_timer;
 	unsigned heartbeat_ms; /* 0: watchdog off, no timer */
 	_Atomic uint64_t heartbeat;
+	/* Busy polling: after I/O the loop polls without blocking for
+	 * cfg->busy_poll_us (the idle handle keeps its timeout at 0), so the
+	 * next message is picked up without a wake-up. */
+	uv_idle_t spin;
+	uv_check_t spin_check;    /* after each poll: extends or ends the spin */
+	uint64_t spin_until;      /* uv_hrtime() ns */
+	int io_seen;              /* set by worker_saw_io() since the last check */
 	struct db_worker *db;     /* database sessions, pools, streams (db.h) */
 	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
 } worker;
@@ -63,6 +70,13 @@ typedef struct worker {
  * 0 or <0.
  */
 int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsigned heartbeat_ms);
+
+/* Notes that `w`'s loop handled client, database or HTTP I/O, so it keeps
+ * polling for a while instead of blocking. Loop thread. */
+static inline void worker_saw_io(worker *w)
+{
+	w->io_seen = 1;
+}
 
 /* Starts the worker's thread. 0 or <0. */
 int worker_start(worker *w);

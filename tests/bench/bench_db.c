@@ -6,7 +6,8 @@
  *
  * Prints figures; never fails on timing. For profiling one side alone,
  * PORTER_BENCH_ONLY=porter|direct, PORTER_BENCH_THREADS=N and
- * PORTER_BENCH_MS=ms narrow or lengthen the run.
+ * PORTER_BENCH_MS=ms narrow or lengthen the run; PORTER_BENCH_BUSY_POLL=us
+ * sets porterd's --busy-poll.
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -161,7 +162,8 @@ int main(void)
 	if (getenv("PORTER_BENCH_MS") && atoi(getenv("PORTER_BENCH_MS")) > 0)
 		RUN_MS = atoi(getenv("PORTER_BENCH_MS"));
 	th_daemon d;
-	const char *args[] = {NULL};
+	const char *bp = getenv("PORTER_BENCH_BUSY_POLL");
+	const char *args[] = {bp ? "--busy-poll" : NULL, bp, NULL};
 	int rc = 0;
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "bench_db: porterd did not start\n");

@@ -1135,6 +1135,37 @@ START_TEST(statement_cache_off)
 }
 END_TEST
 
+/* A query that times out is cancelled on the server; the cancel must not
+ * land on the query that follows it on the same connection, however soon
+ * that one is sent. */
+START_TEST(cancel_never_hits_the_next_query)
+{
+	start(NULL);
+	uint64_t s = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	for (int i = 0; i < 20; i++) {
+		porter_db_result *r = NULL;
+		ck_assert_int_eq(porter_db_query(s, NULL, "SELECT pg_sleep(5)", NULL, 0, 60, &r),
+				 PORTER_E_TIMEOUT);
+		porter_db_result_free(r);
+		r = NULL;
+		int rc = porter_db_query(s, NULL, "SELECT pg_sleep(0.02), 1", NULL, 0, 10000, &r);
+		ck_assert_msg(rc == 0, "query after a cancel: %s (%s)", porter_error_name(rc),
+			      porter_db_message(r));
+		porter_db_result_free(r);
+		/* The same through the pool. */
+		r = NULL;
+		ck_assert_int_eq(
+			porter_db_query(0, conninfo, "SELECT pg_sleep(5)", NULL, 0, 60, &r),
+			PORTER_E_TIMEOUT);
+		porter_db_result_free(r);
+		ck_assert_int_eq(q_long(0, conninfo, "SELECT 1 FROM pg_sleep(0.02)"), 1);
+	}
+	ck_assert_int_eq(porter_db_close(s, 5000), 0);
+	stop_clean();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db");
@@ -1158,6 +1189,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, shutdown_with_queries_in_flight);
 	tcase_add_test(tc, pooled_statements_prepared_and_kept_fresh);
 	tcase_add_test(tc, statement_cache_off);
+	tcase_add_test(tc, cancel_never_hits_the_next_query);
 	tcase_add_test(tc, postgres_restart_mid_run);
 	suite_add_tcase(s, tc);
 	return s;
