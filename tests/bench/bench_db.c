@@ -6,8 +6,8 @@
  *
  * Prints figures; never fails on timing. For profiling one side alone,
  * PORTER_BENCH_ONLY=porter|direct, PORTER_BENCH_THREADS=N and
- * PORTER_BENCH_MS=ms narrow or lengthen the run; PORTER_BENCH_BUSY_POLL=us
- * sets porterd's --busy-poll.
+ * PORTER_BENCH_MS=ms narrow or lengthen the run (PORTER_BUSY_POLL=us, read
+ * by the harness, sets porterd's --busy-poll).
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -162,8 +162,8 @@ int main(void)
 	if (getenv("PORTER_BENCH_MS") && atoi(getenv("PORTER_BENCH_MS")) > 0)
 		RUN_MS = atoi(getenv("PORTER_BENCH_MS"));
 	th_daemon d;
-	const char *bp = getenv("PORTER_BENCH_BUSY_POLL");
-	const char *args[] = {bp ? "--busy-poll" : NULL, bp, NULL};
+	const char *args[] = {NULL};
+	const char *blocking_args[] = {"--busy-poll", "0", NULL};
 	int rc = 0;
 	if (th_daemon_start(&d, args) != 0) {
 		fprintf(stderr, "bench_db: porterd did not start\n");
@@ -173,6 +173,7 @@ int main(void)
 	printf("SELECT 1: porterd (pooled) vs direct libpq (PQexec, one connection per thread), %d "
 	       "ms per run\n",
 	       RUN_MS);
+	printf("(porter0: porterd with --busy-poll 0; ratios0 compare it with direct)\n");
 	printf("%-8s %-8s %12s %10s %10s\n", "threads", "path", "rate/s", "p50 us", "p99 us");
 	int counts[] = {1, 8, 32};
 	size_t ncounts = 3;
@@ -186,13 +187,32 @@ int main(void)
 		figures none = {0};
 		figures direct = only && strcmp(only, "direct") ? none : measure(0, counts[i]);
 		figures porter = only && strcmp(only, "porter") ? none : measure(1, counts[i]);
+		/* The same daemon without busy polling, for comparison. */
+		figures blocking = none;
+		if (!only && th_daemon_stop(&d) == 0 && th_daemon_restart(&d, blocking_args) == 0) {
+			blocking = measure(1, counts[i]);
+			th_daemon_stop(&d);
+			if (th_daemon_restart(&d, args) != 0) {
+				fprintf(stderr, "bench_db: porterd did not restart\n");
+				rc = 1;
+				goto out;
+			}
+		}
 		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "direct", direct.rate,
 		       direct.p50_us, direct.p99_us, direct.failures ? "  (failures!)" : "");
 		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "porter", porter.rate,
 		       porter.p50_us, porter.p99_us, porter.failures ? "  (failures!)" : "");
+		if (!only)
+			printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "porter0",
+			       blocking.rate, blocking.p50_us, blocking.p99_us,
+			       blocking.failures ? "  (failures!)" : "");
 		printf("%-8d ratios: p50 porter/direct %.2f, throughput porter/direct %.2f\n",
 		       counts[i], direct.p50_us > 0 ? porter.p50_us / direct.p50_us : 0,
 		       direct.rate > 0 ? porter.rate / direct.rate : 0);
+		if (!only)
+			printf("%-8d ratios0: p50 porter0/direct %.2f, throughput porter0/direct %.2f\n",
+			       counts[i], direct.p50_us > 0 ? blocking.p50_us / direct.p50_us : 0,
+			       direct.rate > 0 ? blocking.rate / direct.rate : 0);
 	}
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);

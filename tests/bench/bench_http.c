@@ -253,6 +253,8 @@ int main(void)
 	pthread_t srv = server_start();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/1k", server_port);
 	static const char *const extra[] = {"--workers", "2", "--log-level", "warn", NULL};
+	static const char *const extra_blocking[] = {"--workers",   "2", "--log-level", "warn",
+						     "--busy-poll", "0", NULL};
 	if (th_daemon_start(&d, extra) != 0) {
 		fprintf(stderr, "bench_http: porterd did not start\n");
 		return 1;
@@ -260,6 +262,7 @@ int main(void)
 
 	printf("bench_http: GET of a %d-byte body on loopback, porterd (2 workers) vs direct libcurl %s\n",
 	       BODY, curl_version_info(CURLVERSION_NOW)->version);
+	printf("(porter0: porterd with --busy-poll 0; ratio0 compares it with direct)\n");
 	printf("%-8s %-8s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "req/s",
 	       "failures");
 	static const int thread_counts[] = {1, 8};
@@ -268,13 +271,28 @@ int main(void)
 		int iters = threads == 1 ? ITERS_1 : ITERS_8;
 		result direct = measure(1, threads, iters);
 		result porter = measure(0, threads, iters);
+		/* The same daemon without busy polling, for comparison. */
+		result blocking = {0};
+		if (th_daemon_stop(&d) == 0 && th_daemon_restart(&d, extra_blocking) == 0) {
+			blocking = measure(0, threads, iters);
+			th_daemon_stop(&d);
+			if (th_daemon_restart(&d, extra) != 0) {
+				fprintf(stderr, "bench_http: porterd did not restart\n");
+				return 1;
+			}
+		}
 		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "direct", direct.p50_us,
 		       direct.p99_us, direct.rate, direct.failures);
 		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "porter", porter.p50_us,
 		       porter.p99_us, porter.rate, porter.failures);
+		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "porter0", blocking.p50_us,
+		       blocking.p99_us, blocking.rate, blocking.failures);
 		printf("%-8d %-8s %10.2fx %9.2fx %11.2fx\n", threads, "ratio",
 		       porter.p50_us / direct.p50_us, porter.p99_us / direct.p99_us,
 		       porter.rate / direct.rate);
+		printf("%-8d %-8s %10.2fx %9.2fx %11.2fx\n", threads, "ratio0",
+		       blocking.p50_us / direct.p50_us, blocking.p99_us / direct.p99_us,
+		       blocking.rate / direct.rate);
 	}
 	fflush(stdout);
 	th_daemon_stop(&d);
