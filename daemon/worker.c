@@ -1,6 +1,7 @@
 /* worker - one loop thread and what it owns; see worker.h. */
 #include "worker.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,9 @@ static void finish(worker *w)
 	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->spin, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->spin_check, on_closed_quietly);
+	if (w->loadavg_fd >= 0)
+		close(w->loadavg_fd);
+	w->loadavg_fd = -1;
 	inbox_close(&w->inbox, on_closed_quietly);
 }
 
@@ -192,12 +196,40 @@ static void close_straggler(uv_handle_t *h, void *arg)
 	}
 }
 
+/* How often the machine's run queue is looked at while spinning. */
+#define SPIN_PERIOD_NS (1000 * 1000ull)
+
 /* Spinning: keeps the loop's poll timeout at 0 and lets any other runnable
  * thread (a PostgreSQL backend, a client) go first. */
 static void on_spin(uv_idle_t *h)
 {
 	(void)h;
 	sched_yield();
+}
+
+/*
+ * Whether other runnable threads fill every CPU (the fourth field of
+ * /proc/loadavg counts the runnable ones, this one included). Spinning
+ * pays only while a CPU would otherwise go idle: the wake-up it saves is
+ * that CPU's; with the CPUs busy, each turn of the spin only costs the
+ * others a context switch.
+ */
+static int cpus_busy(worker *w)
+{
+	char buf[128];
+	if (w->loadavg_fd < 0)
+		return 0;
+	ssize_t n = pread(w->loadavg_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *p = buf;
+	for (int i = 0; i < 3 && p; i++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p && strtol(p, NULL, 10) - 1 >= (long)w->ncpu;
 }
 
 static void on_spin_check(uv_check_t *h)
@@ -209,7 +241,14 @@ static void on_spin_check(uv_check_t *h)
 		return;
 	}
 	uint64_t now = uv_hrtime();
-	if (w->io_seen) {
+	if (now - w->spin_period >= SPIN_PERIOD_NS) {
+		w->spin_period = now;
+		w->cpus_busy = cpus_busy(w);
+	}
+	if (w->cpus_busy) {
+		w->io_seen = 0;
+		uv_idle_stop(&w->spin);
+	} else if (w->io_seen) {
 		w->io_seen = 0;
 		w->spin_until = now + spin_ns;
 		if (!uv_is_active((uv_handle_t *)&w->spin))
@@ -257,6 +296,9 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	w->grace.data = w;
 	uv_timer_init(&w->loop, &w->heartbeat_timer);
 	w->heartbeat_timer.data = w;
+	w->loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	w->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
 	uv_idle_init(&w->loop, &w->spin);
 	w->spin.data = w;
 	uv_check_init(&w->loop, &w->spin_check);

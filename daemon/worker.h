@@ -56,8 +56,12 @@ typedef struct worker {
 	 * cfg->busy_poll_us (the idle handle keeps its timeout at 0), so the
 	 * next message is picked up without a wake-up. */
 	uv_idle_t spin;
-	uv_check_t spin_check;    /* after each poll: extends or ends the spin */
-	uint64_t spin_until;      /* uv_hrtime() ns */
+	uv_check_t spin_check; /* after each poll: extends or ends the spin */
+	uint64_t spin_until;   /* uv_hrtime() ns */
+	uint64_t spin_period;  /* when the run queue was last looked at */
+	int cpus_busy;         /* then, other runnable threads filled the CPUs */
+	int loadavg_fd;        /* /proc/loadavg, or -1 (then always spin) */
+	unsigned ncpu;
 	int io_seen;              /* set by worker_saw_io() since the last check */
 	struct db_worker *db;     /* database sessions, pools, streams (db.h) */
 	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */

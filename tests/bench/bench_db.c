@@ -6,8 +6,8 @@
  *
  * Prints figures; never fails on timing. For profiling one side alone,
  * PORTER_BENCH_ONLY=porter|direct, PORTER_BENCH_THREADS=N and
- * PORTER_BENCH_MS=ms narrow or lengthen the run (PORTER_BUSY_POLL=us, read
- * by the harness, sets porterd's --busy-poll).
+ * PORTER_BENCH_MS=ms narrow or lengthen the run (PORTER_DAEMON_ARGS, read
+ * by the harness, adds porterd flags).
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/resource.h>
 
 #include "harness.h"
 #include "porter.h"
@@ -44,8 +46,12 @@ typedef struct run {
 	double *lat; /* ns per query */
 	size_t n;
 	int failures;
-	double stop_at;
 } run;
+
+/* Threads warm up, meet here, and run until g_stop_at, which main sets
+ * between the two waits (after reading the CPU counters). */
+static pthread_barrier_t g_ready, g_go;
+static double g_stop_at;
 
 static void *run_main(void *arg)
 {
@@ -70,9 +76,11 @@ static void *run_main(void *arg)
 			PQclear(PQexec(pg, "SELECT 1"));
 		}
 	}
+	pthread_barrier_wait(&g_ready);
+	pthread_barrier_wait(&g_go);
 	while (r->n < MAX_SAMPLES) {
 		double t0 = now_ns();
-		if (t0 >= r->stop_at)
+		if (t0 >= g_stop_at)
 			break;
 		int ok;
 		if (r->porter) {
@@ -98,18 +106,83 @@ static void *run_main(void *arg)
 typedef struct figures {
 	double rate, p50_us, p99_us;
 	int failures;
+	/* CPU microseconds per query: this process (the clients), porterd,
+	 * and the PostgreSQL server (postmaster and every backend). */
+	double cpu_client, cpu_porterd, cpu_pg;
 } figures;
+
+static pid_t g_porterd;    /* 0 when not running */
+static pid_t g_postmaster; /* 0 when unknown */
+
+/* CPU seconds of `pid`: its threads, and with `reaped` its waited-for
+ * children too; its parent in `*ppid`. 0 when unreadable. */
+static double proc_cpu(pid_t pid, int reaped, pid_t *ppid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* After the name: state ppid ... utime(14) stime(15) cutime cstime. */
+	unsigned long long v[16] = {0};
+	char state;
+	if (sscanf(p + 2, "%c %llu %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu %llu %llu", &state,
+		   &v[0], &v[1], &v[2], &v[3], &v[4]) != 6)
+		return 0;
+	if (ppid)
+		*ppid = (pid_t)v[0];
+	double ticks = (double)(v[1] + v[2] + (reaped ? v[3] + v[4] : 0));
+	return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double pg_cpu(void)
+{
+	if (!g_postmaster)
+		return 0;
+	double t = proc_cpu(g_postmaster, 1, NULL);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
+		if (pid <= 0)
+			continue;
+		double c = proc_cpu(pid, 0, &ppid);
+		if (ppid == g_postmaster)
+			t += c;
+	}
+	if (d)
+		closedir(d);
+	return t;
+}
+
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static figures measure(int porter, int threads)
 {
 	run *rs = calloc((size_t)threads, sizeof(*rs));
-	double stop_at = now_ns() + RUN_MS * 1e6;
+	pthread_barrier_init(&g_ready, NULL, (unsigned)threads + 1);
+	pthread_barrier_init(&g_go, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++) {
 		rs[i].porter = porter;
 		rs[i].lat = malloc(MAX_SAMPLES * sizeof(double));
-		rs[i].stop_at = stop_at;
 		pthread_create(&rs[i].th, NULL, run_main, &rs[i]);
 	}
+	pthread_barrier_wait(&g_ready);
+	double c0 = self_cpu(), d0 = g_porterd ? proc_cpu(g_porterd, 0, NULL) : 0, p0 = pg_cpu();
+	g_stop_at = now_ns() + RUN_MS * 1e6;
+	pthread_barrier_wait(&g_go);
 	size_t total = 0;
 	figures f = {0};
 	for (int i = 0; i < threads; i++) {
@@ -117,6 +190,14 @@ static figures measure(int porter, int threads)
 		total += rs[i].n;
 		f.failures += rs[i].failures;
 	}
+	double c1 = self_cpu(), d1 = g_porterd ? proc_cpu(g_porterd, 0, NULL) : 0, p1 = pg_cpu();
+	if (total) {
+		f.cpu_client = (c1 - c0) * 1e6 / (double)total;
+		f.cpu_porterd = (d1 - d0) * 1e6 / (double)total;
+		f.cpu_pg = (p1 - p0) * 1e6 / (double)total;
+	}
+	pthread_barrier_destroy(&g_ready);
+	pthread_barrier_destroy(&g_go);
 	double *all = malloc((total + 1) * sizeof(double));
 	size_t k = 0;
 	for (int i = 0; i < threads; i++) {
@@ -125,14 +206,40 @@ static figures measure(int porter, int threads)
 		free(rs[i].lat);
 	}
 	qsort(all, total, sizeof(double), cmp);
-	/* The warm-up happened inside the window; the rate uses the samples
-	 * over the whole window, which understates both sides alike. */
 	f.rate = (double)total / (RUN_MS / 1000.0);
 	f.p50_us = total ? all[total / 2] / 1000.0 : 0;
 	f.p99_us = total ? all[(size_t)((double)total * 0.99)] / 1000.0 : 0;
 	free(all);
 	free(rs);
 	return f;
+}
+
+static void print_row(int threads, const char *path, const figures *f)
+{
+	printf("%-8d %-8s %10.0f %9.1f %9.1f %8.1f %8.1f %8.1f %8.1f%s\n", threads, path, f->rate,
+	       f->p50_us, f->p99_us, f->cpu_client, f->cpu_porterd, f->cpu_pg,
+	       f->cpu_client + f->cpu_porterd + f->cpu_pg, f->failures ? "  (failures!)" : "");
+}
+
+/* The postmaster's pid, from the data directory under the conninfo's
+ * socket directory (host=DIR). 0 when not found. */
+static pid_t find_postmaster(void)
+{
+	const char *h = strstr(conninfo, "host=");
+	if (!h)
+		return 0;
+	char dir[256], path[300];
+	snprintf(dir, sizeof(dir), "%s", h + 5);
+	dir[strcspn(dir, " ")] = 0;
+	snprintf(path, sizeof(path), "%s/data/postmaster.pid", dir);
+	FILE *f = fopen(path, "r");
+	long pid = 0;
+	if (f) {
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return (pid_t)pid;
 }
 
 int main(void)
@@ -158,6 +265,7 @@ int main(void)
 	}
 	fclose(f);
 	conninfo[strcspn(conninfo, "\n")] = 0;
+	g_postmaster = find_postmaster();
 
 	if (getenv("PORTER_BENCH_MS") && atoi(getenv("PORTER_BENCH_MS")) > 0)
 		RUN_MS = atoi(getenv("PORTER_BENCH_MS"));
@@ -170,11 +278,14 @@ int main(void)
 		rc = 1;
 		goto out;
 	}
+	g_porterd = d.pid;
 	printf("SELECT 1: porterd (pooled) vs direct libpq (PQexec, one connection per thread), %d "
 	       "ms per run\n",
 	       RUN_MS);
-	printf("(porter0: porterd with --busy-poll 0; ratios0 compare it with direct)\n");
-	printf("%-8s %-8s %12s %10s %10s\n", "threads", "path", "rate/s", "p50 us", "p99 us");
+	printf("porter0 is porterd with --busy-poll 0. CPU columns: microseconds of CPU per query\n"
+	       "spent by the clients, porterd and PostgreSQL (postmaster and backends).\n");
+	printf("%-8s %-8s %10s %9s %9s %8s %8s %8s %8s\n", "threads", "path", "rate/s", "p50 us",
+	       "p99 us", "cpu cli", "cpu pd", "cpu pg", "cpu all");
 	int counts[] = {1, 8, 32};
 	size_t ncounts = 3;
 	const char *only = getenv("PORTER_BENCH_ONLY");
@@ -184,34 +295,42 @@ int main(void)
 		ncounts = 1;
 	}
 	for (size_t i = 0; i < ncounts; i++) {
+		int n = counts[i];
 		figures none = {0};
-		figures direct = only && strcmp(only, "direct") ? none : measure(0, counts[i]);
-		figures porter = only && strcmp(only, "porter") ? none : measure(1, counts[i]);
+		figures direct = none, porter = none, blocking = none;
+		if (!only || !strcmp(only, "direct")) {
+			g_porterd = 0; /* idle meanwhile; not counted */
+			direct = measure(0, n);
+			g_porterd = d.pid;
+		}
+		if (!only || !strcmp(only, "porter"))
+			porter = measure(1, n);
 		/* The same daemon without busy polling, for comparison. */
-		figures blocking = none;
 		if (!only && th_daemon_stop(&d) == 0 && th_daemon_restart(&d, blocking_args) == 0) {
-			blocking = measure(1, counts[i]);
+			g_porterd = d.pid;
+			blocking = measure(1, n);
 			th_daemon_stop(&d);
 			if (th_daemon_restart(&d, args) != 0) {
 				fprintf(stderr, "bench_db: porterd did not restart\n");
 				rc = 1;
 				goto out;
 			}
+			g_porterd = d.pid;
 		}
-		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "direct", direct.rate,
-		       direct.p50_us, direct.p99_us, direct.failures ? "  (failures!)" : "");
-		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "porter", porter.rate,
-		       porter.p50_us, porter.p99_us, porter.failures ? "  (failures!)" : "");
+		print_row(n, "direct", &direct);
+		print_row(n, "porter", &porter);
 		if (!only)
-			printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "porter0",
-			       blocking.rate, blocking.p50_us, blocking.p99_us,
-			       blocking.failures ? "  (failures!)" : "");
-		printf("%-8d ratios: p50 porter/direct %.2f, throughput porter/direct %.2f\n",
-		       counts[i], direct.p50_us > 0 ? porter.p50_us / direct.p50_us : 0,
-		       direct.rate > 0 ? porter.rate / direct.rate : 0);
+			print_row(n, "porter0", &blocking);
+		printf("%-8d ratios porter/direct: p50 %.2f, throughput %.2f, cpu per query %.2f\n",
+		       n, direct.p50_us > 0 ? porter.p50_us / direct.p50_us : 0,
+		       direct.rate > 0 ? porter.rate / direct.rate : 0,
+		       direct.cpu_client + direct.cpu_pg > 0
+			       ? (porter.cpu_client + porter.cpu_porterd + porter.cpu_pg) /
+					 (direct.cpu_client + direct.cpu_pg)
+			       : 0);
 		if (!only)
-			printf("%-8d ratios0: p50 porter0/direct %.2f, throughput porter0/direct %.2f\n",
-			       counts[i], direct.p50_us > 0 ? blocking.p50_us / direct.p50_us : 0,
+			printf("%-8d ratios porter0/direct: p50 %.2f, throughput %.2f\n", n,
+			       direct.p50_us > 0 ? blocking.p50_us / direct.p50_us : 0,
 			       direct.rate > 0 ? blocking.rate / direct.rate : 0);
 	}
 	th_daemon_stop(&d);

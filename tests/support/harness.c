@@ -56,11 +56,16 @@ static int spawn(th_daemon *d, const char *const *extra)
 	argv[n++] = d->socket;
 	for (; extra && *extra && n < 60; extra++)
 		argv[n++] = *extra;
-	/* Benchmarks compare daemon settings without a rebuild. */
-	const char *bp = getenv("PORTER_BUSY_POLL");
-	if (bp && *bp) {
-		argv[n++] = "--busy-poll";
-		argv[n++] = bp;
+	/* Benchmarks compare daemon settings without a rebuild: words of
+	 * PORTER_DAEMON_ARGS are appended (later flags win). */
+	static char words[512];
+	const char *more = getenv("PORTER_DAEMON_ARGS");
+	if (more && *more) {
+		snprintf(words, sizeof(words), "%s", more);
+		char *save = NULL;
+		for (char *w = strtok_r(words, " ", &save); w && n < 63;
+		     w = strtok_r(NULL, " ", &save))
+			argv[n++] = w;
 	}
 	argv[n] = NULL;
 
