@@ -39,6 +39,13 @@
 /* ...unless the query at its head has run this long already: it may be a
  * slow one, and what queues behind it waits for it. */
 #define PIPE_HEAD_MS 2
+/* Pipelined queries sent on one connection within one loop turn share one
+ * sync point (a segment), up to this many: one write and one server-side
+ * commit for all of them instead of one each. Their replies wait for the
+ * segment's sync; if any query of a segment fails, the segment is rolled
+ * back as a whole and each of its queries is run again alone, so a
+ * query's outcome never depends on its neighbours. */
+#define SEG_MAX 8
 /* Requests waiting for one session. */
 #define MAX_QUEUE 1024
 /* Rows in one streamed chunk, at most, and its size bound. */
@@ -195,9 +202,8 @@ typedef struct dbop {
 /* One query sent in a pipeline. `op` is NULL once its requester was
  * answered early (timeout, cancel): its results are then discarded. */
 typedef struct pent {
-	list link; /* dbc.pipe */
+	list link; /* dbc.pipe, then dbc.held once its results are in */
 	dbop *op;
-	int ended; /* PQgetResult returned NULL for it; its sync follows */
 	/* Result sets sent ahead of the query's own in the same sync: a
 	 * DEALLOCATE of an evicted statement and/or the Parse of `stmt`. */
 	int lead;
@@ -249,6 +255,10 @@ struct dbc {
 	int single_row_sticky;
 	list pipe; /* struct pent, oldest first */
 	unsigned npipe;
+	list held;       /* pents whose results are in, awaiting their sync */
+	unsigned open_n; /* pents sent since the last Sync */
+	list open_link;  /* dw->open while open_n > 0 */
+	int seg_bad;     /* a query of the segment being received failed */
 	/* Session. */
 	uint64_t id; /* 0 for pooled connections */
 	uid_t uid;
@@ -284,8 +294,10 @@ struct db_worker {
 	list sessions;
 	list streams;
 	list pools;
-	list waits;     /* fwd_wait.link: requests forwarded from here */
-	list forwarded; /* dbop.fwd_link: requests forwarded to here, running */
+	list waits;           /* fwd_wait.link: requests forwarded from here */
+	list forwarded;       /* dbop.fwd_link: requests forwarded to here, running */
+	list open;            /* dbc.open_link: connections with an unsynced segment */
+	uv_check_t seg_check; /* end of each loop turn: syncs open segments */
 	uint64_t next_token;
 	unsigned n_sessions;
 	unsigned cancels; /* PQcancel jobs on the thread pool */
@@ -846,18 +858,26 @@ static void maybe_free(dbc *c)
  * (the head's, which the caller handles). */
 static void pipe_clear(dbc *c, int code, const char *why)
 {
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->pipe) {
-		pent *e = list_entry(pos, pent, link);
-		list_remove(&e->link);
-		if (e->op) {
-			e->op->pent = NULL;
-			if (e->op != c->cur)
-				op_fail(e->op, code, "%s", why);
+	list *lists[] = {&c->held, &c->pipe};
+	for (size_t i = 0; i < 2; i++) {
+		list *pos, *tmp;
+		list_for_each_safe(pos, tmp, lists[i]) {
+			pent *e = list_entry(pos, pent, link);
+			list_remove(&e->link);
+			if (e->op) {
+				e->op->pent = NULL;
+				if (e->op != c->cur)
+					op_fail(e->op, code, "%s", why);
+			}
+			free(e);
 		}
-		free(e);
 	}
 	c->npipe = 0;
+	c->seg_bad = 0;
+	if (c->open_n) {
+		list_remove(&c->open_link);
+		c->open_n = 0;
+	}
 }
 
 /* Fails everything queued on `c` with `code`. */
@@ -983,6 +1003,8 @@ static dbc *dbc_new(db_worker *dw, const char *conninfo)
 	c->poll_fd = -1;
 	list_init(&c->queue);
 	list_init(&c->pipe);
+	list_init(&c->held);
+	list_init(&c->open_link);
 	list_init(&c->link);
 	uv_timer_init(&dw->w->loop, &c->timer);
 	c->timer.data = c;
@@ -1612,9 +1634,39 @@ static void pick_stmt(dbc *c, dbop *op, pent *e, char evicted[DBSTMT_NAME])
 		free(types);
 }
 
-/* Sends pipelinable `op` on pooled connection `c`, idle or already running
- * a pipeline. `stale` names a statement to DEALLOCATE first, or is "". */
-static void pipe_send(dbc *c, dbop *op, const char *stale)
+/* Ends the segment open on `c` with a Sync and sends it. 0, or -1 when
+ * the connection broke. */
+static int close_segment(dbc *c)
+{
+	if (!c->open_n)
+		return 0;
+	list_remove(&c->open_link);
+	c->open_n = 0;
+	int rc = PQpipelineSync(c->pg) ? PQflush(c->pg) : -1;
+	if (rc < 0) {
+		dbc_broken(c, "could not send a pipelined query");
+		return -1;
+	}
+	c->flushing = rc == 1;
+	update_poll(c);
+	return 0;
+}
+
+/* The loop turn is over: every segment opened during it is sent. */
+static void on_seg_check(uv_check_t *h)
+{
+	db_worker *dw = h->data;
+	while (!list_empty(&dw->open))
+		close_segment(list_entry(dw->open.next, dbc, open_link));
+}
+
+/*
+ * Sends pipelinable `op` on pooled connection `c`, idle or already running
+ * a pipeline: in the segment open on `c` (synced at the end of the loop
+ * turn), or `alone` in a segment of its own. `stale` names a statement to
+ * DEALLOCATE first, or is "".
+ */
+static void pipe_send(dbc *c, dbop *op, const char *stale, int alone)
 {
 	pent *e = calloc(1, sizeof(*e));
 	if (!e) {
@@ -1631,6 +1683,11 @@ static void pipe_send(dbc *c, dbop *op, const char *stale)
 			return;
 		}
 		c->pipelined = 1;
+	}
+	if (alone && close_segment(c) < 0) {
+		free(e);
+		op_fail(op, PORTER_E_DB_BROKEN, "database connection lost");
+		return;
 	}
 	e->op = op;
 	e->exposed = c->cancelling > 0;
@@ -1653,8 +1710,7 @@ static void pipe_send(dbc *c, dbop *op, const char *stale)
 	if ((stale[0] && !send_deallocate(c, stale)) ||
 	    (evicted[0] && !send_deallocate(c, evicted)) ||
 	    !send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
-			 e->stmt[0] ? e->stmt : NULL, e->prep) ||
-	    !PQpipelineSync(c->pg)) {
+			 e->stmt[0] ? e->stmt : NULL, e->prep)) {
 		/* Half a query in the pipeline cannot be taken back. */
 		if (c->cur != op && !op->err)
 			op_set_error(op, PORTER_E_DB_BROKEN, PQerrorMessage(c->pg), NULL, NULL,
@@ -1662,58 +1718,108 @@ static void pipe_send(dbc *c, dbop *op, const char *stale)
 		dbc_broken(c, "could not send a pipelined query");
 		return;
 	}
-	int rc = PQflush(c->pg);
-	if (rc < 0) {
-		dbc_broken(c, "connection lost");
+	if (c->open_n++ == 0)
+		list_push_back(&c->dw->open, &c->open_link);
+	if ((alone || c->open_n >= SEG_MAX) && close_segment(c) < 0)
 		return;
-	}
-	c->flushing = rc == 1;
 	if (idle)
 		pump(c);
 	else
 		update_poll(c);
 }
 
-/* The head of the pipeline got its sync: answer it (or send it again
- * unnamed when its statement went stale), move on. */
-static void pipe_pop(dbc *c)
+/* Forgets what a failed run gathered, before the op runs again. */
+static void op_clear_results(dbop *op)
 {
-	pent *e = list_entry(c->pipe.next, pent, link);
-	list_remove(&e->link);
-	c->npipe--;
-	dbop *op = e->op;
-	int retry = e->retry;
-	char stale[DBSTMT_NAME];
-	memcpy(stale, e->stale, DBSTMT_NAME);
-	free(e);
+	for (size_t i = 0; i < op->n_results; i++) {
+		Porter__V1__DbResult *dr = op->results[i];
+		for (size_t j = 0; j < dr->n_rows; j++)
+			free(dr->rows[j]);
+		free(dr->rows);
+		free(dr->columns);
+		free(dr);
+	}
+	op->n_results = 0;
+	for (size_t i = 0; i < op->n_pgs; i++)
+		PQclear(op->pgs[i]);
+	op->n_pgs = 0;
+	op->bytes = 0;
+	op->too_large = 0;
+	op->err = 0;
+	free(op->err_msg);
+	free(op->err_state);
+	free(op->err_detail);
+	free(op->err_hint);
+	op->err_msg = op->err_state = op->err_detail = op->err_hint = NULL;
+}
+
+/*
+ * A segment got its sync: every held entry is answered, or sent again
+ * alone when its statement went stale, when a cancel meant for another
+ * query hit it, or when another query of its segment failed (the server
+ * rolled the whole segment back, so nothing of it happened). Then the
+ * next segment's head runs.
+ */
+static void seg_done(dbc *c)
+{
+	int bad = c->seg_bad;
+	c->seg_bad = 0;
+	list done;
+	list_init(&done);
+	size_t n = 0;
+	while (!list_empty(&c->held)) {
+		list *pos = c->held.next;
+		list_remove(pos);
+		list_push_back(&done, pos);
+		n++;
+	}
 	uv_timer_stop(&c->timer);
 	c->cur = NULL;
-	if (op && retry) {
-		/* It failed before running, or was rolled back: nothing of it
-		 * happened. */
+	while (!list_empty(&done)) {
+		pent *e = list_entry(done.next, pent, link);
+		list_remove(&e->link);
+		dbop *op = e->op;
+		int retry = e->retry || (bad && n > 1);
+		char stale[DBSTMT_NAME];
+		memcpy(stale, e->stale, DBSTMT_NAME);
+		free(e);
+		if (!op)
+			continue;
 		op->pent = NULL;
-		op->no_cache = 1;
+		if (!retry || op->retries >= 3) {
+			op_finish(op, 0, 0);
+			continue;
+		}
 		op->retries++;
-		if (list_empty(&c->pipe)) {
-			c->state = DBC_READY;
-			pipe_send(c, op, stale);
+		if (stale[0])
+			op->no_cache = 1;
+		op_clear_results(op);
+		if (list_empty(&c->pipe))
+			c->state = DBC_READY; /* sent as on an idle connection */
+		pipe_send(c, op, stale, 1);
+		if (c->state != DBC_QUERY) {
+			/* Broken: the rest fail with it. */
+			while (!list_empty(&done)) {
+				e = list_entry(done.next, pent, link);
+				list_remove(&e->link);
+				if (e->op) {
+					e->op->pent = NULL;
+					op_fail(e->op, PORTER_E_DB_BROKEN,
+						"database connection lost");
+				}
+				free(e);
+			}
 			return;
 		}
-		pipe_send(c, op, stale);
-		if (c->state != DBC_QUERY)
-			return;
-	} else if (op) {
-		op->pent = NULL;
-		op_finish(op, 0, 0);
 	}
 	if (list_empty(&c->pipe)) {
 		after_query(c);
 		return;
 	}
-	e = list_entry(c->pipe.next, pent, link);
-	c->cur = e->op;
+	pent *h = list_entry(c->pipe.next, pent, link);
+	c->cur = h->op;
 	c->head_since = now_ms(c->dw);
-	arm_timer(c, e->op ? e->op->deadline : now_ms(c->dw) + DRAIN_MS);
+	arm_timer(c, h->op ? h->op->deadline : now_ms(c->dw) + DRAIN_MS);
 	/* Room in the pipeline: take a waiter of the pool along. */
 	pool *p = c->pool;
 	if (p && !list_empty(&p->waiters) && c->npipe < PIPE_DEPTH) {
@@ -1721,9 +1827,30 @@ static void pipe_pop(dbc *c)
 		if (pipelinable(w)) {
 			list_remove(&w->link);
 			w->queued = 0;
-			pipe_send(c, w, "");
+			pipe_send(c, w, "", 0);
 		}
 	}
+}
+
+/* The head's results are all in: it waits in `held` for its segment's
+ * sync, and the next entry becomes the head. */
+static void pipe_hold(dbc *c, pent *e)
+{
+	list_remove(&e->link);
+	list_push_back(&c->held, &e->link);
+	c->npipe--;
+	uv_timer_stop(&c->timer);
+	c->cur = NULL;
+	if (list_empty(&c->pipe)) {
+		/* Only the sync is missing; it follows at once (or at the end
+		 * of this loop turn, for a segment still open). */
+		arm_timer(c, now_ms(c->dw) + DRAIN_MS);
+		return;
+	}
+	pent *h = list_entry(c->pipe.next, pent, link);
+	c->cur = h->op;
+	c->head_since = now_ms(c->dw);
+	arm_timer(c, h->op ? h->op->deadline : now_ms(c->dw) + DRAIN_MS);
 }
 
 /* A result of the statements sent ahead of `e`'s query. */
@@ -1761,38 +1888,44 @@ static int stale_stmt(const pent *e, PGresult *res)
 
 static void pipe_pump(dbc *c)
 {
-	while (c->state == DBC_QUERY && !list_empty(&c->pipe)) {
+	while (c->state == DBC_QUERY && (!list_empty(&c->pipe) || !list_empty(&c->held))) {
 		if (PQisBusy(c->pg))
 			break;
-		pent *e = list_entry(c->pipe.next, pent, link);
+		pent *e = list_empty(&c->pipe) ? NULL : list_entry(c->pipe.next, pent, link);
 		PGresult *res = PQgetResult(c->pg);
-		if (!res && e->lead) {
+		if (!res && e && e->lead) {
 			e->lead--;
 			continue;
 		}
 		if (!res) {
-			/* The end of the head's results; its sync follows. A
-			 * second NULL means nothing more has arrived. */
-			if (!e->ended) {
-				e->ended = 1;
-				continue;
-			}
-			break;
+			/* The end of the head's results. With nothing more sent
+			 * (a segment not yet synced) libpq answers NULL again:
+			 * then there is no head left to end. */
+			if (!e)
+				break;
+			pipe_hold(c, e);
+			continue;
 		}
 		ExecStatusType st = PQresultStatus(res);
 		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
-			pipe_pop(c);
+			seg_done(c);
 			continue;
 		}
+		if (!e) {
+			PQclear(res); /* cannot happen: every result has its entry */
+			continue;
+		}
+		if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED)
+			c->seg_bad = 1;
 		if (e->lead) {
 			lead_result(c, e, res);
 			continue;
 		}
 		if (e->exposed && is_state(res, "57014") && !e->retry && e->op && !e->op->err &&
 		    e->op->retries < 2) {
-			/* Hit by the cancel of the query ahead of it; rolled
-			 * back, as each query has its own sync. */
+			/* Hit by the cancel of the query ahead of it; its
+			 * segment was rolled back. */
 			e->retry = 1;
 			PQclear(res);
 			continue;
@@ -1823,7 +1956,7 @@ static void pipe_pump(dbc *c)
 static void dbc_start(dbc *c, dbop *op)
 {
 	if (c->pool && pipelinable(op) && !c->single_row_sticky) {
-		pipe_send(c, op, "");
+		pipe_send(c, op, "", 0);
 		return;
 	}
 	Porter__V1__DbQuery *q = op->msg ? op->msg->db_query : NULL;
@@ -1948,7 +2081,7 @@ static void pool_run(pool *p, dbop *op)
 	if (pipelinable(op)) {
 		dbc *c = shortest_pipe(dw, p, PIPE_SHARE, PIPE_HEAD_MS);
 		if (c) {
-			pipe_send(c, op, "");
+			pipe_send(c, op, "", 0);
 			return;
 		}
 	}
@@ -1973,7 +2106,7 @@ static void pool_run(pool *p, dbop *op)
 		 * pipeline instead of waiting for one to be free. */
 		dbc *best = shortest_pipe(dw, p, PIPE_DEPTH, UINT64_MAX);
 		if (best) {
-			pipe_send(best, op, "");
+			pipe_send(best, op, "", 0);
 			return;
 		}
 	}
@@ -2608,11 +2741,16 @@ int db_worker_init(worker *w)
 	list_init(&dw->pools);
 	list_init(&dw->waits);
 	list_init(&dw->forwarded);
+	list_init(&dw->open);
+	uv_check_init(&w->loop, &dw->seg_check);
+	dw->seg_check.data = dw;
+	uv_check_start(&dw->seg_check, on_seg_check);
+	uv_unref((uv_handle_t *)&dw->seg_check);
 	uv_timer_init(&w->loop, &dw->sweep);
 	dw->sweep.data = dw;
 	uv_timer_start(&dw->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	uv_unref((uv_handle_t *)&dw->sweep);
-	dw->live = 1;
+	dw->live = 2; /* the sweep timer and the segment check */
 	w->db = dw;
 	return 0;
 }
@@ -2662,4 +2800,5 @@ void db_worker_close(worker *w)
 		free(fw);
 	}
 	uv_close((uv_handle_t *)&dw->sweep, on_sweep_closed);
+	uv_close((uv_handle_t *)&dw->seg_check, on_sweep_closed);
 }

@@ -1166,6 +1166,64 @@ START_TEST(cancel_never_hits_the_next_query)
 }
 END_TEST
 
+/* Pooled inserts from many threads share segments (one transaction per
+ * sync); a failing neighbour must never change another query's outcome:
+ * its segment is rolled back and every query in it runs again alone. */
+static atomic_int seg_ok, seg_dup, seg_wrong;
+
+static void *seg_main(void *arg)
+{
+	long t = (long)arg;
+	for (int i = 0; i < 150; i++) {
+		char sql[128];
+		int dup = i % 10 == 5;
+		if (dup)
+			snprintf(sql, sizeof(sql), "INSERT INTO seg_t VALUES (0, 0)");
+		else
+			snprintf(sql, sizeof(sql), "INSERT INTO seg_t VALUES (%ld, %d)", t, i);
+		porter_db_result *r = NULL;
+		int rc = porter_db_query(0, conninfo, sql, NULL, 0, 20000, &r);
+		if (dup && rc == PORTER_E_DB && !strcmp(porter_db_sqlstate(r), "23505"))
+			atomic_fetch_add(&seg_dup, 1);
+		else if (!dup && rc == 0 && porter_db_cmdtuples(r) == 1)
+			atomic_fetch_add(&seg_ok, 1);
+		else
+			atomic_fetch_add(&seg_wrong, 1);
+		porter_db_result_free(r);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+START_TEST(pipelined_segments_keep_outcomes_apart)
+{
+	setup_pg();
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", NULL};
+	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
+	porter_db_result_free(q_ok(0, conninfo, "DROP TABLE IF EXISTS seg_t"));
+	porter_db_result_free(
+		q_ok(0, conninfo, "CREATE TABLE seg_t (t int, i int, PRIMARY KEY (t, i))"));
+	porter_db_result_free(q_ok(0, conninfo, "INSERT INTO seg_t VALUES (0, 0)"));
+	pthread_t th[16];
+	for (long i = 0; i < 16; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, seg_main, (void *)(i + 1)), 0);
+	for (int i = 0; i < 16; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(atomic_load(&seg_wrong), 0);
+	ck_assert_int_eq(atomic_load(&seg_ok), 16 * 135);
+	ck_assert_int_eq(atomic_load(&seg_dup), 16 * 15);
+	/* Every acknowledged insert is there, nothing else. */
+	ck_assert_int_eq(q_long(0, conninfo, "SELECT count(*) FROM seg_t WHERE t > 0"), 16 * 135);
+	/* And inserts did share transactions (xmin is the inserting one). */
+	long xacts =
+		q_long(0, conninfo, "SELECT count(DISTINCT xmin::text) FROM seg_t WHERE t > 0");
+	fprintf(stderr, "segments: %d inserts in %ld transactions\n", 16 * 135, xacts);
+	ck_assert_int_lt(xacts, 16 * 135);
+	porter_db_result_free(q_ok(0, conninfo, "DROP TABLE seg_t"));
+	stop_clean();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db");
@@ -1190,6 +1248,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, pooled_statements_prepared_and_kept_fresh);
 	tcase_add_test(tc, statement_cache_off);
 	tcase_add_test(tc, cancel_never_hits_the_next_query);
+	tcase_add_test(tc, pipelined_segments_keep_outcomes_apart);
 	tcase_add_test(tc, postgres_restart_mid_run);
 	suite_add_tcase(s, tc);
 	return s;
