@@ -6,7 +6,8 @@
  * The server is a minimal epoll HTTP/1.1 keep-alive responder on its own
  * thread (not the Python test server) so that it is not the bottleneck.
  * Prints p50, p99, rate and the porter/direct ratios; never fails on
- * timing.
+ * timing. For profiling, PORTER_BENCH_ONLY=porter|direct runs one side
+ * alone and PORTER_BENCH_SCALE=N multiplies the request counts.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -266,14 +267,19 @@ int main(void)
 	printf("%-8s %-8s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "req/s",
 	       "failures");
 	static const int thread_counts[] = {1, 8};
+	const char *only = getenv("PORTER_BENCH_ONLY");
+	int scale = getenv("PORTER_BENCH_SCALE") ? atoi(getenv("PORTER_BENCH_SCALE")) : 1;
+	if (scale < 1)
+		scale = 1;
 	for (size_t t = 0; t < 2; t++) {
 		int threads = thread_counts[t];
-		int iters = threads == 1 ? ITERS_1 : ITERS_8;
-		result direct = measure(1, threads, iters);
-		result porter = measure(0, threads, iters);
+		int iters = (threads == 1 ? ITERS_1 : ITERS_8) * scale;
+		result none = {0};
+		result direct = only && strcmp(only, "direct") ? none : measure(1, threads, iters);
+		result porter = only && strcmp(only, "porter") ? none : measure(0, threads, iters);
 		/* The same daemon without busy polling, for comparison. */
 		result blocking = {0};
-		if (th_daemon_stop(&d) == 0 && th_daemon_restart(&d, extra_blocking) == 0) {
+		if (!only && th_daemon_stop(&d) == 0 && th_daemon_restart(&d, extra_blocking) == 0) {
 			blocking = measure(0, threads, iters);
 			th_daemon_stop(&d);
 			if (th_daemon_restart(&d, extra) != 0) {
