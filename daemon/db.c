@@ -1786,7 +1786,16 @@ static void seg_done(dbc *c)
 		if (!op)
 			continue;
 		op->pent = NULL;
-		if (!retry || op->retries >= 3) {
+		if (retry && op->retries >= 3) {
+			/* Whatever it gathered did not happen. */
+			op_clear_results(op);
+			op_set_error(
+				op, PORTER_E_DB,
+				"query rolled back with its pipeline group too often; not retried",
+				NULL, NULL, NULL);
+			retry = 0;
+		}
+		if (!retry) {
 			op_finish(op, 0, 0);
 			continue;
 		}
