@@ -617,6 +617,7 @@ final class PorterPool {
     final pending = Queue<Uint8List>();
     var taken = 0;
     var ended = false;
+    var listenerGone = false;
     Object? endError;
     StackTrace? endTrace;
     late final StreamController<Uint8List> sc;
@@ -642,6 +643,7 @@ final class PorterPool {
         onListen: flush,
         onResume: flush,
         onCancel: () {
+          listenerGone = true;
           stop();
           pending.clear();
         });
@@ -669,7 +671,7 @@ final class PorterPool {
             }
           }));
         }
-      } else if (v is TransferableTypedData) {
+      } else if (v is TransferableTypedData && !listenerGone) {
         pending.add(v.materialize().asUint8List());
         flush();
       }

@@ -163,58 +163,57 @@ final class Porter {
     }
   }
 
-  /// Adds member [m] to native builder [b]; returns its index or a
-  /// negative code. Native copies of the arguments are freed before it
-  /// returns (the builder copies them).
-  int _addMember(Pointer<porter_batch> b, BatchMember member) {
-    switch (member) {
-      case BatchPing m:
-        final len = m.payload?.length ?? 0;
-        final buf = len == 0 ? nullptr : calloc<Uint8>(len);
-        try {
-          if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
-          return _b.porter_batch_add_ping(
-              b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
-        } finally {
-          if (len != 0) calloc.free(buf);
-        }
-      case BatchQuery m:
-        final session = m.session;
-        _checkTarget(session, m.conninfo);
-        final np = NativeParams(m.params);
-        final sql = m.sql.toNativeUtf8();
-        final ci = session == null ? m.conninfo!.toNativeUtf8() : nullptr;
-        try {
-          return _b.porter_batch_add_db_query(b, session?.id ?? 0, ci.cast(),
-              sql.cast(), np.array, np.length, timeoutMs(m.timeout));
-        } finally {
-          if (ci != nullptr) calloc.free(ci);
-          calloc.free(sql);
-          np.free();
-        }
-      case BatchFileRead m:
-        return _withPath(
+  /// Adds [member] to native builder [b]; returns its index or a negative
+  /// code. Native copies of the arguments are freed before it returns (the
+  /// builder copies them).
+  int _addMember(Pointer<porter_batch> b, BatchMember member) =>
+      switch (member) {
+        BatchPing m => _addPing(b, m),
+        BatchQuery m => _addQuery(b, m),
+        BatchFileRead m => _withPath(
             m.root,
             m.path,
             (r, p) => _b.porter_batch_add_file_read(
-                b, r, p, m.offset, m.length ?? 0, timeoutMs(m.timeout)));
-      case BatchHttp m:
-        final req = NativeHttpRequest(
-            m.method, m.url, m.headers, m.body, m.options);
-        try {
-          return _b.porter_batch_add_http(
-              b,
-              req.method,
-              req.url,
-              req.headers,
-              req.headerCount,
-              req.body,
-              req.bodyLength,
-              req.options,
-              timeoutMs(m.timeout));
-        } finally {
-          req.free();
-        }
+                b, r, p, m.offset, m.length ?? 0, timeoutMs(m.timeout))),
+        BatchHttp m => _addHttp(b, m),
+      };
+
+  int _addPing(Pointer<porter_batch> b, BatchPing m) {
+    final len = m.payload?.length ?? 0;
+    final buf = len == 0 ? nullptr : calloc<Uint8>(len);
+    try {
+      if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
+      return _b.porter_batch_add_ping(
+          b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
+    } finally {
+      if (len != 0) calloc.free(buf);
+    }
+  }
+
+  int _addQuery(Pointer<porter_batch> b, BatchQuery m) {
+    final session = m.session;
+    _checkTarget(session, m.conninfo);
+    final np = NativeParams(m.params);
+    final sql = m.sql.toNativeUtf8();
+    final ci = session == null ? m.conninfo!.toNativeUtf8() : nullptr;
+    try {
+      return _b.porter_batch_add_db_query(b, session?.id ?? 0, ci.cast(),
+          sql.cast(), np.array, np.length, timeoutMs(m.timeout));
+    } finally {
+      if (ci != nullptr) calloc.free(ci);
+      calloc.free(sql);
+      np.free();
+    }
+  }
+
+  int _addHttp(Pointer<porter_batch> b, BatchHttp m) {
+    final req = NativeHttpRequest(m.method, m.url, m.headers, m.body, m.options);
+    try {
+      return _b.porter_batch_add_http(b, req.method, req.url, req.headers,
+          req.headerCount, req.body, req.bodyLength, req.options,
+          timeoutMs(m.timeout));
+    } finally {
+      req.free();
     }
   }
 
