@@ -956,6 +956,64 @@ def test_http_stream_other_thread(rounds=12):
     check(c.await_transfers(0) == 0, 'no HTTP transfer left in porterd')
 
 
+def test_http_stream_paced_listener(window=2, takes=12):
+    """What PorterPool.httpStream does: a worker thread owns the stream for
+    its whole life and reads at most `window` chunks ahead of a listener on
+    another thread, waiting on a shared counter (never moving the stream to
+    another thread). A slow listener leaves the transfer paused, not
+    failed; when the listener stops early the worker closes the stream and
+    porterd drops the transfer."""
+    taken = [0]
+    stop = threading.Event()
+    chunks = queue.Queue()
+    errors = []
+
+    def worker():
+        try:
+            st = stream_open('/bin/50000000', chunk_size=16384)
+            try:
+                sent = 0
+                while not stop.is_set():
+                    while sent - taken[0] >= window and not stop.is_set():
+                        time.sleep(0.002)
+                    if stop.is_set():
+                        break
+                    chunk = stream_read(st)
+                    if chunk is None:
+                        break
+                    chunks.put(chunk)
+                    sent += 1
+            finally:
+                c.lib.porter_http_stream_close(st)
+        except BaseException as e:  # reported on the main thread
+            errors.append(e)
+        finally:
+            c.lib.porter_thread_disconnect()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    offset = 0
+    try:
+        for k in range(takes):
+            chunk = chunks.get(timeout=10)
+            check(chunk == pattern(offset, len(chunk)), 'chunk %d in order' % k)
+            offset += len(chunk)
+            taken[0] += 1
+            time.sleep(0.05)  # a slow listener
+        check(chunks.qsize() <= window, 'the worker read at most %d ahead (%d)'
+              % (window, chunks.qsize()))
+        check(c.resources()[2] >= 1, 'the paused transfer is still alive in porterd')
+    finally:
+        stop.set()
+        t.join(15)
+    check(not t.is_alive(), 'the worker closed the stream')
+    if errors:
+        raise Failure('worker: %s' % errors[0])
+    check(c.await_transfers(0) == 0, 'porterd dropped the abandoned transfer')
+    print('  %d chunks taken by a slow listener, the worker at most %d ahead'
+          % (takes, window))
+
+
 def hanging(path='/hanging'):
     return int(http_get(path)[1])
 
@@ -1662,6 +1720,7 @@ def main():
              test_reset_while_calling,
              test_unreachable_then_back,
              test_http_many_threads, test_http_stream, test_http_stream_other_thread,
+             test_http_stream_paced_listener,
              test_http_cancel_from_another_thread, test_no_growth,
              test_db_migrating_isolate, test_db_cancel_from_another_thread,
              test_db_64_threads, test_files_round_trip, test_batch_of_every_kind,
