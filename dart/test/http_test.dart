@@ -140,6 +140,7 @@ void main() {
       expect(r.body, body);
       expect(r.header('X-Method'), 'PUT');
       expect(r.header('X-Got-One'), 'uno');
+      expect(r.header('X-Got-Empty'), '', reason: 'an empty header is sent');
 
       final j = porter.httpPostJson(server.url('/echo'), {
         'k': [1, 2, null],

@@ -793,6 +793,7 @@ def test_http_many_threads(calls=30):
                 check(status == 200 and data == payload, 'PUT body echoed')
                 check(got.get(b'X-Method') == b'PUT', 'method sent: %r' % got)
                 check(got.get(b'X-Got-Thread') == b'%d' % i, 'header sent')
+                check(got.get(b'X-Got-Empty') == b'', '"Name:" sends an empty header')
             elif k == 4:
                 js = b'{"thread": %d, "call": %d}' % (i, j)
                 out = ctypes.c_void_p()

@@ -264,7 +264,9 @@ final class NativeHttpRequest {
         h = keep(calloc<Pointer<Char>>(headers.length));
         var i = 0;
         for (final e in headers.entries) {
-          h[i++] = keep('${e.key}: ${e.value}'.toNativeUtf8()).cast<Char>();
+          // "Name:" is how porter.h sends a header with an empty value.
+          final line = e.value.isEmpty ? '${e.key}:' : '${e.key}: ${e.value}';
+          h[i++] = keep(line.toNativeUtf8()).cast<Char>();
         }
       }
       final len = body?.length ?? 0;
