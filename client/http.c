@@ -393,16 +393,18 @@ int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *le
 		req.http_fetch = &f;
 		int rc = call_http(&req, timeout_ms, PCONN_ONCE, &resp);
 		if (rc < 0) {
-			/* A failed transfer ends the stream in the daemon. A
-			 * timed-out pull may be repeated, and so may one refused
-			 * with PORTER_E_NOT_FOUND: it came from a thread whose
-			 * connection another worker serves, and the stream is
-			 * still there for the opening thread (which must also
-			 * still be able to close it). */
-			if (rc != PORTER_E_TIMEOUT && rc != PORTER_E_NOT_FOUND) {
-				s->more = 0;
+			/* A timed-out pull may be repeated, and so may one
+			 * refused with PORTER_E_NOT_FOUND: it came from a thread
+			 * whose connection another worker serves, and the stream
+			 * is still there for the opening thread. Any other
+			 * failure is final for the caller. `more` stays set
+			 * either way, so that close tells the daemon: a failed
+			 * transfer has ended there already (the close is then
+			 * refused, harmlessly), but a cancelled or lost pull
+			 * leaves the stream in the daemon until its idle
+			 * timeout otherwise. */
+			if (rc != PORTER_E_TIMEOUT && rc != PORTER_E_NOT_FOUND)
 				s->failed = rc;
-			}
 			return rc;
 		}
 		s->more = resp->more;

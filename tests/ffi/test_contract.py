@@ -902,6 +902,24 @@ def test_http_stream(size=3_000_000):
             lib.porter_http_stream_close(st)
     lib.porter_http_stream_close(None)
     check(c.await_transfers(0) == 0, 'abandoned streams aborted in porterd')
+    # A pull cancelled (here: before it reached porterd, as a CancelToken
+    # firing between two reads does) fails, stays failed, and closing the
+    # stream still drops it in porterd rather than at its idle timeout.
+    st = stream_open('/bin/50000000', chunk_size=16384)
+    try:
+        check(stream_read(st) is not None, 'first chunk')
+        call_id = lib.porter_next_call_id()
+        canceller = threading.Thread(target=lambda: (lib.porter_cancel(call_id, 2000),
+                                                     lib.porter_thread_disconnect()))
+        canceller.start()
+        canceller.join()
+        data, n = ctypes.c_void_p(), ctypes.c_size_t()
+        for what in ('the cancelled pull', 'a later read'):
+            rc = lib.porter_http_stream_read(st, ctypes.byref(data), ctypes.byref(n), 5000)
+            check(rc == PORTER_E_CANCELLED, '%s: %d' % (what, rc))
+    finally:
+        lib.porter_http_stream_close(st)
+    check(c.await_transfers(0, seconds=3) == 0, 'a stream with a cancelled pull dropped at close')
     print('  streamed %d bytes in %d chunks (the largest %d bytes) in %.2f s'
           % (size, chunks, biggest, dt))
 

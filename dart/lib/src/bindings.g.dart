@@ -885,7 +885,10 @@ class PorterBindings {
   /// next read or close) in `*data` and its length in `*len`, and returns 1;
   /// returns 0 at the end of the body; a negative code on failure (the
   /// transfer failed, PORTER_E_TIMEOUT when nothing arrived within
-  /// timeout_ms). Blocks for at most timeout_ms (0: the default).
+  /// timeout_ms). Blocks for at most timeout_ms (0: the default). A read
+  /// that failed with PORTER_E_TIMEOUT or PORTER_E_NOT_FOUND (a thread the
+  /// stream's worker does not serve) may be repeated; after any other
+  /// failure every later read returns the same code, never a clean end.
   int porter_http_stream_read(
     ffi.Pointer<porter_http_stream> s,
     ffi.Pointer<ffi.Pointer<ffi.Void>> data,
