@@ -585,7 +585,9 @@ final class PorterPool {
   /// listener that takes nothing for [idleLimit] ends the stream with a
   /// [PorterTimeoutException]. Each read from porterd is bounded by
   /// [timeout]. Cancelling the subscription aborts the transfer; [cancel]
-  /// also ends the body with a [PorterCancelledException].
+  /// also ends the body with a [PorterCancelledException] at once (and
+  /// stops an open still waiting for the head in the daemon); the worker
+  /// closes the stream after the read it is in, if any.
   Future<PorterHttpStream> httpStream(String url,
       {String method = 'GET',
       Map<String, String> headers = const {},
@@ -1167,9 +1169,13 @@ HttpResponse? _runStream(Porter porter, int worker, _Request req,
     var sent = 0;
     for (;;) {
       if (!_waitForListener(ctl, sent, a.window, a.idleMs)) return null;
-      // Report each read's call id, so a CancelToken stops the read that
-      // is running rather than the finished open.
-      replies.send(_Started(worker, req.id, porter.nextCallId()));
+      // A CancelToken reaches the daemon only for the open (whose call id
+      // the pool has). Reads are not given ids of their own: a read often
+      // makes no call (the first chunk came with the open; the end may
+      // be known already), and an id reserved but unused would go to
+      // this thread's next call, which a cancel of it would then refuse.
+      // A cancelled stream stops at the next check of the control block,
+      // after the current read (bounded by the timeout).
       final chunk = s.read(ms);
       if (chunk == null) return s.finalResponse();
       replies.send(
