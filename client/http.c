@@ -26,6 +26,10 @@ struct porter_http_stream {
 	const uint8_t *first;      /* the first chunk, inside head.msg */
 	size_t first_len;
 	int first_taken;
+	/* The code of a read that ended the stream in failure: every later
+	 * read returns it again, so a caller that reads on is never handed a
+	 * truncated body as a clean end. */
+	int failed;
 };
 
 static __thread int last_http_status;
@@ -364,6 +368,9 @@ int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *le
 {
 	if (!s || !data || !len)
 		return pconn_set_error(PORTER_E_INVAL, "NULL argument");
+	if (s->failed)
+		return pconn_set_error(s->failed, "an earlier read of this HTTP stream failed (%s)",
+				       porter_strerror(s->failed));
 	if (s->cur) {
 		porter__v1__response__free_unpacked(s->cur, NULL);
 		s->cur = NULL;
@@ -386,10 +393,18 @@ int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *le
 		req.http_fetch = &f;
 		int rc = call_http(&req, timeout_ms, PCONN_ONCE, &resp);
 		if (rc < 0) {
-			/* A failed transfer ends the stream in the daemon;
-			 * a timed-out pull may be repeated. */
-			if (rc != PORTER_E_TIMEOUT)
-				s->more = 0;
+			/* A timed-out pull may be repeated, and so may one
+			 * refused with PORTER_E_NOT_FOUND: it came from a thread
+			 * whose connection another worker serves, and the stream
+			 * is still there for the opening thread. Any other
+			 * failure is final for the caller. `more` stays set
+			 * either way, so that close tells the daemon: a failed
+			 * transfer has ended there already (the close is then
+			 * refused, harmlessly), but a cancelled or lost pull
+			 * leaves the stream in the daemon until its idle
+			 * timeout otherwise. */
+			if (rc != PORTER_E_TIMEOUT && rc != PORTER_E_NOT_FOUND)
+				s->failed = rc;
 			return rc;
 		}
 		s->more = resp->more;

@@ -1,12 +1,14 @@
 // Pings porterd and prints its counters, first through the asynchronous
 // pool (what an app's UI isolate uses), then synchronously from a
 // background isolate. With PORTER_EXAMPLE_CONNINFO set it also runs a
-// transaction and streams a result; then it writes, reads and deletes a
-// file in porterd's first file root.
+// transaction and streams a result; with PORTER_EXAMPLE_URL set it GETs
+// that URL, then streams it and counts the bytes; then it writes, reads and
+// deletes a file in porterd's first file root.
 //
 //   porterd --socket /tmp/porter-example.sock &
 //   PORTER_SOCKET=/tmp/porter-example.sock \
 //   PORTER_EXAMPLE_CONNINFO='host=/run/postgresql dbname=postgres' \
+//   PORTER_EXAMPLE_URL=https://example.org/ \
 //   PORTER_LIBRARY=../build/client/libporter.so dart run example/main.dart
 import 'dart:convert';
 import 'dart:io' show Platform;
@@ -34,6 +36,11 @@ Future<void> main() async {
       await database(pool, conninfo);
     }
 
+    final url = Platform.environment['PORTER_EXAMPLE_URL'];
+    if (url != null && url.isNotEmpty) {
+      await web(pool, url);
+    }
+
     await pool.writeFile('porter-example.txt', utf8.encode('hello\u0000world'));
     final back = await pool.readFile('porter-example.txt');
     print('file round trip: ${back.length} bytes, '
@@ -43,6 +50,8 @@ Future<void> main() async {
     print('file ${e.path}: ${e.kind}: ${e.message}');
   } on PorterDbException catch (e) {
     print('SQLSTATE ${e.sqlstate}: ${e.message}');
+  } on PorterHttpException catch (e) {
+    print('HTTP ${e.name}${e.status == 0 ? '' : ' ${e.status}'}: ${e.message}');
   } on PorterUnreachableException catch (e) {
     print('porterd is not running: ${e.message}');
     return;
@@ -88,4 +97,22 @@ Future<void> database(PorterPool pool, String conninfo) async {
   } finally {
     await pool.dbClose(db);
   }
+}
+
+/// An HTTP GET (the whole body) and the same URL streamed chunk by chunk.
+Future<void> web(PorterPool pool, String url) async {
+  final r = await pool.httpGet(url, timeout: const Duration(seconds: 10));
+  print('GET $url: ${r.status}, ${r.header('content-type')}, '
+      '${r.body.length} bytes from ${r.effectiveUrl} '
+      '(${r.redirects} redirects; ${r.timings})');
+  final s = await pool.httpStream(url,
+      options: const HttpOptions(chunkSize: 16384),
+      timeout: const Duration(seconds: 10));
+  var chunks = 0;
+  var bytes = 0;
+  await for (final c in s.body) {
+    chunks++;
+    bytes += c.length;
+  }
+  print('streamed: $bytes bytes in $chunks chunks; ${(await s.done).timings}');
 }

@@ -7,12 +7,19 @@
 ///   and hands back [Future]s, so the calling isolate never blocks.
 /// * PostgreSQL: [DbSession]s usable from any isolate, [DbResult]s, streamed
 ///   results ([PorterPool.queryStream], [Porter.queryCursor]).
+/// * HTTP and HTTPS: [HttpResponse]s with status, headers, body, effective
+///   URL, redirects and timings; streamed bodies ([PorterPool.httpStream],
+///   [Porter.httpChunks]) of any size with backpressure.
 /// * Files inside porterd's roots: read, write (atomic if asked), delete,
 ///   stat, list, streamed reads.
+/// * Batches of pings, queries, file reads and HTTP requests run
+///   concurrently by the daemon in one call ([PorterBatch]).
 /// * Failures are [PorterException]s, with subclasses for the common cases
 ///   ([PorterTimeoutException], [PorterUnreachableException], ...), SQL
 ///   errors ([PorterDbException] with SQLSTATE, DETAIL, HINT) and file
-///   errors ([PorterFileException] with an errno-derived [FileErrorKind]).
+///   errors ([PorterFileException] with an errno-derived [FileErrorKind]),
+///   HTTP failures ([PorterHttpException] with the HTTP status where the
+///   peer gave one).
 library porter;
 
 export 'src/batch.dart';
@@ -39,6 +46,14 @@ export 'src/db.dart'
         byteaOid;
 export 'src/errors.dart';
 export 'src/files.dart';
+export 'src/http.dart'
+    show
+        HttpHeader,
+        HttpOptions,
+        HttpResponse,
+        HttpStream,
+        HttpTimings,
+        PorterHttpException;
 export 'src/library.dart' show openPorterLibrary, porterLibraryEnv, porterLibraryName;
 export 'src/pool.dart';
 export 'src/stats.dart';

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks that every function, struct, error code and version macro bound in
 lib/src/bindings.g.dart matches porter.h (names, numbers and native types),
-so the committed bindings cannot drift from the header. Declarations of the
-header that are not bound yet are listed as notes.
+so the committed bindings cannot drift from the header. Every function,
+struct, error code and enum of the header must be bound: one added to the
+header without regenerating the bindings fails the check too.
 
 Usage: check_bindings.py HEADER BINDINGS   (exit 0 when they agree)
        check_bindings.py --selftest HEADER BINDINGS
@@ -90,14 +91,14 @@ def compare(header, dart):
             errors.append('function %s: bound as %s, header says %s' % (name, sig, want))
     names = {name for _, name in bound}
     for name in sorted(set(funcs) - names):
-        notes.append('not bound yet: %s' % name)
+        errors.append('function %s of the header is not bound' % name)
 
     codes = dict(re.findall(r'X\((PORTER_E_\w+),\s*(-?\d+),', header))
     for name, value in re.findall(r'static const (PORTER_E_\w+) = (-?\d+);', dart):
         if codes.get(name) != value:
             errors.append('error code %s = %s differs from the header (%s)' % (name, value, codes.get(name)))
     for name in sorted(set(codes) - set(re.findall(r'static const (PORTER_E_\w+) =', dart))):
-        notes.append('error code not bound yet: %s' % name)
+        errors.append('error code %s of the header is not bound' % name)
 
     # Plain C enums (flags, kinds): every constant with the header's value.
     for ename, body in re.findall(r'enum (porter_\w+) \{(.*?)\};', header, re.S):
@@ -106,7 +107,7 @@ def compare(header, dart):
         consts = re.findall(r'(PORTER_\w+)\s*=\s*(-?\d+)', re.sub(r'/\*.*?\*/', '', body, flags=re.S))
         m = re.search(r'sealed class %s \{(.*?)\n\}' % ename, dart, re.S)
         if not m:
-            notes.append('enum not bound yet: %s' % ename)
+            errors.append('enum %s of the header is not bound' % ename)
             continue
         got = re.findall(r'static const (PORTER_\w+) = (-?\d+);', m.group(1))
         if got != consts:
@@ -120,7 +121,7 @@ def compare(header, dart):
     for sname, body in re.findall(r'typedef struct (porter_\w+)\s*\{(.*?)\}', header, re.S):
         m = re.search(r'final class %s extends ffi\.Struct \{(.*?)\n\}' % sname, dart, re.S)
         if not m:
-            notes.append('struct not bound yet: %s' % sname)
+            errors.append('struct %s of the header is not bound' % sname)
             continue
         fields = struct_fields(body)
         got = dart_fields(m.group(1))
@@ -128,7 +129,7 @@ def compare(header, dart):
             errors.append('struct %s: fields %s differ from the header %s' % (sname, got, fields))
     for sname in re.findall(r'typedef struct (porter_\w+) porter_\w+;', header):
         if 'final class %s extends ffi.Opaque {}' % sname not in dart:
-            notes.append('opaque struct not bound yet: %s' % sname)
+            errors.append('opaque struct %s of the header is not bound' % sname)
 
     return errors, notes, len(bound)
 
@@ -151,6 +152,15 @@ BREAKAGES = [
      'ffi.Size, ffi.Int, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>'),
     ('a wrong flag value', 'PORTER_FILE_ATOMIC = 16;', 'PORTER_FILE_ATOMIC = 8;'),
     ('a wrong version string', "PORTER_VERSION_STRING = '", "PORTER_VERSION_STRING = 'x"),
+    ('a header function left unbound',
+     "_lookup<ffi.NativeFunction<ffi.Int Function()>>(\n          'porter_http_last_status')",
+     "_unbound('porter_http_last_status')"),
+    ('a header struct left unbound',
+     'final class porter_http_timings extends ffi.Struct {', 'final class http_timings extends ffi.Struct {'),
+    ('a header opaque type left unbound',
+     'final class porter_http_stream extends ffi.Opaque {}', ''),
+    ('an HTTP options field of the wrong width',
+     '@ffi.Uint64()\n  external int max_response;', '@ffi.Uint32()\n  external int max_response;'),
 ]
 
 

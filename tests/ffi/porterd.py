@@ -101,3 +101,83 @@ def rss_kib(pid):
 def fd_count(pid):
     """Open file descriptors of a process, from /proc."""
     return len(os.listdir('/proc/%d/fd' % pid))
+
+
+class HttpServer:
+    """The loopback HTTP test server (tests/support/http_server.py) on a
+    port the OS picks. It exits by itself after `lifetime_s` and as soon as
+    this process goes away (it watches its parent, and PR_SET_PDEATHSIG
+    kills it too), and is stopped at exit."""
+
+    def __init__(self, lifetime_s=600):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.script = os.path.join(here, '..', 'support', 'http_server.py')
+        self.lifetime_s = lifetime_s
+        self.dir = tempfile.mkdtemp(prefix='porter-ffi-http-')
+        self.proc = None
+        self.port = None
+        atexit.register(self.cleanup)
+
+    def _child_setup(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def start(self):
+        import sys
+        port_file = os.path.join(self.dir, 'port')
+        self.proc = subprocess.Popen(
+            [sys.executable, self.script, '--port-file', port_file,
+             '--lifetime', str(self.lifetime_s)],
+            stdin=subprocess.DEVNULL, preexec_fn=self._child_setup, close_fds=True)
+        until = time.monotonic() + 10
+        while time.monotonic() < until:
+            if self.proc.poll() is not None:
+                raise RuntimeError('http_server.py exited with %s' % self.proc.returncode)
+            try:
+                with open(port_file) as f:
+                    self.port = int(f.read())
+                return self
+            except (OSError, ValueError):
+                time.sleep(0.01)
+        self.cleanup()
+        raise RuntimeError('http_server.py did not start within 10 s')
+
+    @property
+    def base(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tcp_fds_to_port(pid, port):
+    """How many of a process's descriptors are TCP sockets whose peer is
+    127.0.0.1:`port` (its kept-alive connections to a test server)."""
+    inodes = set()
+    for table in ('/proc/%d/net/tcp' % pid, '/proc/%d/net/tcp6' % pid):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    rem_port = int(cols[2].split(':')[1], 16)
+                    if rem_port == port:
+                        inodes.add(cols[9])
+        except OSError:
+            pass
+    n = 0
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith('socket:[') and link[8:-1] in inodes:
+            n += 1
+    return n

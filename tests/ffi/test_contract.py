@@ -20,7 +20,16 @@ What a Dart program does to libporter, and what is checked here:
     threads querying at once, binary file round trips and a streamed file
     read pulled from several threads, and no growth over many db and file
     calls (against the throwaway PostgreSQL of the ctest fixture `pg`, and
-    a private file root).
+    a private file root);
+  * HTTP (against tests/support/http_server.py on loopback, started here):
+    64 threads doing porter_http_get and friends at once, every byte
+    checked; a streamed download read chunk by chunk, abandoned streams
+    aborted, and a stream read from a thread other than the one that
+    opened it (the case the Dart pool avoids by keeping a stream on one
+    thread); a hanging request cancelled from another thread, the daemon
+    really dropping the transfer; batches mixing HTTP, query and file
+    members built on one thread and read on another; HTTP calls inside
+    the 100,000-call no-growth loop.
 
 Usage: test_contract.py --lib PATH/libporter.so --porterd PATH/porterd
                         --pg-state DIR (tests/support/pg.sh's state directory)
@@ -37,7 +46,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from porterd import Daemon, fd_count, rss_kib  # noqa: E402
+from porterd import Daemon, HttpServer, fd_count, rss_kib, tcp_fds_to_port  # noqa: E402
 
 PORTER_E_INVAL = -1
 PORTER_E_UNREACHABLE = -3
@@ -87,6 +96,23 @@ class FileInfo(ctypes.Structure):
         ('gid', ctypes.c_uint32),
         ('nlink', ctypes.c_uint64),
     ]
+
+
+class HttpOptions(ctypes.Structure):
+    """porter_http_options."""
+    _fields_ = [
+        ('follow_redirects', ctypes.c_int),
+        ('max_redirects', ctypes.c_uint32),
+        ('max_response', ctypes.c_uint64),
+        ('transfer_timeout_ms', ctypes.c_uint32),
+        ('chunk_size', ctypes.c_uint32),
+    ]
+
+
+class HttpTimings(ctypes.Structure):
+    """porter_http_timings."""
+    _fields_ = [(n, ctypes.c_uint64) for n in
+                ('namelookup_us', 'connect_us', 'tls_us', 'first_byte_us', 'total_us')]
 
 
 def bind(path):
@@ -173,6 +199,41 @@ def bind(path):
         'porter_file_reader_next': (i, [vp, ctypes.POINTER(ctypes.c_void_p),
                                         ctypes.POINTER(sz), i]),
         'porter_file_reader_close': (None, [vp]),
+        # Resources the daemon holds
+        'porter_stats_open_fds': (u64, [vp]),
+        'porter_stats_db_connections': (u64, [vp]),
+        'porter_stats_http_transfers': (u64, [vp]),
+        # HTTP
+        'porter_http_request': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz,
+                                    ctypes.POINTER(HttpOptions), i, pvp]),
+        'porter_http_get': (i, [cp, i, pvp]),
+        'porter_http_post_json': (i, [cp, cp, sz, i, pvp]),
+        'porter_http_last_status': (i, []),
+        'porter_http_response_status': (i, [vp]),
+        'porter_http_response_header': (cp, [vp, cp]),
+        'porter_http_response_header_count': (sz, [vp]),
+        'porter_http_response_header_at': (i, [vp, sz, ctypes.POINTER(cp),
+                                               ctypes.POINTER(cp)]),
+        'porter_http_response_body': (vp, [vp, ctypes.POINTER(sz)]),
+        'porter_http_response_effective_url': (cp, [vp]),
+        'porter_http_response_redirects': (u32, [vp]),
+        'porter_http_response_timings': (None, [vp, ctypes.POINTER(HttpTimings)]),
+        'porter_http_response_free': (None, [vp]),
+        'porter_http_stream_open': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz,
+                                        ctypes.POINTER(HttpOptions), i, pvp]),
+        'porter_http_stream_response': (vp, [vp]),
+        'porter_http_stream_read': (i, [vp, pvp, ctypes.POINTER(sz), i]),
+        'porter_http_stream_close': (None, [vp]),
+        # Batch members of every kind
+        'porter_batch_result_message': (cp, [vp, sz]),
+        'porter_batch_add_http': (i, [vp, cp, cp, ctypes.POINTER(cp), sz, vp, sz,
+                                      ctypes.POINTER(HttpOptions), i]),
+        'porter_batch_result_http': (i, [vp, sz, pvp]),
+        'porter_batch_add_db_query': (i, [vp, u64, cp, cp, ctypes.POINTER(DbParam), sz, i]),
+        'porter_batch_result_db': (i, [vp, sz, pvp]),
+        'porter_batch_add_file_read': (i, [vp, cp, cp, u64, u64, i]),
+        'porter_batch_result_file_read': (i, [vp, sz, pvp, ctypes.POINTER(sz),
+                                              ctypes.POINTER(u64)]),
     })
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
@@ -233,6 +294,30 @@ class Client:
 
     def connections(self):
         return self.stats()[1]
+
+    def resources(self, timeout_ms=5000):
+        """(open fds, PostgreSQL connections, HTTP transfers) the daemon
+        holds now, from one snapshot."""
+        snap = ctypes.c_void_p()
+        rc = self.lib.porter_stats(ctypes.byref(snap), timeout_ms)
+        if rc < 0:
+            raise Failure('stats: %d' % rc)
+        try:
+            return (self.lib.porter_stats_open_fds(snap),
+                    self.lib.porter_stats_db_connections(snap),
+                    self.lib.porter_stats_http_transfers(snap))
+        finally:
+            self.lib.porter_stats_free(snap)
+
+    def await_transfers(self, want=0, seconds=5):
+        """HTTP transfers the daemon holds, once it has settled on `want`
+        (aborted transfers finish a moment after their caller returned)."""
+        until = time.monotonic() + seconds
+        n = self.resources()[2]
+        while n != want and time.monotonic() < until:
+            time.sleep(0.01)
+            n = self.resources()[2]
+        return n
 
     def await_connections(self, want, seconds=5):
         """The daemon counts closed connections a moment later."""
@@ -536,13 +621,22 @@ def test_no_growth(total=100_000, threads=8, rounds=10):
         for j in range(per_thread):
             if j % 16 == 0:
                 c.stats()
+            elif j % 25 == 1:
+                # A Dart app's HTTP GETs, every byte checked.
+                n = (i * 37 + j) % 700
+                status, data, _ = http_get('/bin/%d' % n)
+                check(status == 200 and data == pattern(0, n), 'HTTP GET of %d bytes' % n)
             elif j % 200 == 0:
                 check(ping(None, 0, 5000) == 0, 'empty ping')
             else:
                 check(ping(bufs[j % 200 - 1], j % 200, 5000) == 0, 'ping')
 
     def figures():
-        return rss_kib(me), fd_count(me), rss_kib(daemon), fd_count(daemon)
+        # porterd's descriptors less its kept-alive connections to the
+        # HTTP server (libcurl's connection cache grows and shrinks with
+        # the load, which is not a leak).
+        return (rss_kib(me), fd_count(me), rss_kib(daemon),
+                fd_count(daemon) - tcp_fds_to_port(daemon, httpd.port))
 
     run_threads(threads, body)  # warm-up: allocators and caches settle
     check(c.await_connections(1) == 1, 'warm-up: thread connections closed')
@@ -553,10 +647,12 @@ def test_no_growth(total=100_000, threads=8, rounds=10):
         check(c.await_connections(1) == 1, 'round %d: thread connections closed' % r)
     dt = time.monotonic() - t0
     rss1, fd1, drss1, dfd1 = figures()
-    print('  %d calls on %d threads x %d rounds in %.1f s (%.0f calls/s)'
-          % (total, threads, rounds, dt, total / dt))
+    print('  %d calls (1 in 25 an HTTP GET) on %d threads x %d rounds in %.1f s '
+          '(%.0f calls/s)' % (total, threads, rounds, dt, total / dt))
     print('  test process: rss %d -> %d KiB, fds %d -> %d' % (rss0, rss1, fd0, fd1))
-    print('  porterd:      rss %d -> %d KiB, fds %d -> %d' % (drss0, drss1, dfd0, dfd1))
+    print('  porterd:      rss %d -> %d KiB, fds but HTTP peers %d -> %d'
+          % (drss0, drss1, dfd0, dfd1))
+    check(c.await_transfers(0) == 0, 'porterd holds no HTTP transfer afterwards')
     check(fd1 == fd0, 'test process fds %d -> %d' % (fd0, fd1))
     check(dfd1 == dfd0, 'porterd fds %d -> %d' % (dfd0, dfd1))
     # Allocators keep some slack (a few KiB here); a leak of even 16 bytes
@@ -580,6 +676,427 @@ def test_unreachable_then_back():
         os.environ['PORTER_SOCKET'] = good
         c.lib.porter_reset()
     c.ping(b'back')
+
+
+# ---- HTTP ---------------------------------------------------------------
+#
+# Against tests/support/http_server.py on loopback (started by main()).
+
+PORTER_E_TIMEOUT = -4
+PORTER_E_HTTP_SCHEME = -31
+PORTER_E_HTTP_TOO_LARGE = -32
+PERIOD = 251
+
+httpd = None  # set by main()
+
+
+def pattern(start, n):
+    """The bytes /bin/N serves from offset `start`: (start + i) % 251."""
+    return bytes((start + i) % PERIOD for i in range(n))
+
+
+def url(path):
+    return (httpd.base + path).encode()
+
+
+def read_response(res):
+    """(status, body, effective URL, [(name, value)...], redirects, timings)
+    of a response, copied out (the response stays owned by the caller)."""
+    lib = c.lib
+    n = ctypes.c_size_t()
+    p = lib.porter_http_response_body(res, ctypes.byref(n))
+    check(p is not None, 'a body pointer is never NULL')
+    body = ctypes.string_at(p, n.value)
+    headers = []
+    name, value = ctypes.c_char_p(), ctypes.c_char_p()
+    for k in range(lib.porter_http_response_header_count(res)):
+        check(lib.porter_http_response_header_at(res, k, ctypes.byref(name),
+                                                 ctypes.byref(value)) == 0, 'header_at')
+        headers.append((name.value, value.value))
+    check(lib.porter_http_response_header_at(
+        res, len(headers), ctypes.byref(name), ctypes.byref(value)) == PORTER_E_INVAL,
+        'header_at out of range refused')
+    t = HttpTimings()
+    lib.porter_http_response_timings(res, ctypes.byref(t))
+    return (lib.porter_http_response_status(res), body,
+            lib.porter_http_response_effective_url(res).decode(), headers,
+            lib.porter_http_response_redirects(res), t)
+
+
+def take_response(rc, out, what):
+    """Checks rc, reads *out and frees it, as the Dart package does."""
+    if rc < 0:
+        raise failure_of(what, rc)
+    try:
+        return read_response(out)
+    finally:
+        c.lib.porter_http_response_free(out)
+
+
+def http_get(path, timeout_ms=5000):
+    """(status, body, effective URL) of a GET of `path`."""
+    out = ctypes.c_void_p()
+    rc = c.lib.porter_http_get(url(path), timeout_ms, ctypes.byref(out))
+    status, body, eff, _, _, _ = take_response(rc, out, 'GET %s' % path)
+    return status, body, eff
+
+
+def header_lines(headers):
+    arr = (ctypes.c_char_p * max(1, len(headers)))(*[h.encode() for h in headers])
+    return arr, len(headers)
+
+
+def test_http_many_threads(calls=30):
+    """64 threads (isolates) make HTTP calls at once: GETs of bodies with
+    NULs, redirects, error statuses, requests with headers and a body,
+    JSON posts; every byte and header checked on the calling thread."""
+    lib = c.lib
+    t0 = time.monotonic()
+
+    def body(i):
+        for j in range(calls):
+            k = j % 6
+            if k == 0:
+                n = (i * 131 + j * 17) % 20000 + 1
+                out = ctypes.c_void_p()
+                rc = lib.porter_http_get(url('/bin/%d' % n), 5000, ctypes.byref(out))
+                if rc < 0:
+                    raise failure_of('GET', rc)
+                try:
+                    status, data, eff, _, redirects, t = read_response(out)
+                    check(lib.porter_http_response_header(out, b'CONTENT-length') ==
+                          b'%d' % n, 'header looked up case-insensitively')
+                    check(lib.porter_http_response_header(out, b'X-Absent') is None,
+                          'absent header is NULL')
+                finally:
+                    lib.porter_http_response_free(out)
+                check(status == 200 and data == pattern(0, n), 'GET %d bytes' % n)
+                check(eff == httpd.base + '/bin/%d' % n and redirects == 0, 'effective URL')
+                check(t.total_us > 0 and t.total_us >= t.first_byte_us, 'timings')
+            elif k == 1:
+                status, data, eff = http_get('/redirect/3')
+                check(status == 200 and data == b'done' and eff.endswith('/redirect/0'),
+                      'redirects followed: %d %r %s' % (status, data, eff))
+            elif k == 2:
+                status, data, _ = http_get('/status/%d' % (404 + j % 3))
+                check(status == 404 + j % 3, 'an error status is a response: %d' % status)
+            elif k == 3:
+                payload = b'\0body %d %d\0' % (i, j)
+                hdrs, nh = header_lines(['X-Test-Thread: %d' % i, 'X-Test-Empty:'])
+                opts = HttpOptions(follow_redirects=0)
+                out = ctypes.c_void_p()
+                rc = lib.porter_http_request(b'PUT', url('/echo'), hdrs, nh, payload,
+                                             len(payload), ctypes.byref(opts), 5000,
+                                             ctypes.byref(out))
+                status, data, _, headers, _, _ = take_response(rc, out, 'PUT')
+                got = dict(headers)
+                check(status == 200 and data == payload, 'PUT body echoed')
+                check(got.get(b'X-Method') == b'PUT', 'method sent: %r' % got)
+                check(got.get(b'X-Got-Thread') == b'%d' % i, 'header sent')
+                check(got.get(b'X-Got-Empty') == b'', '"Name:" sends an empty header')
+            elif k == 4:
+                js = b'{"thread": %d, "call": %d}' % (i, j)
+                out = ctypes.c_void_p()
+                rc = lib.porter_http_post_json(url('/echo'), js, len(js), 5000,
+                                               ctypes.byref(out))
+                status, data, _, headers, _, _ = take_response(rc, out, 'POST json')
+                check(status == 200 and data == js and
+                      dict(headers).get(b'X-Method') == b'POST', 'JSON posted')
+            else:
+                # A redirect the options refuse to follow is the 302 itself.
+                opts = HttpOptions(follow_redirects=0)
+                out = ctypes.c_void_p()
+                rc = lib.porter_http_request(None, url('/redirect/1'), None, 0, None, 0,
+                                             ctypes.byref(opts), 5000, ctypes.byref(out))
+                status, _, _, headers, redirects, _ = take_response(rc, out, 'no follow')
+                check(status == 302 and redirects == 0 and
+                      dict(headers).get(b'Location') == b'/redirect/0', 'redirect not followed')
+
+    run_threads(64, body)
+    dt = time.monotonic() - t0
+    print('  64 threads: %d HTTP calls in %.2f s (%.0f calls/s)'
+          % (64 * calls, dt, 64 * calls / dt))
+    # Failures carry their code and HTTP status on the failing thread.
+    out = ctypes.c_void_p()
+    rc = lib.porter_http_get(url('/redirect-to?url=ftp://127.0.0.1/x'), 5000,
+                             ctypes.byref(out))
+    check(rc == PORTER_E_HTTP_SCHEME and lib.porter_last_error() == rc,
+          'redirect to ftp refused: %d' % rc)
+    check(lib.porter_http_last_status() == 302,
+          'the refused redirect\'s status: %d' % lib.porter_http_last_status())
+    opts = HttpOptions(follow_redirects=1, max_response=1000)
+    rc = lib.porter_http_request(b'GET', url('/bin/5000'), None, 0, None, 0,
+                                 ctypes.byref(opts), 5000, ctypes.byref(out))
+    check(rc == PORTER_E_HTTP_TOO_LARGE, 'max_response enforced: %d' % rc)
+    check(c.await_connections(1) == 1, 'thread connections closed')
+    check(c.await_transfers(0) == 0, 'no HTTP transfer left in porterd')
+
+
+def stream_open(path, chunk_size=65536, timeout_ms=5000):
+    opts = HttpOptions(follow_redirects=1, chunk_size=chunk_size)
+    st = ctypes.c_void_p()
+    rc = c.lib.porter_http_stream_open(b'GET', url(path), None, 0, None, 0,
+                                       ctypes.byref(opts), timeout_ms, ctypes.byref(st))
+    if rc < 0:
+        raise failure_of('stream open %s' % path, rc)
+    return st
+
+
+def stream_read(st, timeout_ms=5000):
+    """The next chunk (bytes), None at the end; raises on failure."""
+    data, n = ctypes.c_void_p(), ctypes.c_size_t()
+    rc = c.lib.porter_http_stream_read(st, ctypes.byref(data), ctypes.byref(n), timeout_ms)
+    if rc < 0:
+        raise failure_of('stream read', rc)
+    if rc == 0:
+        return None
+    return ctypes.string_at(data, n.value)
+
+
+def test_http_stream(size=3_000_000):
+    """A streamed download read chunk by chunk on the opening thread, as
+    PorterPool.httpStream's worker does: every byte in order, the head
+    before the body, timings once it ended; streams abandoned early are
+    aborted in the daemon."""
+    lib = c.lib
+    t0 = time.monotonic()
+    st = stream_open('/bin/%d' % size)
+    try:
+        head = lib.porter_http_stream_response(st)
+        status, body, _, headers, _, t = read_response(head)
+        check(status == 200 and body == b'', 'head: %d, empty body' % status)
+        check(dict(headers).get(b'Content-Length') == b'%d' % size, 'head headers')
+        check(t.total_us == 0, 'no timings before the end')
+        h = hashlib.sha256()
+        got = chunks = biggest = 0
+        while True:
+            chunk = stream_read(st)
+            if chunk is None:
+                break
+            h.update(chunk)
+            got += len(chunk)
+            chunks += 1
+            biggest = max(biggest, len(chunk))
+        check(got == size, 'streamed %d of %d bytes' % (got, size))
+        check(h.digest() == hashlib.sha256(pattern(0, size)).digest(), 'every byte in order')
+        # chunk_size is what the daemon aims at, not a hard bound (a chunk
+        # ends at the first libcurl write that reaches it).
+        check(chunks >= size // (2 * 65536) and biggest < size // 4,
+              'streamed in pieces: %d chunks, the largest %d bytes' % (chunks, biggest))
+        check(stream_read(st) is None, 'the end stays the end')
+        _, _, _, _, _, t = read_response(lib.porter_http_stream_response(st))
+        check(t.total_us > 0, 'timings after the end')
+    finally:
+        lib.porter_http_stream_close(st)
+    dt = time.monotonic() - t0
+    # Abandoned after a few chunks: closing aborts the transfer.
+    for _ in range(5):
+        st = stream_open('/bin/50000000', chunk_size=16384)
+        try:
+            offset = 0
+            for k in range(3):
+                chunk = stream_read(st)
+                check(chunk and chunk == pattern(offset, len(chunk)), 'chunk %d' % k)
+                offset += len(chunk)
+        finally:
+            lib.porter_http_stream_close(st)
+    lib.porter_http_stream_close(None)
+    check(c.await_transfers(0) == 0, 'abandoned streams aborted in porterd')
+    # A pull cancelled (here: before it reached porterd, as a CancelToken
+    # firing between two reads does) fails, stays failed, and closing the
+    # stream still drops it in porterd rather than at its idle timeout.
+    st = stream_open('/bin/50000000', chunk_size=16384)
+    try:
+        check(stream_read(st) is not None, 'first chunk')
+        call_id = lib.porter_next_call_id()
+        canceller = threading.Thread(target=lambda: (lib.porter_cancel(call_id, 2000),
+                                                     lib.porter_thread_disconnect()))
+        canceller.start()
+        canceller.join()
+        data, n = ctypes.c_void_p(), ctypes.c_size_t()
+        for what in ('the cancelled pull', 'a later read'):
+            rc = lib.porter_http_stream_read(st, ctypes.byref(data), ctypes.byref(n), 5000)
+            check(rc == PORTER_E_CANCELLED, '%s: %d' % (what, rc))
+    finally:
+        lib.porter_http_stream_close(st)
+    check(c.await_transfers(0, seconds=3) == 0, 'a stream with a cancelled pull dropped at close')
+    print('  streamed %d bytes in %d chunks (the largest %d bytes) in %.2f s'
+          % (size, chunks, biggest, dt))
+
+
+def test_http_stream_other_thread(rounds=12):
+    """A stream opened on one thread and read from another: porterd keeps a
+    stream on the worker loop of the opening connection, so the read either
+    works (the same worker serves both) or fails cleanly with
+    PORTER_E_NOT_FOUND, and the opening thread reads on unharmed. This is
+    why PorterPool.httpStream keeps each stream on one thread."""
+    carriers = [Carrier() for _ in range(2)]
+    other = {'ok': 0, 'not found': 0}
+    try:
+        for k in range(rounds):
+            a, b = carriers[k % 2], carriers[(k + 1) % 2]
+            _, st = a.call(lambda: stream_open('/bin/200000', chunk_size=8192))
+            try:
+                got = []
+
+                def read_on_b():
+                    data, n = ctypes.c_void_p(), ctypes.c_size_t()
+                    rc = c.lib.porter_http_stream_read(st, ctypes.byref(data),
+                                                       ctypes.byref(n), 5000)
+                    return rc, (ctypes.string_at(data, n.value) if rc == 1 else b'')
+
+                _, first = a.call(lambda: stream_read(st))
+                got.append(first)
+                _, (rc, chunk) = b.call(read_on_b)
+                check(rc in (1, PORTER_E_NOT_FOUND), 'read from another thread: %d' % rc)
+                # A refused read is no end: the opening thread reads on and
+                # gets every remaining byte (not a silently truncated body).
+                other['ok' if rc == 1 else 'not found'] += 1
+                got.append(chunk)
+
+                def rest():
+                    while True:
+                        ch = stream_read(st)
+                        if ch is None:
+                            return
+                        got.append(ch)
+
+                a.call(rest)
+                check(b''.join(got) == pattern(0, 200000), 'round %d: every byte once' % k)
+            finally:
+                a.call(lambda: c.lib.porter_http_stream_close(st))
+    finally:
+        for t in carriers:
+            t.jobs.put((None, None))
+        for t in carriers:
+            t.join()
+    print('  reads from another thread: %(ok)d served, %(not found)d refused' % other)
+    check(c.await_connections(1) == 1, 'carrier connections closed')
+    check(c.await_transfers(0) == 0, 'no HTTP transfer left in porterd')
+
+
+def test_http_stream_paced_listener(window=2, takes=12):
+    """What PorterPool.httpStream does: a worker thread owns the stream for
+    its whole life and reads at most `window` chunks ahead of a listener on
+    another thread, waiting on a shared counter (never moving the stream to
+    another thread). A slow listener leaves the transfer paused, not
+    failed; when the listener stops early the worker closes the stream and
+    porterd drops the transfer."""
+    taken = [0]
+    stop = threading.Event()
+    chunks = queue.Queue()
+    errors = []
+
+    def worker():
+        try:
+            st = stream_open('/bin/50000000', chunk_size=16384)
+            try:
+                sent = 0
+                while not stop.is_set():
+                    while sent - taken[0] >= window and not stop.is_set():
+                        time.sleep(0.002)
+                    if stop.is_set():
+                        break
+                    chunk = stream_read(st)
+                    if chunk is None:
+                        break
+                    chunks.put(chunk)
+                    sent += 1
+            finally:
+                c.lib.porter_http_stream_close(st)
+        except BaseException as e:  # reported on the main thread
+            errors.append(e)
+        finally:
+            c.lib.porter_thread_disconnect()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    offset = 0
+    try:
+        for k in range(takes):
+            chunk = chunks.get(timeout=10)
+            check(chunk == pattern(offset, len(chunk)), 'chunk %d in order' % k)
+            offset += len(chunk)
+            taken[0] += 1
+            time.sleep(0.05)  # a slow listener
+        check(chunks.qsize() <= window, 'the worker read at most %d ahead (%d)'
+              % (window, chunks.qsize()))
+        check(c.resources()[2] >= 1, 'the paused transfer is still alive in porterd')
+    finally:
+        stop.set()
+        t.join(15)
+    check(not t.is_alive(), 'the worker closed the stream')
+    if errors:
+        raise Failure('worker: %s' % errors[0])
+    check(c.await_transfers(0) == 0, 'porterd dropped the abandoned transfer')
+    print('  %d chunks taken by a slow listener, the worker at most %d ahead'
+          % (takes, window))
+
+
+def hanging(path='/hanging'):
+    return int(http_get(path)[1])
+
+
+def test_http_cancel_from_another_thread(rounds=8):
+    """A request that hangs (the server never answers) is cancelled from
+    another thread: the blocked call returns PORTER_E_CANCELLED within a
+    second, and porterd really drops the transfer (the server sees its
+    connection close). Every other round cancels a stream being opened."""
+    carriers = [Carrier() for _ in range(3)]
+    canceller = Carrier()
+    slowest = 0.0
+    try:
+        for k in range(rounds):
+            ids = queue.Queue()
+
+            def blocked():
+                ids.put(c.lib.porter_next_call_id())
+                t0 = time.monotonic()
+                out = ctypes.c_void_p()
+                if k % 2:
+                    rc = c.lib.porter_http_stream_open(b'GET', url('/hang'), None, 0, None,
+                                                       0, None, 20000, ctypes.byref(out))
+                    if rc == 0:
+                        c.lib.porter_http_stream_close(out)
+                else:
+                    rc = c.lib.porter_http_get(url('/hang'), 20000, ctypes.byref(out))
+                    if rc == 0:
+                        c.lib.porter_http_response_free(out)
+                return rc, c.lib.porter_last_error(), time.monotonic() - t0
+
+            done = queue.Queue()
+            carriers[k % len(carriers)].jobs.put((blocked, done))
+            call_id = ids.get(timeout=5)
+            # Let the request reach the server, so the cancel must stop a
+            # transfer in flight (not just refuse one on arrival).
+            until = time.monotonic() + 5
+            while hanging() < 1 and time.monotonic() < until:
+                time.sleep(0.01)
+            check(hanging() >= 1, 'round %d: the request reached the server' % k)
+            _, crc = canceller.call(lambda: c.lib.porter_cancel(call_id, 2000))
+            _, result, err = done.get(timeout=25)
+            if err:
+                raise err
+            rc, last, dt = result
+            check(crc == 0, 'round %d: porter_cancel found the transfer: %d' % (k, crc))
+            check(rc == PORTER_E_CANCELLED and last == PORTER_E_CANCELLED,
+                  'round %d: blocked call returned %d (last error %d)' % (k, rc, last))
+            check(dt < 1.5, 'round %d: cancelled call took %.2f s' % (k, dt))
+            slowest = max(slowest, dt)
+            # porterd closed its connection to the server.
+            until = time.monotonic() + 3
+            while hanging() != 0 and time.monotonic() < until:
+                time.sleep(0.01)
+            check(hanging() == 0, 'round %d: the server still holds the request' % k)
+    finally:
+        for t in carriers + [canceller]:
+            t.jobs.put((None, None))
+        for t in carriers + [canceller]:
+            t.join()
+    print('  %d hanging HTTP requests cancelled from another thread; slowest %.0f ms'
+          % (rounds, slowest * 1000))
+    check(c.await_connections(1) == 1, 'carrier connections closed')
+    check(c.await_transfers(0) == 0, 'no HTTP transfer left in porterd')
 
 
 # ---- PostgreSQL and files ----------------------------------------------
@@ -989,6 +1506,125 @@ def test_files_round_trip():
     check(c.await_connections(1) == 1, 'carrier connections closed')
 
 
+def test_batch_of_every_kind(rounds=10):
+    """Batches mixing HTTP, query, file read and ping members, built on one
+    thread, run on a second and read on a third (a PorterBatch built in one
+    isolate and run by a pool worker): every member's result intact; and a
+    FIRST batch of hedged HTTP requests, whose losers are aborted."""
+    lib = c.lib
+    carriers = [Carrier() for _ in range(3)]
+    file_write('batch.bin', b'\0batch\0' * 100)
+    try:
+        for k in range(rounds):
+            def build():
+                b = lib.porter_batch_new(PORTER_BATCH_ALL)
+                check(b is not None, 'batch_new')
+                hdrs, nh = header_lines(['X-Test-Round: %d' % k])
+                body = b'\0round %d' % k
+                check(lib.porter_batch_add_http(b, b'POST', url('/echo'), hdrs, nh, body,
+                                                len(body), None, 5000) == 0, 'add http')
+                params, _keep = db_params(['%d' % k])
+                check(lib.porter_batch_add_db_query(b, 0, conninfo.encode(),
+                                                    b'SELECT $1::int * 2', params, 1,
+                                                    5000) == 1, 'add query')
+                check(lib.porter_batch_add_file_read(b, b'files', b'batch.bin', 7, 14,
+                                                     5000) == 2, 'add file read')
+                check(lib.porter_batch_add_http(b, None, url('/status/503'), None, 0, None,
+                                                0, None, 5000) == 3, 'add 503')
+                check(lib.porter_batch_add_db_query(b, 0, conninfo.encode(),
+                                                    b'SELECT 1/0', None, 0, 5000) == 4,
+                      'add failing query')
+                check(lib.porter_batch_add_file_read(b, b'files', b'absent.bin', 0, 0,
+                                                     5000) == 5, 'add absent file')
+                return b
+
+            _, b = carriers[k % 3].call(build)
+
+            def run():
+                out = ctypes.c_void_p()
+                rc = lib.porter_batch_run(b, 10000, ctypes.byref(out))
+                lib.porter_batch_free(b)
+                if rc < 0:
+                    raise failure_of('batch run', rc)
+                return out
+
+            _, r = carriers[(k + 1) % 3].call(run)
+
+            def read():
+                try:
+                    check(lib.porter_batch_result_count(r) == 6, 'six results')
+                    st = [lib.porter_batch_result_status(r, i) for i in range(6)]
+                    check(st[:4] == [0, 0, 0, 0], 'statuses %r' % st)
+                    check(st[4] == PORTER_E_DB and st[5] == PORTER_E_FILE_NOT_FOUND,
+                          'failures %r' % st)
+                    check(lib.porter_batch_result_message(r, 4) != b'', 'db message')
+                    res = ctypes.c_void_p()
+                    check(lib.porter_batch_result_http(r, 0, ctypes.byref(res)) == 0, 'http')
+                    status, data, _, headers, _, _ = take_response(0, res, 'member 0')
+                    check(status == 200 and data == b'\0round %d' % k and
+                          dict(headers).get(b'X-Got-Round') == b'%d' % k, 'echo')
+                    check(lib.porter_batch_result_http(r, 1, ctypes.byref(res)) ==
+                          PORTER_E_INVAL, 'a query member is not HTTP')
+                    check(lib.porter_batch_result_db(r, 1, ctypes.byref(res)) == 0, 'db')
+                    try:
+                        rows = db_rows(res)
+                        check(rows == [(b'%d' % (2 * k),)], 'query result %r' % rows)
+                    finally:
+                        lib.porter_db_result_free(res)
+                    check(lib.porter_batch_result_db(r, 4, ctypes.byref(res)) == 0,
+                          'a failed query has a result')
+                    try:
+                        check(lib.porter_db_sqlstate(res) == b'22012', 'SQLSTATE')
+                    finally:
+                        lib.porter_db_result_free(res)
+                    data, n, size = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_uint64()
+                    check(lib.porter_batch_result_file_read(r, 2, ctypes.byref(data),
+                                                            ctypes.byref(n),
+                                                            ctypes.byref(size)) == 0, 'file')
+                    check(ctypes.string_at(data, n.value) == (b'\0batch\0' * 100)[7:21] and
+                          size.value == 700, 'file bytes and size')
+                    check(lib.porter_batch_result_file_read(r, 5, ctypes.byref(data),
+                                                            ctypes.byref(n), None) ==
+                          PORTER_E_INVAL, 'a failed read has no bytes')
+                    check(lib.porter_batch_result_http(r, 3, ctypes.byref(res)) == 0, '503')
+                    status, data, _, _, _, _ = take_response(0, res, 'member 3')
+                    check(status == 503 and data == b'status 503', 'a 503 is a response')
+                finally:
+                    lib.porter_batch_result_free(r)
+
+            carriers[(k + 2) % 3].call(read)
+        # Hedged requests: the fast mirror wins, the slow ones are aborted.
+        b = lib.porter_batch_new(PORTER_BATCH_FIRST)
+        for path in (b'/slow/3000', b'/bin/1000', b'/hang'):
+            lib.porter_batch_add_http(b, None, httpd.base.encode() + path, None, 0, None, 0,
+                                      None, 10000)
+        out = ctypes.c_void_p()
+        t0 = time.monotonic()
+        rc = lib.porter_batch_run(b, 10000, ctypes.byref(out))
+        dt = time.monotonic() - t0
+        lib.porter_batch_free(b)
+        check(rc == 0, 'FIRST batch: %d' % rc)
+        try:
+            check(lib.porter_batch_result_winner(out) == 1, 'the fast mirror won')
+            check(dt < 2.5, 'the winner did not wait for the others (%.2f s)' % dt)
+            check([lib.porter_batch_result_status(out, i) for i in (0, 2)] ==
+                  [PORTER_E_CANCELLED] * 2, 'the others were stopped')
+            res = ctypes.c_void_p()
+            check(lib.porter_batch_result_http(out, 1, ctypes.byref(res)) == 0, 'winner')
+            status, data, _, _, _, _ = take_response(0, res, 'winner')
+            check(status == 200 and data == pattern(0, 1000), 'winner body')
+        finally:
+            lib.porter_batch_result_free(out)
+        check(c.await_transfers(0) == 0, 'the losing transfers were aborted')
+    finally:
+        for t in carriers:
+            t.jobs.put((None, None))
+        for t in carriers:
+            t.join()
+    print('  %d mixed batches over three threads; hedged HTTP batch won in %.0f ms'
+          % (rounds, dt * 1000))
+
+
 def test_db_files_no_growth(threads=8, rounds=8, per_thread=300):
     """Many db and file calls over threads that come and go (sessions
     opened and closed, pooled queries, cursors, writes, reads, stats,
@@ -1071,7 +1707,7 @@ def test_db_files_no_growth(threads=8, rounds=8, per_thread=300):
 
 
 def main():
-    global c, d, conninfo
+    global c, d, conninfo, httpd
     ap = argparse.ArgumentParser()
     ap.add_argument('--lib', required=True)
     ap.add_argument('--porterd', required=True)
@@ -1094,15 +1730,20 @@ def main():
     os.mkdir(root)
     d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', '65536']
     d.start()
+    httpd = HttpServer(lifetime_s=HARD_LIMIT_S + 30).start()
     c = Client(bind(args.lib))
     print('libporter %s, porterd pid %d on %s'
           % (c.lib.porter_version().decode(), d.pid, d.socket))
     tests = [test_many_threads, test_migrating_isolate, test_cancel_from_another_thread,
              test_batch_moves_between_threads,
              test_reset_while_calling,
-             test_unreachable_then_back, test_no_growth,
+             test_unreachable_then_back,
+             test_http_many_threads, test_http_stream, test_http_stream_other_thread,
+             test_http_stream_paced_listener,
+             test_http_cancel_from_another_thread, test_no_growth,
              test_db_migrating_isolate, test_db_cancel_from_another_thread,
-             test_db_64_threads, test_files_round_trip, test_db_files_no_growth]
+             test_db_64_threads, test_files_round_trip, test_batch_of_every_kind,
+             test_db_files_no_growth]
     failed = 0
     passed = 0
     for t in tests:
@@ -1115,6 +1756,7 @@ def main():
             failed += 1
             print('FAIL %s: %s' % (t.__name__, e))
     c.lib.porter_thread_disconnect()
+    httpd.cleanup()
     status = d.stop()
     if status != 0:
         failed += 1

@@ -1,7 +1,9 @@
 // Batches: several operations the daemon runs concurrently in one call.
 import 'dart:typed_data';
 
+import 'db.dart';
 import 'errors.dart';
+import 'http.dart';
 
 /// How a batch completes.
 enum BatchMode {
@@ -13,8 +15,18 @@ enum BatchMode {
   first,
 }
 
+/// One member of a batch: a [BatchPing], [BatchQuery], [BatchFileRead] or
+/// [BatchHttp]. Plain Dart values, so a batch can be sent to another
+/// isolate.
+sealed class BatchMember {
+  const BatchMember();
+
+  /// The member's own timeout; null for the batch's.
+  Duration? get timeout;
+}
+
 /// One Ping member of a batch (see `Porter.ping`).
-final class BatchPing {
+final class BatchPing extends BatchMember {
   /// The bytes to echo; null for none.
   final Uint8List? payload;
 
@@ -22,9 +34,59 @@ final class BatchPing {
   final Duration delay;
 
   /// The member's own timeout; null for the default.
+  @override
   final Duration? timeout;
 
   const BatchPing({this.payload, this.delay = Duration.zero, this.timeout});
+}
+
+/// One query member (see `Porter.query`): on [session], or without one on
+/// a pooled connection for [conninfo].
+final class BatchQuery extends BatchMember {
+  final String sql;
+  final DbSession? session;
+  final String? conninfo;
+  final List<Object?> params;
+  @override
+  final Duration? timeout;
+
+  const BatchQuery(this.sql,
+      {this.session, this.conninfo, this.params = const [], this.timeout});
+}
+
+/// One file read member (see `Porter.readFile`). A batch member reads at
+/// most one chunk (porterd's file-chunk-size, 1 MiB by default): compare
+/// [BatchMemberResult.data]'s length with [BatchMemberResult.fileSize].
+final class BatchFileRead extends BatchMember {
+  final String path;
+  final String? root;
+  final int offset;
+  final int? length;
+  @override
+  final Duration? timeout;
+
+  const BatchFileRead(this.path,
+      {this.root, this.offset = 0, this.length, this.timeout});
+}
+
+/// One HTTP request member (see `Porter.http`). In a [BatchMode.first]
+/// batch the first member to get a response wins and the other transfers
+/// are aborted: hedged requests to several mirrors in one call.
+final class BatchHttp extends BatchMember {
+  final String url;
+  final String method;
+  final Map<String, String> headers;
+  final Uint8List? body;
+  final HttpOptions? options;
+  @override
+  final Duration? timeout;
+
+  const BatchHttp(this.url,
+      {this.method = 'GET',
+      this.headers = const {},
+      this.body,
+      this.options,
+      this.timeout});
 }
 
 /// What to run as a batch: a plain Dart description, so it can be built on
@@ -34,12 +96,12 @@ final class PorterBatch {
   /// How the batch completes.
   final BatchMode mode;
 
-  final List<BatchPing> _members = [];
+  final List<BatchMember> _members = [];
 
   PorterBatch([this.mode = BatchMode.all]);
 
   /// The members, in order.
-  List<BatchPing> get members => List.unmodifiable(_members);
+  List<BatchMember> get members => List.unmodifiable(_members);
 
   /// The number of members.
   int get length => _members.length;
@@ -54,6 +116,65 @@ final class PorterBatch {
     }
     _members.add(BatchPing(payload: payload, delay: delay, timeout: timeout));
     return _members.length - 1;
+  }
+
+  /// Adds a query member; returns its index. Its result is
+  /// [BatchMemberResult.db] (and an SQL error its [BatchMemberResult.error],
+  /// a [PorterDbException] with the SQLSTATE).
+  int addQuery(String sql,
+      {DbSession? session,
+      String? conninfo,
+      List<Object?> params = const [],
+      Duration? timeout}) {
+    if (session == null && (conninfo == null || conninfo.isEmpty)) {
+      throw ArgumentError('a query needs a session or a conninfo');
+    }
+    _checkTimeout(timeout);
+    _members.add(BatchQuery(sql,
+        session: session,
+        conninfo: conninfo,
+        params: List.unmodifiable(params),
+        timeout: timeout));
+    return _members.length - 1;
+  }
+
+  /// Adds a file read member (at most one chunk); returns its index. Its
+  /// bytes are [BatchMemberResult.data].
+  int addFileRead(String path,
+      {String? root, int offset = 0, int? length, Duration? timeout}) {
+    if (offset < 0 || (length != null && length < 0)) {
+      throw ArgumentError('offset and length must not be negative');
+    }
+    _checkTimeout(timeout);
+    _members.add(BatchFileRead(path,
+        root: root, offset: offset, length: length, timeout: timeout));
+    return _members.length - 1;
+  }
+
+  /// Adds an HTTP request member; returns its index. Its response is
+  /// [BatchMemberResult.http]. [body] is null, a String (sent as UTF-8)
+  /// or bytes.
+  int addHttp(String url,
+      {String method = 'GET',
+      Map<String, String> headers = const {},
+      Object? body,
+      HttpOptions? options,
+      Duration? timeout}) {
+    checkHttpHeaders(headers);
+    _checkTimeout(timeout);
+    _members.add(BatchHttp(url,
+        method: method,
+        headers: Map.unmodifiable(headers),
+        body: httpBodyBytes(body),
+        options: options,
+        timeout: timeout));
+    return _members.length - 1;
+  }
+
+  static void _checkTimeout(Duration? timeout) {
+    if (timeout != null && timeout.isNegative) {
+      throw ArgumentError.value(timeout, 'timeout', 'must not be negative');
+    }
   }
 }
 
@@ -71,16 +192,37 @@ final class BatchMemberResult {
   /// A successful Ping member's echo.
   final Uint8List? payload;
 
-  const BatchMemberResult(this.code, this.name, this.message, this.payload);
+  /// A query member's result (when it succeeded).
+  final DbResult? db;
+
+  /// A successful file read member's bytes.
+  final Uint8List? data;
+
+  /// A successful file read member's file size (tells whether [data]
+  /// reached the end of the file).
+  final int? fileSize;
+
+  /// A successful HTTP member's response (any HTTP status).
+  final HttpResponse? http;
+
+  /// The failure with everything known about it (a [PorterDbException]
+  /// with the SQLSTATE of a failed query member); null when there is no
+  /// more than [code] and [message].
+  final PorterException? exception;
+
+  const BatchMemberResult(this.code, this.name, this.message, this.payload,
+      {this.db, this.data, this.fileSize, this.http, this.exception});
 
   /// Whether the member succeeded.
   bool get ok => code == 0;
 
   /// The member's failure as an exception; null when it succeeded. A member
   /// stopped because another won a [BatchMode.first] batch is a
-  /// [PorterCancelledException].
-  PorterException? get error =>
-      ok ? null : PorterException.fromCode(code, name, message);
+  /// [PorterCancelledException]; a failed HTTP member a
+  /// [PorterHttpException], a failed query a [PorterDbException].
+  PorterException? get error => ok
+      ? null
+      : (exception ?? PorterException.fromCode(code, name, message));
 }
 
 /// The results of a batch run. A plain Dart object: it owns no native

@@ -204,6 +204,51 @@ class PorterBindings {
   late final _porter_stats_uptime_ms =
       _porter_stats_uptime_msPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
 
+  /// Resources the daemon holds when the snapshot was taken, so that leaks
+  /// show: descriptors open in the daemon process, PostgreSQL connections open
+  /// (sessions and pooled, over all workers) and HTTP transfers alive.
+  int porter_stats_open_fds(
+    ffi.Pointer<porter_stats_snapshot> s,
+  ) {
+    return _porter_stats_open_fds(
+      s,
+    );
+  }
+
+  late final _porter_stats_open_fdsPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_stats_snapshot>)>>(
+          'porter_stats_open_fds');
+  late final _porter_stats_open_fds =
+      _porter_stats_open_fdsPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
+
+  int porter_stats_db_connections(
+    ffi.Pointer<porter_stats_snapshot> s,
+  ) {
+    return _porter_stats_db_connections(
+      s,
+    );
+  }
+
+  late final _porter_stats_db_connectionsPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_stats_snapshot>)>>(
+          'porter_stats_db_connections');
+  late final _porter_stats_db_connections =
+      _porter_stats_db_connectionsPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
+
+  int porter_stats_http_transfers(
+    ffi.Pointer<porter_stats_snapshot> s,
+  ) {
+    return _porter_stats_http_transfers(
+      s,
+    );
+  }
+
+  late final _porter_stats_http_transfersPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_stats_snapshot>)>>(
+          'porter_stats_http_transfers');
+  late final _porter_stats_http_transfers =
+      _porter_stats_http_transfersPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
+
   /// The daemon's version string; owned by `s`, valid until it is freed.
   ffi.Pointer<ffi.Char> porter_stats_daemon_version(
     ffi.Pointer<porter_stats_snapshot> s,
@@ -532,6 +577,411 @@ class PorterBindings {
           'porter_reset');
   late final _porter_reset =
       _porter_resetPtr.asFunction<void Function()>();
+
+  /// Performs an HTTP request through porterd.
+  ///   method   "GET", "POST", "PUT", "DELETE", "HEAD" ...; NULL means GET.
+  ///   url      NUL-terminated, not NULL.
+  ///   headers  `n_headers` NUL-terminated "Name: value" lines; may be NULL
+  ///            when n_headers is 0. An empty value ("Name:") sends the
+  ///            header empty.
+  ///   body     `body_len` bytes (may contain NULs); NULL when body_len is 0.
+  ///   opts     may be NULL.
+  ///   timeout_ms  bounds the whole call (0: the library default, 5000).
+  /// On success stores a new response in `*out` (not NULL; owned by the
+  /// caller, free with porter_http_response_free) and returns 0; `*out` is
+  /// untouched on failure. Blocks the calling thread for at most timeout_ms.
+  /// The whole body is returned at once, so it is limited to the daemon's
+  /// http-max-response; use porter_http_stream_open for larger bodies.
+  /// GET and HEAD are retried once on a fresh connection if the daemon
+  /// connection broke; other methods are not (PORTER_E_CONN_LOST).
+  int porter_http_request(
+    ffi.Pointer<ffi.Char> method,
+    ffi.Pointer<ffi.Char> url,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> headers,
+    int n_headers,
+    ffi.Pointer<ffi.Void> body,
+    int body_len,
+    ffi.Pointer<porter_http_options> opts,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_http_response>> out,
+  ) {
+    return _porter_http_request(
+      method,
+      url,
+      headers,
+      n_headers,
+      body,
+      body_len,
+      opts,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_http_requestPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+          'porter_http_request');
+  late final _porter_http_request =
+      _porter_http_requestPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
+
+  /// GET `url`, following redirects. Same contract as porter_http_request.
+  int porter_http_get(
+    ffi.Pointer<ffi.Char> url,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_http_response>> out,
+  ) {
+    return _porter_http_get(
+      url,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_http_getPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+          'porter_http_get');
+  late final _porter_http_get =
+      _porter_http_getPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
+
+  /// POST `json` (`len` bytes) with "Content-Type: application/json",
+  /// following redirects. Same contract as porter_http_request.
+  int porter_http_post_json(
+    ffi.Pointer<ffi.Char> url,
+    ffi.Pointer<ffi.Char> json,
+    int len,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_http_response>> out,
+  ) {
+    return _porter_http_post_json(
+      url,
+      json,
+      len,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_http_post_jsonPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Size, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+          'porter_http_post_json');
+  late final _porter_http_post_json =
+      _porter_http_post_jsonPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
+
+  /// The HTTP status carried by the calling thread's last failed HTTP call
+  /// (for example the 302 of a redirect that was refused), or 0 when the peer
+  /// gave none. Valid until the thread's next porter_* call.
+  int porter_http_last_status() {
+    return _porter_http_last_status();
+  }
+
+  late final _porter_http_last_statusPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function()>>(
+          'porter_http_last_status');
+  late final _porter_http_last_status =
+      _porter_http_last_statusPtr.asFunction<int Function()>();
+
+  /// The response's HTTP status code. `r` not NULL.
+  int porter_http_response_status(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_status(
+      r,
+    );
+  }
+
+  late final _porter_http_response_statusPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_status');
+  late final _porter_http_response_status =
+      _porter_http_response_statusPtr.asFunction<int Function(ffi.Pointer<porter_http_response>)>();
+
+  /// The value of the first header named `name` (compared case-insensitively),
+  /// or NULL when there is none. Owned by `r`, valid until it is freed.
+  ffi.Pointer<ffi.Char> porter_http_response_header(
+    ffi.Pointer<porter_http_response> r,
+    ffi.Pointer<ffi.Char> name,
+  ) {
+    return _porter_http_response_header(
+      r,
+      name,
+    );
+  }
+
+  late final _porter_http_response_headerPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>, ffi.Pointer<ffi.Char>)>>(
+          'porter_http_response_header');
+  late final _porter_http_response_header =
+      _porter_http_response_headerPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>, ffi.Pointer<ffi.Char>)>();
+
+  /// Number of response headers, in the order received (repeats kept).
+  int porter_http_response_header_count(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_header_count(
+      r,
+    );
+  }
+
+  late final _porter_http_response_header_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_header_count');
+  late final _porter_http_response_header_count =
+      _porter_http_response_header_countPtr.asFunction<int Function(ffi.Pointer<porter_http_response>)>();
+
+  /// Header `i` (< header_count): stores pointers owned by `r` in `*name` and
+  /// `*value` (either may be NULL). Returns 0, or PORTER_E_INVAL when out of
+  /// range.
+  int porter_http_response_header_at(
+    ffi.Pointer<porter_http_response> r,
+    int i,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> name,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> value,
+  ) {
+    return _porter_http_response_header_at(
+      r,
+      i,
+      name,
+      value,
+    );
+  }
+
+  late final _porter_http_response_header_atPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_response>, ffi.Size, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>>(
+          'porter_http_response_header_at');
+  late final _porter_http_response_header_at =
+      _porter_http_response_header_atPtr.asFunction<int Function(ffi.Pointer<porter_http_response>, int, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>();
+
+  /// The body: returns a pointer owned by `r` (never NULL, even when empty)
+  /// and stores its length in `*len` (may be NULL). Binary safe.
+  ffi.Pointer<ffi.Void> porter_http_response_body(
+    ffi.Pointer<porter_http_response> r,
+    ffi.Pointer<ffi.Size> len,
+  ) {
+    return _porter_http_response_body(
+      r,
+      len,
+    );
+  }
+
+  late final _porter_http_response_bodyPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Void> Function(ffi.Pointer<porter_http_response>, ffi.Pointer<ffi.Size>)>>(
+          'porter_http_response_body');
+  late final _porter_http_response_body =
+      _porter_http_response_bodyPtr.asFunction<ffi.Pointer<ffi.Void> Function(ffi.Pointer<porter_http_response>, ffi.Pointer<ffi.Size>)>();
+
+  /// URL of the final response, after redirects; owned by `r`, never NULL.
+  ffi.Pointer<ffi.Char> porter_http_response_effective_url(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_effective_url(
+      r,
+    );
+  }
+
+  late final _porter_http_response_effective_urlPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_effective_url');
+  late final _porter_http_response_effective_url =
+      _porter_http_response_effective_urlPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>)>();
+
+  /// Redirects followed to reach the final response.
+  int porter_http_response_redirects(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_redirects(
+      r,
+    );
+  }
+
+  late final _porter_http_response_redirectsPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint32 Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_redirects');
+  late final _porter_http_response_redirects =
+      _porter_http_response_redirectsPtr.asFunction<int Function(ffi.Pointer<porter_http_response>)>();
+
+  /// Copies the timing breakdown into `*out` (not NULL). For a stream they
+  /// are known only after its end; before that all are 0.
+  void porter_http_response_timings(
+    ffi.Pointer<porter_http_response> r,
+    ffi.Pointer<porter_http_timings> out,
+  ) {
+    return _porter_http_response_timings(
+      r,
+      out,
+    );
+  }
+
+  late final _porter_http_response_timingsPtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_response>, ffi.Pointer<porter_http_timings>)>>(
+          'porter_http_response_timings');
+  late final _porter_http_response_timings =
+      _porter_http_response_timingsPtr.asFunction<void Function(ffi.Pointer<porter_http_response>, ffi.Pointer<porter_http_timings>)>();
+
+  /// Frees a response; NULL is accepted and ignored.
+  void porter_http_response_free(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_free(
+      r,
+    );
+  }
+
+  late final _porter_http_response_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_free');
+  late final _porter_http_response_free =
+      _porter_http_response_freePtr.asFunction<void Function(ffi.Pointer<porter_http_response>)>();
+
+  /// Starts a request like porter_http_request and waits for its status and
+  /// headers (and the first chunk). On success stores a new stream in `*out`
+  /// (free with porter_http_stream_close) and returns 0.
+  int porter_http_stream_open(
+    ffi.Pointer<ffi.Char> method,
+    ffi.Pointer<ffi.Char> url,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> headers,
+    int n_headers,
+    ffi.Pointer<ffi.Void> body,
+    int body_len,
+    ffi.Pointer<porter_http_options> opts,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_http_stream>> out,
+  ) {
+    return _porter_http_stream_open(
+      method,
+      url,
+      headers,
+      n_headers,
+      body,
+      body_len,
+      opts,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_http_stream_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>>(
+          'porter_http_stream_open');
+  late final _porter_http_stream_open =
+      _porter_http_stream_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>();
+
+  /// The response head (status, headers, effective URL; the body is empty;
+  /// timings are filled once the stream has ended). Owned by `s`.
+  ffi.Pointer<porter_http_response> porter_http_stream_response(
+    ffi.Pointer<porter_http_stream> s,
+  ) {
+    return _porter_http_stream_response(
+      s,
+    );
+  }
+
+  late final _porter_http_stream_responsePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<porter_http_response> Function(ffi.Pointer<porter_http_stream>)>>(
+          'porter_http_stream_response');
+  late final _porter_http_stream_response =
+      _porter_http_stream_responsePtr.asFunction<ffi.Pointer<porter_http_response> Function(ffi.Pointer<porter_http_stream>)>();
+
+  /// Reads the next chunk: stores a pointer owned by `s` (valid until the
+  /// next read or close) in `*data` and its length in `*len`, and returns 1;
+  /// returns 0 at the end of the body; a negative code on failure (the
+  /// transfer failed, PORTER_E_TIMEOUT when nothing arrived within
+  /// timeout_ms). Blocks for at most timeout_ms (0: the default). A read
+  /// that failed with PORTER_E_TIMEOUT or PORTER_E_NOT_FOUND (a thread the
+  /// stream's worker does not serve) may be repeated; after any other
+  /// failure every later read returns the same code, never a clean end.
+  int porter_http_stream_read(
+    ffi.Pointer<porter_http_stream> s,
+    ffi.Pointer<ffi.Pointer<ffi.Void>> data,
+    ffi.Pointer<ffi.Size> len,
+    int timeout_ms,
+  ) {
+    return _porter_http_stream_read(
+      s,
+      data,
+      len,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_http_stream_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_stream>, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, ffi.Int)>>(
+          'porter_http_stream_read');
+  late final _porter_http_stream_read =
+      _porter_http_stream_readPtr.asFunction<int Function(ffi.Pointer<porter_http_stream>, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, int)>();
+
+  /// Frees `s`; a stream not read to its end is aborted in the daemon (this
+  /// waits up to one second for the daemon to confirm). NULL is accepted.
+  void porter_http_stream_close(
+    ffi.Pointer<porter_http_stream> s,
+  ) {
+    return _porter_http_stream_close(
+      s,
+    );
+  }
+
+  late final _porter_http_stream_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_stream>)>>(
+          'porter_http_stream_close');
+  late final _porter_http_stream_close =
+      _porter_http_stream_closePtr.asFunction<void Function(ffi.Pointer<porter_http_stream>)>();
+
+  /// Adds an HTTP request member to batch `b` (see porter_batch_new), with the
+  /// arguments of porter_http_request; everything is copied. `timeout_ms`
+  /// bounds this member (0: the batch's). In a PORTER_BATCH_FIRST batch the
+  /// first member to get a response wins and the other transfers are aborted,
+  /// which makes hedged requests to several mirrors one call. Returns the
+  /// member's index (>= 0) or a negative code. Streams cannot be batched.
+  int porter_batch_add_http(
+    ffi.Pointer<porter_batch> b,
+    ffi.Pointer<ffi.Char> method,
+    ffi.Pointer<ffi.Char> url,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> headers,
+    int n_headers,
+    ffi.Pointer<ffi.Void> body,
+    int body_len,
+    ffi.Pointer<porter_http_options> opts,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_http(
+      b,
+      method,
+      url,
+      headers,
+      n_headers,
+      body,
+      body_len,
+      opts,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_httpPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Int)>>(
+          'porter_batch_add_http');
+  late final _porter_batch_add_http =
+      _porter_batch_add_httpPtr.asFunction<int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int)>();
+
+  /// The response of HTTP member `i` of a batch result: stores a new response
+  /// in `*out` (owned by the caller, free with porter_http_response_free; it
+  /// outlives `r`) and returns 0, or PORTER_E_INVAL when member `i` is not a
+  /// successful HTTP request (read its status with porter_batch_result_status).
+  int porter_batch_result_http(
+    ffi.Pointer<porter_batch_result> r,
+    int i,
+    ffi.Pointer<ffi.Pointer<porter_http_response>> out,
+  ) {
+    return _porter_batch_result_http(
+      r,
+      i,
+      out,
+    );
+  }
+
+  late final _porter_batch_result_httpPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch_result>, ffi.Size, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+          'porter_batch_result_http');
+  late final _porter_batch_result_http =
+      _porter_batch_result_httpPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
 
   /// Frees `b` and its data; NULL is accepted.
   void porter_bytes_free(
@@ -1347,6 +1797,109 @@ class PorterBindings {
   late final _porter_db_cursor_close =
       _porter_db_cursor_closePtr.asFunction<void Function(ffi.Pointer<porter_db_cursor>)>();
 
+  /// Adds a query member. Returns its index (>= 0) or a negative code.
+  int porter_batch_add_db_query(
+    ffi.Pointer<porter_batch> b,
+    int session,
+    ffi.Pointer<ffi.Char> conninfo,
+    ffi.Pointer<ffi.Char> sql,
+    ffi.Pointer<porter_db_param> params,
+    int nparams,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_db_query(
+      b,
+      session,
+      conninfo,
+      sql,
+      params,
+      nparams,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_db_queryPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.Int)>>(
+          'porter_batch_add_db_query');
+  late final _porter_batch_add_db_query =
+      _porter_batch_add_db_queryPtr.asFunction<int Function(ffi.Pointer<porter_batch>, int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int)>();
+
+  /// The result of query member `i` as a new porter_db_result (free with
+  /// porter_db_result_free), success or failure alike; returns 0, or
+  /// PORTER_E_INVAL when member `i` is not a query that answered (a member
+  /// stopped because another won a FIRST batch has no result: check
+  /// porter_batch_result_status first).
+  int porter_batch_result_db(
+    ffi.Pointer<porter_batch_result> r,
+    int i,
+    ffi.Pointer<ffi.Pointer<porter_db_result>> out,
+  ) {
+    return _porter_batch_result_db(
+      r,
+      i,
+      out,
+    );
+  }
+
+  late final _porter_batch_result_dbPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch_result>, ffi.Size, ffi.Pointer<ffi.Pointer<porter_db_result>>)>>(
+          'porter_batch_result_db');
+  late final _porter_batch_result_db =
+      _porter_batch_result_dbPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>, int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>();
+
+  /// Adds a file read member. A batch member reads at most one chunk (the
+  /// daemon's file-chunk-size, 1 MiB by default): read larger files with
+  /// porter_file_read. Returns the member's index or a negative code.
+  int porter_batch_add_file_read(
+    ffi.Pointer<porter_batch> b,
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int offset,
+    int length,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_file_read(
+      b,
+      root,
+      path,
+      offset,
+      length,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_file_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Int)>>(
+          'porter_batch_add_file_read');
+  late final _porter_batch_add_file_read =
+      _porter_batch_add_file_readPtr.asFunction<int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int)>();
+
+  /// The bytes read by file member `i`: sets `*data` (owned by `r`), `*len`,
+  /// and `*file_size` (the file's size, which tells whether the chunk reached
+  /// the end; may be NULL). Returns 0, or PORTER_E_INVAL when member `i` is
+  /// not a successful file read.
+  int porter_batch_result_file_read(
+    ffi.Pointer<porter_batch_result> r,
+    int i,
+    ffi.Pointer<ffi.Pointer<ffi.Void>> data,
+    ffi.Pointer<ffi.Size> len,
+    ffi.Pointer<ffi.Uint64> file_size,
+  ) {
+    return _porter_batch_result_file_read(
+      r,
+      i,
+      data,
+      len,
+      file_size,
+    );
+  }
+
+  late final _porter_batch_result_file_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch_result>, ffi.Size, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, ffi.Pointer<ffi.Uint64>)>>(
+          'porter_batch_result_file_read');
+  late final _porter_batch_result_file_read =
+      _porter_batch_result_file_readPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>, int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, ffi.Pointer<ffi.Uint64>)>();
+
   late final addresses = _SymbolAddresses(this);
 }
 
@@ -1387,6 +1940,67 @@ final class porter_stats_snapshot extends ffi.Opaque {}
 final class porter_batch extends ffi.Opaque {}
 
 final class porter_batch_result extends ffi.Opaque {}
+
+/// Per-request options. A NULL options pointer means all zero.
+final class porter_http_options extends ffi.Struct {
+  /// nonzero: follow 301/302/303/307/308
+  @ffi.Int()
+  external int follow_redirects;
+
+  /// 0: the daemon's limit (default 10)
+  @ffi.Uint32()
+  external int max_redirects;
+
+  /// largest body accepted; 0: the daemon's
+  /// limit (default 8 MiB for whole
+  /// responses, none for streams)
+  @ffi.Uint64()
+  external int max_response;
+
+  /// 0: the call's timeout bounds the
+  /// transfer (streams: no overall bound)
+  @ffi.Uint32()
+  external int transfer_timeout_ms;
+
+  /// streams: bytes per chunk; 0: default
+  @ffi.Uint32()
+  external int chunk_size;
+}
+
+/// Where the time of a request went, in microseconds. namelookup, connect,
+/// tls and first_byte count from the start of the last redirect hop; total
+/// spans all hops. tls_us is 0 for plain http.
+final class porter_http_timings extends ffi.Struct {
+  @ffi.Uint64()
+  external int namelookup_us;
+
+  @ffi.Uint64()
+  external int connect_us;
+
+  @ffi.Uint64()
+  external int tls_us;
+
+  @ffi.Uint64()
+  external int first_byte_us;
+
+  @ffi.Uint64()
+  external int total_us;
+}
+
+/// Opaque HTTP response; freed with porter_http_response_free().
+final class porter_http_response extends ffi.Opaque {}
+
+/// Streaming: the body is pulled chunk by chunk, so it can be of any size;
+/// the daemon holds at most about one chunk per stream and pauses the
+/// transfer while the caller does not read. A stream is a handle owned by
+/// the caller, used by one thread at a time. It lives on the daemon worker
+/// that served the opening thread's connection: read it from that thread,
+/// or from another thread of the same process whose connection that worker
+/// also serves (always true with one worker); elsewhere reads fail with
+/// PORTER_E_NOT_FOUND. Only the process that opened a stream can read it.
+/// The daemon aborts a stream that is not read for its http-stream-idle time
+/// (default 60 s).
+final class porter_http_stream extends ffi.Opaque {}
 
 /// Bytes returned by the library: `data` (NULL only when len is 0 and
 /// allocation was skipped; may contain NULs) and `len`. Freed, with its
@@ -1554,6 +2168,10 @@ class _SymbolAddresses {
       get porter_batch_free => _library._porter_batch_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_batch_result>)>>
       get porter_batch_result_free => _library._porter_batch_result_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_response>)>>
+      get porter_http_response_free => _library._porter_http_response_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_stream>)>>
+      get porter_http_stream_close => _library._porter_http_stream_closePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_bytes>)>>
       get porter_bytes_free => _library._porter_bytes_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_list>)>>

@@ -2,6 +2,7 @@
 import 'bindings.g.dart';
 import 'db.dart';
 import 'files.dart';
+import 'http.dart';
 
 /// A failed porter call: [code] is one of the negative `PORTER_E_*` codes of
 /// porter.h (frozen numbers), [name] its symbolic name and [message] what the
@@ -45,6 +46,14 @@ class PorterException implements Exception {
       case porter_error.PORTER_E_DB_SESSION:
       case porter_error.PORTER_E_DB_BROKEN:
         return PorterDbException(code, name, message);
+      case porter_error.PORTER_E_HTTP:
+      case porter_error.PORTER_E_HTTP_SCHEME:
+      case porter_error.PORTER_E_HTTP_TOO_LARGE:
+      case porter_error.PORTER_E_HTTP_HOST:
+      case porter_error.PORTER_E_HTTP_REDIRECTS:
+      case porter_error.PORTER_E_HTTP_CONNECT:
+      case porter_error.PORTER_E_HTTP_TLS:
+        return PorterHttpException(code, name, message);
       default:
         final kind = fileErrorKind(code);
         if (kind != null) {

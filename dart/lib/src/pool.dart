@@ -2,17 +2,21 @@
 // calls, so the isolate that uses the pool never blocks.
 import 'dart:async';
 import 'dart:collection';
+import 'dart:convert';
 import 'dart:ffi';
-import 'dart:io' show Platform;
+import 'dart:io' show Platform, sleep;
 import 'dart:isolate';
 import 'dart:math' show max, min;
 import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart' show calloc;
 
 import 'batch.dart';
 import 'bindings.g.dart';
 import 'db.dart';
 import 'errors.dart';
 import 'files.dart';
+import 'http.dart';
 import 'library.dart';
 import 'stats.dart';
 import 'sync.dart';
@@ -57,6 +61,8 @@ enum _Op {
   fileDelete,
   fileStat,
   fileList,
+  http,
+  httpStream,
 }
 
 /// The arguments of a query or a streamed query (plain, sendable values).
@@ -87,6 +93,39 @@ final class _FileArgs {
       this.flags = 0,
       this.mode,
       this.directory = false});
+}
+
+/// The arguments of an HTTP request (plain, sendable values).
+final class _HttpArgs {
+  final String method;
+  final String url;
+  final Map<String, String> headers;
+  final Uint8List? body;
+  final HttpOptions? options;
+
+  /// Streams: the address of the native control block the pool and the
+  /// worker share ([_ctlTaken], [_ctlStop]), how many chunks may wait
+  /// untaken, and how long the worker waits for the listener.
+  final int control;
+  final int window;
+  final int idleMs;
+  const _HttpArgs(this.method, this.url, this.headers, this.body, this.options,
+      [this.control = 0, this.window = 0, this.idleMs = 0]);
+}
+
+/// Slots of a stream's control block (native memory, shared by the pool's
+/// isolate and the worker's): chunks the listener has taken, and non-zero
+/// once the listener is gone.
+const int _ctlTaken = 0;
+const int _ctlStop = 1;
+
+/// Something a worker produced for job [id] before its [_Reply]: a
+/// stream's head ([HttpResponse]) or one chunk ([TransferableTypedData]).
+final class _Data {
+  final int worker;
+  final int id;
+  final Object value;
+  const _Data(this.worker, this.id, this.value);
 }
 
 /// A request from the pool to a worker.
@@ -177,6 +216,9 @@ final class _Job {
   /// known.
   bool cancelRequested = false;
 
+  /// Streams: receives what the worker sends before its reply.
+  void Function(Object value)? onData;
+
   _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload,
       [this.batch, this.args]);
 
@@ -236,6 +278,10 @@ final class PorterPool {
 
   final List<_Worker> _workers = [];
   final Queue<_Job> _queue = Queue<_Job>();
+
+  /// Stops the HTTP streams running now (so [close] need not wait for
+  /// their listeners).
+  final Set<void Function()> _streamStops = {};
   final RawReceivePort _replies = RawReceivePort();
   Completer<void>? _drained;
   Future<void>? _closing;
@@ -467,6 +513,211 @@ final class PorterPool {
     }
   }
 
+  // ---- HTTP ----
+
+  /// Performs an HTTP request on a worker; see [Porter.http]. Any HTTP
+  /// status is a response ([HttpResponse.ensureSuccess] turns a non-2xx
+  /// one into a [PorterHttpException]); failures to get one are
+  /// [PorterHttpException]s. [cancel] stops the transfer in the daemon.
+  Future<HttpResponse> http(String method, String url,
+      {Map<String, String> headers = const {},
+      Object? body,
+      HttpOptions? options,
+      Duration? timeout,
+      CancelToken? cancel}) {
+    try {
+      checkHttpHeaders(headers);
+      return _submit(_Op.http, timeout, null, cancel,
+              args: _HttpArgs(method, url, Map.unmodifiable(headers),
+                  httpBodyBytes(body), options))
+          .then((v) => v as HttpResponse);
+    } catch (e, st) {
+      return Future.error(e, st);
+    }
+  }
+
+  /// GETs [url] on a worker, following redirects; see [Porter.httpGet].
+  Future<HttpResponse> httpGet(String url,
+          {Map<String, String> headers = const {},
+          HttpOptions? options,
+          Duration? timeout,
+          CancelToken? cancel}) =>
+      http('GET', url,
+          headers: headers, options: options, timeout: timeout, cancel: cancel);
+
+  /// POSTs [json] (a String as it is, anything else through `jsonEncode`)
+  /// with `Content-Type: application/json` on a worker; see
+  /// [Porter.httpPostJson].
+  Future<HttpResponse> httpPostJson(String url, Object? json,
+      {Map<String, String> headers = const {},
+      HttpOptions? options,
+      Duration? timeout,
+      CancelToken? cancel}) {
+    final String text;
+    try {
+      text = json is String ? json : jsonEncode(json);
+    } catch (e, st) {
+      return Future.error(e, st);
+    }
+    return http('POST', url,
+        headers: {'Content-Type': 'application/json', ...headers},
+        body: text,
+        options: options,
+        timeout: timeout,
+        cancel: cancel);
+  }
+
+  /// A streamed request on a worker: completes with the response head once
+  /// the status and headers have arrived; its [PorterHttpStream.body] is a
+  /// single-subscription [Stream] of the body's chunks, of any total size.
+  ///
+  /// Backpressure: the worker reads the next chunk from porterd only while
+  /// fewer than [window] chunks wait for the listener (a paused or slow
+  /// listener pauses the transfer, all the way to the HTTP peer). The
+  /// worker keeps the whole stream on its own thread (it waits for the
+  /// listener with a blocking sleep, never by returning to its event loop),
+  /// because porterd keeps a stream on the worker loop of the connection
+  /// that opened it, and an isolate that waits for a message may resume on
+  /// another thread.
+  ///
+  /// The stream holds one pool worker until it ends: listen to the body
+  /// (or cancel its subscription, or [PorterHttpStream.cancel]) promptly. A
+  /// listener that takes nothing for [idleLimit] ends the stream with a
+  /// [PorterTimeoutException]. Each read from porterd is bounded by
+  /// [timeout]. Cancelling the subscription aborts the transfer; [cancel]
+  /// also ends the body with a [PorterCancelledException] at once (and
+  /// stops an open still waiting for the head in the daemon); the worker
+  /// closes the stream after the read it is in, if any.
+  Future<PorterHttpStream> httpStream(String url,
+      {String method = 'GET',
+      Map<String, String> headers = const {},
+      Object? body,
+      HttpOptions? options,
+      Duration? timeout,
+      CancelToken? cancel,
+      int window = 4,
+      Duration idleLimit = const Duration(seconds: 60)}) {
+    final _HttpArgs args;
+    try {
+      if (window < 1 || window > 1024) {
+        throw RangeError.range(window, 1, 1024, 'window');
+      }
+      if (idleLimit.isNegative) {
+        throw ArgumentError.value(idleLimit, 'idleLimit', 'must not be negative');
+      }
+      checkHttpHeaders(headers);
+      args = _HttpArgs(method, url, Map.unmodifiable(headers),
+          httpBodyBytes(body), options, 0, window, idleLimit.inMilliseconds);
+    } catch (e, st) {
+      return Future.error(e, st);
+    }
+    // Freed once no worker uses it any more (the job has settled).
+    final ctl = calloc<Int64>(2);
+    var ctlFreed = false;
+    final head = Completer<PorterHttpStream>();
+    final done = Completer<HttpResponse>();
+    final pending = Queue<Uint8List>();
+    var taken = 0;
+    var ended = false;
+    var listenerGone = false;
+    Object? endError;
+    StackTrace? endTrace;
+    late final StreamController<Uint8List> sc;
+
+    void stop() {
+      if (!ctlFreed) ctl[_ctlStop] = 1;
+    }
+
+    void flush() {
+      while (pending.isNotEmpty && sc.hasListener && !sc.isPaused) {
+        sc.add(pending.removeFirst());
+        taken++;
+        if (!ctlFreed) ctl[_ctlTaken] = taken;
+      }
+      if (ended && pending.isEmpty && !sc.isClosed) {
+        final e = endError;
+        if (e != null) sc.addError(e, endTrace);
+        unawaited(sc.close());
+      }
+    }
+
+    sc = StreamController<Uint8List>(
+        onListen: flush,
+        onResume: flush,
+        onCancel: () {
+          listenerGone = true;
+          stop();
+          pending.clear();
+        });
+
+    final _Job job;
+    try {
+      job = _enqueue(_Op.httpStream, timeout, null, cancel,
+          args: _HttpArgs(args.method, args.url, args.headers, args.body,
+              args.options, ctl.address, args.window, args.idleMs));
+    } catch (e, st) {
+      calloc.free(ctl);
+      return Future.error(e, st);
+    }
+    _streamStops.add(stop);
+    job.onData = (Object v) {
+      if (ended) return;
+      if (v is HttpResponse) {
+        if (!head.isCompleted) {
+          head.complete(PorterHttpStream._(v, sc.stream, done.future, () {
+            stop();
+            if (!ended) {
+              ended = true;
+              pending.clear();
+              flush();
+            }
+          }));
+        }
+      } else if (v is TransferableTypedData && !listenerGone) {
+        pending.add(v.materialize().asUint8List());
+        flush();
+      }
+    };
+    if (cancel != null) {
+      unawaited(cancel.whenCancelled.then((_) => stop()));
+    }
+    unawaited(job.settled.future.then((_) {
+      ctlFreed = true;
+      calloc.free(ctl);
+      _streamStops.remove(stop);
+    }));
+    unawaited(job.completer.future.then((v) {
+      if (!head.isCompleted) {
+        head.completeError(
+            StateError('the HTTP stream ended before its head arrived'));
+      }
+      if (!done.isCompleted) done.complete(v as HttpResponse? ?? _emptyHead(url));
+      if (!ended) {
+        ended = true;
+        flush();
+      }
+    }, onError: (Object e, StackTrace st) {
+      if (!done.isCompleted) {
+        done.completeError(e, st);
+        done.future.ignore();
+      }
+      if (!head.isCompleted) {
+        head.completeError(e, st);
+        return;
+      }
+      if (!ended) {
+        ended = true;
+        endError = e;
+        endTrace = st;
+        flush();
+      }
+    }));
+    return head.future;
+  }
+
+  static HttpResponse _emptyHead(String url) => HttpResponse(
+      status: 0, headers: const [], body: Uint8List(0), effectiveUrl: url);
+
   // ---- Files ----
 
   /// Reads a file on a worker; see [Porter.readFile].
@@ -522,6 +773,9 @@ final class PorterPool {
 
   Future<void> _close() async {
     _closed = true;
+    for (final stop in List.of(_streamStops)) {
+      stop();
+    }
     if (_queue.isNotEmpty || _workers.any((w) => w.job != null)) {
       _drained = Completer<void>();
       _checkDrained();
@@ -594,6 +848,10 @@ final class PorterPool {
             PorterException.fromCode(msg.code, msg.name, msg.message));
       }
       _pump();
+    } else if (msg is _Data) {
+      final job = _worker(msg.worker)?.job;
+      if (job == null || job.id != msg.id) return;
+      job.onData?.call(msg.value);
     } else if (msg is _Started) {
       final job = _worker(msg.worker)?.job;
       if (job == null || job.id != msg.id) return;
@@ -749,7 +1007,7 @@ void _workerMain(_Start start) {
       // can cancel the call while this isolate is inside it.
       final callId = porter.nextCallId();
       start.replies.send(_Started(start.worker, msg.id, callId));
-      start.replies.send(_run(porter, start.worker, msg));
+      start.replies.send(_run(porter, start.worker, msg, start.replies));
     } else {
       // Asked to stop: release this thread's connection now rather than
       // when the VM retires the thread.
@@ -787,7 +1045,7 @@ Porter? _openPorter(_Start start) {
   }
 }
 
-_Reply _run(Porter porter, int worker, _Request req) {
+_Reply _run(Porter porter, int worker, _Request req, SendPort replies) {
   final timeout =
       req.timeoutMs == 0 ? null : Duration(milliseconds: req.timeoutMs);
   try {
@@ -867,6 +1125,19 @@ _Reply _run(Porter porter, int worker, _Request req) {
         final a = req.args as _FileArgs;
         return _Reply(worker, req.id,
             porter.listDir(a.path, root: a.root, timeout: timeout));
+      case _Op.http:
+        final a = req.args as _HttpArgs;
+        return _Reply(
+            worker,
+            req.id,
+            porter.http(a.method, a.url,
+                headers: a.headers,
+                body: a.body,
+                options: a.options,
+                timeout: timeout));
+      case _Op.httpStream:
+        return _Reply(worker, req.id,
+            _runStream(porter, worker, req, replies, timeout));
     }
   } on PorterException catch (e) {
     return _Reply(worker, req.id, null, e.code, e.name, e.message, e);
@@ -874,6 +1145,65 @@ _Reply _run(Porter porter, int worker, _Request req) {
     return _Reply(worker, req.id, null, porter_error.PORTER_E_INTERNAL,
         'PORTER_E_INTERNAL', '$e');
   }
+}
+
+/// Runs a streamed request for the pool, all of it on this isolate's
+/// current thread: porterd keeps the stream on the worker loop of the
+/// connection that opened it, so this never returns to the event loop
+/// (where the isolate could resume on another thread) until the stream is
+/// closed. Sends the head, then each chunk, as [_Data]; returns the final
+/// head (with timings), or null when the listener went away first.
+HttpResponse? _runStream(Porter porter, int worker, _Request req,
+    SendPort replies, Duration? timeout) {
+  final a = req.args as _HttpArgs;
+  final ctl = Pointer<Int64>.fromAddress(a.control);
+  final ms = timeoutMs(timeout);
+  final s = porter.httpStream(a.url,
+      method: a.method,
+      headers: a.headers,
+      body: a.body,
+      options: a.options,
+      timeout: timeout);
+  try {
+    replies.send(_Data(worker, req.id, s.response));
+    var sent = 0;
+    for (;;) {
+      if (!_waitForListener(ctl, sent, a.window, a.idleMs)) return null;
+      // A CancelToken reaches the daemon only for the open (whose call id
+      // the pool has). Reads are not given ids of their own: a read often
+      // makes no call (the first chunk came with the open; the end may
+      // be known already), and an id reserved but unused would go to
+      // this thread's next call, which a cancel of it would then refuse.
+      // A cancelled stream stops at the next check of the control block,
+      // after the current read (bounded by the timeout).
+      final chunk = s.read(ms);
+      if (chunk == null) return s.finalResponse();
+      replies.send(
+          _Data(worker, req.id, TransferableTypedData.fromList([chunk])));
+      sent++;
+    }
+  } finally {
+    s.close();
+  }
+}
+
+/// Waits (sleeping on this thread) until the listener has taken enough
+/// chunks that fewer than [window] of the [sent] ones wait. Returns false
+/// when the listener is gone; throws [PorterTimeoutException] when it took
+/// nothing for [idleMs].
+bool _waitForListener(Pointer<Int64> ctl, int sent, int window, int idleMs) {
+  var waited = 0;
+  var step = 1;
+  while (ctl[_ctlStop] == 0 && sent - ctl[_ctlTaken] >= window) {
+    if (waited >= idleMs) {
+      throw PorterTimeoutException('PORTER_E_TIMEOUT',
+          'the HTTP stream\'s listener took no chunk for $idleMs ms');
+    }
+    sleep(Duration(milliseconds: step));
+    waited += step;
+    if (step < 20) step *= 2;
+  }
+  return ctl[_ctlStop] == 0;
 }
 
 /// Flags from their bits (the pool sends the bits between isolates).
@@ -909,4 +1239,31 @@ final class _CursorGuard implements Finalizable {
 
   /// The stream closes the cursor itself: the finalizer must not.
   void release() => _finalizer!.detach(this);
+}
+
+/// A streamed HTTP response from [PorterPool.httpStream].
+final class PorterHttpStream {
+  /// The head: status, headers, effective URL (an empty body; timings all
+  /// zero, see [done]).
+  final HttpResponse response;
+
+  /// The body, chunk by chunk (single subscription). It ends with an error
+  /// when the transfer fails ([PorterHttpException]), times out or is
+  /// cancelled.
+  final Stream<Uint8List> body;
+
+  /// Completes with the head again, with its timings, once the body has
+  /// been read to its end (or fails as the body does).
+  final Future<HttpResponse> done;
+
+  final void Function() _cancel;
+
+  PorterHttpStream._(this.response, this.body, this.done, this._cancel);
+
+  /// The HTTP status code.
+  int get status => response.status;
+
+  /// Aborts the transfer without reading the rest, whether or not the body
+  /// is listened to; the body then ends (without an error).
+  void cancel() => _cancel();
 }

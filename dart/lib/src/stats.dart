@@ -51,10 +51,23 @@ final class PorterStats {
   /// One entry per worker loop.
   final List<PorterWorkerStats> workers;
 
+  /// Descriptors open in the daemon process (so leaks show).
+  final int openFds;
+
+  /// PostgreSQL connections open in the daemon (sessions and pooled, over
+  /// all workers).
+  final int dbConnections;
+
+  /// HTTP transfers alive in the daemon (requests and streams).
+  final int httpTransfers;
+
   const PorterStats({
     required this.daemonVersion,
     required this.uptime,
     required this.workers,
+    this.openFds = 0,
+    this.dbConnections = 0,
+    this.httpTransfers = 0,
   });
 
   /// Client connections open now, over all workers.
@@ -66,5 +79,6 @@ final class PorterStats {
   @override
   String toString() => 'porterd $daemonVersion, up ${uptime.inSeconds} s, '
       '${workers.length} workers, $connections connections, '
-      '$requests requests';
+      '$requests requests, $openFds fds, $dbConnections db connections, '
+      '$httpTransfers HTTP transfers';
 }

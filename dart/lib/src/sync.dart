@@ -1,4 +1,5 @@
 // The synchronous API: blocking calls on the calling thread's connection.
+import 'dart:convert';
 import 'dart:ffi';
 import 'dart:typed_data';
 
@@ -9,6 +10,7 @@ import 'bindings.g.dart';
 import 'db.dart';
 import 'errors.dart';
 import 'files.dart';
+import 'http.dart';
 import 'library.dart';
 import 'stats.dart';
 
@@ -142,17 +144,10 @@ final class Porter {
     final out = calloc<Pointer<porter_batch_result>>();
     _Owned? result;
     try {
-      for (final m in batch.members) {
-        final len = m.payload?.length ?? 0;
-        final buf = len == 0 ? nullptr : calloc<Uint8>(len);
-        try {
-          if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
-          final rc = _b.porter_batch_add_ping(
-              b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
-          if (rc < 0) _throw(rc);
-        } finally {
-          if (len != 0) calloc.free(buf);
-        }
+      final members = batch.members;
+      for (final m in members) {
+        final rc = _addMember(b, m);
+        if (rc < 0) _throw(rc);
       }
       final rc = _b.porter_batch_run(b, ms, out);
       if (rc < 0) _throw(rc);
@@ -160,7 +155,7 @@ final class Porter {
       result = _Owned(r.cast(),
           _finalizerFor(_b.addresses.porter_batch_result_free.cast()),
           (p) => _b.porter_batch_result_free(p.cast()));
-      return _readBatch(r);
+      return _readBatch(r, members);
     } finally {
       result?.free();
       builder.free();
@@ -168,32 +163,150 @@ final class Porter {
     }
   }
 
-  PorterBatchResult _readBatch(Pointer<porter_batch_result> r) {
+  /// Adds [member] to native builder [b]; returns its index or a negative
+  /// code. Native copies of the arguments are freed before it returns (the
+  /// builder copies them).
+  int _addMember(Pointer<porter_batch> b, BatchMember member) =>
+      switch (member) {
+        BatchPing m => _addPing(b, m),
+        BatchQuery m => _addQuery(b, m),
+        BatchFileRead m => _withPath(
+            m.root,
+            m.path,
+            (r, p) => _b.porter_batch_add_file_read(
+                b, r, p, m.offset, m.length ?? 0, timeoutMs(m.timeout))),
+        BatchHttp m => _addHttp(b, m),
+      };
+
+  int _addPing(Pointer<porter_batch> b, BatchPing m) {
+    final len = m.payload?.length ?? 0;
+    final buf = len == 0 ? nullptr : calloc<Uint8>(len);
+    try {
+      if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
+      return _b.porter_batch_add_ping(
+          b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
+    } finally {
+      if (len != 0) calloc.free(buf);
+    }
+  }
+
+  int _addQuery(Pointer<porter_batch> b, BatchQuery m) {
+    final session = m.session;
+    _checkTarget(session, m.conninfo);
+    final np = NativeParams(m.params);
+    final sql = m.sql.toNativeUtf8();
+    final ci = session == null ? m.conninfo!.toNativeUtf8() : nullptr;
+    try {
+      return _b.porter_batch_add_db_query(b, session?.id ?? 0, ci.cast(),
+          sql.cast(), np.array, np.length, timeoutMs(m.timeout));
+    } finally {
+      if (ci != nullptr) calloc.free(ci);
+      calloc.free(sql);
+      np.free();
+    }
+  }
+
+  int _addHttp(Pointer<porter_batch> b, BatchHttp m) {
+    final req = NativeHttpRequest(m.method, m.url, m.headers, m.body, m.options);
+    try {
+      return _b.porter_batch_add_http(b, req.method, req.url, req.headers,
+          req.headerCount, req.body, req.bodyLength, req.options,
+          timeoutMs(m.timeout));
+    } finally {
+      req.free();
+    }
+  }
+
+  PorterBatchResult _readBatch(
+      Pointer<porter_batch_result> r, List<BatchMember> kinds) {
     final n = _b.porter_batch_result_count(r);
     final data = calloc<Pointer<Void>>();
     final len = calloc<Size>();
+    final size = calloc<Uint64>();
+    final dbOut = calloc<Pointer<porter_db_result>>();
+    final httpOut = calloc<Pointer<porter_http_response>>();
     try {
       final members = <BatchMemberResult>[];
       for (var i = 0; i < n; i++) {
         final code = _b.porter_batch_result_status(r, i);
+        final name = errorName(code);
+        final message = cString(_b.porter_batch_result_message(r, i));
+        final kind = i < kinds.length ? kinds[i] : null;
         Uint8List? payload;
-        if (code == 0 && _b.porter_batch_result_ping(r, i, data, len) == 0) {
-          payload = Uint8List.fromList(
-              data.value.cast<Uint8>().asTypedList(len.value));
+        DbResult? dbResult;
+        Uint8List? fileData;
+        int? fileSize;
+        HttpResponse? response;
+        PorterException? exception;
+        switch (kind) {
+          case BatchPing _:
+            if (code == 0 &&
+                _b.porter_batch_result_ping(r, i, data, len) == 0) {
+              payload = _copy(data.value, len.value);
+            }
+          case BatchQuery _:
+            // A query that got an answer has a result, success or not: a
+            // failed one carries the server's SQLSTATE, DETAIL and HINT.
+            if (_b.porter_batch_result_db(r, i, dbOut) == 0) {
+              final dbRes = dbOut.value;
+              try {
+                if (code == 0) {
+                  dbResult = readResult(_b, dbRes);
+                } else {
+                  exception = dbError(_b, code, name, dbRes, message);
+                }
+              } finally {
+                _b.porter_db_result_free(dbRes);
+              }
+            }
+          case BatchFileRead f:
+            if (code == 0 &&
+                _b.porter_batch_result_file_read(r, i, data, len, size) == 0) {
+              fileData = _copy(data.value, len.value);
+              fileSize = size.value;
+            } else if (code != 0) {
+              final fk = fileErrorKind(code);
+              if (fk != null) {
+                exception =
+                    PorterFileException(code, name, message, fk, f.path);
+              }
+            }
+          case BatchHttp h:
+            if (code == 0 && _b.porter_batch_result_http(r, i, httpOut) == 0) {
+              final httpRes = httpOut.value;
+              try {
+                response = readHttpResponse(_b, httpRes);
+              } finally {
+                _b.porter_http_response_free(httpRes);
+              }
+            } else if (code != 0 && isHttpCode(code)) {
+              exception =
+                  PorterHttpException(code, name, message, url: h.url);
+            }
+          case null:
+            break;
         }
-        members.add(BatchMemberResult(
-            code,
-            errorName(code),
-            _b.porter_batch_result_message(r, i).cast<Utf8>().toDartString(),
-            payload));
+        members.add(BatchMemberResult(code, name, message, payload,
+            db: dbResult,
+            data: fileData,
+            fileSize: fileSize,
+            http: response,
+            exception: exception));
       }
       final w = _b.porter_batch_result_winner(r);
       return PorterBatchResult(List.unmodifiable(members), w < 0 ? null : w);
     } finally {
       calloc.free(data);
       calloc.free(len);
+      calloc.free(size);
+      calloc.free(dbOut);
+      calloc.free(httpOut);
     }
   }
+
+  static Uint8List _copy(Pointer<Void> p, int n) => n == 0 || p == nullptr
+      ? Uint8List(0)
+      : Uint8List.fromList(p.cast<Uint8>().asTypedList(n));
 
   // ---- PostgreSQL ----
 
@@ -339,6 +452,191 @@ final class Porter {
   /// failing call, before anything else can run on this thread).
   String _lastMessage() =>
       _b.porter_last_error_message().cast<Utf8>().toDartString();
+
+  // ---- HTTP ----
+
+  /// Performs an HTTP request through porterd and returns the whole
+  /// response (its body is limited to [HttpOptions.maxResponse], by default
+  /// the daemon's http-max-response, 8 MiB; stream larger bodies with
+  /// [httpChunks] or [PorterPool.httpStream]).
+  ///
+  /// [method] is any token ("GET", "POST", "PUT", "DELETE", "HEAD", ...);
+  /// [headers] are sent as given (an empty value sends the header empty);
+  /// [body] is null, a String (sent as UTF-8) or bytes. Only http and https
+  /// URLs are accepted, for the request and every redirect.
+  ///
+  /// Any HTTP status is a response: check [HttpResponse.status] or call
+  /// [HttpResponse.ensureSuccess]. Blocks this thread for at most [timeout]
+  /// (null: 5 s). Throws [PorterHttpException] when no response came
+  /// (scheme or host not allowed, too many redirects, body too large,
+  /// connection or TLS failure; [PorterHttpException.status] carries the
+  /// status of a refused redirect), [PorterTimeoutException],
+  /// [PorterCancelledException] (see [nextCallId]), and
+  /// [PorterConnectionLostException] for a method other than GET or HEAD
+  /// whose outcome is unknown.
+  HttpResponse http(String method, String url,
+      {Map<String, String> headers = const {},
+      Object? body,
+      HttpOptions? options,
+      Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final req =
+        NativeHttpRequest(method, url, headers, httpBodyBytes(body), options);
+    final out = calloc<Pointer<porter_http_response>>();
+    try {
+      final rc = _b.porter_http_request(
+          req.method,
+          req.url,
+          req.headers,
+          req.headerCount,
+          req.body,
+          req.bodyLength,
+          req.options,
+          ms,
+          out);
+      if (rc < 0) throw httpError(_b, rc, url);
+      return _takeResponse(out.value);
+    } finally {
+      calloc.free(out);
+      req.free();
+    }
+  }
+
+  /// GETs [url], following redirects (see [http]).
+  HttpResponse httpGet(String url,
+      {Map<String, String> headers = const {},
+      HttpOptions? options,
+      Duration? timeout}) {
+    if (headers.isNotEmpty || options != null) {
+      return http('GET', url,
+          headers: headers, options: options, timeout: timeout);
+    }
+    final ms = timeoutMs(timeout);
+    final u = url.toNativeUtf8();
+    final out = calloc<Pointer<porter_http_response>>();
+    try {
+      final rc = _b.porter_http_get(u.cast(), ms, out);
+      if (rc < 0) throw httpError(_b, rc, url);
+      return _takeResponse(out.value);
+    } finally {
+      calloc.free(out);
+      calloc.free(u);
+    }
+  }
+
+  /// POSTs [json] with `Content-Type: application/json`, following
+  /// redirects (see [http]). A String is sent as it is; any other value is
+  /// encoded with `jsonEncode` first.
+  HttpResponse httpPostJson(String url, Object? json,
+      {Map<String, String> headers = const {},
+      HttpOptions? options,
+      Duration? timeout}) {
+    final text = json is String ? json : jsonEncode(json);
+    if (headers.isNotEmpty || options != null) {
+      return http('POST', url,
+          headers: {'Content-Type': 'application/json', ...headers},
+          body: text,
+          options: options,
+          timeout: timeout);
+    }
+    final ms = timeoutMs(timeout);
+    final bytes = utf8.encode(text);
+    final u = url.toNativeUtf8();
+    final buf = calloc<Uint8>(bytes.isEmpty ? 1 : bytes.length);
+    final out = calloc<Pointer<porter_http_response>>();
+    try {
+      buf.asTypedList(bytes.length).setAll(0, bytes);
+      final rc = _b.porter_http_post_json(
+          u.cast(), buf.cast(), bytes.length, ms, out);
+      if (rc < 0) throw httpError(_b, rc, url);
+      return _takeResponse(out.value);
+    } finally {
+      calloc.free(out);
+      calloc.free(buf);
+      calloc.free(u);
+    }
+  }
+
+  /// Copies native response [r] into Dart and frees it.
+  HttpResponse _takeResponse(Pointer<porter_http_response> r) {
+    try {
+      return readHttpResponse(_b, r);
+    } finally {
+      _b.porter_http_response_free(r);
+    }
+  }
+
+  /// Starts a streamed request (arguments as for [http]) and returns once
+  /// the status and headers have arrived: read the body with
+  /// [HttpStream.read] and always [HttpStream.close] it (in a `finally`).
+  /// The body may be of any size; the daemon holds about one chunk
+  /// ([HttpOptions.chunkSize]) and pauses the transfer while nobody reads.
+  ///
+  /// Read it without an `await` between the reads (see [HttpStream]): a
+  /// stream lives on the daemon worker of this thread's connection. For an
+  /// async [Stream] use [PorterPool.httpStream].
+  HttpStream httpStream(String url,
+      {String method = 'GET',
+      Map<String, String> headers = const {},
+      Object? body,
+      HttpOptions? options,
+      Duration? timeout}) {
+    final ms = timeoutMs(timeout);
+    final req =
+        NativeHttpRequest(method, url, headers, httpBodyBytes(body), options);
+    final out = calloc<Pointer<porter_http_stream>>();
+    try {
+      final rc = _b.porter_http_stream_open(
+          req.method,
+          req.url,
+          req.headers,
+          req.headerCount,
+          req.body,
+          req.bodyLength,
+          req.options,
+          ms,
+          out);
+      if (rc < 0) throw httpError(_b, rc, url);
+      final p = out.value;
+      try {
+        return HttpStream.own(_b, p, url);
+      } catch (_) {
+        _b.porter_http_stream_close(p);
+        rethrow;
+      }
+    } finally {
+      calloc.free(out);
+      req.free();
+    }
+  }
+
+  /// Every chunk of a streamed response body, pulled one by one on this
+  /// thread (each read blocks for at most [timeout]); the stream is closed
+  /// when the iteration ends or is abandoned (`break`). Iterate it without
+  /// awaiting in between (see [httpStream]).
+  Iterable<Uint8List> httpChunks(String url,
+      {String method = 'GET',
+      Map<String, String> headers = const {},
+      Object? body,
+      HttpOptions? options,
+      Duration? timeout}) sync* {
+    final s = httpStream(url,
+        method: method,
+        headers: headers,
+        body: body,
+        options: options,
+        timeout: timeout);
+    try {
+      final ms = timeoutMs(timeout);
+      for (;;) {
+        final chunk = s.read(ms);
+        if (chunk == null) return;
+        yield chunk;
+      }
+    } finally {
+      s.close();
+    }
+  }
 
   // ---- Files ----
 
@@ -627,6 +925,9 @@ final class StatsSnapshot implements Finalizable {
             _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
         uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
         workers: List.unmodifiable(workers),
+        openFds: _b.porter_stats_open_fds(_ptr),
+        dbConnections: _b.porter_stats_db_connections(_ptr),
+        httpTransfers: _b.porter_stats_http_transfers(_ptr),
       );
     } finally {
       calloc.free(w);

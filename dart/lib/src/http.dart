@@ -1,0 +1,454 @@
+// HTTP through porterd: options, responses, streams and their errors.
+//
+// Everything here that crosses isolates (responses, options, timings) is a
+// plain Dart object. A native response is copied out and freed before a
+// call returns; a native stream is owned by an [HttpStream] and freed by
+// its close(), with a NativeFinalizer as the safety net.
+import 'dart:convert';
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'bindings.g.dart';
+import 'errors.dart';
+
+/// Per-request options, mirroring `porter_http_options` of porter.h.
+///
+/// TLS verification and the hosts a request may reach are the daemon's
+/// settings (`http-tls-verify`, `http-ca-file`, `http-allow-hosts`), not a
+/// request's: an app cannot turn certificate checks off for itself.
+final class HttpOptions {
+  /// Follow 301/302/303/307/308 redirects. Unlike the C struct (whose zero
+  /// value does not follow), the default here is true, as for
+  /// `porter_http_get`.
+  final bool followRedirects;
+
+  /// The most redirects to follow; 0: the daemon's limit (default 10).
+  /// More fail with [PorterHttpException] (PORTER_E_HTTP_REDIRECTS).
+  final int maxRedirects;
+
+  /// The largest body accepted, in bytes; 0: the daemon's limit (8 MiB by
+  /// default for whole responses, none for streams). A larger body fails
+  /// with PORTER_E_HTTP_TOO_LARGE.
+  final int maxResponse;
+
+  /// Bounds the transfer itself; null: the call's timeout does (streams:
+  /// no overall bound, each read has its own timeout).
+  final Duration? transferTimeout;
+
+  /// Streams: bytes per chunk; 0: the daemon's http-chunk-size.
+  final int chunkSize;
+
+  const HttpOptions(
+      {this.followRedirects = true,
+      this.maxRedirects = 0,
+      this.maxResponse = 0,
+      this.transferTimeout,
+      this.chunkSize = 0});
+
+  /// Options used when none are given.
+  static const HttpOptions defaults = HttpOptions();
+}
+
+/// One response header, as received (names keep the server's case).
+final class HttpHeader {
+  final String name;
+  final String value;
+  const HttpHeader(this.name, this.value);
+
+  @override
+  String toString() => '$name: $value';
+}
+
+/// Where the time of a request went (see `porter_http_timings`).
+/// [nameLookup], [connect], [tls] and [firstByte] count from the start of
+/// the last redirect hop; [total] spans all hops. [tls] is zero for plain
+/// http. For a stream they are known only after its end.
+final class HttpTimings {
+  final Duration nameLookup;
+  final Duration connect;
+  final Duration tls;
+  final Duration firstByte;
+  final Duration total;
+
+  const HttpTimings(
+      {this.nameLookup = Duration.zero,
+      this.connect = Duration.zero,
+      this.tls = Duration.zero,
+      this.firstByte = Duration.zero,
+      this.total = Duration.zero});
+
+  @override
+  String toString() => 'dns ${nameLookup.inMicroseconds} us, '
+      'connect ${connect.inMicroseconds} us, tls ${tls.inMicroseconds} us, '
+      'first byte ${firstByte.inMicroseconds} us, '
+      'total ${total.inMicroseconds} us';
+}
+
+/// An HTTP response. A plain Dart object: it owns no native memory and can
+/// be sent between isolates.
+///
+/// Any status (404, 500, ...) is a response, not an exception: check
+/// [status], or call [ensureSuccess].
+final class HttpResponse {
+  /// The HTTP status code, e.g. 200.
+  final int status;
+
+  /// Every header in the order received (repeated names kept).
+  final List<HttpHeader> headers;
+
+  /// The body (empty for the head of a stream).
+  final Uint8List body;
+
+  /// The URL of the final response, after redirects.
+  final String effectiveUrl;
+
+  /// Redirects followed to reach it.
+  final int redirects;
+
+  /// Where the time went.
+  final HttpTimings timings;
+
+  const HttpResponse(
+      {required this.status,
+      required this.headers,
+      required this.body,
+      required this.effectiveUrl,
+      this.redirects = 0,
+      this.timings = const HttpTimings()});
+
+  /// The value of the first header named [name] (case-insensitive), or
+  /// null.
+  String? header(String name) {
+    final n = name.toLowerCase();
+    for (final h in headers) {
+      if (h.name.toLowerCase() == n) return h.value;
+    }
+    return null;
+  }
+
+  /// Every value of header [name] (case-insensitive), in order.
+  List<String> headerAll(String name) {
+    final n = name.toLowerCase();
+    return [
+      for (final h in headers)
+        if (h.name.toLowerCase() == n) h.value
+    ];
+  }
+
+  /// The headers by lower-case name; repeated headers give several values.
+  Map<String, List<String>> get headerMap {
+    final m = <String, List<String>>{};
+    for (final h in headers) {
+      (m[h.name.toLowerCase()] ??= <String>[]).add(h.value);
+    }
+    return m;
+  }
+
+  /// Whether [status] is 2xx.
+  bool get ok => status >= 200 && status < 300;
+
+  /// The body decoded as UTF-8 (malformed sequences replaced).
+  String get text => utf8.decode(body, allowMalformed: true);
+
+  /// The body parsed as JSON.
+  Object? get json => jsonDecode(text);
+
+  /// Throws a [PorterHttpException] carrying [status] unless it is 2xx;
+  /// returns this response otherwise.
+  HttpResponse ensureSuccess() {
+    if (ok) return this;
+    throw PorterHttpException(porter_error.PORTER_E_HTTP, 'PORTER_E_HTTP',
+        'HTTP status $status from $effectiveUrl',
+        status: status, url: effectiveUrl);
+  }
+
+  @override
+  String toString() => 'HttpResponse($status, ${body.length} bytes, '
+      '$effectiveUrl)';
+}
+
+/// An HTTP call that got no usable response: [code] is one of the
+/// PORTER_E_HTTP* codes (scheme or host not allowed, too many redirects,
+/// body too large, connection or TLS failure, ...), or PORTER_E_HTTP with
+/// [status] set when [HttpResponse.ensureSuccess] refused a response.
+///
+/// [status] is the HTTP status the peer gave with the failure (for
+/// example the 302 of a redirect that was refused), 0 when none.
+class PorterHttpException extends PorterException {
+  /// The HTTP status carried by the failure; 0 when the peer gave none.
+  final int status;
+
+  /// The URL of the request ("" when unknown).
+  final String url;
+
+  const PorterHttpException(int code, String name, String message,
+      {this.status = 0, this.url = ''})
+      : super(code, name, message);
+
+  @override
+  String toString() => 'PorterHttpException($name $code'
+      '${status == 0 ? '' : ', HTTP $status'}'
+      '${url.isEmpty ? '' : ', $url'}): $message';
+}
+
+/// Whether [code] is one of the HTTP block of codes (-30..-39).
+bool isHttpCode(int code) => code <= -30 && code > -40;
+
+/// The body of a request as bytes: null, a [String] (sent as UTF-8) or a
+/// list of bytes.
+Uint8List? httpBodyBytes(Object? body) {
+  if (body == null) return null;
+  if (body is Uint8List) return body;
+  if (body is String) return utf8.encode(body);
+  if (body is List<int>) return Uint8List.fromList(body);
+  throw ArgumentError.value(
+      body, 'body', 'use null, a String or a list of bytes');
+}
+
+/// Checks request headers before anything is allocated: a name is a
+/// non-empty token without ':' or white space; no CR or LF anywhere.
+void checkHttpHeaders(Map<String, String> headers) {
+  for (final e in headers.entries) {
+    final n = e.key;
+    if (n.isEmpty || n.contains(RegExp(r'[\s:\x00-\x1f\x7f]'))) {
+      throw ArgumentError.value(n, 'headers', 'not a valid header name');
+    }
+    if (e.value.contains(RegExp(r'[\r\n\x00]'))) {
+      throw ArgumentError.value(
+          e.value, 'headers', 'a header value must not hold CR, LF or NUL');
+    }
+  }
+}
+
+/// The native arguments of one request (porter_http_request and
+/// porter_batch_add_http), allocated together and freed by [free].
+final class NativeHttpRequest {
+  final Pointer<Char> method;
+  final Pointer<Char> url;
+  final Pointer<Pointer<Char>> headers;
+  final int headerCount;
+  final Pointer<Void> body;
+  final int bodyLength;
+  final Pointer<porter_http_options> options;
+  final List<Pointer<NativeType>> _allocs;
+
+  NativeHttpRequest._(this.method, this.url, this.headers, this.headerCount,
+      this.body, this.bodyLength, this.options, this._allocs);
+
+  /// Copies the arguments into native memory. Throws [ArgumentError] for
+  /// invalid headers or a negative option before allocating anything.
+  factory NativeHttpRequest(String method, String url,
+      Map<String, String> headers, Uint8List? body, HttpOptions? options) {
+    checkHttpHeaders(headers);
+    final o = options ?? HttpOptions.defaults;
+    if (o.maxRedirects < 0 || o.maxResponse < 0 || o.chunkSize < 0) {
+      throw ArgumentError('HttpOptions values must not be negative');
+    }
+    final tt = o.transferTimeout;
+    if (tt != null && tt.isNegative) {
+      throw ArgumentError.value(tt, 'transferTimeout', 'must not be negative');
+    }
+    final allocs = <Pointer<NativeType>>[];
+    T keep<T extends Pointer<NativeType>>(T p) {
+      allocs.add(p);
+      return p;
+    }
+
+    try {
+      final m = keep(method.toNativeUtf8()).cast<Char>();
+      final u = keep(url.toNativeUtf8()).cast<Char>();
+      Pointer<Pointer<Char>> h = nullptr;
+      if (headers.isNotEmpty) {
+        h = keep(calloc<Pointer<Char>>(headers.length));
+        var i = 0;
+        for (final e in headers.entries) {
+          // "Name:" is how porter.h sends a header with an empty value.
+          final line = e.value.isEmpty ? '${e.key}:' : '${e.key}: ${e.value}';
+          h[i++] = keep(line.toNativeUtf8()).cast<Char>();
+        }
+      }
+      final len = body?.length ?? 0;
+      Pointer<Void> b = nullptr;
+      if (len != 0) {
+        final buf = keep(calloc<Uint8>(len));
+        buf.asTypedList(len).setAll(0, body!);
+        b = buf.cast();
+      }
+      final opts = keep(calloc<porter_http_options>());
+      opts.ref
+        ..follow_redirects = o.followRedirects ? 1 : 0
+        ..max_redirects = o.maxRedirects > 0xffffffff ? 0xffffffff : o.maxRedirects
+        ..max_response = o.maxResponse
+        ..transfer_timeout_ms = tt == null
+            ? 0
+            : (tt.inMilliseconds == 0
+                ? 1
+                : (tt.inMilliseconds > 0xffffffff
+                    ? 0xffffffff
+                    : tt.inMilliseconds))
+        ..chunk_size = o.chunkSize > 0xffffffff ? 0xffffffff : o.chunkSize;
+      return NativeHttpRequest._(m, u, h, headers.length, b, len, opts, allocs);
+    } catch (_) {
+      for (final p in allocs) {
+        calloc.free(p);
+      }
+      rethrow;
+    }
+  }
+
+  /// Frees everything; calling it again does nothing.
+  void free() {
+    for (final p in _allocs) {
+      calloc.free(p);
+    }
+    _allocs.clear();
+  }
+}
+
+/// A NUL-terminated string owned by libporter, decoded as UTF-8 with
+/// malformed sequences replaced (header values may be Latin-1).
+String cString(Pointer<Char> p) {
+  if (p == nullptr) return '';
+  final u = p.cast<Utf8>();
+  return utf8.decode(p.cast<Uint8>().asTypedList(u.length),
+      allowMalformed: true);
+}
+
+/// Copies native response [r] into Dart (it stays owned by the caller).
+HttpResponse readHttpResponse(
+    PorterBindings b, Pointer<porter_http_response> r) {
+  final name = calloc<Pointer<Char>>();
+  final value = calloc<Pointer<Char>>();
+  final len = calloc<Size>();
+  final t = calloc<porter_http_timings>();
+  try {
+    final n = b.porter_http_response_header_count(r);
+    final headers = <HttpHeader>[
+      for (var i = 0; i < n; i++)
+        if (b.porter_http_response_header_at(r, i, name, value) == 0)
+          HttpHeader(cString(name.value), cString(value.value))
+    ];
+    final body = b.porter_http_response_body(r, len);
+    final size = len.value;
+    final bytes = size == 0 || body == nullptr
+        ? Uint8List(0)
+        : Uint8List.fromList(body.cast<Uint8>().asTypedList(size));
+    b.porter_http_response_timings(r, t);
+    final tm = t.ref;
+    return HttpResponse(
+        status: b.porter_http_response_status(r),
+        headers: List.unmodifiable(headers),
+        body: bytes,
+        effectiveUrl: cString(b.porter_http_response_effective_url(r)),
+        redirects: b.porter_http_response_redirects(r),
+        timings: HttpTimings(
+            nameLookup: Duration(microseconds: tm.namelookup_us),
+            connect: Duration(microseconds: tm.connect_us),
+            tls: Duration(microseconds: tm.tls_us),
+            firstByte: Duration(microseconds: tm.first_byte_us),
+            total: Duration(microseconds: tm.total_us)));
+  } finally {
+    calloc.free(name);
+    calloc.free(value);
+    calloc.free(len);
+    calloc.free(t);
+  }
+}
+
+/// The exception for a failed HTTP call with [code], read right after the
+/// call on the same thread (the thread's last error message and HTTP
+/// status are only valid until its next call). HTTP codes give a
+/// [PorterHttpException]; the others their usual class.
+PorterException httpError(PorterBindings b, int code, String url) {
+  var message = cString(b.porter_last_error_message());
+  final status = b.porter_http_last_status();
+  final name = cString(b.porter_error_name(code));
+  if (message.isEmpty) message = cString(b.porter_strerror(code));
+  if (isHttpCode(code) || status != 0) {
+    return PorterHttpException(code, name, message, status: status, url: url);
+  }
+  return PorterException.fromCode(code, name, message);
+}
+
+/// One finalizer for HTTP streams, per isolate.
+NativeFinalizer? _streamFinalizer;
+
+/// A streamed HTTP response, owned by Dart: [response] is its head (status,
+/// headers, effective URL; an empty body), [read] pulls the body chunk by
+/// chunk, and [close] frees it (aborting a transfer not read to its end),
+/// with a NativeFinalizer as the safety net.
+///
+/// The daemon keeps a stream on the worker loop that serves the opening
+/// thread's connection, and a Dart isolate may change threads whenever it
+/// waits (an `await`, the end of an event handler). Read a stream in the
+/// same synchronous run that opened it, as [Porter.httpChunks] does, or
+/// use [PorterPool.httpStream], whose worker keeps to its thread for the
+/// stream's whole life. Reads from another thread may fail with
+/// PORTER_E_NOT_FOUND when porterd runs several workers.
+final class HttpStream implements Finalizable {
+  final PorterBindings _b;
+  Pointer<porter_http_stream> _ptr;
+
+  /// The URL asked for.
+  final String url;
+
+  /// The response head (status, headers, effective URL; empty body).
+  final HttpResponse response;
+
+  HttpStream._(this._b, this._ptr, this.url, this.response) {
+    final f = _streamFinalizer ??=
+        NativeFinalizer(_b.addresses.porter_http_stream_close.cast());
+    f.attach(this, _ptr.cast(), detach: this);
+  }
+
+  /// Takes ownership of native stream [p], just opened for [url].
+  factory HttpStream.own(
+      PorterBindings b, Pointer<porter_http_stream> p, String url) {
+    final head = readHttpResponse(b, b.porter_http_stream_response(p));
+    return HttpStream._(b, p, url, head);
+  }
+
+  /// Whether [close] was called.
+  bool get isClosed => _ptr == nullptr;
+
+  /// The next chunk of the body (a copy owned by Dart), or null at its
+  /// end. Blocks this thread for at most [timeoutMs] (0: the default).
+  /// Throws [PorterHttpException] when the transfer failed,
+  /// [PorterTimeoutException] when nothing arrived in time.
+  Uint8List? read(int timeoutMs) {
+    if (_ptr == nullptr) throw StateError('HTTP stream closed');
+    final data = calloc<Pointer<Void>>();
+    final len = calloc<Size>();
+    try {
+      final rc = _b.porter_http_stream_read(_ptr, data, len, timeoutMs);
+      if (rc < 0) throw httpError(_b, rc, url);
+      if (rc == 0) return null;
+      final n = len.value;
+      return n == 0
+          ? Uint8List(0)
+          : Uint8List.fromList(data.value.cast<Uint8>().asTypedList(n));
+    } finally {
+      calloc.free(data);
+      calloc.free(len);
+    }
+  }
+
+  /// The head again, with the timings filled in once the body has ended
+  /// (all zero before).
+  HttpResponse finalResponse() {
+    if (_ptr == nullptr) return response;
+    return readHttpResponse(_b, _b.porter_http_stream_response(_ptr));
+  }
+
+  /// Frees the stream; one not read to its end is aborted in the daemon
+  /// (this waits up to one second for porterd to confirm). Calling it
+  /// again does nothing.
+  void close() {
+    if (_ptr == nullptr) return;
+    _streamFinalizer!.detach(this);
+    _b.porter_http_stream_close(_ptr);
+    _ptr = nullptr;
+  }
+}

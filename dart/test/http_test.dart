@@ -1,0 +1,401 @@
+// Tests of the HTTP API against a real porterd and the project's loopback
+// HTTP test server; see README.md ("Running the tests") for how to start
+// them.
+import 'dart:async';
+import 'dart:isolate';
+import 'dart:typed_data';
+
+import 'package:porter/porter.dart';
+import 'package:test/test.dart';
+
+import 'support/daemon.dart';
+import 'support/http_server.dart';
+
+// Top-level so that closures sent to other isolates capture nothing
+// unsendable (see porter_test.dart).
+late TestDaemon daemon;
+late TestHttpServer server;
+late Porter porter;
+late PorterPool pool;
+
+/// [calls] GETs of bodies of their own sizes from a new isolate; returns
+/// the bytes checked. Top-level: [base] is passed in (globals are per
+/// isolate).
+Future<int> getInIsolate(String base, int tag, int calls) => Isolate.run(() {
+      final p = Porter();
+      var total = 0;
+      for (var j = 0; j < calls; j++) {
+        final n = (tag * 131 + j * 17) % 20000 + 1;
+        final r = p.httpGet('$base/bin/$n');
+        if (r.status != 200 || r.body.length != n) {
+          throw StateError('isolate $tag call $j: ${r.status}, '
+              '${r.body.length} of $n bytes');
+        }
+        for (var i = 0; i < n; i++) {
+          if (r.body[i] != i % 251) throw StateError('byte $i differs');
+        }
+        total += n;
+      }
+      p.disconnectThread();
+      return total;
+    });
+
+/// How many requests the test server holds open on /hang right now.
+int hanging() => int.parse(porter.httpGet(server.url('/hanging')).text);
+
+/// Waits until porterd holds no HTTP transfer (aborted transfers finish a
+/// moment after their caller got its answer).
+Future<int> settledTransfers() async {
+  final until = DateTime.now().add(const Duration(seconds: 5));
+  for (;;) {
+    final n = porter.stats().httpTransfers;
+    if (n == 0 || DateTime.now().isAfter(until)) return n;
+    await Future<void>.delayed(const Duration(milliseconds: 20));
+  }
+}
+
+void main() {
+  setUpAll(() async {
+    daemon = await TestDaemon.start();
+    server = await TestHttpServer.start();
+    porter = Porter();
+    pool = await PorterPool.spawn(size: 4, reset: false);
+  });
+
+  tearDownAll(() async {
+    await pool.close();
+    porter.disconnectThread();
+    await server.stop();
+    await daemon.stop();
+  });
+
+  tearDown(() async {
+    expect(await settledTransfers(), 0,
+        reason: 'porterd still holds HTTP transfers after the test');
+  });
+
+  group('sync', () {
+    test('GET: status, binary body, headers, URL, timings', () {
+      final r = porter.httpGet(server.url('/bin/70000'));
+      expect(r.status, 200);
+      expect(r.ok, isTrue);
+      expect(r.body, pattern(0, 70000));
+      expect(r.header('content-LENGTH'), '70000');
+      expect(r.header('X-Absent'), isNull);
+      expect(r.effectiveUrl, server.url('/bin/70000'));
+      expect(r.redirects, 0);
+      expect(r.timings.total, greaterThan(Duration.zero));
+      expect(r.timings.total, greaterThanOrEqualTo(r.timings.firstByte));
+      expect(identical(r.ensureSuccess(), r), isTrue);
+    });
+
+    test('repeated headers, in order', () {
+      final r = porter.httpGet(server.url('/headers'));
+      expect(r.headerAll('x-multi'), ['a', 'b']);
+      expect(r.headerMap['x-multi'], ['a', 'b']);
+      expect(r.headers.where((h) => h.name == 'X-One').single.value, '1');
+    });
+
+    test('redirects: followed, limited, refused', () {
+      final r = porter.httpGet(server.url('/redirect/3'));
+      expect(r.text, 'done');
+      expect(r.redirects, 3);
+      expect(r.effectiveUrl, server.url('/redirect/0'));
+
+      final no = porter.http('GET', server.url('/redirect/1'),
+          options: const HttpOptions(followRedirects: false));
+      expect(no.status, 302);
+      expect(no.header('location'), '/redirect/0');
+
+      expect(
+          () => porter.http('GET', server.url('/redirect/5'),
+              options: const HttpOptions(maxRedirects: 2)),
+          throwsA(isA<PorterHttpException>().having(
+              (e) => e.code, 'code', porter_error.PORTER_E_HTTP_REDIRECTS)));
+      // A redirect to a scheme other than http(s) is refused; the
+      // exception carries the status of the refused redirect.
+      expect(
+          () => porter.httpGet(
+              server.url('/redirect-to?url=ftp://127.0.0.1/x')),
+          throwsA(isA<PorterHttpException>()
+              .having((e) => e.code, 'code', porter_error.PORTER_E_HTTP_SCHEME)
+              .having((e) => e.status, 'status', 302)));
+    });
+
+    test('an error status is a response; ensureSuccess throws with it', () {
+      final r = porter.httpGet(server.url('/status/404'));
+      expect(r.status, 404);
+      expect(r.text, 'status 404');
+      expect(
+          r.ensureSuccess,
+          throwsA(isA<PorterHttpException>()
+              .having((e) => e.status, 'status', 404)
+              .having((e) => e.url, 'url', server.url('/status/404'))));
+    });
+
+    test('methods, headers and bodies are sent as given', () {
+      final body = Uint8List.fromList([0, 1, 2, 0, 255]);
+      final r = porter.http('PUT', server.url('/echo'),
+          headers: {'X-Test-One': 'uno', 'X-Test-Empty': ''}, body: body);
+      expect(r.body, body);
+      expect(r.header('X-Method'), 'PUT');
+      expect(r.header('X-Got-One'), 'uno');
+      expect(r.header('X-Got-Empty'), '', reason: 'an empty header is sent');
+
+      final j = porter.httpPostJson(server.url('/echo'), {
+        'k': [1, 2, null],
+        's': 'ü'
+      });
+      expect(j.header('X-Method'), 'POST');
+      expect(j.json, {
+        'k': [1, 2, null],
+        's': 'ü'
+      });
+      final t = porter.httpPostJson(server.url('/echo'), '{"raw":true}');
+      expect(t.text, '{"raw":true}');
+
+      expect(() => porter.http('GET', server.url('/echo'), headers: {'Bad Name': 'x'}),
+          throwsArgumentError);
+      expect(() => porter.http('GET', server.url('/echo'), headers: {'X': 'a\r\nb'}),
+          throwsArgumentError);
+    });
+
+    test('limits and unreachable peers are typed failures', () {
+      expect(
+          () => porter.http('GET', server.url('/bin/5000'),
+              options: const HttpOptions(maxResponse: 1000)),
+          throwsA(isA<PorterHttpException>().having(
+              (e) => e.code, 'code', porter_error.PORTER_E_HTTP_TOO_LARGE)));
+      expect(
+          () => porter.httpGet('file:///etc/passwd'),
+          throwsA(isA<PorterHttpException>().having(
+              (e) => e.code, 'code', porter_error.PORTER_E_HTTP_SCHEME)));
+      // Port 1 on loopback: nobody listens.
+      expect(
+          () => porter.httpGet('http://127.0.0.1:1/'),
+          throwsA(isA<PorterHttpException>().having(
+              (e) => e.code, 'code', porter_error.PORTER_E_HTTP_CONNECT)));
+    });
+
+    test('a timeout stops the transfer', () {
+      final sw = Stopwatch()..start();
+      expect(
+          () => porter.httpGet(server.url('/hang'),
+              timeout: const Duration(milliseconds: 300)),
+          throwsA(isA<PorterTimeoutException>()));
+      expect(sw.elapsed, lessThan(const Duration(seconds: 3)));
+    });
+
+    test('streamed body: every byte in order, in chunks', () {
+      final chunks = porter
+          .httpChunks(server.url('/bin/3000000'),
+              options: const HttpOptions(chunkSize: 65536))
+          .toList();
+      expect(chunks.length, greaterThan(10));
+      final all = Uint8List.fromList(chunks.expand((c) => c).toList());
+      expect(all, pattern(0, 3000000));
+
+      final s = porter.httpStream(server.url('/bin/200000'));
+      try {
+        expect(s.response.status, 200);
+        expect(s.response.body, isEmpty);
+        expect(s.response.header('content-length'), '200000');
+        var n = 0;
+        for (Uint8List? c = s.read(5000); c != null; c = s.read(5000)) {
+          expect(c, pattern(n, c.length));
+          n += c.length;
+        }
+        expect(n, 200000);
+        expect(s.finalResponse().timings.total, greaterThan(Duration.zero));
+      } finally {
+        s.close();
+      }
+    });
+
+    test('an abandoned stream is aborted in porterd', () {
+      for (final c in porter.httpChunks(server.url('/bin/50000000'),
+          options: const HttpOptions(chunkSize: 16384))) {
+        expect(c, isNotEmpty);
+        break; // closes the stream
+      }
+    });
+
+    test('isolates calling at once', () async {
+      final totals = await Future.wait(
+          [for (var i = 0; i < 8; i++) getInIsolate(server.base, i, 20)]);
+      expect(totals.every((t) => t > 0), isTrue);
+    });
+  });
+
+  group('pool', () {
+    test('many concurrent requests, every body intact', () async {
+      final rs = await Future.wait([
+        for (var i = 0; i < 200; i++) pool.httpGet(server.url('/bin/${i * 50}'))
+      ]);
+      for (var i = 0; i < 200; i++) {
+        expect(rs[i].status, 200);
+        expect(rs[i].body, pattern(0, i * 50));
+      }
+      final j = await pool.httpPostJson(server.url('/echo'), [1, 'two']);
+      expect(j.json, [1, 'two']);
+      final p = await pool.http('DELETE', server.url('/echo'),
+          headers: {'X-Test-K': 'v'});
+      expect(p.header('X-Method'), 'DELETE');
+      expect(p.header('X-Got-K'), 'v');
+    });
+
+    test('failures cross the isolate boundary typed', () async {
+      await expectLater(
+          pool.httpGet(server.url('/redirect-to?url=ftp://127.0.0.1/x')),
+          throwsA(isA<PorterHttpException>()
+              .having((e) => e.status, 'status', 302)
+              .having((e) => e.url, 'url', contains('/redirect-to'))));
+      await expectLater(
+          pool.httpGet(server.url('/hang'),
+              timeout: const Duration(milliseconds: 300)),
+          throwsA(isA<PorterTimeoutException>()));
+      await expectLater(pool.http('GET', server.url('/'), headers: {'': 'x'}),
+          throwsArgumentError);
+    });
+
+    test('a CancelToken stops a hanging request in the daemon', () async {
+      final token = CancelToken();
+      final f = pool.httpGet(server.url('/hang'),
+          timeout: const Duration(seconds: 20), cancel: token);
+      while (hanging() == 0) {
+        await Future<void>.delayed(const Duration(milliseconds: 10));
+      }
+      final sw = Stopwatch()..start();
+      token.cancel();
+      await expectLater(f, throwsA(isA<PorterCancelledException>()));
+      // porterd dropped the transfer: the server sees its connection close.
+      while (hanging() != 0) {
+        expect(sw.elapsed, lessThan(const Duration(seconds: 3)));
+        await Future<void>.delayed(const Duration(milliseconds: 10));
+      }
+      // The worker is free again: the pool still answers at once.
+      expect((await pool.httpGet(server.url('/bin/10'))).body, pattern(0, 10));
+    });
+
+    test('httpStream: head, then every byte in order', () async {
+      final s = await pool.httpStream(server.url('/bin/3000000'),
+          options: const HttpOptions(chunkSize: 65536));
+      expect(s.status, 200);
+      expect(s.response.header('Content-Length'), '3000000');
+      final builder = BytesBuilder(copy: false);
+      var chunks = 0;
+      await for (final c in s.body) {
+        builder.add(c);
+        chunks++;
+      }
+      expect(chunks, greaterThan(10));
+      expect(builder.takeBytes(), pattern(0, 3000000));
+      expect((await s.done).timings.total, greaterThan(Duration.zero));
+    });
+
+    test('httpStream: a paused listener pauses the transfer', () async {
+      final s = await pool.httpStream(server.url('/bin/20000000'),
+          options: const HttpOptions(chunkSize: 16384), window: 2);
+      var got = 0;
+      var n = 0;
+      final done = Completer<void>();
+      late StreamSubscription<Uint8List> sub;
+      sub = s.body.listen((c) {
+        expect(c, pattern(n, c.length));
+        n += c.length;
+        got++;
+        if (got == 1) sub.pause();
+      }, onDone: done.complete, onError: done.completeError);
+      while (got == 0) {
+        await Future<void>.delayed(const Duration(milliseconds: 10));
+      }
+      await Future<void>.delayed(const Duration(milliseconds: 300));
+      expect(got, 1, reason: 'nothing is delivered while paused');
+      // The worker read at most `window` chunks ahead: porterd holds the
+      // rest, so the transfer is still alive.
+      expect(porter.stats().httpTransfers, greaterThan(0));
+      sub.resume();
+      await done.future;
+      expect(n, 20000000);
+    });
+
+    test('httpStream: cancelling the subscription aborts the transfer',
+        () async {
+      final s = await pool.httpStream(server.url('/bin/50000000'),
+          options: const HttpOptions(chunkSize: 16384));
+      final first = await s.body.first; // cancels after one chunk
+      expect(first, pattern(0, first.length));
+      expect(await s.done.timeout(const Duration(seconds: 5)),
+          isA<HttpResponse>());
+    });
+
+    test('httpStream: a CancelToken ends the body with an error', () async {
+      final token = CancelToken();
+      final s = await pool.httpStream(server.url('/bin/50000000'),
+          options: const HttpOptions(chunkSize: 16384), cancel: token);
+      var got = 0;
+      final f = s.body.forEach((c) {
+        if (++got == 3) token.cancel();
+      });
+      await expectLater(f, throwsA(isA<PorterCancelledException>()));
+    });
+
+    test('httpStream: a body nobody reads gives the worker back', () async {
+      final s = await pool.httpStream(server.url('/bin/50000000'),
+          options: const HttpOptions(chunkSize: 16384),
+          window: 1,
+          idleLimit: const Duration(milliseconds: 300));
+      await expectLater(s.done, throwsA(isA<PorterTimeoutException>()));
+      // And a stream can be dropped on purpose without reading it.
+      final t = await pool.httpStream(server.url('/bin/50000000'));
+      t.cancel();
+      await t.done.timeout(const Duration(seconds: 5));
+    });
+  });
+
+  group('batch', () {
+    test('HTTP, file and ping members in one call', () async {
+      final root = testFileRoot;
+      porter.writeFile('batch.bin', Uint8List.fromList([0, 1, 2, 3, 4, 5]),
+          root: root);
+      final b = PorterBatch()
+        ..addHttp(server.url('/echo'),
+            method: 'POST', body: 'hi', headers: {'X-Test-B': '1'})
+        ..addFileRead('batch.bin', root: root, offset: 2, length: 3)
+        ..addHttp(server.url('/status/503'))
+        ..addHttp('ftp://127.0.0.1/x')
+        ..addPing(payload: Uint8List.fromList([9]));
+      for (final r in [porter.batch(b), await pool.batch(b)]) {
+        expect(r.members[0].http!.text, 'hi');
+        expect(r.members[0].http!.header('X-Got-B'), '1');
+        expect(r.members[1].data, [2, 3, 4]);
+        expect(r.members[1].fileSize, 6);
+        expect(r.members[2].http!.status, 503);
+        expect(r.members[3].error, isA<PorterHttpException>());
+        expect(r.members[4].payload, [9]);
+      }
+      porter.deleteFile('batch.bin', root: root);
+    });
+
+    test('FIRST: hedged requests, the fastest mirror wins', () async {
+      final b = PorterBatch(BatchMode.first)
+        ..addHttp(server.url('/slow/3000'))
+        ..addHttp(server.url('/bin/1000'))
+        ..addHttp(server.url('/hang'));
+      final sw = Stopwatch()..start();
+      final r = await pool.batch(b, timeout: const Duration(seconds: 10));
+      expect(sw.elapsed, lessThan(const Duration(seconds: 2)));
+      expect(r.winner, 1);
+      expect(r.members[1].http!.body, pattern(0, 1000));
+      expect(r.members[0].error, isA<PorterCancelledException>());
+      expect(r.members[2].error, isA<PorterCancelledException>());
+    });
+  });
+
+  test('stats show what porterd holds', () async {
+    final s = await pool.stats();
+    expect(s.openFds, greaterThan(0));
+    expect(s.httpTransfers, 0);
+    expect(s.toString(), contains('HTTP transfers'));
+  });
+}
