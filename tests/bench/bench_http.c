@@ -279,7 +279,8 @@ int main(void)
 		result porter = only && strcmp(only, "porter") ? none : measure(0, threads, iters);
 		/* The same daemon without busy polling, for comparison. */
 		result blocking = {0};
-		if (!only && th_daemon_stop(&d) == 0 && th_daemon_restart(&d, extra_blocking) == 0) {
+		if (!only && th_daemon_stop(&d) == 0 &&
+		    th_daemon_restart(&d, extra_blocking) == 0) {
 			blocking = measure(0, threads, iters);
 			th_daemon_stop(&d);
 			if (th_daemon_restart(&d, extra) != 0) {
