@@ -340,7 +340,9 @@ static char *xstrdup(const char *s)
 
 /* ---- operations ---- */
 
-static void op_free(dbop *op)
+/* Forgets what the op gathered (results, error), keeping the arrays. It
+ * may then run again: a failed run's results did not happen. */
+static void op_clear_results(dbop *op)
 {
 	for (size_t i = 0; i < op->n_results; i++) {
 		Porter__V1__DbResult *dr = op->results[i];
@@ -350,14 +352,25 @@ static void op_free(dbop *op)
 		free(dr->columns); /* one block with the column structs */
 		free(dr);
 	}
-	free(op->results);
+	op->n_results = 0;
 	for (size_t i = 0; i < op->n_pgs; i++)
 		PQclear(op->pgs[i]);
-	free(op->pgs);
+	op->n_pgs = 0;
+	op->bytes = 0;
+	op->too_large = 0;
+	op->err = 0;
 	free(op->err_msg);
 	free(op->err_state);
 	free(op->err_detail);
 	free(op->err_hint);
+	op->err_msg = op->err_state = op->err_detail = op->err_hint = NULL;
+}
+
+static void op_free(dbop *op)
+{
+	op_clear_results(op);
+	free(op->results);
+	free(op->pgs);
 	if (op->from && op->msg)
 		porter__v1__request__free_unpacked(op->msg, NULL);
 	if (op->from)
@@ -1726,31 +1739,6 @@ static void pipe_send(dbc *c, dbop *op, const char *stale, int alone)
 		pump(c);
 	else
 		update_poll(c);
-}
-
-/* Forgets what a failed run gathered, before the op runs again. */
-static void op_clear_results(dbop *op)
-{
-	for (size_t i = 0; i < op->n_results; i++) {
-		Porter__V1__DbResult *dr = op->results[i];
-		for (size_t j = 0; j < dr->n_rows; j++)
-			free(dr->rows[j]);
-		free(dr->rows);
-		free(dr->columns);
-		free(dr);
-	}
-	op->n_results = 0;
-	for (size_t i = 0; i < op->n_pgs; i++)
-		PQclear(op->pgs[i]);
-	op->n_pgs = 0;
-	op->bytes = 0;
-	op->too_large = 0;
-	op->err = 0;
-	free(op->err_msg);
-	free(op->err_state);
-	free(op->err_detail);
-	free(op->err_hint);
-	op->err_msg = op->err_state = op->err_detail = op->err_hint = NULL;
 }
 
 /*
