@@ -3,8 +3,11 @@
  * easy handle reused per thread, the way a careful user would do it), at 1
  * and 8 client threads, in the same run, against the same loopback server.
  *
- * The server is a minimal epoll HTTP/1.1 keep-alive responder on its own
- * thread (not the Python test server) so that it is not the bottleneck.
+ * The server is a minimal epoll HTTP/1.1 keep-alive responder (not the
+ * Python test server, so that it is not the bottleneck) in a process of its
+ * own, as a real server is: a thread of the benchmark itself would make the
+ * direct path thread-to-thread switches, cheaper than the process switches
+ * every real client-server exchange costs.
  * Prints p50, p99, rate and the porter/direct ratios; never fails on
  * timing. For profiling, PORTER_BENCH_ONLY=porter|direct runs one side
  * alone and PORTER_BENCH_SCALE=N multiplies the request counts.
@@ -20,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +45,6 @@ static char response[256 + BODY];
 static size_t response_len;
 static int listen_fd;
 static int server_port;
-static volatile int server_stop;
 
 typedef struct sconn {
 	int fd;
@@ -72,14 +77,13 @@ static int serve_buffer(sconn *c)
 	}
 }
 
-static void *server_main(void *arg)
+static void server_main(void)
 {
-	(void)arg;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 	epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev);
 	struct epoll_event evs[64];
-	while (!server_stop) {
+	for (;;) {
 		int n = epoll_wait(ep, evs, 64, 100);
 		for (int i = 0; i < n; i++) {
 			sconn *c = evs[i].data.ptr;
@@ -107,11 +111,10 @@ static void *server_main(void *arg)
 			}
 		}
 	}
-	close(ep);
-	return NULL;
 }
 
-static pthread_t server_start(void)
+/* Forks the server; it dies with this process, and after 10 minutes. */
+static pid_t server_start(void)
 {
 	char body[BODY];
 	for (int i = 0; i < BODY; i++)
@@ -133,9 +136,22 @@ static pthread_t server_start(void)
 		exit(1);
 	}
 	server_port = ntohs(sa.sin_port);
-	pthread_t th;
-	pthread_create(&th, NULL, server_main, NULL);
-	return th;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("bench_http: fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		alarm(600);
+		server_main();
+		_exit(0);
+	}
+	close(listen_fd);
+	return pid;
 }
 
 /* ---- clients ---- */
@@ -251,7 +267,7 @@ int main(void)
 {
 	th_daemon d;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	pthread_t srv = server_start();
+	pid_t srv = server_start();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/1k", server_port);
 	static const char *const extra[] = {"--workers", "2", "--log-level", "warn", NULL};
 	static const char *const extra_blocking[] = {"--workers",   "2", "--log-level", "warn",
@@ -304,9 +320,8 @@ int main(void)
 	fflush(stdout);
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
-	server_stop = 1;
-	pthread_join(srv, NULL);
-	close(listen_fd);
+	kill(srv, SIGKILL);
+	waitpid(srv, NULL, 0);
 	curl_global_cleanup();
 	return 0;
 }
