@@ -13,10 +13,12 @@
 
 #include "config.h"
 #include "conn.h"
+#include "fwd.h"
 #include "list.h"
 #include "log.h"
 #include "porter.h"
 #include "req.h"
+#include "server.h"
 #include "worker.h"
 
 /* Header bytes accepted per response before the transfer is aborted. */
@@ -1024,8 +1026,12 @@ static int new_stream_id(unsigned worker_index, uint64_t *out)
 	return 0;
 }
 
-/* Finds the stream `id` for request `r`, or fails `r` and returns NULL.
- * A stream answers only the client process that opened it. */
+/*
+ * Finds the stream `id` for request `r`, or returns NULL having finished
+ * `r`: failed, or sent to the worker that owns the stream (its index is in
+ * the id's low byte), since any connection of the client may pull it. A
+ * stream answers only the client process that opened it.
+ */
 static http_xfer *stream_lookup(req *r, uint64_t id)
 {
 	http_worker *hw = r->w->http;
@@ -1034,19 +1040,16 @@ static http_xfer *stream_lookup(req *r, uint64_t id)
 		list_for_each_safe(pos, tmp, &hw->xfers) {
 			http_xfer *x = list_entry(pos, http_xfer, link);
 			if (x->stream && x->stream_id == id && x->state != XFER_REAPING &&
-			    (!r->c || (r->c->uid == x->owner_uid &&
-				       r->c->client_instance == x->owner_instance)))
+			    r->uid == x->owner_uid && r->instance == x->owner_instance)
 				return x;
 		}
 	}
-	if (id && (id & 0xff) != (r->w->index & 0xff))
-		req_fail(
-			r, PORTER_E_NOT_FOUND,
-			"HTTP stream lives on worker %u, this connection is served by worker %u (read a stream from the thread that opened it)",
-			(unsigned)(id & 0xff), r->w->index);
-	else
-		req_fail(r, PORTER_E_NOT_FOUND,
-			 "no such HTTP stream (ended, closed or idle too long)");
+	unsigned owner = (unsigned)(id & 0xff);
+	if (id && owner != r->w->index && r->w->srv && owner < r->w->srv->n_workers && !r->back) {
+		fwd_request(r, &r->w->srv->workers[owner]);
+		return NULL;
+	}
+	req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream (ended, closed or idle too long)");
 	return NULL;
 }
 
@@ -1247,8 +1250,8 @@ void http_handle(req *r)
 			req_fail(r, PORTER_E_INTERNAL, "no randomness for a stream id");
 			goto fail_free;
 		}
-		x->owner_uid = r->c->uid;
-		x->owner_instance = r->c->client_instance;
+		x->owner_uid = r->uid;
+		x->owner_instance = r->instance;
 		hw->n_streams++;
 	} else {
 		/* A whole response must fit in one frame. */

@@ -23,8 +23,9 @@
  * transfer is paused (CURL_WRITEFUNC_PAUSE) and resumed when the client
  * pulls, so a slow reader holds back the server and a large body never sits
  * whole in porterd. A stream lives on the worker that started it; it is
- * named by an unguessable 64-bit id and aborted when no one pulls for
- * http-stream-idle milliseconds.
+ * named by an unguessable 64-bit id (the worker's index in its low byte),
+ * a pull or close arriving on another worker is forwarded there (fwd.h),
+ * and it is aborted when no one pulls for http-stream-idle milliseconds.
  *
  * Affinity: everything here except http_global_* runs on the owning
  * worker's loop thread and is not thread safe.

@@ -8,6 +8,7 @@
 #include "batch.h"
 #include "conn.h"
 #include "dalloc.h"
+#include "fwd.h"
 #include "porter.h"
 #include "stats.h"
 #include "worker.h"
@@ -27,6 +28,8 @@ req *req_new(conn *c, Porter__V1__Request *msg)
 	r->c = c;
 	r->w = w;
 	r->id = msg->id;
+	r->uid = c->uid;
+	r->instance = c->client_instance;
 	r->msg = msg;
 	r->deadline = uv_now(&w->loop) + t;
 	list_push_back(&c->reqs, &r->link);
@@ -49,11 +52,34 @@ req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w, uint64_
 	r->c = c;
 	r->w = w;
 	r->id = msg->id;
+	r->uid = c->uid;
+	r->instance = c->client_instance;
 	r->msg = msg;
 	r->deadline = t < deadline ? t : deadline;
 	r->batch = b;
 	r->batch_index = index;
 	list_init(&r->link); /* not on the connection's list */
+	stats_add(&w->counters.requests, 1);
+	stats_add(&w->counters.inflight, 1);
+	return r;
+}
+
+req *req_new_remote(worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t instance,
+		    uint64_t left_ms, struct fwd_back *back)
+{
+	req *r = dcalloc(1, sizeof(*r));
+	if (!r) {
+		porter__v1__request__free_unpacked(msg, NULL);
+		return NULL;
+	}
+	r->w = w;
+	r->id = msg->id;
+	r->uid = uid;
+	r->instance = instance;
+	r->msg = msg;
+	r->deadline = uv_now(&w->loop) + left_ms;
+	r->back = back;
+	list_init(&r->link); /* on no connection's list */
 	stats_add(&w->counters.requests, 1);
 	stats_add(&w->counters.inflight, 1);
 	return r;
@@ -74,6 +100,8 @@ void req_reply(req *r, Porter__V1__Response *resp)
 		stats_add(&r->w->counters.errors, 1);
 	if (r->batch) {
 		batch_member_done(r->batch, r->batch_index, resp);
+	} else if (r->back) {
+		fwd_reply(r->back, resp);
 	} else if (c) {
 		list_remove(&r->link);
 		c->inflight--;

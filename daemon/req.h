@@ -15,12 +15,14 @@
 #define PORTER_REQ_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "list.h"
 #include "porter.pb-c.h"
 
 struct batch;
 struct conn;
+struct fwd_back;
 struct worker;
 
 typedef struct req {
@@ -28,15 +30,19 @@ typedef struct req {
 	struct worker *w;         /* the loop this req lives on */
 	list link;                /* in c->reqs while attached */
 	uint64_t id;              /* the client's request id */
+	uid_t uid;                /* the client's identity (Hello), for */
+	uint64_t instance;        /* ownership checks; kept when c goes */
 	uint64_t deadline;        /* uv_now() milliseconds */
 	Porter__V1__Request *msg; /* owned; freed with the req */
 	/* Set by the module performing the work: asks it to stop early.
 	 * Called at most once, on the loop thread. */
 	void (*cancel)(struct req *r);
-	void *op;             /* the module's state for this request */
-	int stop_code;        /* stopped early (Cancel, shutdown): the reply's status */
-	struct batch *batch;  /* member of this batch: the reply goes there */
-	unsigned batch_index; /* position among the batch's members */
+	void *op;              /* the module's state for this request */
+	int stop_code;         /* stopped early (Cancel, shutdown): the reply's status */
+	struct batch *batch;   /* member of this batch: the reply goes there */
+	unsigned batch_index;  /* position among the batch's members */
+	struct fwd_back *back; /* run for another worker: the reply goes
+				* back there (fwd.h); c is NULL */
 } req;
 
 /*
@@ -56,6 +62,16 @@ req *req_new(struct conn *c, Porter__V1__Request *msg);
  */
 req *req_new_member(struct batch *b, unsigned index, struct conn *c, struct worker *w,
 		    uint64_t deadline, Porter__V1__Request *msg);
+
+/*
+ * Creates a req on worker `w` for a request forwarded from another worker
+ * (fwd.h): no connection, the client's identity as given, `left_ms` until
+ * its deadline, and its reply sent through `back` (owned by the req from
+ * then on). `msg` is owned by the req as in req_new. NULL when out of
+ * memory (`back` is then still the caller's).
+ */
+req *req_new_remote(struct worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t instance,
+		    uint64_t left_ms, struct fwd_back *back);
 
 /*
  * Sends `resp` (owned by the caller; its id is filled in here) and frees

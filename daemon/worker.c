@@ -10,6 +10,7 @@
 #include "cancel.h"
 #include "conn.h"
 #include "db.h"
+#include "fwd.h"
 #include "http.h"
 #include "log.h"
 #include "porter.h"
@@ -309,6 +310,7 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	uv_unref((uv_handle_t *)&w->spin);
 	if (heartbeat_ms)
 		uv_timer_start(&w->heartbeat_timer, on_heartbeat, 0, heartbeat_ms);
+	fwd_worker_init(w);
 	rc = cancel_worker_init(w);
 	if (rc < 0)
 		return rc; /* start-up fails; the process exits */

@@ -62,7 +62,11 @@ typedef struct worker {
 	int cpus_busy;         /* then, other runnable threads filled the CPUs */
 	int loadavg_fd;        /* /proc/loadavg, or -1 (then always spin) */
 	unsigned ncpu;
-	int io_seen;              /* set by worker_saw_io() since the last check */
+	int io_seen; /* set by worker_saw_io() since the last check */
+	/* Requests run on other workers (fwd.h). */
+	list fwd_waits;           /* here, waiting for a reply from elsewhere */
+	list fwd_remote;          /* run here for other workers */
+	uint64_t fwd_next;        /* names the next one sent */
 	struct db_worker *db;     /* database sessions, pools, streams (db.h) */
 	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
 } worker;

@@ -481,10 +481,12 @@ PORTER_API const porter_http_response *porter_http_stream_response(const porter_
  * next read or close) in `*data` and its length in `*len`, and returns 1;
  * returns 0 at the end of the body; a negative code on failure (the
  * transfer failed, PORTER_E_TIMEOUT when nothing arrived within
- * timeout_ms). Blocks for at most timeout_ms (0: the default). A read
- * that failed with PORTER_E_TIMEOUT or PORTER_E_NOT_FOUND (a thread the
- * stream's worker does not serve) may be repeated; after any other
- * failure every later read returns the same code, never a clean end.
+ * timeout_ms). Blocks for at most timeout_ms (0: the default). Any thread
+ * of the process may read (one read at a time per stream); the daemon
+ * routes the read to the worker that holds the stream. A read that failed
+ * with PORTER_E_TIMEOUT, PORTER_E_CANCELLED or PORTER_E_NOT_FOUND may be
+ * repeated; after any other failure every later read returns the same
+ * code, never a clean end.
  */
 PORTER_API int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len,
 				       int timeout_ms);

@@ -326,39 +326,86 @@ typedef struct reader_arg {
 	int rc;
 } reader_arg;
 
-static void *reader_main(void *arg)
+/* One chunk read on a thread (and connection) of its own. */
+static void *one_read_main(void *arg)
 {
 	reader_arg *a = arg;
 	const void *p;
 	size_t n;
-	while ((a->rc = porter_http_stream_read(a->s, &p, &n, 10000)) == 1) {
-		if (!check_pattern(p, n, a->total)) {
-			a->rc = -100;
-			break;
-		}
+	a->rc = porter_http_stream_read(a->s, &p, &n, 10000);
+	if (a->rc == 1 && !check_pattern(p, n, a->total))
+		a->rc = -100;
+	else if (a->rc == 1)
 		a->total += n;
-	}
 	porter_thread_disconnect();
 	return NULL;
 }
 
-/* A stream opened on one thread and read on another (an isolate that
- * moved), with one worker so both connections share it. */
+static _Atomic uint64_t stalled_id;
+
+static void *stalled_read_main(void *arg)
+{
+	reader_arg *a = arg;
+	const void *p;
+	size_t n;
+	ck_assert_int_eq(porter_ping("hi", 2, 5000), 0); /* its connection first */
+	long long t0 = th_now_ms();
+	atomic_store(&stalled_id, porter_next_call_id());
+	a->rc = porter_http_stream_read(a->s, &p, &n, 20000);
+	a->total = (size_t)(th_now_ms() - t0);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* A stream opened on one thread and read on others (an isolate that moved
+ * between threads): each read comes from a new thread, so a new
+ * connection, which the acceptor puts on another of the four workers than
+ * the stream's; the read is forwarded to the stream's worker. */
 START_TEST(stream_read_from_another_thread)
 {
-	static const char *const extra[] = {"--workers", "1", NULL};
+	static const char *const extra[] = {"--workers", "4", NULL};
 	start(extra);
 	porter_http_options o = {.chunk_size = 65536};
 	reader_arg a = {0};
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/2000000"), NULL, 0, NULL, 0,
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/1000000"), NULL, 0, NULL, 0,
 						 &o, 5000, &a.s),
 			 0);
-	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &a), 0);
-	pthread_join(th, NULL);
+	int reads = 0;
+	do {
+		pthread_t th;
+		ck_assert_int_eq(pthread_create(&th, NULL, one_read_main, &a), 0);
+		pthread_join(th, NULL);
+		ck_assert_msg(a.rc >= 0, "read %d: %s", reads, porter_error_name(a.rc));
+		reads++;
+	} while (a.rc == 1 && reads < 1000);
 	ck_assert_int_eq(a.rc, 0);
-	ck_assert_uint_eq(a.total, 2000000);
+	ck_assert_uint_eq(a.total, 1000000);
+	ck_assert_int_gt(reads, 4);
 	porter_http_stream_close(a.s);
+
+	/* A forwarded read that waits (the server stalls) is cancelled from
+	 * yet another thread: the stop reaches the stream's worker. */
+	reader_arg b = {0};
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/stall/1000"), NULL, 0, NULL, 0, &o,
+						 5000, &b.s),
+			 0);
+	const void *p;
+	size_t n;
+	ck_assert_int_eq(porter_http_stream_read(b.s, &p, &n, 5000), 1);
+	ck_assert_uint_eq(n, 1000);
+	atomic_store(&stalled_id, 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, stalled_read_main, &b), 0);
+	while (!atomic_load(&stalled_id))
+		usleep(1000);
+	usleep(300 * 1000);
+	ck_assert_int_eq(porter_cancel(atomic_load(&stalled_id), 5000), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(b.rc, PORTER_E_CANCELLED);
+	ck_assert_uint_lt(b.total, 5000);
+	/* The stream itself lives on; closing it ends the transfer. */
+	porter_http_stream_close(b.s);
+	ck_assert(hangs_closed());
 	stop_clean();
 }
 END_TEST

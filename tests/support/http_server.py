@@ -21,6 +21,8 @@ Routes (all bodies are deterministic so tests can check every byte):
   /redirect-to?url=U    302 to U (any scheme)
   /see-other            303 to /echo
   /hang                 reads the request and never answers
+  /stall/N              promises 2N bytes, sends N, then holds the connection
+                        (counted by /hanging) until the client gives up
   /hanging              how many /hang connections are open now
   /reset                promises 100000 bytes, sends 1000, resets the connection
   /slow/MS              answers "slow" after MS milliseconds
@@ -155,6 +157,21 @@ class Handler(BaseHTTPRequestHandler):
         elif head == "hang":
             # Hold the connection open without answering until the client
             # gives up (or the server's lifetime ends).
+            with HANG_LOCK:
+                HANGING[0] += 1
+            try:
+                self.hang()
+            finally:
+                with HANG_LOCK:
+                    HANGING[0] -= 1
+            self.close_connection = True
+        elif head == "stall":
+            n = int(arg)
+            self.send_response(200)
+            self.send_header("Content-Length", str(2 * n))
+            self.end_headers()
+            self.wfile.write(pattern(0, n))
+            self.wfile.flush()
             with HANG_LOCK:
                 HANGING[0] += 1
             try:

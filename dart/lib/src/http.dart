@@ -380,13 +380,10 @@ NativeFinalizer? _streamFinalizer;
 /// chunk, and [close] frees it (aborting a transfer not read to its end),
 /// with a NativeFinalizer as the safety net.
 ///
-/// The daemon keeps a stream on the worker loop that serves the opening
-/// thread's connection, and a Dart isolate may change threads whenever it
-/// waits (an `await`, the end of an event handler). Read a stream in the
-/// same synchronous run that opened it, as [Porter.httpChunks] does, or
-/// use [PorterPool.httpStream], whose worker keeps to its thread for the
-/// stream's whole life. Reads from another thread may fail with
-/// PORTER_E_NOT_FOUND when porterd runs several workers.
+/// A Dart isolate may change threads whenever it waits (an `await`, the
+/// end of an event handler); that is fine: the daemon forwards a read to
+/// the worker loop that holds the stream, whichever connection it comes
+/// on. One read at a time per stream.
 final class HttpStream implements Finalizable {
   final PorterBindings _b;
   Pointer<porter_http_stream> _ptr;

@@ -576,9 +576,8 @@ final class PorterPool {
   /// listener pauses the transfer, all the way to the HTTP peer). The
   /// worker keeps the whole stream on its own thread (it waits for the
   /// listener with a blocking sleep, never by returning to its event loop),
-  /// because porterd keeps a stream on the worker loop of the connection
-  /// that opened it, and an isolate that waits for a message may resume on
-  /// another thread.
+  /// which bounds how far ahead it reads; porterd itself would serve the
+  /// reads from any thread.
   ///
   /// The stream holds one pool worker until it ends: listen to the body
   /// (or cancel its subscription, or [PorterHttpStream.cancel]) promptly. A
@@ -1148,10 +1147,9 @@ _Reply _run(Porter porter, int worker, _Request req, SendPort replies) {
 }
 
 /// Runs a streamed request for the pool, all of it on this isolate's
-/// current thread: porterd keeps the stream on the worker loop of the
-/// connection that opened it, so this never returns to the event loop
-/// (where the isolate could resume on another thread) until the stream is
-/// closed. Sends the head, then each chunk, as [_Data]; returns the final
+/// current thread, never returning to the event loop until the stream is
+/// closed: the worker is busy with the stream for its whole life, reading
+/// at most a window ahead of the listener. Sends the head, then each chunk, as [_Data]; returns the final
 /// head (with timings), or null when the listener went away first.
 HttpResponse? _runStream(Porter porter, int worker, _Request req,
     SendPort replies, Duration? timeout) {
