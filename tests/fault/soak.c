@@ -482,8 +482,9 @@ int main(void)
 		th[i].index = (int)i;
 		pthread_create(&th[i].th, NULL, soak_main, &th[i]);
 	}
-	/* Start figures after a warm-up: connections open, pools grown. */
-	long warm = seconds / 10 < 10 ? seconds / 10 : 10;
+	/* Start figures after a warm-up: connections open, sessions opened,
+	 * pools grown (a third of a short run, at most 10 s). */
+	long warm = seconds / 3 < 10 ? seconds / 3 : 10;
 	sleep((unsigned)warm);
 	long rss0 = th_rss_kib(d.pid), rss_mid = -1;
 	int fds0 = th_fd_count(d.pid), fds_mid = -1;

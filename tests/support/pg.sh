@@ -103,7 +103,15 @@ kill)
 	# Freeze the postmaster so it forks no backend between listing its
 	# children and killing them, then kill them all by pid.
 	kill -STOP "$pm"
-	kids=$(ps -o pid= --ppid "$pm" || true)
+	kids=$(python3 -c '
+import os, sys
+for p in os.listdir("/proc"):
+    try:
+        with open("/proc/%s/status" % p) as f:
+            if any(l.split() == ["PPid:", sys.argv[1]] for l in f):
+                print(p)
+    except OSError:
+        pass' "$pm")
 	# shellcheck disable=SC2086
 	kill -KILL $kids "$pm" 2>/dev/null || true
 	i=0
