@@ -88,6 +88,8 @@ static const config_key keys[] = {
 	 "pooled PostgreSQL connections per worker and conninfo"},
 	{"db-pool-idle", 0, KT_U32, OFF(db_pool_idle_ms), 100, UINT32_MAX, "60000", "MS",
 	 "close pooled PostgreSQL connections idle this long"},
+	{"db-statement-cache", 0, KT_U32, OFF(db_statement_cache), 0, 4096, "64", "N",
+	 "statements kept prepared on each pooled PostgreSQL connection, most recently used first; 0 prepares none"},
 	{"db-session-idle", 0, KT_U32, OFF(db_session_idle_ms), 0, UINT32_MAX, "600000", "MS",
 	 "close (and roll back) database sessions idle this long; 0 never"},
 	{"db-session-grace", 0, KT_U32, OFF(db_session_grace_ms), 0, UINT32_MAX, "10000", "MS",

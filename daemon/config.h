@@ -69,6 +69,7 @@ typedef struct config {
 	uint32_t file_max_streams;         /* open file streams per connection */
 	uint32_t db_pool_size;             /* pooled PG connections per worker and conninfo */
 	uint32_t db_pool_idle_ms;          /* idle pooled connections are closed after this */
+	uint32_t db_statement_cache;       /* prepared statements per pooled connection */
 	uint32_t db_session_idle_ms;       /* idle sessions are closed; 0 never */
 	uint32_t db_session_grace_ms;      /* sessions outlive their client this long */
 	uint32_t db_max_sessions;          /* open sessions per worker */

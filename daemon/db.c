@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "conn.h"
+#include "dbstmt.h"
 #include "log.h"
 #include "porter.h"
 #include "server.h"
@@ -176,6 +177,7 @@ typedef struct dbop {
 	struct pent *pent; /* its entry while sent in a pipeline */
 	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
 	list fwd_link;     /* forwarded: in dw->forwarded, so a cancel finds it */
+	int no_cache;      /* run unnamed: its cached statement went stale */
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
@@ -187,6 +189,13 @@ typedef struct pent {
 	list link; /* dbc.pipe */
 	dbop *op;
 	int ended; /* PQgetResult returned NULL for it; its sync follows */
+	/* Result sets sent ahead of the query's own in the same sync: a
+	 * DEALLOCATE of an evicted statement and/or the Parse of `stmt`. */
+	int lead;
+	int prep;                /* the last lead result is the Parse of `stmt` */
+	char stmt[DBSTMT_NAME];  /* cached statement executed, or "" */
+	int retry;               /* `stmt` went stale: run the op again unnamed */
+	char stale[DBSTMT_NAME]; /* for the retry to DEALLOCATE, or "" */
 } pent;
 
 /* Lifecycle of one PostgreSQL connection. */
@@ -237,7 +246,8 @@ struct dbc {
 	/* Pool. */
 	pool *pool;
 	int in_idle;
-	int needs_reset; /* ran something that may leave session state */
+	int needs_reset;    /* ran something that may leave session state */
+	dbstmt_cache stmts; /* pooled: statements prepared on this connection */
 	/* Stream. */
 	uint64_t stream_id;   /* 0 when no stream is open */
 	int stream_cols_sent; /* columns went out in the first chunk */
@@ -791,6 +801,7 @@ static void maybe_free(dbc *c)
 	db_worker *dw = c->dw;
 	if (c->pg)
 		PQfinish(c->pg);
+	dbstmt_destroy(&c->stmts);
 	free(c->conninfo);
 	free(c);
 	dw->live--;
@@ -1318,6 +1329,8 @@ static void query_done(dbc *c)
 				return;
 			}
 			c->needs_reset = 0;
+			/* DISCARD ALL dropped every prepared statement. */
+			dbstmt_clear(&c->stmts);
 		} else {
 			if (c->stream_id) {
 				list_remove(&c->slink);
@@ -1426,9 +1439,13 @@ static void on_io(uv_poll_t *p, int status, int events)
 	pump(c);
 }
 
-/* Sends op's query on the idle connection `c`. */
-/* Sends `sql` with op's parameters (extended protocol). 1 on success. */
-static int send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const char *sql)
+/*
+ * Sends `sql` with op's parameters (extended protocol): unnamed when `stmt`
+ * is NULL, else as the prepared statement `stmt`, parsed first when
+ * `prepare`. 1 on success.
+ */
+static int send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const char *sql,
+		       const char *stmt, int prepare)
 {
 	size_t n = q->n_params;
 	const char **vals = calloc(n + 1, sizeof(*vals));
@@ -1463,8 +1480,11 @@ static int send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const cha
 			vals[i] = copies[i];
 		}
 	}
-	if (ok)
+	if (ok && !stmt)
 		ok = PQsendQueryParams(c->pg, sql, (int)n, types, vals, lens, fmts, 0);
+	else if (ok)
+		ok = (!prepare || PQsendPrepare(c->pg, stmt, sql, (int)n, types)) &&
+		     PQsendQueryPrepared(c->pg, stmt, (int)n, vals, lens, fmts, 0);
 	else
 		op_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
 	for (size_t i = 0; copies && i < n; i++)
@@ -1510,9 +1530,51 @@ static int pipelinable(const dbop *op)
 	return 1;
 }
 
+/* Removes `name` from the server, ahead of the next query in the pipeline.
+ * 1 on success. */
+static int send_deallocate(dbc *c, const char *name)
+{
+	char sql[16 + DBSTMT_NAME];
+	snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+	return PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+}
+
+/*
+ * Chooses how `e`'s query runs: as a statement already prepared on `c`,
+ * as one prepared now (possibly evicting the least recently used, whose
+ * name lands in `evicted`), or unnamed. A statement whose Parse is still
+ * in flight is not used: if the server refused it, the queries behind it
+ * would fail too.
+ */
+static void pick_stmt(dbc *c, dbop *op, pent *e, char evicted[DBSTMT_NAME])
+{
+	const Porter__V1__DbQuery *q = op->msg->db_query;
+	evicted[0] = 0;
+	if (!c->stmts.cap || op->no_cache)
+		return;
+	uint32_t fixed[16], *types = fixed;
+	if (q->n_params > 16 && !(types = malloc(q->n_params * sizeof(*types))))
+		return;
+	for (size_t i = 0; i < q->n_params; i++)
+		types[i] = q->params[i]->type_oid;
+	dbstmt *st = dbstmt_find(&c->stmts, q->sql, types, q->n_params);
+	if (st && st->state == DBSTMT_READY) {
+		memcpy(e->stmt, st->name, DBSTMT_NAME);
+	} else if (!st) {
+		st = dbstmt_add(&c->stmts, q->sql, types, q->n_params, evicted);
+		if (st) {
+			memcpy(e->stmt, st->name, DBSTMT_NAME);
+			e->prep = 1;
+			e->lead = 1 + (evicted[0] != 0);
+		}
+	}
+	if (types != fixed)
+		free(types);
+}
+
 /* Sends pipelinable `op` on pooled connection `c`, idle or already running
- * a pipeline. */
-static void pipe_send(dbc *c, dbop *op)
+ * a pipeline. `stale` names a statement to DEALLOCATE first, or is "". */
+static void pipe_send(dbc *c, dbop *op, const char *stale)
 {
 	pent *e = calloc(1, sizeof(*e));
 	if (!e) {
@@ -1542,7 +1604,14 @@ static void pipe_send(dbc *c, dbop *op)
 		arm_timer(c, op->deadline);
 	}
 	c->last_used = now_ms(c->dw);
-	if (!send_params(c, op, op->msg->db_query, op->msg->db_query->sql) ||
+	char evicted[DBSTMT_NAME];
+	pick_stmt(c, op, e, evicted);
+	if (stale[0])
+		e->lead++;
+	if ((stale[0] && !send_deallocate(c, stale)) ||
+	    (evicted[0] && !send_deallocate(c, evicted)) ||
+	    !send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
+			 e->stmt[0] ? e->stmt : NULL, e->prep) ||
 	    !PQpipelineSync(c->pg)) {
 		/* Half a query in the pipeline cannot be taken back. */
 		if (c->cur != op && !op->err)
@@ -1563,17 +1632,33 @@ static void pipe_send(dbc *c, dbop *op)
 		update_poll(c);
 }
 
-/* The head of the pipeline got its sync: answer it, move on. */
+/* The head of the pipeline got its sync: answer it (or send it again
+ * unnamed when its statement went stale), move on. */
 static void pipe_pop(dbc *c)
 {
 	pent *e = list_entry(c->pipe.next, pent, link);
 	list_remove(&e->link);
 	c->npipe--;
 	dbop *op = e->op;
+	int retry = e->retry;
+	char stale[DBSTMT_NAME];
+	memcpy(stale, e->stale, DBSTMT_NAME);
 	free(e);
 	uv_timer_stop(&c->timer);
 	c->cur = NULL;
-	if (op) {
+	if (op && retry) {
+		/* It failed before running: nothing of it happened. */
+		op->pent = NULL;
+		op->no_cache = 1;
+		if (list_empty(&c->pipe)) {
+			c->state = DBC_READY;
+			pipe_send(c, op, stale);
+			return;
+		}
+		pipe_send(c, op, stale);
+		if (c->state != DBC_QUERY)
+			return;
+	} else if (op) {
 		op->pent = NULL;
 		op_finish(op, 0, 0);
 	}
@@ -1591,9 +1676,39 @@ static void pipe_pop(dbc *c)
 		if (pipelinable(w)) {
 			list_remove(&w->link);
 			w->queued = 0;
-			pipe_send(c, w);
+			pipe_send(c, w, "");
 		}
 	}
+}
+
+/* A result of the statements sent ahead of `e`'s query. */
+static void lead_result(dbc *c, pent *e, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	if (e->prep && e->lead == 1) {
+		dbstmt *s = dbstmt_named(&c->stmts, e->stmt);
+		if (s && st == PGRES_COMMAND_OK)
+			s->state = DBSTMT_READY;
+		else if (s)
+			dbstmt_drop(&c->stmts, s);
+	}
+	if (st == PGRES_FATAL_ERROR)
+		take_result(c, res); /* the query's error: a Parse failed */
+	else
+		PQclear(res);
+}
+
+/*
+ * Whether `res` says the prepared statement `e` executed cannot be used
+ * any more: its result type changed under it (a column added to a table
+ * it reads), or it is gone. Either fails before the query runs.
+ */
+static int stale_stmt(const pent *e, PGresult *res)
+{
+	if (!e->stmt[0] || PQresultStatus(res) != PGRES_FATAL_ERROR)
+		return 0;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	return state && (!strcmp(state, "0A000") || !strcmp(state, "26000"));
 }
 
 static void pipe_pump(dbc *c)
@@ -1603,6 +1718,10 @@ static void pipe_pump(dbc *c)
 			break;
 		pent *e = list_entry(c->pipe.next, pent, link);
 		PGresult *res = PQgetResult(c->pg);
+		if (!res && e->lead) {
+			e->lead--;
+			continue;
+		}
 		if (!res) {
 			/* The end of the head's results; its sync follows. A
 			 * second NULL means nothing more has arrived. */
@@ -1616,6 +1735,20 @@ static void pipe_pump(dbc *c)
 		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
 			pipe_pop(c);
+			continue;
+		}
+		if (e->lead) {
+			lead_result(c, e, res);
+			continue;
+		}
+		if (stale_stmt(e, res) && !e->retry && !(e->op && e->op->err)) {
+			dbstmt *s = dbstmt_named(&c->stmts, e->stmt);
+			if (s) {
+				memcpy(e->stale, e->stmt, DBSTMT_NAME);
+				dbstmt_drop(&c->stmts, s);
+			}
+			e->retry = 1;
+			PQclear(res);
 			continue;
 		}
 		if (st == PGRES_PIPELINE_ABORTED) {
@@ -1634,7 +1767,7 @@ static void pipe_pump(dbc *c)
 static void dbc_start(dbc *c, dbop *op)
 {
 	if (c->pool && pipelinable(op) && !c->single_row_sticky) {
-		pipe_send(c, op);
+		pipe_send(c, op, "");
 		return;
 	}
 	Porter__V1__DbQuery *q = op->msg ? op->msg->db_query : NULL;
@@ -1655,7 +1788,7 @@ static void dbc_start(dbc *c, dbop *op)
 		c->pipelined = 0;
 	}
 	if (q && (q->n_params || q->chunk_rows))
-		ok = send_params(c, op, q, sql);
+		ok = send_params(c, op, q, sql, NULL, 0);
 	else
 		ok = PQsendQuery(c->pg, sql);
 	if (!ok) {
@@ -1726,6 +1859,9 @@ static void pool_new_conn(pool *p, dbop *op)
 		return;
 	}
 	c->pool = p;
+	/* Without room for statements the connection simply runs unnamed. */
+	if (dbstmt_init(&c->stmts, op->dw->w->cfg->db_statement_cache) < 0)
+		log_warn("db: no memory for a statement cache");
 	p->total++;
 	list_push_back(&p->conns, &c->link);
 	dbc_connect(c, op);
@@ -1764,7 +1900,7 @@ static void pool_run(pool *p, dbop *op)
 				best = c;
 		}
 		if (best) {
-			pipe_send(best, op);
+			pipe_send(best, op, "");
 			return;
 		}
 	}

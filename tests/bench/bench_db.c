@@ -4,7 +4,9 @@
  * client threads in one run, against a throwaway PostgreSQL started with
  * tests/support/pg.sh. Prints rate, p50 and p99 of each and the ratios.
  *
- * Prints figures; never fails on timing.
+ * Prints figures; never fails on timing. For profiling one side alone,
+ * PORTER_BENCH_ONLY=porter|direct, PORTER_BENCH_THREADS=N and
+ * PORTER_BENCH_MS=ms narrow or lengthen the run.
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -17,7 +19,7 @@
 #include "harness.h"
 #include "porter.h"
 
-#define RUN_MS 2000
+static int RUN_MS = 2000;
 #define MAX_SAMPLES 400000
 
 static char conninfo[512];
@@ -156,6 +158,8 @@ int main(void)
 	fclose(f);
 	conninfo[strcspn(conninfo, "\n")] = 0;
 
+	if (getenv("PORTER_BENCH_MS") && atoi(getenv("PORTER_BENCH_MS")) > 0)
+		RUN_MS = atoi(getenv("PORTER_BENCH_MS"));
 	th_daemon d;
 	const char *args[] = {NULL};
 	int rc = 0;
@@ -169,9 +173,17 @@ int main(void)
 	       RUN_MS);
 	printf("%-8s %-8s %12s %10s %10s\n", "threads", "path", "rate/s", "p50 us", "p99 us");
 	int counts[] = {1, 8, 32};
-	for (size_t i = 0; i < 3; i++) {
-		figures direct = measure(0, counts[i]);
-		figures porter = measure(1, counts[i]);
+	size_t ncounts = 3;
+	const char *only = getenv("PORTER_BENCH_ONLY");
+	const char *nth = getenv("PORTER_BENCH_THREADS");
+	if (nth && atoi(nth) > 0) {
+		counts[0] = atoi(nth);
+		ncounts = 1;
+	}
+	for (size_t i = 0; i < ncounts; i++) {
+		figures none = {0};
+		figures direct = only && strcmp(only, "direct") ? none : measure(0, counts[i]);
+		figures porter = only && strcmp(only, "porter") ? none : measure(1, counts[i]);
 		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "direct", direct.rate,
 		       direct.p50_us, direct.p99_us, direct.failures ? "  (failures!)" : "");
 		printf("%-8d %-8s %12.0f %10.1f %10.1f%s\n", counts[i], "porter", porter.rate,

@@ -1037,6 +1037,104 @@ START_TEST(shutdown_with_queries_in_flight)
 }
 END_TEST
 
+/* Pooled statements are prepared once per connection, bounded, and a
+ * statement whose result type changed under it is run again unnamed. One
+ * worker and one pooled connection, so every pooled query shares it. */
+static long porter_stmts(const char *like)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'porter_s%%' AND "
+		 "statement LIKE '%s'",
+		 like);
+	return q_long(0, conninfo, sql);
+}
+
+START_TEST(pooled_statements_prepared_and_kept_fresh)
+{
+	setup_pg();
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", "--db-statement-cache",
+			      "4",         NULL};
+	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
+	uint64_t s = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	porter_db_result_free(q_ok(s, NULL, "DROP TABLE IF EXISTS stmt_t"));
+	porter_db_result_free(q_ok(s, NULL, "CREATE TABLE stmt_t (a int)"));
+	porter_db_result_free(q_ok(s, NULL, "INSERT INTO stmt_t VALUES (7)"));
+
+	/* Used twice: prepared once on the server, answers unchanged. */
+	for (int i = 0; i < 2; i++) {
+		porter_db_result *r = q_ok(0, conninfo, "SELECT * FROM stmt_t");
+		ck_assert_int_eq(porter_db_nfields(r), 1);
+		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "7");
+		porter_db_result_free(r);
+	}
+	ck_assert_int_eq(porter_stmts("SELECT * FROM stmt_t"), 1);
+
+	/* Another connection changes the table: the cached statement would
+	 * fail with "cached plan must not change result type"; the daemon
+	 * runs it again unnamed and drops the stale one. */
+	porter_db_result_free(q_ok(s, NULL, "ALTER TABLE stmt_t ADD COLUMN b text DEFAULT 'x'"));
+	porter_db_result *r = q_ok(0, conninfo, "SELECT * FROM stmt_t");
+	ck_assert_int_eq(porter_db_nfields(r), 2);
+	ck_assert_str_eq(porter_db_getvalue(r, 0, 1), "x");
+	porter_db_result_free(r);
+	r = q_ok(0, conninfo, "SELECT * FROM stmt_t");
+	ck_assert_int_eq(porter_db_nfields(r), 2);
+	porter_db_result_free(r);
+
+	/* Parameter types are part of the key; twelve distinct statements
+	 * through a cache of four keep at most four on the server. */
+	for (int i = 0; i < 12; i++) {
+		char sql[64], v[16];
+		snprintf(sql, sizeof(sql), "SELECT $1::int + %d", i);
+		snprintf(v, sizeof(v), "%d", 100 * i);
+		porter_db_param p = {.value = v, .len = strlen(v)};
+		porter_db_result *pr = NULL;
+		ck_assert_int_eq(porter_db_query(0, conninfo, sql, &p, 1, 5000, &pr), 0);
+		ck_assert_int_eq(atol(porter_db_getvalue(pr, 0, 0)), 100 * i + i);
+		porter_db_result_free(pr);
+	}
+	ck_assert_int_le(porter_stmts("%"), 4);
+
+	/* A statement the server refuses is not kept, and reports its error
+	 * each time. */
+	for (int i = 0; i < 2; i++) {
+		porter_db_result *er = NULL;
+		ck_assert_int_eq(porter_db_query(0, conninfo, "SELEC 1", NULL, 0, 5000, &er),
+				 PORTER_E_DB);
+		ck_assert_str_eq(porter_db_sqlstate(er), "42601");
+		porter_db_result_free(er);
+	}
+	ck_assert_int_eq(porter_stmts("SELEC 1"), 0);
+
+	/* A reset (DISCARD ALL, after a pooled SET) drops the server's
+	 * statements; the cache follows and queries keep working. */
+	porter_db_result_free(q_ok(0, conninfo, "SET application_name = 'stmt'"));
+	ck_assert_int_eq(q_long(0, conninfo, "SELECT count(*) FROM stmt_t"), 1);
+	ck_assert_int_eq(q_long(0, conninfo, "SELECT count(*) FROM stmt_t"), 1);
+	ck_assert_int_eq(porter_stmts("SELECT count(*) FROM stmt_t"), 1);
+
+	porter_db_result_free(q_ok(s, NULL, "DROP TABLE stmt_t"));
+	porter_db_close(s, 5000);
+	stop_clean();
+}
+END_TEST
+
+/* With the cache off nothing is prepared. */
+START_TEST(statement_cache_off)
+{
+	setup_pg();
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", "--db-statement-cache",
+			      "0",         NULL};
+	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(q_long(0, conninfo, "SELECT 41 + 1"), 42);
+	ck_assert_int_eq(porter_stmts("%"), 0);
+	stop_clean();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db");
@@ -1058,6 +1156,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, queued_behind_long_query_times_out);
 	tcase_add_test(tc, passwords_never_logged_and_porterctl);
 	tcase_add_test(tc, shutdown_with_queries_in_flight);
+	tcase_add_test(tc, pooled_statements_prepared_and_kept_fresh);
+	tcase_add_test(tc, statement_cache_off);
 	tcase_add_test(tc, postgres_restart_mid_run);
 	suite_add_tcase(s, tc);
 	return s;
