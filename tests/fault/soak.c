@@ -156,15 +156,21 @@ static int op_file(soak_thread *t)
 
 /* ---- PostgreSQL ---- */
 
-/* A pooled query whose answer depends on its input. */
+/* A pooled query whose answer depends on its parameters. The text is
+ * always the same, so pooled connections serve it from their prepared
+ * statements. */
 static int op_db_pool(soak_thread *t)
 {
-	char sql[96];
+	char a[24], b[16];
 	long v = (long)t->index * 100000 + t->n;
-	snprintf(sql, sizeof(sql), "SELECT %ld + 1, repeat('p', %u)", v, t->n % 200);
+	int la = snprintf(a, sizeof(a), "%ld", v);
+	int lb = snprintf(b, sizeof(b), "%u", t->n % 200);
+	porter_db_param p[2] = {{a, (size_t)la, 0, 0}, {b, (size_t)lb, 0, 0}};
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = timed(t0, porter_db_query(0, conninfo, sql, NULL, 0, CALL_TIMEOUT_MS, &r));
+	int rc = timed(t0,
+		       porter_db_query(0, conninfo, "SELECT $1::bigint + 1, repeat('p', $2::int)",
+				       p, 2, CALL_TIMEOUT_MS, &r));
 	if (rc == 0 && (porter_db_ntuples(r) != 1 || atol(porter_db_getvalue(r, 0, 0)) != v + 1 ||
 			porter_db_getlength(r, 0, 1) != (int)(t->n % 200)))
 		atomic_fetch_add(&wrong, 1);
@@ -211,10 +217,14 @@ static int op_db_txn(soak_thread *t)
 		return rc;
 	}
 	atomic_fetch_add(&rows_committed, TXN_ROWS);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM soak_txn WHERE txn = %lld", id);
+	char idtext[24];
+	int idlen = snprintf(idtext, sizeof(idtext), "%lld", id);
+	porter_db_param p = {idtext, (size_t)idlen, 0, 0};
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	rc = timed(t0, porter_db_query(0, conninfo, sql, NULL, 0, CALL_TIMEOUT_MS, &r));
+	rc = timed(t0, porter_db_query(0, conninfo,
+				       "SELECT count(*) FROM soak_txn WHERE txn = $1::bigint", &p,
+				       1, CALL_TIMEOUT_MS, &r));
 	if (rc == 0) {
 		long n = porter_db_ntuples(r) == 1 ? atol(porter_db_getvalue(r, 0, 0)) : -1;
 		if (n == TXN_ROWS)

@@ -99,11 +99,12 @@ static int pg_sh(const char *cmd)
  * One call, timed. A call that outlives its timeout by more than the slack
  * is a hang; a failure must be one that a vanished server explains.
  */
-static int timed_query(loader *l, uint64_t s, const char *ci, const char *sql)
+static int timed_query_params(loader *l, uint64_t s, const char *ci, const char *sql,
+			      const porter_db_param *params, size_t n)
 {
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = porter_db_query(s, ci, sql, NULL, 0, CALL_TIMEOUT_MS, &r);
+	int rc = porter_db_query(s, ci, sql, params, n, CALL_TIMEOUT_MS, &r);
 	long long took = th_now_ms() - t0;
 	atomic_fetch_add(&l->calls, 1);
 	if (took > atomic_load(&l->longest_ms))
@@ -129,6 +130,11 @@ static int timed_query(loader *l, uint64_t s, const char *ci, const char *sql)
 	}
 	porter_db_result_free(r);
 	return rc;
+}
+
+static int timed_query(loader *l, uint64_t s, const char *ci, const char *sql)
+{
+	return timed_query_params(l, s, ci, sql, NULL, 0);
 }
 
 static txn_rec *new_txn(loader *l, int rows)
@@ -215,8 +221,10 @@ static void *session_main(void *arg)
 	return NULL;
 }
 
-/* Pooled writes: one autocommit insert, or a whole transaction in one
- * multi-statement call. */
+/* Pooled writes: one autocommit insert (with a parameter: the same text
+ * every time, so pooled connections keep it prepared, and the ones that
+ * replace them after the crash must prepare it anew), or a whole
+ * transaction in one multi-statement call. */
 static void *pool_main(void *arg)
 {
 	loader *l = arg;
@@ -232,12 +240,16 @@ static void *pool_main(void *arg)
 				 "SELECT pg_sleep(0.005); INSERT INTO fault_txn VALUES (%lld, 1, "
 				 "'p'); INSERT INTO fault_txn VALUES (%lld, 2, 'p'); COMMIT",
 				 t->id, t->id, t->id);
-		else
-			snprintf(sql, sizeof(sql),
-				 "INSERT INTO fault_txn SELECT %lld, 0, 'p' FROM pg_sleep(0.005)",
-				 t->id);
+		char idtext[24];
+		int idlen = snprintf(idtext, sizeof(idtext), "%lld", t->id);
+		porter_db_param p = {idtext, (size_t)idlen, 0, 0};
 		long long t0 = th_now_ms();
-		int rc = timed_query(l, 0, conninfo, sql);
+		int rc = multi ? timed_query(l, 0, conninfo, sql)
+			       : timed_query_params(
+					 l, 0, conninfo,
+					 "INSERT INTO fault_txn SELECT $1::bigint, 0, 'p' "
+					 "FROM pg_sleep(0.005)",
+					 &p, 1);
 		/* A call that never got a connection sent nothing; any other
 		 * failure may have committed before the reply was lost. */
 		t->outcome = rc == 0                     ? TXN_COMMITTED
