@@ -46,9 +46,11 @@ test-tsan: deps
 bench: build
 	cmake --build $(BUILD) -j 1 --target bench
 
-# A bounded mixed load from 32 threads (SOAK_SECONDS, default 120; and
-# SOAK_THREADS); prints requests, failures by code, and porterd's RSS and
-# fd count after warm-up and at the end.
+# A bounded mixed load from 32 threads (SOAK_SECONDS, default 120, at most
+# 540; and SOAK_THREADS) of pings, batches, cancels, files, PostgreSQL and
+# HTTP against servers it starts and stops itself; prints requests per kind,
+# failures by code, hangs, data checks, and porterd's RSS and fd count after
+# warm-up, half way and at the end.
 SOAK_SECONDS ?= 120
 SOAK_THREADS ?= 32
 soak: build

@@ -7,6 +7,11 @@
 #                           STATE_DIR/conninfo_pw (libpq conninfo strings)
 #   pg.sh restart STATE_DIR stop (fast) and start the same cluster again
 #   pg.sh stop STATE_DIR    stop the server and remove the temp dir
+#   pg.sh kill STATE_DIR    crash it: SIGKILL the postmaster and every
+#                           backend at once (no shutdown, no checkpoint);
+#                           the server stays down
+#   pg.sh resume STATE_DIR  start the same cluster again after `kill` (crash
+#                           recovery runs); does nothing when it is running
 #
 # The server listens on a Unix socket inside its temp dir and on 127.0.0.1
 # at a random free port; nothing else. The local socket trusts everyone;
@@ -21,7 +26,7 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 LIMIT=${PORTER_PG_LIMIT:-1200}
 cmd=${1:-}
 state=${2:-}
-[ -n "$cmd" ] && [ -n "$state" ] || { echo "usage: pg.sh start|restart|stop STATE_DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$state" ] || { echo "usage: pg.sh start|restart|kill|resume|stop STATE_DIR" >&2; exit 2; }
 
 if [ "$(id -u)" = 0 ]; then
 	RUNAS="runuser -u postgres --"
@@ -90,6 +95,38 @@ restart)
 	. "$state/env"
 	as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
 	server_start
+	;;
+kill)
+	. "$state/env"
+	pm=$(head -n 1 "$DIR/data/postmaster.pid" 2>/dev/null || true)
+	[ -n "$pm" ] && kill -0 "$pm" 2>/dev/null || { echo "pg.sh: not running" >&2; exit 1; }
+	# Freeze the postmaster so it forks no backend between listing its
+	# children and killing them, then kill them all by pid.
+	kill -STOP "$pm"
+	kids=$(python3 -c '
+import os, sys
+for p in os.listdir("/proc"):
+    try:
+        with open("/proc/%s/status" % p) as f:
+            if any(l.split() == ["PPid:", sys.argv[1]] for l in f):
+                print(p)
+    except OSError:
+        pass' "$pm")
+	# shellcheck disable=SC2086
+	kill -KILL $kids "$pm" 2>/dev/null || true
+	i=0
+	for p in $kids $pm; do
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 500 ]; do
+			sleep 0.01
+			i=$((i + 1))
+		done
+	done
+	;;
+resume)
+	. "$state/env"
+	if ! as_pg "$PGBIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
+		server_start
+	fi
 	;;
 stop)
 	[ -f "$state/env" ] || exit 0
