@@ -35,7 +35,7 @@
  * than this many, rather than taking another connection: the server then
  * answers several per wake-up and per read, which on a few cores is worth
  * more than running them side by side. */
-#define PIPE_SHARE 4
+#define PIPE_SHARE 8
 /* ...unless the query at its head has run this long already: it may be a
  * slow one, and what queues behind it waits for it. */
 #define PIPE_HEAD_MS 2
