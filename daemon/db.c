@@ -1741,6 +1741,16 @@ static void pipe_send(dbc *c, dbop *op, const char *stale, int alone)
 		update_poll(c);
 }
 
+/* The pipeline's first entry (there is one) becomes the head: its op is
+ * the one running on the server, timed by its own deadline. */
+static void pipe_next_head(dbc *c)
+{
+	pent *h = list_entry(c->pipe.next, pent, link);
+	c->cur = h->op;
+	c->head_since = now_ms(c->dw);
+	arm_timer(c, h->op ? h->op->deadline : now_ms(c->dw) + DRAIN_MS);
+}
+
 /*
  * A segment got its sync: every held entry is answered, or sent again
  * alone when its statement went stale, when a cancel meant for another
@@ -1813,10 +1823,7 @@ static void seg_done(dbc *c)
 		after_query(c);
 		return;
 	}
-	pent *h = list_entry(c->pipe.next, pent, link);
-	c->cur = h->op;
-	c->head_since = now_ms(c->dw);
-	arm_timer(c, h->op ? h->op->deadline : now_ms(c->dw) + DRAIN_MS);
+	pipe_next_head(c);
 	/* Room in the pipeline: take a waiter of the pool along. */
 	pool *p = c->pool;
 	if (p && !list_empty(&p->waiters) && c->npipe < PIPE_DEPTH) {
@@ -1844,10 +1851,7 @@ static void pipe_hold(dbc *c, pent *e)
 		arm_timer(c, now_ms(c->dw) + DRAIN_MS);
 		return;
 	}
-	pent *h = list_entry(c->pipe.next, pent, link);
-	c->cur = h->op;
-	c->head_since = now_ms(c->dw);
-	arm_timer(c, h->op ? h->op->deadline : now_ms(c->dw) + DRAIN_MS);
+	pipe_next_head(c);
 }
 
 /* A result of the statements sent ahead of `e`'s query. */

@@ -27,19 +27,6 @@ static int RUN_MS = 2000;
 
 static char conninfo[512];
 
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 typedef struct run {
 	pthread_t th;
 	int porter;  /* 1: porterd, 0: direct libpq */
@@ -79,7 +66,7 @@ static void *run_main(void *arg)
 	pthread_barrier_wait(&g_ready);
 	pthread_barrier_wait(&g_go);
 	while (r->n < MAX_SAMPLES) {
-		double t0 = now_ns();
+		double t0 = th_now_ns();
 		if (t0 >= g_stop_at)
 			break;
 		int ok;
@@ -95,7 +82,7 @@ static void *run_main(void *arg)
 		}
 		if (!ok)
 			r->failures++;
-		r->lat[r->n++] = now_ns() - t0;
+		r->lat[r->n++] = th_now_ns() - t0;
 	}
 	if (pg)
 		PQfinish(pg);
@@ -181,7 +168,7 @@ static figures measure(int porter, int threads)
 	}
 	pthread_barrier_wait(&g_ready);
 	double c0 = self_cpu(), d0 = g_porterd ? proc_cpu(g_porterd, 0, NULL) : 0, p0 = pg_cpu();
-	g_stop_at = now_ns() + RUN_MS * 1e6;
+	g_stop_at = th_now_ns() + RUN_MS * 1e6;
 	pthread_barrier_wait(&g_go);
 	size_t total = 0;
 	figures f = {0};
@@ -205,7 +192,7 @@ static figures measure(int porter, int threads)
 		k += rs[i].n;
 		free(rs[i].lat);
 	}
-	qsort(all, total, sizeof(double), cmp);
+	qsort(all, total, sizeof(double), th_cmp_double);
 	f.rate = (double)total / (RUN_MS / 1000.0);
 	f.p50_us = total ? all[total / 2] / 1000.0 : 0;
 	f.p99_us = total ? all[(size_t)((double)total * 0.99)] / 1000.0 : 0;

@@ -23,19 +23,6 @@
 
 static char root[64];
 
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 typedef struct job {
 	pthread_t th;
 	int porter; /* 1: porter_file_read, 0: read(2) */
@@ -69,7 +56,7 @@ static void *job_main(void *arg)
 	job *j = arg;
 	uint8_t *buf = j->porter ? NULL : malloc(j->size);
 	for (int i = -3; i < j->iters; i++) { /* 3 warm-up rounds */
-		double t0 = now_ns();
+		double t0 = th_now_ns();
 		int rc;
 		if (j->porter) {
 			porter_bytes *b = NULL;
@@ -83,7 +70,7 @@ static void *job_main(void *arg)
 		if (rc != 0)
 			j->failures++;
 		if (i >= 0)
-			j->lat[i] = now_ns() - t0;
+			j->lat[i] = th_now_ns() - t0;
 	}
 	free(buf);
 	porter_thread_disconnect();
@@ -99,7 +86,7 @@ static result measure(int porter, const char *name, size_t size, int threads, in
 {
 	job *jobs = calloc((size_t)threads, sizeof(*jobs));
 	double *all = calloc((size_t)threads * (size_t)iters, sizeof(double));
-	double t0 = now_ns();
+	double t0 = th_now_ns();
 	for (int t = 0; t < threads; t++) {
 		jobs[t] = (job){.porter = porter,
 				.name = name,
@@ -113,9 +100,9 @@ static result measure(int porter, const char *name, size_t size, int threads, in
 		pthread_join(jobs[t].th, NULL);
 		r.failures += jobs[t].failures;
 	}
-	double wall = now_ns() - t0;
+	double wall = th_now_ns() - t0;
 	size_t n = (size_t)threads * (size_t)iters;
-	qsort(all, n, sizeof(double), cmp);
+	qsort(all, n, sizeof(double), th_cmp_double);
 	r.p50 = all[n / 2];
 	r.p99 = all[(n * 99) / 100];
 	/* Warm-up rounds included in the wall time are few; close enough. */

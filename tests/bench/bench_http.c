@@ -158,19 +158,6 @@ static pid_t server_start(void)
 
 static char url[128];
 
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 typedef struct run {
 	pthread_t th;
 	int direct;
@@ -199,7 +186,7 @@ static void *client_main(void *arg)
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &got);
 	}
 	for (int i = 0; i < WARMUP + r->iters; i++) {
-		double t0 = now_ns();
+		double t0 = th_now_ns();
 		int ok;
 		if (r->direct) {
 			got = 0;
@@ -218,7 +205,7 @@ static void *client_main(void *arg)
 				porter_http_response_free(resp);
 			}
 		}
-		double dt = now_ns() - t0;
+		double dt = th_now_ns() - t0;
 		if (!ok)
 			r->failures++;
 		if (i >= WARMUP)
@@ -245,16 +232,16 @@ static result measure(int direct, int threads, int iters)
 		runs[i].iters = iters;
 		runs[i].lat = all + (size_t)i * (size_t)iters;
 	}
-	double t0 = now_ns();
+	double t0 = th_now_ns();
 	for (int i = 0; i < threads; i++)
 		pthread_create(&runs[i].th, NULL, client_main, &runs[i]);
 	for (int i = 0; i < threads; i++) {
 		pthread_join(runs[i].th, NULL);
 		res.failures += runs[i].failures;
 	}
-	double wall = now_ns() - t0;
+	double wall = th_now_ns() - t0;
 	size_t n = (size_t)threads * (size_t)iters;
-	qsort(all, n, sizeof(double), cmp);
+	qsort(all, n, sizeof(double), th_cmp_double);
 	res.p50_us = all[n / 2] / 1e3;
 	res.p99_us = all[(size_t)ceil(0.99 * (double)n) - 1] / 1e3;
 	res.rate = (double)threads * (WARMUP + iters) / (wall / 1e9);

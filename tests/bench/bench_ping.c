@@ -21,19 +21,6 @@
 #define ITERS 40000
 #define MSG 16
 
-static double now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 typedef struct run {
 	pthread_t th;
 	int raw;     /* 1: raw socket, 0: porter_ping */
@@ -73,7 +60,7 @@ static void *client_main(void *arg)
 	run *r = arg;
 	char msg[MSG] = "0123456789abcdef", back[MSG];
 	for (int i = 0; i < WARMUP + ITERS; i++) {
-		double t0 = now_ns();
+		double t0 = th_now_ns();
 		int rc;
 		if (r->raw)
 			rc = (write(r->fd, msg, MSG) == MSG && read_full(r->fd, back, MSG) == 0)
@@ -81,7 +68,7 @@ static void *client_main(void *arg)
 				     : -1;
 		else
 			rc = porter_ping(msg, MSG, 5000);
-		double dt = now_ns() - t0;
+		double dt = th_now_ns() - t0;
 		if (rc != 0)
 			r->failures++;
 		if (i >= WARMUP)
@@ -116,14 +103,14 @@ static result measure(int raw, int threads)
 			pthread_create(&echo[i], NULL, echo_main, &pairs[i][1]);
 		}
 	}
-	double t0 = now_ns();
+	double t0 = th_now_ns();
 	for (int i = 0; i < threads; i++)
 		pthread_create(&runs[i].th, NULL, client_main, &runs[i]);
 	for (int i = 0; i < threads; i++) {
 		pthread_join(runs[i].th, NULL);
 		res.failures += runs[i].failures;
 	}
-	double wall = now_ns() - t0;
+	double wall = th_now_ns() - t0;
 	if (raw) {
 		for (int i = 0; i < threads; i++) {
 			close(pairs[i][0]);
@@ -132,7 +119,7 @@ static result measure(int raw, int threads)
 		}
 	}
 	size_t n = (size_t)threads * ITERS;
-	qsort(all, n, sizeof(double), cmp);
+	qsort(all, n, sizeof(double), th_cmp_double);
 	res.p50_us = all[n / 2] / 1e3;
 	res.p99_us = all[(size_t)ceil(0.99 * (double)n) - 1] / 1e3;
 	res.rate = (double)threads * (WARMUP + ITERS) / (wall / 1e9);

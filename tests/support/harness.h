@@ -51,6 +51,12 @@ void th_daemon_dump_log(const th_daemon *d);
 /* Monotonic milliseconds. */
 long long th_now_ms(void);
 
+/* Monotonic nanoseconds, as a double (benchmarks). */
+double th_now_ns(void);
+
+/* qsort comparator for doubles, ascending (latency percentiles). */
+int th_cmp_double(const void *a, const void *b);
+
 /* Resident set size of `pid` in KiB, from /proc; -1 when unknown. */
 long th_rss_kib(pid_t pid);
 
