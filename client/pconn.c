@@ -16,17 +16,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "frame.h"
 #include "porter.h"
 
 /* Frame limit for replies before Hello tells us the daemon's. */
 #define HELLO_REPLY_LIMIT (1024 * 1024)
-/* Read buffers above this are released between calls. */
+/* Read and write buffers above this are released between calls. */
 #define KEEP_BUFFER (256 * 1024)
 
 typedef struct tstate {
 	int fd; /* -1 when not connected */
 	frame_reader rd;
+	uint8_t *wbuf; /* owned: the request being sent, reused */
+	size_t wcap;
+	/* Replies unpacked for pconn_call_scratch; reset by the next call. */
+	arena scratch;
 	uint32_t max_frame;   /* the daemon's request limit, from Hello */
 	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
 	uint64_t generation;  /* reset generation the connection was opened in */
@@ -66,6 +71,8 @@ static void thread_exit(void *arg)
 {
 	tstate *t = arg;
 	drop_conn(t);
+	free(t->wbuf);
+	arena_free(&t->scratch);
 	free(t);
 	ts = NULL;
 }
@@ -95,6 +102,7 @@ static tstate *state(void)
 	if (!t)
 		return NULL;
 	t->fd = -1;
+	arena_init(&t->scratch, 0);
 	if (pthread_setspecific(key, t) != 0) {
 		free(t);
 		return NULL;
@@ -274,21 +282,26 @@ static int read_frame(tstate *t, int64_t deadline, const uint8_t **p, size_t *le
 /*
  * Sends one request and reads responses until the one with its id. A
  * response with id 0 and an error status is the daemon closing the
- * connection on us (denied, protocol error) and ends the wait.
+ * connection on us (denied, protocol error) and ends the wait. With
+ * `scratch`, responses are unpacked into the thread's arena (each one
+ * read resets it, so a skipped late reply costs nothing to drop).
  */
 static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_t *sent,
-		    Porter__V1__Response **out)
+		    int scratch, Porter__V1__Response **out)
 {
-	uint8_t *buf;
 	size_t len;
 	size_t limit = t->max_frame ? t->max_frame : HELLO_REPLY_LIMIT;
-	int rc = frame_pack(&req->base, limit, &buf, &len);
+	int rc = frame_pack_into(&req->base, limit, &t->wbuf, &t->wcap, &len);
 	if (rc < 0) {
 		*sent = 0;
 		return rc;
 	}
-	rc = write_all(t->fd, buf, len, deadline, sent);
-	free(buf);
+	rc = write_all(t->fd, t->wbuf, len, deadline, sent);
+	if (t->wcap > KEEP_BUFFER) {
+		free(t->wbuf);
+		t->wbuf = NULL;
+		t->wcap = 0;
+	}
 	/* Even when the write failed, a refusal may be waiting to be read. */
 	if (rc < 0 && !(rc == PORTER_E_CONN_LOST && *sent == 0))
 		return rc;
@@ -300,7 +313,10 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 		rc = read_frame(t, deadline, &p, &plen);
 		if (rc < 0)
 			return write_rc < 0 ? write_rc : rc;
-		Porter__V1__Response *resp = porter__v1__response__unpack(NULL, plen, p);
+		if (scratch)
+			arena_reset(&t->scratch);
+		Porter__V1__Response *resp =
+			porter__v1__response__unpack(scratch ? &t->scratch.base : NULL, plen, p);
 		if (!resp)
 			return PORTER_E_PROTOCOL;
 		if (resp->id == req->id || (resp->id == 0 && resp->status != 0)) {
@@ -308,7 +324,8 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 			return 0;
 		}
 		/* A late reply to an earlier call that timed out: skip it. */
-		porter__v1__response__free_unpacked(resp, NULL);
+		if (!scratch)
+			porter__v1__response__free_unpacked(resp, NULL);
 	}
 }
 
@@ -362,7 +379,7 @@ static int open_conn(tstate *t, int64_t deadline)
 	req.hello = &hello;
 
 	size_t sent;
-	rc = exchange(t, &req, deadline, &sent, &resp);
+	rc = exchange(t, &req, deadline, &sent, 0, &resp);
 	if (rc < 0) {
 		if (rc == PORTER_E_CONN_LOST)
 			rc = PORTER_E_UNREACHABLE;
@@ -392,8 +409,8 @@ fail:
 	return rc;
 }
 
-int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
-		    Porter__V1__Response **out)
+static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry, int scratch,
+		Porter__V1__Response **out)
 {
 	tstate *t = state();
 	if (!t)
@@ -437,7 +454,7 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry r
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;
-		rc = exchange(t, req, deadline, &sent, &resp);
+		rc = exchange(t, req, deadline, &sent, scratch, &resp);
 		if (rc == 0) {
 			frame_reader_trim(&t->rd, KEEP_BUFFER);
 			if (resp->id == 0) /* the daemon is closing this connection */
@@ -470,6 +487,24 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry r
 			rc,
 			"connection to porterd lost after the request was sent; its outcome is unknown");
 	return pconn_set_error(rc, "%s", porter_strerror(rc));
+}
+
+int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		    Porter__V1__Response **out)
+{
+	return call(req, timeout_ms, retry, 0, out);
+}
+
+int pconn_call_scratch(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		       Porter__V1__Response **out)
+{
+	return call(req, timeout_ms, retry, 1, out);
+}
+
+void pconn_scratch_release(void)
+{
+	if (ts)
+		arena_reset(&ts->scratch);
 }
 
 int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,

@@ -44,6 +44,20 @@ int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 		    Porter__V1__Response **out);
 
+/*
+ * Like pconn_call_full, but the response is unpacked into the calling
+ * thread's scratch arena, which saves its allocations: `*out` is valid
+ * until the thread's next pconn call or pconn_scratch_release(), must not
+ * be passed to free_unpacked, and must not reach another thread. For
+ * replies the caller copies out at once.
+ */
+int pconn_call_scratch(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+		       Porter__V1__Response **out);
+
+/* Ends the calling thread's last scratch response (see pconn_call_scratch)
+ * and gives back the memory a large one took. */
+void pconn_scratch_release(void);
+
 /* A fresh request id, unique within this process. Thread safe. */
 uint64_t pconn_next_id(void);
 

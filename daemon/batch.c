@@ -127,7 +127,7 @@ static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *
 {
 	*code = PORTER_E_INVAL;
 	palloc_budget budget;
-	palloc_budget_init(&budget, raw->len);
+	palloc_budget_init(&budget, raw->len, NULL);
 	Porter__V1__Request *m = porter__v1__request__unpack(&budget.base, raw->len, raw->data);
 	if (!m) {
 		if (budget.nomem) {

@@ -10,6 +10,7 @@
 #include "fs.h"
 #include "log.h"
 #include "ops.h"
+#include "dbwire.h"
 #include "palloc.h"
 #include "porter.h"
 #include "req.h"
@@ -164,24 +165,31 @@ static void on_write(uv_write_t *wr, int status)
 		conn_close(c);
 }
 
+/* A worker's pack buffer above this size is released after use. */
+#define PACK_KEEP (256u * 1024u)
+
 void conn_send(conn *c, const Porter__V1__Response *resp)
 {
-	const config *cfg = c->w->cfg;
-	uint8_t *buf;
+	worker *w = c->w;
+	const config *cfg = w->cfg;
 	size_t len;
 
 	if (c->state == CONN_CLOSING)
 		return;
 
-	/* Packing allocates the frame: the test-only hook may fail it. */
+	/* Packing may allocate: the test-only hook may fail it. Query results
+	 * have an encoder of their own; the rest goes through protobuf-c. */
 	int rc = dalloc_should_fail() ? PORTER_E_NOMEM
-				      : frame_pack(&resp->base, cfg->max_frame, &buf, &len);
+				      : dbwire_pack_response(resp, cfg->max_frame, &w->pack_buf,
+							     &w->pack_cap, &len);
+	if (rc == 0)
+		rc = frame_pack_into(&resp->base, cfg->max_frame, &w->pack_buf, &w->pack_cap, &len);
 	if (rc == PORTER_E_TOO_LARGE) {
 		Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
 		err.id = resp->id;
 		err.status = PORTER_E_TOO_LARGE;
 		err.message = "response exceeds the frame limit";
-		rc = frame_pack(&err.base, cfg->max_frame, &buf, &len);
+		rc = frame_pack_into(&err.base, cfg->max_frame, &w->pack_buf, &w->pack_cap, &len);
 	}
 	if (rc < 0) {
 		log_error("conn %llu: cannot pack a reply (%s), closing",
@@ -189,46 +197,65 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		conn_close(c);
 		return;
 	}
-	stats_add(&c->w->counters.bytes_out, len);
+	stats_add(&w->counters.bytes_out, len);
 
 	/* Most replies are small and the socket has room: write them at once
-	 * and skip the write request. */
+	 * from the pack buffer, with no copy and no write request. */
 	size_t off = 0;
 	if (c->pipe.write_queue_size == 0) {
-		uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+		uv_buf_t b = uv_buf_init((char *)w->pack_buf, (unsigned)len);
 		int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
 		if (n >= 0) {
 			off = (size_t)n;
 		} else if (n != UV_EAGAIN) {
-			free(buf);
 			conn_close(c);
-			return;
+			goto out;
 		}
 	}
-	if (off == len) {
-		free(buf);
-		return;
-	}
+	if (off == len)
+		goto out;
 
+	/* The rest waits for the socket. A large frame takes the pack
+	 * buffer along (no copy; the next reply grows a new one), a small one
+	 * is copied out. */
 	conn_write *cw = dmalloc(sizeof(*cw));
 	if (!cw) {
-		free(buf);
 		conn_close(c);
-		return;
+		goto out;
+	}
+	uint8_t *buf, *rest;
+	if (w->pack_cap > PACK_KEEP) {
+		buf = w->pack_buf;
+		rest = buf + off;
+		w->pack_buf = NULL;
+		w->pack_cap = 0;
+	} else if ((buf = dmalloc(len - off))) {
+		memcpy(buf, w->pack_buf + off, len - off);
+		rest = buf;
+	} else {
+		free(cw);
+		conn_close(c);
+		goto out;
 	}
 	cw->buf = buf;
-	uv_buf_t b = uv_buf_init((char *)buf + off, (unsigned)(len - off));
+	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)(len - off));
 	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, &b, 1, on_write) < 0) {
 		free(buf);
 		free(cw);
 		conn_close(c);
-		return;
+		goto out;
 	}
 	if (c->pipe.write_queue_size > cfg->output_cap) {
 		log_warn(
 			"conn %llu (pid %d): %zu reply bytes unread, over the output cap; dropping the client",
 			(unsigned long long)c->serial, (int)c->pid, c->pipe.write_queue_size);
 		conn_close(c);
+	}
+out:
+	if (w->pack_cap > PACK_KEEP) {
+		free(w->pack_buf);
+		w->pack_buf = NULL;
+		w->pack_cap = 0;
 	}
 }
 
@@ -326,12 +353,27 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 	porter__v1__request__free_unpacked(msg, NULL);
 }
 
+/* The arena block of a small request: it holds the structs a short query
+ * unpacks into, and at under 1 KiB with its header it is recycled by
+ * malloc's per-thread cache (larger chunks cost a trip through the bins,
+ * several times the price). A larger frame gets room for twice its bytes. */
+#define MSG_BLOCK_SMALL 960u
+#define MSG_BLOCK_SLACK 1024u
+
 static void handle_frame(conn *c, const uint8_t *p, size_t len)
 {
+	/* Hello is unpacked with malloc (it is handled and freed at once);
+	 * every later request into an arena that its req keeps. */
+	arena ar;
+	int hello = c->state == CONN_HELLO;
+	arena_init(&ar, len <= MSG_BLOCK_SMALL / 4 ? MSG_BLOCK_SMALL
+			: len < 64 * 1024          ? 2 * len + MSG_BLOCK_SLACK
+						   : 0);
 	palloc_budget budget;
-	palloc_budget_init(&budget, len);
+	palloc_budget_init(&budget, len, hello ? NULL : &ar);
 	Porter__V1__Request *msg = porter__v1__request__unpack(&budget.base, len, p);
 	if (!msg) {
+		arena_free(&ar);
 		/* Out of memory is not the client's fault: say so, rather
 		 * than blaming its frame. */
 		if (budget.nomem)
@@ -340,11 +382,11 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 			conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
 		return;
 	}
-	if (c->state == CONN_HELLO) {
+	if (hello) {
 		handle_hello(c, msg);
 		return;
 	}
-	req *r = req_new(c, msg);
+	req *r = req_new(c, msg, &ar);
 	if (!r) {
 		conn_fail(c, PORTER_E_NOMEM, "out of memory");
 		return;

@@ -1519,40 +1519,60 @@ static void on_io(uv_poll_t *p, int status, int events)
  * is NULL, else as the prepared statement `stmt`, parsed first when
  * `prepare`. 1 on success.
  */
+/* Queries with up to this many parameters pass them to libpq from arrays
+ * on the stack; a query costs no allocation for its parameters but the one
+ * block its text values are copied into. */
+#define PARAMS_ON_STACK 16
+
 static int send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const char *sql,
 		       const char *stmt, int prepare)
 {
 	size_t n = q->n_params;
-	const char **vals = calloc(n + 1, sizeof(*vals));
-	int *lens = calloc(n + 1, sizeof(*lens));
-	int *fmts = calloc(n + 1, sizeof(*fmts));
-	Oid *types = calloc(n + 1, sizeof(*types));
-	char **copies = calloc(n + 1, sizeof(*copies));
-	int ok = vals && lens && fmts && types && copies;
+	const char *vals_s[PARAMS_ON_STACK];
+	int lens_s[PARAMS_ON_STACK], fmts_s[PARAMS_ON_STACK];
+	Oid types_s[PARAMS_ON_STACK];
+	const char **vals = vals_s;
+	int *lens = lens_s, *fmts = fmts_s;
+	Oid *types = types_s;
+	char *text = NULL; /* every text value, each followed by a NUL */
+	int ok = 1;
+	if (n > PARAMS_ON_STACK) {
+		vals = calloc(n, sizeof(*vals));
+		lens = calloc(n, sizeof(*lens));
+		fmts = calloc(n, sizeof(*fmts));
+		types = calloc(n, sizeof(*types));
+		ok = vals && lens && fmts && types;
+	}
+	/* Text parameters are read up to a NUL by libpq. */
+	size_t text_len = 0;
 	for (size_t i = 0; ok && i < n; i++) {
-		Porter__V1__DbParam *pp = q->params[i];
+		const Porter__V1__DbParam *pp = q->params[i];
+		if (pp->value.len > INT32_MAX)
+			ok = 0;
+		else if (!pp->is_null && !pp->binary)
+			text_len += pp->value.len + 1;
+	}
+	if (ok && text_len && !(text = malloc(text_len)))
+		ok = 0;
+	char *at = text;
+	for (size_t i = 0; ok && i < n; i++) {
+		const Porter__V1__DbParam *pp = q->params[i];
 		types[i] = pp->type_oid;
+		vals[i] = NULL;
+		lens[i] = 0;
+		fmts[i] = 0;
 		if (pp->is_null)
 			continue;
-		if (pp->value.len > INT32_MAX) {
-			ok = 0;
-			break;
-		}
 		lens[i] = (int)pp->value.len;
 		fmts[i] = pp->binary ? 1 : 0;
 		if (pp->binary) {
 			vals[i] = pp->value.len ? (const char *)pp->value.data : "";
 		} else {
-			/* Text parameters are read up to a NUL by libpq. */
-			copies[i] = malloc(pp->value.len + 1);
-			if (!copies[i]) {
-				ok = 0;
-				break;
-			}
 			if (pp->value.len)
-				memcpy(copies[i], pp->value.data, pp->value.len);
-			copies[i][pp->value.len] = 0;
-			vals[i] = copies[i];
+				memcpy(at, pp->value.data, pp->value.len);
+			at[pp->value.len] = 0;
+			vals[i] = at;
+			at += pp->value.len + 1;
 		}
 	}
 	if (ok && !stmt)
@@ -1562,13 +1582,13 @@ static int send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const cha
 		     PQsendQueryPrepared(c->pg, stmt, (int)n, vals, lens, fmts, 0);
 	else
 		op_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
-	for (size_t i = 0; copies && i < n; i++)
-		free(copies[i]);
-	free(copies);
-	free(vals);
-	free(lens);
-	free(fmts);
-	free(types);
+	free(text);
+	if (n > PARAMS_ON_STACK) {
+		free(vals);
+		free(lens);
+		free(fmts);
+		free(types);
+	}
 	return ok;
 }
 

@@ -13,13 +13,30 @@
 #include "stats.h"
 #include "worker.h"
 
-req *req_new(conn *c, Porter__V1__Request *msg)
+/* Frees the request message of `r`, however it was unpacked. */
+static void free_msg(req *r)
+{
+	if (r->from_arena)
+		arena_free(&r->msg_arena);
+	else
+		porter__v1__request__free_unpacked(r->msg, NULL);
+	r->msg = NULL;
+}
+
+req *req_new(conn *c, Porter__V1__Request *msg, arena *from)
 {
 	worker *w = c->w;
 	req *r = dcalloc(1, sizeof(*r));
 	if (!r) {
-		porter__v1__request__free_unpacked(msg, NULL);
+		if (from)
+			arena_free(from);
+		else
+			porter__v1__request__free_unpacked(msg, NULL);
 		return NULL;
+	}
+	if (from) {
+		arena_move(&r->msg_arena, from);
+		r->from_arena = 1;
 	}
 	uint64_t t = msg->timeout_ms ? msg->timeout_ms : w->cfg->default_timeout_ms;
 	if (t > w->cfg->max_timeout_ms)
@@ -109,7 +126,7 @@ void req_reply(req *r, Porter__V1__Response *resp)
 		conn_req_done(c);
 	}
 	stats_sub(&r->w->counters.inflight, 1);
-	porter__v1__request__free_unpacked(r->msg, NULL);
+	free_msg(r);
 	free(r);
 }
 

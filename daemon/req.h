@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "arena.h"
 #include "list.h"
 #include "porter.pb-c.h"
 
@@ -34,6 +35,8 @@ typedef struct req {
 	uint64_t instance;        /* ownership checks; kept when c goes */
 	uint64_t deadline;        /* uv_now() milliseconds */
 	Porter__V1__Request *msg; /* owned; freed with the req */
+	arena msg_arena;          /* holds msg when from_arena, else empty */
+	int from_arena;
 	/* Set by the module performing the work: asks it to stop early.
 	 * Called at most once, on the loop thread. */
 	void (*cancel)(struct req *r);
@@ -48,10 +51,11 @@ typedef struct req {
 /*
  * Creates a req for `msg` (ownership of `msg` passes to the req, even on
  * failure) on connection `c`, with its deadline computed from the request's
- * timeout and the daemon's default and maximum. Returns NULL when out of
- * memory.
+ * timeout and the daemon's default and maximum. `msg` was unpacked into
+ * arena `from`, whose blocks move to the req (`from` is left empty), or
+ * with malloc when `from` is NULL. Returns NULL when out of memory.
  */
-req *req_new(struct conn *c, Porter__V1__Request *msg);
+req *req_new(struct conn *c, Porter__V1__Request *msg, arena *from);
 
 /*
  * Creates the req for one member of a Batch: it shares the batch's

@@ -400,4 +400,6 @@ int worker_join(worker *w)
 void worker_destroy(worker *w)
 {
 	inbox_destroy(&w->inbox);
+	free(w->pack_buf);
+	w->pack_buf = NULL;
 }

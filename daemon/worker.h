@@ -64,10 +64,14 @@ typedef struct worker {
 	unsigned ncpu;
 	int io_seen; /* set by worker_saw_io() since the last check */
 	/* Requests run on other workers (fwd.h). */
-	list fwd_waits;           /* here, waiting for a reply from elsewhere */
-	list fwd_remote;          /* run here for other workers */
-	uint64_t fwd_next;        /* names the next one sent */
-	struct db_worker *db;     /* database sessions, pools, streams (db.h) */
+	list fwd_waits;       /* here, waiting for a reply from elsewhere */
+	list fwd_remote;      /* run here for other workers */
+	uint64_t fwd_next;    /* names the next one sent */
+	struct db_worker *db; /* database sessions, pools, streams (db.h) */
+	/* Replies are packed here and written from here; only what the
+	 * socket does not take at once is copied out (conn_send). */
+	uint8_t *pack_buf; /* owned */
+	size_t pack_cap;
 	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
 } worker;
 

@@ -112,3 +112,22 @@ int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out, siz
 	*outlen = FRAME_HEADER_SIZE + len;
 	return 0;
 }
+
+int frame_pack_into(const ProtobufCMessage *msg, size_t max_frame, uint8_t **buf, size_t *cap,
+		    size_t *outlen)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	if (len > max_frame || len > UINT32_MAX)
+		return PORTER_E_TOO_LARGE;
+	if (*cap < FRAME_HEADER_SIZE + len) {
+		uint8_t *nbuf = realloc(*buf, FRAME_HEADER_SIZE + len);
+		if (!nbuf)
+			return PORTER_E_NOMEM;
+		*buf = nbuf;
+		*cap = FRAME_HEADER_SIZE + len;
+	}
+	frame_put_header(*buf, (uint32_t)len);
+	protobuf_c_message_pack(msg, *buf + FRAME_HEADER_SIZE);
+	*outlen = FRAME_HEADER_SIZE + len;
+	return 0;
+}

@@ -86,4 +86,12 @@ void frame_reader_trim(frame_reader *r, size_t keep);
  */
 int frame_pack(const ProtobufCMessage *msg, size_t max_frame, uint8_t **out, size_t *outlen);
 
+/*
+ * Like frame_pack, into the caller's reusable buffer `*buf` of `*cap`
+ * bytes (NULL and 0 at first; owned by the caller, free()), which is grown
+ * when too small. On failure the buffer is left as it was.
+ */
+int frame_pack_into(const ProtobufCMessage *msg, size_t max_frame, uint8_t **buf, size_t *cap,
+		    size_t *outlen);
+
 #endif

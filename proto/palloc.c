@@ -15,7 +15,7 @@ static void *budget_alloc(void *data, size_t size)
 	}
 	if (size > b->limit - b->used)
 		return NULL;
-	void *p = malloc(size ? size : 1);
+	void *p = b->arena ? arena_alloc(b->arena, size) : malloc(size ? size : 1);
 	if (p)
 		b->used += size;
 	else
@@ -25,12 +25,14 @@ static void *budget_alloc(void *data, size_t size)
 
 static void budget_free(void *data, void *p)
 {
-	(void)data;
-	free(p);
+	palloc_budget *b = data;
+	if (!b->arena) /* an arena's blocks go back all at once */
+		free(p);
 }
 
-void palloc_budget_init(palloc_budget *b, size_t wire_len)
+void palloc_budget_init(palloc_budget *b, size_t wire_len, arena *a)
 {
+	b->arena = a;
 	b->base.alloc = budget_alloc;
 	b->base.free = budget_free;
 	b->base.allocator_data = b;

@@ -8,7 +8,9 @@
  * frame's size; past the budget, unpack fails as on malformed input.
  *
  * Blocks come from malloc, so the result is freed with the default
- * allocator: free_unpacked(msg, NULL). A budget is used by one thread.
+ * allocator: free_unpacked(msg, NULL); or, when the budget is given an
+ * arena, from that arena, and the message then ends with it (arena.h).
+ * A budget is used by one thread.
  */
 #ifndef PORTER_PALLOC_H
 #define PORTER_PALLOC_H
@@ -16,6 +18,8 @@
 #include <stddef.h>
 
 #include <protobuf-c/protobuf-c.h>
+
+#include "arena.h"
 
 /* How much larger than its wire size a message may grow once unpacked. */
 #define PALLOC_FACTOR 32u
@@ -25,12 +29,14 @@ typedef struct palloc_budget {
 	ProtobufCAllocator base; /* pass &budget.base to unpack */
 	size_t used;
 	size_t limit;
-	int nomem; /* an allocation within the budget failed (out of memory) */
+	int nomem;    /* an allocation within the budget failed (out of memory) */
+	arena *arena; /* not owned: where blocks come from; NULL for malloc */
 } palloc_budget;
 
 /* A budget for unpacking `wire_len` bytes:
- * PALLOC_FACTOR * wire_len + PALLOC_SLACK. */
-void palloc_budget_init(palloc_budget *b, size_t wire_len);
+ * PALLOC_FACTOR * wire_len + PALLOC_SLACK, drawn from `a` (not owned;
+ * NULL for malloc). */
+void palloc_budget_init(palloc_budget *b, size_t wire_len, arena *a);
 
 /*
  * Test-only: when set (porterd sets it from PORTER_TEST_FAIL_ALLOC, see

@@ -4,13 +4,20 @@
  * client threads in one run, against a throwaway PostgreSQL started with
  * tests/support/pg.sh. Prints rate, p50 and p99 of each and the ratios.
  *
+ * A shared or virtual machine's speed drifts by ±10% from one second to
+ * the next, so every thread count runs in rounds (PORTER_BENCH_ROUNDS, default 3) in
+ * which the paths take turns; the figures printed are medians over the
+ * rounds and the ratios medians of each round's own ratio.
+ *
  * Prints figures; never fails on timing. For profiling one side alone,
  * PORTER_BENCH_ONLY=porter|direct, PORTER_BENCH_THREADS=N and
- * PORTER_BENCH_MS=ms narrow or lengthen the run (PORTER_DAEMON_ARGS, read
- * by the harness, adds porterd flags).
+ * PORTER_BENCH_MS=ms narrow or lengthen the run (PORTER_DAEMON_ARGS and
+ * PORTER_DAEMON_WRAP, read by the harness, add porterd flags or run it
+ * under a tool such as callgrind).
  */
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +30,9 @@
 #include "porter.h"
 
 static int RUN_MS = 2000;
+/* Rounds per thread count (PORTER_BENCH_ROUNDS); odd, so a median is one. */
+static int ROUNDS = 3;
+#define MAX_ROUNDS 15
 #define MAX_SAMPLES 400000
 
 static char conninfo[512];
@@ -208,6 +218,58 @@ static void print_row(int threads, const char *path, const figures *f)
 	       f->cpu_client + f->cpu_porterd + f->cpu_pg, f->failures ? "  (failures!)" : "");
 }
 
+enum figure { RATE, P50, CPU };
+
+static double figure_of(const figures *f, enum figure which)
+{
+	switch (which) {
+	case RATE:
+		return f->rate;
+	case P50:
+		return f->p50_us;
+	default:
+		return f->cpu_client + f->cpu_porterd + f->cpu_pg;
+	}
+}
+
+/* The median of the rounds' a/b ratios of one figure; the smallest and
+ * largest in `*lo` and `*hi` when given. 0 when a round has no figure. */
+static double median_ratio(const figures *a, const figures *b, enum figure which, double *lo,
+			   double *hi)
+{
+	double r[MAX_ROUNDS];
+	for (int k = 0; k < ROUNDS; k++) {
+		double den = figure_of(&b[k], which);
+		r[k] = den > 0 ? figure_of(&a[k], which) / den : 0;
+	}
+	qsort(r, (size_t)ROUNDS, sizeof(double), th_cmp_double);
+	if (lo)
+		*lo = r[0];
+	if (hi)
+		*hi = r[ROUNDS - 1];
+	return r[ROUNDS / 2];
+}
+
+/* Each column's median over the rounds; failures add up. */
+static figures median_figures(const figures *f)
+{
+	figures m = {0};
+	double v[MAX_ROUNDS];
+	double *cols[] = {&m.rate, &m.p50_us, &m.p99_us, &m.cpu_client, &m.cpu_porterd, &m.cpu_pg};
+	size_t offs[] = {offsetof(figures, rate),        offsetof(figures, p50_us),
+			 offsetof(figures, p99_us),      offsetof(figures, cpu_client),
+			 offsetof(figures, cpu_porterd), offsetof(figures, cpu_pg)};
+	for (size_t c = 0; c < sizeof(offs) / sizeof(offs[0]); c++) {
+		for (int k = 0; k < ROUNDS; k++)
+			v[k] = *(const double *)((const char *)&f[k] + offs[c]);
+		qsort(v, (size_t)ROUNDS, sizeof(double), th_cmp_double);
+		*cols[c] = v[ROUNDS / 2];
+	}
+	for (int k = 0; k < ROUNDS; k++)
+		m.failures += f[k].failures;
+	return m;
+}
+
 /* The postmaster's pid, from the data directory under the conninfo's
  * socket directory (host=DIR). 0 when not found. */
 static pid_t find_postmaster(void)
@@ -256,6 +318,10 @@ int main(void)
 
 	if (getenv("PORTER_BENCH_MS") && atoi(getenv("PORTER_BENCH_MS")) > 0)
 		RUN_MS = atoi(getenv("PORTER_BENCH_MS"));
+	if (getenv("PORTER_BENCH_ROUNDS") && atoi(getenv("PORTER_BENCH_ROUNDS")) > 0)
+		ROUNDS = atoi(getenv("PORTER_BENCH_ROUNDS"));
+	if (ROUNDS > MAX_ROUNDS)
+		ROUNDS = MAX_ROUNDS;
 	th_daemon d;
 	const char *args[] = {NULL};
 	const char *blocking_args[] = {"--busy-poll", "0", NULL};
@@ -266,9 +332,11 @@ int main(void)
 		goto out;
 	}
 	g_porterd = d.pid;
-	printf("SELECT 1: porterd (pooled) vs direct libpq (PQexec, one connection per thread), %d "
-	       "ms per run\n",
-	       RUN_MS);
+	printf("SELECT 1: porterd (pooled) vs direct libpq (PQexec, one connection per thread).\n"
+	       "Each row is the median of %d rounds of %d ms; the paths take turns within a\n"
+	       "round, and each ratio is the median of the rounds' own ratios, so a machine\n"
+	       "that speeds up or slows down between rounds moves both sides alike.\n",
+	       ROUNDS, RUN_MS);
 	printf("porter0 is porterd with --busy-poll 0. CPU columns: microseconds of CPU per query\n"
 	       "spent by the clients, porterd and PostgreSQL (postmaster and backends).\n");
 	printf("%-8s %-8s %10s %9s %9s %8s %8s %8s %8s\n", "threads", "path", "rate/s", "p50 us",
@@ -283,42 +351,47 @@ int main(void)
 	}
 	for (size_t i = 0; i < ncounts; i++) {
 		int n = counts[i];
-		figures none = {0};
-		figures direct = none, porter = none, blocking = none;
-		if (!only || !strcmp(only, "direct")) {
-			g_porterd = 0; /* idle meanwhile; not counted */
-			direct = measure(0, n);
-			g_porterd = d.pid;
-		}
-		if (!only || !strcmp(only, "porter"))
-			porter = measure(1, n);
-		/* The same daemon without busy polling, for comparison. */
-		if (!only && th_daemon_stop(&d) == 0 && th_daemon_restart(&d, blocking_args) == 0) {
-			g_porterd = d.pid;
-			blocking = measure(1, n);
-			th_daemon_stop(&d);
-			if (th_daemon_restart(&d, args) != 0) {
-				fprintf(stderr, "bench_db: porterd did not restart\n");
-				rc = 1;
-				goto out;
+		figures direct[MAX_ROUNDS] = {{0}}, porter[MAX_ROUNDS] = {{0}},
+			blocking[MAX_ROUNDS] = {{0}};
+		for (int k = 0; k < ROUNDS; k++) {
+			if (!only || !strcmp(only, "direct")) {
+				g_porterd = 0; /* idle meanwhile; not counted */
+				direct[k] = measure(0, n);
+				g_porterd = d.pid;
 			}
-			g_porterd = d.pid;
+			if (!only || !strcmp(only, "porter"))
+				porter[k] = measure(1, n);
+			/* The same daemon without busy polling, for comparison. */
+			if (!only && th_daemon_stop(&d) == 0 &&
+			    th_daemon_restart(&d, blocking_args) == 0) {
+				g_porterd = d.pid;
+				blocking[k] = measure(1, n);
+				th_daemon_stop(&d);
+				if (th_daemon_restart(&d, args) != 0) {
+					fprintf(stderr, "bench_db: porterd did not restart\n");
+					rc = 1;
+					goto out;
+				}
+				g_porterd = d.pid;
+			}
 		}
-		print_row(n, "direct", &direct);
-		print_row(n, "porter", &porter);
+		figures md = median_figures(direct), mp = median_figures(porter),
+			mb = median_figures(blocking);
+		print_row(n, "direct", &md);
+		print_row(n, "porter", &mp);
 		if (!only)
-			print_row(n, "porter0", &blocking);
-		printf("%-8d ratios porter/direct: p50 %.2f, throughput %.2f, cpu per query %.2f\n",
-		       n, direct.p50_us > 0 ? porter.p50_us / direct.p50_us : 0,
-		       direct.rate > 0 ? porter.rate / direct.rate : 0,
-		       direct.cpu_client + direct.cpu_pg > 0
-			       ? (porter.cpu_client + porter.cpu_porterd + porter.cpu_pg) /
-					 (direct.cpu_client + direct.cpu_pg)
-			       : 0);
-		if (!only)
-			printf("%-8d ratios porter0/direct: p50 %.2f, throughput %.2f\n", n,
-			       direct.p50_us > 0 ? blocking.p50_us / direct.p50_us : 0,
-			       direct.rate > 0 ? blocking.rate / direct.rate : 0);
+			print_row(n, "porter0", &mb);
+		if (only)
+			continue;
+		double lo, hi;
+		double tp = median_ratio(porter, direct, RATE, &lo, &hi);
+		printf("%-8d ratios porter/direct: p50 %.2f, throughput %.2f (rounds %.2f-%.2f), "
+		       "cpu per query %.2f\n",
+		       n, median_ratio(porter, direct, P50, NULL, NULL), tp, lo, hi,
+		       median_ratio(porter, direct, CPU, NULL, NULL));
+		tp = median_ratio(blocking, direct, RATE, &lo, &hi);
+		printf("%-8d ratios porter0/direct: p50 %.2f, throughput %.2f (rounds %.2f-%.2f)\n",
+		       n, median_ratio(blocking, direct, P50, NULL, NULL), tp, lo, hi);
 	}
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);

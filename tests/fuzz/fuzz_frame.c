@@ -1,12 +1,15 @@
 /*
  * fuzz_frame - libFuzzer target for the frame reader and request decoding:
  * the input is a byte stream split into reads of varying sizes; every whole
- * frame is unpacked with the daemon's budgeted allocator and packed again.
+ * frame is unpacked with the daemon's budgeted allocator (from malloc, or
+ * from a small-block arena as porterd does after Hello, chosen by the
+ * first byte) and packed again.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "frame.h"
 #include "palloc.h"
 #include "porter.pb-c.h"
@@ -17,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0;
 	/* The first byte picks the read size, so splits are explored too. */
 	size_t step = size ? (size_t)data[0] % 64 + 1 : 1;
+	int use_arena = size && (data[0] & 0x80);
 
 	frame_reader_init(&r, 1 << 20);
 	while (off < size) {
@@ -35,8 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len;
 		int rc;
 		while ((rc = frame_reader_next(&r, &payload, &len)) == 1) {
+			arena a;
+			arena_init(&a, 128); /* small: many blocks, own blocks */
 			palloc_budget b;
-			palloc_budget_init(&b, len);
+			palloc_budget_init(&b, len, use_arena ? &a : NULL);
 			Porter__V1__Request *req =
 				porter__v1__request__unpack(&b.base, len, payload);
 			if (req) {
@@ -50,8 +56,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (porter__v1__request__pack(req, buf) != plen)
 					abort();
 				free(buf);
-				porter__v1__request__free_unpacked(req, NULL);
+				if (!use_arena)
+					porter__v1__request__free_unpacked(req, NULL);
 			}
+			arena_free(&a);
 		}
 		if (rc < 0)
 			break;

@@ -61,6 +61,17 @@ static int spawn(th_daemon *d, const char *const *extra)
 {
 	const char *argv[64];
 	int n = 0;
+	/* Profiling runs the daemon under a tool: the words of
+	 * PORTER_DAEMON_WRAP (say "valgrind --tool=callgrind") come first. */
+	static char wrap[512];
+	const char *tool = getenv("PORTER_DAEMON_WRAP");
+	if (tool && *tool) {
+		snprintf(wrap, sizeof(wrap), "%s", tool);
+		char *save = NULL;
+		for (char *w = strtok_r(wrap, " ", &save); w && n < 16;
+		     w = strtok_r(NULL, " ", &save))
+			argv[n++] = w;
+	}
 	argv[n++] = PORTERD_PATH;
 	/* Hermetic: never the machine's /etc/porter/porterd.conf. */
 	argv[n++] = "--config";
@@ -99,7 +110,7 @@ static int spawn(th_daemon *d, const char *const *extra)
 		 * not the runner's home (unless the test chose a place). */
 		setenv("XDG_DATA_HOME", d->dir, 0);
 		alarm(DAEMON_HARD_LIMIT_S);
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	d->pid = pid;

@@ -6,23 +6,32 @@
 #include "palloc.h"
 #include "porter.pb-c.h"
 
-START_TEST(legit_large_message_fits)
+/* A packed Ping request carrying `big` bytes, its length in `*len`; it and
+ * the payload (`*payload`) are the caller's to free. */
+static uint8_t *ping_wire(size_t big, size_t *len, uint8_t **payload)
 {
-	size_t big = 4 * 1024 * 1024;
-	uint8_t *payload = malloc(big);
-	memset(payload, 0x5a, big);
+	*payload = malloc(big);
+	memset(*payload, 0x5a, big);
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
-	ping.payload.data = payload;
+	ping.payload.data = *payload;
 	ping.payload.len = big;
 	req.body_case = PORTER__V1__REQUEST__BODY_PING;
 	req.ping = &ping;
-	size_t len = porter__v1__request__get_packed_size(&req);
-	uint8_t *wire = malloc(len);
+	*len = porter__v1__request__get_packed_size(&req);
+	uint8_t *wire = malloc(*len);
 	porter__v1__request__pack(&req, wire);
+	return wire;
+}
+
+START_TEST(legit_large_message_fits)
+{
+	size_t big = 4 * 1024 * 1024, len;
+	uint8_t *payload;
+	uint8_t *wire = ping_wire(big, &len, &payload);
 
 	palloc_budget b;
-	palloc_budget_init(&b, len);
+	palloc_budget_init(&b, len, NULL);
 	Porter__V1__Request *r = porter__v1__request__unpack(&b.base, len, wire);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->ping->payload.len, big);
@@ -63,7 +72,7 @@ START_TEST(inflating_message_is_refused)
 	porter__v1__response__free_unpacked(r, NULL);
 
 	palloc_budget b;
-	palloc_budget_init(&b, off);
+	palloc_budget_init(&b, off, NULL);
 	r = porter__v1__response__unpack(&b.base, off, wire);
 	ck_assert_ptr_null(r);
 	ck_assert_uint_le(b.used, b.limit);
@@ -74,15 +83,41 @@ END_TEST
 START_TEST(limit_does_not_overflow)
 {
 	palloc_budget b;
-	palloc_budget_init(&b, SIZE_MAX / 2);
+	palloc_budget_init(&b, SIZE_MAX / 2, NULL);
 	ck_assert_uint_eq(b.limit, SIZE_MAX);
-	palloc_budget_init(&b, 0);
+	palloc_budget_init(&b, 0, NULL);
 	ck_assert_uint_eq(b.limit, PALLOC_SLACK);
 	ck_assert_ptr_null(b.base.alloc(b.base.allocator_data, PALLOC_SLACK + 1));
 	void *p = b.base.alloc(b.base.allocator_data, 100);
 	ck_assert_ptr_nonnull(p);
 	ck_assert_uint_eq(b.used, 100);
 	b.base.free(b.base.allocator_data, p);
+}
+END_TEST
+
+START_TEST(budget_draws_from_an_arena)
+{
+	size_t big = 256 * 1024, len;
+	uint8_t *payload;
+	uint8_t *wire = ping_wire(big, &len, &payload);
+
+	arena a;
+	arena_init(&a, 1024);
+	palloc_budget b;
+	palloc_budget_init(&b, len, &a);
+	Porter__V1__Request *r = porter__v1__request__unpack(&b.base, len, wire);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->ping->payload.len, big);
+	ck_assert_uint_ge(b.used, big);
+	ck_assert_ptr_nonnull(a.head);
+	/* The budget still binds: an arena-backed budget refuses the same
+	 * inflated input as a malloc-backed one. */
+	palloc_budget tight;
+	palloc_budget_init(&tight, 16, &a);
+	ck_assert_ptr_null(porter__v1__request__unpack(&tight.base, len, wire));
+	arena_free(&a); /* the message ends with its arena */
+	free(wire);
+	free(payload);
 }
 END_TEST
 
@@ -93,6 +128,7 @@ int main(void)
 	tcase_add_test(tc, legit_large_message_fits);
 	tcase_add_test(tc, inflating_message_is_refused);
 	tcase_add_test(tc, limit_does_not_overflow);
+	tcase_add_test(tc, budget_draws_from_an_arena);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

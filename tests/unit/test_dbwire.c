@@ -1,0 +1,293 @@
+/*
+ * Unit tests of the hand-written query-result encoder: for replies of many
+ * shapes its bytes must equal protobuf-c's, and what it declines must be
+ * left untouched for protobuf-c.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbwire.h"
+#include "frame.h"
+#include "porter.h"
+#include "porter.pb-c.h"
+
+static uint32_t seed = 12345;
+
+static uint32_t rnd(void)
+{
+	seed = seed * 1103515245u + 12345u;
+	return seed >> 8;
+}
+
+/* A random string (sometimes NULL or empty, which proto3 leaves out). */
+static char *rnd_str(void)
+{
+	uint32_t k = rnd() % 6;
+	if (k == 0)
+		return NULL;
+	size_t n = k == 1 ? 0 : rnd() % (k == 5 ? 300 : 12);
+	char *s = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char)('a' + rnd() % 26);
+	s[n] = 0;
+	return s;
+}
+
+static uint64_t rnd_u64(void)
+{
+	switch (rnd() % 4) {
+	case 0:
+		return 0;
+	case 1:
+		return rnd() % 200;
+	case 2:
+		return (uint64_t)rnd() << 20;
+	default:
+		return ((uint64_t)rnd() << 40) | rnd();
+	}
+}
+
+static Porter__V1__DbResult *rnd_result(void)
+{
+	Porter__V1__DbResult *dr = calloc(1, sizeof(*dr));
+	porter__v1__db_result__init(dr);
+	size_t nf = rnd() % 5, nr = rnd() % 6;
+	if (rnd() % 2) {
+		dr->n_columns = nf;
+		dr->columns = calloc(nf + 1, sizeof(*dr->columns));
+		for (size_t i = 0; i < nf; i++) {
+			Porter__V1__DbColumn *c = calloc(1, sizeof(*c));
+			porter__v1__db_column__init(c);
+			c->name = rnd_str();
+			c->type_oid = (uint32_t)rnd_u64();
+			dr->columns[i] = c;
+		}
+	}
+	dr->n_rows = nr;
+	dr->rows = calloc(nr + 1, sizeof(*dr->rows));
+	for (size_t r = 0; r < nr; r++) {
+		Porter__V1__DbRow *row = calloc(1, sizeof(*row));
+		porter__v1__db_row__init(row);
+		row->n_values = nf;
+		row->values = calloc(nf + 1, sizeof(*row->values));
+		for (size_t i = 0; i < nf; i++) {
+			/* Values up to 200 bytes, some empty; binary, with NULs. */
+			size_t len = rnd() % 3 ? rnd() % 200 : 0;
+			uint8_t *v = malloc(len + 1);
+			for (size_t j = 0; j < len; j++)
+				v[j] = (uint8_t)rnd();
+			row->values[i].data = v;
+			row->values[i].len = len;
+		}
+		if (nf && rnd() % 2) {
+			row->nulls.len = nf;
+			row->nulls.data = calloc(nf, 1);
+			row->nulls.data[rnd() % nf] = 1;
+		}
+		dr->rows[r] = row;
+	}
+	dr->affected = rnd_u64();
+	dr->command_tag = rnd_str();
+	return dr;
+}
+
+static void free_result(Porter__V1__DbResult *dr)
+{
+	for (size_t i = 0; i < dr->n_columns; i++) {
+		free(dr->columns[i]->name);
+		free(dr->columns[i]);
+	}
+	free(dr->columns);
+	for (size_t r = 0; r < dr->n_rows; r++) {
+		for (size_t i = 0; i < dr->rows[r]->n_values; i++)
+			free(dr->rows[r]->values[i].data);
+		free(dr->rows[r]->values);
+		free(dr->rows[r]->nulls.data);
+		free(dr->rows[r]);
+	}
+	free(dr->rows);
+	free(dr->command_tag);
+	free(dr);
+}
+
+/* Packs `r` both ways and checks the frames are the same bytes. */
+static void check_same(const Porter__V1__Response *r)
+{
+	uint8_t *want = NULL, *got = NULL;
+	size_t want_len = 0, got_len = 0, cap = 0;
+	ck_assert_int_eq(frame_pack(&r->base, 1 << 24, &want, &want_len), 0);
+	ck_assert_int_eq(dbwire_pack_response(r, 1 << 24, &got, &cap, &got_len), 1);
+	ck_assert_uint_eq(got_len, want_len);
+	ck_assert_uint_ge(cap, got_len);
+	ck_assert_mem_eq(got, want, want_len);
+	/* And it decodes to what was encoded (protobuf-c reads it). */
+	Porter__V1__Response *back = porter__v1__response__unpack(NULL, got_len - FRAME_HEADER_SIZE,
+								  got + FRAME_HEADER_SIZE);
+	ck_assert_ptr_nonnull(back);
+	ck_assert_uint_eq(back->id, r->id);
+	ck_assert_int_eq(back->status, r->status);
+	porter__v1__response__free_unpacked(back, NULL);
+	free(want);
+	free(got);
+}
+
+START_TEST(random_replies_match_protobuf_c)
+{
+	seed = 777u + (uint32_t)_i;
+	for (int round = 0; round < 200; round++) {
+		Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
+		Porter__V1__DbQueryReply qr = PORTER__V1__DB_QUERY_REPLY__INIT;
+		Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
+		r.id = rnd_u64();
+		/* Negative codes (zigzag), zero, and a positive one. */
+		r.status =
+			rnd() % 3 == 0 ? 0 : -(int32_t)(rnd() % 40) + (rnd() % 9 == 0 ? 1000 : 0);
+		r.message = rnd_str();
+		r.more = rnd() % 2;
+		if (rnd() % 3 == 0) {
+			ed.sqlstate = rnd_str();
+			ed.detail = rnd_str();
+			ed.hint = rnd_str();
+			/* int32 fields: negative ones take ten bytes. */
+			ed.http_status = rnd() % 2 ? (int32_t)(rnd() % 600) : 0;
+			ed.sys_errno = rnd() % 3 == 0 ? -(int32_t)(rnd() % 200) : 0;
+			r.error = &ed;
+		}
+		if (rnd() % 4) {
+			qr.n_results = rnd() % 4;
+			if (rnd() % 10 == 0)
+				qr.n_results = 20; /* more than the sizes kept on the stack */
+			qr.results = calloc(qr.n_results + 1, sizeof(*qr.results));
+			for (size_t i = 0; i < qr.n_results; i++)
+				qr.results[i] = rnd_result();
+			qr.stream = rnd_u64();
+			r.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+			r.db_query = &qr;
+		}
+		check_same(&r);
+		for (size_t i = 0; i < qr.n_results; i++)
+			free_result(qr.results[i]);
+		free(qr.results);
+		free(r.message);
+		if (r.error) { /* else they are the initialiser's static "" */
+			free(ed.sqlstate);
+			free(ed.detail);
+			free(ed.hint);
+		}
+	}
+}
+END_TEST
+
+/* A reply holding one result of one row of one value. */
+typedef struct one_value {
+	ProtobufCBinaryData val;
+	Porter__V1__DbRow row, *rows[1];
+	Porter__V1__DbResult dr, *results[1];
+	Porter__V1__DbQueryReply qr;
+	Porter__V1__Response r;
+} one_value;
+
+static void one_value_init(one_value *o, const uint8_t *data, size_t len)
+{
+	o->val.data = (uint8_t *)data;
+	o->val.len = len;
+	porter__v1__db_row__init(&o->row);
+	o->row.values = &o->val;
+	o->row.n_values = 1;
+	o->rows[0] = &o->row;
+	porter__v1__db_result__init(&o->dr);
+	o->dr.rows = o->rows;
+	o->dr.n_rows = 1;
+	o->results[0] = &o->dr;
+	porter__v1__db_query_reply__init(&o->qr);
+	o->qr.results = o->results;
+	o->qr.n_results = 1;
+	porter__v1__response__init(&o->r);
+	o->r.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+	o->r.db_query = &o->qr;
+}
+
+START_TEST(large_rows_and_lengths_over_one_varint_byte)
+{
+	/* Lengths of 127, 128, 16383, 16384 and 1 MiB cross varint sizes at
+	 * every level (value, row, result, reply). */
+	size_t lens[] = {0, 1, 127, 128, 16383, 16384, 1 << 20};
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		uint8_t *v = malloc(lens[k] + 1);
+		memset(v, 0x5a, lens[k]);
+		one_value o;
+		one_value_init(&o, v, lens[k]);
+		o.dr.command_tag = "SELECT 1";
+		o.r.id = 1;
+		check_same(&o.r);
+		free(v);
+	}
+}
+END_TEST
+
+START_TEST(other_bodies_are_left_to_protobuf_c)
+{
+	Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__DbOpenReply o = PORTER__V1__DB_OPEN_REPLY__INIT;
+	o.session = 7;
+	r.body_case = PORTER__V1__RESPONSE__BODY_DB_OPEN;
+	r.db_open = &o;
+	uint8_t *buf = NULL;
+	size_t cap = 0, len = 0;
+	ck_assert_int_eq(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len), 0);
+	ck_assert_ptr_null(buf); /* untouched */
+	ck_assert_uint_eq(cap, 0);
+
+	/* An unknown field anywhere: only protobuf-c writes those. */
+	Porter__V1__DbResult dr = PORTER__V1__DB_RESULT__INIT;
+	ProtobufCMessageUnknownField uf = {99, PROTOBUF_C_WIRE_TYPE_VARINT, 1, (uint8_t *)"\x01"};
+	dr.base.n_unknown_fields = 1;
+	dr.base.unknown_fields = &uf;
+	Porter__V1__DbResult *results[] = {&dr};
+	Porter__V1__DbQueryReply qr = PORTER__V1__DB_QUERY_REPLY__INIT;
+	qr.results = results;
+	qr.n_results = 1;
+	r.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+	r.db_query = &qr;
+	ck_assert_int_eq(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len), 0);
+	ck_assert_ptr_null(buf);
+}
+END_TEST
+
+START_TEST(frame_limit_is_enforced)
+{
+	uint8_t v[300];
+	memset(v, 1, sizeof(v));
+	one_value o;
+	one_value_init(&o, v, sizeof(v));
+	Porter__V1__Response r = o.r;
+	uint8_t *buf = NULL;
+	size_t cap = 0, len = 0;
+	ck_assert_int_eq(dbwire_pack_response(&r, 200, &buf, &cap, &len), PORTER_E_TOO_LARGE);
+	ck_assert_ptr_null(buf);
+	/* The reusable buffer is grown once and then reused. */
+	ck_assert_int_eq(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len), 1);
+	uint8_t *first = buf;
+	ck_assert_int_eq(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len), 1);
+	ck_assert_ptr_eq(buf, first);
+	free(buf);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("dbwire");
+	TCase *tc = tcase_create("core");
+	tcase_add_loop_test(tc, random_replies_match_protobuf_c, 0, 10);
+	tcase_add_test(tc, large_rows_and_lengths_over_one_varint_byte);
+	tcase_add_test(tc, other_bodies_are_left_to_protobuf_c);
+	tcase_add_test(tc, frame_limit_is_enforced);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
