@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "dbwire.h"
 #include "frame.h"
 #include "porter.h"
 
@@ -291,7 +292,10 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 {
 	size_t len;
 	size_t limit = t->max_frame ? t->max_frame : HELLO_REPLY_LIMIT;
-	int rc = frame_pack_into(&req->base, limit, &t->wbuf, &t->wcap, &len);
+	/* Queries have an encoder of their own; the rest is protobuf-c's. */
+	int rc = dbwire_pack_request(req, limit, &t->wbuf, &t->wcap, &len);
+	if (rc == 0)
+		rc = frame_pack_into(&req->base, limit, &t->wbuf, &t->wcap, &len);
 	if (rc < 0) {
 		*sent = 0;
 		return rc;
@@ -313,10 +317,16 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 		rc = read_frame(t, deadline, &p, &plen);
 		if (rc < 0)
 			return write_rc < 0 ? write_rc : rc;
-		if (scratch)
+		/* Into the arena, query replies by their own decoder (which
+		 * leaves anything else to protobuf-c). */
+		Porter__V1__Response *resp = NULL;
+		if (scratch) {
 			arena_reset(&t->scratch);
-		Porter__V1__Response *resp =
-			porter__v1__response__unpack(scratch ? &t->scratch.base : NULL, plen, p);
+			resp = dbwire_unpack_response(&t->scratch.base, plen, p);
+		}
+		if (!resp)
+			resp = porter__v1__response__unpack(scratch ? &t->scratch.base : NULL, plen,
+							    p);
 		if (!resp)
 			return PORTER_E_PROTOCOL;
 		if (resp->id == req->id || (resp->id == 0 && resp->status != 0)) {

@@ -371,7 +371,13 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 						   : 0);
 	palloc_budget budget;
 	palloc_budget_init(&budget, len, hello ? NULL : &ar);
-	Porter__V1__Request *msg = porter__v1__request__unpack(&budget.base, len, p);
+	/* Queries have a decoder of their own (it needs an arena); it leaves
+	 * anything else to protobuf-c. */
+	Porter__V1__Request *msg = hello ? NULL : dbwire_unpack_request(&budget.base, len, p);
+	if (!msg) {
+		budget.nomem = 0;
+		msg = porter__v1__request__unpack(&budget.base, len, p);
+	}
 	if (!msg) {
 		arena_free(&ar);
 		/* Out of memory is not the client's fault: say so, rather

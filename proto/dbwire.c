@@ -1,4 +1,4 @@
-/* dbwire - hand-written encoder of query-result replies; see dbwire.h. */
+/* dbwire - hand-written codec of query requests and replies; see dbwire.h. */
 #include "dbwire.h"
 
 #include <stdlib.h>
@@ -13,6 +13,8 @@
 
 /* Results of one reply whose sizes are kept on the stack. */
 #define RESULTS_ON_STACK 16
+
+/* ---- encoding ---- */
 
 static size_t varint_size(uint64_t v)
 {
@@ -165,6 +167,21 @@ static uint8_t *put_result(uint8_t *p, const Porter__V1__DbResult *dr)
 	return put_str(p, 4, dr->command_tag);
 }
 
+/* Makes room for a frame of `len` payload bytes in `*buf` and writes its
+ * header. 0 or -1 (out of memory; the buffer is left as it was). */
+static int reserve(uint8_t **buf, size_t *cap, size_t len)
+{
+	if (*cap < FRAME_HEADER_SIZE + len) {
+		uint8_t *nbuf = realloc(*buf, FRAME_HEADER_SIZE + len);
+		if (!nbuf)
+			return -1;
+		*buf = nbuf;
+		*cap = FRAME_HEADER_SIZE + len;
+	}
+	frame_put_header(*buf, (uint32_t)len);
+	return 0;
+}
+
 int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_t **buf,
 			 size_t *cap, size_t *outlen)
 {
@@ -203,16 +220,10 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 		rc = PORTER_E_TOO_LARGE;
 		goto out;
 	}
-	if (*cap < FRAME_HEADER_SIZE + len) {
-		uint8_t *nbuf = realloc(*buf, FRAME_HEADER_SIZE + len);
-		if (!nbuf) {
-			rc = PORTER_E_NOMEM;
-			goto out;
-		}
-		*buf = nbuf;
-		*cap = FRAME_HEADER_SIZE + len;
+	if (reserve(buf, cap, len) < 0) {
+		rc = PORTER_E_NOMEM;
+		goto out;
 	}
-	frame_put_header(*buf, (uint32_t)len);
 	uint8_t *p = *buf + FRAME_HEADER_SIZE;
 	p = put_u64(p, 1, r->id);
 	p = put_u64(p, 2, zigzag32(r->status));
@@ -236,4 +247,524 @@ out:
 	if (sizes != sizes_s)
 		free(sizes);
 	return rc;
+}
+
+static size_t param_size(const Porter__V1__DbParam *p)
+{
+	return u64_size(1, p->is_null != 0) + (p->value.len ? len_size(2, p->value.len) : 0) +
+	       u64_size(3, p->binary != 0) + u64_size(4, p->type_oid);
+}
+
+int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t **buf, size_t *cap,
+			size_t *outlen)
+{
+	const Porter__V1__DbQuery *q = r->db_query;
+	if (r->base.n_unknown_fields || r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q ||
+	    q->base.n_unknown_fields)
+		return 0;
+	size_t body = u64_size(1, q->session) + str_size(2, q->conninfo) + str_size(3, q->sql) +
+		      u64_size(5, q->chunk_rows);
+	for (size_t i = 0; i < q->n_params; i++) {
+		if (q->params[i]->base.n_unknown_fields)
+			return 0;
+		body += len_size(4, param_size(q->params[i]));
+	}
+	size_t len = u64_size(1, r->id) + u64_size(2, r->timeout_ms) + len_size(21, body);
+	if (len > max_frame || len > UINT32_MAX)
+		return PORTER_E_TOO_LARGE;
+	if (reserve(buf, cap, len) < 0)
+		return PORTER_E_NOMEM;
+	uint8_t *p = *buf + FRAME_HEADER_SIZE;
+	p = put_u64(p, 1, r->id);
+	p = put_u64(p, 2, r->timeout_ms);
+	p = put_len(p, 21, body);
+	p = put_u64(p, 1, q->session);
+	p = put_str(p, 2, q->conninfo);
+	p = put_str(p, 3, q->sql);
+	for (size_t i = 0; i < q->n_params; i++) {
+		const Porter__V1__DbParam *pp = q->params[i];
+		p = put_len(p, 4, param_size(pp));
+		p = put_u64(p, 1, pp->is_null != 0);
+		if (pp->value.len)
+			p = put_bytes(p, 2, pp->value.data, pp->value.len);
+		p = put_u64(p, 3, pp->binary != 0);
+		p = put_u64(p, 4, pp->type_oid);
+	}
+	p = put_u64(p, 5, q->chunk_rows);
+	*outlen = (size_t)(p - *buf);
+	return 1;
+}
+
+/* ---- decoding ---- */
+
+/* Bytes left to read of one message. */
+typedef struct rd {
+	const uint8_t *p, *end;
+} rd;
+
+/* A varint of at most `max` bytes (protobuf-c reads tags and lengths in
+ * five at most, values in ten). A tenth byte carrying more than the 64th
+ * bit is declined: protobuf-c drops those bits from integers but counts
+ * them for booleans. */
+static int get_varint_max(rd *r, uint64_t *v, unsigned max)
+{
+	uint64_t x = 0;
+	for (unsigned i = 0; i < max; i++) {
+		if (r->p >= r->end)
+			return -1;
+		uint8_t b = *r->p++;
+		if (i == 9 && (b & 0x7e))
+			return -1;
+		x |= (uint64_t)(b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int get_varint(rd *r, uint64_t *v)
+{
+	return get_varint_max(r, v, 10);
+}
+
+/* The next field's number and wire type; -1 at a malformed tag. */
+static int get_tag(rd *r, uint32_t *field, unsigned *wt)
+{
+	uint64_t v;
+	if (get_varint_max(r, &v, 5) < 0 || v > UINT32_MAX || (v >> 3) == 0)
+		return -1;
+	*field = (uint32_t)(v >> 3);
+	*wt = (unsigned)(v & 7);
+	return 0;
+}
+
+/* A length-delimited field's bytes (wire type already checked). */
+static int get_len(rd *r, rd *inner)
+{
+	uint64_t n;
+	if (get_varint_max(r, &n, 5) < 0 || n > (uint64_t)(r->end - r->p))
+		return -1;
+	inner->p = r->p;
+	inner->end = r->p + n;
+	r->p += n;
+	return 0;
+}
+
+/* Skips a field of a wire type this decoder reads (varint or length). */
+static int skip(rd *r, unsigned wt)
+{
+	uint64_t v;
+	rd inner;
+	if (wt == WT_VARINT)
+		return get_varint(r, &v);
+	if (wt == WT_LEN)
+		return get_len(r, &inner);
+	return -1;
+}
+
+static void *take(ProtobufCAllocator *a, size_t n)
+{
+	return a->alloc(a->allocator_data, n);
+}
+
+/* As protobuf-c stores them: a copy with a NUL after it. */
+static char *take_str(ProtobufCAllocator *a, const rd *v)
+{
+	size_t n = (size_t)(v->end - v->p);
+	char *s = take(a, n + 1);
+	if (s) {
+		memcpy(s, v->p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+/* As protobuf-c stores them: data NULL when empty. 0 or -1. */
+static int take_bytes(ProtobufCAllocator *a, const rd *v, ProtobufCBinaryData *out)
+{
+	out->len = (size_t)(v->end - v->p);
+	out->data = NULL;
+	if (!out->len)
+		return 0;
+	if (!(out->data = take(a, out->len)))
+		return -1;
+	memcpy(out->data, v->p, out->len);
+	return 0;
+}
+
+/*
+ * Each message decoder below accepts exactly the fields of its message with
+ * their proper wire types, each singular sub-message at most once, and
+ * declines (NULL) anything else, whether malformed or merely unusual
+ * (unknown fields, a repeated sub-message to merge): protobuf-c then
+ * decodes it, or reports it malformed. What it accepts it stores as
+ * protobuf-c would: last value wins, scalars truncated to their width.
+ */
+
+/* Field reading helpers: the field's value, or decline. */
+#define VARINT(v)                                                                                  \
+	do {                                                                                       \
+		if (wt != WT_VARINT || get_varint(&r, &(v)) < 0)                                   \
+			return NULL;                                                               \
+	} while (0)
+#define LEN(in)                                                                                    \
+	do {                                                                                       \
+		if (wt != WT_LEN || get_len(&r, &(in)) < 0)                                        \
+			return NULL;                                                               \
+	} while (0)
+
+static Porter__V1__ErrorDetail *error_detail(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__ErrorDetail *m = take(a, sizeof(*m));
+	if (!m)
+		return NULL;
+	porter__v1__error_detail__init(m);
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		switch (field) {
+		case 1:
+		case 2:
+		case 3: {
+			LEN(in);
+			char *s = take_str(a, &in);
+			if (!s)
+				return NULL;
+			*(field == 1 ? &m->sqlstate : field == 2 ? &m->detail : &m->hint) = s;
+			break;
+		}
+		case 4:
+			VARINT(v);
+			m->http_status = (int32_t)(uint32_t)v;
+			break;
+		case 5:
+			VARINT(v);
+			m->sys_errno = (int32_t)(uint32_t)v;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	return m;
+}
+
+static Porter__V1__DbColumn *column(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__DbColumn *m = take(a, sizeof(*m));
+	if (!m)
+		return NULL;
+	porter__v1__db_column__init(m);
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		if (field == 1) {
+			LEN(in);
+			if (!(m->name = take_str(a, &in)))
+				return NULL;
+		} else if (field == 2) {
+			VARINT(v);
+			m->type_oid = (uint32_t)v;
+		} else {
+			return NULL;
+		}
+	}
+	return m;
+}
+
+/* Counts the occurrences of `want` (length-delimited) in message `r`,
+ * checking every tag and skipping every value; -1 when malformed or when a
+ * field other than `known` (a bit per field number below 32) appears. */
+static long count_field(rd r, uint32_t want, uint32_t known)
+{
+	long n = 0;
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		if (get_tag(&r, &field, &wt) < 0 || field >= 32 || !(known & (1u << field)))
+			return -1;
+		if (field == want && wt != WT_LEN)
+			return -1;
+		if (skip(&r, wt) < 0)
+			return -1;
+		n += field == want;
+	}
+	return n;
+}
+
+/* An array of `n` pointers (or bytes), or a non-NULL empty one. */
+static void *take_array(ProtobufCAllocator *a, long n, size_t each)
+{
+	return n ? take(a, (size_t)n * each) : NULL;
+}
+
+static Porter__V1__DbRow *row(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__DbRow *m = take(a, sizeof(*m));
+	long n = count_field(r, 1, 1u << 1 | 1u << 2);
+	if (!m || n < 0)
+		return NULL;
+	porter__v1__db_row__init(m);
+	if (n && !(m->values = take_array(a, n, sizeof(*m->values))))
+		return NULL;
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		LEN(in);
+		if (take_bytes(a, &in, field == 1 ? &m->values[m->n_values++] : &m->nulls) < 0)
+			return NULL;
+	}
+	return m;
+}
+
+static Porter__V1__DbResult *result(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__DbResult *m = take(a, sizeof(*m));
+	long ncol = count_field(r, 1, 0x1e), nrow = count_field(r, 2, 0x1e);
+	if (!m || ncol < 0 || nrow < 0)
+		return NULL;
+	porter__v1__db_result__init(m);
+	if ((ncol && !(m->columns = take_array(a, ncol, sizeof(*m->columns)))) ||
+	    (nrow && !(m->rows = take_array(a, nrow, sizeof(*m->rows)))))
+		return NULL;
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		switch (field) {
+		case 1:
+			LEN(in);
+			if (!(m->columns[m->n_columns++] = column(a, in)))
+				return NULL;
+			break;
+		case 2:
+			LEN(in);
+			if (!(m->rows[m->n_rows++] = row(a, in)))
+				return NULL;
+			break;
+		case 3:
+			VARINT(v);
+			m->affected = v;
+			break;
+		case 4:
+			LEN(in);
+			if (!(m->command_tag = take_str(a, &in)))
+				return NULL;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	return m;
+}
+
+static Porter__V1__DbQueryReply *query_reply(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__DbQueryReply *m = take(a, sizeof(*m));
+	long n = count_field(r, 1, 1u << 1 | 1u << 2);
+	if (!m || n < 0)
+		return NULL;
+	porter__v1__db_query_reply__init(m);
+	if (n && !(m->results = take_array(a, n, sizeof(*m->results))))
+		return NULL;
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		if (field == 1) {
+			LEN(in);
+			if (!(m->results[m->n_results++] = result(a, in)))
+				return NULL;
+		} else {
+			VARINT(v);
+			m->stream = v;
+		}
+	}
+	return m;
+}
+
+Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, const uint8_t *data)
+{
+	Porter__V1__Response *m = take(a, sizeof(*m));
+	if (!m)
+		return NULL;
+	porter__v1__response__init(m);
+	rd r = {data, data + len};
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		switch (field) {
+		case 1:
+			VARINT(v);
+			m->id = v;
+			break;
+		case 2:
+			VARINT(v);
+			m->status = (int32_t)(((uint32_t)v >> 1) ^ -((uint32_t)v & 1));
+			break;
+		case 3:
+			LEN(in);
+			if (!(m->message = take_str(a, &in)))
+				return NULL;
+			break;
+		case 4:
+			LEN(in);
+			if (m->error || !(m->error = error_detail(a, in)))
+				return NULL;
+			break;
+		case 5:
+			VARINT(v);
+			m->more = v != 0;
+			break;
+		case 21:
+			LEN(in);
+			if (m->db_query || !(m->db_query = query_reply(a, in)))
+				return NULL;
+			m->body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	return m;
+}
+
+static Porter__V1__DbParam *param(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__DbParam *m = take(a, sizeof(*m));
+	if (!m)
+		return NULL;
+	porter__v1__db_param__init(m);
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		switch (field) {
+		case 1:
+			VARINT(v);
+			m->is_null = v != 0;
+			break;
+		case 2:
+			LEN(in);
+			if (take_bytes(a, &in, &m->value) < 0)
+				return NULL;
+			break;
+		case 3:
+			VARINT(v);
+			m->binary = v != 0;
+			break;
+		case 4:
+			VARINT(v);
+			m->type_oid = (uint32_t)v;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	return m;
+}
+
+static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__DbQuery *m = take(a, sizeof(*m));
+	long n = count_field(r, 4, 0x3e);
+	if (!m || n < 0)
+		return NULL;
+	porter__v1__db_query__init(m);
+	if (n && !(m->params = take_array(a, n, sizeof(*m->params))))
+		return NULL;
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		switch (field) {
+		case 1:
+			VARINT(v);
+			m->session = v;
+			break;
+		case 2:
+		case 3: {
+			LEN(in);
+			char *s = take_str(a, &in);
+			if (!s)
+				return NULL;
+			*(field == 2 ? &m->conninfo : &m->sql) = s;
+			break;
+		}
+		case 4:
+			LEN(in);
+			if (!(m->params[m->n_params++] = param(a, in)))
+				return NULL;
+			break;
+		default: /* 5: count_field let no other through */
+			VARINT(v);
+			m->chunk_rows = (uint32_t)v;
+			break;
+		}
+	}
+	return m;
+}
+
+Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, const uint8_t *data)
+{
+	Porter__V1__Request *m = take(a, sizeof(*m));
+	if (!m)
+		return NULL;
+	porter__v1__request__init(m);
+	rd r = {data, data + len};
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return NULL;
+		switch (field) {
+		case 1:
+			VARINT(v);
+			m->id = v;
+			break;
+		case 2:
+			VARINT(v);
+			m->timeout_ms = (uint32_t)v;
+			break;
+		case 21:
+			LEN(in);
+			if (m->db_query || !(m->db_query = query(a, in)))
+				return NULL;
+			m->body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	return m;
 }

@@ -1,13 +1,15 @@
 /*
- * Unit tests of the hand-written query-result encoder: for replies of many
- * shapes its bytes must equal protobuf-c's, and what it declines must be
- * left untouched for protobuf-c.
+ * Unit tests of the hand-written codec of query requests and replies: for
+ * messages of many shapes its bytes must equal protobuf-c's, what it
+ * decodes must be what protobuf-c decodes (compared by packing both with
+ * protobuf-c), and what it declines must be left to protobuf-c.
  */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "dbwire.h"
 #include "frame.h"
 #include "porter.h"
@@ -133,50 +135,258 @@ static void check_same(const Porter__V1__Response *r)
 	free(got);
 }
 
+/* A random reply and what it owns. */
+typedef struct rnd_reply {
+	Porter__V1__Response r;
+	Porter__V1__DbQueryReply qr;
+	Porter__V1__ErrorDetail ed;
+} rnd_reply;
+
+static void rnd_reply_init(rnd_reply *x)
+{
+	porter__v1__response__init(&x->r);
+	porter__v1__db_query_reply__init(&x->qr);
+	porter__v1__error_detail__init(&x->ed);
+	Porter__V1__Response *r = &x->r;
+	r->id = rnd_u64();
+	/* Negative codes (zigzag), zero, and a positive one. */
+	r->status = rnd() % 3 == 0 ? 0 : -(int32_t)(rnd() % 40) + (rnd() % 9 == 0 ? 1000 : 0);
+	r->message = rnd_str();
+	r->more = rnd() % 2;
+	if (rnd() % 3 == 0) {
+		x->ed.sqlstate = rnd_str();
+		x->ed.detail = rnd_str();
+		x->ed.hint = rnd_str();
+		/* int32 fields: negative ones take ten bytes. */
+		x->ed.http_status = rnd() % 2 ? (int32_t)(rnd() % 600) : 0;
+		x->ed.sys_errno = rnd() % 3 == 0 ? -(int32_t)(rnd() % 200) : 0;
+		r->error = &x->ed;
+	}
+	if (rnd() % 4) {
+		x->qr.n_results = rnd() % 4;
+		if (rnd() % 10 == 0)
+			x->qr.n_results = 20; /* more than the sizes kept on the stack */
+		x->qr.results = calloc(x->qr.n_results + 1, sizeof(*x->qr.results));
+		for (size_t i = 0; i < x->qr.n_results; i++)
+			x->qr.results[i] = rnd_result();
+		x->qr.stream = rnd_u64();
+		r->body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+		r->db_query = &x->qr;
+	}
+}
+
+static void rnd_reply_free(rnd_reply *x)
+{
+	for (size_t i = 0; i < x->qr.n_results; i++)
+		free_result(x->qr.results[i]);
+	free(x->qr.results);
+	free(x->r.message);
+	if (x->r.error) { /* else they are the initialiser's static "" */
+		free(x->ed.sqlstate);
+		free(x->ed.detail);
+		free(x->ed.hint);
+	}
+}
+
 START_TEST(random_replies_match_protobuf_c)
 {
 	seed = 777u + (uint32_t)_i;
 	for (int round = 0; round < 200; round++) {
-		Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
-		Porter__V1__DbQueryReply qr = PORTER__V1__DB_QUERY_REPLY__INIT;
-		Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
-		r.id = rnd_u64();
-		/* Negative codes (zigzag), zero, and a positive one. */
-		r.status =
-			rnd() % 3 == 0 ? 0 : -(int32_t)(rnd() % 40) + (rnd() % 9 == 0 ? 1000 : 0);
-		r.message = rnd_str();
-		r.more = rnd() % 2;
-		if (rnd() % 3 == 0) {
-			ed.sqlstate = rnd_str();
-			ed.detail = rnd_str();
-			ed.hint = rnd_str();
-			/* int32 fields: negative ones take ten bytes. */
-			ed.http_status = rnd() % 2 ? (int32_t)(rnd() % 600) : 0;
-			ed.sys_errno = rnd() % 3 == 0 ? -(int32_t)(rnd() % 200) : 0;
-			r.error = &ed;
-		}
-		if (rnd() % 4) {
-			qr.n_results = rnd() % 4;
-			if (rnd() % 10 == 0)
-				qr.n_results = 20; /* more than the sizes kept on the stack */
-			qr.results = calloc(qr.n_results + 1, sizeof(*qr.results));
-			for (size_t i = 0; i < qr.n_results; i++)
-				qr.results[i] = rnd_result();
-			qr.stream = rnd_u64();
-			r.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
-			r.db_query = &qr;
-		}
-		check_same(&r);
-		for (size_t i = 0; i < qr.n_results; i++)
-			free_result(qr.results[i]);
-		free(qr.results);
-		free(r.message);
-		if (r.error) { /* else they are the initialiser's static "" */
-			free(ed.sqlstate);
-			free(ed.detail);
-			free(ed.hint);
-		}
+		rnd_reply x;
+		rnd_reply_init(&x);
+		check_same(&x.r);
+		rnd_reply_free(&x);
 	}
+}
+END_TEST
+
+/* A random DbQuery request; free with rnd_request_free. */
+static Porter__V1__Request *rnd_request(void)
+{
+	Porter__V1__Request *r = calloc(1, sizeof(*r));
+	Porter__V1__DbQuery *q = calloc(1, sizeof(*q));
+	porter__v1__request__init(r);
+	porter__v1__db_query__init(q);
+	r->id = rnd_u64();
+	r->timeout_ms = (uint32_t)rnd_u64();
+	q->session = rnd_u64();
+	q->conninfo = rnd_str();
+	q->sql = rnd_str();
+	q->chunk_rows = rnd() % 3 ? 0 : rnd() % 100000;
+	q->n_params = rnd() % 4 ? rnd() % 4 : 40;
+	q->params = calloc(q->n_params + 1, sizeof(*q->params));
+	for (size_t i = 0; i < q->n_params; i++) {
+		Porter__V1__DbParam *pp = calloc(1, sizeof(*pp));
+		porter__v1__db_param__init(pp);
+		pp->is_null = rnd() % 4 == 0;
+		pp->binary = rnd() % 3 == 0;
+		pp->type_oid = (uint32_t)rnd_u64();
+		size_t len = rnd() % 3 ? rnd() % 300 : 0;
+		if (len) {
+			pp->value.data = malloc(len);
+			for (size_t j = 0; j < len; j++)
+				pp->value.data[j] = (uint8_t)rnd();
+			pp->value.len = len;
+		}
+		q->params[i] = pp;
+	}
+	r->body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	r->db_query = q;
+	return r;
+}
+
+static void rnd_request_free(Porter__V1__Request *r)
+{
+	Porter__V1__DbQuery *q = r->db_query;
+	for (size_t i = 0; i < q->n_params; i++) {
+		free(q->params[i]->value.data);
+		free(q->params[i]);
+	}
+	free(q->params);
+	free(q->conninfo);
+	free(q->sql);
+	free(q);
+	free(r);
+}
+
+/* Packs a message with protobuf-c; the buffer is the caller's to free. */
+static uint8_t *pb_pack(const ProtobufCMessage *m, size_t *len)
+{
+	*len = protobuf_c_message_get_packed_size(m);
+	uint8_t *b = malloc(*len + 1);
+	ck_assert_uint_eq(protobuf_c_message_pack(m, b), *len);
+	return b;
+}
+
+/*
+ * Decodes `wire` with the fast decoder (`fast`, into an arena) and with
+ * protobuf-c (`desc`). Whatever the fast one accepts protobuf-c must accept
+ * too, and both must pack again to the same bytes. Returns whether the
+ * fast one accepted.
+ */
+static int check_decode(const ProtobufCMessageDescriptor *desc,
+			ProtobufCMessage *(*fast)(ProtobufCAllocator *, size_t, const uint8_t *),
+			const uint8_t *wire, size_t len)
+{
+	arena a;
+	arena_init(&a, 512);
+	ProtobufCMessage *mine = fast(&a.base, len, wire);
+	ProtobufCMessage *theirs = protobuf_c_message_unpack(desc, NULL, len, wire);
+	if (mine) {
+		ck_assert_msg(theirs != NULL, "accepted what protobuf-c refuses");
+		size_t l1, l2;
+		uint8_t *b1 = pb_pack(mine, &l1), *b2 = pb_pack(theirs, &l2);
+		ck_assert_uint_eq(l1, l2);
+		ck_assert_mem_eq(b1, b2, l1);
+		free(b1);
+		free(b2);
+	}
+	if (theirs)
+		protobuf_c_message_free_unpacked(theirs, NULL);
+	arena_free(&a);
+	return mine != NULL;
+}
+
+static ProtobufCMessage *fast_response(ProtobufCAllocator *a, size_t len, const uint8_t *d)
+{
+	return (ProtobufCMessage *)dbwire_unpack_response(a, len, d);
+}
+
+static ProtobufCMessage *fast_request(ProtobufCAllocator *a, size_t len, const uint8_t *d)
+{
+	return (ProtobufCMessage *)dbwire_unpack_request(a, len, d);
+}
+
+START_TEST(random_replies_decode_as_protobuf_c_does)
+{
+	seed = 4242u + (uint32_t)_i;
+	for (int round = 0; round < 200; round++) {
+		rnd_reply x;
+		rnd_reply_init(&x);
+		size_t len;
+		uint8_t *wire = pb_pack(&x.r.base, &len);
+		ck_assert(
+			check_decode(&porter__v1__response__descriptor, fast_response, wire, len));
+		/* Damaged copies: whatever is accepted must mean the same. */
+		for (int k = 0; k < 20 && len; k++) {
+			uint8_t *bad = malloc(len);
+			memcpy(bad, wire, len);
+			bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
+			check_decode(&porter__v1__response__descriptor, fast_response, bad,
+				     rnd() % 4 ? len : rnd() % len);
+			free(bad);
+		}
+		free(wire);
+		rnd_reply_free(&x);
+	}
+}
+END_TEST
+
+START_TEST(random_requests_match_protobuf_c)
+{
+	seed = 99u + (uint32_t)_i;
+	for (int round = 0; round < 200; round++) {
+		Porter__V1__Request *r = rnd_request();
+		size_t want_len, got_len = 0, cap = 0;
+		uint8_t *want = pb_pack(&r->base, &want_len), *got = NULL;
+		ck_assert_int_eq(dbwire_pack_request(r, 1 << 24, &got, &cap, &got_len), 1);
+		ck_assert_uint_eq(got_len, FRAME_HEADER_SIZE + want_len);
+		ck_assert_mem_eq(got + FRAME_HEADER_SIZE, want, want_len);
+		ck_assert(check_decode(&porter__v1__request__descriptor, fast_request, want,
+				       want_len));
+		for (int k = 0; k < 20 && want_len; k++) {
+			uint8_t *bad = malloc(want_len);
+			memcpy(bad, want, want_len);
+			bad[rnd() % want_len] ^= (uint8_t)(1u << (rnd() % 8));
+			check_decode(&porter__v1__request__descriptor, fast_request, bad, want_len);
+			free(bad);
+		}
+		free(want);
+		free(got);
+		rnd_request_free(r);
+	}
+}
+END_TEST
+
+START_TEST(decoders_decline_what_they_do_not_know)
+{
+	/* Another body. */
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+	size_t len;
+	uint8_t *wire = pb_pack(&req.base, &len);
+	ck_assert(!check_decode(&porter__v1__request__descriptor, fast_request, wire, len));
+	free(wire);
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	ck_assert_int_eq(dbwire_pack_request(&req, 1 << 20, &buf, &cap, &len), 0);
+	ck_assert_ptr_null(buf);
+
+	/* An unknown field (99, varint) after a valid reply. */
+	const uint8_t unknown[] = {0x08, 0x07, 0x98, 0x06, 0x01};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, unknown,
+				sizeof(unknown)));
+	/* A sub-message given twice, which protobuf-c merges. */
+	const uint8_t twice[] = {0xaa, 0x01, 0x02, 0x10, 0x01, 0xaa, 0x01, 0x02, 0x10, 0x02};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, twice,
+				sizeof(twice)));
+	/* A tag in six bytes, a length in six bytes: protobuf-c refuses both. */
+	const uint8_t long_tag[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x07};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, long_tag,
+				sizeof(long_tag)));
+	const uint8_t long_len[] = {0x1a, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 'x'};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, long_len,
+				sizeof(long_len)));
+	/* A boolean whose only set bit is past the 64th: true to protobuf-c. */
+	const uint8_t odd_bool[] = {0x28, 0x80, 0x80, 0x80, 0x80, 0x80,
+				    0x80, 0x80, 0x80, 0x80, 0x02};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, odd_bool,
+				sizeof(odd_bool)));
+	/* The empty message is an empty reply. */
+	ck_assert(check_decode(&porter__v1__response__descriptor, fast_response,
+			       (const uint8_t *)"", 0));
 }
 END_TEST
 
@@ -281,6 +491,9 @@ int main(void)
 	Suite *s = suite_create("dbwire");
 	TCase *tc = tcase_create("core");
 	tcase_add_loop_test(tc, random_replies_match_protobuf_c, 0, 10);
+	tcase_add_loop_test(tc, random_replies_decode_as_protobuf_c_does, 0, 5);
+	tcase_add_loop_test(tc, random_requests_match_protobuf_c, 0, 5);
+	tcase_add_test(tc, decoders_decline_what_they_do_not_know);
 	tcase_add_test(tc, large_rows_and_lengths_over_one_varint_byte);
 	tcase_add_test(tc, other_bodies_are_left_to_protobuf_c);
 	tcase_add_test(tc, frame_limit_is_enforced);
