@@ -5,7 +5,7 @@
  * tests/support/pg.sh. Prints rate, p50 and p99 of each and the ratios.
  *
  * A shared or virtual machine's speed drifts by ±10% from one second to
- * the next, so every thread count runs in rounds (PORTER_BENCH_ROUNDS, default 3) in
+ * the next, so every thread count runs in rounds (PORTER_BENCH_ROUNDS, default 5) in
  * which the paths take turns; the figures printed are medians over the
  * rounds and the ratios medians of each round's own ratio.
  *
@@ -31,7 +31,7 @@
 
 static int RUN_MS = 2000;
 /* Rounds per thread count (PORTER_BENCH_ROUNDS); odd, so a median is one. */
-static int ROUNDS = 3;
+static int ROUNDS = 5;
 #define MAX_ROUNDS 15
 #define MAX_SAMPLES 400000
 
