@@ -7,10 +7,10 @@
 
 #include "dalloc.h"
 #include "db.h"
+#include "dbwire.h"
 #include "fs.h"
 #include "log.h"
 #include "ops.h"
-#include "dbwire.h"
 #include "palloc.h"
 #include "porter.h"
 #include "req.h"
