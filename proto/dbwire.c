@@ -1,6 +1,7 @@
 /* dbwire - hand-written codec of query requests and replies; see dbwire.h. */
 #include "dbwire.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,52 @@
 
 /* Results of one reply whose sizes are kept on the stack. */
 #define RESULTS_ON_STACK 16
+
+/* ---- what the codec knows of porter.proto ---- */
+
+/* Fields of a message outside its body oneof. */
+static unsigned plain_fields(const ProtobufCMessageDescriptor *d)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < d->n_fields; i++)
+		n += !(d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF);
+	return n;
+}
+
+static int request_known(void)
+{
+	return plain_fields(&porter__v1__request__descriptor) == 2 &&
+	       porter__v1__db_query__descriptor.n_fields == 5 &&
+	       porter__v1__db_param__descriptor.n_fields == 4;
+}
+
+static int response_known(void)
+{
+	return plain_fields(&porter__v1__response__descriptor) == 5 &&
+	       porter__v1__error_detail__descriptor.n_fields == 5 &&
+	       porter__v1__db_query_reply__descriptor.n_fields == 2 &&
+	       porter__v1__db_result__descriptor.n_fields == 4 &&
+	       porter__v1__db_column__descriptor.n_fields == 2 &&
+	       porter__v1__db_row__descriptor.n_fields == 2;
+}
+
+/* Looked at once: -1 until then. */
+static _Atomic int request_shape = -1, response_shape = -1;
+
+static int known(_Atomic int *shape, int (*check)(void))
+{
+	int v = atomic_load_explicit(shape, memory_order_relaxed);
+	if (v < 0) {
+		v = check();
+		atomic_store_explicit(shape, v, memory_order_relaxed);
+	}
+	return v;
+}
+
+int dbwire_schema_known(void)
+{
+	return known(&request_shape, request_known) && known(&response_shape, response_known);
+}
 
 /* ---- encoding ---- */
 
@@ -186,7 +233,8 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 			 size_t *cap, size_t *outlen)
 {
 	const Porter__V1__DbQueryReply *qr = NULL;
-	if (r->base.n_unknown_fields || (r->error && r->error->base.n_unknown_fields))
+	if (!known(&response_shape, response_known) || r->base.n_unknown_fields ||
+	    (r->error && r->error->base.n_unknown_fields))
 		return 0;
 	if (r->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY) {
 		qr = r->db_query;
@@ -259,8 +307,8 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 			size_t *outlen)
 {
 	const Porter__V1__DbQuery *q = r->db_query;
-	if (r->base.n_unknown_fields || r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q ||
-	    q->base.n_unknown_fields)
+	if (!known(&request_shape, request_known) || r->base.n_unknown_fields ||
+	    r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q || q->base.n_unknown_fields)
 		return 0;
 	size_t body = u64_size(1, q->session) + str_size(2, q->conninfo) + str_size(3, q->sql) +
 		      u64_size(5, q->chunk_rows);

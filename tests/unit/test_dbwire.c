@@ -486,10 +486,19 @@ START_TEST(frame_limit_is_enforced)
 }
 END_TEST
 
+START_TEST(schema_is_the_one_dbwire_knows)
+{
+	ck_assert_msg(dbwire_schema_known(),
+		      "porter.proto's query messages gained a field: teach proto/dbwire.c "
+		      "(encoders, decoders, and the field counts it checks)");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dbwire");
 	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, schema_is_the_one_dbwire_knows);
 	tcase_add_loop_test(tc, random_replies_match_protobuf_c, 0, 10);
 	tcase_add_loop_test(tc, random_replies_decode_as_protobuf_c_does, 0, 5);
 	tcase_add_loop_test(tc, random_requests_match_protobuf_c, 0, 5);
