@@ -576,6 +576,10 @@ START_TEST(stream_million_rows_bounded_memory)
 	porter_db_result_free(q_ok(0, conninfo, "SELECT 1"));
 	long base = th_rss_kib(d.pid);
 	ck_assert(base > 0);
+	/* This process is the client: its chunks (each read into the thread's
+	 * scratch arena, then copied into a result) must not pile up either. */
+	long cbase = th_rss_kib(getpid()), cpeak = cbase;
+	ck_assert(cbase > 0);
 	int rc = porter_db_query_stream(
 		0, conninfo, "SELECT g, repeat('x', 40) || g FROM generate_series(1, 1000000) g",
 		NULL, 0, 2000, 20000, &cur);
@@ -596,18 +600,22 @@ START_TEST(stream_million_rows_bounded_memory)
 		rows += porter_db_ntuples(ch);
 		porter_db_result_free(ch);
 		if (++chunks % 50 == 0) {
-			long rss = th_rss_kib(d.pid);
+			long rss = th_rss_kib(d.pid), crss = th_rss_kib(getpid());
 			if (rss > peak)
 				peak = rss;
+			if (crss > cpeak)
+				cpeak = crss;
 		}
 	}
 	ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc), porter_last_error_message());
 	porter_db_cursor_close(cur);
 	ck_assert_int_eq(rows, 1000000);
 	ck_assert_int_eq(sum, 500000500000LL);
-	fprintf(stderr, "stream: %d chunks, porterd RSS %ld KiB -> peak %ld KiB\n", chunks, base,
-		peak);
+	fprintf(stderr,
+		"stream: %d chunks, porterd RSS %ld KiB -> peak %ld KiB, client %ld -> %ld KiB\n",
+		chunks, base, peak, cbase, cpeak);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
+	ck_assert_msg(cpeak - cbase < 64 * 1024, "the client grew by %ld KiB", cpeak - cbase);
 
 	/* The largest chunk size allowed is still bounded in bytes. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 300000) g", NULL,
@@ -617,14 +625,17 @@ START_TEST(stream_million_rows_bounded_memory)
 	while ((rc = porter_db_cursor_next(cur, &ch, 20000)) == 1) {
 		rows += porter_db_ntuples(ch);
 		porter_db_result_free(ch);
-		long rss = th_rss_kib(d.pid);
+		long rss = th_rss_kib(d.pid), crss = th_rss_kib(getpid());
 		if (rss > peak)
 			peak = rss;
+		if (crss > cpeak)
+			cpeak = crss;
 	}
 	ck_assert_int_eq(rc, 0);
 	porter_db_cursor_close(cur);
 	ck_assert_int_eq(rows, 300000);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
+	ck_assert_msg(cpeak - cbase < 64 * 1024, "the client grew by %ld KiB", cpeak - cbase);
 
 	/* A cursor abandoned early: the query is cancelled, the pool goes on. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 10000000) g",
