@@ -68,12 +68,20 @@ static void drop_conn(tstate *t)
 	frame_reader_free(&t->rd);
 }
 
+/* Frees the buffers a thread keeps between calls. */
+static void drop_buffers(tstate *t)
+{
+	free(t->wbuf);
+	t->wbuf = NULL;
+	t->wcap = 0;
+	arena_free(&t->scratch);
+}
+
 static void thread_exit(void *arg)
 {
 	tstate *t = arg;
 	drop_conn(t);
-	free(t->wbuf);
-	arena_free(&t->scratch);
+	drop_buffers(t);
 	free(t);
 	ts = NULL;
 }
@@ -176,8 +184,10 @@ const char *porter_last_error_message(void)
 
 void porter_thread_disconnect(void)
 {
-	if (ts)
+	if (ts) {
 		drop_conn(ts);
+		drop_buffers(ts);
+	}
 }
 
 /*

@@ -301,9 +301,10 @@ PORTER_API int porter_batch_result_ping(const porter_batch_result *r, size_t i, 
 PORTER_API void porter_batch_result_free(porter_batch_result *r);
 
 /*
- * Closes the calling thread's connection now instead of at thread exit.
- * The next call on this thread opens a new one. Never blocks; safe to call
- * when the thread has no connection.
+ * Closes the calling thread's connection now instead of at thread exit,
+ * and frees the buffers the thread keeps between calls. The next call on
+ * this thread opens a new one. Never blocks; safe to call when the thread
+ * has no connection.
  */
 PORTER_API void porter_thread_disconnect(void);
 
