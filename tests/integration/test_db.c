@@ -562,9 +562,13 @@ END_TEST
 
 START_TEST(stream_million_rows_bounded_memory)
 {
+	/* The client's own growth is checked in the plain build only. */
+	int check_client = 1;
 #ifdef __SANITIZE_ADDRESS__
 	/* ASan keeps freed memory in a quarantine (256 MiB by default),
-	 * which would read as growth here. */
+	 * which would read as growth here. The setting reaches porterd, which
+	 * starts after it; this process's runtime read its options at start. */
+	check_client = 0;
 	char asan[512];
 	const char *prev = getenv("ASAN_OPTIONS");
 	snprintf(asan, sizeof(asan), "%s%squarantine_size_mb=8", prev ? prev : "", prev ? ":" : "");
@@ -615,7 +619,8 @@ START_TEST(stream_million_rows_bounded_memory)
 		"stream: %d chunks, porterd RSS %ld KiB -> peak %ld KiB, client %ld -> %ld KiB\n",
 		chunks, base, peak, cbase, cpeak);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
-	ck_assert_msg(cpeak - cbase < 64 * 1024, "the client grew by %ld KiB", cpeak - cbase);
+	ck_assert_msg(!check_client || cpeak - cbase < 64 * 1024, "the client grew by %ld KiB",
+		      cpeak - cbase);
 
 	/* The largest chunk size allowed is still bounded in bytes. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 300000) g", NULL,
@@ -635,7 +640,8 @@ START_TEST(stream_million_rows_bounded_memory)
 	porter_db_cursor_close(cur);
 	ck_assert_int_eq(rows, 300000);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
-	ck_assert_msg(cpeak - cbase < 64 * 1024, "the client grew by %ld KiB", cpeak - cbase);
+	ck_assert_msg(!check_client || cpeak - cbase < 64 * 1024, "the client grew by %ld KiB",
+		      cpeak - cbase);
 
 	/* A cursor abandoned early: the query is cancelled, the pool goes on. */
 	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 10000000) g",
