@@ -417,6 +417,15 @@ static void *take(ProtobufCAllocator *a, size_t n)
 	return a->alloc(a->allocator_data, n);
 }
 
+/* A message struct of type `d` set to its defaults, as unpack starts one. */
+static void *take_msg(ProtobufCAllocator *a, const ProtobufCMessageDescriptor *d)
+{
+	void *m = take(a, d->sizeof_message);
+	if (m)
+		protobuf_c_message_init(d, m);
+	return m;
+}
+
 /* As protobuf-c stores them: a copy with a NUL after it. */
 static char *take_str(ProtobufCAllocator *a, const rd *v)
 {
@@ -465,10 +474,9 @@ static int take_bytes(ProtobufCAllocator *a, const rd *v, ProtobufCBinaryData *o
 
 static Porter__V1__ErrorDetail *error_detail(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__ErrorDetail *m = take(a, sizeof(*m));
+	Porter__V1__ErrorDetail *m = take_msg(a, &porter__v1__error_detail__descriptor);
 	if (!m)
 		return NULL;
-	porter__v1__error_detail__init(m);
 	while (r.p < r.end) {
 		uint32_t field;
 		unsigned wt;
@@ -504,10 +512,9 @@ static Porter__V1__ErrorDetail *error_detail(ProtobufCAllocator *a, rd r)
 
 static Porter__V1__DbColumn *column(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbColumn *m = take(a, sizeof(*m));
+	Porter__V1__DbColumn *m = take_msg(a, &porter__v1__db_column__descriptor);
 	if (!m)
 		return NULL;
-	porter__v1__db_column__init(m);
 	while (r.p < r.end) {
 		uint32_t field;
 		unsigned wt;
@@ -557,11 +564,10 @@ static void *take_array(ProtobufCAllocator *a, long n, size_t each)
 
 static Porter__V1__DbRow *row(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbRow *m = take(a, sizeof(*m));
+	Porter__V1__DbRow *m = take_msg(a, &porter__v1__db_row__descriptor);
 	long n = count_field(r, 1, 1u << 1 | 1u << 2);
 	if (!m || n < 0)
 		return NULL;
-	porter__v1__db_row__init(m);
 	if (n && !(m->values = take_array(a, n, sizeof(*m->values))))
 		return NULL;
 	while (r.p < r.end) {
@@ -579,11 +585,10 @@ static Porter__V1__DbRow *row(ProtobufCAllocator *a, rd r)
 
 static Porter__V1__DbResult *result(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbResult *m = take(a, sizeof(*m));
+	Porter__V1__DbResult *m = take_msg(a, &porter__v1__db_result__descriptor);
 	long ncol = count_field(r, 1, 0x1e), nrow = count_field(r, 2, 0x1e);
 	if (!m || ncol < 0 || nrow < 0)
 		return NULL;
-	porter__v1__db_result__init(m);
 	if ((ncol && !(m->columns = take_array(a, ncol, sizeof(*m->columns)))) ||
 	    (nrow && !(m->rows = take_array(a, nrow, sizeof(*m->rows)))))
 		return NULL;
@@ -623,11 +628,10 @@ static Porter__V1__DbResult *result(ProtobufCAllocator *a, rd r)
 
 static Porter__V1__DbQueryReply *query_reply(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbQueryReply *m = take(a, sizeof(*m));
+	Porter__V1__DbQueryReply *m = take_msg(a, &porter__v1__db_query_reply__descriptor);
 	long n = count_field(r, 1, 1u << 1 | 1u << 2);
 	if (!m || n < 0)
 		return NULL;
-	porter__v1__db_query_reply__init(m);
 	if (n && !(m->results = take_array(a, n, sizeof(*m->results))))
 		return NULL;
 	while (r.p < r.end) {
@@ -651,10 +655,9 @@ static Porter__V1__DbQueryReply *query_reply(ProtobufCAllocator *a, rd r)
 
 Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
-	Porter__V1__Response *m = take(a, sizeof(*m));
+	Porter__V1__Response *m = take_msg(a, &porter__v1__response__descriptor);
 	if (!m)
 		return NULL;
-	porter__v1__response__init(m);
 	rd r = {data, data + len};
 	while (r.p < r.end) {
 		uint32_t field;
@@ -701,10 +704,9 @@ Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, 
 
 static Porter__V1__DbParam *param(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbParam *m = take(a, sizeof(*m));
+	Porter__V1__DbParam *m = take_msg(a, &porter__v1__db_param__descriptor);
 	if (!m)
 		return NULL;
-	porter__v1__db_param__init(m);
 	while (r.p < r.end) {
 		uint32_t field;
 		unsigned wt;
@@ -739,11 +741,10 @@ static Porter__V1__DbParam *param(ProtobufCAllocator *a, rd r)
 
 static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbQuery *m = take(a, sizeof(*m));
+	Porter__V1__DbQuery *m = take_msg(a, &porter__v1__db_query__descriptor);
 	long n = count_field(r, 4, 0x3e);
 	if (!m || n < 0)
 		return NULL;
-	porter__v1__db_query__init(m);
 	if (n && !(m->params = take_array(a, n, sizeof(*m->params))))
 		return NULL;
 	while (r.p < r.end) {
@@ -783,10 +784,9 @@ static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
 
 Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
-	Porter__V1__Request *m = take(a, sizeof(*m));
+	Porter__V1__Request *m = take_msg(a, &porter__v1__request__descriptor);
 	if (!m)
 		return NULL;
-	porter__v1__request__init(m);
 	rd r = {data, data + len};
 	while (r.p < r.end) {
 		uint32_t field;
