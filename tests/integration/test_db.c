@@ -562,8 +562,12 @@ END_TEST
 
 START_TEST(stream_million_rows_bounded_memory)
 {
-	/* The client's own growth is checked in the plain build only. */
+	/* The client's own growth is checked in the plain build only: TSan's
+	 * runtime holds on to freed memory too (33 MiB here). */
 	int check_client = 1;
+#ifdef __SANITIZE_THREAD__
+	check_client = 0;
+#endif
 #ifdef __SANITIZE_ADDRESS__
 	/* ASan keeps freed memory in a quarantine (256 MiB by default),
 	 * which would read as growth here. The setting reaches porterd, which
