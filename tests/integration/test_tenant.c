@@ -1,0 +1,104 @@
+/*
+ * The multi-uid harness itself (tests/support/tenant.c): porterd really runs
+ * as its own unprivileged uid, clients really run as theirs, and the
+ * daemon's allow-list is what decides who gets in. The trust suites build on
+ * these facts, so they are proven here once.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+#include "tenant.h"
+
+#define TH_UID_STRANGER 61013 /* in the group, not on the allow-list */
+
+static th_daemon d;
+
+static const char *const allow_two[] = {"--allow-uid", "61011,61012", NULL};
+
+/* The real uid of process `pid` from /proc, or -1. */
+static long proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long uid = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %ld", &uid) == 1)
+			break;
+	fclose(f);
+	return uid;
+}
+
+/* Child bodies: exit code 0 means what the test expects happened. */
+static int ping_ok(void *arg)
+{
+	(void)arg;
+	if (getuid() == 0)
+		return 10;
+	return porter_ping("x", 1, 2000) == 0 ? 0 : 1;
+}
+
+static int ping_refused(void *arg)
+{
+	(void)arg;
+	return porter_ping("x", 1, 2000) < 0 ? 0 : 1;
+}
+
+static int report_uid(void *arg)
+{
+	*(uid_t *)arg = getuid();
+	return 0;
+}
+
+START_TEST(daemon_runs_as_its_uid)
+{
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, allow_two), 0);
+	ck_assert_int_eq(proc_uid(d.pid), TH_UID_DAEMON);
+	th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+START_TEST(children_run_as_theirs)
+{
+	uid_t *seen = th_shared_alloc(sizeof(uid_t));
+	ck_assert_ptr_nonnull(seen);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 5000, report_uid, seen), 0);
+	ck_assert_int_eq(*seen, TH_UID_BOB);
+}
+END_TEST
+
+START_TEST(allow_list_decides)
+{
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, allow_two), 0);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, ping_ok, NULL), 0);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 10000, ping_ok, NULL), 0);
+	ck_assert_int_eq(th_as(TH_UID_STRANGER, TH_GID_PORTER, 10000, ping_refused, NULL), 0);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+int main(void)
+{
+	if (!th_tenant_available()) {
+		fprintf(stderr,
+			"test_tenant: needs root to run clients and porterd as other uids\n");
+		return 77;
+	}
+	Suite *s = suite_create("tenant");
+	TCase *tc = tcase_create("tenant");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, daemon_runs_as_its_uid);
+	tcase_add_test(tc, children_run_as_theirs);
+	tcase_add_test(tc, allow_list_decides);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}

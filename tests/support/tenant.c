@@ -1,0 +1,203 @@
+/* tenant - porterd and clients under other uids; see tenant.h. */
+#include "tenant.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "porter.h"
+
+/* No test daemon may live longer than this (as in harness.c). */
+#define DAEMON_HARD_LIMIT_S 900
+
+int th_tenant_available(void)
+{
+	return geteuid() == 0;
+}
+
+void *th_shared_alloc(size_t n)
+{
+	void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Drops to uid/gid for good. The parent-death signal is set afterwards:
+ * the kernel clears it when credentials change. */
+static int become(uid_t uid, gid_t gid, pid_t parent)
+{
+	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+		return -1;
+	if (getuid() != uid || geteuid() != uid || getegid() != gid)
+		return -1;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	return getppid() == parent ? 0 : -1;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int rc = -1;
+	char buf[65536];
+	if (in < 0 || out < 0)
+		goto out;
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+static int can_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+const char *th_daemon_home(const th_daemon *d)
+{
+	static char home[sizeof(d->dir) + 8];
+	snprintf(home, sizeof(home), "%s/home", d->dir);
+	return home;
+}
+
+int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra)
+{
+	char bin[sizeof(d->dir) + 16];
+	char home[sizeof(d->dir) + 8];
+	const char *argv[64];
+	int n = 0;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/porter-tenant-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -1;
+	snprintf(d->socket, sizeof(d->socket), "%s/porter.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/porterd.log", d->dir);
+	snprintf(bin, sizeof(bin), "%s/porterd", d->dir);
+	snprintf(home, sizeof(home), "%s/home", d->dir);
+	/* Clients of other uids reach the socket through the directory. */
+	if (chmod(d->dir, 0755) != 0 || copy_file(PORTERD_PATH, bin, 0755) != 0 ||
+	    mkdir(home, 0700) != 0 || chown(home, uid, gid) != 0 || chown(d->dir, uid, gid) != 0)
+		goto fail;
+
+	argv[n++] = bin;
+	/* Hermetic: never the machine's /etc/porter/porterd.conf. */
+	argv[n++] = "--config";
+	argv[n++] = "";
+	argv[n++] = "--socket";
+	argv[n++] = d->socket;
+	for (; extra && *extra && n < 62; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		goto fail;
+	if (pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			if (fchown(fd, uid, gid) != 0)
+				_exit(126);
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		if (become(uid, gid, parent) != 0)
+			_exit(126);
+		setenv("HOME", home, 1);
+		setenv("XDG_DATA_HOME", d->dir, 1);
+		unsetenv("XDG_RUNTIME_DIR");
+		alarm(DAEMON_HARD_LIMIT_S);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	d->pid = pid;
+
+	long long until = th_now_ms() + 10000;
+	while (th_now_ms() < until) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			d->pid = 0;
+			th_daemon_dump_log(d);
+			return -1;
+		}
+		if (can_connect(d->socket)) {
+			/* What SocketGroup=porter and SocketMode=0660 give the
+			 * system unit's socket. */
+			if (chown(d->socket, uid, TH_GID_PORTER) != 0 ||
+			    chmod(d->socket, 0660) != 0) {
+				th_daemon_kill(d);
+				return -1;
+			}
+			setenv("PORTER_SOCKET", d->socket, 1);
+			return 0;
+		}
+		usleep(5000);
+	}
+	th_daemon_kill(d);
+	th_daemon_dump_log(d);
+	return -1;
+fail:
+	th_daemon_cleanup(d);
+	return -1;
+}
+
+int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg)
+{
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (become(uid, gid, parent) != 0)
+			_exit(126);
+		/* The parent's connection is the parent's: a new client
+		 * instance, and the inherited socket is closed here only. */
+		porter_reset();
+		_exit(fn(arg) & 0xff);
+	}
+	long long until = th_now_ms() + timeout_ms;
+	int status;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (th_now_ms() > until) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(2000);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

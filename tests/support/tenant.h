@@ -1,0 +1,56 @@
+/*
+ * tenant - several local users for the trust tests: porterd running as an
+ * unprivileged uid and clients of two other uids, made by number with fork
+ * and setuid (no passwd entries are created, so nothing needs cleaning up
+ * but the processes and the daemon's directory).
+ *
+ * Needs root (CI runs as root). Not thread safe: call from the test's main
+ * thread, like the rest of the harness.
+ */
+#ifndef PORTER_TENANT_H
+#define PORTER_TENANT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "harness.h"
+
+#define TH_UID_DAEMON 61010 /* porterd's own uid in trust tests */
+#define TH_UID_ALICE 61011  /* a foreign client */
+#define TH_UID_BOB 61012    /* another foreign client */
+#define TH_GID_PORTER 61020 /* group of the clients and of the daemon */
+
+/* 1 when the tests can change uid (the process is root), else 0. */
+int th_tenant_available(void);
+
+/*
+ * Starts porterd as `uid`/`gid` (supplementary groups: `gid` only), like
+ * th_daemon_start otherwise: a new temp directory owned by `uid`, holding a
+ * private copy of the porterd binary (so it runs whatever the checkout's
+ * permissions), a HOME directory `d->dir`/home owned by `uid`, the socket
+ * and the log. Once porterd listens, the socket gets group TH_GID_PORTER and
+ * mode 0660, as the system unit's SocketGroup=/SocketMode= would give it.
+ * `extra` is NULL or NULL-terminated extra arguments. Returns 0 or -1 (the
+ * log is printed on failure).
+ */
+int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra);
+
+/* The daemon's HOME directory (`d->dir`/home), for planting files there
+ * (.pgpass, .pg_service.conf, ...). Static storage: copy it. */
+const char *th_daemon_home(const th_daemon *d);
+
+/*
+ * Runs fn(arg) in a forked child that dropped to `uid`/`gid` (supplementary
+ * groups: `gid` only) and starts with a fresh libporter state (new client
+ * instance, no connection inherited from the parent). Returns fn's return
+ * value (0-255), or -1 when the child crashed or ran over `timeout_ms` (it
+ * is then killed). Results larger than a byte come back through memory
+ * from th_shared_alloc.
+ */
+int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg);
+
+/* `n` zeroed bytes shared with every child forked after the call
+ * (MAP_SHARED). Lives until the process exits; NULL when out of memory. */
+void *th_shared_alloc(size_t n);
+
+#endif
