@@ -5,10 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "dalloc.h"
-#include "db.h"
 #include "dbwire.h"
-#include "fs.h"
 #include "log.h"
 #include "ops.h"
 #include "palloc.h"
@@ -43,10 +42,8 @@ void conn_close(conn *c)
 {
 	if (c->state == CONN_CLOSING)
 		return;
-	/* Past Hello the client identity was counted (database sessions
-	 * outlive their client's last connection only by a grace period). */
-	if (c->state != CONN_HELLO)
-		db_client_detach(c->uid, c->client_instance);
+	clients_conn_info info = {c->w->index, c->serial, c->uid, c->client_instance,
+				  c->state != CONN_HELLO};
 	c->state = CONN_CLOSING;
 	list_remove(&c->link);
 
@@ -54,8 +51,9 @@ void conn_close(conn *c)
 	list_for_each_safe(pos, tmp, &c->reqs)
 		req_detach(list_entry(pos, req, link));
 	c->inflight = 0;
-	/* File streams this connection opened can no longer be finished. */
-	fs_conn_closed(c->w->index, c->serial);
+	/* Services drop what this connection held (file streams) or start
+	 * their grace period (database sessions). */
+	clients_conn_closed(&info);
 
 	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -339,7 +337,7 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 		  (unsigned long long)c->serial, (int)c->pid, (int)c->uid,
 		  (unsigned long long)c->client_instance, h->client_name ? h->client_name : "");
 	c->state = CONN_READY;
-	db_client_attach(c->uid, c->client_instance);
+	clients_attach(c->uid, c->client_instance);
 	frame_reader_set_limit(&c->rd, cfg->max_frame);
 
 	hr.protocol = PORTER_PROTOCOL_VERSION;

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "clients.h"
 #include "conn.h"
 #include "dbstmt.h"
 #include "log.h"
@@ -51,78 +52,6 @@
 /* Rows in one streamed chunk, at most, and its size bound. */
 #define MAX_CHUNK_ROWS 100000
 #define CHUNK_BYTES (4u << 20)
-
-/* ---- client identities: which clients still have a connection ---- */
-
-typedef struct ident {
-	struct ident *next;
-	uid_t uid;
-	uint64_t inst;
-	unsigned conns;      /* connections that finished Hello and are open */
-	uint64_t gone_since; /* monotonic ms when conns dropped to 0 */
-} ident;
-
-static pthread_mutex_t ident_mu = PTHREAD_MUTEX_INITIALIZER;
-static ident *idents; /* guarded by ident_mu */
-
-static uint64_t mono_ms(void)
-{
-	return uv_hrtime() / 1000000;
-}
-
-void db_client_attach(uid_t uid, uint64_t instance)
-{
-	pthread_mutex_lock(&ident_mu);
-	ident *i;
-	for (i = idents; i; i = i->next)
-		if (i->uid == uid && i->inst == instance)
-			break;
-	if (!i && (i = calloc(1, sizeof(*i)))) {
-		i->uid = uid;
-		i->inst = instance;
-		i->next = idents;
-		idents = i;
-	}
-	if (i)
-		i->conns++;
-	pthread_mutex_unlock(&ident_mu);
-}
-
-void db_client_detach(uid_t uid, uint64_t instance)
-{
-	uint64_t now = mono_ms();
-	pthread_mutex_lock(&ident_mu);
-	for (ident **p = &idents; *p;) {
-		ident *i = *p;
-		if (i->uid == uid && i->inst == instance && i->conns) {
-			if (--i->conns == 0)
-				i->gone_since = now;
-		} else if (i->conns == 0 && now - i->gone_since > 3600 * 1000) {
-			/* Forgotten after an hour: a lookup that misses counts
-			 * as gone long ago, which is then true. */
-			*p = i->next;
-			free(i);
-			continue;
-		}
-		p = &i->next;
-	}
-	pthread_mutex_unlock(&ident_mu);
-}
-
-uint64_t db_client_gone_ms(uid_t uid, uint64_t inst)
-{
-	uint64_t r = UINT64_MAX;
-	uint64_t now = mono_ms();
-	pthread_mutex_lock(&ident_mu);
-	for (ident *i = idents; i; i = i->next)
-		if (i->uid == uid && i->inst == inst) {
-			/* At least 1 once gone, so 0 only ever means present. */
-			r = i->conns ? 0 : now - i->gone_since + 1;
-			break;
-		}
-	pthread_mutex_unlock(&ident_mu);
-	return r;
-}
 
 void db_mask_conninfo(const char *conninfo, char *out, size_t cap)
 {
@@ -2692,7 +2621,7 @@ static void on_sweep(uv_timer_t *t)
 		dbc *c = list_entry(pos, dbc, link);
 		expire_queue(dw, &c->queue, now,
 			     "the session (a query ahead of it is still running)");
-		uint64_t gone = db_client_gone_ms(c->uid, c->inst);
+		uint64_t gone = clients_gone_ms(c->uid, c->inst);
 		if (gone != 0 && gone >= cfg->db_session_grace_ms) {
 			log_debug("db: closing session %016llx: its client is gone",
 				  (unsigned long long)c->id);
@@ -2709,7 +2638,7 @@ static void on_sweep(uv_timer_t *t)
 		dbc *c = list_entry(pos, dbc, slink);
 		if (c->state != DBC_PAUSED)
 			continue;
-		uint64_t gone = db_client_gone_ms(c->uid, c->inst);
+		uint64_t gone = clients_gone_ms(c->uid, c->inst);
 		uint64_t idle = cfg->db_session_idle_ms ? cfg->db_session_idle_ms : 600000;
 		if ((gone != 0 && gone >= cfg->db_session_grace_ms) || now - c->last_used >= idle)
 			abandon_query(c);

@@ -9,9 +9,8 @@
  * arrives on another worker is packed and forwarded through the owner's
  * inbox, and the packed reply comes back through the requester's inbox.
  *
- * The client-identity registry (db_client_attach/detach) is process-wide
- * and thread safe: it lets an owner tell that every connection of a client
- * has gone, whichever workers they were on.
+ * Whether every connection of a session's client has gone, whichever
+ * workers they were on, comes from the client registry (clients.h).
  */
 #ifndef PORTER_DB_H
 #define PORTER_DB_H
@@ -36,19 +35,6 @@ void db_worker_close(struct worker *w);
 
 /* Performs DbOpen, DbQuery, DbFetch or DbClose; finishes `r`. */
 void db_handle(req *r);
-
-/* A connection of client (uid, instance) finished its Hello. Any thread. */
-void db_client_attach(uid_t uid, uint64_t instance);
-
-/* A connection that had attached closed. Any thread. */
-void db_client_detach(uid_t uid, uint64_t instance);
-
-/*
- * Milliseconds since client (uid, instance) last had a connection (at
- * least 1); 0 while it has one; UINT64_MAX when it is unknown (never seen, or
- * forgotten an hour after it left). Any thread.
- */
-uint64_t db_client_gone_ms(uid_t uid, uint64_t instance);
 
 /*
  * Copies `conninfo` into `out` (capacity `cap`) with any password replaced

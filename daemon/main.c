@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "clients.h"
 #include "config.h"
 #include "fs.h"
 #include "http.h"
@@ -10,6 +11,13 @@
 #include "dalloc.h"
 #include "porter.h"
 #include "server.h"
+
+/* main is where services meet conn: each registers what it drops when a
+ * client connection closes, so conn names none of them. */
+static void fs_on_conn_closed(const clients_conn_info *info)
+{
+	fs_conn_closed(info->worker_index, info->conn_serial);
+}
 
 int main(int argc, char **argv)
 {
@@ -66,6 +74,8 @@ int main(int argc, char **argv)
 		config_unref(cfg);
 		return 2;
 	}
+	/* A closing connection's file streams can no longer be finished. */
+	clients_on_close(fs_on_conn_closed);
 	/* libcurl's global set-up is not thread safe: before any worker. */
 	if (http_global_init(cfg) < 0) {
 		fprintf(stderr, "porterd: libcurl could not be initialised\n");
@@ -78,6 +88,7 @@ int main(int argc, char **argv)
 		log_info("%llu request-path allocations failed by injection", dalloc_failures());
 	http_global_cleanup();
 	fs_shutdown();
+	clients_reset();
 	config_unref(cfg);
 	return rc;
 }

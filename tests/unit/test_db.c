@@ -1,9 +1,7 @@
-/* Unit tests of the db module's pure parts: conninfo masking and the
- * client-identity registry. */
+/* Unit tests of the db module's pure parts: conninfo masking. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "db.h"
 
@@ -40,40 +38,11 @@ START_TEST(mask_hides_passwords)
 }
 END_TEST
 
-START_TEST(identity_registry_counts_connections)
-{
-	/* Attach/detach balance per identity, independent of others. */
-	ck_assert_uint_eq(db_client_gone_ms(1000, 42), UINT64_MAX);
-	db_client_attach(1000, 42);
-	db_client_attach(1000, 42);
-	db_client_attach(1001, 42);
-	ck_assert_uint_eq(db_client_gone_ms(1000, 42), 0);
-	db_client_detach(1000, 42);
-	ck_assert_uint_eq(db_client_gone_ms(1000, 42), 0);
-	db_client_detach(1000, 42);
-	uint64_t g = db_client_gone_ms(1000, 42);
-	ck_assert_uint_ne(g, UINT64_MAX);
-	ck_assert_uint_eq(db_client_gone_ms(1001, 42), 0);
-	usleep(20 * 1000);
-	ck_assert_uint_ge(db_client_gone_ms(1000, 42), 15);
-	/* Another instance of the same uid is another client. */
-	ck_assert_uint_eq(db_client_gone_ms(1001, 43), UINT64_MAX);
-	db_client_detach(1001, 42);
-	ck_assert_uint_ne(db_client_gone_ms(1001, 42), 0);
-	/* A detach without attach is ignored rather than going negative. */
-	db_client_detach(1002, 7);
-	ck_assert_uint_eq(db_client_gone_ms(1002, 7), UINT64_MAX);
-	db_client_attach(1000, 42);
-	ck_assert_uint_eq(db_client_gone_ms(1000, 42), 0);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("db");
 	TCase *tc = tcase_create("pure");
 	tcase_add_test(tc, mask_hides_passwords);
-	tcase_add_test(tc, identity_registry_counts_connections);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

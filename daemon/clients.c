@@ -1,0 +1,302 @@
+/* clients - the client-identity registry and close hooks; see clients.h. */
+#include "clients.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "list.h"
+#include "porter.h"
+
+/* One client identity. */
+typedef struct ident {
+	struct ident *hnext; /* hash chain */
+	struct uent *u;      /* its uid's entry */
+	uid_t uid;
+	uint64_t inst;
+	unsigned conns;      /* connections past Hello that are open */
+	uint64_t gone_since; /* monotonic ms when conns dropped to 0 */
+	list gone;           /* in G.gone while conns == 0, oldest first */
+	list ugone;          /* in u->gone while conns == 0, oldest first */
+} ident;
+
+/* One uid with at least one known identity. */
+typedef struct uent {
+	struct uent *hnext;
+	uid_t uid;
+	size_t n_idents; /* identities of this uid; freed at 0 */
+	size_t n_gone;   /* of which gone (in `gone`) */
+	list gone;
+} uent;
+
+/* A chained hash table of power-of-two size that doubles past one entry
+ * per bucket, so chains stay short whatever the population. */
+typedef struct table {
+	void **b;
+	size_t cap; /* buckets; 0 before first use */
+	size_t n;
+} table;
+
+#define MAX_HOOKS 8
+
+static struct {
+	pthread_mutex_t mu;
+	table idents; /* of ident, chained through hnext */
+	table uids;   /* of uent */
+	list gone;    /* every gone ident, oldest first */
+	clients_close_hook hooks[MAX_HOOKS];
+	unsigned n_hooks;
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .gone = {&G.gone, &G.gone}};
+
+static uint64_t mono_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+/* splitmix64's finaliser: instance ids are random, but uids are small
+ * consecutive numbers and must spread too. */
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static size_t ident_slot(const table *t, uid_t uid, uint64_t inst)
+{
+	return (size_t)(mix(inst ^ mix((uint64_t)uid + 1)) & (t->cap - 1));
+}
+
+static size_t uid_slot(const table *t, uid_t uid)
+{
+	return (size_t)(mix((uint64_t)uid + 1) & (t->cap - 1));
+}
+
+/* Both entry types start with their chain pointer, so one rehash serves. */
+typedef struct chained {
+	struct chained *hnext;
+} chained;
+
+/* Doubles `t` when it holds more entries than buckets; `slot` names an
+ * entry's bucket in a table of the new size. A failed allocation keeps the
+ * old table (longer chains, still correct). */
+static void grow(table *t, size_t (*slot)(const table *, const void *))
+{
+	if (t->n < t->cap)
+		return;
+	table nt = {NULL, t->cap ? t->cap * 2 : 64, t->n};
+	nt.b = calloc(nt.cap, sizeof(void *));
+	if (!nt.b)
+		return;
+	for (size_t i = 0; i < t->cap; i++) {
+		chained *e = t->b[i];
+		while (e) {
+			chained *next = e->hnext;
+			size_t s = slot(&nt, e);
+			e->hnext = nt.b[s];
+			nt.b[s] = e;
+			e = next;
+		}
+	}
+	free(t->b);
+	*t = nt;
+}
+
+static size_t ident_slot_of(const table *t, const void *e)
+{
+	const ident *i = e;
+	return ident_slot(t, i->uid, i->inst);
+}
+
+static size_t uid_slot_of(const table *t, const void *e)
+{
+	return uid_slot(t, ((const uent *)e)->uid);
+}
+
+/* Unlinks `e` from bucket `s` of `t`; it must be there. */
+static void unchain(table *t, size_t s, void *e)
+{
+	chained **p = (chained **)&t->b[s];
+	while (*p != e)
+		p = &(*p)->hnext;
+	*p = ((chained *)e)->hnext;
+	t->n--;
+}
+
+static ident *find(uid_t uid, uint64_t inst)
+{
+	if (!G.idents.cap)
+		return NULL;
+	for (ident *i = G.idents.b[ident_slot(&G.idents, uid, inst)]; i; i = i->hnext)
+		if (i->uid == uid && i->inst == inst)
+			return i;
+	return NULL;
+}
+
+static uent *find_uid(uid_t uid)
+{
+	if (!G.uids.cap)
+		return NULL;
+	for (uent *u = G.uids.b[uid_slot(&G.uids, uid)]; u; u = u->hnext)
+		if (u->uid == uid)
+			return u;
+	return NULL;
+}
+
+static void forget(ident *i)
+{
+	uent *u = i->u;
+	list_remove(&i->gone);
+	list_remove(&i->ugone);
+	u->n_gone--;
+	unchain(&G.idents, ident_slot(&G.idents, i->uid, i->inst), i);
+	free(i);
+	if (--u->n_idents == 0) {
+		unchain(&G.uids, uid_slot(&G.uids, u->uid), u);
+		free(u);
+	}
+}
+
+/* Drops identities gone for longer than CLIENTS_FORGET_MS; the list is in
+ * gone order, so this stops at the first that is not. */
+static void expire(uint64_t now)
+{
+	while (!list_empty(&G.gone)) {
+		ident *i = list_entry(G.gone.next, ident, gone);
+		if (now - i->gone_since <= CLIENTS_FORGET_MS)
+			break;
+		forget(i);
+	}
+}
+
+static ident *create(uid_t uid, uint64_t inst)
+{
+	uent *u = find_uid(uid);
+	if (!u) {
+		grow(&G.uids, uid_slot_of);
+		if (!G.uids.cap || !(u = calloc(1, sizeof(*u))))
+			return NULL;
+		u->uid = uid;
+		list_init(&u->gone);
+		size_t s = uid_slot(&G.uids, uid);
+		u->hnext = G.uids.b[s];
+		G.uids.b[s] = u;
+		G.uids.n++;
+	}
+	grow(&G.idents, ident_slot_of);
+	ident *i = G.idents.cap ? calloc(1, sizeof(*i)) : NULL;
+	if (!i) {
+		if (u->n_idents == 0) {
+			unchain(&G.uids, uid_slot(&G.uids, uid), u);
+			free(u);
+		}
+		return NULL;
+	}
+	i->u = u;
+	i->uid = uid;
+	i->inst = inst;
+	list_init(&i->gone);
+	list_init(&i->ugone);
+	size_t s = ident_slot(&G.idents, uid, inst);
+	i->hnext = G.idents.b[s];
+	G.idents.b[s] = i;
+	G.idents.n++;
+	u->n_idents++;
+	return i;
+}
+
+void clients_attach(uid_t uid, uint64_t instance)
+{
+	pthread_mutex_lock(&G.mu);
+	expire(mono_ms());
+	ident *i = find(uid, instance);
+	if (!i)
+		i = create(uid, instance);
+	if (i) {
+		if (i->conns++ == 0 && !list_empty(&i->gone)) {
+			/* Back before it was forgotten: no longer gone. */
+			list_remove(&i->gone);
+			list_remove(&i->ugone);
+			i->u->n_gone--;
+		}
+	}
+	pthread_mutex_unlock(&G.mu);
+}
+
+void clients_detach(uid_t uid, uint64_t instance)
+{
+	uint64_t now = mono_ms();
+	pthread_mutex_lock(&G.mu);
+	ident *i = find(uid, instance);
+	if (i && i->conns && --i->conns == 0) {
+		uent *u = i->u;
+		i->gone_since = now;
+		list_push_back(&G.gone, &i->gone);
+		list_push_back(&u->gone, &i->ugone);
+		if (++u->n_gone > CLIENTS_GONE_PER_UID)
+			forget(list_entry(u->gone.next, ident, ugone));
+	}
+	expire(now);
+	pthread_mutex_unlock(&G.mu);
+}
+
+uint64_t clients_gone_ms(uid_t uid, uint64_t instance)
+{
+	uint64_t r = UINT64_MAX;
+	uint64_t now = mono_ms();
+	pthread_mutex_lock(&G.mu);
+	ident *i = find(uid, instance);
+	/* At least 1 once gone, so 0 only ever means present. */
+	if (i)
+		r = i->conns ? 0 : now - i->gone_since + 1;
+	pthread_mutex_unlock(&G.mu);
+	return r;
+}
+
+size_t clients_known(void)
+{
+	pthread_mutex_lock(&G.mu);
+	size_t n = G.idents.n;
+	pthread_mutex_unlock(&G.mu);
+	return n;
+}
+
+void clients_reset(void)
+{
+	pthread_mutex_lock(&G.mu);
+	table *ts[] = {&G.idents, &G.uids};
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t s = 0; s < ts[k]->cap; s++) {
+			chained *e = ts[k]->b[s];
+			while (e) {
+				chained *next = e->hnext;
+				free(e);
+				e = next;
+			}
+		}
+		free(ts[k]->b);
+		*ts[k] = (table){0};
+	}
+	list_init(&G.gone);
+	pthread_mutex_unlock(&G.mu);
+}
+
+int clients_on_close(clients_close_hook fn)
+{
+	if (G.n_hooks == MAX_HOOKS)
+		return PORTER_E_INTERNAL;
+	G.hooks[G.n_hooks++] = fn;
+	return 0;
+}
+
+void clients_conn_closed(const clients_conn_info *info)
+{
+	/* Past Hello the identity was counted; database sessions outlive
+	 * their client's last connection only by a grace period. */
+	if (info->had_hello)
+		clients_detach(info->uid, info->instance);
+	for (unsigned k = 0; k < G.n_hooks; k++)
+		G.hooks[k](info);
+}

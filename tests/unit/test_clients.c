@@ -1,0 +1,164 @@
+/* Unit tests of the client-identity registry (daemon/clients.c). */
+#include <check.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clients.h"
+
+static void setup(void)
+{
+	clients_reset();
+}
+
+START_TEST(counts_connections_per_identity)
+{
+	/* Attach/detach balance per identity, independent of others. */
+	ck_assert_uint_eq(clients_gone_ms(1000, 42), UINT64_MAX);
+	clients_attach(1000, 42);
+	clients_attach(1000, 42);
+	clients_attach(1001, 42);
+	ck_assert_uint_eq(clients_gone_ms(1000, 42), 0);
+	clients_detach(1000, 42);
+	ck_assert_uint_eq(clients_gone_ms(1000, 42), 0);
+	clients_detach(1000, 42);
+	uint64_t g = clients_gone_ms(1000, 42);
+	ck_assert_uint_ne(g, UINT64_MAX);
+	ck_assert_uint_ne(g, 0);
+	ck_assert_uint_eq(clients_gone_ms(1001, 42), 0);
+	usleep(20 * 1000);
+	ck_assert_uint_ge(clients_gone_ms(1000, 42), 15);
+	/* Another instance of the same uid is another client. */
+	ck_assert_uint_eq(clients_gone_ms(1001, 43), UINT64_MAX);
+	clients_detach(1001, 42);
+	ck_assert_uint_ne(clients_gone_ms(1001, 42), 0);
+	/* A detach without attach is ignored rather than going negative. */
+	clients_detach(1002, 7);
+	ck_assert_uint_eq(clients_gone_ms(1002, 7), UINT64_MAX);
+	/* Coming back ends the gone period. */
+	clients_attach(1000, 42);
+	ck_assert_uint_eq(clients_gone_ms(1000, 42), 0);
+	ck_assert_uint_eq(clients_known(), 2);
+}
+END_TEST
+
+START_TEST(gone_identities_bounded_per_uid)
+{
+	/* A bystander left a moment ago; its grace period must survive
+	 * another uid inventing instance ids by the thousand. */
+	clients_attach(2000, 1);
+	clients_detach(2000, 1);
+	for (uint64_t k = 0; k < 3 * CLIENTS_GONE_PER_UID; k++) {
+		clients_attach(3000, 1000 + k);
+		clients_detach(3000, 1000 + k);
+	}
+	ck_assert_uint_ne(clients_gone_ms(2000, 1), UINT64_MAX);
+	ck_assert_uint_eq(clients_known(), CLIENTS_GONE_PER_UID + 1);
+	/* The flooding uid keeps only its newest gone identities. */
+	ck_assert_uint_eq(clients_gone_ms(3000, 1000), UINT64_MAX);
+	ck_assert_uint_ne(clients_gone_ms(3000, 1000 + 3 * CLIENTS_GONE_PER_UID - 1), UINT64_MAX);
+	/* Connected identities are never evicted, however many. */
+	for (uint64_t k = 0; k < 2 * CLIENTS_GONE_PER_UID; k++)
+		clients_attach(4000, k);
+	for (uint64_t k = 0; k < 2 * CLIENTS_GONE_PER_UID; k++)
+		ck_assert_uint_eq(clients_gone_ms(4000, k), 0);
+}
+END_TEST
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void populate(uid_t uid, int n)
+{
+	for (int k = 0; k < n; k++)
+		clients_attach(uid, (uint64_t)k * 7919u + 1);
+}
+
+START_TEST(connect_cost_independent_of_population)
+{
+	/* Measured with 5 and with 50,000 connected identities (uids other
+	 * than the one measured; a walked list made this 10,000 times
+	 * slower). The bound is generous so a busy machine cannot flake it. */
+	double small = 1e9, large = 1e9;
+	for (int round = 0; round < 3; round++) {
+		clients_reset();
+		populate(6000, 5);
+		double t0 = now_s();
+		for (int k = 0; k < 2000; k++) {
+			clients_attach(5000, (uint64_t)k);
+			clients_detach(5000, (uint64_t)k);
+		}
+		double a = (now_s() - t0) / 2000;
+		clients_reset();
+		for (uid_t u = 0; u < 50; u++)
+			populate(7000 + u, 1000);
+		ck_assert_uint_eq(clients_known(), 50000);
+		t0 = now_s();
+		for (int k = 0; k < 2000; k++) {
+			clients_attach(5000, (uint64_t)k);
+			clients_detach(5000, (uint64_t)k);
+		}
+		double b = (now_s() - t0) / 2000;
+		if (a < small)
+			small = a;
+		if (b < large)
+			large = b;
+	}
+	clients_reset();
+	ck_assert_msg(large < small * 10 + 2e-6,
+		      "connect %.0f ns with 5 known, %.0f ns with 50,000", small * 1e9,
+		      large * 1e9);
+}
+END_TEST
+
+static int hook_calls;
+static clients_conn_info hook_seen;
+
+static void hook(const clients_conn_info *info)
+{
+	hook_calls++;
+	hook_seen = *info;
+	/* The identity is already detached when hooks run. */
+	if (info->had_hello)
+		ck_assert_uint_ne(clients_gone_ms(info->uid, info->instance), 0);
+}
+
+START_TEST(close_hooks_run_with_the_connection)
+{
+	ck_assert_int_eq(clients_on_close(hook), 0);
+	clients_attach(8000, 5);
+	clients_conn_info info = {3, 77, 8000, 5, 1};
+	clients_conn_closed(&info);
+	ck_assert_int_eq(hook_calls, 1);
+	ck_assert_uint_eq(hook_seen.worker_index, 3);
+	ck_assert_uint_eq(hook_seen.conn_serial, 77);
+	ck_assert_uint_ne(clients_gone_ms(8000, 5), 0);
+	/* Before Hello nothing was attached, so nothing is detached. */
+	clients_attach(8000, 6);
+	clients_conn_info pre = {0, 78, 8000, 6, 0};
+	clients_conn_closed(&pre);
+	ck_assert_int_eq(hook_calls, 2);
+	ck_assert_uint_eq(clients_gone_ms(8000, 6), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("clients");
+	TCase *tc = tcase_create("registry");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, counts_connections_per_identity);
+	tcase_add_test(tc, gone_identities_bounded_per_uid);
+	tcase_add_test(tc, connect_cost_independent_of_population);
+	tcase_add_test(tc, close_hooks_run_with_the_connection);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
