@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""The C behaviours the Dart package's pool and codecs rely on (issue 18),
+from Python's ctypes, with long-lived threads standing in for the Dart VM's
+thread pool and isolates that migrate between them.
+
+  * A paused stream holds no thread: a cursor, an HTTP stream and a file
+    reader are opened on one thread and each later chunk is pulled by
+    whichever of four threads is free (the pool's workers), with a pause
+    in between in which no thread holds them; every byte arrives in order,
+    with porterd running several worker loops, so reads really cross them.
+  * Abandoned streams are released: a stream closed after a few chunks (a
+    `break` out of a chunk loop, a cancelled subscription), from a thread
+    other than the one that opened it, leaves nothing in porterd: no HTTP
+    transfer, no running query in PostgreSQL, no extra descriptor.
+  * Call ids: an id reserved and not used is taken by that thread's next
+    call, whichever isolate makes it, and a cursor read served from the
+    chunk that came with the open sends nothing, so it does not use the
+    reservation either. This is why the package reserves an id only right
+    before a native call that always sends exactly one request, and the
+    check that doing so leaves nothing behind on the thread.
+  * A helper thread that sends a cancel and then disconnects leaves no
+    daemon connection behind, although the thread lives on (VM threads do).
+  * Typed values: the text form PostgreSQL gives porterd for every type the
+    package decodes (dart/test/fixtures/pg_text.json), byte for byte and
+    with its type OID, is what the Dart decoders are tested against.
+
+Usage: test_isolates.py --lib PATH/libporter.so --porterd PATH/porterd
+                        --pg-state DIR (tests/support/pg.sh's state directory)
+"""
+import argparse
+import ctypes
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
+from porterd import Daemon, HttpServer  # noqa: E402
+from test_contract import Carrier, Failure, check, failure_of  # noqa: E402
+
+HARD_LIMIT_S = 150
+FIXTURE = os.path.join(here, '..', '..', 'dart', 'test', 'fixtures', 'pg_text.json')
+WORKERS = 4  # the pool's worker threads
+
+
+def pool_of(n):
+    return [Carrier() for _ in range(n)]
+
+
+def stop_pool(carriers):
+    for t in carriers:
+        t.jobs.put((None, None))
+    for t in carriers:
+        t.join()
+
+
+def cursor_open(sql, chunk_rows):
+    cur = ctypes.c_void_p()
+    rc = tc.c.lib.porter_db_query_stream(0, tc.conninfo.encode(), sql.encode(), None, 0,
+                                         chunk_rows, 5000, ctypes.byref(cur))
+    if rc < 0:
+        raise failure_of('query_stream', rc)
+    return cur
+
+
+def cursor_next(cur):
+    """The rows of the next chunk (ints), None at the end."""
+    ch = ctypes.c_void_p()
+    rc = tc.c.lib.porter_db_cursor_next(cur, ctypes.byref(ch), 5000)
+    try:
+        if rc < 0:
+            raise failure_of('cursor_next', rc)
+        if rc == 0:
+            return None
+        return [int(r[0]) for r in tc.db_rows(ch)]
+    finally:
+        tc.c.lib.porter_db_result_free(ch)
+
+
+def reader_open(path):
+    rd = ctypes.c_void_p()
+    rc = tc.c.lib.porter_file_reader_open(None, path.encode(), 0, 0, ctypes.byref(rd), 5000)
+    if rc < 0:
+        raise failure_of('file_reader_open', rc)
+    return rd
+
+
+def reader_next(rd):
+    data, n = ctypes.c_void_p(), ctypes.c_size_t()
+    rc = tc.c.lib.porter_file_reader_next(rd, ctypes.byref(data), ctypes.byref(n), 5000)
+    if rc < 0:
+        raise failure_of('file_reader_next', rc)
+    return None if rc == 0 else ctypes.string_at(data, n.value)
+
+
+def pull_everywhere(carriers, opener, reader, closer, pause_after=3, pause_s=0.3,
+                    stop_after=None, while_paused=None):
+    """Opens a stream on carriers[0], then pulls chunk k on carriers[k % n]
+    (one pull at a time, as the pool does), pausing once with no thread
+    holding the stream. Stops after `stop_after` chunks when given (then
+    the stream is closed on a thread that read none of it). Returns the
+    chunks and the threads that pulled them."""
+    _, st = carriers[0].call(opener)
+    chunks, who = [], set()
+    try:
+        k = 0
+        while stop_after is None or k < stop_after:
+            ident, chunk = carriers[(k + 1) % len(carriers)].call(lambda: reader(st))
+            if chunk is None:
+                break
+            chunks.append(chunk)
+            who.add(ident)
+            k += 1
+            if k == pause_after:
+                time.sleep(pause_s)  # a paused listener: no thread waits
+                if while_paused:
+                    while_paused()
+    finally:
+        # The close runs on a thread that is not the opener's.
+        carriers[-1].call(lambda: closer(st))
+    return chunks, who
+
+
+def test_streams_pulled_by_any_thread():
+    """A cursor, an HTTP stream and a file reader, each pulled by whichever
+    pool thread is free, paused in between: every chunk in order."""
+    carriers = pool_of(WORKERS)
+    lib = tc.c.lib
+    try:
+        # PostgreSQL: 20,000 rows in chunks of 500.
+        chunks, who = pull_everywhere(
+            carriers, lambda: cursor_open('SELECT generate_series(1, 20000)', 500),
+            cursor_next, lib.porter_db_cursor_close)
+        rows = [r for ch in chunks for r in ch]
+        check(rows == list(range(1, 20001)), 'every row once, in order (%d rows)' % len(rows))
+        check(len(who) == WORKERS, 'pulled by %d threads' % len(who))
+
+        # HTTP: 1 MB in 16 KiB chunks; alive in porterd while paused.
+        def alive():
+            check(tc.c.resources()[2] == 1, 'the paused transfer is alive in porterd')
+        chunks, who = pull_everywhere(
+            carriers, lambda: tc.stream_open('/bin/1000000', chunk_size=16384),
+            tc.stream_read, lib.porter_http_stream_close, while_paused=alive)
+        check(b''.join(chunks) == tc.pattern(0, 1000000), 'every HTTP byte once, in order')
+        check(len(who) == WORKERS, 'pulled by %d threads' % len(who))
+        check(tc.c.await_transfers(0) == 0, 'no transfer left')
+
+        # Files: 1 MiB in the daemon's 64 KiB chunks.
+        data = os.urandom(1 << 20)
+        rc = lib.porter_file_write(None, b'pulled.bin', data, len(data), 3, 0, 5000)
+        if rc < 0:
+            raise failure_of('file_write', rc)
+        chunks, who = pull_everywhere(carriers, lambda: reader_open('pulled.bin'),
+                                      reader_next, lib.porter_file_reader_close)
+        check(b''.join(chunks) == data, 'every file byte once, in order')
+        check(len(chunks) >= 16 and len(who) == WORKERS,
+              '%d chunks pulled by %d threads' % (len(chunks), len(who)))
+    finally:
+        stop_pool(carriers)
+
+
+def active_queries(marker):
+    rows, _, _ = tc.db_query(0, "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE state = 'active' AND query LIKE $1 "
+                                "AND pid <> pg_backend_pid()",
+                             params=['%' + marker + '%'])
+    return int(rows[0][0])
+
+
+def await_value(fn, want, seconds=5):
+    until = time.monotonic() + seconds
+    v = fn()
+    while v != want and time.monotonic() < until:
+        time.sleep(0.02)
+        v = fn()
+    return v
+
+
+def test_abandoned_streams_released():
+    """Streams closed after three chunks, on a thread that read none of
+    them (what the pool does when a subscription is cancelled, and what
+    the synchronous API's chunk loops do on `break`), leave nothing in
+    porterd or PostgreSQL."""
+    carriers = pool_of(WORKERS)
+    lib = tc.c.lib
+    # Descriptors other than PostgreSQL connections (the pool opens those
+    # as it likes).
+    def fds():
+        fd, db, _ = tc.c.resources()
+        return fd - db
+    fds0 = fds()
+    try:
+        for k in range(3):
+            marker = 'abandoned_cursor_%d' % k
+            sql = ('SELECT g, pg_sleep(0.001) AS %s FROM generate_series(1, 1000000) g'
+                   % marker)
+            def running():
+                check(active_queries(marker) == 1, 'the query runs while it is read')
+            chunks, _ = pull_everywhere(carriers, lambda: cursor_open(sql, 100),
+                                        cursor_next, lib.porter_db_cursor_close,
+                                        pause_after=2, pause_s=0, stop_after=3,
+                                        while_paused=running)
+            check(len(chunks) == 3, 'three chunks before the break')
+            check(await_value(lambda: active_queries(marker), 0) == 0,
+                  'the abandoned query no longer runs in PostgreSQL')
+            chunks, _ = pull_everywhere(
+                carriers, lambda: tc.stream_open('/bin/50000000', chunk_size=16384),
+                tc.stream_read, lib.porter_http_stream_close, pause_after=99, stop_after=3)
+            check(len(chunks) == 3, 'three HTTP chunks before the break')
+            check(tc.c.await_transfers(0) == 0, 'the abandoned transfer is gone')
+            chunks, _ = pull_everywhere(carriers, lambda: reader_open('pulled.bin'),
+                                        reader_next, lib.porter_file_reader_close,
+                                        pause_after=99, stop_after=3)
+            check(len(chunks) == 3, 'three file chunks before the break')
+    finally:
+        stop_pool(carriers)
+    # Settled at or below the start (a pooled connection still being
+    # opened or closed counts as a descriptor, not as a connection).
+    until = time.monotonic() + 5
+    while fds() > fds0 and time.monotonic() < until:
+        time.sleep(0.02)
+    check(fds() <= fds0, 'porterd holds no extra descriptor (%d -> %d)' % (fds0, fds()))
+
+
+def test_call_id_reservation():
+    """What a reserved id does, which decides when the package reserves
+    one: right before a native call that always sends one request."""
+    lib = tc.c.lib
+    a, b = pool_of(2)
+    try:
+        def cancel(call_id):
+            return b.call(lambda: lib.porter_cancel(call_id, 2000))[1]
+
+        # Reserved and not used: a cancel of it is remembered, and the
+        # thread's next call (any isolate's) takes the id and is refused.
+        _, rid = a.call(lib.porter_next_call_id)
+        check(cancel(rid) == tc.PORTER_E_NOT_FOUND, 'nothing runs with the id yet')
+        _, rc = a.call(lambda: lib.porter_ping(None, 0, 2000))
+        check(rc == tc.PORTER_E_CANCELLED,
+              'an unused reservation went to the next call (%d)' % rc)
+
+        # A cursor read served from the chunk that came with the open sends
+        # nothing: it does not use the reservation either.
+        _, cur = a.call(lambda: cursor_open('SELECT generate_series(1, 10)', 100))
+        try:
+            _, rid = a.call(lib.porter_next_call_id)
+            _, rows = a.call(lambda: cursor_next(cur))
+            check(rows == list(range(1, 11)), 'the prefetched chunk')
+            check(cancel(rid) == tc.PORTER_E_NOT_FOUND, 'the read sent nothing')
+            _, rc = a.call(lambda: lib.porter_ping(None, 0, 2000))
+            check(rc == tc.PORTER_E_CANCELLED, 'the reservation was still pending (%d)' % rc)
+        finally:
+            a.call(lambda: lib.porter_db_cursor_close(cur))
+
+        # The package's rule: reserve in the same synchronous code as a call
+        # that always sends one request. The cancel stops it, and nothing
+        # is left pending on the thread.
+        for _ in range(3):
+            got = {}
+
+            def delayed():
+                got['id'] = lib.porter_next_call_id()
+                t0 = time.monotonic()
+                rc = lib.porter_ping_delay(None, 0, 5000, 10000)
+                return rc, time.monotonic() - t0
+
+            result = queue.Queue()
+            a.jobs.put((delayed, result))
+            until = time.monotonic() + 5
+            while 'id' not in got and time.monotonic() < until:
+                time.sleep(0.001)
+            time.sleep(0.05)  # let the request reach porterd
+            check(cancel(got['id']) == 0, 'the running call was found and stopped')
+            _, (rc, dt), err = result.get(timeout=10)
+            if err:
+                raise err
+            check(rc == tc.PORTER_E_CANCELLED and dt < 2.5,
+                  'cancelled in %.2f s (%d)' % (dt, rc))
+            _, rc = a.call(lambda: lib.porter_ping(None, 0, 2000))
+            check(rc == 0, 'the next call on the thread is not refused (%d)' % rc)
+    finally:
+        stop_pool([a, b])
+
+
+def test_cancel_helper_leaves_no_connection():
+    """The pool sends a cancel from a helper that then disconnects its
+    thread: porterd's connection count returns to what it was although
+    the thread lives on, as the VM's threads do."""
+    lib = tc.c.lib
+    base = tc.c.connections()
+    helper = Carrier()
+    try:
+        for _ in range(5):
+            _, rc = helper.call(lambda: lib.porter_cancel(0xfeedface, 2000))
+            check(rc == tc.PORTER_E_NOT_FOUND, 'a cancel of nothing: %d' % rc)
+            check(tc.c.await_connections(base + 1) == base + 1,
+                  'the helper thread holds one connection')
+            helper.call(lib.porter_thread_disconnect)
+            check(tc.c.await_connections(base) == base,
+                  'after the disconnect the live helper thread holds none')
+    finally:
+        stop_pool([helper])
+
+
+def test_pg_text_forms():
+    """Every case of the Dart decoders' fixture, against the real server:
+    same type OID, same bytes."""
+    with open(FIXTURE, encoding='utf-8') as f:
+        cases = json.load(f)['cases']
+    lib = tc.c.lib
+    session = tc.db_open()
+    try:
+        for case in cases:
+            tc.db_query(session, 'RESET ALL')
+            for stmt in case.get('setup', []):
+                tc.db_query(session, stmt)
+            out = ctypes.c_void_p()
+            rc = lib.porter_db_query(session, None, case['sql'].encode(), None, 0, 5000,
+                                     ctypes.byref(out))
+            try:
+                if rc < 0:
+                    raise failure_of(case['sql'], rc)
+                oid = lib.porter_db_ftype(out, 0)
+                text = tc.db_rows(out)[0][0]
+            finally:
+                lib.porter_db_result_free(out)
+            want = case['text'].encode('utf-8')
+            check(oid == case['oid'], '%s: OID %d, fixture %d' % (case['sql'], oid, case['oid']))
+            check(text == want, '%s: %r, fixture %r' % (case['sql'], text, want))
+    finally:
+        lib.porter_db_close(session, 5000)
+    print('  %d text forms match the fixture' % len(cases))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--lib', required=True)
+    ap.add_argument('--porterd', required=True)
+    ap.add_argument('--pg-state', default=os.environ.get('PORTER_PG_STATE'))
+    args = ap.parse_args()
+    if not args.pg_state:
+        print('FAIL no PostgreSQL: pass --pg-state or set PORTER_PG_STATE (run through ctest)')
+        return 1
+    with open(os.path.join(args.pg_state, 'conninfo')) as f:
+        tc.conninfo = f.read().strip()
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+    signal.alarm(HARD_LIMIT_S)
+    # Several worker loops, so that reads from other threads really cross
+    # from one loop to another.
+    d = Daemon(args.porterd, extra=['--workers', '3'], hard_limit_s=HARD_LIMIT_S + 30)
+    root = os.path.join(d.dir, 'files')
+    os.mkdir(root)
+    d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', '65536']
+    tc.d = d.start()
+    tc.httpd = HttpServer(lifetime_s=HARD_LIMIT_S + 30).start()
+    tc.c = tc.Client(tc.bind(args.lib))
+    tests = [test_streams_pulled_by_any_thread, test_abandoned_streams_released,
+             test_call_id_reservation, test_cancel_helper_leaves_no_connection,
+             test_pg_text_forms]
+    failed = passed = 0
+    for t in tests:
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print('PASS %s (%.1f s)' % (t.__name__, time.monotonic() - t0))
+        except Failure as e:
+            failed += 1
+            print('FAIL %s: %s' % (t.__name__, e))
+    tc.c.lib.porter_thread_disconnect()
+    tc.httpd.cleanup()
+    if d.stop() != 0:
+        failed += 1
+        print('FAIL porterd exit status')
+    if failed:
+        print(d.read_log()[-4000:])
+    print('%d of %d tests passed' % (passed, len(tests)))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
