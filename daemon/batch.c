@@ -9,7 +9,7 @@
 #include "log.h"
 #include "ops.h"
 #include "palloc.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "stats.h"
 #include "worker.h"
 

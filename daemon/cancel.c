@@ -6,7 +6,7 @@
 #include "conn.h"
 #include "dalloc.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "server.h"
 #include "worker.h"
 

@@ -12,7 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "porter.h"
+#include "porter_errors.h"
+#include "porter_version.h"
 #include "sockpath.h"
 
 enum key_type {

@@ -17,7 +17,7 @@
 #include "conn.h"
 #include "dbstmt.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "server.h"
 #include "worker.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "porter.h"
+#include "porter_errors.h"
 
 /* FNV-1a over the text and the type OIDs. */
 static uint64_t key_hash(const char *sql, const uint32_t *types, size_t n)

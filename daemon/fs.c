@@ -19,7 +19,7 @@
 #include "conn.h"
 #include "list.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "worker.h"
 
 #ifndef SYS_openat2

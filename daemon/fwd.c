@@ -7,7 +7,7 @@
 #include "inbox.h"
 #include "log.h"
 #include "ops.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "worker.h"
 
 /* On the origin: a req waiting for its reply from another worker. */

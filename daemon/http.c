@@ -16,7 +16,7 @@
 #include "fwd.h"
 #include "list.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "req.h"
 #include "server.h"
 #include "worker.h"

@@ -1,7 +1,7 @@
 /* inbox - cross-thread queue with a doorbell; see inbox.h. */
 #include "inbox.h"
 
-#include "porter.h"
+#include "porter_errors.h"
 
 static void on_doorbell(uv_async_t *a)
 {

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "porter.h"
+#include "porter_errors.h"
 
 static atomic_int level = LOG_LVL_INFO;
 static int journal; /* set once in log_init, read-only afterwards */

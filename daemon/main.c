@@ -9,7 +9,7 @@
 #include "http.h"
 #include "log.h"
 #include "dalloc.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "server.h"
 
 /* main is where services meet conn: each registers what it drops when a

@@ -9,7 +9,7 @@
 #include "db.h"
 #include "fs.h"
 #include "http.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "stats.h"
 #include "worker.h"
 

@@ -9,7 +9,7 @@
 #include "conn.h"
 #include "dalloc.h"
 #include "fwd.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "stats.h"
 #include "worker.h"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 /* systemd passes descriptors from here on (SD_LISTEN_FDS_START). */
 #define LISTEN_FDS_START 3

@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "dalloc.h"
-#include "porter.h"
+#include "porter_errors.h"
+#include "porter_version.h"
 #include "req.h"
 #include "server.h"
 #include "worker.h"

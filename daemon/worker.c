@@ -13,7 +13,7 @@
 #include "fwd.h"
 #include "http.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 /* Inbox messages. */
 typedef struct handoff_msg {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 /* Wire types. */
 #define WT_VARINT 0u

@@ -1,8 +1,8 @@
 /*
  * errors - porter_strerror and porter_error_name, generated from the one
- * error list in porter.h; shared by porterd and libporter.
+ * error list in porter_errors.h; shared by porterd and libporter.
  */
-#include "porter.h"
+#include "porter_errors.h"
 
 const char *porter_strerror(int code)
 {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "porter.h"
+#include "porter_errors.h"
 
 void frame_reader_init(frame_reader *r, size_t max_frame)
 {

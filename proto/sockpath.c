@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "porter.h"
+#include "porter_errors.h"
 
 int sockpath_default(char *buf, size_t cap)
 {

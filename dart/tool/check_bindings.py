@@ -5,10 +5,11 @@ so the committed bindings cannot drift from the header. Every function,
 struct, error code and enum of the header must be bound: one added to the
 header without regenerating the bindings fails the check too.
 
-Usage: check_bindings.py HEADER BINDINGS   (exit 0 when they agree)
-       check_bindings.py --selftest HEADER BINDINGS
+Usage: check_bindings.py [-I DIR]... HEADER BINDINGS   (exit 0 when they agree)
+       check_bindings.py [-I DIR]... --selftest HEADER BINDINGS
          (exit 0 when deliberately broken copies of BINDINGS are all caught)
 """
+import os
 import re
 import sys
 
@@ -113,7 +114,7 @@ def compare(header, dart):
         if got != consts:
             errors.append('enum %s: %s differs from the header %s' % (ename, got, consts))
 
-    for name, value in re.findall(r'#define\s+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION|BATCH_\w+))\s+(\S+)', header):
+    for name, value in re.findall(r'#define[ \t]+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION|BATCH_\w+))[ \t]+(\S+)', header):
         lit = "'%s'" % value.strip('"') if value.startswith('"') else value
         if 'const %s %s = %s;' % ('String' if value.startswith('"') else 'int', name, lit) not in dart:
             errors.append('macro %s = %s missing or different' % (name, value))
@@ -181,11 +182,31 @@ def selftest(header, dart):
     return 1 if failed else 0
 
 
+def read_header(path, dirs):
+    """The header's text with its local includes ("porter_*.h", found in
+    the header's own folder or a -I folder) inlined in place, so that the
+    error list (porter_errors.h) and the generated version macros
+    (porter_version.h) are checked too."""
+    text = open(path).read()
+
+    def inline(m):
+        for d in [os.path.dirname(path)] + dirs:
+            p = os.path.join(d, m.group(1))
+            if os.path.exists(p):
+                return read_header(p, dirs)
+        sys.exit('%s: cannot find included %s (add -I DIR)' % (path, m.group(1)))
+    return re.sub(r'^#include "(porter_\w+\.h)".*$', inline, text, flags=re.M)
+
+
 def main():
     args = sys.argv[1:]
+    dirs = []
+    while len(args) > 1 and args[0] == '-I':
+        dirs.append(args[1])
+        args = args[2:]
     if args and args[0] == '--selftest':
-        return selftest(open(args[1]).read(), open(args[2]).read())
-    header = open(args[0]).read()
+        return selftest(read_header(args[1], dirs), open(args[2]).read())
+    header = read_header(args[0], dirs)
     dart = open(args[1]).read()
     errors, notes, nbound = compare(header, dart)
     for n in notes:

@@ -14,7 +14,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "server.h"
 #include "worker.h"
 

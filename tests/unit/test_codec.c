@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "porter.pb-c.h"
 
 START_TEST(request_round_trip)

@@ -6,7 +6,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "porter.h"
+#include "porter_errors.h"
+#include "porter_version.h"
 
 static FILE *sink(void)
 {

@@ -12,7 +12,7 @@
 #include "arena.h"
 #include "dbwire.h"
 #include "frame.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "porter.pb-c.h"
 
 static uint32_t seed = 12345;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "porter.pb-c.h"
 
 /* Feeds `len` bytes into the reader in pieces of at most `step`. */

@@ -10,7 +10,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 static int init_with(const char *roots, const char *resolve)
 {

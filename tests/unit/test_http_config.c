@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 static int parse(config *c, int argc, char **argv)
 {

@@ -16,7 +16,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "porter.h"
+#include "porter_errors.h"
 #include "sd.h"
 
 START_TEST(test_activation_not_ours)

@@ -2153,6 +2153,8 @@ const int PORTER_VERSION_PATCH = 0;
 
 const String PORTER_VERSION_STRING = '0.1.0';
 
+const int PORTER_VERSION_NUM = 100;
+
 const int PORTER_PROTOCOL_VERSION = 1;
 
 const int PORTER_BATCH_ALL = 0;
