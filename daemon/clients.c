@@ -6,7 +6,7 @@
 #include <uv.h>
 
 #include "list.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 /* One client identity. */
 typedef struct ident {
