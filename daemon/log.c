@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,12 +63,89 @@ static const char *level_name(enum log_level l)
 	}
 }
 
+/* Length of the well-formed UTF-8 sequence at p (n bytes available) that
+ * is safe to print as is, or 0: overlong forms, surrogates, code points
+ * past U+10FFFF and the C1 controls (U+0080..U+009F; a terminal takes
+ * U+009B for CSI) are not. */
+static size_t utf8_ok(const unsigned char *p, size_t n)
+{
+	size_t len;
+	uint32_t cp, min;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		cp = p[0] & 0x1fu;
+		min = 0xa0; /* 0x80..0x9f are the C1 controls */
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		cp = p[0] & 0x0fu;
+		min = 0x800;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		cp = p[0] & 0x07u;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+size_t log_escape(const char *in, size_t n, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+	if (!cap)
+		return 0;
+	for (size_t i = 0; i < n;) {
+		size_t len = p[i] >= 0x80 ? utf8_ok(p + i, n - i) : 0;
+		char esc[4];
+		const char *src;
+		size_t m;
+		if (len) {
+			src = (const char *)p + i;
+			m = len;
+		} else if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			src = (const char *)p + i;
+			m = len = 1;
+		} else if (p[i] == '\\') {
+			src = "\\\\";
+			m = 2;
+			len = 1;
+		} else {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hex[p[i] >> 4];
+			esc[3] = hex[p[i] & 15];
+			src = esc;
+			m = 4;
+			len = 1;
+		}
+		/* Never half an escape or half a character. */
+		if (o + m >= cap)
+			break;
+		memcpy(out + o, src, m);
+		o += m;
+		i += len;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 void log_msg(enum log_level l, const char *fmt, ...)
 {
 	if ((int)l > atomic_load(&level))
 		return;
 
-	char line[2048];
+	char line[2048], msg[2048];
 	size_t n;
 	if (journal) {
 		n = (size_t)snprintf(line, sizeof(line), "<%d>", (int)l);
@@ -83,13 +161,16 @@ void log_msg(enum log_level l, const char *fmt, ...)
 
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (m < 0)
 		m = 0;
-	n += (size_t)m;
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2; /* truncated message */
+	if ((size_t)m >= sizeof(msg))
+		m = sizeof(msg) - 1; /* truncated message */
+	/* Messages carry text from clients and servers (names, SQL, URLs,
+	 * libpq's errors): escaped here, in the one writer, so no caller can
+	 * forget and nothing can end a line early or forge the next one. */
+	n += log_escape(msg, (size_t)m, line + n, sizeof(line) - n - 1);
 	line[n++] = '\n';
 
 	/* One write per line; a short write to stderr is not worth a retry
