@@ -1,6 +1,7 @@
 /* http - the HTTP calls of libporter; see porter.h. */
 #include "porter.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -142,6 +143,14 @@ static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, 
 		return pconn_set_error(PORTER_E_INVAL, "url is NULL");
 	if (body_len && !body)
 		return pconn_set_error(PORTER_E_INVAL, "body is NULL but body_len is not 0");
+	/* Version 1's struct ends with chunk_size; a later caller's larger
+	 * struct is fine (its extra fields are not read). */
+	if (opts && opts->struct_size <
+			    offsetof(porter_http_options, chunk_size) + sizeof(opts->chunk_size))
+		return pconn_set_error(PORTER_E_INVAL,
+				       "opts->struct_size is %zu: initialise the options with "
+				       "PORTER_HTTP_OPTIONS_INIT",
+				       opts->struct_size);
 	int rc = build_headers(headers, n_headers, hv, hp);
 	if (rc < 0)
 		return rc;
@@ -253,7 +262,7 @@ int porter_http_request(const char *method, const char *url, const char *const *
 
 int porter_http_get(const char *url, int timeout_ms, porter_http_response **out)
 {
-	porter_http_options o = {.follow_redirects = 1};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options), .follow_redirects = 1};
 	return porter_http_request("GET", url, NULL, 0, NULL, 0, &o, timeout_ms, out);
 }
 
@@ -261,7 +270,7 @@ int porter_http_post_json(const char *url, const char *json, size_t len, int tim
 			  porter_http_response **out)
 {
 	static const char *const h[] = {"Content-Type: application/json"};
-	porter_http_options o = {.follow_redirects = 1};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options), .follow_redirects = 1};
 	return porter_http_request("POST", url, h, 1, json, len, &o, timeout_ms, out);
 }
 

@@ -12,6 +12,11 @@ const char *porter_version(void)
 	return PORTER_VERSION_STRING;
 }
 
+int porter_version_num(void)
+{
+	return PORTER_VERSION_NUM;
+}
+
 int porter_socket_path(char *buf, size_t cap)
 {
 	if (!buf)

@@ -402,7 +402,8 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 			return PORTER_E_NOMEM;
 		for (size_t i = 0; i < n; i++)
 			headers[i] = hv->items[i].type == J_STR ? hv->items[i].str : "";
-		porter_http_options opts = {.follow_redirects = 1};
+		porter_http_options opts = {.struct_size = sizeof(porter_http_options),
+					    .follow_redirects = 1};
 		int rc = porter_batch_add_http(b, method ? method : "GET", url, headers, n, body,
 					       body ? blen : 0, &opts, timeout);
 		free(headers);

@@ -72,7 +72,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	size_t n_headers = 0;
 	const char *data = NULL, *output = NULL, *method = NULL, *url = NULL;
 	int include = 0, fail = 0, c, status = EXIT_OK;
-	porter_http_options opts = {0};
+	porter_http_options opts = PORTER_HTTP_OPTIONS_INIT;
 	char *body = NULL;
 	size_t body_len = 0;
 	porter_http_stream *s = NULL;

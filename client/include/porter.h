@@ -38,6 +38,14 @@ extern "C" {
 PORTER_API const char *porter_version(void);
 
 /*
+ * The version of the library loaded at run time as PORTER_VERSION_NUM
+ * computes it (MAJOR * 10000 + MINOR * 100 + PATCH). A program checks
+ * `porter_version_num() >= PORTER_VERSION_NUM` at start to know that the
+ * shared library is at least the one it was compiled against.
+ */
+PORTER_API int porter_version_num(void);
+
+/*
  * The calling thread's last error: the code returned by its most recent
  * failing call (0 after a successful one). porter_last_error_message()
  * returns a message for it, owned by the library and valid until the
@@ -270,8 +278,16 @@ PORTER_API void porter_reset(void);
  * PORTER_E_TIMEOUT, PORTER_E_HTTP for anything else.
  * ------------------------------------------------------------------------ */
 
-/* Per-request options. A NULL options pointer means all zero. */
+/*
+ * Per-request options. A NULL options pointer means all defaults. Always
+ * initialise with PORTER_HTTP_OPTIONS_INIT (then set fields), so that
+ * `struct_size` says which fields the caller knows: fields added in later
+ * versions are appended, and the library reads only the fields within
+ * struct_size, so a program built against an older porter.h keeps working.
+ * A struct_size smaller than version 1's struct gives PORTER_E_INVAL.
+ */
 typedef struct porter_http_options {
+	size_t struct_size;           /* sizeof(porter_http_options), set by the INIT macro */
 	int follow_redirects;         /* nonzero: follow 301/302/303/307/308 */
 	uint32_t max_redirects;       /* 0: the daemon's limit (default 10) */
 	uint64_t max_response;        /* largest body accepted; 0: the daemon's
@@ -281,6 +297,12 @@ typedef struct porter_http_options {
 				       * transfer (streams: no overall bound) */
 	uint32_t chunk_size;          /* streams: bytes per chunk; 0: default */
 } porter_http_options;
+
+/* Initialiser of porter_http_options: every option at its default. */
+#define PORTER_HTTP_OPTIONS_INIT                                                                   \
+	{                                                                                          \
+		.struct_size = sizeof(porter_http_options)                                         \
+	}
 
 /* Where the time of a request went, in microseconds. namelookup, connect,
  * tls and first_byte count from the start of the last redirect hop; total
@@ -378,12 +400,11 @@ PORTER_API void porter_http_response_free(porter_http_response *r);
  * Streaming: the body is pulled chunk by chunk, so it can be of any size;
  * the daemon holds at most about one chunk per stream and pauses the
  * transfer while the caller does not read. A stream is a handle owned by
- * the caller, used by one thread at a time. It lives on the daemon worker
- * that served the opening thread's connection: read it from that thread,
- * or from another thread of the same process whose connection that worker
- * also serves (always true with one worker); elsewhere reads fail with
- * PORTER_E_NOT_FOUND. Only the process that opened a stream can read it.
- * The daemon aborts a stream that is not read for its http-stream-idle time
+ * the caller, used by one thread at a time, and any thread of the process
+ * may read it: the daemon forwards a read that arrives on another worker's
+ * connection to the worker that holds the stream. Only the process (client
+ * instance) that opened a stream can read it. The daemon aborts a stream
+ * that is not read for its http-stream-idle time
  * (default 60 s).
  */
 typedef struct porter_http_stream porter_http_stream;

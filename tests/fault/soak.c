@@ -312,7 +312,8 @@ static int op_http_stream(soak_thread *t)
 	(void)t;
 	char url[128];
 	snprintf(url, sizeof(url), "%s/bin/%u", http_base, HTTP_STREAM_BYTES);
-	porter_http_options o = {.chunk_size = 128 * 1024};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options),
+				 .chunk_size = 128 * 1024};
 	porter_http_stream *s = NULL;
 	long long t0 = th_now_ms();
 	int rc = timed(

@@ -92,7 +92,8 @@ static int do_stream(loader *l)
 	char path[32];
 	snprintf(path, sizeof(path), "/bin/%u", STREAM_BYTES);
 	url(u, sizeof(u), path);
-	porter_http_options o = {.chunk_size = 64 * 1024};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options),
+				 .chunk_size = 64 * 1024};
 	porter_http_stream *s = NULL;
 	long long t0 = th_now_ms();
 	int rc = porter_http_stream_open("GET", u, NULL, 0, NULL, 0, &o, CALL_TIMEOUT_MS, &s);

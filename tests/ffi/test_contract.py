@@ -98,14 +98,18 @@ class FileInfo(ctypes.Structure):
 
 
 class HttpOptions(ctypes.Structure):
-    """porter_http_options."""
+    """porter_http_options; struct_size is filled in as PORTER_HTTP_OPTIONS_INIT does."""
     _fields_ = [
+        ('struct_size', ctypes.c_size_t),
         ('follow_redirects', ctypes.c_int),
         ('max_redirects', ctypes.c_uint32),
         ('max_response', ctypes.c_uint64),
         ('transfer_timeout_ms', ctypes.c_uint32),
         ('chunk_size', ctypes.c_uint32),
     ]
+
+    def __init__(self, **kw):
+        super().__init__(struct_size=ctypes.sizeof(HttpOptions), **kw)
 
 
 class HttpTimings(ctypes.Structure):

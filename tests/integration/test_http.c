@@ -257,7 +257,8 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	setenv("ASAN_OPTIONS", opts, 1);
 	start(NULL);
 	long rss0 = th_rss_kib(d.pid);
-	porter_http_options o = {.chunk_size = 256 * 1024};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options),
+				 .chunk_size = 256 * 1024};
 	porter_http_stream *s = NULL;
 	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s),
 			 0);
@@ -365,7 +366,7 @@ START_TEST(stream_read_from_another_thread)
 {
 	static const char *const extra[] = {"--workers", "4", NULL};
 	start(extra);
-	porter_http_options o = {.chunk_size = 65536};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options), .chunk_size = 65536};
 	reader_arg a = {0};
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/1000000"), NULL, 0, NULL, 0,
 						 &o, 5000, &a.s),
@@ -414,7 +415,8 @@ START_TEST(redirects_and_their_limit)
 {
 	start(NULL);
 	porter_http_response *r = NULL;
-	porter_http_options follow = {.follow_redirects = 1};
+	porter_http_options follow = {.struct_size = sizeof(porter_http_options),
+				      .follow_redirects = 1};
 	ck_assert_int_eq(
 		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &follow, 5000, &r),
 		0);
@@ -436,7 +438,9 @@ START_TEST(redirects_and_their_limit)
 	porter_http_response_free(r);
 
 	/* The caller's limit. */
-	porter_http_options two = {.follow_redirects = 1, .max_redirects = 2};
+	porter_http_options two = {.struct_size = sizeof(porter_http_options),
+				   .follow_redirects = 1,
+				   .max_redirects = 2};
 	ck_assert_int_eq(
 		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &two, 5000, &r),
 		PORTER_E_HTTP_REDIRECTS);
@@ -447,7 +451,9 @@ START_TEST(redirects_and_their_limit)
 	porter_http_response_free(r);
 
 	/* The daemon's limit (default 10) caps any request. */
-	porter_http_options many = {.follow_redirects = 1, .max_redirects = 50};
+	porter_http_options many = {.struct_size = sizeof(porter_http_options),
+				    .follow_redirects = 1,
+				    .max_redirects = 50};
 	ck_assert_int_eq(
 		porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 5000, &r),
 		PORTER_E_HTTP_REDIRECTS);
@@ -504,7 +510,8 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	ck_assert(hangs_closed());
 
 	/* A transfer timeout shorter than the call's. */
-	porter_http_options o = {.transfer_timeout_ms = 400};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options),
+				 .transfer_timeout_ms = 400};
 	t0 = th_now_ms();
 	ck_assert_int_eq(porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, &o, 5000, &r),
 			 PORTER_E_TIMEOUT);
@@ -664,7 +671,8 @@ START_TEST(refused_schemes_and_hosts)
 					    NULL};
 	start(extra);
 	porter_http_response *r = NULL;
-	porter_http_options follow = {.follow_redirects = 1};
+	porter_http_options follow = {.struct_size = sizeof(porter_http_options),
+				      .follow_redirects = 1};
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		ck_assert_int_eq(
 			porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
@@ -719,7 +727,8 @@ START_TEST(oversized_responses)
 	static const char *const extra[] = {"--http-max-response", "1000000", NULL};
 	start(extra);
 	porter_http_response *r = NULL;
-	porter_http_options small = {.max_response = 1000};
+	porter_http_options small = {.struct_size = sizeof(porter_http_options),
+				     .max_response = 1000};
 	ck_assert_int_eq(
 		porter_http_request("GET", url("/bin/1000"), NULL, 0, NULL, 0, &small, 5000, &r),
 		0);
@@ -738,7 +747,9 @@ START_TEST(oversized_responses)
 	porter_http_response_free(r);
 	/* Streams honour a limit when given one. */
 	porter_http_stream *s = NULL;
-	porter_http_options lim = {.max_response = 100000, .chunk_size = 16384};
+	porter_http_options lim = {.struct_size = sizeof(porter_http_options),
+				   .max_response = 100000,
+				   .chunk_size = 16384};
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/300000"), NULL, 0, NULL, 0,
 						 &lim, 5000, &s),
 			 0);
@@ -827,7 +838,7 @@ START_TEST(shutdown_with_transfers_in_flight)
 	static const char *const extra[] = {"--shutdown-grace", "300", NULL};
 	start(extra);
 	porter_http_stream *s = NULL;
-	porter_http_options o = {.chunk_size = 65536};
+	porter_http_options o = {.struct_size = sizeof(porter_http_options), .chunk_size = 65536};
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/bin/50000000"), NULL, 0, NULL, 0, &o,
 						 5000, &s),
 			 0);

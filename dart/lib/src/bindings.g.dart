@@ -64,6 +64,19 @@ class PorterBindings {
   late final _porter_version =
       _porter_versionPtr.asFunction<ffi.Pointer<ffi.Char> Function()>();
 
+  /// The version of the library loaded at run time as PORTER_VERSION_NUM
+  /// computes it (MAJOR * 10000 + MINOR * 100 + PATCH). A program checks
+  /// `porter_version_num() >= PORTER_VERSION_NUM` at start to know that the
+  /// shared library is at least the one it was compiled against.
+  int porter_version_num() {
+    return _porter_version_num();
+  }
+
+  late final _porter_version_numPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function()>>('porter_version_num');
+  late final _porter_version_num =
+      _porter_version_numPtr.asFunction<int Function()>();
+
   /// The calling thread's last error: the code returned by its most recent
   /// failing call (0 after a successful one). porter_last_error_message()
   /// returns a message for it, owned by the library and valid until the
@@ -1943,6 +1956,10 @@ final class porter_batch_result extends ffi.Opaque {}
 
 /// Per-request options. A NULL options pointer means all zero.
 final class porter_http_options extends ffi.Struct {
+  /// sizeof(porter_http_options), set by the INIT macro
+  @ffi.Size()
+  external int struct_size;
+
   /// nonzero: follow 301/302/303/307/308
   @ffi.Int()
   external int follow_redirects;
