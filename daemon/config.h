@@ -74,6 +74,8 @@ typedef struct config {
 	uint32_t db_session_idle_ms;       /* idle sessions are closed; 0 never */
 	uint32_t db_session_grace_ms;      /* sessions outlive their client this long */
 	uint32_t db_max_sessions;          /* open sessions per worker */
+	config_list db_allow_targets;      /* host:port patterns foreign clients may reach */
+	config_list db_tls_root_cert;      /* "target=FILE": sslrootcert per target */
 	int check_only;                    /* --check-config: validate and exit */
 	int print_example;                 /* --print-example-config: print and exit */
 	_Atomic unsigned refs;             /* holders of a config_alloc()ed generation */

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "clients.h"
 #include "conn.h"
+#include "dbpolicy.h"
 #include "dbstmt.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -55,28 +57,7 @@
 
 void db_mask_conninfo(const char *conninfo, char *out, size_t cap)
 {
-	char *err = NULL;
-	size_t n = 0;
-	if (cap == 0)
-		return;
-	out[0] = 0;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
-	if (!opts) {
-		snprintf(out, cap, "(unparsable conninfo)");
-		PQfreemem(err);
-		return;
-	}
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val || !o->val[0])
-			continue;
-		int secret = strcmp(o->keyword, "password") == 0;
-		int k = snprintf(out + n, cap - n, "%s%s=%s", n ? " " : "", o->keyword,
-				 secret ? "***" : o->val);
-		if (k < 0 || (size_t)k >= cap - n)
-			break;
-		n += (size_t)k;
-	}
-	PQconninfoFree(opts);
+	dbpolicy_mask(conninfo, out, cap);
 }
 
 /* ---- per-worker state ---- */
@@ -209,9 +190,14 @@ struct dbc {
 	uint64_t drain_deadline;
 };
 
+/* The connections of one client uid to one conninfo: a pooled connection
+ * never serves two uids, so no session state, temp table or pipeline
+ * segment is ever shared between them. */
 struct pool {
 	list link;      /* dw->pools */
-	char *conninfo; /* owned; the key */
+	char *conninfo; /* owned; the key, with uid */
+	uid_t uid;
+	const config *checked; /* the generation the conninfo was allowed by */
 	list conns;     /* every dbc of the pool */
 	list idle;      /* dbc.ilink, most recently used last */
 	unsigned total;
@@ -265,6 +251,17 @@ static uint64_t new_id(db_worker *dw)
 static char *xstrdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
+}
+
+/* A copy of server text `s` (NULL gives NULL) made safe to pass on: see
+ * dbpolicy_clean. */
+static char *clean_dup(const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t cap = strlen(s) * 4 + 1; /* one escape is four bytes at most */
+	char *out = malloc(cap);
+	return out ? dbpolicy_clean(s, out, cap) : NULL;
 }
 
 /* ---- operations ---- */
@@ -364,6 +361,10 @@ static void op_fail_detail(dbop *op, int code, const char *sqlstate, const char 
 	size_t n = strlen(text);
 	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
 		text[--n] = 0;
+	/* Text from libpq and servers reaches the client as clean UTF-8. */
+	char clean[1024];
+	dbpolicy_clean(text, clean, sizeof(clean));
+	memcpy(text, clean, strlen(clean) + 1);
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 	Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
 	resp.status = code;
@@ -409,10 +410,10 @@ static void op_set_error(dbop *op, int code, const char *msg, const char *state,
 	if (op->err)
 		return;
 	op->err = code;
-	op->err_msg = xstrdup(msg);
-	op->err_state = xstrdup(state);
-	op->err_detail = xstrdup(detail);
-	op->err_hint = xstrdup(hint);
+	op->err_msg = xstrdup(msg); /* cleaned by op_fail_detail */
+	op->err_state = clean_dup(state);
+	op->err_detail = clean_dup(detail);
+	op->err_hint = clean_dup(hint);
 }
 
 static int keep_pg(dbop *op, PGresult *res)
@@ -892,13 +893,13 @@ static void dbc_broken(dbc *c, const char *why)
 {
 	if (c->state == DBC_CLOSING || c->state == DBC_BROKEN)
 		return;
-	char msg[512];
-	snprintf(msg, sizeof(msg), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
+	char raw[512], msg[512], line[512];
+	snprintf(raw, sizeof(raw), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
 		 c->pg ? PQerrorMessage(c->pg) : "");
-	size_t n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = 0;
-	log_debug("db: connection broken: %s", msg);
+	/* libpq's text may quote what a server sent, or (libpq 15's TLS
+	 * error path) bytes past a buffer: only clean text goes on. */
+	dbpolicy_clean(raw, msg, sizeof(msg));
+	log_debug("db: connection broken: %s", dbpolicy_clean_line(msg, line, sizeof(line)));
 	pipe_clear(c, PORTER_E_DB_BROKEN, msg);
 	if (c->cur) {
 		dbop *op = c->cur;
@@ -1029,48 +1030,31 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 	}
 }
 
+/* libpq's notices (server NOTICE/WARNING messages, and libpq's own) go to
+ * porterd's log as one line each, never raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+	(void)arg;
+	char line[512];
+	log_debug("db: notice: %s", dbpolicy_clean_line(message, line, sizeof(line)));
+}
+
 static void start_pq(dbc *c)
 {
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(c->conninfo, &err);
-	if (!opts) {
-		PQfreemem(err);
-		dbc_broken(c, "invalid conninfo");
+	dbpolicy_params pp;
+	const char *root = dbpolicy_root_cert(c->conninfo, &c->dw->w->cfg->db_tls_root_cert);
+	int rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root, &pp);
+	if (rc < 0) {
+		dbc_broken(c, rc == PORTER_E_NOMEM ? "out of memory" : "invalid conninfo");
 		return;
 	}
-	size_t n = 0;
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-		n++;
-	const char **kw = calloc(n + 2, sizeof(*kw));
-	const char **vals = calloc(n + 2, sizeof(*vals));
-	if (!kw || !vals) {
-		free(kw);
-		free(vals);
-		PQconninfoFree(opts);
-		dbc_broken(c, "out of memory");
-		return;
-	}
-	size_t k = 0;
-	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (!o->val)
-			continue;
-		if (c->hostaddr[0] && strcmp(o->keyword, "hostaddr") == 0)
-			continue;
-		kw[k] = o->keyword;
-		vals[k++] = o->val;
-	}
-	if (c->hostaddr[0]) {
-		kw[k] = "hostaddr";
-		vals[k++] = c->hostaddr;
-	}
-	c->pg = PQconnectStartParams(kw, vals, 0);
-	free(kw);
-	free(vals);
-	PQconninfoFree(opts);
+	c->pg = PQconnectStartParams(pp.keywords, pp.values, 0);
+	dbpolicy_params_free(&pp);
 	if (!c->pg) {
 		dbc_broken(c, "out of memory");
 		return;
 	}
+	PQsetNoticeProcessor(c->pg, on_notice, NULL);
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		dbc_broken(c, "connection to PostgreSQL failed");
 		return;
@@ -1968,12 +1952,14 @@ static void dbc_start(dbc *c, dbop *op)
 
 /* ---- pools ---- */
 
-static pool *pool_find(db_worker *dw, const char *conninfo, int create)
+/* The pool of (`uid`, `conninfo`); made when there is none and `create`
+ * says so. NULL when there is none, or out of memory. */
+static pool *pool_find(db_worker *dw, uid_t uid, const char *conninfo, int create)
 {
 	list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &dw->pools) {
 		pool *p = list_entry(pos, pool, link);
-		if (strcmp(p->conninfo, conninfo) == 0)
+		if (p->uid == uid && strcmp(p->conninfo, conninfo) == 0)
 			return p;
 	}
 	if (!create)
@@ -1983,6 +1969,7 @@ static pool *pool_find(db_worker *dw, const char *conninfo, int create)
 		free(p);
 		return NULL;
 	}
+	p->uid = uid;
 	list_init(&p->conns);
 	list_init(&p->idle);
 	list_init(&p->waiters);
@@ -2136,6 +2123,24 @@ static dbc *find_stream(db_worker *dw, uint64_t id)
 	return NULL;
 }
 
+/*
+ * Whether the client of `op` may connect with `conninfo` (see dbpolicy.h);
+ * answers `op` with the reason when not. A client whose uid is porterd's
+ * own is local; any other is foreign.
+ */
+static int conninfo_allowed(dbop *op, const char *conninfo)
+{
+	const config *cfg = op->dw->w->cfg;
+	char why[256];
+	int rc = dbpolicy_check(conninfo, op->uid != geteuid(), &cfg->db_allow_targets, why,
+				sizeof(why));
+	if (rc == 0)
+		return 1;
+	log_info("db: refused a conninfo of uid %u: %s", (unsigned)op->uid, why);
+	op_fail(op, rc, "%s", why);
+	return 0;
+}
+
 static void do_open(dbop *op)
 {
 	db_worker *dw = op->dw;
@@ -2144,6 +2149,8 @@ static void do_open(dbop *op)
 		op_fail(op, PORTER_E_INVAL, "DbOpen needs a conninfo");
 		return;
 	}
+	if (!conninfo_allowed(op, o->conninfo))
+		return;
 	if (dw->n_sessions >= dw->w->cfg->db_max_sessions) {
 		op_fail(op, PORTER_E_BUSY, "too many database sessions on this worker");
 		return;
@@ -2181,10 +2188,18 @@ static void do_query(dbop *op)
 			op_fail(op, PORTER_E_INVAL, "DbQuery needs a session or a conninfo");
 			return;
 		}
-		pool *p = pool_find(dw, q->conninfo, 1);
-		if (!p) {
-			op_fail(op, PORTER_E_NOMEM, "out of memory");
-			return;
+		/* Checked once per pool and configuration generation (a reload
+		 * may have taken a target away), and before a pool is made, so
+		 * refused conninfos leave nothing behind. */
+		pool *p = pool_find(dw, op->uid, q->conninfo, 0);
+		if (!p || p->checked != dw->w->cfg) {
+			if (!conninfo_allowed(op, q->conninfo))
+				return;
+			if (!p && !(p = pool_find(dw, op->uid, q->conninfo, 1))) {
+				op_fail(op, PORTER_E_NOMEM, "out of memory");
+				return;
+			}
+			p->checked = dw->w->cfg;
 		}
 		pool_run(p, op);
 		return;

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clients.h"
 #include "config.h"
@@ -12,6 +13,35 @@
 #include "porter_errors.h"
 #include "server.h"
 
+extern char **environ;
+
+/*
+ * Removes every PG* variable (PGPASSFILE, PGSERVICEFILE, PGSYSCONFDIR,
+ * PGHOST, PGUSER, PGSSLROOTCERT, ...): libpq fills what a client's conninfo
+ * leaves out from them, which would lend porterd's environment to every
+ * client. Before any thread exists (unsetenv is not thread safe).
+ */
+static void drop_pg_environment(void)
+{
+	for (;;) {
+		const char *found = NULL;
+		for (char **e = environ; e && *e && !found; e++)
+			if (strncmp(*e, "PG", 2) == 0)
+				found = *e;
+		if (!found)
+			return;
+		char *name = strndup(found, strcspn(found, "="));
+		if (!name || unsetenv(name) != 0) {
+			/* Cannot remove it by name: emptying the list is safer
+			 * than running with it. */
+			free(name);
+			clearenv();
+			return;
+		}
+		free(name);
+	}
+}
+
 /* main is where services meet conn: each registers what it drops when a
  * client connection closes, so conn names none of them. */
 static void fs_on_conn_closed(const clients_conn_info *info)
@@ -21,6 +51,7 @@ static void fs_on_conn_closed(const clients_conn_info *info)
 
 int main(int argc, char **argv)
 {
+	drop_pg_environment();
 	log_init();
 	config *cfg = config_alloc();
 	if (!cfg) {
