@@ -1,0 +1,512 @@
+/*
+ * The database side of the trust boundary (issue 15): porterd runs as
+ * TH_UID_DAEMON, clients run as TH_UID_ALICE and TH_UID_BOB (foreign) or as
+ * the daemon's own uid (local), against the throwaway PostgreSQL of
+ * tests/support/pg.sh: its Unix socket trusts everyone (so it stands for
+ * peer authentication: the server sees porterd's OS user), TCP asks the
+ * role porter_pw for a SCRAM password and trusts the superuser.
+ *
+ * Each test is an attack that worked before dbpolicy (or a check that the
+ * legitimate path still works): a foreign client borrowing porterd's
+ * socket, its .pgpass, its service file, a passfile; a password harvested
+ * through host/hostaddr; a FIFO named in an ssl* keyword freezing a
+ * worker; an unlisted target; control characters; temp tables and
+ * set_config leaking through a pooled connection to another uid; raw bytes
+ * in error texts.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+#include "tenant.h"
+
+#define ALL_UIDS "61010,61011,61012"
+
+static th_daemon d;
+static char pg_state[256];
+static char ci_sock[512]; /* Unix socket, superuser: what peer auth would give porterd */
+static char ci_tcp[512];  /* TCP, superuser, trusted: no password asked */
+static char ci_pw[512];   /* TCP, porter_pw with its password */
+static char pg_dir[256];
+static char pg_port[16];
+
+static void read_file(const char *name, char *out, size_t cap)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", pg_state, name);
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "no %s: is the pg fixture running?", path);
+	ck_assert(fgets(out, (int)cap, f) != NULL);
+	fclose(f);
+	out[strcspn(out, "\n")] = 0;
+}
+
+/* The value of `key` in "key=value ..." text `ci`, into `out`. */
+static void ci_get(const char *ci, const char *key, char *out, size_t cap)
+{
+	char pat[32];
+	snprintf(pat, sizeof(pat), "%s=", key);
+	const char *p = strstr(ci, pat);
+	ck_assert_ptr_nonnull(p);
+	p += strlen(pat);
+	size_t n = strcspn(p, " ");
+	ck_assert_uint_lt(n, cap);
+	memcpy(out, p, n);
+	out[n] = 0;
+}
+
+/* Starts porterd as TH_UID_DAEMON with the targets foreign clients may
+ * reach: the fixture's TCP port, and `more` (NULL or a list item). */
+static void start(const char *more, const char *workers)
+{
+	const char *s = getenv("PORTER_PG_STATE");
+	ck_assert_msg(s && s[0], "PORTER_PG_STATE is not set (run through ctest)");
+	snprintf(pg_state, sizeof(pg_state), "%s", s);
+	read_file("conninfo", ci_sock, sizeof(ci_sock));
+	read_file("conninfo_tcp", ci_tcp, sizeof(ci_tcp));
+	read_file("conninfo_pw", ci_pw, sizeof(ci_pw));
+	ci_get(ci_sock, "host", pg_dir, sizeof(pg_dir));
+	ci_get(ci_tcp, "port", pg_port, sizeof(pg_port));
+	static char targets[512];
+	snprintf(targets, sizeof(targets), "127.0.0.1:%s%s%s", pg_port, more ? "," : "",
+		 more ? more : "");
+	const char *extra[] = {"--allow-uid",    ALL_UIDS, "--db-allow-targets", targets,
+			       "--workers",      workers,  "--db-pool-size",     "1",
+			       "--log-level",    "debug",  NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+}
+
+static void stop(void)
+{
+	int st = th_daemon_stop(&d);
+	if (st != 0)
+		th_daemon_dump_log(&d);
+	ck_assert_int_eq(st, 0);
+	th_daemon_cleanup(&d);
+}
+
+/* One database call made by a child of another uid; results come back in
+ * shared memory. */
+typedef struct job {
+	char conninfo[700];
+	char sql[300];
+	int session; /* DbOpen, then the query on the session */
+	int timeout_ms;
+	int rc;          /* out: what the call returned */
+	char text[512];  /* out: first value, or the error message */
+	long long ms;    /* out: how long it took */
+} job;
+
+static int run_job(void *arg)
+{
+	job *j = arg;
+	long long t0 = th_now_ms();
+	uint64_t s = 0;
+	porter_db_result *r = NULL;
+	int rc = 0;
+	if (j->session)
+		rc = porter_db_open(j->conninfo, &s, j->timeout_ms);
+	if (rc == 0)
+		rc = porter_db_query(s, s ? NULL : j->conninfo, j->sql, NULL, 0, j->timeout_ms, &r);
+	j->rc = rc;
+	j->ms = th_now_ms() - t0;
+	const char *text = porter_last_error_message();
+	if (rc == 0 && porter_db_ntuples(r) > 0)
+		text = porter_db_getvalue(r, 0, 0);
+	else if (r && porter_db_message(r))
+		text = porter_db_message(r);
+	snprintf(j->text, sizeof(j->text), "%s", text ? text : "");
+	porter_db_result_free(r);
+	if (s)
+		porter_db_close(s, 5000);
+	return 0;
+}
+
+static job *jobs;
+
+/* Runs `sql` over `conninfo` as `uid` (pooled, or on a session); the
+ * result is in the returned job. */
+static job *as(uid_t uid, const char *conninfo, const char *sql, int session)
+{
+	if (!jobs)
+		jobs = th_shared_alloc(sizeof(*jobs));
+	ck_assert_ptr_nonnull(jobs);
+	memset(jobs, 0, sizeof(*jobs));
+	snprintf(jobs->conninfo, sizeof(jobs->conninfo), "%s", conninfo);
+	snprintf(jobs->sql, sizeof(jobs->sql), "%s", sql);
+	jobs->session = session;
+	jobs->timeout_ms = 5000;
+	int rc = th_as(uid, TH_GID_PORTER, 20000, run_job, jobs);
+	ck_assert_msg(rc == 0, "the client of uid %u crashed or hung", (unsigned)uid);
+	return jobs;
+}
+
+#define ck_refused(j, code)                                                                    \
+	ck_assert_msg((j)->rc == (code), "expected %s, got %s: %s", porter_error_name(code),    \
+		      porter_error_name((j)->rc), (j)->text)
+
+#define ck_ok(j, want)                                                                         \
+	do {                                                                                   \
+		ck_assert_msg((j)->rc == 0, "failed: %s: %s", porter_error_name((j)->rc),      \
+			      (j)->text);                                                      \
+		if (want)                                                                      \
+			ck_assert_str_eq((j)->text, (const char *)(want));                     \
+	} while (0)
+
+/* Writes `text` to `name` in the daemon's HOME, owned by the daemon. */
+static void plant(const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", th_daemon_home(&d), name);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(chown(path, TH_UID_DAEMON, TH_GID_PORTER), 0);
+}
+
+START_TEST(foreign_never_gets_porterds_socket_identity)
+{
+	start(NULL, "2");
+	/* The fixture's socket trusts porterd's OS user (peer auth would
+	 * too): a foreign client naming it was the superuser. */
+	ck_refused(as(TH_UID_ALICE, ci_sock, "SELECT current_user", 0), PORTER_E_DENIED);
+	ck_refused(as(TH_UID_ALICE, ci_sock, "SELECT current_user", 1), PORTER_E_DENIED);
+	/* Without host= libpq picks its default socket directory. */
+	ck_refused(as(TH_UID_BOB, "dbname=postgres user=postgres password=x", "SELECT 1", 0),
+		   PORTER_E_DENIED);
+	/* A trusted TCP role without a password: porterd's network
+	 * position, not the client's credentials. */
+	ck_refused(as(TH_UID_ALICE, ci_tcp, "SELECT current_user", 0), PORTER_E_DENIED);
+	/* The legitimate way keeps working, pooled and on a session. */
+	ck_ok(as(TH_UID_ALICE, ci_pw, "SELECT current_user", 0), "porter_pw");
+	ck_ok(as(TH_UID_BOB, ci_pw, "SELECT current_user", 1), "porter_pw");
+	/* porterd's own uid keeps today's freedom. */
+	ck_ok(as(TH_UID_DAEMON, ci_sock, "SELECT current_user", 0), "postgres");
+	ck_ok(as(TH_UID_DAEMON, ci_tcp, "SELECT current_user", 1), "postgres");
+	stop();
+}
+END_TEST
+
+START_TEST(unlisted_targets_refused_before_connecting)
+{
+	start(NULL, "2");
+	char ci[600];
+	/* Another port of a listed host: a port scan by error message. */
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=1 dbname=postgres user=u password=p");
+	job *j = as(TH_UID_ALICE, ci, "SELECT 1", 0);
+	ck_refused(j, PORTER_E_DENIED);
+	ck_assert(strstr(j->text, "db-allow-targets") != NULL);
+	snprintf(ci, sizeof(ci), "host=127.0.0.2 port=%s dbname=postgres user=u password=p",
+		 pg_port);
+	ck_refused(as(TH_UID_BOB, ci, "SELECT 1", 1), PORTER_E_DENIED);
+	/* Localhost by name is another target than the address listed. */
+	snprintf(ci, sizeof(ci), "host=localhost port=%s dbname=postgres user=u password=p",
+		 pg_port);
+	ck_refused(as(TH_UID_BOB, ci, "SELECT 1", 0), PORTER_E_DENIED);
+	stop();
+	/* A socket directory is reachable only when listed as such. */
+	start(pg_dir, "2");
+	snprintf(ci, sizeof(ci), "%s password=anything", ci_sock);
+	ck_ok(as(TH_UID_ALICE, ci, "SELECT current_user", 0), "postgres");
+	stop();
+}
+END_TEST
+
+START_TEST(daemon_files_never_lend_credentials)
+{
+	start(NULL, "2");
+	char line[600], ci[700];
+	snprintf(line, sizeof(line), "127.0.0.1:%s:*:porter_pw:porter-secret\n", pg_port);
+	plant(".pgpass", line);
+	snprintf(line, sizeof(line), "[svc]\nhost=%s\nport=%s\nuser=postgres\ndbname=postgres\n",
+		 pg_dir, pg_port);
+	plant(".pg_service.conf", line);
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%s dbname=postgres user=porter_pw", pg_port);
+	/* .pgpass is not read at all: porterd gives libpq a passfile that
+	 * cannot exist, so even its own uid must bring the password... */
+	job *j = as(TH_UID_DAEMON, ci, "SELECT current_user", 0);
+	ck_refused(j, PORTER_E_DB_CONNECT);
+	ck_assert_msg(strstr(j->text, "password") != NULL, "%s", j->text);
+	/* ...and a foreign client without a password is refused outright. */
+	ck_refused(as(TH_UID_ALICE, ci, "SELECT current_user", 0), PORTER_E_DENIED);
+	/* passfile= and service= name files: nobody may. */
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%s dbname=postgres user=porter_pw passfile=%s/.pgpass",
+		 pg_port, th_daemon_home(&d));
+	ck_refused(as(TH_UID_ALICE, ci, "SELECT 1", 0), PORTER_E_DENIED);
+	ck_refused(as(TH_UID_DAEMON, ci, "SELECT 1", 0), PORTER_E_DENIED);
+	ck_refused(as(TH_UID_BOB, "service=svc", "SELECT 1", 0), PORTER_E_DENIED);
+	ck_refused(as(TH_UID_DAEMON, "service=svc", "SELECT 1", 1), PORTER_E_DENIED);
+	stop();
+}
+END_TEST
+
+/* ---- a fake PostgreSQL server on loopback ---- */
+
+typedef struct fake_pg {
+	int lfd;
+	int port;
+	pthread_t thread;
+	int accept_tls; /* answer 'S' to SSLRequest, then hold the connection */
+	char password[128]; /* a password message received, if any */
+	int clients;
+} fake_pg;
+
+static int read_full(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 10000) <= 0)
+			return -1;
+		ssize_t k = read(fd, (char *)buf + got, n - got);
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* One client: SSLRequest answered 'S' (then the connection is held until
+ * the peer goes) or 'N'; a startup packet answered with a request for a
+ * cleartext password, whatever arrives is kept. */
+static void fake_client(fake_pg *f, int fd)
+{
+	unsigned char hdr[8], buf[1024];
+	for (;;) {
+		if (read_full(fd, hdr, 8) < 0)
+			return;
+		uint32_t len = be32(hdr), code = be32(hdr + 4);
+		if (len == 8 && code == 80877103) { /* SSLRequest */
+			if (f->accept_tls) {
+				(void)!write(fd, "S", 1);
+				/* libpq now reads its certificate files; the
+				 * TLS handshake never comes back. */
+				struct pollfd p = {fd, POLLIN, 0};
+				poll(&p, 1, 15000);
+				return;
+			}
+			(void)!write(fd, "N", 1);
+			continue;
+		}
+		if (len < 8 || len > sizeof(buf) || read_full(fd, buf, len - 8) < 0)
+			return;
+		static const unsigned char ask[] = {'R', 0, 0, 0, 8, 0, 0, 0, 3};
+		(void)!write(fd, ask, sizeof(ask));
+		unsigned char t;
+		if (read_full(fd, &t, 1) < 0 || t != 'p' || read_full(fd, hdr, 4) < 0)
+			return;
+		len = be32(hdr);
+		if (len < 4 || len - 4 >= sizeof(f->password) ||
+		    read_full(fd, f->password, len - 4) < 0)
+			return;
+		return;
+	}
+}
+
+static void *fake_run(void *arg)
+{
+	fake_pg *f = arg;
+	for (;;) {
+		int fd = accept(f->lfd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		f->clients++;
+		fake_client(f, fd);
+		close(fd);
+	}
+}
+
+static void fake_start(fake_pg *f, int accept_tls)
+{
+	memset(f, 0, sizeof(*f));
+	f->accept_tls = accept_tls;
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(f->lfd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(f->lfd, 16), 0);
+	ck_assert_int_eq(getsockname(f->lfd, (struct sockaddr *)&a, &al), 0);
+	f->port = ntohs(a.sin_port);
+	ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_run, f), 0);
+}
+
+static void fake_stop(fake_pg *f)
+{
+	shutdown(f->lfd, SHUT_RDWR);
+	close(f->lfd);
+	pthread_join(f->thread, NULL);
+}
+
+START_TEST(hostaddr_cannot_harvest_a_stored_password)
+{
+	fake_pg f;
+	fake_start(&f, 0);
+	char listed[64];
+	snprintf(listed, sizeof(listed), "127.0.0.1:%d", f.port);
+	start(listed, "2");
+	char line[300], ci[600];
+	/* porterd's .pgpass holds a password for db.internal.test... */
+	snprintf(line, sizeof(line), "db.internal.test:%d:*:porter_pw:porter-secret\n", f.port);
+	plant(".pgpass", line);
+	/* ...and the conninfo names that host while connecting to a
+	 * listener that asks for a cleartext password. */
+	snprintf(ci, sizeof(ci),
+		 "host=db.internal.test hostaddr=127.0.0.1 port=%d dbname=x user=porter_pw",
+		 f.port);
+	job *j = as(TH_UID_DAEMON, ci, "SELECT 1", 0);
+	ck_refused(j, PORTER_E_DB_CONNECT);
+	ck_assert_int_ge(f.clients, 1); /* it did connect: libpq had nothing to send */
+	ck_assert_msg(strstr(f.password, "porter-secret") == NULL, "harvested: %s", f.password);
+	/* A foreign client must bring its own password, so there is none of
+	 * porterd's to send anyway. */
+	ck_refused(as(TH_UID_ALICE, ci, "SELECT 1", 0), PORTER_E_DENIED);
+	ck_assert_msg(strstr(f.password, "porter-secret") == NULL, "harvested: %s", f.password);
+	stop();
+	fake_stop(&f);
+}
+END_TEST
+
+/* A bystander's pings while a worker would be frozen: 0 when all were
+ * answered within 1 s each, whatever the machine's load. */
+static int bystander(void *arg)
+{
+	long long *worst = arg;
+	for (int i = 0; i < 20; i++) {
+		long long t0 = th_now_ms();
+		if (porter_ping("x", 1, 3000) != 0)
+			return 1;
+		long long dt = th_now_ms() - t0;
+		if (dt > *worst)
+			*worst = dt;
+	}
+	return *worst < 1000 ? 0 : 2;
+}
+
+START_TEST(ssl_file_keywords_never_reach_libpq)
+{
+	fake_pg f;
+	fake_start(&f, 1);
+	char listed[64];
+	snprintf(listed, sizeof(listed), "127.0.0.1:%d", f.port);
+	/* One worker: a frozen loop would freeze every client. */
+	start(listed, "1");
+	char fifo[300];
+	snprintf(fifo, sizeof(fifo), "%s/fifo", d.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+	ck_assert_int_eq(chmod(fifo, 0666), 0);
+	static const char *const kws[] = {"sslrootcert", "sslcert", "sslkey", "sslcrl",
+					  "sslcrldir"};
+	for (size_t i = 0; i < sizeof(kws) / sizeof(kws[0]); i++) {
+		char ci[600];
+		snprintf(ci, sizeof(ci),
+			 "host=127.0.0.1 port=%d dbname=x user=u password=p sslmode=require %s=%s",
+			 f.port, kws[i], fifo);
+		job *j = as(i % 2 ? TH_UID_DAEMON : TH_UID_ALICE, ci, "SELECT 1", (int)(i % 2));
+		ck_refused(j, PORTER_E_DENIED);
+		ck_assert_msg(j->ms < 2000, "%s refused after %lld ms", kws[i], j->ms);
+	}
+	/* Unreadable files are refused the same way: libpq 15's message for
+	 * them carried heap bytes. */
+	char ci[600];
+	snprintf(ci, sizeof(ci),
+		 "host=127.0.0.1 port=%d dbname=x user=u password=p sslmode=require "
+		 "sslrootcert=/etc/shadow",
+		 f.port);
+	ck_refused(as(TH_UID_BOB, ci, "SELECT 1", 0), PORTER_E_DENIED);
+	long long *worst = th_shared_alloc(sizeof(*worst));
+	ck_assert_ptr_nonnull(worst);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bystander, worst), 0);
+	/* TLS to the listener itself is attempted (it accepts TLS, then holds
+	 * the line) and ends by the client's deadline, loop alive. */
+	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=x user=u password=p sslmode=require",
+		 f.port);
+	job *j = as(TH_UID_ALICE, ci, "SELECT 1", 0);
+	ck_assert_int_ne(j->rc, 0);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bystander, worst), 0);
+	stop();
+	fake_stop(&f);
+}
+END_TEST
+
+START_TEST(control_characters_refused)
+{
+	start(NULL, "2");
+	char ci[700];
+	snprintf(ci, sizeof(ci), "%s application_name='app\r\nFORGED log line'", ci_pw);
+	ck_refused(as(TH_UID_ALICE, ci, "SELECT 1", 0), PORTER_E_INVAL);
+	snprintf(ci, sizeof(ci), "%s application_name='app\x1b[2J'", ci_sock);
+	ck_refused(as(TH_UID_DAEMON, ci, "SELECT 1", 1), PORTER_E_INVAL);
+	/* Error texts reach the client as clean text. */
+	job *j = as(TH_UID_ALICE, ci_pw,
+		    "DO $$ BEGIN RAISE EXCEPTION E'bad\\x01\\x1b[31mred\\x7f'; END $$", 0);
+	ck_refused(j, PORTER_E_DB);
+	ck_assert_msg(strstr(j->text, "bad") != NULL, "%s", j->text);
+	for (const unsigned char *p = (const unsigned char *)j->text; *p; p++)
+		ck_assert_msg(*p >= 0x20 && *p != 0x7f, "raw byte 0x%02x in \"%s\"", *p, j->text);
+	stop();
+}
+END_TEST
+
+START_TEST(pooled_state_never_crosses_uids)
+{
+	/* One worker, one pooled connection per pool: before pools were
+	 * keyed by uid, Bob's query ran on the connection Alice had used. */
+	start(NULL, "1");
+	ck_ok(as(TH_UID_ALICE, ci_pw,
+		 "CREATE TEMP TABLE users AS SELECT 'alice-secret'::text AS name", 0),
+	      NULL);
+	ck_ok(as(TH_UID_ALICE, ci_pw, "SELECT set_config('search_path', 'alice_was_here', false)",
+		 0),
+	      "alice_was_here");
+	/* Alice's own next query does see her state: one uid, one pool. */
+	ck_ok(as(TH_UID_ALICE, ci_pw, "SELECT current_setting('search_path')", 0),
+	      "alice_was_here");
+	job *j = as(TH_UID_BOB, ci_pw, "SELECT name FROM users", 0);
+	ck_assert_msg(j->rc == PORTER_E_DB, "Bob read Alice's temp table: %s", j->text);
+	j = as(TH_UID_BOB, ci_pw, "SELECT current_setting('search_path')", 0);
+	ck_ok(j, NULL);
+	ck_assert_msg(strstr(j->text, "alice") == NULL, "Bob sees Alice's search_path: %s",
+		      j->text);
+	stop();
+}
+END_TEST
+
+int main(void)
+{
+	if (!th_tenant_available()) {
+		fprintf(stderr, "test_trust_db: needs root to run porterd and clients as other uids\n");
+		return 77;
+	}
+	Suite *s = suite_create("trust_db");
+	TCase *tc = tcase_create("trust_db");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, foreign_never_gets_porterds_socket_identity);
+	tcase_add_test(tc, unlisted_targets_refused_before_connecting);
+	tcase_add_test(tc, daemon_files_never_lend_credentials);
+	tcase_add_test(tc, hostaddr_cannot_harvest_a_stored_password);
+	tcase_add_test(tc, ssl_file_keywords_never_reach_libpq);
+	tcase_add_test(tc, control_characters_refused);
+	tcase_add_test(tc, pooled_state_never_crosses_uids);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}
