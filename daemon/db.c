@@ -198,8 +198,8 @@ struct pool {
 	char *conninfo; /* owned; the key, with uid */
 	uid_t uid;
 	const config *checked; /* the generation the conninfo was allowed by */
-	list conns;     /* every dbc of the pool */
-	list idle;      /* dbc.ilink, most recently used last */
+	list conns;            /* every dbc of the pool */
+	list idle;             /* dbc.ilink, most recently used last */
 	unsigned total;
 	list waiters; /* dbop.link */
 };
@@ -893,13 +893,13 @@ static void dbc_broken(dbc *c, const char *why)
 {
 	if (c->state == DBC_CLOSING || c->state == DBC_BROKEN)
 		return;
-	char raw[512], msg[512], line[512];
+	char raw[512], msg[512];
 	snprintf(raw, sizeof(raw), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
 		 c->pg ? PQerrorMessage(c->pg) : "");
 	/* libpq's text may quote what a server sent, or (libpq 15's TLS
 	 * error path) bytes past a buffer: only clean text goes on. */
 	dbpolicy_clean(raw, msg, sizeof(msg));
-	log_debug("db: connection broken: %s", dbpolicy_clean_line(msg, line, sizeof(line)));
+	log_debug("db: connection broken: %s", msg);
 	pipe_clear(c, PORTER_E_DB_BROKEN, msg);
 	if (c->cur) {
 		dbop *op = c->cur;
@@ -1031,12 +1031,12 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 }
 
 /* libpq's notices (server NOTICE/WARNING messages, and libpq's own) go to
- * porterd's log as one line each, never raw to stderr. */
+ * porterd's log, which escapes them into one line, never raw to stderr. */
 static void on_notice(void *arg, const char *message)
 {
 	(void)arg;
-	char line[512];
-	log_debug("db: notice: %s", dbpolicy_clean_line(message, line, sizeof(line)));
+	char text[512];
+	log_debug("db: notice: %s", dbpolicy_clean(message, text, sizeof(text)));
 }
 
 static void start_pq(dbc *c)

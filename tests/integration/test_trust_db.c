@@ -35,23 +35,11 @@
 #define ALL_UIDS "61010,61011,61012"
 
 static th_daemon d;
-static char pg_state[256];
 static char ci_sock[512]; /* Unix socket, superuser: what peer auth would give porterd */
 static char ci_tcp[512];  /* TCP, superuser, trusted: no password asked */
 static char ci_pw[512];   /* TCP, porter_pw with its password */
 static char pg_dir[256];
 static char pg_port[16];
-
-static void read_file(const char *name, char *out, size_t cap)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", pg_state, name);
-	FILE *f = fopen(path, "r");
-	ck_assert_msg(f != NULL, "no %s: is the pg fixture running?", path);
-	ck_assert(fgets(out, (int)cap, f) != NULL);
-	fclose(f);
-	out[strcspn(out, "\n")] = 0;
-}
 
 /* The value of `key` in "key=value ..." text `ci`, into `out`. */
 static void ci_get(const char *ci, const char *key, char *out, size_t cap)
@@ -71,20 +59,17 @@ static void ci_get(const char *ci, const char *key, char *out, size_t cap)
  * reach: the fixture's TCP port, and `more` (NULL or a list item). */
 static void start(const char *more, const char *workers)
 {
-	const char *s = getenv("PORTER_PG_STATE");
-	ck_assert_msg(s && s[0], "PORTER_PG_STATE is not set (run through ctest)");
-	snprintf(pg_state, sizeof(pg_state), "%s", s);
-	read_file("conninfo", ci_sock, sizeof(ci_sock));
-	read_file("conninfo_tcp", ci_tcp, sizeof(ci_tcp));
-	read_file("conninfo_pw", ci_pw, sizeof(ci_pw));
+	th_pg_file("conninfo", ci_sock, sizeof(ci_sock));
+	th_pg_file("conninfo_tcp", ci_tcp, sizeof(ci_tcp));
+	th_pg_file("conninfo_pw", ci_pw, sizeof(ci_pw));
 	ci_get(ci_sock, "host", pg_dir, sizeof(pg_dir));
 	ci_get(ci_tcp, "port", pg_port, sizeof(pg_port));
 	static char targets[512];
 	snprintf(targets, sizeof(targets), "127.0.0.1:%s%s%s", pg_port, more ? "," : "",
 		 more ? more : "");
-	const char *extra[] = {"--allow-uid",    ALL_UIDS, "--db-allow-targets", targets,
-			       "--workers",      workers,  "--db-pool-size",     "1",
-			       "--log-level",    "debug",  NULL};
+	const char *extra[] = {
+		"--allow-uid",    ALL_UIDS, "--db-allow-targets", targets, "--workers", workers,
+		"--db-pool-size", "1",      "--log-level",        "debug", NULL};
 	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
 }
 
@@ -104,9 +89,9 @@ typedef struct job {
 	char sql[300];
 	int session; /* DbOpen, then the query on the session */
 	int timeout_ms;
-	int rc;          /* out: what the call returned */
-	char text[512];  /* out: first value, or the error message */
-	long long ms;    /* out: how long it took */
+	int rc;         /* out: what the call returned */
+	char text[512]; /* out: first value, or the error message */
+	long long ms;   /* out: how long it took */
 } job;
 
 static int run_job(void *arg)
@@ -153,16 +138,16 @@ static job *as(uid_t uid, const char *conninfo, const char *sql, int session)
 	return jobs;
 }
 
-#define ck_refused(j, code)                                                                    \
-	ck_assert_msg((j)->rc == (code), "expected %s, got %s: %s", porter_error_name(code),    \
+#define ck_refused(j, code)                                                                        \
+	ck_assert_msg((j)->rc == (code), "expected %s, got %s: %s", porter_error_name(code),       \
 		      porter_error_name((j)->rc), (j)->text)
 
-#define ck_ok(j, want)                                                                         \
-	do {                                                                                   \
-		ck_assert_msg((j)->rc == 0, "failed: %s: %s", porter_error_name((j)->rc),      \
-			      (j)->text);                                                      \
-		if (want)                                                                      \
-			ck_assert_str_eq((j)->text, (const char *)(want));                     \
+#define ck_ok(j, want)                                                                             \
+	do {                                                                                       \
+		ck_assert_msg((j)->rc == 0, "failed: %s: %s", porter_error_name((j)->rc),          \
+			      (j)->text);                                                          \
+		if (want)                                                                          \
+			ck_assert_str_eq((j)->text, (const char *)(want));                         \
 	} while (0)
 
 /* Writes `text` to `name` in the daemon's HOME, owned by the daemon. */
@@ -244,7 +229,8 @@ START_TEST(daemon_files_never_lend_credentials)
 	/* ...and a foreign client without a password is refused outright. */
 	ck_refused(as(TH_UID_ALICE, ci, "SELECT current_user", 0), PORTER_E_DENIED);
 	/* passfile= and service= name files: nobody may. */
-	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%s dbname=postgres user=porter_pw passfile=%s/.pgpass",
+	snprintf(ci, sizeof(ci),
+		 "host=127.0.0.1 port=%s dbname=postgres user=porter_pw passfile=%s/.pgpass",
 		 pg_port, th_daemon_home(&d));
 	ck_refused(as(TH_UID_ALICE, ci, "SELECT 1", 0), PORTER_E_DENIED);
 	ck_refused(as(TH_UID_DAEMON, ci, "SELECT 1", 0), PORTER_E_DENIED);
@@ -260,7 +246,7 @@ typedef struct fake_pg {
 	int lfd;
 	int port;
 	pthread_t thread;
-	int accept_tls; /* answer 'S' to SSLRequest, then hold the connection */
+	int accept_tls;     /* answer 'S' to SSLRequest, then hold the connection */
 	char password[128]; /* a password message received, if any */
 	int clients;
 } fake_pg;
@@ -438,8 +424,8 @@ START_TEST(ssl_file_keywords_never_reach_libpq)
 	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bystander, worst), 0);
 	/* TLS to the listener itself is attempted (it accepts TLS, then holds
 	 * the line) and ends by the client's deadline, loop alive. */
-	snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=x user=u password=p sslmode=require",
-		 f.port);
+	snprintf(ci, sizeof(ci),
+		 "host=127.0.0.1 port=%d dbname=x user=u password=p sslmode=require", f.port);
 	job *j = as(TH_UID_ALICE, ci, "SELECT 1", 0);
 	ck_assert_int_ne(j->rc, 0);
 	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bystander, worst), 0);
@@ -463,6 +449,22 @@ START_TEST(control_characters_refused)
 	ck_assert_msg(strstr(j->text, "bad") != NULL, "%s", j->text);
 	for (const unsigned char *p = (const unsigned char *)j->text; *p; p++)
 		ck_assert_msg(*p >= 0x20 && *p != 0x7f, "raw byte 0x%02x in \"%s\"", *p, j->text);
+	/* A server's notices go through porterd's logger, one line each:
+	 * libpq's default printed them raw to stderr (the log), where a
+	 * newline in them started a forged line. */
+	ck_ok(as(TH_UID_ALICE, ci_pw,
+		 "DO $$ BEGIN RAISE WARNING E'x\\nFORGED-LINE porterd: fake'; END $$", 0),
+	      NULL);
+	FILE *f = fopen(d.log, "r");
+	ck_assert_ptr_nonnull(f);
+	char line[2048];
+	int seen = 0;
+	while (fgets(line, sizeof(line), f)) {
+		ck_assert_msg(strncmp(line, "FORGED-LINE", 11) != 0, "forged log line: %s", line);
+		seen += strstr(line, "FORGED-LINE") != NULL;
+	}
+	fclose(f);
+	ck_assert_int_eq(seen, 1); /* logged, escaped, on the notice's own line */
 	stop();
 }
 END_TEST
@@ -494,7 +496,8 @@ END_TEST
 int main(void)
 {
 	if (!th_tenant_available()) {
-		fprintf(stderr, "test_trust_db: needs root to run porterd and clients as other uids\n");
+		fprintf(stderr,
+			"test_trust_db: needs root to run porterd and clients as other uids\n");
 		return 77;
 	}
 	Suite *s = suite_create("trust_db");

@@ -206,6 +206,19 @@ void th_daemon_dump_log(const th_daemon *d)
 	fclose(f);
 }
 
+void th_pg_file(const char *name, char *out, size_t cap)
+{
+	const char *state = getenv("PORTER_PG_STATE");
+	ck_assert_msg(state && state[0], "PORTER_PG_STATE is not set (run through ctest)");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", state, name);
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "no %s: is the pg fixture running?", path);
+	ck_assert(fgets(out, (int)cap, f) != NULL);
+	fclose(f);
+	out[strcspn(out, "\n")] = 0;
+}
+
 long th_rss_kib(pid_t pid)
 {
 	char path[64], line[256];

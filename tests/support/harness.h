@@ -57,6 +57,13 @@ double th_now_ns(void);
 /* qsort comparator for doubles, ascending (latency percentiles). */
 int th_cmp_double(const void *a, const void *b);
 
+/*
+ * The first line of file `name` ("conninfo", "conninfo_tcp", "conninfo_pw")
+ * written by tests/support/pg.sh into the directory PORTER_PG_STATE names,
+ * into `out` (capacity `cap`) without its newline. Asserts that it exists.
+ */
+void th_pg_file(const char *name, char *out, size_t cap);
+
 /* Resident set size of `pid` in KiB, from /proc; -1 when unknown. */
 long th_rss_kib(pid_t pid);
 

@@ -66,8 +66,9 @@ START_TEST(foreign_needs_listed_targets_and_credentials)
 	ck_assert_int_eq(check("host=db.example.com,127.0.0.1 user=u password=s3cret", 1), 0);
 	ck_assert_int_eq(check("host=db.example.com,evil.example user=u password=s3cret", 1),
 			 PORTER_E_DENIED);
-	ck_assert_int_eq(check("host=db.example.com hostaddr=127.0.0.1,10.9.9.9 user=u password=s3cret", 1),
-			 PORTER_E_INVAL);
+	ck_assert_int_eq(
+		check("host=db.example.com hostaddr=127.0.0.1,10.9.9.9 user=u password=s3cret", 1),
+		PORTER_E_INVAL);
 	/* No password, no user: porterd's own credentials would fill them. */
 	ck_assert_int_eq(check("host=db.example.com user=u", 1), PORTER_E_DENIED);
 	ck_assert_int_eq(check("host=db.example.com password=s3cret", 1), PORTER_E_DENIED);
@@ -82,8 +83,7 @@ START_TEST(foreign_needs_listed_targets_and_credentials)
 	ck_assert_int_eq(check("host=/run/postgresql/../../tmp user=u password=s3cret", 1),
 			 PORTER_E_DENIED);
 	ck_assert_int_eq(check("user=u password=s3cret dbname=x", 1), PORTER_E_DENIED);
-	ck_assert_int_eq(check("host=,db.example.com user=u password=s3cret", 1),
-			 PORTER_E_DENIED);
+	ck_assert_int_eq(check("host=,db.example.com user=u password=s3cret", 1), PORTER_E_DENIED);
 	/* hostaddr elsewhere: the name is listed, the address is not. */
 	ck_assert_int_eq(check("host=db.example.com hostaddr=10.9.9.9 user=u password=s3cret", 1),
 			 PORTER_E_DENIED);
@@ -94,9 +94,9 @@ START_TEST(foreign_needs_listed_targets_and_credentials)
 			 PORTER_E_DENIED);
 	/* Nothing is listed: nothing is reachable. */
 	char why[128];
-	ck_assert_int_eq(dbpolicy_check("host=db.example.com user=u password=p", 1, NULL, why,
-					sizeof(why)),
-			 PORTER_E_DENIED);
+	ck_assert_int_eq(
+		dbpolicy_check("host=db.example.com user=u password=p", 1, NULL, why, sizeof(why)),
+		PORTER_E_DENIED);
 }
 END_TEST
 
@@ -133,8 +133,8 @@ END_TEST
 START_TEST(params_carry_porterds_own_files)
 {
 	dbpolicy_params p;
-	ck_assert_int_eq(dbpolicy_params_build("host=h hostaddr=1.2.3.4 user=u password=pw", "5.6.7.8",
-					       "/etc/porter/ca.pem", &p),
+	ck_assert_int_eq(dbpolicy_params_build("host=h hostaddr=1.2.3.4 user=u password=pw",
+					       "5.6.7.8", "/etc/porter/ca.pem", &p),
 			 0);
 	int saw_addr = 0, saw_passfile = 0, saw_root = 0, saw_cert = 0;
 	for (size_t i = 0; p.keywords[i]; i++) {
