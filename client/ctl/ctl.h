@@ -7,26 +7,59 @@
 #ifndef PORTER_CTL_H
 #define PORTER_CTL_H
 
-/* Exit codes, documented in --help. */
+#include <stddef.h>
+#include <stdio.h>
+
+/*
+ * Exit codes: one rule for every command, printed by `porterctl --help`
+ * and in the README. `http` refines EXIT_FAILED into curl's numbers for
+ * the failures curl names (see ctl_http.c), so curl scripts keep working.
+ */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAILED = 1,      /* the daemon answered with an error, or a timeout */
-	EXIT_USAGE = 2,       /* bad command line */
-	EXIT_UNREACHABLE = 3, /* no daemon, or it stopped answering */
+	EXIT_FAILED = 1,      /* the operation failed: the daemon, the database or the
+			       * server said no, a timeout, a local file unreadable */
+	EXIT_USAGE = 2,       /* the command line was wrong (porterctl's own parse) */
+	EXIT_UNREACHABLE = 3, /* no daemon, it refused this user, or it went away */
 };
 
 /* Global options, parsed before the command. */
 typedef struct ctl_opts {
-	int json;       /* --json: print JSON instead of tables */
-	int timeout_ms; /* --timeout: per-call timeout */
+	int json;        /* --json: every output and every error as JSON on stdout */
+	int timeout_ms;  /* --timeout: per-call timeout */
+	int timeout_set; /* --timeout was given (http takes it as -m's default) */
 } ctl_opts;
 
-/* Maps a libporter code to porterctl's exit status. */
+/* Remembers --json for ctl_fail and ctl_error; main calls it once. */
+void ctl_set_json(int json);
+/* The --json flag given to ctl_set_json. */
+int ctl_json_mode(void);
+
+/* Maps a libporter code to porterctl's exit status (never EXIT_USAGE:
+ * whatever libporter or the daemon refuses is a failed operation). */
 int ctl_exit_code(int rc);
 
-/* Prints the calling thread's last libporter error; returns the exit status
- * for `rc`. */
+/* Reports the calling thread's last libporter error for `rc` (stderr, or a
+ * JSON error object on stdout under --json); returns the exit status. */
 int ctl_fail(int rc);
+
+/* Reports porterctl's own failure: `fmt` starts with the command ("db:
+ * ..."); `code` names it in JSON ("usage", "io", ...). Returns `status`. */
+int ctl_error(int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Prints {"error":{"code":code,"message":msg,"exit":status}} on stdout. */
+void ctl_json_error(const char *code, const char *msg, int status);
+
+/* Writes `len` bytes as a JSON string to `f`; bytes that are not UTF-8
+ * become U+FFFD so the output always parses. `data` not NULL. */
+void ctl_json_str(FILE *f, const void *data, size_t len);
+/* Same for a NUL-terminated string; NULL prints "". */
+void ctl_json_cstr(FILE *f, const char *s);
+
+/* Length (1..4) of the well-formed UTF-8 sequence at s[0..n), storing its
+ * code point in `*cp`, or 0 when the bytes are not one. n >= 1. */
+size_t ctl_utf8_len(const unsigned char *s, size_t n, unsigned *cp);
 
 /* Parses a decimal integer in [min, max]. 0 or -1. */
 int ctl_parse_long(const char *s, long min, long max, long *out);

@@ -424,21 +424,6 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 	return PORTER_E_INVAL;
 }
 
-static void print_json_string(const char *s, size_t n)
-{
-	putchar('"');
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
 /* One line (or JSON object) for member `i`. */
 static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t i, const char *op)
 {
@@ -477,9 +462,9 @@ static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t
 	if (o->json) {
 		printf("%s{\"index\":%zu,\"op\":\"%s\",\"status\":%d,\"error\":\"%s\",\"message\":",
 		       i ? "," : "", i, op, st, st ? porter_error_name(st) : "");
-		print_json_string(msg, strlen(msg));
+		ctl_json_cstr(stdout, msg);
 		printf(",\"summary\":");
-		print_json_string(summary, strlen(summary));
+		ctl_json_cstr(stdout, summary);
 		putchar('}');
 	} else {
 		printf("%-5zu %-10s %-26s %s%s%s\n", i, op, st ? porter_error_name(st) : "ok",
@@ -487,33 +472,43 @@ static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t
 	}
 }
 
+static const char batch_help[] =
+	"Usage: porterctl batch [--first] [FILE]\n"
+	"Runs a JSON list of operations (stdin when no FILE or '-') as one batch:\n"
+	"all of them (join), or with --first until one succeeds (select).\n"
+	"  [{\"op\":\"db\",\"conninfo\":\"...\",\"sql\":\"...\",\"params\":[\"1\",null]},\n"
+	"   {\"op\":\"http\",\"method\":\"GET\",\"url\":\"...\",\"headers\":[],\"body\":\"\"},\n"
+	"   {\"op\":\"file_read\",\"root\":\"...\",\"path\":\"...\"},\n"
+	"   {\"op\":\"ping\",\"payload\":\"x\",\"delay_ms\":10}]\n"
+	"Each may add \"timeout_ms\". Prints one line per member (JSON with --json);\n"
+	"exits 1 when a member failed (with --first: when none succeeded), or\n"
+	"when the input is not such a list.\n";
+
 int ctl_batch(const ctl_opts *o, int argc, char **argv)
 {
 	int mode = PORTER_BATCH_ALL;
 	const char *path = NULL;
 	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(batch_help, stdout);
+			return EXIT_OK;
+		}
 		if (strcmp(argv[i], "--first") == 0)
 			mode = PORTER_BATCH_FIRST;
 		else if (!path)
 			path = argv[i];
-		else {
-			fprintf(stderr, "porterctl batch: expected [--first] [FILE]\n");
-			return EXIT_USAGE;
-		}
+		else
+			return ctl_error(EXIT_USAGE, "usage", "batch: expected [--first] [FILE]");
 	}
 	FILE *f = !path || strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "porterctl batch: %s: %s\n", path, strerror(errno));
-		return EXIT_USAGE;
-	}
+	if (!f)
+		return ctl_error(EXIT_FAILED, "io", "batch: %s: %s", path, strerror(errno));
 	size_t len = 0;
 	char *text = read_all(f, &len);
 	if (f != stdin)
 		fclose(f);
-	if (!text) {
-		fprintf(stderr, "porterctl batch: cannot read the input\n");
-		return EXIT_FAILED;
-	}
+	if (!text)
+		return ctl_error(EXIT_FAILED, "io", "batch: cannot read the input");
 
 	jparser jp = {.start = text, .p = text, .end = text + len};
 	jval root;
@@ -522,9 +517,10 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 	porter_batch_result *r = NULL;
 	if (parse_value(&jp, &root, 0) < 0 || (skip_ws(&jp), jp.p != jp.end) ||
 	    root.type != J_ARR) {
-		fprintf(stderr, "porterctl batch: input is not a JSON list of operations: %s\n",
-			jp.err[0] ? jp.err : "expected one JSON array");
-		status = EXIT_USAGE;
+		/* The input is data, not the command line: a failed operation. */
+		status = ctl_error(EXIT_FAILED, "input",
+				   "batch: input is not a JSON list of operations: %s",
+				   jp.err[0] ? jp.err : "expected one JSON array");
 		goto out_root;
 	}
 	b = porter_batch_new(mode);
@@ -535,9 +531,8 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 	for (size_t i = 0; i < root.len; i++) {
 		char why[160] = "";
 		if (add_member(b, &root.items[i], why, sizeof(why)) < 0) {
-			fprintf(stderr, "porterctl batch: operation %zu: %s\n", i,
-				why[0] ? why : porter_last_error_message());
-			status = EXIT_USAGE;
+			status = ctl_error(EXIT_FAILED, "input", "batch: operation %zu: %s", i,
+					   why[0] ? why : porter_last_error_message());
 			goto out;
 		}
 	}

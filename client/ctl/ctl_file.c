@@ -3,6 +3,7 @@
  * files stream through a reader or writer, so porterctl never holds a
  * whole file.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,30 +31,27 @@ static const char *type_name(int t)
 	}
 }
 
-/* Prints `s` as a JSON string. */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
+static const char file_help[] =
+	"Usage: porterctl file cat [-r ROOT] PATH\n"
+	"       porterctl file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
+	"       porterctl file rm [-r ROOT] [-d] PATH\n"
+	"       porterctl file stat [-r ROOT] PATH\n"
+	"       porterctl file ls [-r ROOT] [PATH]\n"
+	"Files under one of porterd's roots (-r ROOT; default: its first root).\n"
+	"  cat   print a file (streamed)\n"
+	"  put   write stdin (or LOCAL, '-' = stdin) to PATH: an atomic replace by\n"
+	"        default; -a appends, -A overwrites in place; -x refuses an existing\n"
+	"        file (with any of them); -m MODE sets the mode of a new file (octal)\n"
+	"  rm    delete a file (-d: an empty directory)\n"
+	"  stat  type, size, mode, mtime, owner\n"
+	"  ls    list a directory (default: the root)\n"
+	"With --json, stat and ls print JSON, and errors are JSON on stdout.\n";
 
-static int file_usage(void)
+static int file_usage(const char *why)
 {
-	fprintf(stderr, "usage: porterctl file cat [-r ROOT] PATH\n"
-			"       porterctl file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
-			"       porterctl file rm [-r ROOT] [-d] PATH\n"
-			"       porterctl file stat [-r ROOT] PATH\n"
-			"       porterctl file ls [-r ROOT] [PATH]\n");
-	return EXIT_USAGE;
+	if (!ctl_json_mode())
+		fputs(file_help, stderr);
+	return ctl_error(EXIT_USAGE, "usage", "file: %s", why);
 }
 
 static int do_cat(const ctl_opts *o, const char *root, const char *path)
@@ -64,9 +62,9 @@ static int do_cat(const ctl_opts *o, const char *root, const char *path)
 	size_t n;
 	while (rc == 0 && (rc = porter_file_reader_next(rd, &p, &n, o->timeout_ms)) == 1) {
 		if (fwrite(p, 1, n, stdout) != n) {
-			perror("porterctl file cat: stdout");
 			porter_file_reader_close(rd);
-			return EXIT_FAILED;
+			return ctl_error(EXIT_FAILED, "io", "file cat: stdout: %s",
+					 strerror(errno));
 		}
 		rc = 0;
 	}
@@ -82,32 +80,34 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 	FILE *in = stdin;
 	if (local && strcmp(local, "-") != 0) {
 		in = fopen(local, "rb");
-		if (!in) {
-			perror(local);
-			return EXIT_FAILED;
-		}
+		if (!in)
+			return ctl_error(EXIT_FAILED, "io", "file put: %s: %s", local,
+					 strerror(errno));
 	}
 	uint8_t *buf = malloc(PUT_CHUNK);
 	porter_file_writer *wr = NULL;
+	int read_err = 0;
 	int rc = buf ? porter_file_writer_open(root, path, flags, mode, &wr, o->timeout_ms)
 		     : PORTER_E_NOMEM;
 	while (rc == 0) {
 		size_t n = fread(buf, 1, PUT_CHUNK, in);
 		if (n == 0) {
-			if (ferror(in)) {
-				perror("porterctl file put: read");
-				rc = PORTER_E_INVAL;
-			}
+			read_err = ferror(in) ? errno : 0;
 			break;
 		}
 		rc = porter_file_writer_write(wr, buf, n, o->timeout_ms);
 	}
-	if (rc == 0)
+	/* A local read error abandons the writer without a commit, so the
+	 * target keeps its old content. */
+	if (rc == 0 && !read_err)
 		rc = porter_file_writer_commit(wr, o->timeout_ms);
 	porter_file_writer_close(wr);
 	free(buf);
 	if (in != stdin)
 		fclose(in);
+	if (read_err)
+		return ctl_error(EXIT_FAILED, "io", "file put: %s: %s", local ? local : "stdin",
+				 strerror(read_err));
 	return rc < 0 ? ctl_fail(rc) : EXIT_OK;
 }
 
@@ -146,7 +146,7 @@ static int do_ls(const ctl_opts *o, const char *root, const char *path)
 		porter_file_list_entry(l, i, &type, &size, &mt);
 		if (o->json) {
 			printf("%s{\"name\":", i ? "," : "");
-			json_str(porter_file_list_name(l, i));
+			ctl_json_cstr(stdout, porter_file_list_name(l, i));
 			printf(",\"type\":\"%s\",\"size\":%llu,\"mtime_ns\":%lld}", type_name(type),
 			       (unsigned long long)size, (long long)mt);
 		} else {
@@ -163,58 +163,69 @@ static int do_ls(const ctl_opts *o, const char *root, const char *path)
 int ctl_file(const ctl_opts *o, int argc, char **argv)
 {
 	if (argc < 2)
-		return file_usage();
+		return file_usage("expected a subcommand");
 	const char *sub = argv[1];
+	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+		fputs(file_help, stdout);
+		return EXIT_OK;
+	}
 	const char *root = NULL;
-	unsigned flags = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
 	unsigned mode = 0;
-	int dir = 0, c;
+	/* Flags are collected, then combined once: -x with -a or -A keeps
+	 * both meanings instead of the last flag winning. */
+	int dir = 0, append = 0, in_place = 0, exclusive = 0, c;
 	long v;
 	static const struct option lopts[] = {
-		{"root", required_argument, NULL, 'r'},
-		{"append", no_argument, NULL, 'a'},
-		{"in-place", no_argument, NULL, 'A'},
-		{"exclusive", no_argument, NULL, 'x'},
-		{"mode", required_argument, NULL, 'm'},
-		{"dir", no_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
+		{"root", required_argument, NULL, 'r'}, {"append", no_argument, NULL, 'a'},
+		{"in-place", no_argument, NULL, 'A'},   {"exclusive", no_argument, NULL, 'x'},
+		{"mode", required_argument, NULL, 'm'}, {"dir", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
 	};
 	argc--;
 	argv++;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:aAxm:d", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:aAxm:dh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			root = optarg;
 			break;
 		case 'a':
-			flags = PORTER_FILE_CREATE | PORTER_FILE_APPEND;
+			append = 1;
 			break;
 		case 'A':
-			flags = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_SYNC;
+			in_place = 1;
 			break;
 		case 'x':
-			flags |= PORTER_FILE_EXCLUSIVE;
+			exclusive = 1;
 			break;
 		case 'm': {
 			char *end;
 			v = strtol(optarg, &end, 8);
-			if (*end || v < 0 || v > 07777) {
-				fprintf(stderr,
-					"porterctl file: --mode: expected octal, got '%s'\n",
-					optarg);
-				return EXIT_USAGE;
-			}
+			if (!*optarg || *end || v < 0 || v > 07777)
+				return ctl_error(EXIT_USAGE, "usage",
+						 "file: --mode: expected octal, got '%s'", optarg);
 			mode = (unsigned)v;
 			break;
 		}
 		case 'd':
 			dir = 1;
 			break;
+		case 'h':
+			fputs(file_help, stdout);
+			return EXIT_OK;
 		default:
-			return file_usage();
+			return file_usage("unknown option");
 		}
 	}
+	if (append && in_place)
+		return file_usage("-a (append) and -A (overwrite in place) exclude each other");
+	unsigned flags = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	if (append)
+		flags = PORTER_FILE_CREATE | PORTER_FILE_APPEND;
+	else if (in_place)
+		flags = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_SYNC;
+	if (exclusive)
+		flags |= PORTER_FILE_EXCLUSIVE;
 	int rest = argc - optind;
 	char **args = argv + optind;
 	if (!strcmp(sub, "cat") && rest == 1)
@@ -229,5 +240,8 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 		return do_stat(o, root, args[0]);
 	if (!strcmp(sub, "ls") && rest <= 1)
 		return do_ls(o, root, rest ? args[0] : "");
-	return file_usage();
+	if (strcmp(sub, "cat") && strcmp(sub, "put") && strcmp(sub, "rm") && strcmp(sub, "stat") &&
+	    strcmp(sub, "ls"))
+		return file_usage("unknown subcommand");
+	return file_usage("wrong number of arguments");
 }

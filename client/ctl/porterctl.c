@@ -17,7 +17,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: porterctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS]\n"
-		"Pokes a running porterd.\n"
+		"Pokes a running porterd. 'porterctl COMMAND --help' describes each command.\n"
 		"\n"
 		"Commands:\n"
 		"  ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n"
@@ -26,72 +26,36 @@ static void usage(FILE *out)
 		"  cancel ID           stop the in-flight request ID of this process\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
-		"  file cat [-r ROOT] PATH       print a file (streamed)\n"
-		"  file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
-		"                      write stdin (or LOCAL) to PATH; atomic replace by default,\n"
-		"                      -a appends, -A overwrites in place, -x refuses an existing file\n"
-		"  file rm [-r ROOT] [-d] PATH   delete a file (-d: an empty directory)\n"
-		"  file stat [-r ROOT] PATH      type, size, mode, mtime\n"
-		"  file ls [-r ROOT] [PATH]      list a directory (default: the root)\n"
-		"                      ROOT names one of porterd's file roots (default: its first)\n"
-		"  batch [--first] [FILE]\n"
-		"                      runs a JSON list of operations (stdin when no FILE) as one\n"
-		"                      batch: all of them (join), or --first to succeed (select):\n"
-		"                      [{\"op\":\"db\",\"conninfo\":\"...\",\"sql\":\"...\",\"params\":[\"1\",null]},\n"
-		"                       {\"op\":\"http\",\"method\":\"GET\",\"url\":\"...\",\"headers\":[],\"body\":\"\"},\n"
-		"                       {\"op\":\"file_read\",\"root\":\"...\",\"path\":\"...\"},\n"
-		"                       {\"op\":\"ping\",\"payload\":\"x\",\"delay_ms\":10}]\n"
-		"                      each may add \"timeout_ms\"\n"
-		"  db query CONNINFO SQL [PARAM...]\n"
-		"                      runs SQL on a pooled connection; PARAMs are $1..$n in\n"
-		"                      text form (\\N is NULL); prints a table, or JSON with --json\n"
-		"  http get|post|request [METHOD] URL [-H HDR] [-d DATA|@FILE] [-o FILE] [-i] [-L] [-f]\n"
-		"                      HTTP through the daemon, curl-like (see 'http --help')\n"
+		"  file cat|put|rm|stat|ls ...   files under porterd's roots (see 'file --help')\n"
+		"  batch [--first] [FILE]        a JSON list of operations as one batch\n"
+		"                                (see 'batch --help')\n"
+		"  db [query] [OPTIONS] [CONNINFO [SQL [PARAM...]]]\n"
+		"                      SQL through porterd, psql-like: tables, -A, -t, -x, --csv,\n"
+		"                      --json; results of any size (see 'db --help')\n"
+		"  http [get|post|request METHOD] [OPTIONS] URL\n"
+		"                      HTTP through porterd, curl-like (see 'http --help')\n"
 		"\n"
 		"Options:\n"
 		"  -S, --socket PATH   daemon socket (default: $PORTER_SOCKET, else the daemon's default)\n"
-		"  -j, --json          print JSON instead of a table\n"
+		"  -j, --json          every command prints JSON on stdout, errors included:\n"
+		"                      {\"error\":{\"code\":\"...\",\"message\":\"...\",\"exit\":N}}\n"
 		"  -t, --timeout MS    per-call timeout (default: 5000)\n"
 		"  -h, --help          show this help\n"
 		"\n"
-		"Exit status:\n"
+		"Output: results go to stdout; without --json, errors, notices and\n"
+		"diagnostics go to stderr. --help of any command prints to stdout, exit 0.\n"
+		"\n"
+		"Exit status (every command):\n"
 		"  0  success\n"
-		"  1  the operation failed (an error from the daemon, or a timeout)\n"
-		"  2  usage error\n"
-		"  3  daemon unreachable (not running, refused this user, or connection lost)\n");
-}
-
-int ctl_exit_code(int rc)
-{
-	switch (rc) {
-	case PORTER_OK:
-		return EXIT_OK;
-	case PORTER_E_UNREACHABLE:
-	case PORTER_E_CONN_LOST:
-	case PORTER_E_DENIED:
-		return EXIT_UNREACHABLE;
-	case PORTER_E_INVAL:
-		return EXIT_USAGE;
-	default:
-		return EXIT_FAILED;
-	}
-}
-
-int ctl_fail(int rc)
-{
-	fprintf(stderr, "porterctl: %s (%s)\n", porter_last_error_message(), porter_error_name(rc));
-	return ctl_exit_code(rc);
-}
-
-int ctl_parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || !*s || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
+		"  1  the operation failed: the daemon, the database or the HTTP server\n"
+		"     reported an error, a timeout, a local file could not be read or written\n"
+		"  2  the command line was wrong (unknown option, missing argument)\n"
+		"  3  the daemon is unreachable: not running, refused this user, or the\n"
+		"     connection was lost\n"
+		"  http only: curl's numbers for the failures curl names, so curl scripts\n"
+		"     keep working: 7 connect failed, 18 body shorter than Content-Length,\n"
+		"     22 HTTP status >= 400 under -f, 28 timeout, 47 too many redirects,\n"
+		"     60 TLS verification failed, 63 response over the size limit\n");
 }
 
 static double now_us(void)
@@ -148,10 +112,9 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 	char *payload = malloc((size_t)size + 1);
 	double *lat = malloc(sizeof(double) * (size_t)count);
 	if (!payload || !lat) {
-		fprintf(stderr, "porterctl: out of memory\n");
 		free(payload);
 		free(lat);
-		return EXIT_FAILED;
+		return ctl_error(EXIT_FAILED, "nomem", "ping: out of memory");
 	}
 	for (long i = 0; i < size; i++)
 		payload[i] = (char)i;
@@ -195,17 +158,15 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 	free(lat);
 	return status;
 bad:
-	fprintf(stderr,
-		"porterctl ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n");
-	return EXIT_USAGE;
+	return ctl_error(EXIT_USAGE, "usage",
+			 "ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]");
 }
 
 static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "porterctl stats: takes no arguments\n");
-		return EXIT_USAGE;
+		return ctl_error(EXIT_USAGE, "usage", "stats: takes no arguments");
 	}
 	porter_stats_snapshot *s;
 	int rc = porter_stats(&s, o->timeout_ms);
@@ -266,14 +227,12 @@ static int cmd_cancel(const ctl_opts *o, int argc, char **argv)
 {
 	char *end;
 	if (argc != 2) {
-		fprintf(stderr, "porterctl cancel: expected a request id\n");
-		return EXIT_USAGE;
+		return ctl_error(EXIT_USAGE, "usage", "cancel: expected a request id");
 	}
 	errno = 0;
 	unsigned long long id = strtoull(argv[1], &end, 10);
 	if (errno || *end || id == 0) {
-		fprintf(stderr, "porterctl cancel: '%s' is not a request id\n", argv[1]);
-		return EXIT_USAGE;
+		return ctl_error(EXIT_USAGE, "usage", "cancel: '%s' is not a request id", argv[1]);
 	}
 	int rc = porter_cancel((uint64_t)id, o->timeout_ms);
 	if (rc < 0)
@@ -289,8 +248,7 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "porterctl version: takes no arguments\n");
-		return EXIT_USAGE;
+		return ctl_error(EXIT_USAGE, "usage", "version: takes no arguments");
 	}
 	porter_stats_snapshot *s;
 	int rc = porter_stats(&s, o->timeout_ms);
@@ -327,42 +285,67 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			o.json = 1;
+			ctl_set_json(1);
 			break;
 		case 't':
 			if (ctl_parse_long(optarg, 1, 24L * 3600 * 1000, &v)) {
-				fprintf(stderr,
-					"porterctl: --timeout: expected milliseconds, got '%s'\n",
-					optarg);
-				return EXIT_USAGE;
+				return ctl_error(EXIT_USAGE, "usage",
+						 "--timeout: expected milliseconds, got '%s'",
+						 optarg);
 			}
 			o.timeout_ms = (int)v;
+			o.timeout_set = 1;
 			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			if (!o.json)
+				usage(stderr);
+			return ctl_error(EXIT_USAGE, "usage", "%s",
+					 ": unknown option (see --help)");
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
+		if (!o.json)
+			usage(stderr);
+		return ctl_error(EXIT_USAGE, "usage", "%s", ": expected a command (see --help)");
 	}
 	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
+	/* Commands without a help of their own show their line of usage();
+	 * the others answer --help themselves. */
 	static const struct {
 		const char *name;
 		int (*run)(const ctl_opts *o, int argc, char **argv);
+		const char *help;
 	} cmds[] = {
-		{"ping", cmd_ping},       {"stats", cmd_stats}, {"cancel", cmd_cancel},
-		{"version", cmd_version}, {"file", ctl_file},   {"db", ctl_db},
-		{"batch", ctl_batch},     {"http", ctl_http},
+		{"ping", cmd_ping,
+		 "Usage: porterctl ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n"
+		 "Round trips to the daemon (default 5, 200 ms apart, empty payload);\n"
+		 "prints each latency, then min/avg/p50/p99/max. -d makes the daemon wait\n"
+		 "DELAY_MS before echoing, to try deadlines.\n"},
+		{"stats", cmd_stats,
+		 "Usage: porterctl stats\nPer-worker counters of the daemon.\n"},
+		{"cancel", cmd_cancel,
+		 "Usage: porterctl cancel ID\nCancels the in-flight request ID of this process.\n"},
+		{"version", cmd_version,
+		 "Usage: porterctl version\nThe client's and the daemon's versions.\n"},
+		{"file", ctl_file, NULL},
+		{"db", ctl_db, NULL},
+		{"batch", ctl_batch, NULL},
+		{"http", ctl_http, NULL},
 	};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(cmd, cmds[i].name) == 0)
-			return cmds[i].run(&o, cargc, cargv);
-	fprintf(stderr, "porterctl: unknown command '%s' (see --help)\n", cmd);
-	return EXIT_USAGE;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(cmd, cmds[i].name) != 0)
+			continue;
+		if (cmds[i].help && cargc >= 2 &&
+		    (!strcmp(cargv[1], "--help") || !strcmp(cargv[1], "-h"))) {
+			fputs(cmds[i].help, stdout);
+			return EXIT_OK;
+		}
+		return cmds[i].run(&o, cargc, cargv);
+	}
+	return ctl_error(EXIT_USAGE, "usage", ": unknown command '%s' (see --help)", cmd);
 }

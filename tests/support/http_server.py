@@ -26,8 +26,15 @@ Routes (all bodies are deterministic so tests can check every byte):
   /hanging              how many /hang connections are open now
   /reset                promises 100000 bytes, sends 1000, resets the connection
   /slow/MS              answers "slow" after MS milliseconds
+  /trickle/N/MS         N bytes of the pattern, Content-Length set, one byte
+                        every MS milliseconds
+  /short/N              promises 2N bytes, sends N, then closes cleanly
+  /gzip/N               the pattern's N bytes gzip-compressed
+                        (Content-Encoding: gzip) when the request accepts
+                        gzip, else as they are
 """
 import argparse
+import gzip
 import os
 import socket
 import ssl
@@ -112,7 +119,8 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in self.headers.items():
                 if k.lower().startswith("x-test-"):
                     hdrs.append(("X-Got-" + k[7:], v))
-                elif k.lower() in ("authorization", "cookie"):
+                elif k.lower() in ("authorization", "cookie", "user-agent",
+                                   "content-type", "accept-encoding"):
                     hdrs.append(("X-Got-" + k, v))
             self.simple(200, body, hdrs)
         elif head == "headers":
@@ -191,6 +199,35 @@ class Handler(BaseHTTPRequestHandler):
                                        struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
+        elif head == "trickle":
+            n = int(arg)
+            ms = int(parts[2]) if len(parts) > 2 else 500
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.flush()
+            try:
+                for i in range(n):
+                    time.sleep(ms / 1000.0)
+                    self.wfile.write(pattern(i, 1))
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+        elif head == "short":
+            n = int(arg)
+            self.send_response(200)
+            self.send_header("Content-Length", str(2 * n))
+            self.end_headers()
+            self.wfile.write(pattern(0, n))
+            self.wfile.flush()
+            self.close_connection = True
+        elif head == "gzip":
+            data = pattern(0, int(arg))
+            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                self.simple(200, gzip.compress(data), [("Content-Encoding", "gzip")])
+            else:
+                self.simple(200, data)
         elif head == "slow":
             time.sleep(int(arg) / 1000.0)
             self.simple(200, b"slow")

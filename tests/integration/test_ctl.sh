@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# test_ctl.sh - porterctl against the real servers, side by side with psql
+# and curl: one porterd, the ctest PostgreSQL fixture (PORTER_PG_STATE) and
+# the loopback HTTP server of tests/support.
+#
+#   test_ctl.sh PORTERD PORTERCTL SUPPORT_DIR
+#
+# Each check prints "ok - what" or "not ok - what" with the evidence; the
+# script exits 1 when any failed. Needs psql, curl and python3.
+set -uo pipefail
+
+PORTERD=$(realpath "$1")
+CTL=$(realpath "$2")
+SUPPORT=$(realpath "$3")
+for tool in psql curl python3; do
+	command -v "$tool" >/dev/null || { echo "not ok - $tool is not installed"; exit 1; }
+done
+[ -n "${PORTER_PG_STATE:-}" ] || { echo "not ok - PORTER_PG_STATE is not set (run through ctest)"; exit 1; }
+CI=$(cat "$PORTER_PG_STATE/conninfo")
+. "$PORTER_PG_STATE/env" # DIR PORT SUPER
+
+T=$(mktemp -d /tmp/porter-ctl.XXXXXX)
+DPID=
+HPID=
+cleanup() {
+	[ -z "$DPID" ] || kill "$DPID" 2>/dev/null
+	[ -z "$HPID" ] || kill "$HPID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+FAILS=0
+ok() { echo "ok - $1"; }
+bad() {
+	echo "not ok - $1"
+	FAILS=$((FAILS + 1))
+}
+# check WHAT CONDITION...: runs the condition (a command).
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+# same FILE1 FILE2 WHAT: byte-equal files, else the first differences.
+same() {
+	if cmp -s "$1" "$2"; then
+		ok "$3"
+	else
+		bad "$3"
+		diff "$1" "$2" | head -20
+	fi
+}
+# code WANT WHAT CMD...: CMD's exit status is WANT.
+code() {
+	local want=$1 what=$2
+	shift 2
+	"$@" >"$T/code.out" 2>"$T/code.err"
+	local got=$?
+	if [ "$got" = "$want" ]; then
+		ok "$what (exit $got)"
+	else
+		bad "$what: exit $got, want $want"
+		head -5 "$T/code.out" "$T/code.err"
+	fi
+}
+
+# ---- servers ----
+mkdir -p "$T/files"
+"$PORTERD" --config "" --socket "$T/porter.sock" --file-roots "files=$T/files" \
+	2>"$T/porterd.log" &
+DPID=$!
+python3 "$SUPPORT/http_server.py" --port-file "$T/http.port" --lifetime 300 &
+HPID=$!
+for _ in $(seq 100); do
+	[ -S "$T/porter.sock" ] && [ -s "$T/http.port" ] && break
+	sleep 0.1
+done
+export PORTER_SOCKET=$T/porter.sock
+B=http://127.0.0.1:$(cat "$T/http.port")
+"$CTL" ping -c 1 -i 0 >/dev/null || { echo "not ok - porterd did not start"; cat "$T/porterd.log"; exit 1; }
+# Everything below compares with psql and curl: no user-level settings.
+unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGOPTIONS PGSERVICE PSQLRC
+export PSQLRC=/dev/null
+
+# ---- db: output formats against psql ----
+SQL="SELECT E'a\\nbb' AS x, 1 AS yy, 'é中文x😀' AS z, E'a\\tb\\x01c\\rd' AS w, NULL AS n, ''::text AS e;
+SELECT 1 AS y, E'a\\nbbb' AS x, -2.5::numeric AS z;
+SELECT E'x\\ny'::text AS a, 1.5::numeric AS \"n
+m\";
+CREATE TEMP TABLE t (a int, b text);
+INSERT INTO t VALUES (1, 'one'), (22, NULL) RETURNING a;
+SELECT * FROM t WHERE false;
+SELECT a, b FROM t ORDER BY a"
+printf '%s\n' "$SQL" >"$T/q.sql"
+for mode in "" "-A" "-t" "-x" "-x -t" "--csv" "-At" "-x -A"; do
+	# shellcheck disable=SC2086
+	"$CTL" db $mode "$CI" "$SQL" >"$T/ctl.out" 2>&1
+	# shellcheck disable=SC2086
+	psql -X $mode "$CI" -f "$T/q.sql" >"$T/psql.out" 2>&1
+	same "$T/ctl.out" "$T/psql.out" "db ${mode:-aligned} equals psql's"
+done
+psql -X "$CI" -f "$T/q.sql" >"$T/psql.out" 2>&1
+"$CTL" db -f "$T/q.sql" "$CI" >"$T/ctl.out" 2>&1
+same "$T/ctl.out" "$T/psql.out" "db -f FILE runs every statement as psql -f does"
+"$CTL" db "$CI" <"$T/q.sql" >"$T/ctl.out" 2>&1
+same "$T/ctl.out" "$T/psql.out" "db reads SQL from stdin"
+"$CTL" db --null '(null)' "$CI" "SELECT NULL AS n, '' AS e" >"$T/ctl.out"
+psql -X -P 'null=(null)' "$CI" -c "SELECT NULL AS n, '' AS e" >"$T/psql.out"
+same "$T/ctl.out" "$T/psql.out" "db --null shows NULL apart from ''"
+
+# 200k rows of about 100 bytes: over the 16 MiB frame, streamed.
+BIG="SELECT i, md5(i::text) AS h, repeat('x', 60) AS pad FROM generate_series(1, 200000) i"
+"$CTL" db -A "$CI" "$BIG" >"$T/ctl.out" 2>"$T/ctl.err"
+st=$?
+psql -X -A "$CI" -c "$BIG" >"$T/psql.out"
+check "db -A of 200k rows exits 0" [ "$st" = 0 ]
+same "$T/ctl.out" "$T/psql.out" "db -A of 200k rows ($(wc -c <"$T/psql.out") bytes) equals psql -A's"
+"$CTL" --json db "$CI" "$BIG" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+rows = d["results"][0]["rows"]
+assert len(rows) == 200000 and rows[-1][0] == 200000, len(rows)
+' && ok "db --json of 200k rows parses, 200000 rows" || bad "db --json of 200k rows"
+
+# Typed JSON, parsed back.
+"$CTL" --json db "$CI" "SELECT 1 AS i, 12345678901234567890123456789012345678901234567890.5::numeric AS n,
+ 'NaN'::float8 AS nan, true AS b, '{\"k\": [1, null]}'::jsonb AS j, NULL::int AS z, 'a\"é'::text AS s,
+ '2024-01-02'::date AS d, ARRAY[1,2] AS arr; SELECT 1/0" >"$T/json.out"
+st=$?
+python3 - "$T/json.out" <<'EOF' && ok "db --json keeps types and names, and the error after the results" || bad "db --json typed values"
+import decimal, json, sys
+d = json.load(open(sys.argv[1]), parse_float=decimal.Decimal)
+r = d["results"][0]
+types = [c["type"] for c in r["columns"]]
+assert types == ["integer", "numeric", "double precision", "boolean", "jsonb", "integer",
+                 "text", "date", "integer[]"], types
+row = r["rows"][0]
+assert row[0] == 1 and isinstance(row[0], int), row
+assert row[1] == decimal.Decimal("12345678901234567890123456789012345678901234567890.5"), row
+assert row[2] == "NaN" and row[3] is True and row[4] == {"k": [1, None]} and row[5] is None, row
+assert row[6] == 'a"é' and row[7] == "2024-01-02" and row[8] == "{1,2}", row
+assert r["command"] == "SELECT 1", r
+assert len(d["results"]) == 1, d
+assert d["error"]["code"] == "PORTER_E_DB" and "division by zero" in d["error"]["message"], d
+EOF
+check "db --json with an error exits 1" [ "$st" = 1 ]
+
+# The multi-statement partial result: what ran before the error is shown.
+"$CTL" db -A "$CI" "SELECT 1 AS a; SELECT 1/0; SELECT 2 AS b" >"$T/ctl.out" 2>"$T/ctl.err"
+st=$?
+check "db: results before a failing statement are printed, exit 1" \
+	[ "$st" = 1 -a "$(cat "$T/ctl.out")" = $'a\n1\n(1 row)' ]
+check "db: the error is on stderr, psql's way" grep -q '^ERROR:  division by zero' "$T/ctl.err"
+
+# Parameters, one session for all statements.
+out=$("$CTL" db -At "$CI" 'SELECT $1::int + 1, $2::text IS NULL' -- -5 '\N')
+check "db: PARAMs ('--', \\N is NULL)" [ "$out" = "-4|t" ]
+out=$("$CTL" db -At "$CI" -c "SET application_name = 'ctl-test'" -c "SHOW application_name")
+check "db: statements share one session (SET then SHOW)" [ "$out" = $'SET\nctl-test' ]
+out=$("$CTL" db --timing -At "$CI" "SELECT 1")
+check "db --timing prints Time: ... ms" grep -Eq '^Time: [0-9]+\.[0-9]{3} ms$' <<<"$out"
+
+# Conninfo completed from the PG* environment on the client side.
+out=$(PGHOST=$DIR PGPORT=$PORT PGUSER=$SUPER PGDATABASE=template1 PGAPPNAME=from-env \
+	"$CTL" db -At -c "SELECT current_database(), current_user, current_setting('application_name')")
+check "db: PGHOST/PGPORT/PGUSER/PGDATABASE/PGAPPNAME fill the conninfo ($out)" \
+	[ "$out" = "template1|$SUPER|from-env" ]
+out=$(PGHOST=$DIR PGPORT=$PORT PGUSER=$SUPER "$CTL" db -At postgres -c "SELECT current_database()")
+check "db: a bare word is the database name" [ "$out" = "postgres" ]
+code 2 "db: a conninfo naming a file (passfile) is refused" "$CTL" db "$CI passfile=/etc/shadow" "SELECT 1"
+code 2 "db: PGSSLROOTCERT-like keywords given explicitly are refused" \
+	"$CTL" db "$CI sslrootcert=/tmp/x" "SELECT 1"
+
+# ---- db exit codes ----
+code 0 "db --help" "$CTL" db --help
+check "db --help prints on stdout" grep -q '^Usage: porterctl db' "$T/code.out"
+code 2 "db: unknown option" "$CTL" db --bogus
+code 2 "db: a conninfo libpq cannot parse" "$CTL" db "nokey=1" "SELECT 1"
+code 1 "db: SQL error" "$CTL" db "$CI" "SELEC 1"
+code 1 "db: the server refuses the connection" "$CTL" db "host=127.0.0.1 port=1 user=x dbname=x" "SELECT 1"
+code 1 "db: -f of a missing file" "$CTL" db "$CI" -f "$T/nope.sql"
+code 3 "db: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" db "$CI" "SELECT 1"
+"$CTL" --json db --bogus >"$T/j.out" 2>/dev/null
+check "db --json: a usage error is JSON on stdout" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["exit"] == 2' "$T/j.out"
+env PORTER_SOCKET="$T/none.sock" "$CTL" --json db "$CI" "SELECT 1" >"$T/j.out" 2>/dev/null
+check "db --json: daemon unreachable is JSON on stdout" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "PORTER_E_UNREACHABLE"' "$T/j.out"
+
+# ---- http against curl ----
+strip_date() { grep -v '^Date: ' "$1" | tr -d '\r' >"$1.nodate"; }
+"$CTL" http -i "$B/headers" >"$T/ctl.out"
+curl -si "$B/headers" >"$T/curl.out"
+strip_date "$T/ctl.out"
+strip_date "$T/curl.out"
+same "$T/ctl.out.nodate" "$T/curl.out.nodate" "http -i: status line and headers as curl -i"
+"$CTL" http -I "$B/headers" >"$T/ctl.out"
+curl -sI "$B/headers" >"$T/curl.out"
+strip_date "$T/ctl.out"
+strip_date "$T/curl.out"
+same "$T/ctl.out.nodate" "$T/curl.out.nodate" "http -I as curl -I"
+"$CTL" http -D "$T/ctl.head" -o "$T/ctl.body" "$B/bin/1000"
+curl -s -D "$T/curl.head" -o "$T/curl.body" "$B/bin/1000"
+strip_date "$T/ctl.head"
+strip_date "$T/curl.head"
+same "$T/ctl.head.nodate" "$T/curl.head.nodate" "http -D FILE as curl -D"
+same "$T/ctl.body" "$T/curl.body" "http -o FILE as curl -o"
+
+code 22 "http -f on 404 exits 22 as curl" "$CTL" http -f "$B/status/404"
+check "http -f on 404 writes no body" [ ! -s "$T/code.out" ]
+curl -sf "$B/status/404" >/dev/null
+check "curl -f on 404 exits 22 too" [ $? = 22 ]
+code 0 "http without -f on 404" "$CTL" http "$B/status/404"
+check "... writes the body" [ "$(cat "$T/code.out")" = "status 404" ]
+
+"$CTL" http -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/ctl.out"
+curl -s -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/curl.out"
+same "$T/ctl.out" "$T/curl.out" "http: two -d joined with '&', -w variables, as curl"
+printf 'line1\r\nline2\n' >"$T/form.txt"
+"$CTL" http -d @"$T/form.txt" "$B/echo" >"$T/ctl.out"
+curl -s -d @"$T/form.txt" "$B/echo" >"$T/curl.out"
+same "$T/ctl.out" "$T/curl.out" "http -d @FILE drops CR/LF as curl"
+# A large body from stdin (one frame carries it: about 16 MiB at most).
+head -c 12000000 /dev/urandom >"$T/big.bin"
+"$CTL" http --data-binary @- "$B/echo" <"$T/big.bin" >"$T/ctl.out"
+same "$T/ctl.out" "$T/big.bin" "http --data-binary @- of 12 MB echoes every byte"
+tr -d '\r\n' <"$T/big.bin" | head -c 8000000 >"$T/big.txt"
+"$CTL" http -d @- "$B/echo" <"$T/big.txt" >"$T/ctl.out"
+same "$T/ctl.out" "$T/big.txt" "http -d @- of 8 MB"
+code 1 "http: a body over the frame limit is refused with a reason" \
+	"$CTL" http --data-binary @"$T/big.bin" --data-binary @"$T/big.bin" "$B/echo"
+check "... naming the frame limit" grep -q "does not fit in one frame" "$T/code.err"
+
+(cd "$T" && "$CTL" http -o - "$B/bin/100" >"$T/stdout.bin")
+check "http -o - writes stdout and creates no file named -" \
+	[ "$(wc -c <"$T/stdout.bin")" = 100 -a ! -e "$T/-" ]
+"$CTL" http -X PUT -d x "$B/echo" -i | tr -d '\r' | grep -q '^X-Method: PUT$'
+check "http -X PUT" [ $? = 0 ]
+"$CTL" http "$B/echo" -i | tr -d '\r' | grep -q "^X-Got-User-Agent: porterctl/"
+check "http sends a User-Agent naming porter" [ $? = 0 ]
+"$CTL" http -A agent/1 -u 'al:pw' "$B/echo" -i | tr -d '\r' | grep '^X-Got-' | sort >"$T/ctl.out"
+curl -s -A agent/1 -u 'al:pw' "$B/echo" -i | tr -d '\r' | grep '^X-Got-' | sort >"$T/curl.out"
+same "$T/ctl.out" "$T/curl.out" "http -A and -u send what curl sends"
+"$CTL" http --compressed "$B/gzip/300000" >"$T/ctl.out"
+curl -s --compressed "$B/gzip/300000" >"$T/curl.out"
+same "$T/ctl.out" "$T/curl.out" "http --compressed decodes gzip as curl"
+"$CTL" http -v "$B/bin/5" 2>"$T/v.err" >/dev/null
+check "http -v: request and response heads on stderr" \
+	grep -q '^< HTTP/1.1 200 OK' "$T/v.err"
+"$CTL" --json http "$B/headers" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["status"] == 200 and d["body"] == "headers", d
+assert ["X-Multi", "b"] in d["headers"], d' && ok "http --json: status, headers, body" || bad "http --json"
+
+# A server that trickles 60 bytes over 30 s: -m 1 stops it, as curl -m 1.
+t0=$(date +%s)
+code 28 "http -m 1 stops a trickling transfer" "$CTL" http -m 1 "$B/trickle/60/500"
+el=$(($(date +%s) - t0))
+check "... within 15 s of a 30 s transfer (took ${el} s)" [ "$el" -lt 15 ]
+curl -s -m 1 "$B/trickle/60/500" >/dev/null
+check "curl -m 1 exits 28 too" [ $? = 28 ]
+
+code 18 "http: a body shorter than its Content-Length exits 18 as curl" "$CTL" http "$B/short/1000"
+curl -s "$B/short/1000" >/dev/null
+check "curl exits 18 too" [ $? = 18 ]
+code 47 "http -L --max-redirs 2 on 5 redirects exits 47" "$CTL" http -L --max-redirs 2 "$B/redirect/5"
+code 0 "http -L follows" "$CTL" http -L "$B/redirect/3"
+check "... to the end" [ "$(cat "$T/code.out")" = "done" ]
+code 7 "http: connection refused exits 7 as curl" "$CTL" http "http://127.0.0.1:1/"
+code 1 "http: a malformed URL is a failed operation, not usage" "$CTL" http "http://[::1"
+code 2 "http: no URL" "$CTL" http
+code 2 "http: unknown option" "$CTL" http --bogus "$B/"
+code 0 "http --help" "$CTL" http --help
+check "http --help prints on stdout" grep -q '^Usage: porterctl http' "$T/code.out"
+code 3 "http: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" http "$B/"
+"$CTL" --json http -f "$B/status/500" >"$T/j.out" 2>/dev/null
+check "http --json: -f's failure is JSON on stdout" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["exit"] == 22, d' "$T/j.out"
+
+# ---- file ----
+code 0 "file --help" "$CTL" file --help
+check "file --help prints on stdout" grep -q '^Usage: porterctl file' "$T/code.out"
+code 2 "file: unknown subcommand" "$CTL" file frob x
+code 1 "file cat of a missing file" "$CTL" file cat nope
+code 3 "file: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" file ls
+echo one | "$CTL" file put f.txt
+echo two >"$T/two"
+code 1 "file put -x -a on an existing file fails: -x is kept" "$CTL" file put -x -a f.txt "$T/two"
+check "... and the file is unchanged" [ "$(cat "$T/files/f.txt")" = one ]
+code 1 "file put of an unreadable local file" "$CTL" file put g.txt "$T/nope"
+"$CTL" --json file cat nope >"$T/j.out" 2>/dev/null
+check "file --json: errors are JSON on stdout" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "PORTER_E_FILE_NOT_FOUND", d' "$T/j.out"
+
+# ---- the rest ----
+for cmd in ping stats cancel version batch; do
+	code 0 "$cmd --help" "$CTL" "$cmd" --help
+	check "... on stdout" grep -q "^Usage: porterctl $cmd" "$T/code.out"
+done
+code 0 "porterctl --help" "$CTL" --help
+check "porterctl --help states the exit codes" grep -q '3  the daemon is unreachable' "$T/code.out"
+code 2 "no command" "$CTL"
+code 2 "unknown command" "$CTL" frob
+code 2 "ping -c x" "$CTL" ping -c x
+code 3 "ping: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" ping -c 1
+code 1 "batch: input that is not JSON" sh -c "echo nope | '$CTL' batch"
+code 1 "batch: a missing FILE" "$CTL" batch "$T/nope.json"
+"$CTL" --json ping -c x >"$T/j.out" 2>/dev/null
+check "ping --json: a usage error is JSON on stdout" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "usage", d' "$T/j.out"
+
+echo "$FAILS failed"
+[ "$FAILS" = 0 ]
