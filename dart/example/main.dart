@@ -1,9 +1,11 @@
 // Pings porterd and prints its counters, first through the asynchronous
 // pool (what an app's UI isolate uses), then synchronously from a
 // background isolate. With PORTER_EXAMPLE_CONNINFO set it also runs a
-// transaction and streams a result; with PORTER_EXAMPLE_URL set it GETs
-// that URL, then streams it and counts the bytes; then it writes, reads and
-// deletes a file in porterd's first file root.
+// typed query, a transaction and a streamed result; with PORTER_EXAMPLE_URL
+// set it GETs that URL through package:http's interface, then streams it
+// and counts the bytes; then it writes, reads and deletes a file in
+// porterd's first file root. (A file watch is not shown: porter.h has no
+// watch call yet.)
 //
 //   porterd --socket /tmp/porter-example.sock &
 //   PORTER_SOCKET=/tmp/porter-example.sock \
@@ -15,6 +17,7 @@ import 'dart:io' show Platform;
 import 'dart:isolate';
 import 'dart:typed_data';
 
+import 'package:http/http.dart' as http;
 import 'package:porter/porter.dart';
 
 Future<void> main() async {
@@ -38,7 +41,7 @@ Future<void> main() async {
 
     final url = Platform.environment['PORTER_EXAMPLE_URL'];
     if (url != null && url.isNotEmpty) {
-      await web(pool, url);
+      await web(pool, Uri.parse(url));
     }
 
     await pool.writeFile('porter-example.txt', utf8.encode('hello\u0000world'));
@@ -71,40 +74,52 @@ String backgroundWork() {
   return porter.stats().daemonVersion;
 }
 
-/// A session used by the pool's workers in turn, inside one transaction,
-/// and a streamed result read chunk by chunk.
+/// A typed query, a transaction, and a streamed result.
 Future<void> database(PorterPool pool, String conninfo) async {
-  final db = await pool.dbOpen(conninfo);
-  try {
-    await pool.query('BEGIN', session: db);
-    await pool.query('CREATE TEMP TABLE t (k int, v bytea)', session: db);
-    await Future.wait([
-      for (var k = 0; k < 4; k++)
-        pool.query(r'INSERT INTO t VALUES ($1, $2)',
-            session: db, params: [k, Uint8List.fromList([0, k])]),
-    ]);
-    final r = await pool.query('SELECT k, v FROM t ORDER BY k', session: db);
-    print('rows: ${r.rows}');
-    await pool.query('COMMIT', session: db);
-    var n = 0;
-    await for (final chunk in pool.queryStream(
-        'SELECT g FROM generate_series(1, 100000) g',
-        session: db,
-        chunkRows: 10000)) {
-      n += chunk.length;
+  // Typed values: parameters from Dart values, rows decoded by type.
+  final r = await pool.query(
+      r'SELECT $1::int8 + 1 AS n, now() AS at, $2::bytea AS raw, '
+      "'{\"a\": [1, 2]}'::jsonb AS doc",
+      conninfo: conninfo,
+      params: [41, Uint8List.fromList([0, 1, 2])]);
+  final row = r.rows.single;
+  print('n=${row.getInt('n')} at=${row.getDateTime('at').toIso8601String()} '
+      'raw=${row.getBytes('raw')} doc=${row['doc']}');
+
+  // A transaction: committed when the body completes, rolled back when it
+  // throws or is cancelled; its session is the pool's to close.
+  final total = await pool.transaction((tx) async {
+    await tx.query('CREATE TEMP TABLE t (k int, v bytea)');
+    for (var k = 0; k < 4; k++) {
+      await tx.query(r'INSERT INTO t VALUES ($1, $2)',
+          params: [k, Uint8List.fromList([0, k])]);
     }
-    print('streamed $n rows');
-  } finally {
-    await pool.dbClose(db);
+    final s = await tx.query('SELECT sum(k) AS s FROM t');
+    return s.rows.single.getInt('s');
+  }, conninfo: conninfo);
+  print('transaction committed, sum $total');
+
+  var n = 0;
+  await for (final chunk in pool.queryStream(
+      'SELECT g FROM generate_series(1, 100000) g',
+      conninfo: conninfo,
+      chunkRows: 10000)) {
+    n += chunk.length;
   }
+  print('streamed $n rows');
 }
 
-/// An HTTP GET (the whole body) and the same URL streamed chunk by chunk.
-Future<void> web(PorterPool pool, String url) async {
-  final r = await pool.httpGet(url, timeout: const Duration(seconds: 10));
-  print('GET $url: ${r.status}, ${r.header('content-type')}, '
-      '${r.body.length} bytes from ${r.effectiveUrl} '
-      '(${r.redirects} redirects; ${r.timings})');
+/// An HTTP GET through package:http's interface, and the same URL
+/// streamed chunk by chunk.
+Future<void> web(PorterPool pool, Uri url) async {
+  final client = PorterHttpClient(pool, timeout: const Duration(seconds: 10));
+  try {
+    final http.Response r = await client.get(url);
+    print('GET $url: ${r.statusCode}, ${r.headers['content-type']}, '
+        '${r.bodyBytes.length} bytes');
+  } finally {
+    client.close();
+  }
   final s = await pool.httpStream(url,
       options: const HttpOptions(chunkSize: 16384),
       timeout: const Duration(seconds: 10));

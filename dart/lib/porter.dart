@@ -5,11 +5,13 @@
 ///   background isolates only (never on Flutter's UI isolate).
 /// * [PorterPool] runs the same calls on a bounded pool of worker isolates
 ///   and hands back [Future]s, so the calling isolate never blocks.
-/// * PostgreSQL: [DbSession]s usable from any isolate, [DbResult]s, streamed
-///   results ([PorterPool.queryStream], [Porter.queryCursor]).
-/// * HTTP and HTTPS: [HttpResponse]s with status, headers, body, effective
+/// * PostgreSQL: [DbSession]s usable from any isolate, typed [Row]s,
+///   transactions ([PorterPool.transaction]), streamed results
+///   ([PorterPool.queryStream], [Porter.queryCursor]).
+/// * HTTP and HTTPS: [PorterHttpResponse]s with status, headers, body, effective
 ///   URL, redirects and timings; streamed bodies ([PorterPool.httpStream],
-///   [Porter.httpChunks]) of any size with backpressure.
+///   [Porter.httpEach]) of any size with backpressure, and a
+///   `package:http` client ([PorterHttpClient]).
 /// * Files inside porterd's roots: read, write (atomic if asked), delete,
 ///   stat, list, streamed reads.
 /// * Batches of pings, queries, file reads and HTTP requests run
@@ -34,27 +36,44 @@ export 'src/bindings.g.dart'
         PORTER_VERSION_MINOR,
         PORTER_VERSION_PATCH,
         PORTER_VERSION_STRING;
+export 'src/codec.dart' show DbParam, PgInterval, PgType;
 export 'src/db.dart'
     show
         DbColumn,
+        DbColumns,
         DbCursor,
-        DbParam,
         DbResult,
         DbResultPart,
         DbSession,
         PorterDbException,
+        Row,
         byteaOid;
 export 'src/errors.dart';
-export 'src/files.dart';
+export 'src/files.dart'
+    show
+        FileErrorKind,
+        FileReader,
+        FileType,
+        FileWriteFlags,
+        PorterDirEntry,
+        PorterFileException,
+        PorterFileInfo;
 export 'src/http.dart'
     show
         HttpHeader,
         HttpOptions,
-        HttpResponse,
         HttpStream,
         HttpTimings,
-        PorterHttpException;
+        PorterHttpException,
+        PorterHttpResponse;
+export 'src/http_client.dart' show PorterHttpClient;
 export 'src/library.dart' show openPorterLibrary, porterLibraryEnv, porterLibraryName;
-export 'src/pool.dart';
+export 'src/pool.dart'
+    show
+        PorterCancelToken,
+        PorterHttpStream,
+        PorterPool,
+        PorterTimeouts,
+        PorterTransaction;
 export 'src/stats.dart';
 export 'src/sync.dart' show Porter, StatsSnapshot;

@@ -235,7 +235,7 @@ void main() {
             // The only worker is stuck on a call that will time out...
             final slow = one.ping(timeout: const Duration(milliseconds: 500));
             // ...so this one waits in the queue until it is cancelled.
-            final token = CancelToken();
+            final token = PorterCancelToken();
             final queued = one.ping(cancel: token);
             expect(one.queued, 1);
             token.cancel();
@@ -258,7 +258,7 @@ void main() {
     test('cancelling a running call stops it in the daemon', () async {
       final one = await PorterPool.spawn(size: 1, reset: false);
       try {
-        final token = CancelToken();
+        final token = PorterCancelToken();
         final slow = one.ping(
             delay: const Duration(seconds: 10),
             timeout: const Duration(seconds: 20),
@@ -271,6 +271,37 @@ void main() {
         final sw = Stopwatch()..start();
         await one.ping(timeout: const Duration(seconds: 5));
         expect(sw.elapsed, lessThan(const Duration(seconds: 3)));
+      } finally {
+        await one.close();
+      }
+    });
+
+    test('a token holds no listener for calls that ended', () async {
+      final token = PorterCancelToken();
+      await Future.wait([for (var i = 0; i < 500; i++) pool.ping(cancel: token)]);
+      expect(token.listenerCount, 0);
+      await pool.ping(cancel: token);
+      expect(token.listenerCount, 0);
+    });
+
+    test('a bad parameter fails in the caller and leaves the worker free',
+        () async {
+      final one = await PorterPool.spawn(size: 1, reset: false);
+      try {
+        // A ReceivePort is no parameter (and cannot cross isolates): the
+        // call fails with an ArgumentError before reaching the worker.
+        final port = ReceivePort();
+        try {
+          await expectLater(
+              one.query('SELECT 1', conninfo: 'x', params: [port]),
+              throwsArgumentError);
+          expect(() => PorterBatch().addQuery('SELECT 1',
+              conninfo: 'x', params: [port]), throwsArgumentError);
+        } finally {
+          port.close();
+        }
+        // The only worker is free: close() does not hang, a call runs.
+        await one.ping(timeout: const Duration(seconds: 5));
       } finally {
         await one.close();
       }
@@ -305,9 +336,13 @@ void main() {
           isA<PorterUnreachableException>());
       expect(PorterException.fromCode(-11, 'PORTER_E_CANCELLED', 'x'),
           isA<PorterCancelledException>());
-      final other = PorterException.fromCode(-20, 'PORTER_E_DB', 'x');
+      // -20 is a database code: its own class (the old test expected a
+      // plain PorterException here and always failed).
+      expect(PorterException.fromCode(-20, 'PORTER_E_DB', 'x'),
+          isA<PorterDbException>());
+      final other = PorterException.fromCode(-14, 'PORTER_E_NOT_FOUND', 'x');
       expect(other.runtimeType, PorterException);
-      expect(other.code, -20);
+      expect(other.code, -14);
     });
   });
 }

@@ -1,6 +1,7 @@
 // Batches: several operations the daemon runs concurrently in one call.
 import 'dart:typed_data';
 
+import 'codec.dart';
 import 'db.dart';
 import 'errors.dart';
 import 'http.dart';
@@ -73,9 +74,11 @@ final class BatchFileRead extends BatchMember {
 /// batch the first member to get a response wins and the other transfers
 /// are aborted: hedged requests to several mirrors in one call.
 final class BatchHttp extends BatchMember {
-  final String url;
+  final Uri url;
   final String method;
-  final Map<String, String> headers;
+
+  /// The request headers in order (a name may repeat).
+  final List<HttpHeader> headers;
   final Uint8List? body;
   final HttpOptions? options;
   @override
@@ -83,7 +86,7 @@ final class BatchHttp extends BatchMember {
 
   const BatchHttp(this.url,
       {this.method = 'GET',
-      this.headers = const {},
+      this.headers = const [],
       this.body,
       this.options,
       this.timeout});
@@ -130,6 +133,7 @@ final class PorterBatch {
       throw ArgumentError('a query needs a session or a conninfo');
     }
     _checkTimeout(timeout);
+    encodeParams(params); // ArgumentError now, not when the batch runs
     _members.add(BatchQuery(sql,
         session: session,
         conninfo: conninfo,
@@ -154,17 +158,17 @@ final class PorterBatch {
   /// Adds an HTTP request member; returns its index. Its response is
   /// [BatchMemberResult.http]. [body] is null, a String (sent as UTF-8)
   /// or bytes.
-  int addHttp(String url,
+  int addHttp(Uri url,
       {String method = 'GET',
-      Map<String, String> headers = const {},
+      Map<String, Object> headers = const {},
       Object? body,
       HttpOptions? options,
       Duration? timeout}) {
-    checkHttpHeaders(headers);
+    final lines = requestHeaders(headers);
     _checkTimeout(timeout);
     _members.add(BatchHttp(url,
         method: method,
-        headers: Map.unmodifiable(headers),
+        headers: List.unmodifiable(lines),
         body: httpBodyBytes(body),
         options: options,
         timeout: timeout));
@@ -203,7 +207,7 @@ final class BatchMemberResult {
   final int? fileSize;
 
   /// A successful HTTP member's response (any HTTP status).
-  final HttpResponse? http;
+  final PorterHttpResponse? http;
 
   /// The failure with everything known about it (a [PorterDbException]
   /// with the SQLSTATE of a failed query member); null when there is no

@@ -1,20 +1,21 @@
-// PostgreSQL through porterd: sessions, results, cursors and their errors.
+// PostgreSQL through porterd: sessions, results, rows, cursors and their
+// errors.
 //
 // Everything here that crosses isolates (sessions, results, rows) is a
 // plain Dart object. Native results are copied out and freed before a call
 // returns; a native cursor is owned by a [DbCursor] and freed by its
-// close(), with a NativeFinalizer as the safety net.
-import 'dart:convert';
+// close(), with a Dart Finalizer as the safety net.
 import 'dart:ffi';
 import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
 
 import 'bindings.g.dart';
+import 'codec.dart';
 import 'errors.dart';
 
-/// The type OID of `bytea`: values of this type come back as [Uint8List].
-const int byteaOid = 17;
+/// The type OID of `bytea` ([PgType.bytea]).
+const int byteaOid = PgType.bytea;
 
 /// A database session: one server connection in porterd, with its
 /// transaction and session state, named by an id. Any isolate (on any
@@ -36,47 +37,147 @@ final class DbSession {
   String toString() => 'DbSession(0x${id.toUnsigned(64).toRadixString(16)})';
 }
 
-/// A query parameter with an explicit type. Plain values may be passed
-/// directly instead: `null` is SQL NULL, a [String] is text (the server
-/// infers its type), a [Uint8List] is binary `bytea`, and numbers and
-/// booleans are sent as their text.
-final class DbParam {
-  /// null, a [String] (text format) or a [Uint8List] (binary format).
-  final Object? value;
-
-  /// The parameter's type OID; 0 lets the server infer it.
-  final int typeOid;
-
-  const DbParam(this.value, {this.typeOid = 0});
-
-  /// A value in PostgreSQL's binary format for type [typeOid].
-  const DbParam.binary(Uint8List this.value, {required this.typeOid});
-}
-
 /// One column of a result.
 final class DbColumn {
   /// The column's name.
   final String name;
 
-  /// Its type OID (e.g. 23 for int4, 25 for text, 17 for bytea).
+  /// Its type OID (e.g. [PgType.int4], [PgType.text], [PgType.bytea]).
   final int typeOid;
 
   const DbColumn(this.name, this.typeOid);
 
   @override
+  bool operator ==(Object other) =>
+      other is DbColumn && other.name == name && other.typeOid == typeOid;
+
+  @override
+  int get hashCode => Object.hash(name, typeOid);
+
+  @override
   String toString() => '$name($typeOid)';
 }
 
-/// The rows of one statement, with its command tag.
-///
-/// Values are in PostgreSQL's text format: a [String], `null` for SQL NULL,
-/// and a [Uint8List] for `bytea` columns (decoded from the hex text form).
-final class DbResultPart {
+/// The columns of one result, with a lookup by name built once and shared
+/// by all its rows.
+final class DbColumns {
   /// The columns, in order.
-  final List<DbColumn> columns;
+  final List<DbColumn> list;
 
-  /// The rows; each has one value per column.
-  final List<List<Object?>> rows;
+  /// Column index by name; the first column wins when names repeat.
+  final Map<String, int> byName;
+
+  DbColumns(List<DbColumn> columns)
+      : list = List.unmodifiable(columns),
+        byName = Map.unmodifiable({
+          for (var i = columns.length - 1; i >= 0; i--) columns[i].name: i
+        });
+}
+
+/// One row of a result: values decoded by their column's type (see the
+/// README's "Typed values"), read by index or by column name.
+///
+/// ```dart
+/// final row = r.rows.first;
+/// final id = row.getInt('id');          // or row[0] as int
+/// final when = row.getDateTime('created');
+/// final tags = row.get<List<Object?>>('tags');
+/// final note = row.getOrNull<String>('note'); // null for SQL NULL
+/// ```
+///
+/// A plain Dart object: it can be sent to other isolates.
+final class Row {
+  final DbColumns _columns;
+
+  /// The values in column order; SQL NULL is null.
+  final List<Object?> values;
+
+  Row(this._columns, List<Object?> values) : values = List.unmodifiable(values);
+
+  /// The result's columns.
+  List<DbColumn> get columns => _columns.list;
+
+  /// The number of values.
+  int get length => values.length;
+
+  /// The value of column [key]: an `int` index or a `String` name.
+  /// Throws [RangeError] or [ArgumentError] for no such column.
+  Object? operator [](Object key) => values[indexOf(key)];
+
+  /// The index of column [key] (an index is checked and returned as is).
+  int indexOf(Object key) {
+    if (key is int) {
+      RangeError.checkValidIndex(key, values, 'column');
+      return key;
+    }
+    if (key is String) {
+      final i = _columns.byName[key];
+      if (i != null) return i;
+      throw ArgumentError.value(key, 'column',
+          'no such column (columns: ${columns.map((c) => c.name).join(', ')})');
+    }
+    throw ArgumentError.value(key, 'column', 'an int index or a String name');
+  }
+
+  /// The value of column [key] as a [T]; throws a [StateError] naming the
+  /// column and the value's type when it is not one (SQL NULL is a `T`
+  /// only when [T] is nullable: use [getOrNull]).
+  T get<T>(Object key) {
+    final v = this[key];
+    if (v is T) return v;
+    final c = columns[indexOf(key)];
+    throw StateError('column ${c.name} (type OID ${c.typeOid}) holds '
+        '${v == null ? 'NULL' : v.runtimeType}, not $T');
+  }
+
+  /// The value of column [key] as a [T], or null for SQL NULL.
+  T? getOrNull<T extends Object>(Object key) => get<T?>(key);
+
+  int getInt(Object key) => get<int>(key);
+  double getDouble(Object key) => get<double>(key);
+  bool getBool(Object key) => get<bool>(key);
+  String getString(Object key) => get<String>(key);
+  DateTime getDateTime(Object key) => get<DateTime>(key);
+  Uint8List getBytes(Object key) => get<Uint8List>(key);
+  PgInterval getInterval(Object key) => get<PgInterval>(key);
+
+  /// The row as a map from column name to value (the first column wins
+  /// when names repeat).
+  Map<String, Object?> toMap() =>
+      {for (final e in _columns.byName.entries) e.key: values[e.value]};
+
+  @override
+  bool operator ==(Object other) =>
+      other is Row && _listEquals(other.values, values);
+
+  @override
+  int get hashCode => Object.hashAll(values);
+
+  @override
+  String toString() => 'Row$values';
+}
+
+bool _listEquals(List<Object?> a, List<Object?> b) {
+  if (a.length != b.length) return false;
+  for (var i = 0; i < a.length; i++) {
+    final x = a[i], y = b[i];
+    if (x is Uint8List && y is Uint8List) {
+      if (!_listEquals(x, y)) return false;
+    } else if (x is List<Object?> && y is List<Object?>) {
+      if (!_listEquals(x, y)) return false;
+    } else if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The rows of one statement, with its command tag.
+final class DbResultPart {
+  final DbColumns _columns;
+
+  /// The rows, values decoded by type (see [Row]).
+  final List<Row> rows;
 
   /// Rows affected by INSERT, UPDATE, DELETE, ... (0 otherwise).
   final int affectedRows;
@@ -84,7 +185,14 @@ final class DbResultPart {
   /// The command tag, e.g. `INSERT 0 1` ("" when none).
   final String commandTag;
 
-  const DbResultPart(this.columns, this.rows, this.affectedRows, this.commandTag);
+  DbResultPart(this._columns, this.rows, this.affectedRows, this.commandTag);
+
+  /// The columns, in order.
+  List<DbColumn> get columns => _columns.list;
+
+  /// The rows as maps from column name to value, computed once.
+  late final List<Map<String, Object?>> maps =
+      List.unmodifiable([for (final r in rows) r.toMap()]);
 }
 
 /// The outcome of one query call: one part per statement (a query without
@@ -95,7 +203,7 @@ final class DbResult {
   /// Every statement's result, in order.
   final List<DbResultPart> parts;
 
-  const DbResult(this.parts);
+  DbResult(this.parts);
 
   DbResultPart? get _last => parts.isEmpty ? null : parts.last;
 
@@ -103,7 +211,7 @@ final class DbResult {
   List<DbColumn> get columns => _last?.columns ?? const [];
 
   /// The last statement's rows.
-  List<List<Object?>> get rows => _last?.rows ?? const [];
+  List<Row> get rows => _last?.rows ?? const [];
 
   /// Rows affected by the last statement.
   int get affectedRows => _last?.affectedRows ?? 0;
@@ -111,11 +219,12 @@ final class DbResult {
   /// The last statement's command tag.
   String get commandTag => _last?.commandTag ?? '';
 
-  /// The rows as maps from column name to value.
-  List<Map<String, Object?>> get maps => [
-        for (final row in rows)
-          {for (var i = 0; i < columns.length; i++) columns[i].name: row[i]}
-      ];
+  /// The last statement's rows as maps from column name to value, computed
+  /// once.
+  List<Map<String, Object?>> get maps => _last?.maps ?? const [];
+
+  /// The first row, or null when there is none.
+  Row? get firstOrNull => rows.isEmpty ? null : rows.first;
 }
 
 /// A failed query: [sqlstate] (e.g. `23505` for a unique violation),
@@ -149,39 +258,30 @@ final class NativeParams {
 
   NativeParams._(this.array, this.length, this._buffers);
 
-  /// Copies [params] into native memory (see [DbParam] for the values
-  /// accepted). Throws [ArgumentError] for other values, before allocating
-  /// anything that would leak.
-  factory NativeParams(List<Object?> params) {
-    final values = [for (final p in params) _paramOf(p)];
+  /// Copies parameters already encoded (see [encodeParams], which throws
+  /// [ArgumentError] for values it does not take) into native memory.
+  factory NativeParams(List<EncodedParam> values) {
     final array =
-        params.isEmpty ? nullptr : calloc<porter_db_param>(params.length);
+        values.isEmpty ? nullptr : calloc<porter_db_param>(values.length);
     final buffers = <Pointer<Uint8>>[];
-    try {
-      for (var i = 0; i < values.length; i++) {
-        final (bytes, binary, oid) = values[i];
-        final p = array[i];
-        p.type_oid = oid;
-        p.binary = binary ? 1 : 0;
-        if (bytes == null) {
-          p.value = nullptr;
-          p.len = 0;
-          continue;
-        }
-        final buf = calloc<Uint8>(bytes.isEmpty ? 1 : bytes.length);
-        buffers.add(buf);
-        buf.asTypedList(bytes.length).setAll(0, bytes);
-        p.value = buf.cast();
-        p.len = bytes.length;
+    for (var i = 0; i < values.length; i++) {
+      final v = values[i];
+      final p = array[i];
+      p.type_oid = v.typeOid;
+      p.binary = v.binary ? 1 : 0;
+      final bytes = v.bytes;
+      if (bytes == null) {
+        p.value = nullptr;
+        p.len = 0;
+        continue;
       }
-    } catch (_) {
-      for (final b in buffers) {
-        calloc.free(b);
-      }
-      if (array != nullptr) calloc.free(array);
-      rethrow;
+      final buf = calloc<Uint8>(bytes.isEmpty ? 1 : bytes.length);
+      buffers.add(buf);
+      buf.asTypedList(bytes.length).setAll(0, bytes);
+      p.value = buf.cast();
+      p.len = bytes.length;
     }
-    return NativeParams._(array, params.length, buffers);
+    return NativeParams._(array, values.length, buffers);
   }
 
   void free() {
@@ -193,47 +293,27 @@ final class NativeParams {
   }
 }
 
-/// (bytes or null, binary, type OID) of one parameter.
-(Uint8List?, bool, int) _paramOf(Object? v) {
-  if (v is DbParam) {
-    final inner = v.value;
-    if (inner == null) return (null, false, v.typeOid);
-    if (inner is Uint8List) return (inner, true, v.typeOid);
-    if (inner is String) return (utf8.encode(inner), false, v.typeOid);
-    throw ArgumentError.value(inner, 'params', 'DbParam holds a String or Uint8List');
-  }
-  if (v == null) return (null, false, 0);
-  if (v is Uint8List) return (v, true, byteaOid);
-  if (v is String) return (utf8.encode(v), false, 0);
-  if (v is int || v is double || v is bool) {
-    return (utf8.encode('$v'), false, 0);
-  }
-  throw ArgumentError.value(
-      v, 'params', 'use null, String, Uint8List, num, bool or DbParam');
-}
-
 /// Copies the selected part of native result [r] into Dart.
 DbResultPart readPart(PorterBindings b, Pointer<porter_db_result> r) {
   final nf = b.porter_db_nfields(r);
   final nt = b.porter_db_ntuples(r);
-  final cols = <DbColumn>[
+  final cols = DbColumns([
     for (var c = 0; c < nf; c++)
       DbColumn(_str(b.porter_db_fname(r, c)), b.porter_db_ftype(r, c))
-  ];
-  final rows = <List<Object?>>[];
+  ]);
+  final rows = <Row>[];
   for (var i = 0; i < nt; i++) {
     final row = List<Object?>.filled(nf, null);
     for (var c = 0; c < nf; c++) {
       if (b.porter_db_getisnull(r, i, c) != 0) continue;
       final len = b.porter_db_getlength(r, i, c);
+      // A view of native memory: decodeText copies what it keeps.
       final bytes = b.porter_db_getvalue(r, i, c).cast<Uint8>().asTypedList(len);
-      row[c] = cols[c].typeOid == byteaOid
-          ? _unhex(bytes)
-          : utf8.decode(bytes, allowMalformed: true);
+      row[c] = decodeText(cols.list[c].typeOid, bytes);
     }
-    rows.add(row);
+    rows.add(Row(cols, row));
   }
-  return DbResultPart(List.unmodifiable(cols), rows, b.porter_db_cmdtuples(r),
+  return DbResultPart(cols, List.unmodifiable(rows), b.porter_db_cmdtuples(r),
       _str(b.porter_db_cmdstatus(r)));
 }
 
@@ -273,42 +353,42 @@ PorterException dbError(PorterBindings b, int code, String name,
 String _str(Pointer<Char> p) =>
     p == nullptr ? '' : p.cast<Utf8>().toDartString();
 
-/// `\x0a0b...` (bytea's hex output) to bytes; other text as its UTF-8.
-Uint8List _unhex(Uint8List text) {
-  if (text.length < 2 || text[0] != 0x5c || text[1] != 0x78) {
-    return Uint8List.fromList(text);
-  }
-  final out = Uint8List((text.length - 2) ~/ 2);
-  int nib(int c) => c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10;
-  for (var i = 0; i < out.length; i++) {
-    out[i] = nib(text[2 + 2 * i]) << 4 | nib(text[3 + 2 * i]);
-  }
-  return out;
+/// What a cursor's safety-net finalizer needs: nothing that refers back
+/// to the [DbCursor] itself.
+final class _NativeHandle {
+  final PorterBindings b;
+  final int address;
+  const _NativeHandle(this.b, this.address);
 }
 
-/// One finalizer for cursors, per isolate.
-NativeFinalizer? _cursorFinalizer;
+/// The safety net for cursors dropped without [DbCursor.close]. A Dart
+/// [Finalizer], not a NativeFinalizer: closing a cursor may wait for
+/// porterd (porter_db_cursor_close is a round trip of up to 1 s), and a
+/// NativeFinalizer runs on whatever thread collects the object, including
+/// at isolate-group shutdown on every hot restart. A Dart finalizer runs
+/// on the owning isolate's event loop: a background isolate, since only
+/// the synchronous API owns cursors that way (see README "Native memory").
+final Finalizer<_NativeHandle> _cursorFinalizer = Finalizer((h) =>
+    h.b.porter_db_cursor_close(Pointer<porter_db_cursor>.fromAddress(h.address)));
 
 /// A native streamed result, owned by Dart: chunks are pulled with [next]
 /// (each call blocks the calling thread for at most its timeout) and the
-/// cursor is freed by [close], or by a NativeFinalizer if the object
-/// becomes unreachable first (a safety net: porterd then cancels the
-/// query; the finalizer may block its thread briefly).
+/// cursor is freed by [close] (in a `finally`), or by a finalizer if the
+/// object becomes unreachable first (a safety net; porterd then cancels
+/// the query).
 ///
 /// Any thread may pull the next chunk, one at a time: [address] lets a
 /// cursor opened in one isolate be adopted by another with
 /// [DbCursor.adopt] (the pool does this, so its chunks can be pulled by
 /// whichever worker is free). Exactly one owner may close it.
-final class DbCursor implements Finalizable {
+final class DbCursor {
   final PorterBindings _b;
   Pointer<porter_db_cursor> _ptr;
   final bool _owned;
 
   DbCursor._(this._b, this._ptr, this._owned) {
     if (_owned) {
-      final f = _cursorFinalizer ??=
-          NativeFinalizer(_b.addresses.porter_db_cursor_close.cast());
-      f.attach(this, _ptr.cast(), detach: this);
+      _cursorFinalizer.attach(this, _NativeHandle(_b, _ptr.address), detach: this);
     }
   }
 
@@ -324,11 +404,14 @@ final class DbCursor implements Finalizable {
   /// The native address, to hand the cursor to another isolate.
   int get address => _ptr.address;
 
+  /// Whether [close] or [release] was called.
+  bool get isClosed => _ptr == nullptr;
+
   /// Gives up ownership without closing (another isolate will): the
   /// finalizer is detached and [address] is returned.
   int release() {
     final a = _ptr.address;
-    if (_owned && _ptr != nullptr) _cursorFinalizer!.detach(this);
+    if (_owned && _ptr != nullptr) _cursorFinalizer.detach(this);
     _ptr = nullptr;
     return a;
   }
@@ -358,10 +441,10 @@ final class DbCursor implements Finalizable {
   }
 
   /// Closes the cursor (porterd cancels a query not read to its end).
-  /// Calling it again does nothing.
+  /// Calling it again does nothing. Blocks briefly (up to 1 s).
   void close() {
     if (_ptr == nullptr) return;
-    if (_owned) _cursorFinalizer!.detach(this);
+    if (_owned) _cursorFinalizer.detach(this);
     _b.porter_db_cursor_close(_ptr);
     _ptr = nullptr;
   }

@@ -87,7 +87,7 @@ class PorterConnectionLostException extends PorterException {
       : super(porter_error.PORTER_E_CONN_LOST, name, message);
 }
 
-/// The call was cancelled (by a [CancelToken] or by the daemon).
+/// The call was cancelled (by a [PorterCancelToken] or by the daemon).
 class PorterCancelledException extends PorterException {
   const PorterCancelledException(String name, String message)
       : super(porter_error.PORTER_E_CANCELLED, name, message);

@@ -1,4 +1,10 @@
-// Files through porterd: plain Dart descriptions of files and their errors.
+// Files through porterd: plain Dart descriptions of files, their errors,
+// and a streaming reader.
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
 import 'bindings.g.dart';
 import 'errors.dart';
 
@@ -153,3 +159,101 @@ FileErrorKind? fileErrorKind(int code) => switch (code) {
       porter_error.PORTER_E_FILE_ROOT => FileErrorKind.noRoot,
       _ => null,
     };
+
+/// A [FileReader] owning native reader [p], just opened for [path].
+FileReader newFileReader(
+        PorterBindings b, Pointer<porter_file_reader> p, String path) =>
+    FileReader._(b, p, path);
+
+/// The exception for a failed file call with [code], read right after the
+/// call on the same thread (the thread's last error message is valid only
+/// until its next call).
+PorterException fileError(PorterBindings b, int code, String path) {
+  var message = b.porter_last_error_message().cast<Utf8>().toDartString();
+  final name = b.porter_error_name(code).cast<Utf8>().toDartString();
+  if (message.isEmpty) {
+    message = b.porter_strerror(code).cast<Utf8>().toDartString();
+  }
+  final kind = fileErrorKind(code);
+  if (kind == null) return PorterException.fromCode(code, name, message);
+  return PorterFileException(code, name, message, kind, path);
+}
+
+/// What a reader's finalizer needs (nothing referring back to it).
+final class _ReaderHandle {
+  final PorterBindings b;
+  final int address;
+  const _ReaderHandle(this.b, this.address);
+}
+
+/// The safety net for readers dropped without [FileReader.close]: a Dart
+/// [Finalizer] on the owning (background) isolate, since closing may tell
+/// porterd (a round trip) and must not run on an arbitrary thread.
+final Finalizer<_ReaderHandle> _readerFinalizer = Finalizer((h) => h.b
+    .porter_file_reader_close(Pointer<porter_file_reader>.fromAddress(h.address)));
+
+/// A file read chunk by chunk ([Porter.openFileReader]): [read] until null,
+/// and always [close] (in a `finally`). Used by one thread at a time; any
+/// thread may read it.
+final class FileReader {
+  final PorterBindings _b;
+  Pointer<porter_file_reader> _ptr;
+
+  /// The path being read.
+  final String path;
+
+  /// The file's size when it was opened.
+  final int size;
+
+  FileReader._(this._b, this._ptr, this.path)
+      : size = _b.porter_file_reader_size(_ptr) {
+    _readerFinalizer.attach(this, _ReaderHandle(_b, _ptr.address), detach: this);
+  }
+
+  /// Whether [close] was called.
+  bool get isClosed => _ptr == nullptr;
+
+  /// The next chunk (a copy owned by Dart), or null at the end. Blocks for
+  /// at most [timeoutMs] (0: the default) when a chunk must be fetched.
+  Uint8List? read(int timeoutMs) {
+    if (_ptr == nullptr) throw StateError('file reader closed');
+    return readFileChunkAt(_b, _ptr.address, path, timeoutMs);
+  }
+
+  /// Closes the reader (telling porterd when chunks remain); calling it
+  /// again does nothing. Blocks briefly at most.
+  void close() {
+    if (_ptr == nullptr) return;
+    _readerFinalizer.detach(this);
+    _b.porter_file_reader_close(_ptr);
+    _ptr = nullptr;
+  }
+}
+
+/// Gives up [rd]'s ownership of its native reader without closing it (the
+/// pool closes it later, from whichever worker is free) and returns its
+/// address.
+int releaseFileReader(FileReader rd) {
+  final a = rd._ptr.address;
+  if (rd._ptr != nullptr) _readerFinalizer.detach(rd);
+  rd._ptr = nullptr;
+  return a;
+}
+
+/// The next chunk of the native reader at [address] (a copy), or null at
+/// the end; see [FileReader.read].
+Uint8List? readFileChunkAt(
+    PorterBindings b, int address, String path, int timeoutMs) {
+  final data = calloc<Pointer<Uint8>>();
+  final len = calloc<Size>();
+  try {
+    final rc = b.porter_file_reader_next(
+        Pointer<porter_file_reader>.fromAddress(address), data, len, timeoutMs);
+    if (rc < 0) throw fileError(b, rc, path);
+    if (rc == 0) return null;
+    return Uint8List.fromList(data.value.asTypedList(len.value));
+  } finally {
+    calloc.free(data);
+    calloc.free(len);
+  }
+}

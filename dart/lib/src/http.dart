@@ -91,7 +91,7 @@ final class HttpTimings {
 ///
 /// Any status (404, 500, ...) is a response, not an exception: check
 /// [status], or call [ensureSuccess].
-final class HttpResponse {
+final class PorterHttpResponse {
   /// The HTTP status code, e.g. 200.
   final int status;
 
@@ -104,13 +104,16 @@ final class HttpResponse {
   /// The URL of the final response, after redirects.
   final String effectiveUrl;
 
+  /// [effectiveUrl] as a [Uri].
+  Uri get effectiveUri => Uri.parse(effectiveUrl);
+
   /// Redirects followed to reach it.
   final int redirects;
 
   /// Where the time went.
   final HttpTimings timings;
 
-  const HttpResponse(
+  const PorterHttpResponse(
       {required this.status,
       required this.headers,
       required this.body,
@@ -157,7 +160,7 @@ final class HttpResponse {
 
   /// Throws a [PorterHttpException] carrying [status] unless it is 2xx;
   /// returns this response otherwise.
-  HttpResponse ensureSuccess() {
+  PorterHttpResponse ensureSuccess() {
     if (ok) return this;
     throw PorterHttpException(porter_error.PORTER_E_HTTP, 'PORTER_E_HTTP',
         'HTTP status $status from $effectiveUrl',
@@ -165,14 +168,14 @@ final class HttpResponse {
   }
 
   @override
-  String toString() => 'HttpResponse($status, ${body.length} bytes, '
+  String toString() => 'PorterHttpResponse($status, ${body.length} bytes, '
       '$effectiveUrl)';
 }
 
 /// An HTTP call that got no usable response: [code] is one of the
 /// PORTER_E_HTTP* codes (scheme or host not allowed, too many redirects,
 /// body too large, connection or TLS failure, ...), or PORTER_E_HTTP with
-/// [status] set when [HttpResponse.ensureSuccess] refused a response.
+/// [status] set when [PorterHttpResponse.ensureSuccess] refused a response.
 ///
 /// [status] is the HTTP status the peer gave with the failure (for
 /// example the 302 of a redirect that was refused), 0 when none.
@@ -207,20 +210,44 @@ Uint8List? httpBodyBytes(Object? body) {
       body, 'body', 'use null, a String or a list of bytes');
 }
 
-/// Checks request headers before anything is allocated: a name is a
-/// non-empty token without ':' or white space; no CR or LF anywhere.
-void checkHttpHeaders(Map<String, String> headers) {
+/// Request headers as a list in order, from a map whose values are a
+/// [String] or, for a header sent several times, an [Iterable] of them
+/// (`{'Accept': ['text/html', 'application/json']}`). Checked before
+/// anything is allocated or sent: a name is a non-empty token without ':'
+/// or white space, and no value holds CR, LF or NUL (they would split one
+/// header into two). Throws [ArgumentError].
+List<HttpHeader> requestHeaders(Map<String, Object> headers) {
+  final out = <HttpHeader>[];
   for (final e in headers.entries) {
     final n = e.key;
-    if (n.isEmpty || n.contains(RegExp(r'[\s:\x00-\x1f\x7f]'))) {
+    if (n.isEmpty || n.contains(_badName)) {
       throw ArgumentError.value(n, 'headers', 'not a valid header name');
     }
-    if (e.value.contains(RegExp(r'[\r\n\x00]'))) {
-      throw ArgumentError.value(
-          e.value, 'headers', 'a header value must not hold CR, LF or NUL');
+    final v = e.value;
+    final values = v is String
+        ? [v]
+        : v is Iterable<Object?>
+            ? [for (final x in v) x is String ? x : _notString(n, x)]
+            : [_notString(n, v)];
+    for (final value in values) {
+      if (value.contains(_badValue)) {
+        throw ArgumentError.value(
+            value, 'headers', 'a header value must not hold CR, LF or NUL');
+      }
+      out.add(HttpHeader(n, value));
     }
   }
+  return out;
 }
+
+/// Checks [headers] as [requestHeaders] does.
+void checkHttpHeaders(Map<String, Object> headers) => requestHeaders(headers);
+
+final RegExp _badName = RegExp(r'[\s:\x00-\x1f\x7f]');
+final RegExp _badValue = RegExp(r'[\r\n\x00]');
+
+Never _notString(String name, Object? v) => throw ArgumentError.value(
+    v, 'headers', 'the value of $name is a String or an Iterable of Strings');
 
 /// The native arguments of one request (porter_http_request and
 /// porter_batch_add_http), allocated together and freed by [free].
@@ -240,8 +267,12 @@ final class NativeHttpRequest {
   /// Copies the arguments into native memory. Throws [ArgumentError] for
   /// invalid headers or a negative option before allocating anything.
   factory NativeHttpRequest(String method, String url,
-      Map<String, String> headers, Uint8List? body, HttpOptions? options) {
-    checkHttpHeaders(headers);
+      List<HttpHeader> headers, Uint8List? body, HttpOptions? options) {
+    for (final h in headers) {
+      if (h.name.isEmpty || h.name.contains(_badName) || h.value.contains(_badValue)) {
+        throw ArgumentError.value(h, 'headers', 'not a valid header');
+      }
+    }
     final o = options ?? HttpOptions.defaults;
     if (o.maxRedirects < 0 || o.maxResponse < 0 || o.chunkSize < 0) {
       throw ArgumentError('HttpOptions values must not be negative');
@@ -263,9 +294,9 @@ final class NativeHttpRequest {
       if (headers.isNotEmpty) {
         h = keep(calloc<Pointer<Char>>(headers.length));
         var i = 0;
-        for (final e in headers.entries) {
+        for (final e in headers) {
           // "Name:" is how porter.h sends a header with an empty value.
-          final line = e.value.isEmpty ? '${e.key}:' : '${e.key}: ${e.value}';
+          final line = e.value.isEmpty ? '${e.name}:' : '${e.name}: ${e.value}';
           h[i++] = keep(line.toNativeUtf8()).cast<Char>();
         }
       }
@@ -317,7 +348,7 @@ String cString(Pointer<Char> p) {
 }
 
 /// Copies native response [r] into Dart (it stays owned by the caller).
-HttpResponse readHttpResponse(
+PorterHttpResponse readHttpResponse(
     PorterBindings b, Pointer<porter_http_response> r) {
   final name = calloc<Pointer<Char>>();
   final value = calloc<Pointer<Char>>();
@@ -337,7 +368,7 @@ HttpResponse readHttpResponse(
         : Uint8List.fromList(body.cast<Uint8>().asTypedList(size));
     b.porter_http_response_timings(r, t);
     final tm = t.ref;
-    return HttpResponse(
+    return PorterHttpResponse(
         status: b.porter_http_response_status(r),
         headers: List.unmodifiable(headers),
         body: bytes,
@@ -372,42 +403,65 @@ PorterException httpError(PorterBindings b, int code, String url) {
   return PorterException.fromCode(code, name, message);
 }
 
-/// One finalizer for HTTP streams, per isolate.
-NativeFinalizer? _streamFinalizer;
+/// What a stream's safety-net finalizer needs (nothing referring back to
+/// the [HttpStream]).
+final class _StreamHandle {
+  final PorterBindings b;
+  final int address;
+  const _StreamHandle(this.b, this.address);
+}
+
+/// The safety net for streams dropped without [HttpStream.close]: a Dart
+/// [Finalizer] on the owning (background) isolate, never a NativeFinalizer,
+/// since porter_http_stream_close may wait for porterd (see DbCursor).
+final Finalizer<_StreamHandle> _streamFinalizer = Finalizer((h) => h.b
+    .porter_http_stream_close(Pointer<porter_http_stream>.fromAddress(h.address)));
 
 /// A streamed HTTP response, owned by Dart: [response] is its head (status,
 /// headers, effective URL; an empty body), [read] pulls the body chunk by
 /// chunk, and [close] frees it (aborting a transfer not read to its end),
-/// with a NativeFinalizer as the safety net.
+/// with a finalizer as the safety net.
 ///
-/// A Dart isolate may change threads whenever it waits (an `await`, the
-/// end of an event handler); that is fine: the daemon forwards a read to
-/// the worker loop that holds the stream, whichever connection it comes
-/// on. One read at a time per stream.
-final class HttpStream implements Finalizable {
+/// Reads may come from any thread, one at a time: porterd forwards a read
+/// to the worker loop that holds the stream, whichever connection it comes
+/// on (tests/ffi/test_isolates.py checks this with several daemon
+/// workers). [address] and [HttpStream.adopt] let another isolate read it.
+final class HttpStream {
   final PorterBindings _b;
   Pointer<porter_http_stream> _ptr;
+  final bool _owned;
 
   /// The URL asked for.
   final String url;
 
   /// The response head (status, headers, effective URL; empty body).
-  final HttpResponse response;
+  final PorterHttpResponse response;
 
-  HttpStream._(this._b, this._ptr, this.url, this.response) {
-    final f = _streamFinalizer ??=
-        NativeFinalizer(_b.addresses.porter_http_stream_close.cast());
-    f.attach(this, _ptr.cast(), detach: this);
+  HttpStream._(this._b, this._ptr, this.url, this.response, this._owned) {
+    if (_owned) {
+      _streamFinalizer.attach(this, _StreamHandle(_b, _ptr.address), detach: this);
+    }
   }
 
   /// Takes ownership of native stream [p], just opened for [url].
   factory HttpStream.own(
       PorterBindings b, Pointer<porter_http_stream> p, String url) {
     final head = readHttpResponse(b, b.porter_http_stream_response(p));
-    return HttpStream._(b, p, url, head);
+    return HttpStream._(b, p, url, head, true);
   }
 
-  /// Whether [close] was called.
+  /// The native address, to hand the stream to another isolate.
+  int get address => _ptr.address;
+
+  /// Gives up ownership without closing (another isolate will).
+  int release() {
+    final a = _ptr.address;
+    if (_owned && _ptr != nullptr) _streamFinalizer.detach(this);
+    _ptr = nullptr;
+    return a;
+  }
+
+  /// Whether [close] or [release] was called.
   bool get isClosed => _ptr == nullptr;
 
   /// The next chunk of the body (a copy owned by Dart), or null at its
@@ -416,27 +470,14 @@ final class HttpStream implements Finalizable {
   /// [PorterTimeoutException] when nothing arrived in time.
   Uint8List? read(int timeoutMs) {
     if (_ptr == nullptr) throw StateError('HTTP stream closed');
-    final data = calloc<Pointer<Void>>();
-    final len = calloc<Size>();
-    try {
-      final rc = _b.porter_http_stream_read(_ptr, data, len, timeoutMs);
-      if (rc < 0) throw httpError(_b, rc, url);
-      if (rc == 0) return null;
-      final n = len.value;
-      return n == 0
-          ? Uint8List(0)
-          : Uint8List.fromList(data.value.cast<Uint8>().asTypedList(n));
-    } finally {
-      calloc.free(data);
-      calloc.free(len);
-    }
+    return readHttpChunkAt(_b, _ptr.address, url, timeoutMs);
   }
 
   /// The head again, with the timings filled in once the body has ended
   /// (all zero before).
-  HttpResponse finalResponse() {
+  PorterHttpResponse finalResponse() {
     if (_ptr == nullptr) return response;
-    return readHttpResponse(_b, _b.porter_http_stream_response(_ptr));
+    return httpHeadAt(_b, _ptr.address);
   }
 
   /// Frees the stream; one not read to its end is aborted in the daemon
@@ -444,8 +485,34 @@ final class HttpStream implements Finalizable {
   /// again does nothing.
   void close() {
     if (_ptr == nullptr) return;
-    _streamFinalizer!.detach(this);
+    if (_owned) _streamFinalizer.detach(this);
     _b.porter_http_stream_close(_ptr);
     _ptr = nullptr;
   }
 }
+
+/// The next chunk of the native stream at [address] (a copy), or null at
+/// its end; see [HttpStream.read]. Used by whichever pool worker pulls it.
+Uint8List? readHttpChunkAt(
+    PorterBindings b, int address, String url, int timeoutMs) {
+  final data = calloc<Pointer<Void>>();
+  final len = calloc<Size>();
+  try {
+    final rc = b.porter_http_stream_read(
+        Pointer<porter_http_stream>.fromAddress(address), data, len, timeoutMs);
+    if (rc < 0) throw httpError(b, rc, url);
+    if (rc == 0) return null;
+    final n = len.value;
+    return n == 0
+        ? Uint8List(0)
+        : Uint8List.fromList(data.value.cast<Uint8>().asTypedList(n));
+  } finally {
+    calloc.free(data);
+    calloc.free(len);
+  }
+}
+
+/// The head of the native stream at [address], with its timings once the
+/// body has ended.
+PorterHttpResponse httpHeadAt(PorterBindings b, int address) => readHttpResponse(
+    b, b.porter_http_stream_response(Pointer<porter_http_stream>.fromAddress(address)));

@@ -7,12 +7,15 @@ import 'package:ffi/ffi.dart';
 
 import 'batch.dart';
 import 'bindings.g.dart';
+import 'codec.dart';
 import 'db.dart';
 import 'errors.dart';
 import 'files.dart';
 import 'http.dart';
 import 'library.dart';
 import 'stats.dart';
+
+part 'sync_batch.dart';
 
 /// Blocking access to porterd from the calling isolate.
 ///
@@ -43,6 +46,23 @@ final class Porter {
 
   /// The raw bindings, for calls this class does not wrap yet.
   PorterBindings get bindings => _b;
+
+  /// When set, called with the id of each call that sends exactly one
+  /// request, right before the native call and on the same thread, so
+  /// that another isolate can [cancel] it (the pool's workers report it
+  /// this way). Reads of cursors, streams and readers, and closes, are not
+  /// reported: they may send nothing (a chunk that came with the open),
+  /// and an id reserved but not used would go to this thread's next call,
+  /// whichever isolate makes it (see `tests/ffi/test_isolates.py`).
+  void Function(int callId)? onCallId;
+
+  /// Reserves the id of the native call made right after this, and
+  /// reports it. Call it last before the native call: nothing that can
+  /// throw may come in between.
+  void _reserve() {
+    final sink = onCallId;
+    if (sink != null) sink(_b.porter_next_call_id());
+  }
 
   /// libporter's version, e.g. `0.1.0`.
   String get version => _b.porter_version().cast<Utf8>().toDartString();
@@ -84,6 +104,7 @@ final class Porter {
     final buf = len == 0 ? nullptr : calloc<Uint8>(len);
     try {
       if (len != 0) buf.asTypedList(len).setAll(0, payload!);
+      _reserve();
       final rc = delay == null
           ? _b.porter_ping(buf.cast(), len, ms)
           : _b.porter_ping_delay(buf.cast(), len, delayMs, ms);
@@ -117,6 +138,7 @@ final class Porter {
     final out = calloc<Pointer<porter_stats_snapshot>>();
     StatsSnapshot? snap;
     try {
+      _reserve();
       final rc = _b.porter_stats(out, ms);
       if (rc < 0) _throw(rc);
       snap = StatsSnapshot._(_b, out.value);
@@ -149,6 +171,7 @@ final class Porter {
         final rc = _addMember(b, m);
         if (rc < 0) _throw(rc);
       }
+      _reserve();
       final rc = _b.porter_batch_run(b, ms, out);
       if (rc < 0) _throw(rc);
       final r = out.value;
@@ -163,151 +186,6 @@ final class Porter {
     }
   }
 
-  /// Adds [member] to native builder [b]; returns its index or a negative
-  /// code. Native copies of the arguments are freed before it returns (the
-  /// builder copies them).
-  int _addMember(Pointer<porter_batch> b, BatchMember member) =>
-      switch (member) {
-        BatchPing m => _addPing(b, m),
-        BatchQuery m => _addQuery(b, m),
-        BatchFileRead m => _withPath(
-            m.root,
-            m.path,
-            (r, p) => _b.porter_batch_add_file_read(
-                b, r, p, m.offset, m.length ?? 0, timeoutMs(m.timeout))),
-        BatchHttp m => _addHttp(b, m),
-      };
-
-  int _addPing(Pointer<porter_batch> b, BatchPing m) {
-    final len = m.payload?.length ?? 0;
-    final buf = len == 0 ? nullptr : calloc<Uint8>(len);
-    try {
-      if (len != 0) buf.asTypedList(len).setAll(0, m.payload!);
-      return _b.porter_batch_add_ping(
-          b, buf.cast(), len, _delayMs(m.delay), timeoutMs(m.timeout));
-    } finally {
-      if (len != 0) calloc.free(buf);
-    }
-  }
-
-  int _addQuery(Pointer<porter_batch> b, BatchQuery m) {
-    final session = m.session;
-    _checkTarget(session, m.conninfo);
-    final np = NativeParams(m.params);
-    final sql = m.sql.toNativeUtf8();
-    final ci = session == null ? m.conninfo!.toNativeUtf8() : nullptr;
-    try {
-      return _b.porter_batch_add_db_query(b, session?.id ?? 0, ci.cast(),
-          sql.cast(), np.array, np.length, timeoutMs(m.timeout));
-    } finally {
-      if (ci != nullptr) calloc.free(ci);
-      calloc.free(sql);
-      np.free();
-    }
-  }
-
-  int _addHttp(Pointer<porter_batch> b, BatchHttp m) {
-    final req = NativeHttpRequest(m.method, m.url, m.headers, m.body, m.options);
-    try {
-      return _b.porter_batch_add_http(b, req.method, req.url, req.headers,
-          req.headerCount, req.body, req.bodyLength, req.options,
-          timeoutMs(m.timeout));
-    } finally {
-      req.free();
-    }
-  }
-
-  PorterBatchResult _readBatch(
-      Pointer<porter_batch_result> r, List<BatchMember> kinds) {
-    final n = _b.porter_batch_result_count(r);
-    final data = calloc<Pointer<Void>>();
-    final len = calloc<Size>();
-    final size = calloc<Uint64>();
-    final dbOut = calloc<Pointer<porter_db_result>>();
-    final httpOut = calloc<Pointer<porter_http_response>>();
-    try {
-      final members = <BatchMemberResult>[];
-      for (var i = 0; i < n; i++) {
-        final code = _b.porter_batch_result_status(r, i);
-        final name = errorName(code);
-        final message = cString(_b.porter_batch_result_message(r, i));
-        final kind = i < kinds.length ? kinds[i] : null;
-        Uint8List? payload;
-        DbResult? dbResult;
-        Uint8List? fileData;
-        int? fileSize;
-        HttpResponse? response;
-        PorterException? exception;
-        switch (kind) {
-          case BatchPing _:
-            if (code == 0 &&
-                _b.porter_batch_result_ping(r, i, data, len) == 0) {
-              payload = _copy(data.value, len.value);
-            }
-          case BatchQuery _:
-            // A query that got an answer has a result, success or not: a
-            // failed one carries the server's SQLSTATE, DETAIL and HINT.
-            if (_b.porter_batch_result_db(r, i, dbOut) == 0) {
-              final dbRes = dbOut.value;
-              try {
-                if (code == 0) {
-                  dbResult = readResult(_b, dbRes);
-                } else {
-                  exception = dbError(_b, code, name, dbRes, message);
-                }
-              } finally {
-                _b.porter_db_result_free(dbRes);
-              }
-            }
-          case BatchFileRead f:
-            if (code == 0 &&
-                _b.porter_batch_result_file_read(r, i, data, len, size) == 0) {
-              fileData = _copy(data.value, len.value);
-              fileSize = size.value;
-            } else if (code != 0) {
-              final fk = fileErrorKind(code);
-              if (fk != null) {
-                exception =
-                    PorterFileException(code, name, message, fk, f.path);
-              }
-            }
-          case BatchHttp h:
-            if (code == 0 && _b.porter_batch_result_http(r, i, httpOut) == 0) {
-              final httpRes = httpOut.value;
-              try {
-                response = readHttpResponse(_b, httpRes);
-              } finally {
-                _b.porter_http_response_free(httpRes);
-              }
-            } else if (code != 0 && isHttpCode(code)) {
-              exception =
-                  PorterHttpException(code, name, message, url: h.url);
-            }
-          case null:
-            break;
-        }
-        members.add(BatchMemberResult(code, name, message, payload,
-            db: dbResult,
-            data: fileData,
-            fileSize: fileSize,
-            http: response,
-            exception: exception));
-      }
-      final w = _b.porter_batch_result_winner(r);
-      return PorterBatchResult(List.unmodifiable(members), w < 0 ? null : w);
-    } finally {
-      calloc.free(data);
-      calloc.free(len);
-      calloc.free(size);
-      calloc.free(dbOut);
-      calloc.free(httpOut);
-    }
-  }
-
-  static Uint8List _copy(Pointer<Void> p, int n) => n == 0 || p == nullptr
-      ? Uint8List(0)
-      : Uint8List.fromList(p.cast<Uint8>().asTypedList(n));
-
   // ---- PostgreSQL ----
 
   /// Opens a database session on [conninfo] (a libpq conninfo string or
@@ -320,6 +198,7 @@ final class Porter {
     final ci = conninfo.toNativeUtf8();
     final out = calloc<Uint64>();
     try {
+      _reserve();
       final rc = _b.porter_db_open(ci.cast(), out, ms);
       if (rc < 0) _throwDb(rc, nullptr);
       return DbSession(out.value);
@@ -332,7 +211,9 @@ final class Porter {
   /// Closes [session], rolling back an open transaction. Throws
   /// [PorterDbException] (PORTER_E_DB_SESSION) when it is not open.
   void dbClose(DbSession session, {Duration? timeout}) {
-    final rc = _b.porter_db_close(session.id, timeoutMs(timeout));
+    final ms = timeoutMs(timeout);
+    _reserve();
+    final rc = _b.porter_db_close(session.id, ms);
     if (rc < 0) _throwDb(rc, nullptr);
   }
 
@@ -354,11 +235,12 @@ final class Porter {
       Duration? timeout}) {
     _checkTarget(session, conninfo);
     final ms = timeoutMs(timeout);
-    final np = NativeParams(params);
+    final np = NativeParams(encodeParams(params));
     final s = sql.toNativeUtf8();
     final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
     final out = calloc<Pointer<porter_db_result>>();
     try {
+      _reserve();
       final rc = _b.porter_db_query(session?.id ?? 0, ci.cast(), s.cast(),
           np.array, np.length, ms, out);
       final r = out.value;
@@ -394,11 +276,12 @@ final class Porter {
       throw RangeError.range(chunkRows, 1, 100000, 'chunkRows');
     }
     final ms = timeoutMs(timeout);
-    final np = NativeParams(params);
+    final np = NativeParams(encodeParams(params));
     final s = sql.toNativeUtf8();
     final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
     final out = calloc<Pointer<porter_db_cursor>>();
     try {
+      _reserve();
       final rc = _b.porter_db_query_stream(session?.id ?? 0, ci.cast(),
           s.cast(), np.array, np.length, chunkRows, ms, out);
       if (rc < 0) _throwDb(rc, nullptr);
@@ -411,26 +294,33 @@ final class Porter {
     }
   }
 
-  /// Every chunk of a streamed query, pulled one by one on this thread
-  /// (blocking each time for at most [timeout]); the cursor is closed when
-  /// the iteration ends or is abandoned (`break`).
-  Iterable<List<List<Object?>>> queryChunks(String sql,
+  /// Runs a streamed query (arguments as for [queryCursor]) and hands
+  /// each chunk of rows to [onChunk] on this thread, each pull blocking for
+  /// at most [timeout]. Return false from [onChunk] to stop early. The
+  /// cursor is closed before this returns, however it ends (the end, a
+  /// false, an exception): unlike a `sync*` generator, whose `finally`
+  /// never runs when the loop over it is left with `break`. Returns the
+  /// number of chunks handed over.
+  int queryEach(String sql, bool Function(List<Row> chunk) onChunk,
       {DbSession? session,
       String? conninfo,
       List<Object?> params = const [],
       int chunkRows = 1000,
-      Duration? timeout}) sync* {
+      Duration? timeout}) {
     final cur = queryCursor(sql,
         session: session,
         conninfo: conninfo,
         params: params,
         chunkRows: chunkRows,
         timeout: timeout);
+    var n = 0;
     try {
+      final ms = timeoutMs(timeout);
       for (;;) {
-        final part = cur.next(timeoutMs(timeout));
-        if (part == null) return;
-        yield part.rows;
+        final part = cur.next(ms);
+        if (part == null) return n;
+        n++;
+        if (!onChunk(part.rows)) return n;
       }
     } finally {
       cur.close();
@@ -458,15 +348,15 @@ final class Porter {
   /// Performs an HTTP request through porterd and returns the whole
   /// response (its body is limited to [HttpOptions.maxResponse], by default
   /// the daemon's http-max-response, 8 MiB; stream larger bodies with
-  /// [httpChunks] or [PorterPool.httpStream]).
+  /// [httpEach] or [PorterPool.httpStream]).
   ///
   /// [method] is any token ("GET", "POST", "PUT", "DELETE", "HEAD", ...);
   /// [headers] are sent as given (an empty value sends the header empty);
   /// [body] is null, a String (sent as UTF-8) or bytes. Only http and https
   /// URLs are accepted, for the request and every redirect.
   ///
-  /// Any HTTP status is a response: check [HttpResponse.status] or call
-  /// [HttpResponse.ensureSuccess]. Blocks this thread for at most [timeout]
+  /// Any HTTP status is a response: check [PorterHttpResponse.status] or call
+  /// [PorterHttpResponse.ensureSuccess]. Blocks this thread for at most [timeout]
   /// (null: 5 s). Throws [PorterHttpException] when no response came
   /// (scheme or host not allowed, too many redirects, body too large,
   /// connection or TLS failure; [PorterHttpException.status] carries the
@@ -474,16 +364,22 @@ final class Porter {
   /// [PorterCancelledException] (see [nextCallId]), and
   /// [PorterConnectionLostException] for a method other than GET or HEAD
   /// whose outcome is unknown.
-  HttpResponse http(String method, String url,
-      {Map<String, String> headers = const {},
+  PorterHttpResponse http(String method, Uri url,
+      {Map<String, Object> headers = const {},
       Object? body,
       HttpOptions? options,
-      Duration? timeout}) {
+      Duration? timeout}) =>
+      httpWith(method, url, requestHeaders(headers),
+          body: httpBodyBytes(body), options: options, timeout: timeout);
+
+  /// [http] with the headers as a list in order (a name may repeat).
+  PorterHttpResponse httpWith(String method, Uri url, List<HttpHeader> headers,
+      {Uint8List? body, HttpOptions? options, Duration? timeout}) {
     final ms = timeoutMs(timeout);
-    final req =
-        NativeHttpRequest(method, url, headers, httpBodyBytes(body), options);
+    final req = NativeHttpRequest(method, '$url', headers, body, options);
     final out = calloc<Pointer<porter_http_response>>();
     try {
+      _reserve();
       final rc = _b.porter_http_request(
           req.method,
           req.url,
@@ -494,7 +390,7 @@ final class Porter {
           req.options,
           ms,
           out);
-      if (rc < 0) throw httpError(_b, rc, url);
+      if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
     } finally {
       calloc.free(out);
@@ -503,8 +399,8 @@ final class Porter {
   }
 
   /// GETs [url], following redirects (see [http]).
-  HttpResponse httpGet(String url,
-      {Map<String, String> headers = const {},
+  PorterHttpResponse httpGet(Uri url,
+      {Map<String, Object> headers = const {},
       HttpOptions? options,
       Duration? timeout}) {
     if (headers.isNotEmpty || options != null) {
@@ -512,11 +408,12 @@ final class Porter {
           headers: headers, options: options, timeout: timeout);
     }
     final ms = timeoutMs(timeout);
-    final u = url.toNativeUtf8();
+    final u = '$url'.toNativeUtf8();
     final out = calloc<Pointer<porter_http_response>>();
     try {
+      _reserve();
       final rc = _b.porter_http_get(u.cast(), ms, out);
-      if (rc < 0) throw httpError(_b, rc, url);
+      if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
     } finally {
       calloc.free(out);
@@ -527,8 +424,8 @@ final class Porter {
   /// POSTs [json] with `Content-Type: application/json`, following
   /// redirects (see [http]). A String is sent as it is; any other value is
   /// encoded with `jsonEncode` first.
-  HttpResponse httpPostJson(String url, Object? json,
-      {Map<String, String> headers = const {},
+  PorterHttpResponse httpPostJson(Uri url, Object? json,
+      {Map<String, Object> headers = const {},
       HttpOptions? options,
       Duration? timeout}) {
     final text = json is String ? json : jsonEncode(json);
@@ -541,14 +438,15 @@ final class Porter {
     }
     final ms = timeoutMs(timeout);
     final bytes = utf8.encode(text);
-    final u = url.toNativeUtf8();
+    final u = '$url'.toNativeUtf8();
     final buf = calloc<Uint8>(bytes.isEmpty ? 1 : bytes.length);
     final out = calloc<Pointer<porter_http_response>>();
     try {
       buf.asTypedList(bytes.length).setAll(0, bytes);
+      _reserve();
       final rc = _b.porter_http_post_json(
           u.cast(), buf.cast(), bytes.length, ms, out);
-      if (rc < 0) throw httpError(_b, rc, url);
+      if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
     } finally {
       calloc.free(out);
@@ -558,7 +456,7 @@ final class Porter {
   }
 
   /// Copies native response [r] into Dart and frees it.
-  HttpResponse _takeResponse(Pointer<porter_http_response> r) {
+  PorterHttpResponse _takeResponse(Pointer<porter_http_response> r) {
     try {
       return readHttpResponse(_b, r);
     } finally {
@@ -575,17 +473,23 @@ final class Porter {
   /// Read it without an `await` between the reads (see [HttpStream]): a
   /// stream lives on the daemon worker of this thread's connection. For an
   /// async [Stream] use [PorterPool.httpStream].
-  HttpStream httpStream(String url,
+  HttpStream httpStream(Uri url,
       {String method = 'GET',
-      Map<String, String> headers = const {},
+      Map<String, Object> headers = const {},
       Object? body,
       HttpOptions? options,
-      Duration? timeout}) {
+      Duration? timeout}) =>
+      httpStreamWith(method, url, requestHeaders(headers),
+          body: httpBodyBytes(body), options: options, timeout: timeout);
+
+  /// [httpStream] with the headers as a list in order.
+  HttpStream httpStreamWith(String method, Uri url, List<HttpHeader> headers,
+      {Uint8List? body, HttpOptions? options, Duration? timeout}) {
     final ms = timeoutMs(timeout);
-    final req =
-        NativeHttpRequest(method, url, headers, httpBodyBytes(body), options);
+    final req = NativeHttpRequest(method, '$url', headers, body, options);
     final out = calloc<Pointer<porter_http_stream>>();
     try {
+      _reserve();
       final rc = _b.porter_http_stream_open(
           req.method,
           req.url,
@@ -596,10 +500,10 @@ final class Porter {
           req.options,
           ms,
           out);
-      if (rc < 0) throw httpError(_b, rc, url);
+      if (rc < 0) throw httpError(_b, rc, '$url');
       final p = out.value;
       try {
-        return HttpStream.own(_b, p, url);
+        return HttpStream.own(_b, p, '$url');
       } catch (_) {
         _b.porter_http_stream_close(p);
         rethrow;
@@ -610,16 +514,17 @@ final class Porter {
     }
   }
 
-  /// Every chunk of a streamed response body, pulled one by one on this
-  /// thread (each read blocks for at most [timeout]); the stream is closed
-  /// when the iteration ends or is abandoned (`break`). Iterate it without
-  /// awaiting in between (see [httpStream]).
-  Iterable<Uint8List> httpChunks(String url,
+  /// Streams a response (arguments as for [httpStream]) and hands each
+  /// chunk of the body to [onChunk] on this thread; return false to stop
+  /// early (the transfer is aborted). The stream is closed before this
+  /// returns, however it ends. Returns the response head, with timings
+  /// when the body was read to its end.
+  PorterHttpResponse httpEach(Uri url, bool Function(Uint8List chunk) onChunk,
       {String method = 'GET',
-      Map<String, String> headers = const {},
+      Map<String, Object> headers = const {},
       Object? body,
       HttpOptions? options,
-      Duration? timeout}) sync* {
+      Duration? timeout}) {
     final s = httpStream(url,
         method: method,
         headers: headers,
@@ -630,8 +535,8 @@ final class Porter {
       final ms = timeoutMs(timeout);
       for (;;) {
         final chunk = s.read(ms);
-        if (chunk == null) return;
-        yield chunk;
+        if (chunk == null) return s.finalResponse();
+        if (!onChunk(chunk)) return s.response;
       }
     } finally {
       s.close();
@@ -642,7 +547,7 @@ final class Porter {
 
   /// Reads [length] bytes (null: to the end) from [offset] of [path] in
   /// [root] (null: porterd's first root). The whole range is held in
-  /// memory; for large files use [readFileChunks]. Blocks for at most
+  /// memory; for large files use [openFileReader] or [readFileEach]. Blocks for at most
   /// [timeout]. Throws [PorterFileException] with an errno-derived
   /// [FileErrorKind].
   Uint8List readFile(String path,
@@ -651,6 +556,7 @@ final class Porter {
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_bytes>>();
       try {
+        _reserve();
         final rc = _b.porter_file_read(r, p, offset, length ?? 0, out, ms);
         if (rc < 0) _throwFile(rc, path);
         final bytes = out.value;
@@ -668,38 +574,44 @@ final class Porter {
     });
   }
 
-  /// Streams [path] chunk by chunk on this thread (each chunk as large as
-  /// porterd's file-chunk-size), closing the reader when the iteration
-  /// ends or is abandoned.
-  Iterable<Uint8List> readFileChunks(String path,
-      {String? root, int offset = 0, int? length, Duration? timeout}) sync* {
+  /// Opens [path] for reading chunk by chunk (each as large as porterd's
+  /// file-chunk-size): [FileReader.read] and always [FileReader.close] (in
+  /// a `finally`). Any isolate may read it, one read at a time.
+  FileReader openFileReader(String path,
+      {String? root, int offset = 0, int? length, Duration? timeout}) {
     final ms = timeoutMs(timeout);
-    final rd = _withPath(root, path, (r, p) {
+    return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_file_reader>>();
       try {
+        _reserve();
         final rc =
             _b.porter_file_reader_open(r, p, offset, length ?? 0, out, ms);
         if (rc < 0) _throwFile(rc, path);
-        return _Owned(out.value.cast(),
-            _finalizerFor(_b.addresses.porter_file_reader_close.cast()),
-            (x) => _b.porter_file_reader_close(x.cast()));
+        return newFileReader(_b, out.value, path);
       } finally {
         calloc.free(out);
       }
     });
-    final data = calloc<Pointer<Uint8>>();
-    final len = calloc<Size>();
+  }
+
+  /// Reads [path] chunk by chunk and hands each chunk to [onChunk] on this
+  /// thread; return false to stop early. The reader is closed before this
+  /// returns, however it ends. Returns the number of chunks handed over.
+  int readFileEach(String path, bool Function(Uint8List chunk) onChunk,
+      {String? root, int offset = 0, int? length, Duration? timeout}) {
+    final rd = openFileReader(path,
+        root: root, offset: offset, length: length, timeout: timeout);
+    var n = 0;
     try {
+      final ms = timeoutMs(timeout);
       for (;;) {
-        final rc = _b.porter_file_reader_next(rd._ptr.cast(), data, len, ms);
-        if (rc < 0) _throwFile(rc, path);
-        if (rc == 0) return;
-        yield Uint8List.fromList(data.value.asTypedList(len.value));
+        final chunk = rd.read(ms);
+        if (chunk == null) return n;
+        n++;
+        if (!onChunk(chunk)) return n;
       }
     } finally {
-      calloc.free(data);
-      calloc.free(len);
-      rd.free();
+      rd.close();
     }
   }
 
@@ -717,6 +629,7 @@ final class Porter {
       final buf = data.isEmpty ? nullptr : calloc<Uint8>(data.length);
       try {
         if (data.isNotEmpty) buf.asTypedList(data.length).setAll(0, data);
+        _reserve();
         final rc = _b.porter_file_write(
             r, p, buf.cast(), data.length, flags.bits, mode ?? 0, ms);
         if (rc < 0) _throwFile(rc, path);
@@ -731,6 +644,7 @@ final class Porter {
       {String? root, bool directory = false, Duration? timeout}) {
     final ms = timeoutMs(timeout);
     _withPath(root, path, (r, p) {
+      _reserve();
       final rc = _b.porter_file_delete(r, p, directory ? 1 : 0, ms);
       if (rc < 0) _throwFile(rc, path);
     });
@@ -742,6 +656,7 @@ final class Porter {
     return _withPath(root, path, (r, p) {
       final info = calloc<porter_file_info>();
       try {
+        _reserve();
         final rc = _b.porter_file_stat(r, p, info, ms);
         if (rc < 0) _throwFile(rc, path);
         final i = info.ref;
@@ -768,6 +683,7 @@ final class Porter {
       final size = calloc<Uint64>();
       final mtime = calloc<Int64>();
       try {
+        _reserve();
         final rc = _b.porter_file_list_dir(r, p, out, ms);
         if (rc < 0) _throwFile(rc, path);
         final l = out.value;
@@ -808,24 +724,24 @@ final class Porter {
     }
   }
 
-  Never _throwFile(int code, String path) {
-    var message = _lastMessage();
-    if (message.isEmpty) message = errorMessage(code);
-    final kind = fileErrorKind(code);
-    if (kind == null) {
-      throw PorterException.fromCode(code, errorName(code), message);
-    }
-    throw PorterFileException(code, errorName(code), message, kind, path);
-  }
+  Never _throwFile(int code, String path) => throw fileError(_b, code, path);
 
-  /// Closes the calling thread's connection now (it is reopened by the
-  /// next call). Worker isolates call this before they exit.
+  /// Closes the connection of the OS thread this isolate runs on now, and
+  /// only that one: an isolate that ran on several threads over its life
+  /// (after any `await` it may resume on another) left a connection on
+  /// each, closed when that thread exits or calls this. Call it at the end
+  /// of synchronous work on a thread the VM keeps (a background isolate
+  /// about to finish, a pool worker stopping); connections are cheap, and
+  /// porterd releases nothing a client still names by id (sessions stay
+  /// open until [dbClose]).
   void disconnectThread() => _b.porter_thread_disconnect();
 
-  /// Starts a new client instance after a hot restart: every thread's next
-  /// call opens a new connection, and the daemon releases what the previous
-  /// run left open as the old connections close (see `porter_reset` in
-  /// porter.h). [PorterPool.spawn] calls this once per program run.
+  /// PROCESS-WIDE: starts a new client instance for the whole process, for
+  /// a hot restart only. Every thread's next call, in every isolate,
+  /// opens a new connection, and porterd releases what the old instance
+  /// held as the old connections close: the sessions, cursors and streams
+  /// of every isolate of the process, not just this one's. [PorterPool.spawn]
+  /// calls it once per program run (its `reset:` argument).
   void reset() => _b.porter_reset();
 
   /// Throws the exception for [code], with the calling thread's last error

@@ -60,7 +60,7 @@ class TestHttpServer {
   }
 
   /// The URL of [path] (which starts with '/').
-  String url(String path) => '$base$path';
+  Uri url(String path) => Uri.parse('$base$path');
 
   /// Stops the server this started.
   Future<void> stop() async {

@@ -1,0 +1,182 @@
+// Streams of a pool: a native handle (cursor, HTTP stream, file reader)
+// that lives in porterd and in native memory, pulled chunk by chunk by
+// whichever worker is free.
+part of 'pool.dart';
+
+/// What closes a handle whose stream was dropped without being closed.
+final class _Drop {
+  final PorterPool pool;
+  final _Op closeOp;
+  final int address;
+  const _Drop(this.pool, this.closeOp, this.address);
+}
+
+/// The safety net for a stream dropped unclosed (never listened to, a
+/// subscription never cancelled): a Dart [Finalizer], whose callback runs
+/// on this isolate's event loop and only queues the close for a worker.
+/// Never a NativeFinalizer: closing a handle may wait for porterd, and a
+/// NativeFinalizer runs on whatever thread collects the object (on
+/// Flutter, the UI thread; at every hot restart).
+final Finalizer<_Drop> _dropFinalizer =
+    Finalizer((d) => unawaited(d.pool._closeHandleNow(d.closeOp, d.address)));
+
+/// One pool stream. States: not opened; opening (an open job runs);
+/// open ([_address] set; at most one read job at a time, started only
+/// while the listener wants more); done (the controller is closed, and the
+/// handle is closed once no job uses it).
+final class _HandleStream<T> {
+  final PorterPool _pool;
+  final _Op _openOp;
+  final Object _openArgs;
+  final _Op _readOp;
+  final _Op _closeOp;
+
+  /// What errors name: the URL, the path ("" for queries).
+  final String _name;
+  final Duration? _timeout;
+  final PorterCancelToken? _cancel;
+
+  /// The native address in what the open answered.
+  final int Function(Object? opened) addressOf;
+
+  /// Called with what the open answered, once, before the first pull.
+  final void Function(Object? opened)? onOpen;
+
+  /// The chunk in what a read answered; null at the end.
+  final T? Function(Object? answer) chunkOf;
+
+  /// Called once when the stream ends: with the error, if any.
+  final void Function(Object? error, StackTrace? st)? onEnd;
+
+  late final StreamController<T> _ctl = StreamController<T>(
+      onListen: _onListen, onResume: _pull, onCancel: _finish);
+  bool _openOnListen = false;
+  bool _opened = false;
+  bool _done = false;
+  int? _address;
+  _Job? _running;
+  void Function()? _unlisten;
+
+  _HandleStream(this._pool, this._openOp, this._openArgs, this._readOp,
+      this._closeOp, this._name, this._timeout, this._cancel,
+      {required this.addressOf, required this.chunkOf, this.onOpen, this.onEnd});
+
+  /// The chunks; with [openOnListen] the handle is opened when the stream
+  /// is listened to, else by [open].
+  Stream<T> stream({bool openOnListen = false}) {
+    _openOnListen = openOnListen;
+    return _ctl.stream;
+  }
+
+  void _onListen() {
+    if (_openOnListen) {
+      open();
+    } else {
+      _pull();
+    }
+  }
+
+  /// Starts the open (once).
+  void open() {
+    if (_opened) return;
+    _opened = true;
+    final c = _cancel;
+    if (c != null && !c.isCancelled) {
+      _unlisten = c._listen(() => unawaited(_finish(PorterPool._cancelled())));
+    }
+    final _Job job;
+    try {
+      job = _pool._enqueue(_openOp, _timeout, _cancel, args: _openArgs);
+    } catch (e, st) {
+      unawaited(_finish(e, st));
+      return;
+    }
+    _running = job;
+    unawaited(job.completer.future.then((v) {
+      _running = null;
+      _adopt(addressOf(v));
+      if (_done) {
+        _closeNow();
+        return;
+      }
+      onOpen?.call(v);
+      _pull();
+    }, onError: (Object e, StackTrace st) {
+      // An open that succeeded after its cancel: close what it opened.
+      unawaited(job.settled.future.then((_) {
+        final opened = job.lateResult;
+        if (opened != null) {
+          _adopt(addressOf(opened));
+          _closeNow();
+        }
+      }));
+      unawaited(_finish(e, st));
+    }));
+  }
+
+  void _adopt(int address) {
+    _address = address;
+    _pool._handles[address] = _closeOp;
+    _dropFinalizer.attach(this, _Drop(_pool, _closeOp, address), detach: this);
+  }
+
+  /// Pulls the next chunk when the listener wants one and none is coming.
+  void _pull() {
+    final a = _address;
+    if (_done || _running != null || a == null) return;
+    if (!_ctl.hasListener || _ctl.isPaused) return;
+    final _Job job;
+    try {
+      // No cancel token on reads: the stream's own listener ends the
+      // stream at once, and a read sends no call id (see Porter.onCallId).
+      job = _pool._enqueue(_readOp, _timeout, null, args: _HandleArgs(a, _name));
+    } catch (e, st) {
+      unawaited(_finish(e, st));
+      return;
+    }
+    _running = job;
+    unawaited(job.completer.future.then((v) {
+      _running = null;
+      if (_done) return;
+      final T? chunk;
+      try {
+        chunk = chunkOf(v);
+      } catch (e, st) {
+        unawaited(_finish(e, st));
+        return;
+      }
+      if (chunk == null) {
+        unawaited(_finish());
+        return;
+      }
+      _ctl.add(chunk);
+      _pull();
+    }, onError: (Object e, StackTrace st) => _finish(e, st)));
+  }
+
+  /// Ends the stream (with [error] when given) and closes the handle once
+  /// no worker uses it.
+  Future<void> _finish([Object? error, StackTrace? st]) async {
+    if (_done) return;
+    _done = true;
+    _unlisten?.call();
+    _unlisten = null;
+    if (error != null) _ctl.addError(error, st);
+    unawaited(_ctl.close());
+    onEnd?.call(error, st);
+    final r = _running;
+    if (r != null) await r.settled.future;
+    _closeNow();
+  }
+
+  void _closeNow() {
+    final a = _address;
+    if (a == null) return;
+    _address = null;
+    _dropFinalizer.detach(this);
+    unawaited(_pool._closeHandleNow(_closeOp, a));
+  }
+
+  /// Aborts: ends the stream without an error and closes the handle.
+  void cancel() => unawaited(_finish());
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Checks that the Dart package calls only bindings that exist, with as
+many arguments as they take.
+
+No Dart SDK runs here, so nothing else would notice a Dart file still
+calling a libporter function that porter.h renamed or re-shaped (the
+bindings are regenerated from porter.h and checked against it by
+dart/tool/check_bindings.py; this checks the other side: their callers).
+
+Every `porter_*(` call and every `addresses.porter_*` reference in the
+package's Dart files (lib/, test/, example/, bindings.g.dart excepted) is
+looked up among the methods of PorterBindings, and a call's argument count
+is compared with the method's parameter count.
+
+Usage: check_api_use.py DART_PACKAGE_DIR
+       check_api_use.py --selftest DART_PACKAGE_DIR
+Exit status 0 when every use matches.
+"""
+import os
+import re
+import sys
+
+METHOD = re.compile(r'^  [\w<>., ?]+ (porter_\w+)\(\s*$|^  [\w<>., ?]+ (porter_\w+)\(([^)]*)\) \{',
+                    re.M)
+ADDRESS = re.compile(r'late final ffi\.Pointer<[^;]*?> (porter_\w+) =', re.S)
+
+
+def bindings(text):
+    """{name: parameter count} of PorterBindings' methods, and the names
+    whose address is exported (PorterBindings.addresses)."""
+    methods = {}
+    for m in re.finditer(r'^  [\w<>.,? ]+? (porter_\w+)\(', text, re.M):
+        name = m.group(1)
+        i = m.end()
+        depth, params, cur = 1, 0, ''
+        while depth:
+            c = text[i]
+            if c in '(<':
+                depth += 1
+            elif c in ')>':
+                depth -= 1
+            if depth == 1 and c == ',':
+                params += 1 if cur.strip() else 0
+                cur = ''
+            elif depth >= 1 and c not in '()':
+                cur += c
+            i += 1
+        if cur.strip():
+            params += 1
+        # Only the public wrapper (a body follows), not the lookups.
+        if text[i:i + 3] == ' {\n' or text[i:i + 2] == ' {':
+            methods.setdefault(name, params)
+    addresses = set(re.findall(r'get (porter_\w+) =>', text))
+    return methods, addresses
+
+
+def calls(text):
+    """(name, argument count, line) of each porter_*( call in Dart code."""
+    out = []
+    for m in re.finditer(r'(?<![\w$])(?:\.)?(porter_\w+)\(', text):
+        name = m.group(1)
+        i = m.end()
+        depth, args, cur, quote = 1, 0, '', None
+        while depth and i < len(text):
+            c = text[i]
+            if quote:
+                if c == '\\':
+                    i += 2
+                    continue
+                if c == quote:
+                    quote = None
+            elif c in '\'"':
+                quote = c
+            elif c in '([{':
+                depth += 1
+            elif c in ')]}':
+                depth -= 1
+            if depth == 1 and c == ',' and not quote:
+                args += 1 if cur.strip() else 0
+                cur = ''
+            elif depth >= 1:
+                cur += c
+            i += 1
+        if cur.strip(' \n\t)'):
+            args += 1
+        out.append((name, args, text.count('\n', 0, m.start()) + 1))
+    return out
+
+
+def check(pkg, sources=None):
+    with open(os.path.join(pkg, 'lib', 'src', 'bindings.g.dart')) as f:
+        methods, addresses = bindings(f.read())
+    if not methods:
+        return ['no PorterBindings methods found in bindings.g.dart']
+    errors = []
+    files = sources
+    if files is None:
+        files = {}
+        for sub in ('lib', 'test', 'example'):
+            for root, _, names in os.walk(os.path.join(pkg, sub)):
+                for n in names:
+                    if n.endswith('.dart') and n != 'bindings.g.dart':
+                        p = os.path.join(root, n)
+                        with open(p) as f:
+                            files[os.path.relpath(p, pkg)] = f.read()
+    used = 0
+    for path, text in sorted(files.items()):
+        # Comments may name functions freely.
+        code = re.sub(r'//[^\n]*', '', text)
+        for name, args, line in calls(code):
+            used += 1
+            if name not in methods:
+                errors.append('%s:%d: %s is not a binding' % (path, line, name))
+            elif args != methods[name]:
+                errors.append('%s:%d: %s takes %d arguments, called with %d'
+                              % (path, line, name, methods[name], args))
+        for m in re.finditer(r'addresses\.(porter_\w+)', code):
+            if m.group(1) not in addresses:
+                errors.append('%s:%d: no exported address of %s' % (
+                    path, code.count('\n', 0, m.start()) + 1, m.group(1)))
+    if not used:
+        errors.append('no porter_* call found: the scan is broken')
+    return errors
+
+
+def selftest(pkg):
+    """The check must catch a renamed function, a wrong argument count and
+    a missing address, and pass the real sources."""
+    if check(pkg):
+        print('selftest: the real sources do not pass')
+        return 1
+    cases = {
+        'renamed': "void f(b) { b.porter_pingx(nullptr, 0, 1); }",
+        'arity': "void f(b) { b.porter_ping(nullptr, 0); }",
+        'address': "final x = b.addresses.porter_no_such_free;",
+    }
+    for what, src in cases.items():
+        if not check(pkg, {'x.dart': src}):
+            print('selftest: a %s use was not caught' % what)
+            return 1
+    if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 5); }"}):
+        print('selftest: a correct call with nested arguments was refused')
+        return 1
+    print('selftest: every breakage caught')
+    return 0
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == '--selftest':
+        return selftest(argv[2])
+    if len(argv) != 2:
+        print(__doc__)
+        return 2
+    errors = check(argv[1])
+    for e in errors:
+        print(e)
+    if errors:
+        return 1
+    print('check_api_use: every porter_* use matches the bindings')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
