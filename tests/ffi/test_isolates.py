@@ -8,6 +8,11 @@ thread pool and isolates that migrate between them.
     whichever of four threads is free (the pool's workers), with a pause
     in between in which no thread holds them; every byte arrives in order,
     with porterd running several worker loops, so reads really cross them.
+  * Streams outlive the connection that opened them (the VM retires idle
+    threads, closing their connections): a cursor and an HTTP stream are
+    read to the end from another thread after the opener disconnected.
+    (File readers do not, today: porterd drops them with the opening
+    connection; see dart/API_CHANGES.md.)
   * Abandoned streams are released: a stream closed after a few chunks (a
     `break` out of a chunk loop, a cancelled subscription), from a thread
     other than the one that opened it, leaves nothing in porterd: no HTTP
@@ -162,6 +167,42 @@ def test_streams_pulled_by_any_thread():
               '%d chunks pulled by %d threads' % (len(chunks), len(who)))
     finally:
         stop_pool(carriers)
+
+
+def test_streams_outlive_the_opening_connection():
+    """The VM retires idle threads, and a retired thread's connection
+    closes: a pool stream must not depend on the connection of the worker
+    that opened it. A cursor and an HTTP stream opened on one thread are
+    read on from another after the opener disconnected."""
+    lib = tc.c.lib
+    for opener, reader, closer, what in (
+            (lambda: cursor_open('SELECT generate_series(1, 1000)', 100), cursor_next,
+             lib.porter_db_cursor_close, 'cursor'),
+            (lambda: tc.stream_open('/bin/200000', chunk_size=16384), tc.stream_read,
+             lib.porter_http_stream_close, 'HTTP stream')):
+        a, b = pool_of(2)
+        try:
+            _, st = a.call(opener)
+            _, first = a.call(lambda: reader(st))
+            a.call(lib.porter_thread_disconnect)
+            got = [first]
+            try:
+                while True:
+                    _, chunk = b.call(lambda: reader(st))
+                    if chunk is None:
+                        break
+                    got.append(chunk)
+            finally:
+                b.call(lambda: closer(st))
+            if what == 'cursor':
+                check([r for ch in got for r in ch] == list(range(1, 1001)),
+                      'every row after the opener disconnected')
+            else:
+                check(b''.join(got) == tc.pattern(0, 200000),
+                      'every byte after the opener disconnected')
+        finally:
+            stop_pool([a, b])
+    check(tc.c.await_transfers(0) == 0, 'no transfer left')
 
 
 def active_queries(marker):
@@ -359,7 +400,8 @@ def main():
     tc.d = d.start()
     tc.httpd = HttpServer(lifetime_s=HARD_LIMIT_S + 30).start()
     tc.c = tc.Client(tc.bind(args.lib))
-    tests = [test_streams_pulled_by_any_thread, test_abandoned_streams_released,
+    tests = [test_streams_pulled_by_any_thread, test_streams_outlive_the_opening_connection,
+             test_abandoned_streams_released,
              test_call_id_reservation, test_cancel_helper_leaves_no_connection,
              test_pg_text_forms]
     failed = passed = 0
