@@ -3,7 +3,7 @@
 // Everything here that crosses isolates (responses, options, timings) is a
 // plain Dart object. A native response is copied out and freed before a
 // call returns; a native stream is owned by an [HttpStream] and freed by
-// its close(), with a NativeFinalizer as the safety net.
+// its close(), with a Dart Finalizer as the safety net.
 import 'dart:convert';
 import 'dart:ffi';
 import 'dart:typed_data';

@@ -61,9 +61,11 @@ final class PorterPool {
   /// them (their transactions roll back).
   final Set<DbSession> _sessions = {};
 
-  /// Native stream handles this pool owns (address -> the op closing
-  /// it): [close] closes those still open.
-  final Map<int, _Op> _handles = {};
+  /// Native stream handles this pool owns, by address: [close] closes
+  /// those still open. A close names its [_Drop], not just the address:
+  /// an address freed by a close may come back for a new handle, which a
+  /// late close of the old one must not touch.
+  final Map<int, _Drop> _handles = {};
 
   final RawReceivePort _replies = RawReceivePort();
   Completer<void>? _drained;
@@ -538,8 +540,8 @@ final class PorterPool {
     // the closes below, which go through _enqueue's internal path.
     _closed = true;
     await _waitDrained();
-    for (final e in Map.of(_handles).entries) {
-      await _closeHandleNow(e.value, e.key);
+    for (final d in List.of(_handles.values)) {
+      await _closeHandleNow(d);
     }
     for (final s in List.of(_sessions)) {
       await _closeSession(s);
@@ -575,13 +577,15 @@ final class PorterPool {
 
   static Future<Object?> _result(_Job job) => job.completer.future;
 
-  /// Closes native stream handle [address] with [op] on a worker, or from
+  /// Closes the native stream handle of [d] on a worker, or from
   /// a short-lived isolate once no worker is left. Never twice: a close
   /// frees the native handle whatever it reports, so a close that failed
   /// on a worker is not repeated (porterd also drops a client's streams
   /// when its connections close).
-  Future<void> _closeHandleNow(_Op op, int address) async {
-    if (_handles.remove(address) == null) return;
+  Future<void> _closeHandleNow(_Drop d) async {
+    if (!identical(_handles[d.address], d)) return;
+    _handles.remove(d.address);
+    final op = d.closeOp, address = d.address;
     if (_workers.isNotEmpty) {
       try {
         await _result(_enqueueInternal(op, null, _HandleArgs(address)));

@@ -3,12 +3,13 @@
 // whichever worker is free.
 part of 'pool.dart';
 
-/// What closes a handle whose stream was dropped without being closed.
+/// One native handle a pool stream owns: what closes it, and the token of
+/// the stream's finalizer (nothing in it refers back to the stream).
 final class _Drop {
   final PorterPool pool;
   final _Op closeOp;
   final int address;
-  const _Drop(this.pool, this.closeOp, this.address);
+  _Drop(this.pool, this.closeOp, this.address);
 }
 
 /// The safety net for a stream dropped unclosed (never listened to, a
@@ -18,7 +19,7 @@ final class _Drop {
 /// NativeFinalizer runs on whatever thread collects the object (on
 /// Flutter, the UI thread; at every hot restart).
 final Finalizer<_Drop> _dropFinalizer =
-    Finalizer((d) => unawaited(d.pool._closeHandleNow(d.closeOp, d.address)));
+    Finalizer((d) => unawaited(d.pool._closeHandleNow(d)));
 
 /// One pool stream. States: not opened; opening (an open job runs);
 /// open ([_address] set; at most one read job at a time, started only
@@ -54,6 +55,7 @@ final class _HandleStream<T> {
   bool _opened = false;
   bool _done = false;
   int? _address;
+  _Drop? _drop;
   _Job? _running;
   void Function()? _unlisten;
 
@@ -115,9 +117,10 @@ final class _HandleStream<T> {
   }
 
   void _adopt(int address) {
+    final d = _drop = _Drop(_pool, _closeOp, address);
     _address = address;
-    _pool._handles[address] = _closeOp;
-    _dropFinalizer.attach(this, _Drop(_pool, _closeOp, address), detach: this);
+    _pool._handles[address] = d;
+    _dropFinalizer.attach(this, d, detach: this);
   }
 
   /// Pulls the next chunk when the listener wants one and none is coming.
@@ -170,11 +173,12 @@ final class _HandleStream<T> {
   }
 
   void _closeNow() {
-    final a = _address;
-    if (a == null) return;
+    final d = _drop;
+    if (d == null) return;
     _address = null;
+    _drop = null;
     _dropFinalizer.detach(this);
-    unawaited(_pool._closeHandleNow(_closeOp, a));
+    unawaited(_pool._closeHandleNow(d));
   }
 
   /// Aborts: ends the stream without an error and closes the handle.
