@@ -29,10 +29,11 @@ Object? expected(Object? tagged) {
       ]);
     case 'utc':
       return DateTime.parse(v as String).toUtc();
-    case 'wall':
+    case 'wall' || 'wall_param':
       final t = DateTime.parse(v as String);
-      return DateTime.utc(t.year, t.month, t.day, t.hour, t.minute, t.second,
-          t.millisecond, t.microsecond);
+      final wall = DateTime.utc(t.year, t.month, t.day, t.hour, t.minute,
+          t.second, t.millisecond, t.microsecond);
+      return tag == 'wall' ? wall : DbParam(wall, typeOid: PgType.timestamp);
     case 'date':
       final s = v as String;
       final neg = s.startsWith('-');
@@ -68,6 +69,27 @@ void main() {
         } else {
           expect(got, want);
           if (want != null) expect(got.runtimeType, want.runtimeType);
+        }
+      });
+    }
+  });
+
+  group('parameters as the server accepts them', () {
+    final params =
+        (fixture['params'] as List<Object?>).cast<Map<String, Object?>>();
+    for (final c in params) {
+      test('${c['dart']} -> ${c['sent']}', () {
+        final e = encodeParam(expected(c['dart']));
+        final sent = c['sent'] as String?;
+        final binary = c['binary'] == true;
+        expect(e.binary, binary);
+        expect(e.typeOid, c['oid']);
+        if (sent == null) {
+          expect(e.bytes, isNull);
+        } else if (binary) {
+          expect(e.bytes, expected({'bytes': sent}));
+        } else {
+          expect(utf8.decode(e.bytes!), sent);
         }
       });
     }

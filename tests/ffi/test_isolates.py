@@ -27,7 +27,9 @@ thread pool and isolates that migrate between them.
     daemon connection behind, although the thread lives on (VM threads do).
   * Typed values: the text form PostgreSQL gives porterd for every type the
     package decodes (dart/test/fixtures/pg_text.json), byte for byte and
-    with its type OID, is what the Dart decoders are tested against.
+    with its type OID, is what the Dart decoders are tested against; and
+    every parameter encoding the Dart encoder produces (the fixture's
+    'params') is accepted by the server and reads back as expected.
 
 Usage: test_isolates.py --lib PATH/libporter.so --porterd PATH/porterd
                         --pg-state DIR (tests/support/pg.sh's state directory)
@@ -378,6 +380,48 @@ def test_pg_text_forms():
     print('  %d text forms match the fixture' % len(cases))
 
 
+def test_pg_param_forms():
+    """Every parameter encoding of the fixture (what the Dart encoder
+    sends: text or binary, and a type OID) against the real server: it is
+    accepted, and the answer has the expected text and type."""
+    with open(FIXTURE, encoding='utf-8') as f:
+        cases = json.load(f)['params']
+    lib = tc.c.lib
+    session = tc.db_open()
+    try:
+        tc.db_query(session, "SET TimeZone = 'UTC'")
+        for case in cases:
+            sent = case['sent']
+            arr = (tc.DbParam * 1)()
+            keep = None
+            if sent is None:
+                arr[0] = tc.DbParam(None, 0, 0, case['oid'])
+            else:
+                raw = bytes.fromhex(sent) if case.get('binary') else sent.encode('utf-8')
+                keep = ctypes.create_string_buffer(raw, max(1, len(raw)))
+                arr[0] = tc.DbParam(ctypes.cast(keep, ctypes.c_void_p), len(raw),
+                                    int(bool(case.get('binary'))), case['oid'])
+            out = ctypes.c_void_p()
+            rc = lib.porter_db_query(session, None, case['sql'].encode(), arr, 1, 5000,
+                                     ctypes.byref(out))
+            try:
+                if rc < 0:
+                    raise Failure('%s with %r (OID %d): %s' % (
+                        case['sql'], sent, case['oid'],
+                        lib.porter_db_message(out).decode() if out else rc))
+                oid = lib.porter_db_ftype(out, 0)
+                back = tc.db_rows(out)[0][0]
+            finally:
+                lib.porter_db_result_free(out)
+                del keep
+            want = None if case['back'] is None else case['back'].encode('utf-8')
+            check(oid == case['back_oid'], '%r: OID %d, fixture %d' % (sent, oid, case['back_oid']))
+            check(back == want, '%r: back %r, fixture %r' % (sent, back, want))
+    finally:
+        lib.porter_db_close(session, 5000)
+    print('  %d parameter encodings accepted as the fixture says' % len(cases))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--lib', required=True)
@@ -403,7 +447,7 @@ def main():
     tests = [test_streams_pulled_by_any_thread, test_streams_outlive_the_opening_connection,
              test_abandoned_streams_released,
              test_call_id_reservation, test_cancel_helper_leaves_no_connection,
-             test_pg_text_forms]
+             test_pg_text_forms, test_pg_param_forms]
     failed = passed = 0
     for t in tests:
         t0 = time.monotonic()
