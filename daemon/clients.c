@@ -1,10 +1,14 @@
 /* clients - the client-identity registry and close hooks; see clients.h. */
 #include "clients.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
+#include "config.h"
 #include "list.h"
 #include "porter_errors.h"
 
@@ -47,6 +51,42 @@ static struct {
 	clients_close_hook hooks[MAX_HOOKS];
 	unsigned n_hooks;
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER, .gone = {&G.gone, &G.gone}};
+
+int clients_peer_read(int fd, clients_peer *out)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	memset(out, 0, sizeof(*out));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -errno;
+	out->uid = cred.uid;
+	out->gid = cred.gid;
+	out->pid = cred.pid;
+#ifdef SO_PEERGROUPS
+	len = sizeof(out->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, out->groups, &len) == 0) {
+		out->n_groups = len / sizeof(gid_t);
+	} else if (errno == ERANGE && len > sizeof(out->groups)) {
+		/* More groups than we keep: the kernel filled nothing and said
+		 * how much room it needs; keep the first ones. */
+		gid_t *all = malloc(len);
+		if (all && getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, all, &len) == 0) {
+			memcpy(out->groups, all, sizeof(out->groups));
+			out->n_groups = CLIENTS_MAX_GROUPS;
+		}
+		free(all);
+	}
+#endif
+	return 0;
+}
+
+int clients_peer_allowed(const config *cfg, int activated, const clients_peer *peer)
+{
+	if (activated && !cfg->allow_uid_set && cfg->n_allow_gids == 0)
+		return 1;
+	return config_uid_allowed(cfg, peer->uid) ||
+	       config_gid_allowed(cfg, peer->gid, peer->groups, peer->n_groups);
+}
 
 static uint64_t mono_ms(void)
 {

@@ -18,8 +18,11 @@
 #ifndef PORTER_CLIENTS_H
 #define PORTER_CLIENTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+struct config;
 
 /* An identity whose last connection closed is forgotten after this long
  * (a lookup that misses then reads as "gone long ago", which is true). */
@@ -28,6 +31,36 @@
  * invents instance ids cannot grow the registry without bound, and its
  * churn evicts only its own uid's oldest gone identities. */
 #define CLIENTS_GONE_PER_UID 4096u
+
+/* Supplementary groups kept per peer. A peer in more groups is judged on
+ * its primary group and the first ones the kernel lists (fail closed: a
+ * group past these never admits it). */
+#define CLIENTS_MAX_GROUPS 64
+
+/* Who is at the other end of a connection, as the kernel saw it when the
+ * peer called connect(): never anything the client sent. */
+typedef struct clients_peer {
+	uid_t uid;
+	gid_t gid; /* primary (effective) group */
+	pid_t pid;
+	unsigned n_groups; /* supplementary groups in `groups` */
+	gid_t groups[CLIENTS_MAX_GROUPS];
+} clients_peer;
+
+/* Fills `out` from socket `fd` (SO_PEERCRED, and SO_PEERGROUPS for the
+ * supplementary groups; a kernel without it leaves them out, so only the
+ * primary group counts). Returns 0, or -errno when SO_PEERCRED fails. */
+int clients_peer_read(int fd, clients_peer *out);
+
+/*
+ * True when `peer` may use the daemon under `cfg`: its uid is in allow-uid
+ * ("any" admits every uid), or its primary or a supplementary group is in
+ * allow-gid. `activated`: the socket came from systemd, where SocketMode=
+ * and SocketGroup= decide alone unless allow-uid or allow-gid was set.
+ * Checked at accept and, for every open connection, after each reload.
+ * Any thread (cfg is read-only).
+ */
+int clients_peer_allowed(const struct config *cfg, int activated, const clients_peer *peer);
 
 /* Counts one more open connection of (uid, instance), created on first use.
  * Out of memory leaves it uncounted (its lookups then read as gone). */

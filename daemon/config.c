@@ -24,6 +24,7 @@ enum key_type {
 	KT_LIST,  /* config_list, comma-separated */
 	KT_LEVEL, /* enum log_level */
 	KT_UIDS,  /* allow_uids + n_allow_uids */
+	KT_GIDS,  /* allow_gids + n_allow_gids */
 	KT_BOOL,  /* int: true/false/yes/no/1/0 */
 };
 
@@ -53,6 +54,8 @@ static const config_key keys[] = {
 	 "error, warn, info or debug"},
 	{"allow-uid", 0, KT_UIDS, 0, 0, 0, NULL, "LIST",
 	 "comma-separated uids allowed to connect, or 'any' to let the socket's mode and group decide (default: the daemon's own uid; with a socket passed by systemd: any)"},
+	{"allow-gid", 0, KT_GIDS, 0, 0, 0, NULL, "LIST",
+	 "comma-separated gids whose members may connect too (the peer's primary group or any supplementary group, as the kernel gave them at connect); without socket activation the socket is made reachable for them (default: none)"},
 	{"hello-max-frame", 0, KT_U32, OFF(hello_max_frame), 1024, 1u << 30, "65536", "BYTES",
 	 "largest frame accepted before Hello"},
 	{"max-frame", 0, KT_U32, OFF(max_frame), 1024, 1u << 30, "16777216", "BYTES",
@@ -162,6 +165,41 @@ static void list_clear(config_list *l)
 	l->n = 0;
 }
 
+_Static_assert(sizeof(uid_t) == sizeof(uint32_t) && sizeof(gid_t) == sizeof(uint32_t),
+	       "uids and gids are parsed as uint32_t");
+
+/* Parses a comma-separated list of numeric ids (`what`: "uid" or "gid")
+ * into `ids` (CONFIG_MAX_UIDS entries); `*n` is set only on success. */
+static int parse_ids(const char *v, const char *what, uint32_t *ids, size_t *n, char *why,
+		     size_t whylen)
+{
+	char buf[1024];
+	size_t k = 0;
+	uint32_t got[CONFIG_MAX_UIDS];
+	uint64_t u;
+	if (strlen(v) >= sizeof(buf)) {
+		snprintf(why, whylen, "list too long");
+		return PORTER_E_INVAL;
+	}
+	strcpy(buf, v);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		if (k == CONFIG_MAX_UIDS || parse_u64(tok, 0, UINT32_MAX - 1, &u)) {
+			snprintf(why, whylen, "expected up to %d comma-separated %ss, got '%s'",
+				 CONFIG_MAX_UIDS, what, v);
+			return PORTER_E_INVAL;
+		}
+		got[k++] = (uint32_t)u;
+	}
+	if (k == 0) {
+		snprintf(why, whylen, "expected at least one %s", what);
+		return PORTER_E_INVAL;
+	}
+	memcpy(ids, got, k * sizeof(got[0]));
+	*n = k;
+	return 0;
+}
+
 /* Applies one value; on error writes the reason (no prefix) to `why`. */
 static int apply(config *c, const config_key *k, const char *v, char *why, size_t whylen)
 {
@@ -252,42 +290,25 @@ static int apply(config *c, const config_key *k, const char *v, char *why, size_
 			return PORTER_E_INVAL;
 		}
 		return 0;
-	case KT_UIDS: {
-		char buf[1024];
-		size_t n = 0;
-		uid_t uids[CONFIG_MAX_UIDS];
+	case KT_UIDS:
 		if (strcmp(v, "any") == 0) {
 			c->allow_any_uid = 1;
 			c->n_allow_uids = 0;
 			c->allow_uid_set = 1;
 			return 0;
 		}
-		if (strlen(v) >= sizeof(buf)) {
-			snprintf(why, whylen, "list too long");
+		if (parse_ids(v, "uid", c->allow_uids, &c->n_allow_uids, why, whylen) < 0)
 			return PORTER_E_INVAL;
-		}
-		strcpy(buf, v);
-		char *save = NULL;
-		for (char *tok = strtok_r(buf, ", ", &save); tok;
-		     tok = strtok_r(NULL, ", ", &save)) {
-			if (n == CONFIG_MAX_UIDS || parse_u64(tok, 0, UINT32_MAX - 1, &u)) {
-				snprintf(why, whylen,
-					 "expected up to %d comma-separated uids, got '%s'",
-					 CONFIG_MAX_UIDS, v);
-				return PORTER_E_INVAL;
-			}
-			uids[n++] = (uid_t)u;
-		}
-		if (n == 0) {
-			snprintf(why, whylen, "expected at least one uid");
-			return PORTER_E_INVAL;
-		}
-		memcpy(c->allow_uids, uids, n * sizeof(uids[0]));
-		c->n_allow_uids = n;
 		c->allow_any_uid = 0;
 		c->allow_uid_set = 1;
 		return 0;
-	}
+	case KT_GIDS:
+		/* An empty value clears the list (a file may undo a flag). */
+		if (!v[0]) {
+			c->n_allow_gids = 0;
+			return 0;
+		}
+		return parse_ids(v, "gid", c->allow_gids, &c->n_allow_gids, why, whylen);
 	}
 	return PORTER_E_INVAL;
 }
@@ -601,6 +622,18 @@ int config_parse_loopback(const char *s, struct sockaddr_storage *ss)
 	return PORTER_E_INVAL;
 }
 
+int config_gid_allowed(const config *c, gid_t gid, const gid_t *groups, size_t n)
+{
+	for (size_t i = 0; i < c->n_allow_gids; i++) {
+		if (c->allow_gids[i] == gid)
+			return 1;
+		for (size_t j = 0; j < n; j++)
+			if (c->allow_gids[i] == groups[j])
+				return 1;
+	}
+	return 0;
+}
+
 int config_uid_allowed(const config *c, uid_t uid)
 {
 	if (c->allow_any_uid)
@@ -654,6 +687,10 @@ void config_dump(const config *c, FILE *out)
 			for (size_t j = 0; j < c->n_allow_uids; j++)
 				fprintf(out, "%s%u", j ? "," : "", (unsigned)c->allow_uids[j]);
 			break;
+		case KT_GIDS:
+			for (size_t j = 0; j < c->n_allow_gids; j++)
+				fprintf(out, "%s%u", j ? "," : "", (unsigned)c->allow_gids[j]);
+			break;
 		}
 		fputc('\n', out);
 	}
@@ -671,7 +708,8 @@ void config_example(FILE *out)
 		     "# \"porterd --check-config\" validates a file without starting.\n"
 		     "#\n"
 		     "# SIGHUP (systemctl reload porterd) re-reads this file. The limits,\n"
-		     "# timeouts, allow-uid, log-level and metrics settings change live; socket\n"
+		     "# timeouts, allow-uid, allow-gid, log-level and metrics settings change\n"
+		     "# live (connections no longer allowed are closed); socket\n"
 		     "# and workers need a restart. A file with errors is rejected as a whole\n"
 		     "# and the running settings stay.\n"
 		     "#\n"

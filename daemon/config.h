@@ -50,6 +50,8 @@ typedef struct config {
 	size_t n_allow_uids;               /* 0 means the daemon's own uid */
 	int allow_any_uid;                 /* "allow-uid = any": the socket's mode decides */
 	int allow_uid_set;                 /* allow-uid was given (file or flag) */
+	gid_t allow_gids[CONFIG_MAX_UIDS]; /* peers in these groups may connect too */
+	size_t n_allow_gids;               /* 0: no group is allowed as such */
 	uint32_t hello_max_frame;          /* frame limit before Hello */
 	uint32_t max_frame;                /* frame limit after Hello */
 	uint32_t busy_poll_us;             /* spin this long after I/O before blocking */
@@ -139,6 +141,10 @@ int config_parse_loopback(const char *s, struct sockaddr_storage *ss);
 
 /* True when `uid` may connect ("any" allows every uid). */
 int config_uid_allowed(const config *c, uid_t uid);
+
+/* True when a peer of primary group `gid` and supplementary groups
+ * `groups` (`n`; NULL when 0) is in a group of allow-gid. */
+int config_gid_allowed(const config *c, gid_t gid, const gid_t *groups, size_t n);
 
 /* Prints the usage text, every key with its default. */
 void config_usage(FILE *out);

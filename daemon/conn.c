@@ -502,7 +502,18 @@ void conn_abort(conn *c)
 	}
 }
 
-int conn_create(worker *w, int fd, uid_t uid, pid_t pid)
+void conn_deny(conn *c)
+{
+	char text[128];
+	if (c->state != CONN_HELLO && c->state != CONN_READY)
+		return;
+	snprintf(text, sizeof(text),
+		 "uid %u is no longer allowed to use this daemon (configuration reloaded)",
+		 (unsigned)c->uid);
+	conn_fail(c, PORTER_E_DENIED, text);
+}
+
+int conn_create(worker *w, int fd, const clients_peer *peer)
 {
 	conn *c = dcalloc(1, sizeof(*c));
 	if (!c) {
@@ -512,8 +523,9 @@ int conn_create(worker *w, int fd, uid_t uid, pid_t pid)
 	}
 	c->w = w;
 	c->serial = ++w->next_conn_serial;
-	c->uid = uid;
-	c->pid = pid;
+	c->peer = *peer;
+	c->uid = peer->uid;
+	c->pid = peer->pid;
 	c->state = CONN_HELLO;
 	list_init(&c->reqs);
 	list_push_back(&w->conns, &c->link);
@@ -538,6 +550,6 @@ int conn_create(worker *w, int fd, uid_t uid, pid_t pid)
 	}
 	update_timer(c);
 	log_debug("conn %llu: accepted on worker %u (pid %d uid %d)", (unsigned long long)c->serial,
-		  w->index, (int)pid, (int)uid);
+		  w->index, (int)c->pid, (int)c->uid);
 	return 0;
 }

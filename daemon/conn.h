@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "clients.h"
 #include "frame.h"
 #include "list.h"
 #include "porter.pb-c.h"
@@ -36,19 +37,21 @@ typedef struct conn {
 	uv_timer_t timer; /* frame stall, idle, drain bound */
 	int open_handles; /* closed handles still to call back */
 	frame_reader rd;
-	int reading;     /* uv_read_start is active */
-	int processing;  /* inside process_frames (no re-entry) */
-	int flush_close; /* close_after_flush has begun */
-	int partial;     /* a frame has begun but not ended */
-	uid_t uid;       /* peer credentials from SO_PEERCRED */
+	int reading;       /* uv_read_start is active */
+	int processing;    /* inside process_frames (no re-entry) */
+	int flush_close;   /* close_after_flush has begun */
+	int partial;       /* a frame has begun but not ended */
+	clients_peer peer; /* peer credentials and groups, taken at accept */
+	uid_t uid;         /* peer.uid and peer.pid, where services read them */
 	pid_t pid;
 	uint64_t client_instance; /* from Hello: names the client process */
 	uint32_t inflight;        /* requests dispatched and not yet answered */
 	list reqs;                /* struct req.link, in-flight */
 } conn;
 
-/* Starts serving `fd` on worker `w`. Returns 0, or <0 (fd closed). */
-int conn_create(struct worker *w, int fd, uid_t uid, pid_t pid);
+/* Starts serving `fd` on worker `w` for `peer` (copied). Returns 0, or <0
+ * (fd closed). */
+int conn_create(struct worker *w, int fd, const clients_peer *peer);
 
 /*
  * Stops reading and closes once every in-flight reply has been written (or
@@ -62,6 +65,15 @@ void conn_drain(conn *c);
  * once those replies are written.
  */
 void conn_abort(conn *c);
+
+/*
+ * The peer is no longer allowed (a reload changed allow-uid/allow-gid):
+ * tells the client so (PORTER_E_DENIED, request id 0, which libporter
+ * reports as the result of its current or next call), cancels what is in
+ * flight without answering it, and closes once that frame is written. A
+ * connection already draining or closing is left to finish.
+ */
+void conn_deny(conn *c);
 
 /* Closes now: in-flight requests are detached and cancelled. Idempotent. */
 void conn_close(conn *c);

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "frame.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,7 +28,8 @@
 /* Pause after running out of descriptors, so the loop does not spin. */
 #define ACCEPT_PAUSE_MS 100
 
-/* mkdir -p with mode 0700 for every directory it creates. */
+/* mkdir -p with mode 0700 for every directory it creates. Returns 1 when
+ * it created `dir` itself, 0 when that existed, or -errno. */
 static int make_dirs(const char *dir)
 {
 	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -43,17 +45,19 @@ static int make_dirs(const char *dir)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	if (mkdir(buf, 0700) == 0)
+		return 1;
+	return errno == EEXIST ? 0 : -errno;
 }
 
 /*
  * The socket's directory must exist. When it is the default location (in a
- * shared /tmp), it must also be ours and private, or another user could
- * have planted it to intercept clients.
+ * shared /tmp), it must also be ours and writable by us alone, or another
+ * user could have planted it to intercept clients. `*own_dir` is set when
+ * the directory is ours to open up for allowed peers (we created it, or it
+ * is the default one we just checked); its mode is set by apply_access.
  */
-static int prepare_dir(const char *path, int must_be_private)
+static int prepare_dir(const char *path, int must_be_private, int *own_dir)
 {
 	char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	snprintf(copy, sizeof(copy), "%s", path);
@@ -61,6 +65,7 @@ static int prepare_dir(const char *path, int must_be_private)
 	struct stat st;
 
 	int rc = make_dirs(dir);
+	*own_dir = 0;
 	if (rc < 0) {
 		log_error("cannot create directory %s: %s", dir, strerror(-rc));
 		return -1;
@@ -73,14 +78,116 @@ static int prepare_dir(const char *path, int must_be_private)
 		log_error("%s is not a directory", dir);
 		return -1;
 	}
-	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 077))) {
+	/* Group and others may search it (apply_access opens it up that far
+	 * for allowed peers), never write to it. */
+	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 022))) {
 		log_error(
-			"refusing to listen in %s: not a private directory of uid %u (owner %u, mode %03o)",
+			"refusing to listen in %s: not a directory of uid %u that only it can write to (owner %u, mode %03o)",
 			dir, (unsigned)geteuid(), (unsigned)st.st_uid,
 			(unsigned)(st.st_mode & 0777));
 		return -1;
 	}
+	*own_dir = (rc == 1 || must_be_private) && st.st_uid == geteuid();
 	return 0;
+}
+
+/* Who the socket file (and a directory porterd owns for it) lets connect:
+ * the kernel's permission check comes first, the allow-lists are checked at
+ * accept. A socket cannot be opened to a list of uids, so any other uid
+ * opens it to everyone and accept refuses the unlisted with a clear
+ * error; one group alone is expressed exactly with the file's group. */
+typedef struct sock_access {
+	mode_t sock_mode;
+	mode_t dir_mode;
+	gid_t group; /* (gid_t)-1: left as it is */
+} sock_access;
+
+static sock_access access_for(const config *cfg)
+{
+	int other_uid = cfg->allow_any_uid;
+	for (size_t i = 0; i < cfg->n_allow_uids; i++)
+		if (cfg->allow_uids[i] != geteuid())
+			other_uid = 1;
+	if (!other_uid && cfg->n_allow_gids == 0)
+		return (sock_access){0600, 0700, (gid_t)-1};
+	if (!other_uid && cfg->n_allow_gids == 1)
+		return (sock_access){0660, 0710, cfg->allow_gids[0]};
+	return (sock_access){0666, 0711, (gid_t)-1};
+}
+
+/* Sets mode (and group) of `path` if it is still the file (dev, ino) we
+ * made. 0, or -1 with errno. */
+static int set_access(const char *path, dev_t dev, ino_t ino, mode_t mode, gid_t group)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return -1;
+	if (st.st_dev != dev || st.st_ino != ino) {
+		errno = ESTALE;
+		return -1;
+	}
+	if (group != (gid_t)-1 && st.st_gid != group && chown(path, (uid_t)-1, group) < 0)
+		return -1;
+	return chmod(path, mode);
+}
+
+/* Warns when an ancestor of the socket keeps the allowed peers out (a
+ * private $XDG_RUNTIME_DIR does): the mode of the socket alone is not
+ * enough for them to reach it. */
+static void check_reachable(const char *dir, const sock_access *a)
+{
+	char buf[CONFIG_PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (;;) {
+		char *slash = strrchr(buf, '/');
+		if (!slash)
+			return;
+		*(slash == buf ? slash + 1 : slash) = '\0';
+		struct stat st;
+		if (stat(buf, &st) == 0 && !(st.st_mode & S_IXOTH) &&
+		    !(a->group != (gid_t)-1 && st.st_gid == a->group && (st.st_mode & S_IXGRP))) {
+			log_warn(
+				"allow-uid/allow-gid admit other users, but %s (mode %03o) keeps them from reaching the socket",
+				buf, (unsigned)(st.st_mode & 0777));
+			return;
+		}
+		if (slash == buf)
+			return;
+	}
+}
+
+/* Opens the socket we created (and its directory, if ours) to the peers
+ * the current allow-lists name, or closes it back to our uid. At start-up
+ * and after every reload; never on a socket from systemd. */
+static void apply_access(server *srv)
+{
+	sock_access a = access_for(srv->cfg);
+	const char *path = srv->cfg->socket_path;
+	char group[32] = "";
+	if (!srv->created_socket)
+		return;
+	if (set_access(path, srv->sock_dev, srv->sock_ino, a.sock_mode, a.group) < 0 &&
+	    a.group != (gid_t)-1) {
+		/* We may only give a file a group we are in: fall back to
+		 * the open mode, where accept still checks the group. */
+		log_warn(
+			"cannot give %s group %u (%s); opening it to every uid, accept checks the group",
+			path, (unsigned)a.group, strerror(errno));
+		a = (sock_access){0666, 0711, (gid_t)-1};
+		set_access(path, srv->sock_dev, srv->sock_ino, 0666, a.group);
+	}
+	if (srv->own_dir) {
+		struct stat st;
+		if (lstat(srv->sock_dir, &st) < 0 ||
+		    set_access(srv->sock_dir, st.st_dev, st.st_ino, a.dir_mode, a.group) < 0)
+			log_warn("cannot set the mode of %s: %s", srv->sock_dir, strerror(errno));
+	}
+	if (a.sock_mode != 0600)
+		check_reachable(path, &a);
+	if (a.group != (gid_t)-1)
+		snprintf(group, sizeof(group), ", group %u", (unsigned)a.group);
+	log_info("socket %s: mode %04o%s%s%04o", path, (unsigned)a.sock_mode, group,
+		 srv->own_dir ? ", directory mode " : "", srv->own_dir ? (unsigned)a.dir_mode : 0);
 }
 
 /*
@@ -130,8 +237,11 @@ static int open_listener(server *srv)
 	struct stat st;
 
 	int is_default = sockpath_default(def, sizeof(def)) > 0 && strcmp(def, path) == 0;
-	if (prepare_dir(path, is_default) < 0)
+	if (prepare_dir(path, is_default, &srv->own_dir) < 0)
 		return -1;
+	char copy[sizeof(cfg->socket_path)];
+	snprintf(copy, sizeof(copy), "%s", path);
+	snprintf(srv->sock_dir, sizeof(srv->sock_dir), "%s", dirname(copy));
 
 	/* The lock makes "is a daemon alive here?" race-free between two
 	 * daemons starting at once; it is held until the process exits. */
@@ -169,6 +279,7 @@ static int open_listener(server *srv)
 	}
 	srv->sock_dev = st.st_dev;
 	srv->sock_ino = st.st_ino;
+	apply_access(srv);
 	if (listen(srv->listen_fd, SOMAXCONN) < 0) {
 		log_error("listen: %s", strerror(errno));
 		return -1;
@@ -254,21 +365,18 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 			uv_timer_start(&srv->accept_pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
 			return;
 		}
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-			log_warn("SO_PEERCRED: %s", strerror(errno));
+		clients_peer peer;
+		int rc = clients_peer_read(fd, &peer);
+		if (rc < 0) {
+			log_warn("SO_PEERCRED: %s", strerror(-rc));
 			close(fd);
 			continue;
 		}
-		/* Under socket activation, SocketMode= and SocketGroup= already
-		 * decide who may connect unless allow-uid says otherwise. */
-		if (!(srv->activated && !srv->cfg->allow_uid_set) &&
-		    !config_uid_allowed(srv->cfg, cred.uid)) {
-			refuse(srv, fd, cred.uid);
+		if (!clients_peer_allowed(srv->cfg, srv->activated, &peer)) {
+			refuse(srv, fd, peer.uid);
 			continue;
 		}
-		if (worker_handoff(least_loaded(srv), fd, cred.uid, cred.pid) < 0)
+		if (worker_handoff(least_loaded(srv), fd, &peer) < 0)
 			close(fd);
 	}
 }
@@ -466,6 +574,7 @@ static void reload(server *srv)
 	srv->cfg = nc;
 	srv->reloads++;
 	srv->last_reload_failed = 0;
+	apply_access(srv);
 	metrics_reconfigure(srv, &srv->metrics, nc);
 	log_info("configuration reloaded from %s",
 		 nc->config_file ? nc->config_file : "built-in defaults and flags");

@@ -35,6 +35,8 @@ typedef struct server {
 	int created_socket; /* we bound the path and must unlink it */
 	dev_t sock_dev;     /* identity of the socket file we created */
 	ino_t sock_ino;
+	int own_dir;                    /* the socket's directory is ours to chmod */
+	char sock_dir[CONFIG_PATH_MAX]; /* that directory */
 	uv_poll_t listen_poll;
 	uv_timer_t accept_pause; /* back-off after EMFILE */
 	uv_signal_t sig_term, sig_int, sig_hup;

@@ -8,19 +8,20 @@
 #include <unistd.h>
 
 #include "cancel.h"
+#include "clients.h"
 #include "conn.h"
 #include "db.h"
 #include "fwd.h"
 #include "http.h"
 #include "log.h"
 #include "porter_errors.h"
+#include "server.h"
 
 /* Inbox messages. */
 typedef struct handoff_msg {
 	inbox_msg base;
 	int fd;
-	uid_t uid;
-	pid_t pid;
+	clients_peer peer;
 } handoff_msg;
 
 /* A new configuration generation; holds one reference until delivered. */
@@ -47,6 +48,14 @@ static void config_run(void *owner, inbox_msg *m)
 	w->cfg = cm->cfg;
 	config_unref(old);
 	free(cm);
+	/* Revocation must not wait for a peer to reconnect: connections the
+	 * new allow-lists do not admit are told so and closed now. */
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &w->conns) {
+		conn *c = list_entry(pos, conn, link);
+		if (!clients_peer_allowed(w->cfg, w->srv->activated, &c->peer))
+			conn_deny(c);
+	}
 }
 
 static void config_drop(inbox_msg *m)
@@ -84,7 +93,7 @@ static void handoff_run(void *owner, inbox_msg *m)
 	if (w->state != WORKER_RUNNING) {
 		close(h->fd);
 		stats_sub(&w->counters.connections, 1);
-	} else if (conn_create(w, h->fd, h->uid, h->pid) < 0) {
+	} else if (conn_create(w, h->fd, &h->peer) < 0) {
 		/* conn_create closed the fd and uncounted the connection. */
 		log_warn("worker %u: could not start a connection", w->index);
 	}
@@ -329,7 +338,7 @@ int worker_start(worker *w)
 	return uv_thread_create(&w->thread, thread_main, w) < 0 ? PORTER_E_INTERNAL : 0;
 }
 
-int worker_handoff(worker *w, int fd, uid_t uid, pid_t pid)
+int worker_handoff(worker *w, int fd, const clients_peer *peer)
 {
 	handoff_msg *h = malloc(sizeof(*h));
 	if (!h)
@@ -337,8 +346,7 @@ int worker_handoff(worker *w, int fd, uid_t uid, pid_t pid)
 	h->base.run = handoff_run;
 	h->base.drop = handoff_drop;
 	h->fd = fd;
-	h->uid = uid;
-	h->pid = pid;
+	h->peer = *peer;
 	/* Counted now, so the acceptor's least-loaded choice sees hand-offs
 	 * the worker has not picked up yet. */
 	stats_add(&w->counters.connections, 1);

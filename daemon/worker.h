@@ -20,6 +20,7 @@
 
 struct server;
 struct conn;
+struct clients_peer;
 struct cancel_state;
 struct http_worker;
 
@@ -97,15 +98,16 @@ int worker_start(worker *w);
  * Hands an accepted connection to `w`. Any thread. Returns 0 (the worker
  * owns `fd`), or <0 when the worker is stopping (the caller closes `fd`).
  */
-int worker_handoff(worker *w, int fd, uid_t uid, pid_t pid);
+int worker_handoff(worker *w, int fd, const struct clients_peer *peer);
 
 /* Asks `w` to drain and stop. Any thread; idempotent. */
 void worker_post_stop(worker *w);
 
 /*
  * Hands `w` a new configuration generation (SIGHUP reload): the worker
- * swaps its pointer on its own loop thread and drops its reference to the
- * old one. Takes one reference to `cfg` itself. Any thread. Returns 0, or
+ * swaps its pointer on its own loop thread, drops its reference to the
+ * old one, and denies every connection whose peer the new allow-lists no
+ * longer admit (conn_deny). Takes one reference to `cfg` itself. Any thread. Returns 0, or
  * <0 when the worker is stopping (nothing to do then).
  */
 int worker_post_config(worker *w, config *cfg);

@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		return 0;
 	stats_add(&w->counters.connections, 1); /* as the acceptor does at hand-off */
-	if (conn_create(w, sv[0], getuid(), getpid()) < 0) {
+	clients_peer peer = {.uid = getuid(), .gid = getgid(), .pid = getpid()};
+	if (conn_create(w, sv[0], &peer) < 0) {
 		close(sv[1]);
 		return 0;
 	}

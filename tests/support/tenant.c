@@ -87,7 +87,8 @@ const char *th_daemon_home(const th_daemon *d)
 	return home;
 }
 
-int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra)
+static int start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra,
+		    int own_socket_mode)
 {
 	char bin[sizeof(d->dir) + 16];
 	char home[sizeof(d->dir) + 8];
@@ -98,7 +99,8 @@ int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *ex
 	snprintf(d->dir, sizeof(d->dir), "/tmp/porter-tenant-XXXXXX");
 	if (!mkdtemp(d->dir))
 		return -1;
-	snprintf(d->socket, sizeof(d->socket), "%s/porter.sock", d->dir);
+	snprintf(d->socket, sizeof(d->socket), "%s%s/porter.sock", d->dir,
+		 own_socket_mode ? "/run" : "");
 	snprintf(d->log, sizeof(d->log), "%s/porterd.log", d->dir);
 	snprintf(bin, sizeof(bin), "%s/porterd", d->dir);
 	snprintf(home, sizeof(home), "%s/home", d->dir);
@@ -151,8 +153,8 @@ int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *ex
 		if (can_connect(d->socket)) {
 			/* What SocketGroup=porter and SocketMode=0660 give the
 			 * system unit's socket. */
-			if (chown(d->socket, uid, TH_GID_PORTER) != 0 ||
-			    chmod(d->socket, 0660) != 0) {
+			if (!own_socket_mode && (chown(d->socket, uid, TH_GID_PORTER) != 0 ||
+						 chmod(d->socket, 0660) != 0)) {
 				th_daemon_kill(d);
 				return -1;
 			}
@@ -167,6 +169,16 @@ int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *ex
 fail:
 	th_daemon_cleanup(d);
 	return -1;
+}
+
+int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra)
+{
+	return start_as(d, uid, gid, extra, 0);
+}
+
+int th_daemon_start_as_own_socket(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra)
+{
+	return start_as(d, uid, gid, extra, 1);
 }
 
 int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg)

@@ -35,6 +35,12 @@ int th_tenant_available(void);
  */
 int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra);
 
+/* th_daemon_start_as, but the socket keeps the mode and group porterd gave
+ * it (no SocketMode=/SocketGroup= stand-in), for tests of what porterd
+ * does with allow-uid and allow-gid: it is `d->dir`/run/porter.sock, in a
+ * directory porterd creates itself (`d->dir` stays 0755). */
+int th_daemon_start_as_own_socket(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra);
+
 /* The daemon's HOME directory (`d->dir`/home), for planting files there
  * (.pgpass, .pg_service.conf, ...). Static storage: copy it. */
 const char *th_daemon_home(const th_daemon *d);

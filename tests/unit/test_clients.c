@@ -1,10 +1,14 @@
 /* Unit tests of the client-identity registry (daemon/clients.c). */
 #include <check.h>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clients.h"
+#include "config.h"
 
 static void setup(void)
 {
@@ -146,6 +150,67 @@ START_TEST(close_hooks_run_with_the_connection)
 }
 END_TEST
 
+/* In a child with `n` supplementary groups 7001..: what clients_peer_read
+ * sees of the other end of a socketpair, and whether allow-gid `want`
+ * admits it. Exit 0 when as expected. */
+static int peer_groups_child(int n, gid_t want, int expect_allowed)
+{
+	gid_t groups[80];
+	for (int k = 0; k < n; k++)
+		groups[k] = 7001 + (gid_t)k;
+	if (setgroups((size_t)n, groups) != 0)
+		return 10;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return 11;
+	clients_peer p;
+	if (clients_peer_read(sv[0], &p) != 0 || p.uid != getuid() || p.pid != getpid())
+		return 12;
+	unsigned kept = n > CLIENTS_MAX_GROUPS ? CLIENTS_MAX_GROUPS : (unsigned)n;
+	if (p.n_groups != kept)
+		return 13;
+	for (unsigned k = 0; k < kept; k++)
+		if (p.groups[k] != 7001 + k)
+			return 14;
+	config c;
+	config_defaults(&c);
+	c.allow_uids[0] = 12345; /* not us */
+	c.n_allow_uids = 1;
+	c.allow_gids[0] = want;
+	c.n_allow_gids = 1;
+	int ok = clients_peer_allowed(&c, 0, &p) == expect_allowed;
+	config_free(&c);
+	return ok ? 0 : 15;
+}
+
+static int run_child(int n, gid_t want, int expect_allowed)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(peer_groups_child(n, want, expect_allowed));
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+START_TEST(peer_groups_from_the_kernel)
+{
+	if (geteuid() != 0) {
+		/* setgroups needs root; CI runs as root. */
+		fprintf(stderr, "peer_groups_from_the_kernel: not root, only the primary group\n");
+		return;
+	}
+	/* A supplementary group admits the peer; one it lacks does not. */
+	ck_assert_int_eq(run_child(3, 7002, 1), 0);
+	ck_assert_int_eq(run_child(3, 7004, 0), 0);
+	/* More groups than kept: the first ones count, the rest never admit
+	 * (fail closed). */
+	ck_assert_int_eq(run_child(70, 7010, 1), 0);
+	ck_assert_int_eq(run_child(70, 7001 + CLIENTS_MAX_GROUPS + 2, 0), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("clients");
@@ -155,6 +220,7 @@ int main(void)
 	tcase_add_test(tc, gone_identities_bounded_per_uid);
 	tcase_add_test(tc, connect_cost_independent_of_population);
 	tcase_add_test(tc, close_hooks_run_with_the_connection);
+	tcase_add_test(tc, peer_groups_from_the_kernel);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
