@@ -4,6 +4,10 @@
 #   - systemd-analyze verify accepts both units (ExecStart points at the
 #     porterd in the build tree);
 #   - systemd-analyze security --offline rates the service at 2.0 or less;
+#   - the per-user units (systemd/user/) pass systemd-analyze --user verify,
+#     listen where porterd and libporter look by default
+#     ($XDG_RUNTIME_DIR/porter/porter.sock), read no system config, and
+#     both services raise LimitNOFILE;
 #   - systemd/porterd.conf is exactly what porterd --print-example-config
 #     prints, porterd accepts it, and --check-config lists the same keys
 #     with the same values;
@@ -43,6 +47,39 @@ security() {
 	local level
 	level=$(echo "$out" | sed -n 's/.*Overall exposure level for porterd.service: \([0-9.]*\).*/\1/p')
 	[ $rc -eq 0 ] && [ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }'
+}
+
+verify_user_units() {
+	local out rc
+	mkdir -m 0700 "$tmp/xdg"
+	out=$(cd "$units/user" && XDG_RUNTIME_DIR="$tmp/xdg" \
+		systemd-analyze --user verify --man=no ./porterd.socket ./porterd.service 2>&1)
+	rc=$?
+	[ -n "$out" ] && echo "$out"
+	[ $rc -eq 0 ] && [ -z "$out" ]
+}
+
+# ListenStream=%t/... is the path porterd and libporter derive from
+# XDG_RUNTIME_DIR when no socket is named.
+user_socket_is_default() {
+	local listen def
+	listen=$(sed -n 's/^ListenStream=//p' "$units/user/porterd.socket")
+	[ "$listen" = "%t/porter/porter.sock" ] || { echo "ListenStream=$listen"; return 1; }
+	def=$(XDG_RUNTIME_DIR=/run/user/4242 "$porterd" --config '' --check-config |
+		sed -n 's/^socket = //p')
+	[ "$def" = "/run/user/4242/porter/porter.sock" ] || { echo "porterd's default: $def"; return 1; }
+	grep -qx 'SocketMode=0600' "$units/user/porterd.socket" &&
+		grep -qx 'DirectoryMode=0700' "$units/user/porterd.socket"
+}
+
+# The per-user daemon must not pick up the system daemon's settings.
+user_reads_no_system_config() {
+	grep -qx "ExecStart=.*/porterd --config ''" "$units/user/porterd.service"
+}
+
+limit_nofile() {
+	grep -qx 'LimitNOFILE=65536' "$units/porterd.service" &&
+		grep -qx 'LimitNOFILE=65536' "$units/user/porterd.service"
 }
 
 example_in_sync() {
@@ -120,6 +157,10 @@ default_file() {
 
 check "systemd-analyze verify porterd.socket porterd.service" verify_units
 check "systemd-analyze security exposure <= 2.0" security
+check "systemd-analyze --user verify of the per-user units" verify_user_units
+check "per-user socket at \$XDG_RUNTIME_DIR/porter/porter.sock, 0600" user_socket_is_default
+check "per-user service reads no system config" user_reads_no_system_config
+check "LimitNOFILE in both services" limit_nofile
 check "systemd/porterd.conf matches --print-example-config" example_in_sync
 check "--check-config lists the example's keys and defaults" check_config_matches
 check "bad file: exit 2, file:line:key" bad_file_named
