@@ -179,7 +179,11 @@ struct dbc {
 	/* Pool. */
 	pool *pool;
 	int in_idle;
-	int needs_reset;    /* ran something that may leave session state */
+	int needs_reset; /* ran something that may leave session state */
+	/* Pooled: the client instance whose query was sent last, so a query
+	 * of another process of the same uid runs after a reset. */
+	uint64_t last_inst;
+	int has_last;
 	int cancelling;     /* PQcancel jobs for this connection on the thread pool */
 	int after_cancel;   /* finished a query while cancelling: resume when done */
 	dbstmt_cache stmts; /* pooled: statements prepared on this connection */
@@ -1316,6 +1320,7 @@ static void query_done(dbc *c)
 				return;
 			}
 			c->needs_reset = 0;
+			c->has_last = 0;
 			/* DISCARD ALL dropped every prepared statement. */
 			dbstmt_clear(&c->stmts);
 		} else {
@@ -1538,6 +1543,34 @@ static int pipelinable(const dbop *op)
 	return 1;
 }
 
+/*
+ * What a pooled connection forgets before it serves another client process
+ * of its uid (pools never serve two uids): settings (also those changed by
+ * set_config() inside a SELECT), temp tables, sequence state and
+ * session-level advisory locks. Sent ahead of that process's first query,
+ * in the same pipeline segment, so it costs no round trip; unlike DISCARD
+ * ALL it may run inside the segment's implicit transaction and keeps the
+ * prepared statements porterd made.
+ */
+static const char *const reset_leads[] = {"RESET ALL", "DISCARD TEMP", "DISCARD SEQUENCES",
+					  "SELECT pg_advisory_unlock_all()"};
+#define N_RESET_LEADS ((int)(sizeof(reset_leads) / sizeof(reset_leads[0])))
+
+/* Whether `op` comes from another client process than the connection's
+ * last query: its state must not reach `op`. */
+static int other_process(const dbc *c, const dbop *op)
+{
+	return c->pool && c->has_last && c->last_inst != op->inst;
+}
+
+static int send_reset_leads(dbc *c)
+{
+	for (int i = 0; i < N_RESET_LEADS; i++)
+		if (!PQsendQueryParams(c->pg, reset_leads[i], 0, NULL, NULL, NULL, NULL, 0))
+			return 0;
+	return 1;
+}
+
 /* Removes `name` from the server, ahead of the next query in the pipeline.
  * 1 on success. */
 static int send_deallocate(dbc *c, const char *name)
@@ -1651,9 +1684,14 @@ static void pipe_send(dbc *c, dbop *op, const char *stale, int alone)
 	c->last_used = now_ms(c->dw);
 	char evicted[DBSTMT_NAME];
 	pick_stmt(c, op, e, evicted);
+	int reset = other_process(c, op);
 	if (stale[0])
 		e->lead++;
-	if ((stale[0] && !send_deallocate(c, stale)) ||
+	/* The reset goes first: the Parse of `stmt` must stay the last lead. */
+	e->lead += reset ? N_RESET_LEADS : 0;
+	c->last_inst = op->inst;
+	c->has_last = 1;
+	if ((reset && !send_reset_leads(c)) || (stale[0] && !send_deallocate(c, stale)) ||
 	    (evicted[0] && !send_deallocate(c, evicted)) ||
 	    !send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
 			 e->stmt[0] ? e->stmt : NULL, e->prep)) {
@@ -1886,6 +1924,29 @@ static void pipe_pump(dbc *c)
 	}
 }
 
+/*
+ * A query outside a pipeline from another client process than the last
+ * one: the connection is reset with DISCARD ALL first (the reset leads of
+ * pipe_send cannot follow a multi-statement query), and `op` waits at the
+ * head of the pool's queue, where the reset connection picks it up. 1 when
+ * it did so.
+ */
+static int reset_first(dbc *c, dbop *op)
+{
+	if (op->kind != OP_QUERY || !other_process(c, op))
+		return 0;
+	dbop *r = calloc(1, sizeof(*r));
+	if (!r)
+		return 0; /* the caller runs it: refusing it would be worse */
+	r->dw = c->dw;
+	r->kind = OP_RESET;
+	r->deadline = now_ms(c->dw) + DRAIN_MS;
+	list_push_back(c->pool->waiters.next, &op->link); /* at the front */
+	op->queued = 1;
+	dbc_start(c, r);
+	return 1;
+}
+
 /* Sends op's query on the idle connection `c`. */
 static void dbc_start(dbc *c, dbop *op)
 {
@@ -1893,6 +1954,8 @@ static void dbc_start(dbc *c, dbop *op)
 		pipe_send(c, op, "", 0);
 		return;
 	}
+	if (c->pool && reset_first(c, op))
+		return;
 	Porter__V1__DbQuery *q = op->msg ? op->msg->db_query : NULL;
 	const char *sql = op->kind == OP_RESET ? "DISCARD ALL" : q->sql;
 	int ok;
@@ -1930,6 +1993,10 @@ static void dbc_start(dbc *c, dbop *op)
 		return;
 	}
 	c->single_row_sticky = 0; /* this send cleared it */
+	if (op->kind == OP_QUERY) {
+		c->last_inst = op->inst;
+		c->has_last = 1;
+	}
 	if (op->chunk_rows) {
 		PQsetSingleRowMode(c->pg);
 		c->single_row_sticky = 1;

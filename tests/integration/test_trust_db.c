@@ -108,6 +108,9 @@ static int run_job(void *arg)
 	j->rc = rc;
 	j->ms = th_now_ms() - t0;
 	const char *text = porter_last_error_message();
+	/* Of several statements, the last one's result. */
+	if (rc == 0 && porter_db_nresults(r) > 1)
+		porter_db_select(r, porter_db_nresults(r) - 1);
 	if (rc == 0 && porter_db_ntuples(r) > 0)
 		text = porter_db_getvalue(r, 0, 0);
 	else if (r && porter_db_message(r))
@@ -480,15 +483,54 @@ START_TEST(pooled_state_never_crosses_uids)
 	ck_ok(as(TH_UID_ALICE, ci_pw, "SELECT set_config('search_path', 'alice_was_here', false)",
 		 0),
 	      "alice_was_here");
-	/* Alice's own next query does see her state: one uid, one pool. */
-	ck_ok(as(TH_UID_ALICE, ci_pw, "SELECT current_setting('search_path')", 0),
-	      "alice_was_here");
 	job *j = as(TH_UID_BOB, ci_pw, "SELECT name FROM users", 0);
 	ck_assert_msg(j->rc == PORTER_E_DB, "Bob read Alice's temp table: %s", j->text);
 	j = as(TH_UID_BOB, ci_pw, "SELECT current_setting('search_path')", 0);
 	ck_ok(j, NULL);
 	ck_assert_msg(strstr(j->text, "alice") == NULL, "Bob sees Alice's search_path: %s",
 		      j->text);
+	stop();
+}
+END_TEST
+
+START_TEST(pooled_state_never_crosses_processes)
+{
+	/* The same uid, another process (each `as` is a new client
+	 * instance): one pooled connection, reset in between. */
+	start(NULL, "1");
+	ck_ok(as(TH_UID_ALICE, ci_pw, "CREATE TEMP TABLE users AS SELECT 'first'::text AS name", 0),
+	      NULL);
+	/* Pipelined (a single SELECT): the reset runs ahead of it. */
+	job *j = as(TH_UID_ALICE, ci_pw, "SELECT name FROM users", 0);
+	ck_assert_msg(j->rc == PORTER_E_DB, "temp table survived: %s", j->text);
+	ck_ok(as(TH_UID_ALICE, ci_pw,
+		 "SELECT set_config('search_path', 'first_was_here', false) || "
+		 "pg_advisory_lock(42)::text",
+		 0),
+	      "first_was_here");
+	j = as(TH_UID_ALICE, ci_pw,
+	       "SELECT current_setting('search_path') || ' ' || (SELECT count(*) FROM pg_locks "
+	       "WHERE locktype = 'advisory' AND pid = pg_backend_pid())",
+	       0);
+	ck_ok(j, NULL);
+	ck_assert_msg(strstr(j->text, "first") == NULL && strstr(j->text, " 0") != NULL,
+		      "state survived: %s", j->text);
+	/* Not pipelined (two statements): DISCARD ALL first. */
+	ck_ok(as(TH_UID_ALICE, ci_pw,
+		 "CREATE TEMP TABLE t2 AS SELECT 1 AS x; SELECT set_config('search_path', "
+		 "'again', false)",
+		 0),
+	      NULL);
+	j = as(TH_UID_ALICE, ci_pw, "SELECT 1; SELECT current_setting('search_path')", 0);
+	ck_ok(j, NULL);
+	ck_assert_msg(strstr(j->text, "again") == NULL, "setting survived: %s", j->text);
+	ck_ok(as(TH_UID_ALICE, ci_pw,
+		 "CREATE TEMP TABLE t3 AS SELECT 1 AS x; SELECT set_config('search_path', "
+		 "'again', false)",
+		 0),
+	      "again");
+	j = as(TH_UID_ALICE, ci_pw, "SELECT x FROM t3; SELECT 1", 0);
+	ck_assert_msg(j->rc == PORTER_E_DB, "temp table survived: %s", j->text);
 	stop();
 }
 END_TEST
@@ -510,6 +552,7 @@ int main(void)
 	tcase_add_test(tc, ssl_file_keywords_never_reach_libpq);
 	tcase_add_test(tc, control_characters_refused);
 	tcase_add_test(tc, pooled_state_never_crosses_uids);
+	tcase_add_test(tc, pooled_state_never_crosses_processes);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
