@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -240,6 +241,22 @@ out:
 
 /* ---- statements ---- */
 
+static int is_word_start(char c)
+{
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (unsigned char)c >= 0x80;
+}
+
+static int is_word_char(char c)
+{
+	return is_word_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+static int word_is(const char *s, size_t n, const char *w)
+{
+	return strlen(w) == n && strncasecmp(s, w, n) == 0;
+}
+
 /*
  * Splits `sql` into statements at top-level semicolons. Quoted strings
  * ('...', E'...' with backslashes, "..."), dollar quotes ($tag$...$tag$),
@@ -252,11 +269,17 @@ static long split_sql(const char *sql, char ***out)
 {
 	size_t n = strlen(sql), cap = 0, count = 0, start = 0, i = 0;
 	char **list = NULL;
-	int depth = 0, content = 0;
+	/* begin_depth and head follow psql's lexer: in a statement that starts
+	 * CREATE [OR REPLACE] FUNCTION|PROCEDURE, BEGIN (ATOMIC bodies) opens a
+	 * block, CASE inside one nests, END closes; ';' inside a block does not
+	 * end the statement. head keeps the initials of those first words. */
+	int depth = 0, content = 0, begin_depth = 0;
+	size_t words = 0;
+	char head[4];
 	*out = NULL;
 	while (i <= n) {
 		char ch = sql[i];
-		if (i == n || (ch == ';' && depth == 0)) {
+		if (i == n || (ch == ';' && depth == 0 && begin_depth == 0)) {
 			if (content) {
 				if (count == cap) {
 					size_t nc = cap ? cap * 2 : 8;
@@ -273,6 +296,8 @@ static long split_sql(const char *sql, char ***out)
 			}
 			start = ++i;
 			content = 0;
+			words = 0;
+			begin_depth = 0;
 			continue;
 		}
 		if (ch == '-' && sql[i + 1] == '-') {
@@ -336,6 +361,34 @@ static long split_sql(const char *sql, char ***out)
 				i = end ? (size_t)(end - sql) + tl : n;
 				continue;
 			}
+		}
+		if (is_word_start(ch) && !(i > start && is_word_char(sql[i - 1]))) {
+			size_t j = i;
+			while (j < n && is_word_char(sql[j]))
+				j++;
+			const char *w = sql + i;
+			size_t wl = j - i;
+			if (words == 0)
+				memset(head, 0, sizeof(head));
+			if (words < sizeof(head) &&
+			    (word_is(w, wl, "create") || word_is(w, wl, "function") ||
+			     word_is(w, wl, "procedure") || word_is(w, wl, "or") ||
+			     word_is(w, wl, "replace")))
+				head[words] = (char)(w[0] | 0x20);
+			words++;
+			int routine = head[0] == 'c' && (head[1] == 'f' || head[1] == 'p' ||
+							 (head[1] == 'o' && head[2] == 'r' &&
+							  (head[3] == 'f' || head[3] == 'p')));
+			if (routine && depth == 0) {
+				if (word_is(w, wl, "begin"))
+					begin_depth++;
+				else if (word_is(w, wl, "case") && begin_depth >= 1)
+					begin_depth++;
+				else if (word_is(w, wl, "end") && begin_depth > 0)
+					begin_depth--;
+			}
+			i = j;
+			continue;
 		}
 		if (ch == '(')
 			depth++;
