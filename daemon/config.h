@@ -70,6 +70,8 @@ typedef struct config {
 	uint32_t file_chunk;               /* largest file chunk in one reply or request */
 	char *file_resolve;                /* "auto" (openat2, else walk) or "walk" */
 	uint32_t file_max_streams;         /* open file streams per connection */
+	char *file_max_mode;               /* octal ceiling of created files' modes */
+	char *file_max_dir_mode;           /* octal ceiling of created directories' modes */
 	uint32_t db_pool_size;             /* pooled PG connections per worker and conninfo */
 	uint32_t db_pool_idle_ms;          /* idle pooled connections are closed after this */
 	uint32_t db_statement_cache;       /* prepared statements per pooled connection */

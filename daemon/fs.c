@@ -1,7 +1,6 @@
 /* fs - confined file operations on the thread pool; see fs.h. */
 #include "fs.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "fsroot.h"
 #include "list.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -26,14 +26,7 @@
 #define SYS_openat2 437
 #endif
 
-#define DEFAULT_ROOT_NAME "files"
 #define TMP_PREFIX ".porter-"
-
-typedef struct fs_root {
-	char *name;
-	char *path;
-	int fd; /* O_PATH | O_DIRECTORY, open for the daemon's lifetime */
-} fs_root;
 
 /*
  * One open stream. Fields other than `link`, `busy` and `doomed` are
@@ -62,8 +55,6 @@ typedef struct fs_stream {
 } fs_stream;
 
 static struct {
-	fs_root *roots;
-	size_t n;
 	uint32_t chunk;
 	uint32_t max_streams; /* open streams per connection */
 	atomic_int walk;      /* resolve by walking (no openat2) */
@@ -103,7 +94,8 @@ typedef struct fs_job {
 	uv_timer_t timer; /* the deadline; the job is freed in its close */
 	req *r;
 	enum job_kind kind;
-	const fs_root *root;
+	const fsroot *root;
+	int rootfd;           /* where paths resolve (fsroot_dir), or -1 */
 	fs_stream *st;        /* stream held busy, or NULL */
 	atomic_int stop;      /* set by the cancel hook */
 	uint64_t deadline_ns; /* uv_hrtime() scale */
@@ -453,7 +445,7 @@ static void do_read(fs_job *j)
 		chunk = 1;
 	/* O_NONBLOCK: opening a FIFO must not park a pool thread waiting
 	 * for a writer (it is refused below); no effect on regular files. */
-	int fd = resolve_open(j->root->fd, m->path, O_RDONLY | O_NONBLOCK, 0);
+	int fd = resolve_open(j->rootfd, m->path, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0) {
 		fail_errno(j, -fd, "open");
 		return;
@@ -543,9 +535,9 @@ static int check_flags(fs_job *j, uint32_t f)
  */
 static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f, uint32_t mode)
 {
-	if (!mode)
-		mode = 0600;
-	mode &= 07777;
+	/* Never setuid, setgid or sticky, never wider than file-max-mode,
+	 * whoever asks. */
+	mode = fsroot_file_mode(mode);
 	s->flags = f;
 	if (!(f & PORTER__V1__FILE_WRITE_FLAG__FILE_ATOMIC)) {
 		int of = O_WRONLY;
@@ -560,7 +552,7 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 			of |= O_APPEND;
 		/* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead
 		 * of parking a pool thread; no effect on regular files. */
-		int fd = resolve_open(j->root->fd, path, of | O_NONBLOCK, mode);
+		int fd = resolve_open(j->rootfd, path, of | O_NONBLOCK, mode);
 		if (fd < 0)
 			return fail_errno(j, -fd, "open");
 		s->fd = fd;
@@ -576,7 +568,7 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 	if (rc < 0)
 		return fail_errno(j, -rc, "path");
 	/* A real descriptor, not O_PATH: fsync needs one. */
-	s->dirfd = resolve_open(j->root->fd, dir, O_RDONLY | O_DIRECTORY, 0);
+	s->dirfd = resolve_open(j->rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
 	free(dir);
 	if (s->dirfd < 0) {
 		int e = -s->dirfd;
@@ -594,8 +586,8 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 			return fail_errno(j, EISDIR, "write");
 		if (f & PORTER__V1__FILE_WRITE_FLAG__FILE_EXCLUSIVE)
 			return fail_errno(j, EEXIST, "create");
-		if (S_ISREG(sb.st_mode))
-			mode = sb.st_mode & 07777; /* a replace keeps the permissions */
+		if (S_ISREG(sb.st_mode)) /* a replace keeps the permissions, masked */
+			mode = fsroot_file_mode(sb.st_mode & 0777);
 	}
 	s->fd = openat(s->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
 	if (s->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
@@ -751,7 +743,7 @@ static void do_delete(fs_job *j)
 		fail_errno(j, -rc, "path");
 		return;
 	}
-	int dfd = resolve_open(j->root->fd, dir, O_PATH | O_DIRECTORY, 0);
+	int dfd = resolve_open(j->rootfd, dir, O_PATH | O_DIRECTORY, 0);
 	free(dir);
 	if (dfd < 0) {
 		fail_errno(j, -dfd, "open directory");
@@ -764,7 +756,7 @@ static void do_delete(fs_job *j)
 
 static void do_stat(fs_job *j)
 {
-	int fd = resolve_open(j->root->fd, j->r->msg->file_stat->path, O_PATH, 0);
+	int fd = resolve_open(j->rootfd, j->r->msg->file_stat->path, O_PATH, 0);
 	if (fd < 0) {
 		fail_errno(j, -fd, "open");
 		return;
@@ -781,7 +773,7 @@ static int entry_cmp(const void *a, const void *b)
 
 static void do_list(fs_job *j)
 {
-	int fd = resolve_open(j->root->fd, j->r->msg->file_list->path, O_RDONLY | O_DIRECTORY, 0);
+	int fd = resolve_open(j->rootfd, j->r->msg->file_list->path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0) {
 		fail_errno(j, -fd, "open directory");
 		return;
@@ -835,6 +827,16 @@ static void job_run(uv_work_t *w)
 			j->drop_stream = j->st->writing; /* a half-written stream is useless */
 		return;
 	}
+	if (j->root) {
+		/* A per-user root: the client's own directory, made on first
+		 * use. */
+		int e = fsroot_dir(j->root, j->uid, &j->rootfd);
+		if (e) {
+			j->rootfd = -1;
+			fail_errno(j, e, "open the user's directory");
+			return;
+		}
+	}
 	switch (j->kind) {
 	case JOB_READ:
 		do_read(j);
@@ -867,6 +869,10 @@ static void job_run(uv_work_t *w)
 		j->drop_stream = 1;
 		j->found = 1;
 		break;
+	}
+	if (j->root) {
+		fsroot_put_dir(j->root, j->rootfd);
+		j->rootfd = -1;
 	}
 }
 
@@ -1066,16 +1072,6 @@ static void job_done(uv_work_t *w, int status)
 	job_free(j);
 }
 
-static const fs_root *find_root(const char *name)
-{
-	if (!name || !name[0])
-		return G.n ? &G.roots[0] : NULL;
-	for (size_t i = 0; i < G.n; i++)
-		if (strcmp(G.roots[i].name, name) == 0)
-			return &G.roots[i];
-	return NULL;
-}
-
 /* Takes stream `id` for the job, checking its owner and kind. Returns 0 or
  * a code (the stream is then untouched). */
 static int take_stream(fs_job *j, uint64_t id, int writing, int any_kind)
@@ -1116,8 +1112,9 @@ void fs_handle(req *r)
 	}
 	j->r = r;
 	j->work.data = j;
-	j->uid = r->c->uid;
-	j->instance = r->c->client_instance;
+	j->uid = r->uid;
+	j->instance = r->instance;
+	j->rootfd = -1;
 	j->worker = r->w->index;
 	j->conn_serial = r->c->serial;
 	j->deadline_ns = uv_hrtime() + req_remaining_ms(r) * 1000000ull;
@@ -1197,10 +1194,22 @@ void fs_handle(req *r)
 		return;
 	}
 	if (!j->st) {
-		j->root = find_root(root);
+		if (!root)
+			root = "";
+		j->root = fsroot_find(root, r->uid, r->gid);
 		if (!j->root) {
 			free(j);
-			req_fail(r, PORTER_E_FILE_ROOT, "no file root named '%s'", root);
+			if (root[0])
+				req_fail(r, PORTER_E_FILE_ROOT, "no file root named '%s'", root);
+			else
+				req_fail(r, PORTER_E_FILE_ROOT, "no file root is granted to uid %u",
+					 (unsigned)r->uid);
+			return;
+		}
+		if (!fsroot_grants(j->root, r->uid, r->gid)) {
+			req_fail(r, PORTER_E_DENIED, "file root '%s' is not granted to uid %u",
+				 j->root->name, (unsigned)r->uid);
+			free(j);
 			return;
 		}
 	}
@@ -1248,70 +1257,6 @@ void fs_conn_closed(unsigned worker_index, uint64_t conn_serial)
 
 /* ------------------------------------------------------------ start-up */
 
-int fs_default_root(char *buf, size_t cap)
-{
-	const char *xdg = getenv("XDG_DATA_HOME");
-	const char *home = getenv("HOME");
-	int n;
-	if (xdg && xdg[0] == '/')
-		n = snprintf(buf, cap, "%s/porter/files", xdg);
-	else if (home && home[0] == '/')
-		n = snprintf(buf, cap, "%s/.local/share/porter/files", home);
-	else
-		return PORTER_E_INVAL;
-	return n < 0 || (size_t)n >= cap ? PORTER_E_INVAL : 0;
-}
-
-/* mkdir -p with mode 0700 for each created level. */
-static int make_dirs(const char *path)
-{
-	char buf[4096];
-	if (strlen(path) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int add_root(const char *name, const char *path)
-{
-	for (size_t i = 0; i < G.n; i++)
-		if (strcmp(G.roots[i].name, name) == 0) {
-			log_error("file root '%s' is configured twice", name);
-			return PORTER_E_INVAL;
-		}
-	if (path[0] != '/') {
-		log_error("file root '%s': path '%s' is not absolute", name, path);
-		return PORTER_E_INVAL;
-	}
-	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		log_error("file root '%s': cannot open %s: %s", name, path, strerror(errno));
-		return PORTER_E_INVAL;
-	}
-	fs_root *nr = realloc(G.roots, (G.n + 1) * sizeof(*nr));
-	if (!nr) {
-		close(fd);
-		return PORTER_E_NOMEM;
-	}
-	G.roots = nr;
-	G.roots[G.n].name = strdup(name);
-	G.roots[G.n].path = strdup(path);
-	G.roots[G.n].fd = fd;
-	G.n++;
-	log_info("file root '%s' is %s", name, path);
-	return 0;
-}
-
 int fs_init(const config *cfg)
 {
 	G.chunk = cfg->file_chunk ? cfg->file_chunk : 1u << 20;
@@ -1323,46 +1268,13 @@ int fs_init(const config *cfg)
 		return PORTER_E_INVAL;
 	}
 
-	if (cfg->file_roots.n == 0) {
-		/* The default root is a convenience: when it cannot be made
-		 * the daemon still serves everything else, and file requests
-		 * fail with PORTER_E_FILE_ROOT. */
-		char path[4096];
-		int rc = fs_default_root(path, sizeof(path));
-		if (rc < 0)
-			log_warn(
-				"no file root: none configured and neither XDG_DATA_HOME nor HOME is set");
-		else if ((rc = make_dirs(path)) < 0)
-			log_warn("no file root: cannot create the default %s: %s", path,
-				 strerror(-rc));
-		else if (add_root(DEFAULT_ROOT_NAME, path) < 0)
-			log_warn("no file root: the default %s cannot be used", path);
-	}
-	for (size_t i = 0; i < cfg->file_roots.n; i++) {
-		const char *item = cfg->file_roots.items[i];
-		const char *eq = strchr(item, '=');
-		/* Spaces around '=' are allowed: "docs = /srv/docs". */
-		size_t nlen = eq ? (size_t)(eq - item) : 0;
-		while (nlen && isspace((unsigned char)item[nlen - 1]))
-			nlen--;
-		const char *path = eq ? eq + 1 : "";
-		while (isspace((unsigned char)*path))
-			path++;
-		if (!eq || nlen == 0 || !path[0]) {
-			log_error("file-roots: expected name=/path, got '%s'", item);
-			return PORTER_E_INVAL;
-		}
-		char *name = strndup(item, nlen);
-		int rc = name ? add_root(name, path) : PORTER_E_NOMEM;
-		free(name);
-		if (rc < 0)
-			return rc;
-	}
-
-	if (G.n && !atomic_load(&G.walk)) {
+	int rc = fsroot_init(cfg);
+	if (rc < 0)
+		return rc;
+	if (!atomic_load(&G.walk)) {
 		struct open_how how = {.flags = O_PATH | O_CLOEXEC,
 				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-		long fd = syscall(SYS_openat2, G.roots[0].fd, ".", &how, sizeof(how));
+		long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
 		if (fd >= 0)
 			close((int)fd);
 		else if (errno == ENOSYS)
@@ -1384,12 +1296,5 @@ void fs_shutdown(void)
 		stream_destroy(s);
 	}
 	pthread_mutex_unlock(&G.lock);
-	for (size_t i = 0; i < G.n; i++) {
-		close(G.roots[i].fd);
-		free(G.roots[i].name);
-		free(G.roots[i].path);
-	}
-	free(G.roots);
-	G.roots = NULL;
-	G.n = 0;
+	fsroot_shutdown();
 }

@@ -44,8 +44,7 @@
 #include "req.h"
 
 /*
- * Opens the roots named by `cfg->file_roots` (or creates and opens the
- * default root), logs them, and picks the resolution method. Main thread,
+ * Opens the roots (fsroot_init) and picks the resolution method. Main thread,
  * before the workers start. Returns 0, or PORTER_E_INVAL after logging why
  * (the daemon then refuses to start).
  */
@@ -67,10 +66,5 @@ void fs_handle(req *r);
  * its job ends). Loop thread of that worker.
  */
 void fs_conn_closed(unsigned worker_index, uint64_t conn_serial);
-
-/* The default root's directory for the current environment, written to
- * `buf`. Returns 0, or PORTER_E_INVAL when neither XDG_DATA_HOME nor HOME
- * gives one or it does not fit. */
-int fs_default_root(char *buf, size_t cap);
 
 #endif

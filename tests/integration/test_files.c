@@ -220,11 +220,22 @@ START_TEST(test_write_modes)
 	ck_assert_int_eq(sb.st_mode & 07777, 0640);
 	ck_assert_uint_eq(count_entries(root), 2);
 
-	/* Mode of a created file. */
-	ck_assert_int_eq(porter_file_write("main", "m", "x", 1, PORTER_FILE_CREATE, 0604, T), 0);
+	/* Mode of a created file: as asked within file-max-mode (0660). */
+	ck_assert_int_eq(porter_file_write("main", "m", "x", 1, PORTER_FILE_CREATE, 0640, T), 0);
 	path_in(p, sizeof(p), root, "m");
 	ck_assert_int_eq(stat(p, &sb), 0);
-	ck_assert_int_eq(sb.st_mode & 07777, 0604);
+	ck_assert_int_eq(sb.st_mode & 07777, 0640);
+	/* Beyond it, masked: no setuid, setgid, sticky or world bits. */
+	ck_assert_int_eq(porter_file_write("main", "m2", "x", 1, PORTER_FILE_CREATE, 07777, T), 0);
+	path_in(p, sizeof(p), root, "m2");
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777 & ~0660, 0); /* porterd's umask may narrow it */
+	ck_assert_int_eq(porter_file_delete("main", "m2", 0, T), 0);
+	/* An atomic write sets the mode exactly (fchmod), masked. */
+	ck_assert_int_eq(porter_file_write("main", "m2", "x", 1, PORTER_FILE_ATOMIC, 07777, T), 0);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777, 0660);
+	ck_assert_int_eq(porter_file_delete("main", "m2", 0, T), 0);
 
 	/* The second root is separate. */
 	ck_assert_int_eq(porter_file_write("other", "f", "o", 1, PORTER_FILE_CREATE, 0, T), 0);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "fs.h"
+#include "fsroot.h"
 #include "log.h"
 #include "porter_errors.h"
 
@@ -57,17 +58,17 @@ START_TEST(default_root_location)
 	char buf[256];
 	setenv("XDG_DATA_HOME", "/x/data", 1);
 	setenv("HOME", "/home/u", 1);
-	ck_assert_int_eq(fs_default_root(buf, sizeof(buf)), 0);
+	ck_assert_int_eq(fsroot_default_path(buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "/x/data/porter/files");
 	setenv("XDG_DATA_HOME", "relative", 1); /* ignored, as the XDG spec says */
-	ck_assert_int_eq(fs_default_root(buf, sizeof(buf)), 0);
+	ck_assert_int_eq(fsroot_default_path(buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "/home/u/.local/share/porter/files");
 	unsetenv("XDG_DATA_HOME");
-	ck_assert_int_eq(fs_default_root(buf, sizeof(buf)), 0);
+	ck_assert_int_eq(fsroot_default_path(buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "/home/u/.local/share/porter/files");
-	ck_assert_int_eq(fs_default_root(buf, 10), PORTER_E_INVAL);
+	ck_assert_int_eq(fsroot_default_path(buf, 10), PORTER_E_INVAL);
 	unsetenv("HOME");
-	ck_assert_int_eq(fs_default_root(buf, sizeof(buf)), PORTER_E_INVAL);
+	ck_assert_int_eq(fsroot_default_path(buf, sizeof(buf)), PORTER_E_INVAL);
 }
 END_TEST
 

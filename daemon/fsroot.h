@@ -1,0 +1,101 @@
+/*
+ * fsroot - the file roots: which directories clients reach, who may reach
+ * each one, where a per-user root puts each uid, and the most permissive
+ * modes a client may give what it creates.
+ *
+ * Settings (file-roots): a comma-separated list of NAME=PATH[:OPTION...],
+ * where an OPTION is
+ *   uids=LIST  the uids (numbers or user names) granted the root;
+ *   gids=LIST  the groups (numbers or names) granted it: a client whose
+ *              primary gid is one of them, or who is listed as a member of
+ *              one in the group database when porterd starts;
+ * and LIST is separated by spaces ("uids=1001 1002"). A PATH whose last
+ * component is "%u" is a per-user root: each uid gets a private directory
+ * there, named by its number, created mode 0700 on first use. Paths may
+ * not contain ':'.
+ *
+ * Who reaches what: a local client (porterd's own uid) reaches every root,
+ * as before roots had owners. A foreign client reaches a root only when
+ * granted: a root with uids=/gids= grants exactly those; a per-user root
+ * without them grants every client its own directory; a root with neither
+ * (plain NAME=PATH, and the default root) is porterd's own and grants no
+ * foreign client.
+ *
+ * The table is built once at start-up (fsroot_init, main thread, before
+ * any worker runs) and is read-only afterwards: any thread may read it.
+ * Group and user names are resolved then, never on a loop thread.
+ */
+#ifndef PORTER_FSROOT_H
+#define PORTER_FSROOT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+typedef struct fsroot {
+	char *name; /* as configured */
+	char *path; /* as configured, "%u" included */
+	int fd;     /* O_PATH | O_DIRECTORY: the root, or for a per-user root
+		     * the directory that holds the users' directories */
+	int per_user;
+	int has_owners; /* uids= or gids= was given */
+	uid_t *uids;    /* granted uids, `n_uids` of them */
+	size_t n_uids;
+	gid_t *gids; /* granted groups (primary gid of the peer) */
+	size_t n_gids;
+	uid_t *members; /* uids listed as members of `gids` at start-up */
+	size_t n_members;
+} fsroot;
+
+/*
+ * Builds the table from `cfg->file_roots` (or creates and opens the
+ * default root when none is configured) and reads file-max-mode and
+ * file-max-dir-mode. Logs every root with its owners. Main thread, before
+ * the workers start. Returns 0, or PORTER_E_INVAL after logging why.
+ */
+int fsroot_init(const config *cfg);
+
+/* Closes the roots and frees the table. Main thread, after the workers. */
+void fsroot_shutdown(void);
+
+/*
+ * The root named `name` (not NULL; "" means the first root that grants
+ * uid/gid), or NULL when there is none by that name. Any thread; the
+ * result lives until fsroot_shutdown.
+ */
+const fsroot *fsroot_find(const char *name, uid_t uid, gid_t gid);
+
+/* 1 when a client of `uid` and primary gid `gid` may use `rt` (not NULL),
+ * else 0. Any thread; no system calls. */
+int fsroot_grants(const fsroot *rt, uid_t uid, gid_t gid);
+
+/*
+ * The directory paths of `uid` resolve in, for root `rt`: the root itself
+ * (*fd = rt->fd, borrowed), or for a per-user root the uid's own directory,
+ * created mode 0700 on first use with mkdirat/openat(O_NOFOLLOW) from the
+ * root, so a symlink planted in its place is never followed (*fd is then a
+ * new O_PATH descriptor the caller closes; see fsroot_put_dir). A directory
+ * there that porterd does not own is refused. Returns 0, or a positive
+ * errno value (never a PORTER_E_* code). Thread pool: it may touch the
+ * disk.
+ */
+int fsroot_dir(const fsroot *rt, uid_t uid, int *fd);
+
+/* Releases what fsroot_dir gave: closes `fd` unless it is the root's own. */
+void fsroot_put_dir(const fsroot *rt, int fd);
+
+/* The mode a created file gets when the client asked for `asked` (0: the
+ * default 0600): masked by file-max-mode, never setuid, setgid or sticky.
+ * Any thread. */
+mode_t fsroot_file_mode(unsigned asked);
+
+/* The same for a created directory (0: 0700), masked by file-max-dir-mode. */
+mode_t fsroot_dir_mode(unsigned asked);
+
+/* The default root's directory for the current environment, written to
+ * `buf`. Returns 0, or PORTER_E_INVAL when neither XDG_DATA_HOME nor HOME
+ * gives one or it does not fit. */
+int fsroot_default_path(char *buf, size_t cap);
+
+#endif
