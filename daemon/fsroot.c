@@ -24,9 +24,9 @@
 static struct {
 	fsroot *roots;
 	size_t n;
-	uid_t self;        /* porterd's own uid: its clients are local */
-	mode_t file_max;   /* ceiling of created files' modes */
-	mode_t dir_max;    /* ceiling of created directories' modes */
+	uid_t self;      /* porterd's own uid: its clients are local */
+	mode_t file_max; /* ceiling of created files' modes */
+	mode_t dir_max;  /* ceiling of created directories' modes */
 } G = {.file_max = FILE_MAX_DEFAULT, .dir_max = DIR_MAX_DEFAULT};
 
 /* ---------------------------------------------------------- the checks */
@@ -245,8 +245,8 @@ static int parse_owner_list(fsroot *rt, const char *item, const char *list, int 
 	     tok = strtok_r(NULL, " \t", &save)) {
 		unsigned id;
 		if (parse_id(tok, group, &id) < 0) {
-			log_error("file-roots: '%s': unknown %s '%s'", item, group ? "group" : "user",
-				  tok);
+			log_error("file-roots: '%s': unknown %s '%s'", item,
+				  group ? "group" : "user", tok);
 			rc = PORTER_E_INVAL;
 			break;
 		}
@@ -382,7 +382,7 @@ static void log_root(const fsroot *rt)
 					(unsigned)rt->gids[i]);
 	log_info("file root '%s' is %s%s; %s%s", rt->name, rt->path,
 		 rt->per_user ? " (a private directory per uid)" : "",
-		 rt->has_owners      ? "granted to porterd's uid and"
+		 rt->has_owners ? "granted to porterd's uid and"
 		 : rt->per_user ? "granted to every client"
 				: "granted to porterd's uid only",
 		 who);
@@ -423,8 +423,8 @@ int fsroot_init(const config *cfg)
 {
 	G.self = geteuid();
 	if (parse_mode("file-max-mode", cfg->file_max_mode, FILE_MAX_DEFAULT, &G.file_max) < 0 ||
-	    parse_mode("file-max-dir-mode", cfg->file_max_dir_mode, DIR_MAX_DEFAULT,
-		       &G.dir_max) < 0)
+	    parse_mode("file-max-dir-mode", cfg->file_max_dir_mode, DIR_MAX_DEFAULT, &G.dir_max) <
+		    0)
 		return PORTER_E_INVAL;
 	if (cfg->file_roots.n == 0) {
 		/* The default root is a convenience: when it cannot be made

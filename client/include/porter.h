@@ -473,13 +473,17 @@ PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
  * Files. porterd performs file operations inside configured roots
  * (porterd's `file-roots = name=/path,...`; by default one root named
  * "files" at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files).
- * Every call names a root (NULL or "" means the daemon's first root) and a
- * path relative to it ("a/b.txt"). A path that would leave the root - "..",
- * an absolute path, a symlink pointing out, a magic link such as
- * /proc/self/root - fails with PORTER_E_FILE_ESCAPE. Failures of the
- * underlying system call map to PORTER_E_FILE_* codes (not found,
- * permission, is a directory, exists, no space, not a directory) with the
- * errno in the message.
+ * Every call names a root (NULL or "" means the first root granted to the
+ * caller) and a path relative to it ("a/b.txt"). A root porterd does not
+ * grant to the caller's uid (see the README, "Who may do what") fails with
+ * PORTER_E_DENIED; in a per-user root the caller sees only its own
+ * directory. Created files and directories get at most the daemon's
+ * file-max-mode / file-max-dir-mode (never setuid, setgid or sticky).
+ * A path that would leave the root - "..", an absolute path, a symlink
+ * pointing out, a magic link such as /proc/self/root - fails with
+ * PORTER_E_FILE_ESCAPE. Failures of the underlying system call map to
+ * PORTER_E_FILE_* codes (not found, permission, is a directory, exists, no
+ * space, not a directory) with the errno in the message.
  *
  * Content is binary (NUL bytes are fine). Large files stream: a reader
  * pulls one chunk per call, a writer sends one chunk per call, so neither

@@ -1,0 +1,381 @@
+/*
+ * File roots have owners (issue 15, item 4): porterd runs as its own
+ * unprivileged uid and serves two foreign clients, alice and bob.
+ *
+ * Roots of every suite: "home" is per user (a private directory per uid),
+ * "bobs" is granted to bob's uid only, "group" to the clients' group,
+ * "others" to a group nobody here is in, and "plain" has no owners (porterd's
+ * own). Each check runs in a child that has become alice or bob (or porterd's
+ * own uid, a local client); the child returns 0 when everything it tried
+ * came out as expected, and prints what did not.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+#include "tenant.h"
+
+#define T 5000
+#define CHILD_MS 20000
+
+static th_daemon d;
+static char top[64];   /* the roots' parent, owned by porterd's uid */
+static char users[96]; /* the per-user root's directory */
+
+/* Fails the child (return 1) when `call` does not give `want`. */
+#define EXPECT(call, want)                                                                         \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != (want)) {                                                               \
+			fprintf(stderr, "uid %u, line %d: %s gave %s (%s), want %s\n",             \
+				(unsigned)getuid(), __LINE__, #call, porter_error_name(rc_),       \
+				porter_last_error_message(), porter_error_name(want));             \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/* 0 when `path` in `root` holds exactly `want`. */
+static int has_content(const char *root, const char *path, const char *want)
+{
+	porter_bytes *b = NULL;
+	int rc = porter_file_read(root, path, 0, 0, &b, T);
+	if (rc == 0 && (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0))
+		rc = PORTER_E_INTERNAL;
+	porter_bytes_free(b);
+	return rc;
+}
+
+static void make_owned_dir(const char *path, uid_t uid, mode_t mode)
+{
+	ck_assert_msg(mkdir(path, mode) == 0, "mkdir %s: %s", path, strerror(errno));
+	ck_assert_int_eq(chown(path, uid, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+static void start(void)
+{
+	snprintf(top, sizeof(top), "/tmp/porter-trustfs-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	ck_assert_int_eq(chown(top, TH_UID_DAEMON, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(top, 0700), 0);
+	char p[128];
+	const char *dirs[] = {"bobs", "group", "others", "plain"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/%s", top, dirs[i]);
+		make_owned_dir(p, TH_UID_DAEMON, 0700);
+	}
+	snprintf(users, sizeof(users), "%s/users", top);
+	char roots[1024];
+	snprintf(roots, sizeof(roots),
+		 "home=%s/users/%%u, bobs=%s/bobs:uids=%u, group=%s/group:gids=%u, "
+		 "others=%s/others:gids=%u, plain=%s/plain",
+		 top, top, TH_UID_BOB, top, TH_GID_PORTER, top, TH_GID_PORTER + 1, top);
+	const char *extra[] = {"--allow-uid", "61010,61011,61012", "--file-roots", roots, NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+}
+
+static void stop(void)
+{
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int run_as(uid_t uid, int (*fn)(void *))
+{
+	return th_as(uid, TH_GID_PORTER, CHILD_MS, fn, NULL);
+}
+
+/* ------------------------------------------------- per-user roots */
+
+static int bob_writes_secret(void *arg)
+{
+	(void)arg;
+	EXPECT(porter_file_write("home", "secret.txt", "bob's", 5, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(has_content("home", "secret.txt", "bob's"), 0);
+	return 0;
+}
+
+static int alice_cannot_see_bobs(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_info info;
+	porter_file_list *l = NULL;
+	/* Her "home" is her own directory: bob's file is not in it. */
+	EXPECT(porter_file_read("home", "secret.txt", 0, 0, &b, T), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_stat("home", "secret.txt", &info, T), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_delete("home", "secret.txt", 0, T), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_list_dir("home", "", &l, T), 0);
+	size_t n = porter_file_list_count(l);
+	porter_file_list_free(l);
+	if (n != 0) {
+		fprintf(stderr, "alice's home lists %zu entries, want 0\n", n);
+		return 1;
+	}
+	/* Nor can she climb over to it. */
+	char abs[256];
+	snprintf(abs, sizeof(abs), "%s/%u/secret.txt", users, TH_UID_BOB);
+	EXPECT(porter_file_read("home", "../61012/secret.txt", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", abs, 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_write("home", "../61012/secret.txt", "alice", 5, 0, 0, T),
+	       PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_delete("home", "../61012/secret.txt", 0, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_list_dir("home", "..", &l, T), PORTER_E_FILE_ESCAPE);
+	/* Writing the same name makes her own file. */
+	EXPECT(porter_file_write("home", "secret.txt", "alice's", 7, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(has_content("home", "secret.txt", "alice's"), 0);
+	return 0;
+}
+
+static int bob_still_has_his(void *arg)
+{
+	(void)arg;
+	return has_content("home", "secret.txt", "bob's") == 0 ? 0 : 1;
+}
+
+START_TEST(per_user_root_is_private)
+{
+	start();
+	char p[160];
+	struct stat sb;
+	/* Nothing is made before first use. */
+	snprintf(p, sizeof(p), "%s/%u", users, TH_UID_BOB);
+	ck_assert_int_eq(stat(p, &sb), -1);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_writes_secret), 0);
+	/* Made on first use: porterd's, private. */
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert(S_ISDIR(sb.st_mode));
+	ck_assert_int_eq(sb.st_mode & 07777, 0700);
+	ck_assert_int_eq(sb.st_uid, TH_UID_DAEMON);
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_cannot_see_bobs), 0);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_still_has_his), 0);
+	snprintf(p, sizeof(p), "%s/%u/secret.txt", users, TH_UID_ALICE);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	stop();
+}
+END_TEST
+
+static int alice_uses_home(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	/* Whatever stands at her directory's name is not followed. */
+	int rc = porter_file_read("home", "secret.txt", 0, 0, &b, T);
+	porter_bytes_free(b);
+	if (rc == 0) {
+		fprintf(stderr, "alice read through a planted directory\n");
+		return 1;
+	}
+	rc = porter_file_write("home", "secret.txt", "alice", 5, PORTER_FILE_CREATE, 0, T);
+	return rc == 0 ? 1 : 0;
+}
+
+START_TEST(per_user_dir_never_followed)
+{
+	start();
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_writes_secret), 0);
+	/* A symlink in place of alice's directory, pointing at bob's, as a
+	 * race or a careless administrator could leave it. */
+	char link[160], target[160];
+	snprintf(link, sizeof(link), "%s/%u", users, TH_UID_ALICE);
+	snprintf(target, sizeof(target), "%s/%u", users, TH_UID_BOB);
+	ck_assert_int_eq(symlink(target, link), 0);
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_uses_home), 0);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_still_has_his), 0);
+	/* A directory there that porterd does not own is refused too. */
+	ck_assert_int_eq(unlink(link), 0);
+	make_owned_dir(link, TH_UID_ALICE, 0777);
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_uses_home), 0);
+	stop();
+}
+END_TEST
+
+/* --------------------------------------------------- granted roots */
+
+static int bob_fills_roots(void *arg)
+{
+	(void)arg;
+	EXPECT(porter_file_write("bobs", "mine.txt", "bob", 3, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
+	EXPECT(porter_file_write("group", "shared.txt", "bob", 3, PORTER_FILE_CREATE, 0, T), 0);
+	porter_bytes *b = NULL;
+	EXPECT(porter_file_read("plain", "x", 0, 0, &b, T), PORTER_E_DENIED);
+	EXPECT(porter_file_read("others", "x", 0, 0, &b, T), PORTER_E_DENIED);
+	return 0;
+}
+
+static int alice_refused(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_info info;
+	porter_file_list *l = NULL;
+	porter_file_reader *rd = NULL;
+	static const char *const roots[] = {"bobs", "plain", "others"};
+	for (size_t i = 0; i < 3; i++) {
+		const char *r = roots[i];
+		EXPECT(porter_file_read(r, "mine.txt", 0, 0, &b, T), PORTER_E_DENIED);
+		EXPECT(porter_file_reader_open(r, "mine.txt", 0, 0, &rd, T), PORTER_E_DENIED);
+		EXPECT(porter_file_stat(r, "mine.txt", &info, T), PORTER_E_DENIED);
+		EXPECT(porter_file_list_dir(r, "", &l, T), PORTER_E_DENIED);
+		EXPECT(porter_file_write(r, "mine.txt", "alice", 5, PORTER_FILE_TRUNCATE, 0, T),
+		       PORTER_E_DENIED);
+		EXPECT(porter_file_write(r, "mine.txt", "alice", 5, PORTER_FILE_ATOMIC, 0, T),
+		       PORTER_E_DENIED);
+		EXPECT(porter_file_write(r, "new.txt", "alice", 5, PORTER_FILE_CREATE, 0, T),
+		       PORTER_E_DENIED);
+		EXPECT(porter_file_delete(r, "mine.txt", 0, T), PORTER_E_DENIED);
+	}
+	/* The group's root is hers too. */
+	EXPECT(has_content("group", "shared.txt", "bob"), 0);
+	/* No root named: the first one granted to her (her home). */
+	EXPECT(porter_file_write(NULL, "default.txt", "a", 1, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(has_content("home", "default.txt", "a"), 0);
+	return 0;
+}
+
+static int bob_checks(void *arg)
+{
+	(void)arg;
+	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
+	porter_file_info info;
+	EXPECT(porter_file_stat("bobs", "new.txt", &info, T), PORTER_E_FILE_NOT_FOUND);
+	return 0;
+}
+
+/* porterd's own uid is a local client: every root, as before owners. */
+static int local_reaches_all(void *arg)
+{
+	(void)arg;
+	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
+	EXPECT(porter_file_write("plain", "p.txt", "p", 1, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("others", "o.txt", "o", 1, PORTER_FILE_CREATE, 0, T), 0);
+	return 0;
+}
+
+START_TEST(ungranted_roots_refused)
+{
+	start();
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_fills_roots), 0);
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_refused), 0);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_checks), 0);
+	ck_assert_int_eq(run_as(TH_UID_DAEMON, local_reaches_all), 0);
+	stop();
+}
+END_TEST
+
+/* ------------------------------------------------------------ modes */
+
+static int alice_asks_for_modes(void *arg)
+{
+	(void)arg;
+	EXPECT(porter_file_write("home", "suid", "x", 1, PORTER_FILE_ATOMIC, 06777, T), 0);
+	EXPECT(porter_file_write("home", "world", "x", 1, PORTER_FILE_CREATE, 0666, T), 0);
+	EXPECT(porter_file_write("group", "world", "x", 1, PORTER_FILE_CREATE, 04777, T), 0);
+	/* A replace keeps the mode it finds, masked too. */
+	EXPECT(porter_file_write("group", "world", "y", 1, PORTER_FILE_ATOMIC, 0, T), 0);
+	return 0;
+}
+
+static mode_t mode_of(const char *dir, const char *name)
+{
+	char p[256];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	ck_assert_msg(stat(p, &sb) == 0, "stat %s: %s", p, strerror(errno));
+	return sb.st_mode & 07777;
+}
+
+START_TEST(modes_masked)
+{
+	start();
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_asks_for_modes), 0);
+	char home[128], group[96];
+	snprintf(home, sizeof(home), "%s/%u", users, TH_UID_ALICE);
+	snprintf(group, sizeof(group), "%s/group", top);
+	/* fchmod after O_TMPFILE: exactly the ceiling. */
+	ck_assert_int_eq(mode_of(home, "suid"), 0660);
+	/* Plain creates also go through porterd's umask: at most the ceiling,
+	 * never setuid/setgid/sticky or anything for others. */
+	ck_assert_int_eq(mode_of(home, "world") & ~0660, 0);
+	ck_assert_int_eq(mode_of(group, "world") & ~0660, 0);
+	stop();
+}
+END_TEST
+
+/* -------------------------------------------------------- escapes */
+
+static int alice_escapes(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_info info;
+	EXPECT(porter_file_write("home", "inside.txt", "in", 2, PORTER_FILE_CREATE, 0, T), 0);
+	/* Planted by the test: links out of her directory. */
+	EXPECT(porter_file_read("home", "to-bob/secret.txt", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", "to-passwd", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_write("home", "to-bob/secret.txt", "x", 1, 0, 0, T),
+	       PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_write("home", "to-bob/new.txt", "x", 1, PORTER_FILE_ATOMIC, 0, T),
+	       PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_stat("home", "to-bob/secret.txt", &info, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", "/etc/passwd", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", "a/../../61012/secret.txt", 0, 0, &b, T),
+	       PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("group", "../bobs/mine.txt", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("group", "/proc/self/root/etc/passwd", 0, 0, &b, T),
+	       PORTER_E_FILE_ESCAPE);
+	/* A link that stays inside her directory still works. */
+	EXPECT(has_content("home", "to-inside", "in"), 0);
+	return 0;
+}
+
+START_TEST(escapes_refused_in_new_roots)
+{
+	start();
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_writes_secret), 0);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_fills_roots), 0);
+	char dir[160], p[192], target[192];
+	snprintf(dir, sizeof(dir), "%s/%u", users, TH_UID_ALICE);
+	make_owned_dir(dir, TH_UID_DAEMON, 0700);
+	snprintf(p, sizeof(p), "%s/to-bob", dir);
+	snprintf(target, sizeof(target), "%s/%u", users, TH_UID_BOB);
+	ck_assert_int_eq(symlink(target, p), 0);
+	snprintf(p, sizeof(p), "%s/to-passwd", dir);
+	ck_assert_int_eq(symlink("/etc/passwd", p), 0);
+	snprintf(p, sizeof(p), "%s/to-inside", dir);
+	ck_assert_int_eq(symlink("inside.txt", p), 0);
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_escapes), 0);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_still_has_his), 0);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_checks), 0);
+	stop();
+}
+END_TEST
+
+int main(void)
+{
+	if (!th_tenant_available()) {
+		fprintf(stderr, "test_trust_files: needs root to run porterd and clients as "
+				"other uids\n");
+		return 77;
+	}
+	Suite *s = suite_create("trust_files");
+	TCase *tc = tcase_create("roots");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, per_user_root_is_private);
+	tcase_add_test(tc, per_user_dir_never_followed);
+	tcase_add_test(tc, ungranted_roots_refused);
+	tcase_add_test(tc, modes_masked);
+	tcase_add_test(tc, escapes_refused_in_new_roots);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}
