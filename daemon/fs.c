@@ -1196,7 +1196,12 @@ void fs_handle(req *r)
 	if (!j->st) {
 		if (!root)
 			root = "";
-		j->root = fsroot_find(root, r->uid, r->gid);
+		/* Groups are the kernel's word at connect, kept by the
+		 * connection (a batch member shares it); a request without one
+		 * is judged by its uid alone. */
+		clients_peer by_uid = {.uid = r->uid, .gid = (gid_t)-1};
+		const clients_peer *peer = r->c ? &r->c->peer : &by_uid;
+		j->root = fsroot_find(root, peer);
 		if (!j->root) {
 			free(j);
 			if (root[0])
@@ -1206,7 +1211,7 @@ void fs_handle(req *r)
 					 (unsigned)r->uid);
 			return;
 		}
-		if (!fsroot_grants(j->root, r->uid, r->gid)) {
+		if (!fsroot_grants(j->root, peer)) {
 			req_fail(r, PORTER_E_DENIED, "file root '%s' is not granted to uid %u",
 				 j->root->name, (unsigned)r->uid);
 			free(j);

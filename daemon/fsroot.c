@@ -31,29 +31,29 @@ static struct {
 
 /* ---------------------------------------------------------- the checks */
 
-int fsroot_grants(const fsroot *rt, uid_t uid, gid_t gid)
+int fsroot_grants(const fsroot *rt, const clients_peer *peer)
 {
-	if (uid == G.self)
+	if (peer->uid == G.self)
 		return 1; /* local: porterd acting for its own user */
 	if (!rt->has_owners)
 		return rt->per_user;
 	for (size_t i = 0; i < rt->n_uids; i++)
-		if (rt->uids[i] == uid)
+		if (rt->uids[i] == peer->uid)
 			return 1;
-	for (size_t i = 0; i < rt->n_gids; i++)
-		if (rt->gids[i] == gid)
+	for (size_t i = 0; i < rt->n_gids; i++) {
+		if (rt->gids[i] == peer->gid)
 			return 1;
-	for (size_t i = 0; i < rt->n_members; i++)
-		if (rt->members[i] == uid)
-			return 1;
+		for (unsigned k = 0; k < peer->n_groups && k < CLIENTS_MAX_GROUPS; k++)
+			if (rt->gids[i] == peer->groups[k])
+				return 1;
+	}
 	return 0;
 }
 
-const fsroot *fsroot_find(const char *name, uid_t uid, gid_t gid)
+const fsroot *fsroot_find(const char *name, const clients_peer *peer)
 {
 	for (size_t i = 0; i < G.n; i++) {
-		if (name[0] ? strcmp(G.roots[i].name, name) == 0
-			    : fsroot_grants(&G.roots[i], uid, gid))
+		if (name[0] ? strcmp(G.roots[i].name, name) == 0 : fsroot_grants(&G.roots[i], peer))
 			return &G.roots[i];
 	}
 	return NULL;
@@ -207,32 +207,6 @@ static int parse_id(const char *tok, int group, unsigned *out)
 	return 0;
 }
 
-/* Adds the members of group `gid` listed in the group database. */
-static int add_members(fsroot *rt, gid_t gid)
-{
-	struct group *gr = getgrgid(gid);
-	if (!gr || !gr->gr_mem)
-		return 0;
-	/* getpwnam below may reuse getgrgid's static storage: copy first. */
-	size_t n = 0;
-	while (gr->gr_mem[n])
-		n++;
-	char **names = calloc(n + 1, sizeof(*names));
-	int rc = names ? 0 : PORTER_E_NOMEM;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (!(names[i] = strdup(gr->gr_mem[i])))
-			rc = PORTER_E_NOMEM;
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		struct passwd *pw = getpwnam(names[i]);
-		if (pw)
-			rc = push_id(&rt->members, &rt->n_members, pw->pw_uid);
-	}
-	for (size_t i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
-	return rc;
-}
-
 /* Parses "uids=..." or "gids=..." (the part after '='), space-separated. */
 static int parse_owner_list(fsroot *rt, const char *item, const char *list, int group)
 {
@@ -253,8 +227,6 @@ static int parse_owner_list(fsroot *rt, const char *item, const char *list, int 
 		any = 1;
 		if (group) {
 			rc = push_id(&rt->gids, &rt->n_gids, id);
-			if (rc == 0)
-				rc = add_members(rt, (gid_t)id);
 		} else {
 			rc = push_id(&rt->uids, &rt->n_uids, id);
 		}
@@ -276,7 +248,6 @@ static void root_free(fsroot *rt)
 	free(rt->path);
 	free(rt->uids);
 	free(rt->gids);
-	free(rt->members);
 }
 
 /* Opens the root's directory (a per-user root's parent, created 0700 when

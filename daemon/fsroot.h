@@ -7,8 +7,8 @@
  * where an OPTION is
  *   uids=LIST  the uids (numbers or user names) granted the root;
  *   gids=LIST  the groups (numbers or names) granted it: a client whose
- *              primary gid is one of them, or who is listed as a member of
- *              one in the group database when porterd starts;
+ *              primary or supplementary groups, as the kernel reported
+ *              them at connect (SO_PEERCRED, SO_PEERGROUPS), include one;
  * and LIST is separated by spaces ("uids=1001 1002"). A PATH whose last
  * component is "%u" is a per-user root: each uid gets a private directory
  * there, named by its number, created mode 0700 on first use. Paths may
@@ -24,6 +24,7 @@
  * The table is built once at start-up (fsroot_init, main thread, before
  * any worker runs) and is read-only afterwards: any thread may read it.
  * Group and user names are resolved then, never on a loop thread.
+ * Identities come from clients_peer: what the kernel said at connect.
  */
 #ifndef PORTER_FSROOT_H
 #define PORTER_FSROOT_H
@@ -31,6 +32,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "clients.h"
 #include "config.h"
 
 typedef struct fsroot {
@@ -42,10 +44,8 @@ typedef struct fsroot {
 	int has_owners; /* uids= or gids= was given */
 	uid_t *uids;    /* granted uids, `n_uids` of them */
 	size_t n_uids;
-	gid_t *gids; /* granted groups (primary gid of the peer) */
+	gid_t *gids; /* granted groups */
 	size_t n_gids;
-	uid_t *members; /* uids listed as members of `gids` at start-up */
-	size_t n_members;
 } fsroot;
 
 /*
@@ -61,14 +61,14 @@ void fsroot_shutdown(void);
 
 /*
  * The root named `name` (not NULL; "" means the first root that grants
- * uid/gid), or NULL when there is none by that name. Any thread; the
+ * `peer`), or NULL when there is none by that name. Any thread; the
  * result lives until fsroot_shutdown.
  */
-const fsroot *fsroot_find(const char *name, uid_t uid, gid_t gid);
+const fsroot *fsroot_find(const char *name, const clients_peer *peer);
 
-/* 1 when a client of `uid` and primary gid `gid` may use `rt` (not NULL),
- * else 0. Any thread; no system calls. */
-int fsroot_grants(const fsroot *rt, uid_t uid, gid_t gid);
+/* 1 when the client `peer` (not NULL) may use `rt` (not NULL), else 0.
+ * Any thread; no system calls. */
+int fsroot_grants(const fsroot *rt, const clients_peer *peer);
 
 /*
  * The directory paths of `uid` resolve in, for root `rt`: the root itself
