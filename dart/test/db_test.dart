@@ -362,7 +362,7 @@ void main() {
 
     test('a paused stream pulls nothing more', () async {
       final chunks = <int>[];
-      late StreamSubscription<List<List<Object?>>> sub;
+      late StreamSubscription<List<Row>> sub;
       final done = Completer<void>();
       sub = pool
           .queryStream('SELECT g FROM generate_series(1, 1000) g',
