@@ -168,12 +168,12 @@ void main() {
           throwsA(isA<PorterHttpException>().having(
               (e) => e.code, 'code', porter_error.PORTER_E_HTTP_TOO_LARGE)));
       expect(
-          () => porter.httpGet('file:///etc/passwd'),
+          () => porter.httpGet(Uri.parse('file:///etc/passwd')),
           throwsA(isA<PorterHttpException>().having(
               (e) => e.code, 'code', porter_error.PORTER_E_HTTP_SCHEME)));
       // Port 1 on loopback: nobody listens.
       expect(
-          () => porter.httpGet('http://127.0.0.1:1/'),
+          () => porter.httpGet(Uri.parse('http://127.0.0.1:1/')),
           throwsA(isA<PorterHttpException>().having(
               (e) => e.code, 'code', porter_error.PORTER_E_HTTP_CONNECT)));
     });
