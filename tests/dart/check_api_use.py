@@ -10,7 +10,9 @@ dart/tool/check_bindings.py; this checks the other side: their callers).
 Every `porter_*(` call and every `addresses.porter_*` reference in the
 package's Dart files (lib/, test/, example/, bindings.g.dart excepted) is
 looked up among the methods of PorterBindings, and a call's argument count
-is compared with the method's parameter count.
+is compared with the method's parameter count; every `PORTER_*` constant
+and `porter_error.PORTER_*` (enum class) member named in code must exist
+in the bindings too.
 
 Usage: check_api_use.py DART_PACKAGE_DIR
        check_api_use.py --selftest DART_PACKAGE_DIR
@@ -54,6 +56,17 @@ def bindings(text):
     return methods, addresses
 
 
+def constants(text):
+    """Names of the bindings' constants: `PORTER_*` top-level ones and
+    `enum.MEMBER` for the int-valued enum classes."""
+    names = set(re.findall(r'^const \w+ (PORTER_\w+) =', text, re.M))
+    for m in re.finditer(r'^(?:sealed |abstract )?class (porter_\w+) \{(.*?)^\}', text,
+                         re.M | re.S):
+        for c in re.findall(r'static const (?:int )?(PORTER_\w+) =', m.group(2)):
+            names.add('%s.%s' % (m.group(1), c))
+    return names
+
+
 def calls(text):
     """(name, argument count, line) of each porter_*( call in Dart code."""
     out = []
@@ -89,7 +102,9 @@ def calls(text):
 
 def check(pkg, sources=None):
     with open(os.path.join(pkg, 'lib', 'src', 'bindings.g.dart')) as f:
-        methods, addresses = bindings(f.read())
+        btext = f.read()
+    methods, addresses = bindings(btext)
+    consts = constants(btext)
     if not methods:
         return ['no PorterBindings methods found in bindings.g.dart']
     errors = []
@@ -114,6 +129,14 @@ def check(pkg, sources=None):
             elif args != methods[name]:
                 errors.append('%s:%d: %s takes %d arguments, called with %d'
                               % (path, line, name, methods[name], args))
+        # Strings and doc text may name constants freely; code may not
+        # name one that does not exist.
+        plain = re.sub(r"'(?:[^'\\\n]|\\.)*'", "''", code)
+        for m in re.finditer(r'\b((?:porter_\w+\.)?PORTER_\w+)\b', plain):
+            name = m.group(1)
+            if name not in consts:
+                errors.append('%s:%d: no constant %s in the bindings' % (
+                    path, plain.count('\n', 0, m.start()) + 1, name))
         for m in re.finditer(r'addresses\.(porter_\w+)', code):
             if m.group(1) not in addresses:
                 errors.append('%s:%d: no exported address of %s' % (
@@ -133,6 +156,7 @@ def selftest(pkg):
         'renamed': "void f(b) { b.porter_pingx(nullptr, 0, 1); }",
         'arity': "void f(b) { b.porter_ping(nullptr, 0); }",
         'address': "final x = b.addresses.porter_no_such_free;",
+        'constant': "final x = porter_error.PORTER_E_NO_SUCH;",
     }
     for what, src in cases.items():
         if not check(pkg, {'x.dart': src}):
