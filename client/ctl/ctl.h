@@ -57,6 +57,14 @@ void ctl_json_str(FILE *f, const void *data, size_t len);
 /* Same for a NUL-terminated string; NULL prints "". */
 void ctl_json_cstr(FILE *f, const char *s);
 
+/* Writes `data` (n bytes) to `out` in base64 with padding, NUL-terminated;
+ * `out` holds 4 * ((n + 2) / 3) + 1 bytes. Returns the length written. */
+size_t ctl_base64(const void *data, size_t n, char *out);
+
+/* Writes a JSON member for a body: "body":"..." when `data` (n bytes) is
+ * UTF-8 text without NUL bytes, else "body_base64":"...". */
+void ctl_json_body(FILE *f, const void *data, size_t n);
+
 /* Length (1..4) of the well-formed UTF-8 sequence at s[0..n), storing its
  * code point in `*cp`, or 0 when the bytes are not one. n >= 1. */
 size_t ctl_utf8_len(const unsigned char *s, size_t n, unsigned *cp);

@@ -45,7 +45,8 @@ static const char file_help[] =
 	"  rm    delete a file (-d: an empty directory)\n"
 	"  stat  type, size, mode, mtime, owner\n"
 	"  ls    list a directory (default: the root)\n"
-	"With --json, stat and ls print JSON, and errors are JSON on stdout.\n";
+	"With --json every subcommand prints one JSON object (cat: the content as\n"
+	"\"body\" or \"body_base64\", held in memory), errors included.\n";
 
 static int file_usage(const char *why)
 {
@@ -54,24 +55,57 @@ static int file_usage(const char *why)
 	return ctl_error(EXIT_USAGE, "usage", "file: %s", why);
 }
 
+/* Under --json the file is gathered and printed as one object, so it must
+ * fit in memory; without --json it streams. */
 static int do_cat(const ctl_opts *o, const char *root, const char *path)
 {
 	porter_file_reader *rd = NULL;
 	int rc = porter_file_reader_open(root, path, 0, 0, &rd, o->timeout_ms);
 	const uint8_t *p;
-	size_t n;
+	size_t n, len = 0, cap = 0;
+	uint8_t *all = NULL;
+	int status = EXIT_OK;
 	while (rc == 0 && (rc = porter_file_reader_next(rd, &p, &n, o->timeout_ms)) == 1) {
-		if (fwrite(p, 1, n, stdout) != n) {
-			porter_file_reader_close(rd);
-			return ctl_error(EXIT_FAILED, "io", "file cat: stdout: %s",
-					 strerror(errno));
-		}
 		rc = 0;
+		if (o->json) {
+			if (len + n > cap) {
+				size_t nc = cap ? cap : 65536;
+				while (nc < len + n)
+					nc *= 2;
+				uint8_t *nb = realloc(all, nc);
+				if (!nb) {
+					status = ctl_error(EXIT_FAILED, "nomem",
+							   "file cat: out of memory");
+					goto out;
+				}
+				all = nb;
+				cap = nc;
+			}
+			memcpy(all + len, p, n);
+			len += n;
+		} else if (fwrite(p, 1, n, stdout) != n) {
+			status = ctl_error(EXIT_FAILED, "io", "file cat: stdout: %s",
+					   strerror(errno));
+			goto out;
+		}
 	}
+	if (rc < 0) {
+		status = ctl_fail(rc);
+		goto out;
+	}
+	if (o->json) {
+		fputs("{\"path\":", stdout);
+		ctl_json_cstr(stdout, path);
+		printf(",\"size\":%zu,", len);
+		ctl_json_body(stdout, all ? all : (const uint8_t *)"", len);
+		fputs("}\n", stdout);
+	}
+	if (fflush(stdout) != 0)
+		status = ctl_error(EXIT_FAILED, "io", "file cat: stdout: %s", strerror(errno));
+out:
 	porter_file_reader_close(rd);
-	if (rc < 0)
-		return ctl_fail(rc);
-	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAILED;
+	free(all);
+	return status;
 }
 
 static int do_put(const ctl_opts *o, const char *root, const char *path, const char *local,
@@ -87,6 +121,7 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 	uint8_t *buf = malloc(PUT_CHUNK);
 	porter_file_writer *wr = NULL;
 	int read_err = 0;
+	unsigned long long written = 0;
 	int rc = buf ? porter_file_writer_open(root, path, flags, mode, &wr, o->timeout_ms)
 		     : PORTER_E_NOMEM;
 	while (rc == 0) {
@@ -96,6 +131,7 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 			break;
 		}
 		rc = porter_file_writer_write(wr, buf, n, o->timeout_ms);
+		written += n;
 	}
 	/* A local read error abandons the writer without a commit, so the
 	 * target keeps its old content. */
@@ -108,7 +144,14 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 	if (read_err)
 		return ctl_error(EXIT_FAILED, "io", "file put: %s: %s", local ? local : "stdin",
 				 strerror(read_err));
-	return rc < 0 ? ctl_fail(rc) : EXIT_OK;
+	if (rc < 0)
+		return ctl_fail(rc);
+	if (o->json) {
+		fputs("{\"path\":", stdout);
+		ctl_json_cstr(stdout, path);
+		printf(",\"bytes\":%llu}\n", written);
+	}
+	return EXIT_OK;
 }
 
 static int do_stat(const ctl_opts *o, const char *root, const char *path)
@@ -234,7 +277,14 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 		return do_put(o, root, args[0], rest == 2 ? args[1] : NULL, flags, mode);
 	if (!strcmp(sub, "rm") && rest == 1) {
 		int rc = porter_file_delete(root, args[0], dir, o->timeout_ms);
-		return rc < 0 ? ctl_fail(rc) : EXIT_OK;
+		if (rc < 0)
+			return ctl_fail(rc);
+		if (o->json) {
+			fputs("{\"removed\":", stdout);
+			ctl_json_cstr(stdout, args[0]);
+			fputs("}\n", stdout);
+		}
+		return EXIT_OK;
 	}
 	if (!strcmp(sub, "stat") && rest == 1)
 		return do_stat(o, root, args[0]);

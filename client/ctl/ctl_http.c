@@ -174,22 +174,6 @@ oom:
 	return -1;
 }
 
-static void base64(buf *out, const unsigned char *s, size_t n)
-{
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)s[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)s[i + 1] << 8;
-		if (i + 2 < n)
-			v |= s[i + 2];
-		char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63],
-			     i + 1 < n ? tbl[(v >> 6) & 63] : '=', i + 2 < n ? tbl[v & 63] : '='};
-		buf_add(out, q, 4);
-	}
-}
-
 static const char *reason(int code)
 {
 	static const struct {
@@ -449,6 +433,8 @@ static int parse_args(http_args *a, int argc, char **argv)
 		case 'u':
 			if (!strchr(optarg, ':'))
 				return usage_error("-u expects USER:PASSWORD");
+			if (strlen(optarg) > 700)
+				return usage_error("-u: at most 700 bytes");
 			a->user = optarg;
 			break;
 		case 'A':
@@ -598,11 +584,10 @@ static size_t build_headers(const http_args *a, int has_body, const char **out, 
 		out[n++] = store[0];
 	}
 	if (a->user && !have_auth) {
-		buf b64 = {0};
-		base64(&b64, (const unsigned char *)a->user, strlen(a->user));
-		snprintf(store[1], sizeof(store[1]), "Authorization: Basic %s",
-			 b64.p ? (char *)b64.p : "");
-		free(b64.p);
+		/* parse_args bounds -u so that its base64 fits. */
+		char b64[sizeof(store[1]) - 32];
+		ctl_base64(a->user, strlen(a->user), b64);
+		snprintf(store[1], sizeof(store[1]), "Authorization: Basic %s", b64);
 		out[n++] = store[1];
 	}
 	if (a->compressed && !have_ae)
@@ -634,25 +619,9 @@ static void print_json(xfer *x, const porter_http_response *h, const char *metho
 	printf("],\"size_download\":%llu,\"time_total\":%.6f", (unsigned long long)x->received,
 	       t.total_us ? (double)t.total_us / 1e6 : now_s() - x->start);
 	if (!x->out) {
-		unsigned cp;
-		int text = 1;
-		for (size_t i = 0; i < x->json_body.len && text;) {
-			size_t k = ctl_utf8_len(x->json_body.p + i, x->json_body.len - i, &cp);
-			text = k > 0;
-			i += k;
-		}
-		if (text) {
-			fputs(",\"body\":", stdout);
-			ctl_json_str(stdout, x->json_body.p ? (char *)x->json_body.p : "",
-				     x->json_body.len);
-		} else {
-			buf b64 = {0};
-			base64(&b64, x->json_body.p, x->json_body.len);
-			fputs(",\"body_base64\":\"", stdout);
-			fwrite(b64.p ? (char *)b64.p : "", 1, b64.len, stdout);
-			putchar('"');
-			free(b64.p);
-		}
+		putchar(',');
+		ctl_json_body(stdout, x->json_body.p ? x->json_body.p : (unsigned char *)"",
+			      x->json_body.len);
 	}
 	fputs("}\n", stdout);
 }

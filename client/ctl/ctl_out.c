@@ -107,6 +107,48 @@ void ctl_json_cstr(FILE *f, const char *s)
 	ctl_json_str(f, s ? s : "", s ? strlen(s) : 0);
 }
 
+size_t ctl_base64(const void *data, size_t n, char *out)
+{
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *s = data;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)s[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)s[i + 1] << 8;
+		if (i + 2 < n)
+			v |= s[i + 2];
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+	}
+	out[o] = 0;
+	return o;
+}
+
+void ctl_json_body(FILE *f, const void *data, size_t n)
+{
+	const unsigned char *s = data;
+	unsigned cp;
+	size_t i = 0, k;
+	/* Text is UTF-8 without NUL bytes; anything else is binary. */
+	while (i < n && s[i] && (k = ctl_utf8_len(s + i, n - i, &cp)) > 0)
+		i += k;
+	if (i == n) {
+		fputs("\"body\":", f);
+		ctl_json_str(f, s, n);
+		return;
+	}
+	/* Not text: base64, written in blocks of whole 3-byte groups. */
+	char block[4 * 1024 + 1];
+	fputs("\"body_base64\":\"", f);
+	for (i = 0; i < n; i += 3 * 1024)
+		fwrite(block, 1, ctl_base64(s + i, n - i < 3 * 1024 ? n - i : 3 * 1024, block), f);
+	putc('"', f);
+}
+
 int ctl_exit_code(int rc)
 {
 	switch (rc) {

@@ -306,6 +306,19 @@ echo two >"$T/two"
 code 1 "file put -x -a on an existing file fails: -x is kept" "$CTL" file put -x -a f.txt "$T/two"
 check "... and the file is unchanged" [ "$(cat "$T/files/f.txt")" = one ]
 code 1 "file put of an unreadable local file" "$CTL" file put g.txt "$T/nope"
+printf 'a\0b' | "$CTL" --json file put bin.dat >"$T/j.out"
+check "file --json put prints what it wrote" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d == {"path": "bin.dat", "bytes": 3}, d' "$T/j.out"
+"$CTL" --json file cat bin.dat >"$T/j.out"
+check "file --json cat: binary content as body_base64" python3 -c '
+import base64, json, sys
+d = json.load(open(sys.argv[1])); assert base64.b64decode(d["body_base64"]) == b"a\0b", d' "$T/j.out"
+"$CTL" --json file cat f.txt >"$T/j.out"
+check "file --json cat: text as body" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["body"] == "one\n", d' "$T/j.out"
+"$CTL" --json file rm bin.dat >"$T/j.out"
+check "file --json rm" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d == {"removed": "bin.dat"}, d' "$T/j.out"
 "$CTL" --json file cat nope >"$T/j.out" 2>/dev/null
 check "file --json: errors are JSON on stdout" python3 -c '
 import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "PORTER_E_FILE_NOT_FOUND", d' "$T/j.out"
@@ -320,6 +333,14 @@ check "porterctl --help states the exit codes" grep -q '3  the daemon is unreach
 code 2 "no command" "$CTL"
 code 2 "unknown command" "$CTL" frob
 code 2 "ping -c x" "$CTL" ping -c x
+code 2 "cancel of something that is not an id" "$CTL" cancel abc
+code 2 "stats with an argument" "$CTL" stats extra
+code 2 "version with an argument" "$CTL" version extra
+code 3 "stats: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" stats
+code 3 "version: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" version
+code 3 "cancel: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" cancel 7
+code 1 "ping: the daemon's deadline passes (-t 200, -d 2000)" "$CTL" -t 200 ping -c 1 -d 2000
+code 1 "batch: a member fails" sh -c "echo '[{\"op\":\"file_read\",\"path\":\"nope\"}]' | '$CTL' batch"
 code 3 "ping: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" ping -c 1
 code 1 "batch: input that is not JSON" sh -c "echo nope | '$CTL' batch"
 code 1 "batch: a missing FILE" "$CTL" batch "$T/nope.json"
