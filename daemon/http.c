@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conn.h"
 #include "fwd.h"
+#include "httppolicy.h"
 #include "list.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -30,9 +31,12 @@
 /* A request is answered this long before its deadline when the transfer
  * cannot make it, so the reply reaches the client before it gives up. */
 #define HTTP_DEADLINE_MARGIN_MS 50
-/* Idle easy handles kept per worker: creating one costs more than the rest
- * of a small request's set-up. */
+/* Idle easy handles kept per tenant: creating one costs more than the
+ * rest of a small request's set-up. */
 #define HTTP_POOL 32
+/* A tenant (one uid's connection cache on a worker) with no transfer for
+ * this long is closed with its idle upstream connections. */
+#define HTTP_TENANT_IDLE_MS 30000
 
 /* ---- process-wide state ---- */
 
@@ -72,8 +76,11 @@ int http_global_init(const config *cfg)
 		return PORTER_E_NOMEM;
 	curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	/* DNS answers only. TLS sessions stay with the tenant that made them
+	 * (its pooled easy handles): a session resumed by another uid would
+	 * let the server link the two users, and would skip the handshake
+	 * that another uid's request is owed. */
 	curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	return 0;
 }
 
@@ -90,13 +97,39 @@ void http_global_cleanup(void)
 
 /* ---- per-worker state ---- */
 
+typedef struct http_tenant http_tenant;
+
 /* One socket libcurl asked us to watch. */
 typedef struct http_sock {
 	uv_poll_t poll;
-	http_worker *hw;
+	http_tenant *t;
 	curl_socket_t fd;
-	list link; /* hw->socks while open */
+	list link; /* t->socks while open */
 } http_sock;
+
+/*
+ * One uid's HTTP state on one worker: a CURLM of its own, hence a
+ * connection cache of its own, so an upstream connection never carries the
+ * requests of two uids (a request that desynchronised it, or a server that
+ * ties state to a connection, reaches only its own user), and the pool of
+ * idle easy handles, which keep libcurl's TLS session cache. Created on
+ * the uid's first request on the worker, closed after HTTP_TENANT_IDLE_MS
+ * without a transfer; freed when its last handle has closed.
+ */
+struct http_tenant {
+	http_worker *hw;
+	uid_t uid;
+	list link; /* hw->tenants */
+	CURLM *multi;
+	uv_timer_t timer;      /* libcurl's single timeout */
+	list socks;            /* http_sock.link */
+	unsigned n_xfers;      /* transfers holding this tenant (any state) */
+	uint64_t idle_since;   /* uv_now() when n_xfers fell to 0 */
+	int open_handles;      /* timer and socks not yet called back */
+	int closing;           /* multi gone; freed with the last handle */
+	CURL *pool[HTTP_POOL]; /* idle easy handles, reset, for reuse */
+	unsigned n_pool;
+};
 
 /* Where a transfer stands. */
 enum xfer_state {
@@ -112,10 +145,11 @@ typedef struct http_header {
 
 typedef struct http_xfer {
 	http_worker *hw;
-	list link; /* hw->xfers, or hw->reap while REAPING */
+	http_tenant *t; /* the owner's connection cache */
+	list link;      /* hw->xfers, or hw->reap while REAPING */
 	enum xfer_state state;
 	CURL *easy;
-	int in_multi; /* added to hw->multi */
+	int in_multi; /* added to t->multi */
 	req *r;       /* waits for the next reply; NULL when none does */
 
 	/* What to send. */
@@ -125,12 +159,14 @@ typedef struct http_xfer {
 	uint8_t *body;
 	size_t body_len;
 	int follow;
-	char origin[300]; /* scheme://host:port of the first URL */
-	int stripped;     /* credentials removed after a cross-origin redirect */
+	int keep_credentials; /* the client asked to send them to any origin */
+	char origin[300];     /* scheme://host:port of the first URL */
+	int stripped;         /* credentials removed after a cross-origin redirect */
 	unsigned max_redirects;
 	unsigned redirects;
 	uint64_t limit;    /* largest body accepted; 0 none */
 	uint64_t received; /* body bytes of the final hop so far */
+	uint64_t deadline; /* uv_now() ms by which every hop must be done; 0 none */
 
 	/* Streaming. */
 	int stream;
@@ -163,22 +199,19 @@ typedef struct http_xfer {
 
 struct http_worker {
 	worker *w;
-	CURLM *multi;
-	uv_timer_t timer; /* libcurl's single timeout */
-	uv_timer_t reap;  /* deferred removals and the stream sweep */
-	int open_handles; /* handles not yet called back after uv_close */
+	uv_timer_t reap;  /* deferred removals, the stream and tenant sweep */
+	int open_handles; /* the reap timer and tenants not yet freed */
 	int closing;
-	list socks;     /* http_sock.link */
+	list tenants;   /* http_tenant.link */
 	list xfers;     /* http_xfer.link, running or done */
 	list reap_list; /* http_xfer.link, REAPING */
 	unsigned n_streams;
-	CURL *pool[HTTP_POOL]; /* idle easy handles, reset, for reuse */
-	unsigned n_pool;
 };
 
-static void drain_info(http_worker *hw);
+static void drain_info(http_tenant *t);
 static void xfer_free(http_xfer *x);
 static void schedule_reap(http_worker *hw);
+static void schedule_sweep(http_worker *hw, uint64_t ms);
 
 static void maybe_free_hw(http_worker *hw)
 {
@@ -193,15 +226,30 @@ static void on_handle_closed(uv_handle_t *h)
 	maybe_free_hw(hw);
 }
 
+/* A tenant's handle has closed: the tenant goes with the last one. */
+static void tenant_handle_gone(http_tenant *t)
+{
+	if (--t->open_handles == 0 && t->closing) {
+		http_worker *hw = t->hw;
+		free(t);
+		hw->open_handles--;
+		maybe_free_hw(hw);
+	}
+}
+
+static void on_tenant_timer_closed(uv_handle_t *h)
+{
+	tenant_handle_gone(h->data);
+}
+
 /* ---- sockets ---- */
 
 static void on_sock_closed(uv_handle_t *h)
 {
 	http_sock *s = h->data;
-	http_worker *hw = s->hw;
+	http_tenant *t = s->t;
 	free(s);
-	hw->open_handles--;
-	maybe_free_hw(hw);
+	tenant_handle_gone(t);
 }
 
 static void sock_close(http_sock *s)
@@ -213,10 +261,10 @@ static void sock_close(http_sock *s)
 	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
 
-static http_sock *sock_find(http_worker *hw, curl_socket_t fd)
+static http_sock *sock_find(http_tenant *t, curl_socket_t fd)
 {
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &hw->socks) {
+	list_for_each_safe(pos, tmp, &t->socks) {
 		http_sock *s = list_entry(pos, http_sock, link);
 		if (s->fd == fd)
 			return s;
@@ -227,8 +275,8 @@ static http_sock *sock_find(http_worker *hw, curl_socket_t fd)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
 	http_sock *s = p->data;
-	http_worker *hw = s->hw;
-	worker_saw_io(hw->w);
+	http_tenant *t = s->t;
+	worker_saw_io(t->hw->w);
 	int flags = 0;
 	int running;
 	if (status < 0) {
@@ -241,8 +289,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
 		if (events & UV_WRITABLE)
 			flags |= CURL_CSELECT_OUT;
 	}
-	curl_multi_socket_action(hw->multi, s->fd, flags, &running);
-	drain_info(hw);
+	curl_multi_socket_action(t->multi, s->fd, flags, &running);
+	drain_info(t);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: libcurl tells what to watch on `fd`. Only
@@ -250,7 +298,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	(void)easy;
-	http_worker *hw = userp;
+	http_tenant *t = userp;
 	http_sock *s = socketp;
 
 	if (what == CURL_POLL_REMOVE) {
@@ -261,27 +309,28 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		if (s)
 			uv_poll_stop(&s->poll);
 		log_debug("http: socket %d idle", (int)fd);
-		curl_multi_assign(hw->multi, fd, NULL);
+		if (t->multi)
+			curl_multi_assign(t->multi, fd, NULL);
 		return 0;
 	}
 	if (!s)
-		s = sock_find(hw, fd);
+		s = sock_find(t, fd);
 	if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s)
 			return -1;
-		if (uv_poll_init_socket(&hw->w->loop, &s->poll, fd) < 0) {
+		if (uv_poll_init_socket(&t->hw->w->loop, &s->poll, fd) < 0) {
 			free(s);
 			return -1;
 		}
-		s->hw = hw;
+		s->t = t;
 		s->fd = fd;
 		s->poll.data = s;
-		hw->open_handles++;
-		list_push_back(&hw->socks, &s->link);
+		t->open_handles++;
+		list_push_back(&t->socks, &s->link);
 		log_debug("http: watching socket %d", (int)fd);
 	}
-	curl_multi_assign(hw->multi, fd, s);
+	curl_multi_assign(t->multi, fd, s);
 	int ev = 0;
 	if (what & CURL_POLL_IN)
 		ev |= UV_READABLE;
@@ -298,14 +347,17 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
 	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-/* CURLOPT_CLOSESOCKETFUNCTION: the poll handle goes before the fd does. */
+/* CURLOPT_CLOSESOCKETFUNCTION: the poll handle goes before the fd does.
+ * A connection keeps the tenant of the handle that opened it, and lives in
+ * that tenant's cache, so `clientp` is the tenant whose socks hold it. */
 static int on_close_socket(void *clientp, curl_socket_t fd)
 {
-	http_worker *hw = clientp;
-	http_sock *s = sock_find(hw, fd);
+	http_tenant *t = clientp;
+	http_sock *s = sock_find(t, fd);
 	if (s) {
 		sock_close(s);
-		curl_multi_assign(hw->multi, fd, NULL);
+		if (t->multi)
+			curl_multi_assign(t->multi, fd, NULL);
 		log_debug("http: closed socket %d", (int)fd);
 	}
 	return close(fd);
@@ -313,12 +365,12 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
 
 /* ---- libcurl's timer ---- */
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(uv_timer_t *timer)
 {
-	http_worker *hw = t->data;
+	http_tenant *t = timer->data;
 	int running;
-	curl_multi_socket_action(hw->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	drain_info(hw);
+	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	drain_info(t);
 }
 
 /* CURLMOPT_TIMERFUNCTION: one timer, replaced by each call; -1 deletes
@@ -326,12 +378,72 @@ static void on_timer(uv_timer_t *t)
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
 	(void)multi;
-	http_worker *hw = userp;
+	http_tenant *t = userp;
+	if (t->closing)
+		return 0;
 	if (timeout_ms < 0)
-		uv_timer_stop(&hw->timer);
+		uv_timer_stop(&t->timer);
 	else
-		uv_timer_start(&hw->timer, on_timer, (uint64_t)timeout_ms, 0);
+		uv_timer_start(&t->timer, on_timer, (uint64_t)timeout_ms, 0);
 	return 0;
+}
+
+/* ---- tenants ---- */
+
+/* The tenant of `uid` on `hw`, created when it has none. NULL when out of
+ * memory or when libcurl refuses a multi handle. */
+static http_tenant *tenant_get(http_worker *hw, uid_t uid)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &hw->tenants) {
+		http_tenant *t = list_entry(pos, http_tenant, link);
+		if (t->uid == uid)
+			return t;
+	}
+	http_tenant *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->multi = curl_multi_init();
+	if (!t->multi) {
+		free(t);
+		return NULL;
+	}
+	t->hw = hw;
+	t->uid = uid;
+	list_init(&t->socks);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	if (hw->w->cfg->http_max_host_connections)
+		curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+				  (long)hw->w->cfg->http_max_host_connections);
+	uv_timer_init(&hw->w->loop, &t->timer);
+	t->timer.data = t;
+	t->open_handles = 1;
+	hw->open_handles++; /* until the tenant is freed */
+	list_push_back(&hw->tenants, &t->link);
+	log_debug("http: new tenant for uid %u", (unsigned)uid);
+	return t;
+}
+
+/* Closes `t`'s cached connections and handles; it is freed when the last
+ * one has called back. Not inside a libcurl callback. */
+static void tenant_close(http_tenant *t)
+{
+	list *pos, *tmp;
+	list_remove(&t->link);
+	while (t->n_pool)
+		curl_easy_cleanup(t->pool[--t->n_pool]);
+	/* Closes the cached connections through on_close_socket, which
+	 * closes their poll handles. */
+	CURLM *m = t->multi;
+	t->multi = NULL;
+	t->closing = 1;
+	curl_multi_cleanup(m);
+	list_for_each_safe(pos, tmp, &t->socks)
+		sock_close(list_entry(pos, http_sock, link));
+	uv_close((uv_handle_t *)&t->timer, on_tenant_timer_closed);
 }
 
 /* ---- response building ---- */
@@ -631,61 +743,8 @@ static void map_error(http_xfer *x, CURLcode rc)
  * x->err_msg set. */
 static int check_url(http_xfer *x, const char *url)
 {
-	const config *cfg = x->hw->w->cfg;
-	/* Without an allow-list only the scheme matters, and libcurl's own
-	 * parse (with CURLOPT_PROTOCOLS_STR) backs this prefix test up; it
-	 * spares a second URL parse on every request. */
-	if (!cfg->http_allow_hosts.n &&
-	    (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0))
-		return 0;
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
-	int rc = 0;
-	if (!u)
-		return PORTER_E_NOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		if (scheme && strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
-			rc = PORTER_E_HTTP_SCHEME;
-			snprintf(x->err_msg, sizeof(x->err_msg),
-				 "URL scheme '%s' not allowed (only http and https)", scheme);
-		} else {
-			rc = PORTER_E_INVAL;
-			snprintf(x->err_msg, sizeof(x->err_msg), "malformed URL");
-		}
-		goto out;
-	}
-	if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) {
-		rc = PORTER_E_HTTP_SCHEME;
-		snprintf(x->err_msg, sizeof(x->err_msg),
-			 "URL scheme '%s' not allowed (only http and https)", scheme);
-		goto out;
-	}
-	if (cfg->http_allow_hosts.n) {
-		int ok = 0;
-		size_t hl = strlen(host);
-		for (size_t i = 0; i < cfg->http_allow_hosts.n && !ok; i++) {
-			const char *a = cfg->http_allow_hosts.items[i];
-			if (a[0] == '*' && a[1] == '.') {
-				/* "*.example.com" matches subdomains only. */
-				size_t sl = strlen(a + 1);
-				ok = hl > sl && strcasecmp(host + hl - sl, a + 1) == 0;
-			} else {
-				ok = strcasecmp(host, a) == 0;
-			}
-		}
-		if (!ok) {
-			rc = PORTER_E_HTTP_HOST;
-			snprintf(x->err_msg, sizeof(x->err_msg),
-				 "host '%s' is not in http-allow-hosts", host);
-		}
-	}
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return rc;
+	return httppolicy_check_url(&x->hw->w->cfg->http_allow_hosts, url, x->err_msg,
+				    sizeof(x->err_msg));
 }
 
 /* Sets the per-hop options (URL, method, body) of the easy handle. */
@@ -742,32 +801,11 @@ static void finish(http_xfer *x)
 	}
 }
 
-/* Writes "scheme://host:port" of `url` to `out`; "" when it cannot. */
-static void origin_of(const char *url, char *out, size_t cap)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	out[0] = '\0';
-	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
-		snprintf(out, cap, "%s://%s:%s", scheme, host, port);
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-}
-
+/* 1 when header line `line` ("Name: value" or "Name;") is a credential. */
 static int is_credential(const char *line)
 {
-	static const char *const names[] = {"Authorization", "Proxy-Authorization", "Cookie"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		size_t n = strlen(names[i]);
-		if (strncasecmp(line, names[i], n) == 0 && (line[n] == ':' || line[n] == ';'))
-			return 1;
-	}
-	return 0;
+	size_t n = strcspn(line, ":;");
+	return httppolicy_is_credential(line, n);
 }
 
 /* Drops the caller's credentials from the request headers: they were meant
@@ -789,6 +827,33 @@ static int strip_credentials(http_xfer *x)
 	curl_slist_free_all(x->hdrs);
 	x->hdrs = nl;
 	x->stripped = 1;
+	return 0;
+}
+
+/*
+ * Gives the next hop what is left of the transfer's time: libcurl's
+ * timeouts restart with each transfer, so a handle re-added for a redirect
+ * would otherwise get the whole budget again and a chain of slow hops could
+ * run far past the request's deadline. 0, or -1 with x->err set when no
+ * time is left.
+ */
+static int hop_deadline(http_xfer *x)
+{
+	if (!x->deadline)
+		return 0;
+	uint64_t now = uv_now(&x->hw->w->loop);
+	if (now >= x->deadline) {
+		x->err = PORTER_E_TIMEOUT;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "HTTP transfer timed out: the deadline passed after %u redirects",
+			 x->redirects);
+		return -1;
+	}
+	uint64_t left = x->deadline - now;
+	uint64_t connect_to = x->hw->w->cfg->http_connect_timeout_ms;
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
+	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(connect_to && connect_to < left ? connect_to : left));
 	return 0;
 }
 
@@ -817,9 +882,9 @@ static int follow(http_xfer *x)
 	}
 	free(x->url);
 	x->url = nu;
-	if (!x->stripped) {
+	if (!x->stripped && !x->keep_credentials) {
 		char origin[sizeof(x->origin)];
-		origin_of(x->url, origin, sizeof(origin));
+		httppolicy_origin(x->url, origin, sizeof(origin));
 		if (strcmp(origin, x->origin) && strip_credentials(x) < 0) {
 			fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
 			return 0;
@@ -848,7 +913,9 @@ static int follow(http_xfer *x)
 	x->len = 0;
 	x->received = 0;
 	set_hop(x);
-	if (curl_multi_add_handle(x->hw->multi, x->easy) != CURLM_OK) {
+	if (hop_deadline(x) < 0)
+		return 0;
+	if (curl_multi_add_handle(x->t->multi, x->easy) != CURLM_OK) {
 		fail_msg(x, PORTER_E_INTERNAL, "%s", "could not restart the transfer");
 		return 0;
 	}
@@ -858,18 +925,18 @@ static int follow(http_xfer *x)
 
 /* Collects finished transfers. Called after every curl_multi_socket_action,
  * never from inside a libcurl callback. */
-static void drain_info(http_worker *hw)
+static void drain_info(http_tenant *t)
 {
 	CURLMsg *m;
 	int left;
-	while ((m = curl_multi_info_read(hw->multi, &left))) {
+	while (t->multi && (m = curl_multi_info_read(t->multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		CURL *e = m->easy_handle;
 		CURLcode rc = m->data.result;
 		http_xfer *x = NULL;
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
-		curl_multi_remove_handle(hw->multi, e);
+		curl_multi_remove_handle(t->multi, e);
 		x->in_multi = 0;
 		if (x->state == XFER_REAPING)
 			continue;
@@ -886,16 +953,22 @@ static void drain_info(http_worker *hw)
 
 static void xfer_free(http_xfer *x)
 {
+	http_tenant *t = x->t;
 	if (x->in_multi)
-		curl_multi_remove_handle(x->hw->multi, x->easy);
+		curl_multi_remove_handle(t->multi, x->easy);
 	if (x->easy) {
-		http_worker *hw = x->hw;
-		if (!hw->closing && hw->n_pool < HTTP_POOL) {
+		/* Back to its own tenant's pool only: a pooled handle keeps
+		 * libcurl's TLS session cache, which is per uid. */
+		if (!t->closing && !x->hw->closing && t->n_pool < HTTP_POOL) {
 			curl_easy_reset(x->easy);
-			hw->pool[hw->n_pool++] = x->easy;
+			t->pool[t->n_pool++] = x->easy;
 		} else {
 			curl_easy_cleanup(x->easy);
 		}
+	}
+	if (t && --t->n_xfers == 0) {
+		t->idle_since = uv_now(&x->hw->w->loop);
+		schedule_sweep(x->hw, HTTP_TENANT_IDLE_MS);
 	}
 	curl_slist_free_all(x->hdrs);
 	headers_clear(x);
@@ -921,9 +994,9 @@ static void abandon(http_xfer *x)
 	schedule_reap(x->hw);
 }
 
-static void on_reap(uv_timer_t *t)
+static void on_reap(uv_timer_t *timer)
 {
-	http_worker *hw = t->data;
+	http_worker *hw = timer->data;
 	list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &hw->reap_list) {
 		http_xfer *x = list_entry(pos, http_xfer, link);
@@ -933,13 +1006,13 @@ static void on_reap(uv_timer_t *t)
 	/* Streams nobody pulls are aborted; pulls past their deadline fail. */
 	uint64_t now = uv_now(&hw->w->loop);
 	uint32_t idle = hw->w->cfg->http_stream_idle_ms;
-	uint64_t next = HTTP_SWEEP_MS;
-	int any = 0;
+	uint64_t next = UINT64_MAX;
 	list_for_each_safe(pos, tmp, &hw->xfers) {
 		http_xfer *x = list_entry(pos, http_xfer, link);
 		if (!x->stream)
 			continue;
-		any = 1;
+		if (next > HTTP_SWEEP_MS)
+			next = HTTP_SWEEP_MS;
 		if (x->r && (x->len > 0 || (!x->sent_head && x->head_done))) {
 			/* A slow body: hand over what is there rather than wait
 			 * for a full chunk. */
@@ -969,14 +1042,35 @@ static void on_reap(uv_timer_t *t)
 			xfer_free(x);
 		}
 	}
-	if (any && !hw->closing && !uv_is_active((uv_handle_t *)&hw->reap))
-		uv_timer_start(&hw->reap, on_reap, next, 0);
+	/* Tenants without transfers go after a while, with their idle
+	 * upstream connections. */
+	list_for_each_safe(pos, tmp, &hw->tenants) {
+		http_tenant *t = list_entry(pos, http_tenant, link);
+		if (t->n_xfers)
+			continue;
+		if (now - t->idle_since >= HTTP_TENANT_IDLE_MS) {
+			tenant_close(t);
+			continue;
+		}
+		uint64_t left = HTTP_TENANT_IDLE_MS - (now - t->idle_since);
+		if (left < next)
+			next = left;
+	}
+	if (next != UINT64_MAX)
+		schedule_sweep(hw, next);
+}
+
+/* Makes the reap timer run within `ms` (sooner if it already would). */
+static void schedule_sweep(http_worker *hw, uint64_t ms)
+{
+	if (!hw->closing &&
+	    (!uv_is_active((uv_handle_t *)&hw->reap) || uv_timer_get_due_in(&hw->reap) > ms))
+		uv_timer_start(&hw->reap, on_reap, ms, 0);
 }
 
 static void schedule_reap(http_worker *hw)
 {
-	if (!hw->closing)
-		uv_timer_start(&hw->reap, on_reap, 0, 0);
+	schedule_sweep(hw, 0);
 }
 
 /* ---- requests ---- */
@@ -1004,14 +1098,9 @@ static void park(http_xfer *x, req *r)
 		return;
 	/* Streams have no transfer timeout: the sweep answers a pull that
 	 * waits too long, so make sure it runs in time. */
-	http_worker *hw = x->hw;
 	uint64_t left = req_remaining_ms(r);
 	uint64_t due = left > HTTP_DEADLINE_MARGIN_MS ? left - HTTP_DEADLINE_MARGIN_MS : 0;
-	if (due > HTTP_SWEEP_MS)
-		due = HTTP_SWEEP_MS;
-	if (!hw->closing &&
-	    (!uv_is_active((uv_handle_t *)&hw->reap) || uv_timer_get_due_in(&hw->reap) > due))
-		uv_timer_start(&hw->reap, on_reap, due, 0);
+	schedule_sweep(x->hw, due < HTTP_SWEEP_MS ? due : HTTP_SWEEP_MS);
 }
 
 /* A stream id: random bits, with the owning worker's index in the low
@@ -1053,34 +1142,11 @@ static http_xfer *stream_lookup(req *r, uint64_t id)
 	return NULL;
 }
 
-static int valid_method(const char *m)
-{
-	if (!m[0] || strlen(m) > 32)
-		return 0;
-	for (const char *p = m; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '-' ||
-		      *p == '_'))
-			return 0;
-	return 1;
-}
-
-static int valid_header(const Porter__V1__HttpHeader *h)
-{
-	if (!h->name || !h->name[0] || !h->value)
-		return 0;
-	for (const char *p = h->name; *p; p++)
-		if (*p <= ' ' || *p == ':' || *p == 127)
-			return 0;
-	for (const char *p = h->value; *p; p++)
-		if (*p == '\r' || *p == '\n')
-			return 0;
-	return 1;
-}
-
 static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 {
 	const config *cfg = x->hw->w->cfg;
-	CURL *e = x->hw->n_pool ? x->hw->pool[--x->hw->n_pool] : curl_easy_init();
+	http_tenant *t = x->t;
+	CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
 	if (!e)
 		return PORTER_E_NOMEM;
 	x->easy = e;
@@ -1102,9 +1168,9 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x->hw);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, x->hw);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
 	if (g_share)
 		curl_easy_setopt(e, CURLOPT_SHARE, g_share);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->http_tls_verify ? 1L : 0L);
@@ -1126,20 +1192,22 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 				 : (remaining ? remaining : 1);
 	if ((!total && !x->stream) || (total && !x->stream && total > bound))
 		total = bound;
-	if (total)
+	if (total) {
+		/* The one deadline of every hop (hop_deadline). */
+		x->deadline = uv_now(&x->hw->w->loop) + total;
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
+	}
 	if (x->limit)
 		curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
 
-	int has_expect = 0;
 	for (size_t i = 0; i < hr->n_headers; i++) {
 		const Porter__V1__HttpHeader *h = hr->headers[i];
-		if (!valid_header(h)) {
-			snprintf(x->err_msg, sizeof(x->err_msg), "header %zu is malformed", i);
-			return PORTER_E_INVAL;
-		}
-		if (strcasecmp(h->name, "Expect") == 0)
-			has_expect = 1;
+		int v = httppolicy_header(h->name, h->value, x->url, x->err_msg,
+					  sizeof(x->err_msg));
+		if (v < 0)
+			return v;
+		if (v == HTTPPOLICY_DROP)
+			continue;
 		size_t n = strlen(h->name) + strlen(h->value) + 3;
 		char *line = malloc(n);
 		if (!line)
@@ -1156,8 +1224,9 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 		x->hdrs = nl;
 	}
 	/* libcurl would wait up to a second for "100 Continue" before a
-	 * large body; servers rarely need it, clients notice the delay. */
-	if (!has_expect && x->body_len) {
+	 * large body; servers rarely need it, clients notice the delay. (A
+	 * client's own Expect was refused above.) */
+	if (x->body_len) {
 		struct curl_slist *nl = curl_slist_append(x->hdrs, "Expect:");
 		if (!nl)
 			return PORTER_E_NOMEM;
@@ -1191,7 +1260,7 @@ void http_handle(req *r)
 	list_init(&x->link);
 	x->start_ns = uv_hrtime();
 	const char *method = hr->method && hr->method[0] ? hr->method : "GET";
-	if (!valid_method(method)) {
+	if (!httppolicy_valid_method(method)) {
 		req_fail(r, PORTER_E_INVAL, "invalid HTTP method");
 		goto fail_free;
 	}
@@ -1220,8 +1289,9 @@ void http_handle(req *r)
 		goto fail_free;
 	}
 	x->follow = hr->follow_redirects;
+	x->keep_credentials = hr->keep_credentials;
 	if (x->follow)
-		origin_of(x->url, x->origin, sizeof(x->origin));
+		httppolicy_origin(x->url, x->origin, sizeof(x->origin));
 	x->max_redirects = cfg->http_max_redirects;
 	if (hr->max_redirects && hr->max_redirects < x->max_redirects)
 		x->max_redirects = hr->max_redirects;
@@ -1263,13 +1333,22 @@ void http_handle(req *r)
 			cap = frame_cap;
 		x->limit = hr->max_response && hr->max_response < cap ? hr->max_response : cap;
 	}
+	/* The uid's own connection cache: identity from the req, which
+	 * carries it for forwarded and batch requests too. */
+	x->t = tenant_get(hw, r->uid);
+	if (!x->t) {
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		free_stream_slot(x);
+		goto fail_free;
+	}
+	x->t->n_xfers++; /* until xfer_free */
 	rc = setup_easy(x, hr, r);
 	if (rc) {
 		req_fail(r, rc, "%s", x->err_msg[0] ? x->err_msg : "could not set up the transfer");
 		free_stream_slot(x);
 		goto fail_free;
 	}
-	if (curl_multi_add_handle(hw->multi, x->easy) != CURLM_OK) {
+	if (curl_multi_add_handle(x->t->multi, x->easy) != CURLM_OK) {
 		req_fail(r, PORTER_E_INTERNAL, "could not start the transfer");
 		free_stream_slot(x);
 		goto fail_free;
@@ -1282,8 +1361,8 @@ void http_handle(req *r)
 	 * one loop iteration less per request. Not inside a libcurl
 	 * callback, so allowed; the timer then finds nothing to do. */
 	int running;
-	curl_multi_socket_action(hw->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	drain_info(hw);
+	curl_multi_socket_action(x->t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	drain_info(x->t);
 	return;
 
 fail_free:
@@ -1318,13 +1397,13 @@ void http_handle_fetch(req *r)
 			 * the multi handle, so end the transfer now. */
 			if (!x->err)
 				map_error(x, prc);
-			curl_multi_remove_handle(x->hw->multi, x->easy);
+			curl_multi_remove_handle(x->t->multi, x->easy);
 			x->in_multi = 0;
 			set_timings(x);
 			x->state = XFER_DONE;
 		}
 		/* Resuming may have ended the transfer (or others). */
-		drain_info(x->hw);
+		drain_info(x->t);
 	}
 }
 
@@ -1356,32 +1435,19 @@ http_worker *http_worker_new(worker *w)
 	if (!hw)
 		return NULL;
 	hw->w = w;
-	list_init(&hw->socks);
+	list_init(&hw->tenants);
 	list_init(&hw->xfers);
 	list_init(&hw->reap_list);
-	hw->multi = curl_multi_init();
-	if (!hw->multi) {
-		free(hw);
-		return NULL;
-	}
-	curl_multi_setopt(hw->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-	curl_multi_setopt(hw->multi, CURLMOPT_SOCKETDATA, hw);
-	curl_multi_setopt(hw->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(hw->multi, CURLMOPT_TIMERDATA, hw);
-	if (w->cfg->http_max_host_connections)
-		curl_multi_setopt(hw->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-				  (long)w->cfg->http_max_host_connections);
-	uv_timer_init(&w->loop, &hw->timer);
-	hw->timer.data = hw;
 	uv_timer_init(&w->loop, &hw->reap);
 	hw->reap.data = hw;
-	hw->open_handles = 2;
+	hw->open_handles = 1;
 	return hw;
 }
 
 void http_worker_close(http_worker *hw)
 {
 	list *pos, *tmp;
+	hw->closing = 1;
 	/* Every connection is gone by now, so no req waits on a transfer
 	 * except through a stream pull that was already cancelled. */
 	list_for_each_safe(pos, tmp, &hw->xfers) {
@@ -1401,15 +1467,7 @@ void http_worker_close(http_worker *hw)
 		list_remove(&x->link);
 		xfer_free(x);
 	}
-	hw->closing = 1;
-	while (hw->n_pool)
-		curl_easy_cleanup(hw->pool[--hw->n_pool]);
-	/* Closes the cached connections through on_close_socket, which
-	 * closes their poll handles. */
-	curl_multi_cleanup(hw->multi);
-	hw->multi = NULL;
-	list_for_each_safe(pos, tmp, &hw->socks)
-		sock_close(list_entry(pos, http_sock, link));
-	uv_close((uv_handle_t *)&hw->timer, on_handle_closed);
+	list_for_each_safe(pos, tmp, &hw->tenants)
+		tenant_close(list_entry(pos, http_tenant, link));
 	uv_close((uv_handle_t *)&hw->reap, on_handle_closed);
 }

@@ -296,6 +296,10 @@ typedef struct porter_http_options {
 	uint32_t transfer_timeout_ms; /* 0: the call's timeout bounds the
 				       * transfer (streams: no overall bound) */
 	uint32_t chunk_size;          /* streams: bytes per chunk; 0: default */
+	int keep_credentials;         /* nonzero: credential headers (see the
+				       * README's list) follow a redirect to
+				       * another origin; by default they are
+				       * dropped there */
 } porter_http_options;
 
 /* Initialiser of porter_http_options: every option at its default. */
