@@ -32,6 +32,14 @@ Routes (all bodies are deterministic so tests can check every byte):
   /gzip/N               the pattern's N bytes gzip-compressed
                         (Content-Encoding: gzip) when the request accepts
                         gzip, else as they are
+  /slow-redirect/MS/N   waits MS milliseconds, then 302 to
+                        /slow-redirect/MS/N-1; /slow-redirect/MS/0 answers
+                        "done"; every hop served is counted by /hops
+  /hops                 how many /slow-redirect hops were served so far
+  /peer                 the client's TCP source port, as the body: tests
+                        tell connections apart (and see reuse) by it
+  /store/KEY            keeps the request body under KEY (any method)
+  /stored/KEY           answers what /store/KEY kept (404 when nothing)
 """
 import argparse
 import gzip
@@ -120,7 +128,8 @@ class Handler(BaseHTTPRequestHandler):
                 if k.lower().startswith("x-test-"):
                     hdrs.append(("X-Got-" + k[7:], v))
                 elif k.lower() in ("authorization", "cookie", "user-agent",
-                                   "content-type", "accept-encoding"):
+                                   "content-type", "accept-encoding",
+                                   "x-api-key", "x-auth-token"):
                     hdrs.append(("X-Got-" + k, v))
             self.simple(200, body, hdrs)
         elif head == "headers":
@@ -231,6 +240,33 @@ class Handler(BaseHTTPRequestHandler):
         elif head == "slow":
             time.sleep(int(arg) / 1000.0)
             self.simple(200, b"slow")
+        elif head == "slow-redirect":
+            ms, n = int(arg), int(parts[2])
+            with HANG_LOCK:
+                HOPS[0] += 1
+            time.sleep(ms / 1000.0)
+            if n <= 0:
+                self.simple(200, b"done")
+            else:
+                self.simple(302, b"", [("Location",
+                                        "/slow-redirect/%d/%d" % (ms, n - 1))])
+        elif head == "hops":
+            with HANG_LOCK:
+                n = HOPS[0]
+            self.simple(200, b"%d" % n)
+        elif head == "peer":
+            self.simple(200, b"%d" % self.client_address[1])
+        elif head == "store":
+            with HANG_LOCK:
+                STORED[arg] = body
+            self.simple(200, b"stored")
+        elif head == "stored":
+            with HANG_LOCK:
+                kept = STORED.get(arg)
+            if kept is None:
+                self.simple(404, b"nothing stored")
+            else:
+                self.simple(200, kept)
         else:
             self.simple(404, b"no such route")
 
@@ -253,6 +289,9 @@ class Handler(BaseHTTPRequestHandler):
 # use it to see that porterd really closed an abandoned transfer.
 HANG_LOCK = threading.Lock()
 HANGING = [0]
+# Redirect hops served by /slow-redirect, and bodies kept by /store.
+HOPS = [0]
+STORED = {}
 
 
 class Server(ThreadingHTTPServer):

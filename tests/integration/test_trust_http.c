@@ -1,0 +1,335 @@
+/*
+ * HTTP across a trust boundary (issue 15): porterd runs as its own
+ * unprivileged uid, alice and bob are clients of two other uids (fork +
+ * setuid, tests/support/tenant.h), and the upstream is the loopback test
+ * server, which tells connections apart by their source port (/peer).
+ *
+ * Proven here: a client cannot smuggle a request onto an upstream
+ * connection (framing and hop-by-hop headers are refused, naming the
+ * header); an upstream connection never carries two uids' requests, while
+ * one uid's requests still reuse theirs; credential headers do not follow a
+ * redirect to another origin unless the request asks; one deadline bounds a
+ * whole redirect chain.
+ *
+ * One worker, so every client lands on the same loop and would share its
+ * connection cache if anything did.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "httpd.h"
+#include "porter.h"
+#include "tenant.h"
+
+static th_daemon d;
+static th_httpd srv;
+
+/* What a child saw, brought back to the test (th_shared_alloc). */
+typedef struct seen {
+	int rc;
+	int status;
+	char msg[512];
+	char body[1024];
+	char got[4][128]; /* X-Got-* values asked for, "" when absent */
+	long long elapsed_ms;
+} seen;
+
+static seen *shm;
+
+static void setup(void)
+{
+	static const char *const extra[] = {"--workers", "1", "--allow-uid", "61011,61012", NULL};
+	ck_assert_int_eq(th_httpd_start(&srv), 0);
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+	shm = th_shared_alloc(sizeof(*shm));
+	ck_assert_ptr_nonnull(shm);
+}
+
+static void teardown(void)
+{
+	int st = th_daemon_stop(&d);
+	if (st != 0)
+		th_daemon_dump_log(&d);
+	th_daemon_cleanup(&d);
+	th_httpd_stop(&srv);
+	ck_assert_int_eq(st, 0);
+}
+
+/* One request in a child, recorded in shm. */
+typedef struct call {
+	const char *method;
+	char url[512];
+	const char *const *headers;
+	size_t n_headers;
+	const char *body;
+	porter_http_options opts;
+	int timeout_ms;
+	const char *want[4]; /* response headers to copy into shm->got */
+} call;
+
+static int do_call(void *arg)
+{
+	const call *c = arg;
+	porter_http_response *r = NULL;
+	memset(shm, 0, sizeof(*shm));
+	long long t0 = th_now_ms();
+	shm->rc = porter_http_request(c->method, c->url, c->headers, c->n_headers, c->body,
+				      c->body ? strlen(c->body) : 0, &c->opts, c->timeout_ms, &r);
+	shm->elapsed_ms = th_now_ms() - t0;
+	if (shm->rc < 0) {
+		snprintf(shm->msg, sizeof(shm->msg), "%s", porter_last_error_message());
+		return 0;
+	}
+	size_t len = 0;
+	const char *b = porter_http_response_body(r, &len);
+	shm->status = porter_http_response_status(r);
+	snprintf(shm->body, sizeof(shm->body), "%.*s", (int)len, b);
+	for (int i = 0; i < 4 && c->want[i]; i++) {
+		const char *v = porter_http_response_header(r, c->want[i]);
+		snprintf(shm->got[i], sizeof(shm->got[i]), "%s", v ? v : "");
+	}
+	porter_http_response_free(r);
+	return 0;
+}
+
+/* Runs `c` as `uid`; the outcome is in shm. */
+static void run_as(uid_t uid, call *c)
+{
+	if (!c->timeout_ms)
+		c->timeout_ms = 10000;
+	ck_assert_int_eq(th_as(uid, TH_GID_PORTER, 30000, do_call, c), 0);
+}
+
+static void get_as(uid_t uid, const char *path)
+{
+	call c = {.method = "GET"};
+	snprintf(c.url, sizeof(c.url), "%s%s", srv.base, path);
+	run_as(uid, &c);
+}
+
+/* The issue's attack: alice's POST says its body is empty, so the server
+ * reads the body as a second request, which waits for 90 more bytes; bob's
+ * next request, with his bearer token, would become those bytes on the same
+ * upstream connection, and alice would read them back from /stored. */
+START_TEST(request_smuggling_is_refused)
+{
+	static const char smuggled[] = "POST /store/loot HTTP/1.1\r\n"
+				       "Host: 127.0.0.1\r\n"
+				       "Content-Length: 90\r\n\r\n";
+	const char *alice_hdr[] = {"Content-Length: 0"};
+	call c = {.method = "POST", .headers = alice_hdr, .n_headers = 1, .body = smuggled};
+	snprintf(c.url, sizeof(c.url), "%s/echo", srv.base);
+	run_as(TH_UID_ALICE, &c);
+	int alice_rc = shm->rc;
+	char alice_msg[512];
+	snprintf(alice_msg, sizeof(alice_msg), "%s", shm->msg);
+
+	char pad[160];
+	memset(pad, 'p', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	char pad_hdr[200];
+	snprintf(pad_hdr, sizeof(pad_hdr), "X-Test-Pad: %s", pad);
+	const char *bob_hdr[] = {"Authorization: Bearer bob-secret-token", pad_hdr};
+	call b = {.method = "GET",
+		  .headers = bob_hdr,
+		  .n_headers = 2,
+		  .want = {"X-Got-Authorization", "X-Method"}};
+	snprintf(b.url, sizeof(b.url), "%s/echo", srv.base);
+	run_as(TH_UID_BOB, &b);
+	int bob_rc = shm->rc, bob_status = shm->status;
+	char bob_auth[128], bob_method[128];
+	snprintf(bob_auth, sizeof(bob_auth), "%s", shm->got[0]);
+	snprintf(bob_method, sizeof(bob_method), "%s", shm->got[1]);
+
+	get_as(TH_UID_ALICE, "/stored/loot");
+	fprintf(stderr, "smuggling: alice %d '%s'; bob %d %d '%s'; loot %d '%.60s'\n", alice_rc,
+		alice_msg, bob_rc, bob_status, bob_auth, shm->status, shm->body);
+	ck_assert_ptr_null(strstr(shm->body, "bob-secret"));
+	ck_assert_int_eq(alice_rc, PORTER_E_INVAL);
+	ck_assert_ptr_nonnull(strstr(alice_msg, "Content-Length"));
+	/* Bob's request reached the server as he sent it. */
+	ck_assert_int_eq(bob_rc, 0);
+	ck_assert_int_eq(bob_status, 200);
+	ck_assert_str_eq(bob_auth, "Bearer bob-secret-token");
+	ck_assert_str_eq(bob_method, "GET");
+}
+END_TEST
+
+/* Each refused header gives PORTER_E_INVAL with a message naming it. */
+START_TEST(refused_headers_name_the_header)
+{
+	static const struct {
+		const char *line;
+		const char *named; /* in the message */
+	} bad[] = {
+		{"Content-Length: 5", "Content-Length"},
+		{"Transfer-Encoding: chunked", "Transfer-Encoding"},
+		{"transfer-encoding: chunked", "transfer-encoding"},
+		{"Connection: close", "Connection"},
+		{"Keep-Alive: timeout=5", "Keep-Alive"},
+		{"TE: trailers", "TE"},
+		{"Trailer: X-Sum", "Trailer"},
+		{"Upgrade: h2c", "Upgrade"},
+		{"Expect: 100-continue", "Expect"},
+		{"Proxy-Authorization: Basic eDp5", "Proxy-Authorization"},
+		{"Proxy-Connection: keep-alive", "Proxy-Connection"},
+		{"Host: evil.example", "Host"},
+		{"X-Test-A: one\r\nInjected: two", "X-Test-A"},
+		{"X-Test-B: one\ntwo", "X-Test-B"},
+		{"X-Test-C: a\001b", "X-Test-C"},
+		{"X-Test-D: a\177b", "X-Test-D"},
+		{"X-Te st: a", "header name"},
+		{"X\r\nInjected: 1", "header name"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *h[] = {bad[i].line};
+		call c = {.method = "POST", .headers = h, .n_headers = 1, .body = "x"};
+		snprintf(c.url, sizeof(c.url), "%s/echo", srv.base);
+		run_as(TH_UID_ALICE, &c);
+		if (shm->rc != PORTER_E_INVAL || !strstr(shm->msg, bad[i].named))
+			ck_abort_msg("header %zu (%s) gave %d '%s'", i, bad[i].named, shm->rc,
+				     shm->msg);
+	}
+	/* What is allowed still works: a Host naming the URL's own host and
+	 * port, a tab in a value, an ordinary header. */
+	char host[64];
+	snprintf(host, sizeof(host), "Host: 127.0.0.1:%d", srv.port);
+	const char *ok[] = {host, "X-Test-Ok: tab\there"};
+	call c = {.method = "GET", .headers = ok, .n_headers = 2, .want = {"X-Got-Ok"}};
+	snprintf(c.url, sizeof(c.url), "%s/echo", srv.base);
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc == 0, "allowed headers: %d %s", shm->rc, shm->msg);
+	ck_assert_int_eq(shm->status, 200);
+	ck_assert_str_eq(shm->got[0], "tab\there");
+}
+END_TEST
+
+/* The server sees alice's second request on her first connection (reuse
+ * works within a uid), bob's on another one, and alice's connection is
+ * still hers afterwards. */
+START_TEST(upstream_connections_are_per_uid)
+{
+	get_as(TH_UID_ALICE, "/peer");
+	ck_assert_int_eq(shm->status, 200);
+	int a1 = atoi(shm->body);
+	get_as(TH_UID_ALICE, "/peer");
+	int a2 = atoi(shm->body);
+	get_as(TH_UID_BOB, "/peer");
+	int b1 = atoi(shm->body);
+	get_as(TH_UID_BOB, "/peer");
+	int b2 = atoi(shm->body);
+	get_as(TH_UID_ALICE, "/peer");
+	int a3 = atoi(shm->body);
+	fprintf(stderr, "peer ports: alice %d %d %d, bob %d %d\n", a1, a2, a3, b1, b2);
+	ck_assert_int_gt(a1, 0);
+	ck_assert_int_gt(b1, 0);
+	ck_assert_int_eq(a2, a1);
+	ck_assert_int_eq(a3, a1);
+	ck_assert_int_eq(b2, b1);
+	ck_assert_int_ne(b1, a1);
+}
+END_TEST
+
+/* Authorization, Cookie, X-Api-Key and X-Auth-Token reach a same-origin
+ * redirect target, not a cross-origin one (localhost vs 127.0.0.1), unless
+ * the request sets keep_credentials. */
+START_TEST(credentials_stay_with_their_origin)
+{
+	const char *h[] = {"Authorization: Bearer a", "Cookie: c=1", "X-Api-Key: k",
+			   "X-Auth-Token: t", "X-Test-Keep: yes"};
+	call c = {.method = "GET",
+		  .headers = h,
+		  .n_headers = 5,
+		  .opts = {.follow_redirects = 1},
+		  .want = {"X-Got-Authorization", "X-Got-Cookie", "X-Got-X-Api-Key",
+			   "X-Got-X-Auth-Token"}};
+
+	snprintf(c.url, sizeof(c.url), "%s/redirect-to?url=/echo", srv.base);
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc == 0, "%d %s", shm->rc, shm->msg);
+	ck_assert_str_eq(shm->got[0], "Bearer a");
+	ck_assert_str_eq(shm->got[1], "c=1");
+	ck_assert_str_eq(shm->got[2], "k");
+	ck_assert_str_eq(shm->got[3], "t");
+
+	snprintf(c.url, sizeof(c.url), "%s/redirect-to?url=http://localhost:%d/echo", srv.base,
+		 srv.port);
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc == 0, "%d %s", shm->rc, shm->msg);
+	ck_assert_int_eq(shm->status, 200);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(shm->got[i][0] == '\0', "%s followed a cross-origin redirect: %s",
+			      c.want[i], shm->got[i]);
+
+	c.opts.keep_credentials = 1;
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc == 0, "%d %s", shm->rc, shm->msg);
+	ck_assert_str_eq(shm->got[0], "Bearer a");
+	ck_assert_str_eq(shm->got[1], "c=1");
+	ck_assert_str_eq(shm->got[2], "k");
+	ck_assert_str_eq(shm->got[3], "t");
+}
+END_TEST
+
+static int hops(void)
+{
+	get_as(TH_UID_BOB, "/hops");
+	ck_assert_int_eq(shm->status, 200);
+	return atoi(shm->body);
+}
+
+/* Five hops of 400 ms each under a 1,000 ms budget: the chain ends with
+ * PORTER_E_TIMEOUT once the budget is spent, and no hop starts after
+ * that. Before, each hop got the whole budget again. */
+START_TEST(redirect_chain_shares_one_deadline)
+{
+	int before = hops();
+	call c = {.method = "GET", .opts = {.follow_redirects = 1, .transfer_timeout_ms = 1000}};
+	snprintf(c.url, sizeof(c.url), "%s/slow-redirect/400/4", srv.base);
+	run_as(TH_UID_ALICE, &c);
+	fprintf(stderr, "transfer_timeout 1000: %d '%s' after %lld ms\n", shm->rc, shm->msg,
+		shm->elapsed_ms);
+	ck_assert_int_eq(shm->rc, PORTER_E_TIMEOUT);
+	ck_assert_int_lt(shm->elapsed_ms, 5000);
+	usleep(2500 * 1000);
+	int served = hops() - before;
+	ck_assert_int_le(served, 3);
+
+	/* The call's own timeout is the budget when no transfer timeout is
+	 * given: the daemon stops the chain too, not only the client. */
+	before = hops();
+	c.opts.transfer_timeout_ms = 0;
+	c.timeout_ms = 1000;
+	run_as(TH_UID_ALICE, &c);
+	fprintf(stderr, "call timeout 1000: %d '%s' after %lld ms\n", shm->rc, shm->msg,
+		shm->elapsed_ms);
+	ck_assert_int_eq(shm->rc, PORTER_E_TIMEOUT);
+	usleep(2500 * 1000);
+	served = hops() - before;
+	ck_assert_int_le(served, 3);
+}
+END_TEST
+
+int main(void)
+{
+	if (!th_tenant_available()) {
+		fprintf(stderr, "test_trust_http: needs root to run porterd and clients as "
+				"other uids\n");
+		return 77;
+	}
+	Suite *s = suite_create("trust_http");
+	TCase *tc = tcase_create("trust_http");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, request_smuggling_is_refused);
+	tcase_add_test(tc, refused_headers_name_the_header);
+	tcase_add_test(tc, upstream_connections_are_per_uid);
+	tcase_add_test(tc, credentials_stay_with_their_origin);
+	tcase_add_test(tc, redirect_chain_shares_one_deadline);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}
