@@ -134,7 +134,7 @@ static const config_key keys[] = {
 	{"http-tls-verify", 0, KT_BOOL, OFF(http_tls_verify), 0, 0, "true", "BOOL",
 	 "verify HTTPS certificates and host names"},
 	{"http-share", 0, KT_BOOL, OFF(http_share), 0, 0, "true", "BOOL",
-	 "share DNS and TLS session caches across worker loops"},
+	 "share the DNS cache across worker loops (TLS sessions stay per uid and worker)"},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -713,7 +713,16 @@ static void map_error(http_xfer *x, CURLcode rc)
 		fail_msg(x, PORTER_E_INVAL, "malformed URL: %s", what);
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		fail_msg(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
+		if (x->redirects) {
+			/* libcurl's text counts from the last hop only. */
+			x->err = PORTER_E_TIMEOUT;
+			snprintf(
+				x->err_msg, sizeof(x->err_msg),
+				"HTTP transfer timed out after %u redirects: the deadline covers every hop",
+				x->redirects);
+		} else {
+			fail_msg(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
+		}
 		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:

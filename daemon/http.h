@@ -2,20 +2,28 @@
  * http - HTTP requests performed on a worker loop with libcurl's
  * multi-socket API.
  *
- * Each worker owns one http_worker: one CURLM (so connections are reused
- * across requests to the same host on that worker), one uv_poll per socket
- * libcurl asks to watch (attached to the socket with curl_multi_assign), and
- * one uv_timer for libcurl's timeout. Sockets are opened and closed through
- * CURLOPT_OPENSOCKETFUNCTION/CLOSESOCKETFUNCTION, so a poll handle is always
- * closed before its fd is, and no poll outlives its socket. Nothing calls
- * libcurl from inside a libcurl callback except curl_multi_assign: replies
- * and cancellations found there are finished after curl returns.
+ * Each worker owns one http_worker, and in it one tenant per client uid
+ * that made a request there: a CURLM of its own (so an upstream connection
+ * is reused by one uid's requests and never carries another uid's), its
+ * pool of idle easy handles (which hold libcurl's TLS session cache), one
+ * uv_poll per socket libcurl asks to watch (attached to the socket with
+ * curl_multi_assign) and one uv_timer for libcurl's timeout. A tenant is
+ * created on demand and closed, with its idle connections, after 30 s
+ * without a transfer. Sockets are opened and closed through
+ * CURLOPT_OPENSOCKETFUNCTION/CLOSESOCKETFUNCTION, so a poll handle is
+ * always closed before its fd is, and no poll outlives its socket. Nothing
+ * calls libcurl from inside a libcurl callback except curl_multi_assign:
+ * replies and cancellations found there are finished after curl returns.
  *
- * DNS and TLS session caches are shared across workers through one CURLSH
- * guarded by mutexes (a lookup or a handshake is far costlier than an
- * uncontended lock); connection caches stay per worker so no lock sits on
- * the data path. Name resolution uses libcurl's threaded resolver, so it
- * never blocks the loop.
+ * What a client may ask (URLs, methods, headers, which headers are
+ * credentials) is decided by httppolicy.h. Credentials are dropped when a
+ * redirect leaves the first origin, and every hop of a redirect chain
+ * shares the transfer's one deadline.
+ *
+ * The DNS cache is shared across workers through one CURLSH guarded by
+ * mutexes (a lookup is far costlier than an uncontended lock); TLS
+ * sessions are not, since they belong to a uid. Name resolution uses
+ * libcurl's threaded resolver, so it never blocks the loop.
  *
  * Streams: a request with `stream` set is answered with the status, headers
  * and the first chunk of the body; the client pulls each further chunk with

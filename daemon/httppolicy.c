@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "config.h"
-#include "porter.h"
+#include "porter_errors.h"
 
 static int is_http_scheme(const char *s)
 {
@@ -93,8 +93,13 @@ void httppolicy_origin(const char *url, char *out, size_t cap)
 {
 	char *scheme = NULL, *host = NULL, *port = NULL;
 	out[0] = '\0';
-	if (host_port(url, &scheme, &host, &port) == 0)
+	if (host_port(url, &scheme, &host, &port) == 0) {
 		snprintf(out, cap, "%s://%s:%s", scheme, host, port);
+		/* Host names compare without case (so do schemes). */
+		for (char *p = out; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);

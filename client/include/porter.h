@@ -328,10 +328,17 @@ typedef struct porter_http_response porter_http_response;
  *   url      NUL-terminated, not NULL.
  *   headers  `n_headers` NUL-terminated "Name: value" lines; may be NULL
  *            when n_headers is 0. An empty value ("Name:") sends the
- *            header empty.
+ *            header empty. Framing and hop-by-hop headers
+ *            (Content-Length, Transfer-Encoding, Connection, Keep-Alive,
+ *            TE, Trailer, Upgrade, Expect, Proxy-*), control characters
+ *            and a Host naming another host than the URL's are refused
+ *            with PORTER_E_INVAL, the message naming the header.
+ *            Credential headers (see porter_http_options) do not follow
+ *            a redirect to another origin.
  *   body     `body_len` bytes (may contain NULs); NULL when body_len is 0.
  *   opts     may be NULL.
- *   timeout_ms  bounds the whole call (0: the library default, 5000).
+ *   timeout_ms  bounds the whole call, every redirect hop included (0:
+ *            the library default, 5000).
  * On success stores a new response in `*out` (not NULL; owned by the
  * caller, free with porter_http_response_free) and returns 0; `*out` is
  * untouched on failure. Blocks the calling thread for at most timeout_ms.

@@ -106,6 +106,7 @@ class HttpOptions(ctypes.Structure):
         ('max_response', ctypes.c_uint64),
         ('transfer_timeout_ms', ctypes.c_uint32),
         ('chunk_size', ctypes.c_uint32),
+        ('keep_credentials', ctypes.c_int),
     ]
 
     def __init__(self, **kw):

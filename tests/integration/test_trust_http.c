@@ -146,8 +146,9 @@ START_TEST(request_smuggling_is_refused)
 	snprintf(bob_method, sizeof(bob_method), "%s", shm->got[1]);
 
 	get_as(TH_UID_ALICE, "/stored/loot");
-	fprintf(stderr, "smuggling: alice %d '%s'; bob %d %d '%s'; loot %d '%.60s'\n", alice_rc,
-		alice_msg, bob_rc, bob_status, bob_auth, shm->status, shm->body);
+	fprintf(stderr, "smuggling: alice %d '%s'; bob %d %d '%s'; loot %d %d '%s' '%.120s'\n",
+		alice_rc, alice_msg, bob_rc, bob_status, bob_auth, shm->rc, shm->status, shm->msg,
+		shm->body);
 	ck_assert_ptr_null(strstr(shm->body, "bob-secret"));
 	ck_assert_int_eq(alice_rc, PORTER_E_INVAL);
 	ck_assert_ptr_nonnull(strstr(alice_msg, "Content-Length"));

@@ -1982,6 +1982,13 @@ final class porter_http_options extends ffi.Struct {
   /// streams: bytes per chunk; 0: default
   @ffi.Uint32()
   external int chunk_size;
+
+  /// nonzero: credential headers (see the
+  /// README's list) follow a redirect to
+  /// another origin; by default they are
+  /// dropped there
+  @ffi.Int()
+  external int keep_credentials;
 }
 
 /// Where the time of a request went, in microseconds. namelookup, connect,
