@@ -166,7 +166,10 @@ static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, 
 		hr->max_response = opts->max_response;
 		hr->transfer_timeout_ms = opts->transfer_timeout_ms;
 		hr->chunk_size = opts->chunk_size;
-		hr->keep_credentials = opts->keep_credentials != 0;
+		/* Added after version 1: read only from a struct that has it. */
+		if (opts->struct_size >= offsetof(porter_http_options, keep_credentials) +
+						 sizeof(opts->keep_credentials))
+			hr->keep_credentials = opts->keep_credentials != 0;
 	}
 	hr->stream = stream;
 	req->body_case = PORTER__V1__REQUEST__BODY_HTTP;

@@ -101,6 +101,7 @@ static void run_as(uid_t uid, call *c)
 {
 	if (!c->timeout_ms)
 		c->timeout_ms = 10000;
+	c->opts.struct_size = sizeof(c->opts);
 	ck_assert_int_eq(th_as(uid, TH_GID_PORTER, 30000, do_call, c), 0);
 }
 
