@@ -40,12 +40,18 @@ final class HttpOptions {
   /// Streams: bytes per chunk; 0: the daemon's http-chunk-size.
   final int chunkSize;
 
+  /// Keep credential headers (Authorization, Cookie, X-Api-Key-like; the
+  /// list is porterd's README's) on a redirect to another origin. By
+  /// default porterd drops them there, as browsers and curl do.
+  final bool keepCredentials;
+
   const HttpOptions(
       {this.followRedirects = true,
       this.maxRedirects = 0,
       this.maxResponse = 0,
       this.transferTimeout,
-      this.chunkSize = 0});
+      this.chunkSize = 0,
+      this.keepCredentials = false});
 
   /// Options used when none are given.
   static const HttpOptions defaults = HttpOptions();
@@ -309,6 +315,10 @@ final class NativeHttpRequest {
       }
       final opts = keep(calloc<porter_http_options>());
       opts.ref
+        // What PORTER_HTTP_OPTIONS_INIT sets: the fields this code knows.
+        // libporter refuses options without it (PORTER_E_INVAL).
+        ..struct_size = sizeOf<porter_http_options>()
+        ..keep_credentials = o.keepCredentials ? 1 : 0
         ..follow_redirects = o.followRedirects ? 1 : 0
         ..max_redirects = o.maxRedirects > 0xffffffff ? 0xffffffff : o.maxRedirects
         ..max_response = o.maxResponse

@@ -73,7 +73,8 @@ final class PorterHttpClient extends http.BaseClient {
         maxRedirects: request.followRedirects ? request.maxRedirects : 0,
         maxResponse: options.maxResponse,
         transferTimeout: options.transferTimeout,
-        chunkSize: options.chunkSize);
+        chunkSize: options.chunkSize,
+        keepCredentials: options.keepCredentials);
     final PorterHttpStream s;
     try {
       s = await pool.httpStreamWith(request.method, url, headers,
