@@ -12,7 +12,9 @@ package's Dart files (lib/, test/, example/, bindings.g.dart excepted) is
 looked up among the methods of PorterBindings, and a call's argument count
 is compared with the method's parameter count; every `PORTER_*` constant
 and `porter_error.PORTER_*` (enum class) member named in code must exist
-in the bindings too.
+in the bindings too, every struct field set in a cascade
+(`..snake_case = `) must exist, and code that allocates a struct carrying
+`struct_size` must set it to its sizeOf.
 
 Usage: check_api_use.py DART_PACKAGE_DIR
        check_api_use.py --selftest DART_PACKAGE_DIR
@@ -67,6 +69,15 @@ def constants(text):
     return names
 
 
+def structs(text):
+    """{struct name: set of field names} of the bindings' porter_* structs."""
+    out = {}
+    for m in re.finditer(r'^final class (porter_\w+) extends ffi\.Struct \{(.*?)^\}', text,
+                         re.M | re.S):
+        out[m.group(1)] = set(re.findall(r'external [\w<>.]+ (\w+);', m.group(2)))
+    return out
+
+
 def calls(text):
     """(name, argument count, line) of each porter_*( call in Dart code."""
     out = []
@@ -105,6 +116,8 @@ def check(pkg, sources=None):
         btext = f.read()
     methods, addresses = bindings(btext)
     consts = constants(btext)
+    fields = structs(btext)
+    all_fields = set().union(*fields.values()) if fields else set()
     if not methods:
         return ['no PorterBindings methods found in bindings.g.dart']
     errors = []
@@ -137,6 +150,17 @@ def check(pkg, sources=None):
             if name not in consts:
                 errors.append('%s:%d: no constant %s in the bindings' % (
                     path, plain.count('\n', 0, m.start()) + 1, name))
+        # A struct that carries its size must have it set wherever this
+        # code allocates one (libporter refuses it otherwise).
+        for name, fs in fields.items():
+            if 'struct_size' in fs and re.search(r'calloc<%s>' % name, code) \
+                    and not re.search(r'struct_size\s*=\s*sizeOf<%s>' % name, code):
+                errors.append('%s: allocates %s without setting struct_size' % (path, name))
+        # Fields set in a cascade on a struct (`..field = `) must exist.
+        for m in re.finditer(r'\.\.([a-z_]\w*)\s*=[^=]', code):
+            if '_' in m.group(1) and m.group(1) not in all_fields:
+                errors.append('%s:%d: no struct field %s in the bindings' % (
+                    path, code.count('\n', 0, m.start()) + 1, m.group(1)))
         for m in re.finditer(r'addresses\.(porter_\w+)', code):
             if m.group(1) not in addresses:
                 errors.append('%s:%d: no exported address of %s' % (
@@ -157,6 +181,8 @@ def selftest(pkg):
         'arity': "void f(b) { b.porter_ping(nullptr, 0); }",
         'address': "final x = b.addresses.porter_no_such_free;",
         'constant': "final x = porter_error.PORTER_E_NO_SUCH;",
+        'struct_size': "final o = calloc<porter_http_options>(); o.ref..chunk_size = 1;",
+        'field': "final o = x; o.ref..chunk_sizes = 1;",
     }
     for what, src in cases.items():
         if not check(pkg, {'x.dart': src}):
