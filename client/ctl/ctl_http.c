@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "ctl.h"
+#include "ctl_httpout.h"
 #include "porter.h"
 
 #define CTL_HTTP_MAX_HEADERS 128
@@ -47,6 +48,9 @@ static const char http_help[] =
 	"                             sets Content-Type: application/x-www-form-urlencoded\n"
 	"      --data-binary DATA     the same, but @FILE is sent byte for byte\n"
 	"      --data-raw DATA        the same, '@' has no meaning\n"
+	"      --data-urlencode DATA  percent-encoded: content, =content, name=content,\n"
+	"                             @FILE, name@FILE\n"
+	"  -G, --get                  the data goes into the URL's query, with GET\n"
 	"  -u, --user USER:PASSWORD   HTTP Basic authentication\n"
 	"  -A, --user-agent NAME      User-Agent (default: porterctl/VERSION)\n"
 	"      --compressed           ask for gzip or deflate and decode it here\n"
@@ -83,7 +87,7 @@ static const char http_help[] =
 	"(porterd passes on neither the server's version and reason nor the\n"
 	"heads of redirect hops); request bodies are held in memory and sent in\n"
 	"one frame (about 16 MiB at most); --connect-timeout (porterd's\n"
-	"http-connect-timeout applies), -G, -F, -T, --data-urlencode, --retry,\n"
+	"http-connect-timeout applies), -F, -T, --retry,\n"
 	"cookies, proxies and TLS client options are not offered.\n";
 
 typedef struct http_args {
@@ -92,10 +96,10 @@ typedef struct http_args {
 	size_t n_headers;
 	struct {
 		const char *arg;
-		int kind; /* 'd' text, 'b' binary, 'r' raw */
+		int kind; /* 'd' text, 'b' binary, 'r' raw, 'u' urlencode */
 	} data[CTL_HTTP_MAX_DATA];
 	size_t n_data;
-	int include, head, fail, verbose, compressed, follow;
+	int include, head, fail, verbose, compressed, follow, get;
 	long max_redirs; /* -1: not given */
 	double max_time; /* seconds; 0: none */
 } http_args;
@@ -131,209 +135,96 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Appends one -d/--data-binary/--data-raw argument to the body. */
-static int add_data(buf *body, const char *arg, int kind, char *why, size_t why_len)
+/* Appends the content of file `name` ("-": stdin) to `out`, without CR
+ * and LF when `strip` (curl -d @FILE). 0, or -1 with the reason. */
+static int read_source(const char *name, int strip, buf *out, char *why, size_t why_len)
 {
-	if (body->len && buf_add(body, "&", 1) < 0)
-		goto oom;
-	if (kind == 'r' || arg[0] != '@')
-		return buf_add(body, arg, strlen(arg)) < 0 ? -1 : 0;
-	FILE *f = strcmp(arg + 1, "-") == 0 ? stdin : fopen(arg + 1, "rb");
+	FILE *f = strcmp(name, "-") == 0 ? stdin : fopen(name, "rb");
 	if (!f) {
-		snprintf(why, why_len, "%s: %s", arg + 1, strerror(errno));
+		snprintf(why, why_len, "%s: %s", name, strerror(errno));
 		return -1;
 	}
 	unsigned char tmp[65536];
 	size_t k;
-	while ((k = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		if (kind == 'd') {
-			/* curl -d @FILE drops carriage returns and newlines. */
+	int rc = 0;
+	while (rc == 0 && (k = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+		if (strip) {
 			size_t w = 0;
 			for (size_t i = 0; i < k; i++)
 				if (tmp[i] != '\r' && tmp[i] != '\n')
 					tmp[w++] = tmp[i];
 			k = w;
 		}
-		if (buf_add(body, tmp, k) < 0) {
-			if (f != stdin)
-				fclose(f);
-			goto oom;
+		if (buf_add(out, tmp, k) < 0) {
+			snprintf(why, why_len, "out of memory");
+			rc = -1;
 		}
 	}
-	int bad = ferror(f);
-	int err = errno;
+	if (rc == 0 && ferror(f)) {
+		snprintf(why, why_len, "%s: %s", name, strerror(errno));
+		rc = -1;
+	}
 	if (f != stdin)
 		fclose(f);
-	if (bad) {
-		snprintf(why, why_len, "%s: %s", arg + 1, strerror(err));
-		return -1;
+	return rc;
+}
+
+/* Appends `n` bytes percent-encoded as curl --data-urlencode does: all
+ * but letters, digits and -._~ become %XX, a space becomes '+'. */
+static int url_encode(buf *out, const unsigned char *p, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+		char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+		if (c == ' ') {
+			plain = 1;
+			c = '+';
+		}
+		if (buf_add(out, plain ? (const char *)&c : esc, plain ? 1 : 3) < 0)
+			return -1;
 	}
 	return 0;
+}
+
+/*
+ * Appends one -d, --data-binary, --data-raw or --data-urlencode argument
+ * to the body, '&' between them. --data-urlencode takes curl's forms:
+ * content, =content, name=content, @file, name@file (the first '=', else
+ * the first '@', splits name from what is encoded).
+ */
+static int add_data(buf *body, const char *arg, int kind, char *why, size_t why_len)
+{
+	if (body->len && buf_add(body, "&", 1) < 0)
+		goto oom;
+	if (kind == 'u') {
+		const char *p = strchr(arg, '=');
+		if (!p)
+			p = strchr(arg, '@');
+		size_t nlen = p ? (size_t)(p - arg) : 0;
+		buf content = {0};
+		int rc = 0;
+		if (p && *p == '@')
+			rc = read_source(p + 1, 0, &content, why, why_len);
+		else if (buf_add(&content, p ? p + 1 : arg, strlen(p ? p + 1 : arg)) < 0)
+			rc = -1;
+		if (rc == 0 && nlen && (buf_add(body, arg, nlen) < 0 || buf_add(body, "=", 1) < 0))
+			rc = -1;
+		if (rc == 0 && url_encode(body, content.p, content.len) < 0)
+			rc = -1;
+		free(content.p);
+		if (rc < 0 && !why[0])
+			goto oom;
+		return rc;
+	}
+	if (kind == 'r' || arg[0] != '@')
+		return buf_add(body, arg, strlen(arg)) < 0 ? -1 : 0;
+	return read_source(arg + 1, kind == 'd', body, why, why_len);
 oom:
 	snprintf(why, why_len, "out of memory");
 	return -1;
-}
-
-static const char *reason(int code)
-{
-	static const struct {
-		int code;
-		const char *text;
-	} r[] = {
-		{100, "Continue"},
-		{101, "Switching Protocols"},
-		{200, "OK"},
-		{201, "Created"},
-		{202, "Accepted"},
-		{203, "Non-Authoritative Information"},
-		{204, "No Content"},
-		{205, "Reset Content"},
-		{206, "Partial Content"},
-		{300, "Multiple Choices"},
-		{301, "Moved Permanently"},
-		{302, "Found"},
-		{303, "See Other"},
-		{304, "Not Modified"},
-		{307, "Temporary Redirect"},
-		{308, "Permanent Redirect"},
-		{400, "Bad Request"},
-		{401, "Unauthorized"},
-		{403, "Forbidden"},
-		{404, "Not Found"},
-		{405, "Method Not Allowed"},
-		{406, "Not Acceptable"},
-		{408, "Request Timeout"},
-		{409, "Conflict"},
-		{410, "Gone"},
-		{411, "Length Required"},
-		{412, "Precondition Failed"},
-		{413, "Content Too Large"},
-		{414, "URI Too Long"},
-		{415, "Unsupported Media Type"},
-		{416, "Range Not Satisfiable"},
-		{418, "I'm a teapot"},
-		{422, "Unprocessable Content"},
-		{429, "Too Many Requests"},
-		{500, "Internal Server Error"},
-		{501, "Not Implemented"},
-		{502, "Bad Gateway"},
-		{503, "Service Unavailable"},
-		{504, "Gateway Timeout"},
-	};
-	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		if (r[i].code == code)
-			return r[i].text;
-	return "";
-}
-
-/* Writes the status line and headers as curl -i does. */
-static void write_head(FILE *f, const porter_http_response *h, const char *prefix)
-{
-	int code = porter_http_response_status(h);
-	const char *why = reason(code);
-	fprintf(f, "%sHTTP/1.1 %d%s%s\r\n", prefix, code, why[0] ? " " : "", why);
-	for (size_t i = 0; i < porter_http_response_header_count(h); i++) {
-		const char *n, *v;
-		porter_http_response_header_at(h, i, &n, &v);
-		fprintf(f, "%s%s: %s\r\n", prefix, n, v);
-	}
-	fprintf(f, "%s\r\n", prefix);
-}
-
-static size_t head_size(const porter_http_response *h)
-{
-	size_t n = 17 + strlen(reason(porter_http_response_status(h))) + 2;
-	for (size_t i = 0; i < porter_http_response_header_count(h); i++) {
-		const char *k, *v;
-		porter_http_response_header_at(h, i, &k, &v);
-		n += strlen(k) + 2 + strlen(v) + 2;
-	}
-	return n;
-}
-
-/* What -w needs once the transfer is over. */
-typedef struct outcome {
-	const porter_http_response *head; /* NULL when none arrived */
-	const char *method;
-	uint64_t size_download;
-	double total_s;
-	int exit;
-} outcome;
-
-static void write_out(const char *fmt, const outcome *oc)
-{
-	porter_http_timings t = {0};
-	if (oc->head)
-		porter_http_response_timings(oc->head, &t);
-	for (const char *p = fmt; *p; p++) {
-		if (*p == '\\' && p[1]) {
-			p++;
-			putchar(*p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 'r' ? '\r' : *p);
-			continue;
-		}
-		if (*p != '%') {
-			putchar(*p);
-			continue;
-		}
-		if (p[1] == '%') {
-			putchar('%');
-			p++;
-			continue;
-		}
-		if (!strncmp(p, "%header{", 8)) {
-			const char *e = strchr(p + 8, '}');
-			if (e) {
-				char name[256];
-				snprintf(name, sizeof(name), "%.*s", (int)(e - p - 8), p + 8);
-				const char *v =
-					oc->head ? porter_http_response_header(oc->head, name)
-						 : NULL;
-				fputs(v ? v : "", stdout);
-				p = e;
-				continue;
-			}
-		}
-		const char *e = p[1] == '{' ? strchr(p + 2, '}') : NULL;
-		if (!e) {
-			putchar('%');
-			continue;
-		}
-		char var[64];
-		snprintf(var, sizeof(var), "%.*s", (int)(e - p - 2), p + 2);
-		p = e;
-		int code = oc->head ? porter_http_response_status(oc->head) : 0;
-		if (!strcmp(var, "http_code") || !strcmp(var, "response_code"))
-			printf("%03d", code);
-		else if (!strcmp(var, "size_download"))
-			printf("%llu", (unsigned long long)oc->size_download);
-		else if (!strcmp(var, "size_header"))
-			printf("%zu", oc->head ? head_size(oc->head) : 0);
-		else if (!strcmp(var, "time_total"))
-			printf("%.6f", t.total_us ? (double)t.total_us / 1e6 : oc->total_s);
-		else if (!strcmp(var, "time_namelookup"))
-			printf("%.6f", (double)t.namelookup_us / 1e6);
-		else if (!strcmp(var, "time_connect"))
-			printf("%.6f", (double)t.connect_us / 1e6);
-		else if (!strcmp(var, "time_appconnect"))
-			printf("%.6f", (double)t.tls_us / 1e6);
-		else if (!strcmp(var, "time_starttransfer"))
-			printf("%.6f", (double)t.first_byte_us / 1e6);
-		else if (!strcmp(var, "url_effective"))
-			fputs(oc->head ? porter_http_response_effective_url(oc->head) : "", stdout);
-		else if (!strcmp(var, "num_redirects"))
-			printf("%u", oc->head ? porter_http_response_redirects(oc->head) : 0);
-		else if (!strcmp(var, "content_type")) {
-			const char *v =
-				oc->head ? porter_http_response_header(oc->head, "Content-Type")
-					 : NULL;
-			fputs(v ? v : "", stdout);
-		} else if (!strcmp(var, "method"))
-			fputs(oc->method, stdout);
-		else if (!strcmp(var, "exitcode"))
-			printf("%d", oc->exit);
-		else
-			printf("%%{%s}", var);
-	}
 }
 
 /* curl's exit number for a libporter failure of the transfer. */
@@ -380,7 +271,14 @@ static int usage_error(const char *msg)
 /* Parses the command line; EXIT_OK, a status, or -1 after --help. */
 static int parse_args(http_args *a, int argc, char **argv)
 {
-	enum { OPT_BINARY = 1000, OPT_RAW, OPT_COMPRESSED, OPT_MAXREDIRS, OPT_CONNECT };
+	enum {
+		OPT_BINARY = 1000,
+		OPT_RAW,
+		OPT_URLENCODE,
+		OPT_COMPRESSED,
+		OPT_MAXREDIRS,
+		OPT_CONNECT
+	};
 	static const struct option lopts[] = {
 		{"request", required_argument, NULL, 'X'},
 		{"header", required_argument, NULL, 'H'},
@@ -388,6 +286,8 @@ static int parse_args(http_args *a, int argc, char **argv)
 		{"data-ascii", required_argument, NULL, 'd'},
 		{"data-binary", required_argument, NULL, OPT_BINARY},
 		{"data-raw", required_argument, NULL, OPT_RAW},
+		{"data-urlencode", required_argument, NULL, OPT_URLENCODE},
+		{"get", no_argument, NULL, 'G'},
 		{"user", required_argument, NULL, 'u'},
 		{"user-agent", required_argument, NULL, 'A'},
 		{"compressed", no_argument, NULL, OPT_COMPRESSED},
@@ -412,7 +312,7 @@ static int parse_args(http_args *a, int argc, char **argv)
 	char *end;
 	optind = 0; /* afresh, with permutation (see ctl_db.c) */
 	opterr = !ctl_json_mode();
-	while ((c = getopt_long(argc, argv, "X:H:d:u:A:o:iD:ILfm:w:vsSh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "X:H:d:Gu:A:o:iD:ILfm:w:vsSh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'X':
 			a->method = optarg;
@@ -425,10 +325,17 @@ static int parse_args(http_args *a, int argc, char **argv)
 		case 'd':
 		case OPT_BINARY:
 		case OPT_RAW:
+		case OPT_URLENCODE:
 			if (a->n_data == CTL_HTTP_MAX_DATA)
 				return usage_error("too many -d");
 			a->data[a->n_data].arg = optarg;
-			a->data[a->n_data++].kind = c == 'd' ? 'd' : c == OPT_BINARY ? 'b' : 'r';
+			a->data[a->n_data++].kind = c == 'd'          ? 'd'
+						    : c == OPT_BINARY ? 'b'
+						    : c == OPT_RAW    ? 'r'
+								      : 'u';
+			break;
+		case 'G':
+			a->get = 1;
 			break;
 		case 'u':
 			if (!strchr(optarg, ':'))
@@ -600,7 +507,7 @@ static void print_json(xfer *x, const porter_http_response *h, const char *metho
 	porter_http_timings t = {0};
 	porter_http_response_timings(h, &t);
 	int code = porter_http_response_status(h);
-	const char *why = reason(code);
+	const char *why = ctl_http_reason(code);
 	printf("{\"status\":%d,\"status_line\":\"HTTP/1.1 %d%s%s\",\"method\":", code, code,
 	       why[0] ? " " : "", why);
 	ctl_json_cstr(stdout, method);
@@ -665,20 +572,33 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	if (status)
 		return status < 0 ? EXIT_OK : status;
 
-	const char *method = a.method     ? a.method
-			     : a.head     ? "HEAD"
-			     : sub_method ? sub_method
-			     : a.n_data   ? "POST"
-					  : "GET";
+	const char *method = a.method             ? a.method
+			     : a.head             ? "HEAD"
+			     : sub_method         ? sub_method
+			     : a.n_data && !a.get ? "POST"
+						  : "GET";
 	xfer x = {.a = &a, .o = o, .start = now_s(), .out = stdout};
 	buf body = {0};
 	char why[512] = "";
 	for (size_t i = 0; i < a.n_data; i++)
 		if (add_data(&body, a.data[i].arg, a.data[i].kind, why, sizeof(why)) < 0)
 			return ctl_error(EXIT_FAILED, "io", "http: %s", why);
+	/* -G: the data goes into the URL's query, as curl does. */
+	buf get_url = {0};
+	if (a.get && a.n_data) {
+		if (buf_add(&get_url, a.url, strlen(a.url)) < 0 ||
+		    buf_add(&get_url, strchr(a.url, '?') ? "&" : "?", 1) < 0 ||
+		    buf_add(&get_url, body.p, body.len) < 0) {
+			free(body.p);
+			free(get_url.p);
+			return ctl_error(EXIT_FAILED, "nomem", "http: out of memory");
+		}
+		a.url = (const char *)get_url.p;
+		body.len = 0;
+	}
 	const char *hdrs[CTL_HTTP_MAX_HEADERS];
 	char store[3][1024];
-	size_t n_hdrs = build_headers(&a, a.n_data > 0, hdrs, store);
+	size_t n_hdrs = build_headers(&a, body.len > 0, hdrs, store);
 	porter_http_options opts = PORTER_HTTP_OPTIONS_INIT;
 	opts.follow_redirects = a.follow && a.max_redirs != 0;
 	if (a.max_redirs > 0)
@@ -698,7 +618,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	porter_http_stream *s = NULL;
 	FILE *dump = NULL, *file = NULL;
 	int failed = 0, rc;
-	outcome oc = {.method = method};
+	ctl_http_outcome oc = {.method = method};
 	const porter_http_response *h = NULL;
 	rc = porter_http_stream_open(method, a.url, hdrs, n_hdrs, body.p, body.len, &opts,
 				     call_timeout(&x), &s);
@@ -717,7 +637,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	oc.head = h;
 	int code = porter_http_response_status(h);
 	if (a.verbose)
-		write_head(stderr, h, "< ");
+		ctl_http_write_head(stderr, h, "< ");
 	if (a.follow && a.max_redirs == 0 && is_redirect(code) &&
 	    porter_http_response_header(h, "Location")) {
 		status = ctl_error(CURLX_REDIRECTS, "PORTER_E_HTTP_REDIRECTS",
@@ -730,7 +650,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 			status = EXIT_FAILED;
 			goto out;
 		}
-		write_head(dump ? dump : stdout, h, "");
+		ctl_http_write_head(dump ? dump : stdout, h, "");
 	}
 	if (o->json && (!a.output || !strcmp(a.output, "-"))) {
 		x.out = NULL;
@@ -744,7 +664,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 			x.out = file;
 	}
 	if ((a.include || a.head) && x.out && !o->json)
-		write_head(x.out, h, "");
+		ctl_http_write_head(x.out, h, "");
 	if (a.fail && code >= 400) {
 		/* As curl -f: the head under -i, no body, curl's exit number. */
 		status = ctl_error(CURLX_HTTP_FAIL, "http_status",
@@ -813,7 +733,7 @@ out:
 	oc.total_s = now_s() - x.start;
 	if (a.write_out && !o->json) {
 		fflush(x.out ? x.out : stdout);
-		write_out(a.write_out, &oc);
+		ctl_http_write_out(a.write_out, &oc);
 	}
 	if (x.inflating)
 		inflateEnd(&x.z);
@@ -827,6 +747,7 @@ out:
 	if (fflush(stdout) != 0 && status == EXIT_OK)
 		status = EXIT_FAILED;
 	free(body.p);
+	free(get_url.p);
 	free(x.json_body.p);
 	return status;
 }

@@ -233,6 +233,15 @@ check "... writes the body" [ "$(cat "$T/code.out")" = "status 404" ]
 "$CTL" http -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/ctl.out"
 curl -s -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/curl.out"
 same "$T/ctl.out" "$T/curl.out" "http: two -d joined with '&', -w variables, as curl"
+printf 'h\xc3\xa9 llo&=\n' >"$T/enc.txt"
+"$CTL" http --data-urlencode 'a=b&c' --data-urlencode '=x+y' --data-urlencode 'plain/t t' \
+	--data-urlencode n@"$T/enc.txt" --data-urlencode @"$T/enc.txt" -d z=1 "$B/echo" >"$T/ctl.out"
+curl -s --data-urlencode 'a=b&c' --data-urlencode '=x+y' --data-urlencode 'plain/t t' \
+	--data-urlencode n@"$T/enc.txt" --data-urlencode @"$T/enc.txt" -d z=1 "$B/echo" >"$T/curl.out"
+same "$T/ctl.out" "$T/curl.out" "http --data-urlencode, all five forms, as curl"
+"$CTL" http -G -d a=1 --data-urlencode 'b=x y' "$B/echo?q=1" -w '%{url_effective} %{method}' >"$T/ctl.out"
+curl -s -G -d a=1 --data-urlencode 'b=x y' "$B/echo?q=1" -w '%{url_effective} %{method}' >"$T/curl.out"
+same "$T/ctl.out" "$T/curl.out" "http -G puts the data in the query, as curl"
 printf 'line1\r\nline2\n' >"$T/form.txt"
 "$CTL" http -d @"$T/form.txt" "$B/echo" >"$T/ctl.out"
 curl -s -d @"$T/form.txt" "$B/echo" >"$T/curl.out"

@@ -1,0 +1,159 @@
+/* ctl_httpout - curl's presentation of a response head (see ctl_httpout.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl_httpout.h"
+
+const char *ctl_http_reason(int code)
+{
+	static const struct {
+		int code;
+		const char *text;
+	} r[] = {
+		{100, "Continue"},
+		{101, "Switching Protocols"},
+		{200, "OK"},
+		{201, "Created"},
+		{202, "Accepted"},
+		{203, "Non-Authoritative Information"},
+		{204, "No Content"},
+		{205, "Reset Content"},
+		{206, "Partial Content"},
+		{300, "Multiple Choices"},
+		{301, "Moved Permanently"},
+		{302, "Found"},
+		{303, "See Other"},
+		{304, "Not Modified"},
+		{307, "Temporary Redirect"},
+		{308, "Permanent Redirect"},
+		{400, "Bad Request"},
+		{401, "Unauthorized"},
+		{403, "Forbidden"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{406, "Not Acceptable"},
+		{408, "Request Timeout"},
+		{409, "Conflict"},
+		{410, "Gone"},
+		{411, "Length Required"},
+		{412, "Precondition Failed"},
+		{413, "Content Too Large"},
+		{414, "URI Too Long"},
+		{415, "Unsupported Media Type"},
+		{416, "Range Not Satisfiable"},
+		{418, "I'm a teapot"},
+		{422, "Unprocessable Content"},
+		{429, "Too Many Requests"},
+		{500, "Internal Server Error"},
+		{501, "Not Implemented"},
+		{502, "Bad Gateway"},
+		{503, "Service Unavailable"},
+		{504, "Gateway Timeout"},
+	};
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		if (r[i].code == code)
+			return r[i].text;
+	return "";
+}
+
+/* Writes the status line and headers as curl -i does. */
+void ctl_http_write_head(FILE *f, const porter_http_response *h, const char *prefix)
+{
+	int code = porter_http_response_status(h);
+	const char *why = ctl_http_reason(code);
+	fprintf(f, "%sHTTP/1.1 %d%s%s\r\n", prefix, code, why[0] ? " " : "", why);
+	for (size_t i = 0; i < porter_http_response_header_count(h); i++) {
+		const char *n, *v;
+		porter_http_response_header_at(h, i, &n, &v);
+		fprintf(f, "%s%s: %s\r\n", prefix, n, v);
+	}
+	fprintf(f, "%s\r\n", prefix);
+}
+
+size_t ctl_http_head_size(const porter_http_response *h)
+{
+	size_t n = 17 + strlen(ctl_http_reason(porter_http_response_status(h))) + 2;
+	for (size_t i = 0; i < porter_http_response_header_count(h); i++) {
+		const char *k, *v;
+		porter_http_response_header_at(h, i, &k, &v);
+		n += strlen(k) + 2 + strlen(v) + 2;
+	}
+	return n;
+}
+
+void ctl_http_write_out(const char *fmt, const ctl_http_outcome *oc)
+{
+	porter_http_timings t = {0};
+	if (oc->head)
+		porter_http_response_timings(oc->head, &t);
+	for (const char *p = fmt; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			putchar(*p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 'r' ? '\r' : *p);
+			continue;
+		}
+		if (*p != '%') {
+			putchar(*p);
+			continue;
+		}
+		if (p[1] == '%') {
+			putchar('%');
+			p++;
+			continue;
+		}
+		if (!strncmp(p, "%header{", 8)) {
+			const char *e = strchr(p + 8, '}');
+			if (e) {
+				char name[256];
+				snprintf(name, sizeof(name), "%.*s", (int)(e - p - 8), p + 8);
+				const char *v =
+					oc->head ? porter_http_response_header(oc->head, name)
+						 : NULL;
+				fputs(v ? v : "", stdout);
+				p = e;
+				continue;
+			}
+		}
+		const char *e = p[1] == '{' ? strchr(p + 2, '}') : NULL;
+		if (!e) {
+			putchar('%');
+			continue;
+		}
+		char var[64];
+		snprintf(var, sizeof(var), "%.*s", (int)(e - p - 2), p + 2);
+		p = e;
+		int code = oc->head ? porter_http_response_status(oc->head) : 0;
+		if (!strcmp(var, "http_code") || !strcmp(var, "response_code"))
+			printf("%03d", code);
+		else if (!strcmp(var, "size_download"))
+			printf("%llu", (unsigned long long)oc->size_download);
+		else if (!strcmp(var, "size_header"))
+			printf("%zu", oc->head ? ctl_http_head_size(oc->head) : 0);
+		else if (!strcmp(var, "time_total"))
+			printf("%.6f", t.total_us ? (double)t.total_us / 1e6 : oc->total_s);
+		else if (!strcmp(var, "time_namelookup"))
+			printf("%.6f", (double)t.namelookup_us / 1e6);
+		else if (!strcmp(var, "time_connect"))
+			printf("%.6f", (double)t.connect_us / 1e6);
+		else if (!strcmp(var, "time_appconnect"))
+			printf("%.6f", (double)t.tls_us / 1e6);
+		else if (!strcmp(var, "time_starttransfer"))
+			printf("%.6f", (double)t.first_byte_us / 1e6);
+		else if (!strcmp(var, "url_effective"))
+			fputs(oc->head ? porter_http_response_effective_url(oc->head) : "", stdout);
+		else if (!strcmp(var, "num_redirects"))
+			printf("%u", oc->head ? porter_http_response_redirects(oc->head) : 0);
+		else if (!strcmp(var, "content_type")) {
+			const char *v =
+				oc->head ? porter_http_response_header(oc->head, "Content-Type")
+					 : NULL;
+			fputs(v ? v : "", stdout);
+		} else if (!strcmp(var, "method"))
+			fputs(oc->method, stdout);
+		else if (!strcmp(var, "exitcode"))
+			printf("%d", oc->exit);
+		else
+			printf("%%{%s}", var);
+	}
+}
