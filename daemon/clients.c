@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,13 +25,16 @@ typedef struct ident {
 	list ugone;          /* in u->gone while conns == 0, oldest first */
 } ident;
 
-/* One uid with at least one known identity. */
+/* One uid with at least one known identity or one holder of its
+ * accounting. The public name of an entry is clients_acct. */
 typedef struct uent {
 	struct uent *hnext;
 	uid_t uid;
-	size_t n_idents; /* identities of this uid; freed at 0 */
+	size_t n_idents; /* identities of this uid */
 	size_t n_gone;   /* of which gone (in `gone`) */
 	list gone;
+	size_t refs; /* clients_acct_open/ref holders; freed when both are 0 */
+	_Atomic uint64_t use[CLIENTS_RES_N];
 } uent;
 
 /* A chained hash table of power-of-two size that doubles past one entry
@@ -87,6 +91,8 @@ int clients_peer_allowed(const config *cfg, int activated, const clients_peer *p
 	return config_uid_allowed(cfg, peer->uid) ||
 	       config_gid_allowed(cfg, peer->gid, peer->groups, peer->n_groups);
 }
+
+static _Atomic uint64_t output_total; /* every connection's unsent bytes */
 
 static uint64_t mono_ms(void)
 {
@@ -193,7 +199,7 @@ static void forget(ident *i)
 	u->n_gone--;
 	unchain(&G.idents, ident_slot(&G.idents, i->uid, i->inst), i);
 	free(i);
-	if (--u->n_idents == 0) {
+	if (--u->n_idents == 0 && u->refs == 0) {
 		unchain(&G.uids, uid_slot(&G.uids, u->uid), u);
 		free(u);
 	}
@@ -211,24 +217,33 @@ static void expire(uint64_t now)
 	}
 }
 
-static ident *create(uid_t uid, uint64_t inst)
+/* The entry of `uid`, created when missing; NULL when out of memory. */
+static uent *get_uid(uid_t uid)
 {
 	uent *u = find_uid(uid);
-	if (!u) {
-		grow(&G.uids, uid_slot_of);
-		if (!G.uids.cap || !(u = calloc(1, sizeof(*u))))
-			return NULL;
-		u->uid = uid;
-		list_init(&u->gone);
-		size_t s = uid_slot(&G.uids, uid);
-		u->hnext = G.uids.b[s];
-		G.uids.b[s] = u;
-		G.uids.n++;
-	}
+	if (u)
+		return u;
+	grow(&G.uids, uid_slot_of);
+	if (!G.uids.cap || !(u = calloc(1, sizeof(*u))))
+		return NULL;
+	u->uid = uid;
+	list_init(&u->gone);
+	size_t s = uid_slot(&G.uids, uid);
+	u->hnext = G.uids.b[s];
+	G.uids.b[s] = u;
+	G.uids.n++;
+	return u;
+}
+
+static ident *create(uid_t uid, uint64_t inst)
+{
+	uent *u = get_uid(uid);
+	if (!u)
+		return NULL;
 	grow(&G.idents, ident_slot_of);
 	ident *i = G.idents.cap ? calloc(1, sizeof(*i)) : NULL;
 	if (!i) {
-		if (u->n_idents == 0) {
+		if (u->n_idents == 0 && u->refs == 0) {
 			unchain(&G.uids, uid_slot(&G.uids, uid), u);
 			free(u);
 		}
@@ -320,7 +335,100 @@ void clients_reset(void)
 		*ts[k] = (table){0};
 	}
 	list_init(&G.gone);
+	atomic_store(&output_total, 0);
 	pthread_mutex_unlock(&G.mu);
+}
+
+/* ---- per-uid accounting ---- */
+
+static const char *const res_names[CLIENTS_RES_N] = {
+	[CLIENTS_CONNS] = "connections",       [CLIENTS_INFLIGHT] = "requests in flight",
+	[CLIENTS_BUFFERED] = "buffered bytes", [CLIENTS_SESSIONS] = "database sessions",
+	[CLIENTS_STREAMS] = "open streams",
+};
+
+const char *clients_res_name(enum clients_res res)
+{
+	return res < CLIENTS_RES_N ? res_names[res] : "?";
+}
+
+clients_acct *clients_acct_ref(uid_t uid)
+{
+	pthread_mutex_lock(&G.mu);
+	uent *u = get_uid(uid);
+	if (u)
+		u->refs++;
+	pthread_mutex_unlock(&G.mu);
+	return (clients_acct *)u;
+}
+
+void clients_acct_unref(clients_acct *a)
+{
+	uent *u = (uent *)a;
+	if (!u)
+		return;
+	pthread_mutex_lock(&G.mu);
+	if (--u->refs == 0 && u->n_idents == 0) {
+		unchain(&G.uids, uid_slot(&G.uids, u->uid), u);
+		free(u);
+	}
+	pthread_mutex_unlock(&G.mu);
+}
+
+int clients_take(clients_acct *a, enum clients_res res, uint64_t n, uint64_t limit)
+{
+	uent *u = (uent *)a;
+	if (!u)
+		return 1;
+	uint64_t was = atomic_fetch_add_explicit(&u->use[res], n, memory_order_relaxed);
+	if (limit && was + n > limit) {
+		atomic_fetch_sub_explicit(&u->use[res], n, memory_order_relaxed);
+		return 0;
+	}
+	return 1;
+}
+
+void clients_put(clients_acct *a, enum clients_res res, uint64_t n)
+{
+	uent *u = (uent *)a;
+	if (u)
+		atomic_fetch_sub_explicit(&u->use[res], n, memory_order_relaxed);
+}
+
+uint64_t clients_use(const clients_acct *a, enum clients_res res)
+{
+	const uent *u = (const uent *)a;
+	return u ? atomic_load_explicit(&u->use[res], memory_order_relaxed) : 0;
+}
+
+uint64_t clients_output_add(int64_t delta)
+{
+	if (delta >= 0)
+		return atomic_fetch_add_explicit(&output_total, (uint64_t)delta,
+						 memory_order_relaxed) +
+		       (uint64_t)delta;
+	return atomic_fetch_sub_explicit(&output_total, (uint64_t)-delta, memory_order_relaxed) -
+	       (uint64_t)-delta;
+}
+
+size_t clients_uid_snapshot(clients_uid_usage *out, size_t cap)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&G.mu);
+	for (size_t s = 0; s < G.uids.cap; s++)
+		for (uent *u = G.uids.b[s]; u; u = u->hnext) {
+			if (!u->refs)
+				continue; /* only remembered identities: nothing held */
+			if (n < cap) {
+				out[n].uid = u->uid;
+				for (int r = 0; r < CLIENTS_RES_N; r++)
+					out[n].use[r] = atomic_load_explicit(&u->use[r],
+									     memory_order_relaxed);
+			}
+			n++;
+		}
+	pthread_mutex_unlock(&G.mu);
+	return n;
 }
 
 int clients_on_close(clients_close_hook fn)

@@ -62,6 +62,59 @@ int clients_peer_read(int fd, clients_peer *out);
  */
 int clients_peer_allowed(const struct config *cfg, int activated, const clients_peer *peer);
 
+/*
+ * Per-uid accounting: what each uid holds, so one uid's flood is its own
+ * problem. A clients_acct names one uid's counters; it stays valid while
+ * referenced (clients_acct_ref/unref; a connection holds one from accept
+ * to its free). Counters are atomics: any thread may take and put without
+ * the registry's lock.
+ */
+enum clients_res {
+	CLIENTS_CONNS,    /* open connections (acceptor takes, conn free puts) */
+	CLIENTS_INFLIGHT, /* requests being processed, all connections */
+	CLIENTS_BUFFERED, /* bytes held for it: unsent replies, read buffers */
+	CLIENTS_SESSIONS, /* database sessions (for db to count) */
+	CLIENTS_STREAMS,  /* cursors, HTTP and file streams (for services) */
+	CLIENTS_RES_N,
+};
+
+typedef struct clients_acct clients_acct;
+
+/* A readable name of `res` for messages ("requests in flight"). */
+const char *clients_res_name(enum clients_res res);
+
+/* The counters of `uid`, with one reference taken; NULL when out of
+ * memory (callers then count nothing, and take always succeeds). */
+clients_acct *clients_acct_ref(uid_t uid);
+
+/* Drops a reference (NULL is fine). Any thread. */
+void clients_acct_unref(clients_acct *a);
+
+/* Adds `n` to `res` unless that would pass `limit` (0: no limit). Returns
+ * 1 when taken, 0 when over the limit (nothing taken). Concurrent takers
+ * never pass the limit together. NULL `a` always succeeds. */
+int clients_take(clients_acct *a, enum clients_res res, uint64_t n, uint64_t limit);
+
+/* Gives back `n` of `res` taken before. */
+void clients_put(clients_acct *a, enum clients_res res, uint64_t n);
+
+/* Current value of `res` (0 for NULL). */
+uint64_t clients_use(const clients_acct *a, enum clients_res res);
+
+/* Adds `delta` to the process-wide count of unsent reply bytes and returns
+ * the new total (the global output bound). Any thread. */
+uint64_t clients_output_add(int64_t delta);
+
+/* One uid's usage, for stats and metrics. */
+typedef struct clients_uid_usage {
+	uid_t uid;
+	uint64_t use[CLIENTS_RES_N];
+} clients_uid_usage;
+
+/* Copies the usage of up to `cap` uids that hold something into `out`;
+ * returns how many there are (may exceed `cap`). Any thread. */
+size_t clients_uid_snapshot(clients_uid_usage *out, size_t cap);
+
 /* Counts one more open connection of (uid, instance), created on first use.
  * Out of memory leaves it uncounted (its lookups then read as gone). */
 void clients_attach(uid_t uid, uint64_t instance);

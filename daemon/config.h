@@ -57,6 +57,11 @@ typedef struct config {
 	uint32_t busy_poll_us;             /* spin this long after I/O before blocking */
 	uint32_t max_inflight;             /* requests processed at once per connection */
 	uint64_t output_cap;               /* unsent reply bytes before a client is dropped */
+	uint32_t uid_max_connections;      /* per uid; 0: half the descriptor limit */
+	uint32_t uid_max_inflight;         /* requests in flight per uid, all connections */
+	uint64_t uid_max_buffered;         /* unsent reply and read-buffer bytes per uid */
+	uint64_t output_soft;              /* all unsent replies: big holders dropped past it */
+	uint64_t output_hard;              /* all unsent replies: any holder dropped past it */
 	uint32_t idle_timeout_ms;          /* close idle connections; 0 never */
 	uint32_t frame_timeout_ms;         /* close a connection stalled mid-frame */
 	uint32_t default_timeout_ms;       /* deadline of a request that names none */

@@ -17,13 +17,36 @@
 #include "stats.h"
 #include "worker.h"
 
-/* Read buffers larger than this are released whenever they fall idle. */
-#define CONN_KEEP_BUFFER (1024 * 1024)
+/* Read buffers larger than one read chunk are released whenever they fall
+ * idle: a connection that once sent a large frame does not keep its size. */
+#define CONN_KEEP_BUFFER FRAME_READ_CHUNK
+/* Past output-soft-limit, a connection holding more unsent bytes than this
+ * is dropped when it adds more. */
+#define CONN_SOFT_HOLDER (1024 * 1024)
 
 typedef struct conn_write {
 	uv_write_t req;
 	uint8_t *buf; /* owned: header and payload */
+	size_t len;   /* bytes queued, counted in the uid's and global output */
 } conn_write;
+
+/* Requests in flight are counted for the uid too (uid-max-inflight). */
+static void drop_inflight(conn *c)
+{
+	clients_put(c->acct, CLIENTS_INFLIGHT, c->inflight);
+	c->inflight = 0;
+}
+
+/* Keeps the uid's count of read-buffer bytes equal to this connection's
+ * buffer. */
+static void count_read_buffer(conn *c)
+{
+	if (c->rd.cap > c->in_counted)
+		clients_take(c->acct, CLIENTS_BUFFERED, c->rd.cap - c->in_counted, 0);
+	else
+		clients_put(c->acct, CLIENTS_BUFFERED, c->in_counted - c->rd.cap);
+	c->in_counted = c->rd.cap;
+}
 
 static void process_frames(conn *c);
 
@@ -34,6 +57,9 @@ static void on_handle_closed(uv_handle_t *h)
 		return;
 	worker *w = c->w;
 	frame_reader_free(&c->rd);
+	count_read_buffer(c);
+	clients_put(c->acct, CLIENTS_CONNS, 1);
+	clients_acct_unref(c->acct);
 	stats_sub(&w->counters.connections, 1);
 	free(c);
 	worker_conn_freed(w);
@@ -51,7 +77,7 @@ void conn_close(conn *c)
 	list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &c->reqs)
 		req_detach(list_entry(pos, req, link));
-	c->inflight = 0;
+	drop_inflight(c);
 	/* Services drop what this connection held (file streams) or start
 	 * their grace period (database sessions). */
 	clients_conn_closed(&info);
@@ -150,7 +176,7 @@ static void conn_fail(conn *c, int code, const char *msg)
 	list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &c->reqs)
 		req_detach(list_entry(pos, req, link));
-	c->inflight = 0;
+	drop_inflight(c);
 	close_after_flush(c);
 }
 
@@ -158,6 +184,8 @@ static void on_write(uv_write_t *wr, int status)
 {
 	conn_write *cw = (conn_write *)wr;
 	conn *c = wr->handle->data;
+	clients_put(c->acct, CLIENTS_BUFFERED, cw->len);
+	clients_output_add(-(int64_t)cw->len);
 	free(cw->buf);
 	free(cw);
 	if (status < 0 && status != UV_ECANCELED)
@@ -237,6 +265,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		goto out;
 	}
 	cw->buf = buf;
+	cw->len = len - off;
 	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)(len - off));
 	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, &b, 1, on_write) < 0) {
 		free(buf);
@@ -244,10 +273,26 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		conn_close(c);
 		goto out;
 	}
-	if (c->pipe.write_queue_size > cfg->output_cap) {
+	/* Counted from here until on_write, which runs for every queued
+	 * write, also when the connection closes. */
+	int uid_ok = clients_take(c->acct, CLIENTS_BUFFERED, cw->len, cfg->uid_max_buffered);
+	if (!uid_ok)
+		clients_take(c->acct, CLIENTS_BUFFERED, cw->len, 0);
+	uint64_t total = clients_output_add((int64_t)cw->len);
+	const char *why = NULL;
+	if (c->pipe.write_queue_size > cfg->output_cap)
+		why = "over output-cap for one connection";
+	else if (!uid_ok)
+		why = "over uid-max-buffered for its uid";
+	else if (total > cfg->output_hard)
+		why = "all connections together are over output-hard-limit";
+	else if (total > cfg->output_soft && c->pipe.write_queue_size > CONN_SOFT_HOLDER)
+		why = "all connections together are over output-soft-limit";
+	if (why) {
 		log_warn(
-			"conn %llu (pid %d): %zu reply bytes unread, over the output cap; dropping the client",
-			(unsigned long long)c->serial, (int)c->pid, c->pipe.write_queue_size);
+			"conn %llu (pid %d uid %u): %zu reply bytes unread, %s; dropping the client",
+			(unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
+			c->pipe.write_queue_size, why);
 		conn_close(c);
 	}
 out:
@@ -294,6 +339,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	if (n == 0)
 		return;
 	frame_reader_commit(&c->rd, (size_t)n);
+	count_read_buffer(c);
 	stats_add(&c->w->counters.bytes_in, (uint64_t)n);
 	process_frames(c);
 }
@@ -391,6 +437,23 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 		handle_hello(c, msg);
 		return;
 	}
+	/* The uid's own share: past it, its requests are answered at once,
+	 * and other uids' requests are not slowed by them. */
+	uint32_t limit = c->w->cfg->uid_max_inflight;
+	if (clients_use(c->acct, CLIENTS_INFLIGHT) >= limit) {
+		char text[160];
+		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+		snprintf(text, sizeof(text),
+			 "uid %u has %u requests in flight, its limit (uid-max-inflight)",
+			 (unsigned)c->uid, limit);
+		resp.id = msg->id;
+		resp.status = PORTER_E_BUSY;
+		resp.message = text;
+		arena_free(&ar);
+		stats_add(&c->w->counters.errors, 1);
+		conn_send(c, &resp);
+		return;
+	}
 	req *r = req_new(c, msg, &ar);
 	if (!r) {
 		conn_fail(c, PORTER_E_NOMEM, "out of memory");
@@ -436,6 +499,7 @@ static void process_frames(conn *c)
 	}
 	if (c->state == CONN_HELLO || c->state == CONN_READY) {
 		frame_reader_trim(&c->rd, CONN_KEEP_BUFFER);
+		count_read_buffer(c);
 		update_timer(c);
 	}
 	c->processing = 0;
@@ -497,7 +561,7 @@ void conn_abort(conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	if (list_empty(&c->reqs)) {
-		c->inflight = 0;
+		drop_inflight(c);
 		close_after_flush(c);
 	}
 }
@@ -513,17 +577,20 @@ void conn_deny(conn *c)
 	conn_fail(c, PORTER_E_DENIED, text);
 }
 
-int conn_create(worker *w, int fd, const clients_peer *peer)
+int conn_create(worker *w, int fd, const clients_peer *peer, clients_acct *acct)
 {
 	conn *c = dcalloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
+		clients_put(acct, CLIENTS_CONNS, 1); /* counted at accept */
+		clients_acct_unref(acct);
 		stats_sub(&w->counters.connections, 1); /* counted at hand-off */
 		return PORTER_E_NOMEM;
 	}
 	c->w = w;
 	c->serial = ++w->next_conn_serial;
 	c->peer = *peer;
+	c->acct = acct;
 	c->uid = peer->uid;
 	c->pid = peer->pid;
 	c->state = CONN_HELLO;

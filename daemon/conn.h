@@ -46,12 +46,17 @@ typedef struct conn {
 	pid_t pid;
 	uint64_t client_instance; /* from Hello: names the client process */
 	uint32_t inflight;        /* requests dispatched and not yet answered */
+	clients_acct *acct;       /* the uid's counters; one reference and one
+				   * CLIENTS_CONNS held, given back at free */
+	size_t in_counted;        /* read-buffer bytes counted in acct */
 	list reqs;                /* struct req.link, in-flight */
 } conn;
 
-/* Starts serving `fd` on worker `w` for `peer` (copied). Returns 0, or <0
- * (fd closed). */
-int conn_create(struct worker *w, int fd, const clients_peer *peer);
+/* Starts serving `fd` on worker `w` for `peer` (copied). Takes over
+ * `acct` (NULL is fine): a reference to the peer's uid counters with one
+ * connection counted, given back when the conn is freed (or at once on
+ * failure). Returns 0, or <0 (fd closed). */
+int conn_create(struct worker *w, int fd, const clients_peer *peer, clients_acct *acct);
 
 /*
  * Stops reading and closes once every in-flight reply has been written (or

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "clients.h"
 #include "config.h"
 #include "list.h"
 #include "log.h"
@@ -76,6 +77,27 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* What each uid holds now (the uids holding something), with its quota
+ * resources as the `resource` label. */
+static void write_uid_usage(FILE *f)
+{
+	static const char *const label[CLIENTS_RES_N] = {
+		[CLIENTS_CONNS] = "connections",       [CLIENTS_INFLIGHT] = "inflight",
+		[CLIENTS_BUFFERED] = "buffered_bytes", [CLIENTS_SESSIONS] = "sessions",
+		[CLIENTS_STREAMS] = "streams",
+	};
+	clients_uid_usage u[256];
+	size_t n = clients_uid_snapshot(u, sizeof(u) / sizeof(u[0]));
+	if (n > sizeof(u) / sizeof(u[0]))
+		n = sizeof(u) / sizeof(u[0]);
+	family(f, "porter_uid_usage", "gauge",
+	       "What each connected uid holds, per resource counted against its quotas.");
+	for (size_t k = 0; k < n; k++)
+		for (int r = 0; r < CLIENTS_RES_N; r++)
+			fprintf(f, "porter_uid_usage{uid=\"%u\",resource=\"%s\"} %llu\n",
+				(unsigned)u[k].uid, label[r], (unsigned long long)u[k].use[r]);
+}
+
 int metrics_render(server *srv, char **out, size_t *len)
 {
 	char *buf = NULL;
@@ -101,6 +123,23 @@ int metrics_render(server *srv, char **out, size_t *len)
 	       "Reloads rejected because of errors in the file.");
 	fprintf(f, "porter_config_reload_failures_total %llu\n",
 		(unsigned long long)srv->reload_failures);
+
+	family(f, "porter_capacity_refused_connections_total", "counter",
+	       "Connections answered \"daemon at capacity\" because descriptors ran out.");
+	fprintf(f, "porter_capacity_refused_connections_total %llu\n",
+		(unsigned long long)srv->shed);
+	family(f, "porter_quota_refused_connections_total", "counter",
+	       "Connections refused because their uid held uid-max-connections.");
+	fprintf(f, "porter_quota_refused_connections_total %llu\n",
+		(unsigned long long)srv->quota_refused);
+	family(f, "porter_output_buffered_bytes", "gauge",
+	       "Reply bytes queued for all clients that have not read them yet.");
+	fprintf(f, "porter_output_buffered_bytes %llu\n",
+		(unsigned long long)clients_output_add(0));
+	family(f, "porter_memory_trims_total", "counter",
+	       "Times freed memory was handed back to the system (malloc_trim).");
+	fprintf(f, "porter_memory_trims_total %llu\n", (unsigned long long)srv->trims);
+	write_uid_usage(f);
 
 	static const struct {
 		const char *name, *type, *help;

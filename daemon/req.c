@@ -51,6 +51,7 @@ req *req_new(conn *c, Porter__V1__Request *msg, arena *from)
 	r->deadline = uv_now(&w->loop) + t;
 	list_push_back(&c->reqs, &r->link);
 	c->inflight++;
+	clients_take(c->acct, CLIENTS_INFLIGHT, 1, 0); /* checked by conn */
 	stats_add(&w->counters.requests, 1);
 	stats_add(&w->counters.inflight, 1);
 	return r;
@@ -122,6 +123,7 @@ void req_reply(req *r, Porter__V1__Response *resp)
 	} else if (c) {
 		list_remove(&r->link);
 		c->inflight--;
+		clients_put(c->acct, CLIENTS_INFLIGHT, 1);
 		conn_send(c, resp);
 		conn_req_done(c);
 	}

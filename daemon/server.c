@@ -2,314 +2,45 @@
 #include "server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "clients.h"
 #include "frame.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "porter_errors.h"
 #include "porter_version.h"
 #include "porter.pb-c.h"
 #include "sd.h"
-#include "sockpath.h"
 
 /* Connections accepted per wake-up before other handles get a turn. */
 #define ACCEPT_BATCH 64
+/* How often RSS is compared with the heap in use, and how far above twice
+ * that it may be before free memory is handed back (see on_trim). */
+#define TRIM_INTERVAL_MS 2000
+#define TRIM_SLACK (16u << 20)
 /* Pause after running out of descriptors, so the loop does not spin. */
 #define ACCEPT_PAUSE_MS 100
 
-/* mkdir -p with mode 0700 for every directory it creates. Returns 1 when
- * it created `dir` itself, 0 when that existed, or -errno. */
-static int make_dirs(const char *dir)
+/* Tells a refused peer why (`code`, `text`; request id 0) before closing
+ * `fd`, so its call fails clearly instead of seeing a bare EOF. */
+static void refuse_with(int fd, int code, const char *text)
 {
-	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	size_t n = strlen(dir);
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, dir, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) == 0)
-		return 1;
-	return errno == EEXIST ? 0 : -errno;
-}
-
-/*
- * The socket's directory must exist. When it is the default location (in a
- * shared /tmp), it must also be ours and writable by us alone, or another
- * user could have planted it to intercept clients. `*own_dir` is set when
- * the directory is ours to open up for allowed peers (we created it, or it
- * is the default one we just checked); its mode is set by apply_access.
- */
-static int prepare_dir(const char *path, int must_be_private, int *own_dir)
-{
-	char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	snprintf(copy, sizeof(copy), "%s", path);
-	const char *dir = dirname(copy);
-	struct stat st;
-
-	int rc = make_dirs(dir);
-	*own_dir = 0;
-	if (rc < 0) {
-		log_error("cannot create directory %s: %s", dir, strerror(-rc));
-		return -1;
-	}
-	if (lstat(dir, &st) < 0) {
-		log_error("cannot stat %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		log_error("%s is not a directory", dir);
-		return -1;
-	}
-	/* Group and others may search it (apply_access opens it up that far
-	 * for allowed peers), never write to it. */
-	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 022))) {
-		log_error(
-			"refusing to listen in %s: not a directory of uid %u that only it can write to (owner %u, mode %03o)",
-			dir, (unsigned)geteuid(), (unsigned)st.st_uid,
-			(unsigned)(st.st_mode & 0777));
-		return -1;
-	}
-	*own_dir = (rc == 1 || must_be_private) && st.st_uid == geteuid();
-	return 0;
-}
-
-/* Who the socket file (and a directory porterd owns for it) lets connect:
- * the kernel's permission check comes first, the allow-lists are checked at
- * accept. A socket cannot be opened to a list of uids, so any other uid
- * opens it to everyone and accept refuses the unlisted with a clear
- * error; one group alone is expressed exactly with the file's group. */
-typedef struct sock_access {
-	mode_t sock_mode;
-	mode_t dir_mode;
-	gid_t group; /* (gid_t)-1: left as it is */
-} sock_access;
-
-static sock_access access_for(const config *cfg)
-{
-	int other_uid = cfg->allow_any_uid;
-	for (size_t i = 0; i < cfg->n_allow_uids; i++)
-		if (cfg->allow_uids[i] != geteuid())
-			other_uid = 1;
-	if (!other_uid && cfg->n_allow_gids == 0)
-		return (sock_access){0600, 0700, (gid_t)-1};
-	if (!other_uid && cfg->n_allow_gids == 1)
-		return (sock_access){0660, 0710, cfg->allow_gids[0]};
-	return (sock_access){0666, 0711, (gid_t)-1};
-}
-
-/* Sets mode (and group) of `path` if it is still the file (dev, ino) we
- * made. 0, or -1 with errno. */
-static int set_access(const char *path, dev_t dev, ino_t ino, mode_t mode, gid_t group)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return -1;
-	if (st.st_dev != dev || st.st_ino != ino) {
-		errno = ESTALE;
-		return -1;
-	}
-	if (group != (gid_t)-1 && st.st_gid != group && chown(path, (uid_t)-1, group) < 0)
-		return -1;
-	return chmod(path, mode);
-}
-
-/* Warns when an ancestor of the socket keeps the allowed peers out (a
- * private $XDG_RUNTIME_DIR does): the mode of the socket alone is not
- * enough for them to reach it. */
-static void check_reachable(const char *dir, const sock_access *a)
-{
-	char buf[CONFIG_PATH_MAX];
-	snprintf(buf, sizeof(buf), "%s", dir);
-	for (;;) {
-		char *slash = strrchr(buf, '/');
-		if (!slash)
-			return;
-		*(slash == buf ? slash + 1 : slash) = '\0';
-		struct stat st;
-		if (stat(buf, &st) == 0 && !(st.st_mode & S_IXOTH) &&
-		    !(a->group != (gid_t)-1 && st.st_gid == a->group && (st.st_mode & S_IXGRP))) {
-			log_warn(
-				"allow-uid/allow-gid admit other users, but %s (mode %03o) keeps them from reaching the socket",
-				buf, (unsigned)(st.st_mode & 0777));
-			return;
-		}
-		if (slash == buf)
-			return;
-	}
-}
-
-/* Opens the socket we created (and its directory, if ours) to the peers
- * the current allow-lists name, or closes it back to our uid. At start-up
- * and after every reload; never on a socket from systemd. */
-static void apply_access(server *srv)
-{
-	sock_access a = access_for(srv->cfg);
-	const char *path = srv->cfg->socket_path;
-	char group[32] = "";
-	if (!srv->created_socket)
-		return;
-	if (set_access(path, srv->sock_dev, srv->sock_ino, a.sock_mode, a.group) < 0 &&
-	    a.group != (gid_t)-1) {
-		/* We may only give a file a group we are in: fall back to
-		 * the open mode, where accept still checks the group. */
-		log_warn(
-			"cannot give %s group %u (%s); opening it to every uid, accept checks the group",
-			path, (unsigned)a.group, strerror(errno));
-		a = (sock_access){0666, 0711, (gid_t)-1};
-		set_access(path, srv->sock_dev, srv->sock_ino, 0666, a.group);
-	}
-	if (srv->own_dir) {
-		struct stat st;
-		if (lstat(srv->sock_dir, &st) < 0 ||
-		    set_access(srv->sock_dir, st.st_dev, st.st_ino, a.dir_mode, a.group) < 0)
-			log_warn("cannot set the mode of %s: %s", srv->sock_dir, strerror(errno));
-	}
-	if (a.sock_mode != 0600)
-		check_reachable(path, &a);
-	if (a.group != (gid_t)-1)
-		snprintf(group, sizeof(group), ", group %u", (unsigned)a.group);
-	log_info("socket %s: mode %04o%s%s%04o", path, (unsigned)a.sock_mode, group,
-		 srv->own_dir ? ", directory mode " : "", srv->own_dir ? (unsigned)a.dir_mode : 0);
-}
-
-/*
- * Replaces a stale socket file left by a dead daemon; refuses to touch a
- * live one or anything that is not a socket.
- */
-static int clear_stale(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISSOCK(st.st_mode)) {
-		log_error("%s exists and is not a socket; not replacing it", path);
-		return -1;
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	int err = errno;
-	close(fd);
-	if (live) {
-		log_error("another daemon is listening on %s", path);
-		return -1;
-	}
-	if (err != ECONNREFUSED && err != ENOENT) {
-		log_error("cannot probe %s: %s", path, strerror(err));
-		return -1;
-	}
-	log_info("removing stale socket %s", path);
-	if (unlink(path) < 0 && errno != ENOENT) {
-		log_error("cannot remove stale socket %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int open_listener(server *srv)
-{
-	const config *cfg = srv->cfg;
-	const char *path = cfg->socket_path;
-	char def[sizeof(cfg->socket_path)];
-	char lock_path[sizeof(cfg->socket_path) + 8];
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-
-	int is_default = sockpath_default(def, sizeof(def)) > 0 && strcmp(def, path) == 0;
-	if (prepare_dir(path, is_default, &srv->own_dir) < 0)
-		return -1;
-	char copy[sizeof(cfg->socket_path)];
-	snprintf(copy, sizeof(copy), "%s", path);
-	snprintf(srv->sock_dir, sizeof(srv->sock_dir), "%s", dirname(copy));
-
-	/* The lock makes "is a daemon alive here?" race-free between two
-	 * daemons starting at once; it is held until the process exits. */
-	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
-	srv->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (srv->lock_fd < 0) {
-		log_error("cannot open %s: %s", lock_path, strerror(errno));
-		return -1;
-	}
-	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		log_error("another daemon owns %s (%s is locked)", path, lock_path);
-		return -1;
-	}
-	if (clear_stale(path) < 0)
-		return -1;
-
-	srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (srv->listen_fd < 0) {
-		log_error("socket: %s", strerror(errno));
-		return -1;
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	/* Created 0600 from the start: no window where others could connect. */
-	mode_t old = umask(0177);
-	int rc = bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0) {
-		log_error("cannot bind %s: %s", path, strerror(errno));
-		return -1;
-	}
-	srv->created_socket = 1;
-	if (chmod(path, 0600) < 0 || stat(path, &st) < 0) {
-		log_error("cannot set the mode of %s: %s", path, strerror(errno));
-		return -1;
-	}
-	srv->sock_dev = st.st_dev;
-	srv->sock_ino = st.st_ino;
-	apply_access(srv);
-	if (listen(srv->listen_fd, SOMAXCONN) < 0) {
-		log_error("listen: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Removes the socket file only if it is still the one we created. */
-static void remove_socket(server *srv)
-{
-	struct stat st;
-	if (!srv->created_socket)
-		return;
-	srv->created_socket = 0;
-	if (stat(srv->cfg->socket_path, &st) == 0 && st.st_dev == srv->sock_dev &&
-	    st.st_ino == srv->sock_ino)
-		unlink(srv->cfg->socket_path);
-}
-
-/* Tells a refused peer why before closing, so its call fails clearly. */
-static void refuse(server *srv, int fd, uid_t uid)
-{
-	char text[96];
 	uint8_t *buf;
 	size_t len;
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 
-	snprintf(text, sizeof(text), "uid %u is not allowed to use this daemon", (unsigned)uid);
-	resp.status = PORTER_E_DENIED;
-	resp.message = text;
+	resp.status = code;
+	resp.message = (char *)text;
 	if (frame_pack(&resp.base, 4096, &buf, &len) == 0) {
 		/* A fresh socket's buffer has room; never block for this. */
 		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -317,8 +48,79 @@ static void refuse(server *srv, int fd, uid_t uid)
 		free(buf);
 	}
 	close(fd);
+}
+
+static void refuse(server *srv, int fd, uid_t uid)
+{
+	char text[96];
+	snprintf(text, sizeof(text), "uid %u is not allowed to use this daemon", (unsigned)uid);
+	refuse_with(fd, PORTER_E_DENIED, text);
 	srv->denied++;
 	log_info("refused a connection from uid %u", (unsigned)uid);
+}
+
+/*
+ * Out of descriptors (EMFILE/ENFILE): a listener that just stops accepting
+ * leaves clients hanging in the backlog until their own timeouts. The
+ * reserve descriptor is given up for a moment to accept one of them, tell
+ * it "daemon at capacity" and close it, then taken back. Returns 1 when a
+ * connection was shed, 0 when nothing could be done (no reserve, or the
+ * backlog is empty).
+ */
+static int shed_one(server *srv)
+{
+	if (srv->reserve_fd < 0)
+		return 0;
+	close(srv->reserve_fd);
+	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		refuse_with(fd, PORTER_E_BUSY,
+			    "daemon at capacity: out of file descriptors, try again later");
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	srv->shed++;
+	srv->shed_unlogged++;
+	/* Once per 10 s with a count, not once per connection. */
+	uint64_t now = uv_now(&srv->loop);
+	if (!srv->shed_logged_ms || now - srv->shed_logged_ms >= 10000) {
+		log_warn("out of file descriptors: %llu connection(s) refused as \"daemon at "
+			 "capacity\" since the last warning (%llu in all)",
+			 (unsigned long long)srv->shed_unlogged, (unsigned long long)srv->shed);
+		srv->shed_logged_ms = now;
+		srv->shed_unlogged = 0;
+	}
+	return 1;
+}
+
+/* systemd gives services a soft RLIMIT_NOFILE of 1024 (for select()'s
+ * sake); porterd uses epoll and needs a descriptor per client connection,
+ * database connection and file stream, so it takes the hard limit. */
+static void raise_fd_limit(server *srv)
+{
+	struct rlimit rl;
+	srv->auto_uid_connections = 512;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_warn("cannot raise the descriptor limit from %llu to %llu: %s",
+				 (unsigned long long)was, (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+			rl.rlim_cur = was;
+		}
+	}
+	/* Half: whatever one uid does, the other half stays for the rest
+	 * (and for database connections and files). */
+	rlim_t half = rl.rlim_cur / 2;
+	srv->auto_uid_connections = half > UINT32_MAX ? UINT32_MAX : half < 1 ? 1 : (uint32_t)half;
+	log_info(
+		"file descriptors: soft limit %llu (was %llu), hard limit %llu; uid-max-connections 0 means %u "
+		"connections",
+		(unsigned long long)rl.rlim_cur, (unsigned long long)was,
+		(unsigned long long)rl.rlim_max, srv->auto_uid_connections);
 }
 
 static worker *least_loaded(server *srv)
@@ -352,6 +154,10 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 		log_warn("listening socket: %s", uv_strerror(status));
 		return;
 	}
+	/* Another thread may have taken the descriptor the reserve gave up:
+	 * take one back as soon as one is free. */
+	if (srv->reserve_fd < 0)
+		srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -359,6 +165,8 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
+			if ((errno == EMFILE || errno == ENFILE) && shed_one(srv))
+				continue;
 			log_warn("accept: %s; pausing accepts for %d ms", strerror(errno),
 				 ACCEPT_PAUSE_MS);
 			uv_poll_stop(&srv->listen_poll);
@@ -376,8 +184,26 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 			refuse(srv, fd, peer.uid);
 			continue;
 		}
-		if (worker_handoff(least_loaded(srv), fd, &peer) < 0)
+		/* One uid may not hold every descriptor: its connections are
+		 * bounded, and past that it is told so. */
+		clients_acct *acct = clients_acct_ref(peer.uid);
+		uint32_t limit = srv->cfg->uid_max_connections ? srv->cfg->uid_max_connections
+							       : srv->auto_uid_connections;
+		if (!clients_take(acct, CLIENTS_CONNS, 1, limit)) {
+			char text[160];
+			snprintf(text, sizeof(text),
+				 "uid %u holds %u connections, its limit (uid-max-connections)",
+				 (unsigned)peer.uid, limit);
+			refuse_with(fd, PORTER_E_BUSY, text);
+			clients_acct_unref(acct);
+			srv->quota_refused++;
+			continue;
+		}
+		if (worker_handoff(least_loaded(srv), fd, &peer, acct) < 0) {
+			clients_put(acct, CLIENTS_CONNS, 1);
+			clients_acct_unref(acct);
 			close(fd);
+		}
 	}
 }
 
@@ -404,11 +230,12 @@ static void server_stop(server *srv)
 	uv_unref((uv_handle_t *)&srv->sig_int);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->watchdog, NULL);
+	uv_close((uv_handle_t *)&srv->trim, NULL);
 	if (srv->test_hooks)
 		uv_close((uv_handle_t *)&srv->sig_test, NULL);
 	metrics_close(srv->metrics);
 	srv->metrics = NULL;
-	remove_socket(srv);
+	listen_remove(srv);
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		worker_post_stop(&srv->workers[i]);
 }
@@ -472,6 +299,45 @@ static void on_watchdog(uv_timer_t *t)
 		log_info("every worker loop is running again; watchdog pings resume");
 	srv->watchdog_late = 0;
 	sd_notifyf("WATCHDOG=1");
+}
+
+/* Resident set size of this process in bytes, or 0. */
+static size_t rss_bytes(void)
+{
+	char buf[128];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	unsigned long size, resident;
+	if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+		return 0;
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * glibc keeps what a burst freed (per-thread arenas and the main heap
+ * rarely shrink), so a daemon that once held 1 GiB for slow readers looks
+ * that big for good. Every TRIM_INTERVAL_MS the acceptor compares RSS with
+ * what malloc has in use, and when RSS is well above it, asks glibc to
+ * return the free pages of every arena (malloc_trim).
+ */
+static void on_trim(uv_timer_t *t)
+{
+	server *srv = t->data;
+	struct mallinfo2 mi = mallinfo2();
+	size_t inuse = mi.uordblks + mi.hblkhd;
+	size_t rss = rss_bytes();
+	if (rss > 2 * inuse + TRIM_SLACK) {
+		malloc_trim(0);
+		srv->trims++;
+		log_debug("memory: RSS %zu KiB, %zu KiB in use: trimmed to %zu KiB", rss / 1024,
+			  inuse / 1024, rss_bytes() / 1024);
+	}
 }
 
 /* Lines a failed parse wrote to the memory stream go to the log. */
@@ -574,7 +440,7 @@ static void reload(server *srv)
 	srv->cfg = nc;
 	srv->reloads++;
 	srv->last_reload_failed = 0;
-	apply_access(srv);
+	listen_apply_access(srv);
 	metrics_reconfigure(srv, &srv->metrics, nc);
 	log_info("configuration reloaded from %s",
 		 nc->config_file ? nc->config_file : "built-in defaults and flags");
@@ -617,6 +483,7 @@ int server_run(config *cfg, int argc, char **argv)
 	srv.argv = argv;
 	srv.listen_fd = -1;
 	srv.lock_fd = -1;
+	srv.reserve_fd = -1;
 	srv.start_ms = uv_hrtime() / 1000000;
 	const char *hooks = getenv("PORTER_TEST_HOOKS");
 	srv.test_hooks = hooks && strcmp(hooks, "1") == 0;
@@ -626,6 +493,9 @@ int server_run(config *cfg, int argc, char **argv)
 		config_unref(srv.cfg);
 		return 1;
 	}
+	raise_fd_limit(&srv);
+	/* Taken before anything else can use the last descriptors. */
+	srv.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (sd_notify_init() < 0)
 		goto out;
 	int afd = sd_activation_fd();
@@ -634,7 +504,7 @@ int server_run(config *cfg, int argc, char **argv)
 	if (afd > 0) {
 		srv.listen_fd = afd;
 		srv.activated = 1;
-	} else if (open_listener(&srv) < 0) {
+	} else if (listen_open(&srv) < 0) {
 		goto out;
 	}
 
@@ -684,6 +554,9 @@ int server_run(config *cfg, int argc, char **argv)
 		srv.sig_test.data = &srv;
 		uv_signal_start(&srv.sig_test, on_test_signal, SIGUSR2);
 	}
+	uv_timer_init(&srv.loop, &srv.trim);
+	srv.trim.data = &srv;
+	uv_timer_start(&srv.trim, on_trim, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
 	uv_timer_init(&srv.loop, &srv.watchdog);
 	srv.watchdog.data = &srv;
 	if (srv.watchdog_usec) {
@@ -711,7 +584,7 @@ out:
 	if (!srv.stopping) {
 		/* Start-up failed part-way: stop what did start. */
 		srv.stopping = 1;
-		remove_socket(&srv);
+		listen_remove(&srv);
 		for (unsigned i = 0; i < started; i++)
 			worker_post_stop(&srv.workers[i]);
 		status = 1;
@@ -738,6 +611,8 @@ out:
 	}
 	if (srv.lock_fd >= 0)
 		close(srv.lock_fd);
+	if (srv.reserve_fd >= 0)
+		close(srv.reserve_fd);
 	if (status == 0)
 		log_info("porterd stopped cleanly");
 	return status;

@@ -51,10 +51,18 @@ typedef struct server {
 	unsigned n_workers;
 	uint64_t start_ms; /* uv_hrtime() in ms at start */
 	int stopping;
-	uint64_t denied;          /* peers refused (acceptor thread only) */
-	uint64_t reloads;         /* reloads applied (acceptor thread only) */
-	uint64_t reload_failures; /* reloads rejected (acceptor thread only) */
-	int last_reload_failed;   /* shown in STATUS= until a reload succeeds */
+	uint64_t denied;               /* peers refused (acceptor thread only) */
+	int reserve_fd;                /* /dev/null, given up at EMFILE to shed one */
+	uint64_t shed;                 /* connections refused "at capacity" */
+	uint64_t shed_unlogged;        /* of which not yet in a warning */
+	uint64_t shed_logged_ms;       /* loop time of the last such warning */
+	uint32_t auto_uid_connections; /* uid-max-connections 0: half the fd limit */
+	uint64_t quota_refused;        /* connections refused over uid-max-connections */
+	uv_timer_t trim;               /* hands freed memory back after bursts */
+	uint64_t trims;                /* malloc_trim calls made */
+	uint64_t reloads;              /* reloads applied (acceptor thread only) */
+	uint64_t reload_failures;      /* reloads rejected (acceptor thread only) */
+	int last_reload_failed;        /* shown in STATUS= until a reload succeeds */
 } server;
 
 /*

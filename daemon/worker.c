@@ -22,6 +22,7 @@ typedef struct handoff_msg {
 	inbox_msg base;
 	int fd;
 	clients_peer peer;
+	clients_acct *acct; /* one reference and one connection counted */
 } handoff_msg;
 
 /* A new configuration generation; holds one reference until delivered. */
@@ -92,8 +93,10 @@ static void handoff_run(void *owner, inbox_msg *m)
 	handoff_msg *h = (handoff_msg *)m;
 	if (w->state != WORKER_RUNNING) {
 		close(h->fd);
+		clients_put(h->acct, CLIENTS_CONNS, 1);
+		clients_acct_unref(h->acct);
 		stats_sub(&w->counters.connections, 1);
-	} else if (conn_create(w, h->fd, &h->peer) < 0) {
+	} else if (conn_create(w, h->fd, &h->peer, h->acct) < 0) {
 		/* conn_create closed the fd and uncounted the connection. */
 		log_warn("worker %u: could not start a connection", w->index);
 	}
@@ -104,6 +107,8 @@ static void handoff_drop(inbox_msg *m)
 {
 	handoff_msg *h = (handoff_msg *)m;
 	close(h->fd);
+	clients_put(h->acct, CLIENTS_CONNS, 1);
+	clients_acct_unref(h->acct);
 	free(h);
 }
 
@@ -338,7 +343,7 @@ int worker_start(worker *w)
 	return uv_thread_create(&w->thread, thread_main, w) < 0 ? PORTER_E_INTERNAL : 0;
 }
 
-int worker_handoff(worker *w, int fd, const clients_peer *peer)
+int worker_handoff(worker *w, int fd, const clients_peer *peer, clients_acct *acct)
 {
 	handoff_msg *h = malloc(sizeof(*h));
 	if (!h)
@@ -347,6 +352,7 @@ int worker_handoff(worker *w, int fd, const clients_peer *peer)
 	h->base.drop = handoff_drop;
 	h->fd = fd;
 	h->peer = *peer;
+	h->acct = acct;
 	/* Counted now, so the acceptor's least-loaded choice sees hand-offs
 	 * the worker has not picked up yet. */
 	stats_add(&w->counters.connections, 1);

@@ -21,6 +21,7 @@
 struct server;
 struct conn;
 struct clients_peer;
+struct clients_acct;
 struct cancel_state;
 struct http_worker;
 
@@ -96,9 +97,11 @@ int worker_start(worker *w);
 
 /*
  * Hands an accepted connection to `w`. Any thread. Returns 0 (the worker
- * owns `fd`), or <0 when the worker is stopping (the caller closes `fd`).
+ * owns `fd` and `acct`, a reference with one connection counted), or <0
+ * when the worker is stopping (the caller closes `fd` and gives `acct`
+ * back).
  */
-int worker_handoff(worker *w, int fd, const struct clients_peer *peer);
+int worker_handoff(worker *w, int fd, const struct clients_peer *peer, struct clients_acct *acct);
 
 /* Asks `w` to drain and stop. Any thread; idempotent. */
 void worker_post_stop(worker *w);

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	stats_add(&w->counters.connections, 1); /* as the acceptor does at hand-off */
 	clients_peer peer = {.uid = getuid(), .gid = getgid(), .pid = getpid()};
-	if (conn_create(w, sv[0], &peer) < 0) {
+	if (conn_create(w, sv[0], &peer, NULL) < 0) {
 		close(sv[1]);
 		return 0;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +21,14 @@
 
 /* No test daemon may live longer than this (as in harness.c). */
 #define DAEMON_HARD_LIMIT_S 900
+
+/* RLIMIT_NOFILE for the next daemon started here; 0: inherited. */
+static rlim_t daemon_nofile;
+
+void th_tenant_daemon_nofile(rlim_t n)
+{
+	daemon_nofile = n;
+}
 
 int th_tenant_available(void)
 {
@@ -133,6 +142,12 @@ static int start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra
 		}
 		if (become(uid, gid, parent) != 0)
 			_exit(126);
+		if (daemon_nofile) {
+			/* Lowering one's own limits needs no privilege. */
+			struct rlimit rl = {daemon_nofile, daemon_nofile};
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				_exit(125);
+		}
 		setenv("HOME", home, 1);
 		setenv("XDG_DATA_HOME", d->dir, 1);
 		unsetenv("XDG_RUNTIME_DIR");

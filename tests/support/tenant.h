@@ -11,6 +11,7 @@
 #define PORTER_TENANT_H
 
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "harness.h"
@@ -40,6 +41,12 @@ int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *ex
  * does with allow-uid and allow-gid: it is `d->dir`/run/porter.sock, in a
  * directory porterd creates itself (`d->dir` stays 0755). */
 int th_daemon_start_as_own_socket(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra);
+
+/* Gives the daemons started afterwards (th_daemon_start_as*) a descriptor
+ * limit of `n`, soft and hard, set in the child before exec, so tests can
+ * run porterd out of descriptors without touching their own limit; 0
+ * (the default) leaves the inherited limit. */
+void th_tenant_daemon_nofile(rlim_t n);
 
 /* The daemon's HOME directory (`d->dir`/home), for planting files there
  * (.pgpass, .pg_service.conf, ...). Static storage: copy it. */

@@ -1,0 +1,287 @@
+/* listen - porterd's own listening socket; see listen.h. */
+#include "listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sockpath.h"
+
+/* mkdir -p with mode 0700 for every directory it creates. Returns 1 when
+ * it created `dir` itself, 0 when that existed, or -errno. */
+static int make_dirs(const char *dir)
+{
+	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	size_t n = strlen(dir);
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) == 0)
+		return 1;
+	return errno == EEXIST ? 0 : -errno;
+}
+
+/*
+ * The socket's directory must exist. When it is the default location (in a
+ * shared /tmp), it must also be ours and writable by us alone, or another
+ * user could have planted it to intercept clients. `*own_dir` is set when
+ * the directory is ours to open up for allowed peers (we created it, or it
+ * is the default one we just checked); its mode is set by apply_access.
+ */
+static int prepare_dir(const char *path, int must_be_private, int *own_dir)
+{
+	char copy[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	snprintf(copy, sizeof(copy), "%s", path);
+	const char *dir = dirname(copy);
+	struct stat st;
+
+	int rc = make_dirs(dir);
+	*own_dir = 0;
+	if (rc < 0) {
+		log_error("cannot create directory %s: %s", dir, strerror(-rc));
+		return -1;
+	}
+	if (lstat(dir, &st) < 0) {
+		log_error("cannot stat %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error("%s is not a directory", dir);
+		return -1;
+	}
+	/* Group and others may search it (apply_access opens it up that far
+	 * for allowed peers), never write to it. */
+	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 022))) {
+		log_error(
+			"refusing to listen in %s: not a directory of uid %u that only it can write to (owner %u, mode %03o)",
+			dir, (unsigned)geteuid(), (unsigned)st.st_uid,
+			(unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	*own_dir = (rc == 1 || must_be_private) && st.st_uid == geteuid();
+	return 0;
+}
+
+/* Who the socket file (and a directory porterd owns for it) lets connect:
+ * the kernel's permission check comes first, the allow-lists are checked at
+ * accept. A socket cannot be opened to a list of uids, so any other uid
+ * opens it to everyone and accept refuses the unlisted with a clear
+ * error; one group alone is expressed exactly with the file's group. */
+typedef struct sock_access {
+	mode_t sock_mode;
+	mode_t dir_mode;
+	gid_t group; /* (gid_t)-1: left as it is */
+} sock_access;
+
+static sock_access access_for(const config *cfg)
+{
+	int other_uid = cfg->allow_any_uid;
+	for (size_t i = 0; i < cfg->n_allow_uids; i++)
+		if (cfg->allow_uids[i] != geteuid())
+			other_uid = 1;
+	if (!other_uid && cfg->n_allow_gids == 0)
+		return (sock_access){0600, 0700, (gid_t)-1};
+	if (!other_uid && cfg->n_allow_gids == 1)
+		return (sock_access){0660, 0710, cfg->allow_gids[0]};
+	return (sock_access){0666, 0711, (gid_t)-1};
+}
+
+/* Sets mode (and group) of `path` if it is still the file (dev, ino) we
+ * made. 0, or -1 with errno. */
+static int set_access(const char *path, dev_t dev, ino_t ino, mode_t mode, gid_t group)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return -1;
+	if (st.st_dev != dev || st.st_ino != ino) {
+		errno = ESTALE;
+		return -1;
+	}
+	if (group != (gid_t)-1 && st.st_gid != group && chown(path, (uid_t)-1, group) < 0)
+		return -1;
+	return chmod(path, mode);
+}
+
+/* Warns when an ancestor of the socket keeps the allowed peers out (a
+ * private $XDG_RUNTIME_DIR does): the mode of the socket alone is not
+ * enough for them to reach it. */
+static void check_reachable(const char *dir, const sock_access *a)
+{
+	char buf[CONFIG_PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (;;) {
+		char *slash = strrchr(buf, '/');
+		if (!slash)
+			return;
+		*(slash == buf ? slash + 1 : slash) = '\0';
+		struct stat st;
+		if (stat(buf, &st) == 0 && !(st.st_mode & S_IXOTH) &&
+		    !(a->group != (gid_t)-1 && st.st_gid == a->group && (st.st_mode & S_IXGRP))) {
+			log_warn(
+				"allow-uid/allow-gid admit other users, but %s (mode %03o) keeps them from reaching the socket",
+				buf, (unsigned)(st.st_mode & 0777));
+			return;
+		}
+		if (slash == buf)
+			return;
+	}
+}
+
+/* Opens the socket we created (and its directory, if ours) to the peers
+ * the current allow-lists name, or closes it back to our uid. At start-up
+ * and after every reload; never on a socket from systemd. */
+void listen_apply_access(server *srv)
+{
+	sock_access a = access_for(srv->cfg);
+	const char *path = srv->cfg->socket_path;
+	char group[32] = "";
+	if (!srv->created_socket)
+		return;
+	if (set_access(path, srv->sock_dev, srv->sock_ino, a.sock_mode, a.group) < 0 &&
+	    a.group != (gid_t)-1) {
+		/* We may only give a file a group we are in: fall back to
+		 * the open mode, where accept still checks the group. */
+		log_warn(
+			"cannot give %s group %u (%s); opening it to every uid, accept checks the group",
+			path, (unsigned)a.group, strerror(errno));
+		a = (sock_access){0666, 0711, (gid_t)-1};
+		set_access(path, srv->sock_dev, srv->sock_ino, 0666, a.group);
+	}
+	if (srv->own_dir) {
+		struct stat st;
+		if (lstat(srv->sock_dir, &st) < 0 ||
+		    set_access(srv->sock_dir, st.st_dev, st.st_ino, a.dir_mode, a.group) < 0)
+			log_warn("cannot set the mode of %s: %s", srv->sock_dir, strerror(errno));
+	}
+	if (a.sock_mode != 0600)
+		check_reachable(path, &a);
+	if (a.group != (gid_t)-1)
+		snprintf(group, sizeof(group), ", group %u", (unsigned)a.group);
+	log_info("socket %s: mode %04o%s%s%04o", path, (unsigned)a.sock_mode, group,
+		 srv->own_dir ? ", directory mode " : "", srv->own_dir ? (unsigned)a.dir_mode : 0);
+}
+
+/*
+ * Replaces a stale socket file left by a dead daemon; refuses to touch a
+ * live one or anything that is not a socket.
+ */
+static int clear_stale(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("%s exists and is not a socket; not replacing it", path);
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	int err = errno;
+	close(fd);
+	if (live) {
+		log_error("another daemon is listening on %s", path);
+		return -1;
+	}
+	if (err != ECONNREFUSED && err != ENOENT) {
+		log_error("cannot probe %s: %s", path, strerror(err));
+		return -1;
+	}
+	log_info("removing stale socket %s", path);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		log_error("cannot remove stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int listen_open(server *srv)
+{
+	const config *cfg = srv->cfg;
+	const char *path = cfg->socket_path;
+	char def[sizeof(cfg->socket_path)];
+	char lock_path[sizeof(cfg->socket_path) + 8];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+
+	int is_default = sockpath_default(def, sizeof(def)) > 0 && strcmp(def, path) == 0;
+	if (prepare_dir(path, is_default, &srv->own_dir) < 0)
+		return -1;
+	char copy[sizeof(cfg->socket_path)];
+	snprintf(copy, sizeof(copy), "%s", path);
+	snprintf(srv->sock_dir, sizeof(srv->sock_dir), "%s", dirname(copy));
+
+	/* The lock makes "is a daemon alive here?" race-free between two
+	 * daemons starting at once; it is held until the process exits. */
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+	srv->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (srv->lock_fd < 0) {
+		log_error("cannot open %s: %s", lock_path, strerror(errno));
+		return -1;
+	}
+	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		log_error("another daemon owns %s (%s is locked)", path, lock_path);
+		return -1;
+	}
+	if (clear_stale(path) < 0)
+		return -1;
+
+	srv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->listen_fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	/* Created 0600 from the start: no window where others could connect. */
+	mode_t old = umask(0177);
+	int rc = bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0) {
+		log_error("cannot bind %s: %s", path, strerror(errno));
+		return -1;
+	}
+	srv->created_socket = 1;
+	if (chmod(path, 0600) < 0 || stat(path, &st) < 0) {
+		log_error("cannot set the mode of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	srv->sock_dev = st.st_dev;
+	srv->sock_ino = st.st_ino;
+	listen_apply_access(srv);
+	if (listen(srv->listen_fd, SOMAXCONN) < 0) {
+		log_error("listen: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the socket file only if it is still the one we created. */
+void listen_remove(server *srv)
+{
+	struct stat st;
+	if (!srv->created_socket)
+		return;
+	srv->created_socket = 0;
+	if (stat(srv->cfg->socket_path, &st) == 0 && st.st_dev == srv->sock_dev &&
+	    st.st_ino == srv->sock_ino)
+		unlink(srv->cfg->socket_path);
+}

@@ -1,0 +1,28 @@
+/*
+ * listen - the Unix socket porterd creates itself when systemd passes none:
+ * its directory (created 0700, and checked when it is the shared default),
+ * the lock that keeps two daemons off one path, the removal of a stale
+ * socket, and the socket's mode and group, which follow allow-uid and
+ * allow-gid (see "Who may connect" in the README).
+ *
+ * Acceptor thread only. Nothing here runs for a socket from systemd.
+ */
+#ifndef PORTER_LISTEN_H
+#define PORTER_LISTEN_H
+
+#include "server.h"
+
+/* Creates, binds and listens on srv->cfg->socket_path; fills listen_fd,
+ * lock_fd, created_socket, sock_dev/ino, own_dir and sock_dir, and applies
+ * the access of the current allow-lists. 0, or -1 after logging why. */
+int listen_open(server *srv);
+
+/* Sets the socket's (and an own directory's) mode and group for the
+ * current srv->cfg; after a reload too. Logs what it set, and warns when a
+ * directory above keeps the allowed peers out. Never fails. */
+void listen_apply_access(server *srv);
+
+/* Unlinks the socket file if it is still the one we created. */
+void listen_remove(server *srv);
+
+#endif

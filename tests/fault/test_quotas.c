@@ -1,0 +1,618 @@
+/*
+ * One uid cannot exhaust or starve the others (issue 16): porterd runs as
+ * its own uid; alice (one uid) floods a resource while bob (another uid)
+ * pings. Bob's calls all succeed and stay fast, alice is told which limit
+ * she hit, and porterd's descriptors and RSS come back afterwards.
+ *
+ * The flooding client speaks the protocol raw (many connections, never
+ * reading) from a child running as alice; results come back through
+ * shared memory.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "porter.h"
+#include "porter.pb-c.h"
+#include "tenant.h"
+
+/* Under a sanitizer RSS measures the sanitizer (see test_limits.c). */
+#ifdef PORTER_SANITIZED
+#define RSS_BOUND(x) ((void)(x))
+#else
+#define RSS_BOUND(x) ck_assert(x)
+#endif
+
+static th_daemon d;
+
+/* ---- raw protocol for the children (no Check asserts there) ---- */
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int raw_send(int fd, Porter__V1__Request *req)
+{
+	uint8_t *buf;
+	size_t len;
+	if (frame_pack(&req->base, 64u << 20, &buf, &len) < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0) {
+			free(buf);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	free(buf);
+	return 0;
+}
+
+static int send_hello(int fd)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
+	h.protocol = PORTER_PROTOCOL_VERSION;
+	h.client_instance = 0x51ull << 32 | (uint64_t)getpid();
+	h.client_name = "flood";
+	req.id = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	return raw_send(fd, &req);
+}
+
+static int send_ping(int fd, uint64_t id, size_t payload, uint32_t delay_ms)
+{
+	static uint8_t *zeros;
+	static size_t zcap;
+	if (payload > zcap) {
+		free(zeros);
+		zeros = calloc(1, payload);
+		zcap = zeros ? payload : 0;
+		if (!zeros)
+			return -1;
+	}
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping p = PORTER__V1__PING__INIT;
+	p.payload.data = zeros;
+	p.payload.len = payload;
+	p.delay_ms = delay_ms;
+	req.id = id;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &p;
+	return raw_send(fd, &req);
+}
+
+/* One response from fd within timeout_ms, or NULL. */
+static Porter__V1__Response *raw_recv(int fd, frame_reader *r, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		int rc = frame_reader_next(r, &p, &len);
+		if (rc < 0)
+			return NULL;
+		if (rc > 0)
+			return porter__v1__response__unpack(NULL, len, p);
+		long long left = until - th_now_ms();
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return NULL;
+		uint8_t *space;
+		size_t n;
+		if (frame_reader_space(r, &space, &n) < 0)
+			return NULL;
+		ssize_t got = recv(fd, space, n, 0);
+		if (got <= 0)
+			return NULL;
+		frame_reader_commit(r, (size_t)got);
+	}
+}
+
+/* ---- shared results ---- */
+
+#define MAX_FLOOD 600
+
+typedef struct flood {
+	volatile int ready; /* the flood is in place */
+	volatile int done;  /* the test has measured: let go */
+	int ok, busy, other;
+	char busy_text[200];
+	char other_text[200]; /* the first unexpected outcome */
+} flood;
+
+static void note_other(flood *f, const char *what, int i, const Porter__V1__Response *resp)
+{
+	if (!f->other++)
+		snprintf(f->other_text, sizeof(f->other_text), "%s at %d: status %d %s (errno %d)",
+			 what, i, resp ? resp->status : 0,
+			 resp && resp->message ? resp->message : "", errno);
+}
+
+static void note_busy(flood *f, const Porter__V1__Response *resp)
+{
+	f->busy++;
+	if (!f->busy_text[0] && resp->message)
+		snprintf(f->busy_text, sizeof(f->busy_text), "%s", resp->message);
+}
+
+static int wait_flag(volatile int *flag, int ms)
+{
+	long long until = th_now_ms() + ms;
+	while (!*flag && th_now_ms() < until)
+		usleep(2000);
+	return *flag;
+}
+
+/* Alice: `n` connections at once, each says Hello; every one must be
+ * answered (welcomed or refused with a reason) within 5 s. Holds them until
+ * the test is done. */
+typedef struct conns_arg {
+	flood *f;
+	int n;
+	const char *socket;
+} conns_arg;
+
+static int flood_connections(void *arg)
+{
+	conns_arg *a = arg;
+	flood *f = a->f;
+	static int fds[MAX_FLOOD];
+	static frame_reader rd[MAX_FLOOD];
+	struct rlimit rl = {4096, 4096};
+	setrlimit(RLIMIT_NOFILE, &rl);
+	for (int i = 0; i < a->n; i++) {
+		fds[i] = raw_connect(a->socket);
+		frame_reader_init(&rd[i], 1 << 16);
+		/* A connection refused at accept may be closed before its
+		 * Hello is sent (EPIPE); its refusal is still there to read. */
+		if (fds[i] < 0)
+			note_other(f, "connect", i, NULL);
+		else
+			send_hello(fds[i]);
+	}
+	for (int i = 0; i < a->n; i++) {
+		if (fds[i] < 0)
+			continue;
+		Porter__V1__Response *resp = raw_recv(fds[i], &rd[i], 5000);
+		if (!resp)
+			note_other(f, "no reply", i, NULL);
+		else if (resp->status == 0)
+			f->ok++;
+		else if (resp->status == PORTER_E_BUSY)
+			note_busy(f, resp);
+		else
+			note_other(f, "reply", i, resp);
+		if (resp)
+			porter__v1__response__free_unpacked(resp, NULL);
+	}
+	f->ready = 1;
+	wait_flag(&f->done, 60000);
+	for (int i = 0; i < a->n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		frame_reader_free(&rd[i]);
+	}
+	return 0;
+}
+
+/* Bob: pings while the flood holds; results and latencies in shared
+ * memory. */
+#define BOB_PINGS 100
+
+typedef struct bob_result {
+	int failed;
+	int first_error;
+	double ms[BOB_PINGS];
+} bob_result;
+
+static int bob_pings(void *arg)
+{
+	bob_result *b = arg;
+	for (int i = 0; i < BOB_PINGS; i++) {
+		long long t0 = (long long)th_now_ns();
+		int rc = porter_ping("bob", 3, 5000);
+		b->ms[i] = (double)((long long)th_now_ns() - t0) / 1e6;
+		if (rc != 0 && !b->failed++)
+			b->first_error = rc;
+	}
+	return 0;
+}
+
+static double p99(bob_result *b)
+{
+	qsort(b->ms, BOB_PINGS, sizeof(double), th_cmp_double);
+	return b->ms[BOB_PINGS * 99 / 100];
+}
+
+/* Bob's idle p99, before any flood. */
+static double bob_idle_p99(void)
+{
+	bob_result *b = th_shared_alloc(sizeof(*b));
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bob_pings, b), 0);
+	ck_assert_int_eq(b->failed, 0);
+	return p99(b);
+}
+
+/* Bob during the flood: every call succeeds, p99 within 10x idle (with a
+ * floor, for a machine shared with other builds). */
+static void bob_unaffected(double idle, const char *what)
+{
+	bob_result *b = th_shared_alloc(sizeof(*b));
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 60000, bob_pings, b), 0);
+	double busy = p99(b);
+	fprintf(stderr, "%s: bob's ping p99 %.2f ms idle, %.2f ms during the flood\n", what, idle,
+		busy);
+	ck_assert_msg(b->failed == 0, "%s: %d of bob's pings failed (first: %d)", what, b->failed,
+		      b->first_error);
+	ck_assert_msg(busy < 10 * idle + 50, "%s: bob's p99 %.2f ms, idle %.2f ms", what, busy,
+		      idle);
+}
+
+static void *run_flood(void *arg)
+{
+	conns_arg *a = arg;
+	th_as(TH_UID_ALICE, TH_GID_PORTER, 90000, flood_connections, a);
+	return NULL;
+}
+
+static const char *const allow_both[] = {"--allow-uid", "61011,61012", NULL};
+
+/* porterd started with a descriptor limit of `nofile` (soft and hard). */
+static void start_limited(rlim_t nofile, const char *const *extra)
+{
+	th_tenant_daemon_nofile(nofile);
+	int rc = th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra);
+	th_tenant_daemon_nofile(0);
+	ck_assert_int_eq(rc, 0);
+}
+
+static void wait_fds_back(int baseline, const char *what)
+{
+	long long until = th_now_ms() + 10000;
+	int n;
+	while ((n = th_fd_count(d.pid)) > baseline + 2 && th_now_ms() < until)
+		usleep(50000);
+	fprintf(stderr, "%s: porterd fds %d before, %d after\n", what, baseline, n);
+	ck_assert_int_le(n, baseline + 2);
+}
+
+/* Alice opens `n` connections from a thread of the test; returns once
+ * each was answered, with the outcome (the thread is in *t; set done and
+ * join it to let go). */
+static flood *start_conn_flood(int n, const char *what, pthread_t *t)
+{
+	flood *f = th_shared_alloc(sizeof(*f));
+	static conns_arg a;
+	a = (conns_arg){f, n, d.socket};
+	ck_assert_int_eq(pthread_create(t, NULL, run_flood, &a), 0);
+	ck_assert(wait_flag(&f->ready, 60000));
+	fprintf(stderr, "%s: alice %d welcomed, %d refused (%s), %d other (%s)\n", what, f->ok,
+		f->busy, f->busy_text, f->other, f->other_text);
+	ck_assert_int_eq(f->other, 0);
+	return f;
+}
+
+START_TEST(connections_bounded_per_uid)
+{
+	/* 512 descriptors: a uid may hold 256 connections. */
+	start_limited(512, (const char *const[]){"--allow-uid", "61011,61012", NULL});
+	double idle = bob_idle_p99();
+	int fds0 = th_fd_count(d.pid);
+
+	pthread_t t;
+	flood *f = start_conn_flood(400, "connection flood", &t);
+	ck_assert_int_le(f->ok, 256);
+	ck_assert_int_ge(f->ok, 200);
+	ck_assert_int_ge(f->busy, 400 - 256);
+	ck_assert_ptr_nonnull(strstr(f->busy_text, "uid-max-connections"));
+	bob_unaffected(idle, "connection flood");
+	f->done = 1;
+	pthread_join(t, NULL);
+	wait_fds_back(fds0, "connection flood");
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+START_TEST(descriptors_exhausted_answered_at_capacity)
+{
+	/* No per-uid bound this time: 300 connections against 192
+	 * descriptors. Those past the limit are answered "daemon at
+	 * capacity" at once instead of waiting in the backlog. */
+	start_limited(192, (const char *const[]){"--allow-uid", "61011,61012",
+						 "--uid-max-connections", "1000", NULL});
+	bob_idle_p99(); /* warm: workers have opened what they keep */
+	int fds0 = th_fd_count(d.pid);
+	pthread_t t;
+	flood *f = start_conn_flood(300, "descriptor flood", &t);
+	ck_assert_int_ge(f->busy, 100);
+	ck_assert_ptr_nonnull(strstr(f->busy_text, "daemon at capacity"));
+	f->done = 1;
+	pthread_join(t, NULL);
+	wait_fds_back(fds0, "descriptor flood");
+	/* The warning is rate-limited: one line (with a count), not one per
+	 * refused connection. */
+	FILE *lf = fopen(d.log, "r");
+	char line[1024];
+	int warnings = 0;
+	while (lf && fgets(line, sizeof(line), lf))
+		warnings += strstr(line, "out of file descriptors") != NULL;
+	if (lf)
+		fclose(lf);
+	ck_assert_int_ge(warnings, 1);
+	ck_assert_int_le(warnings, 2);
+	/* And porterd serves again. */
+	bob_idle_p99();
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+/* Alice: one connection pipelines `n` slow pings; counts the replies. */
+static int flood_inflight(void *arg)
+{
+	conns_arg *a = arg;
+	flood *f = a->f;
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 16);
+	int fd = raw_connect(a->socket);
+	if (fd < 0 || send_hello(fd) < 0)
+		return 1;
+	Porter__V1__Response *resp = raw_recv(fd, &rd, 5000);
+	if (!resp || resp->status != 0)
+		return 2;
+	porter__v1__response__free_unpacked(resp, NULL);
+	for (int i = 0; i < a->n; i++)
+		if (send_ping(fd, 100 + (uint64_t)i, 8, 1500) < 0)
+			return 3;
+	/* The refusals come at once, before any slow ping ends. */
+	long long t0 = th_now_ms();
+	while (f->busy < a->n - 32 && th_now_ms() - t0 < 1000 &&
+	       (resp = raw_recv(fd, &rd, 1000 - (int)(th_now_ms() - t0)))) {
+		if (resp->status == PORTER_E_BUSY)
+			note_busy(f, resp);
+		else if (resp->status == 0)
+			f->ok++;
+		else
+			f->other++;
+		porter__v1__response__free_unpacked(resp, NULL);
+	}
+	f->ready = 1;
+	while ((resp = raw_recv(fd, &rd, 5000))) {
+		if (resp->status == 0)
+			f->ok++;
+		else if (resp->status == PORTER_E_BUSY)
+			note_busy(f, resp);
+		else
+			f->other++;
+		porter__v1__response__free_unpacked(resp, NULL);
+		if (f->ok + f->busy + f->other == a->n)
+			break;
+	}
+	close(fd);
+	frame_reader_free(&rd);
+	return 0;
+}
+
+static void *run_inflight(void *arg)
+{
+	conns_arg *a = arg;
+	th_as(TH_UID_ALICE, TH_GID_PORTER, 60000, flood_inflight, a);
+	return NULL;
+}
+
+START_TEST(requests_in_flight_bounded_per_uid)
+{
+	const char *args[] = {"--allow-uid", "61011,61012", "--uid-max-inflight", "32", NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	double idle = bob_idle_p99();
+	flood *f = th_shared_alloc(sizeof(*f));
+	conns_arg a = {f, 200, d.socket};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_inflight, &a), 0);
+	ck_assert(wait_flag(&f->ready, 30000));
+	/* While alice's 32 slow pings hold her share, bob is served. */
+	bob_unaffected(idle, "in-flight flood");
+	pthread_join(t, NULL);
+	fprintf(stderr, "in-flight flood: alice %d answered, %d refused (%s), %d other\n", f->ok,
+		f->busy, f->busy_text, f->other);
+	ck_assert_int_eq(f->ok, 32);
+	ck_assert_int_eq(f->busy, 200 - 32);
+	ck_assert_int_eq(f->other, 0);
+	ck_assert_ptr_nonnull(strstr(f->busy_text, "uid-max-inflight"));
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+/* Alice: 32 connections each asking for 24 echoes of 512 KiB, never
+ * reading a byte. */
+static int flood_never_read(void *arg)
+{
+	conns_arg *a = arg;
+	flood *f = a->f;
+	int fds[32];
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 16);
+	for (int i = 0; i < 32; i++) {
+		fds[i] = raw_connect(a->socket);
+		if (fds[i] < 0 || send_hello(fds[i]) < 0)
+			return 1;
+		frame_reader_free(&rd);
+		frame_reader_init(&rd, 1 << 16);
+		Porter__V1__Response *resp = raw_recv(fds[i], &rd, 5000);
+		if (!resp || resp->status != 0)
+			return 2;
+		porter__v1__response__free_unpacked(resp, NULL);
+		/* Non-blocking from here: porterd stops reading a connection
+		 * it dropped, and that must not stall the flood. */
+		struct timeval tv = {0, 200000};
+		setsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	for (int k = 0; k < 24; k++)
+		for (int i = 0; i < 32; i++)
+			if (fds[i] >= 0 && send_ping(fds[i], 10 + (uint64_t)k, 512 * 1024, 0) < 0)
+				f->other++; /* dropped by porterd: expected */
+	f->ready = 1;
+	wait_flag(&f->done, 60000);
+	for (int i = 0; i < 32; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	frame_reader_free(&rd);
+	return 0;
+}
+
+static void *run_never_read(void *arg)
+{
+	conns_arg *a = arg;
+	th_as(TH_UID_ALICE, TH_GID_PORTER, 90000, flood_never_read, a);
+	return NULL;
+}
+
+/* porterd logged that it dropped one of alice's connections for her
+ * uid's buffered bytes. */
+static int wait_log_dropped(void)
+{
+	long long until = th_now_ms() + 5000;
+	while (th_now_ms() < until) {
+		FILE *lf = fopen(d.log, "r");
+		char line[1024];
+		int found = 0;
+		while (lf && !found && fgets(line, sizeof(line), lf))
+			found = strstr(line, "over uid-max-buffered for its uid") != NULL;
+		if (lf)
+			fclose(lf);
+		if (found)
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* Waits up to 10 s for porterd's RSS to fall to `bound` KiB; returns the
+ * last reading. */
+static long rss_settles(long bound)
+{
+	long long until = th_now_ms() + 10000;
+	long rss;
+	while ((rss = th_rss_kib(d.pid)) > bound && th_now_ms() < until)
+		usleep(100000);
+	return rss;
+}
+
+START_TEST(slow_readers_bounded_and_memory_returns)
+{
+	const char *args[] = {"--allow-uid", "61011,61012", "--uid-max-buffered", "67108864", NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	double idle = bob_idle_p99();
+	long rss0 = th_rss_kib(d.pid);
+	int fds0 = th_fd_count(d.pid);
+	flood *f = th_shared_alloc(sizeof(*f));
+	conns_arg a = {f, 32, d.socket};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_never_read, &a), 0);
+	ck_assert(wait_flag(&f->ready, 60000));
+	long peak = th_rss_kib(d.pid);
+	bob_unaffected(idle, "never-reading flood");
+	long held = th_rss_kib(d.pid);
+	if (held > peak)
+		peak = held;
+	f->done = 1;
+	pthread_join(t, NULL);
+	long after = rss_settles(2 * rss0);
+	fprintf(stderr,
+		"never-reading flood (32 connections x 24 x 512 KiB asked): porterd RSS %ld KiB "
+		"before, %ld KiB at peak, %ld KiB within 10 s after\n",
+		rss0, peak, after);
+	ck_assert(wait_log_dropped());
+	/* The uid's bound holds what it may buffer to 64 MiB (plus what is
+	 * being packed); without it this reached 32 x 12 MiB. */
+	RSS_BOUND(peak - rss0 < 160 * 1024);
+	RSS_BOUND(after <= 2 * rss0);
+	wait_fds_back(fds0, "never-reading flood");
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+/* Alice: opens and closes `n` connections, each with a Hello. */
+static int churn(void *arg)
+{
+	conns_arg *a = arg;
+	frame_reader rd;
+	for (int i = 0; i < a->n; i++) {
+		int fd = raw_connect(a->socket);
+		if (fd < 0 || send_hello(fd) < 0)
+			return 1;
+		frame_reader_init(&rd, 1 << 16);
+		Porter__V1__Response *resp = raw_recv(fd, &rd, 5000);
+		frame_reader_free(&rd);
+		close(fd);
+		if (!resp)
+			return 2;
+		porter__v1__response__free_unpacked(resp, NULL);
+	}
+	return 0;
+}
+
+START_TEST(connection_churn_leaves_nothing)
+{
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, allow_both), 0);
+	double idle = bob_idle_p99();
+	long rss0 = th_rss_kib(d.pid);
+	int fds0 = th_fd_count(d.pid);
+	conns_arg a = {NULL, 3000, d.socket};
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 60000, churn, &a), 0);
+	bob_unaffected(idle, "connection churn");
+	long after = rss_settles(2 * rss0);
+	fprintf(stderr, "connection churn (3000): porterd RSS %ld KiB before, %ld KiB after\n",
+		rss0, after);
+	RSS_BOUND(after <= 2 * rss0);
+	wait_fds_back(fds0, "connection churn");
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+int main(void)
+{
+	if (!th_tenant_available()) {
+		fprintf(stderr,
+			"test_quotas: needs root to run porterd and clients as other uids\n");
+		return 77;
+	}
+	Suite *s = suite_create("quotas");
+	TCase *tc = tcase_create("quotas");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, connections_bounded_per_uid);
+	tcase_add_test(tc, descriptors_exhausted_answered_at_capacity);
+	tcase_add_test(tc, requests_in_flight_bounded_per_uid);
+	tcase_add_test(tc, slow_readers_bounded_and_memory_returns);
+	tcase_add_test(tc, connection_churn_leaves_nothing);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}
