@@ -546,10 +546,11 @@ START_TEST(porterctl_batch_reads_a_json_list)
 			 0);
 	ck_assert_msg(strstr(out, "winner: 1"), "%s", out);
 
-	/* Bad input is a usage error, with the reason. */
-	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"ping\",]", out, sizeof(out)), 2);
-	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"teleport\"}]", out, sizeof(out)), 2);
-	ck_assert_int_eq(porterctl_batch("batch", "{}", out, sizeof(out)), 2);
+	/* Bad input is a failed operation (exit 1; 2 is for the command line
+	 * itself), with the reason. */
+	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"ping\",]", out, sizeof(out)), 1);
+	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"teleport\"}]", out, sizeof(out)), 1);
+	ck_assert_int_eq(porterctl_batch("batch", "{}", out, sizeof(out)), 1);
 	teardown();
 }
 END_TEST

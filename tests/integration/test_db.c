@@ -985,21 +985,25 @@ START_TEST(passwords_never_logged_and_porterctl)
 	size_t n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = 0;
 	ck_assert_int_eq(pclose(f), 0);
-	ck_assert_msg(strstr(out, "\"rows\":[[\"1\",null,\"x\\\"y\"]]") != NULL, "%s", out);
+	/* Typed values: the integer is a JSON number. */
+	ck_assert_msg(strstr(out, "\"rows\":[[1,null,\"x\\\"y\"]]") != NULL, "%s", out);
 	snprintf(cmd, sizeof(cmd), "%s db query '%s' \"SELECT 12 AS num, 'ab' AS txt\"",
 		 PORTERCTL_PATH, conninfo);
 	f = popen(cmd, "r");
 	n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = 0;
 	ck_assert_int_eq(pclose(f), 0);
-	ck_assert_msg(strstr(out, " num | txt\n-----+-----\n  12 | ab\n(1 row)\n") != NULL, "%s",
+	/* psql's bytes, the blank after the last header included. */
+	ck_assert_msg(strstr(out, " num | txt \n-----+-----\n  12 | ab\n(1 row)\n") != NULL, "%s",
 		      out);
 	snprintf(cmd, sizeof(cmd), "%s db query '%s' 'SELEC' 2>&1", PORTERCTL_PATH, conninfo);
 	f = popen(cmd, "r");
 	n = fread(out, 1, sizeof(out) - 1, f);
 	out[n] = 0;
 	ck_assert_int_eq(WEXITSTATUS(pclose(f)), 1);
-	ck_assert_msg(strstr(out, "SQLSTATE 42601") != NULL, "%s", out);
+	/* psql's form; the SQLSTATE is in --json's "sqlstate" when the stream
+	 * carries it. */
+	ck_assert_msg(strstr(out, "ERROR:  syntax error at or near \"SELEC\"") != NULL, "%s", out);
 
 	porter_thread_disconnect();
 	th_daemon_stop(&d);
