@@ -648,6 +648,12 @@ static int gather(const db_args *a, char ***stmts, long *n)
 	} else if (a->sql) {
 		sb_str(&all, a->sql);
 	} else {
+		/* psql would prompt here; porterctl reads a script, so say what
+		 * it waits for rather than sit silent on a terminal. */
+		if (!a->file && isatty(STDIN_FILENO))
+			fputs("porterctl db: reading SQL from the terminal until end of file "
+			      "(Ctrl-D); see 'porterctl db --help'\n",
+			      stderr);
 		FILE *in = !a->file || !strcmp(a->file, "-") ? stdin : fopen(a->file, "r");
 		if (!in)
 			return ctl_error(EXIT_FAILED, "io", "db: %s: %s", a->file, strerror(errno));

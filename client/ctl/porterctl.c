@@ -136,9 +136,23 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 		}
 	}
 	int status = EXIT_OK;
-	if (rc < 0)
+	/* Under --json the outcome is one object: the latencies so far and,
+	 * after a failure, its "error" member. */
+	if (rc < 0 && !o->json)
 		status = ctl_fail(rc);
-	if (done > 0) {
+	else if (rc < 0)
+		status = ctl_exit_code(rc);
+	if (o->json && (done == 0 || rc < 0)) {
+		printf("{\"sent\":%ld,\"received\":%ld", count, done);
+		if (rc < 0) {
+			fputs(",\"error\":{\"code\":", stdout);
+			ctl_json_cstr(stdout, porter_error_name(rc));
+			fputs(",\"message\":", stdout);
+			ctl_json_cstr(stdout, porter_last_error_message());
+			printf(",\"exit\":%d}", status);
+		}
+		fputs("}\n", stdout);
+	} else if (done > 0) {
 		double sum = 0;
 		for (long i = 0; i < done; i++)
 			sum += lat[i];

@@ -353,6 +353,10 @@ code 1 "batch: a member fails" sh -c "echo '[{\"op\":\"file_read\",\"path\":\"no
 code 3 "ping: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" ping -c 1
 code 1 "batch: input that is not JSON" sh -c "echo nope | '$CTL' batch"
 code 1 "batch: a missing FILE" "$CTL" batch "$T/nope.json"
+"$CTL" --json -t 200 ping -c 2 -i 0 -d 2000 >"$T/j.out" 2>/dev/null
+check "ping --json: a failure is one JSON object with its error" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "PORTER_E_TIMEOUT" and d["error"]["exit"] == 1, d' "$T/j.out"
 "$CTL" --json ping -c x >"$T/j.out" 2>/dev/null
 check "ping --json: a usage error is JSON on stdout" python3 -c '
 import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "usage", d' "$T/j.out"
