@@ -5,22 +5,38 @@
 
 #include "conn.h"
 #include "dalloc.h"
+#include "htab.h"
 #include "log.h"
 #include "porter_errors.h"
 #include "server.h"
 #include "worker.h"
 
-/* How long an unmatched cancel is remembered, and how many are. A request
- * arriving later than this after its cancel runs normally. */
+/* How long an unmatched cancel is remembered (a request arriving later
+ * than this after its cancel runs normally), and how many one uid may have
+ * remembered on one worker: past that its own oldest is forgotten, never
+ * another uid's, so no other client can push a tombstone out early. */
 #define TOMBSTONE_MS 30000
-#define TOMBSTONES 256
+#define TOMBSTONES_PER_UID 1024
 
+/* An early cancel, found by hash of (uid, instance, id) on every request. */
 typedef struct tombstone {
+	htab_node node; /* in cancel_state.tombs; first member */
+	list by_time;   /* in cancel_state.by_time, oldest first */
+	list by_uid;    /* in its tuid's list, oldest first */
+	struct tuid *u;
 	uid_t uid;
 	uint64_t instance;
 	uint64_t id;
-	uint64_t expires; /* uv_now() ms; 0 marks a free slot */
+	uint64_t expires; /* uv_now() ms */
 } tombstone;
+
+/* The tombstones of one uid on this worker. */
+typedef struct tuid {
+	htab_node node; /* in cancel_state.uids; first member */
+	uid_t uid;
+	unsigned n;
+	list tombs;
+} tuid;
 
 /* A Cancel request waiting for every worker's answer. */
 typedef struct pending {
@@ -35,9 +51,9 @@ typedef struct pending {
 struct cancel_state {
 	list pending;
 	uint64_t next_token;
-	tombstone tombs[TOMBSTONES];
-	unsigned next_tomb;  /* ring position */
-	unsigned live_tombs; /* slots in use, so the common case skips the scan */
+	htab tombs;   /* of tombstone */
+	htab uids;    /* of tuid */
+	list by_time; /* every tombstone, oldest first */
 };
 
 typedef struct answer_msg {
@@ -59,13 +75,73 @@ typedef struct ask_msg {
 	answer_msg *answer; /* owned until sent */
 } ask_msg;
 
+static uint64_t tomb_hash(uid_t uid, uint64_t instance, uint64_t id)
+{
+	return htab_mix(id ^ htab_mix(instance ^ htab_mix((uint64_t)uid + 1)));
+}
+
+static void forget(cancel_state *cs, tombstone *t)
+{
+	tuid *u = t->u;
+	htab_remove(&cs->tombs, &t->node);
+	list_remove(&t->by_time);
+	list_remove(&t->by_uid);
+	free(t);
+	if (--u->n == 0) {
+		htab_remove(&cs->uids, &u->node);
+		free(u);
+	}
+}
+
+/* Forgets what is past its 30 s; the list is in expiry order. */
+static void expire(cancel_state *cs, uint64_t now)
+{
+	while (!list_empty(&cs->by_time)) {
+		tombstone *t = list_entry(cs->by_time.next, tombstone, by_time);
+		if (t->expires > now)
+			break;
+		forget(cs, t);
+	}
+}
+
+static tuid *get_tuid(cancel_state *cs, uid_t uid)
+{
+	uint64_t h = htab_mix((uint64_t)uid + 1);
+	for (htab_node *n = htab_first(&cs->uids, h); n; n = htab_next(n))
+		if (((tuid *)n)->uid == uid)
+			return (tuid *)n;
+	tuid *u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->uid = uid;
+	list_init(&u->tombs);
+	if (htab_insert(&cs->uids, &u->node, h) < 0) {
+		free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* Remembers an unmatched cancel. Out of memory forgets it: the request
+ * then runs if it arrives, as it would after 30 s. */
 static void remember(cancel_state *cs, uint64_t now, uid_t uid, uint64_t instance, uint64_t id)
 {
-	tombstone *t = &cs->tombs[cs->next_tomb];
-	if (t->expires == 0)
-		cs->live_tombs++;
-	*t = (tombstone){uid, instance, id, now + TOMBSTONE_MS};
-	cs->next_tomb = (cs->next_tomb + 1) % TOMBSTONES;
+	expire(cs, now);
+	tuid *u = get_tuid(cs, uid);
+	tombstone *t = u ? calloc(1, sizeof(*t)) : NULL;
+	if (!t || htab_insert(&cs->tombs, &t->node, tomb_hash(uid, instance, id)) < 0) {
+		free(t);
+		if (u && u->n == 0) {
+			htab_remove(&cs->uids, &u->node);
+			free(u);
+		}
+		return;
+	}
+	*t = (tombstone){t->node, {0}, {0}, u, uid, instance, id, now + TOMBSTONE_MS};
+	list_push_back(&cs->by_time, &t->by_time);
+	list_push_back(&u->tombs, &t->by_uid);
+	if (++u->n > TOMBSTONES_PER_UID)
+		forget(cs, list_entry(u->tombs.next, tombstone, by_uid));
 }
 
 /* Cancels the matching request on this worker. 1 when one was stopped. */
@@ -241,21 +317,16 @@ void cancel_handle(req *r)
 int cancel_refuse_early(req *r)
 {
 	cancel_state *cs = r->w->cancel;
-	if (!cs || cs->live_tombs == 0 || !r->c)
+	if (!cs || cs->tombs.n == 0 || !r->c)
 		return 0;
-	uint64_t now = uv_now(&r->w->loop);
-	for (unsigned i = 0; i < TOMBSTONES; i++) {
-		tombstone *t = &cs->tombs[i];
-		if (t->expires == 0)
-			continue;
-		if (t->expires <= now) {
-			t->expires = 0;
-			cs->live_tombs--;
-			continue;
-		}
-		if (t->id == r->id && t->uid == r->c->uid && t->instance == r->c->client_instance) {
-			t->expires = 0;
-			cs->live_tombs--;
+	expire(cs, uv_now(&r->w->loop));
+	uid_t uid = r->c->uid;
+	uint64_t instance = r->c->client_instance;
+	uint64_t h = tomb_hash(uid, instance, r->id);
+	for (htab_node *n = htab_first(&cs->tombs, h); n; n = htab_next(n)) {
+		tombstone *t = (tombstone *)n;
+		if (t->id == r->id && t->uid == uid && t->instance == instance) {
+			forget(cs, t);
 			req_fail(r, PORTER_E_CANCELLED, "cancelled before it started");
 			return 1;
 		}
@@ -269,6 +340,7 @@ int cancel_worker_init(worker *w)
 	if (!cs)
 		return PORTER_E_NOMEM;
 	list_init(&cs->pending);
+	list_init(&cs->by_time);
 	w->cancel = cs;
 	return 0;
 }
@@ -281,6 +353,10 @@ void cancel_worker_close(worker *w)
 		return;
 	list_for_each_safe(pos, tmp, &cs->pending)
 		finish_pending(list_entry(pos, pending, link));
+	while (!list_empty(&cs->by_time))
+		forget(cs, list_entry(cs->by_time.next, tombstone, by_time));
+	htab_free(&cs->tombs);
+	htab_free(&cs->uids);
 	w->cancel = NULL;
 	free(cs);
 }

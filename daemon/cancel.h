@@ -5,9 +5,10 @@
  * Request ids are unique per client (uid plus Hello's client instance), not
  * per connection, so a Cancel is asked of every worker through its inbox
  * and the answers are gathered on the worker that received it. A worker
- * that does not find the request remembers the id for a while (a
- * tombstone), so a request that arrives after its own cancel is refused
- * instead of run.
+ * that does not find the request remembers the id for 30 s (a tombstone),
+ * so a request that arrives after its own cancel is refused instead of
+ * run. Tombstones are kept per client and bounded per uid (1024 per
+ * worker): one client's cancels can only push out that uid's own.
  *
  * Per-worker state, touched only by its worker's loop thread.
  */

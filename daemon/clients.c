@@ -10,13 +10,14 @@
 #include <uv.h>
 
 #include "config.h"
+#include "htab.h"
 #include "list.h"
 #include "porter_errors.h"
 
 /* One client identity. */
 typedef struct ident {
-	struct ident *hnext; /* hash chain */
-	struct uent *u;      /* its uid's entry */
+	htab_node node; /* in G.idents; first member */
+	struct uent *u; /* its uid's entry */
 	uid_t uid;
 	uint64_t inst;
 	unsigned conns;      /* connections past Hello that are open */
@@ -28,7 +29,7 @@ typedef struct ident {
 /* One uid with at least one known identity or one holder of its
  * accounting. The public name of an entry is clients_acct. */
 typedef struct uent {
-	struct uent *hnext;
+	htab_node node; /* in G.uids; first member */
 	uid_t uid;
 	size_t n_idents; /* identities of this uid */
 	size_t n_gone;   /* of which gone (in `gone`) */
@@ -37,21 +38,13 @@ typedef struct uent {
 	_Atomic uint64_t use[CLIENTS_RES_N];
 } uent;
 
-/* A chained hash table of power-of-two size that doubles past one entry
- * per bucket, so chains stay short whatever the population. */
-typedef struct table {
-	void **b;
-	size_t cap; /* buckets; 0 before first use */
-	size_t n;
-} table;
-
 #define MAX_HOOKS 8
 
 static struct {
 	pthread_mutex_t mu;
-	table idents; /* of ident, chained through hnext */
-	table uids;   /* of uent */
-	list gone;    /* every gone ident, oldest first */
+	htab idents; /* of ident */
+	htab uids;   /* of uent */
+	list gone;   /* every gone ident, oldest first */
 	clients_close_hook hooks[MAX_HOOKS];
 	unsigned n_hooks;
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER, .gone = {&G.gone, &G.gone}};
@@ -99,95 +92,32 @@ static uint64_t mono_ms(void)
 	return uv_hrtime() / 1000000;
 }
 
-/* splitmix64's finaliser: instance ids are random, but uids are small
- * consecutive numbers and must spread too. */
-static uint64_t mix(uint64_t x)
+static uint64_t ident_hash(uid_t uid, uint64_t inst)
 {
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
+	return htab_mix(inst ^ htab_mix((uint64_t)uid + 1));
 }
 
-static size_t ident_slot(const table *t, uid_t uid, uint64_t inst)
+static uint64_t uid_hash(uid_t uid)
 {
-	return (size_t)(mix(inst ^ mix((uint64_t)uid + 1)) & (t->cap - 1));
-}
-
-static size_t uid_slot(const table *t, uid_t uid)
-{
-	return (size_t)(mix((uint64_t)uid + 1) & (t->cap - 1));
-}
-
-/* Both entry types start with their chain pointer, so one rehash serves. */
-typedef struct chained {
-	struct chained *hnext;
-} chained;
-
-/* Doubles `t` when it holds more entries than buckets; `slot` names an
- * entry's bucket in a table of the new size. A failed allocation keeps the
- * old table (longer chains, still correct). */
-static void grow(table *t, size_t (*slot)(const table *, const void *))
-{
-	if (t->n < t->cap)
-		return;
-	table nt = {NULL, t->cap ? t->cap * 2 : 64, t->n};
-	nt.b = calloc(nt.cap, sizeof(void *));
-	if (!nt.b)
-		return;
-	for (size_t i = 0; i < t->cap; i++) {
-		chained *e = t->b[i];
-		while (e) {
-			chained *next = e->hnext;
-			size_t s = slot(&nt, e);
-			e->hnext = nt.b[s];
-			nt.b[s] = e;
-			e = next;
-		}
-	}
-	free(t->b);
-	*t = nt;
-}
-
-static size_t ident_slot_of(const table *t, const void *e)
-{
-	const ident *i = e;
-	return ident_slot(t, i->uid, i->inst);
-}
-
-static size_t uid_slot_of(const table *t, const void *e)
-{
-	return uid_slot(t, ((const uent *)e)->uid);
-}
-
-/* Unlinks `e` from bucket `s` of `t`; it must be there. */
-static void unchain(table *t, size_t s, void *e)
-{
-	chained **p = (chained **)&t->b[s];
-	while (*p != e)
-		p = &(*p)->hnext;
-	*p = ((chained *)e)->hnext;
-	t->n--;
+	return htab_mix((uint64_t)uid + 1);
 }
 
 static ident *find(uid_t uid, uint64_t inst)
 {
-	if (!G.idents.cap)
-		return NULL;
-	for (ident *i = G.idents.b[ident_slot(&G.idents, uid, inst)]; i; i = i->hnext)
+	uint64_t h = ident_hash(uid, inst);
+	for (htab_node *n = htab_first(&G.idents, h); n; n = htab_next(n)) {
+		ident *i = (ident *)n;
 		if (i->uid == uid && i->inst == inst)
 			return i;
+	}
 	return NULL;
 }
 
 static uent *find_uid(uid_t uid)
 {
-	if (!G.uids.cap)
-		return NULL;
-	for (uent *u = G.uids.b[uid_slot(&G.uids, uid)]; u; u = u->hnext)
-		if (u->uid == uid)
-			return u;
+	for (htab_node *n = htab_first(&G.uids, uid_hash(uid)); n; n = htab_next(n))
+		if (((uent *)n)->uid == uid)
+			return (uent *)n;
 	return NULL;
 }
 
@@ -197,10 +127,10 @@ static void forget(ident *i)
 	list_remove(&i->gone);
 	list_remove(&i->ugone);
 	u->n_gone--;
-	unchain(&G.idents, ident_slot(&G.idents, i->uid, i->inst), i);
+	htab_remove(&G.idents, &i->node);
 	free(i);
 	if (--u->n_idents == 0 && u->refs == 0) {
-		unchain(&G.uids, uid_slot(&G.uids, u->uid), u);
+		htab_remove(&G.uids, &u->node);
 		free(u);
 	}
 }
@@ -223,15 +153,14 @@ static uent *get_uid(uid_t uid)
 	uent *u = find_uid(uid);
 	if (u)
 		return u;
-	grow(&G.uids, uid_slot_of);
-	if (!G.uids.cap || !(u = calloc(1, sizeof(*u))))
+	if (!(u = calloc(1, sizeof(*u))))
 		return NULL;
 	u->uid = uid;
 	list_init(&u->gone);
-	size_t s = uid_slot(&G.uids, uid);
-	u->hnext = G.uids.b[s];
-	G.uids.b[s] = u;
-	G.uids.n++;
+	if (htab_insert(&G.uids, &u->node, uid_hash(uid)) < 0) {
+		free(u);
+		return NULL;
+	}
 	return u;
 }
 
@@ -240,11 +169,11 @@ static ident *create(uid_t uid, uint64_t inst)
 	uent *u = get_uid(uid);
 	if (!u)
 		return NULL;
-	grow(&G.idents, ident_slot_of);
-	ident *i = G.idents.cap ? calloc(1, sizeof(*i)) : NULL;
-	if (!i) {
+	ident *i = calloc(1, sizeof(*i));
+	if (!i || htab_insert(&G.idents, &i->node, ident_hash(uid, inst)) < 0) {
+		free(i);
 		if (u->n_idents == 0 && u->refs == 0) {
-			unchain(&G.uids, uid_slot(&G.uids, uid), u);
+			htab_remove(&G.uids, &u->node);
 			free(u);
 		}
 		return NULL;
@@ -254,10 +183,6 @@ static ident *create(uid_t uid, uint64_t inst)
 	i->inst = inst;
 	list_init(&i->gone);
 	list_init(&i->ugone);
-	size_t s = ident_slot(&G.idents, uid, inst);
-	i->hnext = G.idents.b[s];
-	G.idents.b[s] = i;
-	G.idents.n++;
 	u->n_idents++;
 	return i;
 }
@@ -321,18 +246,18 @@ size_t clients_known(void)
 void clients_reset(void)
 {
 	pthread_mutex_lock(&G.mu);
-	table *ts[] = {&G.idents, &G.uids};
+	/* Both entry types start with their node, so one walk frees both. */
+	htab *ts[] = {&G.idents, &G.uids};
 	for (size_t k = 0; k < 2; k++) {
 		for (size_t s = 0; s < ts[k]->cap; s++) {
-			chained *e = ts[k]->b[s];
+			htab_node *e = ts[k]->b[s];
 			while (e) {
-				chained *next = e->hnext;
+				htab_node *next = e->next;
 				free(e);
 				e = next;
 			}
 		}
-		free(ts[k]->b);
-		*ts[k] = (table){0};
+		htab_free(ts[k]);
 	}
 	list_init(&G.gone);
 	atomic_store(&output_total, 0);
@@ -369,7 +294,7 @@ void clients_acct_unref(clients_acct *a)
 		return;
 	pthread_mutex_lock(&G.mu);
 	if (--u->refs == 0 && u->n_idents == 0) {
-		unchain(&G.uids, uid_slot(&G.uids, u->uid), u);
+		htab_remove(&G.uids, &u->node);
 		free(u);
 	}
 	pthread_mutex_unlock(&G.mu);
@@ -416,7 +341,7 @@ size_t clients_uid_snapshot(clients_uid_usage *out, size_t cap)
 	size_t n = 0;
 	pthread_mutex_lock(&G.mu);
 	for (size_t s = 0; s < G.uids.cap; s++)
-		for (uent *u = G.uids.b[s]; u; u = u->hnext) {
+		for (uent *u = (uent *)G.uids.b[s]; u; u = (uent *)u->node.next) {
 			if (!u->refs)
 				continue; /* only remembered identities: nothing held */
 			if (n < cap) {

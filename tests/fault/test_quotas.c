@@ -598,6 +598,76 @@ START_TEST(connection_churn_leaves_nothing)
 }
 END_TEST
 
+/* ---- early cancels ---- */
+
+typedef struct early {
+	volatile int cancelled; /* bob's tombstone is in place */
+	volatile int flooded;   /* alice sent her cancels */
+	volatile uint64_t id;
+	int cancel_rc, call_rc, flood_failed;
+} early;
+
+static void *bob_cancel_thread(void *arg)
+{
+	early *e = arg;
+	e->cancel_rc = porter_cancel(e->id, 3000);
+	return NULL;
+}
+
+/* Bob cancels his next call before making it, waits for alice's cancels,
+ * then makes the call: it must still be refused. */
+static int bob_early_cancel(void *arg)
+{
+	early *e = arg;
+	e->id = porter_next_call_id();
+	pthread_t t;
+	if (pthread_create(&t, NULL, bob_cancel_thread, e) != 0)
+		return 1;
+	pthread_join(t, NULL);
+	e->cancelled = 1;
+	if (!wait_flag(&e->flooded, 30000))
+		return 2;
+	e->call_rc = porter_ping("late", 4, 3000);
+	return 0;
+}
+
+static int alice_cancels(void *arg)
+{
+	early *e = arg;
+	for (int i = 0; i < 300; i++) {
+		int rc = porter_cancel(0x7000000 + (uint64_t)i, 3000);
+		if (rc != PORTER_E_NOT_FOUND)
+			e->flood_failed++;
+	}
+	e->flooded = 1;
+	return 0;
+}
+
+static void *run_bob_early(void *arg)
+{
+	th_as(TH_UID_BOB, TH_GID_PORTER, 60000, bob_early_cancel, arg);
+	return NULL;
+}
+
+START_TEST(early_cancels_kept_per_client)
+{
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, allow_both), 0);
+	early *e = th_shared_alloc(sizeof(*e));
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_early, e), 0);
+	ck_assert(wait_flag(&e->cancelled, 30000));
+	ck_assert_int_eq(e->cancel_rc, PORTER_E_NOT_FOUND); /* remembered */
+	/* 300 unmatched cancels from another uid: on a shared table of 256
+	 * they pushed bob's out and his cancelled call ran. */
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 60000, alice_cancels, e), 0);
+	ck_assert_int_eq(e->flood_failed, 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(e->call_rc, PORTER_E_CANCELLED);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
 int main(void)
 {
 	if (!th_tenant_available()) {
@@ -613,6 +683,7 @@ int main(void)
 	tcase_add_test(tc, requests_in_flight_bounded_per_uid);
 	tcase_add_test(tc, slow_readers_bounded_and_memory_returns);
 	tcase_add_test(tc, connection_churn_leaves_nothing);
+	tcase_add_test(tc, early_cancels_kept_per_client);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
