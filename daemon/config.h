@@ -92,8 +92,9 @@ typedef struct config {
 	uint64_t http_max_response;         /* largest whole (unstreamed) response body */
 	uint32_t http_max_redirects;        /* redirects followed at most */
 	uint32_t http_chunk_size;           /* stream chunk size (and its maximum) */
-	uint32_t http_stream_idle_ms;       /* abort streams nobody pulls this long */
+	uint32_t http_stream_idle_ms;       /* reclaim streams nobody pulls this long */
 	uint32_t http_max_streams;          /* open streams per worker */
+	uint32_t http_max_streams_per_uid;  /* open streams per client uid, all workers */
 	uint32_t http_connect_timeout_ms;   /* bound of one connection attempt */
 	uint32_t http_max_host_connections; /* per worker and host; 0 unlimited */
 	config_list http_allow_hosts;       /* empty: any host */

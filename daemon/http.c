@@ -37,6 +37,9 @@
 /* A tenant (one uid's connection cache on a worker) with no transfer for
  * this long is closed with its idle upstream connections. */
 #define HTTP_TENANT_IDLE_MS 30000
+/* A reclaimed stream's outcome is kept this long (or six idle times, if
+ * longer) for its owner's next read, then forgotten. */
+#define HTTP_TOMBSTONE_MS 60000
 
 /* ---- process-wide state ---- */
 
@@ -84,8 +87,73 @@ int http_global_init(const config *cfg)
 	return 0;
 }
 
+/*
+ * Open streams per uid over all workers: a uid's streams may sit on any
+ * worker, and its limit is its own whatever the others hold. Touched once
+ * when a stream opens and once when it ends, never on the data path, so
+ * one mutex does. Entries of uids back to 0 are kept for reuse: there are
+ * as many as uids that ever streamed.
+ */
+typedef struct uid_streams {
+	uid_t uid;
+	unsigned n;
+} uid_streams;
+
+static pthread_mutex_t g_uid_lock = PTHREAD_MUTEX_INITIALIZER;
+static uid_streams *g_uid_streams;
+static size_t g_n_uid_streams, g_cap_uid_streams;
+
+/* Counts one more stream of `uid` unless it has `max` already. 0, or
+ * PORTER_E_BUSY at the limit, PORTER_E_NOMEM. Any thread. */
+static int uid_streams_take(uid_t uid, unsigned max)
+{
+	int rc = 0;
+	uid_streams *e = NULL;
+	pthread_mutex_lock(&g_uid_lock);
+	for (size_t i = 0; i < g_n_uid_streams && !e; i++)
+		if (g_uid_streams[i].uid == uid)
+			e = &g_uid_streams[i];
+	if (!e) {
+		if (g_n_uid_streams == g_cap_uid_streams) {
+			size_t nc = g_cap_uid_streams ? g_cap_uid_streams * 2 : 16;
+			uid_streams *ne = realloc(g_uid_streams, nc * sizeof(*ne));
+			if (!ne) {
+				rc = PORTER_E_NOMEM;
+				goto out;
+			}
+			g_uid_streams = ne;
+			g_cap_uid_streams = nc;
+		}
+		e = &g_uid_streams[g_n_uid_streams++];
+		e->uid = uid;
+		e->n = 0;
+	}
+	if (e->n >= max)
+		rc = PORTER_E_BUSY;
+	else
+		e->n++;
+out:
+	pthread_mutex_unlock(&g_uid_lock);
+	return rc;
+}
+
+/* Counts one stream of `uid` less. Any thread. */
+static void uid_streams_put(uid_t uid)
+{
+	pthread_mutex_lock(&g_uid_lock);
+	for (size_t i = 0; i < g_n_uid_streams; i++)
+		if (g_uid_streams[i].uid == uid && g_uid_streams[i].n) {
+			g_uid_streams[i].n--;
+			break;
+		}
+	pthread_mutex_unlock(&g_uid_lock);
+}
+
 void http_global_cleanup(void)
 {
+	free(g_uid_streams);
+	g_uid_streams = NULL;
+	g_n_uid_streams = g_cap_uid_streams = 0;
 	if (g_share) {
 		curl_share_cleanup(g_share);
 		g_share = NULL;
@@ -133,9 +201,12 @@ struct http_tenant {
 
 /* Where a transfer stands. */
 enum xfer_state {
-	XFER_RUNNING, /* in the multi handle, moving data */
-	XFER_DONE,    /* ended; a stream keeps its last chunk or error for a pull */
-	XFER_REAPING, /* abandoned; removed from the multi and freed on the next reap */
+	XFER_RUNNING,   /* in the multi handle, moving data */
+	XFER_DONE,      /* ended; a stream keeps its last chunk or error for a pull */
+	XFER_REAPING,   /* abandoned; removed from the multi and freed on the next reap */
+	XFER_RECLAIMED, /* a stream nobody read for http-stream-idle: transfer and
+			 * buffers freed, only the outcome kept for the owner's
+			 * next read or close, until HTTP_TOMBSTONE_MS */
 };
 
 typedef struct http_header {
@@ -171,6 +242,7 @@ typedef struct http_xfer {
 	/* Streaming. */
 	int stream;
 	uint64_t stream_id;
+	int slot;        /* counted in hw->n_streams and its uid's streams */
 	uid_t owner_uid; /* the client that opened the stream */
 	uint64_t owner_instance;
 	size_t chunk_cap;
@@ -775,9 +847,10 @@ static void set_hop(http_xfer *x)
 
 static void free_stream_slot(http_xfer *x)
 {
-	if (x->stream && x->stream_id) {
+	if (x->slot) {
 		x->hw->n_streams--;
-		x->stream_id = 0;
+		uid_streams_put(x->owner_uid);
+		x->slot = 0;
 	}
 }
 
@@ -960,11 +1033,16 @@ static void drain_info(http_tenant *t)
 
 /* ---- reaping and the stream sweep ---- */
 
-static void xfer_free(http_xfer *x)
+/* Lets go of the transfer: out of the multi, the easy handle back to its
+ * tenant's pool, the tenant released. Not inside a libcurl callback. */
+static void release_transfer(http_xfer *x)
 {
 	http_tenant *t = x->t;
+	if (!t)
+		return;
 	if (x->in_multi)
 		curl_multi_remove_handle(t->multi, x->easy);
+	x->in_multi = 0;
 	if (x->easy) {
 		/* Back to its own tenant's pool only: a pooled handle keeps
 		 * libcurl's TLS session cache, which is per uid. */
@@ -974,20 +1052,63 @@ static void xfer_free(http_xfer *x)
 		} else {
 			curl_easy_cleanup(x->easy);
 		}
+		x->easy = NULL;
 	}
-	if (t && --t->n_xfers == 0) {
+	if (--t->n_xfers == 0) {
 		t->idle_since = uv_now(&x->hw->w->loop);
 		schedule_sweep(x->hw, HTTP_TENANT_IDLE_MS);
 	}
+	x->t = NULL;
+}
+
+/* Frees what the request and its response hold. */
+static void free_buffers(http_xfer *x)
+{
 	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
 	headers_clear(x);
 	free(x->headers);
+	x->headers = NULL;
+	x->cap_headers = 0;
+	free(x->body);
+	x->body = NULL;
+	free(x->buf);
+	x->buf = NULL;
+	x->len = x->cap = 0;
+}
+
+static void xfer_free(http_xfer *x)
+{
+	release_transfer(x);
+	free_stream_slot(x);
+	free_buffers(x);
 	free(x->method);
 	free(x->url);
-	free(x->body);
-	free(x->buf);
-	stats_sub(&x->hw->w->counters.http_transfers, 1);
+	/* A reclaimed stream stopped counting as a transfer then. */
+	if (x->state != XFER_RECLAIMED)
+		stats_sub(&x->hw->w->counters.http_transfers, 1);
 	free(x);
+}
+
+/*
+ * Reclaims stream `x`, which nobody read for `idle` ms: the transfer, its
+ * upstream connection's place and the buffered chunk go now, the stream's
+ * quota slot too; the outcome stays for the owner's next read (which fails
+ * with PORTER_E_TIMEOUT saying why) or close, until HTTP_TOMBSTONE_MS.
+ */
+static void reclaim(http_xfer *x, uint64_t now, uint32_t idle)
+{
+	log_info("http: stream of uid %u not read for %u ms, reclaimed", (unsigned)x->owner_uid,
+		 idle);
+	release_transfer(x);
+	free_stream_slot(x);
+	free_buffers(x);
+	stats_sub(&x->hw->w->counters.http_transfers, 1);
+	x->state = XFER_RECLAIMED;
+	x->err = PORTER_E_TIMEOUT;
+	snprintf(x->err_msg, sizeof(x->err_msg),
+		 "HTTP stream reclaimed: it was not read for %u ms (http-stream-idle)", idle);
+	x->idle_since = now;
 }
 
 /* Marks `x` abandoned: libcurl calls are not allowed where this may run
@@ -1012,14 +1133,26 @@ static void on_reap(uv_timer_t *timer)
 		list_remove(&x->link);
 		xfer_free(x);
 	}
-	/* Streams nobody pulls are aborted; pulls past their deadline fail. */
+	/* Streams nobody pulls are reclaimed; pulls past their deadline fail;
+	 * reclaimed streams are forgotten after a while. */
 	uint64_t now = uv_now(&hw->w->loop);
 	uint32_t idle = hw->w->cfg->http_stream_idle_ms;
 	uint64_t next = UINT64_MAX;
+	uint64_t tomb_ms =
+		(uint64_t)idle * 6 > HTTP_TOMBSTONE_MS ? (uint64_t)idle * 6 : HTTP_TOMBSTONE_MS;
 	list_for_each_safe(pos, tmp, &hw->xfers) {
 		http_xfer *x = list_entry(pos, http_xfer, link);
 		if (!x->stream)
 			continue;
+		if (x->state == XFER_RECLAIMED) {
+			if (now - x->idle_since >= tomb_ms) {
+				list_remove(&x->link);
+				xfer_free(x);
+			} else if (tomb_ms - (now - x->idle_since) < next) {
+				next = tomb_ms - (now - x->idle_since);
+			}
+			continue;
+		}
 		if (next > HTTP_SWEEP_MS)
 			next = HTTP_SWEEP_MS;
 		if (x->r && (x->len > 0 || (!x->sent_head && x->head_done))) {
@@ -1045,10 +1178,7 @@ static void on_reap(uv_timer_t *timer)
 			if (left < next)
 				next = left;
 		} else if (!x->r && x->sent_head && now - x->idle_since >= idle) {
-			log_info("http: stream idle for %u ms, aborted", idle);
-			list_remove(&x->link);
-			free_stream_slot(x);
-			xfer_free(x);
+			reclaim(x, now, idle);
 		}
 	}
 	/* Tenants without transfers go after a while, with their idle
@@ -1313,10 +1443,28 @@ void http_handle(req *r)
 	}
 	if (x->stream) {
 		if (hw->n_streams >= cfg->http_max_streams) {
-			req_fail(r, PORTER_E_BUSY, "too many open HTTP streams on this worker (%u)",
-				 cfg->http_max_streams);
+			req_fail(
+				r, PORTER_E_BUSY,
+				"too many open HTTP streams on this worker (http-max-streams = %u)",
+				cfg->http_max_streams);
 			goto fail_free;
 		}
+		/* The uid's own limit, live on reload (cfg is the worker's
+		 * current generation). */
+		rc = uid_streams_take(r->uid, cfg->http_max_streams_per_uid);
+		if (rc) {
+			if (rc == PORTER_E_BUSY)
+				req_fail(
+					r, rc,
+					"too many open HTTP streams for this uid (http-max-streams-per-uid = %u): read them to the end or close them",
+					cfg->http_max_streams_per_uid);
+			else
+				req_fail(r, rc, "out of memory");
+			goto fail_free;
+		}
+		x->owner_uid = r->uid;
+		x->slot = 1;
+		hw->n_streams++;
 		x->chunk_cap = hr->chunk_size ? hr->chunk_size : cfg->http_chunk_size;
 		if (x->chunk_cap > cfg->http_chunk_size)
 			x->chunk_cap = cfg->http_chunk_size;
@@ -1329,9 +1477,7 @@ void http_handle(req *r)
 			req_fail(r, PORTER_E_INTERNAL, "no randomness for a stream id");
 			goto fail_free;
 		}
-		x->owner_uid = r->uid;
 		x->owner_instance = r->instance;
-		hw->n_streams++;
 	} else {
 		/* A whole response must fit in one frame. */
 		uint64_t cap = cfg->http_max_response;
@@ -1383,6 +1529,11 @@ void http_handle_fetch(req *r)
 	http_xfer *x = stream_lookup(r, r->msg->http_fetch->stream_id);
 	if (!x)
 		return;
+	if (x->state == XFER_RECLAIMED) {
+		/* Said again on every read until the stream is closed. */
+		req_fail(r, x->err, "%s", x->err_msg);
+		return;
+	}
 	if (x->r) {
 		req_fail(r, PORTER_E_BUSY, "a pull of this stream is already waiting");
 		return;

@@ -414,9 +414,12 @@ PORTER_API void porter_http_response_free(porter_http_response *r);
  * the caller, used by one thread at a time, and any thread of the process
  * may read it: the daemon forwards a read that arrives on another worker's
  * connection to the worker that holds the stream. Only the process (client
- * instance) that opened a stream can read it. The daemon aborts a stream
- * that is not read for its http-stream-idle time
- * (default 60 s).
+ * instance) that opened a stream can read it. The daemon reclaims a
+ * stream that is not read for its http-stream-idle time (default 10 s):
+ * every later read fails with PORTER_E_TIMEOUT saying so, until the stream
+ * is closed. A uid may hold http-max-streams-per-uid open streams (default
+ * 64) over all its processes; one more fails with PORTER_E_BUSY naming the
+ * limit.
  */
 typedef struct porter_http_stream porter_http_stream;
 

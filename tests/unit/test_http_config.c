@@ -26,8 +26,9 @@ START_TEST(http_defaults)
 	ck_assert_uint_eq(c.http_max_response, 8u << 20);
 	ck_assert_uint_eq(c.http_max_redirects, 10);
 	ck_assert_uint_eq(c.http_chunk_size, 1u << 20);
-	ck_assert_uint_eq(c.http_stream_idle_ms, 60000);
+	ck_assert_uint_eq(c.http_stream_idle_ms, 10000);
 	ck_assert_uint_eq(c.http_max_streams, 256);
+	ck_assert_uint_eq(c.http_max_streams_per_uid, 64);
 	ck_assert_uint_eq(c.http_connect_timeout_ms, 10000);
 	ck_assert_uint_eq(c.http_max_host_connections, 0);
 	ck_assert_uint_eq(c.http_allow_hosts.n, 0);
