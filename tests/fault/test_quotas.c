@@ -598,6 +598,73 @@ START_TEST(connection_churn_leaves_nothing)
 }
 END_TEST
 
+/* Alice: `n` connections each send one large ping, read its echo, and
+ * then sit idle until the test is done. */
+static int large_then_idle(void *arg)
+{
+	conns_arg *a = arg;
+	flood *f = a->f;
+	static int fds[MAX_FLOOD];
+	frame_reader rd;
+	for (int i = 0; i < a->n; i++) {
+		fds[i] = raw_connect(a->socket);
+		frame_reader_init(&rd, 4u << 20);
+		Porter__V1__Response *resp = NULL;
+		if (fds[i] >= 0 && send_hello(fds[i]) == 0 &&
+		    (resp = raw_recv(fds[i], &rd, 5000)) && resp->status == 0) {
+			porter__v1__response__free_unpacked(resp, NULL);
+			resp = NULL;
+			if (send_ping(fds[i], 7, 900 * 1024, 0) == 0)
+				resp = raw_recv(fds[i], &rd, 10000);
+		}
+		if (resp && resp->status == 0)
+			f->ok++;
+		else
+			f->other++;
+		if (resp)
+			porter__v1__response__free_unpacked(resp, NULL);
+		frame_reader_free(&rd);
+	}
+	f->ready = 1;
+	wait_flag(&f->done, 60000);
+	for (int i = 0; i < a->n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return 0;
+}
+
+static void *run_large_then_idle(void *arg)
+{
+	th_as(TH_UID_ALICE, TH_GID_PORTER, 90000, large_then_idle, arg);
+	return NULL;
+}
+
+START_TEST(idle_connections_keep_no_large_buffers)
+{
+	/* Each connection once sent a 900 KiB frame; idle, none keeps a
+	 * buffer of that size (they kept 1 MiB each before). */
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, allow_both), 0);
+	bob_idle_p99();
+	long rss0 = th_rss_kib(d.pid);
+	flood *f = th_shared_alloc(sizeof(*f));
+	conns_arg a = {f, 200, d.socket};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_large_then_idle, &a), 0);
+	ck_assert(wait_flag(&f->ready, 60000));
+	ck_assert_int_eq(f->ok, 200);
+	long idle = rss_settles(2 * rss0);
+	fprintf(stderr,
+		"200 idle connections after a 900 KiB frame each: porterd RSS %ld KiB before, "
+		"%ld KiB while they idle\n",
+		rss0, idle);
+	RSS_BOUND(idle <= 2 * rss0);
+	f->done = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
 /* ---- early cancels ---- */
 
 typedef struct early {
@@ -684,6 +751,7 @@ int main(void)
 	tcase_add_test(tc, slow_readers_bounded_and_memory_returns);
 	tcase_add_test(tc, connection_churn_leaves_nothing);
 	tcase_add_test(tc, early_cancels_kept_per_client);
+	tcase_add_test(tc, idle_connections_keep_no_large_buffers);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
