@@ -8,6 +8,7 @@
 #include "dalloc.h"
 #include "log.h"
 #include "ops.h"
+#include "dbwire.h"
 #include "palloc.h"
 #include "porter_errors.h"
 #include "stats.h"
@@ -126,6 +127,11 @@ static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *
 					  unsigned i, int *code)
 {
 	*code = PORTER_E_INVAL;
+	uint64_t id;
+	if (dbwire_request_params(raw->len, raw->data, &id) > DBWIRE_MAX_PARAMS) {
+		snprintf(why, whylen, "batch member %u has more than 65535 query parameters", i);
+		return NULL;
+	}
 	palloc_budget budget;
 	palloc_budget_init(&budget, raw->len, NULL);
 	Porter__V1__Request *m = porter__v1__request__unpack(&budget.base, raw->len, raw->data);

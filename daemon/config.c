@@ -119,6 +119,8 @@ static const config_key keys[] = {
 	 "close a client's database sessions once all its connections are gone this long"},
 	{"db-max-sessions", 0, KT_U32, OFF(db_max_sessions), 1, 1000000, "1024", "N",
 	 "open database sessions per worker"},
+	{"db-stream-idle", 0, KT_U32, OFF(db_stream_idle_ms), 100, UINT32_MAX, "30000", "MS",
+	 "abandon a streamed pooled query (a cursor) whose client has not asked for its next chunk this long, so the pooled connection serves others again; the client's next read gets PORTER_E_TIMEOUT (streams on a session follow db-session-idle)"},
 	{"db-allow-targets", 0, KT_LIST, OFF(db_allow_targets), 0, 0, NULL, "LIST",
 	 "database targets clients of other uids may reach, as host:port patterns ('db.example.com:5432', '10.0.0.7:*', '*.db.example.com:5432', '[::1]:5432') or Unix-socket directories ('/run/postgresql', which the server then authenticates as porterd's own OS user); they must also give user and password (default: none; porterd's own uid may reach any)"},
 	{"db-tls-root-cert", 0, KT_LIST, OFF(db_tls_root_cert), 0, 0, NULL, "LIST",

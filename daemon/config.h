@@ -83,6 +83,7 @@ typedef struct config {
 	uint32_t db_session_idle_ms;       /* idle sessions are closed; 0 never */
 	uint32_t db_session_grace_ms;      /* sessions outlive their client this long */
 	uint32_t db_max_sessions;          /* open sessions per worker */
+	uint32_t db_stream_idle_ms;        /* unread pooled cursors are reclaimed after this */
 	config_list db_allow_targets;      /* host:port patterns foreign clients may reach */
 	config_list db_tls_root_cert;      /* "target=FILE": sslrootcert per target */
 	int check_only;                    /* --check-config: validate and exit */

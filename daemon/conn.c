@@ -414,6 +414,19 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 	arena_init(&ar, len <= MSG_BLOCK_SMALL / 4 ? MSG_BLOCK_SMALL
 			: len < 64 * 1024          ? 2 * len + MSG_BLOCK_SLACK
 						   : 0);
+	/* Parameters beyond PostgreSQL's limit are refused before they are
+	 * unpacked: an empty one is 2 bytes on the wire and some 64 once
+	 * unpacked. */
+	uint64_t id;
+	if (!hello && dbwire_request_params(len, p, &id) > DBWIRE_MAX_PARAMS) {
+		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+		resp.id = id;
+		resp.status = PORTER_E_INVAL;
+		resp.message = "a query may have at most 65535 parameters (PostgreSQL's limit)";
+		conn_send(c, &resp);
+		arena_free(&ar);
+		return;
+	}
 	palloc_budget budget;
 	palloc_budget_init(&budget, len, hello ? NULL : &ar);
 	/* Queries have a decoder of their own (it needs an arena); it leaves

@@ -17,6 +17,7 @@
 #include "clients.h"
 #include "conn.h"
 #include "dbpolicy.h"
+#include "dbwire.h"
 #include "dbstmt.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -208,8 +209,17 @@ struct pool {
 	list waiters; /* dbop.link */
 };
 
+/* Pooled streams reclaimed for idleness lately, so that their owner's
+ * next read says so rather than "no such stream". */
+#define RECLAIMED_KEPT 64
+
 struct db_worker {
 	worker *w;
+	struct {
+		uint64_t id;
+		uid_t uid;
+	} reclaimed[RECLAIMED_KEPT];
+	unsigned reclaimed_next;
 	list sessions;
 	list streams;
 	list pools;
@@ -2247,6 +2257,14 @@ static void do_query(dbop *op)
 		op_fail(op, PORTER_E_INVAL, "DbQuery needs sql");
 		return;
 	}
+	/* What libpq would refuse is refused here, for this query alone: a
+	 * refusal inside a shared pipeline would break the connection and
+	 * fail the queries of every client sharing it. */
+	if (q->n_params > DBWIRE_MAX_PARAMS) {
+		op_fail(op, PORTER_E_INVAL,
+			"a query may have at most 65535 parameters (PostgreSQL's limit)");
+		return;
+	}
 	if (q->chunk_rows > MAX_CHUNK_ROWS)
 		q->chunk_rows = MAX_CHUNK_ROWS;
 	op->chunk_rows = (int)q->chunk_rows;
@@ -2304,6 +2322,15 @@ static void do_fetch(dbop *op)
 	Porter__V1__DbFetch *f = op->msg->db_fetch;
 	dbc *c = find_stream(op->dw, f->stream);
 	if (!c || c->uid != op->uid || c->inst != op->inst) {
+		for (unsigned i = 0; !c && f->stream && i < RECLAIMED_KEPT; i++)
+			if (op->dw->reclaimed[i].id == f->stream &&
+			    op->dw->reclaimed[i].uid == op->uid) {
+				op_fail(op, PORTER_E_TIMEOUT,
+					"result stream reclaimed: not read for %u ms "
+					"(db-stream-idle)",
+					op->dw->w->cfg->db_stream_idle_ms);
+				return;
+			}
 		op_fail(op, PORTER_E_NOT_FOUND,
 			"no such result stream (finished, abandoned or timed out)");
 		return;
@@ -2721,7 +2748,20 @@ static void on_sweep(uv_timer_t *t)
 		if (c->state != DBC_PAUSED)
 			continue;
 		uint64_t gone = clients_gone_ms(c->uid, c->inst);
-		uint64_t idle = cfg->db_session_idle_ms ? cfg->db_session_idle_ms : 600000;
+		/* A pooled connection is shared: an unread cursor holds it for
+		 * every other query of the pool, so it gets seconds, not the
+		 * minutes a session of its own gets. */
+		uint64_t idle = c->pool                   ? cfg->db_stream_idle_ms
+				: cfg->db_session_idle_ms ? cfg->db_session_idle_ms
+							  : 600000;
+		if (c->pool && now - c->last_used >= idle) {
+			dw->reclaimed[dw->reclaimed_next].id = c->stream_id;
+			dw->reclaimed[dw->reclaimed_next].uid = c->uid;
+			dw->reclaimed_next = (dw->reclaimed_next + 1) % RECLAIMED_KEPT;
+			log_debug("db: reclaiming pooled stream %016llx of uid %u, unread %llu ms",
+				  (unsigned long long)c->stream_id, (unsigned)c->uid,
+				  (unsigned long long)(now - c->last_used));
+		}
 		if ((gone != 0 && gone >= cfg->db_session_grace_ms) || now - c->last_used >= idle)
 			abandon_query(c);
 	}

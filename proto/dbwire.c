@@ -782,6 +782,54 @@ static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
 	return m;
 }
 
+/* Skips a field of any wire type but the deprecated groups. */
+static int skip_any(rd *r, unsigned wt)
+{
+	size_t fixed = wt == 1 ? 8 : wt == 5 ? 4 : 0;
+	if (!fixed)
+		return skip(r, wt);
+	if ((size_t)(r->end - r->p) < fixed)
+		return -1;
+	r->p += fixed;
+	return 0;
+}
+
+/* How many length-delimited fields `want` message `r` has, plus, for each
+ * length-delimited field `nested` (0: none), that message's fields 4 (a
+ * DbQuery's params); with `id` not NULL, its varint field 1 goes there. */
+static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id)
+{
+	size_t n = 0;
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			break;
+		if (id && field == 1 && wt == WT_VARINT) {
+			if (get_varint(&r, &v) < 0)
+				break;
+			*id = v;
+		} else if (wt == WT_LEN && (field == want || field == nested)) {
+			if (get_len(&r, &in) < 0)
+				break;
+			n += field == want ? 1 : count_params(in, 4, 0, NULL);
+		} else if (skip_any(&r, wt) < 0) {
+			break;
+		}
+	}
+	return n;
+}
+
+size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id)
+{
+	*id = 0;
+	rd r = {data, data + len};
+	/* Request.db_query is field 21; DbQuery.params is field 4. */
+	return count_params(r, 0, 21, id);
+}
+
 Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
 	Porter__V1__Request *m = take_msg(a, &porter__v1__request__descriptor);

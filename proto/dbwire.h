@@ -57,6 +57,21 @@ Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, co
 int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t **buf, size_t *cap,
 			size_t *outlen);
 
+/* PostgreSQL's limit on the parameters of one statement (its protocol
+ * counts them in 16 bits); libpq refuses more before sending anything. */
+#define DBWIRE_MAX_PARAMS 65535
+
+/*
+ * The number of query parameters a Request frame of `len` bytes would
+ * unpack to, at most (every occurrence of a DbQuery body counts, as
+ * protobuf-c unpacks each), counted on the wire without allocating anything, so that
+ * a frame of millions of tiny parameters is refused before it is unpacked
+ * into dozens of times its size. `*id` gets the request's id (0 when none
+ * is found). Stops at the first malformed field, counting what came
+ * before it (unpacking then reports the malformation).
+ */
+size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id);
+
 /*
  * Whether porter.proto's query messages are still the ones this codec was
  * written for. Messages only ever gain fields; until it is taught a new

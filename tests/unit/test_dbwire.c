@@ -466,6 +466,67 @@ START_TEST(other_bodies_are_left_to_protobuf_c)
 }
 END_TEST
 
+/* A Request packed by protobuf-c with a DbQuery of `n` empty params. */
+static uint8_t *request_with_params(size_t n, uint64_t id, size_t *len)
+{
+	Porter__V1__DbParam p = PORTER__V1__DB_PARAM__INIT;
+	Porter__V1__DbParam **ps = malloc((n ? n : 1) * sizeof(*ps));
+	for (size_t i = 0; i < n; i++)
+		ps[i] = &p;
+	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
+	q.sql = "SELECT 1";
+	q.params = ps;
+	q.n_params = n;
+	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+	r.id = id;
+	r.timeout_ms = 5;
+	r.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	r.db_query = &q;
+	uint8_t *b = pb_pack(&r.base, len);
+	free(ps);
+	return b;
+}
+
+START_TEST(params_are_counted_on_the_wire)
+{
+	size_t len;
+	uint64_t id;
+	uint8_t *b = request_with_params(70000, 42, &len);
+	ck_assert_uint_eq(dbwire_request_params(len, b, &id), 70000);
+	ck_assert_uint_eq(id, 42);
+	free(b);
+	b = request_with_params(0, 7, &len);
+	ck_assert_uint_eq(dbwire_request_params(len, b, &id), 0);
+	ck_assert_uint_eq(id, 7);
+	/* A body that occurs twice is counted twice: an upper bound of what
+	 * protobuf-c keeps (it unpacks both). */
+	size_t l1;
+	uint8_t *one = request_with_params(40000, 9, &l1);
+	uint8_t *twice = malloc(2 * l1);
+	memcpy(twice, one, l1);
+	memcpy(twice + l1, one, l1);
+	ck_assert_uint_eq(dbwire_request_params(2 * l1, twice, &id), 80000);
+	Porter__V1__Request *m = porter__v1__request__unpack(NULL, 2 * l1, twice);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_uint_le(m->db_query->n_params, 80000);
+	porter__v1__request__free_unpacked(m, NULL);
+	/* Unknown fields of every wire type are skipped; a malformed tail
+	 * stops the count without reading past the end. */
+	uint8_t odd[] = {0x08, 0x05, 0x1d, 1, 2, 3, 4,    0x19, 1,    2,
+			 3,    4,    5,    6, 7, 8, 0xaa, 0x01, 0x22, 0x00};
+	ck_assert_uint_eq(dbwire_request_params(sizeof(odd), odd, &id), 0);
+	ck_assert_uint_eq(id, 5);
+	/* A body cut short is not counted: unpacking refuses it anyway. */
+	ck_assert_uint_eq(dbwire_request_params(l1 - 1, one, &id), 0);
+	free(one);
+	free(twice);
+	free(b);
+	/* Other bodies have none. */
+	uint8_t ping[] = {0x08, 0x01, 0x5a, 0x00};
+	ck_assert_uint_eq(dbwire_request_params(sizeof(ping), ping, &id), 0);
+}
+END_TEST
+
 START_TEST(frame_limit_is_enforced)
 {
 	uint8_t v[300];
@@ -506,6 +567,7 @@ int main(void)
 	tcase_add_test(tc, large_rows_and_lengths_over_one_varint_byte);
 	tcase_add_test(tc, other_bodies_are_left_to_protobuf_c);
 	tcase_add_test(tc, frame_limit_is_enforced);
+	tcase_add_test(tc, params_are_counted_on_the_wire);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,201 @@
+/*
+ * Database requests a client got wrong, or holds on to, stay that client's
+ * problem (issue 16, items 3 and 4 for the database):
+ *
+ * - a query with more parameters than PostgreSQL takes (65,536) is refused
+ *   alone, and the pipelined queries sharing its pooled connection all
+ *   succeed (libpq refusing it inside the pipeline broke the connection
+ *   and failed them all);
+ * - a frame of a million empty parameters (2 bytes each on the wire, some
+ *   64 once unpacked) is refused before it is unpacked: porterd's peak
+ *   memory barely moves;
+ * - a pooled cursor nobody reads gives its connection back after
+ *   db-stream-idle, and its owner's next read says it was reclaimed.
+ *
+ * Uses the `pg` ctest fixture (tests/support/pg.sh, PORTER_PG_STATE).
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+
+static th_daemon d;
+static char conninfo[512];
+
+static void start(const char *const *extra)
+{
+	th_pg_file("conninfo", conninfo, sizeof(conninfo));
+	th_start(&d, extra);
+}
+
+/* Peak resident memory of `pid` in KiB (VmHWM), or -1. */
+static long peak_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static atomic_int stop_flag, bystander_ok, bystander_bad;
+static char bystander_err[256];
+
+static void *bystander(void *arg)
+{
+	long k = (long)arg;
+	for (int i = 0; !atomic_load(&stop_flag) || i < 20; i++) {
+		char v[32];
+		int n = snprintf(v, sizeof(v), "%ld", k * 100000 + i);
+		porter_db_param p = {v, (size_t)n, 0, 0};
+		porter_db_result *r = NULL;
+		int rc = porter_db_query(0, conninfo, "SELECT $1::int * 2", &p, 1, 10000, &r);
+		if (rc == 0 && porter_db_ntuples(r) == 1 &&
+		    atol(porter_db_getvalue(r, 0, 0)) == (k * 100000 + i) * 2) {
+			atomic_fetch_add(&bystander_ok, 1);
+		} else {
+			if (atomic_fetch_add(&bystander_bad, 1) == 0)
+				snprintf(bystander_err, sizeof(bystander_err), "%s: %s",
+					 porter_error_name(rc), porter_last_error_message());
+		}
+		porter_db_result_free(r);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* `n` text parameters, each "1" (or empty when `empty`). */
+static porter_db_param *many_params(size_t n, int empty)
+{
+	porter_db_param *p = calloc(n, sizeof(*p));
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < n; i++) {
+		p[i].value = empty ? "" : "1";
+		p[i].len = empty ? 0 : 1;
+	}
+	return p;
+}
+
+START_TEST(too_many_params_refused_alone)
+{
+	/* One worker, one pooled connection: every query shares it. */
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", NULL};
+	start(args);
+	atomic_store(&stop_flag, 0);
+	pthread_t t[8];
+	for (long i = 0; i < 8; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, bystander, (void *)i), 0);
+	porter_db_param *p = many_params(65536, 0);
+	int rcs[5];
+	char msg[256] = "";
+	for (int round = 0; round < 5; round++) {
+		usleep(20 * 1000);
+		porter_db_result *r = NULL;
+		rcs[round] = porter_db_query(0, conninfo, "SELECT $1::int", p, 65536, 10000, &r);
+		snprintf(msg, sizeof(msg), "%s", porter_last_error_message());
+		porter_db_result_free(r);
+	}
+	free(p);
+	atomic_store(&stop_flag, 1);
+	for (int i = 0; i < 8; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_msg(atomic_load(&bystander_bad) == 0, "%d of the others' queries failed: %s",
+		      atomic_load(&bystander_bad), bystander_err);
+	ck_assert_int_ge(atomic_load(&bystander_ok), 8 * 20);
+	for (int round = 0; round < 5; round++)
+		ck_assert_msg(rcs[round] == PORTER_E_INVAL, "got %s: %s",
+			      porter_error_name(rcs[round]), msg);
+	ck_assert(strstr(msg, "65535") != NULL);
+	th_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(huge_param_frame_refused_before_unpacking)
+{
+	start(NULL);
+	/* Warm up, so the baseline includes what any query costs. */
+	porter_db_result *r = NULL;
+	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 10000, &r), 0);
+	porter_db_result_free(r);
+	long before = peak_kib(d.pid);
+	ck_assert_int_gt(before, 0);
+	/* About 2 MB on the wire; unpacked it was some 64 MiB. */
+	size_t n = 1000000;
+	porter_db_param *p = many_params(n, 1);
+	r = NULL;
+	int rc = porter_db_query(0, conninfo, "SELECT 1", p, n, 20000, &r);
+	free(p);
+	porter_db_result_free(r);
+	long grew = peak_kib(d.pid) - before;
+	printf("huge parameter frame: porterd peak RSS %ld KiB -> +%ld KiB\n", before, grew);
+	/* The frame itself is read into a buffer (2 MB, maybe twice while it
+	 * grows); nothing of the order of its unpacked size. */
+	ck_assert_msg(grew < 16 * 1024, "peak grew by %ld KiB", grew);
+	ck_assert_msg(rc == PORTER_E_INVAL, "got %s: %s", porter_error_name(rc),
+		      porter_last_error_message());
+	/* The connection stays usable. */
+	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 10000, &r), 0);
+	porter_db_result_free(r);
+	th_stop_clean(&d);
+}
+END_TEST
+
+START_TEST(unread_pooled_cursor_is_reclaimed)
+{
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", "--db-stream-idle",
+			      "500",       NULL};
+	start(args);
+	porter_db_cursor *cur = NULL;
+	ck_assert_int_eq(porter_db_query_stream(0, conninfo,
+						"SELECT g FROM generate_series(1, 1000000) g", NULL,
+						0, 10, 10000, &cur),
+			 0);
+	/* The cursor holds the pool's only connection; nobody reads it. */
+	long long t0 = th_now_ms();
+	porter_db_result *r = NULL;
+	int rc = porter_db_query(0, conninfo, "SELECT 42", NULL, 0, 20000, &r);
+	long long took = th_now_ms() - t0;
+	ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc), porter_last_error_message());
+	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "42");
+	porter_db_result_free(r);
+	printf("pooled query behind an unread cursor answered after %lld ms\n", took);
+	/* Half a second of idleness, a sweep, the cancel: well under 10 s. */
+	ck_assert_msg(took < 10000, "took %lld ms", took);
+	/* The first chunk came with the query; the next one is gone. */
+	porter_db_result *chunk = NULL;
+	ck_assert_int_eq(porter_db_cursor_next(cur, &chunk, 5000), 1);
+	porter_db_result_free(chunk);
+	chunk = NULL;
+	rc = porter_db_cursor_next(cur, &chunk, 5000);
+	ck_assert_msg(rc == PORTER_E_TIMEOUT, "got %s: %s", porter_error_name(rc),
+		      porter_last_error_message());
+	ck_assert(strstr(porter_last_error_message(), "reclaimed") != NULL);
+	porter_db_result_free(chunk);
+	porter_db_cursor_close(cur);
+	th_stop_clean(&d);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("db_limits");
+	TCase *tc = tcase_create("db_limits");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, too_many_params_refused_alone);
+	tcase_add_test(tc, huge_param_frame_refused_before_unpacking);
+	tcase_add_test(tc, unread_pooled_cursor_is_reclaimed);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}
