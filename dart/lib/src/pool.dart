@@ -384,7 +384,7 @@ final class PorterPool {
   /// Each chunk is pulled from porterd by whichever worker is free, only
   /// while the listener wants more: a paused or slow listener pauses the
   /// transfer, all the way to the HTTP peer, and holds no worker (porterd
-  /// aborts a stream nobody reads for its http-stream-idle time, 60 s by
+  /// aborts a stream nobody reads for its http-stream-idle time, 10 s by
   /// default). Each pull is bounded by [timeout]. Cancelling the
   /// subscription, or [PorterHttpStream.cancel], aborts the transfer;
   /// [cancel] also ends the body with a [PorterCancelledException].
