@@ -499,7 +499,7 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 	double ms = now_ms() - t0;
 	if (rc < 0) {
 		/* Rows already printed stay printed; the error follows them. */
-		dbfmt_end(f, "", -1);
+		dbfmt_end(f, NULL, -1);
 		if (o->json)
 			fputs("],", stdout);
 		int st = report_error(o, rc, chunk);

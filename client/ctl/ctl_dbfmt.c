@@ -271,19 +271,20 @@ static void spaces(size_t n)
 		putchar(' ');
 }
 
-/* Line `k` of a rendered cell: start and length; 0 when it has fewer. */
-static int nth_line(const char *r, size_t k, const char **start, size_t *len)
+/* Takes the next line of a rendered cell: `*pos` is where it starts (NULL
+ * once the cell has no more lines) and moves past it. Returns 0 when there
+ * is none; `*more` says whether another follows. */
+static int next_line(const char **pos, const char **start, size_t *len, int *more)
 {
-	const char *p = r;
-	for (size_t i = 0; i < k; i++) {
-		p = strchr(p, '\n');
-		if (!p)
-			return 0;
-		p++;
+	if (!*pos) {
+		*more = 0;
+		return 0;
 	}
-	const char *e = strchr(p, '\n');
+	const char *p = *pos, *e = strchr(p, '\n');
 	*start = p;
 	*len = e ? (size_t)(e - p) : strlen(p);
+	*more = e != NULL;
+	*pos = e ? e + 1 : NULL;
 	return 1;
 }
 
@@ -301,17 +302,15 @@ static void cell(const dbfmt *f, porter_db_result *r, int i, int c, const char *
 
 /* ---- aligned tables ---- */
 
-/* Prints line `k` of a rendered cell for column `c` of `nf`, in width
- * `w`; `right` aligns it right; `head` centres it (headers). */
-static void put_line(const char *r, size_t k, size_t w, int right, int head, int last)
+/* Prints the next line of a rendered cell (`*pos`, see next_line) in
+ * width `w`; `right` aligns it right, `head` centres it (headers), `last`
+ * is the table's last column. */
+static void put_line(const char **pos, size_t w, int right, int head, int last)
 {
 	const char *p;
 	size_t n;
-	int has = nth_line(r, k, &p, &n);
-	const char *q;
-	size_t m;
-	int more = has && nth_line(r, k + 1, &q, &m);
-	if (!has) {
+	int more;
+	if (!next_line(pos, &p, &n, &more)) {
 		if (!last || head)
 			spaces(w);
 	} else {
@@ -387,12 +386,15 @@ static size_t render_row(dbfmt *f, porter_db_result *r, int i, int nf, char **ce
 static int print_row(dbfmt *f, porter_db_result *r, int i, int nf, const size_t *w)
 {
 	char **cells = calloc((size_t)nf, sizeof(*cells));
-	size_t h = cells ? render_row(f, r, i, nf, cells) : 0;
+	const char **pos = calloc((size_t)nf, sizeof(*pos));
+	size_t h = cells && pos ? render_row(f, r, i, nf, cells) : 0;
+	for (int c = 0; h && c < nf; c++)
+		pos[c] = cells[c];
 	for (size_t k = 0; k < h; k++) {
 		putchar(' ');
 		for (int c = 0; c < nf; c++) {
 			int last = c == nf - 1;
-			put_line(cells[c], k, w[c], i >= 0 && right_aligned(porter_db_ftype(r, c)),
+			put_line(&pos[c], w[c], i >= 0 && right_aligned(porter_db_ftype(r, c)),
 				 i < 0, last);
 			if (!last)
 				putchar(' ');
@@ -402,6 +404,7 @@ static int print_row(dbfmt *f, porter_db_result *r, int i, int nf, const size_t 
 	for (int c = 0; cells && c < nf; c++)
 		free(cells[c]);
 	free(cells);
+	free(pos);
 	return h ? 0 : PORTER_E_NOMEM;
 }
 
@@ -494,15 +497,14 @@ static int print_expanded(dbfmt *f)
 					free(cells[0]);
 					return PORTER_E_NOMEM;
 				}
+				const char *pn = cells[0], *pv = cells[1];
 				for (size_t k2 = 0; k2 < (h1 > h2 ? h1 : h2); k2++) {
-					const char *lp;
-					size_t ll;
-					put_line(cells[0], k2, hw, 0, 0, 0);
+					put_line(&pn, hw, 0, 0, 0);
 					/* psql leaves no blank after '|' when the value
 					 * has no line here. */
-					if (nth_line(cells[1], k2, &lp, &ll))
+					if (pv)
 						putchar(' ');
-					put_line(cells[1], k2, dw, 0, 0, 1);
+					put_line(&pv, dw, 0, 0, 1);
 					putchar('\n');
 				}
 				free(cells[0]);
@@ -816,11 +818,18 @@ int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms)
 		if (!f->began)
 			fputs("{\"columns\":[],\"rows\":[", stdout);
 		fputs("],\"command\":", stdout);
-		ctl_json_cstr(stdout, cmdstatus);
-		printf(",\"rows_count\":%llu", (unsigned long long)f->rows);
+		if (cmdstatus)
+			ctl_json_cstr(stdout, cmdstatus);
+		else
+			fputs("null", stdout);
+		printf(",\"rows_count\":%llu,\"complete\":%s", (unsigned long long)f->rows,
+		       cmdstatus ? "true" : "false");
 		if (ms >= 0)
 			printf(",\"time_ms\":%.3f", ms);
 		putchar('}');
+	} else if (!cmdstatus) {
+		/* The statement failed after some chunks: a held table is not
+		 * printed (psql shows only the error), streamed rows stay. */
 	} else if (nf == 0) {
 		/* A command without rows: its tag, as psql prints it. */
 		if (cmdstatus[0])

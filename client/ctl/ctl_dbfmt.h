@@ -43,9 +43,10 @@ dbfmt *dbfmt_begin(const dbfmt_opts *o);
 int dbfmt_chunk(dbfmt *f, porter_db_result *chunk);
 
 /* Ends the statement: prints what is left (the whole table for aligned
- * output), the footer and the command tag `cmdstatus` (not NULL; "" when
- * unknown), then frees `f`. `ms` >= 0 adds the statement's time in JSON
- * (the caller prints it otherwise). Returns 0, or -1 when stdout failed. */
+ * output), the footer and the command tag `cmdstatus` ("" when unknown),
+ * then frees `f`. `cmdstatus` NULL means the statement failed: no held
+ * table, no footer, and JSON's object says "complete":false. `ms` >= 0 adds the statement's time in
+ * JSON (the caller prints it otherwise). Returns 0, or -1 when stdout failed. */
 int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms);
 
 /* SQL name of a built-in type ("integer", "text[]"), or NULL for an OID

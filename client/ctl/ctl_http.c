@@ -318,7 +318,7 @@ static int parse_args(http_args *a, int argc, char **argv)
 			a->method = optarg;
 			break;
 		case 'H':
-			if (a->n_headers == CTL_HTTP_MAX_HEADERS - 3)
+			if (a->n_headers == CTL_HTTP_MAX_HEADERS - 4)
 				return usage_error("too many headers");
 			a->headers[a->n_headers++] = optarg;
 			break;

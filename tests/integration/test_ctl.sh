@@ -169,6 +169,21 @@ check "db: results before a failing statement are printed, exit 1" \
 	[ "$st" = 1 -a "$(cat "$T/ctl.out")" = $'a\n1\n(1 row)' ]
 check "db: the error is on stderr, psql's way" grep -q '^ERROR:  division by zero' "$T/ctl.err"
 
+# An error after whole chunks arrived (row 50000 of 60000): the aligned
+# table is not printed, as psql prints none; JSON says it is incomplete.
+LATE="SELECT 1 / (50000 - i) AS x FROM generate_series(1, 60000) i"
+"$CTL" -t 60000 db "$CI" "$LATE" >"$T/ctl.out" 2>"$T/ctl.err"
+st=$?
+psql -X "$CI" -c "$LATE" >"$T/psql.out" 2>/dev/null
+check "db: a late error prints no partial table, as psql (exit $st)" \
+	[ "$st" = 1 -a ! -s "$T/ctl.out" -a ! -s "$T/psql.out" ]
+"$CTL" -t 60000 --json db "$CI" "$LATE" >"$T/j.out"
+check "db --json: a late error leaves the result marked incomplete (exit $?)" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1])); r = d["results"][0]
+assert r["complete"] is False and r["command"] is None and d["error"]["message"] == "division by zero", d
+' "$T/j.out"
+
 # Parameters, one session for all statements.
 out=$("$CTL" db -At "$CI" 'SELECT $1::int + 1, $2::text IS NULL' -- -5 '\N')
 check "db: PARAMs ('--', \\N is NULL)" [ "$out" = "-4|t" ]
