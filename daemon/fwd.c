@@ -3,11 +3,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "inbox.h"
 #include "log.h"
 #include "ops.h"
 #include "porter_errors.h"
+#include "server.h"
 #include "worker.h"
 
 /* On the origin: a req waiting for its reply from another worker. */
@@ -240,4 +242,26 @@ void fwd_worker_init(worker *w)
 	list_init(&w->fwd_waits);
 	list_init(&w->fwd_remote);
 	w->fwd_next = 0;
+}
+
+int fwd_new_id(unsigned worker_index, uint64_t *out)
+{
+	const uint64_t low = ((uint64_t)1 << FWD_OWNER_SHIFT) - 1;
+	uint64_t rnd = 0;
+	while ((rnd & low) == 0)
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return PORTER_E_INTERNAL;
+	*out = ((uint64_t)worker_index << FWD_OWNER_SHIFT) | (rnd & low);
+	return 0;
+}
+
+int fwd_to_owner(req *r, uint64_t id)
+{
+	unsigned owner = fwd_id_owner(id);
+	/* A remote req is never sent on: its origin already chose this
+	 * worker, and a second hop could only bounce. */
+	if (!id || r->back || owner == r->w->index || !r->w->srv || owner >= r->w->srv->n_workers)
+		return 0;
+	fwd_request(r, &r->w->srv->workers[owner]);
+	return 1;
 }

@@ -24,6 +24,34 @@
 
 struct worker;
 
+/*
+ * The one owner encoding of ids that name state spanning calls (HTTP
+ * streams; db sessions use the same layout): the owning worker's index in
+ * the top 16 bits, 48 random bits below, never all zero, so any worker
+ * routes a request for it without a shared table, and an id cannot be
+ * guessed.
+ */
+#define FWD_OWNER_SHIFT 48
+
+/* Stores a new id owned by worker `worker_index` (< 65536) in `*out`.
+ * Returns 0, or PORTER_E_INTERNAL when the kernel gives no randomness
+ * (`*out` untouched). Any thread. */
+int fwd_new_id(unsigned worker_index, uint64_t *out);
+
+/* The index of the worker that owns `id`. */
+static inline unsigned fwd_id_owner(uint64_t id)
+{
+	return (unsigned)(id >> FWD_OWNER_SHIFT);
+}
+
+/*
+ * When `id` names state of another worker of r's daemon and `r` did not
+ * come from another worker already, sends `r` there (fwd_request) and
+ * returns 1: `r` is no longer the caller's. Else returns 0 and `r` stays
+ * the caller's (the id is this worker's, or names no worker: unknown).
+ */
+int fwd_to_owner(req *r, uint64_t id);
+
 /* How a remote req's reply finds its way back. Owned by the remote req
  * (freed when it replies). */
 typedef struct fwd_back fwd_back;

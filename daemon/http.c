@@ -6,20 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
-#include "conn.h"
 #include "fwd.h"
 #include "httppolicy.h"
 #include "list.h"
 #include "log.h"
 #include "porter_errors.h"
 #include "req.h"
-#include "server.h"
 #include "worker.h"
 
 /* Header bytes accepted per response before the transfer is aborted. */
@@ -1242,23 +1239,12 @@ static void park(http_xfer *x, req *r)
 	schedule_sweep(x->hw, due < HTTP_SWEEP_MS ? due : HTTP_SWEEP_MS);
 }
 
-/* A stream id: random bits, with the owning worker's index in the low
- * byte so a request for it can be routed to the right loop. */
-static int new_stream_id(unsigned worker_index, uint64_t *out)
-{
-	uint64_t id = 0;
-	while ((id >> 8) == 0)
-		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
-			return -1;
-	*out = (id & ~(uint64_t)0xff) | (worker_index & 0xff);
-	return 0;
-}
-
 /*
  * Finds the stream `id` for request `r`, or returns NULL having finished
- * `r`: failed, or sent to the worker that owns the stream (its index is in
- * the id's low byte), since any connection of the client may pull it. A
- * stream answers only the client process that opened it.
+ * `r`: failed, or sent to the worker that owns the stream (fwd.h's owner
+ * encoding), since any connection of the client may pull it. A stream
+ * answers only the client process that opened it: identity from the req,
+ * which carries it for forwarded requests too.
  */
 static http_xfer *stream_lookup(req *r, uint64_t id)
 {
@@ -1272,11 +1258,8 @@ static http_xfer *stream_lookup(req *r, uint64_t id)
 				return x;
 		}
 	}
-	unsigned owner = (unsigned)(id & 0xff);
-	if (id && owner != r->w->index && r->w->srv && owner < r->w->srv->n_workers && !r->back) {
-		fwd_request(r, &r->w->srv->workers[owner]);
+	if (fwd_to_owner(r, id))
 		return NULL;
-	}
 	req_fail(r, PORTER_E_NOT_FOUND, "no such HTTP stream (ended, closed or idle too long)");
 	return NULL;
 }
@@ -1473,7 +1456,7 @@ void http_handle(req *r)
 		if (x->chunk_cap < 1024)
 			x->chunk_cap = 1024;
 		x->limit = hr->max_response;
-		if (new_stream_id(w->index, &x->stream_id) < 0) {
+		if (fwd_new_id(w->index, &x->stream_id) < 0) {
 			req_fail(r, PORTER_E_INTERNAL, "no randomness for a stream id");
 			goto fail_free;
 		}

@@ -31,7 +31,7 @@
  * transfer is paused (CURL_WRITEFUNC_PAUSE) and resumed when the client
  * pulls, so a slow reader holds back the server and a large body never sits
  * whole in porterd. A stream lives on the worker that started it; it is
- * named by an unguessable 64-bit id (the worker's index in its low byte),
+ * named by an unguessable 64-bit id (its worker in the top bits, fwd.h),
  * a pull or close arriving on another worker is forwarded there (fwd.h),
  * and it is aborted when no one pulls for http-stream-idle milliseconds.
  *
