@@ -31,6 +31,8 @@
 
 /* Rows per streamed chunk; porterd also cuts chunks at 4 MiB. */
 #define DB_CHUNK_ROWS 10000
+/* Per-call timeout when -t is not given (see ctl_db). */
+#define DB_DEFAULT_TIMEOUT_MS (3600 * 1000)
 
 static const char db_help[] =
 	"Usage: porterctl db [query] [OPTIONS] [CONNINFO [SQL [PARAM...]]]\n"
@@ -74,7 +76,8 @@ static const char db_help[] =
 	"                         booleans, json/jsonb and NULL keep their type\n"
 	"Aligned and expanded output hold the whole result to measure the columns\n"
 	"(as psql does); -A, --csv and --json stream results of any size.\n"
-	"--timeout bounds each round trip (opening, each chunk).\n"
+	"porterctl's -t/--timeout bounds each round trip (the session, each\n"
+	"statement's first chunk, each later chunk); without it, an hour.\n"
 	"\n"
 	"Not done (the wire does not carry them yet): NOTICE/WARNING messages,\n"
 	"an error's position and context.\n";
@@ -675,9 +678,16 @@ static int gather(const db_args *a, char ***stmts, long *n)
 	return EXIT_OK;
 }
 
-int ctl_db(const ctl_opts *o, int argc, char **argv)
+int ctl_db(const ctl_opts *o_in, int argc, char **argv)
 {
 	db_args a = {.fo = {.null_str = "", .fieldsep = "|"}};
+	/* psql waits for a query as long as it runs; porterctl's default of
+	 * 5 s per call would cut a report short, so db takes an hour unless
+	 * -t says otherwise. */
+	ctl_opts lo = *o_in;
+	if (!lo.timeout_set)
+		lo.timeout_ms = DB_DEFAULT_TIMEOUT_MS;
+	const ctl_opts *o = &lo;
 	/* "db query ..." is the old spelling; the verb is optional. */
 	if (argc >= 2 && !strcmp(argv[1], "query")) {
 		argc--;

@@ -192,6 +192,13 @@ check "db: statements share one session (SET then SHOW)" [ "$out" = $'SET\nctl-t
 out=$("$CTL" db --timing -At "$CI" "SELECT 1")
 check "db --timing prints Time: ... ms" grep -Eq '^Time: [0-9]+\.[0-9]{3} ms$' <<<"$out"
 
+# Timeouts: psql waits for a long statement, so db waits past porterctl's
+# 5 s default (up to an hour) unless -t is given.
+out=$("$CTL" db -At "$CI" "SELECT pg_sleep(5.5), 'waited'")
+check "db without -t waits for a 5.5 s statement" [ "$out" = "|waited" ]
+code 1 "db -t 1000 stops a 3 s statement" "$CTL" -t 1000 db "$CI" "SELECT pg_sleep(3)"
+check "... as a timeout" grep -q PORTER_E_TIMEOUT "$T/code.err"
+
 # Conninfo completed from the PG* environment on the client side.
 out=$(PGHOST=$DIR PGPORT=$PORT PGUSER=$SUPER PGDATABASE=template1 PGAPPNAME=from-env \
 	"$CTL" db -At -c "SELECT current_database(), current_user, current_setting('application_name')")
