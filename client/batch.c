@@ -80,8 +80,10 @@ int porter_batch_add_ping(porter_batch *b, const void *payload, size_t len, uint
 	return pbatch_add(b, &req);
 }
 
-int porter_batch_run(porter_batch *b, int timeout_ms, porter_batch_result **out)
+int porter_batch_run(porter_batch *b, uint64_t call_id, int timeout_ms, porter_batch_result **out)
 {
+	if (out)
+		*out = NULL;
 	if (!b || !out)
 		return pconn_set_error(PORTER_E_INVAL, "batch or out is NULL");
 
@@ -93,6 +95,7 @@ int porter_batch_run(porter_batch *b, int timeout_ms, porter_batch_result **out)
 						   : PORTER__V1__BATCH__MODE__ALL;
 	batch.n_members = b->n;
 	batch.members = b->members;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_BATCH;
 	req.batch = &batch;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pbatch.h"
+#include "pbg.h"
 #include "pconn.h"
 
 /* One statement's result, flattened: every value is copied into `buf`
@@ -36,6 +37,8 @@ struct porter_db_cursor {
 	char **fnames;
 	uint32_t *ftypes;
 	int done;
+	uint64_t call_id; /* the open's id, used by reads that pass 0 */
+	int64_t deadline; /* whole-stream deadline (monotonic ms); 0: none */
 };
 
 /*
@@ -247,7 +250,7 @@ static void query_release(query_req *qr)
  * then pconn_scratch_release(). */
 static int run_query(uint64_t session, const char *conninfo, const char *sql,
 		     const porter_db_param *params, size_t nparams, unsigned chunk_rows,
-		     int timeout_ms, Porter__V1__Response **resp)
+		     uint64_t call_id, int timeout_ms, Porter__V1__Response **resp)
 {
 	*resp = NULL;
 	if (timeout_ms < 0)
@@ -256,6 +259,7 @@ static int run_query(uint64_t session, const char *conninfo, const char *sql,
 	int rc = query_build(&qr, session, conninfo, sql, params, nparams, chunk_rows);
 	if (rc < 0)
 		return rc;
+	qr.req.id = call_id;
 	qr.req.timeout_ms = daemon_timeout(timeout_ms);
 	rc = pconn_call_scratch(&qr.req, timeout_ms, PCONN_ONCE, resp);
 	query_release(&qr);
@@ -263,14 +267,14 @@ static int run_query(uint64_t session, const char *conninfo, const char *sql,
 }
 
 int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
-		    const porter_db_param *params, size_t nparams, int timeout_ms,
+		    const porter_db_param *params, size_t nparams, uint64_t call_id, int timeout_ms,
 		    porter_db_result **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	*out = NULL;
 	Porter__V1__Response *resp = NULL;
-	int rc = run_query(session, conninfo, sql, params, nparams, 0, timeout_ms, &resp);
+	int rc = run_query(session, conninfo, sql, params, nparams, 0, call_id, timeout_ms, &resp);
 	if (!resp)
 		return rc;
 	*out = result_from(resp, 0, NULL, NULL);
@@ -280,16 +284,18 @@ int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
 	return rc;
 }
 
-int porter_db_open(const char *conninfo, uint64_t *session, int timeout_ms)
+int porter_db_open(const char *conninfo, uint64_t call_id, int timeout_ms, uint64_t *session)
 {
 	if (!conninfo || !session)
 		return pconn_set_error(PORTER_E_INVAL, "conninfo and session must not be NULL");
+	*session = 0;
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__DbOpen o = PORTER__V1__DB_OPEN__INIT;
 	Porter__V1__Response *resp = NULL;
 	o.conninfo = (char *)conninfo;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
 	req.db_open = &o;
 	req.timeout_ms = daemon_timeout(timeout_ms);
@@ -304,7 +310,7 @@ int porter_db_open(const char *conninfo, uint64_t *session, int timeout_ms)
 	return rc;
 }
 
-static int close_ids(uint64_t session, uint64_t stream, int timeout_ms)
+static int close_ids(uint64_t session, uint64_t stream, uint64_t call_id, int timeout_ms)
 {
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
@@ -313,6 +319,7 @@ static int close_ids(uint64_t session, uint64_t stream, int timeout_ms)
 	Porter__V1__Response *resp = NULL;
 	cl.session = session;
 	cl.stream = stream;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_DB_CLOSE;
 	req.db_close = &cl;
 	/* Closing twice has the same effect as once. */
@@ -322,11 +329,11 @@ static int close_ids(uint64_t session, uint64_t stream, int timeout_ms)
 	return rc;
 }
 
-int porter_db_close(uint64_t session, int timeout_ms)
+int porter_db_close(uint64_t session, uint64_t call_id, int timeout_ms)
 {
 	if (!session)
 		return pconn_set_error(PORTER_E_INVAL, "session 0");
-	return close_ids(session, 0, timeout_ms);
+	return close_ids(session, 0, call_id, timeout_ms);
 }
 
 int porter_db_status(const porter_db_result *res)
@@ -454,9 +461,10 @@ static void cursor_take_cols(porter_db_cursor *cur, const porter_db_result *res)
 	cur->nfields = p->nfields;
 }
 
-int porter_db_query_stream(uint64_t session, const char *conninfo, const char *sql,
-			   const porter_db_param *params, size_t nparams, unsigned chunk_rows,
-			   int timeout_ms, porter_db_cursor **out)
+int porter_db_cursor_open(uint64_t session, const char *conninfo, const char *sql,
+			  const porter_db_param *params, size_t nparams, unsigned chunk_rows,
+			  uint32_t stream_timeout_ms, uint64_t call_id, int timeout_ms,
+			  porter_db_cursor **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
@@ -464,7 +472,16 @@ int porter_db_query_stream(uint64_t session, const char *conninfo, const char *s
 	if (chunk_rows == 0 || chunk_rows > 100000)
 		return pconn_set_error(PORTER_E_INVAL, "chunk_rows must be 1..100000");
 	Porter__V1__Response *resp = NULL;
-	int rc = run_query(session, conninfo, sql, params, nparams, chunk_rows, timeout_ms, &resp);
+	int64_t deadline = pconn_stream_deadline(stream_timeout_ms);
+	int wait;
+	int rc = pconn_bounded(deadline, timeout_ms, &wait);
+	if (rc < 0)
+		return rc;
+	/* One id for the open and every read, so that a cancel of it reaches
+	 * whichever request is in flight. */
+	if (!call_id)
+		call_id = pconn_next_id();
+	rc = run_query(session, conninfo, sql, params, nparams, chunk_rows, call_id, wait, &resp);
 	if (rc < 0) {
 		pconn_scratch_release();
 		return rc;
@@ -477,9 +494,11 @@ int porter_db_query_stream(uint64_t session, const char *conninfo, const char *s
 	cur->first = result_from(resp, 0, NULL, NULL);
 	cur->stream = resp->more ? resp->db_query->stream : 0;
 	cur->done = !resp->more;
+	cur->call_id = call_id;
+	cur->deadline = deadline;
 	pconn_scratch_release();
 	if (!cur->first) {
-		porter_db_cursor_close(cur);
+		porter_db_cursor_free(cur);
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	}
 	cursor_take_cols(cur, cur->first);
@@ -487,11 +506,13 @@ int porter_db_query_stream(uint64_t session, const char *conninfo, const char *s
 	return 0;
 }
 
-int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **chunk, int timeout_ms)
+int porter_db_cursor_read(porter_db_cursor *cur, uint64_t call_id, int timeout_ms,
+			  porter_db_result **chunk)
 {
+	if (chunk)
+		*chunk = NULL;
 	if (!cur || !chunk)
 		return pconn_set_error(PORTER_E_INVAL, "cursor and chunk must not be NULL");
-	*chunk = NULL;
 	if (cur->first) {
 		*chunk = cur->first;
 		cur->first = NULL;
@@ -499,16 +520,19 @@ int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **chunk, int t
 	}
 	if (cur->done)
 		return 0;
-	if (timeout_ms < 0)
-		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	int wait;
+	int rc = pconn_bounded(cur->deadline, timeout_ms, &wait);
+	if (rc < 0)
+		return rc;
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__DbFetch f = PORTER__V1__DB_FETCH__INIT;
 	Porter__V1__Response *resp = NULL;
 	f.stream = cur->stream;
+	req.id = call_id ? call_id : cur->call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_DB_FETCH;
 	req.db_fetch = &f;
-	req.timeout_ms = daemon_timeout(timeout_ms);
-	int rc = pconn_call_scratch(&req, timeout_ms, PCONN_ONCE, &resp);
+	req.timeout_ms = daemon_timeout(wait);
+	rc = pconn_call_scratch(&req, wait, PCONN_ONCE, &resp);
 	if (!resp) {
 		/* The outcome is unknown: the stream may be gone. */
 		cur->done = 1;
@@ -526,18 +550,45 @@ int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **chunk, int t
 	return rc < 0 ? rc : 1;
 }
 
-void porter_db_cursor_close(porter_db_cursor *cur)
+static void cursor_release(porter_db_cursor *cur)
 {
-	if (!cur)
-		return;
-	if (!cur->done && cur->stream)
-		close_ids(0, cur->stream, 1000);
 	porter_db_result_free(cur->first);
 	for (int i = 0; i < cur->nfields && cur->fnames; i++)
 		free(cur->fnames[i]);
 	free(cur->fnames);
 	free(cur->ftypes);
 	free(cur);
+}
+
+int porter_db_cursor_close(porter_db_cursor *cur, int timeout_ms)
+{
+	if (!cur)
+		return 0;
+	int rc = 0;
+	if (!cur->done && cur->stream)
+		rc = close_ids(0, cur->stream, 0, timeout_ms);
+	cursor_release(cur);
+	return rc;
+}
+
+/* The close of an unfinished stream, run by the background thread. */
+static void stream_close_job(void *arg)
+{
+	close_ids(0, *(uint64_t *)arg, 0, PBG_JOB_TIMEOUT_MS);
+}
+
+void porter_db_cursor_free(porter_db_cursor *cur)
+{
+	if (!cur)
+		return;
+	if (!cur->done && cur->stream) {
+		uint64_t *arg = malloc(sizeof(*arg));
+		if (arg) {
+			*arg = cur->stream;
+			pbg_submit(stream_close_job, arg);
+		}
+	}
+	cursor_release(cur);
 }
 
 int porter_batch_add_db_query(porter_batch *b, uint64_t session, const char *conninfo,

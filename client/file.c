@@ -4,35 +4,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pbatch.h"
+#include "pbg.h"
 #include "pconn.h"
 
 /* Bytes per write chunk: well under the daemon's 16 MiB frame limit. */
 #define WRITE_CHUNK (1u << 20)
 /* Data up to this size goes in one FileWrite request. */
 #define WRITE_ONE_SHOT (4u << 20)
-/* Timeout of the best-effort stream close sent by a close function. */
-#define CLOSE_TIMEOUT_MS 1000
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A deadline for a call made of several exchanges. */
-static long long deadline_of(int timeout_ms)
+static int64_t deadline_of(int timeout_ms)
 {
-	return now_ms() + (timeout_ms > 0 ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS);
+	return pconn_now_ms() + (timeout_ms > 0 ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS);
 }
 
 /* What is left of `deadline` as a call timeout; PORTER_E_TIMEOUT when none. */
-static int left_ms(long long deadline)
+static int left_ms(int64_t deadline)
 {
-	long long left = deadline - now_ms();
+	int64_t left = deadline - pconn_now_ms();
 	if (left <= 0)
 		return pconn_set_error(PORTER_E_TIMEOUT, "file call timed out between chunks");
 	return left > 0x7fffffff ? 0x7fffffff : (int)left;
@@ -64,6 +54,8 @@ struct porter_file_reader {
 	uint64_t file_size;
 	Porter__V1__Response *cur; /* holds the chunk handed out, or pending */
 	int pending;               /* `cur` has not been handed out yet */
+	uint64_t call_id;          /* the open's id, used by reads that pass 0 */
+	int64_t deadline;          /* whole-stream deadline; 0: none */
 };
 
 static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
@@ -80,16 +72,28 @@ static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 }
 
 int porter_file_reader_open(const char *root, const char *path, uint64_t offset, uint64_t length,
-			    porter_file_reader **out, int timeout_ms)
+			    uint32_t stream_timeout_ms, uint64_t call_id, int timeout_ms,
+			    porter_file_reader **out)
 {
+	if (out)
+		*out = NULL;
 	if (!path || !out)
 		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
+	int64_t deadline = pconn_stream_deadline(stream_timeout_ms);
+	int wait;
+	int rc = pconn_bounded(deadline, timeout_ms, &wait);
+	if (rc < 0)
+		return rc;
+	/* One id for the open and every pull, so a cancel reaches them all. */
+	if (!call_id)
+		call_id = pconn_next_id();
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
 	fr.root = root_arg(root);
 	fr.path = (char *)path;
 	fr.offset = offset;
 	fr.length = length;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
 	req.file_read = &fr;
 
@@ -98,11 +102,13 @@ int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	/* Opening a read is safe to repeat: an orphaned stream of the lost
 	 * connection is dropped by the daemon. */
-	int rc = read_call(&req, timeout_ms, PCONN_IDEMPOTENT, &rd->cur);
+	rc = read_call(&req, wait, PCONN_IDEMPOTENT, &rd->cur);
 	if (rc < 0) {
 		free(rd);
 		return rc;
 	}
+	rd->call_id = call_id;
+	rd->deadline = deadline;
 	rd->stream_id = rd->cur->file_read->stream_id;
 	rd->file_size = rd->cur->file_read->file_size;
 	rd->pending = 1;
@@ -115,9 +121,13 @@ uint64_t porter_file_reader_size(const porter_file_reader *rd)
 	return rd ? rd->file_size : 0;
 }
 
-int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data, size_t *len,
-			    int timeout_ms)
+int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeout_ms,
+			    const void **data, size_t *len)
 {
+	if (data)
+		*data = NULL;
+	if (len)
+		*len = 0;
 	if (!rd || !data || !len)
 		return pconn_set_error(PORTER_E_INVAL, "reader, data or len is NULL");
 	if (!rd->pending) {
@@ -127,13 +137,18 @@ int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data, size_t
 		}
 		if (!rd->stream_id)
 			return 0;
+		int wait;
+		int rc = pconn_bounded(rd->deadline, timeout_ms, &wait);
+		if (rc < 0)
+			return rc;
 		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 		Porter__V1__FileReadNext fn = PORTER__V1__FILE_READ_NEXT__INIT;
 		fn.stream_id = rd->stream_id;
+		req.id = call_id ? call_id : rd->call_id;
 		req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ_NEXT;
 		req.file_read_next = &fn;
 		/* Not idempotent: a lost pull may have advanced the stream. */
-		int rc = read_call(&req, timeout_ms, PCONN_ONCE, &rd->cur);
+		rc = read_call(&req, wait, PCONN_ONCE, &rd->cur);
 		if (rc < 0) {
 			rd->stream_id = 0; /* the daemon drops it on failure */
 			return rc;
@@ -141,14 +156,15 @@ int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data, size_t
 		rd->stream_id = rd->cur->file_read->stream_id;
 	}
 	rd->pending = 0;
+	if (rd->cur->file_read->data.len == 0 && !rd->stream_id)
+		return 0;
 	*data = rd->cur->file_read->data.data;
 	*len = rd->cur->file_read->data.len;
-	if (*len == 0 && !rd->stream_id)
-		return 0;
 	return 1;
 }
 
-static void stream_close(uint64_t id)
+/* Tells the daemon a read or write stream is abandoned; 0 or a code. */
+static int stream_close(uint64_t id, int timeout_ms)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileStreamClose sc = PORTER__V1__FILE_STREAM_CLOSE__INIT;
@@ -156,40 +172,68 @@ static void stream_close(uint64_t id)
 	sc.stream_id = id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE;
 	req.file_stream_close = &sc;
-	int err = porter_last_error();
-	char msg[256];
-	snprintf(msg, sizeof(msg), "%s", porter_last_error_message());
-	if (pconn_call(&req, CLOSE_TIMEOUT_MS, PCONN_IDEMPOTENT, &resp) == 0)
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc == 0)
 		porter__v1__response__free_unpacked(resp, NULL);
-	/* A close function reports nothing: keep the caller's last error. */
-	if (err)
-		pconn_set_error(err, "%s", msg);
-	else
-		pconn_clear_error();
+	return rc;
 }
 
-void porter_file_reader_close(porter_file_reader *rd)
+static void stream_close_job(void *arg)
 {
-	if (!rd)
-		return;
-	if (rd->stream_id)
-		stream_close(rd->stream_id);
+	stream_close(*(uint64_t *)arg, PBG_JOB_TIMEOUT_MS);
+}
+
+/* Hands the close of stream `id` (0: none) to the background thread. */
+static void stream_close_later(uint64_t id)
+{
+	uint64_t *arg = id ? malloc(sizeof(*arg)) : NULL;
+	if (arg) {
+		*arg = id;
+		pbg_submit(stream_close_job, arg);
+	}
+}
+
+static void reader_release(porter_file_reader *rd)
+{
 	if (rd->cur)
 		porter__v1__response__free_unpacked(rd->cur, NULL);
 	free(rd);
 }
 
+int porter_file_reader_close(porter_file_reader *rd, int timeout_ms)
+{
+	if (!rd)
+		return 0;
+	int rc = rd->stream_id ? stream_close(rd->stream_id, timeout_ms) : 0;
+	reader_release(rd);
+	return rc;
+}
+
+void porter_file_reader_free(porter_file_reader *rd)
+{
+	if (!rd)
+		return;
+	stream_close_later(rd->stream_id);
+	reader_release(rd);
+}
+
 int porter_file_read(const char *root, const char *path, uint64_t offset, uint64_t length,
-		     porter_bytes **out, int timeout_ms)
+		     uint64_t call_id, int timeout_ms, porter_bytes **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
-	long long deadline = deadline_of(timeout_ms);
+	*out = NULL;
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	/* The whole call's timeout is the reader's deadline; every pull
+	 * carries the caller's id (the reader keeps it). */
+	int total = timeout_ms ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS;
 	porter_file_reader *rd = NULL;
 	porter_bytes *b = calloc(1, sizeof(*b));
 	if (!b)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	int rc = porter_file_reader_open(root, path, offset, length, &rd, timeout_ms);
+	int rc = porter_file_reader_open(root, path, offset, length, (uint32_t)total, call_id,
+					 total, &rd);
 	if (rc < 0)
 		goto fail;
 	/* The size known at open sizes the buffer; a file whose size is
@@ -209,14 +253,9 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 		goto fail;
 	}
 	for (;;) {
-		const uint8_t *p;
+		const void *p;
 		size_t n;
-		int t = left_ms(deadline);
-		if (t < 0) {
-			rc = t;
-			goto fail;
-		}
-		rc = porter_file_reader_next(rd, &p, &n, t);
+		rc = porter_file_reader_read(rd, 0, total, &p, &n);
 		if (rc < 0)
 			goto fail;
 		if (rc == 0)
@@ -242,11 +281,11 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 		memcpy(b->data + b->len, p, n);
 		b->len += n;
 	}
-	porter_file_reader_close(rd);
+	porter_file_reader_free(rd); /* at its end: nothing to tell the daemon */
 	*out = b;
 	return 0;
 fail:
-	porter_file_reader_close(rd);
+	porter_file_reader_free(rd);
 	porter_bytes_free(b);
 	return rc;
 }
@@ -256,6 +295,11 @@ fail:
 struct porter_file_writer {
 	uint64_t stream_id; /* 0 once committed or abandoned */
 };
+
+static void writer_release(porter_file_writer *wr)
+{
+	free(wr);
+}
 
 static int write_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Response **out)
 {
@@ -270,8 +314,10 @@ static int write_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Resp
 }
 
 int porter_file_writer_open(const char *root, const char *path, unsigned flags, unsigned mode,
-			    porter_file_writer **out, int timeout_ms)
+			    uint64_t call_id, int timeout_ms, porter_file_writer **out)
 {
+	if (out)
+		*out = NULL;
 	if (!path || !out)
 		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -281,6 +327,7 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 	wo.path = (char *)path;
 	wo.flags = flags;
 	wo.mode = mode;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN;
 	req.file_write_open = &wo;
 	porter_file_writer *wr = calloc(1, sizeof(*wr));
@@ -301,13 +348,19 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 	return 0;
 }
 
-int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len, int timeout_ms)
+int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len, uint64_t call_id,
+			     int timeout_ms)
 {
 	if (!wr || (!data && len))
 		return pconn_set_error(PORTER_E_INVAL, "writer or data is NULL");
 	if (!wr->stream_id)
 		return pconn_set_error(PORTER_E_INVAL, "the write was committed or abandoned");
-	long long deadline = deadline_of(timeout_ms);
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	int64_t deadline = deadline_of(timeout_ms);
+	/* Every chunk with one id, so a cancel reaches whichever is sent. */
+	if (!call_id)
+		call_id = pconn_next_id();
 	const uint8_t *p = data;
 	do {
 		size_t n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
@@ -320,6 +373,7 @@ int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t le
 		wc.stream_id = wr->stream_id;
 		wc.data.data = (uint8_t *)p;
 		wc.data.len = n;
+		req.id = call_id;
 		req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_CHUNK;
 		req.file_write_chunk = &wc;
 		int rc = write_call(&req, t, &resp);
@@ -337,7 +391,7 @@ int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t le
 	return 0;
 }
 
-int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms)
+int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int timeout_ms)
 {
 	if (!wr)
 		return pconn_set_error(PORTER_E_INVAL, "writer is NULL");
@@ -347,6 +401,7 @@ int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms)
 	Porter__V1__FileWriteCommit wc = PORTER__V1__FILE_WRITE_COMMIT__INIT;
 	Porter__V1__Response *resp = NULL;
 	wc.stream_id = wr->stream_id;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT;
 	req.file_write_commit = &wc;
 	int rc = write_call(&req, timeout_ms, &resp);
@@ -359,34 +414,47 @@ int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms)
 	return rc;
 }
 
-void porter_file_writer_close(porter_file_writer *wr)
+int porter_file_writer_close(porter_file_writer *wr, int timeout_ms)
+{
+	if (!wr)
+		return 0;
+	int rc = wr->stream_id ? stream_close(wr->stream_id, timeout_ms) : 0;
+	writer_release(wr);
+	return rc;
+}
+
+void porter_file_writer_free(porter_file_writer *wr)
 {
 	if (!wr)
 		return;
-	if (wr->stream_id)
-		stream_close(wr->stream_id);
-	free(wr);
+	stream_close_later(wr->stream_id);
+	writer_release(wr);
 }
 
 int porter_file_write(const char *root, const char *path, const void *data, size_t len,
-		      unsigned flags, unsigned mode, int timeout_ms)
+		      unsigned flags, unsigned mode, uint64_t call_id, int timeout_ms)
 {
 	if (!path || (!data && len))
 		return pconn_set_error(PORTER_E_INVAL, "path or data is NULL");
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	if (len > WRITE_ONE_SHOT) {
-		long long deadline = deadline_of(timeout_ms);
+		/* Open, chunks and commit all carry one id. */
+		if (!call_id)
+			call_id = pconn_next_id();
+		int64_t deadline = deadline_of(timeout_ms);
 		porter_file_writer *wr = NULL;
-		int rc = porter_file_writer_open(root, path, flags, mode, &wr, timeout_ms);
+		int rc = porter_file_writer_open(root, path, flags, mode, call_id, timeout_ms, &wr);
 		int t = 0;
 		if (rc == 0 && (t = left_ms(deadline)) > 0)
-			rc = porter_file_writer_write(wr, data, len, t);
+			rc = porter_file_writer_write(wr, data, len, call_id, t);
 		else if (rc == 0)
 			rc = t;
 		if (rc == 0 && (t = left_ms(deadline)) > 0)
-			rc = porter_file_writer_commit(wr, t);
+			rc = porter_file_writer_commit(wr, call_id, t);
 		else if (rc == 0)
 			rc = t;
-		porter_file_writer_close(wr);
+		porter_file_writer_free(wr); /* an abandoned write is dropped behind us */
 		return rc;
 	}
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -398,6 +466,7 @@ int porter_file_write(const char *root, const char *path, const void *data, size
 	fw.data.len = len;
 	fw.flags = flags;
 	fw.mode = mode;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE;
 	req.file_write = &fw;
 	int rc = write_call(&req, timeout_ms, &resp);
@@ -408,7 +477,8 @@ int porter_file_write(const char *root, const char *path, const void *data, size
 
 /* ------------------------------------------------- delete, stat, list */
 
-int porter_file_delete(const char *root, const char *path, int directory, int timeout_ms)
+int porter_file_delete(const char *root, const char *path, int directory, uint64_t call_id,
+		       int timeout_ms)
 {
 	if (!path)
 		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
@@ -418,6 +488,7 @@ int porter_file_delete(const char *root, const char *path, int directory, int ti
 	fd.root = root_arg(root);
 	fd.path = (char *)path;
 	fd.directory = directory != 0;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_DELETE;
 	req.file_delete = &fd;
 	int rc = pconn_call(&req, timeout_ms, PCONN_ONCE, &resp);
@@ -429,8 +500,11 @@ int porter_file_delete(const char *root, const char *path, int directory, int ti
 	return 0;
 }
 
-int porter_file_stat(const char *root, const char *path, porter_file_info *out, int timeout_ms)
+int porter_file_stat(const char *root, const char *path, uint64_t call_id, int timeout_ms,
+		     porter_file_info *out)
 {
+	if (out)
+		memset(out, 0, sizeof(*out));
 	if (!path || !out)
 		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -438,6 +512,7 @@ int porter_file_stat(const char *root, const char *path, porter_file_info *out, 
 	Porter__V1__Response *resp = NULL;
 	fs.root = root_arg(root);
 	fs.path = (char *)path;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STAT;
 	req.file_stat = &fs;
 	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
@@ -463,15 +538,18 @@ struct porter_file_list {
 	Porter__V1__Response *resp; /* owns the entries */
 };
 
-int porter_file_list_dir(const char *root, const char *path, porter_file_list **out, int timeout_ms)
+int porter_file_list_dir(const char *root, const char *path, uint64_t call_id, int timeout_ms,
+			 porter_file_list **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	*out = NULL;
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileList fl = PORTER__V1__FILE_LIST__INIT;
 	Porter__V1__Response *resp = NULL;
 	fl.root = root_arg(root);
 	fl.path = (char *)(path ? path : "");
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_LIST;
 	req.file_list = &fl;
 	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);

@@ -7,10 +7,8 @@
 #include <strings.h>
 
 #include "pbatch.h"
+#include "pbg.h"
 #include "pconn.h"
-
-/* Wait for the daemon to confirm an abandoned stream, at most. */
-#define STREAM_CLOSE_TIMEOUT_MS 1000
 
 struct porter_http_response {
 	/* Everything below points into this unpacked message (zero copy). */
@@ -22,6 +20,8 @@ struct porter_http_response {
 struct porter_http_stream {
 	porter_http_response head; /* status, headers; msg owned */
 	uint64_t id;
+	uint64_t call_id;          /* the open's id, used by reads that pass 0 */
+	int64_t deadline;          /* opts->transfer_timeout_ms from open; 0: none */
 	int more;                  /* the daemon has more to give */
 	Porter__V1__Response *cur; /* the chunk last handed out, owned */
 	const uint8_t *first;      /* the first chunk, inside head.msg */
@@ -179,7 +179,7 @@ static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, 
 
 static int start(const char *method, const char *url, const char *const *headers, size_t n_headers,
 		 const void *body, size_t body_len, const porter_http_options *opts, int stream,
-		 int timeout_ms, Porter__V1__Response **out)
+		 uint64_t call_id, int timeout_ms, Porter__V1__Response **out)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
@@ -191,6 +191,7 @@ static int start(const char *method, const char *url, const char *const *headers
 			       stream, &hv, &hp);
 	if (rc < 0)
 		return rc;
+	req.id = call_id;
 	/* Only safe methods may be sent twice. */
 	int safe = strcasecmp(hr.method, "GET") == 0 || strcasecmp(hr.method, "HEAD") == 0;
 	rc = call_http(&req, timeout_ms, safe ? PCONN_IDEMPOTENT : PCONN_ONCE, out);
@@ -255,27 +256,31 @@ int porter_batch_result_http(const porter_batch_result *r, size_t i, porter_http
 
 int porter_http_request(const char *method, const char *url, const char *const *headers,
 			size_t n_headers, const void *body, size_t body_len,
-			const porter_http_options *opts, int timeout_ms, porter_http_response **out)
+			const porter_http_options *opts, uint64_t call_id, int timeout_ms,
+			porter_http_response **out)
 {
+	if (out)
+		*out = NULL;
 	Porter__V1__Response *resp = NULL;
-	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, timeout_ms, &resp);
+	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, call_id,
+		       timeout_ms, &resp);
 	if (rc < 0)
 		return rc;
 	return wrap_response(resp, out);
 }
 
-int porter_http_get(const char *url, int timeout_ms, porter_http_response **out)
+int porter_http_get(const char *url, uint64_t call_id, int timeout_ms, porter_http_response **out)
 {
 	porter_http_options o = {.struct_size = sizeof(porter_http_options), .follow_redirects = 1};
-	return porter_http_request("GET", url, NULL, 0, NULL, 0, &o, timeout_ms, out);
+	return porter_http_request("GET", url, NULL, 0, NULL, 0, &o, call_id, timeout_ms, out);
 }
 
-int porter_http_post_json(const char *url, const char *json, size_t len, int timeout_ms,
-			  porter_http_response **out)
+int porter_http_post_json(const char *url, const char *json, size_t len, uint64_t call_id,
+			  int timeout_ms, porter_http_response **out)
 {
 	static const char *const h[] = {"Content-Type: application/json"};
 	porter_http_options o = {.struct_size = sizeof(porter_http_options), .follow_redirects = 1};
-	return porter_http_request("POST", url, h, 1, json, len, &o, timeout_ms, out);
+	return porter_http_request("POST", url, h, 1, json, len, &o, call_id, timeout_ms, out);
 }
 
 int porter_http_response_status(const porter_http_response *r)
@@ -344,11 +349,25 @@ void porter_http_response_free(porter_http_response *r)
 
 int porter_http_stream_open(const char *method, const char *url, const char *const *headers,
 			    size_t n_headers, const void *body, size_t body_len,
-			    const porter_http_options *opts, int timeout_ms,
+			    const porter_http_options *opts, uint64_t call_id, int timeout_ms,
 			    porter_http_stream **out)
 {
+	if (out)
+		*out = NULL;
 	Porter__V1__Response *resp = NULL;
-	int rc = start(method, url, headers, n_headers, body, body_len, opts, 1, timeout_ms, &resp);
+	/* The stream's deadline counts from now; build_request checks opts. */
+	uint32_t total = opts && opts->struct_size >= sizeof(porter_http_options)
+				 ? opts->transfer_timeout_ms
+				 : 0;
+	int64_t deadline = pconn_stream_deadline(total);
+	int wait;
+	int rc = pconn_bounded(deadline, timeout_ms, &wait);
+	if (rc < 0)
+		return rc;
+	/* One id for the open and every pull, so a cancel reaches them all. */
+	if (!call_id)
+		call_id = pconn_next_id();
+	rc = start(method, url, headers, n_headers, body, body_len, opts, 1, call_id, wait, &resp);
 	if (rc < 0)
 		return rc;
 	porter_http_stream *s = calloc(1, sizeof(*s));
@@ -361,6 +380,8 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 	s->head.msg = resp;
 	s->head.hr = resp->http;
 	s->id = resp->http->stream_id;
+	s->call_id = call_id;
+	s->deadline = deadline;
 	s->more = resp->more;
 	/* The head reads as bodiless; the bytes stay where they are (freed
 	 * with the message) until the first read hands them out. */
@@ -374,11 +395,16 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 
 const porter_http_response *porter_http_stream_response(const porter_http_stream *s)
 {
-	return &s->head;
+	return s ? &s->head : NULL;
 }
 
-int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len, int timeout_ms)
+int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout_ms,
+			    const void **data, size_t *len)
 {
+	if (data)
+		*data = NULL;
+	if (len)
+		*len = 0;
 	if (!s || !data || !len)
 		return pconn_set_error(PORTER_E_INVAL, "NULL argument");
 	if (s->failed)
@@ -401,10 +427,15 @@ int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *le
 		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 		Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
 		Porter__V1__Response *resp = NULL;
+		int wait;
+		int rc = pconn_bounded(s->deadline, timeout_ms, &wait);
+		if (rc < 0)
+			return rc;
 		f.stream_id = s->id;
+		req.id = call_id ? call_id : s->call_id;
 		req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
 		req.http_fetch = &f;
-		int rc = call_http(&req, timeout_ms, PCONN_ONCE, &resp);
+		rc = call_http(&req, wait, PCONN_ONCE, &resp);
 		if (rc < 0) {
 			/* A timed-out pull may be repeated, and so may one
 			 * refused with PORTER_E_NOT_FOUND: it came from a thread
@@ -430,29 +461,56 @@ int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *le
 		}
 		porter__v1__response__free_unpacked(resp, NULL);
 	}
-	*data = "";
-	*len = 0;
 	pconn_clear_error();
 	return 0;
 }
 
-void porter_http_stream_close(porter_http_stream *s)
+/* Tells the daemon to abort stream `id`; 0 or a negative code. The
+ * daemon's idle timeout aborts it anyway when this cannot be sent. */
+static int stream_abort(uint64_t id, int timeout_ms)
 {
-	if (!s)
-		return;
-	if (s->more && s->id) {
-		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-		Porter__V1__HttpClose c = PORTER__V1__HTTP_CLOSE__INIT;
-		Porter__V1__Response *resp = NULL;
-		c.stream_id = s->id;
-		req.body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
-		req.http_close = &c;
-		/* Best effort: the daemon's idle timeout aborts it anyway. */
-		if (pconn_call(&req, STREAM_CLOSE_TIMEOUT_MS, PCONN_IDEMPOTENT, &resp) == 0)
-			porter__v1__response__free_unpacked(resp, NULL);
-	}
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpClose c = PORTER__V1__HTTP_CLOSE__INIT;
+	Porter__V1__Response *resp = NULL;
+	c.stream_id = id;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
+	req.http_close = &c;
+	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	if (rc == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+static void stream_abort_job(void *arg)
+{
+	stream_abort(*(uint64_t *)arg, PBG_JOB_TIMEOUT_MS);
+}
+
+static void stream_release(porter_http_stream *s)
+{
 	if (s->cur)
 		porter__v1__response__free_unpacked(s->cur, NULL);
 	porter__v1__response__free_unpacked(s->head.msg, NULL);
 	free(s);
+}
+
+int porter_http_stream_close(porter_http_stream *s, int timeout_ms)
+{
+	if (!s)
+		return 0;
+	int rc = s->more && s->id ? stream_abort(s->id, timeout_ms) : 0;
+	stream_release(s);
+	return rc;
+}
+
+void porter_http_stream_free(porter_http_stream *s)
+{
+	if (!s)
+		return;
+	uint64_t *arg = s->more && s->id ? malloc(sizeof(*arg)) : NULL;
+	if (arg) {
+		*arg = s->id;
+		pbg_submit(stream_abort_job, arg);
+	}
+	stream_release(s);
 }

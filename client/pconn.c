@@ -33,9 +33,8 @@ typedef struct tstate {
 	size_t wcap;
 	/* Replies unpacked for pconn_call_scratch; reset by the next call. */
 	arena scratch;
-	uint32_t max_frame;   /* the daemon's request limit, from Hello */
-	uint64_t reserved_id; /* porter_next_call_id(); 0 when none */
-	uint64_t generation;  /* reset generation the connection was opened in */
+	uint32_t max_frame;  /* the daemon's request limit, from Hello */
+	uint64_t generation; /* reset generation the connection was opened in */
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -125,14 +124,12 @@ uint64_t pconn_next_id(void)
 	return atomic_fetch_add(&next_id, 1);
 }
 
-uint64_t porter_next_call_id(void)
+/* The caller's ids and the library's own come from one counter, so they
+ * never collide; nothing is reserved in thread state (an isolate may make
+ * its next call on another thread). */
+uint64_t porter_call_id_new(void)
 {
-	tstate *t = state();
-	if (!t)
-		return pconn_next_id(); /* still unique, just not reserved */
-	if (!t->reserved_id)
-		t->reserved_id = pconn_next_id();
-	return t->reserved_id;
+	return pconn_next_id();
 }
 
 uint64_t pconn_instance(void)
@@ -211,6 +208,31 @@ static int64_t now_ms(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int64_t pconn_now_ms(void)
+{
+	return now_ms();
+}
+
+int64_t pconn_stream_deadline(uint32_t stream_timeout_ms)
+{
+	return stream_timeout_ms ? now_ms() + stream_timeout_ms : 0;
+}
+
+int pconn_bounded(int64_t deadline, int timeout_ms, int *wait)
+{
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	*wait = timeout_ms ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS;
+	if (!deadline)
+		return 0;
+	int64_t left = deadline - now_ms();
+	if (left <= 0)
+		return pconn_set_error(PORTER_E_TIMEOUT, "the stream's deadline has passed");
+	if (left < *wait)
+		*wait = (int)left;
+	return 0;
 }
 
 /* Waits for `events` on `fd` until `deadline`. 0, TIMEOUT or CONN_LOST. */
@@ -442,9 +464,6 @@ static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry
 	int64_t deadline = now_ms() + timeout_ms;
 	int rc = 0;
 
-	if (!req->id && t->reserved_id)
-		req->id = t->reserved_id;
-	t->reserved_id = 0;
 	/* A connection from before a porter_reset() belongs to the previous
 	 * client instance: replace it. */
 	if (t->fd >= 0 && t->generation != atomic_load(&generation))

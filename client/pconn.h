@@ -24,8 +24,9 @@ enum pconn_retry {
 };
 
 /*
- * Sends `req` (owned by the caller; its id and timeout are filled in here,
- * except that a non-zero req->timeout_ms shorter than the wait is kept)
+ * Sends `req` (owned by the caller; a zero req->id is replaced with a fresh
+ * one, the caller's call id is kept; the timeout is filled in here, except
+ * that a non-zero req->timeout_ms shorter than the wait is kept)
  * and waits for the matching response, for at most `timeout_ms` (0: the
  * default). On success stores the response in `*out` (owned by the caller,
  * free with porter__v1__response__free_unpacked) and returns 0; a response
@@ -57,6 +58,23 @@ int pconn_call_scratch(Porter__V1__Request *req, int timeout_ms, enum pconn_retr
 /* Ends the calling thread's last scratch response (see pconn_call_scratch)
  * and gives back the memory a large one took. */
 void pconn_scratch_release(void);
+
+/* Monotonic time in milliseconds. */
+int64_t pconn_now_ms(void);
+
+/*
+ * The deadline of a stream opened now with `stream_timeout_ms` (0: none,
+ * stored as 0). Streams keep it and bound each read with pconn_bounded.
+ */
+int64_t pconn_stream_deadline(uint32_t stream_timeout_ms);
+
+/*
+ * The timeout of one call that must also end by `deadline` (0: none):
+ * stores in `*wait` the smaller of `timeout_ms` (0: the default) and the
+ * time left. Returns 0, PORTER_E_INVAL for a negative timeout, or
+ * PORTER_E_TIMEOUT (recorded as the last error) when the deadline passed.
+ */
+int pconn_bounded(int64_t deadline, int timeout_ms, int *wait);
 
 /* A fresh request id, unique within this process. Thread safe. */
 uint64_t pconn_next_id(void);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pbg.h"
 #include "pconn.h"
 #include "sockpath.h"
 
@@ -32,12 +33,13 @@ int porter_socket_path(char *buf, size_t cap)
 	return sockpath_default(buf, cap);
 }
 
-int porter_ping(const void *payload, size_t len, int timeout_ms)
+int porter_ping(const void *payload, size_t len, uint64_t call_id, int timeout_ms)
 {
-	return porter_ping_delay(payload, len, 0, timeout_ms);
+	return porter_ping_delay(payload, len, 0, call_id, timeout_ms);
 }
 
-int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms, int timeout_ms)
+int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms, uint64_t call_id,
+		      int timeout_ms)
 {
 	if (!payload && len)
 		return pconn_set_error(PORTER_E_INVAL, "payload is NULL but len is %zu", len);
@@ -48,6 +50,7 @@ int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms, int ti
 	ping.payload.data = (uint8_t *)payload;
 	ping.payload.len = len;
 	ping.delay_ms = delay_ms;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_PING;
 	req.ping = &ping;
 
@@ -71,15 +74,17 @@ struct porter_stats_snapshot {
 	uint64_t http_transfers; /* summed over workers */
 };
 
-int porter_stats(porter_stats_snapshot **out, int timeout_ms)
+int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 {
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	*out = NULL;
 
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__StatsRequest sreq = PORTER__V1__STATS_REQUEST__INIT;
 	Porter__V1__Response *resp = NULL;
 	porter_stats_snapshot *s = NULL;
+	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_STATS;
 	req.stats = &sreq;
 
@@ -172,6 +177,13 @@ void porter_stats_free(porter_stats_snapshot *s)
 	free(s);
 }
 
+static void fill_cancel(Porter__V1__Request *req, Porter__V1__Cancel *cancel, uint64_t id)
+{
+	cancel->target_id = id;
+	req->body_case = PORTER__V1__REQUEST__BODY_CANCEL;
+	req->cancel = cancel;
+}
+
 int porter_cancel(uint64_t id, int timeout_ms)
 {
 	if (id == 0)
@@ -180,9 +192,7 @@ int porter_cancel(uint64_t id, int timeout_ms)
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__Cancel cancel = PORTER__V1__CANCEL__INIT;
 	Porter__V1__Response *resp = NULL;
-	cancel.target_id = id;
-	req.body_case = PORTER__V1__REQUEST__BODY_CANCEL;
-	req.cancel = &cancel;
+	fill_cancel(&req, &cancel, id);
 
 	/* Repeating a cancel is harmless, so it may be retried. */
 	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
@@ -197,4 +207,27 @@ int porter_cancel(uint64_t id, int timeout_ms)
 			(unsigned long long)id);
 	porter__v1__response__free_unpacked(resp, NULL);
 	return rc;
+}
+
+/* A Cancel sent by the background thread; the reply is not wanted. */
+static void cancel_job(void *arg)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Cancel cancel = PORTER__V1__CANCEL__INIT;
+	Porter__V1__Response *resp = NULL;
+	fill_cancel(&req, &cancel, *(uint64_t *)arg);
+	if (pconn_call(&req, PBG_JOB_TIMEOUT_MS, PCONN_IDEMPOTENT, &resp) == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+}
+
+int porter_cancel_nowait(uint64_t id)
+{
+	if (id == 0)
+		return pconn_set_error(PORTER_E_INVAL, "request id 0 names no request");
+	uint64_t *arg = malloc(sizeof(*arg));
+	if (!arg)
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	*arg = id;
+	int rc = pbg_submit(cancel_job, arg);
+	return rc < 0 ? pconn_set_error(rc, "cannot queue the cancel") : 0;
 }

@@ -536,7 +536,7 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 			goto out;
 		}
 	}
-	int rc = porter_batch_run(b, o->timeout_ms, &r);
+	int rc = porter_batch_run(b, 0, o->timeout_ms, &r);
 	if (rc < 0) {
 		status = ctl_fail(rc);
 		goto out;

@@ -477,8 +477,8 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 	porter_db_result *chunk = NULL;
 	char tag[128] = "";
 	double t0 = now_ms();
-	int rc = porter_db_query_stream(session, NULL, sql, p, np, DB_CHUNK_ROWS, o->timeout_ms,
-					&cur);
+	int rc = porter_db_cursor_open(session, NULL, sql, p, np, DB_CHUNK_ROWS, 0, 0,
+				       o->timeout_ms, &cur);
 	if (rc < 0) {
 		if (o->json)
 			fputs(first ? "]," : "],", stdout);
@@ -486,12 +486,12 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 	}
 	dbfmt *f = dbfmt_begin(fo);
 	if (!f) {
-		porter_db_cursor_close(cur);
+		porter_db_cursor_close(cur, 1000);
 		return ctl_error(EXIT_FAILED, "nomem", "db: out of memory");
 	}
 	if (o->json && !first)
 		putchar(',');
-	while ((rc = porter_db_cursor_next(cur, &chunk, o->timeout_ms)) == 1) {
+	while ((rc = porter_db_cursor_read(cur, 0, o->timeout_ms, &chunk)) == 1) {
 		snprintf(tag, sizeof(tag), "%s", porter_db_cmdstatus(chunk));
 		if (dbfmt_chunk(f, chunk) < 0) {
 			rc = PORTER_E_NOMEM;
@@ -507,10 +507,10 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 			fputs("],", stdout);
 		int st = report_error(o, rc, chunk);
 		porter_db_result_free(chunk);
-		porter_db_cursor_close(cur);
+		porter_db_cursor_close(cur, 1000);
 		return st;
 	}
-	porter_db_cursor_close(cur);
+	porter_db_cursor_close(cur, 1000);
 	if (dbfmt_end(f, tag, o->json && timing ? ms : -1) < 0)
 		return ctl_error(EXIT_FAILED, "io", "db: stdout: %s", strerror(errno));
 	if (timing && !o->json)
@@ -729,7 +729,7 @@ int ctl_db(const ctl_opts *o_in, int argc, char **argv)
 	}
 	/* One session for all statements, so that they share it as in psql
 	 * (temporary tables, SET, transactions). */
-	int rc = porter_db_open(conninfo, &session, o->timeout_ms);
+	int rc = porter_db_open(conninfo, 0, o->timeout_ms, &session);
 	if (rc < 0) {
 		if (o->json) {
 			fputs("{\"results\":[],", stdout);
@@ -750,7 +750,7 @@ int ctl_db(const ctl_opts *o_in, int argc, char **argv)
 		fputs(status == EXIT_OK ? "]}\n" : "}\n", stdout);
 out:
 	if (session)
-		porter_db_close(session, o->timeout_ms);
+		porter_db_close(session, 0, o->timeout_ms);
 	for (long i = 0; i < n; i++)
 		free(stmts[i]);
 	free(stmts);

@@ -60,12 +60,12 @@ static int file_usage(const char *why)
 static int do_cat(const ctl_opts *o, const char *root, const char *path)
 {
 	porter_file_reader *rd = NULL;
-	int rc = porter_file_reader_open(root, path, 0, 0, &rd, o->timeout_ms);
-	const uint8_t *p;
+	int rc = porter_file_reader_open(root, path, 0, 0, 0, 0, o->timeout_ms, &rd);
+	const void *p;
 	size_t n, len = 0, cap = 0;
 	uint8_t *all = NULL;
 	int status = EXIT_OK;
-	while (rc == 0 && (rc = porter_file_reader_next(rd, &p, &n, o->timeout_ms)) == 1) {
+	while (rc == 0 && (rc = porter_file_reader_read(rd, 0, o->timeout_ms, &p, &n)) == 1) {
 		rc = 0;
 		if (o->json) {
 			if (len + n > cap) {
@@ -103,7 +103,7 @@ static int do_cat(const ctl_opts *o, const char *root, const char *path)
 	if (fflush(stdout) != 0)
 		status = ctl_error(EXIT_FAILED, "io", "file cat: stdout: %s", strerror(errno));
 out:
-	porter_file_reader_close(rd);
+	porter_file_reader_close(rd, 1000);
 	free(all);
 	return status;
 }
@@ -122,7 +122,7 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 	porter_file_writer *wr = NULL;
 	int read_err = 0;
 	unsigned long long written = 0;
-	int rc = buf ? porter_file_writer_open(root, path, flags, mode, &wr, o->timeout_ms)
+	int rc = buf ? porter_file_writer_open(root, path, flags, mode, 0, o->timeout_ms, &wr)
 		     : PORTER_E_NOMEM;
 	while (rc == 0) {
 		size_t n = fread(buf, 1, PUT_CHUNK, in);
@@ -130,14 +130,14 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 			read_err = ferror(in) ? errno : 0;
 			break;
 		}
-		rc = porter_file_writer_write(wr, buf, n, o->timeout_ms);
+		rc = porter_file_writer_write(wr, buf, n, 0, o->timeout_ms);
 		written += n;
 	}
 	/* A local read error abandons the writer without a commit, so the
 	 * target keeps its old content. */
 	if (rc == 0 && !read_err)
-		rc = porter_file_writer_commit(wr, o->timeout_ms);
-	porter_file_writer_close(wr);
+		rc = porter_file_writer_commit(wr, 0, o->timeout_ms);
+	porter_file_writer_close(wr, 1000);
 	free(buf);
 	if (in != stdin)
 		fclose(in);
@@ -157,7 +157,7 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 static int do_stat(const ctl_opts *o, const char *root, const char *path)
 {
 	porter_file_info fi;
-	int rc = porter_file_stat(root, path, &fi, o->timeout_ms);
+	int rc = porter_file_stat(root, path, 0, o->timeout_ms, &fi);
 	if (rc < 0)
 		return ctl_fail(rc);
 	if (o->json)
@@ -176,7 +176,7 @@ static int do_stat(const ctl_opts *o, const char *root, const char *path)
 static int do_ls(const ctl_opts *o, const char *root, const char *path)
 {
 	porter_file_list *l = NULL;
-	int rc = porter_file_list_dir(root, path, &l, o->timeout_ms);
+	int rc = porter_file_list_dir(root, path, 0, o->timeout_ms, &l);
 	if (rc < 0)
 		return ctl_fail(rc);
 	size_t n = porter_file_list_count(l);
@@ -276,7 +276,7 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	if (!strcmp(sub, "put") && (rest == 1 || rest == 2))
 		return do_put(o, root, args[0], rest == 2 ? args[1] : NULL, flags, mode);
 	if (!strcmp(sub, "rm") && rest == 1) {
-		int rc = porter_file_delete(root, args[0], dir, o->timeout_ms);
+		int rc = porter_file_delete(root, args[0], dir, 0, o->timeout_ms);
 		if (rc < 0)
 			return ctl_fail(rc);
 		if (o->json) {

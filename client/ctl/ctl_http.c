@@ -620,7 +620,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	int failed = 0, rc;
 	ctl_http_outcome oc = {.method = method};
 	const porter_http_response *h = NULL;
-	rc = porter_http_stream_open(method, a.url, hdrs, n_hdrs, body.p, body.len, &opts,
+	rc = porter_http_stream_open(method, a.url, hdrs, n_hdrs, body.p, body.len, &opts, 0,
 				     call_timeout(&x), &s);
 	if (rc == PORTER_E_TOO_LARGE && body.len) {
 		status = ctl_error(EXIT_FAILED, "PORTER_E_TOO_LARGE",
@@ -688,7 +688,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 			rc = PORTER_E_TIMEOUT;
 			break;
 		}
-		rc = porter_http_stream_read(s, &p, &n, call_timeout(&x));
+		rc = porter_http_stream_read(s, 0, call_timeout(&x), &p, &n);
 		if (rc <= 0)
 			break;
 		x.received += n;
@@ -737,7 +737,7 @@ out:
 	}
 	if (x.inflating)
 		inflateEnd(&x.z);
-	porter_http_stream_close(s);
+	porter_http_stream_close(s, 1000);
 	if (file && fclose(file) != 0 && status == EXIT_OK)
 		status = ctl_error(EXIT_FAILED, "io", "http: cannot write %s: %s", a.output,
 				   strerror(errno));

@@ -123,7 +123,7 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 	long done = 0;
 	for (; done < count; done++) {
 		double t0 = now_us();
-		rc = porter_ping_delay(payload, (size_t)size, (uint32_t)delay, o->timeout_ms);
+		rc = porter_ping_delay(payload, (size_t)size, (uint32_t)delay, 0, o->timeout_ms);
 		double dt = now_us() - t0;
 		if (rc < 0)
 			break;
@@ -183,7 +183,7 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 		return ctl_error(EXIT_USAGE, "usage", "stats: takes no arguments");
 	}
 	porter_stats_snapshot *s;
-	int rc = porter_stats(&s, o->timeout_ms);
+	int rc = porter_stats(0, o->timeout_ms, &s);
 	if (rc < 0)
 		return ctl_fail(rc);
 	size_t n = porter_stats_workers(s);
@@ -265,7 +265,7 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 		return ctl_error(EXIT_USAGE, "usage", "version: takes no arguments");
 	}
 	porter_stats_snapshot *s;
-	int rc = porter_stats(&s, o->timeout_ms);
+	int rc = porter_stats(0, o->timeout_ms, &s);
 	if (rc < 0)
 		return ctl_fail(rc);
 	if (o->json)

@@ -20,6 +20,55 @@
  *
  * The library never aborts the process, never raises SIGPIPE and never
  * blocks longer than the timeout given to a call.
+ *
+ * API rules (version 1). Every declaration below follows them; a function
+ * that departs from one says so in its own comment.
+ *
+ *  1. Argument order: inputs, then `call_id` (for calls that send a
+ *     request), then `timeout_ms`, then the out-parameters.
+ *  2. Every function that can wait takes `timeout_ms`: it never blocks
+ *     longer (0: the library default, 5000 ms; negative: PORTER_E_INVAL).
+ *     Functions without one never wait on the daemon.
+ *  3. Call ids: `call_id` names the call for porter_cancel. Take one from
+ *     porter_call_id_new() (unique in the process, no thread state) before
+ *     the call, hand it to whoever may cancel, then make the call with it;
+ *     0 lets the library pick an id nobody knows. An operation made of
+ *     several requests (porter_file_read past one chunk, porter_file_write
+ *     past one frame, every read of a stream) sends all of them with the
+ *     same id, so a cancel reaches whichever is in flight; a stream read
+ *     with call_id 0 uses the id its stream was opened with.
+ *  4. Streams (db cursors, HTTP streams, file readers) share one
+ *     vocabulary: `*_open`, `*_read`, `*_close`. A stream may be given a
+ *     whole-stream deadline at open (`stream_timeout_ms`, or the HTTP
+ *     option transfer_timeout_ms): each read then waits at most until it,
+ *     whatever its own timeout, and fails with PORTER_E_TIMEOUT past it.
+ *  5. Bytes are `const void *` with a `size_t` length, never
+ *     NUL-terminated; text arguments are NUL-terminated `const char *`.
+ *  6. Out-parameters: on failure every pointer out-parameter is set to NULL
+ *     (and a struct or integer out-parameter to zero) unless the function
+ *     documents a result object that carries the error (porter_db_query).
+ *     Out-parameter pointers themselves must not be NULL unless said.
+ *  7. Ownership: an object handed out through `**out` (result, response,
+ *     snapshot, list, stream, batch result) is new, owned by the caller and
+ *     freed by its one free function; it outlives anything it came from.
+ *     Pointers returned by accessors or through `const void **data` are
+ *     borrowed from their object: valid until it is freed (for stream
+ *     chunks, until the stream's next read or free). Inputs are never
+ *     retained after a call returns: strings and bytes are copied.
+ *  8. Handles (porter_db_cursor, porter_http_stream, porter_file_reader,
+ *     porter_file_writer) have `*_close(h, timeout_ms)`, which tells the
+ *     daemon and waits up to timeout_ms, and `*_free(h)`, which never waits:
+ *     any daemon round trip it needs is handed to a libporter background
+ *     thread, so it is safe in finalizers on any thread. Both always free
+ *     the handle; NULL is accepted and ignored by every free and close.
+ *  9. Option structs carry their size: initialise with their *_INIT macro
+ *     (which sets `struct_size`), then set fields; fields are only added at
+ *     the end, and the library reads only those within struct_size.
+ * 10. NULL: every pointer argument says whether NULL is accepted; where it
+ *     is not, NULL gives PORTER_E_INVAL (accessors of a NULL object return
+ *     0, "" or NULL as documented) and never a crash.
+ * 11. Versions: PORTER_VERSION_* come from the build's project version;
+ *     compare porter_version_num() with PORTER_VERSION_NUM at start.
  */
 #ifndef PORTER_H
 #define PORTER_H
@@ -72,7 +121,7 @@ PORTER_API int porter_socket_path(char *buf, size_t cap);
  * Retried once on a fresh connection when the old one had broken, since a
  * ping is idempotent.
  */
-PORTER_API int porter_ping(const void *payload, size_t len, int timeout_ms);
+PORTER_API int porter_ping(const void *payload, size_t len, uint64_t call_id, int timeout_ms);
 
 /* Counters of one daemon worker loop, as reported by porter_stats. */
 typedef struct porter_worker_stats {
@@ -91,10 +140,10 @@ typedef struct porter_stats_snapshot porter_stats_snapshot;
 /*
  * Fetches the daemon's counters. On success stores a new snapshot in `*out`
  * (not NULL), owned by the caller and freed with porter_stats_free(), and
- * returns 0; `*out` is untouched on failure. Blocks for at most
- * `timeout_ms` (0: default).
+ * returns 0; `*out` is NULL on failure. Blocks for at most `timeout_ms`
+ * (0: default).
  */
-PORTER_API int porter_stats(porter_stats_snapshot **out, int timeout_ms);
+PORTER_API int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out);
 
 /* Number of workers in the snapshot. `s` not NULL. */
 PORTER_API size_t porter_stats_workers(const porter_stats_snapshot *s);
@@ -131,26 +180,29 @@ PORTER_API void porter_stats_free(porter_stats_snapshot *s);
  * PORTER_E_TIMEOUT when the delay would pass it.
  */
 PORTER_API int porter_ping_delay(const void *payload, size_t len, uint32_t delay_ms,
-				 int timeout_ms);
+				 uint64_t call_id, int timeout_ms);
 
 /*
- * Cancellation. Every call carries a request id unique within this process.
- * To cancel a call that another thread is about to make (or is blocked in),
- * that thread first takes the id its next call will use:
+ * Cancellation. Every call that sends a request takes a `call_id`. To make
+ * a call cancellable, take an id first and hand it to the canceller:
  *
- *     uint64_t id = porter_next_call_id();  // on the calling thread
+ *     uint64_t id = porter_call_id_new();        // any thread
  *     ... publish id to the canceller ...
- *     rc = porter_db_query(...);            // uses `id`
+ *     rc = porter_db_query(..., id, 30000, &res); // this call uses `id`
  *
- * and any thread of the same process may then call porter_cancel(id). The
- * blocked call returns PORTER_E_CANCELLED promptly.
+ * and any thread of the same process may then call porter_cancel(id) or
+ * porter_cancel_nowait(id). The blocked call returns PORTER_E_CANCELLED
+ * promptly. Nothing is kept in thread-local state, so the id may be taken
+ * on one thread and used on another (a Dart isolate that moved).
  */
 
 /*
- * Reserves and returns the id of the calling thread's next call (the same
- * value until that call is made). Never blocks; never 0.
+ * A new call id: unique within this process (ids from the library's own
+ * calls never collide with it), never 0. Never blocks; no thread state.
+ * Use ids from here only: an id made up by the caller may equal one the
+ * library picks for another call.
  */
-PORTER_API uint64_t porter_next_call_id(void);
+PORTER_API uint64_t porter_call_id_new(void);
 
 /*
  * Asks the daemon to stop request `id` of this process, on whichever thread
@@ -163,6 +215,14 @@ PORTER_API uint64_t porter_next_call_id(void);
  * arrives. Other negative codes as for any call.
  */
 PORTER_API int porter_cancel(uint64_t id, int timeout_ms);
+
+/*
+ * Like porter_cancel, but never waits: the Cancel request is handed to a
+ * libporter background thread, which sends it on its own connection (and
+ * forgets the reply). Returns 0 when queued, PORTER_E_INVAL for id 0,
+ * PORTER_E_NOMEM. Safe in finalizers and on a UI thread.
+ */
+PORTER_API int porter_cancel_nowait(uint64_t id);
 
 /*
  * Batch: several operations run concurrently by the daemon in one call.
@@ -207,7 +267,8 @@ PORTER_API int porter_batch_add_ping(porter_batch *b, const void *payload, size_
  * connection broke after it was sent reports PORTER_E_CONN_LOST and is not
  * repeated, since members may have had effects.
  */
-PORTER_API int porter_batch_run(porter_batch *b, int timeout_ms, porter_batch_result **out);
+PORTER_API int porter_batch_run(porter_batch *b, uint64_t call_id, int timeout_ms,
+				porter_batch_result **out);
 
 /* Number of member results (equal to the batch's member count). */
 PORTER_API size_t porter_batch_result_count(const porter_batch_result *r);
@@ -293,8 +354,10 @@ typedef struct porter_http_options {
 	uint64_t max_response;        /* largest body accepted; 0: the daemon's
 				       * limit (default 8 MiB for whole
 				       * responses, none for streams) */
-	uint32_t transfer_timeout_ms; /* 0: the call's timeout bounds the
-				       * transfer (streams: no overall bound) */
+	uint32_t transfer_timeout_ms; /* whole requests: 0, the call's timeout
+				       * bounds the transfer. Streams: the
+				       * whole-stream deadline from open (each
+				       * read waits at most until it); 0: none */
 	uint32_t chunk_size;          /* streams: bytes per chunk; 0: default */
 	int keep_credentials;         /* nonzero: credential headers (see the
 				       * README's list) follow a redirect to
@@ -336,12 +399,13 @@ typedef struct porter_http_response porter_http_response;
  *            Credential headers (see porter_http_options) do not follow
  *            a redirect to another origin.
  *   body     `body_len` bytes (may contain NULs); NULL when body_len is 0.
- *   opts     may be NULL.
+ *   opts     may be NULL (all defaults).
+ *   call_id  for porter_cancel (0: none).
  *   timeout_ms  bounds the whole call, every redirect hop included (0:
  *            the library default, 5000).
  * On success stores a new response in `*out` (not NULL; owned by the
  * caller, free with porter_http_response_free) and returns 0; `*out` is
- * untouched on failure. Blocks the calling thread for at most timeout_ms.
+ * NULL on failure. Blocks the calling thread for at most timeout_ms.
  * The whole body is returned at once, so it is limited to the daemon's
  * http-max-response; use porter_http_stream_open for larger bodies.
  * GET and HEAD are retried once on a fresh connection if the daemon
@@ -349,16 +413,18 @@ typedef struct porter_http_response porter_http_response;
  */
 PORTER_API int porter_http_request(const char *method, const char *url, const char *const *headers,
 				   size_t n_headers, const void *body, size_t body_len,
-				   const porter_http_options *opts, int timeout_ms,
-				   porter_http_response **out);
+				   const porter_http_options *opts, uint64_t call_id,
+				   int timeout_ms, porter_http_response **out);
 
 /* GET `url`, following redirects. Same contract as porter_http_request. */
-PORTER_API int porter_http_get(const char *url, int timeout_ms, porter_http_response **out);
+PORTER_API int porter_http_get(const char *url, uint64_t call_id, int timeout_ms,
+			       porter_http_response **out);
 
-/* POST `json` (`len` bytes) with "Content-Type: application/json",
+/* POST `json` (`len` bytes of text, need not be NUL-terminated; NULL
+ * accepted when len is 0) with "Content-Type: application/json",
  * following redirects. Same contract as porter_http_request. */
-PORTER_API int porter_http_post_json(const char *url, const char *json, size_t len, int timeout_ms,
-				     porter_http_response **out);
+PORTER_API int porter_http_post_json(const char *url, const char *json, size_t len,
+				     uint64_t call_id, int timeout_ms, porter_http_response **out);
 
 /*
  * The HTTP status carried by the calling thread's last failed HTTP call
@@ -426,13 +492,16 @@ typedef struct porter_http_stream porter_http_stream;
 /*
  * Starts a request like porter_http_request and waits for its status and
  * headers (and the first chunk). On success stores a new stream in `*out`
- * (free with porter_http_stream_close) and returns 0.
+ * (close with porter_http_stream_close, or free with porter_http_stream_free)
+ * and returns 0; `*out` is NULL on failure. `call_id` names the open and,
+ * by default, every read. opts->transfer_timeout_ms, when set, is the
+ * whole-stream deadline counted from this call.
  */
 PORTER_API int porter_http_stream_open(const char *method, const char *url,
 				       const char *const *headers, size_t n_headers,
 				       const void *body, size_t body_len,
-				       const porter_http_options *opts, int timeout_ms,
-				       porter_http_stream **out);
+				       const porter_http_options *opts, uint64_t call_id,
+				       int timeout_ms, porter_http_stream **out);
 
 /*
  * The response head (status, headers, effective URL; the body is empty;
@@ -442,24 +511,35 @@ PORTER_API const porter_http_response *porter_http_stream_response(const porter_
 
 /*
  * Reads the next chunk: stores a pointer owned by `s` (valid until the
- * next read or close) in `*data` and its length in `*len`, and returns 1;
- * returns 0 at the end of the body; a negative code on failure (the
- * transfer failed, PORTER_E_TIMEOUT when nothing arrived within
- * timeout_ms). Blocks for at most timeout_ms (0: the default). Any thread
+ * next read or free) in `*data` and its length in `*len`, and returns 1;
+ * returns 0 at the end of the body (`*data` NULL, `*len` 0); a negative
+ * code on failure (the transfer failed, PORTER_E_TIMEOUT when nothing
+ * arrived within timeout_ms or the stream's deadline passed). `call_id` 0
+ * uses the id the stream was opened with. Blocks for at most timeout_ms
+ * (0: the default). `s`, `data` and `len` not NULL. Any thread
  * of the process may read (one read at a time per stream); the daemon
  * routes the read to the worker that holds the stream. A read that failed
  * with PORTER_E_TIMEOUT, PORTER_E_CANCELLED or PORTER_E_NOT_FOUND may be
  * repeated; after any other failure every later read returns the same
  * code, never a clean end.
  */
-PORTER_API int porter_http_stream_read(porter_http_stream *s, const void **data, size_t *len,
-				       int timeout_ms);
+PORTER_API int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout_ms,
+				       const void **data, size_t *len);
 
 /*
- * Frees `s`; a stream not read to its end is aborted in the daemon (this
- * waits up to one second for the daemon to confirm). NULL is accepted.
+ * Closes and frees `s`: a stream not read to its end is aborted in the
+ * daemon, waiting up to `timeout_ms` for it to confirm. Returns 0, or a
+ * negative code when the daemon could not be told (the daemon then aborts
+ * the stream after its idle time); `s` is freed either way. NULL accepted.
  */
-PORTER_API void porter_http_stream_close(porter_http_stream *s);
+PORTER_API int porter_http_stream_close(porter_http_stream *s, int timeout_ms);
+
+/*
+ * Frees `s` without waiting: when the stream is not at its end, the abort
+ * is sent by libporter's background thread. Safe in finalizers on any
+ * thread. NULL accepted.
+ */
+PORTER_API void porter_http_stream_free(porter_http_stream *s);
 
 /*
  * Adds an HTTP request member to batch `b` (see porter_batch_new), with the
@@ -537,13 +617,15 @@ PORTER_API void porter_bytes_free(porter_bytes *b);
 /*
  * Reads `length` bytes (0: to the end of the file) from `offset` of `path`
  * in `root`. On success stores a new porter_bytes in `*out` (not NULL;
- * freed with porter_bytes_free) and returns 0; a range past the end gives
- * fewer bytes (possibly 0). The whole range is held in memory: use
- * porter_file_reader_open for files too large for that. Blocks for at most
- * `timeout_ms`. `path` not NULL.
+ * freed with porter_bytes_free) and returns 0 (`*out` NULL on failure); a
+ * range past the end gives fewer bytes (possibly 0). The whole range is
+ * held in memory: use porter_file_reader_open for files too large for
+ * that. Every chunk request carries `call_id`. Blocks for at most
+ * `timeout_ms` in all. `path` not NULL; `root` NULL means the first root.
  */
 PORTER_API int porter_file_read(const char *root, const char *path, uint64_t offset,
-				uint64_t length, porter_bytes **out, int timeout_ms);
+				uint64_t length, uint64_t call_id, int timeout_ms,
+				porter_bytes **out);
 
 /*
  * Writes `len` bytes at `data` (NULL accepted when len is 0) to `path` in
@@ -552,10 +634,11 @@ PORTER_API int porter_file_read(const char *root, const char *path, uint64_t off
  * file (0: 0600). Data larger than one frame is sent in chunks. Returns 0
  * or a negative code; PORTER_E_CONN_LOST when the daemon went away
  * mid-call (an atomic write then either happened completely or not at
- * all). Blocks for at most `timeout_ms`.
+ * all). Every request of the write carries `call_id`. Blocks for at most
+ * `timeout_ms` in all.
  */
 PORTER_API int porter_file_write(const char *root, const char *path, const void *data, size_t len,
-				 unsigned flags, unsigned mode, int timeout_ms);
+				 unsigned flags, unsigned mode, uint64_t call_id, int timeout_ms);
 
 /*
  * Deletes the file (or, with `directory` non-zero, the empty directory)
@@ -563,7 +646,7 @@ PORTER_API int porter_file_write(const char *root, const char *path, const void 
  * or a negative code. Blocks for at most `timeout_ms`.
  */
 PORTER_API int porter_file_delete(const char *root, const char *path, int directory,
-				  int timeout_ms);
+				  uint64_t call_id, int timeout_ms);
 
 /* Kinds of file, as reported by porter_file_stat and lists. */
 enum porter_file_type {
@@ -585,12 +668,12 @@ typedef struct porter_file_info {
 } porter_file_info;
 
 /*
- * Fills `*out` (not NULL; untouched on failure) with what `path` in `root`
+ * Fills `*out` (not NULL; zeroed on failure) with what `path` in `root`
  * is, following symlinks that stay inside the root. Returns 0 or a
  * negative code. Blocks for at most `timeout_ms`.
  */
-PORTER_API int porter_file_stat(const char *root, const char *path, porter_file_info *out,
-				int timeout_ms);
+PORTER_API int porter_file_stat(const char *root, const char *path, uint64_t call_id,
+				int timeout_ms, porter_file_info *out);
 
 /* Opaque directory listing. */
 typedef struct porter_file_list porter_file_list;
@@ -598,11 +681,12 @@ typedef struct porter_file_list porter_file_list;
 /*
  * Lists the directory `path` in `root` ("" or NULL: the root itself),
  * sorted by name, without "." and "..". On success stores a new list in
- * `*out` (freed with porter_file_list_free) and returns 0. Blocks for at
- * most `timeout_ms`. The listing must fit in one frame (16 MiB by default).
+ * `*out` (freed with porter_file_list_free) and returns 0 (`*out` NULL on
+ * failure). Blocks for at most `timeout_ms`. The listing must fit in one
+ * frame (16 MiB by default).
  */
-PORTER_API int porter_file_list_dir(const char *root, const char *path, porter_file_list **out,
-				    int timeout_ms);
+PORTER_API int porter_file_list_dir(const char *root, const char *path, uint64_t call_id,
+				    int timeout_ms, porter_file_list **out);
 
 /* Number of entries; 0 for NULL. */
 PORTER_API size_t porter_file_list_count(const porter_file_list *l);
@@ -626,12 +710,16 @@ typedef struct porter_file_writer porter_file_writer;
 
 /*
  * Opens `path` in `root` for streaming `length` bytes (0: to the end) from
- * `offset`, chunk by chunk. The first chunk arrives with this call. On
- * success stores a new reader in `*out` (freed with
- * porter_file_reader_close) and returns 0.
+ * `offset`, chunk by chunk. The first chunk arrives with this call.
+ * `stream_timeout_ms` (0: none) is the whole-stream deadline counted from
+ * this call; `call_id` names the open and, by default, every read. On
+ * success stores a new reader in `*out` (close with
+ * porter_file_reader_close or free with porter_file_reader_free) and
+ * returns 0; `*out` is NULL on failure.
  */
 PORTER_API int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
-				       uint64_t length, porter_file_reader **out, int timeout_ms);
+				       uint64_t length, uint32_t stream_timeout_ms,
+				       uint64_t call_id, int timeout_ms, porter_file_reader **out);
 
 /* Size of the file when it was opened. */
 PORTER_API uint64_t porter_file_reader_size(const porter_file_reader *rd);
@@ -639,39 +727,54 @@ PORTER_API uint64_t porter_file_reader_size(const porter_file_reader *rd);
 /*
  * Hands out the next chunk: `*data` and `*len` (not NULL) point to bytes
  * owned by the reader, valid until the next call on it. Returns 1 with a
- * chunk, 0 at the end (no chunk), or a negative code. Pulls the next chunk
- * from the daemon when needed (blocking for at most `timeout_ms`).
+ * chunk, 0 at the end (`*data` NULL, `*len` 0), or a negative code. Pulls
+ * the next chunk from the daemon when needed, with `call_id` (0: the
+ * open's), blocking for at most `timeout_ms` and never past the stream's
+ * deadline.
  */
-PORTER_API int porter_file_reader_next(porter_file_reader *rd, const uint8_t **data, size_t *len,
-				       int timeout_ms);
+PORTER_API int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeout_ms,
+				       const void **data, size_t *len);
 
-/* Closes the reader (telling the daemon when chunks remain) and frees it;
- * NULL is accepted. Blocks briefly at most. */
-PORTER_API void porter_file_reader_close(porter_file_reader *rd);
+/* Closes the reader, telling the daemon when chunks remain (waiting up to
+ * `timeout_ms`), and frees it. Returns 0 or the code of the failed close;
+ * the reader is freed either way. NULL is accepted. */
+PORTER_API int porter_file_reader_close(porter_file_reader *rd, int timeout_ms);
+
+/* Frees the reader without waiting (the daemon is told by libporter's
+ * background thread when chunks remain). NULL is accepted. */
+PORTER_API void porter_file_reader_free(porter_file_reader *rd);
 
 /*
  * Opens `path` in `root` for a chunked write with `flags` and `mode` as
  * for porter_file_write. With PORTER_FILE_ATOMIC nothing appears at the
  * target until porter_file_writer_commit. On success stores a new writer in
- * `*out` (freed with porter_file_writer_close) and returns 0. Readers and
+ * `*out` (freed with porter_file_writer_close or porter_file_writer_free)
+ * and returns 0; `*out` is NULL on failure. Readers and
  * writers count against the daemon's per-connection stream limit
  * (file-max-streams, default 64): past it, PORTER_E_BUSY.
  */
 PORTER_API int porter_file_writer_open(const char *root, const char *path, unsigned flags,
-				       unsigned mode, porter_file_writer **out, int timeout_ms);
+				       unsigned mode, uint64_t call_id, int timeout_ms,
+				       porter_file_writer **out);
 
 /* Sends `len` bytes at `data` (split into chunks as needed). Returns 0 or a
  * negative code (the write is then abandoned). */
 PORTER_API int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len,
-					int timeout_ms);
+					uint64_t call_id, int timeout_ms);
 
 /* Finishes the write: fsync and, for an atomic write, the rename. Returns
  * 0 or a negative code. The writer must still be closed. */
-PORTER_API int porter_file_writer_commit(porter_file_writer *wr, int timeout_ms);
+PORTER_API int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int timeout_ms);
 
-/* Frees the writer; an uncommitted write is abandoned (an atomic one
- * leaves the target untouched). NULL is accepted. Blocks briefly at most. */
-PORTER_API void porter_file_writer_close(porter_file_writer *wr);
+/* Closes and frees the writer; an uncommitted write is abandoned (an
+ * atomic one leaves the target untouched), waiting up to `timeout_ms` for
+ * the daemon. Returns 0 or the failed close's code; the writer is freed
+ * either way. NULL is accepted. */
+PORTER_API int porter_file_writer_close(porter_file_writer *wr, int timeout_ms);
+
+/* Frees the writer without waiting (an uncommitted write is abandoned by
+ * libporter's background thread). NULL is accepted. */
+PORTER_API void porter_file_writer_free(porter_file_writer *wr);
 /* ---- PostgreSQL ----
  *
  * Queries run in porterd with libpq's non-blocking API. A session (an open
@@ -707,19 +810,21 @@ typedef struct porter_db_cursor porter_db_cursor;
 
 /*
  * Opens a session on `conninfo` (libpq conninfo string or URI, not NULL).
- * On success stores the session id in `*session` and returns 0. Errors:
+ * On success stores the session id in `*session` (not NULL; 0 on failure)
+ * and returns 0. Errors:
  * PORTER_E_DB_CONNECT (message from libpq: wrong password, unreachable
  * server...), PORTER_E_TIMEOUT, PORTER_E_INVAL. Blocks up to `timeout_ms`.
  * Thread safe. Sessions of a process that exits are closed (and their
  * transactions rolled back) after porterd's grace period.
  */
-PORTER_API int porter_db_open(const char *conninfo, uint64_t *session, int timeout_ms);
+PORTER_API int porter_db_open(const char *conninfo, uint64_t call_id, int timeout_ms,
+			      uint64_t *session);
 
 /*
  * Closes `session`, rolling back any open transaction. Returns 0, or
  * PORTER_E_DB_SESSION when no such session belongs to this process.
  */
-PORTER_API int porter_db_close(uint64_t session, int timeout_ms);
+PORTER_API int porter_db_close(uint64_t session, uint64_t call_id, int timeout_ms);
 
 /*
  * Runs `sql` on `session`, or when `session` is 0 on a pooled connection
@@ -734,8 +839,8 @@ PORTER_API int porter_db_close(uint64_t session, int timeout_ms);
  * cursor). Blocks up to `timeout_ms`. Thread safe.
  */
 PORTER_API int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
-			       const porter_db_param *params, size_t nparams, int timeout_ms,
-			       porter_db_result **out);
+			       const porter_db_param *params, size_t nparams, uint64_t call_id,
+			       int timeout_ms, porter_db_result **out);
 
 /* Frees a result; NULL is accepted. */
 PORTER_API void porter_db_result_free(porter_db_result *res);
@@ -780,32 +885,42 @@ PORTER_API uint64_t porter_db_cmdtuples(const porter_db_result *res);
 PORTER_API const char *porter_db_cmdstatus(const porter_db_result *res);
 
 /*
- * Runs a single-statement query whose result is streamed in chunks of at
- * most `chunk_rows` rows (1..100000), so that porterd and this process hold
- * one chunk at a time whatever the result's size. Arguments as for
- * porter_db_query. On success stores a cursor in `*out` (free with
- * porter_db_cursor_close) and returns 0; on failure `*out` is NULL. The
- * first chunk is already fetched; a database error may also arrive with a
- * later chunk.
+ * Opens a cursor: runs a single-statement query whose result is streamed
+ * in chunks of at most `chunk_rows` rows (1..100000), so that porterd and
+ * this process hold one chunk at a time whatever the result's size.
+ * Arguments as for porter_db_query; `stream_timeout_ms` (0: none) is the
+ * whole-stream deadline counted from this call; `call_id` names the open
+ * and, by default, every read. On success stores a cursor in `*out` (close
+ * with porter_db_cursor_close or free with porter_db_cursor_free) and
+ * returns 0; on failure `*out` is NULL. The first chunk is already
+ * fetched; a database error may also arrive with a later chunk.
  */
-PORTER_API int porter_db_query_stream(uint64_t session, const char *conninfo, const char *sql,
-				      const porter_db_param *params, size_t nparams,
-				      unsigned chunk_rows, int timeout_ms, porter_db_cursor **out);
+PORTER_API int porter_db_cursor_open(uint64_t session, const char *conninfo, const char *sql,
+				     const porter_db_param *params, size_t nparams,
+				     unsigned chunk_rows, uint32_t stream_timeout_ms,
+				     uint64_t call_id, int timeout_ms, porter_db_cursor **out);
 
 /*
  * Hands the next chunk to `*chunk` (a result with the query's columns and
  * up to chunk_rows rows, freed with porter_db_result_free) and returns 1;
  * returns 0 with `*chunk` NULL after the last chunk; or a negative code
  * (`*chunk` then carries the error fields when porterd answered, else
- * NULL). Each call waits up to `timeout_ms` for its chunk. A cursor is
- * used by one thread at a time, but any thread may use it.
+ * NULL). Each call waits up to `timeout_ms` for its chunk, never past the
+ * cursor's deadline; `call_id` 0 uses the open's id. A cursor is used by
+ * one thread at a time, but any thread may use it.
  */
-PORTER_API int porter_db_cursor_next(porter_db_cursor *cur, porter_db_result **chunk,
-				     int timeout_ms);
+PORTER_API int porter_db_cursor_read(porter_db_cursor *cur, uint64_t call_id, int timeout_ms,
+				     porter_db_result **chunk);
 
-/* Closes a cursor; a stream not read to its end is abandoned (porterd
- * cancels the query). NULL is accepted. Blocks briefly (up to 1 s). */
-PORTER_API void porter_db_cursor_close(porter_db_cursor *cur);
+/* Closes and frees a cursor; a stream not read to its end is abandoned
+ * (porterd cancels the query), waiting up to `timeout_ms` for porterd.
+ * Returns 0 or the failed close's code; the cursor is freed either way.
+ * NULL is accepted. */
+PORTER_API int porter_db_cursor_close(porter_db_cursor *cur, int timeout_ms);
+
+/* Frees a cursor without waiting (an unfinished stream is abandoned by
+ * libporter's background thread). NULL is accepted. */
+PORTER_API void porter_db_cursor_free(porter_db_cursor *cur);
 
 /*
  * Database and file members of a batch (see porter_batch_new). The

@@ -58,6 +58,45 @@ def ffi_type(c):
     return t
 
 
+def dart_type(c, native=False):
+    """The Dart type of C type `c`: its ffi type for a NativeFunction
+    (native), else the type asFunction and the wrapper use (int for every
+    integer, void, the same Pointer<...> for pointers)."""
+    t = ffi_type(c)
+    if native or t.startswith('ffi.Pointer<'):
+        return t
+    return 'void' if t == 'ffi.Void' else 'int'
+
+
+def split_params_named(p):
+    """(C type, name) of every parameter of a C parameter list."""
+    p = ' '.join(p.split())
+    if p in ('', 'void'):
+        return []
+    out = []
+    for arg in p.split(','):
+        m = re.match(r'(.*?)(\w+)$', arg.strip())
+        out.append((m.group(1).strip(), m.group(2)))
+    return out
+
+
+DECL = re.compile(r'PORTER_API\s+([\w\s\*]+?)\s*\b(porter_\w+)\s*\(([^;]*?)\)\s*;', re.S)
+
+
+def header_functions(header):
+    """(name, return type, parameter text, doc comment or None) of every
+    function of the header, in order; the comment is the one right above
+    the declaration, as ffigen takes it."""
+    out = []
+    for m in DECL.finditer(header):
+        prefix = header[:m.start()].rstrip()
+        comment = None
+        if prefix.endswith('*/'):
+            comment = prefix[prefix.rfind('/*'):]
+        out.append((m.group(2), m.group(1).strip(), m.group(3), comment))
+    return out
+
+
 def split_params(p):
     p = p.strip()
     if p in ('', 'void'):
@@ -75,8 +114,7 @@ def compare(header, dart):
     errors = []
     notes = []
 
-    decl = re.compile(r'PORTER_API\s+([\w\s\*]+?)\s*\b(porter_\w+)\s*\(([^;]*?)\)\s*;', re.S)
-    funcs = {name: (ret, params) for ret, name, params in decl.findall(header)}
+    funcs = {name: (ret, params) for name, ret, params, _ in header_functions(header)}
     if not funcs:
         errors.append('no functions found in the header')
     bound = re.findall(r"_lookup<\s*ffi\.NativeFunction<(.*?)>>\(\s*'(\w+)'", dart, re.S)
@@ -93,6 +131,42 @@ def compare(header, dart):
     names = {name for _, name in bound}
     for name in sorted(set(funcs) - names):
         errors.append('function %s of the header is not bound' % name)
+
+    # What Dart code calls: the asFunction type and the wrapper method.
+    for name in sorted(names & set(funcs)):
+        ret, params = funcs[name]
+        ps = split_params_named(params)
+        want = '%s Function(%s)' % (dart_type(ret), ','.join(dart_type(t) for t, _ in ps))
+        m = re.search(r'_%sPtr\.asFunction<(.*?)>\(\);' % name, dart, re.S)
+        if not m:
+            errors.append('function %s: no asFunction' % name)
+        elif re.sub(r'\s+', '', m.group(1)).rstrip(',') != re.sub(r'\s+', '', want):
+            errors.append('function %s: asFunction<%s>, header says %s' % (name, m.group(1), want))
+        m = re.search(r'\n  ([\w<>.]+) %s\(([^)]*)\) \{\n\s*return _%s\(([^)]*)\);' % (name, name),
+                      dart)
+        if not m:
+            errors.append('function %s: no wrapper method' % name)
+            continue
+        got_params = [a.strip().rsplit(' ', 1) for a in m.group(2).split(',') if a.strip()]
+        want_params = [[dart_type(t), n] for t, n in ps]
+        if m.group(1) != dart_type(ret) or got_params != want_params:
+            errors.append('function %s: wrapper %s(%s), header says %s(%s)'
+                          % (name, m.group(1), m.group(2).strip(), dart_type(ret),
+                             ', '.join('%s %s' % tuple(p) for p in want_params)))
+        passed = [a.strip() for a in m.group(3).split(',') if a.strip()]
+        if passed != [n for _, n in ps]:
+            errors.append('function %s: wrapper passes %s' % (name, passed))
+
+    # Every free function has its address, for NativeFinalizer.
+    for name, (ret, params) in sorted(funcs.items()):
+        ps = split_params_named(params)
+        if not (name.endswith('_free') and ffi_type(ret) == 'ffi.Void' and len(ps) == 1):
+            continue
+        sig = 'ffi.Void Function(%s)' % ffi_type(ps[0][0])
+        pat = (r'ffi\.Pointer<ffi\.NativeFunction<%s>>\s*get %s => _library\._%sPtr;'
+               % (re.escape(sig), name, name))
+        if not re.search(pat, dart):
+            errors.append('free function %s has no symbol address of type %s' % (name, sig))
 
     codes = dict(re.findall(r'X\((PORTER_E_\w+),\s*(-?\d+),', header))
     for name, value in re.findall(r'static const (PORTER_E_\w+) = (-?\d+);', dart):
@@ -138,8 +212,8 @@ def compare(header, dart):
 # Deliberate breakages the check must catch: (what, old, new).
 BREAKAGES = [
     ('a size_t parameter bound as int',
-     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Int)',
-     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Int, ffi.Int)'),
+     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint64, ffi.Int)',
+     'ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Int, ffi.Uint64, ffi.Int)'),
     ('a renumbered error code', 'PORTER_E_TIMEOUT = -4;', 'PORTER_E_TIMEOUT = -5;'),
     ('a struct field of the wrong width',
      '@ffi.Uint32()\n  external int worker;', '@ffi.Uint64()\n  external int worker;'),
@@ -149,8 +223,8 @@ BREAKAGES = [
     ('a field missing from a two-declarator line',
      '@ffi.Uint32()\n  external int gid;\n', ''),
     ('an unsigned parameter bound as int',
-     'ffi.Size, ffi.UnsignedInt, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>',
-     'ffi.Size, ffi.Int, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>'),
+     'ffi.Size, ffi.UnsignedInt, ffi.Uint32, ffi.Uint64',
+     'ffi.Size, ffi.Int, ffi.Uint32, ffi.Uint64'),
     ('a wrong flag value', 'PORTER_FILE_ATOMIC = 16;', 'PORTER_FILE_ATOMIC = 8;'),
     ('a wrong version string', "PORTER_VERSION_STRING = '", "PORTER_VERSION_STRING = 'x"),
     ('a header function left unbound',
@@ -160,6 +234,18 @@ BREAKAGES = [
      'final class porter_http_timings extends ffi.Struct {', 'final class http_timings extends ffi.Struct {'),
     ('a header opaque type left unbound',
      'final class porter_http_stream extends ffi.Opaque {}', ''),
+    ('an asFunction type that differs from the header',
+     "_porter_pingPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int, int)>()",
+     "_porter_pingPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int)>()"),
+    ('a wrapper parameter of the wrong type',
+     '  int porter_db_cursor_read(\n    ffi.Pointer<porter_db_cursor> cur,',
+     '  int porter_db_cursor_read(\n    ffi.Pointer<ffi.Void> cur,'),
+    ('a wrapper that passes its arguments in the wrong order',
+     'return _porter_db_close(\n      session,\n      call_id,',
+     'return _porter_db_close(\n      call_id,\n      session,'),
+    ('a free function without its symbol address',
+     'get porter_db_cursor_free => _library._porter_db_cursor_freePtr;',
+     'get porter_db_cursor_fre => _library._porter_db_cursor_freePtr;'),
     ('an HTTP options field of the wrong width',
      '@ffi.Uint64()\n  external int max_response;', '@ffi.Uint32()\n  external int max_response;'),
 ]

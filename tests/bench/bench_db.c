@@ -67,7 +67,7 @@ static void *run_main(void *arg)
 	for (int i = 0; i < 20; i++) {
 		if (r->porter) {
 			porter_db_result *res = NULL;
-			porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 5000, &res);
+			porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 5000, &res);
 			porter_db_result_free(res);
 		} else {
 			PQclear(PQexec(pg, "SELECT 1"));
@@ -82,7 +82,8 @@ static void *run_main(void *arg)
 		int ok;
 		if (r->porter) {
 			porter_db_result *res = NULL;
-			ok = porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 5000, &res) == 0 &&
+			ok = porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 5000, &res) ==
+				     0 &&
 			     porter_db_ntuples(res) == 1;
 			porter_db_result_free(res);
 		} else {

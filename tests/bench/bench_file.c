@@ -60,7 +60,7 @@ static void *job_main(void *arg)
 		int rc;
 		if (j->porter) {
 			porter_bytes *b = NULL;
-			rc = porter_file_read("bench", j->name, 0, 0, &b, 30000);
+			rc = porter_file_read("bench", j->name, 0, 0, 0, 30000, &b);
 			if (rc == 0 && b->len != j->size)
 				rc = -1;
 			porter_bytes_free(b);
@@ -151,7 +151,7 @@ int main(void)
 		for (size_t k = 0; k < files[i].size; k++)
 			data[k] = (uint8_t)(k * 13);
 		if (porter_file_write("bench", files[i].name, data, files[i].size,
-				      PORTER_FILE_ATOMIC, 0, 30000) != 0) {
+				      PORTER_FILE_ATOMIC, 0, 0, 30000) != 0) {
 			fprintf(stderr, "bench_file: setup write failed: %s\n",
 				porter_last_error_message());
 			return 1;

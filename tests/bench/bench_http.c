@@ -197,8 +197,8 @@ static void *client_main(void *arg)
 		} else {
 			porter_http_response *resp = NULL;
 			size_t len = 0;
-			ok = porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 5000, &resp) ==
-			     0;
+			ok = porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 0, 5000,
+						 &resp) == 0;
 			if (ok) {
 				porter_http_response_body(resp, &len);
 				ok = porter_http_response_status(resp) == 200 && len == BODY;

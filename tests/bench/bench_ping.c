@@ -67,7 +67,7 @@ static void *client_main(void *arg)
 				     ? 0
 				     : -1;
 		else
-			rc = porter_ping(msg, MSG, 5000);
+			rc = porter_ping(msg, MSG, 0, 5000);
 		double dt = th_now_ns() - t0;
 		if (rc != 0)
 			r->failures++;
@@ -137,7 +137,7 @@ static pthread_barrier_t hold_in, hold_out;
 static void *holder_main(void *arg)
 {
 	(void)arg;
-	porter_ping("h", 1, 10000);
+	porter_ping("h", 1, 0, 10000);
 	pthread_barrier_wait(&hold_in);
 	pthread_barrier_wait(&hold_out);
 	porter_thread_disconnect();

@@ -188,7 +188,7 @@ def selftest(pkg):
         if not check(pkg, {'x.dart': src}):
             print('selftest: a %s use was not caught' % what)
             return 1
-    if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 5); }"}):
+    if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 0, 5); }"}):
         print('selftest: a correct call with nested arguments was refused')
         return 1
     print('selftest: every breakage caught')

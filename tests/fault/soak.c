@@ -74,14 +74,14 @@ static int op_ping(soak_thread *t)
 {
 	char p[32];
 	int n = snprintf(p, sizeof(p), "ping-%d-%u", t->index, t->n);
-	return porter_ping(p, (size_t)n, CALL_TIMEOUT_MS);
+	return porter_ping(p, (size_t)n, 0, CALL_TIMEOUT_MS);
 }
 
 static int op_delayed_ping(soak_thread *t)
 {
 	char p[32];
 	int n = snprintf(p, sizeof(p), "delay-%d-%u", t->index, t->n);
-	return porter_ping_delay(p, (size_t)n, 1 + t->n % 20, CALL_TIMEOUT_MS);
+	return porter_ping_delay(p, (size_t)n, 1 + t->n % 20, 0, CALL_TIMEOUT_MS);
 }
 
 static int op_batch(soak_thread *t)
@@ -96,7 +96,7 @@ static int op_batch(soak_thread *t)
 		porter_batch_add_ping(b, want[i], strlen(want[i]), (uint32_t)(i * 5), 0);
 	}
 	porter_batch_result *r = NULL;
-	int rc = porter_batch_run(b, CALL_TIMEOUT_MS, &r);
+	int rc = porter_batch_run(b, 0, CALL_TIMEOUT_MS, &r);
 	if (rc == 0) {
 		int bad = porter_batch_result_count(r) != 4;
 		for (size_t i = 0; !bad && i < 4; i++) {
@@ -123,8 +123,9 @@ static int op_batch(soak_thread *t)
 static int op_cancel(soak_thread *t)
 {
 	if (t->n % 2 == 0) {
-		atomic_store(&cancel_target, porter_next_call_id());
-		int rc = porter_ping_delay("slow", 4, 200, CALL_TIMEOUT_MS);
+		uint64_t id = porter_call_id_new();
+		atomic_store(&cancel_target, id);
+		int rc = porter_ping_delay("slow", 4, 200, id, CALL_TIMEOUT_MS);
 		return rc == PORTER_E_CANCELLED ? 0 : rc;
 	}
 	uint64_t id = atomic_load(&cancel_target);
@@ -140,18 +141,19 @@ static int op_file(soak_thread *t)
 	snprintf(path, sizeof(path), "t%d-%u.bin", t->index, t->n % 4);
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (char)(t->index * 31 + t->n + i);
-	int rc = porter_file_write("soak", path, data, sizeof(data),
-				   PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE, 0, CALL_TIMEOUT_MS);
+	int rc =
+		porter_file_write("soak", path, data, sizeof(data),
+				  PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE, 0, 0, CALL_TIMEOUT_MS);
 	if (rc < 0)
 		return rc;
 	porter_bytes *b = NULL;
-	rc = porter_file_read("soak", path, 0, 0, &b, CALL_TIMEOUT_MS);
+	rc = porter_file_read("soak", path, 0, 0, 0, CALL_TIMEOUT_MS, &b);
 	if (rc < 0)
 		return rc;
 	if (b->len != sizeof(data) || memcmp(b->data, data, sizeof(data)))
 		atomic_fetch_add(&wrong, 1);
 	porter_bytes_free(b);
-	return porter_file_delete("soak", path, 0, CALL_TIMEOUT_MS);
+	return porter_file_delete("soak", path, 0, 0, CALL_TIMEOUT_MS);
 }
 
 /* ---- PostgreSQL ---- */
@@ -170,7 +172,7 @@ static int op_db_pool(soak_thread *t)
 	long long t0 = th_now_ms();
 	int rc = timed(t0,
 		       porter_db_query(0, conninfo, "SELECT $1::bigint + 1, repeat('p', $2::int)",
-				       p, 2, CALL_TIMEOUT_MS, &r));
+				       p, 2, 0, CALL_TIMEOUT_MS, &r));
 	if (rc == 0 && (porter_db_ntuples(r) != 1 || atol(porter_db_getvalue(r, 0, 0)) != v + 1 ||
 			porter_db_getlength(r, 0, 1) != (int)(t->n % 200)))
 		atomic_fetch_add(&wrong, 1);
@@ -182,7 +184,7 @@ static int session_call(soak_thread *t, const char *sql)
 {
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = timed(t0, porter_db_query(t->session, NULL, sql, NULL, 0, CALL_TIMEOUT_MS, &r));
+	int rc = timed(t0, porter_db_query(t->session, NULL, sql, NULL, 0, 0, CALL_TIMEOUT_MS, &r));
 	porter_db_result_free(r);
 	return rc;
 }
@@ -197,7 +199,7 @@ static int op_db_txn(soak_thread *t)
 	int rc;
 	if (!t->session) {
 		long long t0 = th_now_ms();
-		rc = timed(t0, porter_db_open(conninfo, &t->session, CALL_TIMEOUT_MS));
+		rc = timed(t0, porter_db_open(conninfo, 0, CALL_TIMEOUT_MS, &t->session));
 		if (rc < 0)
 			return rc;
 	}
@@ -212,7 +214,7 @@ static int op_db_txn(soak_thread *t)
 		rc = session_call(t, "COMMIT");
 	if (rc < 0) {
 		/* Start over on a fresh session: this one's state is unknown. */
-		porter_db_close(t->session, CALL_TIMEOUT_MS);
+		porter_db_close(t->session, 0, CALL_TIMEOUT_MS);
 		t->session = 0;
 		return rc;
 	}
@@ -224,7 +226,7 @@ static int op_db_txn(soak_thread *t)
 	long long t0 = th_now_ms();
 	rc = timed(t0, porter_db_query(0, conninfo,
 				       "SELECT count(*) FROM soak_txn WHERE txn = $1::bigint", &p,
-				       1, CALL_TIMEOUT_MS, &r));
+				       1, 0, CALL_TIMEOUT_MS, &r));
 	if (rc == 0) {
 		long n = porter_db_ntuples(r) == 1 ? atol(porter_db_getvalue(r, 0, 0)) : -1;
 		if (n == TXN_ROWS)
@@ -243,17 +245,17 @@ static int op_db_stream(soak_thread *t)
 	(void)t;
 	porter_db_cursor *cur = NULL;
 	long long t0 = th_now_ms();
-	int rc = timed(t0, porter_db_query_stream(0, conninfo,
-						  "SELECT g, md5(g::text) FROM generate_series(1, "
-						  "20000) g",
-						  NULL, 0, 1000, CALL_TIMEOUT_MS, &cur));
+	int rc = timed(t0, porter_db_cursor_open(0, conninfo,
+						 "SELECT g, md5(g::text) FROM generate_series(1, "
+						 "20000) g",
+						 NULL, 0, 1000, 0, 0, CALL_TIMEOUT_MS, &cur));
 	if (rc < 0)
 		return rc;
 	long long next = 1, bytes = 0;
 	porter_db_result *ch = NULL;
 	for (;;) {
 		t0 = th_now_ms();
-		rc = timed(t0, porter_db_cursor_next(cur, &ch, CALL_TIMEOUT_MS));
+		rc = timed(t0, porter_db_cursor_read(cur, 0, CALL_TIMEOUT_MS, &ch));
 		if (rc != 1)
 			break;
 		for (int i = 0; i < porter_db_ntuples(ch); i++, next++) {
@@ -266,7 +268,7 @@ static int op_db_stream(soak_thread *t)
 		ch = NULL;
 	}
 	porter_db_result_free(ch);
-	porter_db_cursor_close(cur);
+	porter_db_cursor_close(cur, 1000);
 	if (rc == 0) {
 		if (next != STREAM_ROWS + 1)
 			atomic_fetch_add(&wrong, 1);
@@ -293,7 +295,7 @@ static int op_http_get(soak_thread *t)
 	snprintf(url, sizeof(url), "%s/bin/%zu", http_base, want);
 	porter_http_response *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = timed(t0, porter_http_get(url, CALL_TIMEOUT_MS, &r));
+	int rc = timed(t0, porter_http_get(url, 0, CALL_TIMEOUT_MS, &r));
 	if (rc < 0)
 		return rc;
 	size_t n = 0;
@@ -316,8 +318,8 @@ static int op_http_stream(soak_thread *t)
 				 .chunk_size = 128 * 1024};
 	porter_http_stream *s = NULL;
 	long long t0 = th_now_ms();
-	int rc = timed(
-		t0, porter_http_stream_open("GET", url, NULL, 0, NULL, 0, &o, CALL_TIMEOUT_MS, &s));
+	int rc = timed(t0, porter_http_stream_open("GET", url, NULL, 0, NULL, 0, &o, 0,
+						   CALL_TIMEOUT_MS, &s));
 	if (rc < 0)
 		return rc;
 	size_t off = 0;
@@ -326,14 +328,14 @@ static int op_http_stream(soak_thread *t)
 	int bad = porter_http_response_status(porter_http_stream_response(s)) != 200;
 	for (;;) {
 		t0 = th_now_ms();
-		rc = timed(t0, porter_http_stream_read(s, &p, &n, CALL_TIMEOUT_MS));
+		rc = timed(t0, porter_http_stream_read(s, 0, CALL_TIMEOUT_MS, &p, &n));
 		if (rc != 1)
 			break;
 		if (!pattern_ok(p, n, off))
 			bad = 1;
 		off += n;
 	}
-	porter_http_stream_close(s);
+	porter_http_stream_close(s, 1000);
 	if (rc == 0 && (bad || off != HTTP_STREAM_BYTES))
 		atomic_fetch_add(&wrong, 1);
 	else if (rc == 0)
@@ -350,7 +352,7 @@ static int op_http_post(soak_thread *t)
 		body[i] = (char)(t->index * 13 + t->n + i);
 	porter_http_response *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = timed(t0, porter_http_request("POST", url, NULL, 0, body, len, NULL,
+	int rc = timed(t0, porter_http_request("POST", url, NULL, 0, body, len, NULL, 0,
 					       CALL_TIMEOUT_MS, &r));
 	if (rc < 0)
 		return rc;
@@ -398,7 +400,7 @@ static void *soak_main(void *arg)
 		t->n++;
 	}
 	if (t->session)
-		porter_db_close(t->session, CALL_TIMEOUT_MS);
+		porter_db_close(t->session, 0, CALL_TIMEOUT_MS);
 	porter_thread_disconnect();
 	return NULL;
 }
@@ -438,7 +440,7 @@ static long long db_scalar(const char *sql)
 {
 	porter_db_result *r = NULL;
 	long long v = -1;
-	if (porter_db_query(0, conninfo, sql, NULL, 0, 10000, &r) == 0)
+	if (porter_db_query(0, conninfo, sql, NULL, 0, 0, 10000, &r) == 0)
 		v = porter_db_ntuples(r) == 1 ? atoll(porter_db_getvalue(r, 0, 0)) : 0;
 	porter_db_result_free(r);
 	return v;

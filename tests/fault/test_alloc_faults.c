@@ -74,7 +74,7 @@ static void run_batch(int mode, unsigned n)
 	}
 	porter_batch_result *res = NULL;
 	long long t0 = th_now_ms();
-	int rc = porter_batch_run(b, CALL_TIMEOUT_MS, &res);
+	int rc = porter_batch_run(b, 0, CALL_TIMEOUT_MS, &res);
 	count(mode == PORTER_BATCH_ALL ? K_BATCH_ALL : K_BATCH_FIRST, rc, t0);
 	if (rc == 0) {
 		if (porter_batch_result_count(res) != 3) {
@@ -100,11 +100,11 @@ static void *load_main(void *arg)
 		int rc;
 		switch ((index + n) % 4) {
 		case 0:
-			rc = porter_ping(payload, (size_t)len, CALL_TIMEOUT_MS);
+			rc = porter_ping(payload, (size_t)len, 0, CALL_TIMEOUT_MS);
 			count(K_PING, rc, t0);
 			break;
 		case 1:
-			rc = porter_ping_delay(payload, (size_t)len, 20, CALL_TIMEOUT_MS);
+			rc = porter_ping_delay(payload, (size_t)len, 20, 0, CALL_TIMEOUT_MS);
 			count(K_DELAY, rc, t0);
 			break;
 		case 2:
@@ -125,10 +125,10 @@ static void *target_main(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stop)) {
-		uint64_t id = porter_next_call_id();
+		uint64_t id = porter_call_id_new();
 		atomic_store(&published_id, id);
 		long long t0 = th_now_ms();
-		int rc = porter_ping_delay("target", 6, 300, CALL_TIMEOUT_MS);
+		int rc = porter_ping_delay("target", 6, 300, id, CALL_TIMEOUT_MS);
 		count(K_TARGET, rc, t0);
 	}
 	porter_thread_disconnect();
@@ -157,7 +157,7 @@ static long long inflight_now(void)
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
 		porter_stats_snapshot *s = NULL;
-		if (porter_stats(&s, 1000) != 0) {
+		if (porter_stats(0, 1000, &s) != 0) {
 			usleep(5000);
 			continue;
 		}
@@ -238,7 +238,7 @@ START_TEST(injected_allocation_failures)
 	/* Still answering between failures. */
 	int answered = 0;
 	for (int i = 0; i < 200 && !answered; i++)
-		answered = porter_ping("after", 5, 1000) == 0;
+		answered = porter_ping("after", 5, 0, 1000) == 0;
 	/* A request whole between failures must still be served. (With one
 	 * allocation in three failing, a connection's Hello and a ping
 	 * rarely both get through; there survival is what counts.) */

@@ -22,18 +22,18 @@ static th_daemon d;
 START_TEST(calls_errors_and_stats)
 {
 	th_start(&d, NULL);
-	ck_assert_int_eq(porter_ping("hello", 5, 5000), 0);
+	ck_assert_int_eq(porter_ping("hello", 5, 0, 5000), 0);
 	ck_assert_int_eq(porter_last_error(), 0);
-	ck_assert_int_eq(porter_ping(NULL, 3, 5000), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_ping(NULL, 3, 0, 5000), PORTER_E_INVAL);
 	ck_assert_int_eq(porter_last_error(), PORTER_E_INVAL);
 	ck_assert_ptr_nonnull(porter_last_error_message());
 	ck_assert_str_eq(porter_error_name(PORTER_E_TIMEOUT), "PORTER_E_TIMEOUT");
 	/* The daemon's own deadline: a delay longer than the timeout. */
-	ck_assert_int_eq(porter_ping_delay("late", 4, 3000, 300), PORTER_E_TIMEOUT);
-	ck_assert_int_eq(porter_ping_delay("soon", 4, 10, 5000), 0);
+	ck_assert_int_eq(porter_ping_delay("late", 4, 3000, 0, 300), PORTER_E_TIMEOUT);
+	ck_assert_int_eq(porter_ping_delay("soon", 4, 10, 0, 5000), 0);
 
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 5000), 0);
+	ck_assert_int_eq(porter_stats(0, 5000, &s), 0);
 	ck_assert_uint_ge(porter_stats_workers(s), 1);
 	uint64_t requests = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
@@ -58,7 +58,7 @@ START_TEST(batches)
 		ck_assert_int_eq(porter_batch_add_ping(b, "bb", 2, 200, 0), 1);
 		ck_assert_int_eq(porter_batch_add_ping(b, "ccc", 3, 3000, 200), 2);
 		porter_batch_result *r = NULL;
-		ck_assert_int_eq(porter_batch_run(b, 5000, &r), 0);
+		ck_assert_int_eq(porter_batch_run(b, 0, 5000, &r), 0);
 		ck_assert_uint_eq(porter_batch_result_count(r), 3);
 		const void *data;
 		size_t len;
@@ -89,8 +89,9 @@ static int target_rc;
 static void *slow_call(void *arg)
 {
 	(void)arg;
-	atomic_store(&target_id, porter_next_call_id());
-	target_rc = porter_ping_delay("slow", 4, 10000, 20000);
+	uint64_t id = porter_call_id_new();
+	atomic_store(&target_id, id);
+	target_rc = porter_ping_delay("slow", 4, 10000, id, 20000);
 	atomic_store(&target_done, 1);
 	/* No disconnect: thread exit closes the connection (key destructor). */
 	return NULL;
@@ -124,13 +125,13 @@ END_TEST
 START_TEST(daemon_gone_restarted_and_reset)
 {
 	th_start(&d, NULL);
-	ck_assert_int_eq(porter_ping("x", 1, 5000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 5000), 0);
 	th_daemon_kill(&d);
-	ck_assert_int_eq(porter_ping("x", 1, 1000), PORTER_E_UNREACHABLE);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 1000), PORTER_E_UNREACHABLE);
 	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
-	ck_assert_int_eq(porter_ping("x", 1, 5000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 5000), 0);
 	porter_reset();
-	ck_assert_int_eq(porter_ping("y", 1, 5000), 0);
+	ck_assert_int_eq(porter_ping("y", 1, 0, 5000), 0);
 	th_stop_clean(&d);
 }
 END_TEST

@@ -104,7 +104,7 @@ static int timed_query_params(loader *l, uint64_t s, const char *ci, const char 
 {
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = porter_db_query(s, ci, sql, params, n, CALL_TIMEOUT_MS, &r);
+	int rc = porter_db_query(s, ci, sql, params, n, 0, CALL_TIMEOUT_MS, &r);
 	long long took = th_now_ms() - t0;
 	atomic_fetch_add(&l->calls, 1);
 	if (took > atomic_load(&l->longest_ms))
@@ -154,7 +154,7 @@ static uint64_t open_session(loader *l)
 	while (!atomic_load(&stop)) {
 		uint64_t s = 0;
 		long long t0 = th_now_ms();
-		int rc = porter_db_open(conninfo, &s, CALL_TIMEOUT_MS);
+		int rc = porter_db_open(conninfo, 0, CALL_TIMEOUT_MS, &s);
 		long long took = th_now_ms() - t0;
 		atomic_fetch_add(&l->calls, 1);
 		if (took > CALL_TIMEOUT_MS + HANG_SLACK_MS)
@@ -211,12 +211,12 @@ static void *session_main(void *arg)
 			atomic_fetch_add(&l->broken_after, 1);
 		else if (rc != PORTER_E_TIMEOUT)
 			atomic_fetch_add(&l->ok_after, 1);
-		porter_db_close(s, CALL_TIMEOUT_MS);
+		porter_db_close(s, 0, CALL_TIMEOUT_MS);
 		s = 0;
 		usleep(20000);
 	}
 	if (s)
-		porter_db_close(s, CALL_TIMEOUT_MS);
+		porter_db_close(s, 0, CALL_TIMEOUT_MS);
 	porter_thread_disconnect();
 	return NULL;
 }
@@ -267,7 +267,7 @@ static void *pool_main(void *arg)
 static porter_db_result *q_ok(const char *sql)
 {
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(0, conninfo, sql, NULL, 0, 10000, &r);
+	int rc = porter_db_query(0, conninfo, sql, NULL, 0, 0, 10000, &r);
 	ck_assert_msg(rc == 0, "%s: %s (%s)", sql, porter_error_name(rc),
 		      porter_last_error_message());
 	return r;
@@ -276,7 +276,7 @@ static porter_db_result *q_ok(const char *sql)
 static uint64_t db_connections(void)
 {
 	porter_stats_snapshot *st = NULL;
-	ck_assert_int_eq(porter_stats(&st, 5000), 0);
+	ck_assert_int_eq(porter_stats(0, 5000, &st), 0);
 	uint64_t n = porter_stats_db_connections(st);
 	porter_stats_free(st);
 	return n;
@@ -354,7 +354,7 @@ START_TEST(postgres_killed_mid_transaction)
 	long long t0 = th_now_ms();
 	porter_db_result *r = NULL;
 	int rc;
-	while ((rc = porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 3000, &r)) != 0 &&
+	while ((rc = porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 3000, &r)) != 0 &&
 	       th_now_ms() - t0 < 5000) {
 		porter_db_result_free(r);
 		r = NULL;
@@ -503,12 +503,12 @@ START_TEST(postgres_killed_mid_transaction)
 
 	/* Sessions work again, and nothing is left in flight. */
 	uint64_t sess = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &sess, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &sess), 0);
 	r = NULL;
-	ck_assert_int_eq(porter_db_query(sess, NULL, "SELECT 42", NULL, 0, 5000, &r), 0);
+	ck_assert_int_eq(porter_db_query(sess, NULL, "SELECT 42", NULL, 0, 0, 5000, &r), 0);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "42");
 	porter_db_result_free(r);
-	ck_assert_int_eq(porter_db_close(sess, 5000), 0);
+	ck_assert_int_eq(porter_db_close(sess, 0, 5000), 0);
 	porter_db_result_free(q_ok("DROP TABLE fault_txn"));
 	th_expect_idle();
 	th_stop_clean(&d);

@@ -61,7 +61,7 @@ static void *bystander(void *arg)
 		int n = snprintf(v, sizeof(v), "%ld", k * 100000 + i);
 		porter_db_param p = {v, (size_t)n, 0, 0};
 		porter_db_result *r = NULL;
-		int rc = porter_db_query(0, conninfo, "SELECT $1::int * 2", &p, 1, 10000, &r);
+		int rc = porter_db_query(0, conninfo, "SELECT $1::int * 2", &p, 1, 0, 10000, &r);
 		if (rc == 0 && porter_db_ntuples(r) == 1 &&
 		    atol(porter_db_getvalue(r, 0, 0)) == (k * 100000 + i) * 2) {
 			atomic_fetch_add(&bystander_ok, 1);
@@ -103,7 +103,7 @@ START_TEST(too_many_params_refused_alone)
 	for (int round = 0; round < 5; round++) {
 		usleep(20 * 1000);
 		porter_db_result *r = NULL;
-		rcs[round] = porter_db_query(0, conninfo, "SELECT $1::int", p, 65536, 10000, &r);
+		rcs[round] = porter_db_query(0, conninfo, "SELECT $1::int", p, 65536, 0, 10000, &r);
 		snprintf(msg, sizeof(msg), "%s", porter_last_error_message());
 		porter_db_result_free(r);
 	}
@@ -127,7 +127,7 @@ START_TEST(huge_param_frame_refused_before_unpacking)
 	start(NULL);
 	/* Warm up, so the baseline includes what any query costs. */
 	porter_db_result *r = NULL;
-	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 10000, &r), 0);
+	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 10000, &r), 0);
 	porter_db_result_free(r);
 	long before = peak_kib(d.pid);
 	ck_assert_int_gt(before, 0);
@@ -135,7 +135,7 @@ START_TEST(huge_param_frame_refused_before_unpacking)
 	size_t n = 1000000;
 	porter_db_param *p = many_params(n, 1);
 	r = NULL;
-	int rc = porter_db_query(0, conninfo, "SELECT 1", p, n, 20000, &r);
+	int rc = porter_db_query(0, conninfo, "SELECT 1", p, n, 0, 20000, &r);
 	free(p);
 	porter_db_result_free(r);
 	long grew = peak_kib(d.pid) - before;
@@ -146,7 +146,7 @@ START_TEST(huge_param_frame_refused_before_unpacking)
 	ck_assert_msg(rc == PORTER_E_INVAL, "got %s: %s", porter_error_name(rc),
 		      porter_last_error_message());
 	/* The connection stays usable. */
-	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 10000, &r), 0);
+	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 10000, &r), 0);
 	porter_db_result_free(r);
 	th_stop_clean(&d);
 }
@@ -158,14 +158,14 @@ START_TEST(unread_pooled_cursor_is_reclaimed)
 			      "500",       NULL};
 	start(args);
 	porter_db_cursor *cur = NULL;
-	ck_assert_int_eq(porter_db_query_stream(0, conninfo,
-						"SELECT g FROM generate_series(1, 1000000) g", NULL,
-						0, 10, 10000, &cur),
+	ck_assert_int_eq(porter_db_cursor_open(0, conninfo,
+					       "SELECT g FROM generate_series(1, 1000000) g", NULL,
+					       0, 10, 0, 0, 10000, &cur),
 			 0);
 	/* The cursor holds the pool's only connection; nobody reads it. */
 	long long t0 = th_now_ms();
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(0, conninfo, "SELECT 42", NULL, 0, 20000, &r);
+	int rc = porter_db_query(0, conninfo, "SELECT 42", NULL, 0, 0, 20000, &r);
 	long long took = th_now_ms() - t0;
 	ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc), porter_last_error_message());
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "42");
@@ -175,15 +175,15 @@ START_TEST(unread_pooled_cursor_is_reclaimed)
 	ck_assert_msg(took < 10000, "took %lld ms", took);
 	/* The first chunk came with the query; the next one is gone. */
 	porter_db_result *chunk = NULL;
-	ck_assert_int_eq(porter_db_cursor_next(cur, &chunk, 5000), 1);
+	ck_assert_int_eq(porter_db_cursor_read(cur, 0, 5000, &chunk), 1);
 	porter_db_result_free(chunk);
 	chunk = NULL;
-	rc = porter_db_cursor_next(cur, &chunk, 5000);
+	rc = porter_db_cursor_read(cur, 0, 5000, &chunk);
 	ck_assert_msg(rc == PORTER_E_TIMEOUT, "got %s: %s", porter_error_name(rc),
 		      porter_last_error_message());
 	ck_assert(strstr(porter_last_error_message(), "reclaimed") != NULL);
 	porter_db_result_free(chunk);
-	porter_db_cursor_close(cur);
+	porter_db_cursor_close(cur, 1000);
 	th_stop_clean(&d);
 }
 END_TEST

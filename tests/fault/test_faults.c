@@ -47,10 +47,10 @@ static void *loader_main(void *arg)
 		/* A quarter of the threads make slow calls, so the kill
 		 * lands on requests in flight inside the daemon. */
 		if (l->index % 4 == 0)
-			rc = porter_ping_delay(payload, (size_t)len, 50 + (n % 4) * 50,
+			rc = porter_ping_delay(payload, (size_t)len, 50 + (n % 4) * 50, 0,
 					       CALL_TIMEOUT_MS);
 		else
-			rc = porter_ping(payload, (size_t)len, CALL_TIMEOUT_MS);
+			rc = porter_ping(payload, (size_t)len, 0, CALL_TIMEOUT_MS);
 		long long took = th_now_ms() - t0;
 		atomic_fetch_add(&l->calls, 1);
 		if (took > l->longest_ms)

@@ -96,7 +96,7 @@ static int do_stream(loader *l)
 				 .chunk_size = 64 * 1024};
 	porter_http_stream *s = NULL;
 	long long t0 = th_now_ms();
-	int rc = porter_http_stream_open("GET", u, NULL, 0, NULL, 0, &o, CALL_TIMEOUT_MS, &s);
+	int rc = porter_http_stream_open("GET", u, NULL, 0, NULL, 0, &o, 0, CALL_TIMEOUT_MS, &s);
 	timed(l, t0);
 	if (rc < 0) {
 		failed(l, rc, "stream open");
@@ -107,7 +107,7 @@ static int do_stream(loader *l)
 	size_t n;
 	for (;;) {
 		t0 = th_now_ms();
-		rc = porter_http_stream_read(s, &p, &n, CALL_TIMEOUT_MS);
+		rc = porter_http_stream_read(s, 0, CALL_TIMEOUT_MS, &p, &n);
 		timed(l, t0);
 		if (rc != 1)
 			break;
@@ -124,7 +124,7 @@ static int do_stream(loader *l)
 	} else if (rc == 0 && off != STREAM_BYTES) {
 		atomic_fetch_add(&l->wrong, 1); /* ended "cleanly" but short */
 	}
-	porter_http_stream_close(s);
+	porter_http_stream_close(s, 1000);
 	return rc < 0 ? rc : 0;
 }
 
@@ -135,7 +135,7 @@ static int do_get(loader *l)
 	snprintf(path, sizeof(path), "/bin/%d", GET_BYTES);
 	url(u, sizeof(u), path);
 	porter_http_response *r = NULL;
-	int rc = porter_http_get(u, CALL_TIMEOUT_MS, &r);
+	int rc = porter_http_get(u, 0, CALL_TIMEOUT_MS, &r);
 	if (rc < 0) {
 		failed(l, rc, "GET");
 		return rc;
@@ -155,8 +155,8 @@ static int do_post(loader *l, unsigned n)
 	for (size_t i = 0; i < sizeof(body); i++)
 		body[i] = (char)(l->index * 7 + n + i);
 	porter_http_response *r = NULL;
-	int rc = porter_http_request("POST", u, NULL, 0, body, sizeof(body), NULL, CALL_TIMEOUT_MS,
-				     &r);
+	int rc = porter_http_request("POST", u, NULL, 0, body, sizeof(body), NULL, 0,
+				     CALL_TIMEOUT_MS, &r);
 	if (rc < 0) {
 		failed(l, rc, "POST");
 		return rc;
@@ -213,7 +213,7 @@ static void set_base(void)
 static void daemon_holds(uint64_t *fds, uint64_t *transfers)
 {
 	porter_stats_snapshot *st = NULL;
-	ck_assert_int_eq(porter_stats(&st, 5000), 0);
+	ck_assert_int_eq(porter_stats(0, 5000, &st), 0);
 	*fds = porter_stats_open_fds(st);
 	*transfers = porter_stats_http_transfers(st);
 	porter_stats_free(st);
@@ -319,7 +319,7 @@ START_TEST(http_peer_killed_mid_transfer)
 	char u[128];
 	url(u, sizeof(u), "/status/200");
 	porter_http_response *r = NULL;
-	ck_assert_int_eq(porter_http_get(u, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(u, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	porter_http_response_free(r);
 	th_expect_idle();

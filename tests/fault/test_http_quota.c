@@ -83,7 +83,7 @@ static int open_stream(porter_http_stream **s)
 	porter_http_options o = PORTER_HTTP_OPTIONS_INIT;
 	o.chunk_size = 16384;
 	snprintf(url, sizeof(url), "%s/bin/50000000", srv.base);
-	return porter_http_stream_open("GET", url, NULL, 0, NULL, 0, &o, 10000, s);
+	return porter_http_stream_open("GET", url, NULL, 0, NULL, 0, &o, 0, 10000, s);
 }
 
 /* Opens `*(int *)arg` streams and leaves them unread (the process exits
@@ -111,10 +111,10 @@ static int bob_works(void *arg)
 	char url[256];
 	porter_http_response *r = NULL;
 	snprintf(url, sizeof(url), "%s/status/200", srv.base);
-	note(PER_UID, porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 10000, &r));
+	note(PER_UID, porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 0, 10000, &r));
 	porter_http_response_free(r);
 	for (int i = 0; i < PER_UID; i++)
-		porter_http_stream_close(s[i]);
+		porter_http_stream_close(s[i], 1000);
 	return 0;
 }
 
@@ -168,16 +168,16 @@ static int read_then_idle(void *arg)
 	note(0, open_stream(&s));
 	if (!s)
 		return 0;
-	note(1, porter_http_stream_read(s, &data, &len, 10000));
+	note(1, porter_http_stream_read(s, 0, 10000, &data, &len));
 	usleep(RECLAIMED_AFTER_MS * 1000);
-	note(2, porter_http_stream_read(s, &data, &len, 10000));
-	note(3, porter_http_stream_read(s, &data, &len, 10000));
-	porter_http_stream_close(s);
+	note(2, porter_http_stream_read(s, 0, 10000, &data, &len));
+	note(3, porter_http_stream_read(s, 0, 10000, &data, &len));
+	porter_http_stream_close(s, 1000);
 	s = NULL;
 	note(4, open_stream(&s));
 	if (s)
-		note(5, porter_http_stream_read(s, &data, &len, 10000));
-	porter_http_stream_close(s);
+		note(5, porter_http_stream_read(s, 0, 10000, &data, &len));
+	porter_http_stream_close(s, 1000);
 	return 0;
 }
 

@@ -96,7 +96,7 @@ START_TEST(huge_length_header_refused_rss_flat)
 	/* A single honoured 4 GiB header would show as gigabytes; allow
 	 * allocator noise only. */
 	RSS_BOUND(after - before < 4096);
-	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
 	th_stop_clean(&d);
 }
 END_TEST
@@ -204,14 +204,14 @@ START_TEST(idle_timeout_closes_and_client_reconnects)
 	/* libporter: its connection is closed while idle; the next call
 	 * reconnects without the caller noticing. */
 	for (int i = 0; i < 3; i++) {
-		ck_assert_int_eq(porter_ping("idle", 4, 2000), 0);
+		ck_assert_int_eq(porter_ping("idle", 4, 0, 2000), 0);
 		usleep(500 * 1000);
 	}
 	/* Only the last call's connection remains (or none, once idle). */
 	ck_assert_int_le(th_total_connections(), 1);
 	/* A busy connection is not idle: a delayed ping longer than the
 	 * idle timeout still gets its reply. */
-	ck_assert_int_eq(porter_ping_delay("slow", 4, 500, 3000), 0);
+	ck_assert_int_eq(porter_ping_delay("slow", 4, 500, 0, 3000), 0);
 	th_stop_clean(&d);
 }
 END_TEST

@@ -238,7 +238,7 @@ static int bob_pings(void *arg)
 	bob_result *b = arg;
 	for (int i = 0; i < BOB_PINGS; i++) {
 		long long t0 = (long long)th_now_ns();
-		int rc = porter_ping("bob", 3, 5000);
+		int rc = porter_ping("bob", 3, 0, 5000);
 		b->ms[i] = (double)((long long)th_now_ns() - t0) / 1e6;
 		if (rc != 0 && !b->failed++)
 			b->first_error = rc;
@@ -692,7 +692,7 @@ static void *bob_cancel_thread(void *arg)
 static int bob_early_cancel(void *arg)
 {
 	early *e = arg;
-	e->id = porter_next_call_id();
+	e->id = porter_call_id_new();
 	pthread_t t;
 	if (pthread_create(&t, NULL, bob_cancel_thread, e) != 0)
 		return 1;
@@ -700,7 +700,7 @@ static int bob_early_cancel(void *arg)
 	e->cancelled = 1;
 	if (!wait_flag(&e->flooded, 30000))
 		return 2;
-	e->call_rc = porter_ping("late", 4, 3000);
+	e->call_rc = porter_ping("late", 4, e->id, 3000);
 	return 0;
 }
 

@@ -123,8 +123,8 @@ def bind(path):
     """Declares every function the tests call, with porter.h's types."""
     lib = ctypes.CDLL(path)
     sigs = {
-        'porter_ping': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]),
-        'porter_stats': (ctypes.c_int, [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int]),
+        'porter_ping': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64, ctypes.c_int]),
+        'porter_stats': (ctypes.c_int, [ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p)]),
         'porter_stats_workers': (ctypes.c_size_t, [ctypes.c_void_p]),
         'porter_stats_worker': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t,
                                                ctypes.POINTER(WorkerStats)]),
@@ -136,17 +136,17 @@ def bind(path):
         'porter_error_name': (ctypes.c_char_p, [ctypes.c_int]),
         'porter_strerror': (ctypes.c_char_p, [ctypes.c_int]),
         'porter_version': (ctypes.c_char_p, []),
-        'porter_ping_delay': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t,
-                                             ctypes.c_uint32, ctypes.c_int]),
-        'porter_next_call_id': (ctypes.c_uint64, []),
+        'porter_ping_delay': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_int]),
+        'porter_call_id_new': (ctypes.c_uint64, []),
+        'porter_cancel_nowait': (ctypes.c_int, [ctypes.c_uint64]),
+        'porter_version_num': (ctypes.c_int, []),
         'porter_cancel': (ctypes.c_int, [ctypes.c_uint64, ctypes.c_int]),
         'porter_batch_new': (ctypes.c_void_p, [ctypes.c_int]),
         'porter_batch_free': (None, [ctypes.c_void_p]),
         'porter_batch_add_ping': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p,
                                                  ctypes.c_size_t, ctypes.c_uint32,
                                                  ctypes.c_int]),
-        'porter_batch_run': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int,
-                                            ctypes.POINTER(ctypes.c_void_p)]),
+        'porter_batch_run': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p)]),
         'porter_batch_result_count': (ctypes.c_size_t, [ctypes.c_void_p]),
         'porter_batch_result_winner': (ctypes.c_int, [ctypes.c_void_p]),
         'porter_batch_result_status': (ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
@@ -162,9 +162,9 @@ def bind(path):
     pvp = ctypes.POINTER(ctypes.c_void_p)
     sigs.update({
         # PostgreSQL
-        'porter_db_open': (i, [cp, ctypes.POINTER(u64), i]),
-        'porter_db_close': (i, [u64, i]),
-        'porter_db_query': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz, i, pvp]),
+        'porter_db_open': (i, [cp, ctypes.c_uint64, i, ctypes.POINTER(u64)]),
+        'porter_db_close': (i, [u64, ctypes.c_uint64, i]),
+        'porter_db_query': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz, ctypes.c_uint64, i, pvp]),
         'porter_db_result_free': (None, [vp]),
         'porter_db_status': (i, [vp]),
         'porter_db_message': (cp, [vp]),
@@ -182,36 +182,40 @@ def bind(path):
         'porter_db_getisnull': (i, [vp, i, i]),
         'porter_db_cmdtuples': (u64, [vp]),
         'porter_db_cmdstatus': (cp, [vp]),
-        'porter_db_query_stream': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz,
-                                       ctypes.c_uint, i, pvp]),
-        'porter_db_cursor_next': (i, [vp, pvp, i]),
-        'porter_db_cursor_close': (None, [vp]),
+        'porter_db_cursor_open': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz, ctypes.c_uint, ctypes.c_uint32, ctypes.c_uint64, i, pvp]),
+        'porter_db_cursor_read': (i, [vp, ctypes.c_uint64, i, pvp]),
+        'porter_db_cursor_close': (i, [vp, i]),
+        'porter_db_cursor_free': (None, [vp]),
         # Files
         'porter_bytes_free': (None, [ctypes.POINTER(Bytes)]),
-        'porter_file_read': (i, [cp, cp, u64, u64, ctypes.POINTER(ctypes.POINTER(Bytes)), i]),
-        'porter_file_write': (i, [cp, cp, vp, sz, ctypes.c_uint, ctypes.c_uint, i]),
-        'porter_file_delete': (i, [cp, cp, i, i]),
-        'porter_file_stat': (i, [cp, cp, ctypes.POINTER(FileInfo), i]),
-        'porter_file_list_dir': (i, [cp, cp, pvp, i]),
+        'porter_file_read': (i, [cp, cp, u64, u64, ctypes.c_uint64, i, ctypes.POINTER(ctypes.POINTER(Bytes))]),
+        'porter_file_write': (i, [cp, cp, vp, sz, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint64, i]),
+        'porter_file_delete': (i, [cp, cp, i, ctypes.c_uint64, i]),
+        'porter_file_stat': (i, [cp, cp, ctypes.c_uint64, i, ctypes.POINTER(FileInfo)]),
+        'porter_file_list_dir': (i, [cp, cp, ctypes.c_uint64, i, pvp]),
         'porter_file_list_count': (sz, [vp]),
         'porter_file_list_name': (cp, [vp, sz]),
         'porter_file_list_entry': (i, [vp, sz, ctypes.POINTER(ctypes.c_int),
                                        ctypes.POINTER(u64), ctypes.POINTER(ctypes.c_int64)]),
         'porter_file_list_free': (None, [vp]),
-        'porter_file_reader_open': (i, [cp, cp, u64, u64, pvp, i]),
+        'porter_file_reader_open': (i, [cp, cp, u64, u64, ctypes.c_uint32, ctypes.c_uint64, i, pvp]),
         'porter_file_reader_size': (u64, [vp]),
-        'porter_file_reader_next': (i, [vp, ctypes.POINTER(ctypes.c_void_p),
-                                        ctypes.POINTER(sz), i]),
-        'porter_file_reader_close': (None, [vp]),
+        'porter_file_reader_read': (i, [vp, ctypes.c_uint64, i, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(sz)]),
+        'porter_file_reader_close': (i, [vp, i]),
+        'porter_file_reader_free': (None, [vp]),
+        'porter_file_writer_open': (i, [cp, cp, ctypes.c_uint, ctypes.c_uint, u64, i, pvp]),
+        'porter_file_writer_write': (i, [vp, vp, sz, u64, i]),
+        'porter_file_writer_commit': (i, [vp, u64, i]),
+        'porter_file_writer_close': (i, [vp, i]),
+        'porter_file_writer_free': (None, [vp]),
         # Resources the daemon holds
         'porter_stats_open_fds': (u64, [vp]),
         'porter_stats_db_connections': (u64, [vp]),
         'porter_stats_http_transfers': (u64, [vp]),
         # HTTP
-        'porter_http_request': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz,
-                                    ctypes.POINTER(HttpOptions), i, pvp]),
-        'porter_http_get': (i, [cp, i, pvp]),
-        'porter_http_post_json': (i, [cp, cp, sz, i, pvp]),
+        'porter_http_request': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptions), ctypes.c_uint64, i, pvp]),
+        'porter_http_get': (i, [cp, ctypes.c_uint64, i, pvp]),
+        'porter_http_post_json': (i, [cp, cp, sz, ctypes.c_uint64, i, pvp]),
         'porter_http_last_status': (i, []),
         'porter_http_response_status': (i, [vp]),
         'porter_http_response_header': (cp, [vp, cp]),
@@ -223,11 +227,11 @@ def bind(path):
         'porter_http_response_redirects': (u32, [vp]),
         'porter_http_response_timings': (None, [vp, ctypes.POINTER(HttpTimings)]),
         'porter_http_response_free': (None, [vp]),
-        'porter_http_stream_open': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz,
-                                        ctypes.POINTER(HttpOptions), i, pvp]),
+        'porter_http_stream_open': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptions), ctypes.c_uint64, i, pvp]),
         'porter_http_stream_response': (vp, [vp]),
-        'porter_http_stream_read': (i, [vp, pvp, ctypes.POINTER(sz), i]),
-        'porter_http_stream_close': (None, [vp]),
+        'porter_http_stream_read': (i, [vp, ctypes.c_uint64, i, pvp, ctypes.POINTER(sz)]),
+        'porter_http_stream_close': (i, [vp, i]),
+        'porter_http_stream_free': (None, [vp]),
         # Batch members of every kind
         'porter_batch_result_message': (cp, [vp, sz]),
         'porter_batch_add_http': (i, [vp, cp, cp, ctypes.POINTER(cp), sz, vp, sz,
@@ -264,7 +268,7 @@ class Client:
 
     def ping(self, payload=b'', timeout_ms=5000):
         buf = ctypes.create_string_buffer(payload, len(payload)) if payload else None
-        rc = self.lib.porter_ping(buf, len(payload), timeout_ms)
+        rc = self.lib.porter_ping(buf, len(payload), 0, timeout_ms)
         if rc < 0:
             raise Failure('ping: %s (%d): %s' % (
                 self.lib.porter_error_name(rc).decode(), rc,
@@ -273,7 +277,7 @@ class Client:
     def stats(self, timeout_ms=5000):
         """Returns (workers, connections, requests), freeing the snapshot."""
         snap = ctypes.c_void_p()
-        rc = self.lib.porter_stats(ctypes.byref(snap), timeout_ms)
+        rc = self.lib.porter_stats(0, timeout_ms, ctypes.byref(snap))
         if rc < 0:
             raise Failure('stats: %s: %s' % (
                 self.lib.porter_error_name(rc).decode(),
@@ -303,7 +307,7 @@ class Client:
         """(open fds, PostgreSQL connections, HTTP transfers) the daemon
         holds now, from one snapshot."""
         snap = ctypes.c_void_p()
-        rc = self.lib.porter_stats(ctypes.byref(snap), timeout_ms)
+        rc = self.lib.porter_stats(0, timeout_ms, ctypes.byref(snap))
         if rc < 0:
             raise Failure('stats: %d' % rc)
         try:
@@ -419,7 +423,7 @@ def test_migrating_isolate(steps=2000):
             if k % 10 == 3:
                 # A failing call: its error belongs to that thread alone.
                 def failing():
-                    rc = c.lib.porter_stats(None, 1000)
+                    rc = c.lib.porter_stats(0, 1000, None)
                     return rc, c.lib.porter_last_error(), \
                         c.lib.porter_last_error_message().decode()
                 ident, (rc, last, msg) = carrier.call(failing)
@@ -456,8 +460,8 @@ def test_migrating_isolate(steps=2000):
 def test_cancel_from_another_thread(rounds=60):
     """A call blocked on one thread is cancelled from another.
 
-    As the Dart pool does it: the calling thread reserves its next call's id
-    (porter_next_call_id), hands it over, and blocks in a call the daemon
+    As the Dart pool does it: the calling thread takes a call id
+    (porter_call_id_new), hands it over, and blocks in a call with it that the daemon
     would hold for 10 s; a different thread calls porter_cancel(id). The
     blocked call must return PORTER_E_CANCELLED within a second, on its own
     thread. Successive rounds run on different carrier threads (an isolate
@@ -472,9 +476,10 @@ def test_cancel_from_another_thread(rounds=60):
             ids = queue.Queue()
 
             def blocked():
-                ids.put(c.lib.porter_next_call_id())
+                cid = c.lib.porter_call_id_new()
+                ids.put(cid)
                 t0 = time.monotonic()
-                rc = c.lib.porter_ping_delay(None, 0, 10000, 20000)
+                rc = c.lib.porter_ping_delay(None, 0, 10000, cid, 20000)
                 return rc, c.lib.porter_last_error(), time.monotonic() - t0
 
             done = queue.Queue()
@@ -535,7 +540,7 @@ def test_batch_moves_between_threads(rounds=50):
             def run():
                 out = ctypes.c_void_p()
                 t0 = time.monotonic()
-                rc = lib.porter_batch_run(b, 10000, ctypes.byref(out))
+                rc = lib.porter_batch_run(b, 0, 10000, ctypes.byref(out))
                 return rc, out.value, time.monotonic() - t0
 
             _, (rc, r, dt) = at[1].call(run)
@@ -631,9 +636,9 @@ def test_no_growth(total=100_000, threads=8, rounds=10):
                 status, data, _ = http_get('/bin/%d' % n)
                 check(status == 200 and data == pattern(0, n), 'HTTP GET of %d bytes' % n)
             elif j % 200 == 0:
-                check(ping(None, 0, 5000) == 0, 'empty ping')
+                check(ping(None, 0, 0, 5000) == 0, 'empty ping')
             else:
-                check(ping(bufs[j % 200 - 1], j % 200, 5000) == 0, 'ping')
+                check(ping(bufs[j % 200 - 1], j % 200, 0, 5000) == 0, 'ping')
 
     def figures():
         # porterd's descriptors less its kept-alive connections to the
@@ -672,7 +677,7 @@ def test_unreachable_then_back():
     c.lib.porter_reset()
     try:
         t0 = time.monotonic()
-        rc = c.lib.porter_ping(None, 0, 2000)
+        rc = c.lib.porter_ping(None, 0, 0, 2000)
         check(rc == PORTER_E_UNREACHABLE, 'absent daemon: %d' % rc)
         check(c.lib.porter_last_error() == PORTER_E_UNREACHABLE, 'last error kept')
         check(time.monotonic() - t0 < 1, 'fails fast')
@@ -740,7 +745,7 @@ def take_response(rc, out, what):
 def http_get(path, timeout_ms=5000):
     """(status, body, effective URL) of a GET of `path`."""
     out = ctypes.c_void_p()
-    rc = c.lib.porter_http_get(url(path), timeout_ms, ctypes.byref(out))
+    rc = c.lib.porter_http_get(url(path), 0, timeout_ms, ctypes.byref(out))
     status, body, eff, _, _, _ = take_response(rc, out, 'GET %s' % path)
     return status, body, eff
 
@@ -763,7 +768,7 @@ def test_http_many_threads(calls=30):
             if k == 0:
                 n = (i * 131 + j * 17) % 20000 + 1
                 out = ctypes.c_void_p()
-                rc = lib.porter_http_get(url('/bin/%d' % n), 5000, ctypes.byref(out))
+                rc = lib.porter_http_get(url('/bin/%d' % n), 0, 5000, ctypes.byref(out))
                 if rc < 0:
                     raise failure_of('GET', rc)
                 try:
@@ -789,9 +794,7 @@ def test_http_many_threads(calls=30):
                 hdrs, nh = header_lines(['X-Test-Thread: %d' % i, 'X-Test-Empty:'])
                 opts = HttpOptions(follow_redirects=0)
                 out = ctypes.c_void_p()
-                rc = lib.porter_http_request(b'PUT', url('/echo'), hdrs, nh, payload,
-                                             len(payload), ctypes.byref(opts), 5000,
-                                             ctypes.byref(out))
+                rc = lib.porter_http_request(b'PUT', url('/echo'), hdrs, nh, payload, len(payload), ctypes.byref(opts), 0, 5000, ctypes.byref(out))
                 status, data, _, headers, _, _ = take_response(rc, out, 'PUT')
                 got = dict(headers)
                 check(status == 200 and data == payload, 'PUT body echoed')
@@ -801,8 +804,7 @@ def test_http_many_threads(calls=30):
             elif k == 4:
                 js = b'{"thread": %d, "call": %d}' % (i, j)
                 out = ctypes.c_void_p()
-                rc = lib.porter_http_post_json(url('/echo'), js, len(js), 5000,
-                                               ctypes.byref(out))
+                rc = lib.porter_http_post_json(url('/echo'), js, len(js), 0, 5000, ctypes.byref(out))
                 status, data, _, headers, _, _ = take_response(rc, out, 'POST json')
                 check(status == 200 and data == js and
                       dict(headers).get(b'X-Method') == b'POST', 'JSON posted')
@@ -810,8 +812,7 @@ def test_http_many_threads(calls=30):
                 # A redirect the options refuse to follow is the 302 itself.
                 opts = HttpOptions(follow_redirects=0)
                 out = ctypes.c_void_p()
-                rc = lib.porter_http_request(None, url('/redirect/1'), None, 0, None, 0,
-                                             ctypes.byref(opts), 5000, ctypes.byref(out))
+                rc = lib.porter_http_request(None, url('/redirect/1'), None, 0, None, 0, ctypes.byref(opts), 0, 5000, ctypes.byref(out))
                 status, _, _, headers, redirects, _ = take_response(rc, out, 'no follow')
                 check(status == 302 and redirects == 0 and
                       dict(headers).get(b'Location') == b'/redirect/0', 'redirect not followed')
@@ -822,15 +823,13 @@ def test_http_many_threads(calls=30):
           % (64 * calls, dt, 64 * calls / dt))
     # Failures carry their code and HTTP status on the failing thread.
     out = ctypes.c_void_p()
-    rc = lib.porter_http_get(url('/redirect-to?url=ftp://127.0.0.1/x'), 5000,
-                             ctypes.byref(out))
+    rc = lib.porter_http_get(url('/redirect-to?url=ftp://127.0.0.1/x'), 0, 5000, ctypes.byref(out))
     check(rc == PORTER_E_HTTP_SCHEME and lib.porter_last_error() == rc,
           'redirect to ftp refused: %d' % rc)
     check(lib.porter_http_last_status() == 302,
           'the refused redirect\'s status: %d' % lib.porter_http_last_status())
     opts = HttpOptions(follow_redirects=1, max_response=1000)
-    rc = lib.porter_http_request(b'GET', url('/bin/5000'), None, 0, None, 0,
-                                 ctypes.byref(opts), 5000, ctypes.byref(out))
+    rc = lib.porter_http_request(b'GET', url('/bin/5000'), None, 0, None, 0, ctypes.byref(opts), 0, 5000, ctypes.byref(out))
     check(rc == PORTER_E_HTTP_TOO_LARGE, 'max_response enforced: %d' % rc)
     check(c.await_connections(1) == 1, 'thread connections closed')
     check(c.await_transfers(0) == 0, 'no HTTP transfer left in porterd')
@@ -839,8 +838,7 @@ def test_http_many_threads(calls=30):
 def stream_open(path, chunk_size=65536, timeout_ms=5000):
     opts = HttpOptions(follow_redirects=1, chunk_size=chunk_size)
     st = ctypes.c_void_p()
-    rc = c.lib.porter_http_stream_open(b'GET', url(path), None, 0, None, 0,
-                                       ctypes.byref(opts), timeout_ms, ctypes.byref(st))
+    rc = c.lib.porter_http_stream_open(b'GET', url(path), None, 0, None, 0, ctypes.byref(opts), 0, timeout_ms, ctypes.byref(st))
     if rc < 0:
         raise failure_of('stream open %s' % path, rc)
     return st
@@ -849,7 +847,7 @@ def stream_open(path, chunk_size=65536, timeout_ms=5000):
 def stream_read(st, timeout_ms=5000):
     """The next chunk (bytes), None at the end; raises on failure."""
     data, n = ctypes.c_void_p(), ctypes.c_size_t()
-    rc = c.lib.porter_http_stream_read(st, ctypes.byref(data), ctypes.byref(n), timeout_ms)
+    rc = c.lib.porter_http_stream_read(st, 0, timeout_ms, ctypes.byref(data), ctypes.byref(n))
     if rc < 0:
         raise failure_of('stream read', rc)
     if rc == 0:
@@ -891,7 +889,7 @@ def test_http_stream(size=3_000_000):
         _, _, _, _, _, t = read_response(lib.porter_http_stream_response(st))
         check(t.total_us > 0, 'timings after the end')
     finally:
-        lib.porter_http_stream_close(st)
+        lib.porter_http_stream_close(st, 1000)
     dt = time.monotonic() - t0
     # Abandoned after a few chunks: closing aborts the transfer.
     for _ in range(5):
@@ -903,8 +901,8 @@ def test_http_stream(size=3_000_000):
                 check(chunk and chunk == pattern(offset, len(chunk)), 'chunk %d' % k)
                 offset += len(chunk)
         finally:
-            lib.porter_http_stream_close(st)
-    lib.porter_http_stream_close(None)
+            lib.porter_http_stream_close(st, 1000)
+    lib.porter_http_stream_close(None, 1000)
     check(c.await_transfers(0) == 0, 'abandoned streams aborted in porterd')
     # A pull cancelled (here: before it reached porterd, as a CancelToken
     # firing between two reads does) fails, stays failed, and closing the
@@ -912,17 +910,17 @@ def test_http_stream(size=3_000_000):
     st = stream_open('/bin/50000000', chunk_size=16384)
     try:
         check(stream_read(st) is not None, 'first chunk')
-        call_id = lib.porter_next_call_id()
+        call_id = lib.porter_call_id_new()
         canceller = threading.Thread(target=lambda: (lib.porter_cancel(call_id, 2000),
                                                      lib.porter_thread_disconnect()))
         canceller.start()
         canceller.join()
         data, n = ctypes.c_void_p(), ctypes.c_size_t()
-        for what in ('the cancelled pull', 'a later read'):
-            rc = lib.porter_http_stream_read(st, ctypes.byref(data), ctypes.byref(n), 5000)
+        for what, rid in (('the cancelled pull', call_id), ('a later read', 0)):
+            rc = lib.porter_http_stream_read(st, rid, 5000, ctypes.byref(data), ctypes.byref(n))
             check(rc == PORTER_E_CANCELLED, '%s: %d' % (what, rc))
     finally:
-        lib.porter_http_stream_close(st)
+        lib.porter_http_stream_close(st, 1000)
     check(c.await_transfers(0, seconds=3) == 0, 'a stream with a cancelled pull dropped at close')
     print('  streamed %d bytes in %d chunks (the largest %d bytes) in %.2f s'
           % (size, chunks, biggest, dt))
@@ -944,8 +942,7 @@ def test_http_stream_other_thread(rounds=12):
 
                 def read_on_b():
                     data, n = ctypes.c_void_p(), ctypes.c_size_t()
-                    rc = c.lib.porter_http_stream_read(st, ctypes.byref(data),
-                                                       ctypes.byref(n), 5000)
+                    rc = c.lib.porter_http_stream_read(st, 0, 5000, ctypes.byref(data), ctypes.byref(n))
                     return rc, (ctypes.string_at(data, n.value) if rc == 1 else b'')
 
                 _, first = a.call(lambda: stream_read(st))
@@ -967,7 +964,7 @@ def test_http_stream_other_thread(rounds=12):
                 a.call(rest)
                 check(b''.join(got) == pattern(0, 200000), 'round %d: every byte once' % k)
             finally:
-                a.call(lambda: c.lib.porter_http_stream_close(st))
+                a.call(lambda: c.lib.porter_http_stream_close(st, 1000))
     finally:
         for t in carriers:
             t.jobs.put((None, None))
@@ -1006,7 +1003,7 @@ def test_http_stream_paced_listener(window=2, takes=12):
                     chunks.put(chunk)
                     sent += 1
             finally:
-                c.lib.porter_http_stream_close(st)
+                c.lib.porter_http_stream_close(st, 1000)
         except BaseException as e:  # reported on the main thread
             errors.append(e)
         finally:
@@ -1053,16 +1050,16 @@ def test_http_cancel_from_another_thread(rounds=8):
             ids = queue.Queue()
 
             def blocked():
-                ids.put(c.lib.porter_next_call_id())
+                cid = c.lib.porter_call_id_new()
+                ids.put(cid)
                 t0 = time.monotonic()
                 out = ctypes.c_void_p()
                 if k % 2:
-                    rc = c.lib.porter_http_stream_open(b'GET', url('/hang'), None, 0, None,
-                                                       0, None, 20000, ctypes.byref(out))
+                    rc = c.lib.porter_http_stream_open(b'GET', url('/hang'), None, 0, None, 0, None, cid, 20000, ctypes.byref(out))
                     if rc == 0:
-                        c.lib.porter_http_stream_close(out)
+                        c.lib.porter_http_stream_close(out, 1000)
                 else:
-                    rc = c.lib.porter_http_get(url('/hang'), 20000, ctypes.byref(out))
+                    rc = c.lib.porter_http_get(url('/hang'), cid, 20000, ctypes.byref(out))
                     if rc == 0:
                         c.lib.porter_http_response_free(out)
                 return rc, c.lib.porter_last_error(), time.monotonic() - t0
@@ -1167,9 +1164,7 @@ def db_query(session, sql, params=(), timeout_ms=5000, expect=0):
     result freed. The error is read on the calling thread, right after."""
     arr, keep = db_params(list(params))
     out = ctypes.c_void_p()
-    rc = c.lib.porter_db_query(session, None if session else conninfo.encode(),
-                               sql.encode(), arr if params else None, len(params),
-                               timeout_ms, ctypes.byref(out))
+    rc = c.lib.porter_db_query(session, None if session else conninfo.encode(), sql.encode(), arr if params else None, len(params), 0, timeout_ms, ctypes.byref(out))
     del keep
     try:
         if rc != expect:
@@ -1188,7 +1183,7 @@ def db_query(session, sql, params=(), timeout_ms=5000, expect=0):
 
 def db_open():
     s = ctypes.c_uint64()
-    rc = c.lib.porter_db_open(conninfo.encode(), ctypes.byref(s), 5000)
+    rc = c.lib.porter_db_open(conninfo.encode(), 0, 5000, ctypes.byref(s))
     if rc != 0:
         raise failure_of('db_open', rc)
     check(s.value != 0, 'session id is not 0')
@@ -1242,9 +1237,7 @@ def test_db_migrating_isolate():
         # One cursor, pulled from every thread in turn.
         def open_cursor():
             cur = ctypes.c_void_p()
-            rc = c.lib.porter_db_query_stream(
-                s, None, b'SELECT g, md5(g::text) FROM generate_series(1, 2000) g',
-                None, 0, 150, 5000, ctypes.byref(cur))
+            rc = c.lib.porter_db_cursor_open(s, None, b'SELECT g, md5(g::text) FROM generate_series(1, 2000) g', None, 0, 150, 0, 0, 5000, ctypes.byref(cur))
             if rc != 0:
                 raise failure_of('query_stream', rc)
             return cur.value
@@ -1256,7 +1249,7 @@ def test_db_migrating_isolate():
         while True:
             def pull():
                 ch = ctypes.c_void_p()
-                rc = c.lib.porter_db_cursor_next(cur, ctypes.byref(ch), 5000)
+                rc = c.lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch))
                 try:
                     if rc < 0:
                         raise failure_of('cursor_next', rc)
@@ -1270,15 +1263,15 @@ def test_db_migrating_isolate():
             check(len(rows) <= 150, 'chunk of %d rows' % len(rows))
             got.extend(rows)
             chunks += 1
-        C.call(lambda: c.lib.porter_db_cursor_close(cur))
+        C.call(lambda: c.lib.porter_db_cursor_close(cur, 1000))
         want = [(b'%d' % g, hashlib.md5(b'%d' % g).hexdigest().encode())
                 for g in range(1, 2001)]
         check(got == want, 'streamed rows intact and in order (%d rows)' % len(got))
         check(chunks >= 14 and len(threads_used) == 5,
               '%d chunks over %d threads' % (chunks, len(threads_used)))
-        _, rc = D.call(lambda: c.lib.porter_db_close(s, 5000))
+        _, rc = D.call(lambda: c.lib.porter_db_close(s, 0, 5000))
         check(rc == 0, 'close from yet another thread: %d' % rc)
-        _, rc = E.call(lambda: c.lib.porter_db_close(s, 5000))
+        _, rc = E.call(lambda: c.lib.porter_db_close(s, 0, 5000))
         check(rc == -22, 'a closed session is gone: %d' % rc)
         db_query(0, 'DROP TABLE %s' % table)
     finally:
@@ -1302,7 +1295,7 @@ def sleeping_queries(tag):
 
 def test_db_cancel_from_another_thread(rounds=6):
     """A long query (pg_sleep) blocked on one thread is cancelled from
-    another with porter_next_call_id/porter_cancel: the call returns
+    another with porter_call_id_new/porter_cancel: the call returns
     PORTER_E_CANCELLED within 2 s and the query is gone from the server.
     Rounds alternate between pooled connections and a session (queried
     from the thread that opened it); the session stays usable at once.
@@ -1321,11 +1314,11 @@ def test_db_cancel_from_another_thread(rounds=6):
         ids = queue.Queue()
 
         def blocked():
-            ids.put(c.lib.porter_next_call_id())
+            cid = c.lib.porter_call_id_new()
+            ids.put(cid)
             t0 = time.monotonic()
             out = ctypes.c_void_p()
-            rc = c.lib.porter_db_query(session, None if session else conninfo.encode(),
-                                       sql, None, 0, timeout_ms, ctypes.byref(out))
+            rc = c.lib.porter_db_query(session, None if session else conninfo.encode(), sql, None, 0, cid, timeout_ms, ctypes.byref(out))
             dt = time.monotonic() - t0
             last = c.lib.porter_last_error()
             c.lib.porter_db_result_free(out)
@@ -1369,7 +1362,7 @@ def test_db_cancel_from_another_thread(rounds=6):
         _, (rows, _, _) = carriers[2].call(lambda: db_query(s, 'SELECT 43', timeout_ms=8000))
         waited = time.monotonic() - t0
         check(rows == [(b'43',)], 'session usable after a cancel from another thread')
-        check(home.call(lambda: c.lib.porter_db_close(s, 5000))[1] == 0, 'close')
+        check(home.call(lambda: c.lib.porter_db_close(s, 0, 5000))[1] == 0, 'close')
     finally:
         for t in carriers + [canceller]:
             t.jobs.put((None, None))
@@ -1399,7 +1392,7 @@ def test_db_64_threads(queries=15):
                 check(rows and rows[0][0], 'session backend')
         finally:
             if s:
-                check(c.lib.porter_db_close(s, 5000) == 0, 'close')
+                check(c.lib.porter_db_close(s, 0, 5000) == 0, 'close')
 
     t0 = time.monotonic()
     run_threads(64, body)
@@ -1409,15 +1402,14 @@ def test_db_64_threads(queries=15):
 
 def file_write(path, data, flags=PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE):
     buf = ctypes.create_string_buffer(data, max(1, len(data)))
-    rc = c.lib.porter_file_write(b'files', path.encode(), buf, len(data), flags, 0o600, 10000)
+    rc = c.lib.porter_file_write(b'files', path.encode(), buf, len(data), flags, 0o600, 0, 10000)
     if rc != 0:
         raise failure_of('write %s' % path, rc)
 
 
 def file_read(path, offset=0, length=0, expect=0):
     out = ctypes.POINTER(Bytes)()
-    rc = c.lib.porter_file_read(b'files', path.encode(), offset, length, ctypes.byref(out),
-                                10000)
+    rc = c.lib.porter_file_read(b'files', path.encode(), offset, length, 0, 10000, ctypes.byref(out))
     if rc != expect:
         raise failure_of('read %s' % path, rc)
     if rc:
@@ -1435,7 +1427,7 @@ def test_files_round_trip():
     data = bytes(range(256)) * 64 + b'\0' * 100 + b'tail\0'
     # Directories are not created by a write: the missing parent is an error.
     buf = ctypes.create_string_buffer(b'x', 1)
-    rc = c.lib.porter_file_write(b'files', b'nodir/a.bin', buf, 1, PORTER_FILE_CREATE, 0, 5000)
+    rc = c.lib.porter_file_write(b'files', b'nodir/a.bin', buf, 1, PORTER_FILE_CREATE, 0, 0, 5000)
     check(rc == PORTER_E_FILE_NOT_FOUND, 'write under a missing dir: %d' % rc)
     file_write('a.bin', data)
     check(file_read('a.bin') == data, 'binary round trip with NULs')
@@ -1444,7 +1436,7 @@ def test_files_round_trip():
     file_write('a.bin', b'\0new\0', PORTER_FILE_ATOMIC)
     check(file_read('a.bin') == b'\0new\0', 'atomic replace')
     info = FileInfo()
-    check(c.lib.porter_file_stat(b'files', b'a.bin', ctypes.byref(info), 5000) == 0, 'stat')
+    check(c.lib.porter_file_stat(b'files', b'a.bin', 0, 5000, ctypes.byref(info)) == 0, 'stat')
     check(info.type == PORTER_FILE_TYPE_REGULAR and info.size == 5 and info.mode & 0o777 == 0o600,
           'stat: type %d size %d mode %o' % (info.type, info.size, info.mode))
     check(file_read('absent', expect=PORTER_E_FILE_NOT_FOUND) == PORTER_E_FILE_NOT_FOUND,
@@ -1452,15 +1444,15 @@ def test_files_round_trip():
     check(file_read('../escape', expect=PORTER_E_FILE_ESCAPE) == PORTER_E_FILE_ESCAPE,
           'escape refused')
     lst = ctypes.c_void_p()
-    check(c.lib.porter_file_list_dir(b'files', None, ctypes.byref(lst), 5000) == 0, 'list')
+    check(c.lib.porter_file_list_dir(b'files', None, 0, 5000, ctypes.byref(lst)) == 0, 'list')
     try:
         names = [c.lib.porter_file_list_name(lst, k).decode()
                  for k in range(c.lib.porter_file_list_count(lst))]
     finally:
         c.lib.porter_file_list_free(lst)
     check('a.bin' in names, 'listed: %r' % names)
-    check(c.lib.porter_file_delete(b'files', b'a.bin', 0, 5000) == 0, 'delete')
-    check(c.lib.porter_file_delete(b'files', b'a.bin', 0, 5000) == PORTER_E_FILE_NOT_FOUND,
+    check(c.lib.porter_file_delete(b'files', b'a.bin', 0, 0, 5000) == 0, 'delete')
+    check(c.lib.porter_file_delete(b'files', b'a.bin', 0, 0, 5000) == PORTER_E_FILE_NOT_FOUND,
           'delete twice')
 
     # A 1 MiB file read as a stream of 64 KiB chunks (the daemon runs with
@@ -1471,8 +1463,7 @@ def test_files_round_trip():
     try:
         def open_reader():
             rd = ctypes.c_void_p()
-            rc = c.lib.porter_file_reader_open(b'files', b'big.bin', 0, 0,
-                                               ctypes.byref(rd), 10000)
+            rc = c.lib.porter_file_reader_open(b'files', b'big.bin', 0, 0, 0, 0, 10000, ctypes.byref(rd))
             if rc != 0:
                 raise failure_of('reader_open', rc)
             return rd.value
@@ -1484,8 +1475,7 @@ def test_files_round_trip():
         while True:
             def pull():
                 data, n = ctypes.c_void_p(), ctypes.c_size_t()
-                rc = c.lib.porter_file_reader_next(rd, ctypes.byref(data), ctypes.byref(n),
-                                                   5000)
+                rc = c.lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
                 if rc < 0:
                     raise failure_of('reader_next', rc)
                 return rc, ctypes.string_at(data, n.value) if rc else b''
@@ -1494,7 +1484,7 @@ def test_files_round_trip():
                 break
             threads_used.add(ident)
             parts.append(chunk)
-        carriers[1].call(lambda: c.lib.porter_file_reader_close(rd))
+        carriers[1].call(lambda: c.lib.porter_file_reader_close(rd, 1000))
     finally:
         for t in carriers:
             t.jobs.put((None, None))
@@ -1503,7 +1493,7 @@ def test_files_round_trip():
     check(b''.join(parts) == big, 'streamed read intact (%d bytes)' % sum(map(len, parts)))
     check(len(parts) >= 16 and len(threads_used) == 4,
           '%d chunks over %d threads' % (len(parts), len(threads_used)))
-    check(c.lib.porter_file_delete(b'files', b'big.bin', 0, 5000) == 0, 'delete big')
+    check(c.lib.porter_file_delete(b'files', b'big.bin', 0, 0, 5000) == 0, 'delete big')
     print('  %d-byte streamed read in %d chunks over %d threads'
           % (len(big), len(parts), len(threads_used)))
     check(c.await_connections(1) == 1, 'carrier connections closed')
@@ -1545,7 +1535,7 @@ def test_batch_of_every_kind(rounds=10):
 
             def run():
                 out = ctypes.c_void_p()
-                rc = lib.porter_batch_run(b, 10000, ctypes.byref(out))
+                rc = lib.porter_batch_run(b, 0, 10000, ctypes.byref(out))
                 lib.porter_batch_free(b)
                 if rc < 0:
                     raise failure_of('batch run', rc)
@@ -1603,7 +1593,7 @@ def test_batch_of_every_kind(rounds=10):
                                       None, 10000)
         out = ctypes.c_void_p()
         t0 = time.monotonic()
-        rc = lib.porter_batch_run(b, 10000, ctypes.byref(out))
+        rc = lib.porter_batch_run(b, 0, 10000, ctypes.byref(out))
         dt = time.monotonic() - t0
         lib.porter_batch_free(b)
         check(rc == 0, 'FIRST batch: %d' % rc)
@@ -1648,30 +1638,27 @@ def test_db_files_no_growth(threads=8, rounds=8, per_thread=300):
                     db_query(0, 'SELECT $1::text', ['p%d' % j])
                 elif k == 2:
                     cur = ctypes.c_void_p()
-                    rc = c.lib.porter_db_query_stream(s, None,
-                                                      b'SELECT generate_series(1, 50)',
-                                                      None, 0, 20, 5000, ctypes.byref(cur))
+                    rc = c.lib.porter_db_cursor_open(s, None, b'SELECT generate_series(1, 50)', None, 0, 20, 0, 0, 5000, ctypes.byref(cur))
                     check(rc == 0, 'stream %d' % rc)
                     ch = ctypes.c_void_p()
                     n = 0
-                    while c.lib.porter_db_cursor_next(cur, ctypes.byref(ch), 5000) == 1:
+                    while c.lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch)) == 1:
                         n += c.lib.porter_db_ntuples(ch)
                         c.lib.porter_db_result_free(ch)
-                    c.lib.porter_db_cursor_close(cur)
+                    c.lib.porter_db_cursor_close(cur, 1000)
                     check(n == 50, 'streamed %d rows' % n)
                 elif k == 3:
                     file_write('g%d.bin' % i, b'\0%d\0' % j)
                 elif k == 4:
                     check(file_read('g%d.bin' % i).startswith(b'\0'), 'read back')
                     info = FileInfo()
-                    check(c.lib.porter_file_stat(b'files', b'g%d.bin' % i, ctypes.byref(info),
-                                                 5000) == 0, 'stat')
+                    check(c.lib.porter_file_stat(b'files', b'g%d.bin' % i, 0, 5000, ctypes.byref(info)) == 0, 'stat')
                 else:
-                    check(c.lib.porter_file_delete(b'files', b'g%d.bin' % i, 0, 5000) == 0,
+                    check(c.lib.porter_file_delete(b'files', b'g%d.bin' % i, 0, 0, 5000) == 0,
                           'delete')
                     file_read('g%d.bin' % i, expect=PORTER_E_FILE_NOT_FOUND)
         finally:
-            c.lib.porter_db_close(s, 5000)
+            c.lib.porter_db_close(s, 0, 5000)
 
     def figures():
         # porterd's descriptors less its PostgreSQL connections (every

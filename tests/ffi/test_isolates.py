@@ -13,16 +13,17 @@ thread pool and isolates that migrate between them.
     read to the end from another thread after the opener disconnected.
     (File readers do not, today: porterd drops them with the opening
     connection; see dart/API_CHANGES.md.)
-  * Abandoned streams are released: a stream closed after a few chunks (a
-    `break` out of a chunk loop, a cancelled subscription), from a thread
-    other than the one that opened it, leaves nothing in porterd: no HTTP
-    transfer, no running query in PostgreSQL, no extra descriptor.
-  * Call ids: an id reserved and not used is taken by that thread's next
-    call, whichever isolate makes it, and a cursor read served from the
-    chunk that came with the open sends nothing, so it does not use the
-    reservation either. This is why the package reserves an id only right
-    before a native call that always sends exactly one request, and the
-    check that doing so leaves nothing behind on the thread.
+  * Abandoned streams are released: a stream freed after a few chunks (a
+    `break` out of a chunk loop, a cancelled subscription) with its
+    non-waiting *_free, from a thread other than the one that opened it,
+    leaves nothing in porterd: no HTTP transfer, no running query in
+    PostgreSQL, no extra descriptor (libporter's background thread told
+    the daemon).
+  * Call ids are explicit (porter_call_id_new, passed to each call): an id
+    taken and not used leaves nothing on the thread, so no later call of
+    another isolate is refused; a cursor read served from the prefetched
+    chunk sends nothing; an id taken on one thread works for a call made
+    on another.
   * A helper thread that sends a cancel and then disconnects leaves no
     daemon connection behind, although the thread lives on (VM threads do).
   * Typed values: the text form PostgreSQL gives porterd for every type the
@@ -68,8 +69,7 @@ def stop_pool(carriers):
 
 def cursor_open(sql, chunk_rows):
     cur = ctypes.c_void_p()
-    rc = tc.c.lib.porter_db_query_stream(0, tc.conninfo.encode(), sql.encode(), None, 0,
-                                         chunk_rows, 5000, ctypes.byref(cur))
+    rc = tc.c.lib.porter_db_cursor_open(0, tc.conninfo.encode(), sql.encode(), None, 0, chunk_rows, 0, 0, 5000, ctypes.byref(cur))
     if rc < 0:
         raise failure_of('query_stream', rc)
     return cur
@@ -78,7 +78,7 @@ def cursor_open(sql, chunk_rows):
 def cursor_next(cur):
     """The rows of the next chunk (ints), None at the end."""
     ch = ctypes.c_void_p()
-    rc = tc.c.lib.porter_db_cursor_next(cur, ctypes.byref(ch), 5000)
+    rc = tc.c.lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch))
     try:
         if rc < 0:
             raise failure_of('cursor_next', rc)
@@ -91,7 +91,7 @@ def cursor_next(cur):
 
 def reader_open(path):
     rd = ctypes.c_void_p()
-    rc = tc.c.lib.porter_file_reader_open(None, path.encode(), 0, 0, ctypes.byref(rd), 5000)
+    rc = tc.c.lib.porter_file_reader_open(None, path.encode(), 0, 0, 0, 0, 5000, ctypes.byref(rd))
     if rc < 0:
         raise failure_of('file_reader_open', rc)
     return rd
@@ -99,7 +99,7 @@ def reader_open(path):
 
 def reader_next(rd):
     data, n = ctypes.c_void_p(), ctypes.c_size_t()
-    rc = tc.c.lib.porter_file_reader_next(rd, ctypes.byref(data), ctypes.byref(n), 5000)
+    rc = tc.c.lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
     if rc < 0:
         raise failure_of('file_reader_next', rc)
     return None if rc == 0 else ctypes.string_at(data, n.value)
@@ -142,7 +142,7 @@ def test_streams_pulled_by_any_thread():
         # PostgreSQL: 20,000 rows in chunks of 500.
         chunks, who = pull_everywhere(
             carriers, lambda: cursor_open('SELECT generate_series(1, 20000)', 500),
-            cursor_next, lib.porter_db_cursor_close)
+            cursor_next, lib.porter_db_cursor_free)
         rows = [r for ch in chunks for r in ch]
         check(rows == list(range(1, 20001)), 'every row once, in order (%d rows)' % len(rows))
         check(len(who) == WORKERS, 'pulled by %d threads' % len(who))
@@ -152,18 +152,18 @@ def test_streams_pulled_by_any_thread():
             check(tc.c.resources()[2] == 1, 'the paused transfer is alive in porterd')
         chunks, who = pull_everywhere(
             carriers, lambda: tc.stream_open('/bin/1000000', chunk_size=16384),
-            tc.stream_read, lib.porter_http_stream_close, while_paused=alive)
+            tc.stream_read, lib.porter_http_stream_free, while_paused=alive)
         check(b''.join(chunks) == tc.pattern(0, 1000000), 'every HTTP byte once, in order')
         check(len(who) == WORKERS, 'pulled by %d threads' % len(who))
         check(tc.c.await_transfers(0) == 0, 'no transfer left')
 
         # Files: 1 MiB in the daemon's 64 KiB chunks.
         data = os.urandom(1 << 20)
-        rc = lib.porter_file_write(None, b'pulled.bin', data, len(data), 3, 0, 5000)
+        rc = lib.porter_file_write(None, b'pulled.bin', data, len(data), 3, 0, 0, 5000)
         if rc < 0:
             raise failure_of('file_write', rc)
         chunks, who = pull_everywhere(carriers, lambda: reader_open('pulled.bin'),
-                                      reader_next, lib.porter_file_reader_close)
+                                      reader_next, lib.porter_file_reader_free)
         check(b''.join(chunks) == data, 'every file byte once, in order')
         check(len(chunks) >= 16 and len(who) == WORKERS,
               '%d chunks pulled by %d threads' % (len(chunks), len(who)))
@@ -179,9 +179,9 @@ def test_streams_outlive_the_opening_connection():
     lib = tc.c.lib
     for opener, reader, closer, what in (
             (lambda: cursor_open('SELECT generate_series(1, 1000)', 100), cursor_next,
-             lib.porter_db_cursor_close, 'cursor'),
+             lib.porter_db_cursor_free, 'cursor'),
             (lambda: tc.stream_open('/bin/200000', chunk_size=16384), tc.stream_read,
-             lib.porter_http_stream_close, 'HTTP stream')):
+             lib.porter_http_stream_free, 'HTTP stream')):
         a, b = pool_of(2)
         try:
             _, st = a.call(opener)
@@ -245,7 +245,7 @@ def test_abandoned_streams_released():
             def running():
                 check(active_queries(marker) == 1, 'the query runs while it is read')
             chunks, _ = pull_everywhere(carriers, lambda: cursor_open(sql, 100),
-                                        cursor_next, lib.porter_db_cursor_close,
+                                        cursor_next, lib.porter_db_cursor_free,
                                         pause_after=2, pause_s=0, stop_after=3,
                                         while_paused=running)
             check(len(chunks) == 3, 'three chunks before the break')
@@ -253,11 +253,11 @@ def test_abandoned_streams_released():
                   'the abandoned query no longer runs in PostgreSQL')
             chunks, _ = pull_everywhere(
                 carriers, lambda: tc.stream_open('/bin/50000000', chunk_size=16384),
-                tc.stream_read, lib.porter_http_stream_close, pause_after=99, stop_after=3)
+                tc.stream_read, lib.porter_http_stream_free, pause_after=99, stop_after=3)
             check(len(chunks) == 3, 'three HTTP chunks before the break')
             check(tc.c.await_transfers(0) == 0, 'the abandoned transfer is gone')
             chunks, _ = pull_everywhere(carriers, lambda: reader_open('pulled.bin'),
-                                        reader_next, lib.porter_file_reader_close,
+                                        reader_next, lib.porter_file_reader_free,
                                         pause_after=99, stop_after=3)
             check(len(chunks) == 3, 'three file chunks before the break')
     finally:
@@ -270,61 +270,63 @@ def test_abandoned_streams_released():
     check(fds() <= fds0, 'porterd holds no extra descriptor (%d -> %d)' % (fds0, fds()))
 
 
-def test_call_id_reservation():
-    """What a reserved id does, which decides when the package reserves
-    one: right before a native call that always sends one request."""
+def test_call_id_explicit():
+    """Call ids are given per call (issue 18, item 3): an id taken and never
+    used leaves nothing behind on the thread, so no later call of another
+    isolate on that thread is refused; a cancel reaches exactly the call
+    that carries the id, wherever it runs."""
     lib = tc.c.lib
     a, b = pool_of(2)
     try:
         def cancel(call_id):
             return b.call(lambda: lib.porter_cancel(call_id, 2000))[1]
 
-        # Reserved and not used: a cancel of it is remembered, and the
-        # thread's next call (any isolate's) takes the id and is refused.
-        _, rid = a.call(lib.porter_next_call_id)
+        # Taken and not used: the daemon remembers the cancel, but the
+        # thread's next call has its own id and runs.
+        _, rid = a.call(lib.porter_call_id_new)
+        check(rid != 0, 'an id is never 0')
         check(cancel(rid) == tc.PORTER_E_NOT_FOUND, 'nothing runs with the id yet')
-        _, rc = a.call(lambda: lib.porter_ping(None, 0, 2000))
-        check(rc == tc.PORTER_E_CANCELLED,
-              'an unused reservation went to the next call (%d)' % rc)
+        _, rc = a.call(lambda: lib.porter_ping(None, 0, 0, 2000))
+        check(rc == 0, 'an unused id does not reach the next call (%d)' % rc)
+        # The call that does carry the cancelled id is refused.
+        _, rc = a.call(lambda: lib.porter_ping(None, 0, rid, 2000))
+        check(rc == tc.PORTER_E_CANCELLED, 'the call with the cancelled id (%d)' % rc)
 
-        # A cursor read served from the chunk that came with the open sends
-        # nothing: it does not use the reservation either.
+        # A cursor read served from the prefetched chunk sends nothing.
         _, cur = a.call(lambda: cursor_open('SELECT generate_series(1, 10)', 100))
         try:
-            _, rid = a.call(lib.porter_next_call_id)
             _, rows = a.call(lambda: cursor_next(cur))
             check(rows == list(range(1, 11)), 'the prefetched chunk')
-            check(cancel(rid) == tc.PORTER_E_NOT_FOUND, 'the read sent nothing')
-            _, rc = a.call(lambda: lib.porter_ping(None, 0, 2000))
-            check(rc == tc.PORTER_E_CANCELLED, 'the reservation was still pending (%d)' % rc)
+            _, rc = a.call(lambda: lib.porter_ping(None, 0, 0, 2000))
+            check(rc == 0, 'nothing pending on the thread (%d)' % rc)
         finally:
-            a.call(lambda: lib.porter_db_cursor_close(cur))
+            a.call(lambda: lib.porter_db_cursor_close(cur, 1000))
 
-        # The package's rule: reserve in the same synchronous code as a call
-        # that always sends one request. The cancel stops it, and nothing
-        # is left pending on the thread.
-        for _ in range(3):
+        # The id taken on one thread, the call made on another (an isolate
+        # that moved): the cancel stops it, and the thread stays clean.
+        for k in range(3):
             got = {}
+            rid = lib.porter_call_id_new()
 
             def delayed():
-                got['id'] = lib.porter_next_call_id()
+                got['started'] = True
                 t0 = time.monotonic()
-                rc = lib.porter_ping_delay(None, 0, 5000, 10000)
+                rc = lib.porter_ping_delay(None, 0, 5000, rid, 10000)
                 return rc, time.monotonic() - t0
 
             result = queue.Queue()
             a.jobs.put((delayed, result))
             until = time.monotonic() + 5
-            while 'id' not in got and time.monotonic() < until:
+            while 'started' not in got and time.monotonic() < until:
                 time.sleep(0.001)
             time.sleep(0.05)  # let the request reach porterd
-            check(cancel(got['id']) == 0, 'the running call was found and stopped')
+            check(cancel(rid) == 0, 'the running call was found and stopped')
             _, (rc, dt), err = result.get(timeout=10)
             if err:
                 raise err
             check(rc == tc.PORTER_E_CANCELLED and dt < 2.5,
                   'cancelled in %.2f s (%d)' % (dt, rc))
-            _, rc = a.call(lambda: lib.porter_ping(None, 0, 2000))
+            _, rc = a.call(lambda: lib.porter_ping(None, 0, 0, 2000))
             check(rc == 0, 'the next call on the thread is not refused (%d)' % rc)
     finally:
         stop_pool([a, b])
@@ -366,8 +368,7 @@ def test_pg_text_forms():
             for stmt in case.get('setup', []):
                 tc.db_query(session, stmt)
             out = ctypes.c_void_p()
-            rc = lib.porter_db_query(session, None, case['sql'].encode(), None, 0, 5000,
-                                     ctypes.byref(out))
+            rc = lib.porter_db_query(session, None, case['sql'].encode(), None, 0, 0, 5000, ctypes.byref(out))
             try:
                 if rc < 0:
                     raise failure_of(case['sql'], rc)
@@ -379,7 +380,7 @@ def test_pg_text_forms():
             check(oid == case['oid'], '%s: OID %d, fixture %d' % (case['sql'], oid, case['oid']))
             check(text == want, '%s: %r, fixture %r' % (case['sql'], text, want))
     finally:
-        lib.porter_db_close(session, 5000)
+        lib.porter_db_close(session, 0, 5000)
     print('  %d text forms match the fixture' % len(cases))
 
 
@@ -405,8 +406,7 @@ def test_pg_param_forms():
                 arr[0] = tc.DbParam(ctypes.cast(keep, ctypes.c_void_p), len(raw),
                                     int(bool(case.get('binary'))), case['oid'])
             out = ctypes.c_void_p()
-            rc = lib.porter_db_query(session, None, case['sql'].encode(), arr, 1, 5000,
-                                     ctypes.byref(out))
+            rc = lib.porter_db_query(session, None, case['sql'].encode(), arr, 1, 0, 5000, ctypes.byref(out))
             try:
                 if rc < 0:
                     raise Failure('%s with %r (OID %d): %s' % (
@@ -421,7 +421,7 @@ def test_pg_param_forms():
             check(oid == case['back_oid'], '%r: OID %d, fixture %d' % (sent, oid, case['back_oid']))
             check(back == want, '%r: back %r, fixture %r' % (sent, back, want))
     finally:
-        lib.porter_db_close(session, 5000)
+        lib.porter_db_close(session, 0, 5000)
     print('  %d parameter encodings accepted as the fixture says' % len(cases))
 
 
@@ -449,7 +449,7 @@ def main():
     tc.c = tc.Client(tc.bind(args.lib))
     tests = [test_streams_pulled_by_any_thread, test_streams_outlive_the_opening_connection,
              test_abandoned_streams_released,
-             test_call_id_reservation, test_cancel_helper_leaves_no_connection,
+             test_call_id_explicit, test_cancel_helper_leaves_no_connection,
              test_pg_text_forms, test_pg_param_forms]
     failed = passed = 0
     for t in tests:

@@ -40,7 +40,7 @@ START_TEST(join_returns_all_in_order_concurrently)
 
 	long long t0 = th_now_ms();
 	porter_batch_result *r = NULL;
-	ck_assert_int_eq(porter_batch_run(b, 5000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 5000, &r), 0);
 	long long took = th_now_ms() - t0;
 	ck_assert_uint_eq(porter_batch_result_count(r), 4);
 	ck_assert_int_eq(porter_batch_result_winner(r), -1);
@@ -60,7 +60,7 @@ START_TEST(join_returns_all_in_order_concurrently)
 
 	/* A builder can be run again. */
 	porter_batch_result *r2 = NULL;
-	ck_assert_int_eq(porter_batch_run(b, 5000, &r2), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 5000, &r2), 0);
 	expect_ping(r2, 1, "second");
 	porter_batch_result_free(r2);
 	porter_batch_result_free(r);
@@ -79,7 +79,7 @@ START_TEST(select_returns_the_fastest_and_stops_the_rest)
 	porter_batch_add_ping(b, "slower", 6, 8000, 0);
 	long long t0 = th_now_ms();
 	porter_batch_result *r = NULL;
-	ck_assert_int_eq(porter_batch_run(b, 10000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 10000, &r), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 2000);
 	ck_assert_int_eq(porter_batch_result_winner(r), 1);
 	expect_ping(r, 1, "fast");
@@ -95,7 +95,7 @@ START_TEST(select_returns_the_fastest_and_stops_the_rest)
 	b = porter_batch_new(PORTER_BATCH_FIRST);
 	porter_batch_add_ping(b, "zero", 4, 0, 0);
 	porter_batch_add_ping(b, "late", 4, 5000, 0);
-	ck_assert_int_eq(porter_batch_run(b, 10000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 10000, &r), 0);
 	ck_assert_int_eq(porter_batch_result_winner(r), 0);
 	expect_ping(r, 0, "zero");
 	ck_assert_int_eq(porter_batch_result_status(r, 1), PORTER_E_CANCELLED);
@@ -115,7 +115,7 @@ START_TEST(deadlines_per_member_and_overall)
 	porter_batch_add_ping(b, "ok", 2, 10, 0);
 	porter_batch_result *r = NULL;
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_batch_run(b, 5000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 5000, &r), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 2000);
 	ck_assert_int_eq(porter_batch_result_status(r, 0), PORTER_E_TIMEOUT);
 	expect_ping(r, 1, "ok");
@@ -126,7 +126,7 @@ START_TEST(deadlines_per_member_and_overall)
 	b = porter_batch_new(PORTER_BATCH_ALL);
 	porter_batch_add_ping(b, "slow", 4, 5000, 0);
 	t0 = th_now_ms();
-	ck_assert_int_eq(porter_batch_run(b, 500, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 500, &r), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 1500);
 	ck_assert_int_eq(porter_batch_result_status(r, 0), PORTER_E_TIMEOUT);
 	porter_batch_result_free(r);
@@ -136,7 +136,7 @@ START_TEST(deadlines_per_member_and_overall)
 	b = porter_batch_new(PORTER_BATCH_FIRST);
 	porter_batch_add_ping(b, "a", 1, 3000, 50);
 	porter_batch_add_ping(b, "b", 1, 3000, 80);
-	ck_assert_int_eq(porter_batch_run(b, 5000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_batch_result_winner(r), -1);
 	ck_assert_int_eq(porter_batch_result_status(r, 0), PORTER_E_TIMEOUT);
 	ck_assert_int_eq(porter_batch_result_status(r, 1), PORTER_E_TIMEOUT);
@@ -155,11 +155,11 @@ START_TEST(invalid_batches_are_refused)
 	ck_assert_ptr_null(porter_batch_new(7));
 	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
 	porter_batch_result *r = NULL;
-	ck_assert_int_eq(porter_batch_run(b, 2000, &r), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_batch_run(b, 0, 2000, &r), PORTER_E_INVAL);
 	ck_assert(strstr(porter_last_error_message(), "at least one member"));
 	for (int i = 0; i < 5; i++)
 		porter_batch_add_ping(b, "x", 1, 0, 0);
-	ck_assert_int_eq(porter_batch_run(b, 2000, &r), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_batch_run(b, 0, 2000, &r), PORTER_E_INVAL);
 	ck_assert(strstr(porter_last_error_message(), "at most 4"));
 	ck_assert_ptr_null(r);
 	ck_assert_int_eq(porter_batch_add_ping(b, NULL, 3, 0, 0), PORTER_E_INVAL);
@@ -224,10 +224,10 @@ static void *runner_main(void *arg)
 {
 	runner *ru = arg;
 	porter_batch_result *r = NULL;
-	ck_assert_int_eq(porter_ping("warm", 4, 2000), 0);
-	atomic_store(&ru->id, porter_next_call_id());
+	ck_assert_int_eq(porter_ping("warm", 4, 0, 2000), 0);
+	atomic_store(&ru->id, porter_call_id_new());
 	atomic_store(&ru->started, 1);
-	ru->rc = porter_batch_run(ru->b, 20000, &r);
+	ru->rc = porter_batch_run(ru->b, atomic_load(&ru->id), 20000, &r);
 	porter_batch_result_free(r);
 	porter_thread_disconnect();
 	return NULL;
@@ -266,7 +266,7 @@ START_TEST(client_killed_mid_batch)
 		for (int i = 0; i < 8; i++)
 			porter_batch_add_ping(b, "x", 1, 20000, 0);
 		porter_batch_result *r = NULL;
-		porter_batch_run(b, 30000, &r);
+		porter_batch_run(b, 0, 30000, &r);
 		_exit(0);
 	}
 	long long until = th_now_ms() + 3000;
@@ -294,7 +294,7 @@ static void *many_main(void *arg)
 		porter_batch_add_ping(b, p0, (size_t)n0, (uint32_t)(i % 3), 0);
 		porter_batch_add_ping(b, p1, (size_t)n1, 5, 0);
 		porter_batch_result *r = NULL;
-		int ok = porter_batch_run(b, 10000, &r) == 0;
+		int ok = porter_batch_run(b, 0, 10000, &r) == 0;
 		if (ok) {
 			const void *data;
 			size_t len;

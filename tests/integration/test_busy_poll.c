@@ -31,7 +31,7 @@ static void idle_after_load(const char *busy_poll)
 	const char *args[] = {"--workers", "2", "--busy-poll", busy_poll, NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 	for (int i = 0; i < 2000; i++)
-		ck_assert_int_eq(porter_ping("x", 1, 5000), 0);
+		ck_assert_int_eq(porter_ping("x", 1, 0, 5000), 0);
 	usleep(200 * 1000); /* well past any spin window */
 	long t0 = cpu_ticks(d.pid);
 	usleep(1000 * 1000);

@@ -32,10 +32,10 @@ static void *slow_main(void *arg)
 	slow_call *c = arg;
 	/* A connection of its own first, so the call below is the only
 	 * thing between the published id and the daemon. */
-	ck_assert_int_eq(porter_ping("warm", 4, 2000), 0);
-	atomic_store(&c->id, porter_next_call_id());
+	ck_assert_int_eq(porter_ping("warm", 4, 0, 2000), 0);
+	atomic_store(&c->id, porter_call_id_new());
 	atomic_store(&c->started, 1);
-	c->rc = porter_ping_delay("slow", 4, c->delay_ms, c->timeout_ms);
+	c->rc = porter_ping_delay("slow", 4, c->delay_ms, atomic_load(&c->id), c->timeout_ms);
 	c->returned_at = th_now_ms();
 	porter_thread_disconnect();
 	return NULL;
@@ -58,7 +58,7 @@ START_TEST(cancel_from_another_thread)
 	 * target's worker either way. */
 	const char *args[] = {"--workers", "4", NULL};
 	th_start(&d, args);
-	ck_assert_int_eq(porter_ping("main", 4, 2000), 0);
+	ck_assert_int_eq(porter_ping("main", 4, 0, 2000), 0);
 
 	enum { N = 6 };
 	slow_call calls[N];
@@ -99,21 +99,21 @@ static void *cancel_id_main(void *arg)
 START_TEST(cancel_before_the_request_arrives)
 {
 	th_start(&d, NULL);
-	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
-	uint64_t box[2] = {porter_next_call_id(), 0};
-	ck_assert_uint_eq(porter_next_call_id(), box[0]); /* stable until used */
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
+	uint64_t box[2] = {porter_call_id_new(), 0};
+	ck_assert_uint_ne(box[0], 0);
+	ck_assert_uint_ne(porter_call_id_new(), box[0]); /* every id is new */
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, cancel_id_main, box), 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq((int)box[1], PORTER_E_NOT_FOUND);
 
-	/* The reserved id is used now: the daemon remembers it and refuses. */
+	/* The id is used now: the daemon remembers it and refuses. */
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_ping_delay("x", 1, 10000, 20000), PORTER_E_CANCELLED);
+	ck_assert_int_eq(porter_ping_delay("x", 1, 10000, box[0], 20000), PORTER_E_CANCELLED);
 	ck_assert_int_lt(th_now_ms() - t0, 2000);
-	/* The next call has a fresh id and runs normally. */
-	ck_assert_uint_ne(porter_next_call_id(), box[0]);
-	ck_assert_int_eq(porter_ping_delay("y", 1, 10, 2000), 0);
+	/* A call without an id (or with another) runs normally. */
+	ck_assert_int_eq(porter_ping_delay("y", 1, 10, 0, 2000), 0);
 	th_stop_clean(&d);
 }
 END_TEST
@@ -122,13 +122,13 @@ START_TEST(daemon_enforces_deadline)
 {
 	th_start(&d, NULL);
 	long long t0 = th_now_ms();
-	int rc = porter_ping_delay("x", 1, 10000, 300);
+	int rc = porter_ping_delay("x", 1, 10000, 0, 300);
 	long long took = th_now_ms() - t0;
 	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
 	ck_assert_int_ge(took, 250);
 	ck_assert_int_lt(took, 2300);
 	/* The delay fits: an ordinary reply. */
-	ck_assert_int_eq(porter_ping_delay("x", 1, 50, 2000), 0);
+	ck_assert_int_eq(porter_ping_delay("x", 1, 50, 0, 2000), 0);
 	/* The work of the timed-out call is gone from the daemon. */
 	long long until = th_now_ms() + 3000;
 	while (th_total_inflight() > 1 && th_now_ms() < until)
@@ -149,7 +149,7 @@ START_TEST(client_gone_frees_its_work)
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		porter_ping_delay("child", 5, 20000, 30000);
+		porter_ping_delay("child", 5, 20000, 0, 30000);
 		_exit(0);
 	}
 	usleep(300000);
@@ -178,10 +178,10 @@ START_TEST(other_clients_cannot_cancel)
 		/* Another process (another client instance) runs a slow call
 		 * and reports its id and result. */
 		close(pipefd[0]);
-		uint64_t id = porter_next_call_id();
+		uint64_t id = porter_call_id_new();
 		if (write(pipefd[1], &id, sizeof(id)) != sizeof(id))
 			_exit(2);
-		int rc = porter_ping_delay("other", 5, 700, 5000);
+		int rc = porter_ping_delay("other", 5, 700, id, 5000);
 		_exit(rc == 0 ? 0 : 1);
 	}
 	close(pipefd[1]);

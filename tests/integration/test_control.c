@@ -79,7 +79,7 @@ static int sleeping_backends(void)
 	porter_db_result *r = NULL;
 	const char *sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
 			  "AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()";
-	ck_assert_int_eq(porter_db_query(0, conninfo, sql, NULL, 0, 5000, &r), 0);
+	ck_assert_int_eq(porter_db_query(0, conninfo, sql, NULL, 0, 0, 5000, &r), 0);
 	int n = atoi(porter_db_getvalue(r, 0, 0));
 	porter_db_result_free(r);
 	return n;
@@ -113,7 +113,7 @@ START_TEST(join_of_db_http_and_file_members)
 			 4);
 
 	porter_batch_result *r = NULL;
-	ck_assert_int_eq(porter_batch_run(b, 10000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 10000, &r), 0);
 	ck_assert_uint_eq(porter_batch_result_count(r), 5);
 
 	porter_db_result *db = NULL;
@@ -165,7 +165,7 @@ START_TEST(select_stops_the_slow_db_and_http_members)
 	porter_batch_add_file_read(b, "main", "fast", 0, 0, 0);
 	porter_batch_result *r = NULL;
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_batch_run(b, 20000, &r), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 20000, &r), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 5000);
 	ck_assert_int_eq(porter_batch_result_winner(r), 2);
 	ck_assert_int_eq(porter_batch_result_status(r, 0), PORTER_E_CANCELLED);
@@ -198,26 +198,27 @@ static void *victim_main(void *arg)
 {
 	victim *v = arg;
 	char url[128];
-	ck_assert_int_eq(porter_ping("warm", 4, 2000), 0);
-	atomic_store(&v->id, porter_next_call_id());
+	ck_assert_int_eq(porter_ping("warm", 4, 0, 2000), 0);
+	atomic_store(&v->id, porter_call_id_new());
 	atomic_store(&v->started, 1);
 	switch (v->kind) {
 	case KIND_DB: {
 		porter_db_result *r = NULL;
-		v->rc = porter_db_query(0, conninfo, "SELECT pg_sleep(30)", NULL, 0, 60000, &r);
+		v->rc = porter_db_query(0, conninfo, "SELECT pg_sleep(30)", NULL, 0,
+					atomic_load(&v->id), 60000, &r);
 		porter_db_result_free(r);
 		break;
 	}
 	case KIND_HTTP: {
 		porter_http_response *h = NULL;
 		snprintf(url, sizeof(url), "%s/hang", web.base);
-		v->rc = porter_http_get(url, 60000, &h);
+		v->rc = porter_http_get(url, atomic_load(&v->id), 60000, &h);
 		porter_http_response_free(h);
 		break;
 	}
 	case KIND_FILE: {
 		porter_file_info fi;
-		v->rc = porter_file_stat("main", "big", &fi, 60000);
+		v->rc = porter_file_stat("main", "big", atomic_load(&v->id), 60000, &fi);
 		break;
 	}
 	}
@@ -234,7 +235,7 @@ static void *flood_main(void *arg)
 	(void)arg;
 	while (!atomic_load(&flood_stop)) {
 		porter_file_list *l = NULL;
-		if (porter_file_list_dir("main", "many", &l, 30000) == 0)
+		if (porter_file_list_dir("main", "many", 0, 30000, &l) == 0)
 			porter_file_list_free(l);
 	}
 	porter_thread_disconnect();
@@ -308,7 +309,7 @@ typedef struct resources {
 static resources resources_now(void)
 {
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 	resources r = {porter_stats_open_fds(s), porter_stats_db_connections(s),
 		       porter_stats_http_transfers(s)};
 	porter_stats_free(s);
@@ -325,7 +326,7 @@ static void run_mixed_batch(int sleep_s)
 	porter_batch_add_http(b, "GET", url, NULL, 0, NULL, 0, NULL, 0);
 	porter_batch_add_file_read(b, "main", "fast", 0, 0, 0);
 	porter_batch_result *r = NULL;
-	porter_batch_run(b, 60000, &r);
+	porter_batch_run(b, 0, 60000, &r);
 	porter_batch_result_free(r);
 	porter_batch_free(b);
 }
@@ -398,10 +399,11 @@ static void *session_sleep_main(void *arg)
 {
 	session_call *sc = arg;
 	porter_db_result *r = NULL;
-	ck_assert_int_eq(porter_ping("warm", 4, 2000), 0); /* a connection of its own */
-	atomic_store(&sc->id, porter_next_call_id());
+	ck_assert_int_eq(porter_ping("warm", 4, 0, 2000), 0); /* a connection of its own */
+	atomic_store(&sc->id, porter_call_id_new());
 	atomic_store(&sc->started, 1);
-	sc->rc = porter_db_query(sc->session, NULL, "SELECT pg_sleep(5)", NULL, 0, 30000, &r);
+	sc->rc = porter_db_query(sc->session, NULL, "SELECT pg_sleep(5)", NULL, 0,
+				 atomic_load(&sc->id), 30000, &r);
 	porter_db_result_free(r);
 	porter_thread_disconnect();
 	return NULL;
@@ -411,7 +413,7 @@ START_TEST(cancel_reaches_a_session_query_on_another_worker)
 {
 	setup();
 	uint64_t session = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &session, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &session), 0);
 	/* Each call comes from a new thread, so a new connection, which the
 	 * acceptor spreads over the two workers: some of these queries are
 	 * forwarded to the session's worker. Cancelling each must stop it
@@ -432,12 +434,13 @@ START_TEST(cancel_reaches_a_session_query_on_another_worker)
 		ck_assert_int_eq(sc.rc, PORTER_E_CANCELLED);
 		long long t0 = th_now_ms();
 		porter_db_result *r = NULL;
-		ck_assert_int_eq(porter_db_query(session, NULL, "SELECT 1", NULL, 0, 10000, &r), 0);
+		ck_assert_int_eq(porter_db_query(session, NULL, "SELECT 1", NULL, 0, 0, 10000, &r),
+				 0);
 		porter_db_result_free(r);
 		ck_assert_int_lt(th_now_ms() - t0, 2000);
 	}
 	wait_no_sleepers();
-	ck_assert_int_eq(porter_db_close(session, 5000), 0);
+	ck_assert_int_eq(porter_db_close(session, 0, 5000), 0);
 	teardown();
 }
 END_TEST
@@ -457,30 +460,31 @@ START_TEST(pooled_query_after_a_pooled_stream)
 	for (int round = 0; round < 3; round++) {
 		porter_db_result *r = NULL;
 		ck_assert_int_eq(
-			porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
+			porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 0, 5000, &r),
+			0);
 		ck_assert_int_eq(porter_db_nfields(r), 1);
 		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "x");
 		porter_db_result_free(r);
 
 		porter_db_cursor *cur = NULL;
-		ck_assert_int_eq(porter_db_query_stream(0, conninfo,
-							"SELECT generate_series(1, 50)", NULL, 0,
-							20, 5000, &cur),
+		ck_assert_int_eq(porter_db_cursor_open(0, conninfo, "SELECT generate_series(1, 50)",
+						       NULL, 0, 20, 0, 0, 5000, &cur),
 				 0);
 		porter_db_result *chunk = NULL;
 		int rows = 0, rc;
-		while ((rc = porter_db_cursor_next(cur, &chunk, 5000)) == 1) {
+		while ((rc = porter_db_cursor_read(cur, 0, 5000, &chunk)) == 1) {
 			rows += porter_db_ntuples(chunk);
 			porter_db_result_free(chunk);
 			chunk = NULL;
 		}
 		porter_db_result_free(chunk);
-		porter_db_cursor_close(cur);
+		porter_db_cursor_close(cur, 1000);
 		ck_assert_int_ge(rc, 0);
 		ck_assert_int_ge(rows, 30); /* the chunks after the first */
 
 		ck_assert_int_eq(
-			porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 5000, &r), 0);
+			porter_db_query(0, conninfo, "SELECT $1::text AS v", &p, 1, 0, 5000, &r),
+			0);
 		ck_assert_int_eq(porter_db_nfields(r), 1);
 		ck_assert_str_eq(porter_db_fname(r, 0), "v");
 		ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "x");

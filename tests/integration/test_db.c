@@ -66,7 +66,7 @@ static void stop_clean(void)
 static porter_db_result *q_ok(uint64_t s, const char *ci, const char *sql)
 {
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(s, ci, sql, NULL, 0, 10000, &r);
+	int rc = porter_db_query(s, ci, sql, NULL, 0, 0, 10000, &r);
 	ck_assert_msg(rc == 0, "%s: %s (%s)", sql, porter_error_name(rc),
 		      porter_last_error_message());
 	ck_assert_ptr_nonnull(r);
@@ -86,7 +86,7 @@ START_TEST(types_nulls_and_multi_statement)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	ck_assert(s != 0);
 
 	porter_db_result *r =
@@ -146,10 +146,10 @@ START_TEST(types_nulls_and_multi_statement)
 	ck_assert_int_eq(porter_db_nfields(r), 2);
 	porter_db_result_free(r);
 
-	ck_assert_int_eq(porter_db_close(s, 5000), 0);
-	ck_assert_int_eq(porter_db_close(s, 5000), PORTER_E_DB_SESSION);
+	ck_assert_int_eq(porter_db_close(s, 0, 5000), 0);
+	ck_assert_int_eq(porter_db_close(s, 0, 5000), PORTER_E_DB_SESSION);
 	r = NULL;
-	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 5000, &r),
+	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 0, 5000, &r),
 			 PORTER_E_DB_SESSION);
 	porter_db_result_free(r);
 	stop_clean();
@@ -160,7 +160,7 @@ START_TEST(parameters_text_binary_null)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	porter_db_result_free(q_ok(s, NULL, "CREATE TEMP TABLE b (id int, x bytea, t text)"));
 
 	static const unsigned char blob[] = {0x00, 0x01, 0x00, 0xff, 0x00, 'a', 0x00};
@@ -170,7 +170,7 @@ START_TEST(parameters_text_binary_null)
 		{NULL, 0, 0, 0},             /* SQL NULL */
 	};
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(s, NULL, "INSERT INTO b VALUES ($1, $2, $3)", p, 3, 5000, &r);
+	int rc = porter_db_query(s, NULL, "INSERT INTO b VALUES ($1, $2, $3)", p, 3, 0, 5000, &r);
 	ck_assert_msg(rc == 0, "%s", porter_last_error_message());
 	ck_assert_uint_eq(porter_db_cmdtuples(r), 1);
 	porter_db_result_free(r);
@@ -180,7 +180,7 @@ START_TEST(parameters_text_binary_null)
 	rc = porter_db_query(
 		s, NULL,
 		"SELECT x = $1, length(x), encode(x, 'hex'), t IS NULL, t, x FROM b WHERE id = 7",
-		q, 1, 5000, &r);
+		q, 1, 0, 5000, &r);
 	ck_assert_msg(rc == 0, "%s", porter_last_error_message());
 	ck_assert_int_eq(porter_db_ntuples(r), 1);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "t");
@@ -194,7 +194,7 @@ START_TEST(parameters_text_binary_null)
 	/* Text parameters of length 0 are the empty string, not NULL. */
 	porter_db_param e[2] = {{"", 0, 0, 25}, {NULL, 0, 0, 25}};
 	rc = porter_db_query(s, NULL, "SELECT $1::text IS NULL, length($1::text), $2::text IS NULL",
-			     e, 2, 5000, &r);
+			     e, 2, 0, 5000, &r);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "f");
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 1), "0");
@@ -204,7 +204,7 @@ START_TEST(parameters_text_binary_null)
 	/* A text parameter that is not NUL-terminated is read by length. */
 	const char buf[] = "123456";
 	porter_db_param l[1] = {{buf, 3, 0, 0}};
-	rc = porter_db_query(0, conninfo, "SELECT $1::int + 1", l, 1, 5000, &r);
+	rc = porter_db_query(0, conninfo, "SELECT $1::int + 1", l, 1, 0, 5000, &r);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "124");
 	porter_db_result_free(r);
@@ -212,12 +212,12 @@ START_TEST(parameters_text_binary_null)
 	/* A binary int4 parameter. */
 	uint32_t be = htonl(41);
 	porter_db_param bi[1] = {{&be, 4, 1, 23}};
-	rc = porter_db_query(s, NULL, "SELECT $1 + 1", bi, 1, 5000, &r);
+	rc = porter_db_query(s, NULL, "SELECT $1 + 1", bi, 1, 0, 5000, &r);
 	ck_assert_int_eq(rc, 0);
 	ck_assert_str_eq(porter_db_getvalue(r, 0, 0), "42");
 	porter_db_result_free(r);
 
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -226,9 +226,9 @@ START_TEST(errors_carry_sqlstate)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(s, NULL, "SELEC 1", NULL, 0, 5000, &r);
+	int rc = porter_db_query(s, NULL, "SELEC 1", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_eq(porter_db_status(r), PORTER_E_DB);
@@ -239,7 +239,7 @@ START_TEST(errors_carry_sqlstate)
 
 	porter_db_result_free(q_ok(s, NULL, "CREATE TEMP TABLE u (id int PRIMARY KEY)"));
 	porter_db_result_free(q_ok(s, NULL, "INSERT INTO u VALUES (1)"));
-	rc = porter_db_query(s, NULL, "INSERT INTO u VALUES (1)", NULL, 0, 5000, &r);
+	rc = porter_db_query(s, NULL, "INSERT INTO u VALUES (1)", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	ck_assert_str_eq(porter_db_sqlstate(r), "23505");
 	ck_assert_msg(strstr(porter_db_detail(r), "Key (id)=(1) already exists") != NULL,
@@ -247,27 +247,27 @@ START_TEST(errors_carry_sqlstate)
 	porter_db_result_free(r);
 
 	/* A hint comes through too. */
-	rc = porter_db_query(s, NULL, "SELECT * FROM u WHERE idd = 1", NULL, 0, 5000, &r);
+	rc = porter_db_query(s, NULL, "SELECT * FROM u WHERE idd = 1", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	ck_assert_str_eq(porter_db_sqlstate(r), "42703");
 	porter_db_result_free(r);
-	rc = porter_db_query(s, NULL, "SELECT 1 FROM u GROUP BY ()::int", NULL, 0, 5000, &r);
+	rc = porter_db_query(s, NULL, "SELECT 1 FROM u GROUP BY ()::int", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	porter_db_result_free(r);
 
 	/* An error inside a multi-statement string reports the error. */
-	rc = porter_db_query(s, NULL, "SELECT 1; SELECT 1/0; SELECT 2", NULL, 0, 5000, &r);
+	rc = porter_db_query(s, NULL, "SELECT 1; SELECT 1/0; SELECT 2", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	ck_assert_str_eq(porter_db_sqlstate(r), "22012");
 	porter_db_result_free(r);
 
 	/* The session is still usable; so is the pool after an error. */
 	ck_assert_int_eq(q_long(s, NULL, "SELECT count(*) FROM u"), 1);
-	rc = porter_db_query(0, conninfo, "SELECT nope", NULL, 0, 5000, &r);
+	rc = porter_db_query(0, conninfo, "SELECT nope", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB);
 	porter_db_result_free(r);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 5"), 5);
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -280,7 +280,7 @@ static void *tx_step(void *arg)
 {
 	const char *sql = arg;
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 5000, &r);
+	int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 0, 5000, &r);
 	long v = rc == 0 && porter_db_ntuples(r) == 1 ? atol(porter_db_getvalue(r, 0, 0))
 						      : (rc < 0 ? rc : -1000);
 	if (rc == 0 && porter_db_ntuples(r) == 0)
@@ -350,7 +350,7 @@ static int foreign_query(uint64_t session)
 START_TEST(transaction_spans_threads)
 {
 	start(NULL);
-	ck_assert_int_eq(porter_db_open(conninfo, &shared_session, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &shared_session), 0);
 	ck_assert_int_eq(in_thread("CREATE TABLE IF NOT EXISTS tx_t (a int)"), 0);
 	ck_assert_int_eq(in_thread("TRUNCATE tx_t"), 0);
 	ck_assert_int_eq(in_thread("BEGIN"), 0);
@@ -370,7 +370,7 @@ START_TEST(transaction_spans_threads)
 	ck_assert_int_eq(foreign_query(shared_session), PORTER_E_DB_SESSION);
 	ck_assert_int_eq(in_thread("SELECT 7"), 7);
 	ck_assert_int_eq(in_thread("DROP TABLE tx_t"), 0);
-	porter_db_close(shared_session, 5000);
+	porter_db_close(shared_session, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -384,7 +384,7 @@ static void *conc_main(void *arg)
 	long k = (long)arg;
 	uint64_t s = 0;
 	int own = k % 4 == 0;
-	if (own && porter_db_open(conninfo, &s, 10000) != 0) {
+	if (own && porter_db_open(conninfo, 0, 10000, &s) != 0) {
 		atomic_fetch_add(&conc_fail, 1);
 		return NULL;
 	}
@@ -394,14 +394,15 @@ static void *conc_main(void *arg)
 		porter_db_param p = {v, (size_t)n, 0, 0};
 		porter_db_result *r = NULL;
 		int rc = porter_db_query(s, own ? NULL : conninfo,
-					 "SELECT $1::int * 2, pg_backend_pid()", &p, 1, 10000, &r);
+					 "SELECT $1::int * 2, pg_backend_pid()", &p, 1, 0, 10000,
+					 &r);
 		if (rc != 0 || porter_db_ntuples(r) != 1 ||
 		    atol(porter_db_getvalue(r, 0, 0)) != (k * 1000 + i) * 2)
 			atomic_fetch_add(&conc_fail, 1);
 		porter_db_result_free(r);
 	}
 	if (own)
-		porter_db_close(s, 5000);
+		porter_db_close(s, 0, 5000);
 	porter_thread_disconnect();
 	return NULL;
 }
@@ -440,7 +441,7 @@ static void *pipe_main(void *arg)
 		int bad = i % 7 == 3;
 		int rc = porter_db_query(
 			0, conninfo, bad ? "SELECT 1 / ($1::int - $1::int)" : "SELECT $1::int * 2",
-			&p, 1, 10000, &r);
+			&p, 1, 0, 10000, &r);
 		if (bad) {
 			/* An error stays with its own query. */
 			if (rc != PORTER_E_DB || strcmp(porter_db_sqlstate(r), "22012") != 0)
@@ -461,7 +462,8 @@ static void *pipe_sleeper(void *arg)
 {
 	(void)arg;
 	porter_db_result *r = NULL;
-	long rc = porter_db_query(0, conninfo, "SELECT pg_sleep(30) /* piped */", NULL, 0, 700, &r);
+	long rc = porter_db_query(0, conninfo, "SELECT pg_sleep(30) /* piped */", NULL, 0, 0, 700,
+				  &r);
 	porter_db_result_free(r);
 	porter_thread_disconnect();
 	return (void *)rc;
@@ -519,10 +521,11 @@ START_TEST(timeout_cancels_on_server)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = porter_db_query(s, NULL, "SELECT pg_sleep(30) /* session */", NULL, 0, 1000, &r);
+	int rc =
+		porter_db_query(s, NULL, "SELECT pg_sleep(30) /* session */", NULL, 0, 0, 1000, &r);
 	long long el = th_now_ms() - t0;
 	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
 	ck_assert_msg(el < 2500, "took %lld ms", el);
@@ -540,7 +543,7 @@ START_TEST(timeout_cancels_on_server)
 
 	/* Same on a pooled connection. */
 	t0 = th_now_ms();
-	rc = porter_db_query(0, conninfo, "SELECT pg_sleep(30) /* pool */", NULL, 0, 800, &r);
+	rc = porter_db_query(0, conninfo, "SELECT pg_sleep(30) /* pool */", NULL, 0, 0, 800, &r);
 	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
 	ck_assert_msg(th_now_ms() - t0 < 2500, "took %lld ms", th_now_ms() - t0);
 	porter_db_result_free(r);
@@ -553,7 +556,7 @@ START_TEST(timeout_cancels_on_server)
 	ck_assert_int_eq(n, 0);
 
 	/* Queued behind a long query on one session: both time out. */
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -589,15 +592,15 @@ START_TEST(stream_million_rows_bounded_memory)
 	 * It grows by well under 1 MiB; keeping every chunk would be ~50 MiB. */
 	long cbase = th_rss_kib(getpid()), cpeak = cbase;
 	ck_assert(cbase > 0);
-	int rc = porter_db_query_stream(
+	int rc = porter_db_cursor_open(
 		0, conninfo, "SELECT g, repeat('x', 40) || g FROM generate_series(1, 1000000) g",
-		NULL, 0, 2000, 20000, &cur);
+		NULL, 0, 2000, 0, 0, 20000, &cur);
 	ck_assert_msg(rc == 0, "%s", porter_last_error_message());
 	long long rows = 0, sum = 0;
 	long peak = base;
 	int chunks = 0, nf = -1;
 	porter_db_result *ch;
-	while ((rc = porter_db_cursor_next(cur, &ch, 20000)) == 1) {
+	while ((rc = porter_db_cursor_read(cur, 0, 20000, &ch)) == 1) {
 		if (nf < 0) {
 			nf = porter_db_nfields(ch);
 			ck_assert_str_eq(porter_db_fname(ch, 0), "g");
@@ -617,7 +620,7 @@ START_TEST(stream_million_rows_bounded_memory)
 		}
 	}
 	ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc), porter_last_error_message());
-	porter_db_cursor_close(cur);
+	porter_db_cursor_close(cur, 1000);
 	ck_assert_int_eq(rows, 1000000);
 	ck_assert_int_eq(sum, 500000500000LL);
 	fprintf(stderr,
@@ -628,11 +631,11 @@ START_TEST(stream_million_rows_bounded_memory)
 		      cpeak - cbase);
 
 	/* The largest chunk size allowed is still bounded in bytes. */
-	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 300000) g", NULL,
-				    0, 100000, 20000, &cur);
+	rc = porter_db_cursor_open(0, conninfo, "SELECT g FROM generate_series(1, 300000) g", NULL,
+				   0, 100000, 0, 0, 20000, &cur);
 	ck_assert_int_eq(rc, 0);
 	rows = 0;
-	while ((rc = porter_db_cursor_next(cur, &ch, 20000)) == 1) {
+	while ((rc = porter_db_cursor_read(cur, 0, 20000, &ch)) == 1) {
 		rows += porter_db_ntuples(ch);
 		porter_db_result_free(ch);
 		long rss = th_rss_kib(d.pid), crss = th_rss_kib(getpid());
@@ -642,23 +645,23 @@ START_TEST(stream_million_rows_bounded_memory)
 			cpeak = crss;
 	}
 	ck_assert_int_eq(rc, 0);
-	porter_db_cursor_close(cur);
+	porter_db_cursor_close(cur, 1000);
 	ck_assert_int_eq(rows, 300000);
 	ck_assert_msg(peak - base < 64 * 1024, "porterd grew by %ld KiB", peak - base);
 	ck_assert_msg(!check_client || cpeak - cbase < 16 * 1024, "the client grew by %ld KiB",
 		      cpeak - cbase);
 
 	/* A cursor abandoned early: the query is cancelled, the pool goes on. */
-	rc = porter_db_query_stream(0, conninfo, "SELECT g FROM generate_series(1, 10000000) g",
-				    NULL, 0, 100, 10000, &cur);
+	rc = porter_db_cursor_open(0, conninfo, "SELECT g FROM generate_series(1, 10000000) g",
+				   NULL, 0, 100, 0, 0, 10000, &cur);
 	ck_assert_int_eq(rc, 0);
-	ck_assert_int_eq(porter_db_cursor_next(cur, &ch, 5000), 1);
+	ck_assert_int_eq(porter_db_cursor_read(cur, 0, 5000, &ch), 1);
 	porter_db_result_free(ch);
-	ck_assert_int_eq(porter_db_cursor_next(cur, &ch, 5000), 1);
+	ck_assert_int_eq(porter_db_cursor_read(cur, 0, 5000, &ch), 1);
 	ck_assert_int_eq(porter_db_ntuples(ch), 100);
 	ck_assert_str_eq(porter_db_getvalue(ch, 0, 0), "101");
 	porter_db_result_free(ch);
-	porter_db_cursor_close(cur);
+	porter_db_cursor_close(cur, 1000);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 9"), 9);
 	stop_clean();
 }
@@ -670,7 +673,7 @@ static void *fetch_main(void *arg)
 {
 	long *sum = arg;
 	porter_db_result *ch = NULL;
-	long rc = porter_db_cursor_next(shared_cursor, &ch, 5000);
+	long rc = porter_db_cursor_read(shared_cursor, 0, 5000, &ch);
 	for (int i = 0; rc == 1 && i < porter_db_ntuples(ch); i++)
 		*sum += atol(porter_db_getvalue(ch, i, 0));
 	porter_db_result_free(ch);
@@ -682,10 +685,10 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	porter_db_param p = {"1000", 4, 0, 0};
-	int rc = porter_db_query_stream(s, NULL, "SELECT g FROM generate_series(1, $1::int) g", &p,
-					1, 100, 5000, &shared_cursor);
+	int rc = porter_db_cursor_open(s, NULL, "SELECT g FROM generate_series(1, $1::int) g", &p,
+				       1, 100, 0, 0, 5000, &shared_cursor);
 	ck_assert_int_eq(rc, 0);
 	/* Every chunk pulled by a new thread, i.e. a new connection that
 	 * may land on any worker. */
@@ -701,7 +704,7 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 		ck_assert_int_eq((long)ret, 1);
 		chunks++;
 	}
-	porter_db_cursor_close(shared_cursor);
+	porter_db_cursor_close(shared_cursor, 1000);
 	ck_assert_int_eq(sum, 500500);
 	ck_assert_int_ge(chunks, 10);
 	/* The session is free again. */
@@ -709,12 +712,12 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 
 	/* A stream whose client closes the cursor early leaves the session
 	 * usable. */
-	rc = porter_db_query_stream(s, NULL, "SELECT g FROM generate_series(1, 5000000) g", NULL, 0,
-				    50, 5000, &shared_cursor);
+	rc = porter_db_cursor_open(s, NULL, "SELECT g FROM generate_series(1, 5000000) g", NULL, 0,
+				   50, 0, 0, 5000, &shared_cursor);
 	ck_assert_int_eq(rc, 0);
-	porter_db_cursor_close(shared_cursor);
+	porter_db_cursor_close(shared_cursor, 1000);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 12"), 12);
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -726,9 +729,9 @@ START_TEST(wrong_password_and_unreachable)
 	start(NULL);
 	uint64_t s = 0;
 	/* The right password works (SCRAM over TCP)... */
-	ck_assert_int_eq(porter_db_open(conninfo_pw, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo_pw, 0, 5000, &s), 0);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 1"), 1);
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	/* ...the wrong one is refused clearly, and never echoed. */
 	char bad[600];
 	snprintf(bad, sizeof(bad), "%s", conninfo_pw);
@@ -736,36 +739,37 @@ START_TEST(wrong_password_and_unreachable)
 	ck_assert_ptr_nonnull(pw);
 	strcpy(pw, "password=wrong-secret-xyz");
 	long long t0 = th_now_ms();
-	int rc = porter_db_open(bad, &s, 5000);
+	int rc = porter_db_open(bad, 0, 5000, &s);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	ck_assert_msg(strstr(porter_last_error_message(), "password authentication failed") != NULL,
 		      "%s", porter_last_error_message());
 	ck_assert(strstr(porter_last_error_message(), "wrong-secret-xyz") == NULL);
 	ck_assert(th_now_ms() - t0 < 5000);
 	porter_db_result *r = NULL;
-	rc = porter_db_query(0, bad, "SELECT 1", NULL, 0, 5000, &r);
+	rc = porter_db_query(0, bad, "SELECT 1", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	porter_db_result_free(r);
 
 	/* Nothing listens: refused at once. */
-	rc = porter_db_open("host=127.0.0.1 port=1 dbname=postgres connect_timeout=10", &s, 5000);
+	rc = porter_db_open("host=127.0.0.1 port=1 dbname=postgres connect_timeout=10", 0, 5000,
+			    &s);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	ck_assert_msg(strstr(porter_last_error_message(), "refused") != NULL, "%s",
 		      porter_last_error_message());
 	/* A name that does not resolve. */
-	rc = porter_db_open("host=no-such-host.invalid dbname=postgres", &s, 5000);
+	rc = porter_db_open("host=no-such-host.invalid dbname=postgres", 0, 5000, &s);
 	ck_assert_int_eq(rc, PORTER_E_DB_CONNECT);
 	ck_assert_msg(strstr(porter_last_error_message(), "resolve") != NULL, "%s",
 		      porter_last_error_message());
 	/* A host that never answers (a blackholed address): the deadline. */
 	t0 = th_now_ms();
-	rc = porter_db_open("host=10.255.255.1 port=5432 dbname=postgres", &s, 1500);
+	rc = porter_db_open("host=10.255.255.1 port=5432 dbname=postgres", 0, 1500, &s);
 	long long el = th_now_ms() - t0;
 	ck_assert_msg(rc == PORTER_E_TIMEOUT || rc == PORTER_E_DB_CONNECT, "%s",
 		      porter_error_name(rc));
 	ck_assert_msg(el < 2500, "took %lld ms", el);
 	/* The daemon is fine. */
-	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
 	stop_clean();
 }
 END_TEST
@@ -774,7 +778,7 @@ START_TEST(postgres_restart_mid_run)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 1"), 1);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 2"), 2);
 
@@ -785,19 +789,19 @@ START_TEST(postgres_restart_mid_run)
 
 	/* The session reports the loss... */
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(s, NULL, "SELECT 1", NULL, 0, 5000, &r);
+	int rc = porter_db_query(s, NULL, "SELECT 1", NULL, 0, 0, 5000, &r);
 	ck_assert_msg(rc == PORTER_E_DB_BROKEN || rc == PORTER_E_DB, "%s", porter_error_name(rc));
 	porter_db_result_free(r);
-	rc = porter_db_query(s, NULL, "SELECT 1", NULL, 0, 5000, &r);
+	rc = porter_db_query(s, NULL, "SELECT 1", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, PORTER_E_DB_BROKEN);
 	porter_db_result_free(r);
-	ck_assert_int_eq(porter_db_close(s, 5000), 0);
+	ck_assert_int_eq(porter_db_close(s, 0, 5000), 0);
 	/* ...the pool recovers (its dead idle connection is replaced)... */
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 4"), 4);
 	/* ...and new sessions work. */
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 5"), 5);
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -815,10 +819,10 @@ START_TEST(sessions_of_a_gone_client_are_closed)
 		/* A client process that leaves a transaction open and exits. */
 		uint64_t s;
 		porter_db_result *r = NULL;
-		if (porter_db_open(conninfo, &s, 5000) != 0)
+		if (porter_db_open(conninfo, 0, 5000, &s) != 0)
 			_exit(1);
-		if (porter_db_query(s, NULL, "BEGIN; INSERT INTO gone_t VALUES (1)", NULL, 0, 5000,
-				    &r) != 0)
+		if (porter_db_query(s, NULL, "BEGIN; INSERT INTO gone_t VALUES (1)", NULL, 0, 0,
+				    5000, &r) != 0)
 			_exit(2);
 		_exit(0);
 	}
@@ -847,11 +851,11 @@ START_TEST(idle_sessions_are_closed)
 	const char *args[] = {"--workers", "2", "--db-session-idle", "300", NULL};
 	start(args);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 1"), 1);
 	usleep(800 * 1000);
 	porter_db_result *r = NULL;
-	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 5000, &r),
+	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 0, 5000, &r),
 			 PORTER_E_DB_SESSION);
 	porter_db_result_free(r);
 	stop_clean();
@@ -870,7 +874,7 @@ static void *queue_main(void *arg)
 		char sql[128];
 		snprintf(sql, sizeof(sql), "INSERT INTO qt VALUES (%ld) RETURNING pg_backend_pid()",
 			 k * 100 + i);
-		int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 10000, &r);
+		int rc = porter_db_query(shared_session, NULL, sql, NULL, 0, 0, 10000, &r);
 		if (rc != 0 || porter_db_ntuples(r) != 1)
 			atomic_fetch_add(&q_fail, 1);
 		porter_db_result_free(r);
@@ -882,7 +886,7 @@ static void *queue_main(void *arg)
 START_TEST(session_queue_and_pool_reset)
 {
 	start(NULL);
-	ck_assert_int_eq(porter_db_open(conninfo, &shared_session, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &shared_session), 0);
 	porter_db_result_free(q_ok(shared_session, NULL, "CREATE TEMP TABLE qt (a int)"));
 	long pid = q_long(shared_session, NULL, "SELECT pg_backend_pid()");
 	pthread_t t[8];
@@ -897,7 +901,7 @@ START_TEST(session_queue_and_pool_reset)
 	/* A query queued behind a long one times out by its own deadline;
 	 * the long one is cancelled at its deadline; the session survives. */
 	porter_db_result *r = NULL;
-	int rc = porter_db_query(shared_session, NULL, "SELECT 1", NULL, 0, 5000, &r);
+	int rc = porter_db_query(shared_session, NULL, "SELECT 1", NULL, 0, 0, 5000, &r);
 	ck_assert_int_eq(rc, 0);
 	porter_db_result_free(r);
 
@@ -922,7 +926,7 @@ START_TEST(session_queue_and_pool_reset)
 			usleep(50 * 1000);
 	}
 	ck_assert_int_eq(n, 0);
-	porter_db_close(shared_session, 5000);
+	porter_db_close(shared_session, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -932,7 +936,7 @@ static void *long_query_main(void *arg)
 	(void)arg;
 	porter_db_result *r = NULL;
 	long rc = porter_db_query(shared_session, NULL, "SELECT pg_sleep(30) /* held */", NULL, 0,
-				  1500, &r);
+				  0, 1500, &r);
 	porter_db_result_free(r);
 	return (void *)rc;
 }
@@ -940,13 +944,13 @@ static void *long_query_main(void *arg)
 START_TEST(queued_behind_long_query_times_out)
 {
 	start(NULL);
-	ck_assert_int_eq(porter_db_open(conninfo, &shared_session, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &shared_session), 0);
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, long_query_main, NULL), 0);
 	usleep(200 * 1000);
 	porter_db_result *r = NULL;
 	long long t0 = th_now_ms();
-	int rc = porter_db_query(shared_session, NULL, "SELECT 1", NULL, 0, 600, &r);
+	int rc = porter_db_query(shared_session, NULL, "SELECT 1", NULL, 0, 0, 600, &r);
 	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
 	ck_assert(th_now_ms() - t0 < 1500);
 	porter_db_result_free(r);
@@ -954,7 +958,7 @@ START_TEST(queued_behind_long_query_times_out)
 	pthread_join(t, &ret);
 	ck_assert_int_eq((long)ret, PORTER_E_TIMEOUT);
 	ck_assert_int_eq(q_long(shared_session, NULL, "SELECT 8"), 8);
-	porter_db_close(shared_session, 5000);
+	porter_db_close(shared_session, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -965,14 +969,14 @@ START_TEST(passwords_never_logged_and_porterctl)
 	const char *args[] = {"--workers", "2", "--log-level", "debug", NULL};
 	start(args);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo_pw, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo_pw, 0, 5000, &s), 0);
 	ck_assert_int_eq(q_long(0, conninfo_pw, "SELECT 6"), 6);
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	porter_db_result *r = NULL;
 	char bad[600];
 	snprintf(bad, sizeof(bad), "%s", conninfo_pw);
 	strcpy(strstr(bad, "password="), "password=other-secret");
-	ck_assert_int_lt(porter_db_query(0, bad, "SELECT 1", NULL, 0, 5000, &r), 0);
+	ck_assert_int_lt(porter_db_query(0, bad, "SELECT 1", NULL, 0, 0, 5000, &r), 0);
 	porter_db_result_free(r);
 
 	/* porterctl db query, as a table and as JSON. */
@@ -1025,8 +1029,8 @@ static void *doomed_main(void *arg)
 {
 	(void)arg;
 	porter_db_result *r = NULL;
-	long rc = porter_db_query(0, conninfo, "SELECT pg_sleep(20) /* doomed */", NULL, 0, 15000,
-				  &r);
+	long rc = porter_db_query(0, conninfo, "SELECT pg_sleep(20) /* doomed */", NULL, 0, 0,
+				  15000, &r);
 	porter_db_result_free(r);
 	return (void *)rc;
 }
@@ -1035,7 +1039,7 @@ START_TEST(shutdown_with_queries_in_flight)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	porter_db_result_free(q_ok(s, NULL, "BEGIN"));
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, doomed_main, NULL), 0);
@@ -1083,7 +1087,7 @@ START_TEST(pooled_statements_prepared_and_kept_fresh)
 			      "4",         NULL};
 	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	porter_db_result_free(q_ok(s, NULL, "DROP TABLE IF EXISTS stmt_t"));
 	porter_db_result_free(q_ok(s, NULL, "CREATE TABLE stmt_t (a int)"));
 	porter_db_result_free(q_ok(s, NULL, "INSERT INTO stmt_t VALUES (7)"));
@@ -1117,7 +1121,7 @@ START_TEST(pooled_statements_prepared_and_kept_fresh)
 		snprintf(v, sizeof(v), "%d", 100 * i);
 		porter_db_param p = {.value = v, .len = strlen(v)};
 		porter_db_result *pr = NULL;
-		ck_assert_int_eq(porter_db_query(0, conninfo, sql, &p, 1, 5000, &pr), 0);
+		ck_assert_int_eq(porter_db_query(0, conninfo, sql, &p, 1, 0, 5000, &pr), 0);
 		ck_assert_int_eq(atol(porter_db_getvalue(pr, 0, 0)), 100 * i + i);
 		porter_db_result_free(pr);
 	}
@@ -1127,7 +1131,7 @@ START_TEST(pooled_statements_prepared_and_kept_fresh)
 	 * each time. */
 	for (int i = 0; i < 2; i++) {
 		porter_db_result *er = NULL;
-		ck_assert_int_eq(porter_db_query(0, conninfo, "SELEC 1", NULL, 0, 5000, &er),
+		ck_assert_int_eq(porter_db_query(0, conninfo, "SELEC 1", NULL, 0, 0, 5000, &er),
 				 PORTER_E_DB);
 		ck_assert_str_eq(porter_db_sqlstate(er), "42601");
 		porter_db_result_free(er);
@@ -1142,7 +1146,7 @@ START_TEST(pooled_statements_prepared_and_kept_fresh)
 	ck_assert_int_eq(porter_stmts("SELECT count(*) FROM stmt_t"), 1);
 
 	porter_db_result_free(q_ok(s, NULL, "DROP TABLE stmt_t"));
-	porter_db_close(s, 5000);
+	porter_db_close(s, 0, 5000);
 	stop_clean();
 }
 END_TEST
@@ -1168,26 +1172,27 @@ START_TEST(cancel_never_hits_the_next_query)
 {
 	start(NULL);
 	uint64_t s = 0;
-	ck_assert_int_eq(porter_db_open(conninfo, &s, 5000), 0);
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	for (int i = 0; i < 20; i++) {
 		porter_db_result *r = NULL;
-		ck_assert_int_eq(porter_db_query(s, NULL, "SELECT pg_sleep(5)", NULL, 0, 60, &r),
+		ck_assert_int_eq(porter_db_query(s, NULL, "SELECT pg_sleep(5)", NULL, 0, 0, 60, &r),
 				 PORTER_E_TIMEOUT);
 		porter_db_result_free(r);
 		r = NULL;
-		int rc = porter_db_query(s, NULL, "SELECT pg_sleep(0.02), 1", NULL, 0, 10000, &r);
+		int rc =
+			porter_db_query(s, NULL, "SELECT pg_sleep(0.02), 1", NULL, 0, 0, 10000, &r);
 		ck_assert_msg(rc == 0, "query after a cancel: %s (%s)", porter_error_name(rc),
 			      porter_db_message(r));
 		porter_db_result_free(r);
 		/* The same through the pool. */
 		r = NULL;
 		ck_assert_int_eq(
-			porter_db_query(0, conninfo, "SELECT pg_sleep(5)", NULL, 0, 60, &r),
+			porter_db_query(0, conninfo, "SELECT pg_sleep(5)", NULL, 0, 0, 60, &r),
 			PORTER_E_TIMEOUT);
 		porter_db_result_free(r);
 		ck_assert_int_eq(q_long(0, conninfo, "SELECT 1 FROM pg_sleep(0.02)"), 1);
 	}
-	ck_assert_int_eq(porter_db_close(s, 5000), 0);
+	ck_assert_int_eq(porter_db_close(s, 0, 5000), 0);
 	stop_clean();
 }
 END_TEST
@@ -1208,7 +1213,7 @@ static void *seg_main(void *arg)
 		else
 			snprintf(sql, sizeof(sql), "INSERT INTO seg_t VALUES (%ld, %d)", t, i);
 		porter_db_result *r = NULL;
-		int rc = porter_db_query(0, conninfo, sql, NULL, 0, 20000, &r);
+		int rc = porter_db_query(0, conninfo, sql, NULL, 0, 0, 20000, &r);
 		if (dup && rc == PORTER_E_DB && !strcmp(porter_db_sqlstate(r), "23505"))
 			atomic_fetch_add(&seg_dup, 1);
 		else if (!dup && rc == 0 && porter_db_cmdtuples(r) == 1)

@@ -118,7 +118,7 @@ static void teardown(void)
 static void expect_content(const char *rt, const char *path, const void *want, size_t n)
 {
 	porter_bytes *b = NULL;
-	int rc = porter_file_read(rt, path, 0, 0, &b, T);
+	int rc = porter_file_read(rt, path, 0, 0, 0, T, &b);
 	ck_assert_msg(rc == 0, "read %s: %s", path, porter_last_error_message());
 	ck_assert_uint_eq(b->len, n);
 	ck_assert(n == 0 || memcmp(b->data, want, n) == 0);
@@ -144,7 +144,7 @@ START_TEST(test_write_read_binary)
 {
 	const char data[] = "a\0b\0\0c\xff\x00z";
 	size_t n = sizeof(data);
-	ck_assert_int_eq(porter_file_write("main", "bin", data, n, PORTER_FILE_CREATE, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "bin", data, n, PORTER_FILE_CREATE, 0, 0, T), 0);
 	expect_content("main", "bin", data, n);
 	/* The first root is the default. */
 	expect_content(NULL, "bin", data, n);
@@ -152,19 +152,20 @@ START_TEST(test_write_read_binary)
 
 	/* Ranges: middle, past the end, length beyond the end. */
 	porter_bytes *b = NULL;
-	ck_assert_int_eq(porter_file_read("main", "bin", 2, 3, &b, T), 0);
+	ck_assert_int_eq(porter_file_read("main", "bin", 2, 3, 0, T, &b), 0);
 	ck_assert_uint_eq(b->len, 3);
 	ck_assert(memcmp(b->data, data + 2, 3) == 0);
 	porter_bytes_free(b);
-	ck_assert_int_eq(porter_file_read("main", "bin", 100, 0, &b, T), 0);
+	ck_assert_int_eq(porter_file_read("main", "bin", 100, 0, 0, T, &b), 0);
 	ck_assert_uint_eq(b->len, 0);
 	porter_bytes_free(b);
-	ck_assert_int_eq(porter_file_read("main", "bin", 5, 1000, &b, T), 0);
+	ck_assert_int_eq(porter_file_read("main", "bin", 5, 1000, 0, T, &b), 0);
 	ck_assert_uint_eq(b->len, n - 5);
 	porter_bytes_free(b);
 
 	/* An empty file. */
-	ck_assert_int_eq(porter_file_write("main", "empty", NULL, 0, PORTER_FILE_CREATE, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "empty", NULL, 0, PORTER_FILE_CREATE, 0, 0, T),
+			 0);
 	expect_content("main", "empty", "", 0);
 
 	/* The bytes on disk are exactly what was sent. */
@@ -181,38 +182,40 @@ END_TEST
 
 START_TEST(test_write_modes)
 {
-	ck_assert_int_eq(porter_file_write("main", "f", "hello", 5, PORTER_FILE_CREATE, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "f", "hello", 5, PORTER_FILE_CREATE, 0, 0, T),
+			 0);
 	/* Plain overwrite from the start keeps the tail. */
-	ck_assert_int_eq(porter_file_write("main", "f", "J", 1, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "f", "J", 1, 0, 0, 0, T), 0);
 	expect_content("main", "f", "Jello", 5);
-	ck_assert_int_eq(porter_file_write("main", "f", " world", 6, PORTER_FILE_APPEND, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "f", " world", 6, PORTER_FILE_APPEND, 0, 0, T),
+			 0);
 	expect_content("main", "f", "Jello world", 11);
-	ck_assert_int_eq(porter_file_write("main", "f", "x", 1, PORTER_FILE_TRUNCATE, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "f", "x", 1, PORTER_FILE_TRUNCATE, 0, 0, T), 0);
 	expect_content("main", "f", "x", 1);
 	ck_assert_int_eq(porter_file_write("main", "f", "y", 1,
-					   PORTER_FILE_CREATE | PORTER_FILE_EXCLUSIVE, 0, T),
+					   PORTER_FILE_CREATE | PORTER_FILE_EXCLUSIVE, 0, 0, T),
 			 PORTER_E_FILE_EXISTS);
 	ck_assert_int_eq(porter_file_write("main", "f", "y", 1,
-					   PORTER_FILE_ATOMIC | PORTER_FILE_EXCLUSIVE, 0, T),
+					   PORTER_FILE_ATOMIC | PORTER_FILE_EXCLUSIVE, 0, 0, T),
 			 PORTER_E_FILE_EXISTS);
 	expect_content("main", "f", "x", 1);
 	ck_assert_int_eq(porter_file_write("main", "g", "new", 3,
-					   PORTER_FILE_ATOMIC | PORTER_FILE_EXCLUSIVE, 0, T),
+					   PORTER_FILE_ATOMIC | PORTER_FILE_EXCLUSIVE, 0, 0, T),
 			 0);
 	expect_content("main", "g", "new", 3);
 	/* Without CREATE a missing file is not made. */
-	ck_assert_int_eq(porter_file_write("main", "missing", "a", 1, 0, 0, T),
+	ck_assert_int_eq(porter_file_write("main", "missing", "a", 1, 0, 0, 0, T),
 			 PORTER_E_FILE_NOT_FOUND);
 	/* ATOMIC with APPEND makes no sense. */
 	ck_assert_int_eq(porter_file_write("main", "f", "a", 1,
-					   PORTER_FILE_ATOMIC | PORTER_FILE_APPEND, 0, T),
+					   PORTER_FILE_ATOMIC | PORTER_FILE_APPEND, 0, 0, T),
 			 PORTER_E_INVAL);
 
 	/* Atomic replace: new content, permissions kept, no temp left. */
 	char p[256];
 	path_in(p, sizeof(p), root, "f");
 	chmod(p, 0640);
-	ck_assert_int_eq(porter_file_write("main", "f", "replaced", 8, PORTER_FILE_ATOMIC, 0, T),
+	ck_assert_int_eq(porter_file_write("main", "f", "replaced", 8, PORTER_FILE_ATOMIC, 0, 0, T),
 			 0);
 	expect_content("main", "f", "replaced", 8);
 	struct stat sb;
@@ -221,27 +224,29 @@ START_TEST(test_write_modes)
 	ck_assert_uint_eq(count_entries(root), 2);
 
 	/* Mode of a created file: as asked within file-max-mode (0660). */
-	ck_assert_int_eq(porter_file_write("main", "m", "x", 1, PORTER_FILE_CREATE, 0640, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "m", "x", 1, PORTER_FILE_CREATE, 0640, 0, T), 0);
 	path_in(p, sizeof(p), root, "m");
 	ck_assert_int_eq(stat(p, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0640);
 	/* Beyond it, masked: no setuid, setgid, sticky or world bits. */
-	ck_assert_int_eq(porter_file_write("main", "m2", "x", 1, PORTER_FILE_CREATE, 07777, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "m2", "x", 1, PORTER_FILE_CREATE, 07777, 0, T),
+			 0);
 	path_in(p, sizeof(p), root, "m2");
 	ck_assert_int_eq(stat(p, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777 & ~0660, 0); /* porterd's umask may narrow it */
-	ck_assert_int_eq(porter_file_delete("main", "m2", 0, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "m2", 0, 0, T), 0);
 	/* An atomic write sets the mode exactly (fchmod), masked. */
-	ck_assert_int_eq(porter_file_write("main", "m2", "x", 1, PORTER_FILE_ATOMIC, 07777, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "m2", "x", 1, PORTER_FILE_ATOMIC, 07777, 0, T),
+			 0);
 	ck_assert_int_eq(stat(p, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0660);
-	ck_assert_int_eq(porter_file_delete("main", "m2", 0, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "m2", 0, 0, T), 0);
 
 	/* The second root is separate. */
-	ck_assert_int_eq(porter_file_write("other", "f", "o", 1, PORTER_FILE_CREATE, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("other", "f", "o", 1, PORTER_FILE_CREATE, 0, 0, T), 0);
 	expect_content("other", "f", "o", 1);
 	expect_content("main", "f", "replaced", 8);
-	ck_assert_int_eq(porter_file_write("nope", "f", "o", 1, PORTER_FILE_CREATE, 0, T),
+	ck_assert_int_eq(porter_file_write("nope", "f", "o", 1, PORTER_FILE_CREATE, 0, 0, T),
 			 PORTER_E_FILE_ROOT);
 }
 END_TEST
@@ -259,24 +264,24 @@ START_TEST(test_stat_list_delete)
 	ck_assert_int_eq(symlink("a", p), 0);
 
 	porter_file_info fi;
-	ck_assert_int_eq(porter_file_stat("main", "dir/b", &fi, T), 0);
+	ck_assert_int_eq(porter_file_stat("main", "dir/b", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_REGULAR);
 	ck_assert_uint_eq(fi.size, 2);
 	ck_assert_uint_eq(fi.uid, getuid());
 	ck_assert_uint_eq(fi.nlink, 1);
 	ck_assert(fi.mtime_ns > 0);
-	ck_assert_int_eq(porter_file_stat("main", "dir", &fi, T), 0);
+	ck_assert_int_eq(porter_file_stat("main", "dir", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_DIRECTORY);
 	ck_assert_uint_eq(fi.mode, 0755);
 	/* A symlink inside the root is followed. */
-	ck_assert_int_eq(porter_file_stat("main", "dir/link", &fi, T), 0);
+	ck_assert_int_eq(porter_file_stat("main", "dir/link", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_REGULAR);
 	ck_assert_uint_eq(fi.size, 1);
-	ck_assert_int_eq(porter_file_stat("main", "", &fi, T), 0);
+	ck_assert_int_eq(porter_file_stat("main", "", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_DIRECTORY);
 
 	porter_file_list *l = NULL;
-	ck_assert_int_eq(porter_file_list_dir("main", "dir", &l, T), 0);
+	ck_assert_int_eq(porter_file_list_dir("main", "dir", 0, T, &l), 0);
 	ck_assert_uint_eq(porter_file_list_count(l), 4);
 	const char *names[] = {"a", "b", "link", "sub"};
 	const int types[] = {PORTER_FILE_TYPE_REGULAR, PORTER_FILE_TYPE_REGULAR,
@@ -293,27 +298,27 @@ START_TEST(test_stat_list_delete)
 	ck_assert_ptr_null(porter_file_list_name(l, 4));
 	ck_assert_int_eq(porter_file_list_entry(l, 4, NULL, NULL, NULL), PORTER_E_INVAL);
 	porter_file_list_free(l);
-	ck_assert_int_eq(porter_file_list_dir("main", NULL, &l, T), 0);
+	ck_assert_int_eq(porter_file_list_dir("main", NULL, 0, T, &l), 0);
 	ck_assert_uint_eq(porter_file_list_count(l), 1);
 	porter_file_list_free(l);
 
 	/* Delete: a symlink itself, a file, an empty directory, then a
 	 * non-empty one fails. */
-	ck_assert_int_eq(porter_file_delete("main", "dir/link", 0, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "dir/link", 0, 0, T), 0);
 	path_in(p, sizeof(p), root, "dir/a");
 	ck_assert_int_eq(access(p, F_OK), 0);
-	ck_assert_int_eq(porter_file_delete("main", "dir/a", 0, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "dir/a", 0, 0, T), 0);
 	ck_assert_int_ne(access(p, F_OK), 0);
-	ck_assert_int_eq(porter_file_delete("main", "dir/a", 0, T), PORTER_E_FILE_NOT_FOUND);
-	ck_assert_int_eq(porter_file_delete("main", "dir/sub", 0, T), PORTER_E_FILE_ISDIR);
-	ck_assert_int_eq(porter_file_delete("main", "dir/sub", 1, T), 0);
-	ck_assert_int_eq(porter_file_delete("main", "dir", 1, T), PORTER_E_FILE_EXISTS);
-	ck_assert_int_eq(porter_file_delete("main", "dir/b", 0, T), 0);
-	ck_assert_int_eq(porter_file_delete("main", "dir", 1, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "dir/a", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_delete("main", "dir/sub", 0, 0, T), PORTER_E_FILE_ISDIR);
+	ck_assert_int_eq(porter_file_delete("main", "dir/sub", 1, 0, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "dir", 1, 0, T), PORTER_E_FILE_EXISTS);
+	ck_assert_int_eq(porter_file_delete("main", "dir/b", 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_delete("main", "dir", 1, 0, T), 0);
 	ck_assert_uint_eq(count_entries(root), 0);
 	/* The root itself cannot be deleted. */
-	ck_assert_int_eq(porter_file_delete("main", "", 1, T), PORTER_E_INVAL);
-	ck_assert_int_eq(porter_file_delete("main", ".", 1, T), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_file_delete("main", "", 1, 0, T), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_file_delete("main", ".", 1, 0, T), PORTER_E_INVAL);
 }
 END_TEST
 
@@ -329,41 +334,41 @@ START_TEST(test_errno_mapping)
 	porter_file_info fi;
 	porter_file_list *l = NULL;
 
-	ck_assert_int_eq(porter_file_read("main", "nope", 0, 0, &b, T), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_read("main", "nope", 0, 0, 0, T, &b), PORTER_E_FILE_NOT_FOUND);
 	ck_assert_msg(strstr(porter_last_error_message(), "No such file"), "errno text missing: %s",
 		      porter_last_error_message());
-	ck_assert_int_eq(porter_file_stat("main", "nope", &fi, T), PORTER_E_FILE_NOT_FOUND);
-	ck_assert_int_eq(porter_file_list_dir("main", "nope", &l, T), PORTER_E_FILE_NOT_FOUND);
-	ck_assert_int_eq(porter_file_write("main", "nodir/x", "a", 1, PORTER_FILE_CREATE, 0, T),
+	ck_assert_int_eq(porter_file_stat("main", "nope", 0, T, &fi), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_list_dir("main", "nope", 0, T, &l), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_write("main", "nodir/x", "a", 1, PORTER_FILE_CREATE, 0, 0, T),
 			 PORTER_E_FILE_NOT_FOUND);
-	ck_assert_int_eq(porter_file_write("main", "nodir/x", "a", 1, PORTER_FILE_ATOMIC, 0, T),
+	ck_assert_int_eq(porter_file_write("main", "nodir/x", "a", 1, PORTER_FILE_ATOMIC, 0, 0, T),
 			 PORTER_E_FILE_NOT_FOUND);
 
-	ck_assert_int_eq(porter_file_read("main", "dir", 0, 0, &b, T), PORTER_E_FILE_ISDIR);
-	ck_assert_int_eq(porter_file_write("main", "dir", "a", 1, PORTER_FILE_CREATE, 0, T),
+	ck_assert_int_eq(porter_file_read("main", "dir", 0, 0, 0, T, &b), PORTER_E_FILE_ISDIR);
+	ck_assert_int_eq(porter_file_write("main", "dir", "a", 1, PORTER_FILE_CREATE, 0, 0, T),
 			 PORTER_E_FILE_ISDIR);
-	ck_assert_int_eq(porter_file_write("main", "dir", "a", 1, PORTER_FILE_ATOMIC, 0, T),
+	ck_assert_int_eq(porter_file_write("main", "dir", "a", 1, PORTER_FILE_ATOMIC, 0, 0, T),
 			 PORTER_E_FILE_ISDIR);
 
 	ck_assert_int_eq(porter_file_write("main", "file", "a", 1,
-					   PORTER_FILE_CREATE | PORTER_FILE_EXCLUSIVE, 0, T),
+					   PORTER_FILE_CREATE | PORTER_FILE_EXCLUSIVE, 0, 0, T),
 			 PORTER_E_FILE_EXISTS);
 
-	ck_assert_int_eq(porter_file_read("main", "file/x", 0, 0, &b, T), PORTER_E_FILE_NOTDIR);
-	ck_assert_int_eq(porter_file_list_dir("main", "file", &l, T), PORTER_E_FILE_NOTDIR);
-	ck_assert_int_eq(porter_file_write("main", "file/x", "a", 1, PORTER_FILE_ATOMIC, 0, T),
+	ck_assert_int_eq(porter_file_read("main", "file/x", 0, 0, 0, T, &b), PORTER_E_FILE_NOTDIR);
+	ck_assert_int_eq(porter_file_list_dir("main", "file", 0, T, &l), PORTER_E_FILE_NOTDIR);
+	ck_assert_int_eq(porter_file_write("main", "file/x", "a", 1, PORTER_FILE_ATOMIC, 0, 0, T),
 			 PORTER_E_FILE_NOTDIR);
 
-	ck_assert_int_eq(porter_file_read("nope", "file", 0, 0, &b, T), PORTER_E_FILE_ROOT);
+	ck_assert_int_eq(porter_file_read("nope", "file", 0, 0, 0, T, &b), PORTER_E_FILE_ROOT);
 
 	/* A FIFO is refused at once instead of blocking a pool thread. */
 	path_in(p, sizeof(p), root, "fifo");
 	ck_assert_int_eq(mkfifo(p, 0600), 0);
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_file_read("main", "fifo", 0, 0, &b, T), PORTER_E_INVAL);
-	ck_assert_int_ne(porter_file_write("main", "fifo", "a", 1, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_read("main", "fifo", 0, 0, 0, T, &b), PORTER_E_INVAL);
+	ck_assert_int_ne(porter_file_write("main", "fifo", "a", 1, 0, 0, 0, T), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 2000);
-	ck_assert_int_eq(porter_file_write("main", "x", "a", 1, 1u << 20, 0, T), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_file_write("main", "x", "a", 1, 1u << 20, 0, 0, T), PORTER_E_INVAL);
 }
 END_TEST
 
@@ -386,18 +391,18 @@ static int perm_checks(const char *rootdir)
 	porter_bytes *b = NULL;
 	porter_file_info fi;
 	porter_file_list *l = NULL;
-	if (porter_file_read("p", "secret", 0, 0, &b, T) != PORTER_E_FILE_PERM)
+	if (porter_file_read("p", "secret", 0, 0, 0, T, &b) != PORTER_E_FILE_PERM)
 		bad |= 1;
-	if (porter_file_write("p", "secret", "x", 1, 0, 0, T) != PORTER_E_FILE_PERM)
+	if (porter_file_write("p", "secret", "x", 1, 0, 0, 0, T) != PORTER_E_FILE_PERM)
 		bad |= 2;
-	if (porter_file_stat("p", "locked/inner", &fi, T) != PORTER_E_FILE_PERM)
+	if (porter_file_stat("p", "locked/inner", 0, T, &fi) != PORTER_E_FILE_PERM)
 		bad |= 4;
-	if (porter_file_list_dir("p", "locked", &l, T) != PORTER_E_FILE_PERM)
+	if (porter_file_list_dir("p", "locked", 0, T, &l) != PORTER_E_FILE_PERM)
 		bad |= 8;
-	if (porter_file_write("p", "ro/new", "x", 1, PORTER_FILE_ATOMIC, 0, T) !=
+	if (porter_file_write("p", "ro/new", "x", 1, PORTER_FILE_ATOMIC, 0, 0, T) !=
 	    PORTER_E_FILE_PERM)
 		bad |= 16;
-	if (porter_file_delete("p", "ro/keep", 0, T) != PORTER_E_FILE_PERM)
+	if (porter_file_delete("p", "ro/keep", 0, 0, T) != PORTER_E_FILE_PERM)
 		bad |= 32;
 	porter_thread_disconnect();
 	th_daemon_stop(&pd);
@@ -463,7 +468,7 @@ START_TEST(test_no_space)
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
 	char buf[4096] = {0};
-	ck_assert_int_eq(porter_file_write("dev", "full", buf, sizeof(buf), 0, 0, T),
+	ck_assert_int_eq(porter_file_write("dev", "full", buf, sizeof(buf), 0, 0, 0, T),
 			 PORTER_E_FILE_NOSPACE);
 	if (mounted) {
 		/* A real full file system: in place and atomic. The failed
@@ -471,13 +476,14 @@ START_TEST(test_no_space)
 		size_t big = 512 * 1024;
 		char *data = calloc(1, big);
 		ck_assert_int_eq(
-			porter_file_write("small", "keep", "old", 3, PORTER_FILE_ATOMIC, 0, T), 0);
+			porter_file_write("small", "keep", "old", 3, PORTER_FILE_ATOMIC, 0, 0, T),
+			0);
 		ck_assert_int_eq(
-			porter_file_write("small", "f", data, big, PORTER_FILE_CREATE, 0, T),
+			porter_file_write("small", "f", data, big, PORTER_FILE_CREATE, 0, 0, T),
 			PORTER_E_FILE_NOSPACE);
-		ck_assert_int_eq(porter_file_delete("small", "f", 0, T), 0);
+		ck_assert_int_eq(porter_file_delete("small", "f", 0, 0, T), 0);
 		ck_assert_int_eq(
-			porter_file_write("small", "keep", data, big, PORTER_FILE_ATOMIC, 0, T),
+			porter_file_write("small", "keep", data, big, PORTER_FILE_ATOMIC, 0, 0, T),
 			PORTER_E_FILE_NOSPACE);
 		expect_content("small", "keep", "old", 3);
 		ck_assert_uint_eq(count_entries(small), 1);
@@ -560,26 +566,26 @@ static void check_escapes(void)
 	porter_file_writer *wr = NULL;
 	for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
 		const char *e = escapes[i];
-		int rc = porter_file_read("main", e, 0, 0, &b, T);
+		int rc = porter_file_read("main", e, 0, 0, 0, T, &b);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "read %s: %d (%s)", e, rc,
 			      porter_last_error_message());
-		rc = porter_file_stat("main", e, &fi, T);
+		rc = porter_file_stat("main", e, 0, T, &fi);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "stat %s: %d", e, rc);
-		rc = porter_file_list_dir("main", e, &l, T);
+		rc = porter_file_list_dir("main", e, 0, T, &l);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "list %s: %d", e, rc);
-		rc = porter_file_reader_open("main", e, 0, 0, &rd, T);
+		rc = porter_file_reader_open("main", e, 0, 0, 0, 0, T, &rd);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "reader %s: %d", e, rc);
 		/* Writes and deletes: refused, or (for a path whose last
 		 * component is a symlink inside the root) acting on the link
 		 * itself, never on what it points to. */
-		rc = porter_file_write("main", e, "pwned", 5, PORTER_FILE_CREATE, 0, T);
+		rc = porter_file_write("main", e, "pwned", 5, PORTER_FILE_CREATE, 0, 0, T);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "write %s: %d", e, rc);
-		rc = porter_file_writer_open("main", e, PORTER_FILE_CREATE, 0, &wr, T);
+		rc = porter_file_writer_open("main", e, PORTER_FILE_CREATE, 0, 0, T, &wr);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "writer %s: %d", e, rc);
-		rc = porter_file_write("main", e, "pwned", 5, PORTER_FILE_ATOMIC, 0, T);
+		rc = porter_file_write("main", e, "pwned", 5, PORTER_FILE_ATOMIC, 0, 0, T);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE || rc == 0 || rc == PORTER_E_INVAL,
 			      "atomic write %s: %d", e, rc);
-		rc = porter_file_delete("main", e, 0, T);
+		rc = porter_file_delete("main", e, 0, 0, T);
 		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE || rc == 0 || rc == PORTER_E_INVAL,
 			      "delete %s: %d", e, rc);
 		/* Put back what an in-root replace or delete of a link took. */
@@ -623,11 +629,13 @@ START_TEST(test_escape_table_walk)
 	check_escapes();
 	/* The walk refuses every ".." and every symlink, even inside. */
 	porter_bytes *b = NULL;
-	ck_assert_int_eq(porter_file_read("main", "sub/../top", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	ck_assert_int_eq(porter_file_read("main", "in_link", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_read("main", "sub/../top", 0, 0, 0, T, &b),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_read("main", "in_link", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
 	expect_content("main", "sub/in", "inside", 6);
 	expect_content("main", "sub/./in", "inside", 6);
-	ck_assert_int_eq(porter_file_write("main", "sub/w", "w", 1, PORTER_FILE_ATOMIC, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "sub/w", "w", 1, PORTER_FILE_ATOMIC, 0, 0, T),
+			 0);
 	expect_content("main", "sub/w", "w", 1);
 }
 END_TEST
@@ -642,12 +650,12 @@ START_TEST(test_magic_link_root)
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 	porter_bytes *b = NULL;
 	porter_file_info fi;
-	ck_assert_int_eq(porter_file_read("proc", "root/etc/passwd", 0, 0, &b, T),
+	ck_assert_int_eq(porter_file_read("proc", "root/etc/passwd", 0, 0, 0, T, &b),
 			 PORTER_E_FILE_ESCAPE);
-	ck_assert_int_eq(porter_file_stat("proc", "cwd", &fi, T), PORTER_E_FILE_ESCAPE);
-	ck_assert_int_eq(porter_file_read("proc", "exe", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_stat("proc", "cwd", 0, T, &fi), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_read("proc", "exe", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
 	/* An ordinary file there still reads. */
-	ck_assert_int_eq(porter_file_read("proc", "status", 0, 0, &b, T), 0);
+	ck_assert_int_eq(porter_file_read("proc", "status", 0, 0, 0, T, &b), 0);
 	ck_assert(b->len > 0);
 	porter_bytes_free(b);
 }
@@ -666,7 +674,8 @@ static void *writer_main(void *arg)
 	memset(buf, 'A' + (int)id, WSIZE);
 	long fails = 0;
 	for (int i = 0; i < ROUNDS; i++)
-		if (porter_file_write("main", "shared", buf, WSIZE, PORTER_FILE_ATOMIC, 0, T) != 0)
+		if (porter_file_write("main", "shared", buf, WSIZE, PORTER_FILE_ATOMIC, 0, 0, T) !=
+		    0)
 			fails++;
 	free(buf);
 	porter_thread_disconnect();
@@ -681,7 +690,7 @@ static void *reader_main(void *arg)
 	long bad = 0;
 	while (!atomic_load(&readers_stop)) {
 		porter_bytes *b = NULL;
-		if (porter_file_read("main", "shared", 0, 0, &b, T) != 0) {
+		if (porter_file_read("main", "shared", 0, 0, 0, T, &b) != 0) {
 			bad++;
 			continue;
 		}
@@ -703,8 +712,8 @@ START_TEST(test_concurrent_atomic_writers)
 {
 	char *init = malloc(WSIZE);
 	memset(init, 'z', WSIZE);
-	ck_assert_int_eq(porter_file_write("main", "shared", init, WSIZE, PORTER_FILE_ATOMIC, 0, T),
-			 0);
+	ck_assert_int_eq(
+		porter_file_write("main", "shared", init, WSIZE, PORTER_FILE_ATOMIC, 0, 0, T), 0);
 	free(init);
 	pthread_t w[WRITERS], r;
 	atomic_store(&readers_stop, 0);
@@ -722,7 +731,7 @@ START_TEST(test_concurrent_atomic_writers)
 	ck_assert_msg((long)bad == 0, "a reader saw %ld torn or short versions", (long)bad);
 
 	porter_bytes *b = NULL;
-	ck_assert_int_eq(porter_file_read("main", "shared", 0, 0, &b, T), 0);
+	ck_assert_int_eq(porter_file_read("main", "shared", 0, 0, 0, T, &b), 0);
 	ck_assert_uint_eq(b->len, WSIZE);
 	ck_assert(b->data[0] >= 'A' && b->data[0] < 'A' + WRITERS);
 	for (size_t i = 1; i < b->len; i++)
@@ -740,26 +749,26 @@ START_TEST(test_streams)
 	for (size_t i = 0; i < n; i++)
 		data[i] = (uint8_t)(i * 7 + (i >> 11));
 	porter_file_writer *wr = NULL;
-	ck_assert_int_eq(porter_file_writer_open("main", "s", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
+	ck_assert_int_eq(porter_file_writer_open("main", "s", PORTER_FILE_ATOMIC, 0, 0, T, &wr), 0);
 	for (size_t off = 0; off < n; off += 100000)
-		ck_assert_int_eq(porter_file_writer_write(wr, data + off,
-							  n - off < 100000 ? n - off : 100000, T),
+		ck_assert_int_eq(porter_file_writer_write(
+					 wr, data + off, n - off < 100000 ? n - off : 100000, 0, T),
 				 0);
 	/* Nothing at the target until the commit. */
 	porter_file_info fi;
-	ck_assert_int_eq(porter_file_stat("main", "s", &fi, T), PORTER_E_FILE_NOT_FOUND);
-	ck_assert_int_eq(porter_file_writer_commit(wr, T), 0);
-	porter_file_writer_close(wr);
+	ck_assert_int_eq(porter_file_stat("main", "s", 0, T, &fi), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), 0);
+	porter_file_writer_close(wr, 1000);
 	expect_content("main", "s", data, n);
 
 	porter_file_reader *rd = NULL;
-	ck_assert_int_eq(porter_file_reader_open("main", "s", 10, 0, &rd, T), 0);
+	ck_assert_int_eq(porter_file_reader_open("main", "s", 10, 0, 0, 0, T, &rd), 0);
 	ck_assert_uint_eq(porter_file_reader_size(rd), n);
 	size_t got = 0, chunks = 0;
-	const uint8_t *p;
+	const void *p;
 	size_t len;
 	int rc;
-	while ((rc = porter_file_reader_next(rd, &p, &len, T)) == 1) {
+	while ((rc = porter_file_reader_read(rd, 0, T, &p, &len)) == 1) {
 		ck_assert(len <= 65536);
 		ck_assert(memcmp(p, data + 10 + got, len) == 0);
 		got += len;
@@ -768,20 +777,20 @@ START_TEST(test_streams)
 	ck_assert_int_eq(rc, 0);
 	ck_assert_uint_eq(got, n - 10);
 	ck_assert_uint_ge(chunks, 16);
-	ck_assert_int_eq(porter_file_reader_next(rd, &p, &len, T), 0);
-	porter_file_reader_close(rd);
+	ck_assert_int_eq(porter_file_reader_read(rd, 0, T, &p, &len), 0);
+	porter_file_reader_close(rd, 1000);
 
 	/* A reader closed early, then the same file read again. */
-	ck_assert_int_eq(porter_file_reader_open("main", "s", 0, 0, &rd, T), 0);
-	ck_assert_int_eq(porter_file_reader_next(rd, &p, &len, T), 1);
-	porter_file_reader_close(rd);
+	ck_assert_int_eq(porter_file_reader_open("main", "s", 0, 0, 0, 0, T, &rd), 0);
+	ck_assert_int_eq(porter_file_reader_read(rd, 0, T, &p, &len), 1);
+	porter_file_reader_close(rd, 1000);
 	expect_content("main", "s", data, n);
 	/* A large whole-file write goes in chunks (over 4 MiB). */
 	size_t big = 5u << 20;
 	uint8_t *bd = malloc(big);
 	for (size_t i = 0; i < big; i++)
 		bd[i] = (uint8_t)(i ^ (i >> 9));
-	ck_assert_int_eq(porter_file_write("main", "big", bd, big, PORTER_FILE_ATOMIC, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("main", "big", bd, big, PORTER_FILE_ATOMIC, 0, 0, T), 0);
 	expect_content("main", "big", bd, big);
 	free(bd);
 	free(data);
@@ -794,7 +803,7 @@ static void wait_only_one_conn(void)
 {
 	for (int i = 0; i < 200; i++) {
 		porter_stats_snapshot *s = NULL;
-		ck_assert_int_eq(porter_stats(&s, T), 0);
+		ck_assert_int_eq(porter_stats(0, T, &s), 0);
 		uint64_t n = 0;
 		for (size_t k = 0; k < porter_stats_workers(s); k++) {
 			porter_worker_stats w;
@@ -817,11 +826,11 @@ typedef struct cross {
 static void *pull_other_thread(void *arg)
 {
 	cross *c = arg;
-	const uint8_t *p;
+	const void *p;
 	size_t len;
-	c->rc = porter_file_reader_next(c->rd, &p, &len, T); /* the first, held */
+	c->rc = porter_file_reader_read(c->rd, 0, T, &p, &len); /* the first, held */
 	if (c->rc == 1)
-		c->rc = porter_file_reader_next(c->rd, &p, &len, T); /* a pull */
+		c->rc = porter_file_reader_read(c->rd, 0, T, &p, &len); /* a pull */
 	porter_thread_disconnect();
 	return NULL;
 }
@@ -834,34 +843,35 @@ START_TEST(test_stream_cleanup_and_migration)
 	 * trace: no target, no temp file. */
 	porter_file_writer *wr = NULL;
 	ck_assert_int_eq(
-		porter_file_writer_open("main", "abandoned", PORTER_FILE_ATOMIC, 0, &wr, T), 0);
-	ck_assert_int_eq(porter_file_writer_write(wr, buf, sizeof(buf), T), 0);
+		porter_file_writer_open("main", "abandoned", PORTER_FILE_ATOMIC, 0, 0, T, &wr), 0);
+	ck_assert_int_eq(porter_file_writer_write(wr, buf, sizeof(buf), 0, T), 0);
 	porter_thread_disconnect();
 	wait_only_one_conn();
-	ck_assert_int_eq(porter_file_writer_write(wr, buf, 10, T), PORTER_E_NOT_FOUND);
-	ck_assert_int_eq(porter_file_writer_commit(wr, T), PORTER_E_INVAL);
-	porter_file_writer_close(wr);
+	ck_assert_int_eq(porter_file_writer_write(wr, buf, 10, 0, T), PORTER_E_NOT_FOUND);
+	ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), PORTER_E_INVAL);
+	porter_file_writer_close(wr, 1000);
 	ck_assert_uint_eq(count_entries(root), 0);
 	ck_assert_int_eq(th_fd_count(d.pid) >= 0, 1);
 
 	/* Abandoned writers and readers do not leak descriptors. */
-	ck_assert_int_eq(porter_file_write("main", "r", buf, sizeof(buf), PORTER_FILE_ATOMIC, 0, T),
-			 0);
+	ck_assert_int_eq(
+		porter_file_write("main", "r", buf, sizeof(buf), PORTER_FILE_ATOMIC, 0, 0, T), 0);
 	int fds0 = th_fd_count(d.pid);
 	porter_file_reader *rds[20];
 	porter_file_writer *wrs[20];
 	for (int i = 0; i < 20; i++) {
-		ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, &rds[i], T), 0);
+		ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, 0, 0, T, &rds[i]), 0);
 		ck_assert_int_eq(
-			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &wrs[i], T), 0);
+			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, 0, T, &wrs[i]),
+			0);
 		porter_thread_disconnect(); /* the streams' connection goes */
 	}
 	/* Not closed through the library yet: the daemon cleans up by itself. */
 	wait_only_one_conn();
 	ck_assert_int_le(th_fd_count(d.pid), fds0 + 1);
 	for (int i = 0; i < 20; i++) {
-		porter_file_reader_close(rds[i]);
-		porter_file_writer_close(wrs[i]);
+		porter_file_reader_close(rds[i], 1000);
+		porter_file_writer_close(wrs[i], 1000);
 	}
 	ck_assert_uint_eq(count_entries(root), 1);
 
@@ -869,23 +879,25 @@ START_TEST(test_stream_cleanup_and_migration)
 	porter_file_writer *ws[65];
 	for (int i = 0; i < 64; i++)
 		ck_assert_int_eq(
-			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[i], T), 0);
-	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[64], T),
+			porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, 0, T, &ws[i]),
+			0);
+	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, 0, T, &ws[64]),
 			 PORTER_E_BUSY);
 	for (int i = 0; i < 64; i++)
-		porter_file_writer_close(ws[i]);
-	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, &ws[0], T), 0);
-	porter_file_writer_close(ws[0]);
+		porter_file_writer_close(ws[i], 1000);
+	ck_assert_int_eq(porter_file_writer_open("main", "w", PORTER_FILE_ATOMIC, 0, 0, T, &ws[0]),
+			 0);
+	porter_file_writer_close(ws[0], 1000);
 
 	/* A stream opened on one thread continues on another (isolates
 	 * migrate between threads), while the opener's connection lives. */
 	cross c = {0};
-	ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, &c.rd, T), 0);
+	ck_assert_int_eq(porter_file_reader_open("main", "r", 0, 0, 0, 0, T, &c.rd), 0);
 	pthread_t th;
 	pthread_create(&th, NULL, pull_other_thread, &c);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(c.rc, 1);
-	porter_file_reader_close(c.rd);
+	porter_file_reader_close(c.rd, 1000);
 }
 END_TEST
 
@@ -897,7 +909,7 @@ static void *lister_main(void *arg)
 	(void)arg;
 	while (!atomic_load(&lister_stop)) {
 		porter_file_list *l = NULL;
-		if (porter_file_list_dir("main", "many", &l, 30000) == 0)
+		if (porter_file_list_dir("main", "many", 0, 30000, &l) == 0)
 			porter_file_list_free(l);
 	}
 	porter_thread_disconnect();
@@ -915,9 +927,9 @@ static void *queued_stat_main(void *arg)
 {
 	queued_call *q = arg;
 	porter_file_info fi;
-	atomic_store(&q->id, porter_next_call_id());
+	atomic_store(&q->id, porter_call_id_new());
 	long long t0 = th_now_ms();
-	q->rc = porter_file_stat("main", "many/f0", &fi, 5000);
+	q->rc = porter_file_stat("main", "many/f0", atomic_load(&q->id), 5000, &fi);
 	q->took_ms = th_now_ms() - t0;
 	snprintf(q->msg, sizeof(q->msg), "%s", porter_last_error_message());
 	porter_thread_disconnect();
@@ -954,7 +966,7 @@ START_TEST(test_deadline_and_cancel_while_queued)
 
 	/* A deadline that passes while queued: the daemon's own reply. */
 	porter_file_info fi;
-	int rc = porter_file_stat("main", "many/f1", &fi, 300);
+	int rc = porter_file_stat("main", "many/f1", 0, 300, &fi);
 	ck_assert_int_eq(rc, PORTER_E_TIMEOUT);
 	ck_assert_msg(strstr(porter_last_error_message(), "pool thread"),
 		      "not answered by the daemon: %s", porter_last_error_message());
@@ -978,7 +990,7 @@ START_TEST(test_deadline_and_cancel_while_queued)
 	for (int i = 0; i < LISTERS; i++)
 		pthread_join(ls[i], NULL);
 	/* The pool is free again: the same request now succeeds. */
-	ck_assert_int_eq(porter_file_stat("main", "many/f1", &fi, T), 0);
+	ck_assert_int_eq(porter_file_stat("main", "many/f1", 0, T, &fi), 0);
 }
 END_TEST
 
@@ -991,8 +1003,8 @@ START_TEST(test_default_root)
 	snprintf(xdg, sizeof(xdg), "%s/xdg", other);
 	setenv("XDG_DATA_HOME", xdg, 1);
 	ck_assert_int_eq(th_daemon_start(&d, NULL), 0);
-	ck_assert_int_eq(porter_file_write(NULL, "hello", "hi", 2, PORTER_FILE_ATOMIC, 0, T), 0);
-	ck_assert_int_eq(porter_file_write("files", "hello2", "hi", 2, PORTER_FILE_ATOMIC, 0, T),
+	ck_assert_int_eq(porter_file_write(NULL, "hello", "hi", 2, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("files", "hello2", "hi", 2, PORTER_FILE_ATOMIC, 0, 0, T),
 			 0);
 	char p[300];
 	snprintf(p, sizeof(p), "%s/porter/files/hello", xdg);

@@ -73,8 +73,8 @@ static void *writer(void *arg)
 		uint32_t v = atomic_load(&fs->acked) + 1;
 		size_t len = gen(fs->f, v, bufs[fs->f]);
 		atomic_store(&fs->attempted, v);
-		if (porter_file_write("d", name, bufs[fs->f], len, PORTER_FILE_ATOMIC, 0, 10000) !=
-		    0)
+		if (porter_file_write("d", name, bufs[fs->f], len, PORTER_FILE_ATOMIC, 0, 0,
+				      10000) != 0)
 			break;
 		atomic_store(&fs->acked, v);
 		fs->writes++;
@@ -143,7 +143,7 @@ START_TEST(test_sigkill_during_atomic_writes)
 		snprintf(name, sizeof(name), "f%u", f);
 		size_t len = gen(f, 0, bufs[f]);
 		ck_assert_int_eq(
-			porter_file_write("d", name, bufs[f], len, PORTER_FILE_ATOMIC, 0, 10000),
+			porter_file_write("d", name, bufs[f], len, PORTER_FILE_ATOMIC, 0, 0, 10000),
 			0);
 	}
 	porter_thread_disconnect();

@@ -37,7 +37,7 @@ static void *bystander_main(void *arg)
 {
 	bystander *b = arg;
 	while (!atomic_load(&b->stop)) {
-		int rc = porter_ping("bystander", 9, 5000);
+		int rc = porter_ping("bystander", 9, 0, 5000);
 		if (rc == 0) {
 			atomic_fetch_add(&b->ok, 1);
 		} else {
@@ -77,10 +77,10 @@ START_TEST(ping_and_stats)
 	const char *args[] = {"--workers", "3", NULL};
 	th_start(&d, args);
 	const char payload[] = "a\0b\0c";
-	ck_assert_int_eq(porter_ping(payload, sizeof(payload), 2000), 0);
+	ck_assert_int_eq(porter_ping(payload, sizeof(payload), 0, 2000), 0);
 	ck_assert_int_eq(porter_last_error(), 0);
-	ck_assert_int_eq(porter_ping(NULL, 0, 2000), 0);
-	ck_assert_int_eq(porter_ping(NULL, 5, 2000), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_ping(NULL, 0, 0, 2000), 0);
+	ck_assert_int_eq(porter_ping(NULL, 5, 0, 2000), PORTER_E_INVAL);
 	ck_assert_int_eq(porter_last_error(), PORTER_E_INVAL);
 
 	/* The harness's readiness probe is a connection too; it is counted
@@ -88,7 +88,7 @@ START_TEST(ping_and_stats)
 	porter_stats_snapshot *s = NULL;
 	long long until = th_now_ms() + 5000;
 	for (;;) {
-		ck_assert_int_eq(porter_stats(&s, 2000), 0);
+		ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 		uint64_t n = 0;
 		for (size_t i = 0; i < porter_stats_workers(s); i++) {
 			porter_worker_stats w;
@@ -140,7 +140,7 @@ static void *pinger_main(void *arg)
 		/* A payload unique to this thread and call: a crossed reply
 		 * would fail porter_ping's echo check. */
 		int n = snprintf(payload, sizeof(payload), "thread %d call %d", p->index, i);
-		int rc = porter_ping(payload, (size_t)n, 10000);
+		int rc = porter_ping(payload, (size_t)n, 0, 10000);
 		if (rc != 0) {
 			if (!p->failures)
 				p->first_error = rc;
@@ -174,7 +174,7 @@ START_TEST(many_threads_no_lost_or_crossed_replies)
 	long long until = th_now_ms() + 5000;
 	uint64_t conns, reqs;
 	do {
-		ck_assert_int_eq(porter_stats(&s, 2000), 0);
+		ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 		conns = reqs = 0;
 		for (size_t i = 0; i < porter_stats_workers(s); i++) {
 			porter_worker_stats w;
@@ -405,29 +405,29 @@ END_TEST
 START_TEST(daemon_restart_and_reconnect)
 {
 	th_start(&d, NULL);
-	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
 
 	/* Clean restart: this thread's old connection is dead; the next
 	 * call reconnects by itself. */
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
-	ck_assert_int_eq(porter_ping("y", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("y", 1, 0, 2000), 0);
 
 	/* SIGKILL leaves a stale socket file; the new daemon replaces it. */
 	th_daemon_kill(&d);
 	ck_assert_int_eq(access(d.socket, F_OK), 0);
 	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
-	ck_assert_int_eq(porter_ping("z", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("z", 1, 0, 2000), 0);
 
 	/* Daemon gone: a clear error, no hang, then recovery. */
 	th_daemon_kill(&d);
 	long long t0 = th_now_ms();
-	int rc = porter_ping("w", 1, 3000);
+	int rc = porter_ping("w", 1, 0, 3000);
 	ck_assert_int_eq(rc, PORTER_E_UNREACHABLE);
 	ck_assert_int_lt(th_now_ms() - t0, 3000);
 	ck_assert_int_eq(porter_last_error(), PORTER_E_UNREACHABLE);
 	ck_assert_int_eq(th_daemon_restart(&d, NULL), 0);
-	ck_assert_int_eq(porter_ping("v", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("v", 1, 0, 2000), 0);
 	th_stop_clean(&d);
 }
 END_TEST
@@ -451,7 +451,7 @@ START_TEST(live_socket_is_not_stolen)
 	ck_assert(WIFEXITED(status));
 	ck_assert_int_eq(WEXITSTATUS(status), 1);
 	(void)second;
-	ck_assert_int_eq(porter_ping("still here", 10, 2000), 0);
+	ck_assert_int_eq(porter_ping("still here", 10, 0, 2000), 0);
 	th_stop_clean(&d);
 }
 END_TEST
@@ -460,11 +460,11 @@ START_TEST(daemon_absent_fails_fast)
 {
 	setenv("PORTER_SOCKET", "/tmp/porter-test-nonexistent/porter.sock", 1);
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_UNREACHABLE);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), PORTER_E_UNREACHABLE);
 	ck_assert_int_lt(th_now_ms() - t0, 2000);
 	ck_assert(strstr(porter_last_error_message(), "porter-test-nonexistent") != NULL);
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), PORTER_E_UNREACHABLE);
+	ck_assert_int_eq(porter_stats(0, 2000, &s), PORTER_E_UNREACHABLE);
 	ck_assert_ptr_null(s);
 }
 END_TEST
@@ -484,7 +484,7 @@ START_TEST(daemon_that_never_answers_times_out)
 	setenv("PORTER_SOCKET", path, 1);
 
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_ping("x", 1, 300), PORTER_E_TIMEOUT);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 300), PORTER_E_TIMEOUT);
 	long long took = th_now_ms() - t0;
 	ck_assert_int_ge(took, 290);
 	ck_assert_int_lt(took, 2300); /* bounded by its timeout, generous margin */
@@ -500,7 +500,7 @@ START_TEST(uid_not_allowed_is_refused)
 	snprintf(other, sizeof(other), "%u", (unsigned)getuid() + 12345);
 	const char *args[] = {"--allow-uid", other, NULL};
 	th_start(&d, args);
-	ck_assert_int_eq(porter_ping("x", 1, 2000), PORTER_E_DENIED);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), PORTER_E_DENIED);
 	ck_assert(strstr(porter_last_error_message(), "not allowed") != NULL);
 	th_stop_clean(&d);
 }
@@ -512,7 +512,7 @@ START_TEST(shutdown_with_clients_connected)
 	/* Open connections on several threads, then stop: the daemon must
 	 * close them and exit cleanly, and callers must see an error, not
 	 * a hang. */
-	ck_assert_int_eq(porter_ping("a", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("a", 1, 0, 2000), 0);
 	int fd = th_raw_connect(d.socket);
 	frame_reader r;
 	frame_reader_init(&r, 1 << 20);
@@ -522,7 +522,7 @@ START_TEST(shutdown_with_clients_connected)
 	ck_assert(th_raw_wait_closed(fd, 5000));
 	close(fd);
 	frame_reader_free(&r);
-	ck_assert_int_eq(porter_ping("b", 1, 1000), PORTER_E_UNREACHABLE);
+	ck_assert_int_eq(porter_ping("b", 1, 0, 1000), PORTER_E_UNREACHABLE);
 	th_daemon_cleanup(&d);
 }
 END_TEST

@@ -58,7 +58,7 @@ static int hangs_closed(void)
 	long long until = th_now_ms() + 5000;
 	while (th_now_ms() < until) {
 		porter_http_response *r = NULL;
-		if (porter_http_get(url("/hanging"), 2000, &r) == 0) {
+		if (porter_http_get(url("/hanging"), 0, 2000, &r) == 0) {
 			size_t len;
 			const char *b = porter_http_response_body(r, &len);
 			int zero = len == 1 && b[0] == '0';
@@ -74,7 +74,7 @@ static int hangs_closed(void)
 static uint64_t daemon_inflight(void)
 {
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 	uint64_t n = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
 		porter_worker_stats w;
@@ -107,7 +107,8 @@ START_TEST(status_codes)
 		porter_http_response *r = NULL;
 		snprintf(path, sizeof(path), "/status/%d", codes[i]);
 		ck_assert_int_eq(
-			porter_http_request("GET", url(path), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+			porter_http_request("GET", url(path), NULL, 0, NULL, 0, NULL, 0, 5000, &r),
+			0);
 		ck_assert_int_eq(porter_http_response_status(r), codes[i]);
 		size_t len;
 		const char *body = porter_http_response_body(r, &len);
@@ -129,7 +130,8 @@ START_TEST(status_codes)
 	/* HEAD: status and headers, no body. */
 	porter_http_response *r = NULL;
 	ck_assert_int_eq(
-		porter_http_request("HEAD", url("/bin/1000"), NULL, 0, NULL, 0, NULL, 5000, &r), 0);
+		porter_http_request("HEAD", url("/bin/1000"), NULL, 0, NULL, 0, NULL, 0, 5000, &r),
+		0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_str_eq(porter_http_response_header(r, "content-length"), "1000");
 	size_t len;
@@ -145,7 +147,8 @@ START_TEST(headers_both_ways)
 	start(NULL);
 	const char *h[] = {"X-Test-Foo: bar baz", "X-Test-Empty:", "X-Test-Colon: a:b"};
 	porter_http_response *r = NULL;
-	ck_assert_int_eq(porter_http_request("PUT", url("/echo"), h, 3, "x", 1, NULL, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_request("PUT", url("/echo"), h, 3, "x", 1, NULL, 0, 5000, &r),
+			 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_str_eq(porter_http_response_header(r, "X-Method"), "PUT");
 	ck_assert_str_eq(porter_http_response_header(r, "x-got-foo"), "bar baz");
@@ -154,7 +157,7 @@ START_TEST(headers_both_ways)
 	ck_assert_ptr_null(porter_http_response_header(r, "X-Not-There"));
 	porter_http_response_free(r);
 
-	ck_assert_int_eq(porter_http_get(url("/headers"), 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url("/headers"), 0, 5000, &r), 0);
 	ck_assert_str_eq(porter_http_response_header(r, "x-one"), "1");
 	ck_assert_str_eq(porter_http_response_header(r, "Content-Type"), "text/plain");
 	int multi = 0;
@@ -175,11 +178,12 @@ START_TEST(headers_both_ways)
 
 	/* Malformed headers are refused before anything is sent. */
 	const char *bad[] = {"NoColonHere"};
-	ck_assert_int_eq(porter_http_request("GET", url("/echo"), bad, 1, NULL, 0, NULL, 5000, &r),
-			 PORTER_E_INVAL);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/echo"), bad, 1, NULL, 0, NULL, 0, 5000, &r),
+		PORTER_E_INVAL);
 	const char *inject[] = {"X-Test-A: b\r\nX-Evil: 1"};
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/echo"), inject, 1, NULL, 0, NULL, 5000, &r),
+		porter_http_request("GET", url("/echo"), inject, 1, NULL, 0, NULL, 0, 5000, &r),
 		PORTER_E_INVAL);
 	stop_clean();
 }
@@ -196,7 +200,7 @@ START_TEST(binary_bodies_with_nuls)
 	body[n - 1] = 0;
 	porter_http_response *r = NULL;
 	ck_assert_int_eq(
-		porter_http_request("POST", url("/echo"), NULL, 0, body, n, NULL, 5000, &r), 0);
+		porter_http_request("POST", url("/echo"), NULL, 0, body, n, NULL, 0, 5000, &r), 0);
 	size_t len;
 	const void *got = porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, n);
@@ -205,13 +209,13 @@ START_TEST(binary_bodies_with_nuls)
 	porter_http_response_free(r);
 	free(body);
 
-	ck_assert_int_eq(porter_http_get(url("/bin/100000"), 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url("/bin/100000"), 0, 5000, &r), 0);
 	got = porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 100000);
 	ck_assert(check_pattern(got, len, 0));
 	porter_http_response_free(r);
 
-	ck_assert_int_eq(porter_http_post_json(url("/echo"), "{\"a\":1}", 7, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_post_json(url("/echo"), "{\"a\":1}", 7, 0, 5000, &r), 0);
 	got = porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 7);
 	ck_assert(memcmp(got, "{\"a\":1}", 7) == 0);
@@ -226,13 +230,13 @@ START_TEST(large_and_chunked_bodies)
 	porter_http_response *r = NULL;
 	size_t len;
 	const void *got;
-	ck_assert_int_eq(porter_http_get(url("/bin/6000000"), 10000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url("/bin/6000000"), 0, 10000, &r), 0);
 	got = porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 6000000);
 	ck_assert(check_pattern(got, len, 0));
 	porter_http_response_free(r);
 
-	ck_assert_int_eq(porter_http_get(url("/chunked/3000001"), 10000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url("/chunked/3000001"), 0, 10000, &r), 0);
 	got = porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 3000001);
 	ck_assert(check_pattern(got, len, 0));
@@ -260,8 +264,8 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	porter_http_options o = {.struct_size = sizeof(porter_http_options),
 				 .chunk_size = 256 * 1024};
 	porter_http_stream *s = NULL;
-	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s),
-			 0);
+	ck_assert_int_eq(
+		porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 0, 10000, &s), 0);
 	const porter_http_response *head = porter_http_stream_response(s);
 	ck_assert_int_eq(porter_http_response_status(head), 200);
 	size_t head_len = 1;
@@ -274,7 +278,7 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	int rc;
 	const void *p;
 	size_t n;
-	while ((rc = porter_http_stream_read(s, &p, &n, 10000)) == 1) {
+	while ((rc = porter_http_stream_read(s, 0, 10000, &p, &n)) == 1) {
 		ck_assert_msg(check_pattern(p, n, off), "wrong bytes at offset %zu", off);
 		off += n;
 		chunks++;
@@ -296,27 +300,28 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	porter_http_timings t;
 	porter_http_response_timings(porter_http_stream_response(s), &t);
 	ck_assert_uint_gt(t.total_us, 0);
-	porter_http_stream_close(s);
+	porter_http_stream_close(s, 1000);
 	ck_assert_msg(rss_max - rss0 < 48 * 1024, "daemon RSS grew by %ld KiB while streaming",
 		      rss_max - rss0);
 
 	/* A stream abandoned half way is aborted in the daemon. */
-	ck_assert_int_eq(porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 10000, &s),
-			 0);
-	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 10000), 1);
-	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 10000), 1);
-	porter_http_stream_close(s);
+	ck_assert_int_eq(
+		porter_http_stream_open("GET", url(path), NULL, 0, NULL, 0, &o, 0, 10000, &s), 0);
+	ck_assert_int_eq(porter_http_stream_read(s, 0, 10000, &p, &n), 1);
+	ck_assert_int_eq(porter_http_stream_read(s, 0, 10000, &p, &n), 1);
+	porter_http_stream_close(s, 1000);
 	ck_assert(settles());
 
 	/* Small streamed bodies end in the first reply. */
 	ck_assert_int_eq(
-		porter_http_stream_open(NULL, url("/bin/10"), NULL, 0, NULL, 0, NULL, 5000, &s), 0);
-	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 1);
+		porter_http_stream_open(NULL, url("/bin/10"), NULL, 0, NULL, 0, NULL, 0, 5000, &s),
+		0);
+	ck_assert_int_eq(porter_http_stream_read(s, 0, 5000, &p, &n), 1);
 	ck_assert_uint_eq(n, 10);
 	ck_assert(check_pattern(p, n, 0));
-	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 0);
-	ck_assert_int_eq(porter_http_stream_read(s, &p, &n, 5000), 0);
-	porter_http_stream_close(s);
+	ck_assert_int_eq(porter_http_stream_read(s, 0, 5000, &p, &n), 0);
+	ck_assert_int_eq(porter_http_stream_read(s, 0, 5000, &p, &n), 0);
+	porter_http_stream_close(s, 1000);
 	stop_clean();
 }
 END_TEST
@@ -333,7 +338,7 @@ static void *one_read_main(void *arg)
 	reader_arg *a = arg;
 	const void *p;
 	size_t n;
-	a->rc = porter_http_stream_read(a->s, &p, &n, 10000);
+	a->rc = porter_http_stream_read(a->s, 0, 10000, &p, &n);
 	if (a->rc == 1 && !check_pattern(p, n, a->total))
 		a->rc = -100;
 	else if (a->rc == 1)
@@ -349,10 +354,11 @@ static void *stalled_read_main(void *arg)
 	reader_arg *a = arg;
 	const void *p;
 	size_t n;
-	ck_assert_int_eq(porter_ping("hi", 2, 5000), 0); /* its connection first */
+	ck_assert_int_eq(porter_ping("hi", 2, 0, 5000), 0); /* its connection first */
 	long long t0 = th_now_ms();
-	atomic_store(&stalled_id, porter_next_call_id());
-	a->rc = porter_http_stream_read(a->s, &p, &n, 20000);
+	uint64_t id = porter_call_id_new();
+	atomic_store(&stalled_id, id);
+	a->rc = porter_http_stream_read(a->s, id, 20000, &p, &n);
 	a->total = (size_t)(th_now_ms() - t0);
 	porter_thread_disconnect();
 	return NULL;
@@ -369,7 +375,7 @@ START_TEST(stream_read_from_another_thread)
 	porter_http_options o = {.struct_size = sizeof(porter_http_options), .chunk_size = 65536};
 	reader_arg a = {0};
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/1000000"), NULL, 0, NULL, 0,
-						 &o, 5000, &a.s),
+						 &o, 0, 5000, &a.s),
 			 0);
 	int reads = 0;
 	do {
@@ -382,17 +388,17 @@ START_TEST(stream_read_from_another_thread)
 	ck_assert_int_eq(a.rc, 0);
 	ck_assert_uint_eq(a.total, 1000000);
 	ck_assert_int_gt(reads, 4);
-	porter_http_stream_close(a.s);
+	porter_http_stream_close(a.s, 1000);
 
 	/* A forwarded read that waits (the server stalls) is cancelled from
 	 * yet another thread: the stop reaches the stream's worker. */
 	reader_arg b = {0};
-	ck_assert_int_eq(porter_http_stream_open("GET", url("/stall/1000"), NULL, 0, NULL, 0, &o,
+	ck_assert_int_eq(porter_http_stream_open("GET", url("/stall/1000"), NULL, 0, NULL, 0, &o, 0,
 						 5000, &b.s),
 			 0);
 	const void *p;
 	size_t n;
-	ck_assert_int_eq(porter_http_stream_read(b.s, &p, &n, 5000), 1);
+	ck_assert_int_eq(porter_http_stream_read(b.s, 0, 5000, &p, &n), 1);
 	ck_assert_uint_eq(n, 1000);
 	atomic_store(&stalled_id, 0);
 	pthread_t th;
@@ -405,7 +411,7 @@ START_TEST(stream_read_from_another_thread)
 	ck_assert_int_eq(b.rc, PORTER_E_CANCELLED);
 	ck_assert_uint_lt(b.total, 5000);
 	/* The stream itself lives on; closing it ends the transfer. */
-	porter_http_stream_close(b.s);
+	porter_http_stream_close(b.s, 1000);
 	ck_assert(hangs_closed());
 	stop_clean();
 }
@@ -417,9 +423,9 @@ START_TEST(redirects_and_their_limit)
 	porter_http_response *r = NULL;
 	porter_http_options follow = {.struct_size = sizeof(porter_http_options),
 				      .follow_redirects = 1};
-	ck_assert_int_eq(
-		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &follow, 5000, &r),
-		0);
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &follow,
+					     0, 5000, &r),
+			 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_uint_eq(porter_http_response_redirects(r), 3);
 	ck_assert_str_eq(porter_http_response_effective_url(r), url("/redirect/0"));
@@ -431,7 +437,7 @@ START_TEST(redirects_and_their_limit)
 
 	/* Not followed unless asked. */
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, NULL, 5000, &r),
+		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, NULL, 0, 5000, &r),
 		0);
 	ck_assert_int_eq(porter_http_response_status(r), 302);
 	ck_assert_str_eq(porter_http_response_header(r, "Location"), "/redirect/2");
@@ -442,11 +448,11 @@ START_TEST(redirects_and_their_limit)
 				   .follow_redirects = 1,
 				   .max_redirects = 2};
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &two, 5000, &r),
+		porter_http_request("GET", url("/redirect/3"), NULL, 0, NULL, 0, &two, 0, 5000, &r),
 		PORTER_E_HTTP_REDIRECTS);
 	ck_assert_int_eq(porter_http_last_status(), 302);
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/redirect/2"), NULL, 0, NULL, 0, &two, 5000, &r),
+		porter_http_request("GET", url("/redirect/2"), NULL, 0, NULL, 0, &two, 0, 5000, &r),
 		0);
 	porter_http_response_free(r);
 
@@ -454,12 +460,12 @@ START_TEST(redirects_and_their_limit)
 	porter_http_options many = {.struct_size = sizeof(porter_http_options),
 				    .follow_redirects = 1,
 				    .max_redirects = 50};
-	ck_assert_int_eq(
-		porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 5000, &r),
-		PORTER_E_HTTP_REDIRECTS);
-	ck_assert_int_eq(
-		porter_http_request("GET", url("/redirect/10"), NULL, 0, NULL, 0, &many, 5000, &r),
-		0);
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/11"), NULL, 0, NULL, 0, &many, 0,
+					     5000, &r),
+			 PORTER_E_HTTP_REDIRECTS);
+	ck_assert_int_eq(porter_http_request("GET", url("/redirect/10"), NULL, 0, NULL, 0, &many, 0,
+					     5000, &r),
+			 0);
 	porter_http_response_free(r);
 
 	/* Credentials follow a redirect on the same origin only. */
@@ -467,14 +473,14 @@ START_TEST(redirects_and_their_limit)
 	char path[1024], target[512];
 	snprintf(target, sizeof(target), "%s", url("/echo"));
 	snprintf(path, sizeof(path), "/redirect-to?url=%s", target);
-	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r),
-			 0);
+	ck_assert_int_eq(
+		porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 0, 5000, &r), 0);
 	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Authorization"), "Bearer secret");
 	ck_assert_str_eq(porter_http_response_header(r, "X-Got-Cookie"), "a=b");
 	porter_http_response_free(r);
 	snprintf(path, sizeof(path), "/redirect-to?url=http://localhost:%d/echo", srv.port);
-	ck_assert_int_eq(porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 5000, &r),
-			 0);
+	ck_assert_int_eq(
+		porter_http_request("GET", url(path), cred, 3, NULL, 0, &follow, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	ck_assert_ptr_null(porter_http_response_header(r, "X-Got-Authorization"));
 	ck_assert_ptr_null(porter_http_response_header(r, "X-Got-Cookie"));
@@ -483,7 +489,7 @@ START_TEST(redirects_and_their_limit)
 
 	/* 303 turns a POST into a GET without a body. */
 	ck_assert_int_eq(porter_http_request("POST", url("/see-other"), NULL, 0, "data", 4, &follow,
-					     5000, &r),
+					     0, 5000, &r),
 			 0);
 	ck_assert_str_eq(porter_http_response_header(r, "X-Method"), "GET");
 	porter_http_response_body(r, &len);
@@ -498,14 +504,15 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	start(NULL);
 	porter_http_response *r = NULL;
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1500, &r),
-			 PORTER_E_TIMEOUT);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 0, 1500, &r),
+		PORTER_E_TIMEOUT);
 	long long took = th_now_ms() - t0;
 	ck_assert_int_ge(took, 1000);
 	ck_assert_int_lt(took, 3000);
 	/* The daemon answered (the connection is still good), and the
 	 * transfer is gone. */
-	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
 	ck_assert(settles());
 	ck_assert(hangs_closed());
 
@@ -513,15 +520,16 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	porter_http_options o = {.struct_size = sizeof(porter_http_options),
 				 .transfer_timeout_ms = 400};
 	t0 = th_now_ms();
-	ck_assert_int_eq(porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, &o, 5000, &r),
-			 PORTER_E_TIMEOUT);
+	ck_assert_int_eq(
+		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, &o, 0, 5000, &r),
+		PORTER_E_TIMEOUT);
 	took = th_now_ms() - t0;
 	ck_assert_int_lt(took, 3000);
 
 	/* A stream whose head never comes. */
 	porter_http_stream *s = NULL;
 	ck_assert_int_eq(
-		porter_http_stream_open("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 1200, &s),
+		porter_http_stream_open("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 0, 1200, &s),
 		PORTER_E_TIMEOUT);
 	ck_assert(settles());
 	ck_assert(hangs_closed());
@@ -530,7 +538,7 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	porter_thread_disconnect();
 	pid_t pid = fork();
 	if (pid == 0) {
-		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 30000, &r);
+		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 0, 30000, &r);
 		_exit(0);
 	}
 	usleep(300000);
@@ -553,9 +561,9 @@ static void *hang_caller(void *arg)
 {
 	cancel_arg *a = arg;
 	porter_http_response *r = NULL;
-	a->id = porter_next_call_id();
+	a->id = porter_call_id_new();
 	long long t0 = th_now_ms();
-	a->rc = porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 20000, &r);
+	a->rc = porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, a->id, 20000, &r);
 	a->took = th_now_ms() - t0;
 	porter_http_response_free(r);
 	porter_thread_disconnect();
@@ -599,7 +607,7 @@ START_TEST(batched_requests)
 		porter_batch_add_http(b, NULL, "gopher://127.0.0.1/", NULL, 0, NULL, 0, NULL, 5000),
 		2);
 	porter_batch_result *res = NULL;
-	ck_assert_int_eq(porter_batch_run(b, 10000, &res), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 10000, &res), 0);
 	ck_assert_int_eq(porter_batch_result_status(res, 0), 0);
 	ck_assert_int_eq(porter_batch_result_status(res, 1), 0);
 	ck_assert_int_eq(porter_batch_result_status(res, 2), PORTER_E_HTTP_SCHEME);
@@ -627,7 +635,7 @@ START_TEST(batched_requests)
 	ck_assert_int_eq(
 		porter_batch_add_http(b, NULL, url("/slow/200"), NULL, 0, NULL, 0, NULL, 8000), 1);
 	long long t0 = th_now_ms();
-	ck_assert_int_eq(porter_batch_run(b, 10000, &res), 0);
+	ck_assert_int_eq(porter_batch_run(b, 0, 10000, &res), 0);
 	ck_assert_int_lt(th_now_ms() - t0, 5000);
 	ck_assert_int_eq(porter_batch_result_winner(res), 1);
 	ck_assert_int_eq(porter_batch_result_status(res, 0), PORTER_E_CANCELLED);
@@ -647,16 +655,16 @@ START_TEST(connection_reset_mid_body)
 	start(NULL);
 	porter_http_response *r = NULL;
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &r),
+		porter_http_request("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 0, 5000, &r),
 		PORTER_E_HTTP);
 	ck_assert_int_eq(porter_http_last_status(), 200);
 	ck_assert_ptr_nonnull(strstr(porter_last_error_message(), "reset"));
 	porter_http_stream *s = NULL;
 	ck_assert_int_eq(
-		porter_http_stream_open("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 5000, &s),
+		porter_http_stream_open("GET", url("/reset"), NULL, 0, NULL, 0, NULL, 0, 5000, &s),
 		PORTER_E_HTTP);
 	/* The worker is fine afterwards. */
-	ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url("/status/200"), 0, 5000, &r), 0);
 	porter_http_response_free(r);
 	stop_clean();
 }
@@ -674,48 +682,49 @@ START_TEST(refused_schemes_and_hosts)
 	porter_http_options follow = {.struct_size = sizeof(porter_http_options),
 				      .follow_redirects = 1};
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		ck_assert_int_eq(
-			porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
-			PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow,
+						     0, 5000, &r),
+				 PORTER_E_HTTP_SCHEME);
 		char path[256];
 		snprintf(path, sizeof(path), "/redirect-to?url=%s", schemes[i]);
-		ck_assert_int_eq(
-			porter_http_request("GET", url(path), NULL, 0, NULL, 0, &follow, 5000, &r),
-			PORTER_E_HTTP_SCHEME);
+		ck_assert_int_eq(porter_http_request("GET", url(path), NULL, 0, NULL, 0, &follow, 0,
+						     5000, &r),
+				 PORTER_E_HTTP_SCHEME);
 		ck_assert_int_eq(porter_http_last_status(), 302);
 	}
-	ck_assert_int_eq(porter_http_request("GET", "not a url", NULL, 0, NULL, 0, NULL, 5000, &r),
-			 PORTER_E_INVAL);
-	ck_assert_int_eq(porter_http_request("GET", "http://", NULL, 0, NULL, 0, NULL, 5000, &r),
+	ck_assert_int_eq(
+		porter_http_request("GET", "not a url", NULL, 0, NULL, 0, NULL, 0, 5000, &r),
+		PORTER_E_INVAL);
+	ck_assert_int_eq(porter_http_request("GET", "http://", NULL, 0, NULL, 0, NULL, 0, 5000, &r),
 			 PORTER_E_INVAL);
 
 	/* The host allow-list, for the first request and for redirects. */
 	char local[128];
 	snprintf(local, sizeof(local), "http://localhost:%d/status/200", srv.port);
-	ck_assert_int_eq(porter_http_get(local, 5000, &r), PORTER_E_HTTP_HOST);
+	ck_assert_int_eq(porter_http_get(local, 0, 5000, &r), PORTER_E_HTTP_HOST);
 	char path[256];
 	snprintf(path, sizeof(path), "/redirect-to?url=%s", local);
-	ck_assert_int_eq(porter_http_get(url(path), 5000, &r), PORTER_E_HTTP_HOST);
-	ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url(path), 0, 5000, &r), PORTER_E_HTTP_HOST);
+	ck_assert_int_eq(porter_http_get(url("/status/200"), 0, 5000, &r), 0);
 	porter_http_response_free(r);
 	stop_clean();
 
 	/* Without a list, a host name is resolved (off the loop) and works;
 	 * schemes and malformed URLs are refused the same way. */
 	start(NULL);
-	ck_assert_int_eq(porter_http_get("http://", 5000, &r), PORTER_E_INVAL);
-	ck_assert_int_eq(porter_http_get(" file:///etc/passwd", 5000, &r), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_http_get("http://", 0, 5000, &r), PORTER_E_INVAL);
+	ck_assert_int_eq(porter_http_get(" file:///etc/passwd", 0, 5000, &r), PORTER_E_INVAL);
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		char p2[256];
 		snprintf(p2, sizeof(p2), "/redirect-to?url=%s", schemes[i]);
+		ck_assert_int_eq(porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow,
+						     0, 5000, &r),
+				 PORTER_E_HTTP_SCHEME);
 		ck_assert_int_eq(
-			porter_http_request("GET", schemes[i], NULL, 0, NULL, 0, &follow, 5000, &r),
-			PORTER_E_HTTP_SCHEME);
-		ck_assert_int_eq(
-			porter_http_request("GET", url(p2), NULL, 0, NULL, 0, &follow, 5000, &r),
+			porter_http_request("GET", url(p2), NULL, 0, NULL, 0, &follow, 0, 5000, &r),
 			PORTER_E_HTTP_SCHEME);
 	}
-	ck_assert_int_eq(porter_http_get(local, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(local, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	porter_http_response_free(r);
 	stop_clean();
@@ -730,20 +739,21 @@ START_TEST(oversized_responses)
 	porter_http_options small = {.struct_size = sizeof(porter_http_options),
 				     .max_response = 1000};
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/bin/1000"), NULL, 0, NULL, 0, &small, 5000, &r),
+		porter_http_request("GET", url("/bin/1000"), NULL, 0, NULL, 0, &small, 0, 5000, &r),
 		0);
 	porter_http_response_free(r);
 	ck_assert_int_eq(
-		porter_http_request("GET", url("/bin/1001"), NULL, 0, NULL, 0, &small, 5000, &r),
+		porter_http_request("GET", url("/bin/1001"), NULL, 0, NULL, 0, &small, 0, 5000, &r),
 		PORTER_E_HTTP_TOO_LARGE);
 	/* No length announced: enforced while receiving. */
 	ck_assert_int_eq(porter_http_request("GET", url("/chunked/5000"), NULL, 0, NULL, 0, &small,
-					     5000, &r),
+					     0, 5000, &r),
 			 PORTER_E_HTTP_TOO_LARGE);
-	ck_assert_int_eq(porter_http_get(url("/nolength/2000000"), 5000, &r),
+	ck_assert_int_eq(porter_http_get(url("/nolength/2000000"), 0, 5000, &r),
 			 PORTER_E_HTTP_TOO_LARGE);
-	ck_assert_int_eq(porter_http_get(url("/bin/1000001"), 5000, &r), PORTER_E_HTTP_TOO_LARGE);
-	ck_assert_int_eq(porter_http_get(url("/bin/1000000"), 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(url("/bin/1000001"), 0, 5000, &r),
+			 PORTER_E_HTTP_TOO_LARGE);
+	ck_assert_int_eq(porter_http_get(url("/bin/1000000"), 0, 5000, &r), 0);
 	porter_http_response_free(r);
 	/* Streams honour a limit when given one. */
 	porter_http_stream *s = NULL;
@@ -751,16 +761,16 @@ START_TEST(oversized_responses)
 				   .max_response = 100000,
 				   .chunk_size = 16384};
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/chunked/300000"), NULL, 0, NULL, 0,
-						 &lim, 5000, &s),
+						 &lim, 0, 5000, &s),
 			 0);
 	const void *p;
 	size_t n, total = 0;
 	int rc;
-	while ((rc = porter_http_stream_read(s, &p, &n, 5000)) == 1)
+	while ((rc = porter_http_stream_read(s, 0, 5000, &p, &n)) == 1)
 		total += n;
 	ck_assert_int_eq(rc, PORTER_E_HTTP_TOO_LARGE);
 	ck_assert_uint_le(total, 100000);
-	porter_http_stream_close(s);
+	porter_http_stream_close(s, 1000);
 	ck_assert(settles());
 	stop_clean();
 }
@@ -783,7 +793,7 @@ static void *concurrent_main(void *arg)
 		int n = snprintf(body, sizeof(body), "thread %d request %d", a->index, i);
 		porter_http_response *r = NULL;
 		const char *path = (i % 2) ? "/slow/200" : "/echo";
-		if (porter_http_request("POST", url(path), NULL, 0, body, (size_t)n, NULL, 20000,
+		if (porter_http_request("POST", url(path), NULL, 0, body, (size_t)n, NULL, 0, 20000,
 					&r) != 0)
 			continue;
 		size_t len;
@@ -823,7 +833,7 @@ START_TEST(concurrent_requests_from_many_threads)
 	/* Repeated requests reuse connections: no fd growth. */
 	for (int i = 0; i < 50; i++) {
 		porter_http_response *r = NULL;
-		ck_assert_int_eq(porter_http_get(url("/status/200"), 5000, &r), 0);
+		ck_assert_int_eq(porter_http_get(url("/status/200"), 0, 5000, &r), 0);
 		porter_http_response_free(r);
 	}
 	ck_assert_int_le(th_fd_count(d.pid), fds + 2);
@@ -840,13 +850,13 @@ START_TEST(shutdown_with_transfers_in_flight)
 	porter_http_stream *s = NULL;
 	porter_http_options o = {.struct_size = sizeof(porter_http_options), .chunk_size = 65536};
 	ck_assert_int_eq(porter_http_stream_open("GET", url("/bin/50000000"), NULL, 0, NULL, 0, &o,
-						 5000, &s),
+						 0, 5000, &s),
 			 0);
 	porter_thread_disconnect();
 	pid_t pid = fork();
 	if (pid == 0) {
 		porter_http_response *r = NULL;
-		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 20000, &r);
+		porter_http_request("GET", url("/hang"), NULL, 0, NULL, 0, NULL, 0, 20000, &r);
 		_exit(0);
 	}
 	usleep(300000);
@@ -856,7 +866,7 @@ START_TEST(shutdown_with_transfers_in_flight)
 		th_daemon_dump_log(&d);
 	ck_assert_int_eq(st, 0);
 	waitpid(pid, NULL, 0);
-	porter_http_stream_close(s);
+	porter_http_stream_close(s, 1000);
 	th_daemon_cleanup(&d);
 }
 END_TEST
@@ -884,14 +894,14 @@ START_TEST(tls_verification)
 	porter_http_response *r = NULL;
 
 	start(NULL);
-	ck_assert_int_eq(porter_http_get(u, 5000, &r), PORTER_E_HTTP_TLS);
+	ck_assert_int_eq(porter_http_get(u, 0, 5000, &r), PORTER_E_HTTP_TLS);
 	stop_clean();
 
 	char ca[160];
 	snprintf(ca, sizeof(ca), "--http-ca-file=%s", tls.cert);
 	const char *const with_ca[] = {ca, NULL};
 	start(with_ca);
-	ck_assert_int_eq(porter_http_get(u, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(u, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	porter_http_timings t;
 	porter_http_response_timings(r, &t);
@@ -901,12 +911,12 @@ START_TEST(tls_verification)
 	/* The certificate names 127.0.0.1, not localhost. */
 	char lu[128];
 	snprintf(lu, sizeof(lu), "https://localhost:%d/status/200", tls.port);
-	ck_assert_int_eq(porter_http_get(lu, 5000, &r), PORTER_E_HTTP_TLS);
+	ck_assert_int_eq(porter_http_get(lu, 0, 5000, &r), PORTER_E_HTTP_TLS);
 	stop_clean();
 
 	const char *const insecure[] = {"--http-tls-verify=false", NULL};
 	start(insecure);
-	ck_assert_int_eq(porter_http_get(lu, 5000, &r), 0);
+	ck_assert_int_eq(porter_http_get(lu, 0, 5000, &r), 0);
 	porter_http_response_free(r);
 	stop_clean();
 	th_httpd_stop(&tls);

@@ -77,7 +77,7 @@ static int logged_instances(char ids[][17], int cap)
 static long daemon_connections(void)
 {
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 	long total = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
 		porter_worker_stats w;
@@ -110,7 +110,7 @@ static void *other_thread(void *arg)
 		sem_wait(&go);
 		if (atomic_load(&other_stop))
 			break;
-		atomic_store(&other_rc, porter_ping("other", 5, 2000));
+		atomic_store(&other_rc, porter_ping("other", 5, 0, 2000));
 		sem_post(&done);
 	}
 	return NULL;
@@ -131,7 +131,7 @@ START_TEST(reset_reconnects_every_thread_with_a_new_instance)
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, other_thread, NULL), 0);
 
-	ck_assert_int_eq(porter_ping("main", 4, 2000), 0);
+	ck_assert_int_eq(porter_ping("main", 4, 0, 2000), 0);
 	ck_assert_int_eq(other_ping(), 0);
 	unsigned long before[16], after[16];
 	int nb = socket_inodes(before, 16);
@@ -144,7 +144,7 @@ START_TEST(reset_reconnects_every_thread_with_a_new_instance)
 	ck_assert_int_eq(socket_inodes(after, 16), 1);
 	ck_assert(has_inode(before, nb, after[0]));
 
-	ck_assert_int_eq(porter_ping("main", 4, 2000), 0);
+	ck_assert_int_eq(porter_ping("main", 4, 0, 2000), 0);
 	ck_assert_int_eq(other_ping(), 0);
 	int na = socket_inodes(after, 16);
 	ck_assert_int_eq(na, 2);
@@ -159,7 +159,7 @@ START_TEST(reset_reconnects_every_thread_with_a_new_instance)
 
 	/* A second reset gives yet another instance. */
 	porter_reset();
-	ck_assert_int_eq(porter_ping(NULL, 0, 2000), 0);
+	ck_assert_int_eq(porter_ping(NULL, 0, 0, 2000), 0);
 	ck_assert_int_eq(logged_instances(ids, 8), 3);
 
 	atomic_store(&other_stop, 1);
@@ -180,7 +180,7 @@ static void *pinger(void *arg)
 {
 	(void)arg;
 	while (atomic_load(&resetting)) {
-		int rc = porter_ping("x", 1, 5000);
+		int rc = porter_ping("x", 1, 0, 5000);
 		if (rc != 0) {
 			fprintf(stderr, "ping during reset: %s\n", porter_last_error_message());
 			atomic_fetch_add(&failures, 1);

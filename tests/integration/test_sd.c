@@ -155,7 +155,7 @@ START_TEST(test_notify_and_watchdog)
 	ck_assert_msg(notify_wait("READY=1", 5000, msg, sizeof(msg)), "no READY=1");
 	ck_assert_msg(strstr(msg, "STATUS=Serving on ") && strstr(msg, "with 2 worker(s)"),
 		      "READY without STATUS: %s", msg);
-	ck_assert_int_eq(porter_ping("x", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
 
 	/* Healthy: about ten pings a second (fewer on a loaded machine). */
 	int healthy = count_watchdog(1000);
@@ -264,7 +264,7 @@ static int first_ping(const char *sock)
 	long long until = th_now_ms() + 10000;
 	int rc;
 	setenv("PORTER_SOCKET", sock, 1);
-	while ((rc = porter_ping("first", 5, 10000)) == PORTER_E_UNREACHABLE &&
+	while ((rc = porter_ping("first", 5, 0, 10000)) == PORTER_E_UNREACHABLE &&
 	       th_now_ms() < until) {
 		porter_thread_disconnect();
 		usleep(10000);
@@ -297,7 +297,7 @@ START_TEST(test_socket_activation)
 	ck_assert_msg(strstr(msg, "passed by systemd"), "status: %s", msg);
 
 	for (int i = 0; i < 20; i++)
-		ck_assert_int_eq(porter_ping("act", 3, 2000), 0);
+		ck_assert_int_eq(porter_ping("act", 3, 0, 2000), 0);
 	porter_thread_disconnect();
 
 	/* porterd neither created its own socket nor locked or touched the
@@ -487,7 +487,7 @@ START_TEST(test_reload)
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
 	ck_assert_uint_eq(hello_max_inflight(d.socket), 100);
-	ck_assert_int_eq(porter_ping("a", 1, 2000), 0);
+	ck_assert_int_eq(porter_ping("a", 1, 0, 2000), 0);
 	porter_thread_disconnect();
 	ck_assert(!file_contains(d.log, "accepted on worker"));
 
@@ -522,13 +522,13 @@ START_TEST(test_reload)
 	long long until = th_now_ms() + 3000;
 	while (!file_contains(d.log, "reload: allow-uid = ") && th_now_ms() < until)
 		usleep(10000);
-	ck_assert_int_eq(porter_ping("b", 1, 2000), PORTER_E_DENIED);
+	ck_assert_int_eq(porter_ping("b", 1, 0, 2000), PORTER_E_DENIED);
 	porter_thread_disconnect();
 	write_file(conf, "log-level = debug\n");
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
 	until = th_now_ms() + 3000;
 	int rc;
-	while ((rc = porter_ping("c", 1, 2000)) != 0 && th_now_ms() < until) {
+	while ((rc = porter_ping("c", 1, 0, 2000)) != 0 && th_now_ms() < until) {
 		porter_thread_disconnect();
 		usleep(20000);
 	}
@@ -618,7 +618,7 @@ START_TEST(test_metrics)
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(porter_ping("m", 1, 2000), 0);
+		ck_assert_int_eq(porter_ping("m", 1, 0, 2000), 0);
 
 	/* The file: rewritten every 100 ms, so it soon shows Hello + 5 pings. */
 	unsigned long long reqs = 0;

@@ -42,13 +42,13 @@ static int ping_ok(void *arg)
 	(void)arg;
 	if (getuid() == 0)
 		return 10;
-	return porter_ping("x", 1, 2000) == 0 ? 0 : 1;
+	return porter_ping("x", 1, 0, 2000) == 0 ? 0 : 1;
 }
 
 static int ping_refused(void *arg)
 {
 	(void)arg;
-	return porter_ping("x", 1, 2000) < 0 ? 0 : 1;
+	return porter_ping("x", 1, 0, 2000) < 0 ? 0 : 1;
 }
 
 static int report_uid(void *arg)

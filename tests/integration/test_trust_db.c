@@ -102,9 +102,10 @@ static int run_job(void *arg)
 	porter_db_result *r = NULL;
 	int rc = 0;
 	if (j->session)
-		rc = porter_db_open(j->conninfo, &s, j->timeout_ms);
+		rc = porter_db_open(j->conninfo, 0, j->timeout_ms, &s);
 	if (rc == 0)
-		rc = porter_db_query(s, s ? NULL : j->conninfo, j->sql, NULL, 0, j->timeout_ms, &r);
+		rc = porter_db_query(s, s ? NULL : j->conninfo, j->sql, NULL, 0, 0, j->timeout_ms,
+				     &r);
 	j->rc = rc;
 	j->ms = th_now_ms() - t0;
 	const char *text = porter_last_error_message();
@@ -118,7 +119,7 @@ static int run_job(void *arg)
 	snprintf(j->text, sizeof(j->text), "%s", text ? text : "");
 	porter_db_result_free(r);
 	if (s)
-		porter_db_close(s, 5000);
+		porter_db_close(s, 0, 5000);
 	return 0;
 }
 
@@ -382,7 +383,7 @@ static int bystander(void *arg)
 	long long *worst = arg;
 	for (int i = 0; i < 20; i++) {
 		long long t0 = th_now_ms();
-		if (porter_ping("x", 1, 3000) != 0)
+		if (porter_ping("x", 1, 0, 3000) != 0)
 			return 1;
 		long long dt = th_now_ms() - t0;
 		if (dt > *worst)

@@ -44,7 +44,7 @@ static char users[96]; /* the per-user root's directory */
 static int has_content(const char *root, const char *path, const char *want)
 {
 	porter_bytes *b = NULL;
-	int rc = porter_file_read(root, path, 0, 0, &b, T);
+	int rc = porter_file_read(root, path, 0, 0, 0, T, &b);
 	if (rc == 0 && (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0))
 		rc = PORTER_E_INTERNAL;
 	porter_bytes_free(b);
@@ -99,7 +99,7 @@ static int run_as(uid_t uid, int (*fn)(void *))
 static int bob_writes_secret(void *arg)
 {
 	(void)arg;
-	EXPECT(porter_file_write("home", "secret.txt", "bob's", 5, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("home", "secret.txt", "bob's", 5, PORTER_FILE_CREATE, 0, 0, T), 0);
 	EXPECT(has_content("home", "secret.txt", "bob's"), 0);
 	return 0;
 }
@@ -111,10 +111,10 @@ static int alice_cannot_see_bobs(void *arg)
 	porter_file_info info;
 	porter_file_list *l = NULL;
 	/* Her "home" is her own directory: bob's file is not in it. */
-	EXPECT(porter_file_read("home", "secret.txt", 0, 0, &b, T), PORTER_E_FILE_NOT_FOUND);
-	EXPECT(porter_file_stat("home", "secret.txt", &info, T), PORTER_E_FILE_NOT_FOUND);
-	EXPECT(porter_file_delete("home", "secret.txt", 0, T), PORTER_E_FILE_NOT_FOUND);
-	EXPECT(porter_file_list_dir("home", "", &l, T), 0);
+	EXPECT(porter_file_read("home", "secret.txt", 0, 0, 0, T, &b), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_stat("home", "secret.txt", 0, T, &info), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_delete("home", "secret.txt", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_list_dir("home", "", 0, T, &l), 0);
 	size_t n = porter_file_list_count(l);
 	porter_file_list_free(l);
 	if (n != 0) {
@@ -124,14 +124,16 @@ static int alice_cannot_see_bobs(void *arg)
 	/* Nor can she climb over to it. */
 	char abs[256];
 	snprintf(abs, sizeof(abs), "%s/%u/secret.txt", users, TH_UID_BOB);
-	EXPECT(porter_file_read("home", "../61012/secret.txt", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_read("home", abs, 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_write("home", "../61012/secret.txt", "alice", 5, 0, 0, T),
+	EXPECT(porter_file_read("home", "../61012/secret.txt", 0, 0, 0, T, &b),
 	       PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_delete("home", "../61012/secret.txt", 0, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_list_dir("home", "..", &l, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", abs, 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_write("home", "../61012/secret.txt", "alice", 5, 0, 0, 0, T),
+	       PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_delete("home", "../61012/secret.txt", 0, 0, T), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_list_dir("home", "..", 0, T, &l), PORTER_E_FILE_ESCAPE);
 	/* Writing the same name makes her own file. */
-	EXPECT(porter_file_write("home", "secret.txt", "alice's", 7, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("home", "secret.txt", "alice's", 7, PORTER_FILE_CREATE, 0, 0, T),
+	       0);
 	EXPECT(has_content("home", "secret.txt", "alice's"), 0);
 	return 0;
 }
@@ -169,13 +171,13 @@ static int alice_uses_home(void *arg)
 	(void)arg;
 	porter_bytes *b = NULL;
 	/* Whatever stands at her directory's name is not followed. */
-	int rc = porter_file_read("home", "secret.txt", 0, 0, &b, T);
+	int rc = porter_file_read("home", "secret.txt", 0, 0, 0, T, &b);
 	porter_bytes_free(b);
 	if (rc == 0) {
 		fprintf(stderr, "alice read through a planted directory\n");
 		return 1;
 	}
-	rc = porter_file_write("home", "secret.txt", "alice", 5, PORTER_FILE_CREATE, 0, T);
+	rc = porter_file_write("home", "secret.txt", "alice", 5, PORTER_FILE_CREATE, 0, 0, T);
 	return rc == 0 ? 1 : 0;
 }
 
@@ -204,12 +206,12 @@ END_TEST
 static int bob_fills_roots(void *arg)
 {
 	(void)arg;
-	EXPECT(porter_file_write("bobs", "mine.txt", "bob", 3, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("bobs", "mine.txt", "bob", 3, PORTER_FILE_CREATE, 0, 0, T), 0);
 	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
-	EXPECT(porter_file_write("group", "shared.txt", "bob", 3, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("group", "shared.txt", "bob", 3, PORTER_FILE_CREATE, 0, 0, T), 0);
 	porter_bytes *b = NULL;
-	EXPECT(porter_file_read("plain", "x", 0, 0, &b, T), PORTER_E_DENIED);
-	EXPECT(porter_file_read("others", "x", 0, 0, &b, T), PORTER_E_DENIED);
+	EXPECT(porter_file_read("plain", "x", 0, 0, 0, T, &b), PORTER_E_DENIED);
+	EXPECT(porter_file_read("others", "x", 0, 0, 0, T, &b), PORTER_E_DENIED);
 	return 0;
 }
 
@@ -223,22 +225,22 @@ static int alice_refused(void *arg)
 	static const char *const roots[] = {"bobs", "plain", "others"};
 	for (size_t i = 0; i < 3; i++) {
 		const char *r = roots[i];
-		EXPECT(porter_file_read(r, "mine.txt", 0, 0, &b, T), PORTER_E_DENIED);
-		EXPECT(porter_file_reader_open(r, "mine.txt", 0, 0, &rd, T), PORTER_E_DENIED);
-		EXPECT(porter_file_stat(r, "mine.txt", &info, T), PORTER_E_DENIED);
-		EXPECT(porter_file_list_dir(r, "", &l, T), PORTER_E_DENIED);
-		EXPECT(porter_file_write(r, "mine.txt", "alice", 5, PORTER_FILE_TRUNCATE, 0, T),
+		EXPECT(porter_file_read(r, "mine.txt", 0, 0, 0, T, &b), PORTER_E_DENIED);
+		EXPECT(porter_file_reader_open(r, "mine.txt", 0, 0, 0, 0, T, &rd), PORTER_E_DENIED);
+		EXPECT(porter_file_stat(r, "mine.txt", 0, T, &info), PORTER_E_DENIED);
+		EXPECT(porter_file_list_dir(r, "", 0, T, &l), PORTER_E_DENIED);
+		EXPECT(porter_file_write(r, "mine.txt", "alice", 5, PORTER_FILE_TRUNCATE, 0, 0, T),
 		       PORTER_E_DENIED);
-		EXPECT(porter_file_write(r, "mine.txt", "alice", 5, PORTER_FILE_ATOMIC, 0, T),
+		EXPECT(porter_file_write(r, "mine.txt", "alice", 5, PORTER_FILE_ATOMIC, 0, 0, T),
 		       PORTER_E_DENIED);
-		EXPECT(porter_file_write(r, "new.txt", "alice", 5, PORTER_FILE_CREATE, 0, T),
+		EXPECT(porter_file_write(r, "new.txt", "alice", 5, PORTER_FILE_CREATE, 0, 0, T),
 		       PORTER_E_DENIED);
-		EXPECT(porter_file_delete(r, "mine.txt", 0, T), PORTER_E_DENIED);
+		EXPECT(porter_file_delete(r, "mine.txt", 0, 0, T), PORTER_E_DENIED);
 	}
 	/* The group's root is hers too. */
 	EXPECT(has_content("group", "shared.txt", "bob"), 0);
 	/* No root named: the first one granted to her (her home). */
-	EXPECT(porter_file_write(NULL, "default.txt", "a", 1, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write(NULL, "default.txt", "a", 1, PORTER_FILE_CREATE, 0, 0, T), 0);
 	EXPECT(has_content("home", "default.txt", "a"), 0);
 	return 0;
 }
@@ -248,7 +250,7 @@ static int bob_checks(void *arg)
 	(void)arg;
 	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
 	porter_file_info info;
-	EXPECT(porter_file_stat("bobs", "new.txt", &info, T), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_stat("bobs", "new.txt", 0, T, &info), PORTER_E_FILE_NOT_FOUND);
 	return 0;
 }
 
@@ -257,8 +259,8 @@ static int local_reaches_all(void *arg)
 {
 	(void)arg;
 	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
-	EXPECT(porter_file_write("plain", "p.txt", "p", 1, PORTER_FILE_CREATE, 0, T), 0);
-	EXPECT(porter_file_write("others", "o.txt", "o", 1, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("plain", "p.txt", "p", 1, PORTER_FILE_CREATE, 0, 0, T), 0);
+	EXPECT(porter_file_write("others", "o.txt", "o", 1, PORTER_FILE_CREATE, 0, 0, T), 0);
 	return 0;
 }
 
@@ -278,11 +280,11 @@ END_TEST
 static int alice_asks_for_modes(void *arg)
 {
 	(void)arg;
-	EXPECT(porter_file_write("home", "suid", "x", 1, PORTER_FILE_ATOMIC, 06777, T), 0);
-	EXPECT(porter_file_write("home", "world", "x", 1, PORTER_FILE_CREATE, 0666, T), 0);
-	EXPECT(porter_file_write("group", "world", "x", 1, PORTER_FILE_CREATE, 04777, T), 0);
+	EXPECT(porter_file_write("home", "suid", "x", 1, PORTER_FILE_ATOMIC, 06777, 0, T), 0);
+	EXPECT(porter_file_write("home", "world", "x", 1, PORTER_FILE_CREATE, 0666, 0, T), 0);
+	EXPECT(porter_file_write("group", "world", "x", 1, PORTER_FILE_CREATE, 04777, 0, T), 0);
 	/* A replace keeps the mode it finds, masked too. */
-	EXPECT(porter_file_write("group", "world", "y", 1, PORTER_FILE_ATOMIC, 0, T), 0);
+	EXPECT(porter_file_write("group", "world", "y", 1, PORTER_FILE_ATOMIC, 0, 0, T), 0);
 	return 0;
 }
 
@@ -319,20 +321,20 @@ static int alice_escapes(void *arg)
 	(void)arg;
 	porter_bytes *b = NULL;
 	porter_file_info info;
-	EXPECT(porter_file_write("home", "inside.txt", "in", 2, PORTER_FILE_CREATE, 0, T), 0);
+	EXPECT(porter_file_write("home", "inside.txt", "in", 2, PORTER_FILE_CREATE, 0, 0, T), 0);
 	/* Planted by the test: links out of her directory. */
-	EXPECT(porter_file_read("home", "to-bob/secret.txt", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_read("home", "to-passwd", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_write("home", "to-bob/secret.txt", "x", 1, 0, 0, T),
+	EXPECT(porter_file_read("home", "to-bob/secret.txt", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", "to-passwd", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_write("home", "to-bob/secret.txt", "x", 1, 0, 0, 0, T),
 	       PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_write("home", "to-bob/new.txt", "x", 1, PORTER_FILE_ATOMIC, 0, T),
+	EXPECT(porter_file_write("home", "to-bob/new.txt", "x", 1, PORTER_FILE_ATOMIC, 0, 0, T),
 	       PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_stat("home", "to-bob/secret.txt", &info, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_read("home", "/etc/passwd", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_read("home", "a/../../61012/secret.txt", 0, 0, &b, T),
+	EXPECT(porter_file_stat("home", "to-bob/secret.txt", 0, T, &info), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", "/etc/passwd", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("home", "a/../../61012/secret.txt", 0, 0, 0, T, &b),
 	       PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_read("group", "../bobs/mine.txt", 0, 0, &b, T), PORTER_E_FILE_ESCAPE);
-	EXPECT(porter_file_read("group", "/proc/self/root/etc/passwd", 0, 0, &b, T),
+	EXPECT(porter_file_read("group", "../bobs/mine.txt", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_read("group", "/proc/self/root/etc/passwd", 0, 0, 0, T, &b),
 	       PORTER_E_FILE_ESCAPE);
 	/* A link that stays inside her directory still works. */
 	EXPECT(has_content("home", "to-inside", "in"), 0);

@@ -77,8 +77,9 @@ static int do_call(void *arg)
 	porter_http_response *r = NULL;
 	memset(shm, 0, sizeof(*shm));
 	long long t0 = th_now_ms();
-	shm->rc = porter_http_request(c->method, c->url, c->headers, c->n_headers, c->body,
-				      c->body ? strlen(c->body) : 0, &c->opts, c->timeout_ms, &r);
+	shm->rc =
+		porter_http_request(c->method, c->url, c->headers, c->n_headers, c->body,
+				    c->body ? strlen(c->body) : 0, &c->opts, 0, c->timeout_ms, &r);
 	shm->elapsed_ms = th_now_ms() - t0;
 	if (shm->rc < 0) {
 		snprintf(shm->msg, sizeof(shm->msg), "%s", porter_last_error_message());

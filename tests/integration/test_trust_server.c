@@ -127,13 +127,13 @@ static int wait_flag(volatile int *flag)
 static int hold_across_reload(void *arg)
 {
 	hold *h = arg;
-	h->before = porter_ping("a", 1, 3000);
+	h->before = porter_ping("a", 1, 0, 3000);
 	h->ready = 1;
 	if (!wait_flag(&h->go))
 		return 2;
-	h->after = porter_ping("b", 1, 3000);
+	h->after = porter_ping("b", 1, 0, 3000);
 	porter_thread_disconnect();
-	h->fresh = porter_ping("c", 1, 3000);
+	h->fresh = porter_ping("c", 1, 0, 3000);
 	return 0;
 }
 
@@ -227,7 +227,7 @@ END_TEST
 static int ping_rc(void *arg)
 {
 	int *rc = arg;
-	*rc = porter_ping("x", 1, 3000);
+	*rc = porter_ping("x", 1, 0, 3000);
 	return 0;
 }
 
@@ -331,7 +331,7 @@ static int ping_named(void *arg)
 {
 	/* libporter sends its program name in Hello, and porterd logs it. */
 	program_invocation_short_name = arg;
-	return porter_ping("x", 1, 3000) == 0 ? 0 : 1;
+	return porter_ping("x", 1, 0, 3000) == 0 ? 0 : 1;
 }
 
 START_TEST(client_text_cannot_forge_log_lines)

@@ -369,7 +369,7 @@ void th_stop_clean(th_daemon *d)
 static uint64_t total(int which)
 {
 	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(&s, 2000), 0);
+	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 	uint64_t n = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
 		porter_worker_stats w;

@@ -73,7 +73,8 @@ class PorterBindings {
   }
 
   late final _porter_version_numPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function()>>('porter_version_num');
+      _lookup<ffi.NativeFunction<ffi.Int Function()>>(
+          'porter_version_num');
   late final _porter_version_num =
       _porter_version_numPtr.asFunction<int Function()>();
 
@@ -132,40 +133,44 @@ class PorterBindings {
   int porter_ping(
     ffi.Pointer<ffi.Void> payload,
     int len,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_ping(
       payload,
       len,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_pingPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint64, ffi.Int)>>(
           'porter_ping');
   late final _porter_ping =
-      _porter_pingPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int)>();
+      _porter_pingPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int, int)>();
 
   /// Fetches the daemon's counters. On success stores a new snapshot in `*out`
   /// (not NULL), owned by the caller and freed with porter_stats_free(), and
-  /// returns 0; `*out` is untouched on failure. Blocks for at most
-  /// `timeout_ms` (0: default).
+  /// returns 0; `*out` is NULL on failure. Blocks for at most `timeout_ms`
+  /// (0: default).
   int porter_stats(
-    ffi.Pointer<ffi.Pointer<porter_stats_snapshot>> out,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_stats_snapshot>> out,
   ) {
     return _porter_stats(
-      out,
+      call_id,
       timeout_ms,
+      out,
     );
   }
 
   late final _porter_statsPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Pointer<porter_stats_snapshot>>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_stats_snapshot>>)>>(
           'porter_stats');
   late final _porter_stats =
-      _porter_statsPtr.asFunction<int Function(ffi.Pointer<ffi.Pointer<porter_stats_snapshot>>, int)>();
+      _porter_statsPtr.asFunction<int Function(int, int, ffi.Pointer<ffi.Pointer<porter_stats_snapshot>>)>();
 
   /// Number of workers in the snapshot. `s` not NULL.
   int porter_stats_workers(
@@ -300,33 +305,37 @@ class PorterBindings {
     ffi.Pointer<ffi.Void> payload,
     int len,
     int delay_ms,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_ping_delay(
       payload,
       len,
       delay_ms,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_ping_delayPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint32, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint32, ffi.Uint64, ffi.Int)>>(
           'porter_ping_delay');
   late final _porter_ping_delay =
-      _porter_ping_delayPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int, int)>();
+      _porter_ping_delayPtr.asFunction<int Function(ffi.Pointer<ffi.Void>, int, int, int, int)>();
 
-  /// Reserves and returns the id of the calling thread's next call (the same
-  /// value until that call is made). Never blocks; never 0.
-  int porter_next_call_id() {
-    return _porter_next_call_id();
+  /// A new call id: unique within this process (ids from the library's own
+  /// calls never collide with it), never 0. Never blocks; no thread state.
+  /// Use ids from here only: an id made up by the caller may equal one the
+  /// library picks for another call.
+  int porter_call_id_new() {
+    return _porter_call_id_new();
   }
 
-  late final _porter_next_call_idPtr =
+  late final _porter_call_id_newPtr =
       _lookup<ffi.NativeFunction<ffi.Uint64 Function()>>(
-          'porter_next_call_id');
-  late final _porter_next_call_id =
-      _porter_next_call_idPtr.asFunction<int Function()>();
+          'porter_call_id_new');
+  late final _porter_call_id_new =
+      _porter_call_id_newPtr.asFunction<int Function()>();
 
   /// Asks the daemon to stop request `id` of this process, on whichever thread
   /// or connection it runs. Blocks for at most `timeout_ms` (0: default).
@@ -351,6 +360,24 @@ class PorterBindings {
           'porter_cancel');
   late final _porter_cancel =
       _porter_cancelPtr.asFunction<int Function(int, int)>();
+
+  /// Like porter_cancel, but never waits: the Cancel request is handed to a
+  /// libporter background thread, which sends it on its own connection (and
+  /// forgets the reply). Returns 0 when queued, PORTER_E_INVAL for id 0,
+  /// PORTER_E_NOMEM. Safe in finalizers and on a UI thread.
+  int porter_cancel_nowait(
+    int id,
+  ) {
+    return _porter_cancel_nowait(
+      id,
+    );
+  }
+
+  late final _porter_cancel_nowaitPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64)>>(
+          'porter_cancel_nowait');
+  late final _porter_cancel_nowait =
+      _porter_cancel_nowaitPtr.asFunction<int Function(int)>();
 
   /// A new empty batch in `mode`; NULL when `mode` is unknown or out of memory.
   /// Free with porter_batch_free.
@@ -430,21 +457,23 @@ class PorterBindings {
   /// repeated, since members may have had effects.
   int porter_batch_run(
     ffi.Pointer<porter_batch> b,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_batch_result>> out,
   ) {
     return _porter_batch_run(
       b,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
   late final _porter_batch_runPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_batch_result>>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_batch_result>>)>>(
           'porter_batch_run');
   late final _porter_batch_run =
-      _porter_batch_runPtr.asFunction<int Function(ffi.Pointer<porter_batch>, int, ffi.Pointer<ffi.Pointer<porter_batch_result>>)>();
+      _porter_batch_runPtr.asFunction<int Function(ffi.Pointer<porter_batch>, int, int, ffi.Pointer<ffi.Pointer<porter_batch_result>>)>();
 
   /// Number of member results (equal to the batch's member count).
   int porter_batch_result_count(
@@ -550,9 +579,10 @@ class PorterBindings {
   late final _porter_batch_result_free =
       _porter_batch_result_freePtr.asFunction<void Function(ffi.Pointer<porter_batch_result>)>();
 
-  /// Closes the calling thread's connection now instead of at thread exit.
-  /// The next call on this thread opens a new one. Never blocks; safe to call
-  /// when the thread has no connection.
+  /// Closes the calling thread's connection now instead of at thread exit,
+  /// and frees the buffers the thread keeps between calls. The next call on
+  /// this thread opens a new one. Never blocks; safe to call when the thread
+  /// has no connection.
   void porter_thread_disconnect() {
     return _porter_thread_disconnect();
   }
@@ -596,13 +626,21 @@ class PorterBindings {
   ///   url      NUL-terminated, not NULL.
   ///   headers  `n_headers` NUL-terminated "Name: value" lines; may be NULL
   ///            when n_headers is 0. An empty value ("Name:") sends the
-  ///            header empty.
+  ///            header empty. Framing and hop-by-hop headers
+  ///            (Content-Length, Transfer-Encoding, Connection, Keep-Alive,
+  ///            TE, Trailer, Upgrade, Expect, Proxy-*), control characters
+  ///            and a Host naming another host than the URL's are refused
+  ///            with PORTER_E_INVAL, the message naming the header.
+  ///            Credential headers (see porter_http_options) do not follow
+  ///            a redirect to another origin.
   ///   body     `body_len` bytes (may contain NULs); NULL when body_len is 0.
-  ///   opts     may be NULL.
-  ///   timeout_ms  bounds the whole call (0: the library default, 5000).
+  ///   opts     may be NULL (all defaults).
+  ///   call_id  for porter_cancel (0: none).
+  ///   timeout_ms  bounds the whole call, every redirect hop included (0:
+  ///            the library default, 5000).
   /// On success stores a new response in `*out` (not NULL; owned by the
   /// caller, free with porter_http_response_free) and returns 0; `*out` is
-  /// untouched on failure. Blocks the calling thread for at most timeout_ms.
+  /// NULL on failure. Blocks the calling thread for at most timeout_ms.
   /// The whole body is returned at once, so it is limited to the daemon's
   /// http-max-response; use porter_http_stream_open for larger bodies.
   /// GET and HEAD are retried once on a fresh connection if the daemon
@@ -615,6 +653,7 @@ class PorterBindings {
     ffi.Pointer<ffi.Void> body,
     int body_len,
     ffi.Pointer<porter_http_options> opts,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_http_response>> out,
   ) {
@@ -626,42 +665,47 @@ class PorterBindings {
       body,
       body_len,
       opts,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
   late final _porter_http_requestPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
           'porter_http_request');
   late final _porter_http_request =
-      _porter_http_requestPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
+      _porter_http_requestPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
 
   /// GET `url`, following redirects. Same contract as porter_http_request.
   int porter_http_get(
     ffi.Pointer<ffi.Char> url,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_http_response>> out,
   ) {
     return _porter_http_get(
       url,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
   late final _porter_http_getPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
           'porter_http_get');
   late final _porter_http_get =
-      _porter_http_getPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
+      _porter_http_getPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
 
-  /// POST `json` (`len` bytes) with "Content-Type: application/json",
+  /// POST `json` (`len` bytes of text, need not be NUL-terminated; NULL
+  /// accepted when len is 0) with "Content-Type: application/json",
   /// following redirects. Same contract as porter_http_request.
   int porter_http_post_json(
     ffi.Pointer<ffi.Char> url,
     ffi.Pointer<ffi.Char> json,
     int len,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_http_response>> out,
   ) {
@@ -669,16 +713,17 @@ class PorterBindings {
       url,
       json,
       len,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
   late final _porter_http_post_jsonPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Size, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Size, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>>(
           'porter_http_post_json');
   late final _porter_http_post_json =
-      _porter_http_post_jsonPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
+      _porter_http_post_jsonPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, ffi.Pointer<ffi.Pointer<porter_http_response>>)>();
 
   /// The HTTP status carried by the calling thread's last failed HTTP call
   /// (for example the 302 of a redirect that was refused), or 0 when the peer
@@ -847,7 +892,10 @@ class PorterBindings {
 
   /// Starts a request like porter_http_request and waits for its status and
   /// headers (and the first chunk). On success stores a new stream in `*out`
-  /// (free with porter_http_stream_close) and returns 0.
+  /// (close with porter_http_stream_close, or free with porter_http_stream_free)
+  /// and returns 0; `*out` is NULL on failure. `call_id` names the open and,
+  /// by default, every read. opts->transfer_timeout_ms, when set, is the
+  /// whole-stream deadline counted from this call.
   int porter_http_stream_open(
     ffi.Pointer<ffi.Char> method,
     ffi.Pointer<ffi.Char> url,
@@ -856,6 +904,7 @@ class PorterBindings {
     ffi.Pointer<ffi.Void> body,
     int body_len,
     ffi.Pointer<porter_http_options> opts,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_http_stream>> out,
   ) {
@@ -867,16 +916,17 @@ class PorterBindings {
       body,
       body_len,
       opts,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
   late final _porter_http_stream_openPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Pointer<porter_http_options>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>>(
           'porter_http_stream_open');
   late final _porter_http_stream_open =
-      _porter_http_stream_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>();
+      _porter_http_stream_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, ffi.Pointer<ffi.Void>, int, ffi.Pointer<porter_http_options>, int, int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>();
 
   /// The response head (status, headers, effective URL; the body is empty;
   /// timings are filled once the stream has ended). Owned by `s`.
@@ -895,48 +945,75 @@ class PorterBindings {
       _porter_http_stream_responsePtr.asFunction<ffi.Pointer<porter_http_response> Function(ffi.Pointer<porter_http_stream>)>();
 
   /// Reads the next chunk: stores a pointer owned by `s` (valid until the
-  /// next read or close) in `*data` and its length in `*len`, and returns 1;
-  /// returns 0 at the end of the body; a negative code on failure (the
-  /// transfer failed, PORTER_E_TIMEOUT when nothing arrived within
-  /// timeout_ms). Blocks for at most timeout_ms (0: the default). A read
-  /// that failed with PORTER_E_TIMEOUT or PORTER_E_NOT_FOUND (a thread the
-  /// stream's worker does not serve) may be repeated; after any other
-  /// failure every later read returns the same code, never a clean end.
+  /// next read or free) in `*data` and its length in `*len`, and returns 1;
+  /// returns 0 at the end of the body (`*data` NULL, `*len` 0); a negative
+  /// code on failure (the transfer failed, PORTER_E_TIMEOUT when nothing
+  /// arrived within timeout_ms or the stream's deadline passed). `call_id` 0
+  /// uses the id the stream was opened with. Blocks for at most timeout_ms
+  /// (0: the default). `s`, `data` and `len` not NULL. Any thread
+  /// of the process may read (one read at a time per stream); the daemon
+  /// routes the read to the worker that holds the stream. A read that failed
+  /// with PORTER_E_TIMEOUT, PORTER_E_CANCELLED or PORTER_E_NOT_FOUND may be
+  /// repeated; after any other failure every later read returns the same
+  /// code, never a clean end.
   int porter_http_stream_read(
     ffi.Pointer<porter_http_stream> s,
+    int call_id,
+    int timeout_ms,
     ffi.Pointer<ffi.Pointer<ffi.Void>> data,
     ffi.Pointer<ffi.Size> len,
-    int timeout_ms,
   ) {
     return _porter_http_stream_read(
       s,
+      call_id,
+      timeout_ms,
       data,
       len,
-      timeout_ms,
     );
   }
 
   late final _porter_http_stream_readPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_stream>, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_stream>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>)>>(
           'porter_http_stream_read');
   late final _porter_http_stream_read =
-      _porter_http_stream_readPtr.asFunction<int Function(ffi.Pointer<porter_http_stream>, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, int)>();
+      _porter_http_stream_readPtr.asFunction<int Function(ffi.Pointer<porter_http_stream>, int, int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>)>();
 
-  /// Frees `s`; a stream not read to its end is aborted in the daemon (this
-  /// waits up to one second for the daemon to confirm). NULL is accepted.
-  void porter_http_stream_close(
+  /// Closes and frees `s`: a stream not read to its end is aborted in the
+  /// daemon, waiting up to `timeout_ms` for it to confirm. Returns 0, or a
+  /// negative code when the daemon could not be told (the daemon then aborts
+  /// the stream after its idle time); `s` is freed either way. NULL accepted.
+  int porter_http_stream_close(
     ffi.Pointer<porter_http_stream> s,
+    int timeout_ms,
   ) {
     return _porter_http_stream_close(
       s,
+      timeout_ms,
     );
   }
 
   late final _porter_http_stream_closePtr =
-      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_stream>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_stream>, ffi.Int)>>(
           'porter_http_stream_close');
   late final _porter_http_stream_close =
-      _porter_http_stream_closePtr.asFunction<void Function(ffi.Pointer<porter_http_stream>)>();
+      _porter_http_stream_closePtr.asFunction<int Function(ffi.Pointer<porter_http_stream>, int)>();
+
+  /// Frees `s` without waiting: when the stream is not at its end, the abort
+  /// is sent by libporter's background thread. Safe in finalizers on any
+  /// thread. NULL accepted.
+  void porter_http_stream_free(
+    ffi.Pointer<porter_http_stream> s,
+  ) {
+    return _porter_http_stream_free(
+      s,
+    );
+  }
+
+  late final _porter_http_stream_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_stream>)>>(
+          'porter_http_stream_free');
+  late final _porter_http_stream_free =
+      _porter_http_stream_freePtr.asFunction<void Function(ffi.Pointer<porter_http_stream>)>();
 
   /// Adds an HTTP request member to batch `b` (see porter_batch_new), with the
   /// arguments of porter_http_request; everything is copied. `timeout_ms`
@@ -1013,33 +1090,36 @@ class PorterBindings {
 
   /// Reads `length` bytes (0: to the end of the file) from `offset` of `path`
   /// in `root`. On success stores a new porter_bytes in `*out` (not NULL;
-  /// freed with porter_bytes_free) and returns 0; a range past the end gives
-  /// fewer bytes (possibly 0). The whole range is held in memory: use
-  /// porter_file_reader_open for files too large for that. Blocks for at most
-  /// `timeout_ms`. `path` not NULL.
+  /// freed with porter_bytes_free) and returns 0 (`*out` NULL on failure); a
+  /// range past the end gives fewer bytes (possibly 0). The whole range is
+  /// held in memory: use porter_file_reader_open for files too large for
+  /// that. Every chunk request carries `call_id`. Blocks for at most
+  /// `timeout_ms` in all. `path` not NULL; `root` NULL means the first root.
   int porter_file_read(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
     int offset,
     int length,
-    ffi.Pointer<ffi.Pointer<porter_bytes>> out,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_bytes>> out,
   ) {
     return _porter_file_read(
       root,
       path,
       offset,
       length,
-      out,
+      call_id,
       timeout_ms,
+      out,
     );
   }
 
   late final _porter_file_readPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Pointer<ffi.Pointer<porter_bytes>>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_bytes>>)>>(
           'porter_file_read');
   late final _porter_file_read =
-      _porter_file_readPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_bytes>>, int)>();
+      _porter_file_readPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, int, ffi.Pointer<ffi.Pointer<porter_bytes>>)>();
 
   /// Writes `len` bytes at `data` (NULL accepted when len is 0) to `path` in
   /// `root` according to `flags` (porter_file_flag bits; 0 means overwrite an
@@ -1047,7 +1127,8 @@ class PorterBindings {
   /// file (0: 0600). Data larger than one frame is sent in chunks. Returns 0
   /// or a negative code; PORTER_E_CONN_LOST when the daemon went away
   /// mid-call (an atomic write then either happened completely or not at
-  /// all). Blocks for at most `timeout_ms`.
+  /// all). Every request of the write carries `call_id`. Blocks for at most
+  /// `timeout_ms` in all.
   int porter_file_write(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
@@ -1055,6 +1136,7 @@ class PorterBindings {
     int len,
     int flags,
     int mode,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_file_write(
@@ -1064,15 +1146,16 @@ class PorterBindings {
       len,
       flags,
       mode,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_file_writePtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Uint64, ffi.Int)>>(
           'porter_file_write');
   late final _porter_file_write =
-      _porter_file_writePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Void>, int, int, int, int)>();
+      _porter_file_writePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Void>, int, int, int, int, int)>();
 
   /// Deletes the file (or, with `directory` non-zero, the empty directory)
   /// `path` in `root`. A symlink is removed itself, not its target. Returns 0
@@ -1081,68 +1164,75 @@ class PorterBindings {
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
     int directory,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_file_delete(
       root,
       path,
       directory,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_file_deletePtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Int, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Int, ffi.Uint64, ffi.Int)>>(
           'porter_file_delete');
   late final _porter_file_delete =
-      _porter_file_deletePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int)>();
+      _porter_file_deletePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int)>();
 
-  /// Fills `*out` (not NULL; untouched on failure) with what `path` in `root`
+  /// Fills `*out` (not NULL; zeroed on failure) with what `path` in `root`
   /// is, following symlinks that stay inside the root. Returns 0 or a
   /// negative code. Blocks for at most `timeout_ms`.
   int porter_file_stat(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
-    ffi.Pointer<porter_file_info> out,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<porter_file_info> out,
   ) {
     return _porter_file_stat(
       root,
       path,
-      out,
+      call_id,
       timeout_ms,
+      out,
     );
   }
 
   late final _porter_file_statPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_file_info>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Int, ffi.Pointer<porter_file_info>)>>(
           'porter_file_stat');
   late final _porter_file_stat =
-      _porter_file_statPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_file_info>, int)>();
+      _porter_file_statPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<porter_file_info>)>();
 
   /// Lists the directory `path` in `root` ("" or NULL: the root itself),
   /// sorted by name, without "." and "..". On success stores a new list in
-  /// `*out` (freed with porter_file_list_free) and returns 0. Blocks for at
-  /// most `timeout_ms`. The listing must fit in one frame (16 MiB by default).
+  /// `*out` (freed with porter_file_list_free) and returns 0 (`*out` NULL on
+  /// failure). Blocks for at most `timeout_ms`. The listing must fit in one
+  /// frame (16 MiB by default).
   int porter_file_list_dir(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
-    ffi.Pointer<ffi.Pointer<porter_file_list>> out,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_file_list>> out,
   ) {
     return _porter_file_list_dir(
       root,
       path,
-      out,
+      call_id,
       timeout_ms,
+      out,
     );
   }
 
   late final _porter_file_list_dirPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<porter_file_list>>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_file_list>>)>>(
           'porter_file_list_dir');
   late final _porter_file_list_dir =
-      _porter_file_list_dirPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<porter_file_list>>, int)>();
+      _porter_file_list_dirPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_file_list>>)>();
 
   /// Number of entries; 0 for NULL.
   int porter_file_list_count(
@@ -1216,32 +1306,39 @@ class PorterBindings {
       _porter_file_list_freePtr.asFunction<void Function(ffi.Pointer<porter_file_list>)>();
 
   /// Opens `path` in `root` for streaming `length` bytes (0: to the end) from
-  /// `offset`, chunk by chunk. The first chunk arrives with this call. On
-  /// success stores a new reader in `*out` (freed with
-  /// porter_file_reader_close) and returns 0.
+  /// `offset`, chunk by chunk. The first chunk arrives with this call.
+  /// `stream_timeout_ms` (0: none) is the whole-stream deadline counted from
+  /// this call; `call_id` names the open and, by default, every read. On
+  /// success stores a new reader in `*out` (close with
+  /// porter_file_reader_close or free with porter_file_reader_free) and
+  /// returns 0; `*out` is NULL on failure.
   int porter_file_reader_open(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
     int offset,
     int length,
-    ffi.Pointer<ffi.Pointer<porter_file_reader>> out,
+    int stream_timeout_ms,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_file_reader>> out,
   ) {
     return _porter_file_reader_open(
       root,
       path,
       offset,
       length,
-      out,
+      stream_timeout_ms,
+      call_id,
       timeout_ms,
+      out,
     );
   }
 
   late final _porter_file_reader_openPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Pointer<ffi.Pointer<porter_file_reader>>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Uint64, ffi.Uint32, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_file_reader>>)>>(
           'porter_file_reader_open');
   late final _porter_file_reader_open =
-      _porter_file_reader_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_file_reader>>, int)>();
+      _porter_file_reader_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, int, int, ffi.Pointer<ffi.Pointer<porter_file_reader>>)>();
 
   /// Size of the file when it was opened.
   int porter_file_reader_size(
@@ -1260,48 +1357,72 @@ class PorterBindings {
 
   /// Hands out the next chunk: `*data` and `*len` (not NULL) point to bytes
   /// owned by the reader, valid until the next call on it. Returns 1 with a
-  /// chunk, 0 at the end (no chunk), or a negative code. Pulls the next chunk
-  /// from the daemon when needed (blocking for at most `timeout_ms`).
-  int porter_file_reader_next(
+  /// chunk, 0 at the end (`*data` NULL, `*len` 0), or a negative code. Pulls
+  /// the next chunk from the daemon when needed, with `call_id` (0: the
+  /// open's), blocking for at most `timeout_ms` and never past the stream's
+  /// deadline.
+  int porter_file_reader_read(
     ffi.Pointer<porter_file_reader> rd,
-    ffi.Pointer<ffi.Pointer<ffi.Uint8>> data,
-    ffi.Pointer<ffi.Size> len,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Pointer<ffi.Void>> data,
+    ffi.Pointer<ffi.Size> len,
   ) {
-    return _porter_file_reader_next(
+    return _porter_file_reader_read(
       rd,
+      call_id,
+      timeout_ms,
       data,
       len,
+    );
+  }
+
+  late final _porter_file_reader_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_reader>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>)>>(
+          'porter_file_reader_read');
+  late final _porter_file_reader_read =
+      _porter_file_reader_readPtr.asFunction<int Function(ffi.Pointer<porter_file_reader>, int, int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>)>();
+
+  /// Closes the reader, telling the daemon when chunks remain (waiting up to
+  /// `timeout_ms`), and frees it. Returns 0 or the code of the failed close;
+  /// the reader is freed either way. NULL is accepted.
+  int porter_file_reader_close(
+    ffi.Pointer<porter_file_reader> rd,
+    int timeout_ms,
+  ) {
+    return _porter_file_reader_close(
+      rd,
       timeout_ms,
     );
   }
 
-  late final _porter_file_reader_nextPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_reader>, ffi.Pointer<ffi.Pointer<ffi.Uint8>>, ffi.Pointer<ffi.Size>, ffi.Int)>>(
-          'porter_file_reader_next');
-  late final _porter_file_reader_next =
-      _porter_file_reader_nextPtr.asFunction<int Function(ffi.Pointer<porter_file_reader>, ffi.Pointer<ffi.Pointer<ffi.Uint8>>, ffi.Pointer<ffi.Size>, int)>();
+  late final _porter_file_reader_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_reader>, ffi.Int)>>(
+          'porter_file_reader_close');
+  late final _porter_file_reader_close =
+      _porter_file_reader_closePtr.asFunction<int Function(ffi.Pointer<porter_file_reader>, int)>();
 
-  /// Closes the reader (telling the daemon when chunks remain) and frees it;
-  /// NULL is accepted. Blocks briefly at most.
-  void porter_file_reader_close(
+  /// Frees the reader without waiting (the daemon is told by libporter's
+  /// background thread when chunks remain). NULL is accepted.
+  void porter_file_reader_free(
     ffi.Pointer<porter_file_reader> rd,
   ) {
-    return _porter_file_reader_close(
+    return _porter_file_reader_free(
       rd,
     );
   }
 
-  late final _porter_file_reader_closePtr =
+  late final _porter_file_reader_freePtr =
       _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_reader>)>>(
-          'porter_file_reader_close');
-  late final _porter_file_reader_close =
-      _porter_file_reader_closePtr.asFunction<void Function(ffi.Pointer<porter_file_reader>)>();
+          'porter_file_reader_free');
+  late final _porter_file_reader_free =
+      _porter_file_reader_freePtr.asFunction<void Function(ffi.Pointer<porter_file_reader>)>();
 
   /// Opens `path` in `root` for a chunked write with `flags` and `mode` as
   /// for porter_file_write. With PORTER_FILE_ATOMIC nothing appears at the
   /// target until porter_file_writer_commit. On success stores a new writer in
-  /// `*out` (freed with porter_file_writer_close) and returns 0. Readers and
+  /// `*out` (freed with porter_file_writer_close or porter_file_writer_free)
+  /// and returns 0; `*out` is NULL on failure. Readers and
   /// writers count against the daemon's per-connection stream limit
   /// (file-max-streams, default 64): past it, PORTER_E_BUSY.
   int porter_file_writer_open(
@@ -1309,24 +1430,26 @@ class PorterBindings {
     ffi.Pointer<ffi.Char> path,
     int flags,
     int mode,
-    ffi.Pointer<ffi.Pointer<porter_file_writer>> out,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_file_writer>> out,
   ) {
     return _porter_file_writer_open(
       root,
       path,
       flags,
       mode,
-      out,
+      call_id,
       timeout_ms,
+      out,
     );
   }
 
   late final _porter_file_writer_openPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Pointer<ffi.Pointer<porter_file_writer>>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_file_writer>>)>>(
           'porter_file_writer_open');
   late final _porter_file_writer_open =
-      _porter_file_writer_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_file_writer>>, int)>();
+      _porter_file_writer_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, int, ffi.Pointer<ffi.Pointer<porter_file_writer>>)>();
 
   /// Sends `len` bytes at `data` (split into chunks as needed). Returns 0 or a
   /// negative code (the write is then abandoned).
@@ -1334,97 +1457,126 @@ class PorterBindings {
     ffi.Pointer<porter_file_writer> wr,
     ffi.Pointer<ffi.Void> data,
     int len,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_file_writer_write(
       wr,
       data,
       len,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_file_writer_writePtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint64, ffi.Int)>>(
           'porter_file_writer_write');
   late final _porter_file_writer_write =
-      _porter_file_writer_writePtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, ffi.Pointer<ffi.Void>, int, int)>();
+      _porter_file_writer_writePtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, ffi.Pointer<ffi.Void>, int, int, int)>();
 
   /// Finishes the write: fsync and, for an atomic write, the rename. Returns
   /// 0 or a negative code. The writer must still be closed.
   int porter_file_writer_commit(
     ffi.Pointer<porter_file_writer> wr,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_file_writer_commit(
       wr,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_file_writer_commitPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Uint64, ffi.Int)>>(
           'porter_file_writer_commit');
   late final _porter_file_writer_commit =
-      _porter_file_writer_commitPtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, int)>();
+      _porter_file_writer_commitPtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, int, int)>();
 
-  /// Frees the writer; an uncommitted write is abandoned (an atomic one
-  /// leaves the target untouched). NULL is accepted. Blocks briefly at most.
-  void porter_file_writer_close(
+  /// Closes and frees the writer; an uncommitted write is abandoned (an
+  /// atomic one leaves the target untouched), waiting up to `timeout_ms` for
+  /// the daemon. Returns 0 or the failed close's code; the writer is freed
+  /// either way. NULL is accepted.
+  int porter_file_writer_close(
     ffi.Pointer<porter_file_writer> wr,
+    int timeout_ms,
   ) {
     return _porter_file_writer_close(
       wr,
+      timeout_ms,
     );
   }
 
   late final _porter_file_writer_closePtr =
-      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_writer>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_writer>, ffi.Int)>>(
           'porter_file_writer_close');
   late final _porter_file_writer_close =
-      _porter_file_writer_closePtr.asFunction<void Function(ffi.Pointer<porter_file_writer>)>();
+      _porter_file_writer_closePtr.asFunction<int Function(ffi.Pointer<porter_file_writer>, int)>();
+
+  /// Frees the writer without waiting (an uncommitted write is abandoned by
+  /// libporter's background thread). NULL is accepted.
+  void porter_file_writer_free(
+    ffi.Pointer<porter_file_writer> wr,
+  ) {
+    return _porter_file_writer_free(
+      wr,
+    );
+  }
+
+  late final _porter_file_writer_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_writer>)>>(
+          'porter_file_writer_free');
+  late final _porter_file_writer_free =
+      _porter_file_writer_freePtr.asFunction<void Function(ffi.Pointer<porter_file_writer>)>();
 
   /// Opens a session on `conninfo` (libpq conninfo string or URI, not NULL).
-  /// On success stores the session id in `*session` and returns 0. Errors:
+  /// On success stores the session id in `*session` (not NULL; 0 on failure)
+  /// and returns 0. Errors:
   /// PORTER_E_DB_CONNECT (message from libpq: wrong password, unreachable
   /// server...), PORTER_E_TIMEOUT, PORTER_E_INVAL. Blocks up to `timeout_ms`.
   /// Thread safe. Sessions of a process that exits are closed (and their
   /// transactions rolled back) after porterd's grace period.
   int porter_db_open(
     ffi.Pointer<ffi.Char> conninfo,
-    ffi.Pointer<ffi.Uint64> session,
+    int call_id,
     int timeout_ms,
+    ffi.Pointer<ffi.Uint64> session,
   ) {
     return _porter_db_open(
       conninfo,
-      session,
+      call_id,
       timeout_ms,
+      session,
     );
   }
 
   late final _porter_db_openPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Uint64>, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Uint64>)>>(
           'porter_db_open');
   late final _porter_db_open =
-      _porter_db_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Uint64>, int)>();
+      _porter_db_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Uint64>)>();
 
   /// Closes `session`, rolling back any open transaction. Returns 0, or
   /// PORTER_E_DB_SESSION when no such session belongs to this process.
   int porter_db_close(
     int session,
+    int call_id,
     int timeout_ms,
   ) {
     return _porter_db_close(
       session,
+      call_id,
       timeout_ms,
     );
   }
 
   late final _porter_db_closePtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Int)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Uint64, ffi.Int)>>(
           'porter_db_close');
   late final _porter_db_close =
-      _porter_db_closePtr.asFunction<int Function(int, int)>();
+      _porter_db_closePtr.asFunction<int Function(int, int, int)>();
 
   /// Runs `sql` on `session`, or when `session` is 0 on a pooled connection
   /// for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
@@ -1442,6 +1594,7 @@ class PorterBindings {
     ffi.Pointer<ffi.Char> sql,
     ffi.Pointer<porter_db_param> params,
     int nparams,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_db_result>> out,
   ) {
@@ -1451,16 +1604,17 @@ class PorterBindings {
       sql,
       params,
       nparams,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
   late final _porter_db_queryPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>>(
           'porter_db_query');
   late final _porter_db_query =
-      _porter_db_queryPtr.asFunction<int Function(int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>();
+      _porter_db_queryPtr.asFunction<int Function(int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int, int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>();
 
   /// Frees a result; NULL is accepted.
   void porter_db_result_free(
@@ -1735,80 +1889,109 @@ class PorterBindings {
   late final _porter_db_cmdstatus =
       _porter_db_cmdstatusPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
 
-  /// Runs a single-statement query whose result is streamed in chunks of at
-  /// most `chunk_rows` rows (1..100000), so that porterd and this process hold
-  /// one chunk at a time whatever the result's size. Arguments as for
-  /// porter_db_query. On success stores a cursor in `*out` (free with
-  /// porter_db_cursor_close) and returns 0; on failure `*out` is NULL. The
-  /// first chunk is already fetched; a database error may also arrive with a
-  /// later chunk.
-  int porter_db_query_stream(
+  /// Opens a cursor: runs a single-statement query whose result is streamed
+  /// in chunks of at most `chunk_rows` rows (1..100000), so that porterd and
+  /// this process hold one chunk at a time whatever the result's size.
+  /// Arguments as for porter_db_query; `stream_timeout_ms` (0: none) is the
+  /// whole-stream deadline counted from this call; `call_id` names the open
+  /// and, by default, every read. On success stores a cursor in `*out` (close
+  /// with porter_db_cursor_close or free with porter_db_cursor_free) and
+  /// returns 0; on failure `*out` is NULL. The first chunk is already
+  /// fetched; a database error may also arrive with a later chunk.
+  int porter_db_cursor_open(
     int session,
     ffi.Pointer<ffi.Char> conninfo,
     ffi.Pointer<ffi.Char> sql,
     ffi.Pointer<porter_db_param> params,
     int nparams,
     int chunk_rows,
+    int stream_timeout_ms,
+    int call_id,
     int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_db_cursor>> out,
   ) {
-    return _porter_db_query_stream(
+    return _porter_db_cursor_open(
       session,
       conninfo,
       sql,
       params,
       nparams,
       chunk_rows,
+      stream_timeout_ms,
+      call_id,
       timeout_ms,
       out,
     );
   }
 
-  late final _porter_db_query_streamPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.UnsignedInt, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>)>>(
-          'porter_db_query_stream');
-  late final _porter_db_query_stream =
-      _porter_db_query_streamPtr.asFunction<int Function(int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int, int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>)>();
+  late final _porter_db_cursor_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Uint64, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, ffi.Size, ffi.UnsignedInt, ffi.Uint32, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>)>>(
+          'porter_db_cursor_open');
+  late final _porter_db_cursor_open =
+      _porter_db_cursor_openPtr.asFunction<int Function(int, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<porter_db_param>, int, int, int, int, int, ffi.Pointer<ffi.Pointer<porter_db_cursor>>)>();
 
   /// Hands the next chunk to `*chunk` (a result with the query's columns and
   /// up to chunk_rows rows, freed with porter_db_result_free) and returns 1;
   /// returns 0 with `*chunk` NULL after the last chunk; or a negative code
   /// (`*chunk` then carries the error fields when porterd answered, else
-  /// NULL). Each call waits up to `timeout_ms` for its chunk. A cursor is
-  /// used by one thread at a time, but any thread may use it.
-  int porter_db_cursor_next(
+  /// NULL). Each call waits up to `timeout_ms` for its chunk, never past the
+  /// cursor's deadline; `call_id` 0 uses the open's id. A cursor is used by
+  /// one thread at a time, but any thread may use it.
+  int porter_db_cursor_read(
     ffi.Pointer<porter_db_cursor> cur,
+    int call_id,
+    int timeout_ms,
     ffi.Pointer<ffi.Pointer<porter_db_result>> chunk,
+  ) {
+    return _porter_db_cursor_read(
+      cur,
+      call_id,
+      timeout_ms,
+      chunk,
+    );
+  }
+
+  late final _porter_db_cursor_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_cursor>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>>(
+          'porter_db_cursor_read');
+  late final _porter_db_cursor_read =
+      _porter_db_cursor_readPtr.asFunction<int Function(ffi.Pointer<porter_db_cursor>, int, int, ffi.Pointer<ffi.Pointer<porter_db_result>>)>();
+
+  /// Closes and frees a cursor; a stream not read to its end is abandoned
+  /// (porterd cancels the query), waiting up to `timeout_ms` for porterd.
+  /// Returns 0 or the failed close's code; the cursor is freed either way.
+  /// NULL is accepted.
+  int porter_db_cursor_close(
+    ffi.Pointer<porter_db_cursor> cur,
     int timeout_ms,
   ) {
-    return _porter_db_cursor_next(
+    return _porter_db_cursor_close(
       cur,
-      chunk,
       timeout_ms,
     );
   }
 
-  late final _porter_db_cursor_nextPtr =
-      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_cursor>, ffi.Pointer<ffi.Pointer<porter_db_result>>, ffi.Int)>>(
-          'porter_db_cursor_next');
-  late final _porter_db_cursor_next =
-      _porter_db_cursor_nextPtr.asFunction<int Function(ffi.Pointer<porter_db_cursor>, ffi.Pointer<ffi.Pointer<porter_db_result>>, int)>();
+  late final _porter_db_cursor_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_db_cursor>, ffi.Int)>>(
+          'porter_db_cursor_close');
+  late final _porter_db_cursor_close =
+      _porter_db_cursor_closePtr.asFunction<int Function(ffi.Pointer<porter_db_cursor>, int)>();
 
-  /// Closes a cursor; a stream not read to its end is abandoned (porterd
-  /// cancels the query). NULL is accepted. Blocks briefly (up to 1 s).
-  void porter_db_cursor_close(
+  /// Frees a cursor without waiting (an unfinished stream is abandoned by
+  /// libporter's background thread). NULL is accepted.
+  void porter_db_cursor_free(
     ffi.Pointer<porter_db_cursor> cur,
   ) {
-    return _porter_db_cursor_close(
+    return _porter_db_cursor_free(
       cur,
     );
   }
 
-  late final _porter_db_cursor_closePtr =
+  late final _porter_db_cursor_freePtr =
       _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_cursor>)>>(
-          'porter_db_cursor_close');
-  late final _porter_db_cursor_close =
-      _porter_db_cursor_closePtr.asFunction<void Function(ffi.Pointer<porter_db_cursor>)>();
+          'porter_db_cursor_free');
+  late final _porter_db_cursor_free =
+      _porter_db_cursor_freePtr.asFunction<void Function(ffi.Pointer<porter_db_cursor>)>();
 
   /// Adds a query member. Returns its index (>= 0) or a negative code.
   int porter_batch_add_db_query(
@@ -2017,12 +2200,11 @@ final class porter_http_response extends ffi.Opaque {}
 /// Streaming: the body is pulled chunk by chunk, so it can be of any size;
 /// the daemon holds at most about one chunk per stream and pauses the
 /// transfer while the caller does not read. A stream is a handle owned by
-/// the caller, used by one thread at a time. It lives on the daemon worker
-/// that served the opening thread's connection: read it from that thread,
-/// or from another thread of the same process whose connection that worker
-/// also serves (always true with one worker); elsewhere reads fail with
-/// PORTER_E_NOT_FOUND. Only the process that opened a stream can read it.
-/// The daemon aborts a stream that is not read for its http-stream-idle time
+/// the caller, used by one thread at a time, and any thread of the process
+/// may read it: the daemon forwards a read that arrives on another worker's
+/// connection to the worker that holds the stream. Only the process (client
+/// instance) that opened a stream can read it. The daemon aborts a stream
+/// that is not read for its http-stream-idle time
 /// (default 60 s).
 final class porter_http_stream extends ffi.Opaque {}
 
@@ -2197,17 +2379,17 @@ class _SymbolAddresses {
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_response>)>>
       get porter_http_response_free => _library._porter_http_response_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_stream>)>>
-      get porter_http_stream_close => _library._porter_http_stream_closePtr;
+      get porter_http_stream_free => _library._porter_http_stream_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_bytes>)>>
       get porter_bytes_free => _library._porter_bytes_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_list>)>>
       get porter_file_list_free => _library._porter_file_list_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_reader>)>>
-      get porter_file_reader_close => _library._porter_file_reader_closePtr;
+      get porter_file_reader_free => _library._porter_file_reader_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_writer>)>>
-      get porter_file_writer_close => _library._porter_file_writer_closePtr;
+      get porter_file_writer_free => _library._porter_file_writer_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_result>)>>
       get porter_db_result_free => _library._porter_db_result_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_cursor>)>>
-      get porter_db_cursor_close => _library._porter_db_cursor_closePtr;
+      get porter_db_cursor_free => _library._porter_db_cursor_freePtr;
 }

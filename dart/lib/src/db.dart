@@ -368,8 +368,8 @@ final class _NativeHandle {
 /// at isolate-group shutdown on every hot restart. A Dart finalizer runs
 /// on the owning isolate's event loop: a background isolate, since only
 /// the synchronous API owns cursors that way (see README "Native memory").
-final Finalizer<_NativeHandle> _cursorFinalizer = Finalizer((h) =>
-    h.b.porter_db_cursor_close(Pointer<porter_db_cursor>.fromAddress(h.address)));
+final Finalizer<_NativeHandle> _cursorFinalizer = Finalizer((h) => h.b
+    .porter_db_cursor_free(Pointer<porter_db_cursor>.fromAddress(h.address)));
 
 /// A native streamed result, owned by Dart: chunks are pulled with [next]
 /// (each call blocks the calling thread for at most its timeout) and the
@@ -423,7 +423,7 @@ final class DbCursor {
     if (_ptr == nullptr) throw StateError('cursor closed');
     final out = calloc<Pointer<porter_db_result>>();
     try {
-      final rc = _b.porter_db_cursor_next(_ptr, out, timeoutMs);
+      final rc = _b.porter_db_cursor_read(_ptr, 0, timeoutMs, out);
       final last = _str(_b.porter_last_error_message());
       final r = out.value;
       try {
@@ -445,7 +445,7 @@ final class DbCursor {
   void close() {
     if (_ptr == nullptr) return;
     if (_owned) _cursorFinalizer.detach(this);
-    _b.porter_db_cursor_close(_ptr);
+    _b.porter_db_cursor_free(_ptr);
     _ptr = nullptr;
   }
 }

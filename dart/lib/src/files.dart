@@ -189,8 +189,9 @@ final class _ReaderHandle {
 /// The safety net for readers dropped without [FileReader.close]: a Dart
 /// [Finalizer] on the owning (background) isolate, since closing may tell
 /// porterd (a round trip) and must not run on an arbitrary thread.
-final Finalizer<_ReaderHandle> _readerFinalizer = Finalizer((h) => h.b
-    .porter_file_reader_close(Pointer<porter_file_reader>.fromAddress(h.address)));
+final Finalizer<_ReaderHandle> _readerFinalizer = Finalizer((h) =>
+    h.b.porter_file_reader_free(
+        Pointer<porter_file_reader>.fromAddress(h.address)));
 
 /// A file read chunk by chunk ([Porter.openFileReader]): [read] until null,
 /// and always [close] (in a `finally`). Used by one thread at a time; any
@@ -225,7 +226,7 @@ final class FileReader {
   void close() {
     if (_ptr == nullptr) return;
     _readerFinalizer.detach(this);
-    _b.porter_file_reader_close(_ptr);
+    _b.porter_file_reader_free(_ptr);
     _ptr = nullptr;
   }
 }
@@ -244,14 +245,18 @@ int releaseFileReader(FileReader rd) {
 /// the end; see [FileReader.read].
 Uint8List? readFileChunkAt(
     PorterBindings b, int address, String path, int timeoutMs) {
-  final data = calloc<Pointer<Uint8>>();
+  final data = calloc<Pointer<Void>>();
   final len = calloc<Size>();
   try {
-    final rc = b.porter_file_reader_next(
-        Pointer<porter_file_reader>.fromAddress(address), data, len, timeoutMs);
+    final rc = b.porter_file_reader_read(
+        Pointer<porter_file_reader>.fromAddress(address),
+        0,
+        timeoutMs,
+        data,
+        len);
     if (rc < 0) throw fileError(b, rc, path);
     if (rc == 0) return null;
-    return Uint8List.fromList(data.value.asTypedList(len.value));
+    return Uint8List.fromList(data.value.cast<Uint8>().asTypedList(len.value));
   } finally {
     calloc.free(data);
     calloc.free(len);

@@ -424,8 +424,9 @@ final class _StreamHandle {
 /// The safety net for streams dropped without [HttpStream.close]: a Dart
 /// [Finalizer] on the owning (background) isolate, never a NativeFinalizer,
 /// since porter_http_stream_close may wait for porterd (see DbCursor).
-final Finalizer<_StreamHandle> _streamFinalizer = Finalizer((h) => h.b
-    .porter_http_stream_close(Pointer<porter_http_stream>.fromAddress(h.address)));
+final Finalizer<_StreamHandle> _streamFinalizer = Finalizer((h) =>
+    h.b.porter_http_stream_free(
+        Pointer<porter_http_stream>.fromAddress(h.address)));
 
 /// A streamed HTTP response, owned by Dart: [response] is its head (status,
 /// headers, effective URL; an empty body), [read] pulls the body chunk by
@@ -496,7 +497,7 @@ final class HttpStream {
   void close() {
     if (_ptr == nullptr) return;
     if (_owned) _streamFinalizer.detach(this);
-    _b.porter_http_stream_close(_ptr);
+    _b.porter_http_stream_free(_ptr);
     _ptr = nullptr;
   }
 }
@@ -509,7 +510,11 @@ Uint8List? readHttpChunkAt(
   final len = calloc<Size>();
   try {
     final rc = b.porter_http_stream_read(
-        Pointer<porter_http_stream>.fromAddress(address), data, len, timeoutMs);
+        Pointer<porter_http_stream>.fromAddress(address),
+        0,
+        timeoutMs,
+        data,
+        len);
     if (rc < 0) throw httpError(b, rc, url);
     if (rc == 0) return null;
     final n = len.value;

@@ -208,9 +208,11 @@ void _closeHandle(Porter p, _Op op, int address) {
     case _Op.cursorClose:
       DbCursor.adopt(b, address).close();
     case _Op.httpClose:
-      b.porter_http_stream_close(Pointer<porter_http_stream>.fromAddress(address));
+      b.porter_http_stream_free(
+          Pointer<porter_http_stream>.fromAddress(address));
     case _Op.readerClose:
-      b.porter_file_reader_close(Pointer<porter_file_reader>.fromAddress(address));
+      b.porter_file_reader_free(
+          Pointer<porter_file_reader>.fromAddress(address));
     default:
       throw ArgumentError.value(op, 'op', 'not a close');
   }

@@ -59,9 +59,10 @@ final class Porter {
   /// Reserves the id of the native call made right after this, and
   /// reports it. Call it last before the native call: nothing that can
   /// throw may come in between.
-  void _reserve() {
-    final sink = onCallId;
-    if (sink != null) sink(_b.porter_next_call_id());
+  int _reserve() {
+    final id = _b.porter_call_id_new();
+    onCallId?.call(id);
+    return id;
   }
 
   /// libporter's version, e.g. `0.1.0`.
@@ -104,10 +105,10 @@ final class Porter {
     final buf = len == 0 ? nullptr : calloc<Uint8>(len);
     try {
       if (len != 0) buf.asTypedList(len).setAll(0, payload!);
-      _reserve();
+      final callId = _reserve();
       final rc = delay == null
-          ? _b.porter_ping(buf.cast(), len, ms)
-          : _b.porter_ping_delay(buf.cast(), len, delayMs, ms);
+          ? _b.porter_ping(buf.cast(), len, callId, ms)
+          : _b.porter_ping_delay(buf.cast(), len, delayMs, callId, ms);
       if (rc < 0) _throw(rc);
     } finally {
       if (len != 0) calloc.free(buf);
@@ -118,7 +119,7 @@ final class Porter {
   /// [cancel] it. Take it immediately before the call, in the same
   /// synchronous code (an `await` in between may move the isolate to
   /// another thread, whose next call is a different one).
-  int nextCallId() => _b.porter_next_call_id();
+  int nextCallId() => _b.porter_call_id_new();
 
   /// Asks the daemon to stop call [id] of this process, made on any thread.
   /// Returns true when it was in flight and has been stopped (its caller
@@ -138,8 +139,8 @@ final class Porter {
     final out = calloc<Pointer<porter_stats_snapshot>>();
     StatsSnapshot? snap;
     try {
-      _reserve();
-      final rc = _b.porter_stats(out, ms);
+      final callId = _reserve();
+      final rc = _b.porter_stats(callId, ms, out);
       if (rc < 0) _throw(rc);
       snap = StatsSnapshot._(_b, out.value);
       return snap.read();
@@ -171,8 +172,8 @@ final class Porter {
         final rc = _addMember(b, m);
         if (rc < 0) _throw(rc);
       }
-      _reserve();
-      final rc = _b.porter_batch_run(b, ms, out);
+      final callId = _reserve();
+      final rc = _b.porter_batch_run(b, callId, ms, out);
       if (rc < 0) _throw(rc);
       final r = out.value;
       result = _Owned(r.cast(),
@@ -198,8 +199,8 @@ final class Porter {
     final ci = conninfo.toNativeUtf8();
     final out = calloc<Uint64>();
     try {
-      _reserve();
-      final rc = _b.porter_db_open(ci.cast(), out, ms);
+      final callId = _reserve();
+      final rc = _b.porter_db_open(ci.cast(), callId, ms, out);
       if (rc < 0) _throwDb(rc, nullptr);
       return DbSession(out.value);
     } finally {
@@ -212,8 +213,8 @@ final class Porter {
   /// [PorterDbException] (PORTER_E_DB_SESSION) when it is not open.
   void dbClose(DbSession session, {Duration? timeout}) {
     final ms = timeoutMs(timeout);
-    _reserve();
-    final rc = _b.porter_db_close(session.id, ms);
+    final callId = _reserve();
+    final rc = _b.porter_db_close(session.id, callId, ms);
     if (rc < 0) _throwDb(rc, nullptr);
   }
 
@@ -240,9 +241,16 @@ final class Porter {
     final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
     final out = calloc<Pointer<porter_db_result>>();
     try {
-      _reserve();
-      final rc = _b.porter_db_query(session?.id ?? 0, ci.cast(), s.cast(),
-          np.array, np.length, ms, out);
+      final callId = _reserve();
+      final rc = _b.porter_db_query(
+          session?.id ?? 0,
+          ci.cast(),
+          s.cast(),
+          np.array,
+          np.length,
+          callId,
+          ms,
+          out);
       final r = out.value;
       try {
         if (rc < 0) _throwDb(rc, r);
@@ -281,9 +289,18 @@ final class Porter {
     final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
     final out = calloc<Pointer<porter_db_cursor>>();
     try {
-      _reserve();
-      final rc = _b.porter_db_query_stream(session?.id ?? 0, ci.cast(),
-          s.cast(), np.array, np.length, chunkRows, ms, out);
+      final callId = _reserve();
+      final rc = _b.porter_db_cursor_open(
+          session?.id ?? 0,
+          ci.cast(),
+          s.cast(),
+          np.array,
+          np.length,
+          chunkRows,
+          0,
+          callId,
+          ms,
+          out);
       if (rc < 0) _throwDb(rc, nullptr);
       return DbCursor.own(_b, out.value);
     } finally {
@@ -379,7 +396,7 @@ final class Porter {
     final req = NativeHttpRequest(method, '$url', headers, body, options);
     final out = calloc<Pointer<porter_http_response>>();
     try {
-      _reserve();
+      final callId = _reserve();
       final rc = _b.porter_http_request(
           req.method,
           req.url,
@@ -388,6 +405,7 @@ final class Porter {
           req.body,
           req.bodyLength,
           req.options,
+          callId,
           ms,
           out);
       if (rc < 0) throw httpError(_b, rc, '$url');
@@ -411,8 +429,8 @@ final class Porter {
     final u = '$url'.toNativeUtf8();
     final out = calloc<Pointer<porter_http_response>>();
     try {
-      _reserve();
-      final rc = _b.porter_http_get(u.cast(), ms, out);
+      final callId = _reserve();
+      final rc = _b.porter_http_get(u.cast(), callId, ms, out);
       if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
     } finally {
@@ -443,9 +461,14 @@ final class Porter {
     final out = calloc<Pointer<porter_http_response>>();
     try {
       buf.asTypedList(bytes.length).setAll(0, bytes);
-      _reserve();
+      final callId = _reserve();
       final rc = _b.porter_http_post_json(
-          u.cast(), buf.cast(), bytes.length, ms, out);
+          u.cast(),
+          buf.cast(),
+          bytes.length,
+          callId,
+          ms,
+          out);
       if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
     } finally {
@@ -489,7 +512,7 @@ final class Porter {
     final req = NativeHttpRequest(method, '$url', headers, body, options);
     final out = calloc<Pointer<porter_http_stream>>();
     try {
-      _reserve();
+      final callId = _reserve();
       final rc = _b.porter_http_stream_open(
           req.method,
           req.url,
@@ -498,6 +521,7 @@ final class Porter {
           req.body,
           req.bodyLength,
           req.options,
+          callId,
           ms,
           out);
       if (rc < 0) throw httpError(_b, rc, '$url');
@@ -505,7 +529,7 @@ final class Porter {
       try {
         return HttpStream.own(_b, p, '$url');
       } catch (_) {
-        _b.porter_http_stream_close(p);
+        _b.porter_http_stream_free(p);
         rethrow;
       }
     } finally {
@@ -556,8 +580,15 @@ final class Porter {
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_bytes>>();
       try {
-        _reserve();
-        final rc = _b.porter_file_read(r, p, offset, length ?? 0, out, ms);
+        final callId = _reserve();
+        final rc = _b.porter_file_read(
+            r,
+            p,
+            offset,
+            length ?? 0,
+            callId,
+            ms,
+            out);
         if (rc < 0) _throwFile(rc, path);
         final bytes = out.value;
         try {
@@ -583,9 +614,17 @@ final class Porter {
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_file_reader>>();
       try {
-        _reserve();
+        final callId = _reserve();
         final rc =
-            _b.porter_file_reader_open(r, p, offset, length ?? 0, out, ms);
+            _b.porter_file_reader_open(
+                r,
+                p,
+                offset,
+                length ?? 0,
+                0,
+                callId,
+                ms,
+                out);
         if (rc < 0) _throwFile(rc, path);
         return newFileReader(_b, out.value, path);
       } finally {
@@ -629,9 +668,16 @@ final class Porter {
       final buf = data.isEmpty ? nullptr : calloc<Uint8>(data.length);
       try {
         if (data.isNotEmpty) buf.asTypedList(data.length).setAll(0, data);
-        _reserve();
+        final callId = _reserve();
         final rc = _b.porter_file_write(
-            r, p, buf.cast(), data.length, flags.bits, mode ?? 0, ms);
+            r,
+            p,
+            buf.cast(),
+            data.length,
+            flags.bits,
+            mode ?? 0,
+            callId,
+            ms);
         if (rc < 0) _throwFile(rc, path);
       } finally {
         if (buf != nullptr) calloc.free(buf);
@@ -644,8 +690,8 @@ final class Porter {
       {String? root, bool directory = false, Duration? timeout}) {
     final ms = timeoutMs(timeout);
     _withPath(root, path, (r, p) {
-      _reserve();
-      final rc = _b.porter_file_delete(r, p, directory ? 1 : 0, ms);
+      final callId = _reserve();
+      final rc = _b.porter_file_delete(r, p, directory ? 1 : 0, callId, ms);
       if (rc < 0) _throwFile(rc, path);
     });
   }
@@ -656,8 +702,8 @@ final class Porter {
     return _withPath(root, path, (r, p) {
       final info = calloc<porter_file_info>();
       try {
-        _reserve();
-        final rc = _b.porter_file_stat(r, p, info, ms);
+        final callId = _reserve();
+        final rc = _b.porter_file_stat(r, p, callId, ms, info);
         if (rc < 0) _throwFile(rc, path);
         final i = info.ref;
         return PorterFileInfo(
@@ -683,8 +729,8 @@ final class Porter {
       final size = calloc<Uint64>();
       final mtime = calloc<Int64>();
       try {
-        _reserve();
-        final rc = _b.porter_file_list_dir(r, p, out, ms);
+        final callId = _reserve();
+        final rc = _b.porter_file_list_dir(r, p, callId, ms, out);
         if (rc < 0) _throwFile(rc, path);
         final l = out.value;
         try {

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""The API v1 rules of porter.h that the Dart package relies on (issues 14
+and 18), from Python's ctypes with threads standing in for isolates.
+
+  * Explicit call ids with many threads: every thread takes its own ids
+    with porter_call_id_new() (all distinct, none 0), some calls are
+    cancelled by another thread (porter_cancel and porter_cancel_nowait)
+    and exactly those return PORTER_E_CANCELLED; the others succeed.
+  * *_free never waits, even with porterd stopped (SIGSTOP): freeing an
+    unfinished HTTP stream, db cursor, file reader and file writer and
+    queueing a cancel return at once on any thread, while the *_close of
+    the same kind of handle waits for its timeout; once porterd runs again,
+    libporter's background thread has told it and the streams are gone.
+  * A cancel reaches a file read made of many requests: the read's id is
+    on every chunk request, so a cancel sent after the first chunk stops
+    the read (PORTER_E_CANCELLED) and porterd drops the reader's stream.
+  * Whole-stream deadlines: a cursor opened with stream_timeout_ms fails
+    its reads with PORTER_E_TIMEOUT once that much time has passed since
+    the open, whatever each read's own timeout.
+  * Option structs: porter_http_options without struct_size is refused.
+
+Usage: test_api_v1.py --lib PATH/libporter.so --porterd PATH/porterd
+                      --pg-state DIR (tests/support/pg.sh's state directory)
+"""
+import argparse
+import ctypes
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
+from porterd import Daemon, HttpServer  # noqa: E402
+from test_contract import Carrier, Failure, check, failure_of  # noqa: E402
+
+HARD_LIMIT_S = 150
+CHUNK = 65536  # porterd's --file-chunk-size here
+
+
+def test_explicit_ids_many_threads(threads=16, rounds=6):
+    """Ids are per call: taken on any thread, never reserved, and a cancel
+    stops exactly the call carrying its id."""
+    lib = tc.c.lib
+    ids = [lib.porter_call_id_new() for _ in range(1000)]
+    check(0 not in ids and len(set(ids)) == len(ids), 'ids are distinct and never 0')
+    victims = queue.Queue()
+    results = []
+    lock = threading.Lock()
+
+    def body(i):
+        for k in range(rounds):
+            cid = lib.porter_call_id_new()
+            cancel_me = (i + k) % 2 == 0
+            if cancel_me:
+                victims.put((cid, k % 3 == 0))  # some by porter_cancel_nowait
+            t0 = time.monotonic()
+            # A call to be cancelled would take 10 s; the others 20 ms.
+            rc = lib.porter_ping_delay(None, 0, 10000 if cancel_me else 20, cid, 20000)
+            with lock:
+                results.append((cancel_me, rc, time.monotonic() - t0, cid))
+        lib.porter_thread_disconnect()
+
+    stop = threading.Event()
+
+    def canceller():
+        while not stop.is_set():
+            try:
+                cid, nowait = victims.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if nowait:
+                rc = lib.porter_cancel_nowait(cid)
+                check(rc == 0, 'cancel queued (%d)' % rc)
+            else:
+                rc = lib.porter_cancel(cid, 5000)
+                check(rc in (0, tc.PORTER_E_NOT_FOUND), 'cancel answered (%d)' % rc)
+        lib.porter_thread_disconnect()
+
+    ct = threading.Thread(target=canceller)
+    ct.start()
+    try:
+        tc.run_threads(threads, body)
+    finally:
+        stop.set()
+        ct.join()
+    check(len(results) == threads * rounds, 'every call returned')
+    for cancel_me, rc, dt, cid in results:
+        if cancel_me:
+            check(rc == tc.PORTER_E_CANCELLED and dt < 8,
+                  'call %d cancelled (%d after %.2f s)' % (cid, rc, dt))
+        else:
+            check(rc == 0, 'call %d not cancelled (%d)' % (cid, rc))
+    print('  %d calls on %d threads, %d cancelled by id'
+          % (len(results), threads, sum(1 for r in results if r[0])))
+
+
+def fds_http():
+    fd, db, http = tc.c.resources()
+    return fd - db, http
+
+
+def make_file(name, size):
+    path = os.path.join(tc.d.dir, 'files', name)
+    with open(path, 'wb') as f:
+        f.write(os.urandom(size))
+    return name.encode()
+
+
+def fd_targets():
+    """What porterd's descriptors point to."""
+    d = '/proc/%d/fd' % tc.d.pid
+    out = []
+    for f in os.listdir(d):
+        try:
+            out.append(os.readlink(os.path.join(d, f)))
+        except OSError:
+            pass
+    return sorted(out)
+
+
+def file_fds():
+    """porterd's descriptors in the file root (files, temp files, the
+    directory an atomic write holds), not sockets or its own files."""
+    root = os.path.join(tc.d.dir, 'files')
+    return [t for t in fd_targets() if t == root or t.startswith(root + '/')]
+
+
+def test_free_never_waits_with_daemon_stopped():
+    """*_free and porter_cancel_nowait return at once on any thread while
+    porterd is stopped; the daemon is told afterwards."""
+    lib = tc.c.lib
+    name = make_file('free-me.bin', 8 * CHUNK)
+    fds0, http0 = fds_http()
+    files0 = file_fds()
+    handles = []
+    st = tc.stream_open('/bin/50000000', chunk_size=16384)
+    handles.append((lib.porter_http_stream_free, st))
+    cur = ctypes.c_void_p()
+    rc = lib.porter_db_cursor_open(0, tc.conninfo.encode(),
+                                   b'SELECT g FROM generate_series(1, 1000000) g', None, 0,
+                                   100, 0, 0, 5000, ctypes.byref(cur))
+    check(rc == 0, 'cursor open (%d)' % rc)
+    handles.append((lib.porter_db_cursor_free, cur))
+    rd = ctypes.c_void_p()
+    rc = lib.porter_file_reader_open(b'files', name, 0, 0, 0, 0, 5000, ctypes.byref(rd))
+    check(rc == 0, 'reader open (%d)' % rc)
+    handles.append((lib.porter_file_reader_free, rd))
+    wr = ctypes.c_void_p()
+    rc = lib.porter_file_writer_open(b'files', b'abandoned.bin', tc.PORTER_FILE_ATOMIC, 0o600,
+                                     0, 5000, ctypes.byref(wr))
+    check(rc == 0, 'writer open (%d)' % rc)
+    handles.append((lib.porter_file_writer_free, wr))
+    # A second stream of each waiting kind, for the close that does wait.
+    st2 = tc.stream_open('/bin/50000000', chunk_size=16384)
+    fds1, http1 = fds_http()
+    check(http1 == http0 + 2 and len(file_fds()) >= len(files0) + 2,
+          'the streams are open in porterd (%s)' % file_fds())
+
+    os.kill(tc.d.pid, signal.SIGSTOP)
+    try:
+        # Frees from other threads (finalizers run on arbitrary threads).
+        took = []
+
+        def free_on_thread(fn, h):
+            t0 = time.monotonic()
+            fn(h)
+            took.append(time.monotonic() - t0)
+
+        ts = [threading.Thread(target=free_on_thread, args=fh) for fh in handles]
+        ts.append(threading.Thread(target=free_on_thread,
+                                   args=(lib.porter_cancel_nowait, lib.porter_call_id_new())))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        check(len(took) == len(handles) + 1, 'every free returned')
+        # Microseconds each; a daemon round trip would be at least the
+        # background job's 1 s bound with porterd stopped.
+        check(max(took) < 0.5, 'frees took %s s' % ['%.3f' % t for t in took])
+        # The close that waits does wait (for its timeout), and still frees.
+        t0 = time.monotonic()
+        rc = lib.porter_http_stream_close(st2, 300)
+        dt = time.monotonic() - t0
+        check(rc == tc.PORTER_E_TIMEOUT and dt >= 0.25,
+              'close waited for the stopped daemon (%d after %.2f s)' % (rc, dt))
+    finally:
+        os.kill(tc.d.pid, signal.SIGCONT)
+    # The background thread told porterd: the transfers and files go. (Its
+    # sockets are not counted: libcurl may keep the upstream connections
+    # of the aborted transfers in its cache.)
+    check(tc.c.await_transfers(0, seconds=10) == 0, 'the freed HTTP streams are gone')
+    until = time.monotonic() + 10
+    while len(file_fds()) > len(files0) and time.monotonic() < until:
+        time.sleep(0.02)
+    check(len(file_fds()) <= len(files0), 'the reader and writer files are closed (%s -> %s)'
+          % (files0, file_fds()))
+
+
+def test_cancel_reaches_multi_request_file_read(size_mb=64, rounds=5):
+    """porter_file_read of a file of many chunks carries its id on every
+    chunk request: a cancel sent once the read is under way stops it."""
+    lib = tc.c.lib
+    name = make_file('big.bin', size_mb << 20)
+    fds0, _ = fds_http()
+    cancelled = 0
+    for k in range(rounds):
+        cid = lib.porter_call_id_new()
+        out = ctypes.POINTER(tc.Bytes)()
+        done = queue.Queue()
+
+        def reader():
+            t0 = time.monotonic()
+            rc = lib.porter_file_read(b'files', name, 0, 0, cid, 60000, ctypes.byref(out))
+            done.put((rc, time.monotonic() - t0))
+            lib.porter_thread_disconnect()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        # Wait until porterd has the file open: the open request has been
+        # answered or is about to be, so what follows are chunk requests.
+        until = time.monotonic() + 10
+        while fds_http()[0] <= fds0 and done.empty() and time.monotonic() < until:
+            time.sleep(0.001)
+        time.sleep(0.005 * k)
+        crc = lib.porter_cancel(cid, 5000)
+        t.join(30)
+        rc, dt = done.get(timeout=1)
+        if rc == 0:
+            # Only acceptable when the whole read finished before the
+            # cancel arrived (the cancel then finds nothing).
+            check(crc == tc.PORTER_E_NOT_FOUND, 'a read that was found in flight finished anyway')
+            lib.porter_bytes_free(out)
+            continue
+        check(rc == tc.PORTER_E_CANCELLED, 'the read was cancelled (%d, cancel %d)' % (rc, crc))
+        check(not out, '*out is NULL on failure')
+        cancelled += 1
+    check(cancelled > 0, 'no cancel landed during any of %d reads' % rounds)
+    until = time.monotonic() + 10
+    while fds_http()[0] > fds0 and time.monotonic() < until:
+        time.sleep(0.02)
+    check(fds_http()[0] <= fds0, 'porterd dropped the cancelled readers')
+    print('  %d of %d multi-chunk reads of %d MiB stopped by a cancel'
+          % (cancelled, rounds, size_mb))
+
+
+def test_stream_deadline():
+    """A deadline fixed at open bounds every read of the cursor: a reader
+    that takes its time gets PORTER_E_TIMEOUT once the stream's time is up,
+    although each read's own timeout is 5 s."""
+    lib = tc.c.lib
+    cur = ctypes.c_void_p()
+    t0 = time.monotonic()
+    rc = lib.porter_db_cursor_open(0, tc.conninfo.encode(),
+                                   b'SELECT g FROM generate_series(1, 1000000) g',
+                                   None, 0, 100, 1500, 0, 5000, ctypes.byref(cur))
+    check(rc == 0, 'cursor open (%d)' % rc)
+    n = 0
+    try:
+        while time.monotonic() - t0 < 10:
+            ch = ctypes.c_void_p()
+            rc = lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch))
+            lib.porter_db_result_free(ch)
+            if rc != 1:
+                break
+            n += 1
+            time.sleep(0.1)  # a slow consumer
+        dt = time.monotonic() - t0
+        check(rc == tc.PORTER_E_TIMEOUT, 'the stream deadline ended the reads (%d)' % rc)
+        check(1.5 <= dt < 8, 'at the stream deadline (%.2f s after the open)' % dt)
+        check(n >= 2, 'chunks arrived before the deadline (%d)' % n)
+        rc = lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ctypes.c_void_p()))
+        check(rc == tc.PORTER_E_TIMEOUT, 'and stays past it (%d)' % rc)
+    finally:
+        # Unfinished: closing tells porterd, which cancels the query.
+        rc = lib.porter_db_cursor_close(cur, 5000)
+        check(rc == 0, 'close of the unfinished cursor (%d)' % rc)
+
+
+def test_options_carry_their_size():
+    lib = tc.c.lib
+    out = ctypes.c_void_p()
+    bad = tc.HttpOptions()
+    bad.struct_size = 0
+    rc = lib.porter_http_request(b'GET', tc.url('/bin/10'), None, 0, None, 0, ctypes.byref(bad),
+                                 0, 5000, ctypes.byref(out))
+    check(rc == tc.PORTER_E_INVAL and not out, 'options without struct_size refused (%d)' % rc)
+    rc = lib.porter_http_request(b'GET', tc.url('/bin/10'), None, 0, None, 0,
+                                 ctypes.byref(tc.HttpOptions()), 0, 5000, ctypes.byref(out))
+    check(rc == 0, 'options from the INIT equivalent accepted (%d)' % rc)
+    lib.porter_http_response_free(out)
+    major, minor, patch = (int(x) for x in lib.porter_version().decode().split('.'))
+    check(lib.porter_version_num() == major * 10000 + minor * 100 + patch,
+          'porter_version_num agrees with porter_version')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--lib', required=True)
+    ap.add_argument('--porterd', required=True)
+    ap.add_argument('--pg-state', default=os.environ.get('PORTER_PG_STATE'))
+    args = ap.parse_args()
+    if not args.pg_state:
+        print('FAIL no PostgreSQL: pass --pg-state or set PORTER_PG_STATE (run through ctest)')
+        return 1
+    with open(os.path.join(args.pg_state, 'conninfo')) as f:
+        tc.conninfo = f.read().strip()
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
+    signal.alarm(HARD_LIMIT_S)
+    d = Daemon(args.porterd, extra=['--workers', '2'], hard_limit_s=HARD_LIMIT_S + 30)
+    root = os.path.join(d.dir, 'files')
+    os.mkdir(root)
+    d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', str(CHUNK)]
+    tc.d = d.start()
+    tc.httpd = HttpServer(lifetime_s=HARD_LIMIT_S + 30).start()
+    tc.c = tc.Client(tc.bind(args.lib))
+    tests = [test_explicit_ids_many_threads, test_free_never_waits_with_daemon_stopped,
+             test_cancel_reaches_multi_request_file_read, test_stream_deadline,
+             test_options_carry_their_size]
+    failed = passed = 0
+    for t in tests:
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print('PASS %s (%.1f s)' % (t.__name__, time.monotonic() - t0))
+        except Failure as e:
+            failed += 1
+            print('FAIL %s: %s' % (t.__name__, e))
+    tc.c.lib.porter_thread_disconnect()
+    tc.httpd.cleanup()
+    if d.stop() != 0:
+        failed += 1
+        print('FAIL porterd exit status')
+    if failed:
+        print(d.read_log()[-4000:])
+    print('%d of %d tests passed' % (passed, len(tests)))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
