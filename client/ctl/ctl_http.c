@@ -75,7 +75,8 @@ static const char http_help[] =
 	"exchange with porterd (the response head, then each chunk of the body),\n"
 	"not the whole transfer: a server that trickles runs on; -m stops it.\n"
 	"With porterctl's --json, the outcome is one JSON object: status, headers,\n"
-	"and the body as \"body\" (UTF-8 text) or \"body_base64\" (unless -o).\n"
+	"and the body as \"body\" (UTF-8 text) or \"body_base64\" (unless -o);\n"
+	"-i, -w and -D - print nothing then, so stdout stays one JSON document.\n"
 	"\n"
 	"Exit status: 0, 1, 2, 3 as for every command (porterctl --help), and\n"
 	"curl's numbers: 7 connect failed, 18 body shorter than Content-Length,\n"
@@ -650,7 +651,8 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 			status = EXIT_FAILED;
 			goto out;
 		}
-		ctl_http_write_head(dump ? dump : stdout, h, "");
+		if (dump || !o->json)
+			ctl_http_write_head(dump ? dump : stdout, h, "");
 	}
 	if (o->json && (!a.output || !strcmp(a.output, "-"))) {
 		x.out = NULL;

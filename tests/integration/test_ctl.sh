@@ -301,6 +301,10 @@ d = json.load(sys.stdin)
 assert d["status"] == 200 and d["body"] == "headers", d
 assert ["X-Multi", "b"] in d["headers"], d' && ok "http --json: status, headers, body" || bad "http --json"
 
+"$CTL" --json http -D - -i -w '%{http_code}' "$B/headers" >"$T/j.out"
+check "http --json: -D -, -i and -w leave stdout one JSON document" python3 -c '
+import json, sys; d = json.load(open(sys.argv[1])); assert d["status"] == 200, d' "$T/j.out"
+
 # A server that trickles 60 bytes over 30 s: -m 1 stops it, as curl -m 1.
 t0=$(date +%s)
 code 28 "http -m 1 stops a trickling transfer" "$CTL" http -m 1 "$B/trickle/60/500"
