@@ -73,7 +73,7 @@ enum clients_res {
 	CLIENTS_CONNS,    /* open connections (acceptor takes, conn free puts) */
 	CLIENTS_INFLIGHT, /* requests being processed, all connections */
 	CLIENTS_BUFFERED, /* bytes held for it: unsent replies, read buffers */
-	CLIENTS_SESSIONS, /* database sessions (for db to count) */
+	CLIENTS_SESSIONS, /* database connections: sessions and pooled (db) */
 	CLIENTS_STREAMS,  /* cursors, HTTP and file streams (for services) */
 	CLIENTS_RES_N,
 };

@@ -46,49 +46,50 @@ typedef struct config {
 	char socket_path[CONFIG_PATH_MAX]; /* "" until resolved */
 	unsigned workers;                  /* worker loops; 0 means one per CPU */
 	enum log_level log_level;
-	uid_t allow_uids[CONFIG_MAX_UIDS]; /* peers allowed to connect */
-	size_t n_allow_uids;               /* 0 means the daemon's own uid */
-	int allow_any_uid;                 /* "allow-uid = any": the socket's mode decides */
-	int allow_uid_set;                 /* allow-uid was given (file or flag) */
-	gid_t allow_gids[CONFIG_MAX_UIDS]; /* peers in these groups may connect too */
-	size_t n_allow_gids;               /* 0: no group is allowed as such */
-	uint32_t hello_max_frame;          /* frame limit before Hello */
-	uint32_t max_frame;                /* frame limit after Hello */
-	uint32_t busy_poll_us;             /* spin this long after I/O before blocking */
-	uint32_t max_inflight;             /* requests processed at once per connection */
-	uint64_t output_cap;               /* unsent reply bytes before a client is dropped */
-	uint32_t uid_max_connections;      /* per uid; 0: half the descriptor limit */
-	uint32_t uid_max_inflight;         /* requests in flight per uid, all connections */
-	uint64_t uid_max_buffered;         /* unsent reply and read-buffer bytes per uid */
-	uint64_t output_soft;              /* all unsent replies: big holders dropped past it */
-	uint64_t output_hard;              /* all unsent replies: any holder dropped past it */
-	uint32_t idle_timeout_ms;          /* close idle connections; 0 never */
-	uint32_t frame_timeout_ms;         /* close a connection stalled mid-frame */
-	uint32_t default_timeout_ms;       /* deadline of a request that names none */
-	uint32_t max_timeout_ms;           /* longer deadlines are clamped to this */
-	uint32_t shutdown_grace_ms;        /* in-flight work may finish this long */
-	uint32_t batch_max_members;        /* members one Batch may have */
-	uint32_t metrics_interval_ms;      /* how often metrics-file is rewritten */
-	char *metrics_file;                /* Prometheus text file, or NULL (off) */
-	char *metrics_listen;              /* loopback "HOST:PORT" for GET /metrics, or NULL */
-	config_list file_roots;            /* "name=/path" items; empty: the default root */
-	uint32_t file_chunk;               /* largest file chunk in one reply or request */
-	char *file_resolve;                /* "auto" (openat2, else walk) or "walk" */
-	uint32_t file_max_streams;         /* open file streams per connection */
-	char *file_max_mode;               /* octal ceiling of created files' modes */
-	char *file_max_dir_mode;           /* octal ceiling of created directories' modes */
-	uint32_t db_pool_size;             /* pooled PG connections per worker and conninfo */
-	uint32_t db_pool_idle_ms;          /* idle pooled connections are closed after this */
-	uint32_t db_statement_cache;       /* prepared statements per pooled connection */
-	uint32_t db_session_idle_ms;       /* idle sessions are closed; 0 never */
-	uint32_t db_session_grace_ms;      /* sessions outlive their client this long */
-	uint32_t db_max_sessions;          /* open sessions per worker */
-	uint32_t db_stream_idle_ms;        /* unread pooled cursors are reclaimed after this */
-	config_list db_allow_targets;      /* host:port patterns foreign clients may reach */
-	config_list db_tls_root_cert;      /* "target=FILE": sslrootcert per target */
-	int check_only;                    /* --check-config: validate and exit */
-	int print_example;                 /* --print-example-config: print and exit */
-	_Atomic unsigned refs;             /* holders of a config_alloc()ed generation */
+	uid_t allow_uids[CONFIG_MAX_UIDS];   /* peers allowed to connect */
+	size_t n_allow_uids;                 /* 0 means the daemon's own uid */
+	int allow_any_uid;                   /* "allow-uid = any": the socket's mode decides */
+	int allow_uid_set;                   /* allow-uid was given (file or flag) */
+	gid_t allow_gids[CONFIG_MAX_UIDS];   /* peers in these groups may connect too */
+	size_t n_allow_gids;                 /* 0: no group is allowed as such */
+	uint32_t hello_max_frame;            /* frame limit before Hello */
+	uint32_t max_frame;                  /* frame limit after Hello */
+	uint32_t busy_poll_us;               /* spin this long after I/O before blocking */
+	uint32_t max_inflight;               /* requests processed at once per connection */
+	uint64_t output_cap;                 /* unsent reply bytes before a client is dropped */
+	uint32_t uid_max_connections;        /* per uid; 0: half the descriptor limit */
+	uint32_t uid_max_inflight;           /* requests in flight per uid, all connections */
+	uint64_t uid_max_buffered;           /* unsent reply and read-buffer bytes per uid */
+	uint64_t output_soft;                /* all unsent replies: big holders dropped past it */
+	uint64_t output_hard;                /* all unsent replies: any holder dropped past it */
+	uint32_t idle_timeout_ms;            /* close idle connections; 0 never */
+	uint32_t frame_timeout_ms;           /* close a connection stalled mid-frame */
+	uint32_t default_timeout_ms;         /* deadline of a request that names none */
+	uint32_t max_timeout_ms;             /* longer deadlines are clamped to this */
+	uint32_t shutdown_grace_ms;          /* in-flight work may finish this long */
+	uint32_t batch_max_members;          /* members one Batch may have */
+	uint32_t metrics_interval_ms;        /* how often metrics-file is rewritten */
+	char *metrics_file;                  /* Prometheus text file, or NULL (off) */
+	char *metrics_listen;                /* loopback "HOST:PORT" for GET /metrics, or NULL */
+	config_list file_roots;              /* "name=/path" items; empty: the default root */
+	uint32_t file_chunk;                 /* largest file chunk in one reply or request */
+	char *file_resolve;                  /* "auto" (openat2, else walk) or "walk" */
+	uint32_t file_max_streams;           /* open file streams per connection */
+	char *file_max_mode;                 /* octal ceiling of created files' modes */
+	char *file_max_dir_mode;             /* octal ceiling of created directories' modes */
+	uint32_t db_pool_size;               /* pooled PG connections per worker and conninfo */
+	uint32_t db_pool_idle_ms;            /* idle pooled connections are closed after this */
+	uint32_t db_statement_cache;         /* prepared statements per pooled connection */
+	uint32_t db_session_idle_ms;         /* idle sessions are closed; 0 never */
+	uint32_t db_session_grace_ms;        /* sessions outlive their client this long */
+	uint32_t db_max_sessions;            /* open sessions per worker */
+	uint32_t db_stream_idle_ms;          /* unread pooled cursors are reclaimed after this */
+	uint32_t db_max_connections_per_uid; /* PG connections of one uid; 0 no limit */
+	config_list db_allow_targets;        /* host:port patterns foreign clients may reach */
+	config_list db_tls_root_cert;        /* "target=FILE": sslrootcert per target */
+	int check_only;                      /* --check-config: validate and exit */
+	int print_example;                   /* --print-example-config: print and exit */
+	_Atomic unsigned refs;               /* holders of a config_alloc()ed generation */
 	/* HTTP */
 	uint64_t http_max_response;         /* largest whole (unstreamed) response body */
 	uint32_t http_max_redirects;        /* redirects followed at most */

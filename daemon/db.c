@@ -188,6 +188,7 @@ struct dbc {
 	int cancelling;     /* PQcancel jobs for this connection on the thread pool */
 	int after_cancel;   /* finished a query while cancelling: resume when done */
 	dbstmt_cache stmts; /* pooled: statements prepared on this connection */
+	clients_acct *acct; /* the uid it counts against (one reference); or NULL */
 	/* Stream. */
 	uint64_t stream_id;   /* 0 when no stream is open */
 	int stream_cols_sent; /* columns went out in the first chunk */
@@ -804,6 +805,8 @@ static void maybe_free(dbc *c)
 	if (c->pg)
 		PQfinish(c->pg);
 	dbstmt_destroy(&c->stmts);
+	clients_put(c->acct, CLIENTS_SESSIONS, 1);
+	clients_acct_unref(c->acct);
 	free(c->conninfo);
 	free(c);
 	dw->live--;
@@ -946,16 +949,35 @@ static void dbc_broken(dbc *c, const char *why)
 	}
 }
 
-static dbc *dbc_new(db_worker *dw, const char *conninfo)
+/*
+ * A new connection for client `uid`, counted against its
+ * db-max-connections-per-uid (sessions and pooled connections alike, over
+ * every worker: PostgreSQL's max_connections is what they share; porterd's
+ * own uid is not limited). NULL with
+ * `*err` PORTER_E_BUSY over that limit, or PORTER_E_NOMEM.
+ */
+static dbc *dbc_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
 {
+	*err = PORTER_E_NOMEM;
 	dbc *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->conninfo = strdup(conninfo);
-	if (!c->conninfo) {
+	c->acct = clients_acct_ref(uid);
+	/* porterd's own uid (local clients) is counted, never limited: a
+	 * per-user daemon has no other uid to be fair to. */
+	uint32_t limit = uid == geteuid() ? 0 : dw->w->cfg->db_max_connections_per_uid;
+	if (c->conninfo && !clients_take(c->acct, CLIENTS_SESSIONS, 1, limit))
+		*err = PORTER_E_BUSY;
+	else if (c->conninfo)
+		*err = 0;
+	if (*err) {
+		clients_acct_unref(c->acct);
+		free(c->conninfo);
 		free(c);
 		return NULL;
 	}
+	c->uid = uid;
 	c->dw = dw;
 	c->poll_fd = -1;
 	list_init(&c->queue);
@@ -2054,11 +2076,30 @@ static pool *pool_find(db_worker *dw, uid_t uid, const char *conninfo, int creat
 	return p;
 }
 
+/* Fails `op`: its uid holds as many database connections as it may. */
+static void fail_uid_quota(dbop *op)
+{
+	op_fail(op, PORTER_E_BUSY,
+		"uid %u holds %u database connections, its limit "
+		"(db-max-connections-per-uid); close sessions or cursors",
+		(unsigned)op->uid, op->dw->w->cfg->db_max_connections_per_uid);
+}
+
 static void pool_new_conn(pool *p, dbop *op)
 {
-	dbc *c = dbc_new(op->dw, p->conninfo);
+	int err;
+	dbc *c = dbc_new(op->dw, p->conninfo, p->uid, &err);
+	if (!c && err == PORTER_E_BUSY && p->total) {
+		/* At its uid's limit: wait for one of the pool's own. */
+		list_push_back(&p->waiters, &op->link);
+		op->queued = 1;
+		return;
+	}
 	if (!c) {
-		op_fail(op, PORTER_E_NOMEM, "out of memory");
+		if (err == PORTER_E_BUSY)
+			fail_uid_quota(op);
+		else
+			op_fail(op, PORTER_E_NOMEM, "out of memory");
 		return;
 	}
 	c->pool = p;
@@ -2232,13 +2273,16 @@ static void do_open(dbop *op)
 		op_fail(op, PORTER_E_BUSY, "too many database sessions on this worker");
 		return;
 	}
-	dbc *c = dbc_new(dw, o->conninfo);
+	int err;
+	dbc *c = dbc_new(dw, o->conninfo, op->uid, &err);
 	if (!c) {
-		op_fail(op, PORTER_E_NOMEM, "out of memory");
+		if (err == PORTER_E_BUSY)
+			fail_uid_quota(op);
+		else
+			op_fail(op, PORTER_E_NOMEM, "out of memory");
 		return;
 	}
 	c->id = new_id(dw);
-	c->uid = op->uid;
 	c->inst = op->inst;
 	dw->n_sessions++;
 	list_push_back(&dw->sessions, &c->link);

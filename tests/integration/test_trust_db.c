@@ -57,7 +57,15 @@ static void ci_get(const char *ci, const char *key, char *out, size_t cap)
 
 /* Starts porterd as TH_UID_DAEMON with the targets foreign clients may
  * reach: the fixture's TCP port, and `more` (NULL or a list item). */
+static void start_with(const char *more, const char *workers, const char *const *more_args);
+
 static void start(const char *more, const char *workers)
+{
+	start_with(more, workers, NULL);
+}
+
+/* As start, plus the NULL-terminated `more_args` (NULL for none). */
+static void start_with(const char *more, const char *workers, const char *const *more_args)
 {
 	th_pg_file("conninfo", ci_sock, sizeof(ci_sock));
 	th_pg_file("conninfo_tcp", ci_tcp, sizeof(ci_tcp));
@@ -67,9 +75,11 @@ static void start(const char *more, const char *workers)
 	static char targets[512];
 	snprintf(targets, sizeof(targets), "127.0.0.1:%s%s%s", pg_port, more ? "," : "",
 		 more ? more : "");
-	const char *extra[] = {
-		"--allow-uid",    ALL_UIDS, "--db-allow-targets", targets, "--workers", workers,
-		"--db-pool-size", "1",      "--log-level",        "debug", NULL};
+	const char *extra[24] = {"--allow-uid", ALL_UIDS, "--db-allow-targets", targets,
+				 "--workers",   workers,  "--db-pool-size",     "1",
+				 "--log-level", "debug"};
+	for (size_t n = 10; more_args && *more_args && n < 23; more_args++)
+		extra[n++] = *more_args;
 	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
 }
 
@@ -536,6 +546,56 @@ START_TEST(pooled_state_never_crosses_processes)
 }
 END_TEST
 
+/* Opens sessions until refused and leaves them open (they outlive the
+ * process for db-session-grace); then a pooled query of a new pool. The
+ * result is a count of sessions, then the two refusals' codes. */
+typedef struct hog {
+	char conninfo[600];
+	int opened, refused, pooled;
+	char text[256];
+} hog;
+
+static int hog_sessions(void *arg)
+{
+	hog *h = arg;
+	for (int i = 0; i < 10; i++) {
+		uint64_t s = 0;
+		int rc = porter_db_open(h->conninfo, 0, 10000, &s);
+		if (rc != 0) {
+			h->refused = rc;
+			snprintf(h->text, sizeof(h->text), "%s", porter_last_error_message());
+			break;
+		}
+		h->opened++;
+	}
+	char ci[700];
+	snprintf(ci, sizeof(ci), "%s application_name=another_pool", h->conninfo);
+	porter_db_result *r = NULL;
+	h->pooled = porter_db_query(0, ci, "SELECT 1", NULL, 0, 0, 5000, &r);
+	porter_db_result_free(r);
+	return 0;
+}
+
+START_TEST(one_uid_cannot_take_every_server_slot)
+{
+	const char *extra[] = {"--db-max-connections-per-uid", "4", "--db-session-grace", "30000",
+			       NULL};
+	start_with(NULL, "2", extra);
+	hog *h = th_shared_alloc(sizeof(*h));
+	ck_assert_ptr_nonnull(h);
+	snprintf(h->conninfo, sizeof(h->conninfo), "%s", ci_pw);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 30000, hog_sessions, h), 0);
+	ck_assert_msg(h->opened == 4, "opened %d sessions", h->opened);
+	ck_assert_int_eq(h->refused, PORTER_E_BUSY);
+	ck_assert_msg(strstr(h->text, "db-max-connections-per-uid") != NULL, "%s", h->text);
+	ck_assert_int_eq(h->pooled, PORTER_E_BUSY);
+	/* Alice's sessions are still open (grace); Bob is not affected. */
+	ck_ok(as(TH_UID_BOB, ci_pw, "SELECT current_user", 1), "porter_pw");
+	ck_ok(as(TH_UID_BOB, ci_pw, "SELECT current_user", 0), "porter_pw");
+	stop();
+}
+END_TEST
+
 int main(void)
 {
 	if (!th_tenant_available()) {
@@ -554,6 +614,7 @@ int main(void)
 	tcase_add_test(tc, control_characters_refused);
 	tcase_add_test(tc, pooled_state_never_crosses_uids);
 	tcase_add_test(tc, pooled_state_never_crosses_processes);
+	tcase_add_test(tc, one_uid_cannot_take_every_server_slot);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
