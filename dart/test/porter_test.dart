@@ -40,6 +40,23 @@ Future<int> pingInIsolate(int tag, int calls) => Isolate.run(() {
       return calls;
     });
 
+/// A daemon-side delayed ping made with [callId] from a new isolate (a
+/// thread other than the canceller's); returns its outcome's code name.
+Future<String> delayedPingInIsolate(int callId) => Isolate.run(() {
+      final p = Porter();
+      try {
+        p.ping(
+            delay: const Duration(seconds: 10),
+            timeout: const Duration(seconds: 20),
+            callId: callId);
+        return 'ok';
+      } on PorterException catch (e) {
+        return e.name;
+      } finally {
+        p.disconnectThread();
+      }
+    });
+
 void main() {
   setUpAll(() async {
     daemon = await TestDaemon.start();
@@ -274,6 +291,22 @@ void main() {
       } finally {
         await one.close();
       }
+    });
+
+    test('an id taken on one isolate cancels a call made on another', () async {
+      // porter_call_id_new: no thread state, so the id is good on any
+      // thread; a cancel that arrives first is remembered by porterd.
+      final id = porter.newCallId();
+      final sw = Stopwatch()..start();
+      final f = delayedPingInIsolate(id);
+      await Future<void>.delayed(const Duration(milliseconds: 200));
+      porter.cancelNowait(id); // never waits
+      expect(await f, 'PORTER_E_CANCELLED');
+      expect(sw.elapsed, lessThan(const Duration(seconds: 5)));
+      // An id taken and never used leaves nothing behind: the next call on
+      // this thread is not refused (a reservation used to be).
+      porter.newCallId();
+      porter.ping(timeout: const Duration(seconds: 2));
     });
 
     test('a token holds no listener for calls that ended', () async {

@@ -4,7 +4,8 @@
 // Everything here that crosses isolates (sessions, results, rows) is a
 // plain Dart object. Native results are copied out and freed before a call
 // returns; a native cursor is owned by a [DbCursor] and freed by its
-// close(), with a Dart Finalizer as the safety net.
+// close(), with a NativeFinalizer on its non-waiting free as the safety
+// net.
 import 'dart:ffi';
 import 'dart:typed_data';
 
@@ -353,23 +354,11 @@ PorterException dbError(PorterBindings b, int code, String name,
 String _str(Pointer<Char> p) =>
     p == nullptr ? '' : p.cast<Utf8>().toDartString();
 
-/// What a cursor's safety-net finalizer needs: nothing that refers back
-/// to the [DbCursor] itself.
-final class _NativeHandle {
-  final PorterBindings b;
-  final int address;
-  const _NativeHandle(this.b, this.address);
-}
-
-/// The safety net for cursors dropped without [DbCursor.close]. A Dart
-/// [Finalizer], not a NativeFinalizer: closing a cursor may wait for
-/// porterd (porter_db_cursor_close is a round trip of up to 1 s), and a
-/// NativeFinalizer runs on whatever thread collects the object, including
-/// at isolate-group shutdown on every hot restart. A Dart finalizer runs
-/// on the owning isolate's event loop: a background isolate, since only
-/// the synchronous API owns cursors that way (see README "Native memory").
-final Finalizer<_NativeHandle> _cursorFinalizer = Finalizer((h) => h.b
-    .porter_db_cursor_free(Pointer<porter_db_cursor>.fromAddress(h.address)));
+/// The safety net for cursors dropped without [DbCursor.close]: a
+/// NativeFinalizer on porter_db_cursor_free, which never waits (libporter's
+/// background thread tells porterd), so it may run on any thread, at GC
+/// time or at a hot restart. One per isolate.
+NativeFinalizer? _cursorFinalizer;
 
 /// A native streamed result, owned by Dart: chunks are pulled with [next]
 /// (each call blocks the calling thread for at most its timeout) and the
@@ -381,14 +370,16 @@ final Finalizer<_NativeHandle> _cursorFinalizer = Finalizer((h) => h.b
 /// cursor opened in one isolate be adopted by another with
 /// [DbCursor.adopt] (the pool does this, so its chunks can be pulled by
 /// whichever worker is free). Exactly one owner may close it.
-final class DbCursor {
+final class DbCursor implements Finalizable {
   final PorterBindings _b;
   Pointer<porter_db_cursor> _ptr;
   final bool _owned;
 
   DbCursor._(this._b, this._ptr, this._owned) {
     if (_owned) {
-      _cursorFinalizer.attach(this, _NativeHandle(_b, _ptr.address), detach: this);
+      final f = _cursorFinalizer ??=
+          NativeFinalizer(_b.addresses.porter_db_cursor_free.cast());
+      f.attach(this, _ptr.cast(), detach: this);
     }
   }
 
@@ -404,26 +395,29 @@ final class DbCursor {
   /// The native address, to hand the cursor to another isolate.
   int get address => _ptr.address;
 
-  /// Whether [close] or [release] was called.
+  /// Whether [close], [free] or [release] was called.
   bool get isClosed => _ptr == nullptr;
 
   /// Gives up ownership without closing (another isolate will): the
   /// finalizer is detached and [address] is returned.
   int release() {
     final a = _ptr.address;
-    if (_owned && _ptr != nullptr) _cursorFinalizer.detach(this);
+    if (_owned && _ptr != nullptr) _cursorFinalizer!.detach(this);
     _ptr = nullptr;
     return a;
   }
 
-  /// The next chunk of rows, or null after the last one. Throws
-  /// [PorterDbException] when the query failed on the server (the error
-  /// may arrive with any chunk), [PorterTimeoutException], ...
-  DbResultPart? next(int timeoutMs) {
+  /// The next chunk of rows, or null after the last one. Blocks for at
+  /// most [timeoutMs] (0: the default), and never past the stream's
+  /// deadline. [callId] 0 uses the open's id (so a cancel of the open's
+  /// id stops this read). Throws [PorterDbException] when the query
+  /// failed on the server (the error may arrive with any chunk),
+  /// [PorterTimeoutException], ...
+  DbResultPart? next(int timeoutMs, {int callId = 0}) {
     if (_ptr == nullptr) throw StateError('cursor closed');
     final out = calloc<Pointer<porter_db_result>>();
     try {
-      final rc = _b.porter_db_cursor_read(_ptr, 0, timeoutMs, out);
+      final rc = _b.porter_db_cursor_read(_ptr, callId, timeoutMs, out);
       final last = _str(_b.porter_last_error_message());
       final r = out.value;
       try {
@@ -440,11 +434,21 @@ final class DbCursor {
     }
   }
 
-  /// Closes the cursor (porterd cancels a query not read to its end).
-  /// Calling it again does nothing. Blocks briefly (up to 1 s).
-  void close() {
+  /// Closes the cursor (porterd cancels a query not read to its end),
+  /// waiting up to [timeoutMs] for porterd to confirm; the cursor is freed
+  /// either way. Calling it again does nothing.
+  void close([int timeoutMs = 1000]) {
     if (_ptr == nullptr) return;
-    if (_owned) _cursorFinalizer.detach(this);
+    if (_owned) _cursorFinalizer!.detach(this);
+    _b.porter_db_cursor_close(_ptr, timeoutMs);
+    _ptr = nullptr;
+  }
+
+  /// Frees the cursor without waiting (libporter's background thread
+  /// tells porterd). Calling it again, or [close] after it, does nothing.
+  void free() {
+    if (_ptr == nullptr) return;
+    if (_owned) _cursorFinalizer!.detach(this);
     _b.porter_db_cursor_free(_ptr);
     _ptr = nullptr;
   }

@@ -179,24 +179,15 @@ PorterException fileError(PorterBindings b, int code, String path) {
   return PorterFileException(code, name, message, kind, path);
 }
 
-/// What a reader's finalizer needs (nothing referring back to it).
-final class _ReaderHandle {
-  final PorterBindings b;
-  final int address;
-  const _ReaderHandle(this.b, this.address);
-}
-
-/// The safety net for readers dropped without [FileReader.close]: a Dart
-/// [Finalizer] on the owning (background) isolate, since closing may tell
-/// porterd (a round trip) and must not run on an arbitrary thread.
-final Finalizer<_ReaderHandle> _readerFinalizer = Finalizer((h) =>
-    h.b.porter_file_reader_free(
-        Pointer<porter_file_reader>.fromAddress(h.address)));
+/// The safety net for readers dropped without [FileReader.close]: a
+/// NativeFinalizer on porter_file_reader_free, which never waits. One per
+/// isolate.
+NativeFinalizer? _readerFinalizer;
 
 /// A file read chunk by chunk ([Porter.openFileReader]): [read] until null,
 /// and always [close] (in a `finally`). Used by one thread at a time; any
 /// thread may read it.
-final class FileReader {
+final class FileReader implements Finalizable {
   final PorterBindings _b;
   Pointer<porter_file_reader> _ptr;
 
@@ -208,7 +199,9 @@ final class FileReader {
 
   FileReader._(this._b, this._ptr, this.path)
       : size = _b.porter_file_reader_size(_ptr) {
-    _readerFinalizer.attach(this, _ReaderHandle(_b, _ptr.address), detach: this);
+    final f = _readerFinalizer ??=
+        NativeFinalizer(_b.addresses.porter_file_reader_free.cast());
+    f.attach(this, _ptr.cast(), detach: this);
   }
 
   /// Whether [close] was called.
@@ -216,16 +209,24 @@ final class FileReader {
 
   /// The next chunk (a copy owned by Dart), or null at the end. Blocks for
   /// at most [timeoutMs] (0: the default) when a chunk must be fetched.
-  Uint8List? read(int timeoutMs) {
+  Uint8List? read(int timeoutMs, {int callId = 0}) {
     if (_ptr == nullptr) throw StateError('file reader closed');
-    return readFileChunkAt(_b, _ptr.address, path, timeoutMs);
+    return readFileChunkAt(_b, _ptr.address, path, timeoutMs, callId: callId);
   }
 
-  /// Closes the reader (telling porterd when chunks remain); calling it
-  /// again does nothing. Blocks briefly at most.
-  void close() {
+  /// Closes the reader (telling porterd when chunks remain, waiting up
+  /// to [timeoutMs]); calling it again does nothing.
+  void close([int timeoutMs = 1000]) {
     if (_ptr == nullptr) return;
-    _readerFinalizer.detach(this);
+    _readerFinalizer!.detach(this);
+    _b.porter_file_reader_close(_ptr, timeoutMs);
+    _ptr = nullptr;
+  }
+
+  /// Frees the reader without waiting.
+  void free() {
+    if (_ptr == nullptr) return;
+    _readerFinalizer!.detach(this);
     _b.porter_file_reader_free(_ptr);
     _ptr = nullptr;
   }
@@ -236,7 +237,7 @@ final class FileReader {
 /// address.
 int releaseFileReader(FileReader rd) {
   final a = rd._ptr.address;
-  if (rd._ptr != nullptr) _readerFinalizer.detach(rd);
+  if (rd._ptr != nullptr) _readerFinalizer!.detach(rd);
   rd._ptr = nullptr;
   return a;
 }
@@ -244,19 +245,20 @@ int releaseFileReader(FileReader rd) {
 /// The next chunk of the native reader at [address] (a copy), or null at
 /// the end; see [FileReader.read].
 Uint8List? readFileChunkAt(
-    PorterBindings b, int address, String path, int timeoutMs) {
+    PorterBindings b, int address, String path, int timeoutMs,
+    {int callId = 0}) {
   final data = calloc<Pointer<Void>>();
   final len = calloc<Size>();
   try {
     final rc = b.porter_file_reader_read(
-        Pointer<porter_file_reader>.fromAddress(address),
-        0,
-        timeoutMs,
-        data,
-        len);
+        Pointer<porter_file_reader>.fromAddress(address), callId, timeoutMs,
+        data, len);
     if (rc < 0) throw fileError(b, rc, path);
     if (rc == 0) return null;
-    return Uint8List.fromList(data.value.cast<Uint8>().asTypedList(len.value));
+    final n = len.value;
+    return n == 0
+        ? Uint8List(0)
+        : Uint8List.fromList(data.value.cast<Uint8>().asTypedList(n));
   } finally {
     calloc.free(data);
     calloc.free(len);

@@ -3,7 +3,8 @@
 // Everything here that crosses isolates (responses, options, timings) is a
 // plain Dart object. A native response is copied out and freed before a
 // call returns; a native stream is owned by an [HttpStream] and freed by
-// its close(), with a Dart Finalizer as the safety net.
+// its close(), with a NativeFinalizer on its non-waiting free as the
+// safety net.
 import 'dart:convert';
 import 'dart:ffi';
 import 'dart:typed_data';
@@ -413,20 +414,10 @@ PorterException httpError(PorterBindings b, int code, String url) {
   return PorterException.fromCode(code, name, message);
 }
 
-/// What a stream's safety-net finalizer needs (nothing referring back to
-/// the [HttpStream]).
-final class _StreamHandle {
-  final PorterBindings b;
-  final int address;
-  const _StreamHandle(this.b, this.address);
-}
-
-/// The safety net for streams dropped without [HttpStream.close]: a Dart
-/// [Finalizer] on the owning (background) isolate, never a NativeFinalizer,
-/// since porter_http_stream_close may wait for porterd (see DbCursor).
-final Finalizer<_StreamHandle> _streamFinalizer = Finalizer((h) =>
-    h.b.porter_http_stream_free(
-        Pointer<porter_http_stream>.fromAddress(h.address)));
+/// The safety net for streams dropped without [HttpStream.close]: a
+/// NativeFinalizer on porter_http_stream_free, which never waits. One per
+/// isolate.
+NativeFinalizer? _streamFinalizer;
 
 /// A streamed HTTP response, owned by Dart: [response] is its head (status,
 /// headers, effective URL; an empty body), [read] pulls the body chunk by
@@ -437,7 +428,7 @@ final Finalizer<_StreamHandle> _streamFinalizer = Finalizer((h) =>
 /// to the worker loop that holds the stream, whichever connection it comes
 /// on (tests/ffi/test_isolates.py checks this with several daemon
 /// workers). [address] and [HttpStream.adopt] let another isolate read it.
-final class HttpStream {
+final class HttpStream implements Finalizable {
   final PorterBindings _b;
   Pointer<porter_http_stream> _ptr;
   final bool _owned;
@@ -450,7 +441,9 @@ final class HttpStream {
 
   HttpStream._(this._b, this._ptr, this.url, this.response, this._owned) {
     if (_owned) {
-      _streamFinalizer.attach(this, _StreamHandle(_b, _ptr.address), detach: this);
+      final f = _streamFinalizer ??=
+          NativeFinalizer(_b.addresses.porter_http_stream_free.cast());
+      f.attach(this, _ptr.cast(), detach: this);
     }
   }
 
@@ -467,7 +460,7 @@ final class HttpStream {
   /// Gives up ownership without closing (another isolate will).
   int release() {
     final a = _ptr.address;
-    if (_owned && _ptr != nullptr) _streamFinalizer.detach(this);
+    if (_owned && _ptr != nullptr) _streamFinalizer!.detach(this);
     _ptr = nullptr;
     return a;
   }
@@ -479,9 +472,9 @@ final class HttpStream {
   /// end. Blocks this thread for at most [timeoutMs] (0: the default).
   /// Throws [PorterHttpException] when the transfer failed,
   /// [PorterTimeoutException] when nothing arrived in time.
-  Uint8List? read(int timeoutMs) {
+  Uint8List? read(int timeoutMs, {int callId = 0}) {
     if (_ptr == nullptr) throw StateError('HTTP stream closed');
-    return readHttpChunkAt(_b, _ptr.address, url, timeoutMs);
+    return readHttpChunkAt(_b, _ptr.address, url, timeoutMs, callId: callId);
   }
 
   /// The head again, with the timings filled in once the body has ended
@@ -491,12 +484,21 @@ final class HttpStream {
     return httpHeadAt(_b, _ptr.address);
   }
 
-  /// Frees the stream; one not read to its end is aborted in the daemon
-  /// (this waits up to one second for porterd to confirm). Calling it
-  /// again does nothing.
-  void close() {
+  /// Frees the stream; one not read to its end is aborted in the daemon,
+  /// waiting up to [timeoutMs] for porterd to confirm. Calling it again
+  /// does nothing.
+  void close([int timeoutMs = 1000]) {
     if (_ptr == nullptr) return;
-    if (_owned) _streamFinalizer.detach(this);
+    if (_owned) _streamFinalizer!.detach(this);
+    _b.porter_http_stream_close(_ptr, timeoutMs);
+    _ptr = nullptr;
+  }
+
+  /// Frees the stream without waiting (libporter's background thread
+  /// aborts an unfinished transfer).
+  void free() {
+    if (_ptr == nullptr) return;
+    if (_owned) _streamFinalizer!.detach(this);
     _b.porter_http_stream_free(_ptr);
     _ptr = nullptr;
   }
@@ -505,16 +507,14 @@ final class HttpStream {
 /// The next chunk of the native stream at [address] (a copy), or null at
 /// its end; see [HttpStream.read]. Used by whichever pool worker pulls it.
 Uint8List? readHttpChunkAt(
-    PorterBindings b, int address, String url, int timeoutMs) {
+    PorterBindings b, int address, String url, int timeoutMs,
+    {int callId = 0}) {
   final data = calloc<Pointer<Void>>();
   final len = calloc<Size>();
   try {
     final rc = b.porter_http_stream_read(
-        Pointer<porter_http_stream>.fromAddress(address),
-        0,
-        timeoutMs,
-        data,
-        len);
+        Pointer<porter_http_stream>.fromAddress(address), callId, timeoutMs,
+        data, len);
     if (rc < 0) throw httpError(b, rc, url);
     if (rc == 0) return null;
     final n = len.value;

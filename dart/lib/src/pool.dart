@@ -16,6 +16,7 @@ import 'db.dart';
 import 'errors.dart';
 import 'files.dart';
 import 'http.dart';
+import 'library.dart';
 import 'stats.dart';
 import 'sync.dart';
 
@@ -73,7 +74,12 @@ final class PorterPool {
   int _nextId = 1;
   bool _closed = false;
 
-  PorterPool._(this.libraryPath, this.timeouts) {
+  /// The bindings on this isolate, for what never waits: picking call
+  /// ids, sending cancels and freeing stream handles.
+  final PorterBindings _b;
+
+  PorterPool._(this.libraryPath, this.timeouts)
+      : _b = porterBindings(path: libraryPath) {
     _replies.handler = _onMessage;
   }
 
@@ -209,12 +215,13 @@ final class PorterPool {
   }
 
   _QueryArgs _queryArgs(String sql, DbSession? session, String? conninfo,
-      List<Object?> params, int chunkRows) {
+      List<Object?> params, int chunkRows,
+      [Duration? streamTimeout]) {
     if (session == null && (conninfo == null || conninfo.isEmpty)) {
       throw ArgumentError('a query needs a session or a conninfo');
     }
     return _QueryArgs(sql, session?.id ?? 0, conninfo,
-        List.unmodifiable(encodeParams(params)), chunkRows);
+        List.unmodifiable(encodeParams(params)), chunkRows, streamTimeout);
   }
 
   /// Runs [body] in a transaction and returns its result: `BEGIN` (or
@@ -278,7 +285,9 @@ final class PorterPool {
   /// chunk is pulled from porterd by whichever worker is free, only once
   /// the previous one was delivered and while the subscription is not
   /// paused, so a slow listener slows the query down instead of filling
-  /// memory, and holds no worker. Each pull is bounded by [timeout].
+  /// memory, and holds no worker. Each pull is bounded by [timeout], and
+  /// the whole stream by [streamTimeout] (counted from the open; null:
+  /// none).
   /// Cancelling the subscription (`break` in `await for`), or [cancel],
   /// closes the cursor and porterd cancels the query; [cancel] also ends
   /// the stream with a [PorterCancelledException]. An SQL error ends it
@@ -291,18 +300,21 @@ final class PorterPool {
       List<Object?> params = const [],
       int chunkRows = 1000,
       Duration? timeout,
+      Duration? streamTimeout,
       PorterCancelToken? cancel}) {
     final _QueryArgs args;
     try {
       if (chunkRows < 1 || chunkRows > 100000) {
         throw RangeError.range(chunkRows, 1, 100000, 'chunkRows');
       }
-      args = _queryArgs(sql, session, conninfo, params, chunkRows);
+      streamMs(streamTimeout); // checked here, used by the worker
+      args = _queryArgs(sql, session, conninfo, params, chunkRows,
+          streamTimeout);
     } catch (e, st) {
       return Stream.error(e, st);
     }
     final h = _HandleStream<List<Row>>(this, _Op.cursorOpen, args,
-        _Op.cursorRead, _Op.cursorClose, '', timeout, cancel,
+        _Op.cursorRead, '', timeout, cancel,
         addressOf: (v) => v as int,
         chunkOf: (v) => v == null ? null : v as List<Row>);
     return h.stream(openOnListen: true);
@@ -385,7 +397,8 @@ final class PorterPool {
   /// while the listener wants more: a paused or slow listener pauses the
   /// transfer, all the way to the HTTP peer, and holds no worker (porterd
   /// aborts a stream nobody reads for its http-stream-idle time, 10 s by
-  /// default). Each pull is bounded by [timeout]. Cancelling the
+  /// default). Each pull is bounded by [timeout], the whole stream by
+  /// [HttpOptions.transferTimeout]. Cancelling the
   /// subscription, or [PorterHttpStream.cancel], aborts the transfer;
   /// [cancel] also ends the body with a [PorterCancelledException].
   Future<PorterHttpStream> httpStream(Uri url,
@@ -424,7 +437,6 @@ final class PorterPool {
         _Op.httpOpen,
         _HttpArgs(method, url, List.unmodifiable(headers), body, options),
         _Op.httpRead,
-        _Op.httpClose,
         '$url',
         timeout,
         cancel,
@@ -475,19 +487,26 @@ final class PorterPool {
 
   /// A file as a [Stream] of chunks (porterd's file-chunk-size each),
   /// pulled by whichever worker is free while the listener wants more;
-  /// cancelling the subscription closes the reader.
+  /// cancelling the subscription closes the reader. [streamTimeout]
+  /// bounds the whole stream.
   Stream<Uint8List> readFileStream(String path,
       {String? root,
       int offset = 0,
       int? length,
       Duration? timeout,
+      Duration? streamTimeout,
       PorterCancelToken? cancel}) {
+    try {
+      streamMs(streamTimeout);
+    } catch (e, st) {
+      return Stream.error(e, st);
+    }
     final h = _HandleStream<Uint8List>(
         this,
         _Op.readerOpen,
-        _FileArgs(path, root, offset: offset, length: length),
+        _FileArgs(path, root,
+            offset: offset, length: length, streamTimeout: streamTimeout),
         _Op.readerRead,
-        _Op.readerClose,
         path,
         timeout,
         cancel,
@@ -541,7 +560,7 @@ final class PorterPool {
     _closed = true;
     await _waitDrained();
     for (final d in List.of(_handles.values)) {
-      await _closeHandleNow(d);
+      _freeHandle(d);
     }
     for (final s in List.of(_sessions)) {
       await _closeSession(s);
@@ -577,28 +596,15 @@ final class PorterPool {
 
   static Future<Object?> _result(_Job job) => job.completer.future;
 
-  /// Closes the native stream handle of [d] on a worker, or from
-  /// a short-lived isolate once no worker is left. Never twice: a close
-  /// frees the native handle whatever it reports, so a close that failed
-  /// on a worker is not repeated (porterd also drops a client's streams
-  /// when its connections close).
-  Future<void> _closeHandleNow(_Drop d) async {
+  /// Frees the native stream handle of [d] with its free that never
+  /// waits (libporter's background thread tells porterd), on this isolate,
+  /// once: an address freed may come back for a new handle, which a late
+  /// free of the old one must not touch, so [d] must still be the record
+  /// of its address.
+  void _freeHandle(_Drop d) {
     if (!identical(_handles[d.address], d)) return;
     _handles.remove(d.address);
-    final op = d.closeOp, address = d.address;
-    if (_workers.isNotEmpty) {
-      try {
-        await _result(_enqueueInternal(op, null, _HandleArgs(address)));
-      } on Object {
-        // See above: not repeated.
-      }
-      return;
-    }
-    try {
-      await _closeInIsolate(libraryPath, op, address);
-    } on Object {
-      // Best effort, as above.
-    }
+    _freeNative(_b, d.openOp, d.address);
   }
 
   Future<void> _spawnWorker(int index) async {
@@ -647,11 +653,6 @@ final class PorterPool {
       }
       job.settle();
       _pump();
-    } else if (msg is _Started) {
-      final job = _worker(msg.worker)?.job;
-      if (job == null || job.id != msg.id) return;
-      job.callId = msg.callId;
-      if (job.cancelRequested) _cancelInDaemon(msg.callId);
     } else if (msg is _Ready) {
       final w = _worker(msg.worker);
       if (w == null) return;
@@ -728,18 +729,30 @@ final class PorterPool {
     if (cancel != null && cancel.isCancelled) throw _cancelled();
     // -1: no delay (plain ping); the worker clamps large values.
     final job = _Job(_nextId++, op, timeoutMs(timeout ?? timeouts._for(op)),
-        delay == null ? -1 : delay.inMilliseconds, payload, args);
+        delay == null ? -1 : delay.inMilliseconds, payload, args, _callIdFor(op));
     if (cancel != null) job.unlisten = cancel._listen(() => _cancel(job));
     _queue.add(job);
     _pump();
     return job;
   }
 
-  /// Queues a call of the pool's own (closing a stream or a session),
-  /// also while the pool is closing.
+  /// A new native call id for a call of [op], picked here so a cancel can
+  /// name it whether or not a worker runs it yet. Stream reads get 0: they
+  /// use their open's id.
+  int _callIdFor(_Op op) => switch (op) {
+        _Op.cursorRead || _Op.httpRead || _Op.readerRead => 0,
+        _ => _b.porter_call_id_new(),
+      };
+
+  /// Sends a cancel of [callId] without waiting (libporter's background
+  /// thread does). Best effort: the call's own deadline still bounds it.
+  void _cancelNowait(int callId) => _b.porter_cancel_nowait(callId);
+
+  /// Queues a call of the pool's own (closing a session), also while the
+  /// pool is closing.
   _Job _enqueueInternal(_Op op, Duration? timeout, Object? args) {
-    final job = _Job(
-        _nextId++, op, timeoutMs(timeout ?? timeouts._for(op)), -1, null, args);
+    final job = _Job(_nextId++, op, timeoutMs(timeout ?? timeouts._for(op)),
+        -1, null, args, _callIdFor(op));
     if (_workers.isEmpty) {
       // Closed already: nobody would run it.
       job.fail(StateError('no porter worker left'));
@@ -755,21 +768,13 @@ final class PorterPool {
     if (job.done) return;
     if (_queue.remove(job)) {
       job.settle();
-    } else {
-      // Running: stop it in the daemon too, now or once its id is known.
-      job.cancelRequested = true;
-      final id = job.callId;
-      if (id != null) _cancelInDaemon(id);
+    } else if (job.callId != 0) {
+      // Running: stop it in porterd too. The id was the pool's pick, so
+      // this needs nothing from the worker, and it never waits.
+      _cancelNowait(job.callId);
     }
     job.fail(_cancelled());
     _checkDrained();
-  }
-
-  /// Sends porter_cancel for [callId] from a helper isolate: the call
-  /// blocks (briefly), and this isolate must not. Best effort: the call's
-  /// own deadline still bounds it if the cancel fails.
-  void _cancelInDaemon(int callId) {
-    unawaited(_cancelInIsolate(libraryPath, callId).catchError((Object _) {}));
   }
 
   static PorterCancelledException _cancelled() =>
@@ -791,8 +796,8 @@ final class PorterPool {
       final job = _queue.removeFirst();
       idle.job = job;
       try {
-        idle.port!.send(_Request(
-            job.id, job.op, job.timeoutMs, job.delayMs, job.payload, job.args));
+        idle.port!.send(_Request(job.id, job.op, job.timeoutMs, job.delayMs,
+            job.payload, job.args, job.callId));
       } catch (e, st) {
         idle.job = null;
         job.fail(ArgumentError('cannot send this call to a porter worker: $e'), st);

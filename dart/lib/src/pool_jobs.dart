@@ -70,18 +70,16 @@ final class PorterTimeouts {
         _Op.dbClose ||
         _Op.query ||
         _Op.cursorOpen ||
-        _Op.cursorRead ||
-        _Op.cursorClose =>
+        _Op.cursorRead =>
           query,
-        _Op.http || _Op.httpOpen || _Op.httpRead || _Op.httpClose => http,
+        _Op.http || _Op.httpOpen || _Op.httpRead => http,
         _Op.fileRead ||
         _Op.fileWrite ||
         _Op.fileDelete ||
         _Op.fileStat ||
         _Op.fileList ||
         _Op.readerOpen ||
-        _Op.readerRead ||
-        _Op.readerClose =>
+        _Op.readerRead =>
           file,
         _Op.ping || _Op.stats || _Op.batch => other,
       };
@@ -107,17 +105,16 @@ final class _Job {
   /// stream opened after all must still be closed).
   Object? lateResult;
 
-  /// The native call id, once the worker has reported it.
-  int? callId;
-
-  /// Cancelled while running: the daemon must be told once [callId] is
-  /// known.
-  bool cancelRequested = false;
+  /// The native call id the pool picked for it (0: a stream read, which
+  /// uses its open's id), so that a cancel can name it at once, whether
+  /// the call is running or not yet.
+  final int callId;
 
   /// Stops listening to the call's cancel token.
   void Function()? unlisten;
 
-  _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.args);
+  _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.args,
+      this.callId);
 
   void settle() {
     unlisten?.call();

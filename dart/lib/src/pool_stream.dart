@@ -7,19 +7,19 @@ part of 'pool.dart';
 /// the stream's finalizer (nothing in it refers back to the stream).
 final class _Drop {
   final PorterPool pool;
-  final _Op closeOp;
+
+  /// The op that opened it: what frees it depends on its kind.
+  final _Op openOp;
   final int address;
-  _Drop(this.pool, this.closeOp, this.address);
+  _Drop(this.pool, this.openOp, this.address);
 }
 
 /// The safety net for a stream dropped unclosed (never listened to, a
-/// subscription never cancelled): a Dart [Finalizer], whose callback runs
-/// on this isolate's event loop and only queues the close for a worker.
-/// Never a NativeFinalizer: closing a handle may wait for porterd, and a
-/// NativeFinalizer runs on whatever thread collects the object (on
-/// Flutter, the UI thread; at every hot restart).
-final Finalizer<_Drop> _dropFinalizer =
-    Finalizer((d) => unawaited(d.pool._closeHandleNow(d)));
+/// subscription never cancelled): a Dart [Finalizer] on the pool's
+/// isolate, which frees the handle with its non-waiting free through the
+/// pool's record of it (a NativeFinalizer would free it behind the pool's
+/// back, and the pool's close would then free it twice).
+final Finalizer<_Drop> _dropFinalizer = Finalizer((d) => d.pool._freeHandle(d));
 
 /// One pool stream. States: not opened; opening (an open job runs);
 /// open ([_address] set; at most one read job at a time, started only
@@ -30,7 +30,6 @@ final class _HandleStream<T> {
   final _Op _openOp;
   final Object _openArgs;
   final _Op _readOp;
-  final _Op _closeOp;
 
   /// What errors name: the URL, the path ("" for queries).
   final String _name;
@@ -57,10 +56,14 @@ final class _HandleStream<T> {
   int? _address;
   _Drop? _drop;
   _Job? _running;
+
+  /// The open's call id: every read uses it, so cancelling it stops the
+  /// read in flight.
+  int _openCallId = 0;
   void Function()? _unlisten;
 
   _HandleStream(this._pool, this._openOp, this._openArgs, this._readOp,
-      this._closeOp, this._name, this._timeout, this._cancel,
+      this._name, this._timeout, this._cancel,
       {required this.addressOf, required this.chunkOf, this.onOpen, this.onEnd});
 
   /// The chunks; with [openOnListen] the handle is opened when the stream
@@ -84,7 +87,14 @@ final class _HandleStream<T> {
     _opened = true;
     final c = _cancel;
     if (c != null && !c.isCancelled) {
-      _unlisten = c._listen(() => unawaited(_finish(PorterPool._cancelled())));
+      _unlisten = c._listen(() {
+        // Stops a read in flight in porterd (the open's own job is
+        // cancelled through its token registration).
+        if (_address != null && _openCallId != 0) {
+          _pool._cancelNowait(_openCallId);
+        }
+        unawaited(_finish(PorterPool._cancelled()));
+      });
     }
     final _Job job;
     try {
@@ -94,6 +104,7 @@ final class _HandleStream<T> {
       return;
     }
     _running = job;
+    _openCallId = job.callId;
     unawaited(job.completer.future.then((v) {
       _running = null;
       _adopt(addressOf(v));
@@ -117,7 +128,7 @@ final class _HandleStream<T> {
   }
 
   void _adopt(int address) {
-    final d = _drop = _Drop(_pool, _closeOp, address);
+    final d = _drop = _Drop(_pool, _openOp, address);
     _address = address;
     _pool._handles[address] = d;
     _dropFinalizer.attach(this, d, detach: this);
@@ -131,7 +142,8 @@ final class _HandleStream<T> {
     final _Job job;
     try {
       // No cancel token on reads: the stream's own listener ends the
-      // stream at once, and a read sends no call id (see Porter.onCallId).
+      // stream at once and cancels the open's id, which the read in
+      // flight uses.
       job = _pool._enqueue(_readOp, _timeout, null, args: _HandleArgs(a, _name));
     } catch (e, st) {
       unawaited(_finish(e, st));
@@ -178,7 +190,7 @@ final class _HandleStream<T> {
     _address = null;
     _drop = null;
     _dropFinalizer.detach(this);
-    unawaited(_pool._closeHandleNow(d));
+    _pool._freeHandle(d);
   }
 
   /// Aborts: ends the stream without an error and closes the handle.

@@ -12,7 +12,6 @@ enum _Op {
   query,
   cursorOpen,
   cursorRead,
-  cursorClose,
   fileRead,
   fileWrite,
   fileDelete,
@@ -20,11 +19,9 @@ enum _Op {
   fileList,
   readerOpen,
   readerRead,
-  readerClose,
   http,
   httpOpen,
   httpRead,
-  httpClose,
 }
 
 /// The arguments of a query or a streamed query. [params] are already
@@ -35,8 +32,12 @@ final class _QueryArgs {
   final String? conninfo;
   final List<EncodedParam> params;
   final int chunkRows;
+
+  /// Streams: the whole-stream deadline (null: none).
+  final Duration? streamTimeout;
   const _QueryArgs(
-      this.sql, this.session, this.conninfo, this.params, this.chunkRows);
+      this.sql, this.session, this.conninfo, this.params, this.chunkRows,
+      [this.streamTimeout]);
 }
 
 /// The arguments of a file operation.
@@ -49,13 +50,17 @@ final class _FileArgs {
   final FileWriteFlags flags;
   final int? mode;
   final bool directory;
+
+  /// Streams: the whole-stream deadline (null: none).
+  final Duration? streamTimeout;
   const _FileArgs(this.path, this.root,
       {this.offset = 0,
       this.length,
       this.data,
       this.flags = FileWriteFlags.overwrite,
       this.mode,
-      this.directory = false});
+      this.directory = false,
+      this.streamTimeout});
 }
 
 /// The arguments of an HTTP request, headers already checked.
@@ -68,8 +73,8 @@ final class _HttpArgs {
   const _HttpArgs(this.method, this.url, this.headers, this.body, this.options);
 }
 
-/// A stream read or close: the native handle's address, and what errors
-/// name (the URL, the path).
+/// A stream read: the native handle's address, and what errors name (the
+/// URL, the path).
 final class _HandleArgs {
   final int address;
   final String name;
@@ -90,7 +95,9 @@ final class _HttpEnd {
   const _HttpEnd(this.head);
 }
 
-/// A request from the pool to a worker.
+/// A request from the pool to a worker. [callId] is the native call id
+/// the pool picked when the call was queued (0 for a stream read, which
+/// then uses its open's id), so the pool can cancel it without asking.
 final class _Request {
   final int id;
   final _Op op;
@@ -98,17 +105,9 @@ final class _Request {
   final int delayMs;
   final Uint8List? payload;
   final Object? args;
-  const _Request(
-      this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.args);
-}
-
-/// A worker telling the pool the native id of the call it is about to make
-/// for job [id], so a cancel can name it.
-final class _Started {
-  final int worker;
-  final int id;
   final int callId;
-  const _Started(this.worker, this.id, this.callId);
+  const _Request(this.id, this.op, this.timeoutMs, this.delayMs, this.payload,
+      this.args, this.callId);
 }
 
 /// A worker's answer: [code] 0 with [result], or a failure.
@@ -157,14 +156,8 @@ void _workerMain(_Start start) {
   final porter = _openPorter(start);
   if (porter == null) return;
   final port = RawReceivePort();
-  var current = 0;
-  // Reported right before each call that sends exactly one request (see
-  // Porter.onCallId), in the same synchronous code as the call.
-  porter.onCallId =
-      (callId) => start.replies.send(_Started(start.worker, current, callId));
   port.handler = (Object? msg) {
     if (msg is _Request) {
-      current = msg.id;
       start.replies.send(_run(porter, start.worker, msg));
     } else {
       // Asked to stop: release this thread's connection now rather than
@@ -176,45 +169,19 @@ void _workerMain(_Start start) {
   start.replies.send(_Ready(start.worker, port.sendPort));
 }
 
-/// Runs porter_cancel in a new isolate, which disconnects its thread
-/// afterwards: the VM keeps its threads, and a connection left on one
-/// would stay open in porterd for as long. Top-level, so the closure sent
-/// holds only [libraryPath] and [callId].
-Future<void> _cancelInIsolate(String? libraryPath, int callId) =>
-    Isolate.run(() {
-      final p = Porter(libraryPath: libraryPath);
-      try {
-        p.cancel(callId, timeout: const Duration(seconds: 2));
-      } finally {
-        p.disconnectThread();
-      }
-    });
-
-/// Closes a native stream handle in a new isolate (for a pool already
-/// closed); disconnects its thread afterwards as [_cancelInIsolate] does.
-Future<void> _closeInIsolate(String? libraryPath, _Op op, int address) =>
-    Isolate.run(() {
-      final p = Porter(libraryPath: libraryPath);
-      try {
-        _closeHandle(p, op, address);
-      } finally {
-        p.disconnectThread();
-      }
-    });
-
-void _closeHandle(Porter p, _Op op, int address) {
-  final b = p.bindings;
+/// Frees the native stream handle at [address] (opened by [op]'s open)
+/// without waiting: libporter's background thread tells porterd. Safe on
+/// any isolate, the UI one included.
+void _freeNative(PorterBindings b, _Op op, int address) {
   switch (op) {
-    case _Op.cursorClose:
-      DbCursor.adopt(b, address).close();
-    case _Op.httpClose:
-      b.porter_http_stream_free(
-          Pointer<porter_http_stream>.fromAddress(address));
-    case _Op.readerClose:
-      b.porter_file_reader_free(
-          Pointer<porter_file_reader>.fromAddress(address));
+    case _Op.cursorOpen:
+      b.porter_db_cursor_free(Pointer<porter_db_cursor>.fromAddress(address));
+    case _Op.httpOpen:
+      b.porter_http_stream_free(Pointer<porter_http_stream>.fromAddress(address));
+    case _Op.readerOpen:
+      b.porter_file_reader_free(Pointer<porter_file_reader>.fromAddress(address));
     default:
-      throw ArgumentError.value(op, 'op', 'not a close');
+      throw ArgumentError.value(op, 'op', 'opens no stream');
   }
 }
 
@@ -234,6 +201,7 @@ DbSession? _session(int id) => id == 0 ? null : DbSession(id);
 _Reply _run(Porter porter, int worker, _Request req) {
   final timeout =
       req.timeoutMs == 0 ? null : Duration(milliseconds: req.timeoutMs);
+  final id = req.callId;
   _Reply ok(Object? v) => _Reply(worker, req.id, v);
   try {
     switch (req.op) {
@@ -241,16 +209,20 @@ _Reply _run(Porter porter, int worker, _Request req) {
         porter.ping(
             payload: req.payload,
             delay: req.delayMs < 0 ? null : Duration(milliseconds: req.delayMs),
-            timeout: timeout);
+            timeout: timeout,
+            callId: id);
         return ok(null);
       case _Op.stats:
-        return ok(porter.stats(timeout: timeout));
+        return ok(porter.stats(timeout: timeout, callId: id));
       case _Op.batch:
-        return ok(porter.batch(req.args as PorterBatch, timeout: timeout));
+        return ok(porter.batch(req.args as PorterBatch,
+            timeout: timeout, callId: id));
       case _Op.dbOpen:
-        return ok(porter.dbOpen(req.args as String, timeout: timeout));
+        return ok(
+            porter.dbOpen(req.args as String, timeout: timeout, callId: id));
       case _Op.dbClose:
-        porter.dbClose(DbSession(req.args as int), timeout: timeout);
+        porter.dbClose(DbSession(req.args as int),
+            timeout: timeout, callId: id);
         return ok(null);
       case _Op.query:
         final a = req.args as _QueryArgs;
@@ -258,7 +230,8 @@ _Reply _run(Porter porter, int worker, _Request req) {
             session: _session(a.session),
             conninfo: a.conninfo,
             params: a.params,
-            timeout: timeout));
+            timeout: timeout,
+            callId: id));
       case _Op.cursorOpen:
         final a = req.args as _QueryArgs;
         final cur = porter.queryCursor(a.sql,
@@ -266,7 +239,9 @@ _Reply _run(Porter porter, int worker, _Request req) {
             conninfo: a.conninfo,
             params: a.params,
             chunkRows: a.chunkRows,
-            timeout: timeout);
+            timeout: timeout,
+            streamTimeout: a.streamTimeout,
+            callId: id);
         // The pool owns it from here.
         return ok(cur.release());
       case _Op.cursorRead:
@@ -277,27 +252,42 @@ _Reply _run(Porter porter, int worker, _Request req) {
       case _Op.fileRead:
         final a = req.args as _FileArgs;
         return ok(porter.readFile(a.path,
-            root: a.root, offset: a.offset, length: a.length, timeout: timeout));
+            root: a.root,
+            offset: a.offset,
+            length: a.length,
+            timeout: timeout,
+            callId: id));
       case _Op.fileWrite:
         final a = req.args as _FileArgs;
         porter.writeFile(a.path, a.data!,
-            root: a.root, flags: a.flags, mode: a.mode, timeout: timeout);
+            root: a.root,
+            flags: a.flags,
+            mode: a.mode,
+            timeout: timeout,
+            callId: id);
         return ok(null);
       case _Op.fileDelete:
         final a = req.args as _FileArgs;
         porter.deleteFile(a.path,
-            root: a.root, directory: a.directory, timeout: timeout);
+            root: a.root, directory: a.directory, timeout: timeout, callId: id);
         return ok(null);
       case _Op.fileStat:
         final a = req.args as _FileArgs;
-        return ok(porter.statFile(a.path, root: a.root, timeout: timeout));
+        return ok(porter.statFile(a.path,
+            root: a.root, timeout: timeout, callId: id));
       case _Op.fileList:
         final a = req.args as _FileArgs;
-        return ok(porter.listDir(a.path, root: a.root, timeout: timeout));
+        return ok(porter.listDir(a.path,
+            root: a.root, timeout: timeout, callId: id));
       case _Op.readerOpen:
         final a = req.args as _FileArgs;
         final rd = porter.openFileReader(a.path,
-            root: a.root, offset: a.offset, length: a.length, timeout: timeout);
+            root: a.root,
+            offset: a.offset,
+            length: a.length,
+            timeout: timeout,
+            streamTimeout: a.streamTimeout,
+            callId: id);
         return ok(releaseFileReader(rd));
       case _Op.readerRead:
         final a = req.args as _HandleArgs;
@@ -306,25 +296,22 @@ _Reply _run(Porter porter, int worker, _Request req) {
       case _Op.http:
         final a = req.args as _HttpArgs;
         return ok(porter.httpWith(a.method, a.url, a.headers,
-            body: a.body, options: a.options, timeout: timeout));
+            body: a.body, options: a.options, timeout: timeout, callId: id));
       case _Op.httpOpen:
         final a = req.args as _HttpArgs;
         final st = porter.httpStreamWith(a.method, a.url, a.headers,
-            body: a.body, options: a.options, timeout: timeout);
+            body: a.body, options: a.options, timeout: timeout, callId: id);
         final head = st.response;
         return ok(_HttpOpened(st.release(), head));
       case _Op.httpRead:
         final a = req.args as _HandleArgs;
-        // Not closed here: the pool owns it and closes it with httpClose.
+        // Not freed here: the pool owns it and frees it.
         final chunk =
             readHttpChunkAt(porter.bindings, a.address, a.name, req.timeoutMs);
         if (chunk == null) {
           return ok(_HttpEnd(httpHeadAt(porter.bindings, a.address)));
         }
         return ok(TransferableTypedData.fromList([chunk]));
-      case _Op.cursorClose || _Op.httpClose || _Op.readerClose:
-        _closeHandle(porter, req.op, (req.args as _HandleArgs).address);
-        return ok(null);
     }
   } on PorterException catch (e) {
     return _Reply(worker, req.id, null, e.code, e.name, e.message, e);

@@ -47,24 +47,6 @@ final class Porter {
   /// The raw bindings, for calls this class does not wrap yet.
   PorterBindings get bindings => _b;
 
-  /// When set, called with the id of each call that sends exactly one
-  /// request, right before the native call and on the same thread, so
-  /// that another isolate can [cancel] it (the pool's workers report it
-  /// this way). Reads of cursors, streams and readers, and closes, are not
-  /// reported: they may send nothing (a chunk that came with the open),
-  /// and an id reserved but not used would go to this thread's next call,
-  /// whichever isolate makes it (see `tests/ffi/test_isolates.py`).
-  void Function(int callId)? onCallId;
-
-  /// Reserves the id of the native call made right after this, and
-  /// reports it. Call it last before the native call: nothing that can
-  /// throw may come in between.
-  int _reserve() {
-    final id = _b.porter_call_id_new();
-    onCallId?.call(id);
-    return id;
-  }
-
   /// libporter's version, e.g. `0.1.0`.
   String get version => _b.porter_version().cast<Utf8>().toDartString();
 
@@ -98,14 +80,14 @@ final class Porter {
   /// Throws [PorterUnreachableException] when no daemon listens,
   /// [PorterTimeoutException] when the echo is late and
   /// [PorterCancelledException] when [cancel] stopped it.
-  void ping({Uint8List? payload, Duration? delay, Duration? timeout}) {
+  void ping(
+      {Uint8List? payload, Duration? delay, Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
     final delayMs = delay == null ? 0 : _delayMs(delay);
     final len = payload?.length ?? 0;
     final buf = len == 0 ? nullptr : calloc<Uint8>(len);
     try {
       if (len != 0) buf.asTypedList(len).setAll(0, payload!);
-      final callId = _reserve();
       final rc = delay == null
           ? _b.porter_ping(buf.cast(), len, callId, ms)
           : _b.porter_ping_delay(buf.cast(), len, delayMs, callId, ms);
@@ -115,11 +97,12 @@ final class Porter {
     }
   }
 
-  /// Reserves the id of this thread's next call, so another isolate can
-  /// [cancel] it. Take it immediately before the call, in the same
-  /// synchronous code (an `await` in between may move the isolate to
-  /// another thread, whose next call is a different one).
-  int nextCallId() => _b.porter_call_id_new();
+  /// A new call id, to pass as `callId:` to a call so that any isolate
+  /// can [cancel] it: unique in the process, never 0, no thread state (take
+  /// it anywhere, use it on any thread). Never blocks. A stream's reads
+  /// use its open's id unless given their own, so cancelling the open's id
+  /// stops whichever read is in flight.
+  int newCallId() => _b.porter_call_id_new();
 
   /// Asks the daemon to stop call [id] of this process, made on any thread.
   /// Returns true when it was in flight and has been stopped (its caller
@@ -133,13 +116,19 @@ final class Porter {
     return true;
   }
 
+  /// Asks the daemon to stop call [id] without waiting: libporter's
+  /// background thread sends the cancel. Safe on a UI isolate.
+  void cancelNowait(int id) {
+    final rc = _b.porter_cancel_nowait(id);
+    if (rc < 0) _throw(rc);
+  }
+
   /// The daemon's counters. Blocks for at most [timeout].
-  PorterStats stats({Duration? timeout}) {
+  PorterStats stats({Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
     final out = calloc<Pointer<porter_stats_snapshot>>();
     StatsSnapshot? snap;
     try {
-      final callId = _reserve();
       final rc = _b.porter_stats(callId, ms, out);
       if (rc < 0) _throw(rc);
       snap = StatsSnapshot._(_b, out.value);
@@ -154,7 +143,8 @@ final class Porter {
   /// Blocks for at most [timeout] for the whole batch; each member also has
   /// its own. Throws only when the batch as a whole failed; read each
   /// member's outcome in the result.
-  PorterBatchResult batch(PorterBatch batch, {Duration? timeout}) {
+  PorterBatchResult batch(PorterBatch batch,
+      {Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
     final b = _b.porter_batch_new(
         batch.mode == BatchMode.all ? PORTER_BATCH_ALL : PORTER_BATCH_FIRST);
@@ -172,7 +162,6 @@ final class Porter {
         final rc = _addMember(b, m);
         if (rc < 0) _throw(rc);
       }
-      final callId = _reserve();
       final rc = _b.porter_batch_run(b, callId, ms, out);
       if (rc < 0) _throw(rc);
       final r = out.value;
@@ -194,12 +183,11 @@ final class Porter {
   /// of this process (send the [DbSession] over). Blocks for at most
   /// [timeout]. Throws [PorterDbException] (code PORTER_E_DB_CONNECT with
   /// libpq's message when the server refuses), [PorterTimeoutException].
-  DbSession dbOpen(String conninfo, {Duration? timeout}) {
+  DbSession dbOpen(String conninfo, {Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
     final ci = conninfo.toNativeUtf8();
     final out = calloc<Uint64>();
     try {
-      final callId = _reserve();
       final rc = _b.porter_db_open(ci.cast(), callId, ms, out);
       if (rc < 0) _throwDb(rc, nullptr);
       return DbSession(out.value);
@@ -211,9 +199,8 @@ final class Porter {
 
   /// Closes [session], rolling back an open transaction. Throws
   /// [PorterDbException] (PORTER_E_DB_SESSION) when it is not open.
-  void dbClose(DbSession session, {Duration? timeout}) {
+  void dbClose(DbSession session, {Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
-    final callId = _reserve();
     final rc = _b.porter_db_close(session.id, callId, ms);
     if (rc < 0) _throwDb(rc, nullptr);
   }
@@ -228,12 +215,13 @@ final class Porter {
   /// the query on the server and the session stays usable. Throws
   /// [PorterDbException] with the SQLSTATE, DETAIL and HINT of an SQL
   /// error, [PorterTimeoutException], [PorterCancelledException] (see
-  /// [nextCallId]), ...
+  /// [newCallId]), ...
   DbResult query(String sql,
       {DbSession? session,
       String? conninfo,
       List<Object?> params = const [],
-      Duration? timeout}) {
+      Duration? timeout,
+      int callId = 0}) {
     _checkTarget(session, conninfo);
     final ms = timeoutMs(timeout);
     final np = NativeParams(encodeParams(params));
@@ -241,16 +229,8 @@ final class Porter {
     final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
     final out = calloc<Pointer<porter_db_result>>();
     try {
-      final callId = _reserve();
-      final rc = _b.porter_db_query(
-          session?.id ?? 0,
-          ci.cast(),
-          s.cast(),
-          np.array,
-          np.length,
-          callId,
-          ms,
-          out);
+      final rc = _b.porter_db_query(session?.id ?? 0, ci.cast(), s.cast(),
+          np.array, np.length, callId, ms, out);
       final r = out.value;
       try {
         if (rc < 0) _throwDb(rc, r);
@@ -278,7 +258,9 @@ final class Porter {
       String? conninfo,
       List<Object?> params = const [],
       int chunkRows = 1000,
-      Duration? timeout}) {
+      Duration? timeout,
+      Duration? streamTimeout,
+      int callId = 0}) {
     _checkTarget(session, conninfo);
     if (chunkRows < 1 || chunkRows > 100000) {
       throw RangeError.range(chunkRows, 1, 100000, 'chunkRows');
@@ -289,18 +271,9 @@ final class Porter {
     final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
     final out = calloc<Pointer<porter_db_cursor>>();
     try {
-      final callId = _reserve();
-      final rc = _b.porter_db_cursor_open(
-          session?.id ?? 0,
-          ci.cast(),
-          s.cast(),
-          np.array,
-          np.length,
-          chunkRows,
-          0,
-          callId,
-          ms,
-          out);
+      final rc = _b.porter_db_cursor_open(session?.id ?? 0, ci.cast(),
+          s.cast(), np.array, np.length, chunkRows, streamMs(streamTimeout),
+          callId, ms, out);
       if (rc < 0) _throwDb(rc, nullptr);
       return DbCursor.own(_b, out.value);
     } finally {
@@ -323,13 +296,17 @@ final class Porter {
       String? conninfo,
       List<Object?> params = const [],
       int chunkRows = 1000,
-      Duration? timeout}) {
+      Duration? timeout,
+      Duration? streamTimeout,
+      int callId = 0}) {
     final cur = queryCursor(sql,
         session: session,
         conninfo: conninfo,
         params: params,
         chunkRows: chunkRows,
-        timeout: timeout);
+        timeout: timeout,
+        streamTimeout: streamTimeout,
+        callId: callId);
     var n = 0;
     try {
       final ms = timeoutMs(timeout);
@@ -378,25 +355,31 @@ final class Porter {
   /// (scheme or host not allowed, too many redirects, body too large,
   /// connection or TLS failure; [PorterHttpException.status] carries the
   /// status of a refused redirect), [PorterTimeoutException],
-  /// [PorterCancelledException] (see [nextCallId]), and
+  /// [PorterCancelledException] (see [newCallId]), and
   /// [PorterConnectionLostException] for a method other than GET or HEAD
   /// whose outcome is unknown.
   PorterHttpResponse http(String method, Uri url,
-      {Map<String, Object> headers = const {},
-      Object? body,
-      HttpOptions? options,
-      Duration? timeout}) =>
+          {Map<String, Object> headers = const {},
+          Object? body,
+          HttpOptions? options,
+          Duration? timeout,
+          int callId = 0}) =>
       httpWith(method, url, requestHeaders(headers),
-          body: httpBodyBytes(body), options: options, timeout: timeout);
+          body: httpBodyBytes(body),
+          options: options,
+          timeout: timeout,
+          callId: callId);
 
   /// [http] with the headers as a list in order (a name may repeat).
   PorterHttpResponse httpWith(String method, Uri url, List<HttpHeader> headers,
-      {Uint8List? body, HttpOptions? options, Duration? timeout}) {
+      {Uint8List? body,
+      HttpOptions? options,
+      Duration? timeout,
+      int callId = 0}) {
     final ms = timeoutMs(timeout);
     final req = NativeHttpRequest(method, '$url', headers, body, options);
     final out = calloc<Pointer<porter_http_response>>();
     try {
-      final callId = _reserve();
       final rc = _b.porter_http_request(
           req.method,
           req.url,
@@ -420,16 +403,16 @@ final class Porter {
   PorterHttpResponse httpGet(Uri url,
       {Map<String, Object> headers = const {},
       HttpOptions? options,
-      Duration? timeout}) {
+      Duration? timeout,
+      int callId = 0}) {
     if (headers.isNotEmpty || options != null) {
       return http('GET', url,
-          headers: headers, options: options, timeout: timeout);
+          headers: headers, options: options, timeout: timeout, callId: callId);
     }
     final ms = timeoutMs(timeout);
     final u = '$url'.toNativeUtf8();
     final out = calloc<Pointer<porter_http_response>>();
     try {
-      final callId = _reserve();
       final rc = _b.porter_http_get(u.cast(), callId, ms, out);
       if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
@@ -445,14 +428,16 @@ final class Porter {
   PorterHttpResponse httpPostJson(Uri url, Object? json,
       {Map<String, Object> headers = const {},
       HttpOptions? options,
-      Duration? timeout}) {
+      Duration? timeout,
+      int callId = 0}) {
     final text = json is String ? json : jsonEncode(json);
     if (headers.isNotEmpty || options != null) {
       return http('POST', url,
           headers: {'Content-Type': 'application/json', ...headers},
           body: text,
           options: options,
-          timeout: timeout);
+          timeout: timeout,
+          callId: callId);
     }
     final ms = timeoutMs(timeout);
     final bytes = utf8.encode(text);
@@ -461,14 +446,8 @@ final class Porter {
     final out = calloc<Pointer<porter_http_response>>();
     try {
       buf.asTypedList(bytes.length).setAll(0, bytes);
-      final callId = _reserve();
       final rc = _b.porter_http_post_json(
-          u.cast(),
-          buf.cast(),
-          bytes.length,
-          callId,
-          ms,
-          out);
+          u.cast(), buf.cast(), bytes.length, callId, ms, out);
       if (rc < 0) throw httpError(_b, rc, '$url');
       return _takeResponse(out.value);
     } finally {
@@ -497,22 +476,28 @@ final class Porter {
   /// stream lives on the daemon worker of this thread's connection. For an
   /// async [Stream] use [PorterPool.httpStream].
   HttpStream httpStream(Uri url,
-      {String method = 'GET',
-      Map<String, Object> headers = const {},
-      Object? body,
-      HttpOptions? options,
-      Duration? timeout}) =>
+          {String method = 'GET',
+          Map<String, Object> headers = const {},
+          Object? body,
+          HttpOptions? options,
+          Duration? timeout,
+          int callId = 0}) =>
       httpStreamWith(method, url, requestHeaders(headers),
-          body: httpBodyBytes(body), options: options, timeout: timeout);
+          body: httpBodyBytes(body),
+          options: options,
+          timeout: timeout,
+          callId: callId);
 
   /// [httpStream] with the headers as a list in order.
   HttpStream httpStreamWith(String method, Uri url, List<HttpHeader> headers,
-      {Uint8List? body, HttpOptions? options, Duration? timeout}) {
+      {Uint8List? body,
+      HttpOptions? options,
+      Duration? timeout,
+      int callId = 0}) {
     final ms = timeoutMs(timeout);
     final req = NativeHttpRequest(method, '$url', headers, body, options);
     final out = calloc<Pointer<porter_http_stream>>();
     try {
-      final callId = _reserve();
       final rc = _b.porter_http_stream_open(
           req.method,
           req.url,
@@ -548,13 +533,15 @@ final class Porter {
       Map<String, Object> headers = const {},
       Object? body,
       HttpOptions? options,
-      Duration? timeout}) {
+      Duration? timeout,
+      int callId = 0}) {
     final s = httpStream(url,
         method: method,
         headers: headers,
         body: body,
         options: options,
-        timeout: timeout);
+        timeout: timeout,
+        callId: callId);
     try {
       final ms = timeoutMs(timeout);
       for (;;) {
@@ -575,20 +562,17 @@ final class Porter {
   /// [timeout]. Throws [PorterFileException] with an errno-derived
   /// [FileErrorKind].
   Uint8List readFile(String path,
-      {String? root, int offset = 0, int? length, Duration? timeout}) {
+      {String? root,
+      int offset = 0,
+      int? length,
+      Duration? timeout,
+      int callId = 0}) {
     final ms = timeoutMs(timeout);
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_bytes>>();
       try {
-        final callId = _reserve();
         final rc = _b.porter_file_read(
-            r,
-            p,
-            offset,
-            length ?? 0,
-            callId,
-            ms,
-            out);
+            r, p, offset, length ?? 0, callId, ms, out);
         if (rc < 0) _throwFile(rc, path);
         final bytes = out.value;
         try {
@@ -609,22 +593,18 @@ final class Porter {
   /// file-chunk-size): [FileReader.read] and always [FileReader.close] (in
   /// a `finally`). Any isolate may read it, one read at a time.
   FileReader openFileReader(String path,
-      {String? root, int offset = 0, int? length, Duration? timeout}) {
+      {String? root,
+      int offset = 0,
+      int? length,
+      Duration? timeout,
+      Duration? streamTimeout,
+      int callId = 0}) {
     final ms = timeoutMs(timeout);
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_file_reader>>();
       try {
-        final callId = _reserve();
-        final rc =
-            _b.porter_file_reader_open(
-                r,
-                p,
-                offset,
-                length ?? 0,
-                0,
-                callId,
-                ms,
-                out);
+        final rc = _b.porter_file_reader_open(r, p, offset, length ?? 0,
+            streamMs(streamTimeout), callId, ms, out);
         if (rc < 0) _throwFile(rc, path);
         return newFileReader(_b, out.value, path);
       } finally {
@@ -637,9 +617,19 @@ final class Porter {
   /// thread; return false to stop early. The reader is closed before this
   /// returns, however it ends. Returns the number of chunks handed over.
   int readFileEach(String path, bool Function(Uint8List chunk) onChunk,
-      {String? root, int offset = 0, int? length, Duration? timeout}) {
+      {String? root,
+      int offset = 0,
+      int? length,
+      Duration? timeout,
+      Duration? streamTimeout,
+      int callId = 0}) {
     final rd = openFileReader(path,
-        root: root, offset: offset, length: length, timeout: timeout);
+        root: root,
+        offset: offset,
+        length: length,
+        timeout: timeout,
+        streamTimeout: streamTimeout,
+        callId: callId);
     var n = 0;
     try {
       final ms = timeoutMs(timeout);
@@ -662,22 +652,15 @@ final class Porter {
       {String? root,
       FileWriteFlags flags = FileWriteFlags.replace,
       int? mode,
-      Duration? timeout}) {
+      Duration? timeout,
+      int callId = 0}) {
     final ms = timeoutMs(timeout);
     _withPath(root, path, (r, p) {
       final buf = data.isEmpty ? nullptr : calloc<Uint8>(data.length);
       try {
         if (data.isNotEmpty) buf.asTypedList(data.length).setAll(0, data);
-        final callId = _reserve();
-        final rc = _b.porter_file_write(
-            r,
-            p,
-            buf.cast(),
-            data.length,
-            flags.bits,
-            mode ?? 0,
-            callId,
-            ms);
+        final rc = _b.porter_file_write(r, p, buf.cast(), data.length,
+            flags.bits, mode ?? 0, callId, ms);
         if (rc < 0) _throwFile(rc, path);
       } finally {
         if (buf != nullptr) calloc.free(buf);
@@ -687,22 +670,24 @@ final class Porter {
 
   /// Deletes the file [path] (with [directory], the empty directory).
   void deleteFile(String path,
-      {String? root, bool directory = false, Duration? timeout}) {
+      {String? root,
+      bool directory = false,
+      Duration? timeout,
+      int callId = 0}) {
     final ms = timeoutMs(timeout);
     _withPath(root, path, (r, p) {
-      final callId = _reserve();
       final rc = _b.porter_file_delete(r, p, directory ? 1 : 0, callId, ms);
       if (rc < 0) _throwFile(rc, path);
     });
   }
 
   /// What [path] is (symlinks inside the root are followed).
-  PorterFileInfo statFile(String path, {String? root, Duration? timeout}) {
+  PorterFileInfo statFile(String path,
+      {String? root, Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
     return _withPath(root, path, (r, p) {
       final info = calloc<porter_file_info>();
       try {
-        final callId = _reserve();
         final rc = _b.porter_file_stat(r, p, callId, ms, info);
         if (rc < 0) _throwFile(rc, path);
         final i = info.ref;
@@ -721,7 +706,8 @@ final class Porter {
   }
 
   /// The entries of directory [path] ("" : the root), sorted by name.
-  List<PorterDirEntry> listDir(String path, {String? root, Duration? timeout}) {
+  List<PorterDirEntry> listDir(String path,
+      {String? root, Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_file_list>>();
@@ -729,7 +715,6 @@ final class Porter {
       final size = calloc<Uint64>();
       final mtime = calloc<Int64>();
       try {
-        final callId = _reserve();
         final rc = _b.porter_file_list_dir(r, p, callId, ms, out);
         if (rc < 0) _throwFile(rc, path);
         final l = out.value;
@@ -805,6 +790,17 @@ int _delayMs(Duration delay) {
     throw ArgumentError.value(delay, 'delay', 'must not be negative');
   }
   final ms = delay.inMilliseconds;
+  return ms > 0xffffffff ? 0xffffffff : ms;
+}
+
+/// A whole-stream deadline as libporter takes it: milliseconds, 0 for none.
+int streamMs(Duration? d) {
+  if (d == null) return 0;
+  if (d.isNegative) {
+    throw ArgumentError.value(d, 'streamTimeout', 'must not be negative');
+  }
+  final ms = d.inMilliseconds;
+  if (ms == 0) return 1;
   return ms > 0xffffffff ? 0xffffffff : ms;
 }
 
