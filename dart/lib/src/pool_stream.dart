@@ -87,14 +87,9 @@ final class _HandleStream<T> {
     _opened = true;
     final c = _cancel;
     if (c != null && !c.isCancelled) {
-      _unlisten = c._listen(() {
-        // Stops a read in flight in porterd (the open's own job is
-        // cancelled through its token registration).
-        if (_address != null && _openCallId != 0) {
-          _pool._cancelNowait(_openCallId);
-        }
-        unawaited(_finish(PorterPool._cancelled()));
-      });
+      // _finish stops a read in flight in porterd; the open's own job is
+      // cancelled through its token registration.
+      _unlisten = c._listen(() => unawaited(_finish(PorterPool._cancelled())));
     }
     final _Job job;
     try {
@@ -180,7 +175,13 @@ final class _HandleStream<T> {
     unawaited(_ctl.close());
     onEnd?.call(error, st);
     final r = _running;
-    if (r != null) await r.settled.future;
+    if (r != null && !r.settled.isCompleted) {
+      // A read in flight (or the open) would run to its timeout for
+      // nothing: stop it in porterd. Reads carry the open's id; the free
+      // below does not, so the cancel cannot refuse it.
+      if (_openCallId != 0) _pool._cancelNowait(_openCallId);
+      await r.settled.future;
+    }
     _closeNow();
   }
 
