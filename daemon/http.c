@@ -2,16 +2,14 @@
 #include "http.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
 #include "fwd.h"
+#include "httpglue.h"
 #include "httppolicy.h"
 #include "list.h"
 #include "log.h"
@@ -28,173 +26,21 @@
 /* A request is answered this long before its deadline when the transfer
  * cannot make it, so the reply reaches the client before it gives up. */
 #define HTTP_DEADLINE_MARGIN_MS 50
-/* Idle easy handles kept per tenant: creating one costs more than the
- * rest of a small request's set-up. */
-#define HTTP_POOL 32
-/* A tenant (one uid's connection cache on a worker) with no transfer for
- * this long is closed with its idle upstream connections. */
-#define HTTP_TENANT_IDLE_MS 30000
 /* A reclaimed stream's outcome is kept this long (or six idle times, if
  * longer) for its owner's next read, then forgotten. */
 #define HTTP_TOMBSTONE_MS 60000
 
-/* ---- process-wide state ---- */
-
-static CURLSH *g_share;
-static pthread_mutex_t g_share_locks[CURL_LOCK_DATA_LAST];
-
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
-{
-	(void)h;
-	(void)a;
-	(void)u;
-	pthread_mutex_lock(&g_share_locks[data]);
-}
-
-static void share_unlock(CURL *h, curl_lock_data data, void *u)
-{
-	(void)h;
-	(void)u;
-	pthread_mutex_unlock(&g_share_locks[data]);
-}
-
 int http_global_init(const config *cfg)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return PORTER_E_INTERNAL;
-	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-	if (!(v->features & CURL_VERSION_ASYNCHDNS))
-		log_warn(
-			"libcurl %s has no asynchronous resolver: host name lookups will block a worker loop; use IP addresses or a libcurl built with the threaded resolver",
-			v->version);
-	if (!cfg->http_share)
-		return 0;
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&g_share_locks[i], NULL);
-	g_share = curl_share_init();
-	if (!g_share)
-		return PORTER_E_NOMEM;
-	curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	/* DNS answers only. TLS sessions stay with the tenant that made them
-	 * (its pooled easy handles): a session resumed by another uid would
-	 * let the server link the two users, and would skip the handshake
-	 * that another uid's request is owed. */
-	curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	return 0;
-}
-
-/*
- * Open streams per uid over all workers: a uid's streams may sit on any
- * worker, and its limit is its own whatever the others hold. Touched once
- * when a stream opens and once when it ends, never on the data path, so
- * one mutex does. Entries of uids back to 0 are kept for reuse: there are
- * as many as uids that ever streamed.
- */
-typedef struct uid_streams {
-	uid_t uid;
-	unsigned n;
-} uid_streams;
-
-static pthread_mutex_t g_uid_lock = PTHREAD_MUTEX_INITIALIZER;
-static uid_streams *g_uid_streams;
-static size_t g_n_uid_streams, g_cap_uid_streams;
-
-/* Counts one more stream of `uid` unless it has `max` already. 0, or
- * PORTER_E_BUSY at the limit, PORTER_E_NOMEM. Any thread. */
-static int uid_streams_take(uid_t uid, unsigned max)
-{
-	int rc = 0;
-	uid_streams *e = NULL;
-	pthread_mutex_lock(&g_uid_lock);
-	for (size_t i = 0; i < g_n_uid_streams && !e; i++)
-		if (g_uid_streams[i].uid == uid)
-			e = &g_uid_streams[i];
-	if (!e) {
-		if (g_n_uid_streams == g_cap_uid_streams) {
-			size_t nc = g_cap_uid_streams ? g_cap_uid_streams * 2 : 16;
-			uid_streams *ne = realloc(g_uid_streams, nc * sizeof(*ne));
-			if (!ne) {
-				rc = PORTER_E_NOMEM;
-				goto out;
-			}
-			g_uid_streams = ne;
-			g_cap_uid_streams = nc;
-		}
-		e = &g_uid_streams[g_n_uid_streams++];
-		e->uid = uid;
-		e->n = 0;
-	}
-	if (e->n >= max)
-		rc = PORTER_E_BUSY;
-	else
-		e->n++;
-out:
-	pthread_mutex_unlock(&g_uid_lock);
-	return rc;
-}
-
-/* Counts one stream of `uid` less. Any thread. */
-static void uid_streams_put(uid_t uid)
-{
-	pthread_mutex_lock(&g_uid_lock);
-	for (size_t i = 0; i < g_n_uid_streams; i++)
-		if (g_uid_streams[i].uid == uid && g_uid_streams[i].n) {
-			g_uid_streams[i].n--;
-			break;
-		}
-	pthread_mutex_unlock(&g_uid_lock);
+	return httpglue_global_init(cfg);
 }
 
 void http_global_cleanup(void)
 {
-	free(g_uid_streams);
-	g_uid_streams = NULL;
-	g_n_uid_streams = g_cap_uid_streams = 0;
-	if (g_share) {
-		curl_share_cleanup(g_share);
-		g_share = NULL;
-		for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-			pthread_mutex_destroy(&g_share_locks[i]);
-	}
-	curl_global_cleanup();
+	httpglue_global_cleanup();
 }
 
 /* ---- per-worker state ---- */
-
-typedef struct http_tenant http_tenant;
-
-/* One socket libcurl asked us to watch. */
-typedef struct http_sock {
-	uv_poll_t poll;
-	http_tenant *t;
-	curl_socket_t fd;
-	list link; /* t->socks while open */
-} http_sock;
-
-/*
- * One uid's HTTP state on one worker: a CURLM of its own, hence a
- * connection cache of its own, so an upstream connection never carries the
- * requests of two uids (a request that desynchronised it, or a server that
- * ties state to a connection, reaches only its own user), and the pool of
- * idle easy handles, which keep libcurl's TLS session cache. Created on
- * the uid's first request on the worker, closed after HTTP_TENANT_IDLE_MS
- * without a transfer; freed when its last handle has closed.
- */
-struct http_tenant {
-	http_worker *hw;
-	uid_t uid;
-	list link; /* hw->tenants */
-	CURLM *multi;
-	uv_timer_t timer;      /* libcurl's single timeout */
-	list socks;            /* http_sock.link */
-	unsigned n_xfers;      /* transfers holding this tenant (any state) */
-	uint64_t idle_since;   /* uv_now() when n_xfers fell to 0 */
-	int open_handles;      /* timer and socks not yet called back */
-	int closing;           /* multi gone; freed with the last handle */
-	CURL *pool[HTTP_POOL]; /* idle easy handles, reset, for reuse */
-	unsigned n_pool;
-};
 
 /* Where a transfer stands. */
 enum xfer_state {
@@ -213,8 +59,8 @@ typedef struct http_header {
 
 typedef struct http_xfer {
 	http_worker *hw;
-	http_tenant *t; /* the owner's connection cache */
-	list link;      /* hw->xfers, or hw->reap while REAPING */
+	httpglue_tenant *t; /* the owner's connection cache */
+	list link;          /* hw->xfers, or hw->reap while REAPING */
 	enum xfer_state state;
 	CURL *easy;
 	int in_multi; /* added to t->multi */
@@ -268,24 +114,31 @@ typedef struct http_xfer {
 
 struct http_worker {
 	worker *w;
+	httpglue glue;    /* the uids' connection caches */
 	uv_timer_t reap;  /* deferred removals, the stream and tenant sweep */
-	int open_handles; /* the reap timer and tenants not yet freed */
+	int open_handles; /* the reap timer, until closed */
 	int closing;
-	list tenants;   /* http_tenant.link */
 	list xfers;     /* http_xfer.link, running or done */
 	list reap_list; /* http_xfer.link, REAPING */
 	unsigned n_streams;
 };
 
-static void drain_info(http_tenant *t);
+static void drain_info(httpglue_tenant *t);
 static void xfer_free(http_xfer *x);
 static void schedule_reap(http_worker *hw);
 static void schedule_sweep(http_worker *hw, uint64_t ms);
 
 static void maybe_free_hw(http_worker *hw)
 {
-	if (hw->closing && hw->open_handles == 0)
+	if (hw->closing && hw->open_handles == 0 && hw->glue.n_alive == 0)
 		free(hw);
+}
+
+/* httpglue's freed hook: the worker's state may go once its last tenant
+ * has. */
+static void on_tenant_freed(httpglue *g)
+{
+	maybe_free_hw(list_entry(g, http_worker, glue));
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -293,226 +146,6 @@ static void on_handle_closed(uv_handle_t *h)
 	http_worker *hw = h->data;
 	hw->open_handles--;
 	maybe_free_hw(hw);
-}
-
-/* A tenant's handle has closed: the tenant goes with the last one. */
-static void tenant_handle_gone(http_tenant *t)
-{
-	if (--t->open_handles == 0 && t->closing) {
-		http_worker *hw = t->hw;
-		free(t);
-		hw->open_handles--;
-		maybe_free_hw(hw);
-	}
-}
-
-static void on_tenant_timer_closed(uv_handle_t *h)
-{
-	tenant_handle_gone(h->data);
-}
-
-/* ---- sockets ---- */
-
-static void on_sock_closed(uv_handle_t *h)
-{
-	http_sock *s = h->data;
-	http_tenant *t = s->t;
-	free(s);
-	tenant_handle_gone(t);
-}
-
-static void sock_close(http_sock *s)
-{
-	list_remove(&s->link);
-	list_init(&s->link);
-	/* uv_close stops the poll and drops the fd from epoll now, so the fd
-	 * may be closed (or reused) as soon as this returns. */
-	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-}
-
-static http_sock *sock_find(http_tenant *t, curl_socket_t fd)
-{
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &t->socks) {
-		http_sock *s = list_entry(pos, http_sock, link);
-		if (s->fd == fd)
-			return s;
-	}
-	return NULL;
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-	http_sock *s = p->data;
-	http_tenant *t = s->t;
-	worker_saw_io(t->hw->w);
-	int flags = 0;
-	int running;
-	if (status < 0) {
-		/* An error or hang-up on the socket (a reset): let libcurl
-		 * read or write it, so it reports the real cause. */
-		flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
-	} else {
-		if (events & UV_READABLE)
-			flags |= CURL_CSELECT_IN;
-		if (events & UV_WRITABLE)
-			flags |= CURL_CSELECT_OUT;
-	}
-	curl_multi_socket_action(t->multi, s->fd, flags, &running);
-	drain_info(t);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: libcurl tells what to watch on `fd`. Only
- * libuv calls and curl_multi_assign happen here. */
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	http_tenant *t = userp;
-	http_sock *s = socketp;
-
-	if (what == CURL_POLL_REMOVE) {
-		/* Usually an idle connection going back to the cache: stop
-		 * watching but keep the handle, so the next request on it
-		 * costs no allocation and no epoll registration. The handle
-		 * is closed when the socket is (on_close_socket). */
-		if (s)
-			uv_poll_stop(&s->poll);
-		log_debug("http: socket %d idle", (int)fd);
-		if (t->multi)
-			curl_multi_assign(t->multi, fd, NULL);
-		return 0;
-	}
-	if (!s)
-		s = sock_find(t, fd);
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		if (uv_poll_init_socket(&t->hw->w->loop, &s->poll, fd) < 0) {
-			free(s);
-			return -1;
-		}
-		s->t = t;
-		s->fd = fd;
-		s->poll.data = s;
-		t->open_handles++;
-		list_push_back(&t->socks, &s->link);
-		log_debug("http: watching socket %d", (int)fd);
-	}
-	curl_multi_assign(t->multi, fd, s);
-	int ev = 0;
-	if (what & CURL_POLL_IN)
-		ev |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		ev |= UV_WRITABLE;
-	uv_poll_start(&s->poll, ev, on_poll);
-	return 0;
-}
-
-static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-	(void)clientp;
-	(void)purpose;
-	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-}
-
-/* CURLOPT_CLOSESOCKETFUNCTION: the poll handle goes before the fd does.
- * A connection keeps the tenant of the handle that opened it, and lives in
- * that tenant's cache, so `clientp` is the tenant whose socks hold it. */
-static int on_close_socket(void *clientp, curl_socket_t fd)
-{
-	http_tenant *t = clientp;
-	http_sock *s = sock_find(t, fd);
-	if (s) {
-		sock_close(s);
-		if (t->multi)
-			curl_multi_assign(t->multi, fd, NULL);
-		log_debug("http: closed socket %d", (int)fd);
-	}
-	return close(fd);
-}
-
-/* ---- libcurl's timer ---- */
-
-static void on_timer(uv_timer_t *timer)
-{
-	http_tenant *t = timer->data;
-	int running;
-	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	drain_info(t);
-}
-
-/* CURLMOPT_TIMERFUNCTION: one timer, replaced by each call; -1 deletes
- * it. A 0 ms timeout fires on the next loop iteration, never from here. */
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	http_tenant *t = userp;
-	if (t->closing)
-		return 0;
-	if (timeout_ms < 0)
-		uv_timer_stop(&t->timer);
-	else
-		uv_timer_start(&t->timer, on_timer, (uint64_t)timeout_ms, 0);
-	return 0;
-}
-
-/* ---- tenants ---- */
-
-/* The tenant of `uid` on `hw`, created when it has none. NULL when out of
- * memory or when libcurl refuses a multi handle. */
-static http_tenant *tenant_get(http_worker *hw, uid_t uid)
-{
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &hw->tenants) {
-		http_tenant *t = list_entry(pos, http_tenant, link);
-		if (t->uid == uid)
-			return t;
-	}
-	http_tenant *t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->multi = curl_multi_init();
-	if (!t->multi) {
-		free(t);
-		return NULL;
-	}
-	t->hw = hw;
-	t->uid = uid;
-	list_init(&t->socks);
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
-	if (hw->w->cfg->http_max_host_connections)
-		curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-				  (long)hw->w->cfg->http_max_host_connections);
-	uv_timer_init(&hw->w->loop, &t->timer);
-	t->timer.data = t;
-	t->open_handles = 1;
-	hw->open_handles++; /* until the tenant is freed */
-	list_push_back(&hw->tenants, &t->link);
-	log_debug("http: new tenant for uid %u", (unsigned)uid);
-	return t;
-}
-
-/* Closes `t`'s cached connections and handles; it is freed when the last
- * one has called back. Not inside a libcurl callback. */
-static void tenant_close(http_tenant *t)
-{
-	list *pos, *tmp;
-	list_remove(&t->link);
-	while (t->n_pool)
-		curl_easy_cleanup(t->pool[--t->n_pool]);
-	/* Closes the cached connections through on_close_socket, which
-	 * closes their poll handles. */
-	CURLM *m = t->multi;
-	t->multi = NULL;
-	t->closing = 1;
-	curl_multi_cleanup(m);
-	list_for_each_safe(pos, tmp, &t->socks)
-		sock_close(list_entry(pos, http_sock, link));
-	uv_close((uv_handle_t *)&t->timer, on_tenant_timer_closed);
 }
 
 /* ---- response building ---- */
@@ -846,7 +479,7 @@ static void free_stream_slot(http_xfer *x)
 {
 	if (x->slot) {
 		x->hw->n_streams--;
-		uid_streams_put(x->owner_uid);
+		httpglue_streams_put(x->owner_uid);
 		x->slot = 0;
 	}
 }
@@ -1004,7 +637,7 @@ static int follow(http_xfer *x)
 
 /* Collects finished transfers. Called after every curl_multi_socket_action,
  * never from inside a libcurl callback. */
-static void drain_info(http_tenant *t)
+static void drain_info(httpglue_tenant *t)
 {
 	CURLMsg *m;
 	int left;
@@ -1034,27 +667,18 @@ static void drain_info(http_tenant *t)
  * tenant's pool, the tenant released. Not inside a libcurl callback. */
 static void release_transfer(http_xfer *x)
 {
-	http_tenant *t = x->t;
+	httpglue_tenant *t = x->t;
 	if (!t)
 		return;
 	if (x->in_multi)
 		curl_multi_remove_handle(t->multi, x->easy);
 	x->in_multi = 0;
 	if (x->easy) {
-		/* Back to its own tenant's pool only: a pooled handle keeps
-		 * libcurl's TLS session cache, which is per uid. */
-		if (!t->closing && !x->hw->closing && t->n_pool < HTTP_POOL) {
-			curl_easy_reset(x->easy);
-			t->pool[t->n_pool++] = x->easy;
-		} else {
-			curl_easy_cleanup(x->easy);
-		}
+		httpglue_easy_put(t, x->easy);
 		x->easy = NULL;
 	}
-	if (--t->n_xfers == 0) {
-		t->idle_since = uv_now(&x->hw->w->loop);
-		schedule_sweep(x->hw, HTTP_TENANT_IDLE_MS);
-	}
+	if (httpglue_release(t, uv_now(&x->hw->w->loop)))
+		schedule_sweep(x->hw, HTTPGLUE_TENANT_IDLE_MS);
 	x->t = NULL;
 }
 
@@ -1180,18 +804,9 @@ static void on_reap(uv_timer_t *timer)
 	}
 	/* Tenants without transfers go after a while, with their idle
 	 * upstream connections. */
-	list_for_each_safe(pos, tmp, &hw->tenants) {
-		http_tenant *t = list_entry(pos, http_tenant, link);
-		if (t->n_xfers)
-			continue;
-		if (now - t->idle_since >= HTTP_TENANT_IDLE_MS) {
-			tenant_close(t);
-			continue;
-		}
-		uint64_t left = HTTP_TENANT_IDLE_MS - (now - t->idle_since);
-		if (left < next)
-			next = left;
-	}
+	uint64_t tenants_next = httpglue_close_idle(&hw->glue, now);
+	if (tenants_next < next)
+		next = tenants_next;
 	if (next != UINT64_MAX)
 		schedule_sweep(hw, next);
 }
@@ -1267,8 +882,8 @@ static http_xfer *stream_lookup(req *r, uint64_t id)
 static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 {
 	const config *cfg = x->hw->w->cfg;
-	http_tenant *t = x->t;
-	CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
+	httpglue_tenant *t = x->t;
+	CURL *e = httpglue_easy_get(t);
 	if (!e)
 		return PORTER_E_NOMEM;
 	x->easy = e;
@@ -1289,12 +904,6 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
-	if (g_share)
-		curl_easy_setopt(e, CURLOPT_SHARE, g_share);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->http_tls_verify ? 1L : 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->http_tls_verify ? 2L : 0L);
 	if (cfg->http_ca_file && cfg->http_ca_file[0])
@@ -1434,7 +1043,7 @@ void http_handle(req *r)
 		}
 		/* The uid's own limit, live on reload (cfg is the worker's
 		 * current generation). */
-		rc = uid_streams_take(r->uid, cfg->http_max_streams_per_uid);
+		rc = httpglue_streams_take(r->uid, cfg->http_max_streams_per_uid);
 		if (rc) {
 			if (rc == PORTER_E_BUSY)
 				req_fail(
@@ -1473,13 +1082,12 @@ void http_handle(req *r)
 	}
 	/* The uid's own connection cache: identity from the req, which
 	 * carries it for forwarded and batch requests too. */
-	x->t = tenant_get(hw, r->uid);
+	x->t = httpglue_hold(&hw->glue, r->uid); /* until xfer_free */
 	if (!x->t) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		free_stream_slot(x);
 		goto fail_free;
 	}
-	x->t->n_xfers++; /* until xfer_free */
 	rc = setup_easy(x, hr, r);
 	if (rc) {
 		req_fail(r, rc, "%s", x->err_msg[0] ? x->err_msg : "could not set up the transfer");
@@ -1496,11 +1104,8 @@ void http_handle(req *r)
 	list_push_back(&hw->xfers, &x->link);
 	park(x, r);
 	/* Start it now rather than on the 0 ms timer libcurl just asked for:
-	 * one loop iteration less per request. Not inside a libcurl
-	 * callback, so allowed; the timer then finds nothing to do. */
-	int running;
-	curl_multi_socket_action(x->t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	drain_info(x->t);
+	 * one loop iteration less per request. */
+	httpglue_kick(x->t);
 	return;
 
 fail_free:
@@ -1578,7 +1183,7 @@ http_worker *http_worker_new(worker *w)
 	if (!hw)
 		return NULL;
 	hw->w = w;
-	list_init(&hw->tenants);
+	httpglue_init(&hw->glue, w, drain_info, on_tenant_freed);
 	list_init(&hw->xfers);
 	list_init(&hw->reap_list);
 	uv_timer_init(&w->loop, &hw->reap);
@@ -1610,7 +1215,6 @@ void http_worker_close(http_worker *hw)
 		list_remove(&x->link);
 		xfer_free(x);
 	}
-	list_for_each_safe(pos, tmp, &hw->tenants)
-		tenant_close(list_entry(pos, http_tenant, link));
+	httpglue_close_all(&hw->glue);
 	uv_close((uv_handle_t *)&hw->reap, on_handle_closed);
 }

@@ -2,28 +2,15 @@
  * http - HTTP requests performed on a worker loop with libcurl's
  * multi-socket API.
  *
- * Each worker owns one http_worker, and in it one tenant per client uid
- * that made a request there: a CURLM of its own (so an upstream connection
- * is reused by one uid's requests and never carries another uid's), its
- * pool of idle easy handles (which hold libcurl's TLS session cache), one
- * uv_poll per socket libcurl asks to watch (attached to the socket with
- * curl_multi_assign) and one uv_timer for libcurl's timeout. A tenant is
- * created on demand and closed, with its idle connections, after 30 s
- * without a transfer. Sockets are opened and closed through
- * CURLOPT_OPENSOCKETFUNCTION/CLOSESOCKETFUNCTION, so a poll handle is
- * always closed before its fd is, and no poll outlives its socket. Nothing
- * calls libcurl from inside a libcurl callback except curl_multi_assign:
- * replies and cancellations found there are finished after curl returns.
- *
- * What a client may ask (URLs, methods, headers, which headers are
- * credentials) is decided by httppolicy.h. Credentials are dropped when a
- * redirect leaves the first origin, and every hop of a redirect chain
- * shares the transfer's one deadline.
- *
- * The DNS cache is shared across workers through one CURLSH guarded by
- * mutexes (a lookup is far costlier than an uncontended lock); TLS
- * sessions are not, since they belong to a uid. Name resolution uses
- * libcurl's threaded resolver, so it never blocks the loop.
+ * Each worker owns one http_worker: its transfers and streams, and the
+ * uids' connection caches with the libcurl<->libuv glue (httpglue.h: one
+ * CURLM per uid, so an upstream connection never carries two uids'
+ * requests). What a client may ask (URLs, methods, headers, which headers
+ * are credentials) is decided by httppolicy.h. Credentials are dropped when
+ * a redirect leaves the first origin, and every hop of a redirect chain
+ * shares the transfer's one deadline. Nothing calls libcurl from inside a
+ * libcurl callback: replies and cancellations found there are finished
+ * after curl returns.
  *
  * Streams: a request with `stream` set is answered with the status, headers
  * and the first chunk of the body; the client pulls each further chunk with
@@ -33,7 +20,9 @@
  * whole in porterd. A stream lives on the worker that started it; it is
  * named by an unguessable 64-bit id (its worker in the top bits, fwd.h),
  * a pull or close arriving on another worker is forwarded there (fwd.h),
- * and it is aborted when no one pulls for http-stream-idle milliseconds.
+ * and it is reclaimed when no one pulls for http-stream-idle milliseconds
+ * (its outcome kept a while so the owner's next read says so). A uid holds
+ * at most http-max-streams-per-uid streams over all workers.
  *
  * Affinity: everything here except http_global_* runs on the owning
  * worker's loop thread and is not thread safe.
@@ -47,7 +36,7 @@ struct config;
 typedef struct http_worker http_worker;
 
 /*
- * Process-wide set-up: curl_global_init and the shared DNS/TLS cache.
+ * Process-wide set-up: curl_global_init and the shared DNS cache (httpglue).
  * Call from main() before any thread starts. Returns 0 or <0.
  */
 int http_global_init(const struct config *cfg);

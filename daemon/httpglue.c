@@ -1,0 +1,442 @@
+/* httpglue - libcurl multi-socket on a worker loop, one connection cache
+ * per uid; see httpglue.h. */
+#include "httpglue.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "porter_errors.h"
+#include "worker.h"
+
+/* ---- process-wide state ---- */
+
+static CURLSH *g_share;
+static pthread_mutex_t g_share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
+{
+	(void)h;
+	(void)a;
+	(void)u;
+	pthread_mutex_lock(&g_share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *u)
+{
+	(void)h;
+	(void)u;
+	pthread_mutex_unlock(&g_share_locks[data]);
+}
+
+int httpglue_global_init(const config *cfg)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return PORTER_E_INTERNAL;
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	if (!(v->features & CURL_VERSION_ASYNCHDNS))
+		log_warn(
+			"libcurl %s has no asynchronous resolver: host name lookups will block a worker loop; use IP addresses or a libcurl built with the threaded resolver",
+			v->version);
+	if (!cfg->http_share)
+		return 0;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&g_share_locks[i], NULL);
+	g_share = curl_share_init();
+	if (!g_share)
+		return PORTER_E_NOMEM;
+	curl_share_setopt(g_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(g_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	/* DNS answers only. TLS sessions stay with the tenant that made them
+	 * (its pooled easy handles): a session resumed by another uid would
+	 * let the server link the two users, and would skip the handshake
+	 * that another uid's request is owed. */
+	curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	return 0;
+}
+
+/*
+ * Open streams per uid over all workers: a uid's streams may sit on any
+ * worker, and its limit is its own whatever the others hold. Touched once
+ * when a stream opens and once when it ends, never on the data path, so
+ * one mutex does. Entries of uids back to 0 are kept for reuse: there are
+ * as many as uids that ever streamed.
+ */
+typedef struct uid_streams {
+	uid_t uid;
+	unsigned n;
+} uid_streams;
+
+static pthread_mutex_t g_uid_lock = PTHREAD_MUTEX_INITIALIZER;
+static uid_streams *g_uid_streams;
+static size_t g_n_uid_streams, g_cap_uid_streams;
+
+int httpglue_streams_take(uid_t uid, unsigned max)
+{
+	int rc = 0;
+	uid_streams *e = NULL;
+	pthread_mutex_lock(&g_uid_lock);
+	for (size_t i = 0; i < g_n_uid_streams && !e; i++)
+		if (g_uid_streams[i].uid == uid)
+			e = &g_uid_streams[i];
+	if (!e) {
+		if (g_n_uid_streams == g_cap_uid_streams) {
+			size_t nc = g_cap_uid_streams ? g_cap_uid_streams * 2 : 16;
+			uid_streams *ne = realloc(g_uid_streams, nc * sizeof(*ne));
+			if (!ne) {
+				rc = PORTER_E_NOMEM;
+				goto out;
+			}
+			g_uid_streams = ne;
+			g_cap_uid_streams = nc;
+		}
+		e = &g_uid_streams[g_n_uid_streams++];
+		e->uid = uid;
+		e->n = 0;
+	}
+	if (e->n >= max)
+		rc = PORTER_E_BUSY;
+	else
+		e->n++;
+out:
+	pthread_mutex_unlock(&g_uid_lock);
+	return rc;
+}
+
+void httpglue_streams_put(uid_t uid)
+{
+	pthread_mutex_lock(&g_uid_lock);
+	for (size_t i = 0; i < g_n_uid_streams; i++)
+		if (g_uid_streams[i].uid == uid && g_uid_streams[i].n) {
+			g_uid_streams[i].n--;
+			break;
+		}
+	pthread_mutex_unlock(&g_uid_lock);
+}
+
+void httpglue_global_cleanup(void)
+{
+	free(g_uid_streams);
+	g_uid_streams = NULL;
+	g_n_uid_streams = g_cap_uid_streams = 0;
+	if (g_share) {
+		curl_share_cleanup(g_share);
+		g_share = NULL;
+		for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+			pthread_mutex_destroy(&g_share_locks[i]);
+	}
+	curl_global_cleanup();
+}
+
+/* ---- tenants' handles ---- */
+
+/* One socket libcurl asked us to watch. */
+typedef struct http_sock {
+	uv_poll_t poll;
+	httpglue_tenant *t;
+	curl_socket_t fd;
+	list link; /* t->socks while open */
+} http_sock;
+
+/* A tenant's handle has closed: the tenant goes with the last one. */
+static void tenant_handle_gone(httpglue_tenant *t)
+{
+	if (--t->open_handles == 0 && t->closing) {
+		httpglue *g = t->g;
+		free(t);
+		g->n_alive--;
+		g->freed(g);
+	}
+}
+
+static void on_tenant_timer_closed(uv_handle_t *h)
+{
+	tenant_handle_gone(h->data);
+}
+
+/* ---- sockets ---- */
+
+static void on_sock_closed(uv_handle_t *h)
+{
+	http_sock *s = h->data;
+	httpglue_tenant *t = s->t;
+	free(s);
+	tenant_handle_gone(t);
+}
+
+static void sock_close(http_sock *s)
+{
+	list_remove(&s->link);
+	list_init(&s->link);
+	/* uv_close stops the poll and drops the fd from epoll now, so the fd
+	 * may be closed (or reused) as soon as this returns. */
+	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+static http_sock *sock_find(httpglue_tenant *t, curl_socket_t fd)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &t->socks) {
+		http_sock *s = list_entry(pos, http_sock, link);
+		if (s->fd == fd)
+			return s;
+	}
+	return NULL;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	http_sock *s = p->data;
+	httpglue_tenant *t = s->t;
+	worker_saw_io(t->g->w);
+	int flags = 0;
+	int running;
+	if (status < 0) {
+		/* An error or hang-up on the socket (a reset): let libcurl
+		 * read or write it, so it reports the real cause. */
+		flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
+	} else {
+		if (events & UV_READABLE)
+			flags |= CURL_CSELECT_IN;
+		if (events & UV_WRITABLE)
+			flags |= CURL_CSELECT_OUT;
+	}
+	curl_multi_socket_action(t->multi, s->fd, flags, &running);
+	t->g->drain(t);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: libcurl tells what to watch on `fd`. Only
+ * libuv calls and curl_multi_assign happen here. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	httpglue_tenant *t = userp;
+	http_sock *s = socketp;
+
+	if (what == CURL_POLL_REMOVE) {
+		/* Usually an idle connection going back to the cache: stop
+		 * watching but keep the handle, so the next request on it
+		 * costs no allocation and no epoll registration. The handle
+		 * is closed when the socket is (on_close_socket). */
+		if (s)
+			uv_poll_stop(&s->poll);
+		log_debug("http: socket %d idle", (int)fd);
+		if (t->multi)
+			curl_multi_assign(t->multi, fd, NULL);
+		return 0;
+	}
+	if (!s)
+		s = sock_find(t, fd);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		if (uv_poll_init_socket(&t->g->w->loop, &s->poll, fd) < 0) {
+			free(s);
+			return -1;
+		}
+		s->t = t;
+		s->fd = fd;
+		s->poll.data = s;
+		t->open_handles++;
+		list_push_back(&t->socks, &s->link);
+		log_debug("http: watching socket %d", (int)fd);
+	}
+	curl_multi_assign(t->multi, fd, s);
+	int ev = 0;
+	if (what & CURL_POLL_IN)
+		ev |= UV_READABLE;
+	if (what & CURL_POLL_OUT)
+		ev |= UV_WRITABLE;
+	uv_poll_start(&s->poll, ev, on_poll);
+	return 0;
+}
+
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	(void)clientp;
+	(void)purpose;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the poll handle goes before the fd does.
+ * A connection keeps the tenant of the handle that opened it, and lives in
+ * that tenant's cache, so `clientp` is the tenant whose socks hold it. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+	httpglue_tenant *t = clientp;
+	http_sock *s = sock_find(t, fd);
+	if (s) {
+		sock_close(s);
+		if (t->multi)
+			curl_multi_assign(t->multi, fd, NULL);
+		log_debug("http: closed socket %d", (int)fd);
+	}
+	return close(fd);
+}
+
+/* ---- libcurl's timer ---- */
+
+static void on_timer(uv_timer_t *timer)
+{
+	httpglue_tenant *t = timer->data;
+	int running;
+	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	t->g->drain(t);
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer, replaced by each call; -1 deletes
+ * it. A 0 ms timeout fires on the next loop iteration, never from here. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	httpglue_tenant *t = userp;
+	if (t->closing)
+		return 0;
+	if (timeout_ms < 0)
+		uv_timer_stop(&t->timer);
+	else
+		uv_timer_start(&t->timer, on_timer, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+/* ---- tenants ---- */
+
+void httpglue_init(httpglue *g, worker *w, void (*drain)(httpglue_tenant *t),
+		   void (*freed)(httpglue *g))
+{
+	g->w = w;
+	list_init(&g->tenants);
+	g->n_alive = 0;
+	g->closing = 0;
+	g->drain = drain;
+	g->freed = freed;
+}
+
+httpglue_tenant *httpglue_hold(httpglue *g, uid_t uid)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &g->tenants) {
+		httpglue_tenant *t = list_entry(pos, httpglue_tenant, link);
+		if (t->uid == uid) {
+			t->n_xfers++;
+			return t;
+		}
+	}
+	httpglue_tenant *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->multi = curl_multi_init();
+	if (!t->multi) {
+		free(t);
+		return NULL;
+	}
+	t->g = g;
+	t->uid = uid;
+	list_init(&t->socks);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	if (g->w->cfg->http_max_host_connections)
+		curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+				  (long)g->w->cfg->http_max_host_connections);
+	uv_timer_init(&g->w->loop, &t->timer);
+	t->timer.data = t;
+	t->open_handles = 1;
+	t->n_xfers = 1;
+	g->n_alive++;
+	list_push_back(&g->tenants, &t->link);
+	log_debug("http: new tenant for uid %u", (unsigned)uid);
+	return t;
+}
+
+int httpglue_release(httpglue_tenant *t, uint64_t now)
+{
+	if (--t->n_xfers)
+		return 0;
+	t->idle_since = now;
+	return 1;
+}
+
+CURL *httpglue_easy_get(httpglue_tenant *t)
+{
+	CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
+	if (!e)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
+	if (g_share)
+		curl_easy_setopt(e, CURLOPT_SHARE, g_share);
+	return e;
+}
+
+void httpglue_easy_put(httpglue_tenant *t, CURL *e)
+{
+	/* Back to its own tenant's pool only: a pooled handle keeps
+	 * libcurl's TLS session cache, which is per uid. */
+	if (!t->closing && !t->g->closing && t->n_pool < HTTPGLUE_POOL) {
+		curl_easy_reset(e);
+		t->pool[t->n_pool++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
+void httpglue_kick(httpglue_tenant *t)
+{
+	int running;
+	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	t->g->drain(t);
+}
+
+/* Closes `t`'s cached connections and handles; it is freed when the last
+ * one has called back. Not inside a libcurl callback. */
+static void tenant_close(httpglue_tenant *t)
+{
+	list *pos, *tmp;
+	list_remove(&t->link);
+	while (t->n_pool)
+		curl_easy_cleanup(t->pool[--t->n_pool]);
+	/* Closes the cached connections through on_close_socket, which
+	 * closes their poll handles. */
+	CURLM *m = t->multi;
+	t->multi = NULL;
+	t->closing = 1;
+	curl_multi_cleanup(m);
+	list_for_each_safe(pos, tmp, &t->socks)
+		sock_close(list_entry(pos, http_sock, link));
+	uv_close((uv_handle_t *)&t->timer, on_tenant_timer_closed);
+}
+
+uint64_t httpglue_close_idle(httpglue *g, uint64_t now)
+{
+	list *pos, *tmp;
+	uint64_t next = UINT64_MAX;
+	list_for_each_safe(pos, tmp, &g->tenants) {
+		httpglue_tenant *t = list_entry(pos, httpglue_tenant, link);
+		if (t->n_xfers)
+			continue;
+		if (now - t->idle_since >= HTTPGLUE_TENANT_IDLE_MS) {
+			tenant_close(t);
+			continue;
+		}
+		uint64_t left = HTTPGLUE_TENANT_IDLE_MS - (now - t->idle_since);
+		if (left < next)
+			next = left;
+	}
+	return next;
+}
+
+void httpglue_close_all(httpglue *g)
+{
+	list *pos, *tmp;
+	g->closing = 1;
+	list_for_each_safe(pos, tmp, &g->tenants)
+		tenant_close(list_entry(pos, httpglue_tenant, link));
+}
