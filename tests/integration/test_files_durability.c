@@ -83,6 +83,15 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* Writes acknowledged so far, over all files. */
+static uint32_t acked_total(void)
+{
+	uint32_t n = 0;
+	for (int f = 0; f < NFILES; f++)
+		n += atomic_load(&files[f].acked);
+	return n;
+}
+
 /* Checks file `f` on disk; returns the version it holds. */
 static uint32_t verify(file_state *fs, uint8_t *want)
 {
@@ -154,8 +163,17 @@ START_TEST(test_sigkill_during_atomic_writes)
 	for (int round = 0; round < ROUNDS; round++) {
 		if (round > 0)
 			ck_assert_int_eq(th_daemon_restart(&d, args), 0);
-		for (int f = 0; f < NFILES; f++)
+		uint32_t start = 0;
+		for (int f = 0; f < NFILES; f++) {
+			start += atomic_load(&files[f].acked);
 			pthread_create(&files[f].th, NULL, writer, &files[f]);
+		}
+		/* The kill must find writes under way however busy the machine
+		 * is: two acknowledged writes first (10 s at most), then a
+		 * random moment. */
+		long long until = th_now_ms() + 10000;
+		while (th_now_ms() < until && acked_total() < start + 2)
+			usleep(2000);
 		usleep(20000 + (useconds_t)(rand() % 180000));
 		th_daemon_kill(&d);
 		for (int f = 0; f < NFILES; f++) {
