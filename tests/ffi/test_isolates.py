@@ -24,6 +24,9 @@ thread pool and isolates that migrate between them.
     another isolate is refused; a cursor read served from the prefetched
     chunk sends nothing; an id taken on one thread works for a call made
     on another.
+  * A stream's reads carry its open's id: porter_cancel_nowait of that id
+    (what a pool stream ended early sends) stops a read blocked on another
+    thread at once, and the freed cursor's query stops in PostgreSQL.
   * A helper thread that sends a cancel and then disconnects leaves no
     daemon connection behind, although the thread lives on (VM threads do).
   * Typed values: the text form PostgreSQL gives porterd for every type the
@@ -67,9 +70,10 @@ def stop_pool(carriers):
         t.join()
 
 
-def cursor_open(sql, chunk_rows):
+def cursor_open(sql, chunk_rows, call_id=0):
     cur = ctypes.c_void_p()
-    rc = tc.c.lib.porter_db_cursor_open(0, tc.conninfo.encode(), sql.encode(), None, 0, chunk_rows, 0, 0, 5000, ctypes.byref(cur))
+    rc = tc.c.lib.porter_db_cursor_open(0, tc.conninfo.encode(), sql.encode(), None, 0,
+                                        chunk_rows, 0, call_id, 5000, ctypes.byref(cur))
     if rc < 0:
         raise failure_of('query_stream', rc)
     return cur
@@ -332,6 +336,52 @@ def test_call_id_explicit():
         stop_pool([a, b])
 
 
+def test_open_id_stops_a_read_in_flight():
+    """What a pool stream ended early (a token, a cancelled subscription)
+    does: the pool picked the open's call id, a read blocks on a worker,
+    and porter_cancel_nowait(open's id) from the pool's isolate stops that
+    read at once, well before its timeout; the cursor is then freed from
+    yet another thread and the query no longer runs in PostgreSQL."""
+    lib = tc.c.lib
+    a, b = pool_of(2)
+    try:
+        for k in range(3):
+            marker = 'open_id_%d' % k
+            # The first chunk comes with the open; the next needs 8 s. The
+            # wide rows make the server flush rows 1-5 before it sleeps.
+            sql = ("SELECT g, repeat('x', CASE WHEN g <= 6 THEN 20000 ELSE 1 END), "
+                   'pg_sleep(CASE WHEN g > 6 THEN 2 ELSE 0 END) AS %s '
+                   'FROM generate_series(1, 100) g' % marker)
+            open_id = lib.porter_call_id_new()
+            _, cur = a.call(lambda: cursor_open(sql, 5, open_id))
+            _, first = a.call(lambda: cursor_next(cur))
+            check(first == [1, 2, 3, 4, 5], 'the prefetched chunk')
+            result = queue.Queue()
+
+            def slow_read():
+                ch = ctypes.c_void_p()
+                t0 = time.monotonic()
+                rc = lib.porter_db_cursor_read(cur, 0, 20000, ctypes.byref(ch))
+                lib.porter_db_result_free(ch)
+                return rc, time.monotonic() - t0
+
+            b.jobs.put((slow_read, result))
+            check(await_value(lambda: active_queries(marker), 1) == 1,
+                  'the query runs on the server')
+            time.sleep(0.5)  # the read is in porterd, waiting for its rows
+            check(lib.porter_cancel_nowait(open_id) == 0, 'cancel queued')
+            _, (rc, dt), err = result.get(timeout=25)
+            if err:
+                raise err
+            check(rc == tc.PORTER_E_CANCELLED and dt < 5,
+                  'the read in flight stopped by the open\'s id: %d after %.2f s' % (rc, dt))
+            b.call(lambda: lib.porter_db_cursor_free(cur))
+            check(await_value(lambda: active_queries(marker), 0) == 0,
+                  'the query no longer runs in PostgreSQL')
+    finally:
+        stop_pool([a, b])
+
+
 def test_cancel_helper_leaves_no_connection():
     """The pool sends a cancel from a helper that then disconnects its
     thread: porterd's connection count returns to what it was although
@@ -449,7 +499,8 @@ def main():
     tc.c = tc.Client(tc.bind(args.lib))
     tests = [test_streams_pulled_by_any_thread, test_streams_outlive_the_opening_connection,
              test_abandoned_streams_released,
-             test_call_id_explicit, test_cancel_helper_leaves_no_connection,
+             test_call_id_explicit, test_open_id_stops_a_read_in_flight,
+             test_cancel_helper_leaves_no_connection,
              test_pg_text_forms, test_pg_param_forms]
     failed = passed = 0
     for t in tests:
