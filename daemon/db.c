@@ -1079,7 +1079,8 @@ static void start_pq(dbc *c)
 {
 	dbpolicy_params pp;
 	const char *root = dbpolicy_root_cert(c->conninfo, &c->dw->w->cfg->db_tls_root_cert);
-	int rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root, &pp);
+	int rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root,
+				       c->uid != geteuid(), &pp);
 	if (rc < 0) {
 		dbc_broken(c, rc == PORTER_E_NOMEM ? "out of memory" : "invalid conninfo");
 		return;

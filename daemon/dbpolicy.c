@@ -314,7 +314,7 @@ static int own_keyword(const char *kw)
 }
 
 int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char *root_cert,
-			  dbpolicy_params *out)
+			  int foreign, dbpolicy_params *out)
 {
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
@@ -322,7 +322,7 @@ int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char
 		PQfreemem(err);
 		return PORTER_E_INVAL;
 	}
-	size_t n = N_OWN + 2; /* hostaddr and the terminator */
+	size_t n = N_OWN + 3; /* hostaddr, gssencmode and the terminator */
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 		n++;
 	const char **kw = calloc(n, sizeof(*kw));
@@ -336,7 +336,8 @@ int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char
 	size_t k = 0;
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val || own_keyword(o->keyword) ||
-		    (hostaddr && strcmp(o->keyword, "hostaddr") == 0))
+		    (hostaddr && strcmp(o->keyword, "hostaddr") == 0) ||
+		    (foreign && strcmp(o->keyword, "gssencmode") == 0))
 			continue;
 		kw[k] = o->keyword;
 		vals[k++] = o->val;
@@ -344,6 +345,10 @@ int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char
 	if (hostaddr) {
 		kw[k] = "hostaddr";
 		vals[k++] = hostaddr;
+	}
+	if (foreign) {
+		kw[k] = "gssencmode";
+		vals[k++] = "disable";
 	}
 	for (size_t i = 0; i < N_OWN; i++) {
 		kw[k] = own_keywords[i];

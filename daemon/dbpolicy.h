@@ -79,12 +79,14 @@ typedef struct dbpolicy_params {
  * Builds what porterd connects with from a checked `conninfo`: the values
  * it sets, `hostaddr` (NUL-terminated, or NULL: keep the client's) in place
  * of the client's hostaddr, and porterd's own passfile, sslcert, sslkey,
- * sslcrl and sslrootcert (`root_cert`, or NULL for none). Returns 0,
- * PORTER_E_INVAL or PORTER_E_NOMEM; `out` is filled on success only and
- * freed with dbpolicy_params_free.
+ * sslcrl and sslrootcert (`root_cert`, or NULL for none). For a `foreign`
+ * client also gssencmode=disable, so libpq does not set up GSS encryption
+ * with porterd's Kerberos credentials. Returns 0, PORTER_E_INVAL or
+ * PORTER_E_NOMEM; `out` is filled on success only and freed with
+ * dbpolicy_params_free.
  */
 int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char *root_cert,
-			  dbpolicy_params *out);
+			  int foreign, dbpolicy_params *out);
 
 /* Frees what dbpolicy_params_build allocated; NULL members are fine. */
 void dbpolicy_params_free(dbpolicy_params *p);

@@ -134,7 +134,7 @@ START_TEST(params_carry_porterds_own_files)
 {
 	dbpolicy_params p;
 	ck_assert_int_eq(dbpolicy_params_build("host=h hostaddr=1.2.3.4 user=u password=pw",
-					       "5.6.7.8", "/etc/porter/ca.pem", &p),
+					       "5.6.7.8", "/etc/porter/ca.pem", 0, &p),
 			 0);
 	int saw_addr = 0, saw_passfile = 0, saw_root = 0, saw_cert = 0;
 	for (size_t i = 0; p.keywords[i]; i++) {
@@ -161,12 +161,23 @@ START_TEST(params_carry_porterds_own_files)
 	ck_assert_int_eq(saw_cert, 2);
 	dbpolicy_params_free(&p);
 	/* Without a configured root certificate: none, not ~/.postgresql's. */
-	ck_assert_int_eq(dbpolicy_params_build("host=h", NULL, NULL, &p), 0);
+	ck_assert_int_eq(dbpolicy_params_build("host=h", NULL, NULL, 0, &p), 0);
 	for (size_t i = 0; p.keywords[i]; i++)
 		if (!strcmp(p.keywords[i], "sslrootcert"))
 			ck_assert_str_eq(p.values[i], DBPOLICY_NO_FILE);
 	dbpolicy_params_free(&p);
-	ck_assert_int_eq(dbpolicy_params_build("host='x", NULL, NULL, &p), PORTER_E_INVAL);
+	ck_assert_int_eq(dbpolicy_params_build("host='x", NULL, NULL, 0, &p), PORTER_E_INVAL);
+	/* A foreign client's connection never sets up GSS encryption with
+	 * porterd's Kerberos credentials. */
+	ck_assert_int_eq(dbpolicy_params_build("host=h gssencmode=prefer", NULL, NULL, 1, &p), 0);
+	int gss = 0;
+	for (size_t i = 0; p.keywords[i]; i++)
+		if (!strcmp(p.keywords[i], "gssencmode")) {
+			ck_assert_str_eq(p.values[i], "disable");
+			gss++;
+		}
+	ck_assert_int_eq(gss, 1);
+	dbpolicy_params_free(&p);
 }
 END_TEST
 
