@@ -11,16 +11,15 @@
 #include "fwd.h"
 #include "httpglue.h"
 #include "httppolicy.h"
+#include "httpxfer.h"
 #include "list.h"
 #include "log.h"
 #include "porter_errors.h"
 #include "req.h"
 #include "worker.h"
 
-/* Header bytes accepted per response before the transfer is aborted. */
-#define HTTP_MAX_HEADER_BYTES (256 * 1024)
 /* Room kept in a frame for status, headers and framing beside the body. */
-#define HTTP_FRAME_HEADROOM (HTTP_MAX_HEADER_BYTES + 64 * 1024)
+#define HTTP_FRAME_HEADROOM (HTTPXFER_MAX_HEADER_BYTES + 64 * 1024)
 /* How often idle streams and overdue pulls are looked for. */
 #define HTTP_SWEEP_MS 1000
 /* A request is answered this long before its deadline when the transfer
@@ -41,76 +40,6 @@ void http_global_cleanup(void)
 }
 
 /* ---- per-worker state ---- */
-
-/* Where a transfer stands. */
-enum xfer_state {
-	XFER_RUNNING,   /* in the multi handle, moving data */
-	XFER_DONE,      /* ended; a stream keeps its last chunk or error for a pull */
-	XFER_REAPING,   /* abandoned; removed from the multi and freed on the next reap */
-	XFER_RECLAIMED, /* a stream nobody read for http-stream-idle: transfer and
-			 * buffers freed, only the outcome kept for the owner's
-			 * next read or close, until HTTP_TOMBSTONE_MS */
-};
-
-typedef struct http_header {
-	char *name;
-	char *value;
-} http_header;
-
-typedef struct http_xfer {
-	http_worker *hw;
-	httpglue_tenant *t; /* the owner's connection cache */
-	list link;          /* hw->xfers, or hw->reap while REAPING */
-	enum xfer_state state;
-	CURL *easy;
-	int in_multi; /* added to t->multi */
-	req *r;       /* waits for the next reply; NULL when none does */
-
-	/* What to send. */
-	char *method;
-	char *url; /* current hop */
-	struct curl_slist *hdrs;
-	uint8_t *body;
-	size_t body_len;
-	int follow;
-	int keep_credentials; /* the client asked to send them to any origin */
-	char origin[300];     /* scheme://host:port of the first URL */
-	int stripped;         /* credentials removed after a cross-origin redirect */
-	unsigned max_redirects;
-	unsigned redirects;
-	uint64_t limit;    /* largest body accepted; 0 none */
-	uint64_t received; /* body bytes of the final hop so far */
-	uint64_t deadline; /* uv_now() ms by which every hop must be done; 0 none */
-
-	/* Streaming. */
-	int stream;
-	uint64_t stream_id;
-	int slot;        /* counted in hw->n_streams and its uid's streams */
-	uid_t owner_uid; /* the client that opened the stream */
-	uint64_t owner_instance;
-	size_t chunk_cap;
-	int paused;          /* the write callback returned PAUSE */
-	int sent_head;       /* status and headers went out */
-	uint64_t idle_since; /* uv_now() when the last pull was answered */
-
-	/* The response of the current hop. */
-	long status;
-	http_header *headers;
-	size_t n_headers, cap_headers;
-	size_t header_bytes;
-	int discard;   /* this hop is a redirect we follow: drop its body */
-	int head_done; /* the final response's headers are complete */
-	uint8_t *buf;  /* body (or the current chunk of it) */
-	size_t len, cap;
-
-	/* Outcome. */
-	int too_large;
-	int err; /* PORTER_E_* once failed, else 0 */
-	char err_msg[CURL_ERROR_SIZE + 64];
-	char curl_err[CURL_ERROR_SIZE];
-	uint64_t start_ns;
-	Porter__V1__HttpTimings timings;
-} http_xfer;
 
 struct http_worker {
 	worker *w;
@@ -148,310 +77,6 @@ static void on_handle_closed(uv_handle_t *h)
 	maybe_free_hw(hw);
 }
 
-/* ---- response building ---- */
-
-static void headers_clear(http_xfer *x)
-{
-	for (size_t i = 0; i < x->n_headers; i++) {
-		free(x->headers[i].name);
-		free(x->headers[i].value);
-	}
-	x->n_headers = 0;
-	x->header_bytes = 0;
-}
-
-static const char *header_get(const http_xfer *x, const char *name)
-{
-	for (size_t i = 0; i < x->n_headers; i++)
-		if (strcasecmp(x->headers[i].name, name) == 0)
-			return x->headers[i].value;
-	return NULL;
-}
-
-static int is_redirect(long status)
-{
-	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
-/* A whole response with a known length gets its buffer in one piece
- * rather than by doubling (an over-limit length fails later, in libcurl's
- * CURLOPT_MAXFILESIZE check or the write callback). */
-static void reserve_body(http_xfer *x)
-{
-	const char *cl = header_get(x, "Content-Length");
-	char *end;
-	if (!cl)
-		return;
-	unsigned long long n = strtoull(cl, &end, 10);
-	if (*end || n == 0 || n <= x->cap || (x->limit && n > x->limit))
-		return;
-	uint8_t *nb = realloc(x->buf, (size_t)n);
-	if (nb) {
-		x->buf = nb;
-		x->cap = (size_t)n;
-	}
-}
-
-/* CURLOPT_HEADERFUNCTION: keeps the headers of the latest response only
- * (each redirect hop and each 1xx starts a new block). */
-static size_t on_header(char *b, size_t size, size_t n, void *ud)
-{
-	http_xfer *x = ud;
-	size_t len = size * n;
-	(void)size;
-	if (x->state == XFER_REAPING)
-		return 0;
-	if (len >= 5 && memcmp(b, "HTTP/", 5) == 0) {
-		headers_clear(x);
-		x->discard = 0;
-		x->head_done = 0;
-		x->status = 0;
-		const char *sp = memchr(b, ' ', len);
-		if (sp && (size_t)(sp - b) + 4 <= len)
-			x->status = strtol(sp + 1, NULL, 10);
-		return len;
-	}
-	x->header_bytes += len;
-	if (x->header_bytes > HTTP_MAX_HEADER_BYTES) {
-		x->too_large = 1;
-		return 0;
-	}
-	while (len && (b[len - 1] == '\n' || b[len - 1] == '\r'))
-		len--;
-	if (len == 0) {
-		/* End of a header block. */
-		if (x->follow && is_redirect(x->status) && header_get(x, "Location"))
-			x->discard = 1;
-		else if (x->status >= 200)
-			x->head_done = 1;
-		if (x->head_done && !x->stream)
-			reserve_body(x);
-		return size * n;
-	}
-	const char *colon = memchr(b, ':', len);
-	if (!colon)
-		return size * n; /* folded continuation or junk: ignored */
-	const char *v = colon + 1, *end = b + len;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	if (x->n_headers == x->cap_headers) {
-		size_t nc = x->cap_headers ? x->cap_headers * 2 : 16;
-		http_header *nh = realloc(x->headers, nc * sizeof(*nh));
-		if (!nh)
-			return 0;
-		x->headers = nh;
-		x->cap_headers = nc;
-	}
-	char *name = strndup(b, (size_t)(colon - b));
-	char *value = strndup(v, (size_t)(end - v));
-	if (!name || !value) {
-		free(name);
-		free(value);
-		return 0;
-	}
-	x->headers[x->n_headers].name = name;
-	x->headers[x->n_headers].value = value;
-	x->n_headers++;
-	return size * n;
-}
-
-static void set_timings(http_xfer *x)
-{
-	curl_off_t t;
-	Porter__V1__HttpTimings init = PORTER__V1__HTTP_TIMINGS__INIT;
-	x->timings = init;
-	if (curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK)
-		x->timings.namelookup_us = (uint64_t)t;
-	if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
-		x->timings.connect_us = (uint64_t)t;
-	if (curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK)
-		x->timings.tls_us = (uint64_t)t;
-	if (curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
-		x->timings.first_byte_us = (uint64_t)t;
-	x->timings.total_us = (uv_hrtime() - x->start_ns) / 1000;
-}
-
-/*
- * Answers x->r with the status, headers (first reply of a stream or a
- * whole response) and the buffered body, then empties the buffer. `last`
- * adds the timings and clears `more`. No libcurl call: this runs inside the
- * write callback too.
- */
-static void reply_body(http_xfer *x, int last)
-{
-	req *r = x->r;
-	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
-	Porter__V1__HttpResponse hr = PORTER__V1__HTTP_RESPONSE__INIT;
-	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
-
-	x->r = NULL;
-	r->cancel = NULL;
-	r->op = NULL;
-	if (!x->sent_head) {
-		hr.status = (int32_t)x->status;
-		hr.effective_url = x->url;
-		hr.redirects = x->redirects;
-		if (x->n_headers) {
-			hv = calloc(x->n_headers, sizeof(*hv));
-			hp = calloc(x->n_headers, sizeof(*hp));
-			if (!hv || !hp) {
-				free(hv);
-				free(hp);
-				req_fail(r, PORTER_E_NOMEM,
-					 "out of memory building the HTTP response");
-				return;
-			}
-			for (size_t i = 0; i < x->n_headers; i++) {
-				porter__v1__http_header__init(&hv[i]);
-				hv[i].name = x->headers[i].name;
-				hv[i].value = x->headers[i].value;
-				hp[i] = &hv[i];
-			}
-			hr.n_headers = x->n_headers;
-			hr.headers = hp;
-		}
-		x->sent_head = 1;
-	}
-	hr.stream_id = x->stream_id;
-	hr.body.data = x->buf;
-	hr.body.len = x->len;
-	if (last)
-		hr.timings = &x->timings;
-	resp.more = !last;
-	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
-	resp.http = &hr;
-	req_reply(r, &resp);
-	free(hv);
-	free(hp);
-	x->len = 0;
-	x->idle_since = uv_now(&x->hw->w->loop);
-	/* A whole response may have grown its buffer large: give it back. */
-	if (!x->stream && x->cap > 65536) {
-		free(x->buf);
-		x->buf = NULL;
-		x->cap = 0;
-	}
-}
-
-static void reply_error(http_xfer *x)
-{
-	req *r = x->r;
-	Porter__V1__ErrorDetail d = PORTER__V1__ERROR_DETAIL__INIT;
-	x->r = NULL;
-	r->cancel = NULL;
-	r->op = NULL;
-	if (x->status > 0)
-		d.http_status = (int32_t)x->status;
-	req_fail_detail(r, x->err, &d, "%s", x->err_msg);
-}
-
-static int buf_append(http_xfer *x, const void *p, size_t n)
-{
-	if (x->len + n > x->cap) {
-		/* A stream's chunk is cut once it reaches chunk_cap, so it
-		 * never holds more than that plus one delivery. */
-		size_t nc = x->cap      ? x->cap
-			    : x->stream ? x->chunk_cap + CURL_MAX_WRITE_SIZE
-					: 16384;
-		while (nc < x->len + n)
-			nc *= 2;
-		uint8_t *nb = realloc(x->buf, nc);
-		if (!nb)
-			return -1;
-		x->buf = nb;
-		x->cap = nc;
-	}
-	memcpy(x->buf + x->len, p, n);
-	x->len += n;
-	return 0;
-}
-
-/* CURLOPT_WRITEFUNCTION. Enforces the size limit as data arrives, and for
- * streams pauses when the chunk is full and nobody has pulled it. */
-static size_t on_write(char *p, size_t size, size_t n, void *ud)
-{
-	http_xfer *x = ud;
-	size_t len = size * n;
-	if (x->state == XFER_REAPING)
-		return 0;
-	if (x->discard)
-		return len;
-	if (x->stream && x->len >= x->chunk_cap) {
-		x->paused = 1;
-		return CURL_WRITEFUNC_PAUSE;
-	}
-	if (x->limit && x->received + len > x->limit) {
-		x->too_large = 1;
-		return 0;
-	}
-	if (buf_append(x, p, len) < 0)
-		return 0;
-	x->received += len;
-	if (x->stream && x->len >= x->chunk_cap && x->r)
-		reply_body(x, 0);
-	return len;
-}
-
-/* ---- finishing ---- */
-
-static void fail_msg(http_xfer *x, int code, const char *fmt, const char *arg)
-{
-	x->err = code;
-	snprintf(x->err_msg, sizeof(x->err_msg), fmt, arg);
-}
-
-static void map_error(http_xfer *x, CURLcode rc)
-{
-	const char *what = x->curl_err[0] ? x->curl_err : curl_easy_strerror(rc);
-	if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-		x->err = PORTER_E_HTTP_TOO_LARGE;
-		snprintf(x->err_msg, sizeof(x->err_msg),
-			 "response larger than the limit of %llu bytes",
-			 (unsigned long long)x->limit);
-		return;
-	}
-	switch (rc) {
-	case CURLE_URL_MALFORMAT:
-		fail_msg(x, PORTER_E_INVAL, "malformed URL: %s", what);
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		if (x->redirects) {
-			/* libcurl's text counts from the last hop only. */
-			x->err = PORTER_E_TIMEOUT;
-			snprintf(
-				x->err_msg, sizeof(x->err_msg),
-				"HTTP transfer timed out after %u redirects: the deadline covers every hop",
-				x->redirects);
-		} else {
-			fail_msg(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
-		}
-		break;
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
-		fail_msg(x, PORTER_E_HTTP_CONNECT, "HTTP connection failed: %s", what);
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-		fail_msg(x, PORTER_E_HTTP_TLS, "TLS failed: %s", what);
-		break;
-	case CURLE_TOO_MANY_REDIRECTS:
-		fail_msg(x, PORTER_E_HTTP_REDIRECTS, "too many redirects: %s", what);
-		break;
-	default:
-		fail_msg(x, PORTER_E_HTTP, "HTTP transfer failed: %s", what);
-		break;
-	}
-}
-
-/* Checks the scheme and host of `url` against the rules. 0 or a code with
- * x->err_msg set. */
 static int check_url(http_xfer *x, const char *url)
 {
 	return httppolicy_check_url(&x->hw->w->cfg->http_allow_hosts, url, x->err_msg,
@@ -492,9 +117,9 @@ static void finish(http_xfer *x)
 		req *r = x->r;
 		if (r) {
 			if (x->err)
-				reply_error(x);
+				httpxfer_reply_error(x);
 			else
-				reply_body(x, 1);
+				httpxfer_reply_body(x, 1);
 		}
 		list_remove(&x->link);
 		xfer_free(x);
@@ -504,9 +129,9 @@ static void finish(http_xfer *x)
 	 * for the next pull (or the idle sweep). */
 	if (x->r) {
 		if (x->err)
-			reply_error(x);
+			httpxfer_reply_error(x);
 		else
-			reply_body(x, 1);
+			httpxfer_reply_body(x, 1);
 		free_stream_slot(x);
 		list_remove(&x->link);
 		xfer_free(x);
@@ -589,7 +214,7 @@ static int follow(http_xfer *x)
 	}
 	char *nu = strdup(target);
 	if (!nu) {
-		fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+		httpxfer_fail(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
 		return 0;
 	}
 	free(x->url);
@@ -598,7 +223,8 @@ static int follow(http_xfer *x)
 		char origin[sizeof(x->origin)];
 		httppolicy_origin(x->url, origin, sizeof(origin));
 		if (strcmp(origin, x->origin) && strip_credentials(x) < 0) {
-			fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+			httpxfer_fail(x, PORTER_E_NOMEM, "%s",
+				      "out of memory following a redirect");
 			return 0;
 		}
 	}
@@ -614,12 +240,13 @@ static int follow(http_xfer *x)
 		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, NULL);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
 		if (!x->method) {
-			fail_msg(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+			httpxfer_fail(x, PORTER_E_NOMEM, "%s",
+				      "out of memory following a redirect");
 			return 0;
 		}
 	}
 	x->redirects++;
-	headers_clear(x);
+	httpxfer_headers_clear(x);
 	x->status = 0;
 	x->discard = 0;
 	x->len = 0;
@@ -628,7 +255,7 @@ static int follow(http_xfer *x)
 	if (hop_deadline(x) < 0)
 		return 0;
 	if (curl_multi_add_handle(x->t->multi, x->easy) != CURLM_OK) {
-		fail_msg(x, PORTER_E_INTERNAL, "%s", "could not restart the transfer");
+		httpxfer_fail(x, PORTER_E_INTERNAL, "%s", "could not restart the transfer");
 		return 0;
 	}
 	x->in_multi = 1;
@@ -652,11 +279,11 @@ static void drain_info(httpglue_tenant *t)
 		x->in_multi = 0;
 		if (x->state == XFER_REAPING)
 			continue;
-		set_timings(x);
+		httpxfer_set_timings(x);
 		if (rc == CURLE_OK && x->discard && follow(x))
 			continue;
 		if (rc != CURLE_OK && !x->err)
-			map_error(x, rc);
+			httpxfer_map_error(x, rc);
 		finish(x);
 	}
 }
@@ -682,27 +309,11 @@ static void release_transfer(http_xfer *x)
 	x->t = NULL;
 }
 
-/* Frees what the request and its response hold. */
-static void free_buffers(http_xfer *x)
-{
-	curl_slist_free_all(x->hdrs);
-	x->hdrs = NULL;
-	headers_clear(x);
-	free(x->headers);
-	x->headers = NULL;
-	x->cap_headers = 0;
-	free(x->body);
-	x->body = NULL;
-	free(x->buf);
-	x->buf = NULL;
-	x->len = x->cap = 0;
-}
-
 static void xfer_free(http_xfer *x)
 {
 	release_transfer(x);
 	free_stream_slot(x);
-	free_buffers(x);
+	httpxfer_free_buffers(x);
 	free(x->method);
 	free(x->url);
 	/* A reclaimed stream stopped counting as a transfer then. */
@@ -723,7 +334,7 @@ static void reclaim(http_xfer *x, uint64_t now, uint32_t idle)
 		 idle);
 	release_transfer(x);
 	free_stream_slot(x);
-	free_buffers(x);
+	httpxfer_free_buffers(x);
 	stats_sub(&x->hw->w->counters.http_transfers, 1);
 	x->state = XFER_RECLAIMED;
 	x->err = PORTER_E_TIMEOUT;
@@ -779,7 +390,7 @@ static void on_reap(uv_timer_t *timer)
 		if (x->r && (x->len > 0 || (!x->sent_head && x->head_done))) {
 			/* A slow body: hand over what is there rather than wait
 			 * for a full chunk. */
-			reply_body(x, 0);
+			httpxfer_reply_body(x, 0);
 		} else if (x->r && req_remaining_ms(x->r) <= HTTP_DEADLINE_MARGIN_MS) {
 			/* Answered just before the client gives up, so it
 			 * hears why. */
@@ -899,9 +510,9 @@ static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
 	/* Redirects are followed here, not by libcurl, so each target's
 	 * scheme and host are checked before anything is sent to it. */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpxfer_on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpxfer_on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->http_tls_verify ? 1L : 0L);
@@ -987,6 +598,7 @@ void http_handle(req *r)
 		return;
 	}
 	x->hw = hw;
+	x->loop = &w->loop;
 	stats_add(&hw->w->counters.http_transfers, 1); /* until xfer_free */
 	list_init(&x->link);
 	x->start_ns = uv_hrtime();
@@ -1133,7 +745,7 @@ void http_handle_fetch(req *r)
 	}
 	if (x->len == 0)
 		return; /* answered by the write callback or at the end */
-	reply_body(x, 0);
+	httpxfer_reply_body(x, 0);
 	if (x->paused) {
 		/* Not inside a libcurl callback here: resuming is allowed, and
 		 * may deliver the data libcurl held back right away. */
@@ -1144,10 +756,10 @@ void http_handle_fetch(req *r)
 			 * size limit): libcurl reports it here, not through
 			 * the multi handle, so end the transfer now. */
 			if (!x->err)
-				map_error(x, prc);
+				httpxfer_map_error(x, prc);
 			curl_multi_remove_handle(x->t->multi, x->easy);
 			x->in_multi = 0;
-			set_timings(x);
+			httpxfer_set_timings(x);
 			x->state = XFER_DONE;
 		}
 		/* Resuming may have ended the transfer (or others). */

@@ -1,0 +1,330 @@
+/* httpxfer - one HTTP transfer and the response it collects; see
+ * httpxfer.h. */
+#include "httpxfer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "porter_errors.h"
+
+/* ---- the response ---- */
+
+void httpxfer_headers_clear(http_xfer *x)
+{
+	for (size_t i = 0; i < x->n_headers; i++) {
+		free(x->headers[i].name);
+		free(x->headers[i].value);
+	}
+	x->n_headers = 0;
+	x->header_bytes = 0;
+}
+
+static const char *header_get(const http_xfer *x, const char *name)
+{
+	for (size_t i = 0; i < x->n_headers; i++)
+		if (strcasecmp(x->headers[i].name, name) == 0)
+			return x->headers[i].value;
+	return NULL;
+}
+
+static int is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* A whole response with a known length gets its buffer in one piece
+ * rather than by doubling (an over-limit length fails later, in libcurl's
+ * CURLOPT_MAXFILESIZE check or the write callback). */
+static void reserve_body(http_xfer *x)
+{
+	const char *cl = header_get(x, "Content-Length");
+	char *end;
+	if (!cl)
+		return;
+	unsigned long long n = strtoull(cl, &end, 10);
+	if (*end || n == 0 || n <= x->cap || (x->limit && n > x->limit))
+		return;
+	uint8_t *nb = realloc(x->buf, (size_t)n);
+	if (nb) {
+		x->buf = nb;
+		x->cap = (size_t)n;
+	}
+}
+
+/* CURLOPT_HEADERFUNCTION: keeps the headers of the latest response only
+ * (each redirect hop and each 1xx starts a new block). */
+size_t httpxfer_on_header(char *b, size_t size, size_t n, void *ud)
+{
+	http_xfer *x = ud;
+	size_t len = size * n;
+	(void)size;
+	if (x->state == XFER_REAPING)
+		return 0;
+	if (len >= 5 && memcmp(b, "HTTP/", 5) == 0) {
+		httpxfer_headers_clear(x);
+		x->discard = 0;
+		x->head_done = 0;
+		x->status = 0;
+		const char *sp = memchr(b, ' ', len);
+		if (sp && (size_t)(sp - b) + 4 <= len)
+			x->status = strtol(sp + 1, NULL, 10);
+		return len;
+	}
+	x->header_bytes += len;
+	if (x->header_bytes > HTTPXFER_MAX_HEADER_BYTES) {
+		x->too_large = 1;
+		return 0;
+	}
+	while (len && (b[len - 1] == '\n' || b[len - 1] == '\r'))
+		len--;
+	if (len == 0) {
+		/* End of a header block. */
+		if (x->follow && is_redirect(x->status) && header_get(x, "Location"))
+			x->discard = 1;
+		else if (x->status >= 200)
+			x->head_done = 1;
+		if (x->head_done && !x->stream)
+			reserve_body(x);
+		return size * n;
+	}
+	const char *colon = memchr(b, ':', len);
+	if (!colon)
+		return size * n; /* folded continuation or junk: ignored */
+	const char *v = colon + 1, *end = b + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	if (x->n_headers == x->cap_headers) {
+		size_t nc = x->cap_headers ? x->cap_headers * 2 : 16;
+		http_header *nh = realloc(x->headers, nc * sizeof(*nh));
+		if (!nh)
+			return 0;
+		x->headers = nh;
+		x->cap_headers = nc;
+	}
+	char *name = strndup(b, (size_t)(colon - b));
+	char *value = strndup(v, (size_t)(end - v));
+	if (!name || !value) {
+		free(name);
+		free(value);
+		return 0;
+	}
+	x->headers[x->n_headers].name = name;
+	x->headers[x->n_headers].value = value;
+	x->n_headers++;
+	return size * n;
+}
+
+void httpxfer_set_timings(http_xfer *x)
+{
+	curl_off_t t;
+	Porter__V1__HttpTimings init = PORTER__V1__HTTP_TIMINGS__INIT;
+	x->timings = init;
+	if (curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK)
+		x->timings.namelookup_us = (uint64_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
+		x->timings.connect_us = (uint64_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK)
+		x->timings.tls_us = (uint64_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
+		x->timings.first_byte_us = (uint64_t)t;
+	x->timings.total_us = (uv_hrtime() - x->start_ns) / 1000;
+}
+
+/*
+ * Answers x->r with the status, headers (first reply of a stream or a
+ * whole response) and the buffered body, then empties the buffer. `last`
+ * adds the timings and clears `more`. No libcurl call: this runs inside the
+ * write callback too.
+ */
+void httpxfer_reply_body(http_xfer *x, int last)
+{
+	req *r = x->r;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HttpResponse hr = PORTER__V1__HTTP_RESPONSE__INIT;
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+
+	x->r = NULL;
+	r->cancel = NULL;
+	r->op = NULL;
+	if (!x->sent_head) {
+		hr.status = (int32_t)x->status;
+		hr.effective_url = x->url;
+		hr.redirects = x->redirects;
+		if (x->n_headers) {
+			hv = calloc(x->n_headers, sizeof(*hv));
+			hp = calloc(x->n_headers, sizeof(*hp));
+			if (!hv || !hp) {
+				free(hv);
+				free(hp);
+				req_fail(r, PORTER_E_NOMEM,
+					 "out of memory building the HTTP response");
+				return;
+			}
+			for (size_t i = 0; i < x->n_headers; i++) {
+				porter__v1__http_header__init(&hv[i]);
+				hv[i].name = x->headers[i].name;
+				hv[i].value = x->headers[i].value;
+				hp[i] = &hv[i];
+			}
+			hr.n_headers = x->n_headers;
+			hr.headers = hp;
+		}
+		x->sent_head = 1;
+	}
+	hr.stream_id = x->stream_id;
+	hr.body.data = x->buf;
+	hr.body.len = x->len;
+	if (last)
+		hr.timings = &x->timings;
+	resp.more = !last;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+	resp.http = &hr;
+	req_reply(r, &resp);
+	free(hv);
+	free(hp);
+	x->len = 0;
+	x->idle_since = uv_now(x->loop);
+	/* A whole response may have grown its buffer large: give it back. */
+	if (!x->stream && x->cap > 65536) {
+		free(x->buf);
+		x->buf = NULL;
+		x->cap = 0;
+	}
+}
+
+void httpxfer_reply_error(http_xfer *x)
+{
+	req *r = x->r;
+	Porter__V1__ErrorDetail d = PORTER__V1__ERROR_DETAIL__INIT;
+	x->r = NULL;
+	r->cancel = NULL;
+	r->op = NULL;
+	if (x->status > 0)
+		d.http_status = (int32_t)x->status;
+	req_fail_detail(r, x->err, &d, "%s", x->err_msg);
+}
+
+static int buf_append(http_xfer *x, const void *p, size_t n)
+{
+	if (x->len + n > x->cap) {
+		/* A stream's chunk is cut once it reaches chunk_cap, so it
+		 * never holds more than that plus one delivery. */
+		size_t nc = x->cap      ? x->cap
+			    : x->stream ? x->chunk_cap + CURL_MAX_WRITE_SIZE
+					: 16384;
+		while (nc < x->len + n)
+			nc *= 2;
+		uint8_t *nb = realloc(x->buf, nc);
+		if (!nb)
+			return -1;
+		x->buf = nb;
+		x->cap = nc;
+	}
+	memcpy(x->buf + x->len, p, n);
+	x->len += n;
+	return 0;
+}
+
+/* CURLOPT_WRITEFUNCTION. Enforces the size limit as data arrives, and for
+ * streams pauses when the chunk is full and nobody has pulled it. */
+size_t httpxfer_on_write(char *p, size_t size, size_t n, void *ud)
+{
+	http_xfer *x = ud;
+	size_t len = size * n;
+	if (x->state == XFER_REAPING)
+		return 0;
+	if (x->discard)
+		return len;
+	if (x->stream && x->len >= x->chunk_cap) {
+		x->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (x->limit && x->received + len > x->limit) {
+		x->too_large = 1;
+		return 0;
+	}
+	if (buf_append(x, p, len) < 0)
+		return 0;
+	x->received += len;
+	if (x->stream && x->len >= x->chunk_cap && x->r)
+		httpxfer_reply_body(x, 0);
+	return len;
+}
+
+/* ---- errors ---- */
+
+void httpxfer_fail(http_xfer *x, int code, const char *fmt, const char *arg)
+{
+	x->err = code;
+	snprintf(x->err_msg, sizeof(x->err_msg), fmt, arg);
+}
+
+void httpxfer_map_error(http_xfer *x, CURLcode rc)
+{
+	const char *what = x->curl_err[0] ? x->curl_err : curl_easy_strerror(rc);
+	if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+		x->err = PORTER_E_HTTP_TOO_LARGE;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "response larger than the limit of %llu bytes",
+			 (unsigned long long)x->limit);
+		return;
+	}
+	switch (rc) {
+	case CURLE_URL_MALFORMAT:
+		httpxfer_fail(x, PORTER_E_INVAL, "malformed URL: %s", what);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		if (x->redirects) {
+			/* libcurl's text counts from the last hop only. */
+			x->err = PORTER_E_TIMEOUT;
+			snprintf(
+				x->err_msg, sizeof(x->err_msg),
+				"HTTP transfer timed out after %u redirects: the deadline covers every hop",
+				x->redirects);
+		} else {
+			httpxfer_fail(x, PORTER_E_TIMEOUT, "HTTP transfer timed out: %s", what);
+		}
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		httpxfer_fail(x, PORTER_E_HTTP_CONNECT, "HTTP connection failed: %s", what);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		httpxfer_fail(x, PORTER_E_HTTP_TLS, "TLS failed: %s", what);
+		break;
+	case CURLE_TOO_MANY_REDIRECTS:
+		httpxfer_fail(x, PORTER_E_HTTP_REDIRECTS, "too many redirects: %s", what);
+		break;
+	default:
+		httpxfer_fail(x, PORTER_E_HTTP, "HTTP transfer failed: %s", what);
+		break;
+	}
+}
+
+/* Checks the scheme and host of `url` against the rules. 0 or a code with
+ * x->err_msg set. */
+/* Frees what the request and its response hold. */
+void httpxfer_free_buffers(http_xfer *x)
+{
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
+	httpxfer_headers_clear(x);
+	free(x->headers);
+	x->headers = NULL;
+	x->cap_headers = 0;
+	free(x->body);
+	x->body = NULL;
+	free(x->buf);
+	x->buf = NULL;
+	x->len = x->cap = 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * httpxfer - one HTTP transfer: what it sends, where it stands, and the
+ * response it collects from libcurl's callbacks (status and headers of the
+ * latest hop, the body or a stream's current chunk, the size limit), turned
+ * into replies to the req waiting for it, and libcurl's errors turned into
+ * PORTER_E_* codes with a message.
+ *
+ * The requests, redirects and streams that drive transfers are http.c's;
+ * this module never calls libcurl except for curl_easy_getinfo (timings)
+ * and curl_easy_strerror, so its functions are safe inside libcurl's
+ * callbacks. Owned by one worker loop; not thread safe.
+ */
+#ifndef PORTER_HTTPXFER_H
+#define PORTER_HTTPXFER_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "http.h"
+#include "httpglue.h"
+#include "list.h"
+#include "req.h"
+
+/* Header bytes accepted per response before the transfer is aborted. */
+#define HTTPXFER_MAX_HEADER_BYTES (256 * 1024)
+
+/* Where a transfer stands. */
+enum xfer_state {
+	XFER_RUNNING,   /* in the multi handle, moving data */
+	XFER_DONE,      /* ended; a stream keeps its last chunk or error for a pull */
+	XFER_REAPING,   /* abandoned; removed from the multi and freed on the next reap */
+	XFER_RECLAIMED, /* a stream nobody read for http-stream-idle: transfer and
+			 * buffers freed, only the outcome kept for the owner's
+			 * next read or close, for a while */
+};
+
+typedef struct http_header {
+	char *name;
+	char *value;
+} http_header;
+
+typedef struct http_xfer {
+	http_worker *hw;
+	uv_loop_t *loop;    /* the worker's */
+	httpglue_tenant *t; /* the owner's connection cache */
+	list link;          /* hw->xfers, or hw->reap while REAPING */
+	enum xfer_state state;
+	CURL *easy;
+	int in_multi; /* added to t->multi */
+	req *r;       /* waits for the next reply; NULL when none does */
+
+	/* What to send. */
+	char *method;
+	char *url; /* current hop */
+	struct curl_slist *hdrs;
+	uint8_t *body;
+	size_t body_len;
+	int follow;
+	int keep_credentials; /* the client asked to send them to any origin */
+	char origin[300];     /* scheme://host:port of the first URL */
+	int stripped;         /* credentials removed after a cross-origin redirect */
+	unsigned max_redirects;
+	unsigned redirects;
+	uint64_t limit;    /* largest body accepted; 0 none */
+	uint64_t received; /* body bytes of the final hop so far */
+	uint64_t deadline; /* uv_now() ms by which every hop must be done; 0 none */
+
+	/* Streaming. */
+	int stream;
+	uint64_t stream_id;
+	int slot;        /* counted in hw->n_streams and its uid's streams */
+	uid_t owner_uid; /* the client that opened the stream */
+	uint64_t owner_instance;
+	size_t chunk_cap;
+	int paused;          /* the write callback returned PAUSE */
+	int sent_head;       /* status and headers went out */
+	uint64_t idle_since; /* uv_now() when the last pull was answered */
+
+	/* The response of the current hop. */
+	long status;
+	http_header *headers;
+	size_t n_headers, cap_headers;
+	size_t header_bytes;
+	int discard;   /* this hop is a redirect we follow: drop its body */
+	int head_done; /* the final response's headers are complete */
+	uint8_t *buf;  /* body (or the current chunk of it) */
+	size_t len, cap;
+
+	/* Outcome. */
+	int too_large;
+	int err; /* PORTER_E_* once failed, else 0 */
+	char err_msg[CURL_ERROR_SIZE + 64];
+	char curl_err[CURL_ERROR_SIZE];
+	uint64_t start_ns;
+	Porter__V1__HttpTimings timings;
+} http_xfer;
+
+/* Frees the headers kept of the current hop's response. */
+void httpxfer_headers_clear(http_xfer *x);
+
+/* CURLOPT_HEADERFUNCTION and CURLOPT_WRITEFUNCTION, with the transfer as
+ * their user data: keep the latest response's headers and the body (or a
+ * stream's chunk, pausing when it is full and nobody waits for it), and
+ * enforce the header and body limits. */
+size_t httpxfer_on_header(char *b, size_t size, size_t n, void *ud);
+size_t httpxfer_on_write(char *p, size_t size, size_t n, void *ud);
+
+/* Fills x->timings from the easy handle (before it goes back to a pool). */
+void httpxfer_set_timings(http_xfer *x);
+
+/*
+ * Answers x->r (not NULL; it is finished and x->r cleared) with the status
+ * and headers (the first reply of a stream, or a whole response) and the
+ * buffered body, then empties the buffer. `last` adds the timings and
+ * clears `more`.
+ */
+void httpxfer_reply_body(http_xfer *x, int last);
+
+/* Fails x->r (not NULL; finished, x->r cleared) with x->err and x->err_msg,
+ * and the peer's status when there was one. */
+void httpxfer_reply_error(http_xfer *x);
+
+/* Sets x->err to `code` and x->err_msg to `fmt` with one string `arg`. */
+void httpxfer_fail(http_xfer *x, int code, const char *fmt, const char *arg);
+
+/* Sets x->err and x->err_msg from libcurl's result `rc` (and what the
+ * callbacks noted: the size limit). */
+void httpxfer_map_error(http_xfer *x, CURLcode rc);
+
+/* Frees the request's headers and body and the response's headers and
+ * body buffer (the transfer itself stays). */
+void httpxfer_free_buffers(http_xfer *x);
+
+#endif
