@@ -500,8 +500,9 @@ int porter_file_delete(const char *root, const char *path, int directory, uint64
 	return 0;
 }
 
-int porter_file_stat(const char *root, const char *path, uint64_t call_id, int timeout_ms,
-		     porter_file_info *out)
+/* FileStat, following a final symlink or not. */
+static int file_stat(const char *root, const char *path, int no_follow, uint64_t call_id,
+		     int timeout_ms, porter_file_info *out)
 {
 	if (out)
 		memset(out, 0, sizeof(*out));
@@ -512,6 +513,7 @@ int porter_file_stat(const char *root, const char *path, uint64_t call_id, int t
 	Porter__V1__Response *resp = NULL;
 	fs.root = root_arg(root);
 	fs.path = (char *)path;
+	fs.no_follow = no_follow != 0;
 	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STAT;
 	req.file_stat = &fs;
@@ -532,6 +534,106 @@ int porter_file_stat(const char *root, const char *path, uint64_t call_id, int t
 	};
 	porter__v1__response__free_unpacked(resp, NULL);
 	return 0;
+}
+
+int porter_file_stat(const char *root, const char *path, uint64_t call_id, int timeout_ms,
+		     porter_file_info *out)
+{
+	return file_stat(root, path, 0, call_id, timeout_ms, out);
+}
+
+int porter_file_lstat(const char *root, const char *path, uint64_t call_id, int timeout_ms,
+		      porter_file_info *out)
+{
+	return file_stat(root, path, 1, call_id, timeout_ms, out);
+}
+
+int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigned flags,
+		      uint64_t call_id, int timeout_ms)
+{
+	if (!path)
+		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
+	if (flags & ~PORTER_FILE_PARENTS)
+		return pconn_set_error(PORTER_E_INVAL, "unknown mkdir flags");
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileMkdir m = PORTER__V1__FILE_MKDIR__INIT;
+	Porter__V1__Response *resp = NULL;
+	m.root = root_arg(root);
+	m.path = (char *)path;
+	m.mode = mode;
+	m.parents = (flags & PORTER_FILE_PARENTS) != 0;
+	req.id = call_id;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_MKDIR;
+	req.file_mkdir = &m;
+	/* With parents, doing it twice is the same as once. */
+	int rc = pconn_call(&req, timeout_ms, m.parents ? PCONN_IDEMPOTENT : PCONN_ONCE, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_MKDIR)
+		return bad_reply(resp, "file mkdir");
+	porter__v1__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* Rename and copy: two names in one root and the no-replace flag. Stores
+ * a copy's size in `*size` (NULL accepted; 0 on failure). */
+static int two_names(int copy, const char *root, const char *from, const char *to, unsigned flags,
+		     uint64_t call_id, int timeout_ms, uint64_t *size)
+{
+	if (size)
+		*size = 0;
+	if (!from || !to)
+		return pconn_set_error(PORTER_E_INVAL, "from or to is NULL");
+	if (flags & ~PORTER_FILE_NO_REPLACE)
+		return pconn_set_error(PORTER_E_INVAL, "unknown %s flags",
+				       copy ? "copy" : "rename");
+	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileRename rn = PORTER__V1__FILE_RENAME__INIT;
+	Porter__V1__FileCopy cp = PORTER__V1__FILE_COPY__INIT;
+	Porter__V1__Response *resp = NULL;
+	if (copy) {
+		cp.root = root_arg(root);
+		cp.from = (char *)from;
+		cp.to = (char *)to;
+		cp.no_replace = no_replace;
+		req.body_case = PORTER__V1__REQUEST__BODY_FILE_COPY;
+		req.file_copy = &cp;
+	} else {
+		rn.root = root_arg(root);
+		rn.from = (char *)from;
+		rn.to = (char *)to;
+		rn.no_replace = no_replace;
+		req.body_case = PORTER__V1__REQUEST__BODY_FILE_RENAME;
+		req.file_rename = &rn;
+	}
+	req.id = call_id;
+	/* A copy replaces `to` whole each time: repeating it is harmless,
+	 * except with no_replace, whose second try would fail. A rename is
+	 * never repeated. */
+	int rc = pconn_call(&req, timeout_ms, copy && !no_replace ? PCONN_IDEMPOTENT : PCONN_ONCE,
+			    &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case !=
+	    (copy ? PORTER__V1__RESPONSE__BODY_FILE_COPY : PORTER__V1__RESPONSE__BODY_FILE_RENAME))
+		return bad_reply(resp, copy ? "file copy" : "file rename");
+	if (copy && size)
+		*size = resp->file_copy->size;
+	porter__v1__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int porter_file_rename(const char *root, const char *from, const char *to, unsigned flags,
+		       uint64_t call_id, int timeout_ms)
+{
+	return two_names(0, root, from, to, flags, call_id, timeout_ms, NULL);
+}
+
+int porter_file_copy(const char *root, const char *from, const char *to, unsigned flags,
+		     uint64_t call_id, int timeout_ms, uint64_t *size)
+{
+	return two_names(1, root, from, to, flags, call_id, timeout_ms, size);
 }
 
 struct porter_file_list {

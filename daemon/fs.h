@@ -1,39 +1,29 @@
 /*
  * fs - file operations (FileRead, FileWrite, FileDelete, FileStat,
- * FileList and their streams), confined to the configured file roots.
+ * FileList, FileMkdir, FileRename, FileCopy and the streams), confined to
+ * the configured file roots: the dispatch, deadlines and replies.
  *
- * Roots are opened once at start-up (fs_init, main thread, before any
- * worker runs) and are read-only afterwards, so every worker shares them
- * without locks. Requests arrive on a worker loop (fs_handle); the system
- * calls run on libuv's thread pool (uv_queue_work: openat2 and friends
- * have no uv_fs_* counterpart), and the reply is built back on the loop
- * that owns the request.
+ * The module is split by concern:
+ *   fsroot     the roots, who may use each, per-user directories, modes;
+ *   fsconfine  paths confined to a root, and errno to PORTER_E_* (once);
+ *   fsstream   streams that span requests (the table, owners, limits);
+ *   fswork     the system calls of each request on the thread pool;
+ *   fs         this file: from request to job to reply.
  *
- * Confinement: every path is resolved inside its root with
- * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS). "..", absolute paths,
- * symlinks that lead out and magic links (/proc/self/root ...) fail with
- * EXDEV or ELOOP and are answered with PORTER_E_FILE_ESCAPE. On a kernel
- * without openat2 (ENOSYS), or with `file-resolve = walk`, the path is
- * walked one component at a time with O_NOFOLLOW; then every ".." and
- * every symlink is refused, even one that stays inside the root.
+ * Requests arrive on a worker loop (fs_handle); the system calls run on
+ * libuv's thread pool (uv_queue_work: openat2 and friends have no uv_fs_*
+ * counterpart), and the reply is built back on the loop that owns the
+ * request.
  *
  * Deadlines and cancellation: a job still queued in the thread pool at its
  * deadline (a timer on the loop) or when cancelled is taken out of it
- * (uv_cancel) and answered at once; one already running cannot be interrupted,
- * so it checks a stop flag and its deadline between steps (before it
- * starts, between open and I/O, before the rename of an atomic write) and
- * its result is replaced by the stop code. An atomic write stopped before
- * its rename removes its temp file and leaves the target as it was; one
- * stopped after the rename has happened.
- *
- * Streams (reads larger than one chunk, chunked writes) live in one
- * process-wide table guarded by a mutex: a stream is named by a random id
- * and may be continued from any connection of the client (uid and client
- * instance) that opened it, on any worker. Only one request works on a
- * stream at a time (others get PORTER_E_BUSY), and one connection may
- * hold at most `file-max-streams` of them. When the connection that
- * opened a stream closes, the stream is dropped: an unfinished atomic
- * write leaves no trace at its target.
+ * (uv_cancel) and answered at once; one already running cannot be
+ * interrupted, so it checks a stop flag and its deadline between steps
+ * (before it starts, between open and I/O, before the rename of an atomic
+ * write, between the pieces of a copy) and its result is replaced by the
+ * stop code. An atomic write stopped before its rename removes its temp
+ * file and leaves the target as it was; one stopped after the rename has
+ * happened.
  */
 #ifndef PORTER_FS_H
 #define PORTER_FS_H

@@ -675,6 +675,57 @@ typedef struct porter_file_info {
 PORTER_API int porter_file_stat(const char *root, const char *path, uint64_t call_id,
 				int timeout_ms, porter_file_info *out);
 
+/*
+ * Like porter_file_stat, but a symlink at `path` is reported itself
+ * (type PORTER_FILE_TYPE_SYMLINK, lstat(2) semantics) instead of what it
+ * points to. Directories on the way are resolved as for any path. Fills
+ * `*out` (not NULL; zeroed on failure); returns 0 or a negative code.
+ * Blocks for at most `timeout_ms`.
+ */
+PORTER_API int porter_file_lstat(const char *root, const char *path, uint64_t call_id,
+				 int timeout_ms, porter_file_info *out);
+
+/* Flags of porter_file_mkdir, porter_file_rename and porter_file_copy;
+ * distinct from porter_file_flag's bits. */
+/* mkdir: make the missing parents too; an existing directory is fine. */
+#define PORTER_FILE_PARENTS 0x100u
+/* rename, copy: fail with PORTER_E_FILE_EXISTS when `to` exists. */
+#define PORTER_FILE_NO_REPLACE 0x200u
+
+/*
+ * Creates the directory `path` in `root`, with permissions `mode` (0:
+ * 0700; masked by the daemon's file-max-dir-mode, never setuid, setgid or
+ * sticky). `flags`: 0 or PORTER_FILE_PARENTS. Returns 0 (also when
+ * PORTER_FILE_PARENTS found it already there), PORTER_E_FILE_EXISTS, or
+ * another negative code. Blocks for at most `timeout_ms`. `path` not NULL.
+ */
+PORTER_API int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigned flags,
+				 uint64_t call_id, int timeout_ms);
+
+/*
+ * Renames (moves) `from` to `to`, both paths inside `root` (renameat2).
+ * An existing `to` is replaced atomically unless `flags` has
+ * PORTER_FILE_NO_REPLACE. A symlink is moved itself, never followed; names
+ * on two file systems give PORTER_E_FILE_IO (copy, then delete). Returns 0
+ * or a negative code; PORTER_E_CONN_LOST when the outcome is unknown.
+ * Blocks for at most `timeout_ms`. `from` and `to` not NULL.
+ */
+PORTER_API int porter_file_rename(const char *root, const char *from, const char *to,
+				  unsigned flags, uint64_t call_id, int timeout_ms);
+
+/*
+ * Copies the regular file `from` to `to` inside `root` with
+ * copy_file_range (sharing extents where the file system can), through a
+ * temp file that is fsynced and renamed into place: `to` is never seen
+ * half-copied. `flags`: 0 or PORTER_FILE_NO_REPLACE. A new `to` gets the
+ * mode of `from`, masked. Stores the bytes copied in `*size` (NULL
+ * accepted) and returns 0, or returns a negative code (`*size` then 0).
+ * Blocks for at most `timeout_ms`; a long copy stops at its deadline and
+ * leaves `to` as it was. `from` and `to` not NULL.
+ */
+PORTER_API int porter_file_copy(const char *root, const char *from, const char *to, unsigned flags,
+				uint64_t call_id, int timeout_ms, uint64_t *size);
+
 /* Opaque directory listing. */
 typedef struct porter_file_list porter_file_list;
 

@@ -1207,6 +1207,107 @@ class PorterBindings {
   late final _porter_file_stat =
       _porter_file_statPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<porter_file_info>)>();
 
+  /// Like porter_file_stat, but a symlink at `path` is reported itself
+  /// (lstat(2) semantics) instead of what it points to.
+  int porter_file_lstat(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<porter_file_info> out,
+  ) {
+    return _porter_file_lstat(
+      root,
+      path,
+      call_id,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_file_lstatPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Int, ffi.Pointer<porter_file_info>)>>(
+          'porter_file_lstat');
+  late final _porter_file_lstat =
+      _porter_file_lstatPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<porter_file_info>)>();
+
+  /// Creates the directory `path` in `root` (PORTER_FILE_PARENTS: with its parents).
+  int porter_file_mkdir(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int mode,
+    int flags,
+    int call_id,
+    int timeout_ms,
+  ) {
+    return _porter_file_mkdir(
+      root,
+      path,
+      mode,
+      flags,
+      call_id,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_mkdirPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Uint64, ffi.Int)>>(
+          'porter_file_mkdir');
+  late final _porter_file_mkdir =
+      _porter_file_mkdirPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, int)>();
+
+  /// Renames `from` to `to` inside `root` (PORTER_FILE_NO_REPLACE: never replace).
+  int porter_file_rename(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> from,
+    ffi.Pointer<ffi.Char> to,
+    int flags,
+    int call_id,
+    int timeout_ms,
+  ) {
+    return _porter_file_rename(
+      root,
+      from,
+      to,
+      flags,
+      call_id,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_renamePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.Uint64, ffi.Int)>>(
+          'porter_file_rename');
+  late final _porter_file_rename =
+      _porter_file_renamePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int)>();
+
+  /// Copies the regular file `from` to `to` inside `root`, atomically at `to`.
+  int porter_file_copy(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> from,
+    ffi.Pointer<ffi.Char> to,
+    int flags,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<ffi.Uint64> size,
+  ) {
+    return _porter_file_copy(
+      root,
+      from,
+      to,
+      flags,
+      call_id,
+      timeout_ms,
+      size,
+    );
+  }
+
+  late final _porter_file_copyPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Uint64>)>>(
+          'porter_file_copy');
+  late final _porter_file_copy =
+      _porter_file_copyPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, ffi.Pointer<ffi.Uint64>)>();
+
   /// Lists the directory `path` in `root` ("" or NULL: the root itself),
   /// sorted by name, without "." and "..". On success stores a new list in
   /// `*out` (freed with porter_file_list_free) and returns 0 (`*out` NULL on

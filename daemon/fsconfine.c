@@ -1,0 +1,274 @@
+/* fsconfine - paths confined to a root; errno to PORTER_E_*; see fsconfine.h. */
+#include "fsconfine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "porter_errors.h"
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+static atomic_int walk; /* resolve by walking (no openat2) */
+
+/*
+ * Fallback resolution: walks `path` below `rootfd` one component at a
+ * time, refusing "..", absolute paths and every symlink. Returns an fd or
+ * -errno (private to this file; fsconfine_open turns it around).
+ */
+static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
+{
+	if (path[0] == '/')
+		return -EXDEV;
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	int cur = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int rc = cur < 0 ? -errno : 0;
+	char *save = NULL, *comp = strtok_r(copy, "/", &save);
+	char *last = NULL;
+
+	while (rc == 0 && comp) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (strcmp(comp, "..") == 0) {
+			rc = -EXDEV;
+			break;
+		}
+		if (strcmp(comp, ".") == 0) {
+			comp = next;
+			continue;
+		}
+		if (!next) {
+			last = comp;
+			break;
+		}
+		int nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0) {
+			struct stat sb;
+			rc = -errno;
+			if (rc == -ENOTDIR && fstatat(cur, comp, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(sb.st_mode))
+				rc = -ELOOP;
+			break;
+		}
+		close(cur);
+		cur = nfd;
+		comp = next;
+	}
+	int fd = -1;
+	if (rc == 0) {
+		fd = openat(cur, last ? last : ".", flags | O_NOFOLLOW | O_CLOEXEC, mode);
+		struct stat lsb;
+		if (fd < 0) {
+			rc = -errno;
+			/* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR. */
+			if (rc == -ENOTDIR && last &&
+			    fstatat(cur, last, &lsb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(lsb.st_mode))
+				rc = -ELOOP;
+		} else if (flags & O_PATH) {
+			/* O_PATH | O_NOFOLLOW opens the link itself. */
+			struct stat sb;
+			if (fstat(fd, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+				close(fd);
+				fd = -1;
+				rc = -ELOOP;
+			}
+		}
+	}
+	if (cur >= 0)
+		close(cur);
+	free(copy);
+	return rc < 0 ? rc : fd;
+}
+
+/* Checked before any lookup so that "a/../../x" is an escape whether or not
+ * "a" exists; the kernel checks the rest. */
+int fsconfine_escapes(const char *path)
+{
+	if (path[0] == '/')
+		return 1;
+	long depth = 0;
+	const char *p = path;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return 1;
+		} else if (n && !(n == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
+int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, int *fd)
+{
+	if (!path[0])
+		path = ".";
+	if (fsconfine_escapes(path))
+		return EXDEV;
+	if (!atomic_load(&walk)) {
+		struct open_how how;
+		memset(&how, 0, sizeof(how));
+		how.flags = (uint64_t)(flags | O_CLOEXEC);
+		how.mode = (flags & O_CREAT) ? mode : 0;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+		long r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+		if (r >= 0) {
+			*fd = (int)r;
+			return 0;
+		}
+		if (errno != ENOSYS)
+			return errno;
+		atomic_store(&walk, 1);
+		log_warn("openat2 is not available: resolving paths by walking them");
+	}
+	int r = walk_open(dirfd, path, flags, mode);
+	if (r < 0)
+		return -r;
+	*fd = r;
+	return 0;
+}
+
+int fsconfine_split(const char *path, char **dir, const char **base)
+{
+	size_t n = strlen(path);
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	size_t b = n;
+	while (b > 0 && path[b - 1] != '/')
+		b--;
+	size_t blen = n - b;
+	if (blen == 0 || (blen == 1 && path[b] == '.'))
+		return EINVAL;
+	if (blen == 2 && path[b] == '.' && path[b + 1] == '.')
+		return EXDEV;
+	if (n != strlen(path))
+		return EINVAL; /* a trailing slash names a directory */
+	*dir = strndup(path, b);
+	if (!*dir)
+		return ENOMEM;
+	*base = path + b;
+	return 0;
+}
+
+int fsconfine_code(int e)
+{
+	switch (e) {
+	case ENOENT:
+		return PORTER_E_FILE_NOT_FOUND;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case ETXTBSY:
+		return PORTER_E_FILE_PERM;
+	case EISDIR:
+		return PORTER_E_FILE_ISDIR;
+	case EEXIST:
+	case ENOTEMPTY:
+		return PORTER_E_FILE_EXISTS;
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG:
+		return PORTER_E_FILE_NOSPACE;
+	case EXDEV:
+	case ELOOP:
+		return PORTER_E_FILE_ESCAPE;
+	case ENOTDIR:
+		return PORTER_E_FILE_NOTDIR;
+	case ENAMETOOLONG:
+	case EINVAL:
+		return PORTER_E_INVAL;
+	case ENOMEM:
+		return PORTER_E_NOMEM;
+	default:
+		return PORTER_E_FILE_IO;
+	}
+}
+
+const char *fsconfine_reason(int e, int creating)
+{
+	switch (e) {
+	case ENOENT:
+		return creating ? "no such directory" : "no such file or directory";
+	case EACCES:
+	case EPERM:
+		return "permission denied";
+	case EROFS:
+		return "read-only file system";
+	case ETXTBSY:
+		return "file busy";
+	case EISDIR:
+		return "is a directory";
+	case EEXIST:
+		return "already exists";
+	case ENOTEMPTY:
+		return "directory not empty";
+	case ENOSPC:
+	case EDQUOT:
+		return "no space left";
+	case EFBIG:
+		return "file too large";
+	case EXDEV:
+		return "the path leaves the root";
+	case ELOOP:
+		return "the path leaves the root or crosses a symlink that may not be followed";
+	case ENOTDIR:
+		return "a component of the path is not a directory";
+	case ENAMETOOLONG:
+		return "name too long";
+	case EINVAL:
+		return "invalid path or name";
+	case ENOMEM:
+		return "out of memory";
+	case ENXIO:
+		return "no reader on the other end";
+	case EIO:
+		return "input/output error";
+	default:
+		return "file system error";
+	}
+}
+
+int fsconfine_walking(void)
+{
+	return atomic_load(&walk);
+}
+
+int fsconfine_init(const char *mode)
+{
+	if (mode && !strcmp(mode, "walk")) {
+		atomic_store(&walk, 1);
+	} else if (mode && strcmp(mode, "auto") != 0) {
+		log_error("file-resolve: expected auto or walk, got '%s'", mode);
+		return PORTER_E_INVAL;
+	} else {
+		atomic_store(&walk, 0);
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
+		if (fd >= 0)
+			close((int)fd);
+		else if (errno == ENOSYS)
+			atomic_store(&walk, 1);
+	}
+	log_info("file paths are confined with %s",
+		 atomic_load(&walk) ? "a component walk (O_NOFOLLOW; no symlinks, no '..')"
+				    : "openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)");
+	return 0;
+}

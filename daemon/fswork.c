@@ -1,0 +1,811 @@
+/* fswork - file requests' system calls on the thread pool; see fswork.h. */
+#include "fswork.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsconfine.h"
+#include "porter_errors.h"
+
+#define TMP_PREFIX ".porter-"
+/* copy_file_range is asked for this much at a time, so a long copy checks
+ * its deadline and cancellation between pieces. */
+#define COPY_PIECE (8u << 20)
+
+#define F_CREATE PORTER__V1__FILE_WRITE_FLAG__FILE_CREATE
+#define F_TRUNCATE PORTER__V1__FILE_WRITE_FLAG__FILE_TRUNCATE
+#define F_APPEND PORTER__V1__FILE_WRITE_FLAG__FILE_APPEND
+#define F_EXCLUSIVE PORTER__V1__FILE_WRITE_FLAG__FILE_EXCLUSIVE
+#define F_ATOMIC PORTER__V1__FILE_WRITE_FLAG__FILE_ATOMIC
+#define F_SYNC PORTER__V1__FILE_WRITE_FLAG__FILE_SYNC
+
+static uint32_t chunk_max = 1u << 20;
+
+void fswork_init(uint32_t chunk)
+{
+	chunk_max = chunk ? chunk : 1u << 20;
+}
+
+/* ---------------------------------------------------------- outcomes */
+
+/* Writes "'path' in root 'name'" for `path` (NULL: the job's own). */
+static void where(const fs_job *j, const char *path, char *buf, size_t cap)
+{
+	if (!path && j->st && j->st->where) {
+		snprintf(buf, cap, "%s", j->st->where);
+		return;
+	}
+	if (!path)
+		path = j->path ? j->path : "";
+	snprintf(buf, cap, "'%s' in root '%s'", path[0] ? path : ".",
+		 j->root ? j->root->name : "?");
+}
+
+/*
+ * Records that `op` ("open", "write", ...) on `path` (NULL: the job's
+ * path) failed with errno value `e` (positive): the code from the one
+ * mapping (fsconfine_code) and a message that names both. `creating`: the
+ * operation makes its target (a missing directory on the way, not the
+ * target, is then what ENOENT means). Returns the code.
+ */
+static int fail_at(fs_job *j, int e, const char *op, const char *path, int creating)
+{
+	char w[320];
+	where(j, path, w, sizeof(w));
+	j->code = fsconfine_code(e);
+	j->err = e;
+	snprintf(j->msg, sizeof(j->msg), "cannot %s %s: %s", op, w, fsconfine_reason(e, creating));
+	return j->code;
+}
+
+static int fail_errno(fs_job *j, int e, const char *op)
+{
+	return fail_at(j, e, op, NULL, 0);
+}
+
+/* A failure that is not an errno: `code` with "cannot OP 'path' in root
+ * 'name': why". */
+static int fail_code(fs_job *j, int code, const char *op, const char *why)
+{
+	char w[320];
+	where(j, NULL, w, sizeof(w));
+	j->code = code;
+	j->err = 0;
+	snprintf(j->msg, sizeof(j->msg), "cannot %s %s: %s", op, w, why);
+	return code;
+}
+
+/* Whether the job should give up now: cancelled or past its deadline. */
+static int should_stop(fs_job *j)
+{
+	if (atomic_load(&j->stop)) {
+		j->code = PORTER_E_CANCELLED;
+		snprintf(j->msg, sizeof(j->msg), "cancelled");
+		return 1;
+	}
+	if (uv_hrtime() >= j->deadline_ns) {
+		j->code = PORTER_E_TIMEOUT;
+		snprintf(j->msg, sizeof(j->msg), "deadline passed");
+		return 1;
+	}
+	return 0;
+}
+
+int fswork_file_type(mode_t m)
+{
+	if (S_ISREG(m))
+		return PORTER__V1__FILE_TYPE__FILE_TYPE_REGULAR;
+	if (S_ISDIR(m))
+		return PORTER__V1__FILE_TYPE__FILE_TYPE_DIRECTORY;
+	if (S_ISLNK(m))
+		return PORTER__V1__FILE_TYPE__FILE_TYPE_SYMLINK;
+	return PORTER__V1__FILE_TYPE__FILE_TYPE_OTHER;
+}
+
+/* Returns 0 or a positive errno value. */
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Opens the directory that holds `path`'s last component, confined to the
+ * job's root: the new descriptor in `*dfd` and the name in `*base`
+ * (pointing into `path`). Returns 0 or the failure code. */
+static int open_parent(fs_job *j, const char *path, int flags, const char *op, int *dfd,
+		       const char **base)
+{
+	char *dir = NULL;
+	int e = fsconfine_split(path, &dir, base);
+	if (e)
+		return fail_at(j, e, op, path, 0);
+	e = fsconfine_open(j->rootfd, dir, flags | O_DIRECTORY, 0, dfd);
+	free(dir);
+	return e ? fail_at(j, e, op, path, 1) : 0;
+}
+
+/* ------------------------------------------------------------- reads */
+
+static void read_chunk(fs_job *j, int fd, uint64_t pos, uint64_t end, uint32_t chunk)
+{
+	uint64_t want = end - pos;
+	if (want > chunk)
+		want = chunk;
+	j->data = malloc(want ? want : 1);
+	if (!j->data) {
+		fail_errno(j, ENOMEM, "read");
+		return;
+	}
+	size_t got = 0;
+	while (got < want) {
+		ssize_t n = pread(fd, j->data + got, want - got, (off_t)(pos + got));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fail_errno(j, errno, "read");
+			return;
+		}
+		if (n == 0)
+			break; /* the file shrank: end early */
+		got += (size_t)n;
+	}
+	j->len = got;
+	j->offset = pos;
+}
+
+static fs_stream *stream_new(fs_job *j, int writing)
+{
+	fs_stream *s = fsstream_new(j->uid, j->instance, j->worker, j->conn_serial, writing);
+	if (!s)
+		return NULL;
+	char w[320];
+	where(j, NULL, w, sizeof(w));
+	s->where = strdup(w); /* NULL is fine: messages then say less */
+	return s;
+}
+
+static void do_read(fs_job *j)
+{
+	Porter__V1__FileRead *m = j->r->msg->file_read;
+	uint32_t chunk = m->chunk_size && m->chunk_size < chunk_max ? m->chunk_size : chunk_max;
+	if (chunk < 1)
+		chunk = 1;
+	/* O_NONBLOCK: opening a FIFO must not park a pool thread waiting
+	 * for a writer (it is refused below); no effect on regular files. */
+	int fd = -1;
+	int e = fsconfine_open(j->rootfd, m->path, O_RDONLY | O_NONBLOCK, 0, &fd);
+	if (e) {
+		fail_errno(j, e, "open");
+		return;
+	}
+	struct stat sb;
+	if (fstat(fd, &sb) < 0) {
+		fail_errno(j, errno, "stat");
+		goto out;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		fail_errno(j, EISDIR, "read");
+		goto out;
+	}
+	if (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) {
+		/* Reads from these block a pool thread for ever. */
+		fail_code(j, PORTER_E_INVAL, "read", "not a regular file");
+		goto out;
+	}
+	uint64_t size = (uint64_t)sb.st_size;
+	uint64_t pos = m->offset > size ? size : m->offset;
+	uint64_t end = size;
+	if (m->length && m->length < size - pos)
+		end = pos + m->length;
+	if (size == 0) {
+		/* Size unknown (a /proc or /sys file) or empty: read until
+		 * end of file, which ends the stream. */
+		pos = m->offset;
+		end = m->length && m->length < UINT64_MAX - pos ? pos + m->length : UINT64_MAX;
+	}
+	j->file_size = size;
+	read_chunk(j, fd, pos, end, chunk);
+	if (j->code)
+		goto out;
+	pos += j->len;
+	if (pos < end && j->len > 0) {
+		fs_stream *s = stream_new(j, 0);
+		if (!s) {
+			fail_errno(j, ENOMEM, "read");
+			goto out;
+		}
+		s->fd = fd;
+		fd = -1;
+		s->pos = pos;
+		s->end = end;
+		s->file_size = size;
+		s->flags = chunk;
+		j->new_stream = s;
+		j->stream_id = s->id;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+static void do_read_next(fs_job *j)
+{
+	fs_stream *s = j->st;
+	read_chunk(j, s->fd, s->pos, s->end, s->flags);
+	j->file_size = s->file_size;
+	if (j->code) {
+		j->drop_stream = 1;
+		return;
+	}
+	s->pos += j->len;
+	if (s->pos < s->end && j->len > 0)
+		j->stream_id = s->id;
+	else
+		j->drop_stream = 1;
+}
+
+/* ------------------------------------------------------------ writes */
+
+/* Flags of a write request, checked. Returns 0 or PORTER_E_INVAL. */
+static int check_flags(fs_job *j, uint32_t f)
+{
+	const uint32_t known = 63;
+	if (f & ~known)
+		return fail_code(j, PORTER_E_INVAL, "write", "unknown write flags");
+	if ((f & F_ATOMIC) && (f & F_APPEND))
+		return fail_code(j, PORTER_E_INVAL, "write",
+				 "ATOMIC and APPEND exclude each other");
+	return 0;
+}
+
+/* Makes the temp file of an atomic write in s->dirfd: O_TMPFILE, else a
+ * unique name. Returns 0 or a positive errno value. */
+static int make_temp(fs_stream *s, mode_t mode)
+{
+	s->fd = openat(s->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	if (s->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		/* No O_TMPFILE on this file system: a unique name instead. */
+		for (int tries = 0; tries < 16 && s->fd < 0; tries++) {
+			snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp",
+				 (unsigned long long)fsstream_random_id());
+			s->fd = openat(s->dirfd, s->tmpname,
+				       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+			if (s->fd < 0 && errno != EEXIST)
+				break;
+		}
+		if (s->fd < 0)
+			s->tmpname[0] = '\0';
+	}
+	if (s->fd < 0)
+		return errno;
+	fchmod(s->fd, mode); /* the umask must not narrow what was asked */
+	return 0;
+}
+
+/*
+ * Opens the target of a write: for an atomic write the parent directory
+ * and a temp file in it, otherwise the file itself. Fills `s`. Returns 0
+ * or the failure code.
+ */
+static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f, uint32_t mode)
+{
+	/* Never setuid, setgid or sticky, never wider than file-max-mode,
+	 * whoever asks. */
+	mode = fsroot_file_mode(mode);
+	s->flags = f;
+	int creating = (f & (F_CREATE | F_EXCLUSIVE)) != 0;
+	if (!(f & F_ATOMIC)) {
+		int of = O_WRONLY;
+		if (creating)
+			of |= O_CREAT;
+		if (f & F_EXCLUSIVE)
+			of |= O_EXCL;
+		if (f & F_TRUNCATE)
+			of |= O_TRUNC;
+		if (f & F_APPEND)
+			of |= O_APPEND;
+		/* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead
+		 * of parking a pool thread; no effect on regular files. */
+		int e = fsconfine_open(j->rootfd, path, of | O_NONBLOCK, mode, &s->fd);
+		if (e)
+			return fail_at(j, e, "open", path, creating);
+		struct stat sb;
+		if (fstat(s->fd, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+			return fail_code(j, PORTER_E_INVAL, "write", "not a regular file");
+		return 0;
+	}
+
+	/* A real descriptor, not O_PATH: fsync needs one. */
+	const char *base = NULL;
+	int rc = open_parent(j, path, O_RDONLY, "write", &s->dirfd, &base);
+	if (rc)
+		return rc;
+	s->base = strdup(base);
+	if (!s->base)
+		return fail_errno(j, ENOMEM, "write");
+	/* Refuse a directory or an existing file (exclusive) early; the final
+	 * link or rename checks again. */
+	struct stat sb;
+	if (fstatat(s->dirfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(sb.st_mode))
+			return fail_at(j, EISDIR, "write", path, 0);
+		if (f & F_EXCLUSIVE)
+			return fail_at(j, EEXIST, "create", path, 0);
+		if (S_ISREG(sb.st_mode)) /* a replace keeps the permissions, masked */
+			mode = fsroot_file_mode(sb.st_mode & 0777);
+	}
+	int e = make_temp(s, mode);
+	return e ? fail_at(j, e, "create a temp file for", path, 1) : 0;
+}
+
+/* Gives an O_TMPFILE temp file the name `name` in s->dirfd. Returns 0 or a
+ * positive errno value. */
+static int link_tmpfile(fs_stream *s, const char *name)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->fd);
+	if (linkat(AT_FDCWD, proc, s->dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	int e = errno;
+	if (e == ENOENT && access("/proc/self/fd", F_OK) != 0) {
+		/* No /proc: AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH). */
+		if (linkat(s->fd, "", s->dirfd, name, AT_EMPTY_PATH) == 0)
+			return 0;
+		e = errno;
+	}
+	return e;
+}
+
+/*
+ * Finishes a write stream: fsync, and for an atomic write the link or
+ * rename over the target and the fsync of the directory. A job told to
+ * stop before the rename leaves the target untouched.
+ */
+static int commit(fs_job *j, fs_stream *s)
+{
+	int sync = s->flags & (F_SYNC | F_ATOMIC);
+	if (sync && fsync(s->fd) < 0)
+		return fail_errno(j, errno, "sync");
+	if (!(s->flags & F_ATOMIC)) {
+		close(s->fd);
+		s->fd = -1;
+		return 0;
+	}
+	if (should_stop(j))
+		return j->code;
+	int excl = s->flags & F_EXCLUSIVE;
+	int e = 0;
+	if (!s->tmpname[0] && excl) {
+		/* link(2) never replaces: an exclusive create in one step. */
+		e = link_tmpfile(s, s->base);
+		if (e)
+			return fail_at(j, e, "create", NULL, 1);
+	} else {
+		if (!s->tmpname[0]) {
+			for (int tries = 0; tries < 16; tries++) {
+				snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp",
+					 (unsigned long long)fsstream_random_id());
+				e = link_tmpfile(s, s->tmpname);
+				if (e != EEXIST)
+					break;
+			}
+			if (e) {
+				s->tmpname[0] = '\0';
+				return fail_at(j, e, "name the temp file of", NULL, 1);
+			}
+		}
+		if (renameat2(s->dirfd, s->tmpname, s->dirfd, s->base,
+			      excl ? RENAME_NOREPLACE : 0) < 0)
+			return fail_at(j, errno, "replace", NULL, 1);
+		s->tmpname[0] = '\0';
+	}
+	if (fsync(s->dirfd) < 0)
+		return fail_errno(j, errno, "sync the directory of");
+	return 0;
+}
+
+static int write_data(fs_job *j, fs_stream *s, const uint8_t *p, size_t len)
+{
+	int e = write_all(s->fd, p, len);
+	if (e)
+		return fail_errno(j, e, "write");
+	s->total += len;
+	j->written = len;
+	j->total = s->total;
+	return 0;
+}
+
+static void do_write(fs_job *j)
+{
+	Porter__V1__FileWrite *m = j->r->msg->file_write;
+	fs_stream *s = stream_new(j, 1);
+	if (!s) {
+		fail_errno(j, ENOMEM, "write");
+		return;
+	}
+	if (check_flags(j, m->flags) == 0 &&
+	    open_for_write(j, s, m->path, m->flags, m->mode) == 0 && !should_stop(j) &&
+	    write_data(j, s, m->data.data, m->data.len) == 0)
+		commit(j, s);
+	fsstream_destroy(s);
+}
+
+static void do_write_open(fs_job *j)
+{
+	Porter__V1__FileWriteOpen *m = j->r->msg->file_write_open;
+	fs_stream *s = stream_new(j, 1);
+	if (!s) {
+		fail_errno(j, ENOMEM, "write");
+		return;
+	}
+	if (check_flags(j, m->flags) == 0 &&
+	    open_for_write(j, s, m->path, m->flags, m->mode) == 0) {
+		j->new_stream = s;
+		j->stream_id = s->id;
+	} else {
+		fsstream_destroy(s);
+	}
+}
+
+static void do_write_chunk(fs_job *j)
+{
+	Porter__V1__FileWriteChunk *m = j->r->msg->file_write_chunk;
+	if (write_data(j, j->st, m->data.data, m->data.len))
+		j->drop_stream = 1;
+}
+
+static void do_write_commit(fs_job *j)
+{
+	commit(j, j->st);
+	j->total = j->st->total;
+	j->drop_stream = 1;
+}
+
+/* ----------------------------------------------- names and directories */
+
+static void do_delete(fs_job *j)
+{
+	Porter__V1__FileDelete *m = j->r->msg->file_delete;
+	const char *base = NULL;
+	int dfd = -1;
+	if (open_parent(j, m->path, O_PATH, "delete", &dfd, &base))
+		return;
+	if (unlinkat(dfd, base, m->directory ? AT_REMOVEDIR : 0) < 0)
+		fail_errno(j, errno, "delete");
+	close(dfd);
+}
+
+static void do_stat(fs_job *j)
+{
+	Porter__V1__FileStat *m = j->r->msg->file_stat;
+	const char *base = NULL;
+	int fd = -1, e;
+	if (m->no_follow && m->path[0] && !fsconfine_escapes(m->path)) {
+		/* lstat: the parent confined, the last name not followed. A
+		 * name such as "." or ".." has no link to report: stat it as
+		 * usual below. */
+		char *dir = NULL;
+		if (fsconfine_split(m->path, &dir, &base) == 0) {
+			e = fsconfine_open(j->rootfd, dir, O_PATH | O_DIRECTORY, 0, &fd);
+			free(dir);
+			if (e) {
+				fail_at(j, e, "stat", NULL, 1);
+				return;
+			}
+			if (fstatat(fd, base, &j->sb, AT_SYMLINK_NOFOLLOW) < 0)
+				fail_errno(j, errno, "stat");
+			close(fd);
+			return;
+		}
+	}
+	e = fsconfine_open(j->rootfd, m->path, O_PATH, 0, &fd);
+	if (e) {
+		fail_errno(j, e, "stat");
+		return;
+	}
+	if (fstat(fd, &j->sb) < 0)
+		fail_errno(j, errno, "stat");
+	close(fd);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const fs_entry *)a)->name, ((const fs_entry *)b)->name);
+}
+
+static void do_list(fs_job *j)
+{
+	int fd = -1;
+	int e = fsconfine_open(j->rootfd, j->path, O_RDONLY | O_DIRECTORY, 0, &fd);
+	if (e) {
+		fail_errno(j, e, "list");
+		return;
+	}
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		fail_errno(j, errno, "list");
+		close(fd);
+		return;
+	}
+	size_t cap = 0;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat sb;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* removed meanwhile */
+		if (j->n_entries == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			fs_entry *ne = realloc(j->entries, ncap * sizeof(*ne));
+			if (!ne) {
+				fail_errno(j, ENOMEM, "list");
+				break;
+			}
+			j->entries = ne;
+			cap = ncap;
+		}
+		fs_entry *en = &j->entries[j->n_entries];
+		en->name = strdup(de->d_name);
+		if (!en->name) {
+			fail_errno(j, ENOMEM, "list");
+			break;
+		}
+		en->type = fswork_file_type(sb.st_mode);
+		en->size = (uint64_t)sb.st_size;
+		en->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		j->n_entries++;
+	}
+	closedir(d);
+	if (!j->code)
+		qsort(j->entries, j->n_entries, sizeof(*j->entries), entry_cmp);
+}
+
+/*
+ * mkdir -p inside the root: each component is made with mkdirat from the
+ * one before and then opened with the same confinement as any path, so a
+ * symlink met on the way is followed only while it stays inside.
+ */
+static void mkdir_parents(fs_job *j, mode_t mode)
+{
+	char *copy = strdup(j->path);
+	if (!copy) {
+		fail_errno(j, ENOMEM, "create directory");
+		return;
+	}
+	int cur = -1;
+	int e = fsconfine_open(j->rootfd, "", O_PATH | O_DIRECTORY, 0, &cur);
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); !e && c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		j->found = 0;
+		if (mkdirat(cur, c, mode) == 0)
+			j->found = 1;
+		else if (errno != EEXIST)
+			e = errno;
+		int next = -1;
+		if (!e)
+			e = fsconfine_open(cur, c, O_PATH | O_DIRECTORY, 0, &next);
+		close(cur);
+		cur = next;
+	}
+	if (e)
+		fail_at(j, e, "create directory", NULL, 1);
+	if (cur >= 0)
+		close(cur);
+	free(copy);
+}
+
+static void do_mkdir(fs_job *j)
+{
+	Porter__V1__FileMkdir *m = j->r->msg->file_mkdir;
+	mode_t mode = fsroot_dir_mode(m->mode);
+	if (fsconfine_escapes(m->path)) {
+		fail_errno(j, EXDEV, "create directory");
+		return;
+	}
+	if (m->parents) {
+		mkdir_parents(j, mode);
+		return;
+	}
+	const char *base = NULL;
+	int dfd = -1;
+	if (open_parent(j, m->path, O_PATH, "create directory", &dfd, &base))
+		return;
+	if (mkdirat(dfd, base, mode) < 0)
+		fail_at(j, errno, "create directory", NULL, 1);
+	else
+		j->found = 1;
+	close(dfd);
+}
+
+static void do_rename(fs_job *j)
+{
+	Porter__V1__FileRename *m = j->r->msg->file_rename;
+	const char *from = NULL, *to = NULL;
+	int fd = -1, td = -1;
+	if (open_parent(j, m->from, O_PATH, "rename", &fd, &from) == 0 &&
+	    open_parent(j, m->to, O_PATH, "rename to", &td, &to) == 0 &&
+	    renameat2(fd, from, td, to, m->no_replace ? RENAME_NOREPLACE : 0) < 0) {
+		int e = errno;
+		if (e == EXDEV) /* both names are inside: two file systems */
+			fail_code(j, PORTER_E_FILE_IO, "rename",
+				  "the two names are on different file systems (copy instead)");
+		else
+			fail_at(j, e, e == EEXIST ? "rename to" : "rename",
+				e == EEXIST ? m->to : m->from, 1);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (td >= 0)
+		close(td);
+}
+
+/* Copies `len` bytes from `in` to `out`, in pieces, checking the deadline
+ * between them. Returns 0, a positive errno value, or -1 when stopped. */
+static int copy_data(fs_job *j, int in, int out, uint64_t len)
+{
+	uint64_t done = 0;
+	int plain = 0; /* copy_file_range refused: read and write */
+	uint8_t *buf = NULL;
+	int e = 0;
+	while (!e && done < len) {
+		if (should_stop(j)) {
+			e = -1;
+			break;
+		}
+		size_t want = len - done < COPY_PIECE ? (size_t)(len - done) : COPY_PIECE;
+		ssize_t n;
+		if (!plain) {
+			n = copy_file_range(in, NULL, out, NULL, want, 0);
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+				      errno == EOPNOTSUPP)) {
+				plain = 1;
+				continue;
+			}
+		} else {
+			if (!buf && !(buf = malloc(1u << 20))) {
+				e = ENOMEM;
+				break;
+			}
+			n = read(in, buf, want < (1u << 20) ? want : (1u << 20));
+			if (n > 0)
+				e = write_all(out, buf, (size_t)n);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			e = errno;
+		else if (n == 0)
+			break; /* the source shrank */
+		else
+			done += (uint64_t)n;
+	}
+	free(buf);
+	j->total = done;
+	return e;
+}
+
+static void do_copy(fs_job *j)
+{
+	Porter__V1__FileCopy *m = j->r->msg->file_copy;
+	int in = -1;
+	fs_stream *s = NULL;
+	int e = fsconfine_open(j->rootfd, m->from, O_RDONLY | O_NONBLOCK, 0, &in);
+	if (e) {
+		fail_at(j, e, "copy", m->from, 0);
+		return;
+	}
+	struct stat sb;
+	if (fstat(in, &sb) < 0) {
+		fail_at(j, errno, "copy", m->from, 0);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		fail_at(j, S_ISDIR(sb.st_mode) ? EISDIR : EINVAL, "copy", m->from, 0);
+		goto out;
+	}
+	/* The target is an atomic write: temp file, fsync, rename (or link
+	 * for no_replace), fsync of the directory. */
+	s = stream_new(j, 1);
+	if (!s) {
+		fail_errno(j, ENOMEM, "copy");
+		goto out;
+	}
+	j->path = m->to;
+	uint32_t f = F_ATOMIC | (m->no_replace ? F_EXCLUSIVE : 0);
+	if (open_for_write(j, s, m->to, f, sb.st_mode & 0777))
+		goto out;
+	e = copy_data(j, in, s->fd, (uint64_t)sb.st_size);
+	if (e > 0)
+		fail_at(j, e, "copy to", m->to, 1);
+	else if (e == 0)
+		commit(j, s);
+out:
+	fsstream_destroy(s);
+	close(in);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+void fswork_run(uv_work_t *w)
+{
+	fs_job *j = w->data;
+	if (j->kind != JOB_STREAM_CLOSE && j->kind != JOB_WRITE_COMMIT && should_stop(j)) {
+		if (j->st)
+			j->drop_stream = j->st->writing; /* a half-written stream is useless */
+		return;
+	}
+	if (j->root) {
+		/* A per-user root: the client's own directory, made on first
+		 * use. */
+		int e = fsroot_dir(j->root, j->uid, &j->rootfd);
+		if (e) {
+			j->rootfd = -1;
+			fail_at(j, e, "open", "", 1);
+			return;
+		}
+	}
+	switch (j->kind) {
+	case JOB_READ:
+		do_read(j);
+		break;
+	case JOB_READ_NEXT:
+		do_read_next(j);
+		break;
+	case JOB_WRITE:
+		do_write(j);
+		break;
+	case JOB_WRITE_OPEN:
+		do_write_open(j);
+		break;
+	case JOB_WRITE_CHUNK:
+		do_write_chunk(j);
+		break;
+	case JOB_WRITE_COMMIT:
+		do_write_commit(j);
+		break;
+	case JOB_DELETE:
+		do_delete(j);
+		break;
+	case JOB_STAT:
+		do_stat(j);
+		break;
+	case JOB_LIST:
+		do_list(j);
+		break;
+	case JOB_MKDIR:
+		do_mkdir(j);
+		break;
+	case JOB_RENAME:
+		do_rename(j);
+		break;
+	case JOB_COPY:
+		do_copy(j);
+		break;
+	case JOB_STREAM_CLOSE:
+		j->drop_stream = 1;
+		j->found = 1;
+		break;
+	}
+	if (j->root) {
+		fsroot_put_dir(j->root, j->rootfd);
+		j->rootfd = -1;
+	}
+}

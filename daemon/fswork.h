@@ -1,0 +1,94 @@
+/*
+ * fswork - what a file request does on libuv's thread pool: the system
+ * calls of reads, writes (plain, atomic, chunked), deletes, stats,
+ * listings, mkdir, rename and copy, each confined to its root (fsconfine).
+ *
+ * A job is created and finished on the loop that owns its request (fs.c);
+ * fswork_run runs it on a pool thread in between, touching only the job,
+ * the stream it holds busy and the request message (read-only). Failures
+ * are recorded in the job as a PORTER_E_* code with a message that names
+ * the operation, the path and the root ("cannot open 'notes/today.txt' in
+ * root 'files': no such directory"), and the errno behind it.
+ */
+#ifndef PORTER_FSWORK_H
+#define PORTER_FSWORK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "fsroot.h"
+#include "fsstream.h"
+#include "req.h"
+
+/* What a job does. */
+enum fs_job_kind {
+	JOB_READ,
+	JOB_READ_NEXT,
+	JOB_WRITE,
+	JOB_WRITE_OPEN,
+	JOB_WRITE_CHUNK,
+	JOB_WRITE_COMMIT,
+	JOB_DELETE,
+	JOB_STAT,
+	JOB_LIST,
+	JOB_STREAM_CLOSE,
+	JOB_MKDIR,
+	JOB_RENAME,
+	JOB_COPY,
+};
+
+typedef struct fs_entry {
+	char *name;
+	int type;
+	uint64_t size;
+	int64_t mtime_ns;
+} fs_entry;
+
+/*
+ * One request's work. The req (and the request message the job reads
+ * from) stays alive until the job's after-work callback finishes it:
+ * cancellation only sets `stop`, which the job checks between steps, and
+ * the reply then carries the stop code.
+ */
+typedef struct fs_job {
+	uv_work_t work;
+	uv_timer_t timer; /* the deadline; the job is freed in its close */
+	req *r;
+	enum fs_job_kind kind;
+	const fsroot *root;   /* NULL for a stream continuation */
+	const char *path;     /* the request's path (borrowed), for messages */
+	int rootfd;           /* where paths resolve (fsroot_dir), or -1 */
+	fs_stream *st;        /* stream held busy, or NULL */
+	atomic_int stop;      /* set by the cancel hook */
+	uint64_t deadline_ns; /* uv_hrtime() scale */
+	uid_t uid;
+	uint64_t instance;
+	unsigned worker;
+	uint64_t conn_serial;
+	/* outcome */
+	int code; /* 0 or PORTER_E_* */
+	int err;  /* errno behind `code`, or 0 */
+	char msg[512];
+	uint8_t *data; /* read chunk, owned */
+	size_t len;
+	uint64_t offset, file_size, stream_id, written, total;
+	int found; /* stream close: it existed; mkdir: it was created */
+	struct stat sb;
+	fs_entry *entries;
+	size_t n_entries;
+	fs_stream *new_stream; /* created by the job, published after it */
+	int drop_stream;       /* the held stream is finished */
+} fs_job;
+
+/* Sets the largest chunk a read answers with (file-chunk-size). Start-up. */
+void fswork_init(uint32_t chunk);
+
+/* Runs the job in `w->data`. Thread pool (uv_queue_work's work callback). */
+void fswork_run(uv_work_t *w);
+
+/* The wire's FileType for a st_mode. */
+int fswork_file_type(mode_t m);
+
+#endif

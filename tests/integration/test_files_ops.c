@@ -1,0 +1,303 @@
+/*
+ * File operations beyond read and write (issue 17, item 3): mkdir (with
+ * parents, modes masked), rename (with no-replace), copy (atomic at the
+ * target), lstat; every one confined to its root like any path.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+
+#define T 10000
+
+static th_daemon d;
+static char root[64];
+static char outside[64];
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void at(char *buf, size_t cap, const char *dir, const char *rel)
+{
+	snprintf(buf, cap, "%s/%s", dir, rel);
+}
+
+static void put(const char *dir, const char *rel, const char *content)
+{
+	char p[256];
+	at(p, sizeof(p), dir, rel);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+/* 1 when `rel` in `dir` exists (not following a final symlink). */
+static int exists(const char *dir, const char *rel)
+{
+	char p[256];
+	struct stat sb;
+	at(p, sizeof(p), dir, rel);
+	return lstat(p, &sb) == 0;
+}
+
+static void expect_content(const char *path, const char *want)
+{
+	porter_bytes *b = NULL;
+	ck_assert_int_eq(porter_file_read("r", path, 0, 0, 0, T, &b), 0);
+	ck_assert_uint_eq(b->len, strlen(want));
+	ck_assert(memcmp(b->data, want, b->len) == 0);
+	porter_bytes_free(b);
+}
+
+static void expect_message(const char *want)
+{
+	const char *m = porter_last_error_message();
+	ck_assert_msg(strstr(m, want), "message '%s' lacks '%s'", m, want);
+}
+
+/* Nothing but .porter-free names in the root's top directory. */
+static void no_temp_left(void)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "ls -a '%s' | grep -q '^\\.porter-'", root);
+	ck_assert_int_ne(system(cmd), 0);
+}
+
+static void setup(void)
+{
+	strcpy(root, "/tmp/porter-ops-XXXXXX");
+	strcpy(outside, "/tmp/porter-ops-out-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	ck_assert_ptr_nonnull(mkdtemp(outside));
+	put(outside, "secret", "outside secret");
+	char p[256];
+	at(p, sizeof(p), root, "out");
+	ck_assert_int_eq(symlink(outside, p), 0); /* a directory link out */
+	at(p, sizeof(p), root, "secret-link");
+	char target[128];
+	at(target, sizeof(target), outside, "secret");
+	ck_assert_int_eq(symlink(target, p), 0); /* a file link out */
+	char roots[160];
+	snprintf(roots, sizeof(roots), "r=%s", root);
+	const char *args[] = {"--file-roots", roots, NULL};
+	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+}
+
+static void teardown(void)
+{
+	porter_thread_disconnect();
+	int st = th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(outside, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	ck_assert_int_eq(st, 0);
+}
+
+START_TEST(mkdir_plain_and_parents)
+{
+	ck_assert_int_eq(porter_file_mkdir("r", "notes", 0, 0, 0, T), 0);
+	ck_assert(exists(root, "notes"));
+	ck_assert_int_eq(porter_file_mkdir("r", "notes", 0, 0, 0, T), PORTER_E_FILE_EXISTS);
+	ck_assert_int_eq(porter_file_mkdir("r", "a/b/c", 0, 0, 0, T), PORTER_E_FILE_NOT_FOUND);
+	expect_message("cannot create directory 'a/b/c' in root 'r': no such directory");
+	ck_assert_int_eq(porter_file_mkdir("r", "a/b/c", 0, PORTER_FILE_PARENTS, 0, T), 0);
+	ck_assert(exists(root, "a/b/c"));
+	/* Again: nothing to do, no error. */
+	ck_assert_int_eq(porter_file_mkdir("r", "a/b/c", 0, PORTER_FILE_PARENTS, 0, T), 0);
+	ck_assert_int_eq(porter_file_mkdir("r", "x", 0, 0x1, 0, T), PORTER_E_INVAL);
+	/* The README's first example: a file in a directory made first. */
+	ck_assert_int_eq(porter_file_write("r", "notes/today.txt", "hello\n", 6, PORTER_FILE_ATOMIC,
+					   0, 0, T),
+			 0);
+	expect_content("notes/today.txt", "hello\n");
+}
+END_TEST
+
+START_TEST(mkdir_mode_masked)
+{
+	ck_assert_int_eq(porter_file_mkdir("r", "wide", 07777, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_mkdir("r", "p/q", 07777, PORTER_FILE_PARENTS, 0, T), 0);
+	const char *made[] = {"wide", "p", "p/q"};
+	for (int i = 0; i < 3; i++) {
+		char p[256];
+		struct stat sb;
+		at(p, sizeof(p), root, made[i]);
+		ck_assert_int_eq(stat(p, &sb), 0);
+		/* file-max-dir-mode 0770 (and porterd's umask may narrow it):
+		 * never setuid, setgid, sticky or anything for others. */
+		ck_assert_msg((sb.st_mode & 07777 & ~0770) == 0, "%s is %o", made[i],
+			      sb.st_mode & 07777);
+	}
+}
+END_TEST
+
+START_TEST(mkdir_escapes)
+{
+	ck_assert_int_eq(porter_file_mkdir("r", "../evil", 0, 0, 0, T), PORTER_E_FILE_ESCAPE);
+	expect_message("the path leaves the root");
+	ck_assert_int_eq(porter_file_mkdir("r", "../evil", 0, PORTER_FILE_PARENTS, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_mkdir("r", "out/evil", 0, 0, 0, T), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_mkdir("r", "out/evil/deeper", 0, PORTER_FILE_PARENTS, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_mkdir("r", "/tmp/porter-evil", 0, PORTER_FILE_PARENTS, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert(!exists(outside, "evil"));
+	ck_assert_int_eq(access("/tmp/porter-evil", F_OK), -1);
+}
+END_TEST
+
+START_TEST(rename_within_root)
+{
+	put(root, "a", "A");
+	put(root, "b", "B");
+	ck_assert_int_eq(porter_file_mkdir("r", "dir", 0, 0, 0, T), 0);
+	/* No-replace leaves both as they were. */
+	ck_assert_int_eq(porter_file_rename("r", "a", "b", PORTER_FILE_NO_REPLACE, 0, T),
+			 PORTER_E_FILE_EXISTS);
+	expect_content("a", "A");
+	expect_content("b", "B");
+	ck_assert_int_eq(porter_file_rename("r", "a", "dir/a2", PORTER_FILE_NO_REPLACE, 0, T), 0);
+	ck_assert(!exists(root, "a"));
+	expect_content("dir/a2", "A");
+	/* Replace. */
+	ck_assert_int_eq(porter_file_rename("r", "dir/a2", "b", 0, 0, T), 0);
+	expect_content("b", "A");
+	ck_assert_int_eq(porter_file_rename("r", "nope", "x", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
+	expect_message("cannot rename 'nope' in root 'r'");
+	/* A symlink is moved itself, and stays a link out that reads fail. */
+	ck_assert_int_eq(porter_file_rename("r", "secret-link", "moved-link", 0, 0, T), 0);
+	porter_file_info fi;
+	ck_assert_int_eq(porter_file_lstat("r", "moved-link", 0, T, &fi), 0);
+	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_SYMLINK);
+	porter_bytes *bytes = NULL;
+	ck_assert_int_eq(porter_file_read("r", "moved-link", 0, 0, 0, T, &bytes),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_rename("r", NULL, "x", 0, 0, T), PORTER_E_INVAL);
+}
+END_TEST
+
+START_TEST(rename_escapes)
+{
+	put(root, "mine", "M");
+	/* Out of the root, in either direction, or through a link out. */
+	ck_assert_int_eq(porter_file_rename("r", "mine", "../stolen", 0, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_rename("r", "mine", "out/stolen", 0, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_rename("r", "mine", "/tmp/stolen", 0, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_rename("r", "out/secret", "taken", 0, 0, T),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_rename("r", "../x", "taken", 0, 0, T), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_rename("r", "", "taken", 0, 0, T), PORTER_E_INVAL);
+	expect_content("mine", "M");
+	ck_assert(!exists(outside, "stolen"));
+	ck_assert(exists(outside, "secret"));
+	ck_assert(!exists(root, "taken"));
+}
+END_TEST
+
+START_TEST(copy_atomic)
+{
+	/* Larger than one copy_file_range piece's worth of small writes. */
+	size_t n = 3u << 20;
+	char *big = malloc(n + 1);
+	ck_assert_ptr_nonnull(big);
+	for (size_t i = 0; i < n; i++)
+		big[i] = (char)('a' + (i * 7) % 26);
+	big[n] = '\0';
+	ck_assert_int_eq(porter_file_write("r", "src", big, n, PORTER_FILE_CREATE, 0640, 0, T), 0);
+	uint64_t size = 0;
+	ck_assert_int_eq(porter_file_copy("r", "src", "dst", 0, 0, T, &size), 0);
+	ck_assert_uint_eq(size, n);
+	expect_content("dst", big);
+	free(big);
+	put(root, "other", "O");
+	ck_assert_int_eq(porter_file_copy("r", "other", "dst", PORTER_FILE_NO_REPLACE, 0, T, NULL),
+			 PORTER_E_FILE_EXISTS);
+	ck_assert_int_eq(porter_file_copy("r", "other", "dst", 0, 0, T, &size), 0);
+	ck_assert_uint_eq(size, 1);
+	expect_content("dst", "O");
+	ck_assert_int_eq(porter_file_mkdir("r", "d", 0, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_copy("r", "d", "d2", 0, 0, T, NULL), PORTER_E_FILE_ISDIR);
+	ck_assert_int_eq(porter_file_copy("r", "nope", "x", 0, 0, T, NULL),
+			 PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_copy("r", "other", "nodir/x", 0, 0, T, NULL),
+			 PORTER_E_FILE_NOT_FOUND);
+	expect_message("no such directory");
+	no_temp_left();
+}
+END_TEST
+
+START_TEST(copy_escapes)
+{
+	put(root, "mine", "M");
+	ck_assert_int_eq(porter_file_copy("r", "out/secret", "got", 0, 0, T, NULL),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_copy("r", "secret-link", "got", 0, 0, T, NULL),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_copy("r", "../x", "got", 0, 0, T, NULL), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_copy("r", "mine", "out/planted", 0, 0, T, NULL),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_copy("r", "mine", "../planted", 0, 0, T, NULL),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert(!exists(root, "got"));
+	ck_assert(!exists(outside, "planted"));
+	no_temp_left();
+}
+END_TEST
+
+START_TEST(lstat_reports_links)
+{
+	put(root, "f", "F");
+	char p[256];
+	at(p, sizeof(p), root, "link");
+	ck_assert_int_eq(symlink("f", p), 0);
+	porter_file_info fi;
+	ck_assert_int_eq(porter_file_lstat("r", "link", 0, T, &fi), 0);
+	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_SYMLINK);
+	ck_assert_int_eq(porter_file_stat("r", "link", 0, T, &fi), 0);
+	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_REGULAR);
+	ck_assert_uint_eq(fi.size, 1);
+	/* A link out is reported as a link, and never followed. */
+	ck_assert_int_eq(porter_file_lstat("r", "secret-link", 0, T, &fi), 0);
+	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_SYMLINK);
+	ck_assert_int_eq(porter_file_stat("r", "secret-link", 0, T, &fi), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_lstat("r", "out/secret", 0, T, &fi), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_lstat("r", "../x", 0, T, &fi), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(porter_file_lstat("r", "", 0, T, &fi), 0);
+	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_DIRECTORY);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("files_ops");
+	TCase *tc = tcase_create("ops");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, mkdir_plain_and_parents);
+	tcase_add_test(tc, mkdir_mode_masked);
+	tcase_add_test(tc, mkdir_escapes);
+	tcase_add_test(tc, rename_within_root);
+	tcase_add_test(tc, rename_escapes);
+	tcase_add_test(tc, copy_atomic);
+	tcase_add_test(tc, copy_escapes);
+	tcase_add_test(tc, lstat_reports_links);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}

@@ -1,0 +1,199 @@
+/*
+ * Unit tests of fsconfine: paths confined to a directory with openat2 and
+ * with the component walk, the lexical checks, splitting, and the one
+ * errno -> PORTER_E_* mapping (which must never hand back an errno value).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsconfine.h"
+#include "log.h"
+#include "porter_errors.h"
+
+static char top[64];
+static int rootfd = -1;
+
+/* top/root/{file, dir/inner, in -> file, out -> /etc, up -> ../outside,
+ * proc -> /proc/self/root}, and top/outside (a file beside the root). */
+static void setup(void)
+{
+	char p[160];
+	snprintf(top, sizeof(top), "/tmp/porter-fsconfine-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	snprintf(p, sizeof(p), "%s/root", top);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(rootfd, 0);
+	ck_assert_int_eq(mkdirat(rootfd, "dir", 0700), 0);
+	int fd = openat(rootfd, "file", O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	fd = openat(rootfd, "dir/inner", O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/outside", top);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(symlinkat("file", rootfd, "in"), 0);
+	ck_assert_int_eq(symlinkat("/etc", rootfd, "out"), 0);
+	ck_assert_int_eq(symlinkat("../outside", rootfd, "up"), 0);
+	ck_assert_int_eq(symlinkat("/proc/self/root", rootfd, "proc"), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	close(rootfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Opens `path` read-only; returns 0 or the errno value, closing what it
+ * opened. */
+static int try_open(const char *path)
+{
+	int fd = -1;
+	int e = fsconfine_open(rootfd, path, O_RDONLY, 0, &fd);
+	if (e == 0) {
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+	return e;
+}
+
+/* Every escape is refused and reads as PORTER_E_FILE_ESCAPE; what stays
+ * inside opens. Run under both methods. */
+static void check_escapes(int walking)
+{
+	ck_assert_int_eq(fsconfine_init(walking ? "walk" : "auto"), 0);
+	ck_assert_int_eq(fsconfine_walking(), walking);
+	const char *escapes[] = {"..",         "../outside", "/etc/passwd",     "dir/../../outside",
+				 "out/passwd", "up",         "proc/etc/passwd", "a/../../x"};
+	for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
+		int e = try_open(escapes[i]);
+		ck_assert_msg(fsconfine_code(e) == PORTER_E_FILE_ESCAPE, "%s: '%s' gave errno %d",
+			      walking ? "walk" : "openat2", escapes[i], e);
+	}
+	ck_assert_int_eq(try_open("file"), 0);
+	ck_assert_int_eq(try_open("dir/inner"), 0);
+	ck_assert_int_eq(try_open("./dir/./inner"), 0);
+	ck_assert_int_eq(try_open(""), 0); /* the root itself */
+	ck_assert_int_eq(try_open("nope"), ENOENT);
+	ck_assert_int_eq(try_open("file/x"), ENOTDIR);
+	/* A link that stays inside: followed by openat2, refused by the walk
+	 * (which follows no link at all). */
+	if (walking)
+		ck_assert_int_eq(fsconfine_code(try_open("in")), PORTER_E_FILE_ESCAPE);
+	else
+		ck_assert_int_eq(try_open("in"), 0);
+}
+
+START_TEST(escapes_openat2)
+{
+	check_escapes(0);
+}
+END_TEST
+
+START_TEST(escapes_walk)
+{
+	check_escapes(1);
+}
+END_TEST
+
+START_TEST(create_confined)
+{
+	ck_assert_int_eq(fsconfine_init("auto"), 0);
+	int fd = -1;
+	ck_assert_int_eq(fsconfine_open(rootfd, "dir/new", O_WRONLY | O_CREAT, 0600, &fd), 0);
+	close(fd);
+	/* O_CREAT through a link out never creates outside. */
+	ck_assert_int_eq(fsconfine_code(fsconfine_open(rootfd, "out/porter-test-x",
+						       O_WRONLY | O_CREAT, 0600, &fd)),
+			 PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(access("/etc/porter-test-x", F_OK), -1);
+}
+END_TEST
+
+START_TEST(lexical)
+{
+	ck_assert_int_eq(fsconfine_escapes("a/b"), 0);
+	ck_assert_int_eq(fsconfine_escapes("a/../b"), 0);
+	ck_assert_int_eq(fsconfine_escapes("./a//b/"), 0);
+	ck_assert_int_eq(fsconfine_escapes(""), 0);
+	ck_assert_int_eq(fsconfine_escapes(".."), 1);
+	ck_assert_int_eq(fsconfine_escapes("a/../.."), 1);
+	ck_assert_int_eq(fsconfine_escapes("a/../../b"), 1);
+	ck_assert_int_eq(fsconfine_escapes("/a"), 1);
+	ck_assert_int_eq(fsconfine_escapes("./../a"), 1);
+}
+END_TEST
+
+START_TEST(split)
+{
+	char *dir = NULL;
+	const char *base = NULL;
+	ck_assert_int_eq(fsconfine_split("a/b/c.txt", &dir, &base), 0);
+	ck_assert_str_eq(dir, "a/b/");
+	ck_assert_str_eq(base, "c.txt");
+	free(dir);
+	ck_assert_int_eq(fsconfine_split("c.txt", &dir, &base), 0);
+	ck_assert_str_eq(dir, "");
+	ck_assert_str_eq(base, "c.txt");
+	free(dir);
+	ck_assert_int_eq(fsconfine_split("a/..", &dir, &base), EXDEV);
+	ck_assert_int_eq(fsconfine_split("", &dir, &base), EINVAL);
+	ck_assert_int_eq(fsconfine_split("a/.", &dir, &base), EINVAL);
+	ck_assert_int_eq(fsconfine_split("a/", &dir, &base), EINVAL);
+}
+END_TEST
+
+/* The mapping point: every errno value becomes a PORTER_E_* code, never
+ * itself negated (-ENOENT is PORTER_E_NOMEM's value). */
+START_TEST(codes_never_errno)
+{
+	ck_assert_int_eq(fsconfine_code(ENOENT), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(fsconfine_code(EXDEV), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(fsconfine_code(ELOOP), PORTER_E_FILE_ESCAPE);
+	ck_assert_int_eq(fsconfine_code(EACCES), PORTER_E_FILE_PERM);
+	ck_assert_int_eq(fsconfine_code(EEXIST), PORTER_E_FILE_EXISTS);
+	ck_assert_int_eq(fsconfine_code(ENOTDIR), PORTER_E_FILE_NOTDIR);
+	for (int e = 1; e < 134; e++) {
+		int c = fsconfine_code(e);
+		ck_assert_msg(c < 0 && porter_error_name(c) != NULL &&
+				      strcmp(porter_error_name(c), "PORTER_E_UNKNOWN") != 0,
+			      "errno %d gave %d", e, c);
+		const char *why = fsconfine_reason(e, 0);
+		ck_assert_msg(why && why[0] && !strstr(why, "cross-device"), "errno %d", e);
+	}
+	ck_assert_str_eq(fsconfine_reason(ENOENT, 1), "no such directory");
+	ck_assert_str_eq(fsconfine_reason(EXDEV, 0), "the path leaves the root");
+}
+END_TEST
+
+int main(void)
+{
+	log_init();
+	log_set_level(LOG_LVL_ERROR);
+	Suite *s = suite_create("fsconfine");
+	TCase *tc = tcase_create("confine");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, escapes_openat2);
+	tcase_add_test(tc, escapes_walk);
+	tcase_add_test(tc, create_confined);
+	tcase_add_test(tc, lexical);
+	tcase_add_test(tc, split);
+	tcase_add_test(tc, codes_never_errno);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
