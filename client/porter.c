@@ -72,6 +72,8 @@ struct porter_stats_snapshot {
 	uint64_t open_fds;
 	uint64_t db_connections; /* summed over workers */
 	uint64_t http_transfers; /* summed over workers */
+	size_t n_uids;
+	porter_uid_usage *uids;
 };
 
 int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
@@ -99,9 +101,10 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 	s = calloc(1, sizeof(*s));
 	if (s) {
 		s->workers = calloc(sr->n_workers ? sr->n_workers : 1, sizeof(*s->workers));
+		s->uids = calloc(sr->n_uids ? sr->n_uids : 1, sizeof(*s->uids));
 		s->version = strdup(sr->daemon_version ? sr->daemon_version : "");
 	}
-	if (!s || !s->workers || !s->version) {
+	if (!s || !s->workers || !s->uids || !s->version) {
 		porter_stats_free(s);
 		s = NULL;
 		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory");
@@ -124,10 +127,38 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 		s->db_connections += w->db_connections;
 		s->http_transfers += w->http_transfers;
 	}
+	s->n_uids = sr->n_uids;
+	for (size_t i = 0; i < sr->n_uids; i++) {
+		Porter__V1__UidUsage *u = sr->uids[i];
+		s->uids[i] = (porter_uid_usage){
+			.uid = u->uid,
+			.connections = u->connections,
+			.inflight = u->inflight,
+			.buffered_bytes = u->buffered_bytes,
+			.sessions = u->sessions,
+			.streams = u->streams,
+			.max_connections = u->max_connections,
+			.max_inflight = u->max_inflight,
+			.max_buffered = u->max_buffered,
+		};
+	}
 	*out = s;
 out:
 	porter__v1__response__free_unpacked(resp, NULL);
 	return rc;
+}
+
+size_t porter_stats_uids(const porter_stats_snapshot *s)
+{
+	return s ? s->n_uids : 0;
+}
+
+int porter_stats_uid(const porter_stats_snapshot *s, size_t i, porter_uid_usage *out)
+{
+	if (!s || !out || i >= s->n_uids)
+		return PORTER_E_INVAL;
+	*out = s->uids[i];
+	return 0;
 }
 
 size_t porter_stats_workers(const porter_stats_snapshot *s)
@@ -173,6 +204,7 @@ void porter_stats_free(porter_stats_snapshot *s)
 	if (!s)
 		return;
 	free(s->workers);
+	free(s->uids);
 	free(s->version);
 	free(s);
 }

@@ -336,6 +336,19 @@ uint64_t clients_output_add(int64_t delta)
 	       (uint64_t)-delta;
 }
 
+int clients_uid_usage_get(uid_t uid, clients_uid_usage *out)
+{
+	pthread_mutex_lock(&G.mu);
+	uent *u = find_uid(uid);
+	if (u) {
+		out->uid = uid;
+		for (int r = 0; r < CLIENTS_RES_N; r++)
+			out->use[r] = atomic_load_explicit(&u->use[r], memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&G.mu);
+	return u != NULL;
+}
+
 size_t clients_uid_snapshot(clients_uid_usage *out, size_t cap)
 {
 	size_t n = 0;

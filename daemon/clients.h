@@ -111,6 +111,10 @@ typedef struct clients_uid_usage {
 	uint64_t use[CLIENTS_RES_N];
 } clients_uid_usage;
 
+/* Copies the usage of `uid` into `out`: 1, or 0 when it holds nothing
+ * known. Any thread. */
+int clients_uid_usage_get(uid_t uid, clients_uid_usage *out);
+
 /* Copies the usage of up to `cap` uids that hold something into `out`;
  * returns how many there are (may exceed `cap`). Any thread. */
 size_t clients_uid_snapshot(clients_uid_usage *out, size_t cap);

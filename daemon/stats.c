@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "dalloc.h"
 #include "porter_errors.h"
 #include "porter_version.h"
@@ -54,6 +55,10 @@ static uint64_t count_fds(void)
 	return n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
 }
 
+/* Uids listed in one Stats reply, at most (only a local caller sees more
+ * than its own). */
+#define STATS_MAX_UIDS 64
+
 void stats_handle(req *r)
 {
 	server *srv = r->w->srv;
@@ -81,7 +86,32 @@ void stats_handle(req *r)
 		wp[i] = &ws[i];
 	}
 
+	/* Per uid: a foreign caller sees its own uid only. */
+	clients_uid_usage uu[STATS_MAX_UIDS];
+	Porter__V1__UidUsage us[STATS_MAX_UIDS], *up[STATS_MAX_UIDS];
+	size_t nu = r->uid == geteuid() ? clients_uid_snapshot(uu, STATS_MAX_UIDS)
+					: (size_t)clients_uid_usage_get(r->uid, &uu[0]);
+	size_t kept = 0;
+	const config *cfg = r->w->cfg;
+	for (size_t i = 0; i < nu && i < STATS_MAX_UIDS; i++) {
+		porter__v1__uid_usage__init(&us[kept]);
+		us[kept].uid = uu[i].uid;
+		us[kept].connections = uu[i].use[CLIENTS_CONNS];
+		us[kept].inflight = uu[i].use[CLIENTS_INFLIGHT];
+		us[kept].buffered_bytes = uu[i].use[CLIENTS_BUFFERED];
+		us[kept].sessions = uu[i].use[CLIENTS_SESSIONS];
+		us[kept].streams = uu[i].use[CLIENTS_STREAMS];
+		us[kept].max_connections = cfg->uid_max_connections ? cfg->uid_max_connections
+								    : srv->auto_uid_connections;
+		us[kept].max_inflight = cfg->uid_max_inflight;
+		us[kept].max_buffered = cfg->uid_max_buffered;
+		up[kept] = &us[kept];
+		kept++;
+	}
+
 	Porter__V1__StatsReply sr = PORTER__V1__STATS_REPLY__INIT;
+	sr.n_uids = kept;
+	sr.uids = up;
 	sr.n_workers = n;
 	sr.workers = wp;
 	sr.uptime_ms = uv_hrtime() / 1000000 - srv->start_ms;

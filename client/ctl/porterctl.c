@@ -176,6 +176,28 @@ bad:
 			 "ping: expected [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]");
 }
 
+/* What each uid listed holds, as used/limit. */
+static void print_uids(const porter_stats_snapshot *s)
+{
+	if (!porter_stats_uids(s))
+		return;
+	printf("\n%-10s %17s %15s %27s %9s %8s\n", "uid", "connections", "inflight",
+	       "buffered bytes", "sessions", "streams");
+	for (size_t i = 0; i < porter_stats_uids(s); i++) {
+		porter_uid_usage u;
+		char c[40], f[40], b[48];
+		porter_stats_uid(s, i, &u);
+		snprintf(c, sizeof(c), "%llu/%llu", (unsigned long long)u.connections,
+			 (unsigned long long)u.max_connections);
+		snprintf(f, sizeof(f), "%llu/%llu", (unsigned long long)u.inflight,
+			 (unsigned long long)u.max_inflight);
+		snprintf(b, sizeof(b), "%llu/%llu", (unsigned long long)u.buffered_bytes,
+			 (unsigned long long)u.max_buffered);
+		printf("%-10u %17s %15s %27s %9llu %8llu\n", u.uid, c, f, b,
+		       (unsigned long long)u.sessions, (unsigned long long)u.streams);
+	}
+}
+
 static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 {
 	(void)argv;
@@ -205,6 +227,20 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 			       (unsigned long long)w.errors, (unsigned long long)w.bytes_in,
 			       (unsigned long long)w.bytes_out);
 		}
+		printf("],\"uids\":[");
+		for (size_t i = 0; i < porter_stats_uids(s); i++) {
+			porter_uid_usage u;
+			porter_stats_uid(s, i, &u);
+			printf("%s{\"uid\":%u,\"connections\":%llu,\"inflight\":%llu,"
+			       "\"buffered_bytes\":%llu,\"sessions\":%llu,\"streams\":%llu,"
+			       "\"max_connections\":%llu,\"max_inflight\":%llu,\"max_buffered\":%llu}",
+			       i ? "," : "", u.uid, (unsigned long long)u.connections,
+			       (unsigned long long)u.inflight, (unsigned long long)u.buffered_bytes,
+			       (unsigned long long)u.sessions, (unsigned long long)u.streams,
+			       (unsigned long long)u.max_connections,
+			       (unsigned long long)u.max_inflight,
+			       (unsigned long long)u.max_buffered);
+		}
 		printf("]}\n");
 	} else {
 		printf("porterd %s, up %.1f s; %llu open fds, %llu PostgreSQL connections, %llu HTTP transfers\n",
@@ -231,6 +267,7 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 		       (unsigned long long)total.connections, (unsigned long long)total.requests,
 		       (unsigned long long)total.inflight, (unsigned long long)total.errors,
 		       (unsigned long long)total.bytes_in, (unsigned long long)total.bytes_out);
+		print_uids(s);
 	}
 	porter_stats_free(s);
 	return EXIT_OK;

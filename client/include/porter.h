@@ -170,6 +170,34 @@ PORTER_API uint64_t porter_stats_http_transfers(const porter_stats_snapshot *s);
 /* The daemon's version string; owned by `s`, valid until it is freed. */
 PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *s);
 
+/*
+ * What one uid holds in the daemon, against its quotas (the daemon's
+ * uid-max-* settings; a max of 0 means no limit). Reaching a limit gives
+ * that uid PORTER_E_BUSY with a message naming the setting.
+ */
+typedef struct porter_uid_usage {
+	uint32_t uid;
+	uint64_t connections;    /* connections open now */
+	uint64_t inflight;       /* requests in flight over all its connections */
+	uint64_t buffered_bytes; /* unsent replies and read buffers */
+	uint64_t sessions;       /* database sessions */
+	uint64_t streams;        /* cursors, HTTP and file streams */
+	uint64_t max_connections;
+	uint64_t max_inflight;
+	uint64_t max_buffered;
+} porter_uid_usage;
+
+/* Number of uids in the snapshot: the caller's own uid only, or every uid
+ * holding something when the caller runs as the daemon's own uid. `s` not
+ * NULL. */
+PORTER_API size_t porter_stats_uids(const porter_stats_snapshot *s);
+
+/*
+ * Copies uid entry `i` (< porter_stats_uids) into `*out`. Returns 0, or
+ * PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+ */
+PORTER_API int porter_stats_uid(const porter_stats_snapshot *s, size_t i, porter_uid_usage *out);
+
 /* Frees a snapshot; NULL is accepted and ignored. */
 PORTER_API void porter_stats_free(porter_stats_snapshot *s);
 

@@ -323,6 +323,88 @@ START_TEST(socket_private_by_default_and_opened_on_reload)
 }
 END_TEST
 
+/* ---- stats: per uid, and only one's own ---- */
+
+typedef struct seen_uids {
+	volatile int ready, go;
+	int n;
+	uint32_t uid[8];
+	uint64_t conns[8];
+} seen_uids;
+
+static int stats_uids(void *arg)
+{
+	seen_uids *s = arg;
+	porter_stats_snapshot *st;
+	if (porter_stats(0, 3000, &st) != 0)
+		return 1;
+	s->n = (int)porter_stats_uids(st);
+	for (int i = 0; i < s->n && i < 8; i++) {
+		porter_uid_usage u;
+		if (porter_stats_uid(st, (size_t)i, &u) != 0)
+			return 2;
+		s->uid[i] = u.uid;
+		s->conns[i] = u.connections;
+	}
+	porter_stats_free(st);
+	return 0;
+}
+
+/* Bob holds a connection open until told to let go. */
+static int hold_open(void *arg)
+{
+	seen_uids *s = arg;
+	if (porter_ping("b", 1, 0, 3000) != 0)
+		return 1;
+	s->ready = 1;
+	wait_flag(&s->go);
+	return 0;
+}
+
+static void *run_bob_hold(void *arg)
+{
+	th_as(TH_UID_BOB, TH_GID_PORTER, 20000, hold_open, arg);
+	return NULL;
+}
+
+static int find_uid(const seen_uids *s, uint32_t uid)
+{
+	for (int i = 0; i < s->n && i < 8; i++)
+		if (s->uid[i] == uid)
+			return i;
+	return -1;
+}
+
+START_TEST(stats_show_only_own_uid)
+{
+	const char *args[] = {"--allow-uid", "61010,61011,61012", NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	seen_uids *bob = th_shared_alloc(sizeof(*bob));
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_hold, bob), 0);
+	ck_assert(wait_flag(&bob->ready));
+
+	/* Alice (foreign) sees her own uid, never bob's. */
+	seen_uids *a = th_shared_alloc(sizeof(*a));
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, stats_uids, a), 0);
+	ck_assert_int_eq(a->n, 1);
+	ck_assert_uint_eq(a->uid[0], TH_UID_ALICE);
+	ck_assert_uint_ge(a->conns[0], 1);
+	/* porterd's own uid (local) sees every uid holding something. */
+	seen_uids *l = th_shared_alloc(sizeof(*l));
+	ck_assert_int_eq(th_as(TH_UID_DAEMON, TH_GID_PORTER, 10000, stats_uids, l), 0);
+	int b = find_uid(l, TH_UID_BOB);
+	ck_assert_int_ge(b, 0);
+	ck_assert_uint_eq(l->conns[b], 1);
+	ck_assert_int_ge(find_uid(l, TH_UID_DAEMON), 0);
+
+	bob->go = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
 /* ---- logs ---- */
 
 #define FORGED "2026-01-01T00:00:00.000Z porterd error: FORGED by a client"
@@ -381,6 +463,7 @@ int main(void)
 	tcase_add_test(tc, socket_open_to_listed_uids);
 	tcase_add_test(tc, socket_private_by_default_and_opened_on_reload);
 	tcase_add_test(tc, client_text_cannot_forge_log_lines);
+	tcase_add_test(tc, stats_show_only_own_uid);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }
