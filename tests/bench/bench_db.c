@@ -2,7 +2,9 @@
  * bench_db - `SELECT 1` through porterd (pooled, porter_db_query) vs direct
  * libpq (one blocking connection per thread, PQexec), at 1, 8 and 32
  * client threads in one run, against a throwaway PostgreSQL started with
- * tests/support/pg.sh. Prints rate, p50 and p99 of each and the ratios.
+ * tests/support/pg.sh. Prints rate, p50 and p99 of each and the ratios,
+ * CPU per query by process, and a floor row: direct + the same round's
+ * porter_ping round trip.
  *
  * A shared or virtual machine's speed drifts by ±10% from one second to
  * the next, so every thread count runs in rounds (PORTER_BENCH_ROUNDS, default 5) in
@@ -39,7 +41,7 @@ static char conninfo[512];
 
 typedef struct run {
 	pthread_t th;
-	int porter;  /* 1: porterd, 0: direct libpq */
+	int porter;  /* 1: porterd, 0: direct libpq, 2: porter_ping (floor) */
 	double *lat; /* ns per query */
 	size_t n;
 	int failures;
@@ -50,11 +52,30 @@ typedef struct run {
 static pthread_barrier_t g_ready, g_go;
 static double g_stop_at;
 
+/* One request of r's path; 1 when it was answered as expected. */
+static int one_query(const run *r, PGconn *pg)
+{
+	int ok;
+	if (r->porter == 2) {
+		ok = porter_ping("0123456789abcdef", 16, 0, 5000) == 0;
+	} else if (r->porter) {
+		porter_db_result *res = NULL;
+		ok = porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 5000, &res) == 0 &&
+		     porter_db_ntuples(res) == 1;
+		porter_db_result_free(res);
+	} else {
+		PGresult *res = PQexec(pg, "SELECT 1");
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+		PQclear(res);
+	}
+	return ok;
+}
+
 static void *run_main(void *arg)
 {
 	run *r = arg;
 	PGconn *pg = NULL;
-	if (!r->porter) {
+	if (r->porter == 0) {
 		pg = PQconnectdb(conninfo);
 		if (PQstatus(pg) != CONNECTION_OK) {
 			fprintf(stderr, "direct connect: %s", PQerrorMessage(pg));
@@ -64,34 +85,15 @@ static void *run_main(void *arg)
 		}
 	}
 	/* Warm up: the pool (or the connection) is open before timing. */
-	for (int i = 0; i < 20; i++) {
-		if (r->porter) {
-			porter_db_result *res = NULL;
-			porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 5000, &res);
-			porter_db_result_free(res);
-		} else {
-			PQclear(PQexec(pg, "SELECT 1"));
-		}
-	}
+	for (int i = 0; i < 20; i++)
+		one_query(r, pg);
 	pthread_barrier_wait(&g_ready);
 	pthread_barrier_wait(&g_go);
 	while (r->n < MAX_SAMPLES) {
 		double t0 = th_now_ns();
 		if (t0 >= g_stop_at)
 			break;
-		int ok;
-		if (r->porter) {
-			porter_db_result *res = NULL;
-			ok = porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 5000, &res) ==
-				     0 &&
-			     porter_db_ntuples(res) == 1;
-			porter_db_result_free(res);
-		} else {
-			PGresult *res = PQexec(pg, "SELECT 1");
-			ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
-			PQclear(res);
-		}
-		if (!ok)
+		if (!one_query(r, pg))
 			r->failures++;
 		r->lat[r->n++] = th_now_ns() - t0;
 	}
@@ -219,6 +221,22 @@ static void print_row(int threads, const char *path, const figures *f)
 	       f->cpu_client + f->cpu_porterd + f->cpu_pg, f->failures ? "  (failures!)" : "");
 }
 
+/* The floor of one round: direct libpq plus one porterd round trip (the
+ * same round's ping), the least a relay that adds one process hop can
+ * cost. Latencies add; rates combine as the time per request adds. */
+static figures floor_of(const figures *direct, const figures *ping)
+{
+	figures f = {0};
+	f.p50_us = direct->p50_us + ping->p50_us;
+	f.p99_us = direct->p99_us + ping->p99_us;
+	if (direct->rate > 0 && ping->rate > 0)
+		f.rate = 1.0 / (1.0 / direct->rate + 1.0 / ping->rate);
+	f.cpu_client = direct->cpu_client + ping->cpu_client;
+	f.cpu_porterd = direct->cpu_porterd + ping->cpu_porterd;
+	f.cpu_pg = direct->cpu_pg + ping->cpu_pg;
+	return f;
+}
+
 enum figure { RATE, P50, CPU };
 
 static double figure_of(const figures *f, enum figure which)
@@ -338,6 +356,8 @@ int main(void)
 	       "round, and each ratio is the median of the rounds' own ratios, so a machine\n"
 	       "that speeds up or slows down between rounds moves both sides alike.\n",
 	       ROUNDS, RUN_MS);
+	printf("ping is porter_ping at the same thread count; floor is direct + ping of each round\n"
+	       "(latencies and CPU added, rates combined as 1/(1/direct + 1/ping)).\n");
 	printf("porter0 is porterd with --busy-poll 0. CPU columns: microseconds of CPU per query\n"
 	       "spent by the clients, porterd and PostgreSQL (postmaster and backends).\n");
 	printf("%-8s %-8s %10s %9s %9s %8s %8s %8s %8s\n", "threads", "path", "rate/s", "p50 us",
@@ -353,7 +373,8 @@ int main(void)
 	for (size_t i = 0; i < ncounts; i++) {
 		int n = counts[i];
 		figures direct[MAX_ROUNDS] = {{0}}, porter[MAX_ROUNDS] = {{0}},
-			blocking[MAX_ROUNDS] = {{0}};
+			blocking[MAX_ROUNDS] = {{0}}, ping[MAX_ROUNDS] = {{0}},
+			floor[MAX_ROUNDS] = {{0}};
 		for (int k = 0; k < ROUNDS; k++) {
 			if (!only || !strcmp(only, "direct")) {
 				g_porterd = 0; /* idle meanwhile; not counted */
@@ -362,6 +383,10 @@ int main(void)
 			}
 			if (!only || !strcmp(only, "porter"))
 				porter[k] = measure(1, n);
+			if (!only) {
+				ping[k] = measure(2, n);
+				floor[k] = floor_of(&direct[k], &ping[k]);
+			}
 			/* The same daemon without busy polling, for comparison. */
 			if (!only && th_daemon_stop(&d) == 0 &&
 			    th_daemon_restart(&d, blocking_args) == 0) {
@@ -380,16 +405,21 @@ int main(void)
 			mb = median_figures(blocking);
 		print_row(n, "direct", &md);
 		print_row(n, "porter", &mp);
-		if (!only)
-			print_row(n, "porter0", &mb);
 		if (only)
 			continue;
+		print_row(n, "porter0", &mb);
+		figures mping = median_figures(ping), mfloor = median_figures(floor);
+		print_row(n, "ping", &mping);
+		print_row(n, "floor", &mfloor);
 		double lo, hi;
 		double tp = median_ratio(porter, direct, RATE, &lo, &hi);
 		printf("%-8d ratios porter/direct: p50 %.2f, throughput %.2f (rounds %.2f-%.2f), "
 		       "cpu per query %.2f\n",
 		       n, median_ratio(porter, direct, P50, NULL, NULL), tp, lo, hi,
 		       median_ratio(porter, direct, CPU, NULL, NULL));
+		printf("%-8d ratios porter/floor: p50 %.2f, throughput %.2f\n", n,
+		       median_ratio(porter, floor, P50, NULL, NULL),
+		       median_ratio(porter, floor, RATE, NULL, NULL));
 		tp = median_ratio(blocking, direct, RATE, &lo, &hi);
 		printf("%-8d ratios porter0/direct: p50 %.2f, throughput %.2f (rounds %.2f-%.2f)\n",
 		       n, median_ratio(blocking, direct, P50, NULL, NULL), tp, lo, hi);

@@ -1,0 +1,253 @@
+/*
+ * profile_load - a fixed number of requests of one kind through porterd, for
+ * instruction counting (tests/bench/profile.sh runs it under callgrind).
+ *
+ *   profile_load ping|db|http THREADS N
+ *
+ * Starts what the kind needs (a throwaway PostgreSQL through pg.sh for db,
+ * the loopback test HTTP server for http) and porterd through the harness,
+ * so PORTER_DAEMON_WRAP runs porterd under a tool. Each of THREADS threads
+ * first makes WARMUP requests (connections, pools and caches set up), then
+ * meets the others at a barrier, then makes N requests in run_requests(),
+ * the one function whose instructions profile.sh counts on the client side
+ * (--toggle-collect=run_requests). Counts do not depend on time, so a run
+ * under load counts the same work; failures are counted and printed, and
+ * the exit status is 1 when any request failed, so a profile of errors is
+ * never taken for one of answers.
+ *
+ * PROFILE_ATTACH (words, say "strace -f -c -o FILE -p") attaches a tool to
+ * the running porterd (its pid is the last word) before the first request:
+ * a tool that wraps porterd through PORTER_DAEMON_WRAP would be the process
+ * the harness stops with SIGTERM, and strace then detaches without its
+ * summary. The tool ends when porterd does.
+ *
+ * Not part of `make bench` or `make test` (built by both).
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "httpd.h"
+#include "porter.h"
+
+#define WARMUP 50
+#define BODY 1024
+
+enum kind { PING, DB, HTTP };
+
+static enum kind g_kind;
+static int g_n;
+static char g_conninfo[512];
+static char g_url[128];
+static pthread_barrier_t g_ready;
+
+/* One request of g_kind; 0 when it was answered as expected. */
+static int one_request(void)
+{
+	switch (g_kind) {
+	case PING:
+		return porter_ping("0123456789abcdef", 16, 0, 10000) == 0 ? 0 : -1;
+	case DB: {
+		porter_db_result *res = NULL;
+		int ok = porter_db_query(0, g_conninfo, "SELECT 1", NULL, 0, 0, 10000, &res) == 0 &&
+			 porter_db_ntuples(res) == 1;
+		porter_db_result_free(res);
+		return ok ? 0 : -1;
+	}
+	case HTTP: {
+		porter_http_response *resp = NULL;
+		size_t len = 0;
+		if (porter_http_request("GET", g_url, NULL, 0, NULL, 0, NULL, 0, 10000, &resp) != 0)
+			return -1;
+		porter_http_response_body(resp, &len);
+		int ok = porter_http_response_status(resp) == 200 && len == BODY;
+		porter_http_response_free(resp);
+		return ok ? 0 : -1;
+	}
+	}
+	return -1;
+}
+
+/* The measured requests. Not static and never inlined: callgrind's
+ * --toggle-collect names it. Returns the number of failures. */
+__attribute__((noinline)) int run_requests(int n);
+__attribute__((noinline)) int run_requests(int n)
+{
+	int failures = 0;
+	for (int i = 0; i < n; i++)
+		failures += one_request() != 0;
+	return failures;
+}
+
+static void *thread_main(void *arg)
+{
+	int *failures = arg;
+	for (int i = 0; i < WARMUP; i++)
+		*failures += one_request() != 0;
+	pthread_barrier_wait(&g_ready);
+	*failures += run_requests(g_n);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* 1 when every thread of pid has a tracer. */
+static int all_traced(pid_t pid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return 0;
+	int traced = 1;
+	struct dirent *e;
+	while (traced && (e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", (int)pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		int tracer = 0;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+				break;
+		if (f)
+			fclose(f);
+		traced = tracer != 0;
+	}
+	closedir(dir);
+	return traced;
+}
+
+/* Runs the words of tool with pid appended and waits (up to 20 s) until it
+ * traces every thread of pid. The tool's pid, or -1. */
+static pid_t attach(const char *tool, pid_t pid)
+{
+	static char words[512], pidstr[16];
+	const char *argv[40];
+	int n = 0;
+	char *save = NULL;
+	snprintf(words, sizeof(words), "%s", tool);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	for (char *w = strtok_r(words, " ", &save); w && n < 38; w = strtok_r(NULL, " ", &save))
+		argv[n++] = w;
+	argv[n++] = pidstr;
+	argv[n] = NULL;
+	pid_t child = fork();
+	if (child < 0)
+		return -1;
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	long long until = th_now_ms() + 20000;
+	while (th_now_ms() < until) {
+		if (all_traced(pid))
+			return child;
+		if (waitpid(child, NULL, WNOHANG) == child)
+			return -1;
+		usleep(10000);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	return -1;
+}
+
+/* Starts PostgreSQL in state (pg.sh) and reads its conninfo. 0 or -1. */
+static int pg_start(const char *state)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh start %s >/dev/null",
+		 PORTER_SOURCE_DIR, state);
+	if (system(cmd) != 0)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "%s/conninfo", state);
+	FILE *f = fopen(cmd, "r");
+	int rc = f && fgets(g_conninfo, sizeof(g_conninfo), f) ? 0 : -1;
+	if (f)
+		fclose(f);
+	g_conninfo[strcspn(g_conninfo, "\n")] = 0;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4 || atoi(argv[2]) < 1 || atoi(argv[3]) < 0) {
+		fprintf(stderr, "usage: profile_load ping|db|http THREADS N\n");
+		return 2;
+	}
+	g_kind = !strcmp(argv[1], "db") ? DB : !strcmp(argv[1], "http") ? HTTP : PING;
+	int threads = atoi(argv[2]);
+	g_n = atoi(argv[3]);
+	char state[] = "/tmp/porter-profile-pg.XXXXXX";
+	int have_pg = 0, rc = 1, failures = 0;
+	th_httpd httpd = {0};
+	th_daemon d = {0};
+	pthread_t *th = calloc((size_t)threads, sizeof(*th));
+	int *fails = calloc((size_t)threads, sizeof(*fails));
+	if (!th || !fails)
+		goto out;
+
+	if (g_kind == DB) {
+		if (!mkdtemp(state) || pg_start(state) != 0) {
+			fprintf(stderr, "profile_load: could not start PostgreSQL\n");
+			goto out;
+		}
+		have_pg = 1;
+	}
+	if (g_kind == HTTP) {
+		if (th_httpd_start(&httpd) != 0) {
+			fprintf(stderr, "profile_load: could not start the HTTP server\n");
+			goto out;
+		}
+		snprintf(g_url, sizeof(g_url), "%s/bin/%d", httpd.base, BODY);
+	}
+	/* porterd may start slowly under a tool; the harness waits 10 s. */
+	static const char *const extra[] = {"--log-level", "warn", NULL};
+	if (th_daemon_start(&d, extra) != 0) {
+		fprintf(stderr, "profile_load: porterd did not start\n");
+		goto out;
+	}
+	pid_t tool = 0;
+	const char *attach_tool = getenv("PROFILE_ATTACH");
+	if (attach_tool && *attach_tool && (tool = attach(attach_tool, d.pid)) < 0) {
+		fprintf(stderr, "profile_load: %s did not attach to porterd\n", attach_tool);
+		th_daemon_kill(&d);
+		th_daemon_cleanup(&d);
+		goto out;
+	}
+	pthread_barrier_init(&g_ready, NULL, (unsigned)threads);
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, thread_main, &fails[i]);
+	for (int i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		failures += fails[i];
+	}
+	pthread_barrier_destroy(&g_ready);
+	printf("profile_load: %s, %d threads x (%d warm-up + %d) requests, %d failed\n", argv[1],
+	       threads, WARMUP, g_n, failures);
+	/* A clean stop, so the tool writes its output. */
+	rc = th_daemon_stop(&d) == 0 && failures == 0 ? 0 : 1;
+	if (tool > 0 && waitpid(tool, NULL, 0) != tool)
+		rc = 1;
+	th_daemon_cleanup(&d);
+out:
+	if (httpd.pid)
+		th_httpd_stop(&httpd);
+	if (have_pg) {
+		char cmd[1024];
+		snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s >/dev/null; rmdir %s",
+			 PORTER_SOURCE_DIR, state, state);
+		if (system(cmd) != 0)
+			rc = 1;
+	}
+	free(th);
+	free(fails);
+	return rc;
+}
