@@ -2255,7 +2255,9 @@ static int conninfo_allowed(dbop *op, const char *conninfo)
 				sizeof(why));
 	if (rc == 0)
 		return 1;
-	log_info("db: refused a conninfo of uid %u: %s", (unsigned)op->uid, why);
+	/* Debug level: a client repeating a refused request must not flood the
+	 * log; it gets the reason itself. */
+	log_debug("db: refused a conninfo of uid %u: %s", (unsigned)op->uid, why);
 	op_fail(op, rc, "%s", why);
 	return 0;
 }
