@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_pg.h"
 #include "harness.h"
 #include "httpd.h"
 #include "porter.h"
@@ -159,23 +160,6 @@ static pid_t attach(const char *tool, pid_t pid)
 	return -1;
 }
 
-/* Starts PostgreSQL in state (pg.sh) and reads its conninfo. 0 or -1. */
-static int pg_start(const char *state)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh start %s >/dev/null",
-		 PORTER_SOURCE_DIR, state);
-	if (system(cmd) != 0)
-		return -1;
-	snprintf(cmd, sizeof(cmd), "%s/conninfo", state);
-	FILE *f = fopen(cmd, "r");
-	int rc = f && fgets(g_conninfo, sizeof(g_conninfo), f) ? 0 : -1;
-	if (f)
-		fclose(f);
-	g_conninfo[strcspn(g_conninfo, "\n")] = 0;
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc != 4 || atoi(argv[2]) < 1 || atoi(argv[3]) < 0) {
@@ -195,7 +179,7 @@ int main(int argc, char **argv)
 		goto out;
 
 	if (g_kind == DB) {
-		if (!mkdtemp(state) || pg_start(state) != 0) {
+		if (!mkdtemp(state) || bench_pg_start(state, g_conninfo, sizeof(g_conninfo)) != 0) {
 			fprintf(stderr, "profile_load: could not start PostgreSQL\n");
 			goto out;
 		}
@@ -240,13 +224,8 @@ int main(int argc, char **argv)
 out:
 	if (httpd.pid)
 		th_httpd_stop(&httpd);
-	if (have_pg) {
-		char cmd[1024];
-		snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s >/dev/null; rmdir %s",
-			 PORTER_SOURCE_DIR, state, state);
-		if (system(cmd) != 0)
-			rc = 1;
-	}
+	if (have_pg && bench_pg_stop(state) != 0)
+		rc = 1;
 	free(th);
 	free(fails);
 	return rc;
