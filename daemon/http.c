@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "clients.h"
 #include "config.h"
 #include "fwd.h"
 #include "httpglue.h"
@@ -105,6 +106,9 @@ static void free_stream_slot(http_xfer *x)
 	if (x->slot) {
 		x->hw->n_streams--;
 		httpglue_streams_put(x->owner_uid);
+		clients_put(x->acct, CLIENTS_STREAMS, 1);
+		clients_acct_unref(x->acct);
+		x->acct = NULL;
 		x->slot = 0;
 	}
 }
@@ -669,6 +673,10 @@ void http_handle(req *r)
 		x->owner_uid = r->uid;
 		x->slot = 1;
 		hw->n_streams++;
+		/* Shown per uid in stats and metrics, with the uid's cursors
+		 * and file streams (the limit above is HTTP's own). */
+		x->acct = clients_acct_ref(r->uid);
+		clients_take(x->acct, CLIENTS_STREAMS, 1, 0);
 		x->chunk_cap = hr->chunk_size ? hr->chunk_size : cfg->http_chunk_size;
 		if (x->chunk_cap > cfg->http_chunk_size)
 			x->chunk_cap = cfg->http_chunk_size;

@@ -70,8 +70,9 @@ typedef struct http_xfer {
 	/* Streaming. */
 	int stream;
 	uint64_t stream_id;
-	int slot;        /* counted in hw->n_streams and its uid's streams */
-	uid_t owner_uid; /* the client that opened the stream */
+	int slot;                  /* counted in hw->n_streams and its uid's streams */
+	struct clients_acct *acct; /* the owner's counters, while slot */
+	uid_t owner_uid;           /* the client that opened the stream */
 	uint64_t owner_instance;
 	size_t chunk_cap;
 	int paused;          /* the write callback returned PAUSE */

@@ -34,6 +34,7 @@ static th_httpd srv;
 typedef struct seen {
 	int rc[16];
 	char msg[16][256];
+	long long streams_open, streams_reclaimed; /* own uid's, from stats */
 } seen;
 
 static seen *shm;
@@ -158,6 +159,23 @@ END_TEST
 
 /* Alice reads one chunk, then stops reading: the stream is reclaimed and
  * every later read says so, until she closes it; a new stream works. */
+/* The calling uid's open streams as porterd's stats count them; -1 when
+ * the stats have no entry for it. */
+static long long own_streams(void)
+{
+	porter_stats_snapshot *st = NULL;
+	long long n = -1;
+	if (porter_stats(0, 5000, &st) != 0)
+		return -1;
+	for (size_t i = 0; i < porter_stats_uids(st); i++) {
+		porter_uid_usage u;
+		if (porter_stats_uid(st, i, &u) == 0 && u.uid == getuid())
+			n = (long long)u.streams;
+	}
+	porter_stats_free(st);
+	return n;
+}
+
 static int read_then_idle(void *arg)
 {
 	(void)arg;
@@ -169,7 +187,9 @@ static int read_then_idle(void *arg)
 	if (!s)
 		return 0;
 	note(1, porter_http_stream_read(s, 0, 10000, &data, &len));
+	shm->streams_open = own_streams();
 	usleep(RECLAIMED_AFTER_MS * 1000);
+	shm->streams_reclaimed = own_streams();
 	note(2, porter_http_stream_read(s, 0, 10000, &data, &len));
 	note(3, porter_http_stream_read(s, 0, 10000, &data, &len));
 	porter_http_stream_close(s, 1000);
@@ -191,6 +211,10 @@ START_TEST(unread_stream_is_reclaimed_and_its_owner_told)
 				      strstr(shm->msg[i], "http-stream-idle"),
 			      "read %d after the idle time: %d '%s'", i - 1, shm->rc[i],
 			      shm->msg[i]);
+	/* The per-uid stats count the stream while it is open, not after. */
+	ck_assert_int_eq(shm->streams_open, 1);
+	ck_assert_msg(shm->streams_reclaimed <= 0, "streams after the reclaim: %lld",
+		      shm->streams_reclaimed);
 	ck_assert_msg(shm->rc[4] == 0, "new open: %d '%s'", shm->rc[4], shm->msg[4]);
 	ck_assert_msg(shm->rc[5] == 1, "new read: %d '%s'", shm->rc[5], shm->msg[5]);
 	fprintf(stderr, "reclaimed: '%s'\n", shm->msg[2]);
