@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 
+#include "bench_cpu.h"
 #include "harness.h"
 #include "porter.h"
 
@@ -114,59 +115,24 @@ typedef struct figures {
 static pid_t g_porterd;    /* 0 when not running */
 static pid_t g_postmaster; /* 0 when unknown */
 
-/* CPU seconds of `pid`: its threads, and with `reaped` its waited-for
- * children too; its parent in `*ppid`. 0 when unreadable. */
-static double proc_cpu(pid_t pid, int reaped, pid_t *ppid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	const char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	/* After the name: state ppid ... utime(14) stime(15) cutime cstime. */
-	unsigned long long v[16] = {0};
-	char state;
-	if (sscanf(p + 2, "%c %llu %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu %llu %llu", &state,
-		   &v[0], &v[1], &v[2], &v[3], &v[4]) != 6)
-		return 0;
-	if (ppid)
-		*ppid = (pid_t)v[0];
-	double ticks = (double)(v[1] + v[2] + (reaped ? v[3] + v[4] : 0));
-	return ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
 static double pg_cpu(void)
 {
 	if (!g_postmaster)
 		return 0;
-	double t = proc_cpu(g_postmaster, 1, NULL);
+	double t = bench_proc_cpu(g_postmaster, 1, NULL);
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
 		if (pid <= 0)
 			continue;
-		double c = proc_cpu(pid, 0, &ppid);
+		double c = bench_proc_cpu(pid, 0, &ppid);
 		if (ppid == g_postmaster)
 			t += c;
 	}
 	if (d)
 		closedir(d);
 	return t;
-}
-
-static double self_cpu(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static figures measure(int porter, int threads)
@@ -180,7 +146,8 @@ static figures measure(int porter, int threads)
 		pthread_create(&rs[i].th, NULL, run_main, &rs[i]);
 	}
 	pthread_barrier_wait(&g_ready);
-	double c0 = self_cpu(), d0 = g_porterd ? proc_cpu(g_porterd, 0, NULL) : 0, p0 = pg_cpu();
+	double c0 = bench_self_cpu(), d0 = g_porterd ? bench_proc_cpu(g_porterd, 0, NULL) : 0,
+	       p0 = pg_cpu();
 	g_stop_at = th_now_ns() + RUN_MS * 1e6;
 	pthread_barrier_wait(&g_go);
 	size_t total = 0;
@@ -190,7 +157,8 @@ static figures measure(int porter, int threads)
 		total += rs[i].n;
 		f.failures += rs[i].failures;
 	}
-	double c1 = self_cpu(), d1 = g_porterd ? proc_cpu(g_porterd, 0, NULL) : 0, p1 = pg_cpu();
+	double c1 = bench_self_cpu(), d1 = g_porterd ? bench_proc_cpu(g_porterd, 0, NULL) : 0,
+	       p1 = pg_cpu();
 	if (total) {
 		f.cpu_client = (c1 - c0) * 1e6 / (double)total;
 		f.cpu_porterd = (d1 - d0) * 1e6 / (double)total;

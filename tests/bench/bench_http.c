@@ -1,7 +1,9 @@
 /*
  * bench_http - GET of a 1 KiB body through porterd vs direct libcurl (one
  * easy handle reused per thread, the way a careful user would do it), at 1
- * and 8 client threads, in the same run, against the same loopback server.
+ * 8 and 32 client threads, in the same run, against the same loopback
+ * server, with CPU per request of each process and a floor row (direct +
+ * the same run's porter_ping round trip).
  *
  * The server is a minimal epoll HTTP/1.1 keep-alive responder (not the
  * Python test server, so that it is not the bottleneck) in a process of its
@@ -31,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_cpu.h"
 #include "harness.h"
 #include "porter.h"
 
@@ -38,6 +41,7 @@
 #define WARMUP 300
 #define ITERS_1 5000 /* requests measured at 1 thread */
 #define ITERS_8 1500 /* per thread at 8 threads */
+#define ITERS_32 400 /* per thread at 32 threads */
 
 /* ---- the loopback server ---- */
 
@@ -160,7 +164,7 @@ static char url[128];
 
 typedef struct run {
 	pthread_t th;
-	int direct;
+	int direct; /* 1: libcurl, 0: porterd, 2: porter_ping (the floor) */
 	int iters;
 	double *lat;
 	int failures;
@@ -178,7 +182,7 @@ static void *client_main(void *arg)
 	run *r = arg;
 	CURL *e = NULL;
 	size_t got = 0;
-	if (r->direct) {
+	if (r->direct == 1) {
 		e = curl_easy_init();
 		curl_easy_setopt(e, CURLOPT_URL, url);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -188,7 +192,9 @@ static void *client_main(void *arg)
 	for (int i = 0; i < WARMUP + r->iters; i++) {
 		double t0 = th_now_ns();
 		int ok;
-		if (r->direct) {
+		if (r->direct == 2) {
+			ok = porter_ping("0123456789abcdef", 16, 0, 5000) == 0;
+		} else if (r->direct) {
 			got = 0;
 			long status = 0;
 			ok = curl_easy_perform(e) == CURLE_OK &&
@@ -220,7 +226,12 @@ static void *client_main(void *arg)
 typedef struct result {
 	double p50_us, p99_us, rate;
 	int failures;
+	/* CPU microseconds per request: the client threads, porterd, the
+	 * loopback server. */
+	double cpu_cli, cpu_pd, cpu_srv;
 } result;
+
+static pid_t g_porterd, g_server;
 
 static result measure(int direct, int threads, int iters)
 {
@@ -232,7 +243,8 @@ static result measure(int direct, int threads, int iters)
 		runs[i].iters = iters;
 		runs[i].lat = all + (size_t)i * (size_t)iters;
 	}
-	double t0 = th_now_ns();
+	double t0 = th_now_ns(), c0 = bench_self_cpu(), d0 = bench_proc_cpu(g_porterd, 0, NULL),
+	       s0 = bench_proc_cpu(g_server, 0, NULL);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&runs[i].th, NULL, client_main, &runs[i]);
 	for (int i = 0; i < threads; i++) {
@@ -240,6 +252,11 @@ static result measure(int direct, int threads, int iters)
 		res.failures += runs[i].failures;
 	}
 	double wall = th_now_ns() - t0;
+	/* Warm-up requests included, as in the rate. */
+	double reqs = (double)threads * (WARMUP + iters);
+	res.cpu_cli = (bench_self_cpu() - c0) * 1e6 / reqs;
+	res.cpu_pd = (bench_proc_cpu(g_porterd, 0, NULL) - d0) * 1e6 / reqs;
+	res.cpu_srv = (bench_proc_cpu(g_server, 0, NULL) - s0) * 1e6 / reqs;
 	size_t n = (size_t)threads * (size_t)iters;
 	qsort(all, n, sizeof(double), th_cmp_double);
 	res.p50_us = all[n / 2] / 1e3;
@@ -267,42 +284,64 @@ int main(void)
 	printf("bench_http: GET of a %d-byte body on loopback, porterd (2 workers) vs direct libcurl %s\n",
 	       BODY, curl_version_info(CURLVERSION_NOW)->version);
 	printf("(porter0: porterd with --busy-poll 0; ratio0 compares it with direct)\n");
-	printf("%-8s %-8s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "req/s",
-	       "failures");
-	static const int thread_counts[] = {1, 8};
+	printf("(ping: porter_ping at the same thread count; floor: direct + ping, latencies and\n"
+	       "CPU added, rates combined as 1/(1/direct + 1/ping). CPU columns: microseconds per\n"
+	       "request of the client threads, porterd and the loopback server.)\n");
+	printf("%-8s %-8s %10s %10s %12s %9s %8s %8s %8s\n", "threads", "path", "p50 us", "p99 us",
+	       "req/s", "failures", "cpu cli", "cpu pd", "cpu srv");
+	static const int thread_counts[] = {1, 8, 32};
+	static const int thread_iters[] = {ITERS_1, ITERS_8, ITERS_32};
 	const char *only = getenv("PORTER_BENCH_ONLY");
 	int scale = getenv("PORTER_BENCH_SCALE") ? atoi(getenv("PORTER_BENCH_SCALE")) : 1;
 	if (scale < 1)
 		scale = 1;
-	for (size_t t = 0; t < 2; t++) {
+	g_porterd = d.pid;
+	g_server = srv;
+	for (size_t t = 0; t < 3; t++) {
 		int threads = thread_counts[t];
-		int iters = (threads == 1 ? ITERS_1 : ITERS_8) * scale;
+		int iters = thread_iters[t] * scale;
 		result none = {0};
 		result direct = only && strcmp(only, "direct") ? none : measure(1, threads, iters);
 		result porter = only && strcmp(only, "porter") ? none : measure(0, threads, iters);
+		result ping = only ? none : measure(2, threads, iters);
+		result floor = {direct.p50_us + ping.p50_us,
+				direct.p99_us + ping.p99_us,
+				direct.rate > 0 && ping.rate > 0
+					? 1.0 / (1.0 / direct.rate + 1.0 / ping.rate)
+					: 0,
+				0,
+				direct.cpu_cli + ping.cpu_cli,
+				direct.cpu_pd + ping.cpu_pd,
+				direct.cpu_srv + ping.cpu_srv};
 		/* The same daemon without busy polling, for comparison. */
 		result blocking = {0};
 		if (!only && th_daemon_stop(&d) == 0 &&
 		    th_daemon_restart(&d, extra_blocking) == 0) {
+			g_porterd = d.pid;
 			blocking = measure(0, threads, iters);
 			th_daemon_stop(&d);
 			if (th_daemon_restart(&d, extra) != 0) {
 				fprintf(stderr, "bench_http: porterd did not restart\n");
 				return 1;
 			}
+			g_porterd = d.pid;
 		}
-		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "direct", direct.p50_us,
-		       direct.p99_us, direct.rate, direct.failures);
-		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "porter", porter.p50_us,
-		       porter.p99_us, porter.rate, porter.failures);
-		printf("%-8d %-8s %10.1f %10.1f %12.0f %9d\n", threads, "porter0", blocking.p50_us,
-		       blocking.p99_us, blocking.rate, blocking.failures);
+		const char *names[] = {"direct", "porter", "porter0", "ping", "floor"};
+		const result *rows[] = {&direct, &porter, &blocking, &ping, &floor};
+		for (size_t k = 0; k < 5; k++)
+			printf("%-8d %-8s %10.1f %10.1f %12.0f %9d %8.1f %8.1f %8.1f\n", threads,
+			       names[k], rows[k]->p50_us, rows[k]->p99_us, rows[k]->rate,
+			       rows[k]->failures, rows[k]->cpu_cli, rows[k]->cpu_pd,
+			       rows[k]->cpu_srv);
 		printf("%-8d %-8s %10.2fx %9.2fx %11.2fx\n", threads, "ratio",
 		       porter.p50_us / direct.p50_us, porter.p99_us / direct.p99_us,
 		       porter.rate / direct.rate);
 		printf("%-8d %-8s %10.2fx %9.2fx %11.2fx\n", threads, "ratio0",
 		       blocking.p50_us / direct.p50_us, blocking.p99_us / direct.p99_us,
 		       blocking.rate / direct.rate);
+		printf("%-8d %-8s %10.2fx %9.2fx %11.2fx\n", threads, "/floor",
+		       porter.p50_us / floor.p50_us, porter.p99_us / floor.p99_us,
+		       porter.rate / floor.rate);
 	}
 	fflush(stdout);
 	th_daemon_stop(&d);
