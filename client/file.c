@@ -56,6 +56,11 @@ struct porter_file_reader {
 	int pending;               /* `cur` has not been handed out yet */
 	uint64_t call_id;          /* the open's id, used by reads that pass 0 */
 	int64_t deadline;          /* whole-stream deadline; 0: none */
+	/* The code of a pull that failed: later reads return it again. The
+	 * stream id is kept, so that close tells porterd (a cancelled or
+	 * timed-out pull leaves the stream there; closing one porterd
+	 * already dropped is harmless). */
+	int failed;
 };
 
 static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
@@ -130,6 +135,10 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 		*len = 0;
 	if (!rd || !data || !len)
 		return pconn_set_error(PORTER_E_INVAL, "reader, data or len is NULL");
+	if (rd->failed)
+		return pconn_set_error(rd->failed,
+				       "an earlier read of this file stream failed (%s)",
+				       porter_strerror(rd->failed));
 	if (!rd->pending) {
 		if (rd->cur) {
 			porter__v1__response__free_unpacked(rd->cur, NULL);
@@ -150,7 +159,7 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 		/* Not idempotent: a lost pull may have advanced the stream. */
 		rc = read_call(&req, wait, PCONN_ONCE, &rd->cur);
 		if (rc < 0) {
-			rd->stream_id = 0; /* the daemon drops it on failure */
+			rd->failed = rc;
 			return rc;
 		}
 		rd->stream_id = rd->cur->file_read->stream_id;

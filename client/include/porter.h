@@ -809,7 +809,9 @@ PORTER_API uint64_t porter_file_reader_size(const porter_file_reader *rd);
  * chunk, 0 at the end (`*data` NULL, `*len` 0), or a negative code. Pulls
  * the next chunk from the daemon when needed, with `call_id` (0: the
  * open's), blocking for at most `timeout_ms` and never past the stream's
- * deadline.
+ * deadline. After a failed pull (cancelled, timed out, ...) every later
+ * read returns the same code; close or free the reader, which tells
+ * porterd.
  */
 PORTER_API int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeout_ms,
 				       const void **data, size_t *len);

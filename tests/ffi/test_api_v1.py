@@ -201,11 +201,43 @@ def test_free_never_waits_with_daemon_stopped():
 
 
 def test_cancel_reaches_multi_request_file_read(size_mb=64, rounds=5):
-    """porter_file_read of a file of many chunks carries its id on every
-    chunk request: a cancel sent once the read is under way stops it."""
+    """Every request of a multi-request read carries the read's id. A
+    reader's reads with call_id 0 use the open's id: a cancel of it sent
+    after the open returned and after reads went through stops the next
+    read. porter_file_read of a file of many chunks puts its id on every
+    chunk request: a cancel sent while it runs stops it."""
     lib = tc.c.lib
     name = make_file('big.bin', size_mb << 20)
-    fds0, _ = fds_http()
+    info = tc.FileInfo()
+    check(lib.porter_file_stat(b'files', name, 0, 5000, ctypes.byref(info)) == 0, 'stat')
+    files0 = file_fds()  # with porterd's handle on the root, if it keeps one
+    # The reader API, step by step (deterministic).
+    cid = lib.porter_call_id_new()
+    rd = ctypes.c_void_p()
+    rc = lib.porter_file_reader_open(b'files', name, 0, 0, 0, cid, 5000, ctypes.byref(rd))
+    check(rc == 0, 'reader open (%d)' % rc)
+    data, n = ctypes.c_void_p(), ctypes.c_size_t()
+    for k in range(3):
+        rc = lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
+        check(rc == 1 and n.value == CHUNK, 'chunk %d (%d)' % (k, rc))
+    crc = [None]
+    t = threading.Thread(target=lambda: (crc.__setitem__(0, lib.porter_cancel(cid, 5000)),
+                                         lib.porter_thread_disconnect()))
+    t.start()
+    t.join()
+    check(crc[0] == tc.PORTER_E_NOT_FOUND, 'nothing in flight: remembered (%s)' % crc[0])
+    rc = lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
+    check(rc == tc.PORTER_E_CANCELLED, 'the next read carries the open\'s id (%d)' % rc)
+    check(not data and n.value == 0, 'no chunk on failure')
+    rc = lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
+    check(rc == tc.PORTER_E_CANCELLED, 'and so does every later read (%d)' % rc)
+    check(lib.porter_file_reader_close(rd, 5000) == 0, 'close tells porterd')
+    until = time.monotonic() + 10
+    while len(file_fds()) > len(files0) and time.monotonic() < until:
+        time.sleep(0.02)
+    check(len(file_fds()) <= len(files0), 'the cancelled reader is gone (%s)' % file_fds())
+
+    # porter_file_read: a cancel while it runs.
     cancelled = 0
     for k in range(rounds):
         cid = lib.porter_call_id_new()
@@ -220,19 +252,18 @@ def test_cancel_reaches_multi_request_file_read(size_mb=64, rounds=5):
 
         t = threading.Thread(target=reader)
         t.start()
-        # Wait until porterd has the file open: the open request has been
-        # answered or is about to be, so what follows are chunk requests.
+        # Until porterd has the file open, then a little more: the open
+        # has been answered and chunk requests follow one another.
         until = time.monotonic() + 10
-        while fds_http()[0] <= fds0 and done.empty() and time.monotonic() < until:
+        while len(file_fds()) <= len(files0) and done.empty() and time.monotonic() < until:
             time.sleep(0.001)
-        time.sleep(0.005 * k)
+        time.sleep(0.02)
         crc = lib.porter_cancel(cid, 5000)
         t.join(30)
         rc, dt = done.get(timeout=1)
         if rc == 0:
-            # Only acceptable when the whole read finished before the
-            # cancel arrived (the cancel then finds nothing).
-            check(crc == tc.PORTER_E_NOT_FOUND, 'a read that was found in flight finished anyway')
+            # Only when the whole read finished before the cancel arrived.
+            check(crc == tc.PORTER_E_NOT_FOUND, 'a read found in flight finished anyway')
             lib.porter_bytes_free(out)
             continue
         check(rc == tc.PORTER_E_CANCELLED, 'the read was cancelled (%d, cancel %d)' % (rc, crc))
@@ -240,11 +271,12 @@ def test_cancel_reaches_multi_request_file_read(size_mb=64, rounds=5):
         cancelled += 1
     check(cancelled > 0, 'no cancel landed during any of %d reads' % rounds)
     until = time.monotonic() + 10
-    while fds_http()[0] > fds0 and time.monotonic() < until:
+    while len(file_fds()) > len(files0) and time.monotonic() < until:
         time.sleep(0.02)
-    check(fds_http()[0] <= fds0, 'porterd dropped the cancelled readers')
-    print('  %d of %d multi-chunk reads of %d MiB stopped by a cancel'
-          % (cancelled, rounds, size_mb))
+    check(len(file_fds()) <= len(files0), 'porterd dropped the cancelled readers (%s)'
+          % file_fds())
+    print('  %d of %d whole-file reads of %d MiB (%d requests) stopped by a cancel'
+          % (cancelled, rounds, size_mb, (size_mb << 20) // CHUNK))
 
 
 def test_stream_deadline():

@@ -1461,7 +1461,9 @@ class PorterBindings {
   /// chunk, 0 at the end (`*data` NULL, `*len` 0), or a negative code. Pulls
   /// the next chunk from the daemon when needed, with `call_id` (0: the
   /// open's), blocking for at most `timeout_ms` and never past the stream's
-  /// deadline.
+  /// deadline. After a failed pull (cancelled, timed out, ...) every later
+  /// read returns the same code; close or free the reader, which tells
+  /// porterd.
   int porter_file_reader_read(
     ffi.Pointer<porter_file_reader> rd,
     int call_id,
