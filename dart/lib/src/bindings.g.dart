@@ -282,6 +282,43 @@ class PorterBindings {
   late final _porter_stats_daemon_version =
       _porter_stats_daemon_versionPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_stats_snapshot>)>();
 
+  /// Number of uids in the snapshot: the caller's own uid only, or every uid
+  /// holding something when the caller runs as the daemon's own uid. `s` not
+  /// NULL.
+  int porter_stats_uids(
+    ffi.Pointer<porter_stats_snapshot> s,
+  ) {
+    return _porter_stats_uids(
+      s,
+    );
+  }
+
+  late final _porter_stats_uidsPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_stats_snapshot>)>>(
+          'porter_stats_uids');
+  late final _porter_stats_uids =
+      _porter_stats_uidsPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
+
+  /// Copies uid entry `i` (< porter_stats_uids) into `*out`. Returns 0, or
+  /// PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+  int porter_stats_uid(
+    ffi.Pointer<porter_stats_snapshot> s,
+    int i,
+    ffi.Pointer<porter_uid_usage> out,
+  ) {
+    return _porter_stats_uid(
+      s,
+      i,
+      out,
+    );
+  }
+
+  late final _porter_stats_uidPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_stats_snapshot>, ffi.Size, ffi.Pointer<porter_uid_usage>)>>(
+          'porter_stats_uid');
+  late final _porter_stats_uid =
+      _porter_stats_uidPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>, int, ffi.Pointer<porter_uid_usage>)>();
+
   /// Frees a snapshot; NULL is accepted and ignored.
   void porter_stats_free(
     ffi.Pointer<porter_stats_snapshot> s,
@@ -1208,7 +1245,10 @@ class PorterBindings {
       _porter_file_statPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<porter_file_info>)>();
 
   /// Like porter_file_stat, but a symlink at `path` is reported itself
-  /// (lstat(2) semantics) instead of what it points to.
+  /// (type PORTER_FILE_TYPE_SYMLINK, lstat(2) semantics) instead of what it
+  /// points to. Directories on the way are resolved as for any path. Fills
+  /// `*out` (not NULL; zeroed on failure); returns 0 or a negative code.
+  /// Blocks for at most `timeout_ms`.
   int porter_file_lstat(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
@@ -1231,7 +1271,11 @@ class PorterBindings {
   late final _porter_file_lstat =
       _porter_file_lstatPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<porter_file_info>)>();
 
-  /// Creates the directory `path` in `root` (PORTER_FILE_PARENTS: with its parents).
+  /// Creates the directory `path` in `root`, with permissions `mode` (0:
+  /// 0700; masked by the daemon's file-max-dir-mode, never setuid, setgid or
+  /// sticky). `flags`: 0 or PORTER_FILE_PARENTS. Returns 0 (also when
+  /// PORTER_FILE_PARENTS found it already there), PORTER_E_FILE_EXISTS, or
+  /// another negative code. Blocks for at most `timeout_ms`. `path` not NULL.
   int porter_file_mkdir(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
@@ -1256,7 +1300,12 @@ class PorterBindings {
   late final _porter_file_mkdir =
       _porter_file_mkdirPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, int)>();
 
-  /// Renames `from` to `to` inside `root` (PORTER_FILE_NO_REPLACE: never replace).
+  /// Renames (moves) `from` to `to`, both paths inside `root` (renameat2).
+  /// An existing `to` is replaced atomically unless `flags` has
+  /// PORTER_FILE_NO_REPLACE. A symlink is moved itself, never followed; names
+  /// on two file systems give PORTER_E_FILE_IO (copy, then delete). Returns 0
+  /// or a negative code; PORTER_E_CONN_LOST when the outcome is unknown.
+  /// Blocks for at most `timeout_ms`. `from` and `to` not NULL.
   int porter_file_rename(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> from,
@@ -1281,7 +1330,14 @@ class PorterBindings {
   late final _porter_file_rename =
       _porter_file_renamePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int)>();
 
-  /// Copies the regular file `from` to `to` inside `root`, atomically at `to`.
+  /// Copies the regular file `from` to `to` inside `root` with
+  /// copy_file_range (sharing extents where the file system can), through a
+  /// temp file that is fsynced and renamed into place: `to` is never seen
+  /// half-copied. `flags`: 0 or PORTER_FILE_NO_REPLACE. A new `to` gets the
+  /// mode of `from`, masked. Stores the bytes copied in `*size` (NULL
+  /// accepted) and returns 0, or returns a negative code (`*size` then 0).
+  /// Blocks for at most `timeout_ms`; a long copy stops at its deadline and
+  /// leaves `to` as it was. `from` and `to` not NULL.
   int porter_file_copy(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> from,
@@ -2231,6 +2287,43 @@ final class porter_worker_stats extends ffi.Struct {
   /// bytes written to clients since start
   @ffi.Uint64()
   external int bytes_out;
+}
+
+/// What one uid holds in the daemon, against its quotas (the daemon's
+/// uid-max-* settings; a max of 0 means no limit). Reaching a limit gives
+/// that uid PORTER_E_BUSY with a message naming the setting.
+final class porter_uid_usage extends ffi.Struct {
+  @ffi.Uint32()
+  external int uid;
+
+  /// connections open now
+  @ffi.Uint64()
+  external int connections;
+
+  /// requests in flight over all its connections
+  @ffi.Uint64()
+  external int inflight;
+
+  /// unsent replies and read buffers
+  @ffi.Uint64()
+  external int buffered_bytes;
+
+  /// database sessions
+  @ffi.Uint64()
+  external int sessions;
+
+  /// cursors, HTTP and file streams
+  @ffi.Uint64()
+  external int streams;
+
+  @ffi.Uint64()
+  external int max_connections;
+
+  @ffi.Uint64()
+  external int max_inflight;
+
+  @ffi.Uint64()
+  external int max_buffered;
 }
 
 /// Opaque snapshot of the daemon's counters.
