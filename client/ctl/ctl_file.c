@@ -1,5 +1,6 @@
 /*
- * ctl_file - porterctl's `file` commands: cat, put, rm, stat, ls. Large
+ * ctl_file - porterctl's `file` commands: cat, put, rm, stat, ls, mkdir,
+ * mv, cp. Large
  * files stream through a reader or writer, so porterctl never holds a
  * whole file.
  */
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -35,16 +37,24 @@ static const char file_help[] =
 	"Usage: porterctl file cat [-r ROOT] PATH\n"
 	"       porterctl file put [-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]\n"
 	"       porterctl file rm [-r ROOT] [-d] PATH\n"
-	"       porterctl file stat [-r ROOT] PATH\n"
+	"       porterctl file stat [-r ROOT] [-L] PATH\n"
 	"       porterctl file ls [-r ROOT] [PATH]\n"
+	"       porterctl file mkdir [-r ROOT] [-p] [-m MODE] PATH\n"
+	"       porterctl file mv [-r ROOT] [-n] FROM TO\n"
+	"       porterctl file cp [-r ROOT] [-n] FROM TO\n"
 	"Files under one of porterd's roots (-r ROOT; default: its first root).\n"
 	"  cat   print a file (streamed)\n"
 	"  put   write stdin (or LOCAL, '-' = stdin) to PATH: an atomic replace by\n"
 	"        default; -a appends, -A overwrites in place; -x refuses an existing\n"
 	"        file (with any of them); -m MODE sets the mode of a new file (octal)\n"
 	"  rm    delete a file (-d: an empty directory)\n"
-	"  stat  type, size, mode, mtime, owner\n"
+	"  stat  type, size, mode, mtime (ISO 8601, UTC), owner; a symlink is\n"
+	"        reported as one, -L follows it (inside the root only)\n"
 	"  ls    list a directory (default: the root)\n"
+	"  mkdir make a directory; -p makes missing parents and accepts one that\n"
+	"        exists; -m MODE (octal, masked by porterd's file-max-dir-mode)\n"
+	"  mv    rename or move within the root; -n refuses to replace TO\n"
+	"  cp    copy a file within the root (atomic at TO); -n refuses to replace TO\n"
 	"With --json every subcommand prints one JSON object (cat: the content as\n"
 	"\"body\" or \"body_base64\", held in memory), errors included.\n";
 
@@ -154,22 +164,56 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 	return EXIT_OK;
 }
 
-static int do_stat(const ctl_opts *o, const char *root, const char *path)
+/* `ns` since the epoch as ISO 8601 in UTC with nanoseconds:
+ * 2026-12-06T22:51:25.123456789Z. */
+static void iso8601(int64_t ns, char *buf, size_t cap)
+{
+	int64_t frac = ns % 1000000000;
+	time_t sec = (time_t)(ns / 1000000000);
+	if (frac < 0) {
+		frac += 1000000000;
+		sec--;
+	}
+	struct tm tm;
+	char date[40];
+	if (!gmtime_r(&sec, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, cap, "%lld", (long long)ns);
+		return;
+	}
+	snprintf(buf, cap, "%s.%09lldZ", date, (long long)frac);
+}
+
+static int do_stat(const ctl_opts *o, const char *root, const char *path, int follow)
 {
 	porter_file_info fi;
-	int rc = porter_file_stat(root, path, 0, o->timeout_ms, &fi);
+	int rc = follow ? porter_file_stat(root, path, 0, o->timeout_ms, &fi)
+			: porter_file_lstat(root, path, 0, o->timeout_ms, &fi);
 	if (rc < 0)
 		return ctl_fail(rc);
+	char when[64];
+	iso8601(fi.mtime_ns, when, sizeof(when));
 	if (o->json)
-		printf("{\"type\":\"%s\",\"size\":%llu,\"mode\":%u,\"mtime_ns\":%lld,"
-		       "\"uid\":%u,\"gid\":%u,\"nlink\":%llu}\n",
-		       type_name(fi.type), (unsigned long long)fi.size, fi.mode,
+		printf("{\"type\":\"%s\",\"size\":%llu,\"mode\":%u,\"mtime\":\"%s\","
+		       "\"mtime_ns\":%lld,\"uid\":%u,\"gid\":%u,\"nlink\":%llu}\n",
+		       type_name(fi.type), (unsigned long long)fi.size, fi.mode, when,
 		       (long long)fi.mtime_ns, fi.uid, fi.gid, (unsigned long long)fi.nlink);
 	else
-		printf("type: %s\nsize: %llu\nmode: %04o\nmtime: %lld.%09lld\nuid: %u\ngid: %u\nlinks: %llu\n",
-		       type_name(fi.type), (unsigned long long)fi.size, fi.mode,
-		       (long long)(fi.mtime_ns / 1000000000), (long long)(fi.mtime_ns % 1000000000),
-		       fi.uid, fi.gid, (unsigned long long)fi.nlink);
+		printf("type: %s\nsize: %llu\nmode: %04o\nmtime: %s\nuid: %u\ngid: %u\nlinks: %llu\n",
+		       type_name(fi.type), (unsigned long long)fi.size, fi.mode, when, fi.uid,
+		       fi.gid, (unsigned long long)fi.nlink);
+	return EXIT_OK;
+}
+
+/* mkdir, mv, cp: one call, then `{"KEY":PATH}` under --json. */
+static int done(const ctl_opts *o, int rc, const char *key, const char *path)
+{
+	if (rc < 0)
+		return ctl_fail(rc);
+	if (o->json) {
+		printf("{\"%s\":", key);
+		ctl_json_cstr(stdout, path);
+		fputs("}\n", stdout);
+	}
 	return EXIT_OK;
 }
 
@@ -216,18 +260,26 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	unsigned mode = 0;
 	/* Flags are collected, then combined once: -x with -a or -A keeps
 	 * both meanings instead of the last flag winning. */
-	int dir = 0, append = 0, in_place = 0, exclusive = 0, c;
+	int dir = 0, append = 0, in_place = 0, exclusive = 0, parents = 0, no_clobber = 0,
+	    follow = 0, c;
 	long v;
 	static const struct option lopts[] = {
-		{"root", required_argument, NULL, 'r'}, {"append", no_argument, NULL, 'a'},
-		{"in-place", no_argument, NULL, 'A'},   {"exclusive", no_argument, NULL, 'x'},
-		{"mode", required_argument, NULL, 'm'}, {"dir", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+		{"root", required_argument, NULL, 'r'},
+		{"append", no_argument, NULL, 'a'},
+		{"in-place", no_argument, NULL, 'A'},
+		{"exclusive", no_argument, NULL, 'x'},
+		{"mode", required_argument, NULL, 'm'},
+		{"dir", no_argument, NULL, 'd'},
+		{"parents", no_argument, NULL, 'p'},
+		{"no-clobber", no_argument, NULL, 'n'},
+		{"follow", no_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	argc--;
 	argv++;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:aAxm:dh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:aAxm:dpnLh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			root = optarg;
@@ -253,6 +305,15 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 		case 'd':
 			dir = 1;
 			break;
+		case 'p':
+			parents = 1;
+			break;
+		case 'n':
+			no_clobber = 1;
+			break;
+		case 'L':
+			follow = 1;
+			break;
 		case 'h':
 			fputs(file_help, stdout);
 			return EXIT_OK;
@@ -275,23 +336,30 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 		return do_cat(o, root, args[0]);
 	if (!strcmp(sub, "put") && (rest == 1 || rest == 2))
 		return do_put(o, root, args[0], rest == 2 ? args[1] : NULL, flags, mode);
-	if (!strcmp(sub, "rm") && rest == 1) {
-		int rc = porter_file_delete(root, args[0], dir, 0, o->timeout_ms);
-		if (rc < 0)
-			return ctl_fail(rc);
-		if (o->json) {
-			fputs("{\"removed\":", stdout);
-			ctl_json_cstr(stdout, args[0]);
-			fputs("}\n", stdout);
-		}
-		return EXIT_OK;
-	}
+	unsigned nr = no_clobber ? PORTER_FILE_NO_REPLACE : 0;
+	if (!strcmp(sub, "rm") && rest == 1)
+		return done(o, porter_file_delete(root, args[0], dir, 0, o->timeout_ms), "removed",
+			    args[0]);
 	if (!strcmp(sub, "stat") && rest == 1)
-		return do_stat(o, root, args[0]);
+		return do_stat(o, root, args[0], follow);
 	if (!strcmp(sub, "ls") && rest <= 1)
 		return do_ls(o, root, rest ? args[0] : "");
-	if (strcmp(sub, "cat") && strcmp(sub, "put") && strcmp(sub, "rm") && strcmp(sub, "stat") &&
-	    strcmp(sub, "ls"))
+	if (!strcmp(sub, "mkdir") && rest == 1)
+		return done(o,
+			    porter_file_mkdir(root, args[0], mode,
+					      parents ? PORTER_FILE_PARENTS : 0, 0, o->timeout_ms),
+			    "created", args[0]);
+	if (!strcmp(sub, "mv") && rest == 2)
+		return done(o, porter_file_rename(root, args[0], args[1], nr, 0, o->timeout_ms),
+			    "moved", args[1]);
+	if (!strcmp(sub, "cp") && rest == 2)
+		return done(o, porter_file_copy(root, args[0], args[1], nr, 0, o->timeout_ms, NULL),
+			    "copied", args[1]);
+	static const char *const subs[] = {"cat", "put", "rm", "stat", "ls", "mkdir", "mv", "cp"};
+	int known = 0;
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		known |= !strcmp(sub, subs[i]);
+	if (!known)
 		return file_usage("unknown subcommand");
 	return file_usage("wrong number of arguments");
 }

@@ -1047,49 +1047,38 @@ START_TEST(test_default_root)
 }
 END_TEST
 
-/* Runs a shell command line; returns its exit status and its output. */
-static int run_cmd(const char *cmd, char *out, size_t cap)
-{
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(test_porterctl_file)
 {
 	char cmd[512], out[4096];
 	const char *ctl = PORTERCTL_PATH;
 	snprintf(cmd, sizeof(cmd), "printf 'a\\000b' | %s file put -r main x", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
 	snprintf(cmd, sizeof(cmd), "%s file cat -r main x | od -An -c | tr -d ' \n'", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "a\\0b");
 	snprintf(cmd, sizeof(cmd), "%s --json file stat x", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
 	ck_assert_ptr_nonnull(strstr(out, "\"size\":3"));
 	ck_assert_ptr_nonnull(strstr(out, "\"type\":\"file\""));
 	snprintf(cmd, sizeof(cmd), "%s file ls", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
 	ck_assert_ptr_nonnull(strstr(out, " x\n"));
 	snprintf(cmd, sizeof(cmd), "echo more | %s file put -a x", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
 	expect_content("main", "x", "a\0bmore\n", 8);
 	snprintf(cmd, sizeof(cmd), "echo y | %s file put -x x 2>&1", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_EXISTS"));
 	snprintf(cmd, sizeof(cmd), "%s file cat ../etc/passwd 2>&1", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
 	snprintf(cmd, sizeof(cmd), "%s file rm x", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
 	snprintf(cmd, sizeof(cmd), "%s file cat x 2>&1", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_NOT_FOUND"));
 	snprintf(cmd, sizeof(cmd), "%s file frob 2>/dev/null", ctl);
-	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 2);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 2);
 }
 END_TEST
 

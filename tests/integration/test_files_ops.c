@@ -284,6 +284,59 @@ START_TEST(lstat_reports_links)
 }
 END_TEST
 
+/* Runs porterctl through the shell: `fmt` has a %s for porterctl's path
+ * and one for `arg`. Returns its exit status, output in `out`. */
+static int run(char *out, size_t cap, const char *fmt, const char *arg)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), fmt, PORTERCTL_PATH, arg);
+	return th_run_cmd(cmd, out, cap);
+}
+
+/* The README's file example as written, then mv, cp and stat's views. */
+START_TEST(porterctl_file_ops)
+{
+	char out[4096];
+	ck_assert_int_eq(run(out, sizeof(out), "%s file mkdir -p notes%s", ""), 0);
+	ck_assert_int_eq(run(out, sizeof(out), "echo hello | %s file put notes/today.txt%s", ""),
+			 0);
+	ck_assert_int_eq(run(out, sizeof(out), "%s file cat notes/today.txt%s", ""), 0);
+	ck_assert_str_eq(out, "hello\n");
+	ck_assert_int_eq(run(out, sizeof(out), "%s file ls notes%s", ""), 0);
+	ck_assert_ptr_nonnull(strstr(out, " today.txt\n"));
+	ck_assert_int_eq(run(out, sizeof(out), "%s file stat notes/today.txt%s", ""), 0);
+	ck_assert_msg(strstr(out, "type: file\n") && strstr(out, "mode: 0"), "%s", out);
+	/* ISO 8601, UTC, nanoseconds: mtime: 2026-12-06T22:51:25.123456789Z */
+	const char *m = strstr(out, "mtime: ");
+	ck_assert_ptr_nonnull(m);
+	m += 7;
+	ck_assert_msg(strlen(m) >= 31 && m[4] == '-' && m[7] == '-' && m[10] == 'T' &&
+			      m[13] == ':' && m[16] == ':' && m[19] == '.' && m[29] == 'Z',
+		      "mtime not ISO 8601: %s", m);
+	ck_assert_int_eq(run(out, sizeof(out), "%s --json file stat notes/today.txt%s", ""), 0);
+	ck_assert_msg(strstr(out, "\"type\":\"file\"") && strstr(out, "\"mtime\":\"20"), "%s", out);
+	/* A symlink is reported as one; -L follows it. */
+	ck_assert_int_eq(run(out, sizeof(out), "%s file stat secret-link%s", ""), 0);
+	ck_assert_ptr_nonnull(strstr(out, "type: symlink\n"));
+	ck_assert_int_eq(run(out, sizeof(out), "%s file stat -L secret-link 2>&1%s", ""), 1);
+	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
+	ck_assert_int_eq(run(out, sizeof(out), "%s file cp notes/today.txt notes/copy.txt%s", ""),
+			 0);
+	ck_assert_int_eq(
+		run(out, sizeof(out), "%s file cp -n notes/today.txt notes/copy.txt 2>&1%s", ""),
+		1);
+	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_EXISTS"));
+	ck_assert_int_eq(run(out, sizeof(out), "%s file mv notes/copy.txt notes/moved.txt%s", ""),
+			 0);
+	expect_content("notes/moved.txt", "hello\n");
+	ck_assert_int_eq(run(out, sizeof(out), "%s file mv notes/moved.txt ../x 2>&1%s", ""), 1);
+	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
+	ck_assert_int_eq(run(out, sizeof(out), "%s --json file mkdir -p notes%s", ""), 0);
+	ck_assert_ptr_nonnull(strstr(out, "{\"created\":\"notes\"}"));
+	ck_assert_int_eq(run(out, sizeof(out), "%s file rm notes/today.txt%s", ""), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("files_ops");
@@ -298,6 +351,7 @@ int main(void)
 	tcase_add_test(tc, copy_atomic);
 	tcase_add_test(tc, copy_escapes);
 	tcase_add_test(tc, lstat_reports_links);
+	tcase_add_test(tc, porterctl_file_ops);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }

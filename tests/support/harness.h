@@ -70,6 +70,11 @@ long th_rss_kib(pid_t pid);
 /* Open file descriptors of `pid`, from /proc; -1 when unknown. */
 int th_fd_count(pid_t pid);
 
+/* Runs the shell command line `cmd` and returns its exit status (-1 when
+ * it died of a signal), with up to `cap` - 1 bytes of its standard output
+ * in `out` (NUL-terminated). Asserts that it could be started. */
+int th_run_cmd(const char *cmd, char *out, size_t cap);
+
 /*
  * Check helpers for test bodies (they assert on failure).
  */
