@@ -557,23 +557,33 @@ int porter_file_lstat(const char *root, const char *path, uint64_t call_id, int 
 	return file_stat(root, path, 1, call_id, timeout_ms, out);
 }
 
-int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigned flags,
-		      uint64_t call_id, int timeout_ms)
+/* Checks a mkdir's arguments and fills `req` and its message `m` (which
+ * borrow the strings). Returns 0 or PORTER_E_INVAL (the error set). */
+static int mkdir_req(Porter__V1__Request *req, Porter__V1__FileMkdir *m, const char *root,
+		     const char *path, unsigned mode, unsigned flags)
 {
 	if (!path)
 		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
 	if (flags & ~PORTER_FILE_PARENTS)
 		return pconn_set_error(PORTER_E_INVAL, "unknown mkdir flags");
+	m->root = root_arg(root);
+	m->path = (char *)path;
+	m->mode = mode;
+	m->parents = (flags & PORTER_FILE_PARENTS) != 0;
+	req->body_case = PORTER__V1__REQUEST__BODY_FILE_MKDIR;
+	req->file_mkdir = m;
+	return 0;
+}
+
+int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigned flags,
+		      uint64_t call_id, int timeout_ms)
+{
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileMkdir m = PORTER__V1__FILE_MKDIR__INIT;
 	Porter__V1__Response *resp = NULL;
-	m.root = root_arg(root);
-	m.path = (char *)path;
-	m.mode = mode;
-	m.parents = (flags & PORTER_FILE_PARENTS) != 0;
+	if (mkdir_req(&req, &m, root, path, mode, flags) < 0)
+		return PORTER_E_INVAL;
 	req.id = call_id;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_MKDIR;
-	req.file_mkdir = &m;
 	/* With parents, doing it twice is the same as once. */
 	int rc = pconn_call(&req, timeout_ms, m.parents ? PCONN_IDEMPOTENT : PCONN_ONCE, &resp);
 	if (rc < 0)
@@ -584,6 +594,37 @@ int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigne
 	return 0;
 }
 
+/* Checks a rename's or copy's arguments and fills `req` and the message
+ * it points to (`rn` or `cp`, borrowing the strings). Returns 0 or
+ * PORTER_E_INVAL (the error set). */
+static int names_req(int copy, Porter__V1__Request *req, Porter__V1__FileRename *rn,
+		     Porter__V1__FileCopy *cp, const char *root, const char *from, const char *to,
+		     unsigned flags)
+{
+	if (!from || !to)
+		return pconn_set_error(PORTER_E_INVAL, "from or to is NULL");
+	if (flags & ~PORTER_FILE_NO_REPLACE)
+		return pconn_set_error(PORTER_E_INVAL, "unknown %s flags",
+				       copy ? "copy" : "rename");
+	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
+	if (copy) {
+		cp->root = root_arg(root);
+		cp->from = (char *)from;
+		cp->to = (char *)to;
+		cp->no_replace = no_replace;
+		req->body_case = PORTER__V1__REQUEST__BODY_FILE_COPY;
+		req->file_copy = cp;
+	} else {
+		rn->root = root_arg(root);
+		rn->from = (char *)from;
+		rn->to = (char *)to;
+		rn->no_replace = no_replace;
+		req->body_case = PORTER__V1__REQUEST__BODY_FILE_RENAME;
+		req->file_rename = rn;
+	}
+	return 0;
+}
+
 /* Rename and copy: two names in one root and the no-replace flag. Stores
  * a copy's size in `*size` (NULL accepted; 0 on failure). */
 static int two_names(int copy, const char *root, const char *from, const char *to, unsigned flags,
@@ -591,31 +632,13 @@ static int two_names(int copy, const char *root, const char *from, const char *t
 {
 	if (size)
 		*size = 0;
-	if (!from || !to)
-		return pconn_set_error(PORTER_E_INVAL, "from or to is NULL");
-	if (flags & ~PORTER_FILE_NO_REPLACE)
-		return pconn_set_error(PORTER_E_INVAL, "unknown %s flags",
-				       copy ? "copy" : "rename");
-	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRename rn = PORTER__V1__FILE_RENAME__INIT;
 	Porter__V1__FileCopy cp = PORTER__V1__FILE_COPY__INIT;
 	Porter__V1__Response *resp = NULL;
-	if (copy) {
-		cp.root = root_arg(root);
-		cp.from = (char *)from;
-		cp.to = (char *)to;
-		cp.no_replace = no_replace;
-		req.body_case = PORTER__V1__REQUEST__BODY_FILE_COPY;
-		req.file_copy = &cp;
-	} else {
-		rn.root = root_arg(root);
-		rn.from = (char *)from;
-		rn.to = (char *)to;
-		rn.no_replace = no_replace;
-		req.body_case = PORTER__V1__REQUEST__BODY_FILE_RENAME;
-		req.file_rename = &rn;
-	}
+	if (names_req(copy, &req, &rn, &cp, root, from, to, flags) < 0)
+		return PORTER_E_INVAL;
+	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
 	req.id = call_id;
 	/* A copy replaces `to` whole each time: repeating it is harmless,
 	 * except with no_replace, whose second try would fail. A rename is
@@ -728,6 +751,46 @@ int porter_batch_add_file_read(porter_batch *b, const char *root, const char *pa
 	req.file_read = &fr;
 	req.timeout_ms = (uint32_t)timeout_ms;
 	return pbatch_add(b, &req);
+}
+
+int porter_batch_add_file_mkdir(porter_batch *b, const char *root, const char *path, unsigned mode,
+				unsigned flags, int timeout_ms)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileMkdir m = PORTER__V1__FILE_MKDIR__INIT;
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "timeout negative");
+	if (mkdir_req(&req, &m, root, path, mode, flags) < 0)
+		return PORTER_E_INVAL;
+	req.timeout_ms = (uint32_t)timeout_ms;
+	return pbatch_add(b, &req);
+}
+
+/* A rename or copy member. */
+static int batch_names(porter_batch *b, int copy, const char *root, const char *from,
+		       const char *to, unsigned flags, int timeout_ms)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileRename rn = PORTER__V1__FILE_RENAME__INIT;
+	Porter__V1__FileCopy cp = PORTER__V1__FILE_COPY__INIT;
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "timeout negative");
+	if (names_req(copy, &req, &rn, &cp, root, from, to, flags) < 0)
+		return PORTER_E_INVAL;
+	req.timeout_ms = (uint32_t)timeout_ms;
+	return pbatch_add(b, &req);
+}
+
+int porter_batch_add_file_rename(porter_batch *b, const char *root, const char *from,
+				 const char *to, unsigned flags, int timeout_ms)
+{
+	return batch_names(b, 0, root, from, to, flags, timeout_ms);
+}
+
+int porter_batch_add_file_copy(porter_batch *b, const char *root, const char *from, const char *to,
+			       unsigned flags, int timeout_ms)
+{
+	return batch_names(b, 1, root, from, to, flags, timeout_ms);
 }
 
 int porter_batch_result_file_read(const porter_batch_result *r, size_t i, const void **data,

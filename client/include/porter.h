@@ -1041,6 +1041,20 @@ PORTER_API int porter_batch_add_file_read(porter_batch *b, const char *root, con
 PORTER_API int porter_batch_result_file_read(const porter_batch_result *r, size_t i,
 					     const void **data, size_t *len, uint64_t *file_size);
 
+/*
+ * Adds a mkdir, rename or copy member, with the arguments and flags of
+ * porter_file_mkdir, porter_file_rename and porter_file_copy (`b` and the
+ * names not NULL; strings are copied). Its outcome is the member's status
+ * and message (porter_batch_result_status). Returns the member's index or
+ * a negative code.
+ */
+PORTER_API int porter_batch_add_file_mkdir(porter_batch *b, const char *root, const char *path,
+					   unsigned mode, unsigned flags, int timeout_ms);
+PORTER_API int porter_batch_add_file_rename(porter_batch *b, const char *root, const char *from,
+					    const char *to, unsigned flags, int timeout_ms);
+PORTER_API int porter_batch_add_file_copy(porter_batch *b, const char *root, const char *from,
+					  const char *to, unsigned flags, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

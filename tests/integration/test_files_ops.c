@@ -284,6 +284,32 @@ START_TEST(lstat_reports_links)
 }
 END_TEST
 
+/* mkdir, copy and rename as batch members, an escape among them refused. */
+START_TEST(batch_members)
+{
+	put(root, "src", "S");
+	porter_batch *b = porter_batch_new(PORTER_BATCH_ALL);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(porter_batch_add_file_mkdir(b, "r", "bd/inner", 0, PORTER_FILE_PARENTS, 0),
+			 0);
+	ck_assert_int_eq(porter_batch_add_file_copy(b, "r", "src", "copied", 0, 0), 1);
+	ck_assert_int_eq(porter_batch_add_file_rename(b, "r", "src", "../gone", 0, 0), 2);
+	ck_assert_int_eq(porter_batch_add_file_copy(b, "r", "src", "x", 0x1, 0), PORTER_E_INVAL);
+	porter_batch_result *r = NULL;
+	ck_assert_int_eq(porter_batch_run(b, 0, T, &r), 0);
+	ck_assert_int_eq(porter_batch_result_status(r, 0), 0);
+	ck_assert_int_eq(porter_batch_result_status(r, 1), 0);
+	ck_assert_int_eq(porter_batch_result_status(r, 2), PORTER_E_FILE_ESCAPE);
+	ck_assert_ptr_nonnull(strstr(porter_batch_result_message(r, 2), "leaves the root"));
+	porter_batch_result_free(r);
+	porter_batch_free(b);
+	ck_assert(exists(root, "bd/inner"));
+	expect_content("copied", "S");
+	expect_content("src", "S");
+	ck_assert(!exists(outside, "../gone"));
+}
+END_TEST
+
 /* Runs porterctl through the shell: `fmt` has a %s for porterctl's path
  * and one for `arg`. Returns its exit status, output in `out`. */
 static int run(char *out, size_t cap, const char *fmt, const char *arg)
@@ -352,6 +378,7 @@ int main(void)
 	tcase_add_test(tc, copy_escapes);
 	tcase_add_test(tc, lstat_reports_links);
 	tcase_add_test(tc, porterctl_file_ops);
+	tcase_add_test(tc, batch_members);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }

@@ -2255,6 +2255,83 @@ class PorterBindings {
   late final _porter_batch_result_file_read =
       _porter_batch_result_file_readPtr.asFunction<int Function(ffi.Pointer<porter_batch_result>, int, ffi.Pointer<ffi.Pointer<ffi.Void>>, ffi.Pointer<ffi.Size>, ffi.Pointer<ffi.Uint64>)>();
 
+  /// Adds a mkdir, rename or copy member, with the arguments and flags of
+  /// porter_file_mkdir, porter_file_rename and porter_file_copy (`b` and the
+  /// names not NULL; strings are copied). Its outcome is the member's status
+  /// and message (porter_batch_result_status). Returns the member's index or
+  /// a negative code.
+  int porter_batch_add_file_mkdir(
+    ffi.Pointer<porter_batch> b,
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int mode,
+    int flags,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_file_mkdir(
+      b,
+      root,
+      path,
+      mode,
+      flags,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_file_mkdirPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.UnsignedInt, ffi.Int)>>(
+          'porter_batch_add_file_mkdir');
+  late final _porter_batch_add_file_mkdir =
+      _porter_batch_add_file_mkdirPtr.asFunction<int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int)>();
+
+  int porter_batch_add_file_rename(
+    ffi.Pointer<porter_batch> b,
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> from,
+    ffi.Pointer<ffi.Char> to,
+    int flags,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_file_rename(
+      b,
+      root,
+      from,
+      to,
+      flags,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_file_renamePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.Int)>>(
+          'porter_batch_add_file_rename');
+  late final _porter_batch_add_file_rename =
+      _porter_batch_add_file_renamePtr.asFunction<int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int)>();
+
+  int porter_batch_add_file_copy(
+    ffi.Pointer<porter_batch> b,
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> from,
+    ffi.Pointer<ffi.Char> to,
+    int flags,
+    int timeout_ms,
+  ) {
+    return _porter_batch_add_file_copy(
+      b,
+      root,
+      from,
+      to,
+      flags,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_batch_add_file_copyPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.UnsignedInt, ffi.Int)>>(
+          'porter_batch_add_file_copy');
+  late final _porter_batch_add_file_copy =
+      _porter_batch_add_file_copyPtr.asFunction<int Function(ffi.Pointer<porter_batch>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int)>();
+
   late final addresses = _SymbolAddresses(this);
 }
 
