@@ -8,7 +8,8 @@
 #   tests/bench/profile.sh [BUILD_DIR]      (default: build)
 #
 # PROFILE_N requests per thread (default 1000), PROFILE_THREADS (default
-# "1 8"), PROFILE_KINDS (default "ping db http"), PROFILE_TOP (functions
+# "1 8"), PROFILE_KINDS (default "ping db http"), PROFILE_BASELINES (default
+# "pgdirect curldirect": libpq and libcurl without porterd), PROFILE_TOP (functions
 # listed, default 12 for porterd and 8 for the client), PROFILE_KEEP=1 keeps the
 # callgrind files (their directory is printed). Needs valgrind and strace.
 #
@@ -90,6 +91,18 @@ for kind in $KINDS; do
 		echo "== $kind, $t thread(s): client (profile_load, libporter)"
 		python3 "$src/tests/bench/cg_layers.py" "$p.cli" --requests "$reqs" \
 			--top "${PROFILE_TOP:-8}" --binary "$build/client/libporter.so"
+	done
+done
+# The baselines without porterd: the instructions a direct libpq query and a
+# direct libcurl GET (one easy handle reused) cost the client itself.
+for kind in ${PROFILE_BASELINES-pgdirect curldirect}; do
+	for t in $THREADS; do
+		p="$out/$kind-$t"
+		run "$kind" "$t" "$N" "" "$cg --toggle-collect=run_requests --callgrind-out-file=$p.cli"
+		echo
+		echo "== $kind, $t thread(s): the client alone (baseline, no porterd)"
+		python3 "$src/tests/bench/cg_layers.py" "$p.cli" --requests "$((N * t))" \
+			--top "${PROFILE_TOP:-8}"
 	done
 done
 [ "${PROFILE_KEEP:-0}" = 1 ] && echo "callgrind and strace files kept in $out"

@@ -2,7 +2,7 @@
  * profile_load - a fixed number of requests of one kind through porterd, for
  * instruction counting (tests/bench/profile.sh runs it under callgrind).
  *
- *   profile_load ping|db|http THREADS N
+ *   profile_load ping|db|http|pgdirect|curldirect THREADS N
  *
  * Starts what the kind needs (a throwaway PostgreSQL through pg.sh for db,
  * the loopback test HTTP server for http) and porterd through the harness,
@@ -23,7 +23,9 @@
  *
  * Not part of `make bench` or `make test` (built by both).
  */
+#include <curl/curl.h>
 #include <dirent.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +43,22 @@
 #define WARMUP 50
 #define BODY 1024
 
-enum kind { PING, DB, HTTP };
+/* PGDIRECT and CURLDIRECT are the baselines without porterd: libpq with
+ * one connection per thread (PQexec) and libcurl with one easy handle per
+ * thread, as bench_db and bench_http compare. */
+enum kind { PING, DB, HTTP, PGDIRECT, CURLDIRECT };
+
+/* This thread's direct connection or easy handle (baselines only). */
+static __thread PGconn *t_pg;
+static __thread CURL *t_curl;
+static __thread size_t t_got;
+
+static size_t sink(char *p, size_t size, size_t n, void *ud)
+{
+	(void)p;
+	*(size_t *)ud += size * n;
+	return size * n;
+}
 
 static enum kind g_kind;
 static int g_n;
@@ -53,6 +70,22 @@ static pthread_barrier_t g_ready;
 static int one_request(void)
 {
 	switch (g_kind) {
+	case PGDIRECT: {
+		PGresult *res = PQexec(t_pg, "SELECT 1");
+		int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+		PQclear(res);
+		return ok ? 0 : -1;
+	}
+	case CURLDIRECT: {
+		long status = 0;
+		t_got = 0;
+		return curl_easy_perform(t_curl) == CURLE_OK &&
+				       curl_easy_getinfo(t_curl, CURLINFO_RESPONSE_CODE, &status) ==
+					       CURLE_OK &&
+				       status == 200 && t_got == BODY
+			       ? 0
+			       : -1;
+	}
 	case PING:
 		return porter_ping("0123456789abcdef", 16, 0, 10000) == 0 ? 0 : -1;
 	case DB: {
@@ -90,10 +123,21 @@ __attribute__((noinline)) int run_requests(int n)
 static void *thread_main(void *arg)
 {
 	int *failures = arg;
+	if (g_kind == PGDIRECT)
+		t_pg = PQconnectdb(g_conninfo);
+	if (g_kind == CURLDIRECT && (t_curl = curl_easy_init())) {
+		curl_easy_setopt(t_curl, CURLOPT_URL, g_url);
+		curl_easy_setopt(t_curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(t_curl, CURLOPT_WRITEFUNCTION, sink);
+		curl_easy_setopt(t_curl, CURLOPT_WRITEDATA, &t_got);
+	}
 	for (int i = 0; i < WARMUP; i++)
 		*failures += one_request() != 0;
 	pthread_barrier_wait(&g_ready);
 	*failures += run_requests(g_n);
+	PQfinish(t_pg);
+	if (t_curl)
+		curl_easy_cleanup(t_curl);
 	porter_thread_disconnect();
 	return NULL;
 }
@@ -163,10 +207,22 @@ static pid_t attach(const char *tool, pid_t pid)
 int main(int argc, char **argv)
 {
 	if (argc != 4 || atoi(argv[2]) < 1 || atoi(argv[3]) < 0) {
-		fprintf(stderr, "usage: profile_load ping|db|http THREADS N\n");
+		fprintf(stderr, "usage: profile_load ping|db|http|pgdirect|curldirect THREADS N\n");
 		return 2;
 	}
-	g_kind = !strcmp(argv[1], "db") ? DB : !strcmp(argv[1], "http") ? HTTP : PING;
+	static const struct {
+		const char *name;
+		enum kind kind;
+	} kinds[] = {{"ping", PING},
+		     {"db", DB},
+		     {"http", HTTP},
+		     {"pgdirect", PGDIRECT},
+		     {"curldirect", CURLDIRECT}};
+	g_kind = PING;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(argv[1], kinds[i].name))
+			g_kind = kinds[i].kind;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int threads = atoi(argv[2]);
 	g_n = atoi(argv[3]);
 	char state[] = "/tmp/porter-profile-pg.XXXXXX";
@@ -178,14 +234,14 @@ int main(int argc, char **argv)
 	if (!th || !fails)
 		goto out;
 
-	if (g_kind == DB) {
+	if (g_kind == DB || g_kind == PGDIRECT) {
 		if (!mkdtemp(state) || bench_pg_start(state, g_conninfo, sizeof(g_conninfo)) != 0) {
 			fprintf(stderr, "profile_load: could not start PostgreSQL\n");
 			goto out;
 		}
 		have_pg = 1;
 	}
-	if (g_kind == HTTP) {
+	if (g_kind == HTTP || g_kind == CURLDIRECT) {
 		if (th_httpd_start(&httpd) != 0) {
 			fprintf(stderr, "profile_load: could not start the HTTP server\n");
 			goto out;
@@ -228,5 +284,6 @@ out:
 		rc = 1;
 	free(th);
 	free(fails);
+	curl_global_cleanup();
 	return rc;
 }
