@@ -572,7 +572,9 @@ static void do_list(fs_job *j)
 		j->n_entries++;
 	}
 	closedir(d);
-	if (!j->code)
+	/* An empty directory has no array at all: qsort(NULL, 0) is
+	 * undefined behaviour (UBSan stops porterd on it). */
+	if (!j->code && j->n_entries > 1)
 		qsort(j->entries, j->n_entries, sizeof(*j->entries), entry_cmp);
 }
 
