@@ -149,6 +149,16 @@ int config_resolve(config *c);
 struct sockaddr_storage;
 int config_parse_loopback(const char *s, struct sockaddr_storage *ss);
 
+/*
+ * For a setting read only at start (a string or list key named `name`):
+ * when reload generation `nc` changes it, puts back the running value from
+ * `old`, so the new generation says what is in effect. Returns 1 when it
+ * differed (the caller says a restart is needed), 0 when it did not,
+ * PORTER_E_NOMEM, or PORTER_E_INVAL for an unknown key or another type.
+ * Acceptor thread, before `nc` is published.
+ */
+int config_keep_running(config *nc, const config *old, const char *name);
+
 /* True when `uid` may connect ("any" allows every uid). */
 int config_uid_allowed(const config *c, uid_t uid);
 

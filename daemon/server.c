@@ -430,6 +430,19 @@ static void reload(server *srv)
 		log_warn("reload: workers changed to %u; restart porterd to apply it", nc->workers);
 		nc->workers = srv->cfg->workers;
 	}
+	/* The file roots, their owners and the mode ceilings are built once
+	 * at start (fsroot_init); a reload that changed them keeps the
+	 * running ones and says so, rather than logging them as applied. */
+	static const char *const start_only[] = {"file-roots", "file-resolve", "file-max-mode",
+						 "file-max-dir-mode"};
+	for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++) {
+		int kept = config_keep_running(nc, srv->cfg, start_only[i]);
+		if (kept == 1)
+			log_warn("reload: %s changed; restart porterd to apply it", start_only[i]);
+		else if (kept < 0)
+			log_error("reload: %s: %s; the running value stays", start_only[i],
+				  porter_strerror(kept));
+	}
 	nc->check_only = 0;
 	nc->print_example = 0;
 	log_changes(srv->cfg, nc);

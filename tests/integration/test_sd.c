@@ -492,10 +492,16 @@ START_TEST(test_reload)
 	ck_assert(!file_contains(d.log, "accepted on worker"));
 
 	/* Live: log level and max-inflight; workers needs a restart. */
-	write_file(conf, "# reloaded\nlog-level = debug\nmax-inflight = 7\nworkers = 3\n");
+	write_file(conf, "# reloaded\nlog-level = debug\nmax-inflight = 7\nworkers = 3\n"
+			 "file-max-mode = 0600\n");
 	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
 	ck_assert(wait_log(&d, "configuration reloaded from", 3000));
 	ck_assert(file_contains(d.log, "workers changed to 3; restart porterd to apply it"));
+	/* The file roots and mode ceilings are built at start: a reload
+	 * says so instead of logging them as applied. */
+	ck_assert(
+		file_contains(d.log, "reload: file-max-mode changed; restart porterd to apply it"));
+	ck_assert(!file_contains(d.log, "reload: file-max-mode = 0600"));
 	ck_assert(file_contains(d.log, "reload: max-inflight = 7 (was 100)"));
 	/* Each worker swaps its config through its inbox; a new connection
 	 * may land on any of them, so try several. */
