@@ -429,6 +429,19 @@ END_TEST
 /* ---- pipelines: more threads than pooled connections ---- */
 
 static atomic_int pipe_fail, pipe_errors;
+/* The first unexpected outcome, for the failure message. */
+static char pipe_first[256];
+static atomic_flag pipe_first_taken = ATOMIC_FLAG_INIT;
+
+static void pipe_failed(const char *what, int rc, const porter_db_result *r)
+{
+	atomic_fetch_add(&pipe_fail, 1);
+	if (atomic_flag_test_and_set(&pipe_first_taken))
+		return;
+	snprintf(pipe_first, sizeof(pipe_first), "%s query: rc %d, sqlstate '%s', '%s'", what, rc,
+		 r ? porter_db_sqlstate(r) : "",
+		 r ? porter_db_message(r) : porter_last_error_message());
+}
 
 static void *pipe_main(void *arg)
 {
@@ -445,12 +458,12 @@ static void *pipe_main(void *arg)
 		if (bad) {
 			/* An error stays with its own query. */
 			if (rc != PORTER_E_DB || strcmp(porter_db_sqlstate(r), "22012") != 0)
-				atomic_fetch_add(&pipe_fail, 1);
+				pipe_failed("failing", rc, r);
 			else
 				atomic_fetch_add(&pipe_errors, 1);
 		} else if (rc != 0 || porter_db_ntuples(r) != 1 ||
 			   atol(porter_db_getvalue(r, 0, 0)) != (k * 1000 + i + 1) * 2) {
-			atomic_fetch_add(&pipe_fail, 1);
+			pipe_failed("good", rc, r);
 		}
 		porter_db_result_free(r);
 	}
@@ -487,7 +500,8 @@ START_TEST(pipelined_pool_keeps_queries_apart)
 		pthread_join(sl[i], &ret);
 		ck_assert_int_eq((long)ret, PORTER_E_TIMEOUT);
 	}
-	ck_assert_int_eq(atomic_load(&pipe_fail), 0);
+	ck_assert_msg(atomic_load(&pipe_fail) == 0, "%d queries went wrong; the first: %s",
+		      atomic_load(&pipe_fail), pipe_first);
 	ck_assert_int_eq(atomic_load(&pipe_errors), 16 * 4);
 	/* Two connections served them all. */
 	long n = q_long(
