@@ -45,7 +45,7 @@ int th_cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int can_connect(const char *path)
+int th_can_connect(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -123,7 +123,7 @@ static int spawn(th_daemon *d, const char *const *extra)
 			th_daemon_dump_log(d);
 			return -1;
 		}
-		if (can_connect(d->socket)) {
+		if (th_can_connect(d->socket)) {
 			setenv("PORTER_SOCKET", d->socket, 1);
 			return 0;
 		}

@@ -32,6 +32,9 @@ typedef struct th_daemon {
  */
 int th_daemon_start(th_daemon *d, const char *const *extra);
 
+/* True when a Unix-socket connection to `path` succeeds now. */
+int th_can_connect(const char *path);
+
 /* Restarts on the same socket path and directory. 0 or -1. */
 int th_daemon_restart(th_daemon *d, const char *const *extra);
 

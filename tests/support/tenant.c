@@ -77,18 +77,6 @@ out:
 	return rc;
 }
 
-static int can_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
-}
-
 const char *th_daemon_home(const th_daemon *d)
 {
 	static char home[sizeof(d->dir) + 8];
@@ -165,7 +153,7 @@ static int start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra
 			th_daemon_dump_log(d);
 			return -1;
 		}
-		if (can_connect(d->socket)) {
+		if (th_can_connect(d->socket)) {
 			/* What SocketGroup=porter and SocketMode=0660 give the
 			 * system unit's socket. */
 			if (!own_socket_mode && (chown(d->socket, uid, TH_GID_PORTER) != 0 ||
