@@ -398,15 +398,6 @@ void th_expect_idle(void)
 	ck_assert_int_eq(th_total_inflight(), 1);
 }
 
-int th_run_suite(Suite *s)
-{
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
-
 int th_run_cmd(const char *cmd, char *out, size_t cap)
 {
 	FILE *p = popen(cmd, "r");

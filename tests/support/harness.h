@@ -17,6 +17,7 @@
 
 #include "frame.h"
 #include "porter.pb-c.h"
+#include "thmain.h"
 
 typedef struct th_daemon {
 	pid_t pid;        /* 0 when not running */
@@ -97,9 +98,6 @@ uint64_t th_total_connections(void);
 /* Waits (up to 3 s) until only the caller's own stats request is in
  * flight, and asserts it: no work left behind. */
 void th_expect_idle(void);
-
-/* Runs `s` in Check's normal mode; returns the process exit status. */
-int th_run_suite(Suite *s);
 
 /*
  * Raw protocol, for tests that must misbehave or look at frames: each

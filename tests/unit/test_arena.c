@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "porter.pb-c.h"
+#include "thmain.h"
 
 static int aligned(const void *p)
 {
@@ -129,7 +130,7 @@ START_TEST(move_hands_over_every_block)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("arena");
 	TCase *tc = tcase_create("core");
@@ -139,9 +140,7 @@ int main(void)
 	tcase_add_test(tc, unpacked_message_lives_in_the_arena);
 	tcase_add_test(tc, move_hands_over_every_block);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -9,6 +9,7 @@
 
 #include "clients.h"
 #include "config.h"
+#include "thmain.h"
 
 static void setup(void)
 {
@@ -211,7 +212,7 @@ START_TEST(peer_groups_from_the_kernel)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("clients");
 	TCase *tc = tcase_create("registry");
@@ -222,9 +223,7 @@ int main(void)
 	tcase_add_test(tc, close_hooks_run_with_the_connection);
 	tcase_add_test(tc, peer_groups_from_the_kernel);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

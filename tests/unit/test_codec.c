@@ -6,6 +6,7 @@
 #include "frame.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
+#include "thmain.h"
 
 START_TEST(request_round_trip)
 {
@@ -132,7 +133,7 @@ START_TEST(error_list_is_consistent)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("codec");
 	TCase *tc = tcase_create("core");
@@ -142,9 +143,7 @@ int main(void)
 	tcase_add_test(tc, unknown_body_is_skipped);
 	tcase_add_test(tc, error_list_is_consistent);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

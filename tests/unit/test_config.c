@@ -8,6 +8,7 @@
 #include "config.h"
 #include "porter_errors.h"
 #include "porter_version.h"
+#include "thmain.h"
 
 static FILE *sink(void)
 {
@@ -217,7 +218,7 @@ START_TEST(dump_round_trips)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("core");
@@ -229,9 +230,7 @@ int main(void)
 	tcase_add_test(tc, file_errors_name_line_and_key);
 	tcase_add_test(tc, dump_round_trips);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

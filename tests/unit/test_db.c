@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "thmain.h"
 
 START_TEST(mask_hides_passwords)
 {
@@ -38,15 +39,13 @@ START_TEST(mask_hides_passwords)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("db");
 	TCase *tc = tcase_create("pure");
 	tcase_add_test(tc, mask_hides_passwords);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -6,6 +6,7 @@
 
 #include "dbpolicy.h"
 #include "porter_errors.h"
+#include "thmain.h"
 
 static char *target_items[] = {"db.example.com:5432", "127.0.0.1:*", "*.corp.example:6432",
 			       "[::1]:5433", "/run/postgresql"};
@@ -234,7 +235,7 @@ START_TEST(clean_escapes_and_drops_raw_bytes)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("dbpolicy");
 	TCase *tc = tcase_create("pure");
@@ -248,9 +249,7 @@ int main(void)
 	tcase_add_test(tc, mask_hides_every_secret);
 	tcase_add_test(tc, clean_escapes_and_drops_raw_bytes);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dbstmt.h"
+#include "thmain.h"
 
 static const uint32_t INT4[] = {23}, TEXT[] = {25};
 
@@ -72,7 +73,7 @@ START_TEST(off_when_zero)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("dbstmt");
 	TCase *tc = tcase_create("core");
@@ -80,9 +81,7 @@ int main(void)
 	tcase_add_test(tc, evicts_least_recent_ready_never_pending);
 	tcase_add_test(tc, off_when_zero);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

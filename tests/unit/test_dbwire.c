@@ -14,6 +14,7 @@
 #include "frame.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
+#include "thmain.h"
 
 static uint32_t seed = 12345;
 
@@ -555,7 +556,7 @@ START_TEST(schema_is_the_one_dbwire_knows)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("dbwire");
 	TCase *tc = tcase_create("core");
@@ -569,9 +570,7 @@ int main(void)
 	tcase_add_test(tc, frame_limit_is_enforced);
 	tcase_add_test(tc, params_are_counted_on_the_wire);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -7,6 +7,7 @@
 #include "frame.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
+#include "thmain.h"
 
 /* Feeds `len` bytes into the reader in pieces of at most `step`. */
 static void feed(frame_reader *r, const uint8_t *data, size_t len, size_t step)
@@ -232,7 +233,7 @@ START_TEST(pack_respects_limit)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("frame");
 	TCase *tc = tcase_create("core");
@@ -246,9 +247,7 @@ int main(void)
 	tcase_add_test(tc, garbage_payload_does_not_unpack);
 	tcase_add_test(tc, pack_respects_limit);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -12,6 +12,7 @@
 #include "fsroot.h"
 #include "log.h"
 #include "porter_errors.h"
+#include "thmain.h"
 
 static int init_with(const char *roots, const char *resolve)
 {
@@ -103,7 +104,7 @@ START_TEST(default_root_created_private)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	log_init();
 	log_set_level(LOG_LVL_ERROR);
@@ -114,9 +115,7 @@ int main(void)
 	tcase_add_test(tc, default_root_location);
 	tcase_add_test(tc, default_root_created_private);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -15,6 +15,7 @@
 #include "fsconfine.h"
 #include "log.h"
 #include "porter_errors.h"
+#include "thmain.h"
 
 static char top[64];
 static int rootfd = -1;
@@ -177,7 +178,7 @@ START_TEST(codes_never_errno)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	log_init();
 	log_set_level(LOG_LVL_ERROR);
@@ -191,9 +192,7 @@ int main(void)
 	tcase_add_test(tc, split);
 	tcase_add_test(tc, codes_never_errno);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -62,12 +62,14 @@ START_TEST(only_another_existing_worker_gets_a_request)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("fwd");
 	TCase *tc = tcase_create("fwd");
 	tcase_add_test(tc, ids_name_their_worker);
 	tcase_add_test(tc, only_another_existing_worker_gets_a_request);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -83,7 +83,7 @@ START_TEST(mix_spreads_small_keys)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("htab");
 	TCase *tc = tcase_create("htab");
@@ -91,5 +91,7 @@ int main(void)
 	tcase_add_test(tc, equal_hashes_chain);
 	tcase_add_test(tc, mix_spreads_small_keys);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "porter_errors.h"
+#include "thmain.h"
 
 static int parse(config *c, int argc, char **argv)
 {
@@ -103,7 +104,7 @@ START_TEST(http_file_and_bounds)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("http_config");
 	TCase *tc = tcase_create("http_config");
@@ -111,9 +112,7 @@ int main(void)
 	tcase_add_test(tc, http_flags);
 	tcase_add_test(tc, http_file_and_bounds);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -166,7 +166,7 @@ START_TEST(urls_and_methods)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("httppolicy");
 	TCase *tc = tcase_create("httppolicy");
@@ -177,5 +177,7 @@ int main(void)
 	tcase_add_test(tc, origins);
 	tcase_add_test(tc, urls_and_methods);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

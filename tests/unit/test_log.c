@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "thmain.h"
 
 static const char *esc(const char *in, size_t n)
 {
@@ -110,7 +111,7 @@ START_TEST(a_message_is_one_line)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("escape");
@@ -119,9 +120,7 @@ int main(void)
 	tcase_add_test(tc, escape_never_splits_or_overflows);
 	tcase_add_test(tc, a_message_is_one_line);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

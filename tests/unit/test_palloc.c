@@ -5,6 +5,7 @@
 
 #include "palloc.h"
 #include "porter.pb-c.h"
+#include "thmain.h"
 
 /* A packed Ping request carrying `big` bytes, its length in `*len`; it and
  * the payload (`*payload`) are the caller's to free. */
@@ -121,7 +122,7 @@ START_TEST(budget_draws_from_an_arena)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("palloc");
 	TCase *tc = tcase_create("core");
@@ -130,9 +131,7 @@ int main(void)
 	tcase_add_test(tc, limit_does_not_overflow);
 	tcase_add_test(tc, budget_draws_from_an_arena);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)
