@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirs.h"
 #include "log.h"
 #include "porter_errors.h"
 
@@ -125,27 +126,6 @@ int fsroot_default_path(char *buf, size_t cap)
 	else
 		return PORTER_E_INVAL;
 	return n < 0 || (size_t)n >= cap ? PORTER_E_INVAL : 0;
-}
-
-/* mkdir -p with mode 0700 for each created level. Returns 0 or a positive
- * errno value. The path comes from porterd's own settings. */
-static int make_dirs(const char *path)
-{
-	char buf[4096];
-	if (strlen(path) >= sizeof(buf))
-		return ENAMETOOLONG;
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return errno;
-	return 0;
 }
 
 /* Parses an octal mode setting no wider than 0777 into `out`. */
@@ -272,10 +252,10 @@ static int open_root(fsroot *rt)
 		pct[pct - 1 == dir ? 0 : -1] = '\0';
 		if (!dir[0])
 			strcpy(dir, "/");
-		int e = make_dirs(dir);
-		if (e) {
+		int e = dirs_make(dir);
+		if (e < 0) {
 			log_error("file root '%s': cannot create %s: %s", rt->name, dir,
-				  strerror(e));
+				  strerror(-e));
 			return PORTER_E_INVAL;
 		}
 	}
@@ -406,9 +386,9 @@ int fsroot_init(const config *cfg)
 		if (fsroot_default_path(path, sizeof(path)) < 0)
 			log_warn(
 				"no file root: none configured and neither XDG_DATA_HOME nor HOME is set");
-		else if ((e = make_dirs(path)) != 0)
+		else if ((e = dirs_make(path)) < 0)
 			log_warn("no file root: cannot create the default %s: %s", path,
-				 strerror(e));
+				 strerror(-e));
 		else if (add_root(NULL, path) < 0)
 			log_warn("no file root: the default %s cannot be used", path);
 	}

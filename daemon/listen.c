@@ -12,30 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dirs.h"
 #include "log.h"
 #include "sockpath.h"
-
-/* mkdir -p with mode 0700 for every directory it creates. Returns 1 when
- * it created `dir` itself, 0 when that existed, or -errno. */
-static int make_dirs(const char *dir)
-{
-	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	size_t n = strlen(dir);
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, dir, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) == 0)
-		return 1;
-	return errno == EEXIST ? 0 : -errno;
-}
 
 /*
  * The socket's directory must exist. When it is the default location (in a
@@ -51,7 +30,7 @@ static int prepare_dir(const char *path, int must_be_private, int *own_dir)
 	const char *dir = dirname(copy);
 	struct stat st;
 
-	int rc = make_dirs(dir);
+	int rc = dirs_make(dir);
 	*own_dir = 0;
 	if (rc < 0) {
 		log_error("cannot create directory %s: %s", dir, strerror(-rc));
