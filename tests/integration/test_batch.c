@@ -329,9 +329,8 @@ START_TEST(a_thousand_concurrent_batches)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	Suite *s = suite_create("batch");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
@@ -343,5 +342,7 @@ int main(void)
 	tcase_add_test(tc, client_killed_mid_batch);
 	tcase_add_test(tc, a_thousand_concurrent_batches);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -218,9 +218,8 @@ START_TEST(shutdown_cancels_work_past_grace)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	Suite *s = suite_create("cancel");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
@@ -231,5 +230,7 @@ int main(void)
 	tcase_add_test(tc, other_clients_cannot_cancel);
 	tcase_add_test(tc, shutdown_cancels_work_past_grace);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

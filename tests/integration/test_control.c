@@ -559,9 +559,8 @@ START_TEST(porterctl_batch_reads_a_json_list)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	Suite *s = suite_create("control");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
@@ -573,5 +572,7 @@ int main(void)
 	tcase_add_test(tc, cancel_reaches_a_session_query_on_another_worker);
 	tcase_add_test(tc, pooled_query_after_a_pooled_stream);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -1082,7 +1082,7 @@ START_TEST(test_porterctl_file)
 }
 END_TEST
 
-static Suite *files_suite(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("files");
 	TCase *tc = tcase_create("ops");
@@ -1107,11 +1107,4 @@ static Suite *files_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(files_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(suite)

@@ -208,16 +208,14 @@ START_TEST(test_sigkill_during_atomic_writes)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("files_durability");
 	TCase *tc = tcase_create("sigkill");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_sigkill_during_atomic_writes);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -122,16 +122,14 @@ START_TEST(test_1gib_round_trip)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("files_large");
 	TCase *tc = tcase_create("large");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_1gib_round_trip);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -363,7 +363,7 @@ START_TEST(porterctl_file_ops)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("files_ops");
 	TCase *tc = tcase_create("ops");
@@ -380,5 +380,7 @@ int main(void)
 	tcase_add_test(tc, porterctl_file_ops);
 	tcase_add_test(tc, batch_members);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -527,9 +527,8 @@ START_TEST(shutdown_with_clients_connected)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	Suite *s = suite_create("foundation");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
@@ -545,5 +544,7 @@ int main(void)
 	tcase_add_test(tc, uid_not_allowed_is_refused);
 	tcase_add_test(tc, shutdown_with_clients_connected);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

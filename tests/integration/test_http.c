@@ -967,15 +967,24 @@ START_TEST(porterctl_http)
 }
 END_TEST
 
-int main(void)
+/* In the test process, once around the test case: every test (a forked
+ * child) finds the server at srv. */
+static void httpd_start(void)
 {
-	if (th_httpd_start(&srv) != 0) {
-		fprintf(stderr, "test_http: could not start the loopback HTTP server\n");
-		return 1;
-	}
+	ck_assert_msg(th_httpd_start(&srv) == 0, "could not start the loopback HTTP server");
+}
+
+static void httpd_stop(void)
+{
+	th_httpd_stop(&srv);
+}
+
+static Suite *suite(void)
+{
 	Suite *s = suite_create("http");
 	TCase *tc = tcase_create("http");
 	tcase_set_timeout(tc, 120);
+	tcase_add_unchecked_fixture(tc, httpd_start, httpd_stop);
 	tcase_add_test(tc, status_codes);
 	tcase_add_test(tc, headers_both_ways);
 	tcase_add_test(tc, binary_bodies_with_nuls);
@@ -994,10 +1003,7 @@ int main(void)
 	tcase_add_test(tc, tls_verification);
 	tcase_add_test(tc, porterctl_http);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	th_httpd_stop(&srv);
-	return failed ? 1 : 0;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -214,18 +214,15 @@ START_TEST(reset_while_others_call)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	Suite *s = suite_create("reset");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, reset_reconnects_every_thread_with_a_new_instance);
 	tcase_add_test(tc, reset_while_others_call);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return s;
 }
+
+TH_MAIN(suite)

@@ -668,7 +668,7 @@ START_TEST(test_metrics)
 }
 END_TEST
 
-static Suite *sd_suite(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("sd");
 	TCase *tc = tcase_create("sd");
@@ -684,11 +684,4 @@ static Suite *sd_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(sd_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+TH_MAIN(suite)

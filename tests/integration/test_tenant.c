@@ -86,13 +86,8 @@ START_TEST(allow_list_decides)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr,
-			"test_tenant: needs root to run clients and porterd as other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("tenant");
 	TCase *tc = tcase_create("tenant");
 	tcase_set_timeout(tc, 60);
@@ -100,5 +95,7 @@ int main(void)
 	tcase_add_test(tc, children_run_as_theirs);
 	tcase_add_test(tc, allow_list_decides);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)

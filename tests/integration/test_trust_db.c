@@ -596,13 +596,8 @@ START_TEST(one_uid_cannot_take_every_server_slot)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr,
-			"test_trust_db: needs root to run porterd and clients as other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("trust_db");
 	TCase *tc = tcase_create("trust_db");
 	tcase_set_timeout(tc, 120);
@@ -616,5 +611,7 @@ int main(void)
 	tcase_add_test(tc, pooled_state_never_crosses_processes);
 	tcase_add_test(tc, one_uid_cannot_take_every_server_slot);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)

@@ -363,13 +363,8 @@ START_TEST(escapes_refused_in_new_roots)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr, "test_trust_files: needs root to run porterd and clients as "
-				"other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("trust_files");
 	TCase *tc = tcase_create("roots");
 	tcase_set_timeout(tc, 120);
@@ -379,5 +374,7 @@ int main(void)
 	tcase_add_test(tc, modes_masked);
 	tcase_add_test(tc, escapes_refused_in_new_roots);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)

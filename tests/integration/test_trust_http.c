@@ -317,13 +317,8 @@ START_TEST(redirect_chain_shares_one_deadline)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr, "test_trust_http: needs root to run porterd and clients as "
-				"other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("trust_http");
 	TCase *tc = tcase_create("trust_http");
 	tcase_set_timeout(tc, 120);
@@ -334,5 +329,7 @@ int main(void)
 	tcase_add_test(tc, credentials_stay_with_their_origin);
 	tcase_add_test(tc, redirect_chain_shares_one_deadline);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)

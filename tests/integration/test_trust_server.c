@@ -446,13 +446,8 @@ START_TEST(client_text_cannot_forge_log_lines)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr, "test_trust_server: needs root to run porterd and clients as "
-				"other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("trust_server");
 	TCase *tc = tcase_create("trust_server");
 	tcase_set_timeout(tc, 60);
@@ -465,5 +460,7 @@ int main(void)
 	tcase_add_test(tc, client_text_cannot_forge_log_lines);
 	tcase_add_test(tc, stats_show_only_own_uid);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)
