@@ -284,7 +284,7 @@ START_TEST(injected_allocation_failures)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("alloc_faults");
 	TCase *tc = tcase_create("alloc_faults");
@@ -292,5 +292,7 @@ int main(void)
 	tcase_add_loop_test(tc, injected_allocation_failures, 0,
 			    (int)(sizeof(every) / sizeof(every[0])));
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

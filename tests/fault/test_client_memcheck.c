@@ -148,7 +148,7 @@ static void fresh(void)
 	memset(&d, 0, sizeof(d));
 }
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("client_memcheck");
 	TCase *tc = tcase_create("client");
@@ -160,5 +160,7 @@ int main(void)
 	tcase_add_test(tc, cancel_from_another_thread);
 	tcase_add_test(tc, daemon_gone_restarted_and_reset);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -515,20 +515,26 @@ START_TEST(postgres_killed_mid_transaction)
 }
 END_TEST
 
-int main(void)
+/* Runs in the test process after the test case, whatever happened in it:
+ * the fixture's server is left running for the tests after this one. */
+static void resume_fixture_server(void)
 {
-	Suite *s = suite_create("db_faults");
-	TCase *tc = tcase_create("db_faults");
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, postgres_killed_mid_transaction);
-	suite_add_tcase(s, tc);
-	int rc = th_run_suite(s);
-	/* Whatever happened, leave the fixture's server running for the
-	 * tests after this one. */
 	const char *state = getenv("PORTER_PG_STATE");
 	if (state && state[0]) {
 		snprintf(pg_state, sizeof(pg_state), "%s", state);
 		pg_sh("resume");
 	}
-	return rc;
 }
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("db_faults");
+	TCase *tc = tcase_create("db_faults");
+	tcase_set_timeout(tc, 150);
+	tcase_add_unchecked_fixture(tc, NULL, resume_fixture_server);
+	tcase_add_test(tc, postgres_killed_mid_transaction);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TH_MAIN(suite)

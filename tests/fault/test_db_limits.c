@@ -188,7 +188,7 @@ START_TEST(unread_pooled_cursor_is_reclaimed)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("db_limits");
 	TCase *tc = tcase_create("db_limits");
@@ -197,5 +197,7 @@ int main(void)
 	tcase_add_test(tc, huge_param_frame_refused_before_unpacking);
 	tcase_add_test(tc, unread_pooled_cursor_is_reclaimed);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -328,12 +328,14 @@ START_TEST(http_peer_killed_mid_transfer)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("http_faults");
 	TCase *tc = tcase_create("http_faults");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, http_peer_killed_mid_transfer);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

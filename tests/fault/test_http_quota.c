@@ -221,13 +221,8 @@ START_TEST(unread_stream_is_reclaimed_and_its_owner_told)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr, "test_http_quota: needs root to run porterd and clients as "
-				"other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("http_quota");
 	TCase *tc = tcase_create("http_quota");
 	tcase_set_timeout(tc, 120);
@@ -235,5 +230,7 @@ int main(void)
 	tcase_add_test(tc, one_uid_cannot_take_every_stream);
 	tcase_add_test(tc, unread_stream_is_reclaimed_and_its_owner_told);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)

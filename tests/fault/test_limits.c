@@ -277,7 +277,7 @@ START_TEST(five_thousand_connections)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
 	Suite *s = suite_create("limits");
 	TCase *tc = tcase_create("limits");
@@ -287,5 +287,7 @@ int main(void)
 	tcase_add_test(tc, idle_timeout_closes_and_client_reconnects);
 	tcase_add_test(tc, five_thousand_connections);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN(suite)

@@ -741,13 +741,8 @@ START_TEST(early_cancels_kept_per_client)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr,
-			"test_quotas: needs root to run porterd and clients as other uids\n");
-		return 77;
-	}
 	Suite *s = suite_create("quotas");
 	TCase *tc = tcase_create("quotas");
 	tcase_set_timeout(tc, 120);
@@ -759,5 +754,7 @@ int main(void)
 	tcase_add_test(tc, early_cancels_kept_per_client);
 	tcase_add_test(tc, idle_connections_keep_no_large_buffers);
 	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)
