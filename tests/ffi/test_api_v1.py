@@ -22,7 +22,6 @@ and 18), from Python's ctypes with threads standing in for isolates.
 Usage: test_api_v1.py --lib PATH/libporter.so --porterd PATH/porterd
                       --pg-state DIR (tests/support/pg.sh's state directory)
 """
-import argparse
 import ctypes
 import os
 import queue
@@ -34,8 +33,8 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
-from porterd import Daemon, HttpServer  # noqa: E402
-from test_contract import Carrier, Failure, check, failure_of  # noqa: E402
+from ffi_support import read_chunk, read_result, run_suite, suite_args  # noqa: E402
+from test_contract import check  # noqa: E402
 
 HARD_LIMIT_S = 150
 CHUNK = 65536  # porterd's --file-chunk-size here
@@ -216,20 +215,20 @@ def test_cancel_reaches_multi_request_file_read(size_mb=64, rounds=5):
     rd = ctypes.c_void_p()
     rc = lib.porter_file_reader_open(b'files', name, 0, 0, 0, cid, 5000, ctypes.byref(rd))
     check(rc == 0, 'reader open (%d)' % rc)
-    data, n = ctypes.c_void_p(), ctypes.c_size_t()
+    read = lib.porter_file_reader_read
     for k in range(3):
-        rc = lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
-        check(rc == 1 and n.value == CHUNK, 'chunk %d (%d)' % (k, rc))
+        rc, chunk = read_chunk(read, rd)
+        check(rc == 1 and len(chunk) == CHUNK, 'chunk %d (%d)' % (k, rc))
     crc = [None]
     t = threading.Thread(target=lambda: (crc.__setitem__(0, lib.porter_cancel(cid, 5000)),
                                          lib.porter_thread_disconnect()))
     t.start()
     t.join()
     check(crc[0] == tc.PORTER_E_NOT_FOUND, 'nothing in flight: remembered (%s)' % crc[0])
-    rc = lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
+    # (read_chunk also checks that a failed read leaves no chunk.)
+    rc, _ = read_chunk(read, rd)
     check(rc == tc.PORTER_E_CANCELLED, 'the next read carries the open\'s id (%d)' % rc)
-    check(not data and n.value == 0, 'no chunk on failure')
-    rc = lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
+    rc, _ = read_chunk(read, rd)
     check(rc == tc.PORTER_E_CANCELLED, 'and so does every later read (%d)' % rc)
     check(lib.porter_file_reader_close(rd, 5000) == 0, 'close tells porterd')
     until = time.monotonic() + 10
@@ -293,9 +292,7 @@ def test_stream_deadline():
     n = 0
     try:
         while time.monotonic() - t0 < 10:
-            ch = ctypes.c_void_p()
-            rc = lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch))
-            lib.porter_db_result_free(ch)
+            rc, _ = read_result(lib.porter_db_cursor_read, cur)
             if rc != 1:
                 break
             n += 1
@@ -304,7 +301,7 @@ def test_stream_deadline():
         check(rc == tc.PORTER_E_TIMEOUT, 'the stream deadline ended the reads (%d)' % rc)
         check(1.5 <= dt < 8, 'at the stream deadline (%.2f s after the open)' % dt)
         check(n >= 2, 'chunks arrived before the deadline (%d)' % n)
-        rc = lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ctypes.c_void_p()))
+        rc, _ = read_result(lib.porter_db_cursor_read, cur)
         check(rc == tc.PORTER_E_TIMEOUT, 'and stays past it (%d)' % rc)
     finally:
         # Unfinished: closing tells porterd, which cancels the query.
@@ -330,47 +327,14 @@ def test_options_carry_their_size():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--lib', required=True)
-    ap.add_argument('--porterd', required=True)
-    ap.add_argument('--pg-state', default=os.environ.get('PORTER_PG_STATE'))
-    args = ap.parse_args()
-    if not args.pg_state:
-        print('FAIL no PostgreSQL: pass --pg-state or set PORTER_PG_STATE (run through ctest)')
+    args = suite_args(__doc__)
+    if args is None:
         return 1
-    with open(os.path.join(args.pg_state, 'conninfo')) as f:
-        tc.conninfo = f.read().strip()
-    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
-    signal.alarm(HARD_LIMIT_S)
-    d = Daemon(args.porterd, extra=['--workers', '2'], hard_limit_s=HARD_LIMIT_S + 30)
-    root = os.path.join(d.dir, 'files')
-    os.mkdir(root)
-    d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', str(CHUNK)]
-    tc.d = d.start()
-    tc.httpd = HttpServer(lifetime_s=HARD_LIMIT_S + 30).start()
-    tc.c = tc.Client(tc.bind(args.lib))
-    tests = [test_explicit_ids_many_threads, test_free_never_waits_with_daemon_stopped,
-             test_cancel_reaches_multi_request_file_read, test_stream_deadline,
-             test_options_carry_their_size]
-    failed = passed = 0
-    for t in tests:
-        t0 = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print('PASS %s (%.1f s)' % (t.__name__, time.monotonic() - t0))
-        except Failure as e:
-            failed += 1
-            print('FAIL %s: %s' % (t.__name__, e))
-    tc.c.lib.porter_thread_disconnect()
-    tc.httpd.cleanup()
-    if d.stop() != 0:
-        failed += 1
-        print('FAIL porterd exit status')
-    if failed:
-        print(d.read_log()[-4000:])
-    print('%d of %d tests passed' % (passed, len(tests)))
-    return 1 if failed else 0
+    return run_suite(args, [test_explicit_ids_many_threads,
+                            test_free_never_waits_with_daemon_stopped,
+                            test_cancel_reaches_multi_request_file_read, test_stream_deadline,
+                            test_options_carry_their_size],
+                     workers=2, hard_limit_s=HARD_LIMIT_S, chunk_size=CHUNK)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ thread pool and isolates that migrate between them.
     threads, closing their connections): a cursor and an HTTP stream are
     read to the end from another thread after the opener disconnected.
     (File readers do not, today: porterd drops them with the opening
-    connection; see dart/API_CHANGES.md.)
+    connection; see dart/README.md, "Files".)
   * Abandoned streams are released: a stream freed after a few chunks (a
     `break` out of a chunk loop, a cancelled subscription) with its
     non-waiting *_free, from a thread other than the one that opened it,
@@ -38,20 +38,19 @@ thread pool and isolates that migrate between them.
 Usage: test_isolates.py --lib PATH/libporter.so --porterd PATH/porterd
                         --pg-state DIR (tests/support/pg.sh's state directory)
 """
-import argparse
 import ctypes
 import json
 import os
 import queue
-import signal
 import sys
-import threading
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
-from porterd import Daemon, HttpServer  # noqa: E402
+import ffi_support  # noqa: E402
+from ffi_support import (cursor_next, cursor_open, read_result, reader_next,  # noqa: E402
+                         reader_open, run_suite, suite_args)
 from test_contract import Carrier, Failure, check, failure_of  # noqa: E402
 
 HARD_LIMIT_S = 150
@@ -68,45 +67,6 @@ def stop_pool(carriers):
         t.jobs.put((None, None))
     for t in carriers:
         t.join()
-
-
-def cursor_open(sql, chunk_rows, call_id=0):
-    cur = ctypes.c_void_p()
-    rc = tc.c.lib.porter_db_cursor_open(0, tc.conninfo.encode(), sql.encode(), None, 0,
-                                        chunk_rows, 0, call_id, 5000, ctypes.byref(cur))
-    if rc < 0:
-        raise failure_of('query_stream', rc)
-    return cur
-
-
-def cursor_next(cur):
-    """The rows of the next chunk (ints), None at the end."""
-    ch = ctypes.c_void_p()
-    rc = tc.c.lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch))
-    try:
-        if rc < 0:
-            raise failure_of('cursor_next', rc)
-        if rc == 0:
-            return None
-        return [int(r[0]) for r in tc.db_rows(ch)]
-    finally:
-        tc.c.lib.porter_db_result_free(ch)
-
-
-def reader_open(path):
-    rd = ctypes.c_void_p()
-    rc = tc.c.lib.porter_file_reader_open(None, path.encode(), 0, 0, 0, 0, 5000, ctypes.byref(rd))
-    if rc < 0:
-        raise failure_of('file_reader_open', rc)
-    return rd
-
-
-def reader_next(rd):
-    data, n = ctypes.c_void_p(), ctypes.c_size_t()
-    rc = tc.c.lib.porter_file_reader_read(rd, 0, 5000, ctypes.byref(data), ctypes.byref(n))
-    if rc < 0:
-        raise failure_of('file_reader_next', rc)
-    return None if rc == 0 else ctypes.string_at(data, n.value)
 
 
 def pull_everywhere(carriers, opener, reader, closer, pause_after=3, pause_s=0.3,
@@ -359,10 +319,8 @@ def test_open_id_stops_a_read_in_flight():
             result = queue.Queue()
 
             def slow_read():
-                ch = ctypes.c_void_p()
                 t0 = time.monotonic()
-                rc = lib.porter_db_cursor_read(cur, 0, 20000, ctypes.byref(ch))
-                lib.porter_db_result_free(ch)
+                rc, _ = read_result(lib.porter_db_cursor_read, cur, timeout_ms=20000)
                 return rc, time.monotonic() - t0
 
             b.jobs.put((slow_read, result))
@@ -475,52 +433,75 @@ def test_pg_param_forms():
     print('  %d parameter encodings accepted as the fixture says' % len(cases))
 
 
+def test_file_operations():
+    """What PorterFileException's kinds and the package's file calls rely
+    on (dart/test/files_test.dart makes the same calls): mkdir with and
+    without PARENTS (an existing directory fine with it, EXISTS without),
+    copy returning its size and refusing an existing target with
+    NO_REPLACE, rename with and without NO_REPLACE, escapes refused with
+    FILE_ESCAPE by all three, and lstat reporting a symlink that stat
+    follows."""
+    lib = tc.c.lib
+    fs = ffi_support
+    root = os.path.join(tc.d.dir, 'files')
+    check(lib.porter_file_mkdir(b'files', b'd/e/f', 0, fs.PORTER_FILE_PARENTS, 0, 5000) == 0,
+          'mkdir -p')
+    info = tc.FileInfo()
+    check(lib.porter_file_stat(b'files', b'd/e/f', 0, 5000, ctypes.byref(info)) == 0
+          and info.type == fs.PORTER_FILE_TYPE_DIRECTORY, 'a directory (%d)' % info.type)
+    rc = lib.porter_file_mkdir(b'files', b'd/e', 0, fs.PORTER_FILE_PARENTS, 0, 5000)
+    check(rc == 0, 'mkdir -p of an existing directory (%d)' % rc)
+    rc = lib.porter_file_mkdir(b'files', b'd/e', 0, 0, 0, 5000)
+    check(rc == fs.PORTER_E_FILE_EXISTS, 'mkdir of an existing directory (%d)' % rc)
+    rc = lib.porter_file_mkdir(b'files', b'../up', 0, fs.PORTER_FILE_PARENTS, 0, 5000)
+    check(rc == tc.PORTER_E_FILE_ESCAPE, 'mkdir escaping (%d)' % rc)
+    tc.file_write('d/a.bin', b'\0\1\0\2\0')
+    size = ctypes.c_uint64(7)
+    rc = lib.porter_file_copy(b'files', b'd/a.bin', b'd/e/b.bin', 0, 0, 5000, ctypes.byref(size))
+    check(rc == 0 and size.value == 5, 'copy returns its size (%d, %d)' % (rc, size.value))
+    check(tc.file_read('d/e/b.bin') == b'\0\1\0\2\0', 'the copy is byte-exact')
+    rc = lib.porter_file_copy(b'files', b'd/a.bin', b'd/e/b.bin', fs.PORTER_FILE_NO_REPLACE,
+                              0, 5000, ctypes.byref(size))
+    check(rc == fs.PORTER_E_FILE_EXISTS and size.value == 0,
+          'copy onto an existing target with NO_REPLACE (%d, %d)' % (rc, size.value))
+    rc = lib.porter_file_rename(b'files', b'd/a.bin', b'd/e/b.bin', fs.PORTER_FILE_NO_REPLACE,
+                                0, 5000)
+    check(rc == fs.PORTER_E_FILE_EXISTS, 'rename onto an existing target (%d)' % rc)
+    rc = lib.porter_file_rename(b'files', b'd/a.bin', b'd/e/f/c.bin', 0, 0, 5000)
+    check(rc == 0, 'rename (%d)' % rc)
+    rc = lib.porter_file_stat(b'files', b'd/a.bin', 0, 5000, ctypes.byref(info))
+    check(rc == tc.PORTER_E_FILE_NOT_FOUND, 'the source is gone (%d)' % rc)
+    rc = lib.porter_file_rename(b'files', b'd/e/f/c.bin', b'../c.bin', 0, 0, 5000)
+    check(rc == tc.PORTER_E_FILE_ESCAPE, 'rename escaping (%d)' % rc)
+    rc = lib.porter_file_copy(b'files', b'd/e/b.bin', b'../c.bin', 0, 0, 5000, None)
+    check(rc == tc.PORTER_E_FILE_ESCAPE, 'copy escaping (%d)' % rc)
+    os.symlink('b.bin', os.path.join(root, 'd/e/link.bin'))
+    rc = lib.porter_file_stat(b'files', b'd/e/link.bin', 0, 5000, ctypes.byref(info))
+    check(rc == 0 and info.type == tc.PORTER_FILE_TYPE_REGULAR and info.size == 5,
+          'stat follows a symlink inside the root (%d, type %d)' % (rc, info.type))
+    rc = lib.porter_file_lstat(b'files', b'd/e/link.bin', 0, 5000, ctypes.byref(info))
+    check(rc == 0 and info.type == fs.PORTER_FILE_TYPE_SYMLINK,
+          'lstat reports the symlink (%d, type %d)' % (rc, info.type))
+    for f in (b'd/e/link.bin', b'd/e/b.bin', b'd/e/f/c.bin'):
+        check(lib.porter_file_delete(b'files', f, 0, 0, 5000) == 0, 'delete %s' % f)
+    for d in (b'd/e/f', b'd/e', b'd'):
+        check(lib.porter_file_delete(b'files', d, 1, 0, 5000) == 0, 'rmdir %s' % d)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--lib', required=True)
-    ap.add_argument('--porterd', required=True)
-    ap.add_argument('--pg-state', default=os.environ.get('PORTER_PG_STATE'))
-    args = ap.parse_args()
-    if not args.pg_state:
-        print('FAIL no PostgreSQL: pass --pg-state or set PORTER_PG_STATE (run through ctest)')
+    args = suite_args(__doc__)
+    if args is None:
         return 1
-    with open(os.path.join(args.pg_state, 'conninfo')) as f:
-        tc.conninfo = f.read().strip()
-    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
-    signal.alarm(HARD_LIMIT_S)
     # Several worker loops, so that reads from other threads really cross
     # from one loop to another.
-    d = Daemon(args.porterd, extra=['--workers', '3'], hard_limit_s=HARD_LIMIT_S + 30)
-    root = os.path.join(d.dir, 'files')
-    os.mkdir(root)
-    d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', '65536']
-    tc.d = d.start()
-    tc.httpd = HttpServer(lifetime_s=HARD_LIMIT_S + 30).start()
-    tc.c = tc.Client(tc.bind(args.lib))
-    tests = [test_streams_pulled_by_any_thread, test_streams_outlive_the_opening_connection,
-             test_abandoned_streams_released,
-             test_call_id_explicit, test_open_id_stops_a_read_in_flight,
-             test_cancel_helper_leaves_no_connection,
-             test_pg_text_forms, test_pg_param_forms]
-    failed = passed = 0
-    for t in tests:
-        t0 = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print('PASS %s (%.1f s)' % (t.__name__, time.monotonic() - t0))
-        except Failure as e:
-            failed += 1
-            print('FAIL %s: %s' % (t.__name__, e))
-    tc.c.lib.porter_thread_disconnect()
-    tc.httpd.cleanup()
-    if d.stop() != 0:
-        failed += 1
-        print('FAIL porterd exit status')
-    if failed:
-        print(d.read_log()[-4000:])
-    print('%d of %d tests passed' % (passed, len(tests)))
-    return 1 if failed else 0
+    return run_suite(args, [test_streams_pulled_by_any_thread,
+                            test_streams_outlive_the_opening_connection,
+                            test_abandoned_streams_released,
+                            test_call_id_explicit, test_open_id_stops_a_read_in_flight,
+                            test_cancel_helper_leaves_no_connection,
+                            test_pg_text_forms, test_pg_param_forms,
+                            test_file_operations],
+                     workers=3, hard_limit_s=HARD_LIMIT_S)
 
 
 if __name__ == '__main__':
