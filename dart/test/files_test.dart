@@ -1,5 +1,6 @@
 // Tests of the file API against a real porterd (no database needed); see
 // README.md ("Running the tests").
+import 'dart:io' show Link;
 import 'dart:typed_data';
 
 import 'package:porter/porter.dart';
@@ -87,6 +88,79 @@ void main() {
           throwsA(isA<PorterFileException>()
               .having((e) => e.kind, 'kind', FileErrorKind.notFound)));
     });
+  });
+
+  test('mkdir, rename, copy and lstat, sync and through the pool', () async {
+    porter.createDirectory('d/e/f', root: root, recursive: true);
+    expect(porter.statFile('d/e/f', root: root).type, FileType.directory);
+    // recursive: an existing directory is fine; without it, it is not.
+    porter.createDirectory('d/e', root: root, recursive: true);
+    expect(
+        () => porter.createDirectory('d/e', root: root),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.exists)));
+    expect(
+        () => porter.createDirectory('../up', root: root, recursive: true),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.escape)));
+    final data = Uint8List.fromList([0, 1, 0, 2, 0]);
+    porter.writeFile('d/a.bin', data, root: root);
+    expect(porter.copyFile('d/a.bin', 'd/e/b.bin', root: root), data.length);
+    expect(porter.readFile('d/e/b.bin', root: root), data);
+    expect(
+        () => porter.copyFile('d/a.bin', 'd/e/b.bin',
+            root: root, replace: false),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.exists)
+            .having((e) => e.path, 'path', 'd/a.bin')));
+    expect(
+        () => porter.renameFile('d/a.bin', 'd/e/b.bin',
+            root: root, replace: false),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.exists)));
+    porter.renameFile('d/a.bin', 'd/e/f/c.bin', root: root);
+    expect(porter.readFile('d/e/f/c.bin', root: root), data);
+    expect(
+        () => porter.statFile('d/a.bin', root: root),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.notFound)));
+    expect(
+        () => porter.renameFile('d/e/f/c.bin', '../c.bin', root: root),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.escape)));
+
+    // The same through the pool's workers.
+    await pool.createDirectory('q/r', root: root, recursive: true);
+    expect(await pool.copyFile('d/e/b.bin', 'q/r/b.bin', root: root),
+        data.length);
+    await pool.renameFile('q/r/b.bin', 'q/b.bin', root: root);
+    expect(await pool.readFile('q/b.bin', root: root), data);
+    await expectLater(
+        pool.renameFile('q/b.bin', 'd/e/b.bin', root: root, replace: false),
+        throwsA(isA<PorterFileException>()
+            .having((e) => e.kind, 'kind', FileErrorKind.exists)));
+    expect((await pool.statFile('q/r', root: root)).type, FileType.directory);
+
+    // A symlink inside the root: stat follows it, lstat does not.
+    // (Only with a daemon of the test's own, whose root is a known path.)
+    final dir = daemon.fileRoot;
+    if (dir != null) {
+      Link('$dir/q/link.bin').createSync('b.bin');
+      expect(porter.statFile('q/link.bin', root: root).type, FileType.regular);
+      expect(porter.statFile('q/link.bin', root: root, followLinks: false).type,
+          FileType.symlink);
+      expect(
+          (await pool.statFile('q/link.bin', root: root, followLinks: false))
+              .type,
+          FileType.symlink);
+      porter.deleteFile('q/link.bin', root: root);
+    }
+    for (final f in ['d/e/b.bin', 'd/e/f/c.bin', 'q/b.bin']) {
+      porter.deleteFile(f, root: root);
+    }
+    for (final d in ['d/e/f', 'd/e', 'd', 'q/r', 'q']) {
+      porter.deleteFile(d, root: root, directory: true);
+    }
   });
 
   test('pool: a file as a stream; cancelling it closes the reader', () async {

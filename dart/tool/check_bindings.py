@@ -188,9 +188,18 @@ def compare(header, dart):
         if got != consts:
             errors.append('enum %s: %s differs from the header %s' % (ename, got, consts))
 
-    for name, value in re.findall(r'#define[ \t]+(PORTER_(?:VERSION_\w+|PROTOCOL_VERSION|BATCH_\w+))[ \t]+(\S+)', header):
-        lit = "'%s'" % value.strip('"') if value.startswith('"') else value
-        if 'const %s %s = %s;' % ('String' if value.startswith('"') else 'int', name, lit) not in dart:
+    # Every object-like macro whose value is a number or a string literal
+    # (versions, batch modes, file flags), whatever its spelling (0x100u
+    # in C is 256 in Dart).
+    for name, value in re.findall(
+            r'^#define[ \t]+(PORTER_\w+)[ \t]+("[^"\n]*"|(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*)[ \t]*$',
+            header, re.M):
+        if value.startswith('"'):
+            ok = "const String %s = '%s';" % (name, value.strip('"')) in dart
+        else:
+            m = re.search(r'const int %s = (0[xX][0-9a-fA-F]+|-?\d+);' % name, dart)
+            ok = m is not None and int(m.group(1), 0) == int(value.rstrip('uUlL'), 0)
+        if not ok:
             errors.append('macro %s = %s missing or different' % (name, value))
 
     for sname, body in re.findall(r'typedef struct (porter_\w+)\s*\{(.*?)\}', header, re.S):
@@ -226,6 +235,9 @@ BREAKAGES = [
      'ffi.Size, ffi.UnsignedInt, ffi.Uint32, ffi.Uint64',
      'ffi.Size, ffi.Int, ffi.Uint32, ffi.Uint64'),
     ('a wrong flag value', 'PORTER_FILE_ATOMIC = 16;', 'PORTER_FILE_ATOMIC = 8;'),
+    ('a file flag macro of another value',
+     'const int PORTER_FILE_NO_REPLACE = 512;', 'const int PORTER_FILE_NO_REPLACE = 0x100;'),
+    ('a file flag macro left unbound', 'const int PORTER_FILE_PARENTS = 256;', ''),
     ('a wrong version string', "PORTER_VERSION_STRING = '", "PORTER_VERSION_STRING = 'x"),
     ('a header function left unbound',
      "_lookup<ffi.NativeFunction<ffi.Int Function()>>(\n          'porter_http_last_status')",

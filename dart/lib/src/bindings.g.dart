@@ -2640,6 +2640,10 @@ const int PORTER_BATCH_ALL = 0;
 
 const int PORTER_BATCH_FIRST = 1;
 
+const int PORTER_FILE_PARENTS = 256;
+
+const int PORTER_FILE_NO_REPLACE = 512;
+
 class _SymbolAddresses {
   final PorterBindings _library;
   _SymbolAddresses(this._library);

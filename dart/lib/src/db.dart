@@ -251,6 +251,11 @@ class PorterDbException extends PorterException {
       '${hint.isEmpty ? '' : '\nHINT: $hint'}';
 }
 
+/// Checks a streamed query's rows per chunk (1..100000, porter.h's
+/// bounds) before anything is sent. Throws [RangeError].
+void checkChunkRows(int chunkRows) =>
+    RangeError.checkValueInInterval(chunkRows, 1, 100000, 'chunkRows');
+
 /// Native query parameters, allocated for one call and freed by [free].
 final class NativeParams {
   final Pointer<porter_db_param> array;

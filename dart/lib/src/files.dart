@@ -7,6 +7,7 @@ import 'package:ffi/ffi.dart';
 
 import 'bindings.g.dart';
 import 'errors.dart';
+import 'native.dart';
 
 /// How [Porter.writeFile] writes (porter.h's `porter_file_flag`).
 final class FileWriteFlags {
@@ -245,22 +246,13 @@ int releaseFileReader(FileReader rd) {
 /// The next chunk of the native reader at [address] (a copy), or null at
 /// the end; see [FileReader.read].
 Uint8List? readFileChunkAt(
-    PorterBindings b, int address, String path, int timeoutMs,
-    {int callId = 0}) {
-  final data = calloc<Pointer<Void>>();
-  final len = calloc<Size>();
-  try {
-    final rc = b.porter_file_reader_read(
-        Pointer<porter_file_reader>.fromAddress(address), callId, timeoutMs,
-        data, len);
-    if (rc < 0) throw fileError(b, rc, path);
-    if (rc == 0) return null;
-    final n = len.value;
-    return n == 0
-        ? Uint8List(0)
-        : Uint8List.fromList(data.value.cast<Uint8>().asTypedList(n));
-  } finally {
-    calloc.free(data);
-    calloc.free(len);
-  }
-}
+        PorterBindings b, int address, String path, int timeoutMs,
+        {int callId = 0}) =>
+    readNativeChunk(
+        (data, len) => b.porter_file_reader_read(
+            Pointer<porter_file_reader>.fromAddress(address),
+            callId,
+            timeoutMs,
+            data,
+            len),
+        (rc) => fileError(b, rc, path));

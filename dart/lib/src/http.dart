@@ -13,6 +13,7 @@ import 'package:ffi/ffi.dart';
 
 import 'bindings.g.dart';
 import 'errors.dart';
+import 'native.dart';
 
 /// Per-request options, mirroring `porter_http_options` of porter.h.
 ///
@@ -340,6 +341,24 @@ final class NativeHttpRequest {
     }
   }
 
+  /// porter_http_request with these arguments.
+  int request(PorterBindings b, int callId, int timeoutMs,
+          Pointer<Pointer<porter_http_response>> out) =>
+      b.porter_http_request(method, url, headers, headerCount, body,
+          bodyLength, options, callId, timeoutMs, out);
+
+  /// porter_http_stream_open with these arguments.
+  int openStream(PorterBindings b, int callId, int timeoutMs,
+          Pointer<Pointer<porter_http_stream>> out) =>
+      b.porter_http_stream_open(method, url, headers, headerCount, body,
+          bodyLength, options, callId, timeoutMs, out);
+
+  /// porter_batch_add_http with these arguments: adds the request to
+  /// [batch] with the member's own [timeoutMs].
+  int addTo(PorterBindings b, Pointer<porter_batch> batch, int timeoutMs) =>
+      b.porter_batch_add_http(batch, method, url, headers, headerCount, body,
+          bodyLength, options, timeoutMs);
+
   /// Frees everything; calling it again does nothing.
   void free() {
     for (final p in _allocs) {
@@ -372,11 +391,7 @@ PorterHttpResponse readHttpResponse(
         if (b.porter_http_response_header_at(r, i, name, value) == 0)
           HttpHeader(cString(name.value), cString(value.value))
     ];
-    final body = b.porter_http_response_body(r, len);
-    final size = len.value;
-    final bytes = size == 0 || body == nullptr
-        ? Uint8List(0)
-        : Uint8List.fromList(body.cast<Uint8>().asTypedList(size));
+    final bytes = copyNative(b.porter_http_response_body(r, len), len.value);
     b.porter_http_response_timings(r, t);
     final tm = t.ref;
     return PorterHttpResponse(
@@ -507,25 +522,16 @@ final class HttpStream implements Finalizable {
 /// The next chunk of the native stream at [address] (a copy), or null at
 /// its end; see [HttpStream.read]. Used by whichever pool worker pulls it.
 Uint8List? readHttpChunkAt(
-    PorterBindings b, int address, String url, int timeoutMs,
-    {int callId = 0}) {
-  final data = calloc<Pointer<Void>>();
-  final len = calloc<Size>();
-  try {
-    final rc = b.porter_http_stream_read(
-        Pointer<porter_http_stream>.fromAddress(address), callId, timeoutMs,
-        data, len);
-    if (rc < 0) throw httpError(b, rc, url);
-    if (rc == 0) return null;
-    final n = len.value;
-    return n == 0
-        ? Uint8List(0)
-        : Uint8List.fromList(data.value.cast<Uint8>().asTypedList(n));
-  } finally {
-    calloc.free(data);
-    calloc.free(len);
-  }
-}
+        PorterBindings b, int address, String url, int timeoutMs,
+        {int callId = 0}) =>
+    readNativeChunk(
+        (data, len) => b.porter_http_stream_read(
+            Pointer<porter_http_stream>.fromAddress(address),
+            callId,
+            timeoutMs,
+            data,
+            len),
+        (rc) => httpError(b, rc, url));
 
 /// The head of the native stream at [address], with its timings once the
 /// body has ended.

@@ -304,9 +304,7 @@ final class PorterPool {
       PorterCancelToken? cancel}) {
     final _QueryArgs args;
     try {
-      if (chunkRows < 1 || chunkRows > 100000) {
-        throw RangeError.range(chunkRows, 1, 100000, 'chunkRows');
-      }
+      checkChunkRows(chunkRows);
       streamMs(streamTimeout); // checked here, used by the worker
       args = _queryArgs(sql, session, conninfo, params, chunkRows,
           streamTimeout);
@@ -335,12 +333,20 @@ final class PorterPool {
       Duration? timeout,
       HttpOptions? options,
       PorterCancelToken? cancel}) {
+    return _checkedRequest(
+        headers,
+        body,
+        (h, b) => httpWith(method, url, h,
+            body: b, options: options, timeout: timeout, cancel: cancel));
+  }
+
+  /// Runs [send] with [headers] and [body] checked and converted on this
+  /// isolate ([requestHeaders], [httpBodyBytes]): a bad one fails the
+  /// returned future with an [ArgumentError] and reaches no worker.
+  static Future<R> _checkedRequest<R>(Map<String, Object> headers,
+      Object? body, Future<R> Function(List<HttpHeader>, Uint8List?) send) {
     try {
-      return httpWith(method, url, requestHeaders(headers),
-          body: httpBodyBytes(body),
-          options: options,
-          timeout: timeout,
-          cancel: cancel);
+      return send(requestHeaders(headers), httpBodyBytes(body));
     } catch (e, st) {
       return Future.error(e, st);
     }
@@ -408,15 +414,11 @@ final class PorterPool {
       HttpOptions? options,
       Duration? timeout,
       PorterCancelToken? cancel}) {
-    try {
-      return httpStreamWith(method, url, requestHeaders(headers),
-          body: httpBodyBytes(body),
-          options: options,
-          timeout: timeout,
-          cancel: cancel);
-    } catch (e, st) {
-      return Future.error(e, st);
-    }
+    return _checkedRequest(
+        headers,
+        body,
+        (h, b) => httpStreamWith(method, url, h,
+            body: b, options: options, timeout: timeout, cancel: cancel));
   }
 
   /// [httpStream] with the headers as a list in order.
@@ -537,9 +539,32 @@ final class PorterPool {
 
   /// What a path is; see [Porter.statFile].
   Future<PorterFileInfo> statFile(String path,
-          {String? root, Duration? timeout}) =>
-      _submit(_Op.fileStat, timeout, null, args: _FileArgs(path, root))
+          {String? root, bool followLinks = true, Duration? timeout}) =>
+      _submit(_Op.fileStat, timeout, null,
+              args: _FileArgs(path, root, follow: followLinks))
           .then((v) => v as PorterFileInfo);
+
+  /// Creates a directory; see [Porter.createDirectory].
+  Future<void> createDirectory(String path,
+          {String? root, bool recursive = false, int? mode, Duration? timeout}) =>
+      _submit(_Op.fileMkdir, timeout, null,
+              args: _FileArgs(path, root, recursive: recursive, mode: mode))
+          .then((_) {});
+
+  /// Renames (moves) a file or directory; see [Porter.renameFile].
+  Future<void> renameFile(String from, String to,
+          {String? root, bool replace = true, Duration? timeout}) =>
+      _submit(_Op.fileRename, timeout, null,
+              args: _FileArgs(from, root, to: to, replace: replace))
+          .then((_) {});
+
+  /// Copies a regular file; completes with the bytes copied. See
+  /// [Porter.copyFile].
+  Future<int> copyFile(String from, String to,
+          {String? root, bool replace = true, Duration? timeout}) =>
+      _submit(_Op.fileCopy, timeout, null,
+              args: _FileArgs(from, root, to: to, replace: replace))
+          .then((v) => v as int);
 
   /// A directory's entries; see [Porter.listDir].
   Future<List<PorterDirEntry>> listDir(String path,

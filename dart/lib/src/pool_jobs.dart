@@ -78,6 +78,9 @@ final class PorterTimeouts {
         _Op.fileDelete ||
         _Op.fileStat ||
         _Op.fileList ||
+        _Op.fileMkdir ||
+        _Op.fileRename ||
+        _Op.fileCopy ||
         _Op.readerOpen ||
         _Op.readerRead =>
           file,

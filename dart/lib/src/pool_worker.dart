@@ -17,6 +17,9 @@ enum _Op {
   fileDelete,
   fileStat,
   fileList,
+  fileMkdir,
+  fileRename,
+  fileCopy,
   readerOpen,
   readerRead,
   http,
@@ -53,6 +56,15 @@ final class _FileArgs {
 
   /// Streams: the whole-stream deadline (null: none).
   final Duration? streamTimeout;
+
+  /// Rename and copy: the destination.
+  final String? to;
+
+  /// Stat: follow a symlink at [path]; rename and copy: replace an
+  /// existing [to]; mkdir: make the missing parents.
+  final bool follow;
+  final bool replace;
+  final bool recursive;
   const _FileArgs(this.path, this.root,
       {this.offset = 0,
       this.length,
@@ -60,7 +72,11 @@ final class _FileArgs {
       this.flags = FileWriteFlags.overwrite,
       this.mode,
       this.directory = false,
-      this.streamTimeout});
+      this.streamTimeout,
+      this.to,
+      this.follow = true,
+      this.replace = true,
+      this.recursive = false});
 }
 
 /// The arguments of an HTTP request, headers already checked.
@@ -274,11 +290,29 @@ _Reply _run(Porter porter, int worker, _Request req) {
       case _Op.fileStat:
         final a = req.args as _FileArgs;
         return ok(porter.statFile(a.path,
-            root: a.root, timeout: timeout, callId: id));
+            root: a.root, followLinks: a.follow, timeout: timeout, callId: id));
       case _Op.fileList:
         final a = req.args as _FileArgs;
         return ok(porter.listDir(a.path,
             root: a.root, timeout: timeout, callId: id));
+      case _Op.fileMkdir:
+        final a = req.args as _FileArgs;
+        porter.createDirectory(a.path,
+            root: a.root,
+            recursive: a.recursive,
+            mode: a.mode,
+            timeout: timeout,
+            callId: id);
+        return ok(null);
+      case _Op.fileRename:
+        final a = req.args as _FileArgs;
+        porter.renameFile(a.path, a.to!,
+            root: a.root, replace: a.replace, timeout: timeout, callId: id);
+        return ok(null);
+      case _Op.fileCopy:
+        final a = req.args as _FileArgs;
+        return ok(porter.copyFile(a.path, a.to!,
+            root: a.root, replace: a.replace, timeout: timeout, callId: id));
       case _Op.readerOpen:
         final a = req.args as _FileArgs;
         final rd = porter.openFileReader(a.path,

@@ -2,10 +2,6 @@
 // description and reading every member's result back.
 part of 'sync.dart';
 
-Uint8List _copyBytes(Pointer<Void> p, int n) => n == 0 || p == nullptr
-    ? Uint8List(0)
-    : Uint8List.fromList(p.cast<Uint8>().asTypedList(n));
-
 extension _Batch on Porter {
   /// Adds [member] to native builder [b]; returns its index or a negative
   /// code. Native copies of the arguments are freed before it returns (the
@@ -34,28 +30,19 @@ extension _Batch on Porter {
     }
   }
 
-  int _addQuery(Pointer<porter_batch> b, BatchQuery m) {
-    final session = m.session;
-    _checkTarget(session, m.conninfo);
-    final np = NativeParams(encodeParams(m.params));
-    final sql = m.sql.toNativeUtf8();
-    final ci = session == null ? m.conninfo!.toNativeUtf8() : nullptr;
-    try {
-      return _b.porter_batch_add_db_query(b, session?.id ?? 0, ci.cast(),
-          sql.cast(), np.array, np.length, timeoutMs(m.timeout));
-    } finally {
-      if (ci != nullptr) calloc.free(ci);
-      calloc.free(sql);
-      np.free();
-    }
-  }
+  int _addQuery(Pointer<porter_batch> b, BatchQuery m) => _withQuery(
+      m.sql,
+      m.session,
+      m.conninfo,
+      m.params,
+      (ci, sql, np) => _b.porter_batch_add_db_query(b, m.session?.id ?? 0, ci,
+          sql, np.array, np.length, timeoutMs(m.timeout)));
 
   int _addHttp(Pointer<porter_batch> b, BatchHttp m) {
-    final req = NativeHttpRequest(m.method, '${m.url}', m.headers, m.body, m.options);
+    final req =
+        NativeHttpRequest(m.method, '${m.url}', m.headers, m.body, m.options);
     try {
-      return _b.porter_batch_add_http(b, req.method, req.url, req.headers,
-          req.headerCount, req.body, req.bodyLength, req.options,
-          timeoutMs(m.timeout));
+      return req.addTo(_b, b, timeoutMs(m.timeout));
     } finally {
       req.free();
     }
@@ -86,7 +73,7 @@ extension _Batch on Porter {
           case BatchPing _:
             if (code == 0 &&
                 _b.porter_batch_result_ping(r, i, data, len) == 0) {
-              payload = _copyBytes(data.value, len.value);
+              payload = copyNative(data.value, len.value);
             }
           case BatchQuery _:
             // A query that got an answer has a result, success or not: a
@@ -106,7 +93,7 @@ extension _Batch on Porter {
           case BatchFileRead f:
             if (code == 0 &&
                 _b.porter_batch_result_file_read(r, i, data, len, size) == 0) {
-              fileData = _copyBytes(data.value, len.value);
+              fileData = copyNative(data.value, len.value);
               fileSize = size.value;
             } else if (code != 0) {
               final fk = fileErrorKind(code);

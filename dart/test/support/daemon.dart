@@ -75,6 +75,13 @@ class TestDaemon {
     return TestDaemon._(process, dir, socket);
   }
 
+  /// The directory of the file root "files" of a daemon started here;
+  /// null for a daemon that was already running.
+  String? get fileRoot {
+    final d = dir;
+    return d == null ? null : '${d.path}/files';
+  }
+
   /// Stops the daemon this started and removes its directory.
   Future<void> stop() async {
     final p = process;

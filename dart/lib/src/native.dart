@@ -1,0 +1,76 @@
+// Native memory the package copies out of libporter: bytes, and the one
+// chunk pump every stream read (HTTP body, file reader, file watch) goes
+// through.
+import 'dart:ffi';
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+/// A Dart copy of [n] bytes at [p] (an empty list when [n] is 0 or [p] is
+/// null): the native buffer stays the caller's to free.
+Uint8List copyNative(Pointer<NativeType> p, int n) => n == 0 || p == nullptr
+    ? Uint8List(0)
+    : Uint8List.fromList(p.cast<Uint8>().asTypedList(n));
+
+/// One read of a libporter stream whose read call has the shape
+/// `int porter_X_read(handle, call_id, timeout_ms, const void **data,
+/// size_t *len)`: 1 with a chunk, 0 at the end, a negative code on
+/// failure.
+///
+/// [read] makes the native call with the two out-parameters; [fail] turns
+/// a negative code into the exception to throw, and runs right after
+/// [read] on the same thread, before anything else can overwrite the
+/// thread's last error. Returns a copy of the chunk (the native one is
+/// valid only until the next read), or null at the end.
+Uint8List? readNativeChunk(
+    int Function(Pointer<Pointer<Void>> data, Pointer<Size> len) read,
+    Exception Function(int code) fail) {
+  final data = calloc<Pointer<Void>>();
+  final len = calloc<Size>();
+  try {
+    final rc = read(data, len);
+    if (rc < 0) throw fail(rc);
+    if (rc == 0) return null;
+    return copyNative(data.value, len.value);
+  } finally {
+    calloc.free(data);
+    calloc.free(len);
+  }
+}
+
+/// Runs [call] with an out-parameter for one native pointer and returns
+/// what it stored there. A negative code from [call] throws what [fail]
+/// makes of it, right after the call on the same thread (before anything
+/// can overwrite the thread's last error). Callers cast the result to the
+/// handle type they asked for.
+Pointer<Void> nativeOut(int Function(Pointer<Pointer<Void>> out) call,
+    Exception Function(int code) fail) {
+  final out = calloc<Pointer<Void>>();
+  try {
+    final rc = call(out);
+    if (rc < 0) throw fail(rc);
+    return out.value;
+  } finally {
+    calloc.free(out);
+  }
+}
+
+/// Hands every chunk [next] returns to [onChunk] until the end (null) or
+/// a false from [onChunk], then runs [close] however the loop ended (the
+/// end, a false, an exception), which a `sync*` generator left with
+/// `break` would never do. Returns the number of chunks handed over and
+/// whether the end was reached.
+(int, bool) drainChunks<C extends Object>(C? Function() next,
+    bool Function(C chunk) onChunk, void Function() close) {
+  var n = 0;
+  try {
+    for (;;) {
+      final chunk = next();
+      if (chunk == null) return (n, true);
+      n++;
+      if (!onChunk(chunk)) return (n, false);
+    }
+  } finally {
+    close();
+  }
+}
