@@ -20,9 +20,30 @@ import 'library.dart';
 import 'stats.dart';
 import 'sync.dart';
 
+part 'pool_db.dart';
+part 'pool_files.dart';
+part 'pool_http.dart';
 part 'pool_jobs.dart';
 part 'pool_stream.dart';
 part 'pool_worker.dart';
+
+/// What the pool's groups of calls (pool_db.dart, pool_http.dart,
+/// pool_files.dart: mixins of the one class) need of it: queuing a call,
+/// and the pool itself, which owns their streams.
+abstract class _PoolCore {
+  PorterPool get _pool;
+
+  /// Queues one call; see [PorterPool._submit].
+  Future<Object?> _submit(_Op op, Duration? timeout, PorterCancelToken? cancel,
+      {Uint8List? payload, Duration? delay, Object? args});
+
+  /// Queues one call and returns its job; see [PorterPool._enqueue].
+  _Job _enqueue(_Op op, Duration? timeout, PorterCancelToken? cancel,
+      {Uint8List? payload, Duration? delay, Object? args});
+
+  /// Queues a call of the pool's own; see [PorterPool._enqueueInternal].
+  _Job _enqueueInternal(_Op op, Duration? timeout, Object? args);
+}
 
 /// Asynchronous access to porterd that never blocks the calling isolate.
 ///
@@ -41,7 +62,12 @@ part 'pool_worker.dart';
 /// Create it once, at start-up, from the isolate that will use it (on
 /// Flutter, the UI isolate): `await PorterPool.spawn()`. [close] it when
 /// done: it closes the sessions and streams it opened that are still open.
-final class PorterPool {
+///
+/// The calls are grouped by concern, one file each (the class is one):
+/// PostgreSQL (pool_db.dart), HTTP (pool_http.dart), files
+/// (pool_files.dart); pings, stats, batches and the pool itself are here.
+final class PorterPool extends _PoolCore
+    with _PoolDb, _PoolHttp, _PoolFiles {
   /// The most workers a pool may have.
   static const int maxSize = 16;
 
@@ -58,10 +84,6 @@ final class PorterPool {
   final List<_Worker> _workers = [];
   final Queue<_Job> _queue = Queue<_Job>();
 
-  /// Sessions opened through this pool and not closed yet: [close] closes
-  /// them (their transactions roll back).
-  final Set<DbSession> _sessions = {};
-
   /// Native stream handles this pool owns, by address: [close] closes
   /// those still open. A close names its [_Drop], not just the address:
   /// an address freed by a close may come back for a new handle, which a
@@ -77,6 +99,9 @@ final class PorterPool {
   /// The bindings on this isolate, for what never waits: picking call
   /// ids, sending cancels and freeing stream handles.
   final PorterBindings _b;
+
+  @override
+  PorterPool get _pool => this;
 
   PorterPool._(this.libraryPath, this.timeouts)
       : _b = porterBindings(path: libraryPath) {
@@ -156,421 +181,6 @@ final class PorterPool {
   /// The daemon's counters; see [Porter.stats].
   Future<PorterStats> stats({Duration? timeout, PorterCancelToken? cancel}) =>
       _submit(_Op.stats, timeout, cancel).then((v) => v as PorterStats);
-
-  // ---- PostgreSQL ----
-
-  /// Opens a database session on a worker; see [Porter.dbOpen]. The
-  /// [DbSession] may be used by any worker and any isolate afterwards; the
-  /// pool closes it at [close] if nobody did before.
-  Future<DbSession> dbOpen(String conninfo,
-      {Duration? timeout, PorterCancelToken? cancel}) async {
-    final job = _enqueue(_Op.dbOpen, timeout, cancel, args: conninfo);
-    // A session opened after the call was cancelled is still this pool's
-    // to close.
-    unawaited(job.settled.future.then((_) {
-      final opened = job.lateResult;
-      if (opened is DbSession) unawaited(_closeSession(opened));
-    }));
-    final s = await job.completer.future as DbSession;
-    _sessions.add(s);
-    return s;
-  }
-
-  /// Closes [session]; see [Porter.dbClose].
-  Future<void> dbClose(DbSession session, {Duration? timeout}) {
-    _sessions.remove(session);
-    return _submit(_Op.dbClose, timeout, null, args: session.id).then((_) {});
-  }
-
-  /// Closes a session of the pool's own (a transaction's, one opened
-  /// after its call was cancelled), also while the pool is closing.
-  Future<void> _closeSession(DbSession s) async {
-    _sessions.remove(s);
-    try {
-      await _result(_enqueueInternal(_Op.dbClose, null, s.id));
-    } on Object {
-      // Best effort: porterd closes a client's sessions once its
-      // connections are gone (db-session-grace).
-    }
-  }
-
-  /// Runs a query on a worker; see [Porter.query] and [DbParam] for the
-  /// parameters (checked here: a bad one fails the future with an
-  /// [ArgumentError] without reaching a worker). Successive queries on one
-  /// [session] may run on different workers (threads): the session lives
-  /// in porterd, so its transaction carries over.
-  Future<DbResult> query(String sql,
-      {DbSession? session,
-      String? conninfo,
-      List<Object?> params = const [],
-      Duration? timeout,
-      PorterCancelToken? cancel}) {
-    try {
-      return _submit(_Op.query, timeout, cancel,
-              args: _queryArgs(sql, session, conninfo, params, 0))
-          .then((v) => v as DbResult);
-    } catch (e, st) {
-      return Future.error(e, st);
-    }
-  }
-
-  _QueryArgs _queryArgs(String sql, DbSession? session, String? conninfo,
-      List<Object?> params, int chunkRows,
-      [Duration? streamTimeout]) {
-    if (session == null && (conninfo == null || conninfo.isEmpty)) {
-      throw ArgumentError('a query needs a session or a conninfo');
-    }
-    return _QueryArgs(sql, session?.id ?? 0, conninfo,
-        List.unmodifiable(encodeParams(params)), chunkRows, streamTimeout);
-  }
-
-  /// Runs [body] in a transaction and returns its result: `BEGIN` (or
-  /// [begin], e.g. `BEGIN ISOLATION LEVEL SERIALIZABLE`), then `COMMIT`
-  /// when [body] completes, or `ROLLBACK` when it throws, when [cancel]
-  /// fires (its calls then fail with [PorterCancelledException], which
-  /// this rethrows) or when the commit itself fails.
-  ///
-  /// The transaction runs on [session] when given, else on a session
-  /// opened on [conninfo] for it and closed afterwards. Make every call of
-  /// the transaction through `tx`: a call through the pool on another
-  /// session, or a pooled one, is outside it. [timeout] bounds each
-  /// statement (default: the pool's [PorterTimeouts.query]).
-  ///
-  /// ```dart
-  /// final id = await pool.transaction((tx) async {
-  ///   final r = await tx.query(
-  ///       r'INSERT INTO notes (body) VALUES ($1) RETURNING id', params: ['hi']);
-  ///   await tx.query(r'UPDATE counts SET n = n + 1 WHERE owner = $1',
-  ///       params: ['me']);
-  ///   return r.rows.single.getInt('id');
-  /// }, conninfo: conninfo);
-  /// ```
-  Future<T> transaction<T>(Future<T> Function(PorterTransaction tx) body,
-      {DbSession? session,
-      String? conninfo,
-      String begin = 'BEGIN',
-      Duration? timeout,
-      PorterCancelToken? cancel}) async {
-    if (session == null && (conninfo == null || conninfo.isEmpty)) {
-      throw ArgumentError('a transaction needs a session or a conninfo');
-    }
-    final own = session == null;
-    final s = session ?? await dbOpen(conninfo!, timeout: timeout, cancel: cancel);
-    try {
-      await query(begin, session: s, timeout: timeout, cancel: cancel);
-      final T result;
-      try {
-        result = await body(PorterTransaction._(this, s, timeout, cancel));
-        if (cancel != null && cancel.isCancelled) throw _cancelled();
-        await query('COMMIT', session: s, timeout: timeout);
-      } catch (_) {
-        // No token here: the rollback must run even when the token fired.
-        // A failure of it leaves the session unusable, and closing it
-        // (below, or porterd's cleanup) rolls back too.
-        try {
-          await query('ROLLBACK', session: s, timeout: timeout);
-        } on Object {
-          // The original failure is what the caller needs to see.
-        }
-        rethrow;
-      }
-      return result;
-    } finally {
-      if (own) await _closeSession(s);
-    }
-  }
-
-  /// A streamed query as a [Stream] of row chunks (up to [chunkRows] rows
-  /// each): the query starts when the stream is listened to, and each
-  /// chunk is pulled from porterd by whichever worker is free, only once
-  /// the previous one was delivered and while the subscription is not
-  /// paused, so a slow listener slows the query down instead of filling
-  /// memory, and holds no worker. Each pull is bounded by [timeout], and
-  /// the whole stream by [streamTimeout] (counted from the open; null:
-  /// none).
-  /// Cancelling the subscription (`break` in `await for`), or [cancel],
-  /// closes the cursor and porterd cancels the query; [cancel] also ends
-  /// the stream with a [PorterCancelledException]. An SQL error ends it
-  /// with a [PorterDbException]. While a stream on a [session] is open,
-  /// other calls on that session wait until it ends (calls on one session
-  /// run one at a time): read it to the end or cancel it first.
-  Stream<List<Row>> queryStream(String sql,
-      {DbSession? session,
-      String? conninfo,
-      List<Object?> params = const [],
-      int chunkRows = 1000,
-      Duration? timeout,
-      Duration? streamTimeout,
-      PorterCancelToken? cancel}) {
-    final _QueryArgs args;
-    try {
-      checkChunkRows(chunkRows);
-      streamMs(streamTimeout); // checked here, used by the worker
-      args = _queryArgs(sql, session, conninfo, params, chunkRows,
-          streamTimeout);
-    } catch (e, st) {
-      return Stream.error(e, st);
-    }
-    final h = _HandleStream<List<Row>>(this, _Op.cursorOpen, args,
-        _Op.cursorRead, '', timeout, cancel,
-        addressOf: (v) => v as int,
-        chunkOf: (v) => v == null ? null : v as List<Row>);
-    return h.stream(openOnListen: true);
-  }
-
-  // ---- HTTP ----
-
-  /// Performs an HTTP request on a worker; see [Porter.http]. Headers are
-  /// a [String] per name, or an [Iterable] of them for a name sent
-  /// several times. Any HTTP status is a response
-  /// ([PorterHttpResponse.ensureSuccess] turns a non-2xx one into a
-  /// [PorterHttpException]); failures to get one are
-  /// [PorterHttpException]s. [cancel] stops the transfer in the daemon.
-  /// For `package:http` code, see [PorterHttpClient].
-  Future<PorterHttpResponse> http(String method, Uri url,
-      {Map<String, Object> headers = const {},
-      Object? body,
-      Duration? timeout,
-      HttpOptions? options,
-      PorterCancelToken? cancel}) {
-    return _checkedRequest(
-        headers,
-        body,
-        (h, b) => httpWith(method, url, h,
-            body: b, options: options, timeout: timeout, cancel: cancel));
-  }
-
-  /// Runs [send] with [headers] and [body] checked and converted on this
-  /// isolate ([requestHeaders], [httpBodyBytes]): a bad one fails the
-  /// returned future with an [ArgumentError] and reaches no worker.
-  static Future<R> _checkedRequest<R>(Map<String, Object> headers,
-      Object? body, Future<R> Function(List<HttpHeader>, Uint8List?) send) {
-    try {
-      return send(requestHeaders(headers), httpBodyBytes(body));
-    } catch (e, st) {
-      return Future.error(e, st);
-    }
-  }
-
-  /// [http] with the headers as a list in order (a name may repeat).
-  Future<PorterHttpResponse> httpWith(
-          String method, Uri url, List<HttpHeader> headers,
-          {Uint8List? body,
-          HttpOptions? options,
-          Duration? timeout,
-          PorterCancelToken? cancel}) =>
-      _submit(_Op.http, timeout, cancel,
-              args: _HttpArgs(
-                  method, url, List.unmodifiable(headers), body, options))
-          .then((v) => v as PorterHttpResponse);
-
-  /// GETs [url] on a worker, following redirects; see [Porter.httpGet].
-  Future<PorterHttpResponse> httpGet(Uri url,
-          {Map<String, Object> headers = const {},
-          HttpOptions? options,
-          Duration? timeout,
-          PorterCancelToken? cancel}) =>
-      http('GET', url,
-          headers: headers, options: options, timeout: timeout, cancel: cancel);
-
-  /// POSTs [json] (a String as it is, anything else through `jsonEncode`)
-  /// with `Content-Type: application/json` on a worker; see
-  /// [Porter.httpPostJson].
-  Future<PorterHttpResponse> httpPostJson(Uri url, Object? json,
-      {Map<String, Object> headers = const {},
-      HttpOptions? options,
-      Duration? timeout,
-      PorterCancelToken? cancel}) {
-    final String text;
-    try {
-      text = json is String ? json : jsonEncode(json);
-    } catch (e, st) {
-      return Future.error(e, st);
-    }
-    return http('POST', url,
-        headers: {'Content-Type': 'application/json', ...headers},
-        body: text,
-        options: options,
-        timeout: timeout,
-        cancel: cancel);
-  }
-
-  /// A streamed request: completes with the response head once the status
-  /// and headers have arrived; its [PorterHttpStream.body] is a
-  /// single-subscription [Stream] of the body's chunks, of any total size.
-  ///
-  /// Each chunk is pulled from porterd by whichever worker is free, only
-  /// while the listener wants more: a paused or slow listener pauses the
-  /// transfer, all the way to the HTTP peer, and holds no worker (porterd
-  /// aborts a stream nobody reads for its http-stream-idle time, 10 s by
-  /// default). Each pull is bounded by [timeout], the whole stream by
-  /// [HttpOptions.transferTimeout]. Cancelling the
-  /// subscription, or [PorterHttpStream.cancel], aborts the transfer;
-  /// [cancel] also ends the body with a [PorterCancelledException].
-  Future<PorterHttpStream> httpStream(Uri url,
-      {String method = 'GET',
-      Map<String, Object> headers = const {},
-      Object? body,
-      HttpOptions? options,
-      Duration? timeout,
-      PorterCancelToken? cancel}) {
-    return _checkedRequest(
-        headers,
-        body,
-        (h, b) => httpStreamWith(method, url, h,
-            body: b, options: options, timeout: timeout, cancel: cancel));
-  }
-
-  /// [httpStream] with the headers as a list in order.
-  Future<PorterHttpStream> httpStreamWith(
-      String method, Uri url, List<HttpHeader> headers,
-      {Uint8List? body,
-      HttpOptions? options,
-      Duration? timeout,
-      PorterCancelToken? cancel}) {
-    final head = Completer<PorterHttpStream>();
-    final done = Completer<PorterHttpResponse>();
-    PorterHttpResponse? first;
-    // Nobody need listen to done: an error there is also the body's.
-    done.future.ignore();
-    late final _HandleStream<Uint8List> h;
-    h = _HandleStream<Uint8List>(
-        this,
-        _Op.httpOpen,
-        _HttpArgs(method, url, List.unmodifiable(headers), body, options),
-        _Op.httpRead,
-        '$url',
-        timeout,
-        cancel,
-        addressOf: (v) => (v as _HttpOpened).address,
-        onOpen: (v) {
-          final f = first = (v as _HttpOpened).head;
-          head.complete(PorterHttpStream._(f, h.stream(), done.future, h.cancel));
-        },
-        chunkOf: (v) {
-          if (v is _HttpEnd) {
-            if (!done.isCompleted) done.complete(v.head);
-            return null;
-          }
-          return (v as TransferableTypedData).materialize().asUint8List();
-        },
-        onEnd: (e, st) {
-          // The end of the body completed done with the timed head
-          // already; a cancel completes it with the head as it came.
-          final f = first;
-          if (!done.isCompleted) {
-            if (e != null) {
-              done.completeError(e, st);
-            } else if (f != null) {
-              done.complete(f);
-            }
-          }
-          if (!head.isCompleted) {
-            head.completeError(
-                e ?? StateError('the HTTP stream ended before its head'), st);
-          }
-        });
-    h.open();
-    return head.future;
-  }
-
-  // ---- Files ----
-
-  /// Reads a file on a worker; see [Porter.readFile].
-  Future<Uint8List> readFile(String path,
-          {String? root,
-          int offset = 0,
-          int? length,
-          Duration? timeout,
-          PorterCancelToken? cancel}) =>
-      _submit(_Op.fileRead, timeout, cancel,
-              args: _FileArgs(path, root, offset: offset, length: length))
-          .then((v) => v as Uint8List);
-
-  /// A file as a [Stream] of chunks (porterd's file-chunk-size each),
-  /// pulled by whichever worker is free while the listener wants more;
-  /// cancelling the subscription closes the reader. [streamTimeout]
-  /// bounds the whole stream.
-  Stream<Uint8List> readFileStream(String path,
-      {String? root,
-      int offset = 0,
-      int? length,
-      Duration? timeout,
-      Duration? streamTimeout,
-      PorterCancelToken? cancel}) {
-    try {
-      streamMs(streamTimeout);
-    } catch (e, st) {
-      return Stream.error(e, st);
-    }
-    final h = _HandleStream<Uint8List>(
-        this,
-        _Op.readerOpen,
-        _FileArgs(path, root,
-            offset: offset, length: length, streamTimeout: streamTimeout),
-        _Op.readerRead,
-        path,
-        timeout,
-        cancel,
-        addressOf: (v) => v as int,
-        chunkOf: (v) => v == null
-            ? null
-            : (v as TransferableTypedData).materialize().asUint8List());
-    return h.stream(openOnListen: true);
-  }
-
-  /// Writes a file on a worker; see [Porter.writeFile].
-  Future<void> writeFile(String path, Uint8List data,
-          {String? root,
-          FileWriteFlags flags = FileWriteFlags.replace,
-          int? mode,
-          Duration? timeout,
-          PorterCancelToken? cancel}) =>
-      _submit(_Op.fileWrite, timeout, cancel,
-          args: _FileArgs(path, root,
-              data: data, flags: flags, mode: mode)).then((_) {});
-
-  /// Deletes a file (or an empty directory); see [Porter.deleteFile].
-  Future<void> deleteFile(String path,
-          {String? root, bool directory = false, Duration? timeout}) =>
-      _submit(_Op.fileDelete, timeout, null,
-              args: _FileArgs(path, root, directory: directory))
-          .then((_) {});
-
-  /// What a path is; see [Porter.statFile].
-  Future<PorterFileInfo> statFile(String path,
-          {String? root, bool followLinks = true, Duration? timeout}) =>
-      _submit(_Op.fileStat, timeout, null,
-              args: _FileArgs(path, root, follow: followLinks))
-          .then((v) => v as PorterFileInfo);
-
-  /// Creates a directory; see [Porter.createDirectory].
-  Future<void> createDirectory(String path,
-          {String? root, bool recursive = false, int? mode, Duration? timeout}) =>
-      _submit(_Op.fileMkdir, timeout, null,
-              args: _FileArgs(path, root, recursive: recursive, mode: mode))
-          .then((_) {});
-
-  /// Renames (moves) a file or directory; see [Porter.renameFile].
-  Future<void> renameFile(String from, String to,
-          {String? root, bool replace = true, Duration? timeout}) =>
-      _submit(_Op.fileRename, timeout, null,
-              args: _FileArgs(from, root, to: to, replace: replace))
-          .then((_) {});
-
-  /// Copies a regular file; completes with the bytes copied. See
-  /// [Porter.copyFile].
-  Future<int> copyFile(String from, String to,
-          {String? root, bool replace = true, Duration? timeout}) =>
-      _submit(_Op.fileCopy, timeout, null,
-              args: _FileArgs(from, root, to: to, replace: replace))
-          .then((v) => v as int);
-
-  /// A directory's entries; see [Porter.listDir].
-  Future<List<PorterDirEntry>> listDir(String path,
-          {String? root, Duration? timeout}) =>
-      _submit(_Op.fileList, timeout, null, args: _FileArgs(path, root))
-          .then((v) => v as List<PorterDirEntry>);
 
   /// Stops taking calls, lets the queued and running ones finish, closes
   /// the streams and sessions opened through the pool that are still open
@@ -736,6 +346,7 @@ final class PorterPool {
 
   /// Queues one call. Argument errors, a closed pool and a cancelled
   /// token all fail the returned future rather than throw.
+  @override
   Future<Object?> _submit(_Op op, Duration? timeout, PorterCancelToken? cancel,
           {Uint8List? payload, Duration? delay, Object? args}) =>
       Future<Object?>.sync(() => _enqueue(op, timeout, cancel,
@@ -745,6 +356,7 @@ final class PorterPool {
 
   /// Queues one call and returns its job; throws for argument errors, a
   /// closed pool and a cancelled token.
+  @override
   _Job _enqueue(_Op op, Duration? timeout, PorterCancelToken? cancel,
       {Uint8List? payload, Duration? delay, Object? args}) {
     if (_closed) throw StateError('PorterPool is closed');
@@ -775,6 +387,7 @@ final class PorterPool {
 
   /// Queues a call of the pool's own (closing a session), also while the
   /// pool is closing.
+  @override
   _Job _enqueueInternal(_Op op, Duration? timeout, Object? args) {
     final job = _Job(_nextId++, op, timeoutMs(timeout ?? timeouts._for(op)),
         -1, null, args, _callIdFor(op));
@@ -837,66 +450,4 @@ final class PorterPool {
     if (d == null || d.isCompleted) return;
     if (_queue.isEmpty && !_workers.any((w) => w.job != null)) d.complete();
   }
-}
-
-/// The calls of one transaction ([PorterPool.transaction]): each runs on
-/// the transaction's session, with its timeout and cancel token.
-final class PorterTransaction {
-  final PorterPool _pool;
-
-  /// The session the transaction runs on.
-  final DbSession session;
-  final Duration? _timeout;
-  final PorterCancelToken? _cancel;
-
-  PorterTransaction._(this._pool, this.session, this._timeout, this._cancel);
-
-  /// [PorterPool.query] in the transaction.
-  Future<DbResult> query(String sql,
-          {List<Object?> params = const [], Duration? timeout}) =>
-      _pool.query(sql,
-          session: session,
-          params: params,
-          timeout: timeout ?? _timeout,
-          cancel: _cancel);
-
-  /// [PorterPool.queryStream] in the transaction.
-  Stream<List<Row>> queryStream(String sql,
-          {List<Object?> params = const [],
-          int chunkRows = 1000,
-          Duration? timeout}) =>
-      _pool.queryStream(sql,
-          session: session,
-          params: params,
-          chunkRows: chunkRows,
-          timeout: timeout ?? _timeout,
-          cancel: _cancel);
-}
-
-/// A streamed HTTP response from [PorterPool.httpStream].
-final class PorterHttpStream {
-  /// The head: status, headers, effective URL (an empty body; timings all
-  /// zero, see [done]).
-  final PorterHttpResponse response;
-
-  /// The body, chunk by chunk (single subscription). It ends with an error
-  /// when the transfer fails ([PorterHttpException]), times out or is
-  /// cancelled.
-  final Stream<Uint8List> body;
-
-  /// Completes with the head again, with its timings, once the body has
-  /// been read to its end; with the head as it came (no timings) when the
-  /// body was cancelled first; with the body's error when it failed.
-  final Future<PorterHttpResponse> done;
-
-  final void Function() _cancel;
-
-  PorterHttpStream._(this.response, this.body, this.done, this._cancel);
-
-  /// The HTTP status code.
-  int get status => response.status;
-
-  /// Aborts the transfer without reading the rest, whether or not the body
-  /// is listened to; the body then ends (without an error).
-  void cancel() => _cancel();
 }
