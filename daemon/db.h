@@ -11,6 +11,10 @@
  *
  * Whether every connection of a session's client has gone, whichever
  * workers they were on, comes from the client registry (clients.h).
+ *
+ * The work is split by concern over the db* modules (dbint.h lists them):
+ * this one holds sessions and streams, dispatch, forwarding and the
+ * worker's part.
  */
 #ifndef PORTER_DB_H
 #define PORTER_DB_H

@@ -7,7 +7,7 @@
  * keeps its most recently used statements prepared under names of its own.
  * This module is the bookkeeping alone: which statement text and parameter
  * types have which name, and whether the server has confirmed it. The
- * protocol messages are sent by db.c.
+ * protocol messages are sent by dbpipe.c.
  *
  * Loop affinity: one cache belongs to one connection, on its worker's loop.
  */

@@ -1,0 +1,700 @@
+/* dbconn - one PostgreSQL connection on a worker loop; see dbconn.h. */
+#include "dbconn.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbop.h"
+#include "dbpipe.h"
+#include "dbpolicy.h"
+#include "dbpool.h"
+#include "dbquery.h"
+#include "log.h"
+#include "porter_errors.h"
+
+/* Blocking PQcancel calls a worker may have on the shared thread pool at
+ * once; beyond that a timed-out connection is closed instead, which also
+ * ends the query (the server notices the closed socket). */
+#define MAX_CANCELS 4
+
+/* ---- polling ---- */
+
+static void on_poll_closed(uv_handle_t *h);
+static void maybe_free(dbc *c);
+
+static void drop_poll(dbc *c)
+{
+	if (!c->poll)
+		return;
+	/* uv_close unregisters the fd at once, so libpq may close or reuse
+	 * it right after this. */
+	uv_close((uv_handle_t *)c->poll, on_poll_closed);
+	c->poll = NULL;
+}
+
+static void on_io(uv_poll_t *p, int status, int events);
+
+/* Watches `fd` for `events` (0 stops watching). A different fd, or a fresh
+ * one forced by the caller, gets a fresh handle: one uv_poll per fd, and
+ * never a stale registration for a number libpq closed and reopened. */
+static int watch(dbc *c, int fd, int events, int fresh)
+{
+	if (c->poll && (c->poll_fd != fd || fresh))
+		drop_poll(c);
+	if (fd < 0)
+		return -1;
+	/* uv_poll_start re-registers the fd even when nothing changed: two
+	 * epoll_ctl calls per query saved. */
+	if (c->poll && c->poll_events == events)
+		return 0;
+	if (!c->poll) {
+		uv_poll_t *p = malloc(sizeof(*p));
+		if (!p)
+			return -1;
+		if (uv_poll_init(&c->dw->w->loop, p, fd) < 0) {
+			free(p);
+			return -1;
+		}
+		p->data = c;
+		c->poll = p;
+		c->poll_fd = fd;
+		c->poll_events = 0;
+		c->open_polls++;
+	}
+	c->poll_events = events;
+	if (events)
+		uv_poll_start(c->poll, events, on_io);
+	else
+		uv_poll_stop(c->poll);
+	return 0;
+}
+
+void dbconn_update_poll(dbc *c)
+{
+	int ev;
+	switch (c->state) {
+	case DBC_QUERY:
+		ev = UV_READABLE | (c->flushing ? UV_WRITABLE : 0);
+		break;
+	case DBC_READY:
+		/* Idle connections are watched too, so a server that went away
+		 * (restart, idle timeout) is noticed before the next query. */
+		ev = UV_READABLE;
+		break;
+	case DBC_PAUSED:
+		/* Backpressure: unread rows stay in the socket, the server
+		 * blocks once its send buffer fills. */
+		ev = 0;
+		break;
+	default:
+		return;
+	}
+	if (watch(c, PQsocket(c->pg), ev, 0) < 0)
+		dbconn_broken(c, "cannot watch the PostgreSQL socket");
+}
+
+/* ---- cancel ---- */
+
+typedef struct cancel_job {
+	uv_work_t work;
+	db_worker *dw;
+	dbc *c; /* kept alive until the job is done (dbc.cancelling) */
+	PGcancel *pc;
+	int ok;
+	char err[256];
+} cancel_job;
+
+static void cancel_work(uv_work_t *wk)
+{
+	cancel_job *j = wk->data;
+	j->ok = PQcancel(j->pc, j->err, sizeof(j->err));
+}
+
+static void cancel_done(uv_work_t *wk, int status)
+{
+	cancel_job *j = wk->data;
+	if (status == 0 && !j->ok)
+		log_warn("db: server-side cancel failed: %s", j->err);
+	PQfreeCancel(j->pc);
+	db_worker *dw = j->dw;
+	dbc *c = j->c;
+	free(j);
+	c->cancelling--;
+	if (c->cancelling == 0 && c->state == DBC_READY && c->after_cancel) {
+		/* The server has the cancel now: whatever runs next on this
+		 * connection is safe from it. */
+		c->after_cancel = 0;
+		dbquery_after(c);
+	}
+	maybe_free(c);
+	dw->cancels--;
+	dw->live--;
+	db_maybe_free(dw);
+}
+
+/* Asks the server to cancel what `c` runs; PQcancel blocks (connects
+ * and waits for the server), so it runs on the thread pool, a bounded
+ * number at a time. 0, or -1 when no cancel could be sent. */
+int dbconn_send_cancel(dbc *c)
+{
+	db_worker *dw = c->dw;
+	if (!c->pg || dw->cancels >= MAX_CANCELS)
+		return -1;
+	PGcancel *pc = PQgetCancel(c->pg);
+	cancel_job *j = pc ? calloc(1, sizeof(*j)) : NULL;
+	if (!j) {
+		if (pc)
+			PQfreeCancel(pc);
+		return -1;
+	}
+	j->dw = dw;
+	j->c = c;
+	j->pc = pc;
+	j->work.data = j;
+	if (uv_queue_work(&dw->w->loop, &j->work, cancel_work, cancel_done) < 0) {
+		PQfreeCancel(pc);
+		free(j);
+		return -1;
+	}
+	c->cancelling++;
+	/* The cancel reaches the backend some time later, possibly while it
+	 * runs a query sent ahead behind the one it was meant for. */
+	for (list *pos = c->pipe.next; pos != &c->pipe; pos = pos->next)
+		if (pos != c->pipe.next)
+			list_entry(pos, pent, link)->exposed = 1;
+	dw->cancels++;
+	dw->live++;
+	return 0;
+}
+
+/*
+ * Abandons the running query: asks the server to cancel it and lets the
+ * connection drain the remaining results, bounded by DRAIN_MS. Returns 0,
+ * or -1 when the connection had to be given up instead (the caller has
+ * nothing to undo: it is broken then).
+ */
+int dbconn_abandon(dbc *c)
+{
+	c->cur = NULL;
+	c->state = DBC_QUERY;
+	if (c->stream_id) {
+		list_remove(&c->slink);
+		c->stream_id = 0;
+	}
+	db_worker *dw = c->dw;
+	if (dbconn_send_cancel(c) < 0) {
+		dbconn_broken(c, "query abandoned");
+		return -1;
+	}
+	c->drain_deadline = db_now_ms(dw) + DRAIN_MS;
+	dbconn_arm_timer(c, c->drain_deadline);
+	dbquery_pump(c);
+	return 0;
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+	dbc *c = t->data;
+	dbop *op = c->cur;
+	switch (c->state) {
+	case DBC_RESOLVING:
+	case DBC_CONNECTING:
+		c->cur = NULL;
+		if (op)
+			dbop_fail(op, PORTER_E_TIMEOUT, "connecting to PostgreSQL timed out");
+		dbconn_broken(c, "connect timed out");
+		return;
+	case DBC_QUERY:
+		if (!op) {
+			dbconn_broken(c, "cancelled query did not finish in time");
+			return;
+		}
+		if (op->kind == OP_RESET) {
+			c->cur = NULL;
+			dbop_free(op);
+			dbconn_broken(c, "reset timed out");
+			return;
+		}
+		c->cur = NULL;
+		if (op->pent) {
+			/* The head of a pipeline: the queries behind it go on;
+			 * its own results will be discarded. */
+			op->pent->op = NULL;
+			op->pent = NULL;
+			dbop_fail(op, PORTER_E_TIMEOUT,
+				  "query timed out; it was cancelled on the server");
+			dbconn_send_cancel(c);
+			dbconn_arm_timer(c, db_now_ms(c->dw) + DRAIN_MS);
+			return;
+		}
+		dbop_fail(op, PORTER_E_TIMEOUT, "query timed out; it was cancelled on the server");
+		dbconn_abandon(c);
+		return;
+	default:
+		return;
+	}
+}
+
+void dbconn_arm_timer(dbc *c, uint64_t deadline)
+{
+	uint64_t now = db_now_ms(c->dw);
+	uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void on_poll_closed(uv_handle_t *h)
+{
+	dbc *c = h->data;
+	free(h);
+	c->open_polls--;
+	maybe_free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	dbc *c = h->data;
+	c->timer_open = 0;
+	maybe_free(c);
+}
+
+static void maybe_free(dbc *c)
+{
+	if (c->state != DBC_CLOSING || c->open_polls || c->timer_open || c->gai || c->cancelling)
+		return;
+	db_worker *dw = c->dw;
+	if (c->pg)
+		PQfinish(c->pg);
+	dbstmt_destroy(&c->stmts);
+	clients_put(c->acct, CLIENTS_SESSIONS, 1);
+	clients_acct_unref(c->acct);
+	free(c->conninfo);
+	free(c);
+	dw->live--;
+	stats_sub(&dw->w->counters.db_conns, 1);
+	db_maybe_free(dw);
+}
+
+/* Fails everything queued on `c` with `code`. */
+static void fail_queue(dbc *c, int code, const char *why)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &c->queue) {
+		dbop *op = list_entry(pos, dbop, link);
+		dbop_fail(op, code, "%s", why);
+	}
+}
+
+/* Closes `c` for good; pending operations get errors. The PGconn is
+ * finished once the poll handles are closed (PQfinish closes the fd;
+ * for a session this ends the server session, rolling back any open
+ * transaction). */
+void dbconn_close(dbc *c)
+{
+	if (c->state == DBC_CLOSING)
+		return;
+	/* A backend busy with a query would only notice the closed socket
+	 * when it next writes: stop the query first. */
+	if (c->state == DBC_QUERY || c->state == DBC_PAUSED)
+		dbconn_send_cancel(c);
+	c->state = DBC_CLOSING;
+	dbpipe_clear(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_BROKEN,
+		     "database connection closed");
+	if (c->cur) {
+		dbop *op = c->cur;
+		c->cur = NULL;
+		if (op->kind == OP_RESET)
+			dbop_free(op);
+		else
+			dbop_fail(op, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_BROKEN,
+				  "database connection closed");
+	}
+	fail_queue(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_SESSION,
+		   "database session closed");
+	if (c->stream_id) {
+		list_remove(&c->slink);
+		c->stream_id = 0;
+	}
+	list_remove(&c->link);
+	if (c->id)
+		c->dw->n_sessions--;
+	if (c->in_idle) {
+		list_remove(&c->ilink);
+		c->in_idle = 0;
+	}
+	pool *p = c->pool;
+	if (p) {
+		p->total--;
+		c->pool = NULL;
+	}
+	drop_poll(c);
+	if (c->gai)
+		uv_cancel((uv_req_t *)c->gai);
+	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+	if (p)
+		dbpool_kick(p);
+	maybe_free(c);
+}
+
+/*
+ * The connection failed. A pooled one is closed (the pool replaces it); a
+ * session stays, broken, and answers errors until the client closes it
+ * or it is swept.
+ */
+void dbconn_broken(dbc *c, const char *why)
+{
+	if (c->state == DBC_CLOSING || c->state == DBC_BROKEN)
+		return;
+	char raw[512], msg[512];
+	snprintf(raw, sizeof(raw), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
+		 c->pg ? PQerrorMessage(c->pg) : "");
+	/* libpq's text may quote what a server sent, or (libpq 15's TLS
+	 * error path) bytes past a buffer: only clean text goes on. */
+	dbpolicy_clean(raw, msg, sizeof(msg));
+	log_debug("db: connection broken: %s", msg);
+	dbpipe_clear(c, PORTER_E_DB_BROKEN, msg);
+	if (c->cur) {
+		dbop *op = c->cur;
+		c->cur = NULL;
+		if (op->kind == OP_RESET)
+			dbop_free(op);
+		else
+			dbop_fail(op,
+				  c->state == DBC_CONNECTING || c->state == DBC_RESOLVING
+					  ? PORTER_E_DB_CONNECT
+					  : PORTER_E_DB_BROKEN,
+				  "%s", msg);
+	}
+	if (!c->id || c->state == DBC_CONNECTING || c->state == DBC_RESOLVING) {
+		/* Pooled, or a session whose id was never handed out. */
+		dbconn_close(c);
+		return;
+	}
+	fail_queue(c, PORTER_E_DB_BROKEN, msg);
+	if (c->stream_id) {
+		list_remove(&c->slink);
+		c->stream_id = 0;
+	}
+	c->state = DBC_BROKEN;
+	uv_timer_stop(&c->timer);
+	drop_poll(c);
+	if (c->pg) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+}
+
+/*
+ * A new connection for client `uid`, counted against its
+ * db-max-connections-per-uid (sessions and pooled connections alike, over
+ * every worker: PostgreSQL's max_connections is what they share; porterd's
+ * own uid is not limited). NULL with
+ * `*err` PORTER_E_BUSY over that limit, or PORTER_E_NOMEM.
+ */
+dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
+{
+	*err = PORTER_E_NOMEM;
+	dbc *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->conninfo = strdup(conninfo);
+	c->acct = clients_acct_ref(uid);
+	/* porterd's own uid (local clients) is counted, never limited: a
+	 * per-user daemon has no other uid to be fair to. */
+	uint32_t limit = uid == geteuid() ? 0 : dw->w->cfg->db_max_connections_per_uid;
+	if (c->conninfo && !clients_take(c->acct, CLIENTS_SESSIONS, 1, limit))
+		*err = PORTER_E_BUSY;
+	else if (c->conninfo)
+		*err = 0;
+	if (*err) {
+		clients_acct_unref(c->acct);
+		free(c->conninfo);
+		free(c);
+		return NULL;
+	}
+	c->uid = uid;
+	c->dw = dw;
+	c->poll_fd = -1;
+	list_init(&c->queue);
+	list_init(&c->pipe);
+	list_init(&c->held);
+	list_init(&c->open_link);
+	list_init(&c->link);
+	uv_timer_init(&dw->w->loop, &c->timer);
+	c->timer.data = c;
+	c->timer_open = 1;
+	c->last_used = db_now_ms(dw);
+	dw->live++;
+	stats_add(&dw->w->counters.db_conns, 1);
+	return c;
+}
+
+/* ---- connecting ---- */
+
+static void connected(dbc *c)
+{
+	dbop *op = c->cur;
+	uv_timer_stop(&c->timer);
+	if (PQsetnonblocking(c->pg, 1) != 0) {
+		dbconn_broken(c, "cannot make the connection non-blocking");
+		return;
+	}
+	c->state = DBC_READY;
+	c->last_used = db_now_ms(c->dw);
+	/* The socket is final now: a fresh handle for the life of the
+	 * connection. */
+	if (watch(c, PQsocket(c->pg), UV_READABLE, 1) < 0) {
+		dbconn_broken(c, "cannot watch the PostgreSQL socket");
+		return;
+	}
+	c->cur = NULL;
+	if (!op)
+		return;
+	if (op->kind == OP_OPEN) {
+		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+		Porter__V1__DbOpenReply orep = PORTER__V1__DB_OPEN_REPLY__INIT;
+		orep.session = c->id;
+		resp.body_case = PORTER__V1__RESPONSE__BODY_DB_OPEN;
+		resp.db_open = &orep;
+		dbop_reply(op, &resp);
+		if (!list_empty(&c->queue)) {
+			dbop *next = list_entry(c->queue.next, dbop, link);
+			list_remove(&next->link);
+			next->queued = 0;
+			dbquery_start(c, next);
+		}
+	} else {
+		dbquery_start(c, op);
+	}
+}
+
+static void connect_step(dbc *c, PostgresPollingStatusType st)
+{
+	for (;;) {
+		switch (st) {
+		case PGRES_POLLING_OK:
+			connected(c);
+			return;
+		case PGRES_POLLING_FAILED:
+			dbconn_broken(c, "connection to PostgreSQL failed");
+			return;
+		case PGRES_POLLING_READING:
+		case PGRES_POLLING_WRITING:
+			/* libpq may have closed the socket and opened another
+			 * (next host, SSL retry) with the same number: always a
+			 * fresh handle while connecting. */
+			if (watch(c, PQsocket(c->pg),
+				  st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
+				/* No socket to wait on: let libpq try again. */
+				st = PQconnectPoll(c->pg);
+				if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
+					dbconn_broken(c, "connection to PostgreSQL has no socket");
+					return;
+				}
+				continue;
+			}
+			return;
+		default:
+			st = PQconnectPoll(c->pg);
+			continue;
+		}
+	}
+}
+
+/* libpq's notices (server NOTICE/WARNING messages, and libpq's own) go to
+ * porterd's log, which escapes them into one line, never raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+	(void)arg;
+	char text[512];
+	log_debug("db: notice: %s", dbpolicy_clean(message, text, sizeof(text)));
+}
+
+static void start_pq(dbc *c)
+{
+	dbpolicy_params pp;
+	const char *root = dbpolicy_root_cert(c->conninfo, &c->dw->w->cfg->db_tls_root_cert);
+	int rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root,
+				       c->uid != geteuid(), &pp);
+	if (rc < 0) {
+		dbconn_broken(c, rc == PORTER_E_NOMEM ? "out of memory" : "invalid conninfo");
+		return;
+	}
+	c->pg = PQconnectStartParams(pp.keywords, pp.values, 0);
+	dbpolicy_params_free(&pp);
+	if (!c->pg) {
+		dbconn_broken(c, "out of memory");
+		return;
+	}
+	PQsetNoticeProcessor(c->pg, on_notice, NULL);
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		dbconn_broken(c, "connection to PostgreSQL failed");
+		return;
+	}
+	c->state = DBC_CONNECTING;
+	connect_step(c, PGRES_POLLING_WRITING);
+}
+
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+	dbc *c = g->data;
+	c->gai = NULL;
+	free(g);
+	if (c->state == DBC_CLOSING) {
+		uv_freeaddrinfo(res);
+		maybe_free(c);
+		return;
+	}
+	if (status < 0 || !res) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "could not resolve the PostgreSQL host: %s",
+			 uv_strerror(status));
+		uv_freeaddrinfo(res);
+		dbconn_broken(c, msg);
+		return;
+	}
+	if (res->ai_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, c->hostaddr, sizeof(c->hostaddr));
+	else
+		uv_ip4_name((struct sockaddr_in *)res->ai_addr, c->hostaddr, sizeof(c->hostaddr));
+	uv_freeaddrinfo(res);
+	start_pq(c);
+}
+
+/* Starts connecting `c` on behalf of `op` (which it answers or passes on
+ * to the query once connected). */
+void dbconn_connect(dbc *c, dbop *op)
+{
+	c->cur = op;
+	op->c = c;
+	dbconn_arm_timer(c, op->deadline);
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(c->conninfo, &err);
+	if (!opts) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "invalid conninfo: %s", err ? err : "out of memory");
+		PQfreemem(err);
+		c->cur = NULL;
+		dbop_fail(op, PORTER_E_INVAL, "%s", msg);
+		dbconn_broken(c, "invalid conninfo");
+		return;
+	}
+	const char *host = NULL, *hostaddr = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+	}
+	char name[256] = "";
+	if (host && host[0] && host[0] != '/' && host[0] != '@' && !(hostaddr && hostaddr[0]))
+		snprintf(name, sizeof(name), "%s", host);
+	PQconninfoFree(opts);
+	if (!name[0]) {
+		start_pq(c);
+		return;
+	}
+	if (strchr(name, ',')) {
+		c->cur = NULL;
+		dbop_fail(
+			op, PORTER_E_INVAL,
+			"several hosts in one conninfo need hostaddr (names are resolved one at a "
+			"time)");
+		dbconn_broken(c, "invalid conninfo");
+		return;
+	}
+	unsigned char buf[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1) {
+		snprintf(c->hostaddr, sizeof(c->hostaddr), "%s", name);
+		start_pq(c);
+		return;
+	}
+	/* libpq would resolve the name itself, blocking the loop: resolve it
+	 * on the thread pool and connect by address (host stays set for
+	 * authentication and TLS). */
+	uv_getaddrinfo_t *g = malloc(sizeof(*g));
+	if (!g) {
+		dbconn_broken(c, "out of memory");
+		return;
+	}
+	g->data = c;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	c->state = DBC_RESOLVING;
+	c->gai = g;
+	int rc = uv_getaddrinfo(&c->dw->w->loop, g, on_resolved, name, NULL, &hints);
+	if (rc < 0) {
+		c->gai = NULL;
+		free(g);
+		dbconn_broken(c, "could not resolve the PostgreSQL host");
+	}
+}
+
+/* ---- reading ---- */
+
+static void on_io(uv_poll_t *p, int status, int events)
+{
+	dbc *c = p->data;
+	worker_saw_io(c->dw->w);
+	if (c->poll != p)
+		return;
+	if (c->state == DBC_CONNECTING) {
+		connect_step(c, PQconnectPoll(c->pg));
+		return;
+	}
+	if (status < 0) {
+		dbconn_broken(c, "socket error");
+		return;
+	}
+	if (c->state != DBC_QUERY && c->state != DBC_READY)
+		return;
+	if (events & UV_READABLE) {
+		if (!PQconsumeInput(c->pg)) {
+			dbconn_broken(c, "connection lost");
+			return;
+		}
+	}
+	if (c->flushing) {
+		/* Read first, flush again: the server may be blocked sending
+		 * to us while we wait to send to it. */
+		int rc = PQflush(c->pg);
+		if (rc < 0) {
+			dbconn_broken(c, "connection lost");
+			return;
+		}
+		c->flushing = rc == 1;
+	}
+	if (c->state == DBC_READY) {
+		PGnotify *n;
+		while ((n = PQnotifies(c->pg)))
+			PQfreemem(n);
+		if (PQstatus(c->pg) != CONNECTION_OK) {
+			dbconn_broken(c, "connection lost");
+			return;
+		}
+		/* Anything else arriving unasked is an error message the server
+		 * sends before it closes (e.g. at shutdown). */
+		if (!PQisBusy(c->pg)) {
+			PGresult *res;
+			while ((res = PQgetResult(c->pg)))
+				PQclear(res);
+		}
+		return;
+	}
+	dbquery_pump(c);
+}
+
+/* ---- limits ---- */
+
+void dbconn_fail_uid_quota(dbop *op)
+{
+	dbop_fail(op, PORTER_E_BUSY,
+		  "uid %u holds %u database connections, its limit "
+		  "(db-max-connections-per-uid); close sessions or cursors",
+		  (unsigned)op->uid, op->dw->w->cfg->db_max_connections_per_uid);
+}

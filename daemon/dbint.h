@@ -1,0 +1,236 @@
+/*
+ * dbint - the types the db modules share, private to them: one database
+ * operation (dbop), one query sent in a pipeline (pent), one PostgreSQL
+ * connection (dbc), one pool (pool) and the per-worker state (db_worker).
+ *
+ * Which module does what with them:
+ *   db.c       sessions and streams, dispatch, stopping, forwarding between
+ *              workers, sweeping, the worker's part (db.h)
+ *   dbop.c     an operation's lifetime and its reply (dbop.h)
+ *   dbresult.c PGresults into the reply's DbResults (dbresult.h)
+ *   dbconn.c   one connection: connecting (async DNS), polling, timers,
+ *              server-side cancel, closing (dbconn.h)
+ *   dbquery.c  queries outside a pipeline: simple, with parameters,
+ *              streamed row by row (dbquery.h)
+ *   dbpipe.c   pipelined pooled queries: segments and sync points,
+ *              prepared statements, retries (dbpipe.h)
+ *   dbpool.c   pools of connections per uid and conninfo (dbpool.h)
+ *
+ * Loop affinity: everything here belongs to one worker's loop thread (the
+ * worker whose db_worker it hangs off); nothing is locked.
+ */
+#ifndef PORTER_DBINT_H
+#define PORTER_DBINT_H
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "db.h"
+#include "dbstmt.h"
+#include "clients.h"
+#include "inbox.h"
+#include "list.h"
+#include "porter.pb-c.h"
+#include "req.h"
+#include "worker.h"
+
+/* How long a connection may take to finish a cancelled query before it is
+ * given up as broken. */
+#define DRAIN_MS 5000
+/* Pooled queries sent ahead on one connection in pipeline mode. */
+#define PIPE_DEPTH 8
+
+typedef struct dbc dbc;
+typedef struct pool pool;
+
+/* What a dbop asks for. */
+enum op_kind {
+	OP_OPEN,  /* DbOpen: connect a session */
+	OP_QUERY, /* DbQuery */
+	OP_FETCH, /* DbFetch: next chunk of a stream */
+	OP_CLOSE, /* DbClose */
+	OP_RESET, /* internal: reset a pooled connection before reuse */
+};
+
+/*
+ * One database operation, whichever way it arrived: a local req, a request
+ * forwarded from another worker (answered through that worker's inbox), or
+ * an internal step. Owned by the db modules until dbop_reply/dbop_fail frees
+ * it.
+ */
+typedef struct dbop {
+	list link; /* in a session queue or a pool's waiters */
+	db_worker *dw;
+	enum op_kind kind;
+	req *r;                   /* local request, or NULL */
+	worker *from;             /* forwarded: the requesting worker */
+	uint64_t token;           /* forwarded: names the request there */
+	Porter__V1__Request *msg; /* r->msg, or owned when forwarded */
+	uid_t uid;                /* client identity */
+	uint64_t inst;
+	uint64_t deadline; /* uv_now() ms */
+	int queued;        /* on `link` */
+	dbc *c;            /* connection running it */
+	/* Gathered results. */
+	Porter__V1__DbResult **results;
+	size_t n_results, cap_results;
+	PGresult **pgs; /* results whose memory the replies point into */
+	size_t n_pgs, cap_pgs;
+	size_t bytes;      /* rough size of the reply so far */
+	int too_large;     /* rows dropped: the reply would not fit a frame */
+	struct pent *pent; /* its entry while sent in a pipeline */
+	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
+	list fwd_link;     /* forwarded: in dw->forwarded, so a cancel finds it */
+	int no_cache;      /* run unnamed: its cached statement went stale */
+	int retries;       /* times re-sent after failing before it ran */
+	/* First error, if any. */
+	int err;
+	char *err_msg, *err_state, *err_detail, *err_hint;
+} dbop;
+
+/* One query sent in a pipeline. `op` is NULL once its requester was
+ * answered early (timeout, cancel): its results are then discarded. */
+typedef struct pent {
+	list link; /* dbc.pipe, then dbc.held once its results are in */
+	dbop *op;
+	/* Result sets sent ahead of the query's own in the same sync: a
+	 * DEALLOCATE of an evicted statement and/or the Parse of `stmt`. */
+	int lead;
+	int prep;                /* the last lead result is the Parse of `stmt` */
+	char stmt[DBSTMT_NAME];  /* cached statement executed, or "" */
+	int retry;               /* failed before running: run the op again unnamed */
+	int exposed;             /* in the pipeline while a cancel meant for
+				  * another query was on its way */
+	char stale[DBSTMT_NAME]; /* for the retry to DEALLOCATE, or "" */
+} pent;
+
+/* Lifecycle of one PostgreSQL connection. */
+enum dbc_state {
+	DBC_RESOLVING,  /* host name being resolved on the thread pool */
+	DBC_CONNECTING, /* PQconnectPoll handshake in progress */
+	DBC_READY,      /* connected, nothing running */
+	DBC_QUERY,      /* a query runs; cur is NULL while an abandoned query drains */
+	DBC_PAUSED,     /* a streamed result waits for the client's DbFetch */
+	DBC_BROKEN,     /* unusable (a session answers errors until closed) */
+	DBC_CLOSING,    /* handles closing; freed when the last one has */
+};
+
+struct dbc {
+	list link;  /* dw->sessions, or pool->conns */
+	list ilink; /* pool->idle while idle in a pool */
+	list slink; /* dw->streams while a stream is open */
+	db_worker *dw;
+	enum dbc_state state;
+	PGconn *pg;
+	char *conninfo;  /* owned; never logged unmasked */
+	uv_poll_t *poll; /* heap; NULL when none */
+	int poll_fd;
+	int poll_events;  /* what `poll` watches now */
+	int open_polls;   /* poll handles not yet called back closed */
+	uv_timer_t timer; /* connect, query or drain deadline */
+	int timer_open;
+	uv_getaddrinfo_t *gai; /* pending resolution, or NULL */
+	char hostaddr[INET6_ADDRSTRLEN];
+	dbop *cur;    /* the operation running, or NULL */
+	list queue;   /* dbop.link waiting for this session */
+	int flushing; /* PQflush returned 1: wait for write-ready */
+	/* Pipeline mode (pooled connections): queries sent ahead, each with
+	 * its own sync point, answered in order. cur is the head's op. */
+	int pipelined; /* PQenterPipelineMode is on */
+	/* PQsetSingleRowMode was used and no query has been sent outside a
+	 * pipeline since: libpq 15 clears single-row mode only when it starts
+	 * a query outside pipeline mode, so a pipeline entered now would
+	 * return its first result row by row. */
+	int single_row_sticky;
+	list pipe; /* struct pent, oldest first */
+	unsigned npipe;
+	list held;       /* pents whose results are in, awaiting their sync */
+	unsigned open_n; /* pents sent since the last Sync */
+	list open_link;  /* dw->open while open_n > 0 */
+	int seg_bad;     /* a query of the segment being received failed */
+	/* Session. */
+	uint64_t id; /* 0 for pooled connections */
+	uid_t uid;
+	uint64_t inst;
+	uint64_t last_used;  /* uv_now() */
+	uint64_t head_since; /* uv_now() when the pipeline's head was sent or
+			      * became the head */
+	/* Pool. */
+	pool *pool;
+	int in_idle;
+	int needs_reset; /* ran something that may leave session state */
+	/* Pooled: the client instance whose query was sent last, so a query
+	 * of another process of the same uid runs after a reset. */
+	uint64_t last_inst;
+	int has_last;
+	int cancelling;     /* PQcancel jobs for this connection on the thread pool */
+	int after_cancel;   /* finished a query while cancelling: resume when done */
+	dbstmt_cache stmts; /* pooled: statements prepared on this connection */
+	clients_acct *acct; /* the uid it counts against (one reference); or NULL */
+	/* Stream. */
+	uint64_t stream_id;   /* 0 when no stream is open */
+	int stream_cols_sent; /* columns went out in the first chunk */
+	int stream_chunk;     /* rows per chunk */
+	uint64_t drain_deadline;
+};
+
+/* The connections of one client uid to one conninfo: a pooled connection
+ * never serves two uids, so no session state, temp table or pipeline
+ * segment is ever shared between them. */
+struct pool {
+	list link;      /* dw->pools */
+	char *conninfo; /* owned; the key, with uid */
+	uid_t uid;
+	const config *checked; /* the generation the conninfo was allowed by */
+	list conns;            /* every dbc of the pool */
+	list idle;             /* dbc.ilink, most recently used last */
+	unsigned total;
+	list waiters; /* dbop.link */
+};
+
+/* Pooled streams reclaimed for idleness lately, so that their owner's
+ * next read says so rather than "no such stream". */
+#define RECLAIMED_KEPT 64
+
+struct db_worker {
+	worker *w;
+	struct {
+		uint64_t id;
+		uid_t uid;
+	} reclaimed[RECLAIMED_KEPT];
+	unsigned reclaimed_next;
+	list sessions;
+	list streams;
+	list pools;
+	list waits;           /* fwd_wait.link: requests forwarded from here */
+	list forwarded;       /* dbop.fwd_link: requests forwarded to here, running */
+	list open;            /* dbc.open_link: connections with an unsynced segment */
+	uv_check_t seg_check; /* end of each loop turn: syncs open segments */
+	uint64_t next_token;
+	unsigned n_sessions;
+	unsigned cancels; /* PQcancel jobs on the thread pool */
+	uv_timer_t sweep;
+	int live; /* dbc not yet freed, plus the sweep timer */
+	int closing;
+};
+
+/* The worker loop's clock, in ms (uv_now). */
+static inline uint64_t db_now_ms(db_worker *dw)
+{
+	return uv_now(&dw->w->loop);
+}
+
+/* A new session or stream id owned by dw's worker (see db.h). */
+uint64_t db_new_id(db_worker *dw);
+
+/* Frees `dw` once it is closing and nothing of it is live any more. */
+void db_maybe_free(db_worker *dw);
+
+/* Sends `resp` (owned by the caller) back to worker `to`, where the
+ * forwarded request `token` waits. Drops it when memory is short or `to`
+ * is stopping: the requester's deadline answers then. */
+void db_reply_back(worker *to, uint64_t token, Porter__V1__Response *resp);
+
+#endif

@@ -1,0 +1,441 @@
+/* dbpipe - pipelined pooled queries; see dbpipe.h. */
+#include "dbpipe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dbconn.h"
+#include "dbop.h"
+#include "dbpool.h"
+#include "dbquery.h"
+#include "dbresult.h"
+#include "log.h"
+#include "porter_errors.h"
+
+/* Pipelined queries sent on one connection within one loop turn share one
+ * sync point (a segment), up to this many: one write and one server-side
+ * commit for all of them instead of one each. Their replies wait for the
+ * segment's sync; if any query of a segment fails, the segment is rolled
+ * back as a whole and each of its queries is run again alone, so a
+ * query's outcome never depends on its neighbours. */
+#define SEG_MAX 8
+
+int dbpipe_pipelinable(const dbop *op)
+{
+	const Porter__V1__DbQuery *q = op->kind == OP_QUERY && op->msg ? op->msg->db_query : NULL;
+	if (!q || q->chunk_rows || !q->sql)
+		return 0;
+	const char *s = q->sql;
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '(')
+		s++;
+	static const char *const ok[] = {"select", "insert", "update", "delete", "values"};
+	int match = 0;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]) && !match; i++) {
+		size_t n = strlen(ok[i]);
+		match = strncasecmp(s, ok[i], n) == 0 &&
+			!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+			  (s[n] >= '0' && s[n] <= '9') || s[n] == '_');
+	}
+	if (!match)
+		return 0;
+	/* One statement: nothing but blanks after any semicolon. */
+	const char *semi = strchr(s, ';');
+	if (semi)
+		for (const char *p = semi; *p; p++)
+			if (*p != ';' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+				return 0;
+	return 1;
+}
+
+/*
+ * What a pooled connection forgets before it serves another client process
+ * of its uid (pools never serve two uids): settings (also those changed by
+ * set_config() inside a SELECT), temp tables, sequence state and
+ * session-level advisory locks. Sent ahead of that process's first query,
+ * in the same pipeline segment, so it costs no round trip; unlike DISCARD
+ * ALL it may run inside the segment's implicit transaction and keeps the
+ * prepared statements porterd made.
+ */
+static const char *const reset_leads[] = {"RESET ALL", "DISCARD TEMP", "DISCARD SEQUENCES",
+					  "SELECT pg_advisory_unlock_all()"};
+#define N_RESET_LEADS ((int)(sizeof(reset_leads) / sizeof(reset_leads[0])))
+
+static int send_reset_leads(dbc *c)
+{
+	for (int i = 0; i < N_RESET_LEADS; i++)
+		if (!PQsendQueryParams(c->pg, reset_leads[i], 0, NULL, NULL, NULL, NULL, 0))
+			return 0;
+	return 1;
+}
+
+/* Removes `name` from the server, ahead of the next query in the pipeline.
+ * 1 on success. */
+static int send_deallocate(dbc *c, const char *name)
+{
+	char sql[16 + DBSTMT_NAME];
+	snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+	return PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+}
+
+/*
+ * Chooses how `e`'s query runs: as a statement already prepared on `c`,
+ * as one prepared now (possibly evicting the least recently used, whose
+ * name lands in `evicted`), or unnamed. A statement whose Parse is still
+ * in flight is not used: if the server refused it, the queries behind it
+ * would fail too.
+ */
+static void pick_stmt(dbc *c, dbop *op, pent *e, char evicted[DBSTMT_NAME])
+{
+	const Porter__V1__DbQuery *q = op->msg->db_query;
+	evicted[0] = 0;
+	if (!c->stmts.cap || op->no_cache)
+		return;
+	uint32_t fixed[16], *types = fixed;
+	if (q->n_params > 16 && !(types = malloc(q->n_params * sizeof(*types))))
+		return;
+	for (size_t i = 0; i < q->n_params; i++)
+		types[i] = q->params[i]->type_oid;
+	dbstmt *st = dbstmt_find(&c->stmts, q->sql, types, q->n_params);
+	if (st && st->state == DBSTMT_READY) {
+		memcpy(e->stmt, st->name, DBSTMT_NAME);
+	} else if (!st) {
+		st = dbstmt_add(&c->stmts, q->sql, types, q->n_params, evicted);
+		if (st) {
+			memcpy(e->stmt, st->name, DBSTMT_NAME);
+			e->prep = 1;
+			e->lead = 1 + (evicted[0] != 0);
+		}
+	}
+	if (types != fixed)
+		free(types);
+}
+
+/* Ends the segment open on `c` with a Sync and sends it. 0, or -1 when
+ * the connection broke. */
+static int close_segment(dbc *c)
+{
+	if (!c->open_n)
+		return 0;
+	list_remove(&c->open_link);
+	c->open_n = 0;
+	int rc = PQpipelineSync(c->pg) ? PQflush(c->pg) : -1;
+	if (rc < 0) {
+		dbconn_broken(c, "could not send a pipelined query");
+		return -1;
+	}
+	c->flushing = rc == 1;
+	dbconn_update_poll(c);
+	return 0;
+}
+
+void dbpipe_seg_check(uv_check_t *h)
+{
+	db_worker *dw = h->data;
+	while (!list_empty(&dw->open))
+		close_segment(list_entry(dw->open.next, dbc, open_link));
+}
+
+void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone)
+{
+	pent *e = calloc(1, sizeof(*e));
+	if (!e) {
+		dbop_fail(op, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	int idle = c->state == DBC_READY;
+	if (!idle)
+		log_debug("db: query sent ahead behind %u in a pipeline", c->npipe);
+	if (!c->pipelined) {
+		if (!PQenterPipelineMode(c->pg)) {
+			free(e);
+			dbop_fail(op, PORTER_E_DB, "cannot enter pipeline mode");
+			return;
+		}
+		c->pipelined = 1;
+	}
+	if (alone && close_segment(c) < 0) {
+		free(e);
+		dbop_fail(op, PORTER_E_DB_BROKEN, "database connection lost");
+		return;
+	}
+	e->op = op;
+	e->exposed = c->cancelling > 0;
+	op->pent = e;
+	op->c = c;
+	list_push_back(&c->pipe, &e->link);
+	c->npipe++;
+	if (idle) {
+		c->cur = op;
+		c->state = DBC_QUERY;
+		c->flushing = 0;
+		c->head_since = db_now_ms(c->dw);
+		dbconn_arm_timer(c, op->deadline);
+	}
+	c->last_used = db_now_ms(c->dw);
+	char evicted[DBSTMT_NAME];
+	pick_stmt(c, op, e, evicted);
+	int reset = dbpool_other_process(c, op);
+	if (stale[0])
+		e->lead++;
+	/* The reset goes first: the Parse of `stmt` must stay the last lead. */
+	e->lead += reset ? N_RESET_LEADS : 0;
+	c->last_inst = op->inst;
+	c->has_last = 1;
+	if ((reset && !send_reset_leads(c)) || (stale[0] && !send_deallocate(c, stale)) ||
+	    (evicted[0] && !send_deallocate(c, evicted)) ||
+	    !dbquery_send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
+				 e->stmt[0] ? e->stmt : NULL, e->prep)) {
+		/* Half a query in the pipeline cannot be taken back. */
+		if (c->cur != op && !op->err)
+			dbop_set_error(op, PORTER_E_DB_BROKEN, PQerrorMessage(c->pg), NULL, NULL,
+				       NULL);
+		dbconn_broken(c, "could not send a pipelined query");
+		return;
+	}
+	if (c->open_n++ == 0)
+		list_push_back(&c->dw->open, &c->open_link);
+	if ((alone || c->open_n >= SEG_MAX) && close_segment(c) < 0)
+		return;
+	if (idle)
+		dbquery_pump(c);
+	else
+		dbconn_update_poll(c);
+}
+
+/* The pipeline's first entry (there is one) becomes the head: its op is
+ * the one running on the server, timed by its own deadline. */
+static void pipe_next_head(dbc *c)
+{
+	pent *h = list_entry(c->pipe.next, pent, link);
+	c->cur = h->op;
+	c->head_since = db_now_ms(c->dw);
+	dbconn_arm_timer(c, h->op ? h->op->deadline : db_now_ms(c->dw) + DRAIN_MS);
+}
+
+/*
+ * A segment got its sync: every held entry is answered, or sent again
+ * alone when its statement went stale, when a cancel meant for another
+ * query hit it, or when another query of its segment failed (the server
+ * rolled the whole segment back, so nothing of it happened). Then the
+ * next segment's head runs.
+ */
+static void seg_done(dbc *c)
+{
+	int bad = c->seg_bad;
+	c->seg_bad = 0;
+	list done;
+	list_init(&done);
+	size_t n = 0;
+	while (!list_empty(&c->held)) {
+		list *pos = c->held.next;
+		list_remove(pos);
+		list_push_back(&done, pos);
+		n++;
+	}
+	uv_timer_stop(&c->timer);
+	c->cur = NULL;
+	while (!list_empty(&done)) {
+		pent *e = list_entry(done.next, pent, link);
+		list_remove(&e->link);
+		dbop *op = e->op;
+		int retry = e->retry || (bad && n > 1);
+		char stale[DBSTMT_NAME];
+		memcpy(stale, e->stale, DBSTMT_NAME);
+		free(e);
+		if (!op)
+			continue;
+		op->pent = NULL;
+		if (retry && op->retries >= 3) {
+			/* Whatever it gathered did not happen. */
+			dbop_clear(op);
+			dbop_set_error(
+				op, PORTER_E_DB,
+				"query rolled back with its pipeline group too often; not retried",
+				NULL, NULL, NULL);
+			retry = 0;
+		}
+		if (!retry) {
+			dbop_finish(op, 0, 0);
+			continue;
+		}
+		op->retries++;
+		if (stale[0])
+			op->no_cache = 1;
+		dbop_clear(op);
+		if (list_empty(&c->pipe))
+			c->state = DBC_READY; /* sent as on an idle connection */
+		dbpipe_send(c, op, stale, 1);
+		if (c->state != DBC_QUERY) {
+			/* Broken: the rest fail with it. */
+			while (!list_empty(&done)) {
+				e = list_entry(done.next, pent, link);
+				list_remove(&e->link);
+				if (e->op) {
+					e->op->pent = NULL;
+					dbop_fail(e->op, PORTER_E_DB_BROKEN,
+						  "database connection lost");
+				}
+				free(e);
+			}
+			return;
+		}
+	}
+	if (list_empty(&c->pipe)) {
+		dbquery_after(c);
+		return;
+	}
+	pipe_next_head(c);
+	/* Room in the pipeline: take a waiter of the pool along. */
+	pool *p = c->pool;
+	if (p && !list_empty(&p->waiters) && c->npipe < PIPE_DEPTH) {
+		dbop *w = list_entry(p->waiters.next, dbop, link);
+		if (dbpipe_pipelinable(w)) {
+			list_remove(&w->link);
+			w->queued = 0;
+			dbpipe_send(c, w, "", 0);
+		}
+	}
+}
+
+/* The head's results are all in: it waits in `held` for its segment's
+ * sync, and the next entry becomes the head. */
+static void pipe_hold(dbc *c, pent *e)
+{
+	list_remove(&e->link);
+	list_push_back(&c->held, &e->link);
+	c->npipe--;
+	uv_timer_stop(&c->timer);
+	c->cur = NULL;
+	if (list_empty(&c->pipe)) {
+		/* Only the sync is missing; it follows at once (or at the end
+		 * of this loop turn, for a segment still open). */
+		dbconn_arm_timer(c, db_now_ms(c->dw) + DRAIN_MS);
+		return;
+	}
+	pipe_next_head(c);
+}
+
+/* A result of the statements sent ahead of `e`'s query. */
+static void lead_result(dbc *c, pent *e, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	if (e->prep && e->lead == 1) {
+		dbstmt *s = dbstmt_named(&c->stmts, e->stmt);
+		if (s && st == PGRES_COMMAND_OK)
+			s->state = DBSTMT_READY;
+		else if (s)
+			dbstmt_drop(&c->stmts, s);
+	}
+	if (st == PGRES_FATAL_ERROR)
+		dbresult_take(c, res); /* the query's error: a Parse failed */
+	else
+		PQclear(res);
+}
+
+/*
+ * Whether `res` says the prepared statement `e` executed cannot be used
+ * any more: its result type changed under it (a column added to a table
+ * it reads), or it is gone. Either fails before the query runs.
+ */
+static int is_state(PGresult *res, const char *sqlstate)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	return PQresultStatus(res) == PGRES_FATAL_ERROR && state && !strcmp(state, sqlstate);
+}
+
+static int stale_stmt(const pent *e, PGresult *res)
+{
+	return e->stmt[0] && (is_state(res, "0A000") || is_state(res, "26000"));
+}
+
+void dbpipe_pump(dbc *c)
+{
+	while (c->state == DBC_QUERY && (!list_empty(&c->pipe) || !list_empty(&c->held))) {
+		if (PQisBusy(c->pg))
+			break;
+		pent *e = list_empty(&c->pipe) ? NULL : list_entry(c->pipe.next, pent, link);
+		PGresult *res = PQgetResult(c->pg);
+		if (!res && e && e->lead) {
+			e->lead--;
+			continue;
+		}
+		if (!res) {
+			/* The end of the head's results. With nothing more sent
+			 * (a segment not yet synced) libpq answers NULL again:
+			 * then there is no head left to end. */
+			if (!e)
+				break;
+			pipe_hold(c, e);
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			seg_done(c);
+			continue;
+		}
+		if (!e) {
+			PQclear(res); /* cannot happen: every result has its entry */
+			continue;
+		}
+		if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED)
+			c->seg_bad = 1;
+		if (e->lead) {
+			lead_result(c, e, res);
+			continue;
+		}
+		if (e->exposed && is_state(res, "57014") && !e->retry && e->op && !e->op->err &&
+		    e->op->retries < 2) {
+			/* Hit by the cancel of the query ahead of it; its
+			 * segment was rolled back. */
+			e->retry = 1;
+			PQclear(res);
+			continue;
+		}
+		if (stale_stmt(e, res) && !e->retry && !(e->op && e->op->err)) {
+			dbstmt *s = dbstmt_named(&c->stmts, e->stmt);
+			if (s) {
+				memcpy(e->stale, e->stmt, DBSTMT_NAME);
+				dbstmt_drop(&c->stmts, s);
+			}
+			e->retry = 1;
+			PQclear(res);
+			continue;
+		}
+		if (st == PGRES_PIPELINE_ABORTED) {
+			PQclear(res);
+			if (e->op)
+				dbop_set_error(e->op, PORTER_E_DB,
+					       "query skipped: the pipeline was aborted", NULL,
+					       NULL, NULL);
+			continue;
+		}
+		dbresult_take(c, res);
+	}
+}
+
+void dbpipe_clear(dbc *c, int code, const char *why)
+{
+	list *lists[] = {&c->held, &c->pipe};
+	for (size_t i = 0; i < 2; i++) {
+		list *pos, *tmp;
+		list_for_each_safe(pos, tmp, lists[i]) {
+			pent *e = list_entry(pos, pent, link);
+			list_remove(&e->link);
+			if (e->op) {
+				e->op->pent = NULL;
+				if (e->op != c->cur)
+					dbop_fail(e->op, code, "%s", why);
+			}
+			free(e);
+		}
+	}
+	c->npipe = 0;
+	c->seg_bad = 0;
+	if (c->open_n) {
+		list_remove(&c->open_link);
+		c->open_n = 0;
+	}
+}

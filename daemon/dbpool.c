@@ -1,0 +1,191 @@
+/* dbpool - pooled connections per uid and conninfo; see dbpool.h. */
+#include "dbpool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbconn.h"
+#include "dbop.h"
+#include "dbpipe.h"
+#include "dbquery.h"
+#include "log.h"
+#include "porter_errors.h"
+
+/* A pipelinable query joins a busy connection's pipeline holding fewer
+ * than this many, rather than taking another connection: the server then
+ * answers several per wake-up and per read, which on a few cores is worth
+ * more than running them side by side. */
+#define PIPE_SHARE 8
+/* ...unless the query at its head has run this long already: it may be a
+ * slow one, and what queues behind it waits for it. */
+#define PIPE_HEAD_MS 2
+pool *dbpool_find(db_worker *dw, uid_t uid, const char *conninfo, int create)
+{
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &dw->pools) {
+		pool *p = list_entry(pos, pool, link);
+		if (p->uid == uid && strcmp(p->conninfo, conninfo) == 0)
+			return p;
+	}
+	if (!create)
+		return NULL;
+	pool *p = calloc(1, sizeof(*p));
+	if (!p || !(p->conninfo = strdup(conninfo))) {
+		free(p);
+		return NULL;
+	}
+	p->uid = uid;
+	list_init(&p->conns);
+	list_init(&p->idle);
+	list_init(&p->waiters);
+	list_push_back(&dw->pools, &p->link);
+	return p;
+}
+
+int dbpool_other_process(const dbc *c, const dbop *op)
+{
+	return c->pool && c->has_last && c->last_inst != op->inst;
+}
+
+int dbpool_reset_first(dbc *c, dbop *op)
+{
+	if (op->kind != OP_QUERY || !dbpool_other_process(c, op))
+		return 0;
+	dbop *r = calloc(1, sizeof(*r));
+	if (!r)
+		return 0; /* the caller runs it: refusing it would be worse */
+	r->dw = c->dw;
+	r->kind = OP_RESET;
+	r->deadline = db_now_ms(c->dw) + DRAIN_MS;
+	list_push_back(c->pool->waiters.next, &op->link); /* at the front */
+	op->queued = 1;
+	dbquery_start(c, r);
+	return 1;
+}
+
+static void pool_new_conn(pool *p, dbop *op)
+{
+	int err;
+	dbc *c = dbconn_new(op->dw, p->conninfo, p->uid, &err);
+	if (!c && err == PORTER_E_BUSY && p->total) {
+		/* At its uid's limit: wait for one of the pool's own. */
+		list_push_back(&p->waiters, &op->link);
+		op->queued = 1;
+		return;
+	}
+	if (!c) {
+		if (err == PORTER_E_BUSY)
+			dbconn_fail_uid_quota(op);
+		else
+			dbop_fail(op, PORTER_E_NOMEM, "out of memory");
+		return;
+	}
+	c->pool = p;
+	/* Without room for statements the connection simply runs unnamed. */
+	if (dbstmt_init(&c->stmts, op->dw->w->cfg->db_statement_cache) < 0)
+		log_warn("db: no memory for a statement cache");
+	p->total++;
+	list_push_back(&p->conns, &c->link);
+	dbconn_connect(c, op);
+}
+
+/* The busy connection of `p` with the shortest pipeline shorter than
+ * `depth` whose head is not slow, or NULL. */
+static dbc *shortest_pipe(db_worker *dw, pool *p, unsigned depth, uint64_t head_ms)
+{
+	dbc *best = NULL;
+	uint64_t now = db_now_ms(dw);
+	list *pos;
+	for (pos = p->conns.next; pos != &p->conns; pos = pos->next) {
+		dbc *c = list_entry(pos, dbc, link);
+		if (c->state == DBC_QUERY && c->pipelined && !list_empty(&c->pipe) &&
+		    c->npipe < depth && now - c->head_since < head_ms &&
+		    (!best || c->npipe < best->npipe))
+			best = c;
+	}
+	return best;
+}
+
+void dbpool_run(pool *p, dbop *op)
+{
+	db_worker *dw = op->dw;
+	if (dbpipe_pipelinable(op)) {
+		dbc *c = shortest_pipe(dw, p, PIPE_SHARE, PIPE_HEAD_MS);
+		if (c) {
+			dbpipe_send(c, op, "", 0);
+			return;
+		}
+	}
+	while (!list_empty(&p->idle)) {
+		/* Most recently used first: it is the most likely alive. */
+		dbc *c = list_entry(p->idle.prev, dbc, ilink);
+		list_remove(&c->ilink);
+		c->in_idle = 0;
+		if (PQstatus(c->pg) != CONNECTION_OK) {
+			dbconn_close(c);
+			continue;
+		}
+		dbquery_start(c, op);
+		return;
+	}
+	if (p->total < dw->w->cfg->db_pool_size) {
+		pool_new_conn(p, op);
+		return;
+	}
+	if (dbpipe_pipelinable(op)) {
+		/* Every connection is busy: send it ahead on the shortest
+		 * pipeline instead of waiting for one to be free. */
+		dbc *best = shortest_pipe(dw, p, PIPE_DEPTH, UINT64_MAX);
+		if (best) {
+			dbpipe_send(best, op, "", 0);
+			return;
+		}
+	}
+	list_push_back(&p->waiters, &op->link);
+	op->queued = 1;
+}
+
+void dbpool_release(dbc *c)
+{
+	pool *p = c->pool;
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+		/* Left inside a transaction by a stateless query: not reusable
+		 * as it is; a fresh connection costs less than guessing. */
+		dbconn_close(c);
+		return;
+	}
+	if (c->needs_reset) {
+		dbop *op = calloc(1, sizeof(*op));
+		if (!op) {
+			dbconn_close(c);
+			return;
+		}
+		op->dw = c->dw;
+		op->kind = OP_RESET;
+		op->deadline = db_now_ms(c->dw) + DRAIN_MS;
+		dbquery_start(c, op);
+		return;
+	}
+	if (!list_empty(&p->waiters)) {
+		dbop *op = list_entry(p->waiters.next, dbop, link);
+		list_remove(&op->link);
+		op->queued = 0;
+		dbquery_start(c, op);
+		return;
+	}
+	list_push_back(&p->idle, &c->ilink);
+	c->in_idle = 1;
+	dbconn_update_poll(c);
+}
+
+void dbpool_kick(pool *p)
+{
+	if (list_empty(&p->waiters))
+		return;
+	dbop *op = list_entry(p->waiters.next, dbop, link);
+	if (op->dw->closing || p->total >= op->dw->w->cfg->db_pool_size)
+		return;
+	list_remove(&op->link);
+	op->queued = 0;
+	pool_new_conn(p, op);
+}

@@ -1,0 +1,47 @@
+/*
+ * dbpool - the pooled connections of one client uid to one conninfo (a
+ * pool, dbint.h), for stateless DbQuery without a session. A pooled
+ * connection never serves two uids, so no session state, temp table or
+ * pipeline segment is ever shared between them; before it serves another
+ * client process of the same uid, its session state is reset. A query
+ * runs on an idle connection, a new one (up to db-pool-size and the uid's
+ * connection quota), in a pipeline of a busy one, or waits for the next
+ * one freed.
+ *
+ * Loop affinity: the pool's worker loop thread.
+ */
+#ifndef PORTER_DBPOOL_H
+#define PORTER_DBPOOL_H
+
+#include "dbint.h"
+
+/* The pool of (`uid`, `conninfo`) on `dw`; made when there is none and
+ * `create` says so. NULL when there is none, or out of memory. Owned by
+ * `dw` (freed by the sweep once empty, or when the worker closes). */
+pool *dbpool_find(db_worker *dw, uid_t uid, const char *conninfo, int create);
+
+/* Runs `op` on a connection of pool `p`: in a pipeline, on an idle one, a
+ * new one, or the next one freed (queued on p->waiters until then). */
+void dbpool_run(pool *p, dbop *op);
+
+/* Pooled connection `c` finished its query: reset it if needed, then hand
+ * it to a waiter or keep it idle. */
+void dbpool_release(dbc *c);
+
+/* Pool `p` lost a connection: start a new one for the first waiter. */
+void dbpool_kick(pool *p);
+
+/* Whether `op` comes from another client process than the last query of
+ * (pooled) `c`: that process's session state must not reach `op`. */
+int dbpool_other_process(const dbc *c, const dbop *op);
+
+/*
+ * A query outside a pipeline from another client process than the last
+ * one: the connection is reset with DISCARD ALL first (the reset leads of
+ * dbpipe_send cannot follow a multi-statement query), and `op` waits at
+ * the head of the pool's queue, where the reset connection picks it up.
+ * 1 when it did so; 0 when `op` may run on `c` as it is.
+ */
+int dbpool_reset_first(dbc *c, dbop *op);
+
+#endif

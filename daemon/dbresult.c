@@ -1,0 +1,253 @@
+/* dbresult - PGresults into the reply's DbResults; see dbresult.h. */
+#include "dbresult.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbconn.h"
+#include "dbop.h"
+#include "porter_errors.h"
+
+static int keep_pg(dbop *op, PGresult *res)
+{
+	if (op->n_pgs == op->cap_pgs) {
+		size_t cap = op->cap_pgs ? op->cap_pgs * 2 : 8;
+		PGresult **p = realloc(op->pgs, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		op->pgs = p;
+		op->cap_pgs = cap;
+	}
+	op->pgs[op->n_pgs++] = res;
+	return 0;
+}
+
+static Porter__V1__DbResult *new_result(dbop *op, PGresult *res, int with_cols)
+{
+	Porter__V1__DbResult *dr = malloc(sizeof(*dr));
+	if (!dr)
+		return NULL;
+	porter__v1__db_result__init(dr);
+	int nf = with_cols ? PQnfields(res) : 0;
+	if (nf > 0) {
+		/* One block: the pointer array, then the structs. */
+		void *blk = malloc(nf *
+				   (sizeof(Porter__V1__DbColumn *) + sizeof(Porter__V1__DbColumn)));
+		if (!blk) {
+			free(dr);
+			return NULL;
+		}
+		Porter__V1__DbColumn **ptrs = blk;
+		Porter__V1__DbColumn *cols = (Porter__V1__DbColumn *)(ptrs + nf);
+		for (int i = 0; i < nf; i++) {
+			porter__v1__db_column__init(&cols[i]);
+			cols[i].name = PQfname(res, i);
+			cols[i].type_oid = PQftype(res, i);
+			ptrs[i] = &cols[i];
+		}
+		dr->columns = ptrs;
+		dr->n_columns = nf;
+	}
+	if (op->n_results == op->cap_results) {
+		size_t cap = op->cap_results ? op->cap_results * 2 : 4;
+		Porter__V1__DbResult **p = realloc(op->results, cap * sizeof(*p));
+		if (!p) {
+			free(dr->columns);
+			free(dr);
+			return NULL;
+		}
+		op->results = p;
+		op->cap_results = cap;
+	}
+	op->results[op->n_results++] = dr;
+	return dr;
+}
+
+static void set_tag(Porter__V1__DbResult *dr, PGresult *res)
+{
+	dr->command_tag = PQcmdStatus(res);
+	const char *t = PQcmdTuples(res);
+	dr->affected = t && t[0] ? strtoull(t, NULL, 10) : 0;
+}
+
+/* Appends the rows of `res` to `dr`. Their values point into `res`, which
+ * the caller keeps alive with the op, or with `copy` are copied into the
+ * row's own block (so `res` can be freed at once). */
+static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t frame_cap, int copy)
+{
+	int nt = PQntuples(res), nf = PQnfields(res);
+	for (int t = 0; t < nt; t++) {
+		if (op->bytes > frame_cap && !op->chunk_rows) {
+			op->too_large = 1;
+			return 0;
+		}
+		size_t data = 0;
+		for (int i = 0; copy && i < nf; i++)
+			data += (size_t)PQgetlength(res, t, i);
+		Porter__V1__DbRow *row =
+			malloc(sizeof(*row) + nf * (sizeof(ProtobufCBinaryData) + 1) + data);
+		if (!row)
+			return -1;
+		porter__v1__db_row__init(row);
+		ProtobufCBinaryData *vals = (ProtobufCBinaryData *)(row + 1);
+		uint8_t *nulls = (uint8_t *)(vals + nf);
+		uint8_t *at = nulls + nf;
+		int any_null = 0;
+		for (int i = 0; i < nf; i++) {
+			nulls[i] = (uint8_t)PQgetisnull(res, t, i);
+			any_null |= nulls[i];
+			vals[i].len = nulls[i] ? 0 : (size_t)PQgetlength(res, t, i);
+			vals[i].data = nulls[i] ? NULL : (uint8_t *)PQgetvalue(res, t, i);
+			if (copy && vals[i].len) {
+				memcpy(at, vals[i].data, vals[i].len);
+				vals[i].data = at;
+				at += vals[i].len;
+			}
+			op->bytes += vals[i].len + 3;
+		}
+		row->values = vals;
+		row->n_values = nf;
+		if (any_null) {
+			row->nulls.data = nulls;
+			row->nulls.len = nf;
+		}
+		op->bytes += 4 + nf;
+		if (copy) /* the chunk bound is on memory held, not wire size */
+			op->bytes += sizeof(*row) + nf * sizeof(ProtobufCBinaryData);
+		if ((dr->n_rows & (dr->n_rows - 1)) == 0) {
+			/* Grows at powers of two. */
+			size_t cap = dr->n_rows ? dr->n_rows * 2 : 1;
+			Porter__V1__DbRow **p = realloc(dr->rows, cap * sizeof(*p));
+			if (!p) {
+				free(row);
+				return -1;
+			}
+			dr->rows = p;
+		}
+		dr->rows[dr->n_rows++] = row;
+	}
+	return 0;
+}
+
+void dbresult_empty(dbop *op)
+{
+	new_result(op, NULL, 0);
+}
+
+void dbresult_take(dbc *c, PGresult *res)
+{
+	dbop *op = c->cur;
+	if (!op) {
+		/* Draining an abandoned query. */
+		PQclear(res);
+		return;
+	}
+	ExecStatusType st = PQresultStatus(res);
+	size_t cap = c->dw->w->cfg->max_frame > (2u << 20) ? c->dw->w->cfg->max_frame - (1u << 20)
+							   : c->dw->w->cfg->max_frame / 2;
+	if (st == PGRES_FATAL_ERROR) {
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		dbop_set_error(op, PORTER_E_DB, m ? m : PQresultErrorMessage(res),
+			       PQresultErrorField(res, PG_DIAG_SQLSTATE),
+			       PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+			       PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+		PQclear(res);
+		return;
+	}
+	if (op->err || op->too_large ||
+	    (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+	     st != PGRES_EMPTY_QUERY)) {
+		/* Nothing of it goes into the reply. */
+		PQclear(res);
+		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
+			goto copy;
+		return;
+	}
+	if (st == PGRES_SINGLE_TUPLE) {
+		/* Each row is a PGresult of its own, several KiB: its values
+		 * are copied and it is freed at once, except the one whose
+		 * column names the chunk points to. */
+		int keep = 0;
+		if (op->n_results == 0) {
+			int cols = !c->stream_cols_sent;
+			if (!new_result(op, res, cols)) {
+				PQclear(res);
+				goto nomem;
+			}
+			if (cols) {
+				/* The op fails then, so the column names that
+				 * point into `res` are never read. */
+				if (keep_pg(op, res) < 0) {
+					PQclear(res);
+					goto nomem;
+				}
+				keep = 1;
+			}
+		}
+		c->stream_cols_sent = 1;
+		int rc = add_rows(op, op->results[0], res, cap, 1);
+		if (!keep)
+			PQclear(res);
+		if (rc < 0)
+			goto nomem;
+		return;
+	}
+	if (keep_pg(op, res) < 0) {
+		PQclear(res);
+		dbop_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
+		return;
+	}
+	switch (st) {
+	case PGRES_TUPLES_OK:
+		if (op->chunk_rows) {
+			/* The end of a streamed result: no rows, the tag. */
+			if (op->n_results == 0 && !new_result(op, res, !c->stream_cols_sent))
+				goto nomem;
+			c->stream_cols_sent = 1;
+			set_tag(op->results[0], res);
+			if (add_rows(op, op->results[0], res, cap, 0) < 0)
+				goto nomem;
+			return;
+		} else {
+			Porter__V1__DbResult *dr = new_result(op, res, 1);
+			if (!dr)
+				goto nomem;
+			set_tag(dr, res);
+			if (add_rows(op, dr, res, cap, 0) < 0)
+				goto nomem;
+		}
+		return;
+	case PGRES_COMMAND_OK:
+	case PGRES_EMPTY_QUERY: {
+		Porter__V1__DbResult *dr = new_result(op, res, 0);
+		if (!dr)
+			goto nomem;
+		set_tag(dr, res);
+		if (op->kind == OP_QUERY && c->pool) {
+			/* Anything but plain DML may change session state. */
+			const char *tag = dr->command_tag;
+			if (strncmp(tag, "SELECT", 6) && strncmp(tag, "INSERT", 6) &&
+			    strncmp(tag, "UPDATE", 6) && strncmp(tag, "DELETE", 6))
+				c->needs_reset = 1;
+		}
+		return;
+	}
+	default:
+		return;
+	}
+nomem:
+	dbop_set_error(op, PORTER_E_NOMEM, "out of memory", NULL, NULL, NULL);
+	return;
+copy:
+	dbop_set_error(op, PORTER_E_UNSUPPORTED, "COPY is not supported through porter", NULL, NULL,
+		       NULL);
+	if (st == PGRES_COPY_IN) {
+		PQputCopyEnd(c->pg, "COPY is not supported through porter");
+		return;
+	}
+	/* The connection would have to read the whole copy stream; giving
+	 * it up is simpler and bounded. */
+	c->cur = NULL;
+	dbop_finish(op, 0, 0);
+	dbconn_broken(c, "COPY is not supported");
+}

@@ -1,0 +1,25 @@
+/*
+ * dbresult - what PostgreSQL answers, turned into the reply of the op that
+ * asked: each PGresult becomes a DbResult (columns, rows, command tag) or
+ * the op's error. Row values point into the PGresult, kept with the op,
+ * except rows that arrive one PGresult each (single-row mode, streams),
+ * which are copied so the PGresult is freed at once. Rows that would not
+ * fit a frame mark the op too large instead of growing without bound.
+ *
+ * Loop affinity: the connection's worker loop thread.
+ */
+#ifndef PORTER_DBRESULT_H
+#define PORTER_DBRESULT_H
+
+#include "dbint.h"
+
+/* Takes `res` (owned; freed or kept with the op) into c->cur's reply, or
+ * frees it when c->cur is NULL (an abandoned query draining). A COPY is
+ * refused: it fails the op and may break `c`. */
+void dbresult_take(dbc *c, PGresult *res);
+
+/* Gives `op` one empty DbResult (a streamed chunk without rows); when
+ * memory is short it stays without one. */
+void dbresult_empty(dbop *op);
+
+#endif
