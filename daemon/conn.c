@@ -89,6 +89,18 @@ void conn_close(conn *c)
 static void on_timer(uv_timer_t *t)
 {
 	conn *c = t->data;
+	if (c->idle_armed && c->state == CONN_READY && !c->partial) {
+		/* The idle deadline is checked here, lazily, rather than by
+		 * stopping and restarting the timer around every request:
+		 * busy or active since, it only moves on. */
+		uint64_t limit = c->w->cfg->idle_timeout_ms;
+		uint64_t now = uv_now(&c->w->loop);
+		uint64_t due = c->idle_from + limit;
+		if (c->inflight > 0 || due > now) {
+			uv_timer_start(&c->timer, on_timer, c->inflight > 0 ? limit : due - now, 0);
+			return;
+		}
+	}
 	if (c->state == CONN_DRAINING)
 		log_debug("conn %llu: drain bound reached, closing", (unsigned long long)c->serial);
 	else if (c->partial)
@@ -114,17 +126,27 @@ static void update_timer(conn *c)
 		 * not extend it. */
 		if (!c->partial) {
 			c->partial = 1;
+			c->idle_armed = 0;
 			uv_timer_start(&c->timer, on_timer, cfg->frame_timeout_ms, 0);
 		}
 		return;
 	}
 	c->partial = 0;
-	if (c->state == CONN_HELLO)
+	if (c->state == CONN_HELLO) {
 		uv_timer_start(&c->timer, on_timer, cfg->frame_timeout_ms, 0);
-	else if (cfg->idle_timeout_ms && c->inflight == 0)
-		uv_timer_start(&c->timer, on_timer, cfg->idle_timeout_ms, 0);
-	else
+	} else if (cfg->idle_timeout_ms) {
+		/* Idle is counted from the last frame or reply; an armed
+		 * timer is left running (on_timer looks again when it fires),
+		 * so a request costs no timer operation. */
+		c->idle_from = uv_now(&c->w->loop);
+		if (!c->idle_armed) {
+			c->idle_armed = 1;
+			uv_timer_start(&c->timer, on_timer, cfg->idle_timeout_ms, 0);
+		}
+	} else if (c->idle_armed || uv_is_active((uv_handle_t *)&c->timer)) {
+		c->idle_armed = 0;
 		uv_timer_stop(&c->timer);
+	}
 }
 
 static void on_shutdown(uv_shutdown_t *sr, int status)
@@ -146,6 +168,7 @@ static void close_after_flush(conn *c)
 		c->reading = 0;
 	}
 	c->state = CONN_DRAINING;
+	c->idle_armed = 0;
 	uv_timer_start(&c->timer, on_timer, c->w->cfg->frame_timeout_ms, 0);
 
 	uv_shutdown_t *sr = dmalloc(sizeof(*sr));
@@ -414,24 +437,28 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 	arena_init(&ar, len <= MSG_BLOCK_SMALL / 4 ? MSG_BLOCK_SMALL
 			: len < 64 * 1024          ? 2 * len + MSG_BLOCK_SLACK
 						   : 0);
-	/* Parameters beyond PostgreSQL's limit are refused before they are
-	 * unpacked: an empty one is 2 bytes on the wire and some 64 once
-	 * unpacked. */
-	uint64_t id;
-	if (!hello && dbwire_request_params(len, p, &id) > DBWIRE_MAX_PARAMS) {
-		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
-		resp.id = id;
-		resp.status = PORTER_E_INVAL;
-		resp.message = "a query may have at most 65535 parameters (PostgreSQL's limit)";
-		conn_send(c, &resp);
-		arena_free(&ar);
-		return;
-	}
 	palloc_budget budget;
 	palloc_budget_init(&budget, len, hello ? NULL : &ar);
-	/* Queries have a decoder of their own (it needs an arena); it leaves
-	 * anything else to protobuf-c. */
+	/* Queries and pings have a decoder of their own (it needs an arena,
+	 * and declines a query over PostgreSQL's parameter limit before
+	 * unpacking its parameters); it leaves anything else to protobuf-c. */
 	Porter__V1__Request *msg = hello ? NULL : dbwire_unpack_request(&budget.base, len, p);
+	if (!msg && !hello) {
+		/* Parameters beyond PostgreSQL's limit are refused before
+		 * protobuf-c unpacks them: an empty one is 2 bytes on the
+		 * wire and some 64 once unpacked. */
+		uint64_t id;
+		if (dbwire_request_params(len, p, &id) > DBWIRE_MAX_PARAMS) {
+			Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+			resp.id = id;
+			resp.status = PORTER_E_INVAL;
+			resp.message =
+				"a query may have at most 65535 parameters (PostgreSQL's limit)";
+			conn_send(c, &resp);
+			arena_free(&ar);
+			return;
+		}
+	}
 	if (!msg) {
 		budget.nomem = 0;
 		msg = porter__v1__request__unpack(&budget.base, len, p);
@@ -548,6 +575,7 @@ void conn_drain(conn *c)
 		c->reading = 0;
 	}
 	c->state = CONN_DRAINING;
+	c->idle_armed = 0;
 	uv_timer_stop(&c->timer); /* the worker's grace timer bounds this */
 }
 

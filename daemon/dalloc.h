@@ -30,7 +30,8 @@ int dalloc_should_fail(void);
 /* Allocations that have been made to fail so far. */
 unsigned long long dalloc_failures(void);
 
-/* malloc / calloc, or NULL when the hook says so. Free with free(). */
+/* malloc / calloc (zeroed memory; see dalloc.c for why not calloc
+ * itself), or NULL when the hook says so. Free with free(). */
 void *dalloc_malloc(size_t size);
 void *dalloc_calloc(size_t n, size_t size);
 

@@ -1,4 +1,4 @@
-/* dbwire - hand-written codec of query requests and replies; see dbwire.h. */
+/* dbwire - hand-written codec of query and ping requests and replies; see dbwire.h. */
 #include "dbwire.h"
 
 #include <stdatomic.h>
@@ -29,6 +29,7 @@ static unsigned plain_fields(const ProtobufCMessageDescriptor *d)
 static int request_known(void)
 {
 	return plain_fields(&porter__v1__request__descriptor) == 2 &&
+	       porter__v1__ping__descriptor.n_fields == 2 &&
 	       porter__v1__db_query__descriptor.n_fields == 5 &&
 	       porter__v1__db_param__descriptor.n_fields == 4;
 }
@@ -37,6 +38,7 @@ static int response_known(void)
 {
 	return plain_fields(&porter__v1__response__descriptor) == 5 &&
 	       porter__v1__error_detail__descriptor.n_fields == 5 &&
+	       porter__v1__ping_reply__descriptor.n_fields == 1 &&
 	       porter__v1__db_query_reply__descriptor.n_fields == 2 &&
 	       porter__v1__db_result__descriptor.n_fields == 4 &&
 	       porter__v1__db_column__descriptor.n_fields == 2 &&
@@ -131,6 +133,17 @@ static uint8_t *put_u64(uint8_t *p, unsigned field, uint64_t v)
 		return p;
 	p = put_varint(p, tag(field, WT_VARINT));
 	return put_varint(p, v);
+}
+
+/* A bytes field, left out when empty. */
+static size_t bytes_size(unsigned field, const ProtobufCBinaryData *b)
+{
+	return b->len ? len_size(field, b->len) : 0;
+}
+
+static uint8_t *put_opt_bytes(uint8_t *p, unsigned field, const ProtobufCBinaryData *b)
+{
+	return b->len ? put_bytes(p, field, b->data, b->len) : p;
 }
 
 /* int32 fields go on the wire sign-extended to 64 bits. */
@@ -233,12 +246,17 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 			 size_t *cap, size_t *outlen)
 {
 	const Porter__V1__DbQueryReply *qr = NULL;
+	const Porter__V1__PingReply *ping = NULL;
 	if (!known(&response_shape, response_known) || r->base.n_unknown_fields ||
 	    (r->error && r->error->base.n_unknown_fields))
 		return 0;
 	if (r->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY) {
 		qr = r->db_query;
 		if (!qr || qr->base.n_unknown_fields)
+			return 0;
+	} else if (r->body_case == PORTER__V1__RESPONSE__BODY_PING) {
+		ping = r->ping;
+		if (!ping || ping->base.n_unknown_fields)
 			return 0;
 	} else if (r->body_case != PORTER__V1__RESPONSE__BODY__NOT_SET) {
 		return 0;
@@ -263,7 +281,8 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 	size_t err = r->error ? error_size(r->error) : 0;
 	size_t len = u64_size(1, r->id) + u64_size(2, zigzag32(r->status)) +
 		     str_size(3, r->message) + (r->error ? len_size(4, err) : 0) +
-		     u64_size(5, r->more != 0) + (qr ? len_size(21, body) : 0);
+		     u64_size(5, r->more != 0) + (qr ? len_size(21, body) : 0) +
+		     (ping ? len_size(11, bytes_size(1, &ping->payload)) : 0);
 	if (len > max_frame || len > UINT32_MAX) {
 		rc = PORTER_E_TOO_LARGE;
 		goto out;
@@ -289,6 +308,10 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 		}
 		p = put_u64(p, 2, qr->stream);
 	}
+	if (ping) {
+		p = put_len(p, 11, bytes_size(1, &ping->payload));
+		p = put_opt_bytes(p, 1, &ping->payload);
+	}
 	*outlen = (size_t)(p - *buf);
 	rc = 1;
 out:
@@ -303,12 +326,51 @@ static size_t param_size(const Porter__V1__DbParam *p)
 	       u64_size(3, p->binary != 0) + u64_size(4, p->type_oid);
 }
 
+/* Reserves the frame of a Request whose body is field `field` of `body`
+ * bytes, and writes its header, id, timeout and the body's tag and length;
+ * `*p` is where the body goes. 0, PORTER_E_TOO_LARGE or PORTER_E_NOMEM. */
+static int begin_request(const Porter__V1__Request *r, unsigned field, size_t body,
+			 size_t max_frame, uint8_t **buf, size_t *cap, uint8_t **p)
+{
+	size_t len = u64_size(1, r->id) + u64_size(2, r->timeout_ms) + len_size(field, body);
+	if (len > max_frame || len > UINT32_MAX)
+		return PORTER_E_TOO_LARGE;
+	if (reserve(buf, cap, len) < 0)
+		return PORTER_E_NOMEM;
+	uint8_t *q = *buf + FRAME_HEADER_SIZE;
+	q = put_u64(q, 1, r->id);
+	q = put_u64(q, 2, r->timeout_ms);
+	*p = put_len(q, field, body);
+	return 0;
+}
+
+/* A Request whose body is a Ping; as dbwire_pack_request. */
+static int pack_ping(const Porter__V1__Request *r, size_t max_frame, uint8_t **buf, size_t *cap,
+		     size_t *outlen)
+{
+	const Porter__V1__Ping *ping = r->ping;
+	if (!ping || ping->base.n_unknown_fields)
+		return 0;
+	size_t body = bytes_size(1, &ping->payload) + u64_size(2, ping->delay_ms);
+	uint8_t *p;
+	int rc = begin_request(r, 11, body, max_frame, buf, cap, &p);
+	if (rc < 0)
+		return rc;
+	p = put_opt_bytes(p, 1, &ping->payload);
+	p = put_u64(p, 2, ping->delay_ms);
+	*outlen = (size_t)(p - *buf);
+	return 1;
+}
+
 int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t **buf, size_t *cap,
 			size_t *outlen)
 {
+	if (!known(&request_shape, request_known) || r->base.n_unknown_fields)
+		return 0;
+	if (r->body_case == PORTER__V1__REQUEST__BODY_PING)
+		return pack_ping(r, max_frame, buf, cap, outlen);
 	const Porter__V1__DbQuery *q = r->db_query;
-	if (!known(&request_shape, request_known) || r->base.n_unknown_fields ||
-	    r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q || q->base.n_unknown_fields)
+	if (r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q || q->base.n_unknown_fields)
 		return 0;
 	size_t body = u64_size(1, q->session) + str_size(2, q->conninfo) + str_size(3, q->sql) +
 		      u64_size(5, q->chunk_rows);
@@ -317,15 +379,10 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 			return 0;
 		body += len_size(4, param_size(q->params[i]));
 	}
-	size_t len = u64_size(1, r->id) + u64_size(2, r->timeout_ms) + len_size(21, body);
-	if (len > max_frame || len > UINT32_MAX)
-		return PORTER_E_TOO_LARGE;
-	if (reserve(buf, cap, len) < 0)
-		return PORTER_E_NOMEM;
-	uint8_t *p = *buf + FRAME_HEADER_SIZE;
-	p = put_u64(p, 1, r->id);
-	p = put_u64(p, 2, r->timeout_ms);
-	p = put_len(p, 21, body);
+	uint8_t *p;
+	int rc = begin_request(r, 21, body, max_frame, buf, cap, &p);
+	if (rc < 0)
+		return rc;
 	p = put_u64(p, 1, q->session);
 	p = put_str(p, 2, q->conninfo);
 	p = put_str(p, 3, q->sql);
@@ -653,6 +710,43 @@ static Porter__V1__DbQueryReply *query_reply(ProtobufCAllocator *a, rd r)
 	return m;
 }
 
+/* The fields of a Ping (`delay` not NULL) or of a PingReply (NULL): the
+ * payload, and the delay. 0, or -1 to decline. */
+static int ping_fields(ProtobufCAllocator *a, rd r, ProtobufCBinaryData *payload, uint32_t *delay)
+{
+	while (r.p < r.end) {
+		uint32_t field;
+		unsigned wt;
+		uint64_t v;
+		rd in;
+		if (get_tag(&r, &field, &wt) < 0)
+			return -1;
+		if (field == 1 && wt == WT_LEN) {
+			if (get_len(&r, &in) < 0 || take_bytes(a, &in, payload) < 0)
+				return -1;
+		} else if (field == 2 && delay && wt == WT_VARINT) {
+			if (get_varint(&r, &v) < 0)
+				return -1;
+			*delay = (uint32_t)v;
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static Porter__V1__PingReply *ping_reply(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__PingReply *m = take_msg(a, &porter__v1__ping_reply__descriptor);
+	return m && ping_fields(a, r, &m->payload, NULL) == 0 ? m : NULL;
+}
+
+static Porter__V1__Ping *ping_msg(ProtobufCAllocator *a, rd r)
+{
+	Porter__V1__Ping *m = take_msg(a, &porter__v1__ping__descriptor);
+	return m && ping_fields(a, r, &m->payload, &m->delay_ms) == 0 ? m : NULL;
+}
+
 Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
 	Porter__V1__Response *m = take_msg(a, &porter__v1__response__descriptor);
@@ -694,6 +788,12 @@ Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, 
 			if (m->db_query || !(m->db_query = query_reply(a, in)))
 				return NULL;
 			m->body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+			break;
+		case 11:
+			LEN(in);
+			if (m->ping || !(m->ping = ping_reply(a, in)))
+				return NULL;
+			m->body_case = PORTER__V1__RESPONSE__BODY_PING;
 			break;
 		default:
 			return NULL;
@@ -743,7 +843,8 @@ static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
 {
 	Porter__V1__DbQuery *m = take_msg(a, &porter__v1__db_query__descriptor);
 	long n = count_field(r, 4, 0x3e);
-	if (!m || n < 0)
+	/* Over PostgreSQL's limit the caller refuses it, after counting. */
+	if (!m || n < 0 || n > DBWIRE_MAX_PARAMS)
 		return NULL;
 	if (n && !(m->params = take_array(a, n, sizeof(*m->params))))
 		return NULL;
@@ -857,6 +958,12 @@ Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, co
 			if (m->db_query || !(m->db_query = query(a, in)))
 				return NULL;
 			m->body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+			break;
+		case 11:
+			LEN(in);
+			if (m->ping || !(m->ping = ping_msg(a, in)))
+				return NULL;
+			m->body_case = PORTER__V1__REQUEST__BODY_PING;
 			break;
 		default:
 			return NULL;

@@ -1,7 +1,8 @@
 /*
- * dbwire - a hand-written codec for the messages of a query: the DbQuery
- * request and the Response that carries its results, the hottest messages
- * of both libporter and porterd.
+ * dbwire - a hand-written codec for the hottest messages of both libporter
+ * and porterd: the DbQuery request and the Response that carries its
+ * results, and the Ping request and its reply (a ping is the relay's own
+ * round trip, which the benchmarks and health checks measure).
  *
  * protobuf-c is generic: packing walks every field descriptor of every
  * message and sizes each sub-message again at every level above it (a
@@ -12,7 +13,7 @@
  * writes the same bytes as protobuf-c and builds the same structs from
  * them (unit tests compare both ways over thousands of random messages,
  * and the frame fuzzer checks the request decoder against protobuf-c); it
- * handles those two messages only, in their canonical form, and declines
+ * handles those messages only, in their canonical form, and declines
  * anything else, which the caller then hands to protobuf-c.
  *
  * Stateless and thread safe.
@@ -38,7 +39,7 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 /*
  * Unpacks `len` bytes of a Response into structs from allocator `a`, the
  * same ones protobuf-c's unpack would build, when the message is a
- * canonical one with a DbQueryReply body or none; otherwise returns NULL
+ * canonical one with a DbQueryReply or PingReply body or none; otherwise returns NULL
  * and the caller unpacks it with protobuf-c (which also reports malformed
  * input). Pieces are never freed one by one, even when it declines, so `a`
  * must be an arena's (arena.h), or a budget drawing from one.
@@ -46,11 +47,13 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len,
 					     const uint8_t *data);
 
-/* The same for a Request whose body is a DbQuery. */
+/* The same for a Request whose body is a DbQuery or a Ping. A DbQuery of
+ * more than DBWIRE_MAX_PARAMS parameters is declined before its
+ * parameters are unpacked (count them with dbwire_request_params). */
 Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, const uint8_t *data);
 
 /*
- * Packs a Request whose body is a DbQuery as one frame, like
+ * Packs a Request whose body is a DbQuery or a Ping as one frame, like
  * dbwire_pack_response: 1 packed, 0 not such a request (pack it with
  * protobuf-c), or PORTER_E_TOO_LARGE / PORTER_E_NOMEM.
  */

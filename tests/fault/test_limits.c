@@ -199,6 +199,27 @@ START_TEST(idle_timeout_closes_and_client_reconnects)
 	long long waited = th_now_ms() - t0;
 	ck_assert_int_ge(waited, 150);
 	close(fd);
+
+	/* Requests keep a connection from idling: pings every 80 ms for
+	 * 800 ms keep it open (every reply arrives on it), and it closes
+	 * once they stop. */
+	fd = th_raw_connect(d.socket);
+	th_raw_hello(fd, &r, PORTER_PROTOCOL_VERSION, 0);
+	for (int i = 0; i < 10; i++) {
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__Ping ping = PORTER__V1__PING__INIT;
+		req.id = 100 + (uint64_t)i;
+		req.body_case = PORTER__V1__REQUEST__BODY_PING;
+		req.ping = &ping;
+		th_raw_send(fd, &req);
+		Porter__V1__Response *resp = th_raw_recv(fd, &r, 2000);
+		ck_assert_ptr_nonnull(resp);
+		ck_assert_uint_eq(resp->id, req.id);
+		porter__v1__response__free_unpacked(resp, NULL);
+		usleep(80 * 1000);
+	}
+	ck_assert(th_raw_wait_closed(fd, 3000));
+	close(fd);
 	frame_reader_free(&r);
 
 	/* libporter: its connection is closed while idle; the next call
