@@ -24,6 +24,7 @@
 #include "harness.h"
 #include "porter.h"
 #include "porter.pb-c.h"
+#include "rawc.h"
 #include "tenant.h"
 
 /* Under a sanitizer RSS measures the sanitizer (see test_limits.c). */
@@ -34,103 +35,6 @@
 #endif
 
 static th_daemon d;
-
-/* ---- raw protocol for the children (no Check asserts there) ---- */
-
-static int raw_connect(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int raw_send(int fd, Porter__V1__Request *req)
-{
-	uint8_t *buf;
-	size_t len;
-	if (frame_pack(&req->base, 64u << 20, &buf, &len) < 0)
-		return -1;
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (n <= 0) {
-			free(buf);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	free(buf);
-	return 0;
-}
-
-static int send_hello(int fd)
-{
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
-	h.protocol = PORTER_PROTOCOL_VERSION;
-	h.client_instance = 0x51ull << 32 | (uint64_t)getpid();
-	h.client_name = "flood";
-	req.id = 1;
-	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
-	req.hello = &h;
-	return raw_send(fd, &req);
-}
-
-static int send_ping(int fd, uint64_t id, size_t payload, uint32_t delay_ms)
-{
-	static uint8_t *zeros;
-	static size_t zcap;
-	if (payload > zcap) {
-		free(zeros);
-		zeros = calloc(1, payload);
-		zcap = zeros ? payload : 0;
-		if (!zeros)
-			return -1;
-	}
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Ping p = PORTER__V1__PING__INIT;
-	p.payload.data = zeros;
-	p.payload.len = payload;
-	p.delay_ms = delay_ms;
-	req.id = id;
-	req.body_case = PORTER__V1__REQUEST__BODY_PING;
-	req.ping = &p;
-	return raw_send(fd, &req);
-}
-
-/* One response from fd within timeout_ms, or NULL. */
-static Porter__V1__Response *raw_recv(int fd, frame_reader *r, int timeout_ms)
-{
-	long long until = th_now_ms() + timeout_ms;
-	for (;;) {
-		const uint8_t *p;
-		size_t len;
-		int rc = frame_reader_next(r, &p, &len);
-		if (rc < 0)
-			return NULL;
-		if (rc > 0)
-			return porter__v1__response__unpack(NULL, len, p);
-		long long left = until - th_now_ms();
-		struct pollfd pfd = {fd, POLLIN, 0};
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return NULL;
-		uint8_t *space;
-		size_t n;
-		if (frame_reader_space(r, &space, &n) < 0)
-			return NULL;
-		ssize_t got = recv(fd, space, n, 0);
-		if (got <= 0)
-			return NULL;
-		frame_reader_commit(r, (size_t)got);
-	}
-}
 
 /* ---- shared results ---- */
 
@@ -159,14 +63,6 @@ static void note_busy(flood *f, const Porter__V1__Response *resp)
 		snprintf(f->busy_text, sizeof(f->busy_text), "%s", resp->message);
 }
 
-static int wait_flag(volatile int *flag, int ms)
-{
-	long long until = th_now_ms() + ms;
-	while (!*flag && th_now_ms() < until)
-		usleep(2000);
-	return *flag;
-}
-
 /* Alice: `n` connections at once, each says Hello; every one must be
  * answered (welcomed or refused with a reason) within 5 s. Holds them until
  * the test is done. */
@@ -185,14 +81,14 @@ static int flood_connections(void *arg)
 	struct rlimit rl = {4096, 4096};
 	setrlimit(RLIMIT_NOFILE, &rl);
 	for (int i = 0; i < a->n; i++) {
-		fds[i] = raw_connect(a->socket);
+		fds[i] = th_rc_connect(a->socket);
 		frame_reader_init(&rd[i], 1 << 16);
 		/* A connection refused at accept may be closed before its
 		 * Hello is sent (EPIPE); its refusal is still there to read. */
 		if (fds[i] < 0)
 			note_other(f, "connect", i, NULL);
 		else
-			send_hello(fds[i]);
+			th_rc_hello(fds[i]);
 	}
 	/* One budget for all the answers, so a daemon that leaves clients
 	 * in its backlog fails the test with counts instead of hanging it. */
@@ -201,7 +97,7 @@ static int flood_connections(void *arg)
 		if (fds[i] < 0)
 			continue;
 		long long left = until - th_now_ms();
-		Porter__V1__Response *resp = raw_recv(fds[i], &rd[i], left > 0 ? (int)left : 0);
+		Porter__V1__Response *resp = th_rc_recv(fds[i], &rd[i], left > 0 ? (int)left : 0);
 		if (!resp)
 			note_other(f, "no reply", i, NULL);
 		else if (resp->status == 0)
@@ -214,7 +110,7 @@ static int flood_connections(void *arg)
 			porter__v1__response__free_unpacked(resp, NULL);
 	}
 	f->ready = 1;
-	wait_flag(&f->done, 60000);
+	th_wait_flag(&f->done, 60000);
 	for (int i = 0; i < a->n; i++) {
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -313,7 +209,7 @@ static flood *start_conn_flood(int n, const char *what, pthread_t *t)
 	static conns_arg a;
 	a = (conns_arg){f, n, d.socket};
 	ck_assert_int_eq(pthread_create(t, NULL, run_flood, &a), 0);
-	ck_assert_msg(wait_flag(&f->ready, 60000),
+	ck_assert_msg(th_wait_flag(&f->ready, 60000),
 		      "%s: alice not done: %d welcomed, %d refused, %d other (%s)", what, f->ok,
 		      f->busy, f->other, f->other_text);
 	fprintf(stderr, "%s: alice %d welcomed, %d refused (%s), %d other (%s)\n", what, f->ok,
@@ -385,20 +281,20 @@ static int flood_inflight(void *arg)
 	flood *f = a->f;
 	frame_reader rd;
 	frame_reader_init(&rd, 1 << 16);
-	int fd = raw_connect(a->socket);
-	if (fd < 0 || send_hello(fd) < 0)
+	int fd = th_rc_connect(a->socket);
+	if (fd < 0 || th_rc_hello(fd) < 0)
 		return 1;
-	Porter__V1__Response *resp = raw_recv(fd, &rd, 5000);
+	Porter__V1__Response *resp = th_rc_recv(fd, &rd, 5000);
 	if (!resp || resp->status != 0)
 		return 2;
 	porter__v1__response__free_unpacked(resp, NULL);
 	for (int i = 0; i < a->n; i++)
-		if (send_ping(fd, 100 + (uint64_t)i, 8, 1500) < 0)
+		if (th_rc_ping(fd, 100 + (uint64_t)i, 8, 1500) < 0)
 			return 3;
 	/* The refusals come at once, before any slow ping ends. */
 	long long t0 = th_now_ms();
 	while (f->busy < a->n - 32 && th_now_ms() - t0 < 1000 &&
-	       (resp = raw_recv(fd, &rd, 1000 - (int)(th_now_ms() - t0)))) {
+	       (resp = th_rc_recv(fd, &rd, 1000 - (int)(th_now_ms() - t0)))) {
 		if (resp->status == PORTER_E_BUSY)
 			note_busy(f, resp);
 		else if (resp->status == 0)
@@ -408,7 +304,7 @@ static int flood_inflight(void *arg)
 		porter__v1__response__free_unpacked(resp, NULL);
 	}
 	f->ready = 1;
-	while ((resp = raw_recv(fd, &rd, 5000))) {
+	while ((resp = th_rc_recv(fd, &rd, 5000))) {
 		if (resp->status == 0)
 			f->ok++;
 		else if (resp->status == PORTER_E_BUSY)
@@ -440,7 +336,7 @@ START_TEST(requests_in_flight_bounded_per_uid)
 	conns_arg a = {f, 200, d.socket};
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_inflight, &a), 0);
-	ck_assert(wait_flag(&f->ready, 30000));
+	ck_assert(th_wait_flag(&f->ready, 30000));
 	/* While alice's 32 slow pings hold her share, bob is served. */
 	bob_unaffected(idle, "in-flight flood");
 	pthread_join(t, NULL);
@@ -465,12 +361,12 @@ static int flood_never_read(void *arg)
 	frame_reader rd;
 	frame_reader_init(&rd, 1 << 16);
 	for (int i = 0; i < 32; i++) {
-		fds[i] = raw_connect(a->socket);
-		if (fds[i] < 0 || send_hello(fds[i]) < 0)
+		fds[i] = th_rc_connect(a->socket);
+		if (fds[i] < 0 || th_rc_hello(fds[i]) < 0)
 			return 1;
 		frame_reader_free(&rd);
 		frame_reader_init(&rd, 1 << 16);
-		Porter__V1__Response *resp = raw_recv(fds[i], &rd, 5000);
+		Porter__V1__Response *resp = th_rc_recv(fds[i], &rd, 5000);
 		if (!resp || resp->status != 0)
 			return 2;
 		porter__v1__response__free_unpacked(resp, NULL);
@@ -481,10 +377,10 @@ static int flood_never_read(void *arg)
 	}
 	for (int k = 0; k < 24; k++)
 		for (int i = 0; i < 32; i++)
-			if (fds[i] >= 0 && send_ping(fds[i], 10 + (uint64_t)k, 512 * 1024, 0) < 0)
+			if (fds[i] >= 0 && th_rc_ping(fds[i], 10 + (uint64_t)k, 512 * 1024, 0) < 0)
 				f->other++; /* dropped by porterd: expected */
 	f->ready = 1;
-	wait_flag(&f->done, 60000);
+	th_wait_flag(&f->done, 60000);
 	for (int i = 0; i < 32; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -541,7 +437,7 @@ START_TEST(slow_readers_bounded_and_memory_returns)
 	conns_arg a = {f, 32, d.socket};
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_never_read, &a), 0);
-	ck_assert(wait_flag(&f->ready, 60000));
+	ck_assert(th_wait_flag(&f->ready, 60000));
 	long peak = th_rss_kib(d.pid);
 	bob_unaffected(idle, "never-reading flood");
 	long held = th_rss_kib(d.pid);
@@ -571,11 +467,11 @@ static int churn(void *arg)
 	conns_arg *a = arg;
 	frame_reader rd;
 	for (int i = 0; i < a->n; i++) {
-		int fd = raw_connect(a->socket);
-		if (fd < 0 || send_hello(fd) < 0)
+		int fd = th_rc_connect(a->socket);
+		if (fd < 0 || th_rc_hello(fd) < 0)
 			return 1;
 		frame_reader_init(&rd, 1 << 16);
-		Porter__V1__Response *resp = raw_recv(fd, &rd, 5000);
+		Porter__V1__Response *resp = th_rc_recv(fd, &rd, 5000);
 		frame_reader_free(&rd);
 		close(fd);
 		if (!resp)
@@ -613,15 +509,15 @@ static int large_then_idle(void *arg)
 	static int fds[MAX_FLOOD];
 	frame_reader rd;
 	for (int i = 0; i < a->n; i++) {
-		fds[i] = raw_connect(a->socket);
+		fds[i] = th_rc_connect(a->socket);
 		frame_reader_init(&rd, 4u << 20);
 		Porter__V1__Response *resp = NULL;
-		if (fds[i] >= 0 && send_hello(fds[i]) == 0 &&
-		    (resp = raw_recv(fds[i], &rd, 5000)) && resp->status == 0) {
+		if (fds[i] >= 0 && th_rc_hello(fds[i]) == 0 &&
+		    (resp = th_rc_recv(fds[i], &rd, 5000)) && resp->status == 0) {
 			porter__v1__response__free_unpacked(resp, NULL);
 			resp = NULL;
-			if (send_ping(fds[i], 7, 900 * 1024, 0) == 0)
-				resp = raw_recv(fds[i], &rd, 10000);
+			if (th_rc_ping(fds[i], 7, 900 * 1024, 0) == 0)
+				resp = th_rc_recv(fds[i], &rd, 10000);
 		}
 		if (resp && resp->status == 0)
 			f->ok++;
@@ -632,7 +528,7 @@ static int large_then_idle(void *arg)
 		frame_reader_free(&rd);
 	}
 	f->ready = 1;
-	wait_flag(&f->done, 60000);
+	th_wait_flag(&f->done, 60000);
 	for (int i = 0; i < a->n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -656,7 +552,7 @@ START_TEST(idle_connections_keep_no_large_buffers)
 	conns_arg a = {f, 200, d.socket};
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_large_then_idle, &a), 0);
-	ck_assert(wait_flag(&f->ready, 60000));
+	ck_assert(th_wait_flag(&f->ready, 60000));
 	ck_assert_int_eq(f->ok, 200);
 	long idle = rss_settles(2 * rss0);
 	fprintf(stderr,
@@ -698,7 +594,7 @@ static int bob_early_cancel(void *arg)
 		return 1;
 	pthread_join(t, NULL);
 	e->cancelled = 1;
-	if (!wait_flag(&e->flooded, 30000))
+	if (!th_wait_flag(&e->flooded, 30000))
 		return 2;
 	e->call_rc = porter_ping("late", 4, e->id, 3000);
 	return 0;
@@ -728,7 +624,7 @@ START_TEST(early_cancels_kept_per_client)
 	early *e = th_shared_alloc(sizeof(*e));
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_early, e), 0);
-	ck_assert(wait_flag(&e->cancelled, 30000));
+	ck_assert(th_wait_flag(&e->cancelled, 30000));
 	ck_assert_int_eq(e->cancel_rc, PORTER_E_NOT_FOUND); /* remembered */
 	/* 300 unmatched cancels from another uid: on a shared table of 256
 	 * they pushed bob's out and his cancelled call ran. */

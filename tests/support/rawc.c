@@ -1,0 +1,128 @@
+/* rawc - raw protocol for test children; see rawc.h. */
+#include "rawc.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+
+int th_rc_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int th_rc_send(int fd, Porter__V1__Request *req)
+{
+	uint8_t *buf;
+	size_t len;
+	if (frame_pack(&req->base, 64u << 20, &buf, &len) < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0) {
+			free(buf);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	free(buf);
+	return 0;
+}
+
+int th_rc_hello(int fd)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
+	h.protocol = PORTER_PROTOCOL_VERSION;
+	h.client_instance = 0x51ull << 32 | (uint64_t)getpid();
+	h.client_name = "flood";
+	req.id = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	return th_rc_send(fd, &req);
+}
+
+int th_rc_ping(int fd, uint64_t id, size_t payload, uint32_t delay_ms)
+{
+	uint8_t *zeros = payload ? calloc(1, payload) : NULL;
+	if (payload && !zeros)
+		return -1;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping p = PORTER__V1__PING__INIT;
+	p.payload.data = zeros;
+	p.payload.len = payload;
+	p.delay_ms = delay_ms;
+	req.id = id;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &p;
+	int rc = th_rc_send(fd, &req);
+	free(zeros);
+	return rc;
+}
+
+Porter__V1__Response *th_rc_recv(int fd, frame_reader *r, int timeout_ms)
+{
+	long long until = th_now_ms() + timeout_ms;
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		int rc = frame_reader_next(r, &p, &len);
+		if (rc < 0)
+			return NULL;
+		if (rc > 0)
+			return porter__v1__response__unpack(NULL, len, p);
+		long long left = until - th_now_ms();
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return NULL;
+		uint8_t *space;
+		size_t n;
+		if (frame_reader_space(r, &space, &n) < 0)
+			return NULL;
+		ssize_t got = recv(fd, space, n, 0);
+		if (got <= 0)
+			return NULL;
+		frame_reader_commit(r, (size_t)got);
+	}
+}
+
+int th_rc_open(const char *path, frame_reader *rd, int timeout_ms, Porter__V1__Response **hello)
+{
+	Porter__V1__Response *resp = NULL;
+	int fd = th_rc_connect(path);
+	if (fd >= 0 && th_rc_hello(fd) == 0)
+		resp = th_rc_recv(fd, rd, timeout_ms);
+	int welcomed = resp && resp->status == 0;
+	if (hello)
+		*hello = resp;
+	else if (resp)
+		porter__v1__response__free_unpacked(resp, NULL);
+	if (!welcomed && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+int th_wait_flag(volatile int *flag, int ms)
+{
+	long long until = th_now_ms() + ms;
+	while (!*flag && th_now_ms() < until)
+		usleep(2000);
+	return *flag;
+}

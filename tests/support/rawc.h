@@ -1,0 +1,49 @@
+/*
+ * rawc - the raw protocol for test children: connections that misbehave
+ * on purpose (many at once, never reading, pipelining) from a process
+ * forked by th_as. Unlike harness.h's th_raw_* these never assert: Check
+ * asserts belong to the test process, a child reports through its return
+ * value and th_shared_alloc memory. Any thread.
+ */
+#ifndef PORTER_RAWC_H
+#define PORTER_RAWC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "porter.pb-c.h"
+
+/* A connected, blocking Unix socket to `path` (not NULL); -1 on failure
+ * (errno set). */
+int th_rc_connect(const char *path);
+
+/* Packs and writes `req` (not NULL) whole, without SIGPIPE. 0 or -1. */
+int th_rc_send(int fd, Porter__V1__Request *req);
+
+/* Sends Hello with this process's instance id (from its pid). 0 or -1. */
+int th_rc_hello(int fd);
+
+/* Sends Ping `id` with `payload` zero bytes, answered after `delay_ms`.
+ * 0 or -1. */
+int th_rc_ping(int fd, uint64_t id, size_t payload, uint32_t delay_ms);
+
+/* The next response on `fd` through `r` within `timeout_ms`, or NULL (EOF,
+ * timeout, garbage). Free with porter__v1__response__free_unpacked. */
+Porter__V1__Response *th_rc_recv(int fd, frame_reader *r, int timeout_ms);
+
+/*
+ * Connects to `path`, says Hello and waits up to `timeout_ms` for its
+ * answer, read through `rd` (initialised by the caller, kept for the
+ * connection's later replies). Returns the fd when porterd welcomed the
+ * client (status 0), else -1 with the socket closed. `*hello` (NULL: not
+ * wanted) gets the Hello's response, NULL when none came; the caller frees
+ * it with porter__v1__response__free_unpacked.
+ */
+int th_rc_open(const char *path, frame_reader *rd, int timeout_ms, Porter__V1__Response **hello);
+
+/* Waits (polling every 2 ms) up to `ms` for `*flag` (shared memory set by
+ * another process) to become non-zero; returns its last value. */
+int th_wait_flag(volatile int *flag, int ms);
+
+#endif
