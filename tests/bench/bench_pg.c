@@ -5,6 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+int bench_pg_file(const char *state, const char *name, char *out, size_t cap)
+{
+	char path[1024];
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", state, name);
+	FILE *f = fopen(path, "r");
+	int rc = f && fgets(out, (int)cap, f) ? 0 : -1;
+	if (f)
+		fclose(f);
+	out[strcspn(out, "\n")] = 0;
+	return rc;
+}
+
 int bench_pg_start(const char *state, char *conninfo, size_t cap)
 {
 	char cmd[1024];
@@ -12,13 +25,7 @@ int bench_pg_start(const char *state, char *conninfo, size_t cap)
 		 PORTER_SOURCE_DIR, state);
 	if (system(cmd) != 0)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "%s/conninfo", state);
-	FILE *f = fopen(cmd, "r");
-	int rc = f && fgets(conninfo, (int)cap, f) ? 0 : -1;
-	if (f)
-		fclose(f);
-	conninfo[strcspn(conninfo, "\n")] = 0;
-	return rc;
+	return bench_pg_file(state, "conninfo", conninfo, cap);
 }
 
 int bench_pg_stop(const char *state)
