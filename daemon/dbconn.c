@@ -162,7 +162,12 @@ int dbconn_send_cancel(dbc *c)
 	}
 	c->cancelling++;
 	/* The cancel reaches the backend some time later, possibly while it
-	 * runs a query sent ahead behind the one it was meant for. */
+	 * runs a query sent ahead behind the one it was meant for. It may
+	 * even land twice: PostgreSQL's postmaster signals the backend and
+	 * then its process group, and when the backend has handled the first
+	 * SIGINT (stopping the query meant) before the second arrives, the
+	 * second stops the next statement, whichever message of a query
+	 * that is (a Parse or a reset sent ahead of it, or the query). */
 	for (list *pos = c->pipe.next; pos != &c->pipe; pos = pos->next)
 		if (pos != c->pipe.next)
 			list_entry(pos, pent, link)->exposed = 1;

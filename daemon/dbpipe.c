@@ -328,10 +328,10 @@ static void lead_result(dbc *c, pent *e, PGresult *res)
 		else if (s)
 			dbstmt_drop(&c->stmts, s);
 	}
-	if (st == PGRES_FATAL_ERROR)
+	if (st == PGRES_FATAL_ERROR && !e->retry)
 		dbresult_take(c, res); /* the query's error: a Parse failed */
 	else
-		PQclear(res);
+		PQclear(res); /* or it runs again: nothing of it happened */
 }
 
 /*
@@ -382,16 +382,21 @@ void dbpipe_pump(dbc *c)
 		}
 		if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED)
 			c->seg_bad = 1;
-		if (e->lead) {
-			lead_result(c, e, res);
-			continue;
-		}
 		if (e->exposed && is_state(res, "57014") && !e->retry && e->op && !e->op->err &&
 		    e->op->retries < 2) {
-			/* Hit by the cancel of the query ahead of it; its
-			 * segment was rolled back. */
+			/* Hit by the cancel of the query ahead of it, in the
+			 * query itself or in a statement sent ahead of it (its
+			 * Parse, a reset); its segment was rolled back. */
 			e->retry = 1;
-			PQclear(res);
+			log_debug("db: a cancel meant for another query stopped %s; it runs again",
+				  e->lead ? "a statement sent ahead of a query" : "a query");
+			if (!e->lead) {
+				PQclear(res);
+				continue;
+			}
+		}
+		if (e->lead) {
+			lead_result(c, e, res);
 			continue;
 		}
 		if (stale_stmt(e, res) && !e->retry && !(e->op && e->op->err)) {
