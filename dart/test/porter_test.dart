@@ -94,6 +94,14 @@ void main() {
       for (var i = 0; i < s.workers.length; i++) {
         expect(s.workers[i].worker, i);
       }
+      // This process's uid holds at least this connection, within its
+      // quota when there is one.
+      final mine = s.uids.where((u) => u.connections > 0).toList();
+      expect(mine, isNotEmpty);
+      for (final u in mine) {
+        expect(u.maxConnections == 0 || u.connections <= u.maxConnections,
+            isTrue, reason: '$u');
+      }
     });
 
     test('a negative timeout is refused before any call', () {

@@ -39,6 +39,45 @@ final class PorterWorkerStats {
       '$bytesIn bytes in, $bytesOut bytes out';
 }
 
+/// What one uid holds in porterd, against its quotas (porterd's
+/// `uid-max-*` settings; a limit of 0 means none). A caller sees its own
+/// uid only; porterd's own uid sees every uid holding something.
+final class PorterUidUsage {
+  final int uid;
+
+  /// Connections open now, and the most it may hold.
+  final int connections;
+  final int maxConnections;
+
+  /// Requests in flight over all its connections, and the most.
+  final int inflight;
+  final int maxInflight;
+
+  /// Bytes buffered for it (unsent replies, read buffers), and the most.
+  final int bufferedBytes;
+  final int maxBuffered;
+
+  /// Database sessions, and streams (cursors, HTTP and file streams).
+  final int sessions;
+  final int streams;
+
+  const PorterUidUsage(
+      {required this.uid,
+      this.connections = 0,
+      this.maxConnections = 0,
+      this.inflight = 0,
+      this.maxInflight = 0,
+      this.bufferedBytes = 0,
+      this.maxBuffered = 0,
+      this.sessions = 0,
+      this.streams = 0});
+
+  @override
+  String toString() => 'uid $uid: $connections/$maxConnections connections, '
+      '$inflight/$maxInflight in flight, $bufferedBytes/$maxBuffered bytes '
+      'buffered, $sessions sessions, $streams streams';
+}
+
 /// A snapshot of the daemon's counters. A plain Dart object: it owns no
 /// native memory and can be sent between isolates.
 final class PorterStats {
@@ -61,6 +100,10 @@ final class PorterStats {
   /// HTTP transfers alive in the daemon (requests and streams).
   final int httpTransfers;
 
+  /// What each uid holds against its quotas: the caller's own uid, or
+  /// every uid holding something when the caller is porterd's own uid.
+  final List<PorterUidUsage> uids;
+
   const PorterStats({
     required this.daemonVersion,
     required this.uptime,
@@ -68,6 +111,7 @@ final class PorterStats {
     this.openFds = 0,
     this.dbConnections = 0,
     this.httpTransfers = 0,
+    this.uids = const [],
   });
 
   /// Client connections open now, over all workers.

@@ -65,6 +65,7 @@ final class StatsSnapshot implements Finalizable {
         ));
       }
       return PorterStats(
+        uids: _uids(),
         daemonVersion:
             _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
         uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
@@ -75,6 +76,33 @@ final class StatsSnapshot implements Finalizable {
       );
     } finally {
       calloc.free(w);
+    }
+  }
+
+  List<PorterUidUsage> _uids() {
+    final n = _b.porter_stats_uids(_ptr);
+    final u = calloc<porter_uid_usage>();
+    try {
+      final out = <PorterUidUsage>[];
+      for (var i = 0; i < n; i++) {
+        if (_b.porter_stats_uid(_ptr, i, u) < 0) {
+          throw StateError('uid $i of $n missing from the snapshot');
+        }
+        final r = u.ref;
+        out.add(PorterUidUsage(
+            uid: r.uid,
+            connections: r.connections,
+            maxConnections: r.max_connections,
+            inflight: r.inflight,
+            maxInflight: r.max_inflight,
+            bufferedBytes: r.buffered_bytes,
+            maxBuffered: r.max_buffered,
+            sessions: r.sessions,
+            streams: r.streams));
+      }
+      return List.unmodifiable(out);
+    } finally {
+      calloc.free(u);
     }
   }
 
