@@ -1,18 +1,30 @@
-/* file - the file calls of libporter; see porter.h ("Files"). */
+/* file - reads and writes of files, by descriptor or by chunks; see
+ * porter.h ("Files"). The calls that only name files are in fileops.c. */
 #include "porter.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "pbatch.h"
 #include "pbg.h"
 #include "pconn.h"
+#include "pfd.h"
+#include "pfile.h"
 
 /* Bytes per write chunk: well under the daemon's 16 MiB frame limit. */
 #define WRITE_CHUNK (1u << 20)
 /* Data up to this size goes in one FileWrite request. */
 #define WRITE_ONE_SHOT (4u << 20)
+/* porter_file_write sends plain writes, and atomic ones larger than this,
+ * through a writer, which goes by descriptor: one round trip and the data
+ * written here. A small atomic write stays one FileWrite with its bytes
+ * (one round trip, where the descriptor path needs a second for the
+ * commit). */
+#define ATOMIC_BY_FD (64u << 10)
+/* A reader by descriptor hands out pieces of at most this size. */
+#define READ_PIECE (1u << 20)
 /* A deadline for a call made of several exchanges. */
 static int64_t deadline_of(int timeout_ms)
 {
@@ -26,17 +38,6 @@ static int left_ms(int64_t deadline)
 	if (left <= 0)
 		return pconn_set_error(PORTER_E_TIMEOUT, "file call timed out between chunks");
 	return left > 0x7fffffff ? 0x7fffffff : (int)left;
-}
-
-static char *root_arg(const char *root)
-{
-	return (char *)(root ? root : "");
-}
-
-static int bad_reply(Porter__V1__Response *resp, const char *what)
-{
-	porter__v1__response__free_unpacked(resp, NULL);
-	return pconn_set_error(PORTER_E_PROTOCOL, "%s reply missing", what);
 }
 
 void porter_bytes_free(porter_bytes *b)
@@ -61,6 +62,15 @@ struct porter_file_reader {
 	 * timed-out pull leaves the stream there; closing one porterd
 	 * already dropped is harmless). */
 	int failed;
+	/* By descriptor: the open file porterd passed (-1: chunks come over
+	 * the socket), the next offset, where to stop (the size at open,
+	 * capped by the length asked; UINT64_MAX to read to the end of a
+	 * file whose size is unknown), and the piece handed out. */
+	int fd;
+	uint64_t pos, end;
+	uint32_t piece; /* the daemon's chunk size, capped by READ_PIECE */
+	uint8_t *buf;
+	char *path; /* for messages; owned */
 };
 
 static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
@@ -71,7 +81,7 @@ static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 	if (rc < 0)
 		return rc;
 	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)
-		return bad_reply(resp, "file read");
+		return pfile_bad_reply(resp, "file read");
 	*out = resp;
 	return 0;
 }
@@ -94,7 +104,7 @@ int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
 		call_id = pconn_next_id();
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
-	fr.root = root_arg(root);
+	fr.root = pfile_root(root);
 	fr.path = (char *)path;
 	fr.offset = offset;
 	fr.length = length;
@@ -105,9 +115,24 @@ int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
 	porter_file_reader *rd = calloc(1, sizeof(*rd));
 	if (!rd)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	/* Opening a read is safe to repeat: an orphaned stream of the lost
-	 * connection is dropped by the daemon. */
+	rd->fd = -1;
+	/* Files by descriptor over the Unix socket; the bytes come instead
+	 * when porterd cannot pass one now (PORTER_E_BUSY) or the descriptor
+	 * was lost on the way (this process is out of descriptors). Opening a
+	 * read is safe to repeat: an orphaned stream of the lost connection
+	 * is dropped by the daemon. */
+	fr.want_fd = 1;
 	rc = read_call(&req, wait, PCONN_IDEMPOTENT, &rd->cur);
+	if (rc == 0 && rd->cur->file_read->fd_passed && (rd->fd = pfd_take(O_RDONLY)) < 0) {
+		porter__v1__response__free_unpacked(rd->cur, NULL);
+		rd->cur = NULL;
+		rc = rd->fd == -1 ? PORTER_E_BUSY : rd->fd;
+		rd->fd = -1;
+	}
+	if (rc == PORTER_E_BUSY && (rc = pconn_bounded(deadline, timeout_ms, &wait)) == 0) {
+		fr.want_fd = 0;
+		rc = read_call(&req, wait, PCONN_IDEMPOTENT, &rd->cur);
+	}
 	if (rc < 0) {
 		free(rd);
 		return rc;
@@ -117,8 +142,50 @@ int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
 	rd->stream_id = rd->cur->file_read->stream_id;
 	rd->file_size = rd->cur->file_read->file_size;
 	rd->pending = 1;
+	if (rd->fd >= 0) {
+		rd->stream_id = 0;
+		rd->pending = 0;
+		rd->pos = offset;
+		/* As the byte path: up to the size at open, or to the end of a
+		 * file whose size is unknown (0: /proc files). */
+		uint64_t size = rd->file_size;
+		rd->end = size ? size : UINT64_MAX;
+		if (length && length < rd->end - (offset < rd->end ? offset : rd->end))
+			rd->end = offset + length;
+		rd->path = strdup(path);
+		/* Pieces of the size the chunks would have had, so a stream
+		 * hands out the same as over the socket. */
+		uint32_t cs = rd->cur->file_read->chunk_size;
+		rd->piece = cs && cs < READ_PIECE ? cs : READ_PIECE;
+	}
 	*out = rd;
 	return 0;
+}
+
+/* The next piece of a reader by descriptor, read from the file here. */
+static int reader_read_fd(porter_file_reader *rd, const void **data, size_t *len)
+{
+	if (rd->pos >= rd->end)
+		return 0;
+	uint64_t want = rd->end - rd->pos;
+	if (want > rd->piece)
+		want = rd->piece;
+	if (!rd->buf && !(rd->buf = malloc(rd->piece)))
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	size_t got = 0;
+	int rc = pfd_read(rd->fd, rd->buf, (size_t)want, rd->pos, &got, rd->path);
+	if (rc < 0) {
+		rd->failed = rc;
+		return rc;
+	}
+	if (got == 0) {
+		rd->end = rd->pos; /* the file shrank: end early */
+		return 0;
+	}
+	rd->pos += got;
+	*data = rd->buf;
+	*len = got;
+	return 1;
 }
 
 uint64_t porter_file_reader_size(const porter_file_reader *rd)
@@ -139,6 +206,8 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 		return pconn_set_error(rd->failed,
 				       "an earlier read of this file stream failed (%s)",
 				       porter_strerror(rd->failed));
+	if (rd->fd >= 0)
+		return reader_read_fd(rd, data, len);
 	if (!rd->pending) {
 		if (rd->cur) {
 			porter__v1__response__free_unpacked(rd->cur, NULL);
@@ -206,6 +275,10 @@ static void reader_release(porter_file_reader *rd)
 {
 	if (rd->cur)
 		porter__v1__response__free_unpacked(rd->cur, NULL);
+	if (rd->fd >= 0)
+		close(rd->fd);
+	free(rd->buf);
+	free(rd->path);
 	free(rd);
 }
 
@@ -224,6 +297,38 @@ void porter_file_reader_free(porter_file_reader *rd)
 		return;
 	stream_close_later(rd->stream_id);
 	reader_release(rd);
+}
+
+/* Reads what a reader by descriptor covers into `b` (its buffer of `cap`
+ * bytes, grown for a file that grew or has no size). */
+static int read_fd_all(porter_file_reader *rd, porter_bytes *b, size_t cap)
+{
+	for (;;) {
+		if (rd->pos >= rd->end)
+			return 0;
+		uint64_t left = rd->end - rd->pos;
+		if (cap == b->len) {
+			if (cap > SIZE_MAX / 2)
+				return pconn_set_error(PORTER_E_TOO_LARGE,
+						       "file too large for memory");
+			uint8_t *nd = realloc(b->data, cap * 2);
+			if (!nd)
+				return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+			b->data = nd;
+			cap *= 2;
+		}
+		size_t want = cap - b->len;
+		if (want > left)
+			want = (size_t)left;
+		size_t got = 0;
+		int rc = pfd_read(rd->fd, b->data + b->len, want, rd->pos, &got, rd->path);
+		if (rc < 0)
+			return rc;
+		if (got == 0)
+			return 0;
+		b->len += got;
+		rd->pos += got;
+	}
 }
 
 int porter_file_read(const char *root, const char *path, uint64_t offset, uint64_t length,
@@ -260,6 +365,15 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 	if (!b->data) {
 		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory for %zu bytes", cap);
 		goto fail;
+	}
+	if (rd->fd >= 0) {
+		/* By descriptor: straight into the result, no piece buffer. */
+		rc = read_fd_all(rd, b, cap);
+		if (rc < 0)
+			goto fail;
+		porter_file_reader_free(rd);
+		*out = b;
+		return 0;
 	}
 	for (;;) {
 		const void *p;
@@ -302,11 +416,20 @@ fail:
 /* --------------------------------------------------------------- writer */
 
 struct porter_file_writer {
-	uint64_t stream_id; /* 0 once committed or abandoned */
+	uint64_t stream_id; /* 0 once committed or abandoned, or none */
+	/* By descriptor: the open file (or an atomic write's temp file)
+	 * porterd passed, -1 for chunks over the socket or once finished. */
+	int fd;
+	int open;       /* not yet committed, failed or abandoned */
+	unsigned flags; /* porter_file_flag bits asked at open */
+	char *path;     /* for messages; owned */
 };
 
 static void writer_release(porter_file_writer *wr)
 {
+	if (wr->fd >= 0)
+		close(wr->fd);
+	free(wr->path);
 	free(wr);
 }
 
@@ -317,7 +440,7 @@ static int write_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Resp
 	if (rc < 0)
 		return rc;
 	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_WRITE)
-		return bad_reply(resp, "file write");
+		return pfile_bad_reply(resp, "file write");
 	*out = resp;
 	return 0;
 }
@@ -332,7 +455,7 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileWriteOpen wo = PORTER__V1__FILE_WRITE_OPEN__INIT;
 	Porter__V1__Response *resp = NULL;
-	wo.root = root_arg(root);
+	wo.root = pfile_root(root);
 	wo.path = (char *)path;
 	wo.flags = flags;
 	wo.mode = mode;
@@ -342,17 +465,51 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 	porter_file_writer *wr = calloc(1, sizeof(*wr));
 	if (!wr)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	wr->fd = -1;
+	wr->flags = flags;
+	if (timeout_ms < 0) {
+		free(wr);
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	}
+	int64_t deadline = deadline_of(timeout_ms);
+	/* By descriptor over the Unix socket; by chunks when porterd cannot
+	 * pass one now (PORTER_E_BUSY) or it was lost on the way. */
+	wo.want_fd = 1;
 	int rc = write_call(&req, timeout_ms, &resp);
+	if (rc == 0 && resp->file_write->fd_passed) {
+		wr->stream_id = resp->file_write->stream_id;
+		porter__v1__response__free_unpacked(resp, NULL);
+		resp = NULL;
+		if ((flags & PORTER_FILE_ATOMIC) && !wr->stream_id) {
+			close(pconn_take_fd());
+			rc = pconn_set_error(PORTER_E_PROTOCOL, "no stream id in the reply");
+		} else if ((wr->fd = pfd_take(O_WRONLY)) < 0) {
+			rc = wr->fd == -1 ? PORTER_E_BUSY : wr->fd;
+			wr->fd = -1;
+			/* The temp file nobody can write: dropped behind us. */
+			stream_close_later(wr->stream_id);
+			wr->stream_id = 0;
+		}
+	}
+	if (rc == PORTER_E_BUSY && (rc = left_ms(deadline)) > 0) {
+		wo.want_fd = 0;
+		rc = write_call(&req, rc, &resp);
+	}
 	if (rc < 0) {
 		free(wr);
 		return rc;
 	}
-	wr->stream_id = resp->file_write->stream_id;
-	porter__v1__response__free_unpacked(resp, NULL);
-	if (!wr->stream_id) {
-		free(wr);
-		return pconn_set_error(PORTER_E_PROTOCOL, "no stream id in the reply");
+	if (resp) {
+		wr->stream_id = resp->file_write->stream_id;
+		porter__v1__response__free_unpacked(resp, NULL);
+		if (!wr->stream_id) {
+			free(wr);
+			return pconn_set_error(PORTER_E_PROTOCOL, "no stream id in the reply");
+		}
+	} else {
+		wr->path = strdup(path);
 	}
+	wr->open = 1;
 	*out = wr;
 	return 0;
 }
@@ -362,11 +519,20 @@ int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t le
 {
 	if (!wr || (!data && len))
 		return pconn_set_error(PORTER_E_INVAL, "writer or data is NULL");
-	if (!wr->stream_id)
+	if (!wr->open)
 		return pconn_set_error(PORTER_E_INVAL, "the write was committed or abandoned");
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	int64_t deadline = deadline_of(timeout_ms);
+	if (wr->fd >= 0) {
+		int rc = pfd_write(wr->fd, data, len, deadline, wr->path);
+		/* A failed write leaves the file as the byte path's would: a
+		 * plain one written up to there, an atomic one never
+		 * committed. */
+		if (rc < 0 && rc != PORTER_E_TIMEOUT)
+			wr->open = 0;
+		return rc;
+	}
 	/* Every chunk with one id, so a cancel reaches whichever is sent. */
 	if (!call_id)
 		call_id = pconn_next_id();
@@ -389,8 +555,10 @@ int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t le
 		if (rc < 0) {
 			/* The daemon drops a stream whose chunk failed; one
 			 * that timed out is dropped by the close. */
-			if (rc != PORTER_E_TIMEOUT && rc != PORTER_E_BUSY)
+			if (rc != PORTER_E_TIMEOUT && rc != PORTER_E_BUSY) {
 				wr->stream_id = 0;
+				wr->open = 0;
+			}
 			return rc;
 		}
 		porter__v1__response__free_unpacked(resp, NULL);
@@ -404,8 +572,20 @@ int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int time
 {
 	if (!wr)
 		return pconn_set_error(PORTER_E_INVAL, "writer is NULL");
-	if (!wr->stream_id)
+	if (!wr->open)
 		return pconn_set_error(PORTER_E_INVAL, "the write was committed or abandoned");
+	if (wr->fd >= 0) {
+		/* porterd keeps its own copy of an atomic write's temp file
+		 * and fsyncs that (the same file) at the commit; a plain
+		 * write is finished here. */
+		int atomic = (wr->flags & PORTER_FILE_ATOMIC) != 0;
+		int rc = pfd_finish(wr->fd, !atomic && (wr->flags & PORTER_FILE_SYNC), wr->path);
+		wr->fd = -1;
+		if (!atomic || rc < 0) {
+			wr->open = 0;
+			return rc;
+		}
+	}
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileWriteCommit wc = PORTER__V1__FILE_WRITE_COMMIT__INIT;
 	Porter__V1__Response *resp = NULL;
@@ -418,6 +598,9 @@ int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int time
 	 * when the reply never came (then the close drops it). */
 	if (rc == 0 || (rc != PORTER_E_TIMEOUT && rc != PORTER_E_BUSY))
 		wr->stream_id = 0;
+	/* Committed or failed; a commit whose reply never came may be asked
+	 * again (a descriptor is closed by then: porterd has its own). */
+	wr->open = wr->stream_id != 0;
 	if (rc == 0)
 		porter__v1__response__free_unpacked(resp, NULL);
 	return rc;
@@ -447,7 +630,7 @@ int porter_file_write(const char *root, const char *path, const void *data, size
 		return pconn_set_error(PORTER_E_INVAL, "path or data is NULL");
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
-	if (len > WRITE_ONE_SHOT) {
+	if (len > WRITE_ONE_SHOT || !(flags & PORTER_FILE_ATOMIC) || len > ATOMIC_BY_FD) {
 		/* Open, chunks and commit all carry one id. */
 		if (!call_id)
 			call_id = pconn_next_id();
@@ -469,7 +652,7 @@ int porter_file_write(const char *root, const char *path, const void *data, size
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileWrite fw = PORTER__V1__FILE_WRITE__INIT;
 	Porter__V1__Response *resp = NULL;
-	fw.root = root_arg(root);
+	fw.root = pfile_root(root);
 	fw.path = (char *)path;
 	fw.data.data = (uint8_t *)data;
 	fw.data.len = len;
@@ -482,327 +665,4 @@ int porter_file_write(const char *root, const char *path, const void *data, size
 	if (rc == 0)
 		porter__v1__response__free_unpacked(resp, NULL);
 	return rc;
-}
-
-/* ------------------------------------------------- delete, stat, list */
-
-int porter_file_delete(const char *root, const char *path, int directory, uint64_t call_id,
-		       int timeout_ms)
-{
-	if (!path)
-		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileDelete fd = PORTER__V1__FILE_DELETE__INIT;
-	Porter__V1__Response *resp = NULL;
-	fd.root = root_arg(root);
-	fd.path = (char *)path;
-	fd.directory = directory != 0;
-	req.id = call_id;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_DELETE;
-	req.file_delete = &fd;
-	int rc = pconn_call(&req, timeout_ms, PCONN_ONCE, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_DELETE)
-		return bad_reply(resp, "file delete");
-	porter__v1__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
-/* FileStat, following a final symlink or not. */
-static int file_stat(const char *root, const char *path, int no_follow, uint64_t call_id,
-		     int timeout_ms, porter_file_info *out)
-{
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (!path || !out)
-		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileStat fs = PORTER__V1__FILE_STAT__INIT;
-	Porter__V1__Response *resp = NULL;
-	fs.root = root_arg(root);
-	fs.path = (char *)path;
-	fs.no_follow = no_follow != 0;
-	req.id = call_id;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STAT;
-	req.file_stat = &fs;
-	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_STAT)
-		return bad_reply(resp, "file stat");
-	Porter__V1__FileStatReply *s = resp->file_stat;
-	*out = (porter_file_info){
-		.type = s->type,
-		.size = s->size,
-		.mode = s->mode,
-		.mtime_ns = s->mtime_ns,
-		.uid = s->uid,
-		.gid = s->gid,
-		.nlink = s->nlink,
-	};
-	porter__v1__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
-int porter_file_stat(const char *root, const char *path, uint64_t call_id, int timeout_ms,
-		     porter_file_info *out)
-{
-	return file_stat(root, path, 0, call_id, timeout_ms, out);
-}
-
-int porter_file_lstat(const char *root, const char *path, uint64_t call_id, int timeout_ms,
-		      porter_file_info *out)
-{
-	return file_stat(root, path, 1, call_id, timeout_ms, out);
-}
-
-/* Checks a mkdir's arguments and fills `req` and its message `m` (which
- * borrow the strings). Returns 0 or PORTER_E_INVAL (the error set). */
-static int mkdir_req(Porter__V1__Request *req, Porter__V1__FileMkdir *m, const char *root,
-		     const char *path, unsigned mode, unsigned flags)
-{
-	if (!path)
-		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
-	if (flags & ~PORTER_FILE_PARENTS)
-		return pconn_set_error(PORTER_E_INVAL, "unknown mkdir flags");
-	m->root = root_arg(root);
-	m->path = (char *)path;
-	m->mode = mode;
-	m->parents = (flags & PORTER_FILE_PARENTS) != 0;
-	req->body_case = PORTER__V1__REQUEST__BODY_FILE_MKDIR;
-	req->file_mkdir = m;
-	return 0;
-}
-
-int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigned flags,
-		      uint64_t call_id, int timeout_ms)
-{
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileMkdir m = PORTER__V1__FILE_MKDIR__INIT;
-	Porter__V1__Response *resp = NULL;
-	if (mkdir_req(&req, &m, root, path, mode, flags) < 0)
-		return PORTER_E_INVAL;
-	req.id = call_id;
-	/* With parents, doing it twice is the same as once. */
-	int rc = pconn_call(&req, timeout_ms, m.parents ? PCONN_IDEMPOTENT : PCONN_ONCE, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_MKDIR)
-		return bad_reply(resp, "file mkdir");
-	porter__v1__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
-/* Checks a rename's or copy's arguments and fills `req` and the message
- * it points to (`rn` or `cp`, borrowing the strings). Returns 0 or
- * PORTER_E_INVAL (the error set). */
-static int names_req(int copy, Porter__V1__Request *req, Porter__V1__FileRename *rn,
-		     Porter__V1__FileCopy *cp, const char *root, const char *from, const char *to,
-		     unsigned flags)
-{
-	if (!from || !to)
-		return pconn_set_error(PORTER_E_INVAL, "from or to is NULL");
-	if (flags & ~PORTER_FILE_NO_REPLACE)
-		return pconn_set_error(PORTER_E_INVAL, "unknown %s flags",
-				       copy ? "copy" : "rename");
-	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
-	if (copy) {
-		cp->root = root_arg(root);
-		cp->from = (char *)from;
-		cp->to = (char *)to;
-		cp->no_replace = no_replace;
-		req->body_case = PORTER__V1__REQUEST__BODY_FILE_COPY;
-		req->file_copy = cp;
-	} else {
-		rn->root = root_arg(root);
-		rn->from = (char *)from;
-		rn->to = (char *)to;
-		rn->no_replace = no_replace;
-		req->body_case = PORTER__V1__REQUEST__BODY_FILE_RENAME;
-		req->file_rename = rn;
-	}
-	return 0;
-}
-
-/* Rename and copy: two names in one root and the no-replace flag. Stores
- * a copy's size in `*size` (NULL accepted; 0 on failure). */
-static int two_names(int copy, const char *root, const char *from, const char *to, unsigned flags,
-		     uint64_t call_id, int timeout_ms, uint64_t *size)
-{
-	if (size)
-		*size = 0;
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileRename rn = PORTER__V1__FILE_RENAME__INIT;
-	Porter__V1__FileCopy cp = PORTER__V1__FILE_COPY__INIT;
-	Porter__V1__Response *resp = NULL;
-	if (names_req(copy, &req, &rn, &cp, root, from, to, flags) < 0)
-		return PORTER_E_INVAL;
-	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
-	req.id = call_id;
-	/* A copy replaces `to` whole each time: repeating it is harmless,
-	 * except with no_replace, whose second try would fail. A rename is
-	 * never repeated. */
-	int rc = pconn_call(&req, timeout_ms, copy && !no_replace ? PCONN_IDEMPOTENT : PCONN_ONCE,
-			    &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case !=
-	    (copy ? PORTER__V1__RESPONSE__BODY_FILE_COPY : PORTER__V1__RESPONSE__BODY_FILE_RENAME))
-		return bad_reply(resp, copy ? "file copy" : "file rename");
-	if (copy && size)
-		*size = resp->file_copy->size;
-	porter__v1__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
-int porter_file_rename(const char *root, const char *from, const char *to, unsigned flags,
-		       uint64_t call_id, int timeout_ms)
-{
-	return two_names(0, root, from, to, flags, call_id, timeout_ms, NULL);
-}
-
-int porter_file_copy(const char *root, const char *from, const char *to, unsigned flags,
-		     uint64_t call_id, int timeout_ms, uint64_t *size)
-{
-	return two_names(1, root, from, to, flags, call_id, timeout_ms, size);
-}
-
-struct porter_file_list {
-	Porter__V1__Response *resp; /* owns the entries */
-};
-
-int porter_file_list_dir(const char *root, const char *path, uint64_t call_id, int timeout_ms,
-			 porter_file_list **out)
-{
-	if (!out)
-		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
-	*out = NULL;
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileList fl = PORTER__V1__FILE_LIST__INIT;
-	Porter__V1__Response *resp = NULL;
-	fl.root = root_arg(root);
-	fl.path = (char *)(path ? path : "");
-	req.id = call_id;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_LIST;
-	req.file_list = &fl;
-	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_LIST)
-		return bad_reply(resp, "file list");
-	porter_file_list *l = malloc(sizeof(*l));
-	if (!l) {
-		porter__v1__response__free_unpacked(resp, NULL);
-		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	}
-	l->resp = resp;
-	*out = l;
-	return 0;
-}
-
-size_t porter_file_list_count(const porter_file_list *l)
-{
-	return l ? l->resp->file_list->n_entries : 0;
-}
-
-const char *porter_file_list_name(const porter_file_list *l, size_t i)
-{
-	if (!l || i >= l->resp->file_list->n_entries)
-		return NULL;
-	return l->resp->file_list->entries[i]->name;
-}
-
-int porter_file_list_entry(const porter_file_list *l, size_t i, int *type, uint64_t *size,
-			   int64_t *mtime_ns)
-{
-	if (!l || i >= l->resp->file_list->n_entries)
-		return PORTER_E_INVAL;
-	Porter__V1__FileEntry *e = l->resp->file_list->entries[i];
-	if (type)
-		*type = e->type;
-	if (size)
-		*size = e->size;
-	if (mtime_ns)
-		*mtime_ns = e->mtime_ns;
-	return 0;
-}
-
-void porter_file_list_free(porter_file_list *l)
-{
-	if (!l)
-		return;
-	porter__v1__response__free_unpacked(l->resp, NULL);
-	free(l);
-}
-
-int porter_batch_add_file_read(porter_batch *b, const char *root, const char *path, uint64_t offset,
-			       uint64_t length, int timeout_ms)
-{
-	if (!path || timeout_ms < 0)
-		return pconn_set_error(PORTER_E_INVAL, "path is NULL or timeout negative");
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
-	fr.root = root_arg(root);
-	fr.path = (char *)path;
-	fr.offset = offset;
-	fr.length = length;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
-	req.file_read = &fr;
-	req.timeout_ms = (uint32_t)timeout_ms;
-	return pbatch_add(b, &req);
-}
-
-int porter_batch_add_file_mkdir(porter_batch *b, const char *root, const char *path, unsigned mode,
-				unsigned flags, int timeout_ms)
-{
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileMkdir m = PORTER__V1__FILE_MKDIR__INIT;
-	if (timeout_ms < 0)
-		return pconn_set_error(PORTER_E_INVAL, "timeout negative");
-	if (mkdir_req(&req, &m, root, path, mode, flags) < 0)
-		return PORTER_E_INVAL;
-	req.timeout_ms = (uint32_t)timeout_ms;
-	return pbatch_add(b, &req);
-}
-
-/* A rename or copy member. */
-static int batch_names(porter_batch *b, int copy, const char *root, const char *from,
-		       const char *to, unsigned flags, int timeout_ms)
-{
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__FileRename rn = PORTER__V1__FILE_RENAME__INIT;
-	Porter__V1__FileCopy cp = PORTER__V1__FILE_COPY__INIT;
-	if (timeout_ms < 0)
-		return pconn_set_error(PORTER_E_INVAL, "timeout negative");
-	if (names_req(copy, &req, &rn, &cp, root, from, to, flags) < 0)
-		return PORTER_E_INVAL;
-	req.timeout_ms = (uint32_t)timeout_ms;
-	return pbatch_add(b, &req);
-}
-
-int porter_batch_add_file_rename(porter_batch *b, const char *root, const char *from,
-				 const char *to, unsigned flags, int timeout_ms)
-{
-	return batch_names(b, 0, root, from, to, flags, timeout_ms);
-}
-
-int porter_batch_add_file_copy(porter_batch *b, const char *root, const char *from, const char *to,
-			       unsigned flags, int timeout_ms)
-{
-	return batch_names(b, 1, root, from, to, flags, timeout_ms);
-}
-
-int porter_batch_result_file_read(const porter_batch_result *r, size_t i, const void **data,
-				  size_t *len, uint64_t *file_size)
-{
-	const Porter__V1__Response *m = pbatch_member(r, i);
-	if (!m || !data || !len || m->status != 0 ||
-	    m->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)
-		return PORTER_E_INVAL;
-	*data = m->file_read->data.data;
-	*len = m->file_read->data.len;
-	if (file_size)
-		*file_size = m->file_read->file_size;
-	return 0;
 }

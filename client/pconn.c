@@ -25,6 +25,14 @@
 #define HELLO_REPLY_LIMIT (1024 * 1024)
 /* Read and write buffers above this are released between calls. */
 #define KEEP_BUFFER (256 * 1024)
+/* Descriptors received and not yet claimed by their frames. An honest
+ * porterd passes one per frame and the kernel ends a read at each frame
+ * that carries some, so more than one or two waiting means a daemon that
+ * sends what nobody asked for: the connection is then dropped. */
+#define FDQ_MAX 8
+/* Room for descriptors in one recvmsg: more than an honest daemon sends
+ * (one), so that a flood shows as MSG_CTRUNC or an overfull queue. */
+#define RECV_FDS 4
 
 typedef struct tstate {
 	int fd; /* -1 when not connected */
@@ -35,6 +43,14 @@ typedef struct tstate {
 	arena scratch;
 	uint32_t max_frame;  /* the daemon's request limit, from Hello */
 	uint64_t generation; /* reset generation the connection was opened in */
+	/* Files by descriptor: descriptors read from the socket, oldest
+	 * first, each waiting for the frame that carries it (fd_passed). */
+	int fdq[FDQ_MAX];
+	int n_fdq;
+	int fd_broken; /* descriptors were lost (MSG_CTRUNC, overflow, a frame
+			* naming one that never came): drop the connection
+			* after this call */
+	int resp_fd;   /* the descriptor of the last response returned, or -1 */
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -59,12 +75,39 @@ static uint64_t random_u64(void)
 	return v ? v : 1;
 }
 
+/* Closes every received descriptor nobody has taken. */
+static void close_fdq(tstate *t)
+{
+	for (int i = 0; i < t->n_fdq; i++)
+		close(t->fdq[i]);
+	t->n_fdq = 0;
+}
+
+/* Closes the last response's descriptor if its caller did not take it. */
+static void drop_resp_fd(tstate *t)
+{
+	if (t->resp_fd >= 0)
+		close(t->resp_fd);
+	t->resp_fd = -1;
+}
+
 static void drop_conn(tstate *t)
 {
 	if (t->fd >= 0)
 		close(t->fd);
 	t->fd = -1;
 	frame_reader_free(&t->rd);
+	close_fdq(t);
+	t->fd_broken = 0;
+}
+
+int pconn_take_fd(void)
+{
+	if (!ts)
+		return -1;
+	int fd = ts->resp_fd;
+	ts->resp_fd = -1;
+	return fd;
 }
 
 /* Frees the buffers a thread keeps between calls. */
@@ -80,6 +123,7 @@ static void thread_exit(void *arg)
 {
 	tstate *t = arg;
 	drop_conn(t);
+	drop_resp_fd(t);
 	drop_buffers(t);
 	free(t);
 	ts = NULL;
@@ -90,8 +134,10 @@ static void thread_exit(void *arg)
 static void after_fork_child(void)
 {
 	atomic_store(&instance, random_u64());
-	if (ts)
+	if (ts) {
 		drop_conn(ts);
+		drop_resp_fd(ts);
+	}
 }
 
 static void init_once(void)
@@ -110,6 +156,7 @@ static tstate *state(void)
 	if (!t)
 		return NULL;
 	t->fd = -1;
+	t->resp_fd = -1;
 	arena_init(&t->scratch, 0);
 	if (pthread_setspecific(key, t) != 0) {
 		free(t);
@@ -183,6 +230,7 @@ void porter_thread_disconnect(void)
 {
 	if (ts) {
 		drop_conn(ts);
+		drop_resp_fd(ts);
 		drop_buffers(ts);
 	}
 }
@@ -280,6 +328,72 @@ static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline, s
 }
 
 /*
+ * recv that also takes descriptors porterd passes (SCM_RIGHTS), close-on-
+ * exec from the first instant (MSG_CMSG_CLOEXEC), into the thread's queue.
+ * Whatever does not fit the queue, and anything but SCM_RIGHTS, is closed
+ * at once; a truncated control message (MSG_CTRUNC: the process is out of
+ * descriptors, or the daemon sent more than we make room for) lost
+ * descriptors the frames will name, so the connection is marked broken.
+ */
+static ssize_t recv_fds(tstate *t, uint8_t *buf, size_t cap)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(RECV_FDS * sizeof(int))];
+	} u;
+	struct iovec iov = {.iov_base = buf, .iov_len = cap};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(t->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	if (mh.msg_flags & MSG_CTRUNC)
+		t->fd_broken = 1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue; /* nothing else carries descriptors */
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (t->n_fdq < FDQ_MAX) {
+				t->fdq[t->n_fdq++] = fd;
+			} else {
+				close(fd);
+				t->fd_broken = 1;
+			}
+		}
+	}
+	return n;
+}
+
+/*
+ * The descriptor frame `resp` carries, oldest first from the queue: the
+ * file of a FileRead or FileWriteOpen reply that says fd_passed (no other
+ * frame carries one). Stores it in `*fd`, or -1 when the frame carries
+ * none, or when it never came (the connection is then marked broken).
+ */
+static void claim_fd(tstate *t, const Porter__V1__Response *resp, int *fd)
+{
+	*fd = -1;
+	int carries = (resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_READ &&
+		       resp->file_read && resp->file_read->fd_passed) ||
+		      (resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_WRITE &&
+		       resp->file_write && resp->file_write->fd_passed);
+	if (!carries)
+		return;
+	if (t->n_fdq == 0) {
+		t->fd_broken = 1;
+		return;
+	}
+	*fd = t->fdq[0];
+	t->n_fdq--;
+	memmove(t->fdq, t->fdq + 1, (size_t)t->n_fdq * sizeof(int));
+}
+
+/*
  * Reads the next whole frame into the thread's reader. poll then recv, not
  * a blocking recv bounded by SO_RCVTIMEO (one system call fewer): measured
  * with 32 threads, the blocking recv doubled the CPU per call of both the
@@ -302,7 +416,7 @@ static int read_frame(tstate *t, int64_t deadline, const uint8_t **p, size_t *le
 		rc = frame_reader_space(&t->rd, &space, &cap);
 		if (rc < 0)
 			return rc;
-		ssize_t n = recv(t->fd, space, cap, 0);
+		ssize_t n = recv_fds(t, space, cap);
 		if (n > 0)
 			frame_reader_commit(&t->rd, (size_t)n);
 		else if (n == 0)
@@ -361,11 +475,22 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 							    p);
 		if (!resp)
 			return PORTER_E_PROTOCOL;
+		int fd;
+		claim_fd(t, resp, &fd);
 		if (resp->id == req->id || (resp->id == 0 && resp->status != 0)) {
+			drop_resp_fd(t);
+			t->resp_fd = fd;
+			/* Descriptors left with no frame buffered to claim
+			 * them were never asked for. */
+			if (t->n_fdq && frame_reader_pending(&t->rd) == 0)
+				close_fdq(t);
 			*out = resp;
 			return 0;
 		}
-		/* A late reply to an earlier call that timed out: skip it. */
+		/* A late reply to an earlier call that timed out: skip it
+		 * (with the file it may have passed). */
+		if (fd >= 0)
+			close(fd);
 		if (!scratch)
 			porter__v1__response__free_unpacked(resp, NULL);
 	}
@@ -464,6 +589,8 @@ static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry
 	int64_t deadline = now_ms() + timeout_ms;
 	int rc = 0;
 
+	/* A descriptor the last call's caller did not take is closed. */
+	drop_resp_fd(t);
 	/* A connection from before a porter_reset() belongs to the previous
 	 * client instance: replace it. */
 	if (t->fd >= 0 && t->generation != atomic_load(&generation))
@@ -496,7 +623,10 @@ static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry
 		rc = exchange(t, req, deadline, &sent, scratch, &resp);
 		if (rc == 0) {
 			frame_reader_trim(&t->rd, KEEP_BUFFER);
-			if (resp->id == 0) /* the daemon is closing this connection */
+			/* The daemon is closing this connection, or passed
+			 * descriptors that cannot be matched with their
+			 * frames any more. */
+			if (resp->id == 0 || t->fd_broken)
 				drop_conn(t);
 			*out = resp;
 			if (resp->status != 0)

@@ -55,6 +55,15 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry r
 int pconn_call_scratch(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 		       Porter__V1__Response **out);
 
+/*
+ * Files by descriptor: takes the open descriptor porterd passed with the
+ * response the calling thread's last call returned (its fd_passed), or
+ * -1 when none came with it (none was passed, or it was lost: the process
+ * ran out of descriptors). The caller owns it (close-on-exec). One not
+ * taken is closed by the thread's next call.
+ */
+int pconn_take_fd(void);
+
 /* Ends the calling thread's last scratch response (see pconn_call_scratch)
  * and gives back the memory a large one took. */
 void pconn_scratch_release(void);

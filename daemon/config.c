@@ -105,6 +105,8 @@ static const config_key keys[] = {
 	 "path confinement: auto (openat2 RESOLVE_BENEATH, walking components with O_NOFOLLOW where the kernel lacks openat2) or walk (always walk)"},
 	{"file-max-streams", 0, KT_U32, OFF(file_max_streams), 1, 65536, "64", "N",
 	 "file streams (large reads, chunked writes) one connection may hold open"},
+	{"file-pass-fd", 0, KT_BOOL, OFF(file_pass_fd), 0, 0, "true", "BOOL",
+	 "answer a client's reads and writes with the open file (a descriptor passed over the Unix socket, opened by porterd inside the root as always), so it does the I/O itself; false sends every byte through the socket"},
 	{"file-max-mode", 0, KT_STR, OFF(file_max_mode), 0, 0, "0660", "OCTAL",
 	 "most permissive mode a created file gets, whatever the client asks (at most 0777: setuid, setgid and sticky are never given)"},
 	{"file-max-dir-mode", 0, KT_STR, OFF(file_max_dir_mode), 0, 0, "0770", "OCTAL",

@@ -75,6 +75,7 @@ typedef struct config {
 	uint32_t file_chunk;                 /* largest file chunk in one reply or request */
 	char *file_resolve;                  /* "auto" (openat2, else walk) or "walk" */
 	uint32_t file_max_streams;           /* open file streams per connection */
+	int file_pass_fd;                    /* pass open files to clients (SCM_RIGHTS) */
 	char *file_max_mode;                 /* octal ceiling of created files' modes */
 	char *file_max_dir_mode;             /* octal ceiling of created directories' modes */
 	uint32_t db_pool_size;               /* pooled PG connections per worker and conninfo */

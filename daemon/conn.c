@@ -1,8 +1,10 @@
 /* conn - one client connection; see conn.h. */
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "clients.h"
@@ -218,60 +220,64 @@ static void on_write(uv_write_t *wr, int status)
 /* A worker's pack buffer above this size is released after use. */
 #define PACK_KEEP (256u * 1024u)
 
-void conn_send(conn *c, const Porter__V1__Response *resp)
+/*
+ * Packs `resp` into the worker's pack buffer (its length in `*len`). A
+ * response too large for a frame becomes a PORTER_E_TOO_LARGE error. 0, or
+ * <0 after closing the connection.
+ */
+static int pack_reply(conn *c, const Porter__V1__Response *resp, size_t *len)
 {
 	worker *w = c->w;
 	const config *cfg = w->cfg;
-	size_t len;
-
-	if (c->state == CONN_CLOSING)
-		return;
-
 	/* Packing may allocate: the test-only hook may fail it. Query results
 	 * have an encoder of their own; the rest goes through protobuf-c. */
 	int rc = dalloc_should_fail() ? PORTER_E_NOMEM
 				      : dbwire_pack_response(resp, cfg->max_frame, &w->pack_buf,
-							     &w->pack_cap, &len);
+							     &w->pack_cap, len);
 	if (rc == 0)
-		rc = frame_pack_into(&resp->base, cfg->max_frame, &w->pack_buf, &w->pack_cap, &len);
+		rc = frame_pack_into(&resp->base, cfg->max_frame, &w->pack_buf, &w->pack_cap, len);
 	if (rc == PORTER_E_TOO_LARGE) {
 		Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
 		err.id = resp->id;
 		err.status = PORTER_E_TOO_LARGE;
 		err.message = "response exceeds the frame limit";
-		rc = frame_pack_into(&err.base, cfg->max_frame, &w->pack_buf, &w->pack_cap, &len);
+		rc = frame_pack_into(&err.base, cfg->max_frame, &w->pack_buf, &w->pack_cap, len);
 	}
 	if (rc < 0) {
 		log_error("conn %llu: cannot pack a reply (%s), closing",
 			  (unsigned long long)c->serial, porter_strerror(rc));
 		conn_close(c);
-		return;
+		return rc;
 	}
-	stats_add(&w->counters.bytes_out, len);
+	stats_add(&w->counters.bytes_out, *len);
+	return 0;
+}
 
-	/* Most replies are small and the socket has room: write them at once
-	 * from the pack buffer, with no copy and no write request. */
-	size_t off = 0;
-	if (c->pipe.write_queue_size == 0) {
-		uv_buf_t b = uv_buf_init((char *)w->pack_buf, (unsigned)len);
-		int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
-		if (n >= 0) {
-			off = (size_t)n;
-		} else if (n != UV_EAGAIN) {
-			conn_close(c);
-			goto out;
-		}
+/* Releases a pack buffer that grew past PACK_KEEP. */
+static void trim_pack(worker *w)
+{
+	if (w->pack_cap > PACK_KEEP) {
+		free(w->pack_buf);
+		w->pack_buf = NULL;
+		w->pack_cap = 0;
 	}
-	if (off == len)
-		goto out;
+}
 
+/*
+ * Queues bytes `off`..`len` of the packed reply in the worker's pack
+ * buffer behind what the socket holds, and applies the output limits.
+ */
+static void queue_rest(conn *c, size_t off, size_t len)
+{
+	worker *w = c->w;
+	const config *cfg = w->cfg;
 	/* The rest waits for the socket. A large frame takes the pack
 	 * buffer along (no copy; the next reply grows a new one), a small one
 	 * is copied out. */
 	conn_write *cw = dmalloc(sizeof(*cw));
 	if (!cw) {
 		conn_close(c);
-		goto out;
+		return;
 	}
 	uint8_t *buf, *rest;
 	if (w->pack_cap > PACK_KEEP) {
@@ -285,7 +291,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 	} else {
 		free(cw);
 		conn_close(c);
-		goto out;
+		return;
 	}
 	cw->buf = buf;
 	cw->len = len - off;
@@ -294,7 +300,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		free(buf);
 		free(cw);
 		conn_close(c);
-		goto out;
+		return;
 	}
 	/* Counted from here until on_write, which runs for every queued
 	 * write, also when the connection closes. */
@@ -318,12 +324,95 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 			c->pipe.write_queue_size, why);
 		conn_close(c);
 	}
-out:
-	if (w->pack_cap > PACK_KEEP) {
-		free(w->pack_buf);
-		w->pack_buf = NULL;
-		w->pack_cap = 0;
+}
+
+void conn_send(conn *c, const Porter__V1__Response *resp)
+{
+	worker *w = c->w;
+	size_t len;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (pack_reply(c, resp, &len) < 0)
+		goto out;
+
+	/* Most replies are small and the socket has room: write them at once
+	 * from the pack buffer, with no copy and no write request. */
+	size_t off = 0;
+	if (c->pipe.write_queue_size == 0) {
+		uv_buf_t b = uv_buf_init((char *)w->pack_buf, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+		if (n >= 0) {
+			off = (size_t)n;
+		} else if (n != UV_EAGAIN) {
+			conn_close(c);
+			goto out;
+		}
 	}
+	if (off < len)
+		queue_rest(c, off, len);
+out:
+	trim_pack(w);
+}
+
+int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
+{
+	worker *w = c->w;
+	size_t len;
+	int rc = PORTER_E_BUSY;
+
+	if (c->state == CONN_CLOSING)
+		return PORTER_E_CONN_LOST;
+	/* The descriptor rides on the frame's first byte, so that byte must
+	 * leave now: behind queued replies it cannot (libuv's queue carries
+	 * no ancillary data without IPC mode, which would also make it accept
+	 * descriptors from clients). */
+	if (c->pipe.write_queue_size != 0)
+		return PORTER_E_BUSY;
+	if (pack_reply(c, resp, &len) < 0)
+		return PORTER_E_CONN_LOST;
+
+	uv_os_fd_t sock;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &sock) < 0) {
+		rc = PORTER_E_CONN_LOST;
+		goto out;
+	}
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = w->pack_buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		/* A full socket (the client is not reading): the caller answers
+		 * without the descriptor. Anything else is a dead peer. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			conn_close(c);
+			rc = PORTER_E_CONN_LOST;
+		}
+		goto out;
+	}
+	/* The kernel took the descriptor with the first bytes; the rest of
+	 * the frame follows as any reply. */
+	rc = 0;
+	if ((size_t)n < len)
+		queue_rest(c, (size_t)n, len);
+out:
+	trim_pack(w);
+	return rc;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

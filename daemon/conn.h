@@ -89,6 +89,17 @@ void conn_close(conn *c);
 /* Packs and queues `resp` (owned by the caller). Used by req. */
 void conn_send(conn *c, const Porter__V1__Response *resp);
 
+/*
+ * Sends `resp` (owned by the caller) with the open descriptor `fd`
+ * (SCM_RIGHTS on its first byte; the caller keeps `fd` and closes its
+ * copy). Nothing is sent when it returns an error: PORTER_E_BUSY when
+ * replies are already queued or the socket is full (answer without the
+ * descriptor), PORTER_E_CONN_LOST when the connection is closing or broke
+ * (it is then closed). Returns 0 once the descriptor is on its way. Used by
+ * req.
+ */
+int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd);
+
 /* Called by req when a request of `c` has been answered. */
 void conn_req_done(conn *c);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "fsconfine.h"
@@ -18,6 +19,8 @@
 static void job_closed(uv_handle_t *h)
 {
 	fs_job *j = h->data;
+	if (j->pass_fd >= 0)
+		close(j->pass_fd);
 	free(j->data);
 	for (size_t i = 0; i < j->n_entries; i++)
 		free(j->entries[i].name);
@@ -88,6 +91,50 @@ static uint64_t publish_stream(fs_job *j)
 	return id;
 }
 
+/*
+ * Files by descriptor: answers with the job's open file instead of bytes.
+ * `sid` is the stream an atomic write keeps its temp file in (0: none).
+ * Returns 1 when the request is finished (answered, or its connection
+ * broke), 0 when the descriptor could not go now: the request is then
+ * still to answer, and j->code says why (the client asks again for bytes).
+ */
+static int reply_with_fd(fs_job *j, uint64_t sid)
+{
+	req *r = j->r;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__FileReadReply rr = PORTER__V1__FILE_READ_REPLY__INIT;
+	Porter__V1__FileWriteReply wr = PORTER__V1__FILE_WRITE_REPLY__INIT;
+	if (j->kind == JOB_READ) {
+		rr.file_size = j->file_size;
+		rr.fd_passed = 1;
+		rr.chunk_size = j->chunk;
+		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_READ;
+		resp.file_read = &rr;
+	} else {
+		wr.stream_id = sid;
+		wr.fd_passed = 1;
+		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_WRITE;
+		resp.file_write = &wr;
+	}
+	int rc = req_reply_fd(r, &resp, j->pass_fd);
+	if (rc != 0 && sid) {
+		/* Nobody holds the temp file's descriptor: drop its stream now
+		 * rather than at the connection's close. */
+		fs_stream *st = NULL;
+		if (fsstream_take(sid, j->uid, j->instance, 1, 0, &st) == 0)
+			fsstream_release(st, 1);
+	}
+	if (rc == PORTER_E_BUSY) {
+		j->code = PORTER_E_BUSY;
+		snprintf(j->msg, sizeof(j->msg),
+			 "cannot pass the open file now (replies are queued ahead of it); "
+			 "ask for its bytes");
+		return 0;
+	}
+	job_free(j);
+	return 1;
+}
+
 static void job_done(uv_work_t *w, int status)
 {
 	fs_job *j = w->data;
@@ -102,6 +149,8 @@ static void job_done(uv_work_t *w, int status)
 	r->op = NULL;
 	uint64_t sid = publish_stream(j);
 	release_stream(j);
+	if (!j->code && j->pass_fd >= 0 && reply_with_fd(j, sid))
+		return;
 
 	if (j->code) {
 		Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
@@ -231,6 +280,7 @@ void fs_handle(req *r)
 	j->rootfd = -1;
 	j->worker = r->w->index;
 	j->conn_serial = r->c->serial;
+	j->pass_fd = -1;
 	j->deadline_ns = uv_hrtime() + req_remaining_ms(r) * 1000000ull;
 
 	const char *root = NULL;
@@ -241,6 +291,7 @@ void fs_handle(req *r)
 		j->kind = JOB_READ;
 		root = m->file_read->root;
 		j->path = m->file_read->path;
+		j->want_fd = m->file_read->want_fd;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_WRITE:
 		j->kind = JOB_WRITE;
@@ -251,6 +302,7 @@ void fs_handle(req *r)
 		j->kind = JOB_WRITE_OPEN;
 		root = m->file_write_open->root;
 		j->path = m->file_write_open->path;
+		j->want_fd = m->file_write_open->want_fd;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_DELETE:
 		j->kind = JOB_DELETE;
@@ -320,6 +372,10 @@ void fs_handle(req *r)
 		req_fail(r, PORTER_E_UNSUPPORTED, "not a file request");
 		return;
 	}
+	/* Descriptors go only to the client at the other end of this
+	 * connection: never into a batch's reply (nobody would take them). */
+	if (j->want_fd && (!r->c || r->batch || r->back || !r->w->cfg->file_pass_fd))
+		j->want_fd = 0;
 	if (rc) {
 		free(j);
 		req_fail(r, rc, "stream %llx: %s", (unsigned long long)sid,

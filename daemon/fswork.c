@@ -178,12 +178,30 @@ static fs_stream *stream_new(fs_job *j, int writing)
 	return s;
 }
 
+/*
+ * Hands the open regular file `*fd` to the job as the descriptor to pass
+ * (files by descriptor): O_RDONLY already, and no longer O_NONBLOCK (that
+ * was for FIFOs, and the client would see it in F_GETFL). Returns 0 (the
+ * descriptor moved to j->pass_fd, *fd is -1), or -1 to read bytes instead.
+ */
+static int pass_read_fd(fs_job *j, int *fd, uint64_t size)
+{
+	int fl = fcntl(*fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -1;
+	j->pass_fd = *fd;
+	*fd = -1;
+	j->file_size = size;
+	return 0;
+}
+
 static void do_read(fs_job *j)
 {
 	Porter__V1__FileRead *m = j->r->msg->file_read;
 	uint32_t chunk = m->chunk_size && m->chunk_size < chunk_max ? m->chunk_size : chunk_max;
 	if (chunk < 1)
 		chunk = 1;
+	j->chunk = chunk;
 	/* O_NONBLOCK: opening a FIFO must not park a pool thread waiting
 	 * for a writer (it is refused below); no effect on regular files. */
 	int fd = -1;
@@ -207,6 +225,8 @@ static void do_read(fs_job *j)
 		goto out;
 	}
 	uint64_t size = (uint64_t)sb.st_size;
+	if (j->want_fd && S_ISREG(sb.st_mode) && pass_read_fd(j, &fd, size) == 0)
+		return;
 	uint64_t pos = m->offset > size ? size : m->offset;
 	uint64_t end = size;
 	if (m->length && m->length < size - pos)
@@ -444,6 +464,34 @@ static void do_write(fs_job *j)
 	fsstream_destroy(s);
 }
 
+/*
+ * Files by descriptor for a write open: the descriptor the client writes
+ * through, when `s->fd` is a regular file. A plain write's descriptor moves
+ * to the job (s->fd becomes -1). An atomic write's temp file stays in the
+ * stream for the commit, and the client gets a duplicate: the stream may be
+ * committed or dropped by another request (from another loop) as soon as
+ * it is published, before this job's reply is sent. Returns 0, or -1 to
+ * write by chunks instead.
+ */
+static int pass_write_fd(fs_job *j, fs_stream *s)
+{
+	struct stat sb;
+	if (fstat(s->fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return -1;
+	int fl = fcntl(s->fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY)
+		return -1;
+	if (!(s->flags & F_ATOMIC)) {
+		if (fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			return -1;
+		j->pass_fd = s->fd;
+		s->fd = -1;
+		return 0;
+	}
+	j->pass_fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+	return j->pass_fd < 0 ? -1 : 0;
+}
+
 static void do_write_open(fs_job *j)
 {
 	Porter__V1__FileWriteOpen *m = j->r->msg->file_write_open;
@@ -454,6 +502,13 @@ static void do_write_open(fs_job *j)
 	}
 	if (check_flags(j, m->flags) == 0 &&
 	    open_for_write(j, s, m->path, m->flags, m->mode) == 0) {
+		if (j->want_fd && pass_write_fd(j, s) == 0 && !(m->flags & F_ATOMIC)) {
+			/* A plain write by descriptor needs no stream: the
+			 * client writes, fsyncs if it asked for FILE_SYNC,
+			 * and closes. */
+			fsstream_destroy(s);
+			return;
+		}
 		j->new_stream = s;
 		j->stream_id = s->id;
 	} else {

@@ -80,6 +80,14 @@ typedef struct fs_job {
 	size_t n_entries;
 	fs_stream *new_stream; /* created by the job, published after it */
 	int drop_stream;       /* the held stream is finished */
+	/* Files by descriptor: the client asked for the open file (a read or
+	 * a write open, from a connection, not in a batch) and file-pass-fd
+	 * allows it; the job then leaves in `pass_fd` the descriptor to send
+	 * instead of bytes (owned by the job, closed when it is freed), or -1
+	 * when the file is not one to pass (not a regular file). */
+	int want_fd;
+	int pass_fd;
+	uint32_t chunk; /* a read's chunk size, told with a passed descriptor */
 } fs_job;
 
 /* Sets the largest chunk a read answers with (file-chunk-size). Start-up. */

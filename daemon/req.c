@@ -132,6 +132,28 @@ void req_reply(req *r, Porter__V1__Response *resp)
 	free(r);
 }
 
+int req_reply_fd(req *r, Porter__V1__Response *resp, int fd)
+{
+	conn *c = r->c;
+	if (r->stop_code || r->batch || r->back || !c)
+		return PORTER_E_BUSY;
+	resp->id = r->id;
+	int rc = conn_send_fd(c, resp, fd);
+	if (rc == PORTER_E_BUSY)
+		return rc;
+	/* A connection that broke on the send detached `r` already. */
+	if (r->c) {
+		list_remove(&r->link);
+		c->inflight--;
+		clients_put(c->acct, CLIENTS_INFLIGHT, 1);
+		conn_req_done(c);
+	}
+	stats_sub(&r->w->counters.inflight, 1);
+	free_msg(r);
+	free(r);
+	return rc;
+}
+
 static void fail_v(req *r, int code, Porter__V1__ErrorDetail *detail, const char *fmt, va_list ap)
 {
 	char text[1024];

@@ -84,6 +84,17 @@ req *req_new_remote(struct worker *w, Porter__V1__Request *msg, uid_t uid, uint6
  */
 void req_reply(req *r, Porter__V1__Response *resp);
 
+/*
+ * Sends `resp` like req_reply with the open descriptor `fd` passed along
+ * (SCM_RIGHTS; `resp` says so in its body's fd_passed; the caller keeps
+ * and closes its `fd`). Only a request read from a connection, not stopped, can pass
+ * one. Returns 0 (sent, `r` freed), PORTER_E_CONN_LOST (the connection
+ * broke, nothing was delivered, `r` freed), or PORTER_E_BUSY: nothing was
+ * sent and `r` is still the caller's, to answer without the descriptor
+ * (a batch member, a forwarded or stopped request, replies queued ahead).
+ */
+int req_reply_fd(req *r, Porter__V1__Response *resp, int fd);
+
 /* Replies with status `code` and a formatted message, and frees `r`. */
 void req_fail(req *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -614,6 +614,36 @@ PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
  * porter_file_read and porter_file_write; the daemon enforces it too.
  * Streams are tied to this process and dropped by the daemon when the
  * connection of the thread that opened them closes.
+ *
+ * Files by descriptor. Over the Unix socket, porter_file_read,
+ * porter_file_write (plain writes, and atomic ones over 64 KiB), readers
+ * and writers do not move the bytes through porterd: porterd resolves and
+ * opens the file inside the root (the confinement and errors above) and
+ * passes the open descriptor, and libporter reads or writes it in the
+ * calling thread and closes it before the call (or the reader or writer)
+ * ends. The caller never sees the descriptor. A read gets an O_RDONLY
+ * regular file, never a directory; a write an O_WRONLY one (O_APPEND with
+ * PORTER_FILE_APPEND); an atomic write its unnamed O_TMPFILE temp file,
+ * which porterd links and renames into place at the commit (it keeps its
+ * own copy; only this client can name the commit). Timeouts bound the
+ * round trips and are checked between 4 MiB pieces of a write to the
+ * descriptor; the disk itself is not interruptible. Batch members, a
+ * daemon configured with file-pass-fd = false, and a moment when a reply
+ * cannot carry a descriptor go as bytes, with the same results. What a
+ * process can do with a descriptor it was passed is what the kernel lets
+ * that descriptor do, and no more: read (or write) that one file at any
+ * offset, fstat, mmap it with its access mode; it cannot read a write
+ * descriptor or write a read one, open anything relative to it (never a
+ * directory), change its owner or mode unless its uid owns the file, or
+ * reopen it wider through /proc/self/fd unless the file's own permission
+ * bits grant its uid that access. It can keep the file open after the
+ * call (no confinement is lost: it is the file it asked for), and a
+ * client could hard-link a passed file inside the same file system only
+ * where the kernel allows hard links to files it does not own
+ * (fs.protected_hardlinks = 0). libporter checks every descriptor it
+ * receives (a regular file with the asked access mode) and closes any it
+ * did not ask for; receiving takes one descriptor slot of the process
+ * for the length of the call (at the limit, the call falls back to bytes).
  */
 
 /* Write flags, combined with |. */
@@ -789,7 +819,8 @@ typedef struct porter_file_writer porter_file_writer;
 
 /*
  * Opens `path` in `root` for streaming `length` bytes (0: to the end) from
- * `offset`, chunk by chunk. The first chunk arrives with this call.
+ * `offset`, chunk by chunk. The first chunk arrives with this call (by
+ * descriptor: the open file does, and each read reads a chunk from it).
  * `stream_timeout_ms` (0: none) is the whole-stream deadline counted from
  * this call; `call_id` names the open and, by default, every read. On
  * success stores a new reader in `*out` (close with

@@ -2,7 +2,8 @@
  * Integration tests of file operations through porterd: every operation,
  * errno mapping, confinement (a table of escape attempts under both
  * resolution methods), concurrent atomic writers, streams and their
- * clean-up, and the default root.
+ * clean-up, and the default root; reads and writes both by descriptor
+ * (the default) and as bytes over the socket (file-pass-fd false).
  */
 #include <check.h>
 #include <dirent.h>
@@ -30,6 +31,10 @@ static th_daemon d;
 static char root[64];    /* the "main" root */
 static char other[64];   /* the "other" root */
 static char outside[64]; /* a directory outside every root */
+/* 1: porterd runs with file-pass-fd false, so reads and writes go as
+ * bytes over the socket; 0: by descriptor (the default). The suite runs
+ * both ways, confinement included. */
+static int bytes_mode;
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
@@ -90,8 +95,14 @@ static void start_with(const char *resolve)
 {
 	char roots[256];
 	snprintf(roots, sizeof(roots), "main=%s,other=%s", root, other);
-	const char *args[] = {"--file-roots", roots, "--file-resolve", resolve, "--file-chunk-size",
-			      "65536",        NULL};
+	const char *args[] = {"--file-roots",
+			      roots,
+			      "--file-resolve",
+			      resolve,
+			      "--file-chunk-size",
+			      "65536",
+			      bytes_mode ? "--file-pass-fd=false" : "--file-pass-fd=true",
+			      NULL};
 	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
 }
 
@@ -99,6 +110,12 @@ static void setup(void)
 {
 	make_dirs();
 	start_with("auto");
+}
+
+static void setup_bytes(void)
+{
+	bytes_mode = 1;
+	setup();
 }
 
 static void teardown(void)
@@ -788,6 +805,8 @@ START_TEST(test_streams)
 	const void *p;
 	size_t len;
 	int rc;
+	/* Chunks of the daemon's file-chunk-size, also when the reader
+	 * reads them from a passed descriptor itself. */
 	while ((rc = porter_file_reader_read(rd, 0, T, &p, &len)) == 1) {
 		ck_assert(len <= 65536);
 		ck_assert(memcmp(p, data + 10 + got, len) == 0);
@@ -867,8 +886,15 @@ START_TEST(test_stream_cleanup_and_migration)
 	ck_assert_int_eq(porter_file_writer_write(wr, buf, sizeof(buf), 0, T), 0);
 	porter_thread_disconnect();
 	wait_only_one_conn();
-	ck_assert_int_eq(porter_file_writer_write(wr, buf, 10, 0, T), PORTER_E_NOT_FOUND);
-	ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), PORTER_E_INVAL);
+	if (bytes_mode) {
+		ck_assert_int_eq(porter_file_writer_write(wr, buf, 10, 0, T), PORTER_E_NOT_FOUND);
+		ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), PORTER_E_INVAL);
+	} else {
+		/* By descriptor the client still writes its (nameless) temp
+		 * file, but porterd dropped the stream: nothing to commit. */
+		ck_assert_int_eq(porter_file_writer_write(wr, buf, 10, 0, T), 0);
+		ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), PORTER_E_NOT_FOUND);
+	}
 	porter_file_writer_close(wr, 1000);
 	ck_assert_uint_eq(count_entries(root), 0);
 	ck_assert_int_eq(th_fd_count(d.pid) >= 0, 1);
@@ -1103,6 +1129,21 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_deadline_and_cancel_while_queued);
 	tcase_add_test(tc, test_default_root);
 	tcase_add_test(tc, test_porterctl_file);
+	suite_add_tcase(s, tc);
+
+	/* The same reads, writes and confinement with every byte over the
+	 * socket (file-pass-fd false: batch members and the fallback). */
+	tc = tcase_create("bytes");
+	tcase_add_checked_fixture(tc, setup_bytes, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_write_read_binary);
+	tcase_add_test(tc, test_write_modes);
+	tcase_add_test(tc, test_errno_mapping);
+	tcase_add_test(tc, test_escape_table_openat2);
+	tcase_add_test(tc, test_escape_table_walk);
+	tcase_add_test(tc, test_magic_link_root);
+	tcase_add_test(tc, test_streams);
+	tcase_add_test(tc, test_stream_cleanup_and_migration);
 	suite_add_tcase(s, tc);
 	return s;
 }
