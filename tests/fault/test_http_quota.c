@@ -62,12 +62,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	th_daemon_cleanup(&d);
 	th_httpd_stop(&srv);
-	ck_assert_int_eq(st, 0);
+	th_stop_clean(&d);
 }
 
 static void note(int i, int rc)

@@ -25,6 +25,7 @@
 
 #include "harness.h"
 #include "porter.h"
+#include "rawc.h"
 #include "tenant.h"
 
 #define TH_UID_STRANGER 61013 /* in no allowed group, on no list */
@@ -114,14 +115,6 @@ typedef struct hold {
 	int before, after, fresh;
 } hold;
 
-static int wait_flag(volatile int *flag)
-{
-	long long until = th_now_ms() + 10000;
-	while (!*flag && th_now_ms() < until)
-		usleep(5000);
-	return *flag;
-}
-
 /* A client holding its connection open across the reload: a call before,
  * one on the same connection after, and one on a new connection. */
 static int hold_across_reload(void *arg)
@@ -129,7 +122,7 @@ static int hold_across_reload(void *arg)
 	hold *h = arg;
 	h->before = porter_ping("a", 1, 0, 3000);
 	h->ready = 1;
-	if (!wait_flag(&h->go))
+	if (!th_wait_flag(&h->go, 10000))
 		return 2;
 	h->after = porter_ping("b", 1, 0, 3000);
 	porter_thread_disconnect();
@@ -150,41 +143,45 @@ static void *run_as(void *arg)
 	return NULL;
 }
 
-START_TEST(reload_revokes_open_connections)
+/*
+ * Alice and bob each hold a connection (one call made) while the
+ * configuration is rewritten to `conf_after`, which lists alice alone, and
+ * reloaded. Alice keeps working, on her connection and on a new one; bob's
+ * open connection is closed with the reason, and a new one is refused.
+ */
+static void reload_revokes_bob(const char *conf_after)
 {
-	write_conf("allow-uid = 61011,61012\nlog-level = info\n");
-	const char *args[] = {"--config", conf, "--workers", "2", NULL};
-	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
-
 	hold *h = th_shared_alloc(2 * sizeof(hold));
 	ck_assert_ptr_nonnull(h);
 	as_thread alice = {TH_UID_ALICE, &h[0], -1}, bob = {TH_UID_BOB, &h[1], -1};
 	pthread_t ta, tb;
 	ck_assert_int_eq(pthread_create(&ta, NULL, run_as, &alice), 0);
 	ck_assert_int_eq(pthread_create(&tb, NULL, run_as, &bob), 0);
-	ck_assert(wait_flag(&h[0].ready) && wait_flag(&h[1].ready));
-
-	/* Bob is taken off the list while both hold a connection. */
-	write_conf("allow-uid = 61011\nlog-level = info\n");
+	ck_assert(th_wait_flag(&h[0].ready, 10000) && th_wait_flag(&h[1].ready, 10000));
+	write_conf(conf_after);
 	reload(1);
 	h[0].go = h[1].go = 1;
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	ck_assert_int_eq(alice.rc, 0);
 	ck_assert_int_eq(bob.rc, 0);
-
-	/* Alice keeps working, on her connection and on a new one. */
 	ck_assert_int_eq(h[0].before, 0);
 	ck_assert_int_eq(h[0].after, 0);
 	ck_assert_int_eq(h[0].fresh, 0);
-	/* Bob's open connection was closed with the reason, and a new one
-	 * is refused. */
 	ck_assert_int_eq(h[1].before, 0);
 	ck_assert_int_eq(h[1].after, PORTER_E_DENIED);
 	ck_assert_int_eq(h[1].fresh, PORTER_E_DENIED);
+}
+
+START_TEST(reload_revokes_open_connections)
+{
+	write_conf("allow-uid = 61011,61012\nlog-level = info\n");
+	const char *args[] = {"--config", conf, "--workers", "2", NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	/* Bob is taken off the list while both hold a connection. */
+	reload_revokes_bob("allow-uid = 61011\nlog-level = info\n");
 	ck_assert(wait_log("uid 61012 is no longer allowed to use this daemon"));
 	ck_assert_int_eq(log_count("uid 61011 is no longer allowed"), 0);
-
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
 }
@@ -197,26 +194,7 @@ START_TEST(reload_revokes_by_group)
 	write_conf("allow-gid = 61020\n");
 	const char *args[] = {"--config", conf, NULL};
 	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
-
-	hold *h = th_shared_alloc(2 * sizeof(hold));
-	ck_assert_ptr_nonnull(h);
-	as_thread alice = {TH_UID_ALICE, &h[0], -1}, bob = {TH_UID_BOB, &h[1], -1};
-	pthread_t ta, tb;
-	ck_assert_int_eq(pthread_create(&ta, NULL, run_as, &alice), 0);
-	ck_assert_int_eq(pthread_create(&tb, NULL, run_as, &bob), 0);
-	ck_assert(wait_flag(&h[0].ready) && wait_flag(&h[1].ready));
-	write_conf("allow-uid = 61011\n");
-	reload(1);
-	h[0].go = h[1].go = 1;
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	ck_assert_int_eq(h[0].before, 0);
-	ck_assert_int_eq(h[0].after, 0);
-	ck_assert_int_eq(h[0].fresh, 0);
-	ck_assert_int_eq(h[1].before, 0);
-	ck_assert_int_eq(h[1].after, PORTER_E_DENIED);
-	ck_assert_int_eq(h[1].fresh, PORTER_E_DENIED);
-
+	reload_revokes_bob("allow-uid = 61011\n");
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
 }
@@ -357,7 +335,7 @@ static int hold_open(void *arg)
 	if (porter_ping("b", 1, 0, 3000) != 0)
 		return 1;
 	s->ready = 1;
-	wait_flag(&s->go);
+	th_wait_flag(&s->go, 10000);
 	return 0;
 }
 
@@ -382,7 +360,7 @@ START_TEST(stats_show_only_own_uid)
 	seen_uids *bob = th_shared_alloc(sizeof(*bob));
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_hold, bob), 0);
-	ck_assert(wait_flag(&bob->ready));
+	ck_assert(th_wait_flag(&bob->ready, 10000));
 
 	/* Alice (foreign) sees her own uid, never bob's. */
 	seen_uids *a = th_shared_alloc(sizeof(*a));
