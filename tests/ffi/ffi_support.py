@@ -122,15 +122,17 @@ def suite_args(usage):
     return args
 
 
-def run_suite(args, tests, workers, hard_limit_s, chunk_size=65536):
+def run_suite(args, tests, workers, hard_limit_s, chunk_size=65536, extra=()):
     """Starts porterd (`workers` loops, a private file root "files" with
-    `chunk_size` read chunks) and the HTTP test server, binds libporter
+    `chunk_size` read chunks, then the `extra` arguments) and the HTTP
+    test server, binds libporter
     into test_contract, runs `tests` in order, and stops everything.
     Nothing may hang a CI run: the whole suite is bounded by a SIGALRM
     after `hard_limit_s`. Returns the exit status."""
     signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
     signal.alarm(hard_limit_s)
-    d = Daemon(args.porterd, extra=['--workers', str(workers)], hard_limit_s=hard_limit_s + 30)
+    d = Daemon(args.porterd, extra=['--workers', str(workers)] + list(extra),
+               hard_limit_s=hard_limit_s + 30)
     root = os.path.join(d.dir, 'files')
     os.mkdir(root)
     d.extra += ['--file-roots', 'files=' + root, '--file-chunk-size', str(chunk_size)]

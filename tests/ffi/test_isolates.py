@@ -9,10 +9,9 @@ thread pool and isolates that migrate between them.
     in between in which no thread holds them; every byte arrives in order,
     with porterd running several worker loops, so reads really cross them.
   * Streams outlive the connection that opened them (the VM retires idle
-    threads, closing their connections): a cursor and an HTTP stream are
-    read to the end from another thread after the opener disconnected.
-    (File readers do not, today: porterd drops them with the opening
-    connection; see dart/README.md, "Files".)
+    threads, closing their connections): a cursor, an HTTP stream and a
+    file reader (by descriptor, porterd's default) are read to the end
+    from another thread after the opener disconnected.
   * Abandoned streams are released: a stream freed after a few chunks (a
     `break` out of a chunk loop, a cancelled subscription) with its
     non-waiting *_free, from a thread other than the one that opened it,
@@ -138,10 +137,14 @@ def test_streams_pulled_by_any_thread():
 def test_streams_outlive_the_opening_connection():
     """The VM retires idle threads, and a retired thread's connection
     closes: a pool stream must not depend on the connection of the worker
-    that opened it. A cursor and an HTTP stream opened on one thread are
+    that opened it. A cursor, an HTTP stream and a file reader (by
+    descriptor: the reads are the client's own) opened on one thread are
     read on from another after the opener disconnected."""
     lib = tc.c.lib
+    tc.file_write('outlive.bin', tc.pattern(0, 300000))
     for opener, reader, closer, what in (
+            (lambda: reader_open('outlive.bin', root=b'files'), reader_next,
+             lib.porter_file_reader_free, 'file reader'),
             (lambda: cursor_open('SELECT generate_series(1, 1000)', 100), cursor_next,
              lib.porter_db_cursor_free, 'cursor'),
             (lambda: tc.stream_open('/bin/200000', chunk_size=16384), tc.stream_read,
@@ -164,8 +167,9 @@ def test_streams_outlive_the_opening_connection():
                 check([r for ch in got for r in ch] == list(range(1, 1001)),
                       'every row after the opener disconnected')
             else:
-                check(b''.join(got) == tc.pattern(0, 200000),
-                      'every byte after the opener disconnected')
+                size = 300000 if what == 'file reader' else 200000
+                check(b''.join(got) == tc.pattern(0, size),
+                      'every byte of the %s after the opener disconnected' % what)
         finally:
             stop_pool([a, b])
     check(tc.c.await_transfers(0) == 0, 'no transfer left')
