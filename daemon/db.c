@@ -4,11 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "clients.h"
-#include "conn.h"
 #include "dbconn.h"
 #include "dbint.h"
 #include "dbop.h"
@@ -17,9 +15,9 @@
 #include "dbpool.h"
 #include "dbquery.h"
 #include "dbwire.h"
+#include "fwd.h"
 #include "log.h"
 #include "porter_errors.h"
-#include "server.h"
 #include "worker.h"
 
 /* How often queued deadlines, idle limits and vanished clients are checked. */
@@ -34,16 +32,6 @@ static void dispatch(dbop *op);
 void db_mask_conninfo(const char *conninfo, char *out, size_t cap)
 {
 	dbpolicy_mask(conninfo, out, cap);
-}
-
-uint64_t db_new_id(db_worker *dw)
-{
-	uint64_t rnd = 0;
-	while ((rnd & 0xFFFFFFFFFFFFull) == 0) {
-		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-			rnd = uv_hrtime() * 0x9E3779B97F4A7C15ull;
-	}
-	return ((uint64_t)dw->w->index << 48) | (rnd & 0xFFFFFFFFFFFFull);
 }
 
 /* ---- sessions and streams ---- */
@@ -104,6 +92,11 @@ static void do_open(dbop *op)
 		dbop_fail(op, PORTER_E_BUSY, "too many database sessions on this worker");
 		return;
 	}
+	uint64_t id;
+	if (fwd_new_id(dw->w->index, &id) < 0) {
+		dbop_fail(op, PORTER_E_INTERNAL, "no randomness for a session id");
+		return;
+	}
 	int err;
 	dbc *c = dbconn_new(dw, o->conninfo, op->uid, &err);
 	if (!c) {
@@ -113,7 +106,7 @@ static void do_open(dbop *op)
 			dbop_fail(op, PORTER_E_NOMEM, "out of memory");
 		return;
 	}
-	c->id = db_new_id(dw);
+	c->id = id;
 	c->inst = op->inst;
 	dw->n_sessions++;
 	list_push_back(&dw->sessions, &c->link);
@@ -326,38 +319,7 @@ static void op_req_cancel(req *r)
 		r->cancel = op_req_cancel;
 }
 
-/* ---- forwarding between workers ---- */
-
-/* A reply on its way back to the worker that forwarded the request. */
-typedef struct back_msg {
-	inbox_msg base;
-	uint64_t token;
-	size_t len;
-	uint8_t buf[];
-} back_msg;
-
-static void back_drop(inbox_msg *m)
-{
-	free(m);
-}
-
-typedef struct fwd_wait {
-	list link; /* dw->waits */
-	req *r;
-	uint64_t token;
-	worker *to; /* the session's owner */
-} fwd_wait;
-
-typedef struct fwd_msg {
-	inbox_msg base;
-	worker *from;
-	uint64_t token;
-	uid_t uid;
-	uint64_t inst;
-	uint64_t remaining_ms;
-	size_t len;
-	uint8_t buf[];
-} fwd_msg;
+/* ---- the door ---- */
 
 static enum op_kind kind_of(const Porter__V1__Request *m)
 {
@@ -373,182 +335,13 @@ static enum op_kind kind_of(const Porter__V1__Request *m)
 	}
 }
 
-static void fwd_run(void *owner, inbox_msg *m)
-{
-	worker *w = owner;
-	fwd_msg *f = (fwd_msg *)m;
-	dbop *op = calloc(1, sizeof(*op));
-	Porter__V1__Request *msg = op ? porter__v1__request__unpack(NULL, f->len, f->buf) : NULL;
-	if (!op || !msg) {
-		free(op);
-		free(f);
-		return; /* the requester's deadline answers it */
-	}
-	op->dw = w->db;
-	op->from = f->from;
-	op->token = f->token;
-	op->msg = msg;
-	op->uid = f->uid;
-	op->inst = f->inst;
-	op->kind = kind_of(msg);
-	op->deadline = db_now_ms(op->dw) + f->remaining_ms;
-	list_push_back(&op->dw->forwarded, &op->fwd_link);
-	free(f);
-	if (op->dw->closing) {
-		dbop_fail(op, PORTER_E_SHUTDOWN, "daemon shutting down");
-		return;
-	}
-	dispatch(op);
-}
-
-static void fwd_drop(inbox_msg *m)
-{
-	free(m);
-}
-
-/* Asks the owning worker to stop a forwarded request. */
-typedef struct stop_msg {
-	inbox_msg base;
-	worker *from;
-	uint64_t token;
-} stop_msg;
-
-static void stop_run(void *owner, inbox_msg *m)
-{
-	worker *w = owner;
-	stop_msg *sm = (stop_msg *)m;
-	db_worker *dw = w->db;
-	list *pos, *tmp;
-	if (dw) {
-		list_for_each_safe(pos, tmp, &dw->forwarded) {
-			dbop *op = list_entry(pos, dbop, fwd_link);
-			if (op->from == sm->from && op->token == sm->token) {
-				/* Its answer goes back and finds no waiter. */
-				op_stop(op);
-				break;
-			}
-		}
-	}
-	free(sm);
-}
-
-static void stop_drop(inbox_msg *m)
-{
-	free(m);
-}
-
-static void fwd_cancel(req *r)
-{
-	fwd_wait *fw = r->op;
-	r->op = NULL;
-	list_remove(&fw->link);
-	/* The query runs on the session's worker: stop it there too, or it
-	 * would hold the session (and the server) until it ends. */
-	stop_msg *sm = malloc(sizeof(*sm));
-	if (sm) {
-		sm->base.run = stop_run;
-		sm->base.drop = stop_drop;
-		sm->from = r->w;
-		sm->token = fw->token;
-		if (inbox_push(&fw->to->inbox, &sm->base) < 0)
-			free(sm);
-	}
-	free(fw);
-	req_fail(r, PORTER_E_CANCELLED, "cancelled");
-}
-
-static void back_run(void *owner, inbox_msg *m)
-{
-	worker *w = owner;
-	back_msg *b = (back_msg *)m;
-	db_worker *dw = w->db;
-	list *pos, *tmp;
-	fwd_wait *fw = NULL;
-	list_for_each_safe(pos, tmp, &dw->waits) {
-		fwd_wait *x = list_entry(pos, fwd_wait, link);
-		if (x->token == b->token) {
-			fw = x;
-			break;
-		}
-	}
-	if (!fw) {
-		free(b);
-		return;
-	}
-	req *r = fw->r;
-	list_remove(&fw->link);
-	free(fw);
-	r->op = NULL;
-	r->cancel = NULL;
-	Porter__V1__Response *resp = porter__v1__response__unpack(NULL, b->len, b->buf);
-	free(b);
-	if (!resp) {
-		req_fail(r, PORTER_E_INTERNAL, "could not read a forwarded reply");
-		return;
-	}
-	req_reply(r, resp);
-	porter__v1__response__free_unpacked(resp, NULL);
-}
-
-void db_reply_back(worker *to, uint64_t token, Porter__V1__Response *resp)
-{
-	resp->id = 0;
-	size_t len = porter__v1__response__get_packed_size(resp);
-	back_msg *b = malloc(sizeof(*b) + len);
-	if (!b)
-		return;
-	b->base.run = back_run;
-	b->base.drop = back_drop;
-	b->token = token;
-	b->len = porter__v1__response__pack(resp, b->buf);
-	if (inbox_push(&to->inbox, &b->base) < 0)
-		free(b);
-}
-
-static void forward(req *r, worker *to)
-{
-	db_worker *dw = r->w->db;
-	size_t len = porter__v1__request__get_packed_size(r->msg);
-	fwd_msg *f = malloc(sizeof(*f) + len);
-	fwd_wait *fw = malloc(sizeof(*fw));
-	if (!f || !fw) {
-		free(f);
-		free(fw);
-		req_fail(r, PORTER_E_NOMEM, "out of memory");
-		return;
-	}
-	f->base.run = fwd_run;
-	f->base.drop = fwd_drop;
-	f->from = r->w;
-	f->token = ++dw->next_token;
-	f->uid = r->c->uid;
-	f->inst = r->c->client_instance;
-	f->remaining_ms = req_remaining_ms(r);
-	f->len = porter__v1__request__pack(r->msg, f->buf);
-	fw->r = r;
-	fw->token = f->token;
-	fw->to = to;
-	if (inbox_push(&to->inbox, &f->base) < 0) {
-		free(f);
-		free(fw);
-		req_fail(r, PORTER_E_SHUTDOWN, "the session's worker is shutting down");
-		return;
-	}
-	log_debug("db: worker %u forwards request %llu to worker %u", r->w->index,
-		  (unsigned long long)r->id, to->index);
-	list_push_back(&dw->waits, &fw->link);
-	r->op = fw;
-	r->cancel = fwd_cancel;
-}
-
 void db_handle(req *r)
 {
-	worker *w = r->w;
 	const Porter__V1__Request *m = r->msg;
 	uint64_t target = 0;
-	if (!r->c) {
+	if (!r->c && !r->back) {
 		/* A Batch member whose client went away before it started:
-		 * no identity to act for. */
+		 * nobody is left to answer. */
 		req_fail(r, PORTER_E_CANCELLED, "the client went away");
 		return;
 	}
@@ -570,7 +363,7 @@ void db_handle(req *r)
 			return;
 		}
 		if (m->db_close->session && m->db_close->stream &&
-		    m->db_close->session >> 48 != m->db_close->stream >> 48) {
+		    fwd_id_owner(m->db_close->session) != fwd_id_owner(m->db_close->stream)) {
 			req_fail(r, PORTER_E_INVAL, "close the session and the stream separately");
 			return;
 		}
@@ -578,35 +371,28 @@ void db_handle(req *r)
 	default:
 		break;
 	}
-	if (target) {
-		unsigned owner = (unsigned)(target >> 48);
-		if (owner >= w->srv->n_workers) {
-			req_fail(r,
-				 m->body_case == PORTER__V1__REQUEST__BODY_DB_FETCH
-					 ? PORTER_E_NOT_FOUND
-					 : PORTER_E_DB_SESSION,
-				 "no such database session or stream");
-			return;
-		}
-		if (owner != w->index) {
-			forward(r, &w->srv->workers[owner]);
-			return;
-		}
-	}
+	/* A session or stream of another worker runs there; one that names
+	 * no worker is looked up here and not found. */
+	if (fwd_to_owner(r, target))
+		return;
 	dbop *op = calloc(1, sizeof(*op));
 	if (!op) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		return;
 	}
-	op->dw = w->db;
+	op->dw = r->w->db;
 	op->r = r;
 	op->msg = r->msg;
-	op->uid = r->c->uid;
-	op->inst = r->c->client_instance;
+	op->uid = r->uid;
+	op->inst = r->instance;
 	op->kind = kind_of(r->msg);
 	op->deadline = r->deadline;
 	r->op = op;
 	r->cancel = op_req_cancel;
+	if (op->dw->closing) {
+		dbop_fail(op, PORTER_E_SHUTDOWN, "daemon shutting down");
+		return;
+	}
 	dispatch(op);
 }
 
@@ -714,8 +500,6 @@ int db_worker_init(worker *w)
 	list_init(&dw->sessions);
 	list_init(&dw->streams);
 	list_init(&dw->pools);
-	list_init(&dw->waits);
-	list_init(&dw->forwarded);
 	list_init(&dw->open);
 	uv_check_init(&w->loop, &dw->seg_check);
 	dw->seg_check.data = dw;
@@ -765,14 +549,6 @@ void db_worker_close(worker *w)
 		list_remove(&p->link);
 		free(p->conninfo);
 		free(p);
-	}
-	list_for_each_safe(pos, tmp, &dw->waits) {
-		fwd_wait *fw = list_entry(pos, fwd_wait, link);
-		list_remove(&fw->link);
-		fw->r->cancel = NULL;
-		fw->r->op = NULL;
-		req_fail(fw->r, PORTER_E_SHUTDOWN, "daemon shutting down");
-		free(fw);
 	}
 	uv_close((uv_handle_t *)&dw->sweep, on_sweep_closed);
 	uv_close((uv_handle_t *)&dw->seg_check, on_sweep_closed);

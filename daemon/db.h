@@ -5,9 +5,9 @@
  *
  * Per-worker state (`w->db`) is touched only by its worker's loop thread.
  * A session or stream lives on the worker that created it; its 64-bit id
- * carries that worker's index in the top 16 bits. A request naming it that
- * arrives on another worker is packed and forwarded through the owner's
- * inbox, and the packed reply comes back through the requester's inbox.
+ * names that worker in fwd.h's owner encoding (fwd_new_id). A request
+ * naming it that arrives on another worker runs there as a remote req
+ * (fwd_to_owner), with the client's identity the req carries.
  *
  * Whether every connection of a session's client has gone, whichever
  * workers they were on, comes from the client registry (clients.h).

@@ -55,20 +55,17 @@ enum op_kind {
 };
 
 /*
- * One database operation, whichever way it arrived: a local req, a request
- * forwarded from another worker (answered through that worker's inbox), or
- * an internal step. Owned by the db modules until dbop_reply/dbop_fail frees
- * it.
+ * One database operation: a req (of a connection, a batch member, or run
+ * for another worker through fwd.h) or an internal step. Owned by the db modules until
+ * dbop_reply/dbop_fail frees it.
  */
 typedef struct dbop {
 	list link; /* in a session queue or a pool's waiters */
 	db_worker *dw;
 	enum op_kind kind;
-	req *r;                   /* local request, or NULL */
-	worker *from;             /* forwarded: the requesting worker */
-	uint64_t token;           /* forwarded: names the request there */
-	Porter__V1__Request *msg; /* r->msg, or owned when forwarded */
-	uid_t uid;                /* client identity */
+	req *r;                   /* its request; NULL for an internal step */
+	Porter__V1__Request *msg; /* r->msg (owned by r); NULL for internal steps */
+	uid_t uid;                /* client identity (r->uid, r->instance) */
 	uint64_t inst;
 	uint64_t deadline; /* uv_now() ms */
 	int queued;        /* on `link` */
@@ -82,7 +79,6 @@ typedef struct dbop {
 	int too_large;     /* rows dropped: the reply would not fit a frame */
 	struct pent *pent; /* its entry while sent in a pipeline */
 	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
-	list fwd_link;     /* forwarded: in dw->forwarded, so a cancel finds it */
 	int no_cache;      /* run unnamed: its cached statement went stale */
 	int retries;       /* times re-sent after failing before it ran */
 	/* First error, if any. */
@@ -204,11 +200,8 @@ struct db_worker {
 	list sessions;
 	list streams;
 	list pools;
-	list waits;           /* fwd_wait.link: requests forwarded from here */
-	list forwarded;       /* dbop.fwd_link: requests forwarded to here, running */
 	list open;            /* dbc.open_link: connections with an unsynced segment */
 	uv_check_t seg_check; /* end of each loop turn: syncs open segments */
-	uint64_t next_token;
 	unsigned n_sessions;
 	unsigned cancels; /* PQcancel jobs on the thread pool */
 	uv_timer_t sweep;
@@ -222,15 +215,7 @@ static inline uint64_t db_now_ms(db_worker *dw)
 	return uv_now(&dw->w->loop);
 }
 
-/* A new session or stream id owned by dw's worker (see db.h). */
-uint64_t db_new_id(db_worker *dw);
-
 /* Frees `dw` once it is closing and nothing of it is live any more. */
 void db_maybe_free(db_worker *dw);
-
-/* Sends `resp` (owned by the caller) back to worker `to`, where the
- * forwarded request `token` waits. Drops it when memory is short or `to`
- * is stopping: the requester's deadline answers then. */
-void db_reply_back(worker *to, uint64_t token, Porter__V1__Response *resp);
 
 #endif

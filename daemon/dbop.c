@@ -54,10 +54,6 @@ void dbop_free(dbop *op)
 	dbop_clear(op);
 	free(op->results);
 	free(op->pgs);
-	if (op->from && op->msg)
-		porter__v1__request__free_unpacked(op->msg, NULL);
-	if (op->from)
-		list_remove(&op->fwd_link);
 	free(op);
 }
 
@@ -71,8 +67,6 @@ void dbop_reply(dbop *op, Porter__V1__Response *resp)
 		op->r->cancel = NULL;
 		op->r->op = NULL;
 		req_reply(op->r, resp);
-	} else if (op->from && !op->dw->closing) {
-		db_reply_back(op->from, op->token, resp);
 	}
 	dbop_free(op);
 }

@@ -9,6 +9,7 @@
 #include "dbpipe.h"
 #include "dbpool.h"
 #include "dbresult.h"
+#include "fwd.h"
 #include "porter_errors.h"
 
 /* The size bound of one streamed chunk (the rows bound is the client's
@@ -196,6 +197,13 @@ void dbquery_start(dbc *c, dbop *op)
 	}
 	if (c->pool && dbpool_reset_first(c, op))
 		return;
+	uint64_t stream = 0;
+	if (op->chunk_rows && fwd_new_id(c->dw->w->index, &stream) < 0) {
+		/* Nothing was sent: the connection serves what waits next. */
+		dbop_fail(op, PORTER_E_INTERNAL, "no randomness for a stream id");
+		dbquery_after(c);
+		return;
+	}
 	Porter__V1__DbQuery *q = op->msg ? op->msg->db_query : NULL;
 	const char *sql = op->kind == OP_RESET ? "DISCARD ALL" : q->sql;
 	int ok;
@@ -240,7 +248,7 @@ void dbquery_start(dbc *c, dbop *op)
 	if (op->chunk_rows) {
 		PQsetSingleRowMode(c->pg);
 		c->single_row_sticky = 1;
-		c->stream_id = db_new_id(c->dw);
+		c->stream_id = stream;
 		c->stream_cols_sent = 0;
 		c->stream_chunk = op->chunk_rows;
 		c->uid = op->uid;

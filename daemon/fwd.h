@@ -1,15 +1,16 @@
 /*
  * fwd - runs a request on the worker loop that owns the state it names.
  *
- * State that spans calls (an HTTP stream) lives on one worker, but any
- * connection of the same client may use it: Dart isolates migrate between
- * threads, and each thread has its own connection, served by whichever
- * worker the acceptor chose. A request that arrives on another worker is
- * packed and sent through the owner's inbox, where it runs as a remote req
- * (no connection; the client's identity travels with it) through the usual
- * dispatch; the reply is packed and sent back through the origin's inbox to
- * the waiting req. A stop of the waiting req (Cancel, client gone) follows
- * the same way and stops the remote one.
+ * State that spans calls (an HTTP stream, a db session or result stream)
+ * lives on one worker, but any connection of the same client may use it:
+ * Dart isolates migrate between threads, and each thread has its own
+ * connection, served by whichever worker the acceptor chose. A request
+ * that arrives on another worker is packed and sent through the owner's
+ * inbox, where it runs as a remote req (no connection; the client's
+ * identity travels with it) through the usual dispatch; the reply is
+ * packed and sent back through the origin's inbox to the waiting req. A
+ * stop of the waiting req (Cancel, client gone) follows the same way and
+ * stops the remote one.
  *
  * Loop affinity: every function runs on a worker's loop thread; the two
  * sides meet only through inbox messages.
@@ -26,7 +27,7 @@ struct worker;
 
 /*
  * The one owner encoding of ids that name state spanning calls (HTTP
- * streams; db sessions use the same layout): the owning worker's index in
+ * streams, db sessions and result streams): the owning worker's index in
  * the top 16 bits, 48 random bits below, never all zero, so any worker
  * routes a request for it without a shared table, and an id cannot be
  * guessed.
