@@ -378,8 +378,8 @@ static ssize_t recv_fds(tstate *t, uint8_t *buf, size_t cap)
 static void claim_fd(tstate *t, const Porter__V1__Response *resp, int *fd)
 {
 	*fd = -1;
-	int carries = (resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_READ &&
-		       resp->file_read && resp->file_read->fd_passed) ||
+	int carries = (resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_READ && resp->file_read &&
+		       resp->file_read->fd_passed) ||
 		      (resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_WRITE &&
 		       resp->file_write && resp->file_write->fd_passed);
 	if (!carries)

@@ -142,19 +142,6 @@ static void expect_content(const char *rt, const char *path, const void *want, s
 	porter_bytes_free(b);
 }
 
-static size_t count_entries(const char *dir)
-{
-	DIR *dd = opendir(dir);
-	ck_assert_ptr_nonnull(dd);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(dd)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			n++;
-	closedir(dd);
-	return n;
-}
-
 /* ------------------------------------------------------------ operations */
 
 START_TEST(test_write_read_binary)
@@ -238,7 +225,7 @@ START_TEST(test_write_modes)
 	struct stat sb;
 	ck_assert_int_eq(stat(p, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0640);
-	ck_assert_uint_eq(count_entries(root), 2);
+	ck_assert_uint_eq(th_dir_entries(root), 2);
 
 	/* Mode of a created file: as asked within file-max-mode (0660). */
 	ck_assert_int_eq(porter_file_write("main", "m", "x", 1, PORTER_FILE_CREATE, 0640, 0, T), 0);
@@ -332,7 +319,7 @@ START_TEST(test_stat_list_delete)
 	ck_assert_int_eq(porter_file_delete("main", "dir", 1, 0, T), PORTER_E_FILE_EXISTS);
 	ck_assert_int_eq(porter_file_delete("main", "dir/b", 0, 0, T), 0);
 	ck_assert_int_eq(porter_file_delete("main", "dir", 1, 0, T), 0);
-	ck_assert_uint_eq(count_entries(root), 0);
+	ck_assert_uint_eq(th_dir_entries(root), 0);
 	/* The root itself cannot be deleted. */
 	ck_assert_int_eq(porter_file_delete("main", "", 1, 0, T), PORTER_E_INVAL);
 	ck_assert_int_eq(porter_file_delete("main", ".", 1, 0, T), PORTER_E_INVAL);
@@ -523,7 +510,7 @@ START_TEST(test_no_space)
 			porter_file_write("small", "keep", data, big, PORTER_FILE_ATOMIC, 0, 0, T),
 			PORTER_E_FILE_NOSPACE);
 		expect_content("small", "keep", "old", 3);
-		ck_assert_uint_eq(count_entries(small), 1);
+		ck_assert_uint_eq(th_dir_entries(small), 1);
 		free(data);
 		porter_thread_disconnect();
 		th_daemon_stop(&d);
@@ -638,7 +625,7 @@ static void check_escapes(void)
 	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
 	fclose(f);
 	ck_assert_str_eq(buf, "outside secret");
-	ck_assert_uint_eq(count_entries(outside), 1);
+	ck_assert_uint_eq(th_dir_entries(outside), 1);
 	ck_assert_int_ne(access("/pwned", F_OK), 0);
 	ck_assert_int_ne(access("/tmp/porter-escape-probe", F_OK), 0);
 }
@@ -774,7 +761,7 @@ START_TEST(test_concurrent_atomic_writers)
 	for (size_t i = 1; i < b->len; i++)
 		ck_assert(b->data[i] == b->data[0]);
 	porter_bytes_free(b);
-	ck_assert_uint_eq(count_entries(root), 1); /* no temp files left */
+	ck_assert_uint_eq(th_dir_entries(root), 1); /* no temp files left */
 }
 END_TEST
 
@@ -896,7 +883,7 @@ START_TEST(test_stream_cleanup_and_migration)
 		ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), PORTER_E_NOT_FOUND);
 	}
 	porter_file_writer_close(wr, 1000);
-	ck_assert_uint_eq(count_entries(root), 0);
+	ck_assert_uint_eq(th_dir_entries(root), 0);
 	ck_assert_int_eq(th_fd_count(d.pid) >= 0, 1);
 
 	/* Abandoned writers and readers do not leak descriptors. */
@@ -919,7 +906,7 @@ START_TEST(test_stream_cleanup_and_migration)
 		porter_file_reader_close(rds[i], 1000);
 		porter_file_writer_close(wrs[i], 1000);
 	}
-	ck_assert_uint_eq(count_entries(root), 1);
+	ck_assert_uint_eq(th_dir_entries(root), 1);
 
 	/* A connection may hold only so many streams (file-max-streams, 64). */
 	porter_file_writer *ws[65];

@@ -11,6 +11,9 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 
 #include "harness.h"
 #include "porter.h"
+#include "porter_errors.h"
 #include "tenant.h"
 
 #define T 5000
@@ -363,6 +367,180 @@ START_TEST(escapes_refused_in_new_roots)
 }
 END_TEST
 
+/* ------------------------------------------------ files by descriptor */
+
+/* What alice and bob tell each other across their processes. */
+typedef struct fd_share {
+	_Atomic uint64_t sid; /* alice's atomic write stream */
+	atomic_int stage;     /* 1: alice holds it open; 2: bob has tried */
+} fd_share;
+static fd_share *share;
+
+/* A raw connection of the calling child (Hello with client instance 42,
+ * the same for alice and bob: only the uid tells them apart). */
+typedef struct rawc {
+	int fd;
+	frame_reader rd;
+	int fds[8];
+	int n_fds;
+} rawc;
+
+static void rawc_open(rawc *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = th_raw_connect(d.socket);
+	frame_reader_init(&c->rd, 1 << 20);
+	th_raw_hello(c->fd, &c->rd, PORTER_PROTOCOL_VERSION, 0);
+}
+
+static Porter__V1__Response *rawc_call(rawc *c, Porter__V1__Request *req, uint64_t id)
+{
+	req->id = id;
+	th_raw_send(c->fd, req);
+	return th_raw_recv_fds(c->fd, &c->rd, T, c->fds, &c->n_fds, 8);
+}
+
+static int rawc_commit(rawc *c, uint64_t sid)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteCommit wc = PORTER__V1__FILE_WRITE_COMMIT__INIT;
+	wc.stream_id = sid;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT;
+	req.file_write_commit = &wc;
+	Porter__V1__Response *r = rawc_call(c, &req, 77);
+	int st = r ? r->status : PORTER_E_CONN_LOST;
+	porter__v1__response__free_unpacked(r, NULL);
+	return st;
+}
+
+/* Fails the child when `cond` is false. */
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "uid %u, line %d: %s (errno %s)\n", (unsigned)getuid(),    \
+				__LINE__, #cond, strerror(errno));                                 \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/*
+ * Alice's own file by descriptor: read-only, and nothing the descriptor
+ * lets her widen (no write, no reopen for writing through /proc, no
+ * chmod: porterd owns the file). Then an atomic write whose O_TMPFILE she
+ * holds while bob tries to commit it, which she commits herself.
+ */
+static int alice_by_descriptor(void *arg)
+{
+	(void)arg;
+	EXPECT(porter_file_write("home", "mine.txt", "alice", 5, PORTER_FILE_CREATE, 0, 0, T), 0);
+	rawc c;
+	rawc_open(&c);
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
+	fr.root = "home";
+	fr.path = "mine.txt";
+	fr.want_fd = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+	req.file_read = &fr;
+	Porter__V1__Response *r = rawc_call(&c, &req, 2);
+	CHECK(r && r->status == 0 && r->file_read->fd_passed && c.n_fds == 1);
+	porter__v1__response__free_unpacked(r, NULL);
+	int fd = c.fds[--c.n_fds];
+	char proc[64], buf[8] = {0};
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
+	CHECK(pread(fd, buf, sizeof(buf), 0) == 5 && memcmp(buf, "alice", 5) == 0);
+	CHECK(write(fd, "x", 1) == -1 && errno == EBADF);
+	CHECK(open(proc, O_RDWR) == -1 && errno == EACCES);
+	CHECK(open(proc, O_WRONLY) == -1 && errno == EACCES);
+	CHECK(fchmod(fd, 0666) == -1 && errno == EPERM);
+	close(fd);
+
+	Porter__V1__Request wreq = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteOpen wo = PORTER__V1__FILE_WRITE_OPEN__INIT;
+	wo.root = "home";
+	wo.path = "new.txt";
+	wo.flags = PORTER_FILE_ATOMIC;
+	wo.want_fd = 1;
+	wreq.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN;
+	wreq.file_write_open = &wo;
+	r = rawc_call(&c, &wreq, 3);
+	CHECK(r && r->status == 0 && r->file_write->fd_passed && c.n_fds == 1);
+	uint64_t sid = r->file_write->stream_id;
+	porter__v1__response__free_unpacked(r, NULL);
+	fd = c.fds[--c.n_fds];
+	CHECK(write(fd, "atomic", 6) == 6);
+	/* Her temp file cannot be given a name of her choosing outside the
+	 * root: the kernel refuses hard links to a file she does not own
+	 * (fs.protected_hardlinks, 1 here and on every common distribution). */
+	FILE *ph = fopen("/proc/sys/fs/protected_hardlinks", "r");
+	int protected_links = ph && fgetc(ph) == '1';
+	if (ph)
+		fclose(ph);
+	if (protected_links) {
+		char stolen[96];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		snprintf(stolen, sizeof(stolen), "/tmp/porter-stolen-%d", (int)getpid());
+		CHECK(linkat(AT_FDCWD, proc, AT_FDCWD, stolen, AT_SYMLINK_FOLLOW) == -1);
+		CHECK(linkat(fd, "", AT_FDCWD, stolen, AT_EMPTY_PATH) == -1);
+	}
+	close(fd);
+	atomic_store(&share->sid, sid);
+	atomic_store(&share->stage, 1);
+	for (int i = 0; i < 1500 && atomic_load(&share->stage) != 2; i++)
+		usleep(10000);
+	CHECK(atomic_load(&share->stage) == 2);
+	EXPECT(rawc_commit(&c, sid), 0);
+	EXPECT(has_content("home", "new.txt", "atomic"), 0);
+	close(c.fd);
+	frame_reader_free(&c.rd);
+	return 0;
+}
+
+/* Bob, with alice's stream id and the same client instance number, while
+ * her connection holds the temp file: not his, so it does not exist. */
+static int bob_commits_alices(void *arg)
+{
+	(void)arg;
+	rawc c;
+	rawc_open(&c);
+	EXPECT(rawc_commit(&c, atomic_load(&share->sid)), PORTER_E_NOT_FOUND);
+	close(c.fd);
+	frame_reader_free(&c.rd);
+	return 0;
+}
+
+static void *alice_thread(void *arg)
+{
+	*(int *)arg = run_as(TH_UID_ALICE, alice_by_descriptor);
+	return NULL;
+}
+
+START_TEST(descriptors_across_uids)
+{
+	start();
+	share = th_shared_alloc(sizeof(*share));
+	int alice_rc = -2;
+	pthread_t th;
+	pthread_create(&th, NULL, alice_thread, &alice_rc);
+	for (int i = 0; i < 1500 && atomic_load(&share->stage) != 1; i++)
+		usleep(10000);
+	ck_assert_int_eq(atomic_load(&share->stage), 1);
+	ck_assert_int_eq(run_as(TH_UID_BOB, bob_commits_alices), 0);
+	atomic_store(&share->stage, 2);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(alice_rc, 0);
+	/* In her directory, porterd's, as any file it creates. */
+	char p[192];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/%u/new.txt", users, TH_UID_ALICE);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_int_eq(sb.st_uid, TH_UID_DAEMON);
+	ck_assert_int_eq(sb.st_nlink, 1);
+	stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_files");
@@ -373,6 +551,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, ungranted_roots_refused);
 	tcase_add_test(tc, modes_masked);
 	tcase_add_test(tc, escapes_refused_in_new_roots);
+	tcase_add_test(tc, descriptors_across_uids);
 	suite_add_tcase(s, tc);
 	return s;
 }

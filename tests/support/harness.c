@@ -310,6 +310,66 @@ Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms)
 	}
 }
 
+size_t th_dir_entries(const char *dir)
+{
+	DIR *dd = opendir(dir);
+	ck_assert_msg(dd != NULL, "opendir %s: %s", dir, strerror(errno));
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(dd)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(dd);
+	return n;
+}
+
+void th_rm_rf(const char *path)
+{
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+Porter__V1__Response *th_raw_recv_fds(int fd, frame_reader *r, int timeout_ms, int *fds, int *n_fds,
+				      int max)
+{
+	long long until = th_now_ms() + timeout_ms;
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		if (frame_reader_next(r, &p, &len) == 1)
+			return porter__v1__response__unpack(NULL, len, p);
+		long long left = until - th_now_ms();
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return NULL;
+		uint8_t *space;
+		size_t cap;
+		ck_assert_int_eq(frame_reader_space(r, &space, &cap), 0);
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(8 * sizeof(int))];
+		} u;
+		struct iovec iov = {.iov_base = space, .iov_len = cap};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = u.buf,
+				    .msg_controllen = sizeof(u.buf)};
+		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+		if (n <= 0)
+			return NULL;
+		ck_assert_int_eq(mh.msg_flags & MSG_CTRUNC, 0);
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			ck_assert_int_eq(cm->cmsg_type, SCM_RIGHTS);
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				ck_assert_int_lt(*n_fds, max);
+				memcpy(&fds[(*n_fds)++], CMSG_DATA(cm) + i * sizeof(int),
+				       sizeof(int));
+			}
+		}
+		frame_reader_commit(r, (size_t)n);
+	}
+}
+
 /* True when the peer closes the connection within timeout_ms. */
 int th_raw_wait_closed(int fd, int timeout_ms)
 {

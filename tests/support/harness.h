@@ -74,6 +74,12 @@ long th_rss_kib(pid_t pid);
 /* Open file descriptors of `pid`, from /proc; -1 when unknown. */
 int th_fd_count(pid_t pid);
 
+/* Entries of directory `dir` other than "." and ".." (asserts it opens). */
+size_t th_dir_entries(const char *dir);
+
+/* Removes `path` and everything below it, never following symlinks. */
+void th_rm_rf(const char *path);
+
 /* Runs the shell command line `cmd` and returns its exit status (-1 when
  * it died of a signal), with up to `cap` - 1 bytes of its standard output
  * in `out` (NUL-terminated). Asserts that it could be started. */
@@ -116,6 +122,15 @@ void th_raw_send(int fd, Porter__V1__Request *req);
 /* Reads one response through `r`; NULL on EOF or after `timeout_ms`.
  * Free with porter__v1__response__free_unpacked. */
 Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms);
+
+/*
+ * th_raw_recv that also takes the descriptors porterd passes (SCM_RIGHTS,
+ * received with MSG_CMSG_CLOEXEC): each one that arrives with the bytes
+ * read is appended to `fds` (room for `max`, counted in `*n_fds`; more, or
+ * a truncated control message, fails the check). Files by descriptor.
+ */
+Porter__V1__Response *th_raw_recv_fds(int fd, frame_reader *r, int timeout_ms, int *fds, int *n_fds,
+				      int max);
 
 /* True when the peer closes the connection within `timeout_ms`. */
 int th_raw_wait_closed(int fd, int timeout_ms);
