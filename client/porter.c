@@ -142,6 +142,8 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 			.max_connections = u->max_connections,
 			.max_inflight = u->max_inflight,
 			.max_buffered = u->max_buffered,
+			.file_streams = u->file_streams,
+			.max_file_streams = u->max_file_streams,
 		};
 	}
 	*out = s;

@@ -269,7 +269,7 @@ void clients_reset(void)
 static const char *const res_names[CLIENTS_RES_N] = {
 	[CLIENTS_CONNS] = "connections",       [CLIENTS_INFLIGHT] = "requests in flight",
 	[CLIENTS_BUFFERED] = "buffered bytes", [CLIENTS_SESSIONS] = "database connections",
-	[CLIENTS_STREAMS] = "open streams",
+	[CLIENTS_STREAMS] = "open streams",    [CLIENTS_FILE_STREAMS] = "open file streams",
 };
 
 const char *clients_res_name(enum clients_res res)

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 struct config;
+struct worker;
 
 /* An identity whose last connection closed is forgotten after this long
  * (a lookup that misses then reads as "gone long ago", which is true). */
@@ -70,11 +71,12 @@ int clients_peer_allowed(const struct config *cfg, int activated, const clients_
  * the registry's lock.
  */
 enum clients_res {
-	CLIENTS_CONNS,    /* open connections (acceptor takes, conn free puts) */
-	CLIENTS_INFLIGHT, /* requests being processed, all connections */
-	CLIENTS_BUFFERED, /* bytes held for it: unsent replies, read buffers */
-	CLIENTS_SESSIONS, /* database connections: sessions and pooled (db) */
-	CLIENTS_STREAMS,  /* cursors, HTTP and file streams (for services) */
+	CLIENTS_CONNS,        /* open connections (acceptor takes, conn free puts) */
+	CLIENTS_INFLIGHT,     /* requests being processed, all connections */
+	CLIENTS_BUFFERED,     /* bytes held for it: unsent replies, read buffers */
+	CLIENTS_SESSIONS,     /* database connections: sessions and pooled (db) */
+	CLIENTS_STREAMS,      /* cursors, HTTP and file streams (for services) */
+	CLIENTS_FILE_STREAMS, /* file readers, writers and watches (fsstream) */
 	CLIENTS_RES_N,
 };
 
@@ -148,6 +150,7 @@ typedef struct clients_conn_info {
 	uid_t uid;
 	uint64_t instance;
 	int had_hello;
+	struct worker *worker; /* the worker itself (its loop thread runs the hooks) */
 } clients_conn_info;
 
 /* Runs on the connection's worker thread, inside conn_close(): it must not

@@ -76,6 +76,8 @@ typedef struct config {
 	char *file_resolve;                  /* "auto" (openat2, else walk) or "walk" */
 	uint32_t file_max_streams;           /* open file streams per connection */
 	int file_pass_fd;                    /* pass open files to clients (SCM_RIGHTS) */
+	uint32_t file_max_streams_per_uid;   /* open file streams (and watches) per uid */
+	uint32_t file_stream_idle_ms;        /* reclaim file streams unused this long */
 	char *file_max_mode;                 /* octal ceiling of created files' modes */
 	char *file_max_dir_mode;             /* octal ceiling of created directories' modes */
 	uint32_t db_pool_size;               /* pooled PG connections per worker and conninfo */

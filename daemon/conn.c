@@ -71,8 +71,8 @@ void conn_close(conn *c)
 {
 	if (c->state == CONN_CLOSING)
 		return;
-	clients_conn_info info = {c->w->index, c->serial, c->uid, c->client_instance,
-				  c->state != CONN_HELLO};
+	clients_conn_info info = {
+		c->w->index, c->serial, c->uid, c->client_instance, c->state != CONN_HELLO, c->w};
 	c->state = CONN_CLOSING;
 	list_remove(&c->link);
 

@@ -11,6 +11,7 @@
 #include "fsroot.h"
 #include "fsstream.h"
 #include "fswork.h"
+#include "fwd.h"
 #include "porter_errors.h"
 #include "worker.h"
 
@@ -80,14 +81,15 @@ static uint64_t publish_stream(fs_job *j)
 		return 0;
 	}
 	uint64_t id = s->id;
-	uint32_t n = 0;
-	if (fsstream_publish(s, &n) < 0) {
-		j->code = PORTER_E_BUSY;
+	int rc = fsstream_publish(j->r->w, s, j->msg, sizeof(j->msg));
+	if (rc < 0) {
+		j->code = rc;
 		j->err = 0;
-		snprintf(j->msg, sizeof(j->msg),
-			 "%u file streams already open on this connection (file-max-streams)", n);
 		return 0;
 	}
+	/* Held by this job until release_stream, like a taken one. */
+	j->st = s;
+	j->drop_stream = 0;
 	return id;
 }
 
@@ -116,12 +118,15 @@ static int reply_with_fd(fs_job *j, uint64_t sid)
 		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_WRITE;
 		resp.file_write = &wr;
 	}
+	worker *w = r->w; /* r is gone after the reply */
 	int rc = req_reply_fd(r, &resp, j->pass_fd);
 	if (rc != 0 && sid) {
 		/* Nobody holds the temp file's descriptor: drop its stream now
 		 * rather than at the connection's close. */
 		fs_stream *st = NULL;
-		if (fsstream_take(sid, j->uid, j->instance, 1, 0, &st) == 0)
+		char why[128];
+		if (fsstream_take(w, sid, j->uid, j->instance, FSSTREAM_WRITE, 0, &st, why,
+				  sizeof(why)) == 0)
 			fsstream_release(st, 1);
 	}
 	if (rc == PORTER_E_BUSY) {
@@ -259,10 +264,12 @@ static void job_done(uv_work_t *w, int status)
 }
 
 /* Takes stream `id` for the job, checking its owner and kind. Returns 0 or
- * a code (the stream is then untouched). */
+ * a code, with the reason in j->msg (the stream is then untouched). */
 static int take_stream(fs_job *j, uint64_t id, int writing, int any_kind)
 {
-	return fsstream_take(id, j->uid, j->instance, writing, any_kind, &j->st);
+	return fsstream_take(j->r->w, id, j->uid, j->instance,
+			     writing ? FSSTREAM_WRITE : FSSTREAM_READ, any_kind, &j->st, j->msg,
+			     sizeof(j->msg));
 }
 
 void fs_handle(req *r)
@@ -279,13 +286,14 @@ void fs_handle(req *r)
 	j->instance = r->instance;
 	j->rootfd = -1;
 	j->worker = r->w->index;
-	j->conn_serial = r->c->serial;
+	/* A forwarded request has no connection: it never opens a stream. */
+	j->conn_serial = r->c ? r->c->serial : 0;
 	j->pass_fd = -1;
 	j->deadline_ns = uv_hrtime() + req_remaining_ms(r) * 1000000ull;
 
 	const char *root = NULL;
 	uint64_t sid = 0;
-	int rc = 0;
+	int rc = 0, cont = 0;
 	switch (m->body_case) {
 	case PORTER__V1__REQUEST__BODY_FILE_READ:
 		j->kind = JOB_READ;
@@ -337,25 +345,41 @@ void fs_handle(req *r)
 	case PORTER__V1__REQUEST__BODY_FILE_READ_NEXT:
 		j->kind = JOB_READ_NEXT;
 		sid = m->file_read_next->stream_id;
-		rc = take_stream(j, sid, 0, 0);
+		cont = 1;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_WRITE_CHUNK:
 		j->kind = JOB_WRITE_CHUNK;
 		sid = m->file_write_chunk->stream_id;
-		rc = take_stream(j, sid, 1, 0);
+		cont = 1;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT:
 		j->kind = JOB_WRITE_COMMIT;
 		sid = m->file_write_commit->stream_id;
-		rc = take_stream(j, sid, 1, 0);
+		cont = 1;
 		break;
-	case PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE: {
+	case PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE:
 		j->kind = JOB_STREAM_CLOSE;
 		sid = m->file_stream_close->stream_id;
-		rc = take_stream(j, sid, 0, 1);
-		if (rc == PORTER_E_NOT_FOUND) {
+		cont = 1;
+		break;
+	default:
+		free(j);
+		req_fail(r, PORTER_E_UNSUPPORTED, "not a file request");
+		return;
+	}
+	if (cont) {
+		/* A stream lives on the worker whose connection opened it; any
+		 * connection of the same client may continue it. */
+		if (fwd_to_owner(r, sid)) {
+			free(j);
+			return;
+		}
+		rc = take_stream(j, sid, j->kind != JOB_READ_NEXT, j->kind == JOB_STREAM_CLOSE);
+		if ((rc == PORTER_E_NOT_FOUND || rc == PORTER_E_TIMEOUT) &&
+		    j->kind == JOB_STREAM_CLOSE) {
 			/* Closing an unknown stream is not an error: it may
-			 * have ended with its last chunk. */
+			 * have ended with its last chunk (or been reclaimed as
+			 * idle, whose tombstone is now gone too). */
 			Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 			Porter__V1__FileStreamCloseReply cr =
 				PORTER__V1__FILE_STREAM_CLOSE_REPLY__INIT;
@@ -365,23 +389,14 @@ void fs_handle(req *r)
 			req_reply(r, &resp);
 			return;
 		}
-		break;
-	}
-	default:
-		free(j);
-		req_fail(r, PORTER_E_UNSUPPORTED, "not a file request");
-		return;
 	}
 	/* Descriptors go only to the client at the other end of this
 	 * connection: never into a batch's reply (nobody would take them). */
 	if (j->want_fd && (!r->c || r->batch || r->back || !r->w->cfg->file_pass_fd))
 		j->want_fd = 0;
 	if (rc) {
+		req_fail(r, rc, "stream %llx: %s", (unsigned long long)sid, j->msg);
 		free(j);
-		req_fail(r, rc, "stream %llx: %s", (unsigned long long)sid,
-			 rc == PORTER_E_BUSY    ? "another request is using it"
-			 : rc == PORTER_E_INVAL ? "wrong kind of stream"
-						: "no such stream");
 		return;
 	}
 	if (!j->st) {
@@ -425,9 +440,9 @@ void fs_handle(req *r)
 	uv_timer_start(&j->timer, on_deadline, req_remaining_ms(r), 0);
 }
 
-void fs_conn_closed(unsigned worker_index, uint64_t conn_serial)
+void fs_conn_closed(struct worker *w, uint64_t conn_serial)
 {
-	fsstream_conn_closed(worker_index, conn_serial);
+	fsstream_conn_closed(w, conn_serial);
 }
 
 /* ------------------------------------------------------------ start-up */
@@ -435,7 +450,6 @@ void fs_conn_closed(unsigned worker_index, uint64_t conn_serial)
 int fs_init(const config *cfg)
 {
 	fswork_init(cfg->file_chunk);
-	fsstream_init(cfg->file_max_streams);
 	if (fsconfine_init(cfg->file_resolve) < 0)
 		return PORTER_E_INVAL;
 	return fsroot_init(cfg);
@@ -443,6 +457,5 @@ int fs_init(const config *cfg)
 
 void fs_shutdown(void)
 {
-	fsstream_shutdown();
 	fsroot_shutdown();
 }

@@ -33,6 +33,8 @@
 #include "config.h"
 #include "req.h"
 
+struct worker;
+
 /*
  * Opens the roots (fsroot_init) and picks the resolution method. Main thread,
  * before the workers start. Returns 0, or PORTER_E_INVAL after logging why
@@ -40,8 +42,8 @@
  */
 int fs_init(const config *cfg);
 
-/* Drops every stream and closes the roots. Main thread, after every worker
- * has stopped. */
+/* Closes the roots. Main thread, after every worker has stopped (the
+ * workers dropped their streams). */
 void fs_shutdown(void);
 
 /*
@@ -51,10 +53,10 @@ void fs_shutdown(void);
 void fs_handle(req *r);
 
 /*
- * The connection `conn_serial` of worker `worker_index` has closed: drops
- * the streams it opened (a stream busy in the thread pool is dropped when
- * its job ends). Loop thread of that worker.
+ * The connection `conn_serial` of worker `w` has closed: drops the streams
+ * it opened (a stream busy in the thread pool is dropped when its job
+ * ends). Loop thread of `w`.
  */
-void fs_conn_closed(unsigned worker_index, uint64_t conn_serial);
+void fs_conn_closed(struct worker *w, uint64_t conn_serial);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fsconfine.h"
+#include "fwd.h"
 #include "porter_errors.h"
 
 #define TMP_PREFIX ".porter-"
@@ -169,7 +170,8 @@ static void read_chunk(fs_job *j, int fd, uint64_t pos, uint64_t end, uint32_t c
 
 static fs_stream *stream_new(fs_job *j, int writing)
 {
-	fs_stream *s = fsstream_new(j->uid, j->instance, j->worker, j->conn_serial, writing);
+	fs_stream *s = fsstream_new(j->uid, j->instance, j->worker, j->conn_serial,
+				    writing ? FSSTREAM_WRITE : FSSTREAM_READ);
 	if (!s)
 		return NULL;
 	char w[320];
@@ -292,6 +294,16 @@ static int check_flags(fs_job *j, uint32_t f)
 	return 0;
 }
 
+/* 48 random bits that name a temp file (the time, should the kernel
+ * give no randomness: O_EXCL still keeps names apart). */
+static uint64_t tmp_token(void)
+{
+	uint64_t v;
+	if (fwd_new_id(0, &v) < 0)
+		v = uv_hrtime();
+	return v;
+}
+
 /* Makes the temp file of an atomic write in s->dirfd: O_TMPFILE, else a
  * unique name. Returns 0 or a positive errno value. */
 static int make_temp(fs_stream *s, mode_t mode)
@@ -301,7 +313,7 @@ static int make_temp(fs_stream *s, mode_t mode)
 		/* No O_TMPFILE on this file system: a unique name instead. */
 		for (int tries = 0; tries < 16 && s->fd < 0; tries++) {
 			snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp",
-				 (unsigned long long)fsstream_random_id());
+				 (unsigned long long)tmp_token());
 			s->fd = openat(s->dirfd, s->tmpname,
 				       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 			if (s->fd < 0 && errno != EEXIST)
@@ -418,7 +430,7 @@ static int commit(fs_job *j, fs_stream *s)
 		if (!s->tmpname[0]) {
 			for (int tries = 0; tries < 16; tries++) {
 				snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp",
-					 (unsigned long long)fsstream_random_id());
+					 (unsigned long long)tmp_token());
 				e = link_tmpfile(s, s->tmpname);
 				if (e != EEXIST)
 					break;

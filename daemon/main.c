@@ -46,7 +46,7 @@ static void drop_pg_environment(void)
  * client connection closes, so conn names none of them. */
 static void fs_on_conn_closed(const clients_conn_info *info)
 {
-	fs_conn_closed(info->worker_index, info->conn_serial);
+	fs_conn_closed(info->worker, info->conn_serial);
 }
 
 int main(int argc, char **argv)

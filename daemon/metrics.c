@@ -84,7 +84,7 @@ static void write_uid_usage(FILE *f)
 	static const char *const label[CLIENTS_RES_N] = {
 		[CLIENTS_CONNS] = "connections",       [CLIENTS_INFLIGHT] = "inflight",
 		[CLIENTS_BUFFERED] = "buffered_bytes", [CLIENTS_SESSIONS] = "sessions",
-		[CLIENTS_STREAMS] = "streams",
+		[CLIENTS_STREAMS] = "streams",         [CLIENTS_FILE_STREAMS] = "file_streams",
 	};
 	clients_uid_usage u[256];
 	size_t n = clients_uid_snapshot(u, sizeof(u) / sizeof(u[0]));

@@ -105,6 +105,8 @@ void stats_handle(req *r)
 								    : srv->auto_uid_connections;
 		us[kept].max_inflight = cfg->uid_max_inflight;
 		us[kept].max_buffered = cfg->uid_max_buffered;
+		us[kept].file_streams = uu[i].use[CLIENTS_FILE_STREAMS];
+		us[kept].max_file_streams = cfg->file_max_streams_per_uid;
 		up[kept] = &us[kept];
 		kept++;
 	}

@@ -11,6 +11,7 @@
 #include "clients.h"
 #include "conn.h"
 #include "db.h"
+#include "fsstream.h"
 #include "fwd.h"
 #include "http.h"
 #include "log.h"
@@ -136,6 +137,7 @@ static void finish(worker *w)
 		return;
 	w->state = WORKER_CLOSING;
 	db_worker_close(w);
+	fsstream_worker_close(w);
 	cancel_worker_close(w);
 	if (w->http) {
 		http_worker_close(w->http);
@@ -329,6 +331,9 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	if (rc < 0)
 		return rc; /* start-up fails; the process exits */
 	rc = db_worker_init(w);
+	if (rc < 0)
+		return rc;
+	rc = fsstream_worker_init(w);
 	if (rc < 0)
 		return rc;
 	/* Without it the worker still serves everything but HTTP. */

@@ -74,7 +74,8 @@ typedef struct worker {
 	 * socket does not take at once is copied out (conn_send). */
 	uint8_t *pack_buf; /* owned */
 	size_t pack_cap;
-	struct http_worker *http; /* owned: HTTP transfers (http.h); NULL if unavailable */
+	struct http_worker *http;          /* owned: HTTP transfers (http.h); NULL if unavailable */
+	struct fsstream_table *fs_streams; /* owned: open file streams (fsstream.h) */
 } worker;
 
 /*

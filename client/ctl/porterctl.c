@@ -181,11 +181,11 @@ static void print_uids(const porter_stats_snapshot *s)
 {
 	if (!porter_stats_uids(s))
 		return;
-	printf("\n%-10s %17s %15s %27s %9s %8s\n", "uid", "connections", "inflight",
-	       "buffered bytes", "sessions", "streams");
+	printf("\n%-10s %17s %15s %27s %9s %8s %13s\n", "uid", "connections", "inflight",
+	       "buffered bytes", "sessions", "streams", "file streams");
 	for (size_t i = 0; i < porter_stats_uids(s); i++) {
 		porter_uid_usage u;
-		char c[40], f[40], b[48];
+		char c[40], f[40], b[48], fs[48];
 		porter_stats_uid(s, i, &u);
 		snprintf(c, sizeof(c), "%llu/%llu", (unsigned long long)u.connections,
 			 (unsigned long long)u.max_connections);
@@ -193,8 +193,10 @@ static void print_uids(const porter_stats_snapshot *s)
 			 (unsigned long long)u.max_inflight);
 		snprintf(b, sizeof(b), "%llu/%llu", (unsigned long long)u.buffered_bytes,
 			 (unsigned long long)u.max_buffered);
-		printf("%-10u %17s %15s %27s %9llu %8llu\n", u.uid, c, f, b,
-		       (unsigned long long)u.sessions, (unsigned long long)u.streams);
+		snprintf(fs, sizeof(fs), "%llu/%llu", (unsigned long long)u.file_streams,
+			 (unsigned long long)u.max_file_streams);
+		printf("%-10u %17s %15s %27s %9llu %8llu %13s\n", u.uid, c, f, b,
+		       (unsigned long long)u.sessions, (unsigned long long)u.streams, fs);
 	}
 }
 
@@ -233,13 +235,16 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 			porter_stats_uid(s, i, &u);
 			printf("%s{\"uid\":%u,\"connections\":%llu,\"inflight\":%llu,"
 			       "\"buffered_bytes\":%llu,\"sessions\":%llu,\"streams\":%llu,"
-			       "\"max_connections\":%llu,\"max_inflight\":%llu,\"max_buffered\":%llu}",
+			       "\"max_connections\":%llu,\"max_inflight\":%llu,\"max_buffered\":%llu,"
+			       "\"file_streams\":%llu,\"max_file_streams\":%llu}",
 			       i ? "," : "", u.uid, (unsigned long long)u.connections,
 			       (unsigned long long)u.inflight, (unsigned long long)u.buffered_bytes,
 			       (unsigned long long)u.sessions, (unsigned long long)u.streams,
 			       (unsigned long long)u.max_connections,
 			       (unsigned long long)u.max_inflight,
-			       (unsigned long long)u.max_buffered);
+			       (unsigned long long)u.max_buffered,
+			       (unsigned long long)u.file_streams,
+			       (unsigned long long)u.max_file_streams);
 		}
 		printf("]}\n");
 	} else {

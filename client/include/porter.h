@@ -185,6 +185,8 @@ typedef struct porter_uid_usage {
 	uint64_t max_connections;
 	uint64_t max_inflight;
 	uint64_t max_buffered;
+	uint64_t file_streams;     /* file readers, writers and watches (also in streams) */
+	uint64_t max_file_streams; /* the daemon's file-max-streams-per-uid */
 } porter_uid_usage;
 
 /* Number of uids in the snapshot: the caller's own uid only, or every uid

@@ -159,17 +159,8 @@ END_TEST
  * the stats have no entry for it. */
 static long long own_streams(void)
 {
-	porter_stats_snapshot *st = NULL;
-	long long n = -1;
-	if (porter_stats(0, 5000, &st) != 0)
-		return -1;
-	for (size_t i = 0; i < porter_stats_uids(st); i++) {
-		porter_uid_usage u;
-		if (porter_stats_uid(st, i, &u) == 0 && u.uid == getuid())
-			n = (long long)u.streams;
-	}
-	porter_stats_free(st);
-	return n;
+	porter_uid_usage u;
+	return th_own_usage(&u) == 0 ? (long long)u.streams : -1;
 }
 
 static int read_then_idle(void *arg)

@@ -216,3 +216,16 @@ int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg)
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int th_own_usage(porter_uid_usage *out)
+{
+	porter_stats_snapshot *st = NULL;
+	int rc = -1;
+	if (porter_stats(0, 5000, &st) != 0)
+		return -1;
+	for (size_t i = 0; i < porter_stats_uids(st) && rc; i++)
+		if (porter_stats_uid(st, i, out) == 0 && out->uid == getuid())
+			rc = 0;
+	porter_stats_free(st);
+	return rc;
+}

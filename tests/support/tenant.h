@@ -66,4 +66,10 @@ int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg)
  * (MAP_SHARED). Lives until the process exits; NULL when out of memory. */
 void *th_shared_alloc(size_t n);
 
+struct porter_uid_usage;
+
+/* What porterd's stats say the calling process's uid holds, into `*out`.
+ * Returns 0, or -1 when the stats fail or have no entry for the uid. */
+int th_own_usage(struct porter_uid_usage *out);
+
 #endif

@@ -136,7 +136,7 @@ START_TEST(close_hooks_run_with_the_connection)
 {
 	ck_assert_int_eq(clients_on_close(hook), 0);
 	clients_attach(8000, 5);
-	clients_conn_info info = {3, 77, 8000, 5, 1};
+	clients_conn_info info = {3, 77, 8000, 5, 1, NULL};
 	clients_conn_closed(&info);
 	ck_assert_int_eq(hook_calls, 1);
 	ck_assert_uint_eq(hook_seen.worker_index, 3);
@@ -144,7 +144,7 @@ START_TEST(close_hooks_run_with_the_connection)
 	ck_assert_uint_ne(clients_gone_ms(8000, 5), 0);
 	/* Before Hello nothing was attached, so nothing is detached. */
 	clients_attach(8000, 6);
-	clients_conn_info pre = {0, 78, 8000, 6, 0};
+	clients_conn_info pre = {0, 78, 8000, 6, 0, NULL};
 	clients_conn_closed(&pre);
 	ck_assert_int_eq(hook_calls, 2);
 	ck_assert_uint_eq(clients_gone_ms(8000, 6), 0);

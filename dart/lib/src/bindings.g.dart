@@ -2401,6 +2401,14 @@ final class porter_uid_usage extends ffi.Struct {
 
   @ffi.Uint64()
   external int max_buffered;
+
+  /// file readers, writers and watches (also in streams)
+  @ffi.Uint64()
+  external int file_streams;
+
+  /// the daemon's file-max-streams-per-uid
+  @ffi.Uint64()
+  external int max_file_streams;
 }
 
 /// Opaque snapshot of the daemon's counters.
