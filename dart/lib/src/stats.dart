@@ -61,6 +61,11 @@ final class PorterUidUsage {
   final int sessions;
   final int streams;
 
+  /// File readers, writers and watches (also counted in [streams]), and
+  /// the most it may hold (porterd's file-max-streams-per-uid).
+  final int fileStreams;
+  final int maxFileStreams;
+
   const PorterUidUsage(
       {required this.uid,
       this.connections = 0,
@@ -70,12 +75,15 @@ final class PorterUidUsage {
       this.bufferedBytes = 0,
       this.maxBuffered = 0,
       this.sessions = 0,
-      this.streams = 0});
+      this.streams = 0,
+      this.fileStreams = 0,
+      this.maxFileStreams = 0});
 
   @override
   String toString() => 'uid $uid: $connections/$maxConnections connections, '
       '$inflight/$maxInflight in flight, $bufferedBytes/$maxBuffered bytes '
-      'buffered, $sessions sessions, $streams streams';
+      'buffered, $sessions sessions, $streams streams '
+      '($fileStreams/$maxFileStreams file streams)';
 }
 
 /// A snapshot of the daemon's counters. A plain Dart object: it owns no

@@ -98,7 +98,9 @@ final class StatsSnapshot implements Finalizable {
             bufferedBytes: r.buffered_bytes,
             maxBuffered: r.max_buffered,
             sessions: r.sessions,
-            streams: r.streams));
+            streams: r.streams,
+            fileStreams: r.file_streams,
+            maxFileStreams: r.max_file_streams));
       }
       return List.unmodifiable(out);
     } finally {
