@@ -1,6 +1,7 @@
 /* db - PostgreSQL calls of libporter; see the PostgreSQL section of porter.h. */
 #include "porter.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +23,54 @@ typedef struct part {
 	char *tag;
 } part;
 
+/* The diagnostic fields a result keeps, in the order of diag_codes. */
+enum {
+	D_SEVERITY,
+	D_SQLSTATE,
+	D_MESSAGE,
+	D_DETAIL,
+	D_HINT,
+	D_POSITION,
+	D_INTERNAL_POSITION,
+	D_INTERNAL_QUERY,
+	D_CONTEXT,
+	D_SCHEMA,
+	D_TABLE,
+	D_COLUMN,
+	D_DATATYPE,
+	D_CONSTRAINT,
+	N_DIAG
+};
+
+static const int diag_codes[N_DIAG] = {
+	PORTER_DB_DIAG_SEVERITY,          PORTER_DB_DIAG_SQLSTATE,
+	PORTER_DB_DIAG_MESSAGE_PRIMARY,   PORTER_DB_DIAG_MESSAGE_DETAIL,
+	PORTER_DB_DIAG_MESSAGE_HINT,      PORTER_DB_DIAG_STATEMENT_POSITION,
+	PORTER_DB_DIAG_INTERNAL_POSITION, PORTER_DB_DIAG_INTERNAL_QUERY,
+	PORTER_DB_DIAG_CONTEXT,           PORTER_DB_DIAG_SCHEMA_NAME,
+	PORTER_DB_DIAG_TABLE_NAME,        PORTER_DB_DIAG_COLUMN_NAME,
+	PORTER_DB_DIAG_DATATYPE_NAME,     PORTER_DB_DIAG_CONSTRAINT_NAME,
+};
+
+/* One set of diagnostic fields: every entry a string, "" when absent. */
+typedef struct diag {
+	char *f[N_DIAG];
+} diag;
+
+typedef struct notice {
+	diag d;
+	size_t before; /* results complete when it arrived */
+} notice;
+
 struct porter_db_result {
 	int status;
-	char *message, *sqlstate, *detail, *hint;
+	diag err; /* message, sqlstate, detail, hint ... of a failure; all "" on success */
 	part *parts;
 	size_t nparts;
 	size_t sel;
+	notice *notices;
+	size_t nnotices;
+	uint64_t notices_dropped;
 };
 
 struct porter_db_cursor {
@@ -127,6 +170,37 @@ static int part_carve(carver *cv, part *p, const Porter__V1__DbResult *dr, int n
 	return 0;
 }
 
+static char *carve_u32(carver *cv, uint32_t v)
+{
+	char num[16] = "";
+	if (v)
+		snprintf(num, sizeof(num), "%u", v);
+	return carve_str(cv, num);
+}
+
+/* Carves the fields of `e` (may be NULL: all "") and the primary message
+ * `msg` into `d`. */
+static void diag_carve(carver *cv, diag *d, const char *msg, const Porter__V1__ErrorDetail *e)
+{
+	static const Porter__V1__ErrorDetail none = PORTER__V1__ERROR_DETAIL__INIT;
+	if (!e)
+		e = &none;
+	d->f[D_SEVERITY] = carve_str(cv, e->severity);
+	d->f[D_SQLSTATE] = carve_str(cv, e->sqlstate);
+	d->f[D_MESSAGE] = carve_str(cv, msg);
+	d->f[D_DETAIL] = carve_str(cv, e->detail);
+	d->f[D_HINT] = carve_str(cv, e->hint);
+	d->f[D_POSITION] = carve_u32(cv, e->position);
+	d->f[D_INTERNAL_POSITION] = carve_u32(cv, e->internal_position);
+	d->f[D_INTERNAL_QUERY] = carve_str(cv, e->internal_query);
+	d->f[D_CONTEXT] = carve_str(cv, e->context);
+	d->f[D_SCHEMA] = carve_str(cv, e->schema_name);
+	d->f[D_TABLE] = carve_str(cv, e->table_name);
+	d->f[D_COLUMN] = carve_str(cv, e->column_name);
+	d->f[D_DATATYPE] = carve_str(cv, e->datatype_name);
+	d->f[D_CONSTRAINT] = carve_str(cv, e->constraint_name);
+}
+
 /* Carves the whole result into `*res` (a scratch struct while measuring,
  * else the block's first bytes). -1 on a malformed reply. */
 static int result_carve(carver *cv, porter_db_result *res, const Porter__V1__Response *resp, int n,
@@ -135,12 +209,11 @@ static int result_carve(carver *cv, porter_db_result *res, const Porter__V1__Res
 	carve(cv, sizeof(*res));
 	memset(res, 0, sizeof(*res));
 	res->status = resp->status;
-	const Porter__V1__ErrorDetail *e = resp->error;
-	res->message = carve_str(cv, resp->status ? resp->message : "");
-	res->sqlstate = carve_str(cv, e ? e->sqlstate : "");
-	res->detail = carve_str(cv, e ? e->detail : "");
-	res->hint = carve_str(cv, e ? e->hint : "");
-	if (resp->status == 0 && resp->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY) {
+	diag_carve(cv, &res->err, resp->status ? resp->message : "",
+		   resp->status ? resp->error : NULL);
+	/* A failed query's reply may carry results too: those of the
+	 * statements before the one that failed, and the notices. */
+	if (resp->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY) {
 		const Porter__V1__DbQueryReply *qr = resp->db_query;
 		res->parts = carve(cv, (qr->n_results + 1) * sizeof(part));
 		res->nparts = qr->n_results;
@@ -152,6 +225,17 @@ static int result_carve(carver *cv, porter_db_result *res, const Porter__V1__Res
 				return -1;
 		}
 		res->sel = res->nparts ? res->nparts - 1 : 0;
+		res->notices = carve(cv, (qr->n_notices + 1) * sizeof(notice));
+		res->nnotices = qr->n_notices;
+		for (size_t i = 0; i < qr->n_notices; i++) {
+			notice scratch_notice;
+			notice *nt = res->notices ? &res->notices[i] : &scratch_notice;
+			const Porter__V1__DbNotice *dn = qr->notices[i];
+			diag_carve(cv, &nt->d, dn->message, dn->fields);
+			nt->before = dn->before_result < qr->n_results ? dn->before_result
+								       : qr->n_results;
+		}
+		res->notices_dropped = qr->notices_dropped;
 	}
 	return 0;
 }
@@ -343,22 +427,55 @@ int porter_db_status(const porter_db_result *res)
 
 const char *porter_db_message(const porter_db_result *res)
 {
-	return res ? res->message : "";
+	return res ? res->err.f[D_MESSAGE] : "";
 }
 
 const char *porter_db_sqlstate(const porter_db_result *res)
 {
-	return res ? res->sqlstate : "";
+	return res ? res->err.f[D_SQLSTATE] : "";
 }
 
 const char *porter_db_detail(const porter_db_result *res)
 {
-	return res ? res->detail : "";
+	return res ? res->err.f[D_DETAIL] : "";
 }
 
 const char *porter_db_hint(const porter_db_result *res)
 {
-	return res ? res->hint : "";
+	return res ? res->err.f[D_HINT] : "";
+}
+
+static const char *diag_get(const diag *d, int field)
+{
+	for (int i = 0; i < N_DIAG; i++)
+		if (diag_codes[i] == field)
+			return d->f[i];
+	return "";
+}
+
+const char *porter_db_error_field(const porter_db_result *res, int field)
+{
+	return res ? diag_get(&res->err, field) : "";
+}
+
+size_t porter_db_nnotices(const porter_db_result *res)
+{
+	return res ? res->nnotices : 0;
+}
+
+const char *porter_db_notice_field(const porter_db_result *res, size_t i, int field)
+{
+	return res && i < res->nnotices ? diag_get(&res->notices[i].d, field) : "";
+}
+
+size_t porter_db_notice_before(const porter_db_result *res, size_t i)
+{
+	return res && i < res->nnotices ? res->notices[i].before : 0;
+}
+
+uint64_t porter_db_notices_dropped(const porter_db_result *res)
+{
+	return res ? res->notices_dropped : 0;
 }
 
 size_t porter_db_nresults(const porter_db_result *res)
@@ -482,7 +599,11 @@ int porter_db_cursor_open(uint64_t session, const char *conninfo, const char *sq
 	if (!call_id)
 		call_id = pconn_next_id();
 	rc = run_query(session, conninfo, sql, params, nparams, chunk_rows, call_id, wait, &resp);
-	if (rc < 0) {
+	/* The server's own error on the first chunk is handed by the first
+	 * read, with its SQLSTATE and fields, as a later chunk's would be;
+	 * everything else (no answer, a refusal) fails the open. */
+	int deferred = rc == PORTER_E_DB && resp;
+	if (rc < 0 && !deferred) {
 		pconn_scratch_release();
 		return rc;
 	}
@@ -492,8 +613,8 @@ int porter_db_cursor_open(uint64_t session, const char *conninfo, const char *sq
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	}
 	cur->first = result_from(resp, 0, NULL, NULL);
-	cur->stream = resp->more ? resp->db_query->stream : 0;
-	cur->done = !resp->more;
+	cur->stream = !deferred && resp->more && resp->db_query ? resp->db_query->stream : 0;
+	cur->done = !cur->stream;
 	cur->call_id = call_id;
 	cur->deadline = deadline;
 	pconn_scratch_release();
@@ -503,6 +624,7 @@ int porter_db_cursor_open(uint64_t session, const char *conninfo, const char *sq
 	}
 	cursor_take_cols(cur, cur->first);
 	*out = cur;
+	pconn_clear_error();
 	return 0;
 }
 
@@ -516,7 +638,8 @@ int porter_db_cursor_read(porter_db_cursor *cur, uint64_t call_id, int timeout_m
 	if (cur->first) {
 		*chunk = cur->first;
 		cur->first = NULL;
-		return 1;
+		int st = (*chunk)->status;
+		return st < 0 ? pconn_set_error(st, "%s", (*chunk)->err.f[D_MESSAGE]) : 1;
 	}
 	if (cur->done)
 		return 0;

@@ -322,7 +322,8 @@ int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char
 		PQfreemem(err);
 		return PORTER_E_INVAL;
 	}
-	size_t n = N_OWN + 3; /* hostaddr, gssencmode and the terminator */
+	/* hostaddr, gssencmode, client_encoding and the terminator */
+	size_t n = N_OWN + 4;
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 		n++;
 	const char **kw = calloc(n, sizeof(*kw));
@@ -336,6 +337,7 @@ int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char
 	size_t k = 0;
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val || own_keyword(o->keyword) ||
+		    strcmp(o->keyword, "client_encoding") == 0 ||
 		    (hostaddr && strcmp(o->keyword, "hostaddr") == 0) ||
 		    (foreign && strcmp(o->keyword, "gssencmode") == 0))
 			continue;
@@ -350,6 +352,12 @@ int dbpolicy_params_build(const char *conninfo, const char *hostaddr, const char
 		kw[k] = "gssencmode";
 		vals[k++] = "disable";
 	}
+	/* Every text porterd hands on is UTF-8 whatever the database's
+	 * encoding: the server converts. A startup parameter outranks the
+	 * database's and the role's settings and an options='-c ...' given
+	 * with it. */
+	kw[k] = "client_encoding";
+	vals[k++] = "UTF8";
 	for (size_t i = 0; i < N_OWN; i++) {
 		kw[k] = own_keywords[i];
 		vals[k++] = strcmp(own_keywords[i], "sslrootcert") == 0 && root_cert

@@ -79,7 +79,8 @@ typedef struct dbpolicy_params {
  * Builds what porterd connects with from a checked `conninfo`: the values
  * it sets, `hostaddr` (NUL-terminated, or NULL: keep the client's) in place
  * of the client's hostaddr, and porterd's own passfile, sslcert, sslkey,
- * sslcrl and sslrootcert (`root_cert`, or NULL for none). For a `foreign`
+ * sslcrl and sslrootcert (`root_cert`, or NULL for none), and
+ * client_encoding UTF8 in place of any the client gave. For a `foreign`
  * client also gssencmode=disable, so libpq does not set up GSS encryption
  * with porterd's Kerberos credentials. Returns 0, PORTER_E_INVAL or
  * PORTER_E_NOMEM; `out` is filled on success only and freed with

@@ -37,9 +37,9 @@ static int request_known(void)
 static int response_known(void)
 {
 	return plain_fields(&porter__v1__response__descriptor) == 5 &&
-	       porter__v1__error_detail__descriptor.n_fields == 5 &&
+	       porter__v1__error_detail__descriptor.n_fields == 15 &&
 	       porter__v1__ping_reply__descriptor.n_fields == 1 &&
-	       porter__v1__db_query_reply__descriptor.n_fields == 2 &&
+	       porter__v1__db_query_reply__descriptor.n_fields == 4 &&
 	       porter__v1__db_result__descriptor.n_fields == 4 &&
 	       porter__v1__db_column__descriptor.n_fields == 2 &&
 	       porter__v1__db_row__descriptor.n_fields == 2;
@@ -157,6 +157,20 @@ static uint64_t zigzag32(int32_t v)
 	return (uint32_t)(((uint32_t)v << 1) ^ (uint32_t)(v >> 31));
 }
 
+/* Whether `e` holds only the fields this codec writes (sqlstate, detail,
+ * hint, http_status, sys_errno). A database error's position, context and
+ * names, like notices, are rare and left to protobuf-c: the codec's worth
+ * is in the rows of the common reply. */
+static int error_plain(const Porter__V1__ErrorDetail *e)
+{
+	return !e->base.n_unknown_fields && !(e->severity && *e->severity) && !e->position &&
+	       !e->internal_position && !(e->internal_query && *e->internal_query) &&
+	       !(e->context && *e->context) && !(e->schema_name && *e->schema_name) &&
+	       !(e->table_name && *e->table_name) && !(e->column_name && *e->column_name) &&
+	       !(e->datatype_name && *e->datatype_name) &&
+	       !(e->constraint_name && *e->constraint_name);
+}
+
 static size_t error_size(const Porter__V1__ErrorDetail *e)
 {
 	return str_size(1, e->sqlstate) + str_size(2, e->detail) + str_size(3, e->hint) +
@@ -248,11 +262,11 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 	const Porter__V1__DbQueryReply *qr = NULL;
 	const Porter__V1__PingReply *ping = NULL;
 	if (!known(&response_shape, response_known) || r->base.n_unknown_fields ||
-	    (r->error && r->error->base.n_unknown_fields))
+	    (r->error && !error_plain(r->error)))
 		return 0;
 	if (r->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY) {
 		qr = r->db_query;
-		if (!qr || qr->base.n_unknown_fields)
+		if (!qr || qr->base.n_unknown_fields || qr->n_notices || qr->notices_dropped)
 			return 0;
 	} else if (r->body_case == PORTER__V1__RESPONSE__BODY_PING) {
 		ping = r->ping;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "ctl_dberr.h"
 #include "ctl_dbfmt.h"
 #include "porter.h"
 
@@ -434,8 +435,10 @@ static double now_ms(void)
 }
 
 /* Prints a database error: psql's lines on stderr, or the "error" member
- * of the JSON object. `r` (may be NULL) carries the fields. */
-static int report_error(const ctl_opts *o, int rc, const porter_db_result *r)
+ * of the JSON object, each with the notices that came with it. `r` (may
+ * be NULL) carries the fields; `sql` (may be NULL) is the statement, for
+ * the caret under the error's position. */
+static int report_error(const ctl_opts *o, int rc, const porter_db_result *r, const char *sql)
 {
 	const char *msg =
 		r && porter_db_message(r)[0] ? porter_db_message(r) : porter_last_error_message();
@@ -453,20 +456,86 @@ static int report_error(const ctl_opts *o, int rc, const porter_db_result *r)
 		ctl_json_cstr(stdout, r ? porter_db_detail(r) : "");
 		fputs(",\"hint\":", stdout);
 		ctl_json_cstr(stdout, r ? porter_db_hint(r) : "");
+		if (r) {
+			dberr_json_error_fields(stdout, r);
+			int none = 1;
+			unsigned long long dropped = 0;
+			fputs(",\"notices\":[", stdout);
+			dberr_json_notices(stdout, r, &none, &dropped);
+			printf("],\"notices_dropped\":%llu", dropped);
+		}
 		printf(",\"exit\":%d}", status);
 		return status;
 	}
 	fflush(stdout);
-	if (rc == PORTER_E_DB) {
+	dberr_print_notices(stderr, r, sql);
+	if (rc == PORTER_E_DB && r) {
+		dberr_print_error(stderr, r, sql);
+	} else if (rc == PORTER_E_DB) {
 		fprintf(stderr, "ERROR:  %s\n", msg);
-		if (r && porter_db_detail(r)[0])
-			fprintf(stderr, "DETAIL:  %s\n", porter_db_detail(r));
-		if (r && porter_db_hint(r)[0])
-			fprintf(stderr, "HINT:  %s\n", porter_db_hint(r));
 	} else {
 		fprintf(stderr, "porterctl db: %s (%s)\n", msg, porter_error_name(rc));
 	}
 	return status;
+}
+
+/* A statement's notices under --json: the members gathered as chunks
+ * come, written into its object at its end. */
+typedef struct notices_json {
+	FILE *mem; /* open_memstream over buf */
+	char *buf;
+	size_t len;
+	int first;
+	unsigned long long dropped;
+} notices_json;
+
+/* Hands on the notices of `chunk` (may be NULL): to stderr as psql prints
+ * them as they come, or into `nj` under --json. */
+static void take_notices(const ctl_opts *o, notices_json *nj, const porter_db_result *chunk,
+			 const char *sql)
+{
+	if (o->json) {
+		if (nj->mem)
+			dberr_json_notices(nj->mem, chunk, &nj->first, &nj->dropped);
+		return;
+	}
+	if (porter_db_nnotices(chunk) || porter_db_notices_dropped(chunk)) {
+		/* Rows printed so far come first, as on psql's terminal. */
+		fflush(stdout);
+		dberr_print_notices(stderr, chunk, sql);
+	}
+}
+
+/* The JSON members closing a statement's object: its notices. malloc'd,
+ * or NULL (out of memory: the members are left out). */
+static char *notices_close(notices_json *nj)
+{
+	char *out = NULL;
+	if (nj->mem && fclose(nj->mem) == 0) {
+		size_t cap = nj->len + 64;
+		out = malloc(cap);
+		if (out)
+			snprintf(out, cap, ",\"notices\":[%s],\"notices_dropped\":%llu",
+				 nj->buf ? nj->buf : "", nj->dropped);
+	}
+	nj->mem = NULL;
+	free(nj->buf);
+	nj->buf = NULL;
+	return out;
+}
+
+/* Starts a statement's output (after a comma unless it is the `first`
+ * under --json, where `nj` starts gathering its notices). NULL when out
+ * of memory. */
+static dbfmt *output_begin(const ctl_opts *o, const dbfmt_opts *fo, notices_json *nj, int first)
+{
+	dbfmt *f = dbfmt_begin(fo);
+	if (f && o->json) {
+		nj->mem = open_memstream(&nj->buf, &nj->len);
+		if (!first)
+			putchar(',');
+	}
+	return f;
 }
 
 /* Runs one statement on `session` and prints it. EXIT_OK or a status. */
@@ -475,24 +544,24 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 {
 	porter_db_cursor *cur = NULL;
 	porter_db_result *chunk = NULL;
+	dbfmt *f = NULL;
+	notices_json nj = {.first = 1};
 	char tag[128] = "";
 	double t0 = now_ms();
+	/* A database error comes with a read, the first one included, so its
+	 * fields (position, context ...) are printed; the open fails only
+	 * when porterd did not run the statement. */
 	int rc = porter_db_cursor_open(session, NULL, sql, p, np, DB_CHUNK_ROWS, 0, 0,
 				       o->timeout_ms, &cur);
-	if (rc < 0) {
-		if (o->json)
-			fputs(first ? "]," : "],", stdout);
-		return report_error(o, rc, NULL);
-	}
-	dbfmt *f = dbfmt_begin(fo);
-	if (!f) {
-		porter_db_cursor_close(cur, 1000);
-		return ctl_error(EXIT_FAILED, "nomem", "db: out of memory");
-	}
-	if (o->json && !first)
-		putchar(',');
-	while ((rc = porter_db_cursor_read(cur, 0, o->timeout_ms, &chunk)) == 1) {
+	while (rc >= 0 && (rc = porter_db_cursor_read(cur, 0, o->timeout_ms, &chunk)) == 1) {
+		/* The statement's output starts with its first chunk: one
+		 * that fails at once shows only its error, as in psql. */
+		if (!f && !(f = output_begin(o, fo, &nj, first))) {
+			rc = PORTER_E_NOMEM;
+			break;
+		}
 		snprintf(tag, sizeof(tag), "%s", porter_db_cmdstatus(chunk));
+		take_notices(o, &nj, chunk, sql);
 		if (dbfmt_chunk(f, chunk) < 0) {
 			rc = PORTER_E_NOMEM;
 			break;
@@ -500,22 +569,27 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 		chunk = NULL;
 	}
 	double ms = now_ms() - t0;
+	if (rc >= 0 && !f && !(f = output_begin(o, fo, &nj, first)))
+		rc = PORTER_E_NOMEM; /* a statement without a chunk: none yet */
+	char *extra = notices_close(&nj);
+	int st = EXIT_OK;
 	if (rc < 0) {
-		/* Rows already printed stay printed; the error follows them. */
-		dbfmt_end(f, NULL, -1);
+		/* Rows already printed stay printed; the error follows them,
+		 * with the notices that came with it. */
+		if (f)
+			dbfmt_end(f, NULL, -1, extra);
 		if (o->json)
 			fputs("],", stdout);
-		int st = report_error(o, rc, chunk);
-		porter_db_result_free(chunk);
-		porter_db_cursor_close(cur, 1000);
-		return st;
-	}
-	porter_db_cursor_close(cur, 1000);
-	if (dbfmt_end(f, tag, o->json && timing ? ms : -1) < 0)
-		return ctl_error(EXIT_FAILED, "io", "db: stdout: %s", strerror(errno));
-	if (timing && !o->json)
+		st = report_error(o, rc, chunk, sql);
+	} else if (dbfmt_end(f, tag, o->json && timing ? ms : -1, extra) < 0) {
+		st = ctl_error(EXIT_FAILED, "io", "db: stdout: %s", strerror(errno));
+	} else if (timing && !o->json) {
 		printf("Time: %.3f ms\n", ms);
-	return EXIT_OK;
+	}
+	free(extra);
+	porter_db_result_free(chunk);
+	porter_db_cursor_close(cur, 1000);
+	return st;
 }
 
 typedef struct db_args {
@@ -733,10 +807,10 @@ int ctl_db(const ctl_opts *o_in, int argc, char **argv)
 	if (rc < 0) {
 		if (o->json) {
 			fputs("{\"results\":[],", stdout);
-			status = report_error(o, rc, NULL);
+			status = report_error(o, rc, NULL, NULL);
 			fputs("}\n", stdout);
 		} else {
-			status = report_error(o, rc, NULL);
+			status = report_error(o, rc, NULL, NULL);
 		}
 		session = 0;
 		goto out;

@@ -179,7 +179,7 @@ static int g_locale_ok = -1;
 /* Columns taken by code point `cp` on a terminal: wcwidth() under a
  * UTF-8 locale (CJK and emoji take 2, combining marks 0), since the
  * values are UTF-8 whatever the user's locale is. */
-static int cp_width(unsigned cp)
+int dbfmt_cp_width(unsigned cp)
 {
 	if (g_locale_ok < 0)
 		g_locale_ok = setlocale(LC_CTYPE, "C.UTF-8") != NULL ||
@@ -234,7 +234,7 @@ static const char *render(const char *s, size_t n, size_t *max_w, size_t *n_line
 		} else {
 			memcpy(o, u + i, k);
 			o += k;
-			w += (size_t)cp_width(cp);
+			w += (size_t)dbfmt_cp_width(cp);
 		}
 		i += k;
 	}
@@ -259,7 +259,7 @@ static size_t line_width(const char *s, size_t n)
 			i++;
 			continue;
 		}
-		w += (size_t)cp_width(cp);
+		w += (size_t)dbfmt_cp_width(cp);
 		i += k;
 	}
 	return w;
@@ -809,7 +809,7 @@ static int tag_after_rows(const char *tag)
 	       !strncmp(tag, "DELETE", 6) || !strncmp(tag, "MERGE", 5);
 }
 
-int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms)
+int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms, const char *json_extra)
 {
 	const dbfmt_opts *o = f->o;
 	int nf = f->first ? porter_db_nfields(f->first) : 0;
@@ -826,6 +826,8 @@ int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms)
 		       cmdstatus ? "true" : "false");
 		if (ms >= 0)
 			printf(",\"time_ms\":%.3f", ms);
+		if (json_extra)
+			fputs(json_extra, stdout);
 		putchar('}');
 	} else if (!cmdstatus) {
 		/* The statement failed after some chunks: a held table is not

@@ -46,8 +46,14 @@ int dbfmt_chunk(dbfmt *f, porter_db_result *chunk);
  * output), the footer and the command tag `cmdstatus` ("" when unknown),
  * then frees `f`. `cmdstatus` NULL means the statement failed: no held
  * table, no footer, and JSON's object says "complete":false. `ms` >= 0 adds the statement's time in
- * JSON (the caller prints it otherwise). Returns 0, or -1 when stdout failed. */
-int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms);
+ * JSON (the caller prints it otherwise). `json_extra` (NULL: none) is
+ * written into JSON's object last: members, each led by a comma. Returns
+ * 0, or -1 when stdout failed. */
+int dbfmt_end(dbfmt *f, const char *cmdstatus, double ms, const char *json_extra);
+
+/* Columns taken by code point `cp` on a terminal: wcwidth() under a
+ * UTF-8 locale (CJK and emoji 2, combining marks 0; -1 never). */
+int dbfmt_cp_width(unsigned cp);
 
 /* SQL name of a built-in type ("integer", "text[]"), or NULL for an OID
  * this table does not know (user-defined types). */

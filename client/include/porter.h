@@ -943,14 +943,24 @@ PORTER_API int porter_db_close(uint64_t session, uint64_t call_id, int timeout_m
 /*
  * Runs `sql` on `session`, or when `session` is 0 on a pooled connection
  * for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
- * without parameters `sql` may hold several statements, one result part
- * each. Returns 0 on success or a negative code. Whenever porterd answered
- * (success or a database error), `*out` receives a result that the caller
- * frees with porter_db_result_free() and whose status and error fields
- * describe the outcome; otherwise `*out` is set to NULL. Errors include
- * PORTER_E_DB (SQL error: see porter_db_sqlstate), PORTER_E_TIMEOUT,
- * PORTER_E_DB_BROKEN, PORTER_E_DB_SESSION, PORTER_E_TOO_LARGE (use a
- * cursor). Blocks up to `timeout_ms`. Thread safe.
+ * a statement that uses more parameters than `nparams` fails with
+ * PORTER_E_DB, SQLSTATE 08P01, before it is sent. Without parameters
+ * `sql` may hold several statements, one result part each; when one of
+ * them fails, the result holds the parts of those before it (as psql
+ * prints them) and the error. Returns 0 on success or a negative code.
+ * Whenever porterd answered (success or a database error), `*out`
+ * receives a result that the caller frees with porter_db_result_free()
+ * and whose status and error fields describe the outcome, with the
+ * server's notices (porter_db_nnotices); otherwise `*out` is set to NULL.
+ * Errors include PORTER_E_DB (SQL error: see porter_db_sqlstate and
+ * porter_db_error_field), PORTER_E_TIMEOUT, PORTER_E_DB_BROKEN,
+ * PORTER_E_DB_SESSION, PORTER_E_TOO_LARGE (use a cursor). Blocks up to
+ * `timeout_ms`. Thread safe.
+ *
+ * Text is UTF-8: porterd opens every connection with client_encoding
+ * UTF8 and closes one on which a statement changed it (that statement's
+ * call fails with PORTER_E_DB_BROKEN), so no value arrives in another
+ * encoding.
  */
 PORTER_API int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
 			       const porter_db_param *params, size_t nparams, uint64_t call_id,
@@ -966,6 +976,51 @@ PORTER_API const char *porter_db_message(const porter_db_result *res);
 PORTER_API const char *porter_db_sqlstate(const porter_db_result *res);
 PORTER_API const char *porter_db_detail(const porter_db_result *res);
 PORTER_API const char *porter_db_hint(const porter_db_result *res);
+
+/*
+ * PostgreSQL's diagnostic fields, for porter_db_error_field and
+ * porter_db_notice_field. The values are libpq's PG_DIAG_* letters, so
+ * code written against PQresultErrorField reads the same fields.
+ */
+enum porter_db_diag {
+	PORTER_DB_DIAG_SEVERITY = 83,           /* 'S': ERROR, FATAL, NOTICE, WARNING ... */
+	PORTER_DB_DIAG_SQLSTATE = 67,           /* 'C': e.g. 42P01 */
+	PORTER_DB_DIAG_MESSAGE_PRIMARY = 77,    /* 'M': the message */
+	PORTER_DB_DIAG_MESSAGE_DETAIL = 68,     /* 'D' */
+	PORTER_DB_DIAG_MESSAGE_HINT = 72,       /* 'H' */
+	PORTER_DB_DIAG_STATEMENT_POSITION = 80, /* 'P': 1-based, in characters */
+	PORTER_DB_DIAG_INTERNAL_POSITION = 112, /* 'p': in INTERNAL_QUERY */
+	PORTER_DB_DIAG_INTERNAL_QUERY = 113,    /* 'q': e.g. a PL/pgSQL statement */
+	PORTER_DB_DIAG_CONTEXT = 87,            /* 'W': call stack, one line each */
+	PORTER_DB_DIAG_SCHEMA_NAME = 115,       /* 's' */
+	PORTER_DB_DIAG_TABLE_NAME = 116,        /* 't' */
+	PORTER_DB_DIAG_COLUMN_NAME = 99,        /* 'c' */
+	PORTER_DB_DIAG_DATATYPE_NAME = 100,     /* 'd' */
+	PORTER_DB_DIAG_CONSTRAINT_NAME = 110,   /* 'n' */
+};
+
+/*
+ * One diagnostic field (enum porter_db_diag) of the error `res` carries,
+ * as PQresultErrorField gives it: text owned by `res`, positions in
+ * decimal; "" when the field is absent, the result succeeded, `field` is
+ * not one of the enum or `res` is NULL. Never NULL.
+ */
+PORTER_API const char *porter_db_error_field(const porter_db_result *res, int field);
+
+/*
+ * Notices: the NOTICE, WARNING, INFO ... messages the server sent while
+ * the call ran (RAISE NOTICE, DROP ... IF EXISTS), oldest first; for a
+ * cursor, those of each chunk come with it. porterd keeps the first 100
+ * of one call (256 KiB of text at most, each field cut at 8 KiB) and
+ * counts the others: porter_db_notices_dropped. Notice `i` (0-based)
+ * arrived after the first porter_db_notice_before(res, i) result parts
+ * and before the others. Field text is owned by `res`; "" when `i` is out
+ * of range or the field absent; 0 for a NULL `res`.
+ */
+PORTER_API size_t porter_db_nnotices(const porter_db_result *res);
+PORTER_API const char *porter_db_notice_field(const porter_db_result *res, size_t i, int field);
+PORTER_API size_t porter_db_notice_before(const porter_db_result *res, size_t i);
+PORTER_API uint64_t porter_db_notices_dropped(const porter_db_result *res);
 
 /*
  * Number of result parts (one per statement). The accessors below read the
@@ -1007,7 +1062,12 @@ PORTER_API const char *porter_db_cmdstatus(const porter_db_result *res);
  * and, by default, every read. On success stores a cursor in `*out` (close
  * with porter_db_cursor_close or free with porter_db_cursor_free) and
  * returns 0; on failure `*out` is NULL. The first chunk is already
- * fetched; a database error may also arrive with a later chunk.
+ * fetched. A database error (PORTER_E_DB), whether the server reported it
+ * with the first chunk or a later one, is handed by the read of that
+ * chunk, whose result carries its SQLSTATE and other fields (as libpq
+ * reports a query's error from PQgetResult, not from PQsendQuery); the
+ * open then still succeeds. Other failures (no answer, a refused request)
+ * fail the open.
  */
 PORTER_API int porter_db_cursor_open(uint64_t session, const char *conninfo, const char *sql,
 				     const porter_db_param *params, size_t nparams,

@@ -179,6 +179,20 @@ START_TEST(params_carry_porterds_own_files)
 		}
 	ck_assert_int_eq(gss, 1);
 	dbpolicy_params_free(&p);
+	/* client_encoding is UTF8, once, whatever the client asked for. */
+	const char *given[] = {"host=h", "host=h client_encoding=LATIN1",
+			       "host=h client_encoding=auto"};
+	for (size_t g = 0; g < sizeof(given) / sizeof(given[0]); g++) {
+		ck_assert_int_eq(dbpolicy_params_build(given[g], NULL, NULL, 0, &p), 0);
+		int enc = 0;
+		for (size_t i = 0; p.keywords[i]; i++)
+			if (!strcmp(p.keywords[i], "client_encoding")) {
+				ck_assert_str_eq(p.values[i], "UTF8");
+				enc++;
+			}
+		ck_assert_int_eq(enc, 1);
+		dbpolicy_params_free(&p);
+	}
 }
 END_TEST
 

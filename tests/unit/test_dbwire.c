@@ -473,6 +473,68 @@ START_TEST(other_bodies_are_left_to_protobuf_c)
 }
 END_TEST
 
+/* Notices and the rarer diagnostic fields of an error are not the codec's:
+ * it declines to pack them (protobuf-c does) and declines to decode them
+ * (protobuf-c does), so nothing of them is ever dropped. */
+START_TEST(notices_and_error_fields_are_left_to_protobuf_c)
+{
+	Porter__V1__ErrorDetail nf = PORTER__V1__ERROR_DETAIL__INIT;
+	nf.severity = "NOTICE";
+	nf.sqlstate = "00000";
+	Porter__V1__DbNotice n = PORTER__V1__DB_NOTICE__INIT;
+	n.message = "table \"t\" does not exist, skipping";
+	n.fields = &nf;
+	Porter__V1__DbNotice *ns[] = {&n};
+	Porter__V1__DbQueryReply qr = PORTER__V1__DB_QUERY_REPLY__INIT;
+	qr.notices = ns;
+	qr.n_notices = 1;
+	Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
+	r.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+	r.db_query = &qr;
+	uint8_t *buf = NULL;
+	size_t cap = 0, len = 0;
+	ck_assert_int_eq(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len), 0);
+	ck_assert_ptr_null(buf);
+	/* Only a count of dropped notices: the same. */
+	qr.n_notices = 0;
+	qr.notices_dropped = 3;
+	ck_assert_int_eq(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len), 0);
+	qr.notices_dropped = 0;
+	/* Each diagnostic field the codec does not write. */
+	for (int k = 0; k < 10; k++) {
+		Porter__V1__ErrorDetail e = PORTER__V1__ERROR_DETAIL__INIT;
+		e.sqlstate = "42601";
+		char **strs[] = {&e.severity,      &e.internal_query, &e.context,
+				 &e.schema_name,   &e.table_name,     &e.column_name,
+				 &e.datatype_name, &e.constraint_name};
+		if (k < 8)
+			*strs[k] = "x";
+		else if (k == 8)
+			e.position = 8;
+		else
+			e.internal_position = 2;
+		r.status = PORTER_E_DB;
+		r.error = &e;
+		ck_assert_msg(dbwire_pack_response(&r, 1 << 20, &buf, &cap, &len) == 0, "field %d",
+			      k);
+		ck_assert_ptr_null(buf);
+		/* protobuf-c's bytes are declined by the fast decoder too, and
+		 * protobuf-c reads them back whole. */
+		size_t wl;
+		uint8_t *wire = pb_pack(&r.base, &wl);
+		ck_assert(
+			!check_decode(&porter__v1__response__descriptor, fast_response, wire, wl));
+		free(wire);
+	}
+	/* With only the plain fields it packs as before. */
+	Porter__V1__ErrorDetail plain = PORTER__V1__ERROR_DETAIL__INIT;
+	plain.sqlstate = "42601";
+	r.error = &plain;
+	check_same(&r);
+	free(buf);
+}
+END_TEST
+
 /* A Request packed by protobuf-c with a DbQuery of `n` empty params. */
 static uint8_t *request_with_params(size_t n, uint64_t id, size_t *len)
 {
@@ -614,6 +676,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, decoders_decline_what_they_do_not_know);
 	tcase_add_test(tc, large_rows_and_lengths_over_one_varint_byte);
 	tcase_add_test(tc, other_bodies_are_left_to_protobuf_c);
+	tcase_add_test(tc, notices_and_error_fields_are_left_to_protobuf_c);
 	tcase_add_test(tc, frame_limit_is_enforced);
 	tcase_add_test(tc, params_are_counted_on_the_wire);
 	tcase_add_loop_test(tc, random_pings_match_protobuf_c, 0, 3);

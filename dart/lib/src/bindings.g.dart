@@ -1739,14 +1739,24 @@ class PorterBindings {
 
   /// Runs `sql` on `session`, or when `session` is 0 on a pooled connection
   /// for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
-  /// without parameters `sql` may hold several statements, one result part
-  /// each. Returns 0 on success or a negative code. Whenever porterd answered
-  /// (success or a database error), `*out` receives a result that the caller
-  /// frees with porter_db_result_free() and whose status and error fields
-  /// describe the outcome; otherwise `*out` is set to NULL. Errors include
-  /// PORTER_E_DB (SQL error: see porter_db_sqlstate), PORTER_E_TIMEOUT,
-  /// PORTER_E_DB_BROKEN, PORTER_E_DB_SESSION, PORTER_E_TOO_LARGE (use a
-  /// cursor). Blocks up to `timeout_ms`. Thread safe.
+  /// a statement that uses more parameters than `nparams` fails with
+  /// PORTER_E_DB, SQLSTATE 08P01, before it is sent. Without parameters
+  /// `sql` may hold several statements, one result part each; when one of
+  /// them fails, the result holds the parts of those before it (as psql
+  /// prints them) and the error. Returns 0 on success or a negative code.
+  /// Whenever porterd answered (success or a database error), `*out`
+  /// receives a result that the caller frees with porter_db_result_free()
+  /// and whose status and error fields describe the outcome, with the
+  /// server's notices (porter_db_nnotices); otherwise `*out` is set to NULL.
+  /// Errors include PORTER_E_DB (SQL error: see porter_db_sqlstate and
+  /// porter_db_error_field), PORTER_E_TIMEOUT, PORTER_E_DB_BROKEN,
+  /// PORTER_E_DB_SESSION, PORTER_E_TOO_LARGE (use a cursor). Blocks up to
+  /// `timeout_ms`. Thread safe.
+  ///
+  /// Text is UTF-8: porterd opens every connection with client_encoding
+  /// UTF8 and closes one on which a statement changed it (that statement's
+  /// call fails with PORTER_E_DB_BROKEN), so no value arrives in another
+  /// encoding.
   int porter_db_query(
     int session,
     ffi.Pointer<ffi.Char> conninfo,
@@ -1861,6 +1871,96 @@ class PorterBindings {
           'porter_db_hint');
   late final _porter_db_hint =
       _porter_db_hintPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>)>();
+
+  /// One diagnostic field (enum porter_db_diag) of the error `res` carries,
+  /// as PQresultErrorField gives it: text owned by `res`, positions in
+  /// decimal; "" when the field is absent, the result succeeded, `field` is
+  /// not one of the enum or `res` is NULL. Never NULL.
+  ffi.Pointer<ffi.Char> porter_db_error_field(
+    ffi.Pointer<porter_db_result> res,
+    int field,
+  ) {
+    return _porter_db_error_field(
+      res,
+      field,
+    );
+  }
+
+  late final _porter_db_error_fieldPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, ffi.Int)>>(
+          'porter_db_error_field');
+  late final _porter_db_error_field =
+      _porter_db_error_fieldPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, int)>();
+
+  /// Notices: the NOTICE, WARNING, INFO ... messages the server sent while
+  /// the call ran (RAISE NOTICE, DROP ... IF EXISTS), oldest first; for a
+  /// cursor, those of each chunk come with it. porterd keeps the first 100
+  /// of one call (256 KiB of text at most, each field cut at 8 KiB) and
+  /// counts the others: porter_db_notices_dropped. Notice `i` (0-based)
+  /// arrived after the first porter_db_notice_before(res, i) result parts
+  /// and before the others. Field text is owned by `res`; "" when `i` is out
+  /// of range or the field absent; 0 for a NULL `res`.
+  int porter_db_nnotices(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_nnotices(
+      res,
+    );
+  }
+
+  late final _porter_db_nnoticesPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_nnotices');
+  late final _porter_db_nnotices =
+      _porter_db_nnoticesPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
+
+  ffi.Pointer<ffi.Char> porter_db_notice_field(
+    ffi.Pointer<porter_db_result> res,
+    int i,
+    int field,
+  ) {
+    return _porter_db_notice_field(
+      res,
+      i,
+      field,
+    );
+  }
+
+  late final _porter_db_notice_fieldPtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, ffi.Size, ffi.Int)>>(
+          'porter_db_notice_field');
+  late final _porter_db_notice_field =
+      _porter_db_notice_fieldPtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_db_result>, int, int)>();
+
+  int porter_db_notice_before(
+    ffi.Pointer<porter_db_result> res,
+    int i,
+  ) {
+    return _porter_db_notice_before(
+      res,
+      i,
+    );
+  }
+
+  late final _porter_db_notice_beforePtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_db_result>, ffi.Size)>>(
+          'porter_db_notice_before');
+  late final _porter_db_notice_before =
+      _porter_db_notice_beforePtr.asFunction<int Function(ffi.Pointer<porter_db_result>, int)>();
+
+  int porter_db_notices_dropped(
+    ffi.Pointer<porter_db_result> res,
+  ) {
+    return _porter_db_notices_dropped(
+      res,
+    );
+  }
+
+  late final _porter_db_notices_droppedPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_db_result>)>>(
+          'porter_db_notices_dropped');
+  late final _porter_db_notices_dropped =
+      _porter_db_notices_droppedPtr.asFunction<int Function(ffi.Pointer<porter_db_result>)>();
 
   /// Number of result parts (one per statement). The accessors below read the
   /// selected part, initially the last one (as PQexec returns the last
@@ -2056,7 +2156,12 @@ class PorterBindings {
   /// and, by default, every read. On success stores a cursor in `*out` (close
   /// with porter_db_cursor_close or free with porter_db_cursor_free) and
   /// returns 0; on failure `*out` is NULL. The first chunk is already
-  /// fetched; a database error may also arrive with a later chunk.
+  /// fetched. A database error (PORTER_E_DB), whether the server reported it
+  /// with the first chunk or a later one, is handed by the read of that
+  /// chunk, whose result carries its SQLSTATE and other fields (as libpq
+  /// reports a query's error from PQgetResult, not from PQsendQuery); the
+  /// open then still succeeds. Other failures (no answer, a refused request)
+  /// fail the open.
   int porter_db_cursor_open(
     int session,
     ffi.Pointer<ffi.Char> conninfo,
@@ -2630,6 +2735,52 @@ sealed class porter_file_type {
   static const PORTER_FILE_TYPE_DIRECTORY = 2;
   static const PORTER_FILE_TYPE_SYMLINK = 3;
   static const PORTER_FILE_TYPE_OTHER = 4;
+}
+
+/// PostgreSQL's diagnostic fields, for porter_db_error_field and
+/// porter_db_notice_field; the values are libpq's PG_DIAG_* letters.
+sealed class porter_db_diag {
+  /// 'S': ERROR, FATAL, NOTICE, WARNING ...
+  static const PORTER_DB_DIAG_SEVERITY = 83;
+
+  /// 'C': e.g. 42P01
+  static const PORTER_DB_DIAG_SQLSTATE = 67;
+
+  /// 'M': the message
+  static const PORTER_DB_DIAG_MESSAGE_PRIMARY = 77;
+
+  /// 'D'
+  static const PORTER_DB_DIAG_MESSAGE_DETAIL = 68;
+
+  /// 'H'
+  static const PORTER_DB_DIAG_MESSAGE_HINT = 72;
+
+  /// 'P': 1-based, in characters
+  static const PORTER_DB_DIAG_STATEMENT_POSITION = 80;
+
+  /// 'p': in INTERNAL_QUERY
+  static const PORTER_DB_DIAG_INTERNAL_POSITION = 112;
+
+  /// 'q': e.g. a PL/pgSQL statement
+  static const PORTER_DB_DIAG_INTERNAL_QUERY = 113;
+
+  /// 'W': call stack, one line each
+  static const PORTER_DB_DIAG_CONTEXT = 87;
+
+  /// 's'
+  static const PORTER_DB_DIAG_SCHEMA_NAME = 115;
+
+  /// 't'
+  static const PORTER_DB_DIAG_TABLE_NAME = 116;
+
+  /// 'c'
+  static const PORTER_DB_DIAG_COLUMN_NAME = 99;
+
+  /// 'd'
+  static const PORTER_DB_DIAG_DATATYPE_NAME = 100;
+
+  /// 'n'
+  static const PORTER_DB_DIAG_CONSTRAINT_NAME = 110;
 }
 
 const int PORTER_VERSION_MAJOR = 0;
