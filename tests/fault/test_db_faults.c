@@ -71,29 +71,9 @@ typedef struct loader {
 } loader;
 
 static th_daemon d;
-static char pg_state[256];
 static char conninfo[700];
 static atomic_int stop;
 static loader L[THREADS];
-
-static void read_line(const char *name, char *out, size_t cap)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", pg_state, name);
-	FILE *f = fopen(path, "r");
-	ck_assert_msg(f != NULL, "no %s: is the pg fixture running?", path);
-	ck_assert(fgets(out, (int)cap, f) != NULL);
-	fclose(f);
-	out[strcspn(out, "\n")] = 0;
-}
-
-static int pg_sh(const char *cmd)
-{
-	char line[1024];
-	snprintf(line, sizeof(line), "sh %s/tests/support/pg.sh %s %s", PORTER_SOURCE_DIR, cmd,
-		 pg_state);
-	return system(line);
-}
 
 /*
  * One call, timed. A call that outlives its timeout by more than the slack
@@ -290,11 +270,8 @@ static int cmp_ll(const void *a, const void *b)
 
 START_TEST(postgres_killed_mid_transaction)
 {
-	const char *s = getenv("PORTER_PG_STATE");
-	ck_assert_msg(s && s[0], "PORTER_PG_STATE is not set (run through ctest)");
-	snprintf(pg_state, sizeof(pg_state), "%s", s);
 	char base[512];
-	read_line("conninfo", base, sizeof(base));
+	th_pg_file("conninfo", base, sizeof(base));
 	/* The fixture runs with synchronous_commit=off, under which a crash
 	 * may lose acknowledged commits by design; this test is about what
 	 * porter acknowledges, so its connections commit synchronously. */
@@ -327,10 +304,10 @@ START_TEST(postgres_killed_mid_transaction)
 	int recovered[KILLS] = {0};
 	for (int k = 0; k < KILLS; k++) {
 		usleep(1500 * 1000);
-		ck_assert_int_eq(pg_sh("kill"), 0);
+		ck_assert_int_eq(th_pg_sh("kill"), 0);
 		/* Down for a while: calls and opens meanwhile must fail fast. */
 		usleep(700 * 1000);
-		ck_assert_int_eq(pg_sh("resume"), 0);
+		ck_assert_int_eq(th_pg_sh("resume"), 0);
 		long long resumed = th_now_ms();
 		/* Every thread commits again within the window. */
 		while (th_now_ms() - resumed < RECOVER_MS) {
@@ -520,10 +497,8 @@ END_TEST
 static void resume_fixture_server(void)
 {
 	const char *state = getenv("PORTER_PG_STATE");
-	if (state && state[0]) {
-		snprintf(pg_state, sizeof(pg_state), "%s", state);
-		pg_sh("resume");
-	}
+	if (state && state[0])
+		th_pg_sh("resume");
 }
 
 static Suite *suite(void)

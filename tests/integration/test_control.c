@@ -506,12 +506,7 @@ static int porterctl_batch(const char *flags, const char *json, char *out, size_
 	fputs(json, f);
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "%s %s < %s", PORTERCTL_PATH, flags, in);
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return th_run_cmd(cmd, out, cap);
 }
 
 START_TEST(porterctl_batch_reads_a_json_list)

@@ -23,26 +23,11 @@
 static th_daemon d;
 static char conninfo[512];    /* Unix socket, superuser, trust */
 static char conninfo_pw[512]; /* TCP, password role */
-static char pg_state[256];
-
-static void read_line(const char *name, char *out, size_t cap)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", pg_state, name);
-	FILE *f = fopen(path, "r");
-	ck_assert_msg(f != NULL, "no %s: is the pg fixture running?", path);
-	ck_assert(fgets(out, (int)cap, f) != NULL);
-	fclose(f);
-	out[strcspn(out, "\n")] = 0;
-}
 
 static void setup_pg(void)
 {
-	const char *s = getenv("PORTER_PG_STATE");
-	ck_assert_msg(s && s[0], "PORTER_PG_STATE is not set (run through ctest)");
-	snprintf(pg_state, sizeof(pg_state), "%s", s);
-	read_line("conninfo", conninfo, sizeof(conninfo));
-	read_line("conninfo_pw", conninfo_pw, sizeof(conninfo_pw));
+	th_pg_file("conninfo", conninfo, sizeof(conninfo));
+	th_pg_file("conninfo_pw", conninfo_pw, sizeof(conninfo_pw));
 }
 
 static void start(const char *const *extra)
@@ -796,10 +781,7 @@ START_TEST(postgres_restart_mid_run)
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 1"), 1);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 2"), 2);
 
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh restart %s", PORTER_SOURCE_DIR,
-		 pg_state);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_pg_sh("restart"), 0);
 
 	/* The session reports the loss... */
 	porter_db_result *r = NULL;

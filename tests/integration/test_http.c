@@ -71,27 +71,13 @@ static int hangs_closed(void)
 	return 0;
 }
 
-static uint64_t daemon_inflight(void)
-{
-	porter_stats_snapshot *s = NULL;
-	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
-	uint64_t n = 0;
-	for (size_t i = 0; i < porter_stats_workers(s); i++) {
-		porter_worker_stats w;
-		porter_stats_worker(s, i, &w);
-		n += w.inflight;
-	}
-	porter_stats_free(s);
-	return n;
-}
-
 /* Waits (up to 5 s) for the daemon to have nothing in flight but the
  * stats request asking. */
 static int settles(void)
 {
 	long long until = th_now_ms() + 5000;
 	while (th_now_ms() < until) {
-		if (daemon_inflight() <= 1)
+		if (th_total_inflight() <= 1)
 			return 1;
 		usleep(20000);
 	}

@@ -423,49 +423,10 @@ static void write_file(const char *path, const char *text)
 /* max_inflight from the Hello reply of a fresh raw connection. */
 static uint32_t hello_max_inflight(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
-	hello.protocol = PORTER_PROTOCOL_VERSION;
-	hello.client_instance = 7;
-	hello.pid = (uint32_t)getpid();
-	hello.client_name = "test_sd";
-	req.id = 1;
-	req.timeout_ms = 2000;
-	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
-	req.hello = &hello;
-	uint8_t *buf;
-	size_t len;
-	ck_assert_int_eq(frame_pack(&req.base, 1 << 20, &buf, &len), 0);
-	ck_assert_int_eq(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-	free(buf);
-
+	int fd = th_raw_connect(path);
 	frame_reader r;
 	frame_reader_init(&r, 1 << 20);
-	Porter__V1__Response *resp = NULL;
-	long long until = th_now_ms() + 3000;
-	while (!resp && th_now_ms() < until) {
-		const uint8_t *p;
-		size_t n;
-		if (frame_reader_next(&r, &p, &n) == 1) {
-			resp = porter__v1__response__unpack(NULL, n, p);
-			break;
-		}
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		uint8_t *space;
-		size_t cap;
-		ck_assert_int_eq(frame_reader_space(&r, &space, &cap), 0);
-		ssize_t got = recv(fd, space, cap, 0);
-		ck_assert_int_gt(got, 0);
-		frame_reader_commit(&r, (size_t)got);
-	}
-	ck_assert_ptr_nonnull(resp);
+	Porter__V1__Response *resp = th_raw_hello_reply(fd, &r, PORTER_PROTOCOL_VERSION);
 	ck_assert_int_eq(resp->status, 0);
 	ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_HELLO);
 	uint32_t v = resp->hello->max_inflight;

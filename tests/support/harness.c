@@ -114,22 +114,28 @@ static int spawn(th_daemon *d, const char *const *extra)
 		_exit(127);
 	}
 	d->pid = pid;
+	if (th_daemon_wait_listening(d) != 0)
+		return -1;
+	setenv("PORTER_SOCKET", d->socket, 1);
+	return 0;
+}
 
+int th_daemon_wait_listening(th_daemon *d)
+{
 	long long until = th_now_ms() + 10000;
 	while (th_now_ms() < until) {
 		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
 			th_daemon_dump_log(d);
 			return -1;
 		}
-		if (th_can_connect(d->socket)) {
-			setenv("PORTER_SOCKET", d->socket, 1);
+		if (th_can_connect(d->socket))
 			return 0;
-		}
 		usleep(5000);
 	}
 	th_daemon_kill(d);
+	th_daemon_dump_log(d);
 	return -1;
 }
 
@@ -206,12 +212,25 @@ void th_daemon_dump_log(const th_daemon *d)
 	fclose(f);
 }
 
-void th_pg_file(const char *name, char *out, size_t cap)
+const char *th_pg_state(void)
 {
 	const char *state = getenv("PORTER_PG_STATE");
 	ck_assert_msg(state && state[0], "PORTER_PG_STATE is not set (run through ctest)");
+	return state;
+}
+
+int th_pg_sh(const char *cmd)
+{
+	char line[1024];
+	snprintf(line, sizeof(line), "sh %s/tests/support/pg.sh %s %s", PORTER_SOURCE_DIR, cmd,
+		 th_pg_state());
+	return system(line);
+}
+
+void th_pg_file(const char *name, char *out, size_t cap)
+{
 	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", state, name);
+	snprintf(path, sizeof(path), "%s/%s", th_pg_state(), name);
 	FILE *f = fopen(path, "r");
 	ck_assert_msg(f != NULL, "no %s: is the pg fixture running?", path);
 	ck_assert(fgets(out, (int)cap, f) != NULL);
@@ -386,7 +405,7 @@ int th_raw_wait_closed(int fd, int timeout_ms)
 	return 0;
 }
 
-void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
+Porter__V1__Response *th_raw_hello_reply(int fd, frame_reader *r, uint32_t protocol)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
@@ -400,6 +419,12 @@ void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
 	th_raw_send(fd, &req);
 	Porter__V1__Response *resp = th_raw_recv(fd, r, 5000);
 	ck_assert_ptr_nonnull(resp);
+	return resp;
+}
+
+void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
+{
+	Porter__V1__Response *resp = th_raw_hello_reply(fd, r, protocol);
 	ck_assert_int_eq(resp->status, expect_status);
 	if (expect_status == 0) {
 		ck_assert_int_eq(resp->body_case, PORTER__V1__RESPONSE__BODY_HELLO);

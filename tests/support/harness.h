@@ -36,6 +36,12 @@ int th_daemon_start(th_daemon *d, const char *const *extra);
 /* True when a Unix-socket connection to `path` succeeds now. */
 int th_can_connect(const char *path);
 
+/* Waits up to 10 s for the porterd just forked as d->pid to accept
+ * connections on d->socket. 0 when it does; -1 when it died first (its
+ * log printed, d->pid 0) or did not listen in time (then killed, its log
+ * printed). Used by the daemon starters. */
+int th_daemon_wait_listening(th_daemon *d);
+
 /* Restarts on the same socket path and directory. 0 or -1. */
 int th_daemon_restart(th_daemon *d, const char *const *extra);
 
@@ -67,6 +73,14 @@ int th_cmp_double(const void *a, const void *b);
  * into `out` (capacity `cap`) without its newline. Asserts that it exists.
  */
 void th_pg_file(const char *name, char *out, size_t cap);
+
+/* The directory PORTER_PG_STATE names: the fixture's server (asserts that
+ * it is set, as ctest sets it for the db tests). */
+const char *th_pg_state(void);
+
+/* Runs `sh tests/support/pg.sh CMD STATE` on the fixture's server ("kill",
+ * "resume", "restart": see pg.sh); returns system()'s status. */
+int th_pg_sh(const char *cmd);
 
 /* Resident set size of `pid` in KiB, from /proc; -1 when unknown. */
 long th_rss_kib(pid_t pid);
@@ -135,7 +149,12 @@ Porter__V1__Response *th_raw_recv_fds(int fd, frame_reader *r, int timeout_ms, i
 /* True when the peer closes the connection within `timeout_ms`. */
 int th_raw_wait_closed(int fd, int timeout_ms);
 
-/* Sends Hello with `protocol` and checks the reply's status. */
+/* Sends Hello with `protocol` and returns its reply (asserts that one
+ * came within 5 s). Free with porter__v1__response__free_unpacked. */
+Porter__V1__Response *th_raw_hello_reply(int fd, frame_reader *r, uint32_t protocol);
+
+/* Sends Hello with `protocol` and checks the reply's status (and, when 0,
+ * that it is a HelloReply of this version). */
 void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status);
 
 #endif

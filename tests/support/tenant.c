@@ -144,31 +144,17 @@ static int start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra
 		_exit(127);
 	}
 	d->pid = pid;
-
-	long long until = th_now_ms() + 10000;
-	while (th_now_ms() < until) {
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			d->pid = 0;
-			th_daemon_dump_log(d);
-			return -1;
-		}
-		if (th_can_connect(d->socket)) {
-			/* What SocketGroup=porter and SocketMode=0660 give the
-			 * system unit's socket. */
-			if (!own_socket_mode && (chown(d->socket, uid, TH_GID_PORTER) != 0 ||
-						 chmod(d->socket, 0660) != 0)) {
-				th_daemon_kill(d);
-				return -1;
-			}
-			setenv("PORTER_SOCKET", d->socket, 1);
-			return 0;
-		}
-		usleep(5000);
+	if (th_daemon_wait_listening(d) != 0)
+		return -1;
+	/* What SocketGroup=porter and SocketMode=0660 give the system unit's
+	 * socket. */
+	if (!own_socket_mode &&
+	    (chown(d->socket, uid, TH_GID_PORTER) != 0 || chmod(d->socket, 0660) != 0)) {
+		th_daemon_kill(d);
+		return -1;
 	}
-	th_daemon_kill(d);
-	th_daemon_dump_log(d);
-	return -1;
+	setenv("PORTER_SOCKET", d->socket, 1);
+	return 0;
 fail:
 	th_daemon_cleanup(d);
 	return -1;
