@@ -18,7 +18,8 @@
 ///   concurrently by the daemon in one call ([PorterBatch]).
 /// * Failures are [PorterException]s, with subclasses for the common cases
 ///   ([PorterTimeoutException], [PorterUnreachableException], ...), SQL
-///   errors ([PorterDbException] with SQLSTATE, DETAIL, HINT) and file
+///   errors ([PorterDbException] with SQLSTATE, DETAIL, HINT, position,
+///   context and the object involved; [DbResult.notices]) and file
 ///   errors ([PorterFileException] with an errno-derived [FileErrorKind]),
 ///   HTTP failures ([PorterHttpException] with the HTTP status where the
 ///   peer gave one).
@@ -45,9 +46,9 @@ export 'src/db.dart'
         DbResult,
         DbResultPart,
         DbSession,
-        PorterDbException,
         Row,
         byteaOid;
+export 'src/db_diag.dart' show DbFieldReader, DbNotice, PorterDbException;
 export 'src/errors.dart';
 export 'src/files.dart'
     show

@@ -3,6 +3,7 @@ import 'dart:typed_data';
 
 import 'codec.dart';
 import 'db.dart';
+import 'db_diag.dart' show PorterDbException;
 import 'errors.dart';
 import 'http.dart';
 

@@ -13,7 +13,7 @@ import 'package:ffi/ffi.dart';
 
 import 'bindings.g.dart';
 import 'codec.dart';
-import 'errors.dart';
+import 'db_diag.dart';
 
 /// The type OID of `bytea` ([PgType.bytea]).
 const int byteaOid = PgType.bytea;
@@ -186,7 +186,13 @@ final class DbResultPart {
   /// The command tag, e.g. `INSERT 0 1` ("" when none).
   final String commandTag;
 
-  DbResultPart(this._columns, this.rows, this.affectedRows, this.commandTag);
+  /// A cursor chunk's notices: what the server said while its rows were
+  /// produced. Empty for the parts of a [DbResult], whose notices are
+  /// [DbResult.notices] (they may fall between parts).
+  final List<DbNotice> notices;
+
+  DbResultPart(this._columns, this.rows, this.affectedRows, this.commandTag,
+      {this.notices = const []});
 
   /// The columns, in order.
   List<DbColumn> get columns => _columns.list;
@@ -204,7 +210,15 @@ final class DbResult {
   /// Every statement's result, in order.
   final List<DbResultPart> parts;
 
-  DbResult(this.parts);
+  /// What the server said while the call ran (NOTICE, WARNING, ...), in
+  /// order; [DbNotice.afterParts] places each among [parts]. porterd keeps
+  /// the first 100 of a call: [noticesDropped] counts the others.
+  final List<DbNotice> notices;
+
+  /// Notices porterd did not keep (past its bound of one call).
+  final int noticesDropped;
+
+  DbResult(this.parts, {this.notices = const [], this.noticesDropped = 0});
 
   DbResultPart? get _last => parts.isEmpty ? null : parts.last;
 
@@ -226,29 +240,6 @@ final class DbResult {
 
   /// The first row, or null when there is none.
   Row? get firstOrNull => rows.isEmpty ? null : rows.first;
-}
-
-/// A failed query: [sqlstate] (e.g. `23505` for a unique violation),
-/// [detail] and [hint] as the server sent them ("" when absent).
-class PorterDbException extends PorterException {
-  /// The five-character SQLSTATE; "" when the failure is not the server's.
-  final String sqlstate;
-
-  /// The server's DETAIL, or "".
-  final String detail;
-
-  /// The server's HINT, or "".
-  final String hint;
-
-  const PorterDbException(int code, String name, String message,
-      {this.sqlstate = '', this.detail = '', this.hint = ''})
-      : super(code, name, message);
-
-  @override
-  String toString() => 'PorterDbException($name $code'
-      '${sqlstate.isEmpty ? '' : ' SQLSTATE $sqlstate'}): $message'
-      '${detail.isEmpty ? '' : '\nDETAIL: $detail'}'
-      '${hint.isEmpty ? '' : '\nHINT: $hint'}';
 }
 
 /// Checks a streamed query's rows per chunk (1..100000, porter.h's
@@ -299,8 +290,10 @@ final class NativeParams {
   }
 }
 
-/// Copies the selected part of native result [r] into Dart.
-DbResultPart readPart(PorterBindings b, Pointer<porter_db_result> r) {
+/// Copies the selected part of native result [r] into Dart ([notices]:
+/// a cursor chunk's).
+DbResultPart readPart(PorterBindings b, Pointer<porter_db_result> r,
+    {List<DbNotice> notices = const []}) {
   final nf = b.porter_db_nfields(r);
   final nt = b.porter_db_ntuples(r);
   final cols = DbColumns([
@@ -320,7 +313,8 @@ DbResultPart readPart(PorterBindings b, Pointer<porter_db_result> r) {
     rows.add(Row(cols, row));
   }
   return DbResultPart(cols, List.unmodifiable(rows), b.porter_db_cmdtuples(r),
-      _str(b.porter_db_cmdstatus(r)));
+      _str(b.porter_db_cmdstatus(r)),
+      notices: notices);
 }
 
 /// Every part of native result [r].
@@ -331,29 +325,9 @@ DbResult readResult(PorterBindings b, Pointer<porter_db_result> r) {
     b.porter_db_select(r, i);
     parts.add(readPart(b, r));
   }
-  return DbResult(List.unmodifiable(parts));
-}
-
-/// The exception for a failed call whose native result [r] (may be null)
-/// carries the server's error fields; [lastMessage] is the calling
-/// thread's last error message, read right after the call. Database codes
-/// (PORTER_E_DB...) give a [PorterDbException]; the others their usual
-/// class ([PorterTimeoutException], [PorterCancelledException], ...).
-PorterException dbError(PorterBindings b, int code, String name,
-    Pointer<porter_db_result> r, String lastMessage) {
-  final isDb = code <= porter_error.PORTER_E_DB && code > -30;
-  if (r == nullptr || !isDb) {
-    var msg = r == nullptr ? '' : _str(b.porter_db_message(r));
-    if (msg.isEmpty) msg = lastMessage;
-    return isDb
-        ? PorterDbException(code, name, msg)
-        : PorterException.fromCode(code, name, msg);
-  }
-  final msg = _str(b.porter_db_message(r));
-  return PorterDbException(code, name, msg.isEmpty ? lastMessage : msg,
-      sqlstate: _str(b.porter_db_sqlstate(r)),
-      detail: _str(b.porter_db_detail(r)),
-      hint: _str(b.porter_db_hint(r)));
+  return DbResult(List.unmodifiable(parts),
+      notices: readNotices(b, r),
+      noticesDropped: b.porter_db_notices_dropped(r));
 }
 
 String _str(Pointer<Char> p) =>
@@ -430,7 +404,7 @@ final class DbCursor implements Finalizable {
           throw dbError(_b, rc, _str(_b.porter_error_name(rc)), r, last);
         }
         if (rc == 0) return null;
-        return readPart(_b, r);
+        return readPart(_b, r, notices: readNotices(_b, r));
       } finally {
         _b.porter_db_result_free(r);
       }

@@ -1,6 +1,6 @@
 // Typed exceptions for porter error codes.
 import 'bindings.g.dart';
-import 'db.dart';
+import 'db_diag.dart';
 import 'files.dart';
 import 'http.dart';
 

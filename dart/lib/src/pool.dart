@@ -13,6 +13,7 @@ import 'batch.dart';
 import 'bindings.g.dart';
 import 'codec.dart';
 import 'db.dart';
+import 'db_diag.dart';
 import 'errors.dart';
 import 'files.dart';
 import 'http.dart';

@@ -144,6 +144,10 @@ mixin _PoolDb on _PoolCore {
   /// with a [PorterDbException]. While a stream on a [session] is open,
   /// other calls on that session wait until it ends (calls on one session
   /// run one at a time): read it to the end or cancel it first.
+  ///
+  /// [onNotice] is called on this isolate with each notice the server
+  /// sends (RAISE NOTICE, warnings), before the chunk it came with; an
+  /// exception it throws ends the stream. Without it notices are dropped.
   Stream<List<Row>> queryStream(String sql,
       {DbSession? session,
       String? conninfo,
@@ -151,7 +155,8 @@ mixin _PoolDb on _PoolCore {
       int chunkRows = 1000,
       Duration? timeout,
       Duration? streamTimeout,
-      PorterCancelToken? cancel}) {
+      PorterCancelToken? cancel,
+      void Function(DbNotice notice)? onNotice}) {
     final _QueryArgs args;
     try {
       checkChunkRows(chunkRows);
@@ -163,8 +168,11 @@ mixin _PoolDb on _PoolCore {
     }
     final h = _HandleStream<List<Row>>(_pool, _Op.cursorOpen, args,
         _Op.cursorRead, '', timeout, cancel,
-        addressOf: (v) => v as int,
-        chunkOf: (v) => v == null ? null : v as List<Row>);
+        addressOf: (v) => v as int, chunkOf: (v) {
+      if (v is! _RowsWithNotices) return v as List<Row>?;
+      if (onNotice != null) v.notices.forEach(onNotice);
+      return v.rows;
+    });
     return h.stream(openOnListen: true);
   }
 
@@ -195,12 +203,14 @@ final class PorterTransaction {
   Stream<List<Row>> queryStream(String sql,
           {List<Object?> params = const [],
           int chunkRows = 1000,
-          Duration? timeout}) =>
+          Duration? timeout,
+          void Function(DbNotice notice)? onNotice}) =>
       _pool.queryStream(sql,
           session: session,
           params: params,
           chunkRows: chunkRows,
           timeout: timeout ?? _timeout,
-          cancel: _cancel);
+          cancel: _cancel,
+          onNotice: onNotice);
 }
 

@@ -97,6 +97,14 @@ final class _HandleArgs {
   const _HandleArgs(this.address, [this.name = '']);
 }
 
+/// A cursor chunk whose rows came with notices (a chunk without any is
+/// its plain list of rows).
+final class _RowsWithNotices {
+  final List<Row> rows;
+  final List<DbNotice> notices;
+  const _RowsWithNotices(this.rows, this.notices);
+}
+
 /// What a worker answers to an HTTP stream's open: the handle and the head.
 final class _HttpOpened {
   final int address;
@@ -262,9 +270,12 @@ _Reply _run(Porter porter, int worker, _Request req) {
         return ok(cur.release());
       case _Op.cursorRead:
         final a = req.args as _HandleArgs;
-        return ok(DbCursor.adopt(porter.bindings, a.address)
-            .next(req.timeoutMs)
-            ?.rows);
+        final part =
+            DbCursor.adopt(porter.bindings, a.address).next(req.timeoutMs);
+        if (part == null) return ok(null);
+        return ok(part.notices.isEmpty
+            ? part.rows
+            : _RowsWithNotices(part.rows, part.notices));
       case _Op.fileRead:
         final a = req.args as _FileArgs;
         return ok(porter.readFile(a.path,
