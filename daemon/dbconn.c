@@ -186,10 +186,7 @@ int dbconn_abandon(dbc *c)
 {
 	c->cur = NULL;
 	c->state = DBC_QUERY;
-	if (c->stream_id) {
-		list_remove(&c->slink);
-		c->stream_id = 0;
-	}
+	dbconn_stream_end(c);
 	db_worker *dw = c->dw;
 	if (dbconn_send_cancel(c) < 0) {
 		dbconn_broken(c, "query abandoned");
@@ -322,10 +319,7 @@ void dbconn_close(dbc *c)
 	}
 	fail_queue(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_SESSION,
 		   "database session closed");
-	if (c->stream_id) {
-		list_remove(&c->slink);
-		c->stream_id = 0;
-	}
+	dbconn_stream_end(c);
 	list_remove(&c->link);
 	if (c->id)
 		c->dw->n_sessions--;
@@ -382,10 +376,7 @@ void dbconn_broken(dbc *c, const char *why)
 		return;
 	}
 	fail_queue(c, PORTER_E_DB_BROKEN, msg);
-	if (c->stream_id) {
-		list_remove(&c->slink);
-		c->stream_id = 0;
-	}
+	dbconn_stream_end(c);
 	c->state = DBC_BROKEN;
 	uv_timer_stop(&c->timer);
 	drop_poll(c);
@@ -692,6 +683,30 @@ static void on_io(uv_poll_t *p, int status, int events)
 		return;
 	}
 	dbquery_pump(c);
+}
+
+/* ---- result streams ---- */
+
+void dbconn_stream_begin(dbc *c, uint64_t id, const dbop *op)
+{
+	c->stream_id = id;
+	c->stream_cols_sent = 0;
+	c->stream_chunk = op->chunk_rows;
+	c->uid = op->uid;
+	c->inst = op->inst;
+	list_push_back(&c->dw->streams, &c->slink);
+	/* Counted, not limited here: each stream holds a connection, and
+	 * those are bounded per uid already (db-max-connections-per-uid). */
+	clients_take(c->acct, CLIENTS_STREAMS, 1, 0);
+}
+
+void dbconn_stream_end(dbc *c)
+{
+	if (!c->stream_id)
+		return;
+	list_remove(&c->slink);
+	c->stream_id = 0;
+	clients_put(c->acct, CLIENTS_STREAMS, 1);
 }
 
 /* ---- limits ---- */

@@ -55,6 +55,14 @@ int dbconn_abandon(dbc *c);
  * or waits on it fails; a pooled one is closed, a session stays broken. */
 void dbconn_broken(dbc *c, const char *why);
 
+/* Makes the query `op` starts on `c` result stream `id` of op's client:
+ * listed on the worker (for DbFetch and the sweep) and counted as an open
+ * stream of c's uid (CLIENTS_STREAMS, in stats and metrics). */
+void dbconn_stream_begin(dbc *c, uint64_t id, const dbop *op);
+
+/* Ends c's result stream, if it has one: off the list and the count. */
+void dbconn_stream_end(dbc *c);
+
 /* Closes `c` for good (idempotent); pending ops get errors. Its memory is
  * freed when the last handle and PQcancel job have called back. For a
  * session this ends the server session, rolling back any open

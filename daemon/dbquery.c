@@ -60,10 +60,7 @@ static void query_done(dbc *c)
 			/* DISCARD ALL dropped every prepared statement. */
 			dbstmt_clear(&c->stmts);
 		} else {
-			if (c->stream_id) {
-				list_remove(&c->slink);
-				c->stream_id = 0;
-			}
+			dbconn_stream_end(c);
 			dbop_finish(op, 0, 0);
 		}
 	}
@@ -248,12 +245,7 @@ void dbquery_start(dbc *c, dbop *op)
 	if (op->chunk_rows) {
 		PQsetSingleRowMode(c->pg);
 		c->single_row_sticky = 1;
-		c->stream_id = stream;
-		c->stream_cols_sent = 0;
-		c->stream_chunk = op->chunk_rows;
-		c->uid = op->uid;
-		c->inst = op->inst;
-		list_push_back(&c->dw->streams, &c->slink);
+		dbconn_stream_begin(c, stream, op);
 	}
 	int rc = PQflush(c->pg);
 	if (rc < 0) {

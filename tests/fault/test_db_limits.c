@@ -10,7 +10,8 @@
  *   64 once unpacked) is refused before it is unpacked: porterd's peak
  *   memory barely moves;
  * - a pooled cursor nobody reads gives its connection back after
- *   db-stream-idle, and its owner's next read says it was reclaimed.
+ *   db-stream-idle, and its owner's next read says it was reclaimed;
+ * - open cursors count as their uid's open streams in the stats.
  *
  * Uses the `pg` ctest fixture (tests/support/pg.sh, PORTER_PG_STATE).
  */
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tenant.h"
 #include "porter.h"
 
 static th_daemon d;
@@ -188,6 +190,56 @@ START_TEST(unread_pooled_cursor_is_reclaimed)
 }
 END_TEST
 
+/* The calling uid's open streams as porterd's stats count them; -1 when
+ * the stats have no entry for it. */
+static long long own_streams(void)
+{
+	porter_uid_usage u;
+	return th_own_usage(&u) == 0 ? (long long)u.streams : -1;
+}
+
+/* Each cursor open holds a connection and counts as an open stream of its
+ * uid in porterd's stats (porter_uid_usage.streams says so), until it is
+ * read to its end or closed. */
+START_TEST(cursors_counted_per_uid)
+{
+	/* Two workers: the session may live on another worker than the
+	 * calls that use it. Reclaiming for idleness ends a stream the way
+	 * closing does (dbconn_abandon). */
+	const char *args[] = {"--workers", "2", NULL};
+	start(args);
+	ck_assert_int_eq(own_streams(), 0);
+	porter_db_cursor *pooled[2] = {NULL, NULL}, *read_out = NULL;
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(porter_db_cursor_open(0, conninfo,
+						       "SELECT g FROM generate_series(1, 100000) g",
+						       NULL, 0, 10, 0, 0, 10000, &pooled[i]),
+				 0);
+	uint64_t s = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
+	ck_assert_int_eq(porter_db_cursor_open(s, NULL, "SELECT g FROM generate_series(1, 25) g",
+					       NULL, 0, 10, 0, 0, 10000, &read_out),
+			 0);
+	ck_assert_int_eq(own_streams(), 3);
+	/* Closed, and read to its end: each gives its count back. */
+	ck_assert_int_eq(porter_db_cursor_close(pooled[0], 5000), 0);
+	ck_assert_int_eq(own_streams(), 2);
+	porter_db_result *chunk = NULL;
+	int rc;
+	while ((rc = porter_db_cursor_read(read_out, 0, 5000, &chunk)) == 1) {
+		porter_db_result_free(chunk);
+		chunk = NULL;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(own_streams(), 1);
+	ck_assert_int_eq(porter_db_cursor_close(pooled[1], 5000), 0);
+	ck_assert_int_eq(porter_db_cursor_close(read_out, 5000), 0);
+	ck_assert_int_eq(porter_db_close(s, 0, 5000), 0);
+	ck_assert_int_eq(own_streams(), 0);
+	th_stop_clean(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db_limits");
@@ -196,6 +248,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, too_many_params_refused_alone);
 	tcase_add_test(tc, huge_param_frame_refused_before_unpacking);
 	tcase_add_test(tc, unread_pooled_cursor_is_reclaimed);
+	tcase_add_test(tc, cursors_counted_per_uid);
 	suite_add_tcase(s, tc);
 	return s;
 }
