@@ -117,7 +117,7 @@ static const config_key keys[] = {
 	{"file-max-dir-mode", 0, KT_STR, OFF(file_max_dir_mode), 0, 0, "0770", "OCTAL",
 	 "most permissive mode a created directory gets"},
 	{"db-pool-size", 0, KT_U32, OFF(db_pool_size), 1, 10000, "8", "N",
-	 "pooled PostgreSQL connections per worker and conninfo"},
+	 "pooled PostgreSQL connections per worker, uid and conninfo (statements known to be fast may use one more)"},
 	{"db-pool-idle", 0, KT_U32, OFF(db_pool_idle_ms), 100, UINT32_MAX, "60000", "MS",
 	 "close pooled PostgreSQL connections idle this long"},
 	{"db-statement-cache", 0, KT_U32, OFF(db_statement_cache), 0, 4096, "64", "N",

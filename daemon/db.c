@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "clients.h"
+#include "dalloc.h"
 #include "dbconn.h"
 #include "dbint.h"
 #include "dbop.h"
@@ -375,7 +376,7 @@ void db_handle(req *r)
 	 * no worker is looked up here and not found. */
 	if (fwd_to_owner(r, target))
 		return;
-	dbop *op = calloc(1, sizeof(*op));
+	dbop *op = dcalloc(1, sizeof(*op));
 	if (!op) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		return;

@@ -224,6 +224,8 @@ static void on_timer(uv_timer_t *t)
 			return;
 		}
 		c->cur = NULL;
+		/* However long it would have run, it was slow. */
+		dbpool_note(c, op, op->pent ? c->head_since : op->sent_ms);
 		if (op->pent) {
 			/* The head of a pipeline: the queries behind it go on;
 			 * its own results will be discarded. */

@@ -15,6 +15,7 @@
  *   dbpipe.c   pipelined pooled queries: segments and sync points,
  *              prepared statements, retries (dbpipe.h)
  *   dbpool.c   pools of connections per uid and conninfo (dbpool.h)
+ *   dblat.c    how long each statement takes on a pool (dblat.h)
  *
  * Loop affinity: everything here belongs to one worker's loop thread (the
  * worker whose db_worker it hangs off); nothing is locked.
@@ -28,6 +29,7 @@
 #include <sys/types.h>
 
 #include "db.h"
+#include "dblat.h"
 #include "dbstmt.h"
 #include "clients.h"
 #include "inbox.h"
@@ -81,6 +83,12 @@ typedef struct dbop {
 	int chunk_rows;    /* streaming: rows per chunk, 0 when not */
 	int no_cache;      /* run unnamed: its cached statement went stale */
 	int retries;       /* times re-sent after failing before it ran */
+	/* Pooled queries: the statement's key in its pool's latencies (0:
+	 * not a pooled query), whether they know it to be fast (only then
+	 * may it share a pipeline), and when it was sent outside one. */
+	uint64_t lat_hash;
+	int fast;
+	uint64_t sent_ms;
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
@@ -157,6 +165,7 @@ struct dbc {
 	pool *pool;
 	int in_idle;
 	int needs_reset; /* ran something that may leave session state */
+	int warm;        /* ran a query: the backend's caches are loaded */
 	/* Pooled: the client instance whose query was sent last, so a query
 	 * of another process of the same uid runs after a reset. */
 	uint64_t last_inst;
@@ -184,6 +193,7 @@ struct pool {
 	list idle;             /* dbc.ilink, most recently used last */
 	unsigned total;
 	list waiters; /* dbop.link */
+	dblat lat;    /* how long its statements take (dblat.h) */
 };
 
 /* Pooled streams reclaimed for idleness lately, so that their owner's

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dalloc.h"
 #include "dbconn.h"
 #include "dbop.h"
 #include "dbpool.h"
@@ -139,7 +140,7 @@ void dbpipe_seg_check(uv_check_t *h)
 
 void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone)
 {
-	pent *e = calloc(1, sizeof(*e));
+	pent *e = dcalloc(1, sizeof(*e));
 	if (!e) {
 		dbop_fail(op, PORTER_E_NOMEM, "out of memory");
 		return;
@@ -287,22 +288,17 @@ static void seg_done(dbc *c)
 		return;
 	}
 	pipe_next_head(c);
-	/* Room in the pipeline: take a waiter of the pool along. */
-	pool *p = c->pool;
-	if (p && !list_empty(&p->waiters) && c->npipe < PIPE_DEPTH) {
-		dbop *w = list_entry(p->waiters.next, dbop, link);
-		if (dbpipe_pipelinable(w)) {
-			list_remove(&w->link);
-			w->queued = 0;
-			dbpipe_send(c, w, "", 0);
-		}
-	}
+	/* Room in the pipeline: take a fast waiter of the pool along. */
+	dbop *w = c->pool && c->npipe < PIPE_DEPTH ? dbpool_take_waiter(c->pool, 1) : NULL;
+	if (w)
+		dbpipe_send(c, w, "", 0);
 }
 
 /* The head's results are all in: it waits in `held` for its segment's
  * sync, and the next entry becomes the head. */
 static void pipe_hold(dbc *c, pent *e)
 {
+	dbpool_note(c, e->op, c->head_since);
 	list_remove(&e->link);
 	list_push_back(&c->held, &e->link);
 	c->npipe--;

@@ -5,19 +5,20 @@
 #include <string.h>
 
 #include "dbconn.h"
+#include "dblat.h"
 #include "dbop.h"
 #include "dbpipe.h"
 #include "dbquery.h"
 #include "log.h"
 #include "porter_errors.h"
 
-/* A pipelinable query joins a busy connection's pipeline holding fewer
- * than this many, rather than taking another connection: the server then
- * answers several per wake-up and per read, which on a few cores is worth
- * more than running them side by side. */
+/* A query known to be fast joins a busy connection's pipeline holding
+ * fewer than this many, rather than taking another connection: the server
+ * then answers several per wake-up and per read, which on a few cores is
+ * worth more than running them side by side. */
 #define PIPE_SHARE 8
-/* ...unless the query at its head has run this long already: it may be a
- * slow one, and what queues behind it waits for it. */
+/* ...unless the query at its head has run this long already: it is slower
+ * this time, and what queues behind it waits for it. */
 #define PIPE_HEAD_MS 2
 pool *dbpool_find(db_worker *dw, uid_t uid, const char *conninfo, int create)
 {
@@ -89,6 +90,53 @@ static void pool_new_conn(pool *p, dbop *op)
 	dbconn_connect(c, op);
 }
 
+dbop *dbpool_take_waiter(pool *p, int fast_only)
+{
+	list *pos;
+	dbop *op = NULL;
+	for (pos = p->waiters.next; pos != &p->waiters && !op; pos = pos->next)
+		if (list_entry(pos, dbop, link)->fast)
+			op = list_entry(pos, dbop, link);
+	if (!op && !fast_only && !list_empty(&p->waiters))
+		op = list_entry(p->waiters.next, dbop, link);
+	if (op) {
+		list_remove(&op->link);
+		op->queued = 0;
+	}
+	return op;
+}
+
+void dbpool_note(dbc *c, const dbop *op, uint64_t since)
+{
+	/* A new backend's first query also loads its caches (some 10 ms
+	 * here): it says nothing of the statement. */
+	int warm = c->warm;
+	c->warm = 1;
+	if (!c->pool || !op || !op->lat_hash || !warm)
+		return;
+	uint64_t now = db_now_ms(c->dw);
+	dblat_note(&c->pool->lat, op->lat_hash, now > since ? now - since : 0, now);
+}
+
+/* Connections of `p` not idle: running, connecting, or holding a stream. */
+static unsigned busy(const pool *p)
+{
+	unsigned n = p->total;
+	for (const list *pos = p->idle.next; pos != &p->idle; pos = pos->next)
+		n--;
+	return n;
+}
+
+/* Sends the pool's waiting fast queries after `c`'s pipelined head, up to
+ * `depth` in its pipeline. */
+static void take_fast_along(dbc *c, unsigned depth)
+{
+	dbop *w;
+	while (c->state == DBC_QUERY && c->pipelined && c->npipe < depth &&
+	       (w = dbpool_take_waiter(c->pool, 1)))
+		dbpipe_send(c, w, "", 0);
+}
+
 /* The busy connection of `p` with the shortest pipeline shorter than
  * `depth` whose head is not slow, or NULL. */
 static dbc *shortest_pipe(db_worker *dw, pool *p, unsigned depth, uint64_t head_ms)
@@ -109,14 +157,26 @@ static dbc *shortest_pipe(db_worker *dw, pool *p, unsigned depth, uint64_t head_
 void dbpool_run(pool *p, dbop *op)
 {
 	db_worker *dw = op->dw;
+	/* Only a statement known to be fast shares a pipeline: a slow or
+	 * unknown one takes an idle connection or a new one, or waits for
+	 * one of its own, rather than queue behind anything or hold up the
+	 * queries of its sync point. */
 	if (dbpipe_pipelinable(op)) {
+		op->lat_hash = dblat_hash(op->msg->db_query->sql);
+		op->fast = dblat_fast(&p->lat, op->lat_hash, db_now_ms(dw));
+	}
+	if (op->fast) {
 		dbc *c = shortest_pipe(dw, p, PIPE_SHARE, PIPE_HEAD_MS);
 		if (c) {
 			dbpipe_send(c, op, "", 0);
 			return;
 		}
 	}
-	while (!list_empty(&p->idle)) {
+	/* Slow and unknown statements hold at most db-pool-size connections;
+	 * fast ones may use one more (the fast lane), so that a pool full of
+	 * slow queries still answers a fast one in milliseconds. */
+	unsigned limit = dw->w->cfg->db_pool_size + (op->fast ? 1 : 0);
+	while (!list_empty(&p->idle) && busy(p) < limit) {
 		/* Most recently used first: it is the most likely alive. */
 		dbc *c = list_entry(p->idle.prev, dbc, ilink);
 		list_remove(&c->ilink);
@@ -128,11 +188,11 @@ void dbpool_run(pool *p, dbop *op)
 		dbquery_start(c, op);
 		return;
 	}
-	if (p->total < dw->w->cfg->db_pool_size) {
+	if (p->total < limit) {
 		pool_new_conn(p, op);
 		return;
 	}
-	if (dbpipe_pipelinable(op)) {
+	if (op->fast) {
 		/* Every connection is busy: send it ahead on the shortest
 		 * pipeline instead of waiting for one to be free. */
 		dbc *best = shortest_pipe(dw, p, PIPE_DEPTH, UINT64_MAX);
@@ -166,11 +226,15 @@ void dbpool_release(dbc *c)
 		dbquery_start(c, op);
 		return;
 	}
-	if (!list_empty(&p->waiters)) {
-		dbop *op = list_entry(p->waiters.next, dbop, link);
-		list_remove(&op->link);
-		op->queued = 0;
+	/* A waiting fast query goes first, with the others behind it in
+	 * the pipeline: they take milliseconds, and a slow one waiting
+	 * would make them wait for all of its run. A connection beyond
+	 * db-pool-size (the fast lane) serves fast queries only. */
+	dbop *op = dbpool_take_waiter(p, busy(p) > c->dw->w->cfg->db_pool_size);
+	if (op) {
 		dbquery_start(c, op);
+		if (op->fast)
+			take_fast_along(c, PIPE_SHARE);
 		return;
 	}
 	list_push_back(&p->idle, &c->ilink);
@@ -182,10 +246,8 @@ void dbpool_kick(pool *p)
 {
 	if (list_empty(&p->waiters))
 		return;
-	dbop *op = list_entry(p->waiters.next, dbop, link);
-	if (op->dw->closing || p->total >= op->dw->w->cfg->db_pool_size)
+	db_worker *dw = list_entry(p->waiters.next, dbop, link)->dw;
+	if (dw->closing || p->total >= dw->w->cfg->db_pool_size)
 		return;
-	list_remove(&op->link);
-	op->queued = 0;
-	pool_new_conn(p, op);
+	pool_new_conn(p, dbpool_take_waiter(p, 0));
 }

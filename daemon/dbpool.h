@@ -8,6 +8,12 @@
  * connection quota), in a pipeline of a busy one, or waits for the next
  * one freed.
  *
+ * Only statements known to be fast (dblat.h) share a pipeline, and a
+ * waiting fast one goes before waiting slow ones. Slow and unknown
+ * statements hold at most db-pool-size connections; fast ones may use one
+ * more, the fast lane, which serves nothing else while the pool is over
+ * its size: a pool full of slow queries still answers a fast one at once.
+ *
  * Loop affinity: the pool's worker loop thread.
  */
 #ifndef PORTER_DBPOOL_H
@@ -20,9 +26,19 @@
  * `dw` (freed by the sweep once empty, or when the worker closes). */
 pool *dbpool_find(db_worker *dw, uid_t uid, const char *conninfo, int create);
 
-/* Runs `op` on a connection of pool `p`: in a pipeline, on an idle one, a
- * new one, or the next one freed (queued on p->waiters until then). */
+/* Runs `op` on a connection of pool `p`: in a pipeline (statements known
+ * to be fast only, dblat.h), on an idle one, a new one, or the next one
+ * freed (queued on p->waiters until then). */
 void dbpool_run(pool *p, dbop *op);
+
+/* Takes the first waiter of `p` known to be fast, or with `fast_only` 0
+ * the first waiter when none is; NULL when there is none. The op is off
+ * the queue (queued 0). */
+dbop *dbpool_take_waiter(pool *p, int fast_only);
+
+/* Notes in its pool's latencies that pooled query `op` (NULL: nothing
+ * noted) ran on `c` from `since` (uv_now() ms) until now. */
+void dbpool_note(dbc *c, const dbop *op, uint64_t since);
 
 /* Pooled connection `c` finished its query: reset it if needed, then hand
  * it to a waiter or keep it idle. */

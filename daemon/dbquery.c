@@ -61,6 +61,7 @@ static void query_done(dbc *c)
 			dbstmt_clear(&c->stmts);
 		} else {
 			dbconn_stream_end(c);
+			dbpool_note(c, op, op->sent_ms);
 			dbop_finish(op, 0, 0);
 		}
 	}
@@ -188,7 +189,7 @@ int dbquery_send_params(dbc *c, dbop *op, const Porter__V1__DbQuery *q, const ch
 
 void dbquery_start(dbc *c, dbop *op)
 {
-	if (c->pool && dbpipe_pipelinable(op) && !c->single_row_sticky) {
+	if (c->pool && op->fast && !c->single_row_sticky) {
 		dbpipe_send(c, op, "", 0);
 		return;
 	}
@@ -209,6 +210,7 @@ void dbquery_start(dbc *c, dbop *op)
 	c->state = DBC_QUERY;
 	c->flushing = 0;
 	c->last_used = db_now_ms(c->dw);
+	op->sent_ms = c->last_used;
 	if (c->pipelined) {
 		/* Several statements, streams and resets need the simple
 		 * protocol; the pipeline is empty here. */
