@@ -23,10 +23,34 @@ static void free_msg(req *r)
 	r->msg = NULL;
 }
 
+/* A req on `w` for `msg` of client (uid, instance), due at `deadline`
+ * (uv_now() ms) and counted in flight; on no connection's list yet. NULL
+ * when out of memory (`msg` is then still the caller's). */
+static req *alloc_req(worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t instance,
+		      uint64_t deadline)
+{
+	req *r = dcalloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->w = w;
+	r->id = msg->id;
+	r->uid = uid;
+	r->instance = instance;
+	r->msg = msg;
+	r->deadline = deadline;
+	list_init(&r->link);
+	stats_add(&w->counters.requests, 1);
+	stats_add(&w->counters.inflight, 1);
+	return r;
+}
+
 req *req_new(conn *c, Porter__V1__Request *msg, arena *from)
 {
 	worker *w = c->w;
-	req *r = dcalloc(1, sizeof(*r));
+	uint64_t t = msg->timeout_ms ? msg->timeout_ms : w->cfg->default_timeout_ms;
+	if (t > w->cfg->max_timeout_ms)
+		t = w->cfg->max_timeout_ms;
+	req *r = alloc_req(w, msg, c->uid, c->client_instance, uv_now(&w->loop) + t);
 	if (!r) {
 		if (from)
 			arena_free(from);
@@ -38,68 +62,39 @@ req *req_new(conn *c, Porter__V1__Request *msg, arena *from)
 		arena_move(&r->msg_arena, from);
 		r->from_arena = 1;
 	}
-	uint64_t t = msg->timeout_ms ? msg->timeout_ms : w->cfg->default_timeout_ms;
-	if (t > w->cfg->max_timeout_ms)
-		t = w->cfg->max_timeout_ms;
-
 	r->c = c;
-	r->w = w;
-	r->id = msg->id;
-	r->uid = c->uid;
-	r->instance = c->client_instance;
-	r->msg = msg;
-	r->deadline = uv_now(&w->loop) + t;
 	list_push_back(&c->reqs, &r->link);
 	c->inflight++;
 	clients_take(c->acct, CLIENTS_INFLIGHT, 1, 0); /* checked by conn */
-	stats_add(&w->counters.requests, 1);
-	stats_add(&w->counters.inflight, 1);
 	return r;
 }
 
 req *req_new_member(struct batch *b, unsigned index, conn *c, worker *w, uint64_t deadline,
 		    Porter__V1__Request *msg)
 {
-	req *r = dcalloc(1, sizeof(*r));
+	uint64_t now = uv_now(&w->loop);
+	uint64_t t = msg->timeout_ms ? now + msg->timeout_ms : deadline;
+	/* Not on the connection's list: the batch answers for it. */
+	req *r = alloc_req(w, msg, c->uid, c->client_instance, t < deadline ? t : deadline);
 	if (!r) {
 		porter__v1__request__free_unpacked(msg, NULL);
 		return NULL;
 	}
-	uint64_t now = uv_now(&w->loop);
-	uint64_t t = msg->timeout_ms ? now + msg->timeout_ms : deadline;
 	r->c = c;
-	r->w = w;
-	r->id = msg->id;
-	r->uid = c->uid;
-	r->instance = c->client_instance;
-	r->msg = msg;
-	r->deadline = t < deadline ? t : deadline;
 	r->batch = b;
 	r->batch_index = index;
-	list_init(&r->link); /* not on the connection's list */
-	stats_add(&w->counters.requests, 1);
-	stats_add(&w->counters.inflight, 1);
 	return r;
 }
 
 req *req_new_remote(worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t instance,
 		    uint64_t left_ms, struct fwd_back *back)
 {
-	req *r = dcalloc(1, sizeof(*r));
+	req *r = alloc_req(w, msg, uid, instance, uv_now(&w->loop) + left_ms);
 	if (!r) {
 		porter__v1__request__free_unpacked(msg, NULL);
 		return NULL;
 	}
-	r->w = w;
-	r->id = msg->id;
-	r->uid = uid;
-	r->instance = instance;
-	r->msg = msg;
-	r->deadline = uv_now(&w->loop) + left_ms;
 	r->back = back;
-	list_init(&r->link); /* on no connection's list */
-	stats_add(&w->counters.requests, 1);
-	stats_add(&w->counters.inflight, 1);
 	return r;
 }
 
