@@ -55,9 +55,7 @@ static void setup(void)
 					    "1500",
 					    NULL};
 	ck_assert_int_eq(th_httpd_start(&srv), 0);
-	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
-	shm = th_shared_alloc(sizeof(*shm));
-	ck_assert_ptr_nonnull(shm);
+	shm = th_tenant_up(&d, extra, sizeof(*shm));
 }
 
 static void teardown(void)

@@ -37,16 +37,6 @@ static void start(const char *const *extra)
 	ck_assert_msg(th_daemon_start(&d, extra ? extra : def) == 0, "porterd did not start");
 }
 
-static void stop_clean(void)
-{
-	porter_thread_disconnect();
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
-}
-
 /* Runs `sql` and asserts success; returns the result (caller frees). */
 static porter_db_result *q_ok(uint64_t s, const char *ci, const char *sql)
 {
@@ -137,7 +127,7 @@ START_TEST(types_nulls_and_multi_statement)
 	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 0, 5000, &r),
 			 PORTER_E_DB_SESSION);
 	porter_db_result_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -203,7 +193,7 @@ START_TEST(parameters_text_binary_null)
 	porter_db_result_free(r);
 
 	porter_db_close(s, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -253,7 +243,7 @@ START_TEST(errors_carry_sqlstate)
 	porter_db_result_free(r);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 5"), 5);
 	porter_db_close(s, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -356,7 +346,7 @@ START_TEST(transaction_spans_threads)
 	ck_assert_int_eq(in_thread("SELECT 7"), 7);
 	ck_assert_int_eq(in_thread("DROP TABLE tx_t"), 0);
 	porter_db_close(shared_session, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -407,7 +397,7 @@ START_TEST(thirty_two_threads)
 		0, conninfo,
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'");
 	ck_assert_msg(n <= 4 * 8 + 8 + 1, "%ld backends", n);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -503,7 +493,7 @@ START_TEST(pipelined_pool_keeps_queries_apart)
 	ck_assert_uint_eq(porter_db_nresults(r), 2);
 	porter_db_result_free(r);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 3"), 3);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -556,7 +546,7 @@ START_TEST(timeout_cancels_on_server)
 
 	/* Queued behind a long query on one session: both time out. */
 	porter_db_close(s, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -662,7 +652,7 @@ START_TEST(stream_million_rows_bounded_memory)
 	porter_db_result_free(ch);
 	porter_db_cursor_close(cur, 1000);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT 9"), 9);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -717,7 +707,7 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 	porter_db_cursor_close(shared_cursor, 1000);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 12"), 12);
 	porter_db_close(s, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -769,7 +759,7 @@ START_TEST(wrong_password_and_unreachable)
 	ck_assert_msg(el < 2500, "took %lld ms", el);
 	/* The daemon is fine. */
 	ck_assert_int_eq(porter_ping("x", 1, 0, 2000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -798,7 +788,7 @@ START_TEST(postgres_restart_mid_run)
 	ck_assert_int_eq(porter_db_open(conninfo, 0, 5000, &s), 0);
 	ck_assert_int_eq(q_long(s, NULL, "SELECT 5"), 5);
 	porter_db_close(s, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -837,7 +827,7 @@ START_TEST(sessions_of_a_gone_client_are_closed)
 	ck_assert_int_eq(n, 0);
 	ck_assert_int_eq(q_long(0, conninfo, "SELECT count(*) FROM gone_t"), 0);
 	porter_db_result_free(q_ok(0, conninfo, "DROP TABLE gone_t"));
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -854,7 +844,7 @@ START_TEST(idle_sessions_are_closed)
 	ck_assert_int_eq(porter_db_query(s, NULL, "SELECT 1", NULL, 0, 0, 5000, &r),
 			 PORTER_E_DB_SESSION);
 	porter_db_result_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -923,7 +913,7 @@ START_TEST(session_queue_and_pool_reset)
 	}
 	ck_assert_int_eq(n, 0);
 	porter_db_close(shared_session, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -955,7 +945,7 @@ START_TEST(queued_behind_long_query_times_out)
 	ck_assert_int_eq((long)ret, PORTER_E_TIMEOUT);
 	ck_assert_int_eq(q_long(shared_session, NULL, "SELECT 8"), 8);
 	porter_db_close(shared_session, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -1145,7 +1135,7 @@ START_TEST(pooled_statements_prepared_and_kept_fresh)
 
 	porter_db_result_free(q_ok(s, NULL, "DROP TABLE stmt_t"));
 	porter_db_close(s, 0, 5000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -1159,7 +1149,7 @@ START_TEST(statement_cache_off)
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(q_long(0, conninfo, "SELECT 41 + 1"), 42);
 	ck_assert_int_eq(porter_stmts("%"), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -1191,7 +1181,7 @@ START_TEST(cancel_never_hits_the_next_query)
 		ck_assert_int_eq(q_long(0, conninfo, "SELECT 1 FROM pg_sleep(0.02)"), 1);
 	}
 	ck_assert_int_eq(porter_db_close(s, 0, 5000), 0);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -1252,7 +1242,7 @@ START_TEST(pipelined_segments_keep_outcomes_apart)
 	fprintf(stderr, "segments: %d inserts in %ld transactions\n", 16 * 135, xacts);
 	ck_assert_int_lt(xacts, 16 * 135);
 	porter_db_result_free(q_ok(0, conninfo, "DROP TABLE seg_t"));
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 

@@ -24,16 +24,6 @@ static void start(const char *const *extra)
 	ck_assert_msg(th_daemon_start(&d, extra) == 0, "porterd did not start");
 }
 
-static void stop_clean(void)
-{
-	porter_thread_disconnect();
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
-}
-
 static const char *url(const char *path)
 {
 	static __thread char buf[2048];
@@ -124,7 +114,7 @@ START_TEST(status_codes)
 	porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 0);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -171,7 +161,7 @@ START_TEST(headers_both_ways)
 	ck_assert_int_eq(
 		porter_http_request("GET", url("/echo"), inject, 1, NULL, 0, NULL, 0, 5000, &r),
 		PORTER_E_INVAL);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -206,7 +196,7 @@ START_TEST(binary_bodies_with_nuls)
 	ck_assert_uint_eq(len, 7);
 	ck_assert(memcmp(got, "{\"a\":1}", 7) == 0);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -228,7 +218,7 @@ START_TEST(large_and_chunked_bodies)
 	ck_assert(check_pattern(got, len, 0));
 	ck_assert_ptr_null(porter_http_response_header(r, "Content-Length"));
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -308,7 +298,7 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	ck_assert_int_eq(porter_http_stream_read(s, 0, 5000, &p, &n), 0);
 	ck_assert_int_eq(porter_http_stream_read(s, 0, 5000, &p, &n), 0);
 	porter_http_stream_close(s, 1000);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -399,7 +389,7 @@ START_TEST(stream_read_from_another_thread)
 	/* The stream itself lives on; closing it ends the transfer. */
 	porter_http_stream_close(b.s, 1000);
 	ck_assert(hangs_closed());
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -481,7 +471,7 @@ START_TEST(redirects_and_their_limit)
 	porter_http_response_body(r, &len);
 	ck_assert_uint_eq(len, 0);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -532,7 +522,7 @@ START_TEST(never_answering_server_times_out_and_aborts)
 	waitpid(pid, NULL, 0);
 	ck_assert(settles());
 	ck_assert(hangs_closed());
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -573,7 +563,7 @@ START_TEST(cancel_from_another_thread)
 	ck_assert_int_lt(a.took, 5000);
 	ck_assert(settles());
 	ck_assert(hangs_closed());
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -632,7 +622,7 @@ START_TEST(batched_requests)
 	porter_batch_free(b);
 	ck_assert(settles());
 	ck_assert(hangs_closed());
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -652,7 +642,7 @@ START_TEST(connection_reset_mid_body)
 	/* The worker is fine afterwards. */
 	ck_assert_int_eq(porter_http_get(url("/status/200"), 0, 5000, &r), 0);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -693,7 +683,7 @@ START_TEST(refused_schemes_and_hosts)
 	ck_assert_int_eq(porter_http_get(url(path), 0, 5000, &r), PORTER_E_HTTP_HOST);
 	ck_assert_int_eq(porter_http_get(url("/status/200"), 0, 5000, &r), 0);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 
 	/* Without a list, a host name is resolved (off the loop) and works;
 	 * schemes and malformed URLs are refused the same way. */
@@ -713,7 +703,7 @@ START_TEST(refused_schemes_and_hosts)
 	ck_assert_int_eq(porter_http_get(local, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -758,7 +748,7 @@ START_TEST(oversized_responses)
 	ck_assert_uint_le(total, 100000);
 	porter_http_stream_close(s, 1000);
 	ck_assert(settles());
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -823,7 +813,7 @@ START_TEST(concurrent_requests_from_many_threads)
 		porter_http_response_free(r);
 	}
 	ck_assert_int_le(th_fd_count(d.pid), fds + 2);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 
@@ -860,13 +850,9 @@ END_TEST
 static int run_ctl(const char *args, char *out, size_t cap)
 {
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "%s %s", PORTERCTL_PATH, args);
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	int n = snprintf(cmd, sizeof(cmd), "%s %s", PORTERCTL_PATH, args);
+	ck_assert(n > 0 && (size_t)n < sizeof(cmd));
+	return th_run_cmd(cmd, out, cap);
 }
 
 /* TLS: verified by default against the system's CAs (which do not know
@@ -881,7 +867,7 @@ START_TEST(tls_verification)
 
 	start(NULL);
 	ck_assert_int_eq(porter_http_get(u, 0, 5000, &r), PORTER_E_HTTP_TLS);
-	stop_clean();
+	th_stop_clean(&d);
 
 	char ca[160];
 	snprintf(ca, sizeof(ca), "--http-ca-file=%s", tls.cert);
@@ -898,13 +884,13 @@ START_TEST(tls_verification)
 	char lu[128];
 	snprintf(lu, sizeof(lu), "https://localhost:%d/status/200", tls.port);
 	ck_assert_int_eq(porter_http_get(lu, 0, 5000, &r), PORTER_E_HTTP_TLS);
-	stop_clean();
+	th_stop_clean(&d);
 
 	const char *const insecure[] = {"--http-tls-verify=false", NULL};
 	start(insecure);
 	ck_assert_int_eq(porter_http_get(lu, 0, 5000, &r), 0);
 	porter_http_response_free(r);
-	stop_clean();
+	th_stop_clean(&d);
 	th_httpd_stop(&tls);
 }
 END_TEST
@@ -949,7 +935,7 @@ START_TEST(porterctl_http)
 	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 22);
 	ck_assert_int_eq(run_ctl("http get file:///etc/passwd 2>/dev/null", out, sizeof(out)), 1);
 	ck_assert_int_eq(run_ctl("http get 2>/dev/null", out, sizeof(out)), 2);
-	stop_clean();
+	th_stop_clean(&d);
 }
 END_TEST
 

@@ -57,6 +57,21 @@ int th_can_connect(const char *path)
 	return ok;
 }
 
+/* Appends the space-separated words of environment variable `var` to
+ * argv (up to `max` entries in all), splitting them in `buf`, which must
+ * outlive the exec. */
+static void append_env_words(const char **argv, int *n, int max, const char *var, char *buf,
+			     size_t cap)
+{
+	const char *v = getenv(var);
+	if (!v || !*v)
+		return;
+	snprintf(buf, cap, "%s", v);
+	char *save = NULL;
+	for (char *w = strtok_r(buf, " ", &save); w && *n < max; w = strtok_r(NULL, " ", &save))
+		argv[(*n)++] = w;
+}
+
 static int spawn(th_daemon *d, const char *const *extra)
 {
 	const char *argv[64];
@@ -64,14 +79,7 @@ static int spawn(th_daemon *d, const char *const *extra)
 	/* Profiling runs the daemon under a tool: the words of
 	 * PORTER_DAEMON_WRAP (say "valgrind --tool=callgrind") come first. */
 	static char wrap[512];
-	const char *tool = getenv("PORTER_DAEMON_WRAP");
-	if (tool && *tool) {
-		snprintf(wrap, sizeof(wrap), "%s", tool);
-		char *save = NULL;
-		for (char *w = strtok_r(wrap, " ", &save); w && n < 16;
-		     w = strtok_r(NULL, " ", &save))
-			argv[n++] = w;
-	}
+	append_env_words(argv, &n, 16, "PORTER_DAEMON_WRAP", wrap, sizeof(wrap));
 	argv[n++] = PORTERD_PATH;
 	/* Hermetic: never the machine's /etc/porter/porterd.conf. */
 	argv[n++] = "--config";
@@ -83,14 +91,7 @@ static int spawn(th_daemon *d, const char *const *extra)
 	/* Benchmarks compare daemon settings without a rebuild: words of
 	 * PORTER_DAEMON_ARGS are appended (later flags win). */
 	static char words[512];
-	const char *more = getenv("PORTER_DAEMON_ARGS");
-	if (more && *more) {
-		snprintf(words, sizeof(words), "%s", more);
-		char *save = NULL;
-		for (char *w = strtok_r(words, " ", &save); w && n < 63;
-		     w = strtok_r(NULL, " ", &save))
-			argv[n++] = w;
-	}
+	append_env_words(argv, &n, 63, "PORTER_DAEMON_ARGS", words, sizeof(words));
 	argv[n] = NULL;
 
 	pid_t parent = getpid();

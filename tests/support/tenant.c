@@ -1,6 +1,7 @@
 /* tenant - porterd and clients under other uids; see tenant.h. */
 #include "tenant.h"
 
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -163,6 +164,14 @@ fail:
 int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra)
 {
 	return start_as(d, uid, gid, extra, 0);
+}
+
+void *th_tenant_up(th_daemon *d, const char *const *extra, size_t shared)
+{
+	ck_assert_int_eq(th_daemon_start_as(d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+	void *mem = th_shared_alloc(shared);
+	ck_assert_ptr_nonnull(mem);
+	return mem;
 }
 
 int th_daemon_start_as_own_socket(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra)

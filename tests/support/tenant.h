@@ -36,6 +36,12 @@ int th_tenant_available(void);
  */
 int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra);
 
+/* The usual start of a multi-uid test: porterd as TH_UID_DAEMON in group
+ * TH_GID_PORTER with `extra` (asserts that it started), and `shared`
+ * zeroed bytes of th_shared_alloc memory for the children's results
+ * (asserted non-NULL), which it returns. */
+void *th_tenant_up(th_daemon *d, const char *const *extra, size_t shared);
+
 /* th_daemon_start_as, but the socket keeps the mode and group porterd gave
  * it (no SocketMode=/SocketGroup= stand-in), for tests of what porterd
  * does with allow-uid and allow-gid: it is `d->dir`/run/porter.sock, in a
