@@ -12,6 +12,10 @@
  * the loopback HTTP server of tests/support; alice and bob are forked
  * children (tenant.h), so it needs root. A resource's "before" is what the
  * one before left. Prints figures; never fails on timing.
+ *
+ * porterd runs with --file-pass-fd false, so file readers are streams it
+ * holds (the byte path); by default it passes each reader its descriptor
+ * and holds nothing per reader, which leaves nothing to flood.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -202,7 +206,7 @@ static int flood_http_streams(void *arg)
 	return 0;
 }
 
-/* One of four connections (threads) opening 80 readers each. */
+/* One of five connections (threads) opening 80 readers each. */
 static void *readers_thread(void *arg)
 {
 	flood *f = arg;
@@ -229,7 +233,7 @@ static int flood_file_streams(void *arg)
 		return 1;
 	}
 	free(data);
-	return on_threads(f, 4, readers_thread);
+	return on_threads(f, 5, readers_thread);
 }
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -415,7 +419,8 @@ static const scenario scenarios[] = {
 	 flood_cursors},
 	{"300 HTTP streams unread", "http-max-streams-per-uid 64; http-stream-idle 10 s",
 	 flood_http_streams},
-	{"4 x 80 file readers open", "file-max-streams 64 per connection", flood_file_streams},
+	{"5 x 80 file readers open (byte path)",
+	 "file-max-streams 64 per connection, file-max-streams-per-uid 256", flood_file_streams},
 	{"65,536 params; 16 MiB of empty params", "65,535 params, counted before unpacking",
 	 flood_params},
 	{"300 cancels of unknown ids (rounds)", "tombstones: 1,024 per uid and worker, 30 s",
@@ -610,9 +615,9 @@ int main(void)
 	}
 	snprintf(big_url, sizeof(big_url), "%s/bin/50000000", web.base);
 	const char *args[] = {
-		"--allow-uid", "61011,61012",  "--workers", "2",           "--db-allow-targets",
-		target,        "--file-roots", roots,       "--log-level", "warn",
-		NULL};
+		"--allow-uid",    "61011,61012",  "--workers", "2",           "--db-allow-targets",
+		target,           "--file-roots", roots,       "--log-level", "warn",
+		"--file-pass-fd", "false",        NULL};
 	th_tenant_daemon_nofile(NOFILE);
 	int started = th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args);
 	th_tenant_daemon_nofile(0);
