@@ -614,10 +614,18 @@ int main(void)
 		goto out;
 	}
 	snprintf(big_url, sizeof(big_url), "%s/bin/50000000", web.base);
-	const char *args[] = {
-		"--allow-uid",    "61011,61012",  "--workers", "2",           "--db-allow-targets",
-		target,           "--file-roots", roots,       "--log-level", "warn",
-		"--file-pass-fd", "false",        NULL};
+	const char *args[] = {"--allow-uid",
+			      "61011,61012",
+			      "--workers",
+			      "2",
+			      "--db-allow-targets",
+			      target,
+			      "--file-roots",
+			      roots,
+			      "--log-level",
+			      "warn",
+			      "--file-pass-fd=false",
+			      NULL};
 	th_tenant_daemon_nofile(NOFILE);
 	int started = th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args);
 	th_tenant_daemon_nofile(0);
