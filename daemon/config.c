@@ -112,6 +112,8 @@ static const config_key keys[] = {
 	 "reclaim a file stream or watch nobody used for this long (its next read fails with PORTER_E_TIMEOUT saying so)"},
 	{"file-pass-fd", 0, KT_BOOL, OFF(file_pass_fd), 0, 0, "true", "BOOL",
 	 "answer a client's reads and writes with the open file (a descriptor passed over the Unix socket, opened by porterd inside the root as always), so it does the I/O itself; false sends every byte through the socket"},
+	{"file-loop-fast-path", 0, KT_BOOL, OFF(file_fast_path), 0, 0, "true", "BOOL",
+	 "do a small read or a stat on the worker loop when the kernel can without blocking (openat2 RESOLVE_CACHED, preadv2 RWF_NOWAIT; Linux 5.12+), instead of a trip through the thread pool; what would block still goes to the pool; needs a restart"},
 	{"file-max-mode", 0, KT_STR, OFF(file_max_mode), 0, 0, "0660", "OCTAL",
 	 "most permissive mode a created file gets, whatever the client asks (at most 0777: setuid, setgid and sticky are never given)"},
 	{"file-max-dir-mode", 0, KT_STR, OFF(file_max_dir_mode), 0, 0, "0770", "OCTAL",

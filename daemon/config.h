@@ -78,6 +78,7 @@ typedef struct config {
 	int file_pass_fd;                    /* pass open files to clients (SCM_RIGHTS) */
 	uint32_t file_max_streams_per_uid;   /* open file streams (and watches) per uid */
 	uint32_t file_stream_idle_ms;        /* reclaim file streams unused this long */
+	int file_fast_path;                  /* small reads and stats on the loop if cached */
 	char *file_max_mode;                 /* octal ceiling of created files' modes */
 	char *file_max_dir_mode;             /* octal ceiling of created directories' modes */
 	uint32_t db_pool_size;               /* pooled PG connections per worker and conninfo */

@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "fsconfine.h"
+#include "fsfast.h"
 #include "fsroot.h"
 #include "fsstream.h"
 #include "fswork.h"
@@ -428,6 +429,11 @@ void fs_handle(req *r)
 	r->cancel = job_cancel;
 	uv_timer_init(&r->w->loop, &j->timer);
 	j->timer.data = j;
+	if (fsfast_try(j)) {
+		/* Done on the loop: answered as the pool's job would be. */
+		job_done(&j->work, 0);
+		return;
+	}
 	int qrc = uv_queue_work(&r->w->loop, &j->work, fswork_run, job_done);
 	if (qrc < 0) {
 		r->cancel = NULL;
@@ -450,6 +456,7 @@ void fs_conn_closed(struct worker *w, uint64_t conn_serial)
 int fs_init(const config *cfg)
 {
 	fswork_init(cfg->file_chunk);
+	fsfast_init(cfg->file_fast_path);
 	if (fsconfine_init(cfg->file_resolve) < 0)
 		return PORTER_E_INVAL;
 	return fsroot_init(cfg);

@@ -32,6 +32,22 @@ void fswork_init(uint32_t chunk)
 	chunk_max = chunk ? chunk : 1u << 20;
 }
 
+uint32_t fswork_chunk(uint32_t asked)
+{
+	uint32_t chunk = asked && asked < chunk_max ? asked : chunk_max;
+	return chunk < 1 ? 1 : chunk;
+}
+
+int fswork_small_read(const Porter__V1__FileRead *m, uint64_t size)
+{
+	if (size == 0 || m->offset >= size)
+		return 0;
+	uint64_t want = size - m->offset;
+	if (m->length && m->length < want)
+		want = m->length;
+	return want <= (64u << 10) && want <= fswork_chunk(m->chunk_size);
+}
+
 /* ---------------------------------------------------------- outcomes */
 
 /* Writes "'path' in root 'name'" for `path` (NULL: the job's own). */
@@ -200,9 +216,7 @@ static int pass_read_fd(fs_job *j, int *fd, uint64_t size)
 static void do_read(fs_job *j)
 {
 	Porter__V1__FileRead *m = j->r->msg->file_read;
-	uint32_t chunk = m->chunk_size && m->chunk_size < chunk_max ? m->chunk_size : chunk_max;
-	if (chunk < 1)
-		chunk = 1;
+	uint32_t chunk = fswork_chunk(m->chunk_size);
 	j->chunk = chunk;
 	/* O_NONBLOCK: opening a FIFO must not park a pool thread waiting
 	 * for a writer (it is refused below); no effect on regular files. */
@@ -227,7 +241,8 @@ static void do_read(fs_job *j)
 		goto out;
 	}
 	uint64_t size = (uint64_t)sb.st_size;
-	if (j->want_fd && S_ISREG(sb.st_mode) && pass_read_fd(j, &fd, size) == 0)
+	if (j->want_fd && S_ISREG(sb.st_mode) && !fswork_small_read(m, size) &&
+	    pass_read_fd(j, &fd, size) == 0)
 		return;
 	uint64_t pos = m->offset > size ? size : m->offset;
 	uint64_t end = size;

@@ -434,7 +434,7 @@ static void reload(server *srv)
 	 * at start (fsroot_init); a reload that changed them keeps the
 	 * running ones and says so, rather than logging them as applied. */
 	static const char *const start_only[] = {"file-roots", "file-resolve", "file-max-mode",
-						 "file-max-dir-mode"};
+						 "file-max-dir-mode", "file-loop-fast-path"};
 	for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++) {
 		int kept = config_keep_running(nc, srv->cfg, start_only[i]);
 		if (kept == 1)

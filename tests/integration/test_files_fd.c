@@ -56,6 +56,16 @@ static void start(const char *pass)
 	const char *args[] = {"--file-roots", roots, "--file-chunk-size", "65536", pass, NULL};
 	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
 	put_local("f", "hello, descriptor");
+	/* Past 64 KiB: a read of it passes the descriptor (smaller ones come
+	 * as bytes, which cost less; see fswork_small_read). */
+	char big[256];
+	snprintf(big, sizeof(big), "%s/big", root);
+	FILE *bf = fopen(big, "w");
+	ck_assert_ptr_nonnull(bf);
+	fputs("hello, descriptor", bf);
+	for (int i = 0; i < 100000; i++)
+		fputc('0' + i % 10, bf);
+	fclose(bf);
 	char p[256];
 	snprintf(p, sizeof(p), "%s/sub", root);
 	ck_assert_int_eq(mkdir(p, 0755), 0);
@@ -197,12 +207,12 @@ START_TEST(test_read_passes_rdonly_regular_file)
 {
 	raw c;
 	raw_open(&c, 0x1111);
-	Porter__V1__Response *r = raw_read(&c, "f", 1, 2);
+	Porter__V1__Response *r = raw_read(&c, "big", 1, 2);
 	ck_assert_int_eq(r->status, 0);
 	ck_assert(r->file_read->fd_passed);
 	ck_assert_uint_eq(r->file_read->data.len, 0); /* the file, not its bytes */
 	ck_assert_uint_eq(r->file_read->stream_id, 0);
-	ck_assert_uint_eq(r->file_read->file_size, 17);
+	ck_assert_uint_eq(r->file_read->file_size, 100017);
 	porter__v1__response__free_unpacked(r, NULL);
 	int fd = take_one(&c);
 
@@ -221,13 +231,20 @@ START_TEST(test_read_passes_rdonly_regular_file)
 	/* Nothing opens relative to it. */
 	ck_assert_int_eq(openat(fd, "x", O_RDONLY), -1);
 	ck_assert_int_eq(errno, ENOTDIR);
-	char buf[64] = {0};
-	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), 17);
+	char buf[18] = {0};
+	ck_assert_int_eq(pread(fd, buf, 17, 0), 17);
 	ck_assert_str_eq(buf, "hello, descriptor");
 	close(fd);
 
-	/* Not asked: bytes as always, no descriptor. */
-	r = raw_read(&c, "f", 0, 3);
+	/* Not asked: bytes as always, no descriptor (a chunk, then a
+	 * stream). A small file asked by descriptor: its bytes, which cost
+	 * less than a descriptor. */
+	r = raw_read(&c, "big", 0, 3);
+	ck_assert_int_eq(r->status, 0);
+	ck_assert(!r->file_read->fd_passed);
+	ck_assert_uint_eq(r->file_read->data.len, 65536);
+	porter__v1__response__free_unpacked(r, NULL);
+	r = raw_read(&c, "f", 1, 4);
 	ck_assert_int_eq(r->status, 0);
 	ck_assert(!r->file_read->fd_passed);
 	ck_assert_uint_eq(r->file_read->data.len, 17);
@@ -774,7 +791,7 @@ START_TEST(test_round_trips)
 	porter_bytes_free(got);
 	free(buf);
 	/* Nothing left behind but the files written. */
-	ck_assert_uint_eq(th_dir_entries(root), 8); /* f sub to_sub to_etc fifo rt rt2 r */
+	ck_assert_uint_eq(th_dir_entries(root), 9); /* f big sub to_sub to_etc fifo rt rt2 r */
 }
 END_TEST
 

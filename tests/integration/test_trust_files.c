@@ -432,7 +432,13 @@ static int rawc_commit(rawc *c, uint64_t sid)
 static int alice_by_descriptor(void *arg)
 {
 	(void)arg;
-	EXPECT(porter_file_write("home", "mine.txt", "alice", 5, PORTER_FILE_CREATE, 0, 0, T), 0);
+	/* Past 64 KiB, so that its read passes the descriptor. */
+	static char mine[100000];
+	memset(mine, 'a', sizeof(mine));
+	memcpy(mine, "alice", 5);
+	EXPECT(porter_file_write("home", "mine.txt", mine, sizeof(mine), PORTER_FILE_CREATE, 0, 0,
+				 T),
+	       0);
 	rawc c;
 	rawc_open(&c);
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -449,7 +455,7 @@ static int alice_by_descriptor(void *arg)
 	char proc[64], buf[8] = {0};
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	CHECK((fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
-	CHECK(pread(fd, buf, sizeof(buf), 0) == 5 && memcmp(buf, "alice", 5) == 0);
+	CHECK(pread(fd, buf, 5, 0) == 5 && memcmp(buf, "alice", 5) == 0);
 	CHECK(write(fd, "x", 1) == -1 && errno == EBADF);
 	CHECK(open(proc, O_RDWR) == -1 && errno == EACCES);
 	CHECK(open(proc, O_WRONLY) == -1 && errno == EACCES);

@@ -1,0 +1,126 @@
+/* fsfast - small file requests on the loop when nothing blocks; see fsfast.h. */
+#include "fsfast.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "fsconfine.h"
+#include "log.h"
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_CACHED
+#define RESOLVE_CACHED 0x20
+#endif
+
+static atomic_int enabled;
+
+void fsfast_init(int on)
+{
+	atomic_store(&enabled, on != 0);
+}
+
+/* openat2 with RESOLVE_CACHED below the job's root: a descriptor, or -1
+ * (EAGAIN and every failure alike: the pool decides). */
+static int open_cached(const fs_job *j, const char *path, int flags)
+{
+	if (!path[0])
+		path = ".";
+	if (fsconfine_escapes(path))
+		return -1;
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_CLOEXEC);
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+	long fd = syscall(SYS_openat2, j->root->fd, path, &how, sizeof(how));
+	if (fd < 0 && (errno == EINVAL || errno == ENOSYS) && atomic_exchange(&enabled, 0))
+		log_info("openat2 has no RESOLVE_CACHED here: small file requests use the pool");
+	return fd < 0 ? -1 : (int)fd;
+}
+
+/* A read of a regular file: all its bytes when they are few
+ * (fswork_small_read) and in the page cache, else its descriptor when
+ * the client takes one. */
+static int fast_read(fs_job *j)
+{
+	Porter__V1__FileRead *m = j->r->msg->file_read;
+	int fd = open_cached(j, m->path, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
+		goto pool; /* directories, FIFOs, /proc files: the pool's words */
+	uint64_t size = (uint64_t)sb.st_size;
+	int small = fswork_small_read(m, size);
+	if (j->want_fd && !small) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			goto pool;
+		j->chunk = fswork_chunk(m->chunk_size);
+		j->pass_fd = fd;
+		j->file_size = size;
+		return 1;
+	}
+	if (!small)
+		goto pool; /* a larger copy dwarfs the trip, and would hold the loop */
+	uint64_t pos = m->offset;
+	uint64_t want = size - pos;
+	if (m->length && m->length < want)
+		want = m->length;
+	uint8_t *data = malloc(want);
+	if (!data)
+		goto pool;
+	struct iovec iov = {.iov_base = data, .iov_len = want};
+	ssize_t n = preadv2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT);
+	if (n < 0 || (uint64_t)n != want) {
+		free(data); /* not all cached (EAGAIN), or it changed: the pool */
+		goto pool;
+	}
+	close(fd);
+	j->data = data;
+	j->len = want;
+	j->offset = pos;
+	j->file_size = size;
+	return 1;
+pool:
+	close(fd);
+	return 0;
+}
+
+static int fast_stat(fs_job *j)
+{
+	Porter__V1__FileStat *m = j->r->msg->file_stat;
+	if (m->no_follow)
+		return 0;
+	int fd = open_cached(j, m->path, O_PATH);
+	if (fd < 0)
+		return 0;
+	int ok = fstat(fd, &j->sb) == 0;
+	close(fd);
+	return ok;
+}
+
+int fsfast_try(fs_job *j)
+{
+	/* A per-user root's directory may have to be made; walking has its
+	 * own rules; a stopped or streamed job is the pool's. */
+	if (!atomic_load(&enabled) || !j->root || j->root->per_user || fsconfine_walking() || j->st)
+		return 0;
+	switch (j->kind) {
+	case JOB_READ:
+		return fast_read(j);
+	case JOB_STAT:
+		return fast_stat(j);
+	default:
+		return 0;
+	}
+}
