@@ -421,6 +421,7 @@ struct porter_file_writer {
 	 * porterd passed, -1 for chunks over the socket or once finished. */
 	int fd;
 	int open;       /* not yet committed, failed or abandoned */
+	int64_t seen;   /* pconn_now_ms() of the last request on its stream */
 	unsigned flags; /* porter_file_flag bits asked at open */
 	char *path;     /* for messages; owned */
 };
@@ -510,8 +511,38 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 		wr->path = strdup(path);
 	}
 	wr->open = 1;
+	wr->seen = pconn_now_ms();
 	*out = wr;
 	return 0;
+}
+
+/*
+ * A long write to an atomic write's temp file by descriptor does not
+ * reach porterd, which reclaims a stream nobody used for file-stream-idle
+ * (10 s by default) and with it the temp file: an empty chunk every
+ * TOUCH_MS of writing (checked after every TOUCH_PIECE) tells it the
+ * stream is in use.
+ */
+#define TOUCH_MS 2000
+#define TOUCH_PIECE (16u << 20)
+
+static int writer_touch(porter_file_writer *wr, uint64_t call_id, int64_t deadline)
+{
+	int t = left_ms(deadline);
+	if (t < 0)
+		return t;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteChunk wc = PORTER__V1__FILE_WRITE_CHUNK__INIT;
+	Porter__V1__Response *resp = NULL;
+	wc.stream_id = wr->stream_id;
+	req.id = call_id;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_CHUNK;
+	req.file_write_chunk = &wc;
+	int rc = write_call(&req, t, &resp);
+	if (rc == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	wr->seen = pconn_now_ms();
+	return rc;
 }
 
 int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t len, uint64_t call_id,
@@ -525,7 +556,16 @@ int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t le
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	int64_t deadline = deadline_of(timeout_ms);
 	if (wr->fd >= 0) {
-		int rc = pfd_write(wr->fd, data, len, deadline, wr->path);
+		const uint8_t *p = data;
+		int rc = 0;
+		do {
+			size_t n = len < TOUCH_PIECE ? len : TOUCH_PIECE;
+			rc = pfd_write(wr->fd, p, n, deadline, wr->path);
+			p += n;
+			len -= n;
+			if (rc == 0 && wr->stream_id && pconn_now_ms() - wr->seen >= TOUCH_MS)
+				rc = writer_touch(wr, call_id, deadline);
+		} while (rc == 0 && len);
 		/* A failed write leaves the file as the byte path's would: a
 		 * plain one written up to there, an atomic one never
 		 * committed. */
