@@ -410,6 +410,30 @@ static void expire_queue(db_worker *dw, list *q, uint64_t now, const char *what)
 	(void)dw;
 }
 
+/* Remembers that stream `id` of `uid` was reclaimed (RECLAIMED_PER_UID). */
+static void remember_reclaimed(db_worker *dw, uint64_t id, uid_t uid)
+{
+	unsigned mine = 0, own_oldest = 0, free_slot = RECLAIMED_KEPT, oldest = 0;
+	for (unsigned i = 0; i < RECLAIMED_KEPT; i++) {
+		if (!dw->reclaimed[i].id) {
+			free_slot = i;
+			continue;
+		}
+		if (dw->reclaimed[i].seq < dw->reclaimed[oldest].seq || !dw->reclaimed[oldest].id)
+			oldest = i;
+		if (dw->reclaimed[i].uid != uid)
+			continue;
+		if (!mine++ || dw->reclaimed[i].seq < dw->reclaimed[own_oldest].seq)
+			own_oldest = i;
+	}
+	unsigned slot = mine >= RECLAIMED_PER_UID    ? own_oldest
+			: free_slot < RECLAIMED_KEPT ? free_slot
+						     : oldest;
+	dw->reclaimed[slot].id = id;
+	dw->reclaimed[slot].uid = uid;
+	dw->reclaimed[slot].seq = ++dw->reclaimed_seq;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
 	db_worker *dw = t->data;
@@ -445,9 +469,7 @@ static void on_sweep(uv_timer_t *t)
 				: cfg->db_session_idle_ms ? cfg->db_session_idle_ms
 							  : 600000;
 		if (c->pool && now - c->last_used >= idle) {
-			dw->reclaimed[dw->reclaimed_next].id = c->stream_id;
-			dw->reclaimed[dw->reclaimed_next].uid = c->uid;
-			dw->reclaimed_next = (dw->reclaimed_next + 1) % RECLAIMED_KEPT;
+			remember_reclaimed(dw, c->stream_id, c->uid);
 			log_debug("db: reclaiming pooled stream %016llx of uid %u, unread %llu ms",
 				  (unsigned long long)c->stream_id, (unsigned)c->uid,
 				  (unsigned long long)(now - c->last_used));

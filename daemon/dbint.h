@@ -197,16 +197,21 @@ struct pool {
 };
 
 /* Pooled streams reclaimed for idleness lately, so that their owner's
- * next read says so rather than "no such stream". */
+ * next read says so rather than "no such stream". A uid keeps at most
+ * RECLAIMED_PER_UID of them (its own oldest make room for its newest), so
+ * another uid's reclaims cannot push a uid's out while fewer than
+ * RECLAIMED_KEPT / RECLAIMED_PER_UID uids have any. */
 #define RECLAIMED_KEPT 64
+#define RECLAIMED_PER_UID 8
 
 struct db_worker {
 	worker *w;
 	struct {
-		uint64_t id;
+		uint64_t id; /* 0: free */
 		uid_t uid;
+		uint64_t seq; /* order of reclaiming: lower is older */
 	} reclaimed[RECLAIMED_KEPT];
-	unsigned reclaimed_next;
+	uint64_t reclaimed_seq;
 	list sessions;
 	list streams;
 	list pools;

@@ -30,6 +30,7 @@
 
 #include "harness.h"
 #include "porter.h"
+#include "rawc.h"
 #include "tenant.h"
 
 #define ALL_UIDS "61010,61011,61012"
@@ -596,6 +597,94 @@ START_TEST(one_uid_cannot_take_every_server_slot)
 }
 END_TEST
 
+/* ---- reclaimed cursors are reported to their owner, whatever other uids do ---- */
+
+typedef struct reclaim_run {
+	char conninfo[700];
+	volatile int alice_reclaimed, bob_done;
+	int alice_open, alice_read;
+	char alice_text[256];
+	int bob_reclaims;
+} reclaim_run;
+
+#define BIG_SERIES "SELECT g FROM generate_series(1, 1000000) g"
+
+/* Alice leaves a pooled cursor unread until it is reclaimed, waits for
+ * Bob's flood, then reads it. */
+static int alice_reads_late(void *arg)
+{
+	reclaim_run *x = arg;
+	porter_db_cursor *cur = NULL;
+	x->alice_open =
+		porter_db_cursor_open(0, x->conninfo, BIG_SERIES, NULL, 0, 10, 0, 0, 10000, &cur);
+	if (x->alice_open != 0)
+		return 1;
+	porter_db_result *chunk = NULL;
+	porter_db_cursor_read(cur, 0, 5000, &chunk); /* the chunk that came with the open */
+	porter_db_result_free(chunk);
+	chunk = NULL;
+	porter_uid_usage u = {0};
+	for (int i = 0; i < 300 && th_own_usage(&u) == 0 && u.streams; i++)
+		usleep(20 * 1000);
+	x->alice_reclaimed = 1;
+	th_wait_flag(&x->bob_done, 60000);
+	x->alice_read = porter_db_cursor_read(cur, 0, 5000, &chunk);
+	snprintf(x->alice_text, sizeof(x->alice_text), "%s", porter_last_error_message());
+	porter_db_result_free(chunk);
+	porter_db_cursor_free(cur);
+	return 0;
+}
+
+/* Bob has 80 cursors of his reclaimed, 16 at a time. */
+static int bob_floods_reclaims(void *arg)
+{
+	reclaim_run *x = arg;
+	th_wait_flag(&x->alice_reclaimed, 60000);
+	for (int round = 0; round < 5; round++) {
+		porter_db_cursor *cur[16] = {NULL};
+		for (int i = 0; i < 16; i++)
+			if (porter_db_cursor_open(0, x->conninfo, BIG_SERIES, NULL, 0, 10, 0, 0,
+						  10000, &cur[i]) == 0)
+				x->bob_reclaims++;
+		porter_uid_usage u = {0};
+		for (int i = 0; i < 300 && th_own_usage(&u) == 0 && u.streams; i++)
+			usleep(20 * 1000);
+		for (int i = 0; i < 16; i++)
+			porter_db_cursor_free(cur[i]);
+	}
+	x->bob_done = 1;
+	return 0;
+}
+
+static void *alice_thread(void *arg)
+{
+	return (void *)(long)th_as(TH_UID_ALICE, TH_GID_PORTER, 90000, alice_reads_late, arg);
+}
+
+START_TEST(reclaimed_cursor_reported_whatever_others_do)
+{
+	const char *more[] = {"--db-pool-size", "20", "--db-stream-idle", "300", NULL};
+	start_with(NULL, "1", more);
+	reclaim_run *x = th_shared_alloc(sizeof(*x));
+	ck_assert_ptr_nonnull(x);
+	snprintf(x->conninfo, sizeof(x->conninfo), "%s", ci_pw);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, alice_thread, x), 0);
+	int bob = th_as(TH_UID_BOB, TH_GID_PORTER, 90000, bob_floods_reclaims, x);
+	void *alice;
+	pthread_join(t, &alice);
+	ck_assert_int_eq(bob, 0);
+	ck_assert_int_eq((long)alice, 0);
+	ck_assert_int_eq(x->alice_open, 0);
+	ck_assert_msg(x->bob_reclaims > 64, "bob had %d cursors", x->bob_reclaims);
+	/* More reclaims than the worker remembers, all Bob's: Alice still
+	 * hears that hers was reclaimed, not that it never existed. */
+	ck_assert_msg(x->alice_read == PORTER_E_TIMEOUT && strstr(x->alice_text, "reclaimed"),
+		      "alice's read: %s: %s", porter_error_name(x->alice_read), x->alice_text);
+	stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_db");
@@ -610,6 +699,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, pooled_state_never_crosses_uids);
 	tcase_add_test(tc, pooled_state_never_crosses_processes);
 	tcase_add_test(tc, one_uid_cannot_take_every_server_slot);
+	tcase_add_test(tc, reclaimed_cursor_reported_whatever_others_do);
 	suite_add_tcase(s, tc);
 	return s;
 }
