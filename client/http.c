@@ -1,6 +1,7 @@
 /* http - the HTTP calls of libporter; see porter.h. */
 #include "porter.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,9 @@ static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, 
 		if (opts->struct_size >= offsetof(porter_http_options, keep_credentials) +
 						 sizeof(opts->keep_credentials))
 			hr->keep_credentials = opts->keep_credentials != 0;
+		if (opts->struct_size >= offsetof(porter_http_options, connect_timeout_ms) +
+						 sizeof(opts->connect_timeout_ms))
+			hr->connect_timeout_ms = opts->connect_timeout_ms;
 	}
 	hr->stream = stream;
 	req->body_case = PORTER__V1__REQUEST__BODY_HTTP;
@@ -332,6 +336,46 @@ uint32_t porter_http_response_redirects(const porter_http_response *r)
 	return r->hr->redirects;
 }
 
+const char *porter_http_response_status_line(const porter_http_response *r)
+{
+	return r && r->hr->status_line ? r->hr->status_line : "";
+}
+
+size_t porter_http_response_hop_count(const porter_http_response *r)
+{
+	return r ? r->hr->n_hops : 0;
+}
+
+static const Porter__V1__HttpHop *hop_at(const porter_http_response *r, size_t hop)
+{
+	return r && hop < r->hr->n_hops ? r->hr->hops[hop] : NULL;
+}
+
+const char *porter_http_response_hop_status_line(const porter_http_response *r, size_t hop)
+{
+	const Porter__V1__HttpHop *h = hop_at(r, hop);
+	return h ? (h->status_line ? h->status_line : "") : NULL;
+}
+
+size_t porter_http_response_hop_header_count(const porter_http_response *r, size_t hop)
+{
+	const Porter__V1__HttpHop *h = hop_at(r, hop);
+	return h ? h->n_headers : 0;
+}
+
+int porter_http_response_hop_header_at(const porter_http_response *r, size_t hop, size_t i,
+				       const char **name, const char **value)
+{
+	const Porter__V1__HttpHop *h = hop_at(r, hop);
+	if (!h || i >= h->n_headers)
+		return PORTER_E_INVAL;
+	if (name)
+		*name = h->headers[i]->name;
+	if (value)
+		*value = h->headers[i]->value;
+	return 0;
+}
+
 void porter_http_response_timings(const porter_http_response *r, porter_http_timings *out)
 {
 	*out = r->timings;
@@ -346,6 +390,9 @@ void porter_http_response_free(porter_http_response *r)
 }
 
 /* ---- streams ---- */
+
+static int stream_new(Porter__V1__Response *resp, uint64_t call_id, int64_t deadline,
+		      porter_http_stream **out);
 
 int porter_http_stream_open(const char *method, const char *url, const char *const *headers,
 			    size_t n_headers, const void *body, size_t body_len,
@@ -370,6 +417,13 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 	rc = start(method, url, headers, n_headers, body, body_len, opts, 1, call_id, wait, &resp);
 	if (rc < 0)
 		return rc;
+	return stream_new(resp, call_id, deadline, out);
+}
+
+/* Wraps the first reply of a stream (taken over) in a stream handle. */
+static int stream_new(Porter__V1__Response *resp, uint64_t call_id, int64_t deadline,
+		      porter_http_stream **out)
+{
 	porter_http_stream *s = calloc(1, sizeof(*s));
 	if (!s) {
 		porter__v1__response__free_unpacked(resp, NULL);
@@ -513,4 +567,239 @@ void porter_http_stream_free(porter_http_stream *s)
 		pbg_submit(stream_abort_job, arg);
 	}
 	stream_release(s);
+}
+
+/* ---- streamed request bodies ---- */
+
+/* Bytes per HttpUpload piece: well under the daemon's frame limit, and the
+ * most porterd holds for one upload. */
+#define UPLOAD_PIECE (1u << 20)
+
+struct porter_http_upload {
+	uint64_t id;      /* the stream in porterd */
+	uint64_t call_id; /* the open's id, used by calls that pass 0 */
+	int64_t deadline; /* opts->transfer_timeout_ms from open; 0: none */
+	int done;         /* the server answered: no more body is wanted */
+	int handed;       /* the transfer went to a stream (finish) */
+	int failed;       /* the code of a failed write, returned again */
+};
+
+int porter_http_upload_open(const char *method, const char *url, const char *const *headers,
+			    size_t n_headers, int64_t body_size, const porter_http_options *opts,
+			    uint64_t call_id, int timeout_ms, porter_http_upload **out)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+	Porter__V1__Response *resp = NULL;
+	porter_http_upload *u = NULL;
+	int wait, rc;
+
+	if (out)
+		*out = NULL;
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	if (body_size < -1)
+		return pconn_set_error(PORTER_E_INVAL, "body_size is %lld: -1 (unknown) or a size",
+				       (long long)body_size);
+	uint32_t total = opts && opts->struct_size >= sizeof(porter_http_options)
+				 ? opts->transfer_timeout_ms
+				 : 0;
+	int64_t deadline = pconn_stream_deadline(total);
+	rc = pconn_bounded(deadline, timeout_ms, &wait);
+	if (rc < 0)
+		return rc;
+	rc = build_request(&req, &hr, method, url, headers, n_headers, NULL, 0, opts, 1, &hv, &hp);
+	if (rc < 0)
+		return rc;
+	hr.body_stream = 1;
+	hr.body_size = body_size;
+	if (!call_id)
+		call_id = pconn_next_id();
+	req.id = call_id;
+	/* Not idempotent: a retried open would start a second transfer. */
+	rc = call_http(&req, wait, PCONN_ONCE, &resp);
+	free_headers(hv, n_headers, hp);
+	if (rc < 0)
+		return rc;
+	if (!resp->http->stream_id) {
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_UNSUPPORTED,
+				       "this porterd does not stream request bodies");
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		/* Nobody will write it: porterd reclaims it when idle. */
+		porter__v1__response__free_unpacked(resp, NULL);
+		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	}
+	u->id = resp->http->stream_id;
+	u->call_id = call_id;
+	u->deadline = deadline;
+	porter__v1__response__free_unpacked(resp, NULL);
+	*out = u;
+	pconn_clear_error();
+	return 0;
+}
+
+/* Sends one piece; 0, 1 when no more body is wanted, or a code. */
+static int upload_piece(porter_http_upload *u, const void *data, size_t len, int last,
+			uint64_t call_id, int64_t until)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpUpload up = PORTER__V1__HTTP_UPLOAD__INIT;
+	Porter__V1__Response *resp = NULL;
+	int wait;
+	int rc = pconn_bounded(until, INT_MAX, &wait);
+	if (rc < 0)
+		return rc;
+	up.stream_id = u->id;
+	up.data.data = (uint8_t *)data;
+	up.data.len = len;
+	up.last = last;
+	req.id = call_id ? call_id : u->call_id;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_UPLOAD;
+	req.http_upload = &up;
+	last_http_status = 0;
+	rc = pconn_call_full(&req, wait, PCONN_ONCE, &resp);
+	if (rc < 0) {
+		if (resp && resp->error)
+			last_http_status = resp->error->http_status;
+		if (resp)
+			porter__v1__response__free_unpacked(resp, NULL);
+		return rc;
+	}
+	int done = resp->body_case == PORTER__V1__RESPONSE__BODY_HTTP_UPLOAD &&
+		   resp->http_upload->done;
+	int ok = resp->body_case == PORTER__V1__RESPONSE__BODY_HTTP_UPLOAD;
+	porter__v1__response__free_unpacked(resp, NULL);
+	if (!ok)
+		return pconn_set_error(PORTER_E_PROTOCOL, "HttpUpload reply missing");
+	return done;
+}
+
+/* The deadline of one call on upload `u`: its own timeout, bounded by the
+ * upload's deadline. 0 or a code (PORTER_E_INVAL, PORTER_E_TIMEOUT). */
+static int upload_until(const porter_http_upload *u, int timeout_ms, int64_t *until)
+{
+	int wait;
+	int rc = pconn_bounded(u->deadline, timeout_ms, &wait);
+	if (rc < 0)
+		return rc;
+	*until = pconn_now_ms() + wait;
+	return 0;
+}
+
+int porter_http_upload_write(porter_http_upload *u, const void *data, size_t len, uint64_t call_id,
+			     int timeout_ms)
+{
+	int64_t until;
+	if (!u || (len && !data))
+		return pconn_set_error(PORTER_E_INVAL, "NULL argument");
+	if (u->failed)
+		return pconn_set_error(u->failed, "an earlier write of this upload failed (%s)",
+				       porter_strerror(u->failed));
+	if (u->handed)
+		return pconn_set_error(PORTER_E_INVAL, "this upload is finished");
+	if (u->done)
+		return 1;
+	int rc = upload_until(u, timeout_ms, &until);
+	if (rc < 0)
+		return rc;
+	const uint8_t *p = data;
+	while (len) {
+		size_t n = len < UPLOAD_PIECE ? len : UPLOAD_PIECE;
+		rc = upload_piece(u, p, n, 0, call_id, until);
+		if (rc < 0) {
+			/* A piece that timed out or was cancelled may have been
+			 * half read by libcurl: the body is cut either way, so
+			 * every failure is final. */
+			u->failed = rc;
+			return rc;
+		}
+		if (rc == 1) {
+			u->done = 1;
+			pconn_clear_error();
+			return 1;
+		}
+		p += n;
+		len -= n;
+	}
+	pconn_clear_error();
+	return 0;
+}
+
+int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeout_ms,
+			      porter_http_stream **out)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
+	Porter__V1__Response *resp = NULL;
+	int64_t until;
+	int wait;
+	if (out)
+		*out = NULL;
+	if (!u || !out)
+		return pconn_set_error(PORTER_E_INVAL, "NULL argument");
+	if (u->failed)
+		return pconn_set_error(u->failed, "an earlier write of this upload failed (%s)",
+				       porter_strerror(u->failed));
+	if (u->handed)
+		return pconn_set_error(PORTER_E_INVAL, "this upload is finished");
+	int rc = upload_until(u, timeout_ms, &until);
+	if (rc < 0)
+		return rc;
+	if (!u->done) {
+		rc = upload_piece(u, NULL, 0, 1, call_id, until);
+		if (rc < 0) {
+			u->failed = rc;
+			return rc;
+		}
+	}
+	rc = pconn_bounded(until, INT_MAX, &wait);
+	if (rc < 0)
+		return rc;
+	f.stream_id = u->id;
+	req.id = call_id ? call_id : u->call_id;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+	req.http_fetch = &f;
+	rc = call_http(&req, wait, PCONN_ONCE, &resp);
+	if (rc < 0) {
+		/* A timeout leaves the stream for a second finish or a close;
+		 * anything else ended it in porterd. */
+		if (rc != PORTER_E_TIMEOUT)
+			u->failed = rc;
+		return rc;
+	}
+	u->handed = 1;
+	return stream_new(resp, req.id, u->deadline, out);
+}
+
+static int upload_release(porter_http_upload *u)
+{
+	int live = !u->handed;
+	free(u);
+	return live;
+}
+
+int porter_http_upload_close(porter_http_upload *u, int timeout_ms)
+{
+	if (!u)
+		return 0;
+	uint64_t id = u->id;
+	return upload_release(u) ? stream_abort(id, timeout_ms) : 0;
+}
+
+void porter_http_upload_free(porter_http_upload *u)
+{
+	if (!u)
+		return;
+	uint64_t id = u->id;
+	if (!upload_release(u))
+		return;
+	uint64_t *arg = malloc(sizeof(*arg));
+	if (arg) {
+		*arg = id;
+		pbg_submit(stream_abort_job, arg);
+	}
 }

@@ -12,6 +12,8 @@
 #include "fwd.h"
 #include "httpglue.h"
 #include "httppolicy.h"
+#include "httpsetup.h"
+#include "httpupload.h"
 #include "httpxfer.h"
 #include "list.h"
 #include "log.h"
@@ -23,9 +25,6 @@
 #define HTTP_FRAME_HEADROOM (HTTPXFER_MAX_HEADER_BYTES + 64 * 1024)
 /* How often idle streams and overdue pulls are looked for. */
 #define HTTP_SWEEP_MS 1000
-/* A request is answered this long before its deadline when the transfer
- * cannot make it, so the reply reaches the client before it gives up. */
-#define HTTP_DEADLINE_MARGIN_MS 50
 /* A reclaimed stream's outcome is kept this long (or six idle times, if
  * longer) for its owner's next read, then forgotten. */
 #define HTTP_TOMBSTONE_MS 60000
@@ -50,6 +49,7 @@ struct http_worker {
 	int closing;
 	list xfers;     /* http_xfer.link, running or done */
 	list reap_list; /* http_xfer.link, REAPING */
+	list up_acks;   /* http_xfer.ack_link: body pieces read, to answer */
 	unsigned n_streams;
 };
 
@@ -84,23 +84,6 @@ static int check_url(http_xfer *x, const char *url)
 				    sizeof(x->err_msg));
 }
 
-/* Sets the per-hop options (URL, method, body) of the easy handle. */
-static void set_hop(http_xfer *x)
-{
-	CURL *e = x->easy;
-	curl_easy_setopt(e, CURLOPT_URL, x->url);
-	if (strcmp(x->method, "HEAD") == 0) {
-		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(x->method, "GET") == 0 && x->body_len == 0) {
-		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-	} else {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? (char *)x->body : "");
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-				 strcmp(x->method, "POST") ? x->method : NULL);
-	}
-}
-
 static void free_stream_slot(http_xfer *x)
 {
 	if (x->slot) {
@@ -117,6 +100,8 @@ static void free_stream_slot(http_xfer *x)
 static void finish(http_xfer *x)
 {
 	x->state = XFER_DONE;
+	/* A body piece still held is answered: the server has spoken. */
+	httpupload_end(x);
 	if (!x->stream) {
 		req *r = x->r;
 		if (r) {
@@ -140,62 +125,6 @@ static void finish(http_xfer *x)
 		list_remove(&x->link);
 		xfer_free(x);
 	}
-}
-
-/* 1 when header line `line` ("Name: value" or "Name;") is a credential. */
-static int is_credential(const char *line)
-{
-	size_t n = strcspn(line, ":;");
-	return httppolicy_is_credential(line, n);
-}
-
-/* Drops the caller's credentials from the request headers: they were meant
- * for the first origin, not for wherever a redirect points. */
-static int strip_credentials(http_xfer *x)
-{
-	struct curl_slist *nl = NULL;
-	for (struct curl_slist *l = x->hdrs; l; l = l->next) {
-		if (is_credential(l->data))
-			continue;
-		struct curl_slist *t = curl_slist_append(nl, l->data);
-		if (!t) {
-			curl_slist_free_all(nl);
-			return -1;
-		}
-		nl = t;
-	}
-	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, nl);
-	curl_slist_free_all(x->hdrs);
-	x->hdrs = nl;
-	x->stripped = 1;
-	return 0;
-}
-
-/*
- * Gives the next hop what is left of the transfer's time: libcurl's
- * timeouts restart with each transfer, so a handle re-added for a redirect
- * would otherwise get the whole budget again and a chain of slow hops could
- * run far past the request's deadline. 0, or -1 with x->err set when no
- * time is left.
- */
-static int hop_deadline(http_xfer *x)
-{
-	if (!x->deadline)
-		return 0;
-	uint64_t now = uv_now(&x->hw->w->loop);
-	if (now >= x->deadline) {
-		x->err = PORTER_E_TIMEOUT;
-		snprintf(x->err_msg, sizeof(x->err_msg),
-			 "HTTP transfer timed out: the deadline passed after %u redirects",
-			 x->redirects);
-		return -1;
-	}
-	uint64_t left = x->deadline - now;
-	uint64_t connect_to = x->hw->w->cfg->http_connect_timeout_ms;
-	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
-	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(connect_to && connect_to < left ? connect_to : left));
-	return 0;
 }
 
 /* Follows the redirect of the hop that just ended, when allowed. Returns 1
@@ -226,7 +155,7 @@ static int follow(http_xfer *x)
 	if (!x->stripped && !x->keep_credentials) {
 		char origin[sizeof(x->origin)];
 		httppolicy_origin(x->url, origin, sizeof(origin));
-		if (strcmp(origin, x->origin) && strip_credentials(x) < 0) {
+		if (strcmp(origin, x->origin) && httpsetup_strip_credentials(x) < 0) {
 			httpxfer_fail(x, PORTER_E_NOMEM, "%s",
 				      "out of memory following a redirect");
 			return 0;
@@ -234,8 +163,29 @@ static int follow(http_xfer *x)
 	}
 	/* What browsers and curl do: 303 turns anything but HEAD into GET,
 	 * 301/302 turn POST into GET; 307/308 repeat the request as is. */
-	if ((x->status == 303 && strcmp(x->method, "HEAD")) ||
-	    ((x->status == 301 || x->status == 302) && strcmp(x->method, "POST") == 0)) {
+	int to_get = (x->status == 303 && strcmp(x->method, "HEAD")) ||
+		     ((x->status == 301 || x->status == 302) && strcmp(x->method, "POST") == 0);
+	if (x->upload && !x->up_over && !to_get) {
+		/* curl fails the same way (CURLE_SEND_FAIL_REWIND) when it
+		 * cannot rewind what it read from a pipe. */
+		x->err = PORTER_E_HTTP;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "the redirect (%ld) asks for the request body again, which a streamed "
+			 "body cannot give",
+			 x->status);
+		return 0;
+	}
+	if (httpxfer_keep_hop(x) < 0) {
+		httpxfer_fail(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
+		return 0;
+	}
+	if (to_get) {
+		if (x->upload && !x->up_over) {
+			/* The rest of the body is not wanted any more. */
+			httpupload_end(x);
+			curl_easy_setopt(x->easy, CURLOPT_UPLOAD, 0L);
+			curl_easy_setopt(x->easy, CURLOPT_READFUNCTION, NULL);
+		}
 		free(x->method);
 		x->method = strdup("GET");
 		free(x->body);
@@ -255,8 +205,8 @@ static int follow(http_xfer *x)
 	x->discard = 0;
 	x->len = 0;
 	x->received = 0;
-	set_hop(x);
-	if (hop_deadline(x) < 0)
+	httpsetup_hop(x);
+	if (httpsetup_hop_deadline(x) < 0)
 		return 0;
 	if (curl_multi_add_handle(x->t->multi, x->easy) != CURLM_OK) {
 		httpxfer_fail(x, PORTER_E_INTERNAL, "%s", "could not restart the transfer");
@@ -272,6 +222,7 @@ static void drain_info(httpglue_tenant *t)
 {
 	CURLMsg *m;
 	int left;
+	httpupload_answer_read(&t->g->w->http->up_acks);
 	while (t->multi && (m = curl_multi_info_read(t->multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
@@ -315,6 +266,7 @@ static void release_transfer(http_xfer *x)
 
 static void xfer_free(http_xfer *x)
 {
+	httpupload_end(x);
 	release_transfer(x);
 	free_stream_slot(x);
 	httpxfer_free_buffers(x);
@@ -332,23 +284,40 @@ static void xfer_free(http_xfer *x)
  * quota slot too; the outcome stays for the owner's next read (which fails
  * with PORTER_E_TIMEOUT saying why) or close, until HTTP_TOMBSTONE_MS.
  */
-static void reclaim(http_xfer *x, uint64_t now, uint32_t idle)
+static void reclaim(http_xfer *x, uint64_t now, const char *why)
 {
-	log_info("http: stream of uid %u not read for %u ms, reclaimed", (unsigned)x->owner_uid,
-		 idle);
 	release_transfer(x);
 	free_stream_slot(x);
 	httpxfer_free_buffers(x);
 	stats_sub(&x->hw->w->counters.http_transfers, 1);
 	x->state = XFER_RECLAIMED;
 	x->err = PORTER_E_TIMEOUT;
-	snprintf(x->err_msg, sizeof(x->err_msg),
-		 "HTTP stream reclaimed: it was not read for %u ms (http-stream-idle)", idle);
+	snprintf(x->err_msg, sizeof(x->err_msg), "%s", why);
+	/* A body piece still held fails with the same reason. */
+	httpupload_end(x);
 	x->idle_since = now;
+}
+
+static void reclaim_idle(http_xfer *x, uint64_t now, uint32_t idle)
+{
+	char why[128];
+	log_info("http: stream of uid %u not used for %u ms, reclaimed", (unsigned)x->owner_uid,
+		 idle);
+	snprintf(why, sizeof(why),
+		 "HTTP stream reclaimed: it was not %s for %u ms (http-stream-idle)",
+		 x->upload && !x->up_last ? "written" : "read", idle);
+	reclaim(x, now, why);
 }
 
 /* Marks `x` abandoned: libcurl calls are not allowed where this may run
  * (inside a callback), so the removal happens on the next reap. */
+static void abandon(http_xfer *x);
+
+void http_xfer_abandon(http_xfer *x)
+{
+	abandon(x);
+}
+
 static void abandon(http_xfer *x)
 {
 	if (x->state == XFER_REAPING)
@@ -413,8 +382,15 @@ static void on_reap(uv_timer_t *timer)
 			uint64_t left = req_remaining_ms(x->r) - HTTP_DEADLINE_MARGIN_MS;
 			if (left < next)
 				next = left;
-		} else if (!x->r && x->sent_head && now - x->idle_since >= idle) {
-			reclaim(x, now, idle);
+		} else if (httpupload_overdue(x, HTTP_DEADLINE_MARGIN_MS)) {
+			/* libcurl could not send a piece of the body in time (the
+			 * server does not read): the body would be cut. */
+			reclaim(x, now,
+				"the server did not take the request body before the request's "
+				"deadline; the transfer is aborted");
+		} else if (!x->r && !x->up_r && (x->sent_head || x->upload) &&
+			   now - x->idle_since >= idle) {
+			reclaim_idle(x, now, idle);
 		}
 	}
 	/* Tenants without transfers go after a while, with their idle
@@ -494,93 +470,42 @@ static http_xfer *stream_lookup(req *r, uint64_t id)
 	return NULL;
 }
 
-static int setup_easy(http_xfer *x, const Porter__V1__HttpRequest *hr, req *r)
+/* Checks and takes the arguments of a streamed request body. 0, or <0
+ * with `r` failed. */
+static int upload_args(http_xfer *x, const Porter__V1__HttpRequest *hr, const char *method, req *r)
 {
-	const config *cfg = x->hw->w->cfg;
-	httpglue_tenant *t = x->t;
-	CURL *e = httpglue_easy_get(t);
-	if (!e)
-		return PORTER_E_NOMEM;
-	x->easy = e;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	/* A transfer removed while its name is still being resolved would
-	 * otherwise join the resolver thread, blocking the loop until
-	 * getaddrinfo gives up; this detaches it instead (the thread frees
-	 * its own state when the lookup ends). */
-	curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	/* Redirects are followed here, not by libcurl, so each target's
-	 * scheme and host are checked before anything is sent to it. */
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpxfer_on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpxfer_on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->http_tls_verify ? 1L : 0L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->http_tls_verify ? 2L : 0L);
-	if (cfg->http_ca_file && cfg->http_ca_file[0])
-		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->http_ca_file);
-	if (cfg->http_ca_path && cfg->http_ca_path[0])
-		curl_easy_setopt(e, CURLOPT_CAPATH, cfg->http_ca_path);
-	uint64_t remaining = req_remaining_ms(r);
-	uint64_t connect_to = cfg->http_connect_timeout_ms;
-	if (!x->stream && connect_to > remaining)
-		connect_to = remaining;
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_to ? connect_to : 1));
-	uint64_t total = hr->transfer_timeout_ms;
-	/* Ends a little before the request's deadline, so that the client
-	 * hears why rather than timing out itself. */
-	uint64_t bound = remaining > 4 * HTTP_DEADLINE_MARGIN_MS
-				 ? remaining - HTTP_DEADLINE_MARGIN_MS
-				 : (remaining ? remaining : 1);
-	if ((!total && !x->stream) || (total && !x->stream && total > bound))
-		total = bound;
-	if (total) {
-		/* The one deadline of every hop (hop_deadline). */
-		x->deadline = uv_now(&x->hw->w->loop) + total;
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
+	if (hr->body.len) {
+		req_fail(r, PORTER_E_INVAL,
+			 "a streamed request body comes in HttpUpload pieces, not in `body`");
+		return PORTER_E_INVAL;
 	}
-	if (x->limit)
-		curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
-
-	for (size_t i = 0; i < hr->n_headers; i++) {
-		const Porter__V1__HttpHeader *h = hr->headers[i];
-		int v = httppolicy_header(h->name, h->value, x->url, x->err_msg,
-					  sizeof(x->err_msg));
-		if (v < 0)
-			return v;
-		if (v == HTTPPOLICY_DROP)
-			continue;
-		size_t n = strlen(h->name) + strlen(h->value) + 3;
-		char *line = malloc(n);
-		if (!line)
-			return PORTER_E_NOMEM;
-		/* "Name;" sends an empty header; "Name:" would remove it. */
-		if (h->value[0])
-			snprintf(line, n, "%s: %s", h->name, h->value);
-		else
-			snprintf(line, n, "%s;", h->name);
-		struct curl_slist *nl = curl_slist_append(x->hdrs, line);
-		free(line);
-		if (!nl)
-			return PORTER_E_NOMEM;
-		x->hdrs = nl;
+	if (strcasecmp(method, "HEAD") == 0) {
+		req_fail(r, PORTER_E_INVAL, "a HEAD request has no body");
+		return PORTER_E_INVAL;
 	}
-	/* libcurl would wait up to a second for "100 Continue" before a
-	 * large body; servers rarely need it, clients notice the delay. (A
-	 * client's own Expect was refused above.) */
-	if (x->body_len) {
-		struct curl_slist *nl = curl_slist_append(x->hdrs, "Expect:");
-		if (!nl)
-			return PORTER_E_NOMEM;
-		x->hdrs = nl;
+	if (hr->body_size < -1) {
+		req_fail(r, PORTER_E_INVAL, "body_size is %lld: -1 (unknown) or a size",
+			 (long long)hr->body_size);
+		return PORTER_E_INVAL;
 	}
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-	set_hop(x);
+	x->upload = 1;
+	x->up_size = hr->body_size;
+	x->up_max_buffered = x->hw->w->cfg->uid_max_buffered;
 	return 0;
+}
+
+/* Answers the request that opened an upload with the stream's id only:
+ * no head yet, the response comes after the body. */
+static void reply_upload_open(http_xfer *x, req *r)
+{
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HttpResponse hr = PORTER__V1__HTTP_RESPONSE__INIT;
+	hr.stream_id = x->stream_id;
+	resp.more = 1;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+	resp.http = &hr;
+	x->idle_since = uv_now(x->loop);
+	req_reply(r, &resp);
 }
 
 void http_handle(req *r)
@@ -605,6 +530,8 @@ void http_handle(req *r)
 	x->loop = &w->loop;
 	stats_add(&hw->w->counters.http_transfers, 1); /* until xfer_free */
 	list_init(&x->link);
+	list_init(&x->ack_link);
+	x->up_acks = &hw->up_acks;
 	x->start_ns = uv_hrtime();
 	const char *method = hr->method && hr->method[0] ? hr->method : "GET";
 	if (!httppolicy_valid_method(method)) {
@@ -642,7 +569,12 @@ void http_handle(req *r)
 	x->max_redirects = cfg->http_max_redirects;
 	if (hr->max_redirects && hr->max_redirects < x->max_redirects)
 		x->max_redirects = hr->max_redirects;
-	x->stream = hr->stream;
+	x->stream = hr->stream || hr->body_stream;
+	if (hr->body_stream) {
+		rc = upload_args(x, hr, method, r);
+		if (rc < 0)
+			goto fail_free;
+	}
 	if (x->stream && r->batch) {
 		/* A stream's later chunks are pulled by id: a batch has no
 		 * way to carry them. */
@@ -708,7 +640,7 @@ void http_handle(req *r)
 		free_stream_slot(x);
 		goto fail_free;
 	}
-	rc = setup_easy(x, hr, r);
+	rc = httpsetup_easy(x, cfg, hr, r);
 	if (rc) {
 		req_fail(r, rc, "%s", x->err_msg[0] ? x->err_msg : "could not set up the transfer");
 		free_stream_slot(x);
@@ -722,6 +654,12 @@ void http_handle(req *r)
 	x->in_multi = 1;
 	x->state = XFER_RUNNING;
 	list_push_back(&hw->xfers, &x->link);
+	if (x->upload) {
+		/* The client sends the body next, naming the stream. */
+		reply_upload_open(x, r);
+		httpglue_kick(x->t);
+		return;
+	}
 	park(x, r);
 	/* Start it now rather than on the 0 ms timer libcurl just asked for:
 	 * one loop iteration less per request. */
@@ -730,6 +668,31 @@ void http_handle(req *r)
 
 fail_free:
 	xfer_free(x);
+}
+
+/*
+ * Lets libcurl go on after a pause (x->paused or x->up_paused was just
+ * cleared), keeping the other direction paused when it still is. Not
+ * inside a libcurl callback: resuming may deliver held-back data at once.
+ */
+static void resume(http_xfer *x)
+{
+	int keep = (x->paused ? CURLPAUSE_RECV : 0) | (x->up_paused ? CURLPAUSE_SEND : 0);
+	CURLcode prc = curl_easy_pause(x->easy, keep);
+	if (prc != CURLE_OK) {
+		/* The held-back data failed in the write callback (the size
+		 * limit): libcurl reports it here, not through the multi
+		 * handle, so end the transfer now. */
+		if (!x->err)
+			httpxfer_map_error(x, prc);
+		curl_multi_remove_handle(x->t->multi, x->easy);
+		x->in_multi = 0;
+		httpxfer_set_timings(x);
+		x->state = XFER_DONE;
+		httpupload_end(x);
+	}
+	/* Resuming may have ended the transfer (or others). */
+	drain_info(x->t);
 }
 
 void http_handle_fetch(req *r)
@@ -746,6 +709,11 @@ void http_handle_fetch(req *r)
 		req_fail(r, PORTER_E_BUSY, "a pull of this stream is already waiting");
 		return;
 	}
+	if (x->upload && !x->up_last && !x->up_over && x->state != XFER_DONE) {
+		req_fail(r, PORTER_E_INVAL,
+			 "the request body has not ended: send its last piece before reading");
+		return;
+	}
 	park(x, r);
 	if (x->state == XFER_DONE) {
 		finish(x);
@@ -755,23 +723,26 @@ void http_handle_fetch(req *r)
 		return; /* answered by the write callback or at the end */
 	httpxfer_reply_body(x, 0);
 	if (x->paused) {
-		/* Not inside a libcurl callback here: resuming is allowed, and
-		 * may deliver the data libcurl held back right away. */
 		x->paused = 0;
-		CURLcode prc = curl_easy_pause(x->easy, CURLPAUSE_CONT);
-		if (prc != CURLE_OK) {
-			/* The held-back data failed in the write callback (the
-			 * size limit): libcurl reports it here, not through
-			 * the multi handle, so end the transfer now. */
-			if (!x->err)
-				httpxfer_map_error(x, prc);
-			curl_multi_remove_handle(x->t->multi, x->easy);
-			x->in_multi = 0;
-			httpxfer_set_timings(x);
-			x->state = XFER_DONE;
-		}
-		/* Resuming may have ended the transfer (or others). */
-		drain_info(x->t);
+		resume(x);
+	}
+}
+
+void http_handle_upload(req *r)
+{
+	http_xfer *x = stream_lookup(r, r->msg->http_upload->stream_id);
+	if (!x)
+		return;
+	if (httpupload_piece(x, r)) {
+		/* Held until libcurl has read it: the sweep fails it if the
+		 * server does not take it in time. */
+		uint64_t left = req_remaining_ms(r);
+		uint64_t due = left > HTTP_DEADLINE_MARGIN_MS ? left - HTTP_DEADLINE_MARGIN_MS : 0;
+		schedule_sweep(x->hw, due < HTTP_SWEEP_MS ? due : HTTP_SWEEP_MS);
+	}
+	if (x->up_paused && x->in_multi) {
+		x->up_paused = 0;
+		resume(x);
 	}
 }
 
@@ -786,6 +757,10 @@ void http_handle_close(req *r)
 		p->cancel = NULL;
 		p->op = NULL;
 		req_fail(p, PORTER_E_CANCELLED, "stream closed");
+	}
+	if (x->up_r) {
+		httpxfer_fail(x, PORTER_E_CANCELLED, "%s", "stream closed");
+		httpupload_end(x);
 	}
 	abandon(x);
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
@@ -806,6 +781,7 @@ http_worker *http_worker_new(worker *w)
 	httpglue_init(&hw->glue, w, drain_info, on_tenant_freed);
 	list_init(&hw->xfers);
 	list_init(&hw->reap_list);
+	list_init(&hw->up_acks);
 	uv_timer_init(&w->loop, &hw->reap);
 	hw->reap.data = hw;
 	hw->open_handles = 1;
@@ -826,6 +802,10 @@ void http_worker_close(http_worker *hw)
 			r->cancel = NULL;
 			r->op = NULL;
 			req_fail(r, PORTER_E_SHUTDOWN, "daemon shutting down");
+		}
+		if (x->up_r) {
+			httpxfer_fail(x, PORTER_E_SHUTDOWN, "%s", "daemon shutting down");
+			httpupload_end(x);
 		}
 		list_remove(&x->link);
 		xfer_free(x);

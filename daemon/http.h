@@ -6,7 +6,9 @@
  * uids' connection caches with the libcurl<->libuv glue (httpglue.h: one
  * CURLM per uid, so an upstream connection never carries two uids'
  * requests). What a client may ask (URLs, methods, headers, which headers
- * are credentials) is decided by httppolicy.h. Credentials are dropped when
+ * are credentials) is decided by httppolicy.h; a transfer's libcurl options
+ * are set by httpsetup.h, its response collected by httpxfer.h, and a
+ * request body streamed from the client by httpupload.h. Credentials are dropped when
  * a redirect leaves the first origin, and every hop of a redirect chain
  * shares the transfer's one deadline. Nothing calls libcurl from inside a
  * libcurl callback: replies and cancellations found there are finished
@@ -62,5 +64,8 @@ void http_worker_close(http_worker *hw);
 void http_handle(struct req *r);
 void http_handle_fetch(struct req *r);
 void http_handle_close(struct req *r);
+/* Handles HttpUpload: one piece of a streamed request body (httpupload.h).
+ * Finishes `r`, at once or once libcurl has read the piece. */
+void http_handle_upload(struct req *r);
 
 #endif

@@ -11,14 +11,51 @@
 
 /* ---- the response ---- */
 
+static void headers_free(http_header *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(h[i].name);
+		free(h[i].value);
+	}
+}
+
+/* header_bytes is not reset: it bounds every head of the transfer
+ * together, since the hops' heads go out in the same reply. */
 void httpxfer_headers_clear(http_xfer *x)
 {
-	for (size_t i = 0; i < x->n_headers; i++) {
-		free(x->headers[i].name);
-		free(x->headers[i].value);
-	}
+	headers_free(x->headers, x->n_headers);
 	x->n_headers = 0;
-	x->header_bytes = 0;
+}
+
+int httpxfer_keep_hop(http_xfer *x)
+{
+	http_hop *nh = realloc(x->hops, (x->n_hops + 1) * sizeof(*nh));
+	if (!nh)
+		return -1;
+	x->hops = nh;
+	http_hop *h = &x->hops[x->n_hops++];
+	memcpy(h->status_line, x->status_line, sizeof(h->status_line));
+	/* The headers move as they are: no copy. */
+	h->headers = x->headers;
+	h->n_headers = x->n_headers;
+	x->headers = NULL;
+	x->n_headers = x->cap_headers = 0;
+	return 0;
+}
+
+/* Keeps the status line of a response (CR/LF cut, control bytes shown as
+ * '?' so that a terminal printing it cannot be steered by the server). */
+static void keep_status_line(http_xfer *x, const char *b, size_t len)
+{
+	while (len && (b[len - 1] == '\n' || b[len - 1] == '\r'))
+		len--;
+	if (len >= sizeof(x->status_line))
+		len = sizeof(x->status_line) - 1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)b[i];
+		x->status_line[i] = c < 0x20 || c == 0x7f || c >= 0x80 ? '?' : (char)c;
+	}
+	x->status_line[len] = 0;
 }
 
 static const char *header_get(const http_xfer *x, const char *name)
@@ -63,6 +100,12 @@ size_t httpxfer_on_header(char *b, size_t size, size_t n, void *ud)
 	if (x->state == XFER_REAPING)
 		return 0;
 	if (len >= 5 && memcmp(b, "HTTP/", 5) == 0) {
+		x->header_bytes += len + HTTPXFER_HEADER_OVERHEAD;
+		if (x->header_bytes > HTTPXFER_MAX_HEADER_BYTES) {
+			x->too_large = 2;
+			return 0;
+		}
+		keep_status_line(x, b, len);
 		httpxfer_headers_clear(x);
 		x->discard = 0;
 		x->head_done = 0;
@@ -72,9 +115,9 @@ size_t httpxfer_on_header(char *b, size_t size, size_t n, void *ud)
 			x->status = strtol(sp + 1, NULL, 10);
 		return len;
 	}
-	x->header_bytes += len;
+	x->header_bytes += len + HTTPXFER_HEADER_OVERHEAD;
 	if (x->header_bytes > HTTPXFER_MAX_HEADER_BYTES) {
-		x->too_large = 1;
+		x->too_large = 2; /* the heads, not the body */
 		return 0;
 	}
 	while (len && (b[len - 1] == '\n' || b[len - 1] == '\r'))
@@ -132,6 +175,19 @@ void httpxfer_set_timings(http_xfer *x)
 	x->timings.total_us = (uv_hrtime() - x->start_ns) / 1000;
 }
 
+/* Points `n` header messages at the kept headers `h`; returns `n`. */
+static size_t fill_headers(Porter__V1__HttpHeader *hv, Porter__V1__HttpHeader **hp,
+			   const http_header *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		porter__v1__http_header__init(&hv[i]);
+		hv[i].name = h[i].name;
+		hv[i].value = h[i].value;
+		hp[i] = &hv[i];
+	}
+	return n;
+}
+
 /*
  * Answers x->r with the status, headers (first reply of a stream or a
  * whole response) and the buffered body, then empties the buffer. `last`
@@ -144,32 +200,51 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 	Porter__V1__HttpResponse hr = PORTER__V1__HTTP_RESPONSE__INIT;
 	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+	Porter__V1__HttpHop *ov = NULL, **op = NULL;
 
 	x->r = NULL;
 	r->cancel = NULL;
 	r->op = NULL;
 	if (!x->sent_head) {
 		hr.status = (int32_t)x->status;
+		hr.status_line = x->status_line;
 		hr.effective_url = x->url;
 		hr.redirects = x->redirects;
+		/* One array of header messages for the final head and every
+		 * hop's, pointing at the kept strings (no copy). */
+		size_t total = x->n_headers;
+		for (size_t i = 0; i < x->n_hops; i++)
+			total += x->hops[i].n_headers;
+		hv = total ? calloc(total, sizeof(*hv)) : NULL;
+		hp = total ? calloc(total, sizeof(*hp)) : NULL;
+		ov = x->n_hops ? calloc(x->n_hops, sizeof(*ov)) : NULL;
+		op = x->n_hops ? calloc(x->n_hops, sizeof(*op)) : NULL;
+		if ((total && (!hv || !hp)) || (x->n_hops && (!ov || !op))) {
+			free(hv);
+			free(hp);
+			free(ov);
+			free(op);
+			req_fail(r, PORTER_E_NOMEM, "out of memory building the HTTP response");
+			return;
+		}
+		size_t k = 0;
+		for (size_t i = 0; i < x->n_hops; i++) {
+			porter__v1__http_hop__init(&ov[i]);
+			ov[i].status_line = x->hops[i].status_line;
+			ov[i].n_headers = x->hops[i].n_headers;
+			if (x->hops[i].n_headers) {
+				ov[i].headers = hp + k;
+				k += fill_headers(hv + k, hp + k, x->hops[i].headers,
+						  x->hops[i].n_headers);
+			}
+			op[i] = &ov[i];
+		}
+		hr.n_hops = x->n_hops;
+		hr.hops = op;
 		if (x->n_headers) {
-			hv = calloc(x->n_headers, sizeof(*hv));
-			hp = calloc(x->n_headers, sizeof(*hp));
-			if (!hv || !hp) {
-				free(hv);
-				free(hp);
-				req_fail(r, PORTER_E_NOMEM,
-					 "out of memory building the HTTP response");
-				return;
-			}
-			for (size_t i = 0; i < x->n_headers; i++) {
-				porter__v1__http_header__init(&hv[i]);
-				hv[i].name = x->headers[i].name;
-				hv[i].value = x->headers[i].value;
-				hp[i] = &hv[i];
-			}
 			hr.n_headers = x->n_headers;
-			hr.headers = hp;
+			hr.headers = hp + k;
+			fill_headers(hv + k, hp + k, x->headers, x->n_headers);
 		}
 		x->sent_head = 1;
 	}
@@ -184,6 +259,8 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	req_reply(r, &resp);
 	free(hv);
 	free(hp);
+	free(ov);
+	free(op);
 	x->len = 0;
 	x->idle_since = uv_now(x->loop);
 	/* A whole response may have grown its buffer large: give it back. */
@@ -264,6 +341,14 @@ void httpxfer_fail(http_xfer *x, int code, const char *fmt, const char *arg)
 void httpxfer_map_error(http_xfer *x, CURLcode rc)
 {
 	const char *what = x->curl_err[0] ? x->curl_err : curl_easy_strerror(rc);
+	if (x->too_large == 2) {
+		x->err = PORTER_E_HTTP_TOO_LARGE;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "response headers larger than porterd's limit of %u bytes (the heads of "
+			 "every redirect hop count together)",
+			 (unsigned)HTTPXFER_MAX_HEADER_BYTES);
+		return;
+	}
 	if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
 		x->err = PORTER_E_HTTP_TOO_LARGE;
 		snprintf(x->err_msg, sizeof(x->err_msg),
@@ -311,8 +396,6 @@ void httpxfer_map_error(http_xfer *x, CURLcode rc)
 	}
 }
 
-/* Checks the scheme and host of `url` against the rules. 0 or a code with
- * x->err_msg set. */
 /* Frees what the request and its response hold. */
 void httpxfer_free_buffers(http_xfer *x)
 {
@@ -322,6 +405,13 @@ void httpxfer_free_buffers(http_xfer *x)
 	free(x->headers);
 	x->headers = NULL;
 	x->cap_headers = 0;
+	for (size_t i = 0; i < x->n_hops; i++) {
+		headers_free(x->hops[i].headers, x->hops[i].n_headers);
+		free(x->hops[i].headers);
+	}
+	free(x->hops);
+	x->hops = NULL;
+	x->n_hops = 0;
 	free(x->body);
 	x->body = NULL;
 	free(x->buf);

@@ -23,8 +23,15 @@
 #include "list.h"
 #include "req.h"
 
-/* Header bytes accepted per response before the transfer is aborted. */
+/* Header bytes accepted per response, the heads of the redirect hops
+ * followed before it included, before the transfer is aborted. Each header
+ * also counts HTTPXFER_HEADER_OVERHEAD for its encoding on the wire, so
+ * the heads fit in the frame room HTTP keeps for them however many short
+ * headers a server sends. */
 #define HTTPXFER_MAX_HEADER_BYTES (256 * 1024)
+#define HTTPXFER_HEADER_OVERHEAD 8
+/* Bytes kept of a status line ("HTTP/1.1 301 Moved Permanently"). */
+#define HTTPXFER_STATUS_LINE 128
 
 /* Where a transfer stands. */
 enum xfer_state {
@@ -40,6 +47,13 @@ typedef struct http_header {
 	char *name;
 	char *value;
 } http_header;
+
+/* The head of a redirect hop that was followed. */
+typedef struct http_hop {
+	char status_line[HTTPXFER_STATUS_LINE];
+	http_header *headers; /* owned */
+	size_t n_headers;
+} http_hop;
 
 typedef struct http_xfer {
 	http_worker *hw;
@@ -63,9 +77,10 @@ typedef struct http_xfer {
 	int stripped;         /* credentials removed after a cross-origin redirect */
 	unsigned max_redirects;
 	unsigned redirects;
-	uint64_t limit;    /* largest body accepted; 0 none */
-	uint64_t received; /* body bytes of the final hop so far */
-	uint64_t deadline; /* uv_now() ms by which every hop must be done; 0 none */
+	uint64_t limit;      /* largest body accepted; 0 none */
+	uint64_t received;   /* body bytes of the final hop so far */
+	uint64_t deadline;   /* uv_now() ms by which every hop must be done; 0 none */
+	uint64_t connect_to; /* bound of each connection attempt (ms); 0 none */
 
 	/* Streaming. */
 	int stream;
@@ -79,7 +94,27 @@ typedef struct http_xfer {
 	int sent_head;       /* status and headers went out */
 	uint64_t idle_since; /* uv_now() when the last pull was answered */
 
+	/* Streamed request body (httpupload.h). */
+	int upload;             /* the body comes in HttpUpload pieces */
+	int64_t up_size;        /* declared total; -1 unknown (chunked) */
+	uint64_t up_taken;      /* body bytes received from the client */
+	struct req *up_r;       /* the piece libcurl reads now; NULL when none */
+	const uint8_t *up_data; /* its bytes, inside up_r's message */
+	size_t up_len, up_off;
+	uint64_t up_counted;      /* its bytes, counted in the uid's buffered bytes */
+	int up_last;              /* the client sent the last piece */
+	int up_paused;            /* the read callback returned PAUSE */
+	int up_over;              /* no more body is wanted (answered early, dropped) */
+	list ack_link;            /* in *up_acks while up_r is read and unanswered */
+	list *up_acks;            /* the worker's list of pieces to answer */
+	uint64_t up_max_buffered; /* uid-max-buffered when the stream opened */
+
+	/* The heads of the redirect hops followed so far. */
+	http_hop *hops;
+	size_t n_hops;
+
 	/* The response of the current hop. */
+	char status_line[HTTPXFER_STATUS_LINE];
 	long status;
 	http_header *headers;
 	size_t n_headers, cap_headers;
@@ -100,6 +135,10 @@ typedef struct http_xfer {
 
 /* Frees the headers kept of the current hop's response. */
 void httpxfer_headers_clear(http_xfer *x);
+
+/* Moves the current hop's status line and headers to x->hops (a redirect
+ * that is followed). 0, or -1 when out of memory. */
+int httpxfer_keep_hop(http_xfer *x);
 
 /* CURLOPT_HEADERFUNCTION and CURLOPT_WRITEFUNCTION, with the transfer as
  * their user data: keep the latest response's headers and the body (or a
@@ -133,5 +172,10 @@ void httpxfer_map_error(http_xfer *x, CURLcode rc);
 /* Frees the request's headers and body and the response's headers and
  * body buffer (the transfer itself stays). */
 void httpxfer_free_buffers(http_xfer *x);
+
+/* Implemented by http.c for its helper modules (httpupload.c): marks `x`
+ * abandoned (state only, safe inside libcurl callbacks; removed on the
+ * next reap). */
+void http_xfer_abandon(http_xfer *x);
 
 #endif

@@ -140,6 +140,9 @@ void ops_dispatch(req *r)
 	case PORTER__V1__REQUEST__BODY_HTTP_CLOSE:
 		http_handle_close(r);
 		return;
+	case PORTER__V1__REQUEST__BODY_HTTP_UPLOAD:
+		http_handle_upload(r);
+		return;
 	case PORTER__V1__REQUEST__BODY_HELLO:
 		req_fail(r, PORTER_E_PROTOCOL, "Hello was already exchanged on this connection");
 		return;

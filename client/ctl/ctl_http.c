@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "ctl.h"
+#include "ctl_httpbody.h"
 #include "ctl_httpout.h"
 #include "porter.h"
 
@@ -47,6 +48,7 @@ static const char http_help[] =
 	"                             @FILE reads FILE without CR/LF, @- stdin;\n"
 	"                             sets Content-Type: application/x-www-form-urlencoded\n"
 	"      --data-binary DATA     the same, but @FILE is sent byte for byte\n"
+	"  -T, --upload-file FILE     PUT FILE ('-': stdin) byte for byte, no Content-Type\n"
 	"      --data-raw DATA        the same, '@' has no meaning\n"
 	"      --data-urlencode DATA  percent-encoded: content, =content, name=content,\n"
 	"                             @FILE, name@FILE\n"
@@ -55,13 +57,16 @@ static const char http_help[] =
 	"  -A, --user-agent NAME      User-Agent (default: porterctl/VERSION)\n"
 	"      --compressed           ask for gzip or deflate and decode it here\n"
 	"  -o, --output FILE          write the body to FILE ('-': stdout)\n"
-	"  -i, --include              print the status line and headers first\n"
-	"  -D, --dump-header FILE     write the status line and headers to FILE ('-': stdout)\n"
+	"  -i, --include              print the status line and headers first (with -L,\n"
+	"                             those of every hop, as the servers sent them)\n"
+	"  -D, --dump-header FILE     write the status lines and headers to FILE ('-': stdout)\n"
 	"  -I, --head                 HEAD: headers only\n"
 	"  -L, --location             follow redirects\n"
 	"      --max-redirs N         at most N redirects with -L (default: porterd's, 10)\n"
 	"  -f, --fail                 on a status >= 400 write no body and exit 22\n"
 	"  -m, --max-time SECONDS     one deadline for the whole transfer (fractions allowed)\n"
+	"      --connect-timeout SECONDS  bound of each connection attempt (porterd's\n"
+	"                             http-connect-timeout caps it)\n"
 	"  -w, --write-out FORMAT     print FORMAT after the transfer: %{http_code}\n"
 	"                             %{response_code} %{size_download} %{size_header}\n"
 	"                             %{time_total} %{time_namelookup} %{time_connect}\n"
@@ -83,149 +88,31 @@ static const char http_help[] =
 	"22 status >= 400 with -f, 28 timeout, 47 too many redirects, 60 TLS\n"
 	"verification failed, 63 response larger than porterd's limit.\n"
 	"\n"
-	"Not done: the status line is rebuilt from the status code as HTTP/1.1\n"
-	"with the standard reason phrase, and -i/-D/-v show the final hop only\n"
-	"(porterd passes on neither the server's version and reason nor the\n"
-	"heads of redirect hops); request bodies are held in memory and sent in\n"
-	"one frame (about 16 MiB at most); --connect-timeout (porterd's\n"
-	"http-connect-timeout applies), -F, -T, --retry,\n"
-	"cookies, proxies and TLS client options are not offered.\n";
+	"Request bodies that read a file or stdin (-d @FILE, --data-binary @-, -T)\n"
+	"are streamed to porterd piece by piece, of any size: a regular file goes\n"
+	"with Content-Length, a pipe with chunked encoding (curl reads a pipe\n"
+	"whole first and sends its length). A redirect that asks for a streamed\n"
+	"body again (307, 308) fails, as curl does when it cannot rewind.\n"
+	"Not done: -T to a URL ending in '/' does not append the file name;\n"
+	"-F, --retry, cookies, proxies and TLS client options are not offered.\n";
 
 typedef struct http_args {
 	const char *method, *url, *output, *dump, *user, *agent, *write_out;
 	const char *headers[CTL_HTTP_MAX_HEADERS];
 	size_t n_headers;
-	struct {
-		const char *arg;
-		int kind; /* 'd' text, 'b' binary, 'r' raw, 'u' urlencode */
-	} data[CTL_HTTP_MAX_DATA];
+	ctl_body_arg data[CTL_HTTP_MAX_DATA]; /* -d family, -T (ctl_httpbody.h) */
 	size_t n_data;
-	int include, head, fail, verbose, compressed, follow, get;
-	long max_redirs; /* -1: not given */
-	double max_time; /* seconds; 0: none */
+	int include, head, fail, verbose, compressed, follow, get, upload;
+	long max_redirs;     /* -1: not given */
+	double max_time;     /* seconds; 0: none */
+	double connect_time; /* --connect-timeout seconds; 0: porterd's */
 } http_args;
-
-typedef struct buf {
-	unsigned char *p;
-	size_t len, cap;
-} buf;
-
-static int buf_add(buf *b, const void *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t nc = b->cap ? b->cap : 4096;
-		while (nc < b->len + n + 1)
-			nc *= 2;
-		unsigned char *np = realloc(b->p, nc);
-		if (!np)
-			return -1;
-		b->p = np;
-		b->cap = nc;
-	}
-	if (n)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = 0;
-	return 0;
-}
 
 static double now_s(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* Appends the content of file `name` ("-": stdin) to `out`, without CR
- * and LF when `strip` (curl -d @FILE). 0, or -1 with the reason. */
-static int read_source(const char *name, int strip, buf *out, char *why, size_t why_len)
-{
-	FILE *f = strcmp(name, "-") == 0 ? stdin : fopen(name, "rb");
-	if (!f) {
-		snprintf(why, why_len, "%s: %s", name, strerror(errno));
-		return -1;
-	}
-	unsigned char tmp[65536];
-	size_t k;
-	int rc = 0;
-	while (rc == 0 && (k = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		if (strip) {
-			size_t w = 0;
-			for (size_t i = 0; i < k; i++)
-				if (tmp[i] != '\r' && tmp[i] != '\n')
-					tmp[w++] = tmp[i];
-			k = w;
-		}
-		if (buf_add(out, tmp, k) < 0) {
-			snprintf(why, why_len, "out of memory");
-			rc = -1;
-		}
-	}
-	if (rc == 0 && ferror(f)) {
-		snprintf(why, why_len, "%s: %s", name, strerror(errno));
-		rc = -1;
-	}
-	if (f != stdin)
-		fclose(f);
-	return rc;
-}
-
-/* Appends `n` bytes percent-encoded as curl --data-urlencode does: all
- * but letters, digits and -._~ become %XX, a space becomes '+'. */
-static int url_encode(buf *out, const unsigned char *p, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = p[i];
-		int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-		char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-		if (c == ' ') {
-			plain = 1;
-			c = '+';
-		}
-		if (buf_add(out, plain ? (const char *)&c : esc, plain ? 1 : 3) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * Appends one -d, --data-binary, --data-raw or --data-urlencode argument
- * to the body, '&' between them. --data-urlencode takes curl's forms:
- * content, =content, name=content, @file, name@file (the first '=', else
- * the first '@', splits name from what is encoded).
- */
-static int add_data(buf *body, const char *arg, int kind, char *why, size_t why_len)
-{
-	if (body->len && buf_add(body, "&", 1) < 0)
-		goto oom;
-	if (kind == 'u') {
-		const char *p = strchr(arg, '=');
-		if (!p)
-			p = strchr(arg, '@');
-		size_t nlen = p ? (size_t)(p - arg) : 0;
-		buf content = {0};
-		int rc = 0;
-		if (p && *p == '@')
-			rc = read_source(p + 1, 0, &content, why, why_len);
-		else if (buf_add(&content, p ? p + 1 : arg, strlen(p ? p + 1 : arg)) < 0)
-			rc = -1;
-		if (rc == 0 && nlen && (buf_add(body, arg, nlen) < 0 || buf_add(body, "=", 1) < 0))
-			rc = -1;
-		if (rc == 0 && url_encode(body, content.p, content.len) < 0)
-			rc = -1;
-		free(content.p);
-		if (rc < 0 && !why[0])
-			goto oom;
-		return rc;
-	}
-	if (kind == 'r' || arg[0] != '@')
-		return buf_add(body, arg, strlen(arg)) < 0 ? -1 : 0;
-	return read_source(arg + 1, kind == 'd', body, why, why_len);
-oom:
-	snprintf(why, why_len, "out of memory");
-	return -1;
 }
 
 /* curl's exit number for a libporter failure of the transfer. */
@@ -269,6 +156,18 @@ static int usage_error(const char *msg)
 	return ctl_error(EXIT_USAGE, "usage", "http: %s (see 'porterctl http --help')", msg);
 }
 
+/* Parses seconds (fractions allowed, > 0, at most a year). 0 or -1. */
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > 86400.0 * 365)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 /* Parses the command line; EXIT_OK, a status, or -1 after --help. */
 static int parse_args(http_args *a, int argc, char **argv)
 {
@@ -289,6 +188,7 @@ static int parse_args(http_args *a, int argc, char **argv)
 		{"data-raw", required_argument, NULL, OPT_RAW},
 		{"data-urlencode", required_argument, NULL, OPT_URLENCODE},
 		{"get", no_argument, NULL, 'G'},
+		{"upload-file", required_argument, NULL, 'T'},
 		{"user", required_argument, NULL, 'u'},
 		{"user-agent", required_argument, NULL, 'A'},
 		{"compressed", no_argument, NULL, OPT_COMPRESSED},
@@ -310,10 +210,9 @@ static int parse_args(http_args *a, int argc, char **argv)
 	};
 	int c;
 	long v;
-	char *end;
 	optind = 0; /* afresh, with permutation (see ctl_db.c) */
 	opterr = !ctl_json_mode();
-	while ((c = getopt_long(argc, argv, "X:H:d:Gu:A:o:iD:ILfm:w:vsSh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "X:H:d:GT:u:A:o:iD:ILfm:w:vsSh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'X':
 			a->method = optarg;
@@ -337,6 +236,15 @@ static int parse_args(http_args *a, int argc, char **argv)
 			break;
 		case 'G':
 			a->get = 1;
+			break;
+		case 'T':
+			if (a->upload)
+				return usage_error("-T may be given once");
+			if (a->n_data == CTL_HTTP_MAX_DATA)
+				return usage_error("too many -d");
+			a->upload = 1;
+			a->data[a->n_data].arg = optarg;
+			a->data[a->n_data++].kind = 'T';
 			break;
 		case 'u':
 			if (!strchr(optarg, ':'))
@@ -375,15 +283,13 @@ static int parse_args(http_args *a, int argc, char **argv)
 			a->fail = 1;
 			break;
 		case 'm':
-			errno = 0;
-			a->max_time = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(a->max_time > 0) ||
-			    a->max_time > 86400.0 * 365)
+			if (parse_seconds(optarg, &a->max_time) < 0)
 				return usage_error("-m expects seconds (> 0)");
 			break;
 		case OPT_CONNECT:
-			return usage_error("--connect-timeout is not offered: porterd's "
-					   "http-connect-timeout applies");
+			if (parse_seconds(optarg, &a->connect_time) < 0)
+				return usage_error("--connect-timeout expects seconds (> 0)");
+			break;
 		case 'w':
 			a->write_out = optarg;
 			break;
@@ -402,6 +308,10 @@ static int parse_args(http_args *a, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error("expected exactly one URL");
+	if (a->upload && a->n_data > 1)
+		return usage_error("-T and -d cannot be combined");
+	if (a->upload && a->get)
+		return usage_error("-T and -G cannot be combined");
 	a->url = argv[optind];
 	return EXIT_OK;
 }
@@ -412,7 +322,7 @@ typedef struct xfer {
 	const ctl_opts *o;
 	double start, deadline; /* deadline 0: none (-m not given) */
 	FILE *out;              /* body destination; NULL with --json */
-	buf json_body;          /* --json without -o: the body */
+	ctl_buf json_body;      /* --json without -o: the body */
 	z_stream z;             /* --compressed */
 	int inflating;
 	uint64_t received; /* bytes from the server (before decoding) */
@@ -431,10 +341,36 @@ static int call_timeout(const xfer *x)
 	return ms;
 }
 
+static int call_timeout_cb(void *arg)
+{
+	return call_timeout(arg);
+}
+
+/* Sends a body read from files or stdin piece by piece, then waits for the
+ * response head in `*s`. 0, a libporter code, or CTL_BODY_READ_FAILED with
+ * the reason in `why`. `*up` is the caller's to close. */
+static int send_streamed(xfer *x, ctl_body *body, const char *method, const char **hdrs,
+			 size_t n_hdrs, const porter_http_options *opts, porter_http_upload **up,
+			 porter_http_stream **s, char *why, size_t why_len)
+{
+	uint64_t sent = 0;
+	int rc = porter_http_upload_open(method, x->a->url, hdrs, n_hdrs, body->size, opts, 0,
+					 call_timeout(x), up);
+	if (rc < 0)
+		return rc;
+	rc = ctl_body_send(body, *up, call_timeout_cb, x, &sent, why, why_len);
+	if (rc < 0)
+		return rc;
+	if (x->a->verbose)
+		fprintf(stderr, "* %llu bytes of request body sent%s\n", (unsigned long long)sent,
+			rc == 1 ? " (the server answered before the rest)" : "");
+	return porter_http_upload_finish(*up, 0, call_timeout(x), s);
+}
+
 static int emit(xfer *x, const void *p, size_t n)
 {
 	if (!x->out)
-		return buf_add(&x->json_body, p, n);
+		return ctl_buf_add(&x->json_body, p, n);
 	return fwrite(p, 1, n, x->out) == n ? 0 : -1;
 }
 
@@ -507,10 +443,10 @@ static void print_json(xfer *x, const porter_http_response *h, const char *metho
 {
 	porter_http_timings t = {0};
 	porter_http_response_timings(h, &t);
-	int code = porter_http_response_status(h);
-	const char *why = ctl_http_reason(code);
-	printf("{\"status\":%d,\"status_line\":\"HTTP/1.1 %d%s%s\",\"method\":", code, code,
-	       why[0] ? " " : "", why);
+	char line[64];
+	printf("{\"status\":%d,\"status_line\":", porter_http_response_status(h));
+	ctl_json_cstr(stdout, ctl_http_status_line(h, line, sizeof(line)));
+	fputs(",\"method\":", stdout);
 	ctl_json_cstr(stdout, method);
 	fputs(",\"url\":", stdout);
 	ctl_json_cstr(stdout, porter_http_response_effective_url(h));
@@ -523,6 +459,22 @@ static void print_json(xfer *x, const porter_http_response *h, const char *metho
 		putchar(',');
 		ctl_json_cstr(stdout, v);
 		putchar(']');
+	}
+	fputs("],\"hops\":[", stdout);
+	for (size_t i = 0; i < porter_http_response_hop_count(h); i++) {
+		fputs(i ? ",{\"status_line\":" : "{\"status_line\":", stdout);
+		ctl_json_cstr(stdout, porter_http_response_hop_status_line(h, i));
+		fputs(",\"headers\":[", stdout);
+		for (size_t j = 0; j < porter_http_response_hop_header_count(h, i); j++) {
+			const char *n, *v;
+			porter_http_response_hop_header_at(h, i, j, &n, &v);
+			fputs(j ? ",[" : "[", stdout);
+			ctl_json_cstr(stdout, n);
+			putchar(',');
+			ctl_json_cstr(stdout, v);
+			putchar(']');
+		}
+		fputs("]}", stdout);
 	}
 	printf("],\"size_download\":%llu,\"time_total\":%.6f", (unsigned long long)x->received,
 	       t.total_us ? (double)t.total_us / 1e6 : now_s() - x->start);
@@ -576,30 +528,35 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	const char *method = a.method             ? a.method
 			     : a.head             ? "HEAD"
 			     : sub_method         ? sub_method
+			     : a.upload           ? "PUT"
 			     : a.n_data && !a.get ? "POST"
 						  : "GET";
 	xfer x = {.a = &a, .o = o, .start = now_s(), .out = stdout};
-	buf body = {0};
+	ctl_body body = {0};
+	ctl_buf *mem = &body.mem;
 	char why[512] = "";
-	for (size_t i = 0; i < a.n_data; i++)
-		if (add_data(&body, a.data[i].arg, a.data[i].kind, why, sizeof(why)) < 0)
-			return ctl_error(EXIT_FAILED, "io", "http: %s", why);
+	if (ctl_body_prepare(&body, a.data, a.n_data, a.get, why, sizeof(why)) < 0) {
+		ctl_body_free(&body);
+		return ctl_error(EXIT_FAILED, "io", "http: %s", why);
+	}
 	/* -G: the data goes into the URL's query, as curl does. */
-	buf get_url = {0};
+	ctl_buf get_url = {0};
 	if (a.get && a.n_data) {
-		if (buf_add(&get_url, a.url, strlen(a.url)) < 0 ||
-		    buf_add(&get_url, strchr(a.url, '?') ? "&" : "?", 1) < 0 ||
-		    buf_add(&get_url, body.p, body.len) < 0) {
-			free(body.p);
+		if (ctl_buf_add(&get_url, a.url, strlen(a.url)) < 0 ||
+		    ctl_buf_add(&get_url, strchr(a.url, '?') ? "&" : "?", 1) < 0 ||
+		    ctl_buf_add(&get_url, mem->p, mem->len) < 0) {
+			ctl_body_free(&body);
 			free(get_url.p);
 			return ctl_error(EXIT_FAILED, "nomem", "http: out of memory");
 		}
 		a.url = (const char *)get_url.p;
-		body.len = 0;
+		mem->len = 0;
 	}
 	const char *hdrs[CTL_HTTP_MAX_HEADERS];
 	char store[3][1024];
-	size_t n_hdrs = build_headers(&a, body.len > 0, hdrs, store);
+	/* curl -T sends no Content-Type of its own; -d does. */
+	size_t n_hdrs =
+		build_headers(&a, !a.upload && (body.streamed || mem->len > 0), hdrs, store);
 	porter_http_options opts = PORTER_HTTP_OPTIONS_INIT;
 	opts.follow_redirects = a.follow && a.max_redirs != 0;
 	if (a.max_redirs > 0)
@@ -609,25 +566,43 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 		double ms = ceil(a.max_time * 1000.0);
 		opts.transfer_timeout_ms = ms > 4e9 ? 4000000000u : (uint32_t)ms;
 	}
+	if (a.connect_time > 0) {
+		double ms = ceil(a.connect_time * 1000.0);
+		opts.connect_timeout_ms = ms > 4e9 ? 4000000000u : (uint32_t)ms;
+	}
 	if (a.verbose) {
 		fprintf(stderr, "> %s %s\n", method, a.url);
 		for (size_t i = 0; i < n_hdrs; i++)
 			fprintf(stderr, "> %s\n", hdrs[i]);
-		fprintf(stderr, ">\n* %zu bytes of request body\n", body.len);
+		if (body.streamed && body.size < 0)
+			fprintf(stderr, ">\n* request body streamed, size unknown (chunked)\n");
+		else
+			fprintf(stderr, ">\n* %lld bytes of request body%s\n",
+				(long long)(body.streamed ? body.size : (int64_t)mem->len),
+				body.streamed ? ", streamed" : "");
 	}
 
 	porter_http_stream *s = NULL;
 	FILE *dump = NULL, *file = NULL;
 	int failed = 0, rc;
 	ctl_http_outcome oc = {.method = method};
+	porter_http_upload *up = NULL;
 	const porter_http_response *h = NULL;
-	rc = porter_http_stream_open(method, a.url, hdrs, n_hdrs, body.p, body.len, &opts, 0,
-				     call_timeout(&x), &s);
-	if (rc == PORTER_E_TOO_LARGE && body.len) {
+	if (body.streamed)
+		rc = send_streamed(&x, &body, method, hdrs, n_hdrs, &opts, &up, &s, why,
+				   sizeof(why));
+	else
+		rc = porter_http_stream_open(method, a.url, hdrs, n_hdrs, mem->p, mem->len, &opts,
+					     0, call_timeout(&x), &s);
+	if (rc == CTL_BODY_READ_FAILED) {
+		status = ctl_error(EXIT_FAILED, "io", "http: %s", why);
+		goto out;
+	}
+	if (rc == PORTER_E_TOO_LARGE && mem->len) {
 		status = ctl_error(EXIT_FAILED, "PORTER_E_TOO_LARGE",
 				   "http: a request body of %zu bytes does not fit in one frame to "
-				   "porterd (request bodies are not streamed)",
-				   body.len);
+				   "porterd (max-frame)",
+				   mem->len);
 		goto out;
 	}
 	if (rc < 0) {
@@ -740,6 +715,7 @@ out:
 	if (x.inflating)
 		inflateEnd(&x.z);
 	porter_http_stream_close(s, 1000);
+	porter_http_upload_close(up, 1000);
 	if (file && fclose(file) != 0 && status == EXIT_OK)
 		status = ctl_error(EXIT_FAILED, "io", "http: cannot write %s: %s", a.output,
 				   strerror(errno));
@@ -748,7 +724,7 @@ out:
 				   strerror(errno));
 	if (fflush(stdout) != 0 && status == EXIT_OK)
 		status = EXIT_FAILED;
-	free(body.p);
+	ctl_body_free(&body);
 	free(get_url.p);
 	free(x.json_body.p);
 	return status;

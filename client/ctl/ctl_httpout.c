@@ -57,29 +57,60 @@ const char *ctl_http_reason(int code)
 	return "";
 }
 
-/* Writes the status line and headers as curl -i does. */
-void ctl_http_write_head(FILE *f, const porter_http_response *h, const char *prefix)
+const char *ctl_http_status_line(const porter_http_response *h, char *buf, size_t cap)
 {
+	const char *line = porter_http_response_status_line(h);
+	if (line[0])
+		return line;
 	int code = porter_http_response_status(h);
 	const char *why = ctl_http_reason(code);
-	fprintf(f, "%sHTTP/1.1 %d%s%s\r\n", prefix, code, why[0] ? " " : "", why);
-	for (size_t i = 0; i < porter_http_response_header_count(h); i++) {
-		const char *n, *v;
-		porter_http_response_header_at(h, i, &n, &v);
-		fprintf(f, "%s%s: %s\r\n", prefix, n, v);
+	snprintf(buf, cap, "HTTP/1.1 %d%s%s", code, why[0] ? " " : "", why);
+	return buf;
+}
+
+/* Writes (or, with `f` NULL, counts) one head: status line, headers and
+ * the blank line, CRLF-terminated, each line after `prefix`. */
+static size_t one_head(FILE *f, const char *prefix, const char *line, size_t n,
+		       const porter_http_response *h, size_t hop, int final)
+{
+	size_t bytes = strlen(line) + 2;
+	if (f)
+		fprintf(f, "%s%s\r\n", prefix, line);
+	for (size_t i = 0; i < n; i++) {
+		const char *k = "", *v = "";
+		if (final)
+			porter_http_response_header_at(h, i, &k, &v);
+		else
+			porter_http_response_hop_header_at(h, hop, i, &k, &v);
+		bytes += strlen(k) + 2 + strlen(v) + 2;
+		if (f)
+			fprintf(f, "%s%s: %s\r\n", prefix, k, v);
 	}
-	fprintf(f, "%s\r\n", prefix);
+	if (f)
+		fprintf(f, "%s\r\n", prefix);
+	return bytes + 2;
+}
+
+/* Writes or counts every head: the redirect hops', then the final one. */
+static size_t all_heads(FILE *f, const porter_http_response *h, const char *prefix)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < porter_http_response_hop_count(h); i++)
+		bytes += one_head(f, prefix, porter_http_response_hop_status_line(h, i),
+				  porter_http_response_hop_header_count(h, i), h, i, 0);
+	char buf[64];
+	return bytes + one_head(f, prefix, ctl_http_status_line(h, buf, sizeof(buf)),
+				porter_http_response_header_count(h), h, 0, 1);
+}
+
+void ctl_http_write_head(FILE *f, const porter_http_response *h, const char *prefix)
+{
+	all_heads(f, h, prefix);
 }
 
 size_t ctl_http_head_size(const porter_http_response *h)
 {
-	size_t n = 17 + strlen(ctl_http_reason(porter_http_response_status(h))) + 2;
-	for (size_t i = 0; i < porter_http_response_header_count(h); i++) {
-		const char *k, *v;
-		porter_http_response_header_at(h, i, &k, &v);
-		n += strlen(k) + 2 + strlen(v) + 2;
-	}
-	return n;
+	return all_heads(NULL, h, "");
 }
 
 void ctl_http_write_out(const char *fmt, const ctl_http_outcome *oc)

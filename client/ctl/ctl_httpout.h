@@ -24,12 +24,16 @@ typedef struct ctl_http_outcome {
  * know; static. */
 const char *ctl_http_reason(int code);
 
-/* Writes the status line (rebuilt as HTTP/1.1 CODE REASON: porterd does
- * not pass on the server's) and the headers to `f`, CRLF-terminated as
- * curl -i does, each line after `prefix` ("" or "< "). `h` not NULL. */
+/* The status line the server sent, or (from a porterd too old to pass
+ * it on) one rebuilt as "HTTP/1.1 CODE REASON" in `buf` (`cap` bytes). */
+const char *ctl_http_status_line(const porter_http_response *h, char *buf, size_t cap);
+
+/* Writes the head of every redirect hop followed, then the final one:
+ * status line and headers, CRLF-terminated as curl -i -L does, each line
+ * after `prefix` ("" or "< "). `h` not NULL. */
 void ctl_http_write_head(FILE *f, const porter_http_response *h, const char *prefix);
 
-/* Bytes of that head block, for %{size_header}. */
+/* Bytes of those head blocks, for %{size_header}. */
 size_t ctl_http_head_size(const porter_http_response *h);
 
 /* Prints -w's FORMAT to stdout with curl's variables filled in. */

@@ -393,6 +393,9 @@ typedef struct porter_http_options {
 				       * README's list) follow a redirect to
 				       * another origin; by default they are
 				       * dropped there */
+	uint32_t connect_timeout_ms;  /* bound of each connection attempt; 0:
+				       * porterd's http-connect-timeout, which
+				       * also caps it (curl --connect-timeout) */
 } porter_http_options;
 
 /* Initialiser of porter_http_options: every option at its default. */
@@ -495,6 +498,28 @@ PORTER_API const char *porter_http_response_effective_url(const porter_http_resp
 /* Redirects followed to reach the final response. */
 PORTER_API uint32_t porter_http_response_redirects(const porter_http_response *r);
 
+/*
+ * The final response's status line as the server sent it, without CRLF
+ * ("HTTP/1.1 404 Not Found"; control bytes shown as '?'), or "" from a
+ * daemon too old to pass it on. Owned by `r`, never NULL.
+ */
+PORTER_API const char *porter_http_response_status_line(const porter_http_response *r);
+
+/*
+ * The heads of the redirect hops followed before the final response, in
+ * order (hop 0 answered the first URL): their number, and each one's
+ * status line (owned by `r`; NULL when `hop` is out of range), header
+ * count (0 when out of range) and header `i` (as
+ * porter_http_response_header_at; PORTER_E_INVAL when either index is out
+ * of range). A stream's head carries them too.
+ */
+PORTER_API size_t porter_http_response_hop_count(const porter_http_response *r);
+PORTER_API const char *porter_http_response_hop_status_line(const porter_http_response *r,
+							    size_t hop);
+PORTER_API size_t porter_http_response_hop_header_count(const porter_http_response *r, size_t hop);
+PORTER_API int porter_http_response_hop_header_at(const porter_http_response *r, size_t hop,
+						  size_t i, const char **name, const char **value);
+
 /* Copies the timing breakdown into `*out` (not NULL). For a stream they
  * are known only after its end; before that all are 0. */
 PORTER_API void porter_http_response_timings(const porter_http_response *r,
@@ -570,6 +595,75 @@ PORTER_API int porter_http_stream_close(porter_http_stream *s, int timeout_ms);
  * thread. NULL accepted.
  */
 PORTER_API void porter_http_stream_free(porter_http_stream *s);
+
+/*
+ * Streamed request bodies: a body of any size written piece by piece, for
+ * uploads of files and pipes. porterd holds at most one piece (1 MiB) per
+ * upload, counted in the uid's buffered bytes, and libcurl reads it as the
+ * server takes it, so a slow server holds back the writer. An upload is a
+ * handle owned by the caller, used by one thread at a time (any thread of
+ * the process), and counts as an open HTTP stream against
+ * http-max-streams-per-uid. It is reclaimed by porterd when not written
+ * for http-stream-idle. A redirect that asks for the body again (307,
+ * 308; 301 and 302 of anything but POST) fails with PORTER_E_HTTP, as
+ * curl does when it cannot rewind; 303 (and 301/302 of a POST) follow
+ * with a GET and no body.
+ */
+typedef struct porter_http_upload porter_http_upload;
+
+/*
+ * Starts a request whose body follows with porter_http_upload_write.
+ * `method`, `url`, `headers`, `opts`: as porter_http_request (the headers
+ * must not frame the body: no Content-Length, Transfer-Encoding or
+ * Expect). `body_size`: the total the writes will add up to, sent as
+ * Content-Length, or -1 when unknown (sent with chunked encoding); other
+ * negative values give PORTER_E_INVAL. HEAD has no body (PORTER_E_INVAL).
+ * `call_id` names the open and, by default, every later write, the finish
+ * and the reads of the response. opts->transfer_timeout_ms, when set, is
+ * one deadline from this call over the writes, the finish and the reads.
+ * Waits only for porterd to accept the request (not for the server). On
+ * success stores a new upload in `*out` (not NULL; free with
+ * porter_http_upload_free or porter_http_upload_close) and returns 0.
+ */
+PORTER_API int porter_http_upload_open(const char *method, const char *url,
+				       const char *const *headers, size_t n_headers,
+				       int64_t body_size, const porter_http_options *opts,
+				       uint64_t call_id, int timeout_ms, porter_http_upload **out);
+
+/*
+ * Sends the next `len` bytes of the body (`data` may be NULL when len is
+ * 0), in pieces of at most 1 MiB, each once porterd has handed the one
+ * before to libcurl; blocks at most timeout_ms for all of them. Returns 0;
+ * 1 when the server has answered before taking the whole body (or a
+ * redirect dropped it): the rest is not wanted, stop writing and call
+ * porter_http_upload_finish for the response; or a negative code (the
+ * transfer failed, or PORTER_E_INVAL when the writes pass body_size).
+ * After a failure every later write returns the same code. `call_id` 0:
+ * the open's. `u` not NULL.
+ */
+PORTER_API int porter_http_upload_write(porter_http_upload *u, const void *data, size_t len,
+					uint64_t call_id, int timeout_ms);
+
+/*
+ * Ends the body and waits for the response's status and headers (and the
+ * first chunk of its body): on success stores a new stream in `*out`
+ * (read, close and free it as one from porter_http_stream_open) and
+ * returns 0. PORTER_E_INVAL when the writes fell short of body_size. The
+ * transfer belongs to the stream from then on: `u` must still be freed,
+ * which then sends nothing. `u` and `out` not NULL.
+ */
+PORTER_API int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeout_ms,
+					 porter_http_stream **out);
+
+/*
+ * Frees `u`, aborting the transfer in porterd when it was not finished:
+ * close waits up to timeout_ms for porterd to confirm (0 or a negative
+ * code; porterd reclaims it after its idle time when it could not be
+ * told); free never waits (libporter's background thread tells porterd),
+ * so it is safe in finalizers on any thread. NULL accepted by both.
+ */
+PORTER_API int porter_http_upload_close(porter_http_upload *u, int timeout_ms);
+PORTER_API void porter_http_upload_free(porter_http_upload *u);
 
 /*
  * Adds an HTTP request member to batch `b` (see porter_batch_new), with the

@@ -40,9 +40,22 @@ Routes (all bodies are deterministic so tests can check every byte):
                         tell connections apart (and see reuse) by it
   /store/KEY            keeps the request body under KEY (any method)
   /stored/KEY           answers what /store/KEY kept (404 when nothing)
+  /digest               reads the whole request body (Content-Length or
+                        chunked) and answers "LEN SHA256HEX FRAMING PAT" where
+                        FRAMING is "length" or "chunked", PAT "pattern" when
+                        the body is pattern(0, LEN), else "other"
+  /early/CODE           answers CODE ("early") at once without reading the
+                        request body, then drains and closes the connection
+  /moved/CODE           answers CODE (301, 302, 303, 307, 308) with
+                        Location: /echo and a short body, its reason phrase
+                        as the standard one
+  /bigheads/N/KB        302 to /bigheads/N-1/KB with KB KiB of X-Pad-*
+                        headers; /bigheads/0/KB answers "done" with them
+Every route reads a chunked request body as well as a sized one.
 """
 import argparse
 import gzip
+import hashlib
 import os
 import socket
 import ssl
@@ -99,6 +112,17 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def body_in(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    # Trailers, up to the blank line.
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
@@ -116,6 +140,24 @@ class Handler(BaseHTTPRequestHandler):
         parts = url.path.strip("/").split("/")
         head = parts[0]
         arg = parts[1] if len(parts) > 1 else ""
+        if head == "early":
+            self.send_response(int(arg))
+            self.send_header("Content-Length", "5")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"early")
+            self.wfile.flush()
+            # Drain what the client still sends (closing with unread bytes
+            # would reset the connection before it reads the answer).
+            self.connection.settimeout(5)
+            try:
+                while self.connection.recv(65536):
+                    pass
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
         body = self.body_in()
         if head == "status":
             code = int(arg)
@@ -165,6 +207,22 @@ class Handler(BaseHTTPRequestHandler):
         elif head == "redirect-to":
             target = parse_qs(url.query).get("url", [""])[0]
             self.simple(302, b"", [("Location", target)])
+        elif head == "digest":
+            self.simple(200, b"%d %s %s %s" % (
+                len(body), hashlib.sha256(body).hexdigest().encode(),
+                b"chunked" if chunked else b"length",
+                b"pattern" if body == pattern(0, len(body)) else b"other"))
+        elif head == "bigheads":
+            n, kb = int(arg), int(parts[2])
+            pad = [("X-Pad-%d" % i, "p" * 1000) for i in range(kb)]
+            if n <= 0:
+                self.simple(200, b"done", pad)
+            else:
+                self.simple(302, b"", pad + [("Location",
+                                              "/bigheads/%d/%d" % (n - 1, kb))])
+        elif head == "moved":
+            self.simple(int(arg), b"moved", [("Location", "/echo"),
+                                             ("X-Hop", arg)])
         elif head == "see-other":
             self.simple(303, b"", [("Location", "/echo")])
         elif head == "hanging":

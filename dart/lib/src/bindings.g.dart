@@ -894,6 +894,97 @@ class PorterBindings {
   late final _porter_http_response_redirects =
       _porter_http_response_redirectsPtr.asFunction<int Function(ffi.Pointer<porter_http_response>)>();
 
+  /// The final response's status line as the server sent it, without CRLF
+  /// ("HTTP/1.1 404 Not Found"; control bytes shown as '?'), or "" from a
+  /// daemon too old to pass it on. Owned by `r`, never NULL.
+  ffi.Pointer<ffi.Char> porter_http_response_status_line(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_status_line(
+      r,
+    );
+  }
+
+  late final _porter_http_response_status_linePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_status_line');
+  late final _porter_http_response_status_line =
+      _porter_http_response_status_linePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>)>();
+
+  /// The heads of the redirect hops followed before the final response, in
+  /// order (hop 0 answered the first URL): their number, and each one's
+  /// status line (owned by `r`; NULL when `hop` is out of range), header
+  /// count (0 when out of range) and header `i` (as
+  /// porter_http_response_header_at; PORTER_E_INVAL when either index is out
+  /// of range). A stream's head carries them too.
+  int porter_http_response_hop_count(
+    ffi.Pointer<porter_http_response> r,
+  ) {
+    return _porter_http_response_hop_count(
+      r,
+    );
+  }
+
+  late final _porter_http_response_hop_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_http_response>)>>(
+          'porter_http_response_hop_count');
+  late final _porter_http_response_hop_count =
+      _porter_http_response_hop_countPtr.asFunction<int Function(ffi.Pointer<porter_http_response>)>();
+
+  ffi.Pointer<ffi.Char> porter_http_response_hop_status_line(
+    ffi.Pointer<porter_http_response> r,
+    int hop,
+  ) {
+    return _porter_http_response_hop_status_line(
+      r,
+      hop,
+    );
+  }
+
+  late final _porter_http_response_hop_status_linePtr =
+      _lookup<ffi.NativeFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>, ffi.Size)>>(
+          'porter_http_response_hop_status_line');
+  late final _porter_http_response_hop_status_line =
+      _porter_http_response_hop_status_linePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_http_response>, int)>();
+
+  int porter_http_response_hop_header_count(
+    ffi.Pointer<porter_http_response> r,
+    int hop,
+  ) {
+    return _porter_http_response_hop_header_count(
+      r,
+      hop,
+    );
+  }
+
+  late final _porter_http_response_hop_header_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_http_response>, ffi.Size)>>(
+          'porter_http_response_hop_header_count');
+  late final _porter_http_response_hop_header_count =
+      _porter_http_response_hop_header_countPtr.asFunction<int Function(ffi.Pointer<porter_http_response>, int)>();
+
+  int porter_http_response_hop_header_at(
+    ffi.Pointer<porter_http_response> r,
+    int hop,
+    int i,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> name,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> value,
+  ) {
+    return _porter_http_response_hop_header_at(
+      r,
+      hop,
+      i,
+      name,
+      value,
+    );
+  }
+
+  late final _porter_http_response_hop_header_atPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_response>, ffi.Size, ffi.Size, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>>(
+          'porter_http_response_hop_header_at');
+  late final _porter_http_response_hop_header_at =
+      _porter_http_response_hop_header_atPtr.asFunction<int Function(ffi.Pointer<porter_http_response>, int, int, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>();
+
   /// Copies the timing breakdown into `*out` (not NULL). For a stream they
   /// are known only after its end; before that all are 0.
   void porter_http_response_timings(
@@ -1051,6 +1142,140 @@ class PorterBindings {
           'porter_http_stream_free');
   late final _porter_http_stream_free =
       _porter_http_stream_freePtr.asFunction<void Function(ffi.Pointer<porter_http_stream>)>();
+
+  /// Starts a request whose body follows with porter_http_upload_write.
+  /// `method`, `url`, `headers`, `opts`: as porter_http_request (the headers
+  /// must not frame the body: no Content-Length, Transfer-Encoding or
+  /// Expect). `body_size`: the total the writes will add up to, sent as
+  /// Content-Length, or -1 when unknown (sent with chunked encoding); other
+  /// negative values give PORTER_E_INVAL. HEAD has no body (PORTER_E_INVAL).
+  /// `call_id` names the open and, by default, every later write, the finish
+  /// and the reads of the response. opts->transfer_timeout_ms, when set, is
+  /// one deadline from this call over the writes, the finish and the reads.
+  /// Waits only for porterd to accept the request (not for the server). On
+  /// success stores a new upload in `*out` (not NULL; free with
+  /// porter_http_upload_free or porter_http_upload_close) and returns 0.
+  int porter_http_upload_open(
+    ffi.Pointer<ffi.Char> method,
+    ffi.Pointer<ffi.Char> url,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> headers,
+    int n_headers,
+    int body_size,
+    ffi.Pointer<porter_http_options> opts,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_http_upload>> out,
+  ) {
+    return _porter_http_upload_open(
+      method,
+      url,
+      headers,
+      n_headers,
+      body_size,
+      opts,
+      call_id,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_http_upload_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Size, ffi.Int64, ffi.Pointer<porter_http_options>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_upload>>)>>(
+          'porter_http_upload_open');
+  late final _porter_http_upload_open =
+      _porter_http_upload_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Pointer<ffi.Char>>, int, int, ffi.Pointer<porter_http_options>, int, int, ffi.Pointer<ffi.Pointer<porter_http_upload>>)>();
+
+  /// Sends the next `len` bytes of the body (`data` may be NULL when len is
+  /// 0), in pieces of at most 1 MiB, each once porterd has handed the one
+  /// before to libcurl; blocks at most timeout_ms for all of them. Returns 0;
+  /// 1 when the server has answered before taking the whole body (or a
+  /// redirect dropped it): the rest is not wanted, stop writing and call
+  /// porter_http_upload_finish for the response; or a negative code (the
+  /// transfer failed, or PORTER_E_INVAL when the writes pass body_size).
+  /// After a failure every later write returns the same code. `call_id` 0:
+  /// the open's. `u` not NULL.
+  int porter_http_upload_write(
+    ffi.Pointer<porter_http_upload> u,
+    ffi.Pointer<ffi.Void> data,
+    int len,
+    int call_id,
+    int timeout_ms,
+  ) {
+    return _porter_http_upload_write(
+      u,
+      data,
+      len,
+      call_id,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_http_upload_writePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_upload>, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint64, ffi.Int)>>(
+          'porter_http_upload_write');
+  late final _porter_http_upload_write =
+      _porter_http_upload_writePtr.asFunction<int Function(ffi.Pointer<porter_http_upload>, ffi.Pointer<ffi.Void>, int, int, int)>();
+
+  /// Ends the body and waits for the response's status and headers (and the
+  /// first chunk of its body): on success stores a new stream in `*out`
+  /// (read, close and free it as one from porter_http_stream_open) and
+  /// returns 0. PORTER_E_INVAL when the writes fell short of body_size. The
+  /// transfer belongs to the stream from then on: `u` must still be freed,
+  /// which then sends nothing. `u` and `out` not NULL.
+  int porter_http_upload_finish(
+    ffi.Pointer<porter_http_upload> u,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_http_stream>> out,
+  ) {
+    return _porter_http_upload_finish(
+      u,
+      call_id,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_http_upload_finishPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_upload>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>>(
+          'porter_http_upload_finish');
+  late final _porter_http_upload_finish =
+      _porter_http_upload_finishPtr.asFunction<int Function(ffi.Pointer<porter_http_upload>, int, int, ffi.Pointer<ffi.Pointer<porter_http_stream>>)>();
+
+  /// Frees `u`, aborting the transfer in porterd when it was not finished:
+  /// close waits up to timeout_ms for porterd to confirm (0 or a negative
+  /// code; porterd reclaims it after its idle time when it could not be
+  /// told); free never waits (libporter's background thread tells porterd),
+  /// so it is safe in finalizers on any thread. NULL accepted by both.
+  int porter_http_upload_close(
+    ffi.Pointer<porter_http_upload> u,
+    int timeout_ms,
+  ) {
+    return _porter_http_upload_close(
+      u,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_http_upload_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_upload>, ffi.Int)>>(
+          'porter_http_upload_close');
+  late final _porter_http_upload_close =
+      _porter_http_upload_closePtr.asFunction<int Function(ffi.Pointer<porter_http_upload>, int)>();
+
+  void porter_http_upload_free(
+    ffi.Pointer<porter_http_upload> u,
+  ) {
+    return _porter_http_upload_free(
+      u,
+    );
+  }
+
+  late final _porter_http_upload_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_upload>)>>(
+          'porter_http_upload_free');
+  late final _porter_http_upload_free =
+      _porter_http_upload_freePtr.asFunction<void Function(ffi.Pointer<porter_http_upload>)>();
 
   /// Adds an HTTP request member to batch `b` (see porter_batch_new), with the
   /// arguments of porter_http_request; everything is copied. `timeout_ms`
@@ -2558,6 +2783,12 @@ final class porter_http_options extends ffi.Struct {
   /// dropped there
   @ffi.Int()
   external int keep_credentials;
+
+  /// bound of each connection attempt; 0:
+  /// porterd's http-connect-timeout, which
+  /// also caps it (curl --connect-timeout)
+  @ffi.Uint32()
+  external int connect_timeout_ms;
 }
 
 /// Where the time of a request went, in microseconds. namelookup, connect,
@@ -2593,6 +2824,10 @@ final class porter_http_response extends ffi.Opaque {}
 /// that is not read for its http-stream-idle time
 /// (default 60 s).
 final class porter_http_stream extends ffi.Opaque {}
+
+/// Streamed request bodies: a body of any size written piece by piece, for
+/// uploads of files and pipes (porter_http_upload_open/write/finish).
+final class porter_http_upload extends ffi.Opaque {}
 
 /// Bytes returned by the library: `data` (NULL only when len is 0 and
 /// allocation was skipped; may contain NULs) and `len`. Freed, with its
@@ -2816,6 +3051,8 @@ class _SymbolAddresses {
       get porter_http_response_free => _library._porter_http_response_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_stream>)>>
       get porter_http_stream_free => _library._porter_http_stream_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_upload>)>>
+      get porter_http_upload_free => _library._porter_http_upload_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_bytes>)>>
       get porter_bytes_free => _library._porter_bytes_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_list>)>>
