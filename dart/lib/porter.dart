@@ -13,7 +13,7 @@
 ///   [Porter.httpEach]) of any size with backpressure, and a
 ///   `package:http` client ([PorterHttpClient]).
 /// * Files inside porterd's roots: read, write (atomic if asked), delete,
-///   stat, list, streamed reads.
+///   stat, list, mkdir, rename, copy, streamed reads.
 /// * Batches of pings, queries, file reads and HTTP requests run
 ///   concurrently by the daemon in one call ([PorterBatch]).
 /// * Failures are [PorterException]s, with subclasses for the common cases
@@ -68,6 +68,7 @@ export 'src/http.dart'
         PorterHttpException,
         PorterHttpResponse;
 export 'src/http_client.dart' show PorterHttpClient;
+export 'src/http_upload.dart' show HttpUpload;
 export 'src/library.dart' show openPorterLibrary, porterLibraryEnv, porterLibraryName;
 export 'src/pool.dart'
     show

@@ -9,6 +9,7 @@ import 'dart:typed_data';
 import 'package:porter/porter.dart';
 import 'package:porter/src/codec.dart';
 import 'package:porter/src/http.dart' show requestHeaders;
+import 'package:porter/src/http_upload.dart' show checkUpload;
 import 'package:test/test.dart';
 
 Object? expected(Object? tagged) {
@@ -237,6 +238,22 @@ void main() {
       expect(() => requestHeaders({'Bad Name': 'v'}), throwsArgumentError);
       expect(() => requestHeaders({'': 'v'}), throwsArgumentError);
       expect(() => requestHeaders({'X': 3}), throwsArgumentError);
+    });
+  });
+
+  group('upload checks', () {
+    test('framing headers, HEAD and negative sizes are refused', () {
+      for (final name in ['Content-Length', 'transfer-encoding', 'EXPECT']) {
+        expect(() => checkUpload('POST', [HttpHeader(name, '1')], null),
+            throwsArgumentError);
+      }
+      expect(() => checkUpload('head', const [], null), throwsArgumentError);
+      expect(() => checkUpload('PUT', const [], -1), throwsArgumentError);
+      // What is fine: other headers, a known or unknown size, any method
+      // with a body.
+      checkUpload('PUT', const [HttpHeader('Content-Type', 'a/b')], 0);
+      checkUpload('POST', const [], null);
+      checkUpload('PATCH', const [], 1 << 40);
     });
   });
 

@@ -32,11 +32,19 @@ def bind_more(lib):
     does not (with porter.h's types: a uint64_t call id passed without
     argtypes would be cut to an int)."""
     cp, i, u, u64 = ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint64
+    vp, sz = ctypes.c_void_p, ctypes.c_size_t
     sigs = {
         'porter_file_lstat': (i, [cp, cp, u64, i, ctypes.POINTER(tc.FileInfo)]),
         'porter_file_mkdir': (i, [cp, cp, u, u, u64, i]),
         'porter_file_rename': (i, [cp, cp, cp, u, u64, i]),
         'porter_file_copy': (i, [cp, cp, cp, u, u64, i, ctypes.POINTER(u64)]),
+        'porter_http_upload_open': (i, [cp, cp, ctypes.POINTER(cp), sz, ctypes.c_int64,
+                                        ctypes.POINTER(tc.HttpOptions), u64, i,
+                                        ctypes.POINTER(vp)]),
+        'porter_http_upload_write': (i, [vp, vp, sz, u64, i]),
+        'porter_http_upload_finish': (i, [vp, u64, i, ctypes.POINTER(vp)]),
+        'porter_http_upload_close': (i, [vp, i]),
+        'porter_http_upload_free': (None, [vp]),
     }
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)

@@ -33,6 +33,12 @@ thread pool and isolates that migrate between them.
     with its type OID, is what the Dart decoders are tested against; and
     every parameter encoding the Dart encoder produces (the fixture's
     'params') is accepted by the server and reads back as expected.
+  * Uploads (what PorterPool.httpUpload relies on): an upload opened on
+    one thread is written by whichever of four threads is free and
+    finished on another, every byte reaching the server in order; a write
+    reports a server that answered early; a cancel of the open's id stops
+    the next write; an unfinished upload freed from another thread leaves
+    no transfer in porterd.
 
 Usage: test_isolates.py --lib PATH/libporter.so --porterd PATH/porterd
                         --pg-state DIR (tests/support/pg.sh's state directory)
@@ -492,6 +498,97 @@ def test_file_operations():
         check(lib.porter_file_delete(b'files', d, 1, 0, 5000) == 0, 'rmdir %s' % d)
 
 
+def upload_open(path, body_size=-1, call_id=0, method=b'POST'):
+    up = ctypes.c_void_p()
+    opts = tc.HttpOptions(follow_redirects=1)
+    rc = tc.c.lib.porter_http_upload_open(method, tc.url(path), None, 0, body_size,
+                                          ctypes.byref(opts), call_id, 5000, ctypes.byref(up))
+    if rc < 0:
+        raise failure_of('upload open %s' % path, rc)
+    return up
+
+
+def upload_write(up, data, timeout_ms=5000):
+    buf = ctypes.create_string_buffer(data, max(1, len(data)))
+    return tc.c.lib.porter_http_upload_write(up, buf, len(data), 0, timeout_ms)
+
+
+def upload_finish(up):
+    st = ctypes.c_void_p()
+    rc = tc.c.lib.porter_http_upload_finish(up, 0, 5000, ctypes.byref(st))
+    if rc < 0:
+        raise failure_of('upload finish', rc)
+    return st
+
+
+def test_upload_written_by_any_thread(size=3_000_000, piece=256 << 10):
+    """What PorterPool.httpUpload relies on (dart/lib/src/pool_upload.dart):
+    an upload opened on one thread is written by whichever of four threads
+    is free, one write at a time, and finished on yet another, and the
+    server gets every byte in order; the free after a finish sends
+    nothing; a write returns 1 once the server answered early (the pool
+    then stops pulling the body); a cancel of the open's id stops the next
+    write; an unfinished upload freed from another thread (the pool's
+    abort) leaves no transfer in porterd."""
+    lib = tc.c.lib
+    carriers = pool_of(WORKERS)
+    try:
+        body = tc.pattern(0, size)
+        _, up = carriers[0].call(lambda: upload_open('/digest'))
+        who = set()
+        for k, at in enumerate(range(0, size, piece)):
+            ident, rc = carriers[(k + 1) % WORKERS].call(
+                lambda: upload_write(up, body[at:at + piece]))
+            check(rc == 0, 'write %d (%d)' % (k, rc))
+            who.add(ident)
+        check(len(who) == WORKERS, 'every thread wrote (%d)' % len(who))
+        _, st = carriers[2].call(lambda: upload_finish(up))
+        carriers[3].call(lambda: lib.porter_http_upload_free(up))
+        text = b''
+        while True:
+            _, chunk = carriers[1].call(lambda: tc.stream_read(st))
+            if chunk is None:
+                break
+            text += chunk
+        check(text.startswith(b'%d ' % size) and text.endswith(b' chunked pattern'),
+              'the server got every byte in order: %r' % text)
+        check(lib.porter_http_stream_close(st, 5000) == 0, 'stream close')
+
+        # The server answers without reading: a write says so (1).
+        _, up = carriers[0].call(lambda: upload_open('/early/413'))
+        rc, k = 0, 0
+        while rc == 0 and k < 256:
+            _, rc = carriers[k % WORKERS].call(lambda: upload_write(up, b'x' * (1 << 20)))
+            k += 1
+        check(rc == 1, 'a write reports the early answer (%d after %d MiB)' % (rc, k))
+        _, st = carriers[1].call(lambda: upload_finish(up))
+        lib.porter_http_upload_free(up)
+        check(tc.c.lib.porter_http_response_status(lib.porter_http_stream_response(st)) == 413,
+              'the early answer is the response')
+        lib.porter_http_stream_free(st)
+
+        # A cancel of the open's id (what the pool's token sends) stops the
+        # next write; the free of the unfinished upload aborts it.
+        cid = lib.porter_call_id_new()
+        _, up = carriers[0].call(lambda: upload_open('/digest', call_id=cid))
+        _, rc = carriers[1].call(lambda: upload_write(up, b'y' * 1000))
+        check(rc == 0, 'first write (%d)' % rc)
+        check(lib.porter_cancel_nowait(cid) == 0, 'cancel queued')
+        rc = tc.PORTER_E_CANCELLED + 1
+        until = time.monotonic() + 5
+        while rc != tc.PORTER_E_CANCELLED and time.monotonic() < until:
+            _, rc = carriers[2].call(lambda: upload_write(up, b'y' * 1000))
+            time.sleep(0.02)
+        check(rc == tc.PORTER_E_CANCELLED, 'the write after the cancel (%d)' % rc)
+        _, up2 = carriers[0].call(lambda: upload_open('/digest'))
+        carriers[1].call(lambda: upload_write(up2, b'z' * 5000))
+        carriers[3].call(lambda: lib.porter_http_upload_free(up))
+        carriers[3].call(lambda: lib.porter_http_upload_free(up2))
+        check(tc.c.await_transfers(0, seconds=10) == 0, 'the freed uploads are gone')
+    finally:
+        stop_pool(carriers)
+
+
 def main():
     args = suite_args(__doc__)
     if args is None:
@@ -504,7 +601,7 @@ def main():
                             test_call_id_explicit, test_open_id_stops_a_read_in_flight,
                             test_cancel_helper_leaves_no_connection,
                             test_pg_text_forms, test_pg_param_forms,
-                            test_file_operations],
+                            test_file_operations, test_upload_written_by_any_thread],
                      workers=3, hard_limit_s=HARD_LIMIT_S)
 
 

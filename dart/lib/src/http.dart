@@ -47,13 +47,18 @@ final class HttpOptions {
   /// default porterd drops them there, as browsers and curl do.
   final bool keepCredentials;
 
+  /// Bounds each connection attempt (curl's --connect-timeout); null:
+  /// porterd's http-connect-timeout, which also caps it.
+  final Duration? connectTimeout;
+
   const HttpOptions(
       {this.followRedirects = true,
       this.maxRedirects = 0,
       this.maxResponse = 0,
       this.transferTimeout,
       this.chunkSize = 0,
-      this.keepCredentials = false});
+      this.keepCredentials = false,
+      this.connectTimeout});
 
   /// Options used when none are given.
   static const HttpOptions defaults = HttpOptions();
@@ -289,6 +294,10 @@ final class NativeHttpRequest {
     if (tt != null && tt.isNegative) {
       throw ArgumentError.value(tt, 'transferTimeout', 'must not be negative');
     }
+    final ct = o.connectTimeout;
+    if (ct != null && ct.isNegative) {
+      throw ArgumentError.value(ct, 'connectTimeout', 'must not be negative');
+    }
     final allocs = <Pointer<NativeType>>[];
     T keep<T extends Pointer<NativeType>>(T p) {
       allocs.add(p);
@@ -331,7 +340,8 @@ final class NativeHttpRequest {
                 : (tt.inMilliseconds > 0xffffffff
                     ? 0xffffffff
                     : tt.inMilliseconds))
-        ..chunk_size = o.chunkSize > 0xffffffff ? 0xffffffff : o.chunkSize;
+        ..chunk_size = o.chunkSize > 0xffffffff ? 0xffffffff : o.chunkSize
+        ..connect_timeout_ms = ct == null ? 0 : _ms32(ct);
       return NativeHttpRequest._(m, u, h, headers.length, b, len, opts, allocs);
     } catch (_) {
       for (final p in allocs) {
@@ -353,6 +363,13 @@ final class NativeHttpRequest {
       b.porter_http_stream_open(method, url, headers, headerCount, body,
           bodyLength, options, callId, timeoutMs, out);
 
+  /// porter_http_upload_open with these arguments ([body] unused: the body
+  /// follows) and [bodySize] (-1: unknown, sent chunked).
+  int openUpload(PorterBindings b, int bodySize, int callId, int timeoutMs,
+          Pointer<Pointer<porter_http_upload>> out) =>
+      b.porter_http_upload_open(method, url, headers, headerCount, bodySize,
+          options, callId, timeoutMs, out);
+
   /// porter_batch_add_http with these arguments: adds the request to
   /// [batch] with the member's own [timeoutMs].
   int addTo(PorterBindings b, Pointer<porter_batch> batch, int timeoutMs) =>
@@ -366,6 +383,13 @@ final class NativeHttpRequest {
     }
     _allocs.clear();
   }
+}
+
+/// [d] in milliseconds for a uint32_t field: at least 1 (0 means the
+/// default), at most 2^32-1.
+int _ms32(Duration d) {
+  final ms = d.inMilliseconds;
+  return ms == 0 ? 1 : (ms > 0xffffffff ? 0xffffffff : ms);
 }
 
 /// A NUL-terminated string owned by libporter, decoded as UTF-8 with

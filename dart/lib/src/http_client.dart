@@ -2,12 +2,14 @@
 // against package:http (and the packages built on it) runs unchanged,
 // without blocking the calling isolate (as cronet_http and cupertino_http
 // plug platform stacks into the same interface).
+import 'dart:async';
 import 'dart:typed_data';
 
 import 'package:http/http.dart' as http;
 
 import 'errors.dart';
 import 'http.dart';
+import 'http_upload.dart';
 import 'pool.dart';
 
 /// A `package:http` [http.Client] that sends every request through porterd
@@ -26,14 +28,20 @@ import 'pool.dart';
 /// [http.ClientException]s, as package:http promises; a timeout is one
 /// too, with the [PorterTimeoutException]'s message.
 ///
-/// Limits, all porter.h's: the request body is collected before it is
-/// sent (libporter takes a request body in one piece), up to
-/// [maxRequestBody]; a header repeated in a request goes as package:http
-/// gives it (joined with commas); repeated response headers are joined
-/// with commas, as package:http's other clients do (use
+/// Request bodies stream: a body is read as porterd takes it (a
+/// `StreamedRequest` of any size, a `MultipartRequest` of large files), so
+/// a slow server slows its producer down and no more than about 1 MiB of
+/// it is held here. A body shorter than [inlineBody] goes with the request
+/// in one message. A 307 or 308 redirect of a streamed body fails (the
+/// body was not kept), as it does in curl.
+///
+/// Limits, all porter.h's: a header repeated in a request goes as
+/// package:http gives it (joined with commas); repeated response headers
+/// are joined with commas, as package:http's other clients do (use
 /// [PorterPool.httpStream] to see each one). Framing headers
-/// (Content-Length, Transfer-Encoding) are never forwarded: libcurl frames
-/// the request itself.
+/// (Content-Length, Transfer-Encoding, Expect) are never forwarded:
+/// libcurl frames the request itself, from the request's `contentLength`
+/// when it has one.
 final class PorterHttpClient extends http.BaseClient {
   /// The pool that runs the requests; [close] does not close it.
   final PorterPool pool;
@@ -46,15 +54,16 @@ final class PorterHttpClient extends http.BaseClient {
   /// `followRedirects` and `maxRedirects`).
   final HttpOptions options;
 
-  /// The largest request body sent, in bytes.
-  final int maxRequestBody;
+  /// Bodies shorter than this many bytes go with the request in one
+  /// message; longer ones, and bodies still arriving, are streamed.
+  final int inlineBody;
 
   bool _closed = false;
 
   PorterHttpClient(this.pool,
       {this.timeout,
       this.options = HttpOptions.defaults,
-      this.maxRequestBody = 16 << 20});
+      this.inlineBody = 64 << 10});
 
   @override
   Future<http.StreamedResponse> send(http.BaseRequest request) async {
@@ -63,10 +72,10 @@ final class PorterHttpClient extends http.BaseClient {
       throw http.ClientException(
           'HTTP request failed. Client is already closed.', url);
     }
-    final body = await _collect(request.finalize(), url);
     final headers = <HttpHeader>[
       for (final e in request.headers.entries)
-        if (!_framing.contains(e.key.toLowerCase())) HttpHeader(e.key, e.value)
+        if (!uploadFramingHeaders.contains(e.key.toLowerCase()))
+          HttpHeader(e.key, e.value)
     ];
     final opts = HttpOptions(
         followRedirects: request.followRedirects,
@@ -74,15 +83,40 @@ final class PorterHttpClient extends http.BaseClient {
         maxResponse: options.maxResponse,
         transferTimeout: options.transferTimeout,
         chunkSize: options.chunkSize,
-        keepCredentials: options.keepCredentials);
+        keepCredentials: options.keepCredentials,
+        connectTimeout: options.connectTimeout);
+    // The first bytes decide: a body that ends within inlineBody goes in
+    // one message, a longer one is streamed from where this stopped.
+    final body = StreamIterator(request.finalize());
+    final head = BytesBuilder(copy: false);
+    var ended = false;
     final PorterHttpStream s;
     try {
-      s = await pool.httpStreamWith(request.method, url, headers,
-          body: body.isEmpty ? null : body, options: opts, timeout: timeout);
+      while (head.length < inlineBody) {
+        if (!await body.moveNext()) {
+          ended = true;
+          break;
+        }
+        head.add(body.current);
+      }
+      if (ended) {
+        final bytes = head.takeBytes();
+        s = await pool.httpStreamWith(request.method, url, headers,
+            body: bytes.isEmpty ? null : bytes, options: opts, timeout: timeout);
+      } else {
+        s = await pool.httpUploadWith(
+            request.method, url, headers, _rest(head.takeBytes(), body),
+            bodySize: request.contentLength, options: opts, timeout: timeout);
+      }
     } on PorterException catch (e) {
       throw http.ClientException(e.message, url);
     } on ArgumentError catch (e) {
       throw http.ClientException('${e.message}', url);
+    } finally {
+      // Done with it whichever way this went (read to its end, streamed
+      // and cancelled by the upload, or never handed over because the
+      // request failed first); cancelling it again does nothing.
+      await body.cancel();
     }
     final joined = <String, String>{};
     for (final h in s.response.headers) {
@@ -106,23 +140,23 @@ final class PorterHttpClient extends http.BaseClient {
         isRedirect: !request.followRedirects && _redirects.contains(status));
   }
 
-  /// Collects a request body, refusing one over [maxRequestBody].
-  Future<Uint8List> _collect(Stream<List<int>> body, Uri url) async {
-    final b = BytesBuilder(copy: false);
-    await for (final chunk in body) {
-      if (b.length + chunk.length > maxRequestBody) {
-        throw http.ClientException(
-            'request body larger than $maxRequestBody bytes', url);
+  /// [first], then what is left of [body]; cancelling the result cancels
+  /// [body].
+  static Stream<List<int>> _rest(
+      Uint8List first, StreamIterator<List<int>> body) async* {
+    try {
+      yield first;
+      while (await body.moveNext()) {
+        yield body.current;
       }
-      b.add(chunk);
+    } finally {
+      await body.cancel();
     }
-    return b.takeBytes();
   }
 
   /// Stops taking requests; [pool] stays open.
   @override
   void close() => _closed = true;
 
-  static const Set<String> _framing = {'content-length', 'transfer-encoding'};
   static const Set<int> _redirects = {301, 302, 303, 307, 308};
 }

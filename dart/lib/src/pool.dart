@@ -17,6 +17,7 @@ import 'db_diag.dart';
 import 'errors.dart';
 import 'files.dart';
 import 'http.dart';
+import 'http_upload.dart';
 import 'library.dart';
 import 'stats.dart';
 import 'sync.dart';
@@ -26,6 +27,7 @@ part 'pool_files.dart';
 part 'pool_http.dart';
 part 'pool_jobs.dart';
 part 'pool_stream.dart';
+part 'pool_upload.dart';
 part 'pool_worker.dart';
 
 /// What the pool's groups of calls (pool_db.dart, pool_http.dart,
@@ -232,6 +234,11 @@ final class PorterPool extends _PoolCore
 
   static Future<Object?> _result(_Job job) => job.completer.future;
 
+  /// Records native handle [address] (opened by [op]) as the pool's, for
+  /// [_freeHandle] and for [close].
+  _Drop _own(_Op op, int address) =>
+      _handles[address] = _Drop(this, op, address);
+
   /// Frees the native stream handle of [d] with its free that never
   /// waits (libporter's background thread tells porterd), on this isolate,
   /// once: an address freed may come back for a new handle, which a late
@@ -375,10 +382,15 @@ final class PorterPool extends _PoolCore
   }
 
   /// A new native call id for a call of [op], picked here so a cancel can
-  /// name it whether or not a worker runs it yet. Stream reads get 0: they
-  /// use their open's id.
+  /// name it whether or not a worker runs it yet. Stream reads, and an
+  /// upload's writes and finish, get 0: they use their open's id.
   int _callIdFor(_Op op) => switch (op) {
-        _Op.cursorRead || _Op.httpRead || _Op.readerRead => 0,
+        _Op.cursorRead ||
+        _Op.httpRead ||
+        _Op.readerRead ||
+        _Op.uploadWrite ||
+        _Op.uploadFinish =>
+          0,
         _ => _b.porter_call_id_new(),
       };
 

@@ -111,7 +111,81 @@ mixin _PoolHttp on _PoolCore {
       {Uint8List? body,
       HttpOptions? options,
       Duration? timeout,
+      PorterCancelToken? cancel}) =>
+      _httpStreamOf(
+          _Op.httpOpen,
+          _HttpArgs(method, url, List.unmodifiable(headers), body, options),
+          url,
+          timeout,
+          cancel);
+
+  /// Sends a request whose body is [body], a stream of any length, and
+  /// completes with the response as [httpStream] does, once the body has
+  /// been sent and the head has arrived.
+  ///
+  /// The body is pulled as porterd takes it: at most about 1 MiB of it is
+  /// buffered here (pieces that arrive while one is being written go out
+  /// together with the next write) and porterd holds one piece, so a slow
+  /// server slows the stream down instead of filling memory. [bodySize],
+  /// when known, is sent as Content-Length (the stream must have exactly
+  /// that many bytes); null sends the body chunked. A server that answers
+  /// before taking the whole body (a 413, a redirect) gets no more of it:
+  /// the subscription to [body] is cancelled and its answer is returned.
+  ///
+  /// [timeout] bounds each step (the open, each write, the wait for the
+  /// head, each read of the response); [HttpOptions.transferTimeout] bounds
+  /// the whole transfer. [cancel] stops whichever step is in flight in
+  /// porterd. An error of [body] aborts the transfer and fails the future
+  /// with it. [headers] must not frame the body (Content-Length,
+  /// Transfer-Encoding, Expect: [ArgumentError]). A redirect that wants the
+  /// body again (307, 308) fails with [PorterHttpException]: the body was
+  /// not kept. See also [PorterHttpClient], which streams the bodies of
+  /// package:http requests this way.
+  Future<PorterHttpStream> httpUpload(
+      String method, Uri url, Stream<List<int>> body,
+      {Map<String, Object> headers = const {},
+      int? bodySize,
+      HttpOptions? options,
+      Duration? timeout,
       PorterCancelToken? cancel}) {
+    try {
+      return httpUploadWith(method, url, requestHeaders(headers), body,
+          bodySize: bodySize, options: options, timeout: timeout, cancel: cancel);
+    } catch (e, st) {
+      return Future.error(e, st);
+    }
+  }
+
+  /// [httpUpload] with the headers as a list in order.
+  Future<PorterHttpStream> httpUploadWith(
+      String method, Uri url, List<HttpHeader> headers, Stream<List<int>> body,
+      {int? bodySize,
+      HttpOptions? options,
+      Duration? timeout,
+      PorterCancelToken? cancel}) async {
+    checkUpload(method, headers, bodySize);
+    final up = await _Upload.open(
+        _pool,
+        _HttpArgs(method, url, List.unmodifiable(headers), null, options,
+            bodySize: bodySize ?? -1),
+        timeout,
+        cancel);
+    await up.send(body);
+    // The finish opens the response stream; the upload handle is freed
+    // once the finish ran (it then sends nothing; a finish that failed is
+    // aborted by the free).
+    return _httpStreamOf(_Op.uploadFinish, _HandleArgs(up.address, '$url'),
+        url, timeout, cancel,
+        cancelId: up.callId, onOpenSettled: up.free);
+  }
+
+  /// A pool HTTP stream whose open is [openOp] (a request, or the finish
+  /// of an upload) with [openArgs]; see [httpStream]. [cancelId]: the id
+  /// that stops its steps in porterd when it is not the open's own.
+  Future<PorterHttpStream> _httpStreamOf(
+      _Op openOp, Object openArgs, Uri url, Duration? timeout,
+      PorterCancelToken? cancel,
+      {int? cancelId, void Function()? onOpenSettled}) {
     final head = Completer<PorterHttpStream>();
     final done = Completer<PorterHttpResponse>();
     PorterHttpResponse? first;
@@ -119,13 +193,9 @@ mixin _PoolHttp on _PoolCore {
     done.future.ignore();
     late final _HandleStream<Uint8List> h;
     h = _HandleStream<Uint8List>(
-        _pool,
-        _Op.httpOpen,
-        _HttpArgs(method, url, List.unmodifiable(headers), body, options),
-        _Op.httpRead,
-        '$url',
-        timeout,
-        cancel,
+        _pool, openOp, openArgs, _Op.httpRead, '$url', timeout, cancel,
+        cancelId: cancelId,
+        onOpenSettled: onOpenSettled,
         addressOf: (v) => (v as _HttpOpened).address,
         onOpen: (v) {
           final f = first = (v as _HttpOpened).head;
@@ -157,7 +227,6 @@ mixin _PoolHttp on _PoolCore {
     h.open();
     return head.future;
   }
-
 }
 
 /// A streamed HTTP response from [PorterPool.httpStream].

@@ -51,7 +51,8 @@ final class PorterTimeouts {
   /// session opens and closes.
   final Duration? query;
 
-  /// HTTP requests, and each pull of an HTTP stream.
+  /// HTTP requests, each pull of an HTTP stream, and each step of an
+  /// upload (open, each write, the wait for the head).
   final Duration? http;
 
   /// File operations, and each pull of a file stream.
@@ -72,7 +73,13 @@ final class PorterTimeouts {
         _Op.cursorOpen ||
         _Op.cursorRead =>
           query,
-        _Op.http || _Op.httpOpen || _Op.httpRead => http,
+        _Op.http ||
+        _Op.httpOpen ||
+        _Op.httpRead ||
+        _Op.uploadOpen ||
+        _Op.uploadWrite ||
+        _Op.uploadFinish =>
+          http,
         _Op.fileRead ||
         _Op.fileWrite ||
         _Op.fileDelete ||

@@ -62,9 +62,40 @@ final class _HandleStream<T> {
   int _openCallId = 0;
   void Function()? _unlisten;
 
+  /// The id that stops this stream's steps in porterd, when it is not the
+  /// open's own (an upload's finish: its reads carry the upload's id).
+  final int? _cancelId;
+
+  /// Called once the open's job has settled (no worker uses what it was
+  /// given any more), whatever its outcome.
+  final void Function()? _onOpenSettled;
+
+  /// Bounds each read when it is not [_timeout] (a watch's short polls).
+  final Duration? _readTimeout;
+
+  /// For streams whose reads may find nothing yet (a watch): whether a
+  /// chunk is such an empty answer, and how long to wait before the next
+  /// pull, holding no worker meanwhile.
+  final bool Function(T chunk)? _isIdle;
+  final Duration _idlePoll;
+  Timer? _idleTimer;
+
   _HandleStream(this._pool, this._openOp, this._openArgs, this._readOp,
       this._name, this._timeout, this._cancel,
-      {required this.addressOf, required this.chunkOf, this.onOpen, this.onEnd});
+      {required this.addressOf,
+      required this.chunkOf,
+      this.onOpen,
+      this.onEnd,
+      int? cancelId,
+      void Function()? onOpenSettled,
+      Duration? readTimeout,
+      bool Function(T chunk)? isIdle,
+      Duration idlePoll = Duration.zero})
+      : _cancelId = cancelId,
+        _onOpenSettled = onOpenSettled,
+        _readTimeout = readTimeout,
+        _isIdle = isIdle,
+        _idlePoll = idlePoll;
 
   /// The chunks; with [openOnListen] the handle is opened when the stream
   /// is listened to, else by [open].
@@ -95,11 +126,14 @@ final class _HandleStream<T> {
     try {
       job = _pool._enqueue(_openOp, _timeout, _cancel, args: _openArgs);
     } catch (e, st) {
+      _onOpenSettled?.call();
       unawaited(_finish(e, st));
       return;
     }
     _running = job;
-    _openCallId = job.callId;
+    _openCallId = _cancelId ?? job.callId;
+    final settled = _onOpenSettled;
+    if (settled != null) unawaited(job.settled.future.then((_) => settled()));
     unawaited(job.completer.future.then((v) {
       _running = null;
       _adopt(addressOf(v));
@@ -123,23 +157,23 @@ final class _HandleStream<T> {
   }
 
   void _adopt(int address) {
-    final d = _drop = _Drop(_pool, _openOp, address);
+    final d = _drop = _pool._own(_openOp, address);
     _address = address;
-    _pool._handles[address] = d;
     _dropFinalizer.attach(this, d, detach: this);
   }
 
   /// Pulls the next chunk when the listener wants one and none is coming.
   void _pull() {
     final a = _address;
-    if (_done || _running != null || a == null) return;
+    if (_done || _running != null || _idleTimer != null || a == null) return;
     if (!_ctl.hasListener || _ctl.isPaused) return;
     final _Job job;
     try {
       // No cancel token on reads: the stream's own listener ends the
       // stream at once and cancels the open's id, which the read in
       // flight uses.
-      job = _pool._enqueue(_readOp, _timeout, null, args: _HandleArgs(a, _name));
+      job = _pool._enqueue(_readOp, _readTimeout ?? _timeout, null,
+          args: _HandleArgs(a, _name));
     } catch (e, st) {
       unawaited(_finish(e, st));
       return;
@@ -159,6 +193,15 @@ final class _HandleStream<T> {
         unawaited(_finish());
         return;
       }
+      final idle = _isIdle;
+      if (idle != null && idle(chunk)) {
+        // Nothing yet: ask again later, holding no worker meanwhile.
+        _idleTimer = Timer(_idlePoll, () {
+          _idleTimer = null;
+          _pull();
+        });
+        return;
+      }
       _ctl.add(chunk);
       _pull();
     }, onError: (Object e, StackTrace st) => _finish(e, st)));
@@ -169,6 +212,8 @@ final class _HandleStream<T> {
   Future<void> _finish([Object? error, StackTrace? st]) async {
     if (_done) return;
     _done = true;
+    _idleTimer?.cancel();
+    _idleTimer = null;
     _unlisten?.call();
     _unlisten = null;
     if (error != null) _ctl.addError(error, st);

@@ -25,6 +25,9 @@ enum _Op {
   http,
   httpOpen,
   httpRead,
+  uploadOpen,
+  uploadWrite,
+  uploadFinish,
 }
 
 /// The arguments of a query or a streamed query. [params] are already
@@ -86,7 +89,19 @@ final class _HttpArgs {
   final List<HttpHeader> headers;
   final Uint8List? body;
   final HttpOptions? options;
-  const _HttpArgs(this.method, this.url, this.headers, this.body, this.options);
+
+  /// An upload's announced body size; -1: unknown (sent chunked).
+  final int bodySize;
+  const _HttpArgs(this.method, this.url, this.headers, this.body, this.options,
+      {this.bodySize = -1});
+}
+
+/// One write of an upload: the handle, what errors name, the bytes.
+final class _UploadWrite {
+  final int address;
+  final String url;
+  final TransferableTypedData data;
+  const _UploadWrite(this.address, this.url, this.data);
 }
 
 /// A stream read: the native handle's address, and what errors name (the
@@ -200,10 +215,12 @@ void _freeNative(PorterBindings b, _Op op, int address) {
   switch (op) {
     case _Op.cursorOpen:
       b.porter_db_cursor_free(Pointer<porter_db_cursor>.fromAddress(address));
-    case _Op.httpOpen:
+    case _Op.httpOpen || _Op.uploadFinish:
       b.porter_http_stream_free(Pointer<porter_http_stream>.fromAddress(address));
     case _Op.readerOpen:
       b.porter_file_reader_free(Pointer<porter_file_reader>.fromAddress(address));
+    case _Op.uploadOpen:
+      b.porter_http_upload_free(Pointer<porter_http_upload>.fromAddress(address));
     default:
       throw ArgumentError.value(op, 'op', 'opens no stream');
   }
@@ -346,6 +363,28 @@ _Reply _run(Porter porter, int worker, _Request req) {
         final a = req.args as _HttpArgs;
         final st = porter.httpStreamWith(a.method, a.url, a.headers,
             body: a.body, options: a.options, timeout: timeout, callId: id);
+        final head = st.response;
+        return ok(_HttpOpened(st.release(), head));
+      case _Op.uploadOpen:
+        final a = req.args as _HttpArgs;
+        return ok(porter
+            .httpUploadWith(a.method, a.url, a.headers,
+                bodySize: a.bodySize < 0 ? null : a.bodySize,
+                options: a.options,
+                timeout: timeout,
+                callId: id)
+            .release());
+      case _Op.uploadWrite:
+        final a = req.args as _UploadWrite;
+        // Not freed here: the pool owns it.
+        return ok(HttpUpload.adopt(porter.bindings, a.address, a.url)
+            .write(a.data.materialize().asUint8List(), req.timeoutMs));
+      case _Op.uploadFinish:
+        final a = req.args as _HandleArgs;
+        // The upload stays the pool's to free; the stream becomes the
+        // pool's too.
+        final st = HttpUpload.adopt(porter.bindings, a.address, a.name)
+            .finish(req.timeoutMs);
         final head = st.response;
         return ok(_HttpOpened(st.release(), head));
       case _Op.httpRead:

@@ -13,6 +13,7 @@ import 'db_diag.dart';
 import 'errors.dart';
 import 'files.dart';
 import 'http.dart';
+import 'http_upload.dart';
 import 'library.dart';
 import 'native.dart';
 import 'stats.dart';

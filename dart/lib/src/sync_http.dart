@@ -115,6 +115,53 @@ mixin _HttpCalls {
     }
   }
 
+  /// Starts a request whose body is written afterwards, piece by piece,
+  /// for a body of any size that need not be in memory at once (a file, a
+  /// pipe, a generated export): [HttpUpload.write] each piece, then
+  /// [HttpUpload.finish] for the response as an [HttpStream]. [bodySize]
+  /// is sent as Content-Length when known (the writes must add up to it);
+  /// null sends the body chunked. [headers] must not frame the body
+  /// (Content-Length, Transfer-Encoding, Expect: [ArgumentError]).
+  ///
+  /// Returns once porterd has accepted the request (not the server).
+  /// Every write, the finish and the reads of the response carry
+  /// [callId] unless given their own, so cancelling it stops whichever is
+  /// in flight; [HttpOptions.transferTimeout] is one deadline over all of
+  /// them. A redirect that wants the body again (307, 308) fails with
+  /// [PorterHttpException]: the body was not kept. For a `Stream` of
+  /// bytes, use [PorterPool.httpUpload] or [PorterHttpClient].
+  HttpUpload httpUpload(String method, Uri url,
+          {Map<String, Object> headers = const {},
+          int? bodySize,
+          HttpOptions? options,
+          Duration? timeout,
+          int callId = 0}) =>
+      httpUploadWith(method, url, requestHeaders(headers),
+          bodySize: bodySize,
+          options: options,
+          timeout: timeout,
+          callId: callId);
+
+  /// [httpUpload] with the headers as a list in order.
+  HttpUpload httpUploadWith(String method, Uri url, List<HttpHeader> headers,
+      {int? bodySize,
+      HttpOptions? options,
+      Duration? timeout,
+      int callId = 0}) {
+    checkUpload(method, headers, bodySize);
+    final p = _sendRequest(
+            method,
+            url,
+            headers,
+            null,
+            options,
+            timeout,
+            (req, ms, out) =>
+                req.openUpload(_b, bodySize ?? -1, callId, ms, out.cast()))
+        .cast<porter_http_upload>();
+    return HttpUpload.own(_b, p, '$url');
+  }
+
   /// Streams a response (arguments as for [httpStream]) and hands each
   /// chunk of the body to [onChunk] on this thread; return false to stop
   /// early (the transfer is aborted). The stream is closed before this
