@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include "porter.h"
+#include "rawc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -308,26 +309,7 @@ void th_raw_send(int fd, Porter__V1__Request *req)
 /* Reads one response; NULL on EOF or when nothing comes within timeout. */
 Porter__V1__Response *th_raw_recv(int fd, frame_reader *r, int timeout_ms)
 {
-	long long until = th_now_ms() + timeout_ms;
-	for (;;) {
-		const uint8_t *p;
-		size_t len;
-		if (frame_reader_next(r, &p, &len) == 1)
-			return porter__v1__response__unpack(NULL, len, p);
-		long long left = until - th_now_ms();
-		if (left <= 0)
-			return NULL;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		if (poll(&pfd, 1, (int)left) <= 0)
-			return NULL;
-		uint8_t *space;
-		size_t cap;
-		ck_assert_int_eq(frame_reader_space(r, &space, &cap), 0);
-		ssize_t n = recv(fd, space, cap, 0);
-		if (n <= 0)
-			return NULL;
-		frame_reader_commit(r, (size_t)n);
-	}
+	return th_rc_recv(fd, r, timeout_ms);
 }
 
 size_t th_dir_entries(const char *dir)
