@@ -1106,7 +1106,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("files");
 	TCase *tc = tcase_create("ops");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_write_read_binary);
 	tcase_add_test(tc, test_write_modes);
 	tcase_add_test(tc, test_stat_list_delete);
@@ -1128,7 +1128,7 @@ static Suite *suite(void)
 	 * socket (file-pass-fd false: batch members and the fallback). */
 	tc = tcase_create("bytes");
 	tcase_add_checked_fixture(tc, setup_bytes, teardown);
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_write_read_binary);
 	tcase_add_test(tc, test_write_modes);
 	tcase_add_test(tc, test_errno_mapping);
