@@ -204,6 +204,18 @@ static void on_timer(uv_timer_t *t)
 {
 	dbc *c = t->data;
 	dbop *op = c->cur;
+	/* The timer is left running between deadlines (dbconn_arm_timer):
+	 * nothing may be due yet, or nothing at all. */
+	uint64_t due = c->timer_due, now = db_now_ms(c->dw);
+	c->timer_set = 0;
+	if (!due)
+		return;
+	if (due > now) {
+		c->timer_set = due;
+		uv_timer_start(&c->timer, on_timer, due - now, 0);
+		return;
+	}
+	c->timer_due = 0;
 	switch (c->state) {
 	case DBC_RESOLVING:
 	case DBC_CONNECTING:
@@ -248,7 +260,22 @@ static void on_timer(uv_timer_t *t)
 void dbconn_arm_timer(dbc *c, uint64_t deadline)
 {
 	uint64_t now = db_now_ms(c->dw);
-	uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+	if (deadline <= now)
+		deadline = now;
+	c->timer_due = deadline ? deadline : 1;
+	/* A timer already set to fire no later serves: on_timer looks at
+	 * what is due then. Most queries end long before their deadline,
+	 * so a connection costs a timer operation per deadline's length,
+	 * not two per query. */
+	if (c->timer_set && c->timer_set <= c->timer_due)
+		return;
+	c->timer_set = c->timer_due;
+	uv_timer_start(&c->timer, on_timer, c->timer_due - now, 0);
+}
+
+void dbconn_disarm_timer(dbc *c)
+{
+	c->timer_due = 0;
 }
 
 /* ---- connection lifecycle ---- */
@@ -380,7 +407,7 @@ void dbconn_broken(dbc *c, const char *why)
 	fail_queue(c, PORTER_E_DB_BROKEN, msg);
 	dbconn_stream_end(c);
 	c->state = DBC_BROKEN;
-	uv_timer_stop(&c->timer);
+	dbconn_disarm_timer(c);
 	drop_poll(c);
 	if (c->pg) {
 		PQfinish(c->pg);
@@ -438,7 +465,7 @@ dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
 static void connected(dbc *c)
 {
 	dbop *op = c->cur;
-	uv_timer_stop(&c->timer);
+	dbconn_disarm_timer(c);
 	if (PQsetnonblocking(c->pg, 1) != 0) {
 		dbconn_broken(c, "cannot make the connection non-blocking");
 		return;

@@ -36,8 +36,13 @@ void dbconn_connect(dbc *c, dbop *op);
 /* Watches c's socket for what its state needs; breaks `c` when it cannot. */
 void dbconn_update_poll(dbc *c);
 
-/* Arms c's one timer for `deadline` (loop ms; past means now). */
+/* Arms c's one timer for `deadline` (loop ms; past means now), replacing
+ * the deadline it had. */
 void dbconn_arm_timer(dbc *c, uint64_t deadline);
+
+/* Nothing of `c` is due any more (the timer may still fire, and then does
+ * nothing). */
+void dbconn_disarm_timer(dbc *c);
 
 /* Asks the server to cancel what `c` runs, on the thread pool, a bounded
  * number at a time per worker; pipelined queries behind the head are

@@ -131,9 +131,11 @@ struct dbc {
 	char *conninfo;  /* owned; never logged unmasked */
 	uv_poll_t *poll; /* heap; NULL when none */
 	int poll_fd;
-	int poll_events;  /* what `poll` watches now */
-	int open_polls;   /* poll handles not yet called back closed */
-	uv_timer_t timer; /* connect, query or drain deadline */
+	int poll_events;    /* what `poll` watches now */
+	int open_polls;     /* poll handles not yet called back closed */
+	uv_timer_t timer;   /* connect, query or drain deadline */
+	uint64_t timer_due; /* uv_now() ms the deadline is due; 0: none */
+	uint64_t timer_set; /* when the running timer fires; 0: not running */
 	int timer_open;
 	uv_getaddrinfo_t *gai; /* pending resolution, or NULL */
 	char hostaddr[INET6_ADDRSTRLEN];

@@ -235,7 +235,7 @@ static void seg_done(dbc *c)
 		list_push_back(&done, pos);
 		n++;
 	}
-	uv_timer_stop(&c->timer);
+	dbconn_disarm_timer(c);
 	c->cur = NULL;
 	while (!list_empty(&done)) {
 		pent *e = list_entry(done.next, pent, link);
@@ -302,7 +302,7 @@ static void pipe_hold(dbc *c, pent *e)
 	list_remove(&e->link);
 	list_push_back(&c->held, &e->link);
 	c->npipe--;
-	uv_timer_stop(&c->timer);
+	dbconn_disarm_timer(c);
 	c->cur = NULL;
 	if (list_empty(&c->pipe)) {
 		/* Only the sync is missing; it follows at once (or at the end

@@ -20,7 +20,7 @@ void dbquery_after(dbc *c)
 {
 	c->state = DBC_READY;
 	c->last_used = db_now_ms(c->dw);
-	uv_timer_stop(&c->timer);
+	dbconn_disarm_timer(c);
 	if (c->cancelling) {
 		/* A PQcancel still on its way would hit the next query;
 		 * cancel_done resumes. */
@@ -75,7 +75,7 @@ static void stream_pause(dbc *c)
 	c->cur = NULL;
 	c->state = DBC_PAUSED;
 	c->last_used = db_now_ms(c->dw);
-	uv_timer_stop(&c->timer);
+	dbconn_disarm_timer(c);
 	if (op->n_results == 0)
 		dbresult_empty(op);
 	dbop_finish(op, 1, c->stream_id);
