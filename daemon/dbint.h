@@ -88,6 +88,7 @@ typedef struct dbop {
 	 * may it share a pipeline), and when it was sent outside one. */
 	uint64_t lat_hash;
 	int fast;
+	int lane; /* fast, or fast in some of its last runs: may use the fast lane */
 	uint64_t sent_ms;
 	/* First error, if any. */
 	int err;

@@ -25,16 +25,16 @@ static dblat_entry *find(dblat *t, uint64_t hash)
 	return s[0].hash == hash ? &s[0] : s[1].hash == hash ? &s[1] : NULL;
 }
 
-int dblat_fast(dblat *t, uint64_t hash, uint64_t now)
+enum dblat_class dblat_class(dblat *t, uint64_t hash, uint64_t now)
 {
 	dblat_entry *e = find(t, hash);
 	if (!e)
-		return 0;
+		return DBLAT_UNKNOWN;
 	e->used = now;
 	unsigned mask = (1u << e->runs) - 1, fast = 0;
 	for (unsigned bits = e->fast_runs & mask; bits; bits &= bits - 1)
 		fast++;
-	return 2 * fast > e->runs;
+	return 2 * fast > e->runs ? DBLAT_FAST : fast ? DBLAT_MIXED : DBLAT_UNKNOWN;
 }
 
 void dblat_note(dblat *t, uint64_t hash, uint64_t ms, uint64_t now)

@@ -44,8 +44,15 @@ typedef struct dblat {
 /* The key of statement text `sql` (never 0). Not NULL. */
 uint64_t dblat_hash(const char *sql);
 
-/* Whether the statement of `hash` ran before and is known to be fast. */
-int dblat_fast(dblat *t, uint64_t hash, uint64_t now);
+/* What the runs of a statement say of it. */
+enum dblat_class {
+	DBLAT_UNKNOWN, /* never seen (or evicted), or none of its last runs fast */
+	DBLAT_MIXED,   /* some of its last runs fast, most not */
+	DBLAT_FAST,    /* most of its last runs (up to three) fast */
+};
+
+/* What is known of the statement of `hash`. */
+enum dblat_class dblat_class(dblat *t, uint64_t hash, uint64_t now);
 
 /* Notes a run of the statement of `hash` that took `ms` milliseconds
  * (for one that timed out: the time it was given). */

@@ -289,7 +289,8 @@ static void seg_done(dbc *c)
 	}
 	pipe_next_head(c);
 	/* Room in the pipeline: take a fast waiter of the pool along. */
-	dbop *w = c->pool && c->npipe < PIPE_DEPTH ? dbpool_take_waiter(c->pool, 1) : NULL;
+	dbop *w =
+		c->pool && c->npipe < PIPE_DEPTH ? dbpool_take_waiter(c->pool, DBPOOL_FAST) : NULL;
 	if (w)
 		dbpipe_send(c, w, "", 0);
 }

@@ -90,14 +90,18 @@ static void pool_new_conn(pool *p, dbop *op)
 	dbconn_connect(c, op);
 }
 
-dbop *dbpool_take_waiter(pool *p, int fast_only)
+dbop *dbpool_take_waiter(pool *p, enum dbpool_want want)
 {
 	list *pos;
 	dbop *op = NULL;
 	for (pos = p->waiters.next; pos != &p->waiters && !op; pos = pos->next)
 		if (list_entry(pos, dbop, link)->fast)
 			op = list_entry(pos, dbop, link);
-	if (!op && !fast_only && !list_empty(&p->waiters))
+	for (pos = p->waiters.next; want == DBPOOL_LANE && pos != &p->waiters && !op;
+	     pos = pos->next)
+		if (list_entry(pos, dbop, link)->lane)
+			op = list_entry(pos, dbop, link);
+	if (!op && want == DBPOOL_ANY && !list_empty(&p->waiters))
 		op = list_entry(p->waiters.next, dbop, link);
 	if (op) {
 		list_remove(&op->link);
@@ -133,7 +137,7 @@ static void take_fast_along(dbc *c, unsigned depth)
 {
 	dbop *w;
 	while (c->state == DBC_QUERY && c->pipelined && c->npipe < depth &&
-	       (w = dbpool_take_waiter(c->pool, 1)))
+	       (w = dbpool_take_waiter(c->pool, DBPOOL_FAST)))
 		dbpipe_send(c, w, "", 0);
 }
 
@@ -163,7 +167,11 @@ void dbpool_run(pool *p, dbop *op)
 	 * queries of its sync point. */
 	if (dbpipe_pipelinable(op)) {
 		op->lat_hash = dblat_hash(op->msg->db_query->sql);
-		op->fast = dblat_fast(&p->lat, op->lat_hash, db_now_ms(dw));
+		enum dblat_class cls = dblat_class(&p->lat, op->lat_hash, db_now_ms(dw));
+		op->fast = cls == DBLAT_FAST;
+		/* Fast in some of its last runs: most likely a fast one
+		 * delayed by a busy machine, so it may use the lane. */
+		op->lane = cls != DBLAT_UNKNOWN;
 	}
 	if (op->fast) {
 		dbc *c = shortest_pipe(dw, p, PIPE_SHARE, PIPE_HEAD_MS);
@@ -175,7 +183,7 @@ void dbpool_run(pool *p, dbop *op)
 	/* Slow and unknown statements hold at most db-pool-size connections;
 	 * fast ones may use one more (the fast lane), so that a pool full of
 	 * slow queries still answers a fast one in milliseconds. */
-	unsigned limit = dw->w->cfg->db_pool_size + (op->fast ? 1 : 0);
+	unsigned limit = dw->w->cfg->db_pool_size + (op->lane ? 1 : 0);
 	while (!list_empty(&p->idle) && busy(p) < limit) {
 		/* Most recently used first: it is the most likely alive. */
 		dbc *c = list_entry(p->idle.prev, dbc, ilink);
@@ -230,7 +238,8 @@ void dbpool_release(dbc *c)
 	 * the pipeline: they take milliseconds, and a slow one waiting
 	 * would make them wait for all of its run. A connection beyond
 	 * db-pool-size (the fast lane) serves fast queries only. */
-	dbop *op = dbpool_take_waiter(p, busy(p) > c->dw->w->cfg->db_pool_size);
+	dbop *op = dbpool_take_waiter(p, busy(p) > c->dw->w->cfg->db_pool_size ? DBPOOL_LANE
+									       : DBPOOL_ANY);
 	if (op) {
 		dbquery_start(c, op);
 		if (op->fast)
@@ -249,5 +258,5 @@ void dbpool_kick(pool *p)
 	db_worker *dw = list_entry(p->waiters.next, dbop, link)->dw;
 	if (dw->closing || p->total >= dw->w->cfg->db_pool_size)
 		return;
-	pool_new_conn(p, dbpool_take_waiter(p, 0));
+	pool_new_conn(p, dbpool_take_waiter(p, DBPOOL_ANY));
 }

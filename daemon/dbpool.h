@@ -13,6 +13,9 @@
  * statements hold at most db-pool-size connections; fast ones may use one
  * more, the fast lane, which serves nothing else while the pool is over
  * its size: a pool full of slow queries still answers a fast one at once.
+ * A statement fast in some of its last runs but not most (a fast one
+ * delayed by a busy machine, most likely) may use the lane too, but is
+ * not pipelined.
  *
  * Loop affinity: the pool's worker loop thread.
  */
@@ -31,10 +34,17 @@ pool *dbpool_find(db_worker *dw, uid_t uid, const char *conninfo, int create);
  * freed (queued on p->waiters until then). */
 void dbpool_run(pool *p, dbop *op);
 
-/* Takes the first waiter of `p` known to be fast, or with `fast_only` 0
- * the first waiter when none is; NULL when there is none. The op is off
- * the queue (queued 0). */
-dbop *dbpool_take_waiter(pool *p, int fast_only);
+/* Which waiter dbpool_take_waiter may take. */
+enum dbpool_want {
+	DBPOOL_FAST, /* one known to be fast, for a pipeline */
+	DBPOOL_LANE, /* that, or else one that may use the fast lane */
+	DBPOOL_ANY,  /* that, or else the first */
+};
+
+/* Takes the first waiter of `p` known to be fast, or else the first that
+ * `want` allows; NULL when there is none. The op is off the queue
+ * (queued 0). */
+dbop *dbpool_take_waiter(pool *p, enum dbpool_want want);
 
 /* Notes in its pool's latencies that pooled query `op` (NULL: nothing
  * noted) ran on `c` from `since` (uv_now() ms) until now. */
