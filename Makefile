@@ -44,6 +44,8 @@ test-tsan: deps
 
 # Benchmarks run one after another (-j 1) so they do not disturb each other.
 bench: build
+	@tests/support/install-deps.sh tests/support/bench-packages.txt
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j 1 --target bench
 
 # A bounded mixed load from 32 threads (SOAK_SECONDS, default 120, at most

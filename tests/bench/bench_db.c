@@ -11,6 +11,13 @@
  * which the paths take turns; the figures printed are medians over the
  * rounds and the ratios medians of each round's own ratio.
  *
+ * The seed's pattern is a third path when it was built (tests/bench/seed,
+ * `make bench` builds it with cargo when cargo is installed): a Rust
+ * program whose threads each keep a current-thread Tokio runtime and a
+ * tokio-postgres client in thread-local storage and block on each call.
+ * It runs as a process of its own in each round; its CPU column is its
+ * own (user + system over the run).
+ *
  * Prints figures; never fails on timing. For profiling one side alone,
  * PORTER_BENCH_ONLY=porter|direct, PORTER_BENCH_THREADS=N and
  * PORTER_BENCH_MS=ms narrow or lengthen the run (PORTER_DAEMON_ARGS and
@@ -52,6 +59,16 @@ typedef struct run {
  * between the two waits (after reading the CPU counters). */
 static pthread_barrier_t g_ready, g_go;
 static double g_stop_at;
+
+#ifndef PORTER_SEED_BIN
+#define PORTER_SEED_BIN ""
+#endif
+
+/* Whether the seed's program was built. */
+static int seed_built(void)
+{
+	return PORTER_SEED_BIN[0] && access(PORTER_SEED_BIN, X_OK) == 0;
+}
 
 /* One request of r's path; 1 when it was answered as expected. */
 static int one_query(const run *r, PGconn *pg)
@@ -179,6 +196,34 @@ static figures measure(int porter, int threads)
 	f.p99_us = total ? all[(size_t)((double)total * 0.99)] / 1000.0 : 0;
 	free(all);
 	free(rs);
+	return f;
+}
+
+/* The seed's pattern for `threads` threads, one run of RUN_MS as a process
+ * of its own; its line: queries N p50_us X p99_us Y cpu_s Z failures F. */
+static figures measure_seed(int threads)
+{
+	figures f = {0};
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' %d %d", PORTER_SEED_BIN, conninfo, threads, RUN_MS);
+	double p0 = pg_cpu();
+	FILE *p = popen(cmd, "r");
+	unsigned long n = 0;
+	double cpu = 0;
+	if (!p || fscanf(p, "queries %lu p50_us %lf p99_us %lf cpu_s %lf failures %d", &n,
+			 &f.p50_us, &f.p99_us, &cpu, &f.failures) != 5) {
+		fprintf(stderr, "bench_db: the seed's program gave no figures\n");
+		f.failures = 1;
+	}
+	if (p)
+		pclose(p);
+	double p1 = pg_cpu();
+	if (n) {
+		f.rate = (double)n / (RUN_MS / 1000.0);
+		f.cpu_client = cpu * 1e6 / (double)n;
+		/* Includes its threads' connecting: a few ms over the run. */
+		f.cpu_pg = (p1 - p0) * 1e6 / (double)n;
+	}
 	return f;
 }
 
@@ -328,6 +373,13 @@ int main(void)
 	       "(latencies and CPU added, rates combined as 1/(1/direct + 1/ping)).\n");
 	printf("porter0 is porterd with --busy-poll 0. CPU columns: microseconds of CPU per query\n"
 	       "spent by the clients, porterd and PostgreSQL (postmaster and backends).\n");
+	int seed = seed_built();
+	if (seed)
+		printf("seed is the seed's pattern (tests/bench/seed: a thread-local current-thread\n"
+		       "Tokio runtime and tokio-postgres client per thread, block_on per query).\n");
+	else
+		printf("seed: not built (needs cargo, librust-tokio-dev and librust-tokio-postgres-dev;\n"
+		       "`make bench` builds it when cargo is installed).\n");
 	printf("%-8s %-8s %10s %9s %9s %8s %8s %8s %8s\n", "threads", "path", "rate/s", "p50 us",
 	       "p99 us", "cpu cli", "cpu pd", "cpu pg", "cpu all");
 	int counts[] = {1, 8, 32};
@@ -342,7 +394,7 @@ int main(void)
 		int n = counts[i];
 		figures direct[MAX_ROUNDS] = {{0}}, porter[MAX_ROUNDS] = {{0}},
 			blocking[MAX_ROUNDS] = {{0}}, ping[MAX_ROUNDS] = {{0}},
-			floor[MAX_ROUNDS] = {{0}};
+			floor[MAX_ROUNDS] = {{0}}, seeded[MAX_ROUNDS] = {{0}};
 		for (int k = 0; k < ROUNDS; k++) {
 			if (!only || !strcmp(only, "direct")) {
 				g_porterd = 0; /* idle meanwhile; not counted */
@@ -354,6 +406,11 @@ int main(void)
 			if (!only) {
 				ping[k] = measure(2, n);
 				floor[k] = floor_of(&direct[k], &ping[k]);
+			}
+			if (seed && !only) {
+				g_porterd = 0; /* idle meanwhile; not counted */
+				seeded[k] = measure_seed(n);
+				g_porterd = d.pid;
 			}
 			/* The same daemon without busy polling, for comparison. */
 			if (!only && th_daemon_stop(&d) == 0 &&
@@ -379,6 +436,10 @@ int main(void)
 		figures mping = median_figures(ping), mfloor = median_figures(floor);
 		print_row(n, "ping", &mping);
 		print_row(n, "floor", &mfloor);
+		if (seed) {
+			figures ms = median_figures(seeded);
+			print_row(n, "seed", &ms);
+		}
 		double lo, hi;
 		double tp = median_ratio(porter, direct, RATE, &lo, &hi);
 		printf("%-8d ratios porter/direct: p50 %.2f, throughput %.2f (rounds %.2f-%.2f), "
@@ -388,6 +449,12 @@ int main(void)
 		printf("%-8d ratios porter/floor: p50 %.2f, throughput %.2f\n", n,
 		       median_ratio(porter, floor, P50, NULL, NULL),
 		       median_ratio(porter, floor, RATE, NULL, NULL));
+		if (seed) {
+			tp = median_ratio(porter, seeded, RATE, &lo, &hi);
+			printf("%-8d ratios porter/seed: p50 %.2f, throughput %.2f (rounds %.2f-%.2f; "
+			       "target >= 2)\n",
+			       n, median_ratio(porter, seeded, P50, NULL, NULL), tp, lo, hi);
+		}
 		tp = median_ratio(blocking, direct, RATE, &lo, &hi);
 		printf("%-8d ratios porter0/direct: p50 %.2f, throughput %.2f (rounds %.2f-%.2f)\n",
 		       n, median_ratio(blocking, direct, P50, NULL, NULL), tp, lo, hi);

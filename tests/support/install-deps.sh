@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in debian-packages.txt that are missing.
+# Installs the Debian packages listed in debian-packages.txt (or in the list
+# file given as the first argument) that are missing.
 # Runs apt-get directly as root, through sudo otherwise; with neither, prints
 # the command to run and fails.
 set -euo pipefail
@@ -10,7 +11,7 @@ while read -r pkg; do
   [ -n "$pkg" ] || continue
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done < "$here/debian-packages.txt"
+done < "${1:-$here/debian-packages.txt}"
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
