@@ -15,6 +15,7 @@
 #include "dbpolicy.h"
 #include "dbpool.h"
 #include "dbquery.h"
+#include "dbsql.h"
 #include "dbwire.h"
 #include "fwd.h"
 #include "log.h"
@@ -132,6 +133,17 @@ static void do_query(dbop *op)
 	if (q->n_params > DBWIRE_MAX_PARAMS) {
 		dbop_fail(op, PORTER_E_INVAL,
 			  "a query may have at most 65535 parameters (PostgreSQL's limit)");
+		return;
+	}
+	/* Too few parameters: PostgreSQL would say so naming porterd's own
+	 * prepared statement ("porter_s3"); say it in the caller's terms,
+	 * before anything is sent. Without parameters the simple protocol
+	 * runs the text, where $n is PostgreSQL's to refuse. */
+	unsigned used = q->n_params ? dbsql_max_param(q->sql) : 0;
+	if (used > q->n_params) {
+		char msg[160];
+		dbsql_count_message(used, q->n_params, msg, sizeof(msg));
+		dbop_fail_detail(op, PORTER_E_DB, "08P01", NULL, NULL, "%s", msg);
 		return;
 	}
 	if (q->chunk_rows > MAX_CHUNK_ROWS)

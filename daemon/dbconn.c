@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dbdiag.h"
 #include "dbop.h"
 #include "dbpipe.h"
 #include "dbpolicy.h"
@@ -532,15 +533,6 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 	}
 }
 
-/* libpq's notices (server NOTICE/WARNING messages, and libpq's own) go to
- * porterd's log, which escapes them into one line, never raw to stderr. */
-static void on_notice(void *arg, const char *message)
-{
-	(void)arg;
-	char text[512];
-	log_debug("db: notice: %s", dbpolicy_clean(message, text, sizeof(text)));
-}
-
 static void start_pq(dbc *c)
 {
 	dbpolicy_params pp;
@@ -557,7 +549,9 @@ static void start_pq(dbc *c)
 		dbconn_broken(c, "out of memory");
 		return;
 	}
-	PQsetNoticeProcessor(c->pg, on_notice, NULL);
+	/* Notices go with the reply of the query they came during, or to
+	 * porterd's log as one escaped line; never raw to stderr. */
+	PQsetNoticeReceiver(c->pg, dbdiag_notice, c);
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		dbconn_broken(c, "connection to PostgreSQL failed");
 		return;

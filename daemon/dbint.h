@@ -8,6 +8,7 @@
  *              workers, sweeping, the worker's part (db.h)
  *   dbop.c     an operation's lifetime and its reply (dbop.h)
  *   dbresult.c PGresults into the reply's DbResults (dbresult.h)
+ *   dbdiag.c   an error's fields and the notices, bounded (dbdiag.h)
  *   dbconn.c   one connection: connecting (async DNS), polling, timers,
  *              server-side cancel, closing (dbconn.h)
  *   dbquery.c  queries outside a pipeline: simple, with parameters,
@@ -93,6 +94,13 @@ typedef struct dbop {
 	/* First error, if any. */
 	int err;
 	char *err_msg, *err_state, *err_detail, *err_hint;
+	/* What the server said besides rows (dbdiag.h): the first error's
+	 * other fields (owned, or NULL) and the notices kept for the reply,
+	 * with their size and how many were dropped. */
+	Porter__V1__ErrorDetail *err_fields;
+	Porter__V1__DbNotice **notices;
+	size_t n_notices, notice_bytes;
+	uint32_t notices_dropped;
 } dbop;
 
 /* One query sent in a pipeline. `op` is NULL once its requester was

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbdiag.h"
 #include "dbpolicy.h"
 #include "porter_errors.h"
 
@@ -47,6 +48,7 @@ void dbop_clear(dbop *op)
 	free(op->err_detail);
 	free(op->err_hint);
 	op->err_msg = op->err_state = op->err_detail = op->err_hint = NULL;
+	dbdiag_clear(op);
 }
 
 void dbop_free(dbop *op)
@@ -71,22 +73,39 @@ void dbop_reply(dbop *op, Porter__V1__Response *resp)
 	dbop_free(op);
 }
 
+/* An error message for the wire: `text` (MSG_MAX bytes) from the format,
+ * without libpq's trailing newline, cleaned to UTF-8. Returns `text`. */
+#define MSG_MAX 1024
+static char *message(char *text, const char *fmt, va_list ap)
+{
+	char raw[MSG_MAX];
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	/* libpq messages end in a newline; the wire message does not. */
+	size_t n = strlen(raw);
+	while (n && (raw[n - 1] == '\n' || raw[n - 1] == ' '))
+		raw[--n] = 0;
+	/* Text from libpq and servers reaches the client as clean UTF-8. */
+	return dbpolicy_clean(raw, text, MSG_MAX);
+}
+
+static char *message_f(char *text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *message_f(char *text, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	message(text, fmt, ap);
+	va_end(ap);
+	return text;
+}
+
 void dbop_fail_detail(dbop *op, int code, const char *sqlstate, const char *detail,
 		      const char *hint, const char *fmt, ...)
 {
-	char text[1024];
+	char text[MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	message(text, fmt, ap);
 	va_end(ap);
-	/* libpq messages end in a newline; the wire message does not. */
-	size_t n = strlen(text);
-	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
-		text[--n] = 0;
-	/* Text from libpq and servers reaches the client as clean UTF-8. */
-	char clean[1024];
-	dbpolicy_clean(text, clean, sizeof(clean));
-	memcpy(text, clean, strlen(clean) + 1);
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 	Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
 	resp.status = code;
@@ -102,24 +121,45 @@ void dbop_fail_detail(dbop *op, int code, const char *sqlstate, const char *deta
 
 void dbop_finish(dbop *op, int more, uint64_t stream)
 {
-	if (op->err) {
-		dbop_fail_detail(op, op->err, op->err_state, op->err_detail, op->err_hint, "%s",
-				 op->err_msg ? op->err_msg : "database error");
-		return;
-	}
-	if (op->too_large) {
-		dbop_fail(op, PORTER_E_TOO_LARGE,
-			  "result larger than the frame limit; stream it (chunk_rows)");
-		return;
-	}
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 	Porter__V1__DbQueryReply qr = PORTER__V1__DB_QUERY_REPLY__INIT;
-	qr.results = op->results;
-	qr.n_results = op->n_results;
-	qr.stream = more ? stream : 0;
-	resp.more = more;
-	resp.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
-	resp.db_query = &qr;
+	Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
+	char text[MSG_MAX];
+	int failed = op->err || op->too_large;
+	if (op->err) {
+		resp.status = op->err;
+		resp.message = message_f(text, "%s", op->err_msg ? op->err_msg : "database error");
+		if (op->err_state || op->err_detail || op->err_hint || op->err_fields) {
+			dbdiag_error_fields(op, &ed);
+			ed.sqlstate = op->err_state ? op->err_state : "";
+			ed.detail = op->err_detail ? op->err_detail : "";
+			ed.hint = op->err_hint ? op->err_hint : "";
+			resp.error = &ed;
+		}
+	} else if (op->too_large) {
+		resp.status = PORTER_E_TOO_LARGE;
+		resp.message = message_f(
+			text, "%s", "result larger than the frame limit; stream it (chunk_rows)");
+	}
+	/* A failure keeps the results of the statements before the one that
+	 * failed (a multi-statement string: psql prints them too), but not a
+	 * stream's rows of the failing statement itself, nor results the
+	 * frame bound cut short. */
+	if (!failed || (!op->chunk_rows && !op->too_large)) {
+		qr.results = op->results;
+		qr.n_results = op->n_results;
+	}
+	qr.notices = op->notices;
+	qr.n_notices = op->n_notices;
+	qr.notices_dropped = op->notices_dropped;
+	if (!failed) {
+		qr.stream = more ? stream : 0;
+		resp.more = more;
+	}
+	if (!failed || qr.n_results || qr.n_notices || qr.notices_dropped) {
+		resp.body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+		resp.db_query = &qr;
+	}
 	dbop_reply(op, &resp);
 }
 

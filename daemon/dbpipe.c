@@ -8,6 +8,7 @@
 
 #include "dalloc.h"
 #include "dbconn.h"
+#include "dbdiag.h"
 #include "dbop.h"
 #include "dbpool.h"
 #include "dbquery.h"
@@ -237,6 +238,9 @@ static void seg_done(dbc *c)
 	}
 	dbconn_disarm_timer(c);
 	c->cur = NULL;
+	/* The server reports a changed client_encoding at the sync: every
+	 * query of the segment fails then, and the connection goes. */
+	int utf8 = dbdiag_utf8_kept(c, NULL);
 	while (!list_empty(&done)) {
 		pent *e = list_entry(done.next, pent, link);
 		list_remove(&e->link);
@@ -248,6 +252,11 @@ static void seg_done(dbc *c)
 		if (!op)
 			continue;
 		op->pent = NULL;
+		if (!utf8) {
+			dbdiag_utf8_kept(c, op);
+			dbop_finish(op, 0, 0);
+			continue;
+		}
 		if (retry && op->retries >= 3) {
 			/* Whatever it gathered did not happen. */
 			dbop_clear(op);
@@ -282,6 +291,10 @@ static void seg_done(dbc *c)
 			}
 			return;
 		}
+	}
+	if (!utf8) {
+		dbconn_broken(c, "a statement changed client_encoding");
+		return;
 	}
 	if (list_empty(&c->pipe)) {
 		dbquery_after(c);

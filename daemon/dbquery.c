@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dbconn.h"
+#include "dbdiag.h"
 #include "dbop.h"
 #include "dbpipe.h"
 #include "dbpool.h"
@@ -62,7 +63,12 @@ static void query_done(dbc *c)
 		} else {
 			dbconn_stream_end(c);
 			dbpool_note(c, op, op->sent_ms);
+			int utf8 = dbdiag_utf8_kept(c, op);
 			dbop_finish(op, 0, 0);
+			if (!utf8) {
+				dbconn_broken(c, "a statement changed client_encoding");
+				return;
+			}
 		}
 	}
 	dbquery_after(c);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dbconn.h"
+#include "dbdiag.h"
 #include "dbop.h"
 #include "porter_errors.h"
 
@@ -70,6 +71,40 @@ static void set_tag(Porter__V1__DbResult *dr, PGresult *res)
 	dr->affected = t && t[0] ? strtoull(t, NULL, 10) : 0;
 }
 
+/* Whether s[0..n) is valid UTF-8: runs of ASCII eight bytes at a time,
+ * then each sequence as RFC 3629 has it (no overlongs, surrogates or code
+ * points past U+10FFFF). */
+static int utf8_valid(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint64_t w;
+		if (n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) {
+			i += 8;
+			continue;
+		}
+		uint8_t c = s[i];
+		size_t len = c < 0x80                 ? 1
+			     : c >= 0xc2 && c <= 0xdf ? 2
+			     : c >= 0xe0 && c <= 0xef ? 3
+			     : c >= 0xf0 && c <= 0xf4 ? 4
+						      : 0;
+		if (!len || n - i < len)
+			return 0;
+		/* The second byte's range depends on the first (overlongs,
+		 * surrogates, the top of the code space); the rest are 10xxxxxx. */
+		uint8_t lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+		uint8_t hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+		if (len > 1 && (s[i + 1] < lo || s[i + 1] > hi))
+			return 0;
+		for (size_t k = 2; k < len; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += len;
+	}
+	return 1;
+}
+
 /* Appends the rows of `res` to `dr`. Their values point into `res`, which
  * the caller keeps alive with the op, or with `copy` are copied into the
  * row's own block (so `res` can be freed at once). */
@@ -98,6 +133,21 @@ static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t fr
 			any_null |= nulls[i];
 			vals[i].len = nulls[i] ? 0 : (size_t)PQgetlength(res, t, i);
 			vals[i].data = nulls[i] ? NULL : (uint8_t *)PQgetvalue(res, t, i);
+			/* The connection speaks UTF8, but a SET LOCAL
+			 * client_encoding lasts only to its transaction's end,
+			 * unreported, and a SQL_ASCII database passes bytes on
+			 * unconverted: what is not UTF-8 is refused here, so
+			 * every value a client gets is. */
+			if (!utf8_valid(vals[i].data, vals[i].len)) {
+				free(row);
+				dbop_set_error(
+					op, PORTER_E_DB,
+					"a value is not valid UTF-8 (client_encoding changed "
+					"for a transaction, or a SQL_ASCII database); porterd "
+					"hands on UTF-8 only",
+					"22021", NULL, NULL);
+				return 0;
+			}
 			if (copy && vals[i].len) {
 				memcpy(at, vals[i].data, vals[i].len);
 				vals[i].data = at;
@@ -146,11 +196,7 @@ void dbresult_take(dbc *c, PGresult *res)
 	size_t cap = c->dw->w->cfg->max_frame > (2u << 20) ? c->dw->w->cfg->max_frame - (1u << 20)
 							   : c->dw->w->cfg->max_frame / 2;
 	if (st == PGRES_FATAL_ERROR) {
-		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		dbop_set_error(op, PORTER_E_DB, m ? m : PQresultErrorMessage(res),
-			       PQresultErrorField(res, PG_DIAG_SQLSTATE),
-			       PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
-			       PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+		dbdiag_error(op, res);
 		PQclear(res);
 		return;
 	}

@@ -80,8 +80,17 @@ static const char db_help[] =
 	"porterctl's -t/--timeout bounds each round trip (the session, each\n"
 	"statement's first chunk, each later chunk); without it, an hour.\n"
 	"\n"
-	"Not done (the wire does not carry them yet): NOTICE/WARNING messages,\n"
-	"an error's position and context.\n";
+	"What the server says besides rows, as psql shows it: NOTICE, WARNING\n"
+	"... messages on stderr as they arrive (\"NOTICE:  ...\"; porterd keeps\n"
+	"the first 100 of a statement's chunk and says how many it dropped);\n"
+	"an error with LINE n: and a caret under its position, DETAIL, HINT,\n"
+	"QUERY and CONTEXT. Under --json each result has \"notices\" (objects\n"
+	"with severity, sqlstate, message and the other fields present) and\n"
+	"\"notices_dropped\"; \"error\" adds severity, position, context,\n"
+	"schema, table, column, datatype, constraint when the server gave them.\n"
+	"Text is UTF-8 whatever the database's encoding (porterd sets\n"
+	"client_encoding; a statement that changes it fails and ends the\n"
+	"session).\n";
 
 /* ---- conninfo ---- */
 
@@ -278,6 +287,10 @@ static long split_sql(const char *sql, char ***out)
 	 * block, CASE inside one nests, END closes; ';' inside a block does not
 	 * end the statement. head keeps the initials of those first words. */
 	int depth = 0, content = 0, begin_depth = 0;
+	/* Where the statement's text starts: psql drops the blanks and --
+	 * comments ahead of it, so the server's error positions (LINE n and
+	 * the caret) count from the same place. */
+	size_t begin = 0;
 	size_t words = 0;
 	char head[4];
 	*out = NULL;
@@ -293,7 +306,7 @@ static long split_sql(const char *sql, char ***out)
 					list = nl;
 					cap = nc;
 				}
-				list[count] = strndup(sql + start, i - start);
+				list[count] = strndup(sql + begin, i - begin);
 				if (!list[count])
 					goto oom;
 				count++;
@@ -323,6 +336,8 @@ static long split_sql(const char *sql, char ***out)
 			i++;
 			continue;
 		}
+		if (!content)
+			begin = i;
 		content = 1;
 		if (ch == '\'' || ch == '"') {
 			/* E'...' takes backslash escapes; a letter E that ends an

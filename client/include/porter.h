@@ -1108,8 +1108,10 @@ PORTER_API const char *porter_db_error_field(const porter_db_result *res, int fi
  * of one call (256 KiB of text at most, each field cut at 8 KiB) and
  * counts the others: porter_db_notices_dropped. Notice `i` (0-based)
  * arrived after the first porter_db_notice_before(res, i) result parts
- * and before the others. Field text is owned by `res`; "" when `i` is out
- * of range or the field absent; 0 for a NULL `res`.
+ * (a lower bound: libpq reads a notice as soon as it arrives, maybe
+ * before it hands over the part ahead of it, as psql shows it too). Field
+ * text is owned by `res`; "" when `i` is out of range or the field
+ * absent; 0 for a NULL `res`.
  */
 PORTER_API size_t porter_db_nnotices(const porter_db_result *res);
 PORTER_API const char *porter_db_notice_field(const porter_db_result *res, size_t i, int field);

@@ -1289,6 +1289,61 @@ def test_db_migrating_isolate():
     check(c.await_connections(1) == 1, 'carrier connections closed')
 
 
+def test_db_diagnostics_cross_threads():
+    """What the server said besides rows, read on another thread.
+
+    A multi-statement string whose third statement fails, with a notice
+    between, runs on thread A; thread B reads every part before the
+    error, the notice (its severity, message, and how many results came
+    before it at least) and the error's position, from the result alone: nothing of it
+    lives in A's thread state. Then a cursor whose statement fails is
+    opened on A and read on B: the error, SQLSTATE included, comes with
+    the first read. Field codes are libpq's letters ('S', 'M', 'P').
+    """
+    A, B = Carrier(), Carrier()
+    sql = ("SELECT 1; DO $$ BEGIN RAISE NOTICE 'between'; END $$; "
+           "SELECT * FROM ffi_nosuch_table; SELECT 4")
+    out = ctypes.c_void_p()
+
+    def run():
+        return c.lib.porter_db_query(0, conninfo.encode(), sql.encode(), None, 0, 0, 5000,
+                                     ctypes.byref(out))
+    try:
+        _, rc = A.call(run)
+        check(rc == -20 and out.value, 'PORTER_E_DB with a result (%d)' % rc)
+
+        def read():
+            r = out
+            check(c.lib.porter_db_nresults(r) == 2, 'the two results before the error')
+            check(c.lib.porter_db_nnotices(r) == 1, 'one notice')
+            check(c.lib.porter_db_notice_field(r, 0, ord('S')) == b'NOTICE', 'severity')
+            check(c.lib.porter_db_notice_field(r, 0, ord('M')) == b'between', 'message')
+            # It came after the first result; libpq may read it before it
+            # hands that result over, so the count is a lower bound.
+            check(c.lib.porter_db_notice_before(r, 0) <= 1, 'after at most the first result')
+            check(c.lib.porter_db_error_field(r, ord('C')) == b'42P01', 'SQLSTATE')
+            check(c.lib.porter_db_error_field(r, ord('P')) == str(sql.index('ffi_nosuch') + 1).encode(),
+                  'position %r' % c.lib.porter_db_error_field(r, ord('P')))
+            check(c.lib.porter_db_error_field(None, ord('P')) == b'', 'NULL result')
+        B.call(read)
+        c.lib.porter_db_result_free(out)
+        cur = ctypes.c_void_p()
+        _, rc = A.call(lambda: c.lib.porter_db_cursor_open(
+            0, conninfo.encode(), b'SELECT * FROM ffi_nosuch_table', None, 0, 10, 0, 0, 5000,
+            ctypes.byref(cur)))
+        check(rc == 0, 'the open of a failing statement succeeds (%d)' % rc)
+        chunk = ctypes.c_void_p()
+        _, rc = B.call(lambda: c.lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(chunk)))
+        check(rc == -20 and chunk.value, 'the first read hands the error (%d)' % rc)
+        check(c.lib.porter_db_sqlstate(chunk) == b'42P01', 'with its SQLSTATE')
+        c.lib.porter_db_result_free(chunk)
+        B.call(lambda: c.lib.porter_db_cursor_free(cur))
+    finally:
+        for t in (A, B):
+            t.jobs.put((None, None))
+            t.join()
+
+
 def sleeping_queries(tag):
     """How many queries tagged `tag` the server is running now."""
     rows, _, _ = db_query(0, "SELECT count(*) FROM pg_stat_activity "
@@ -1736,7 +1791,8 @@ def main():
              test_http_many_threads, test_http_stream, test_http_stream_other_thread,
              test_http_stream_paced_listener,
              test_http_cancel_from_another_thread, test_no_growth,
-             test_db_migrating_isolate, test_db_cancel_from_another_thread,
+             test_db_migrating_isolate, test_db_diagnostics_cross_threads,
+             test_db_cancel_from_another_thread,
              test_db_64_threads, test_files_round_trip, test_batch_of_every_kind,
              test_db_files_no_growth]
     failed = 0

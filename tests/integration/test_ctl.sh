@@ -192,6 +192,62 @@ check "db: statements share one session (SET then SHOW)" [ "$out" = $'SET\nctl-t
 out=$("$CTL" db --timing -At "$CI" "SELECT 1")
 check "db --timing prints Time: ... ms" grep -Eq '^Time: [0-9]+\.[0-9]{3} ms$' <<<"$out"
 
+# What the server says besides rows, on stderr as psql prints it: notices,
+# errors with LINE/caret (multi-byte text, a long line cut around the
+# position), DETAIL, HINT, QUERY and CONTEXT.
+wire_sql=(
+	"DROP TABLE IF EXISTS ctl_nosuch"
+	"DO \$\$ BEGIN RAISE WARNING 'careful' USING DETAIL = 'd', HINT = 'h'; END \$\$"
+	"SELECT 1 FROM
+  ctl_nosuch"
+	"SELECT 'ééé日本', nosuchcol"
+	"SELECT '$(printf 'x%.0s' $(seq 90))', nosuchcol, 'tail'"
+	"SELECT 1 AS a, nosuchcol, '$(printf 'y%.0s' $(seq 90))'"
+	"DO \$\$ BEGIN EXECUTE 'SELECT * FROM ctl_nosuch'; END \$\$"
+	"DO \$\$ BEGIN RAISE NOTICE 'first'; RAISE EXCEPTION 'boom' USING HINT = 'hh'; END \$\$"
+	"INSERT INTO ctl_nosuch VALUES (1)"
+)
+for sql in "${wire_sql[@]}"; do
+	"$CTL" db "$CI" "$sql" >"$T/ctl.out" 2>"$T/ctl.err"
+	psql -X -q "$CI" -c "$sql" >"$T/psql.out" 2>"$T/psql.err"
+	same "$T/ctl.err" "$T/psql.err" "db stderr equals psql's for: $(head -c 50 <<<"$sql" | tr '\n' ' ')"
+done
+# A notice flood: porterd keeps the first 100 and says how many it dropped.
+"$CTL" db "$CI" "DO \$\$ BEGIN FOR i IN 1..5000 LOOP RAISE NOTICE 'n%', i; END LOOP; END \$\$" \
+	>/dev/null 2>"$T/ctl.err"
+check "db: a notice flood is bounded: 100 notices, then the count of the rest" \
+	[ "$(grep -c '^NOTICE:  n' "$T/ctl.err")" = 100 -a \
+	"$(tail -1 "$T/ctl.err")" = "porterctl db: 4900 more notices dropped by porterd" ]
+# Too few parameters: said in the caller's words, not porterd's statement's.
+code 1 "db: too few PARAMs" "$CTL" db "$CI" 'SELECT $1::int + $2::int' 1
+check "... say so in the caller's terms" \
+	grep -qxF 'ERROR:  the statement uses 2 parameters ($1..$2) but 1 was given' "$T/code.err"
+# --json: notices with each result, the error's fields, the notices that
+# came with the error in it.
+"$CTL" --json db "$CI" "DROP TABLE IF EXISTS ctl_nosuch; SELECT 1 FROM ctl_nosuch" >"$T/json.out"
+check "db --json carries notices and the error's position" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = d["results"][0]["notices"]
+assert n == [{"severity": "NOTICE", "sqlstate": "00000",
+              "message": "table \"ctl_nosuch\" does not exist, skipping"}], n
+assert d["results"][0]["notices_dropped"] == 0, d
+e = d["error"]
+assert e["sqlstate"] == "42P01" and e["severity"] == "ERROR" and e["position"] == 15, e
+assert e["notices"] == [], e
+' "$T/json.out"
+# A LATIN1 database: porterd's connection speaks UTF-8 all the same (even
+# when PGCLIENTENCODING asks otherwise), so --json holds the real text.
+psql -X -q "$CI" -c "DROP DATABASE IF EXISTS porter_ctl_latin1" 2>/dev/null
+psql -X -q "$CI" -c "CREATE DATABASE porter_ctl_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+PGCLIENTENCODING=LATIN1 "$CTL" --json db "$CI dbname=porter_ctl_latin1" \
+	"SELECT 'café' AS t, chr(233) AS e" >"$T/json.out"
+check "db --json on a LATIN1 database is UTF-8 JSON with the real text" python3 -c '
+import json, sys
+d = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+assert d["results"][0]["rows"] == [["café", "é"]], d
+' "$T/json.out"
+
 # Timeouts: psql waits for a long statement, so db waits past porterctl's
 # 5 s default (up to an hour) unless -t is given.
 out=$("$CTL" db -At "$CI" "SELECT pg_sleep(5.5), 'waited'")

@@ -1688,7 +1688,8 @@ class PorterBindings {
       _porter_file_list_freePtr.asFunction<void Function(ffi.Pointer<porter_file_list>)>();
 
   /// Opens `path` in `root` for streaming `length` bytes (0: to the end) from
-  /// `offset`, chunk by chunk. The first chunk arrives with this call.
+  /// `offset`, chunk by chunk. The first chunk arrives with this call (by
+  /// descriptor: the open file does, and each read reads a chunk from it).
   /// `stream_timeout_ms` (0: none) is the whole-stream deadline counted from
   /// this call; `call_id` names the open and, by default, every read. On
   /// success stores a new reader in `*out` (close with
@@ -2123,8 +2124,10 @@ class PorterBindings {
   /// of one call (256 KiB of text at most, each field cut at 8 KiB) and
   /// counts the others: porter_db_notices_dropped. Notice `i` (0-based)
   /// arrived after the first porter_db_notice_before(res, i) result parts
-  /// and before the others. Field text is owned by `res`; "" when `i` is out
-  /// of range or the field absent; 0 for a NULL `res`.
+  /// (a lower bound: libpq reads a notice as soon as it arrives, maybe
+  /// before it hands over the part ahead of it, as psql shows it too). Field
+  /// text is owned by `res`; "" when `i` is out of range or the field
+  /// absent; 0 for a NULL `res`.
   int porter_db_nnotices(
     ffi.Pointer<porter_db_result> res,
   ) {
