@@ -61,7 +61,7 @@ static int fast_read(fs_job *j)
 		goto pool; /* directories, FIFOs, /proc files: the pool's words */
 	uint64_t size = (uint64_t)sb.st_size;
 	int small = fswork_small_read(m, size);
-	if (j->want_fd && !small) {
+	if (j->want_fd && !small && fswork_fd_passable(&sb, j->uid, 0)) {
 		int fl = fcntl(fd, F_GETFL);
 		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 			goto pool;

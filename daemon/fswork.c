@@ -196,14 +196,35 @@ static fs_stream *stream_new(fs_job *j, int writing)
 	return s;
 }
 
+int fswork_fd_passable(const struct stat *sb, uid_t uid, int writing)
+{
+	if (uid == geteuid())
+		return 1; /* porterd's own uid: nothing to widen */
+	/* The kernel judges a reopen through /proc/self/fd, and a hard link
+	 * of the descriptor (fs.protected_hardlinks: owner, or read and
+	 * write access), by the inode alone, past the root's directories. So
+	 * a descriptor whose file the client owns, or whose group or other
+	 * bits give the access the descriptor lacks (write for a read, read
+	 * for a write), would give more than asked; the group bits count for
+	 * any client (its groups are not known here; with an ACL they are
+	 * the mask). */
+	if (sb->st_uid == uid)
+		return 0;
+	mode_t other = writing ? (S_IRGRP | S_IROTH) : (S_IWGRP | S_IWOTH);
+	return (sb->st_mode & other) == 0;
+}
+
 /*
  * Hands the open regular file `*fd` to the job as the descriptor to pass
  * (files by descriptor): O_RDONLY already, and no longer O_NONBLOCK (that
  * was for FIFOs, and the client would see it in F_GETFL). Returns 0 (the
  * descriptor moved to j->pass_fd, *fd is -1), or -1 to read bytes instead.
  */
-static int pass_read_fd(fs_job *j, int *fd, uint64_t size)
+static int pass_read_fd(fs_job *j, int *fd, const struct stat *sb)
 {
+	if (!fswork_fd_passable(sb, j->uid, 0))
+		return -1;
+	uint64_t size = (uint64_t)sb->st_size;
 	int fl = fcntl(*fd, F_GETFL);
 	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		return -1;
@@ -242,7 +263,7 @@ static void do_read(fs_job *j)
 	}
 	uint64_t size = (uint64_t)sb.st_size;
 	if (j->want_fd && S_ISREG(sb.st_mode) && !fswork_small_read(m, size) &&
-	    pass_read_fd(j, &fd, size) == 0)
+	    pass_read_fd(j, &fd, &sb) == 0)
 		return;
 	uint64_t pos = m->offset > size ? size : m->offset;
 	uint64_t end = size;
@@ -503,7 +524,7 @@ static void do_write(fs_job *j)
 static int pass_write_fd(fs_job *j, fs_stream *s)
 {
 	struct stat sb;
-	if (fstat(s->fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+	if (fstat(s->fd, &sb) < 0 || !S_ISREG(sb.st_mode) || !fswork_fd_passable(&sb, j->uid, 1))
 		return -1;
 	int fl = fcntl(s->fd, F_GETFL);
 	if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY)

@@ -108,6 +108,12 @@ uint32_t fswork_chunk(uint32_t asked);
  */
 int fswork_small_read(const Porter__V1__FileRead *m, uint64_t size);
 
+/* 1 when a descriptor of the regular file `sb` may be passed to client
+ * `uid` for reading (writing = 0) or writing (1): passing it would give no
+ * access beyond the one asked, however the client reopens or hard-links
+ * it; else 0 and the file goes as bytes. Any thread. */
+int fswork_fd_passable(const struct stat *sb, uid_t uid, int writing);
+
 /* Runs the job in `w->data`. Thread pool (uv_queue_work's work callback). */
 void fswork_run(uv_work_t *w);
 

@@ -733,13 +733,19 @@ PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
  * directory), change its owner or mode unless its uid owns the file, or
  * reopen it wider through /proc/self/fd unless the file's own permission
  * bits grant its uid that access. It can keep the file open after the
- * call (no confinement is lost: it is the file it asked for), and a
+ * call (no confinement is lost: it is the file it asked for; a reload
+ * that revokes its grant does not take back a descriptor it holds), and a
  * client could hard-link a passed file inside the same file system only
  * where the kernel allows hard links to files it does not own
- * (fs.protected_hardlinks = 0). libporter checks every descriptor it
- * receives (a regular file with the asked access mode) and closes any it
- * did not ask for; receiving takes one descriptor slot of the process
- * for the length of the call (at the limit, the call falls back to bytes).
+ * (fs.protected_hardlinks = 0). To a client of another uid than porterd's,
+ * porterd passes no descriptor of a file that uid owns, nor a read one of
+ * a group- or other-writable file, nor a write one of a group- or
+ * other-readable file (the kernel would let it reopen or hard-link such a
+ * file by its mode bits alone): those go as bytes. libporter checks
+ * every descriptor it receives (a regular file with the asked access
+ * mode) and closes any it did not ask for; receiving takes one
+ * descriptor slot of the process for the length of the call (at the
+ * limit, the call falls back to bytes).
  */
 
 /* Write flags, combined with |. */

@@ -516,6 +516,98 @@ static int bob_commits_alices(void *arg)
 	return 0;
 }
 
+/* 1 when this process can hard-link `fd` into /tmp or reopen it for
+ * reading and writing through /proc/self/fd (each undone at once). */
+static int fd_widens(int fd)
+{
+	char proc[64], stolen[96];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(stolen, sizeof(stolen), "/tmp/porter-stolen-%d", (int)getpid());
+	int wide = 0;
+	int rw = open(proc, O_RDWR);
+	if (rw >= 0) {
+		fprintf(stderr, "uid %u: reopened a passed descriptor O_RDWR\n",
+			(unsigned)getuid());
+		close(rw);
+		wide = 1;
+	}
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, stolen, AT_SYMLINK_FOLLOW) == 0) {
+		fprintf(stderr, "uid %u: hard-linked a passed descriptor to %s\n",
+			(unsigned)getuid(), stolen);
+		unlink(stolen);
+		wide = 1;
+	}
+	return wide;
+}
+
+/*
+ * A group-writable file (mode 0660, the default file-max-mode, porterd's
+ * group being the clients'): a descriptor of it would let alice reopen a
+ * read one for writing, and hard-link either kind outside the root where
+ * it outlives her grant (fs.protected_hardlinks allows a link to a file
+ * its uid may read and write). Whatever porterd passes must not.
+ */
+static int alice_group_writable(void *arg)
+{
+	(void)arg;
+	static char big[100000];
+	memset(big, 'g', sizeof(big));
+	EXPECT(porter_file_write("home", "grp.txt", big, sizeof(big), PORTER_FILE_CREATE, 0660, 0,
+				 T),
+	       0);
+	rawc c;
+	rawc_open(&c);
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
+	fr.root = "home";
+	fr.path = "grp.txt";
+	fr.want_fd = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+	req.file_read = &fr;
+	for (uint64_t id = 2; id < 4; id++) { /* the second may take the fast path */
+		Porter__V1__Response *r = rawc_call(&c, &req, id);
+		CHECK(r && r->status == 0);
+		porter__v1__response__free_unpacked(r, NULL);
+		while (c.n_fds > 0) {
+			int fd = c.fds[--c.n_fds];
+			int wide = fd_widens(fd);
+			close(fd);
+			CHECK(!wide);
+		}
+	}
+	for (int i = 0; i < 2; i++) { /* an atomic write's temp file, a plain write's file */
+		Porter__V1__Request wreq = PORTER__V1__REQUEST__INIT;
+		Porter__V1__FileWriteOpen wo = PORTER__V1__FILE_WRITE_OPEN__INIT;
+		wo.root = "home";
+		wo.path = i ? "grp.txt" : "grp2.txt";
+		wo.flags = i ? PORTER_FILE_APPEND : PORTER_FILE_ATOMIC | PORTER_FILE_CREATE;
+		wo.mode = 0660;
+		wo.want_fd = 1;
+		wreq.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN;
+		wreq.file_write_open = &wo;
+		Porter__V1__Response *r = rawc_call(&c, &wreq, 10 + (uint64_t)i);
+		CHECK(r && r->status == 0);
+		porter__v1__response__free_unpacked(r, NULL);
+		while (c.n_fds > 0) {
+			int fd = c.fds[--c.n_fds];
+			int wide = fd_widens(fd);
+			close(fd);
+			CHECK(!wide);
+		}
+	}
+	close(c.fd);
+	frame_reader_free(&c.rd);
+	return 0;
+}
+
+START_TEST(group_writable_not_widened)
+{
+	start();
+	ck_assert_int_eq(run_as(TH_UID_ALICE, alice_group_writable), 0);
+	stop();
+}
+END_TEST
+
 static void *alice_thread(void *arg)
 {
 	*(int *)arg = run_as(TH_UID_ALICE, alice_by_descriptor);
@@ -558,6 +650,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, modes_masked);
 	tcase_add_test(tc, escapes_refused_in_new_roots);
 	tcase_add_test(tc, descriptors_across_uids);
+	tcase_add_test(tc, group_writable_not_widened);
 	suite_add_tcase(s, tc);
 	return s;
 }
