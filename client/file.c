@@ -242,7 +242,8 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 }
 
 /* Tells the daemon a read or write stream is abandoned; 0 or a code. */
-static int stream_close(uint64_t id, int timeout_ms)
+/* See pfile.h. */
+int pfile_stream_close(uint64_t id, int timeout_ms)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileStreamClose sc = PORTER__V1__FILE_STREAM_CLOSE__INIT;
@@ -258,11 +259,11 @@ static int stream_close(uint64_t id, int timeout_ms)
 
 static void stream_close_job(void *arg)
 {
-	stream_close(*(uint64_t *)arg, PBG_JOB_TIMEOUT_MS);
+	pfile_stream_close(*(uint64_t *)arg, PBG_JOB_TIMEOUT_MS);
 }
 
-/* Hands the close of stream `id` (0: none) to the background thread. */
-static void stream_close_later(uint64_t id)
+/* See pfile.h. */
+void pfile_stream_close_later(uint64_t id)
 {
 	uint64_t *arg = id ? malloc(sizeof(*arg)) : NULL;
 	if (arg) {
@@ -286,7 +287,7 @@ int porter_file_reader_close(porter_file_reader *rd, int timeout_ms)
 {
 	if (!rd)
 		return 0;
-	int rc = rd->stream_id ? stream_close(rd->stream_id, timeout_ms) : 0;
+	int rc = rd->stream_id ? pfile_stream_close(rd->stream_id, timeout_ms) : 0;
 	reader_release(rd);
 	return rc;
 }
@@ -295,7 +296,7 @@ void porter_file_reader_free(porter_file_reader *rd)
 {
 	if (!rd)
 		return;
-	stream_close_later(rd->stream_id);
+	pfile_stream_close_later(rd->stream_id);
 	reader_release(rd);
 }
 
@@ -488,7 +489,7 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 			rc = wr->fd == -1 ? PORTER_E_BUSY : wr->fd;
 			wr->fd = -1;
 			/* The temp file nobody can write: dropped behind us. */
-			stream_close_later(wr->stream_id);
+			pfile_stream_close_later(wr->stream_id);
 			wr->stream_id = 0;
 		}
 	}
@@ -650,7 +651,7 @@ int porter_file_writer_close(porter_file_writer *wr, int timeout_ms)
 {
 	if (!wr)
 		return 0;
-	int rc = wr->stream_id ? stream_close(wr->stream_id, timeout_ms) : 0;
+	int rc = wr->stream_id ? pfile_stream_close(wr->stream_id, timeout_ms) : 0;
 	writer_release(wr);
 	return rc;
 }
@@ -659,7 +660,7 @@ void porter_file_writer_free(porter_file_writer *wr)
 {
 	if (!wr)
 		return;
-	stream_close_later(wr->stream_id);
+	pfile_stream_close_later(wr->stream_id);
 	writer_release(wr);
 }
 

@@ -22,4 +22,13 @@ static inline int pfile_bad_reply(Porter__V1__Response *resp, const char *what)
 	return pconn_set_error(PORTER_E_PROTOCOL, "%s reply missing", what);
 }
 
+/* Closes file stream `id` (a reader's, writer's or watch's) in the daemon,
+ * waiting up to `timeout_ms`. Returns 0 (an unknown stream too) or a
+ * code. Any thread. */
+int pfile_stream_close(uint64_t id, int timeout_ms);
+
+/* Hands the close of stream `id` (0: none) to the background thread;
+ * never waits. */
+void pfile_stream_close_later(uint64_t id);
+
 #endif

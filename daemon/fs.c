@@ -11,6 +11,7 @@
 #include "fsfast.h"
 #include "fsroot.h"
 #include "fsstream.h"
+#include "fswatch.h"
 #include "fswork.h"
 #include "fwd.h"
 #include "porter_errors.h"
@@ -154,6 +155,13 @@ static void job_done(uv_work_t *w, int status)
 	r->cancel = NULL;
 	r->op = NULL;
 	uint64_t sid = publish_stream(j);
+	if (sid && j->kind == JOB_WATCH_OPEN) {
+		int rc = fswatch_start(r->w, j->st, j->msg, sizeof(j->msg));
+		if (rc) {
+			j->code = rc;
+			j->drop_stream = 1;
+		}
+	}
 	release_stream(j);
 	if (!j->code && j->pass_fd >= 0 && reply_with_fd(j, sid))
 		return;
@@ -176,6 +184,7 @@ static void job_done(uv_work_t *w, int status)
 	Porter__V1__FileMkdirReply mr = PORTER__V1__FILE_MKDIR_REPLY__INIT;
 	Porter__V1__FileRenameReply rnr = PORTER__V1__FILE_RENAME_REPLY__INIT;
 	Porter__V1__FileCopyReply cpr = PORTER__V1__FILE_COPY_REPLY__INIT;
+	Porter__V1__FileWatchReply fwr = PORTER__V1__FILE_WATCH_REPLY__INIT;
 	Porter__V1__FileEntry *ents = NULL, **ptrs = NULL;
 
 	switch (j->kind) {
@@ -252,6 +261,14 @@ static void job_done(uv_work_t *w, int status)
 		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_RENAME;
 		resp.file_rename = &rnr;
 		break;
+	case JOB_WATCH_OPEN:
+		fwr.stream_id = sid;
+		fwr.type = j->found ? PORTER__V1__FILE_TYPE__FILE_TYPE_DIRECTORY
+				    : PORTER__V1__FILE_TYPE__FILE_TYPE_REGULAR;
+		resp.more = 1;
+		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_WATCH;
+		resp.file_watch = &fwr;
+		break;
 	case JOB_COPY:
 		cpr.size = j->total;
 		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_COPY;
@@ -276,6 +293,11 @@ static int take_stream(fs_job *j, uint64_t id, int writing, int any_kind)
 void fs_handle(req *r)
 {
 	Porter__V1__Request *m = r->msg;
+	if (m->body_case == PORTER__V1__REQUEST__BODY_FILE_WATCH_READ) {
+		/* No system call to make: the loop answers it. */
+		fswatch_handle_read(r);
+		return;
+	}
 	fs_job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
@@ -342,6 +364,16 @@ void fs_handle(req *r)
 		j->kind = JOB_COPY;
 		root = m->file_copy->root;
 		j->path = m->file_copy->from;
+		break;
+	case PORTER__V1__REQUEST__BODY_FILE_WATCH_OPEN:
+		if (r->batch) {
+			free(j);
+			req_fail(r, PORTER_E_INVAL, "a file watch cannot be a batch member");
+			return;
+		}
+		j->kind = JOB_WATCH_OPEN;
+		root = m->file_watch_open->root;
+		j->path = m->file_watch_open->path;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_READ_NEXT:
 		j->kind = JOB_READ_NEXT;

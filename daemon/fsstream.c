@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "clients.h"
+#include "fswatch.h"
 #include "fwd.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -73,6 +74,10 @@ fs_stream *fsstream_new(uid_t uid, uint64_t instance, unsigned owner, uint64_t c
  * slot), keeping the struct. */
 static void release_resources(fs_stream *s)
 {
+	if (s->watch) {
+		fswatch_stop(s->watch);
+		s->watch = NULL;
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -97,6 +102,7 @@ void fsstream_destroy(fs_stream *s)
 	release_resources(s);
 	free(s->base);
 	free(s->where);
+	free(s->rel);
 	free(s);
 }
 
@@ -211,6 +217,9 @@ void fsstream_worker_close(worker *w)
 		fs_stream *s = list_entry(pos, fs_stream, link);
 		if (s->busy) {
 			s->doomed = 1;
+			/* A read waiting for events is answered (and the
+			 * watch dropped) now. */
+			fswatch_cancel_read(s, PORTER_E_SHUTDOWN, "daemon shutting down");
 		} else {
 			unlink_stream(s);
 			fsstream_destroy(s);
@@ -311,6 +320,9 @@ int fsstream_take(worker *w, uint64_t id, uid_t uid, uint64_t instance, enum fss
 		snprintf(msg, cap, "wrong kind of stream");
 		return PORTER_E_INVAL;
 	}
+	if (s->busy && any_kind)
+		/* A close ends a read waiting for events. */
+		fswatch_cancel_read(s, PORTER_E_CANCELLED, "watch closed");
 	if (s->busy) {
 		snprintf(msg, cap, "another request is using this file stream");
 		return PORTER_E_BUSY;
@@ -351,6 +363,8 @@ void fsstream_conn_closed(worker *w, uint64_t conn_serial)
 			continue;
 		if (s->busy) {
 			s->doomed = 1;
+			fswatch_cancel_read(s, PORTER_E_CANCELLED,
+					    "the connection that opened the watch closed");
 		} else {
 			log_debug("dropping file stream %llx: its connection closed",
 				  (unsigned long long)s->id);

@@ -1,6 +1,6 @@
 /*
  * fsstream - open file streams (reads larger than one chunk, chunked
- * writes) that span requests, owned by worker loops.
+ * writes, watches) that span requests, owned by worker loops.
  *
  * Each worker keeps a table of the streams its connections opened. A
  * stream is named by an id in fwd.h's owner encoding (the owning worker in
@@ -41,11 +41,13 @@
 
 struct worker;
 struct clients_acct;
+struct fswatch;
 
 /* What a stream is. */
 enum fsstream_kind {
 	FSSTREAM_READ,  /* a read past one chunk */
 	FSSTREAM_WRITE, /* a chunked write */
+	FSSTREAM_WATCH, /* change events of a file or directory (fswatch.h) */
 };
 
 typedef struct fsstream_table fsstream_table;
@@ -66,7 +68,8 @@ typedef struct fs_stream {
 	int reclaimed;             /* a tombstone: reclaimed as idle, resources gone */
 	uint64_t used_ms;          /* uv_now() of the last request (or reclaim) */
 	struct clients_acct *acct; /* the uid's counters, one slot held; NULL if none */
-	int fd;                    /* the file, or the temp file of an atomic write */
+	int fd;                    /* the file, the temp file of an atomic write, or a watch's
+				    * O_PATH descriptor until it starts */
 	char *where;               /* "'path' in root 'name'", for messages; owned, may be NULL */
 	/* read streams */
 	uint64_t pos, end, file_size;
@@ -76,6 +79,10 @@ typedef struct fs_stream {
 	char tmpname[64]; /* named temp file, "" for O_TMPFILE or none */
 	uint32_t flags;
 	uint64_t total; /* bytes written so far */
+	/* watch streams */
+	struct fswatch *watch; /* owned once started; stopped with the stream */
+	char *rel;             /* the watched path relative to its root, owned */
+	int watch_dir;         /* the watched path is a directory */
 } fs_stream;
 
 /* Creates `w`'s table and its idle-sweep timer (w->fs_streams). Before the
@@ -98,7 +105,7 @@ void fsstream_worker_close(struct worker *w);
 fs_stream *fsstream_new(uid_t uid, uint64_t instance, unsigned owner, uint64_t conn_serial,
 			enum fsstream_kind kind);
 
-/* Closes a stream's files, removes a named temp file (an
+/* Stops a watch, closes a stream's files, removes a named temp file (an
  * abandoned atomic write leaves nothing), gives its quota slot back and
  * frees it. It must not be in a table. NULL is fine. Any thread for
  * streams that were never published; the owner's loop otherwise. */

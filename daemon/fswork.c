@@ -184,10 +184,9 @@ static void read_chunk(fs_job *j, int fd, uint64_t pos, uint64_t end, uint32_t c
 	j->offset = pos;
 }
 
-static fs_stream *stream_new(fs_job *j, int writing)
+static fs_stream *stream_new(fs_job *j, enum fsstream_kind kind)
 {
-	fs_stream *s = fsstream_new(j->uid, j->instance, j->worker, j->conn_serial,
-				    writing ? FSSTREAM_WRITE : FSSTREAM_READ);
+	fs_stream *s = fsstream_new(j->uid, j->instance, j->worker, j->conn_serial, kind);
 	if (!s)
 		return NULL;
 	char w[320];
@@ -281,7 +280,7 @@ static void do_read(fs_job *j)
 		goto out;
 	pos += j->len;
 	if (pos < end && j->len > 0) {
-		fs_stream *s = stream_new(j, 0);
+		fs_stream *s = stream_new(j, FSSTREAM_READ);
 		if (!s) {
 			fail_errno(j, ENOMEM, "read");
 			goto out;
@@ -500,7 +499,7 @@ static int write_data(fs_job *j, fs_stream *s, const uint8_t *p, size_t len)
 static void do_write(fs_job *j)
 {
 	Porter__V1__FileWrite *m = j->r->msg->file_write;
-	fs_stream *s = stream_new(j, 1);
+	fs_stream *s = stream_new(j, FSSTREAM_WRITE);
 	if (!s) {
 		fail_errno(j, ENOMEM, "write");
 		return;
@@ -543,7 +542,7 @@ static int pass_write_fd(fs_job *j, fs_stream *s)
 static void do_write_open(fs_job *j)
 {
 	Porter__V1__FileWriteOpen *m = j->r->msg->file_write_open;
-	fs_stream *s = stream_new(j, 1);
+	fs_stream *s = stream_new(j, FSSTREAM_WRITE);
 	if (!s) {
 		fail_errno(j, ENOMEM, "write");
 		return;
@@ -590,6 +589,42 @@ static void do_delete(fs_job *j)
 	if (unlinkat(dfd, base, m->directory ? AT_REMOVEDIR : 0) < 0)
 		fail_errno(j, errno, "delete");
 	close(dfd);
+}
+
+/* A watch's path confined like any open: its stream carries the O_PATH
+ * descriptor the loop puts the inotify watch on (fswatch_start). */
+static void do_watch_open(fs_job *j)
+{
+	const char *path = j->r->msg->file_watch_open->path;
+	int fd = -1;
+	int e = fsconfine_open(j->rootfd, path, O_PATH, 0, &fd);
+	if (e || fstat(fd, &j->sb) < 0) {
+		fail_errno(j, e ? e : errno, "watch");
+		goto out;
+	}
+	if (!S_ISDIR(j->sb.st_mode) && !S_ISREG(j->sb.st_mode)) {
+		fail_code(j, PORTER_E_INVAL, "watch", "not a regular file or a directory");
+		goto out;
+	}
+	fs_stream *s = stream_new(j, FSSTREAM_WATCH);
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--; /* "dir/" names its entries "dir/x" */
+	if (s)
+		s->rel = strndup(strcmp(path, ".") ? path : "", n);
+	if (!s || !s->rel) {
+		fsstream_destroy(s);
+		fail_errno(j, ENOMEM, "watch");
+		goto out;
+	}
+	s->fd = fd;
+	fd = -1;
+	s->watch_dir = S_ISDIR(j->sb.st_mode);
+	j->found = s->watch_dir;
+	j->new_stream = s;
+out:
+	if (fd >= 0)
+		close(fd);
 }
 
 static void do_stat(fs_job *j)
@@ -828,7 +863,7 @@ static void do_copy(fs_job *j)
 	}
 	/* The target is an atomic write: temp file, fsync, rename (or link
 	 * for no_replace), fsync of the directory. */
-	s = stream_new(j, 1);
+	s = stream_new(j, FSSTREAM_WRITE);
 	if (!s) {
 		fail_errno(j, ENOMEM, "copy");
 		goto out;
@@ -903,6 +938,9 @@ void fswork_run(uv_work_t *w)
 		break;
 	case JOB_COPY:
 		do_copy(j);
+		break;
+	case JOB_WATCH_OPEN:
+		do_watch_open(j);
 		break;
 	case JOB_STREAM_CLOSE:
 		j->drop_stream = 1;

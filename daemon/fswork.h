@@ -37,6 +37,7 @@ enum fs_job_kind {
 	JOB_MKDIR,
 	JOB_RENAME,
 	JOB_COPY,
+	JOB_WATCH_OPEN,
 };
 
 typedef struct fs_entry {

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "db.h"
 #include "fsstream.h"
+#include "fswatch.h"
 #include "fwd.h"
 #include "http.h"
 #include "log.h"
@@ -138,6 +139,7 @@ static void finish(worker *w)
 	w->state = WORKER_CLOSING;
 	db_worker_close(w);
 	fsstream_worker_close(w);
+	fswatch_worker_close(w);
 	cancel_worker_close(w);
 	if (w->http) {
 		http_worker_close(w->http);

@@ -1,6 +1,6 @@
 /*
  * ctl_file - porterctl's `file` commands: cat, put, rm, stat, ls, mkdir,
- * mv, cp. Large
+ * mv, cp, watch. Large
  * files stream through a reader or writer, so porterctl never holds a
  * whole file.
  */
@@ -42,6 +42,7 @@ static const char file_help[] =
 	"       porterctl file mkdir [-r ROOT] [-p] [-m MODE] PATH\n"
 	"       porterctl file mv [-r ROOT] [-n] FROM TO\n"
 	"       porterctl file cp [-r ROOT] [-n] FROM TO\n"
+	"       porterctl file watch [-r ROOT] [-c COUNT] PATH\n"
 	"Files under one of porterd's roots (-r ROOT; default: its first root).\n"
 	"  cat   print a file (streamed)\n"
 	"  put   write stdin (or LOCAL, '-' = stdin) to PATH: an atomic replace by\n"
@@ -55,8 +56,12 @@ static const char file_help[] =
 	"        exists; -m MODE (octal, masked by porterd's file-max-dir-mode)\n"
 	"  mv    rename or move within the root; -n refuses to replace TO\n"
 	"  cp    copy a file within the root (atomic at TO); -n refuses to replace TO\n"
+	"  watch print changes of a file or directory (one line each: created,\n"
+	"        modified, deleted, moved OLD -> NEW, overflow) until interrupted,\n"
+	"        until it is deleted or moved away, or after -c COUNT events\n"
 	"With --json every subcommand prints one JSON object (cat: the content as\n"
-	"\"body\" or \"body_base64\", held in memory), errors included.\n";
+	"\"body\" or \"body_base64\", held in memory), errors included; watch prints\n"
+	"one object per event ({\"event\":KIND,\"name\":...,\"new_name\":...}).\n";
 
 static int file_usage(const char *why)
 {
@@ -217,6 +222,52 @@ static int done(const ctl_opts *o, int rc, const char *key, const char *path)
 	return EXIT_OK;
 }
 
+static const char *event_name(int kind)
+{
+	static const char *const names[] = {"?",       "created", "modified",
+					    "deleted", "moved",   "overflow"};
+	return kind > 0 && kind <= PORTER_FILE_EVENT_OVERFLOW ? names[kind] : "?";
+}
+
+/* Prints the events of `path` as they come, `count` of them (0: until the
+ * watch ends or porterctl is interrupted). */
+static int do_watch(const ctl_opts *o, const char *root, const char *path, long count)
+{
+	porter_file_watch *w = NULL;
+	int rc = porter_file_watch_open(root, path, 0, o->timeout_ms, &w);
+	if (rc < 0)
+		return ctl_fail(rc);
+	long seen = 0;
+	int ended = 0;
+	while (rc == 0 && !ended && (!count || seen < count)) {
+		porter_file_events *b = NULL;
+		rc = porter_file_watch_read(w, 0, 5000, &b);
+		for (size_t i = 0; rc == 0 && i < porter_file_events_count(b); i++) {
+			int kind;
+			const char *name, *nn;
+			porter_file_events_get(b, i, &kind, &name, &nn);
+			if (o->json) {
+				printf("{\"event\":\"%s\",\"name\":", event_name(kind));
+				ctl_json_cstr(stdout, name);
+				fputs(",\"new_name\":", stdout);
+				ctl_json_cstr(stdout, nn);
+				fputs("}\n", stdout);
+			} else if (kind == PORTER_FILE_EVENT_MOVED) {
+				printf("moved %s -> %s\n", name, nn);
+			} else {
+				printf("%s %s\n", event_name(kind), name);
+			}
+			if (count && ++seen >= count)
+				break;
+		}
+		fflush(stdout);
+		ended = porter_file_events_ended(b);
+		porter_file_events_free(b);
+	}
+	porter_file_watch_close(w, o->timeout_ms);
+	return rc < 0 ? ctl_fail(rc) : EXIT_OK;
+}
+
 static int do_ls(const ctl_opts *o, const char *root, const char *path)
 {
 	porter_file_list *l = NULL;
@@ -262,24 +313,19 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	 * both meanings instead of the last flag winning. */
 	int dir = 0, append = 0, in_place = 0, exclusive = 0, parents = 0, no_clobber = 0,
 	    follow = 0, c;
-	long v;
+	long v, count = 0;
 	static const struct option lopts[] = {
-		{"root", required_argument, NULL, 'r'},
-		{"append", no_argument, NULL, 'a'},
-		{"in-place", no_argument, NULL, 'A'},
-		{"exclusive", no_argument, NULL, 'x'},
-		{"mode", required_argument, NULL, 'm'},
-		{"dir", no_argument, NULL, 'd'},
-		{"parents", no_argument, NULL, 'p'},
-		{"no-clobber", no_argument, NULL, 'n'},
-		{"follow", no_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"root", required_argument, NULL, 'r'}, {"append", no_argument, NULL, 'a'},
+		{"in-place", no_argument, NULL, 'A'},   {"exclusive", no_argument, NULL, 'x'},
+		{"mode", required_argument, NULL, 'm'}, {"dir", no_argument, NULL, 'd'},
+		{"parents", no_argument, NULL, 'p'},    {"no-clobber", no_argument, NULL, 'n'},
+		{"follow", no_argument, NULL, 'L'},     {"count", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
 	};
 	argc--;
 	argv++;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:aAxm:dpnLh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:aAxm:dpnLc:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			root = optarg;
@@ -314,6 +360,16 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 		case 'L':
 			follow = 1;
 			break;
+		case 'c': {
+			char *end;
+			count = strtol(optarg, &end, 10);
+			if (!*optarg || *end || count < 1)
+				return ctl_error(
+					EXIT_USAGE, "usage",
+					"file: --count: expected a positive number, got '%s'",
+					optarg);
+			break;
+		}
 		case 'h':
 			fputs(file_help, stdout);
 			return EXIT_OK;
@@ -355,7 +411,10 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	if (!strcmp(sub, "cp") && rest == 2)
 		return done(o, porter_file_copy(root, args[0], args[1], nr, 0, o->timeout_ms, NULL),
 			    "copied", args[1]);
-	static const char *const subs[] = {"cat", "put", "rm", "stat", "ls", "mkdir", "mv", "cp"};
+	if (!strcmp(sub, "watch") && rest == 1)
+		return do_watch(o, root, args[0], count);
+	static const char *const subs[] = {"cat",   "put", "rm", "stat", "ls",
+					   "mkdir", "mv",  "cp", "watch"};
 	int known = 0;
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
 		known |= !strcmp(sub, subs[i]);

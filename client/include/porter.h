@@ -989,6 +989,92 @@ PORTER_API int porter_file_writer_close(porter_file_writer *wr, int timeout_ms);
 /* Frees the writer without waiting (an uncommitted write is abandoned by
  * libporter's background thread). NULL is accepted. */
 PORTER_API void porter_file_writer_free(porter_file_writer *wr);
+
+/*
+ * Watches: change events of a file or a directory inside a root, for an
+ * app that refreshes its view. The daemon resolves the path with the same
+ * confinement as an open and watches the object it found (a path swapped
+ * for a symlink afterwards changes nothing); a directory's events name its
+ * entries, not their subtrees. Names are relative to the root. A watch is
+ * a file stream: it counts against file-max-streams-per-uid, is dropped
+ * when the connection that opened it closes, and one not read for the
+ * daemon's file-stream-idle time is reclaimed (its next read gives
+ * PORTER_E_TIMEOUT saying so). A handle is used by one thread at a time
+ * (any thread).
+ */
+typedef struct porter_file_watch porter_file_watch;
+/* One batch of events, owned by the caller (porter_file_events_free). */
+typedef struct porter_file_events porter_file_events;
+
+/* Kinds of event. */
+enum porter_file_event_kind {
+	PORTER_FILE_EVENT_CREATED = 1,
+	PORTER_FILE_EVENT_MODIFIED = 2, /* contents or attributes */
+	PORTER_FILE_EVENT_DELETED = 3,
+	/* name -> new_name; `name` is "" when it came from outside the watched
+	 * directory, `new_name` "" when it went outside (or, for the watched
+	 * path itself, anywhere: the watch then ends). */
+	PORTER_FILE_EVENT_MOVED = 4,
+	/* Events were lost (the daemon bounds what it keeps for a watch that
+	 * is not read): look at the watched path again. */
+	PORTER_FILE_EVENT_OVERFLOW = 5,
+};
+
+/*
+ * Starts watching `path` (not NULL; "" is the root itself) in `root` (NULL:
+ * the first root granted). On success stores a new watch in `*out` (close
+ * with porter_file_watch_close or free with porter_file_watch_free) and
+ * returns 0; `*out` is NULL on failure (PORTER_E_FILE_ESCAPE for a path
+ * leaving the root, PORTER_E_BUSY over a limit, PORTER_E_INVAL for
+ * something neither a regular file nor a directory).
+ */
+PORTER_API int porter_file_watch_open(const char *root, const char *path, uint64_t call_id,
+				      int timeout_ms, porter_file_watch **out);
+
+/* 1 when the watch is of a directory, 0 of a file. `w` not NULL. */
+PORTER_API int porter_file_watch_is_dir(const porter_file_watch *w);
+
+/*
+ * Waits up to `timeout_ms` for the next batch of events and stores it in
+ * `*out` (freed with porter_file_events_free): returns 0 with a batch,
+ * which has no events when nothing happened (the daemon answers a third
+ * of the timeout, at most 1 s, before it, so the answer arrives in time
+ * on a busy machine); or a negative code
+ * (`*out` NULL). Events are delivered in order, each once: the daemon
+ * keeps them until the next read acknowledges them, so a reply lost to a
+ * timed-out read is sent again. After a batch that ended the watch
+ * (porter_file_events_ended), reads return empty ended batches at once.
+ */
+PORTER_API int porter_file_watch_read(porter_file_watch *w, uint64_t call_id, int timeout_ms,
+				      porter_file_events **out);
+
+/* Events in the batch. */
+PORTER_API size_t porter_file_events_count(const porter_file_events *e);
+
+/*
+ * Event `i` (< count) of the batch: its kind (porter_file_event_kind) and
+ * names, borrowed from the batch (valid until it is freed; `new_name` is
+ * "" unless MOVED). Pointers may be NULL to skip them. Returns 0, or
+ * PORTER_E_INVAL when `i` is out of range or `e` is NULL.
+ */
+PORTER_API int porter_file_events_get(const porter_file_events *e, size_t i, int *kind,
+				      const char **name, const char **new_name);
+
+/* 1 when the watched file or directory itself was deleted or moved away:
+ * no event follows, and the watch is over in the daemon. */
+PORTER_API int porter_file_events_ended(const porter_file_events *e);
+
+/* Frees a batch. NULL is accepted. */
+PORTER_API void porter_file_events_free(porter_file_events *e);
+
+/* Stops the watch in the daemon (waiting up to `timeout_ms`) and frees it.
+ * Returns 0 or the failed close's code; freed either way. NULL is
+ * accepted. */
+PORTER_API int porter_file_watch_close(porter_file_watch *w, int timeout_ms);
+
+/* Frees the watch without waiting (libporter's background thread stops it
+ * in the daemon). NULL is accepted. */
+PORTER_API void porter_file_watch_free(porter_file_watch *w);
 /* ---- PostgreSQL ----
  *
  * Queries run in porterd with libpq's non-blocking API. A session (an open

@@ -11,7 +11,8 @@
  * nobody uses is reclaimed after file-stream-idle, its owner hears so on
  * the next read (PORTER_E_TIMEOUT naming the setting) and the slot serves
  * a new stream; a stream opened on one worker is continued from a
- * connection on the other (forwarded to its owner).
+ * connection on the other (forwarded to its owner); watches count against
+ * the same limit while another uid reads, writes and watches.
  */
 #include <check.h>
 #include <errno.h>
@@ -42,7 +43,10 @@ static char top[64];
 typedef struct seen {
 	int rc[16];
 	char msg[16][256];
-	long long streams[4]; /* own uid's open streams, from stats */
+	long long streams[4];     /* own uid's open streams, from stats */
+	volatile int ready, done; /* alice holds her watches; bob is done */
+	int bob_rc[4];
+	char bob_msg[4][256];
 } seen;
 
 static seen *shm;
@@ -272,6 +276,69 @@ START_TEST(unused_stream_is_reclaimed_and_its_owner_told)
 }
 END_TEST
 
+/* ---- watches count as file streams ---- */
+
+/* Alice opens watches up to her limit and one more, then holds them until
+ * bob is done. */
+static int alice_holds_watches(void *arg)
+{
+	(void)arg;
+	porter_file_watch *w[PER_UID + 1] = {0};
+	note(0, porter_file_mkdir("home", "d", 0, 0, 0, T));
+	for (int i = 0; i <= PER_UID; i++)
+		note(1 + i, porter_file_watch_open("home", "d", 0, T, &w[i]));
+	shm->streams[0] = own_streams();
+	shm->ready = 1;
+	for (int i = 0; i < 600 && !shm->done; i++)
+		usleep(50000);
+	for (int i = 0; i <= PER_UID; i++)
+		porter_file_watch_close(w[i], T);
+	return 0;
+}
+
+/* Bob reads, writes and watches while alice holds every watch she may. */
+static int bob_with_alice_watching(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_watch *w = NULL;
+	shm->bob_rc[0] = make_big("big.bin");
+	shm->bob_rc[1] = porter_file_read("home", "big.bin", 0, 100, 0, T, &b);
+	porter_bytes_free(b);
+	shm->bob_rc[2] = porter_file_watch_open("home", "", 0, T, &w);
+	shm->bob_rc[3] = porter_file_watch_close(w, T);
+	for (int i = 0; i < 4; i++)
+		snprintf(shm->bob_msg[i], sizeof(shm->bob_msg[i]), "%s",
+			 shm->bob_rc[i] < 0 ? porter_last_error_message() : "");
+	return 0;
+}
+
+START_TEST(watches_count_against_the_uid)
+{
+	memset(shm, 0, sizeof(*shm));
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(th_as(TH_UID_ALICE, TH_GID_PORTER, 60000, alice_holds_watches, NULL) == 0
+			      ? 0
+			      : 1);
+	for (int i = 0; i < 600 && !shm->ready; i++)
+		usleep(50000);
+	ck_assert_msg(shm->ready, "alice never held her watches");
+	int bob = th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bob_with_alice_watching, NULL);
+	shm->done = 1;
+	int st = 0;
+	waitpid(pid, &st, 0);
+	ck_assert_int_eq(bob, 0);
+	ck_assert_int_eq(st, 0);
+	expect_all_ok(0, 1 + PER_UID, "alice's mkdir and watches");
+	expect_busy(1 + PER_UID, "alice's watch past her limit");
+	ck_assert_int_eq(shm->streams[0], PER_UID);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(shm->bob_rc[i] == 0, "bob: call %d gave %d '%s'", i, shm->bob_rc[i],
+			      shm->bob_msg[i]);
+}
+END_TEST
+
 /* ---- one stream, two workers ---- */
 
 typedef struct pull_arg {
@@ -343,6 +410,7 @@ int main(void)
 	tcase_add_test(tc, one_uid_cannot_take_every_file_stream);
 	tcase_add_test(tc, unused_stream_is_reclaimed_and_its_owner_told);
 	tcase_add_test(tc, stream_continues_from_another_worker);
+	tcase_add_test(tc, watches_count_against_the_uid);
 	suite_add_tcase(s, tc);
 	return th_run_suite(s);
 }

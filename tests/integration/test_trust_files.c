@@ -135,6 +135,9 @@ static int alice_cannot_see_bobs(void *arg)
 	       PORTER_E_FILE_ESCAPE);
 	EXPECT(porter_file_delete("home", "../61012/secret.txt", 0, 0, T), PORTER_E_FILE_ESCAPE);
 	EXPECT(porter_file_list_dir("home", "..", 0, T, &l), PORTER_E_FILE_ESCAPE);
+	porter_file_watch *w = NULL;
+	EXPECT(porter_file_watch_open("home", "..", 0, T, &w), PORTER_E_FILE_ESCAPE);
+	EXPECT(porter_file_watch_open("home", "../61012", 0, T, &w), PORTER_E_FILE_ESCAPE);
 	/* Writing the same name makes her own file. */
 	EXPECT(porter_file_write("home", "secret.txt", "alice's", 7, PORTER_FILE_CREATE, 0, 0, T),
 	       0);
@@ -240,6 +243,10 @@ static int alice_refused(void *arg)
 		EXPECT(porter_file_write(r, "new.txt", "alice", 5, PORTER_FILE_CREATE, 0, 0, T),
 		       PORTER_E_DENIED);
 		EXPECT(porter_file_delete(r, "mine.txt", 0, 0, T), PORTER_E_DENIED);
+		/* Nor may she watch another uid's root for changes. */
+		porter_file_watch *w = NULL;
+		EXPECT(porter_file_watch_open(r, "", 0, T, &w), PORTER_E_DENIED);
+		EXPECT(porter_file_watch_open(r, "mine.txt", 0, T, &w), PORTER_E_DENIED);
 	}
 	/* The group's root is hers too. */
 	EXPECT(has_content("group", "shared.txt", "bob"), 0);
@@ -255,6 +262,10 @@ static int bob_checks(void *arg)
 	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
 	porter_file_info info;
 	EXPECT(porter_file_stat("bobs", "new.txt", 0, T, &info), PORTER_E_FILE_NOT_FOUND);
+	/* His own root he may watch. */
+	porter_file_watch *w = NULL;
+	EXPECT(porter_file_watch_open("bobs", "", 0, T, &w), 0);
+	EXPECT(porter_file_watch_close(w, T), 0);
 	return 0;
 }
 

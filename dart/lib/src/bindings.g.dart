@@ -1916,6 +1916,185 @@ class PorterBindings {
   late final _porter_file_writer_free =
       _porter_file_writer_freePtr.asFunction<void Function(ffi.Pointer<porter_file_writer>)>();
 
+  /// Starts watching `path` (not NULL; "" is the root itself) in `root` (NULL:
+  /// the first root granted). On success stores a new watch in `*out` (close
+  /// with porter_file_watch_close or free with porter_file_watch_free) and
+  /// returns 0; `*out` is NULL on failure (PORTER_E_FILE_ESCAPE for a path
+  /// leaving the root, PORTER_E_BUSY over a limit, PORTER_E_INVAL for
+  /// something neither a regular file nor a directory).
+  int porter_file_watch_open(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_file_watch>> out,
+  ) {
+    return _porter_file_watch_open(
+      root,
+      path,
+      call_id,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_file_watch_openPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_file_watch>>)>>(
+          'porter_file_watch_open');
+  late final _porter_file_watch_open =
+      _porter_file_watch_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Pointer<porter_file_watch>>)>();
+
+  /// 1 when the watch is of a directory, 0 of a file. `w` not NULL.
+  int porter_file_watch_is_dir(
+    ffi.Pointer<porter_file_watch> w,
+  ) {
+    return _porter_file_watch_is_dir(
+      w,
+    );
+  }
+
+  late final _porter_file_watch_is_dirPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_watch>)>>(
+          'porter_file_watch_is_dir');
+  late final _porter_file_watch_is_dir =
+      _porter_file_watch_is_dirPtr.asFunction<int Function(ffi.Pointer<porter_file_watch>)>();
+
+  /// Waits up to `timeout_ms` for the next batch of events and stores it in
+  /// `*out` (freed with porter_file_events_free): returns 0 with a batch,
+  /// which has no events when nothing happened (the daemon answers a third
+  /// of the timeout, at most 1 s, before it, so the answer arrives in time
+  /// on a busy machine); or a negative code
+  /// (`*out` NULL). Events are delivered in order, each once: the daemon
+  /// keeps them until the next read acknowledges them, so a reply lost to a
+  /// timed-out read is sent again. After a batch that ended the watch
+  /// (porter_file_events_ended), reads return empty ended batches at once.
+  int porter_file_watch_read(
+    ffi.Pointer<porter_file_watch> w,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<ffi.Pointer<porter_file_events>> out,
+  ) {
+    return _porter_file_watch_read(
+      w,
+      call_id,
+      timeout_ms,
+      out,
+    );
+  }
+
+  late final _porter_file_watch_readPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_watch>, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Pointer<porter_file_events>>)>>(
+          'porter_file_watch_read');
+  late final _porter_file_watch_read =
+      _porter_file_watch_readPtr.asFunction<int Function(ffi.Pointer<porter_file_watch>, int, int, ffi.Pointer<ffi.Pointer<porter_file_events>>)>();
+
+  /// Events in the batch.
+  int porter_file_events_count(
+    ffi.Pointer<porter_file_events> e,
+  ) {
+    return _porter_file_events_count(
+      e,
+    );
+  }
+
+  late final _porter_file_events_countPtr =
+      _lookup<ffi.NativeFunction<ffi.Size Function(ffi.Pointer<porter_file_events>)>>(
+          'porter_file_events_count');
+  late final _porter_file_events_count =
+      _porter_file_events_countPtr.asFunction<int Function(ffi.Pointer<porter_file_events>)>();
+
+  /// Event `i` (< count) of the batch: its kind (porter_file_event_kind) and
+  /// names, borrowed from the batch (valid until it is freed; `new_name` is
+  /// "" unless MOVED). Pointers may be NULL to skip them. Returns 0, or
+  /// PORTER_E_INVAL when `i` is out of range or `e` is NULL.
+  int porter_file_events_get(
+    ffi.Pointer<porter_file_events> e,
+    int i,
+    ffi.Pointer<ffi.Int> kind,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> name,
+    ffi.Pointer<ffi.Pointer<ffi.Char>> new_name,
+  ) {
+    return _porter_file_events_get(
+      e,
+      i,
+      kind,
+      name,
+      new_name,
+    );
+  }
+
+  late final _porter_file_events_getPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_events>, ffi.Size, ffi.Pointer<ffi.Int>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>>(
+          'porter_file_events_get');
+  late final _porter_file_events_get =
+      _porter_file_events_getPtr.asFunction<int Function(ffi.Pointer<porter_file_events>, int, ffi.Pointer<ffi.Int>, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>();
+
+  /// 1 when the watched file or directory itself was deleted or moved away:
+  /// no event follows, and the watch is over in the daemon.
+  int porter_file_events_ended(
+    ffi.Pointer<porter_file_events> e,
+  ) {
+    return _porter_file_events_ended(
+      e,
+    );
+  }
+
+  late final _porter_file_events_endedPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_events>)>>(
+          'porter_file_events_ended');
+  late final _porter_file_events_ended =
+      _porter_file_events_endedPtr.asFunction<int Function(ffi.Pointer<porter_file_events>)>();
+
+  /// Frees a batch. NULL is accepted.
+  void porter_file_events_free(
+    ffi.Pointer<porter_file_events> e,
+  ) {
+    return _porter_file_events_free(
+      e,
+    );
+  }
+
+  late final _porter_file_events_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_events>)>>(
+          'porter_file_events_free');
+  late final _porter_file_events_free =
+      _porter_file_events_freePtr.asFunction<void Function(ffi.Pointer<porter_file_events>)>();
+
+  /// Stops the watch in the daemon (waiting up to `timeout_ms`) and frees it.
+  /// Returns 0 or the failed close's code; freed either way. NULL is
+  /// accepted.
+  int porter_file_watch_close(
+    ffi.Pointer<porter_file_watch> w,
+    int timeout_ms,
+  ) {
+    return _porter_file_watch_close(
+      w,
+      timeout_ms,
+    );
+  }
+
+  late final _porter_file_watch_closePtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_file_watch>, ffi.Int)>>(
+          'porter_file_watch_close');
+  late final _porter_file_watch_close =
+      _porter_file_watch_closePtr.asFunction<int Function(ffi.Pointer<porter_file_watch>, int)>();
+
+  /// Frees the watch without waiting (libporter's background thread stops it
+  /// in the daemon). NULL is accepted.
+  void porter_file_watch_free(
+    ffi.Pointer<porter_file_watch> w,
+  ) {
+    return _porter_file_watch_free(
+      w,
+    );
+  }
+
+  late final _porter_file_watch_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_watch>)>>(
+          'porter_file_watch_free');
+  late final _porter_file_watch_free =
+      _porter_file_watch_freePtr.asFunction<void Function(ffi.Pointer<porter_file_watch>)>();
+
   /// Opens a session on `conninfo` (libpq conninfo string or URI, not NULL).
   /// On success stores the session id in `*session` (not NULL; 0 on failure)
   /// and returns 0. Errors:
@@ -2880,6 +3059,11 @@ final class porter_file_reader extends ffi.Opaque {}
 
 final class porter_file_writer extends ffi.Opaque {}
 
+final class porter_file_watch extends ffi.Opaque {}
+
+/// One batch of events, owned by the caller (porter_file_events_free).
+final class porter_file_events extends ffi.Opaque {}
+
 /// One query parameter. `value` NULL means SQL NULL (len is ignored);
 /// otherwise `len` bytes at `value` (need not be NUL-terminated) in text
 /// (`binary` 0) or PostgreSQL's binary format (`binary` 1). `type_oid` 0
@@ -2975,6 +3159,24 @@ sealed class porter_file_type {
   static const PORTER_FILE_TYPE_OTHER = 4;
 }
 
+/// Kinds of event.
+sealed class porter_file_event_kind {
+  static const PORTER_FILE_EVENT_CREATED = 1;
+
+  /// contents or attributes
+  static const PORTER_FILE_EVENT_MODIFIED = 2;
+  static const PORTER_FILE_EVENT_DELETED = 3;
+
+  /// name -> new_name; `name` is "" when it came from outside the watched
+  /// directory, `new_name` "" when it went outside (or, for the watched
+  /// path itself, anywhere: the watch then ends).
+  static const PORTER_FILE_EVENT_MOVED = 4;
+
+  /// Events were lost (the daemon bounds what it keeps for a watch that
+  /// is not read): look at the watched path again.
+  static const PORTER_FILE_EVENT_OVERFLOW = 5;
+}
+
 /// PostgreSQL's diagnostic fields, for porter_db_error_field and
 /// porter_db_notice_field; the values are libpq's PG_DIAG_* letters.
 sealed class porter_db_diag {
@@ -3064,6 +3266,10 @@ class _SymbolAddresses {
       get porter_file_reader_free => _library._porter_file_reader_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_writer>)>>
       get porter_file_writer_free => _library._porter_file_writer_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_events>)>>
+      get porter_file_events_free => _library._porter_file_events_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_watch>)>>
+      get porter_file_watch_free => _library._porter_file_watch_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_result>)>>
       get porter_db_result_free => _library._porter_db_result_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_cursor>)>>

@@ -1,0 +1,528 @@
+/* fswatch - change events of files and directories; see fswatch.h. */
+#include "fswatch.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "fwd.h"
+#include "log.h"
+#include "porter_errors.h"
+#include "worker.h"
+
+/* What a watch asks inotify for. */
+#define WATCH_MASK                                                                                 \
+	(IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO |             \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_EXCL_UNLINK)
+/* A parked read is answered this long before its deadline (at most a
+ * third of its time), so the answer reaches a client still waiting on a
+ * busy machine. */
+#define READ_MARGIN_MS 1000
+/* Events one reply carries at most (the rest go with the next read). */
+#define REPLY_MAX_EVENTS 512
+
+/* One worker's inotify instance and its watches. */
+typedef struct fswatch_worker {
+	worker *w;
+	int ifd;         /* inotify descriptor, or -1 before the first watch */
+	uv_poll_t poll;  /* on ifd */
+	uv_timer_t wake; /* answers parked reads near their deadlines */
+	int handles;     /* open handles (poll, timer) */
+	int closing;
+	list watches; /* fswatch.link */
+	list parked;  /* fswatch.park_link: watches with a read waiting */
+} fswatch_worker;
+
+typedef struct fs_event {
+	uint64_t seq;
+	int kind; /* Porter__V1__FileEventKind */
+	char *name, *new_name;
+} fs_event;
+
+struct fswatch {
+	list link; /* in fw->watches */
+	list park_link;
+	fswatch_worker *fw;
+	fs_stream *s; /* the stream that owns it */
+	int wd;       /* inotify watch descriptor, -1 once the kernel dropped it */
+	fs_event *q;  /* events not yet acknowledged, oldest first */
+	size_t n, cap, bytes;
+	uint64_t next_seq; /* of the next event */
+	uint64_t sent;     /* highest seq a reply carried */
+	int ended;         /* the watched object went: no more events */
+	req *parked;       /* a read waiting for events, or NULL */
+};
+
+/* ---- the per-worker part ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	fswatch_worker *fw = h->data;
+	if (--fw->handles == 0) {
+		if (fw->ifd >= 0)
+			close(fw->ifd);
+		free(fw);
+	}
+}
+
+static void on_inotify(uv_poll_t *p, int status, int events);
+static void on_wake(uv_timer_t *t);
+
+/* `w`'s part, made on first use. NULL when out of memory or closing. */
+static fswatch_worker *get_fw(worker *w, char *msg, size_t cap)
+{
+	if (w->fs_watch)
+		return w->fs_watch;
+	fswatch_worker *fw = calloc(1, sizeof(*fw));
+	if (!fw) {
+		snprintf(msg, cap, "out of memory");
+		return NULL;
+	}
+	fw->w = w;
+	list_init(&fw->watches);
+	list_init(&fw->parked);
+	fw->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fw->ifd < 0) {
+		snprintf(msg, cap, "cannot watch: inotify_init1: %s%s", strerror(errno),
+			 errno == EMFILE ? " (fs.inotify.max_user_instances)" : "");
+		free(fw);
+		return NULL;
+	}
+	uv_poll_init(&w->loop, &fw->poll, fw->ifd);
+	fw->poll.data = fw;
+	uv_timer_init(&w->loop, &fw->wake);
+	fw->wake.data = fw;
+	fw->handles = 2;
+	uv_poll_start(&fw->poll, UV_READABLE, on_inotify);
+	w->fs_watch = fw;
+	return fw;
+}
+
+void fswatch_worker_close(worker *w)
+{
+	fswatch_worker *fw = w->fs_watch;
+	if (!fw)
+		return;
+	w->fs_watch = NULL;
+	fw->closing = 1;
+	uv_close((uv_handle_t *)&fw->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&fw->wake, on_handle_closed);
+}
+
+/* ---- the queue ---- */
+
+static void free_event(fs_event *e)
+{
+	free(e->name);
+	free(e->new_name);
+}
+
+static int push(struct fswatch *x, int kind, const char *name, const char *new_name)
+{
+	size_t sz = strlen(name) + (new_name ? strlen(new_name) : 0) + 2 + sizeof(fs_event);
+	int overflow = kind == PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_OVERFLOW;
+	if (x->n && kind == PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_MODIFIED) {
+		fs_event *last = &x->q[x->n - 1];
+		if (last->seq > x->sent && last->kind == kind && strcmp(last->name, name) == 0)
+			return 0; /* coalesced with an unsent one */
+	}
+	if (!overflow && (x->n >= FSWATCH_MAX_EVENTS || x->bytes + sz > FSWATCH_MAX_BYTES)) {
+		/* Full: one OVERFLOW says events were lost (it may pass the
+		 * bounds by one). */
+		if (x->n && x->q[x->n - 1].kind == PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_OVERFLOW)
+			return 0;
+		return push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_OVERFLOW, "", NULL);
+	}
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 16;
+		fs_event *nq = realloc(x->q, nc * sizeof(*nq));
+		if (!nq)
+			goto lost;
+		x->q = nq;
+		x->cap = nc;
+	}
+	fs_event *e = &x->q[x->n];
+	e->name = strdup(name);
+	e->new_name = new_name ? strdup(new_name) : NULL;
+	if (!e->name || (new_name && !e->new_name)) {
+		free_event(e);
+		goto lost;
+	}
+	e->kind = kind;
+	e->seq = ++x->next_seq;
+	x->n++;
+	x->bytes += sz;
+	return 1;
+lost:
+	/* Out of memory: the client hears that it missed something. */
+	if (!overflow && x->n && x->n < x->cap)
+		return push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_OVERFLOW, "", NULL);
+	return 0;
+}
+
+/* Forgets events up to `ack`. */
+static void drop_acked(struct fswatch *x, uint64_t ack)
+{
+	size_t k = 0;
+	while (k < x->n && x->q[k].seq <= ack) {
+		x->bytes -= strlen(x->q[k].name) +
+			    (x->q[k].new_name ? strlen(x->q[k].new_name) : 0) + 2 +
+			    sizeof(fs_event);
+		free_event(&x->q[k]);
+		k++;
+	}
+	memmove(x->q, x->q + k, (x->n - k) * sizeof(*x->q));
+	x->n -= k;
+}
+
+/* ---- answering reads ---- */
+
+static void unpark(struct fswatch *x)
+{
+	req *r = x->parked;
+	x->parked = NULL;
+	list_remove(&x->park_link);
+	r->cancel = NULL;
+	r->op = NULL;
+}
+
+/* Answers `r` with what `x` holds and lets go of the stream (dropped when
+ * the watch ended, or its stream was doomed meanwhile). */
+static void answer(struct fswatch *x, req *r)
+{
+	size_t n = x->n < REPLY_MAX_EVENTS ? x->n : REPLY_MAX_EVENTS;
+	Porter__V1__FileEvent *evs = calloc(n ? n : 1, sizeof(*evs));
+	Porter__V1__FileEvent **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	fs_stream *s = x->s;
+	if (!evs || !ptrs) {
+		free(evs);
+		free(ptrs);
+		req_fail(r, PORTER_E_NOMEM, "out of memory");
+		fsstream_release(s, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		porter__v1__file_event__init(&evs[i]);
+		evs[i].seq = x->q[i].seq;
+		evs[i].kind = x->q[i].kind;
+		evs[i].name = x->q[i].name;
+		evs[i].new_name = x->q[i].new_name ? x->q[i].new_name : "";
+		ptrs[i] = &evs[i];
+		x->sent = evs[i].seq;
+	}
+	Porter__V1__FileWatchReply wr = PORTER__V1__FILE_WATCH_REPLY__INIT;
+	wr.stream_id = s->id;
+	wr.n_events = n;
+	wr.events = ptrs;
+	int finished = x->ended && n == x->n;
+	wr.ended = finished;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_WATCH;
+	resp.file_watch = &wr;
+	resp.more = !finished;
+	req_reply(r, &resp);
+	free(evs);
+	free(ptrs);
+	/* An ended watch is gone with its last events. */
+	fsstream_release(s, finished);
+}
+
+static void arm_wake(fswatch_worker *fw);
+
+/* Milliseconds before `r`'s deadline at which it is answered anyway. */
+static uint64_t answer_in(const req *r)
+{
+	uint64_t left = req_remaining_ms(r);
+	uint64_t margin = left / 3 < READ_MARGIN_MS ? left / 3 : READ_MARGIN_MS;
+	return left - margin;
+}
+
+static void on_wake(uv_timer_t *t)
+{
+	fswatch_worker *fw = t->data;
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &fw->parked) {
+		struct fswatch *x = list_entry(pos, struct fswatch, park_link);
+		if (answer_in(x->parked) == 0) {
+			req *r = x->parked;
+			unpark(x);
+			answer(x, r); /* no events: an empty batch */
+		}
+	}
+	arm_wake(fw);
+}
+
+static void arm_wake(fswatch_worker *fw)
+{
+	uint64_t next = UINT64_MAX;
+	list *pos;
+	for (pos = fw->parked.next; pos != &fw->parked; pos = pos->next) {
+		struct fswatch *x = list_entry(pos, struct fswatch, park_link);
+		uint64_t in = answer_in(x->parked);
+		if (in < next)
+			next = in;
+	}
+	if (next == UINT64_MAX)
+		uv_timer_stop(&fw->wake);
+	else if (!fw->closing)
+		uv_timer_start(&fw->wake, on_wake, next, 0);
+}
+
+/* Cancel hook of a parked read (Cancel, client gone, shutdown). */
+static void on_read_cancel(req *r)
+{
+	struct fswatch *x = r->op;
+	unpark(x);
+	arm_wake(x->fw);
+	req_fail(r, PORTER_E_CANCELLED, "cancelled");
+	fsstream_release(x->s, 0);
+}
+
+void fswatch_cancel_read(fs_stream *s, int code, const char *why)
+{
+	struct fswatch *x = s->watch;
+	if (!x || !x->parked)
+		return;
+	req *r = x->parked;
+	unpark(x);
+	arm_wake(x->fw);
+	req_fail(r, code, "%s", why);
+	fsstream_release(s, 0);
+}
+
+void fswatch_handle_read(req *r)
+{
+	Porter__V1__FileWatchRead *m = r->msg->file_watch_read;
+	if (r->batch) {
+		req_fail(r, PORTER_E_INVAL, "a file watch cannot be read in a batch");
+		return;
+	}
+	/* A watch lives on the worker whose connection opened it. */
+	if (fwd_to_owner(r, m->stream_id))
+		return;
+	fs_stream *s = NULL;
+	char why[160];
+	int rc = fsstream_take(r->w, m->stream_id, r->uid, r->instance, FSSTREAM_WATCH, 0, &s, why,
+			       sizeof(why));
+	if (rc) {
+		req_fail(r, rc, "file watch %llx: %s", (unsigned long long)m->stream_id, why);
+		return;
+	}
+	struct fswatch *x = s->watch;
+	if (!x) {
+		fsstream_release(s, 1);
+		req_fail(r, PORTER_E_INTERNAL, "file watch without its watch");
+		return;
+	}
+	drop_acked(x, m->ack);
+	if (x->n || x->ended || answer_in(r) == 0) {
+		answer(x, r);
+		return;
+	}
+	x->parked = r;
+	r->op = x;
+	r->cancel = on_read_cancel;
+	list_push_back(&x->fw->parked, &x->park_link);
+	arm_wake(x->fw);
+}
+
+/* ---- events ---- */
+
+/* The name of `name` in watch `x`, relative to the root, into `out`. */
+static const char *rel_name(const struct fswatch *x, const char *name, char *out, size_t cap)
+{
+	const char *rel = x->s->rel ? x->s->rel : "";
+	if (!name || !name[0])
+		return rel;
+	snprintf(out, cap, "%s%s%s", rel, rel[0] ? "/" : "", name);
+	return out;
+}
+
+/* The watch is over: the kernel dropped (or will drop) its descriptor. */
+static void end_watch(struct fswatch *x)
+{
+	x->ended = 1;
+	x->wd = -1;
+}
+
+static void deliver(struct fswatch *x, const struct inotify_event *ev, const char *moved_to)
+{
+	char a[PATH_MAX + NAME_MAX + 2], b[PATH_MAX + NAME_MAX + 2];
+	const char *name = ev->len ? ev->name : NULL;
+	if (x->ended)
+		return;
+	if (ev->mask & IN_CREATE)
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_CREATED,
+		     rel_name(x, name, a, sizeof(a)), NULL);
+	else if (ev->mask & IN_DELETE)
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_DELETED,
+		     rel_name(x, name, a, sizeof(a)), NULL);
+	else if (ev->mask & (IN_MODIFY | IN_ATTRIB))
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_MODIFIED,
+		     rel_name(x, name, a, sizeof(a)), NULL);
+	else if (ev->mask & IN_MOVED_FROM)
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_MOVED,
+		     rel_name(x, name, a, sizeof(a)),
+		     moved_to ? rel_name(x, moved_to, b, sizeof(b)) : "");
+	else if (ev->mask & IN_MOVED_TO)
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_MOVED, "",
+		     rel_name(x, name, a, sizeof(a)));
+	else if (ev->mask & IN_DELETE_SELF) {
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_DELETED,
+		     rel_name(x, NULL, a, sizeof(a)), NULL);
+		end_watch(x);
+	} else if (ev->mask & IN_MOVE_SELF) {
+		/* Where it went may be outside the root: not followed. */
+		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_MOVED,
+		     rel_name(x, NULL, a, sizeof(a)), "");
+		end_watch(x);
+	} else if (ev->mask & (IN_IGNORED | IN_UNMOUNT)) {
+		end_watch(x);
+	}
+}
+
+/* The IN_MOVED_TO of the same rename as `from` (same cookie and watch) in
+ * the rest of the buffer, or NULL. */
+static const struct inotify_event *find_moved_to(const struct inotify_event *from, const char *end)
+{
+	const char *p = (const char *)from + sizeof(*from) + from->len;
+	while (p + sizeof(struct inotify_event) <= end) {
+		const struct inotify_event *ev = (const void *)p;
+		if ((ev->mask & IN_MOVED_TO) && ev->cookie == from->cookie && ev->wd == from->wd)
+			return ev;
+		p += sizeof(*ev) + ev->len;
+	}
+	return NULL;
+}
+
+static void on_inotify(uv_poll_t *p, int status, int events)
+{
+	(void)events;
+	fswatch_worker *fw = p->data;
+	if (status < 0)
+		return;
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		ssize_t n = read(fw->ifd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		const char *end = buf + n;
+		for (const char *q = buf; q + sizeof(struct inotify_event) <= end;) {
+			const struct inotify_event *ev = (const void *)q;
+			q += sizeof(*ev) + ev->len;
+			list *pos, *tmp;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				list_for_each_safe(pos, tmp, &fw->watches)
+					push(list_entry(pos, struct fswatch, link),
+					     PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_OVERFLOW, "",
+					     NULL);
+				continue;
+			}
+			/* A pair of a rename was reported with its first half. */
+			if ((ev->mask & IN_MOVED_TO) && ev->cookie && ev->len && ev->name[0] == 0)
+				continue;
+			const struct inotify_event *to = NULL;
+			if (ev->mask & IN_MOVED_FROM)
+				to = find_moved_to(ev, end);
+			list_for_each_safe(pos, tmp, &fw->watches) {
+				struct fswatch *x = list_entry(pos, struct fswatch, link);
+				if (x->wd == ev->wd)
+					deliver(x, ev, to ? to->name : NULL);
+			}
+			if (to)
+				/* Its second half is taken: blank its name
+				 * so the loop above skips it. */
+				((struct inotify_event *)to)->name[0] = 0;
+			if (ev->mask & IN_MOVE_SELF)
+				inotify_rm_watch(fw->ifd, ev->wd);
+		}
+	}
+	/* Parked reads that have events are answered now. */
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &fw->parked) {
+		struct fswatch *x = list_entry(pos, struct fswatch, park_link);
+		if (x->n || x->ended) {
+			req *r = x->parked;
+			unpark(x);
+			answer(x, r);
+		}
+	}
+	arm_wake(fw);
+}
+
+/* ---- start and stop ---- */
+
+int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
+{
+	int rc = 0;
+	struct fswatch *x = NULL;
+	fswatch_worker *fw = get_fw(w, msg, cap);
+	if (!fw) {
+		rc = PORTER_E_INTERNAL;
+		goto out;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		snprintf(msg, cap, "out of memory");
+		rc = PORTER_E_NOMEM;
+		goto out;
+	}
+	/* The object the confined open found, not whatever is at its path
+	 * now. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
+	x->wd = inotify_add_watch(fw->ifd, path, WATCH_MASK | (s->watch_dir ? IN_ONLYDIR : 0));
+	if (x->wd < 0) {
+		int e = errno;
+		rc = e == ENOSPC ? PORTER_E_BUSY : PORTER_E_INTERNAL;
+		snprintf(msg, cap, "cannot watch %s: %s", s->where ? s->where : "the path",
+			 e == ENOSPC ? "porterd's uid holds as many inotify watches as the system "
+				       "allows (fs.inotify.max_user_watches)"
+				     : strerror(e));
+		goto out;
+	}
+	x->fw = fw;
+	x->s = s;
+	list_push_back(&fw->watches, &x->link);
+	s->watch = x;
+	x = NULL;
+out:
+	free(x);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	return rc;
+}
+
+void fswatch_stop(struct fswatch *x)
+{
+	if (!x)
+		return;
+	fswatch_worker *fw = x->fw;
+	if (x->parked) {
+		/* Only when its stream goes while a read waits (shutdown). */
+		req *r = x->parked;
+		unpark(x);
+		req_fail(r, PORTER_E_SHUTDOWN, "file watch dropped");
+	}
+	list_remove(&x->link);
+	if (x->wd >= 0) {
+		/* Watches of the same object share its descriptor. */
+		int shared = 0;
+		list *pos;
+		for (pos = fw->watches.next; pos != &fw->watches && !shared; pos = pos->next)
+			shared = list_entry(pos, struct fswatch, link)->wd == x->wd;
+		if (!shared)
+			inotify_rm_watch(fw->ifd, x->wd);
+	}
+	for (size_t i = 0; i < x->n; i++)
+		free_event(&x->q[i]);
+	free(x->q);
+	free(x);
+	arm_wake(fw);
+}

@@ -1,0 +1,383 @@
+/*
+ * File watches (issue 17, item 3): a stream of change events of a file or
+ * directory inside a root. Proven here: each kind of event (created,
+ * modified, deleted, moved, with names relative to the root), a read that
+ * waits and one that times out empty, the end of a watch whose object is
+ * deleted or moved away (and nothing seen at its old path afterwards, even
+ * a symlink planted there), paths escaping the root refused, a flood of
+ * events bounded with an overflow event, a watch read from a thread whose
+ * connection is on the other worker, and an unread watch reclaimed with
+ * its owner told.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+
+#define T 10000
+#define IDLE_MS 1500
+/* The idle time, the sweep's period and plenty of slack for a busy
+ * machine. */
+#define RECLAIMED_AFTER_MS (IDLE_MS + 1000 + 2500)
+
+static th_daemon d;
+static char root[64];
+static char outside[64];
+
+static void at(char *buf, size_t cap, const char *dir, const char *rel)
+{
+	snprintf(buf, cap, "%s/%s", dir, rel);
+}
+
+static void put(const char *dir, const char *rel, const char *content, const char *mode)
+{
+	char p[256];
+	at(p, sizeof(p), dir, rel);
+	FILE *f = fopen(p, mode);
+	ck_assert_ptr_nonnull(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+/* porterd on the root, with `idle` ms before an unread watch is
+ * reclaimed (long, but for the reclaim test: a flood of file creations
+ * on a busy machine may take seconds). */
+static void start_daemon(const char *idle)
+{
+	char roots[160];
+	snprintf(roots, sizeof(roots), "r=%s", root);
+	const char *args[] = {"--file-roots",       roots, "--workers", "2",
+			      "--file-stream-idle", idle,  NULL};
+	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+}
+
+static void setup(void)
+{
+	strcpy(root, "/tmp/porter-watch-XXXXXX");
+	strcpy(outside, "/tmp/porter-watch-out-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	ck_assert_ptr_nonnull(mkdtemp(outside));
+	char p[256];
+	at(p, sizeof(p), root, "d");
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	at(p, sizeof(p), root, "out");
+	ck_assert_int_eq(symlink(outside, p), 0); /* a directory link out */
+	put(outside, "secret", "s", "w");
+	start_daemon("60000");
+}
+
+static void teardown(void)
+{
+	porter_thread_disconnect();
+	int st = th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", root, outside);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(st, 0);
+}
+
+/* Events seen so far by one watch. */
+typedef struct seen {
+	int n;
+	int kind[2048];
+	char name[2048][64], new_name[2048][64];
+	int ended;
+} seen;
+
+static seen ev;
+
+/* Reads batches until `want` events in all, the end of the watch, or
+ * `ms` passed. */
+static void collect(porter_file_watch *w, int want, int ms)
+{
+	long long until = th_now_ms() + ms;
+	while (ev.n < want && !ev.ended && th_now_ms() < until) {
+		porter_file_events *b = NULL;
+		ck_assert_int_eq(porter_file_watch_read(w, 0, 3000, &b), 0);
+		for (size_t i = 0; i < porter_file_events_count(b) && ev.n < 2048; i++) {
+			const char *name, *nn;
+			ck_assert_int_eq(porter_file_events_get(b, i, &ev.kind[ev.n], &name, &nn),
+					 0);
+			snprintf(ev.name[ev.n], sizeof(ev.name[0]), "%s", name);
+			snprintf(ev.new_name[ev.n], sizeof(ev.new_name[0]), "%s", nn);
+			ev.n++;
+		}
+		ev.ended = porter_file_events_ended(b);
+		porter_file_events_free(b);
+	}
+}
+
+/* Index of the first event of `kind` named `name` (and `new_name`, unless
+ * NULL), or -1. */
+static int find(int kind, const char *name, const char *new_name)
+{
+	for (int i = 0; i < ev.n; i++)
+		if (ev.kind[i] == kind && strcmp(ev.name[i], name) == 0 &&
+		    (!new_name || strcmp(ev.new_name[i], new_name) == 0))
+			return i;
+	return -1;
+}
+
+static void dump(void)
+{
+	for (int i = 0; i < ev.n; i++)
+		fprintf(stderr, "  event %d: kind %d '%s' -> '%s'\n", i, ev.kind[i], ev.name[i],
+			ev.new_name[i]);
+}
+
+static void expect(int kind, const char *name, const char *new_name)
+{
+	if (find(kind, name, new_name) < 0)
+		dump();
+	ck_assert_msg(find(kind, name, new_name) >= 0, "no event %d '%s' -> '%s' among %d", kind,
+		      name, new_name ? new_name : "", ev.n);
+}
+
+START_TEST(directory_events_of_each_kind)
+{
+	memset(&ev, 0, sizeof(ev));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	ck_assert_int_eq(porter_file_watch_is_dir(w), 1);
+	char p[256], q[256];
+	put(root, "d/a.txt", "one", "w");
+	collect(w, 1, T);
+	expect(PORTER_FILE_EVENT_CREATED, "d/a.txt", NULL);
+	put(root, "d/a.txt", "two", "a");
+	collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_MODIFIED, "d/a.txt", NULL);
+	at(p, sizeof(p), root, "d/a.txt");
+	at(q, sizeof(q), root, "d/b.txt");
+	ck_assert_int_eq(rename(p, q), 0);
+	collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_MOVED, "d/a.txt", "d/b.txt");
+	/* Out of the watched directory and in from outside it. */
+	at(p, sizeof(p), root, "moved-out.txt");
+	ck_assert_int_eq(rename(q, p), 0);
+	collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_MOVED, "d/b.txt", "");
+	at(q, sizeof(q), root, "d/c.txt");
+	ck_assert_int_eq(rename(p, q), 0);
+	collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_MOVED, "", "d/c.txt");
+	ck_assert_int_eq(unlink(q), 0);
+	collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_DELETED, "d/c.txt", NULL);
+	at(p, sizeof(p), root, "d/sub");
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_CREATED, "d/sub", NULL);
+	ck_assert_int_eq(ev.ended, 0);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
+START_TEST(file_events_and_the_end_of_a_watch)
+{
+	memset(&ev, 0, sizeof(ev));
+	put(root, "f.txt", "x", "w");
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "f.txt", 0, T, &w), 0);
+	ck_assert_int_eq(porter_file_watch_is_dir(w), 0);
+	/* Nothing happens: the read waits its time and returns empty. */
+	porter_file_events *b = NULL;
+	long long t0 = th_now_ms();
+	ck_assert_int_eq(porter_file_watch_read(w, 0, 3000, &b), 0);
+	ck_assert_uint_eq(porter_file_events_count(b), 0);
+	ck_assert_int_eq(porter_file_events_ended(b), 0);
+	ck_assert_int_ge(th_now_ms() - t0, 1000);
+	porter_file_events_free(b);
+	put(root, "f.txt", "more", "a");
+	collect(w, 1, T);
+	expect(PORTER_FILE_EVENT_MODIFIED, "f.txt", NULL);
+	char p[256];
+	at(p, sizeof(p), root, "f.txt");
+	ck_assert_int_eq(unlink(p), 0);
+	collect(w, 100, T); /* up to the end */
+	expect(PORTER_FILE_EVENT_DELETED, "f.txt", NULL);
+	ck_assert_int_eq(ev.ended, 1);
+	/* After the end: empty ended batches, at once. */
+	ck_assert_int_eq(porter_file_watch_read(w, 0, T, &b), 0);
+	ck_assert_int_eq(porter_file_events_ended(b), 1);
+	porter_file_events_free(b);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
+/* The watched directory is moved away and a symlink to a directory
+ * outside the root planted at its path: the watch ends with the move and
+ * never reports what happens outside. */
+START_TEST(watch_follows_no_swapped_path)
+{
+	memset(&ev, 0, sizeof(ev));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	char p[256], q[256];
+	at(p, sizeof(p), root, "d");
+	at(q, sizeof(q), root, "d-old");
+	ck_assert_int_eq(rename(p, q), 0);
+	ck_assert_int_eq(symlink(outside, p), 0);
+	put(outside, "secret", "changed", "a");
+	put(outside, "new-secret", "n", "w");
+	collect(w, 100, T);
+	expect(PORTER_FILE_EVENT_MOVED, "d", "");
+	ck_assert_int_eq(ev.ended, 1);
+	for (int i = 0; i < ev.n; i++)
+		ck_assert_msg(!strstr(ev.name[i], "secret"), "saw '%s' outside the root",
+			      ev.name[i]);
+	porter_file_watch_close(w, T);
+	/* A new watch of the path resolves it anew: the link leads out. */
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), PORTER_E_FILE_ESCAPE);
+	ck_assert_ptr_null(w);
+}
+END_TEST
+
+START_TEST(escapes_refused)
+{
+	porter_file_watch *w = NULL;
+	const char *bad[] = {"..", "../x", "/etc", "out", "out/secret", "d/../../x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = porter_file_watch_open("r", bad[i], 0, T, &w);
+		ck_assert_msg(rc == PORTER_E_FILE_ESCAPE, "watch of '%s' gave %s '%s'", bad[i],
+			      porter_error_name(rc), porter_last_error_message());
+		ck_assert_ptr_null(w);
+	}
+	ck_assert_int_eq(porter_file_watch_open("r", "nope", 0, T, &w), PORTER_E_FILE_NOT_FOUND);
+	ck_assert_int_eq(porter_file_watch_open("nosuchroot", "d", 0, T, &w), PORTER_E_FILE_ROOT);
+	/* The root itself may be watched. */
+	ck_assert_int_eq(porter_file_watch_open("r", "", 0, T, &w), 0);
+	porter_file_watch_close(w, T);
+}
+END_TEST
+
+/* Nobody reads while thousands of files appear: the daemon keeps a
+ * bounded queue and says it overflowed. */
+START_TEST(flood_is_bounded_with_an_overflow)
+{
+	memset(&ev, 0, sizeof(ev));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	for (int i = 0; i < 1500; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "d/f%04d", i);
+		put(root, name, "", "w");
+	}
+	usleep(300000); /* the daemon has read what inotify queued */
+	collect(w, 2048, 3000);
+	ck_assert_int_le(ev.n, 1025);
+	ck_assert_int_gt(ev.n, 0);
+	ck_assert_int_eq(ev.kind[ev.n - 1], PORTER_FILE_EVENT_OVERFLOW);
+	ck_assert_int_eq(ev.kind[0], PORTER_FILE_EVENT_CREATED);
+	ck_assert_str_eq(ev.name[0], "d/f0000");
+	porter_file_watch_close(w, T);
+}
+END_TEST
+
+typedef struct reader_arg {
+	porter_file_watch *w;
+} reader_arg;
+
+static void *read_elsewhere(void *p)
+{
+	reader_arg *a = p;
+	collect(a->w, 1, T);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* A read from a thread whose connection the acceptor gives to the other
+ * worker waits there (forwarded to the watch's worker) for the event. */
+START_TEST(read_from_another_worker)
+{
+	memset(&ev, 0, sizeof(ev));
+	reader_arg a = {0};
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &a.w), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, read_elsewhere, &a);
+	usleep(300000);
+	put(root, "d/late.txt", "x", "w");
+	pthread_join(t, NULL);
+	expect(PORTER_FILE_EVENT_CREATED, "d/late.txt", NULL);
+	ck_assert_int_eq(porter_file_watch_close(a.w, T), 0);
+}
+END_TEST
+
+START_TEST(unread_watch_is_reclaimed)
+{
+	/* Up and serving before it is stopped for a restart. */
+	ck_assert_int_eq(porter_ping("x", 1, 0, T), 0);
+	th_stop_clean(&d);
+	start_daemon("1500");
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	usleep(RECLAIMED_AFTER_MS * 1000);
+	porter_file_events *b = NULL;
+	ck_assert_int_eq(porter_file_watch_read(w, 0, T, &b), PORTER_E_TIMEOUT);
+	ck_assert_ptr_null(b);
+	const char *m = porter_last_error_message();
+	ck_assert_msg(strstr(m, "reclaimed") && strstr(m, "file-stream-idle"), "message: %s", m);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
+/* porterctl file watch prints each event as a line, or as JSON. */
+START_TEST(porterctl_file_watch)
+{
+	char cmd[512], out[4096];
+	snprintf(cmd, sizeof(cmd), "%s file watch -r r -c 4 d", PORTERCTL_PATH);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	usleep(500000); /* the watch is open */
+	put(root, "d/one", "1", "w");
+	char a[256], b[256];
+	at(a, sizeof(a), root, "d/one");
+	at(b, sizeof(b), root, "d/two");
+	ck_assert_int_eq(rename(a, b), 0);
+	ck_assert_int_eq(unlink(b), 0);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_str_eq(out,
+			 "created d/one\nmodified d/one\nmoved d/one -> d/two\ndeleted d/two\n");
+
+	snprintf(cmd, sizeof(cmd), "%s --json file watch -r r -c 1 d", PORTERCTL_PATH);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	usleep(500000);
+	put(root, "d/q\"x", "1", "w");
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_str_eq(out, "{\"event\":\"created\",\"name\":\"d/q\\\"x\",\"new_name\":\"\"}\n");
+
+	snprintf(cmd, sizeof(cmd), "%s file watch -r r ../x 2>&1", PORTERCTL_PATH);
+	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("files_watch");
+	TCase *tc = tcase_create("watch");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, directory_events_of_each_kind);
+	tcase_add_test(tc, file_events_and_the_end_of_a_watch);
+	tcase_add_test(tc, watch_follows_no_swapped_path);
+	tcase_add_test(tc, escapes_refused);
+	tcase_add_test(tc, flood_is_bounded_with_an_overflow);
+	tcase_add_test(tc, read_from_another_worker);
+	tcase_add_test(tc, unread_watch_is_reclaimed);
+	tcase_add_test(tc, porterctl_file_watch);
+	suite_add_tcase(s, tc);
+	return th_run_suite(s);
+}
