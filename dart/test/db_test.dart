@@ -137,6 +137,92 @@ void main() {
               (e) => e.code, 'code', porter_error.PORTER_E_DB_SESSION)));
     });
 
+    test('notices come with the result, each placed among its parts', () {
+      final r = porter.query(
+          "SELECT 1; DO \$\$ BEGIN RAISE NOTICE 'hello %', 42; END \$\$; "
+          'DROP TABLE IF EXISTS dart_no_such_table',
+          conninfo: conninfo);
+      expect(r.parts.length, 3);
+      expect(r.notices.map((n) => '${n.severity} ${n.message}'), [
+        'NOTICE hello 42',
+        'NOTICE table "dart_no_such_table" does not exist, skipping'
+      ]);
+      // In order among the parts, as libpq parsed them.
+      final after = r.notices.map((n) => n.afterParts).toList();
+      expect(after.first <= after.last && after.last <= 3, isTrue);
+      expect(r.noticesDropped, 0);
+      // A WARNING with its fields.
+      final w = porter.query(
+          "DO \$\$ BEGIN RAISE WARNING 'careful' USING DETAIL = 'd', "
+          "HINT = 'h', ERRCODE = '01007'; END \$\$",
+          conninfo: conninfo);
+      final n = w.notices.single;
+      expect([n.severity, n.sqlstate, n.message, n.detail, n.hint],
+          ['WARNING', '01007', 'careful', 'd', 'h']);
+      expect(n.context, contains('PL/pgSQL'));
+    });
+
+    test('error fields: position, context, the object involved, and the '
+        'results before the failing statement', () {
+      // The second FROM is the error (psql: LINE 2, the caret under it).
+      const sql = 'SELECT 1,\n  2 FROM FROM';
+      try {
+        porter.query(sql, conninfo: conninfo);
+        fail('no error');
+      } on PorterDbException catch (e) {
+        expect(e.sqlstate, '42601');
+        expect(e.severity, 'ERROR');
+        expect(e.position, sql.lastIndexOf('FROM') + 1);
+        expect(e.describe(sql), 'ERROR:  syntax error at or near "FROM"\n'
+            'LINE 2:   2 FROM FROM\n'
+            '${' ' * 17}^');
+      }
+      final s = porter.dbOpen(conninfo);
+      try {
+        porter.query('INSERT INTO $table (k, t) VALUES (1000, \'x\')',
+            session: s);
+        try {
+          porter.query(
+              "CREATE TEMP TABLE dart_tmp (k int); "
+              "DO \$\$ BEGIN RAISE NOTICE 'before'; END \$\$; "
+              "INSERT INTO $table (k, t) VALUES (1000, 'again')",
+              session: s);
+          fail('no error');
+        } on PorterDbException catch (e) {
+          expect(e.sqlstate, '23505');
+          expect(e.table, table);
+          expect(e.constraint, '${table}_pkey');
+          expect(e.schema, isNotEmpty);
+          expect(e.detail, 'Key (k)=(1000) already exists.');
+          expect(e.partial!.parts.map((p) => p.commandTag),
+              ['CREATE TABLE', 'DO']);
+          expect(e.partial!.notices.single.message, 'before');
+        }
+        try {
+          porter.query(
+              'CREATE FUNCTION pg_temp.dart_div(int) RETURNS int '
+              'LANGUAGE plpgsql AS \$\$ BEGIN RETURN 1 / \$1; END \$\$; '
+              'SELECT pg_temp.dart_div(0)',
+              session: s);
+          fail('no error');
+        } on PorterDbException catch (e) {
+          expect(e.sqlstate, '22012');
+          expect(e.context, contains('dart_div(integer) line 1 at RETURN'));
+        }
+        try {
+          porter.query('INSERT INTO $table (k, t) VALUES (NULL, \'x\')',
+              session: s);
+          fail('no error');
+        } on PorterDbException catch (e) {
+          expect(e.sqlstate, '23502');
+          expect(e.column, 'k');
+        }
+      } finally {
+        porter.query('DELETE FROM $table WHERE k = 1000', session: s);
+        porter.dbClose(s);
+      }
+    });
+
     test('a timeout cancels the query and keeps the session', () {
       final s = porter.dbOpen(conninfo);
       try {
@@ -425,6 +511,30 @@ void main() {
           f,
           throwsA(isA<PorterDbException>()
               .having((e) => e.sqlstate, 'sqlstate', '22012')));
+    });
+
+    test('queryStream hands each chunk\'s notices to onNotice', () async {
+      final s = await pool.dbOpen(conninfo);
+      try {
+        await pool.query(
+            'CREATE FUNCTION pg_temp.dart_noisy(int) RETURNS int '
+            "LANGUAGE plpgsql AS \$\$ BEGIN RAISE NOTICE 'row %', \$1; "
+            'RETURN \$1; END \$\$',
+            session: s);
+        final seen = <String>[];
+        var rows = 0;
+        await for (final chunk in pool.queryStream(
+            'SELECT pg_temp.dart_noisy(g) FROM generate_series(1, 5) g',
+            session: s,
+            chunkRows: 2,
+            onNotice: (n) => seen.add(n.message))) {
+          rows += chunk.length;
+        }
+        expect(rows, 5);
+        expect(seen, ['row 1', 'row 2', 'row 3', 'row 4', 'row 5']);
+      } finally {
+        await pool.dbClose(s);
+      }
     });
 
     test('a stream times out per chunk', () async {

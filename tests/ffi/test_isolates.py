@@ -39,6 +39,10 @@ thread pool and isolates that migrate between them.
     reports a server that answered early; a cancel of the open's id stops
     the next write; an unfinished upload freed from another thread leaves
     no transfer in porterd.
+  * What the server says (DbResult.notices, PorterDbException): notices
+    with their severity and place among the parts, the parts before a
+    failed statement, every error field by its letter, and a cursor's
+    notices with the chunk whose rows raised them.
 
 Usage: test_isolates.py --lib PATH/libporter.so --porterd PATH/porterd
                         --pg-state DIR (tests/support/pg.sh's state directory)
@@ -589,6 +593,122 @@ def test_upload_written_by_any_thread(size=3_000_000, piece=256 << 10):
         stop_pool(carriers)
 
 
+def raw_query(session, sql):
+    """porter_db_query of sql (no parameters): (rc, result); the caller
+    frees the result."""
+    out = ctypes.c_void_p()
+    rc = tc.c.lib.porter_db_query(session, None if session else tc.conninfo.encode(),
+                                  sql.encode(), None, 0, 0, 5000, ctypes.byref(out))
+    return rc, out
+
+
+def notices_of(res):
+    """(severity, message, before) of each notice of res, and the dropped count."""
+    lib = tc.c.lib
+    return ([(lib.porter_db_notice_field(res, i, ord('S')).decode(),
+              lib.porter_db_notice_field(res, i, ord('M')).decode(),
+              lib.porter_db_notice_before(res, i))
+             for i in range(lib.porter_db_nnotices(res))],
+            lib.porter_db_notices_dropped(res))
+
+
+def test_db_notices_and_error_fields():
+    """What DbResult.notices and PorterDbException read (dart/lib/src/
+    db_diag.dart, dart/test/db_test.dart): notices with their severity and
+    place among the parts; a failing multi-statement string keeps the
+    parts before the failure and the notices; every error field by its
+    PG_DIAG letter (position, context, schema, table, column, constraint);
+    a cursor's notices come with the chunk whose rows raised them."""
+    lib = tc.c.lib
+    rc, res = raw_query(0, "SELECT 1; DO $$ BEGIN RAISE NOTICE 'hello %', 42; END $$; "
+                           'DROP TABLE IF EXISTS ffi_no_such_table')
+    try:
+        check(rc == 0 and lib.porter_db_nresults(res) == 3, 'three parts (%d)' % rc)
+        got, dropped = notices_of(res)
+        # Where a notice falls among the parts is as libpq parsed it (it may
+        # read a notice before handing over the result ahead of it): in
+        # order, and within the parts.
+        check([(sv, m) for sv, m, _ in got] ==
+              [('NOTICE', 'hello 42'),
+               ('NOTICE', 'table "ffi_no_such_table" does not exist, skipping')]
+              and dropped == 0, 'the notices: %s' % (got,))
+        before = [b for _, _, b in got]
+        check(before == sorted(before) and before[-1] <= 3, 'placed in order: %s' % before)
+    finally:
+        lib.porter_db_result_free(res)
+    s = tc.db_open()
+    try:
+        tc.db_query(s, 'CREATE TEMP TABLE ffi_diag (k int PRIMARY KEY)')
+        tc.db_query(s, 'INSERT INTO ffi_diag VALUES (1)')
+        rc, res = raw_query(s, "CREATE TEMP TABLE ffi_diag2 (k int); "
+                               "DO $$ BEGIN RAISE NOTICE 'before'; END $$; "
+                               'INSERT INTO ffi_diag VALUES (1)')
+        try:
+            check(rc == tc.PORTER_E_DB, 'the duplicate fails (%d)' % rc)
+            n = lib.porter_db_nresults(res)
+            tags = []
+            for i in range(n):
+                lib.porter_db_select(res, i)
+                tags.append(lib.porter_db_cmdstatus(res).decode())
+            check(tags[:2] == ['CREATE TABLE', 'DO'], 'the parts before the failure: %s' % tags)
+            check([m for _, m, _ in notices_of(res)[0]] == ['before'], 'and its notice')
+            f = {ch: lib.porter_db_error_field(res, ord(ch)).decode() for ch in 'SCMDstcn'}
+            check(f['S'] == 'ERROR' and f['C'] == '23505' and f['t'] == 'ffi_diag'
+                  and f['n'] == 'ffi_diag_pkey' and f['s'].startswith('pg_temp')
+                  and f['D'] == 'Key (k)=(1) already exists.',
+                  'the error fields: %s' % f)
+            check(lib.porter_db_error_field(res, ord('Z')) == b'', 'an unknown field is ""')
+        finally:
+            lib.porter_db_result_free(res)
+        rc, res = raw_query(s, 'SELECT 1,\n  2 FROM FROM')
+        try:
+            check(rc == tc.PORTER_E_DB, 'syntax error (%d)' % rc)
+            pos = lib.porter_db_error_field(res, ord('P')).decode()
+            check(pos == str(len('SELECT 1,\n  2 FROM ') + 1), 'the position (%r)' % pos)
+        finally:
+            lib.porter_db_result_free(res)
+        tc.db_query(s, "CREATE FUNCTION pg_temp.ffi_noisy(int) RETURNS int LANGUAGE plpgsql "
+                       "AS $$ BEGIN RAISE NOTICE 'row %', $1; RETURN 1 / ($1 - 6); END $$")
+        rc, res = raw_query(s, 'SELECT pg_temp.ffi_noisy(6)')
+        try:
+            ctx = lib.porter_db_error_field(res, ord('W')).decode()
+            check(rc == tc.PORTER_E_DB and 'ffi_noisy(integer) line 1 at RETURN' in ctx,
+                  'the context (%d, %r)' % (rc, ctx))
+        finally:
+            lib.porter_db_result_free(res)
+        rc, res = raw_query(s, 'INSERT INTO ffi_diag VALUES (NULL)')
+        try:
+            col = lib.porter_db_error_field(res, ord('c')).decode()
+            check(rc == tc.PORTER_E_DB and col == 'k', 'the column (%d, %r)' % (rc, col))
+        finally:
+            lib.porter_db_result_free(res)
+        # A cursor on the session: each chunk carries the notices of its rows.
+        cur = ctypes.c_void_p()
+        rc = lib.porter_db_cursor_open(s, None, b'SELECT pg_temp.ffi_noisy(g) FROM '
+                                       b'generate_series(1, 5) g', None, 0, 2, 0, 0, 5000,
+                                       ctypes.byref(cur))
+        check(rc == 0, 'cursor open (%d)' % rc)
+        seen, rows = [], 0
+        try:
+            for _ in range(10):
+                ch = ctypes.c_void_p()
+                rc = lib.porter_db_cursor_read(cur, 0, 5000, ctypes.byref(ch))
+                try:
+                    check(rc >= 0, 'cursor read (%d)' % rc)
+                    if rc == 0:
+                        break
+                    rows += lib.porter_db_ntuples(ch)
+                    seen += [m for _, m, _ in notices_of(ch)[0]]
+                finally:
+                    lib.porter_db_result_free(ch)
+        finally:
+            lib.porter_db_cursor_close(cur, 5000)
+        check(rows == 5 and seen == ['row %d' % i for i in range(1, 6)],
+              'every notice once, in order, with the chunks (%d rows, %s)' % (rows, seen))
+    finally:
+        lib.porter_db_close(s, 0, 5000)
+
+
 def main():
     args = suite_args(__doc__)
     if args is None:
@@ -601,7 +721,8 @@ def main():
                             test_call_id_explicit, test_open_id_stops_a_read_in_flight,
                             test_cancel_helper_leaves_no_connection,
                             test_pg_text_forms, test_pg_param_forms,
-                            test_file_operations, test_upload_written_by_any_thread],
+                            test_file_operations, test_upload_written_by_any_thread,
+                            test_db_notices_and_error_fields],
                      workers=3, hard_limit_s=HARD_LIMIT_S)
 
 
