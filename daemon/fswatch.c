@@ -52,10 +52,11 @@ struct fswatch {
 	int wd;       /* inotify watch descriptor, -1 once the kernel dropped it */
 	fs_event *q;  /* events not yet acknowledged, oldest first */
 	size_t n, cap, bytes;
-	uint64_t next_seq; /* of the next event */
-	uint64_t sent;     /* highest seq a reply carried */
-	int ended;         /* the watched object went: no more events */
-	req *parked;       /* a read waiting for events, or NULL */
+	uint64_t next_seq;  /* of the next event */
+	uint64_t sent;      /* highest seq a reply carried */
+	int ended;          /* the watched object went: no more events */
+	req *parked;        /* a read waiting for events, or NULL */
+	uint64_t answer_at; /* uv_now() ms at which the parked read is answered */
 };
 
 /* ---- the per-worker part ---- */
@@ -245,10 +246,11 @@ static uint64_t answer_in(const req *r)
 static void on_wake(uv_timer_t *t)
 {
 	fswatch_worker *fw = t->data;
+	uint64_t now = uv_now(t->loop);
 	list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &fw->parked) {
 		struct fswatch *x = list_entry(pos, struct fswatch, park_link);
-		if (answer_in(x->parked) == 0) {
+		if (x->answer_at <= now) {
 			req *r = x->parked;
 			unpark(x);
 			answer(x, r); /* no events: an empty batch */
@@ -259,11 +261,12 @@ static void on_wake(uv_timer_t *t)
 
 static void arm_wake(fswatch_worker *fw)
 {
+	uint64_t now = uv_now(fw->wake.loop);
 	uint64_t next = UINT64_MAX;
 	list *pos;
 	for (pos = fw->parked.next; pos != &fw->parked; pos = pos->next) {
 		struct fswatch *x = list_entry(pos, struct fswatch, park_link);
-		uint64_t in = answer_in(x->parked);
+		uint64_t in = x->answer_at > now ? x->answer_at - now : 0;
 		if (in < next)
 			next = in;
 	}
@@ -324,6 +327,11 @@ void fswatch_handle_read(req *r)
 		answer(x, r);
 		return;
 	}
+	/* When to answer is fixed now: a margin recomputed at each wake-up
+	 * from the time left shrinks with it, so the answer slid to the
+	 * deadline itself, where the client has given up (and dropped its
+	 * connection, and the watch with it). */
+	x->answer_at = uv_now(x->fw->wake.loop) + answer_in(r);
 	x->parked = r;
 	r->op = x;
 	r->cancel = on_read_cancel;

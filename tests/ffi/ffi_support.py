@@ -26,6 +26,21 @@ PORTER_FILE_NO_REPLACE = 0x200
 PORTER_FILE_TYPE_DIRECTORY = 2
 PORTER_FILE_TYPE_SYMLINK = 3
 
+PORTER_FILE_EVENT_CREATED = 1
+PORTER_FILE_EVENT_MODIFIED = 2
+PORTER_FILE_EVENT_DELETED = 3
+PORTER_FILE_EVENT_MOVED = 4
+PORTER_FILE_EVENT_OVERFLOW = 5
+
+
+class UidUsage(ctypes.Structure):
+    """porter_uid_usage."""
+    _fields_ = [('uid', ctypes.c_uint32)] + [
+        (n, ctypes.c_uint64) for n in (
+            'connections', 'inflight', 'buffered_bytes', 'sessions', 'streams',
+            'max_connections', 'max_inflight', 'max_buffered', 'file_streams',
+            'max_file_streams')]
+
 
 def bind_more(lib):
     """Declares the functions these suites call that test_contract.bind
@@ -38,6 +53,18 @@ def bind_more(lib):
         'porter_file_mkdir': (i, [cp, cp, u, u, u64, i]),
         'porter_file_rename': (i, [cp, cp, cp, u, u64, i]),
         'porter_file_copy': (i, [cp, cp, cp, u, u64, i, ctypes.POINTER(u64)]),
+        'porter_stats_uids': (sz, [vp]),
+        'porter_stats_uid': (i, [vp, sz, ctypes.POINTER(UidUsage)]),
+        'porter_file_watch_open': (i, [cp, cp, u64, i, ctypes.POINTER(vp)]),
+        'porter_file_watch_is_dir': (i, [vp]),
+        'porter_file_watch_read': (i, [vp, u64, i, ctypes.POINTER(vp)]),
+        'porter_file_events_count': (sz, [vp]),
+        'porter_file_events_get': (i, [vp, sz, ctypes.POINTER(i), ctypes.POINTER(cp),
+                                       ctypes.POINTER(cp)]),
+        'porter_file_events_ended': (i, [vp]),
+        'porter_file_events_free': (None, [vp]),
+        'porter_file_watch_close': (i, [vp, i]),
+        'porter_file_watch_free': (None, [vp]),
         'porter_http_upload_open': (i, [cp, cp, ctypes.POINTER(cp), sz, ctypes.c_int64,
                                         ctypes.POINTER(tc.HttpOptions), u64, i,
                                         ctypes.POINTER(vp)]),

@@ -43,6 +43,11 @@ thread pool and isolates that migrate between them.
     with their severity and place among the parts, the parts before a
     failed statement, every error field by its letter, and a cursor's
     notices with the chunk whose rows raised them.
+  * Watches (what PorterPool.watch relies on): a short read (50 ms) of a
+    quiet watch is an empty batch, not a timeout; events wait in porterd
+    between polls and come once each, in order, from reads on any thread;
+    the end of the watched directory ends the watch; a freed watch leaves
+    porterd's per-uid count.
 
 Usage: test_isolates.py --lib PATH/libporter.so --porterd PATH/porterd
                         --pg-state DIR (tests/support/pg.sh's state directory)
@@ -709,6 +714,116 @@ def test_db_notices_and_error_fields():
         lib.porter_db_close(s, 0, 5000)
 
 
+def watch_read(w, timeout_ms):
+    """(events as (kind, name, new_name), ended) of one read; raises on failure."""
+    lib = tc.c.lib
+    ev = ctypes.c_void_p()
+    rc = lib.porter_file_watch_read(w, 0, timeout_ms, ctypes.byref(ev))
+    if rc < 0:
+        raise failure_of('watch read', rc)
+    try:
+        out = []
+        kind, name, new = ctypes.c_int(), ctypes.c_char_p(), ctypes.c_char_p()
+        for i in range(lib.porter_file_events_count(ev)):
+            check(lib.porter_file_events_get(ev, i, ctypes.byref(kind), ctypes.byref(name),
+                                             ctypes.byref(new)) == 0, 'event %d' % i)
+            out.append((kind.value, name.value.decode(), new.value.decode()))
+        return out, lib.porter_file_events_ended(ev) == 1
+    finally:
+        lib.porter_file_events_free(ev)
+
+
+def test_watch_polled_by_any_thread():
+    """What PorterPool.watch relies on (dart/lib/src/pool_files.dart): a
+    watch opened on one thread is read by whichever of four threads is
+    free; a short read (50 ms, the pool's pollWait) that finds nothing
+    returns an empty batch, not an error; events wait in porterd between
+    polls and come once each, in order, named relative to the root; the
+    watched directory going away ends the watch, and later reads return
+    empty ended batches at once; a watch freed from another thread (a
+    cancelled subscription) is gone from porterd's per-uid count."""
+    lib = tc.c.lib
+    fs = ffi_support
+    carriers = pool_of(WORKERS)
+    try:
+        check(lib.porter_file_mkdir(b'files', b'watched', 0, 0, 0, 5000) == 0, 'mkdir')
+        w = ctypes.c_void_p()
+        _, rc = carriers[0].call(lambda: lib.porter_file_watch_open(
+            b'files', b'watched', 0, 5000, ctypes.byref(w)))
+        check(rc == 0 and lib.porter_file_watch_is_dir(w) == 1, 'watch open (%d)' % rc)
+        t0 = time.monotonic()
+        _, (got, ended) = carriers[1].call(lambda: watch_read(w, 50))
+        check(got == [] and not ended and time.monotonic() - t0 < 2,
+              'a short read of a quiet watch is an empty batch (%s)' % got)
+        tc.file_write('watched/a.txt', b'1')
+        check(lib.porter_file_rename(b'files', b'watched/a.txt', b'watched/b.txt', 0, 0,
+                                     5000) == 0, 'rename')
+        check(lib.porter_file_delete(b'files', b'watched/b.txt', 0, 0, 5000) == 0, 'delete')
+        time.sleep(0.2)  # a pause between polls: the events wait in porterd
+        seen, k = [], 0
+        until = time.monotonic() + 10
+        while time.monotonic() < until and (fs.PORTER_FILE_EVENT_DELETED, 'watched/b.txt', '') \
+                not in seen:
+            _, (got, ended) = carriers[k % WORKERS].call(lambda: watch_read(w, 50))
+            seen += got
+            k += 1
+        kinds = [(e[0], e[1]) for e in seen]
+        check((fs.PORTER_FILE_EVENT_CREATED, 'watched/a.txt') in kinds, 'created: %s' % seen)
+        check((fs.PORTER_FILE_EVENT_MOVED, 'watched/a.txt', 'watched/b.txt') in seen,
+              'moved: %s' % seen)
+        check(seen.index((fs.PORTER_FILE_EVENT_MOVED, 'watched/a.txt', 'watched/b.txt'))
+              < seen.index((fs.PORTER_FILE_EVENT_DELETED, 'watched/b.txt', '')),
+              'in order: %s' % seen)
+        check(len(seen) == len(set(seen)) or all(e[0] == fs.PORTER_FILE_EVENT_MODIFIED
+                                                 for e in seen if seen.count(e) > 1),
+              'each event once: %s' % seen)
+        # The watched directory goes: the watch ends.
+        check(lib.porter_file_delete(b'files', b'watched', 1, 0, 5000) == 0, 'rmdir')
+        until = time.monotonic() + 10
+        ended = False
+        while not ended and time.monotonic() < until:
+            _, (got, ended) = carriers[k % WORKERS].call(lambda: watch_read(w, 50))
+            k += 1
+        check(ended, 'the watch ended with its directory')
+        t0 = time.monotonic()
+        _, (got, ended) = carriers[2].call(lambda: watch_read(w, 5000))
+        check(got == [] and ended and time.monotonic() - t0 < 1,
+              'later reads: empty ended batches at once')
+        carriers[3].call(lambda: lib.porter_file_watch_free(w))
+        # A live watch freed from another thread leaves porterd's count.
+        check(lib.porter_file_mkdir(b'files', b'watched2', 0, 0, 0, 5000) == 0, 'mkdir 2')
+        before = file_streams()
+        w2 = ctypes.c_void_p()
+        _, rc = carriers[0].call(lambda: lib.porter_file_watch_open(
+            b'files', b'watched2', 0, 5000, ctypes.byref(w2)))
+        check(rc == 0 and file_streams() == before + 1, 'the watch counts (%d)' % rc)
+        carriers[1].call(lambda: watch_read(w2, 50))
+        carriers[2].call(lambda: lib.porter_file_watch_free(w2))
+        until = time.monotonic() + 10
+        while file_streams() > before and time.monotonic() < until:
+            time.sleep(0.02)
+        check(file_streams() == before, 'the freed watch is gone from porterd')
+        check(lib.porter_file_delete(b'files', b'watched2', 1, 0, 5000) == 0, 'rmdir 2')
+    finally:
+        stop_pool(carriers)
+
+
+def file_streams():
+    """The file streams porterd counts for this process's uid."""
+    lib = tc.c.lib
+    snap = ctypes.c_void_p()
+    check(lib.porter_stats(0, 5000, ctypes.byref(snap)) == 0, 'stats')
+    try:
+        u = ffi_support.UidUsage()
+        total = 0
+        for i in range(lib.porter_stats_uids(snap)):
+            check(lib.porter_stats_uid(snap, i, ctypes.byref(u)) == 0, 'uid %d' % i)
+            total += u.file_streams
+        return total
+    finally:
+        lib.porter_stats_free(snap)
+
+
 def main():
     args = suite_args(__doc__)
     if args is None:
@@ -721,7 +836,7 @@ def main():
                             test_call_id_explicit, test_open_id_stops_a_read_in_flight,
                             test_cancel_helper_leaves_no_connection,
                             test_pg_text_forms, test_pg_param_forms,
-                            test_file_operations, test_upload_written_by_any_thread,
+                            test_file_operations, test_watch_polled_by_any_thread, test_upload_written_by_any_thread,
                             test_db_notices_and_error_fields],
                      workers=3, hard_limit_s=HARD_LIMIT_S)
 
