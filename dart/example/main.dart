@@ -3,9 +3,8 @@
 // background isolate. With PORTER_EXAMPLE_CONNINFO set it also runs a
 // typed query, a transaction and a streamed result; with PORTER_EXAMPLE_URL
 // set it GETs that URL through package:http's interface, then streams it
-// and counts the bytes; then it writes, reads and deletes a file in
-// porterd's first file root. (A file watch is not shown: porter.h has no
-// watch call yet.)
+// and counts the bytes; then it watches a directory of porterd's first
+// file root while it writes, renames and deletes a file there.
 //
 //   porterd --socket /tmp/porter-example.sock &
 //   PORTER_SOCKET=/tmp/porter-example.sock \
@@ -44,11 +43,7 @@ Future<void> main() async {
       await web(pool, Uri.parse(url));
     }
 
-    await pool.writeFile('porter-example.txt', utf8.encode('hello\u0000world'));
-    final back = await pool.readFile('porter-example.txt');
-    print('file round trip: ${back.length} bytes, '
-        '${(await pool.statFile('porter-example.txt')).type}');
-    await pool.deleteFile('porter-example.txt');
+    await files(pool);
   } on PorterFileException catch (e) {
     print('file ${e.path}: ${e.kind}: ${e.message}');
   } on PorterDbException catch (e) {
@@ -85,6 +80,18 @@ Future<void> database(PorterPool pool, String conninfo) async {
   final row = r.rows.single;
   print('n=${row.getInt('n')} at=${row.getDateTime('at').toIso8601String()} '
       'raw=${row.getBytes('raw')} doc=${row['doc']}');
+
+  // What the server says besides rows: notices, and errors with their
+  // fields, shown as psql shows them.
+  final dropped = await pool.query('DROP TABLE IF EXISTS porter_no_such_table',
+      conninfo: conninfo);
+  dropped.notices.forEach(print);
+  const bad = 'SELECT 1,\n  2 FROM FROM';
+  try {
+    await pool.query(bad, conninfo: conninfo);
+  } on PorterDbException catch (e) {
+    print(e.describe(bad));
+  }
 
   // A transaction: committed when the body completes, rolled back when it
   // throws or is cancelled; its session is the pool's to close.
@@ -130,4 +137,33 @@ Future<void> web(PorterPool pool, Uri url) async {
     bytes += c.length;
   }
   print('streamed: $bytes bytes in $chunks chunks; ${(await s.done).timings}');
+}
+
+/// A watch of a directory while files change in it, and a file round trip.
+Future<void> files(PorterPool pool) async {
+  await pool.createDirectory('porter-example', recursive: true);
+  final seen = <PorterFileEvent>[];
+  final sub = pool
+      .watch('porter-example', pollInterval: const Duration(milliseconds: 50))
+      .listen((e) {
+    seen.add(e);
+    print('watch: $e');
+  });
+  try {
+    // The watch starts when the stream is listened to; wait for it to see
+    // a first change.
+    for (var k = 0; seen.isEmpty && k < 50; k++) {
+      await pool.writeFile('porter-example/hello.txt', utf8.encode('hello $k'));
+      await Future<void>.delayed(const Duration(milliseconds: 100));
+    }
+    final back = await pool.readFile('porter-example/hello.txt');
+    print('file round trip: ${back.length} bytes, '
+        '${(await pool.statFile('porter-example/hello.txt')).type}');
+    await pool.renameFile('porter-example/hello.txt', 'porter-example/bye.txt');
+    await pool.deleteFile('porter-example/bye.txt');
+    await Future<void>.delayed(const Duration(milliseconds: 500));
+  } finally {
+    await sub.cancel();
+  }
+  await pool.deleteFile('porter-example', directory: true);
 }

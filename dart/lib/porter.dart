@@ -13,7 +13,8 @@
 ///   [Porter.httpEach]) of any size with backpressure, and a
 ///   `package:http` client ([PorterHttpClient]).
 /// * Files inside porterd's roots: read, write (atomic if asked), delete,
-///   stat, list, mkdir, rename, copy, streamed reads.
+///   stat, list, mkdir, rename, copy, streamed reads, and watches
+///   ([PorterPool.watch]).
 /// * Batches of pings, queries, file reads and HTTP requests run
 ///   concurrently by the daemon in one call ([PorterBatch]).
 /// * Failures are [PorterException]s, with subclasses for the common cases
@@ -59,6 +60,8 @@ export 'src/files.dart'
         PorterDirEntry,
         PorterFileException,
         PorterFileInfo;
+export 'src/file_watch.dart'
+    show FileEventBatch, FileEventKind, FileWatch, PorterFileEvent;
 export 'src/http.dart'
     show
         HttpHeader,

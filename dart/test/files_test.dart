@@ -1,5 +1,6 @@
 // Tests of the file API against a real porterd (no database needed); see
 // README.md ("Running the tests").
+import 'dart:async';
 import 'dart:io' show Link;
 import 'dart:typed_data';
 
@@ -161,6 +162,113 @@ void main() {
     for (final d in ['d/e/f', 'd/e', 'd', 'q/r', 'q']) {
       porter.deleteFile(d, root: root, directory: true);
     }
+  });
+
+  group('watch', () {
+    /// Waits until [cond] holds (10 s at most).
+    Future<void> until(bool Function() cond) async {
+      final end = DateTime.now().add(const Duration(seconds: 10));
+      while (!cond()) {
+        if (DateTime.now().isAfter(end)) fail('timed out');
+        await Future<void>.delayed(const Duration(milliseconds: 20));
+      }
+    }
+
+    int fileStreams() =>
+        porter.stats().uids.fold(0, (n, u) => n + u.fileStreams);
+
+    test('sync: batches of typed events, the end with the directory', () {
+      porter.createDirectory('ws', root: root);
+      final w = porter.watchFile('ws', root: root);
+      try {
+        expect(w.isDirectory, isTrue);
+        expect(w.read(100).events, isEmpty); // quiet: an empty batch
+        porter.writeFile('ws/a.txt', Uint8List.fromList([1]), root: root);
+        porter.renameFile('ws/a.txt', 'ws/b.txt', root: root);
+        porter.deleteFile('ws/b.txt', root: root);
+        final seen = <PorterFileEvent>[];
+        while (!seen.contains(
+            const PorterFileEvent(FileEventKind.deleted, 'ws/b.txt'))) {
+          seen.addAll(w.read(2000).events);
+        }
+        expect(seen, contains(const PorterFileEvent(FileEventKind.created, 'ws/a.txt')));
+        expect(
+            seen.indexOf(const PorterFileEvent(
+                FileEventKind.moved, 'ws/a.txt', 'ws/b.txt')),
+            lessThan(seen.indexOf(
+                const PorterFileEvent(FileEventKind.deleted, 'ws/b.txt'))));
+        porter.deleteFile('ws', root: root, directory: true);
+        var ended = false;
+        for (var i = 0; i < 50 && !ended; i++) {
+          ended = w.read(200).ended;
+        }
+        expect(ended, isTrue);
+      } finally {
+        w.close();
+      }
+      expect(
+          () => porter.watchFile('../up', root: root),
+          throwsA(isA<PorterFileException>()
+              .having((e) => e.kind, 'kind', FileErrorKind.escape)));
+    });
+
+    test('pool: a Stream of events; cancelling it closes the watch',
+        () async {
+      await pool.createDirectory('wp', root: root);
+      final base = fileStreams();
+      final events = <PorterFileEvent>[];
+      final sub = pool
+          .watch('wp', root: root, pollInterval: const Duration(milliseconds: 50))
+          .listen(events.add);
+      // The watch is live once a change shows up.
+      for (var k = 0; events.isEmpty; k++) {
+        await pool.writeFile('wp/probe$k', Uint8List(1), root: root);
+        await Future<void>.delayed(const Duration(milliseconds: 100));
+      }
+      expect(fileStreams(), base + 1);
+      await pool.writeFile('wp/a.txt', Uint8List.fromList([1]), root: root);
+      await pool.renameFile('wp/a.txt', 'wp/b.txt', root: root);
+      await pool.deleteFile('wp/b.txt', root: root);
+      const gone = PorterFileEvent(FileEventKind.deleted, 'wp/b.txt');
+      await until(() => events.contains(gone));
+      expect(events,
+          contains(const PorterFileEvent(FileEventKind.created, 'wp/a.txt')));
+      expect(
+          events.indexOf(const PorterFileEvent(
+              FileEventKind.moved, 'wp/a.txt', 'wp/b.txt')),
+          lessThan(events.indexOf(gone)));
+      // Quiet: the polls hold no worker, so other calls run at once.
+      final sw = Stopwatch()..start();
+      await Future.wait([for (var i = 0; i < 8; i++) pool.ping()]);
+      expect(sw.elapsed, lessThan(const Duration(seconds: 2)));
+      await sub.cancel();
+      await until(() => fileStreams() == base);
+      expect(pool.openStreams, 0);
+      for (final e in await pool.listDir('wp', root: root)) {
+        await pool.deleteFile('wp/${e.name}', root: root);
+      }
+
+      // The watched directory going away ends the stream.
+      final ended = Completer<void>();
+      final more = <PorterFileEvent>[];
+      pool
+          .watch('wp', root: root, pollInterval: const Duration(milliseconds: 50))
+          .listen(more.add, onDone: ended.complete);
+      for (var k = 0; more.isEmpty; k++) {
+        await pool.writeFile('wp/again$k', Uint8List(1), root: root);
+        await Future<void>.delayed(const Duration(milliseconds: 100));
+      }
+      for (final e in await pool.listDir('wp', root: root)) {
+        await pool.deleteFile('wp/${e.name}', root: root);
+      }
+      await pool.deleteFile('wp', root: root, directory: true);
+      await ended.future.timeout(const Duration(seconds: 10));
+      await until(() => fileStreams() == base);
+      await expectLater(
+          pool.watch('nope', root: root).first,
+          throwsA(isA<PorterFileException>()
+              .having((e) => e.kind, 'kind', FileErrorKind.notFound)));
+    });
   });
 
   test('pool: a file as a stream; cancelling it closes the reader', () async {

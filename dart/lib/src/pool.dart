@@ -15,6 +15,7 @@ import 'codec.dart';
 import 'db.dart';
 import 'db_diag.dart';
 import 'errors.dart';
+import 'file_watch.dart';
 import 'files.dart';
 import 'http.dart';
 import 'http_upload.dart';
@@ -388,6 +389,7 @@ final class PorterPool extends _PoolCore
         _Op.cursorRead ||
         _Op.httpRead ||
         _Op.readerRead ||
+        _Op.watchRead ||
         _Op.uploadWrite ||
         _Op.uploadFinish =>
           0,

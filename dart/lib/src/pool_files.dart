@@ -101,4 +101,41 @@ mixin _PoolFiles on _PoolCore {
       _submit(_Op.fileList, timeout, null, args: _FileArgs(path, root))
           .then((v) => v as List<PorterDirEntry>);
 
+
+  /// Watches [path] in [root] ("" : the root itself), a file or a
+  /// directory (whose events name its entries, not their subtrees), as a
+  /// [Stream] of [PorterFileEvent]s: created, modified, deleted, moved,
+  /// and overflow when porterd had to drop some. The watch starts when the
+  /// stream is listened to (the open fails the stream with a
+  /// [PorterFileException] for an escape or a missing path), and ends
+  /// when the watched path itself is deleted or moved away; cancelling
+  /// the subscription (or [cancel]) closes the native watch and stops it
+  /// in porterd.
+  ///
+  /// The pool polls: each read waits at most [pollWait] in porterd for
+  /// events, and after one that found nothing the next comes [pollInterval]
+  /// later, so a quiet watch holds no worker; events arrive within about
+  /// [pollInterval] + [pollWait]. A paused subscription polls nothing
+  /// (porterd keeps the events, bounded, and reports an overflow if it had
+  /// to drop some; it reclaims a watch not read for its file-stream-idle
+  /// time). [timeout] bounds the open.
+  Stream<PorterFileEvent> watch(String path,
+      {String? root,
+      Duration? timeout,
+      Duration pollInterval = const Duration(milliseconds: 250),
+      Duration pollWait = const Duration(milliseconds: 50),
+      PorterCancelToken? cancel}) {
+    if (pollInterval.isNegative || pollWait <= Duration.zero) {
+      return Stream.error(ArgumentError(
+          'pollInterval must not be negative and pollWait must be positive'));
+    }
+    final h = _HandleStream<List<PorterFileEvent>>(_pool, _Op.watchOpen,
+        _FileArgs(path, root), _Op.watchRead, path, timeout, cancel,
+        readTimeout: pollWait,
+        isIdle: (events) => events.isEmpty,
+        idlePoll: pollInterval,
+        addressOf: (v) => v as int,
+        chunkOf: (v) => v as List<PorterFileEvent>?);
+    return h.stream(openOnListen: true).expand((events) => events);
+  }
 }

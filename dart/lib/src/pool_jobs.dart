@@ -89,7 +89,9 @@ final class PorterTimeouts {
         _Op.fileRename ||
         _Op.fileCopy ||
         _Op.readerOpen ||
-        _Op.readerRead =>
+        _Op.readerRead ||
+        _Op.watchOpen ||
+        _Op.watchRead =>
           file,
         _Op.ping || _Op.stats || _Op.batch => other,
       };

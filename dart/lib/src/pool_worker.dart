@@ -22,6 +22,8 @@ enum _Op {
   fileCopy,
   readerOpen,
   readerRead,
+  watchOpen,
+  watchRead,
   http,
   httpOpen,
   httpRead,
@@ -219,6 +221,8 @@ void _freeNative(PorterBindings b, _Op op, int address) {
       b.porter_http_stream_free(Pointer<porter_http_stream>.fromAddress(address));
     case _Op.readerOpen:
       b.porter_file_reader_free(Pointer<porter_file_reader>.fromAddress(address));
+    case _Op.watchOpen:
+      b.porter_file_watch_free(Pointer<porter_file_watch>.fromAddress(address));
     case _Op.uploadOpen:
       b.porter_http_upload_free(Pointer<porter_http_upload>.fromAddress(address));
     default:
@@ -355,6 +359,17 @@ _Reply _run(Porter porter, int worker, _Request req) {
         final a = req.args as _HandleArgs;
         final chunk = readFileChunkAt(porter.bindings, a.address, a.name, req.timeoutMs);
         return ok(chunk == null ? null : TransferableTypedData.fromList([chunk]));
+      case _Op.watchOpen:
+        final a = req.args as _FileArgs;
+        return ok(porter
+            .watchFile(a.path, root: a.root, timeout: timeout, callId: id)
+            .release());
+      case _Op.watchRead:
+        final a = req.args as _HandleArgs;
+        // Not freed here: the pool owns it.
+        final batch = FileWatch.adopt(porter.bindings, a.address, a.name)
+            .read(req.timeoutMs);
+        return ok(batch.events.isEmpty && batch.ended ? null : batch.events);
       case _Op.http:
         final a = req.args as _HttpArgs;
         return ok(porter.httpWith(a.method, a.url, a.headers,

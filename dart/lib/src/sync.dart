@@ -11,6 +11,7 @@ import 'codec.dart';
 import 'db.dart';
 import 'db_diag.dart';
 import 'errors.dart';
+import 'file_watch.dart';
 import 'files.dart';
 import 'http.dart';
 import 'http_upload.dart';

@@ -187,6 +187,27 @@ mixin _FileCalls {
     });
   }
 
+  /// Starts watching [path] in [root] ("" : the root itself), a file or a
+  /// directory (whose events name its entries, not their subtrees):
+  /// [FileWatch.read] batches of events and always [FileWatch.close] it.
+  /// porterd resolves the path with the same confinement as an open and
+  /// watches what it found. For a [Stream] of events use
+  /// [PorterPool.watch]. Throws [PorterFileException] (an escape, a path
+  /// that does not exist), [PorterBusyException] over porterd's limit of
+  /// file streams per uid, [PorterInvalidArgumentException] for something
+  /// neither a file nor a directory.
+  FileWatch watchFile(String path,
+      {String? root, Duration? timeout, int callId = 0}) {
+    final ms = timeoutMs(timeout);
+    return _withPath(root, path, (r, p) {
+      final w = nativeOut(
+              (out) => _b.porter_file_watch_open(r, p, callId, ms, out.cast()),
+              (rc) => fileError(_b, rc, path))
+          .cast<porter_file_watch>();
+      return FileWatch.own(_b, w, path);
+    });
+  }
+
   /// Creates the directory [path] in [root] with [mode] (null: 0700;
   /// porterd masks it with its file-max-dir-mode). With [recursive] the
   /// missing parents are made too and an existing directory is fine;
