@@ -177,7 +177,8 @@ static void drop_acked(struct fswatch *x, uint64_t ack)
 		free_event(&x->q[k]);
 		k++;
 	}
-	memmove(x->q, x->q + k, (x->n - k) * sizeof(*x->q));
+	if (k && k < x->n) /* never memmove(NULL, ...): q is NULL until a first event */
+		memmove(x->q, x->q + k, (x->n - k) * sizeof(*x->q));
 	x->n -= k;
 }
 
