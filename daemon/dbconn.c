@@ -463,10 +463,38 @@ dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
 
 /* ---- connecting ---- */
 
+/*
+ * Whether the server let a foreign client's connection in without checking
+ * a password: then it admitted porterd, not the client (trust for
+ * porterd's address or socket directory, peer or ident naming porterd's OS
+ * user, porterd's Kerberos ticket), and the password the client brought
+ * proved nothing. libpq 15 has no require_auth to refuse such a method
+ * before it runs, so the connection is dropped before any query is sent.
+ */
+static int lent_porterds_identity(const dbc *c)
+{
+	return c->uid != geteuid() && !PQconnectionUsedPassword(c->pg);
+}
+
 static void connected(dbc *c)
 {
 	dbop *op = c->cur;
 	dbconn_disarm_timer(c);
+	if (lent_porterds_identity(c)) {
+		log_debug("db: uid %u: the server asked for no password; connection dropped",
+			  (unsigned)c->uid);
+		c->cur = NULL;
+		if (op && op->kind == OP_RESET)
+			dbop_free(op);
+		else if (op)
+			dbop_fail(
+				op, PORTER_E_DENIED,
+				"the database server let the connection in without asking for the "
+				"password: it trusts porterd, not this client (a foreign client "
+				"must authenticate with its password)");
+		dbconn_broken(c, "the server asked for no password");
+		return;
+	}
 	if (PQsetnonblocking(c->pg, 1) != 0) {
 		dbconn_broken(c, "cannot make the connection non-blocking");
 		return;

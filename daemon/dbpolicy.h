@@ -19,7 +19,9 @@
  * - a foreign client (uid other than porterd's own) may add no Kerberos or
  *   replication keywords, must name each host and hostaddr explicitly, each
  *   one matching a `db-allow-targets` pattern (a Unix-socket directory only
- *   when listed as such), and must bring a user name and a password.
+ *   when listed as such), and must bring a user name and a password
+ *   (which the server must then ask for: dbconn drops a foreign client's
+ *   connection that the server let in without one).
  *
  * porterd then connects with explicit values that keep its own files out:
  * passfile, sslcert, sslkey and sslcrl name a path that cannot exist, and

@@ -2,7 +2,7 @@
  * The database side of the trust boundary (issue 15): porterd runs as
  * TH_UID_DAEMON, clients run as TH_UID_ALICE and TH_UID_BOB (foreign) or as
  * the daemon's own uid (local), against the throwaway PostgreSQL of
- * tests/support/pg.sh: its Unix socket trusts everyone (so it stands for
+ * tests/support/pg.sh: its Unix socket trusts everyone but porter_pw (so it stands for
  * peer authentication: the server sees porterd's OS user), TCP asks the
  * role porter_pw for a SCRAM password and trusts the superuser.
  *
@@ -220,10 +220,48 @@ START_TEST(unlisted_targets_refused_before_connecting)
 		 pg_port);
 	ck_refused(as(TH_UID_BOB, ci, "SELECT 1", 0), PORTER_E_DENIED);
 	stop();
-	/* A socket directory is reachable only when listed as such. */
+	/* A socket directory is reachable only when listed as such (and
+	 * then only by a password the server checks: next test). */
 	start(pg_dir, "2");
+	snprintf(ci, sizeof(ci),
+		 "host=%s port=%s dbname=postgres user=porter_pw password=porter-secret", pg_dir,
+		 pg_port);
+	ck_ok(as(TH_UID_ALICE, ci, "SELECT current_user", 0), "porter_pw");
+	stop();
+}
+END_TEST
+
+/*
+ * A password the client brings but the server never asks for: the server
+ * let the connection in on porterd's identity (trust for its address or
+ * its socket directory, peer, ident, Kerberos), not on the client's. Before
+ * porterd checked that the password was used, "user=postgres
+ * password=anything" made a foreign client the superuser over a listed
+ * target that trusts porterd.
+ */
+START_TEST(password_never_asked_for_is_refused)
+{
+	start(pg_dir, "2");
+	char ci[700];
+	snprintf(ci, sizeof(ci), "%s password=anything", ci_tcp);
+	job *j = as(TH_UID_ALICE, ci, "SELECT current_user", 0);
+	ck_refused(j, PORTER_E_DENIED);
+	ck_assert_msg(strstr(j->text, "password") != NULL, "%s", j->text);
+	ck_refused(as(TH_UID_BOB, ci, "SELECT current_user", 1), PORTER_E_DENIED);
+	/* The listed socket directory: the server sees porterd's OS user. */
 	snprintf(ci, sizeof(ci), "%s password=anything", ci_sock);
-	ck_ok(as(TH_UID_ALICE, ci, "SELECT current_user", 0), "postgres");
+	ck_refused(as(TH_UID_ALICE, ci, "SELECT current_user", 0), PORTER_E_DENIED);
+	ck_refused(as(TH_UID_BOB, ci, "SELECT current_user", 1), PORTER_E_DENIED);
+	/* A password the server checked still works, on both targets... */
+	ck_ok(as(TH_UID_ALICE, ci_pw, "SELECT current_user", 0), "porter_pw");
+	snprintf(ci, sizeof(ci),
+		 "host=%s port=%s dbname=postgres user=porter_pw password=porter-secret", pg_dir,
+		 pg_port);
+	ck_ok(as(TH_UID_BOB, ci, "SELECT current_user", 1), "porter_pw");
+	/* ...and porterd's own uid keeps its freedom. */
+	snprintf(ci, sizeof(ci), "%s password=anything", ci_tcp);
+	ck_ok(as(TH_UID_DAEMON, ci, "SELECT current_user", 0), "postgres");
+	ck_ok(as(TH_UID_DAEMON, ci_sock, "SELECT current_user", 1), "postgres");
 	stop();
 }
 END_TEST
@@ -691,6 +729,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, foreign_never_gets_porterds_socket_identity);
 	tcase_add_test(tc, unlisted_targets_refused_before_connecting);
+	tcase_add_test(tc, password_never_asked_for_is_refused);
 	tcase_add_test(tc, daemon_files_never_lend_credentials);
 	tcase_add_test(tc, hostaddr_cannot_harvest_a_stored_password);
 	tcase_add_test(tc, ssl_file_keywords_never_reach_libpq);

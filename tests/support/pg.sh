@@ -14,7 +14,8 @@
 #                           recovery runs); does nothing when it is running
 #
 # The server listens on a Unix socket inside its temp dir and on 127.0.0.1
-# at a random free port; nothing else. The local socket trusts everyone;
+# at a random free port; nothing else. The local socket asks porter_pw for
+# its SCRAM password and trusts everyone else;
 # TCP trusts the superuser and asks the role porter_pw (password
 # "porter-secret") for a SCRAM password, so a wrong password can be tested.
 # When run as root the server runs as the `postgres` user (initdb refuses
@@ -63,6 +64,7 @@ start)
 	as_pg "$PGBIN/initdb" -D "$DIR/data" -U "$SUPER" -A trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 ||
 		{ cat "$DIR/initdb.log" >&2; exit 1; }
 	cat >"$DIR/data/pg_hba.conf" <<EOF
+local all porter_pw scram-sha-256
 local all all trust
 host all porter_pw 127.0.0.1/32 scram-sha-256
 host all $SUPER 127.0.0.1/32 trust
