@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "httppolicy.h"
@@ -101,6 +102,12 @@ int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpReques
 	curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* A proxy named in porterd's environment (http_proxy, HTTPS_PROXY,
+	 * ALL_PROXY) is porterd's own: its credentials and its network
+	 * position. A foreign client's request never goes through one ("" is
+	 * libcurl's "no proxy, whatever the environment says"). */
+	if (t->uid != geteuid())
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
 	/* Redirects are followed here, not by libcurl, so each target's
 	 * scheme and host are checked before anything is sent to it. */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);

@@ -272,6 +272,45 @@ START_TEST(credentials_stay_with_their_origin)
 }
 END_TEST
 
+/*
+ * porterd's environment names a proxy with porterd's credentials in it
+ * (as a unit's Environment= or a desktop session would). A foreign
+ * client's request never goes through it: it would carry porterd's
+ * Proxy-Authorization and reach whatever the proxy reaches. The test
+ * server stands for the proxy (it serves an absolute-form request like any
+ * other); the target, port 1 of loopback, refuses a direct connection.
+ * Before, alice got 200 from /echo with porterd's proxy password in it.
+ */
+START_TEST(proxy_from_the_environment_is_porterds_own)
+{
+	static const char *const extra[] = {"--workers", "1", "--allow-uid", "61010,61011,61012",
+					    NULL};
+	static const char *const vars[] = {"http_proxy", "HTTPS_PROXY", "ALL_PROXY"};
+	char proxy[128];
+	snprintf(proxy, sizeof(proxy), "http://porterd:proxy-secret@127.0.0.1:%d", srv.port);
+	th_stop_clean(&d);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(setenv(vars[i], proxy, 1), 0);
+	shm = th_tenant_up(&d, extra, sizeof(*shm));
+	for (size_t i = 0; i < 3; i++)
+		unsetenv(vars[i]);
+
+	call c = {.method = "GET", .want = {"X-Got-Proxy-Authorization"}};
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:1/echo");
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc < 0, "alice's request went through porterd's proxy: %d, %s",
+		      shm->status, shm->got[0]);
+	run_as(TH_UID_BOB, &c);
+	ck_assert_msg(shm->rc < 0, "bob's request went through porterd's proxy: %d, %s",
+		      shm->status, shm->got[0]);
+	/* The environment is porterd's own uid's: its requests keep it. */
+	run_as(TH_UID_DAEMON, &c);
+	ck_assert_msg(shm->rc == 0, "%d %s", shm->rc, shm->msg);
+	ck_assert_int_eq(shm->status, 200);
+	ck_assert_str_eq(shm->got[0], "Basic cG9ydGVyZDpwcm94eS1zZWNyZXQ=");
+}
+END_TEST
+
 static int hops(void)
 {
 	get_as(TH_UID_BOB, "/hops");
@@ -321,6 +360,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, refused_headers_name_the_header);
 	tcase_add_test(tc, upstream_connections_are_per_uid);
 	tcase_add_test(tc, credentials_stay_with_their_origin);
+	tcase_add_test(tc, proxy_from_the_environment_is_porterds_own);
 	tcase_add_test(tc, redirect_chain_shares_one_deadline);
 	suite_add_tcase(s, tc);
 	return s;

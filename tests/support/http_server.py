@@ -171,7 +171,8 @@ class Handler(BaseHTTPRequestHandler):
                     hdrs.append(("X-Got-" + k[7:], v))
                 elif k.lower() in ("authorization", "cookie", "user-agent",
                                    "content-type", "accept-encoding",
-                                   "x-api-key", "x-auth-token"):
+                                   "x-api-key", "x-auth-token",
+                                   "proxy-authorization"):
                     hdrs.append(("X-Got-" + k, v))
             self.simple(200, body, hdrs)
         elif head == "headers":
