@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -20,6 +19,7 @@
 #include "dbwire.h"
 #include "frame.h"
 #include "porter.h"
+#include "randid.h"
 
 /* Frame limit for replies before Hello tells us the daemon's. */
 #define HELLO_REPLY_LIMIT (1024 * 1024)
@@ -64,15 +64,15 @@ static _Atomic uint64_t instance;
 static _Atomic uint64_t generation;
 static _Atomic uint64_t next_id = 1;
 
-static uint64_t random_u64(void)
+/* A new client instance id, or 0 when the kernel gives no randomness:
+ * pconn_instance then draws again, and the call that needs it fails if
+ * that draw fails too (no id made from the clock and the pid, which
+ * another local user could guess and use to cancel this process's
+ * requests). */
+static uint64_t draw_instance(void)
 {
 	uint64_t v = 0;
-	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) {
-		struct timespec t;
-		clock_gettime(CLOCK_REALTIME, &t);
-		v = ((uint64_t)t.tv_nsec << 32) ^ (uint64_t)t.tv_sec ^ ((uint64_t)getpid() << 16);
-	}
-	return v ? v : 1;
+	return randid_new(64, &v) == 0 ? v : 0;
 }
 
 /* Closes every received descriptor nobody has taken. */
@@ -133,7 +133,7 @@ static void thread_exit(void *arg)
  * different client. */
 static void after_fork_child(void)
 {
-	atomic_store(&instance, random_u64());
+	atomic_store(&instance, draw_instance());
 	if (ts) {
 		drop_conn(ts);
 		drop_resp_fd(ts);
@@ -143,7 +143,7 @@ static void after_fork_child(void)
 static void init_once(void)
 {
 	pthread_key_create(&key, thread_exit);
-	atomic_store(&instance, random_u64());
+	atomic_store(&instance, draw_instance());
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
@@ -179,10 +179,23 @@ uint64_t porter_call_id_new(void)
 	return pconn_next_id();
 }
 
-uint64_t pconn_instance(void)
+int pconn_instance(uint64_t *out)
 {
 	pthread_once(&once, init_once);
-	return atomic_load(&instance);
+	uint64_t v = atomic_load(&instance);
+	if (v == 0) {
+		uint64_t fresh;
+		if (randid_new(64, &fresh) < 0)
+			return pconn_set_error(PORTER_E_INTERNAL,
+					       "no random bytes from the kernel for the "
+					       "client instance id");
+		/* Another thread may have drawn one meanwhile: the first
+		 * wins, so all of this process's connections agree. */
+		if (atomic_compare_exchange_strong(&instance, &v, fresh))
+			v = fresh;
+	}
+	*out = v;
+	return 0;
 }
 
 static int set_error_v(int code, const char *fmt, va_list ap)
@@ -245,7 +258,7 @@ void porter_thread_disconnect(void)
 void porter_reset(void)
 {
 	pthread_once(&once, init_once);
-	atomic_store(&instance, random_u64());
+	atomic_store(&instance, draw_instance());
 	atomic_fetch_add(&generation, 1);
 	if (ts)
 		drop_conn(ts);
@@ -538,7 +551,9 @@ static int open_conn(tstate *t, int64_t deadline)
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;
 	hello.protocol = PORTER_PROTOCOL_VERSION;
-	hello.client_instance = pconn_instance();
+	rc = pconn_instance(&hello.client_instance);
+	if (rc < 0)
+		goto fail;
 	hello.pid = (uint32_t)getpid();
 	hello.client_name = program_invocation_short_name;
 	req.id = pconn_next_id();

@@ -85,11 +85,17 @@ int64_t pconn_stream_deadline(uint32_t stream_timeout_ms);
  */
 int pconn_bounded(int64_t deadline, int timeout_ms, int *wait);
 
-/* A fresh request id, unique within this process. Thread safe. */
+/* A fresh request id, unique within this process. Thread safe. A counter,
+ * not a random id, on purpose: the daemon scopes request ids by uid and
+ * client instance (the random id above), so they need no secrecy, and a
+ * counter can never hand two calls in flight the same id. */
 uint64_t pconn_next_id(void);
 
-/* This process's random client instance id, as sent in Hello. */
-uint64_t pconn_instance(void);
+/* Stores in `*out` (not NULL) this process's random client instance id,
+ * as sent in Hello (new after fork and porter_reset). Returns 0, or
+ * PORTER_E_INTERNAL (recorded as the last error, `*out` untouched) when
+ * the kernel gives no randomness. Thread safe. */
+int pconn_instance(uint64_t *out);
 
 /* Records `code` and a formatted message as the thread's last error;
  * returns `code`. */

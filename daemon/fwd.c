@@ -3,12 +3,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "inbox.h"
 #include "log.h"
 #include "ops.h"
 #include "porter_errors.h"
+#include "randid.h"
 #include "server.h"
 #include "worker.h"
 
@@ -246,12 +246,11 @@ void fwd_worker_init(worker *w)
 
 int fwd_new_id(unsigned worker_index, uint64_t *out)
 {
-	const uint64_t low = ((uint64_t)1 << FWD_OWNER_SHIFT) - 1;
-	uint64_t rnd = 0;
-	while ((rnd & low) == 0)
-		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-			return PORTER_E_INTERNAL;
-	*out = ((uint64_t)worker_index << FWD_OWNER_SHIFT) | (rnd & low);
+	uint64_t rnd;
+	int rc = randid_new(FWD_OWNER_SHIFT, &rnd);
+	if (rc < 0)
+		return rc;
+	*out = ((uint64_t)worker_index << FWD_OWNER_SHIFT) | rnd;
 	return 0;
 }
 

@@ -34,9 +34,10 @@ struct worker;
  */
 #define FWD_OWNER_SHIFT 48
 
-/* Stores a new id owned by worker `worker_index` (< 65536) in `*out`.
- * Returns 0, or PORTER_E_INTERNAL when the kernel gives no randomness
- * (`*out` untouched). Any thread. */
+/* Stores a new id owned by worker `worker_index` (< 65536) in `*out`
+ * (not NULL); the random bits come from proto/randid.h. Returns 0, or
+ * PORTER_E_INTERNAL when the kernel gives no randomness (`*out`
+ * untouched). Any thread. */
 int fwd_new_id(unsigned worker_index, uint64_t *out);
 
 /* The index of the worker that owns `id`. */
