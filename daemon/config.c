@@ -97,6 +97,8 @@ static const config_key keys[] = {
 	 "serve GET /metrics on 127.0.0.1:PORT or [::1]:PORT; empty means off"},
 	{"metrics-interval", 0, KT_U32, OFF(metrics_interval_ms), 100, 3600000, "10000", "MS",
 	 "how often metrics-file is rewritten"},
+	{"metrics-uid-usage", 0, KT_BOOL, OFF(metrics_uid_usage), 0, 0, "false", "BOOL",
+	 "add what each uid holds (porter_uid_usage{uid,resource}) to the metrics; whoever reads them (the file: porterd's group, which holds its clients under the system unit; the endpoint: every local user) then sees every uid's activity, which porterctl stats never shows a foreign client"},
 	{"file-roots", 0, KT_LIST, OFF(file_roots), 0, 0, NULL, "LIST",
 	 "file roots as NAME=PATH[:uids=U1 U2...][:gids=G1 G2...],... ; a PATH ending in /%u gives each uid a private directory there; a root without uids=/gids= serves porterd's own uid only, unless per-user (default: one root named 'files' at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files, created 0700); clients name a root and a path inside it"},
 	{"file-chunk-size", 0, KT_U32, OFF(file_chunk), 4096, 8u << 20, "1048576", "BYTES",

@@ -71,6 +71,7 @@ typedef struct config {
 	uint32_t metrics_interval_ms;        /* how often metrics-file is rewritten */
 	char *metrics_file;                  /* Prometheus text file, or NULL (off) */
 	char *metrics_listen;                /* loopback "HOST:PORT" for GET /metrics, or NULL */
+	int metrics_uid_usage;               /* list porter_uid_usage (every uid, to all readers) */
 	config_list file_roots;              /* "name=/path" items; empty: the default root */
 	uint32_t file_chunk;                 /* largest file chunk in one reply or request */
 	char *file_resolve;                  /* "auto" (openat2, else walk) or "walk" */

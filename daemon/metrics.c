@@ -139,7 +139,12 @@ int metrics_render(server *srv, char **out, size_t *len)
 	family(f, "porter_memory_trims_total", "counter",
 	       "Times freed memory was handed back to the system (malloc_trim).");
 	fprintf(f, "porter_memory_trims_total %llu\n", (unsigned long long)srv->trims);
-	write_uid_usage(f);
+	/* Off unless the administrator asks: the file and the endpoint are
+	 * readable by every client (porterd's group, every local user), and
+	 * one uid's connections and requests over time tell when and how its
+	 * owner works, which stats never show a foreign client. */
+	if (srv->cfg->metrics_uid_usage)
+		write_uid_usage(f);
 
 	static const struct {
 		const char *name, *type, *help;

@@ -10,9 +10,14 @@
  *   peers that need it; the unlisted are refused by the kernel or at
  *   accept.
  * - Text a client sends cannot forge a line in porterd's log.
+ * - Stats and metrics show no client another uid's activity (metrics only
+ *   when the administrator sets metrics-uid-usage).
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -383,6 +388,140 @@ START_TEST(stats_show_only_own_uid)
 }
 END_TEST
 
+/* ---- metrics: no uid's activity for every reader ---- */
+
+typedef struct metrics_seen {
+	int file_ok, http_ok;   /* a whole exposition was read */
+	int file_bob, http_bob; /* bob's uid is in it */
+} metrics_seen;
+
+static char m_file[128]; /* set before the children fork */
+static int m_port;
+
+static void fill_metrics_seen(const char *text, int *ok, int *bob)
+{
+	char pat[32];
+	snprintf(pat, sizeof(pat), "uid=\"%u\"", (unsigned)TH_UID_BOB);
+	*ok = strstr(text, "porter_workers 1") != NULL;
+	*bob = strstr(text, pat) != NULL;
+}
+
+/* As alice: the metrics file, then GET /metrics. */
+static int read_metrics(void *arg)
+{
+	metrics_seen *s = arg;
+	static char text[65536];
+	size_t got = 0;
+	FILE *f = fopen(m_file, "r");
+	if (f) {
+		got = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+	}
+	text[got] = '\0';
+	fill_metrics_seen(text, &s->file_ok, &s->file_bob);
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)m_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 1;
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1)
+		return 2;
+	got = 0;
+	for (long long until = th_now_ms() + 5000; got < sizeof(text) - 1 && th_now_ms() < until;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t r = recv(fd, text + got, sizeof(text) - 1 - got, 0);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	text[got] = '\0';
+	fill_metrics_seen(text, &s->http_ok, &s->http_bob);
+	return 0;
+}
+
+/* Starts porterd with metrics (plus `more`, NULL-terminated), bob holding
+ * a connection, and returns what alice read once the metrics show bob's
+ * connection. */
+static metrics_seen *metrics_with_bob(const char *const *more, seen_uids *bob, pthread_t *t)
+{
+	char listen[32];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", m_port);
+	const char *args[16] = {"--allow-uid",        "61010,61011,61012",
+				"--workers",          "1",
+				"--metrics-file",     m_file,
+				"--metrics-interval", "100",
+				"--metrics-listen",   listen};
+	for (size_t n = 10; more && *more && n < 15; more++)
+		args[n++] = *more;
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	ck_assert_int_eq(pthread_create(t, NULL, run_bob_hold, bob), 0);
+	ck_assert(th_wait_flag(&bob->ready, 10000));
+	/* Bob's connection is the only one: the file shows it once it was
+	 * rewritten after bob connected. */
+	long long until = th_now_ms() + 10000;
+	while (th_now_ms() < until && !file_has(m_file, "porter_connections{worker=\"0\"} 1"))
+		usleep(50 * 1000);
+	ck_assert(file_has(m_file, "porter_connections{worker=\"0\"} 1"));
+	metrics_seen *s = th_shared_alloc(sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, read_metrics, s), 0);
+	ck_assert_msg(s->file_ok && s->http_ok, "alice read no metrics (file %d, endpoint %d)",
+		      s->file_ok, s->http_ok);
+	return s;
+}
+
+/*
+ * The metrics file is readable by porterd's group (which holds its clients
+ * under the system unit) and the endpoint by every local user. Before,
+ * both listed what every uid held (connections, requests in flight, bytes,
+ * sessions, streams): alice watched bob's activity, which porter_stats
+ * never shows her. Now porter_uid_usage is there only when the
+ * administrator sets metrics-uid-usage.
+ */
+START_TEST(metrics_hide_other_uids_by_default)
+{
+	char dir[] = "/tmp/porter-trust-metrics-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chown(dir, TH_UID_DAEMON, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(m_file, sizeof(m_file), "%s/porter.prom", dir);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	m_port = ntohs(sa.sin_port);
+
+	seen_uids *bob = th_shared_alloc(sizeof(*bob));
+	pthread_t t;
+	metrics_seen *s = metrics_with_bob(NULL, bob, &t);
+	ck_assert_msg(!s->file_bob, "the metrics file shows bob's uid to alice");
+	ck_assert_msg(!s->http_bob, "GET /metrics shows bob's uid to alice");
+	bob->go = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+
+	/* The administrator's choice: then every reader sees every uid. */
+	memset(bob, 0, sizeof(*bob));
+	const char *more[] = {"--metrics-uid-usage=true", NULL};
+	s = metrics_with_bob(more, bob, &t);
+	ck_assert(s->file_bob && s->http_bob);
+	bob->go = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	unlink(m_file);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- logs ---- */
 
 #define FORGED "2026-01-01T00:00:00.000Z porterd error: FORGED by a client"
@@ -437,6 +576,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, socket_private_by_default_and_opened_on_reload);
 	tcase_add_test(tc, client_text_cannot_forge_log_lines);
 	tcase_add_test(tc, stats_show_only_own_uid);
+	tcase_add_test(tc, metrics_hide_other_uids_by_default);
 	suite_add_tcase(s, tc);
 	return s;
 }
