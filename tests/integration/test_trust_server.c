@@ -12,6 +12,8 @@
  * - Text a client sends cannot forge a line in porterd's log.
  * - Stats and metrics show no client another uid's activity (metrics only
  *   when the administrator sets metrics-uid-usage).
+ * - A cancel never stops another uid's request, even naming its client
+ *   instance.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -522,6 +524,125 @@ START_TEST(metrics_hide_other_uids_by_default)
 }
 END_TEST
 
+/* ---- cancels: one's own only ---- */
+
+typedef struct cancel_race {
+	volatile int bob_ready, alice_done;
+	int bob_pid;
+	int alice_found[2]; /* CancelReply.found for bob's ids 77 and 78 */
+	int alice_replies;  /* CancelReplies alice got */
+	int bob_status[2];  /* bob's pings 77 (running) and 78 (sent after) */
+	int bob_replies;
+	int bob_rc; /* what bob's child returned */
+} cancel_race;
+
+/* Bob: ping 77 answered after 1.5 s; once alice has tried to cancel it
+ * (and 78 before it exists), ping 78. */
+static int bob_pings(void *arg)
+{
+	cancel_race *x = arg;
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 20);
+	int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+	if (fd < 0 || th_rc_ping(fd, 77, 0, 1500) != 0)
+		return 1;
+	x->bob_pid = (int)getpid();
+	x->bob_ready = 1;
+	if (!th_wait_flag(&x->alice_done, 10000) || th_rc_ping(fd, 78, 0, 0) != 0)
+		return 2;
+	for (int i = 0; i < 2; i++) {
+		Porter__V1__Response *r = th_rc_recv(fd, &rd, 10000);
+		if (!r)
+			return 3;
+		if (r->id == 77 || r->id == 78) {
+			x->bob_status[r->id - 77] = r->status;
+			x->bob_replies++;
+		}
+		porter__v1__response__free_unpacked(r, NULL);
+	}
+	close(fd);
+	frame_reader_free(&rd);
+	return 0;
+}
+
+/* Alice: says Hello with bob's client instance (she can guess or learn
+ * it: it is no secret), then cancels bob's ids 77 and 78. */
+static int alice_cancels(void *arg)
+{
+	cancel_race *x = arg;
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 20);
+	if (!th_wait_flag(&x->bob_ready, 10000))
+		return 1;
+	int fd = th_rc_connect(getenv("PORTER_SOCKET"));
+	if (fd < 0)
+		return 2;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
+	h.protocol = PORTER_PROTOCOL_VERSION;
+	h.client_instance = 0x51ull << 32 | (uint64_t)x->bob_pid; /* as th_rc_hello */
+	req.id = 1;
+	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+	req.hello = &h;
+	Porter__V1__Response *r = NULL;
+	if (th_rc_send(fd, &req) != 0 || !(r = th_rc_recv(fd, &rd, 5000)) || r->status != 0)
+		return 3;
+	porter__v1__response__free_unpacked(r, NULL);
+	for (uint64_t target = 77; target <= 78; target++) {
+		Porter__V1__Request c = PORTER__V1__REQUEST__INIT;
+		Porter__V1__Cancel cb = PORTER__V1__CANCEL__INIT;
+		cb.target_id = target;
+		c.id = target + 100;
+		c.body_case = PORTER__V1__REQUEST__BODY_CANCEL;
+		c.cancel = &cb;
+		if (th_rc_send(fd, &c) != 0 || !(r = th_rc_recv(fd, &rd, 5000)))
+			return 4;
+		if (r->status == 0 && r->body_case == PORTER__V1__RESPONSE__BODY_CANCEL) {
+			x->alice_found[target - 77] = r->cancel->found;
+			x->alice_replies++;
+		}
+		porter__v1__response__free_unpacked(r, NULL);
+	}
+	close(fd);
+	frame_reader_free(&rd);
+	x->alice_done = 1;
+	return 0;
+}
+
+static void *run_bob_pings(void *arg)
+{
+	cancel_race *x = arg;
+	x->bob_rc = th_as(TH_UID_BOB, TH_GID_PORTER, 20000, bob_pings, x);
+	return NULL;
+}
+
+/* Alice cancels bob's request in flight, and one he is about to send,
+ * naming his ids and even his client instance: neither is found, neither
+ * is remembered against him, both of his requests succeed. (This held
+ * when tried: a cancel matches uid, instance and id.) */
+START_TEST(cancel_never_crosses_uids)
+{
+	const char *args[] = {"--allow-uid", "61011,61012", "--workers", "2", NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	cancel_race *x = th_shared_alloc(sizeof(*x));
+	ck_assert_ptr_nonnull(x);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_pings, x), 0);
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, 20000, alice_cancels, x);
+	x->alice_done = 1; /* bob never waits for a crashed alice */
+	pthread_join(t, NULL);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(x->bob_rc, 0);
+	ck_assert_int_eq(x->alice_replies, 2);
+	ck_assert_msg(!x->alice_found[0] && !x->alice_found[1], "alice found bob's requests");
+	ck_assert_int_eq(x->bob_replies, 2);
+	ck_assert_msg(x->bob_status[0] == 0 && x->bob_status[1] == 0, "bob's pings: %s, %s",
+		      porter_error_name(x->bob_status[0]), porter_error_name(x->bob_status[1]));
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
 /* ---- logs ---- */
 
 #define FORGED "2026-01-01T00:00:00.000Z porterd error: FORGED by a client"
@@ -577,6 +698,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, client_text_cannot_forge_log_lines);
 	tcase_add_test(tc, stats_show_only_own_uid);
 	tcase_add_test(tc, metrics_hide_other_uids_by_default);
+	tcase_add_test(tc, cancel_never_crosses_uids);
 	suite_add_tcase(s, tc);
 	return s;
 }
