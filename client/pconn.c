@@ -509,6 +509,37 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 	}
 }
 
+/*
+ * Whether the daemon reached at the default path may be talked to. That
+ * path is per user ($XDG_RUNTIME_DIR/porter, else /tmp/porter-$UID), and
+ * /tmp/porter-$UID can be made by any user before the caller's porterd
+ * starts (porterd then refuses the directory, but a client would talk to
+ * whoever listens there and hand it conninfo passwords, request headers
+ * and file contents). So the daemon there must run as the caller or as
+ * root (SO_PEERCRED: the uid that made the listening socket). A path given
+ * in PORTER_SOCKET is trusted as configured: the system service runs as
+ * its own user. 0, or a negative code with the error set.
+ */
+static int check_default_daemon(int fd, const char *path)
+{
+	const char *env = getenv("PORTER_SOCKET");
+	if (env && env[0])
+		return 0;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return pconn_set_error(PORTER_E_UNREACHABLE, "cannot tell who listens at %s: %s",
+				       path, strerror(errno));
+	if (cred.uid == getuid() || cred.uid == geteuid() || cred.uid == 0)
+		return 0;
+	return pconn_set_error(
+		PORTER_E_DENIED,
+		"the daemon at %s runs as uid %u, not as this user: another user may "
+		"have taken the default path (set PORTER_SOCKET to use a daemon of "
+		"another user on purpose)",
+		path, (unsigned)cred.uid);
+}
+
 static int open_conn(tstate *t, int64_t deadline)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -547,6 +578,8 @@ static int open_conn(tstate *t, int64_t deadline)
 				     path, strerror(errno));
 		goto fail;
 	}
+	if ((rc = check_default_daemon(t->fd, path)) < 0)
+		goto fail;
 
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__Hello hello = PORTER__V1__HELLO__INIT;

@@ -109,6 +109,13 @@ PORTER_API const char *porter_last_error_message(void);
  * else /tmp/porter-$UID/porter.sock. Writes a NUL-terminated path to
  * `buf` (capacity `cap`, not NULL). Returns its length, or PORTER_E_INVAL
  * when it does not fit.
+ *
+ * At the default path (no PORTER_SOCKET) libporter talks only to a daemon
+ * running as the calling user or as root (SO_PEERCRED), since any user can
+ * create /tmp/porter-$UID first; another uid listening there makes every
+ * call fail with PORTER_E_DENIED before anything is sent. A daemon of
+ * another user (the system service) is used by naming its socket in
+ * PORTER_SOCKET.
  */
 PORTER_API int porter_socket_path(char *buf, size_t cap);
 
