@@ -506,6 +506,19 @@ int server_run(config *cfg, int argc, char **argv)
 		config_unref(srv.cfg);
 		return 1;
 	}
+	/* Before the socket listens: a client may connect, and a supervisor
+	 * may send SIGTERM, as soon as it does, while the workers are still
+	 * starting. Caught from here on, a signal waits for the loop to run
+	 * (everything started by then) instead of killing porterd outright
+	 * with its socket file left behind. */
+	uv_signal_init(&srv.loop, &srv.sig_term);
+	uv_signal_init(&srv.loop, &srv.sig_int);
+	srv.sig_term.data = srv.sig_int.data = &srv;
+	uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv.sig_int, on_signal, SIGINT);
+	uv_signal_init(&srv.loop, &srv.sig_hup);
+	srv.sig_hup.data = &srv;
+	uv_signal_start(&srv.sig_hup, on_hup, SIGHUP);
 	raise_fd_limit(&srv);
 	/* Taken before anything else can use the last descriptors. */
 	srv.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -552,14 +565,6 @@ int server_run(config *cfg, int argc, char **argv)
 	srv.listen_poll.data = &srv;
 	uv_timer_init(&srv.loop, &srv.accept_pause);
 	srv.accept_pause.data = &srv;
-	uv_signal_init(&srv.loop, &srv.sig_term);
-	uv_signal_init(&srv.loop, &srv.sig_int);
-	srv.sig_term.data = srv.sig_int.data = &srv;
-	uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
-	uv_signal_start(&srv.sig_int, on_signal, SIGINT);
-	uv_signal_init(&srv.loop, &srv.sig_hup);
-	srv.sig_hup.data = &srv;
-	uv_signal_start(&srv.sig_hup, on_hup, SIGHUP);
 	if (srv.test_hooks) {
 		log_warn(
 			"PORTER_TEST_HOOKS=1: test hooks enabled (SIGUSR2 stalls worker 0); never use this in production");

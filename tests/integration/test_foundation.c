@@ -527,6 +527,30 @@ START_TEST(shutdown_with_clients_connected)
 }
 END_TEST
 
+/* A SIGTERM that arrives as soon as the socket accepts (systemctl stop
+ * during start-up, a supervisor giving up) stops porterd cleanly. Before,
+ * the socket listened while the workers were still starting and before
+ * the signal handlers were installed, so such a SIGTERM killed porterd
+ * outright, its socket file left behind. */
+START_TEST(sigterm_during_start_up_stops_cleanly)
+{
+	static const char *const args[] = {"--workers", "4", NULL};
+	int killed = 0;
+	for (int i = 0; i < 20; i++) {
+		th_daemon d2;
+		ck_assert_int_eq(th_daemon_start(&d2, args), 0);
+		int st = th_daemon_stop(&d2);
+		if (st != 0) {
+			th_daemon_dump_log(&d2);
+			killed++;
+		}
+		th_daemon_cleanup(&d2);
+	}
+	ck_assert_msg(killed == 0, "%d of 20 porterds died of a SIGTERM sent right after start",
+		      killed);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("foundation");
@@ -543,6 +567,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, daemon_that_never_answers_times_out);
 	tcase_add_test(tc, uid_not_allowed_is_refused);
 	tcase_add_test(tc, shutdown_with_clients_connected);
+	tcase_add_test(tc, sigterm_during_start_up_stops_cleanly);
 	suite_add_tcase(s, tc);
 	return s;
 }
