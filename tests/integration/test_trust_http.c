@@ -9,12 +9,14 @@
  * header); an upstream connection never carries two uids' requests, while
  * one uid's requests still reuse theirs; credential headers do not follow a
  * redirect to another origin unless the request asks; one deadline bounds a
- * whole redirect chain.
+ * whole redirect chain; a proxy in porterd's environment serves porterd's own
+ * uid only; another uid cannot fetch, upload to or close a stream.
  *
  * One worker, so every client lands on the same loop and would share its
  * connection cache if anything did.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "harness.h"
 #include "httpd.h"
 #include "porter.h"
+#include "rawc.h"
 #include "tenant.h"
 
 static th_daemon d;
@@ -311,6 +314,165 @@ START_TEST(proxy_from_the_environment_is_porterds_own)
 }
 END_TEST
 
+/* ---- streams: their owner's only ---- */
+
+typedef struct stream_race {
+	uint64_t stream; /* alice's stream id */
+	int alice_pid;   /* her client instance is derived from it */
+	volatile int opened, bob_done;
+	int bob_tries, bob_ok; /* bob's fetches, closes and uploads; those that worked */
+	int alice_read_after;  /* bytes alice read from her stream after bob's tries */
+	int alice_status;
+} stream_race;
+
+static stream_race *race;
+
+static Porter__V1__Response *call_raw(int fd, frame_reader *rd, Porter__V1__Request *req)
+{
+	return th_rc_send(fd, req) == 0 ? th_rc_recv(fd, rd, 10000) : NULL;
+}
+
+/* Alice: a streamed GET of 300,000 bytes in 4 KiB chunks; she reads the
+ * next chunk once bob has tried everything. */
+static int alice_streams(void *arg)
+{
+	const char *url = arg;
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 22);
+	int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+	if (fd < 0)
+		return 1;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
+	hr.method = "GET";
+	hr.url = (char *)url;
+	hr.stream = 1;
+	hr.chunk_size = 4096;
+	req.id = 2;
+	req.timeout_ms = 10000;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP;
+	req.http = &hr;
+	Porter__V1__Response *r = call_raw(fd, &rd, &req);
+	if (!r || r->status != 0 || r->body_case != PORTER__V1__RESPONSE__BODY_HTTP ||
+	    !r->http->stream_id)
+		return 2;
+	race->stream = r->http->stream_id;
+	porter__v1__response__free_unpacked(r, NULL);
+	race->alice_pid = (int)getpid();
+	race->opened = 1;
+	if (!th_wait_flag(&race->bob_done, 20000))
+		return 3;
+	Porter__V1__Request f = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpFetch hf = PORTER__V1__HTTP_FETCH__INIT;
+	hf.stream_id = race->stream;
+	f.id = 3;
+	f.timeout_ms = 10000;
+	f.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+	f.http_fetch = &hf;
+	if (!(r = call_raw(fd, &rd, &f)))
+		return 4;
+	race->alice_status = r->status;
+	if (r->status == 0 && r->body_case == PORTER__V1__RESPONSE__BODY_HTTP)
+		race->alice_read_after = (int)r->http->body.len;
+	porter__v1__response__free_unpacked(r, NULL);
+	close(fd);
+	frame_reader_free(&rd);
+	return 0;
+}
+
+/* Bob: from four connections (so both workers), each saying Hello with
+ * alice's client instance, fetches, uploads to and closes her stream. */
+static int bob_takes(void *arg)
+{
+	(void)arg;
+	if (!th_wait_flag(&race->opened, 20000))
+		return 1;
+	for (int i = 0; i < 4; i++) {
+		frame_reader rd;
+		frame_reader_init(&rd, 1 << 22);
+		int fd = th_rc_connect(getenv("PORTER_SOCKET"));
+		if (fd < 0)
+			return 2;
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
+		h.protocol = PORTER_PROTOCOL_VERSION;
+		h.client_instance = 0x51ull << 32 | (uint64_t)race->alice_pid; /* th_rc_open's */
+		req.id = 1;
+		req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
+		req.hello = &h;
+		Porter__V1__Response *r = call_raw(fd, &rd, &req);
+		if (!r || r->status != 0)
+			return 3;
+		porter__v1__response__free_unpacked(r, NULL);
+		Porter__V1__HttpFetch hf = PORTER__V1__HTTP_FETCH__INIT;
+		Porter__V1__HttpUpload hu = PORTER__V1__HTTP_UPLOAD__INIT;
+		Porter__V1__HttpClose hc = PORTER__V1__HTTP_CLOSE__INIT;
+		hf.stream_id = hu.stream_id = hc.stream_id = race->stream;
+		hu.data.data = (uint8_t *)"x";
+		hu.data.len = 1;
+		Porter__V1__Request tries[3] = {PORTER__V1__REQUEST__INIT,
+						PORTER__V1__REQUEST__INIT,
+						PORTER__V1__REQUEST__INIT};
+		tries[0].body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+		tries[0].http_fetch = &hf;
+		tries[1].body_case = PORTER__V1__REQUEST__BODY_HTTP_UPLOAD;
+		tries[1].http_upload = &hu;
+		tries[2].body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
+		tries[2].http_close = &hc;
+		for (int k = 0; k < 3; k++) {
+			tries[k].id = 10 + (uint64_t)k;
+			tries[k].timeout_ms = 5000;
+			if (!(r = call_raw(fd, &rd, &tries[k])))
+				return 4;
+			race->bob_tries++;
+			race->bob_ok += r->status == 0;
+			porter__v1__response__free_unpacked(r, NULL);
+		}
+		close(fd);
+		frame_reader_free(&rd);
+	}
+	race->bob_done = 1;
+	return 0;
+}
+
+static void *run_bob_takes(void *arg)
+{
+	(void)arg;
+	if (th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bob_takes, NULL) != 0)
+		race->bob_tries = -1;
+	race->bob_done = 1;
+	return NULL;
+}
+
+/* Bob knows alice's stream id (ids are unguessable, but say he learnt it)
+ * and her client instance, and asks from connections on both workers:
+ * every fetch, upload and close is refused, and alice's stream is still
+ * hers to read. (This held when tried: a stream matches uid and client
+ * instance, on its own worker and through forwarding alike.) */
+START_TEST(http_streams_stay_with_their_owner)
+{
+	static const char *const extra[] = {"--workers", "2", "--allow-uid", "61011,61012", NULL};
+	th_stop_clean(&d);
+	shm = th_tenant_up(&d, extra, sizeof(*shm));
+	race = th_shared_alloc(sizeof(*race));
+	ck_assert_ptr_nonnull(race);
+	static char url[128];
+	snprintf(url, sizeof(url), "%s/bin/300000", srv.base);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_takes, NULL), 0);
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, 30000, alice_streams, url);
+	race->opened = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(race->bob_tries, 12);
+	ck_assert_msg(race->bob_ok == 0, "%d of bob's calls on alice's stream worked",
+		      race->bob_ok);
+	ck_assert_msg(race->alice_status == 0, "alice's own read: %s",
+		      porter_error_name(race->alice_status));
+	ck_assert_int_gt(race->alice_read_after, 0);
+}
+END_TEST
+
 static int hops(void)
 {
 	get_as(TH_UID_BOB, "/hops");
@@ -361,6 +523,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, upstream_connections_are_per_uid);
 	tcase_add_test(tc, credentials_stay_with_their_origin);
 	tcase_add_test(tc, proxy_from_the_environment_is_porterds_own);
+	tcase_add_test(tc, http_streams_stay_with_their_owner);
 	tcase_add_test(tc, redirect_chain_shares_one_deadline);
 	suite_add_tcase(s, tc);
 	return s;
