@@ -241,39 +241,36 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 	return 1;
 }
 
-/* Tells the daemon a read or write stream is abandoned; 0 or a code. */
 /* See pfile.h. */
 int pfile_stream_close(uint64_t id, int timeout_ms)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileStreamClose sc = PORTER__V1__FILE_STREAM_CLOSE__INIT;
-	Porter__V1__Response *resp = NULL;
 	sc.stream_id = id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE;
 	req.file_stream_close = &sc;
-	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
-	if (rc == 0)
-		porter__v1__response__free_unpacked(resp, NULL);
-	return rc;
-}
-
-static void stream_close_job(void *arg)
-{
-	pfile_stream_close(*(uint64_t *)arg, PBG_JOB_TIMEOUT_MS);
+	return pconn_call_ack(&req, timeout_ms, PCONN_IDEMPOTENT);
 }
 
 /* See pfile.h. */
-void pfile_stream_close_later(uint64_t id)
+int pfile_stream_end(uint64_t id, int timeout_ms, int wait)
 {
-	uint64_t *arg = id ? malloc(sizeof(*arg)) : NULL;
-	if (arg) {
-		*arg = id;
-		pbg_submit(stream_close_job, arg);
-	}
+	if (!id)
+		return 0;
+	if (wait)
+		return pfile_stream_close(id, timeout_ms);
+	pbg_submit_id(pfile_stream_close, id);
+	return 0;
 }
 
-static void reader_release(porter_file_reader *rd)
+/* Ends reader `rd` (NULL: nothing): closes its stream in the daemon,
+ * waiting up to `timeout_ms` when `wait`, else behind the caller, then frees
+ * it. Returns 0 or the close's code. */
+static int reader_end(porter_file_reader *rd, int timeout_ms, int wait)
 {
+	if (!rd)
+		return 0;
+	int rc = pfile_stream_end(rd->stream_id, timeout_ms, wait);
 	if (rd->cur)
 		porter__v1__response__free_unpacked(rd->cur, NULL);
 	if (rd->fd >= 0)
@@ -281,23 +278,17 @@ static void reader_release(porter_file_reader *rd)
 	free(rd->buf);
 	free(rd->path);
 	free(rd);
+	return rc;
 }
 
 int porter_file_reader_close(porter_file_reader *rd, int timeout_ms)
 {
-	if (!rd)
-		return 0;
-	int rc = rd->stream_id ? pfile_stream_close(rd->stream_id, timeout_ms) : 0;
-	reader_release(rd);
-	return rc;
+	return reader_end(rd, timeout_ms, 1);
 }
 
 void porter_file_reader_free(porter_file_reader *rd)
 {
-	if (!rd)
-		return;
-	pfile_stream_close_later(rd->stream_id);
-	reader_release(rd);
+	reader_end(rd, 0, 0);
 }
 
 /* Reads what a reader by descriptor covers into `b` (its buffer of `cap`
@@ -427,24 +418,24 @@ struct porter_file_writer {
 	char *path;     /* for messages; owned */
 };
 
-static void writer_release(porter_file_writer *wr)
+/* Ends writer `wr` (NULL: nothing) as reader_end ends a reader. */
+static int writer_end(porter_file_writer *wr, int timeout_ms, int wait)
 {
+	if (!wr)
+		return 0;
+	int rc = pfile_stream_end(wr->stream_id, timeout_ms, wait);
 	if (wr->fd >= 0)
 		close(wr->fd);
 	free(wr->path);
 	free(wr);
+	return rc;
 }
 
+/* A write request (never repeated: an append twice is not once). */
 static int write_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Response **out)
 {
-	Porter__V1__Response *resp = NULL;
-	int rc = pconn_call(req, timeout_ms, PCONN_ONCE, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_WRITE)
-		return pfile_bad_reply(resp, "file write");
-	*out = resp;
-	return 0;
+	return pfile_call(req, req->id, timeout_ms, PCONN_ONCE,
+			  PORTER__V1__RESPONSE__BODY_FILE_WRITE, "file write", out);
 }
 
 int porter_file_writer_open(const char *root, const char *path, unsigned flags, unsigned mode,
@@ -489,7 +480,7 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 			rc = wr->fd == -1 ? PORTER_E_BUSY : wr->fd;
 			wr->fd = -1;
 			/* The temp file nobody can write: dropped behind us. */
-			pfile_stream_close_later(wr->stream_id);
+			pfile_stream_end(wr->stream_id, 0, 0);
 			wr->stream_id = 0;
 		}
 	}
@@ -649,19 +640,12 @@ int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int time
 
 int porter_file_writer_close(porter_file_writer *wr, int timeout_ms)
 {
-	if (!wr)
-		return 0;
-	int rc = wr->stream_id ? pfile_stream_close(wr->stream_id, timeout_ms) : 0;
-	writer_release(wr);
-	return rc;
+	return writer_end(wr, timeout_ms, 1);
 }
 
 void porter_file_writer_free(porter_file_writer *wr)
 {
-	if (!wr)
-		return;
-	pfile_stream_close_later(wr->stream_id);
-	writer_release(wr);
+	writer_end(wr, 0, 0);
 }
 
 int porter_file_write(const char *root, const char *path, const void *data, size_t len,

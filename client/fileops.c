@@ -13,6 +13,24 @@
 #include "pconn.h"
 #include "pfile.h"
 
+/* See pfile.h. */
+int pfile_call(Porter__V1__Request *req, uint64_t call_id, int timeout_ms, enum pconn_retry retry,
+	       Porter__V1__Response__BodyCase body, const char *what, Porter__V1__Response **out)
+{
+	Porter__V1__Response *resp = NULL;
+	req->id = call_id;
+	int rc = pconn_call(req, timeout_ms, retry, &resp);
+	if (rc < 0)
+		return rc;
+	if (resp->body_case != body)
+		return pfile_bad_reply(resp, what);
+	if (out)
+		*out = resp;
+	else
+		porter__v1__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 /* ------------------------------------------------- delete, stat, list */
 
 int porter_file_delete(const char *root, const char *path, int directory, uint64_t call_id,
@@ -22,20 +40,13 @@ int porter_file_delete(const char *root, const char *path, int directory, uint64
 		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileDelete fd = PORTER__V1__FILE_DELETE__INIT;
-	Porter__V1__Response *resp = NULL;
 	fd.root = pfile_root(root);
 	fd.path = (char *)path;
 	fd.directory = directory != 0;
-	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_DELETE;
 	req.file_delete = &fd;
-	int rc = pconn_call(&req, timeout_ms, PCONN_ONCE, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_DELETE)
-		return pfile_bad_reply(resp, "file delete");
-	porter__v1__response__free_unpacked(resp, NULL);
-	return 0;
+	return pfile_call(&req, call_id, timeout_ms, PCONN_ONCE,
+			  PORTER__V1__RESPONSE__BODY_FILE_DELETE, "file delete", NULL);
 }
 
 /* FileStat, following a final symlink or not. */
@@ -52,14 +63,12 @@ static int file_stat(const char *root, const char *path, int no_follow, uint64_t
 	fs.root = pfile_root(root);
 	fs.path = (char *)path;
 	fs.no_follow = no_follow != 0;
-	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STAT;
 	req.file_stat = &fs;
-	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	int rc = pfile_call(&req, call_id, timeout_ms, PCONN_IDEMPOTENT,
+			    PORTER__V1__RESPONSE__BODY_FILE_STAT, "file stat", &resp);
 	if (rc < 0)
 		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_STAT)
-		return pfile_bad_reply(resp, "file stat");
 	Porter__V1__FileStatReply *s = resp->file_stat;
 	*out = (porter_file_info){
 		.type = s->type,
@@ -109,18 +118,11 @@ int porter_file_mkdir(const char *root, const char *path, unsigned mode, unsigne
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileMkdir m = PORTER__V1__FILE_MKDIR__INIT;
-	Porter__V1__Response *resp = NULL;
 	if (mkdir_req(&req, &m, root, path, mode, flags) < 0)
 		return PORTER_E_INVAL;
-	req.id = call_id;
 	/* With parents, doing it twice is the same as once. */
-	int rc = pconn_call(&req, timeout_ms, m.parents ? PCONN_IDEMPOTENT : PCONN_ONCE, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_MKDIR)
-		return pfile_bad_reply(resp, "file mkdir");
-	porter__v1__response__free_unpacked(resp, NULL);
-	return 0;
+	return pfile_call(&req, call_id, timeout_ms, m.parents ? PCONN_IDEMPOTENT : PCONN_ONCE,
+			  PORTER__V1__RESPONSE__BODY_FILE_MKDIR, "file mkdir", NULL);
 }
 
 /* Checks a rename's or copy's arguments and fills `req` and the message
@@ -168,17 +170,16 @@ static int two_names(int copy, const char *root, const char *from, const char *t
 	if (names_req(copy, &req, &rn, &cp, root, from, to, flags) < 0)
 		return PORTER_E_INVAL;
 	int no_replace = (flags & PORTER_FILE_NO_REPLACE) != 0;
-	req.id = call_id;
 	/* A copy replaces `to` whole each time: repeating it is harmless,
 	 * except with no_replace, whose second try would fail. A rename is
 	 * never repeated. */
-	int rc = pconn_call(&req, timeout_ms, copy && !no_replace ? PCONN_IDEMPOTENT : PCONN_ONCE,
-			    &resp);
+	int rc = pfile_call(&req, call_id, timeout_ms,
+			    copy && !no_replace ? PCONN_IDEMPOTENT : PCONN_ONCE,
+			    copy ? PORTER__V1__RESPONSE__BODY_FILE_COPY
+				 : PORTER__V1__RESPONSE__BODY_FILE_RENAME,
+			    copy ? "file copy" : "file rename", &resp);
 	if (rc < 0)
 		return rc;
-	if (resp->body_case !=
-	    (copy ? PORTER__V1__RESPONSE__BODY_FILE_COPY : PORTER__V1__RESPONSE__BODY_FILE_RENAME))
-		return pfile_bad_reply(resp, copy ? "file copy" : "file rename");
 	if (copy && size)
 		*size = resp->file_copy->size;
 	porter__v1__response__free_unpacked(resp, NULL);
@@ -212,14 +213,12 @@ int porter_file_list_dir(const char *root, const char *path, uint64_t call_id, i
 	Porter__V1__Response *resp = NULL;
 	fl.root = pfile_root(root);
 	fl.path = (char *)(path ? path : "");
-	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_LIST;
 	req.file_list = &fl;
-	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
+	int rc = pfile_call(&req, call_id, timeout_ms, PCONN_IDEMPOTENT,
+			    PORTER__V1__RESPONSE__BODY_FILE_LIST, "file list", &resp);
 	if (rc < 0)
 		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_LIST)
-		return pfile_bad_reply(resp, "file list");
 	porter_file_list *l = malloc(sizeof(*l));
 	if (!l) {
 		porter__v1__response__free_unpacked(resp, NULL);

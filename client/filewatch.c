@@ -154,7 +154,7 @@ int porter_file_watch_close(porter_file_watch *w, int timeout_ms)
 {
 	if (!w)
 		return 0;
-	int rc = w->ended ? 0 : pfile_stream_close(w->stream_id, timeout_ms);
+	int rc = pfile_stream_end(w->ended ? 0 : w->stream_id, timeout_ms, 1);
 	free(w);
 	return rc;
 }
@@ -163,7 +163,6 @@ void porter_file_watch_free(porter_file_watch *w)
 {
 	if (!w)
 		return;
-	if (!w->ended)
-		pfile_stream_close_later(w->stream_id);
+	pfile_stream_end(w->ended ? 0 : w->stream_id, 0, 0);
 	free(w);
 }

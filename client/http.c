@@ -525,19 +525,10 @@ static int stream_abort(uint64_t id, int timeout_ms)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__HttpClose c = PORTER__V1__HTTP_CLOSE__INIT;
-	Porter__V1__Response *resp = NULL;
 	c.stream_id = id;
 	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
 	req.http_close = &c;
-	int rc = pconn_call(&req, timeout_ms, PCONN_IDEMPOTENT, &resp);
-	if (rc == 0)
-		porter__v1__response__free_unpacked(resp, NULL);
-	return rc;
-}
-
-static void stream_abort_job(void *arg)
-{
-	stream_abort(*(uint64_t *)arg, PBG_JOB_TIMEOUT_MS);
+	return pconn_call_ack(&req, timeout_ms, PCONN_IDEMPOTENT);
 }
 
 static void stream_release(porter_http_stream *s)
@@ -561,11 +552,7 @@ void porter_http_stream_free(porter_http_stream *s)
 {
 	if (!s)
 		return;
-	uint64_t *arg = s->more && s->id ? malloc(sizeof(*arg)) : NULL;
-	if (arg) {
-		*arg = s->id;
-		pbg_submit(stream_abort_job, arg);
-	}
+	pbg_submit_id(stream_abort, s->more ? s->id : 0);
 	stream_release(s);
 }
 
@@ -795,11 +782,6 @@ void porter_http_upload_free(porter_http_upload *u)
 	if (!u)
 		return;
 	uint64_t id = u->id;
-	if (!upload_release(u))
-		return;
-	uint64_t *arg = malloc(sizeof(*arg));
-	if (arg) {
-		*arg = id;
-		pbg_submit(stream_abort_job, arg);
-	}
+	if (upload_release(u))
+		pbg_submit_id(stream_abort, id);
 }

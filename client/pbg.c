@@ -126,3 +126,24 @@ int pbg_submit(void (*fn)(void *arg), void *arg)
 	}
 	return rc;
 }
+
+/* What pbg_submit_id queues. */
+typedef struct {
+	int (*fn)(uint64_t id, int timeout_ms);
+	uint64_t id;
+} id_job;
+
+static void run_id_job(void *arg)
+{
+	id_job *j = arg;
+	j->fn(j->id, PBG_JOB_TIMEOUT_MS);
+}
+
+void pbg_submit_id(int (*fn)(uint64_t id, int timeout_ms), uint64_t id)
+{
+	id_job *j = id ? malloc(sizeof(*j)) : NULL;
+	if (j) {
+		*j = (id_job){.fn = fn, .id = id};
+		pbg_submit(run_id_job, j);
+	}
+}

@@ -14,6 +14,8 @@
 #ifndef PORTER_CLIENT_PBG_H
 #define PORTER_CLIENT_PBG_H
 
+#include <stdint.h>
+
 /* How long one job may wait for the daemon. */
 #define PBG_JOB_TIMEOUT_MS 1000
 /* Jobs queued at most; past it a job is dropped (its arg freed unrun):
@@ -29,5 +31,13 @@
  * queued. Thread safe.
  */
 int pbg_submit(void (*fn)(void *arg), void *arg);
+
+/*
+ * Queues fn(id, PBG_JOB_TIMEOUT_MS) for the background thread: the close of
+ * stream `id` that a *_free hands over. Does nothing when `id` is 0. Never
+ * blocks; on failure (as pbg_submit's) the close is dropped, and the
+ * daemon's idle timeout ends the stream instead. Thread safe.
+ */
+void pbg_submit_id(int (*fn)(uint64_t id, int timeout_ms), uint64_t id);
 
 #endif

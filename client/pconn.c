@@ -737,3 +737,12 @@ int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 	*out = resp;
 	return 0;
 }
+
+int pconn_call_ack(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry)
+{
+	Porter__V1__Response *resp = NULL;
+	int rc = pconn_call(req, timeout_ms, retry, &resp);
+	if (rc == 0)
+		porter__v1__response__free_unpacked(resp, NULL);
+	return rc;
+}

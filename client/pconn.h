@@ -37,6 +37,10 @@ enum pconn_retry {
 int pconn_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 	       Porter__V1__Response **out);
 
+/* pconn_call for a request whose reply says nothing but its status (a
+ * close): the reply is freed here. Returns 0 or a negative code. */
+int pconn_call_ack(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry);
+
 /*
  * Like pconn_call but a response with an error status is also returned in
  * `*out` (so callers can read its details); the return value is still the

@@ -22,13 +22,24 @@ static inline int pfile_bad_reply(Porter__V1__Response *resp, const char *what)
 	return pconn_set_error(PORTER_E_PROTOCOL, "%s reply missing", what);
 }
 
+/*
+ * Sends `req` as call `call_id` (pconn_call with `retry`) and checks that
+ * the reply is of kind `body` (else PORTER_E_PROTOCOL naming `what`). On
+ * success stores the reply in `*out` (the caller frees it), or frees it
+ * when `out` is NULL, and returns 0; else a negative code (recorded as the
+ * thread's last error) and `*out` is untouched. Any thread.
+ */
+int pfile_call(Porter__V1__Request *req, uint64_t call_id, int timeout_ms, enum pconn_retry retry,
+	       Porter__V1__Response__BodyCase body, const char *what, Porter__V1__Response **out);
+
 /* Closes file stream `id` (a reader's, writer's or watch's) in the daemon,
  * waiting up to `timeout_ms`. Returns 0 (an unknown stream too) or a
  * code. Any thread. */
 int pfile_stream_close(uint64_t id, int timeout_ms);
 
-/* Hands the close of stream `id` (0: none) to the background thread;
- * never waits. */
-void pfile_stream_close_later(uint64_t id);
+/* Ends file stream `id` (0: none, returns 0): pfile_stream_close when
+ * `wait`, else the close is handed to the background thread and this
+ * never waits (returns 0). Any thread. */
+int pfile_stream_end(uint64_t id, int timeout_ms, int wait);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fsconfine.h"
+#include "fspass.h"
 #include "log.h"
 
 #ifndef SYS_openat2
@@ -48,7 +49,7 @@ static int open_cached(const fs_job *j, const char *path, int flags)
 }
 
 /* A read of a regular file: all its bytes when they are few
- * (fswork_small_read) and in the page cache, else its descriptor when
+ * (fspass_small_read) and in the page cache, else its descriptor when
  * the client takes one. */
 static int fast_read(fs_job *j)
 {
@@ -60,16 +61,9 @@ static int fast_read(fs_job *j)
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
 		goto pool; /* directories, FIFOs, /proc files: the pool's words */
 	uint64_t size = (uint64_t)sb.st_size;
-	int small = fswork_small_read(m, size);
-	if (j->want_fd && !small && fswork_fd_passable(&sb, j->uid, 0)) {
-		int fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-			goto pool;
-		j->chunk = fswork_chunk(m->chunk_size);
-		j->pass_fd = fd;
-		j->file_size = size;
+	int small = fspass_small_read(m, size);
+	if (j->want_fd && !small && fspass_read(j, &fd, &sb) == 0)
 		return 1;
-	}
 	if (!small)
 		goto pool; /* a larger copy dwarfs the trip, and would hold the loop */
 	uint64_t pos = m->offset;

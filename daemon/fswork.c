@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fsconfine.h"
+#include "fspass.h"
 #include "fwd.h"
 #include "porter_errors.h"
 
@@ -36,16 +37,6 @@ uint32_t fswork_chunk(uint32_t asked)
 {
 	uint32_t chunk = asked && asked < chunk_max ? asked : chunk_max;
 	return chunk < 1 ? 1 : chunk;
-}
-
-int fswork_small_read(const Porter__V1__FileRead *m, uint64_t size)
-{
-	if (size == 0 || m->offset >= size)
-		return 0;
-	uint64_t want = size - m->offset;
-	if (m->length && m->length < want)
-		want = m->length;
-	return want <= (64u << 10) && want <= fswork_chunk(m->chunk_size);
 }
 
 /* ---------------------------------------------------------- outcomes */
@@ -195,44 +186,6 @@ static fs_stream *stream_new(fs_job *j, enum fsstream_kind kind)
 	return s;
 }
 
-int fswork_fd_passable(const struct stat *sb, uid_t uid, int writing)
-{
-	if (uid == geteuid())
-		return 1; /* porterd's own uid: nothing to widen */
-	/* The kernel judges a reopen through /proc/self/fd, and a hard link
-	 * of the descriptor (fs.protected_hardlinks: owner, or read and
-	 * write access), by the inode alone, past the root's directories. So
-	 * a descriptor whose file the client owns, or whose group or other
-	 * bits give the access the descriptor lacks (write for a read, read
-	 * for a write), would give more than asked; the group bits count for
-	 * any client (its groups are not known here; with an ACL they are
-	 * the mask). */
-	if (sb->st_uid == uid)
-		return 0;
-	mode_t other = writing ? (S_IRGRP | S_IROTH) : (S_IWGRP | S_IWOTH);
-	return (sb->st_mode & other) == 0;
-}
-
-/*
- * Hands the open regular file `*fd` to the job as the descriptor to pass
- * (files by descriptor): O_RDONLY already, and no longer O_NONBLOCK (that
- * was for FIFOs, and the client would see it in F_GETFL). Returns 0 (the
- * descriptor moved to j->pass_fd, *fd is -1), or -1 to read bytes instead.
- */
-static int pass_read_fd(fs_job *j, int *fd, const struct stat *sb)
-{
-	if (!fswork_fd_passable(sb, j->uid, 0))
-		return -1;
-	uint64_t size = (uint64_t)sb->st_size;
-	int fl = fcntl(*fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-		return -1;
-	j->pass_fd = *fd;
-	*fd = -1;
-	j->file_size = size;
-	return 0;
-}
-
 static void do_read(fs_job *j)
 {
 	Porter__V1__FileRead *m = j->r->msg->file_read;
@@ -261,8 +214,7 @@ static void do_read(fs_job *j)
 		goto out;
 	}
 	uint64_t size = (uint64_t)sb.st_size;
-	if (j->want_fd && S_ISREG(sb.st_mode) && !fswork_small_read(m, size) &&
-	    pass_read_fd(j, &fd, &sb) == 0)
+	if (j->want_fd && !fspass_small_read(m, size) && fspass_read(j, &fd, &sb) == 0)
 		return;
 	uint64_t pos = m->offset > size ? size : m->offset;
 	uint64_t end = size;
@@ -511,34 +463,6 @@ static void do_write(fs_job *j)
 	fsstream_destroy(s);
 }
 
-/*
- * Files by descriptor for a write open: the descriptor the client writes
- * through, when `s->fd` is a regular file. A plain write's descriptor moves
- * to the job (s->fd becomes -1). An atomic write's temp file stays in the
- * stream for the commit, and the client gets a duplicate: the stream may be
- * committed or dropped by another request (from another loop) as soon as
- * it is published, before this job's reply is sent. Returns 0, or -1 to
- * write by chunks instead.
- */
-static int pass_write_fd(fs_job *j, fs_stream *s)
-{
-	struct stat sb;
-	if (fstat(s->fd, &sb) < 0 || !S_ISREG(sb.st_mode) || !fswork_fd_passable(&sb, j->uid, 1))
-		return -1;
-	int fl = fcntl(s->fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY)
-		return -1;
-	if (!(s->flags & F_ATOMIC)) {
-		if (fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-			return -1;
-		j->pass_fd = s->fd;
-		s->fd = -1;
-		return 0;
-	}
-	j->pass_fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
-	return j->pass_fd < 0 ? -1 : 0;
-}
-
 static void do_write_open(fs_job *j)
 {
 	Porter__V1__FileWriteOpen *m = j->r->msg->file_write_open;
@@ -549,7 +473,7 @@ static void do_write_open(fs_job *j)
 	}
 	if (check_flags(j, m->flags) == 0 &&
 	    open_for_write(j, s, m->path, m->flags, m->mode) == 0) {
-		if (j->want_fd && pass_write_fd(j, s) == 0 && !(m->flags & F_ATOMIC)) {
+		if (j->want_fd && fspass_write(j, s) == 0 && !(m->flags & F_ATOMIC)) {
 			/* A plain write by descriptor needs no stream: the
 			 * client writes, fsyncs if it asked for FILE_SYNC,
 			 * and closes. */

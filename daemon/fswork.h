@@ -98,23 +98,6 @@ void fswork_init(uint32_t chunk);
  * daemon's): capped by file-chunk-size, at least 1. Any thread. */
 uint32_t fswork_chunk(uint32_t asked);
 
-/*
- * Whether read request `m` of a regular file of `size` bytes is small: its
- * whole range (at least one byte) fits one chunk of at most 64 KiB. Such a
- * read answers with its bytes even when the client asked for the
- * descriptor: measured on this machine (bench_file), passing a descriptor
- * costs more than carrying 4 KiB (sendmsg with SCM_RIGHTS and the
- * client's checks, pread and close against one copy), while from a few
- * hundred KiB on the descriptor wins by far. Any thread.
- */
-int fswork_small_read(const Porter__V1__FileRead *m, uint64_t size);
-
-/* 1 when a descriptor of the regular file `sb` may be passed to client
- * `uid` for reading (writing = 0) or writing (1): passing it would give no
- * access beyond the one asked, however the client reopens or hard-links
- * it; else 0 and the file goes as bytes. Any thread. */
-int fswork_fd_passable(const struct stat *sb, uid_t uid, int writing);
-
 /* Runs the job in `w->data`. Thread pool (uv_queue_work's work callback). */
 void fswork_run(uv_work_t *w);
 

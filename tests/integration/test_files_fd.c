@@ -57,7 +57,7 @@ static void start(const char *pass)
 	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
 	put_local("f", "hello, descriptor");
 	/* Past 64 KiB: a read of it passes the descriptor (smaller ones come
-	 * as bytes, which cost less; see fswork_small_read). */
+	 * as bytes, which cost less; see fspass_small_read). */
 	char big[256];
 	snprintf(big, sizeof(big), "%s/big", root);
 	FILE *bf = fopen(big, "w");
