@@ -26,7 +26,7 @@ clang -g -O1 -std=gnu11 -D_GNU_SOURCE -DPORTER_FUZZING -fsanitize=fuzzer,address
   -fno-sanitize-recover=undefined \
   -I"$src/proto" -I"$build/proto" -I"$src/client/include" -I"$src/daemon" \
   "$src/tests/fuzz/$target.c" "${daemon_srcs[@]}" \
-  "$src"/proto/arena.c "$src"/proto/dbwire.c "$src"/proto/errors.c "$src"/proto/frame.c "$src"/proto/palloc.c "$src"/proto/sockpath.c \
+  "$src"/proto/*.c \
   "$build/proto/porter.pb-c.c" \
   $(pkg-config --cflags --libs libprotobuf-c libuv $extra_pkgs) -lpthread \
   -o "$out/$target"
