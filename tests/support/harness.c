@@ -229,6 +229,25 @@ int th_pg_sh(const char *cmd)
 	return system(line);
 }
 
+porter_db_result *th_db_ok(uint64_t session, const char *conninfo, const char *sql)
+{
+	porter_db_result *r = NULL;
+	int rc = porter_db_query(session, conninfo, sql, NULL, 0, 0, 10000, &r);
+	ck_assert_msg(rc == 0, "%s: %s (%s)", sql, porter_error_name(rc),
+		      porter_last_error_message());
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+long th_db_long(uint64_t session, const char *conninfo, const char *sql)
+{
+	porter_db_result *r = th_db_ok(session, conninfo, sql);
+	ck_assert_int_eq(porter_db_ntuples(r), 1);
+	long v = atol(porter_db_getvalue(r, 0, 0));
+	porter_db_result_free(r);
+	return v;
+}
+
 void th_pg_file(const char *name, char *out, size_t cap)
 {
 	char path[512];
@@ -422,6 +441,16 @@ void th_raw_hello(int fd, frame_reader *r, uint32_t protocol, int expect_status)
 void th_start(th_daemon *d, const char *const *extra)
 {
 	ck_assert_msg(th_daemon_start(d, extra) == 0, "porterd did not start");
+}
+
+int th_daemon_finish(th_daemon *d)
+{
+	porter_thread_disconnect();
+	int st = d->pid ? th_daemon_stop(d) : 0;
+	if (st != 0)
+		th_daemon_dump_log(d);
+	th_daemon_cleanup(d);
+	return st;
 }
 
 void th_stop_clean(th_daemon *d)

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "frame.h"
+#include "porter.h"
 #include "porter.pb-c.h"
 #include "thmain.h"
 
@@ -49,6 +50,12 @@ int th_daemon_restart(th_daemon *d, const char *const *extra);
  * when it had to be killed or died of a signal. */
 int th_daemon_stop(th_daemon *d);
 
+/* For fixtures' teardowns: stops `d` when it runs (after disconnecting
+ * the calling thread), prints its log unless it exited 0, and removes its
+ * directory. Returns the exit status (0 when it was not running), for the
+ * caller to assert after the rest of its clean-up. */
+int th_daemon_finish(th_daemon *d);
+
 /* SIGKILL and reap. */
 void th_daemon_kill(th_daemon *d);
 
@@ -81,6 +88,17 @@ const char *th_pg_state(void);
 /* Runs `sh tests/support/pg.sh CMD STATE` on the fixture's server ("kill",
  * "resume", "restart": see pg.sh); returns system()'s status. */
 int th_pg_sh(const char *cmd);
+
+/*
+ * Runs `sql` (no parameters, text results, 10 s) on session `session`, or
+ * pooled on `conninfo` when session is 0 (NULL otherwise), and asserts
+ * success; returns the result, which the caller frees.
+ */
+porter_db_result *th_db_ok(uint64_t session, const char *conninfo, const char *sql);
+
+/* th_db_ok for a statement returning one row: its first column as a
+ * number (atol), the result freed. */
+long th_db_long(uint64_t session, const char *conninfo, const char *sql);
 
 /* Resident set size of `pid` in KiB, from /proc; -1 when unknown. */
 long th_rss_kib(pid_t pid);
