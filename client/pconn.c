@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -509,22 +510,40 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 	}
 }
 
+/* Writes the directory holding the socket `path` into `buf` ("." for a
+ * bare name, "/" for one right under the root). */
+static void socket_dir(const char *path, char *buf, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	if (n >= cap)
+		n = cap - 1;
+	if (slash)
+		memcpy(buf, path, n);
+	else
+		buf[n++] = '.';
+	buf[n] = '\0';
+}
+
 /*
- * Whether the daemon reached at the default path may be talked to. That
- * path is per user ($XDG_RUNTIME_DIR/porter, else /tmp/porter-$UID), and
+ * Whether the daemon reached at `path` may be talked to. The default path
+ * is per user ($XDG_RUNTIME_DIR/porter, else /tmp/porter-$UID), and
  * /tmp/porter-$UID can be made by any user before the caller's porterd
  * starts (porterd then refuses the directory, but a client would talk to
  * whoever listens there and hand it conninfo passwords, request headers
  * and file contents). So the daemon there must run as the caller or as
  * root (SO_PEERCRED: the uid that made the listening socket). A path given
- * in PORTER_SOCKET is trusted as configured: the system service runs as
- * its own user. 0, or a negative code with the error set.
+ * in PORTER_SOCKET may name another user's daemon (the system service),
+ * but only in a directory that user, root or the caller owns and nobody
+ * else may write: a name in /tmp (or any directory others can write) is
+ * anyone's to bind once the daemon that used it is gone, and
+ * PORTER_SOCKET=/tmp/porter.sock outlives it in scripts and unit files.
+ * 0, or a negative code with the error set.
  */
-static int check_default_daemon(int fd, const char *path)
+static int check_daemon(int fd, const char *path)
 {
 	const char *env = getenv("PORTER_SOCKET");
-	if (env && env[0])
-		return 0;
+	int named = env && env[0];
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
@@ -532,12 +551,35 @@ static int check_default_daemon(int fd, const char *path)
 				       path, strerror(errno));
 	if (cred.uid == getuid() || cred.uid == geteuid() || cred.uid == 0)
 		return 0;
-	return pconn_set_error(
-		PORTER_E_DENIED,
-		"the daemon at %s runs as uid %u, not as this user: another user may "
-		"have taken the default path (set PORTER_SOCKET to use a daemon of "
-		"another user on purpose)",
-		path, (unsigned)cred.uid);
+	if (!named)
+		return pconn_set_error(
+			PORTER_E_DENIED,
+			"the daemon at %s runs as uid %u, not as this user: another user may "
+			"have taken the default path (set PORTER_SOCKET to use a daemon of "
+			"another user on purpose)",
+			path, (unsigned)cred.uid);
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	socket_dir(path, dir, sizeof(dir));
+	struct stat sb;
+	if (stat(dir, &sb) < 0)
+		return pconn_set_error(
+			PORTER_E_DENIED,
+			"the daemon at %s runs as uid %u and %s cannot be checked: %s", path,
+			(unsigned)cred.uid, dir, strerror(errno));
+	if (sb.st_mode & (S_IWGRP | S_IWOTH))
+		return pconn_set_error(
+			PORTER_E_DENIED,
+			"the daemon at %s runs as uid %u, and others may write %s: anyone "
+			"could have bound that name (put another user's socket in a directory "
+			"of its own)",
+			path, (unsigned)cred.uid, dir);
+	if (sb.st_uid != 0 && sb.st_uid != cred.uid && sb.st_uid != getuid() &&
+	    sb.st_uid != geteuid())
+		return pconn_set_error(
+			PORTER_E_DENIED,
+			"the daemon at %s runs as uid %u in %s, a directory of uid %u", path,
+			(unsigned)cred.uid, dir, (unsigned)sb.st_uid);
+	return 0;
 }
 
 static int open_conn(tstate *t, int64_t deadline)
@@ -578,7 +620,7 @@ static int open_conn(tstate *t, int64_t deadline)
 				     path, strerror(errno));
 		goto fail;
 	}
-	if ((rc = check_default_daemon(t->fd, path)) < 0)
+	if ((rc = check_daemon(t->fd, path)) < 0)
 		goto fail;
 
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;

@@ -115,7 +115,12 @@ PORTER_API const char *porter_last_error_message(void);
  * create /tmp/porter-$UID first; another uid listening there makes every
  * call fail with PORTER_E_DENIED before anything is sent. A daemon of
  * another user (the system service) is used by naming its socket in
- * PORTER_SOCKET.
+ * PORTER_SOCKET, in a directory that belongs to that user, to root or to
+ * the caller and that nobody else may write (the system unit's
+ * /run/porter): a name in /tmp, or in any directory others can write, is
+ * anyone's to bind once its daemon is gone, so another user's daemon
+ * there is refused the same way (a daemon of the caller or root is
+ * trusted wherever it is).
  */
 PORTER_API int porter_socket_path(char *buf, size_t cap);
 

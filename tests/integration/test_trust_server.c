@@ -15,7 +15,8 @@
  * - A cancel never stops another uid's request, even naming its client
  *   instance.
  * - A client never talks to another user's daemon at its default socket
- *   path (/tmp/porter-$UID, which anyone can create first).
+ *   path (/tmp/porter-$UID, which anyone can create first), nor at a
+ *   named path in a directory others can write (a stale name in /tmp).
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -653,6 +654,7 @@ typedef struct squat {
 	int frames;     /* frames the listener got from the client */
 	int got_secret; /* the conninfo's password was among them */
 	int client_rc;  /* what the client's call returned */
+	int named;      /* the victim names path in PORTER_SOCKET */
 } squat;
 
 #define SQUAT_SECRET "victim-secret-7d1c"
@@ -732,11 +734,15 @@ static int fake_porterd(void *arg)
 }
 
 /* The victim: an app without XDG_RUNTIME_DIR (cron, su, a container) and
- * without PORTER_SOCKET, so libporter uses /tmp/porter-$UID. */
+ * without PORTER_SOCKET, so libporter uses /tmp/porter-$UID; or, with
+ * s->named, one whose PORTER_SOCKET names s->path. */
 static int victim_queries(void *arg)
 {
 	squat *s = arg;
-	unsetenv("PORTER_SOCKET");
+	if (s->named)
+		setenv("PORTER_SOCKET", s->path, 1);
+	else
+		unsetenv("PORTER_SOCKET");
 	unsetenv("XDG_RUNTIME_DIR");
 	if (!th_wait_flag(&s->listening, 10000))
 		return 1;
@@ -761,6 +767,23 @@ static void *run_fake(void *arg)
 	return NULL;
 }
 
+/* Runs the fake porterd at s->path as `owner` and the victim as
+ * `victim`, then removes the socket file and `dir` (NULL: none). */
+static void squat_run_both(squat *s, uid_t owner, uid_t victim, const char *dir)
+{
+	squat_run f = {.s = s, .uid = owner};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_fake, &f), 0);
+	int rc = th_as(victim, TH_GID_PORTER, 20000, victim_queries, s);
+	s->listening = 1;
+	pthread_join(t, NULL);
+	unlink(s->path);
+	if (dir)
+		rmdir(dir);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(f.rc, 0);
+}
+
 /* Runs the fake porterd as `owner` (who also owns the directory) and the
  * victim as `victim`. */
 static void squat_once(squat *s, uid_t owner, uid_t victim)
@@ -772,16 +795,7 @@ static void squat_once(squat *s, uid_t owner, uid_t victim)
 	rmdir(dir);
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
 	ck_assert_int_eq(chown(dir, owner, TH_GID_PORTER), 0);
-	squat_run f = {.s = s, .uid = owner};
-	pthread_t t;
-	ck_assert_int_eq(pthread_create(&t, NULL, run_fake, &f), 0);
-	int rc = th_as(victim, TH_GID_PORTER, 20000, victim_queries, s);
-	s->listening = 1;
-	pthread_join(t, NULL);
-	unlink(s->path);
-	rmdir(dir);
-	ck_assert_int_eq(rc, 0);
-	ck_assert_int_eq(f.rc, 0);
+	squat_run_both(s, owner, victim, dir);
 }
 
 /*
@@ -808,6 +822,43 @@ START_TEST(default_socket_path_taken_by_another_user)
 	/* The victim's own daemon at the same path is trusted as before. */
 	memset(s, 0, sizeof(*s));
 	squat_once(s, victim, victim);
+	ck_assert_int_eq(s->frames, 2);
+	ck_assert(s->got_secret);
+}
+END_TEST
+
+/*
+ * PORTER_SOCKET naming a socket right in /tmp (or any directory others
+ * may write) is as open as the default path: once the daemon that used
+ * the name is gone, anyone can bind it, and scripts and unit files keep
+ * the variable. Before, the victim talked to bob's fake porterd there;
+ * now another uid's daemon at a named path is trusted only in a
+ * directory of its own (root's, its or the caller's, writable by the
+ * owner alone).
+ */
+START_TEST(named_socket_in_a_shared_directory)
+{
+	squat *s = th_shared_alloc(sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	s->named = 1;
+	snprintf(s->path, sizeof(s->path), "/tmp/porter-stale-%d.sock", (int)getpid());
+	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, NULL);
+	ck_assert_msg(!s->got_secret, "bob's fake porterd read alice's password");
+	ck_assert_msg(s->frames == 0, "alice said Hello to bob's fake porterd in /tmp");
+	ck_assert_msg(s->client_rc == PORTER_E_DENIED, "alice's call: %s",
+		      porter_error_name(s->client_rc));
+
+	/* The same daemon in a directory of its own is what PORTER_SOCKET
+	 * is for (the system service's /run/porter). */
+	memset(s, 0, sizeof(*s));
+	s->named = 1;
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/porter-own-%d", (int)getpid());
+	snprintf(s->path, sizeof(s->path), "%s/porter.sock", dir);
+	rmdir(dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(chown(dir, TH_UID_BOB, TH_GID_PORTER), 0);
+	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, dir);
 	ck_assert_int_eq(s->frames, 2);
 	ck_assert(s->got_secret);
 }
@@ -870,6 +921,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, metrics_hide_other_uids_by_default);
 	tcase_add_test(tc, cancel_never_crosses_uids);
 	tcase_add_test(tc, default_socket_path_taken_by_another_user);
+	tcase_add_test(tc, named_socket_in_a_shared_directory);
 	suite_add_tcase(s, tc);
 	return s;
 }
