@@ -166,6 +166,10 @@ const char *porter_batch_result_message(const porter_batch_result *r, size_t i)
 
 int porter_batch_result_ping(const porter_batch_result *r, size_t i, const void **data, size_t *len)
 {
+	if (data)
+		*data = NULL;
+	if (len)
+		*len = 0;
 	const Porter__V1__Response *m = pbatch_member(r, i);
 	if (!m || m->status != 0 || m->body_case != PORTER__V1__RESPONSE__BODY_PING || !data ||
 	    !len)

@@ -370,9 +370,10 @@ int porter_db_query(uint64_t session, const char *conninfo, const char *sql,
 
 int porter_db_open(const char *conninfo, uint64_t call_id, int timeout_ms, uint64_t *session)
 {
+	if (session)
+		*session = 0;
 	if (!conninfo || !session)
 		return pconn_set_error(PORTER_E_INVAL, "conninfo and session must not be NULL");
-	*session = 0;
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
@@ -732,6 +733,8 @@ int porter_batch_add_db_query(porter_batch *b, uint64_t session, const char *con
 
 int porter_batch_result_db(const porter_batch_result *r, size_t i, porter_db_result **out)
 {
+	if (out)
+		*out = NULL;
 	const Porter__V1__Response *m = pbatch_member(r, i);
 	if (!m || !out || (m->status == 0 && m->body_case != PORTER__V1__RESPONSE__BODY_DB_QUERY))
 		return PORTER_E_INVAL;

@@ -239,6 +239,8 @@ int porter_batch_add_http(porter_batch *b, const char *method, const char *url,
 
 int porter_batch_result_http(const porter_batch_result *r, size_t i, porter_http_response **out)
 {
+	if (out)
+		*out = NULL;
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	const Porter__V1__Response *m = pbatch_member(r, i);
@@ -263,8 +265,9 @@ int porter_http_request(const char *method, const char *url, const char *const *
 			const porter_http_options *opts, uint64_t call_id, int timeout_ms,
 			porter_http_response **out)
 {
-	if (out)
-		*out = NULL;
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	*out = NULL;
 	Porter__V1__Response *resp = NULL;
 	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, call_id,
 		       timeout_ms, &resp);
@@ -289,12 +292,12 @@ int porter_http_post_json(const char *url, const char *json, size_t len, uint64_
 
 int porter_http_response_status(const porter_http_response *r)
 {
-	return r->hr->status;
+	return r ? r->hr->status : 0;
 }
 
 const char *porter_http_response_header(const porter_http_response *r, const char *name)
 {
-	if (!name)
+	if (!r || !name)
 		return NULL;
 	for (size_t i = 0; i < r->hr->n_headers; i++)
 		if (strcasecmp(r->hr->headers[i]->name, name) == 0)
@@ -304,36 +307,43 @@ const char *porter_http_response_header(const porter_http_response *r, const cha
 
 size_t porter_http_response_header_count(const porter_http_response *r)
 {
-	return r->hr->n_headers;
+	return r ? r->hr->n_headers : 0;
+}
+
+/* Header `i` of `n` in `hv` into `*name` and `*value` (either may be NULL;
+ * both NULL when `i` is out of range). */
+static int header_at(Porter__V1__HttpHeader *const *hv, size_t n, size_t i, const char **name,
+		     const char **value)
+{
+	if (name)
+		*name = i < n ? hv[i]->name : NULL;
+	if (value)
+		*value = i < n ? hv[i]->value : NULL;
+	return i < n ? 0 : PORTER_E_INVAL;
 }
 
 int porter_http_response_header_at(const porter_http_response *r, size_t i, const char **name,
 				   const char **value)
 {
-	if (i >= r->hr->n_headers)
-		return PORTER_E_INVAL;
-	if (name)
-		*name = r->hr->headers[i]->name;
-	if (value)
-		*value = r->hr->headers[i]->value;
-	return 0;
+	return r ? header_at(r->hr->headers, r->hr->n_headers, i, name, value)
+		 : header_at(NULL, 0, i, name, value);
 }
 
 const void *porter_http_response_body(const porter_http_response *r, size_t *len)
 {
 	if (len)
-		*len = r->hr->body.len;
-	return r->hr->body.data ? (const void *)r->hr->body.data : (const void *)"";
+		*len = r ? r->hr->body.len : 0;
+	return r && r->hr->body.data ? (const void *)r->hr->body.data : (const void *)"";
 }
 
 const char *porter_http_response_effective_url(const porter_http_response *r)
 {
-	return r->hr->effective_url ? r->hr->effective_url : "";
+	return r && r->hr->effective_url ? r->hr->effective_url : "";
 }
 
 uint32_t porter_http_response_redirects(const porter_http_response *r)
 {
-	return r->hr->redirects;
+	return r ? r->hr->redirects : 0;
 }
 
 const char *porter_http_response_status_line(const porter_http_response *r)
@@ -367,18 +377,18 @@ int porter_http_response_hop_header_at(const porter_http_response *r, size_t hop
 				       const char **name, const char **value)
 {
 	const Porter__V1__HttpHop *h = hop_at(r, hop);
-	if (!h || i >= h->n_headers)
-		return PORTER_E_INVAL;
-	if (name)
-		*name = h->headers[i]->name;
-	if (value)
-		*value = h->headers[i]->value;
-	return 0;
+	return h ? header_at(h->headers, h->n_headers, i, name, value)
+		 : header_at(NULL, 0, i, name, value);
 }
 
 void porter_http_response_timings(const porter_http_response *r, porter_http_timings *out)
 {
-	*out = r->timings;
+	if (!out)
+		return;
+	if (r)
+		*out = r->timings;
+	else
+		memset(out, 0, sizeof(*out));
 }
 
 void porter_http_response_free(porter_http_response *r)
@@ -399,8 +409,9 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 			    const porter_http_options *opts, uint64_t call_id, int timeout_ms,
 			    porter_http_stream **out)
 {
-	if (out)
-		*out = NULL;
+	if (!out)
+		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
+	*out = NULL;
 	Porter__V1__Response *resp = NULL;
 	/* The stream's deadline counts from now; build_request checks opts. */
 	uint32_t total = opts && opts->struct_size >= sizeof(porter_http_options)

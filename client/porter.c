@@ -159,6 +159,8 @@ size_t porter_stats_uids(const porter_stats_snapshot *s)
 
 int porter_stats_uid(const porter_stats_snapshot *s, size_t i, porter_uid_usage *out)
 {
+	if (out)
+		memset(out, 0, sizeof(*out));
 	if (!s || !out || i >= s->n_uids)
 		return PORTER_E_INVAL;
 	*out = s->uids[i];
@@ -172,6 +174,8 @@ size_t porter_stats_workers(const porter_stats_snapshot *s)
 
 int porter_stats_worker(const porter_stats_snapshot *s, size_t i, porter_worker_stats *out)
 {
+	if (out)
+		memset(out, 0, sizeof(*out));
 	if (!s || !out || i >= s->n)
 		return PORTER_E_INVAL;
 	*out = s->workers[i];

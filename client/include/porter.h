@@ -65,8 +65,12 @@
  *     (which sets `struct_size`), then set fields; fields are only added at
  *     the end, and the library reads only those within struct_size.
  * 10. NULL: every pointer argument says whether NULL is accepted; where it
- *     is not, NULL gives PORTER_E_INVAL (accessors of a NULL object return
- *     0, "" or NULL as documented) and never a crash.
+ *     is not, NULL gives PORTER_E_INVAL (with the out-parameters cleared as
+ *     rule 6 says) and never a crash. An accessor given a NULL object
+ *     returns what it returns for an index out of range: 0 for numbers
+ *     and counts, "" for text documented as never NULL, NULL for text
+ *     that may be absent. tests/ffi/api_null.py probes every pointer
+ *     parameter of every declaration here with NULL.
  * 11. Versions: PORTER_VERSION_* come from the build's project version;
  *     compare porter_version_num() with PORTER_VERSION_NUM at start.
  */
@@ -478,7 +482,7 @@ PORTER_API int porter_http_post_json(const char *url, const char *json, size_t l
  */
 PORTER_API int porter_http_last_status(void);
 
-/* The response's HTTP status code. `r` not NULL. */
+/* The response's HTTP status code; 0 for a NULL `r`. */
 PORTER_API int porter_http_response_status(const porter_http_response *r);
 
 /*
@@ -532,8 +536,9 @@ PORTER_API size_t porter_http_response_hop_header_count(const porter_http_respon
 PORTER_API int porter_http_response_hop_header_at(const porter_http_response *r, size_t hop,
 						  size_t i, const char **name, const char **value);
 
-/* Copies the timing breakdown into `*out` (not NULL). For a stream they
- * are known only after its end; before that all are 0. */
+/* Copies the timing breakdown into `*out` (NULL: nothing is copied; all 0
+ * for a NULL `r`). For a stream they are known only after its end; before
+ * that all are 0. */
 PORTER_API void porter_http_response_timings(const porter_http_response *r,
 					     porter_http_timings *out);
 
@@ -1139,8 +1144,9 @@ PORTER_API int porter_db_open(const char *conninfo, uint64_t call_id, int timeou
 PORTER_API int porter_db_close(uint64_t session, uint64_t call_id, int timeout_ms);
 
 /*
- * Runs `sql` on `session`, or when `session` is 0 on a pooled connection
- * for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
+ * Runs `sql` (not NULL) on `session`, or when `session` is 0 on a pooled
+ * connection for `conninfo` (then not NULL nor ""; ignored, NULL
+ * accepted, with a session). `params` (may be NULL when `nparams` is 0) are $1..$n;
  * a statement that uses more parameters than `nparams` fails with
  * PORTER_E_DB, SQLSTATE 08P01, before it is sent. Without parameters
  * `sql` may hold several statements, one result part each; when one of

@@ -18,6 +18,10 @@ and 18), from Python's ctypes with threads standing in for isolates.
     its reads with PORTER_E_TIMEOUT once that much time has passed since
     the open, whatever each read's own timeout.
   * Option structs: porter_http_options without struct_size is refused.
+  * NULL arguments (api_null.py): every pointer parameter of every
+    function declared in porter.h, NULL in turn, gives what porter.h says
+    (PORTER_E_INVAL and cleared out-parameters, or acceptance where
+    documented), never a crash or a hang.
 
 The file checks run against porterd with file-pass-fd = false: they are
 of the byte path (test_isolates.py covers files by descriptor).
@@ -36,6 +40,7 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
+from api_null import test_null_arguments  # noqa: E402
 from ffi_support import read_chunk, read_result, run_suite, suite_args  # noqa: E402
 from test_contract import check  # noqa: E402
 
@@ -339,7 +344,10 @@ def main():
     return run_suite(args, [test_explicit_ids_many_threads,
                             test_free_never_waits_with_daemon_stopped,
                             test_cancel_reaches_multi_request_file_read, test_stream_deadline,
-                            test_options_carry_their_size],
+                            test_options_carry_their_size,
+                            # Last: its probes leave streams to porterd's
+                            # idle reclaim, which the others count.
+                            test_null_arguments],
                      workers=2, hard_limit_s=HARD_LIMIT_S, chunk_size=CHUNK,
                      # The file checks here are of the byte path (a read of
                      # many requests, streams held in porterd); the
