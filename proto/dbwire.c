@@ -2,15 +2,14 @@
 #include "dbwire.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frame.h"
+#include "pbwire.h"
+#include "pingwire.h"
 #include "porter_errors.h"
-
-/* Wire types. */
-#define WT_VARINT 0u
-#define WT_LEN 2u
 
 /* Results of one reply whose sizes are kept on the stack. */
 #define RESULTS_ON_STACK 16
@@ -28,8 +27,7 @@ static unsigned plain_fields(const ProtobufCMessageDescriptor *d)
 
 static int request_known(void)
 {
-	return plain_fields(&porter__v1__request__descriptor) == 2 &&
-	       porter__v1__ping__descriptor.n_fields == 2 &&
+	return plain_fields(&porter__v1__request__descriptor) == 2 && pingwire_schema_known() &&
 	       porter__v1__db_query__descriptor.n_fields == 5 &&
 	       porter__v1__db_param__descriptor.n_fields == 4;
 }
@@ -38,7 +36,6 @@ static int response_known(void)
 {
 	return plain_fields(&porter__v1__response__descriptor) == 5 &&
 	       porter__v1__error_detail__descriptor.n_fields == 15 &&
-	       porter__v1__ping_reply__descriptor.n_fields == 1 &&
 	       porter__v1__db_query_reply__descriptor.n_fields == 4 &&
 	       porter__v1__db_result__descriptor.n_fields == 4 &&
 	       porter__v1__db_column__descriptor.n_fields == 2 &&
@@ -64,87 +61,6 @@ int dbwire_schema_known(void)
 }
 
 /* ---- encoding ---- */
-
-static size_t varint_size(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-static uint64_t tag(unsigned field, unsigned wt)
-{
-	return ((uint64_t)field << 3) | wt;
-}
-
-/* Size of a length-delimited field holding `len` bytes. */
-static size_t len_size(unsigned field, size_t len)
-{
-	return varint_size(tag(field, WT_LEN)) + varint_size(len) + len;
-}
-
-/* proto3 leaves out zero scalars and empty strings and bytes, as
- * protobuf-c does; the sizes below and the writers agree on that. */
-static size_t str_size(unsigned field, const char *s)
-{
-	return s && *s ? len_size(field, strlen(s)) : 0;
-}
-
-static size_t u64_size(unsigned field, uint64_t v)
-{
-	return v ? varint_size(tag(field, WT_VARINT)) + varint_size(v) : 0;
-}
-
-static uint8_t *put_len(uint8_t *p, unsigned field, size_t len)
-{
-	p = put_varint(p, tag(field, WT_LEN));
-	return put_varint(p, len);
-}
-
-static uint8_t *put_bytes(uint8_t *p, unsigned field, const void *data, size_t len)
-{
-	p = put_len(p, field, len);
-	if (len)
-		memcpy(p, data, len);
-	return p + len;
-}
-
-static uint8_t *put_str(uint8_t *p, unsigned field, const char *s)
-{
-	return s && *s ? put_bytes(p, field, s, strlen(s)) : p;
-}
-
-static uint8_t *put_u64(uint8_t *p, unsigned field, uint64_t v)
-{
-	if (!v)
-		return p;
-	p = put_varint(p, tag(field, WT_VARINT));
-	return put_varint(p, v);
-}
-
-/* A bytes field, left out when empty. */
-static size_t bytes_size(unsigned field, const ProtobufCBinaryData *b)
-{
-	return b->len ? len_size(field, b->len) : 0;
-}
-
-static uint8_t *put_opt_bytes(uint8_t *p, unsigned field, const ProtobufCBinaryData *b)
-{
-	return b->len ? put_bytes(p, field, b->data, b->len) : p;
-}
 
 /* int32 fields go on the wire sign-extended to 64 bits. */
 static uint64_t i32_wire(int32_t v)
@@ -241,21 +157,6 @@ static uint8_t *put_result(uint8_t *p, const Porter__V1__DbResult *dr)
 	return put_str(p, 4, dr->command_tag);
 }
 
-/* Makes room for a frame of `len` payload bytes in `*buf` and writes its
- * header. 0 or -1 (out of memory; the buffer is left as it was). */
-static int reserve(uint8_t **buf, size_t *cap, size_t len)
-{
-	if (*cap < FRAME_HEADER_SIZE + len) {
-		uint8_t *nbuf = realloc(*buf, FRAME_HEADER_SIZE + len);
-		if (!nbuf)
-			return -1;
-		*buf = nbuf;
-		*cap = FRAME_HEADER_SIZE + len;
-	}
-	frame_put_header(*buf, (uint32_t)len);
-	return 0;
-}
-
 int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_t **buf,
 			 size_t *cap, size_t *outlen)
 {
@@ -296,12 +197,12 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 	size_t len = u64_size(1, r->id) + u64_size(2, zigzag32(r->status)) +
 		     str_size(3, r->message) + (r->error ? len_size(4, err) : 0) +
 		     u64_size(5, r->more != 0) + (qr ? len_size(21, body) : 0) +
-		     (ping ? len_size(11, bytes_size(1, &ping->payload)) : 0);
+		     (ping ? len_size(11, pingwire_reply_size(ping)) : 0);
 	if (len > max_frame || len > UINT32_MAX) {
 		rc = PORTER_E_TOO_LARGE;
 		goto out;
 	}
-	if (reserve(buf, cap, len) < 0) {
+	if (pbwire_reserve(buf, cap, len) < 0) {
 		rc = PORTER_E_NOMEM;
 		goto out;
 	}
@@ -323,8 +224,8 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 		p = put_u64(p, 2, qr->stream);
 	}
 	if (ping) {
-		p = put_len(p, 11, bytes_size(1, &ping->payload));
-		p = put_opt_bytes(p, 1, &ping->payload);
+		p = put_len(p, 11, pingwire_reply_size(ping));
+		p = pingwire_put_reply(p, ping);
 	}
 	*outlen = (size_t)(p - *buf);
 	rc = 1;
@@ -340,49 +241,13 @@ static size_t param_size(const Porter__V1__DbParam *p)
 	       u64_size(3, p->binary != 0) + u64_size(4, p->type_oid);
 }
 
-/* Reserves the frame of a Request whose body is field `field` of `body`
- * bytes, and writes its header, id, timeout and the body's tag and length;
- * `*p` is where the body goes. 0, PORTER_E_TOO_LARGE or PORTER_E_NOMEM. */
-static int begin_request(const Porter__V1__Request *r, unsigned field, size_t body,
-			 size_t max_frame, uint8_t **buf, size_t *cap, uint8_t **p)
-{
-	size_t len = u64_size(1, r->id) + u64_size(2, r->timeout_ms) + len_size(field, body);
-	if (len > max_frame || len > UINT32_MAX)
-		return PORTER_E_TOO_LARGE;
-	if (reserve(buf, cap, len) < 0)
-		return PORTER_E_NOMEM;
-	uint8_t *q = *buf + FRAME_HEADER_SIZE;
-	q = put_u64(q, 1, r->id);
-	q = put_u64(q, 2, r->timeout_ms);
-	*p = put_len(q, field, body);
-	return 0;
-}
-
-/* A Request whose body is a Ping; as dbwire_pack_request. */
-static int pack_ping(const Porter__V1__Request *r, size_t max_frame, uint8_t **buf, size_t *cap,
-		     size_t *outlen)
-{
-	const Porter__V1__Ping *ping = r->ping;
-	if (!ping || ping->base.n_unknown_fields)
-		return 0;
-	size_t body = bytes_size(1, &ping->payload) + u64_size(2, ping->delay_ms);
-	uint8_t *p;
-	int rc = begin_request(r, 11, body, max_frame, buf, cap, &p);
-	if (rc < 0)
-		return rc;
-	p = put_opt_bytes(p, 1, &ping->payload);
-	p = put_u64(p, 2, ping->delay_ms);
-	*outlen = (size_t)(p - *buf);
-	return 1;
-}
-
 int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t **buf, size_t *cap,
 			size_t *outlen)
 {
 	if (!known(&request_shape, request_known) || r->base.n_unknown_fields)
 		return 0;
 	if (r->body_case == PORTER__V1__REQUEST__BODY_PING)
-		return pack_ping(r, max_frame, buf, cap, outlen);
+		return pingwire_pack_request(r, max_frame, buf, cap, outlen);
 	const Porter__V1__DbQuery *q = r->db_query;
 	if (r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q || q->base.n_unknown_fields)
 		return 0;
@@ -394,7 +259,7 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 		body += len_size(4, param_size(q->params[i]));
 	}
 	uint8_t *p;
-	int rc = begin_request(r, 21, body, max_frame, buf, cap, &p);
+	int rc = pbwire_begin_request(r, 21, body, max_frame, buf, cap, &p);
 	if (rc < 0)
 		return rc;
 	p = put_u64(p, 1, q->session);
@@ -416,112 +281,6 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 
 /* ---- decoding ---- */
 
-/* Bytes left to read of one message. */
-typedef struct rd {
-	const uint8_t *p, *end;
-} rd;
-
-/* A varint of at most `max` bytes (protobuf-c reads tags and lengths in
- * five at most, values in ten). A tenth byte carrying more than the 64th
- * bit is declined: protobuf-c drops those bits from integers but counts
- * them for booleans. */
-static int get_varint_max(rd *r, uint64_t *v, unsigned max)
-{
-	uint64_t x = 0;
-	for (unsigned i = 0; i < max; i++) {
-		if (r->p >= r->end)
-			return -1;
-		uint8_t b = *r->p++;
-		if (i == 9 && (b & 0x7e))
-			return -1;
-		x |= (uint64_t)(b & 0x7f) << (7 * i);
-		if (!(b & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static int get_varint(rd *r, uint64_t *v)
-{
-	return get_varint_max(r, v, 10);
-}
-
-/* The next field's number and wire type; -1 at a malformed tag. */
-static int get_tag(rd *r, uint32_t *field, unsigned *wt)
-{
-	uint64_t v;
-	if (get_varint_max(r, &v, 5) < 0 || v > UINT32_MAX || (v >> 3) == 0)
-		return -1;
-	*field = (uint32_t)(v >> 3);
-	*wt = (unsigned)(v & 7);
-	return 0;
-}
-
-/* A length-delimited field's bytes (wire type already checked). */
-static int get_len(rd *r, rd *inner)
-{
-	uint64_t n;
-	if (get_varint_max(r, &n, 5) < 0 || n > (uint64_t)(r->end - r->p))
-		return -1;
-	inner->p = r->p;
-	inner->end = r->p + n;
-	r->p += n;
-	return 0;
-}
-
-/* Skips a field of a wire type this decoder reads (varint or length). */
-static int skip(rd *r, unsigned wt)
-{
-	uint64_t v;
-	rd inner;
-	if (wt == WT_VARINT)
-		return get_varint(r, &v);
-	if (wt == WT_LEN)
-		return get_len(r, &inner);
-	return -1;
-}
-
-static void *take(ProtobufCAllocator *a, size_t n)
-{
-	return a->alloc(a->allocator_data, n);
-}
-
-/* A message struct of type `d` set to its defaults, as unpack starts one. */
-static void *take_msg(ProtobufCAllocator *a, const ProtobufCMessageDescriptor *d)
-{
-	void *m = take(a, d->sizeof_message);
-	if (m)
-		protobuf_c_message_init(d, m);
-	return m;
-}
-
-/* As protobuf-c stores them: a copy with a NUL after it. */
-static char *take_str(ProtobufCAllocator *a, const rd *v)
-{
-	size_t n = (size_t)(v->end - v->p);
-	char *s = take(a, n + 1);
-	if (s) {
-		memcpy(s, v->p, n);
-		s[n] = 0;
-	}
-	return s;
-}
-
-/* As protobuf-c stores them: data NULL when empty. 0 or -1. */
-static int take_bytes(ProtobufCAllocator *a, const rd *v, ProtobufCBinaryData *out)
-{
-	out->len = (size_t)(v->end - v->p);
-	out->data = NULL;
-	if (!out->len)
-		return 0;
-	if (!(out->data = take(a, out->len)))
-		return -1;
-	memcpy(out->data, v->p, out->len);
-	return 0;
-}
-
 /*
  * Each message decoder below accepts exactly the fields of its message with
  * their proper wire types, each singular sub-message at most once, and
@@ -531,80 +290,99 @@ static int take_bytes(ProtobufCAllocator *a, const rd *v, ProtobufCBinaryData *o
  * protobuf-c would: last value wins, scalars truncated to their width.
  */
 
-/* Field reading helpers: the field's value, or decline. */
-#define VARINT(v)                                                                                  \
+/* Stores one field `f` in message `m`: 0, or -1 to decline. */
+typedef int field_fn(ProtobufCAllocator *a, void *m, const fld *f);
+
+/* Reads every field of message `r` into `m` (NULL when allocating it
+ * failed) with `fn`. `m`, or NULL to decline. */
+static void *each_field(ProtobufCAllocator *a, rd r, void *m, field_fn *fn)
+{
+	fld f;
+	if (!m)
+		return NULL;
+	while (r.p < r.end)
+		if (next_field(&r, &f) < 0 || fn(a, m, &f) < 0)
+			return NULL;
+	return m;
+}
+
+/* Inside a field_fn: field f's wire type, or decline. */
+#define VARINT()                                                                                   \
 	do {                                                                                       \
-		if (wt != WT_VARINT || get_varint(&r, &(v)) < 0)                                   \
-			return NULL;                                                               \
+		if (f->wt != WT_VARINT)                                                            \
+			return -1;                                                                 \
 	} while (0)
-#define LEN(in)                                                                                    \
+#define LEN()                                                                                      \
 	do {                                                                                       \
-		if (wt != WT_LEN || get_len(&r, &(in)) < 0)                                        \
-			return NULL;                                                               \
+		if (f->wt != WT_LEN)                                                               \
+			return -1;                                                                 \
 	} while (0)
+/* Sub-message field f stored in m->member by decoder fn, at most once (a
+ * second one protobuf-c would merge into the first: decline). */
+#define ONCE(member, fn)                                                                           \
+	do {                                                                                       \
+		LEN();                                                                             \
+		if (m->member || !(m->member = fn(a, f->in)))                                      \
+			return -1;                                                                 \
+	} while (0)
+/* Varint field f stored in dst as `val` (of f->v). */
+#define VAR(dst, val)                                                                              \
+	do {                                                                                       \
+		VARINT();                                                                          \
+		(dst) = (val);                                                                     \
+	} while (0)
+/* String field f stored in dst. */
+#define STR(dst)                                                                                   \
+	do {                                                                                       \
+		LEN();                                                                             \
+		if (!((dst) = take_str(a, &f->in)))                                                \
+			return -1;                                                                 \
+	} while (0)
+
+/* The messages without sub-messages, read by pbwire_flat. */
+#define F(T, num, kind, member)                                                                    \
+	{                                                                                          \
+		num, PBWIRE_##kind, offsetof(T, member)                                            \
+	}
+
+static const pbwire_field error_fields[] = {
+	F(Porter__V1__ErrorDetail, 1, STR, sqlstate),
+	F(Porter__V1__ErrorDetail, 2, STR, detail),
+	F(Porter__V1__ErrorDetail, 3, STR, hint),
+	F(Porter__V1__ErrorDetail, 4, U32, http_status),
+	F(Porter__V1__ErrorDetail, 5, U32, sys_errno),
+};
+
+static const pbwire_field column_fields[] = {
+	F(Porter__V1__DbColumn, 1, STR, name),
+	F(Porter__V1__DbColumn, 2, U32, type_oid),
+};
+
+static const pbwire_field param_fields[] = {
+	F(Porter__V1__DbParam, 1, BOOL, is_null),
+	F(Porter__V1__DbParam, 2, BYTES, value),
+	F(Porter__V1__DbParam, 3, BOOL, binary),
+	F(Porter__V1__DbParam, 4, U32, type_oid),
+};
+
+#define NFIELDS(f) (sizeof(f) / sizeof((f)[0]))
 
 static Porter__V1__ErrorDetail *error_detail(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__ErrorDetail *m = take_msg(a, &porter__v1__error_detail__descriptor);
-	if (!m)
-		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		switch (field) {
-		case 1:
-		case 2:
-		case 3: {
-			LEN(in);
-			char *s = take_str(a, &in);
-			if (!s)
-				return NULL;
-			*(field == 1 ? &m->sqlstate : field == 2 ? &m->detail : &m->hint) = s;
-			break;
-		}
-		case 4:
-			VARINT(v);
-			m->http_status = (int32_t)(uint32_t)v;
-			break;
-		case 5:
-			VARINT(v);
-			m->sys_errno = (int32_t)(uint32_t)v;
-			break;
-		default:
-			return NULL;
-		}
-	}
-	return m;
+	return pbwire_flat(a, r, &porter__v1__error_detail__descriptor, error_fields,
+			   NFIELDS(error_fields));
 }
 
 static Porter__V1__DbColumn *column(ProtobufCAllocator *a, rd r)
 {
-	Porter__V1__DbColumn *m = take_msg(a, &porter__v1__db_column__descriptor);
-	if (!m)
-		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		if (field == 1) {
-			LEN(in);
-			if (!(m->name = take_str(a, &in)))
-				return NULL;
-		} else if (field == 2) {
-			VARINT(v);
-			m->type_oid = (uint32_t)v;
-		} else {
-			return NULL;
-		}
-	}
-	return m;
+	return pbwire_flat(a, r, &porter__v1__db_column__descriptor, column_fields,
+			   NFIELDS(column_fields));
+}
+
+static Porter__V1__DbParam *param(ProtobufCAllocator *a, rd r)
+{
+	return pbwire_flat(a, r, &porter__v1__db_param__descriptor, param_fields,
+			   NFIELDS(param_fields));
 }
 
 /* Counts the occurrences of `want` (length-delimited) in message `r`,
@@ -633,6 +411,17 @@ static void *take_array(ProtobufCAllocator *a, long n, size_t each)
 	return n ? take(a, (size_t)n * each) : NULL;
 }
 
+/* The repeated fields below are counted first (count_field, which also
+ * declines any field the message does not have), so their arrays are
+ * allocated once at their final size. */
+
+static int row_field(ProtobufCAllocator *a, void *msg, const fld *f)
+{
+	Porter__V1__DbRow *m = msg;
+	LEN();
+	return take_bytes(a, &f->in, f->num == 1 ? &m->values[m->n_values++] : &m->nulls);
+}
+
 static Porter__V1__DbRow *row(ProtobufCAllocator *a, rd r)
 {
 	Porter__V1__DbRow *m = take_msg(a, &porter__v1__db_row__descriptor);
@@ -641,17 +430,26 @@ static Porter__V1__DbRow *row(ProtobufCAllocator *a, rd r)
 		return NULL;
 	if (n && !(m->values = take_array(a, n, sizeof(*m->values))))
 		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		LEN(in);
-		if (take_bytes(a, &in, field == 1 ? &m->values[m->n_values++] : &m->nulls) < 0)
-			return NULL;
+	return each_field(a, r, m, row_field);
+}
+
+static int result_field(ProtobufCAllocator *a, void *msg, const fld *f)
+{
+	Porter__V1__DbResult *m = msg;
+	switch (f->num) {
+	case 1:
+		LEN();
+		return (m->columns[m->n_columns++] = column(a, f->in)) ? 0 : -1;
+	case 2:
+		LEN();
+		return (m->rows[m->n_rows++] = row(a, f->in)) ? 0 : -1;
+	case 3:
+		VAR(m->affected, f->v);
+		return 0;
+	default: /* 4: count_field let no other through */
+		STR(m->command_tag);
+		return 0;
 	}
-	return m;
 }
 
 static Porter__V1__DbResult *result(ProtobufCAllocator *a, rd r)
@@ -663,38 +461,18 @@ static Porter__V1__DbResult *result(ProtobufCAllocator *a, rd r)
 	if ((ncol && !(m->columns = take_array(a, ncol, sizeof(*m->columns)))) ||
 	    (nrow && !(m->rows = take_array(a, nrow, sizeof(*m->rows)))))
 		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		switch (field) {
-		case 1:
-			LEN(in);
-			if (!(m->columns[m->n_columns++] = column(a, in)))
-				return NULL;
-			break;
-		case 2:
-			LEN(in);
-			if (!(m->rows[m->n_rows++] = row(a, in)))
-				return NULL;
-			break;
-		case 3:
-			VARINT(v);
-			m->affected = v;
-			break;
-		case 4:
-			LEN(in);
-			if (!(m->command_tag = take_str(a, &in)))
-				return NULL;
-			break;
-		default:
-			return NULL;
-		}
+	return each_field(a, r, m, result_field);
+}
+
+static int query_reply_field(ProtobufCAllocator *a, void *msg, const fld *f)
+{
+	Porter__V1__DbQueryReply *m = msg;
+	if (f->num == 1) {
+		LEN();
+		return (m->results[m->n_results++] = result(a, f->in)) ? 0 : -1;
 	}
-	return m;
+	VAR(m->stream, f->v); /* 2: count_field let no other through */
+	return 0;
 }
 
 static Porter__V1__DbQueryReply *query_reply(ProtobufCAllocator *a, rd r)
@@ -705,152 +483,67 @@ static Porter__V1__DbQueryReply *query_reply(ProtobufCAllocator *a, rd r)
 		return NULL;
 	if (n && !(m->results = take_array(a, n, sizeof(*m->results))))
 		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		if (field == 1) {
-			LEN(in);
-			if (!(m->results[m->n_results++] = result(a, in)))
-				return NULL;
-		} else {
-			VARINT(v);
-			m->stream = v;
-		}
+	return each_field(a, r, m, query_reply_field);
+}
+
+static int response_field(ProtobufCAllocator *a, void *msg, const fld *f)
+{
+	Porter__V1__Response *m = msg;
+	switch (f->num) {
+	case 1:
+		VAR(m->id, f->v);
+		return 0;
+	case 2:
+		VAR(m->status, (int32_t)(((uint32_t)f->v >> 1) ^ -((uint32_t)f->v & 1)));
+		return 0;
+	case 3:
+		STR(m->message);
+		return 0;
+	case 4:
+		ONCE(error, error_detail);
+		return 0;
+	case 5:
+		VAR(m->more, f->v != 0);
+		return 0;
+	case 21:
+		ONCE(db_query, query_reply);
+		m->body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
+		return 0;
+	case 11:
+		ONCE(ping, pingwire_unpack_reply);
+		m->body_case = PORTER__V1__RESPONSE__BODY_PING;
+		return 0;
+	default:
+		return -1;
 	}
-	return m;
-}
-
-/* The fields of a Ping (`delay` not NULL) or of a PingReply (NULL): the
- * payload, and the delay. 0, or -1 to decline. */
-static int ping_fields(ProtobufCAllocator *a, rd r, ProtobufCBinaryData *payload, uint32_t *delay)
-{
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return -1;
-		if (field == 1 && wt == WT_LEN) {
-			if (get_len(&r, &in) < 0 || take_bytes(a, &in, payload) < 0)
-				return -1;
-		} else if (field == 2 && delay && wt == WT_VARINT) {
-			if (get_varint(&r, &v) < 0)
-				return -1;
-			*delay = (uint32_t)v;
-		} else {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static Porter__V1__PingReply *ping_reply(ProtobufCAllocator *a, rd r)
-{
-	Porter__V1__PingReply *m = take_msg(a, &porter__v1__ping_reply__descriptor);
-	return m && ping_fields(a, r, &m->payload, NULL) == 0 ? m : NULL;
-}
-
-static Porter__V1__Ping *ping_msg(ProtobufCAllocator *a, rd r)
-{
-	Porter__V1__Ping *m = take_msg(a, &porter__v1__ping__descriptor);
-	return m && ping_fields(a, r, &m->payload, &m->delay_ms) == 0 ? m : NULL;
 }
 
 Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
-	Porter__V1__Response *m = take_msg(a, &porter__v1__response__descriptor);
-	if (!m)
-		return NULL;
 	rd r = {data, data + len};
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		switch (field) {
-		case 1:
-			VARINT(v);
-			m->id = v;
-			break;
-		case 2:
-			VARINT(v);
-			m->status = (int32_t)(((uint32_t)v >> 1) ^ -((uint32_t)v & 1));
-			break;
-		case 3:
-			LEN(in);
-			if (!(m->message = take_str(a, &in)))
-				return NULL;
-			break;
-		case 4:
-			LEN(in);
-			if (m->error || !(m->error = error_detail(a, in)))
-				return NULL;
-			break;
-		case 5:
-			VARINT(v);
-			m->more = v != 0;
-			break;
-		case 21:
-			LEN(in);
-			if (m->db_query || !(m->db_query = query_reply(a, in)))
-				return NULL;
-			m->body_case = PORTER__V1__RESPONSE__BODY_DB_QUERY;
-			break;
-		case 11:
-			LEN(in);
-			if (m->ping || !(m->ping = ping_reply(a, in)))
-				return NULL;
-			m->body_case = PORTER__V1__RESPONSE__BODY_PING;
-			break;
-		default:
-			return NULL;
-		}
-	}
-	return m;
+	return each_field(a, r, take_msg(a, &porter__v1__response__descriptor), response_field);
 }
 
-static Porter__V1__DbParam *param(ProtobufCAllocator *a, rd r)
+static int query_field(ProtobufCAllocator *a, void *msg, const fld *f)
 {
-	Porter__V1__DbParam *m = take_msg(a, &porter__v1__db_param__descriptor);
-	if (!m)
-		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		switch (field) {
-		case 1:
-			VARINT(v);
-			m->is_null = v != 0;
-			break;
-		case 2:
-			LEN(in);
-			if (take_bytes(a, &in, &m->value) < 0)
-				return NULL;
-			break;
-		case 3:
-			VARINT(v);
-			m->binary = v != 0;
-			break;
-		case 4:
-			VARINT(v);
-			m->type_oid = (uint32_t)v;
-			break;
-		default:
-			return NULL;
-		}
+	Porter__V1__DbQuery *m = msg;
+	switch (f->num) {
+	case 1:
+		VAR(m->session, f->v);
+		return 0;
+	case 2:
+		STR(m->conninfo);
+		return 0;
+	case 3:
+		STR(m->sql);
+		return 0;
+	case 4:
+		LEN();
+		return (m->params[m->n_params++] = param(a, f->in)) ? 0 : -1;
+	default: /* 5: count_field let no other through */
+		VAR(m->chunk_rows, (uint32_t)f->v);
+		return 0;
 	}
-	return m;
 }
 
 static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
@@ -862,39 +555,7 @@ static Porter__V1__DbQuery *query(ProtobufCAllocator *a, rd r)
 		return NULL;
 	if (n && !(m->params = take_array(a, n, sizeof(*m->params))))
 		return NULL;
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		switch (field) {
-		case 1:
-			VARINT(v);
-			m->session = v;
-			break;
-		case 2:
-		case 3: {
-			LEN(in);
-			char *s = take_str(a, &in);
-			if (!s)
-				return NULL;
-			*(field == 2 ? &m->conninfo : &m->sql) = s;
-			break;
-		}
-		case 4:
-			LEN(in);
-			if (!(m->params[m->n_params++] = param(a, in)))
-				return NULL;
-			break;
-		default: /* 5: count_field let no other through */
-			VARINT(v);
-			m->chunk_rows = (uint32_t)v;
-			break;
-		}
-	}
-	return m;
+	return each_field(a, r, m, query_field);
 }
 
 /* Skips a field of any wire type but the deprecated groups. */
@@ -945,43 +606,31 @@ size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id)
 	return count_params(r, 0, 21, id);
 }
 
+static int request_field(ProtobufCAllocator *a, void *msg, const fld *f)
+{
+	Porter__V1__Request *m = msg;
+	switch (f->num) {
+	case 1:
+		VAR(m->id, f->v);
+		return 0;
+	case 2:
+		VAR(m->timeout_ms, (uint32_t)f->v);
+		return 0;
+	case 21:
+		ONCE(db_query, query);
+		m->body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+		return 0;
+	case 11:
+		ONCE(ping, pingwire_unpack_ping);
+		m->body_case = PORTER__V1__REQUEST__BODY_PING;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
 Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
-	Porter__V1__Request *m = take_msg(a, &porter__v1__request__descriptor);
-	if (!m)
-		return NULL;
 	rd r = {data, data + len};
-	while (r.p < r.end) {
-		uint32_t field;
-		unsigned wt;
-		uint64_t v;
-		rd in;
-		if (get_tag(&r, &field, &wt) < 0)
-			return NULL;
-		switch (field) {
-		case 1:
-			VARINT(v);
-			m->id = v;
-			break;
-		case 2:
-			VARINT(v);
-			m->timeout_ms = (uint32_t)v;
-			break;
-		case 21:
-			LEN(in);
-			if (m->db_query || !(m->db_query = query(a, in)))
-				return NULL;
-			m->body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
-			break;
-		case 11:
-			LEN(in);
-			if (m->ping || !(m->ping = ping_msg(a, in)))
-				return NULL;
-			m->body_case = PORTER__V1__REQUEST__BODY_PING;
-			break;
-		default:
-			return NULL;
-		}
-	}
-	return m;
+	return each_field(a, r, take_msg(a, &porter__v1__request__descriptor), request_field);
 }

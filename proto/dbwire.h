@@ -2,7 +2,9 @@
  * dbwire - a hand-written codec for the hottest messages of both libporter
  * and porterd: the DbQuery request and the Response that carries its
  * results, and the Ping request and its reply (a ping is the relay's own
- * round trip, which the benchmarks and health checks measure).
+ * round trip, which the benchmarks and health checks measure). The entry
+ * points below take both; the ping bodies are pingwire.c's, and the wire
+ * format pieces both share are pbwire.h's.
  *
  * protobuf-c is generic: packing walks every field descriptor of every
  * message and sizes each sub-message again at every level above it (a

@@ -26,7 +26,7 @@ NAME = re.compile(r"\((\d+)\)(?: (.*))?$")
 # Porter's source files by layer (basename prefix match, first wins).
 PORTER_FILES = [
     ("wire codec (proto/: frames, hand-written DB codec, arenas)",
-     ("frame.c", "dbwire.c", "arena.c", "palloc.c", "errors.c")),
+     ("frame.c", "dbwire.c", "pbwire.c", "pingwire.c", "arena.c", "palloc.c", "errors.c")),
     ("porterd read/frame/write (conn, listen, inbox)", ("conn.c", "listen.c", "inbox.c")),
     ("porterd dispatch (ops, req, batch, server, worker, fwd)",
      ("ops.c", "req.c", "batch.c", "server.c", "worker.c", "fwd.c", "cancel.c",
