@@ -1,4 +1,7 @@
-"""Rule 10 of porter.h ("every pointer argument says whether NULL is
+"""The API v1 rules of porter.h, checked from its declarations.
+
+shape_breaches reads rules 1, 2, 4, 5, 8 and 9 off the prototypes. The
+probes check rule 10 ("every pointer argument says whether NULL is
 accepted; where it is not, NULL gives PORTER_E_INVAL ... and never a
 crash") and rule 6 (out-parameters are NULL or zero after a failure),
 checked for every public function from its declaration.
@@ -410,3 +413,71 @@ def test_null_arguments():
     check(n > 100, 'every pointer parameter probed (%d probes)' % n)
     check(not failures, '%d of %d NULL probes broke porter.h:\n  %s'
           % (len(failures), n, '\n  '.join(failures)))
+
+
+def shape_breaches(path=HEADER):
+    """What in porter.h's declarations breaks rules 1, 2, 4, 5, 8 and 9,
+    read from the text: one line each."""
+    protos = prototypes(path)
+    out = []
+    for fn, (ret, ps) in sorted(protos.items()):
+        names = [n for _, n in ps]
+        if 'timeout_ms' in names:
+            k = names.index('timeout_ms')
+            # Rule 1: after timeout_ms only out-parameters.
+            for t, n in ps[k + 1:]:
+                if not t.endswith('*') or (t.startswith('const') and not t.endswith('**')):
+                    out.append('%s: %s %s after timeout_ms is not an out-parameter' % (fn, t, n))
+            if 'call_id' in names and names.index('call_id') != k - 1:
+                out.append('%s: call_id does not come right before timeout_ms' % fn)
+        elif 'call_id' in names:
+            out.append('%s: sends a request (call_id) but takes no timeout_ms' % fn)
+        for t, n in ps:
+            # Rule 5: bytes in are const void *, chunks out const void **.
+            if 'uint8_t' in t or (t in ('const char*', 'const char**')
+                                  and n in ('data', 'body', 'payload')):
+                out.append('%s: bytes %s as %s' % (fn, n, t))
+    for fn in protos:
+        # Rules 4 and 8: a handle with open has read or write, close, free.
+        if fn.endswith('_open') and fn != 'porter_db_open':
+            h = fn[:-len('_open')]
+            if h + '_read' not in protos and h + '_write' not in protos:
+                out.append('%s: a stream with neither _read nor _write' % h)
+            for verb in ('_close', '_free'):
+                if h + verb not in protos:
+                    out.append('%s: no %s' % (h, verb))
+        if fn.endswith('_close') and fn != 'porter_db_close':
+            t, n = protos[fn][1][-1]
+            if n != 'timeout_ms':
+                out.append('%s: a close without a timeout' % fn)
+    # Rule 9: option structs (those with an *_INIT macro) start with their size.
+    text = open(path).read()
+    for name in re.findall(r'#define (PORTER_\w+)_INIT\b', text):
+        m = re.search(r'typedef struct %s \{\s*size_t struct_size;' % name.lower(), text)
+        if not m:
+            out.append('%s: an option struct whose first field is not size_t struct_size'
+                       % name.lower())
+    return out
+
+
+def test_api_shape():
+    breaches = shape_breaches()
+    check(not breaches, 'porter.h breaks its API rules:\n  ' + '\n  '.join(breaches))
+    # The check itself catches each kind of breach.
+    bad = open(HEADER).read()
+    for before, after in (
+            ('int timeout_ms, porter_http_response **out);',
+             'porter_http_response **out, int timeout_ms);'),
+            ('const void *payload, size_t len, uint64_t call_id',
+             'const uint8_t *payload, size_t len, uint64_t call_id'),
+            ('PORTER_API void porter_http_stream_free(porter_http_stream *s);', ''),
+            ('size_t struct_size;           /* sizeof(porter_http_options)', 'int x; /*')):
+        broken = bad.replace(before, after, 1)
+        check(broken != bad, 'the self-check finds %r in porter.h' % before)
+        tmp = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'porter-shape-%d.h' % os.getpid())
+        with open(tmp, 'w') as f:
+            f.write(broken)
+        try:
+            check(shape_breaches(tmp), 'a header with %r is caught' % after)
+        finally:
+            os.unlink(tmp)

@@ -22,6 +22,11 @@ and 18), from Python's ctypes with threads standing in for isolates.
     function declared in porter.h, NULL in turn, gives what porter.h says
     (PORTER_E_INVAL and cleared out-parameters, or acceptance where
     documented), never a crash or a hang.
+  * The shape of every declaration (api_null.shape_breaches, with a
+    self-check on broken copies of porter.h): inputs, call_id, timeout_ms,
+    then outs; no call without a timeout; bytes as void pointers; every
+    stream has open, read or write, close with a timeout, and free; option
+    structs start with struct_size.
 
 The file checks run against porterd with file-pass-fd = false: they are
 of the byte path (test_isolates.py covers files by descriptor).
@@ -40,7 +45,7 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
-from api_null import test_null_arguments  # noqa: E402
+from api_null import test_api_shape, test_null_arguments  # noqa: E402
 from ffi_support import read_chunk, read_result, run_suite, suite_args  # noqa: E402
 from test_contract import check  # noqa: E402
 
@@ -341,7 +346,7 @@ def main():
     args = suite_args(__doc__)
     if args is None:
         return 1
-    return run_suite(args, [test_explicit_ids_many_threads,
+    return run_suite(args, [test_api_shape, test_explicit_ids_many_threads,
                             test_free_never_waits_with_daemon_stopped,
                             test_cancel_reaches_multi_request_file_read, test_stream_deadline,
                             test_options_carry_their_size,
