@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dbcancel.h"
 #include "dbdiag.h"
 #include "dbop.h"
 #include "dbpipe.h"
@@ -16,11 +17,6 @@
 #include "dbquery.h"
 #include "log.h"
 #include "porter_errors.h"
-
-/* Blocking PQcancel calls a worker may have on the shared thread pool at
- * once; beyond that a timed-out connection is closed instead, which also
- * ends the query (the server notices the closed socket). */
-#define MAX_CANCELS 4
 
 /* ---- polling ---- */
 
@@ -100,31 +96,22 @@ void dbconn_update_poll(dbc *c)
 
 /* ---- cancel ---- */
 
-typedef struct cancel_job {
-	uv_work_t work;
-	db_worker *dw;
-	dbc *c; /* kept alive until the job is done (dbc.cancelling) */
-	PGcancel *pc;
-	int ok;
-	char err[256];
-} cancel_job;
-
-static void cancel_work(uv_work_t *wk)
+/* The cancel sent for `c` is over (dbcancel.h). */
+static void cancel_done(void *arg, int answered)
 {
-	cancel_job *j = wk->data;
-	j->ok = PQcancel(j->pc, j->err, sizeof(j->err));
-}
-
-static void cancel_done(uv_work_t *wk, int status)
-{
-	cancel_job *j = wk->data;
-	if (status == 0 && !j->ok)
-		log_warn("db: server-side cancel failed: %s", j->err);
-	PQfreeCancel(j->pc);
-	db_worker *dw = j->dw;
-	dbc *c = j->c;
-	free(j);
+	dbc *c = arg;
+	db_worker *dw = c->dw;
 	c->cancelling--;
+	dw->cancels--;
+	dw->live--; /* c's own count keeps dw */
+	if (!answered && c->state != DBC_CLOSING) {
+		/* The request may still reach the server and stop whatever
+		 * this connection runs then: it runs nothing more (a pooled
+		 * one is closed, and freed by that when nothing holds it). */
+		c->after_cancel = 0;
+		dbconn_broken(c, "the server did not answer a cancel request");
+		return;
+	}
 	if (c->cancelling == 0 && c->state == DBC_READY && c->after_cancel) {
 		/* The server has the cancel now: whatever runs next on this
 		 * connection is safe from it. */
@@ -132,35 +119,19 @@ static void cancel_done(uv_work_t *wk, int status)
 		dbquery_after(c);
 	}
 	maybe_free(c);
-	dw->cancels--;
-	dw->live--;
-	db_maybe_free(dw);
 }
 
 /* Asks the server to cancel what `c` runs; PQcancel blocks (connects
- * and waits for the server), so it runs on the thread pool, a bounded
- * number at a time. 0, or -1 when no cancel could be sent. */
+ * and waits for the server), so it runs on a thread of its own, a bounded
+ * number per uid (dbcancel.h). 0, or -1 when no cancel could be sent. */
 int dbconn_send_cancel(dbc *c)
 {
 	db_worker *dw = c->dw;
-	if (!c->pg || dw->cancels >= MAX_CANCELS)
+	if (!c->pg)
 		return -1;
 	PGcancel *pc = PQgetCancel(c->pg);
-	cancel_job *j = pc ? calloc(1, sizeof(*j)) : NULL;
-	if (!j) {
-		if (pc)
-			PQfreeCancel(pc);
+	if (!pc || dbcancel_start(&dw->w->loop, pc, c->uid, cancel_done, c) < 0)
 		return -1;
-	}
-	j->dw = dw;
-	j->c = c;
-	j->pc = pc;
-	j->work.data = j;
-	if (uv_queue_work(&dw->w->loop, &j->work, cancel_work, cancel_done) < 0) {
-		PQfreeCancel(pc);
-		free(j);
-		return -1;
-	}
 	c->cancelling++;
 	/* The cancel reaches the backend some time later, possibly while it
 	 * runs a query sent ahead behind the one it was meant for. It may

@@ -3,8 +3,8 @@
  * created against its uid's connection quota, resolved on the thread pool
  * (libpq would block the loop in DNS), connected with PQconnectPoll,
  * watched with one uv_poll per socket, timed with one timer (connect,
- * query or drain deadline), cancelled on the server with PQcancel on the
- * thread pool (it blocks), and closed, its memory freed once every handle
+ * query or drain deadline), cancelled on the server with PQcancel on a
+ * thread of its own (it blocks; dbcancel.h), and closed, its memory freed once every handle
  * and job has called back.
  *
  * A pooled connection that fails is closed (its pool replaces it); a
@@ -44,8 +44,8 @@ void dbconn_arm_timer(dbc *c, uint64_t deadline);
  * nothing). */
 void dbconn_disarm_timer(dbc *c);
 
-/* Asks the server to cancel what `c` runs, on the thread pool, a bounded
- * number at a time per worker; pipelined queries behind the head are
+/* Asks the server to cancel what `c` runs, from a thread of its own, a
+ * bounded number at a time per uid (dbcancel.h); pipelined queries behind the head are
  * marked exposed to it. 0, or -1 when no cancel could be sent. */
 int dbconn_send_cancel(dbc *c);
 

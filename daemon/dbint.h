@@ -181,7 +181,7 @@ struct dbc {
 	 * of another process of the same uid runs after a reset. */
 	uint64_t last_inst;
 	int has_last;
-	int cancelling;     /* PQcancel jobs for this connection on the thread pool */
+	int cancelling;     /* PQcancel jobs for this connection (dbcancel.h) */
 	int after_cancel;   /* finished a query while cancelling: resume when done */
 	dbstmt_cache stmts; /* pooled: statements prepared on this connection */
 	clients_acct *acct; /* the uid it counts against (one reference); or NULL */
@@ -229,7 +229,7 @@ struct db_worker {
 	list open;            /* dbc.open_link: connections with an unsynced segment */
 	uv_check_t seg_check; /* end of each loop turn: syncs open segments */
 	unsigned n_sessions;
-	unsigned cancels; /* PQcancel jobs on the thread pool */
+	unsigned cancels; /* PQcancel jobs not over yet (dbcancel.h) */
 	uv_timer_t sweep;
 	int live; /* dbc not yet freed, plus the sweep timer */
 	int closing;

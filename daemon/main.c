@@ -90,8 +90,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* libuv's thread pool is process-wide and runs file operations and
-	 * blocking cancels for every worker; size it before first use unless
-	 * the operator did. */
+	 * name lookups for every worker (blocking cancels have threads of
+	 * their own, dbcancel.h); size it before first use unless the
+	 * operator did. */
 	if (!getenv("UV_THREADPOOL_SIZE")) {
 		char n[16];
 		unsigned size = cfg->workers * 2 < 4 ? 4 : cfg->workers * 2;
