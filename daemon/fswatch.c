@@ -23,6 +23,8 @@
  * third of its time), so the answer reaches a client still waiting on a
  * busy machine. */
 #define READ_MARGIN_MS 1000
+/* Reads of the inotify descriptor (64 KiB each) per wake-up of the loop. */
+#define INOTIFY_SLICES 1
 /* Events one reply carries at most (the rest go with the next read). */
 #define REPLY_MAX_EVENTS 512
 
@@ -416,7 +418,13 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 	if (status < 0)
 		return;
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-	for (;;) {
+	/* One buffer per wake-up, never "until EAGAIN": a uid that changes a
+	 * directory it watches many times over (every watch of one object
+	 * gets each event) made events faster than they were delivered, so
+	 * the loop never got back to its other clients (another uid's pings
+	 * timed out). The poll is level-triggered: what is left wakes it
+	 * again after the loop's other events. */
+	for (int slices = 0; slices < INOTIFY_SLICES; slices++) {
 		ssize_t n = read(fw->ifd, buf, sizeof(buf));
 		if (n <= 0)
 			break;

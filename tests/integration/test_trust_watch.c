@@ -1,0 +1,160 @@
+/*
+ * File watches across the trust boundary: porterd runs as its own
+ * unprivileged uid; alice and bob are two foreign clients of one worker.
+ *
+ * - One uid's flood of change events (many watches of one directory that
+ *   it keeps changing) never keeps the worker from serving another uid:
+ *   the inotify queue is read in bounded slices between the worker's
+ *   other events.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+#include "rawc.h"
+#include "tenant.h"
+
+#define WATCHES 60    /* of one directory, on one connection (file-max-streams 64) */
+#define FLOOD_MS 6000 /* how long alice changes the directory */
+#define PING_MS 3000  /* bob's pings: a worker that serves him answers in ms */
+
+static th_daemon d;
+static char top[64];
+static char team[96];
+
+typedef struct flood {
+	volatile int watching; /* alice's watches are open: bob may start */
+	int watches;           /* how many alice opened */
+	long events;           /* changes she made */
+	int pings, failed;     /* bob's pings, and those that did not come back */
+	int first_failure;     /* the code of the first one that failed */
+} flood;
+
+/* Alice: WATCHES watches of the team directory, then FLOOD_MS of changes
+ * to two files in it (alternating, so the kernel cannot merge them). */
+static int alice_floods(void *arg)
+{
+	flood *f = arg;
+	porter_file_watch *w[WATCHES] = {0};
+	for (int i = 0; i < WATCHES; i++) {
+		int rc = porter_file_watch_open("team", "", 0, 5000, &w[i]);
+		if (rc != 0) {
+			fprintf(stderr, "watch %d: %s (%s)\n", i, porter_error_name(rc),
+				porter_last_error_message());
+			break;
+		}
+		f->watches++;
+	}
+	char a[128], b[128];
+	snprintf(a, sizeof(a), "%s/a", team);
+	snprintf(b, sizeof(b), "%s/b", team);
+	int fa = open(a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fb = open(b, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	f->watching = 1;
+	if (fa < 0 || fb < 0)
+		return 2;
+	long long until = th_now_ms() + FLOOD_MS;
+	while (th_now_ms() < until) {
+		for (int i = 0; i < 256; i++) {
+			if (pwrite(fa, "x", 1, 0) != 1 || pwrite(fb, "y", 1, 0) != 1)
+				return 3;
+		}
+		f->events += 512;
+	}
+	close(fa);
+	close(fb);
+	for (int i = 0; i < f->watches; i++)
+		porter_file_watch_free(w[i]);
+	return 0;
+}
+
+static void *run_alice(void *arg)
+{
+	flood *f = arg;
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, FLOOD_MS + 30000, alice_floods, f);
+	f->watching = 1; /* bob never waits for a child that failed */
+	return (void *)(intptr_t)rc;
+}
+
+/* Bob: pings the same worker all through alice's flood. */
+static int bob_pings(void *arg)
+{
+	flood *f = arg;
+	if (!th_wait_flag(&f->watching, 30000))
+		return 1;
+	long long until = th_now_ms() + FLOOD_MS - 1000;
+	while (th_now_ms() < until) {
+		int rc = porter_ping("b", 1, 0, PING_MS);
+		f->pings++;
+		if (rc != 0 && f->failed++ == 0)
+			f->first_failure = rc;
+		usleep(20000);
+	}
+	return 0;
+}
+
+START_TEST(one_uids_event_flood_does_not_stall_the_worker)
+{
+	snprintf(top, sizeof(top), "/tmp/porter-trustw-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	ck_assert_int_eq(chown(top, TH_UID_DAEMON, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(top, 0750), 0);
+	/* A team directory its members may also write directly, as such
+	 * directories are. */
+	snprintf(team, sizeof(team), "%s/team", top);
+	ck_assert_int_eq(mkdir(team, 0770), 0);
+	ck_assert_int_eq(chown(team, TH_UID_DAEMON, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(team, 02770), 0);
+	char roots[160];
+	snprintf(roots, sizeof(roots), "team=%s:gids=%u", team, TH_GID_PORTER);
+	/* One worker: alice's watches and bob's connection share it. */
+	const char *extra[] = {"--allow-gid",  "61020", "--workers", "1",
+			       "--file-roots", roots,   NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+
+	flood *f = th_shared_alloc(sizeof(*f));
+	ck_assert_ptr_nonnull(f);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_alice, f), 0);
+	int bob = th_as(TH_UID_BOB, TH_GID_PORTER, FLOOD_MS + 30000, bob_pings, f);
+	void *alice = NULL;
+	pthread_join(t, &alice);
+	int alive = th_daemon_stop(&d);
+	th_daemon_cleanup(&d);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
+	ck_assert_int_eq(system(cmd), 0);
+
+	fprintf(stderr, "bob pinged %d times (%d failed) while alice made %ld changes\n", f->pings,
+		f->failed, f->events);
+	ck_assert_int_eq((int)(intptr_t)alice, 0);
+	ck_assert_int_eq(bob, 0);
+	ck_assert_int_eq(f->watches, WATCHES);
+	ck_assert_msg(f->pings > 0, "bob never pinged");
+	ck_assert_msg(f->failed == 0,
+		      "%d of bob's %d pings failed (first: %s) while alice made %ld changes",
+		      f->failed, f->pings, porter_error_name(f->first_failure), f->events);
+	ck_assert_int_eq(alive, 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("trust_watch");
+	TCase *tc = tcase_create("trust_watch");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, one_uids_event_flood_does_not_stall_the_worker);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TH_MAIN_ROOT(suite)
