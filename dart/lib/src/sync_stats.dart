@@ -45,51 +45,14 @@ final class StatsSnapshot implements Finalizable {
   /// Copies the counters into a plain Dart [PorterStats].
   PorterStats read() {
     if (_ptr == nullptr) throw StateError('snapshot already freed');
-    final n = _b.porter_stats_workers(_ptr);
-    final w = calloc<porter_worker_stats>();
-    try {
-      final workers = <PorterWorkerStats>[];
-      for (var i = 0; i < n; i++) {
-        if (_b.porter_stats_worker(_ptr, i, w) < 0) {
-          throw StateError('worker $i of $n missing from the snapshot');
-        }
-        final r = w.ref;
-        workers.add(PorterWorkerStats(
-          worker: r.worker,
-          connections: r.connections,
-          requests: r.requests,
-          inflight: r.inflight,
-          errors: r.errors,
-          bytesIn: r.bytes_in,
-          bytesOut: r.bytes_out,
-        ));
-      }
-      return PorterStats(
-        uids: _uids(),
-        daemonVersion:
-            _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
-        uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
-        workers: List.unmodifiable(workers),
-        openFds: _b.porter_stats_open_fds(_ptr),
-        dbConnections: _b.porter_stats_db_connections(_ptr),
-        httpTransfers: _b.porter_stats_http_transfers(_ptr),
-      );
-    } finally {
-      calloc.free(w);
-    }
-  }
-
-  List<PorterUidUsage> _uids() {
-    final n = _b.porter_stats_uids(_ptr);
-    final u = calloc<porter_uid_usage>();
-    try {
-      final out = <PorterUidUsage>[];
-      for (var i = 0; i < n; i++) {
-        if (_b.porter_stats_uid(_ptr, i, u) < 0) {
-          throw StateError('uid $i of $n missing from the snapshot');
-        }
+    return PorterStats(
+      uids: _entries<porter_uid_usage, PorterUidUsage>(
+          'uid',
+          _b.porter_stats_uids(_ptr),
+          calloc<porter_uid_usage>(),
+          (i, u) => _b.porter_stats_uid(_ptr, i, u), (u) {
         final r = u.ref;
-        out.add(PorterUidUsage(
+        return PorterUidUsage(
             uid: r.uid,
             connections: r.connections,
             maxConnections: r.max_connections,
@@ -100,11 +63,55 @@ final class StatsSnapshot implements Finalizable {
             sessions: r.sessions,
             streams: r.streams,
             fileStreams: r.file_streams,
-            maxFileStreams: r.max_file_streams));
+            maxFileStreams: r.max_file_streams);
+      }),
+      daemonVersion:
+          _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
+      uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
+      workers: _entries<porter_worker_stats, PorterWorkerStats>(
+          'worker',
+          _b.porter_stats_workers(_ptr),
+          calloc<porter_worker_stats>(),
+          (i, w) => _b.porter_stats_worker(_ptr, i, w), (w) {
+        final r = w.ref;
+        return PorterWorkerStats(
+          worker: r.worker,
+          connections: r.connections,
+          requests: r.requests,
+          inflight: r.inflight,
+          errors: r.errors,
+          bytesIn: r.bytes_in,
+          bytesOut: r.bytes_out,
+        );
+      }),
+      openFds: _b.porter_stats_open_fds(_ptr),
+      dbConnections: _b.porter_stats_db_connections(_ptr),
+      httpTransfers: _b.porter_stats_http_transfers(_ptr),
+    );
+  }
+
+  /// The [n] entries of one table of the snapshot (workers, uids): each
+  /// copied by [copy] into [slot] (a native struct this frees) and
+  /// converted by [convert]. [what] names an entry in the error thrown
+  /// when one is missing. The struct type is a parameter because
+  /// `calloc<T>()` and `.ref` need it known where they are written.
+  static List<T> _entries<S extends Struct, T>(
+      String what,
+      int n,
+      Pointer<S> slot,
+      int Function(int i, Pointer<S> slot) copy,
+      T Function(Pointer<S> slot) convert) {
+    try {
+      final out = <T>[];
+      for (var i = 0; i < n; i++) {
+        if (copy(i, slot) < 0) {
+          throw StateError('$what $i of $n missing from the snapshot');
+        }
+        out.add(convert(slot));
       }
       return List.unmodifiable(out);
     } finally {
-      calloc.free(u);
+      calloc.free(slot);
     }
   }
 
