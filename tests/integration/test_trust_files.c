@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -650,6 +652,73 @@ START_TEST(descriptors_across_uids)
 }
 END_TEST
 
+/* ------------------------------------------------- special files */
+
+/* Fails the child when `call` gives 0 (it must be refused, not hang). */
+#define EXPECT_REFUSED(call)                                                                       \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ == 0) {                                                                    \
+			fprintf(stderr, "uid %u, line %d: %s succeeded\n", (unsigned)getuid(),     \
+				__LINE__, #call);                                                  \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/* A FIFO (with a reader waiting on it) and a socket file in a root that
+ * its members could also write directly: every operation answers at once
+ * (no pool thread parked on an open or a read), and none treats them as
+ * files. */
+static int alice_special_files(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_watch *w = NULL;
+	porter_file_info info;
+	uint64_t n = 0;
+	EXPECT(porter_file_read("group", "fifo", 0, 0, 0, T, &b), PORTER_E_INVAL);
+	EXPECT(porter_file_read("group", "fifo", 0, 16, 0, T, &b), PORTER_E_INVAL);
+	EXPECT_REFUSED(porter_file_read("group", "sock", 0, 0, 0, T, &b));
+	EXPECT(porter_file_copy("group", "fifo", "copy", 0, 0, T, &n), PORTER_E_INVAL);
+	EXPECT(porter_file_write("group", "fifo", "x", 1, 0, 0, 0, T), PORTER_E_INVAL);
+	EXPECT(porter_file_write("group", "fifo", "x", 1, PORTER_FILE_APPEND, 0, 0, T),
+	       PORTER_E_INVAL);
+	EXPECT_REFUSED(porter_file_write("group", "sock", "x", 1, 0, 0, 0, T));
+	EXPECT(porter_file_watch_open("group", "fifo", 0, T, &w), PORTER_E_INVAL);
+	EXPECT(porter_file_stat("group", "fifo", 0, T, &info), 0);
+	if (info.type != PORTER_FILE_TYPE_OTHER)
+		return 1;
+	/* An atomic replace puts a regular file in its place. */
+	EXPECT(porter_file_write("group", "fifo", "file", 4, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	EXPECT(has_content("group", "fifo", "file"), 0);
+	return 0;
+}
+
+START_TEST(special_files_never_block)
+{
+	start();
+	char fifo[100], sock[100];
+	snprintf(fifo, sizeof(fifo), "%s/group/fifo", top);
+	snprintf(sock, sizeof(sock), "%s/group/sock", top);
+	ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+	ck_assert_int_eq(chown(fifo, TH_UID_ALICE, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(fifo, 0666), 0);
+	/* Its reader: a writer's open then succeeds at once. */
+	int rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(rfd, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	int sfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(sfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(sfd, 1), 0);
+	int rc = run_as(TH_UID_ALICE, alice_special_files);
+	close(rfd);
+	close(sfd);
+	ck_assert_int_eq(rc, 0);
+	stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_files");
@@ -662,6 +731,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, escapes_refused_in_new_roots);
 	tcase_add_test(tc, descriptors_across_uids);
 	tcase_add_test(tc, group_writable_not_widened);
+	tcase_add_test(tc, special_files_never_block);
 	suite_add_tcase(s, tc);
 	return s;
 }
