@@ -266,6 +266,119 @@ START_TEST(password_never_asked_for_is_refused)
 }
 END_TEST
 
+/* ---- sessions: their owner's only ---- */
+
+typedef struct session_race {
+	char conninfo[600];
+	uint64_t session; /* alice's */
+	int alice_pid;    /* her client instance is derived from it */
+	volatile int opened, bob_done;
+	int bob_tries, bob_ok;
+	int alice_after; /* her own query's status after bob's tries */
+} session_race;
+
+static session_race *srace;
+
+static int alice_holds_session(void *arg)
+{
+	(void)arg;
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 22);
+	int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+	if (fd < 0)
+		return 1;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbOpen o = PORTER__V1__DB_OPEN__INIT;
+	o.conninfo = srace->conninfo;
+	req.id = 2;
+	req.timeout_ms = 10000;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
+	req.db_open = &o;
+	Porter__V1__Response *r = th_rc_call(fd, &rd, &req, 10000);
+	if (!r || r->status != 0 || r->body_case != PORTER__V1__RESPONSE__BODY_DB_OPEN)
+		return 2;
+	srace->session = r->db_open->session;
+	porter__v1__response__free_unpacked(r, NULL);
+	srace->alice_pid = (int)getpid();
+	srace->opened = 1;
+	if (!th_wait_flag(&srace->bob_done, 30000))
+		return 3;
+	Porter__V1__Request q = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbQuery dq = PORTER__V1__DB_QUERY__INIT;
+	dq.session = srace->session;
+	dq.sql = "SELECT 1";
+	q.id = 3;
+	q.timeout_ms = 10000;
+	q.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	q.db_query = &dq;
+	if (!(r = th_rc_call(fd, &rd, &q, 10000)))
+		return 4;
+	srace->alice_after = r->status;
+	porter__v1__response__free_unpacked(r, NULL);
+	close(fd);
+	frame_reader_free(&rd);
+	return 0;
+}
+
+/* Bob, from four connections (both workers), each saying Hello with
+ * alice's client instance: a query on her session, then its close. */
+static int bob_takes_session(void *arg)
+{
+	(void)arg;
+	if (!th_wait_flag(&srace->opened, 30000))
+		return 1;
+	Porter__V1__DbQuery dq = PORTER__V1__DB_QUERY__INIT;
+	Porter__V1__DbClose dc = PORTER__V1__DB_CLOSE__INIT;
+	dq.session = dc.session = srace->session;
+	dq.sql = "SELECT 1";
+	Porter__V1__Request tries[2] = {PORTER__V1__REQUEST__INIT, PORTER__V1__REQUEST__INIT};
+	tries[0].body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	tries[0].db_query = &dq;
+	tries[1].body_case = PORTER__V1__REQUEST__BODY_DB_CLOSE;
+	tries[1].db_close = &dc;
+	int n = th_rc_tries_as(getenv("PORTER_SOCKET"), th_rc_instance(srace->alice_pid), 4, tries,
+			       2, &srace->bob_ok);
+	if (n < 0)
+		return 2;
+	srace->bob_tries = n;
+	srace->bob_done = 1;
+	return 0;
+}
+
+static void *run_bob_takes_session(void *arg)
+{
+	(void)arg;
+	if (th_as(TH_UID_BOB, TH_GID_PORTER, 60000, bob_takes_session, NULL) != 0)
+		srace->bob_tries = -1;
+	srace->bob_done = 1;
+	return NULL;
+}
+
+/* Bob knows alice's session id (ids are unguessable, but say he learnt
+ * it) and her client instance: his queries on it and his closes are
+ * refused from either worker, and the session is still hers. (This held
+ * when tried: a session matches uid and client instance.) */
+START_TEST(sessions_stay_with_their_owner)
+{
+	start(NULL, "2");
+	srace = th_shared_alloc(sizeof(*srace));
+	ck_assert_ptr_nonnull(srace);
+	snprintf(srace->conninfo, sizeof(srace->conninfo), "%s", ci_pw);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_takes_session, NULL), 0);
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, 60000, alice_holds_session, NULL);
+	srace->opened = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(srace->bob_tries, 8);
+	ck_assert_msg(srace->bob_ok == 0, "%d of bob's calls on alice's session worked",
+		      srace->bob_ok);
+	ck_assert_msg(srace->alice_after == 0, "alice's own query: %s",
+		      porter_error_name(srace->alice_after));
+	stop();
+}
+END_TEST
+
 START_TEST(daemon_files_never_lend_credentials)
 {
 	start(NULL, "2");
@@ -730,6 +843,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, foreign_never_gets_porterds_socket_identity);
 	tcase_add_test(tc, unlisted_targets_refused_before_connecting);
 	tcase_add_test(tc, password_never_asked_for_is_refused);
+	tcase_add_test(tc, sessions_stay_with_their_owner);
 	tcase_add_test(tc, daemon_files_never_lend_credentials);
 	tcase_add_test(tc, hostaddr_cannot_harvest_a_stored_password);
 	tcase_add_test(tc, ssl_file_keywords_never_reach_libpq);

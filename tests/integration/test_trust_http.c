@@ -327,11 +327,6 @@ typedef struct stream_race {
 
 static stream_race *race;
 
-static Porter__V1__Response *call_raw(int fd, frame_reader *rd, Porter__V1__Request *req)
-{
-	return th_rc_send(fd, req) == 0 ? th_rc_recv(fd, rd, 10000) : NULL;
-}
-
 /* Alice: a streamed GET of 300,000 bytes in 4 KiB chunks; she reads the
  * next chunk once bob has tried everything. */
 static int alice_streams(void *arg)
@@ -352,7 +347,7 @@ static int alice_streams(void *arg)
 	req.timeout_ms = 10000;
 	req.body_case = PORTER__V1__REQUEST__BODY_HTTP;
 	req.http = &hr;
-	Porter__V1__Response *r = call_raw(fd, &rd, &req);
+	Porter__V1__Response *r = th_rc_call(fd, &rd, &req, 10000);
 	if (!r || r->status != 0 || r->body_case != PORTER__V1__RESPONSE__BODY_HTTP ||
 	    !r->http->stream_id)
 		return 2;
@@ -369,7 +364,7 @@ static int alice_streams(void *arg)
 	f.timeout_ms = 10000;
 	f.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
 	f.http_fetch = &hf;
-	if (!(r = call_raw(fd, &rd, &f)))
+	if (!(r = th_rc_call(fd, &rd, &f, 10000)))
 		return 4;
 	race->alice_status = r->status;
 	if (r->status == 0 && r->body_case == PORTER__V1__RESPONSE__BODY_HTTP)
@@ -387,50 +382,25 @@ static int bob_takes(void *arg)
 	(void)arg;
 	if (!th_wait_flag(&race->opened, 20000))
 		return 1;
-	for (int i = 0; i < 4; i++) {
-		frame_reader rd;
-		frame_reader_init(&rd, 1 << 22);
-		int fd = th_rc_connect(getenv("PORTER_SOCKET"));
-		if (fd < 0)
-			return 2;
-		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-		Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
-		h.protocol = PORTER_PROTOCOL_VERSION;
-		h.client_instance = 0x51ull << 32 | (uint64_t)race->alice_pid; /* th_rc_open's */
-		req.id = 1;
-		req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
-		req.hello = &h;
-		Porter__V1__Response *r = call_raw(fd, &rd, &req);
-		if (!r || r->status != 0)
-			return 3;
-		porter__v1__response__free_unpacked(r, NULL);
-		Porter__V1__HttpFetch hf = PORTER__V1__HTTP_FETCH__INIT;
-		Porter__V1__HttpUpload hu = PORTER__V1__HTTP_UPLOAD__INIT;
-		Porter__V1__HttpClose hc = PORTER__V1__HTTP_CLOSE__INIT;
-		hf.stream_id = hu.stream_id = hc.stream_id = race->stream;
-		hu.data.data = (uint8_t *)"x";
-		hu.data.len = 1;
-		Porter__V1__Request tries[3] = {PORTER__V1__REQUEST__INIT,
-						PORTER__V1__REQUEST__INIT,
-						PORTER__V1__REQUEST__INIT};
-		tries[0].body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
-		tries[0].http_fetch = &hf;
-		tries[1].body_case = PORTER__V1__REQUEST__BODY_HTTP_UPLOAD;
-		tries[1].http_upload = &hu;
-		tries[2].body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
-		tries[2].http_close = &hc;
-		for (int k = 0; k < 3; k++) {
-			tries[k].id = 10 + (uint64_t)k;
-			tries[k].timeout_ms = 5000;
-			if (!(r = call_raw(fd, &rd, &tries[k])))
-				return 4;
-			race->bob_tries++;
-			race->bob_ok += r->status == 0;
-			porter__v1__response__free_unpacked(r, NULL);
-		}
-		close(fd);
-		frame_reader_free(&rd);
-	}
+	Porter__V1__HttpFetch hf = PORTER__V1__HTTP_FETCH__INIT;
+	Porter__V1__HttpUpload hu = PORTER__V1__HTTP_UPLOAD__INIT;
+	Porter__V1__HttpClose hc = PORTER__V1__HTTP_CLOSE__INIT;
+	hf.stream_id = hu.stream_id = hc.stream_id = race->stream;
+	hu.data.data = (uint8_t *)"x";
+	hu.data.len = 1;
+	Porter__V1__Request tries[3] = {PORTER__V1__REQUEST__INIT, PORTER__V1__REQUEST__INIT,
+					PORTER__V1__REQUEST__INIT};
+	tries[0].body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+	tries[0].http_fetch = &hf;
+	tries[1].body_case = PORTER__V1__REQUEST__BODY_HTTP_UPLOAD;
+	tries[1].http_upload = &hu;
+	tries[2].body_case = PORTER__V1__REQUEST__BODY_HTTP_CLOSE;
+	tries[2].http_close = &hc;
+	int n = th_rc_tries_as(getenv("PORTER_SOCKET"), th_rc_instance(race->alice_pid), 4, tries,
+			       3, &race->bob_ok);
+	if (n < 0)
+		return 2;
+	race->bob_tries = n;
 	race->bob_done = 1;
 	return 0;
 }

@@ -577,20 +577,10 @@ static int alice_cancels(void *arg)
 	frame_reader_init(&rd, 1 << 20);
 	if (!th_wait_flag(&x->bob_ready, 10000))
 		return 1;
-	int fd = th_rc_connect(getenv("PORTER_SOCKET"));
+	int fd = th_rc_open_as(getenv("PORTER_SOCKET"), &rd, 5000, th_rc_instance(x->bob_pid));
 	if (fd < 0)
 		return 2;
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
-	h.protocol = PORTER_PROTOCOL_VERSION;
-	h.client_instance = 0x51ull << 32 | (uint64_t)x->bob_pid; /* as th_rc_hello */
-	req.id = 1;
-	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
-	req.hello = &h;
 	Porter__V1__Response *r = NULL;
-	if (th_rc_send(fd, &req) != 0 || !(r = th_rc_recv(fd, &rd, 5000)) || r->status != 0)
-		return 3;
-	porter__v1__response__free_unpacked(r, NULL);
 	for (uint64_t target = 77; target <= 78; target++) {
 		Porter__V1__Request c = PORTER__V1__REQUEST__INIT;
 		Porter__V1__Cancel cb = PORTER__V1__CANCEL__INIT;

@@ -44,17 +44,27 @@ int th_rc_send(int fd, Porter__V1__Request *req)
 	return 0;
 }
 
-int th_rc_hello(int fd)
+uint64_t th_rc_instance(pid_t pid)
+{
+	return 0x51ull << 32 | (uint64_t)pid;
+}
+
+int th_rc_hello_as(int fd, uint64_t instance)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__Hello h = PORTER__V1__HELLO__INIT;
 	h.protocol = PORTER_PROTOCOL_VERSION;
-	h.client_instance = 0x51ull << 32 | (uint64_t)getpid();
+	h.client_instance = instance;
 	h.client_name = "flood";
 	req.id = 1;
 	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
 	req.hello = &h;
 	return th_rc_send(fd, &req);
+}
+
+int th_rc_hello(int fd)
+{
+	return th_rc_hello_as(fd, th_rc_instance(getpid()));
 }
 
 int th_rc_ping(int fd, uint64_t id, size_t payload, uint32_t delay_ms)
@@ -101,11 +111,12 @@ Porter__V1__Response *th_rc_recv(int fd, frame_reader *r, int timeout_ms)
 	}
 }
 
-int th_rc_open(const char *path, frame_reader *rd, int timeout_ms, Porter__V1__Response **hello)
+static int open_as(const char *path, frame_reader *rd, int timeout_ms, uint64_t instance,
+		   Porter__V1__Response **hello)
 {
 	Porter__V1__Response *resp = NULL;
 	int fd = th_rc_connect(path);
-	if (fd >= 0 && th_rc_hello(fd) == 0)
+	if (fd >= 0 && th_rc_hello_as(fd, instance) == 0)
 		resp = th_rc_recv(fd, rd, timeout_ms);
 	int welcomed = resp && resp->status == 0;
 	if (hello)
@@ -117,6 +128,56 @@ int th_rc_open(const char *path, frame_reader *rd, int timeout_ms, Porter__V1__R
 		fd = -1;
 	}
 	return fd;
+}
+
+int th_rc_open(const char *path, frame_reader *rd, int timeout_ms, Porter__V1__Response **hello)
+{
+	return open_as(path, rd, timeout_ms, th_rc_instance(getpid()), hello);
+}
+
+int th_rc_open_as(const char *path, frame_reader *rd, int timeout_ms, uint64_t instance)
+{
+	return open_as(path, rd, timeout_ms, instance, NULL);
+}
+
+Porter__V1__Response *th_rc_call(int fd, frame_reader *rd, Porter__V1__Request *req, int timeout_ms)
+{
+	return th_rc_send(fd, req) == 0 ? th_rc_recv(fd, rd, timeout_ms) : NULL;
+}
+
+int th_rc_tries(int fd, frame_reader *rd, Porter__V1__Request *reqs, size_t n, int *ok)
+{
+	int answered = 0;
+	for (size_t k = 0; k < n; k++) {
+		reqs[k].id = 10 + k;
+		reqs[k].timeout_ms = 5000;
+		Porter__V1__Response *r = th_rc_call(fd, rd, &reqs[k], 10000);
+		if (!r)
+			return -1;
+		answered++;
+		*ok += r->status == 0;
+		porter__v1__response__free_unpacked(r, NULL);
+	}
+	return answered;
+}
+
+int th_rc_tries_as(const char *path, uint64_t instance, int conns, Porter__V1__Request *reqs,
+		   size_t n, int *ok)
+{
+	int answered = 0;
+	for (int i = 0; i < conns; i++) {
+		frame_reader rd;
+		frame_reader_init(&rd, 1 << 22);
+		int fd = th_rc_open_as(path, &rd, 5000, instance);
+		int got = fd < 0 ? -1 : th_rc_tries(fd, &rd, reqs, n, ok);
+		if (fd >= 0)
+			close(fd);
+		frame_reader_free(&rd);
+		if (got < 0)
+			return -1;
+		answered += got;
+	}
+	return answered;
 }
 
 int th_wait_flag(volatile int *flag, int ms)

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "frame.h"
 #include "porter.pb-c.h"
@@ -21,8 +22,17 @@ int th_rc_connect(const char *path);
 /* Packs and writes `req` (not NULL) whole, without SIGPIPE. 0 or -1. */
 int th_rc_send(int fd, Porter__V1__Request *req);
 
-/* Sends Hello with this process's instance id (from its pid). 0 or -1. */
+/* Sends Hello with this process's instance id (th_rc_instance of its pid).
+ * 0 or -1. */
 int th_rc_hello(int fd);
+
+/* The client instance th_rc_hello says for process `pid`: no secret, so
+ * another uid's child can claim it (th_rc_hello_as) to test that porterd
+ * matches the uid too. */
+uint64_t th_rc_instance(pid_t pid);
+
+/* Sends Hello with client instance `instance`. 0 or -1. */
+int th_rc_hello_as(int fd, uint64_t instance);
 
 /* Sends Ping `id` with `payload` zero bytes, answered after `delay_ms`.
  * 0 or -1. */
@@ -41,6 +51,28 @@ Porter__V1__Response *th_rc_recv(int fd, frame_reader *r, int timeout_ms);
  * it with porter__v1__response__free_unpacked.
  */
 int th_rc_open(const char *path, frame_reader *rd, int timeout_ms, Porter__V1__Response **hello);
+
+/* th_rc_open with Hello naming client instance `instance`; the Hello's
+ * response is not kept. The fd, or -1. */
+int th_rc_open_as(const char *path, frame_reader *rd, int timeout_ms, uint64_t instance);
+
+/* Sends `req` (not NULL) and returns the next response within
+ * `timeout_ms`, or NULL; free it with porter__v1__response__free_unpacked. */
+Porter__V1__Response *th_rc_call(int fd, frame_reader *rd, Porter__V1__Request *req,
+				 int timeout_ms);
+
+/* Sends each of the `n` requests `reqs` (ids 10.., deadlines 5 s, set
+ * here) one after another, each once the previous is answered, adding to
+ * `*ok` those answered with status 0. Returns how many were answered, -1
+ * when one was not. */
+int th_rc_tries(int fd, frame_reader *rd, Porter__V1__Request *reqs, size_t n, int *ok);
+
+/* th_rc_tries on each of `conns` connections to `path` in turn, each
+ * saying Hello with client instance `instance` (so they may land on
+ * different workers). Returns how many were answered, -1 when a
+ * connection or a reply failed. */
+int th_rc_tries_as(const char *path, uint64_t instance, int conns, Porter__V1__Request *reqs,
+		   size_t n, int *ok);
 
 /* Waits (polling every 2 ms) up to `ms` for `*flag` (shared memory set by
  * another process) to become non-zero; returns its last value. */
