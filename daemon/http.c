@@ -10,6 +10,7 @@
 #include "clients.h"
 #include "config.h"
 #include "fwd.h"
+#include "httpdefer.h"
 #include "httpglue.h"
 #include "httppolicy.h"
 #include "httpsetup.h"
@@ -50,6 +51,7 @@ struct http_worker {
 	list xfers;     /* http_xfer.link, running or done */
 	list reap_list; /* http_xfer.link, REAPING */
 	list up_acks;   /* http_xfer.ack_link: body pieces read, to answer */
+	list deferred;  /* requests that came inside libcurl (httpdefer.h) */
 	unsigned n_streams;
 };
 
@@ -241,6 +243,7 @@ static void drain_info(httpglue_tenant *t)
 			httpxfer_map_error(x, rc);
 		finish(x);
 	}
+	httpdefer_run(&t->g->w->http->deferred, t->g);
 }
 
 /* ---- reaping and the stream sweep ---- */
@@ -417,6 +420,14 @@ static void schedule_reap(http_worker *hw)
 
 /* ---- requests ---- */
 
+/* 1 when `r` waits (httpdefer.h) for libcurl to return before `run` may
+ * handle it: it arrived from inside a libcurl callback. */
+static int deferred(req *r, void (*run)(req *r))
+{
+	http_worker *hw = r->w->http;
+	return hw && httpdefer_take(&hw->deferred, &hw->glue, r, run);
+}
+
 /* Cancel hook: the client went away. Runs wherever the connection closed,
  * possibly inside a libcurl callback, so only state changes here. */
 static void on_cancel(req *r)
@@ -521,6 +532,8 @@ void http_handle(req *r)
 		req_fail(r, PORTER_E_UNSUPPORTED, "HTTP is not available in this daemon");
 		return;
 	}
+	if (deferred(r, http_handle))
+		return;
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
@@ -678,7 +691,7 @@ fail_free:
 static void resume(http_xfer *x)
 {
 	int keep = (x->paused ? CURLPAUSE_RECV : 0) | (x->up_paused ? CURLPAUSE_SEND : 0);
-	CURLcode prc = curl_easy_pause(x->easy, keep);
+	CURLcode prc = httpglue_pause(&x->hw->glue, x->easy, keep);
 	if (prc != CURLE_OK) {
 		/* The held-back data failed in the write callback (the size
 		 * limit): libcurl reports it here, not through the multi
@@ -697,6 +710,8 @@ static void resume(http_xfer *x)
 
 void http_handle_fetch(req *r)
 {
+	if (deferred(r, http_handle_fetch))
+		return;
 	http_xfer *x = stream_lookup(r, r->msg->http_fetch->stream_id);
 	if (!x)
 		return;
@@ -730,6 +745,8 @@ void http_handle_fetch(req *r)
 
 void http_handle_upload(req *r)
 {
+	if (deferred(r, http_handle_upload))
+		return;
 	http_xfer *x = stream_lookup(r, r->msg->http_upload->stream_id);
 	if (!x)
 		return;
@@ -748,6 +765,8 @@ void http_handle_upload(req *r)
 
 void http_handle_close(req *r)
 {
+	if (deferred(r, http_handle_close))
+		return;
 	http_xfer *x = stream_lookup(r, r->msg->http_close->stream_id);
 	if (!x)
 		return;
@@ -782,6 +801,7 @@ http_worker *http_worker_new(worker *w)
 	list_init(&hw->xfers);
 	list_init(&hw->reap_list);
 	list_init(&hw->up_acks);
+	list_init(&hw->deferred);
 	uv_timer_init(&w->loop, &hw->reap);
 	hw->reap.data = hw;
 	hw->open_handles = 1;
@@ -792,6 +812,9 @@ void http_worker_close(http_worker *hw)
 {
 	list *pos, *tmp;
 	hw->closing = 1;
+	/* Forwarded requests (no connection to cancel them) may still wait
+	 * for libcurl to return; it never will now. */
+	httpdefer_fail_all(&hw->deferred, PORTER_E_SHUTDOWN, "daemon shutting down");
 	/* Every connection is gone by now, so no req waits on a transfer
 	 * except through a stream pull that was already cancelled. */
 	list_for_each_safe(pos, tmp, &hw->xfers) {

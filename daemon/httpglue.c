@@ -187,13 +187,23 @@ static http_sock *sock_find(httpglue_tenant *t, curl_socket_t fd)
 	return NULL;
 }
 
+/* curl_multi_socket_action counted in g->in_curl, then the drain. */
+static void action(httpglue_tenant *t, curl_socket_t fd, int flags)
+{
+	int running;
+	httpglue *g = t->g;
+	g->in_curl++;
+	curl_multi_socket_action(t->multi, fd, flags, &running);
+	g->in_curl--;
+	g->drain(t);
+}
+
 static void on_poll(uv_poll_t *p, int status, int events)
 {
 	http_sock *s = p->data;
 	httpglue_tenant *t = s->t;
 	worker_saw_io(t->g->w);
 	int flags = 0;
-	int running;
 	if (status < 0) {
 		/* An error or hang-up on the socket (a reset): let libcurl
 		 * read or write it, so it reports the real cause. */
@@ -204,8 +214,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 		if (events & UV_WRITABLE)
 			flags |= CURL_CSELECT_OUT;
 	}
-	curl_multi_socket_action(t->multi, s->fd, flags, &running);
-	t->g->drain(t);
+	action(t, s->fd, flags);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: libcurl tells what to watch on `fd`. Only
@@ -282,10 +291,7 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
 
 static void on_timer(uv_timer_t *timer)
 {
-	httpglue_tenant *t = timer->data;
-	int running;
-	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	t->g->drain(t);
+	action(timer->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* CURLMOPT_TIMERFUNCTION: one timer, replaced by each call; -1 deletes
@@ -312,6 +318,7 @@ void httpglue_init(httpglue *g, worker *w, void (*drain)(httpglue_tenant *t),
 	list_init(&g->tenants);
 	g->n_alive = 0;
 	g->closing = 0;
+	g->in_curl = 0;
 	g->drain = drain;
 	g->freed = freed;
 }
@@ -390,9 +397,15 @@ void httpglue_easy_put(httpglue_tenant *t, CURL *e)
 
 void httpglue_kick(httpglue_tenant *t)
 {
-	int running;
-	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	t->g->drain(t);
+	action(t, CURL_SOCKET_TIMEOUT, 0);
+}
+
+CURLcode httpglue_pause(httpglue *g, CURL *e, int bitmask)
+{
+	g->in_curl++;
+	CURLcode rc = curl_easy_pause(e, bitmask);
+	g->in_curl--;
+	return rc;
 }
 
 /* Closes `t`'s cached connections and handles; it is freed when the last

@@ -67,6 +67,11 @@ struct httpglue {
 	list tenants;     /* httpglue_tenant.link, open ones */
 	unsigned n_alive; /* tenants not yet freed (open or closing) */
 	int closing;      /* no new pooled handles */
+	/* libcurl calls that may run its callbacks (socket_action, pause)
+	 * now on the stack: while not 0, a request the connection dispatches
+	 * from a reply sent in a callback must wait (httpdefer.h), since
+	 * libcurl refuses calls from its callbacks. */
+	unsigned in_curl;
 	/* Collects the transfers libcurl finished; called after every
 	 * curl_multi_socket_action, never inside a libcurl callback. */
 	void (*drain)(httpglue_tenant *t);
@@ -115,6 +120,11 @@ void httpglue_easy_put(httpglue_tenant *t, CURL *e);
 /* Lets libcurl start what was just added to `t`'s multi now, rather than
  * on the 0 ms timer it asked for, then drains. Not inside a callback. */
 void httpglue_kick(httpglue_tenant *t);
+
+/* curl_easy_pause(e, bitmask) counted in g->in_curl: resuming delivers
+ * held-back data through the callbacks at once. Not inside a callback;
+ * the caller drains after it. */
+CURLcode httpglue_pause(httpglue *g, CURL *e, int bitmask);
 
 /* Closes tenants idle for HTTPGLUE_TENANT_IDLE_MS at `now`; returns the
  * milliseconds until the next one would be due, or UINT64_MAX when none
