@@ -11,7 +11,9 @@
 # "1 8"), PROFILE_KINDS (default "ping db http"), PROFILE_BASELINES (default
 # "pgdirect curldirect": libpq and libcurl without porterd), PROFILE_TOP (functions
 # listed, default 12 for porterd and 8 for the client), PROFILE_KEEP=1 keeps the
-# callgrind files (their directory is printed). Needs valgrind and strace.
+# callgrind files (their directory is printed), PROFILE_HTTP_URL the URL of a
+# 1 KiB body on a server already running (default: the loopback test server,
+# started once here). Needs valgrind and strace.
 #
 # Method, per kind and thread count:
 #  - porterd runs under callgrind (PORTER_DAEMON_WRAP) twice: once with N
@@ -44,9 +46,29 @@ done
 cmake --build "$build" --target porterd profile_load >/dev/null
 load="$build/tests/bench/profile_load"
 out=$(mktemp -d /tmp/porter-profile.XXXXXX)
-[ "${PROFILE_KEEP:-0}" = 1 ] || trap 'rm -rf "$out"' EXIT
+# One HTTP server for every run (profile_load would start one per run,
+# which can take longer than its 10 s bound on a busy machine).
+srv_pid=
+if [ -z "${PROFILE_HTTP_URL:-}" ]; then
+	case "$KINDS ${PROFILE_BASELINES-pgdirect curldirect}" in *http* | *curldirect*)
+		python3 "$src/tests/support/http_server.py" --port-file "$out/port" --lifetime 3600 &
+		srv_pid=$!
+		i=0
+		while [ ! -s "$out/port" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+		[ -s "$out/port" ] || { echo "profile.sh: the HTTP server did not start" >&2; exit 1; }
+		export PROFILE_HTTP_URL="http://127.0.0.1:$(cat "$out/port")/bin/1024"
+		;;
+	esac
+fi
+cleanup() {
+	[ -z "$srv_pid" ] || kill "$srv_pid" 2>/dev/null || true
+	[ "${PROFILE_KEEP:-0}" = 1 ] || rm -rf "$out"
+}
+trap cleanup EXIT
 cg="valgrind --tool=callgrind --quiet"
 export PORTER_DAEMON_ARGS="--busy-poll 0"
+# porterd starts and stops slowly under valgrind on a busy machine.
+export PORTER_TEST_WAIT_MS="${PORTER_TEST_WAIT_MS:-120000}"
 
 # Runs profile_load once: $1 kind, $2 threads, $3 requests per thread, $4
 # porterd's wrapper, $5 the client's wrapper, $6 a tool attached to porterd

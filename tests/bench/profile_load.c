@@ -241,7 +241,12 @@ int main(int argc, char **argv)
 		}
 		have_pg = 1;
 	}
-	if (g_kind == HTTP || g_kind == CURLDIRECT) {
+	const char *given = getenv("PROFILE_HTTP_URL");
+	if ((g_kind == HTTP || g_kind == CURLDIRECT) && given && *given) {
+		/* A server started once for many runs (profile.sh on a busy
+		 * machine, where starting Python each time may take 10 s). */
+		snprintf(g_url, sizeof(g_url), "%s", given);
+	} else if (g_kind == HTTP || g_kind == CURLDIRECT) {
 		if (th_httpd_start(&httpd) != 0) {
 			fprintf(stderr, "profile_load: could not start the HTTP server\n");
 			goto out;

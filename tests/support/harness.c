@@ -122,9 +122,18 @@ static int spawn(th_daemon *d, const char *const *extra)
 	return 0;
 }
 
+/* How long porterd may take to start or stop: 10 s, or PORTER_TEST_WAIT_MS
+ * (profiling under valgrind on a busy machine needs more). */
+static long long wait_ms(void)
+{
+	const char *v = getenv("PORTER_TEST_WAIT_MS");
+	long long ms = v && *v ? atoll(v) : 0;
+	return ms > 0 ? ms : 10000;
+}
+
 int th_daemon_wait_listening(th_daemon *d)
 {
-	long long until = th_now_ms() + 10000;
+	long long until = th_now_ms() + wait_ms();
 	while (th_now_ms() < until) {
 		int status;
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
@@ -162,7 +171,7 @@ int th_daemon_stop(th_daemon *d)
 	if (!d->pid)
 		return -1;
 	kill(d->pid, SIGTERM);
-	long long until = th_now_ms() + 10000;
+	long long until = th_now_ms() + wait_ms();
 	int status;
 	while (th_now_ms() < until) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
