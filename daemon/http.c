@@ -259,7 +259,7 @@ static void release_transfer(http_xfer *x)
 		curl_multi_remove_handle(t->multi, x->easy);
 	x->in_multi = 0;
 	if (x->easy) {
-		httpglue_easy_put(t, x->easy);
+		httpglue_easy_put(t, x->easy, x->easy_epoch);
 		x->easy = NULL;
 	}
 	if (httpglue_release(t, uv_now(&x->hw->w->loop)))

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@
 /* ---- process-wide state ---- */
 
 static CURLSH *g_share;
+/* No proxy variable in the environment (read once: it never changes). */
+static int g_no_proxy_env;
 static pthread_mutex_t g_share_locks[CURL_LOCK_DATA_LAST];
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
@@ -41,6 +44,13 @@ int httpglue_global_init(const config *cfg)
 		log_warn(
 			"libcurl %s has no asynchronous resolver: host name lookups will block a worker loop; use IP addresses or a libcurl built with the threaded resolver",
 			v->version);
+	static const char *const proxy_vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+						 "HTTPS_PROXY", "all_proxy",  "ALL_PROXY",
+						 "no_proxy",    "NO_PROXY"};
+	g_no_proxy_env = 1;
+	for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++)
+		if (getenv(proxy_vars[i]))
+			g_no_proxy_env = 0;
 	if (!cfg->http_share)
 		return 0;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -133,11 +143,21 @@ void httpglue_global_cleanup(void)
 
 /* ---- tenants' handles ---- */
 
-/* One socket libcurl asked us to watch. */
+/*
+ * One socket libcurl asked us to watch. Its poll handle lives as long as
+ * the socket, and keeps the events it watches across requests on a reused
+ * connection: libuv's uv_poll_start and uv_poll_stop each cost epoll_ctl
+ * calls (a start is a DEL and an ADD), so the poll is started only when
+ * the events libcurl wants change, and left watching for reads while the
+ * connection idles in libcurl's cache (libcurl says CURL_POLL_REMOVE when
+ * a transfer ends and asks for reads again when the next one starts).
+ */
 typedef struct http_sock {
 	uv_poll_t poll;
 	httpglue_tenant *t;
 	curl_socket_t fd;
+	int ev;    /* UV_READABLE|UV_WRITABLE the poll watches; 0 stopped */
+	int idle;  /* libcurl does not watch it now (CURL_POLL_REMOVE) */
 	list link; /* t->socks while open */
 } http_sock;
 
@@ -146,6 +166,8 @@ static void tenant_handle_gone(httpglue_tenant *t)
 {
 	if (--t->open_handles == 0 && t->closing) {
 		httpglue *g = t->g;
+		free(t->ca_file);
+		free(t->ca_path);
 		free(t);
 		g->n_alive--;
 		g->freed(g);
@@ -204,6 +226,15 @@ static void on_poll(uv_poll_t *p, int status, int events)
 	httpglue_tenant *t = s->t;
 	worker_saw_io(t->g->w);
 	int flags = 0;
+	if (s->idle) {
+		/* An idle connection became readable (the server closed it,
+		 * or a paused transfer's data waits): libcurl will find out
+		 * when it wants the socket again. Stop, or level-triggered
+		 * readiness would wake the loop for nothing until then. */
+		uv_poll_stop(&s->poll);
+		s->ev = 0;
+		return;
+	}
 	if (status < 0) {
 		/* An error or hang-up on the socket (a reset): let libcurl
 		 * read or write it, so it reports the real cause. */
@@ -226,12 +257,18 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	http_sock *s = socketp;
 
 	if (what == CURL_POLL_REMOVE) {
-		/* Usually an idle connection going back to the cache: stop
-		 * watching but keep the handle, so the next request on it
-		 * costs no allocation and no epoll registration. The handle
-		 * is closed when the socket is (on_close_socket). */
-		if (s)
-			uv_poll_stop(&s->poll);
+		/* Usually an idle connection going back to the cache: keep
+		 * the handle and its events (see http_sock), so the next
+		 * request on it costs no allocation and no epoll call. A
+		 * socket only writing stops: it would be ready at once. The
+		 * handle is closed when the socket is (on_close_socket). */
+		if (s) {
+			s->idle = 1;
+			if (s->ev & UV_WRITABLE) {
+				uv_poll_stop(&s->poll);
+				s->ev = 0;
+			}
+		}
 		log_debug("http: socket %d idle", (int)fd);
 		if (t->multi)
 			curl_multi_assign(t->multi, fd, NULL);
@@ -260,7 +297,11 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		ev |= UV_READABLE;
 	if (what & CURL_POLL_OUT)
 		ev |= UV_WRITABLE;
-	uv_poll_start(&s->poll, ev, on_poll);
+	s->idle = 0;
+	if (ev != s->ev) {
+		uv_poll_start(&s->poll, ev, on_poll);
+		s->ev = ev;
+	}
 	return 0;
 }
 
@@ -369,30 +410,98 @@ int httpglue_release(httpglue_tenant *t, uint64_t now)
 	return 1;
 }
 
-CURL *httpglue_easy_get(httpglue_tenant *t)
+static int str_eq(const char *a, const char *b)
 {
-	CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
-	if (!e)
+	return (!a || !*a) ? (!b || !*b) : (b && strcmp(a, b) == 0);
+}
+
+/* Follows a reload that changed the TLS options: handles set up before are
+ * reset when next taken. 0, or -1 when out of memory. */
+static int follow_tls(httpglue_tenant *t, const config *cfg)
+{
+	if (t->tls_epoch && t->tls_verify == cfg->http_tls_verify &&
+	    str_eq(t->ca_file, cfg->http_ca_file) && str_eq(t->ca_path, cfg->http_ca_path))
+		return 0;
+	char *f = cfg->http_ca_file && cfg->http_ca_file[0] ? strdup(cfg->http_ca_file) : NULL;
+	char *p = cfg->http_ca_path && cfg->http_ca_path[0] ? strdup(cfg->http_ca_path) : NULL;
+	if ((cfg->http_ca_file && cfg->http_ca_file[0] && !f) ||
+	    (cfg->http_ca_path && cfg->http_ca_path[0] && !p)) {
+		free(f);
+		free(p);
+		return -1;
+	}
+	free(t->ca_file);
+	free(t->ca_path);
+	t->ca_file = f;
+	t->ca_path = p;
+	t->tls_verify = cfg->http_tls_verify;
+	if (++t->tls_epoch == 0)
+		t->tls_epoch = 1; /* 0 means "reset" */
+	return 0;
+}
+
+CURL *httpglue_easy_get(httpglue_tenant *t, const config *cfg, unsigned *epoch, int *fresh)
+{
+	if (follow_tls(t, cfg) < 0)
 		return NULL;
+	CURL *e = NULL;
+	*fresh = 1;
+	if (t->n_pool) {
+		httpglue_idle *i = &t->pool[--t->n_pool];
+		e = i->e;
+		if (i->epoch == t->tls_epoch)
+			*fresh = 0;
+		else if (i->epoch)
+			curl_easy_reset(e);
+	} else {
+		e = curl_easy_init();
+		if (!e)
+			return NULL;
+	}
+	*epoch = t->tls_epoch;
+	if (!*fresh)
+		return e;
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
 	if (g_share)
 		curl_easy_setopt(e, CURLOPT_SHARE, g_share);
+	if (g_no_proxy_env) {
+		/* Nothing in porterd's environment names a proxy, and its
+		 * environment never changes: saying so spares libcurl the
+		 * getenv calls it makes for every transfer otherwise. */
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	}
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, t->tls_verify ? 1L : 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, t->tls_verify ? 2L : 0L);
+	if (t->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+	if (t->ca_path)
+		curl_easy_setopt(e, CURLOPT_CAPATH, t->ca_path);
 	return e;
 }
 
-void httpglue_easy_put(httpglue_tenant *t, CURL *e)
+void httpglue_easy_put(httpglue_tenant *t, CURL *e, unsigned epoch)
 {
 	/* Back to its own tenant's pool only: a pooled handle keeps
 	 * libcurl's TLS session cache, which is per uid. */
-	if (!t->closing && !t->g->closing && t->n_pool < HTTPGLUE_POOL) {
-		curl_easy_reset(e);
-		t->pool[t->n_pool++] = e;
-	} else {
+	if (t->closing || t->g->closing || t->n_pool == HTTPGLUE_POOL) {
 		curl_easy_cleanup(e);
+		return;
 	}
+	if (epoch) {
+		/* Kept options that point into the transfer, about to be
+		 * freed: none is used while idle, but none is left dangling. */
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+	} else {
+		curl_easy_reset(e);
+	}
+	t->pool[t->n_pool].e = e;
+	t->pool[t->n_pool].epoch = epoch;
+	t->n_pool++;
 }
 
 void httpglue_kick(httpglue_tenant *t)
@@ -415,7 +524,7 @@ static void tenant_close(httpglue_tenant *t)
 	list *pos, *tmp;
 	list_remove(&t->link);
 	while (t->n_pool)
-		curl_easy_cleanup(t->pool[--t->n_pool]);
+		curl_easy_cleanup(t->pool[--t->n_pool].e);
 	/* Closes the cached connections through on_close_socket, which
 	 * closes their poll handles. */
 	CURLM *m = t->multi;

@@ -45,6 +45,14 @@ struct worker;
 
 typedef struct httpglue httpglue;
 
+/* An idle easy handle in a tenant's pool. */
+typedef struct httpglue_idle {
+	CURL *e;
+	/* The tenant's tls_epoch when its options were set; 0 when it was
+	 * reset and has none. */
+	unsigned epoch;
+} httpglue_idle;
+
 /* One uid's connection cache on one worker (see above). Fields are read by
  * the http module; only httpglue_* change them. */
 typedef struct httpglue_tenant {
@@ -52,14 +60,20 @@ typedef struct httpglue_tenant {
 	uid_t uid;
 	list link; /* g->tenants */
 	CURLM *multi;
-	uv_timer_t timer;          /* libcurl's single timeout */
-	list socks;                /* the sockets it watches */
-	unsigned n_xfers;          /* transfers holding it (httpglue_hold) */
-	uint64_t idle_since;       /* uv_now() when n_xfers fell to 0 */
-	int open_handles;          /* timer and socks not yet called back */
-	int closing;               /* multi gone; freed with the last handle */
-	CURL *pool[HTTPGLUE_POOL]; /* idle easy handles, reset, for reuse */
+	uv_timer_t timer;                  /* libcurl's single timeout */
+	list socks;                        /* the sockets it watches */
+	unsigned n_xfers;                  /* transfers holding it (httpglue_hold) */
+	uint64_t idle_since;               /* uv_now() when n_xfers fell to 0 */
+	int open_handles;                  /* timer and socks not yet called back */
+	int closing;                       /* multi gone; freed with the last handle */
+	httpglue_idle pool[HTTPGLUE_POOL]; /* idle easy handles, for reuse */
 	unsigned n_pool;
+	/* The TLS options of the configuration its handles were set up for
+	 * (copies), and a counter bumped when a reload changes them: a
+	 * pooled handle of an older epoch is reset before reuse. */
+	unsigned tls_epoch;
+	int tls_verify;
+	char *ca_file, *ca_path; /* owned; NULL when not set */
 } httpglue_tenant;
 
 struct httpglue {
@@ -110,12 +124,26 @@ httpglue_tenant *httpglue_hold(httpglue *g, uid_t uid);
 int httpglue_release(httpglue_tenant *t, uint64_t now);
 
 /*
- * An easy handle for a transfer of `t`: one from its pool (reset) or a new
- * one, with the socket callbacks and the DNS share set. NULL when out of
- * memory. Give it back with httpglue_easy_put once out of the multi.
+ * An easy handle for a transfer of `t` under `cfg` (not NULL): one from its
+ * pool or a new one. Setting every option for each request and resetting
+ * the handle after it cost more than a small request's other set-up, so a
+ * pooled handle keeps its options: `*fresh` is 1 when it has none (new, or
+ * reset because its last transfer set options the next one would not
+ * overwrite, or because a reload changed the TLS options), and the caller
+ * then sets the options that never change; 0 when it has them and the
+ * caller sets only the per-request ones. Either way the socket callbacks,
+ * the DNS share and the TLS options of `cfg` are in place. `*epoch` is
+ * what to give back to httpglue_easy_put. NULL when out of memory.
  */
-CURL *httpglue_easy_get(httpglue_tenant *t);
-void httpglue_easy_put(httpglue_tenant *t, CURL *e);
+CURL *httpglue_easy_get(httpglue_tenant *t, const struct config *cfg, unsigned *epoch, int *fresh);
+
+/*
+ * Gives `e` (out of the multi) back to `t`'s pool, or frees it when the
+ * pool is full or closing. `epoch` as httpglue_easy_get gave it when the
+ * transfer left only options the next one overwrites (a GET without a
+ * body), so `e` keeps them; 0 to reset `e` first.
+ */
+void httpglue_easy_put(httpglue_tenant *t, CURL *e, unsigned epoch);
 
 /* Lets libcurl start what was just added to `t`'s multi now, rather than
  * on the 0 ms timer it asked for, then drains. Not inside a callback. */

@@ -86,14 +86,10 @@ int httpsetup_hop_deadline(http_xfer *x)
 	return 0;
 }
 
-int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpRequest *hr, req *r)
+/* The options every transfer of tenant `t` has, set once per easy handle
+ * (see httpglue_easy_get). */
+static void set_constant(CURL *e, const httpglue_tenant *t)
 {
-	httpglue_tenant *t = x->t;
-	CURL *e = httpglue_easy_get(t);
-	if (!e)
-		return PORTER_E_NOMEM;
-	x->easy = e;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	/* A transfer removed while its name is still being resolved would
 	 * otherwise join the resolver thread, blocking the loop until
@@ -112,16 +108,28 @@ int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpReques
 	 * scheme and host are checked before anything is sent to it. */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpxfer_on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpxfer_on_header);
+}
+
+int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpRequest *hr, req *r)
+{
+	httpglue_tenant *t = x->t;
+	int fresh;
+	CURL *e = httpglue_easy_get(t, cfg, &x->easy_epoch, &fresh);
+	if (!e)
+		return PORTER_E_NOMEM;
+	x->easy = e;
+	if (fresh)
+		set_constant(e, t);
+	/* A GET without a body leaves only options that the next transfer
+	 * sets again (below and in httpsetup_hop), so its handle goes back
+	 * to the pool as it is; any other request is reset after it. */
+	if (strcmp(x->method, "GET") || x->body_len || x->upload)
+		x->easy_epoch = 0;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->http_tls_verify ? 1L : 0L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->http_tls_verify ? 2L : 0L);
-	if (cfg->http_ca_file && cfg->http_ca_file[0])
-		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->http_ca_file);
-	if (cfg->http_ca_path && cfg->http_ca_path[0])
-		curl_easy_setopt(e, CURLOPT_CAPATH, cfg->http_ca_path);
 	uint64_t remaining = req_remaining_ms(r);
 	uint64_t connect_to = cfg->http_connect_timeout_ms;
 	/* The client may ask for less than the daemon's bound, never more. */
@@ -139,13 +147,11 @@ int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpReques
 				 : (remaining ? remaining : 1);
 	if ((!total && !x->stream) || (total && !x->stream && total > bound))
 		total = bound;
-	if (total) {
-		/* The one deadline of every hop (hop_deadline). */
+	/* Set even when 0 (none): a pooled handle keeps the last value. */
+	if (total) /* the one deadline of every hop (hop_deadline) */
 		x->deadline = uv_now(x->loop) + total;
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
-	}
-	if (x->limit)
-		curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
 
 	for (size_t i = 0; i < hr->n_headers; i++) {
 		const Porter__V1__HttpHeader *h = hr->headers[i];

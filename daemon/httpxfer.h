@@ -62,8 +62,9 @@ typedef struct http_xfer {
 	list link;          /* hw->xfers, or hw->reap while REAPING */
 	enum xfer_state state;
 	CURL *easy;
-	int in_multi; /* added to t->multi */
-	req *r;       /* waits for the next reply; NULL when none does */
+	unsigned easy_epoch; /* for httpglue_easy_put: 0 resets the handle */
+	int in_multi;        /* added to t->multi */
+	req *r;              /* waits for the next reply; NULL when none does */
 
 	/* What to send. */
 	char *method;
