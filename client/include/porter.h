@@ -281,6 +281,16 @@ PORTER_API int porter_cancel_nowait(uint64_t id);
  * A builder (porter_batch) and its result (porter_batch_result) are owned by
  * the caller and used by one thread at a time; they may move between
  * threads between calls.
+ *
+ * NULL: every batch function below refuses a NULL builder or result with
+ * PORTER_E_INVAL (the counters give 0, porter_batch_result_winner -1,
+ * messages ""), except the frees, which accept it. The arguments of a
+ * member are those of the call it stands for (porter_ping,
+ * porter_http_request, porter_db_query, porter_file_*), NULL accepted
+ * where that call accepts it. The out-parameters of porter_batch_run and
+ * porter_batch_result_* must not be NULL, and are NULL or 0 after a
+ * failure (not yet those of porter_batch_result_file_read, which leaves
+ * them untouched when it refuses a NULL).
  */
 #define PORTER_BATCH_ALL 0
 #define PORTER_BATCH_FIRST 1
