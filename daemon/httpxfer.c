@@ -13,10 +13,8 @@
 
 static void headers_free(http_header *h, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(h[i].name);
-		free(h[i].value);
-	}
+	for (size_t i = 0; i < n; i++)
+		free(h[i].name); /* the value shares its block */
 }
 
 /* header_bytes is not reset: it bounds every head of the transfer
@@ -146,13 +144,16 @@ size_t httpxfer_on_header(char *b, size_t size, size_t n, void *ud)
 		x->headers = nh;
 		x->cap_headers = nc;
 	}
-	char *name = strndup(b, (size_t)(colon - b));
-	char *value = strndup(v, (size_t)(end - v));
-	if (!name || !value) {
-		free(name);
-		free(value);
+	/* Name and value in one block: one allocation per header. */
+	size_t nlen = (size_t)(colon - b), vlen = (size_t)(end - v);
+	char *name = malloc(nlen + vlen + 2);
+	if (!name)
 		return 0;
-	}
+	memcpy(name, b, nlen);
+	name[nlen] = 0;
+	char *value = name + nlen + 1;
+	memcpy(value, v, vlen);
+	value[vlen] = 0;
 	x->headers[x->n_headers].name = name;
 	x->headers[x->n_headers].value = value;
 	x->n_headers++;
@@ -215,15 +216,15 @@ void httpxfer_reply_body(http_xfer *x, int last)
 		size_t total = x->n_headers;
 		for (size_t i = 0; i < x->n_hops; i++)
 			total += x->hops[i].n_headers;
-		hv = total ? calloc(total, sizeof(*hv)) : NULL;
-		hp = total ? calloc(total, sizeof(*hp)) : NULL;
-		ov = x->n_hops ? calloc(x->n_hops, sizeof(*ov)) : NULL;
-		op = x->n_hops ? calloc(x->n_hops, sizeof(*op)) : NULL;
-		if ((total && (!hv || !hp)) || (x->n_hops && (!ov || !op))) {
+		/* One block for the header messages and their pointers,
+		 * one for the hops' (hv and ov own them). */
+		hv = total ? malloc(total * (sizeof(*hv) + sizeof(*hp))) : NULL;
+		hp = hv ? (Porter__V1__HttpHeader **)(hv + total) : NULL;
+		ov = x->n_hops ? malloc(x->n_hops * (sizeof(*ov) + sizeof(*op))) : NULL;
+		op = ov ? (Porter__V1__HttpHop **)(ov + x->n_hops) : NULL;
+		if ((total && !hv) || (x->n_hops && !ov)) {
 			free(hv);
-			free(hp);
 			free(ov);
-			free(op);
 			req_fail(r, PORTER_E_NOMEM, "out of memory building the HTTP response");
 			return;
 		}
@@ -258,9 +259,7 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	resp.http = &hr;
 	req_reply(r, &resp);
 	free(hv);
-	free(hp);
 	free(ov);
-	free(op);
 	x->len = 0;
 	x->idle_since = uv_now(x->loop);
 	/* A whole response may have grown its buffer large: give it back. */
