@@ -16,6 +16,9 @@
  * porterd runs with --file-pass-fd false, so file readers are streams it
  * holds (the byte path); by default it passes each reader its descriptor
  * and holds nothing per reader, which leaves nothing to flood.
+ *
+ * Arguments, if any, pick the rows: those whose resource names contain one
+ * of them (`bench_flood params cursors`).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,6 +42,7 @@
 #define MAX_CONNS 1100
 
 static th_daemon d;
+static long idle_kib; /* porterd's RSS before the first row */
 static th_httpd web;
 static char ci_pw[512];   /* password login over TCP: what foreign uids may use */
 static char big_url[128]; /* a 50 MB body, streamed */
@@ -236,64 +240,6 @@ static int flood_file_streams(void *arg)
 	return on_threads(f, 5, readers_thread);
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	do {
-		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
-	return n;
-}
-
-/*
- * A frame of Request{id, timeout, db_query: DbQuery{conninfo, sql, `n`
- * empty params}}, encoded by hand: protobuf-c would need a struct per
- * parameter, and an empty one is two bytes on the wire. NULL when out of
- * memory.
- */
-static uint8_t *params_frame(uint64_t id, size_t n, size_t *len)
-{
-	static const char sql[] = "SELECT 1";
-	size_t cil = strlen(ci_pw);
-	size_t body = 1 + 2 + cil + 1 + 1 + sizeof(sql) - 1 + 2 * n;
-	uint8_t *f = malloc(4 + 32 + body);
-	if (!f)
-		return NULL;
-	uint8_t *p = f + 4;
-	*p++ = 0x08;
-	p += put_varint(p, id);
-	*p++ = 0x10;
-	p += put_varint(p, 10000);
-	*p++ = 0xaa; /* field 21 (db_query), length-delimited */
-	*p++ = 0x01;
-	uint8_t *b = p + 8; /* leaves room for the length */
-	uint8_t *q = b;
-	*q++ = 0x12;
-	q += put_varint(q, cil);
-	memcpy(q, ci_pw, cil);
-	q += cil;
-	*q++ = 0x1a;
-	q += put_varint(q, sizeof(sql) - 1);
-	memcpy(q, sql, sizeof(sql) - 1);
-	q += sizeof(sql) - 1;
-	for (size_t i = 0; i < n; i++) {
-		*q++ = 0x22;
-		*q++ = 0x00;
-	}
-	size_t bl = (size_t)(q - b);
-	size_t vl = put_varint(p, bl);
-	memmove(p + vl, b, bl);
-	p += vl + bl;
-	size_t payload = (size_t)(p - (f + 4));
-	f[0] = (uint8_t)(payload >> 24);
-	f[1] = (uint8_t)(payload >> 16);
-	f[2] = (uint8_t)(payload >> 8);
-	f[3] = (uint8_t)payload;
-	*len = payload + 4;
-	return f;
-}
-
 /* Sends one hand-built frame on a fresh connection and tallies the reply. */
 static void send_params(flood *f, const uint8_t *frame, size_t len)
 {
@@ -323,8 +269,8 @@ static int flood_params(void *arg)
 {
 	flood *f = arg;
 	size_t l1, l2;
-	uint8_t *over = params_frame(7, 65536, &l1);
-	uint8_t *huge = params_frame(8, ((16u << 20) - 400 - strlen(ci_pw)) / 2, &l2);
+	uint8_t *over = th_rc_params_frame(ci_pw, 7, 65536, &l1);
+	uint8_t *huge = th_rc_params_frame(ci_pw, 8, ((16u << 20) - 400 - strlen(ci_pw)) / 2, &l2);
 	if (!over || !huge)
 		return 1;
 	for (int round = 0; !f->done; round++) {
@@ -577,13 +523,28 @@ static void print_row(const scenario *sc, const row *r)
 	if (r->alice_rc != 0)
 		snprintf(saw + n, sizeof(saw) - (size_t)n, ", alice's process returned %d",
 			 r->alice_rc);
-	printf("| %s | %s | %s | %.2f / %.2f ms%s%s%s | %.1f / %.1f / %.1f MiB |\n", sc->name,
-	       sc->limit, saw, r->idle_p99, r->flood_p99, r->bob_failed ? ", " : "",
+	printf("| %s | %s | %s | %.2f / %.2f ms (%.1fx)%s%s%s | %.1f / %.1f / %.1f MiB (%.1fx "
+	       "idle) |\n",
+	       sc->name, sc->limit, saw, r->idle_p99, r->flood_p99,
+	       r->idle_p99 > 0 ? r->flood_p99 / r->idle_p99 : 0, r->bob_failed ? ", " : "",
 	       r->bob_failed ? "bob failed: " : "", r->bob_failed ? r->bob_error : "",
-	       (double)r->rss0 / 1024, (double)r->peak / 1024, (double)r->after / 1024);
+	       (double)r->rss0 / 1024, (double)r->peak / 1024, (double)r->after / 1024,
+	       idle_kib > 0 ? (double)r->after / (double)idle_kib : 0);
 }
 
-int main(void)
+/* True when scenario `sc` is to run: every one without arguments, else
+ * those whose name contains one of them. */
+static int chosen(const scenario *sc, int argc, char **argv)
+{
+	if (argc < 2)
+		return 1;
+	for (int i = 1; i < argc; i++)
+		if (strstr(sc->name, argv[i]))
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	if (!th_tenant_available()) {
 		fprintf(stderr, "bench_flood: needs root (porterd and its clients run as other "
@@ -633,17 +594,20 @@ int main(void)
 		goto out_web;
 	sleep(1);
 	print_loadavg("before");
+	idle_kib = th_rss_kib(d.pid);
 	printf("porterd: 2 workers, RLIMIT_NOFILE %d, idle RSS %.1f MiB; bob: %d pings and %d "
 	       "pooled SELECT 1 per measurement\n\n",
-	       NOFILE, (double)th_rss_kib(d.pid) / 1024, BOB_PINGS, BOB_QUERIES);
+	       NOFILE, (double)idle_kib / 1024, BOB_PINGS, BOB_QUERIES);
 	fflush(stdout);
 	for (size_t i = 0; i < N_SCENARIOS; i++)
-		run_one(&scenarios[i], &rows[i]);
+		if (chosen(&scenarios[i], argc, argv))
+			run_one(&scenarios[i], &rows[i]);
 	printf("| resource (alice floods) | limit | what alice saw | bob's ping p99 idle / "
-	       "during | porterd RSS before / peak / 10 s after |\n");
+	       "during (ratio) | porterd RSS before / peak / 10 s after (after / idle) |\n");
 	printf("| --- | --- | --- | --- | --- |\n");
 	for (size_t i = 0; i < N_SCENARIOS; i++)
-		print_row(&scenarios[i], &rows[i]);
+		if (chosen(&scenarios[i], argc, argv))
+			print_row(&scenarios[i], &rows[i]);
 	printf("\n");
 	print_loadavg("after");
 	rc = th_daemon_stop(&d) == 0 ? 0 : 1;

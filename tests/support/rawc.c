@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -186,4 +187,56 @@ int th_wait_flag(volatile int *flag, int ms)
 	while (!*flag && th_now_ms() < until)
 		usleep(2000);
 	return *flag;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	return n;
+}
+
+uint8_t *th_rc_params_frame(const char *conninfo, uint64_t id, size_t n, size_t *len)
+{
+	static const char sql[] = "SELECT 1";
+	size_t cil = strlen(conninfo);
+	size_t body = 1 + 2 + cil + 1 + 1 + sizeof(sql) - 1 + 2 * n;
+	uint8_t *f = malloc(4 + 32 + body);
+	if (!f)
+		return NULL;
+	uint8_t *p = f + 4;
+	*p++ = 0x08;
+	p += put_varint(p, id);
+	*p++ = 0x10;
+	p += put_varint(p, 10000);
+	*p++ = 0xaa; /* field 21 (db_query), length-delimited */
+	*p++ = 0x01;
+	uint8_t *b = p + 8; /* leaves room for the length */
+	uint8_t *q = b;
+	*q++ = 0x12;
+	q += put_varint(q, cil);
+	memcpy(q, conninfo, cil);
+	q += cil;
+	*q++ = 0x1a;
+	q += put_varint(q, sizeof(sql) - 1);
+	memcpy(q, sql, sizeof(sql) - 1);
+	q += sizeof(sql) - 1;
+	for (size_t i = 0; i < n; i++) {
+		*q++ = 0x22;
+		*q++ = 0x00;
+	}
+	size_t bl = (size_t)(q - b);
+	size_t vl = put_varint(p, bl);
+	memmove(p + vl, b, bl);
+	p += vl + bl;
+	size_t payload = (size_t)(p - (f + 4));
+	f[0] = (uint8_t)(payload >> 24);
+	f[1] = (uint8_t)(payload >> 16);
+	f[2] = (uint8_t)(payload >> 8);
+	f[3] = (uint8_t)payload;
+	*len = payload + 4;
+	return f;
 }

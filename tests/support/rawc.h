@@ -74,6 +74,15 @@ int th_rc_tries(int fd, frame_reader *rd, Porter__V1__Request *reqs, size_t n, i
 int th_rc_tries_as(const char *path, uint64_t instance, int conns, Porter__V1__Request *reqs,
 		   size_t n, int *ok);
 
+/*
+ * A whole frame (header included, `*len` bytes, malloc'ed; NULL when out
+ * of memory) of Request{id, timeout 10 s, db_query: DbQuery{`conninfo`,
+ * "SELECT 1", `n` empty params}}, encoded by hand: libporter would need a
+ * struct per parameter, and an empty one is two bytes on the wire. Does
+ * not check that it fits a frame.
+ */
+uint8_t *th_rc_params_frame(const char *conninfo, uint64_t id, size_t n, size_t *len);
+
 /* Waits (polling every 2 ms) up to `ms` for `*flag` (shared memory set by
  * another process) to become non-zero; returns its last value. */
 int th_wait_flag(volatile int *flag, int ms);
