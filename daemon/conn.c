@@ -22,6 +22,12 @@
 /* Read buffers larger than one read chunk are released whenever they fall
  * idle: a connection that once sent a large frame does not keep its size. */
 #define CONN_KEEP_BUFFER FRAME_READ_CHUNK
+/* What one connection may process in one callback before the loop serves
+ * the others: pipelined frames are answered in turns, so a client that
+ * writes thousands of requests at once delays nobody else by more than
+ * one turn's work. */
+#define CONN_TURN_FRAMES 64
+#define CONN_TURN_BYTES (1024 * 1024)
 /* Past output-soft-limit, a connection holding more unsent bytes than this
  * is dropped when it adds more. */
 #define CONN_SOFT_HOLDER (1024 * 1024)
@@ -91,6 +97,15 @@ void conn_close(conn *c)
 static void on_timer(uv_timer_t *t)
 {
 	conn *c = t->data;
+	if (c->yielded) {
+		c->yielded = 0;
+		/* Its next turn (process_frames re-arms the timer), unless
+		 * it began to drain meanwhile: then this is the drain bound. */
+		if (c->state == CONN_HELLO || c->state == CONN_READY) {
+			process_frames(c);
+			return;
+		}
+	}
 	if (c->idle_armed && c->state == CONN_READY && !c->partial) {
 		/* The idle deadline is checked here, lazily, rather than by
 		 * stopping and restarting the timer around every request:
@@ -598,7 +613,10 @@ static void process_frames(conn *c)
 	if (c->processing)
 		return;
 	c->processing = 1;
+	c->yielded = 0;
 
+	unsigned frames = 0;
+	size_t bytes = 0;
 	while (c->state == CONN_HELLO || c->state == CONN_READY) {
 		if (c->inflight >= c->w->cfg->max_inflight) {
 			/* Backpressure: stop reading until replies go out. */
@@ -608,12 +626,28 @@ static void process_frames(conn *c)
 			}
 			break;
 		}
-		if (!c->reading && start_reading(c) < 0) {
+		/* Reading resumes once the frames buffered are done with, so
+		 * a connection served in turns buffers no more than it had. */
+		if (!c->reading && !frame_reader_has_frame(&c->rd) && start_reading(c) < 0) {
 			conn_close(c);
 			break;
 		}
 		const uint8_t *p;
 		size_t len;
+		if ((frames >= CONN_TURN_FRAMES || bytes >= CONN_TURN_BYTES) &&
+		    frame_reader_has_frame(&c->rd)) {
+			/* Turn over: stop reading (libuv's read loop ends with
+			 * it) and come back once the loop has gone round. */
+			if (c->reading) {
+				uv_read_stop((uv_stream_t *)&c->pipe);
+				c->reading = 0;
+			}
+			c->yielded = 1;
+			c->idle_armed = 0;
+			c->partial = 0;
+			uv_timer_start(&c->timer, on_timer, 0, 0);
+			break;
+		}
 		int rc = frame_reader_next(&c->rd, &p, &len);
 		if (rc == 0)
 			break;
@@ -625,8 +659,10 @@ static void process_frames(conn *c)
 			break;
 		}
 		handle_frame(c, p, len);
+		frames++;
+		bytes += len;
 	}
-	if (c->state == CONN_HELLO || c->state == CONN_READY) {
+	if ((c->state == CONN_HELLO || c->state == CONN_READY) && !c->yielded) {
 		frame_reader_trim(&c->rd, CONN_KEEP_BUFFER);
 		count_read_buffer(c);
 		update_timer(c);

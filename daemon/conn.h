@@ -41,6 +41,9 @@ typedef struct conn {
 	int processing;     /* inside process_frames (no re-entry) */
 	int flush_close;    /* close_after_flush has begun */
 	int partial;        /* a frame has begun but not ended */
+	int yielded;        /* its turn's budget was spent with whole frames
+			     * left: reading stopped, the timer (at 0 ms)
+			     * resumes it after the loop has served others */
 	int idle_armed;     /* the timer runs for the idle limit (on_timer
 			     * re-checks it against idle_from and inflight) */
 	uint64_t idle_from; /* uv_now() of the last frame or reply */

@@ -400,7 +400,10 @@ static long count_field(rd r, uint32_t want, uint32_t known)
 			return -1;
 		if (skip(&r, wt) < 0)
 			return -1;
-		n += field == want;
+		/* One past the limit decides: the rest of a 16 MiB frame is
+		 * not read on the loop. */
+		if ((n += field == want) > DBWIRE_MAX_PARAMS)
+			return n;
 	}
 	return n;
 }
@@ -591,6 +594,8 @@ static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id)
 			if (get_len(&r, &in) < 0)
 				break;
 			n += field == want ? 1 : count_params(in, 4, 0, NULL);
+			if (n > DBWIRE_MAX_PARAMS) /* enough to refuse it */
+				break;
 		} else if (skip_any(&r, wt) < 0) {
 			break;
 		}

@@ -72,8 +72,10 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
  * protobuf-c unpacks each), counted on the wire without allocating anything, so that
  * a frame of millions of tiny parameters is refused before it is unpacked
  * into dozens of times its size. `*id` gets the request's id (0 when none
- * is found). Stops at the first malformed field, counting what came
- * before it (unpacking then reports the malformation).
+ * is found before the count is decided). Stops at the first malformed
+ * field, counting what came before it (unpacking then reports the
+ * malformation), and once past DBWIRE_MAX_PARAMS, so that refusing a
+ * huge frame costs a scan of 128 KiB of it, not of all of it.
  */
 size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id);
 

@@ -28,6 +28,15 @@ size_t frame_reader_pending(const frame_reader *r)
 	return r->end - r->start;
 }
 
+int frame_reader_has_frame(const frame_reader *r)
+{
+	size_t have = r->end - r->start;
+	if (have < FRAME_HEADER_SIZE)
+		return 0;
+	uint32_t flen = frame_get_header(r->buf + r->start);
+	return flen > r->max_frame || have - FRAME_HEADER_SIZE >= flen;
+}
+
 void frame_reader_trim(frame_reader *r, size_t keep)
 {
 	if (r->start == r->end && r->cap > keep) {

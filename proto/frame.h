@@ -76,6 +76,10 @@ int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);
 /* Bytes buffered that do not yet form a whole frame (0: between frames). */
 size_t frame_reader_pending(const frame_reader *r);
 
+/* True when a whole frame (or a header over the limit) is buffered, so
+ * frame_reader_next would not return 0. */
+int frame_reader_has_frame(const frame_reader *r);
+
 /* Releases the buffer when it is idle and larger than `keep` bytes. */
 void frame_reader_trim(frame_reader *r, size_t keep);
 

@@ -561,7 +561,9 @@ START_TEST(params_are_counted_on_the_wire)
 	size_t len;
 	uint64_t id;
 	uint8_t *b = request_with_params(70000, 42, &len);
-	ck_assert_uint_eq(dbwire_request_params(len, b, &id), 70000);
+	/* Counting stops one past the limit: that decides, and the rest of
+	 * a huge frame is not scanned. */
+	ck_assert_uint_eq(dbwire_request_params(len, b, &id), DBWIRE_MAX_PARAMS + 1);
 	ck_assert_uint_eq(id, 42);
 	free(b);
 	b = request_with_params(0, 7, &len);
@@ -570,14 +572,14 @@ START_TEST(params_are_counted_on_the_wire)
 	/* A body that occurs twice is counted twice: an upper bound of what
 	 * protobuf-c keeps (it unpacks both). */
 	size_t l1;
-	uint8_t *one = request_with_params(40000, 9, &l1);
+	uint8_t *one = request_with_params(30000, 9, &l1);
 	uint8_t *twice = malloc(2 * l1);
 	memcpy(twice, one, l1);
 	memcpy(twice + l1, one, l1);
-	ck_assert_uint_eq(dbwire_request_params(2 * l1, twice, &id), 80000);
+	ck_assert_uint_eq(dbwire_request_params(2 * l1, twice, &id), 60000);
 	Porter__V1__Request *m = porter__v1__request__unpack(NULL, 2 * l1, twice);
 	ck_assert_ptr_nonnull(m);
-	ck_assert_uint_le(m->db_query->n_params, 80000);
+	ck_assert_uint_le(m->db_query->n_params, 60000);
 	porter__v1__request__free_unpacked(m, NULL);
 	/* Unknown fields of every wire type are skipped; a malformed tail
 	 * stops the count without reading past the end. */
