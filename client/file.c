@@ -40,14 +40,6 @@ static int left_ms(int64_t deadline)
 	return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
-void porter_bytes_free(porter_bytes *b)
-{
-	if (!b)
-		return;
-	free(b->data);
-	free(b);
-}
-
 /* --------------------------------------------------------------- reader */
 
 struct porter_file_reader {
@@ -291,36 +283,80 @@ void porter_file_reader_free(porter_file_reader *rd)
 	reader_end(rd, 0, 0);
 }
 
+/* Reads what reader by descriptor `rd` still covers into `buf` (`cap`
+ * bytes) from the file, straight: as pread(2) would, up to `cap` or the
+ * end. Adds the count to `*n`. Returns 0 or a negative code. */
+static int read_fd_into(porter_file_reader *rd, uint8_t *buf, size_t cap, size_t *n)
+{
+	uint64_t left = rd->pos < rd->end ? rd->end - rd->pos : 0;
+	size_t want = left < cap ? (size_t)left : cap;
+	size_t got = 0;
+	int rc = want ? pfd_read(rd->fd, buf, want, rd->pos, &got, rd->path) : 0;
+	if (rc < 0)
+		return rc;
+	if (got < want)
+		rd->end = rd->pos + got; /* the file shrank: end early */
+	rd->pos += got;
+	*n += got;
+	return 0;
+}
+
 /* Reads what a reader by descriptor covers into `b` (its buffer of `cap`
  * bytes, grown for a file that grew or has no size). */
 static int read_fd_all(porter_file_reader *rd, porter_bytes *b, size_t cap)
 {
 	for (;;) {
-		if (rd->pos >= rd->end)
-			return 0;
-		uint64_t left = rd->end - rd->pos;
-		if (cap == b->len) {
-			if (cap > SIZE_MAX / 2)
-				return pconn_set_error(PORTER_E_TOO_LARGE,
-						       "file too large for memory");
-			uint8_t *nd = realloc(b->data, cap * 2);
-			if (!nd)
-				return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-			b->data = nd;
-			cap *= 2;
-		}
-		size_t want = cap - b->len;
-		if (want > left)
-			want = (size_t)left;
-		size_t got = 0;
-		int rc = pfd_read(rd->fd, b->data + b->len, want, rd->pos, &got, rd->path);
-		if (rc < 0)
+		int rc = read_fd_into(rd, b->data + b->len, cap - b->len, &b->len);
+		if (rc < 0 || rd->pos >= rd->end)
 			return rc;
-		if (got == 0)
-			return 0;
-		b->len += got;
-		rd->pos += got;
+		if (cap > SIZE_MAX / 2)
+			return pconn_set_error(PORTER_E_TOO_LARGE, "file too large for memory");
+		uint8_t *nd = realloc(b->data, cap * 2);
+		if (!nd)
+			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+		b->data = nd;
+		cap *= 2;
 	}
+}
+
+/* A porter_bytes as the library allocates it: the bytes of a read that
+ * came in one reply stay in that reply (no second copy), else in `data`
+ * of their own. */
+typedef struct pbytes {
+	porter_bytes pub;
+	Porter__V1__Response *resp; /* owns pub.data when not NULL */
+} pbytes;
+
+void porter_bytes_free(porter_bytes *b)
+{
+	if (!b)
+		return;
+	pbytes *pb = (pbytes *)b;
+	if (pb->resp)
+		porter__v1__response__free_unpacked(pb->resp, NULL);
+	else
+		free(b->data);
+	free(pb);
+}
+
+/* Whether byte reader `rd` has its whole range in the reply it holds
+ * (pending, and no stream behind it): a small read. */
+static int reader_whole(const porter_file_reader *rd)
+{
+	return rd->fd < 0 && rd->pending && rd->cur && !rd->stream_id;
+}
+
+/* Opens the reader of a whole-call read (porter_file_read, _read_into):
+ * the call's timeout as the reader's deadline, every pull with the
+ * caller's id. */
+static int open_for_call(const char *root, const char *path, uint64_t offset, uint64_t length,
+			 uint64_t call_id, int timeout_ms, int *total, porter_file_reader **rd)
+{
+	if (timeout_ms < 0)
+		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
+	*total = timeout_ms ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS;
+	return porter_file_reader_open(root, path, offset, length, (uint32_t)*total, call_id,
+				       *total, rd);
 }
 
 int porter_file_read(const char *root, const char *path, uint64_t offset, uint64_t length,
@@ -329,19 +365,25 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	*out = NULL;
-	if (timeout_ms < 0)
-		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
-	/* The whole call's timeout is the reader's deadline; every pull
-	 * carries the caller's id (the reader keeps it). */
-	int total = timeout_ms ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS;
+	int total = 0;
 	porter_file_reader *rd = NULL;
-	porter_bytes *b = calloc(1, sizeof(*b));
-	if (!b)
+	pbytes *pb = calloc(1, sizeof(*pb));
+	if (!pb)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	int rc = porter_file_reader_open(root, path, offset, length, (uint32_t)total, call_id,
-					 total, &rd);
+	porter_bytes *b = &pb->pub;
+	int rc = open_for_call(root, path, offset, length, call_id, timeout_ms, &total, &rd);
 	if (rc < 0)
 		goto fail;
+	if (reader_whole(rd)) {
+		/* All in the one reply: hand it over as it is. */
+		pb->resp = rd->cur;
+		rd->cur = NULL;
+		b->data = pb->resp->file_read->data.data;
+		b->len = pb->resp->file_read->data.len;
+		porter_file_reader_free(rd);
+		*out = b;
+		return 0;
+	}
 	/* The size known at open sizes the buffer; a file whose size is
 	 * unknown (0 for /proc files) or that grew makes it grow. */
 	size_t cap = 0;
@@ -405,7 +447,53 @@ fail:
 	return rc;
 }
 
+int porter_file_read_into(const char *root, const char *path, uint64_t offset, void *buf,
+			  size_t cap, uint64_t call_id, int timeout_ms, size_t *n)
+{
+	if (n)
+		*n = 0;
+	if (!path || !n || (!buf && cap))
+		return pconn_set_error(PORTER_E_INVAL, "path, buf or n is NULL");
+	if (cap == 0) {
+		pconn_clear_error();
+		return 0; /* as read(2) of 0 bytes: nothing asked, nothing read */
+	}
+	int total = 0;
+	porter_file_reader *rd = NULL;
+	size_t got = 0;
+	int rc = open_for_call(root, path, offset, cap, call_id, timeout_ms, &total, &rd);
+	if (rc == 0 && rd->fd >= 0) {
+		/* By descriptor: the caller's buffer is the only one. */
+		rc = read_fd_into(rd, buf, cap, &got);
+	} else {
+		const void *p;
+		size_t len;
+		while (rc == 0 && (rc = porter_file_reader_read(rd, 0, total, &p, &len)) == 1) {
+			if (len > cap - got)
+				len = cap - got; /* never: the range asked is cap */
+			memcpy((uint8_t *)buf + got, p, len);
+			got += len;
+			rc = 0;
+		}
+	}
+	porter_file_reader_free(rd); /* an unfinished stream is dropped behind us */
+	if (rc == 0)
+		*n = got;
+	return rc;
+}
+
 /* --------------------------------------------------------------- writer */
+
+/*
+ * A long write to an atomic write's temp file by descriptor does not
+ * reach porterd, which reclaims a stream nobody used for file-stream-idle
+ * (10 s by default) and with it the temp file: an empty chunk every
+ * quarter of that (the reply to the open tells it; TOUCH_MS when it does
+ * not) tells it the stream is in use, checked after every TOUCH_PIECE of
+ * writing and at every porter_file_writer_write.
+ */
+#define TOUCH_MS 2000
+#define TOUCH_PIECE (16u << 20)
 
 struct porter_file_writer {
 	uint64_t stream_id; /* 0 once committed or abandoned, or none */
@@ -414,6 +502,7 @@ struct porter_file_writer {
 	int fd;
 	int open;       /* not yet committed, failed or abandoned */
 	int64_t seen;   /* pconn_now_ms() of the last request on its stream */
+	int touch_ms;   /* by descriptor: how often the stream is touched */
 	unsigned flags; /* porter_file_flag bits asked at open */
 	char *path;     /* for messages; owned */
 };
@@ -471,6 +560,10 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 	int rc = write_call(&req, timeout_ms, &resp);
 	if (rc == 0 && resp->file_write->fd_passed) {
 		wr->stream_id = resp->file_write->stream_id;
+		/* A quarter of the daemon's file-stream-idle, which an older
+		 * porterd does not tell (its default is 10 s). */
+		uint32_t idle = resp->file_write->idle_ms;
+		wr->touch_ms = idle ? (int)(idle / 4 ? idle / 4 : 1) : TOUCH_MS;
 		porter__v1__response__free_unpacked(resp, NULL);
 		resp = NULL;
 		if ((flags & PORTER_FILE_ATOMIC) && !wr->stream_id) {
@@ -507,16 +600,6 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 	*out = wr;
 	return 0;
 }
-
-/*
- * A long write to an atomic write's temp file by descriptor does not
- * reach porterd, which reclaims a stream nobody used for file-stream-idle
- * (10 s by default) and with it the temp file: an empty chunk every
- * TOUCH_MS of writing (checked after every TOUCH_PIECE) tells it the
- * stream is in use.
- */
-#define TOUCH_MS 2000
-#define TOUCH_PIECE (16u << 20)
 
 static int writer_touch(porter_file_writer *wr, uint64_t call_id, int64_t deadline)
 {
@@ -555,7 +638,7 @@ int porter_file_writer_write(porter_file_writer *wr, const void *data, size_t le
 			rc = pfd_write(wr->fd, p, n, deadline, wr->path);
 			p += n;
 			len -= n;
-			if (rc == 0 && wr->stream_id && pconn_now_ms() - wr->seen >= TOUCH_MS)
+			if (rc == 0 && wr->stream_id && pconn_now_ms() - wr->seen >= wr->touch_ms)
 				rc = writer_touch(wr, call_id, deadline);
 		} while (rc == 0 && len);
 		/* A failed write leaves the file as the byte path's would: a

@@ -117,6 +117,7 @@ static int reply_with_fd(fs_job *j, uint64_t sid)
 	} else {
 		wr.stream_id = sid;
 		wr.fd_passed = 1;
+		wr.idle_ms = sid ? r->w->cfg->file_stream_idle_ms : 0;
 		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_WRITE;
 		resp.file_write = &wr;
 	}

@@ -815,6 +815,23 @@ PORTER_API int porter_file_read(const char *root, const char *path, uint64_t off
 				porter_bytes **out);
 
 /*
+ * Reads up to `cap` bytes from `offset` of `path` in `root` into the
+ * caller's buffer `buf`, as pread(2) would: stores in `*n` how many bytes
+ * were read (fewer than `cap` only at the end of the file; 0 at or past
+ * it) and returns 0, or returns a negative code with `*n` 0. Nothing is
+ * allocated: by descriptor the file is read straight into `buf`, so a
+ * program that reads into the same buffer again pays no page faults for
+ * it (a new buffer of porter_file_read's does, which for large files
+ * costs more than the read). `cap` 0 reads nothing and asks porterd
+ * nothing. Every request carries `call_id` (0: one chosen). Blocks for at
+ * most `timeout_ms` in all (0: the default). `path` and `n` not NULL;
+ * `buf` not NULL unless `cap` is 0 (on failure it may hold part of the
+ * range); `root` NULL means the first root.
+ */
+PORTER_API int porter_file_read_into(const char *root, const char *path, uint64_t offset, void *buf,
+				     size_t cap, uint64_t call_id, int timeout_ms, size_t *n);
+
+/*
  * Writes `len` bytes at `data` (NULL accepted when len is 0) to `path` in
  * `root` according to `flags` (porter_file_flag bits; 0 means overwrite an
  * existing file from its start). `mode` gives the permissions of a created

@@ -13,7 +13,13 @@
  * file-pass-fd=false: the path before descriptors), and 16 MiB reads also
  * through a reader (porter_file_reader_*, by descriptor: the pieces reuse
  * one buffer, where porter_file_read allocates the whole size, whose page
- * faults cost more than the read itself). The ping round trip of
+ * faults cost more than the read itself), and all reads also through
+ * porter_file_read_into ("into"), which reads into the caller's buffer as
+ * read(2) does. Buffers: direct and into read into one buffer of the
+ * file's size that each thread allocates once and reuses, as a program
+ * reading with read(2) would; porter and bytes rows get a new buffer from
+ * porter_file_read every call (the API gives no other); reader rows reuse
+ * the reader's piece buffer. The ping round trip of
  * the same run gives the 4 KiB target its unit. Files are in the page cache
  * for reads; the atomic rows include the disk's fsync on both sides.
  *
@@ -33,10 +39,10 @@
 #include "harness.h"
 #include "porter.h"
 
-enum path { DIRECT, BY_FD, BYTES, READER, POOL };
+enum path { DIRECT, BY_FD, BYTES, READER, POOL, INTO };
 enum op { OP_READ, OP_WRITE, OP_ATOMIC };
 
-static const char *const path_name[] = {"direct", "porter", "bytes", "reader", "pool"};
+static const char *const path_name[] = {"direct", "porter", "bytes", "reader", "pool", "into"};
 static const char *const op_name[] = {"read", "write", "atomic"};
 
 static char root[64];
@@ -137,6 +143,11 @@ static int one(job *j, uint8_t *buf)
 		porter_file_reader_close(rd, 1000);
 		return rc == 0 && got == j->size ? 0 : -1;
 	}
+	if (j->path == INTO) {
+		size_t n = 0;
+		int rc = porter_file_read_into("bench", name, 0, buf, j->size, 0, 60000, &n);
+		return rc == 0 && n == j->size ? 0 : -1;
+	}
 	if (j->op == OP_READ) {
 		porter_bytes *b = NULL;
 		int rc = porter_file_read("bench", name, 0, 0, 0, 60000, &b);
@@ -153,7 +164,9 @@ static int one(job *j, uint8_t *buf)
 static void *job_main(void *arg)
 {
 	job *j = arg;
-	uint8_t *buf = j->path == DIRECT && j->op == OP_READ ? malloc(j->size) : NULL;
+	/* The reused buffer of a direct read and of porter_file_read_into. */
+	uint8_t *buf =
+		(j->path == DIRECT || j->path == INTO) && j->op == OP_READ ? malloc(j->size) : NULL;
 	for (int i = -2; i < j->iters; i++) { /* 2 warm-up rounds */
 		double t0 = th_now_ns();
 		if (one(j, buf) != 0)
@@ -341,6 +354,12 @@ int main(void)
 				row(label, threads[t], DIRECT, d, NULL, "");
 				row(label, threads[t], BY_FD, p, &d, note);
 				row(label, threads[t], BYTES, b, &d, "");
+				if (op == OP_READ) {
+					result in = measure(INTO, op, sizes[s], threads[t], iters);
+					target(op, sizes[s], threads[t], in, d, ping, note,
+					       sizeof(note));
+					row(label, threads[t], INTO, in, &d, note);
+				}
 				if (op == OP_READ && s == 0) {
 					result pl = measure(POOL, op, sizes[s], threads[t], iters);
 					row(label, threads[t], POOL, pl, &d,

@@ -194,6 +194,8 @@ def bind(path):
         # Files
         'porter_bytes_free': (None, [ctypes.POINTER(Bytes)]),
         'porter_file_read': (i, [cp, cp, u64, u64, ctypes.c_uint64, i, ctypes.POINTER(ctypes.POINTER(Bytes))]),
+        'porter_file_read_into': (i, [cp, cp, u64, vp, sz, ctypes.c_uint64, i,
+                                      ctypes.POINTER(ctypes.c_size_t)]),
         'porter_file_write': (i, [cp, cp, vp, sz, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint64, i]),
         'porter_file_delete': (i, [cp, cp, i, ctypes.c_uint64, i]),
         'porter_file_stat': (i, [cp, cp, ctypes.c_uint64, i, ctypes.POINTER(FileInfo)]),
@@ -1475,9 +1477,19 @@ def file_read(path, offset=0, length=0, expect=0):
     if rc:
         return rc
     try:
-        return ctypes.string_at(out.contents.data, out.contents.len) if out.contents.len else b''
+        data = ctypes.string_at(out.contents.data, out.contents.len) if out.contents.len else b''
     finally:
         c.lib.porter_bytes_free(out)
+    # The same range into a buffer of the caller's (as pread(2)).
+    cap = length or len(data) + 10
+    buf = ctypes.create_string_buffer(cap)
+    n = ctypes.c_size_t(99)
+    rc = c.lib.porter_file_read_into(b'files', path.encode(), offset, buf, cap, 0, 10000,
+                                     ctypes.byref(n))
+    if rc != 0:
+        raise failure_of('read_into %s' % path, rc)
+    check(buf.raw[:n.value] == data, 'read_into %s: %d bytes, not those read' % (path, n.value))
+    return data
 
 
 def test_files_round_trip():

@@ -47,13 +47,14 @@ static void put_local(const char *rel, const char *content)
 	fclose(f);
 }
 
-static void start(const char *pass)
+static void start_with(const char *pass, const char *opt, const char *val)
 {
 	strcpy(root, "/tmp/porter-fd-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(root));
 	char roots[128];
 	snprintf(roots, sizeof(roots), "main=%s", root);
-	const char *args[] = {"--file-roots", roots, "--file-chunk-size", "65536", pass, NULL};
+	const char *args[] = {
+		"--file-roots", roots, "--file-chunk-size", "65536", pass, opt, val, NULL};
 	ck_assert_msg(th_daemon_start(&d, args) == 0, "porterd did not start");
 	put_local("f", "hello, descriptor");
 	/* Past 64 KiB: a read of it passes the descriptor (smaller ones come
@@ -75,6 +76,17 @@ static void start(const char *pass)
 	ck_assert_int_eq(symlink("/etc", p), 0);
 	snprintf(p, sizeof(p), "%s/fifo", root);
 	ck_assert_int_eq(mkfifo(p, 0600), 0);
+}
+
+static void start(const char *pass)
+{
+	start_with(pass, NULL, NULL);
+}
+
+/* file-stream-idle of one second: a stream unused that long is reclaimed. */
+static void setup_idle(void)
+{
+	start_with("--file-pass-fd=true", "--file-stream-idle", "1000");
 }
 
 static void setup(void)
@@ -795,6 +807,135 @@ START_TEST(test_round_trips)
 }
 END_TEST
 
+/*
+ * porter_file_read_into reads into the caller's buffer as pread(2) would,
+ * by descriptor (setup) and as bytes (setup_bytes): whole files from 1 B
+ * to 3 MiB (several chunks of 64 KiB), ranges, a buffer smaller than the
+ * file, the end of the file, and the same confinement and errors as
+ * porter_file_read. Bytes past what was read stay untouched.
+ */
+START_TEST(test_read_into)
+{
+	static const size_t sizes[] = {1, 4096, 65537, (3u << 20) + 5};
+	size_t big = (3u << 20) + 5;
+	uint8_t *want = malloc(big), *buf = malloc(big + 16);
+	ck_assert(want && buf);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		fill(want, n, (uint32_t)i + 7);
+		ck_assert_int_eq(porter_file_write("main", "ri", want, n,
+						   PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE, 0, 0,
+						   60000),
+				 0);
+		size_t got = 1;
+		memset(buf, 0xA5, big + 16);
+		ck_assert_msg(
+			porter_file_read_into("main", "ri", 0, buf, big + 16, 0, 60000, &got) == 0,
+			"read_into %zu: %s", n, porter_last_error_message());
+		ck_assert_uint_eq(got, n);
+		ck_assert_msg(memcmp(buf, want, n) == 0, "%zu bytes differ", n);
+		ck_assert_uint_eq(buf[n], 0xA5);
+		/* A buffer smaller than the rest of the file: exactly its size,
+		 * from the offset, nothing written past it. */
+		size_t off = n / 3, cap = n - off > 1 ? (n - off) / 2 : 1;
+		memset(buf, 0xA5, big + 16);
+		ck_assert_int_eq(porter_file_read_into("main", "ri", off, buf, cap, 0, 60000, &got),
+				 0);
+		ck_assert_uint_eq(got, cap);
+		ck_assert(memcmp(buf, want + off, cap) == 0);
+		ck_assert_uint_eq(buf[cap], 0xA5);
+		/* At and past the end: 0 bytes, as pread(2). */
+		ck_assert_int_eq(porter_file_read_into("main", "ri", n, buf, 10, 0, T, &got), 0);
+		ck_assert_uint_eq(got, 0);
+		ck_assert_int_eq(porter_file_read_into("main", "ri", n + 100, buf, 10, 0, T, &got),
+				 0);
+		ck_assert_uint_eq(got, 0);
+	}
+	/* Nothing asked: nothing read, no error. */
+	size_t got = 9;
+	ck_assert_int_eq(porter_file_read_into("main", "f", 0, NULL, 0, 0, T, &got), 0);
+	ck_assert_uint_eq(got, 0);
+	ck_assert_int_eq(porter_file_read_into("main", "f", 0, NULL, 5, 0, T, &got),
+			 PORTER_E_INVAL);
+	ck_assert_int_eq(porter_file_read_into("main", NULL, 0, buf, 5, 0, T, &got),
+			 PORTER_E_INVAL);
+	/* Confinement and errors: those of porter_file_read, nothing read. */
+	static const struct {
+		const char *path;
+		int status;
+	} cases[] = {
+		{"sub", PORTER_E_FILE_ISDIR},          {"to_sub", PORTER_E_FILE_ISDIR},
+		{"..", PORTER_E_FILE_ESCAPE},          {"to_etc/passwd", PORTER_E_FILE_ESCAPE},
+		{"/etc/passwd", PORTER_E_FILE_ESCAPE}, {"fifo", PORTER_E_INVAL},
+		{"absent", PORTER_E_FILE_NOT_FOUND},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		got = 7;
+		memset(buf, 0xA5, 64);
+		int rc = porter_file_read_into("main", cases[i].path, 0, buf, 64, 0, T, &got);
+		ck_assert_msg(rc == cases[i].status, "read_into '%s': %d (%s)", cases[i].path, rc,
+			      porter_last_error_message());
+		ck_assert_uint_eq(got, 0);
+		ck_assert_uint_eq(buf[0], 0xA5);
+	}
+	free(want);
+	free(buf);
+}
+END_TEST
+
+/*
+ * An atomic write by descriptor that goes on for several of porterd's
+ * file-stream-idle periods (1 s here): the bytes never reach porterd, so
+ * only the writer's touches keep its stream and temp file alive. A write
+ * every 50 ms for 4 s, then the commit: it succeeds and the file holds
+ * every byte. Without the touches (43d704d), or with touches timed for the
+ * default 10 s rather than what porterd says, the stream is reclaimed
+ * after a second and the commit fails.
+ */
+/* How many descriptors of this process are unnamed files in the root
+ * (an O_TMPFILE temp file shows as "<root>/#<inode> (deleted)"). */
+static int tmpfiles_held(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++) {
+		char p[64], target[512];
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		ssize_t len = readlink(p, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (strncmp(target, root, strlen(root)) == 0 && strstr(target, "(deleted)"))
+			n++;
+	}
+	return n;
+}
+
+START_TEST(test_slow_atomic_write_kept_alive)
+{
+	porter_file_writer *wr = NULL;
+	ck_assert_int_eq(
+		porter_file_writer_open("main", "slow", PORTER_FILE_ATOMIC, 0600, 0, T, &wr), 0);
+	/* By descriptor: the bytes below never reach porterd. */
+	ck_assert_int_eq(tmpfiles_held(), 1);
+	uint8_t piece[1000];
+	size_t total = 0;
+	double t0 = th_now_ns();
+	for (int i = 0; th_now_ns() - t0 < 4e9; i++) {
+		memset(piece, 'a' + i % 26, sizeof(piece));
+		ck_assert_msg(porter_file_writer_write(wr, piece, sizeof(piece), 0, T) == 0,
+			      "write %d: %s", i, porter_last_error_message());
+		total += sizeof(piece);
+		usleep(50 * 1000);
+	}
+	ck_assert_msg(porter_file_writer_commit(wr, 0, T) == 0, "commit after %zu bytes: %s", total,
+		      porter_last_error_message());
+	porter_file_writer_close(wr, 1000);
+	porter_file_info fi;
+	ck_assert_int_eq(porter_file_stat("main", "slow", 0, T, &fi), 0);
+	ck_assert_uint_eq(fi.size, total);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("files_fd");
@@ -809,10 +950,17 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_batch_member_gets_bytes);
 	tcase_add_test(tc, test_client_refuses_what_it_did_not_ask);
 	tcase_add_test(tc, test_round_trips);
+	tcase_add_test(tc, test_read_into);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bytes");
 	tcase_add_checked_fixture(tc, setup_bytes, teardown);
 	tcase_add_test(tc, test_pass_fd_off);
+	tcase_add_test(tc, test_read_into);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("stream_idle");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup_idle, teardown);
+	tcase_add_test(tc, test_slow_atomic_write_kept_alive);
 	suite_add_tcase(s, tc);
 	return s;
 }

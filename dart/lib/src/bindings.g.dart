@@ -1383,6 +1383,39 @@ class PorterBindings {
   late final _porter_file_read =
       _porter_file_readPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int, int, ffi.Pointer<ffi.Pointer<porter_bytes>>)>();
 
+  /// Reads up to `cap` bytes from `offset` of `path` in `root` into the
+  /// caller's buffer `buf`, as pread(2) would: stores in `*n` how many bytes
+  /// were read (fewer than `cap` only at the end of the file; 0 at or past
+  /// it) and returns 0, or returns a negative code with `*n` 0. Nothing is
+  /// allocated: by descriptor the file is read straight into `buf`.
+  int porter_file_read_into(
+    ffi.Pointer<ffi.Char> root,
+    ffi.Pointer<ffi.Char> path,
+    int offset,
+    ffi.Pointer<ffi.Void> buf,
+    int cap,
+    int call_id,
+    int timeout_ms,
+    ffi.Pointer<ffi.Size> n,
+  ) {
+    return _porter_file_read_into(
+      root,
+      path,
+      offset,
+      buf,
+      cap,
+      call_id,
+      timeout_ms,
+      n,
+    );
+  }
+
+  late final _porter_file_read_intoPtr =
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, ffi.Uint64, ffi.Pointer<ffi.Void>, ffi.Size, ffi.Uint64, ffi.Int, ffi.Pointer<ffi.Size>)>>(
+          'porter_file_read_into');
+  late final _porter_file_read_into =
+      _porter_file_read_intoPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, ffi.Pointer<ffi.Void>, int, int, int, ffi.Pointer<ffi.Size>)>();
+
   /// Writes `len` bytes at `data` (NULL accepted when len is 0) to `path` in
   /// `root` according to `flags` (porter_file_flag bits; 0 means overwrite an
   /// existing file from its start). `mode` gives the permissions of a created
