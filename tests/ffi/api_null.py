@@ -75,7 +75,8 @@ ACCEPTS_NULL = {
     ('porter_http_response_hop_header_at', 'name'),
     ('porter_http_response_hop_header_at', 'value'),
     ('porter_http_response_body', 'len'),
-    ('porter_file_read', 'root'), ('porter_file_write', 'root'), ('porter_file_write', 'data'),
+    ('porter_file_read', 'root'), ('porter_file_read_into', 'root'),
+    ('porter_file_write', 'root'), ('porter_file_write', 'data'),
     ('porter_file_delete', 'root'), ('porter_file_stat', 'root'), ('porter_file_lstat', 'root'),
     ('porter_file_mkdir', 'root'), ('porter_file_rename', 'root'), ('porter_file_copy', 'root'),
     ('porter_file_copy', 'size'), ('porter_file_list_dir', 'root'),
@@ -333,7 +334,8 @@ class Prober:
         s = sizes.get(base)
         if s is None:
             return {'int': ctypes.c_int, 'size_t': ctypes.c_size_t, 'uint64_t': ctypes.c_uint64,
-                    'int64_t': ctypes.c_int64, 'char': ctypes.c_char * 256}[base]
+                    'int64_t': ctypes.c_int64, 'char': ctypes.c_char * 256,
+                    'void': ctypes.c_char * 256}[base]  # a caller's buffer (read_into)
         return ctypes.c_char * s if isinstance(s, int) else s
 
 
