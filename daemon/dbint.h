@@ -117,6 +117,8 @@ typedef struct pent {
 	int exposed;             /* in the pipeline while a cancel meant for
 				  * another query was on its way */
 	char stale[DBSTMT_NAME]; /* for the retry to DEALLOCATE, or "" */
+	int reset;               /* no op: the reset between client processes,
+				  * in a segment of its own (dbpipe.c) */
 } pent;
 
 /* Lifecycle of one PostgreSQL connection. */

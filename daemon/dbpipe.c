@@ -55,10 +55,12 @@ int dbpipe_pipelinable(const dbop *op)
  * What a pooled connection forgets before it serves another client process
  * of its uid (pools never serve two uids): settings (also those changed by
  * set_config() inside a SELECT), temp tables, sequence state and
- * session-level advisory locks. Sent ahead of that process's first query,
- * in the same pipeline segment, so it costs no round trip; unlike DISCARD
- * ALL it may run inside the segment's implicit transaction and keeps the
- * prepared statements porterd made.
+ * session-level advisory locks. Sent ahead of that process's first query
+ * in the same pipeline, so it costs no round trip, but in a segment of its
+ * own: in the query's segment a failure of that query (or of any other of
+ * the segment) rolled the reset back with it, and the process ran on with
+ * the previous one's settings. Unlike DISCARD ALL it keeps the prepared
+ * statements porterd made.
  */
 static const char *const reset_leads[] = {"RESET ALL", "DISCARD TEMP", "DISCARD SEQUENCES",
 					  "SELECT pg_advisory_unlock_all()"};
@@ -70,6 +72,36 @@ static int send_reset_leads(dbc *c)
 		if (!PQsendQueryParams(c->pg, reset_leads[i], 0, NULL, NULL, NULL, NULL, 0))
 			return 0;
 	return 1;
+}
+
+static int close_segment(dbc *c);
+
+/* Queues the reset (reset_leads) as an entry without an op, in a segment
+ * of its own, on `c` (in pipeline mode). Its first statements are leads,
+ * the last its own. 0, or -1 when out of memory or the connection broke
+ * (then it is broken). */
+static int send_reset(dbc *c)
+{
+	pent *r = dcalloc(1, sizeof(*r));
+	if (!r) {
+		dbconn_broken(c, "out of memory");
+		return -1;
+	}
+	if (close_segment(c) < 0) {
+		free(r);
+		return -1;
+	}
+	r->reset = 1;
+	r->lead = N_RESET_LEADS - 1;
+	list_push_back(&c->pipe, &r->link);
+	c->npipe++;
+	if (!send_reset_leads(c)) {
+		dbconn_broken(c, "could not send a reset");
+		return -1;
+	}
+	c->open_n = 1;
+	list_push_back(&c->dw->open, &c->open_link);
+	return close_segment(c);
 }
 
 /* Removes `name` from the server, ahead of the next query in the pipeline.
@@ -157,7 +189,7 @@ void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone)
 		}
 		c->pipelined = 1;
 	}
-	if (alone && close_segment(c) < 0) {
+	if ((alone && close_segment(c) < 0) || (dbpool_other_process(c, op) && send_reset(c) < 0)) {
 		free(e);
 		dbop_fail(op, PORTER_E_DB_BROKEN, "database connection lost");
 		return;
@@ -178,14 +210,11 @@ void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone)
 	c->last_used = db_now_ms(c->dw);
 	char evicted[DBSTMT_NAME];
 	pick_stmt(c, op, e, evicted);
-	int reset = dbpool_other_process(c, op);
 	if (stale[0])
 		e->lead++;
-	/* The reset goes first: the Parse of `stmt` must stay the last lead. */
-	e->lead += reset ? N_RESET_LEADS : 0;
 	c->last_inst = op->inst;
 	c->has_last = 1;
-	if ((reset && !send_reset_leads(c)) || (stale[0] && !send_deallocate(c, stale)) ||
+	if ((stale[0] && !send_deallocate(c, stale)) ||
 	    (evicted[0] && !send_deallocate(c, evicted)) ||
 	    !dbquery_send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
 				 e->stmt[0] ? e->stmt : NULL, e->prep)) {
@@ -241,11 +270,13 @@ static void seg_done(dbc *c)
 	/* The server reports a changed client_encoding at the sync: every
 	 * query of the segment fails then, and the connection goes. */
 	int utf8 = dbdiag_utf8_kept(c, NULL);
+	int reset_failed = 0;
 	while (!list_empty(&done)) {
 		pent *e = list_entry(done.next, pent, link);
 		list_remove(&e->link);
 		dbop *op = e->op;
 		int retry = e->retry || (bad && n > 1);
+		reset_failed |= e->reset && bad;
 		char stale[DBSTMT_NAME];
 		memcpy(stale, e->stale, DBSTMT_NAME);
 		free(e);
@@ -296,6 +327,14 @@ static void seg_done(dbc *c)
 		dbconn_broken(c, "a statement changed client_encoding");
 		return;
 	}
+	if (reset_failed) {
+		/* Only a cancel meant for the query ahead of it can stop it:
+		 * the next process's queries, already sent, must not run on
+		 * with the previous one's settings. None of their results has
+		 * been delivered yet; they fail with the connection. */
+		dbconn_broken(c, "could not reset a pooled connection between client processes");
+		return;
+	}
 	if (list_empty(&c->pipe)) {
 		dbquery_after(c);
 		return;
@@ -331,6 +370,10 @@ static void pipe_hold(dbc *c, pent *e)
 static void lead_result(dbc *c, pent *e, PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
+	if (e->reset) {
+		PQclear(res); /* a failure marked the segment bad: seg_done */
+		return;
+	}
 	if (e->prep && e->lead == 1) {
 		dbstmt *s = dbstmt_named(&c->stmts, e->stmt);
 		if (s && st == PGRES_COMMAND_OK)
@@ -405,7 +448,7 @@ void dbpipe_pump(dbc *c)
 				continue;
 			}
 		}
-		if (e->lead) {
+		if (e->lead || e->reset) {
 			lead_result(c, e, res);
 			continue;
 		}

@@ -1,7 +1,9 @@
 /*
  * Integration tests of porter_reset(): after a reset every thread's next
  * call runs on a new connection that says Hello with a new client instance
- * id, while a thread that stays idle keeps nothing working against it.
+ * id, while a thread that stays idle keeps nothing working against it;
+ * and a pooled database connection forgets one client process's settings
+ * before it serves the next.
  */
 #include <check.h>
 #include <dirent.h>
@@ -214,6 +216,54 @@ START_TEST(reset_while_others_call)
 }
 END_TEST
 
+/* The one text value of a query's one row, copied into `out` (cap bytes);
+ * the query's return code. */
+static int query_text(const char *conninfo, const char *sql, char *out, size_t cap)
+{
+	porter_db_result *r = NULL;
+	int rc = porter_db_query(0, conninfo, sql, NULL, 0, 0, 10000, &r);
+	out[0] = 0;
+	if (rc == 0 && porter_db_ntuples(r) == 1 && porter_db_getvalue(r, 0, 0))
+		snprintf(out, cap, "%s", porter_db_getvalue(r, 0, 0));
+	porter_db_result_free(r);
+	return rc;
+}
+
+/*
+ * A pooled connection forgets a client process's settings before it
+ * serves the next process of the uid, even when that process's first
+ * query fails: the reset sent ahead of that query must not be rolled back
+ * with it. One worker and a pool of one connection, so both processes
+ * (instances, here before and after porter_reset) share the connection.
+ */
+START_TEST(reset_survives_a_failed_first_query)
+{
+	char conninfo[512], v[128];
+	th_pg_file("conninfo", conninfo, sizeof(conninfo));
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", NULL};
+	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+	for (int round = 0; round < 3; round++) {
+		ck_assert_int_eq(query_text(conninfo,
+					    "SELECT set_config('application_name', 'porter_leak', "
+					    "false)",
+					    v, sizeof(v)),
+				 0);
+		ck_assert_str_eq(v, "porter_leak");
+		porter_reset(); /* the next call is another client process */
+		ck_assert_int_ne(query_text(conninfo, "SELECT 1/0", v, sizeof(v)), 0);
+		ck_assert_int_eq(query_text(conninfo, "SELECT current_setting('application_name')",
+					    v, sizeof(v)),
+				 0);
+		ck_assert_msg(strcmp(v, "porter_leak") != 0,
+			      "round %d: the previous process's setting leaked: %s", round, v);
+		porter_reset();
+	}
+	porter_thread_disconnect();
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("reset");
@@ -222,6 +272,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, reset_reconnects_every_thread_with_a_new_instance);
 	tcase_add_test(tc, reset_while_others_call);
 	suite_add_tcase(s, tc);
+	TCase *db = tcase_create("db");
+	tcase_set_timeout(db, 60);
+	tcase_add_test(db, reset_survives_a_failed_first_query);
+	suite_add_tcase(s, db);
 	return s;
 }
 
