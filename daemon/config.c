@@ -159,7 +159,7 @@ static const config_key keys[] = {
 	{"http-max-host-connections", 0, KT_U32, OFF(http_max_host_connections), 0, 65536, "0", "N",
 	 "HTTP connections per host and worker; 0 means no limit"},
 	{"http-allow-hosts", 0, KT_LIST, OFF(http_allow_hosts), 0, 0, NULL, "LIST",
-	 "comma-separated host names HTTP may reach, '*.example.com' for subdomains (default: any)"},
+	 "hosts HTTP may reach, comma-separated: 'host' (default port only), 'host:8080', 'host:*', '*.example.com' for subdomains; empty: any for porterd's own uid, none for other uids"},
 	{"http-ca-file", 0, KT_STR, OFF(http_ca_file), 0, 0, NULL, "FILE",
 	 "CA bundle for HTTPS (default: the system's)"},
 	{"http-ca-path", 0, KT_STR, OFF(http_ca_path), 0, 0, NULL, "DIR",

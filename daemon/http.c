@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <uv.h>
 
@@ -82,7 +83,8 @@ static void on_handle_closed(uv_handle_t *h)
 
 static int check_url(http_xfer *x, const char *url)
 {
-	return httppolicy_check_url(&x->hw->w->cfg->http_allow_hosts, url, x->err_msg,
+	/* Redirect targets come here too (follow), checked as the first URL. */
+	return httppolicy_check_url(&x->hw->w->cfg->http_allow_hosts, x->foreign, url, x->err_msg,
 				    sizeof(x->err_msg));
 }
 
@@ -555,6 +557,7 @@ void http_handle(req *r)
 		req_fail(r, PORTER_E_INVAL, "no URL");
 		goto fail_free;
 	}
+	x->foreign = r->uid != geteuid();
 	rc = check_url(x, hr->url);
 	if (rc) {
 		req_fail(r, rc, "%s", x->err_msg);

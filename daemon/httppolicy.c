@@ -14,34 +14,85 @@ static int is_http_scheme(const char *s)
 	return strcasecmp(s, "http") == 0 || strcasecmp(s, "https") == 0;
 }
 
-static int host_allowed(const config_list *allow, const char *host)
+/* Splits allow-list entry `a` into its host part (length in *hl) and its
+ * port part: NULL when it names none, "*" for any port, else digits. A
+ * bracketed IPv6 address keeps its brackets, as libcurl gives the host. */
+static const char *entry_port(const char *a, size_t *hl)
+{
+	const char *colon = NULL;
+	if (a[0] == '[') {
+		const char *close = strchr(a, ']');
+		if (close && close[1] == ':')
+			colon = close + 1;
+	} else {
+		colon = strchr(a, ':');
+		/* An unbracketed IPv6 address: no port can be told apart. */
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL;
+	}
+	*hl = colon ? (size_t)(colon - a) : strlen(a);
+	return colon ? colon + 1 : NULL;
+}
+
+/* Whether entry port `want` (see entry_port) admits `port` of a URL of
+ * `scheme`. An entry without a port admits the scheme's default port only:
+ * "api.internal" must not also reach a Redis on api.internal:6379. */
+static int port_allowed(const char *want, const char *scheme, const char *port)
+{
+	if (!want)
+		return strcmp(port, strcasecmp(scheme, "https") == 0 ? "443" : "80") == 0;
+	if (strcmp(want, "*") == 0)
+		return 1;
+	/* "080" and "80" name the same port; libcurl gives it without zeros. */
+	while (want[0] == '0' && want[1])
+		want++;
+	return strcmp(want, port) == 0;
+}
+
+static int host_allowed(const config_list *allow, const char *scheme, const char *host,
+			const char *port)
 {
 	size_t hl = strlen(host);
 	for (size_t i = 0; i < allow->n; i++) {
 		const char *a = allow->items[i];
+		size_t al;
+		const char *want = entry_port(a, &al);
+		int name_ok;
 		if (a[0] == '*' && a[1] == '.') {
 			/* "*.example.com" matches subdomains only. */
-			size_t sl = strlen(a + 1);
-			if (hl > sl && strcasecmp(host + hl - sl, a + 1) == 0)
-				return 1;
-		} else if (strcasecmp(host, a) == 0) {
-			return 1;
+			size_t sl = al - 1;
+			name_ok = hl > sl && strncasecmp(host + hl - sl, a + 1, sl) == 0;
+		} else {
+			name_ok = hl == al && strncasecmp(host, a, al) == 0;
 		}
+		if (name_ok && port_allowed(want, scheme, port))
+			return 1;
 	}
 	return 0;
 }
 
-int httppolicy_check_url(const config_list *allow, const char *url, char *msg, size_t cap)
+int httppolicy_check_url(const config_list *allow, int foreign, const char *url, char *msg,
+			 size_t cap)
 {
-	/* Without an allow-list only the scheme matters, and libcurl's own
-	 * parse (with CURLOPT_PROTOCOLS_STR) backs this prefix test up; it
-	 * spares a second URL parse on every request. */
+	/* Without an allow-list only the scheme matters for porterd's own
+	 * uid, and libcurl's own parse (with CURLOPT_PROTOCOLS_STR) backs
+	 * this prefix test up; it spares a second URL parse on every
+	 * request. */
 	int any_host = !allow || !allow->n;
+	if (any_host && foreign) {
+		/* Fail closed, as db-allow-targets does: a foreign client would
+		 * otherwise have porterd's whole network position (loopback
+		 * services, 169.254.169.254, firewall rules on its uid). */
+		snprintf(msg, cap,
+			 "HTTP is refused for clients of another uid while http-allow-hosts is "
+			 "empty: list the hosts they may reach in http-allow-hosts");
+		return PORTER_E_HTTP_HOST;
+	}
 	if (any_host &&
 	    (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0))
 		return 0;
 	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL;
 	int rc = 0;
 	if (!u) {
 		snprintf(msg, cap, "out of memory parsing the URL");
@@ -49,7 +100,8 @@ int httppolicy_check_url(const config_list *allow, const char *url, char *msg, s
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
 		if (scheme && !is_http_scheme(scheme)) {
 			rc = PORTER_E_HTTP_SCHEME;
 			snprintf(msg, cap, "URL scheme '%.32s' not allowed (only http and https)",
@@ -65,13 +117,17 @@ int httppolicy_check_url(const config_list *allow, const char *url, char *msg, s
 		snprintf(msg, cap, "URL scheme '%.32s' not allowed (only http and https)", scheme);
 		goto out;
 	}
-	if (!any_host && !host_allowed(allow, host)) {
+	if (!any_host && !host_allowed(allow, scheme, host, port)) {
 		rc = PORTER_E_HTTP_HOST;
-		snprintf(msg, cap, "host '%.200s' is not in http-allow-hosts", host);
+		snprintf(msg, cap,
+			 "host '%.200s' port %.8s is not in http-allow-hosts (an entry without a "
+			 "port admits 80 for http and 443 for https; add host:port or host:*)",
+			 host, port);
 	}
 out:
 	curl_free(scheme);
 	curl_free(host);
+	curl_free(port);
 	curl_url_cleanup(u);
 	return rc;
 }

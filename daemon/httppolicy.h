@@ -31,13 +31,18 @@ enum httppolicy_verdict {
 };
 
 /*
- * Checks `url` (not NULL): scheme http or https, parsable, and a host in
- * `allow` (NULL or empty: any host; "*.example.com" matches subdomains
- * only). Returns 0, or PORTER_E_HTTP_SCHEME, PORTER_E_HTTP_HOST,
- * PORTER_E_INVAL or PORTER_E_NOMEM with a message in `msg` (`cap` bytes,
- * not NULL).
+ * Checks `url` (not NULL): scheme http or https, parsable, and a host and
+ * port in `allow` ("*.example.com" matches subdomains only; "host" admits
+ * the scheme's default port only, 80 for http and 443 for https;
+ * "host:8080" that port, "host:*" any; IPv6 addresses in brackets). An
+ * empty `allow` (or NULL) admits any host for porterd's own uid and none
+ * when `foreign` (the client's uid is another's): HTTP fails closed for
+ * foreign clients, as db-allow-targets does. Returns 0, or
+ * PORTER_E_HTTP_SCHEME, PORTER_E_HTTP_HOST, PORTER_E_INVAL or
+ * PORTER_E_NOMEM with a message in `msg` (`cap` bytes, not NULL).
  */
-int httppolicy_check_url(const struct config_list *allow, const char *url, char *msg, size_t cap);
+int httppolicy_check_url(const struct config_list *allow, int foreign, const char *url, char *msg,
+			 size_t cap);
 
 /*
  * Writes "scheme://host:port" of `url` (default port filled in) to `out`

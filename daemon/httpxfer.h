@@ -72,6 +72,7 @@ typedef struct http_xfer {
 	struct curl_slist *hdrs;
 	uint8_t *body;
 	size_t body_len;
+	int foreign; /* the client's uid is not porterd's */
 	int follow;
 	int keep_credentials; /* the client asked to send them to any origin */
 	char origin[300];     /* scheme://host:port of the first URL */

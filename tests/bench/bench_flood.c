@@ -586,6 +586,8 @@ int main(int argc, char **argv)
 			      "--log-level",
 			      "warn",
 			      "--file-pass-fd=false",
+			      "--http-allow-hosts",
+			      "127.0.0.1:*",
 			      NULL};
 	th_tenant_daemon_nofile(NOFILE);
 	int started = th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args);

@@ -257,7 +257,7 @@ START_TEST(refused_schemes_and_hosts)
 	static const char *const schemes[] = {"file:///etc/passwd", "ftp://127.0.0.1/x",
 					      "gopher://127.0.0.1/x", "dict://127.0.0.1/x",
 					      "FILE:///etc/passwd"};
-	static const char *const extra[] = {"--http-allow-hosts", "127.0.0.1, *.example.test",
+	static const char *const extra[] = {"--http-allow-hosts", "127.0.0.1:*, *.example.test",
 					    NULL};
 	start(extra);
 	porter_http_response *r = NULL;

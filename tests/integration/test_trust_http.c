@@ -10,7 +10,9 @@
  * one uid's requests still reuse theirs; credential headers do not follow a
  * redirect to another origin unless the request asks; one deadline bounds a
  * whole redirect chain; a proxy in porterd's environment serves porterd's own
- * uid only; another uid cannot fetch, upload to or close a stream.
+ * uid only; another uid cannot fetch, upload to or close a stream; without
+ * http-allow-hosts a foreign uid reaches no host (porterd's own uid any),
+ * and an allow-list entry admits its own port only, redirects included.
  *
  * One worker, so every client lands on the same loop and would share its
  * connection cache if anything did.
@@ -31,6 +33,10 @@
 static th_daemon d;
 static th_httpd srv;
 
+/* HTTP fails closed for foreign clients without http-allow-hosts: the
+ * test server, on a port the OS picks, is let in by name on any port. */
+#define ALLOW_TEST_SERVER "127.0.0.1:*,localhost:*"
+
 /* What a child saw, brought back to the test (th_shared_alloc). */
 typedef struct seen {
 	int rc;
@@ -45,7 +51,9 @@ static seen *shm;
 
 static void setup(void)
 {
-	static const char *const extra[] = {"--workers", "1", "--allow-uid", "61011,61012", NULL};
+	static const char *const extra[] = {
+		"--workers",       "1", "--allow-uid", "61011,61012", "--http-allow-hosts",
+		ALLOW_TEST_SERVER, NULL};
 	ck_assert_int_eq(th_httpd_start(&srv), 0);
 	shm = th_tenant_up(&d, extra, sizeof(*shm));
 }
@@ -286,8 +294,9 @@ END_TEST
  */
 START_TEST(proxy_from_the_environment_is_porterds_own)
 {
-	static const char *const extra[] = {"--workers", "1", "--allow-uid", "61010,61011,61012",
-					    NULL};
+	static const char *const extra[] = {
+		"--workers",       "1", "--allow-uid", "61010,61011,61012", "--http-allow-hosts",
+		ALLOW_TEST_SERVER, NULL};
 	static const char *const vars[] = {"http_proxy", "HTTPS_PROXY", "ALL_PROXY"};
 	char proxy[128];
 	snprintf(proxy, sizeof(proxy), "http://porterd:proxy-secret@127.0.0.1:%d", srv.port);
@@ -421,7 +430,9 @@ static void *run_bob_takes(void *arg)
  * instance, on its own worker and through forwarding alike.) */
 START_TEST(http_streams_stay_with_their_owner)
 {
-	static const char *const extra[] = {"--workers", "2", "--allow-uid", "61011,61012", NULL};
+	static const char *const extra[] = {
+		"--workers",       "2", "--allow-uid", "61011,61012", "--http-allow-hosts",
+		ALLOW_TEST_SERVER, NULL};
 	th_stop_clean(&d);
 	shm = th_tenant_up(&d, extra, sizeof(*shm));
 	race = th_shared_alloc(sizeof(*race));
@@ -482,6 +493,82 @@ START_TEST(redirect_chain_shares_one_deadline)
 }
 END_TEST
 
+/* ---- the allow-list: closed for foreign uids, ports included ---- */
+
+/* Restarts porterd with `allow` as http-allow-hosts (NULL: none) and
+ * porterd's own uid among its clients. */
+static void restart_allowing(const char *allow)
+{
+	const char *extra[] = {"--workers", "1",  "--allow-uid", "61010,61011,61012",
+			       NULL,        NULL, NULL};
+	if (allow) {
+		extra[4] = "--http-allow-hosts";
+		extra[5] = allow;
+	}
+	th_stop_clean(&d);
+	shm = th_tenant_up(&d, extra, sizeof(*shm));
+}
+
+/* The default config has no http-allow-hosts. Before, a foreign uid then
+ * had porterd's whole network position: a loopback service (here the
+ * test server), 169.254.169.254, whatever a firewall lets porterd's uid
+ * reach. Now it reaches none, told which setting to change; porterd's own
+ * uid keeps what it had. */
+START_TEST(no_allow_list_fails_closed_for_foreign_uids)
+{
+	restart_allowing(NULL);
+	get_as(TH_UID_ALICE, "/echo");
+	ck_assert_msg(shm->rc == PORTER_E_HTTP_HOST, "alice reached loopback: %d %s status %d",
+		      shm->rc, shm->msg, shm->status);
+	ck_assert_msg(strstr(shm->msg, "http-allow-hosts") != NULL, "%s", shm->msg);
+	get_as(TH_UID_BOB, "/echo");
+	ck_assert_int_eq(shm->rc, PORTER_E_HTTP_HOST);
+	call c = {.method = "GET", .timeout_ms = 3000};
+	snprintf(c.url, sizeof(c.url), "http://169.254.169.254/latest/meta-data/");
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_int_eq(shm->rc, PORTER_E_HTTP_HOST);
+	get_as(TH_UID_DAEMON, "/echo");
+	ck_assert_msg(shm->rc == 0, "porterd's own uid: %d %s", shm->rc, shm->msg);
+	ck_assert_int_eq(shm->status, 200);
+}
+END_TEST
+
+/* "127.0.0.1" in the allow-list admits port 80 only: before, it admitted
+ * the test server's port too (as it would a Redis on 6379). host:port
+ * admits that port, and a redirect is checked the same way: to another
+ * port or to a host not listed it is refused, nothing sent there. */
+START_TEST(allow_list_entries_bind_their_port)
+{
+	restart_allowing("127.0.0.1");
+	get_as(TH_UID_ALICE, "/echo");
+	ck_assert_msg(shm->rc == PORTER_E_HTTP_HOST, "a port not listed was reached: %d %s",
+		      shm->rc, shm->msg);
+	ck_assert_msg(strstr(shm->msg, "http-allow-hosts") != NULL, "%s", shm->msg);
+
+	char allow[64];
+	snprintf(allow, sizeof(allow), "127.0.0.1:%d", srv.port);
+	restart_allowing(allow);
+	get_as(TH_UID_ALICE, "/echo");
+	ck_assert_msg(shm->rc == 0, "the listed port: %d %s", shm->rc, shm->msg);
+	ck_assert_int_eq(shm->status, 200);
+
+	int before = hops();
+	call c = {.method = "GET", .opts = {.follow_redirects = 1}};
+	snprintf(c.url, sizeof(c.url), "%s/redirect-to?url=http://127.0.0.1:%d/hops", srv.base,
+		 srv.port + 1 == 65536 ? 1 : srv.port + 1);
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc == PORTER_E_HTTP_HOST, "redirect to another port: %d %s", shm->rc,
+		      shm->msg);
+	snprintf(c.url, sizeof(c.url), "%s/redirect-to?url=http://localhost:%d/slow-redirect/0/0",
+		 srv.base, srv.port);
+	run_as(TH_UID_ALICE, &c);
+	ck_assert_msg(shm->rc == PORTER_E_HTTP_HOST, "redirect to a host not listed: %d %s",
+		      shm->rc, shm->msg);
+	/* The test server never saw the redirect to localhost. */
+	ck_assert_int_eq(hops(), before);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_http");
@@ -495,6 +582,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, proxy_from_the_environment_is_porterds_own);
 	tcase_add_test(tc, http_streams_stay_with_their_owner);
 	tcase_add_test(tc, redirect_chain_shares_one_deadline);
+	tcase_add_test(tc, no_allow_list_fails_closed_for_foreign_uids);
+	tcase_add_test(tc, allow_list_entries_bind_their_port);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -142,27 +142,90 @@ START_TEST(urls_and_methods)
 {
 	char *hosts[] = {"api.example.com", "*.cdn.example"};
 	config_list allow = {.items = hosts, .n = 2};
-	ck_assert_int_eq(httppolicy_check_url(NULL, "http://x/", msg, sizeof(msg)), 0);
-	ck_assert_int_eq(httppolicy_check_url(NULL, "ftp://x/", msg, sizeof(msg)),
+	ck_assert_int_eq(httppolicy_check_url(NULL, 0, "http://x/", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(httppolicy_check_url(NULL, 0, "ftp://x/", msg, sizeof(msg)),
 			 PORTER_E_HTTP_SCHEME);
-	ck_assert_int_eq(httppolicy_check_url(NULL, "file:///etc/passwd", msg, sizeof(msg)),
+	ck_assert_int_eq(httppolicy_check_url(NULL, 0, "file:///etc/passwd", msg, sizeof(msg)),
 			 PORTER_E_HTTP_SCHEME);
-	ck_assert_int_eq(httppolicy_check_url(&allow, "https://api.example.com/", msg, sizeof(msg)),
-			 0);
-	ck_assert_int_eq(httppolicy_check_url(&allow, "https://a.cdn.example/", msg, sizeof(msg)),
-			 0);
-	ck_assert_int_eq(httppolicy_check_url(&allow, "https://cdn.example/", msg, sizeof(msg)),
+	ck_assert_int_eq(
+		httppolicy_check_url(&allow, 0, "https://api.example.com/", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(
+		httppolicy_check_url(&allow, 0, "https://a.cdn.example/", msg, sizeof(msg)), 0);
+	ck_assert_int_eq(httppolicy_check_url(&allow, 0, "https://cdn.example/", msg, sizeof(msg)),
 			 PORTER_E_HTTP_HOST);
 	ck_assert_int_eq(
-		httppolicy_check_url(&allow, "https://api.example.com.evil/", msg, sizeof(msg)),
+		httppolicy_check_url(&allow, 0, "https://api.example.com.evil/", msg, sizeof(msg)),
 		PORTER_E_HTTP_HOST);
-	ck_assert_int_eq(httppolicy_check_url(&allow, "http://[::1/", msg, sizeof(msg)),
+	ck_assert_int_eq(httppolicy_check_url(&allow, 0, "http://[::1/", msg, sizeof(msg)),
 			 PORTER_E_INVAL);
 	ck_assert(httppolicy_valid_method("GET"));
 	ck_assert(httppolicy_valid_method("M-SEARCH"));
 	ck_assert(!httppolicy_valid_method(""));
 	ck_assert(!httppolicy_valid_method("GET /x HTTP/1.1\r\n"));
 	ck_assert(!httppolicy_valid_method("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")); /* 33 */
+}
+END_TEST
+
+/* An allow-list entry names a port, or admits the scheme's default port
+ * only: "api.internal" must not reach api.internal:6379. */
+START_TEST(allow_list_entries_bind_ports)
+{
+	char *hosts[] = {"api.internal",       "web.internal:8080", "any.internal:*",
+			 "*.cdn.example:8443", "[::1]:9000",        "[fe80::1]"};
+	config_list allow = {.items = hosts, .n = 6};
+	static const struct {
+		const char *url;
+		int rc;
+	} cases[] = {
+		{"http://api.internal/", 0},
+		{"https://api.internal/", 0},
+		{"http://api.internal:80/", 0},
+		{"https://api.internal:443/x", 0},
+		{"http://api.internal:6379/", PORTER_E_HTTP_HOST},
+		{"http://api.internal:443/", PORTER_E_HTTP_HOST},
+		{"https://api.internal:80/", PORTER_E_HTTP_HOST},
+		{"http://web.internal:8080/", 0},
+		{"http://web.internal:08080/", 0},
+		{"http://web.internal/", PORTER_E_HTTP_HOST},
+		{"http://web.internal:8081/", PORTER_E_HTTP_HOST},
+		{"http://any.internal:6379/", 0},
+		{"https://any.internal/", 0},
+		{"https://a.cdn.example:8443/", 0},
+		{"https://a.cdn.example/", PORTER_E_HTTP_HOST},
+		{"https://cdn.example:8443/", PORTER_E_HTTP_HOST},
+		{"http://[::1]:9000/", 0},
+		{"http://[::1]/", PORTER_E_HTTP_HOST},
+		{"http://[fe80::1]/", 0},
+		{"http://[fe80::1]:22/", PORTER_E_HTTP_HOST},
+		{"http://web.internal.:8080/", PORTER_E_HTTP_HOST},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(httppolicy_check_url(&allow, 1, cases[i].url, msg, sizeof(msg)) ==
+				      cases[i].rc,
+			      "%s: expected %d, got %s", cases[i].url, cases[i].rc, msg);
+	/* The refusal says which setting admits the port. */
+	ck_assert_int_eq(
+		httppolicy_check_url(&allow, 1, "http://api.internal:6379/", msg, sizeof(msg)),
+		PORTER_E_HTTP_HOST);
+	ck_assert_ptr_nonnull(strstr(msg, "http-allow-hosts"));
+	ck_assert_ptr_nonnull(strstr(msg, "6379"));
+}
+END_TEST
+
+/* No allow-list: porterd's own uid may reach any host, a foreign uid none,
+ * and the message names the setting to change. */
+START_TEST(empty_allow_list_fails_closed_for_foreign_uids)
+{
+	config_list none = {.items = NULL, .n = 0};
+	ck_assert_int_eq(httppolicy_check_url(&none, 0, "http://127.0.0.1:6379/", msg, sizeof(msg)),
+			 0);
+	ck_assert_int_eq(httppolicy_check_url(NULL, 0, "http://169.254.169.254/", msg, sizeof(msg)),
+			 0);
+	ck_assert_int_eq(httppolicy_check_url(&none, 1, "http://127.0.0.1:6379/", msg, sizeof(msg)),
+			 PORTER_E_HTTP_HOST);
+	ck_assert_ptr_nonnull(strstr(msg, "http-allow-hosts"));
+	ck_assert_int_eq(httppolicy_check_url(NULL, 1, "http://169.254.169.254/", msg, sizeof(msg)),
+			 PORTER_E_HTTP_HOST);
 }
 END_TEST
 
@@ -173,6 +236,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, framing_and_hop_by_hop_headers_are_refused);
 	tcase_add_test(tc, control_characters_are_refused);
 	tcase_add_test(tc, host_only_when_it_names_the_url);
+	tcase_add_test(tc, allow_list_entries_bind_ports);
+	tcase_add_test(tc, empty_allow_list_fails_closed_for_foreign_uids);
 	tcase_add_test(tc, credential_names);
 	tcase_add_test(tc, origins);
 	tcase_add_test(tc, urls_and_methods);
