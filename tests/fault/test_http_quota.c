@@ -53,6 +53,8 @@ static void setup(void)
 					    "8",
 					    "--http-stream-idle",
 					    "1500",
+					    "--http-allow-hosts",
+					    "127.0.0.1:*",
 					    NULL};
 	ck_assert_int_eq(th_httpd_start(&srv), 0);
 	shm = th_tenant_up(&d, extra, sizeof(*shm));
