@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "fwd.h"
 #include "log.h"
 #include "porter_errors.h"
+#include "server.h"
 #include "worker.h"
 
 /* What a watch asks inotify for. */
@@ -28,17 +30,37 @@
 /* Events one reply carries at most (the rest go with the next read). */
 #define REPLY_MAX_EVENTS 512
 
-/* One worker's inotify instance and its watches. */
-typedef struct fswatch_worker {
-	worker *w;
-	int ifd;         /* inotify descriptor, or -1 before the first watch */
-	uv_poll_t poll;  /* on ifd */
-	uv_timer_t wake; /* answers parked reads near their deadlines */
-	int handles;     /* open handles (poll, timer) */
+/* The inotify instances of all workers for single uids: bounded below
+ * porterd's fs.inotify.max_user_instances (see inst_budget). */
+static atomic_int uid_instances;
+
+typedef struct fswatch_worker fswatch_worker;
+
+/* One inotify instance of a worker and the watches on it: one per client
+ * uid, so that one uid's flood that overflows the kernel's queue (an
+ * IN_Q_OVERFLOW) costs only its own watches their events. Past the
+ * budget, the uids that come later share the worker's overflow instance
+ * (uid_shared): they keep working, only without that isolation. */
+typedef struct fswatch_inst {
+	list link; /* in fw->insts */
+	fswatch_worker *fw;
+	uid_t uid;
+	int shared;     /* the worker's overflow instance, of any uid */
+	int ifd;        /* inotify descriptor, closed with the poll handle */
+	uv_poll_t poll; /* on ifd */
 	int closing;
 	list watches; /* fswatch.link */
-	list parked;  /* fswatch.park_link: watches with a read waiting */
-} fswatch_worker;
+} fswatch_inst;
+
+/* One worker's inotify instances and its parked reads. */
+struct fswatch_worker {
+	worker *w;
+	uv_timer_t wake; /* answers parked reads near their deadlines */
+	int handles;     /* open handles: the timer and every instance's poll */
+	int closing;
+	list insts;  /* fswatch_inst.link, not closing */
+	list parked; /* fswatch.park_link: watches with a read waiting */
+};
 
 typedef struct fs_event {
 	uint64_t seq;
@@ -47,12 +69,13 @@ typedef struct fs_event {
 } fs_event;
 
 struct fswatch {
-	list link; /* in fw->watches */
+	list link; /* in in->watches */
 	list park_link;
 	fswatch_worker *fw;
-	fs_stream *s; /* the stream that owns it */
-	int wd;       /* inotify watch descriptor, -1 once the kernel dropped it */
-	fs_event *q;  /* events not yet acknowledged, oldest first */
+	fswatch_inst *in; /* the instance its wd belongs to */
+	fs_stream *s;     /* the stream that owns it */
+	int wd;           /* inotify watch descriptor, -1 once the kernel dropped it */
+	fs_event *q;      /* events not yet acknowledged, oldest first */
 	size_t n, cap, bytes;
 	uint64_t next_seq;  /* of the next event */
 	uint64_t sent;      /* highest seq a reply carried */
@@ -63,20 +86,63 @@ struct fswatch {
 
 /* ---- the per-worker part ---- */
 
-static void on_handle_closed(uv_handle_t *h)
+static void fw_handle_gone(fswatch_worker *fw)
 {
-	fswatch_worker *fw = h->data;
-	if (--fw->handles == 0) {
-		if (fw->ifd >= 0)
-			close(fw->ifd);
+	if (--fw->handles == 0)
 		free(fw);
-	}
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	fw_handle_gone(h->data);
+}
+
+static void on_inst_closed(uv_handle_t *h)
+{
+	fswatch_inst *in = h->data;
+	fswatch_worker *fw = in->fw;
+	close(in->ifd);
+	if (!in->shared)
+		atomic_fetch_sub(&uid_instances, 1);
+	free(in);
+	fw_handle_gone(fw);
+}
+
+static void inst_close(fswatch_inst *in)
+{
+	if (in->closing)
+		return;
+	in->closing = 1;
+	list_remove(&in->link);
+	uv_close((uv_handle_t *)&in->poll, on_inst_closed);
 }
 
 static void on_inotify(uv_poll_t *p, int status, int events);
 static void on_wake(uv_timer_t *t);
 
-/* `w`'s part, made on first use. NULL when out of memory or closing. */
+/* How many per-uid instances all workers may hold: porterd's
+ * fs.inotify.max_user_instances (read once; 128 if unreadable), less one
+ * overflow instance per worker and a few for whatever else of porterd's
+ * uid uses inotify. */
+static int inst_budget(const worker *w)
+{
+	static atomic_int max_instances;
+	int max = atomic_load(&max_instances);
+	if (max == 0) {
+		max = 128;
+		FILE *f = fopen("/proc/sys/fs/inotify/max_user_instances", "re");
+		if (f) {
+			if (fscanf(f, "%d", &max) != 1 || max < 1)
+				max = 128;
+			fclose(f);
+		}
+		atomic_store(&max_instances, max);
+	}
+	int reserve = (int)(w->srv ? w->srv->n_workers : 1) + 4;
+	return max > reserve ? max - reserve : 0;
+}
+
+/* `w`'s part, made on first use. NULL when out of memory. */
 static fswatch_worker *get_fw(worker *w, char *msg, size_t cap)
 {
 	if (w->fs_watch)
@@ -87,23 +153,78 @@ static fswatch_worker *get_fw(worker *w, char *msg, size_t cap)
 		return NULL;
 	}
 	fw->w = w;
-	list_init(&fw->watches);
+	list_init(&fw->insts);
 	list_init(&fw->parked);
-	fw->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (fw->ifd < 0) {
-		snprintf(msg, cap, "cannot watch: inotify_init1: %s%s", strerror(errno),
-			 errno == EMFILE ? " (fs.inotify.max_user_instances)" : "");
-		free(fw);
-		return NULL;
-	}
-	uv_poll_init(&w->loop, &fw->poll, fw->ifd);
-	fw->poll.data = fw;
 	uv_timer_init(&w->loop, &fw->wake);
 	fw->wake.data = fw;
-	fw->handles = 2;
-	uv_poll_start(&fw->poll, UV_READABLE, on_inotify);
+	fw->handles = 1;
 	w->fs_watch = fw;
 	return fw;
+}
+
+/* A new instance of `fw` for `uid` (or the shared one). NULL with errno. */
+static fswatch_inst *inst_new(fswatch_worker *fw, uid_t uid, int shared)
+{
+	fswatch_inst *in = calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	in->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (in->ifd < 0) {
+		int e = errno;
+		free(in);
+		errno = e;
+		return NULL;
+	}
+	in->fw = fw;
+	in->uid = uid;
+	in->shared = shared;
+	list_init(&in->watches);
+	uv_poll_init(&fw->w->loop, &in->poll, in->ifd);
+	in->poll.data = in;
+	fw->handles++;
+	uv_poll_start(&in->poll, UV_READABLE, on_inotify);
+	list_push_back(&fw->insts, &in->link);
+	return in;
+}
+
+/* The instance `uid`'s next watch on `fw` goes on: its own (made on its
+ * first watch), or the shared one once the budget is spent. NULL with the
+ * reason in `msg` and the code in *rc. */
+static fswatch_inst *get_inst(fswatch_worker *fw, uid_t uid, char *msg, size_t cap, int *rc)
+{
+	fswatch_inst *shared = NULL;
+	list *pos;
+	for (pos = fw->insts.next; pos != &fw->insts; pos = pos->next) {
+		fswatch_inst *in = list_entry(pos, fswatch_inst, link);
+		if (in->shared)
+			shared = in;
+		else if (in->uid == uid)
+			return in;
+	}
+	if (atomic_fetch_add(&uid_instances, 1) < inst_budget(fw->w)) {
+		fswatch_inst *in = inst_new(fw, uid, 0);
+		if (in)
+			return in;
+		if (errno != EMFILE) {
+			atomic_fetch_sub(&uid_instances, 1);
+			goto fail;
+		}
+	}
+	atomic_fetch_sub(&uid_instances, 1);
+	if (shared)
+		return shared;
+	shared = inst_new(fw, (uid_t)-1, 1);
+	if (shared)
+		return shared;
+fail:
+	*rc = errno == EMFILE || errno == ENFILE ? PORTER_E_BUSY
+	      : errno == ENOMEM                  ? PORTER_E_NOMEM
+						 : PORTER_E_INTERNAL;
+	snprintf(msg, cap, "cannot watch: inotify_init1: %s%s", strerror(errno),
+		 errno == EMFILE ? " (porterd's uid holds as many inotify instances as "
+				   "fs.inotify.max_user_instances allows)"
+				 : "");
+	return NULL;
 }
 
 void fswatch_worker_close(worker *w)
@@ -113,8 +234,11 @@ void fswatch_worker_close(worker *w)
 		return;
 	w->fs_watch = NULL;
 	fw->closing = 1;
-	uv_close((uv_handle_t *)&fw->poll, on_handle_closed);
-	uv_close((uv_handle_t *)&fw->wake, on_handle_closed);
+	/* Its watches are gone with their streams, and their instances with
+	 * them; any left are closed here. */
+	while (fw->insts.next != &fw->insts)
+		inst_close(list_entry(fw->insts.next, fswatch_inst, link));
+	uv_close((uv_handle_t *)&fw->wake, on_timer_closed);
 }
 
 /* ---- the queue ---- */
@@ -414,7 +538,8 @@ static const struct inotify_event *find_moved_to(const struct inotify_event *fro
 static void on_inotify(uv_poll_t *p, int status, int events)
 {
 	(void)events;
-	fswatch_worker *fw = p->data;
+	fswatch_inst *in = p->data;
+	fswatch_worker *fw = in->fw;
 	if (status < 0)
 		return;
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -425,7 +550,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 	 * timed out). The poll is level-triggered: what is left wakes it
 	 * again after the loop's other events. */
 	for (int slices = 0; slices < INOTIFY_SLICES; slices++) {
-		ssize_t n = read(fw->ifd, buf, sizeof(buf));
+		ssize_t n = read(in->ifd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
 		const char *end = buf + n;
@@ -434,7 +559,9 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			q += sizeof(*ev) + ev->len;
 			list *pos, *tmp;
 			if (ev->mask & IN_Q_OVERFLOW) {
-				list_for_each_safe(pos, tmp, &fw->watches)
+				/* Only this instance's queue overflowed: its
+				 * uid's watches (or the shared instance's). */
+				list_for_each_safe(pos, tmp, &in->watches)
 					push(list_entry(pos, struct fswatch, link),
 					     PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_OVERFLOW, "",
 					     NULL);
@@ -446,7 +573,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			const struct inotify_event *to = NULL;
 			if (ev->mask & IN_MOVED_FROM)
 				to = find_moved_to(ev, end);
-			list_for_each_safe(pos, tmp, &fw->watches) {
+			list_for_each_safe(pos, tmp, &in->watches) {
 				struct fswatch *x = list_entry(pos, struct fswatch, link);
 				if (x->wd == ev->wd)
 					deliver(x, ev, to ? to->name : NULL);
@@ -456,7 +583,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 				 * so the loop above skips it. */
 				((struct inotify_event *)to)->name[0] = 0;
 			if (ev->mask & IN_MOVE_SELF)
-				inotify_rm_watch(fw->ifd, ev->wd);
+				inotify_rm_watch(in->ifd, ev->wd);
 		}
 	}
 	/* Parked reads that have events are answered now. */
@@ -478,11 +605,15 @@ int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
 {
 	int rc = 0;
 	struct fswatch *x = NULL;
+	fswatch_inst *in = NULL;
 	fswatch_worker *fw = get_fw(w, msg, cap);
 	if (!fw) {
-		rc = PORTER_E_INTERNAL;
+		rc = PORTER_E_NOMEM;
 		goto out;
 	}
+	in = get_inst(fw, s->uid, msg, cap, &rc);
+	if (!in)
+		goto out;
 	x = calloc(1, sizeof(*x));
 	if (!x) {
 		snprintf(msg, cap, "out of memory");
@@ -493,7 +624,7 @@ int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
 	 * now. */
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
-	x->wd = inotify_add_watch(fw->ifd, path, WATCH_MASK | (s->watch_dir ? IN_ONLYDIR : 0));
+	x->wd = inotify_add_watch(in->ifd, path, WATCH_MASK | (s->watch_dir ? IN_ONLYDIR : 0));
 	if (x->wd < 0) {
 		int e = errno;
 		rc = e == ENOSPC ? PORTER_E_BUSY : PORTER_E_INTERNAL;
@@ -504,12 +635,15 @@ int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
 		goto out;
 	}
 	x->fw = fw;
+	x->in = in;
 	x->s = s;
-	list_push_back(&fw->watches, &x->link);
+	list_push_back(&in->watches, &x->link);
 	s->watch = x;
 	x = NULL;
 out:
 	free(x);
+	if (in && list_empty(&in->watches))
+		inst_close(in); /* made for this watch, which failed */
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
@@ -521,6 +655,7 @@ void fswatch_stop(struct fswatch *x)
 	if (!x)
 		return;
 	fswatch_worker *fw = x->fw;
+	fswatch_inst *in = x->in;
 	if (x->parked) {
 		/* Only when its stream goes while a read waits (shutdown). */
 		req *r = x->parked;
@@ -532,11 +667,15 @@ void fswatch_stop(struct fswatch *x)
 		/* Watches of the same object share its descriptor. */
 		int shared = 0;
 		list *pos;
-		for (pos = fw->watches.next; pos != &fw->watches && !shared; pos = pos->next)
+		for (pos = in->watches.next; pos != &in->watches && !shared; pos = pos->next)
 			shared = list_entry(pos, struct fswatch, link)->wd == x->wd;
 		if (!shared)
-			inotify_rm_watch(fw->ifd, x->wd);
+			inotify_rm_watch(in->ifd, x->wd);
 	}
+	/* An instance goes with its last watch: it counts against porterd's
+	 * fs.inotify.max_user_instances. */
+	if (list_empty(&in->watches))
+		inst_close(in);
 	for (size_t i = 0; i < x->n; i++)
 		free_event(&x->q[i]);
 	free(x->q);

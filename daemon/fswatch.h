@@ -12,10 +12,19 @@
  * and ends, so it never follows a directory moved elsewhere (out of the
  * root, say). A directory watch reports its entries, not their subtrees.
  *
- * Each worker has one inotify instance (made on its first watch) and one
- * poll handle on it. inotify gives the same watch descriptor for the same
- * object, so watches of one object share it: it is removed with the last
- * of them. Watches count against the fs.inotify.max_user_watches of
+ * Each worker has one inotify instance per client uid (made on its first
+ * watch there, closed with its last) and a poll handle on each: one uid
+ * that overflows its instance's kernel queue (fs.inotify.max_queued_events)
+ * makes only its own watches report OVERFLOW; other uids' events are not
+ * lost. Instances count against porterd's fs.inotify.max_user_instances,
+ * so per-uid ones are bounded below it (one per worker and a few kept
+ * back); past that bound, further uids share one overflow instance per
+ * worker: their watches keep working, without the isolation (refusing
+ * them would let a few uids with connections on every worker deny
+ * watches to everyone else). Each instance is read one 64 KiB buffer per
+ * wake-up. inotify gives the same watch descriptor for the same object in
+ * one instance, so watches of one object share it: it is removed with the
+ * last of them. Watches count against the fs.inotify.max_user_watches of
  * porterd's uid; file-max-streams-per-uid bounds what one client uid holds
  * (each watch is a file stream), and the kernel's own limit gives
  * PORTER_E_BUSY naming the sysctl.
@@ -66,7 +75,7 @@ void fswatch_handle_read(req *r);
  * releases `s` (which may free it when it was doomed). */
 void fswatch_cancel_read(fs_stream *s, int code, const char *why);
 
-/* Closes `w`'s inotify instance once its watches are gone. Loop thread,
+/* Closes `w`'s inotify instances once its watches are gone. Loop thread,
  * after fsstream_worker_close. */
 void fswatch_worker_close(struct worker *w);
 

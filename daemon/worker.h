@@ -76,7 +76,7 @@ typedef struct worker {
 	size_t pack_cap;
 	struct http_worker *http;          /* owned: HTTP transfers (http.h); NULL if unavailable */
 	struct fsstream_table *fs_streams; /* owned: open file streams (fsstream.h) */
-	struct fswatch_worker *fs_watch;   /* owned: inotify instance, made on first watch
+	struct fswatch_worker *fs_watch;   /* owned: inotify instances, made on first watch
 					    * (fswatch.h); NULL before */
 } worker;
 
