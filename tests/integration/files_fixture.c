@@ -107,3 +107,13 @@ void expect_content(const char *rt, const char *path, const void *want, size_t n
 	ck_assert(n == 0 || memcmp(b->data, want, n) == 0);
 	porter_bytes_free(b);
 }
+
+Suite *files_suite(const char *name, const TTest *const *ops, const TTest *const *bytes)
+{
+	Suite *s = suite_create(name);
+	tcase_add_checked_fixture(th_tcase(s, "ops", 150, ops), setup, teardown);
+	/* The same with every byte over the socket (file-pass-fd false:
+	 * batch members and the fallback). */
+	tcase_add_checked_fixture(th_tcase(s, "bytes", 150, bytes), setup_bytes, teardown);
+	return s;
+}

@@ -12,6 +12,7 @@
 #ifndef PORTER_FILES_FIXTURE_H
 #define PORTER_FILES_FIXTURE_H
 
+#include <check.h>
 #include <stddef.h>
 
 #include "harness.h"
@@ -54,5 +55,10 @@ void teardown(void);
 /* Reads `path` of root `rt` (NULL: the default root) through porterd and
  * asserts that it is `want` (`n` bytes). */
 void expect_content(const char *rt, const char *path, const void *want, size_t n);
+
+/* The Suite `name` of a test_files* suite: the NULL-terminated lists
+ * `ops` in the tcase "ops" (setup, teardown) and `bytes` in the tcase
+ * "bytes" (setup_bytes, teardown). */
+Suite *files_suite(const char *name, const TTest *const *ops, const TTest *const *bytes);
 
 #endif

@@ -78,3 +78,10 @@ void httpd_stop(void)
 {
 	th_httpd_stop(&srv);
 }
+
+Suite *http_suite(const char *name, const TTest *const *tests)
+{
+	Suite *s = suite_create(name);
+	tcase_add_unchecked_fixture(th_tcase(s, "http", 120, tests), httpd_start, httpd_stop);
+	return s;
+}

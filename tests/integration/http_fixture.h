@@ -10,6 +10,7 @@
 #ifndef PORTER_HTTP_FIXTURE_H
 #define PORTER_HTTP_FIXTURE_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,5 +43,9 @@ int settles(void);
 /* The unchecked fixture of a tcase: starts and stops the server. */
 void httpd_start(void);
 void httpd_stop(void);
+
+/* The Suite `name` of a test_http* suite: the NULL-terminated list `tests`
+ * in the tcase "http" around which the server runs. */
+Suite *http_suite(const char *name, const TTest *const *tests);
 
 #endif

@@ -331,18 +331,15 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("batch");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, join_returns_all_in_order_concurrently);
-	tcase_add_test(tc, select_returns_the_fastest_and_stops_the_rest);
-	tcase_add_test(tc, deadlines_per_member_and_overall);
-	tcase_add_test(tc, invalid_batches_are_refused);
-	tcase_add_test(tc, cancel_a_whole_batch);
-	tcase_add_test(tc, client_killed_mid_batch);
-	tcase_add_test(tc, a_thousand_concurrent_batches);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {join_returns_all_in_order_concurrently,
+				select_returns_the_fastest_and_stops_the_rest,
+				deadlines_per_member_and_overall,
+				invalid_batches_are_refused,
+				cancel_a_whole_batch,
+				client_killed_mid_batch,
+				a_thousand_concurrent_batches,
+				NULL};
+	return th_suite("batch", "core", 60, tests);
 }
 
 TH_MAIN(suite)

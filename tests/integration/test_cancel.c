@@ -220,17 +220,14 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("cancel");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, cancel_from_another_thread);
-	tcase_add_test(tc, cancel_before_the_request_arrives);
-	tcase_add_test(tc, daemon_enforces_deadline);
-	tcase_add_test(tc, client_gone_frees_its_work);
-	tcase_add_test(tc, other_clients_cannot_cancel);
-	tcase_add_test(tc, shutdown_cancels_work_past_grace);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {cancel_from_another_thread,
+				cancel_before_the_request_arrives,
+				daemon_enforces_deadline,
+				client_gone_frees_its_work,
+				other_clients_cannot_cancel,
+				shutdown_cancels_work_past_grace,
+				NULL};
+	return th_suite("cancel", "core", 60, tests);
 }
 
 TH_MAIN(suite)

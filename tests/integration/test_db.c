@@ -495,18 +495,15 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db");
-	TCase *tc = tcase_create("postgres");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, types_nulls_and_multi_statement);
-	tcase_add_test(tc, parameters_text_binary_null);
-	tcase_add_test(tc, errors_carry_sqlstate);
-	tcase_add_test(tc, transaction_spans_threads);
-	tcase_add_test(tc, thirty_two_threads);
-	tcase_add_test(tc, wrong_password_and_unreachable);
-	tcase_add_test(tc, passwords_never_logged_and_porterctl);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {types_nulls_and_multi_statement,
+				parameters_text_binary_null,
+				errors_carry_sqlstate,
+				transaction_spans_threads,
+				thirty_two_threads,
+				wrong_password_and_unreachable,
+				passwords_never_logged_and_porterctl,
+				NULL};
+	return th_suite("db", "postgres", 120, tests);
 }
 
 TH_MAIN(suite)

@@ -376,17 +376,14 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db_pool");
-	TCase *tc = tcase_create("pool");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, pipelined_pool_keeps_queries_apart);
-	tcase_add_test(tc, timeout_cancels_on_server);
-	tcase_add_test(tc, pooled_statements_prepared_and_kept_fresh);
-	tcase_add_test(tc, statement_cache_off);
-	tcase_add_test(tc, cancel_never_hits_the_next_query);
-	tcase_add_test(tc, pipelined_segments_keep_outcomes_apart);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {pipelined_pool_keeps_queries_apart,
+				timeout_cancels_on_server,
+				pooled_statements_prepared_and_kept_fresh,
+				statement_cache_off,
+				cancel_never_hits_the_next_query,
+				pipelined_segments_keep_outcomes_apart,
+				NULL};
+	return th_suite("db_pool", "pool", 120, tests);
 }
 
 TH_MAIN(suite)

@@ -262,17 +262,14 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db_session");
-	TCase *tc = tcase_create("session");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, sessions_of_a_gone_client_are_closed);
-	tcase_add_test(tc, idle_sessions_are_closed);
-	tcase_add_test(tc, session_queue_and_pool_reset);
-	tcase_add_test(tc, queued_behind_long_query_times_out);
-	tcase_add_test(tc, shutdown_with_queries_in_flight);
-	tcase_add_test(tc, postgres_restart_mid_run);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {sessions_of_a_gone_client_are_closed,
+				idle_sessions_are_closed,
+				session_queue_and_pool_reset,
+				queued_behind_long_query_times_out,
+				shutdown_with_queries_in_flight,
+				postgres_restart_mid_run,
+				NULL};
+	return th_suite("db_session", "session", 120, tests);
 }
 
 TH_MAIN(suite)

@@ -192,13 +192,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db_stream");
-	TCase *tc = tcase_create("stream");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, stream_million_rows_bounded_memory);
-	tcase_add_test(tc, stream_on_session_fetched_from_other_threads);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {stream_million_rows_bounded_memory,
+				stream_on_session_fetched_from_other_threads, NULL};
+	return th_suite("db_stream", "stream", 120, tests);
 }
 
 TH_MAIN(suite)

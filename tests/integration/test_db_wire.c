@@ -474,19 +474,17 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db_wire");
-	TCase *tc = tcase_create("postgres");
-	tcase_set_timeout(tc, 120);
-	tcase_add_unchecked_fixture(tc, start, stop);
-	tcase_add_test(tc, notices_come_with_the_result);
-	tcase_add_test(tc, notice_flood_is_bounded);
-	tcase_add_test(tc, results_up_to_the_error);
-	tcase_add_test(tc, error_fields);
-	tcase_add_test(tc, parameter_count_checked_before_sending);
-	tcase_add_test(tc, cursor_open_error_carries_sqlstate);
-	tcase_add_test(tc, cursor_notices_with_their_chunks);
-	tcase_add_test(tc, utf8_on_a_latin1_database);
-	tcase_add_test(tc, client_encoding_cannot_be_switched_back);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {notices_come_with_the_result,
+				notice_flood_is_bounded,
+				results_up_to_the_error,
+				error_fields,
+				parameter_count_checked_before_sending,
+				cursor_open_error_carries_sqlstate,
+				cursor_notices_with_their_chunks,
+				utf8_on_a_latin1_database,
+				client_encoding_cannot_be_switched_back,
+				NULL};
+	tcase_add_unchecked_fixture(th_tcase(s, "postgres", 120, tests), start, stop);
 	return s;
 }
 

@@ -273,26 +273,10 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("files");
-	TCase *tc = tcase_create("ops");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_write_read_binary);
-	tcase_add_test(tc, test_write_modes);
-	tcase_add_test(tc, test_stat_list_delete);
-	tcase_add_test(tc, test_default_root);
-	tcase_add_test(tc, test_porterctl_file);
-	suite_add_tcase(s, tc);
-
-	/* The same with every byte over the socket (file-pass-fd false:
-	 * batch members and the fallback). */
-	tc = tcase_create("bytes");
-	tcase_add_checked_fixture(tc, setup_bytes, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_write_read_binary);
-	tcase_add_test(tc, test_write_modes);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *ops[] = {test_write_read_binary, test_write_modes,    test_stat_list_delete,
+			      test_default_root,      test_porterctl_file, NULL};
+	const TTest *bytes[] = {test_write_read_binary, test_write_modes, NULL};
+	return files_suite("files", ops, bytes);
 }
 
 TH_MAIN(suite)

@@ -186,25 +186,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("files_confine");
-	TCase *tc = tcase_create("ops");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_escape_table_openat2);
-	tcase_add_test(tc, test_escape_table_walk);
-	tcase_add_test(tc, test_magic_link_root);
-	suite_add_tcase(s, tc);
-
-	/* The same with every byte over the socket (file-pass-fd false:
-	 * batch members and the fallback). */
-	tc = tcase_create("bytes");
-	tcase_add_checked_fixture(tc, setup_bytes, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_escape_table_openat2);
-	tcase_add_test(tc, test_escape_table_walk);
-	tcase_add_test(tc, test_magic_link_root);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *ops[] = {test_escape_table_openat2, test_escape_table_walk,
+			      test_magic_link_root, NULL};
+	const TTest *bytes[] = {test_escape_table_openat2, test_escape_table_walk,
+				test_magic_link_root, NULL};
+	return files_suite("files_confine", ops, bytes);
 }
 
 TH_MAIN(suite)

@@ -225,23 +225,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("files_errors");
-	TCase *tc = tcase_create("ops");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_errno_mapping);
-	tcase_add_test(tc, test_permission_denied);
-	tcase_add_test(tc, test_no_space);
-	suite_add_tcase(s, tc);
-
-	/* The same with every byte over the socket (file-pass-fd false:
-	 * batch members and the fallback). */
-	tc = tcase_create("bytes");
-	tcase_add_checked_fixture(tc, setup_bytes, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_errno_mapping);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *ops[] = {test_errno_mapping, test_permission_denied, test_no_space, NULL};
+	const TTest *bytes[] = {test_errno_mapping, NULL};
+	return files_suite("files_errors", ops, bytes);
 }
 
 TH_MAIN(suite)

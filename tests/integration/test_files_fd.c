@@ -101,11 +101,7 @@ static void setup_bytes(void)
 
 static void teardown(void)
 {
-	porter_thread_disconnect();
-	int st = d.pid ? th_daemon_stop(&d) : 0;
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	th_daemon_cleanup(&d);
+	int st = th_daemon_finish(&d);
 	th_rm_rf(root);
 	ck_assert_int_eq(st, 0);
 }

@@ -374,25 +374,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("files_stream");
-	TCase *tc = tcase_create("ops");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_concurrent_atomic_writers);
-	tcase_add_test(tc, test_streams);
-	tcase_add_test(tc, test_stream_cleanup_and_migration);
-	tcase_add_test(tc, test_deadline_and_cancel_while_queued);
-	suite_add_tcase(s, tc);
-
-	/* The same with every byte over the socket (file-pass-fd false:
-	 * batch members and the fallback). */
-	tc = tcase_create("bytes");
-	tcase_add_checked_fixture(tc, setup_bytes, teardown);
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, test_streams);
-	tcase_add_test(tc, test_stream_cleanup_and_migration);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *ops[] = {test_concurrent_atomic_writers, test_streams,
+			      test_stream_cleanup_and_migration,
+			      test_deadline_and_cancel_while_queued, NULL};
+	const TTest *bytes[] = {test_streams, test_stream_cleanup_and_migration, NULL};
+	return files_suite("files_stream", ops, bytes);
 }
 
 TH_MAIN(suite)

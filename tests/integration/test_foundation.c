@@ -556,25 +556,22 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("foundation");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, ping_and_stats);
-	tcase_add_test(tc, many_threads_no_lost_or_crossed_replies);
-	tcase_add_test(tc, pipelined_requests_all_answered);
-	tcase_add_test(tc, misbehaving_connections_are_closed_others_unaffected);
-	tcase_add_test(tc, reader_that_never_reads_is_dropped);
-	tcase_add_test(tc, daemon_restart_and_reconnect);
-	tcase_add_test(tc, live_socket_is_not_stolen);
-	tcase_add_test(tc, daemon_absent_fails_fast);
-	tcase_add_test(tc, daemon_that_never_answers_times_out);
-	tcase_add_test(tc, uid_not_allowed_is_refused);
-	tcase_add_test(tc, shutdown_with_clients_connected);
-	suite_add_tcase(s, tc);
+	const TTest *core[] = {ping_and_stats,
+			       many_threads_no_lost_or_crossed_replies,
+			       pipelined_requests_all_answered,
+			       misbehaving_connections_are_closed_others_unaffected,
+			       reader_that_never_reads_is_dropped,
+			       daemon_restart_and_reconnect,
+			       live_socket_is_not_stolen,
+			       daemon_absent_fails_fast,
+			       daemon_that_never_answers_times_out,
+			       uid_not_allowed_is_refused,
+			       shutdown_with_clients_connected,
+			       NULL};
+	th_tcase(s, "core", 120, core);
 	/* 200 starts take 30 s at load 15, more under the sanitizers. */
-	tc = tcase_create("startstop");
-	tcase_set_timeout(tc, 280);
-	tcase_add_test(tc, sigterm_during_start_up_stops_cleanly);
-	suite_add_tcase(s, tc);
+	const TTest *startstop[] = {sigterm_during_start_up_stops_cleanly, NULL};
+	th_tcase(s, "startstop", 280, startstop);
 	return s;
 }
 

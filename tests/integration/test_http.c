@@ -452,21 +452,17 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http");
-	TCase *tc = tcase_create("http");
-	tcase_set_timeout(tc, 120);
-	tcase_add_unchecked_fixture(tc, httpd_start, httpd_stop);
-	tcase_add_test(tc, status_codes);
-	tcase_add_test(tc, headers_both_ways);
-	tcase_add_test(tc, binary_bodies_with_nuls);
-	tcase_add_test(tc, large_and_chunked_bodies);
-	tcase_add_test(tc, redirects_and_their_limit);
-	tcase_add_test(tc, refused_schemes_and_hosts);
-	tcase_add_test(tc, oversized_responses);
-	tcase_add_test(tc, tls_verification);
-	tcase_add_test(tc, porterctl_http);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {status_codes,
+				headers_both_ways,
+				binary_bodies_with_nuls,
+				large_and_chunked_bodies,
+				redirects_and_their_limit,
+				refused_schemes_and_hosts,
+				oversized_responses,
+				tls_verification,
+				porterctl_http,
+				NULL};
+	return http_suite("http", tests);
 }
 
 TH_MAIN(suite)

@@ -293,18 +293,14 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http_inflight");
-	TCase *tc = tcase_create("http");
-	tcase_set_timeout(tc, 120);
-	tcase_add_unchecked_fixture(tc, httpd_start, httpd_stop);
-	tcase_add_test(tc, never_answering_server_times_out_and_aborts);
-	tcase_add_test(tc, cancel_from_another_thread);
-	tcase_add_test(tc, batched_requests);
-	tcase_add_test(tc, connection_reset_mid_body);
-	tcase_add_test(tc, concurrent_requests_from_many_threads);
-	tcase_add_test(tc, shutdown_with_transfers_in_flight);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {never_answering_server_times_out_and_aborts,
+				cancel_from_another_thread,
+				batched_requests,
+				connection_reset_mid_body,
+				concurrent_requests_from_many_threads,
+				shutdown_with_transfers_in_flight,
+				NULL};
+	return http_suite("http_inflight", tests);
 }
 
 TH_MAIN(suite)

@@ -195,14 +195,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http_stream");
-	TCase *tc = tcase_create("http");
-	tcase_set_timeout(tc, 120);
-	tcase_add_unchecked_fixture(tc, httpd_start, httpd_stop);
-	tcase_add_test(tc, streamed_body_is_pulled_in_chunks);
-	tcase_add_test(tc, stream_read_from_another_thread);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {streamed_body_is_pulled_in_chunks, stream_read_from_another_thread,
+				NULL};
+	return http_suite("http_stream", tests);
 }
 
 TH_MAIN(suite)

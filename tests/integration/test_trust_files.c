@@ -436,6 +436,17 @@ static int rawc_commit(rawc *c, uint64_t sid)
 		}                                                                                  \
 	} while (0)
 
+/* Makes `req` a read of the whole of home/`path` (not NULL, kept) that
+ * asks for the descriptor, in `fr` (both zeroed by their INIT). */
+static void read_by_fd(Porter__V1__Request *req, Porter__V1__FileRead *fr, const char *path)
+{
+	fr->root = "home";
+	fr->path = (char *)path;
+	fr->want_fd = 1;
+	req->body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+	req->file_read = fr;
+}
+
 /*
  * Alice's own file by descriptor: read-only, and nothing the descriptor
  * lets her widen (no write, no reopen for writing through /proc, no
@@ -456,11 +467,7 @@ static int alice_by_descriptor(void *arg)
 	rawc_open(&c);
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
-	fr.root = "home";
-	fr.path = "mine.txt";
-	fr.want_fd = 1;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
-	req.file_read = &fr;
+	read_by_fd(&req, &fr, "mine.txt");
 	Porter__V1__Response *r = rawc_call(&c, &req, 2);
 	CHECK(r && r->status == 0 && r->file_read->fd_passed && c.n_fds == 1);
 	porter__v1__response__free_unpacked(r, NULL);
@@ -572,11 +579,7 @@ static int alice_group_writable(void *arg)
 	rawc_open(&c);
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
-	fr.root = "home";
-	fr.path = "grp.txt";
-	fr.want_fd = 1;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
-	req.file_read = &fr;
+	read_by_fd(&req, &fr, "grp.txt");
 	for (uint64_t id = 2; id < 4; id++) { /* the second may take the fast path */
 		Porter__V1__Response *r = rawc_call(&c, &req, id);
 		CHECK(r && r->status == 0);
@@ -721,19 +724,16 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("trust_files");
-	TCase *tc = tcase_create("roots");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, per_user_root_is_private);
-	tcase_add_test(tc, per_user_dir_never_followed);
-	tcase_add_test(tc, ungranted_roots_refused);
-	tcase_add_test(tc, modes_masked);
-	tcase_add_test(tc, escapes_refused_in_new_roots);
-	tcase_add_test(tc, descriptors_across_uids);
-	tcase_add_test(tc, group_writable_not_widened);
-	tcase_add_test(tc, special_files_never_block);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {per_user_root_is_private,
+				per_user_dir_never_followed,
+				ungranted_roots_refused,
+				modes_masked,
+				escapes_refused_in_new_roots,
+				descriptors_across_uids,
+				group_writable_not_widened,
+				special_files_never_block,
+				NULL};
+	return th_suite("trust_files", "roots", 120, tests);
 }
 
 TH_MAIN_ROOT(suite)

@@ -16,6 +16,23 @@ int th_run_suite(Suite *s)
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+TCase *th_tcase(Suite *s, const char *name, double timeout_s, const TTest *const *tests)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, timeout_s);
+	for (; *tests; tests++)
+		tcase_add_test(tc, *tests);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *th_suite(const char *name, const char *tcase, double timeout_s, const TTest *const *tests)
+{
+	Suite *s = suite_create(name);
+	th_tcase(s, tcase, timeout_s, tests);
+	return s;
+}
+
 int th_main(Suite *(*make)(void), unsigned needs)
 {
 	signal(SIGPIPE, SIG_IGN);

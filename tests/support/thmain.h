@@ -32,6 +32,17 @@ int th_main(Suite *(*make)(void), unsigned needs);
  * process exit status. */
 int th_run_suite(Suite *s);
 
+/* Adds to `s` (not NULL) a TCase `name` (not NULL, kept by Check) with a
+ * timeout of `timeout_s` and each test of the NULL-terminated list `tests`
+ * (not NULL; the names START_TEST defines), in order. Returns the TCase,
+ * for its fixtures. */
+TCase *th_tcase(Suite *s, const char *name, double timeout_s, const TTest *const *tests);
+
+/* A Suite `name` (not NULL, kept by Check) of one TCase made by th_tcase
+ * without fixtures (its tests start and stop their own porterd): what
+ * most suites build in suite(). */
+Suite *th_suite(const char *name, const char *tcase, double timeout_s, const TTest *const *tests);
+
 /* Defines main() for a suite built by `make`. */
 #define TH_MAIN(make)                                                                              \
 	int main(void)                                                                             \
