@@ -151,15 +151,10 @@ static void fresh(void)
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_memcheck");
-	TCase *tc = tcase_create("client");
+	const TTest *tests[] = {calls_errors_and_stats, batches, cancel_from_another_thread,
+				daemon_gone_restarted_and_reset, NULL};
 	/* Valgrind makes everything several times slower. */
-	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, fresh, NULL);
-	tcase_add_test(tc, calls_errors_and_stats);
-	tcase_add_test(tc, batches);
-	tcase_add_test(tc, cancel_from_another_thread);
-	tcase_add_test(tc, daemon_gone_restarted_and_reset);
-	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(th_tcase(s, "client", 120, tests), fresh, NULL);
 	return s;
 }
 

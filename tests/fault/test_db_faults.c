@@ -504,11 +504,9 @@ static void resume_fixture_server(void)
 static Suite *suite(void)
 {
 	Suite *s = suite_create("db_faults");
-	TCase *tc = tcase_create("db_faults");
-	tcase_set_timeout(tc, 150);
-	tcase_add_unchecked_fixture(tc, NULL, resume_fixture_server);
-	tcase_add_test(tc, postgres_killed_mid_transaction);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {postgres_killed_mid_transaction, NULL};
+	tcase_add_unchecked_fixture(th_tcase(s, "db_faults", 150, tests), NULL,
+				    resume_fixture_server);
 	return s;
 }
 

@@ -145,12 +145,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("faults");
-	TCase *tc = tcase_create("faults");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, sigkill_under_load_and_restart);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {sigkill_under_load_and_restart, NULL};
+	return th_suite("faults", "faults", 60, tests);
 }
 
 TH_MAIN(suite)

@@ -330,12 +330,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http_faults");
-	TCase *tc = tcase_create("http_faults");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, http_peer_killed_mid_transfer);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {http_peer_killed_mid_transfer, NULL};
+	return th_suite("http_faults", "http_faults", 120, tests);
 }
 
 TH_MAIN(suite)

@@ -211,12 +211,9 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http_quota");
-	TCase *tc = tcase_create("http_quota");
-	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, one_uid_cannot_take_every_stream);
-	tcase_add_test(tc, unread_stream_is_reclaimed_and_its_owner_told);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {one_uid_cannot_take_every_stream,
+				unread_stream_is_reclaimed_and_its_owner_told, NULL};
+	tcase_add_checked_fixture(th_tcase(s, "http_quota", 120, tests), setup, teardown);
 	return s;
 }
 

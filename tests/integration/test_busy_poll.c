@@ -54,12 +54,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("busy_poll");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, spin_ends_when_idle);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {spin_ends_when_idle, NULL};
+	return th_suite("busy_poll", "core", 60, tests);
 }
 
 TH_MAIN(suite)

@@ -210,12 +210,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("files_durability");
-	TCase *tc = tcase_create("sigkill");
-	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, test_sigkill_during_atomic_writes);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {test_sigkill_during_atomic_writes, NULL};
+	return th_suite("files_durability", "sigkill", 240, tests);
 }
 
 TH_MAIN(suite)

@@ -124,12 +124,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("files_large");
-	TCase *tc = tcase_create("large");
-	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, test_1gib_round_trip);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {test_1gib_round_trip, NULL};
+	return th_suite("files_large", "large", 240, tests);
 }
 
 TH_MAIN(suite)

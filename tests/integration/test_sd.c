@@ -631,18 +631,15 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("sd");
-	TCase *tc = tcase_create("sd");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_notify_and_watchdog);
-	tcase_add_test(tc, test_watchdog_pid_other);
-	tcase_add_test(tc, test_socket_activation);
-	tcase_add_test(tc, test_activation_allow_uid);
-	tcase_add_test(tc, test_activation_rejects_bad_fd);
-	tcase_add_test(tc, test_reload);
-	tcase_add_test(tc, test_metrics);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {test_notify_and_watchdog,
+				test_watchdog_pid_other,
+				test_socket_activation,
+				test_activation_allow_uid,
+				test_activation_rejects_bad_fd,
+				test_reload,
+				test_metrics,
+				NULL};
+	return th_suite("sd", "sd", 60, tests);
 }
 
 TH_MAIN(suite)

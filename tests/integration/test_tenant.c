@@ -88,14 +88,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("tenant");
-	TCase *tc = tcase_create("tenant");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, daemon_runs_as_its_uid);
-	tcase_add_test(tc, children_run_as_theirs);
-	tcase_add_test(tc, allow_list_decides);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {daemon_runs_as_its_uid, children_run_as_theirs, allow_list_decides,
+				NULL};
+	return th_suite("tenant", "tenant", 60, tests);
 }
 
 TH_MAIN_ROOT(suite)

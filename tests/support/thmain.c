@@ -19,7 +19,8 @@ int th_run_suite(Suite *s)
 TCase *th_tcase(Suite *s, const char *name, double timeout_s, const TTest *const *tests)
 {
 	TCase *tc = tcase_create(name);
-	tcase_set_timeout(tc, timeout_s);
+	if (timeout_s > 0)
+		tcase_set_timeout(tc, timeout_s);
 	for (; *tests; tests++)
 		tcase_add_test(tc, *tests);
 	suite_add_tcase(s, tc);

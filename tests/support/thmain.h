@@ -33,7 +33,8 @@ int th_main(Suite *(*make)(void), unsigned needs);
 int th_run_suite(Suite *s);
 
 /* Adds to `s` (not NULL) a TCase `name` (not NULL, kept by Check) with a
- * timeout of `timeout_s` and each test of the NULL-terminated list `tests`
+ * timeout of `timeout_s` (0: Check's default, CK_DEFAULT_TIMEOUT) and each
+ * test of the NULL-terminated list `tests`
  * (not NULL; the names START_TEST defines), in order. Returns the TCase,
  * for its fixtures. */
 TCase *th_tcase(Suite *s, const char *name, double timeout_s, const TTest *const *tests);

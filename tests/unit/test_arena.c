@@ -132,15 +132,13 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("arena");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, pieces_are_aligned_and_distinct);
-	tcase_add_test(tc, large_piece_gets_its_own_block_and_small_ones_continue);
-	tcase_add_test(tc, overflowing_size_is_refused);
-	tcase_add_test(tc, unpacked_message_lives_in_the_arena);
-	tcase_add_test(tc, move_hands_over_every_block);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {pieces_are_aligned_and_distinct,
+				large_piece_gets_its_own_block_and_small_ones_continue,
+				overflowing_size_is_refused,
+				unpacked_message_lives_in_the_arena,
+				move_hands_over_every_block,
+				NULL};
+	return th_suite("arena", "core", 0, tests);
 }
 
 TH_MAIN(suite)

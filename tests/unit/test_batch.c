@@ -234,14 +234,11 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("batch");
-	TCase *tc = tcase_create("batch");
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, setup, wrig_down);
-	tcase_add_test(tc, all_answers_once_in_member_order);
-	tcase_add_test(tc, first_answers_with_the_winner_and_stops_the_rest);
-	tcase_add_test(tc, invalid_batches_refused_before_anything_runs);
-	tcase_add_test(tc, stopping_the_batch_stops_every_member);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {all_answers_once_in_member_order,
+				first_answers_with_the_winner_and_stops_the_rest,
+				invalid_batches_refused_before_anything_runs,
+				stopping_the_batch_stops_every_member, NULL};
+	tcase_add_checked_fixture(th_tcase(s, "batch", 60, tests), setup, wrig_down);
 	return s;
 }
 

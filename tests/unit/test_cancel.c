@@ -186,14 +186,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("cancel");
-	TCase *tc = tcase_create("cancel");
-	tcase_add_test(tc, early_cancel_refuses_the_late_request_once);
-	tcase_add_test(tc, tombstones_expire_after_30_s_of_loop_time);
-	tcase_add_test(tc, tombstones_bounded_per_uid_never_across);
-	tcase_add_test(tc, cancel_reaches_another_worker_and_waits_for_every_answer);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {early_cancel_refuses_the_late_request_once,
+				tombstones_expire_after_30_s_of_loop_time,
+				tombstones_bounded_per_uid_never_across,
+				cancel_reaches_another_worker_and_waits_for_every_answer, NULL};
+	return th_suite("cancel", "cancel", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -220,14 +220,13 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("clients");
-	TCase *tc = tcase_create("registry");
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, counts_connections_per_identity);
-	tcase_add_test(tc, gone_identities_bounded_per_uid);
-	tcase_add_test(tc, connect_cost_independent_of_population);
-	tcase_add_test(tc, close_hooks_run_with_the_connection);
-	tcase_add_test(tc, peer_groups_from_the_kernel);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {counts_connections_per_identity,
+				gone_identities_bounded_per_uid,
+				connect_cost_independent_of_population,
+				close_hooks_run_with_the_connection,
+				peer_groups_from_the_kernel,
+				NULL};
+	tcase_add_checked_fixture(th_tcase(s, "registry", 0, tests), setup, NULL);
 	return s;
 }
 

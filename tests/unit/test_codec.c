@@ -135,15 +135,10 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("codec");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, request_round_trip);
-	tcase_add_test(tc, response_with_error_details);
-	tcase_add_test(tc, binary_payload_with_nuls);
-	tcase_add_test(tc, unknown_body_is_skipped);
-	tcase_add_test(tc, error_list_is_consistent);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {request_round_trip,       response_with_error_details,
+				binary_payload_with_nuls, unknown_body_is_skipped,
+				error_list_is_consistent, NULL};
+	return th_suite("codec", "core", 0, tests);
 }
 
 TH_MAIN(suite)

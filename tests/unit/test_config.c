@@ -220,17 +220,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("config");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, defaults);
-	tcase_add_test(tc, flags);
-	tcase_add_test(tc, bad_flags);
-	tcase_add_test(tc, help_and_version);
-	tcase_add_test(tc, file_then_flags);
-	tcase_add_test(tc, file_errors_name_line_and_key);
-	tcase_add_test(tc, dump_round_trips);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {defaults,         flags,
+				bad_flags,        help_and_version,
+				file_then_flags,  file_errors_name_line_and_key,
+				dump_round_trips, NULL};
+	return th_suite("config", "core", 0, tests);
 }
 
 TH_MAIN(suite)

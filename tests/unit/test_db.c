@@ -41,11 +41,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db");
-	TCase *tc = tcase_create("pure");
-	tcase_add_test(tc, mask_hides_passwords);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {mask_hides_passwords, NULL};
+	return th_suite("db", "pure", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -251,19 +251,17 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("dbpolicy");
-	TCase *tc = tcase_create("pure");
-	tcase_add_test(tc, file_keywords_refused_for_everyone);
-	tcase_add_test(tc, local_keeps_its_freedom);
-	tcase_add_test(tc, foreign_needs_listed_targets_and_credentials);
-	tcase_add_test(tc, control_characters_and_garbage_refused);
-	tcase_add_test(tc, target_patterns);
-	tcase_add_test(tc, params_carry_porterds_own_files);
-	tcase_add_test(tc, root_cert_per_target);
-	tcase_add_test(tc, mask_hides_every_secret);
-	tcase_add_test(tc, clean_escapes_and_drops_raw_bytes);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {file_keywords_refused_for_everyone,
+				local_keeps_its_freedom,
+				foreign_needs_listed_targets_and_credentials,
+				control_characters_and_garbage_refused,
+				target_patterns,
+				params_carry_porterds_own_files,
+				root_cert_per_target,
+				mask_hides_every_secret,
+				clean_escapes_and_drops_raw_bytes,
+				NULL};
+	return th_suite("dbpolicy", "pure", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -75,13 +75,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("dbsql");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, parameters_are_found);
-	tcase_add_test(tc, what_is_not_a_parameter);
-	tcase_add_test(tc, bind_messages_lose_the_statement_name);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {parameters_are_found, what_is_not_a_parameter,
+				bind_messages_lose_the_statement_name, NULL};
+	return th_suite("dbsql", "core", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -75,13 +75,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("dbstmt");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, find_add_and_key);
-	tcase_add_test(tc, evicts_least_recent_ready_never_pending);
-	tcase_add_test(tc, off_when_zero);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {find_add_and_key, evicts_least_recent_ready_never_pending,
+				off_when_zero, NULL};
+	return th_suite("dbstmt", "core", 0, tests);
 }
 
 TH_MAIN(suite)

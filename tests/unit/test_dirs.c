@@ -90,12 +90,9 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("dirs");
-	TCase *tc = tcase_create("dirs");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, creates_every_missing_level_private);
-	tcase_add_test(tc, files_in_the_way_are_errors);
-	tcase_add_test(tc, overlong_paths_are_refused_before_any_mkdir);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {creates_every_missing_level_private, files_in_the_way_are_errors,
+				overlong_paths_are_refused_before_any_mkdir, NULL};
+	tcase_add_checked_fixture(th_tcase(s, "dirs", 0, tests), setup, teardown);
 	return s;
 }
 

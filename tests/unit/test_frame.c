@@ -235,19 +235,17 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("frame");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, header_round_trip);
-	tcase_add_test(tc, byte_by_byte);
-	tcase_add_test(tc, many_frames_in_one_read);
-	tcase_add_test(tc, zero_length);
-	tcase_add_test(tc, oversized_rejected_before_allocation);
-	tcase_add_test(tc, declared_length_does_not_drive_allocation);
-	tcase_add_test(tc, large_frame_split);
-	tcase_add_test(tc, garbage_payload_does_not_unpack);
-	tcase_add_test(tc, pack_respects_limit);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {header_round_trip,
+				byte_by_byte,
+				many_frames_in_one_read,
+				zero_length,
+				oversized_rejected_before_allocation,
+				declared_length_does_not_drive_allocation,
+				large_frame_split,
+				garbage_payload_does_not_unpack,
+				pack_respects_limit,
+				NULL};
+	return th_suite("frame", "core", 0, tests);
 }
 
 TH_MAIN(suite)

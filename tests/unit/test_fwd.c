@@ -64,12 +64,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("fwd");
-	TCase *tc = tcase_create("fwd");
-	tcase_add_test(tc, ids_name_their_worker);
-	tcase_add_test(tc, only_another_existing_worker_gets_a_request);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {ids_name_their_worker, only_another_existing_worker_gets_a_request,
+				NULL};
+	return th_suite("fwd", "fwd", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -85,13 +85,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("htab");
-	TCase *tc = tcase_create("htab");
-	tcase_add_test(tc, insert_find_remove_across_growth);
-	tcase_add_test(tc, equal_hashes_chain);
-	tcase_add_test(tc, mix_spreads_small_keys);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {insert_find_remove_across_growth, equal_hashes_chain,
+				mix_spreads_small_keys, NULL};
+	return th_suite("htab", "htab", 0, tests);
 }
 
 TH_MAIN(suite)

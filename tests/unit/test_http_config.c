@@ -106,13 +106,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http_config");
-	TCase *tc = tcase_create("http_config");
-	tcase_add_test(tc, http_defaults);
-	tcase_add_test(tc, http_flags);
-	tcase_add_test(tc, http_file_and_bounds);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {http_defaults, http_flags, http_file_and_bounds, NULL};
+	return th_suite("http_config", "http_config", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -204,14 +204,10 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("inbox");
-	TCase *tc = tcase_create("inbox");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, every_message_arrives_in_order_on_the_loop_thread);
-	tcase_add_test(tc, run_may_push_to_its_own_inbox);
-	tcase_add_test(tc, close_drops_the_queued_and_refuses_the_rest);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {every_message_arrives_in_order_on_the_loop_thread,
+				run_may_push_to_its_own_inbox,
+				close_drops_the_queued_and_refuses_the_rest, NULL};
+	return th_suite("inbox", "inbox", 60, tests);
 }
 
 TH_MAIN(suite)

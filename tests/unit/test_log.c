@@ -113,14 +113,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("log");
-	TCase *tc = tcase_create("escape");
-	tcase_add_test(tc, escape_controls_and_backslash);
-	tcase_add_test(tc, escape_keeps_utf8_refuses_malformed);
-	tcase_add_test(tc, escape_never_splits_or_overflows);
-	tcase_add_test(tc, a_message_is_one_line);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {escape_controls_and_backslash, escape_keeps_utf8_refuses_malformed,
+				escape_never_splits_or_overflows, a_message_is_one_line, NULL};
+	return th_suite("log", "escape", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -124,14 +124,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("palloc");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, legit_large_message_fits);
-	tcase_add_test(tc, inflating_message_is_refused);
-	tcase_add_test(tc, limit_does_not_overflow);
-	tcase_add_test(tc, budget_draws_from_an_arena);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {legit_large_message_fits, inflating_message_is_refused,
+				limit_does_not_overflow, budget_draws_from_an_arena, NULL};
+	return th_suite("palloc", "core", 0, tests);
 }
 
 TH_MAIN(suite)

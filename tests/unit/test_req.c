@@ -108,12 +108,10 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("req");
-	TCase *tc = tcase_create("req");
-	tcase_add_checked_fixture(tc, setup, wrig_down);
-	tcase_add_test(tc, deadlines_follow_timeout_default_and_maximum);
-	tcase_add_test(tc, stop_runs_the_hook_once_and_its_code_wins);
-	tcase_add_test(tc, detached_request_is_stopped_once_and_answers_nobody);
-	suite_add_tcase(s, tc);
+	const TTest *tests[] = {deadlines_follow_timeout_default_and_maximum,
+				stop_runs_the_hook_once_and_its_code_wins,
+				detached_request_is_stopped_once_and_answers_nobody, NULL};
+	tcase_add_checked_fixture(th_tcase(s, "req", 0, tests), setup, wrig_down);
 	return s;
 }
 

@@ -197,17 +197,15 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("sd");
-	TCase *tc = tcase_create("sd");
-	tcase_add_test(tc, test_activation_not_ours);
-	tcase_add_test(tc, test_activation_ours);
-	tcase_add_test(tc, test_notify);
-	tcase_add_test(tc, test_watchdog_usec);
-	tcase_add_test(tc, test_config_refs);
-	tcase_add_test(tc, test_allow_any_and_loopback);
-	tcase_add_test(tc, test_mask_conninfo);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {test_activation_not_ours,
+				test_activation_ours,
+				test_notify,
+				test_watchdog_usec,
+				test_config_refs,
+				test_allow_any_and_loopback,
+				test_mask_conninfo,
+				NULL};
+	return th_suite("sd", "sd", 0, tests);
 }
 
 TH_MAIN(suite)
