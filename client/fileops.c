@@ -244,6 +244,13 @@ const char *porter_file_list_name(const porter_file_list *l, size_t i)
 int porter_file_list_entry(const porter_file_list *l, size_t i, int *type, uint64_t *size,
 			   int64_t *mtime_ns)
 {
+	/* Rule 6: the outs are cleared before anything can fail. */
+	if (type)
+		*type = 0;
+	if (size)
+		*size = 0;
+	if (mtime_ns)
+		*mtime_ns = 0;
 	if (!l || i >= l->resp->file_list->n_entries)
 		return PORTER_E_INVAL;
 	Porter__V1__FileEntry *e = l->resp->file_list->entries[i];
@@ -324,6 +331,12 @@ int porter_batch_add_file_copy(porter_batch *b, const char *root, const char *fr
 int porter_batch_result_file_read(const porter_batch_result *r, size_t i, const void **data,
 				  size_t *len, uint64_t *file_size)
 {
+	if (data)
+		*data = NULL;
+	if (len)
+		*len = 0;
+	if (file_size)
+		*file_size = 0;
 	const Porter__V1__Response *m = pbatch_member(r, i);
 	if (!m || !data || !len || m->status != 0 ||
 	    m->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)

@@ -124,6 +124,12 @@ size_t porter_file_events_count(const porter_file_events *e)
 int porter_file_events_get(const porter_file_events *e, size_t i, int *kind, const char **name,
 			   const char **new_name)
 {
+	if (kind)
+		*kind = 0;
+	if (name)
+		*name = NULL;
+	if (new_name)
+		*new_name = NULL;
 	if (!e || i >= porter_file_events_count(e))
 		return pconn_set_error(PORTER_E_INVAL, "no event %zu in the batch", i);
 	const Porter__V1__FileEvent *ev = e->resp->file_watch->events[e->first + i];

@@ -289,8 +289,7 @@ PORTER_API int porter_cancel_nowait(uint64_t id);
  * porter_http_request, porter_db_query, porter_file_*), NULL accepted
  * where that call accepts it. The out-parameters of porter_batch_run and
  * porter_batch_result_* must not be NULL, and are NULL or 0 after a
- * failure (not yet those of porter_batch_result_file_read, which leaves
- * them untouched when it refuses a NULL).
+ * failure.
  */
 #define PORTER_BATCH_ALL 0
 #define PORTER_BATCH_FIRST 1
@@ -950,7 +949,7 @@ PORTER_API size_t porter_file_list_count(const porter_file_list *l);
 PORTER_API const char *porter_file_list_name(const porter_file_list *l, size_t i);
 
 /* Type (porter_file_type; a symlink is SYMLINK), size and mtime of entry
- * `i`; outputs may be NULL. Returns 0 or PORTER_E_INVAL. */
+ * `i`; outputs may be NULL. Returns 0 or PORTER_E_INVAL (outputs then 0). */
 PORTER_API int porter_file_list_entry(const porter_file_list *l, size_t i, int *type,
 				      uint64_t *size, int64_t *mtime_ns);
 
@@ -1099,7 +1098,8 @@ PORTER_API size_t porter_file_events_count(const porter_file_events *e);
  * Event `i` (< count) of the batch: its kind (porter_file_event_kind) and
  * names, borrowed from the batch (valid until it is freed; `new_name` is
  * "" unless MOVED). Pointers may be NULL to skip them. Returns 0, or
- * PORTER_E_INVAL when `i` is out of range or `e` is NULL.
+ * PORTER_E_INVAL when `i` is out of range or `e` is NULL (outputs then 0
+ * or NULL).
  */
 PORTER_API int porter_file_events_get(const porter_file_events *e, size_t i, int *kind,
 				      const char **name, const char **new_name);

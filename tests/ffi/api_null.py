@@ -121,21 +121,9 @@ NULL_OBJECT = {
     ('porter_stats_daemon_version', 's'): 'text',
 }
 
-# Deviations left in modules owned elsewhere (client/file*.c belongs to the
-# files work): each is a rule-6 breach reported to its owner. Listed
-# exactly, so that any other deviation, or this one fixed, fails the test.
-KNOWN = {
-    'porter_batch_result_file_read(r = NULL)':
-        'out-parameter data is %#x after the failure, not NULL' % SENTINEL,
-    'porter_batch_result_file_read(data = NULL)':
-        'out-parameter len is not zeroed after the failure (abababababababab)',
-    'porter_batch_result_file_read(len = NULL)':
-        'out-parameter data is %#x after the failure, not NULL' % SENTINEL,
-    'porter_file_events_get(e = NULL)':
-        'out-parameter kind is not zeroed after the failure (abababab)',
-    'porter_file_list_entry(l = NULL)':
-        'out-parameter type is not zeroed after the failure (abababab)',
-}
+# Deviations from the rules that are known and accepted: none. Any
+# deviation fails the test.
+KNOWN = {}
 
 
 def prototypes(path=HEADER):
