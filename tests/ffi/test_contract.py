@@ -621,6 +621,25 @@ def test_reset_while_calling(threads=16, resets=200):
     check(c.await_connections(1) == 1, 'old connections closed after reset')
 
 
+def steady_figures(figures, seconds=3):
+    """figures() once the descriptor counts read the same twice, 250 ms
+    apart (for up to `seconds`). The baseline must not count what is on its
+    way out: a PostgreSQL backend whose client porterd has already closed
+    still shows in pg_stat_activity until it exits, so a baseline read then
+    is one descriptor low, and the final figures, read after it is gone,
+    look like a leak (26 -> 27 with identical descriptor lists in
+    /proc/PID/fd, reproduced on an idle machine)."""
+    until = time.monotonic() + seconds
+    f = figures()
+    while time.monotonic() < until:
+        time.sleep(0.25)
+        g = figures()
+        if (g[1], g[3]) == (f[1], f[3]):
+            return g
+        f = g
+    return f
+
+
 def settled_figures(figures, fd0, dfd0, seconds=3):
     """figures() (rss, fds, porterd's rss, porterd's fds) again until both
     descriptor counts are back at fd0 and dfd0, for up to `seconds`. A
@@ -672,7 +691,7 @@ def test_no_growth(total=100_000, threads=8, rounds=10):
 
     run_threads(threads, body)  # warm-up: allocators and caches settle
     check(c.await_connections(1) == 1, 'warm-up: thread connections closed')
-    rss0, fd0, drss0, dfd0 = figures()
+    rss0, fd0, drss0, dfd0 = steady_figures(figures)
     t0 = time.monotonic()
     for r in range(rounds):
         run_threads(threads, body)
@@ -1759,7 +1778,7 @@ def test_db_files_no_growth(threads=8, rounds=8, per_thread=300):
 
     run_threads(threads, body)
     check(c.await_connections(1) == 1, 'warm-up: thread connections closed')
-    rss0, fd0, drss0, dfd0 = figures()
+    rss0, fd0, drss0, dfd0 = steady_figures(figures)
     t0 = time.monotonic()
     for r in range(rounds):
         run_threads(threads, body)
