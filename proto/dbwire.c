@@ -523,7 +523,7 @@ static int response_field(ProtobufCAllocator *a, void *msg, const fld *f)
 
 Porter__V1__Response *dbwire_unpack_response(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
-	rd r = {data, data + len};
+	rd r = pbwire_rd(data, len);
 	return each_field(a, r, take_msg(a, &porter__v1__response__descriptor), response_field);
 }
 
@@ -606,7 +606,7 @@ static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id)
 size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id)
 {
 	*id = 0;
-	rd r = {data, data + len};
+	rd r = pbwire_rd(data, len);
 	/* Request.db_query is field 21; DbQuery.params is field 4. */
 	return count_params(r, 0, 21, id);
 }
@@ -636,6 +636,6 @@ static int request_field(ProtobufCAllocator *a, void *msg, const fld *f)
 
 Porter__V1__Request *dbwire_unpack_request(ProtobufCAllocator *a, size_t len, const uint8_t *data)
 {
-	rd r = {data, data + len};
+	rd r = pbwire_rd(data, len);
 	return each_field(a, r, take_msg(a, &porter__v1__request__descriptor), request_field);
 }

@@ -129,6 +129,15 @@ typedef struct rd {
 	const uint8_t *p, *end;
 } rd;
 
+/* The `len` bytes at `data`. An empty message may come as (NULL, 0), an
+ * empty bytes field of protobuf-c (a batch member): NULL + 0 is undefined
+ * in C, so it is not computed. */
+static inline rd pbwire_rd(const uint8_t *data, size_t len)
+{
+	rd r = {data, len ? data + len : data};
+	return r;
+}
+
 /* A varint of at most `max` bytes (protobuf-c reads tags and lengths in
  * five at most, values in ten). A tenth byte carrying more than the 64th
  * bit is declined: protobuf-c drops those bits from integers but counts
