@@ -109,6 +109,11 @@ int th_fd_count(pid_t pid);
 /* Entries of directory `dir` other than "." and ".." (asserts it opens). */
 size_t th_dir_entries(const char *dir);
 
+/* 1 when a line of the file at `path` (not NULL) holds `needle` (not
+ * NULL; lines read in pieces of up to 4095 bytes), 0 when none does or
+ * the file does not open. */
+int th_file_has(const char *path, const char *needle);
+
 /* Removes `path` and everything below it, never following symlinks. */
 void th_rm_rf(const char *path);
 

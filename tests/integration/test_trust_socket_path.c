@@ -1,0 +1,250 @@
+/*
+ * Trust boundary, the socket a client reaches (issue 15): a client never
+ * talks to another user's daemon at its default socket path
+ * (/tmp/porter-$UID, which anyone can create first), nor at a named path
+ * in a directory others can write (a stale name in /tmp). The daemon is a
+ * fake porterd run as another uid (tenant.h) that looks for the victim's
+ * password in what it reads.
+ */
+#include <check.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+#include "rawc.h"
+#include "tenant.h"
+
+/* ---- the default socket path, taken by another user ---- */
+
+typedef struct squat {
+	char path[108]; /* /tmp/porter-V/porter.sock */
+	volatile int listening;
+	int frames;     /* frames the listener got from the client */
+	int got_secret; /* the conninfo's password was among them */
+	int client_rc;  /* what the client's call returned */
+	int named;      /* the victim names path in PORTER_SOCKET */
+} squat;
+
+#define SQUAT_SECRET "victim-secret-7d1c"
+
+/* Reads one frame into buf (capacity cap) within 3 s: its length, or -1. */
+static ssize_t read_frame(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0, want = FRAME_HEADER_SIZE;
+	long long until = th_now_ms() + 3000;
+	while (got < want && th_now_ms() < until) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t r = recv(fd, buf + got, want - got, 0);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+		if (got == FRAME_HEADER_SIZE && want == FRAME_HEADER_SIZE) {
+			size_t len = frame_get_header(buf);
+			if (len > cap - FRAME_HEADER_SIZE)
+				return -1;
+			want += len;
+		}
+	}
+	return got == want ? (ssize_t)got : -1;
+}
+
+/* A fake porterd at s->path: answers Hello as porterd would, then reads
+ * the next request, looking for the password in it. */
+static int fake_porterd(void *arg)
+{
+	squat *s = arg;
+	static uint8_t buf[1 << 16];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->path);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unlink(s->path);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(s->path, 0777) < 0 ||
+	    listen(l, 4) < 0)
+		return 1;
+	s->listening = 1;
+	struct pollfd p = {.fd = l, .events = POLLIN};
+	if (poll(&p, 1, 10000) <= 0)
+		return 2;
+	int c = accept(l, NULL, NULL);
+	if (c < 0 || read_frame(c, buf, sizeof(buf)) < 0)
+		return 0; /* the client went away before Hello: nothing taken */
+	s->frames = 1;
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HelloReply hr = PORTER__V1__HELLO_REPLY__INIT;
+	hr.protocol = PORTER_PROTOCOL_VERSION;
+	hr.daemon_version = "fake";
+	hr.max_frame = 1 << 20;
+	hr.max_inflight = 16;
+	resp.id = 0;
+	resp.body_case = PORTER__V1__RESPONSE__BODY_HELLO;
+	resp.hello = &hr;
+	Porter__V1__Request *hello =
+		porter__v1__request__unpack(NULL, frame_get_header(buf), buf + FRAME_HEADER_SIZE);
+	if (hello)
+		resp.id = hello->id;
+	porter__v1__request__free_unpacked(hello, NULL);
+	uint8_t *out;
+	size_t outlen;
+	if (frame_pack(&resp.base, 1 << 20, &out, &outlen) != 0)
+		return 3;
+	send(c, out, outlen, MSG_NOSIGNAL);
+	free(out);
+	ssize_t n = read_frame(c, buf, sizeof(buf));
+	if (n > 0) {
+		s->frames = 2;
+		s->got_secret = memmem(buf, (size_t)n, SQUAT_SECRET, strlen(SQUAT_SECRET)) != NULL;
+	}
+	close(c);
+	close(l);
+	return 0;
+}
+
+/* The victim: an app without XDG_RUNTIME_DIR (cron, su, a container) and
+ * without PORTER_SOCKET, so libporter uses /tmp/porter-$UID; or, with
+ * s->named, one whose PORTER_SOCKET names s->path. */
+static int victim_queries(void *arg)
+{
+	squat *s = arg;
+	if (s->named)
+		setenv("PORTER_SOCKET", s->path, 1);
+	else
+		unsetenv("PORTER_SOCKET");
+	unsetenv("XDG_RUNTIME_DIR");
+	if (!th_wait_flag(&s->listening, 10000))
+		return 1;
+	porter_db_result *r = NULL;
+	s->client_rc =
+		porter_db_query(0, "host=127.0.0.1 dbname=app user=victim password=" SQUAT_SECRET,
+				"SELECT 1", NULL, 0, 0, 3000, &r);
+	porter_db_result_free(r);
+	return 0;
+}
+
+typedef struct squat_run {
+	squat *s;
+	uid_t uid;
+	int rc;
+} squat_run;
+
+static void *run_fake(void *arg)
+{
+	squat_run *f = arg;
+	f->rc = th_as(f->uid, TH_GID_PORTER, 20000, fake_porterd, f->s);
+	return NULL;
+}
+
+/* Runs the fake porterd at s->path as `owner` and the victim as
+ * `victim`, then removes the socket file and `dir` (NULL: none). */
+static void squat_run_both(squat *s, uid_t owner, uid_t victim, const char *dir)
+{
+	squat_run f = {.s = s, .uid = owner};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_fake, &f), 0);
+	int rc = th_as(victim, TH_GID_PORTER, 20000, victim_queries, s);
+	s->listening = 1;
+	pthread_join(t, NULL);
+	unlink(s->path);
+	if (dir)
+		rmdir(dir);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(f.rc, 0);
+}
+
+/* Runs the fake porterd as `owner` (who also owns the directory) and the
+ * victim as `victim`. */
+static void squat_once(squat *s, uid_t owner, uid_t victim)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/porter-%u", (unsigned)victim);
+	snprintf(s->path, sizeof(s->path), "%s/porter.sock", dir);
+	unlink(s->path);
+	rmdir(dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(chown(dir, owner, TH_GID_PORTER), 0);
+	squat_run_both(s, owner, victim, dir);
+}
+
+/*
+ * /tmp/porter-$UID, libporter's default when XDG_RUNTIME_DIR is unset, can
+ * be made by any user before the victim's porterd starts (which then
+ * refuses the directory). Before, the victim's app talked to whoever
+ * listened there: bob's fake daemon answered Hello and read the next
+ * request, the conninfo's password in it. Now libporter checks who it
+ * reached at the default path (SO_PEERCRED): the caller's own uid or root.
+ */
+START_TEST(default_socket_path_taken_by_another_user)
+{
+	/* A uid of this run alone: two runs of this suite at once must not
+	 * share /tmp/porter-V. */
+	uid_t victim = 62000 + (uid_t)(getpid() % 1000);
+	squat *s = th_shared_alloc(sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	squat_once(s, TH_UID_BOB, victim);
+	ck_assert_msg(!s->got_secret, "bob's fake porterd read the victim's password");
+	ck_assert_msg(s->frames == 0, "the victim said Hello to bob's fake porterd");
+	ck_assert_msg(s->client_rc == PORTER_E_DENIED, "the victim's call: %s",
+		      porter_error_name(s->client_rc));
+
+	/* The victim's own daemon at the same path is trusted as before. */
+	memset(s, 0, sizeof(*s));
+	squat_once(s, victim, victim);
+	ck_assert_int_eq(s->frames, 2);
+	ck_assert(s->got_secret);
+}
+END_TEST
+
+/*
+ * PORTER_SOCKET naming a socket right in /tmp (or any directory others
+ * may write) is as open as the default path: once the daemon that used
+ * the name is gone, anyone can bind it, and scripts and unit files keep
+ * the variable. Before, the victim talked to bob's fake porterd there;
+ * now another uid's daemon at a named path is trusted only in a
+ * directory of its own (root's, its or the caller's, writable by the
+ * owner alone).
+ */
+START_TEST(named_socket_in_a_shared_directory)
+{
+	squat *s = th_shared_alloc(sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	s->named = 1;
+	snprintf(s->path, sizeof(s->path), "/tmp/porter-stale-%d.sock", (int)getpid());
+	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, NULL);
+	ck_assert_msg(!s->got_secret, "bob's fake porterd read alice's password");
+	ck_assert_msg(s->frames == 0, "alice said Hello to bob's fake porterd in /tmp");
+	ck_assert_msg(s->client_rc == PORTER_E_DENIED, "alice's call: %s",
+		      porter_error_name(s->client_rc));
+
+	/* The same daemon in a directory of its own is what PORTER_SOCKET
+	 * is for (the system service's /run/porter). */
+	memset(s, 0, sizeof(*s));
+	s->named = 1;
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/porter-own-%d", (int)getpid());
+	snprintf(s->path, sizeof(s->path), "%s/porter.sock", dir);
+	rmdir(dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(chown(dir, TH_UID_BOB, TH_GID_PORTER), 0);
+	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, dir);
+	ck_assert_int_eq(s->frames, 2);
+	ck_assert(s->got_secret);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	const TTest *tests[] = {default_socket_path_taken_by_another_user,
+				named_socket_in_a_shared_directory, NULL};
+	return th_suite("trust_socket_path", "trust_socket_path", 60, tests);
+}
+
+TH_MAIN_ROOT(suite)
