@@ -133,6 +133,20 @@ static int call_http(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 	return 0;
 }
 
+/* Pulls the next piece of stream `stream_id` (HttpFetch) with request id
+ * `call_id`, waiting at most `wait` ms. Not retried: a repeated pull
+ * would skip a chunk. */
+static int fetch_http(uint64_t stream_id, uint64_t call_id, int wait, Porter__V1__Response **out)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
+	f.stream_id = stream_id;
+	req.id = call_id;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+	req.http_fetch = &f;
+	return call_http(&req, wait, PCONN_ONCE, out);
+}
+
 /* Fills `req`/`hr` from the caller's arguments; the header arrays it
  * allocates are returned in *hv and *hp for free_headers. */
 static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, const char *method,
@@ -489,18 +503,12 @@ int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout
 		}
 	}
 	while (s->more) {
-		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-		Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
 		Porter__V1__Response *resp = NULL;
 		int wait;
 		int rc = pconn_bounded(s->deadline, timeout_ms, &wait);
 		if (rc < 0)
 			return rc;
-		f.stream_id = s->id;
-		req.id = call_id ? call_id : s->call_id;
-		req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
-		req.http_fetch = &f;
-		rc = call_http(&req, wait, PCONN_ONCE, &resp);
+		rc = fetch_http(s->id, call_id ? call_id : s->call_id, wait, &resp);
 		if (rc < 0) {
 			/* A timed-out pull may be repeated, and so may one
 			 * refused with PORTER_E_NOT_FOUND: it came from a thread
@@ -730,8 +738,6 @@ int porter_http_upload_write(porter_http_upload *u, const void *data, size_t len
 int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeout_ms,
 			      porter_http_stream **out)
 {
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
 	Porter__V1__Response *resp = NULL;
 	int64_t until;
 	int wait;
@@ -757,11 +763,9 @@ int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeo
 	rc = pconn_bounded(until, INT_MAX, &wait);
 	if (rc < 0)
 		return rc;
-	f.stream_id = u->id;
-	req.id = call_id ? call_id : u->call_id;
-	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
-	req.http_fetch = &f;
-	rc = call_http(&req, wait, PCONN_ONCE, &resp);
+	if (!call_id)
+		call_id = u->call_id;
+	rc = fetch_http(u->id, call_id, wait, &resp);
 	if (rc < 0) {
 		/* A timeout leaves the stream for a second finish or a close;
 		 * anything else ended it in porterd. */
@@ -770,7 +774,7 @@ int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeo
 		return rc;
 	}
 	u->handed = 1;
-	return stream_new(resp, req.id, u->deadline, out);
+	return stream_new(resp, call_id, u->deadline, out);
 }
 
 static int upload_release(porter_http_upload *u)
