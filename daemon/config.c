@@ -380,8 +380,10 @@ config *config_alloc(void)
 	config *c = malloc(sizeof(*c));
 	if (!c)
 		return NULL;
+	static _Atomic uint64_t serial;
 	config_defaults(c);
 	atomic_init(&c->refs, 1);
+	c->generation = atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed) + 1;
 	return c;
 }
 

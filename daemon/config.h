@@ -95,6 +95,10 @@ typedef struct config {
 	int check_only;                      /* --check-config: validate and exit */
 	int print_example;                   /* --print-example-config: print and exit */
 	_Atomic unsigned refs;               /* holders of a config_alloc()ed generation */
+	/* Which generation this is: a serial number config_alloc takes, never
+	 * reused. Holders that remember a generation compare this, not the
+	 * address: a freed generation's address comes back with a later one. */
+	uint64_t generation;
 	/* HTTP */
 	uint64_t http_max_response;         /* largest whole (unstreamed) response body */
 	uint32_t http_max_redirects;        /* redirects followed at most */

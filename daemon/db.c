@@ -158,14 +158,14 @@ static void do_query(dbop *op)
 		 * may have taken a target away), and before a pool is made, so
 		 * refused conninfos leave nothing behind. */
 		pool *p = dbpool_find(dw, op->uid, q->conninfo, 0);
-		if (!p || p->checked != dw->w->cfg) {
+		if (!p || p->checked != dw->w->cfg->generation) {
 			if (!conninfo_allowed(op, q->conninfo))
 				return;
 			if (!p && !(p = dbpool_find(dw, op->uid, q->conninfo, 1))) {
 				dbop_fail(op, PORTER_E_NOMEM, "out of memory");
 				return;
 			}
-			p->checked = dw->w->cfg;
+			p->checked = dw->w->cfg->generation;
 		}
 		dbpool_run(p, op);
 		return;

@@ -201,9 +201,11 @@ struct pool {
 	list link;      /* dw->pools */
 	char *conninfo; /* owned; the key, with uid */
 	uid_t uid;
-	const config *checked; /* the generation the conninfo was allowed by */
-	list conns;            /* every dbc of the pool */
-	list idle;             /* dbc.ilink, most recently used last */
+	/* config.generation the conninfo was allowed by (0: none yet); not the
+	 * config's address, which a later generation can be given. */
+	uint64_t checked;
+	list conns; /* every dbc of the pool */
+	list idle;  /* dbc.ilink, most recently used last */
 	unsigned total;
 	list waiters; /* dbop.link */
 	dblat lat;    /* how long its statements take (dblat.h) */
