@@ -21,7 +21,10 @@
 #include "stats.h"
 #include "worker.h"
 
-/* Scrapers at once; more are closed on arrival. */
+/* Connections at once. Past it the oldest one still waiting for its
+ * request is closed to make room: the endpoint cannot tell who connects
+ * (any local user can), and refusing newcomers let anyone hold every slot
+ * with idle connections and keep the scraper out for good. */
 #define MAX_CLIENTS 16
 /* A scrape must send its request and take its answer within this. */
 #define CLIENT_TIMEOUT_MS 5000
@@ -395,12 +398,24 @@ static void on_scrape(uv_stream_t *lst, int status)
 		return;
 	}
 	size_t n = 0;
+	mclient *oldest = NULL; /* the longest waiting for its request */
 	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &m->clients)
+	list_for_each_safe(pos, tmp, &m->clients) {
+		mclient *o = list_entry(pos, mclient, link);
+		if (uv_is_closing((uv_handle_t *)&o->tcp))
+			continue; /* freed on the next loop round */
 		n++;
+		if (!oldest && o != c && !o->answered)
+			oldest = o;
+	}
 	if (n > MAX_CLIENTS) {
-		client_close(c);
-		return;
+		/* A scraper sends its request as soon as it connects: to keep
+		 * one out, slots must now be refilled faster than that, not
+		 * merely held. Only when every other one is being answered
+		 * (and so closes soon) is the newcomer refused. */
+		client_close(oldest ? oldest : c);
+		if (!oldest)
+			return;
 	}
 	uv_timer_start(&c->timer, on_client_timeout, CLIENT_TIMEOUT_MS, 0);
 	uv_read_start((uv_stream_t *)&c->tcp, client_alloc, on_client_read);

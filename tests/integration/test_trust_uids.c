@@ -127,6 +127,48 @@ static void fill_metrics_seen(const char *text, int *ok, int *bob)
 	*bob = strstr(text, pat) != NULL;
 }
 
+/* A TCP connection to the metrics endpoint, or -1. */
+static int metrics_connect(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)m_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* GET /metrics into `text` (NUL-terminated, "" when nothing came). 0, or
+ * -1 when it could not connect or send. */
+static int scrape(char *text, size_t cap)
+{
+	size_t got = 0;
+	text[0] = '\0';
+	int fd = metrics_connect();
+	if (fd < 0)
+		return -1;
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
+		close(fd);
+		return -1;
+	}
+	for (long long until = th_now_ms() + 5000; got < cap - 1 && th_now_ms() < until;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t r = recv(fd, text + got, cap - 1 - got, 0);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	text[got] = '\0';
+	return 0;
+}
+
 /* As alice: the metrics file, then GET /metrics. */
 static int read_metrics(void *arg)
 {
@@ -140,27 +182,8 @@ static int read_metrics(void *arg)
 	}
 	text[got] = '\0';
 	fill_metrics_seen(text, &s->file_ok, &s->file_bob);
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)m_port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	if (scrape(text, sizeof(text)) < 0)
 		return 1;
-	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1)
-		return 2;
-	got = 0;
-	for (long long until = th_now_ms() + 5000; got < sizeof(text) - 1 && th_now_ms() < until;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		ssize_t r = recv(fd, text + got, sizeof(text) - 1 - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	text[got] = '\0';
 	fill_metrics_seen(text, &s->http_ok, &s->http_bob);
 	return 0;
 }
@@ -240,6 +263,84 @@ START_TEST(metrics_hide_other_uids_by_default)
 	th_daemon_cleanup(&d);
 	unlink(m_file);
 	rmdir(dir);
+}
+END_TEST
+
+/* ---- metrics: no uid can keep the scraper out ---- */
+
+#define HOLDERS 48 /* three times the endpoint's connection slots */
+
+typedef struct slot_hold {
+	volatile int ready, go;
+	int opened; /* connections alice opened and started a request on */
+} slot_hold;
+
+/* Alice opens HOLDERS connections to the endpoint, each with half a
+ * request, and sits on them until told to let go. */
+static int hold_metrics_slots(void *arg)
+{
+	slot_hold *h = arg;
+	int fds[HOLDERS];
+	for (int i = 0; i < HOLDERS; i++) {
+		fds[i] = metrics_connect();
+		if (fds[i] >= 0 && send(fds[i], "GET /met", 8, MSG_NOSIGNAL) == 8)
+			h->opened++;
+	}
+	h->ready = 1;
+	th_wait_flag(&h->go, 30000);
+	for (int i = 0; i < HOLDERS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return 0;
+}
+
+static void *run_hold_metrics_slots(void *arg)
+{
+	th_as(TH_UID_ALICE, TH_GID_PORTER, 40000, hold_metrics_slots, arg);
+	return NULL;
+}
+
+/*
+ * The endpoint (loopback, open to every local user) has 16 connection
+ * slots. Before, a newcomer past them was closed on arrival, so alice
+ * held all 16 with idle connections and every scrape failed for as long
+ * as she liked (each of hers lived 5 s, and she could open them again).
+ * Now the oldest connection still waiting for its request makes room, and
+ * the scraper, which sends its request at once, is answered.
+ */
+START_TEST(metrics_slots_cannot_be_held)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	m_port = ntohs(sa.sin_port);
+	char listen[32];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", m_port);
+	const char *args[] = {"--allow-uid", "61010,61011,61012", "--workers",
+			      "1",           "--metrics-listen",  listen,
+			      NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	slot_hold *h = th_shared_alloc(sizeof(*h));
+	ck_assert_ptr_nonnull(h);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_hold_metrics_slots, h), 0);
+	ck_assert(th_wait_flag(&h->ready, 20000));
+	ck_assert_int_eq(h->opened, HOLDERS);
+	/* Within alice's 5 s: her connections are all still there. */
+	static char text[65536];
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(scrape(text, sizeof(text)), 0);
+		ck_assert_msg(strstr(text, "porter_workers 1") != NULL,
+			      "scrape %d while alice holds the endpoint's slots got: '%.80s'", i,
+			      text);
+	}
+	h->go = 1;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
 }
 END_TEST
 
@@ -355,7 +456,7 @@ END_TEST
 static Suite *suite(void)
 {
 	const TTest *tests[] = {stats_show_only_own_uid, metrics_hide_other_uids_by_default,
-				cancel_never_crosses_uids, NULL};
+				metrics_slots_cannot_be_held, cancel_never_crosses_uids, NULL};
 	return th_suite("trust_uids", "trust_uids", 60, tests);
 }
 
