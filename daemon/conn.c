@@ -28,6 +28,11 @@
  * one turn's work. */
 #define CONN_TURN_FRAMES 64
 #define CONN_TURN_BYTES (1024 * 1024)
+/* A frame larger than this is checked once this much of it has arrived:
+ * one that cannot be valid is refused and the rest of it thrown away as
+ * it comes, never buffered whole. 128 KiB of empty parameters is already
+ * past PostgreSQL's limit. */
+#define CONN_PEEK_BYTES (256 * 1024)
 /* Past output-soft-limit, a connection holding more unsent bytes than this
  * is dropped when it adds more. */
 #define CONN_SOFT_HOLDER (1024 * 1024)
@@ -140,11 +145,18 @@ static void update_timer(conn *c)
 		return;
 	if (c->reading && frame_reader_pending(&c->rd) > 0) {
 		/* Measured from the frame's first byte: trickling bytes does
-		 * not extend it. */
+		 * not extend it, nor do the turns a large frame is read in
+		 * (their 0 ms timer replaced it: it runs again for what is
+		 * left). */
+		uint64_t now = uv_now(&c->w->loop);
 		if (!c->partial) {
 			c->partial = 1;
+			c->partial_from = now;
 			c->idle_armed = 0;
 			uv_timer_start(&c->timer, on_timer, cfg->frame_timeout_ms, 0);
+		} else if (!uv_is_active((uv_handle_t *)&c->timer)) {
+			uint64_t due = c->partial_from + cfg->frame_timeout_ms;
+			uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
 		}
 		return;
 	}
@@ -468,6 +480,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	frame_reader_commit(&c->rd, (size_t)n);
 	count_read_buffer(c);
 	stats_add(&c->w->counters.bytes_in, (uint64_t)n);
+	c->read_turn += (size_t)n;
 	process_frames(c);
 }
 
@@ -532,6 +545,57 @@ static void handle_hello(conn *c, Porter__V1__Request *msg)
 #define MSG_BLOCK_SMALL 960u
 #define MSG_BLOCK_SLACK 1024u
 
+/* Answers request `id`, a query over PostgreSQL's parameter limit. */
+static void refuse_params(conn *c, uint64_t id)
+{
+	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+	resp.id = id;
+	resp.status = PORTER_E_INVAL;
+	resp.message = "a query may have at most 65535 parameters (PostgreSQL's limit)";
+	conn_send(c, &resp);
+}
+
+/*
+ * Looks once at the first CONN_PEEK_BYTES of a large frame still arriving:
+ * a query whose parameters there are already past PostgreSQL's limit is
+ * refused now and the rest of its frame thrown away as it comes, so
+ * receiving it costs no buffer of its size (a 16 MiB frame of empty
+ * parameters was allocated, faulted in and freed on the loop).
+ */
+static void peek_partial(conn *c)
+{
+	const uint8_t *p;
+	size_t have;
+	uint32_t declared;
+	if (c->state != CONN_READY || c->peeked ||
+	    !frame_reader_partial(&c->rd, &p, &have, &declared) || have < CONN_PEEK_BYTES)
+		return;
+	c->peeked = 1;
+	uint64_t id;
+	if (dbwire_request_params_prefix(have, p, &id) <= DBWIRE_MAX_PARAMS)
+		return;
+	log_debug("conn %llu: refusing a frame of %u bytes after %zu: over the parameter limit",
+		  (unsigned long long)c->serial, declared, have);
+	frame_reader_discard(&c->rd);
+	c->peeked = 0; /* for the next frame */
+	count_read_buffer(c);
+	refuse_params(c, id);
+}
+
+/* Ends this connection's turn: reading stops and resumes from the timer
+ * at 0 ms, once the loop has served the others. */
+static void yield_turn(conn *c)
+{
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+	}
+	c->yielded = 1;
+	c->idle_armed = 0;
+	c->read_turn = 0;
+	uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
 static void handle_frame(conn *c, const uint8_t *p, size_t len)
 {
 	/* Hello is unpacked with malloc (it is handled and freed at once);
@@ -553,12 +617,7 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 		 * wire and some 64 once unpacked. */
 		uint64_t id;
 		if (dbwire_request_params(len, p, &id) > DBWIRE_MAX_PARAMS) {
-			Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
-			resp.id = id;
-			resp.status = PORTER_E_INVAL;
-			resp.message =
-				"a query may have at most 65535 parameters (PostgreSQL's limit)";
-			conn_send(c, &resp);
+			refuse_params(c, id);
 			arena_free(&ar);
 			return;
 		}
@@ -638,19 +697,22 @@ static void process_frames(conn *c)
 		    frame_reader_has_frame(&c->rd)) {
 			/* Turn over: stop reading (libuv's read loop ends with
 			 * it) and come back once the loop has gone round. */
-			if (c->reading) {
-				uv_read_stop((uv_stream_t *)&c->pipe);
-				c->reading = 0;
-			}
-			c->yielded = 1;
-			c->idle_armed = 0;
+			yield_turn(c);
 			c->partial = 0;
-			uv_timer_start(&c->timer, on_timer, 0, 0);
 			break;
 		}
 		int rc = frame_reader_next(&c->rd, &p, &len);
-		if (rc == 0)
+		if (rc == 0) {
+			peek_partial(c);
+			/* A large frame is read in turns too: libuv would
+			 * otherwise read up to 32 socket buffers in one
+			 * callback. Its partial deadline is kept. */
+			if (c->reading && c->read_turn >= CONN_TURN_BYTES &&
+			    frame_reader_pending(&c->rd) > 0)
+				yield_turn(c);
 			break;
+		}
+		c->peeked = 0;
 		if (rc < 0) {
 			char text[128];
 			snprintf(text, sizeof(text), "frame of %u bytes exceeds the limit of %zu",

@@ -37,18 +37,22 @@ typedef struct conn {
 	uv_timer_t timer; /* frame stall, idle, drain bound */
 	int open_handles; /* closed handles still to call back */
 	frame_reader rd;
-	int reading;        /* uv_read_start is active */
-	int processing;     /* inside process_frames (no re-entry) */
-	int flush_close;    /* close_after_flush has begun */
-	int partial;        /* a frame has begun but not ended */
-	int yielded;        /* its turn's budget was spent with whole frames
-			     * left: reading stopped, the timer (at 0 ms)
-			     * resumes it after the loop has served others */
-	int idle_armed;     /* the timer runs for the idle limit (on_timer
-			     * re-checks it against idle_from and inflight) */
-	uint64_t idle_from; /* uv_now() of the last frame or reply */
-	clients_peer peer;  /* peer credentials and groups, taken at accept */
-	uid_t uid;          /* peer.uid and peer.pid, where services read them */
+	int reading;           /* uv_read_start is active */
+	int processing;        /* inside process_frames (no re-entry) */
+	int flush_close;       /* close_after_flush has begun */
+	int partial;           /* a frame has begun but not ended */
+	uint64_t partial_from; /* uv_now() of the partial frame's first bytes */
+	int yielded;           /* its turn's budget was spent with whole frames
+				* left, or on the bytes of one large frame:
+				* reading stopped, the timer (at 0 ms) resumes
+				* it after the loop has served others */
+	size_t read_turn;      /* bytes read since the connection last yielded */
+	int peeked;            /* the large frame in progress was checked */
+	int idle_armed;        /* the timer runs for the idle limit (on_timer
+				* re-checks it against idle_from and inflight) */
+	uint64_t idle_from;    /* uv_now() of the last frame or reply */
+	clients_peer peer;     /* peer credentials and groups, taken at accept */
+	uid_t uid;             /* peer.uid and peer.pid, where services read them */
 	pid_t pid;
 	uint64_t client_instance; /* from Hello: names the client process */
 	uint32_t inflight;        /* requests dispatched and not yet answered */

@@ -575,8 +575,10 @@ static int skip_any(rd *r, unsigned wt)
 
 /* How many length-delimited fields `want` message `r` has, plus, for each
  * length-delimited field `nested` (0: none), that message's fields 4 (a
- * DbQuery's params); with `id` not NULL, its varint field 1 goes there. */
-static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id)
+ * DbQuery's params); with `id` not NULL, its varint field 1 goes there.
+ * With `prefix`, `r` is the start of a message cut short: a nested message
+ * running past its end is counted over the bytes there are. */
+static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id, int prefix)
 {
 	size_t n = 0;
 	while (r.p < r.end) {
@@ -591,9 +593,20 @@ static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id)
 				break;
 			*id = v;
 		} else if (wt == WT_LEN && (field == want || field == nested)) {
-			if (get_len(&r, &in) < 0)
-				break;
-			n += field == want ? 1 : count_params(in, 4, 0, NULL);
+			const uint8_t *at = r.p;
+			if (get_len(&r, &in) < 0) {
+				if (!prefix || field != nested)
+					break;
+				/* Past the end of the bytes there are: counted
+				 * as far as they go, a lower bound of the whole
+				 * message's count. */
+				r.p = at;
+				if (get_varint_max(&r, &v, 5) < 0)
+					break;
+				in = r;
+				r.p = r.end;
+			}
+			n += field == want ? 1 : count_params(in, 4, 0, NULL, 0);
 			if (n > DBWIRE_MAX_PARAMS) /* enough to refuse it */
 				break;
 		} else if (skip_any(&r, wt) < 0) {
@@ -608,7 +621,14 @@ size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id)
 	*id = 0;
 	rd r = pbwire_rd(data, len);
 	/* Request.db_query is field 21; DbQuery.params is field 4. */
-	return count_params(r, 0, 21, id);
+	return count_params(r, 0, 21, id, 0);
+}
+
+size_t dbwire_request_params_prefix(size_t have, const uint8_t *data, uint64_t *id)
+{
+	*id = 0;
+	rd r = pbwire_rd(data, have);
+	return count_params(r, 0, 21, id, 1);
 }
 
 static int request_field(ProtobufCAllocator *a, void *msg, const fld *f)

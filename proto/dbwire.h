@@ -80,6 +80,15 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id);
 
 /*
+ * dbwire_request_params over the first `have` bytes of a longer Request
+ * frame (a DbQuery body cut short is counted over the bytes there are).
+ * The count is at most the whole frame's, so a frame whose first bytes
+ * already hold more than DBWIRE_MAX_PARAMS parameters can be refused
+ * before the rest of it is received.
+ */
+size_t dbwire_request_params_prefix(size_t have, const uint8_t *data, uint64_t *id);
+
+/*
  * Whether porter.proto's query messages are still the ones this codec was
  * written for. Messages only ever gain fields; until it is taught a new
  * one, the encoders step aside for protobuf-c, so nothing is dropped

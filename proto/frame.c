@@ -25,7 +25,39 @@ void frame_reader_set_limit(frame_reader *r, size_t max_frame)
 
 size_t frame_reader_pending(const frame_reader *r)
 {
-	return r->end - r->start;
+	return r->end - r->start + r->skip;
+}
+
+int frame_reader_partial(const frame_reader *r, const uint8_t **payload, size_t *have,
+			 uint32_t *declared)
+{
+	size_t got = r->end - r->start;
+	if (got < FRAME_HEADER_SIZE)
+		return 0;
+	uint32_t flen = frame_get_header(r->buf + r->start);
+	if (flen > r->max_frame || got - FRAME_HEADER_SIZE >= flen)
+		return 0;
+	*payload = r->buf + r->start + FRAME_HEADER_SIZE;
+	*have = got - FRAME_HEADER_SIZE;
+	*declared = flen;
+	return 1;
+}
+
+void frame_reader_discard(frame_reader *r)
+{
+	const uint8_t *p;
+	size_t have;
+	uint32_t flen;
+	if (!frame_reader_partial(r, &p, &have, &flen))
+		return;
+	/* A partial frame is the last thing buffered. */
+	r->skip = flen - have;
+	r->start = r->end = 0;
+	if (r->cap > FRAME_READ_CHUNK) {
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = 0;
+	}
 }
 
 int frame_reader_has_frame(const frame_reader *r)
@@ -86,6 +118,15 @@ int frame_reader_space(frame_reader *r, uint8_t **p, size_t *n)
 
 void frame_reader_commit(frame_reader *r, size_t n)
 {
+	if (r->skip) {
+		/* The discarded frame's bytes come first; what follows them
+		 * (the next frame) moves down over them. */
+		size_t k = n < r->skip ? n : r->skip;
+		r->skip -= k;
+		if (n > k)
+			memmove(r->buf + r->end, r->buf + r->end + k, n - k);
+		n -= k;
+	}
 	r->end += n;
 }
 

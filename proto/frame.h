@@ -43,6 +43,7 @@ typedef struct frame_reader {
 	size_t start;     /* first unconsumed byte */
 	size_t end;       /* one past the last byte read */
 	size_t max_frame; /* largest payload accepted */
+	size_t skip;      /* bytes of a discarded frame still to arrive */
 } frame_reader;
 
 /* Initialises an empty reader that accepts payloads up to `max_frame`. */
@@ -73,8 +74,26 @@ void frame_reader_commit(frame_reader *r, size_t n);
  */
 int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);
 
-/* Bytes buffered that do not yet form a whole frame (0: between frames). */
+/* Bytes buffered that do not yet form a whole frame, plus those of a
+ * discarded frame still to arrive (0: between frames). */
 size_t frame_reader_pending(const frame_reader *r);
+
+/*
+ * The frame in progress, when its header has arrived and its payload is
+ * not whole: returns 1 with `*payload` pointing at the `*have` payload
+ * bytes buffered so far (valid until the next call on the reader) and
+ * `*declared` its length. Returns 0 otherwise.
+ */
+int frame_reader_partial(const frame_reader *r, const uint8_t **payload, size_t *have,
+			 uint32_t *declared);
+
+/*
+ * Drops the frame in progress (frame_reader_partial returned 1): its bytes
+ * buffered now and the rest as they arrive are read into a small buffer
+ * and thrown away, so a frame refused from its first bytes is never held
+ * whole. The next frame is read as usual.
+ */
+void frame_reader_discard(frame_reader *r);
 
 /* True when a whole frame (or a header over the limit) is buffered, so
  * frame_reader_next would not return 0. */

@@ -268,7 +268,8 @@ void th_pg_file(const char *name, char *out, size_t cap)
 	out[strcspn(out, "\n")] = 0;
 }
 
-long th_rss_kib(pid_t pid)
+/* The KiB figure `fmt` ("VmRSS: %ld") reads from /proc/PID/status. */
+static long status_kib(pid_t pid, const char *fmt)
 {
 	char path[64], line[256];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -277,10 +278,20 @@ long th_rss_kib(pid_t pid)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &v) == 1)
+		if (sscanf(line, fmt, &v) == 1)
 			break;
 	fclose(f);
 	return v;
+}
+
+long th_rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS: %ld");
+}
+
+long th_hwm_kib(pid_t pid)
+{
+	return status_kib(pid, "VmHWM: %ld");
 }
 
 int th_fd_count(pid_t pid)

@@ -103,6 +103,9 @@ long th_db_long(uint64_t session, const char *conninfo, const char *sql);
 /* Resident set size of `pid` in KiB, from /proc; -1 when unknown. */
 long th_rss_kib(pid_t pid);
 
+/* Peak resident set size of `pid` so far (VmHWM) in KiB; -1 when unknown. */
+long th_hwm_kib(pid_t pid);
+
 /* Open file descriptors of `pid`, from /proc; -1 when unknown. */
 int th_fd_count(pid_t pid);
 
