@@ -128,7 +128,14 @@ static Porter__V1__Request *decode_member(const ProtobufCBinaryData *raw, char *
 {
 	*code = PORTER_E_INVAL;
 	uint64_t id;
-	if (dbwire_request_params(raw->len, raw->data, &id) > DBWIRE_MAX_PARAMS) {
+	size_t n = dbwire_request_params(raw->len, raw->data, &id);
+	if (n == DBWIRE_MALFORMED) {
+		/* Not unpacked: parameters after what cannot be read are
+		 * uncounted. */
+		snprintf(why, whylen, "batch member %u is not a valid request", i);
+		return NULL;
+	}
+	if (n > DBWIRE_MAX_PARAMS) {
 		snprintf(why, whylen, "batch member %u has more than 65535 query parameters", i);
 		return NULL;
 	}

@@ -616,7 +616,14 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 		 * protobuf-c unpacks them: an empty one is 2 bytes on the
 		 * wire and some 64 once unpacked. */
 		uint64_t id;
-		if (dbwire_request_params(len, p, &id) > DBWIRE_MAX_PARAMS) {
+		size_t n = dbwire_request_params(len, p, &id);
+		if (n == DBWIRE_MALFORMED) {
+			/* Uncounted parameters would follow: not unpacked. */
+			arena_free(&ar);
+			conn_fail(c, PORTER_E_PROTOCOL, "malformed request frame");
+			return;
+		}
+		if (n > DBWIRE_MAX_PARAMS) {
 			refuse_params(c, id);
 			arena_free(&ar);
 			return;

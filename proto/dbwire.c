@@ -577,7 +577,12 @@ static int skip_any(rd *r, unsigned wt)
  * length-delimited field `nested` (0: none), that message's fields 4 (a
  * DbQuery's params); with `id` not NULL, its varint field 1 goes there.
  * With `prefix`, `r` is the start of a message cut short: a nested message
- * running past its end is counted over the bytes there are. */
+ * running past its end is counted over the bytes there are, and a field
+ * that cannot be read ends the count (a lower bound). Without, such a
+ * field makes it DBWIRE_MALFORMED: answering with the count so far let
+ * protobuf-c, which reads some encodings these readers decline (a varint
+ * whose tenth byte carries bits past the 64th, a 5-byte length or tag past
+ * 32 bits), unpack every parameter after it. */
 static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id, int prefix)
 {
 	size_t n = 0;
@@ -587,33 +592,38 @@ static size_t count_params(rd r, uint32_t want, uint32_t nested, uint64_t *id, i
 		uint64_t v;
 		rd in;
 		if (get_tag(&r, &field, &wt) < 0)
-			break;
+			goto unreadable;
 		if (id && field == 1 && wt == WT_VARINT) {
 			if (get_varint(&r, &v) < 0)
-				break;
+				goto unreadable;
 			*id = v;
 		} else if (wt == WT_LEN && (field == want || field == nested)) {
 			const uint8_t *at = r.p;
 			if (get_len(&r, &in) < 0) {
 				if (!prefix || field != nested)
-					break;
+					goto unreadable;
 				/* Past the end of the bytes there are: counted
 				 * as far as they go, a lower bound of the whole
 				 * message's count. */
 				r.p = at;
 				if (get_varint_max(&r, &v, 5) < 0)
-					break;
+					goto unreadable;
 				in = r;
 				r.p = r.end;
 			}
-			n += field == want ? 1 : count_params(in, 4, 0, NULL, 0);
+			size_t k = field == want ? 1 : count_params(in, 4, 0, NULL, prefix);
+			if (k == DBWIRE_MALFORMED)
+				return k;
+			n += k;
 			if (n > DBWIRE_MAX_PARAMS) /* enough to refuse it */
 				break;
 		} else if (skip_any(&r, wt) < 0) {
-			break;
+			goto unreadable;
 		}
 	}
 	return n;
+unreadable:
+	return prefix ? n : DBWIRE_MALFORMED;
 }
 
 size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id)

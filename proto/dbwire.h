@@ -66,16 +66,21 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
  * counts them in 16 bits); libpq refuses more before sending anything. */
 #define DBWIRE_MAX_PARAMS 65535
 
+/* What dbwire_request_params says of a frame it cannot read to the end. */
+#define DBWIRE_MALFORMED SIZE_MAX
+
 /*
  * The number of query parameters a Request frame of `len` bytes would
  * unpack to, at most (every occurrence of a DbQuery body counts, as
  * protobuf-c unpacks each), counted on the wire without allocating anything, so that
  * a frame of millions of tiny parameters is refused before it is unpacked
  * into dozens of times its size. `*id` gets the request's id (0 when none
- * is found before the count is decided). Stops at the first malformed
- * field, counting what came before it (unpacking then reports the
- * malformation), and once past DBWIRE_MAX_PARAMS, so that refusing a
- * huge frame costs a scan of 128 KiB of it, not of all of it.
+ * is found before the count is decided). Stops once past
+ * DBWIRE_MAX_PARAMS, so that refusing a huge frame costs a scan of 128 KiB
+ * of it, not of all of it. DBWIRE_MALFORMED when a field before that
+ * cannot be read (cut short, or an encoding no encoder writes that
+ * protobuf-c might still accept): the caller refuses the frame as
+ * malformed, unpacked by nobody, since what follows is uncounted.
  */
 size_t dbwire_request_params(size_t len, const uint8_t *data, uint64_t *id);
 

@@ -582,13 +582,31 @@ START_TEST(params_are_counted_on_the_wire)
 	ck_assert_uint_le(m->db_query->n_params, 60000);
 	porter__v1__request__free_unpacked(m, NULL);
 	/* Unknown fields of every wire type are skipped; a malformed tail
-	 * stops the count without reading past the end. */
+	 * is said to be one, without reading past the end. */
 	uint8_t odd[] = {0x08, 0x05, 0x1d, 1, 2, 3, 4,    0x19, 1,    2,
 			 3,    4,    5,    6, 7, 8, 0xaa, 0x01, 0x22, 0x00};
-	ck_assert_uint_eq(dbwire_request_params(sizeof(odd), odd, &id), 0);
+	ck_assert_uint_eq(dbwire_request_params(sizeof(odd), odd, &id), DBWIRE_MALFORMED);
 	ck_assert_uint_eq(id, 5);
-	/* A body cut short is not counted: unpacking refuses it anyway. */
-	ck_assert_uint_eq(dbwire_request_params(l1 - 1, one, &id), 0);
+	ck_assert_uint_eq(dbwire_request_params(16, odd, &id), 0);
+	/* So is a body cut short: unpacking would refuse it anyway. */
+	ck_assert_uint_eq(dbwire_request_params(l1 - 1, one, &id), DBWIRE_MALFORMED);
+	/* An id whose tenth varint byte carries bits past the 64th: these
+	 * readers decline it, protobuf-c reads it (dropping the bits) and
+	 * every parameter after it. The count used to stop there at 0, and
+	 * the frame was unpacked whole. */
+	uint8_t *over = malloc(l1 + 9);
+	over[0] = 0x08;
+	memset(over + 1, 0xff, 9);
+	over[10] = 0x7f;
+	memcpy(over + 11, one + 2, l1 - 2); /* one's id field is 08 09 */
+	ck_assert_uint_eq(one[0], 0x08);
+	ck_assert_uint_eq(one[1], 9);
+	Porter__V1__Request *om = porter__v1__request__unpack(NULL, l1 + 9, over);
+	ck_assert_ptr_nonnull(om);
+	ck_assert_uint_eq(om->db_query->n_params, 30000);
+	porter__v1__request__free_unpacked(om, NULL);
+	ck_assert_uint_eq(dbwire_request_params(l1 + 9, over, &id), DBWIRE_MALFORMED);
+	free(over);
 	free(one);
 	free(twice);
 	free(b);

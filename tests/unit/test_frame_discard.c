@@ -33,9 +33,9 @@ START_TEST(prefix_count_is_a_lower_bound_of_the_whole)
 	}
 	ck_assert_uint_eq(last, whole);
 	ck_assert_uint_eq(id, 42);
-	/* The whole count refuses nothing cut short (the body's length runs
-	 * past the end); the prefix count sees what is there. */
-	ck_assert_uint_eq(dbwire_request_params(plen / 2, p, &id), 0);
+	/* The whole count says a message cut short is malformed (the body's
+	 * length runs past the end); the prefix count sees what is there. */
+	ck_assert_uint_eq(dbwire_request_params(plen / 2, p, &id), DBWIRE_MALFORMED);
 	ck_assert_uint_gt(dbwire_request_params_prefix(plen / 2, p, &id), 100);
 	free(f);
 
