@@ -20,6 +20,7 @@
 #include "dbwire.h"
 #include "frame.h"
 #include "porter.h"
+#include "psockdir.h"
 #include "randid.h"
 
 /* Frame limit for replies before Hello tells us the daemon's. */
@@ -510,21 +511,6 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 	}
 }
 
-/* Writes the directory holding the socket `path` into `buf` ("." for a
- * bare name, "/" for one right under the root). */
-static void socket_dir(const char *path, char *buf, size_t cap)
-{
-	const char *slash = strrchr(path, '/');
-	size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
-	if (n >= cap)
-		n = cap - 1;
-	if (slash)
-		memcpy(buf, path, n);
-	else
-		buf[n++] = '.';
-	buf[n] = '\0';
-}
-
 /*
  * Whether the daemon reached at `path` may be talked to. The default path
  * is per user ($XDG_RUNTIME_DIR/porter, else /tmp/porter-$UID), and
@@ -534,11 +520,11 @@ static void socket_dir(const char *path, char *buf, size_t cap)
  * and file contents). So the daemon there must run as the caller or as
  * root (SO_PEERCRED: the uid that made the listening socket). A path given
  * in PORTER_SOCKET may name another user's daemon (the system service),
- * but only in a directory that user, root or the caller owns and nobody
- * else may write: a name in /tmp (or any directory others can write) is
- * anyone's to bind once the daemon that used it is gone, and
- * PORTER_SOCKET=/tmp/porter.sock outlives it in scripts and unit files.
- * 0, or a negative code with the error set.
+ * but only at a path no other uid could have prepared (psockdir.h): a
+ * name in /tmp (or any directory others can write), or in a directory
+ * someone made there, is anyone's to bind once the daemon that used it is
+ * gone, and PORTER_SOCKET=/tmp/porter.sock outlives it in scripts and unit
+ * files. 0, or a negative code with the error set.
  */
 static int check_daemon(int fd, const char *path)
 {
@@ -558,27 +544,11 @@ static int check_daemon(int fd, const char *path)
 			"have taken the default path (set PORTER_SOCKET to use a daemon of "
 			"another user on purpose)",
 			path, (unsigned)cred.uid);
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	socket_dir(path, dir, sizeof(dir));
-	struct stat sb;
-	if (stat(dir, &sb) < 0)
-		return pconn_set_error(
-			PORTER_E_DENIED,
-			"the daemon at %s runs as uid %u and %s cannot be checked: %s", path,
-			(unsigned)cred.uid, dir, strerror(errno));
-	if (sb.st_mode & (S_IWGRP | S_IWOTH))
-		return pconn_set_error(
-			PORTER_E_DENIED,
-			"the daemon at %s runs as uid %u, and others may write %s: anyone "
-			"could have bound that name (put another user's socket in a directory "
-			"of its own)",
-			path, (unsigned)cred.uid, dir);
-	if (sb.st_uid != 0 && sb.st_uid != cred.uid && sb.st_uid != getuid() &&
-	    sb.st_uid != geteuid())
-		return pconn_set_error(
-			PORTER_E_DENIED,
-			"the daemon at %s runs as uid %u in %s, a directory of uid %u", path,
-			(unsigned)cred.uid, dir, (unsigned)sb.st_uid);
+	char why[384];
+	why[0] = '\0';
+	if (psockdir_check(path, cred.uid, why, sizeof(why)) < 0)
+		return pconn_set_error(PORTER_E_DENIED, "the daemon at %s runs as uid %u, and %s",
+				       path, (unsigned)cred.uid, why);
 	return 0;
 }
 

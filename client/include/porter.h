@@ -119,12 +119,17 @@ PORTER_API const char *porter_last_error_message(void);
  * create /tmp/porter-$UID first; another uid listening there makes every
  * call fail with PORTER_E_DENIED before anything is sent. A daemon of
  * another user (the system service) is used by naming its socket in
- * PORTER_SOCKET, in a directory that belongs to that user, to root or to
- * the caller and that nobody else may write (the system unit's
- * /run/porter): a name in /tmp, or in any directory others can write, is
- * anyone's to bind once its daemon is gone, so another user's daemon
- * there is refused the same way (a daemon of the caller or root is
- * trusted wherever it is).
+ * PORTER_SOCKET, on a path no other uid could have prepared (the system
+ * unit's /run/porter/porter.sock): every directory on it, symlinks
+ * followed, belongs to that user, to root or to the caller; the socket's
+ * own directory may be written by its owner alone; and a directory others
+ * may write (/tmp) is crossed only when sticky and only to something of
+ * root's or the caller's. A name in /tmp, or in a directory someone made
+ * there (anyone can make /tmp/porterd, under their own uid, before the
+ * service does), is anyone's to bind once its daemon is gone, so another
+ * user's daemon there is refused the same way, with a message naming the
+ * entry at fault (a daemon of the caller or root is trusted wherever it
+ * is).
  */
 PORTER_API int porter_socket_path(char *buf, size_t cap);
 

@@ -2,11 +2,13 @@
  * Trust boundary, the socket a client reaches (issue 15): a client never
  * talks to another user's daemon at its default socket path
  * (/tmp/porter-$UID, which anyone can create first), nor at a named path
- * in a directory others can write (a stale name in /tmp). The daemon is a
- * fake porterd run as another uid (tenant.h) that looks for the victim's
- * password in what it reads.
+ * another uid could have prepared (a stale name in /tmp, a directory or
+ * symlink someone made there, a third uid's directory on the way). The
+ * daemon is a fake porterd run as another uid (tenant.h) that looks for
+ * the victim's password in what it reads.
  */
 #include <check.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@ typedef struct squat {
 	int got_secret; /* the conninfo's password was among them */
 	int client_rc;  /* what the client's call returned */
 	int named;      /* the victim names path in PORTER_SOCKET */
+	char via[108];  /* what she names there instead, if not "" */
 } squat;
 
 #define SQUAT_SECRET "victim-secret-7d1c"
@@ -116,7 +119,7 @@ static int victim_queries(void *arg)
 {
 	squat *s = arg;
 	if (s->named)
-		setenv("PORTER_SOCKET", s->path, 1);
+		setenv("PORTER_SOCKET", s->via[0] ? s->via : s->path, 1);
 	else
 		unsetenv("PORTER_SOCKET");
 	unsetenv("XDG_RUNTIME_DIR");
@@ -203,6 +206,60 @@ START_TEST(default_socket_path_taken_by_another_user)
 }
 END_TEST
 
+/* A fresh directory of root's (mode 0755) for a test's sockets. */
+static void named_top(char *top, size_t cap)
+{
+	snprintf(top, cap, "/tmp/porter-named-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	ck_assert_int_eq(chmod(top, 0755), 0);
+}
+
+static void own_dir(const char *dir, uid_t uid, mode_t mode)
+{
+	ck_assert_msg(mkdir(dir, mode) == 0, "mkdir %s: %s", dir, strerror(errno));
+	ck_assert_int_eq(chown(dir, uid, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(dir, mode), 0);
+}
+
+static void rm_tree(const char *dir)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/*
+ * Bob's fake porterd listens at `bind_dir`/porter.sock and alice names
+ * `named_dir`/porter.sock in PORTER_SOCKET (the same place, reached
+ * through whatever `named_dir` is). `trusted`: whether she must talk to
+ * it (and hand it her password) or refuse it with PORTER_E_DENIED before
+ * sending anything.
+ */
+static void named_try_via(squat *s, const char *bind_dir, const char *named_dir, int trusted)
+{
+	memset(s, 0, sizeof(*s));
+	s->named = 1;
+	snprintf(s->path, sizeof(s->path), "%s/porter.sock", bind_dir);
+	snprintf(s->via, sizeof(s->via), "%s/porter.sock", named_dir);
+	const char *named = s->via;
+	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, NULL);
+	if (trusted) {
+		ck_assert_msg(s->frames == 2 && s->got_secret,
+			      "%s: alice refused bob's daemon (%s)", named,
+			      porter_error_name(s->client_rc));
+		return;
+	}
+	ck_assert_msg(!s->got_secret, "%s: bob's fake porterd read alice's password", named);
+	ck_assert_msg(s->frames == 0, "%s: alice said Hello to bob's fake porterd", named);
+	ck_assert_msg(s->client_rc == PORTER_E_DENIED, "%s: alice's call: %s", named,
+		      porter_error_name(s->client_rc));
+}
+
+static void named_try(squat *s, const char *dir, int trusted)
+{
+	named_try_via(s, dir, dir, trusted);
+}
+
 /*
  * PORTER_SOCKET naming a socket right in /tmp (or any directory others
  * may write) is as open as the default path: once the daemon that used
@@ -224,26 +281,75 @@ START_TEST(named_socket_in_a_shared_directory)
 	ck_assert_msg(s->client_rc == PORTER_E_DENIED, "alice's call: %s",
 		      porter_error_name(s->client_rc));
 
-	/* The same daemon in a directory of its own is what PORTER_SOCKET
-	 * is for (the system service's /run/porter). */
-	memset(s, 0, sizeof(*s));
-	s->named = 1;
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/tmp/porter-own-%d", (int)getpid());
-	snprintf(s->path, sizeof(s->path), "%s/porter.sock", dir);
-	rmdir(dir);
-	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	ck_assert_int_eq(chown(dir, TH_UID_BOB, TH_GID_PORTER), 0);
-	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, dir);
-	ck_assert_int_eq(s->frames, 2);
-	ck_assert(s->got_secret);
+	/* The same daemon in a directory of its own, on a path of root's,
+	 * is what PORTER_SOCKET is for (the system service's /run/porterd). */
+	char top[64], dir[96];
+	named_top(top, sizeof(top));
+	snprintf(dir, sizeof(dir), "%s/bob", top);
+	own_dir(dir, TH_UID_BOB, 0755);
+	named_try(s, dir, 1);
+	rm_tree(top);
+}
+END_TEST
+
+/*
+ * PORTER_SOCKET=/tmp/porterd/porter.sock names a directory anyone may
+ * create, under bob's uid as well as under the service's: after a reboot
+ * or a tmpfiles clean-up, bob makes /tmp/porterd first (mode 0755, his)
+ * and listens there. Before, a directory of the daemon's own uid was
+ * enough, wherever it was, and alice handed bob's fake porterd her
+ * password. Now the whole path must be out of reach of every uid but
+ * root, the daemon's and hers: the same holds for a symlink of bob's in
+ * /tmp, and for a directory of a third uid on the way; a symlink of
+ * root's to bob's directory (as /var/run -> /run) is followed and
+ * trusted.
+ */
+START_TEST(named_socket_on_a_path_others_could_prepare)
+{
+	squat *s = th_shared_alloc(sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	char top[64], dir[96], link[96], third[96], deep[128];
+
+	/* Bob's directory right in /tmp. */
+	snprintf(dir, sizeof(dir), "/tmp/porter-made-%d", (int)getpid());
+	rm_tree(dir);
+	own_dir(dir, TH_UID_BOB, 0755);
+	named_try(s, dir, 0);
+
+	/* Bob's symlink in /tmp to a directory of his on a path of root's. */
+	named_top(top, sizeof(top));
+	char good[96];
+	snprintf(good, sizeof(good), "%s/bob", top);
+	own_dir(good, TH_UID_BOB, 0755);
+	snprintf(link, sizeof(link), "/tmp/porter-link-%d", (int)getpid());
+	unlink(link);
+	ck_assert_int_eq(symlink(good, link), 0);
+	ck_assert_int_eq(lchown(link, TH_UID_BOB, TH_GID_PORTER), 0);
+	named_try_via(s, good, link, 0);
+	unlink(link);
+
+	/* Root's symlink to it, in root's directory: followed, trusted. */
+	snprintf(link, sizeof(link), "%s/run", top);
+	ck_assert_int_eq(symlink("bob", link), 0);
+	named_try_via(s, good, link, 1);
+
+	/* A directory of a third uid (porterd's, here) on the way. */
+	snprintf(third, sizeof(third), "%s/third", top);
+	own_dir(third, TH_UID_DAEMON, 0755);
+	snprintf(deep, sizeof(deep), "%s/bob", third);
+	own_dir(deep, TH_UID_BOB, 0755);
+	named_try(s, deep, 0);
+
+	rm_tree(top);
+	rm_tree(dir);
 }
 END_TEST
 
 static Suite *suite(void)
 {
 	const TTest *tests[] = {default_socket_path_taken_by_another_user,
-				named_socket_in_a_shared_directory, NULL};
+				named_socket_in_a_shared_directory,
+				named_socket_on_a_path_others_could_prepare, NULL};
 	return th_suite("trust_socket_path", "trust_socket_path", 60, tests);
 }
 

@@ -208,6 +208,8 @@ void th_daemon_cleanup(th_daemon *d)
 	 * default file root. */
 	if (d->dir[0])
 		nftw(d->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (d->outer[0])
+		rmdir(d->outer);
 }
 
 void th_daemon_dump_log(const th_daemon *d)

@@ -23,6 +23,7 @@
 typedef struct th_daemon {
 	pid_t pid;        /* 0 when not running */
 	char dir[64];     /* private temp directory */
+	char outer[48];   /* a directory holding dir, removed with it, or "" */
 	char socket[100]; /* socket path inside dir (fits sun_path) */
 	char log[128];    /* porterd's stderr */
 } th_daemon;

@@ -94,9 +94,16 @@ static int start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra
 	int n = 0;
 
 	memset(d, 0, sizeof(*d));
-	snprintf(d->dir, sizeof(d->dir), "/tmp/porter-tenant-XXXXXX");
-	if (!mkdtemp(d->dir))
+	/* The daemon's directory in one of root's: clients of other uids
+	 * trust a named socket only on a path no other uid could have
+	 * prepared (a directory of the daemon's uid right in /tmp could be
+	 * anyone's), as the system unit's /run/porterd. */
+	snprintf(d->outer, sizeof(d->outer), "/tmp/porter-tenant-XXXXXX");
+	if (!mkdtemp(d->outer))
 		return -1;
+	snprintf(d->dir, sizeof(d->dir), "%s/d", d->outer);
+	if (chmod(d->outer, 0755) != 0 || mkdir(d->dir, 0700) != 0)
+		goto fail;
 	snprintf(d->socket, sizeof(d->socket), "%s%s/porter.sock", d->dir,
 		 own_socket_mode ? "/run" : "");
 	snprintf(d->log, sizeof(d->log), "%s/porterd.log", d->dir);
