@@ -11,8 +11,8 @@
 
 #include "fsconfine.h"
 #include "fspass.h"
-#include "fwd.h"
 #include "porter_errors.h"
+#include "randid.h"
 
 #define TMP_PREFIX ".porter-"
 /* copy_file_range is asked for this much at a time, so a long copy checks
@@ -281,14 +281,20 @@ static int check_flags(fs_job *j, uint32_t f)
 	return 0;
 }
 
-/* 48 random bits that name a temp file (the time, should the kernel
- * give no randomness: O_EXCL still keeps names apart). */
-static uint64_t tmp_token(void)
+/* Names the temp file of stream `s` with 64 bits from randid, the one
+ * generator of ids (a name from the clock could be guessed and planted
+ * ahead by another writer of the directory; O_EXCL and link(2) still keep
+ * names apart). Returns 0, or EAGAIN when the kernel gives no random
+ * bytes (s->tmpname is then empty). */
+static int tmp_name(fs_stream *s)
 {
 	uint64_t v;
-	if (fwd_new_id(0, &v) < 0)
-		v = uv_hrtime();
-	return v;
+	if (randid_new(64, &v) < 0) {
+		s->tmpname[0] = '\0';
+		return EAGAIN;
+	}
+	snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp", (unsigned long long)v);
+	return 0;
 }
 
 /* Makes the temp file of an atomic write in s->dirfd: O_TMPFILE, else a
@@ -299,8 +305,8 @@ static int make_temp(fs_stream *s, mode_t mode)
 	if (s->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
 		/* No O_TMPFILE on this file system: a unique name instead. */
 		for (int tries = 0; tries < 16 && s->fd < 0; tries++) {
-			snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp",
-				 (unsigned long long)tmp_token());
+			if ((errno = tmp_name(s)) != 0)
+				break;
 			s->fd = openat(s->dirfd, s->tmpname,
 				       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 			if (s->fd < 0 && errno != EEXIST)
@@ -416,8 +422,8 @@ static int commit(fs_job *j, fs_stream *s)
 	} else {
 		if (!s->tmpname[0]) {
 			for (int tries = 0; tries < 16; tries++) {
-				snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp",
-					 (unsigned long long)tmp_token());
+				if ((e = tmp_name(s)) != 0)
+					break;
 				e = link_tmpfile(s, s->tmpname);
 				if (e != EEXIST)
 					break;
