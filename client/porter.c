@@ -74,6 +74,7 @@ struct porter_stats_snapshot {
 	uint64_t open_fds;
 	uint64_t db_connections; /* summed over workers */
 	uint64_t http_transfers; /* summed over workers */
+	uint64_t file_fast;      /* summed over workers */
 	size_t n_uids;
 	porter_uid_usage *uids;
 };
@@ -128,6 +129,7 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 		};
 		s->db_connections += w->db_connections;
 		s->http_transfers += w->http_transfers;
+		s->file_fast += w->file_fast;
 	}
 	s->n_uids = sr->n_uids;
 	for (size_t i = 0; i < sr->n_uids; i++) {
@@ -200,6 +202,11 @@ uint64_t porter_stats_db_connections(const porter_stats_snapshot *s)
 uint64_t porter_stats_http_transfers(const porter_stats_snapshot *s)
 {
 	return s ? s->http_transfers : 0;
+}
+
+uint64_t porter_stats_file_fast(const porter_stats_snapshot *s)
+{
+	return s ? s->file_fast : 0;
 }
 
 const char *porter_stats_daemon_version(const porter_stats_snapshot *s)

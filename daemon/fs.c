@@ -464,6 +464,7 @@ void fs_handle(req *r)
 	j->timer.data = j;
 	if (fsfast_try(j)) {
 		/* Done on the loop: answered as the pool's job would be. */
+		stats_add(&r->w->counters.file_fast, 1);
 		job_done(&j->work, 0);
 		return;
 	}

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,9 +31,10 @@ void fsfast_init(int on)
 	atomic_store(&enabled, on != 0);
 }
 
-/* openat2 with RESOLVE_CACHED below the job's root: a descriptor, or -1
- * (EAGAIN and every failure alike: the pool decides). */
-static int open_cached(const fs_job *j, const char *path, int flags)
+/* openat2 with RESOLVE_CACHED below `dir` (the job's root, or its uid's
+ * directory in a per-user root): a descriptor, or -1 (EAGAIN and every
+ * failure alike: the pool decides). */
+static int open_cached(int dir, const char *path, int flags)
 {
 	if (!path[0])
 		path = ".";
@@ -42,10 +44,58 @@ static int open_cached(const fs_job *j, const char *path, int flags)
 	memset(&how, 0, sizeof(how));
 	how.flags = (uint64_t)(flags | O_CLOEXEC);
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
-	long fd = syscall(SYS_openat2, j->root->fd, path, &how, sizeof(how));
+	long fd = syscall(SYS_openat2, dir, path, &how, sizeof(how));
 	if (fd < 0 && (errno == EINVAL || errno == ENOSYS) && atomic_exchange(&enabled, 0))
 		log_info("openat2 has no RESOLVE_CACHED here: small file requests use the pool");
 	return fd < 0 ? -1 : (int)fd;
+}
+
+/*
+ * The directory the job's paths resolve in: the root's own descriptor, or
+ * in a per-user root the uid's directory, with fsroot_dir's confinement:
+ * its name in the root, never through a symlink (RESOLVE_NO_SYMLINKS and
+ * O_NOFOLLOW; a file planted there fails O_DIRECTORY), and owned by
+ * porterd (another owner could swap what is inside). Returns the
+ * descriptor (the caller gives it back with put_dir) or -1: a missing
+ * directory (the pool makes it), one not in the dentry cache, or anything
+ * wrong with it (the pool refuses it in its own words).
+ */
+static int get_dir(const fs_job *j)
+{
+	if (!j->root->per_user)
+		return j->root->fd;
+	char name[16];
+	snprintf(name, sizeof(name), "%u", (unsigned)j->uid);
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_CACHED;
+	long d = syscall(SYS_openat2, j->root->fd, name, &how, sizeof(how));
+	if (d < 0)
+		return -1;
+	struct stat sb;
+	if (fstat((int)d, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+		close((int)d);
+		return -1;
+	}
+	return (int)d;
+}
+
+static void put_dir(const fs_job *j, int dir)
+{
+	if (dir >= 0 && dir != j->root->fd)
+		close(dir);
+}
+
+/* Opens `path` of job `j` cached (open_cached) in its directory (get_dir). */
+static int open_in_dir(const fs_job *j, const char *path, int flags)
+{
+	int dir = get_dir(j);
+	if (dir < 0)
+		return -1;
+	int fd = open_cached(dir, path, flags);
+	put_dir(j, dir);
+	return fd;
 }
 
 /* A read of a regular file: all its bytes when they are few
@@ -54,7 +104,7 @@ static int open_cached(const fs_job *j, const char *path, int flags)
 static int fast_read(fs_job *j)
 {
 	Porter__V1__FileRead *m = j->r->msg->file_read;
-	int fd = open_cached(j, m->path, O_RDONLY | O_NONBLOCK);
+	int fd = open_in_dir(j, m->path, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
 	struct stat sb;
@@ -95,7 +145,7 @@ static int fast_stat(fs_job *j)
 	Porter__V1__FileStat *m = j->r->msg->file_stat;
 	if (m->no_follow)
 		return 0;
-	int fd = open_cached(j, m->path, O_PATH);
+	int fd = open_in_dir(j, m->path, O_PATH);
 	if (fd < 0)
 		return 0;
 	int ok = fstat(fd, &j->sb) == 0;
@@ -105,9 +155,9 @@ static int fast_stat(fs_job *j)
 
 int fsfast_try(fs_job *j)
 {
-	/* A per-user root's directory may have to be made; walking has its
-	 * own rules; a stopped or streamed job is the pool's. */
-	if (!atomic_load(&enabled) || !j->root || j->root->per_user || fsconfine_walking() || j->st)
+	/* Walking has its own rules; a stopped or streamed job is the
+	 * pool's. */
+	if (!atomic_load(&enabled) || !j->root || fsconfine_walking() || j->st)
 		return 0;
 	switch (j->kind) {
 	case JOB_READ:

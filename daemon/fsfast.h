@@ -12,7 +12,8 @@
  * system). Data is read with preadv2(RWF_NOWAIT), which fails with EAGAIN
  * instead of waiting for the disk. Anything that does not complete here -
  * EAGAIN, any error at all (the pool repeats it and words the message),
- * a per-user root (its directory may have to be made), the component walk
+ * a per-user root's directory that is missing (the pool makes it) or not
+ * porterd's (the pool refuses it), the component walk
  * (file-resolve = walk), a kernel before 5.12 - goes to the pool as
  * before, so the outcome never differs, only where it is computed.
  *

@@ -83,6 +83,7 @@ void stats_handle(req *r)
 		ws[i].bytes_out = stats_get(&sc->bytes_out);
 		ws[i].db_connections = stats_get(&sc->db_conns);
 		ws[i].http_transfers = stats_get(&sc->http_transfers);
+		ws[i].file_fast = stats_get(&sc->file_fast);
 		wp[i] = &ws[i];
 	}
 

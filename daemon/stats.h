@@ -23,6 +23,7 @@ typedef struct stats_counters {
 	_Atomic uint64_t bytes_out;
 	_Atomic uint64_t db_conns;       /* PGconns open (sessions and pools) */
 	_Atomic uint64_t http_transfers; /* HTTP transfers alive */
+	_Atomic uint64_t file_fast;      /* file requests done on the loop (fsfast) */
 } stats_counters;
 
 static inline void stats_add(_Atomic uint64_t *c, uint64_t n)

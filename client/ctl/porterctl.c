@@ -214,12 +214,14 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 	porter_worker_stats w, total = {0};
 	if (o->json) {
 		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"open_fds\":%llu,"
-		       "\"db_connections\":%llu,\"http_transfers\":%llu,\"workers\":[",
+		       "\"db_connections\":%llu,\"http_transfers\":%llu,\"file_fast\":%llu,"
+		       "\"workers\":[",
 		       porter_stats_daemon_version(s),
 		       (unsigned long long)porter_stats_uptime_ms(s),
 		       (unsigned long long)porter_stats_open_fds(s),
 		       (unsigned long long)porter_stats_db_connections(s),
-		       (unsigned long long)porter_stats_http_transfers(s));
+		       (unsigned long long)porter_stats_http_transfers(s),
+		       (unsigned long long)porter_stats_file_fast(s));
 		for (size_t i = 0; i < n; i++) {
 			porter_stats_worker(s, i, &w);
 			printf("%s{\"worker\":%u,\"connections\":%llu,\"requests\":%llu,\"inflight\":%llu,"

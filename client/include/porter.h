@@ -188,6 +188,13 @@ PORTER_API uint64_t porter_stats_open_fds(const porter_stats_snapshot *s);
 PORTER_API uint64_t porter_stats_db_connections(const porter_stats_snapshot *s);
 PORTER_API uint64_t porter_stats_http_transfers(const porter_stats_snapshot *s);
 
+/*
+ * File reads and stats the daemon answered on its worker loops without its
+ * thread pool (its file-loop-fast-path: path and data already cached),
+ * summed over the workers, since the daemon started. 0 for a NULL `s`.
+ */
+PORTER_API uint64_t porter_stats_file_fast(const porter_stats_snapshot *s);
+
 /* The daemon's version string; owned by `s`, valid until it is freed. */
 PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *s);
 

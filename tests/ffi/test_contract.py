@@ -219,6 +219,7 @@ def bind(path):
         'porter_stats_open_fds': (u64, [vp]),
         'porter_stats_db_connections': (u64, [vp]),
         'porter_stats_http_transfers': (u64, [vp]),
+        'porter_stats_file_fast': (u64, [vp]),
         # HTTP
         'porter_http_request': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptions), ctypes.c_uint64, i, pvp]),
         'porter_http_get': (i, [cp, ctypes.c_uint64, i, pvp]),

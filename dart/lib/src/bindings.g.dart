@@ -267,6 +267,23 @@ class PorterBindings {
   late final _porter_stats_http_transfers =
       _porter_stats_http_transfersPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
 
+  /// File reads and stats the daemon answered on its worker loops without its
+  /// thread pool (its file-loop-fast-path: path and data already cached),
+  /// summed over the workers, since the daemon started. 0 for a NULL `s`.
+  int porter_stats_file_fast(
+    ffi.Pointer<porter_stats_snapshot> s,
+  ) {
+    return _porter_stats_file_fast(
+      s,
+    );
+  }
+
+  late final _porter_stats_file_fastPtr =
+      _lookup<ffi.NativeFunction<ffi.Uint64 Function(ffi.Pointer<porter_stats_snapshot>)>>(
+          'porter_stats_file_fast');
+  late final _porter_stats_file_fast =
+      _porter_stats_file_fastPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
+
   /// The daemon's version string; owned by `s`, valid until it is freed.
   ffi.Pointer<ffi.Char> porter_stats_daemon_version(
     ffi.Pointer<porter_stats_snapshot> s,
