@@ -30,6 +30,12 @@ static void budget_free(void *data, void *p)
 		free(p);
 }
 
+/* n * f + add, or SIZE_MAX when that does not fit. */
+static size_t scaled(size_t n, size_t f, size_t add)
+{
+	return n > (SIZE_MAX - add) / f ? SIZE_MAX : n * f + add;
+}
+
 void palloc_budget_init(palloc_budget *b, size_t wire_len, arena *a)
 {
 	b->arena = a;
@@ -38,7 +44,7 @@ void palloc_budget_init(palloc_budget *b, size_t wire_len, arena *a)
 	b->base.allocator_data = b;
 	b->used = 0;
 	b->nomem = 0;
-	b->limit = wire_len > (SIZE_MAX - PALLOC_SLACK) / PALLOC_FACTOR
-			   ? SIZE_MAX
-			   : wire_len * PALLOC_FACTOR + PALLOC_SLACK;
+	size_t small = scaled(wire_len, PALLOC_FACTOR, PALLOC_SLACK);
+	size_t large = scaled(wire_len, PALLOC_LARGE_FACTOR, PALLOC_LARGE_SLACK);
+	b->limit = small < large ? small : large;
 }

@@ -44,6 +44,23 @@ START_TEST(legit_large_message_fits)
 }
 END_TEST
 
+/* Writes at `off` of `wire` the length of `n` empty sub-messages, then
+ * the sub-messages themselves as field `field`; returns the new offset. */
+static size_t put_empties(uint8_t *wire, size_t off, unsigned field, size_t n)
+{
+	size_t inner = 2 * n;
+	do {
+		uint8_t byte = inner & 0x7f;
+		inner >>= 7;
+		wire[off++] = byte | (inner ? 0x80 : 0);
+	} while (inner);
+	for (size_t i = 0; i < n; i++) {
+		wire[off++] = (uint8_t)(field << 3 | 2);
+		wire[off++] = 0;
+	}
+	return off;
+}
+
 START_TEST(inflating_message_is_refused)
 {
 	/* 100,000 empty sub-messages: 2 wire bytes each, ~90 bytes each once
@@ -55,16 +72,7 @@ START_TEST(inflating_message_is_refused)
 	/* Response.body stats (field 12, length-delimited) holding n empty
 	 * WorkerStats (field 1). */
 	wire[off++] = (12 << 3) | 2;
-	size_t inner = 2 * n;
-	do {
-		uint8_t byte = inner & 0x7f;
-		inner >>= 7;
-		wire[off++] = byte | (inner ? 0x80 : 0);
-	} while (inner);
-	for (size_t i = 0; i < n; i++) {
-		wire[off++] = (1 << 3) | 2;
-		wire[off++] = 0;
-	}
+	off = put_empties(wire, off, 1, n);
 
 	/* Without a budget protobuf-c builds it all. */
 	Porter__V1__Response *r = porter__v1__response__unpack(NULL, off, wire);
@@ -77,6 +85,67 @@ START_TEST(inflating_message_is_refused)
 	r = porter__v1__response__unpack(&b.base, off, wire);
 	ck_assert_ptr_null(r);
 	ck_assert_uint_le(b.used, b.limit);
+	free(wire);
+}
+END_TEST
+
+/* A frame of `n` empty HTTP headers: Request{http: HttpRequest{headers}}. */
+static uint8_t *headers_wire(size_t n, size_t *len)
+{
+	uint8_t *wire = malloc(2 * n + 16);
+	size_t off = 0;
+	wire[off++] = 0xf2; /* field 30 (http), length-delimited */
+	wire[off++] = 0x01;
+	*len = put_empties(wire, off, 3, n); /* HttpRequest.headers */
+	return wire;
+}
+
+START_TEST(large_frame_grows_by_its_bytes_only)
+{
+	/* 4 million empty headers (8 MB): some 190 MiB unpacked, within
+	 * the old budget of 32 times the frame; now refused once past twice
+	 * the frame and 8 MiB. */
+	size_t len;
+	uint8_t *wire = headers_wire(4000000, &len);
+	palloc_budget b;
+	palloc_budget_init(&b, len, NULL);
+	ck_assert_uint_eq(b.limit, PALLOC_LARGE_FACTOR * len + PALLOC_LARGE_SLACK);
+	Porter__V1__Request *r = porter__v1__request__unpack(&b.base, len, wire);
+	ck_assert_ptr_null(r);
+	ck_assert_uint_le(b.used, b.limit);
+	free(wire);
+	/* What a client sends many of legitimately still fits: 65535 query
+	 * parameters of a byte each (the most PostgreSQL takes), and a
+	 * header list of ordinary size. */
+	Porter__V1__DbParam p = PORTER__V1__DB_PARAM__INIT;
+	p.value.data = (uint8_t *)"x";
+	p.value.len = 1;
+	Porter__V1__DbParam **ps = malloc(65535 * sizeof(*ps));
+	for (size_t i = 0; i < 65535; i++)
+		ps[i] = &p;
+	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
+	q.sql = "SELECT 1";
+	q.params = ps;
+	q.n_params = 65535;
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	req.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	req.db_query = &q;
+	len = porter__v1__request__get_packed_size(&req);
+	wire = malloc(len);
+	porter__v1__request__pack(&req, wire);
+	free(ps);
+	palloc_budget_init(&b, len, NULL);
+	r = porter__v1__request__unpack(&b.base, len, wire);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->db_query->n_params, 65535);
+	porter__v1__request__free_unpacked(r, NULL);
+	free(wire);
+	wire = headers_wire(1000, &len);
+	palloc_budget_init(&b, len, NULL);
+	r = porter__v1__request__unpack(&b.base, len, wire);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->http->n_headers, 1000);
+	porter__v1__request__free_unpacked(r, NULL);
 	free(wire);
 }
 END_TEST
@@ -124,8 +193,12 @@ END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {legit_large_message_fits, inflating_message_is_refused,
-				limit_does_not_overflow, budget_draws_from_an_arena, NULL};
+	const TTest *tests[] = {legit_large_message_fits,
+				inflating_message_is_refused,
+				large_frame_grows_by_its_bytes_only,
+				limit_does_not_overflow,
+				budget_draws_from_an_arena,
+				NULL};
 	return th_suite("palloc", "core", 0, tests);
 }
 
