@@ -12,6 +12,7 @@
 #include "pbatch.h"
 #include "pconn.h"
 #include "pfile.h"
+#include "pout.h"
 
 /* See pfile.h. */
 int pfile_call(Porter__V1__Request *req, uint64_t call_id, int timeout_ms, enum pconn_retry retry,
@@ -53,10 +54,12 @@ int porter_file_delete(const char *root, const char *path, int directory, uint64
 static int file_stat(const char *root, const char *path, int no_follow, uint64_t call_id,
 		     int timeout_ms, porter_file_info *out)
 {
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (!path || !out)
-		return pconn_set_error(PORTER_E_INVAL, "path or out is NULL");
+	int rc = pout_check(out, POUT_V1(porter_file_info, nlink), "porter_file_info");
+	if (rc < 0)
+		return rc;
+	pout_put(out, NULL, sizeof(*out));
+	if (!path)
+		return pconn_set_error(PORTER_E_INVAL, "path is NULL");
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileStat fs = PORTER__V1__FILE_STAT__INIT;
 	Porter__V1__Response *resp = NULL;
@@ -65,12 +68,13 @@ static int file_stat(const char *root, const char *path, int no_follow, uint64_t
 	fs.no_follow = no_follow != 0;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STAT;
 	req.file_stat = &fs;
-	int rc = pfile_call(&req, call_id, timeout_ms, PCONN_IDEMPOTENT,
-			    PORTER__V1__RESPONSE__BODY_FILE_STAT, "file stat", &resp);
+	rc = pfile_call(&req, call_id, timeout_ms, PCONN_IDEMPOTENT,
+			PORTER__V1__RESPONSE__BODY_FILE_STAT, "file stat", &resp);
 	if (rc < 0)
 		return rc;
 	Porter__V1__FileStatReply *s = resp->file_stat;
-	*out = (porter_file_info){
+	porter_file_info info = {
+		.struct_size = sizeof(info),
 		.type = s->type,
 		.size = s->size,
 		.mode = s->mode,
@@ -79,6 +83,7 @@ static int file_stat(const char *root, const char *path, int no_follow, uint64_t
 		.gid = s->gid,
 		.nlink = s->nlink,
 	};
+	pout_put(out, &info, sizeof(info));
 	porter__v1__response__free_unpacked(resp, NULL);
 	return 0;
 }

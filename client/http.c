@@ -10,6 +10,7 @@
 #include "pbatch.h"
 #include "pbg.h"
 #include "pconn.h"
+#include "pout.h"
 
 struct porter_http_response {
 	/* Everything below points into this unpacked message (zero copy). */
@@ -395,14 +396,13 @@ int porter_http_response_hop_header_at(const porter_http_response *r, size_t hop
 		 : header_at(NULL, 0, i, name, value);
 }
 
-void porter_http_response_timings(const porter_http_response *r, porter_http_timings *out)
+int porter_http_response_timings(const porter_http_response *r, porter_http_timings *out)
 {
-	if (!out)
-		return;
-	if (r)
-		*out = r->timings;
-	else
-		memset(out, 0, sizeof(*out));
+	int rc = pout_check(out, POUT_V1(porter_http_timings, total_us), "porter_http_timings");
+	if (rc < 0)
+		return rc;
+	pout_put(out, r ? &r->timings : NULL, sizeof(*out));
+	return r ? 0 : pconn_set_error(PORTER_E_INVAL, "response is NULL");
 }
 
 void porter_http_response_free(porter_http_response *r)

@@ -6,6 +6,7 @@
 
 #include "pbg.h"
 #include "pconn.h"
+#include "pout.h"
 #include "sockpath.h"
 
 const char *porter_version(void)
@@ -119,6 +120,7 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 	for (size_t i = 0; i < sr->n_workers; i++) {
 		Porter__V1__WorkerStats *w = sr->workers[i];
 		s->workers[i] = (porter_worker_stats){
+			.struct_size = sizeof(porter_worker_stats),
 			.worker = w->worker,
 			.connections = w->connections,
 			.requests = w->requests,
@@ -135,6 +137,7 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 	for (size_t i = 0; i < sr->n_uids; i++) {
 		Porter__V1__UidUsage *u = sr->uids[i];
 		s->uids[i] = (porter_uid_usage){
+			.struct_size = sizeof(porter_uid_usage),
 			.uid = u->uid,
 			.connections = u->connections,
 			.inflight = u->inflight,
@@ -161,11 +164,14 @@ size_t porter_stats_uids(const porter_stats_snapshot *s)
 
 int porter_stats_uid(const porter_stats_snapshot *s, size_t i, porter_uid_usage *out)
 {
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (!s || !out || i >= s->n_uids)
+	int rc = pout_check(out, POUT_V1(porter_uid_usage, max_file_streams), "porter_uid_usage");
+	if (rc < 0)
+		return rc;
+	if (!s || i >= s->n_uids) {
+		pout_put(out, NULL, sizeof(*out));
 		return PORTER_E_INVAL;
-	*out = s->uids[i];
+	}
+	pout_put(out, &s->uids[i], sizeof(*out));
 	return 0;
 }
 
@@ -176,11 +182,14 @@ size_t porter_stats_workers(const porter_stats_snapshot *s)
 
 int porter_stats_worker(const porter_stats_snapshot *s, size_t i, porter_worker_stats *out)
 {
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (!s || !out || i >= s->n)
+	int rc = pout_check(out, POUT_V1(porter_worker_stats, bytes_out), "porter_worker_stats");
+	if (rc < 0)
+		return rc;
+	if (!s || i >= s->n) {
+		pout_put(out, NULL, sizeof(*out));
 		return PORTER_E_INVAL;
-	*out = s->workers[i];
+	}
+	pout_put(out, &s->workers[i], sizeof(*out));
 	return 0;
 }
 

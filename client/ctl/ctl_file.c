@@ -190,7 +190,7 @@ static void iso8601(int64_t ns, char *buf, size_t cap)
 
 static int do_stat(const ctl_opts *o, const char *root, const char *path, int follow)
 {
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	int rc = follow ? porter_file_stat(root, path, 0, o->timeout_ms, &fi)
 			: porter_file_lstat(root, path, 0, o->timeout_ms, &fi);
 	if (rc < 0)

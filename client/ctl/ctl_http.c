@@ -441,7 +441,7 @@ static size_t build_headers(const http_args *a, int has_body, const char **out, 
 
 static void print_json(xfer *x, const porter_http_response *h, const char *method)
 {
-	porter_http_timings t = {0};
+	porter_http_timings t = PORTER_HTTP_TIMINGS_INIT;
 	porter_http_response_timings(h, &t);
 	char line[64];
 	printf("{\"status\":%d,\"status_line\":", porter_http_response_status(h));

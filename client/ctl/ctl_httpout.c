@@ -115,7 +115,7 @@ size_t ctl_http_head_size(const porter_http_response *h)
 
 void ctl_http_write_out(const char *fmt, const ctl_http_outcome *oc)
 {
-	porter_http_timings t = {0};
+	porter_http_timings t = PORTER_HTTP_TIMINGS_INIT;
 	if (oc->head)
 		porter_http_response_timings(oc->head, &t);
 	for (const char *p = fmt; *p; p++) {

@@ -184,7 +184,7 @@ static void print_uids(const porter_stats_snapshot *s)
 	printf("\n%-10s %17s %15s %27s %9s %8s %13s\n", "uid", "connections", "inflight",
 	       "buffered bytes", "sessions", "streams", "file streams");
 	for (size_t i = 0; i < porter_stats_uids(s); i++) {
-		porter_uid_usage u;
+		porter_uid_usage u = PORTER_UID_USAGE_INIT;
 		char c[40], f[40], b[48], fs[48];
 		porter_stats_uid(s, i, &u);
 		snprintf(c, sizeof(c), "%llu/%llu", (unsigned long long)u.connections,
@@ -211,7 +211,7 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 	if (rc < 0)
 		return ctl_fail(rc);
 	size_t n = porter_stats_workers(s);
-	porter_worker_stats w, total = {0};
+	porter_worker_stats w = PORTER_WORKER_STATS_INIT, total = {0};
 	if (o->json) {
 		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"open_fds\":%llu,"
 		       "\"db_connections\":%llu,\"http_transfers\":%llu,\"file_fast\":%llu,"
@@ -233,7 +233,7 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 		}
 		printf("],\"uids\":[");
 		for (size_t i = 0; i < porter_stats_uids(s); i++) {
-			porter_uid_usage u;
+			porter_uid_usage u = PORTER_UID_USAGE_INIT;
 			porter_stats_uid(s, i, &u);
 			printf("%s{\"uid\":%u,\"connections\":%llu,\"inflight\":%llu,"
 			       "\"buffered_bytes\":%llu,\"sessions\":%llu,\"streams\":%llu,"

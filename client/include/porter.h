@@ -61,9 +61,21 @@
  *     any daemon round trip it needs is handed to a libporter background
  *     thread, so it is safe in finalizers on any thread. Both always free
  *     the handle; NULL is accepted and ignored by every free and close.
- *  9. Option structs carry their size: initialise with their *_INIT macro
- *     (which sets `struct_size`), then set fields; fields are only added at
- *     the end, and the library reads only those within struct_size.
+ *  9. Structs the caller allocates carry their size: option structs,
+ *     which the library reads (porter_http_options), and out structs,
+ *     which it writes (porter_worker_stats, porter_uid_usage,
+ *     porter_http_timings, porter_file_info). Their first field is
+ *     `size_t struct_size`, set by their *_INIT macro to the size the
+ *     caller was compiled with: initialise with it, then set fields or
+ *     pass the struct. Fields are only ever added at the end. The library
+ *     reads only the fields within struct_size and writes only within it
+ *     (never struct_size itself), so a newer library never writes past an
+ *     older caller's struct, and an older library leaves a newer caller's
+ *     extra fields as they were (zero, from the macro). A struct_size
+ *     below version 1's size gives PORTER_E_INVAL, with nothing written.
+ *     "Zeroed on failure" (rule 6) means every field within struct_size
+ *     but struct_size. Structs the library allocates and hands out
+ *     (porter_bytes) only grow at the end and carry no size.
  * 10. NULL: every pointer argument says whether NULL is accepted; where it
  *     is not, NULL gives PORTER_E_INVAL (with the out-parameters cleared as
  *     rule 6 says) and never a crash. An accessor given a NULL object
@@ -144,8 +156,10 @@ PORTER_API int porter_socket_path(char *buf, size_t cap);
  */
 PORTER_API int porter_ping(const void *payload, size_t len, uint64_t call_id, int timeout_ms);
 
-/* Counters of one daemon worker loop, as reported by porter_stats. */
+/* Counters of one daemon worker loop, as reported by porter_stats. An out
+ * struct (rule 9): initialise with PORTER_WORKER_STATS_INIT. */
 typedef struct porter_worker_stats {
+	size_t struct_size;   /* sizeof(porter_worker_stats), set by the INIT macro */
 	uint32_t worker;      /* index, 0..n-1 */
 	uint64_t connections; /* client connections open now */
 	uint64_t requests;    /* requests received since start */
@@ -154,6 +168,12 @@ typedef struct porter_worker_stats {
 	uint64_t bytes_in;    /* bytes read from clients since start */
 	uint64_t bytes_out;   /* bytes written to clients since start */
 } porter_worker_stats;
+
+/* Initialiser of porter_worker_stats. */
+#define PORTER_WORKER_STATS_INIT                                                                   \
+	{                                                                                          \
+		.struct_size = sizeof(porter_worker_stats)                                         \
+	}
 
 /* Opaque snapshot of the daemon's counters. */
 typedef struct porter_stats_snapshot porter_stats_snapshot;
@@ -170,8 +190,11 @@ PORTER_API int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snaps
 PORTER_API size_t porter_stats_workers(const porter_stats_snapshot *s);
 
 /*
- * Copies worker `i` (< porter_stats_workers) into `*out`. Returns 0, or
- * PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+ * Copies worker `i` (< porter_stats_workers) into `*out` (not NULL;
+ * initialised with PORTER_WORKER_STATS_INIT; written only within its
+ * struct_size). Returns 0, or PORTER_E_INVAL when `i` is out of range
+ * (`*out` then zeroed), a pointer is NULL or out->struct_size is below
+ * version 1's (nothing written).
  */
 PORTER_API int porter_stats_worker(const porter_stats_snapshot *s, size_t i,
 				   porter_worker_stats *out);
@@ -201,9 +224,11 @@ PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *
 /*
  * What one uid holds in the daemon, against its quotas (the daemon's
  * uid-max-* settings; a max of 0 means no limit). Reaching a limit gives
- * that uid PORTER_E_BUSY with a message naming the setting.
+ * that uid PORTER_E_BUSY with a message naming the setting. An out struct
+ * (rule 9): initialise with PORTER_UID_USAGE_INIT.
  */
 typedef struct porter_uid_usage {
+	size_t struct_size; /* sizeof(porter_uid_usage), set by the INIT macro */
 	uint32_t uid;
 	uint64_t connections;    /* connections open now */
 	uint64_t inflight;       /* requests in flight over all its connections */
@@ -217,14 +242,21 @@ typedef struct porter_uid_usage {
 	uint64_t max_file_streams; /* the daemon's file-max-streams-per-uid */
 } porter_uid_usage;
 
+/* Initialiser of porter_uid_usage. */
+#define PORTER_UID_USAGE_INIT                                                                      \
+	{                                                                                          \
+		.struct_size = sizeof(porter_uid_usage)                                            \
+	}
+
 /* Number of uids in the snapshot: the caller's own uid only, or every uid
  * holding something when the caller runs as the daemon's own uid. `s` not
  * NULL. */
 PORTER_API size_t porter_stats_uids(const porter_stats_snapshot *s);
 
 /*
- * Copies uid entry `i` (< porter_stats_uids) into `*out`. Returns 0, or
- * PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+ * Copies uid entry `i` (< porter_stats_uids) into `*out` (not NULL;
+ * initialised with PORTER_UID_USAGE_INIT; written only within its
+ * struct_size). Returns 0, or PORTER_E_INVAL as porter_stats_worker.
  */
 PORTER_API int porter_stats_uid(const porter_stats_snapshot *s, size_t i, porter_uid_usage *out);
 
@@ -443,14 +475,22 @@ typedef struct porter_http_options {
 
 /* Where the time of a request went, in microseconds. namelookup, connect,
  * tls and first_byte count from the start of the last redirect hop; total
- * spans all hops. tls_us is 0 for plain http. */
+ * spans all hops. tls_us is 0 for plain http. An out struct (rule 9):
+ * initialise with PORTER_HTTP_TIMINGS_INIT. */
 typedef struct porter_http_timings {
+	size_t struct_size; /* sizeof(porter_http_timings), set by the INIT macro */
 	uint64_t namelookup_us;
 	uint64_t connect_us;
 	uint64_t tls_us;
 	uint64_t first_byte_us;
 	uint64_t total_us;
 } porter_http_timings;
+
+/* Initialiser of porter_http_timings. */
+#define PORTER_HTTP_TIMINGS_INIT                                                                   \
+	{                                                                                          \
+		.struct_size = sizeof(porter_http_timings)                                         \
+	}
 
 /* Opaque HTTP response; freed with porter_http_response_free(). */
 typedef struct porter_http_response porter_http_response;
@@ -557,11 +597,13 @@ PORTER_API size_t porter_http_response_hop_header_count(const porter_http_respon
 PORTER_API int porter_http_response_hop_header_at(const porter_http_response *r, size_t hop,
 						  size_t i, const char **name, const char **value);
 
-/* Copies the timing breakdown into `*out` (NULL: nothing is copied; all 0
- * for a NULL `r`). For a stream they are known only after its end; before
- * that all are 0. */
-PORTER_API void porter_http_response_timings(const porter_http_response *r,
-					     porter_http_timings *out);
+/* Copies the timing breakdown into `*out` (not NULL; initialised with
+ * PORTER_HTTP_TIMINGS_INIT; written only within its struct_size) and
+ * returns 0. For a stream they are known only after its end; before that
+ * all are 0. PORTER_E_INVAL for a NULL `r` (`*out` zeroed), a NULL `out`
+ * or a struct_size below version 1's (nothing written). */
+PORTER_API int porter_http_response_timings(const porter_http_response *r,
+					    porter_http_timings *out);
 
 /* Frees a response; NULL is accepted and ignored. */
 PORTER_API void porter_http_response_free(porter_http_response *r);
@@ -872,20 +914,30 @@ enum porter_file_type {
 	PORTER_FILE_TYPE_OTHER = 4,
 };
 
-/* What porter_file_stat reports. */
+/* What porter_file_stat reports. An out struct (rule 9): initialise with
+ * PORTER_FILE_INFO_INIT. */
 typedef struct porter_file_info {
-	int type;         /* porter_file_type */
-	uint64_t size;    /* bytes */
-	uint32_t mode;    /* permission bits, e.g. 0644 */
-	int64_t mtime_ns; /* modification time, ns since the epoch */
+	size_t struct_size; /* sizeof(porter_file_info), set by the INIT macro */
+	int type;           /* porter_file_type */
+	uint64_t size;      /* bytes */
+	uint32_t mode;      /* permission bits, e.g. 0644 */
+	int64_t mtime_ns;   /* modification time, ns since the epoch */
 	uint32_t uid, gid;
 	uint64_t nlink;
 } porter_file_info;
 
+/* Initialiser of porter_file_info. */
+#define PORTER_FILE_INFO_INIT                                                                      \
+	{                                                                                          \
+		.struct_size = sizeof(porter_file_info)                                            \
+	}
+
 /*
- * Fills `*out` (not NULL; zeroed on failure) with what `path` in `root`
- * is, following symlinks that stay inside the root. Returns 0 or a
- * negative code. Blocks for at most `timeout_ms`.
+ * Fills `*out` (not NULL; initialised with PORTER_FILE_INFO_INIT; written
+ * only within its struct_size; zeroed on failure) with what `path` in
+ * `root` is, following symlinks that stay inside the root. Returns 0 or a
+ * negative code (PORTER_E_INVAL, nothing written, for a struct_size below
+ * version 1's). Blocks for at most `timeout_ms`.
  */
 PORTER_API int porter_file_stat(const char *root, const char *path, uint64_t call_id,
 				int timeout_ms, porter_file_info *out);
@@ -894,7 +946,7 @@ PORTER_API int porter_file_stat(const char *root, const char *path, uint64_t cal
  * Like porter_file_stat, but a symlink at `path` is reported itself
  * (type PORTER_FILE_TYPE_SYMLINK, lstat(2) semantics) instead of what it
  * points to. Directories on the way are resolved as for any path. Fills
- * `*out` (not NULL; zeroed on failure); returns 0 or a negative code.
+ * `*out` as porter_file_stat does; returns 0 or a negative code.
  * Blocks for at most `timeout_ms`.
  */
 PORTER_API int porter_file_lstat(const char *root, const char *path, uint64_t call_id,

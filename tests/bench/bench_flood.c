@@ -223,7 +223,7 @@ static void *readers_thread(void *arg)
 	 * opens that took longer than file-stream-idle (10 s) find the first
 	 * readers reclaimed, so "ok" may pass the per-uid limit. */
 	if (__atomic_add_fetch(&f->opened, 1, __ATOMIC_SEQ_CST) == 5) {
-		porter_uid_usage u;
+		porter_uid_usage u = PORTER_UID_USAGE_INIT;
 		if (th_own_usage(&u) == 0)
 			snprintf(f->note, sizeof(f->note),
 				 "%llu file streams held once all were opened, after %.1f s",

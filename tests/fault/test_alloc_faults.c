@@ -163,7 +163,7 @@ static long long inflight_now(void)
 		}
 		long long n = 0;
 		for (size_t i = 0; i < porter_stats_workers(s); i++) {
-			porter_worker_stats w;
+			porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 			porter_stats_worker(s, i, &w);
 			n += (long long)w.inflight;
 		}

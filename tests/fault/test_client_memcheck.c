@@ -37,7 +37,7 @@ START_TEST(calls_errors_and_stats)
 	ck_assert_uint_ge(porter_stats_workers(s), 1);
 	uint64_t requests = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
-		porter_worker_stats w;
+		porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 		ck_assert_int_eq(porter_stats_worker(s, i, &w), 0);
 		requests += w.requests;
 	}

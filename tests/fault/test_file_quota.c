@@ -94,7 +94,7 @@ static void note(int i, int rc)
  * the stats have no entry for it. */
 static long long own_streams(void)
 {
-	porter_uid_usage u;
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
 	return th_own_usage(&u) == 0 ? (long long)u.file_streams : -1;
 }
 

@@ -80,7 +80,7 @@ static int alice(void *arg)
 			return 3;
 	while (__atomic_load_n(&r->open, __ATOMIC_SEQ_CST) < THREADS)
 		usleep(10000);
-	porter_uid_usage u;
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
 	if (th_own_usage(&u) == 0)
 		r->held = (int)u.file_streams;
 	__atomic_add_fetch(&r->open, 1, __ATOMIC_SEQ_CST);

@@ -159,7 +159,7 @@ END_TEST
  * the stats have no entry for it. */
 static long long own_streams(void)
 {
-	porter_uid_usage u;
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
 	return th_own_usage(&u) == 0 ? (long long)u.streams : -1;
 }
 

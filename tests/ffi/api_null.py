@@ -261,7 +261,11 @@ class Prober:
             else:
                 # Integer and struct out-parameters (and porter_socket_path's
                 # buffer): 256 bytes filled with 0xab, checked afterwards.
+                # A struct that carries its size (rule 9) gets it as its
+                # *_INIT macro sets it; the bytes past it are a guard.
                 buf = ctypes.create_string_buffer(b'\xab' * 256, 256)
+                if sized_type(t):
+                    ctypes.c_size_t.from_buffer(buf).value = ctypes.sizeof(sized_type(t))
                 outs[name] = buf
                 args.append(ctypes.addressof(buf))
         return args, outs
@@ -281,9 +285,14 @@ class Prober:
                 for name, o in outs.items():
                     if isinstance(o, ctypes.c_void_p):
                         res['outs'][name] = o.value or 0
-                    else:
-                        size = ctypes.sizeof(self.out_type(fn, name))
-                        res['outs'][name] = o.raw[:size].hex()
+                        continue
+                    size = ctypes.sizeof(self.out_type(fn, name))
+                    # A sized struct's struct_size is the caller's, never
+                    # written; what lies past the struct must stay 0xab.
+                    skip = ctypes.sizeof(ctypes.c_size_t) if self.sized(fn, name) else 0
+                    res['outs'][name] = o.raw[skip:size].hex()
+                    if skip and set(o.raw[size:]) != {0xab}:
+                        res['past'] = name
                 os.write(w, json.dumps(res).encode())
                 os._exit(0)
             except BaseException as e:  # reported, not raised in the child
@@ -314,12 +323,13 @@ class Prober:
             return 'error', res['error']
         return 'ok', res
 
+    def sized(self, fn, name):
+        return sized_type(dict((n, ty) for ty, n in self.protos[fn][1])[name])
+
     def out_type(self, fn, name):
         t = dict((n, ty) for ty, n in self.protos[fn][1])[name]
         base = t.replace('const', '').replace('*', '').strip()
-        sizes = {'porter_worker_stats': tc.WorkerStats, 'porter_uid_usage': UidUsage,
-                 'porter_file_info': tc.FileInfo, 'porter_http_timings': tc.HttpTimings}
-        s = sizes.get(base)
+        s = sized_type(t)
         if s is None:
             return {'int': ctypes.c_int, 'size_t': ctypes.c_size_t, 'uint64_t': ctypes.c_uint64,
                     'int64_t': ctypes.c_int64, 'char': ctypes.c_char * 256,
@@ -327,10 +337,20 @@ class Prober:
         return ctypes.c_char * s if isinstance(s, int) else s
 
 
+def sized_type(t):
+    """The ctypes class of a caller-allocated struct that carries its size
+    (porter.h rule 9) named by C type `t`, or None."""
+    base = t.replace('const', '').replace('*', '').strip()
+    return {'porter_worker_stats': tc.WorkerStats, 'porter_uid_usage': UidUsage,
+            'porter_file_info': tc.FileInfo, 'porter_http_timings': tc.HttpTimings}.get(base)
+
+
 def judge(p, fn, null, res, nonzero_len):
     """None when the probe's result is what porter.h says, else why not."""
     ret, ps = p.protos[fn]
     rc = res['rc']
+    if 'past' in res:
+        return 'wrote past the struct_size of out-parameter %s' % res['past']
     accepted = (fn, null) in ACCEPTS_NULL and not nonzero_len
     is_object = handle_kind(dict((n, t) for t, n in ps)[null]) is not None \
         and ps[0][1] == null
@@ -440,13 +460,23 @@ def shape_breaches(path=HEADER):
             t, n = protos[fn][1][-1]
             if n != 'timeout_ms':
                 out.append('%s: a close without a timeout' % fn)
-    # Rule 9: option structs (those with an *_INIT macro) start with their size.
+    # Rule 9: structs with an *_INIT macro start with their size, and every
+    # struct the caller allocates and the library writes into (a struct
+    # pointer given to anything but a free) has such a macro.
     text = open(path).read()
-    for name in re.findall(r'#define (PORTER_\w+)_INIT\b', text):
+    inits = re.findall(r'#define (PORTER_\w+)_INIT\b', text)
+    for name in inits:
         m = re.search(r'typedef struct %s \{\s*size_t struct_size;' % name.lower(), text)
         if not m:
-            out.append('%s: an option struct whose first field is not size_t struct_size'
+            out.append('%s: a sized struct whose first field is not size_t struct_size'
                        % name.lower())
+    structs = set(re.findall(r'typedef struct (porter_\w+) \{', text))
+    for fn, (ret, ps) in sorted(protos.items()):
+        for t, n in ps:
+            if t.rstrip('*') in structs and t.count('*') == 1 and not t.startswith('const') \
+                    and not fn.endswith('_free') and t[:-1].upper() not in inits:
+                out.append('%s: out struct %s %s has no %s_INIT (struct_size)'
+                           % (fn, t[:-1], n, t[:-1].upper()))
     return out
 
 
@@ -461,7 +491,8 @@ def test_api_shape():
             ('const void *payload, size_t len, uint64_t call_id',
              'const uint8_t *payload, size_t len, uint64_t call_id'),
             ('PORTER_API void porter_http_stream_free(porter_http_stream *s);', ''),
-            ('size_t struct_size;           /* sizeof(porter_http_options)', 'int x; /*')):
+            ('size_t struct_size;           /* sizeof(porter_http_options)', 'int x; /*'),
+            ('#define PORTER_FILE_INFO_INIT', '#define PORTER_FILE_INFO_ZERO')):
         broken = bad.replace(before, after, 1)
         check(broken != bad, 'the self-check finds %r in porter.h' % before)
         tmp = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'porter-shape-%d.h' % os.getpid())

@@ -33,9 +33,9 @@ PORTER_FILE_EVENT_MOVED = 4
 PORTER_FILE_EVENT_OVERFLOW = 5
 
 
-class UidUsage(ctypes.Structure):
+class UidUsage(tc.Sized):
     """porter_uid_usage."""
-    _fields_ = [('uid', ctypes.c_uint32)] + [
+    _fields_ = [('struct_size', ctypes.c_size_t), ('uid', ctypes.c_uint32)] + [
         (n, ctypes.c_uint64) for n in (
             'connections', 'inflight', 'buffered_bytes', 'sessions', 'streams',
             'max_connections', 'max_inflight', 'max_buffered', 'file_streams',

@@ -18,6 +18,9 @@ and 18), from Python's ctypes with threads standing in for isolates.
     its reads with PORTER_E_TIMEOUT once that much time has passed since
     the open, whatever each read's own timeout.
   * Option structs: porter_http_options without struct_size is refused.
+  * Out structs (stats, file info, HTTP timings) carry their size: one
+    below version 1's is refused with nothing written, and the library
+    never writes past struct_size (guard bytes after it stay untouched).
   * NULL arguments (api_null.py): every pointer parameter of every
     function declared in porter.h, NULL in turn, gives what porter.h says
     (PORTER_E_INVAL and cleared out-parameters, or acceptance where
@@ -25,8 +28,9 @@ and 18), from Python's ctypes with threads standing in for isolates.
   * The shape of every declaration (api_null.shape_breaches, with a
     self-check on broken copies of porter.h): inputs, call_id, timeout_ms,
     then outs; no call without a timeout; bytes as void pointers; every
-    stream has open, read or write, close with a timeout, and free; option
-    structs start with struct_size.
+    stream has open, read or write, close with a timeout, and free; sized
+    structs start with struct_size, and every struct the library writes
+    into has an *_INIT macro.
 
 The file checks run against porterd with file-pass-fd = false: they are
 of the byte path (test_isolates.py covers files by descriptor).
@@ -46,7 +50,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import test_contract as tc  # noqa: E402  (shares its bindings and helpers)
 from api_null import test_api_shape, test_null_arguments  # noqa: E402
-from ffi_support import read_chunk, read_result, run_suite, suite_args  # noqa: E402
+from ffi_support import (UidUsage, read_chunk, read_result, run_suite,  # noqa: E402
+                         suite_args)
 from test_contract import check  # noqa: E402
 
 HARD_LIMIT_S = 150
@@ -342,6 +347,59 @@ def test_options_carry_their_size():
           'porter_version_num agrees with porter_version')
 
 
+def test_out_structs_carry_their_size():
+    """The structs the caller allocates and the library fills start with
+    their struct_size, and the library writes only within it: a caller's
+    struct below version 1's size is refused with nothing written; a full
+    one is filled and the bytes after it (a guard) are untouched; a caller
+    newer than the library (a larger struct_size) keeps its extra fields
+    as they were."""
+    lib = tc.c.lib
+    name = make_file('sized.bin', 1234)
+    snap = ctypes.c_void_p()
+    check(lib.porter_stats(0, 5000, ctypes.byref(snap)) == 0, 'stats')
+    res = ctypes.c_void_p()
+    check(lib.porter_http_get(tc.url('/bin/10'), 0, 5000, ctypes.byref(res)) == 0, 'GET')
+    calls = [
+        (tc.WorkerStats, lambda p: lib.porter_stats_worker(snap, 0, p),
+         lambda s: s.requests > 0),
+        (UidUsage, lambda p: lib.porter_stats_uid(snap, 0, p),
+         lambda s: s.uid == os.getuid() and s.connections > 0),
+        (tc.FileInfo, lambda p: lib.porter_file_stat(b'files', name, 0, 5000, p),
+         lambda s: s.size == 1234 and s.nlink == 1),
+        (tc.FileInfo, lambda p: lib.porter_file_lstat(b'files', name, 0, 5000, p),
+         lambda s: s.size == 1234 and s.type == 1),
+        (tc.HttpTimings, lambda p: lib.porter_http_response_timings(res, p),
+         lambda s: s.total_us > 0),
+    ]
+    zsize = ctypes.sizeof(ctypes.c_size_t)
+    try:
+        for cls, call, filled in calls:
+            size = ctypes.sizeof(cls)
+            what = cls.__name__
+            for struct_size, want in ((0, tc.PORTER_E_INVAL), (zsize, tc.PORTER_E_INVAL),
+                                      (size - 8, tc.PORTER_E_INVAL), (size, 0),
+                                      (size + 64, 0)):
+                buf = ctypes.create_string_buffer(b'\xab' * 256, 256)
+                ctypes.c_size_t.from_buffer(buf).value = struct_size
+                before = buf.raw
+                rc = call(ctypes.cast(buf, ctypes.POINTER(cls)))
+                check(rc == want, '%s with struct_size %d gives %d, not %d'
+                      % (what, struct_size, rc, want))
+                if rc < 0:
+                    check(buf.raw == before, '%s: a refused struct_size %d: nothing written'
+                          % (what, struct_size))
+                    continue
+                check(buf.raw[:zsize] == before[:zsize], '%s: struct_size is the caller\'s'
+                      % what)
+                check(set(buf.raw[size:]) == {0xab}, '%s with struct_size %d: written past '
+                      'the struct (%s)' % (what, struct_size, buf.raw[size:size + 16].hex()))
+                check(filled(cls.from_buffer_copy(buf.raw[:size])), '%s is filled' % what)
+    finally:
+        lib.porter_stats_free(snap)
+        lib.porter_http_response_free(res)
+
+
 def main():
     args = suite_args(__doc__)
     if args is None:
@@ -349,7 +407,7 @@ def main():
     return run_suite(args, [test_api_shape, test_explicit_ids_many_threads,
                             test_free_never_waits_with_daemon_stopped,
                             test_cancel_reaches_multi_request_file_read, test_stream_deadline,
-                            test_options_carry_their_size,
+                            test_options_carry_their_size, test_out_structs_carry_their_size,
                             # Last: its probes leave streams to porterd's
                             # idle reclaim, which the others count.
                             test_null_arguments],

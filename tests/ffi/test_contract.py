@@ -56,9 +56,19 @@ PORTER_BATCH_FIRST = 1
 HARD_LIMIT_S = 240
 
 
-class WorkerStats(ctypes.Structure):
+class Sized(ctypes.Structure):
+    """A struct the caller allocates, starting with size_t struct_size
+    (porter.h rule 9), which a new one gets as its *_INIT macro sets it."""
+
+    def __init__(self, **kw):
+        kw.setdefault('struct_size', ctypes.sizeof(type(self)))
+        super().__init__(**kw)
+
+
+class WorkerStats(Sized):
     """porter_worker_stats, field for field."""
     _fields_ = [
+        ('struct_size', ctypes.c_size_t),
         ('worker', ctypes.c_uint32),
         ('connections', ctypes.c_uint64),
         ('requests', ctypes.c_uint64),
@@ -84,9 +94,10 @@ class Bytes(ctypes.Structure):
     _fields_ = [('data', ctypes.POINTER(ctypes.c_uint8)), ('len', ctypes.c_size_t)]
 
 
-class FileInfo(ctypes.Structure):
+class FileInfo(Sized):
     """porter_file_info."""
     _fields_ = [
+        ('struct_size', ctypes.c_size_t),
         ('type', ctypes.c_int),
         ('size', ctypes.c_uint64),
         ('mode', ctypes.c_uint32),
@@ -97,7 +108,7 @@ class FileInfo(ctypes.Structure):
     ]
 
 
-class HttpOptions(ctypes.Structure):
+class HttpOptions(Sized):
     """porter_http_options; struct_size is filled in as PORTER_HTTP_OPTIONS_INIT does."""
     _fields_ = [
         ('struct_size', ctypes.c_size_t),
@@ -109,14 +120,12 @@ class HttpOptions(ctypes.Structure):
         ('keep_credentials', ctypes.c_int),
     ]
 
-    def __init__(self, **kw):
-        super().__init__(struct_size=ctypes.sizeof(HttpOptions), **kw)
 
-
-class HttpTimings(ctypes.Structure):
+class HttpTimings(Sized):
     """porter_http_timings."""
-    _fields_ = [(n, ctypes.c_uint64) for n in
-                ('namelookup_us', 'connect_us', 'tls_us', 'first_byte_us', 'total_us')]
+    _fields_ = [('struct_size', ctypes.c_size_t)] + [
+        (n, ctypes.c_uint64) for n in
+        ('namelookup_us', 'connect_us', 'tls_us', 'first_byte_us', 'total_us')]
 
 
 def bind(path):
@@ -233,7 +242,7 @@ def bind(path):
         'porter_http_response_body': (vp, [vp, ctypes.POINTER(sz)]),
         'porter_http_response_effective_url': (cp, [vp]),
         'porter_http_response_redirects': (u32, [vp]),
-        'porter_http_response_timings': (None, [vp, ctypes.POINTER(HttpTimings)]),
+        'porter_http_response_timings': (i, [vp, ctypes.POINTER(HttpTimings)]),
         'porter_http_response_free': (None, [vp]),
         'porter_http_stream_open': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptions), ctypes.c_uint64, i, pvp]),
         'porter_http_stream_response': (vp, [vp]),
@@ -769,7 +778,7 @@ def read_response(res):
         res, len(headers), ctypes.byref(name), ctypes.byref(value)) == PORTER_E_INVAL,
         'header_at out of range refused')
     t = HttpTimings()
-    lib.porter_http_response_timings(res, ctypes.byref(t))
+    check(lib.porter_http_response_timings(res, ctypes.byref(t)) == 0, 'timings copied')
     return (lib.porter_http_response_status(res), body,
             lib.porter_http_response_effective_url(res).decode(), headers,
             lib.porter_http_response_redirects(res), t)

@@ -230,7 +230,7 @@ static void *victim_main(void *arg)
 		break;
 	}
 	case KIND_FILE: {
-		porter_file_info fi;
+		porter_file_info fi = PORTER_FILE_INFO_INIT;
 		v->rc = porter_file_stat("main", "big", atomic_load(&v->id), 60000, &fi);
 		break;
 	}

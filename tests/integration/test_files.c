@@ -144,7 +144,7 @@ START_TEST(test_stat_list_delete)
 	path_in(p, sizeof(p), root, "dir/link");
 	ck_assert_int_eq(symlink("a", p), 0);
 
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_stat("main", "dir/b", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_REGULAR);
 	ck_assert_uint_eq(fi.size, 2);

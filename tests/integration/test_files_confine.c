@@ -83,7 +83,7 @@ static void make_escape_fixtures(void);
 static void check_escapes(void)
 {
 	porter_bytes *b = NULL;
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	porter_file_list *l = NULL;
 	porter_file_reader *rd = NULL;
 	porter_file_writer *wr = NULL;
@@ -172,7 +172,7 @@ START_TEST(test_magic_link_root)
 	const char *args[] = {"--file-roots", "proc=/proc/self", NULL};
 	ck_assert_int_eq(th_daemon_start(&d, args), 0);
 	porter_bytes *b = NULL;
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_read("proc", "root/etc/passwd", 0, 0, 0, T, &b),
 			 PORTER_E_FILE_ESCAPE);
 	ck_assert_int_eq(porter_file_stat("proc", "cwd", 0, T, &fi), PORTER_E_FILE_ESCAPE);

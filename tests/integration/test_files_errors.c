@@ -44,7 +44,7 @@ START_TEST(test_errno_mapping)
 	path_in(p, sizeof(p), root, "dir");
 	mkdir(p, 0755);
 	porter_bytes *b = NULL;
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	porter_file_list *l = NULL;
 
 	/* Messages name the operation, the path and the root, in words of
@@ -113,7 +113,7 @@ static int perm_checks(const char *rootdir)
 		return 100;
 	int bad = 0;
 	porter_bytes *b = NULL;
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	porter_file_list *l = NULL;
 	if (porter_file_read("p", "secret", 0, 0, 0, T, &b) != PORTER_E_FILE_PERM)
 		bad |= 1;

@@ -101,7 +101,7 @@ START_TEST(per_user_reads_and_stats_on_the_loop)
 
 	/* Stats. */
 	for (int i = 0; i < ROUNDS; i++) {
-		porter_file_info fi;
+		porter_file_info fi = PORTER_FILE_INFO_INIT;
 		ck_assert_int_eq(porter_file_stat("home", "a.txt", 0, T, &fi), 0);
 		ck_assert_uint_eq(fi.size, sizeof(small));
 	}
@@ -150,7 +150,7 @@ static void expect_refused_by_the_pool(const char *what)
 		int rc = porter_file_read("home", "secret", 0, 0, 0, T, &b);
 		ck_assert_msg(rc < 0, "%s: read 'secret' gave %d", what, rc);
 		ck_assert_ptr_null(b);
-		porter_file_info fi;
+		porter_file_info fi = PORTER_FILE_INFO_INIT;
 		rc = porter_file_stat("home", "secret", 0, T, &fi);
 		ck_assert_msg(rc < 0, "%s: stat 'secret' gave %d", what, rc);
 	}

@@ -420,7 +420,7 @@ START_TEST(test_slow_atomic_write_kept_alive)
 	ck_assert_msg(porter_file_writer_commit(wr, 0, T) == 0, "commit after %zu bytes: %s", total,
 		      porter_last_error_message());
 	porter_file_writer_close(wr, 1000);
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_stat("main", "slow", 0, T, &fi), 0);
 	ck_assert_uint_eq(fi.size, total);
 }

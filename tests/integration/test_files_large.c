@@ -68,7 +68,7 @@ START_TEST(test_1gib_round_trip)
 	porter_file_writer_close(wr, 1000);
 	long long t1 = th_now_ms();
 
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_stat("big", "g", 0, 10000, &fi), 0);
 	ck_assert_uint_eq(fi.size, SIZE);
 

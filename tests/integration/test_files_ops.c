@@ -180,7 +180,7 @@ START_TEST(rename_within_root)
 	expect_message("cannot rename 'nope' in root 'r'");
 	/* A symlink is moved itself, and stays a link out that reads fail. */
 	ck_assert_int_eq(porter_file_rename("r", "secret-link", "moved-link", 0, 0, T), 0);
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_lstat("r", "moved-link", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_SYMLINK);
 	porter_bytes *bytes = NULL;
@@ -267,7 +267,7 @@ START_TEST(lstat_reports_links)
 	char p[256];
 	at(p, sizeof(p), root, "link");
 	ck_assert_int_eq(symlink("f", p), 0);
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_lstat("r", "link", 0, T, &fi), 0);
 	ck_assert_int_eq(fi.type, PORTER_FILE_TYPE_SYMLINK);
 	ck_assert_int_eq(porter_file_stat("r", "link", 0, T, &fi), 0);

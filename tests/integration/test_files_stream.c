@@ -116,7 +116,7 @@ START_TEST(test_streams)
 					 wr, data + off, n - off < 100000 ? n - off : 100000, 0, T),
 				 0);
 	/* Nothing at the target until the commit. */
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	ck_assert_int_eq(porter_file_stat("main", "s", 0, T, &fi), PORTER_E_FILE_NOT_FOUND);
 	ck_assert_int_eq(porter_file_writer_commit(wr, 0, T), 0);
 	porter_file_writer_close(wr, 1000);
@@ -169,7 +169,7 @@ static void wait_only_one_conn(void)
 		ck_assert_int_eq(porter_stats(0, T, &s), 0);
 		uint64_t n = 0;
 		for (size_t k = 0; k < porter_stats_workers(s); k++) {
-			porter_worker_stats w;
+			porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 			porter_stats_worker(s, k, &w);
 			n += w.connections;
 		}
@@ -296,7 +296,7 @@ typedef struct queued_call {
 static void *queued_stat_main(void *arg)
 {
 	queued_call *q = arg;
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	atomic_store(&q->id, porter_call_id_new());
 	long long t0 = th_now_ms();
 	q->rc = porter_file_stat("main", "many/f0", atomic_load(&q->id), 5000, &fi);
@@ -340,7 +340,7 @@ START_TEST(test_deadline_and_cancel_while_queued)
 	 * machine (ASan, two cores) the daemon's reply can miss that margin,
 	 * so a client-side timeout is tried again, and one daemon reply out
 	 * of five attempts is what must hold. */
-	porter_file_info fi;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
 	int rc = 0, by_daemon = 0;
 	for (int attempt = 0; attempt < 5 && !by_daemon; attempt++) {
 		rc = porter_file_stat("main", "many/f1", 0, 300, &fi);

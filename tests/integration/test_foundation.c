@@ -91,7 +91,7 @@ START_TEST(ping_and_stats)
 		ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 		uint64_t n = 0;
 		for (size_t i = 0; i < porter_stats_workers(s); i++) {
-			porter_worker_stats w;
+			porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 			porter_stats_worker(s, i, &w);
 			n += w.connections;
 		}
@@ -104,14 +104,14 @@ START_TEST(ping_and_stats)
 	ck_assert_str_eq(porter_stats_daemon_version(s), PORTER_VERSION_STRING);
 	uint64_t conns = 0, reqs = 0, bytes_in = 0;
 	for (size_t i = 0; i < 3; i++) {
-		porter_worker_stats w;
+		porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 		ck_assert_int_eq(porter_stats_worker(s, i, &w), 0);
 		ck_assert_uint_eq(w.worker, i);
 		conns += w.connections;
 		reqs += w.requests;
 		bytes_in += w.bytes_in;
 	}
-	porter_worker_stats w;
+	porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 	ck_assert_int_eq(porter_stats_worker(s, 3, &w), PORTER_E_INVAL);
 	ck_assert_uint_eq(conns, 1);
 	ck_assert_uint_ge(reqs, 4); /* hello, two pings, a stats */
@@ -177,7 +177,7 @@ START_TEST(many_threads_no_lost_or_crossed_replies)
 		ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 		conns = reqs = 0;
 		for (size_t i = 0; i < porter_stats_workers(s); i++) {
-			porter_worker_stats w;
+			porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 			porter_stats_worker(s, i, &w);
 			conns += w.connections;
 			reqs += w.requests;

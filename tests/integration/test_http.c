@@ -44,7 +44,7 @@ START_TEST(status_codes)
 			ck_assert(memcmp(body, want, len) == 0);
 		}
 		ck_assert_str_eq(porter_http_response_effective_url(r), url(path));
-		porter_http_timings t;
+		porter_http_timings t = PORTER_HTTP_TIMINGS_INIT;
 		porter_http_response_timings(r, &t);
 		ck_assert_uint_gt(t.total_us, 0);
 		ck_assert_uint_ge(t.total_us, t.first_byte_us);
@@ -386,7 +386,7 @@ START_TEST(tls_verification)
 	start(with_ca);
 	ck_assert_int_eq(porter_http_get(u, 0, 5000, &r), 0);
 	ck_assert_int_eq(porter_http_response_status(r), 200);
-	porter_http_timings t;
+	porter_http_timings t = PORTER_HTTP_TIMINGS_INIT;
 	porter_http_response_timings(r, &t);
 	ck_assert_uint_gt(t.tls_us, 0);
 	ck_assert_uint_ge(t.tls_us, t.connect_us);

@@ -73,7 +73,7 @@ START_TEST(streamed_body_is_pulled_in_chunks)
 	ck_assert_uint_eq(off, total);
 	ck_assert_uint_gt(chunks, 100);
 	ck_assert_uint_le(biggest, 256 * 1024 + 65536);
-	porter_http_timings t;
+	porter_http_timings t = PORTER_HTTP_TIMINGS_INIT;
 	porter_http_response_timings(porter_http_stream_response(s), &t);
 	ck_assert_uint_gt(t.total_us, 0);
 	porter_http_stream_close(s, 1000);

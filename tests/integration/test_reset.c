@@ -82,7 +82,7 @@ static long daemon_connections(void)
 	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 	long total = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
-		porter_worker_stats w;
+		porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 		ck_assert_int_eq(porter_stats_worker(s, i, &w), 0);
 		total += (long)w.connections;
 	}

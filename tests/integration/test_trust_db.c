@@ -773,7 +773,7 @@ static int alice_reads_late(void *arg)
 	porter_db_cursor_read(cur, 0, 5000, &chunk); /* the chunk that came with the open */
 	porter_db_result_free(chunk);
 	chunk = NULL;
-	porter_uid_usage u = {0};
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
 	for (int i = 0; i < 300 && th_own_usage(&u) == 0 && u.streams; i++)
 		usleep(20 * 1000);
 	x->alice_reclaimed = 1;
@@ -796,7 +796,7 @@ static int bob_floods_reclaims(void *arg)
 			if (porter_db_cursor_open(0, x->conninfo, BIG_SERIES, NULL, 0, 10, 0, 0,
 						  10000, &cur[i]) == 0)
 				x->bob_reclaims++;
-		porter_uid_usage u = {0};
+		porter_uid_usage u = PORTER_UID_USAGE_INIT;
 		for (int i = 0; i < 300 && th_own_usage(&u) == 0 && u.streams; i++)
 			usleep(20 * 1000);
 		for (int i = 0; i < 16; i++)

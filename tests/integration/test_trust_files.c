@@ -114,7 +114,7 @@ static int alice_cannot_see_bobs(void *arg)
 {
 	(void)arg;
 	porter_bytes *b = NULL;
-	porter_file_info info;
+	porter_file_info info = PORTER_FILE_INFO_INIT;
 	porter_file_list *l = NULL;
 	/* Her "home" is her own directory: bob's file is not in it. */
 	EXPECT(porter_file_read("home", "secret.txt", 0, 0, 0, T, &b), PORTER_E_FILE_NOT_FOUND);
@@ -228,7 +228,7 @@ static int alice_refused(void *arg)
 {
 	(void)arg;
 	porter_bytes *b = NULL;
-	porter_file_info info;
+	porter_file_info info = PORTER_FILE_INFO_INIT;
 	porter_file_list *l = NULL;
 	porter_file_reader *rd = NULL;
 	static const char *const roots[] = {"bobs", "plain", "others"};
@@ -262,7 +262,7 @@ static int bob_checks(void *arg)
 {
 	(void)arg;
 	EXPECT(has_content("bobs", "mine.txt", "bob"), 0);
-	porter_file_info info;
+	porter_file_info info = PORTER_FILE_INFO_INIT;
 	EXPECT(porter_file_stat("bobs", "new.txt", 0, T, &info), PORTER_E_FILE_NOT_FOUND);
 	/* His own root he may watch. */
 	porter_file_watch *w = NULL;
@@ -337,7 +337,7 @@ static int alice_escapes(void *arg)
 {
 	(void)arg;
 	porter_bytes *b = NULL;
-	porter_file_info info;
+	porter_file_info info = PORTER_FILE_INFO_INIT;
 	EXPECT(porter_file_write("home", "inside.txt", "in", 2, PORTER_FILE_CREATE, 0, 0, T), 0);
 	/* Planted by the test: links out of her directory. */
 	EXPECT(porter_file_read("home", "to-bob/secret.txt", 0, 0, 0, T, &b), PORTER_E_FILE_ESCAPE);
@@ -677,7 +677,7 @@ static int alice_special_files(void *arg)
 	(void)arg;
 	porter_bytes *b = NULL;
 	porter_file_watch *w = NULL;
-	porter_file_info info;
+	porter_file_info info = PORTER_FILE_INFO_INIT;
 	uint64_t n = 0;
 	EXPECT(porter_file_read("group", "fifo", 0, 0, 0, T, &b), PORTER_E_INVAL);
 	EXPECT(porter_file_read("group", "fifo", 0, 16, 0, T, &b), PORTER_E_INVAL);

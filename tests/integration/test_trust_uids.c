@@ -44,7 +44,7 @@ static int stats_uids(void *arg)
 		return 1;
 	s->n = (int)porter_stats_uids(st);
 	for (int i = 0; i < s->n && i < 8; i++) {
-		porter_uid_usage u;
+		porter_uid_usage u = PORTER_UID_USAGE_INIT;
 		if (porter_stats_uid(st, (size_t)i, &u) != 0)
 			return 2;
 		s->uid[i] = u.uid;

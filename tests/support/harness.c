@@ -504,7 +504,7 @@ static uint64_t total(int which)
 	ck_assert_int_eq(porter_stats(0, 2000, &s), 0);
 	uint64_t n = 0;
 	for (size_t i = 0; i < porter_stats_workers(s); i++) {
-		porter_worker_stats w;
+		porter_worker_stats w = PORTER_WORKER_STATS_INIT;
 		porter_stats_worker(s, i, &w);
 		n += which ? w.connections : w.inflight;
 	}

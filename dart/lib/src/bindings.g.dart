@@ -107,6 +107,18 @@ class PorterBindings {
   /// else /tmp/porter-$UID/porter.sock. Writes a NUL-terminated path to
   /// `buf` (capacity `cap`, not NULL). Returns its length, or PORTER_E_INVAL
   /// when it does not fit.
+  ///
+  /// At the default path (no PORTER_SOCKET) libporter talks only to a daemon
+  /// running as the calling user or as root (SO_PEERCRED), since any user can
+  /// create /tmp/porter-$UID first; another uid listening there makes every
+  /// call fail with PORTER_E_DENIED before anything is sent. A daemon of
+  /// another user (the system service) is used by naming its socket in
+  /// PORTER_SOCKET, in a directory that belongs to that user, to root or to
+  /// the caller and that nobody else may write (the system unit's
+  /// /run/porter): a name in /tmp, or in any directory others can write, is
+  /// anyone's to bind once its daemon is gone, so another user's daemon
+  /// there is refused the same way (a daemon of the caller or root is
+  /// trusted wherever it is).
   int porter_socket_path(
     ffi.Pointer<ffi.Char> buf,
     int cap,
@@ -187,8 +199,11 @@ class PorterBindings {
   late final _porter_stats_workers =
       _porter_stats_workersPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
 
-  /// Copies worker `i` (< porter_stats_workers) into `*out`. Returns 0, or
-  /// PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+  /// Copies worker `i` (< porter_stats_workers) into `*out` (not NULL;
+  /// initialised with PORTER_WORKER_STATS_INIT; written only within its
+  /// struct_size). Returns 0, or PORTER_E_INVAL when `i` is out of range
+  /// (`*out` then zeroed), a pointer is NULL or out->struct_size is below
+  /// version 1's (nothing written).
   int porter_stats_worker(
     ffi.Pointer<porter_stats_snapshot> s,
     int i,
@@ -316,8 +331,9 @@ class PorterBindings {
   late final _porter_stats_uids =
       _porter_stats_uidsPtr.asFunction<int Function(ffi.Pointer<porter_stats_snapshot>)>();
 
-  /// Copies uid entry `i` (< porter_stats_uids) into `*out`. Returns 0, or
-  /// PORTER_E_INVAL when `i` is out of range or a pointer is NULL.
+  /// Copies uid entry `i` (< porter_stats_uids) into `*out` (not NULL;
+  /// initialised with PORTER_UID_USAGE_INIT; written only within its
+  /// struct_size). Returns 0, or PORTER_E_INVAL as porter_stats_worker.
   int porter_stats_uid(
     ffi.Pointer<porter_stats_snapshot> s,
     int i,
@@ -792,7 +808,7 @@ class PorterBindings {
   late final _porter_http_last_status =
       _porter_http_last_statusPtr.asFunction<int Function()>();
 
-  /// The response's HTTP status code. `r` not NULL.
+  /// The response's HTTP status code; 0 for a NULL `r`.
   int porter_http_response_status(
     ffi.Pointer<porter_http_response> r,
   ) {
@@ -1002,9 +1018,12 @@ class PorterBindings {
   late final _porter_http_response_hop_header_at =
       _porter_http_response_hop_header_atPtr.asFunction<int Function(ffi.Pointer<porter_http_response>, int, int, ffi.Pointer<ffi.Pointer<ffi.Char>>, ffi.Pointer<ffi.Pointer<ffi.Char>>)>();
 
-  /// Copies the timing breakdown into `*out` (not NULL). For a stream they
-  /// are known only after its end; before that all are 0.
-  void porter_http_response_timings(
+  /// Copies the timing breakdown into `*out` (not NULL; initialised with
+  /// PORTER_HTTP_TIMINGS_INIT; written only within its struct_size) and
+  /// returns 0. For a stream they are known only after its end; before that
+  /// all are 0. PORTER_E_INVAL for a NULL `r` (`*out` zeroed), a NULL `out`
+  /// or a struct_size below version 1's (nothing written).
+  int porter_http_response_timings(
     ffi.Pointer<porter_http_response> r,
     ffi.Pointer<porter_http_timings> out,
   ) {
@@ -1015,10 +1034,10 @@ class PorterBindings {
   }
 
   late final _porter_http_response_timingsPtr =
-      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_http_response>, ffi.Pointer<porter_http_timings>)>>(
+      _lookup<ffi.NativeFunction<ffi.Int Function(ffi.Pointer<porter_http_response>, ffi.Pointer<porter_http_timings>)>>(
           'porter_http_response_timings');
   late final _porter_http_response_timings =
-      _porter_http_response_timingsPtr.asFunction<void Function(ffi.Pointer<porter_http_response>, ffi.Pointer<porter_http_timings>)>();
+      _porter_http_response_timingsPtr.asFunction<int Function(ffi.Pointer<porter_http_response>, ffi.Pointer<porter_http_timings>)>();
 
   /// Frees a response; NULL is accepted and ignored.
   void porter_http_response_free(
@@ -1404,7 +1423,14 @@ class PorterBindings {
   /// caller's buffer `buf`, as pread(2) would: stores in `*n` how many bytes
   /// were read (fewer than `cap` only at the end of the file; 0 at or past
   /// it) and returns 0, or returns a negative code with `*n` 0. Nothing is
-  /// allocated: by descriptor the file is read straight into `buf`.
+  /// allocated: by descriptor the file is read straight into `buf`, so a
+  /// program that reads into the same buffer again pays no page faults for
+  /// it (a new buffer of porter_file_read's does, which for large files
+  /// costs more than the read). `cap` 0 reads nothing and asks porterd
+  /// nothing. Every request carries `call_id` (0: one chosen). Blocks for at
+  /// most `timeout_ms` in all (0: the default). `path` and `n` not NULL;
+  /// `buf` not NULL unless `cap` is 0 (on failure it may hold part of the
+  /// range); `root` NULL means the first root.
   int porter_file_read_into(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
@@ -1494,9 +1520,11 @@ class PorterBindings {
   late final _porter_file_delete =
       _porter_file_deletePtr.asFunction<int Function(ffi.Pointer<ffi.Char>, ffi.Pointer<ffi.Char>, int, int, int)>();
 
-  /// Fills `*out` (not NULL; zeroed on failure) with what `path` in `root`
-  /// is, following symlinks that stay inside the root. Returns 0 or a
-  /// negative code. Blocks for at most `timeout_ms`.
+  /// Fills `*out` (not NULL; initialised with PORTER_FILE_INFO_INIT; written
+  /// only within its struct_size; zeroed on failure) with what `path` in
+  /// `root` is, following symlinks that stay inside the root. Returns 0 or a
+  /// negative code (PORTER_E_INVAL, nothing written, for a struct_size below
+  /// version 1's). Blocks for at most `timeout_ms`.
   int porter_file_stat(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
@@ -1522,7 +1550,7 @@ class PorterBindings {
   /// Like porter_file_stat, but a symlink at `path` is reported itself
   /// (type PORTER_FILE_TYPE_SYMLINK, lstat(2) semantics) instead of what it
   /// points to. Directories on the way are resolved as for any path. Fills
-  /// `*out` (not NULL; zeroed on failure); returns 0 or a negative code.
+  /// `*out` as porter_file_stat does; returns 0 or a negative code.
   /// Blocks for at most `timeout_ms`.
   int porter_file_lstat(
     ffi.Pointer<ffi.Char> root,
@@ -1699,7 +1727,7 @@ class PorterBindings {
       _porter_file_list_namePtr.asFunction<ffi.Pointer<ffi.Char> Function(ffi.Pointer<porter_file_list>, int)>();
 
   /// Type (porter_file_type; a symlink is SYMLINK), size and mtime of entry
-  /// `i`; outputs may be NULL. Returns 0 or PORTER_E_INVAL.
+  /// `i`; outputs may be NULL. Returns 0 or PORTER_E_INVAL (outputs then 0).
   int porter_file_list_entry(
     ffi.Pointer<porter_file_list> l,
     int i,
@@ -2056,7 +2084,8 @@ class PorterBindings {
   /// Event `i` (< count) of the batch: its kind (porter_file_event_kind) and
   /// names, borrowed from the batch (valid until it is freed; `new_name` is
   /// "" unless MOVED). Pointers may be NULL to skip them. Returns 0, or
-  /// PORTER_E_INVAL when `i` is out of range or `e` is NULL.
+  /// PORTER_E_INVAL when `i` is out of range or `e` is NULL (outputs then 0
+  /// or NULL).
   int porter_file_events_get(
     ffi.Pointer<porter_file_events> e,
     int i,
@@ -2192,8 +2221,9 @@ class PorterBindings {
   late final _porter_db_close =
       _porter_db_closePtr.asFunction<int Function(int, int, int)>();
 
-  /// Runs `sql` on `session`, or when `session` is 0 on a pooled connection
-  /// for `conninfo`. `params` (may be NULL when `nparams` is 0) are $1..$n;
+  /// Runs `sql` (not NULL) on `session`, or when `session` is 0 on a pooled
+  /// connection for `conninfo` (then not NULL nor ""; ignored, NULL
+  /// accepted, with a session). `params` (may be NULL when `nparams` is 0) are $1..$n;
   /// a statement that uses more parameters than `nparams` fails with
   /// PORTER_E_DB, SQLSTATE 08P01, before it is sent. Without parameters
   /// `sql` may hold several statements, one result part each; when one of
@@ -2897,8 +2927,13 @@ class PorterBindings {
   late final addresses = _SymbolAddresses(this);
 }
 
-/// Counters of one daemon worker loop, as reported by porter_stats.
+/// Counters of one daemon worker loop, as reported by porter_stats. An out
+/// struct (rule 9): initialise with PORTER_WORKER_STATS_INIT.
 final class porter_worker_stats extends ffi.Struct {
+  /// sizeof(porter_worker_stats), set by the INIT macro
+  @ffi.Size()
+  external int struct_size;
+
   /// index, 0..n-1
   @ffi.Uint32()
   external int worker;
@@ -2930,8 +2965,13 @@ final class porter_worker_stats extends ffi.Struct {
 
 /// What one uid holds in the daemon, against its quotas (the daemon's
 /// uid-max-* settings; a max of 0 means no limit). Reaching a limit gives
-/// that uid PORTER_E_BUSY with a message naming the setting.
+/// that uid PORTER_E_BUSY with a message naming the setting. An out struct
+/// (rule 9): initialise with PORTER_UID_USAGE_INIT.
 final class porter_uid_usage extends ffi.Struct {
+  /// sizeof(porter_uid_usage), set by the INIT macro
+  @ffi.Size()
+  external int struct_size;
+
   @ffi.Uint32()
   external int uid;
 
@@ -3025,8 +3065,13 @@ final class porter_http_options extends ffi.Struct {
 
 /// Where the time of a request went, in microseconds. namelookup, connect,
 /// tls and first_byte count from the start of the last redirect hop; total
-/// spans all hops. tls_us is 0 for plain http.
+/// spans all hops. tls_us is 0 for plain http. An out struct (rule 9):
+/// initialise with PORTER_HTTP_TIMINGS_INIT.
 final class porter_http_timings extends ffi.Struct {
+  /// sizeof(porter_http_timings), set by the INIT macro
+  @ffi.Size()
+  external int struct_size;
+
   @ffi.Uint64()
   external int namelookup_us;
 
@@ -3071,8 +3116,13 @@ final class porter_bytes extends ffi.Struct {
   external int len;
 }
 
-/// What porter_file_stat reports.
+/// What porter_file_stat reports. An out struct (rule 9): initialise with
+/// PORTER_FILE_INFO_INIT.
 final class porter_file_info extends ffi.Struct {
+  /// sizeof(porter_file_info), set by the INIT macro
+  @ffi.Size()
+  external int struct_size;
+
   /// porter_file_type
   @ffi.Int()
   external int type;

@@ -407,7 +407,9 @@ PorterHttpResponse readHttpResponse(
   final name = calloc<Pointer<Char>>();
   final value = calloc<Pointer<Char>>();
   final len = calloc<Size>();
-  final t = calloc<porter_http_timings>();
+  // An out struct carries its size (porter.h rule 9).
+  final t = calloc<porter_http_timings>()
+    ..ref.struct_size = sizeOf<porter_http_timings>();
   try {
     final n = b.porter_http_response_header_count(r);
     final headers = <HttpHeader>[

@@ -130,7 +130,8 @@ mixin _FileCalls {
       int callId = 0}) {
     final ms = timeoutMs(timeout);
     return _withPath(root, path, (r, p) {
-      final info = calloc<porter_file_info>();
+      final info = calloc<porter_file_info>()
+        ..ref.struct_size = sizeOf<porter_file_info>();
       try {
         final rc = followLinks
             ? _b.porter_file_stat(r, p, callId, ms, info)

@@ -49,7 +49,8 @@ final class StatsSnapshot implements Finalizable {
       uids: _entries<porter_uid_usage, PorterUidUsage>(
           'uid',
           _b.porter_stats_uids(_ptr),
-          calloc<porter_uid_usage>(),
+          calloc<porter_uid_usage>()
+            ..ref.struct_size = sizeOf<porter_uid_usage>(),
           (i, u) => _b.porter_stats_uid(_ptr, i, u), (u) {
         final r = u.ref;
         return PorterUidUsage(
@@ -71,7 +72,8 @@ final class StatsSnapshot implements Finalizable {
       workers: _entries<porter_worker_stats, PorterWorkerStats>(
           'worker',
           _b.porter_stats_workers(_ptr),
-          calloc<porter_worker_stats>(),
+          calloc<porter_worker_stats>()
+            ..ref.struct_size = sizeOf<porter_worker_stats>(),
           (i, w) => _b.porter_stats_worker(_ptr, i, w), (w) {
         final r = w.ref;
         return PorterWorkerStats(
@@ -91,10 +93,11 @@ final class StatsSnapshot implements Finalizable {
   }
 
   /// The [n] entries of one table of the snapshot (workers, uids): each
-  /// copied by [copy] into [slot] (a native struct this frees) and
-  /// converted by [convert]. [what] names an entry in the error thrown
-  /// when one is missing. The struct type is a parameter because
-  /// `calloc<T>()` and `.ref` need it known where they are written.
+  /// copied by [copy] into [slot] (a native struct with its struct_size
+  /// set, which this frees) and converted by [convert]. [what] names an
+  /// entry in the error thrown when one is missing. The struct type is a
+  /// parameter because `calloc<T>()` and `.ref` need it known where they
+  /// are written.
   static List<T> _entries<S extends Struct, T>(
       String what,
       int n,
