@@ -301,31 +301,33 @@ static int read_fd_into(porter_file_reader *rd, uint8_t *buf, size_t cap, size_t
 	return 0;
 }
 
-/* Reads what a reader by descriptor covers into `b` (its buffer of `cap`
+/* A porter_bytes as the library allocates it: the bytes of a read that
+ * came in one reply stay in that reply (no second copy), else in `buf`
+ * of their own, which pub.data points to once the read is done (the
+ * caller's view is const void *). */
+typedef struct pbytes {
+	porter_bytes pub;
+	Porter__V1__Response *resp; /* owns pub.data when not NULL */
+	uint8_t *buf;               /* else owns the bytes (malloc) */
+} pbytes;
+
+/* Reads what a reader by descriptor covers into `pb` (its buffer of `cap`
  * bytes, grown for a file that grew or has no size). */
-static int read_fd_all(porter_file_reader *rd, porter_bytes *b, size_t cap)
+static int read_fd_all(porter_file_reader *rd, pbytes *pb, size_t cap)
 {
 	for (;;) {
-		int rc = read_fd_into(rd, b->data + b->len, cap - b->len, &b->len);
+		int rc = read_fd_into(rd, pb->buf + pb->pub.len, cap - pb->pub.len, &pb->pub.len);
 		if (rc < 0 || rd->pos >= rd->end)
 			return rc;
 		if (cap > SIZE_MAX / 2)
 			return pconn_set_error(PORTER_E_TOO_LARGE, "file too large for memory");
-		uint8_t *nd = realloc(b->data, cap * 2);
+		uint8_t *nd = realloc(pb->buf, cap * 2);
 		if (!nd)
 			return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-		b->data = nd;
+		pb->buf = nd;
 		cap *= 2;
 	}
 }
-
-/* A porter_bytes as the library allocates it: the bytes of a read that
- * came in one reply stay in that reply (no second copy), else in `data`
- * of their own. */
-typedef struct pbytes {
-	porter_bytes pub;
-	Porter__V1__Response *resp; /* owns pub.data when not NULL */
-} pbytes;
 
 void porter_bytes_free(porter_bytes *b)
 {
@@ -334,8 +336,7 @@ void porter_bytes_free(porter_bytes *b)
 	pbytes *pb = (pbytes *)b;
 	if (pb->resp)
 		porter__v1__response__free_unpacked(pb->resp, NULL);
-	else
-		free(b->data);
+	free(pb->buf);
 	free(pb);
 }
 
@@ -395,17 +396,18 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 		goto fail;
 	}
 	cap = want ? (size_t)want : 1;
-	b->data = malloc(cap);
-	if (!b->data) {
+	pb->buf = malloc(cap);
+	if (!pb->buf) {
 		rc = pconn_set_error(PORTER_E_NOMEM, "out of memory for %zu bytes", cap);
 		goto fail;
 	}
 	if (rd->fd >= 0) {
 		/* By descriptor: straight into the result, no piece buffer. */
-		rc = read_fd_all(rd, b, cap);
+		rc = read_fd_all(rd, pb, cap);
 		if (rc < 0)
 			goto fail;
 		porter_file_reader_free(rd);
+		b->data = pb->buf;
 		*out = b;
 		return 0;
 	}
@@ -427,18 +429,19 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 				}
 				ncap *= 2;
 			}
-			uint8_t *nd = realloc(b->data, ncap);
+			uint8_t *nd = realloc(pb->buf, ncap);
 			if (!nd) {
 				rc = pconn_set_error(PORTER_E_NOMEM, "out of memory");
 				goto fail;
 			}
-			b->data = nd;
+			pb->buf = nd;
 			cap = ncap;
 		}
-		memcpy(b->data + b->len, p, n);
+		memcpy(pb->buf + b->len, p, n);
 		b->len += n;
 	}
 	porter_file_reader_free(rd); /* at its end: nothing to tell the daemon */
+	b->data = pb->buf;
 	*out = b;
 	return 0;
 fail:

@@ -844,10 +844,11 @@ enum porter_file_flag {
 };
 
 /* Bytes returned by the library: `data` (NULL only when len is 0 and
- * allocation was skipped; may contain NULs) and `len`. Freed, with its
- * data, by one porter_bytes_free. */
+ * allocation was skipped; may contain NULs; read-only, owned by the
+ * porter_bytes) and `len`. Freed, with its data, by one porter_bytes_free.
+ * Allocated by the library, so it carries no struct_size (rule 9). */
 typedef struct porter_bytes {
-	uint8_t *data;
+	const void *data;
 	size_t len;
 } porter_bytes;
 

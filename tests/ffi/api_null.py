@@ -471,6 +471,10 @@ def shape_breaches(path=HEADER):
             out.append('%s: a sized struct whose first field is not size_t struct_size'
                        % name.lower())
     structs = set(re.findall(r'typedef struct (porter_\w+) \{', text))
+    # Rule 5 in structs too: bytes are void pointers.
+    for name, body in re.findall(r'typedef struct (porter_\w+) \{(.*?)\}', text, flags=re.S):
+        if re.search(r'\buint8_t\s*\*', re.sub(r'/\*.*?\*/', '', body, flags=re.S)):
+            out.append('%s: bytes as uint8_t * in a field' % name)
     for fn, (ret, ps) in sorted(protos.items()):
         for t, n in ps:
             if t.rstrip('*') in structs and t.count('*') == 1 and not t.startswith('const') \
@@ -492,7 +496,9 @@ def test_api_shape():
              'const uint8_t *payload, size_t len, uint64_t call_id'),
             ('PORTER_API void porter_http_stream_free(porter_http_stream *s);', ''),
             ('size_t struct_size;           /* sizeof(porter_http_options)', 'int x; /*'),
-            ('#define PORTER_FILE_INFO_INIT', '#define PORTER_FILE_INFO_ZERO')):
+            ('#define PORTER_FILE_INFO_INIT', '#define PORTER_FILE_INFO_ZERO'),
+            ('\tconst void *data;\n\tsize_t len;\n} porter_bytes;',
+             '\tuint8_t *data;\n\tsize_t len;\n} porter_bytes;')):
         broken = bad.replace(before, after, 1)
         check(broken != bad, 'the self-check finds %r in porter.h' % before)
         tmp = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'porter-shape-%d.h' % os.getpid())

@@ -91,7 +91,7 @@ class DbParam(ctypes.Structure):
 
 class Bytes(ctypes.Structure):
     """porter_bytes."""
-    _fields_ = [('data', ctypes.POINTER(ctypes.c_uint8)), ('len', ctypes.c_size_t)]
+    _fields_ = [('data', ctypes.c_void_p), ('len', ctypes.c_size_t)]
 
 
 class FileInfo(Sized):

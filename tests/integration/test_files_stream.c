@@ -55,11 +55,12 @@ static void *reader_main(void *arg)
 			bad++;
 			continue;
 		}
+		const uint8_t *got = b->data;
 		if (b->len != WSIZE)
 			bad++;
 		else
 			for (size_t i = 1; i < b->len; i++)
-				if (b->data[i] != b->data[0]) {
+				if (got[i] != got[0]) {
 					bad++;
 					break;
 				}
@@ -94,9 +95,10 @@ START_TEST(test_concurrent_atomic_writers)
 	porter_bytes *b = NULL;
 	ck_assert_int_eq(porter_file_read("main", "shared", 0, 0, 0, T, &b), 0);
 	ck_assert_uint_eq(b->len, WSIZE);
-	ck_assert(b->data[0] >= 'A' && b->data[0] < 'A' + WRITERS);
+	const uint8_t *got = b->data;
+	ck_assert(got[0] >= 'A' && got[0] < 'A' + WRITERS);
 	for (size_t i = 1; i < b->len; i++)
-		ck_assert(b->data[i] == b->data[0]);
+		ck_assert(got[i] == got[0]);
 	porter_bytes_free(b);
 	ck_assert_uint_eq(th_dir_entries(root), 1); /* no temp files left */
 }

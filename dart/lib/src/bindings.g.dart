@@ -3107,10 +3107,11 @@ final class porter_http_stream extends ffi.Opaque {}
 final class porter_http_upload extends ffi.Opaque {}
 
 /// Bytes returned by the library: `data` (NULL only when len is 0 and
-/// allocation was skipped; may contain NULs) and `len`. Freed, with its
-/// data, by one porter_bytes_free.
+/// allocation was skipped; may contain NULs; read-only, owned by the
+/// porter_bytes) and `len`. Freed, with its data, by one porter_bytes_free.
+/// Allocated by the library, so it carries no struct_size (rule 9).
 final class porter_bytes extends ffi.Struct {
-  external ffi.Pointer<ffi.Uint8> data;
+  external ffi.Pointer<ffi.Void> data;
 
   @ffi.Size()
   external int len;
