@@ -18,7 +18,11 @@
  * read(2) does. Buffers: direct and into read into one buffer of the
  * file's size that each thread allocates once and reuses, as a program
  * reading with read(2) would; porter and bytes rows get a new buffer from
- * porter_file_read every call (the API gives no other); reader rows reuse
+ * porter_file_read every call (the API gives no other), and so does
+ * "dnew", a direct read into a fresh malloc of the file's size freed after
+ * each call (what dart:io's readAsBytes does): the like-for-like baseline
+ * of porter and bytes, printed next to the reused-buffer direct row, with
+ * each row saying which baseline its ratios use; reader rows reuse
  * the reader's piece buffer. The ping round trip of
  * the same run gives the 4 KiB target its unit. Files are in the page cache
  * for reads; the atomic rows include the disk's fsync on both sides.
@@ -39,10 +43,11 @@
 #include "harness.h"
 #include "porter.h"
 
-enum path { DIRECT, BY_FD, BYTES, READER, POOL, INTO };
+enum path { DIRECT, BY_FD, BYTES, READER, POOL, INTO, DIRECT_NEW };
 enum op { OP_READ, OP_WRITE, OP_ATOMIC };
 
-static const char *const path_name[] = {"direct", "porter", "bytes", "reader", "pool", "into"};
+static const char *const path_name[] = {"direct", "porter", "bytes", "reader",
+					"pool",   "into",   "dnew"};
 static const char *const op_name[] = {"read", "write", "atomic"};
 
 static char root[64];
@@ -128,6 +133,12 @@ static int one(job *j, uint8_t *buf)
 	if (j->path == DIRECT)
 		return j->op == OP_READ ? direct_read(p, j->size, buf)
 					: direct_write(p, j->size, j->op == OP_ATOMIC);
+	if (j->path == DIRECT_NEW) {
+		uint8_t *fresh = malloc(j->size);
+		int rc = fresh ? direct_read(p, j->size, fresh) : -1;
+		free(fresh);
+		return rc;
+	}
 	if (j->path == READER) {
 		/* The stream: pieces of the daemon's chunk size into one
 		 * buffer the reader reuses, where porter_file_read gives the
@@ -256,17 +267,20 @@ static double ping_p50(int n)
 	return p;
 }
 
+/* Prints one row; its ratios are to `direct` (NULL: none), the row
+ * named `base`. */
 static void row(const char *size, int threads, enum path path, result r, const result *direct,
-		const char *note)
+		const char *base, const char *note)
 {
 	char a[32], b[32];
 	fmt_ns(r.p50, a, sizeof(a));
 	fmt_ns(r.p99, b, sizeof(b));
 	printf("%-6s %-7d %-7s %10s %10s %9.1f", size, threads, path_name[path], a, b, r.mib_s);
 	if (direct)
-		printf("   x%-5.2f x%-5.2f", r.p50 / direct->p50, r.mib_s / direct->mib_s);
+		printf("   x%-5.2f x%-5.2f %-6s", r.p50 / direct->p50, r.mib_s / direct->mib_s,
+		       base);
 	else
-		printf("   %-6s %-6s", "", "");
+		printf("   %-6s %-6s %-6s", "", "", "");
 	printf("  load %.2f%s%s\n", loadavg(), note, r.failures ? "  (FAILURES)" : "");
 }
 
@@ -332,8 +346,8 @@ int main(void)
 	printf("files through porterd vs direct system calls, one run; porter = by "
 	       "descriptor (default), bytes = file-pass-fd=false\n");
 	printf("ping round trip p50 %s (load %.2f)\n", pb, loadavg());
-	printf("%-6s %-7s %-7s %10s %10s %9s   %-6s %-6s\n", "size", "threads", "path", "p50",
-	       "p99", "MiB/s", "p50", "MiB/s");
+	printf("%-6s %-7s %-7s %10s %10s %9s   %-6s %-6s %-6s\n", "size", "threads", "path", "p50",
+	       "p99", "MiB/s", "p50", "MiB/s", "vs");
 	static const int threads[] = {1, 4};
 	for (int op = OP_READ; op <= OP_ATOMIC; op++) {
 		printf("-- %s\n", op_name[op]);
@@ -347,30 +361,43 @@ int main(void)
 					iters = 6;
 				const char *label = s == 0 ? "4KiB" : "16MiB";
 				result d = measure(DIRECT, op, sizes[s], threads[t], iters);
+				/* A read's porter and bytes rows return a new buffer:
+				 * their baseline is the direct read into a new one. */
+				int rd = op == OP_READ;
+				result dn =
+					rd ? measure(DIRECT_NEW, op, sizes[s], threads[t], iters)
+					   : d;
+				const char *nb = rd ? "dnew" : "direct";
 				result p = measure(BY_FD, op, sizes[s], threads[t], iters);
 				result b = measure(BYTES, op, sizes[s], threads[t], iters);
 				char note[128];
-				target(op, sizes[s], threads[t], p, d, ping, note, sizeof(note));
-				row(label, threads[t], DIRECT, d, NULL, "");
-				row(label, threads[t], BY_FD, p, &d, note);
-				row(label, threads[t], BYTES, b, &d, "");
-				if (op == OP_READ) {
+				target(op, sizes[s], threads[t], p, dn, ping, note, sizeof(note));
+				row(label, threads[t], DIRECT, d, NULL, "", "");
+				if (rd)
+					row(label, threads[t], DIRECT_NEW, dn, &d, "direct",
+					    "  (direct into a new buffer each call)");
+				row(label, threads[t], BY_FD, p, &dn, nb, note);
+				if (rd)
+					row(label, threads[t], BY_FD, p, &d, "direct",
+					    "  (porter against a reused buffer)");
+				row(label, threads[t], BYTES, b, &dn, nb, "");
+				if (rd) {
 					result in = measure(INTO, op, sizes[s], threads[t], iters);
 					target(op, sizes[s], threads[t], in, d, ping, note,
 					       sizeof(note));
-					row(label, threads[t], INTO, in, &d, note);
+					row(label, threads[t], INTO, in, &d, "direct", note);
 				}
-				if (op == OP_READ && s == 0) {
+				if (rd && s == 0) {
 					result pl = measure(POOL, op, sizes[s], threads[t], iters);
-					row(label, threads[t], POOL, pl, &d,
+					row(label, threads[t], POOL, pl, &dn, nb,
 					    "  (no loop fast path)");
 				}
-				if (op == OP_READ && s == 1) {
+				if (rd && s == 1) {
 					result rr =
 						measure(READER, op, sizes[s], threads[t], iters);
 					target(op, sizes[s], threads[t], rr, d, ping, note,
 					       sizeof(note));
-					row(label, threads[t], READER, rr, &d, note);
+					row(label, threads[t], READER, rr, &d, "direct", note);
 				}
 			}
 		}
