@@ -15,6 +15,7 @@
 
 #include "fsconfine.h"
 #include "fspass.h"
+#include "fsroot.h"
 #include "log.h"
 
 #ifndef SYS_openat2
@@ -74,7 +75,7 @@ static int get_dir(const fs_job *j)
 	if (d < 0)
 		return -1;
 	struct stat sb;
-	if (fstat((int)d, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+	if (fstat((int)d, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != fsroot_self()) {
 		close((int)d);
 		return -1;
 	}
@@ -104,7 +105,8 @@ static int open_in_dir(const fs_job *j, const char *path, int flags)
 static int fast_read(fs_job *j)
 {
 	Porter__V1__FileRead *m = j->r->msg->file_read;
-	int fd = open_in_dir(j, m->path, O_RDONLY | O_NONBLOCK);
+	const int of = O_RDONLY | O_NONBLOCK;
+	int fd = open_in_dir(j, m->path, of);
 	if (fd < 0)
 		return 0;
 	struct stat sb;
@@ -112,7 +114,7 @@ static int fast_read(fs_job *j)
 		goto pool; /* directories, FIFOs, /proc files: the pool's words */
 	uint64_t size = (uint64_t)sb.st_size;
 	int small = fspass_small_read(m, size);
-	if (j->want_fd && !small && fspass_read(j, &fd, &sb) == 0)
+	if (j->want_fd && !small && fspass_read(j, &fd, &sb, of) == 0)
 		return 1;
 	if (!small)
 		goto pool; /* a larger copy dwarfs the trip, and would hold the loop */

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "fsroot.h"
+
 #define F_ATOMIC PORTER__V1__FILE_WRITE_FLAG__FILE_ATOMIC
 
 int fspass_small_read(const Porter__V1__FileRead *m, uint64_t size)
@@ -18,7 +20,7 @@ int fspass_small_read(const Porter__V1__FileRead *m, uint64_t size)
 
 int fspass_passable(const struct stat *sb, uid_t uid, int writing)
 {
-	if (uid == geteuid())
+	if (uid == fsroot_self())
 		return 1; /* porterd's own uid: nothing to widen */
 	/* The kernel judges a reopen through /proc/self/fd, and a hard link
 	 * of the descriptor (fs.protected_hardlinks: owner, or read and
@@ -34,12 +36,14 @@ int fspass_passable(const struct stat *sb, uid_t uid, int writing)
 	return (sb->st_mode & other) == 0;
 }
 
-int fspass_read(fs_job *j, int *fd, const struct stat *sb)
+int fspass_read(fs_job *j, int *fd, const struct stat *sb, int open_flags)
 {
-	if (!S_ISREG(sb->st_mode) || !fspass_passable(sb, j->uid, 0))
+	if (!S_ISREG(sb->st_mode) || !fspass_passable(sb, j->uid, 0) ||
+	    (open_flags & O_ACCMODE) != O_RDONLY)
 		return -1;
-	int fl = fcntl(*fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+	/* F_SETFL takes only the status flags (O_NONBLOCK, O_APPEND, ...)
+	 * and ignores the access mode and creation flags in its argument. */
+	if ((open_flags & O_NONBLOCK) && fcntl(*fd, F_SETFL, open_flags & ~O_NONBLOCK) < 0)
 		return -1;
 	j->pass_fd = *fd;
 	*fd = -1;

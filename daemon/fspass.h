@@ -39,14 +39,18 @@ int fspass_small_read(const Porter__V1__FileRead *m, uint64_t size);
 int fspass_passable(const struct stat *sb, uid_t uid, int writing);
 
 /*
- * Hands the open regular file `*fd` (described by `sb`, opened O_RDONLY,
- * perhaps O_NONBLOCK) to read job `j` as the descriptor its reply passes:
- * no longer O_NONBLOCK (that was for FIFOs, and the client would see it in
- * F_GETFL), with the file's size and the read's chunk size recorded in the
- * job. Returns 0 (the descriptor moved to j->pass_fd, `*fd` is -1), or -1
- * with `*fd` still the caller's, to read bytes instead. The thread of `j`.
+ * Hands the open regular file `*fd` (described by `sb`, opened by the
+ * caller with `open_flags`) to read job `j` as the descriptor its reply
+ * passes: no longer O_NONBLOCK (that was for FIFOs, and the client would
+ * see it in F_GETFL), with the file's size and the read's chunk size
+ * recorded in the job. Never a descriptor opened for anything but
+ * O_RDONLY: the access mode is judged from `open_flags`, which the caller
+ * knows (no F_GETFL system call on the path of every read; the kernel
+ * never changes a descriptor's access mode after open). Returns 0 (the
+ * descriptor moved to j->pass_fd, `*fd` is -1), or -1 with `*fd` still
+ * the caller's, to read bytes instead. The thread of `j`.
  */
-int fspass_read(fs_job *j, int *fd, const struct stat *sb);
+int fspass_read(fs_job *j, int *fd, const struct stat *sb, int open_flags);
 
 /*
  * Files by descriptor for a write open: the descriptor the client writes

@@ -85,7 +85,7 @@ int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 		close(d);
 		return e;
 	}
-	if (sb.st_uid != geteuid()) {
+	if (sb.st_uid != G.self) {
 		/* Someone else made it: its owner could swap what is inside. */
 		log_warn("file root '%s': %s/%s is owned by uid %u, not porterd: refused", rt->name,
 			 rt->path, name, (unsigned)sb.st_uid);
@@ -94,6 +94,11 @@ int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 	}
 	*fd = d;
 	return 0;
+}
+
+uid_t fsroot_self(void)
+{
+	return G.self;
 }
 
 void fsroot_put_dir(const fsroot *rt, int fd)

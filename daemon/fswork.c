@@ -194,7 +194,8 @@ static void do_read(fs_job *j)
 	/* O_NONBLOCK: opening a FIFO must not park a pool thread waiting
 	 * for a writer (it is refused below); no effect on regular files. */
 	int fd = -1;
-	int e = fsconfine_open(j->rootfd, m->path, O_RDONLY | O_NONBLOCK, 0, &fd);
+	const int of = O_RDONLY | O_NONBLOCK;
+	int e = fsconfine_open(j->rootfd, m->path, of, 0, &fd);
 	if (e) {
 		fail_errno(j, e, "open");
 		return;
@@ -214,7 +215,7 @@ static void do_read(fs_job *j)
 		goto out;
 	}
 	uint64_t size = (uint64_t)sb.st_size;
-	if (j->want_fd && !fspass_small_read(m, size) && fspass_read(j, &fd, &sb) == 0)
+	if (j->want_fd && !fspass_small_read(m, size) && fspass_read(j, &fd, &sb, of) == 0)
 		return;
 	uint64_t pos = m->offset > size ? size : m->offset;
 	uint64_t end = size;
