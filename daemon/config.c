@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "confsafe.h"
 #include "porter_errors.h"
 #include "porter_version.h"
 #include "sockpath.h"
@@ -453,11 +454,9 @@ static char *trim(char *s)
 
 int config_load_file(config *c, const char *path, FILE *err)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(err, "porterd: %s: %s\n", path, strerror(errno));
+	FILE *f = confsafe_open(path, err);
+	if (!f)
 		return PORTER_E_INVAL;
-	}
 	char line[4096];
 	int lineno = 0, rc = 0;
 	while (fgets(line, sizeof(line), f)) {

@@ -141,7 +141,9 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err);
 
 /*
  * Applies the settings in file `path` to `c`. Returns 0, or PORTER_E_INVAL
- * after printing "path:line: key: reason" lines to `err`.
+ * after printing "path:line: key: reason" lines to `err`; a file that
+ * another uid than root or porterd's could change is refused whole
+ * (confsafe.h).
  */
 int config_load_file(config *c, const char *path, FILE *err);
 

@@ -10,6 +10,8 @@
  * configuration could be allocated at the same address, so a pool checked
  * two reloads ago looked checked under the new one and the removed target
  * stayed reachable through it.
+ *
+ * And a config file a client can write is no administrator's word.
  */
 #include <check.h>
 #include <signal.h>
@@ -136,11 +138,88 @@ START_TEST(removed_target_is_gone_after_any_reload)
 		targets(1);
 		reload(++reloads);
 	}
-	int st = th_daemon_stop(&d);
-	if (st != 0)
-		th_daemon_dump_log(&d);
-	ck_assert_int_eq(st, 0);
-	th_daemon_cleanup(&d);
+	th_stop_clean(&d);
+	unlink(conf);
+}
+END_TEST
+
+/* Alice's ping: 0 when porterd serves her, 1 when it refuses her, else
+ * 2 (with the error on stderr). */
+static int alice_ping(void *arg)
+{
+	(void)arg;
+	int rc = porter_ping("x", 1, 0, 3000);
+	if (rc && rc != PORTER_E_DENIED)
+		fprintf(stderr, "alice's ping: %s: %s\n", porter_error_name(rc),
+			porter_last_error_message());
+	return rc == 0 ? 0 : rc == PORTER_E_DENIED ? 1 : 2;
+}
+
+/* Alice writes `text` over the config file (she may, or the test fails). */
+static int alice_writes_conf(void *arg)
+{
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		return 1;
+	fputs(arg, f);
+	return fclose(f) == 0 ? 0 : 1;
+}
+
+/* Waits until `needle` is in the log `n` times. */
+static void wait_count(const char *needle, int n)
+{
+	long long until = th_now_ms() + 10000;
+	while (log_count(needle) < n && th_now_ms() < until)
+		usleep(10000);
+	ck_assert_msg(log_count(needle) >= n, "'%s' not logged %d times", needle, n);
+}
+
+/*
+ * The config file says who may use porterd. One a client can write (its
+ * own, or of porterd's group, which the clients share, with group write)
+ * was read as if the administrator had written it: alice put herself in
+ * allow-uid, the next reload let her in. Now porterd refuses such a file
+ * whole (at start, on reload, with --check-config) and keeps its running
+ * settings; a file only root can change reloads as before.
+ */
+START_TEST(config_a_client_can_write_is_refused)
+{
+	snprintf(conf, sizeof(conf), "/tmp/porter-trust-conf-%d.conf", (int)getpid());
+	write_conf("allow-uid = 61010\n");
+	const char *extra[] = {"--config", conf, NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_ping, NULL), 1);
+
+	/* Hers: she lets herself in. */
+	ck_assert_int_eq(chown(conf, TH_UID_ALICE, TH_GID_PORTER), 0);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_writes_conf,
+			       "allow-uid = 61010,61011\n"),
+			 0);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	wait_count("reload", 2); /* the reason and "reload failed" (old code: reloaded) */
+	ck_assert_msg(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_ping, NULL) == 1,
+		      "a config file of alice's let her in");
+	ck_assert_int_ge(log_count("belongs to uid 61011"), 1);
+
+	/* Root's, but the porter group may write it. */
+	ck_assert_int_eq(chown(conf, 0, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(conf, 0664), 0);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_writes_conf,
+			       "allow-uid = 61010,61011\n"),
+			 0);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	wait_count("reload failed", 2);
+	ck_assert_msg(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_ping, NULL) == 1,
+		      "a group-writable config file let alice in");
+	ck_assert_int_ge(log_count("group or others may write it"), 1);
+
+	/* Only root's: the same text reloads. */
+	ck_assert_int_eq(chmod(conf, 0644), 0);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	wait_count("configuration reloaded", 1);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_ping, NULL), 0);
+
+	th_stop_clean(&d);
 	unlink(conf);
 }
 END_TEST
@@ -151,6 +230,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("trust_reload");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, removed_target_is_gone_after_any_reload);
+	tcase_add_test(tc, config_a_client_can_write_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
