@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -141,6 +142,56 @@ static int metrics_connect(void)
 	return fd;
 }
 
+/* A loopback port nothing listens on now, or 0. */
+static int unused_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int port = 0, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/*
+ * Starts porterd as its own uid with `args`, whose element `at` is set to
+ * "--metrics-listen"'s value, and returns once the endpoint accepts. The
+ * port is free when picked but any other process's outgoing connection
+ * may take it before porterd binds it; porterd then exits at start (after
+ * its Unix socket already accepted), so a start whose endpoint never
+ * answers is retried on another port.
+ */
+static void daemon_with_metrics(const char **args, size_t at)
+{
+	static char listen[32];
+	for (int attempt = 0; attempt < 5; attempt++) {
+		m_port = unused_port();
+		ck_assert_int_ne(m_port, 0);
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", m_port);
+		args[at] = listen;
+		ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+		for (long long until = th_now_ms() + 10000; th_now_ms() < until;) {
+			int fd = metrics_connect();
+			if (fd >= 0) {
+				close(fd);
+				return;
+			}
+			if (waitpid(d.pid, NULL, WNOHANG) == d.pid) {
+				d.pid = 0; /* reaped: nothing left to kill */
+				break;
+			}
+			usleep(20 * 1000);
+		}
+		th_daemon_kill(&d);
+		th_daemon_dump_log(&d);
+		th_daemon_cleanup(&d);
+	}
+	ck_abort_msg("porterd's metrics endpoint never came up on a free port");
+}
+
 /* GET /metrics into `text` (NUL-terminated, "" when nothing came). 0, or
  * -1 when it could not connect or send. */
 static int scrape(char *text, size_t cap)
@@ -193,16 +244,14 @@ static int read_metrics(void *arg)
  * connection. */
 static metrics_seen *metrics_with_bob(const char *const *more, seen_uids *bob, pthread_t *t)
 {
-	char listen[32];
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", m_port);
 	const char *args[16] = {"--allow-uid",        "61010,61011,61012",
 				"--workers",          "1",
 				"--metrics-file",     m_file,
 				"--metrics-interval", "100",
-				"--metrics-listen",   listen};
+				"--metrics-listen",   NULL};
 	for (size_t n = 10; more && *more && n < 15; more++)
 		args[n++] = *more;
-	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	daemon_with_metrics(args, 9);
 	ck_assert_int_eq(pthread_create(t, NULL, run_bob_hold, bob), 0);
 	ck_assert(th_wait_flag(&bob->ready, 10000));
 	/* Bob's connection is the only one: the file shows it once it was
@@ -234,13 +283,6 @@ START_TEST(metrics_hide_other_uids_by_default)
 	ck_assert_int_eq(chown(dir, TH_UID_DAEMON, TH_GID_PORTER), 0);
 	ck_assert_int_eq(chmod(dir, 0755), 0);
 	snprintf(m_file, sizeof(m_file), "%s/porter.prom", dir);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	m_port = ntohs(sa.sin_port);
 
 	seen_uids *bob = th_shared_alloc(sizeof(*bob));
 	pthread_t t;
@@ -310,19 +352,10 @@ static void *run_hold_metrics_slots(void *arg)
  */
 START_TEST(metrics_slots_cannot_be_held)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	m_port = ntohs(sa.sin_port);
-	char listen[32];
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", m_port);
 	const char *args[] = {"--allow-uid", "61010,61011,61012", "--workers",
-			      "1",           "--metrics-listen",  listen,
+			      "1",           "--metrics-listen",  NULL,
 			      NULL};
-	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	daemon_with_metrics(args, 5);
 	slot_hold *h = th_shared_alloc(sizeof(*h));
 	ck_assert_ptr_nonnull(h);
 	pthread_t t;
