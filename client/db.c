@@ -417,8 +417,24 @@ static int close_ids(uint64_t session, uint64_t stream, uint64_t call_id, int ti
 int porter_db_close(uint64_t session, uint64_t call_id, int timeout_ms)
 {
 	if (!session)
-		return pconn_set_error(PORTER_E_INVAL, "session 0");
+		return 0;
 	return close_ids(session, 0, call_id, timeout_ms);
+}
+
+/* The closes a free hands to the background thread (pbg_submit_id). */
+static int session_close_id(uint64_t session, int timeout_ms)
+{
+	return close_ids(session, 0, 0, timeout_ms);
+}
+
+static int stream_close_id(uint64_t stream, int timeout_ms)
+{
+	return close_ids(0, stream, 0, timeout_ms);
+}
+
+void porter_db_free(uint64_t session)
+{
+	pbg_submit_id(session_close_id, session);
 }
 
 int porter_db_status(const porter_db_result *res)
@@ -695,23 +711,12 @@ int porter_db_cursor_close(porter_db_cursor *cur, int timeout_ms)
 	return rc;
 }
 
-/* The close of an unfinished stream, run by the background thread. */
-static void stream_close_job(void *arg)
-{
-	close_ids(0, *(uint64_t *)arg, 0, PBG_JOB_TIMEOUT_MS);
-}
-
 void porter_db_cursor_free(porter_db_cursor *cur)
 {
 	if (!cur)
 		return;
-	if (!cur->done && cur->stream) {
-		uint64_t *arg = malloc(sizeof(*arg));
-		if (arg) {
-			*arg = cur->stream;
-			pbg_submit(stream_close_job, arg);
-		}
-	}
+	/* An unfinished stream is closed by the background thread. */
+	pbg_submit_id(stream_close_id, cur->done ? 0 : cur->stream);
 	cursor_release(cur);
 }
 

@@ -56,7 +56,8 @@
  *     chunks, until the stream's next read or free). Inputs are never
  *     retained after a call returns: strings and bytes are copied.
  *  8. Handles (porter_db_cursor, porter_http_stream, porter_file_reader,
- *     porter_file_writer) have `*_close(h, timeout_ms)`, which tells the
+ *     porter_file_writer; and db sessions, ids with porter_db_close and
+ *     porter_db_free) have `*_close(h, timeout_ms)`, which tells the
  *     daemon and waits up to timeout_ms, and `*_free(h)`, which never waits:
  *     any daemon round trip it needs is handed to a libporter background
  *     thread, so it is safe in finalizers on any thread. Both always free
@@ -1230,10 +1231,23 @@ PORTER_API int porter_db_open(const char *conninfo, uint64_t call_id, int timeou
 			      uint64_t *session);
 
 /*
- * Closes `session`, rolling back any open transaction. Returns 0, or
- * PORTER_E_DB_SESSION when no such session belongs to this process.
+ * Closes `session`, rolling back any open transaction, waiting up to
+ * `timeout_ms` for porterd. Returns 0, or PORTER_E_DB_SESSION when no
+ * such session belongs to this process (closed already). Session 0 is
+ * accepted and ignored (0), as NULL by the closes of rule 8.
  */
 PORTER_API int porter_db_close(uint64_t session, uint64_t call_id, int timeout_ms);
+
+/*
+ * Closes `session` without waiting (rule 8): the close, with its
+ * rollback, is handed to libporter's background thread, which tells
+ * porterd within its own 1 s bound; so it never blocks, even with porterd
+ * stopped, and is safe in finalizers on any thread. When porterd cannot
+ * be told, it still closes the session once this process has gone, after
+ * its grace period, or after db-session-idle. Session 0, and a session
+ * closed already, are accepted and ignored. Thread safe.
+ */
+PORTER_API void porter_db_free(uint64_t session);
 
 /*
  * Runs `sql` (not NULL) on `session`, or when `session` is 0 on a pooled

@@ -6,11 +6,14 @@ and 18), from Python's ctypes with threads standing in for isolates.
     with porter_call_id_new() (all distinct, none 0), some calls are
     cancelled by another thread (porter_cancel and porter_cancel_nowait)
     and exactly those return PORTER_E_CANCELLED; the others succeed.
-  * *_free never waits, even with porterd stopped (SIGSTOP): freeing an
-    unfinished HTTP stream, db cursor, file reader and file writer and
-    queueing a cancel return at once on any thread, while the *_close of
-    the same kind of handle waits for its timeout; once porterd runs again,
-    libporter's background thread has told it and the streams are gone.
+  * porter_db_free closes a db session without waiting (its backend goes,
+    its transaction is rolled back); 0 and a second free are ignored.
+  * *_free never waits, even with porterd stopped (SIGSTOP): freeing a db
+    session, an unfinished HTTP stream, db cursor, file reader and file
+    writer and queueing a cancel return at once on any thread, while the
+    *_close of the same kind of handle waits for its timeout; once porterd
+    runs again, libporter's background thread has told it and the streams
+    and the session are gone.
   * A cancel reaches a file read made of many requests: the read's id is
     on every chunk request, so a cancel sent after the first chunk stops
     the read (PORTER_E_CANCELLED) and porterd drops the reader's stream.
@@ -56,6 +59,7 @@ from test_contract import check  # noqa: E402
 
 HARD_LIMIT_S = 150
 CHUNK = 65536  # porterd's --file-chunk-size here
+PORTER_E_DB_SESSION = -22
 
 
 def test_explicit_ids_many_threads(threads=16, rounds=6):
@@ -146,14 +150,58 @@ def file_fds():
     return [t for t in fd_targets() if t == root or t.startswith(root + '/')]
 
 
+def session_with_backend():
+    """A new db session and the pid of its PostgreSQL backend."""
+    s = tc.db_open()
+    rows, _, _ = tc.db_query(s, 'SELECT pg_backend_pid()')
+    return s, int(rows[0][0])
+
+
+def backend_gone(pid, seconds=10):
+    """Whether PostgreSQL backend `pid` is gone within `seconds`."""
+    until = time.monotonic() + seconds
+    while True:
+        rows, _, _ = tc.db_query(0, 'SELECT count(*) FROM pg_stat_activity WHERE pid = %d' % pid)
+        if rows[0][0] == b'0':
+            return True
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.05)
+
+
+def test_db_free_closes_the_session():
+    """porter_db_free closes a session in porterd without waiting: its
+    open transaction is rolled back, its PostgreSQL backend goes and the
+    id is no more. A second free, a free of 0 and porter_db_close(0) are
+    ignored."""
+    lib = tc.c.lib
+    s, pid = session_with_backend()
+    tc.db_query(s, 'BEGIN')
+    tc.db_query(s, 'CREATE TABLE api_free_probe (x int)')
+    t0 = time.monotonic()
+    lib.porter_db_free(s)
+    dt = time.monotonic() - t0
+    check(dt < 0.5, 'porter_db_free returned at once (%.3f s)' % dt)
+    check(backend_gone(pid), 'the session\'s backend %d is gone' % pid)
+    rows, _, _ = tc.db_query(0, "SELECT to_regclass('api_free_probe') IS NULL")
+    check(rows[0][0] == b't', 'its open transaction was rolled back')
+    tc.db_query(s, 'SELECT 1', expect=PORTER_E_DB_SESSION)
+    lib.porter_db_free(s)
+    lib.porter_db_free(0)
+    check(lib.porter_db_close(0, 0, 5000) == 0, 'porter_db_close(0) is ignored')
+    rc = lib.porter_db_close(s, 0, 5000)
+    check(rc == PORTER_E_DB_SESSION, 'the freed session is not there to close (%d)' % rc)
+
+
 def test_free_never_waits_with_daemon_stopped():
     """*_free and porter_cancel_nowait return at once on any thread while
     porterd is stopped; the daemon is told afterwards."""
     lib = tc.c.lib
     name = make_file('free-me.bin', 8 * CHUNK)
+    session, backend = session_with_backend()
     fds0, http0 = fds_http()
     files0 = file_fds()
-    handles = []
+    handles = [(lib.porter_db_free, session)]
     st = tc.stream_open('/bin/50000000', chunk_size=16384)
     handles.append((lib.porter_http_stream_free, st))
     cur = ctypes.c_void_p()
@@ -215,6 +263,7 @@ def test_free_never_waits_with_daemon_stopped():
         time.sleep(0.02)
     check(len(file_fds()) <= len(files0), 'the reader and writer files are closed (%s -> %s)'
           % (files0, file_fds()))
+    check(backend_gone(backend), 'the freed db session\'s backend %d is gone' % backend)
 
 
 def test_cancel_reaches_multi_request_file_read(size_mb=64, rounds=5):
@@ -405,6 +454,7 @@ def main():
     if args is None:
         return 1
     return run_suite(args, [test_api_shape, test_explicit_ids_many_threads,
+                            test_db_free_closes_the_session,
                             test_free_never_waits_with_daemon_stopped,
                             test_cancel_reaches_multi_request_file_read, test_stream_deadline,
                             test_options_carry_their_size, test_out_structs_carry_their_size,

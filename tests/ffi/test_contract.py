@@ -173,6 +173,7 @@ def bind(path):
         # PostgreSQL
         'porter_db_open': (i, [cp, ctypes.c_uint64, i, ctypes.POINTER(u64)]),
         'porter_db_close': (i, [u64, ctypes.c_uint64, i]),
+        'porter_db_free': (None, [u64]),
         'porter_db_query': (i, [u64, cp, cp, ctypes.POINTER(DbParam), sz, ctypes.c_uint64, i, pvp]),
         'porter_db_result_free': (None, [vp]),
         'porter_db_status': (i, [vp]),

@@ -113,12 +113,17 @@ class PorterBindings {
   /// create /tmp/porter-$UID first; another uid listening there makes every
   /// call fail with PORTER_E_DENIED before anything is sent. A daemon of
   /// another user (the system service) is used by naming its socket in
-  /// PORTER_SOCKET, in a directory that belongs to that user, to root or to
-  /// the caller and that nobody else may write (the system unit's
-  /// /run/porter): a name in /tmp, or in any directory others can write, is
-  /// anyone's to bind once its daemon is gone, so another user's daemon
-  /// there is refused the same way (a daemon of the caller or root is
-  /// trusted wherever it is).
+  /// PORTER_SOCKET, on a path no other uid could have prepared (the system
+  /// unit's /run/porter/porter.sock): every directory on it, symlinks
+  /// followed, belongs to that user, to root or to the caller; the socket's
+  /// own directory may be written by its owner alone; and a directory others
+  /// may write (/tmp) is crossed only when sticky and only to something of
+  /// root's or the caller's. A name in /tmp, or in a directory someone made
+  /// there (anyone can make /tmp/porterd, under their own uid, before the
+  /// service does), is anyone's to bind once its daemon is gone, so another
+  /// user's daemon there is refused the same way, with a message naming the
+  /// entry at fault (a daemon of the caller or root is trusted wherever it
+  /// is).
   int porter_socket_path(
     ffi.Pointer<ffi.Char> buf,
     int cap,
@@ -2201,8 +2206,10 @@ class PorterBindings {
   late final _porter_db_open =
       _porter_db_openPtr.asFunction<int Function(ffi.Pointer<ffi.Char>, int, int, ffi.Pointer<ffi.Uint64>)>();
 
-  /// Closes `session`, rolling back any open transaction. Returns 0, or
-  /// PORTER_E_DB_SESSION when no such session belongs to this process.
+  /// Closes `session`, rolling back any open transaction, waiting up to
+  /// `timeout_ms` for porterd. Returns 0, or PORTER_E_DB_SESSION when no
+  /// such session belongs to this process (closed already). Session 0 is
+  /// accepted and ignored (0), as NULL by the closes of rule 8.
   int porter_db_close(
     int session,
     int call_id,
@@ -2220,6 +2227,27 @@ class PorterBindings {
           'porter_db_close');
   late final _porter_db_close =
       _porter_db_closePtr.asFunction<int Function(int, int, int)>();
+
+  /// Closes `session` without waiting (rule 8): the close, with its
+  /// rollback, is handed to libporter's background thread, which tells
+  /// porterd within its own 1 s bound; so it never blocks, even with porterd
+  /// stopped, and is safe in finalizers on any thread. When porterd cannot
+  /// be told, it still closes the session once this process has gone, after
+  /// its grace period, or after db-session-idle. Session 0, and a session
+  /// closed already, are accepted and ignored. Thread safe.
+  void porter_db_free(
+    int session,
+  ) {
+    return _porter_db_free(
+      session,
+    );
+  }
+
+  late final _porter_db_freePtr =
+      _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Uint64)>>(
+          'porter_db_free');
+  late final _porter_db_free =
+      _porter_db_freePtr.asFunction<void Function(int)>();
 
   /// Runs `sql` (not NULL) on `session`, or when `session` is 0 on a pooled
   /// connection for `conninfo` (then not NULL nor ""; ignored, NULL
@@ -3371,6 +3399,8 @@ class _SymbolAddresses {
       get porter_file_events_free => _library._porter_file_events_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_file_watch>)>>
       get porter_file_watch_free => _library._porter_file_watch_freePtr;
+  ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Uint64)>>
+      get porter_db_free => _library._porter_db_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_result>)>>
       get porter_db_result_free => _library._porter_db_result_freePtr;
   ffi.Pointer<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<porter_db_cursor>)>>

@@ -33,6 +33,14 @@ mixin _DbCalls {
     if (rc < 0) throw _dbFailure(_b, rc, nullptr);
   }
 
+  /// Closes [session] without waiting (porter_db_free): libporter's
+  /// background thread tells porterd, which rolls back an open
+  /// transaction. Never blocks, even with porterd stopped, and never
+  /// throws; a session closed already is ignored. For code that must not
+  /// wait (a dispose on the UI isolate); [DbSession] itself has no
+  /// finalizer, since it is a plain id that other isolates may hold.
+  void dbFree(DbSession session) => _b.porter_db_free(session.id);
+
   /// Runs [sql] on [session], or without one on a pooled connection for
   /// [conninfo] (then it must not rely on session state). [params] are $1..
   /// $n: see [DbParam] for the values accepted (null is SQL NULL, a
