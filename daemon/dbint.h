@@ -62,6 +62,11 @@ enum op_kind {
  * for another worker through fwd.h) or an internal step. Owned by the db modules until
  * dbop_reply/dbop_fail frees it.
  */
+/* Entries of a dbop's arrays kept in the op itself. */
+#define DBOP_COLS0 4
+#define DBOP_RESULTS0 4
+#define DBOP_PGS0 4
+
 typedef struct dbop {
 	list link; /* in a session queue or a pool's waiters */
 	db_worker *dw;
@@ -78,6 +83,15 @@ typedef struct dbop {
 	size_t n_results, cap_results;
 	PGresult **pgs; /* results whose memory the replies point into */
 	size_t n_pgs, cap_pgs;
+	/* The first result, its first columns, its first row's pointer and
+	 * the arrays' first entries live in the op (dbresult.c): a one-row
+	 * SELECT took six allocations, and their frees, for them. */
+	Porter__V1__DbResult result0;
+	Porter__V1__DbColumn cols0[DBOP_COLS0];
+	Porter__V1__DbColumn *colp0[DBOP_COLS0];
+	Porter__V1__DbRow *rows0[1];
+	Porter__V1__DbResult *results0[DBOP_RESULTS0];
+	PGresult *pgs0[DBOP_PGS0];
 	size_t bytes;      /* rough size of the reply so far */
 	int too_large;     /* rows dropped: the reply would not fit a frame */
 	struct pent *pent; /* its entry while sent in a pipeline */

@@ -32,9 +32,12 @@ void dbop_clear(dbop *op)
 		Porter__V1__DbResult *dr = op->results[i];
 		for (size_t j = 0; j < dr->n_rows; j++)
 			free(dr->rows[j]);
-		free(dr->rows);
-		free(dr->columns); /* one block with the column structs */
-		free(dr);
+		if (dr->rows != op->rows0)
+			free(dr->rows);
+		if (dr->columns != op->colp0)
+			free(dr->columns); /* one block with the column structs */
+		if (dr != &op->result0)
+			free(dr);
 	}
 	op->n_results = 0;
 	for (size_t i = 0; i < op->n_pgs; i++)
@@ -54,8 +57,10 @@ void dbop_clear(dbop *op)
 void dbop_free(dbop *op)
 {
 	dbop_clear(op);
-	free(op->results);
-	free(op->pgs);
+	if (op->results != op->results0)
+		free(op->results);
+	if (op->pgs != op->pgs0)
+		free(op->pgs);
 	free(op);
 }
 

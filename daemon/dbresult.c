@@ -9,15 +9,29 @@
 #include "dbop.h"
 #include "porter_errors.h"
 
+/* Room for `cap` entries of `size` in `arr` (holding `n`), which may be
+ * the op's own first entries `own` (never freed); the new array, or NULL
+ * (`arr` unchanged). */
+static void *grow(void *arr, const void *own, size_t n, size_t cap, size_t size)
+{
+	if (arr != own)
+		return realloc(arr, cap * size);
+	void *p = malloc(cap * size);
+	if (p && n)
+		memcpy(p, own, n * size);
+	return p;
+}
+
 static int keep_pg(dbop *op, PGresult *res)
 {
 	if (op->n_pgs == op->cap_pgs) {
-		size_t cap = op->cap_pgs ? op->cap_pgs * 2 : 8;
-		PGresult **p = realloc(op->pgs, cap * sizeof(*p));
+		PGresult **p = op->cap_pgs ? grow(op->pgs, op->pgs0, op->n_pgs, op->cap_pgs * 2,
+						  sizeof(*p))
+					   : op->pgs0;
 		if (!p)
 			return -1;
+		op->cap_pgs = op->cap_pgs ? op->cap_pgs * 2 : DBOP_PGS0;
 		op->pgs = p;
-		op->cap_pgs = cap;
 	}
 	op->pgs[op->n_pgs++] = res;
 	return 0;
@@ -25,21 +39,37 @@ static int keep_pg(dbop *op, PGresult *res)
 
 static Porter__V1__DbResult *new_result(dbop *op, PGresult *res, int with_cols)
 {
-	Porter__V1__DbResult *dr = malloc(sizeof(*dr));
+	if (op->n_results == op->cap_results) {
+		Porter__V1__DbResult **p = op->cap_results
+						   ? grow(op->results, op->results0, op->n_results,
+							  op->cap_results * 2, sizeof(*p))
+						   : op->results0;
+		if (!p)
+			return NULL;
+		op->cap_results = op->cap_results ? op->cap_results * 2 : DBOP_RESULTS0;
+		op->results = p;
+	}
+	/* The first result of the op (dbop_clear empties it) is its own. */
+	int own = op->n_results == 0;
+	Porter__V1__DbResult *dr = own ? &op->result0 : malloc(sizeof(*dr));
 	if (!dr)
 		return NULL;
 	porter__v1__db_result__init(dr);
 	int nf = with_cols ? PQnfields(res) : 0;
 	if (nf > 0) {
 		/* One block: the pointer array, then the structs. */
-		void *blk = malloc(nf *
-				   (sizeof(Porter__V1__DbColumn *) + sizeof(Porter__V1__DbColumn)));
-		if (!blk) {
-			free(dr);
+		int inline_cols = own && nf <= DBOP_COLS0;
+		void *blk = inline_cols ? NULL
+					: malloc(nf * (sizeof(Porter__V1__DbColumn *) +
+						       sizeof(Porter__V1__DbColumn)));
+		if (!inline_cols && !blk) {
+			if (!own)
+				free(dr);
 			return NULL;
 		}
-		Porter__V1__DbColumn **ptrs = blk;
-		Porter__V1__DbColumn *cols = (Porter__V1__DbColumn *)(ptrs + nf);
+		Porter__V1__DbColumn **ptrs = inline_cols ? op->colp0 : blk;
+		Porter__V1__DbColumn *cols =
+			inline_cols ? op->cols0 : (Porter__V1__DbColumn *)(ptrs + nf);
 		for (int i = 0; i < nf; i++) {
 			porter__v1__db_column__init(&cols[i]);
 			cols[i].name = PQfname(res, i);
@@ -48,17 +78,6 @@ static Porter__V1__DbResult *new_result(dbop *op, PGresult *res, int with_cols)
 		}
 		dr->columns = ptrs;
 		dr->n_columns = nf;
-	}
-	if (op->n_results == op->cap_results) {
-		size_t cap = op->cap_results ? op->cap_results * 2 : 4;
-		Porter__V1__DbResult **p = realloc(op->results, cap * sizeof(*p));
-		if (!p) {
-			free(dr->columns);
-			free(dr);
-			return NULL;
-		}
-		op->results = p;
-		op->cap_results = cap;
 	}
 	op->results[op->n_results++] = dr;
 	return dr;
@@ -165,9 +184,12 @@ static int add_rows(dbop *op, Porter__V1__DbResult *dr, PGresult *res, size_t fr
 		if (copy) /* the chunk bound is on memory held, not wire size */
 			op->bytes += sizeof(*row) + nf * sizeof(ProtobufCBinaryData);
 		if ((dr->n_rows & (dr->n_rows - 1)) == 0) {
-			/* Grows at powers of two. */
-			size_t cap = dr->n_rows ? dr->n_rows * 2 : 1;
-			Porter__V1__DbRow **p = realloc(dr->rows, cap * sizeof(*p));
+			/* Grows at powers of two; the op's first result starts
+			 * with the op's own entry. */
+			Porter__V1__DbRow **p = dr->n_rows ? grow(dr->rows, op->rows0, dr->n_rows,
+								  dr->n_rows * 2, sizeof(*p))
+						: dr == &op->result0 ? op->rows0
+								     : malloc(sizeof(*p));
 			if (!p) {
 				free(row);
 				return -1;
