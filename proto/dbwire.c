@@ -1,4 +1,4 @@
-/* dbwire - hand-written codec of query and ping requests and replies; see dbwire.h. */
+/* dbwire - hand-written codec of DbQuery and its reply (Ping bodies: pingwire.c); see dbwire.h. */
 #include "dbwire.h"
 
 #include <stdatomic.h>
