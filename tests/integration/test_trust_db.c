@@ -31,6 +31,7 @@
 #include "harness.h"
 #include "porter.h"
 #include "rawc.h"
+#include "steal.h"
 #include "tenant.h"
 
 #define ALL_UIDS "61010,61011,61012"
@@ -268,90 +269,20 @@ END_TEST
 
 /* ---- sessions: their owner's only ---- */
 
-typedef struct session_race {
-	char conninfo[600];
-	uint64_t session; /* alice's */
-	int alice_pid;    /* her client instance is derived from it */
-	volatile int opened, bob_done;
-	int bob_tries, bob_ok;
-	int alice_after; /* her own query's status after bob's tries */
-} session_race;
+/* Alice's session (steal.h): she opens it, bob queries and closes it
+ * with her client instance, then she queries it again. */
+static Porter__V1__DbOpen s_open = PORTER__V1__DB_OPEN__INIT;
+static Porter__V1__DbQuery s_query = PORTER__V1__DB_QUERY__INIT;
+static Porter__V1__DbClose s_close = PORTER__V1__DB_CLOSE__INIT;
 
-static session_race *srace;
-
-static int alice_holds_session(void *arg)
+static uint64_t session_of(const Porter__V1__Response *r)
 {
-	(void)arg;
-	frame_reader rd;
-	frame_reader_init(&rd, 1 << 22);
-	int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
-	if (fd < 0)
-		return 1;
-	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
-	Porter__V1__DbOpen o = PORTER__V1__DB_OPEN__INIT;
-	o.conninfo = srace->conninfo;
-	req.id = 2;
-	req.timeout_ms = 10000;
-	req.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
-	req.db_open = &o;
-	Porter__V1__Response *r = th_rc_call(fd, &rd, &req, 10000);
-	if (!r || r->status != 0 || r->body_case != PORTER__V1__RESPONSE__BODY_DB_OPEN)
-		return 2;
-	srace->session = r->db_open->session;
-	porter__v1__response__free_unpacked(r, NULL);
-	srace->alice_pid = (int)getpid();
-	srace->opened = 1;
-	if (!th_wait_flag(&srace->bob_done, 30000))
-		return 3;
-	Porter__V1__Request q = PORTER__V1__REQUEST__INIT;
-	Porter__V1__DbQuery dq = PORTER__V1__DB_QUERY__INIT;
-	dq.session = srace->session;
-	dq.sql = "SELECT 1";
-	q.id = 3;
-	q.timeout_ms = 10000;
-	q.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
-	q.db_query = &dq;
-	if (!(r = th_rc_call(fd, &rd, &q, 10000)))
-		return 4;
-	srace->alice_after = r->status;
-	porter__v1__response__free_unpacked(r, NULL);
-	close(fd);
-	frame_reader_free(&rd);
-	return 0;
+	return r->body_case == PORTER__V1__RESPONSE__BODY_DB_OPEN ? r->db_open->session : 0;
 }
 
-/* Bob, from four connections (both workers), each saying Hello with
- * alice's client instance: a query on her session, then its close. */
-static int bob_takes_session(void *arg)
+static void aim_at_session(uint64_t id)
 {
-	(void)arg;
-	if (!th_wait_flag(&srace->opened, 30000))
-		return 1;
-	Porter__V1__DbQuery dq = PORTER__V1__DB_QUERY__INIT;
-	Porter__V1__DbClose dc = PORTER__V1__DB_CLOSE__INIT;
-	dq.session = dc.session = srace->session;
-	dq.sql = "SELECT 1";
-	Porter__V1__Request tries[2] = {PORTER__V1__REQUEST__INIT, PORTER__V1__REQUEST__INIT};
-	tries[0].body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
-	tries[0].db_query = &dq;
-	tries[1].body_case = PORTER__V1__REQUEST__BODY_DB_CLOSE;
-	tries[1].db_close = &dc;
-	int n = th_rc_tries_as(getenv("PORTER_SOCKET"), th_rc_instance(srace->alice_pid), 4, tries,
-			       2, &srace->bob_ok);
-	if (n < 0)
-		return 2;
-	srace->bob_tries = n;
-	srace->bob_done = 1;
-	return 0;
-}
-
-static void *run_bob_takes_session(void *arg)
-{
-	(void)arg;
-	if (th_as(TH_UID_BOB, TH_GID_PORTER, 60000, bob_takes_session, NULL) != 0)
-		srace->bob_tries = -1;
-	srace->bob_done = 1;
-	return NULL;
+	s_query.session = s_close.session = id;
 }
 
 /* Bob knows alice's session id (ids are unguessable, but say he learnt
@@ -361,20 +292,26 @@ static void *run_bob_takes_session(void *arg)
 START_TEST(sessions_stay_with_their_owner)
 {
 	start(NULL, "2");
-	srace = th_shared_alloc(sizeof(*srace));
-	ck_assert_ptr_nonnull(srace);
-	snprintf(srace->conninfo, sizeof(srace->conninfo), "%s", ci_pw);
-	pthread_t t;
-	ck_assert_int_eq(pthread_create(&t, NULL, run_bob_takes_session, NULL), 0);
-	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, 60000, alice_holds_session, NULL);
-	srace->opened = 1;
-	pthread_join(t, NULL);
-	ck_assert_int_eq(rc, 0);
-	ck_assert_int_eq(srace->bob_tries, 8);
-	ck_assert_msg(srace->bob_ok == 0, "%d of bob's calls on alice's session worked",
-		      srace->bob_ok);
-	ck_assert_msg(srace->alice_after == 0, "alice's own query: %s",
-		      porter_error_name(srace->alice_after));
+	s_open.conninfo = (char *)ci_pw;
+	s_query.sql = "SELECT 1";
+	Porter__V1__Request open = PORTER__V1__REQUEST__INIT, again = PORTER__V1__REQUEST__INIT;
+	open.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
+	open.db_open = &s_open;
+	again.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	again.db_query = &s_query;
+	Porter__V1__Request tries[2] = {PORTER__V1__REQUEST__INIT, PORTER__V1__REQUEST__INIT};
+	tries[0] = again;
+	tries[1].body_case = PORTER__V1__REQUEST__BODY_DB_CLOSE;
+	tries[1].db_close = &s_close;
+	th_steal *s = th_steal_new();
+	*s = (th_steal){.open = &open,
+			.again = &again,
+			.tries = tries,
+			.n_tries = 2,
+			.opened_id = session_of,
+			.aim = aim_at_session,
+			.timeout_ms = 30000};
+	th_steal_refused(s, "session");
 	stop();
 }
 END_TEST
