@@ -5,49 +5,72 @@
 #include "dbsql.h"
 #include "thmain.h"
 
+/* A query's text and the highest parameter dbsql_max_param finds in it. */
+typedef struct max_case {
+	const char *sql;
+	unsigned want;
+} max_case;
+
+static void check_max_param(const max_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned got = dbsql_max_param(cases[i].sql);
+		ck_assert_msg(got == cases[i].want, "%s: %u, not %u", cases[i].sql, got,
+			      cases[i].want);
+	}
+}
+
+#define CHECK_MAX_PARAM(cases) check_max_param(cases, sizeof(cases) / sizeof(cases[0]))
+
 START_TEST(parameters_are_found)
 {
-	ck_assert_uint_eq(dbsql_max_param("SELECT 1"), 0);
-	ck_assert_uint_eq(dbsql_max_param(""), 0);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $1"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $1 + $3, $2"), 3);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $1::int+$12"), 12);
-	ck_assert_uint_eq(dbsql_max_param("SELECT ($2)"), 2);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $01"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $99999999999999999999"), DBSQL_MAX_PARAM + 1);
-	ck_assert_uint_eq(dbsql_max_param("INSERT INTO t VALUES($1,$2)"), 2);
+	static const max_case cases[] = {
+		{"SELECT 1", 0},
+		{"", 0},
+		{"SELECT $1", 1},
+		{"SELECT $1 + $3, $2", 3},
+		{"SELECT $1::int+$12", 12},
+		{"SELECT ($2)", 2},
+		{"SELECT $01", 1},
+		{"SELECT $99999999999999999999", DBSQL_MAX_PARAM + 1},
+		{"INSERT INTO t VALUES($1,$2)", 2},
+	};
+	CHECK_MAX_PARAM(cases);
 }
 END_TEST
 
 START_TEST(what_is_not_a_parameter)
 {
-	/* String constants of every kind, doubled quotes inside. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT '$1', 'it''s $2'"), 0);
-	ck_assert_uint_eq(dbsql_max_param("SELECT E'\\'$1', $2"), 2);
-	ck_assert_uint_eq(dbsql_max_param("SELECT e'\\\\', $1"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT U&'$1', B'01', X'1f'"), 0);
-	/* An E that ends an identifier does not make an escape string: a
-	 * backslash in a plain one is a character. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT tablE'\\', $1"), 1);
-	/* Quoted identifiers. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT 1 AS \"$3\", \"a\"\"$4\""), 0);
-	/* Comments, nested ones too. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT 1 -- $5\n + $1"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT /* $5 /* $6 */ $7 */ $2"), 2);
-	/* Dollar quotes, with and without a tag; $1 inside a body is the
-	 * function's own parameter. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT $$ $4 $$, $1"), 1);
-	ck_assert_uint_eq(dbsql_max_param("DO $body$ BEGIN PERFORM $3; END $body$"), 0);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $a$ $$ $9 $$ $a$, $2"), 2);
-	/* Identifiers may hold $ and digits. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT a$1, b$2$3 FROM t"), 0);
-	ck_assert_uint_eq(dbsql_max_param("SELECT 1$1"), 0);
-	/* A lone $, unterminated quotes and comments end the scan safely. */
-	ck_assert_uint_eq(dbsql_max_param("SELECT $"), 0);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $1, '$2"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $1 /* $2"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT $1, $x$ $2"), 1);
-	ck_assert_uint_eq(dbsql_max_param("SELECT E'\\"), 0);
+	static const max_case cases[] = {
+		/* String constants of every kind, doubled quotes inside. */
+		{"SELECT '$1', 'it''s $2'", 0},
+		{"SELECT E'\\'$1', $2", 2},
+		{"SELECT e'\\\\', $1", 1},
+		{"SELECT U&'$1', B'01', X'1f'", 0},
+		/* An E that ends an identifier does not make an escape string: a
+		 * backslash in a plain one is a character. */
+		{"SELECT tablE'\\', $1", 1},
+		/* Quoted identifiers. */
+		{"SELECT 1 AS \"$3\", \"a\"\"$4\"", 0},
+		/* Comments, nested ones too. */
+		{"SELECT 1 -- $5\n + $1", 1},
+		{"SELECT /* $5 /* $6 */ $7 */ $2", 2},
+		/* Dollar quotes, with and without a tag; $1 inside a body is the
+		 * function's own parameter. */
+		{"SELECT $$ $4 $$, $1", 1},
+		{"DO $body$ BEGIN PERFORM $3; END $body$", 0},
+		{"SELECT $a$ $$ $9 $$ $a$, $2", 2},
+		/* Identifiers may hold $ and digits. */
+		{"SELECT a$1, b$2$3 FROM t", 0},
+		{"SELECT 1$1", 0},
+		/* A lone $, unterminated quotes and comments end the scan safely. */
+		{"SELECT $", 0},
+		{"SELECT $1, '$2", 1},
+		{"SELECT $1 /* $2", 1},
+		{"SELECT $1, $x$ $2", 1},
+		{"SELECT E'\\", 0},
+	};
+	CHECK_MAX_PARAM(cases);
 }
 END_TEST
 

@@ -82,12 +82,19 @@ static void check_escapes(int walking)
 		ck_assert_msg(fsconfine_code(e) == PORTER_E_FILE_ESCAPE, "%s: '%s' gave errno %d",
 			      walking ? "walk" : "openat2", escapes[i], e);
 	}
-	ck_assert_int_eq(try_open("file"), 0);
-	ck_assert_int_eq(try_open("dir/inner"), 0);
-	ck_assert_int_eq(try_open("./dir/./inner"), 0);
-	ck_assert_int_eq(try_open(""), 0); /* the root itself */
-	ck_assert_int_eq(try_open("nope"), ENOENT);
-	ck_assert_int_eq(try_open("file/x"), ENOTDIR);
+	static const struct {
+		const char *path;
+		int errno_value;
+	} inside[] = {
+		{"file", 0},          {"dir/inner", 0},
+		{"./dir/./inner", 0}, {"", 0}, /* the root itself */
+		{"nope", ENOENT},     {"file/x", ENOTDIR},
+	};
+	for (size_t i = 0; i < sizeof(inside) / sizeof(inside[0]); i++) {
+		int e = try_open(inside[i].path);
+		ck_assert_msg(e == inside[i].errno_value, "%s: '%s' gave errno %d",
+			      walking ? "walk" : "openat2", inside[i].path, e);
+	}
 	/* A link that stays inside: followed by openat2, refused by the walk
 	 * (which follows no link at all). */
 	if (walking)
@@ -124,34 +131,44 @@ END_TEST
 
 START_TEST(lexical)
 {
-	ck_assert_int_eq(fsconfine_escapes("a/b"), 0);
-	ck_assert_int_eq(fsconfine_escapes("a/../b"), 0);
-	ck_assert_int_eq(fsconfine_escapes("./a//b/"), 0);
-	ck_assert_int_eq(fsconfine_escapes(""), 0);
-	ck_assert_int_eq(fsconfine_escapes(".."), 1);
-	ck_assert_int_eq(fsconfine_escapes("a/../.."), 1);
-	ck_assert_int_eq(fsconfine_escapes("a/../../b"), 1);
-	ck_assert_int_eq(fsconfine_escapes("/a"), 1);
-	ck_assert_int_eq(fsconfine_escapes("./../a"), 1);
+	static const struct {
+		const char *path;
+		int escapes;
+	} cases[] = {
+		{"a/b", 0},     {"a/../b", 0},    {"./a//b/", 0}, {"", 0},       {"..", 1},
+		{"a/../..", 1}, {"a/../../b", 1}, {"/a", 1},      {"./../a", 1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(fsconfine_escapes(cases[i].path) == cases[i].escapes, "'%s'",
+			      cases[i].path);
 }
 END_TEST
 
 START_TEST(split)
 {
-	char *dir = NULL;
-	const char *base = NULL;
-	ck_assert_int_eq(fsconfine_split("a/b/c.txt", &dir, &base), 0);
-	ck_assert_str_eq(dir, "a/b/");
-	ck_assert_str_eq(base, "c.txt");
-	free(dir);
-	ck_assert_int_eq(fsconfine_split("c.txt", &dir, &base), 0);
-	ck_assert_str_eq(dir, "");
-	ck_assert_str_eq(base, "c.txt");
-	free(dir);
-	ck_assert_int_eq(fsconfine_split("a/..", &dir, &base), EXDEV);
-	ck_assert_int_eq(fsconfine_split("", &dir, &base), EINVAL);
-	ck_assert_int_eq(fsconfine_split("a/.", &dir, &base), EINVAL);
-	ck_assert_int_eq(fsconfine_split("a/", &dir, &base), EINVAL);
+	static const struct {
+		const char *path;
+		int rc;                 /* 0, or the errno value */
+		const char *dir, *base; /* when 0 */
+	} cases[] = {
+		{"a/b/c.txt", 0, "a/b/", "c.txt"},
+		{"c.txt", 0, "", "c.txt"},
+		{"a/..", EXDEV, 0, 0},
+		{"", EINVAL, 0, 0},
+		{"a/.", EINVAL, 0, 0},
+		{"a/", EINVAL, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *dir = NULL;
+		const char *base = NULL;
+		ck_assert_msg(fsconfine_split(cases[i].path, &dir, &base) == cases[i].rc, "'%s'",
+			      cases[i].path);
+		if (cases[i].rc == 0) {
+			ck_assert_str_eq(dir, cases[i].dir);
+			ck_assert_str_eq(base, cases[i].base);
+		}
+		free(dir);
+	}
 }
 END_TEST
 
@@ -159,12 +176,14 @@ END_TEST
  * itself negated (-ENOENT is PORTER_E_NOMEM's value). */
 START_TEST(codes_never_errno)
 {
-	ck_assert_int_eq(fsconfine_code(ENOENT), PORTER_E_FILE_NOT_FOUND);
-	ck_assert_int_eq(fsconfine_code(EXDEV), PORTER_E_FILE_ESCAPE);
-	ck_assert_int_eq(fsconfine_code(ELOOP), PORTER_E_FILE_ESCAPE);
-	ck_assert_int_eq(fsconfine_code(EACCES), PORTER_E_FILE_PERM);
-	ck_assert_int_eq(fsconfine_code(EEXIST), PORTER_E_FILE_EXISTS);
-	ck_assert_int_eq(fsconfine_code(ENOTDIR), PORTER_E_FILE_NOTDIR);
+	static const int codes[][2] = {
+		{ENOENT, PORTER_E_FILE_NOT_FOUND}, {EXDEV, PORTER_E_FILE_ESCAPE},
+		{ELOOP, PORTER_E_FILE_ESCAPE},     {EACCES, PORTER_E_FILE_PERM},
+		{EEXIST, PORTER_E_FILE_EXISTS},    {ENOTDIR, PORTER_E_FILE_NOTDIR},
+	};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		ck_assert_msg(fsconfine_code(codes[i][0]) == codes[i][1], "errno %d gave %s",
+			      codes[i][0], porter_error_name(fsconfine_code(codes[i][0])));
 	for (int e = 1; e < 134; e++) {
 		int c = fsconfine_code(e);
 		ck_assert_msg(c < 0 && porter_error_name(c) != NULL &&
@@ -182,16 +201,10 @@ static Suite *suite(void)
 {
 	log_init();
 	log_set_level(LOG_LVL_ERROR);
+	const TTest *tests[] = {escapes_openat2,   escapes_walk, create_confined, lexical, split,
+				codes_never_errno, NULL};
 	Suite *s = suite_create("fsconfine");
-	TCase *tc = tcase_create("confine");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, escapes_openat2);
-	tcase_add_test(tc, escapes_walk);
-	tcase_add_test(tc, create_confined);
-	tcase_add_test(tc, lexical);
-	tcase_add_test(tc, split);
-	tcase_add_test(tc, codes_never_errno);
-	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(th_tcase(s, "confine", 0, tests), setup, teardown);
 	return s;
 }
 
