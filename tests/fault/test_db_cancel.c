@@ -310,12 +310,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db_cancel");
-	TCase *tc = tcase_create("db_cancel");
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, hung_cancels_of_one_uid_spare_the_others);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {hung_cancels_of_one_uid_spare_the_others, NULL};
+	return th_suite("db_cancel", "db_cancel", 150, tests);
 }
 
 TH_MAIN_ROOT(suite)

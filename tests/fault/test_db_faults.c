@@ -310,17 +310,8 @@ START_TEST(postgres_killed_mid_transaction)
 		ck_assert_int_eq(th_pg_sh("resume"), 0);
 		long long resumed = th_now_ms();
 		/* Every thread commits again within the window. */
-		while (th_now_ms() - resumed < RECOVER_MS) {
-			int all = 1;
-			for (int i = 0; i < THREADS; i++)
-				if (atomic_load(&L[i].last_commit_start_ms) < resumed)
-					all = 0;
-			if (all) {
-				recovered[k] = 1;
-				break;
-			}
-			usleep(10000);
-		}
+		recovered[k] = th_wait_stamps(TH_EACH(L, last_commit_start_ms), THREADS, resumed,
+					      RECOVER_MS);
 		recover_ms[k] = th_now_ms() - resumed;
 	}
 	atomic_store(&stop, 1);
@@ -431,10 +422,7 @@ START_TEST(postgres_killed_mid_transaction)
 	for (int k = 0; k < KILLS; k++)
 		fprintf(stderr, " %lld ms%s", recover_ms[k], recovered[k] ? "" : " (NOT)");
 	fprintf(stderr, "\n");
-	for (int c = 0; c < MAX_CODE; c++)
-		if (by_code[c])
-			fprintf(stderr, "  failures %s: %lld\n",
-				c ? porter_error_name(-c) : "(other)", by_code[c]);
+	th_print_failures(by_code, MAX_CODE);
 
 	ck_assert_int_eq(hangs, 0);
 	ck_assert_int_eq(bad, 0);

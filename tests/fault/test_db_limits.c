@@ -42,22 +42,6 @@ static void start(const char *const *extra)
 	th_start(&d, extra);
 }
 
-/* Peak resident memory of `pid` in KiB (VmHWM), or -1. */
-static long peak_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long v = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmHWM: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
-}
-
 static atomic_int stop_flag, bystander_ok, bystander_bad;
 static char bystander_err[256];
 
@@ -137,7 +121,7 @@ START_TEST(huge_param_frame_refused_before_unpacking)
 	porter_db_result *r = NULL;
 	ck_assert_int_eq(porter_db_query(0, conninfo, "SELECT 1", NULL, 0, 0, 10000, &r), 0);
 	porter_db_result_free(r);
-	long before = peak_kib(d.pid);
+	long before = th_hwm_kib(d.pid);
 	ck_assert_int_gt(before, 0);
 	/* About 2 MB on the wire; unpacked it was some 64 MiB. */
 	size_t n = 1000000;
@@ -146,7 +130,7 @@ START_TEST(huge_param_frame_refused_before_unpacking)
 	int rc = porter_db_query(0, conninfo, "SELECT 1", p, n, 0, 20000, &r);
 	free(p);
 	porter_db_result_free(r);
-	long grew = peak_kib(d.pid) - before;
+	long grew = th_hwm_kib(d.pid) - before;
 	printf("huge parameter frame: porterd peak RSS %ld KiB -> +%ld KiB\n", before, grew);
 	/* The frame itself is read into a buffer (2 MB, maybe twice while it
 	 * grows); nothing of the order of its unpacked size. */
@@ -357,16 +341,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db_limits");
-	TCase *tc = tcase_create("db_limits");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, too_many_params_refused_alone);
-	tcase_add_test(tc, huge_param_frame_refused_before_unpacking);
-	tcase_add_test(tc, unread_pooled_cursor_is_reclaimed);
-	tcase_add_test(tc, cursors_counted_per_uid);
-	tcase_add_test(tc, memory_returns_after_huge_frames);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {
+		too_many_params_refused_alone,     huge_param_frame_refused_before_unpacking,
+		unread_pooled_cursor_is_reclaimed, cursors_counted_per_uid,
+		memory_returns_after_huge_frames,  NULL};
+	return th_suite("db_limits", "db_limits", 120, tests);
 }
 
 TH_MAIN(suite)

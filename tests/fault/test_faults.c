@@ -93,16 +93,7 @@ START_TEST(sigkill_under_load_and_restart)
 		restarted_at = th_now_ms();
 	}
 	/* Every thread must succeed again after the last restart. */
-	long long until = th_now_ms() + 5000;
-	for (;;) {
-		int all = 1;
-		for (int i = 0; i < THREADS; i++)
-			if (atomic_load(&l[i].last_ok_start_ms) < restarted_at)
-				all = 0;
-		if (all || th_now_ms() > until)
-			break;
-		usleep(20000);
-	}
+	th_wait_stamps(TH_EACH(l, last_ok_start_ms), THREADS, restarted_at, 5000);
 	atomic_store(&stop, 1);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(l[i].th, NULL);
@@ -123,10 +114,7 @@ START_TEST(sigkill_under_load_and_restart)
 	fprintf(stderr,
 		"SIGKILL x%d under load: %lld calls, %lld ok, %lld hung, longest %lld ms, %d/%d threads served after the last restart\n",
 		kills, calls, ok, hangs, longest, recovered, THREADS);
-	for (int c = 0; c < MAX_CODE; c++)
-		if (by_code[c])
-			fprintf(stderr, "  failures %s: %lld\n",
-				c ? porter_error_name(-c) : "(other)", by_code[c]);
+	th_print_failures(by_code, MAX_CODE);
 	ck_assert_int_eq(hangs, 0);
 	ck_assert_int_eq(recovered, THREADS);
 	ck_assert_int_gt(ok, 0);

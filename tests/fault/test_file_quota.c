@@ -396,21 +396,15 @@ START_TEST(stream_continues_from_another_worker)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-	if (!th_tenant_available()) {
-		fprintf(stderr, "test_file_quota: needs root to run porterd and clients as "
-				"other uids\n");
-		return 77;
-	}
+	const TTest *tests[] = {one_uid_cannot_take_every_file_stream,
+				unused_stream_is_reclaimed_and_its_owner_told,
+				stream_continues_from_another_worker, watches_count_against_the_uid,
+				NULL};
 	Suite *s = suite_create("file_quota");
-	TCase *tc = tcase_create("file_quota");
-	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, one_uid_cannot_take_every_file_stream);
-	tcase_add_test(tc, unused_stream_is_reclaimed_and_its_owner_told);
-	tcase_add_test(tc, stream_continues_from_another_worker);
-	tcase_add_test(tc, watches_count_against_the_uid);
-	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	tcase_add_checked_fixture(th_tcase(s, "file_quota", 120, tests), setup, teardown);
+	return s;
 }
+
+TH_MAIN_ROOT(suite)

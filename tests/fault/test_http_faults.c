@@ -249,17 +249,8 @@ START_TEST(http_peer_killed_mid_transfer)
 		ck_assert_int_eq(th_httpd_start(&h), 0);
 		set_base();
 		long long started = th_now_ms();
-		while (th_now_ms() - started < RECOVER_MS) {
-			int all = 1;
-			for (int i = 0; i < THREADS; i++)
-				if (atomic_load(&L[i].last_ok_start_ms) < started)
-					all = 0;
-			if (all) {
-				recovered[k] = 1;
-				break;
-			}
-			usleep(10000);
-		}
+		recovered[k] =
+			th_wait_stamps(TH_EACH(L, last_ok_start_ms), THREADS, started, RECOVER_MS);
 		recover_ms[k] = th_now_ms() - started;
 	}
 	atomic_store(&stop, 1);
@@ -300,10 +291,7 @@ START_TEST(http_peer_killed_mid_transfer)
 		fprintf(stderr, " %lld ms%s", recover_ms[k], recovered[k] ? "" : " (NOT)");
 	fprintf(stderr, "; porterd fds %llu -> %llu, transfers %llu\n", (unsigned long long)fds0,
 		(unsigned long long)fds1, (unsigned long long)tr1);
-	for (int c = 0; c < MAX_CODE; c++)
-		if (by_code[c])
-			fprintf(stderr, "  failures %s: %lld\n",
-				c ? porter_error_name(-c) : "(other)", by_code[c]);
+	th_print_failures(by_code, MAX_CODE);
 
 	ck_assert_int_eq(hangs, 0);
 	ck_assert_int_eq(wrong, 0);

@@ -300,15 +300,10 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("limits");
-	TCase *tc = tcase_create("limits");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, huge_length_header_refused_rss_flat);
-	tcase_add_test(tc, ten_thousand_pipelined_with_backpressure);
-	tcase_add_test(tc, idle_timeout_closes_and_client_reconnects);
-	tcase_add_test(tc, five_thousand_connections);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {
+		huge_length_header_refused_rss_flat, ten_thousand_pipelined_with_backpressure,
+		idle_timeout_closes_and_client_reconnects, five_thousand_connections, NULL};
+	return th_suite("limits", "limits", 120, tests);
 }
 
 TH_MAIN(suite)

@@ -758,22 +758,19 @@ END_TEST
 
 static Suite *suite(void)
 {
+	const TTest *core_tests[] = {connections_bounded_per_uid,
+				     descriptors_exhausted_answered_at_capacity,
+				     requests_in_flight_bounded_per_uid,
+				     slow_readers_bounded_and_memory_returns,
+				     connection_churn_leaves_nothing,
+				     early_cancels_kept_per_client,
+				     idle_connections_keep_no_large_buffers,
+				     NULL};
+	const TTest *turns_tests[] = {pipelined_flood_served_in_turns, NULL};
 	Suite *s = suite_create("quotas");
-	TCase *tc = tcase_create("quotas");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, connections_bounded_per_uid);
-	tcase_add_test(tc, descriptors_exhausted_answered_at_capacity);
-	tcase_add_test(tc, requests_in_flight_bounded_per_uid);
-	tcase_add_test(tc, slow_readers_bounded_and_memory_returns);
-	tcase_add_test(tc, connection_churn_leaves_nothing);
-	tcase_add_test(tc, early_cancels_kept_per_client);
-	tcase_add_test(tc, idle_connections_keep_no_large_buffers);
-	suite_add_tcase(s, tc);
+	th_tcase(s, "quotas", 120, core_tests);
 	/* A case of its own, so it can run alone (CK_RUN_CASE=turns). */
-	TCase *turns = tcase_create("turns");
-	tcase_set_timeout(turns, 120);
-	tcase_add_test(turns, pipelined_flood_served_in_turns);
-	suite_add_tcase(s, turns);
+	th_tcase(s, "turns", 120, turns_tests);
 	return s;
 }
 

@@ -570,18 +570,15 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("control");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, join_of_db_http_and_file_members);
-	tcase_add_test(tc, select_stops_the_slow_db_and_http_members);
-	tcase_add_test(tc, cancel_each_kind_from_another_thread);
-	tcase_add_test(tc, client_killed_mid_batch_releases_everything);
-	tcase_add_test(tc, porterctl_batch_reads_a_json_list);
-	tcase_add_test(tc, cancel_reaches_a_session_query_on_another_worker);
-	tcase_add_test(tc, pooled_query_after_a_pooled_stream);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {join_of_db_http_and_file_members,
+				select_stops_the_slow_db_and_http_members,
+				cancel_each_kind_from_another_thread,
+				client_killed_mid_batch_releases_everything,
+				porterctl_batch_reads_a_json_list,
+				cancel_reaches_a_session_query_on_another_worker,
+				pooled_query_after_a_pooled_stream,
+				NULL};
+	return th_suite("control", "core", 120, tests);
 }
 
 TH_MAIN(suite)

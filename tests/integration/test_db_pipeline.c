@@ -168,13 +168,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("db_pipeline");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, slow_queries_never_stack);
-	tcase_add_test(tc, a_statement_that_turns_slow_leaves_the_pipelines);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {slow_queries_never_stack,
+				a_statement_that_turns_slow_leaves_the_pipelines, NULL};
+	return th_suite("db_pipeline", "core", 120, tests);
 }
 
 TH_MAIN(suite)

@@ -7,7 +7,6 @@
  */
 #include <check.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -129,14 +128,6 @@ static int count_temps(void)
 	return n;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 START_TEST(test_sigkill_during_atomic_writes)
 {
 	strcpy(root, "/tmp/porter-durable-XXXXXX");
@@ -201,7 +192,7 @@ START_TEST(test_sigkill_during_atomic_writes)
 	ck_assert_int_gt(in_flight_kills, ROUNDS);
 	ck_assert_int_gt(total_writes, ROUNDS);
 	th_daemon_cleanup(&d);
-	nftw(root, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	th_rm_rf(root);
 	for (int f = 0; f < NFILES; f++)
 		free(bufs[f]);
 	free(want);

@@ -4,7 +4,6 @@
  * the file.
  */
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +25,6 @@ static void fill(uint8_t *buf, uint64_t off, size_t n)
 		uint64_t x = (off + i) * 0x9e3779b97f4a7c15ull;
 		memcpy(buf + i, &x, 8);
 	}
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
 }
 
 START_TEST(test_1gib_round_trip)
@@ -116,7 +107,7 @@ START_TEST(test_1gib_round_trip)
 	porter_thread_disconnect();
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
-	nftw(root, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	th_rm_rf(root);
 	free(buf);
 	free(want);
 }

@@ -5,7 +5,6 @@
  */
 #include <check.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +19,6 @@
 static th_daemon d;
 static char root[64];
 static char outside[64];
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
 
 static void at(char *buf, size_t cap, const char *dir, const char *rel)
 {
@@ -101,8 +92,8 @@ static void teardown(void)
 	porter_thread_disconnect();
 	int st = th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
-	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	nftw(outside, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	th_rm_rf(root);
+	th_rm_rf(outside);
 	ck_assert_int_eq(st, 0);
 }
 
@@ -366,20 +357,12 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("files_ops");
-	TCase *tc = tcase_create("ops");
-	tcase_set_timeout(tc, 60);
+	const TTest *tests[] = {
+		mkdir_plain_and_parents, mkdir_mode_masked, mkdir_escapes, rename_within_root,
+		rename_escapes,          copy_atomic,       copy_escapes,  lstat_reports_links,
+		porterctl_file_ops,      batch_members,     NULL};
+	TCase *tc = th_tcase(s, "ops", 60, tests);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, mkdir_plain_and_parents);
-	tcase_add_test(tc, mkdir_mode_masked);
-	tcase_add_test(tc, mkdir_escapes);
-	tcase_add_test(tc, rename_within_root);
-	tcase_add_test(tc, rename_escapes);
-	tcase_add_test(tc, copy_atomic);
-	tcase_add_test(tc, copy_escapes);
-	tcase_add_test(tc, lstat_reports_links);
-	tcase_add_test(tc, porterctl_file_ops);
-	tcase_add_test(tc, batch_members);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

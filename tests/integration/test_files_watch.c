@@ -364,20 +364,20 @@ START_TEST(porterctl_file_watch)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
+	const TTest *tests[] = {directory_events_of_each_kind,
+				file_events_and_the_end_of_a_watch,
+				watch_follows_no_swapped_path,
+				escapes_refused,
+				flood_is_bounded_with_an_overflow,
+				read_from_another_worker,
+				unread_watch_is_reclaimed,
+				porterctl_file_watch,
+				NULL};
 	Suite *s = suite_create("files_watch");
-	TCase *tc = tcase_create("watch");
-	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, directory_events_of_each_kind);
-	tcase_add_test(tc, file_events_and_the_end_of_a_watch);
-	tcase_add_test(tc, watch_follows_no_swapped_path);
-	tcase_add_test(tc, escapes_refused);
-	tcase_add_test(tc, flood_is_bounded_with_an_overflow);
-	tcase_add_test(tc, read_from_another_worker);
-	tcase_add_test(tc, unread_watch_is_reclaimed);
-	tcase_add_test(tc, porterctl_file_watch);
-	suite_add_tcase(s, tc);
-	return th_run_suite(s);
+	tcase_add_checked_fixture(th_tcase(s, "watch", 60, tests), setup, teardown);
+	return s;
 }
+
+TH_MAIN(suite)

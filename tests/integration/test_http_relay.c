@@ -196,12 +196,8 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http_relay");
-	TCase *tc = tcase_create("http_relay");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, request_buffered_behind_a_stream_chunk);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {request_buffered_behind_a_stream_chunk, NULL};
+	return th_suite("http_relay", "http_relay", 120, tests);
 }
 
 static int run(void)

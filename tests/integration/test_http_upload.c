@@ -417,23 +417,19 @@ int main(void)
 		return 1;
 	}
 	Suite *s = suite_create("http_upload");
-	TCase *tc = tcase_create("http_upload");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, upload_any_size);
-	tcase_add_test(tc, upload_declared_size_is_enforced);
-	tcase_add_test(tc, upload_answered_early);
-	tcase_add_test(tc, upload_redirects);
-	tcase_add_test(tc, upload_counts_buffered_bytes);
-	tcase_add_test(tc, upload_abandoned);
-	tcase_add_test(tc, upload_written_from_other_threads);
-	tcase_add_test(tc, hops_carry_their_heads);
-	tcase_add_test(tc, hop_heads_are_bounded);
-	tcase_add_test(tc, connect_timeout_per_request);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	const TTest *tests[] = {upload_any_size,
+				upload_declared_size_is_enforced,
+				upload_answered_early,
+				upload_redirects,
+				upload_counts_buffered_bytes,
+				upload_abandoned,
+				upload_written_from_other_threads,
+				hops_carry_their_heads,
+				hop_heads_are_bounded,
+				connect_timeout_per_request,
+				NULL};
+	th_tcase(s, "http_upload", 120, tests);
+	int rc = th_run_suite(s);
 	th_httpd_stop(&srv);
-	return failed ? 1 : 0;
+	return rc;
 }

@@ -266,16 +266,12 @@ END_TEST
 
 static Suite *suite(void)
 {
+	const TTest *core_tests[] = {reset_reconnects_every_thread_with_a_new_instance,
+				     reset_while_others_call, NULL};
+	const TTest *db_tests[] = {reset_survives_a_failed_first_query, NULL};
 	Suite *s = suite_create("reset");
-	TCase *tc = tcase_create("core");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, reset_reconnects_every_thread_with_a_new_instance);
-	tcase_add_test(tc, reset_while_others_call);
-	suite_add_tcase(s, tc);
-	TCase *db = tcase_create("db");
-	tcase_set_timeout(db, 60);
-	tcase_add_test(db, reset_survives_a_failed_first_query);
-	suite_add_tcase(s, db);
+	th_tcase(s, "core", 60, core_tests);
+	th_tcase(s, "db", 60, db_tests);
 	return s;
 }
 

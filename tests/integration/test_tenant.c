@@ -20,22 +20,6 @@ static th_daemon d;
 
 static const char *const allow_two[] = {"--allow-uid", "61011,61012", NULL};
 
-/* The real uid of process `pid` from /proc, or -1. */
-static long proc_uid(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long uid = -1;
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %ld", &uid) == 1)
-			break;
-	fclose(f);
-	return uid;
-}
-
 /* Child bodies: exit code 0 means what the test expects happened. */
 static int ping_ok(void *arg)
 {
@@ -60,7 +44,7 @@ static int report_uid(void *arg)
 START_TEST(daemon_runs_as_its_uid)
 {
 	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, allow_two), 0);
-	ck_assert_int_eq(proc_uid(d.pid), TH_UID_DAEMON);
+	ck_assert_int_eq(th_proc_status(d.pid, "Uid"), TH_UID_DAEMON);
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
 }

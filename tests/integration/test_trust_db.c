@@ -774,23 +774,20 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("trust_db");
-	TCase *tc = tcase_create("trust_db");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, foreign_never_gets_porterds_socket_identity);
-	tcase_add_test(tc, unlisted_targets_refused_before_connecting);
-	tcase_add_test(tc, password_never_asked_for_is_refused);
-	tcase_add_test(tc, sessions_stay_with_their_owner);
-	tcase_add_test(tc, daemon_files_never_lend_credentials);
-	tcase_add_test(tc, hostaddr_cannot_harvest_a_stored_password);
-	tcase_add_test(tc, ssl_file_keywords_never_reach_libpq);
-	tcase_add_test(tc, control_characters_refused);
-	tcase_add_test(tc, pooled_state_never_crosses_uids);
-	tcase_add_test(tc, pooled_state_never_crosses_processes);
-	tcase_add_test(tc, one_uid_cannot_take_every_server_slot);
-	tcase_add_test(tc, reclaimed_cursor_reported_whatever_others_do);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {foreign_never_gets_porterds_socket_identity,
+				unlisted_targets_refused_before_connecting,
+				password_never_asked_for_is_refused,
+				sessions_stay_with_their_owner,
+				daemon_files_never_lend_credentials,
+				hostaddr_cannot_harvest_a_stored_password,
+				ssl_file_keywords_never_reach_libpq,
+				control_characters_refused,
+				pooled_state_never_crosses_uids,
+				pooled_state_never_crosses_processes,
+				one_uid_cannot_take_every_server_slot,
+				reclaimed_cursor_reported_whatever_others_do,
+				NULL};
+	return th_suite("trust_db", "trust_db", 120, tests);
 }
 
 TH_MAIN_ROOT(suite)

@@ -506,19 +506,18 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_http");
-	TCase *tc = tcase_create("trust_http");
-	tcase_set_timeout(tc, 120);
+	const TTest *tests[] = {request_smuggling_is_refused,
+				refused_headers_name_the_header,
+				upstream_connections_are_per_uid,
+				credentials_stay_with_their_origin,
+				proxy_from_the_environment_is_porterds_own,
+				http_streams_stay_with_their_owner,
+				redirect_chain_shares_one_deadline,
+				no_allow_list_fails_closed_for_foreign_uids,
+				allow_list_entries_bind_their_port,
+				NULL};
+	TCase *tc = th_tcase(s, "trust_http", 120, tests);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, request_smuggling_is_refused);
-	tcase_add_test(tc, refused_headers_name_the_header);
-	tcase_add_test(tc, upstream_connections_are_per_uid);
-	tcase_add_test(tc, credentials_stay_with_their_origin);
-	tcase_add_test(tc, proxy_from_the_environment_is_porterds_own);
-	tcase_add_test(tc, http_streams_stay_with_their_owner);
-	tcase_add_test(tc, redirect_chain_shares_one_deadline);
-	tcase_add_test(tc, no_allow_list_fails_closed_for_foreign_uids);
-	tcase_add_test(tc, allow_list_entries_bind_their_port);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -266,13 +266,9 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("trust_watch");
-	TCase *tc = tcase_create("trust_watch");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, one_uids_event_flood_does_not_stall_the_worker);
-	tcase_add_test(tc, one_uids_queue_overflow_spares_another_uids_events);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {one_uids_event_flood_does_not_stall_the_worker,
+				one_uids_queue_overflow_spares_another_uids_events, NULL};
+	return th_suite("trust_watch", "trust_watch", 120, tests);
 }
 
 TH_MAIN_ROOT(suite)

@@ -270,17 +270,42 @@ void th_pg_file(const char *name, char *out, size_t cap)
 	out[strcspn(out, "\n")] = 0;
 }
 
-/* The KiB figure `fmt` ("VmRSS: %ld") reads from /proc/PID/status. */
-static long status_kib(pid_t pid, const char *fmt)
+int th_wait_stamps(atomic_llong *first, size_t stride, int n, long long since, long long window_ms)
+{
+	long long until = th_now_ms() + window_ms;
+	for (;;) {
+		int all = 1;
+		for (int i = 0; i < n && all; i++)
+			all = atomic_load((atomic_llong *)((char *)first + (size_t)i * stride)) >=
+			      since;
+		if (all)
+			return 1;
+		if (th_now_ms() >= until)
+			return 0;
+		usleep(10000);
+	}
+}
+
+void th_print_failures(const long long *by_code, int n)
+{
+	for (int c = 0; c < n; c++)
+		if (by_code[c])
+			fprintf(stderr, "  failures %s: %lld\n",
+				c ? porter_error_name(-c) : "(other)", by_code[c]);
+}
+
+long th_proc_status(pid_t pid, const char *field)
 {
 	char path[64], line[256];
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	long v = -1;
+	size_t n = strlen(field);
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, fmt, &v) == 1)
+		if (!strncmp(line, field, n) && line[n] == ':' &&
+		    sscanf(line + n + 1, "%ld", &v) == 1)
 			break;
 	fclose(f);
 	return v;
@@ -288,12 +313,12 @@ static long status_kib(pid_t pid, const char *fmt)
 
 long th_rss_kib(pid_t pid)
 {
-	return status_kib(pid, "VmRSS: %ld");
+	return th_proc_status(pid, "VmRSS");
 }
 
 long th_hwm_kib(pid_t pid)
 {
-	return status_kib(pid, "VmHWM: %ld");
+	return th_proc_status(pid, "VmHWM");
 }
 
 int th_fd_count(pid_t pid)

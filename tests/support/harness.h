@@ -11,6 +11,7 @@
 #define PORTER_HARNESS_H
 
 #include <check.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -101,7 +102,26 @@ porter_db_result *th_db_ok(uint64_t session, const char *conninfo, const char *s
  * number (atol), the result freed. */
 long th_db_long(uint64_t session, const char *conninfo, const char *sql);
 
-/* Resident set size of `pid` in KiB, from /proc; -1 when unknown. */
+/* The first number of the line `field`: (not NULL: "VmRSS", "VmHWM",
+ * "Uid") of /proc/`pid`/status; -1 when unknown. */
+long th_proc_status(pid_t pid, const char *field);
+
+/*
+ * Waits up to `window_ms` for each of `n` time stamps (th_now_ms values)
+ * to reach `since`: `*first` and those `stride` bytes after it in turn,
+ * one field of each element of an array, as TH_EACH(array, field) gives
+ * them (a load thread's start of its latest success, say). Polls every
+ * 10 ms. Returns 1 when all did, 0 when the window passed first. Any
+ * thread; the stamps may be written meanwhile.
+ */
+int th_wait_stamps(atomic_llong *first, size_t stride, int n, long long since, long long window_ms);
+#define TH_EACH(array, field) &(array)[0].field, sizeof((array)[0])
+
+/* Prints to stderr a line "  failures NAME: N" for each non-zero
+ * by_code[c], c < n, counting failures with code -c (c = 0: any other). */
+void th_print_failures(const long long *by_code, int n);
+
+/* Resident set size of `pid` in KiB (th_proc_status "VmRSS"). */
 long th_rss_kib(pid_t pid);
 
 /* Peak resident set size of `pid` so far (VmHWM) in KiB; -1 when unknown. */

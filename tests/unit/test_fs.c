@@ -108,14 +108,9 @@ static Suite *suite(void)
 {
 	log_init();
 	log_set_level(LOG_LVL_ERROR);
-	Suite *s = suite_create("fs");
-	TCase *tc = tcase_create("init");
-	tcase_add_test(tc, roots_from_settings);
-	tcase_add_test(tc, bad_roots_refused);
-	tcase_add_test(tc, default_root_location);
-	tcase_add_test(tc, default_root_created_private);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {roots_from_settings, bad_roots_refused, default_root_location,
+				default_root_created_private, NULL};
+	return th_suite("fs", "init", 0, tests);
 }
 
 TH_MAIN(suite)

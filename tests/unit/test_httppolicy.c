@@ -231,18 +231,16 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("httppolicy");
-	TCase *tc = tcase_create("httppolicy");
-	tcase_add_test(tc, framing_and_hop_by_hop_headers_are_refused);
-	tcase_add_test(tc, control_characters_are_refused);
-	tcase_add_test(tc, host_only_when_it_names_the_url);
-	tcase_add_test(tc, allow_list_entries_bind_ports);
-	tcase_add_test(tc, empty_allow_list_fails_closed_for_foreign_uids);
-	tcase_add_test(tc, credential_names);
-	tcase_add_test(tc, origins);
-	tcase_add_test(tc, urls_and_methods);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {framing_and_hop_by_hop_headers_are_refused,
+				control_characters_are_refused,
+				host_only_when_it_names_the_url,
+				allow_list_entries_bind_ports,
+				empty_allow_list_fails_closed_for_foreign_uids,
+				credential_names,
+				origins,
+				urls_and_methods,
+				NULL};
+	return th_suite("httppolicy", "httppolicy", 0, tests);
 }
 
 TH_MAIN(suite)

@@ -182,15 +182,13 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("randid");
-	TCase *tc = tcase_create("randid");
-	tcase_add_test(tc, ids_have_the_bits_asked_for);
-	tcase_add_test(tc, widths_out_of_range_are_refused);
-	tcase_add_test(tc, no_randomness_is_an_error);
-	tcase_add_test(tc, passing_troubles_are_retried);
-	tcase_add_test(tc, client_without_randomness_fails_its_call);
-	suite_add_tcase(s, tc);
-	return s;
+	const TTest *tests[] = {ids_have_the_bits_asked_for,
+				widths_out_of_range_are_refused,
+				no_randomness_is_an_error,
+				passing_troubles_are_retried,
+				client_without_randomness_fails_its_call,
+				NULL};
+	return th_suite("randid", "randid", 0, tests);
 }
 
 TH_MAIN(suite)
