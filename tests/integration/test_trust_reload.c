@@ -51,29 +51,6 @@ static void targets(int listed)
 	write_conf(text);
 }
 
-static int log_count(const char *needle)
-{
-	FILE *f = fopen(d.log, "r");
-	char line[4096];
-	int n = 0;
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
-/* Sends SIGHUP and waits for the n-th reload to be logged. */
-static void reload(int nth)
-{
-	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-	long long until = th_now_ms() + 10000;
-	while (log_count("configuration reloaded") < nth && th_now_ms() < until)
-		usleep(10000);
-	ck_assert_int_ge(log_count("configuration reloaded"), nth);
-}
-
 /* One pooled query made by a child of another uid. */
 typedef struct job {
 	int rc;
@@ -127,16 +104,16 @@ START_TEST(removed_target_is_gone_after_any_reload)
 			      porter_error_name(j->rc), j->text);
 		ck_assert_str_eq(j->text, "porter_pw");
 		/* ...which a reload keeps, and the next takes away. */
-		reload(++reloads);
+		th_daemon_reload(&d, ++reloads);
 		targets(0);
-		reload(++reloads);
+		th_daemon_reload(&d, ++reloads);
 		j = alice_query();
 		ck_assert_msg(j->rc == PORTER_E_DENIED,
 			      "round %d, after %d reloads: a removed target still served alice "
 			      "through her pool (%s: %s)",
 			      round, reloads, porter_error_name(j->rc), j->text);
 		targets(1);
-		reload(++reloads);
+		th_daemon_reload(&d, ++reloads);
 	}
 	th_stop_clean(&d);
 	unlink(conf);
@@ -169,9 +146,9 @@ static int alice_writes_conf(void *arg)
 static void wait_count(const char *needle, int n)
 {
 	long long until = th_now_ms() + 10000;
-	while (log_count(needle) < n && th_now_ms() < until)
+	while (th_file_count(d.log, needle) < n && th_now_ms() < until)
 		usleep(10000);
-	ck_assert_msg(log_count(needle) >= n, "'%s' not logged %d times", needle, n);
+	ck_assert_msg(th_file_count(d.log, needle) >= n, "'%s' not logged %d times", needle, n);
 }
 
 /*
@@ -199,7 +176,7 @@ START_TEST(config_a_client_can_write_is_refused)
 	wait_count("reload", 2); /* the reason and "reload failed" (old code: reloaded) */
 	ck_assert_msg(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_ping, NULL) == 1,
 		      "a config file of alice's let her in");
-	ck_assert_int_ge(log_count("belongs to uid 61011"), 1);
+	ck_assert_int_ge(th_file_count(d.log, "belongs to uid 61011"), 1);
 
 	/* Root's, but the porter group may write it. */
 	ck_assert_int_eq(chown(conf, 0, TH_GID_PORTER), 0);
@@ -211,7 +188,7 @@ START_TEST(config_a_client_can_write_is_refused)
 	wait_count("reload failed", 2);
 	ck_assert_msg(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_ping, NULL) == 1,
 		      "a group-writable config file let alice in");
-	ck_assert_int_ge(log_count("group or others may write it"), 1);
+	ck_assert_int_ge(th_file_count(d.log, "group or others may write it"), 1);
 
 	/* Only root's: the same text reloads. */
 	ck_assert_int_eq(chmod(conf, 0644), 0);

@@ -71,30 +71,6 @@ static int wait_log(const char *needle)
 	return 0;
 }
 
-/* Counts lines of the daemon's log that contain `needle`. */
-static int log_count(const char *needle)
-{
-	FILE *f = fopen(d.log, "r");
-	char line[4096];
-	int n = 0;
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
-/* Sends SIGHUP and waits for the reload to be logged (the n-th time). */
-static void reload(int nth)
-{
-	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
-	long long until = th_now_ms() + 5000;
-	while (log_count("configuration reloaded") < nth && th_now_ms() < until)
-		usleep(10000);
-	ck_assert_int_ge(log_count("configuration reloaded"), nth);
-}
-
 /* ---- reload revocation ---- */
 
 /* What one client saw, in memory shared with the test. */
@@ -148,7 +124,7 @@ static void reload_revokes_bob(const char *conf_after)
 	ck_assert_int_eq(pthread_create(&tb, NULL, run_as, &bob), 0);
 	ck_assert(th_wait_flag(&h[0].ready, 10000) && th_wait_flag(&h[1].ready, 10000));
 	write_conf(conf_after);
-	reload(1);
+	th_daemon_reload(&d, 1);
 	h[0].go = h[1].go = 1;
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
@@ -170,7 +146,7 @@ START_TEST(reload_revokes_open_connections)
 	/* Bob is taken off the list while both hold a connection. */
 	reload_revokes_bob("allow-uid = 61011\nlog-level = info\n");
 	ck_assert(wait_log("uid 61012 is no longer allowed to use this daemon"));
-	ck_assert_int_eq(log_count("uid 61011 is no longer allowed"), 0);
+	ck_assert_int_eq(th_file_count(d.log, "uid 61011 is no longer allowed"), 0);
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
 }
@@ -274,7 +250,7 @@ START_TEST(socket_private_by_default_and_opened_on_reload)
 	ck_assert_int_ne(rc, PORTER_E_DENIED); /* refused by the kernel */
 
 	write_conf("allow-gid = 61020\n");
-	reload(1);
+	th_daemon_reload(&d, 1);
 	gid_t g;
 	ck_assert_uint_eq(mode_of(d.socket, &g), 0660);
 	ck_assert_uint_eq(g, TH_GID_PORTER);
@@ -282,7 +258,7 @@ START_TEST(socket_private_by_default_and_opened_on_reload)
 
 	/* And closed again. */
 	write_conf("log-level = info\n");
-	reload(2);
+	th_daemon_reload(&d, 2);
 	ck_assert_uint_eq(mode_of(d.socket, NULL), 0600);
 	ck_assert_int_ne(ping_as(TH_UID_ALICE, TH_GID_PORTER), 0);
 	ck_assert_int_eq(th_daemon_stop(&d), 0);

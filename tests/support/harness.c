@@ -404,6 +404,28 @@ int th_file_has(const char *path, const char *needle)
 	return found;
 }
 
+int th_file_count(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int n = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+void th_daemon_reload(th_daemon *d, int nth)
+{
+	ck_assert_int_eq(kill(d->pid, SIGHUP), 0);
+	long long until = th_now_ms() + 10000;
+	while (th_file_count(d->log, "configuration reloaded") < nth && th_now_ms() < until)
+		usleep(10000);
+	ck_assert_int_ge(th_file_count(d->log, "configuration reloaded"), nth);
+}
+
 void th_rm_rf(const char *path)
 {
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

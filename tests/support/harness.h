@@ -138,6 +138,15 @@ size_t th_dir_entries(const char *dir);
  * the file does not open. */
 int th_file_has(const char *path, const char *needle);
 
+/* Lines of the file at `path` (not NULL) that hold `needle` (not NULL),
+ * read as th_file_has reads them; 0 when the file does not open. */
+int th_file_count(const char *path, const char *needle);
+
+/* Sends `d` (running) SIGHUP and waits up to 10 s for its log to say
+ * "configuration reloaded" for the nth time since it started; asserts it
+ * does. */
+void th_daemon_reload(th_daemon *d, int nth);
+
 /* Removes `path` and everything below it, never following symlinks. */
 void th_rm_rf(const char *path);
 
