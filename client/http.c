@@ -13,9 +13,11 @@
 #include "pout.h"
 
 struct porter_http_response {
-	/* Everything below points into this unpacked message (zero copy). */
+	/* Everything below points into this unpacked message (zero copy),
+	 * which `mem` holds with all its pieces. */
 	Porter__V1__Response *msg;
 	Porter__V1__HttpResponse *hr;
+	arena mem;
 	porter_http_timings timings;
 };
 
@@ -25,8 +27,9 @@ struct porter_http_stream {
 	uint64_t call_id;          /* the open's id, used by reads that pass 0 */
 	int64_t deadline;          /* opts->transfer_timeout_ms from open; 0: none */
 	int more;                  /* the daemon has more to give */
-	Porter__V1__Response *cur; /* the chunk last handed out, owned */
-	const uint8_t *first;      /* the first chunk, inside head.msg */
+	Porter__V1__Response *cur; /* the chunk last handed out, in cur_mem */
+	arena cur_mem;
+	const uint8_t *first; /* the first chunk, inside head.msg */
 	size_t first_len;
 	int first_taken;
 	/* The code of a read that ended the stream in failure: every later
@@ -111,33 +114,31 @@ static void set_timings(porter_http_response *r, const Porter__V1__HttpTimings *
 }
 
 /* Sends one HTTP request message; on success `*out` holds a response
- * whose body is HTTP. */
-static int call_http(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
+ * whose body is HTTP, unpacked into `mem` (initialised by the caller, who
+ * ends it with arena_free in every case). */
+static int call_http(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry, arena *mem,
 		     Porter__V1__Response **out)
 {
 	Porter__V1__Response *resp = NULL;
 	last_http_status = 0;
-	int rc = pconn_call_full(req, timeout_ms, retry, &resp);
+	int rc = pconn_call_arena(req, timeout_ms, retry, mem, &resp);
 	if (rc < 0) {
-		if (resp) {
-			if (resp->error)
-				last_http_status = resp->error->http_status;
-			porter__v1__response__free_unpacked(resp, NULL);
-		}
+		if (resp && resp->error)
+			last_http_status = resp->error->http_status;
 		return rc;
 	}
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_HTTP) {
-		porter__v1__response__free_unpacked(resp, NULL);
+	if (resp->body_case != PORTER__V1__RESPONSE__BODY_HTTP)
 		return pconn_set_error(PORTER_E_PROTOCOL, "HTTP reply missing");
-	}
 	*out = resp;
 	return 0;
 }
 
 /* Pulls the next piece of stream `stream_id` (HttpFetch) with request id
- * `call_id`, waiting at most `wait` ms. Not retried: a repeated pull
+ * `call_id`, waiting at most `wait` ms, the reply into `mem` (as for
+ * call_http). Not retried: a repeated pull
  * would skip a chunk. */
-static int fetch_http(uint64_t stream_id, uint64_t call_id, int wait, Porter__V1__Response **out)
+static int fetch_http(uint64_t stream_id, uint64_t call_id, int wait, arena *mem,
+		      Porter__V1__Response **out)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
@@ -145,7 +146,7 @@ static int fetch_http(uint64_t stream_id, uint64_t call_id, int wait, Porter__V1
 	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
 	req.http_fetch = &f;
-	return call_http(&req, wait, PCONN_ONCE, out);
+	return call_http(&req, wait, PCONN_ONCE, mem, out);
 }
 
 /* Fills `req`/`hr` from the caller's arguments; the header arrays it
@@ -196,9 +197,11 @@ static int build_request(Porter__V1__Request *req, Porter__V1__HttpRequest *hr, 
 	return 0;
 }
 
+/* Sends the request; on success `*out` is the reply, in `mem` (as for
+ * call_http). */
 static int start(const char *method, const char *url, const char *const *headers, size_t n_headers,
 		 const void *body, size_t body_len, const porter_http_options *opts, int stream,
-		 uint64_t call_id, int timeout_ms, Porter__V1__Response **out)
+		 uint64_t call_id, int timeout_ms, arena *mem, Porter__V1__Response **out)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
@@ -213,19 +216,21 @@ static int start(const char *method, const char *url, const char *const *headers
 	req.id = call_id;
 	/* Only safe methods may be sent twice. */
 	int safe = strcasecmp(hr.method, "GET") == 0 || strcasecmp(hr.method, "HEAD") == 0;
-	rc = call_http(&req, timeout_ms, safe ? PCONN_IDEMPOTENT : PCONN_ONCE, out);
+	rc = call_http(&req, timeout_ms, safe ? PCONN_IDEMPOTENT : PCONN_ONCE, mem, out);
 	free_headers(hv, n_headers, hp);
 	return rc;
 }
 
-/* Wraps an unpacked response in a response object (taking it over). */
-static int wrap_response(Porter__V1__Response *resp, porter_http_response **out)
+/* Wraps a response unpacked into `mem` in a response object, which takes
+ * `mem` over (it is left empty). */
+static int wrap_response(Porter__V1__Response *resp, arena *mem, porter_http_response **out)
 {
 	porter_http_response *r = calloc(1, sizeof(*r));
 	if (!r) {
-		porter__v1__response__free_unpacked(resp, NULL);
+		arena_free(mem);
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	}
+	arena_move(&r->mem, mem);
 	r->msg = resp;
 	r->hr = resp->http;
 	set_timings(r, r->hr->timings);
@@ -268,11 +273,15 @@ int porter_batch_result_http(const porter_batch_result *r, size_t i, porter_http
 	if (!buf)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	protobuf_c_message_pack(&m->base, buf);
-	Porter__V1__Response *copy = porter__v1__response__unpack(NULL, len, buf);
+	arena mem;
+	arena_init(&mem, 0);
+	Porter__V1__Response *copy = porter__v1__response__unpack(&mem.base, len, buf);
 	free(buf);
-	if (!copy)
+	if (!copy) {
+		arena_free(&mem);
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	return wrap_response(copy, out);
+	}
+	return wrap_response(copy, &mem, out);
 }
 
 int porter_http_request(const char *method, const char *url, const char *const *headers,
@@ -284,11 +293,15 @@ int porter_http_request(const char *method, const char *url, const char *const *
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	*out = NULL;
 	Porter__V1__Response *resp = NULL;
+	arena mem;
+	arena_init(&mem, 0);
 	int rc = start(method, url, headers, n_headers, body, body_len, opts, 0, call_id,
-		       timeout_ms, &resp);
-	if (rc < 0)
+		       timeout_ms, &mem, &resp);
+	if (rc < 0) {
+		arena_free(&mem);
 		return rc;
-	return wrap_response(resp, out);
+	}
+	return wrap_response(resp, &mem, out);
 }
 
 int porter_http_get(const char *url, uint64_t call_id, int timeout_ms, porter_http_response **out)
@@ -409,13 +422,13 @@ void porter_http_response_free(porter_http_response *r)
 {
 	if (!r)
 		return;
-	porter__v1__response__free_unpacked(r->msg, NULL);
+	arena_free(&r->mem);
 	free(r);
 }
 
 /* ---- streams ---- */
 
-static int stream_new(Porter__V1__Response *resp, uint64_t call_id, int64_t deadline,
+static int stream_new(Porter__V1__Response *resp, arena *mem, uint64_t call_id, int64_t deadline,
 		      porter_http_stream **out);
 
 int porter_http_stream_open(const char *method, const char *url, const char *const *headers,
@@ -439,23 +452,31 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 	/* One id for the open and every pull, so a cancel reaches them all. */
 	if (!call_id)
 		call_id = pconn_next_id();
-	rc = start(method, url, headers, n_headers, body, body_len, opts, 1, call_id, wait, &resp);
-	if (rc < 0)
+	arena mem;
+	arena_init(&mem, 0);
+	rc = start(method, url, headers, n_headers, body, body_len, opts, 1, call_id, wait, &mem,
+		   &resp);
+	if (rc < 0) {
+		arena_free(&mem);
 		return rc;
-	return stream_new(resp, call_id, deadline, out);
+	}
+	return stream_new(resp, &mem, call_id, deadline, out);
 }
 
-/* Wraps the first reply of a stream (taken over) in a stream handle. */
-static int stream_new(Porter__V1__Response *resp, uint64_t call_id, int64_t deadline,
+/* Wraps the first reply of a stream, unpacked into `mem` (taken over, left
+ * empty), in a stream handle. */
+static int stream_new(Porter__V1__Response *resp, arena *mem, uint64_t call_id, int64_t deadline,
 		      porter_http_stream **out)
 {
 	porter_http_stream *s = calloc(1, sizeof(*s));
 	if (!s) {
-		porter__v1__response__free_unpacked(resp, NULL);
+		arena_free(mem);
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	}
 	/* The head and the first chunk share one message: the stream keeps
 	 * it as the head and hands out its body once. */
+	arena_move(&s->head.mem, mem);
+	arena_init(&s->cur_mem, 0);
 	s->head.msg = resp;
 	s->head.hr = resp->http;
 	s->id = resp->http->stream_id;
@@ -490,7 +511,7 @@ int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout
 		return pconn_set_error(s->failed, "an earlier read of this HTTP stream failed (%s)",
 				       porter_strerror(s->failed));
 	if (s->cur) {
-		porter__v1__response__free_unpacked(s->cur, NULL);
+		arena_free(&s->cur_mem);
 		s->cur = NULL;
 	}
 	if (!s->first_taken) {
@@ -508,8 +529,9 @@ int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout
 		int rc = pconn_bounded(s->deadline, timeout_ms, &wait);
 		if (rc < 0)
 			return rc;
-		rc = fetch_http(s->id, call_id ? call_id : s->call_id, wait, &resp);
+		rc = fetch_http(s->id, call_id ? call_id : s->call_id, wait, &s->cur_mem, &resp);
 		if (rc < 0) {
+			arena_free(&s->cur_mem);
 			/* A timed-out pull may be repeated, and so may one
 			 * refused with PORTER_E_NOT_FOUND: it came from a thread
 			 * whose connection another worker serves, and the stream
@@ -532,7 +554,7 @@ int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout
 			*len = resp->http->body.len;
 			return 1;
 		}
-		porter__v1__response__free_unpacked(resp, NULL);
+		arena_free(&s->cur_mem);
 	}
 	pconn_clear_error();
 	return 0;
@@ -552,9 +574,8 @@ static int stream_abort(uint64_t id, int timeout_ms)
 
 static void stream_release(porter_http_stream *s)
 {
-	if (s->cur)
-		porter__v1__response__free_unpacked(s->cur, NULL);
-	porter__v1__response__free_unpacked(s->head.msg, NULL);
+	arena_free(&s->cur_mem);
+	arena_free(&s->head.mem);
 	free(s);
 }
 
@@ -624,25 +645,24 @@ int porter_http_upload_open(const char *method, const char *url, const char *con
 		call_id = pconn_next_id();
 	req.id = call_id;
 	/* Not idempotent: a retried open would start a second transfer. */
-	rc = call_http(&req, wait, PCONN_ONCE, &resp);
+	arena mem;
+	arena_init(&mem, 0);
+	rc = call_http(&req, wait, PCONN_ONCE, &mem, &resp);
 	free_headers(hv, n_headers, hp);
+	uint64_t id = rc < 0 ? 0 : resp->http->stream_id;
+	arena_free(&mem);
 	if (rc < 0)
 		return rc;
-	if (!resp->http->stream_id) {
-		porter__v1__response__free_unpacked(resp, NULL);
+	if (!id)
 		return pconn_set_error(PORTER_E_UNSUPPORTED,
 				       "this porterd does not stream request bodies");
-	}
 	u = calloc(1, sizeof(*u));
-	if (!u) {
-		/* Nobody will write it: porterd reclaims it when idle. */
-		porter__v1__response__free_unpacked(resp, NULL);
+	/* Nobody will write it then: porterd reclaims it when idle. */
+	if (!u)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
-	}
-	u->id = resp->http->stream_id;
+	u->id = id;
 	u->call_id = call_id;
 	u->deadline = deadline;
-	porter__v1__response__free_unpacked(resp, NULL);
 	*out = u;
 	pconn_clear_error();
 	return 0;
@@ -765,8 +785,11 @@ int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeo
 		return rc;
 	if (!call_id)
 		call_id = u->call_id;
-	rc = fetch_http(u->id, call_id, wait, &resp);
+	arena mem;
+	arena_init(&mem, 0);
+	rc = fetch_http(u->id, call_id, wait, &mem, &resp);
 	if (rc < 0) {
+		arena_free(&mem);
 		/* A timeout leaves the stream for a second finish or a close;
 		 * anything else ended it in porterd. */
 		if (rc != PORTER_E_TIMEOUT)
@@ -774,7 +797,7 @@ int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeo
 		return rc;
 	}
 	u->handed = 1;
-	return stream_new(resp, call_id, u->deadline, out);
+	return stream_new(resp, &mem, call_id, u->deadline, out);
 }
 
 static int upload_release(porter_http_upload *u)

@@ -445,11 +445,22 @@ static int read_frame(tstate *t, int64_t deadline, const uint8_t **p, size_t *le
  * Sends one request and reads responses until the one with its id. A
  * response with id 0 and an error status is the daemon closing the
  * connection on us (denied, protocol error) and ends the wait. With
- * `scratch`, responses are unpacked into the thread's arena (each one
- * read resets it, so a skipped late reply costs nothing to drop).
+ * `into` (NULL: malloc, for free_unpacked), responses are unpacked into
+ * that arena, which each one read empties first, so a skipped late reply
+ * costs nothing to drop: the thread's scratch arena is reset, any other
+ * is sized for the frame (keep_block).
  */
+/* The block of an arena that keeps one reply of `len` bytes past its call:
+ * room for the structs and copies it unpacks to in one or two blocks
+ * (a piece over a quarter of a block, a large body, gets its own), without
+ * the 8 KiB default block for each small reply kept. */
+static size_t keep_block(size_t len)
+{
+	return len < 64 * 1024 ? 2 * len + 1024 : 0;
+}
+
 static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_t *sent,
-		    int scratch, Porter__V1__Response **out)
+		    arena *into, Porter__V1__Response **out)
 {
 	size_t len;
 	size_t limit = t->max_frame ? t->max_frame : HELLO_REPLY_LIMIT;
@@ -481,13 +492,17 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 		/* Into the arena, query replies by their own decoder (which
 		 * leaves anything else to protobuf-c). */
 		Porter__V1__Response *resp = NULL;
-		if (scratch) {
-			arena_reset(&t->scratch);
-			resp = dbwire_unpack_response(&t->scratch.base, plen, p);
+		if (into) {
+			if (into == &t->scratch) {
+				arena_reset(into);
+			} else {
+				arena_free(into);
+				arena_init(into, keep_block(plen));
+			}
+			resp = dbwire_unpack_response(&into->base, plen, p);
 		}
 		if (!resp)
-			resp = porter__v1__response__unpack(scratch ? &t->scratch.base : NULL, plen,
-							    p);
+			resp = porter__v1__response__unpack(into ? &into->base : NULL, plen, p);
 		if (!resp)
 			return PORTER_E_PROTOCOL;
 		int fd;
@@ -506,7 +521,7 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 		 * (with the file it may have passed). */
 		if (fd >= 0)
 			close(fd);
-		if (!scratch)
+		if (!into)
 			porter__v1__response__free_unpacked(resp, NULL);
 	}
 }
@@ -637,11 +652,12 @@ fail:
 }
 
 static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry, int scratch,
-		Porter__V1__Response **out)
+		arena *own, Porter__V1__Response **out)
 {
 	tstate *t = state();
 	if (!t)
 		return PORTER_E_NOMEM;
+	arena *into = own ? own : scratch ? &t->scratch : NULL;
 	if (timeout_ms < 0)
 		return pconn_set_error(PORTER_E_INVAL, "negative timeout");
 	if (timeout_ms == 0)
@@ -680,7 +696,7 @@ static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry
 
 		Porter__V1__Response *resp = NULL;
 		size_t sent = 0;
-		rc = exchange(t, req, deadline, &sent, scratch, &resp);
+		rc = exchange(t, req, deadline, &sent, into, &resp);
 		if (rc == 0) {
 			frame_reader_trim(&t->rd, KEEP_BUFFER);
 			/* The daemon is closing this connection, or passed
@@ -721,13 +737,19 @@ static int call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry
 int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 		    Porter__V1__Response **out)
 {
-	return call(req, timeout_ms, retry, 0, out);
+	return call(req, timeout_ms, retry, 0, NULL, out);
 }
 
 int pconn_call_scratch(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 		       Porter__V1__Response **out)
 {
-	return call(req, timeout_ms, retry, 1, out);
+	return call(req, timeout_ms, retry, 1, NULL, out);
+}
+
+int pconn_call_arena(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry, arena *into,
+		     Porter__V1__Response **out)
+{
+	return call(req, timeout_ms, retry, 0, into, out);
 }
 
 void pconn_scratch_release(void)

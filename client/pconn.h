@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "arena.h"
 #include "porter.pb-c.h"
 
 /* Default timeout of a call that passes 0. */
@@ -58,6 +59,16 @@ int pconn_call_full(Porter__V1__Request *req, int timeout_ms, enum pconn_retry r
  */
 int pconn_call_scratch(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
 		       Porter__V1__Response **out);
+
+/*
+ * Like pconn_call_full, but the response is unpacked into `into` (not NULL;
+ * initialised by the caller with arena_init, and emptied here first), for
+ * a reply kept past the call: `*out` lives until arena_free(into), which
+ * the caller does in every case, success or not, and is never passed to
+ * free_unpacked.
+ */
+int pconn_call_arena(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry, arena *into,
+		     Porter__V1__Response **out);
 
 /*
  * Files by descriptor: takes the open descriptor porterd passed with the

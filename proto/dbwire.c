@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "httpwire.h"
 #include "pbwire.h"
 #include "pingwire.h"
 #include "porter_errors.h"
@@ -61,12 +62,6 @@ int dbwire_schema_known(void)
 }
 
 /* ---- encoding ---- */
-
-/* int32 fields go on the wire sign-extended to 64 bits. */
-static uint64_t i32_wire(int32_t v)
-{
-	return (uint64_t)(int64_t)v;
-}
 
 static uint64_t zigzag32(int32_t v)
 {
@@ -162,6 +157,8 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 {
 	const Porter__V1__DbQueryReply *qr = NULL;
 	const Porter__V1__PingReply *ping = NULL;
+	const Porter__V1__HttpResponse *http = NULL;
+	size_t http_len = 0;
 	if (!known(&response_shape, response_known) || r->base.n_unknown_fields ||
 	    (r->error && !error_plain(r->error)))
 		return 0;
@@ -172,6 +169,10 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 	} else if (r->body_case == PORTER__V1__RESPONSE__BODY_PING) {
 		ping = r->ping;
 		if (!ping || ping->base.n_unknown_fields)
+			return 0;
+	} else if (r->body_case == PORTER__V1__RESPONSE__BODY_HTTP) {
+		http = r->http;
+		if (!http || (http_len = httpwire_response_size(http)) == SIZE_MAX)
 			return 0;
 	} else if (r->body_case != PORTER__V1__RESPONSE__BODY__NOT_SET) {
 		return 0;
@@ -197,7 +198,8 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 	size_t len = u64_size(1, r->id) + u64_size(2, zigzag32(r->status)) +
 		     str_size(3, r->message) + (r->error ? len_size(4, err) : 0) +
 		     u64_size(5, r->more != 0) + (qr ? len_size(21, body) : 0) +
-		     (ping ? len_size(11, pingwire_reply_size(ping)) : 0);
+		     (ping ? len_size(11, pingwire_reply_size(ping)) : 0) +
+		     (http ? len_size(30, http_len) : 0);
 	if (len > max_frame || len > UINT32_MAX) {
 		rc = PORTER_E_TOO_LARGE;
 		goto out;
@@ -227,6 +229,10 @@ int dbwire_pack_response(const Porter__V1__Response *r, size_t max_frame, uint8_
 		p = put_len(p, 11, pingwire_reply_size(ping));
 		p = pingwire_put_reply(p, ping);
 	}
+	if (http) {
+		p = put_len(p, 30, http_len);
+		p = httpwire_put_response(p, http);
+	}
 	*outlen = (size_t)(p - *buf);
 	rc = 1;
 out:
@@ -248,6 +254,9 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 		return 0;
 	if (r->body_case == PORTER__V1__REQUEST__BODY_PING)
 		return pingwire_pack_request(r, max_frame, buf, cap, outlen);
+	if (r->body_case == PORTER__V1__REQUEST__BODY_HTTP ||
+	    r->body_case == PORTER__V1__REQUEST__BODY_HTTP_FETCH)
+		return httpwire_pack_request(r, max_frame, buf, cap, outlen);
 	const Porter__V1__DbQuery *q = r->db_query;
 	if (r->body_case != PORTER__V1__REQUEST__BODY_DB_QUERY || !q || q->base.n_unknown_fields)
 		return 0;
@@ -516,6 +525,10 @@ static int response_field(ProtobufCAllocator *a, void *msg, const fld *f)
 		ONCE(ping, pingwire_unpack_reply);
 		m->body_case = PORTER__V1__RESPONSE__BODY_PING;
 		return 0;
+	case 30:
+		ONCE(http, httpwire_unpack_response);
+		m->body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+		return 0;
 	default:
 		return -1;
 	}
@@ -658,6 +671,14 @@ static int request_field(ProtobufCAllocator *a, void *msg, const fld *f)
 	case 11:
 		ONCE(ping, pingwire_unpack_ping);
 		m->body_case = PORTER__V1__REQUEST__BODY_PING;
+		return 0;
+	case 30:
+		ONCE(http, httpwire_unpack_request);
+		m->body_case = PORTER__V1__REQUEST__BODY_HTTP;
+		return 0;
+	case 31:
+		ONCE(http_fetch, httpwire_unpack_fetch);
+		m->body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
 		return 0;
 	default:
 		return -1;

@@ -53,11 +53,21 @@ static int flat_field(ProtobufCAllocator *a, const fld *f, pbwire_kind k, char *
 	if (k == PBWIRE_BOOL) {
 		protobuf_c_boolean b = f->v != 0;
 		memcpy(dst, &b, sizeof(b));
+	} else if (k == PBWIRE_U64) {
+		memcpy(dst, &f->v, sizeof(f->v));
 	} else {
 		uint32_t u = (uint32_t)f->v;
 		memcpy(dst, &u, sizeof(u));
 	}
 	return 0;
+}
+
+int pbwire_store(ProtobufCAllocator *a, void *m, const fld *x, const pbwire_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].num == x->num)
+			return flat_field(a, x, f[i].kind, (char *)m + f[i].offset);
+	return 1;
 }
 
 void *pbwire_flat(ProtobufCAllocator *a, rd r, const ProtobufCMessageDescriptor *d,
@@ -67,14 +77,8 @@ void *pbwire_flat(ProtobufCAllocator *a, rd r, const ProtobufCMessageDescriptor 
 	fld x = {0};
 	if (!m)
 		return NULL;
-	while (r.p < r.end) {
-		size_t i = 0;
-		if (next_field(&r, &x) < 0)
+	while (r.p < r.end)
+		if (next_field(&r, &x) < 0 || pbwire_store(a, m, &x, f, n) != 0)
 			return NULL;
-		while (i < n && f[i].num != x.num)
-			i++;
-		if (i == n || flat_field(a, &x, f[i].kind, m + f[i].offset) < 0)
-			return NULL;
-	}
 	return m;
 }

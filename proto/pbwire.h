@@ -1,6 +1,7 @@
 /*
  * pbwire - the protobuf wire format pieces shared by the hand-written codecs
- * (dbwire.c for queries and their replies, pingwire.c for pings): varint and
+ * (dbwire.c for queries and their replies, pingwire.c for pings, httpwire.c
+ * for HTTP requests and their replies): varint and
  * length-delimited writers with the sizes that go with them, a bounded
  * reader, and the allocations that build the same structs protobuf-c's
  * unpack builds. Internal to proto/: the codecs' callers include dbwire.h
@@ -67,6 +68,12 @@ static inline size_t str_size(unsigned field, const char *s)
 static inline size_t u64_size(unsigned field, uint64_t v)
 {
 	return v ? varint_size(tag(field, WT_VARINT)) + varint_size(v) : 0;
+}
+
+/* int32 and int64 fields go on the wire as 64-bit varints, sign-extended. */
+static inline uint64_t i32_wire(int32_t v)
+{
+	return (uint64_t)(int64_t)v;
 }
 
 static inline uint8_t *put_len(uint8_t *p, unsigned field, size_t len)
@@ -248,6 +255,7 @@ typedef enum pbwire_kind {
 	PBWIRE_BYTES, /* ProtobufCBinaryData, length-delimited */
 	PBWIRE_U32,   /* uint32_t or int32_t, varint */
 	PBWIRE_BOOL,  /* protobuf_c_boolean, varint */
+	PBWIRE_U64,   /* uint64_t or int64_t, varint */
 } pbwire_kind;
 
 typedef struct pbwire_field {
@@ -265,6 +273,14 @@ typedef struct pbwire_field {
  */
 void *pbwire_flat(ProtobufCAllocator *a, rd r, const ProtobufCMessageDescriptor *d,
 		  const pbwire_field *f, size_t n);
+
+/*
+ * Stores field `x` in message `m` as table `f` of `n` fields says: 0
+ * stored, 1 not in the table (the caller reads it, or declines), -1 to
+ * decline (a wrong wire type, or out of memory). For the messages with
+ * sub-messages, whose plain fields a table takes.
+ */
+int pbwire_store(ProtobufCAllocator *a, void *m, const fld *x, const pbwire_field *f, size_t n);
 
 /* As protobuf-c stores them: a copy with a NUL after it. NULL when out of
  * memory. */
