@@ -80,6 +80,16 @@ static clients_peer peer(uid_t uid, gid_t gid)
 	return p;
 }
 
+/* fsroot_init with the one item `item`, and its root `name`. */
+static const fsroot *one_root(const char *item, const char *name)
+{
+	ck_assert_int_eq(init1(item), 0);
+	clients_peer local = peer(geteuid(), getegid());
+	const fsroot *rt = fsroot_find(name, &local);
+	ck_assert_ptr_nonnull(rt);
+	return rt;
+}
+
 static void mkdir_top(const char *name)
 {
 	char p[128];
@@ -293,9 +303,7 @@ END_TEST
 START_TEST(dir_plain_root_borrowed)
 {
 	mkdir_top("a");
-	ck_assert_int_eq(init1("own=%s/a"), 0);
-	clients_peer local = peer(geteuid(), getegid());
-	const fsroot *rt = fsroot_find("own", &local);
+	const fsroot *rt = one_root("own=%s/a", "own");
 	int fd = -1;
 	ck_assert_int_eq(fsroot_dir(rt, ALICE, &fd), 0);
 	ck_assert_int_eq(fd, rt->fd);
@@ -308,10 +316,7 @@ END_TEST
 
 START_TEST(dir_per_user)
 {
-	ck_assert_int_eq(init1("home=%s/h/%%u"), 0);
-	clients_peer local = peer(geteuid(), getegid());
-	const fsroot *rt = fsroot_find("home", &local);
-	ck_assert_ptr_nonnull(rt);
+	const fsroot *rt = one_root("home=%s/h/%%u", "home");
 	char p[128];
 	struct stat sb, fsb;
 
@@ -357,9 +362,7 @@ END_TEST
 START_TEST(dir_per_user_planted)
 {
 	mkdir_top("elsewhere");
-	ck_assert_int_eq(init1("home=%s/h/%%u"), 0);
-	clients_peer local = peer(geteuid(), getegid());
-	const fsroot *rt = fsroot_find("home", &local);
+	const fsroot *rt = one_root("home=%s/h/%%u", "home");
 	char p[128], target[128];
 	int fd = 12345;
 
@@ -390,9 +393,7 @@ END_TEST
 START_TEST(dir_per_user_foreign_owner)
 {
 	ck_assert_msg(geteuid() == 0, "this check needs root (chown), as CI runs");
-	ck_assert_int_eq(init1("home=%s/h/%%u"), 0);
-	clients_peer local = peer(geteuid(), getegid());
-	const fsroot *rt = fsroot_find("home", &local);
+	const fsroot *rt = one_root("home=%s/h/%%u", "home");
 	char p[128];
 	snprintf(p, sizeof(p), "%s/h/%u", top, (unsigned)ALICE);
 	ck_assert_int_eq(mkdir(p, 0700), 0);
