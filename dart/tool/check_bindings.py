@@ -3,7 +3,9 @@
 lib/src/bindings.g.dart matches porter.h (names, numbers and native types),
 so the committed bindings cannot drift from the header. Every function,
 struct, error code and enum of the header must be bound: one added to the
-header without regenerating the bindings fails the check too.
+header without regenerating the bindings fails the check too. The doc
+comments of the types, struct fields and enum members must say what the
+header says (gen_bindings.py rewrites them), and no call may be a leaf call.
 
 Usage: check_bindings.py [-I DIR]... HEADER BINDINGS   (exit 0 when they agree)
        check_bindings.py [-I DIR]... --selftest HEADER BINDINGS
@@ -215,7 +217,88 @@ def compare(header, dart):
         if 'final class %s extends ffi.Opaque {}' % sname not in dart:
             errors.append('opaque struct %s of the header is not bound' % sname)
 
+    errors += compare_docs(header, dart)
+
+    # A blocking call marked as a leaf call keeps the GC from running for
+    # as long as it blocks (every porter_* call may wait on the daemon).
+    if 'isLeaf' in dart:
+        errors.append('a lookup is marked isLeaf: no porter_* call may be a leaf call')
+
     return errors, notes, len(bound)
+
+
+def c_comment_text(comment):
+    """A C comment's words, as one line (what ffigen's doc comment says)."""
+    body = re.sub(r'^/\*+', '', comment.strip())
+    body = re.sub(r'\*/$', '', body)
+    return ' '.join(' '.join(re.sub(r'^\s*\*? ?', '', l) for l in body.split('\n')).split())
+
+
+def dart_doc_text(block):
+    """The words of a block of `///` lines, as one line."""
+    return ' '.join(' '.join(re.sub(r'^\s*/// ?', '', l) for l in block.splitlines()).split())
+
+
+def _where(got, want):
+    """The two texts from the first word where they part."""
+    g, w = got.split(), want.split()
+    i = 0
+    while i < min(len(g), len(w)) and g[i] == w[i]:
+        i += 1
+    return '"%s" (header: "%s")' % (' '.join(g[i:i + 10]), ' '.join(w[i:i + 10]))
+
+
+def type_docs(header):
+    """The header's comments of its types and their members: ({type name:
+    comment}, {(type name, member name): comment}); a comment is the raw
+    C comment text (None when there is none). A type's is the comment
+    right above its typedef or enum; a struct field's the one after it
+    on its line; an enum constant's the one after it, else the one on the
+    lines above it."""
+    types, members = {}, {}
+    for m in re.finditer(r'(/\*(?:(?!/\*).)*?\*/)[ \t]*\n(?:typedef struct (porter_\w+)\b|'
+                         r'enum (porter_\w+) \{)', header, re.S):
+        types[m.group(2) or m.group(3)] = m.group(1)
+    for sname, body in re.findall(r'typedef struct (porter_\w+)\s*\{(.*?)\}', header, re.S):
+        for f in re.finditer(r'([^;{}]*?)(\w+)\s*;[ \t]*(/\*.*?\*/)?', body, re.S):
+            for d in (f.group(1) + f.group(2)).split(','):
+                members[(sname, d.replace('*', ' ').split()[-1])] = f.group(3)
+    for ename, body in re.findall(r'enum (porter_\w+) \{(.*?)\};', header, re.S):
+        pending = None
+        for t in re.finditer(r'(/\*.*?\*/)|(PORTER_\w+)\s*=\s*-?\d+\s*,?[ \t]*(/\*.*?\*/)?',
+                             body, re.S):
+            if t.group(1):
+                pending = t.group(1)
+            else:
+                members[(ename, t.group(2))] = t.group(3) or pending
+                pending = None
+    return types, members
+
+
+def compare_docs(header, dart):
+    """The doc comments of the bound types, struct fields and enum members
+    must say what porter.h says above (or after) them, since they are what
+    an IDE shows a Dart user: a comment edited in the header and not in the
+    bindings leaves the Dart user reading the old contract (how a NULL
+    options pointer is read, how long an idle stream lives)."""
+    types, members = type_docs(header)
+
+    def text(c):
+        return c_comment_text(c) if c else ''
+    errors = []
+    for m in re.finditer(r'((?:^///[^\n]*\n)*)^(?:final |sealed )class (porter_\w+)[^{\n]*\{'
+                         r'(?:\}|(.*?)\n\})', dart, re.M | re.S):
+        name = m.group(2)
+        got, want = dart_doc_text(m.group(1)), text(types.get(name))
+        if got != want:
+            errors.append('doc of %s differs from the header at %s' % (name, _where(got, want)))
+        for f in re.finditer(r'((?:  ///[^\n]*\n)*)(?:  @ffi\.\w+\(\)\n)?  '
+                             r'(?:external [\w<>.]+|static const) (\w+)(?:;| =)', m.group(3) or ''):
+            got, want = dart_doc_text(f.group(1)), text(members.get((name, f.group(2))))
+            if got != want:
+                errors.append('doc of %s.%s differs from the header at %s'
+                              % (name, f.group(2), _where(got, want)))
+    return errors
 
 
 # Deliberate breakages the check must catch: (what, old, new).
@@ -260,6 +343,17 @@ BREAKAGES = [
      'get porter_db_cursor_fre => _library._porter_db_cursor_freePtr;'),
     ('an HTTP options field of the wrong width',
      '@ffi.Uint64()\n  external int max_response;', '@ffi.Uint32()\n  external int max_response;'),
+    ('a struct doc the header no longer says',
+     '/// Per-request options. A NULL options pointer means all defaults.',
+     '/// Per-request options. A NULL options pointer means all zero.'),
+    ('a struct field doc the header no longer says',
+     '/// whole requests: 0, the call', '/// 0: the call'),
+    ('an enum member doc the header no longer says',
+     '/// contents or attributes\n', '/// contents\n'),
+    ('an opaque type without the header doc',
+     '/// Watches: change events', '// Watches: change events'),
+    ('a blocking call marked as a leaf call',
+     "'porter_ping');", "'porter_ping', isLeaf: true);"),
 ]
 
 

@@ -2,8 +2,9 @@
 """Regenerates the functions of lib/src/bindings.g.dart (the PorterBindings
 methods and the symbol addresses of every free function) from porter.h, in
 the layout `dart run ffigen` writes, for machines without a Dart SDK.
-Structs, enums and constants are left as they are (check_bindings.py checks
-them against the header).
+The doc comments of structs, their fields, opaque types and enums are
+rewritten from the header's too; their declarations and constants are left
+as they are (check_bindings.py checks them against the header).
 
 Usage: gen_bindings.py [-I DIR]... HEADER BINDINGS   (rewrites BINDINGS)
 """
@@ -13,10 +14,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_bindings import (dart_type, header_functions, read_header,  # noqa: E402
-                            split_params_named)
+                            split_params_named, type_docs)
 
 
-def doc_lines(comment):
+def doc_lines(comment, indent='  '):
     """A C comment as `///` lines."""
     body = comment.strip()
     body = re.sub(r'^/\*+', '', body)
@@ -29,7 +30,30 @@ def doc_lines(comment):
         out.pop(0)
     while out and not out[-1].strip():
         out.pop()
-    return ['  ///' + (' ' + l if l else '') for l in out]
+    return [indent + '///' + (' ' + l if l else '') for l in out]
+
+
+def regen_docs(header, dart):
+    """Rewrites the `///` block above each bound type, struct field and
+    enum member with the header's comment for it (removed when it has
+    none)."""
+    types, members = type_docs(header)
+
+    def block(comment, indent):
+        return ''.join(l + '\n' for l in doc_lines(comment, indent)) if comment else ''
+
+    dart = re.sub(r'^((?:///[^\n]*\n)*)((?:final |sealed )class (porter_\w+))',
+                  lambda m: block(types.get(m.group(3)), '') + m.group(2), dart, flags=re.M)
+
+    def one_class(m):
+        owner = m.group(1)
+        body = re.sub(
+            r'((?:  ///[^\n]*\n)*)((?:  @ffi\.\w+\(\)\n)?  (?:external [\w<>.]+|static const) '
+            r'(\w+)(?:;| =))',
+            lambda f: block(members.get((owner, f.group(3))), '  ') + f.group(2), m.group(2))
+        return m.group(0)[:m.start(2) - m.start(0)] + body + '\n}'
+    return re.sub(r'^(?:final |sealed )class (porter_\w+)[^{\n]*\{(?!\})(.*?)\n\}', one_class, dart,
+                  flags=re.M | re.S)
 
 
 def method(name, ret, params, comment):
@@ -94,7 +118,7 @@ def generate(header, dart):
     dart = dart[:i] + cls + dart[j:]
     i = dart.index('class _SymbolAddresses {')
     j = dart.index('\n}\n', i) + 3
-    return dart[:i] + addrs + dart[j:]
+    return regen_docs(header, dart[:i] + addrs + dart[j:])
 
 
 def main():

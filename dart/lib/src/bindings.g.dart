@@ -3048,7 +3048,12 @@ final class porter_batch extends ffi.Opaque {}
 
 final class porter_batch_result extends ffi.Opaque {}
 
-/// Per-request options. A NULL options pointer means all zero.
+/// Per-request options. A NULL options pointer means all defaults. Always
+/// initialise with PORTER_HTTP_OPTIONS_INIT (then set fields), so that
+/// `struct_size` says which fields the caller knows: fields added in later
+/// versions are appended, and the library reads only the fields within
+/// struct_size, so a program built against an older porter.h keeps working.
+/// A struct_size smaller than version 1's struct gives PORTER_E_INVAL.
 final class porter_http_options extends ffi.Struct {
   /// sizeof(porter_http_options), set by the INIT macro
   @ffi.Size()
@@ -3068,8 +3073,10 @@ final class porter_http_options extends ffi.Struct {
   @ffi.Uint64()
   external int max_response;
 
-  /// 0: the call's timeout bounds the
-  /// transfer (streams: no overall bound)
+  /// whole requests: 0, the call's timeout
+  /// bounds the transfer. Streams: the
+  /// whole-stream deadline from open (each
+  /// read waits at most until it); 0: none
   @ffi.Uint32()
   external int transfer_timeout_ms;
 
@@ -3125,13 +3132,25 @@ final class porter_http_response extends ffi.Opaque {}
 /// the caller, used by one thread at a time, and any thread of the process
 /// may read it: the daemon forwards a read that arrives on another worker's
 /// connection to the worker that holds the stream. Only the process (client
-/// instance) that opened a stream can read it. The daemon aborts a stream
-/// that is not read for its http-stream-idle time
-/// (default 60 s).
+/// instance) that opened a stream can read it. The daemon reclaims a
+/// stream that is not read for its http-stream-idle time (default 10 s):
+/// every later read fails with PORTER_E_TIMEOUT saying so, until the stream
+/// is closed. A uid may hold http-max-streams-per-uid open streams (default
+/// 64) over all its processes; one more fails with PORTER_E_BUSY naming the
+/// limit.
 final class porter_http_stream extends ffi.Opaque {}
 
 /// Streamed request bodies: a body of any size written piece by piece, for
-/// uploads of files and pipes (porter_http_upload_open/write/finish).
+/// uploads of files and pipes. porterd holds at most one piece (1 MiB) per
+/// upload, counted in the uid's buffered bytes, and libcurl reads it as the
+/// server takes it, so a slow server holds back the writer. An upload is a
+/// handle owned by the caller, used by one thread at a time (any thread of
+/// the process), and counts as an open HTTP stream against
+/// http-max-streams-per-uid. It is reclaimed by porterd when not written
+/// for http-stream-idle. A redirect that asks for the body again (307,
+/// 308; 301 and 302 of anything but POST) fails with PORTER_E_HTTP, as
+/// curl does when it cannot rewind; 303 (and 301/302 of a POST) follow
+/// with a GET and no body.
 final class porter_http_upload extends ffi.Opaque {}
 
 /// Bytes returned by the library: `data` (NULL only when len is 0 and
@@ -3188,6 +3207,16 @@ final class porter_file_reader extends ffi.Opaque {}
 
 final class porter_file_writer extends ffi.Opaque {}
 
+/// Watches: change events of a file or a directory inside a root, for an
+/// app that refreshes its view. The daemon resolves the path with the same
+/// confinement as an open and watches the object it found (a path swapped
+/// for a symlink afterwards changes nothing); a directory's events name its
+/// entries, not their subtrees. Names are relative to the root. A watch is
+/// a file stream: it counts against file-max-streams-per-uid, is dropped
+/// when the connection that opened it closes, and one not read for the
+/// daemon's file-stream-idle time is reclaimed (its next read gives
+/// PORTER_E_TIMEOUT saying so). A handle is used by one thread at a time
+/// (any thread).
 final class porter_file_watch extends ffi.Opaque {}
 
 /// One batch of events, owned by the caller (porter_file_events_free).
@@ -3307,7 +3336,8 @@ sealed class porter_file_event_kind {
 }
 
 /// PostgreSQL's diagnostic fields, for porter_db_error_field and
-/// porter_db_notice_field; the values are libpq's PG_DIAG_* letters.
+/// porter_db_notice_field. The values are libpq's PG_DIAG_* letters, so
+/// code written against PQresultErrorField reads the same fields.
 sealed class porter_db_diag {
   /// 'S': ERROR, FATAL, NOTICE, WARNING ...
   static const PORTER_DB_DIAG_SEVERITY = 83;
