@@ -108,6 +108,12 @@ final class PorterStats {
   /// HTTP transfers alive in the daemon (requests and streams).
   final int httpTransfers;
 
+  /// File reads and stats porterd answered on its worker loops, without
+  /// its thread pool (its fast path: path and data already cached), summed
+  /// over the workers since it started; 0 from a porterd without the fast
+  /// path.
+  final int fileFast;
+
   /// What each uid holds against its quotas: the caller's own uid, or
   /// every uid holding something when the caller is porterd's own uid.
   final List<PorterUidUsage> uids;
@@ -119,6 +125,7 @@ final class PorterStats {
     this.openFds = 0,
     this.dbConnections = 0,
     this.httpTransfers = 0,
+    this.fileFast = 0,
     this.uids = const [],
   });
 
@@ -132,5 +139,5 @@ final class PorterStats {
   String toString() => 'porterd $daemonVersion, up ${uptime.inSeconds} s, '
       '${workers.length} workers, $connections connections, '
       '$requests requests, $openFds fds, $dbConnections db connections, '
-      '$httpTransfers HTTP transfers';
+      '$httpTransfers HTTP transfers, $fileFast fast file calls';
 }

@@ -89,6 +89,7 @@ final class StatsSnapshot implements Finalizable {
       openFds: _b.porter_stats_open_fds(_ptr),
       dbConnections: _b.porter_stats_db_connections(_ptr),
       httpTransfers: _b.porter_stats_http_transfers(_ptr),
+      fileFast: _b.porter_stats_file_fast(_ptr),
     );
   }
 
