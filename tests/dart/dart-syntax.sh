@@ -4,6 +4,9 @@
 #   dart-syntax.sh setup    NPM_DIR          install the parser into NPM_DIR
 #   dart-syntax.sh check    NPM_DIR PATH...  parse every .dart file under PATH
 #   dart-syntax.sh selftest NPM_DIR          prove the check catches errors
+#   dart-syntax.sh api      NPM_DIR PACKAGE  check calls of the package's API
+#                                            (check_api_calls.js)
+#   dart-syntax.sh api-selftest NPM_DIR PACKAGE  prove that check catches them
 #
 # The parser is web-tree-sitter with the Dart grammar from
 # @repomix/tree-sitter-wasms, pinned in package.json / package-lock.json
@@ -13,7 +16,7 @@
 # PATH; without them the check fails and says so.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-mode=${1:?usage: dart-syntax.sh setup|check|selftest NPM_DIR [PATH...]}
+mode=${1:?usage: dart-syntax.sh setup|check|selftest|api|api-selftest NPM_DIR [PATH...]}
 dir=${2:?NPM_DIR missing}
 shift 2
 
@@ -48,6 +51,12 @@ check)
 	;;
 selftest)
 	exec node "$here/selftest.js" "$dir/node_modules"
+	;;
+api)
+	exec node "$here/check_api_calls.js" "$dir/node_modules" "$@"
+	;;
+api-selftest)
+	exec node "$here/check_api_calls_selftest.js" "$dir/node_modules" "$@"
 	;;
 *)
 	echo "dart-syntax: unknown mode $mode" >&2

@@ -13,6 +13,8 @@
 const fs = require('fs');
 const path = require('path');
 
+const { loadParser } = require('./dart_parser');
+
 // Directories that hold generated or fetched files, never package sources.
 const SKIP_DIRS = new Set(['.dart_tool', 'build', 'node_modules', '.git']);
 
@@ -58,21 +60,8 @@ async function main() {
     console.error('usage: parse_dart.js MODULES_DIR PATH...');
     return 2;
   }
-  let TreeSitter;
-  let wasm;
-  try {
-    TreeSitter = require(require.resolve('web-tree-sitter', { paths: [modules] }));
-    wasm = require.resolve('@repomix/tree-sitter-wasms/out/tree-sitter-dart.wasm',
-      { paths: [modules] });
-  } catch (e) {
-    console.error(`parse_dart: the parser is not installed under ${modules}: ${e.message}`);
-    return 2;
-  }
-  const { Parser, Language } = TreeSitter;
-  await Parser.init();
-  const dart = await Language.load(wasm);
-  const parser = new Parser();
-  parser.setLanguage(dart);
+  const parser = await loadParser(modules, 'parse_dart');
+  if (!parser) return 2;
 
   const files = [];
   for (const p of paths) collect(p, files);

@@ -1,0 +1,30 @@
+// Calls of the package's API (and of the SDK's, named like the package's)
+// that a Dart compiler accepts: check_api_calls.js must report none.
+// Not part of the package: only the selftest reads it.
+import 'dart:ffi';
+import 'dart:isolate';
+
+import 'package:porter/porter.dart';
+
+late PorterPool pool;
+final Porter porter = Porter();
+
+T pick<T, U>(T a, U b) => a;
+
+Future<void> good(DbSession db, PorterCancelToken token) async {
+  await pool.query('SELECT 1', session: db, cancel: token);
+  porter.query('SELECT 1', session: db, callId: porter.newCallId());
+  final p = await PorterPool.spawn(size: 2, libraryPath: 'x');
+  await p.close();
+  const o = HttpOptions(followRedirects: false);
+  final b = PorterBatch()..addQuery('SELECT 1', conninfo: 'x', params: []);
+  final n = DbNotice(severity: 'NOTICE', message: 'm');
+  final out = StringBuffer()..write('x');
+  out.write(pick<String, int>('a', 1));
+  DynamicLibrary.open('libporter.so');
+  await Isolate.spawn(print, 'x', debugName: 'x');
+  final client = PorterHttpClient(pool);
+  await client.get(Uri.parse('http://x/'));
+  client.close();
+  print([o, b, n]);
+}
