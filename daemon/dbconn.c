@@ -494,7 +494,7 @@ static void connected(dbc *c)
 			next->queued = 0;
 			dbquery_start(c, next);
 		}
-	} else {
+	} else if (!c->pool || !dbpool_connected(c, op)) {
 		dbquery_start(c, op);
 	}
 }

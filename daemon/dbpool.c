@@ -158,6 +158,19 @@ static dbc *shortest_pipe(db_worker *dw, pool *p, unsigned depth, uint64_t head_
 	return best;
 }
 
+/* Whether a connection of `p` is being made for a query without the
+ * lane's right. */
+static int connecting_for_slow(const pool *p)
+{
+	for (const list *pos = p->conns.next; pos != &p->conns; pos = pos->next) {
+		const dbc *c = list_entry(pos, dbc, link);
+		if (c->state == DBC_CONNECTING && c->cur && c->cur->kind == OP_QUERY &&
+		    !c->cur->lane)
+			return 1;
+	}
+	return 0;
+}
+
 void dbpool_run(pool *p, dbop *op)
 {
 	db_worker *dw = op->dw;
@@ -194,6 +207,18 @@ void dbpool_run(pool *p, dbop *op)
 			continue;
 		}
 		dbquery_start(c, op);
+		return;
+	}
+	if (op->lane && connecting_for_slow(p)) {
+		/* A pool filling up makes its connections together, and
+		 * PostgreSQL forks and authenticates them in turn: the lane's,
+		 * opened behind them, was ready last (a bystander's SELECT 1
+		 * took 250-400 ms at load 15 beside 16 pg_sleep(0.3) on a pool
+		 * of 8, with the first of the others ready 30 ms after it
+		 * came). It waits, first in line, for the first one ready
+		 * (dbpool_connected) or freed instead. */
+		list_push_back(p->waiters.next, &op->link); /* at the front */
+		op->queued = 1;
 		return;
 	}
 	if (p->total < limit) {
@@ -249,6 +274,30 @@ void dbpool_release(dbc *c)
 	list_push_back(&p->idle, &c->ilink);
 	c->in_idle = 1;
 	dbconn_update_poll(c);
+}
+
+int dbpool_connected(dbc *c, dbop *op)
+{
+	pool *p = c->pool;
+	if (op->kind != OP_QUERY || op->lane)
+		return 0;
+	dbop *w = dbpool_take_waiter(p, DBPOOL_LANE);
+	if (!w)
+		return 0;
+	/* `op` takes the lane's connection instead: slow queries still hold
+	 * db-pool-size connections at most, and `c`, once `w` is answered,
+	 * is the lane. */
+	op->c = NULL;
+	if (p->total < c->dw->w->cfg->db_pool_size + 1) {
+		pool_new_conn(p, op);
+	} else {
+		list_push_back(p->waiters.next, &op->link); /* at the front */
+		op->queued = 1;
+	}
+	dbquery_start(c, w);
+	if (w->fast)
+		take_fast_along(c, PIPE_SHARE);
+	return 1;
 }
 
 void dbpool_kick(pool *p)

@@ -17,6 +17,13 @@
  * delayed by a busy machine, most likely) may use the lane too, but is
  * not pipelined.
  *
+ * PostgreSQL forks and authenticates new connections in turn, so a lane
+ * connection opened behind the ones a burst of slow queries is making
+ * would be ready last: a query that may use the lane, arriving while such
+ * connections are being made, waits first in line instead and runs on the
+ * first of them that is ready (or freed), whose slow query then takes the
+ * lane's new connection (dbpool_connected).
+ *
  * Loop affinity: the pool's worker loop thread.
  */
 #ifndef PORTER_DBPOOL_H
@@ -53,6 +60,12 @@ void dbpool_note(dbc *c, const dbop *op, uint64_t since);
 /* Pooled connection `c` finished its query: reset it if needed, then hand
  * it to a waiter or keep it idle. */
 void dbpool_release(dbc *c);
+
+/* Pooled connection `c`, just connected for `op`: when a query that may
+ * use the fast lane waits, it runs first and `op` goes to a new connection
+ * (the lane's) or first in line for the next free one; returns 1. 0 when
+ * `op` runs on `c` (the caller starts it). */
+int dbpool_connected(dbc *c, dbop *op);
 
 /* Pool `p` lost a connection: start a new one for the first waiter. */
 void dbpool_kick(pool *p);

@@ -166,10 +166,182 @@ START_TEST(a_statement_that_turns_slow_leaves_the_pipelines)
 }
 END_TEST
 
+/*
+ * A query known to be fast, arriving while the pool's connections are
+ * being made for slow ones, runs on the first of them that is ready (its
+ * slow query moves to a new connection) instead of opening a connection of
+ * its own behind them: PostgreSQL forks and authenticates connections in
+ * turn, so that one was ready last (a bystander's SELECT 1 took 250-400 ms
+ * at load 15 beside 16 pg_sleep(0.3) on a pool of 8).
+ *
+ * Asserted by which backend served it, not by its latency: the test holds
+ * pg_db_role_setting locked in a session of its own, which every new
+ * backend reads while it starts, so the pool's new connections stay
+ * unready, whatever the machine's load, until the lock is given back.
+ * 16 sleepers fill the pool (the warm connection and 7 new ones waiting
+ * on the lock, 8 queued); then the bystander's SELECT pg_backend_pid()
+ * reaches porterd (its stats count it); then the lock goes. Its backend
+ * must be one that existed or was being made before it came. Before, it
+ * opened the pool's 9th connection (a backend of its own).
+ */
+#define FILL_SLEEPERS 16
+#define FILL_NEW 7 /* the pool's size less its warm connection */
+#define PID_SQL "SELECT pg_backend_pid()"
+#define WAITING_SQL                                                                                \
+	"SELECT pid FROM pg_locks WHERE locktype = 'relation' AND NOT granted AND "                \
+	"relation = 'pg_catalog.pg_db_role_setting'::regclass ORDER BY pid"
+
+static pthread_barrier_t g_connected, g_fill, g_bystander;
+static char g_by_pid[32];
+
+/* Each client thread makes its connection to porterd (a ping) before the
+ * counting starts, so porterd's request count then grows by queries only. */
+static void connect_and_wait(void)
+{
+	if (porter_ping("x", 1, 0, 10000) != 0)
+		atomic_fetch_add(&g_sleep_failed, 1);
+	pthread_barrier_wait(&g_connected);
+}
+
+static void *fill_sleeper(void *arg)
+{
+	(void)arg;
+	connect_and_wait();
+	pthread_barrier_wait(&g_fill);
+	if (timed("SELECT pg_sleep(0.5)", 30000) < 0)
+		atomic_fetch_add(&g_sleep_failed, 1);
+	return NULL;
+}
+
+static void *pid_bystander(void *arg)
+{
+	(void)arg;
+	connect_and_wait();
+	pthread_barrier_wait(&g_bystander);
+	porter_db_result *r = NULL;
+	if (porter_db_query(0, conninfo, PID_SQL, NULL, 0, 0, 30000, &r) == 0 &&
+	    porter_db_ntuples(r) == 1)
+		snprintf(g_by_pid, sizeof(g_by_pid), "%s", porter_db_getvalue(r, 0, 0));
+	porter_db_result_free(r);
+	return NULL;
+}
+
+/* porterd's requests received since it started, less the `*calls`
+ * requests the test's own thread made since counting began (this one
+ * included: a Stats request counts itself). */
+static long long requests_seen(int *calls)
+{
+	porter_stats_snapshot *s = NULL;
+	porter_worker_stats w = PORTER_WORKER_STATS_INIT;
+	ck_assert_int_eq(porter_stats(0, 5000, &s), 0);
+	ck_assert_int_eq(porter_stats_worker(s, 0, &w), 0);
+	porter_stats_free(s);
+	return (long long)w.requests - ++*calls;
+}
+
+/* Waits (up to 30 s) until porterd has received `want` requests. */
+static void await_requests(long long want, int *calls)
+{
+	long long t0 = th_now_ms(), seen;
+	while ((seen = requests_seen(calls)) < want && th_now_ms() - t0 < 30000)
+		usleep(5000);
+	ck_assert_int_eq(seen, want);
+}
+
+/* Waits (up to 30 s) until `n` backends wait for the lock; their pids go
+ * to `pids` as one comma-separated text. Counts its queries in `*calls`. */
+static void await_waiting(uint64_t session, int n, char *pids, size_t cap, int *calls)
+{
+	long long t0 = th_now_ms();
+	for (;;) {
+		porter_db_result *r = th_db_ok(session, NULL, WAITING_SQL);
+		++*calls;
+		int got = porter_db_ntuples(r);
+		pids[0] = ',';
+		pids[1] = '\0';
+		for (int i = 0; i < got; i++) {
+			strncat(pids, porter_db_getvalue(r, i, 0), cap - strlen(pids) - 2);
+			strncat(pids, ",", cap - strlen(pids) - 1);
+		}
+		porter_db_result_free(r);
+		if (got >= n || th_now_ms() - t0 > 30000) {
+			ck_assert_msg(got == n, "%d backends wait for the lock, not %d", got, n);
+			return;
+		}
+		usleep(10000);
+	}
+}
+
+START_TEST(a_fast_query_takes_the_first_connection_ready)
+{
+	start();
+	/* Learnt fast, on the pool's one (warm) connection. */
+	char warm[32] = "";
+	for (int i = 0; i < 10; i++) {
+		porter_db_result *r = th_db_ok(0, conninfo, PID_SQL);
+		snprintf(warm, sizeof(warm), ",%s,", porter_db_getvalue(r, 0, 0));
+		porter_db_result_free(r);
+	}
+	uint64_t locker = 0;
+	ck_assert_int_eq(porter_db_open(conninfo, 0, 10000, &locker), 0);
+	atomic_store(&g_sleep_failed, 0);
+	g_by_pid[0] = '\0';
+	ck_assert_int_eq(pthread_barrier_init(&g_connected, NULL, FILL_SLEEPERS + 2), 0);
+	ck_assert_int_eq(pthread_barrier_init(&g_fill, NULL, FILL_SLEEPERS + 1), 0);
+	ck_assert_int_eq(pthread_barrier_init(&g_bystander, NULL, 2), 0);
+	pthread_t th[FILL_SLEEPERS + 1];
+	for (int i = 0; i < FILL_SLEEPERS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, fill_sleeper, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th[FILL_SLEEPERS], NULL, pid_bystander, NULL), 0);
+	pthread_barrier_wait(&g_connected);
+
+	porter_db_result_free(th_db_ok(locker, NULL, "BEGIN"));
+	porter_db_result_free(th_db_ok(
+		locker, NULL, "LOCK TABLE pg_catalog.pg_db_role_setting IN ACCESS EXCLUSIVE MODE"));
+	int calls = 0;
+	long long base = requests_seen(&calls);
+	pthread_barrier_wait(&g_fill);
+	await_requests(base + FILL_SLEEPERS, &calls);
+	char before[512];
+	await_waiting(locker, FILL_NEW, before, sizeof(before), &calls);
+	pthread_barrier_wait(&g_bystander);
+	await_requests(base + FILL_SLEEPERS + 1, &calls);
+	/* The request is in the pool now: it was dispatched as it was read. */
+	porter_db_result_free(th_db_ok(locker, NULL, "COMMIT"));
+
+	for (int i = 0; i <= FILL_SLEEPERS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&g_connected);
+	pthread_barrier_destroy(&g_fill);
+	pthread_barrier_destroy(&g_bystander);
+	ck_assert_int_eq(porter_db_close(locker, 0, 5000), 0);
+	ck_assert_int_eq(atomic_load(&g_sleep_failed), 0);
+	ck_assert_msg(g_by_pid[0], "the bystander's query failed");
+	char mine[40];
+	snprintf(mine, sizeof(mine), ",%s,", g_by_pid);
+	fprintf(stderr, "bystander on backend %s; warm %s, being made before it came %s\n",
+		g_by_pid, warm, before);
+	ck_assert_msg(strstr(before, mine) || strcmp(warm, mine) == 0,
+		      "the bystander ran on backend %s, made after it came (warm %s, being made "
+		      "before %s)",
+		      g_by_pid, warm, before);
+	/* The sleeper it displaced took the lane's connection: the pool holds
+	 * at most its 8 and the lane's (the locking session is closed). */
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(0, 5000, &s), 0);
+	uint64_t dbconns = porter_stats_db_connections(s);
+	porter_stats_free(s);
+	ck_assert_msg(dbconns <= 9, "porterd holds %llu PostgreSQL connections",
+		      (unsigned long long)dbconns);
+	th_stop_clean(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {slow_queries_never_stack,
-				a_statement_that_turns_slow_leaves_the_pipelines, NULL};
+				a_statement_that_turns_slow_leaves_the_pipelines,
+				a_fast_query_takes_the_first_connection_ready, NULL};
 	return th_suite("db_pipeline", "core", 120, tests);
 }
 
