@@ -14,7 +14,9 @@ is compared with the method's parameter count; every `PORTER_*` constant
 and `porter_error.PORTER_*` (enum class) member named in code must exist
 in the bindings too, every struct field set in a cascade
 (`..snake_case = `) must exist, and code that allocates a struct carrying
-`struct_size` must set it to its sizeOf.
+`struct_size` must set it to its sizeOf. A pointer the code allocated
+(`final len = calloc<Size>()`) and passes as is must be of the type the
+binding takes (Pointer<Size> for a size_t *, not Pointer<Uint64>).
 
 Usage: check_api_use.py DART_PACKAGE_DIR
        check_api_use.py --selftest DART_PACKAGE_DIR
@@ -78,13 +80,52 @@ def structs(text):
     return out
 
 
-def calls(text):
-    """(name, argument count, line) of each porter_*( call in Dart code."""
+def param_types(text):
+    """{name: [parameter type]} of PorterBindings' public wrappers, types
+    without the `ffi.` prefix (Pointer<Size>, int)."""
+    out = {}
+    for m in re.finditer(r'^  [\w<>., ?]+? (porter_\w+)\(([^)]*)\) \{', text, re.M):
+        types = [' '.join(a.split()[:-1]).replace('ffi.', '')
+                 for a in m.group(2).split(',') if a.strip()]
+        out.setdefault(m.group(1), types)
+    return out
+
+
+# `final NAME = ... calloc<T>(` (or malloc): the native out-parameters and
+# buffers Dart code hands to libporter.
+ALLOC = re.compile(r'\bfinal (\w+) =[^;]*?\b(?:calloc|malloc)<((?:[^<>]|<[^<>]*(?:<[^<>]*>)?[^<>]*>)+)>\(')
+
+
+def pointer_args(code, params):
+    """Errors for porter_* calls passing a pointer this code allocated
+    (the nearest `final NAME = calloc<T>(` above the call) where the
+    binding takes another pointer type: a size_t out-parameter given a
+    Pointer<Uint64>, an int one a Pointer<Int64>. A compiler would refuse
+    these; nothing else here would notice."""
+    allocs = [(m.start(), m.group(1), 'Pointer<%s>' % m.group(2)) for m in ALLOC.finditer(code)]
+    errors = []
+    for name, args, line, pos in calls(code, with_args=True):
+        types = params.get(name)
+        if not types or len(types) != len(args):
+            continue
+        for i, (arg, want) in enumerate(zip(args, types)):
+            if not re.fullmatch(r'\w+', arg) or not want.startswith('Pointer<'):
+                continue
+            known = [t for at, n, t in allocs if n == arg and at < pos]
+            if known and known[-1] != want:
+                errors.append((line, '%s argument %d (%s) is a %s, the binding takes %s'
+                               % (name, i + 1, arg, known[-1], want)))
+    return errors
+
+
+def calls(text, with_args=False):
+    """(name, argument count, line) of each porter_*( call in Dart code;
+    with_args: (name, [argument text], line, offset) instead."""
     out = []
     for m in re.finditer(r'(?<![\w$])(?:\.)?(porter_\w+)\(', text):
         name = m.group(1)
         i = m.end()
-        depth, args, cur, quote = 1, 0, '', None
+        depth, args, cur, quote, texts = 1, 0, '', None, []
         while depth and i < len(text):
             c = text[i]
             if quote:
@@ -101,13 +142,17 @@ def calls(text):
                 depth -= 1
             if depth == 1 and c == ',' and not quote:
                 args += 1 if cur.strip() else 0
+                texts.append(cur.strip())
                 cur = ''
             elif depth >= 1:
                 cur += c
             i += 1
         if cur.strip(' \n\t)'):
             args += 1
-        out.append((name, args, text.count('\n', 0, m.start()) + 1))
+            texts.append(cur.strip(' \n\t)'))
+        line = text.count('\n', 0, m.start()) + 1
+        out.append((name, [t for t in texts if t], line, m.start()) if with_args
+                   else (name, args, line))
     return out
 
 
@@ -115,6 +160,7 @@ def check(pkg, sources=None):
     with open(os.path.join(pkg, 'lib', 'src', 'bindings.g.dart')) as f:
         btext = f.read()
     methods, addresses = bindings(btext)
+    params = param_types(btext)
     consts = constants(btext)
     fields = structs(btext)
     all_fields = set().union(*fields.values()) if fields else set()
@@ -142,6 +188,8 @@ def check(pkg, sources=None):
             elif args != methods[name]:
                 errors.append('%s:%d: %s takes %d arguments, called with %d'
                               % (path, line, name, methods[name], args))
+        for line, what in pointer_args(code, params):
+            errors.append('%s:%d: %s' % (path, line, what))
         # Strings and doc text may name constants freely; code may not
         # name one that does not exist.
         plain = re.sub(r"'(?:[^'\\\n]|\\.)*'", "''", code)
@@ -183,6 +231,9 @@ def selftest(pkg):
         'constant': "final x = porter_error.PORTER_E_NO_SUCH;",
         'struct_size': "final o = calloc<porter_http_options>(); o.ref..chunk_size = 1;",
         'field': "final o = x; o.ref..chunk_sizes = 1;",
+        'pointer': "final len = calloc<Uint64>(); b.porter_http_response_body(r, len);",
+        'struct pointer': "final out = calloc<Pointer<porter_db_result>>(); "
+                          "b.porter_db_cursor_open(0, ci, s, p, 0, 1, 0, 0, 0, out);",
     }
     for what, src in cases.items():
         if not check(pkg, {'x.dart': src}):
@@ -190,6 +241,11 @@ def selftest(pkg):
             return 1
     if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 0, 5); }"}):
         print('selftest: a correct call with nested arguments was refused')
+        return 1
+    if check(pkg, {'x.dart': "final len = calloc<Size>(); b.porter_http_response_body(r, len);"
+                             "final out = calloc<Pointer<porter_db_cursor>>(); "
+                             "b.porter_db_cursor_open(0, ci, s, p, 0, 1, 0, 0, 0, out);"}):
+        print('selftest: correctly typed out-parameters were refused')
         return 1
     print('selftest: every breakage caught')
     return 0
