@@ -105,6 +105,19 @@ void main() {
       expect(porter.stats().fileFast - before, greaterThanOrEqualTo(10));
       porter.deleteFile('fast.txt', root: root);
     });
+
+    test('a message cut inside a character is still a PorterFileException',
+        () async {
+      // "no file root named 'éé...'" is cut at libporter's 511 bytes in
+      // the middle of an é: the message must be read leniently, or the
+      // caller gets a FormatException instead of the file error.
+      final name = 'é' * 300;
+      final noRoot = throwsA(isA<PorterFileException>()
+          .having((e) => e.kind, 'kind', FileErrorKind.noRoot)
+          .having((e) => e.message, 'message', startsWith('no file root named')));
+      expect(() => porter.readFile('x', root: name), noRoot);
+      await expectLater(pool.readFile('x', root: name), noRoot);
+    });
   });
 
   test('mkdir, rename, copy and lstat, sync and through the pool', () async {

@@ -14,6 +14,7 @@ import 'package:ffi/ffi.dart';
 import 'bindings.g.dart';
 import 'codec.dart';
 import 'db_diag.dart';
+import 'native.dart' show cString;
 
 /// The type OID of `bytea` ([PgType.bytea]).
 const int byteaOid = PgType.bytea;
@@ -298,7 +299,7 @@ DbResultPart readPart(PorterBindings b, Pointer<porter_db_result> r,
   final nt = b.porter_db_ntuples(r);
   final cols = DbColumns([
     for (var c = 0; c < nf; c++)
-      DbColumn(_str(b.porter_db_fname(r, c)), b.porter_db_ftype(r, c))
+      DbColumn(cString(b.porter_db_fname(r, c)), b.porter_db_ftype(r, c))
   ]);
   final rows = <Row>[];
   for (var i = 0; i < nt; i++) {
@@ -313,7 +314,7 @@ DbResultPart readPart(PorterBindings b, Pointer<porter_db_result> r,
     rows.add(Row(cols, row));
   }
   return DbResultPart(cols, List.unmodifiable(rows), b.porter_db_cmdtuples(r),
-      _str(b.porter_db_cmdstatus(r)),
+      cString(b.porter_db_cmdstatus(r)),
       notices: notices);
 }
 
@@ -329,9 +330,6 @@ DbResult readResult(PorterBindings b, Pointer<porter_db_result> r) {
       notices: readNotices(b, r),
       noticesDropped: b.porter_db_notices_dropped(r));
 }
-
-String _str(Pointer<Char> p) =>
-    p == nullptr ? '' : p.cast<Utf8>().toDartString();
 
 /// The safety net for cursors dropped without [DbCursor.close]: a
 /// NativeFinalizer on porter_db_cursor_free, which never waits (libporter's
@@ -397,11 +395,11 @@ final class DbCursor implements Finalizable {
     final out = calloc<Pointer<porter_db_result>>();
     try {
       final rc = _b.porter_db_cursor_read(_ptr, callId, timeoutMs, out);
-      final last = _str(_b.porter_last_error_message());
+      final last = cString(_b.porter_last_error_message());
       final r = out.value;
       try {
         if (rc < 0) {
-          throw dbError(_b, rc, _str(_b.porter_error_name(rc)), r, last);
+          throw dbError(_b, rc, cString(_b.porter_error_name(rc)), r, last);
         }
         if (rc == 0) return null;
         return readPart(_b, r, notices: readNotices(_b, r));

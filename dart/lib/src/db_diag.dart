@@ -11,7 +11,7 @@ import 'dart:ffi';
 import 'bindings.g.dart';
 import 'db.dart';
 import 'errors.dart';
-import 'http.dart' show cString;
+import 'native.dart' show cString;
 
 /// One diagnostic field by its porter_db_diag number (libpq's PG_DIAG_*
 /// letter): its text, "" when absent.

@@ -6,7 +6,6 @@ import 'package:ffi/ffi.dart';
 
 import 'bindings.g.dart';
 import 'files.dart';
-import 'http.dart' show cString;
 import 'native.dart';
 
 /// What happened to a watched path.

@@ -170,11 +170,9 @@ FileReader newFileReader(
 /// call on the same thread (the thread's last error message is valid only
 /// until its next call).
 PorterException fileError(PorterBindings b, int code, String path) {
-  var message = b.porter_last_error_message().cast<Utf8>().toDartString();
-  final name = b.porter_error_name(code).cast<Utf8>().toDartString();
-  if (message.isEmpty) {
-    message = b.porter_strerror(code).cast<Utf8>().toDartString();
-  }
+  var message = cString(b.porter_last_error_message());
+  final name = cString(b.porter_error_name(code));
+  if (message.isEmpty) message = cString(b.porter_strerror(code));
   final kind = fileErrorKind(code);
   if (kind == null) return PorterException.fromCode(code, name, message);
   return PorterFileException(code, name, message, kind, path);

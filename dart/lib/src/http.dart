@@ -392,15 +392,6 @@ int _ms32(Duration d) {
   return ms == 0 ? 1 : (ms > 0xffffffff ? 0xffffffff : ms);
 }
 
-/// A NUL-terminated string owned by libporter, decoded as UTF-8 with
-/// malformed sequences replaced (header values may be Latin-1).
-String cString(Pointer<Char> p) {
-  if (p == nullptr) return '';
-  final u = p.cast<Utf8>();
-  return utf8.decode(p.cast<Uint8>().asTypedList(u.length),
-      allowMalformed: true);
-}
-
 /// Copies native response [r] into Dart (it stays owned by the caller).
 PorterHttpResponse readHttpResponse(
     PorterBindings b, Pointer<porter_http_response> r) {

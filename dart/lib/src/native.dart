@@ -1,6 +1,7 @@
-// Native memory the package copies out of libporter: bytes, and the one
-// chunk pump every stream read (HTTP body, file reader, file watch) goes
-// through.
+// Native memory the package copies out of libporter: bytes, text, and
+// the one chunk pump every stream read (HTTP body, file reader, file
+// watch) goes through.
+import 'dart:convert';
 import 'dart:ffi';
 import 'dart:typed_data';
 
@@ -11,6 +12,21 @@ import 'package:ffi/ffi.dart';
 Uint8List copyNative(Pointer<NativeType> p, int n) => n == 0 || p == nullptr
     ? Uint8List(0)
     : Uint8List.fromList(p.cast<Uint8>().asTypedList(n));
+
+/// A NUL-terminated string owned by libporter (empty for nullptr), copied
+/// and decoded as UTF-8 with malformed sequences replaced. Every text that
+/// comes from libporter or porterd is read with it, never with
+/// `toDartString()`, which throws a FormatException on malformed UTF-8:
+/// header values may be Latin-1, and a message is cut at its buffer's
+/// size (libporter's last error keeps 511 bytes), possibly inside a
+/// character of a name the caller gave, which would turn the
+/// PorterException being built into a FormatException.
+String cString(Pointer<Char> p) {
+  if (p == nullptr) return '';
+  final u = p.cast<Utf8>();
+  return utf8.decode(p.cast<Uint8>().asTypedList(u.length),
+      allowMalformed: true);
+}
 
 /// One read of a libporter stream whose read call has the shape
 /// `int porter_X_read(handle, call_id, timeout_ms, const void **data,

@@ -71,7 +71,9 @@ final class Porter with _DbCalls, _HttpCalls, _FileCalls {
     try {
       final n = _b.porter_socket_path(buf, cap);
       if (n < 0) _throw(n);
-      return buf.cast<Utf8>().toDartString(length: n);
+      // A path is bytes: one that is not UTF-8 reads with U+FFFD in it
+      // rather than throwing.
+      return utf8.decode(buf.cast<Uint8>().asTypedList(n), allowMalformed: true);
     } finally {
       calloc.free(buf);
     }
@@ -210,8 +212,7 @@ final class Porter with _DbCalls, _HttpCalls, _FileCalls {
   /// Throws the exception for [code], with the calling thread's last error
   /// message (read at once, before anything else can run on this thread).
   Never _throw(int code) {
-    final msgPtr = _b.porter_last_error_message();
-    var message = msgPtr.cast<Utf8>().toDartString();
+    var message = cString(_b.porter_last_error_message());
     if (message.isEmpty) message = errorMessage(code);
     throw PorterException.fromCode(code, errorName(code), message);
   }

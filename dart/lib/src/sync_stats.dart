@@ -66,8 +66,7 @@ final class StatsSnapshot implements Finalizable {
             fileStreams: r.file_streams,
             maxFileStreams: r.max_file_streams);
       }),
-      daemonVersion:
-          _b.porter_stats_daemon_version(_ptr).cast<Utf8>().toDartString(),
+      daemonVersion: cString(_b.porter_stats_daemon_version(_ptr)),
       uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
       workers: _entries<porter_worker_stats, PorterWorkerStats>(
           'worker',
