@@ -14,9 +14,15 @@
  * including one owned by the daemon's uid); and the socket's own
  * directory writable by its owner alone.
  *
- * No state; any thread. Path checks by lstat: every entry they pass is
- * out of reach of other uids, so connect and the check see the same
- * path.
+ * The socket's own name is walked too: a symlink there is followed like
+ * any other (its target's directory judged as the socket's). A path
+ * through /proc (/proc/self/fd/N, /dev/fd/N) is refused: the kernel
+ * connects to whatever that descriptor is, not to the text its link
+ * shows.
+ *
+ * No state; any thread. Path checks by lstat (proto/pathwalk.h): every
+ * entry they pass is out of reach of other uids, so connect and the check
+ * see the same path.
  */
 #ifndef PORTER_CLIENT_PSOCKDIR_H
 #define PORTER_CLIENT_PSOCKDIR_H
@@ -25,8 +31,8 @@
 #include <sys/types.h>
 
 /*
- * Checks the path to the directory of socket `path` (not NULL; relative
- * to the current directory unless absolute) for a daemon running as
+ * Checks the path to socket `path` (not NULL; relative to the current
+ * directory unless absolute; connected to already) for a daemon running as
  * `daemon`. Returns 0 when it is out of reach of other uids; otherwise -1
  * with the reason, naming the entry at fault, in `why` (`cap` bytes, not
  * NULL). Sets no library error.

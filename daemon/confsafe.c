@@ -3,43 +3,52 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "pathwalk.h"
 
 static int trusted(uid_t u)
 {
 	return u == 0 || u == geteuid();
 }
 
-/* Checks the directory holding `file` (a copy is cut up). 0, or -1 after
- * printing why, naming `path`. */
-static int dir_ok(const char *path, const char *file, FILE *err)
+/* Whether entry `e` on the way to the config file is out of every other
+ * uid's reach: -1 with the reason in `why` if not (pathwalk_fn). The file
+ * itself is judged on its descriptor (confsafe_open). */
+static int entry_ok(void *ctx, const pathwalk_entry *e, char *why, size_t cap)
 {
-	char copy[PATH_MAX];
-	snprintf(copy, sizeof(copy), "%s", file);
-	const char *dir = dirname(copy);
-	struct stat sb;
-	if (stat(dir, &sb) < 0) {
-		fprintf(err, "porterd: %s: cannot check its directory %s: %s\n", path, dir,
-			strerror(errno));
+	(void)ctx;
+	mode_t dmode = e->dir->st_mode;
+	/* Who may make or replace this name: the directory's owner (judged
+	 * as an entry before), and anyone when others may write the
+	 * directory, unless it is sticky and the name is trusted's. */
+	if ((dmode & (S_IWGRP | S_IWOTH)) && !(dmode & S_ISVTX)) {
+		snprintf(why, cap,
+			 "others may write the directory of %s (mode %04o) and replace it", e->at,
+			 (unsigned)(dmode & 07777));
 		return -1;
 	}
-	if (!trusted(sb.st_uid)) {
-		fprintf(err,
-			"porterd: %s: its directory %s belongs to uid %u, who could replace "
-			"it: only root or porterd's uid (%u) may own it\n",
-			path, dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+	if ((dmode & (S_IWGRP | S_IWOTH)) && !trusted(e->sb->st_uid)) {
+		snprintf(why, cap,
+			 "%s belongs to uid %u, in a directory others may write (mode %04o): "
+			 "anyone could have made it",
+			 e->at, (unsigned)e->sb->st_uid, (unsigned)(dmode & 07777));
 		return -1;
 	}
-	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) && !(sb.st_mode & S_ISVTX)) {
-		fprintf(err,
-			"porterd: %s: others may write its directory %s (mode %04o) and "
-			"replace it\n",
-			path, dir, (unsigned)(sb.st_mode & 07777));
+	if (S_ISLNK(e->sb->st_mode) || e->last)
+		return 0;
+	if (!S_ISDIR(e->sb->st_mode)) {
+		snprintf(why, cap, "%s is not a directory", e->at);
+		return -1;
+	}
+	if (!trusted(e->sb->st_uid)) {
+		snprintf(why, cap,
+			 "its directory %s belongs to uid %u, who could replace what is in it: "
+			 "only root or porterd's uid (%u) may own every directory on the way",
+			 e->at, (unsigned)e->sb->st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	return 0;
@@ -47,20 +56,29 @@ static int dir_ok(const char *path, const char *file, FILE *err)
 
 FILE *confsafe_open(const char *path, FILE *err)
 {
+	/* The path first: once every entry on it is out of other uids'
+	 * reach, the open below resolves it the same way. */
+	char why[PATH_MAX + 256];
+	struct stat walked;
+	if (pathwalk(path, entry_ok, NULL, &walked, why, sizeof(why)) < 0) {
+		fprintf(err, "porterd: %s: %s\n", path, why);
+		return NULL;
+	}
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(err, "porterd: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
 	struct stat sb;
-	char real[PATH_MAX];
-	const char *why = NULL;
+	const char *what = NULL;
 	if (fstat(fd, &sb) < 0)
-		why = strerror(errno);
+		what = strerror(errno);
 	else if (!S_ISREG(sb.st_mode))
-		why = "not a regular file";
-	if (why) {
-		fprintf(err, "porterd: %s: %s\n", path, why);
+		what = "not a regular file";
+	else if (sb.st_dev != walked.st_dev || sb.st_ino != walked.st_ino)
+		what = "it changed while it was checked";
+	if (what) {
+		fprintf(err, "porterd: %s: %s\n", path, what);
 		goto fail;
 	}
 	if (!trusted(sb.st_uid)) {
@@ -77,14 +95,6 @@ FILE *confsafe_open(const char *path, FILE *err)
 			path, (unsigned)(sb.st_mode & 07777));
 		goto fail;
 	}
-	if (dir_ok(path, path, err) < 0)
-		goto fail;
-	if (!realpath(path, real)) {
-		fprintf(err, "porterd: %s: %s\n", path, strerror(errno));
-		goto fail;
-	}
-	if (strcmp(real, path) != 0 && dir_ok(path, real, err) < 0)
-		goto fail;
 	/* Regular file: blocking reads from here on are ordinary. */
 	if (fcntl(fd, F_SETFL, 0) < 0) {
 		fprintf(err, "porterd: %s: %s\n", path, strerror(errno));

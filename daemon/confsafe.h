@@ -9,10 +9,15 @@
  * one a client owns, would hand every client the daemon at the next
  * reload or restart. As sshd's StrictModes: the file must be a regular
  * file owned by root or porterd's uid that neither group nor others may
- * write, in a directory (the named one, and the real one when the name is
- * a symlink) owned by one of them that others may not write unless it is
- * sticky (/tmp). Opened without blocking, so a FIFO there cannot hang a
- * reload. No state; any thread.
+ * write, and every directory on the way to it (symlinks followed as the
+ * kernel follows them, proto/pathwalk.h) owned by one of them, none that
+ * others may write unless it is sticky (/tmp) and the name taken from it
+ * is theirs. A directory a client owns anywhere above the file would let
+ * her point the path at a file of porterd's own with her words in it
+ * (anything written through a file root is porterd's). A path through
+ * /proc (/proc/self/fd/N) is refused. Opened without blocking, so a FIFO
+ * there cannot hang a reload; the file opened must be the one checked. No
+ * state; any thread.
  */
 #ifndef PORTER_CONFSAFE_H
 #define PORTER_CONFSAFE_H

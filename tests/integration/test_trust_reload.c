@@ -26,14 +26,14 @@
 #include "tenant.h"
 
 static th_daemon d;
-static char conf[64];
+static char conf[160];
 static char ci_pw[512]; /* TCP, porter_pw with its password */
 static char target[64]; /* the fixture's TCP port, as db-allow-targets names it */
 
 static void write_conf(const char *text)
 {
 	/* Replaced by rename, so porterd never reads half a file. */
-	char tmp[80];
+	char tmp[200];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", conf);
 	FILE *f = fopen(tmp, "w");
 	ck_assert_ptr_nonnull(f);
@@ -201,6 +201,86 @@ START_TEST(config_a_client_can_write_is_refused)
 }
 END_TEST
 
+/* Alice writes `arg` into her per-user root "home" as porterd.conf: a file
+ * porterd owns, with her words in it. 0, or 1 with the error on stderr. */
+static int alice_plants_conf(void *arg)
+{
+	int rc = porter_file_write("home", "porterd.conf", arg, strlen(arg),
+				   PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE, 0600, 0, 5000);
+	if (rc)
+		fprintf(stderr, "alice's write: %s: %s\n", porter_error_name(rc),
+			porter_last_error_message());
+	return rc ? 1 : 0;
+}
+
+/* Alice swaps the config's directory for a symlink to her per-user
+ * directory (arg: the config's directory, then that of her files). */
+static int alice_swaps_dir(void *arg)
+{
+	char **p = arg, old[256];
+	snprintf(old, sizeof(old), "%s.old", p[0]);
+	return rename(p[0], old) == 0 && symlink(p[1], p[0]) == 0 ? 0 : 1;
+}
+
+/*
+ * The config file and its directory were checked, not the directories
+ * above. One of those that a client owns lets her point the path anywhere
+ * porterd can read, and porterd owns the files clients write through it:
+ * alice wrote a config into her per-user root (porterd's file, mode
+ * 0600), put a symlink to that directory in place of the config's, and
+ * the next reload took her file (here letting bob in). Now every
+ * directory on the way, symlinks followed, must be root's or porterd's.
+ */
+START_TEST(config_under_a_client_directory_is_refused)
+{
+	char base[64], users[96], adir[96], etc[128], mine[128];
+	snprintf(base, sizeof(base), "/tmp/porter-trust-anc-%d", (int)getpid());
+	snprintf(users, sizeof(users), "%s/users", base);
+	snprintf(adir, sizeof(adir), "%s/alice", base);
+	snprintf(etc, sizeof(etc), "%s/etc", adir);
+	snprintf(mine, sizeof(mine), "%s/%u", users, (unsigned)TH_UID_ALICE);
+	ck_assert_int_eq(mkdir(base, 0755), 0);
+	ck_assert_int_eq(mkdir(users, 0700), 0);
+	ck_assert_int_eq(chown(users, TH_UID_DAEMON, TH_GID_PORTER), 0);
+	ck_assert_int_eq(mkdir(adir, 0755), 0);
+	ck_assert_int_eq(mkdir(etc, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/porterd.conf", etc);
+	char text[256], planted[256];
+	snprintf(text, sizeof(text), "allow-uid = 61010,61011\nfile-roots = home=%s/%%u\n", users);
+	snprintf(planted, sizeof(planted),
+		 "allow-uid = 61010,61011,61012\nfile-roots = home=%s/%%u\n", users);
+	write_conf(text);
+	const char *extra[] = {"--config", conf, NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 10000, alice_ping, NULL), 1);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_plants_conf, planted), 0);
+
+	/* The directory above the config's becomes alice's... */
+	ck_assert_int_eq(chown(adir, TH_UID_ALICE, TH_GID_PORTER), 0);
+	char *swap[] = {etc, mine};
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, 10000, alice_swaps_dir, swap), 0);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	wait_count("reload", 2); /* the reason and "reload failed" (old code: reloaded) */
+	ck_assert_msg(th_as(TH_UID_BOB, TH_GID_PORTER, 10000, alice_ping, NULL) == 1,
+		      "alice's file in her per-user root was read as the config: bob got in");
+	ck_assert_int_ge(th_file_count(d.log, "belongs to uid 61011"), 1);
+
+	/* Root's again, the real directory back: the same path reloads. */
+	char old[160];
+	snprintf(old, sizeof(old), "%s.old", etc);
+	ck_assert_int_eq(unlink(etc), 0);
+	ck_assert_int_eq(rename(old, etc), 0);
+	ck_assert_int_eq(chown(adir, 0, 0), 0);
+	write_conf(planted);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	wait_count("configuration reloaded", 1);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 10000, alice_ping, NULL), 0);
+
+	th_stop_clean(&d);
+	th_rm_rf(base);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_reload");
@@ -208,6 +288,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, removed_target_is_gone_after_any_reload);
 	tcase_add_test(tc, config_a_client_can_write_is_refused);
+	tcase_add_test(tc, config_under_a_client_directory_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ typedef struct squat {
 	int client_rc;  /* what the client's call returned */
 	int named;      /* the victim names path in PORTER_SOCKET */
 	char via[108];  /* what she names there instead, if not "" */
+	int via_fd;     /* she names /proc/self/fd/N, N her O_PATH descriptor of path */
 } squat;
 
 #define SQUAT_SECRET "victim-secret-7d1c"
@@ -125,6 +127,14 @@ static int victim_queries(void *arg)
 	unsetenv("XDG_RUNTIME_DIR");
 	if (!th_wait_flag(&s->listening, 10000))
 		return 1;
+	if (s->via_fd) {
+		char fdpath[64];
+		int fd = open(s->path, O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			return 1;
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+		setenv("PORTER_SOCKET", fdpath, 1);
+	}
 	porter_db_result *r = NULL;
 	s->client_rc =
 		porter_db_query(0, "host=127.0.0.1 dbname=app user=victim password=" SQUAT_SECRET,
@@ -345,11 +355,66 @@ START_TEST(named_socket_on_a_path_others_could_prepare)
 }
 END_TEST
 
+/*
+ * The socket's own name was not walked, only its directory: a symlink
+ * there (alice's PORTER_SOCKET=~/.porter.sock, made when the service
+ * listened at /tmp/porterd/porter.sock) led to a directory bob made in
+ * /tmp, and a name in /proc (/proc/self/fd/N, a descriptor of bob's socket
+ * she was handed) to whatever the descriptor is, past a directory of
+ * hers. Both were trusted, and bob's fake porterd read her password. Now
+ * the name's symlink is followed like any other and /proc is refused.
+ */
+START_TEST(named_socket_through_a_link_at_its_name)
+{
+	squat *s = th_shared_alloc(sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	char top[64], dir[96], link[128];
+	snprintf(dir, sizeof(dir), "/tmp/porter-made-%d", (int)getpid());
+	rm_tree(dir);
+	own_dir(dir, TH_UID_BOB, 0755);
+
+	/* Her symlink, in her directory, to bob's socket in bob's directory. */
+	named_top(top, sizeof(top));
+	ck_assert_int_eq(chown(top, TH_UID_ALICE, TH_GID_PORTER), 0);
+	snprintf(link, sizeof(link), "%s/porter.sock", top);
+	char target[128];
+	snprintf(target, sizeof(target), "%s/porter.sock", dir);
+	ck_assert_int_eq(symlink(target, link), 0);
+	ck_assert_int_eq(lchown(link, TH_UID_ALICE, TH_GID_PORTER), 0);
+	named_try_via(s, dir, top, 0);
+
+	/* Her descriptor of bob's socket, named through /proc. */
+	memset(s, 0, sizeof(*s));
+	s->named = 1;
+	s->via_fd = 1;
+	snprintf(s->path, sizeof(s->path), "%s/porter.sock", dir);
+	squat_run_both(s, TH_UID_BOB, TH_UID_ALICE, NULL);
+	ck_assert_msg(!s->got_secret, "/proc/self/fd: bob's fake porterd read alice's password");
+	ck_assert_msg(s->frames == 0, "/proc/self/fd: alice said Hello to bob's fake porterd");
+	ck_assert_msg(s->client_rc == PORTER_E_DENIED, "/proc/self/fd: alice's call: %s",
+		      porter_error_name(s->client_rc));
+
+	/* Root's symlink at the name, to bob's socket in a directory of his
+	 * on a path of root's: followed and trusted. */
+	char good[96];
+	snprintf(good, sizeof(good), "%s/bob", top);
+	own_dir(good, TH_UID_BOB, 0755);
+	ck_assert_int_eq(chown(top, 0, 0), 0);
+	ck_assert_int_eq(unlink(link), 0);
+	ck_assert_int_eq(symlink("bob/porter.sock", link), 0);
+	named_try_via(s, good, top, 1);
+
+	rm_tree(top);
+	rm_tree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {default_socket_path_taken_by_another_user,
 				named_socket_in_a_shared_directory,
-				named_socket_on_a_path_others_could_prepare, NULL};
+				named_socket_on_a_path_others_could_prepare,
+				named_socket_through_a_link_at_its_name, NULL};
 	return th_suite("trust_socket_path", "trust_socket_path", 60, tests);
 }
 
