@@ -3,7 +3,10 @@
 // found without a Dart SDK: calls of the package's own functions, methods
 // and constructors with arguments none of them takes (a renamed or removed
 // named parameter, too many or too few positional ones, a required named
-// one left out), and a local variable declared twice in one block. The
+// one left out), a function or class of the package named where it is
+// not in scope (not imported, or not exported by package:porter/porter.dart
+// to a README example; dart_scope.js), and a local variable declared
+// twice in one block. The
 // package's own declarations (lib/, bindings.g.dart excepted) are read
 // with the tree-sitter Dart grammar; the calls checked are those in lib/,
 // test/, example/ and the ```dart blocks of README.md (a block without a
@@ -32,6 +35,7 @@ const fs = require('fs');
 const path = require('path');
 
 const { loadParser } = require('./dart_parser');
+const { scopes } = require('./dart_scope');
 
 function dartFiles(dir, out) {
   if (!fs.existsSync(dir)) return out;
@@ -176,6 +180,7 @@ function declarations(trees) {
             name: name.text,
             sig: params(firstOfType(n, 'formal_parameter_list')),
             owner: ownerOf(n),
+            top: n.parent !== null && n.parent.type === 'program',
             ctor: false,
             ret: n.text.slice(0, name.startIndex - n.startIndex),
           });
@@ -322,6 +327,7 @@ function* calls(tree) {
   for (const n of nodes(tree.rootNode)) {
     let nameNode = null;
     let args = null;
+    let plain = false; // name(...) or const Name(...): no receiver, no cascade
     if (n.type === 'selector') {
       const part = firstOfType(n, 'argument_part');
       if (!part) continue;
@@ -330,6 +336,7 @@ function* calls(tree) {
       if (!prev) continue;
       if (prev.type === 'identifier') {
         nameNode = prev;
+        plain = true;
       } else if (prev.type === 'unconditional_assignable_selector' ||
                  prev.type === 'conditional_assignable_selector') {
         nameNode = firstOfType(prev, 'identifier');
@@ -344,6 +351,7 @@ function* calls(tree) {
       args = firstOfType(n, 'arguments');
     } else if (n.type === 'const_object_expression' || n.type === 'new_expression') {
       nameNode = firstOfType(n, 'identifier') || firstOfType(n, 'type_identifier');
+      plain = nameNode !== null && nameNode.type === 'type_identifier';
       args = firstOfType(n, 'arguments');
     }
     if (!nameNode || !args) continue;
@@ -362,7 +370,7 @@ function* calls(tree) {
       // `B > (x)`: the second is no argument of its own.
       if (/<\s*[\w.?]+\s*$/.test(a.text) && i + 1 < list.length && list[i + 1].type === 'argument') i++;
     }
-    yield { name: nameNode.text, positional, labels, node: nameNode, recv: receiver(nameNode) };
+    yield { name: nameNode.text, positional, labels, node: nameNode, recv: receiver(nameNode), plain };
   }
 }
 
@@ -480,11 +488,30 @@ async function main() {
     }
   }
 
+  // Which of the package's top-level functions and classes each file can
+  // name: a README example sees what `package:porter/porter.dart` exports.
+  const sc = scopes(users.filter((u) => u.file !== readme), pkg);
+  const libDir = path.resolve(pkg, 'lib') + path.sep;
+  const porterExports = sc.exported(path.resolve(pkg, 'lib', 'porter.dart'));
+  const scoped = (name) => {
+    const f = sc.declaredIn.get(name);
+    if (!f || !f.startsWith(libDir) || api.values.has(name)) return false;
+    return (api.decls.get(name) || []).every((d) => d.top || (d.ctor && d.owner === name));
+  };
+
   let bad = 0;
   let checked = 0;
   const where = (u, node) => `${u.file}:${u.line + node.startPosition.row - u.offset}`;
   for (const u of users) {
     const vars = variableTypes(u.tree, api);
+    const seen = u.file === readme ? porterExports : sc.visible(u.file);
+    for (const c of calls(u.tree)) {
+      if (!c.plain || !scoped(c.name) || seen.has(c.name)) continue;
+      console.log(`${where(u, c.node)}: ${c.name} is not in scope here (declared in ` +
+        `${path.relative(pkg, sc.declaredIn.get(c.name))}${u.file === readme
+          ? ', not exported by package:porter/porter.dart' : ', not imported'})`);
+      bad++;
+    }
     // parse_dart.js checks the syntax of the package's files; the README's
     // examples are checked here.
     if (u.file === readme) {

@@ -43,6 +43,7 @@ const bad = {
   19: 'a member the type does not have',
   21: 'a local variable declared twice in one block',
   22: 'a named argument on a variable typed by its initialiser',
+  23: 'a function package:porter/porter.dart does not export',
 };
 
 const b = run(path.join(fixtures, 'bad.dart'));

@@ -20,5 +20,6 @@ Future<void> bad(DbSession db, PorterCancelToken token) async {
   final bytes = await pool.readFile('a');
   final bytes = await pool.readFile('b');
   await p.close(force: true);
-  print([o, b, n, bytes]);
+  final ms = encodeParams([1]);
+  print([o, b, n, bytes, ms]);
 }

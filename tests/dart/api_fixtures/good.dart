@@ -5,6 +5,7 @@ import 'dart:ffi';
 import 'dart:isolate';
 
 import 'package:porter/porter.dart';
+import 'package:porter/src/codec.dart' show encodeParams;
 
 late PorterPool pool;
 final Porter porter = Porter();
@@ -26,5 +27,5 @@ Future<void> good(DbSession db, PorterCancelToken token) async {
   final client = PorterHttpClient(pool);
   await client.get(Uri.parse('http://x/'));
   client.close();
-  print([o, b, n]);
+  print([o, b, n, encodeParams([1])]);
 }
