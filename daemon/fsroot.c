@@ -235,6 +235,31 @@ static void root_free(fsroot *rt)
 	free(rt->gids);
 }
 
+/*
+ * A per-user root's parent holds every uid's directory under its number,
+ * looked up by name at each request: whoever may add, remove or rename
+ * names there, besides root and porterd, could rename bob's directory to
+ * alice's number (porterd owns both, so nothing else tells them apart), or
+ * make a uid's name first. So it must be root's or porterd's and writable
+ * by its owner alone (sticky is not enough: a name made first still locks
+ * its uid out). 0, or PORTER_E_INVAL after logging why.
+ */
+static int check_users_dir(const fsroot *rt, const char *dir)
+{
+	struct stat sb;
+	if (fstat(rt->fd, &sb) < 0) {
+		log_error("file root '%s': cannot check %s: %s", rt->name, dir, strerror(errno));
+		return PORTER_E_INVAL;
+	}
+	if ((sb.st_uid == 0 || sb.st_uid == G.self) && !(sb.st_mode & (S_IWGRP | S_IWOTH)))
+		return 0;
+	log_error("file root '%s': %s (uid %u, mode %04o) holds every uid's directory and others "
+		  "may change it: whoever may write it could rename one uid's directory to "
+		  "another's name; make it root's or porterd's, writable by its owner alone",
+		  rt->name, dir, (unsigned)sb.st_uid, (unsigned)(sb.st_mode & 07777));
+	return PORTER_E_INVAL;
+}
+
 /* Opens the root's directory (a per-user root's parent, created 0700 when
  * missing, as the default root is). */
 static int open_root(fsroot *rt)
@@ -269,7 +294,7 @@ static int open_root(fsroot *rt)
 		log_error("file root '%s': cannot open %s: %s", rt->name, dir, strerror(errno));
 		return PORTER_E_INVAL;
 	}
-	return 0;
+	return rt->per_user ? check_users_dir(rt, dir) : 0;
 }
 
 /* Parses one NAME=PATH[:OPTION...] item into `rt`. */

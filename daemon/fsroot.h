@@ -11,8 +11,10 @@
  *              them at connect (SO_PEERCRED, SO_PEERGROUPS), include one;
  * and LIST is separated by spaces ("uids=1001 1002"). A PATH whose last
  * component is "%u" is a per-user root: each uid gets a private directory
- * there, named by its number, created mode 0700 on first use. Paths may
- * not contain ':'.
+ * there, named by its number, created mode 0700 on first use; its parent
+ * must be root's or porterd's and writable by its owner alone (anyone
+ * else who may write it could rename one uid's directory to another's
+ * number), else the root is refused. Paths may not contain ':'.
  *
  * Who reaches what: a local client (porterd's own uid) reaches every root,
  * as before roots had owners. A foreign client reaches a root only when

@@ -86,10 +86,15 @@ static void start(void)
 	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
 }
 
-static void stop(void)
+static void stop_daemon_only(void)
 {
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
+}
+
+static void stop(void)
+{
+	stop_daemon_only();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 	ck_assert_int_eq(system(cmd), 0);
@@ -722,6 +727,61 @@ START_TEST(special_files_never_block)
 }
 END_TEST
 
+/* Alice moves bob's directory to her number (she may write the parent). */
+static int alice_takes_bobs_dir(void *arg)
+{
+	const char *parent = arg;
+	char from[160], to[160];
+	snprintf(from, sizeof(from), "%s/%u", parent, TH_UID_BOB);
+	snprintf(to, sizeof(to), "%s/%u", parent, TH_UID_ALICE);
+	return rename(from, to) == 0 ? 0 : 1;
+}
+
+/* 0 when alice reads bob's secret as her own. */
+static int alice_reads_bobs(void *arg)
+{
+	(void)arg;
+	return has_content("home", "secret.txt", "bob's") == 0 ? 0 : 1;
+}
+
+/*
+ * A per-user root's parent that the clients' group may write (root's,
+ * 0770, group porter: how porterd's uid would be let in without owning
+ * it) let alice rename bob's directory to her number: porterd owns both,
+ * so the check of the owner passed, and her next read was bob's secret.
+ * Now porterd refuses such a parent at start and names it.
+ */
+START_TEST(per_user_parent_others_may_write_refused)
+{
+	char base[64], parent[96], roots[160];
+	snprintf(base, sizeof(base), "/tmp/porter-trustpu-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+	ck_assert_int_eq(chmod(base, 0755), 0);
+	snprintf(parent, sizeof(parent), "%s/users", base);
+	make_owned_dir(parent, 0, 0770);
+	snprintf(roots, sizeof(roots), "home=%s/%%u", parent);
+	const char *extra[] = {"--allow-uid", "61010,61011,61012", "--file-roots", roots, NULL};
+	if (th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra) == 0) {
+		/* The old code started: show what the parent gives alice. */
+		ck_assert_int_eq(run_as(TH_UID_BOB, bob_writes_secret), 0);
+		ck_assert_int_eq(
+			th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_takes_bobs_dir, parent),
+			0);
+		int stolen = run_as(TH_UID_ALICE, alice_reads_bobs) == 0;
+		stop_daemon_only();
+		th_rm_rf(base);
+		ck_assert_msg(!stolen, "alice renamed bob's directory to her number and read his "
+				       "secret");
+		ck_abort_msg("porterd started with a per-user parent others may write");
+	}
+	ck_assert_int_ge(th_file_count(d.log, "holds every uid's directory and others may change "
+					      "it"),
+			 1);
+	th_daemon_cleanup(&d);
+	th_rm_rf(base);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {per_user_root_is_private,
@@ -732,6 +792,7 @@ static Suite *suite(void)
 				descriptors_across_uids,
 				group_writable_not_widened,
 				special_files_never_block,
+				per_user_parent_others_may_write_refused,
 				NULL};
 	return th_suite("trust_files", "roots", 120, tests);
 }
