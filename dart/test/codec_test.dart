@@ -217,9 +217,52 @@ void main() {
           PorterException.fromCode(-40, 'PORTER_E_FILE_NOT_FOUND', 'm'),
           isA<PorterFileException>()
               .having((e) => e.kind, 'kind', FileErrorKind.notFound));
-      final other = PorterException.fromCode(-14, 'PORTER_E_NOT_FOUND', 'm');
+      // Every code of porter.h has its class: a code falling through to
+      // the plain PorterException would leave callers matching on text.
+      final classes = <int, TypeMatcher<PorterException>>{
+        porter_error.PORTER_E_INVAL: isA<PorterInvalidArgumentException>(),
+        porter_error.PORTER_E_NOMEM: isA<PorterOutOfMemoryException>(),
+        porter_error.PORTER_E_UNREACHABLE: isA<PorterUnreachableException>(),
+        porter_error.PORTER_E_TIMEOUT: isA<PorterTimeoutException>(),
+        porter_error.PORTER_E_CONN_LOST: isA<PorterConnectionLostException>(),
+        porter_error.PORTER_E_PROTOCOL: isA<PorterProtocolException>(),
+        porter_error.PORTER_E_TOO_LARGE: isA<PorterTooLargeException>(),
+        porter_error.PORTER_E_BUSY: isA<PorterBusyException>(),
+        porter_error.PORTER_E_DENIED: isA<PorterDeniedException>(),
+        porter_error.PORTER_E_UNSUPPORTED: isA<PorterUnsupportedException>(),
+        porter_error.PORTER_E_CANCELLED: isA<PorterCancelledException>(),
+        porter_error.PORTER_E_SHUTDOWN: isA<PorterShutdownException>(),
+        porter_error.PORTER_E_INTERNAL: isA<PorterInternalException>(),
+        porter_error.PORTER_E_NOT_FOUND: isA<PorterNotFoundException>(),
+        porter_error.PORTER_E_DB: isA<PorterDbException>(),
+        porter_error.PORTER_E_DB_CONNECT: isA<PorterDbException>(),
+        porter_error.PORTER_E_DB_SESSION: isA<PorterDbException>(),
+        porter_error.PORTER_E_DB_BROKEN: isA<PorterDbException>(),
+        porter_error.PORTER_E_HTTP: isA<PorterHttpException>(),
+        porter_error.PORTER_E_HTTP_SCHEME: isA<PorterHttpException>(),
+        porter_error.PORTER_E_HTTP_TOO_LARGE: isA<PorterHttpException>(),
+        porter_error.PORTER_E_HTTP_HOST: isA<PorterHttpException>(),
+        porter_error.PORTER_E_HTTP_REDIRECTS: isA<PorterHttpException>(),
+        porter_error.PORTER_E_HTTP_CONNECT: isA<PorterHttpException>(),
+        porter_error.PORTER_E_HTTP_TLS: isA<PorterHttpException>(),
+        porter_error.PORTER_E_FILE_NOT_FOUND: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_PERM: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_ISDIR: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_EXISTS: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_NOSPACE: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_ESCAPE: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_IO: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_NOTDIR: isA<PorterFileException>(),
+        porter_error.PORTER_E_FILE_ROOT: isA<PorterFileException>(),
+      };
+      classes.forEach((code, matcher) {
+        final e = PorterException.fromCode(code, 'name', 'm');
+        expect(e, matcher.having((e) => e.code, 'code', code), reason: '$code');
+      });
+      // A code this package does not know stays a plain PorterException.
+      final other = PorterException.fromCode(-99, 'PORTER_E_NEWER', 'm');
       expect(other.runtimeType, PorterException);
-      expect(other.code, -14);
+      expect(other.code, -99);
     });
   });
 

@@ -381,9 +381,11 @@ void main() {
       // plain PorterException here and always failed).
       expect(PorterException.fromCode(-20, 'PORTER_E_DB', 'x'),
           isA<PorterDbException>());
-      final other = PorterException.fromCode(-14, 'PORTER_E_NOT_FOUND', 'x');
+      expect(PorterException.fromCode(-14, 'PORTER_E_NOT_FOUND', 'x'),
+          isA<PorterNotFoundException>());
+      final other = PorterException.fromCode(-99, 'PORTER_E_NEWER', 'x');
       expect(other.runtimeType, PorterException);
-      expect(other.code, -14);
+      expect(other.code, -99);
     });
   });
 }

@@ -14,7 +14,8 @@ is compared with the method's parameter count; every `PORTER_*` constant
 and `porter_error.PORTER_*` (enum class) member named in code must exist
 in the bindings too, every struct field set in a cascade
 (`..snake_case = `) must exist, and code that allocates a struct carrying
-`struct_size` must set it to its sizeOf. A pointer the code allocated
+`struct_size` must set it to its sizeOf; every error code must have its
+exception class in PorterException.fromCode. A pointer the code allocated
 (`final len = calloc<Size>()`) and passes as is must be of the type the
 binding takes (Pointer<Size> for a size_t *, not Pointer<Uint64>).
 
@@ -215,7 +216,35 @@ def check(pkg, sources=None):
                     path, code.count('\n', 0, m.start()) + 1, m.group(1)))
     if not used:
         errors.append('no porter_* call found: the scan is broken')
+    if sources is None:
+        errors += unmapped_codes(pkg, btext)
     return errors
+
+
+def unmapped_codes(pkg, btext, sources=None):
+    """Every error code of the bindings must have its exception class:
+    named in PorterException.fromCode (errors.dart) or in fileErrorKind
+    (files.dart). A code added to porter.h and left out would reach Dart
+    callers as a plain PorterException they can only tell by its text."""
+    m = re.search(r'sealed class porter_error \{(.*?)\n\}', btext, re.S)
+    codes = re.findall(r'static const (PORTER_E_\w+) =', m.group(1)) if m else []
+    if not codes:
+        return ['no error codes found in the bindings']
+    if sources is None:
+        src = os.path.join(pkg, 'lib', 'src')
+        with open(os.path.join(src, 'errors.dart')) as f:
+            errors_dart = f.read()
+        with open(os.path.join(src, 'files.dart')) as f:
+            files_dart = f.read()
+    else:
+        errors_dart = sources.get('errors.dart', '')
+        files_dart = sources.get('files.dart', '')
+    body = re.search(r'factory PorterException\.fromCode\(.*?\n  \}', errors_dart, re.S)
+    kinds = re.search(r'fileErrorKind\(int code\) => switch \(code\) \{.*?\};', files_dart, re.S)
+    mapped = set(re.findall(r'porter_error\.(PORTER_E_\w+)',
+                            (body.group(0) if body else '') + (kinds.group(0) if kinds else '')))
+    return ['error code %s has no exception class in PorterException.fromCode' % c
+            for c in codes if c not in mapped]
 
 
 def selftest(pkg):
@@ -246,6 +275,19 @@ def selftest(pkg):
                              "final out = calloc<Pointer<porter_db_cursor>>(); "
                              "b.porter_db_cursor_open(0, ci, s, p, 0, 1, 0, 0, 0, out);"}):
         print('selftest: correctly typed out-parameters were refused')
+        return 1
+    with open(os.path.join(pkg, 'lib', 'src', 'errors.dart')) as f:
+        errors_dart = f.read()
+    with open(os.path.join(pkg, 'lib', 'src', 'files.dart')) as f:
+        files_dart = f.read()
+    with open(os.path.join(pkg, 'lib', 'src', 'bindings.g.dart')) as f:
+        btext = f.read()
+    if unmapped_codes(pkg, btext, {'errors.dart': errors_dart, 'files.dart': files_dart}):
+        print('selftest: the real error mapping is refused')
+        return 1
+    dropped = errors_dart.replace('case porter_error.PORTER_E_BUSY:', '', 1)
+    if not unmapped_codes(pkg, btext, {'errors.dart': dropped, 'files.dart': files_dart}):
+        print('selftest: a code left out of fromCode was not caught')
         return 1
     print('selftest: every breakage caught')
     return 0

@@ -41,6 +41,16 @@ class PorterException implements Exception {
         return PorterDeniedException(name, message);
       case porter_error.PORTER_E_SHUTDOWN:
         return PorterShutdownException(name, message);
+      case porter_error.PORTER_E_NOMEM:
+        return PorterOutOfMemoryException(name, message);
+      case porter_error.PORTER_E_TOO_LARGE:
+        return PorterTooLargeException(name, message);
+      case porter_error.PORTER_E_UNSUPPORTED:
+        return PorterUnsupportedException(name, message);
+      case porter_error.PORTER_E_INTERNAL:
+        return PorterInternalException(name, message);
+      case porter_error.PORTER_E_NOT_FOUND:
+        return PorterNotFoundException(name, message);
       case porter_error.PORTER_E_DB:
       case porter_error.PORTER_E_DB_CONNECT:
       case porter_error.PORTER_E_DB_SESSION:
@@ -59,6 +69,7 @@ class PorterException implements Exception {
         if (kind != null) {
           return PorterFileException(code, name, message, kind, '');
         }
+        // A code this package does not know (a newer libporter's).
         return PorterException(code, name, message);
     }
   }
@@ -121,4 +132,37 @@ class PorterDeniedException extends PorterException {
 class PorterShutdownException extends PorterException {
   const PorterShutdownException(String name, String message)
       : super(porter_error.PORTER_E_SHUTDOWN, name, message);
+}
+
+/// libporter or porterd ran out of memory.
+class PorterOutOfMemoryException extends PorterException {
+  const PorterOutOfMemoryException(String name, String message)
+      : super(porter_error.PORTER_E_NOMEM, name, message);
+}
+
+/// A request or its answer is over a size limit: a whole query result,
+/// file or directory listing over porterd's frame size (use a cursor, a
+/// stream or a reader), or a request over what porterd accepts.
+class PorterTooLargeException extends PorterException {
+  const PorterTooLargeException(String name, String message)
+      : super(porter_error.PORTER_E_TOO_LARGE, name, message);
+}
+
+/// porterd does not know the request (it is older than this libporter).
+class PorterUnsupportedException extends PorterException {
+  const PorterUnsupportedException(String name, String message)
+      : super(porter_error.PORTER_E_UNSUPPORTED, name, message);
+}
+
+/// porterd failed internally, or a pool worker isolate died under a call.
+class PorterInternalException extends PorterException {
+  const PorterInternalException(String name, String message)
+      : super(porter_error.PORTER_E_INTERNAL, name, message);
+}
+
+/// porterd holds no such object: a stream it reclaimed or that ended with
+/// the connection that opened it, a call that already finished.
+class PorterNotFoundException extends PorterException {
+  const PorterNotFoundException(String name, String message)
+      : super(porter_error.PORTER_E_NOT_FOUND, name, message);
 }

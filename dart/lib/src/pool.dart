@@ -327,7 +327,7 @@ final class PorterPool extends _PoolCore
       }
       return;
     }
-    w.job?.fail(PorterException(porter_error.PORTER_E_INTERNAL,
+    w.job?.fail(PorterInternalException(
         'PORTER_E_INTERNAL', 'porter worker ${w.index} died: $why'));
     w.job?.settle();
     w.job = null;
