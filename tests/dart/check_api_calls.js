@@ -5,8 +5,8 @@
 // named parameter, too many or too few positional ones, a required named
 // one left out), a function or class of the package named where it is
 // not in scope (not imported, or not exported by package:porter/porter.dart
-// to a README example; dart_scope.js), and a local variable declared
-// twice in one block. The
+// to a README example; dart_scope.js), `const` on a constructor that is
+// not, and a local variable declared twice in one block. The
 // package's own declarations (lib/, bindings.g.dart excepted) are read
 // with the tree-sitter Dart grammar; the calls checked are those in lib/,
 // test/, example/ and the ```dart blocks of README.md (a block without a
@@ -199,6 +199,7 @@ function declarations(trees) {
             sig: params(list),
             owner: ids[0].text,
             ctor: true,
+            isConst: n.type === 'constant_constructor_signature' || /^\s*const\b/.test(n.text),
             ret: ids[0].text,
           });
           break;
@@ -328,6 +329,7 @@ function* calls(tree) {
     let nameNode = null;
     let args = null;
     let plain = false; // name(...) or const Name(...): no receiver, no cascade
+    let constCall = false; // const Name(...) or const Name.named(...)
     if (n.type === 'selector') {
       const part = firstOfType(n, 'argument_part');
       if (!part) continue;
@@ -352,6 +354,7 @@ function* calls(tree) {
     } else if (n.type === 'const_object_expression' || n.type === 'new_expression') {
       nameNode = firstOfType(n, 'identifier') || firstOfType(n, 'type_identifier');
       plain = nameNode !== null && nameNode.type === 'type_identifier';
+      constCall = n.type === 'const_object_expression';
       args = firstOfType(n, 'arguments');
     }
     if (!nameNode || !args) continue;
@@ -370,7 +373,7 @@ function* calls(tree) {
       // `B > (x)`: the second is no argument of its own.
       if (/<\s*[\w.?]+\s*$/.test(a.text) && i + 1 < list.length && list[i + 1].type === 'argument') i++;
     }
-    yield { name: nameNode.text, positional, labels, node: nameNode, recv: receiver(nameNode), plain };
+    yield { name: nameNode.text, positional, labels, node: nameNode, recv: receiver(nameNode), plain, constCall };
   }
 }
 
@@ -506,6 +509,13 @@ async function main() {
     const vars = variableTypes(u.tree, api);
     const seen = u.file === readme ? porterExports : sc.visible(u.file);
     for (const c of calls(u.tree)) {
+      // `const X(...)` needs a const constructor of the package's X (an
+      // implicit constructor never is one).
+      const ctors = (api.decls.get(c.name) || []).filter((d) => d.ctor);
+      if (c.constCall && ctors.length && !ctors.some((d) => d.isConst)) {
+        console.log(`${where(u, c.node)}: const ${c.name}(...) but no constructor ${c.name} is const`);
+        bad++;
+      }
       if (!c.plain || !scoped(c.name) || seen.has(c.name)) continue;
       console.log(`${where(u, c.node)}: ${c.name} is not in scope here (declared in ` +
         `${path.relative(pkg, sc.declaredIn.get(c.name))}${u.file === readme

@@ -44,6 +44,7 @@ const bad = {
   21: 'a local variable declared twice in one block',
   22: 'a named argument on a variable typed by its initialiser',
   23: 'a function package:porter/porter.dart does not export',
+  24: 'const on a class whose only constructor is the implicit one',
 };
 
 const b = run(path.join(fixtures, 'bad.dart'));

@@ -21,5 +21,6 @@ Future<void> bad(DbSession db, PorterCancelToken token) async {
   final bytes = await pool.readFile('b');
   await p.close(force: true);
   final ms = encodeParams([1]);
-  print([o, b, n, bytes, ms]);
+  final t = const PorterCancelToken();
+  print([o, b, n, bytes, ms, t]);
 }
