@@ -16,15 +16,18 @@
 #include "list.h"
 #include "log.h"
 #include "porter_errors.h"
+#include "peeruid.h"
 #include "porter_version.h"
 #include "server.h"
 #include "stats.h"
 #include "worker.h"
 
-/* Connections at once. Past it the oldest one still waiting for its
- * request is closed to make room: the endpoint cannot tell who connects
- * (any local user can), and refusing newcomers let anyone hold every slot
- * with idle connections and keep the scraper out for good. */
+/* Connections at once. Past it one still waiting for its request is
+ * closed to make room: the oldest of the uid holding the most. Any local
+ * user can connect: refusing newcomers let anyone hold every slot with
+ * idle connections, and closing the oldest of all let a user whose new
+ * connections porterd accepted faster than it read the scraper's request
+ * push the scraper out. */
 #define MAX_CLIENTS 16
 /* A scrape must send its request and take its answer within this. */
 #define CLIENT_TIMEOUT_MS 5000
@@ -39,6 +42,7 @@ typedef struct mclient {
 	uv_write_t wr;
 	int open;     /* handles not yet closed (tcp, timer) */
 	int answered; /* a response is being written */
+	uid_t uid;    /* of the peer's socket (peeruid.h); (uid_t)-1 unknown */
 	char *resp;   /* owned while writing */
 	size_t len;
 	char req[REQUEST_MAX];
@@ -60,6 +64,7 @@ struct metrics {
 	int listening;
 	char *listen_addr; /* owned; as given at start */
 	list clients;
+	int diag; /* netlink socket for peeruid_tcp, or -1 */
 	int open; /* handles of ours not yet closed */
 	int closing;
 };
@@ -68,6 +73,8 @@ static void maybe_free(metrics *m)
 {
 	if (!m->closing || m->open || m->writing || !list_empty(&m->clients))
 		return;
+	if (m->diag >= 0)
+		close(m->diag);
 	free(m->file);
 	free(m->listen_addr);
 	free(m);
@@ -379,6 +386,40 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	respond(c, "200 OK", text, len, 1);
 }
 
+/* Connections not closing: all (`uid` NULL) or those of uid `*uid`. */
+static size_t open_clients(metrics *m, const uid_t *uid)
+{
+	size_t n = 0;
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &m->clients) {
+		mclient *o = list_entry(pos, mclient, link);
+		n += !uv_is_closing((uv_handle_t *)&o->tcp) && (!uid || o->uid == *uid);
+	}
+	return n;
+}
+
+/* The connection to close to make room: the oldest still waiting for its
+ * request of the uid holding the most connections (peers of unknown uid
+ * count as one uid); NULL when all are being answered. Some MAX_CLIENTS
+ * connections: the quadratic walk is a few hundred steps. */
+static mclient *room_from(metrics *m)
+{
+	mclient *victim = NULL;
+	size_t most = 0;
+	list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &m->clients) {
+		mclient *o = list_entry(pos, mclient, link);
+		if (uv_is_closing((uv_handle_t *)&o->tcp) || o->answered)
+			continue;
+		size_t held = open_clients(m, &o->uid);
+		if (held > most) {
+			most = held;
+			victim = o;
+		}
+	}
+	return victim;
+}
+
 static void on_scrape(uv_stream_t *lst, int status)
 {
 	metrics *m = lst->data;
@@ -397,24 +438,20 @@ static void on_scrape(uv_stream_t *lst, int status)
 		client_close(c);
 		return;
 	}
-	size_t n = 0;
-	mclient *oldest = NULL; /* the longest waiting for its request */
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &m->clients) {
-		mclient *o = list_entry(pos, mclient, link);
-		if (uv_is_closing((uv_handle_t *)&o->tcp))
-			continue; /* freed on the next loop round */
-		n++;
-		if (!oldest && o != c && !o->answered)
-			oldest = o;
-	}
-	if (n > MAX_CLIENTS) {
-		/* A scraper sends its request as soon as it connects: to keep
-		 * one out, slots must now be refilled faster than that, not
-		 * merely held. Only when every other one is being answered
-		 * (and so closes soon) is the newcomer refused. */
-		client_close(oldest ? oldest : c);
-		if (!oldest)
+	uv_os_fd_t fd;
+	c->uid = (uid_t)-1;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		(void)peeruid_tcp(m->diag, fd, &c->uid);
+	if (open_clients(m, NULL) > MAX_CLIENTS) {
+		/* A scraper sends its request as soon as it connects, but
+		 * porterd may accept many more connections before it reads
+		 * it: room comes from whoever holds the most, so one uid's
+		 * connections only ever push out its own. Only when every
+		 * other one is being answered (and so closes soon) is the
+		 * newcomer refused. */
+		mclient *victim = room_from(m);
+		client_close(victim ? victim : c);
+		if (!victim || victim == c)
 			return;
 	}
 	uv_timer_start(&c->timer, on_client_timeout, CLIENT_TIMEOUT_MS, 0);
@@ -435,6 +472,7 @@ int metrics_start(server *srv, const config *cfg, metrics **out)
 		return PORTER_E_NOMEM;
 	m->srv = srv;
 	list_init(&m->clients);
+	m->diag = -1;
 	uv_timer_init(&srv->loop, &m->file_timer);
 	m->file_timer.data = m;
 	m->open = 1;
@@ -446,6 +484,11 @@ int metrics_start(server *srv, const config *cfg, metrics **out)
 	struct sockaddr_storage ss;
 	int rc;
 	m->listen_addr = strdup(cfg->metrics_listen);
+	/* Without sock_diag every peer is of unknown uid, and room comes
+	 * from the oldest waiting connection of all, as it did before. */
+	if ((m->diag = peeruid_open()) < 0)
+		log_warn("metrics-listen: no sock_diag (%s): peers' uids are unknown",
+			 strerror(errno));
 	uv_tcp_init(&srv->loop, &m->listener);
 	m->listener.data = m;
 	m->open++;

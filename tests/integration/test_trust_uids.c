@@ -192,15 +192,13 @@ static void daemon_with_metrics(const char **args, size_t at)
 	ck_abort_msg("porterd's metrics endpoint never came up on a free port");
 }
 
-/* GET /metrics into `text` (NUL-terminated, "" when nothing came). 0, or
- * -1 when it could not connect or send. */
-static int scrape(char *text, size_t cap)
+/* GET /metrics on connection `fd` (closed here) into `text`
+ * (NUL-terminated, "" when nothing came). 0, or -1 when it could not
+ * send. */
+static int scrape_on(int fd, char *text, size_t cap)
 {
 	size_t got = 0;
 	text[0] = '\0';
-	int fd = metrics_connect();
-	if (fd < 0)
-		return -1;
 	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
 	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
 		close(fd);
@@ -218,6 +216,13 @@ static int scrape(char *text, size_t cap)
 	close(fd);
 	text[got] = '\0';
 	return 0;
+}
+
+/* scrape_on a new connection; -1 also when it could not connect. */
+static int scrape(char *text, size_t cap)
+{
+	int fd = metrics_connect();
+	return fd < 0 ? -1 : scrape_on(fd, text, cap);
 }
 
 /* As alice: the metrics file, then GET /metrics. */
@@ -342,6 +347,24 @@ static void *run_hold_metrics_slots(void *arg)
 	return NULL;
 }
 
+/* porterd with the endpoint and one worker. */
+static void metrics_daemon(void)
+{
+	const char *args[] = {"--allow-uid", "61010,61011,61012", "--workers",
+			      "1",           "--metrics-listen",  NULL,
+			      NULL};
+	daemon_with_metrics(args, 5);
+}
+
+/* Runs `run` (alice's part) on thread `*t` with shared state it returns. */
+static slot_hold *alice_at_endpoint(void *(*run)(void *), pthread_t *t)
+{
+	slot_hold *h = th_shared_alloc(sizeof(*h));
+	ck_assert_ptr_nonnull(h);
+	ck_assert_int_eq(pthread_create(t, NULL, run, h), 0);
+	return h;
+}
+
 /*
  * The endpoint (loopback, open to every local user) has 16 connection
  * slots. Before, a newcomer past them was closed on arrival, so alice
@@ -352,14 +375,9 @@ static void *run_hold_metrics_slots(void *arg)
  */
 START_TEST(metrics_slots_cannot_be_held)
 {
-	const char *args[] = {"--allow-uid", "61010,61011,61012", "--workers",
-			      "1",           "--metrics-listen",  NULL,
-			      NULL};
-	daemon_with_metrics(args, 5);
-	slot_hold *h = th_shared_alloc(sizeof(*h));
-	ck_assert_ptr_nonnull(h);
+	metrics_daemon();
 	pthread_t t;
-	ck_assert_int_eq(pthread_create(&t, NULL, run_hold_metrics_slots, h), 0);
+	slot_hold *h = alice_at_endpoint(run_hold_metrics_slots, &t);
 	ck_assert(th_wait_flag(&h->ready, 20000));
 	ck_assert_int_eq(h->opened, HOLDERS);
 	/* Within alice's 5 s: her connections are all still there. */
@@ -372,6 +390,84 @@ START_TEST(metrics_slots_cannot_be_held)
 	}
 	h->go = 1;
 	pthread_join(t, NULL);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
+/* ---- metrics: another uid's new connections cannot push the scraper out ---- */
+
+/* Alice opens HOLDERS connections, each with half a request, after the
+ * scraper's, and waits until porterd has closed all but the endpoint's
+ * slots' worth of them (so it has accepted every one). */
+static int push_scraper_out(void *arg)
+{
+	slot_hold *h = arg;
+	int fds[HOLDERS];
+	for (int i = 0; i < HOLDERS; i++) {
+		fds[i] = metrics_connect();
+		if (fds[i] >= 0 && send(fds[i], "GET /met", 8, MSG_NOSIGNAL) == 8)
+			h->opened++;
+	}
+	/* porterd keeps 16 (the scraper's among them, or not): the other
+	 * HOLDERS - 15 of hers at least must be closed. */
+	int closed = 0;
+	for (long long until = th_now_ms() + 10000; closed < HOLDERS - 15 && th_now_ms() < until;) {
+		closed = 0;
+		for (int i = 0; i < HOLDERS; i++) {
+			char b;
+			struct pollfd p = {.fd = fds[i], .events = POLLIN};
+			closed += fds[i] >= 0 && poll(&p, 1, 0) == 1 &&
+				  recv(fds[i], &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+		}
+		usleep(10 * 1000);
+	}
+	h->ready = closed >= HOLDERS - 15 ? 1 : -1;
+	if (h->ready == 1)
+		th_wait_flag(&h->go, 30000);
+	for (int i = 0; i < HOLDERS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return 0;
+}
+
+static void *run_push_scraper_out(void *arg)
+{
+	slot_hold *h = arg;
+	th_as(TH_UID_ALICE, TH_GID_PORTER, 40000, push_scraper_out, arg);
+	if (!h->ready)
+		h->ready = -1; /* her child crashed or was killed */
+	return NULL;
+}
+
+/*
+ * porterd may accept many connections before it reads a request (a flood
+ * of new ones is accepted in one go), and the endpoint made room by
+ * closing the oldest connection still waiting for its request: the
+ * scraper's, once alice's newer ones had filled the slots, however soon
+ * it would have sent its request. Now porterd asks the kernel which uid
+ * holds the other end (sock_diag) and makes room from the uid holding the
+ * most: alice only ever pushes out her own.
+ */
+START_TEST(metrics_other_uids_connections_cannot_push_the_scraper_out)
+{
+	metrics_daemon();
+	/* The scraper's connection, older than all of alice's, its request
+	 * sent only once porterd has accepted hers. */
+	int fd = metrics_connect();
+	ck_assert_int_ge(fd, 0);
+	pthread_t t;
+	slot_hold *h = alice_at_endpoint(run_push_scraper_out, &t);
+	th_wait_flag(&h->ready, 20000);
+	ck_assert_msg(h->ready == 1 && h->opened == HOLDERS,
+		      "alice opened %d of %d connections and porterd did not close the extra ones",
+		      h->opened, HOLDERS);
+	static char text[65536];
+	ck_assert_int_eq(scrape_on(fd, text, sizeof(text)), 0);
+	h->go = 1;
+	pthread_join(t, NULL);
+	ck_assert_msg(strstr(text, "porter_workers 1") != NULL,
+		      "the scraper, pushed out by alice's newer connections, got: '%.80s'", text);
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
 }
@@ -488,8 +584,12 @@ END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {stats_show_only_own_uid, metrics_hide_other_uids_by_default,
-				metrics_slots_cannot_be_held, cancel_never_crosses_uids, NULL};
+	const TTest *tests[] = {stats_show_only_own_uid,
+				metrics_hide_other_uids_by_default,
+				metrics_slots_cannot_be_held,
+				metrics_other_uids_connections_cannot_push_the_scraper_out,
+				cancel_never_crosses_uids,
+				NULL};
 	return th_suite("trust_uids", "trust_uids", 60, tests);
 }
 
