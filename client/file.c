@@ -59,6 +59,7 @@ struct porter_file_reader {
 	 * capped by the length asked; UINT64_MAX to read to the end of a
 	 * file whose size is unknown), and the piece handed out. */
 	int fd;
+	pconn_fdlink *fdlink; /* where fd's close is reported (pconn_fd_close) */
 	uint64_t pos, end;
 	uint32_t piece; /* the daemon's chunk size, capped by READ_PIECE */
 	uint8_t *buf;
@@ -115,7 +116,8 @@ int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
 	 * is dropped by the daemon. */
 	fr.want_fd = 1;
 	rc = read_call(&req, wait, PCONN_IDEMPOTENT, &rd->cur);
-	if (rc == 0 && rd->cur->file_read->fd_passed && (rd->fd = pfd_take(O_RDONLY)) < 0) {
+	if (rc == 0 && rd->cur->file_read->fd_passed &&
+	    (rd->fd = pfd_take(O_RDONLY, &rd->fdlink)) < 0) {
 		porter__v1__response__free_unpacked(rd->cur, NULL);
 		rd->cur = NULL;
 		rc = rd->fd == -1 ? PORTER_E_BUSY : rd->fd;
@@ -265,8 +267,7 @@ static int reader_end(porter_file_reader *rd, int timeout_ms, int wait)
 	int rc = pfile_stream_end(rd->stream_id, timeout_ms, wait);
 	if (rd->cur)
 		porter__v1__response__free_unpacked(rd->cur, NULL);
-	if (rd->fd >= 0)
-		close(rd->fd);
+	pconn_fd_close(rd->fd, rd->fdlink);
 	free(rd->buf);
 	free(rd->path);
 	free(rd);
@@ -503,11 +504,12 @@ struct porter_file_writer {
 	/* By descriptor: the open file (or an atomic write's temp file)
 	 * porterd passed, -1 for chunks over the socket or once finished. */
 	int fd;
-	int open;       /* not yet committed, failed or abandoned */
-	int64_t seen;   /* pconn_now_ms() of the last request on its stream */
-	int touch_ms;   /* by descriptor: how often the stream is touched */
-	unsigned flags; /* porter_file_flag bits asked at open */
-	char *path;     /* for messages; owned */
+	pconn_fdlink *fdlink; /* where fd's close is reported (pconn_fd_close) */
+	int open;             /* not yet committed, failed or abandoned */
+	int64_t seen;         /* pconn_now_ms() of the last request on its stream */
+	int touch_ms;         /* by descriptor: how often the stream is touched */
+	unsigned flags;       /* porter_file_flag bits asked at open */
+	char *path;           /* for messages; owned */
 };
 
 /* Ends writer `wr` (NULL: nothing) as reader_end ends a reader. */
@@ -516,8 +518,7 @@ static int writer_end(porter_file_writer *wr, int timeout_ms, int wait)
 	if (!wr)
 		return 0;
 	int rc = pfile_stream_end(wr->stream_id, timeout_ms, wait);
-	if (wr->fd >= 0)
-		close(wr->fd);
+	pconn_fd_close(wr->fd, wr->fdlink);
 	free(wr->path);
 	free(wr);
 	return rc;
@@ -570,9 +571,11 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 		porter__v1__response__free_unpacked(resp, NULL);
 		resp = NULL;
 		if ((flags & PORTER_FILE_ATOMIC) && !wr->stream_id) {
-			close(pconn_take_fd());
+			pconn_fdlink *link;
+			int fd = pconn_take_fd(&link);
+			pconn_fd_close(fd, link);
 			rc = pconn_set_error(PORTER_E_PROTOCOL, "no stream id in the reply");
-		} else if ((wr->fd = pfd_take(O_WRONLY)) < 0) {
+		} else if ((wr->fd = pfd_take(O_WRONLY, &wr->fdlink)) < 0) {
 			rc = wr->fd == -1 ? PORTER_E_BUSY : wr->fd;
 			wr->fd = -1;
 			/* The temp file nobody can write: dropped behind us. */
@@ -697,8 +700,10 @@ int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int time
 		 * and fsyncs that (the same file) at the commit; a plain
 		 * write is finished here. */
 		int atomic = (wr->flags & PORTER_FILE_ATOMIC) != 0;
-		int rc = pfd_finish(wr->fd, !atomic && (wr->flags & PORTER_FILE_SYNC), wr->path);
+		int rc = pfd_finish(wr->fd, wr->fdlink, !atomic && (wr->flags & PORTER_FILE_SYNC),
+				    wr->path);
 		wr->fd = -1;
+		wr->fdlink = NULL;
 		if (!atomic || rc < 0) {
 			wr->open = 0;
 			return rc;

@@ -36,6 +36,11 @@
  * (one), so that a flood shows as MSG_CTRUNC or an overfull queue. */
 #define RECV_FDS 4
 
+struct pconn_fdlink {
+	_Atomic uint32_t closed; /* closes not yet reported */
+	_Atomic uint32_t refs;   /* the connection's while open, one per descriptor */
+};
+
 typedef struct tstate {
 	int fd; /* -1 when not connected */
 	frame_reader rd;
@@ -49,10 +54,16 @@ typedef struct tstate {
 	 * first, each waiting for the frame that carries it (fd_passed). */
 	int fdq[FDQ_MAX];
 	int n_fdq;
-	int fd_broken; /* descriptors were lost (MSG_CTRUNC, overflow, a frame
-			* naming one that never came): drop the connection
-			* after this call */
-	int resp_fd;   /* the descriptor of the last response returned, or -1 */
+	int fd_broken;           /* descriptors were lost (MSG_CTRUNC, overflow, a frame
+				  * naming one that never came): drop the connection
+				  * after this call */
+	int resp_fd;             /* the descriptor of the last response returned, or -1 */
+	pconn_fdlink *resp_link; /* resp_fd's reference to its connection's link */
+	/* This connection's count of closed descriptors, made with the first
+	 * one received (NULL before, or when out of memory: then closes go
+	 * unreported and porterd stops passing past its limit, which is
+	 * still correct). */
+	pconn_fdlink *link;
 	int last_error;
 	char last_msg[512];
 } tstate;
@@ -77,20 +88,43 @@ static uint64_t draw_instance(void)
 	return randid_new(64, &v) == 0 ? v : 0;
 }
 
-/* Closes every received descriptor nobody has taken. */
+static pconn_fdlink *link_ref(pconn_fdlink *l)
+{
+	if (l)
+		atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+	return l;
+}
+
+static void link_unref(pconn_fdlink *l)
+{
+	if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		free(l);
+}
+
+int pconn_fd_close(int fd, pconn_fdlink *link)
+{
+	int rc = fd >= 0 ? close(fd) : 0;
+	if (link && fd >= 0)
+		atomic_fetch_add_explicit(&link->closed, 1, memory_order_relaxed);
+	link_unref(link);
+	return rc;
+}
+
+/* Closes every received descriptor nobody has taken, counting the closes
+ * for the connection they came on. */
 static void close_fdq(tstate *t)
 {
 	for (int i = 0; i < t->n_fdq; i++)
-		close(t->fdq[i]);
+		pconn_fd_close(t->fdq[i], link_ref(t->link));
 	t->n_fdq = 0;
 }
 
 /* Closes the last response's descriptor if its caller did not take it. */
 static void drop_resp_fd(tstate *t)
 {
-	if (t->resp_fd >= 0)
-		close(t->resp_fd);
+	pconn_fd_close(t->resp_fd, t->resp_link);
 	t->resp_fd = -1;
+	t->resp_link = NULL;
 }
 
 static void drop_conn(tstate *t)
@@ -100,16 +134,41 @@ static void drop_conn(tstate *t)
 	t->fd = -1;
 	frame_reader_free(&t->rd);
 	close_fdq(t);
+	/* porterd gives back all the connection held when it closes: closes
+	 * of descriptors it passed are no longer anyone's to report. */
+	link_unref(t->link);
+	t->link = NULL;
 	t->fd_broken = 0;
 }
 
-int pconn_take_fd(void)
+int pconn_take_fd(pconn_fdlink **link)
 {
+	*link = NULL;
 	if (!ts)
 		return -1;
 	int fd = ts->resp_fd;
+	*link = ts->resp_link;
 	ts->resp_fd = -1;
+	ts->resp_link = NULL;
 	return fd;
+}
+
+/* The number of closes to report with `req` on the thread's connection,
+ * taken from its count (a FileRead or FileWriteOpen; anything else
+ * reports none). Stored in the request, where an earlier attempt on a
+ * connection that broke may have left another. */
+static uint32_t report_closes(tstate *t, Porter__V1__Request *req)
+{
+	uint32_t *field = NULL;
+	if (req->body_case == PORTER__V1__REQUEST__BODY_FILE_READ && req->file_read)
+		field = &req->file_read->fds_closed;
+	else if (req->body_case == PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN &&
+		 req->file_write_open)
+		field = &req->file_write_open->fds_closed;
+	if (!field)
+		return 0;
+	*field = t->link ? atomic_exchange_explicit(&t->link->closed, 0, memory_order_relaxed) : 0;
+	return *field;
 }
 
 /* Frees the buffers a thread keeps between calls. */
@@ -370,13 +429,15 @@ static ssize_t recv_fds(tstate *t, uint8_t *buf, size_t cap)
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue; /* nothing else carries descriptors */
 		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (k && !t->link && (t->link = calloc(1, sizeof(*t->link))))
+			atomic_init(&t->link->refs, 1);
 		for (size_t i = 0; i < k; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
 			if (t->n_fdq < FDQ_MAX) {
 				t->fdq[t->n_fdq++] = fd;
 			} else {
-				close(fd);
+				pconn_fd_close(fd, link_ref(t->link));
 				t->fd_broken = 1;
 			}
 		}
@@ -464,11 +525,15 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 {
 	size_t len;
 	size_t limit = t->max_frame ? t->max_frame : HELLO_REPLY_LIMIT;
+	uint32_t closes = report_closes(t, req);
 	/* Queries have an encoder of their own; the rest is protobuf-c's. */
 	int rc = dbwire_pack_request(req, limit, &t->wbuf, &t->wcap, &len);
 	if (rc == 0)
 		rc = frame_pack_into(&req->base, limit, &t->wbuf, &t->wcap, &len);
 	if (rc < 0) {
+		/* Not sent: the closes wait for the next report. */
+		if (closes)
+			atomic_fetch_add_explicit(&t->link->closed, closes, memory_order_relaxed);
 		*sent = 0;
 		return rc;
 	}
@@ -510,6 +575,7 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 		if (resp->id == req->id || (resp->id == 0 && resp->status != 0)) {
 			drop_resp_fd(t);
 			t->resp_fd = fd;
+			t->resp_link = fd >= 0 ? link_ref(t->link) : NULL;
 			/* Descriptors left with no frame buffered to claim
 			 * them were never asked for. */
 			if (t->n_fdq && frame_reader_pending(&t->rd) == 0)
@@ -519,8 +585,7 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 		}
 		/* A late reply to an earlier call that timed out: skip it
 		 * (with the file it may have passed). */
-		if (fd >= 0)
-			close(fd);
+		pconn_fd_close(fd, link_ref(t->link));
 		if (!into)
 			porter__v1__response__free_unpacked(resp, NULL);
 	}

@@ -71,13 +71,31 @@ int pconn_call_arena(Porter__V1__Request *req, int timeout_ms, enum pconn_retry 
 		     Porter__V1__Response **out);
 
 /*
+ * The connection a passed descriptor came on, to which its close is
+ * reported: porterd counts each descriptor it passed as an open file stream
+ * of that connection until told it was closed. Opaque; one reference per
+ * descriptor, and the connection's own while it is open.
+ */
+typedef struct pconn_fdlink pconn_fdlink;
+
+/*
  * Files by descriptor: takes the open descriptor porterd passed with the
  * response the calling thread's last call returned (its fd_passed), or
  * -1 when none came with it (none was passed, or it was lost: the process
- * ran out of descriptors). The caller owns it (close-on-exec). One not
- * taken is closed by the thread's next call.
+ * ran out of descriptors). The caller owns it (close-on-exec) and closes it
+ * with pconn_fd_close; `*link` (not NULL) gets the reference that call
+ * takes (NULL when nothing is to be reported: then pconn_fd_close only
+ * closes). One not taken is closed by the thread's next call.
  */
-int pconn_take_fd(void);
+int pconn_take_fd(pconn_fdlink **link);
+
+/*
+ * Closes `fd` (when >= 0; returns close's result, 0 for none) and counts
+ * its close for `link`'s connection (NULL: none), which reports the count
+ * with its next FileRead or FileWriteOpen (fds_closed), and drops the
+ * reference. Any thread.
+ */
+int pconn_fd_close(int fd, pconn_fdlink *link);
 
 /* Ends the calling thread's last scratch response (see pconn_call_scratch)
  * and gives back the memory a large one took. */

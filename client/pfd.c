@@ -39,9 +39,9 @@ static int fail(int e, const char *op, const char *path)
 			       path ? path : "?", strerror(e));
 }
 
-int pfd_take(int accmode)
+int pfd_take(int accmode, pconn_fdlink **link)
 {
-	int fd = pconn_take_fd();
+	int fd = pconn_take_fd(link);
 	if (fd < 0)
 		return -1;
 	struct stat sb;
@@ -49,7 +49,8 @@ int pfd_take(int accmode)
 	/* A directory would let openat escape any confinement; anything but
 	 * the asked access mode is not what porterd promises. */
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || fl < 0 || (fl & O_ACCMODE) != accmode) {
-		close(fd);
+		pconn_fd_close(fd, *link);
+		*link = NULL;
 		return pconn_set_error(PORTER_E_PROTOCOL,
 				       "porterd passed a descriptor that is not a regular file "
 				       "open for %s",
@@ -99,12 +100,12 @@ int pfd_write(int fd, const void *data, size_t len, int64_t deadline, const char
 	return 0;
 }
 
-int pfd_finish(int fd, int sync, const char *path)
+int pfd_finish(int fd, pconn_fdlink *link, int sync, const char *path)
 {
 	int rc = 0;
 	if (sync && fsync(fd) < 0)
 		rc = fail(errno, "sync", path);
-	if (close(fd) < 0 && rc == 0 && errno != EINTR)
+	if (pconn_fd_close(fd, link) < 0 && rc == 0 && errno != EINTR)
 		rc = fail(errno, "close", path);
 	return rc;
 }

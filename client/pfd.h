@@ -14,15 +14,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pconn.h"
+
 /*
  * Takes the descriptor passed with the calling thread's last reply
  * (pconn_take_fd) and checks it: a regular file whose access mode is
  * `accmode` (O_RDONLY or O_WRONLY) and nothing more. Returns it (owned by
- * the caller), -1 when none came (the reply has to be asked again for
+ * the caller, who closes it with pconn_fd_close(fd, *link), so that
+ * porterd hears of the close: it counts the descriptor as an open stream
+ * until then), -1 when none came (the reply has to be asked again for
  * bytes), or PORTER_E_PROTOCOL (recorded as the last error; the
- * descriptor is closed) when porterd passed something else.
+ * descriptor is closed) when porterd passed something else. `*link` is
+ * NULL unless a descriptor is returned.
  */
-int pfd_take(int accmode);
+int pfd_take(int accmode, pconn_fdlink **link);
 
 /*
  * Reads up to `len` bytes at file offset `off` of `fd` into `buf` (pread,
@@ -41,8 +46,9 @@ int pfd_read(int fd, void *buf, size_t len, uint64_t off, size_t *got, const cha
  */
 int pfd_write(int fd, const void *data, size_t len, int64_t deadline, const char *path);
 
-/* fsync and close `fd` (fsync only when `sync`). Returns 0 or a negative
- * code (last error set); `fd` is closed either way. */
-int pfd_finish(int fd, int sync, const char *path);
+/* fsync and close `fd` (fsync only when `sync`) as pconn_fd_close(fd,
+ * link) does. Returns 0 or a negative code (last error set); `fd` is
+ * closed either way. */
+int pfd_finish(int fd, pconn_fdlink *link, int sync, const char *path);
 
 #endif

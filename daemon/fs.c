@@ -9,11 +9,13 @@
 #include "conn.h"
 #include "fsconfine.h"
 #include "fsfast.h"
+#include "fsfds.h"
 #include "fsroot.h"
 #include "fsstream.h"
 #include "fswatch.h"
 #include "fswork.h"
 #include "fwd.h"
+#include "log.h"
 #include "porter_errors.h"
 #include "worker.h"
 
@@ -34,6 +36,10 @@ static void job_closed(uv_handle_t *h)
 /* Ends the job: its memory goes when the timer's close callback runs. */
 static void job_free(fs_job *j)
 {
+	/* A descriptor reserved and not passed is not the client's. */
+	if (j->fd_slot)
+		fsfds_put(j->fd_w, j->conn_serial, 1);
+	j->fd_slot = 0;
 	uv_timer_stop(&j->timer);
 	uv_close((uv_handle_t *)&j->timer, job_closed);
 }
@@ -123,6 +129,8 @@ static int reply_with_fd(fs_job *j, uint64_t sid)
 	}
 	worker *w = r->w; /* r is gone after the reply */
 	int rc = req_reply_fd(r, &resp, j->pass_fd);
+	if (rc == 0)
+		j->fd_slot = 0; /* the client's now: counted until it reports it closed */
 	if (rc != 0 && sid) {
 		/* Nobody holds the temp file's descriptor: drop its stream now
 		 * rather than at the connection's close. */
@@ -317,6 +325,7 @@ void fs_handle(req *r)
 
 	const char *root = NULL;
 	uint64_t sid = 0;
+	uint32_t closed = 0;
 	int rc = 0, cont = 0;
 	switch (m->body_case) {
 	case PORTER__V1__REQUEST__BODY_FILE_READ:
@@ -324,6 +333,7 @@ void fs_handle(req *r)
 		root = m->file_read->root;
 		j->path = m->file_read->path;
 		j->want_fd = m->file_read->want_fd;
+		closed = m->file_read->fds_closed;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_WRITE:
 		j->kind = JOB_WRITE;
@@ -335,6 +345,7 @@ void fs_handle(req *r)
 		root = m->file_write_open->root;
 		j->path = m->file_write_open->path;
 		j->want_fd = m->file_write_open->want_fd;
+		closed = m->file_write_open->fds_closed;
 		break;
 	case PORTER__V1__REQUEST__BODY_FILE_DELETE:
 		j->kind = JOB_DELETE;
@@ -428,6 +439,10 @@ void fs_handle(req *r)
 	 * connection: never into a batch's reply (nobody would take them). */
 	if (j->want_fd && (!r->c || r->batch || r->back || !r->w->cfg->file_pass_fd))
 		j->want_fd = 0;
+	/* The client's closes since its last report give their count back
+	 * (only on the connection's own loop, where it is kept). */
+	if (closed && r->c && !r->back)
+		fsfds_put(r->w, r->c->serial, closed);
 	if (rc) {
 		req_fail(r, rc, "stream %llx: %s", (unsigned long long)sid, j->msg);
 		free(j);
@@ -458,6 +473,22 @@ void fs_handle(req *r)
 			return;
 		}
 	}
+	if (j->want_fd) {
+		/* A passed descriptor counts as an open stream: past the
+		 * limits the request is served by bytes, as if it had not
+		 * asked (a read of one chunk needs no stream; anything more
+		 * takes a stream slot, and is refused naming the limit when
+		 * there is none). */
+		char why[256];
+		if (fsfds_take(r->w, r->c->serial, r->c->acct, r->uid, why, sizeof(why)) == 0) {
+			j->fd_slot = 1;
+			j->fd_w = r->w;
+		} else {
+			log_debug("uid %u: file by bytes, not by descriptor: %s", (unsigned)r->uid,
+				  why);
+			j->want_fd = 0;
+		}
+	}
 	r->op = j;
 	r->cancel = job_cancel;
 	uv_timer_init(&r->w->loop, &j->timer);
@@ -483,6 +514,7 @@ void fs_handle(req *r)
 void fs_conn_closed(struct worker *w, uint64_t conn_serial)
 {
 	fsstream_conn_closed(w, conn_serial);
+	fsfds_conn_closed(w, conn_serial);
 }
 
 /* ------------------------------------------------------------ start-up */

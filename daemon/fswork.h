@@ -88,6 +88,11 @@ typedef struct fs_job {
 	 * when the file is not one to pass (not a regular file). */
 	int want_fd;
 	int pass_fd;
+	/* With want_fd: one descriptor is reserved for the connection in
+	 * fsfds.h's count of `fd_w` (the connection's worker); it stays
+	 * counted once passed, and goes back when the job ends otherwise. */
+	int fd_slot;
+	struct worker *fd_w;
 	uint32_t chunk; /* a read's chunk size, told with a passed descriptor */
 } fs_job;
 

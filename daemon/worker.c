@@ -11,6 +11,7 @@
 #include "clients.h"
 #include "conn.h"
 #include "db.h"
+#include "fsfds.h"
 #include "fsstream.h"
 #include "fswatch.h"
 #include "fwd.h"
@@ -140,6 +141,7 @@ static void finish(worker *w)
 	db_worker_close(w);
 	fsstream_worker_close(w);
 	fswatch_worker_close(w);
+	fsfds_worker_close(w);
 	cancel_worker_close(w);
 	if (w->http) {
 		http_worker_close(w->http);

@@ -78,6 +78,8 @@ typedef struct worker {
 	struct fsstream_table *fs_streams; /* owned: open file streams (fsstream.h) */
 	struct fswatch_worker *fs_watch;   /* owned: inotify instances, made on first watch
 					    * (fswatch.h); NULL before */
+	struct fsfds_table *fs_fds;        /* owned: descriptors passed per connection
+					    * (fsfds.h), made on the first; NULL before */
 } worker;
 
 /*

@@ -826,7 +826,18 @@ PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
  * every descriptor it receives (a regular file with the asked access
  * mode) and closes any it did not ask for; receiving takes one
  * descriptor slot of the process for the length of the call (at the
- * limit, the call falls back to bytes).
+ * limit, the call falls back to bytes). A passed descriptor counts as an
+ * open file stream of the connection that received it, and of its uid,
+ * until libporter reports it closed (with that connection's next file
+ * read or write open) or the connection closes: a reader or writer by
+ * descriptor holds one for its life, like one over the socket. A process
+ * that keeps a passed descriptor open (a raw client not reporting its
+ * closes) keeps it counted; past file-max-streams on a connection or
+ * file-max-streams-per-uid, porterd passes no more descriptors and serves
+ * the call by bytes, which fails with PORTER_E_BUSY naming the limit only
+ * when it needs a stream (a read of more than one chunk, a chunked
+ * write). Claiming closes it did not make gets a client nothing beyond
+ * what its own connections were given.
  */
 
 /* Write flags, combined with |. */

@@ -57,6 +57,11 @@ static void start(const char *pass)
 	start_with(pass, NULL, NULL);
 }
 
+void setup_with(const char *opt, const char *val)
+{
+	start_with("--file-pass-fd=true", opt, val);
+}
+
 void setup_idle(void)
 {
 	start_with("--file-pass-fd=true", "--file-stream-idle", "1000");

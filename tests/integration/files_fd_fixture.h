@@ -28,6 +28,8 @@ extern char root[64]; /* the "main" root */
  * the root. */
 void setup(void);
 void setup_bytes(void);
+/* setup with one more option `opt` `val` (both not NULL, kept). */
+void setup_with(const char *opt, const char *val);
 void setup_idle(void);
 void teardown(void);
 
