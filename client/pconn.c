@@ -21,6 +21,7 @@
 #include "frame.h"
 #include "porter.h"
 #include "psockdir.h"
+#include "putf8.h"
 #include "randid.h"
 
 /* Frame limit for replies before Hello tells us the daemon's. */
@@ -265,6 +266,9 @@ static int set_error_v(int code, const char *fmt, va_list ap)
 	if (t) {
 		t->last_error = code;
 		vsnprintf(t->last_msg, sizeof(t->last_msg), fmt, ap);
+		/* The cut at the buffer's size, or porterd's at its own, may
+		 * fall inside a character: callers decode this as UTF-8. */
+		putf8_tidy(t->last_msg);
 	}
 	return code;
 }

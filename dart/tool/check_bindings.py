@@ -5,7 +5,8 @@ so the committed bindings cannot drift from the header. Every function,
 struct, error code and enum of the header must be bound: one added to the
 header without regenerating the bindings fails the check too. The doc
 comments of the types, struct fields and enum members must say what the
-header says (gen_bindings.py rewrites them), and no call may be a leaf call.
+header says (gen_bindings.py rewrites them), as must the functions', and no
+call may be a leaf call.
 
 Usage: check_bindings.py [-I DIR]... HEADER BINDINGS   (exit 0 when they agree)
        check_bindings.py [-I DIR]... --selftest HEADER BINDINGS
@@ -276,8 +277,8 @@ def type_docs(header):
 
 
 def compare_docs(header, dart):
-    """The doc comments of the bound types, struct fields and enum members
-    must say what porter.h says above (or after) them, since they are what
+    """The doc comments of the bound functions, types, struct fields and
+    enum members must say what porter.h says above (or after) them, since they are what
     an IDE shows a Dart user: a comment edited in the header and not in the
     bindings leaves the Dart user reading the old contract (how a NULL
     options pointer is read, how long an idle stream lives)."""
@@ -286,6 +287,13 @@ def compare_docs(header, dart):
     def text(c):
         return c_comment_text(c) if c else ''
     errors = []
+    for name, _, _, comment in header_functions(header):
+        m = re.search(r'((?:^  ///[^\n]*\n)*)^  [\w<>.]+ %s\(' % name, dart, re.M)
+        if not m:
+            continue  # compare() reports a function without its wrapper
+        got, want = dart_doc_text(m.group(1)), text(comment)
+        if got != want:
+            errors.append('doc of %s differs from the header at %s' % (name, _where(got, want)))
     for m in re.finditer(r'((?:^///[^\n]*\n)*)^(?:final |sealed )class (porter_\w+)[^{\n]*\{'
                          r'(?:\}|(.*?)\n\})', dart, re.M | re.S):
         name = m.group(2)
@@ -352,6 +360,9 @@ BREAKAGES = [
      '/// contents or attributes\n', '/// contents\n'),
     ('an opaque type without the header doc',
      '/// Watches: change events', '// Watches: change events'),
+    ('a function doc the header no longer says',
+     '/// The library version string, e.g. "0.1.0"; static, never NULL.',
+     '/// The library version string.'),
     ('a blocking call marked as a leaf call',
      "'porter_ping');", "'porter_ping', isLeaf: true);"),
 ]

@@ -81,7 +81,10 @@ class PorterBindings {
   /// The calling thread's last error: the code returned by its most recent
   /// failing call (0 after a successful one). porter_last_error_message()
   /// returns a message for it, owned by the library and valid until the
-  /// thread's next porter_* call; never NULL.
+  /// thread's next porter_* call; never NULL, always valid UTF-8 (a message
+  /// cut at its bound of 511 bytes ends before the character the cut fell
+  /// in; a byte of no UTF-8 character, from porterd or a name the caller
+  /// gave, reads '?').
   int porter_last_error() {
     return _porter_last_error();
   }
