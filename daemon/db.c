@@ -69,8 +69,13 @@ static int conninfo_allowed(dbop *op, const char *conninfo)
 {
 	const config *cfg = op->dw->w->cfg;
 	char why[256];
+	const char *root;
 	int rc = dbpolicy_check(conninfo, op->uid != geteuid(), &cfg->db_allow_targets, why,
 				sizeof(why));
+	if (rc == 0 && (rc = dbpolicy_root_cert(conninfo, &cfg->db_tls_root_cert, &root)) < 0)
+		snprintf(why, sizeof(why),
+			 "the hosts of this conninfo have different db-tls-root-cert files (libpq "
+			 "verifies every host against one): connect to them separately");
 	if (rc == 0)
 		return 1;
 	/* Debug level: a client repeating a refused request must not flood the

@@ -535,9 +535,13 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 static void start_pq(dbc *c)
 {
 	dbpolicy_params pp;
-	const char *root = dbpolicy_root_cert(c->conninfo, &c->dw->w->cfg->db_tls_root_cert);
-	int rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root,
-				       c->uid != geteuid(), &pp);
+	const char *root;
+	/* db.c refused a conninfo whose hosts need different files; a
+	 * reload since may have made them differ: refused here too. */
+	int rc = dbpolicy_root_cert(c->conninfo, &c->dw->w->cfg->db_tls_root_cert, &root);
+	if (rc == 0)
+		rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root,
+					   c->uid != geteuid(), &pp);
 	if (rc < 0) {
 		dbconn_broken(c, rc == PORTER_E_NOMEM ? "out of memory" : "invalid conninfo");
 		return;

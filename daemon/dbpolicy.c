@@ -275,34 +275,60 @@ out:
 	return rc;
 }
 
-const char *dbpolicy_root_cert(const char *conninfo, const config_list *certs)
+/* The file of the first db-tls-root-cert item admitting `host` on `port`,
+ * or NULL. */
+static const char *cert_for(const config_list *certs, const char *host, const char *port)
 {
+	for (size_t i = 0; i < certs->n; i++) {
+		const char *eq = strchr(certs->items[i], '=');
+		char pat[300];
+		if (!eq || (size_t)(eq - certs->items[i]) >= sizeof(pat))
+			continue;
+		memcpy(pat, certs->items[i], (size_t)(eq - certs->items[i]));
+		pat[eq - certs->items[i]] = 0;
+		if (dbpolicy_target_match(pat, host, port))
+			return eq + 1;
+	}
+	return NULL;
+}
+
+int dbpolicy_root_cert(const char *conninfo, const config_list *certs, const char **file)
+{
+	*file = NULL;
 	if (!certs || !certs->n || !conninfo)
-		return NULL;
+		return 0;
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
 	if (!opts) {
 		PQfreemem(err);
-		return NULL;
+		return PORTER_E_INVAL;
 	}
-	char host[256], port[32];
 	const char *hosts = opt_val(opts, "host");
-	const char *found = NULL;
-	if (list_item(hosts ? hosts : opt_val(opts, "hostaddr"), 0, host, sizeof(host)) &&
-	    list_item(opt_val(opts, "port"), 0, port, sizeof(port))) {
-		for (size_t i = 0; i < certs->n && !found; i++) {
-			const char *eq = strchr(certs->items[i], '=');
-			char pat[300];
-			if (!eq || (size_t)(eq - certs->items[i]) >= sizeof(pat))
-				continue;
-			memcpy(pat, certs->items[i], (size_t)(eq - certs->items[i]));
-			pat[eq - certs->items[i]] = 0;
-			if (dbpolicy_target_match(pat, host, port))
-				found = eq + 1;
+	const char *ports = opt_val(opts, "port");
+	if (!hosts)
+		hosts = opt_val(opts, "hostaddr");
+	/* libpq takes one sslrootcert for every host it tries: hosts whose
+	 * targets have different ones (or one has none) cannot share it, or
+	 * a later host would be verified against another target's CA. */
+	int rc = 0;
+	size_t n = list_len(hosts);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char host[256], port[32];
+		if (!list_item(hosts, i, host, sizeof(host)) ||
+		    !list_item(ports, i, port, sizeof(port))) {
+			rc = PORTER_E_INVAL;
+			break;
 		}
+		const char *f = cert_for(certs, host, port);
+		if (i == 0)
+			*file = f;
+		else if (f != *file && (!f || !*file || strcmp(f, *file) != 0))
+			rc = PORTER_E_INVAL;
 	}
+	if (rc < 0)
+		*file = NULL;
 	PQconninfoFree(opts);
-	return found;
+	return rc;
 }
 
 static int own_keyword(const char *kw)

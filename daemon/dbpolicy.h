@@ -64,11 +64,18 @@ int dbpolicy_check(const char *conninfo, int foreign, const config_list *targets
 int dbpolicy_target_match(const char *pattern, const char *host, const char *port);
 
 /*
- * The TLS root certificate configured for the first host of `conninfo`:
- * `certs` holds "PATTERN=FILE" items (db-tls-root-cert), patterns as for
- * dbpolicy_target_match. Returns a pointer into `certs`, or NULL.
+ * The TLS root certificate configured for the hosts of `conninfo` (a
+ * conninfo dbpolicy_check passed): `certs` holds "PATTERN=FILE" items
+ * (db-tls-root-cert, NULL or empty: none), patterns as for
+ * dbpolicy_target_match; each host (or hostaddr when no host is named) is
+ * looked up with its port. `*file` gets a pointer into `certs`, or NULL
+ * when no item admits them. Returns 0, or PORTER_E_INVAL (with `*file`
+ * NULL) when its hosts have different files, or some have one and some
+ * none: libpq verifies every host of a conninfo against its one
+ * sslrootcert, so a later host would be checked against another target's
+ * CA.
  */
-const char *dbpolicy_root_cert(const char *conninfo, const config_list *certs);
+int dbpolicy_root_cert(const char *conninfo, const config_list *certs, const char **file);
 
 /* Keyword/value arrays for PQconnectStartParams (expand_dbname 0). */
 typedef struct dbpolicy_params {

@@ -539,6 +539,50 @@ START_TEST(ssl_file_keywords_never_reach_libpq)
 }
 END_TEST
 
+/*
+ * libpq verifies every host of a conninfo against the one sslrootcert it
+ * is given, and porterd gave it the first host's db-tls-root-cert file: a
+ * later host of the list was verified against another target's CA (one
+ * whose issuer would vouch for it, say a public CA's bundle beside a
+ * private one). Hosts with different files are refused before anything
+ * connects; hosts sharing one still connect.
+ */
+START_TEST(hosts_with_different_root_certs_never_share_one)
+{
+	fake_pg f;
+	fake_start(&f, 0);
+	char listed[128], certs[600], ci[600];
+	snprintf(listed, sizeof(listed), "127.0.0.1:%d,a.test:%d,a2.test:%d,b.test:%d", f.port,
+		 f.port, f.port, f.port);
+	snprintf(certs, sizeof(certs), "a.test:*=%s/a.pem,a2.test:*=%s/a.pem,b.test:*=%s/b.pem",
+		 d.dir, d.dir, d.dir);
+	const char *more[] = {"--db-tls-root-cert", certs, NULL};
+	start_with(listed, "1", more);
+	static const char *const lists[] = {"a.test,b.test", "b.test,a.test"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(ci, sizeof(ci),
+			 "host=%s hostaddr=127.0.0.1,127.0.0.1 port=%d dbname=x user=u password=p "
+			 "sslmode=prefer",
+			 lists[i], f.port);
+		job *j = as(TH_UID_ALICE, ci, "SELECT 1", (int)i);
+		ck_refused(j, PORTER_E_INVAL);
+		ck_assert_msg(strstr(j->text, "db-tls-root-cert") != NULL, "%s", j->text);
+		ck_assert_msg(f.clients == 0, "%s: porterd connected with one CA for both",
+			      lists[i]);
+	}
+	/* The same file for both: it connects (the fake server then fails
+	 * the login). */
+	snprintf(ci, sizeof(ci),
+		 "host=a.test,a2.test hostaddr=127.0.0.1,127.0.0.1 port=%d dbname=x user=u "
+		 "password=p sslmode=prefer",
+		 f.port);
+	ck_refused(as(TH_UID_ALICE, ci, "SELECT 1", 0), PORTER_E_DB_CONNECT);
+	ck_assert_int_ge(f.clients, 1);
+	stop();
+	fake_stop(&f);
+}
+END_TEST
+
 START_TEST(control_characters_refused)
 {
 	start(NULL, "2");
@@ -781,6 +825,7 @@ static Suite *suite(void)
 				daemon_files_never_lend_credentials,
 				hostaddr_cannot_harvest_a_stored_password,
 				ssl_file_keywords_never_reach_libpq,
+				hosts_with_different_root_certs_never_share_one,
 				control_characters_refused,
 				pooled_state_never_crosses_uids,
 				pooled_state_never_crosses_processes,

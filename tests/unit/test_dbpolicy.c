@@ -196,16 +196,41 @@ START_TEST(params_carry_porterds_own_files)
 }
 END_TEST
 
+/* The file for `conninfo`, "" for none, "!" when refused. */
+static const char *root_of(const char *conninfo, const config_list *certs)
+{
+	const char *f = (const char *)1;
+	int rc = dbpolicy_root_cert(conninfo, certs, &f);
+	ck_assert(rc == 0 || (rc == PORTER_E_INVAL && f == NULL));
+	return rc < 0 ? "!" : f ? f : "";
+}
+
 START_TEST(root_cert_per_target)
 {
 	char *items[] = {"db.example.com:5432=/etc/porter/a.pem", "*.corp.example:*=/etc/b.pem",
-			 "broken"};
-	config_list certs = {items, 3};
-	ck_assert_str_eq(dbpolicy_root_cert("host=db.example.com", &certs), "/etc/porter/a.pem");
-	ck_assert_str_eq(dbpolicy_root_cert("host=x.corp.example port=1", &certs), "/etc/b.pem");
-	ck_assert_ptr_null(dbpolicy_root_cert("host=db.example.com port=1", &certs));
-	ck_assert_ptr_null(dbpolicy_root_cert("host=other", &certs));
-	ck_assert_ptr_null(dbpolicy_root_cert("host=db.example.com", NULL));
+			 "10.0.0.7:*=/etc/porter/a.pem", "broken"};
+	config_list certs = {items, 4};
+	ck_assert_str_eq(root_of("host=db.example.com", &certs), "/etc/porter/a.pem");
+	ck_assert_str_eq(root_of("host=x.corp.example port=1", &certs), "/etc/b.pem");
+	ck_assert_str_eq(root_of("host=db.example.com port=1", &certs), "");
+	ck_assert_str_eq(root_of("host=other", &certs), "");
+	ck_assert_str_eq(root_of("host=db.example.com", NULL), "");
+	/* Every host of a list needs the same file, or none for all: libpq
+	 * verifies them all against the one it is given. */
+	ck_assert_str_eq(root_of("host=x.corp.example,y.corp.example port=1,2", &certs),
+			 "/etc/b.pem");
+	ck_assert_str_eq(root_of("host=db.example.com,10.0.0.7", &certs), "/etc/porter/a.pem");
+	ck_assert_str_eq(root_of("host=other,another", &certs), "");
+	ck_assert_str_eq(root_of("host=db.example.com,x.corp.example", &certs), "!");
+	ck_assert_str_eq(root_of("host=x.corp.example,db.example.com", &certs), "!");
+	ck_assert_str_eq(root_of("host=db.example.com,other", &certs), "!");
+	ck_assert_str_eq(root_of("host=other,db.example.com", &certs), "!");
+	ck_assert_str_eq(root_of("host=db.example.com,db.example.com port=5432,1", &certs), "!");
+	/* Without host names, the addresses are what is looked up. */
+	ck_assert_str_eq(root_of("hostaddr=10.0.0.7", &certs), "/etc/porter/a.pem");
+	ck_assert_str_eq(root_of("hostaddr=10.0.0.7,10.0.0.8", &certs), "!");
+	ck_assert_str_eq(root_of("host=db.example.com,x.corp.example", NULL), "");
+	ck_assert_str_eq(root_of("not a conninfo", &certs), "!");
 }
 END_TEST
 
