@@ -6,7 +6,8 @@
 // one left out), a function or class of the package named where it is
 // not in scope (not imported, or not exported by package:porter/porter.dart
 // to a README example; dart_scope.js), `const` on a constructor that is
-// not, and a local variable declared twice in one block. The
+// not, a switch over an enum of the package that leaves a constant out,
+// and a local variable declared twice in one block. The
 // package's own declarations (lib/, bindings.g.dart excepted) are read
 // with the tree-sitter Dart grammar; the calls checked are those in lib/,
 // test/, example/ and the ```dart blocks of README.md (a block without a
@@ -413,6 +414,65 @@ function describe(sig) {
   return `(${parts.join(', ')})`;
 }
 
+// The members of every enum of [trees]: name -> Set of its constants.
+function enums(trees) {
+  const out = new Map();
+  for (const { tree } of trees) {
+    for (const n of nodes(tree.rootNode)) {
+      if (n.type !== 'enum_declaration') continue;
+      const name = n.childForFieldName('name');
+      const body = firstOfType(n, 'enum_body');
+      if (!name || !body) continue;
+      out.set(name.text, new Set(named(body).filter((c) => c.type === 'enum_constant')
+        .map((c) => (c.childForFieldName('name') || c).text)));
+    }
+  }
+  return out;
+}
+
+// Switches over an enum of the package whose cases name its constants
+// (`E.a`, `E.a || E.b`) with no default, wildcard or other pattern: a
+// constant left out is a compile error (Dart 3 switches on enums must be
+// exhaustive). Yields { node, type, missing }.
+function* partialSwitches(tree, enumMembers) {
+  for (const n of nodes(tree.rootNode)) {
+    if (n.type !== 'switch_expression' && n.type !== 'switch_statement') continue;
+    const block = n.type === 'switch_statement' ? firstOfType(n, 'switch_block') : n;
+    if (!block) continue;
+    const cases = named(block).filter((c) => c.type !== 'parenthesized_expression');
+    let type = null;
+    const covered = new Set();
+    let plain = cases.length > 0;
+    for (const c of cases) {
+      if (c.type !== 'switch_expression_case' && c.type !== 'switch_statement_case') {
+        plain = false; // a default
+        break;
+      }
+      const pats = named(c).filter((p) => p.type === 'constant_pattern');
+      if (pats.length === 0) {
+        plain = false; // a wildcard, a typed or another pattern
+        break;
+      }
+      const guarded = named(c).some((p) => p.type === 'guard');
+      for (const p of pats) {
+        const q = firstOfType(p, 'qualified');
+        const t = q && firstOfType(q, 'type_identifier');
+        const m = q && firstOfType(q, 'identifier');
+        if (!t || !m || (type && type !== t.text)) {
+          plain = false;
+          break;
+        }
+        type = t.text;
+        if (!guarded) covered.add(m.text);
+      }
+      if (!plain) break;
+    }
+    if (!plain || !type || !enumMembers.has(type)) continue;
+    const missing = [...enumMembers.get(type)].filter((m) => !covered.has(m));
+    if (missing.length) yield { node: n, type, missing };
+  }
+}
+
 // Local variables declared twice in one block.
 function* redeclared(tree) {
   for (const n of nodes(tree.rootNode)) {
@@ -475,6 +535,7 @@ async function main() {
     ({ file, tree: parser.parse(text), line, offset });
   const lib = dartFiles(path.join(pkg, 'lib'), []).map((f) => parse(f, fs.readFileSync(f, 'utf8')));
   const api = declarations(lib);
+  const enumMembers = enums(lib);
   if (api.decls.size < 50) {
     console.error(`check_api_calls: only ${api.decls.size} declarations found in ${pkg}/lib`);
     return 2;
@@ -563,6 +624,10 @@ async function main() {
         c.labels.length ? `{${c.labels.join(', ')}}` : ''].filter(Boolean).join(', ');
       console.log(`${where(u, c.node)}: ${c.name}(${used}) matches no declaration of ` +
         `${c.name}: ${sigs.map(describe).join(' or ')}`);
+      bad++;
+    }
+    for (const sw of partialSwitches(u.tree, enumMembers)) {
+      console.log(`${where(u, sw.node)}: a switch over ${sw.type} misses ${sw.missing.join(', ')}`);
       bad++;
     }
     for (const id of redeclared(u.tree)) {

@@ -45,6 +45,7 @@ const bad = {
   22: 'a named argument on a variable typed by its initialiser',
   23: 'a function package:porter/porter.dart does not export',
   24: 'const on a class whose only constructor is the implicit one',
+  25: 'a switch over an enum that leaves a constant out',
 };
 
 const b = run(path.join(fixtures, 'bad.dart'));

@@ -22,5 +22,6 @@ Future<void> bad(DbSession db, PorterCancelToken token) async {
   await p.close(force: true);
   final ms = encodeParams([1]);
   final t = const PorterCancelToken();
-  print([o, b, n, bytes, ms, t]);
+  final k = switch (BatchMode.all) { BatchMode.all => 1 };
+  print([o, b, n, bytes, ms, t, k]);
 }

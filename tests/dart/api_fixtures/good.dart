@@ -27,5 +27,11 @@ Future<void> good(DbSession db, PorterCancelToken token) async {
   final client = PorterHttpClient(pool);
   await client.get(Uri.parse('http://x/'));
   client.close();
-  print([o, b, n, encodeParams([1])]);
+  final k = switch (FileType.regular) {
+    FileType.regular || FileType.symlink => 1,
+    FileType.directory => 2,
+    FileType.unknown || FileType.other => 3,
+  };
+  final m = switch (BatchMode.first) { BatchMode.all => 1, _ => 2 };
+  print([o, b, n, encodeParams([1]), k, m]);
 }
