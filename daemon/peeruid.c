@@ -86,6 +86,13 @@ int peeruid_tcp(int nl, int fd, uid_t *uid)
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 				return -1; /* NLMSG_ERROR: no such socket */
 			const struct inet_diag_msg *m = NLMSG_DATA(h);
+			/* A socket no process holds (its owner closed it) has
+			 * no inode, and a closed one waiting out FIN_WAIT2 or
+			 * TIME_WAIT reads as uid 0: anyone's connections,
+			 * closed right after connecting, would pass as
+			 * root's. */
+			if (m->idiag_inode == 0)
+				return -1;
 			*uid = (uid_t)m->idiag_uid;
 			return 0;
 		}

@@ -23,8 +23,10 @@ int peeruid_open(void);
 
 /* The uid owning the peer of connected TCP socket `fd` (a loopback
  * connection accepted here), asked through netlink socket `nl` (from
- * peeruid_open). 0 with `*uid` set, or -1 (no such socket seen, netlink
- * not available, or not an IPv4/IPv6 TCP socket). Never blocks. */
+ * peeruid_open). 0 with `*uid` set, or -1: no such socket, no process
+ * holds it any more (closed: the kernel then says uid 0 for it, which is
+ * not its owner), netlink not available, or not an IPv4/IPv6 TCP socket.
+ * Never blocks. */
 int peeruid_tcp(int nl, int fd, uid_t *uid);
 
 #endif
