@@ -159,8 +159,8 @@ static int follow(http_xfer *x)
 		httpxfer_fail(x, PORTER_E_NOMEM, "%s", "out of memory following a redirect");
 		return 0;
 	}
-	free(x->url);
-	x->url = nu;
+	free(x->url_own);
+	x->url = x->url_own = nu;
 	if (!x->stripped && !x->keep_credentials) {
 		char origin[sizeof(x->origin)];
 		httppolicy_origin(x->url, origin, sizeof(origin));
@@ -195,18 +195,12 @@ static int follow(http_xfer *x)
 			curl_easy_setopt(x->easy, CURLOPT_UPLOAD, 0L);
 			curl_easy_setopt(x->easy, CURLOPT_READFUNCTION, NULL);
 		}
-		free(x->method);
-		x->method = strdup("GET");
+		memcpy(x->method, "GET", 4);
 		free(x->body);
 		x->body = NULL;
 		x->body_len = 0;
 		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, NULL);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
-		if (!x->method) {
-			httpxfer_fail(x, PORTER_E_NOMEM, "%s",
-				      "out of memory following a redirect");
-			return 0;
-		}
 	}
 	x->redirects++;
 	httpxfer_headers_clear(x);
@@ -280,8 +274,7 @@ static void xfer_free(http_xfer *x)
 	release_transfer(x);
 	free_stream_slot(x);
 	httpxfer_free_buffers(x);
-	free(x->method);
-	free(x->url);
+	free(x->url_own);
 	/* A reclaimed stream stopped counting as a transfer then. */
 	if (x->state != XFER_RECLAIMED)
 		stats_sub(&x->hw->w->counters.http_transfers, 1);
@@ -568,20 +561,32 @@ void http_handle(req *r)
 		req_fail(r, rc, "%s", x->err_msg);
 		goto fail_free;
 	}
-	x->method = strdup(method);
-	for (char *p = x->method; p && *p; p++)
-		if (*p >= 'a' && *p <= 'z')
-			*p = (char)(*p - 'a' + 'A');
-	x->url = strdup(hr->url);
-	if (hr->body.len) {
-		x->body = malloc(hr->body.len);
-		if (x->body)
-			memcpy(x->body, hr->body.data, hr->body.len);
-		x->body_len = hr->body.len;
+	/* Valid, so at most HTTPXFER_METHOD_MAX letters (the last byte stays
+	 * the NUL calloc put there). */
+	for (size_t i = 0; i < HTTPXFER_METHOD_MAX; i++) {
+		char ch = method[i];
+		x->method[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+		if (!ch)
+			break;
 	}
-	if (!x->method || !x->url || (hr->body.len && !x->body)) {
+	x->stream = hr->stream || hr->body_stream;
+	/* A stream (an upload too) outlives the request that opened it: its
+	 * URL is its own. A whole response borrows the request's. */
+	x->url = hr->url;
+	if (x->stream && !(x->url = x->url_own = strdup(hr->url))) {
 		req_fail(r, PORTER_E_NOMEM, "out of memory");
 		goto fail_free;
+	}
+	if (hr->body.len) {
+		/* Kept: libcurl reads CURLOPT_POSTFIELDS in place, and a
+		 * cancelled request is freed before its transfer is removed. */
+		x->body = malloc(hr->body.len);
+		if (!x->body) {
+			req_fail(r, PORTER_E_NOMEM, "out of memory");
+			goto fail_free;
+		}
+		memcpy(x->body, hr->body.data, hr->body.len);
+		x->body_len = hr->body.len;
 	}
 	x->follow = hr->follow_redirects;
 	x->keep_credentials = hr->keep_credentials;
@@ -590,7 +595,6 @@ void http_handle(req *r)
 	x->max_redirects = cfg->http_max_redirects;
 	if (hr->max_redirects && hr->max_redirects < x->max_redirects)
 		x->max_redirects = hr->max_redirects;
-	x->stream = hr->stream || hr->body_stream;
 	if (hr->body_stream) {
 		rc = upload_args(x, hr, method, r);
 		if (rc < 0)

@@ -11,17 +11,11 @@
 
 /* ---- the response ---- */
 
-static void headers_free(http_header *h, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(h[i].name); /* the value shares its block */
-}
-
 /* header_bytes is not reset: it bounds every head of the transfer
- * together, since the hops' heads go out in the same reply. */
+ * together, since the hops' heads go out in the same reply. Nor is hbytes:
+ * the kept hops' headers point into it. */
 void httpxfer_headers_clear(http_xfer *x)
 {
-	headers_free(x->headers, x->n_headers);
 	x->n_headers = 0;
 }
 
@@ -59,9 +53,46 @@ static void keep_status_line(http_xfer *x, const char *b, size_t len)
 static const char *header_get(const http_xfer *x, const char *name)
 {
 	for (size_t i = 0; i < x->n_headers; i++)
-		if (strcasecmp(x->headers[i].name, name) == 0)
-			return x->headers[i].value;
+		if (strcasecmp(x->hbytes + x->headers[i].name, name) == 0)
+			return x->hbytes + x->headers[i].value;
 	return NULL;
+}
+
+/* Appends "name\0value\0" to x->hbytes and the header pointing at them to
+ * x->headers. 0, or -1 when out of memory. */
+static int header_add(http_xfer *x, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	if (x->n_headers == x->cap_headers) {
+		size_t nc = x->cap_headers ? x->cap_headers * 2 : 16;
+		http_header *nh = realloc(x->headers, nc * sizeof(*nh));
+		if (!nh)
+			return -1;
+		x->headers = nh;
+		x->cap_headers = nc;
+	}
+	size_t need = nlen + vlen + 2;
+	if (x->hcap - x->hlen < need) {
+		size_t nc = x->hcap ? x->hcap : 1024;
+		while (nc - x->hlen < need)
+			nc *= 2;
+		char *nb = realloc(x->hbytes, nc);
+		if (!nb)
+			return -1;
+		x->hbytes = nb;
+		x->hcap = nc;
+	}
+	/* Offsets, not pointers: the block may move as it grows. The heads
+	 * are bounded far below 4 GiB (HTTPXFER_MAX_HEADER_BYTES). */
+	http_header *h = &x->headers[x->n_headers++];
+	h->name = (uint32_t)x->hlen;
+	memcpy(x->hbytes + x->hlen, name, nlen);
+	x->hlen += nlen;
+	x->hbytes[x->hlen++] = 0;
+	h->value = (uint32_t)x->hlen;
+	memcpy(x->hbytes + x->hlen, value, vlen);
+	x->hlen += vlen;
+	x->hbytes[x->hlen++] = 0;
+	return 0;
 }
 
 static int is_redirect(long status)
@@ -136,27 +167,8 @@ size_t httpxfer_on_header(char *b, size_t size, size_t n, void *ud)
 	const char *v = colon + 1, *end = b + len;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
-	if (x->n_headers == x->cap_headers) {
-		size_t nc = x->cap_headers ? x->cap_headers * 2 : 16;
-		http_header *nh = realloc(x->headers, nc * sizeof(*nh));
-		if (!nh)
-			return 0;
-		x->headers = nh;
-		x->cap_headers = nc;
-	}
-	/* Name and value in one block: one allocation per header. */
-	size_t nlen = (size_t)(colon - b), vlen = (size_t)(end - v);
-	char *name = malloc(nlen + vlen + 2);
-	if (!name)
+	if (header_add(x, b, (size_t)(colon - b), v, (size_t)(end - v)) < 0)
 		return 0;
-	memcpy(name, b, nlen);
-	name[nlen] = 0;
-	char *value = name + nlen + 1;
-	memcpy(value, v, vlen);
-	value[vlen] = 0;
-	x->headers[x->n_headers].name = name;
-	x->headers[x->n_headers].value = value;
-	x->n_headers++;
 	return size * n;
 }
 
@@ -176,18 +188,22 @@ void httpxfer_set_timings(http_xfer *x)
 	x->timings.total_us = (uv_hrtime() - x->start_ns) / 1000;
 }
 
-/* Points `n` header messages at the kept headers `h`; returns `n`. */
+/* Points `n` header messages at the kept headers `h`, whose strings are in
+ * `bytes`; returns `n`. */
 static size_t fill_headers(Porter__V1__HttpHeader *hv, Porter__V1__HttpHeader **hp,
-			   const http_header *h, size_t n)
+			   const http_header *h, size_t n, char *bytes)
 {
 	for (size_t i = 0; i < n; i++) {
 		porter__v1__http_header__init(&hv[i]);
-		hv[i].name = h[i].name;
-		hv[i].value = h[i].value;
+		hv[i].name = bytes + h[i].name;
+		hv[i].value = bytes + h[i].value;
 		hp[i] = &hv[i];
 	}
 	return n;
 }
+
+/* Header messages of a reply built on the stack; more take a block. */
+#define REPLY_LOCAL_HEADERS 16
 
 /*
  * Answers x->r with the status, headers (first reply of a stream or a
@@ -200,7 +216,10 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	req *r = x->r;
 	Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
 	Porter__V1__HttpResponse hr = PORTER__V1__HTTP_RESPONSE__INIT;
-	Porter__V1__HttpHeader *hv = NULL, **hp = NULL;
+	/* A usual head fits on the stack; a larger one takes one block
+	 * (hv_heap owns it). */
+	Porter__V1__HttpHeader hv_local[REPLY_LOCAL_HEADERS], *hp_local[REPLY_LOCAL_HEADERS];
+	Porter__V1__HttpHeader *hv = NULL, **hp = NULL, *hv_heap = NULL;
 	Porter__V1__HttpHop *ov = NULL, **op = NULL;
 
 	x->r = NULL;
@@ -209,7 +228,7 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	if (!x->sent_head) {
 		hr.status = (int32_t)x->status;
 		hr.status_line = x->status_line;
-		hr.effective_url = x->url;
+		hr.effective_url = (char *)x->url;
 		hr.redirects = x->redirects;
 		/* One array of header messages for the final head and every
 		 * hop's, pointing at the kept strings (no copy). */
@@ -217,13 +236,17 @@ void httpxfer_reply_body(http_xfer *x, int last)
 		for (size_t i = 0; i < x->n_hops; i++)
 			total += x->hops[i].n_headers;
 		/* One block for the header messages and their pointers,
-		 * one for the hops' (hv and ov own them). */
-		hv = total ? malloc(total * (sizeof(*hv) + sizeof(*hp))) : NULL;
-		hp = hv ? (Porter__V1__HttpHeader **)(hv + total) : NULL;
+		 * one for the hops' (hv_heap and ov own them). */
+		if (total <= REPLY_LOCAL_HEADERS) {
+			hv = hv_local;
+			hp = hp_local;
+		} else if ((hv = hv_heap = malloc(total * (sizeof(*hv) + sizeof(*hp))))) {
+			hp = (Porter__V1__HttpHeader **)(hv + total);
+		}
 		ov = x->n_hops ? malloc(x->n_hops * (sizeof(*ov) + sizeof(*op))) : NULL;
 		op = ov ? (Porter__V1__HttpHop **)(ov + x->n_hops) : NULL;
-		if ((total && !hv) || (x->n_hops && !ov)) {
-			free(hv);
+		if (!hv || (x->n_hops && !ov)) {
+			free(hv_heap);
 			free(ov);
 			req_fail(r, PORTER_E_NOMEM, "out of memory building the HTTP response");
 			return;
@@ -236,7 +259,7 @@ void httpxfer_reply_body(http_xfer *x, int last)
 			if (x->hops[i].n_headers) {
 				ov[i].headers = hp + k;
 				k += fill_headers(hv + k, hp + k, x->hops[i].headers,
-						  x->hops[i].n_headers);
+						  x->hops[i].n_headers, x->hbytes);
 			}
 			op[i] = &ov[i];
 		}
@@ -245,7 +268,7 @@ void httpxfer_reply_body(http_xfer *x, int last)
 		if (x->n_headers) {
 			hr.n_headers = x->n_headers;
 			hr.headers = hp + k;
-			fill_headers(hv + k, hp + k, x->headers, x->n_headers);
+			fill_headers(hv + k, hp + k, x->headers, x->n_headers, x->hbytes);
 		}
 		x->sent_head = 1;
 	}
@@ -258,7 +281,7 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
 	resp.http = &hr;
 	req_reply(r, &resp);
-	free(hv);
+	free(hv_heap);
 	free(ov);
 	x->len = 0;
 	x->idle_since = uv_now(x->loop);
@@ -404,13 +427,14 @@ void httpxfer_free_buffers(http_xfer *x)
 	free(x->headers);
 	x->headers = NULL;
 	x->cap_headers = 0;
-	for (size_t i = 0; i < x->n_hops; i++) {
-		headers_free(x->hops[i].headers, x->hops[i].n_headers);
+	for (size_t i = 0; i < x->n_hops; i++)
 		free(x->hops[i].headers);
-	}
 	free(x->hops);
 	x->hops = NULL;
 	x->n_hops = 0;
+	free(x->hbytes);
+	x->hbytes = NULL;
+	x->hlen = x->hcap = 0;
 	free(x->body);
 	x->body = NULL;
 	free(x->buf);

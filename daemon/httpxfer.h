@@ -32,6 +32,8 @@
 #define HTTPXFER_HEADER_OVERHEAD 8
 /* Bytes kept of a status line ("HTTP/1.1 301 Moved Permanently"). */
 #define HTTPXFER_STATUS_LINE 128
+/* Longest method token accepted (httppolicy_valid_method). */
+#define HTTPXFER_METHOD_MAX 32
 
 /* Where a transfer stands. */
 enum xfer_state {
@@ -43,15 +45,18 @@ enum xfer_state {
 			 * next read or close, for a while */
 };
 
+/* One response header: offsets of its NUL-terminated name and value in
+ * the transfer's hbytes (one block for every head's strings, so a header
+ * costs no allocation of its own). */
 typedef struct http_header {
-	char *name;
-	char *value;
+	uint32_t name;
+	uint32_t value;
 } http_header;
 
 /* The head of a redirect hop that was followed. */
 typedef struct http_hop {
 	char status_line[HTTPXFER_STATUS_LINE];
-	http_header *headers; /* owned */
+	http_header *headers; /* owned; strings in the transfer's hbytes */
 	size_t n_headers;
 } http_hop;
 
@@ -67,8 +72,12 @@ typedef struct http_xfer {
 	req *r;              /* waits for the next reply; NULL when none does */
 
 	/* What to send. */
-	char *method;
-	char *url; /* current hop */
+	char method[HTTPXFER_METHOD_MAX + 1]; /* upper case */
+	/* The current hop's URL: borrowed from the request's message while
+	 * that lives (a whole response answers the request last, and a
+	 * cancelled one is never started again), else url_own. */
+	const char *url;
+	char *url_own; /* owned; NULL when url is borrowed */
 	struct curl_slist *hdrs;
 	uint8_t *body;
 	size_t body_len;
@@ -121,6 +130,11 @@ typedef struct http_xfer {
 	http_header *headers;
 	size_t n_headers, cap_headers;
 	size_t header_bytes;
+	/* The strings of every head of the transfer (the hops' too), never
+	 * trimmed while it lives: bounded by HTTPXFER_MAX_HEADER_BYTES, as
+	 * header_bytes counts each line once. Owned. */
+	char *hbytes;
+	size_t hlen, hcap;
 	int discard;   /* this hop is a redirect we follow: drop its body */
 	int head_done; /* the final response's headers are complete */
 	uint8_t *buf;  /* body (or the current chunk of it) */

@@ -173,7 +173,7 @@ static void easy_setup(void)
 	ck_assert_ptr_nonnull(ex);
 	ex->loop = &wrig_worker(0)->loop;
 	ex->t = tenant;
-	ex->method = "GET";
+	snprintf(ex->method, sizeof(ex->method), "GET");
 	ex->url = "http://example.test/x";
 	tenants_freed = 0;
 }
@@ -253,7 +253,7 @@ END_TEST
 
 START_TEST(a_body_adds_an_empty_expect_and_resets_the_handle)
 {
-	ex->method = "POST";
+	snprintf(ex->method, sizeof(ex->method), "POST");
 	ex->body = (uint8_t *)"abc";
 	ex->body_len = 3;
 	const char *names[] = {"Content-Type"};
