@@ -389,6 +389,7 @@ httpglue_tenant *httpglue_hold(httpglue *g, uid_t uid)
 	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
 	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+	curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)HTTPGLUE_MAX_CONNECTS);
 	if (g->w->cfg->http_max_host_connections)
 		curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 				  (long)g->w->cfg->http_max_host_connections);

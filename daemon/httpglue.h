@@ -39,6 +39,17 @@ struct worker;
 /* Idle easy handles kept per tenant: creating one costs more than the
  * rest of a small request's set-up. */
 #define HTTPGLUE_POOL 32
+/*
+ * Upstream connections a tenant's cache keeps (CURLMOPT_MAXCONNECTS, which
+ * counts those in use too). libcurl's default is 4 × the easy handles in
+ * the multi at the moment a transfer ends, which shrinks as a burst's
+ * transfers are removed: after 32 concurrent requests porterd closed about
+ * one connection in twelve and opened a new one for the next burst. A
+ * fixed size keeps a burst's connections; it also bounds the descriptors a
+ * uid's idle connections hold on a worker (they go with the tenant after
+ * HTTPGLUE_TENANT_IDLE_MS).
+ */
+#define HTTPGLUE_MAX_CONNECTS 64
 /* A tenant with no transfer for this long is closed with its idle
  * upstream connections. */
 #define HTTPGLUE_TENANT_IDLE_MS 30000

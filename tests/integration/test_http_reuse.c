@@ -10,10 +10,15 @@
  * connection with the number of that connection (1, 2, ...), so the body
  * tells which connection served it, and after the first answer on a
  * connection it closes it, or not, as the test says.
+ *
+ * A burst of concurrent requests keeps its connections: a second burst of
+ * the same size reuses every one (a burst server holds its answers until
+ * the whole burst is in, so each request has a connection of its own).
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -93,7 +98,8 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-static void srv_start(enum after after)
+/* Starts `fn` serving on a new loopback port. */
+static void srv_start_with(enum after after, void *(*fn)(void *))
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
@@ -105,7 +111,12 @@ static void srv_start(enum after after)
 	ck_assert_int_eq(listen(S.lfd, 16), 0);
 	ck_assert_int_eq(getsockname(S.lfd, (struct sockaddr *)&sa, &len), 0);
 	S.port = ntohs(sa.sin_port);
-	ck_assert_int_eq(pthread_create(&S.th, NULL, serve, NULL), 0);
+	ck_assert_int_eq(pthread_create(&S.th, NULL, fn, NULL), 0);
+}
+
+static void srv_start(enum after after)
+{
+	srv_start_with(after, serve);
 }
 
 static void srv_stop(void)
@@ -150,6 +161,132 @@ static void wait_closed(int n)
 
 static th_daemon d;
 
+/* ---- bursts ---- */
+
+#define BURST 12
+
+/* One connection of the burst server: its number and the request bytes
+ * read so far. */
+typedef struct bconn {
+	int fd;
+	int id;
+	char buf[2048];
+	size_t len;
+	int waiting; /* a whole request head is in, unanswered */
+} bconn;
+
+static void answer(bconn *c)
+{
+	char body[32], resp[160];
+	int blen = snprintf(body, sizeof(body), "conn=%d", c->id);
+	int rlen = snprintf(resp, sizeof(resp),
+			    "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+			    "Content-Type: text/plain\r\n\r\n%s",
+			    blen, body);
+	if (write(c->fd, resp, (size_t)rlen) != rlen)
+		c->len = 0;
+	c->waiting = 0;
+	c->len = 0;
+}
+
+/* Accepts any number of connections and answers the requests pending on
+ * them only once BURST are (or after 5 s without a new one, so a test that
+ * fails does not hang). One request per connection at a time. */
+static void *serve_bursts(void *arg)
+{
+	(void)arg;
+	bconn conns[64];
+	struct pollfd pfd[65];
+	int n = 0, pending = 0;
+	long long last = th_now_ms();
+	while (!atomic_load(&S.stop)) {
+		pfd[0] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
+		for (int i = 0; i < n; i++)
+			pfd[i + 1] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+		int k = poll(pfd, (nfds_t)n + 1, 50);
+		if (pending && (pending >= BURST || th_now_ms() - last > 5000)) {
+			for (int i = 0; i < n; i++)
+				if (conns[i].waiting)
+					answer(&conns[i]);
+			pending = 0;
+		}
+		if (k <= 0)
+			continue;
+		if ((pfd[0].revents & POLLIN) && n < 64) {
+			int fd = accept(S.lfd, NULL, NULL);
+			if (fd >= 0) {
+				conns[n] =
+					(bconn){.fd = fd, .id = atomic_fetch_add(&S.conns, 1) + 1};
+				n++;
+			}
+		}
+		for (int i = 0; i < n; i++) {
+			bconn *c = &conns[i];
+			if (!(pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) || c->fd < 0)
+				continue;
+			ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+			if (r <= 0) {
+				close(c->fd);
+				atomic_fetch_add(&S.closed, 1);
+				pending -= c->waiting;
+				conns[i--] = conns[--n];
+				continue;
+			}
+			c->len += (size_t)r;
+			c->buf[c->len] = 0;
+			if (!c->waiting && strstr(c->buf, "\r\n\r\n")) {
+				c->waiting = 1;
+				pending++;
+				last = th_now_ms();
+			}
+		}
+	}
+	for (int i = 0; i < n; i++)
+		close(conns[i].fd);
+	return NULL;
+}
+
+static void *burst_client(void *arg)
+{
+	int *id = arg;
+	char u[64];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/x", S.port);
+	porter_http_response *r = NULL;
+	if (porter_http_get(u, 0, 15000, &r) == 0) {
+		size_t len;
+		const char *b = porter_http_response_body(r, &len);
+		char text[32];
+		if (len < sizeof(text)) {
+			memcpy(text, b, len);
+			text[len] = 0;
+			if (sscanf(text, "conn=%d", id) != 1)
+				*id = 0;
+		}
+		porter_http_response_free(r);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* BURST concurrent GETs, each from a thread (a connection to porterd) of
+ * its own; returns how many distinct upstream connections served them. */
+static int burst(void)
+{
+	pthread_t th[BURST];
+	int ids[BURST] = {0};
+	int seen[65] = {0}, distinct = 0;
+	for (int i = 0; i < BURST; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, burst_client, &ids[i]), 0);
+	for (int i = 0; i < BURST; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(ids[i] > 0 && ids[i] <= 64, "request %d failed or was misanswered",
+			      i);
+		distinct += !seen[ids[i]];
+		seen[ids[i]] = 1;
+	}
+	return distinct;
+}
+
 START_TEST(live_connection_is_reused)
 {
 	srv_start(KEEP);
@@ -190,11 +327,35 @@ START_TEST(connection_reset_by_the_server_is_replaced)
 }
 END_TEST
 
+/* A second burst reuses all of the first one's connections: none was
+ * closed as the first burst's transfers ended. With libcurl's default
+ * cache size (4 × the handles in the multi when each transfer ends), the
+ * last of them found the cache over its shrinking size and closed
+ * connections, which the second burst had to open again. One worker, so
+ * that one connection cache serves every request. */
+START_TEST(a_burst_keeps_its_connections)
+{
+	static const char *const one_worker[] = {"--workers", "1", NULL};
+	srv_start_with(KEEP, serve_bursts);
+	th_start(&d, one_worker);
+	ck_assert_int_eq(burst(), BURST);
+	ck_assert_int_eq(atomic_load(&S.conns), BURST);
+	usleep(100 * 1000);
+	ck_assert_int_eq(burst(), BURST);
+	ck_assert_msg(atomic_load(&S.conns) == BURST,
+		      "the second burst opened %d new connections (none expected)",
+		      atomic_load(&S.conns) - BURST);
+	ck_assert_int_eq(atomic_load(&S.closed), 0);
+	th_stop_clean(&d);
+	srv_stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
-	const TTest *tests[] = {live_connection_is_reused,
-				connection_closed_by_the_server_is_replaced,
-				connection_reset_by_the_server_is_replaced, NULL};
+	const TTest *tests[] = {
+		live_connection_is_reused, connection_closed_by_the_server_is_replaced,
+		connection_reset_by_the_server_is_replaced, a_burst_keeps_its_connections, NULL};
 	return th_suite("http_reuse", "core", 120, tests);
 }
 
