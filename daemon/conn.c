@@ -15,6 +15,7 @@
 #include "palloc.h"
 #include "porter_errors.h"
 #include "porter_version.h"
+#include "readwire.h"
 #include "req.h"
 #include "stats.h"
 #include "worker.h"
@@ -39,8 +40,9 @@
 
 typedef struct conn_write {
 	uv_write_t req;
-	uint8_t *buf; /* owned: header and payload */
-	size_t len;   /* bytes queued, counted in the uid's and global output */
+	uint8_t *buf;    /* owned: header and payload, or a chunk's data */
+	size_t len;      /* bytes queued, counted in the uid's and global output */
+	uint8_t small[]; /* a chunk's head and tail (conn_send_take) */
 } conn_write;
 
 /* Requests in flight are counted for the uid too (uid-max-inflight). */
@@ -291,40 +293,15 @@ static void trim_pack(worker *w)
 }
 
 /*
- * Queues bytes `off`..`len` of the packed reply in the worker's pack
- * buffer behind what the socket holds, and applies the output limits.
+ * Queues `cw` (its bytes in `b`, `nb` buffers, cw->len in all) behind what
+ * the socket holds, and applies the output limits. Takes `cw` and what it
+ * owns: freed by on_write, or here when the connection breaks.
  */
-static void queue_rest(conn *c, size_t off, size_t len)
+static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 {
-	worker *w = c->w;
-	const config *cfg = w->cfg;
-	/* The rest waits for the socket. A large frame takes the pack
-	 * buffer along (no copy; the next reply grows a new one), a small one
-	 * is copied out. */
-	conn_write *cw = dmalloc(sizeof(*cw));
-	if (!cw) {
-		conn_close(c);
-		return;
-	}
-	uint8_t *buf, *rest;
-	if (w->pack_cap > PACK_KEEP) {
-		buf = w->pack_buf;
-		rest = buf + off;
-		w->pack_buf = NULL;
-		w->pack_cap = 0;
-	} else if ((buf = dmalloc(len - off))) {
-		memcpy(buf, w->pack_buf + off, len - off);
-		rest = buf;
-	} else {
-		free(cw);
-		conn_close(c);
-		return;
-	}
-	cw->buf = buf;
-	cw->len = len - off;
-	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)(len - off));
-	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, &b, 1, on_write) < 0) {
-		free(buf);
+	const config *cfg = c->w->cfg;
+	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, b, nb, on_write) < 0) {
+		free(cw->buf);
 		free(cw);
 		conn_close(c);
 		return;
@@ -351,6 +328,41 @@ static void queue_rest(conn *c, size_t off, size_t len)
 			c->pipe.write_queue_size, why);
 		conn_close(c);
 	}
+}
+
+/*
+ * Queues bytes `off`..`len` of the packed reply in the worker's pack
+ * buffer behind what the socket holds, and applies the output limits.
+ */
+static void queue_rest(conn *c, size_t off, size_t len)
+{
+	worker *w = c->w;
+	/* The rest waits for the socket. A large frame takes the pack
+	 * buffer along (no copy; the next reply grows a new one), a small one
+	 * is copied out. */
+	conn_write *cw = dmalloc(sizeof(*cw));
+	if (!cw) {
+		conn_close(c);
+		return;
+	}
+	uint8_t *buf, *rest;
+	if (w->pack_cap > PACK_KEEP) {
+		buf = w->pack_buf;
+		rest = buf + off;
+		w->pack_buf = NULL;
+		w->pack_cap = 0;
+	} else if ((buf = dmalloc(len - off))) {
+		memcpy(buf, w->pack_buf + off, len - off);
+		rest = buf;
+	} else {
+		free(cw);
+		conn_close(c);
+		return;
+	}
+	cw->buf = buf;
+	cw->len = len - off;
+	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)(len - off));
+	queue_write(c, cw, &b, 1);
 }
 
 void conn_send(conn *c, const Porter__V1__Response *resp)
@@ -380,6 +392,74 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		queue_rest(c, off, len);
 out:
 	trim_pack(w);
+}
+
+/* Chunks smaller than this are packed and copied as any reply: the copy
+ * costs less than the extra allocation of a write that must wait. */
+#define CONN_TAKE_MIN (64u * 1024u)
+
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
+{
+	uint8_t head[READWIRE_HEAD_MAX], tail[READWIRE_TAIL_MAX];
+	size_t hl = 0, tl = 0;
+	if (c->state == CONN_CLOSING) {
+		free(data);
+		return;
+	}
+	if (!data || resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ ||
+	    resp->file_read->data.data != data || resp->file_read->data.len < CONN_TAKE_MIN ||
+	    readwire_frame(resp, c->w->cfg->max_frame, head, &hl, tail, &tl) != 0) {
+		/* Packed as any reply (a frame too large becomes its error). */
+		conn_send(c, resp);
+		free(data);
+		return;
+	}
+	size_t dl = resp->file_read->data.len;
+	stats_add(&c->w->counters.bytes_out, hl + dl + tl);
+	uv_buf_t b[3] = {uv_buf_init((char *)head, (unsigned)hl),
+			 uv_buf_init((char *)data, (unsigned)dl),
+			 uv_buf_init((char *)tail, (unsigned)tl)};
+	size_t off = 0;
+	if (c->pipe.write_queue_size == 0) {
+		int n = uv_try_write((uv_stream_t *)&c->pipe, b, 3);
+		if (n < 0 && n != UV_EAGAIN) {
+			free(data);
+			conn_close(c);
+			return;
+		}
+		off = n > 0 ? (size_t)n : 0;
+	}
+	size_t total = hl + dl + tl;
+	if (off == total) {
+		free(data);
+		return;
+	}
+	/* What the socket did not take waits, the data where it is: the
+	 * head's rest and the tail are copied beside the write request. */
+	conn_write *cw = dmalloc(sizeof(*cw) + hl + tl);
+	if (!cw) {
+		free(data);
+		conn_close(c);
+		return;
+	}
+	cw->buf = data;
+	cw->len = total - off;
+	memcpy(cw->small, head, hl);
+	memcpy(cw->small + hl, tail, tl);
+	uv_buf_t q[3];
+	unsigned nq = 0;
+	size_t skip = off;
+	const uint8_t *part[3] = {cw->small, data, cw->small + hl};
+	size_t plen[3] = {hl, dl, tl};
+	for (unsigned i = 0; i < 3; i++) {
+		if (skip >= plen[i]) {
+			skip -= plen[i];
+			continue;
+		}
+		q[nq++] = uv_buf_init((char *)part[i] + skip, (unsigned)(plen[i] - skip));
+		skip = 0;
+	}
+	queue_write(c, cw, q, nq);
 }
 
 int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)

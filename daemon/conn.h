@@ -97,6 +97,15 @@ void conn_close(conn *c);
 void conn_send(conn *c, const Porter__V1__Response *resp);
 
 /*
+ * conn_send for a file read's reply whose chunk is `data` (malloc'd, what
+ * resp->file_read->data points to; taken, NULL: none): a large chunk goes
+ * to the socket from where it is, framed by readwire.h, and is freed once
+ * written, rather than copied into the worker's pack buffer on the loop.
+ * Anything else is packed as conn_send does and `data` freed. Used by req.
+ */
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data);
+
+/*
  * Sends `resp` (owned by the caller) with the open descriptor `fd`
  * (SCM_RIGHTS on its first byte; the caller keeps `fd` and closes its
  * copy). Nothing is sent when it returns an error: PORTER_E_BUSY when

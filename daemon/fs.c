@@ -284,7 +284,10 @@ static void job_done(uv_work_t *w, int status)
 		resp.file_copy = &cpr;
 		break;
 	}
-	req_reply(r, &resp);
+	/* A read's chunk goes to the connection where it was read into,
+	 * not copied into a reply buffer on the loop. */
+	req_reply_take(r, &resp, j->data);
+	j->data = NULL;
 	free(ents);
 	free(ptrs);
 	job_free(j);

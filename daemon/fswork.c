@@ -18,6 +18,13 @@
 /* copy_file_range is asked for this much at a time, so a long copy checks
  * its deadline and cancellation between pieces. */
 #define COPY_PIECE (8u << 20)
+/* The first chunk of a read that becomes a stream is at most this: a
+ * client opening hundreds of readers it never reads cost porterd a full
+ * chunk (1 MiB) read and written for each, and this much fits a Unix
+ * socket's default buffer and stays below the mmap threshold (no fresh
+ * pages to fault in, no unmapping on the loop). Later chunks, asked for
+ * by a reader that reads, are full. */
+#define FIRST_CHUNK (256u * 1024u)
 
 #define F_CREATE PORTER__V1__FILE_WRITE_FLAG__FILE_CREATE
 #define F_TRUNCATE PORTER__V1__FILE_WRITE_FLAG__FILE_TRUNCATE
@@ -228,7 +235,12 @@ static void do_read(fs_job *j)
 		end = m->length && m->length < UINT64_MAX - pos ? pos + m->length : UINT64_MAX;
 	}
 	j->file_size = size;
-	read_chunk(j, fd, pos, end, chunk);
+	/* What one full chunk holds is answered whole (no stream); a batch
+	 * member gets a single chunk, so a full one. */
+	uint32_t first = chunk;
+	if (first > FIRST_CHUNK && end - pos > chunk && !j->r->batch)
+		first = FIRST_CHUNK;
+	read_chunk(j, fd, pos, end, first);
 	if (j->code)
 		goto out;
 	pos += j->len;

@@ -100,6 +100,11 @@ req *req_new_remote(worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t ins
 
 void req_reply(req *r, Porter__V1__Response *resp)
 {
+	req_reply_take(r, resp, NULL);
+}
+
+void req_reply_take(req *r, Porter__V1__Response *resp, uint8_t *data)
+{
 	conn *c = r->c;
 	Porter__V1__Response stopped = PORTER__V1__RESPONSE__INIT;
 
@@ -119,9 +124,11 @@ void req_reply(req *r, Porter__V1__Response *resp)
 		list_remove(&r->link);
 		c->inflight--;
 		clients_put(c->acct, CLIENTS_INFLIGHT, 1);
-		conn_send(c, resp);
+		conn_send_take(c, resp, data);
+		data = NULL;
 		conn_req_done(c);
 	}
+	free(data);
 	stats_sub(&r->w->counters.inflight, 1);
 	free_msg(r);
 	free(r);

@@ -85,6 +85,14 @@ req *req_new_remote(struct worker *w, Porter__V1__Request *msg, uid_t uid, uint6
 void req_reply(req *r, Porter__V1__Response *resp);
 
 /*
+ * req_reply for a file read whose chunk `data` (malloc'd; what
+ * resp->file_read->data points to, or NULL) is taken: straight to the
+ * request's connection it goes out without a copy (conn_send_take);
+ * anywhere else (a batch, another worker) it is freed after the reply.
+ */
+void req_reply_take(req *r, Porter__V1__Response *resp, uint8_t *data);
+
+/*
  * Sends `resp` like req_reply with the open descriptor `fd` passed along
  * (SCM_RIGHTS; `resp` says so in its body's fd_passed; the caller keeps
  * and closes its `fd`). Only a request read from a connection, not stopped, can pass
