@@ -1,0 +1,344 @@
+/*
+ * A client going away across a trust boundary (issue 15): porterd keeps
+ * what a request asked for while libcurl or libpq works on it, and some of
+ * it points into the client's request message, which ends when the
+ * request is answered, cancelled or its connection closes. Alice (raw
+ * frames, another uid) starts HTTP transfers (whole responses, redirect
+ * chains with a body, stalled and streamed responses, a select batch
+ * whose losers are stopped) or database work (pooled queries while the
+ * pool's connections are being made, fast ones that take the first one
+ * ready, a failing one in a pipeline, a cursor, a session), cancels one
+ * and closes her connection at several moments while they are in flight;
+ * bob's requests must still be served by the same worker afterwards.
+ * Under ASan (make test runs this suite there too) any use of alice's
+ * freed request aborts porterd, and bob's requests fail.
+ *
+ * One worker: alice's work and bob's share its loop.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "httpd.h"
+#include "porter.h"
+#include "rawc.h"
+#include "tenant.h"
+
+static th_daemon d;
+static th_httpd srv;
+
+typedef struct gone {
+	int sent;     /* alice's requests sent */
+	int answered; /* of bob's */
+	int status;   /* of bob's last */
+	char msg[256];
+} gone;
+
+static gone *shm;
+
+static char ci_pw[512]; /* TCP, porter_pw with its password */
+
+static void teardown(void)
+{
+	th_httpd_stop(&srv);
+	th_stop_clean(&d);
+}
+
+static void setup(void)
+{
+	static char targets[64];
+	char ci_tcp[512], *port;
+	th_pg_file("conninfo_pw", ci_pw, sizeof(ci_pw));
+	th_pg_file("conninfo_tcp", ci_tcp, sizeof(ci_tcp));
+	ck_assert_ptr_nonnull(port = strstr(ci_tcp, "port="));
+	snprintf(targets, sizeof(targets), "127.0.0.1:%.*s", (int)strcspn(port + 5, " "), port + 5);
+	const char *const extra[] = {"--workers",
+				     "1",
+				     "--allow-uid",
+				     "61011,61012",
+				     "--http-allow-hosts",
+				     "127.0.0.1:*",
+				     "--db-allow-targets",
+				     targets,
+				     "--db-pool-size",
+				     "2",
+				     NULL};
+	ck_assert_int_eq(th_httpd_start(&srv), 0);
+	shm = th_tenant_up(&d, extra, sizeof(*shm));
+}
+
+/* Fills `hr` for `method` `path` on the test server (into `url`), with
+ * `body` (NULL: none), following redirects, streamed when `stream`. */
+static void http_req(Porter__V1__HttpRequest *hr, char *url, size_t cap, const char *method,
+		     const char *path, const char *body, int stream)
+{
+	porter__v1__http_request__init(hr);
+	snprintf(url, cap, "%s%s", srv.base, path);
+	hr->method = (char *)method;
+	hr->url = url;
+	hr->follow_redirects = 1;
+	hr->stream = stream;
+	hr->chunk_size = stream ? 16 : 0;
+	if (body) {
+		hr->body.data = (uint8_t *)body;
+		hr->body.len = strlen(body);
+	}
+}
+
+/* Sends request `id` with HttpRequest `hr`. 0 or -1. */
+static int send_http(int fd, uint64_t id, Porter__V1__HttpRequest *hr)
+{
+	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+	r.id = id;
+	r.timeout_ms = 10000;
+	r.body_case = PORTER__V1__REQUEST__BODY_HTTP;
+	r.http = hr;
+	return th_rc_send(fd, &r);
+}
+
+/* A select batch (id `id`) of a fast GET and two slow ones, stopped once
+ * the fast one has answered. 0 or -1. */
+static int send_select(int fd, uint64_t id)
+{
+	static const char *const paths[] = {"/slow/20", "/slow/3000", "/slow-redirect/300/3"};
+	ProtobufCBinaryData members[3];
+	uint8_t *packed[3] = {NULL, NULL, NULL};
+	int rc = 0;
+	for (int i = 0; i < 3; i++) {
+		Porter__V1__HttpRequest hr;
+		char url[256];
+		http_req(&hr, url, sizeof(url), "GET", paths[i], NULL, 0);
+		Porter__V1__Request m = PORTER__V1__REQUEST__INIT;
+		m.id = id * 10 + (uint64_t)i;
+		m.timeout_ms = 10000;
+		m.body_case = PORTER__V1__REQUEST__BODY_HTTP;
+		m.http = &hr;
+		members[i].len = protobuf_c_message_get_packed_size(&m.base);
+		packed[i] = malloc(members[i].len);
+		if (!packed[i]) {
+			rc = -1;
+			goto out;
+		}
+		protobuf_c_message_pack(&m.base, packed[i]);
+		members[i].data = packed[i];
+	}
+	Porter__V1__Batch b = PORTER__V1__BATCH__INIT;
+	b.mode = PORTER__V1__BATCH__MODE__FIRST;
+	b.n_members = 3;
+	b.members = members;
+	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+	r.id = id;
+	r.timeout_ms = 10000;
+	r.body_case = PORTER__V1__REQUEST__BODY_BATCH;
+	r.batch = &b;
+	rc = th_rc_send(fd, &r);
+out:
+	for (int i = 0; i < 3; i++)
+		free(packed[i]);
+	return rc;
+}
+
+/* Cancels request `target`. 0 or -1. */
+static int send_cancel(int fd, uint64_t id, uint64_t target)
+{
+	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Cancel c = PORTER__V1__CANCEL__INIT;
+	c.target_id = target;
+	r.id = id;
+	r.body_case = PORTER__V1__REQUEST__BODY_CANCEL;
+	r.cancel = &c;
+	return th_rc_send(fd, &r);
+}
+
+/* As alice: in each round, a mix of transfers in flight, a cancel of one
+ * of them, then her connection closed after `round` x 60 ms. */
+static int alice_leaves(void *arg)
+{
+	gone *g = arg;
+	/* A body to carry through a redirect (303 makes it a GET). */
+	static char body[64 * 1024];
+	memset(body, 'b', sizeof(body) - 1);
+	for (int round = 0; round < 6; round++) {
+		frame_reader rd;
+		frame_reader_init(&rd, 1 << 20);
+		int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+		if (fd < 0)
+			return 1;
+		static const struct {
+			const char *method, *path;
+			int body, stream;
+		} reqs[] = {
+			{"GET", "/slow/200", 0, 0},       {"POST", "/slow-redirect/50/3", 1, 0},
+			{"PUT", "/redirect/2", 1, 0},     {"GET", "/stall/4096", 0, 0},
+			{"GET", "/trickle/100/20", 0, 1}, {"get", "/slow/100", 0, 1},
+			{"POST", "/see-other", 1, 0},     {"GET", "/hang", 0, 0},
+		};
+		uint64_t id = 100;
+		for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++, id++) {
+			Porter__V1__HttpRequest hr;
+			char url[256];
+			http_req(&hr, url, sizeof(url), reqs[i].method, reqs[i].path,
+				 reqs[i].body ? body : NULL, reqs[i].stream);
+			if (send_http(fd, id, &hr) == 0)
+				g->sent++;
+		}
+		if (send_select(fd, id++) == 0)
+			g->sent++;
+		/* The first whole response, stopped by hand. */
+		if (send_cancel(fd, id++, 100) == 0)
+			g->sent++;
+		usleep((useconds_t)round * 60 * 1000);
+		close(fd);
+		frame_reader_free(&rd);
+	}
+	return 0;
+}
+
+/* As bob: a GET on the same worker, after alice has gone. */
+static int bob_gets(void *arg)
+{
+	gone *g = arg;
+	char url[256];
+	snprintf(url, sizeof(url), "%s/slow/10", srv.base);
+	for (int i = 0; i < 3; i++) {
+		porter_http_response *r = NULL;
+		int rc = porter_http_get(url, 0, 10000, &r);
+		g->status = rc;
+		snprintf(g->msg, sizeof(g->msg), "%s", rc ? porter_last_error_message() : "");
+		if (rc == 0 && porter_http_response_status(r) == 200)
+			g->answered++;
+		porter_http_response_free(r);
+	}
+	return 0;
+}
+
+/* Alice's part (sending at least `sent` requests), then bob's, whose
+ * three requests must all be answered, and porterd is still there to stop
+ * cleanly (teardown). */
+static void alice_then_bob(int (*alice)(void *), int sent, int (*bob)(void *))
+{
+	ck_assert_msg(th_as(TH_UID_ALICE, TH_GID_PORTER, 30000, alice, shm) == 0,
+		      "alice could not connect again after leaving: porterd is gone");
+	ck_assert_int_ge(shm->sent, sent);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 40000, bob, shm), 0);
+	ck_assert_msg(shm->answered == 3, "bob got %d of 3 answers after alice left (last: %s %s)",
+		      shm->answered, porter_error_name(shm->status), shm->msg);
+	ck_assert_int_eq(kill(d.pid, 0), 0);
+}
+
+START_TEST(a_client_gone_mid_request_leaves_nothing_in_use)
+{
+	/* Whatever alice left to run out (the hanging and stalled ones, the
+	 * batch's losers) runs out meanwhile: bob's requests go beside it. */
+	alice_then_bob(alice_leaves, 6 * 10, bob_gets);
+}
+END_TEST
+
+/* Sends pooled query `id` (`sql`, a cursor of `chunk` rows when not 0),
+ * or on session `session`. 0 or -1. */
+static int send_query(int fd, uint64_t id, uint64_t session, const char *sql, uint32_t chunk)
+{
+	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
+	q.session = session;
+	q.conninfo = session ? NULL : ci_pw;
+	q.sql = (char *)sql;
+	q.chunk_rows = chunk;
+	r.id = id;
+	r.timeout_ms = 10000;
+	r.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	r.db_query = &q;
+	return th_rc_send(fd, &r);
+}
+
+/* As alice: in each round, slow and fast pooled queries (the pool of 2 is
+ * making its connections), a failing one, a cursor, a session with a
+ * query on it, a cancel, then her connection closed after `round` x 40
+ * ms. */
+static int alice_leaves_db(void *arg)
+{
+	gone *g = arg;
+	for (int round = 0; round < 6; round++) {
+		frame_reader rd;
+		frame_reader_init(&rd, 1 << 20);
+		int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+		if (fd < 0)
+			return 1;
+		static const struct {
+			const char *sql;
+			uint32_t chunk;
+		} qs[] = {
+			{"SELECT pg_sleep(0.2)", 0},
+			{"SELECT 1", 0},
+			{"SELECT pg_sleep(0.1)", 0},
+			{"SELECT 1", 0},
+			{"SELECT 1/0", 0},
+			{"SELECT 1", 0},
+			{"SELECT generate_series(1, 100000)", 10},
+			{"SELECT pg_sleep(0.3)", 0},
+			{"SELECT 1", 0},
+		};
+		uint64_t id = 200;
+		for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++, id++)
+			g->sent += send_query(fd, id, 0, qs[i].sql, qs[i].chunk) == 0;
+		g->sent += send_cancel(fd, id++, 200) == 0;
+		/* A session, and a query on it once it is open. */
+		Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+		Porter__V1__DbOpen o = PORTER__V1__DB_OPEN__INIT;
+		o.conninfo = ci_pw;
+		r.id = id++;
+		r.timeout_ms = 10000;
+		r.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
+		r.db_open = &o;
+		g->sent += th_rc_send(fd, &r) == 0;
+		for (long long until = th_now_ms() + (long long)round * 40; th_now_ms() < until;) {
+			Porter__V1__Response *resp = th_rc_recv(fd, &rd, 20);
+			if (resp && resp->body_case == PORTER__V1__RESPONSE__BODY_DB_OPEN)
+				g->sent += send_query(fd, id++, resp->db_open->session,
+						      "SELECT pg_sleep(0.1)", 0) == 0;
+			if (resp)
+				porter__v1__response__free_unpacked(resp, NULL);
+		}
+		close(fd);
+		frame_reader_free(&rd);
+	}
+	return 0;
+}
+
+/* As bob: pooled SELECT 1 on the same worker, after alice has gone. */
+static int bob_queries(void *arg)
+{
+	gone *g = arg;
+	for (int i = 0; i < 3; i++) {
+		porter_db_result *res = NULL;
+		int rc = porter_db_query(0, ci_pw, "SELECT 1", NULL, 0, 0, 10000, &res);
+		g->status = rc;
+		snprintf(g->msg, sizeof(g->msg), "%s", rc ? porter_last_error_message() : "");
+		if (rc == 0 && strcmp(porter_db_getvalue(res, 0, 0), "1") == 0)
+			g->answered++;
+		porter_db_result_free(res);
+	}
+	return 0;
+}
+
+START_TEST(a_client_gone_mid_query_leaves_nothing_in_use)
+{
+	alice_then_bob(alice_leaves_db, 6 * 11, bob_queries);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("trust_gone");
+	const TTest *tests[] = {a_client_gone_mid_request_leaves_nothing_in_use,
+				a_client_gone_mid_query_leaves_nothing_in_use, NULL};
+	TCase *tc = th_tcase(s, "trust_gone", 120, tests);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	return s;
+}
+
+TH_MAIN_ROOT(suite)
