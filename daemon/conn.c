@@ -2,8 +2,10 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -476,14 +478,23 @@ int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
 	 * descriptors from clients). */
 	if (c->pipe.write_queue_size != 0)
 		return PORTER_E_BUSY;
+	uv_os_fd_t sock;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &sock) < 0)
+		return PORTER_E_CONN_LOST;
+	/* The kernel charges a descriptor in flight (sent, not yet received)
+	 * to porterd's uid, up to porterd's descriptor limit, past which
+	 * every SCM_RIGHTS send fails, for every client. A client can leave
+	 * descriptors unread, and its close reports cannot be checked
+	 * (fsfds.h), so none goes to a client that has not read everything
+	 * sent to it before (SIOCOUTQ: bytes of this socket the peer has not
+	 * received): at most one per connection is in flight, fewer than
+	 * porterd's descriptors. libporter reads each reply before its next
+	 * request, so it is never refused this way. */
+	int unread = 0;
+	if (ioctl(sock, SIOCOUTQ, &unread) < 0 || unread != 0)
+		return PORTER_E_BUSY;
 	if (pack_reply(c, resp, &len) < 0)
 		return PORTER_E_CONN_LOST;
-
-	uv_os_fd_t sock;
-	if (uv_fileno((uv_handle_t *)&c->pipe, &sock) < 0) {
-		rc = PORTER_E_CONN_LOST;
-		goto out;
-	}
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -504,9 +515,11 @@ int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
 		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		/* A full socket (the client is not reading): the caller answers
+		/* A full socket (the client is not reading), or the uid's
+		 * descriptors in flight at the limit (ETOOMANYREFS: other
+		 * processes of porterd's uid count too): the caller answers
 		 * without the descriptor. Anything else is a dead peer. */
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ETOOMANYREFS) {
 			conn_close(c);
 			rc = PORTER_E_CONN_LOST;
 		}

@@ -109,7 +109,10 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data);
  * Sends `resp` (owned by the caller) with the open descriptor `fd`
  * (SCM_RIGHTS on its first byte; the caller keeps `fd` and closes its
  * copy). Nothing is sent when it returns an error: PORTER_E_BUSY when
- * replies are already queued or the socket is full (answer without the
+ * replies are already queued, the client has not read everything sent to
+ * it before (so at most one descriptor per connection is ever in flight,
+ * charged by the kernel to porterd's uid), the socket is full or the
+ * kernel refuses more descriptors in flight (answer without the
  * descriptor), PORTER_E_CONN_LOST when the connection is closing or broke
  * (it is then closed). Returns 0 once the descriptor is on its way. Used by
  * req.

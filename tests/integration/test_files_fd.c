@@ -41,6 +41,12 @@ typedef struct raw {
 } raw;
 
 /* A raw connection that said Hello with client instance `instance`. */
+/* The next response, collecting every descriptor that arrives with it. */
+static Porter__V1__Response *raw_recv(raw *c)
+{
+	return th_raw_recv_fds(c->fd, &c->rd, 5000, c->fds, &c->n_fds, MAXFD);
+}
+
 static void raw_open(raw *c, uint64_t instance)
 {
 	memset(c, 0, sizeof(*c));
@@ -56,6 +62,12 @@ static void raw_open(raw *c, uint64_t instance)
 	req.body_case = PORTER__V1__REQUEST__BODY_HELLO;
 	req.hello = &h;
 	th_raw_send(c->fd, &req);
+	/* Read before any request: porterd passes a descriptor only to a
+	 * client that has read every earlier reply. */
+	Porter__V1__Response *r = raw_recv(c);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->status, 0);
+	porter__v1__response__free_unpacked(r, NULL);
 }
 
 static void raw_close(raw *c)
@@ -64,12 +76,6 @@ static void raw_close(raw *c)
 		close(c->fds[i]);
 	close(c->fd);
 	frame_reader_free(&c->rd);
-}
-
-/* The next response, collecting every descriptor that arrives with it. */
-static Porter__V1__Response *raw_recv(raw *c)
-{
-	return th_raw_recv_fds(c->fd, &c->rd, 5000, c->fds, &c->n_fds, MAXFD);
 }
 
 /* Sends `req` (id `id`) and returns its reply (the Hello reply, read

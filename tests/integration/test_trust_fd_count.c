@@ -32,6 +32,7 @@ static char top[64];
 /* What alice and the test tell each other across processes. */
 typedef struct share {
 	atomic_int stage; /* 1: alice holds her 4; 2: bob is done */
+	int in_flight;    /* descriptors alice's flood had in flight */
 } share;
 static share *sh;
 
@@ -153,7 +154,10 @@ static int bob(void *arg)
 	return 0;
 }
 
-START_TEST(bystander_uid_unaffected)
+/* porterd as TH_UID_DAEMON with root "shared" (granted to the clients'
+ * group) holding "big", at most 4 file streams per uid, and a descriptor
+ * limit of `nofile` (0: the inherited one). */
+static void start_shared(rlim_t nofile)
 {
 	snprintf(top, sizeof(top), "/tmp/porter-trustfdc-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(top));
@@ -181,8 +185,23 @@ START_TEST(bystander_uid_unaffected)
 			       "--file-max-streams-per-uid",
 			       "4",
 			       NULL};
-	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
 
+	th_tenant_daemon_nofile(nofile);
+	int rc = th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra);
+	th_tenant_daemon_nofile(0);
+	ck_assert_int_eq(rc, 0);
+}
+
+static void stop_shared(void)
+{
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	th_rm_rf(top);
+}
+
+START_TEST(bystander_uid_unaffected)
+{
+	start_shared(0);
 	sh = th_shared_alloc(sizeof(*sh));
 	int alice_rc = -2;
 	pthread_t th;
@@ -195,15 +214,125 @@ START_TEST(bystander_uid_unaffected)
 	pthread_join(th, NULL);
 	ck_assert_int_eq(alice_rc, 0);
 
-	ck_assert_int_eq(th_daemon_stop(&d), 0);
-	th_daemon_cleanup(&d);
-	th_rm_rf(top);
+	stop_shared();
+}
+END_TEST
+
+#define FLOOD_CONNS 1
+#define FLOOD_READS 201
+
+/* Alice's flood: on each of FLOOD_CONNS connections, FLOOD_READS reads of
+ * "big" by descriptor, each claiming every descriptor closed (which
+ * porterd cannot check), and never a reply read: the descriptors stay in
+ * flight in her sockets, charged to porterd's uid by the kernel. Holds
+ * them until the test says bob is done. */
+static int alice_floods(void *arg)
+{
+	(void)arg;
+	int fds[FLOOD_CONNS];
+	frame_reader rd[FLOOD_CONNS];
+	for (int k = 0; k < FLOOD_CONNS; k++) {
+		frame_reader_init(&rd[k], 1 << 20);
+		fds[k] = th_rc_open(d.socket, &rd[k], T, NULL);
+		CHECK(fds[k] >= 0);
+		for (int i = 0; i < FLOOD_READS; i++) {
+			Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+			Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
+			fr.root = "shared";
+			fr.path = "big";
+			fr.want_fd = 1;
+			fr.fds_closed = UINT32_MAX;
+			req.id = 100 + (uint64_t)i;
+			req.timeout_ms = 60000;
+			req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+			req.file_read = &fr;
+			CHECK(th_rc_send(fds[k], &req) == 0);
+		}
+	}
+	sleep(2); /* porterd answers them all */
+	atomic_store(&sh->stage, 1);
+	for (int i = 0; i < 3000 && atomic_load(&sh->stage) != 2; i++)
+		usleep(10000);
+	/* Now she reads: how many descriptors were in flight to her. */
+	static int got[FLOOD_READS + 8];
+	for (int k = 0; k < FLOOD_CONNS; k++) {
+		int n = 0;
+		for (int i = 0; i < FLOOD_READS; i++) {
+			Porter__V1__Response *r =
+				th_raw_recv_fds(fds[k], &rd[k], T, got, &n, FLOOD_READS + 8);
+			CHECK(r != NULL);
+			porter__v1__response__free_unpacked(r, NULL);
+		}
+		sh->in_flight += n;
+		while (n)
+			close(got[--n]);
+		close(fds[k]);
+		frame_reader_free(&rd[k]);
+	}
+	return 0;
+}
+
+static void *alice_flood_thread(void *arg)
+{
+	*(int *)arg = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_floods, NULL);
+	return NULL;
+}
+
+/* Bob's reads of "big" through libporter while alice's flood is held. */
+static int bob_reads(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		porter_bytes *b = NULL;
+		int rc = porter_file_read("shared", "big", 0, 0, 0, T, &b);
+		if (rc != 0)
+			fprintf(stderr, "bob's read %d: %s: %s\n", i, porter_error_name(rc),
+				porter_last_error_message());
+		CHECK(rc == 0);
+		CHECK(b->len == BIG);
+		porter_bytes_free(b);
+	}
+	return 0;
+}
+
+/*
+ * The kernel charges descriptors in flight (sent, not yet received) to the
+ * sender's uid, up to its descriptor limit; past it every SCM_RIGHTS send
+ * fails. Alice's reads by descriptor, never received and each claiming
+ * every earlier one closed (the count trusts reports), filled porterd's
+ * uid's share (201 on one connection against a limit of 200), and porterd
+ * then took bob's failed send for a dead peer: his connection was closed
+ * under his read. Now porterd passes a
+ * descriptor only to a client that has read everything sent to it
+ * before, so at most one per connection is ever in flight, and a send
+ * the kernel refuses is answered by bytes.
+ */
+START_TEST(unread_descriptors_never_cut_off_a_bystander)
+{
+	start_shared(200);
+	sh = th_shared_alloc(sizeof(*sh));
+	int alice_rc = -2;
+	pthread_t th;
+	pthread_create(&th, NULL, alice_flood_thread, &alice_rc);
+	for (int i = 0; i < 3000 && atomic_load(&sh->stage) != 1; i++)
+		usleep(10000);
+	ck_assert_int_eq(atomic_load(&sh->stage), 1);
+	int bob_rc = th_as(TH_UID_BOB, TH_GID_PORTER, CHILD_MS, bob_reads, NULL);
+	atomic_store(&sh->stage, 2);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(alice_rc, 0);
+	ck_assert_msg(bob_rc == 0, "bob's reads failed while alice's descriptors were in flight");
+	ck_assert_msg(sh->in_flight <= FLOOD_CONNS,
+		      "%d descriptors in flight on %d connections that read nothing", sh->in_flight,
+		      FLOOD_CONNS);
+	stop_shared();
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *const tests[] = {bystander_uid_unaffected, NULL};
+	const TTest *const tests[] = {bystander_uid_unaffected,
+				      unread_descriptors_never_cut_off_a_bystander, NULL};
 	return th_suite("trust_fd_count", "bystander", 120, tests);
 }
 
