@@ -204,19 +204,19 @@ static figures measure(int porter, int threads)
 static figures measure_seed(int threads)
 {
 	figures f = {0};
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "'%s' '%s' %d %d", PORTER_SEED_BIN, conninfo, threads, RUN_MS);
+	char nthreads[16], run_ms[16], out[512];
+	snprintf(nthreads, sizeof(nthreads), "%d", threads);
+	snprintf(run_ms, sizeof(run_ms), "%d", RUN_MS);
+	const char *const argv[] = {PORTER_SEED_BIN, conninfo, nthreads, run_ms, NULL};
 	double p0 = pg_cpu();
-	FILE *p = popen(cmd, "r");
+	int st = th_run(argv, TH_ERR_KEEP, NULL, 0, out, sizeof(out), NULL);
 	unsigned long n = 0;
 	double cpu = 0;
-	if (!p || fscanf(p, "queries %lu p50_us %lf p99_us %lf cpu_s %lf failures %d", &n,
-			 &f.p50_us, &f.p99_us, &cpu, &f.failures) != 5) {
+	if (st < 0 || sscanf(out, "queries %lu p50_us %lf p99_us %lf cpu_s %lf failures %d", &n,
+			     &f.p50_us, &f.p99_us, &cpu, &f.failures) != 5) {
 		fprintf(stderr, "bench_db: the seed's program gave no figures\n");
 		f.failures = 1;
 	}
-	if (p)
-		pclose(p);
 	double p1 = pg_cpu();
 	if (n) {
 		f.rate = (double)n / (RUN_MS / 1000.0);
@@ -331,10 +331,12 @@ int main(void)
 		return 1;
 	}
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd),
-		 "PORTER_PG_LIMIT=600 sh %s/tests/support/pg.sh start %s >/dev/null",
-		 PORTER_SOURCE_DIR, state);
-	if (system(cmd) != 0) {
+	const char *const start[] = {"sh", PORTER_SOURCE_DIR "/tests/support/pg.sh", "start", state,
+				     NULL};
+	setenv("PORTER_PG_LIMIT", "600", 1);
+	int started = th_run(start, TH_ERR_KEEP, NULL, 0, NULL, 0, NULL);
+	unsetenv("PORTER_PG_LIMIT");
+	if (started != 0) {
 		fprintf(stderr, "bench_db: could not start PostgreSQL\n");
 		return 1;
 	}
@@ -462,9 +464,10 @@ int main(void)
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
 out:
-	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s; rmdir %s", PORTER_SOURCE_DIR,
-		 state, state);
-	if (system(cmd) != 0)
+	const char *const stop[] = {"sh", PORTER_SOURCE_DIR "/tests/support/pg.sh", "stop", state,
+				    NULL};
+	th_run(stop, TH_ERR_KEEP, NULL, 0, NULL, 0, NULL);
+	if (rmdir(state) != 0)
 		rc = 1;
 	return rc;
 }

@@ -650,9 +650,7 @@ out_web:
 	th_httpd_stop(&web);
 out:
 	bench_pg_stop(pg_state);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", files);
-	if (system(cmd) != 0)
+	if (th_rm_rf(files) != 0)
 		rc = 1;
 	return rc;
 }

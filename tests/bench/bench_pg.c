@@ -4,6 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "thsys.h"
+
+#define PG_SH PORTER_SOURCE_DIR "/tests/support/pg.sh"
 
 int bench_pg_file(const char *state, const char *name, char *out, size_t cap)
 {
@@ -20,18 +25,16 @@ int bench_pg_file(const char *state, const char *name, char *out, size_t cap)
 
 int bench_pg_start(const char *state, char *conninfo, size_t cap)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh start %s >/dev/null",
-		 PORTER_SOURCE_DIR, state);
-	if (system(cmd) != 0)
+	const char *const argv[] = {"sh", PG_SH, "start", state, NULL};
+	if (th_run(argv, TH_ERR_KEEP, NULL, 0, NULL, 0, NULL) != 0)
 		return -1;
 	return bench_pg_file(state, "conninfo", conninfo, cap);
 }
 
 int bench_pg_stop(const char *state)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "sh %s/tests/support/pg.sh stop %s >/dev/null; rmdir %s",
-		 PORTER_SOURCE_DIR, state, state);
-	return system(cmd) == 0 ? 0 : -1;
+	const char *const argv[] = {"sh", PG_SH, "stop", state, NULL};
+	/* As before: the directory's removal tells whether the stop worked. */
+	th_run(argv, TH_ERR_KEEP, NULL, 0, NULL, 0, NULL);
+	return rmdir(state) == 0 ? 0 : -1;
 }

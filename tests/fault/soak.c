@@ -415,10 +415,9 @@ static long env_long(const char *name, long def, long lo, long hi)
 /* Runs tests/support/pg.sh `cmd` on the soak's own server. */
 static int pg_sh(const char *cmd, const char *state)
 {
-	char line[1024];
-	snprintf(line, sizeof(line), "sh %s/tests/support/pg.sh %s %s >&2", PORTER_SOURCE_DIR, cmd,
-		 state);
-	return system(line);
+	const char *const argv[] = {"sh", PORTER_SOURCE_DIR "/tests/support/pg.sh", cmd, state,
+				    NULL};
+	return th_run(argv, TH_ERR_KEEP, NULL, 0, NULL, 0, NULL);
 }
 
 static int read_conninfo(const char *state)

@@ -302,9 +302,7 @@ START_TEST(hung_cancels_of_one_uid_spare_the_others)
 	/* The held cancels are answered now; porterd stops cleanly. */
 	proxy_stop(proxy);
 	th_stop_clean(&d);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", files);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(files), 0);
 }
 END_TEST
 

@@ -78,9 +78,7 @@ static void teardown(void)
 	if (st != 0)
 		th_daemon_dump_log(&d);
 	th_daemon_cleanup(&d);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(top), 0);
 	ck_assert_int_eq(st, 0);
 }
 

@@ -126,9 +126,7 @@ static void make_root(char files[], char roots[128])
 static void finish(const char *files)
 {
 	th_stop_clean(&d);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", files);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(files), 0);
 }
 
 START_TEST(readers_bounded_per_connection_and_per_uid)

@@ -81,9 +81,7 @@ static void teardown(void)
 {
 	th_stop_clean(&d);
 	th_httpd_stop(&web);
-	char cmd[200];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(root), 0);
 }
 
 /* How many backends are running pg_sleep now (other than the asker). */
@@ -509,18 +507,11 @@ START_TEST(pooled_query_after_a_pooled_stream)
 }
 END_TEST
 
-/* Runs porterctl with `json` on stdin; returns its exit status and its
- * output in `out`. */
-static int porterctl_batch(const char *flags, const char *json, char *out, size_t cap)
+/* Runs porterctl `a` [`b`] (b may be NULL) with `json` (not NULL) on its
+ * standard input; returns its exit status and its output in `out`. */
+static int porterctl_batch(const char *a, const char *b, const char *json, char *out, size_t cap)
 {
-	char in[192], cmd[512];
-	snprintf(in, sizeof(in), "%s/batch.json", root);
-	FILE *f = fopen(in, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(json, f);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "%s %s < %s", PORTERCTL_PATH, flags, in);
-	return th_run_cmd(cmd, out, cap);
+	return th_ctl(json, strlen(json), TH_ERR_KEEP, out, cap, a, b, NULL);
 }
 
 START_TEST(porterctl_batch_reads_a_json_list)
@@ -535,7 +526,7 @@ START_TEST(porterctl_batch_reads_a_json_list)
 		 " {\"op\":\"file_read\",\"root\":\"main\",\"path\":\"fast\"},"
 		 " {\"op\":\"ping\",\"payload\":\"a\\u0000b\"}]",
 		 conninfo, web.base);
-	ck_assert_int_eq(porterctl_batch("--json batch", json, out, sizeof(out)), 0);
+	ck_assert_int_eq(porterctl_batch("--json", "batch", json, out, sizeof(out)), 0);
 	ck_assert_msg(strstr(out, "\"winner\":-1"), "%s", out);
 	ck_assert_msg(strstr(out, "SELECT 1, 1 row(s), first value 42"), "%s", out);
 	ck_assert_msg(strstr(out, "HTTP 204, 0 body bytes"), "%s", out);
@@ -544,7 +535,7 @@ START_TEST(porterctl_batch_reads_a_json_list)
 
 	/* A member's failure: exit 1, the others still reported. */
 	ck_assert_int_eq(
-		porterctl_batch("batch",
+		porterctl_batch("batch", NULL,
 				"[{\"op\":\"file_read\",\"root\":\"main\",\"path\":\"nope\"},"
 				" {\"op\":\"ping\"}]",
 				out, sizeof(out)),
@@ -553,7 +544,7 @@ START_TEST(porterctl_batch_reads_a_json_list)
 	ck_assert_msg(strstr(out, "echoed 0 bytes"), "%s", out);
 
 	/* Select: the fast member wins. */
-	ck_assert_int_eq(porterctl_batch("batch --first",
+	ck_assert_int_eq(porterctl_batch("batch", "--first",
 					 "[{\"op\":\"ping\",\"delay_ms\":5000},{\"op\":\"ping\"}]",
 					 out, sizeof(out)),
 			 0);
@@ -561,9 +552,11 @@ START_TEST(porterctl_batch_reads_a_json_list)
 
 	/* Bad input is a failed operation (exit 1; 2 is for the command line
 	 * itself), with the reason. */
-	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"ping\",]", out, sizeof(out)), 1);
-	ck_assert_int_eq(porterctl_batch("batch", "[{\"op\":\"teleport\"}]", out, sizeof(out)), 1);
-	ck_assert_int_eq(porterctl_batch("batch", "{}", out, sizeof(out)), 1);
+	ck_assert_int_eq(porterctl_batch("batch", NULL, "[{\"op\":\"ping\",]", out, sizeof(out)),
+			 1);
+	ck_assert_int_eq(
+		porterctl_batch("batch", NULL, "[{\"op\":\"teleport\"}]", out, sizeof(out)), 1);
+	ck_assert_int_eq(porterctl_batch("batch", NULL, "{}", out, sizeof(out)), 1);
 	teardown();
 }
 END_TEST

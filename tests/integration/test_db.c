@@ -448,31 +448,21 @@ START_TEST(passwords_never_logged_and_porterctl)
 	porter_db_result_free(r);
 
 	/* porterctl db query, as a table and as JSON. */
-	char cmd[2048], out[4096];
-	snprintf(cmd, sizeof(cmd),
-		 "%s --json db query '%s' \"SELECT 1 AS a, NULL AS n, \\$1::text AS t\" 'x\"y'",
-		 PORTERCTL_PATH, conninfo);
-	FILE *f = popen(cmd, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	ck_assert_int_eq(pclose(f), 0);
+	char out[4096];
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "--json", "db", "query",
+				conninfo, "SELECT 1 AS a, NULL AS n, $1::text AS t", "x\"y", NULL),
+			 0);
 	/* Typed values: the integer is a JSON number. */
 	ck_assert_msg(strstr(out, "\"rows\":[[1,null,\"x\\\"y\"]]") != NULL, "%s", out);
-	snprintf(cmd, sizeof(cmd), "%s db query '%s' \"SELECT 12 AS num, 'ab' AS txt\"",
-		 PORTERCTL_PATH, conninfo);
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "db", "query", conninfo,
+				"SELECT 12 AS num, 'ab' AS txt", NULL),
+			 0);
 	/* psql's bytes, the blank after the last header included. */
 	ck_assert_msg(strstr(out, " num | txt \n-----+-----\n  12 | ab\n(1 row)\n") != NULL, "%s",
 		      out);
-	snprintf(cmd, sizeof(cmd), "%s db query '%s' 'SELEC' 2>&1", PORTERCTL_PATH, conninfo);
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	ck_assert_int_eq(WEXITSTATUS(pclose(f)), 1);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_OUT, out, sizeof(out), "db", "query", conninfo,
+				"SELEC", NULL),
+			 1);
 	/* psql's form; the SQLSTATE is in --json's "sqlstate" when the stream
 	 * carries it. */
 	ck_assert_msg(strstr(out, "ERROR:  syntax error at or near \"SELEC\"") != NULL, "%s", out);
@@ -480,9 +470,9 @@ START_TEST(passwords_never_logged_and_porterctl)
 	porter_thread_disconnect();
 	th_daemon_stop(&d);
 	char log[1 << 16];
-	f = fopen(d.log, "r");
+	FILE *f = fopen(d.log, "r");
 	ck_assert_ptr_nonnull(f);
-	n = fread(log, 1, sizeof(log) - 1, f);
+	size_t n = fread(log, 1, sizeof(log) - 1, f);
 	log[n] = 0;
 	fclose(f);
 	ck_assert_msg(strstr(log, "opening session") != NULL, "debug log missing:\n%s", log);

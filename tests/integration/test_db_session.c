@@ -249,14 +249,18 @@ START_TEST(shutdown_with_queries_in_flight)
 	ck_assert_int_lt((long)ret, 0);
 	th_daemon_cleanup(&d);
 	/* The sleeping backend was cancelled, the open transaction ended. */
-	char cmd[1024];
-	snprintf(
-		cmd, sizeof(cmd),
-		"for i in $(seq 50); do n=$(psql '%s' -Atc \"SELECT count(*) FROM pg_stat_activity "
-		"WHERE query LIKE 'SELECT pg_sleep(20)%%' AND state = 'active'\"); "
-		"[ \"$n\" = 0 ] && exit 0; sleep 0.1; done; exit 1",
-		conninfo);
-	ck_assert_int_eq(system(cmd), 0);
+	const char *const psql[] = {"psql", conninfo, "-Atc",
+				    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+				    "'SELECT pg_sleep(20)%' AND state = 'active'",
+				    NULL};
+	char out[64] = "";
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(th_run(psql, TH_ERR_KEEP, NULL, 0, out, sizeof(out), NULL), 0);
+		if (strcmp(out, "0\n") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	ck_assert_str_eq(out, "0\n");
 }
 END_TEST
 

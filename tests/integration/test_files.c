@@ -238,36 +238,40 @@ END_TEST
 
 START_TEST(test_porterctl_file)
 {
-	char cmd[512], out[4096];
+	char out[4096];
+	size_t n = 0;
 	const char *ctl = PORTERCTL_PATH;
-	snprintf(cmd, sizeof(cmd), "printf 'a\\000b' | %s file put -r main x", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
-	snprintf(cmd, sizeof(cmd), "%s file cat -r main x | od -An -c | tr -d ' \n'", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
-	ck_assert_str_eq(out, "a\\0b");
-	snprintf(cmd, sizeof(cmd), "%s --json file stat x", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl("a\0b", 3, TH_ERR_KEEP, out, sizeof(out), "file", "put", "-r",
+				"main", "x", NULL),
+			 0);
+	const char *const cat[] = {ctl, "file", "cat", "-r", "main", "x", NULL};
+	ck_assert_int_eq(th_run(cat, TH_ERR_KEEP, NULL, 0, out, sizeof(out), &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_mem_eq(out, "a\0b", 3);
+	ck_assert_int_eq(
+		th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "--json", "file", "stat", "x", NULL),
+		0);
 	ck_assert_ptr_nonnull(strstr(out, "\"size\":3"));
 	ck_assert_ptr_nonnull(strstr(out, "\"type\":\"file\""));
-	snprintf(cmd, sizeof(cmd), "%s file ls", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "file", "ls", NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, " x\n"));
-	snprintf(cmd, sizeof(cmd), "echo more | %s file put -a x", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
+	ck_assert_int_eq(
+		th_ctl("more\n", 5, TH_ERR_KEEP, out, sizeof(out), "file", "put", "-a", "x", NULL),
+		0);
 	expect_content("main", "x", "a\0bmore\n", 8);
-	snprintf(cmd, sizeof(cmd), "echo y | %s file put -x x 2>&1", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(
+		th_ctl("y\n", 2, TH_ERR_OUT, out, sizeof(out), "file", "put", "-x", "x", NULL), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_EXISTS"));
-	snprintf(cmd, sizeof(cmd), "%s file cat ../etc/passwd 2>&1", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(
+		th_ctl(NULL, 0, TH_ERR_OUT, out, sizeof(out), "file", "cat", "../etc/passwd", NULL),
+		1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
-	snprintf(cmd, sizeof(cmd), "%s file rm x", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 0);
-	snprintf(cmd, sizeof(cmd), "%s file cat x 2>&1", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "file", "rm", "x", NULL),
+			 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_OUT, out, sizeof(out), "file", "cat", "x", NULL),
+			 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_NOT_FOUND"));
-	snprintf(cmd, sizeof(cmd), "%s file frob 2>/dev/null", ctl);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 2);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_NULL, out, sizeof(out), "file", "frob", NULL), 2);
 }
 END_TEST
 

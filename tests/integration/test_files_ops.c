@@ -4,6 +4,7 @@
  * target), lstat; every one confined to its root like any path.
  */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,13 @@ static void expect_message(const char *want)
 /* Nothing but .porter-free names in the root's top directory. */
 static void no_temp_left(void)
 {
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "ls -a '%s' | grep -q '^\\.porter-'", root);
-	ck_assert_int_ne(system(cmd), 0);
+	DIR *dir = opendir(root);
+	ck_assert_ptr_nonnull(dir);
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL)
+		ck_assert_msg(strncmp(e->d_name, ".porter-", 8) != 0, "temp file %s left",
+			      e->d_name);
+	closedir(dir);
 }
 
 static void setup(void)
@@ -301,27 +306,24 @@ START_TEST(batch_members)
 }
 END_TEST
 
-/* Runs porterctl through the shell: `fmt` has a %s for porterctl's path
- * and one for `arg`. Returns its exit status, output in `out`. */
-static int run(char *out, size_t cap, const char *fmt, const char *arg)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), fmt, PORTERCTL_PATH, arg);
-	return th_run_cmd(cmd, out, cap);
-}
+/* Runs porterctl with the arguments after `out` (an array); returns its
+ * exit status, its output in `out` (run_err: its errors too). */
+#define run(out, ...) th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), __VA_ARGS__, NULL)
+#define run_err(out, ...) th_ctl(NULL, 0, TH_ERR_OUT, out, sizeof(out), __VA_ARGS__, NULL)
 
 /* The README's file example as written, then mv, cp and stat's views. */
 START_TEST(porterctl_file_ops)
 {
 	char out[4096];
-	ck_assert_int_eq(run(out, sizeof(out), "%s file mkdir -p notes%s", ""), 0);
-	ck_assert_int_eq(run(out, sizeof(out), "echo hello | %s file put notes/today.txt%s", ""),
+	ck_assert_int_eq(run(out, "file", "mkdir", "-p", "notes"), 0);
+	ck_assert_int_eq(th_ctl("hello\n", 6, TH_ERR_KEEP, out, sizeof(out), "file", "put",
+				"notes/today.txt", NULL),
 			 0);
-	ck_assert_int_eq(run(out, sizeof(out), "%s file cat notes/today.txt%s", ""), 0);
+	ck_assert_int_eq(run(out, "file", "cat", "notes/today.txt"), 0);
 	ck_assert_str_eq(out, "hello\n");
-	ck_assert_int_eq(run(out, sizeof(out), "%s file ls notes%s", ""), 0);
+	ck_assert_int_eq(run(out, "file", "ls", "notes"), 0);
 	ck_assert_ptr_nonnull(strstr(out, " today.txt\n"));
-	ck_assert_int_eq(run(out, sizeof(out), "%s file stat notes/today.txt%s", ""), 0);
+	ck_assert_int_eq(run(out, "file", "stat", "notes/today.txt"), 0);
 	ck_assert_msg(strstr(out, "type: file\n") && strstr(out, "mode: 0"), "%s", out);
 	/* ISO 8601, UTC, nanoseconds: mtime: 2026-12-06T22:51:25.123456789Z */
 	const char *m = strstr(out, "mtime: ");
@@ -330,27 +332,23 @@ START_TEST(porterctl_file_ops)
 	ck_assert_msg(strlen(m) >= 31 && m[4] == '-' && m[7] == '-' && m[10] == 'T' &&
 			      m[13] == ':' && m[16] == ':' && m[19] == '.' && m[29] == 'Z',
 		      "mtime not ISO 8601: %s", m);
-	ck_assert_int_eq(run(out, sizeof(out), "%s --json file stat notes/today.txt%s", ""), 0);
+	ck_assert_int_eq(run(out, "--json", "file", "stat", "notes/today.txt"), 0);
 	ck_assert_msg(strstr(out, "\"type\":\"file\"") && strstr(out, "\"mtime\":\"20"), "%s", out);
 	/* A symlink is reported as one; -L follows it. */
-	ck_assert_int_eq(run(out, sizeof(out), "%s file stat secret-link%s", ""), 0);
+	ck_assert_int_eq(run(out, "file", "stat", "secret-link"), 0);
 	ck_assert_ptr_nonnull(strstr(out, "type: symlink\n"));
-	ck_assert_int_eq(run(out, sizeof(out), "%s file stat -L secret-link 2>&1%s", ""), 1);
+	ck_assert_int_eq(run_err(out, "file", "stat", "-L", "secret-link"), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
-	ck_assert_int_eq(run(out, sizeof(out), "%s file cp notes/today.txt notes/copy.txt%s", ""),
-			 0);
-	ck_assert_int_eq(
-		run(out, sizeof(out), "%s file cp -n notes/today.txt notes/copy.txt 2>&1%s", ""),
-		1);
+	ck_assert_int_eq(run(out, "file", "cp", "notes/today.txt", "notes/copy.txt"), 0);
+	ck_assert_int_eq(run_err(out, "file", "cp", "-n", "notes/today.txt", "notes/copy.txt"), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_EXISTS"));
-	ck_assert_int_eq(run(out, sizeof(out), "%s file mv notes/copy.txt notes/moved.txt%s", ""),
-			 0);
+	ck_assert_int_eq(run(out, "file", "mv", "notes/copy.txt", "notes/moved.txt"), 0);
 	expect_content("notes/moved.txt", "hello\n");
-	ck_assert_int_eq(run(out, sizeof(out), "%s file mv notes/moved.txt ../x 2>&1%s", ""), 1);
+	ck_assert_int_eq(run_err(out, "file", "mv", "notes/moved.txt", "../x"), 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
-	ck_assert_int_eq(run(out, sizeof(out), "%s --json file mkdir -p notes%s", ""), 0);
+	ck_assert_int_eq(run(out, "--json", "file", "mkdir", "-p", "notes"), 0);
 	ck_assert_ptr_nonnull(strstr(out, "{\"created\":\"notes\"}"));
-	ck_assert_int_eq(run(out, sizeof(out), "%s file rm notes/today.txt%s", ""), 0);
+	ck_assert_int_eq(run(out, "file", "rm", "notes/today.txt"), 0);
 }
 END_TEST
 

@@ -78,9 +78,8 @@ static void teardown(void)
 	porter_thread_disconnect();
 	int st = th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", root, outside);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(root), 0);
+	ck_assert_int_eq(th_rm_rf(outside), 0);
 	ck_assert_int_eq(st, 0);
 }
 
@@ -331,10 +330,12 @@ END_TEST
 /* porterctl file watch prints each event as a line, or as JSON. */
 START_TEST(porterctl_file_watch)
 {
-	char cmd[512], out[4096];
-	snprintf(cmd, sizeof(cmd), "%s file watch -r r -c 4 d", PORTERCTL_PATH);
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
+	char out[4096];
+	int fd;
+	const char *const lines[] = {PORTERCTL_PATH, "file", "watch", "-r", "r",
+				     "-c",           "4",    "d",     NULL};
+	pid_t p = th_spawn(lines, TH_ERR_KEEP, NULL, &fd);
+	ck_assert_int_gt(p, 0);
 	usleep(500000); /* the watch is open */
 	put(root, "d/one", "1", "w");
 	char a[256], b[256];
@@ -342,24 +343,22 @@ START_TEST(porterctl_file_watch)
 	at(b, sizeof(b), root, "d/two");
 	ck_assert_int_eq(rename(a, b), 0);
 	ck_assert_int_eq(unlink(b), 0);
-	size_t n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_int_eq(th_collect(p, fd, out, sizeof(out), NULL), 0);
 	ck_assert_str_eq(out,
 			 "created d/one\nmodified d/one\nmoved d/one -> d/two\ndeleted d/two\n");
 
-	snprintf(cmd, sizeof(cmd), "%s --json file watch -r r -c 1 d", PORTERCTL_PATH);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
+	const char *const json[] = {PORTERCTL_PATH, "--json", "file", "watch", "-r", "r",
+				    "-c",           "1",      "d",    NULL};
+	p = th_spawn(json, TH_ERR_KEEP, NULL, &fd);
+	ck_assert_int_gt(p, 0);
 	usleep(500000);
 	put(root, "d/q\"x", "1", "w");
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_int_eq(th_collect(p, fd, out, sizeof(out), NULL), 0);
 	ck_assert_str_eq(out, "{\"event\":\"created\",\"name\":\"d/q\\\"x\",\"new_name\":\"\"}\n");
 
-	snprintf(cmd, sizeof(cmd), "%s file watch -r r ../x 2>&1", PORTERCTL_PATH);
-	ck_assert_int_eq(th_run_cmd(cmd, out, sizeof(out)), 1);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_OUT, out, sizeof(out), "file", "watch", "-r", "r",
+				"../x", NULL),
+			 1);
 	ck_assert_ptr_nonnull(strstr(out, "PORTER_E_FILE_ESCAPE"));
 }
 END_TEST

@@ -358,14 +358,6 @@ START_TEST(oversized_responses)
 }
 END_TEST
 
-static int run_ctl(const char *args, char *out, size_t cap)
-{
-	char cmd[1024];
-	int n = snprintf(cmd, sizeof(cmd), "%s %s", PORTERCTL_PATH, args);
-	ck_assert(n > 0 && (size_t)n < sizeof(cmd));
-	return th_run_cmd(cmd, out, cap);
-}
-
 /* TLS: verified by default against the system's CAs (which do not know
  * the test server), accepted with its certificate as the CA file. */
 START_TEST(tls_verification)
@@ -408,26 +400,29 @@ END_TEST
 
 START_TEST(porterctl_http)
 {
-	char args[1024], out[8192], path[256];
+	char out[8192], path[256];
 	start(NULL);
-	snprintf(args, sizeof(args), "http get -i %s", url("/headers"));
-	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "http", "get", "-i",
+				url("/headers"), NULL),
+			 0);
 	ck_assert_ptr_nonnull(strstr(out, "HTTP/1.1 200 OK\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "X-Multi: b\r\n"));
 	ck_assert_ptr_nonnull(strstr(out, "\r\n\r\nheaders"));
 
-	snprintf(args, sizeof(args), "http post -H 'X-Test-K: v' -d 'hello there' %s",
-		 url("/echo"));
-	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "http", "post", "-H",
+				"X-Test-K: v", "-d", "hello there", url("/echo"), NULL),
+			 0);
 	ck_assert_str_eq(out, "hello there");
 
-	snprintf(args, sizeof(args), "http request DELETE -i %s", url("/echo"));
-	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "http", "request", "DELETE",
+				"-i", url("/echo"), NULL),
+			 0);
 	ck_assert_ptr_nonnull(strstr(out, "X-Method: DELETE"));
 
 	snprintf(path, sizeof(path), "%s/body.bin", d.dir);
-	snprintf(args, sizeof(args), "http get -o %s %s", path, url("/bin/3000000"));
-	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "http", "get", "-o", path,
+				url("/bin/3000000"), NULL),
+			 0);
 	FILE *f = fopen(path, "rb");
 	ck_assert_ptr_nonnull(f);
 	uint8_t *buf = malloc(3000001);
@@ -438,14 +433,18 @@ START_TEST(porterctl_http)
 	ck_assert(check_pattern(buf, n, 0));
 	free(buf);
 
-	snprintf(args, sizeof(args), "http get -L %s", url("/redirect/2"));
-	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 0);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_KEEP, out, sizeof(out), "http", "get", "-L",
+				url("/redirect/2"), NULL),
+			 0);
 	ck_assert_str_eq(out, "done");
 	/* curl's exit code for -f on an error status. */
-	snprintf(args, sizeof(args), "http get -f %s 2>/dev/null", url("/status/404"));
-	ck_assert_int_eq(run_ctl(args, out, sizeof(out)), 22);
-	ck_assert_int_eq(run_ctl("http get file:///etc/passwd 2>/dev/null", out, sizeof(out)), 1);
-	ck_assert_int_eq(run_ctl("http get 2>/dev/null", out, sizeof(out)), 2);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_NULL, out, sizeof(out), "http", "get", "-f",
+				url("/status/404"), NULL),
+			 22);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_NULL, out, sizeof(out), "http", "get",
+				"file:///etc/passwd", NULL),
+			 1);
+	ck_assert_int_eq(th_ctl(NULL, 0, TH_ERR_NULL, out, sizeof(out), "http", "get", NULL), 2);
 	th_stop_clean(&d);
 }
 END_TEST

@@ -95,9 +95,7 @@ static void stop_daemon_only(void)
 static void stop(void)
 {
 	stop_daemon_only();
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(top), 0);
 }
 
 static int run_as(uid_t uid, int (*fn)(void *))

@@ -233,9 +233,7 @@ static void own_dir(const char *dir, uid_t uid, mode_t mode)
 
 static void rm_tree(const char *dir)
 {
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(dir), 0);
 }
 
 /*

@@ -139,9 +139,7 @@ static int stop(void)
 {
 	int alive = th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(top), 0);
 	return alive;
 }
 

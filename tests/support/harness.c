@@ -10,8 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,21 +193,12 @@ void th_daemon_kill(th_daemon *d)
 	d->pid = 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 void th_daemon_cleanup(th_daemon *d)
 {
 	/* Everything the daemon left in its directory: socket, lock, log, the
 	 * default file root. */
 	if (d->dir[0])
-		nftw(d->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+		th_rm_rf(d->dir);
 	if (d->outer[0])
 		rmdir(d->outer);
 }
@@ -234,10 +225,9 @@ const char *th_pg_state(void)
 
 int th_pg_sh(const char *cmd)
 {
-	char line[1024];
-	snprintf(line, sizeof(line), "sh %s/tests/support/pg.sh %s %s", PORTER_SOURCE_DIR, cmd,
-		 th_pg_state());
-	return system(line);
+	const char *argv[] = {"sh", PORTER_SOURCE_DIR "/tests/support/pg.sh", cmd, th_pg_state(),
+			      NULL};
+	return th_run(argv, TH_ERR_KEEP, NULL, 0, NULL, 0, NULL);
 }
 
 porter_db_result *th_db_ok(uint64_t session, const char *conninfo, const char *sql)
@@ -426,11 +416,6 @@ void th_daemon_reload(th_daemon *d, int nth)
 	ck_assert_int_ge(th_file_count(d->log, "configuration reloaded"), nth);
 }
 
-void th_rm_rf(const char *path)
-{
-	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 Porter__V1__Response *th_raw_recv_fds(int fd, frame_reader *r, int timeout_ms, int *fds, int *n_fds,
 				      int max)
 {
@@ -577,12 +562,20 @@ void th_expect_idle(void)
 	ck_assert_int_eq(th_total_inflight(), 1);
 }
 
-int th_run_cmd(const char *cmd, char *out, size_t cap)
+int th_ctl(const void *in, size_t in_len, int err, char *out, size_t cap, ...)
 {
-	FILE *p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	size_t n = fread(out, 1, cap - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	const char *argv[32] = {PORTERCTL_PATH};
+	int n = 1;
+	va_list ap;
+	va_start(ap, cap);
+	const char *a;
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		ck_assert_int_lt(n, 31);
+		argv[n++] = a;
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	int st = th_run(argv, err, in, in_len, out, cap, NULL);
+	ck_assert_msg(st >= 0, "porterctl %s did not run to its end", argv[1] ? argv[1] : "");
+	return st;
 }

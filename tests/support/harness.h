@@ -20,6 +20,7 @@
 #include "porter.h"
 #include "porter.pb-c.h"
 #include "thmain.h"
+#include "thsys.h"
 
 typedef struct th_daemon {
 	pid_t pid;        /* 0 when not running */
@@ -88,7 +89,9 @@ void th_pg_file(const char *name, char *out, size_t cap);
 const char *th_pg_state(void);
 
 /* Runs `sh tests/support/pg.sh CMD STATE` on the fixture's server ("kill",
- * "resume", "restart": see pg.sh); returns system()'s status. */
+ * "resume", "restart": see pg.sh), no shell around it (th_run; its
+ * standard output dropped, its errors on the test's). Returns its exit
+ * status, -1 when it could not run. */
 int th_pg_sh(const char *cmd);
 
 /*
@@ -147,13 +150,14 @@ int th_file_count(const char *path, const char *needle);
  * does. */
 void th_daemon_reload(th_daemon *d, int nth);
 
-/* Removes `path` and everything below it, never following symlinks. */
-void th_rm_rf(const char *path);
-
-/* Runs the shell command line `cmd` and returns its exit status (-1 when
- * it died of a signal), with up to `cap` - 1 bytes of its standard output
- * in `out` (NUL-terminated). Asserts that it could be started. */
-int th_run_cmd(const char *cmd, char *out, size_t cap);
+/* Runs this build's porterctl with the arguments after `cap` (text, at
+ * most 30, the list ended by NULL) through th_run, no shell: the `in_len`
+ * bytes at `in` (NULL: none) on its standard input, its standard error as
+ * `err` says (TH_ERR_*), up to cap - 1 bytes of its standard output in
+ * `out` (not NULL, NUL-terminated). Returns its exit status; asserts that
+ * it ran and exited. */
+int th_ctl(const void *in, size_t in_len, int err, char *out, size_t cap, ...)
+	__attribute__((sentinel));
 
 /*
  * Check helpers for test bodies (they assert on failure).

@@ -11,6 +11,7 @@
 
 #include "dirs.h"
 #include "thmain.h"
+#include "thsys.h"
 
 static char base[64];
 
@@ -22,9 +23,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(base), 0);
 }
 
 static mode_t mode_of(const char *path)

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "porter_errors.h"
 #include "thmain.h"
+#include "thsys.h"
 
 static char top[64];
 static int rootfd = -1;
@@ -50,10 +51,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
 	close(rootfd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(top), 0);
 }
 
 /* Opens `path` read-only; returns 0 or the errno value, closing what it

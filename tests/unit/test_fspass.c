@@ -18,6 +18,7 @@
 #include "fsroot.h"
 #include "fswork.h"
 #include "thmain.h"
+#include "thsys.h"
 
 #define KIB 1024u
 #define FOREIGN_UID 61011 /* a client that is not porterd's uid */
@@ -44,10 +45,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
 	fsroot_shutdown();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(top), 0);
 }
 
 /* Creates top/name with `mode` (set by fchmod, past the umask), `size`

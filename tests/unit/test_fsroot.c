@@ -21,6 +21,7 @@
 #include "fsroot.h"
 #include "porter_errors.h"
 #include "thmain.h"
+#include "thsys.h"
 
 #define ALICE 61011
 #define BOB 61012
@@ -37,10 +38,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
 	fsroot_shutdown();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(th_rm_rf(top), 0);
 }
 
 /* fsroot_init with up to 4 items (NULL-terminated; "%s" in an item is
