@@ -23,6 +23,7 @@
 
 #include "frame.h"
 #include "harness.h"
+#include "tenant.h"
 #include "porter.h"
 #include "porter.pb-c.h"
 
@@ -510,18 +511,6 @@ END_TEST
 
 /* ---- metrics ---- */
 
-/* A loopback TCP port that was free a moment ago. */
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 /* One HTTP/1.1 GET on 127.0.0.1:port; the whole answer into buf. */
 static void http_get(int port, const char *path, char *buf, size_t len)
 {
@@ -567,12 +556,10 @@ START_TEST(test_metrics)
 {
 	th_daemon d;
 	char dir[] = "/tmp/porter-metrics-XXXXXX";
-	char file[128], tmp[140], listen[32], text[65536];
+	char file[128], tmp[140], text[65536];
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(file, sizeof(file), "%s/porter.prom", dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
-	int port = free_port();
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	const char *args[] = {"--workers",
 			      "2",
 			      "--metrics-file",
@@ -580,9 +567,9 @@ START_TEST(test_metrics)
 			      "--metrics-interval",
 			      "100",
 			      "--metrics-listen",
-			      listen,
+			      NULL,
 			      NULL};
-	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+	int port = th_daemon_start_tcp(&d, TH_UID_SELF, 0, args, 7);
 
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(porter_ping("m", 1, 0, 2000), 0);

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -142,56 +141,6 @@ static int metrics_connect(void)
 	return fd;
 }
 
-/* A loopback port nothing listens on now, or 0. */
-static int unused_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int port = 0, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-/*
- * Starts porterd as its own uid with `args`, whose element `at` is set to
- * "--metrics-listen"'s value, and returns once the endpoint accepts. The
- * port is free when picked but any other process's outgoing connection
- * may take it before porterd binds it; porterd then exits at start (after
- * its Unix socket already accepted), so a start whose endpoint never
- * answers is retried on another port.
- */
-static void daemon_with_metrics(const char **args, size_t at)
-{
-	static char listen[32];
-	for (int attempt = 0; attempt < 5; attempt++) {
-		m_port = unused_port();
-		ck_assert_int_ne(m_port, 0);
-		snprintf(listen, sizeof(listen), "127.0.0.1:%d", m_port);
-		args[at] = listen;
-		ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
-		for (long long until = th_now_ms() + 10000; th_now_ms() < until;) {
-			int fd = metrics_connect();
-			if (fd >= 0) {
-				close(fd);
-				return;
-			}
-			if (waitpid(d.pid, NULL, WNOHANG) == d.pid) {
-				d.pid = 0; /* reaped: nothing left to kill */
-				break;
-			}
-			usleep(20 * 1000);
-		}
-		th_daemon_kill(&d);
-		th_daemon_dump_log(&d);
-		th_daemon_cleanup(&d);
-	}
-	ck_abort_msg("porterd's metrics endpoint never came up on a free port");
-}
-
 /* GET /metrics on connection `fd` (closed here) into `text`
  * (NUL-terminated, "" when nothing came). 0, or -1 when it could not
  * send. */
@@ -256,7 +205,7 @@ static metrics_seen *metrics_with_bob(const char *const *more, seen_uids *bob, p
 				"--metrics-listen",   NULL};
 	for (size_t n = 10; more && *more && n < 15; more++)
 		args[n++] = *more;
-	daemon_with_metrics(args, 9);
+	m_port = th_daemon_start_tcp(&d, TH_UID_DAEMON, TH_GID_PORTER, args, 9);
 	ck_assert_int_eq(pthread_create(t, NULL, run_bob_hold, bob), 0);
 	ck_assert(th_wait_flag(&bob->ready, 10000));
 	/* Bob's connection is the only one: the file shows it once it was
@@ -353,7 +302,7 @@ static void metrics_daemon(void)
 	const char *args[] = {"--allow-uid", "61010,61011,61012", "--workers",
 			      "1",           "--metrics-listen",  NULL,
 			      NULL};
-	daemon_with_metrics(args, 5);
+	m_port = th_daemon_start_tcp(&d, TH_UID_DAEMON, TH_GID_PORTER, args, 5);
 }
 
 /* Runs `run` (alice's part) on thread `*t` with shared state it returns. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,4 +231,50 @@ int th_own_usage(porter_uid_usage *out)
 			rc = 0;
 	porter_stats_free(st);
 	return rc;
+}
+
+/* A loopback port nothing held a moment ago, or 0. */
+static int unused_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int port = 0, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+int th_daemon_start_tcp(th_daemon *d, uid_t uid, gid_t gid, const char **args, size_t at)
+{
+	static char listen[32];
+	char serving[96];
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int port = unused_port();
+		ck_assert_int_ne(port, 0);
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+		args[at] = listen;
+		int rc = uid == TH_UID_SELF ? th_daemon_start(d, args)
+					    : th_daemon_start_as(d, uid, gid, args);
+		ck_assert_int_eq(rc, 0);
+		/* The log line, not a connect: a connect would also succeed
+		 * on another process's listener that took the port. */
+		snprintf(serving, sizeof(serving), "serving metrics on http://%s/metrics", listen);
+		for (long long until = th_now_ms() + 10000; th_now_ms() < until;) {
+			if (th_file_has(d->log, serving))
+				return port;
+			if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+				d->pid = 0; /* reaped: nothing left to kill */
+				break;
+			}
+			usleep(20 * 1000);
+		}
+		th_daemon_kill(d);
+		th_daemon_dump_log(d);
+		th_daemon_cleanup(d);
+	}
+	ck_abort_msg("porterd never served metrics on a free port");
+	return 0;
 }

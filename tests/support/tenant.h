@@ -36,6 +36,24 @@ int th_tenant_available(void);
  */
 int th_daemon_start_as(th_daemon *d, uid_t uid, gid_t gid, const char *const *extra);
 
+/* For th_daemon_start_tcp: porterd as the test's own uid (th_daemon_start). */
+#define TH_UID_SELF ((uid_t)-1)
+
+/*
+ * Starts porterd with `args` (NULL-terminated, not NULL) whose element
+ * `at` is the value of --metrics-listen: this sets it to "127.0.0.1:PORT"
+ * (static storage, valid until the next call) for a loopback port nothing
+ * held when picked. As `uid`/`gid` (th_daemon_start_as), or with
+ * TH_UID_SELF as the test's own uid (th_daemon_start). Returns the port
+ * once porterd's log says it serves metrics there. The port is picked by
+ * bind(0) + close, so another process may take it before porterd binds
+ * it; porterd then exits at start (after its Unix socket already
+ * accepted): a start that never serves within 10 s is stopped (its log
+ * printed) and retried on another port, up to 5 times. Asserts that one
+ * came up.
+ */
+int th_daemon_start_tcp(th_daemon *d, uid_t uid, gid_t gid, const char **args, size_t at);
+
 /* The usual start of a multi-uid test: porterd as TH_UID_DAEMON in group
  * TH_GID_PORTER with `extra` (asserts that it started), and `shared`
  * zeroed bytes of th_shared_alloc memory for the children's results
