@@ -7,12 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
 #include "htab.h"
 #include "list.h"
 #include "porter_errors.h"
+
+static uid_t self_uid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void read_self(void)
+{
+	self_uid = geteuid();
+}
+
+uid_t clients_self(void)
+{
+	pthread_once(&self_once, read_self);
+	return self_uid;
+}
 
 /* One client identity. */
 typedef struct ident {

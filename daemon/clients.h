@@ -48,6 +48,13 @@ typedef struct clients_peer {
 	gid_t groups[CLIENTS_MAX_GROUPS];
 } clients_peer;
 
+/* porterd's effective uid, read once (porterd never changes it): the uid
+ * whose clients are local (every other is foreign) and the owner its own
+ * files and per-user directories must have. The one copy every module
+ * asks, on the path of every request where it matters, so no system call
+ * after the first (geteuid is one). Any thread. */
+uid_t clients_self(void);
+
 /* Fills `out` from socket `fd` (SO_PEERCRED, and SO_PEERGROUPS for the
  * supplementary groups; a kernel without it leaves them out, so only the
  * primary group counts). Returns 0, or -errno when SO_PEERCRED fails. */

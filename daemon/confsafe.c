@@ -8,11 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "pathwalk.h"
 
 static int trusted(uid_t u)
 {
-	return u == 0 || u == geteuid();
+	return u == 0 || u == clients_self();
 }
 
 /* Whether entry `e` on the way to the config file is out of every other
@@ -48,7 +49,7 @@ static int entry_ok(void *ctx, const pathwalk_entry *e, char *why, size_t cap)
 		snprintf(why, cap,
 			 "its directory %s belongs to uid %u, who could replace what is in it: "
 			 "only root or porterd's uid (%u) may own every directory on the way",
-			 e->at, (unsigned)e->sb->st_uid, (unsigned)geteuid());
+			 e->at, (unsigned)e->sb->st_uid, (unsigned)clients_self());
 		return -1;
 	}
 	return 0;
@@ -85,7 +86,7 @@ FILE *confsafe_open(const char *path, FILE *err)
 		fprintf(err,
 			"porterd: %s: belongs to uid %u, who could change who may use porterd: "
 			"only root or porterd's uid (%u) may own it\n",
-			path, (unsigned)sb.st_uid, (unsigned)geteuid());
+			path, (unsigned)sb.st_uid, (unsigned)clients_self());
 		goto fail;
 	}
 	if (sb.st_mode & (S_IWGRP | S_IWOTH)) {

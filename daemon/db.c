@@ -70,7 +70,7 @@ static int conninfo_allowed(dbop *op, const char *conninfo)
 	const config *cfg = op->dw->w->cfg;
 	char why[256];
 	const char *root;
-	int rc = dbpolicy_check(conninfo, op->uid != geteuid(), &cfg->db_allow_targets, why,
+	int rc = dbpolicy_check(conninfo, op->uid != clients_self(), &cfg->db_allow_targets, why,
 				sizeof(why));
 	if (rc == 0 && (rc = dbpolicy_root_cert(conninfo, &cfg->db_tls_root_cert, &root)) < 0)
 		snprintf(why, sizeof(why),

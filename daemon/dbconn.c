@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "dbcancel.h"
 #include "dbdiag.h"
 #include "dbop.h"
@@ -404,7 +405,7 @@ dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
 	c->acct = clients_acct_ref(uid);
 	/* porterd's own uid (local clients) is counted, never limited: a
 	 * per-user daemon has no other uid to be fair to. */
-	uint32_t limit = uid == geteuid() ? 0 : dw->w->cfg->db_max_connections_per_uid;
+	uint32_t limit = uid == clients_self() ? 0 : dw->w->cfg->db_max_connections_per_uid;
 	if (c->conninfo && !clients_take(c->acct, CLIENTS_SESSIONS, 1, limit))
 		*err = PORTER_E_BUSY;
 	else if (c->conninfo)
@@ -444,7 +445,7 @@ dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
  */
 static int lent_porterds_identity(const dbc *c)
 {
-	return c->uid != geteuid() && !PQconnectionUsedPassword(c->pg);
+	return c->uid != clients_self() && !PQconnectionUsedPassword(c->pg);
 }
 
 static void connected(dbc *c)
@@ -541,7 +542,7 @@ static void start_pq(dbc *c)
 	int rc = dbpolicy_root_cert(c->conninfo, &c->dw->w->cfg->db_tls_root_cert, &root);
 	if (rc == 0)
 		rc = dbpolicy_params_build(c->conninfo, c->hostaddr[0] ? c->hostaddr : NULL, root,
-					   c->uid != geteuid(), &pp);
+					   c->uid != clients_self(), &pp);
 	if (rc < 0) {
 		dbconn_broken(c, rc == PORTER_E_NOMEM ? "out of memory" : "invalid conninfo");
 		return;

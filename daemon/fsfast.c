@@ -75,7 +75,7 @@ static int get_dir(const fs_job *j)
 	if (d < 0)
 		return -1;
 	struct stat sb;
-	if (fstat((int)d, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != fsroot_self()) {
+	if (fstat((int)d, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != clients_self()) {
 		close((int)d);
 		return -1;
 	}

@@ -25,7 +25,6 @@
 static struct {
 	fsroot *roots;
 	size_t n;
-	uid_t self;      /* porterd's own uid: its clients are local */
 	mode_t file_max; /* ceiling of created files' modes */
 	mode_t dir_max;  /* ceiling of created directories' modes */
 } G = {.file_max = FILE_MAX_DEFAULT, .dir_max = DIR_MAX_DEFAULT};
@@ -34,7 +33,7 @@ static struct {
 
 int fsroot_grants(const fsroot *rt, const clients_peer *peer)
 {
-	if (peer->uid == G.self)
+	if (peer->uid == clients_self())
 		return 1; /* local: porterd acting for its own user */
 	if (!rt->has_owners)
 		return rt->per_user;
@@ -85,7 +84,7 @@ int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 		close(d);
 		return e;
 	}
-	if (sb.st_uid != G.self) {
+	if (sb.st_uid != clients_self()) {
 		/* Someone else made it: its owner could swap what is inside. */
 		log_warn("file root '%s': %s/%s is owned by uid %u, not porterd: refused", rt->name,
 			 rt->path, name, (unsigned)sb.st_uid);
@@ -94,11 +93,6 @@ int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 	}
 	*fd = d;
 	return 0;
-}
-
-uid_t fsroot_self(void)
-{
-	return G.self;
 }
 
 void fsroot_put_dir(const fsroot *rt, int fd)
@@ -251,7 +245,7 @@ static int check_users_dir(const fsroot *rt, const char *dir)
 		log_error("file root '%s': cannot check %s: %s", rt->name, dir, strerror(errno));
 		return PORTER_E_INVAL;
 	}
-	if ((sb.st_uid == 0 || sb.st_uid == G.self) && !(sb.st_mode & (S_IWGRP | S_IWOTH)))
+	if ((sb.st_uid == 0 || sb.st_uid == clients_self()) && !(sb.st_mode & (S_IWGRP | S_IWOTH)))
 		return 0;
 	log_error("file root '%s': %s (uid %u, mode %04o) holds every uid's directory and others "
 		  "may change it: whoever may write it could rename one uid's directory to "
@@ -402,7 +396,6 @@ static int add_root(const char *item, const char *default_path)
 
 int fsroot_init(const config *cfg)
 {
-	G.self = geteuid();
 	if (parse_mode("file-max-mode", cfg->file_max_mode, FILE_MAX_DEFAULT, &G.file_max) < 0 ||
 	    parse_mode("file-max-dir-mode", cfg->file_max_dir_mode, DIR_MAX_DEFAULT, &G.dir_max) <
 		    0)

@@ -84,12 +84,6 @@ int fsroot_grants(const fsroot *rt, const clients_peer *peer);
  */
 int fsroot_dir(const fsroot *rt, uid_t uid, int *fd);
 
-/* porterd's effective uid, read once by fsroot_init (porterd never changes
- * it): the owner its per-user directories must have, and the uid whose
- * clients are local. Any thread; no system call (geteuid is one, on the
- * path of every read). */
-uid_t fsroot_self(void);
-
 /* Releases what fsroot_dir gave: closes `fd` unless it is the root's own. */
 void fsroot_put_dir(const fsroot *rt, int fd);
 

@@ -31,13 +31,8 @@
  * longer) for its owner's next read, then forgotten. */
 #define HTTP_TOMBSTONE_MS 60000
 
-/* porterd's own uid, read once at start: whether a request is a foreign
- * client's is asked for every request, and geteuid is a system call. */
-static uid_t own_uid;
-
 int http_global_init(const config *cfg)
 {
-	own_uid = geteuid();
 	return httpglue_global_init(cfg);
 }
 
@@ -555,7 +550,7 @@ void http_handle(req *r)
 		req_fail(r, PORTER_E_INVAL, "no URL");
 		goto fail_free;
 	}
-	x->foreign = r->uid != own_uid;
+	x->foreign = r->uid != clients_self();
 	rc = check_url(x, hr->url);
 	if (rc) {
 		req_fail(r, rc, "%s", x->err_msg);

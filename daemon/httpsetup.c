@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "config.h"
 #include "httppolicy.h"
 #include "httpupload.h"
@@ -102,7 +103,7 @@ static void set_constant(CURL *e, const httpglue_tenant *t)
 	 * ALL_PROXY) is porterd's own: its credentials and its network
 	 * position. A foreign client's request never goes through one ("" is
 	 * libcurl's "no proxy, whatever the environment says"). */
-	if (t->uid != geteuid())
+	if (t->uid != clients_self())
 		curl_easy_setopt(e, CURLOPT_PROXY, "");
 	/* Redirects are followed here, not by libcurl, so each target's
 	 * scheme and host are checked before anything is sent to it. */

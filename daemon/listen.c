@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "dirs.h"
 #include "log.h"
 #include "sockpath.h"
@@ -46,14 +47,14 @@ static int prepare_dir(const char *path, int must_be_private, int *own_dir)
 	}
 	/* Group and others may search it (apply_access opens it up that far
 	 * for allowed peers), never write to it. */
-	if (must_be_private && (st.st_uid != geteuid() || (st.st_mode & 022))) {
+	if (must_be_private && (st.st_uid != clients_self() || (st.st_mode & 022))) {
 		log_error(
 			"refusing to listen in %s: not a directory of uid %u that only it can write to (owner %u, mode %03o)",
-			dir, (unsigned)geteuid(), (unsigned)st.st_uid,
+			dir, (unsigned)clients_self(), (unsigned)st.st_uid,
 			(unsigned)(st.st_mode & 0777));
 		return -1;
 	}
-	*own_dir = (rc == 1 || must_be_private) && st.st_uid == geteuid();
+	*own_dir = (rc == 1 || must_be_private) && st.st_uid == clients_self();
 	return 0;
 }
 
@@ -72,7 +73,7 @@ static sock_access access_for(const config *cfg)
 {
 	int other_uid = cfg->allow_any_uid;
 	for (size_t i = 0; i < cfg->n_allow_uids; i++)
-		if (cfg->allow_uids[i] != geteuid())
+		if (cfg->allow_uids[i] != clients_self())
 			other_uid = 1;
 	if (!other_uid && cfg->n_allow_gids == 0)
 		return (sock_access){0600, 0700, (gid_t)-1};

@@ -90,8 +90,8 @@ void stats_handle(req *r)
 	/* Per uid: a foreign caller sees its own uid only. */
 	clients_uid_usage uu[STATS_MAX_UIDS];
 	Porter__V1__UidUsage us[STATS_MAX_UIDS], *up[STATS_MAX_UIDS];
-	size_t nu = r->uid == geteuid() ? clients_uid_snapshot(uu, STATS_MAX_UIDS)
-					: (size_t)clients_uid_usage_get(r->uid, &uu[0]);
+	size_t nu = r->uid == clients_self() ? clients_uid_snapshot(uu, STATS_MAX_UIDS)
+					     : (size_t)clients_uid_usage_get(r->uid, &uu[0]);
 	size_t kept = 0;
 	const config *cfg = r->w->cfg;
 	for (size_t i = 0; i < nu && i < STATS_MAX_UIDS; i++) {

@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +218,23 @@ START_TEST(peer_groups_from_the_kernel)
 }
 END_TEST
 
+/* porterd's own uid is read once: a later change of the effective uid (which
+ * porterd never makes) does not reach it, so asking costs no system call. */
+START_TEST(self_is_read_once)
+{
+	uid_t me = geteuid();
+	ck_assert_uint_eq(clients_self(), me);
+	if (me != 0) {
+		fprintf(stderr, "self_is_read_once: not root, the first read only\n");
+		return;
+	}
+	ck_assert_int_eq(seteuid(61011), 0);
+	uid_t seen = clients_self();
+	ck_assert_int_eq(seteuid(0), 0);
+	ck_assert_uint_eq(seen, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("clients");
@@ -225,6 +243,7 @@ static Suite *suite(void)
 				connect_cost_independent_of_population,
 				close_hooks_run_with_the_connection,
 				peer_groups_from_the_kernel,
+				self_is_read_once,
 				NULL};
 	tcase_add_checked_fixture(th_tcase(s, "registry", 0, tests), setup, NULL);
 	return s;

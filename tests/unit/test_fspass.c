@@ -25,8 +25,8 @@
 
 static char top[64];
 
-/* A temp directory that is also the one file root, so fsroot_self() is
- * this process's uid, as in porterd. */
+/* A temp directory that is also the one file root; this process's uid is
+ * clients_self(), porterd's own, as in porterd. */
 static void setup(void)
 {
 	char item[128];
@@ -39,7 +39,7 @@ static void setup(void)
 	c.file_roots.items = items;
 	c.file_roots.n = 1;
 	ck_assert_int_eq(fsroot_init(&c), 0);
-	ck_assert_uint_eq(fsroot_self(), geteuid());
+	ck_assert_uint_eq(clients_self(), geteuid());
 	fswork_init(1u << 20);
 }
 

@@ -104,7 +104,7 @@ START_TEST(parse_roots)
 			       "shared = %s/b : uids=61011 61011\t61012 : gids=61020 ",
 			       "mine=%s/users/%%u", NULL};
 	ck_assert_int_eq(init4(items, NULL, NULL), 0);
-	ck_assert_uint_eq(fsroot_self(), geteuid());
+	ck_assert_uint_eq(clients_self(), geteuid());
 	clients_peer local = peer(geteuid(), getegid());
 	char want[128];
 
