@@ -1045,7 +1045,9 @@ typedef struct porter_file_writer porter_file_writer;
 /*
  * Opens `path` in `root` for streaming `length` bytes (0: to the end) from
  * `offset`, chunk by chunk. The first chunk arrives with this call (by
- * descriptor: the open file does, and each read reads a chunk from it).
+ * descriptor: the open file does, and each read reads a chunk from it);
+ * by bytes it holds at most 256 KiB when more follows, later ones a full
+ * chunk each.
  * `stream_timeout_ms` (0: none) is the whole-stream deadline counted from
  * this call; `call_id` names the open and, by default, every read. On
  * success stores a new reader in `*out` (close with
