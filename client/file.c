@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "pbg.h"
 #include "pconn.h"
 #include "pfd.h"
@@ -45,10 +46,14 @@ static int left_ms(int64_t deadline)
 struct porter_file_reader {
 	uint64_t stream_id; /* 0 once the daemon has sent the last chunk */
 	uint64_t file_size;
-	Porter__V1__Response *cur; /* holds the chunk handed out, or pending */
-	int pending;               /* `cur` has not been handed out yet */
-	uint64_t call_id;          /* the open's id, used by reads that pass 0 */
-	int64_t deadline;          /* whole-stream deadline; 0: none */
+	/* The reply holding the chunk handed out, or pending; unpacked into
+	 * `ar` (by dbwire's hand-written decoder: one allocation, the chunk
+	 * copied once), NULL when none. */
+	Porter__V1__Response *cur;
+	arena ar;
+	int pending;      /* `cur` has not been handed out yet */
+	uint64_t call_id; /* the open's id, used by reads that pass 0 */
+	int64_t deadline; /* whole-stream deadline; 0: none */
 	/* The code of a pull that failed: later reads return it again. The
 	 * stream id is kept, so that close tells porterd (a cancelled or
 	 * timed-out pull leaves the stream there; closing one porterd
@@ -66,16 +71,28 @@ struct porter_file_reader {
 	char *path; /* for messages; owned */
 };
 
-static int read_call(Porter__V1__Request *req, int timeout_ms, enum pconn_retry retry,
-		     Porter__V1__Response **out)
+/* Drops the reply `rd` holds. */
+static void drop_cur(porter_file_reader *rd)
+{
+	rd->cur = NULL;
+	arena_free(&rd->ar);
+}
+
+/* A read or pull of `rd`: its reply goes to rd->cur (any reply it held
+ * before is gone), or NULL on failure. */
+static int read_call(porter_file_reader *rd, Porter__V1__Request *req, int timeout_ms,
+		     enum pconn_retry retry)
 {
 	Porter__V1__Response *resp = NULL;
-	int rc = pconn_call(req, timeout_ms, retry, &resp);
-	if (rc < 0)
+	rd->cur = NULL;
+	int rc = pconn_call_arena(req, timeout_ms, retry, &rd->ar, &resp);
+	if (rc == 0 && resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)
+		rc = pconn_set_error(PORTER_E_PROTOCOL, "file read reply missing");
+	if (rc < 0) {
+		drop_cur(rd);
 		return rc;
-	if (resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ)
-		return pfile_bad_reply(resp, "file read");
-	*out = resp;
+	}
+	rd->cur = resp;
 	return 0;
 }
 
@@ -109,23 +126,23 @@ int porter_file_reader_open(const char *root, const char *path, uint64_t offset,
 	if (!rd)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
 	rd->fd = -1;
+	arena_init(&rd->ar, 0);
 	/* Files by descriptor over the Unix socket; the bytes come instead
 	 * when porterd cannot pass one now (PORTER_E_BUSY) or the descriptor
 	 * was lost on the way (this process is out of descriptors). Opening a
 	 * read is safe to repeat: an orphaned stream of the lost connection
 	 * is dropped by the daemon. */
 	fr.want_fd = 1;
-	rc = read_call(&req, wait, PCONN_IDEMPOTENT, &rd->cur);
+	rc = read_call(rd, &req, wait, PCONN_IDEMPOTENT);
 	if (rc == 0 && rd->cur->file_read->fd_passed &&
 	    (rd->fd = pfd_take(O_RDONLY, &rd->fdlink)) < 0) {
-		porter__v1__response__free_unpacked(rd->cur, NULL);
-		rd->cur = NULL;
+		drop_cur(rd);
 		rc = rd->fd == -1 ? PORTER_E_BUSY : rd->fd;
 		rd->fd = -1;
 	}
 	if (rc == PORTER_E_BUSY && (rc = pconn_bounded(deadline, timeout_ms, &wait)) == 0) {
 		fr.want_fd = 0;
-		rc = read_call(&req, wait, PCONN_IDEMPOTENT, &rd->cur);
+		rc = read_call(rd, &req, wait, PCONN_IDEMPOTENT);
 	}
 	if (rc < 0) {
 		free(rd);
@@ -203,10 +220,7 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 	if (rd->fd >= 0)
 		return reader_read_fd(rd, data, len);
 	if (!rd->pending) {
-		if (rd->cur) {
-			porter__v1__response__free_unpacked(rd->cur, NULL);
-			rd->cur = NULL;
-		}
+		drop_cur(rd);
 		if (!rd->stream_id)
 			return 0;
 		int wait;
@@ -220,7 +234,7 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 		req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ_NEXT;
 		req.file_read_next = &fn;
 		/* Not idempotent: a lost pull may have advanced the stream. */
-		rc = read_call(&req, wait, PCONN_ONCE, &rd->cur);
+		rc = read_call(rd, &req, wait, PCONN_ONCE);
 		if (rc < 0) {
 			rd->failed = rc;
 			return rc;
@@ -265,8 +279,7 @@ static int reader_end(porter_file_reader *rd, int timeout_ms, int wait)
 	if (!rd)
 		return 0;
 	int rc = pfile_stream_end(rd->stream_id, timeout_ms, wait);
-	if (rd->cur)
-		porter__v1__response__free_unpacked(rd->cur, NULL);
+	drop_cur(rd);
 	pconn_fd_close(rd->fd, rd->fdlink);
 	free(rd->buf);
 	free(rd->path);
@@ -308,8 +321,8 @@ static int read_fd_into(porter_file_reader *rd, uint8_t *buf, size_t cap, size_t
  * caller's view is const void *). */
 typedef struct pbytes {
 	porter_bytes pub;
-	Porter__V1__Response *resp; /* owns pub.data when not NULL */
-	uint8_t *buf;               /* else owns the bytes (malloc) */
+	arena ar;     /* the reply holding pub.data, when it came in one */
+	uint8_t *buf; /* else owns the bytes (malloc) */
 } pbytes;
 
 /* Reads what a reader by descriptor covers into `pb` (its buffer of `cap`
@@ -335,8 +348,7 @@ void porter_bytes_free(porter_bytes *b)
 	if (!b)
 		return;
 	pbytes *pb = (pbytes *)b;
-	if (pb->resp)
-		porter__v1__response__free_unpacked(pb->resp, NULL);
+	arena_free(&pb->ar);
 	free(pb->buf);
 	free(pb);
 }
@@ -372,16 +384,19 @@ int porter_file_read(const char *root, const char *path, uint64_t offset, uint64
 	pbytes *pb = calloc(1, sizeof(*pb));
 	if (!pb)
 		return pconn_set_error(PORTER_E_NOMEM, "out of memory");
+	arena_init(&pb->ar, 0);
 	porter_bytes *b = &pb->pub;
 	int rc = open_for_call(root, path, offset, length, call_id, timeout_ms, &total, &rd);
 	if (rc < 0)
 		goto fail;
 	if (reader_whole(rd)) {
-		/* All in the one reply: hand it over as it is. */
-		pb->resp = rd->cur;
+		/* All in the one reply: hand it over as it is (its arena
+		 * moves; the reader's is left empty). */
+		b->data = rd->cur->file_read->data.data;
+		b->len = rd->cur->file_read->data.len;
+		pb->ar = rd->ar;
+		arena_init(&rd->ar, 0);
 		rd->cur = NULL;
-		b->data = pb->resp->file_read->data.data;
-		b->len = pb->resp->file_read->data.len;
 		porter_file_reader_free(rd);
 		*out = b;
 		return 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filewire.h"
 #include "frame.h"
 #include "httpwire.h"
 #include "pbwire.h"
@@ -254,6 +255,8 @@ int dbwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_t 
 		return 0;
 	if (r->body_case == PORTER__V1__REQUEST__BODY_PING)
 		return pingwire_pack_request(r, max_frame, buf, cap, outlen);
+	if (r->body_case == PORTER__V1__REQUEST__BODY_FILE_READ)
+		return filewire_pack_read(r, max_frame, buf, cap, outlen);
 	if (r->body_case == PORTER__V1__REQUEST__BODY_HTTP ||
 	    r->body_case == PORTER__V1__REQUEST__BODY_HTTP_FETCH)
 		return httpwire_pack_request(r, max_frame, buf, cap, outlen);
@@ -528,6 +531,10 @@ static int response_field(ProtobufCAllocator *a, void *msg, const fld *f)
 	case 30:
 		ONCE(http, httpwire_unpack_response);
 		m->body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+		return 0;
+	case 40:
+		ONCE(file_read, filewire_unpack_read_reply);
+		m->body_case = PORTER__V1__RESPONSE__BODY_FILE_READ;
 		return 0;
 	default:
 		return -1;

@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "dbwire.h"
+#include "filewire.h"
 #include "frame.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
@@ -298,6 +299,21 @@ static ProtobufCMessage *fast_request(ProtobufCAllocator *a, size_t len, const u
 	return (ProtobufCMessage *)dbwire_unpack_request(a, len, d);
 }
 
+/* Response `wire` (`len` bytes) decodes as protobuf-c decodes it, and so do
+ * damaged and cut copies of it, or the decoder declines them. */
+static void check_reply_and_damaged(const uint8_t *wire, size_t len)
+{
+	ck_assert(check_decode(&porter__v1__response__descriptor, fast_response, wire, len));
+	for (int k = 0; k < 20 && len; k++) {
+		uint8_t *bad = malloc(len);
+		memcpy(bad, wire, len);
+		bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
+		check_decode(&porter__v1__response__descriptor, fast_response, bad,
+			     rnd() % 4 ? len : rnd() % len);
+		free(bad);
+	}
+}
+
 START_TEST(random_replies_decode_as_protobuf_c_does)
 {
 	seed = 4242u + (uint32_t)_i;
@@ -306,17 +322,7 @@ START_TEST(random_replies_decode_as_protobuf_c_does)
 		rnd_reply_init(&x);
 		size_t len;
 		uint8_t *wire = pb_pack(&x.r.base, &len);
-		ck_assert(
-			check_decode(&porter__v1__response__descriptor, fast_response, wire, len));
-		/* Damaged copies: whatever is accepted must mean the same. */
-		for (int k = 0; k < 20 && len; k++) {
-			uint8_t *bad = malloc(len);
-			memcpy(bad, wire, len);
-			bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
-			check_decode(&porter__v1__response__descriptor, fast_response, bad,
-				     rnd() % 4 ? len : rnd() % len);
-			free(bad);
-		}
+		check_reply_and_damaged(wire, len);
 		free(wire);
 		rnd_reply_free(&x);
 	}
@@ -682,6 +688,102 @@ START_TEST(schema_is_the_one_dbwire_knows)
 	ck_assert_msg(dbwire_schema_known(),
 		      "porter.proto's query messages gained a field: teach proto/dbwire.c "
 		      "(encoders, decoders, and the field counts it checks)");
+	ck_assert_msg(filewire_schema_known(),
+		      "porter.proto's FileReadReply changed: teach proto/filewire.c (its field "
+		      "table)");
+}
+END_TEST
+
+/* Random file reads and their replies (the bytes of a small read, a chunk
+ * of a stream, or a passed descriptor's reply), zero fields, empty strings
+ * and data included: the encoder writes protobuf-c's bytes (and refuses a
+ * frame over the limit), the decoder builds what protobuf-c builds (field
+ * by field, the data copied into the arena), and damaged or cut copies
+ * mean the same to both or are declined. */
+START_TEST(random_file_reads_match_protobuf_c)
+{
+	seed = 7177u + (uint32_t)_i;
+	static uint8_t data[70000];
+	for (int round = 0; round < 300; round++) {
+		size_t dlen = rnd() % 4 ? rnd() % 5000 : rnd() % 3 ? 0 : rnd() % sizeof(data);
+		for (size_t j = 0; j < dlen; j++)
+			data[j] = (uint8_t)rnd();
+		Porter__V1__FileReadReply fr = PORTER__V1__FILE_READ_REPLY__INIT;
+		fr.data.data = dlen ? data : NULL;
+		fr.data.len = dlen;
+		fr.offset = rnd() % 2 ? rnd_u64() : 0;
+		fr.file_size = rnd() % 2 ? rnd_u64() : 0;
+		fr.stream_id = rnd() % 2 ? rnd_u64() : 0;
+		fr.fd_passed = rnd() % 2;
+		fr.chunk_size = rnd() % 2 ? (uint32_t)rnd_u64() : 0;
+		/* The request the encoder writes: protobuf-c's bytes. */
+		Porter__V1__FileRead rq = PORTER__V1__FILE_READ__INIT;
+		char *root = rnd_str(), *path = rnd_str();
+		rq.root = root ? root : "";
+		rq.path = path ? path : "";
+		rq.offset = fr.offset;
+		rq.length = fr.file_size;
+		rq.chunk_size = fr.chunk_size;
+		rq.want_fd = fr.fd_passed;
+		rq.fds_closed = rnd() % 2 ? (uint32_t)rnd_u64() : 0;
+		Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+		req.id = rnd() % 5 ? rnd_u64() : 0;
+		req.timeout_ms = rnd() % 2 ? (uint32_t)rnd_u64() : 0;
+		req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
+		req.file_read = &rq;
+		size_t want_len, packed_len = 0, cap = 0;
+		uint8_t *want = pb_pack(&req.base, &want_len), *packed = NULL;
+		ck_assert_int_eq(dbwire_pack_request(&req, 1 << 24, &packed, &cap, &packed_len), 1);
+		ck_assert_uint_eq(packed_len, FRAME_HEADER_SIZE + want_len);
+		ck_assert_mem_eq(packed + FRAME_HEADER_SIZE, want, want_len);
+		ck_assert_int_eq(
+			dbwire_pack_request(&req, want_len - 1, &packed, &cap, &packed_len),
+			PORTER_E_TOO_LARGE);
+		free(want);
+		free(packed);
+		free(root);
+		free(path);
+
+		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+		resp.id = rnd() % 5 ? rnd_u64() : 0;
+		resp.more = rnd() % 2;
+		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_READ;
+		resp.file_read = &fr;
+		size_t len;
+		uint8_t *wire = pb_pack(&resp.base, &len);
+		arena a;
+		arena_init(&a, 0);
+		Porter__V1__Response *got = dbwire_unpack_response(&a.base, len, wire);
+		ck_assert_ptr_nonnull(got);
+		ck_assert_int_eq(got->body_case, PORTER__V1__RESPONSE__BODY_FILE_READ);
+		ck_assert_uint_eq(got->id, resp.id);
+		ck_assert_int_eq(got->more, resp.more);
+		const Porter__V1__FileReadReply *g = got->file_read;
+		ck_assert_uint_eq(g->data.len, dlen);
+		if (dlen) {
+			ck_assert_mem_eq(g->data.data, data, dlen);
+			/* A copy in the arena, not a pointer into the frame. */
+			ck_assert(g->data.data < wire || g->data.data >= wire + len);
+		} else {
+			ck_assert_ptr_null(g->data.data);
+		}
+		ck_assert_uint_eq(g->offset, fr.offset);
+		ck_assert_uint_eq(g->file_size, fr.file_size);
+		ck_assert_uint_eq(g->stream_id, fr.stream_id);
+		ck_assert_int_eq(g->fd_passed, fr.fd_passed);
+		ck_assert_uint_eq(g->chunk_size, fr.chunk_size);
+		arena_free(&a);
+		check_reply_and_damaged(wire, len);
+		free(wire);
+	}
+	/* An unknown field (9, varint) inside the reply is protobuf-c's. */
+	const uint8_t unknown[] = {0xc2, 0x02, 0x04, 0x10, 0x05, 0x48, 0x01};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, unknown,
+				sizeof(unknown)));
+	/* So is data given as a varint. */
+	const uint8_t wrong_type[] = {0xc2, 0x02, 0x02, 0x08, 0x05};
+	ck_assert(!check_decode(&porter__v1__response__descriptor, fast_response, wrong_type,
+				sizeof(wrong_type)));
 }
 END_TEST
 
@@ -700,6 +802,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, frame_limit_is_enforced);
 	tcase_add_test(tc, params_are_counted_on_the_wire);
 	tcase_add_loop_test(tc, random_pings_match_protobuf_c, 0, 3);
+	tcase_add_loop_test(tc, random_file_reads_match_protobuf_c, 0, 3);
 	suite_add_tcase(s, tc);
 	return s;
 }
