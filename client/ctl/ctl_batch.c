@@ -495,6 +495,16 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--first") == 0)
 			mode = PORTER_BATCH_FIRST;
+		/* An option we do not know is a usage error (exit 2), not a file
+		 * that cannot be opened (exit 1); "-" is stdin, and "--" ends
+		 * the options for a FILE whose name starts with '-'. */
+		else if (strcmp(argv[i], "--") == 0 && !path && i + 1 < argc)
+			path = argv[++i];
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return ctl_error(
+				EXIT_USAGE, "usage",
+				"batch: unknown option '%s' (see 'porterctl batch --help')",
+				argv[i]);
 		else if (!path)
 			path = argv[i];
 		else

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test_ctl_cli.sh - porterctl as a command-line tool, the way a first user
+# meets it: bad input of every kind answered with the documented exit code
+# and a message that names what to fix, never a crash or a hang. Needs no
+# PostgreSQL or HTTP server (test_ctl.sh compares with psql and curl).
+#
+#   test_ctl_cli.sh PORTERD PORTERCTL
+#
+# Each check prints "ok - what" or "not ok - what" with the evidence; the
+# script exits 1 when any failed.
+set -uo pipefail
+
+PORTERD=$(realpath "$1")
+CTL=$(realpath "$2")
+
+T=$(mktemp -d /tmp/porter-ctlcli.XXXXXX)
+DPID=
+cleanup() {
+	[ -z "$DPID" ] || kill "$DPID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+FAILS=0
+ok() { echo "ok - $1"; }
+bad() {
+	echo "not ok - $1"
+	FAILS=$((FAILS + 1))
+}
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+# code WANT WHAT CMD...: CMD's exit status is WANT (within 20 s: a hang
+# fails too); its output is left in $T/code.out and $T/code.err.
+code() {
+	local want=$1 what=$2
+	shift 2
+	timeout 20 "$@" >"$T/code.out" 2>"$T/code.err" </dev/null
+	local got=$?
+	if [ "$got" = "$want" ]; then
+		ok "$what (exit $got)"
+	else
+		bad "$what: exit $got, want $want"
+		head -5 "$T/code.out" "$T/code.err"
+	fi
+}
+
+mkdir -p "$T/files"
+"$PORTERD" --config "" --socket "$T/porter.sock" --file-roots "files=$T/files" \
+	2>"$T/porterd.log" &
+DPID=$!
+for _ in $(seq 100); do
+	[ -S "$T/porter.sock" ] && break
+	sleep 0.1
+done
+export PORTER_SOCKET=$T/porter.sock
+"$CTL" ping -c 1 -i 0 >/dev/null || { echo "not ok - porterd did not start"; cat "$T/porterd.log"; exit 1; }
+
+# ---- batch ----
+# An option batch does not know is a usage error, not a FILE to open.
+code 2 "batch: an unknown option" "$CTL" batch --frist
+check "... says which option" grep -q "unknown option '--frist'" "$T/code.err"
+echo '[{"op":"ping","payload":"x"}]' >"$T/-b.json"
+code 0 "batch: -- before a FILE named like an option" "$CTL" batch --first -- "$T/-b.json"
+
+echo "$FAILS failed"
+[ "$FAILS" = 0 ]
