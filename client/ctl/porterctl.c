@@ -26,7 +26,8 @@ static void usage(FILE *out)
 		"  cancel ID           stop the in-flight request ID of this process\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
-		"  file cat|put|rm|stat|ls ...   files under porterd's roots (see 'file --help')\n"
+		"  file cat|put|rm|stat|ls|mkdir|mv|cp|watch ...\n"
+		"                      files under porterd's roots (see 'file --help')\n"
 		"  batch [--first] [FILE]        a JSON list of operations as one batch\n"
 		"                                (see 'batch --help')\n"
 		"  db [query] [OPTIONS] [CONNINFO [SQL [PARAM...]]]\n"
@@ -82,29 +83,28 @@ static double percentile(const double *sorted, size_t n, double p)
 static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 {
 	long count = 5, interval = 200, size = 0, delay = 0;
+	/* Each option's bounds, so an error names the option, its range and
+	 * what was given instead of repeating the usage line. */
+	const struct {
+		int opt;
+		long lo, hi;
+		long *val;
+	} num[] = {{'c', 1, 10000000, &count},
+		   {'i', 0, 3600000, &interval},
+		   {'s', 0, 1 << 20, &size},
+		   {'d', 0, 3600000, &delay}};
 	int c;
 	optind = 1;
 	while ((c = getopt(argc, argv, "c:i:s:d:")) != -1) {
-		switch (c) {
-		case 'd':
-			if (ctl_parse_long(optarg, 0, 3600000, &delay))
-				goto bad;
-			break;
-		case 'c':
-			if (ctl_parse_long(optarg, 1, 10000000, &count))
-				goto bad;
-			break;
-		case 'i':
-			if (ctl_parse_long(optarg, 0, 3600000, &interval))
-				goto bad;
-			break;
-		case 's':
-			if (ctl_parse_long(optarg, 0, 1 << 20, &size))
-				goto bad;
-			break;
-		default:
+		size_t k = 0;
+		while (k < sizeof(num) / sizeof(num[0]) && num[k].opt != c)
+			k++;
+		if (k == sizeof(num) / sizeof(num[0]))
 			goto bad;
-		}
+		if (ctl_parse_long(optarg, num[k].lo, num[k].hi, num[k].val))
+			return ctl_error(EXIT_USAGE, "usage",
+					 "ping: -%c: expected an integer in %ld..%ld, got '%s'", c,
+					 num[k].lo, num[k].hi, optarg);
 	}
 	if (optind != argc)
 		goto bad;
@@ -383,7 +383,11 @@ int main(int argc, char **argv)
 		 "Usage: porterctl ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n"
 		 "Round trips to the daemon (default 5, 200 ms apart, empty payload);\n"
 		 "prints each latency, then min/avg/p50/p99/max. -d makes the daemon wait\n"
-		 "DELAY_MS before echoing, to try deadlines.\n"},
+		 "DELAY_MS before echoing, to try deadlines.\n"
+		 "  -c COUNT        1..10000000\n"
+		 "  -i INTERVAL_MS  0..3600000\n"
+		 "  -s SIZE         payload bytes, 0..1048576\n"
+		 "  -d DELAY_MS     0..3600000\n"},
 		{"stats", cmd_stats,
 		 "Usage: porterctl stats\nPer-worker counters of the daemon.\n"},
 		{"cancel", cmd_cancel,

@@ -66,5 +66,16 @@ check "... says which option" grep -q "unknown option '--frist'" "$T/code.err"
 echo '[{"op":"ping","payload":"x"}]' >"$T/-b.json"
 code 0 "batch: -- before a FILE named like an option" "$CTL" batch --first -- "$T/-b.json"
 
+# ---- ping ----
+# A value out of range names the option, its range and what was given.
+code 2 "ping -s over 1 MiB" "$CTL" ping -c 1 -s 16777216
+check "... names -s, its range and the value" grep -q "ping: -s: expected an integer in 0..1048576, got '16777216'" "$T/code.err"
+code 2 "ping -c 0" "$CTL" --json ping -c 0
+check "... as JSON naming -c" grep -q '"message":"ping: -c: expected an integer in 1..10000000' "$T/code.out"
+code 0 "ping --help" "$CTL" ping --help
+check "... states each option's range" grep -q 'payload bytes, 0..1048576' "$T/code.out"
+code 0 "porterctl --help" "$CTL" --help
+check "... lists every file subcommand" grep -q 'file cat|put|rm|stat|ls|mkdir|mv|cp|watch' "$T/code.out"
+
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
