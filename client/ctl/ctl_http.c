@@ -220,6 +220,14 @@ static int parse_args(http_args *a, int argc, char **argv)
 		case 'H':
 			if (a->n_headers == CTL_HTTP_MAX_HEADERS - 4)
 				return usage_error("too many headers");
+			/* Checked here, to name the -H the user typed: libporter
+			 * could only say "header N", counting headers porterctl
+			 * adds itself. */
+			if (optarg[0] == ':' || !strchr(optarg, ':'))
+				return ctl_error(EXIT_USAGE, "usage",
+						 "http: -H '%s': expected 'Name: value' (see "
+						 "'porterctl http --help')",
+						 optarg);
 			a->headers[a->n_headers++] = optarg;
 			break;
 		case 'd':

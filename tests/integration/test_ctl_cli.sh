@@ -77,5 +77,13 @@ check "... states each option's range" grep -q 'payload bytes, 0..1048576' "$T/c
 code 0 "porterctl --help" "$CTL" --help
 check "... lists every file subcommand" grep -q 'file cat|put|rm|stat|ls|mkdir|mv|cp|watch' "$T/code.out"
 
+# ---- http ----
+# A -H that is not "Name: value" is the command line's fault, and the
+# message quotes it (libporter could only count headers, its own included).
+code 2 "http -H without a colon" "$CTL" http -H 'X-A: 1' -H 'bad header' http://127.0.0.1:1/
+check "... quotes that -H" grep -q "http: -H 'bad header': expected 'Name: value'" "$T/code.err"
+code 2 "http -H with an empty name" "$CTL" --json http -H ':x' http://127.0.0.1:1/
+check "... as JSON" grep -q '"code":"usage"' "$T/code.out"
+
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
