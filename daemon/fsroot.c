@@ -86,8 +86,11 @@ int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 	}
 	if (sb.st_uid != clients_self()) {
 		/* Someone else made it: its owner could swap what is inside. */
-		log_warn("file root '%s': %s/%s is owned by uid %u, not porterd: refused", rt->name,
-			 rt->path, name, (unsigned)sb.st_uid);
+		/* The configured path ends in "%u" (fsroot_init checks it):
+		 * name the directory itself. */
+		log_warn("file root '%s': %.*s%s is owned by uid %u, not porterd: refused",
+			 rt->name, (int)(strlen(rt->path) - 2), rt->path, name,
+			 (unsigned)sb.st_uid);
 		close(d);
 		return EPERM;
 	}

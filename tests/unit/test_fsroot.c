@@ -398,8 +398,22 @@ START_TEST(dir_per_user_foreign_owner)
 	ck_assert_int_eq(mkdir(p, 0700), 0);
 	ck_assert_int_eq(chown(p, ALICE, GROUP), 0);
 	int fd = 12345;
-	ck_assert_int_eq(fsroot_dir(rt, ALICE, &fd), EPERM);
+	/* The warning names the directory itself, not the configured path. */
+	char log[2048], want[256];
+	int saved = dup(STDERR_FILENO), tmp = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	ck_assert_int_ge(tmp, 0);
+	dup2(tmp, STDERR_FILENO);
+	int rc = fsroot_dir(rt, ALICE, &fd);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	ssize_t n = pread(tmp, log, sizeof(log) - 1, 0);
+	close(tmp);
+	ck_assert_int_eq(rc, EPERM);
 	ck_assert_int_eq(fd, 12345);
+	ck_assert_int_gt(n, 0);
+	log[n] = '\0';
+	snprintf(want, sizeof(want), " %s is owned by uid %u, not porterd", p, (unsigned)ALICE);
+	ck_assert_msg(strstr(log, want) && !strstr(log, "%u"), "log: %s", log);
 	/* Given back to porterd, it is used. */
 	ck_assert_int_eq(chown(p, geteuid(), getegid()), 0);
 	ck_assert_int_eq(fsroot_dir(rt, ALICE, &fd), 0);
