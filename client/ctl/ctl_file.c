@@ -63,12 +63,27 @@ static const char file_help[] =
 	"\"body\" or \"body_base64\", held in memory), errors included; watch prints\n"
 	"one object per event ({\"event\":KIND,\"name\":...,\"new_name\":...}).\n";
 
+/* One line naming what is wrong, as every other command answers: the whole
+ * help ahead of it buried the reason under 27 lines. */
 static int file_usage(const char *why)
 {
-	if (!ctl_json_mode())
-		fputs(file_help, stderr);
-	return ctl_error(EXIT_USAGE, "usage", "file: %s", why);
+	return ctl_error(EXIT_USAGE, "usage", "file: %s (see 'porterctl file --help')", why);
 }
+
+/* Each subcommand's arguments, for an error that says what it expects. */
+static const struct {
+	const char *name, *args;
+} file_subs[] = {
+	{"cat", "[-r ROOT] PATH"},
+	{"put", "[-r ROOT] [-a|-A] [-x] [-m MODE] PATH [LOCAL]"},
+	{"rm", "[-r ROOT] [-d] PATH"},
+	{"stat", "[-r ROOT] [-L] PATH"},
+	{"ls", "[-r ROOT] [PATH]"},
+	{"mkdir", "[-r ROOT] [-p] [-m MODE] PATH"},
+	{"mv", "[-r ROOT] [-n] FROM TO"},
+	{"cp", "[-r ROOT] [-n] FROM TO"},
+	{"watch", "[-r ROOT] [-c COUNT] PATH"},
+};
 
 /* Under --json the file is gathered and printed as one object, so it must
  * fit in memory; without --json it streams. */
@@ -413,12 +428,13 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 			    "copied", args[1]);
 	if (!strcmp(sub, "watch") && rest == 1)
 		return do_watch(o, root, args[0], count);
-	static const char *const subs[] = {"cat",   "put", "rm", "stat", "ls",
-					   "mkdir", "mv",  "cp", "watch"};
-	int known = 0;
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		known |= !strcmp(sub, subs[i]);
-	if (!known)
-		return file_usage("unknown subcommand");
-	return file_usage("wrong number of arguments");
+	for (size_t i = 0; i < sizeof(file_subs) / sizeof(file_subs[0]); i++)
+		if (!strcmp(sub, file_subs[i].name))
+			return ctl_error(EXIT_USAGE, "usage",
+					 "file %s: expected %s (see 'porterctl file --help')", sub,
+					 file_subs[i].args);
+	return ctl_error(EXIT_USAGE, "usage",
+			 "file: unknown subcommand '%s' (cat, put, rm, stat, ls, mkdir, mv, cp or "
+			 "watch; see 'porterctl file --help')",
+			 sub);
 }

@@ -85,5 +85,14 @@ check "... quotes that -H" grep -q "http: -H 'bad header': expected 'Name: value
 code 2 "http -H with an empty name" "$CTL" --json http -H ':x' http://127.0.0.1:1/
 check "... as JSON" grep -q '"code":"usage"' "$T/code.out"
 
+# ---- file ----
+# A usage error is one line saying what the subcommand expects (the whole
+# help in front of it buried the reason).
+code 2 "file cat without a PATH" "$CTL" file cat
+check "... one line naming what cat expects" sh -c "[ \$(wc -l <'$T/code.err') = 1 ] &&
+	grep -q \"file cat: expected \\[-r ROOT\\] PATH\" '$T/code.err'"
+code 2 "file: an unknown subcommand" "$CTL" file frob x
+check "... named, with the ones there are" grep -q "unknown subcommand 'frob' (cat, put, rm" "$T/code.err"
+
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
