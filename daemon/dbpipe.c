@@ -53,16 +53,25 @@ int dbpipe_pipelinable(const dbop *op)
 
 /*
  * What a pooled connection forgets before it serves another client process
- * of its uid (pools never serve two uids): settings (also those changed by
- * set_config() inside a SELECT), temp tables, sequence state and
- * session-level advisory locks. Sent ahead of that process's first query
- * in the same pipeline, so it costs no round trip, but in a segment of its
- * own: in the query's segment a failure of that query (or of any other of
- * the segment) rolled the reset back with it, and the process ran on with
- * the previous one's settings. Unlike DISCARD ALL it keeps the prepared
+ * of its uid (pools never serve two uids): the role and session
+ * authorization, settings (also those changed by set_config() inside a
+ * SELECT), temp tables, sequence state, channels listened to, open
+ * cursors and session-level advisory locks. RESET ALL leaves the role
+ * alone, and nothing else stopped a LISTEN made inside a function: the
+ * next process's queries ran as the previous one's role and heard its
+ * channels. Sent ahead of that process's first query in the same
+ * pipeline, so it costs no round trip, but in a segment of its own: in the
+ * query's segment a failure of that query (or of any other of the
+ * segment) rolled the reset back with it, and the process ran on with the
+ * previous one's settings. Unlike DISCARD ALL it keeps the prepared
  * statements porterd made.
  */
-static const char *const reset_leads[] = {"RESET ALL", "DISCARD TEMP", "DISCARD SEQUENCES",
+static const char *const reset_leads[] = {"SET SESSION AUTHORIZATION DEFAULT",
+					  "RESET ALL",
+					  "DISCARD TEMP",
+					  "DISCARD SEQUENCES",
+					  "UNLISTEN *",
+					  "CLOSE ALL",
 					  "SELECT pg_advisory_unlock_all()"};
 #define N_RESET_LEADS ((int)(sizeof(reset_leads) / sizeof(reset_leads[0])))
 

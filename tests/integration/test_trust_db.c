@@ -687,6 +687,56 @@ typedef struct hog {
 	char text[256];
 } hog;
 
+/*
+ * The reset between client processes of a uid (sent ahead of a pipelined
+ * query) was RESET ALL and the DISCARDs: but RESET ALL leaves the role
+ * (SET ROLE, or set_config('role') inside a SELECT) and the session
+ * authorization alone, and nothing closed a LISTEN made inside a
+ * function, so the next process's queries ran as the previous one's role
+ * and heard its channels. Both paths (pipelined, and DISCARD ALL before a
+ * query outside a pipeline) now forget them.
+ */
+START_TEST(pooled_role_and_listens_never_cross_processes)
+{
+	start(NULL, "1");
+	ck_ok(as(TH_UID_DAEMON, ci_tcp,
+		 "DROP ROLE IF EXISTS porter_other; CREATE ROLE porter_other; "
+		 "GRANT porter_other TO porter_pw; "
+		 "CREATE OR REPLACE FUNCTION porter_listen() RETURNS int LANGUAGE plpgsql AS "
+		 "'BEGIN LISTEN porter_ch; RETURN 1; END'",
+		 0),
+	      NULL);
+	static const char *const check[] = {
+		/* pipelined: a single SELECT */
+		"SELECT current_user || ' ' || (SELECT count(*) FROM pg_listening_channels()) || "
+		"' ' || pg_backend_pid()",
+		/* outside a pipeline: two statements */
+		"SELECT 1; SELECT current_user || ' ' || (SELECT count(*) FROM "
+		"pg_listening_channels()) || ' ' || pg_backend_pid()"};
+	/* Known fast after a few runs: then pipelined, with the reset ahead. */
+	for (int k = 0; k < 4; k++)
+		ck_ok(as(TH_UID_ALICE, ci_pw, check[0], 0), NULL);
+	for (int i = 0; i < 2; i++) {
+		job *j = as(TH_UID_ALICE, ci_pw,
+			    "SELECT set_config('role', 'porter_other', false) || ' ' || "
+			    "porter_listen() || ' ' || pg_backend_pid()",
+			    0);
+		ck_ok(j, NULL);
+		char first[512], pid[32];
+		memcpy(first, j->text, sizeof(first));
+		ck_assert_int_eq(sscanf(first, "porter_other 1 %31s", pid), 1);
+		j = as(TH_UID_ALICE, ci_pw, check[i], 0);
+		ck_ok(j, NULL);
+		char want[64];
+		snprintf(want, sizeof(want), "porter_pw 0 %s", pid);
+		ck_assert_msg(strcmp(j->text, want) == 0,
+			      "another process of alice's on backend %s (%s): %s", pid,
+			      i ? "DISCARD ALL" : "pipelined reset", j->text);
+	}
+	stop();
+}
+END_TEST
+
 static int hog_sessions(void *arg)
 {
 	hog *h = arg;
@@ -829,6 +879,7 @@ static Suite *suite(void)
 				control_characters_refused,
 				pooled_state_never_crosses_uids,
 				pooled_state_never_crosses_processes,
+				pooled_role_and_listens_never_cross_processes,
 				one_uid_cannot_take_every_server_slot,
 				reclaimed_cursor_reported_whatever_others_do,
 				NULL};
