@@ -166,6 +166,11 @@ START_TEST(readers_bounded_per_connection_and_per_uid)
 END_TEST
 
 #define FILE_BYTES (3u << 20)
+#ifdef PORTER_SANITIZED
+#define FAULTS_PER_OPEN 192
+#else
+#define FAULTS_PER_OPEN 64
+#endif
 #define READERS 48
 
 typedef struct flood_result {
@@ -292,9 +297,12 @@ START_TEST(reader_opens_cost_porterd_no_fresh_memory)
 	ck_assert_int_eq(r->bad_at, 0);
 	/* Measured: 262 an open with full first chunks (256 of them for the
 	 * fresh 1 MiB the chunk is read into), 3 with small ones from the
-	 * heap; 64 an open leaves room for the heap's growth. */
+	 * heap; 64 an open leaves room for the heap's growth. A sanitizer's
+	 * allocator keeps freed memory in quarantine, so every chunk is fresh
+	 * memory there (76 an open measured; a full first chunk alone is
+	 * 256 and its shadow more). */
 	ck_assert_int_ge(r->faults, 0);
-	ck_assert_int_lt(r->faults, 64 * READERS);
+	ck_assert_int_lt(r->faults, FAULTS_PER_OPEN * READERS);
 	/* A small first chunk, then full ones (file-chunk-size 1 MiB). */
 	ck_assert_uint_le(r->first, 256 * 1024);
 	ck_assert_uint_eq(r->later, 1024 * 1024);
