@@ -92,7 +92,11 @@ static int chunk_full(dbc *c)
 	dbop *op = c->cur;
 	if (!op || !op->chunk_rows || op->err || op->n_results == 0)
 		return 0;
-	return op->results[0]->n_rows >= (size_t)op->chunk_rows || op->bytes >= CHUNK_BYTES;
+	/* The byte bound is the frame's too: a chunk of 4 MiB under a smaller
+	 * max-frame would be refused whole, though each row fits. */
+	size_t cap = dbresult_frame_cap(c->dw->w->cfg->max_frame);
+	return op->results[0]->n_rows >= (size_t)op->chunk_rows ||
+	       op->bytes >= (cap < CHUNK_BYTES ? cap : CHUNK_BYTES);
 }
 
 /* Takes every result libpq has complete, without blocking. */

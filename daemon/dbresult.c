@@ -206,6 +206,11 @@ void dbresult_empty(dbop *op)
 	new_result(op, NULL, 0);
 }
 
+size_t dbresult_frame_cap(uint32_t max_frame)
+{
+	return max_frame > (2u << 20) ? max_frame - (1u << 20) : max_frame / 2;
+}
+
 void dbresult_take(dbc *c, PGresult *res)
 {
 	dbop *op = c->cur;
@@ -215,8 +220,7 @@ void dbresult_take(dbc *c, PGresult *res)
 		return;
 	}
 	ExecStatusType st = PQresultStatus(res);
-	size_t cap = c->dw->w->cfg->max_frame > (2u << 20) ? c->dw->w->cfg->max_frame - (1u << 20)
-							   : c->dw->w->cfg->max_frame / 2;
+	size_t cap = dbresult_frame_cap(c->dw->w->cfg->max_frame);
 	if (st == PGRES_FATAL_ERROR) {
 		dbdiag_error(op, res);
 		PQclear(res);

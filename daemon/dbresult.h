@@ -18,6 +18,12 @@
  * refused: it fails the op and may break `c`. */
 void dbresult_take(dbc *c, PGresult *res);
 
+/* The bytes of rows one reply may gather under a frame limit of
+ * `max_frame`: the limit less room for the rest of the reply (1 MiB, or
+ * half of a frame of 2 MiB or less). A reply is cut or refused once its
+ * rows pass it, so it ends within this plus one row. Any thread. */
+size_t dbresult_frame_cap(uint32_t max_frame);
+
 /* Gives `op` one empty DbResult (a streamed chunk without rows); when
  * memory is short it stays without one. */
 void dbresult_empty(dbop *op);

@@ -190,10 +190,57 @@ START_TEST(stream_on_session_fetched_from_other_threads)
 }
 END_TEST
 
+/* Under a small max-frame a chunk ends at the frame's byte bound, not at
+ * 4 MiB: three rows of 900 KB stream within 2 MiB frames (a chunk of all
+ * three was refused whole as too large), and a single row over the frame
+ * is a clear PORTER_E_TOO_LARGE, whole or streamed. */
+START_TEST(stream_chunks_fit_a_small_frame)
+{
+	const char *extra[] = {"--max-frame", "2097152", NULL};
+	start(extra);
+	porter_db_cursor *cur = NULL;
+	porter_db_result *ch = NULL;
+	int rc = porter_db_cursor_open(0, conninfo,
+				       "SELECT repeat('x', 900000) FROM generate_series(1, 3)",
+				       NULL, 0, 100, 0, 0, 20000, &cur);
+	ck_assert_int_eq(rc, 0);
+	int rows = 0, chunks = 0;
+	while ((rc = porter_db_cursor_read(cur, 0, 20000, &ch)) == 1) {
+		for (int i = 0; i < porter_db_ntuples(ch); i++)
+			ck_assert_int_eq(porter_db_getlength(ch, i, 0), 900000);
+		rows += porter_db_ntuples(ch);
+		chunks++;
+		porter_db_result_free(ch);
+	}
+	ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc), porter_last_error_message());
+	ck_assert_int_eq(rows, 3);
+	ck_assert_int_ge(chunks, 2);
+	porter_db_cursor_close(cur, 1000);
+
+	porter_db_result *r = NULL;
+	rc = porter_db_query(0, conninfo, "SELECT repeat('x', 1500000), repeat('y', 1500000)", NULL,
+			     0, 0, 20000, &r);
+	ck_assert_int_eq(rc, PORTER_E_TOO_LARGE);
+	porter_db_result_free(r);
+	rc = porter_db_cursor_open(0, conninfo, "SELECT repeat('x', 3000000)", NULL, 0, 100, 0, 0,
+				   20000, &cur);
+	if (rc == 0) {
+		rc = porter_db_cursor_read(cur, 0, 20000, &ch);
+		porter_db_result_free(ch);
+		porter_db_cursor_close(cur, 1000);
+	}
+	ck_assert_int_eq(rc, PORTER_E_TOO_LARGE);
+	/* porterd serves on. */
+	ck_assert_int_eq(th_db_long(0, conninfo, "SELECT 7"), 7);
+	th_stop_clean(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {stream_million_rows_bounded_memory,
-				stream_on_session_fetched_from_other_threads, NULL};
+				stream_on_session_fetched_from_other_threads,
+				stream_chunks_fit_a_small_frame, NULL};
 	return th_suite("db_stream", "stream", 120, tests);
 }
 

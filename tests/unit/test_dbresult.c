@@ -316,6 +316,16 @@ START_TEST(rows_past_the_frame_bound_mark_too_large)
 }
 END_TEST
 
+/* The frame bound streams also cut chunks at: 1 MiB of room, half of a
+ * small frame. */
+START_TEST(frame_cap_leaves_room)
+{
+	ck_assert_uint_eq(dbresult_frame_cap(16u << 20), 15u << 20);
+	ck_assert_uint_eq(dbresult_frame_cap(2u << 20), 1u << 20);
+	ck_assert_uint_eq(dbresult_frame_cap(4096), 2048);
+}
+END_TEST
+
 /* A stream's chunk is bounded by its rows, not by the frame bound. */
 START_TEST(streamed_chunks_are_not_cut_by_the_frame_bound)
 {
@@ -482,6 +492,7 @@ static Suite *suite(void)
 				pooled_non_dml_needs_reset,
 				invalid_utf8_fails_the_op,
 				rows_past_the_frame_bound_mark_too_large,
+				frame_cap_leaves_room,
 				streamed_chunks_are_not_cut_by_the_frame_bound,
 				single_rows_are_copied_and_columns_sent_once,
 				without_an_op_results_are_freed,
