@@ -130,7 +130,7 @@ void listen_apply_access(server *srv)
 {
 	sock_access a = access_for(srv->cfg);
 	const char *path = srv->cfg->socket_path;
-	char group[32] = "";
+	char group[32] = "", dir[40] = "";
 	if (!srv->created_socket)
 		return;
 	if (set_access(path, srv->sock_dev, srv->sock_ino, a.sock_mode, a.group) < 0 &&
@@ -153,8 +153,9 @@ void listen_apply_access(server *srv)
 		check_reachable(path, &a);
 	if (a.group != (gid_t)-1)
 		snprintf(group, sizeof(group), ", group %u", (unsigned)a.group);
-	log_info("socket %s: mode %04o%s%s%04o", path, (unsigned)a.sock_mode, group,
-		 srv->own_dir ? ", directory mode " : "", srv->own_dir ? (unsigned)a.dir_mode : 0);
+	if (srv->own_dir)
+		snprintf(dir, sizeof(dir), ", directory mode %04o", (unsigned)a.dir_mode);
+	log_info("socket %s: mode %04o%s%s", path, (unsigned)a.sock_mode, group, dir);
 }
 
 /*

@@ -211,6 +211,7 @@ START_TEST(socket_open_to_a_group)
 	ck_assert_uint_eq(g, TH_GID_PORTER);
 	ck_assert_uint_eq(mode_of(sock_dir(), &g), 0710);
 	ck_assert_uint_eq(g, TH_GID_PORTER);
+	ck_assert(th_file_has(d.log, ": mode 0660, group 61020, directory mode 0710\n"));
 	ck_assert_int_eq(ping_as(TH_UID_ALICE, TH_GID_PORTER), 0);
 	ck_assert_int_eq(ping_as(TH_UID_BOB, TH_GID_PORTER), 0);
 	/* Not in the group: the kernel refuses the connect itself. */
@@ -268,6 +269,21 @@ END_TEST
 
 /* ---- logs ---- */
 
+START_TEST(socket_log_names_no_directory_it_did_not_make)
+{
+	/* The socket in a directory porterd found: its log line gives the
+	 * socket's mode and nothing after it (it printed "mode 06000000", a
+	 * directory mode of 0 glued on). */
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, NULL), 0);
+	char needle[sizeof(d.socket) + 32];
+	snprintf(needle, sizeof(needle), "socket %s: mode 0600\n", d.socket);
+	ck_assert_msg(th_file_has(d.log, needle), "no line ending in '%s'", needle);
+	ck_assert_int_eq(th_file_count(d.log, "directory mode"), 0);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+END_TEST
+
 #define FORGED "2026-01-01T00:00:00.000Z porterd error: FORGED by a client"
 
 static int ping_named(void *arg)
@@ -314,6 +330,7 @@ static Suite *suite(void)
 				socket_open_to_a_group,
 				socket_open_to_listed_uids,
 				socket_private_by_default_and_opened_on_reload,
+				socket_log_names_no_directory_it_did_not_make,
 				client_text_cannot_forge_log_lines,
 				NULL};
 	Suite *s = suite_create("trust_server");
