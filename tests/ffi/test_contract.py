@@ -108,8 +108,10 @@ class FileInfo(Sized):
     ]
 
 
-class HttpOptions(Sized):
-    """porter_http_options; struct_size is filled in as PORTER_HTTP_OPTIONS_INIT does."""
+class HttpOptionsV1(Sized):
+    """porter_http_options as an older caller has it: version 1's fields,
+    before connect_timeout_ms was added at the end. Its struct_size is the
+    shorter size, so the library must read only within it (rule 9)."""
     _fields_ = [
         ('struct_size', ctypes.c_size_t),
         ('follow_redirects', ctypes.c_int),
@@ -119,6 +121,46 @@ class HttpOptions(Sized):
         ('chunk_size', ctypes.c_uint32),
         ('keep_credentials', ctypes.c_int),
     ]
+
+
+class HttpOptions(HttpOptionsV1):
+    """porter_http_options as porter.h has it today, field for field
+    (test_http_options_layout checks that against the header)."""
+    _fields_ = [('connect_timeout_ms', ctypes.c_uint32)]
+
+
+HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'client',
+                      'include', 'porter.h')
+C_TYPES = {'size_t': ctypes.c_size_t, 'int': ctypes.c_int, 'uint32_t': ctypes.c_uint32,
+           'uint64_t': ctypes.c_uint64, 'int64_t': ctypes.c_int64}
+
+
+def header_fields(name):
+    """(type, field) of struct `name` in porter.h, in order."""
+    import re
+    with open(HEADER) as f:
+        text = f.read()
+    body = re.search(r'typedef struct %s \{(.*?)\} %s;' % (name, name), text, flags=re.S)
+    if not body:
+        raise Failure('%s not found in porter.h' % name)
+    code = re.sub(r'/\*.*?\*/', '', body.group(1), flags=re.S)
+    return [tuple(m.groups()) for m in re.finditer(r'(\w+)\s+(\w+)\s*;', code)]
+
+
+def test_http_options_layout():
+    """The current ctypes struct is porter.h's, field by field and in
+    size; the version 1 one is a prefix of it."""
+    def fields(cls):
+        return [f for k in reversed(cls.__mro__) for f in k.__dict__.get('_fields_', [])]
+    want = header_fields('porter_http_options')
+    have = fields(HttpOptions)
+    check([n for _, n in want] == [n for n, _ in have],
+          'fields: porter.h %s, ctypes %s' % ([n for _, n in want], [n for n, _ in have]))
+    for (t, n), (hn, ht) in zip(want, have):
+        check(C_TYPES.get(t) is ht, '%s: porter.h %s, ctypes %s' % (n, t, ht))
+    v1 = fields(HttpOptionsV1)
+    check(have[:len(v1)] == v1 and len(v1) < len(have), 'version 1 is a strict prefix')
+    check(ctypes.sizeof(HttpOptionsV1) < ctypes.sizeof(HttpOptions), 'version 1 is shorter')
 
 
 class HttpTimings(Sized):
@@ -231,7 +273,7 @@ def bind(path):
         'porter_stats_http_transfers': (u64, [vp]),
         'porter_stats_file_fast': (u64, [vp]),
         # HTTP
-        'porter_http_request': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptions), ctypes.c_uint64, i, pvp]),
+        'porter_http_request': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptionsV1), ctypes.c_uint64, i, pvp]),
         'porter_http_get': (i, [cp, ctypes.c_uint64, i, pvp]),
         'porter_http_post_json': (i, [cp, cp, sz, ctypes.c_uint64, i, pvp]),
         'porter_http_last_status': (i, []),
@@ -245,7 +287,7 @@ def bind(path):
         'porter_http_response_redirects': (u32, [vp]),
         'porter_http_response_timings': (i, [vp, ctypes.POINTER(HttpTimings)]),
         'porter_http_response_free': (None, [vp]),
-        'porter_http_stream_open': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptions), ctypes.c_uint64, i, pvp]),
+        'porter_http_stream_open': (i, [cp, cp, ctypes.POINTER(cp), sz, vp, sz, ctypes.POINTER(HttpOptionsV1), ctypes.c_uint64, i, pvp]),
         'porter_http_stream_response': (vp, [vp]),
         'porter_http_stream_read': (i, [vp, ctypes.c_uint64, i, pvp, ctypes.POINTER(sz)]),
         'porter_http_stream_close': (i, [vp, i]),
@@ -253,7 +295,7 @@ def bind(path):
         # Batch members of every kind
         'porter_batch_result_message': (cp, [vp, sz]),
         'porter_batch_add_http': (i, [vp, cp, cp, ctypes.POINTER(cp), sz, vp, sz,
-                                      ctypes.POINTER(HttpOptions), i]),
+                                      ctypes.POINTER(HttpOptionsV1), i]),
         'porter_batch_result_http': (i, [vp, sz, pvp]),
         'porter_batch_add_db_query': (i, [vp, u64, cp, cp, ctypes.POINTER(DbParam), sz, i]),
         'porter_batch_result_db': (i, [vp, sz, pvp]),
@@ -881,7 +923,9 @@ def test_http_many_threads(calls=30):
           'redirect to ftp refused: %d' % rc)
     check(lib.porter_http_last_status() == 302,
           'the refused redirect\'s status: %d' % lib.porter_http_last_status())
-    opts = HttpOptions(follow_redirects=1, max_response=1000)
+    # An older caller's struct (version 1, without connect_timeout_ms):
+    # what it sets is still read, nothing past it.
+    opts = HttpOptionsV1(follow_redirects=1, max_response=1000)
     rc = lib.porter_http_request(b'GET', url('/bin/5000'), None, 0, None, 0, ctypes.byref(opts), 0, 5000, ctypes.byref(out))
     check(rc == PORTER_E_HTTP_TOO_LARGE, 'max_response enforced: %d' % rc)
     check(c.await_connections(1) == 1, 'thread connections closed')
@@ -1838,7 +1882,7 @@ def main():
     c = Client(bind(args.lib))
     print('libporter %s, porterd pid %d on %s'
           % (c.lib.porter_version().decode(), d.pid, d.socket))
-    tests = [test_many_threads, test_migrating_isolate, test_cancel_from_another_thread,
+    tests = [test_http_options_layout, test_many_threads, test_migrating_isolate, test_cancel_from_another_thread,
              test_batch_moves_between_threads,
              test_reset_while_calling,
              test_unreachable_then_back,
