@@ -1250,7 +1250,10 @@ PORTER_API int porter_db_open(const char *conninfo, uint64_t call_id, int timeou
  * Closes `session`, rolling back any open transaction, waiting up to
  * `timeout_ms` for porterd. Returns 0, or PORTER_E_DB_SESSION when no
  * such session belongs to this process (closed already). Session 0 is
- * accepted and ignored (0), as NULL by the closes of rule 8.
+ * accepted and ignored (0), as NULL by the closes of rule 8. It departs
+ * from rule 8's `*_close(h, timeout_ms)` in one way: a session is an id
+ * named in requests, not a handle, so its close is a request like
+ * porter_db_open and takes a `call_id` (rules 1 and 3).
  */
 PORTER_API int porter_db_close(uint64_t session, uint64_t call_id, int timeout_ms);
 

@@ -1775,7 +1775,9 @@ class PorterBindings {
 
   /// Opens `path` in `root` for streaming `length` bytes (0: to the end) from
   /// `offset`, chunk by chunk. The first chunk arrives with this call (by
-  /// descriptor: the open file does, and each read reads a chunk from it).
+  /// descriptor: the open file does, and each read reads a chunk from it);
+  /// by bytes it holds at most 256 KiB when more follows, later ones a full
+  /// chunk each.
   /// `stream_timeout_ms` (0: none) is the whole-stream deadline counted from
   /// this call; `call_id` names the open and, by default, every read. On
   /// success stores a new reader in `*out` (close with
@@ -2212,7 +2214,10 @@ class PorterBindings {
   /// Closes `session`, rolling back any open transaction, waiting up to
   /// `timeout_ms` for porterd. Returns 0, or PORTER_E_DB_SESSION when no
   /// such session belongs to this process (closed already). Session 0 is
-  /// accepted and ignored (0), as NULL by the closes of rule 8.
+  /// accepted and ignored (0), as NULL by the closes of rule 8. It departs
+  /// from rule 8's `*_close(h, timeout_ms)` in one way: a session is an id
+  /// named in requests, not a handle, so its close is a request like
+  /// porter_db_open and takes a `call_id` (rules 1 and 3).
   int porter_db_close(
     int session,
     int call_id,
