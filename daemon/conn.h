@@ -1,6 +1,7 @@
 /*
  * conn - one client connection on a worker loop: reads frames, enforces the
- * per-connection limits, dispatches requests and writes replies.
+ * per-connection limits and dispatches requests; its replies are written
+ * by connout.
  *
  * Owned by one worker loop; not thread safe. A conn is freed only in the
  * close callback of its last handle; code running inside one of its
@@ -15,6 +16,7 @@
 #include <uv.h>
 
 #include "clients.h"
+#include "connout.h"
 #include "frame.h"
 #include "list.h"
 #include "porter.pb-c.h"
@@ -92,32 +94,6 @@ void conn_deny(conn *c);
 
 /* Closes now: in-flight requests are detached and cancelled. Idempotent. */
 void conn_close(conn *c);
-
-/* Packs and queues `resp` (owned by the caller). Used by req. */
-void conn_send(conn *c, const Porter__V1__Response *resp);
-
-/*
- * conn_send for a file read's reply whose chunk is `data` (malloc'd, what
- * resp->file_read->data points to; taken, NULL: none): a large chunk goes
- * to the socket from where it is, framed by readwire.h, and is freed once
- * written, rather than copied into the worker's pack buffer on the loop.
- * Anything else is packed as conn_send does and `data` freed. Used by req.
- */
-void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data);
-
-/*
- * Sends `resp` (owned by the caller) with the open descriptor `fd`
- * (SCM_RIGHTS on its first byte; the caller keeps `fd` and closes its
- * copy). Nothing is sent when it returns an error: PORTER_E_BUSY when
- * replies are already queued, the client has not read everything sent to
- * it before (so at most one descriptor per connection is ever in flight,
- * charged by the kernel to porterd's uid), the socket is full or the
- * kernel refuses more descriptors in flight (answer without the
- * descriptor), PORTER_E_CONN_LOST when the connection is closing or broke
- * (it is then closed). Returns 0 once the descriptor is on its way. Used by
- * req.
- */
-int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd);
 
 /* Called by req when a request of `c` has been answered. */
 void conn_req_done(conn *c);

@@ -8,7 +8,7 @@ Prints, per layer, instructions per request: (OUT - BASELINE_OUT) / N. The
 baseline is a run of the same program that made no measured requests, so
 startup, warm-up and shutdown cancel out. Layers come from the ELF object
 (libpq, libcurl, libuv, libc ...) and, for Porter's own code, from the
-source file (conn.c reads, frames and writes; db*.c the DB path ...).
+source file (conn.c reads and frames, connout.c writes; db*.c the DB path ...).
 Self cost only: each instruction is counted once, in the layer that ran it.
 Valgrind 3.19 does not read the DWARF 5 line tables of Debian 12's gcc, so
 callgrind names no source file for Porter's code: --binary ELF maps each
@@ -27,7 +27,7 @@ NAME = re.compile(r"\((\d+)\)(?: (.*))?$")
 PORTER_FILES = [
     ("wire codec (proto/: frames, hand-written DB codec, arenas)",
      ("frame.c", "dbwire.c", "pbwire.c", "pingwire.c", "arena.c", "palloc.c", "errors.c")),
-    ("porterd read/frame/write (conn, listen, inbox)", ("conn.c", "listen.c", "inbox.c")),
+    ("porterd read/frame/write (conn, connout, listen, inbox)", ("conn.c", "connout.c", "listen.c", "inbox.c")),
     ("porterd dispatch (ops, req, batch, server, worker, fwd)",
      ("ops.c", "req.c", "batch.c", "server.c", "worker.c", "fwd.c", "cancel.c",
       "clients.c", "htab.c", "dalloc.c", "stats.c", "metrics.c")),

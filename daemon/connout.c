@@ -1,0 +1,329 @@
+/* connout - replies to one client connection; see connout.h. */
+#include "connout.h"
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "clients.h"
+#include "conn.h"
+#include "dalloc.h"
+#include "dbwire.h"
+#include "log.h"
+#include "porter_errors.h"
+#include "readwire.h"
+#include "stats.h"
+#include "worker.h"
+
+/* Past output-soft-limit, a connection holding more unsent bytes than this
+ * is dropped when it adds more. */
+#define CONN_SOFT_HOLDER (1024 * 1024)
+
+typedef struct conn_write {
+	uv_write_t req;
+	uint8_t *buf;    /* owned: header and payload, or a chunk's data */
+	size_t len;      /* bytes queued, counted in the uid's and global output */
+	uint8_t small[]; /* a chunk's head and tail (conn_send_take) */
+} conn_write;
+
+static void on_write(uv_write_t *wr, int status)
+{
+	conn_write *cw = (conn_write *)wr;
+	conn *c = wr->handle->data;
+	clients_put(c->acct, CLIENTS_BUFFERED, cw->len);
+	clients_output_add(-(int64_t)cw->len);
+	free(cw->buf);
+	free(cw);
+	if (status < 0 && status != UV_ECANCELED)
+		conn_close(c);
+}
+
+/* A worker's pack buffer above this size is released after use. */
+#define PACK_KEEP (256u * 1024u)
+
+/*
+ * Packs `resp` into the worker's pack buffer (its length in `*len`). A
+ * response too large for a frame becomes a PORTER_E_TOO_LARGE error. 0, or
+ * <0 after closing the connection.
+ */
+static int pack_reply(conn *c, const Porter__V1__Response *resp, size_t *len)
+{
+	worker *w = c->w;
+	const config *cfg = w->cfg;
+	/* Packing may allocate: the test-only hook may fail it. Query results
+	 * have an encoder of their own; the rest goes through protobuf-c. */
+	int rc = dalloc_should_fail() ? PORTER_E_NOMEM
+				      : dbwire_pack_response(resp, cfg->max_frame, &w->pack_buf,
+							     &w->pack_cap, len);
+	if (rc == 0)
+		rc = frame_pack_into(&resp->base, cfg->max_frame, &w->pack_buf, &w->pack_cap, len);
+	if (rc == PORTER_E_TOO_LARGE) {
+		Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
+		err.id = resp->id;
+		err.status = PORTER_E_TOO_LARGE;
+		err.message = "response exceeds the frame limit";
+		rc = frame_pack_into(&err.base, cfg->max_frame, &w->pack_buf, &w->pack_cap, len);
+	}
+	if (rc < 0) {
+		log_error("conn %llu: cannot pack a reply (%s), closing",
+			  (unsigned long long)c->serial, porter_strerror(rc));
+		conn_close(c);
+		return rc;
+	}
+	stats_add(&w->counters.bytes_out, *len);
+	return 0;
+}
+
+/* Releases a pack buffer that grew past PACK_KEEP. */
+static void trim_pack(worker *w)
+{
+	if (w->pack_cap > PACK_KEEP) {
+		free(w->pack_buf);
+		w->pack_buf = NULL;
+		w->pack_cap = 0;
+	}
+}
+
+/*
+ * Queues `cw` (its bytes in `b`, `nb` buffers, cw->len in all) behind what
+ * the socket holds, and applies the output limits. Takes `cw` and what it
+ * owns: freed by on_write, or here when the connection breaks.
+ */
+static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
+{
+	const config *cfg = c->w->cfg;
+	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, b, nb, on_write) < 0) {
+		free(cw->buf);
+		free(cw);
+		conn_close(c);
+		return;
+	}
+	/* Counted from here until on_write, which runs for every queued
+	 * write, also when the connection closes. */
+	int uid_ok = clients_take(c->acct, CLIENTS_BUFFERED, cw->len, cfg->uid_max_buffered);
+	if (!uid_ok)
+		clients_take(c->acct, CLIENTS_BUFFERED, cw->len, 0);
+	uint64_t total = clients_output_add((int64_t)cw->len);
+	const char *why = NULL;
+	if (c->pipe.write_queue_size > cfg->output_cap)
+		why = "over output-cap for one connection";
+	else if (!uid_ok)
+		why = "over uid-max-buffered for its uid";
+	else if (total > cfg->output_hard)
+		why = "all connections together are over output-hard-limit";
+	else if (total > cfg->output_soft && c->pipe.write_queue_size > CONN_SOFT_HOLDER)
+		why = "all connections together are over output-soft-limit";
+	if (why) {
+		log_warn(
+			"conn %llu (pid %d uid %u): %zu reply bytes unread, %s; dropping the client",
+			(unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
+			c->pipe.write_queue_size, why);
+		conn_close(c);
+	}
+}
+
+/*
+ * Queues bytes `off`..`len` of the packed reply in the worker's pack
+ * buffer behind what the socket holds, and applies the output limits.
+ */
+static void queue_rest(conn *c, size_t off, size_t len)
+{
+	worker *w = c->w;
+	/* The rest waits for the socket. A large frame takes the pack
+	 * buffer along (no copy; the next reply grows a new one), a small one
+	 * is copied out. */
+	conn_write *cw = dmalloc(sizeof(*cw));
+	if (!cw) {
+		conn_close(c);
+		return;
+	}
+	uint8_t *buf, *rest;
+	if (w->pack_cap > PACK_KEEP) {
+		buf = w->pack_buf;
+		rest = buf + off;
+		w->pack_buf = NULL;
+		w->pack_cap = 0;
+	} else if ((buf = dmalloc(len - off))) {
+		memcpy(buf, w->pack_buf + off, len - off);
+		rest = buf;
+	} else {
+		free(cw);
+		conn_close(c);
+		return;
+	}
+	cw->buf = buf;
+	cw->len = len - off;
+	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)(len - off));
+	queue_write(c, cw, &b, 1);
+}
+
+void conn_send(conn *c, const Porter__V1__Response *resp)
+{
+	worker *w = c->w;
+	size_t len;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (pack_reply(c, resp, &len) < 0)
+		goto out;
+
+	/* Most replies are small and the socket has room: write them at once
+	 * from the pack buffer, with no copy and no write request. */
+	size_t off = 0;
+	if (c->pipe.write_queue_size == 0) {
+		uv_buf_t b = uv_buf_init((char *)w->pack_buf, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+		if (n >= 0) {
+			off = (size_t)n;
+		} else if (n != UV_EAGAIN) {
+			conn_close(c);
+			goto out;
+		}
+	}
+	if (off < len)
+		queue_rest(c, off, len);
+out:
+	trim_pack(w);
+}
+
+/* Chunks smaller than this are packed and copied as any reply: the copy
+ * costs less than the extra allocation of a write that must wait. */
+#define CONN_TAKE_MIN (64u * 1024u)
+
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
+{
+	uint8_t head[READWIRE_HEAD_MAX], tail[READWIRE_TAIL_MAX];
+	size_t hl = 0, tl = 0;
+	if (c->state == CONN_CLOSING) {
+		free(data);
+		return;
+	}
+	if (!data || resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ ||
+	    resp->file_read->data.data != data || resp->file_read->data.len < CONN_TAKE_MIN ||
+	    readwire_frame(resp, c->w->cfg->max_frame, head, &hl, tail, &tl) != 0) {
+		/* Packed as any reply (a frame too large becomes its error). */
+		conn_send(c, resp);
+		free(data);
+		return;
+	}
+	size_t dl = resp->file_read->data.len;
+	stats_add(&c->w->counters.bytes_out, hl + dl + tl);
+	uv_buf_t b[3] = {uv_buf_init((char *)head, (unsigned)hl),
+			 uv_buf_init((char *)data, (unsigned)dl),
+			 uv_buf_init((char *)tail, (unsigned)tl)};
+	size_t off = 0;
+	if (c->pipe.write_queue_size == 0) {
+		int n = uv_try_write((uv_stream_t *)&c->pipe, b, 3);
+		if (n < 0 && n != UV_EAGAIN) {
+			free(data);
+			conn_close(c);
+			return;
+		}
+		off = n > 0 ? (size_t)n : 0;
+	}
+	size_t total = hl + dl + tl;
+	if (off == total) {
+		free(data);
+		return;
+	}
+	/* What the socket did not take waits, the data where it is: the
+	 * head's rest and the tail are copied beside the write request. */
+	conn_write *cw = dmalloc(sizeof(*cw) + hl + tl);
+	if (!cw) {
+		free(data);
+		conn_close(c);
+		return;
+	}
+	cw->buf = data;
+	cw->len = total - off;
+	memcpy(cw->small, head, hl);
+	memcpy(cw->small + hl, tail, tl);
+	uv_buf_t q[3];
+	unsigned nq = 0;
+	size_t skip = off;
+	const uint8_t *part[3] = {cw->small, data, cw->small + hl};
+	size_t plen[3] = {hl, dl, tl};
+	for (unsigned i = 0; i < 3; i++) {
+		if (skip >= plen[i]) {
+			skip -= plen[i];
+			continue;
+		}
+		q[nq++] = uv_buf_init((char *)part[i] + skip, (unsigned)(plen[i] - skip));
+		skip = 0;
+	}
+	queue_write(c, cw, q, nq);
+}
+
+int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
+{
+	worker *w = c->w;
+	size_t len;
+	int rc = PORTER_E_BUSY;
+
+	if (c->state == CONN_CLOSING)
+		return PORTER_E_CONN_LOST;
+	/* The descriptor rides on the frame's first byte, so that byte must
+	 * leave now: behind queued replies it cannot (libuv's queue carries
+	 * no ancillary data without IPC mode, which would also make it accept
+	 * descriptors from clients). */
+	if (c->pipe.write_queue_size != 0)
+		return PORTER_E_BUSY;
+	uv_os_fd_t sock;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &sock) < 0)
+		return PORTER_E_CONN_LOST;
+	/* The kernel charges a descriptor in flight (sent, not yet received)
+	 * to porterd's uid, up to porterd's descriptor limit, past which
+	 * every SCM_RIGHTS send fails, for every client. A client can leave
+	 * descriptors unread, and its close reports cannot be checked
+	 * (fsfds.h), so none goes to a client that has not read everything
+	 * sent to it before (SIOCOUTQ: bytes of this socket the peer has not
+	 * received): at most one per connection is in flight, fewer than
+	 * porterd's descriptors. libporter reads each reply before its next
+	 * request, so it is never refused this way. */
+	int unread = 0;
+	if (ioctl(sock, SIOCOUTQ, &unread) < 0 || unread != 0)
+		return PORTER_E_BUSY;
+	if (pack_reply(c, resp, &len) < 0)
+		return PORTER_E_CONN_LOST;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {.iov_base = w->pack_buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		/* A full socket (the client is not reading), or the uid's
+		 * descriptors in flight at the limit (ETOOMANYREFS: other
+		 * processes of porterd's uid count too): the caller answers
+		 * without the descriptor. Anything else is a dead peer. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ETOOMANYREFS) {
+			conn_close(c);
+			rc = PORTER_E_CONN_LOST;
+		}
+		goto out;
+	}
+	/* The kernel took the descriptor with the first bytes; the rest of
+	 * the frame follows as any reply. */
+	rc = 0;
+	if ((size_t)n < len)
+		queue_rest(c, (size_t)n, len);
+out:
+	trim_pack(w);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * connout - replies to one client connection: packing into the worker's
+ * pack buffer, writing at once when the socket has room, queueing the rest
+ * within the output limits (per connection, per uid, all connections),
+ * large file chunks sent from where they were read, and descriptors passed
+ * on a reply's first byte.
+ *
+ * Runs on the connection's worker loop only; not thread safe. A send on a
+ * connection that breaks closes it (conn_close); the caller then checks
+ * the conn's state before touching it again.
+ */
+#ifndef PORTER_CONNOUT_H
+#define PORTER_CONNOUT_H
+
+#include <stdint.h>
+
+#include "porter.pb-c.h"
+
+typedef struct conn conn;
+
+/* Packs and queues `resp` (owned by the caller). Used by req. */
+void conn_send(conn *c, const Porter__V1__Response *resp);
+
+/*
+ * conn_send for a file read's reply whose chunk is `data` (malloc'd, what
+ * resp->file_read->data points to; taken, NULL: none): a large chunk goes
+ * to the socket from where it is, framed by readwire.h, and is freed once
+ * written, rather than copied into the worker's pack buffer on the loop.
+ * Anything else is packed as conn_send does and `data` freed. Used by req.
+ */
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data);
+
+/*
+ * Sends `resp` (owned by the caller) with the open descriptor `fd`
+ * (SCM_RIGHTS on its first byte; the caller keeps `fd` and closes its
+ * copy). Nothing is sent when it returns an error: PORTER_E_BUSY when
+ * replies are already queued, the client has not read everything sent to
+ * it before (so at most one descriptor per connection is ever in flight,
+ * charged by the kernel to porterd's uid), the socket is full or the
+ * kernel refuses more descriptors in flight (answer without the
+ * descriptor), PORTER_E_CONN_LOST when the connection is closing or broke
+ * (it is then closed). Returns 0 once the descriptor is on its way. Used by
+ * req.
+ */
+int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd);
+
+#endif
