@@ -30,18 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-ok() { echo "ok - $1"; }
-bad() {
-	echo "not ok - $1"
-	FAILS=$((FAILS + 1))
-}
-# check WHAT CONDITION...: runs the condition (a command).
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
+. "$(dirname "$0")/ctl_checks.sh" # FAILS, ok, bad, check, code
 # same FILE1 FILE2 WHAT: byte-equal files, else the first differences.
 same() {
 	if cmp -s "$1" "$2"; then
@@ -49,19 +38,6 @@ same() {
 	else
 		bad "$3"
 		diff "$1" "$2" | head -20
-	fi
-}
-# code WANT WHAT CMD...: CMD's exit status is WANT.
-code() {
-	local want=$1 what=$2
-	shift 2
-	"$@" >"$T/code.out" 2>"$T/code.err"
-	local got=$?
-	if [ "$got" = "$want" ]; then
-		ok "$what (exit $got)"
-	else
-		bad "$what: exit $got, want $want"
-		head -5 "$T/code.out" "$T/code.err"
 	fi
 }
 

@@ -22,31 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILS=0
-ok() { echo "ok - $1"; }
-bad() {
-	echo "not ok - $1"
-	FAILS=$((FAILS + 1))
-}
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-# code WANT WHAT CMD...: CMD's exit status is WANT (within 20 s: a hang
-# fails too); its output is left in $T/code.out and $T/code.err.
-code() {
-	local want=$1 what=$2
-	shift 2
-	timeout 20 "$@" >"$T/code.out" 2>"$T/code.err" </dev/null
-	local got=$?
-	if [ "$got" = "$want" ]; then
-		ok "$what (exit $got)"
-	else
-		bad "$what: exit $got, want $want"
-		head -5 "$T/code.out" "$T/code.err"
-	fi
-}
+. "$(dirname "$0")/ctl_checks.sh" # FAILS, ok, bad, check, code
 
 mkdir -p "$T/files"
 "$PORTERD" --config "" --socket "$T/porter.sock" --file-roots "files=$T/files" \
