@@ -231,6 +231,9 @@ int listen_open(server *srv)
 		log_error("socket: %s", strerror(errno));
 		return -1;
 	}
+	/* Before anyone can connect: a connection takes its listener's
+	 * setting when it is made. */
+	listen_refuse_fds(srv->listen_fd, 1);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	/* Created 0600 from the start: no window where others could connect. */
 	mode_t old = umask(0177);
@@ -253,6 +256,42 @@ int listen_open(server *srv)
 		return -1;
 	}
 	return 0;
+}
+
+/* Linux 6.16's SO_PASSRIGHTS, which older C libraries do not name (its
+ * number on the architectures that use the generic socket numbers). */
+#if !defined(SO_PASSRIGHTS) && !defined(__alpha__) && !defined(__mips__) && !defined(__hppa__) &&  \
+	!defined(__sparc__)
+#define SO_PASSRIGHTS 83
+#endif
+
+int listen_refuse_fds(int fd, int warn)
+{
+	/* A client never sends porterd a descriptor, and one it sent is
+	 * released by porterd: the read that takes the bytes it rode on
+	 * drops it there, as does closing a connection with it unread, and
+	 * when porterd held the last reference, its release runs in that
+	 * thread. A TCP socket with SO_LINGER and unsent data makes that
+	 * close wait out its linger time, so a client could stall a worker
+	 * (or, before being refused at accept, the acceptor) for as long as
+	 * it liked. With SO_PASSRIGHTS off the kernel refuses the sender's
+	 * sendmsg (EPERM); a listening socket's connections inherit it from
+	 * the moment they connect. */
+#ifdef SO_PASSRIGHTS
+	int off = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) == 0)
+		return 0;
+	int e = errno;
+#else
+	int e = ENOPROTOOPT;
+#endif
+	if (warn)
+		log_warn(
+			"cannot make the socket refuse descriptors sent by clients (SO_PASSRIGHTS, "
+			"Linux 6.16): %s; a client can stall a worker by sending one whose close waits "
+			"(README: Who may connect)",
+			strerror(e));
+	return -1;
 }
 
 /* Removes the socket file only if it is still the one we created. */

@@ -5,7 +5,8 @@
  * socket, and the socket's mode and group, which follow allow-uid and
  * allow-gid (see "Who may connect" in the README).
  *
- * Acceptor thread only. Nothing here runs for a socket from systemd.
+ * Acceptor thread only. Nothing here but listen_refuse_fds runs for a
+ * socket from systemd.
  */
 #ifndef PORTER_LISTEN_H
 #define PORTER_LISTEN_H
@@ -21,6 +22,15 @@ int listen_open(server *srv);
  * current srv->cfg; after a reload too. Logs what it set, and warns when a
  * directory above keeps the allowed peers out. Never fails. */
 void listen_apply_access(server *srv);
+
+/*
+ * Makes the Unix socket `fd` (a listener, whose later connections inherit
+ * it, or a connection) refuse descriptors its peers send (SO_PASSRIGHTS
+ * off: their sendmsg fails with EPERM). 0, or -1 when the kernel (before
+ * Linux 6.16) or the build cannot; then, when `warn`, a warning says what
+ * a client can do.
+ */
+int listen_refuse_fds(int fd, int warn);
 
 /* Unlinks the socket file if it is still the one we created. */
 void listen_remove(server *srv);

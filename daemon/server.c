@@ -173,6 +173,11 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 			uv_timer_start(&srv->accept_pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
 			return;
 		}
+		/* A connection made before porterd set it on systemd's
+		 * socket: refused from here on (what it sent already is
+		 * in the socket). */
+		if (srv->fds_refused)
+			listen_refuse_fds(fd, 0);
 		clients_peer peer;
 		int rc = clients_peer_read(fd, &peer);
 		if (rc < 0) {
@@ -553,6 +558,9 @@ int server_run(config *cfg, int argc, char **argv)
 	if (afd > 0) {
 		srv.listen_fd = afd;
 		srv.activated = 1;
+		/* For connections made from now on; those systemd queued
+		 * before porterd started get it at accept. */
+		srv.fds_refused = listen_refuse_fds(afd, 1) == 0;
 	} else if (listen_open(&srv) < 0) {
 		goto out;
 	}

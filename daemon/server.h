@@ -29,6 +29,10 @@ typedef struct server {
 	char **argv;
 	int activated;      /* listen_fd came from systemd: never bind,
 			     * chmod or unlink anything */
+	int fds_refused;    /* systemd's socket refuses descriptors from
+			     * clients (listen_refuse_fds): so is each
+			     * connection accepted, in case it connected
+			     * before porterd set it */
 	uv_loop_t loop;     /* the acceptor's loop */
 	int listen_fd;      /* owned */
 	int lock_fd;        /* flock on "<socket>.lock"; owned */

@@ -26,6 +26,7 @@
 #include "tenant.h"
 #include "porter.h"
 #include "porter.pb-c.h"
+#include "rawc.h"
 
 /* ---- the notification socket ---- */
 
@@ -290,7 +291,13 @@ START_TEST(test_socket_activation)
 			      unused, "--workers", "2",          NULL};
 	pid_t pid = spawn_activated(sock, logp, args);
 	/* systemd-socket-activate starts porterd on the first connection,
-	 * which then waits in the backlog until porterd accepts it. */
+	 * which then waits in the backlog until porterd accepts it. That
+	 * one is made before porterd could set anything on the socket. */
+	int early = -1;
+	for (long long until = th_now_ms() + 10000; early < 0 && th_now_ms() < until;)
+		if ((early = th_rc_connect(sock)) < 0)
+			usleep(10000);
+	ck_assert_int_ge(early, 0);
 	struct stat st;
 	ck_assert_int_eq(first_ping(sock), 0);
 	char msg[1024];
@@ -300,6 +307,19 @@ START_TEST(test_socket_activation)
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(porter_ping("act", 3, 0, 2000), 0);
 	porter_thread_disconnect();
+
+	/* Descriptors from clients are refused (test_trust_wire says why)
+	 * on systemd's socket too: on a connection made before porterd
+	 * started (set at accept) and on one made after (inherited from the
+	 * listener). */
+	int late = th_rc_connect(sock);
+	ck_assert_int_ge(late, 0);
+	ck_assert_int_eq(th_rc_send_fd(early, STDIN_FILENO), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(th_rc_send_fd(late, STDIN_FILENO), -1);
+	ck_assert_int_eq(errno, EPERM);
+	close(early);
+	close(late);
 
 	/* porterd neither created its own socket nor locked or touched the
 	 * activated one. */

@@ -12,11 +12,29 @@
  * - A large frame of other tiny sub-messages (empty HTTP headers, which
  *   nothing counts ahead) is unpacked within twice its size and 8 MiB:
  *   a 16 MiB frame of them took 512 MiB, its budget of 32 times the frame.
+ * - A descriptor sent along with the bytes (SCM_RIGHTS) never reaches
+ *   porterd. A client never has a reason to send one, and the last close
+ *   of a file is its release: a TCP socket with SO_LINGER and unsent data
+ *   makes that close wait out the linger time. porterd read the bytes with
+ *   read(2), which drops the descriptors in porterd's thread: alice's
+ *   socket, closed on her side, froze the worker that read it (every
+ *   client on it waited) for as long as she set; sent to porterd before it
+ *   refused her connection at accept, it froze the acceptor, so no one
+ *   could connect. The listening socket refuses descriptors
+ *   (SO_PASSRIGHTS, Linux 6.16), which its connections inherit from the
+ *   moment they connect: alice's sendmsg fails with EPERM.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -206,10 +224,172 @@ START_TEST(large_frames_unpack_within_twice_their_size)
 }
 END_TEST
 
+/* ---- descriptors sent to porterd ---- */
+
+/* How long alice's socket makes its last close wait. */
+#define LINGER_S 30
+
+typedef struct fd_try {
+	volatile int ready; /* alice's descriptor is in flight to porterd */
+	volatile int done;  /* the test has its answer: alice may go */
+	int sent;           /* sendmsg's result */
+	int err;            /* its errno */
+	int rc;             /* 0, or where the child failed */
+} fd_try;
+
+/*
+ * A TCP socket whose last close waits LINGER_S seconds: connected to a
+ * loopback listener of alice's that never reads, its send buffer full and
+ * SO_LINGER set. `*keep` gets the listener and the accepted peer, which
+ * alice holds open (their close would reset the connection and end the
+ * wait). The socket, or -1.
+ */
+static int lingering_socket(int keep[2])
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int small = 4096;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	if (l < 0 || c < 0 || setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0 ||
+	    bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl) < 0 ||
+	    setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) < 0 ||
+	    connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -1;
+	keep[0] = l;
+	keep[1] = accept(l, NULL, NULL);
+	if (keep[1] < 0 || fcntl(c, F_SETFL, O_NONBLOCK) < 0)
+		return -1;
+	static char junk[4096];
+	while (write(c, junk, sizeof(junk)) > 0)
+		;
+	if (errno != EAGAIN)
+		return -1;
+	struct linger lg = {.l_onoff = 1, .l_linger = LINGER_S};
+	if (setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		return -1;
+	return c;
+}
+
+/* As alice: connects to porterd and sends one byte (the first of a frame
+ * header) carrying a lingering socket, closes her own copy of it (so the
+ * one in flight is the last), and holds the socket's peer until the test
+ * is done. */
+static int send_lingering_fd(void *arg)
+{
+	fd_try *t = arg;
+	int keep[2] = {-1, -1};
+	int s = lingering_socket(keep);
+	int fd = s < 0 ? -1 : th_rc_connect(getenv("PORTER_SOCKET"));
+	if (fd >= 0) {
+		t->sent = th_rc_send_fd(fd, s);
+		t->err = t->sent < 0 ? errno : 0;
+	}
+	/* Refused: her own close of it is then the last, and must not wait. */
+	struct linger now = {.l_onoff = 1, .l_linger = 0};
+	if (s >= 0 && (fd < 0 || t->sent < 0))
+		setsockopt(s, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+	t->rc = s < 0 ? 1 : fd < 0 ? 2 : 0;
+	if (s >= 0)
+		close(s);
+	t->ready = 1;
+	th_wait_flag(&t->done, (LINGER_S + 10) * 1000);
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < 2; i++)
+		if (keep[i] >= 0)
+			close(keep[i]);
+	return 0;
+}
+
+typedef struct alice_thread {
+	fd_try *t;
+	int rc;
+} alice_thread;
+
+static void *run_alice(void *arg)
+{
+	alice_thread *a = arg;
+	a->rc = th_as(TH_UID_ALICE, TH_GID_PORTER, (LINGER_S + 20) * 1000, send_lingering_fd, a->t);
+	return NULL;
+}
+
+typedef struct bob_try {
+	int rc;         /* porter_ping's */
+	long long took; /* ms */
+} bob_try;
+
+static int bob_pings_once(void *arg)
+{
+	bob_try *b = arg;
+	long long t0 = th_now_ms();
+	b->rc = porter_ping("x", 1, 0, 5000);
+	b->took = th_now_ms() - t0;
+	return 0;
+}
+
+/* Alice sends her lingering socket to porterd (started with `args`, one
+ * worker), then bob pings: he must be answered, and alice's sendmsg must
+ * have been refused. */
+static void try_fd(const char *const *args, const char *what)
+{
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	fd_try *t = th_shared_alloc(sizeof(*t));
+	bob_try *b = th_shared_alloc(sizeof(*b));
+	ck_assert_ptr_nonnull(t);
+	ck_assert_ptr_nonnull(b);
+	alice_thread a = {t, -1};
+	pthread_t th;
+	/* Stopped until alice has closed her copy: porterd's release of the
+	 * one in flight must be the last (had porterd read or refused her
+	 * connection first, her own close would be the one that waits). */
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, run_alice, &a), 0);
+	int ready = th_wait_flag(&t->ready, 10000);
+	ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+	ck_assert_msg(ready, "alice's child never sent");
+	/* Time for porterd to take alice's byte (and, on the old code, to
+	 * start waiting on her socket's close). */
+	usleep(300 * 1000);
+	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 20000, bob_pings_once, b), 0);
+	t->done = 1;
+	pthread_join(th, NULL);
+	printf("%s: alice's sendmsg %d (%s); bob's ping %s in %lld ms\n", what, t->sent,
+	       t->sent < 0 ? strerror(t->err) : "taken", porter_error_name(b->rc), b->took);
+	ck_assert_int_eq(a.rc, 0);
+	ck_assert_int_eq(t->rc, 0);
+	ck_assert_msg(b->rc == 0, "%s: bob's ping got %s after %lld ms", what,
+		      porter_error_name(b->rc), b->took);
+	ck_assert_msg(t->sent < 0 && t->err == EPERM,
+		      "%s: porterd's socket took alice's descriptor (sendmsg %d, %s)", what,
+		      t->sent, strerror(t->err));
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+}
+
+START_TEST(a_lingering_descriptor_never_stalls_a_worker)
+{
+	const char *args[] = {"--allow-uid", "61011,61012", "--workers", "1", NULL};
+	try_fd(args, "to alice's worker");
+}
+END_TEST
+
+START_TEST(a_lingering_descriptor_never_stalls_the_acceptor)
+{
+	/* Alice may reach the socket (group) but is not let in: porterd
+	 * closes her connection at accept, with her byte unread. */
+	const char *args[] = {"--allow-uid", "61012", "--workers", "1", NULL};
+	try_fd(args, "to the acceptor (alice refused)");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {parameter_gate_holds_for_any_encoding,
-				large_frames_unpack_within_twice_their_size, NULL};
+				large_frames_unpack_within_twice_their_size,
+				a_lingering_descriptor_never_stalls_a_worker,
+				a_lingering_descriptor_never_stalls_the_acceptor, NULL};
 	return th_suite("trust_wire", "trust_wire", 120, tests);
 }
 

@@ -26,6 +26,27 @@ int th_rc_connect(const char *path)
 	return fd;
 }
 
+int th_rc_send_fd(int fd, int passed)
+{
+	char byte = 0;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &passed, sizeof(int));
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
 int th_rc_send(int fd, Porter__V1__Request *req)
 {
 	uint8_t *buf;

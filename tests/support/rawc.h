@@ -19,6 +19,11 @@
  * (errno set). */
 int th_rc_connect(const char *path);
 
+/* Sends one zero byte (the start of a frame header) carrying descriptor
+ * `passed` (SCM_RIGHTS), as no honest client does. 0, or -1 with errno
+ * (EPERM: the receiving socket refuses descriptors). */
+int th_rc_send_fd(int fd, int passed);
+
 /* Packs and writes `req` (not NULL) whole, without SIGPIPE. 0 or -1. */
 int th_rc_send(int fd, Porter__V1__Request *req);
 
