@@ -10,7 +10,9 @@
  *   unpacks (it is the gate that refuses a frame before protobuf-c
  *   unpacks millions of parameters);
  * - whatever protobuf-c decoded, the hand-written encoders either decline
- *   it or write exactly protobuf-c's bytes, in a frame of the right length.
+ *   it or write exactly protobuf-c's bytes, in a frame of the right length;
+ *   readwire's frame around a read reply's chunk (head, the data, tail)
+ *   included.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "palloc.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
+#include "readwire.h"
 
 /* Packs `m` with protobuf-c into a fresh buffer; `*n` gets its length. */
 static uint8_t *pb_pack(const ProtobufCMessage *m, size_t *n)
@@ -54,6 +57,27 @@ static void same_frame(int rc, const ProtobufCMessage *ref, const uint8_t *frame
 	uint8_t *want = pb_pack(ref, &n);
 	if (frame_get_header(frame) != n || flen != FRAME_HEADER_SIZE + n ||
 	    memcmp(frame + FRAME_HEADER_SIZE, want, n) != 0)
+		abort();
+	free(want);
+}
+
+/* The frame readwire puts around a read reply's data, with the data
+ * between, must be protobuf-c's, byte for byte. */
+static void check_readwire(const Porter__V1__Response *ref)
+{
+	uint8_t head[READWIRE_HEAD_MAX], tail[READWIRE_TAIL_MAX];
+	size_t hl = 0, tl = 0;
+	int rc = readwire_frame(ref, 1u << 24, head, &hl, tail, &tl);
+	if (rc == 1 || rc == PORTER_E_TOO_LARGE)
+		return; /* declined, or over the limit given */
+	if (rc != 0 || hl < FRAME_HEADER_SIZE || hl > READWIRE_HEAD_MAX || tl > READWIRE_TAIL_MAX)
+		abort();
+	const ProtobufCBinaryData *d = &ref->file_read->data;
+	size_t n, h = hl - FRAME_HEADER_SIZE;
+	uint8_t *want = pb_pack(&ref->base, &n);
+	if (frame_get_header(head) != n || h + d->len + tl != n ||
+	    memcmp(want, head + FRAME_HEADER_SIZE, h) != 0 ||
+	    memcmp(want + h, d->data, d->len) != 0 || memcmp(want + h + d->len, tail, tl) != 0)
 		abort();
 	free(want);
 }
@@ -115,6 +139,8 @@ static void check(const codec *k, const uint8_t *data, size_t len)
 	if (ref) {
 		if (k == &requests)
 			check_gate((const Porter__V1__Request *)ref, data, len);
+		else
+			check_readwire((const Porter__V1__Response *)ref);
 		uint8_t *buf = NULL;
 		size_t cap = 0, flen = 0;
 		int rc = k->pack(ref, &buf, &cap, &flen);
