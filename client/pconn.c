@@ -474,11 +474,22 @@ static void claim_fd(tstate *t, const Porter__V1__Response *resp, int *fd)
 }
 
 /*
- * Reads the next whole frame into the thread's reader. poll then recv, not
- * a blocking recv bounded by SO_RCVTIMEO (one system call fewer): measured
- * with 32 threads, the blocking recv doubled the CPU per call of both the
- * client and porterd, as its wake-up pulls the client onto the CPU of the
- * daemon thread that wrote the reply.
+ * Reads the next whole frame into the thread's reader: poll, then recvmsg.
+ * Not one blocking recvmsg bounded by SO_RCVTIMEO, although that is one
+ * system call fewer per call: a thread asleep in recvmsg on a Unix stream
+ * socket is woken by every wake-up of the socket's one wait queue, and
+ * porterd's read of the request makes one (freeing the request's buffer
+ * makes the socket writable: unix_write_space), long before the reply.
+ * poll (and epoll) filter wake-ups by the events waited for; recvmsg does
+ * not. Measured with that variant (session 6, perf stat and the stacks of
+ * sched_wakeup, ping): at 8 threads most wake-ups of the clients came from
+ * unix_write_space, and being sync wake-ups they land on the CPU of the
+ * porterd thread that made them and preempt it, only for the client to go
+ * back to sleep; context switches per call rose from 1.0-1.1 to 1.3-1.5 in
+ * the client, and at 1 thread from 1.0 to 1.7 in the client and porterd
+ * alike, which outweighed the system call saved. test_client_wait's
+ * a_waiting_thread_wakes_once_per_call fails on that variant (a call
+ * slept twice).
  */
 static int read_frame(tstate *t, int64_t deadline, const uint8_t **p, size_t *len)
 {

@@ -1,7 +1,9 @@
 /*
  * bench_ping - porter_ping round trip vs a raw Unix-socket round trip
- * between two threads, at 1 and 8 client threads, in the same run; plus
- * porterd's memory per client connection.
+ * between two threads, at 1 and 8 client threads, in the same run, with
+ * the CPU each call cost this process (the clients; for the raw path the
+ * echo threads too) and porterd; plus porterd's memory per client
+ * connection.
  *
  * Prints figures; never fails on timing.
  */
@@ -14,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_cpu.h"
 #include "harness.h"
 #include "porter.h"
 
@@ -80,10 +83,11 @@ static void *client_main(void *arg)
 
 typedef struct result {
 	double p50_us, p99_us, rate;
+	double cpu_self_us, cpu_porterd_us; /* CPU per call, by process */
 	int failures;
 } result;
 
-static result measure(int raw, int threads)
+static result measure(pid_t porterd, int raw, int threads)
 {
 	run *runs = calloc((size_t)threads, sizeof(run));
 	pthread_t *echo = calloc((size_t)threads, sizeof(pthread_t));
@@ -104,6 +108,7 @@ static result measure(int raw, int threads)
 		}
 	}
 	double t0 = th_now_ns();
+	double c0 = bench_self_cpu(), d0 = bench_proc_cpu(porterd, 0, NULL);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&runs[i].th, NULL, client_main, &runs[i]);
 	for (int i = 0; i < threads; i++) {
@@ -111,6 +116,9 @@ static result measure(int raw, int threads)
 		res.failures += runs[i].failures;
 	}
 	double wall = th_now_ns() - t0;
+	double calls = (double)threads * (WARMUP + ITERS);
+	res.cpu_self_us = (bench_self_cpu() - c0) * 1e6 / calls;
+	res.cpu_porterd_us = (bench_proc_cpu(porterd, 0, NULL) - d0) * 1e6 / calls;
 	if (raw) {
 		for (int i = 0; i < threads; i++) {
 			close(pairs[i][0]);
@@ -122,7 +130,7 @@ static result measure(int raw, int threads)
 	qsort(all, n, sizeof(double), th_cmp_double);
 	res.p50_us = all[n / 2] / 1e3;
 	res.p99_us = all[(size_t)ceil(0.99 * (double)n) - 1] / 1e3;
-	res.rate = (double)threads * (WARMUP + ITERS) / (wall / 1e9);
+	res.rate = calls / (wall / 1e9);
 	free(runs);
 	free(echo);
 	free(pairs);
@@ -155,17 +163,21 @@ int main(void)
 
 	printf("bench_ping: %d round trips of %d bytes per thread (after %d warm-up), porterd with %ld workers\n",
 	       ITERS, MSG, WARMUP, sysconf(_SC_NPROCESSORS_ONLN));
-	printf("%-8s %-20s %10s %10s %12s %9s\n", "threads", "path", "p50 us", "p99 us", "calls/s",
-	       "failures");
+	printf("(cpu us: CPU per call of this process, its clients and for the raw path the echo "
+	       "threads, and of porterd)\n");
+	printf("%-8s %-20s %10s %10s %12s %9s %9s %9s\n", "threads", "path", "p50 us", "p99 us",
+	       "calls/s", "cpu self", "cpu pd", "failures");
 	int counts[] = {1, 8};
 	for (size_t k = 0; k < 2; k++) {
 		int t = counts[k];
-		result raw = measure(1, t);
-		result por = measure(0, t);
-		printf("%-8d %-20s %10.1f %10.1f %12.0f %9d\n", t, "raw unix socket", raw.p50_us,
-		       raw.p99_us, raw.rate, raw.failures);
-		printf("%-8d %-20s %10.1f %10.1f %12.0f %9d\n", t, "porter_ping", por.p50_us,
-		       por.p99_us, por.rate, por.failures);
+		result raw = measure(d.pid, 1, t);
+		result por = measure(d.pid, 0, t);
+		printf("%-8d %-20s %10.1f %10.1f %12.0f %9.2f %9.2f %9d\n", t, "raw unix socket",
+		       raw.p50_us, raw.p99_us, raw.rate, raw.cpu_self_us, raw.cpu_porterd_us,
+		       raw.failures);
+		printf("%-8d %-20s %10.1f %10.1f %12.0f %9.2f %9.2f %9d\n", t, "porter_ping",
+		       por.p50_us, por.p99_us, por.rate, por.cpu_self_us, por.cpu_porterd_us,
+		       por.failures);
 		printf("%-8d %-20s %10.2fx %9.2fx %11.2fx\n", t, "ratio porter/raw",
 		       por.p50_us / raw.p50_us, por.p99_us / raw.p99_us, por.rate / raw.rate);
 	}

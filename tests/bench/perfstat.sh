@@ -17,6 +17,9 @@
 # object (kernel, libc, libpq, porterd...). PORTER_DAEMON_ARGS and
 # PORTER_DAEMON_WRAP reach porterd as in the benchmarks (compare
 # `--workers 1`, `--busy-poll 0`, or another build's porterd).
+# PERFSTAT_CLIENT_LIB, a directory holding another build's libporter.so,
+# runs the client with that library against this build's porterd (it goes
+# first in LD_LIBRARY_PATH; the test binaries' RUNPATH yields to it).
 #
 # Per request means per read() porterd made from its clients in the
 # window: profile_load's threads each wait for their reply, so porterd
@@ -37,6 +40,10 @@ out=$(mktemp -d /tmp/porter-perfstat.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 touch "$out/mark"
 
+if [ -n "${PERFSTAT_CLIENT_LIB:-}" ]; then
+	LD_LIBRARY_PATH="$PERFSTAT_CLIENT_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+	export LD_LIBRARY_PATH
+fi
 "$build/tests/bench/profile_load" "$kind" "$threads" "$n" >"$out/load.log" 2>&1 &
 load=$!
 pd=
@@ -49,8 +56,8 @@ done
 [ -n "$pd" ] || { echo "perfstat.sh: porterd did not start" >&2; cat "$out/load.log" >&2; exit 1; }
 # Past the warm-up: connections, pools and caches are made.
 sleep 3
-ev=task-clock,context-switches,raw_syscalls:sys_enter
-for s in read write recvfrom sendto recvmsg sendmsg poll epoll_wait pread64 sched_yield; do
+ev=task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter
+for s in read write recvfrom sendto recvmsg sendmsg poll epoll_wait pread64 sched_yield setsockopt fcntl; do
 	ev="$ev,syscalls:sys_enter_$s"
 done
 pids="porterd:$pd client:$load"
