@@ -485,12 +485,62 @@ static void end_watch(struct fswatch *x)
 	x->wd = -1;
 }
 
+/* Whether `s` is `n` lower-case hex digits (`hex`) or decimal ones, and
+ * nothing more. */
+static int all_digits(const char *s, size_t n, int hex)
+{
+	size_t i = 0;
+	for (; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (hex && s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return n ? i == n : i > 0;
+}
+
+/*
+ * Whether the entry `name` is one of porterd's own temp files of an
+ * atomic write (fswork.c), which a watcher of the directory must not see:
+ * an O_TMPFILE file, which the kernel names '#' and its inode number while
+ * it has no name of its own (its writes and mode change show as
+ * modifications of that name), and the name it is linked as before its
+ * rename over the target, also the temp file made where there is no
+ * O_TMPFILE: TMP_PREFIX, 16 hex digits, ".tmp" (fswork.c's tmp_name). A
+ * user's own file named '#' and digits only loses its modifications to
+ * this (never its creation, deletion or renames).
+ */
+static int temp_name(const char *name, uint32_t mask)
+{
+	static const char prefix[] = ".porter-";
+	size_t len = strlen(name);
+	if (name[0] == '#')
+		return (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1, 0, 0);
+	if (len != sizeof(prefix) - 1 + 16 + 4 || strncmp(name, prefix, sizeof(prefix) - 1) != 0 ||
+	    strcmp(name + len - 4, ".tmp") != 0)
+		return 0;
+	char hex[17];
+	memcpy(hex, name + sizeof(prefix) - 1, 16);
+	hex[16] = '\0';
+	return all_digits(hex, 16, 1);
+}
+
 static void deliver(struct fswatch *x, const struct inotify_event *ev, const char *moved_to)
 {
 	char a[PATH_MAX + NAME_MAX + 2], b[PATH_MAX + NAME_MAX + 2];
 	const char *name = ev->len ? ev->name : NULL;
 	if (x->ended)
 		return;
+	if (name && temp_name(name, ev->mask)) {
+		/* An atomic write is one event: its rename over the target,
+		 * reported as the creation of the file now at that name (the
+		 * kernel does not say whether another was there: a replaced
+		 * file is gone, a new one is in its place). Its other steps,
+		 * and a temp file renamed out of the directory, are not
+		 * reported. */
+		if ((ev->mask & IN_MOVED_FROM) && moved_to && moved_to[0] &&
+		    !temp_name(moved_to, IN_MOVED_TO))
+			push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_CREATED,
+			     rel_name(x, moved_to, a, sizeof(a)), NULL);
+		return;
+	}
 	if (ev->mask & IN_CREATE)
 		push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_CREATED,
 		     rel_name(x, name, a, sizeof(a)), NULL);

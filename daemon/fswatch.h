@@ -29,6 +29,11 @@
  * (each watch is a file stream), and the kernel's own limit gives
  * PORTER_E_BUSY naming the sysctl.
  *
+ * porterd's own atomic writes (fswork.c: an O_TMPFILE file, linked under
+ * a temp name, renamed over the target) show in a directory watch as one
+ * event, the creation of the target (a replaced file and a new one alike:
+ * the kernel does not tell them apart), never as their temp files.
+ *
  * Memory: each watch queues at most FSWATCH_MAX_EVENTS events (and
  * FSWATCH_MAX_BYTES of names); past it events are dropped and one OVERFLOW
  * event says so (the client should look again). A modification of a name

@@ -7,7 +7,8 @@
  * a symlink planted there), paths escaping the root refused, a flood of
  * events bounded with an overflow event, a watch read from a thread whose
  * connection is on the other worker, and an unread watch reclaimed with
- * its owner told.
+ * its owner told; an atomic write seen as the creation of its target,
+ * never as porterd's temp files.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -175,6 +176,51 @@ START_TEST(directory_events_of_each_kind)
 	collect(w, ev.n + 1, T);
 	expect(PORTER_FILE_EVENT_CREATED, "d/sub", NULL);
 	ck_assert_int_eq(ev.ended, 0);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
+/* An atomic write shows as the creation of its target, never as porterd's
+ * own temp files: neither the O_TMPFILE file ('#' and its inode number,
+ * modified as it is written), nor the name it is linked as and renamed
+ * from ('.porter-...tmp'). A small write goes as bytes (porterd writes
+ * the temp file), a large one by descriptor (libporter writes it); a
+ * replace shows the same as a new file. */
+START_TEST(atomic_write_is_one_event)
+{
+	memset(&ev, 0, sizeof(ev));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	static char big[256 * 1024];
+	memset(big, 'b', sizeof(big));
+	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, atomic, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("r", "d/w.txt", big, sizeof(big), atomic, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("r", "d/v.txt", big, sizeof(big), atomic, 0, 0, T), 0);
+	/* Events come in order: once this one is seen, all of the writes'
+	 * are. */
+	put(root, "d/end", "", "w");
+	long long until = th_now_ms() + T;
+	while (find(PORTER_FILE_EVENT_CREATED, "d/end", NULL) < 0 && !ev.ended &&
+	       th_now_ms() < until)
+		collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_CREATED, "d/end", NULL);
+	int created = 0;
+	for (int i = 0; i < ev.n; i++) {
+		if (strstr(ev.name[i], "porter-") || strstr(ev.new_name[i], "porter-") ||
+		    strchr(ev.name[i], '#') || strchr(ev.new_name[i], '#'))
+			dump();
+		ck_assert_msg(!strstr(ev.name[i], "porter-") && !strstr(ev.new_name[i], "porter-"),
+			      "event %d names a temp file: '%s' -> '%s'", i, ev.name[i],
+			      ev.new_name[i]);
+		ck_assert_msg(!strchr(ev.name[i], '#') && !strchr(ev.new_name[i], '#'),
+			      "event %d names an O_TMPFILE file: '%s'", i, ev.name[i]);
+		created +=
+			ev.kind[i] == PORTER_FILE_EVENT_CREATED && !strcmp(ev.name[i], "d/w.txt");
+	}
+	/* The new file and its replace, each one event. */
+	ck_assert_int_eq(created, 2);
+	expect(PORTER_FILE_EVENT_CREATED, "d/v.txt", NULL);
 	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
 }
 END_TEST
@@ -366,6 +412,7 @@ END_TEST
 static Suite *suite(void)
 {
 	const TTest *tests[] = {directory_events_of_each_kind,
+				atomic_write_is_one_event,
 				file_events_and_the_end_of_a_watch,
 				watch_follows_no_swapped_path,
 				escapes_refused,
