@@ -268,7 +268,7 @@ static int set_error_v(int code, const char *fmt, va_list ap)
 		vsnprintf(t->last_msg, sizeof(t->last_msg), fmt, ap);
 		/* The cut at the buffer's size, or porterd's at its own, may
 		 * fall inside a character: callers decode this as UTF-8. */
-		putf8_tidy(t->last_msg);
+		putf8_tidy(t->last_msg, sizeof(t->last_msg));
 	}
 	return code;
 }

@@ -2,6 +2,7 @@
 #include "putf8.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* The length of the well-formed sequence at `s` (RFC 3629's table: no
  * overlong forms, no surrogates, nothing past U+10FFFF), 0 when the bytes
@@ -40,19 +41,48 @@ static int seq_len(const unsigned char *s)
 	return n;
 }
 
-void putf8_tidy(char *s)
+void putf8_tidy(char *s, size_t cap)
 {
 	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		int n = seq_len(p);
-		if (n < 0) {
-			*p = '\0'; /* a character the end cut: drop what is left of it */
-			return;
+	/* First the length it grows to, and where the input must end for it
+	 * to fit; then the copy from the end backwards: each unit's output is
+	 * never shorter than its input, so nothing is overwritten before it
+	 * is read. */
+	size_t in = 0, out = 0;
+	while (p[in]) {
+		int n = seq_len(p + in);
+		if (n < 0)
+			break; /* a character the end cut: dropped */
+		size_t w = n == 0 ? 4 : (size_t)n;
+		if (out + w >= cap)
+			break; /* no room: cut before this unit */
+		in += n == 0 ? 1 : (size_t)n;
+		out += w;
+	}
+	size_t i = in, o = out;
+	s[o] = '\0';
+	while (i > 0) {
+		/* Units are found going forwards; step back over one by
+		 * looking at where its start can be (1 to 4 bytes back). */
+		size_t k = 1;
+		while (k < 4 && k < i && (p[i - k] & 0xc0) == 0x80)
+			k++;
+		int n = seq_len(p + i - k);
+		if (n != (int)k) {
+			/* Not a whole character ending here: the last byte is
+			 * one of no character. */
+			static const char hex[] = "0123456789abcdef";
+			unsigned char b = p[i - 1];
+			o -= 4;
+			s[o] = '\\';
+			s[o + 1] = 'x';
+			s[o + 2] = hex[b >> 4];
+			s[o + 3] = hex[b & 15];
+			i--;
+		} else {
+			o -= k;
+			i -= k;
+			memmove(s + o, p + i, k);
 		}
-		if (n == 0) {
-			*p++ = '?';
-			continue;
-		}
-		p += n;
 	}
 }

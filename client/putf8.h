@@ -10,13 +10,19 @@
 #ifndef PORTER_CLIENT_PUTF8_H
 #define PORTER_CLIENT_PUTF8_H
 
+#include <stddef.h>
+
 /*
- * Makes the NUL-terminated string `s` (not NULL) valid UTF-8 in place: an
- * incomplete sequence at its end (a cut character) is dropped, and every
- * other byte that does not start a well-formed sequence (a stray
- * continuation byte, an overlong form, a surrogate, past U+10FFFF, Latin-1)
- * becomes '?'. Never makes it longer.
+ * Makes the NUL-terminated string `s` (not NULL, in a buffer of `cap`
+ * bytes, cap > strlen(s)) valid UTF-8 in place: an incomplete sequence at
+ * its end (a cut character) is dropped, and every other byte that does not
+ * start a well-formed sequence (a stray continuation byte, an overlong
+ * form, a surrogate, past U+10FFFF, Latin-1) is written as the four
+ * characters \xNN (lower-case hex), so that names of bytes that are not
+ * UTF-8 stay told apart (a '?' for each made "\xff\xfe" and "\xfe\xff"
+ * alike). What no longer fits in `cap` is cut, at a whole character or
+ * escape.
  */
-void putf8_tidy(char *s);
+void putf8_tidy(char *s, size_t cap);
 
 #endif

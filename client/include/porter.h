@@ -118,7 +118,8 @@ PORTER_API int porter_version_num(void);
  * thread's next porter_* call; never NULL, always valid UTF-8 (a message
  * cut at its bound of 511 bytes ends before the character the cut fell
  * in; a byte of no UTF-8 character, from porterd or a name the caller
- * gave, reads '?').
+ * gave, reads as the four characters \xNN, its value in hex, so that two
+ * such names stay told apart).
  */
 PORTER_API int porter_last_error(void);
 PORTER_API const char *porter_last_error_message(void);

@@ -5,7 +5,8 @@
  * 'ééé...") was cut inside an é, and Dart's toDartString() (or Python's
  * decode()) then threw instead of reporting the error. Well-formed text
  * passes untouched, a character the end cuts is dropped, and a byte of no
- * character reads '?'.
+ * character reads \xNN (a '?' made the names \xff\xfe and \xfe\xff
+ * alike), cut at the buffer's end at a whole character or escape.
  */
 #include <check.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static void tidy_is(const char *in, const char *want)
 	char buf[64];
 	ck_assert_uint_lt(strlen(in), sizeof(buf));
 	strcpy(buf, in);
-	putf8_tidy(buf);
+	putf8_tidy(buf, sizeof(buf));
 	ck_assert_msg(strcmp(buf, want) == 0, "tidy(\"%s\") gave \"%s\", want \"%s\"", in, buf,
 		      want);
 }
@@ -52,16 +53,39 @@ START_TEST(a_character_the_end_cuts_is_dropped)
 }
 END_TEST
 
-START_TEST(bytes_of_no_character_read_as_question_marks)
+START_TEST(bytes_of_no_character_read_as_escapes)
 {
-	tidy_is("a\x80z", "a?z");                   /* stray continuation */
-	tidy_is("\xc0\xaf", "??");                  /* overlong '/' */
-	tidy_is("\xe0\x80\xaf", "???");             /* overlong, 3 bytes */
-	tidy_is("\xed\xa0\x80", "???");             /* a surrogate */
-	tidy_is("\xf4\x90\x80\x80", "????");        /* past U+10FFFF */
-	tidy_is("\xf5\xff", "??");                  /* never in UTF-8 */
-	tidy_is("caf\xe9 au lait", "caf? au lait"); /* Latin-1 é */
-	tidy_is("\xc3(", "?(");                     /* a lead without its tail */
+	tidy_is("a\x80z", "a\\x80z");                                  /* stray continuation */
+	tidy_is("\xc0\xaf", "\\xc0\\xaf");                             /* overlong '/' */
+	tidy_is("\xe0\x80\xaf", "\\xe0\\x80\\xaf");                    /* overlong, 3 bytes */
+	tidy_is("\xed\xa0\x80", "\\xed\\xa0\\x80");                    /* a surrogate */
+	tidy_is("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");           /* past U+10FFFF */
+	tidy_is("\xf5\xff", "\\xf5\\xff");                             /* never in UTF-8 */
+	tidy_is("caf\xe9 au lait", "caf\\xe9 au lait");                /* Latin-1 é */
+	tidy_is("\xc3(", "\\xc3(");                                    /* a lead without its tail */
+	tidy_is("'\xff\xfe' '\xfe\xff'", "'\\xff\\xfe' '\\xfe\\xff'"); /* told apart */
+	/* Around and between whole characters, and the end still cut. */
+	tidy_is("\xc3\xa9\xa9\xe2\x82\xac\x80", "\xc3\xa9\\xa9\xe2\x82\xac\\x80");
+	tidy_is("\x80\xf0\x9f\x98\x80", "\\x80\xf0\x9f\x98\x80");
+	tidy_is("\xff\xc3", "\\xff");
+}
+END_TEST
+
+START_TEST(escapes_are_cut_whole_at_the_buffers_end)
+{
+	char buf[8];
+	strcpy(buf, "ab\xff\xfe"); /* "ab\xff\xfe" needs 10 + 1 */
+	putf8_tidy(buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ab\\xff");
+	strcpy(buf, "a\xc3\xa9\xff"); /* "aé\xff" needs 7 + 1: fits */
+	putf8_tidy(buf, sizeof(buf));
+	ck_assert_str_eq(buf, "a\xc3\xa9\\xff");
+	strcpy(buf, "\xff\xe2\x82\xac"); /* "\xff€" needs 7 + 1 */
+	putf8_tidy(buf, sizeof(buf));
+	ck_assert_str_eq(buf, "\\xff\xe2\x82\xac");
+	strcpy(buf, "\xff\xff"); /* 8 + 1: the second escape does not fit */
+	putf8_tidy(buf, sizeof(buf));
+	ck_assert_str_eq(buf, "\\xff");
 }
 END_TEST
 
@@ -84,17 +108,31 @@ START_TEST(a_message_cut_inside_a_character_stays_utf8)
 	ck_assert(strncmp(m, "root '", 6) == 0);
 	ck_assert(memcmp(m + n - 2, "\xc3\xa9", 2) == 0);
 
-	/* A byte of no character in the middle (a Latin-1 name) reads '?'. */
+	/* A byte of no character in the middle (a Latin-1 name) reads
+	 * \xNN. */
 	pconn_set_error(PORTER_E_FILE_ROOT, "no file root named '%s'", "caf\xe9s");
-	ck_assert_str_eq(porter_last_error_message(), "no file root named 'caf?s'");
+	ck_assert_str_eq(porter_last_error_message(), "no file root named 'caf\\xe9s'");
+
+	/* Escapes grow the message: still cut within the buffer, whole. */
+	char bad[600];
+	memset(bad, 0xff, sizeof(bad) - 1);
+	bad[sizeof(bad) - 1] = '\0';
+	pconn_set_error(PORTER_E_FILE_ROOT, "root '%s'", bad);
+	m = porter_last_error_message();
+	n = strlen(m);
+	ck_assert_uint_eq(n, 6 + 4 * 126); /* 126 escapes fit in 511 after "root '" */
+	ck_assert(strcmp(m + n - 4, "\\xff") == 0);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {well_formed_text_is_untouched, a_character_the_end_cuts_is_dropped,
-				bytes_of_no_character_read_as_question_marks,
-				a_message_cut_inside_a_character_stays_utf8, NULL};
+	const TTest *tests[] = {well_formed_text_is_untouched,
+				a_character_the_end_cuts_is_dropped,
+				bytes_of_no_character_read_as_escapes,
+				escapes_are_cut_whole_at_the_buffers_end,
+				a_message_cut_inside_a_character_stays_utf8,
+				NULL};
 	return th_suite("putf8", "putf8", 0, tests);
 }
 

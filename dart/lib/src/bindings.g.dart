@@ -84,7 +84,8 @@ class PorterBindings {
   /// thread's next porter_* call; never NULL, always valid UTF-8 (a message
   /// cut at its bound of 511 bytes ends before the character the cut fell
   /// in; a byte of no UTF-8 character, from porterd or a name the caller
-  /// gave, reads '?').
+  /// gave, reads as the four characters \xNN, its value in hex, so that two
+  /// such names stay told apart).
   int porter_last_error() {
     return _porter_last_error();
   }
