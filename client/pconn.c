@@ -647,6 +647,27 @@ static int check_daemon(int fd, const char *path)
 	return 0;
 }
 
+/* Why connect(2) to `path` failed with `err`, in words a user can act
+ * on: a connect to a file or a directory fails with ECONNREFUSED, as one
+ * to a socket nobody listens on does, and "Connection refused" sent users
+ * of `-S /etc/passwd` looking for a stopped daemon. */
+static const char *connect_why(const char *path, int err, char *buf, size_t cap)
+{
+	struct stat sb;
+	if (err != ECONNREFUSED || stat(path, &sb) < 0)
+		return strerror(err);
+	if (!S_ISSOCK(sb.st_mode)) {
+		snprintf(buf, cap, "not a socket (%s)",
+			 S_ISDIR(sb.st_mode)    ? "a directory"
+			 : S_ISREG(sb.st_mode)  ? "a regular file"
+			 : S_ISFIFO(sb.st_mode) ? "a FIFO"
+						: "a device");
+		return buf;
+	}
+	return "Connection refused (no daemon listens on that socket: it stopped, or "
+	       "has not started yet)";
+}
+
 static int open_conn(tstate *t, int64_t deadline)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -681,8 +702,9 @@ static int open_conn(tstate *t, int64_t deadline)
 			nanosleep(&pause, NULL);
 			continue;
 		}
+		char why[64];
 		rc = pconn_set_error(PORTER_E_UNREACHABLE, "cannot connect to porterd at %s: %s",
-				     path, strerror(errno));
+				     path, connect_why(path, errno, why, sizeof(why)));
 		goto fail;
 	}
 	if ((rc = check_daemon(t->fd, path)) < 0)
