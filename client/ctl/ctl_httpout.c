@@ -185,6 +185,8 @@ void ctl_http_write_out(const char *fmt, const ctl_http_outcome *oc)
 		else if (!strcmp(var, "exitcode"))
 			printf("%d", oc->exit);
 		else
-			printf("%%{%s}", var);
+			/* curl's answer, word for word but for the program's
+			 * name: a warning, and nothing in the output. */
+			fprintf(stderr, "porterctl: unknown --write-out variable: '%s'\n", var);
 	}
 }

@@ -23,7 +23,8 @@ static void usage(FILE *out)
 		"  ping [-c COUNT] [-i INTERVAL_MS] [-s SIZE] [-d DELAY_MS]\n"
 		"                      round trips to the daemon; prints min/avg/p50/p99 latency\n"
 		"                      (-d: the daemon waits before echoing, to try deadlines)\n"
-		"  cancel ID           stop the in-flight request ID of this process\n"
+		"  cancel ID           stop request ID of this porterctl process (so none from a\n"
+		"                      shell: see 'cancel --help')\n"
 		"  stats               per-worker counters\n"
 		"  version             client and daemon versions\n"
 		"  file cat|put|rm|stat|ls|mkdir|mv|cp|watch ...\n"
@@ -293,6 +294,11 @@ static int cmd_cancel(const ctl_opts *o, int argc, char **argv)
 		return ctl_error(EXIT_USAGE, "usage", "cancel: '%s' is not a request id", argv[1]);
 	}
 	int rc = porter_cancel((uint64_t)id, o->timeout_ms);
+	if (rc == PORTER_E_NOT_FOUND)
+		return ctl_error(ctl_exit_code(rc), porter_error_name(rc),
+				 "cancel: request %llu is not in flight in this process (porterctl "
+				 "can stop only requests it made itself: see 'cancel --help')",
+				 id);
 	if (rc < 0)
 		return ctl_fail(rc);
 	if (o->json)
@@ -391,7 +397,14 @@ int main(int argc, char **argv)
 		{"stats", cmd_stats,
 		 "Usage: porterctl stats\nPer-worker counters of the daemon.\n"},
 		{"cancel", cmd_cancel,
-		 "Usage: porterctl cancel ID\nCancels the in-flight request ID of this process.\n"},
+		 "Usage: porterctl cancel ID\n"
+		 "Asks porterd to stop the in-flight request ID of this porterctl process.\n"
+		 "porterd takes a cancel only from the process that made the request, so\n"
+		 "this cannot stop a request of another program, nor of an earlier\n"
+		 "porterctl: from a shell it always answers that the request is not in\n"
+		 "flight (exit 1). It shows what porter_cancel answers; a program cancels\n"
+		 "its own calls with porter_cancel (in Dart, a PorterCancelToken). To bound\n"
+		 "a porterctl command, give it --timeout; Ctrl-C stops it.\n"},
 		{"version", cmd_version,
 		 "Usage: porterctl version\nThe client's and the daemon's versions.\n"},
 		{"file", ctl_file, NULL},

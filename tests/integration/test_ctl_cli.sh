@@ -70,5 +70,42 @@ check "... one line naming what cat expects" sh -c "[ \$(wc -l <'$T/code.err') =
 code 2 "file: an unknown subcommand" "$CTL" file frob x
 check "... named, with the ones there are" grep -q "unknown subcommand 'frob' (cat, put, rm" "$T/code.err"
 
+# http -w: a variable curl does not know is warned about, as curl does,
+# and prints nothing (it printed '%{bogus}' back). The transfer itself
+# fails (nothing listens on port 1); -w is written all the same.
+"$CTL" http -w 'a%{bogus}b%{http_code}\n' http://127.0.0.1:1/ >"$T/w.out" 2>"$T/w.err" </dev/null
+check "http -w: an unknown variable prints nothing" grep -qx 'ab000' "$T/w.out"
+check "... and is warned about in curl's words" \
+	grep -q "porterctl: unknown --write-out variable: 'bogus'" "$T/w.err"
+
+# ---- -S: what is at the path ----
+# connect(2) to a file or a directory fails as to a socket nobody listens
+# on; the message says which it is.
+code 3 "-S naming a regular file" "$CTL" -S /etc/passwd ping -c 1
+check "... says it is not a socket" grep -q "at /etc/passwd: not a socket (a regular file)" "$T/code.err"
+code 3 "-S naming a directory" "$CTL" -S "$T/files" ping -c 1
+check "... says it is a directory" grep -q "not a socket (a directory)" "$T/code.err"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/dead.sock"
+code 3 "-S naming a socket nobody listens on" "$CTL" -S "$T/dead.sock" ping -c 1
+check "... says no daemon listens there" grep -q "Connection refused (no daemon listens on that socket" "$T/code.err"
+
+# ---- cancel ----
+# porterd takes a cancel only from the process that made the request: the
+# help says so, and so does the answer from a shell.
+code 0 "cancel --help" "$CTL" cancel --help
+check "... says it cannot stop another process's request" \
+	grep -q "porterd takes a cancel only from the process that made the request" "$T/code.out"
+code 1 "cancel of a request of another process" "$CTL" cancel 7
+check "... says why nothing was found" \
+	grep -q "cancel: request 7 is not in flight in this process (porterctl can stop only requests it made itself" "$T/code.err"
+
+# ---- names that are not UTF-8 ----
+# Their bytes come back escaped in messages, so two such names are told
+# apart (both read '??' before).
+code 1 "file cat of a name that is not UTF-8" "$CTL" file cat -r files $'\xff\xfe'
+check "... its bytes escaped in the message" grep -qF "'\\xff\\xfe'" "$T/code.err"
+code 1 "... another such name" "$CTL" file cat -r files $'\xfe\xff'
+check "... told apart from the first" grep -qF "'\\xfe\\xff'" "$T/code.err"
+
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
