@@ -325,6 +325,20 @@ void main() {
           throwsA(isA<PorterDbException>()));
     });
 
+    test('SQL or a conninfo holding NUL is refused, never cut at it',
+        () async {
+      // C would see 'SELECT 1' alone and run it.
+      final refused = throwsA(isA<ArgumentError>());
+      expect(() => porter.query('SELECT 1\u0000; SELECT 2', conninfo: conninfo),
+          refused);
+      expect(() => porter.dbOpen('$conninfo\u0000 user=other'), refused);
+      await expectLater(
+          pool.query('SELECT 1\u0000; SELECT 2', conninfo: conninfo), refused);
+      await expectLater(
+          pool.queryStream('SELECT 1\u0000', conninfo: conninfo).first,
+          refused);
+    });
+
     test('a CancelToken stops a running query in the server', () async {
       final token = PorterCancelToken();
       final marker = 'dart_cancel_${DateTime.now().microsecondsSinceEpoch}';

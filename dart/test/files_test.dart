@@ -106,6 +106,24 @@ void main() {
       porter.deleteFile('fast.txt', root: root);
     });
 
+    test('a name holding NUL is refused, never cut at it', () async {
+      // C would see 'nul.txt' alone and delete it (or rename onto 'x').
+      porter.writeFile('nul.txt', Uint8List.fromList([1]), root: root);
+      final refused = throwsA(isA<ArgumentError>());
+      expect(() => porter.deleteFile('nul.txt\u0000.bak', root: root), refused);
+      expect(() => porter.renameFile('nul.txt', 'x\u0000y', root: root),
+          refused);
+      expect(() => porter.readFile('nul.txt', root: 'r\u0000'), refused);
+      // Through the pool the worker's ArgumentError reaches the caller as
+      // one (not as an internal failure of the pool).
+      await expectLater(
+          pool.deleteFile('nul.txt\u0000.bak', root: root), refused);
+      await expectLater(
+          pool.readFileStream('nul.txt\u0000', root: root).first, refused);
+      expect(porter.readFile('nul.txt', root: root), [1]);
+      porter.deleteFile('nul.txt', root: root);
+    });
+
     test('a message cut inside a character is still a PorterFileException',
         () async {
       // "no file root named 'éé...'" is cut at libporter's 511 bytes in

@@ -210,6 +210,14 @@ def check(pkg, sources=None):
             if '_' in m.group(1) and m.group(1) not in all_fields:
                 errors.append('%s:%d: no struct field %s in the bindings' % (
                     path, code.count('\n', 0, m.start()) + 1, m.group(1)))
+        # Text for libporter goes through nativeText (native.dart), which
+        # refuses a NUL that C would cut the text at and allocates with
+        # calloc, as the frees expect.
+        if path.startswith('lib/') and not path.endswith('native.dart'):
+            for m in re.finditer(r'\.toNativeUtf8\(', code):
+                errors.append('%s:%d: toNativeUtf8() outside native.dart: use nativeText '
+                              '(a NUL in the text would cut it in C)' % (
+                                  path, code.count('\n', 0, m.start()) + 1))
         for m in re.finditer(r'addresses\.(porter_\w+)', code):
             if m.group(1) not in addresses:
                 errors.append('%s:%d: no exported address of %s' % (
@@ -264,10 +272,20 @@ def selftest(pkg):
         'struct pointer': "final out = calloc<Pointer<porter_db_result>>(); "
                           "b.porter_db_cursor_open(0, ci, s, p, 0, 1, 0, 0, 0, out);",
     }
+    # A source with no porter_* call at all is refused for that alone,
+    # which must not pass for catching the planted mistake.
+    nocall = 'no porter_* call found: the scan is broken'
     for what, src in cases.items():
-        if not check(pkg, {'x.dart': src}):
+        if not [e for e in check(pkg, {'x.dart': src}) if e != nocall]:
             print('selftest: a %s use was not caught' % what)
             return 1
+    native = "void f(b, String path) { final p = path.toNativeUtf8(); b.porter_call_id_new(); }"
+    if not check(pkg, {'lib/src/x.dart': native}):
+        print('selftest: toNativeUtf8 in lib/ was not caught')
+        return 1
+    if check(pkg, {'test/x.dart': native}):
+        print('selftest: toNativeUtf8 in a test was refused')
+        return 1
     if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 0, 5); }"}):
         print('selftest: a correct call with nested arguments was refused')
         return 1

@@ -298,6 +298,8 @@ final class NativeHttpRequest {
     if (ct != null && ct.isNegative) {
       throw ArgumentError.value(ct, 'connectTimeout', 'must not be negative');
     }
+    checkNativeText(method, 'method');
+    checkNativeText(url, 'url');
     final allocs = <Pointer<NativeType>>[];
     T keep<T extends Pointer<NativeType>>(T p) {
       allocs.add(p);
@@ -305,8 +307,8 @@ final class NativeHttpRequest {
     }
 
     try {
-      final m = keep(method.toNativeUtf8()).cast<Char>();
-      final u = keep(url.toNativeUtf8()).cast<Char>();
+      final m = keep(nativeText(method, 'method'));
+      final u = keep(nativeText(url, 'url'));
       Pointer<Pointer<Char>> h = nullptr;
       if (headers.isNotEmpty) {
         h = keep(calloc<Pointer<Char>>(headers.length));
@@ -314,7 +316,7 @@ final class NativeHttpRequest {
         for (final e in headers) {
           // "Name:" is how porter.h sends a header with an empty value.
           final line = e.value.isEmpty ? '${e.name}:' : '${e.name}: ${e.value}';
-          h[i++] = keep(line.toNativeUtf8()).cast<Char>();
+          h[i++] = keep(nativeText(line, 'headers'));
         }
       }
       final len = body?.length ?? 0;

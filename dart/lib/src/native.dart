@@ -28,6 +28,28 @@ String cString(Pointer<Char> p) {
       allowMalformed: true);
 }
 
+/// Throws [ArgumentError] when [s], a text about to be handed to
+/// libporter as a C string ([what] names it: path, sql, url, ...), holds
+/// a NUL character. C would see only what comes before it: deleting
+/// 'notes.txt\u0000.bak' would delete 'notes.txt', a query would run its
+/// first part. Call it for every text of a call before allocating any.
+void checkNativeText(String s, String what) {
+  if (s.contains('\u0000')) {
+    throw ArgumentError.value(
+        s, what, 'must not contain a NUL character (C would cut it there)');
+  }
+}
+
+/// A NUL-terminated UTF-8 copy of [s] in memory from `calloc` (free it
+/// with `calloc.free`), after [checkNativeText]. Every text the package
+/// hands to libporter is made with it, never with `toNativeUtf8()`
+/// (whose copy would be cut at a NUL, and comes from `malloc`);
+/// tests/dart/check_api_use.py refuses the latter in lib/.
+Pointer<Char> nativeText(String s, String what) {
+  checkNativeText(s, what);
+  return s.toNativeUtf8(allocator: calloc).cast<Char>();
+}
+
 /// One read of a libporter stream whose read call has the shape
 /// `int porter_X_read(handle, call_id, timeout_ms, const void **data,
 /// size_t *len)`: 1 with a chunk, 0 at the end, a negative code on

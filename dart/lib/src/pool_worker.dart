@@ -160,9 +160,11 @@ final class _Reply {
   final String name;
   final String message;
 
-  /// The worker's exception itself when it carries more than a code
-  /// (SQLSTATE, file error kind): exceptions are plain sendable objects.
-  final PorterException? error;
+  /// What the call threw, when it carries more than a code: a
+  /// [PorterException] (SQLSTATE, file error kind; exceptions are plain
+  /// sendable objects), or an [ArgumentError] rebuilt from text (see
+  /// [_argumentError]).
+  final Object? error;
   const _Reply(this.worker, this.id, this.result,
       [this.code = 0, this.name = '', this.message = '', this.error]);
 }
@@ -414,8 +416,26 @@ _Reply _run(Porter porter, int worker, _Request req) {
     }
   } on PorterException catch (e) {
     return _Reply(worker, req.id, null, e.code, e.name, e.message, e);
+  } on ArgumentError catch (e) {
+    // An argument refused on the worker (a NUL in a path or a query) is
+    // the caller's ArgumentError, as with [Porter], not an internal
+    // failure of the pool.
+    return _Reply(worker, req.id, null, porter_error.PORTER_E_INVAL,
+        'PORTER_E_INVAL', '${e.message}', _argumentError(e));
   } catch (e) {
     return _Reply(worker, req.id, null, porter_error.PORTER_E_INTERNAL,
         'PORTER_E_INTERNAL', '$e');
   }
+}
+
+/// [e] rebuilt from text: its invalid value may be any object, and one
+/// that cannot be sent to the pool's isolate would make the reply's send
+/// throw in the worker, which would then die with the call unanswered.
+ArgumentError _argumentError(ArgumentError e) {
+  final message = e.message == null ? null : '${e.message}';
+  if (e is RangeError) return RangeError(message ?? '$e');
+  final value = e.invalidValue;
+  return value == null
+      ? ArgumentError(message, e.name)
+      : ArgumentError.value('$value', e.name, message);
 }

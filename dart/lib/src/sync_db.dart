@@ -13,10 +13,10 @@ mixin _DbCalls {
   /// libpq's message when the server refuses), [PorterTimeoutException].
   DbSession dbOpen(String conninfo, {Duration? timeout, int callId = 0}) {
     final ms = timeoutMs(timeout);
-    final ci = conninfo.toNativeUtf8();
+    final ci = nativeText(conninfo, 'conninfo');
     final out = calloc<Uint64>();
     try {
-      final rc = _b.porter_db_open(ci.cast(), callId, ms, out);
+      final rc = _b.porter_db_open(ci, callId, ms, out);
       if (rc < 0) throw _dbFailure(_b, rc, nullptr);
       return DbSession(out.value);
     } finally {
@@ -148,12 +148,16 @@ T _withQuery<T>(String sql, DbSession? session, String? conninfo,
     T Function(Pointer<Char> conninfo, Pointer<Char> sql, NativeParams np)
         body) {
   _checkTarget(session, conninfo);
+  // Every argument is checked before anything is allocated.
+  checkNativeText(sql, 'sql');
+  if (session == null) checkNativeText(conninfo!, 'conninfo');
   final encoded = encodeParams(params);
   final np = NativeParams(encoded);
-  final s = sql.toNativeUtf8();
-  final ci = session == null ? conninfo!.toNativeUtf8() : nullptr;
+  final s = nativeText(sql, 'sql');
+  final Pointer<Char> ci =
+      session == null ? nativeText(conninfo!, 'conninfo') : nullptr;
   try {
-    return body(ci.cast(), s.cast(), np);
+    return body(ci, s, np);
   } finally {
     if (ci != nullptr) calloc.free(ci);
     calloc.free(s);

@@ -288,11 +288,15 @@ T _withPath<T>(String? root, String path,
 T _withPaths<T>(String? root, String from, String? to,
     T Function(Pointer<Char> root, Pointer<Char> from, Pointer<Char> to)
         body) {
-  final r = root == null ? nullptr : root.toNativeUtf8();
-  final f = from.toNativeUtf8();
-  final t = to == null ? nullptr : to.toNativeUtf8();
+  // Every name is checked before anything is allocated.
+  if (root != null) checkNativeText(root, 'root');
+  checkNativeText(from, to == null ? 'path' : 'from');
+  if (to != null) checkNativeText(to, 'to');
+  final Pointer<Char> r = root == null ? nullptr : nativeText(root, 'root');
+  final f = nativeText(from, 'path');
+  final Pointer<Char> t = to == null ? nullptr : nativeText(to, 'to');
   try {
-    return body(r.cast(), f.cast(), t.cast());
+    return body(r, f, t);
   } finally {
     if (r != nullptr) calloc.free(r);
     calloc.free(f);
