@@ -55,6 +55,7 @@ export 'src/files.dart'
     show
         FileErrorKind,
         FileReader,
+        PorterBuffer,
         FileType,
         FileWriteFlags,
         PorterDirEntry,

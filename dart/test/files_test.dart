@@ -106,6 +106,44 @@ void main() {
       porter.deleteFile('fast.txt', root: root);
     });
 
+    test('reads into a PorterBuffer, sync and through the pool', () async {
+      final data = Uint8List.fromList([for (var i = 0; i < 300000; i++) i % 251]);
+      porter.writeFile('into.bin', data, root: root);
+      final buf = PorterBuffer(200000);
+      expect(buf.capacity, 200000);
+      // A whole buffer's worth, then the rest of the file (fewer bytes at
+      // its end), then nothing past it.
+      expect(porter.readFileInto('into.bin', buf, root: root), 200000);
+      expect(buf.view(200000), data.sublist(0, 200000));
+      expect(porter.readFileInto('into.bin', buf, root: root, offset: 200000),
+          100000);
+      expect(buf.view(100000), data.sublist(200000));
+      expect(porter.readFileInto('into.bin', buf, root: root, offset: 300000), 0);
+      // length bounds it below the capacity; 0 reads nothing.
+      expect(porter.readFileInto('into.bin', buf, root: root, offset: 7, length: 5),
+          5);
+      expect(buf.view(5), data.sublist(7, 12));
+      expect(porter.readFileInto('into.bin', buf, root: root, length: 0), 0);
+      // The same buffer through the pool's workers: no copy, the same bytes.
+      buf.bytes.fillRange(0, buf.capacity, 0);
+      expect(await pool.readFileInto('into.bin', buf, root: root, offset: 1000),
+          200000);
+      expect(buf.view(200000), data.sublist(1000, 201000));
+      // Errors are the file's, as for readFile.
+      expect(
+          () => porter.readFileInto('nope.bin', buf, root: root),
+          throwsA(isA<PorterFileException>()
+              .having((e) => e.kind, 'kind', FileErrorKind.notFound)));
+      await expectLater(
+          pool.readFileInto('../x', buf, root: root),
+          throwsA(isA<PorterFileException>()
+              .having((e) => e.kind, 'kind', FileErrorKind.escape)));
+      expect(() => porter.readFileInto('into.bin', buf, root: root, offset: -1),
+          throwsA(isA<RangeError>()));
+      expect(() => PorterBuffer(0), throwsA(isA<RangeError>()));
+      porter.deleteFile('into.bin', root: root);
+    });
+
     test('a name holding NUL is refused, never cut at it', () async {
       // C would see 'nul.txt' alone and delete it (or rename onto 'x').
       porter.writeFile('nul.txt', Uint8List.fromList([1]), root: root);

@@ -101,6 +101,59 @@ final class PorterDirEntry {
   String toString() => '$name ($type, $size bytes)';
 }
 
+/// Native memory to read files into without a copy ([Porter.readFileInto],
+/// [PorterPool.readFileInto]): [capacity] bytes from `malloc`, seen from
+/// Dart as [bytes]. Reading into the same buffer again costs no new
+/// memory, nor the page faults of fresh memory, which for large files
+/// cost more than the read itself.
+///
+/// [bytes] owns the memory: it is freed when neither this buffer nor
+/// [bytes] (nor any view of it) is reachable any more, never before, so no
+/// Dart code can reach freed memory through it. There is no `free()` for
+/// that reason: keep one buffer and reuse it. A buffer cannot be sent to
+/// another isolate (the pool hands its workers the address, and keeps
+/// the buffer alive until they are done with it).
+final class PorterBuffer implements Finalizable {
+  final Pointer<Uint8> _ptr;
+
+  /// Its size in bytes.
+  final int capacity;
+
+  /// The whole buffer; a read fills `bytes[0..n)` ([view] is that part).
+  /// Do not touch it while a read into it runs.
+  final Uint8List bytes;
+
+  PorterBuffer._(this._ptr, this.capacity, this.bytes);
+
+  /// A buffer of [capacity] bytes (at least 1), not zeroed. Throws
+  /// [RangeError] for a capacity below 1, [ArgumentError] when the memory
+  /// cannot be had.
+  factory PorterBuffer(int capacity) {
+    RangeError.checkValueInInterval(capacity, 1, 1 << 48, 'capacity');
+    final p = malloc<Uint8>(capacity);
+    // The typed list frees the memory when it is collected.
+    return PorterBuffer._(
+        p, capacity, p.asTypedList(capacity, finalizer: malloc.nativeFree));
+  }
+
+  /// Where it is, for native code (valid while this buffer is reachable).
+  Pointer<Uint8> get pointer => _ptr;
+
+  /// The first [length] bytes, a view (no copy) valid as long as it is
+  /// reachable.
+  Uint8List view(int length) => Uint8List.sublistView(bytes, 0, length);
+}
+
+/// How many bytes a read into [buffer] asks for: its capacity, or
+/// [length] when smaller. Throws [RangeError] for a negative [length] or
+/// [offset].
+int readIntoCap(PorterBuffer buffer, int offset, int? length) {
+  RangeError.checkNotNegative(offset, 'offset');
+  if (length == null) return buffer.capacity;
+  RangeError.checkNotNegative(length, 'length');
+  return length < buffer.capacity ? length : buffer.capacity;
+}
+
 /// The kind of a file failure, from the errno porterd got (porter.h's
 /// PORTER_E_FILE_* codes).
 enum FileErrorKind {

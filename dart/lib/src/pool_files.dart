@@ -16,6 +16,34 @@ mixin _PoolFiles on _PoolCore {
               args: _FileArgs(path, root, offset: offset, length: length))
           .then((v) => v as Uint8List);
 
+  /// Reads from [offset] of [path] straight into [buffer] on a worker
+  /// (no copy: the worker's native call writes into the buffer's memory);
+  /// completes with how many bytes were read, `buffer.view(n)`. See
+  /// [Porter.readFileInto]. Do not touch [buffer] until this completes:
+  /// it completes only once no worker writes into it, also when [cancel]
+  /// stops the read (then with [PorterCancelledException], the buffer
+  /// holding part of the range or nothing).
+  Future<int> readFileInto(String path, PorterBuffer buffer,
+      {String? root,
+      int offset = 0,
+      int? length,
+      Duration? timeout,
+      PorterCancelToken? cancel}) async {
+    final cap = readIntoCap(buffer, offset, length);
+    final job = _enqueue(_Op.fileReadInto, timeout, cancel,
+        args: _FileArgs(path, root,
+            offset: offset, length: cap, into: buffer.pointer.address));
+    try {
+      return await job.completer.future as int;
+    } finally {
+      // A cancel completes the call's future at once, while the worker
+      // may still be writing into the buffer: wait for it. buffer is
+      // Finalizable, so it (and the memory its bytes own) stays alive
+      // until this scope ends, after this wait.
+      await job.settled.future;
+    }
+  }
+
   /// A file as a [Stream] of chunks (porterd's file-chunk-size each),
   /// pulled by whichever worker is free while the listener wants more;
   /// cancelling the subscription closes the reader. [streamTimeout]
@@ -139,3 +167,4 @@ mixin _PoolFiles on _PoolCore {
     return h.stream(openOnListen: true).expand((events) => events);
   }
 }
+

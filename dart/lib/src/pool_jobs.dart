@@ -81,6 +81,7 @@ final class PorterTimeouts {
         _Op.uploadFinish =>
           http,
         _Op.fileRead ||
+        _Op.fileReadInto ||
         _Op.fileWrite ||
         _Op.fileDelete ||
         _Op.fileStat ||

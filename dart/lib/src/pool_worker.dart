@@ -13,6 +13,7 @@ enum _Op {
   cursorOpen,
   cursorRead,
   fileRead,
+  fileReadInto,
   fileWrite,
   fileDelete,
   fileStat,
@@ -65,6 +66,9 @@ final class _FileArgs {
   /// Rename and copy: the destination.
   final String? to;
 
+  /// A read into caller memory: its address ([length] is its size).
+  final int into;
+
   /// Stat: follow a symlink at [path]; rename and copy: replace an
   /// existing [to]; mkdir: make the missing parents.
   final bool follow;
@@ -79,6 +83,7 @@ final class _FileArgs {
       this.directory = false,
       this.streamTimeout,
       this.to,
+      this.into = 0,
       this.follow = true,
       this.replace = true,
       this.recursive = false});
@@ -307,6 +312,13 @@ _Reply _run(Porter porter, int worker, _Request req) {
             length: a.length,
             timeout: timeout,
             callId: id));
+      case _Op.fileReadInto:
+        final a = req.args as _FileArgs;
+        // Memory of the pool's caller, kept alive there until this call
+        // has returned (PorterPool.readFileInto waits for it).
+        return ok(porter.readFileIntoPointer(
+            a.path, Pointer<Uint8>.fromAddress(a.into), a.length!,
+            root: a.root, offset: a.offset, timeout: timeout, callId: id));
       case _Op.fileWrite:
         final a = req.args as _FileArgs;
         porter.writeFile(a.path, a.data!,

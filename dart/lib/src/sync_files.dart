@@ -36,6 +36,54 @@ mixin _FileCalls {
     });
   }
 
+  /// Reads from [offset] of [path] in [root] straight into [buffer], as
+  /// pread(2) would: at most [length] bytes (null: the buffer's capacity;
+  /// never more than it), fewer only at the end of the file (0 at or past
+  /// it). Returns how many; they are `buffer.view(n)`. Nothing is
+  /// allocated and nothing copied: porterd passes the open file and it is
+  /// read into the buffer in this thread (as bytes through the socket
+  /// when porterd passes no descriptor). On failure the buffer may hold
+  /// part of the range. Blocks for at most [timeout]. Throws
+  /// [PorterFileException], [RangeError] for a negative [offset] or
+  /// [length].
+  int readFileInto(String path, PorterBuffer buffer,
+      {String? root,
+      int offset = 0,
+      int? length,
+      Duration? timeout,
+      int callId = 0}) {
+    // buffer is Finalizable: it, and the memory its bytes own, stay alive
+    // until this returns.
+    return readFileIntoPointer(
+        path, buffer.pointer, readIntoCap(buffer, offset, length),
+        root: root, offset: offset, timeout: timeout, callId: callId);
+  }
+
+  /// [readFileInto] for native memory the caller owns: at most [capacity]
+  /// bytes at [buffer] (not nullptr unless [capacity] is 0, which reads
+  /// nothing and asks porterd nothing). The memory must stay allocated
+  /// until this returns. Returns how many bytes were read.
+  int readFileIntoPointer(String path, Pointer<Uint8> buffer, int capacity,
+      {String? root, int offset = 0, Duration? timeout, int callId = 0}) {
+    RangeError.checkNotNegative(capacity, 'capacity');
+    RangeError.checkNotNegative(offset, 'offset');
+    if (buffer == nullptr && capacity != 0) {
+      throw ArgumentError.value(buffer, 'buffer', 'nullptr with a capacity');
+    }
+    final ms = timeoutMs(timeout);
+    return _withPath(root, path, (r, p) {
+      final n = calloc<Size>();
+      try {
+        final rc = _b.porter_file_read_into(
+            r, p, offset, buffer.cast(), capacity, callId, ms, n);
+        if (rc < 0) throw fileError(_b, rc, path);
+        return n.value;
+      } finally {
+        calloc.free(n);
+      }
+    });
+  }
+
   /// Opens [path] for reading chunk by chunk (each as large as porterd's
   /// file-chunk-size): [FileReader.read] and always [FileReader.close] (in
   /// a `finally`). Any isolate may read it, one read at a time.
