@@ -148,7 +148,11 @@ Future<void> files(PorterPool pool) async {
       .listen((e) {
     seen.add(e);
     print('watch: $e');
-  });
+  },
+          // Without it a failed watch (a busy porterd, a path gone) would
+          // be an uncaught error that ends the program: a stream's errors
+          // do not reach the try around the calls below.
+          onError: (Object e) => print('watch failed: $e'));
   try {
     // The watch starts when the stream is listened to; wait for it to see
     // a first change.
