@@ -249,25 +249,39 @@ int porter_file_reader_read(porter_file_reader *rd, uint64_t call_id, int timeou
 	return 1;
 }
 
-/* See pfile.h. */
-int pfile_stream_close(uint64_t id, int timeout_ms)
+/* A FileStreamClose of stream `id`, saying `fd_closed`. */
+static int stream_close(uint64_t id, int timeout_ms, int fd_closed)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileStreamClose sc = PORTER__V1__FILE_STREAM_CLOSE__INIT;
 	sc.stream_id = id;
+	sc.fd_closed = fd_closed;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_STREAM_CLOSE;
 	req.file_stream_close = &sc;
 	return pconn_call_ack(&req, timeout_ms, PCONN_IDEMPOTENT);
 }
 
 /* See pfile.h. */
-int pfile_stream_end(uint64_t id, int timeout_ms, int wait)
+int pfile_stream_close(uint64_t id, int timeout_ms)
+{
+	return stream_close(id, timeout_ms, 0);
+}
+
+/* See pfile.h. */
+int pfile_stream_close_fd(uint64_t id, int timeout_ms)
+{
+	return stream_close(id, timeout_ms, 1);
+}
+
+/* See pfile.h. */
+int pfile_stream_end(uint64_t id, int timeout_ms, int wait, int fd_closed)
 {
 	if (!id)
 		return 0;
+	int (*close_fn)(uint64_t, int) = fd_closed ? pfile_stream_close_fd : pfile_stream_close;
 	if (wait)
-		return pfile_stream_close(id, timeout_ms);
-	pbg_submit_id(pfile_stream_close, id);
+		return close_fn(id, timeout_ms);
+	pbg_submit_id(close_fn, id);
 	return 0;
 }
 
@@ -278,7 +292,7 @@ static int reader_end(porter_file_reader *rd, int timeout_ms, int wait)
 {
 	if (!rd)
 		return 0;
-	int rc = pfile_stream_end(rd->stream_id, timeout_ms, wait);
+	int rc = pfile_stream_end(rd->stream_id, timeout_ms, wait, 0);
 	drop_cur(rd);
 	pconn_fd_close(rd->fd, rd->fdlink);
 	free(rd->buf);
@@ -522,9 +536,14 @@ struct porter_file_writer {
 	pconn_fdlink *fdlink; /* where fd's close is reported (pconn_fd_close) */
 	int open;             /* not yet committed, failed or abandoned */
 	int64_t seen;         /* pconn_now_ms() of the last request on its stream */
-	int touch_ms;         /* by descriptor: how often the stream is touched */
-	unsigned flags;       /* porter_file_flag bits asked at open */
-	char *path;           /* for messages; owned */
+	/* An atomic write by descriptor: porterd counts the descriptor with
+	 * its stream, so its close is not counted for the connection
+	 * (pconn_fd_close_declared) but said by the commit or close of the
+	 * stream (fd_closed), every time (saying it twice is harmless). */
+	int declare;
+	int touch_ms;   /* by descriptor: how often the stream is touched */
+	unsigned flags; /* porter_file_flag bits asked at open */
+	char *path;     /* for messages; owned */
 };
 
 /* Ends writer `wr` (NULL: nothing) as reader_end ends a reader. */
@@ -532,8 +551,14 @@ static int writer_end(porter_file_writer *wr, int timeout_ms, int wait)
 {
 	if (!wr)
 		return 0;
-	int rc = pfile_stream_end(wr->stream_id, timeout_ms, wait);
-	pconn_fd_close(wr->fd, wr->fdlink);
+	int rc = 0;
+	if (wr->declare) {
+		pconn_fd_close_declared(wr->fd, wr->fdlink);
+		rc = pfile_stream_end(wr->stream_id, timeout_ms, wait, 1);
+	} else {
+		rc = pfile_stream_end(wr->stream_id, timeout_ms, wait, 0);
+		pconn_fd_close(wr->fd, wr->fdlink);
+	}
 	free(wr->path);
 	free(wr);
 	return rc;
@@ -592,10 +617,15 @@ int porter_file_writer_open(const char *root, const char *path, unsigned flags, 
 			rc = pconn_set_error(PORTER_E_PROTOCOL, "no stream id in the reply");
 		} else if ((wr->fd = pfd_take(O_WRONLY, &wr->fdlink)) < 0) {
 			rc = wr->fd == -1 ? PORTER_E_BUSY : wr->fd;
+			/* The temp file nobody can write: dropped behind us.
+			 * A descriptor that never arrived is said closed; one
+			 * refused was closed and counted by pfd_take. */
+			pfile_stream_end(wr->stream_id, 0, 0,
+					 (flags & PORTER_FILE_ATOMIC) && wr->fd == -1);
 			wr->fd = -1;
-			/* The temp file nobody can write: dropped behind us. */
-			pfile_stream_end(wr->stream_id, 0, 0);
 			wr->stream_id = 0;
+		} else if (flags & PORTER_FILE_ATOMIC) {
+			wr->declare = 1;
 		}
 	}
 	if (rc == PORTER_E_BUSY && (rc = left_ms(deadline)) > 0) {
@@ -710,24 +740,26 @@ int porter_file_writer_commit(porter_file_writer *wr, uint64_t call_id, int time
 		return pconn_set_error(PORTER_E_INVAL, "writer is NULL");
 	if (!wr->open)
 		return pconn_set_error(PORTER_E_INVAL, "the write was committed or abandoned");
-	if (wr->fd >= 0) {
+	if (wr->fd >= 0 && wr->declare) {
 		/* porterd keeps its own copy of an atomic write's temp file
-		 * and fsyncs that (the same file) at the commit; a plain
-		 * write is finished here. */
-		int atomic = (wr->flags & PORTER_FILE_ATOMIC) != 0;
-		int rc = pfd_finish(wr->fd, wr->fdlink, !atomic && (wr->flags & PORTER_FILE_SYNC),
+		 * and fsyncs that (the same file) at the commit. */
+		pconn_fd_close_declared(wr->fd, wr->fdlink);
+		wr->fd = -1;
+		wr->fdlink = NULL;
+	} else if (wr->fd >= 0) {
+		/* A plain write is finished here. */
+		int rc = pfd_finish(wr->fd, wr->fdlink, (wr->flags & PORTER_FILE_SYNC) != 0,
 				    wr->path);
 		wr->fd = -1;
 		wr->fdlink = NULL;
-		if (!atomic || rc < 0) {
-			wr->open = 0;
-			return rc;
-		}
+		wr->open = 0;
+		return rc;
 	}
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileWriteCommit wc = PORTER__V1__FILE_WRITE_COMMIT__INIT;
 	Porter__V1__Response *resp = NULL;
 	wc.stream_id = wr->stream_id;
+	wc.fd_closed = wr->declare;
 	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT;
 	req.file_write_commit = &wc;

@@ -160,7 +160,7 @@ int porter_file_watch_close(porter_file_watch *w, int timeout_ms)
 {
 	if (!w)
 		return 0;
-	int rc = pfile_stream_end(w->ended ? 0 : w->stream_id, timeout_ms, 1);
+	int rc = pfile_stream_end(w->ended ? 0 : w->stream_id, timeout_ms, 1, 0);
 	free(w);
 	return rc;
 }
@@ -169,6 +169,6 @@ void porter_file_watch_free(porter_file_watch *w)
 {
 	if (!w)
 		return;
-	pfile_stream_end(w->ended ? 0 : w->stream_id, 0, 0);
+	pfile_stream_end(w->ended ? 0 : w->stream_id, 0, 0, 0);
 	free(w);
 }

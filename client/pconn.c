@@ -111,6 +111,13 @@ int pconn_fd_close(int fd, pconn_fdlink *link)
 	return rc;
 }
 
+int pconn_fd_close_declared(int fd, pconn_fdlink *link)
+{
+	int rc = fd >= 0 ? close(fd) : 0;
+	link_unref(link);
+	return rc;
+}
+
 /* Closes every received descriptor nobody has taken, counting the closes
  * for the connection they came on. */
 static void close_fdq(tstate *t)

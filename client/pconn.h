@@ -97,6 +97,14 @@ int pconn_take_fd(pconn_fdlink **link);
  */
 int pconn_fd_close(int fd, pconn_fdlink *link);
 
+/*
+ * Closes `fd` (when >= 0; returns close's result) and drops `link`'s
+ * reference (NULL: none) without counting the close: the caller tells
+ * porterd otherwise (an atomic write's descriptor, whose commit or close
+ * says it was closed). Any thread.
+ */
+int pconn_fd_close_declared(int fd, pconn_fdlink *link);
+
 /* Ends the calling thread's last scratch response (see pconn_call_scratch)
  * and gives back the memory a large one took. */
 void pconn_scratch_release(void);

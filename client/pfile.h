@@ -37,9 +37,14 @@ int pfile_call(Porter__V1__Request *req, uint64_t call_id, int timeout_ms, enum 
  * code. Any thread. */
 int pfile_stream_close(uint64_t id, int timeout_ms);
 
-/* Ends file stream `id` (0: none, returns 0): pfile_stream_close when
- * `wait`, else the close is handed to the background thread and this
- * never waits (returns 0). Any thread. */
-int pfile_stream_end(uint64_t id, int timeout_ms, int wait);
+/* pfile_stream_close of an atomic write by descriptor whose descriptor
+ * the caller closed (FileStreamClose.fd_closed). */
+int pfile_stream_close_fd(uint64_t id, int timeout_ms);
+
+/* Ends file stream `id` (0: none, returns 0): pfile_stream_close (or
+ * pfile_stream_close_fd when `fd_closed`) when `wait`, else the close is
+ * handed to the background thread and this never waits (returns 0). Any
+ * thread. */
+int pfile_stream_end(uint64_t id, int timeout_ms, int wait, int fd_closed);
 
 #endif

@@ -9,6 +9,7 @@
 #include "connout.h"
 #include "dalloc.h"
 #include "dbwire.h"
+#include "fs.h"
 #include "log.h"
 #include "ops.h"
 #include "palloc.h"
@@ -427,6 +428,9 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 		handle_hello(c, msg);
 		return;
 	}
+	/* Closes the client reports count before the request may be
+	 * refused: they happened whatever its fate, and are sent once. */
+	fs_note_closes(c->w, c->serial, msg);
 	/* The uid's own share: past it, its requests are answered at once,
 	 * and other uids' requests are not slowed by them. */
 	uint32_t limit = c->w->cfg->uid_max_inflight;

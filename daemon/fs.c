@@ -137,8 +137,10 @@ static int reply_with_fd(fs_job *j, uint64_t sid)
 		fs_stream *st = NULL;
 		char why[128];
 		if (fsstream_take(w, sid, j->uid, j->instance, FSSTREAM_WRITE, 0, &st, why,
-				  sizeof(why)) == 0)
+				  sizeof(why)) == 0) {
+			st->fd_out = 0; /* it never went */
 			fsstream_release(st, 1);
+		}
 	}
 	if (rc == PORTER_E_BUSY) {
 		j->code = PORTER_E_BUSY;
@@ -163,7 +165,20 @@ static void job_done(uv_work_t *w, int status)
 	}
 	r->cancel = NULL;
 	r->op = NULL;
+	/* An atomic write by descriptor: the stream's slot will stand for
+	 * its temp file's descriptor too (one file, counted once), so the
+	 * one reserved for the descriptor goes back before the stream takes
+	 * its own. */
+	int fd_in_stream = j->fd_slot && j->pass_fd >= 0 && j->new_stream && !j->code;
+	if (fd_in_stream) {
+		fsfds_put(j->fd_w, j->conn_serial, 1);
+		j->fd_slot = 0;
+	}
 	uint64_t sid = publish_stream(j);
+	if (sid && fd_in_stream) {
+		j->st->fd_out = 1; /* cleared by reply_with_fd if it does not go */
+		j->st->fd_w = r->w;
+	}
 	if (sid && j->kind == JOB_WATCH_OPEN) {
 		int rc = fswatch_start(r->w, j->st, j->msg, sizeof(j->msg));
 		if (rc) {
@@ -174,6 +189,12 @@ static void job_done(uv_work_t *w, int status)
 	release_stream(j);
 	if (!j->code && j->pass_fd >= 0 && reply_with_fd(j, sid))
 		return;
+	/* No descriptor goes with this reply: the slot reserved for one is
+	 * given back before the client can see the reply (and count). */
+	if (j->fd_slot) {
+		fsfds_put(j->fd_w, j->conn_serial, 1);
+		j->fd_slot = 0;
+	}
 
 	if (j->code) {
 		Porter__V1__ErrorDetail ed = PORTER__V1__ERROR_DETAIL__INIT;
@@ -422,6 +443,12 @@ void fs_handle(req *r)
 			free(j);
 			return;
 		}
+		/* The client closed the descriptor of its atomic write: said
+		 * before the stream is looked at, which may fail (a tombstone)
+		 * and still owe the count back. */
+		if ((j->kind == JOB_WRITE_COMMIT && m->file_write_commit->fd_closed) ||
+		    (j->kind == JOB_STREAM_CLOSE && m->file_stream_close->fd_closed))
+			fsstream_fd_closed(r->w, sid, r->uid, r->instance);
 		rc = take_stream(j, sid, j->kind != JOB_READ_NEXT, j->kind == JOB_STREAM_CLOSE);
 		if ((rc == PORTER_E_NOT_FOUND || rc == PORTER_E_TIMEOUT) &&
 		    j->kind == JOB_STREAM_CLOSE) {
@@ -442,9 +469,11 @@ void fs_handle(req *r)
 	 * connection: never into a batch's reply (nobody would take them). */
 	if (j->want_fd && (!r->c || r->batch || r->back || !r->w->cfg->file_pass_fd))
 		j->want_fd = 0;
-	/* The client's closes since its last report give their count back
-	 * (only on the connection's own loop, where it is kept). */
-	if (closed && r->c && !r->back)
+	/* A batch member's report of closes gives their count back here (a
+	 * request of its own had it applied by the connection, before
+	 * anything could refuse it: fs_note_closes); only on the
+	 * connection's own loop, where the count is kept. */
+	if (closed && r->batch && r->c && !r->back)
 		fsfds_put(r->w, r->c->serial, closed);
 	if (rc) {
 		req_fail(r, rc, "stream %llx: %s", (unsigned long long)sid, j->msg);
@@ -512,6 +541,18 @@ void fs_handle(req *r)
 		return;
 	}
 	uv_timer_start(&j->timer, on_deadline, req_remaining_ms(r), 0);
+}
+
+void fs_note_closes(struct worker *w, uint64_t conn_serial, const Porter__V1__Request *msg)
+{
+	uint32_t closed = 0;
+	if (msg->body_case == PORTER__V1__REQUEST__BODY_FILE_READ && msg->file_read)
+		closed = msg->file_read->fds_closed;
+	else if (msg->body_case == PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN &&
+		 msg->file_write_open)
+		closed = msg->file_write_open->fds_closed;
+	if (closed)
+		fsfds_put(w, conn_serial, closed);
 }
 
 void fs_conn_closed(struct worker *w, uint64_t conn_serial)

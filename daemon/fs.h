@@ -59,4 +59,16 @@ void fs_handle(req *r);
  */
 void fs_conn_closed(struct worker *w, uint64_t conn_serial);
 
+/*
+ * Applies the report of closed descriptors that request `msg` (not NULL;
+ * read only) carries (FileRead.fds_closed, FileWriteOpen.fds_closed) to
+ * the count of connection `conn_serial` of worker `w` (fsfds.h). Called by
+ * the connection for every request it decodes, before anything may refuse
+ * it (the uid's in-flight limit, a cancel that came first): the report
+ * states closes that already happened, whatever becomes of the request
+ * carrying it, and the client sends each close once. A batch member's
+ * report is applied by fs_handle. Loop thread of `w`.
+ */
+void fs_note_closes(struct worker *w, uint64_t conn_serial, const Porter__V1__Request *msg);
+
 #endif

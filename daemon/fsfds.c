@@ -102,6 +102,17 @@ uint32_t fsfds_put(worker *w, uint64_t conn_serial, uint32_t n)
 	return n;
 }
 
+int fsfds_adopt(worker *w, uint64_t conn_serial)
+{
+	fds_conn *e = find(w, conn_serial);
+	if (!e)
+		return 0;
+	clients_take(e->acct, CLIENTS_FILE_STREAMS, 1, 0);
+	clients_take(e->acct, CLIENTS_STREAMS, 1, 0);
+	e->n++;
+	return 1;
+}
+
 void fsfds_conn_closed(worker *w, uint64_t conn_serial)
 {
 	fds_conn *e = find(w, conn_serial);

@@ -52,6 +52,15 @@ int fsfds_take(struct worker *w, uint64_t conn_serial, struct clients_acct *acct
  * how many were given back. */
 uint32_t fsfds_put(struct worker *w, uint64_t conn_serial, uint32_t n);
 
+/*
+ * A descriptor passed earlier, which an atomic write's stream counted
+ * until now (fsstream.h, fd_out), is counted for connection `conn_serial`
+ * from now on: its stream ended while the client still holds it. No
+ * limit applies (the slot was the stream's a moment ago). Returns 1, or 0
+ * when the connection has closed (nothing to count).
+ */
+int fsfds_adopt(struct worker *w, uint64_t conn_serial);
+
 /* The connection closed: all it held is given back. */
 void fsfds_conn_closed(struct worker *w, uint64_t conn_serial);
 

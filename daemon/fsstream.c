@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "clients.h"
+#include "fsfds.h"
 #include "fswatch.h"
 #include "fwd.h"
 #include "log.h"
@@ -32,6 +33,20 @@ struct fsstream_table {
 static uint64_t id_hash(uint64_t id)
 {
 	return htab_mix(id);
+}
+
+/* Stream `id` of table `t` (NULL: none), tombstones included; NULL when
+ * unknown. */
+static fs_stream *find(fsstream_table *t, uint64_t id)
+{
+	if (!t)
+		return NULL;
+	for (htab_node *n = htab_first(&t->by_id, id_hash(id)); n; n = htab_next(n)) {
+		fs_stream *c = list_entry(n, fs_stream, node);
+		if (c->id == id)
+			return c;
+	}
+	return NULL;
 }
 
 static void maybe_free_table(fsstream_table *t)
@@ -77,6 +92,13 @@ static void release_resources(fs_stream *s)
 	if (s->watch) {
 		fswatch_stop(s->watch);
 		s->watch = NULL;
+	}
+	if (s->fd_out) {
+		/* The client still holds the temp file's descriptor: from now
+		 * on it counts as any passed one, on the connection that got
+		 * it (nothing when that connection has closed). */
+		s->fd_out = 0;
+		s->fd_adopted = fsfds_adopt(s->fd_w, s->conn_serial);
 	}
 	if (s->fd >= 0)
 		close(s->fd);
@@ -293,17 +315,7 @@ int fsstream_take(worker *w, uint64_t id, uid_t uid, uint64_t instance, enum fss
 		  int any_kind, fs_stream **out, char *msg, size_t cap)
 {
 	fsstream_table *t = w->fs_streams;
-	fs_stream *s = NULL;
-	if (t) {
-		htab_node *n;
-		for (n = htab_first(&t->by_id, id_hash(id)); n; n = htab_next(n)) {
-			fs_stream *c = list_entry(n, fs_stream, node);
-			if (c->id == id) {
-				s = c;
-				break;
-			}
-		}
-	}
+	fs_stream *s = find(t, id);
 	/* Not yours: indistinguishable from unknown. */
 	if (!s || s->uid != uid || s->instance != instance || s->doomed) {
 		snprintf(msg, cap, "no such file stream (ended, closed, or its connection closed)");
@@ -331,6 +343,17 @@ int fsstream_take(worker *w, uint64_t id, uid_t uid, uint64_t instance, enum fss
 	s->used_ms = uv_now(&w->loop);
 	*out = s;
 	return 0;
+}
+
+void fsstream_fd_closed(worker *w, uint64_t id, uid_t uid, uint64_t instance)
+{
+	fs_stream *s = find(w->fs_streams, id);
+	if (!s || s->uid != uid || s->instance != instance)
+		return;
+	s->fd_out = 0;
+	if (s->fd_adopted)
+		fsfds_put(w, s->conn_serial, 1);
+	s->fd_adopted = 0;
 }
 
 void fsstream_touch(fs_stream *s)

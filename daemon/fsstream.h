@@ -79,6 +79,15 @@ typedef struct fs_stream {
 	char tmpname[64]; /* named temp file, "" for O_TMPFILE or none */
 	uint32_t flags;
 	uint64_t total; /* bytes written so far */
+	/* An atomic write whose temp file's descriptor porterd passed: the
+	 * client holds it until it says it closed it (fsstream_fd_closed),
+	 * and the stream's one slot stands for both meanwhile. A stream that
+	 * ends first leaves the descriptor counted on `fd_w`'s connection
+	 * `conn_serial` as any passed one (fsfds_adopt); its tombstone then
+	 * has `fd_adopted`, so that a later "closed" gives that back. */
+	int fd_out;
+	int fd_adopted;
+	struct worker *fd_w;
 	/* watch streams */
 	struct fswatch *watch; /* owned once started; stopped with the stream */
 	char *rel;             /* the watched path relative to its root, owned */
@@ -136,6 +145,16 @@ int fsstream_take(struct worker *w, uint64_t id, uid_t uid, uint64_t instance,
  * `drop` is set or its connection closed meanwhile. Loop thread of its
  * worker. */
 void fsstream_release(fs_stream *s, int drop);
+
+/*
+ * The client (uid, instance) says it closed the descriptor porterd passed
+ * for stream `id` of `w` (FileWriteCommit.fd_closed,
+ * FileStreamClose.fd_closed): a live stream's slot then stands for the
+ * stream alone; a tombstone's adopted descriptor is given back. Anything
+ * else (unknown, not the client's, nothing passed) is ignored. Loop
+ * thread of `w`.
+ */
+void fsstream_fd_closed(struct worker *w, uint64_t id, uid_t uid, uint64_t instance);
 
 /* Marks `s` (held or not) used now, so the idle sweep leaves it. */
 void fsstream_touch(fs_stream *s);

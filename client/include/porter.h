@@ -834,7 +834,10 @@ PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
  * open file stream of the connection that received it, and of its uid,
  * until libporter reports it closed (with that connection's next file
  * read or write open) or the connection closes: a reader or writer by
- * descriptor holds one for its life, like one over the socket. A process
+ * descriptor holds one for its life, like one over the socket (an atomic
+ * writer by descriptor one in all: its stream and its temp file's
+ * descriptor are counted once, and its commit or close says the
+ * descriptor is closed). A process
  * that keeps a passed descriptor open (a raw client not reporting its
  * closes) keeps it counted; past file-max-streams on a connection or
  * file-max-streams-per-uid, porterd passes no more descriptors and serves

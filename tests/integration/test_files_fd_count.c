@@ -14,6 +14,7 @@
  * unaffected is in test_trust_fd_count.c.
  */
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,18 +49,18 @@ static void raw_close(raw *c)
 	frame_reader_free(&c->rd);
 }
 
-/* A FileRead of `path` in "main" asking for the descriptor and reporting
- * `closed` closes; returns its reply (descriptors collected in `c`). */
-static Porter__V1__Response *raw_read(raw *c, const char *path, uint32_t closed)
+/* A FileRead of `path` in "main" with request id `id`, asking for the
+ * descriptor and reporting `closed` closes; returns its reply
+ * (descriptors collected in `c`). */
+static Porter__V1__Response *raw_read_id(raw *c, uint64_t id, const char *path, uint32_t closed)
 {
-	static uint64_t id = 100;
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
 	fr.root = "main";
 	fr.path = (char *)path;
 	fr.want_fd = 1;
 	fr.fds_closed = closed;
-	req.id = ++id;
+	req.id = id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
 	req.file_read = &fr;
 	th_raw_send(c->fd, &req);
@@ -67,6 +68,13 @@ static Porter__V1__Response *raw_read(raw *c, const char *path, uint32_t closed)
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->id, req.id);
 	return r;
+}
+
+/* raw_read_id with the next of the suite's ids. */
+static Porter__V1__Response *raw_read(raw *c, const char *path, uint32_t closed)
+{
+	static uint64_t id = 100;
+	return raw_read_id(c, ++id, path, closed);
 }
 
 /* Reads "big" by descriptor on `c` (reporting `closed`), asserting one
@@ -213,6 +221,234 @@ START_TEST(connection_close_gives_back)
 }
 END_TEST
 
+/* Closes every descriptor `c` received (the client's side of a report). */
+static uint32_t close_all(raw *c)
+{
+	uint32_t n = (uint32_t)c->n_fds;
+	while (c->n_fds)
+		close(c->fds[--c->n_fds]);
+	return n;
+}
+
+/*
+ * A report of closes counts even when the request carrying it is refused
+ * before any file code sees it, here because its id was cancelled first
+ * (the client sends each close once: a lost report would keep the
+ * descriptors counted until the connection closes).
+ */
+START_TEST(report_counts_when_cancelled_first)
+{
+	raw a;
+	raw_open(&a);
+	for (int i = 0; i < 4; i++)
+		take_fd(&a, 0);
+	refused(&a, "file-max-streams-per-uid");
+	uint32_t closed = close_all(&a);
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Cancel cn = PORTER__V1__CANCEL__INIT;
+	cn.target_id = 7777;
+	req.id = 7776;
+	req.body_case = PORTER__V1__REQUEST__BODY_CANCEL;
+	req.cancel = &cn;
+	th_raw_send(a.fd, &req);
+	Porter__V1__Response *r = th_raw_recv(a.fd, &a.rd, T);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->status, 0);
+	ck_assert(!r->cancel->found);
+	porter__v1__response__free_unpacked(r, NULL);
+	r = raw_read_id(&a, 7777, "big", closed);
+	ck_assert_msg(r->status == PORTER_E_CANCELLED, "status %d (%s)", r->status,
+		      r->message ? r->message : "");
+	ck_assert_int_eq(a.n_fds, 0);
+	porter__v1__response__free_unpacked(r, NULL);
+	ck_assert_uint_eq(uid_file_streams(), 0);
+	for (int i = 0; i < 4; i++)
+		take_fd(&a, 0);
+	raw_close(&a);
+}
+END_TEST
+
+/*
+ * The same when the uid's in-flight limit (uid-max-inflight 1) refuses it:
+ * b's delayed ping fills it while a's report arrives.
+ */
+START_TEST(report_counts_when_over_inflight)
+{
+	raw a, b;
+	raw_open(&a);
+	raw_open(&b);
+	for (int i = 0; i < 3; i++)
+		take_fd(&a, 0);
+	uint32_t closed = close_all(&a);
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__Ping pg = PORTER__V1__PING__INIT;
+	pg.delay_ms = 1500;
+	req.id = 9;
+	req.body_case = PORTER__V1__REQUEST__BODY_PING;
+	req.ping = &pg;
+	th_raw_send(b.fd, &req);
+	/* b's ping is in flight once a read of a is refused for it. */
+	Porter__V1__Response *r = NULL;
+	int busy = 0;
+	for (int i = 0; i < 1000 && !busy; i++) {
+		r = raw_read(&a, "f", 0);
+		busy = r->status == PORTER_E_BUSY;
+		ck_assert(busy || r->status == 0);
+		porter__v1__response__free_unpacked(r, NULL);
+		if (!busy)
+			usleep(1000);
+	}
+	ck_assert(busy);
+	/* The report comes with a request refused the same way. */
+	r = raw_read(&a, "f", closed);
+	ck_assert_int_eq(r->status, PORTER_E_BUSY);
+	ck_assert_msg(strstr(r->message, "uid-max-inflight"), "message '%s'", r->message);
+	porter__v1__response__free_unpacked(r, NULL);
+	r = th_raw_recv(b.fd, &b.rd, T);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->status, 0);
+	porter__v1__response__free_unpacked(r, NULL);
+	ck_assert_uint_eq(uid_file_streams(), 0);
+	raw_close(&a);
+	raw_close(&b);
+}
+END_TEST
+
+/* The descriptors this process has open. */
+static int open_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(dir);
+	int n = 0;
+	while (readdir(dir))
+		n++;
+	closedir(dir);
+	return n;
+}
+
+/* Sends request `req` (id set) on `c` and returns its reply, descriptors
+ * collected in `c`. */
+static Porter__V1__Response *raw_call(raw *c, Porter__V1__Request *req)
+{
+	th_raw_send(c->fd, req);
+	Porter__V1__Response *r = th_raw_recv_fds(c->fd, &c->rd, T, c->fds, &c->n_fds, MAXFD);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->id, req->id);
+	ck_assert_msg(r->status == 0, "status %d (%s)", r->status, r->message);
+	return r;
+}
+
+/* Opens an atomic write of `path` by descriptor on `c`; returns its
+ * stream id, the temp file's descriptor the last of c->fds. */
+static uint64_t raw_atomic_open(raw *c, const char *path)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteOpen wo = PORTER__V1__FILE_WRITE_OPEN__INIT;
+	wo.root = "main";
+	wo.path = (char *)path;
+	wo.flags = PORTER_FILE_ATOMIC;
+	wo.mode = 0600;
+	wo.want_fd = 1;
+	req.id = 500 + (uint64_t)c->n_fds;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_OPEN;
+	req.file_write_open = &wo;
+	int had = c->n_fds;
+	Porter__V1__Response *r = raw_call(c, &req);
+	ck_assert(r->file_write->fd_passed);
+	ck_assert_int_eq(c->n_fds, had + 1);
+	uint64_t sid = r->file_write->stream_id;
+	ck_assert_uint_ne(sid, 0);
+	porter__v1__response__free_unpacked(r, NULL);
+	return sid;
+}
+
+/* Commits stream `sid` on `c`, saying `fd_closed`. */
+static void raw_commit(raw *c, uint64_t sid, int fd_closed)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__FileWriteCommit wc = PORTER__V1__FILE_WRITE_COMMIT__INIT;
+	wc.stream_id = sid;
+	wc.fd_closed = fd_closed;
+	req.id = 600;
+	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WRITE_COMMIT;
+	req.file_write_commit = &wc;
+	porter__v1__response__free_unpacked(raw_call(c, &req), NULL);
+}
+
+/*
+ * An atomic write by descriptor is one file: its stream and the temp
+ * file's descriptor count once. A client that does not say it closed the
+ * descriptor at the commit keeps it counted (it may still hold it) until
+ * its report; one that says so frees the slot with the commit.
+ */
+START_TEST(raw_atomic_counts_once)
+{
+	raw a;
+	raw_open(&a);
+	uint64_t sid = raw_atomic_open(&a, "at1");
+	ck_assert_uint_eq(uid_file_streams(), 1);
+	ck_assert(write(a.fds[a.n_fds - 1], "one", 3) == 3);
+	raw_commit(&a, sid, 0);
+	ck_assert_uint_eq(uid_file_streams(), 1); /* the descriptor, still open */
+	close(a.fds[--a.n_fds]);
+	porter__v1__response__free_unpacked(raw_read(&a, "f", 1), NULL);
+	ck_assert_uint_eq(uid_file_streams(), 0);
+
+	sid = raw_atomic_open(&a, "at2");
+	ck_assert(write(a.fds[a.n_fds - 1], "two", 3) == 3);
+	close(a.fds[--a.n_fds]);
+	raw_commit(&a, sid, 1);
+	ck_assert_uint_eq(uid_file_streams(), 0);
+	/* Nothing is owed: a itself gets the whole limit. */
+	for (int i = 0; i < 4; i++)
+		take_fd(&a, 0);
+	refused(&a, "file-max-streams-per-uid");
+	char p[128], got[8] = {0};
+	snprintf(p, sizeof(p), "%s/at2", root);
+	FILE *f = fopen(p, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(got, 1, sizeof(got), f), 3);
+	fclose(f);
+	ck_assert_str_eq(got, "two");
+	raw_close(&a);
+}
+END_TEST
+
+/*
+ * libporter: under a limit of 4, four atomic writers by descriptor are
+ * open at once (each holds one descriptor of this process: by
+ * descriptor), and their commits leave nothing counted.
+ */
+START_TEST(libporter_atomic_writers_count_once)
+{
+	porter_file_writer *w[4];
+	/* The thread's connection is open before counting. */
+	ck_assert_uint_eq(uid_file_streams(), 0);
+	int before = open_fds();
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "aw%d", i);
+		int rc = porter_file_writer_open("main", name, PORTER_FILE_ATOMIC, 0600, 0, T,
+						 &w[i]);
+		ck_assert_msg(rc == 0, "writer %d: %s", i, porter_last_error_message());
+	}
+	ck_assert_int_eq(open_fds(), before + 4);
+	ck_assert_uint_eq(uid_file_streams(), 4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(porter_file_writer_write(w[i], "data", 4, 0, T), 0);
+		ck_assert_int_eq(porter_file_writer_commit(w[i], 0, T), 0);
+		ck_assert_int_eq(porter_file_writer_close(w[i], T), 0);
+	}
+	ck_assert_uint_eq(uid_file_streams(), 0);
+	/* One given up: its close says the descriptor is closed too. */
+	ck_assert_int_eq(
+		porter_file_writer_open("main", "aw", PORTER_FILE_ATOMIC, 0600, 0, T, &w[0]), 0);
+	ck_assert_uint_eq(uid_file_streams(), 1);
+	ck_assert_int_eq(porter_file_writer_close(w[0], T), 0);
+	ck_assert_uint_eq(uid_file_streams(), 0);
+}
+END_TEST
+
 /* A file of `n` bytes for the writes, filled with a pattern. */
 static char *pattern(size_t n)
 {
@@ -288,6 +524,11 @@ static void setup_per_uid(void)
 	setup_with("--file-max-streams-per-uid", "4");
 }
 
+static void setup_inflight(void)
+{
+	setup_with("--uid-max-inflight", "1");
+}
+
 static void setup_per_conn(void)
 {
 	setup_with("--file-max-streams", "2");
@@ -295,12 +536,19 @@ static void setup_per_conn(void)
 
 static Suite *suite(void)
 {
-	const TTest *const per_uid[] = {raw_client_capped_per_uid, connection_close_gives_back,
-					libporter_never_hits_it, NULL};
+	const TTest *const per_uid[] = {raw_client_capped_per_uid,
+					connection_close_gives_back,
+					report_counts_when_cancelled_first,
+					raw_atomic_counts_once,
+					libporter_atomic_writers_count_once,
+					libporter_never_hits_it,
+					NULL};
 	const TTest *const per_conn[] = {raw_client_capped_per_connection, NULL};
+	const TTest *const inflight[] = {report_counts_when_over_inflight, NULL};
 	Suite *s = suite_create("files_fd_count");
 	tcase_add_checked_fixture(th_tcase(s, "per_uid", 120, per_uid), setup_per_uid, teardown);
 	tcase_add_checked_fixture(th_tcase(s, "per_conn", 60, per_conn), setup_per_conn, teardown);
+	tcase_add_checked_fixture(th_tcase(s, "inflight", 60, inflight), setup_inflight, teardown);
 	return s;
 }
 
