@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -50,7 +51,7 @@ static const config_key keys[] = {
 	{"socket", 's', KT_PATH, OFF(socket_path), 0, 0, NULL, "PATH",
 	 "listen on PATH (default: $XDG_RUNTIME_DIR/porter/porter.sock, else /tmp/porter-$UID/porter.sock)"},
 	{"workers", 'w', KT_U32, OFF(workers), 0, CONFIG_MAX_WORKERS, "0", "N",
-	 "worker loops; 0 means one per CPU"},
+	 "worker loops; 0 means half the CPUs porterd may run on, at least one (a relay shares the machine with its clients and servers: on 2 CPUs one loop batches more queries per PostgreSQL round trip and costs fewer wake-ups)"},
 	{"busy-poll", 0, KT_U32, OFF(busy_poll_us), 0, 100000, "200", "US",
 	 "a worker that just had I/O polls without sleeping this long before it blocks, yielding the CPU to any other runnable thread; saves a wake-up per hop on machines where waking is slow; 0 always blocks"},
 	{"log-level", 'l', KT_LEVEL, OFF(log_level), 0, 0, "info", "LEVEL",
@@ -618,15 +619,36 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 	return 0;
 }
 
+unsigned config_default_workers(unsigned ncpu)
+{
+	/* porterd relays: every request it moves also costs its client and
+	 * its server (PostgreSQL, an HTTP peer) CPU, usually on this same
+	 * machine, and with one loop per CPU the loops take the CPUs those
+	 * need. Fewer loops also batch better: one pool per loop gathers more
+	 * clients' queries per PostgreSQL write and per wake-up. */
+	unsigned n = ncpu / 2;
+	return n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : n;
+}
+
+/* The CPUs this process may run on: its affinity mask, which taskset,
+ * systemd's CPUAffinity= and cgroup cpusets narrow; the online CPUs when
+ * the mask cannot be read. */
+static unsigned usable_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > UINT_MAX ? UINT_MAX : (unsigned)n;
+}
+
 int config_resolve(config *c)
 {
 	if (c->socket_path[0] == '\0' &&
 	    sockpath_default(c->socket_path, sizeof(c->socket_path)) < 0)
 		return PORTER_E_INVAL;
-	if (c->workers == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		c->workers = n < 1 ? 1 : n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
-	}
+	if (c->workers == 0)
+		c->workers = config_default_workers(usable_cpus());
 	if (c->n_allow_uids == 0 && !c->allow_any_uid) {
 		c->allow_uids[0] = getuid();
 		c->n_allow_uids = 1;

@@ -44,7 +44,7 @@ typedef struct config_list {
 typedef struct config {
 	char *config_file;                 /* file read, or NULL */
 	char socket_path[CONFIG_PATH_MAX]; /* "" until resolved */
-	unsigned workers;                  /* worker loops; 0 means one per CPU */
+	unsigned workers;                  /* worker loops; 0: config_default_workers */
 	enum log_level log_level;
 	uid_t allow_uids[CONFIG_MAX_UIDS];   /* peers allowed to connect */
 	size_t n_allow_uids;                 /* 0 means the daemon's own uid */
@@ -149,9 +149,16 @@ int config_load_file(config *c, const char *path, FILE *err);
 
 /*
  * Fills in what defaults to the environment: the socket path (the shared
- * default) and the worker count (CPUs). Returns 0 or PORTER_E_INVAL.
+ * default) and the worker count (config_default_workers of the CPUs the
+ * process may run on). Returns 0 or PORTER_E_INVAL.
  */
 int config_resolve(config *c);
+
+/*
+ * The worker loops `workers = 0` gives on `ncpu` usable CPUs: half of
+ * them, at least 1, at most CONFIG_MAX_WORKERS. Pure; any thread.
+ */
+unsigned config_default_workers(unsigned ncpu);
 
 /*
  * Parses metrics-listen ("127.0.0.1:PORT", "localhost:PORT" or

@@ -1,5 +1,6 @@
 /* Unit tests of porterd's settings: defaults, flags, file, errors. */
 #include <check.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,41 @@ START_TEST(defaults)
 	ck_assert_int_eq(config_resolve(&c), 0);
 	ck_assert_str_eq(c.socket_path, "/run/user/1000/porter/porter.sock");
 	unsetenv("XDG_RUNTIME_DIR");
+	config_free(&c);
+}
+END_TEST
+
+/* workers = 0: half the usable CPUs, at least one; the resolved count
+ * follows the affinity mask, not the machine's CPU count. */
+START_TEST(default_workers)
+{
+	ck_assert_uint_eq(config_default_workers(0), 1);
+	ck_assert_uint_eq(config_default_workers(1), 1);
+	ck_assert_uint_eq(config_default_workers(2), 1);
+	ck_assert_uint_eq(config_default_workers(3), 1);
+	ck_assert_uint_eq(config_default_workers(4), 2);
+	ck_assert_uint_eq(config_default_workers(16), 8);
+	ck_assert_uint_eq(config_default_workers(4096), CONFIG_MAX_WORKERS);
+
+	cpu_set_t old, one;
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(old), &old), 0);
+	CPU_ZERO(&one);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &old)) {
+			CPU_SET(i, &one);
+			break;
+		}
+	config c;
+	config_defaults(&c);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(old), &old), 0);
+	ck_assert_int_eq(config_resolve(&c), 0);
+	ck_assert_uint_eq(c.workers, config_default_workers((unsigned)CPU_COUNT(&old)));
+	config_free(&c);
+	config_defaults(&c);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	ck_assert_int_eq(config_resolve(&c), 0);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(old), &old), 0);
+	ck_assert_uint_eq(c.workers, 1);
 	config_free(&c);
 }
 END_TEST
@@ -220,10 +256,15 @@ END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {defaults,         flags,
-				bad_flags,        help_and_version,
-				file_then_flags,  file_errors_name_line_and_key,
-				dump_round_trips, NULL};
+	const TTest *tests[] = {defaults,
+				default_workers,
+				flags,
+				bad_flags,
+				help_and_version,
+				file_then_flags,
+				file_errors_name_line_and_key,
+				dump_round_trips,
+				NULL};
 	return th_suite("config", "core", 0, tests);
 }
 
