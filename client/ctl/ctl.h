@@ -69,6 +69,14 @@ void ctl_json_body(FILE *f, const void *data, size_t n);
  * code point in `*cp`, or 0 when the bytes are not one. n >= 1. */
 size_t ctl_utf8_len(const unsigned char *s, size_t n, unsigned *cp);
 
+/* Writes the file name `s` (not NULL) to `f` for a person: on a terminal,
+ * a byte that is not part of a UTF-8 character, and a control character,
+ * as \xNN (a terminal shows every such byte as the same '?' or U+FFFD, so
+ * two names differing only there looked alike, and a control byte would
+ * act on the terminal); elsewhere (a pipe, a file) as it is, byte for
+ * byte, for scripts, as ls(1) does. */
+void ctl_name(FILE *f, const char *s);
+
 /* Parses a decimal integer in [min, max]. 0 or -1. */
 int ctl_parse_long(const char *s, long min, long max, long *out);
 

@@ -268,9 +268,15 @@ static int do_watch(const ctl_opts *o, const char *root, const char *path, long 
 				ctl_json_cstr(stdout, nn);
 				fputs("}\n", stdout);
 			} else if (kind == PORTER_FILE_EVENT_MOVED) {
-				printf("moved %s -> %s\n", name, nn);
+				fputs("moved ", stdout);
+				ctl_name(stdout, name);
+				fputs(" -> ", stdout);
+				ctl_name(stdout, nn);
+				putchar('\n');
 			} else {
-				printf("%s %s\n", event_name(kind), name);
+				printf("%s ", event_name(kind));
+				ctl_name(stdout, name);
+				putchar('\n');
 			}
 			if (count && ++seen >= count)
 				break;
@@ -303,8 +309,9 @@ static int do_ls(const ctl_opts *o, const char *root, const char *path)
 			printf(",\"type\":\"%s\",\"size\":%llu,\"mtime_ns\":%lld}", type_name(type),
 			       (unsigned long long)size, (long long)mt);
 		} else {
-			printf("%-7s %12llu  %s\n", type_name(type), (unsigned long long)size,
-			       porter_file_list_name(l, i));
+			printf("%-7s %12llu  ", type_name(type), (unsigned long long)size);
+			ctl_name(stdout, porter_file_list_name(l, i));
+			putchar('\n');
 		}
 	}
 	if (o->json)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "porter.h"
@@ -204,6 +205,27 @@ int ctl_error(int status, const char *code, const char *fmt, ...)
 	else
 		fprintf(stderr, "porterctl%s%s\n", msg[0] == ':' ? "" : " ", msg);
 	return status;
+}
+
+void ctl_name(FILE *f, const char *s)
+{
+	if (!isatty(fileno(f))) {
+		fputs(s, f);
+		return;
+	}
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s);
+	for (size_t i = 0; i < len;) {
+		unsigned cp;
+		size_t k = ctl_utf8_len(p + i, len - i, &cp);
+		if (k == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
+			fprintf(f, "\\x%02x", p[i]);
+			i++;
+			continue;
+		}
+		fwrite(p + i, 1, k, f);
+		i += k;
+	}
 }
 
 int ctl_parse_long(const char *s, long min, long max, long *out)

@@ -107,5 +107,15 @@ check "... its bytes escaped in the message" grep -qF "'\\xff\\xfe'" "$T/code.er
 code 1 "... another such name" "$CTL" file cat -r files $'\xfe\xff'
 check "... told apart from the first" grep -qF "'\\xfe\\xff'" "$T/code.err"
 
+# On a terminal, file ls shows such names escaped (a terminal draws every
+# such byte alike); into a pipe they go byte for byte, for scripts.
+touch "$T/files/"$'\xff\xfe' "$T/files/"$'\xfe\xff' "$T/files/"$'bell\a'
+script -qec "'$CTL' file ls -r files" /dev/null >"$T/tty.out" 2>&1 </dev/null
+check "file ls on a terminal: names escaped and told apart" sh -c \
+	"grep -qF '\\xff\\xfe' '$T/tty.out' && grep -qF '\\xfe\\xff' '$T/tty.out' &&
+	grep -qF 'bell\\x07' '$T/tty.out'"
+"$CTL" file ls -r files >"$T/pipe.out" </dev/null
+check "... into a pipe, byte for byte" grep -q $'\xff\xfe' "$T/pipe.out"
+
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
