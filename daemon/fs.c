@@ -102,6 +102,27 @@ static uint64_t publish_stream(fs_job *j)
 }
 
 /*
+ * A client given a descriptor to read this many bytes per microsecond of
+ * porterd's busy-poll spin, or more, copies them for longer than the spin
+ * lasts (16 KiB a microsecond is some 16 GB/s, about what one core copies
+ * from the page cache here): the spin after such a reply cannot catch its
+ * next request, and on a machine of two CPUs it takes the other one from
+ * the copy. So porterd does not spin after it (worker_no_spin).
+ */
+#define NO_SPIN_BYTES_PER_US 16384u
+
+/* Whether the read `j` answers by descriptor is large enough that
+ * spinning after it only competes with the client (NO_SPIN_BYTES_PER_US). */
+static int long_client_read(const fs_job *j, uint32_t busy_poll_us)
+{
+	const Porter__V1__FileRead *m = j->r->msg->file_read;
+	uint64_t want = j->file_size > m->offset ? j->file_size - m->offset : 0;
+	if (m->length && m->length < want)
+		want = m->length;
+	return busy_poll_us && want >= (uint64_t)busy_poll_us * NO_SPIN_BYTES_PER_US;
+}
+
+/*
  * Files by descriptor: answers with the job's open file instead of bytes.
  * `sid` is the stream an atomic write keeps its temp file in (0: none).
  * Returns 1 when the request is finished (answered, or its connection
@@ -128,9 +149,12 @@ static int reply_with_fd(fs_job *j, uint64_t sid)
 		resp.file_write = &wr;
 	}
 	worker *w = r->w; /* r is gone after the reply */
+	int quiet = j->kind == JOB_READ && long_client_read(j, w->cfg->busy_poll_us);
 	int rc = req_reply_fd(r, &resp, j->pass_fd);
 	if (rc == 0)
 		j->fd_slot = 0; /* the client's now: counted until it reports it closed */
+	if (rc == 0 && quiet)
+		worker_no_spin(w);
 	if (rc != 0 && sid) {
 		/* Nobody holds the temp file's descriptor: drop its stream now
 		 * rather than at the connection's close. */

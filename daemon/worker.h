@@ -97,6 +97,17 @@ static inline void worker_saw_io(worker *w)
 	w->io_seen = 1;
 }
 
+/* Notes that what `w`'s loop just did leaves the client busy on its own
+ * for longer than a spin would last (porterd passed it a large file to
+ * read): the I/O seen so far in this turn of the loop starts no spin, and
+ * one running ends at the next check, so that it does not take a CPU from
+ * the client's copy. I/O seen later starts one as usual. Loop thread. */
+static inline void worker_no_spin(worker *w)
+{
+	w->io_seen = 0;
+	w->spin_until = 0;
+}
+
 /* Starts the worker's thread. 0 or <0. */
 int worker_start(worker *w);
 

@@ -15,9 +15,11 @@
  * one buffer, where porter_file_read allocates the whole size, whose page
  * faults cost more than the read itself), and all reads also through
  * porter_file_read_into ("into"), which reads into the caller's buffer as
- * read(2) does. Buffers: direct and into read into one buffer of the
- * file's size that each thread allocates once and reuses, as a program
- * reading with read(2) would; porter and bytes rows get a new buffer from
+ * read(2) does. Buffers: direct and into read into the same buffer of
+ * the file's size per thread, allocated and touched once at start and
+ * reused, as a program reading with read(2) would (the very same memory
+ * for both, so that neither gains from where its buffer happens to lie);
+ * porter and bytes rows get a new buffer from
  * porter_file_read every call (the API gives no other), and so does
  * "dnew", a direct read into a fresh malloc of the file's size freed after
  * each call (what dart:io's readAsBytes does): the like-for-like baseline
@@ -26,6 +28,15 @@
  * the reader's piece buffer. The ping round trip of
  * the same run gives the 4 KiB target its unit. Files are in the page cache
  * for reads; the atomic rows include the disk's fsync on both sides.
+ *
+ * A virtual machine's speed drifts from one second to the next, and a
+ * 16 MiB row of a few dozen calls lasts some 30 ms, so each row used to
+ * move by more than the margins between runs. Each size and thread count
+ * now runs in rounds (PORTER_BENCH_ROUNDS, default 5) in which the paths
+ * take turns, in an order that rotates from round to round; p50 and p99
+ * are over every call of the row, MiB/s over all its calls, and the MiB/s
+ * ratio is the median of the rounds' own ratios (with their range), so a
+ * machine that speeds up or slows down moves both sides alike.
  *
  * Prints p50, p99, MiB/s, the ratios to direct and the targets of issue
  * 17 (4 KiB read p50 <= direct + 1.3 ping; 16 MiB read and write
@@ -56,6 +67,15 @@ static char root[64];
  * thread pool, to see what the fast path of issue 17.2 saves). */
 static char sock[3][100];
 static uint8_t *content; /* 16 MiB of data every write writes */
+
+/* The buffers of direct and into reads: one per thread index, of the
+ * largest size, touched once at start so that no row pays its faults. */
+#define MAX_THREADS 4
+static uint8_t *reuse_buf[MAX_THREADS];
+
+/* Rounds per row (PORTER_BENCH_ROUNDS); odd, so a median is one. */
+#define MAX_ROUNDS 15
+static int rounds = 5;
 
 typedef struct job {
 	pthread_t th;
@@ -175,59 +195,87 @@ static int one(job *j, uint8_t *buf)
 static void *job_main(void *arg)
 {
 	job *j = arg;
-	/* The reused buffer of a direct read and of porter_file_read_into. */
-	uint8_t *buf =
-		(j->path == DIRECT || j->path == INTO) && j->op == OP_READ ? malloc(j->size) : NULL;
-	for (int i = -2; i < j->iters; i++) { /* 2 warm-up rounds */
+	uint8_t *buf = j->op == OP_READ ? reuse_buf[j->index] : NULL;
+	for (int i = -1; i < j->iters; i++) { /* a warm-up call */
 		double t0 = th_now_ns();
 		if (one(j, buf) != 0)
 			j->failures++;
 		if (i >= 0)
 			j->lat[i] = th_now_ns() - t0;
 	}
-	free(buf);
 	porter_thread_disconnect();
 	return NULL;
 }
 
+/* One path's figures over every round of a row. */
 typedef struct result {
 	double p50, p99, mib_s;
+	double round_mib[MAX_ROUNDS]; /* each round's own MiB/s */
 	int failures;
+	/* The calls' times, collected round by round (owned). */
+	double *lat;
+	size_t n;
 } result;
 
-static result measure(enum path path, enum op op, size_t size, int threads, int iters)
+/* Runs `iters` calls on each of `threads` threads of `path` (one round)
+ * and adds their times to `r`, round `round`'s MiB/s to r->round_mib. */
+static void measure(result *r, int round, enum path path, enum op op, size_t size, int threads,
+		    int iters)
 {
 	setenv("PORTER_SOCKET", sock[path == BYTES ? 1 : path == POOL ? 2 : 0], 1);
-	job *jobs = calloc((size_t)threads, sizeof(*jobs));
-	double *all = calloc((size_t)threads * (size_t)iters, sizeof(double));
+	job jobs[MAX_THREADS];
+	size_t n = (size_t)threads * (size_t)iters;
+	double *lat = realloc(r->lat, (r->n + n) * sizeof(double));
+	if (!lat)
+		abort();
+	r->lat = lat;
+	lat += r->n;
 	for (int t = 0; t < threads; t++) {
 		jobs[t] = (job){.path = path,
 				.op = op,
 				.size = size,
 				.index = t,
 				.iters = iters,
-				.lat = all + (size_t)t * (size_t)iters};
+				.lat = lat + (size_t)t * (size_t)iters};
 		pthread_create(&jobs[t].th, NULL, job_main, &jobs[t]);
 	}
-	result r = {0};
 	for (int t = 0; t < threads; t++) {
 		pthread_join(jobs[t].th, NULL);
-		r.failures += jobs[t].failures;
+		r->failures += jobs[t].failures;
 	}
-	size_t n = (size_t)threads * (size_t)iters;
 	/* Throughput from the calls' own times (warm-ups excluded): every
 	 * thread is busy for the whole run, so bytes over the mean call time,
 	 * times the threads. */
 	double sum = 0;
 	for (size_t i = 0; i < n; i++)
-		sum += all[i];
-	qsort(all, n, sizeof(double), th_cmp_double);
-	r.p50 = all[n / 2];
-	r.p99 = all[(n * 99) / 100];
-	r.mib_s = (double)size * (double)threads / (sum / (double)n) * 1e9 / (1 << 20);
-	free(all);
-	free(jobs);
-	return r;
+		sum += lat[i];
+	r->round_mib[round] = (double)size * (double)threads / (sum / (double)n) * 1e9 / (1 << 20);
+	r->n += n;
+}
+
+/* The row's p50, p99 and MiB/s over all its calls. */
+static void finish(result *r, size_t size, int threads)
+{
+	double sum = 0;
+	for (size_t i = 0; i < r->n; i++)
+		sum += r->lat[i];
+	qsort(r->lat, r->n, sizeof(double), th_cmp_double);
+	r->p50 = r->lat[r->n / 2];
+	r->p99 = r->lat[(r->n * 99) / 100];
+	r->mib_s = (double)size * (double)threads / (sum / (double)r->n) * 1e9 / (1 << 20);
+}
+
+/* The median of the rounds' MiB/s ratios of `a` to `b`, with the
+ * smallest and largest in *lo and *hi. */
+static double median_ratio(const result *a, const result *b, double *lo, double *hi)
+{
+	double q[MAX_ROUNDS];
+	for (int i = 0; i < rounds; i++)
+		q[i] = a->round_mib[i] / b->round_mib[i];
+	qsort(q, (size_t)rounds, sizeof(double), th_cmp_double);
+	*lo = q[0];
+	*hi = q[rounds - 1];
+	return q[rounds / 2];
 }
 
 static void fmt_ns(double ns, char *out, size_t cap)
@@ -268,35 +316,53 @@ static double ping_p50(int n)
 }
 
 /* Prints one row; its ratios are to `direct` (NULL: none), the row
- * named `base`. */
-static void row(const char *size, int threads, enum path path, result r, const result *direct,
-		const char *base, const char *note)
+ * named `base`: p50 over all calls, MiB/s the median of the rounds'. */
+static void row(const char *size, int threads, enum path path, const result *r,
+		const result *direct, const char *base, const char *note)
 {
 	char a[32], b[32];
-	fmt_ns(r.p50, a, sizeof(a));
-	fmt_ns(r.p99, b, sizeof(b));
-	printf("%-6s %-7d %-7s %10s %10s %9.1f", size, threads, path_name[path], a, b, r.mib_s);
-	if (direct)
-		printf("   x%-5.2f x%-5.2f %-6s", r.p50 / direct->p50, r.mib_s / direct->mib_s,
-		       base);
-	else
-		printf("   %-6s %-6s %-6s", "", "", "");
-	printf("  load %.2f%s%s\n", loadavg(), note, r.failures ? "  (FAILURES)" : "");
+	fmt_ns(r->p50, a, sizeof(a));
+	fmt_ns(r->p99, b, sizeof(b));
+	printf("%-6s %-7d %-7s %10s %10s %9.1f", size, threads, path_name[path], a, b, r->mib_s);
+	if (direct) {
+		double lo, hi, m = median_ratio(r, direct, &lo, &hi);
+		printf("   x%-5.2f x%-5.2f %-6s (rounds %.2f-%.2f)", r->p50 / direct->p50, m, base,
+		       lo, hi);
+	} else {
+		printf("   %-6s %-6s %-6s %20s", "", "", "", "");
+	}
+	printf("  load %.2f%s%s\n", loadavg(), note, r->failures ? "  (FAILURES)" : "");
 }
 
 /* The issue's target for this row, met or not, as a note. */
-static void target(enum op op, size_t size, int threads, result p, result direct, double ping,
-		   char *out, size_t cap)
+static void target(enum op op, size_t size, int threads, const result *p, const result *direct,
+		   double ping, char *out, size_t cap)
 {
 	out[0] = '\0';
 	if (op == OP_READ && size == 4096 && threads == 1) {
-		double bound = direct.p50 + 1.3 * ping;
+		double bound = direct->p50 + 1.3 * ping;
 		snprintf(out, cap, "  target p50 <= direct + 1.3 ping = %.1f us: %s", bound / 1e3,
-			 p.p50 <= bound ? "met" : "MISSED");
+			 p->p50 <= bound ? "met" : "MISSED");
 	} else if (size > 4096) {
+		double lo, hi;
 		snprintf(out, cap, "  target >= 0.9x direct: %s",
-			 p.mib_s >= 0.9 * direct.mib_s ? "met" : "MISSED");
+			 median_ratio(p, direct, &lo, &hi) >= 0.9 ? "met" : "MISSED");
 	}
+}
+
+/* Calls per thread and round of a row: some 10-200 ms of each path per
+ * round (the byte path of 16 MiB, at ~70 ms a call, fewer). */
+static int iters_of(enum path path, enum op op, size_t size, int threads)
+{
+	int total;
+	if (size == 4096)
+		total = op == OP_ATOMIC ? 200 : 4000;
+	else if (op == OP_READ)
+		total = path == BYTES ? 10 : 150;
+	else
+		total = op == OP_ATOMIC ? (path == BYTES ? 10 : 25) : (path == BYTES ? 10 : 40);
+	int n = total / threads / rounds;
+	return n < 1 ? 1 : n;
 }
 
 static int start_daemon(th_daemon *d, const char *pass, const char *fast, char *sock_out)
@@ -323,6 +389,15 @@ int main(void)
 		    0 ||
 	    start_daemon(&dpool, "--file-pass-fd=true", "--file-loop-fast-path=false", sock[2]) < 0)
 		return 1;
+	const char *env = getenv("PORTER_BENCH_ROUNDS");
+	if (env && atoi(env) > 0)
+		rounds = atoi(env) > MAX_ROUNDS ? MAX_ROUNDS : atoi(env);
+	for (int t = 0; t < MAX_THREADS; t++) {
+		reuse_buf[t] = malloc(16u << 20);
+		if (!reuse_buf[t])
+			return 1;
+		memset(reuse_buf[t], 1, 16u << 20);
+	}
 	content = malloc(16u << 20);
 	for (size_t k = 0; k < (16u << 20); k++)
 		content[k] = (uint8_t)(k * 13);
@@ -343,8 +418,12 @@ int main(void)
 	double ping = ping_p50(2000);
 	char pb[32];
 	fmt_ns(ping, pb, sizeof(pb));
-	printf("files through porterd vs direct system calls, one run; porter = by "
-	       "descriptor (default), bytes = file-pass-fd=false\n");
+	printf("files through porterd vs direct system calls, one run of %d rounds (the paths "
+	       "take turns in each); porter = by descriptor (default), bytes = "
+	       "file-pass-fd=false\n",
+	       rounds);
+	printf("p50 and p99 over every call of a row; the MiB/s ratio is the median of the "
+	       "rounds' own ratios\n");
 	printf("ping round trip p50 %s (load %.2f)\n", pb, loadavg());
 	printf("%-6s %-7s %-7s %10s %10s %9s   %-6s %-6s %-6s\n", "size", "threads", "path", "p50",
 	       "p99", "MiB/s", "p50", "MiB/s", "vs");
@@ -353,58 +432,74 @@ int main(void)
 		printf("-- %s\n", op_name[op]);
 		for (size_t s = 0; s < 2; s++) {
 			for (size_t t = 0; t < 2; t++) {
-				/* fsync dominates atomic rows: fewer rounds. */
-				int iters = s == 0 ? (op == OP_ATOMIC ? 200 : 4000)
-						   : (op == OP_ATOMIC ? 8 : 30);
-				iters /= threads[t];
-				if (iters < 6)
-					iters = 6;
-				const char *label = s == 0 ? "4KiB" : "16MiB";
-				result d = measure(DIRECT, op, sizes[s], threads[t], iters);
-				/* A read's porter and bytes rows return a new buffer:
-				 * their baseline is the direct read into a new one. */
 				int rd = op == OP_READ;
-				result dn =
-					rd ? measure(DIRECT_NEW, op, sizes[s], threads[t], iters)
-					   : d;
+				/* The paths of this row, taking turns in every round
+				 * (each round starts one further along). A read's
+				 * porter and bytes rows return a new buffer: their
+				 * baseline is the direct read into a new one (dnew). */
+				enum path paths[7];
+				int np = 0;
+				paths[np++] = DIRECT;
+				if (rd)
+					paths[np++] = DIRECT_NEW;
+				paths[np++] = BY_FD;
+				paths[np++] = BYTES;
+				if (rd)
+					paths[np++] = INTO;
+				if (rd)
+					paths[np++] = s == 0 ? POOL : READER;
+				result res[7];
+				memset(res, 0, sizeof(res));
+				for (int k = 0; k < rounds; k++)
+					for (int i = 0; i < np; i++) {
+						int at = (i + k) % np;
+						measure(&res[at], k, paths[at], op, sizes[s],
+							threads[t],
+							iters_of(paths[at], op, sizes[s],
+								 threads[t]));
+					}
+				for (int i = 0; i < np; i++)
+					finish(&res[i], sizes[s], threads[t]);
+				const char *label = s == 0 ? "4KiB" : "16MiB";
+				const result *d = &res[0], *dn = rd ? &res[1] : d;
+				const result *p = &res[rd ? 2 : 1], *b = &res[rd ? 3 : 2];
 				const char *nb = rd ? "dnew" : "direct";
-				result p = measure(BY_FD, op, sizes[s], threads[t], iters);
-				result b = measure(BYTES, op, sizes[s], threads[t], iters);
 				char note[128];
 				target(op, sizes[s], threads[t], p, dn, ping, note, sizeof(note));
 				row(label, threads[t], DIRECT, d, NULL, "", "");
 				if (rd)
-					row(label, threads[t], DIRECT_NEW, dn, &d, "direct",
+					row(label, threads[t], DIRECT_NEW, dn, d, "direct",
 					    "  (direct into a new buffer each call)");
-				row(label, threads[t], BY_FD, p, &dn, nb, note);
+				row(label, threads[t], BY_FD, p, dn, nb, note);
 				if (rd)
-					row(label, threads[t], BY_FD, p, &d, "direct",
+					row(label, threads[t], BY_FD, p, d, "direct",
 					    "  (porter against a reused buffer)");
-				row(label, threads[t], BYTES, b, &dn, nb, "");
+				row(label, threads[t], BYTES, b, dn, nb, "");
 				if (rd) {
-					result in = measure(INTO, op, sizes[s], threads[t], iters);
+					const result *in = &res[4], *last = &res[5];
 					target(op, sizes[s], threads[t], in, d, ping, note,
 					       sizeof(note));
-					row(label, threads[t], INTO, in, &d, "direct", note);
+					row(label, threads[t], INTO, in, d, "direct", note);
+					if (s == 0) {
+						row(label, threads[t], POOL, last, dn, nb,
+						    "  (no loop fast path)");
+					} else {
+						target(op, sizes[s], threads[t], last, d, ping,
+						       note, sizeof(note));
+						row(label, threads[t], READER, last, d, "direct",
+						    note);
+					}
 				}
-				if (rd && s == 0) {
-					result pl = measure(POOL, op, sizes[s], threads[t], iters);
-					row(label, threads[t], POOL, pl, &dn, nb,
-					    "  (no loop fast path)");
-				}
-				if (rd && s == 1) {
-					result rr =
-						measure(READER, op, sizes[s], threads[t], iters);
-					target(op, sizes[s], threads[t], rr, d, ping, note,
-					       sizeof(note));
-					row(label, threads[t], READER, rr, &d, "direct", note);
-				}
+				for (int i = 0; i < np; i++)
+					free(res[i].lat);
 			}
 		}
 	}
 	fmt_ns(ping_p50(2000), pb, sizeof(pb));
 	printf("ping round trip p50 at the end %s (load %.2f)\n", pb, loadavg());
 	free(content);
+	for (int t = 0; t < MAX_THREADS; t++)
+		free(reuse_buf[t]);
 	th_daemon_stop(&dfd);
 	th_daemon_cleanup(&dfd);
 	th_daemon_stop(&dbytes);
