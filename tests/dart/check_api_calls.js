@@ -7,7 +7,9 @@
 // not in scope (not imported, or not exported by package:porter/porter.dart
 // to a README example; dart_scope.js), `const` on a constructor that is
 // not, a switch over an enum of the package that leaves a constant out,
-// and a local variable declared twice in one block. The
+// a local variable declared twice in one block, and (what compiles but
+// ends a program) a stream listened to without onError outside the
+// tests. The
 // package's own declarations (lib/, bindings.g.dart excepted) are read
 // with the tree-sitter Dart grammar; the calls checked are those in lib/,
 // test/, example/ and the ```dart blocks of README.md (a block without a
@@ -563,6 +565,7 @@ async function main() {
     return (api.decls.get(name) || []).every((d) => d.top || (d.ctor && d.owner === name));
   };
 
+  const testDir = path.resolve(pkg, 'test') + path.sep;
   let bad = 0;
   let checked = 0;
   const where = (u, node) => `${u.file}:${u.line + node.startPosition.row - u.offset}`;
@@ -625,6 +628,19 @@ async function main() {
       console.log(`${where(u, c.node)}: ${c.name}(${used}) matches no declaration of ` +
         `${c.name}: ${sigs.map(describe).join(' or ')}`);
       bad++;
+    }
+    // A stream listened to without onError: its error is an uncaught
+    // error, which ends a program, and no try around the listen sees it
+    // (the example's watch did this). Tests are left out: their framework
+    // fails the test on an uncaught error, which is what they want.
+    if (!path.resolve(u.file).startsWith(testDir)) {
+      for (const c of calls(u.tree)) {
+        if (c.name === 'listen' && !c.plain && !c.labels.includes('onError')) {
+          console.log(`${where(u, c.node)}: listen(...) without onError: the stream's ` +
+            'errors would be uncaught (give onError, or use await for in a try)');
+          bad++;
+        }
+      }
     }
     for (const sw of partialSwitches(u.tree, enumMembers)) {
       console.log(`${where(u, sw.node)}: a switch over ${sw.type} misses ${sw.missing.join(', ')}`);

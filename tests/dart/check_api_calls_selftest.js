@@ -46,6 +46,7 @@ const bad = {
   23: 'a function package:porter/porter.dart does not export',
   24: 'const on a class whose only constructor is the implicit one',
   25: 'a switch over an enum that leaves a constant out',
+  26: 'a stream listened to without onError',
 };
 
 const b = run(path.join(fixtures, 'bad.dart'));

@@ -23,5 +23,6 @@ Future<void> bad(DbSession db, PorterCancelToken token) async {
   final ms = encodeParams([1]);
   final t = const PorterCancelToken();
   final k = switch (BatchMode.all) { BatchMode.all => 1 };
+  pool.watch('a').listen((e) => print(e));
   print([o, b, n, bytes, ms, t, k]);
 }

@@ -24,6 +24,7 @@ Future<void> good(DbSession db, PorterCancelToken token) async {
   out.write(pick<String, int>('a', 1));
   DynamicLibrary.open('libporter.so');
   await Isolate.spawn(print, 'x', debugName: 'x');
+  pool.watch('a').listen(print, onError: (Object e) => print(e));
   final client = PorterHttpClient(pool);
   await client.get(Uri.parse('http://x/'));
   client.close();
