@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "dalloc.h"
 #include "dbwire.h"
+#include "httpwire.h"
 #include "log.h"
 #include "porter_errors.h"
 #include "readwire.h"
@@ -189,27 +190,16 @@ out:
 	trim_pack(w);
 }
 
-/* Chunks smaller than this are packed and copied as any reply: the copy
- * costs less than the extra allocation of a write that must wait. */
-#define CONN_TAKE_MIN (64u * 1024u)
-
-void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
+/*
+ * Sends one frame made of `head` (`hl` bytes), `data` (`dl` bytes,
+ * malloc'd, taken: freed once written) and `tail` (`tl` bytes): what the
+ * socket takes now goes at once; the rest waits with the data where it is,
+ * the head's rest and the tail copied beside the write request (the caller
+ * may reuse their buffers on return).
+ */
+static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, size_t dl,
+		       const uint8_t *tail, size_t tl)
 {
-	uint8_t head[READWIRE_HEAD_MAX], tail[READWIRE_TAIL_MAX];
-	size_t hl = 0, tl = 0;
-	if (c->state == CONN_CLOSING) {
-		free(data);
-		return;
-	}
-	if (!data || resp->body_case != PORTER__V1__RESPONSE__BODY_FILE_READ ||
-	    resp->file_read->data.data != data || resp->file_read->data.len < CONN_TAKE_MIN ||
-	    readwire_frame(resp, c->w->cfg->max_frame, head, &hl, tail, &tl) != 0) {
-		/* Packed as any reply (a frame too large becomes its error). */
-		conn_send(c, resp);
-		free(data);
-		return;
-	}
-	size_t dl = resp->file_read->data.len;
 	stats_add(&c->w->counters.bytes_out, hl + dl + tl);
 	uv_buf_t b[3] = {uv_buf_init((char *)head, (unsigned)hl),
 			 uv_buf_init((char *)data, (unsigned)dl),
@@ -229,8 +219,6 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
 		free(data);
 		return;
 	}
-	/* What the socket did not take waits, the data where it is: the
-	 * head's rest and the tail are copied beside the write request. */
 	conn_write *cw = dmalloc(sizeof(*cw) + hl + tl);
 	if (!cw) {
 		free(data);
@@ -255,6 +243,38 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
 		skip = 0;
 	}
 	queue_write(c, cw, q, nq);
+}
+
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
+{
+	worker *w = c->w;
+	size_t hl = 0, tl = 0;
+	if (c->state == CONN_CLOSING) {
+		free(data);
+		return;
+	}
+	if (data && resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_READ &&
+	    resp->file_read->data.data == data && resp->file_read->data.len >= CONN_TAKE_MIN) {
+		uint8_t head[READWIRE_HEAD_MAX], tail[READWIRE_TAIL_MAX];
+		if (readwire_frame(resp, w->cfg->max_frame, head, &hl, tail, &tl) == 0) {
+			send_parts(c, head, hl, data, resp->file_read->data.len, tail, tl);
+			return;
+		}
+	} else if (data && resp->body_case == PORTER__V1__RESPONSE__BODY_HTTP &&
+		   resp->http->body.data == data && resp->http->body.len >= CONN_TAKE_MIN) {
+		/* The head (status and headers) and the tail (URL, timings,
+		 * the hops' heads) are built in the pack buffer. */
+		if (httpwire_frame_response(resp, w->cfg->max_frame, &w->pack_buf, &w->pack_cap,
+					    &hl, &tl) == 0) {
+			send_parts(c, w->pack_buf, hl, data, resp->http->body.len, w->pack_buf + hl,
+				   tl);
+			trim_pack(w);
+			return;
+		}
+	}
+	/* Packed as any reply (a frame too large becomes its error). */
+	conn_send(c, resp);
+	free(data);
 }
 
 int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)

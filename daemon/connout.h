@@ -21,12 +21,19 @@ typedef struct conn conn;
 /* Packs and queues `resp` (owned by the caller). Used by req. */
 void conn_send(conn *c, const Porter__V1__Response *resp);
 
+/* Chunks from this size up go out from where they are (conn_send_take);
+ * smaller ones are packed and copied as any reply: the copy costs less
+ * than the extra allocation of a write that must wait. */
+#define CONN_TAKE_MIN (64u * 1024u)
+
 /*
- * conn_send for a file read's reply whose chunk is `data` (malloc'd, what
- * resp->file_read->data points to; taken, NULL: none): a large chunk goes
- * to the socket from where it is, framed by readwire.h, and is freed once
- * written, rather than copied into the worker's pack buffer on the loop.
- * Anything else is packed as conn_send does and `data` freed. Used by req.
+ * conn_send for a reply whose bulk is `data` (malloc'd; taken, NULL: none):
+ * a file read's chunk (what resp->file_read->data points to) or an HTTP
+ * reply's body (resp->http->body) of CONN_TAKE_MIN bytes or more goes to
+ * the socket from where it is, framed around it by readwire.h or
+ * httpwire.h, and is freed once written, rather than copied into the
+ * worker's pack buffer on the loop. Anything else is packed as conn_send
+ * does and `data` freed. Used by req.
  */
 void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data);
 

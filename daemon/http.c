@@ -191,7 +191,9 @@ static int follow(http_xfer *x)
 			curl_easy_setopt(x->easy, CURLOPT_READFUNCTION, NULL);
 		}
 		memcpy(x->method, "GET", 4);
-		free(x->body);
+		/* The message (in x->msg) stays until the transfer ends. */
+		free(x->body_own);
+		x->body_own = NULL;
 		x->body = NULL;
 		x->body_len = 0;
 		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, NULL);
@@ -573,14 +575,21 @@ void http_handle(req *r)
 		goto fail_free;
 	}
 	if (hr->body.len) {
-		/* Kept: libcurl reads CURLOPT_POSTFIELDS in place, and a
-		 * cancelled request is freed before its transfer is removed. */
-		x->body = malloc(hr->body.len);
-		if (!x->body) {
+		/* Kept as long as the transfer: libcurl reads
+		 * CURLOPT_POSTFIELDS in place, and a cancelled request is
+		 * freed before its transfer is removed. A message in an arena
+		 * (one read from a connection) moves to the transfer whole,
+		 * the body with it; another (a batch member, a forwarded
+		 * request) is freed with its req, so its body is copied. */
+		if (r->from_arena) {
+			arena_move(&x->msg, &r->msg_arena);
+			x->body = hr->body.data;
+		} else if ((x->body = x->body_own = malloc(hr->body.len))) {
+			memcpy(x->body_own, hr->body.data, hr->body.len);
+		} else {
 			req_fail(r, PORTER_E_NOMEM, "out of memory");
 			goto fail_free;
 		}
-		memcpy(x->body, hr->body.data, hr->body.len);
 		x->body_len = hr->body.len;
 	}
 	x->follow = hr->follow_redirects;

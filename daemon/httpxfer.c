@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "connout.h"
 #include "porter_errors.h"
 
 /* ---- the response ---- */
@@ -280,17 +281,22 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	resp.more = !last;
 	resp.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
 	resp.http = &hr;
-	req_reply(r, &resp);
+	/* The body goes to the client from where the write callback put it
+	 * (conn_send_take): a whole response's buffer is handed over (the
+	 * transfer ends with this reply), and so is a stream's chunk large
+	 * enough to go out in place (the next chunk gets a buffer of its
+	 * own); a small chunk is copied and its buffer kept for the next. */
+	uint8_t *take = NULL;
+	if (x->len && (!x->stream || x->len >= CONN_TAKE_MIN)) {
+		take = x->buf;
+		x->buf = NULL;
+		x->cap = 0;
+	}
+	req_reply_take(r, &resp, take);
 	free(hv_heap);
 	free(ov);
 	x->len = 0;
 	x->idle_since = uv_now(x->loop);
-	/* A whole response may have grown its buffer large: give it back. */
-	if (!x->stream && x->cap > 65536) {
-		free(x->buf);
-		x->buf = NULL;
-		x->cap = 0;
-	}
 }
 
 void httpxfer_reply_error(http_xfer *x)
@@ -435,8 +441,10 @@ void httpxfer_free_buffers(http_xfer *x)
 	free(x->hbytes);
 	x->hbytes = NULL;
 	x->hlen = x->hcap = 0;
-	free(x->body);
+	free(x->body_own);
+	x->body_own = NULL;
 	x->body = NULL;
+	arena_free(&x->msg);
 	free(x->buf);
 	x->buf = NULL;
 	x->len = x->cap = 0;

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "arena.h"
 #include "http.h"
 #include "httpglue.h"
 #include "list.h"
@@ -79,8 +80,17 @@ typedef struct http_xfer {
 	const char *url;
 	char *url_own; /* owned; NULL when url is borrowed */
 	struct curl_slist *hdrs;
-	uint8_t *body;
+	/* The request body, read by libcurl in place: in msg, or body_own. */
+	const uint8_t *body;
 	size_t body_len;
+	uint8_t *body_own; /* owned: a copy of a body not in an arena; or NULL */
+	/* The request's message, taken from its req when it has a body (so
+	 * the body is not copied): it lives as long as the transfer, which
+	 * libcurl reads it for, not as the req, which a cancel frees before
+	 * the transfer leaves the multi. The req's msg keeps pointing into
+	 * it: a transfer never ends before the req that started it is
+	 * answered. Owned; empty when not taken. */
+	arena msg;
 	int foreign; /* the client's uid is not porterd's */
 	int follow;
 	int keep_credentials; /* the client asked to send them to any origin */

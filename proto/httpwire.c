@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "dbwire.h"
 #include "frame.h"
 #include "porter_errors.h"
 
@@ -95,12 +96,16 @@ size_t httpwire_response_size(const Porter__V1__HttpResponse *h)
 	       u64_size(6, h->stream_id) + u64_size(7, h->redirects) + str_size(8, h->status_line);
 }
 
-/* In field order, as protobuf-c writes them. */
-uint8_t *httpwire_put_response(uint8_t *p, const Porter__V1__HttpResponse *h)
+/* The fields before the body (3), in field order. */
+static uint8_t *put_response_head(uint8_t *p, const Porter__V1__HttpResponse *h)
 {
 	p = put_u64(p, 1, i32_wire(h->status));
-	p = put_headers(p, 2, h->headers, h->n_headers);
-	p = put_opt_bytes(p, 3, &h->body);
+	return put_headers(p, 2, h->headers, h->n_headers);
+}
+
+/* The fields after the body, in field order. */
+static uint8_t *put_response_tail(uint8_t *p, const Porter__V1__HttpResponse *h)
+{
 	p = put_str(p, 4, h->effective_url);
 	if (h->timings) {
 		const Porter__V1__HttpTimings *t = h->timings;
@@ -121,6 +126,52 @@ uint8_t *httpwire_put_response(uint8_t *p, const Porter__V1__HttpResponse *h)
 		p = put_headers(p, 2, hop->headers, hop->n_headers);
 	}
 	return p;
+}
+
+/* In field order, as protobuf-c writes them. */
+uint8_t *httpwire_put_response(uint8_t *p, const Porter__V1__HttpResponse *h)
+{
+	p = put_response_head(p, h);
+	p = put_opt_bytes(p, 3, &h->body);
+	return put_response_tail(p, h);
+}
+
+static uint64_t zigzag32(int32_t v)
+{
+	return (uint32_t)(((uint32_t)v << 1) ^ (uint32_t)(v >> 31));
+}
+
+int httpwire_frame_response(const Porter__V1__Response *r, size_t max_frame, uint8_t **buf,
+			    size_t *cap, size_t *head_len, size_t *tail_len)
+{
+	const Porter__V1__HttpResponse *h = r->http;
+	size_t hsz;
+	/* What dbwire_pack_response would pack itself, less the error
+	 * replies (they carry no body) and empty bodies. */
+	if (!dbwire_schema_known() || r->body_case != PORTER__V1__RESPONSE__BODY_HTTP || !h ||
+	    !h->body.len || r->base.n_unknown_fields || r->error || (r->message && *r->message) ||
+	    (hsz = httpwire_response_size(h)) == SIZE_MAX)
+		return 1;
+	size_t len = u64_size(1, r->id) + u64_size(2, zigzag32(r->status)) +
+		     u64_size(5, r->more != 0) + len_size(30, hsz);
+	if (len > max_frame || len > UINT32_MAX)
+		return PORTER_E_TOO_LARGE;
+	/* Room for everything but the body; the header written is the
+	 * whole frame's. */
+	if (pbwire_reserve(buf, cap, len - h->body.len) < 0)
+		return PORTER_E_NOMEM;
+	frame_put_header(*buf, (uint32_t)len);
+	uint8_t *p = *buf + FRAME_HEADER_SIZE;
+	p = put_u64(p, 1, r->id);
+	p = put_u64(p, 2, zigzag32(r->status));
+	p = put_u64(p, 5, r->more != 0);
+	p = put_len(p, 30, hsz);
+	p = put_response_head(p, h);
+	p = put_len(p, 3, h->body.len);
+	*head_len = (size_t)(p - *buf);
+	p = put_response_tail(p, h);
+	*tail_len = (size_t)(p - *buf) - *head_len;
+	return 0;
 }
 
 static size_t request_size(const Porter__V1__HttpRequest *q)

@@ -47,6 +47,23 @@ int httpwire_pack_request(const Porter__V1__Request *r, size_t max_frame, uint8_
 size_t httpwire_response_size(const Porter__V1__HttpResponse *h);
 uint8_t *httpwire_put_response(uint8_t *p, const Porter__V1__HttpResponse *h);
 
+/*
+ * Frames Response `r`, a successful reply whose body is an HttpResponse
+ * with a body that is not empty, around that body without copying it, as
+ * readwire.h does for file chunks: the bytes before the body (frame header
+ * included) go to (*buf)[0, *head_len), those after it to the
+ * `*tail_len` bytes that follow; sent as head, body, tail they are the
+ * frame dbwire_pack_response writes, byte for byte. `*buf` (of `*cap`
+ * bytes) is the caller's reusable buffer, grown here to what the head and
+ * tail need (the response headers: bounded by porterd's header limit).
+ * Returns 0; 1 when `r` is not such a reply (a message or an error detail,
+ * unknown fields, an empty body, a schema this was not written for): pack
+ * it whole then; PORTER_E_TOO_LARGE when the payload would pass
+ * `max_frame`; PORTER_E_NOMEM.
+ */
+int httpwire_frame_response(const Porter__V1__Response *r, size_t max_frame, uint8_t **buf,
+			    size_t *cap, size_t *head_len, size_t *tail_len);
+
 /* Decode an HttpRequest, an HttpFetch, or an HttpResponse from `r` into
  * structs from allocator `a` (an arena's, or a budget drawing from one:
  * nothing is freed when they decline); NULL declines (malformed, unknown

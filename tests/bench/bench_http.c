@@ -13,6 +13,13 @@
  * Prints p50, p99, rate and the porter/direct ratios; never fails on
  * timing. For profiling, PORTER_BENCH_ONLY=porter|direct runs one side
  * alone and PORTER_BENCH_SCALE=N multiplies the request counts.
+ *
+ * Then large bodies: GETs of 1 MiB and 8 MiB at 1 and 4 threads, porter
+ * against direct libcurl that collects the body into a buffer it keeps
+ * (what a user who wants the body in memory does; porter hands it over in
+ * memory too). PORTER_BENCH_PART=small|large runs one table alone,
+ * PORTER_BENCH_SIZE=1m|8m one size of the large one, and
+ * PORTER_BENCH_LARGE_N=N sets its requests per thread (profiling).
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -45,8 +52,21 @@
 
 /* ---- the loopback server ---- */
 
-static char response[256 + BODY];
-static size_t response_len;
+/* The bodies it serves, by path: a GET of PATH gets BYTES bytes. */
+typedef struct body {
+	const char *path;
+	size_t bytes;
+	char *response; /* head and body */
+	size_t len;
+} body;
+
+static body bodies[] = {
+	{"/1k", BODY, NULL, 0},
+	{"/1m", 1u << 20, NULL, 0},
+	{"/8m", 8u << 20, NULL, 0},
+};
+#define N_BODIES (sizeof(bodies) / sizeof(bodies[0]))
+
 static int listen_fd;
 static int server_port;
 
@@ -54,28 +74,61 @@ typedef struct sconn {
 	int fd;
 	char buf[8192];
 	size_t len;
+	const body *out; /* the response being sent; NULL when none */
+	size_t out_off;
 } sconn;
 
-/* Answers every complete request in the buffer (GETs, no bodies). */
-static int serve_buffer(sconn *c)
+static const body *find_body(const char *req, size_t len)
+{
+	/* "GET /path HTTP/1.1" */
+	const char *sp = memchr(req, ' ', len);
+	for (size_t i = 0; sp && i < N_BODIES; i++) {
+		size_t pl = strlen(bodies[i].path);
+		if ((size_t)(req + len - (sp + 1)) > pl &&
+		    memcmp(sp + 1, bodies[i].path, pl) == 0 && sp[1 + pl] == ' ')
+			return &bodies[i];
+	}
+	return &bodies[0];
+}
+
+/* Sends what the socket takes of the response in progress: 1 when it is
+ * all sent, 0 when the socket is full, -1 on error. */
+static int flush_out(sconn *c)
+{
+	while (c->out_off < c->out->len) {
+		ssize_t n = send(c->fd, c->out->response + c->out_off, c->out->len - c->out_off,
+				 MSG_NOSIGNAL);
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -1;
+		c->out_off += (size_t)n;
+	}
+	c->out = NULL;
+	return 1;
+}
+
+/* Answers the complete requests in the buffer (GETs, no bodies), one at
+ * a time: 0 when all are answered or the socket is full (then the epoll
+ * interest is EPOLLOUT until it drains), -1 on error. */
+static int serve_buffer(int ep, sconn *c)
 {
 	for (;;) {
+		if (c->out) {
+			int rc = flush_out(c);
+			if (rc <= 0) {
+				struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
+				if (rc == 0)
+					epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+				return rc;
+			}
+			struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+			epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+		}
 		char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
 		if (!end)
 			return 0;
 		size_t used = (size_t)(end + 4 - c->buf);
-		size_t off = 0;
-		while (off < response_len) {
-			ssize_t n = send(c->fd, response + off, response_len - off, MSG_NOSIGNAL);
-			if (n < 0) {
-				if (errno == EAGAIN) {
-					usleep(50);
-					continue;
-				}
-				return -1;
-			}
-			off += (size_t)n;
-		}
+		c->out = find_body(c->buf, used);
+		c->out_off = 0;
 		memmove(c->buf, c->buf + used, c->len - used);
 		c->len -= used;
 	}
@@ -104,10 +157,13 @@ static void server_main(void)
 				}
 				continue;
 			}
-			ssize_t r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-			if (r < 0 && errno == EAGAIN)
-				continue;
-			if (r <= 0 || (c->len += (size_t)r, serve_buffer(c) < 0) ||
+			ssize_t r = 0;
+			if (!c->out) {
+				r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+				if (r < 0 && errno == EAGAIN)
+					continue;
+			}
+			if ((!c->out && r <= 0) || (c->len += (size_t)r, serve_buffer(ep, c) < 0) ||
 			    c->len == sizeof(c->buf)) {
 				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 				close(c->fd);
@@ -120,15 +176,23 @@ static void server_main(void)
 /* Forks the server; it dies with this process, and after 10 minutes. */
 static pid_t server_start(void)
 {
-	char body[BODY];
-	for (int i = 0; i < BODY; i++)
-		body[i] = (char)('a' + i % 26);
-	response_len = (size_t)snprintf(response, sizeof(response),
-					"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-					"Content-Length: %d\r\n\r\n",
-					BODY);
-	memcpy(response + response_len, body, BODY);
-	response_len += BODY;
+	for (size_t k = 0; k < N_BODIES; k++) {
+		body *b = &bodies[k];
+		char head[256];
+		int hl = snprintf(head, sizeof(head),
+				  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+				  "Content-Length: %zu\r\n\r\n",
+				  b->bytes);
+		b->response = malloc((size_t)hl + b->bytes);
+		if (!b->response) {
+			perror("bench_http: server");
+			exit(1);
+		}
+		memcpy(b->response, head, (size_t)hl);
+		for (size_t i = 0; i < b->bytes; i++)
+			b->response[hl + i] = (char)('a' + i % 26);
+		b->len = (size_t)hl + b->bytes;
+	}
 
 	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
@@ -160,7 +224,16 @@ static pid_t server_start(void)
 
 /* ---- clients ---- */
 
-static char url[128];
+/* What the clients of one measurement fetch. */
+typedef struct target {
+	char url[128];
+	size_t bytes;   /* the body's size */
+	int warmup;     /* requests per thread before the measured ones */
+	int collect;    /* direct libcurl copies the body into a buffer it keeps */
+	int timeout_ms; /* porter's, per request */
+} target;
+
+static target tgt;
 
 typedef struct run {
 	pthread_t th;
@@ -170,55 +243,79 @@ typedef struct run {
 	int failures;
 } run;
 
+/* Where direct libcurl's body goes: counted, and with `collect` copied
+ * into a buffer grown once and kept across requests. */
+typedef struct sinkbuf {
+	size_t got;
+	char *buf;
+	size_t cap;
+	int collect;
+} sinkbuf;
+
 static size_t sink(char *p, size_t size, size_t n, void *ud)
 {
-	(void)p;
-	*(size_t *)ud += size * n;
-	return size * n;
+	sinkbuf *sb = ud;
+	size_t len = size * n;
+	if (sb->collect) {
+		if (sb->got + len > sb->cap) {
+			size_t nc = sb->cap ? sb->cap : 65536;
+			while (nc < sb->got + len)
+				nc *= 2;
+			char *nb = realloc(sb->buf, nc);
+			if (!nb)
+				return 0;
+			sb->buf = nb;
+			sb->cap = nc;
+		}
+		memcpy(sb->buf + sb->got, p, len);
+	}
+	sb->got += len;
+	return len;
 }
 
 static void *client_main(void *arg)
 {
 	run *r = arg;
 	CURL *e = NULL;
-	size_t got = 0;
+	sinkbuf sb = {0, NULL, 0, tgt.collect};
 	if (r->direct == 1) {
 		e = curl_easy_init();
-		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_URL, tgt.url);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-		curl_easy_setopt(e, CURLOPT_WRITEDATA, &got);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &sb);
 	}
-	for (int i = 0; i < WARMUP + r->iters; i++) {
+	for (int i = 0; i < tgt.warmup + r->iters; i++) {
 		double t0 = th_now_ns();
 		int ok;
 		if (r->direct == 2) {
 			ok = porter_ping("0123456789abcdef", 16, 0, 5000) == 0;
 		} else if (r->direct) {
-			got = 0;
+			sb.got = 0;
 			long status = 0;
 			ok = curl_easy_perform(e) == CURLE_OK &&
 			     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
-			     status == 200 && got == BODY;
+			     status == 200 && sb.got == tgt.bytes;
 		} else {
 			porter_http_response *resp = NULL;
 			size_t len = 0;
-			ok = porter_http_request("GET", url, NULL, 0, NULL, 0, NULL, 0, 5000,
-						 &resp) == 0;
+			ok = porter_http_request("GET", tgt.url, NULL, 0, NULL, 0, NULL, 0,
+						 tgt.timeout_ms, &resp) == 0;
 			if (ok) {
 				porter_http_response_body(resp, &len);
-				ok = porter_http_response_status(resp) == 200 && len == BODY;
+				ok = porter_http_response_status(resp) == 200 && len == tgt.bytes;
 				porter_http_response_free(resp);
 			}
 		}
 		double dt = th_now_ns() - t0;
 		if (!ok)
 			r->failures++;
-		if (i >= WARMUP)
-			r->lat[i - WARMUP] = dt;
+		if (i >= tgt.warmup)
+			r->lat[i - tgt.warmup] = dt;
 	}
 	if (e)
 		curl_easy_cleanup(e);
+	free(sb.buf);
 	porter_thread_disconnect();
 	return NULL;
 }
@@ -253,7 +350,7 @@ static result measure(int direct, int threads, int iters)
 	}
 	double wall = th_now_ns() - t0;
 	/* Warm-up requests included, as in the rate. */
-	double reqs = (double)threads * (WARMUP + iters);
+	double reqs = (double)threads * (tgt.warmup + iters);
 	res.cpu_cli = (bench_self_cpu() - c0) * 1e6 / reqs;
 	res.cpu_pd = (bench_proc_cpu(g_porterd, 0, NULL) - d0) * 1e6 / reqs;
 	res.cpu_srv = (bench_proc_cpu(g_server, 0, NULL) - s0) * 1e6 / reqs;
@@ -261,28 +358,28 @@ static result measure(int direct, int threads, int iters)
 	qsort(all, n, sizeof(double), th_cmp_double);
 	res.p50_us = all[n / 2] / 1e3;
 	res.p99_us = all[(size_t)ceil(0.99 * (double)n) - 1] / 1e3;
-	res.rate = (double)threads * (WARMUP + iters) / (wall / 1e9);
+	res.rate = reqs / (wall / 1e9);
 	free(runs);
 	free(all);
 	return res;
 }
 
-int main(void)
+/* porterd's settings as run: the bench's own, then PORTER_DAEMON_ARGS,
+ * which the harness appends (later flags win). */
+static const char *daemon_args(void)
 {
-	th_daemon d;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	pid_t srv = server_start();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/1k", server_port);
-	static const char *const extra[] = {"--workers", "2", "--log-level", "warn", NULL};
-	static const char *const extra_blocking[] = {"--workers",   "2", "--log-level", "warn",
-						     "--busy-poll", "0", NULL};
-	if (th_daemon_start(&d, extra) != 0) {
-		fprintf(stderr, "bench_http: porterd did not start\n");
-		return 1;
-	}
+	static char text[256];
+	const char *more = getenv("PORTER_DAEMON_ARGS");
+	snprintf(text, sizeof(text), "--workers 2%s%s", more && *more ? " " : "", more ? more : "");
+	return text;
+}
 
-	printf("bench_http: GET of a %d-byte body on loopback, porterd (2 workers) vs direct libcurl %s\n",
-	       BODY, curl_version_info(CURLVERSION_NOW)->version);
+/* The 1 KiB table: direct, porter, porter without busy polling, ping and
+ * the floor at 1, 8 and 32 threads. 0, or 1 when porterd did not restart. */
+static int small_table(th_daemon *d, const char *const *extra, const char *const *extra_blocking)
+{
+	printf("bench_http: GET of a %d-byte body on loopback, porterd (%s) vs direct libcurl %s\n",
+	       BODY, daemon_args(), curl_version_info(CURLVERSION_NOW)->version);
 	printf("(porter0: porterd with --busy-poll 0; ratio0 compares it with direct)\n");
 	printf("(ping: porter_ping at the same thread count; floor: direct + ping, latencies and\n"
 	       "CPU added, rates combined as 1/(1/direct + 1/ping). CPU columns: microseconds per\n"
@@ -295,8 +392,11 @@ int main(void)
 	int scale = getenv("PORTER_BENCH_SCALE") ? atoi(getenv("PORTER_BENCH_SCALE")) : 1;
 	if (scale < 1)
 		scale = 1;
-	g_porterd = d.pid;
-	g_server = srv;
+	snprintf(tgt.url, sizeof(tgt.url), "http://127.0.0.1:%d/1k", server_port);
+	tgt.bytes = BODY;
+	tgt.warmup = WARMUP;
+	tgt.collect = 0;
+	tgt.timeout_ms = 5000;
 	for (size_t t = 0; t < 3; t++) {
 		int threads = thread_counts[t];
 		int iters = thread_iters[t] * scale;
@@ -315,16 +415,15 @@ int main(void)
 				direct.cpu_srv + ping.cpu_srv};
 		/* The same daemon without busy polling, for comparison. */
 		result blocking = {0};
-		if (!only && th_daemon_stop(&d) == 0 &&
-		    th_daemon_restart(&d, extra_blocking) == 0) {
-			g_porterd = d.pid;
+		if (!only && th_daemon_stop(d) == 0 && th_daemon_restart(d, extra_blocking) == 0) {
+			g_porterd = d->pid;
 			blocking = measure(0, threads, iters);
-			th_daemon_stop(&d);
-			if (th_daemon_restart(&d, extra) != 0) {
+			th_daemon_stop(d);
+			if (th_daemon_restart(d, extra) != 0) {
 				fprintf(stderr, "bench_http: porterd did not restart\n");
 				return 1;
 			}
-			g_porterd = d.pid;
+			g_porterd = d->pid;
 		}
 		const char *names[] = {"direct", "porter", "porter0", "ping", "floor"};
 		const result *rows[] = {&direct, &porter, &blocking, &ping, &floor};
@@ -343,11 +442,91 @@ int main(void)
 		       porter.p50_us / floor.p50_us, porter.p99_us / floor.p99_us,
 		       porter.rate / floor.rate);
 	}
+	return 0;
+}
+
+/* The large bodies: 1 MiB and 8 MiB at 1 and 4 threads, porter against
+ * direct libcurl collecting the body, with the rate in MiB/s too. */
+static void large_table(void)
+{
+	static const struct {
+		const char *path;
+		size_t bytes;
+		int iters[2]; /* per thread at 1 and 4 threads */
+	} sizes[] = {{"/1m", 1u << 20, {200, 60}}, {"/8m", 8u << 20, {30, 10}}};
+	static const int thread_counts[] = {1, 4};
+	const char *only = getenv("PORTER_BENCH_ONLY");
+	int scale = getenv("PORTER_BENCH_SCALE") ? atoi(getenv("PORTER_BENCH_SCALE")) : 1;
+	if (scale < 1)
+		scale = 1;
+	printf("\nbench_http: large bodies, porterd (%s) vs direct libcurl collecting the\n"
+	       "body into a buffer it reuses (porter hands the body over in memory too)\n",
+	       daemon_args());
+	printf("%-8s %-8s %-8s %10s %10s %9s %9s %9s %9s %9s\n", "size", "threads", "path",
+	       "p50 ms", "p99 ms", "req/s", "MiB/s", "cpu cli", "cpu pd", "cpu srv");
+	const char *size_only = getenv("PORTER_BENCH_SIZE");
+	int large_n = getenv("PORTER_BENCH_LARGE_N") ? atoi(getenv("PORTER_BENCH_LARGE_N")) : 0;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		if (size_only && strcmp(size_only, sizes[k].path + 1))
+			continue;
+		snprintf(tgt.url, sizeof(tgt.url), "http://127.0.0.1:%d%s", server_port,
+			 sizes[k].path);
+		tgt.bytes = sizes[k].bytes;
+		tgt.warmup = 3;
+		tgt.collect = 1;
+		tgt.timeout_ms = 60000;
+		for (size_t t = 0; t < 2; t++) {
+			int threads = thread_counts[t];
+			int iters = large_n > 0 ? large_n : sizes[k].iters[t] * scale;
+			result none = {0};
+			result direct =
+				only && strcmp(only, "direct") ? none : measure(1, threads, iters);
+			result porter =
+				only && strcmp(only, "porter") ? none : measure(0, threads, iters);
+			const char *names[] = {"direct", "porter"};
+			const result *rows[] = {&direct, &porter};
+			double mib = (double)sizes[k].bytes / (1024.0 * 1024.0);
+			for (size_t i = 0; i < 2; i++)
+				printf("%-8s %-8d %-8s %10.2f %10.2f %9.1f %9.0f %9.0f %9.0f %9.0f"
+				       "%s\n",
+				       sizes[k].path + 1, threads, names[i], rows[i]->p50_us / 1e3,
+				       rows[i]->p99_us / 1e3, rows[i]->rate, rows[i]->rate * mib,
+				       rows[i]->cpu_cli, rows[i]->cpu_pd, rows[i]->cpu_srv,
+				       rows[i]->failures ? " (failures)" : "");
+			printf("%-8s %-8d %-8s %9.2fx %9.2fx %8.2fx\n", sizes[k].path + 1, threads,
+			       "ratio", porter.p50_us / direct.p50_us,
+			       porter.p99_us / direct.p99_us, porter.rate / direct.rate);
+		}
+	}
+	printf("(CPU columns: microseconds per request; failures are requests that did not\n"
+	       "return the whole body)\n");
+}
+
+int main(void)
+{
+	th_daemon d;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	pid_t srv = server_start();
+	static const char *const extra[] = {"--workers", "2", "--log-level", "warn", NULL};
+	static const char *const extra_blocking[] = {"--workers",   "2", "--log-level", "warn",
+						     "--busy-poll", "0", NULL};
+	if (th_daemon_start(&d, extra) != 0) {
+		fprintf(stderr, "bench_http: porterd did not start\n");
+		return 1;
+	}
+	g_porterd = d.pid;
+	g_server = srv;
+	const char *part = getenv("PORTER_BENCH_PART");
+	int rc = 0;
+	if (!part || strcmp(part, "large"))
+		rc = small_table(&d, extra, extra_blocking);
+	if (rc == 0 && (!part || strcmp(part, "small")))
+		large_table();
 	fflush(stdout);
 	th_daemon_stop(&d);
 	th_daemon_cleanup(&d);
 	kill(srv, SIGKILL);
 	waitpid(srv, NULL, 0);
 	curl_global_cleanup();
-	return 0;
+	return rc;
 }

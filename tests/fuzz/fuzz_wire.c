@@ -12,7 +12,8 @@
  * - whatever protobuf-c decoded, the hand-written encoders either decline
  *   it or write exactly protobuf-c's bytes, in a frame of the right length;
  *   readwire's frame around a read reply's chunk (head, the data, tail)
- *   included.
+ *   included, and an HTTP reply framed around its body
+ *   (httpwire_frame_response): head, body and tail together.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "arena.h"
 #include "dbwire.h"
 #include "frame.h"
+#include "httpwire.h"
 #include "palloc.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
@@ -124,6 +126,28 @@ static void check_gate(const Porter__V1__Request *ref, const uint8_t *data, size
 		abort();
 }
 
+/* An HTTP reply framed around its body must be protobuf-c's frame too. */
+static void check_framed(const Porter__V1__Response *ref)
+{
+	uint8_t *buf = NULL;
+	size_t cap = 0, hl = 0, tl = 0;
+	int rc = httpwire_frame_response(ref, 1u << 24, &buf, &cap, &hl, &tl);
+	if (rc == 0) {
+		size_t bl = ref->http->body.len, n;
+		uint8_t *want = pb_pack(&ref->base, &n);
+		if (hl < FRAME_HEADER_SIZE || hl + bl + tl != FRAME_HEADER_SIZE + n ||
+		    frame_get_header(buf) != n ||
+		    memcmp(buf + FRAME_HEADER_SIZE, want, hl - FRAME_HEADER_SIZE) != 0 ||
+		    memcmp(want + hl - FRAME_HEADER_SIZE, ref->http->body.data, bl) != 0 ||
+		    (tl && memcmp(buf + hl, want + hl - FRAME_HEADER_SIZE + bl, tl) != 0))
+			abort();
+		free(want);
+	} else if (rc != 1 && rc != PORTER_E_TOO_LARGE) {
+		abort();
+	}
+	free(buf);
+}
+
 static void check(const codec *k, const uint8_t *data, size_t len)
 {
 	arena a;
@@ -137,10 +161,12 @@ static void check(const codec *k, const uint8_t *data, size_t len)
 	if (mine)
 		same_bytes(mine, ref);
 	if (ref) {
-		if (k == &requests)
+		if (k == &requests) {
 			check_gate((const Porter__V1__Request *)ref, data, len);
-		else
+		} else {
 			check_readwire((const Porter__V1__Response *)ref);
+			check_framed((const Porter__V1__Response *)ref);
+		}
 		uint8_t *buf = NULL;
 		size_t cap = 0, flen = 0;
 		int rc = k->pack(ref, &buf, &cap, &flen);

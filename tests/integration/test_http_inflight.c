@@ -11,19 +11,23 @@
  * test_http_stream (streamed bodies), test_http_inflight (transfers in
  * flight).
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "http_fixture.h"
 #include "porter.h"
+#include "porter.pb-c.h"
 
 START_TEST(never_answering_server_times_out_and_aborts)
 {
@@ -261,6 +265,230 @@ START_TEST(concurrent_requests_from_many_threads)
 }
 END_TEST
 
+/* This uid's buffered bytes in porterd (unsent replies, read buffers). */
+static uint64_t buffered(void)
+{
+	porter_stats_snapshot *s = NULL;
+	uint64_t n = 0;
+	ck_assert_int_eq(porter_stats(0, 5000, &s), 0);
+	for (size_t i = 0; i < porter_stats_uids(s); i++) {
+		porter_uid_usage u = PORTER_UID_USAGE_INIT;
+		if (porter_stats_uid(s, i, &u) == 0 && u.uid == getuid())
+			n += u.buffered_bytes;
+	}
+	porter_stats_free(s);
+	return n;
+}
+
+/* Waits up to 10 s for buffered() to be at least `min` (or, with `below`,
+ * under it). True then. */
+static int buffered_reaches(uint64_t min, int below)
+{
+	long long until = th_now_ms() + 10000;
+	while (th_now_ms() < until) {
+		uint64_t b = buffered();
+		if (below ? b < min : b >= min)
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* Sends HttpRequest `id` (GET `path`, streamed in chunks of `chunk` when
+ * not 0) on raw connection `fd`. */
+static void raw_get(int fd, uint64_t id, const char *path, uint32_t chunk)
+{
+	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
+	Porter__V1__HttpRequest hr = PORTER__V1__HTTP_REQUEST__INIT;
+	hr.method = "GET";
+	hr.url = (char *)url(path);
+	hr.stream = chunk != 0;
+	hr.chunk_size = chunk;
+	req.id = id;
+	req.timeout_ms = 20000;
+	req.body_case = PORTER__V1__REQUEST__BODY_HTTP;
+	req.http = &hr;
+	th_raw_send(fd, &req);
+}
+
+/*
+ * A client that goes away while porterd sends it a large body: the body
+ * goes out from the buffer libcurl's data was written to (a whole
+ * response's, a stream's chunk), queued behind a socket the client does
+ * not read, and must be freed once, when the write is cancelled by the
+ * close, not before (AddressSanitizer builds catch either). Each way: gone
+ * before the body arrived (the transfer is abandoned), with the reply
+ * queued whole, after reading part of it, and a stream with a pulled
+ * chunk queued. porterd then holds nothing for the uid and serves on.
+ */
+START_TEST(client_gone_while_a_large_body_is_sent)
+{
+	start(NULL);
+	/* What this test's own connection holds (its read buffer). */
+	uint64_t idle = buffered();
+	for (int way = 0; way < 4; way++) {
+		int fd = th_raw_connect(d.socket);
+		frame_reader rd;
+		frame_reader_init(&rd, 64u << 20);
+		th_raw_hello(fd, &rd, PORTER_PROTOCOL_VERSION, 0);
+		if (way < 3) {
+			raw_get(fd, 7, "/bin/8000000", 0);
+		} else {
+			/* The head comes with the first chunk; the pull's
+			 * chunk is left unread. */
+			raw_get(fd, 7, "/bin/8000000", 1u << 20);
+			Porter__V1__Response *head = th_raw_recv(fd, &rd, 10000);
+			ck_assert_ptr_nonnull(head);
+			ck_assert_int_eq(head->status, 0);
+			ck_assert_int_eq(head->body_case, PORTER__V1__RESPONSE__BODY_HTTP);
+			Porter__V1__Request fetch = PORTER__V1__REQUEST__INIT;
+			Porter__V1__HttpFetch f = PORTER__V1__HTTP_FETCH__INIT;
+			f.stream_id = head->http->stream_id;
+			fetch.id = 8;
+			fetch.timeout_ms = 20000;
+			fetch.body_case = PORTER__V1__REQUEST__BODY_HTTP_FETCH;
+			fetch.http_fetch = &f;
+			porter__v1__response__free_unpacked(head, NULL);
+			th_raw_send(fd, &fetch);
+		}
+		if (way >= 1)
+			ck_assert_msg(buffered_reaches(512 * 1024, 0),
+				      "way %d: no reply queued for the client", way);
+		if (way == 2) {
+			/* Part of the frame read: the write in progress is the
+			 * one cancelled. */
+			static uint8_t part[300000];
+			size_t got = 0;
+			while (got < sizeof(part)) {
+				ssize_t n = read(fd, part + got, sizeof(part) - got);
+				ck_assert_int_gt(n, 0);
+				got += (size_t)n;
+			}
+		}
+		close(fd);
+		frame_reader_free(&rd);
+		ck_assert_msg(buffered_reaches(idle + 1, 1),
+			      "way %d: porterd still holds %llu bytes (%llu before)", way,
+			      (unsigned long long)buffered(), (unsigned long long)idle);
+		ck_assert(settles());
+	}
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_get(url("/bin/3000000"), 0, 10000, &r), 0);
+	size_t len;
+	const void *got = porter_http_response_body(r, &len);
+	ck_assert_uint_eq(len, 3000000);
+	ck_assert(check_pattern(got, len, 0));
+	porter_http_response_free(r);
+	th_stop_clean(&d);
+}
+END_TEST
+
+typedef struct upload_arg {
+	pthread_t th;
+	_Atomic uint64_t id;
+	const char *url;
+	const uint8_t *body;
+	size_t len;
+	int rc;
+	char err[256]; /* the request's error message */
+} upload_arg;
+
+static void *upload_caller(void *arg)
+{
+	upload_arg *a = arg;
+	porter_http_response *r = NULL;
+	uint64_t id = porter_call_id_new();
+	a->rc = 1;
+	a->id = id;
+	a->rc = porter_http_request("POST", a->url, NULL, 0, a->body, a->len, NULL, id, 20000, &r);
+	snprintf(a->err, sizeof(a->err), "%s", porter_last_error_message());
+	porter_http_response_free(r);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* HTTP transfers porterd has now. */
+static uint64_t http_transfers(void)
+{
+	porter_stats_snapshot *s = NULL;
+	ck_assert_int_eq(porter_stats(0, 5000, &s), 0);
+	uint64_t n = porter_stats_http_transfers(s);
+	porter_stats_free(s);
+	return n;
+}
+
+/* A loopback TCP socket listening on a port of the kernel's choice, which
+ * goes to `*port`. */
+static int listen_loopback(int *port)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(ls, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof(sa);
+	ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(ls, 16), 0);
+	ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return ls;
+}
+
+/* The whole body of a request, read by libcurl from the request's own
+ * message (not a copy), outlives a cancel that comes while it is being
+ * sent to a server that does not read it; a large body sent whole reaches
+ * the server intact. */
+START_TEST(request_body_cancelled_while_sent)
+{
+	start(NULL);
+	const size_t n = 8000000;
+	uint8_t *body = malloc(n);
+	ck_assert_ptr_nonnull(body);
+	for (size_t i = 0; i < n; i++)
+		body[i] = (uint8_t)(i % 251);
+	/* A server that accepts (the kernel's backlog does) and never reads:
+	 * libcurl sends until the socket is full, mid-body. */
+	int port;
+	int ls = listen_loopback(&port);
+	char where[96];
+	snprintf(where, sizeof(where), "http://127.0.0.1:%d/sink", port);
+	for (int i = 0; i < 3; i++) {
+		/* The last round's transfer is gone first. */
+		long long gone = th_now_ms() + 10000;
+		while (http_transfers() > 0 && th_now_ms() < gone)
+			usleep(10000);
+		ck_assert_uint_eq(http_transfers(), 0);
+		upload_arg a = {.url = where, .body = body, .len = n};
+		ck_assert_int_eq(pthread_create(&a.th, NULL, upload_caller, &a), 0);
+		/* Cancelled once porterd has its transfer (the 8 MB frame
+		 * may take a while to arrive on a busy machine), and libcurl
+		 * has had time to fill the socket. */
+		long long until = th_now_ms() + 10000;
+		while (http_transfers() < 1 && th_now_ms() < until)
+			usleep(10000);
+		usleep(200000);
+		int crc = porter_cancel(a.id, 2000);
+		pthread_join(a.th, NULL);
+		ck_assert_msg(crc == 0 && a.rc == PORTER_E_CANCELLED,
+			      "round %d: cancel %d, the request %d (%s)", i, crc, a.rc, a.err);
+		ck_assert(settles());
+	}
+	close(ls);
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(
+		porter_http_request("POST", url("/digest"), NULL, 0, body, n, NULL, 0, 20000, &r),
+		0);
+	size_t len;
+	const char *got = porter_http_response_body(r, &len);
+	char text[256];
+	snprintf(text, sizeof(text), "%.*s", (int)len, got);
+	ck_assert_msg(strncmp(text, "8000000 ", 8) == 0 && strstr(text, " length pattern"),
+		      "server got: %s", text);
+	porter_http_response_free(r);
+	free(body);
+	th_stop_clean(&d);
+}
+END_TEST
+
 /* Shutdown with transfers and streams open still ends cleanly (every
  * loop closes with uv_loop_close() == 0, exit status 0). */
 START_TEST(shutdown_with_transfers_in_flight)
@@ -299,6 +527,8 @@ static Suite *suite(void)
 				connection_reset_mid_body,
 				concurrent_requests_from_many_threads,
 				shutdown_with_transfers_in_flight,
+				client_gone_while_a_large_body_is_sent,
+				request_body_cancelled_while_sent,
 				NULL};
 	return http_suite("http_inflight", tests);
 }

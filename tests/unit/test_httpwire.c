@@ -300,6 +300,98 @@ START_TEST(random_replies_match_protobuf_c)
 END_TEST
 
 /* Raw bytes, as a hostile peer would write them. */
+/*
+ * Frames `r` around its body with httpwire_frame_response: head, body and
+ * tail together must be protobuf-c's frame of `r`, byte for byte, or the
+ * reply declined (1) exactly when it is not a plain successful one with a
+ * body. `buf` is reused across calls as porterd's pack buffer is.
+ */
+static void check_frame(const Porter__V1__Response *r, uint8_t **buf, size_t *cap)
+{
+	size_t hl = 0, tl = 0;
+	int rc = httpwire_frame_response(r, 1 << 24, buf, cap, &hl, &tl);
+	int plain = r->http && r->http->body.len && !r->error && !(r->message && *r->message);
+	ck_assert_int_eq(rc, plain ? 0 : 1);
+	if (rc)
+		return;
+	size_t want_len;
+	uint8_t *want = pb_pack(&r->base, &want_len);
+	size_t bl = r->http->body.len;
+	ck_assert_uint_eq(hl + bl + tl, FRAME_HEADER_SIZE + want_len);
+	ck_assert_uint_eq(frame_get_header(*buf), want_len);
+	ck_assert_mem_eq(*buf + FRAME_HEADER_SIZE, want, hl - FRAME_HEADER_SIZE);
+	ck_assert_mem_eq(want + hl - FRAME_HEADER_SIZE, r->http->body.data, bl);
+	if (tl)
+		ck_assert_mem_eq(*buf + hl, want + hl - FRAME_HEADER_SIZE + bl, tl);
+	free(want);
+}
+
+START_TEST(replies_framed_around_their_body)
+{
+	seed = 4242u + (uint32_t)_i;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	for (int round = 0; round < 300; round++) {
+		arena_init(&mem, 0);
+		Porter__V1__Response *r = rnd_reply();
+		check_frame(r, &buf, &cap);
+		/* The same reply as a success: framed unless its body is
+		 * empty. */
+		r->error = NULL;
+		r->message = NULL;
+		r->status = 0;
+		check_frame(r, &buf, &cap);
+		/* A large body (its length takes more varint bytes). */
+		size_t n = 70000 + rnd() % 300000;
+		uint8_t *big = alloc(n);
+		for (size_t i = 0; i < n; i++)
+			big[i] = (uint8_t)rnd();
+		r->http->body.data = big;
+		r->http->body.len = n;
+		check_frame(r, &buf, &cap);
+		arena_free(&mem);
+	}
+	free(buf);
+}
+END_TEST
+
+START_TEST(framing_declines_and_bounds)
+{
+	uint8_t body[100] = {1, 2, 3};
+	Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
+	Porter__V1__HttpResponse h = PORTER__V1__HTTP_RESPONSE__INIT;
+	Porter__V1__PingReply ping = PORTER__V1__PING_REPLY__INIT;
+	uint8_t *buf = NULL;
+	size_t cap = 0, hl, tl;
+	/* Not an HTTP reply. */
+	r.body_case = PORTER__V1__RESPONSE__BODY_PING;
+	r.ping = &ping;
+	ck_assert_int_eq(httpwire_frame_response(&r, 1 << 20, &buf, &cap, &hl, &tl), 1);
+	r.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+	r.http = &h;
+	/* An empty body. */
+	ck_assert_int_eq(httpwire_frame_response(&r, 1 << 20, &buf, &cap, &hl, &tl), 1);
+	h.body.data = body;
+	h.body.len = sizeof(body);
+	h.status = 200;
+	ck_assert_int_eq(httpwire_frame_response(&r, 1 << 20, &buf, &cap, &hl, &tl), 0);
+	/* Over the frame limit by one byte, and exactly at it. */
+	size_t len = frame_get_header(buf);
+	ck_assert_int_eq(httpwire_frame_response(&r, len - 1, &buf, &cap, &hl, &tl),
+			 PORTER_E_TOO_LARGE);
+	ck_assert_int_eq(httpwire_frame_response(&r, len, &buf, &cap, &hl, &tl), 0);
+	/* Unknown fields are protobuf-c's to write. */
+	ProtobufCMessageUnknownField u = {.tag = 99, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT};
+	uint8_t one = 1;
+	u.len = 1;
+	u.data = &one;
+	h.base.n_unknown_fields = 1;
+	h.base.unknown_fields = &u;
+	ck_assert_int_eq(httpwire_frame_response(&r, 1 << 20, &buf, &cap, &hl, &tl), 1);
+	free(buf);
+}
+END_TEST
+
 static int decodes(fast_fn *fast, const ProtobufCMessageDescriptor *desc, const char *wire,
 		   size_t len)
 {
@@ -446,6 +538,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, schema_is_the_one_httpwire_knows);
 	tcase_add_loop_test(tc, random_requests_match_protobuf_c, 0, 8);
 	tcase_add_loop_test(tc, random_replies_match_protobuf_c, 0, 8);
+	tcase_add_loop_test(tc, replies_framed_around_their_body, 0, 4);
+	tcase_add_test(tc, framing_declines_and_bounds);
 	tcase_add_test(tc, decoders_decline_what_they_do_not_know);
 	tcase_add_test(tc, many_headers_are_bounded_by_the_budget);
 	tcase_add_test(tc, unknown_fields_are_left_to_protobuf_c);
