@@ -17,6 +17,7 @@
 #include "fwd.h"
 #include "http.h"
 #include "log.h"
+#include "loopcpu.h"
 #include "porter_errors.h"
 #include "server.h"
 
@@ -151,6 +152,8 @@ static void finish(worker *w)
 	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->spin, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->spin_check, on_closed_quietly);
+	loopcpu_close(w->turn_cpu);
+	w->turn_cpu = NULL;
 	if (w->loadavg_fd >= 0)
 		close(w->loadavg_fd);
 	w->loadavg_fd = -1;
@@ -330,6 +333,7 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	uv_unref((uv_handle_t *)&w->spin);
 	if (heartbeat_ms)
 		uv_timer_start(&w->heartbeat_timer, on_heartbeat, 0, heartbeat_ms);
+	w->turn_cpu = loopcpu_start(&w->loop, index);
 	fwd_worker_init(w);
 	rc = cancel_worker_init(w);
 	if (rc < 0)

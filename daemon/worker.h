@@ -80,6 +80,7 @@ typedef struct worker {
 					    * (fswatch.h); NULL before */
 	struct fsfds_table *fs_fds;        /* owned: descriptors passed per connection
 					    * (fsfds.h), made on the first; NULL before */
+	struct loopcpu *turn_cpu;          /* owned: test instrument (loopcpu.h); NULL when off */
 } worker;
 
 /*
