@@ -11,6 +11,7 @@
 #include "dbconn.h"
 #include "dbint.h"
 #include "dbop.h"
+#include "dbdrain.h"
 #include "dbpipe.h"
 #include "dbpolicy.h"
 #include "dbpool.h"
@@ -550,6 +551,7 @@ int db_worker_init(worker *w)
 	uv_timer_start(&dw->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	uv_unref((uv_handle_t *)&dw->sweep);
 	dw->live = 2; /* the sweep timer and the segment check */
+	dbdrain_worker_init(dw);
 	w->db = dw;
 	return 0;
 }
@@ -592,4 +594,5 @@ void db_worker_close(worker *w)
 	}
 	uv_close((uv_handle_t *)&dw->sweep, on_sweep_closed);
 	uv_close((uv_handle_t *)&dw->seg_check, on_sweep_closed);
+	dbdrain_worker_close(dw, on_sweep_closed);
 }

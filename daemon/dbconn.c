@@ -11,6 +11,7 @@
 #include "clients.h"
 #include "dbcancel.h"
 #include "dbdiag.h"
+#include "dbdrain.h"
 #include "dbop.h"
 #include "dbpipe.h"
 #include "dbpolicy.h"
@@ -76,7 +77,9 @@ void dbconn_update_poll(dbc *c)
 	int ev;
 	switch (c->state) {
 	case DBC_QUERY:
-		ev = UV_READABLE | (c->flushing ? UV_WRITABLE : 0);
+		/* A drain waiting for its turn reads nothing meanwhile, so
+		 * libpq's buffer does not grow (dbdrain.h). */
+		ev = c->drain_listed ? 0 : UV_READABLE | (c->flushing ? UV_WRITABLE : 0);
 		break;
 	case DBC_READY:
 		/* Idle connections are watched too, so a server that went away
@@ -165,6 +168,7 @@ int dbconn_abandon(dbc *c)
 		dbconn_broken(c, "query abandoned");
 		return -1;
 	}
+	c->drained = 0;
 	c->drain_deadline = db_now_ms(dw) + DRAIN_MS;
 	dbconn_arm_timer(c, c->drain_deadline);
 	dbquery_pump(c);
@@ -322,6 +326,7 @@ void dbconn_close(dbc *c)
 	fail_queue(c, c->dw->closing ? PORTER_E_SHUTDOWN : PORTER_E_DB_SESSION,
 		   "database session closed");
 	dbconn_stream_end(c);
+	dbdrain_forget(c);
 	list_remove(&c->link);
 	if (c->id)
 		c->dw->n_sessions--;
@@ -379,6 +384,7 @@ void dbconn_broken(dbc *c, const char *why)
 	}
 	fail_queue(c, PORTER_E_DB_BROKEN, msg);
 	dbconn_stream_end(c);
+	dbdrain_forget(c);
 	c->state = DBC_BROKEN;
 	dbconn_disarm_timer(c);
 	drop_poll(c);

@@ -51,8 +51,9 @@ int dbconn_send_cancel(dbc *c);
 
 /*
  * Abandons the running query (its op was answered already): cancels it on
- * the server and lets `c` drain the remaining results, bounded by
- * DRAIN_MS. 0, or -1 when `c` had to be given up instead (broken then).
+ * the server and lets `c` drain the remaining results in the worker's
+ * bounded turns (dbdrain.h), within DRAIN_MS. 0, or -1 when `c` had to be
+ * given up instead (broken then).
  */
 int dbconn_abandon(dbc *c);
 

@@ -11,6 +11,8 @@
  *   dbdiag.c   an error's fields and the notices, bounded (dbdiag.h)
  *   dbconn.c   one connection: connecting (async DNS), polling, timers,
  *              server-side cancel, closing (dbconn.h)
+ *   dbdrain.c  an abandoned query's results, discarded in bounded turns
+ *              (dbdrain.h)
  *   dbquery.c  queries outside a pipeline: simple, with parameters,
  *              streamed row by row (dbquery.h)
  *   dbpipe.c   pipelined pooled queries: segments and sync points,
@@ -206,6 +208,11 @@ struct dbc {
 	int stream_cols_sent; /* columns went out in the first chunk */
 	int stream_chunk;     /* rows per chunk */
 	uint64_t drain_deadline;
+	/* Draining an abandoned query with results left for a later turn
+	 * (dbdrain.h): on dw->drains, its socket not watched meanwhile. */
+	list dlink;
+	int drain_listed;
+	unsigned drained; /* results discarded since the query was abandoned */
 };
 
 /* The connections of one client uid to one conninfo: a pooled connection
@@ -246,10 +253,12 @@ struct db_worker {
 	list pools;
 	list open;            /* dbc.open_link: connections with an unsynced segment */
 	uv_check_t seg_check; /* end of each loop turn: syncs open segments */
+	list drains;          /* dbc.dlink: drains waiting for a turn (dbdrain.h) */
+	uv_idle_t drain_idle; /* runs those turns; active while drains is not empty */
 	unsigned n_sessions;
 	unsigned cancels; /* PQcancel jobs not over yet (dbcancel.h) */
 	uv_timer_t sweep;
-	int live; /* dbc not yet freed, plus the sweep timer */
+	int live; /* dbc not yet freed, plus the worker's handles */
 	int closing;
 };
 

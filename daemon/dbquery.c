@@ -6,6 +6,7 @@
 
 #include "dbconn.h"
 #include "dbdiag.h"
+#include "dbdrain.h"
 #include "dbop.h"
 #include "dbpipe.h"
 #include "dbpool.h"
@@ -105,6 +106,11 @@ void dbquery_pump(dbc *c)
 	if (c->pipelined) {
 		dbpipe_pump(c);
 		dbconn_update_poll(c);
+		return;
+	}
+	if (c->state == DBC_QUERY && !c->cur) {
+		/* An abandoned query: its results go in bounded turns. */
+		dbdrain_pump(c);
 		return;
 	}
 	while (c->state == DBC_QUERY) {

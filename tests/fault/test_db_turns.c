@@ -1,0 +1,291 @@
+/*
+ * One client's database work never holds a worker's loop for long (issue
+ * 16): every other client of that worker waits as long as the loop turn
+ * its request arrived in. Measured as the CPU each turn of porterd's loop
+ * uses (PORTER_TEST_TURN_CPU_US, daemon/loopcpu.h: porterd logs every
+ * turn over the bound), which does not depend on how busy the machine is:
+ *
+ * - 16 pooled cursors left unread and reclaimed at once drain the rows
+ *   PostgreSQL had buffered in short turns (the old drain parsed all a read
+ *   brought in one callback: up to a megabyte of small rows once libpq's
+ *   buffer had grown for a large one, turns of 38-82 ms), and none of
+ *   their backends is left sending;
+ * - a cursor with a few hundred rows buffered is drained, not dropped: the
+ *   pool's only connection serves the next query.
+ *
+ * A bystander pings all along; its latencies are printed, not asserted
+ * (they depend on the machine's load).
+ *
+ * Uses the `pg` ctest fixture (tests/support/pg.sh, PORTER_PG_STATE).
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tenant.h"
+#include "porter.h"
+
+/* The most CPU one loop turn may use, in microseconds, while cursors
+ * are reclaimed: a drain turn takes some 0.25 ms, the turn that closes a
+ * dozen connections with megabytes unread up to 3 ms (the kernel frees
+ * what their sockets hold); the old drain's turns took 38-82 ms. A
+ * sanitized porterd runs its own code several times slower. */
+#ifdef PORTER_SANITIZED
+#define TURN_US_CURSORS "16000"
+#else
+#define TURN_US_CURSORS "8000"
+#endif
+
+#define CURSORS 16
+#define MAX_PINGS 200000
+
+static th_daemon d;
+
+/* Starts porterd logging every loop turn over `turn_us` of CPU. */
+static void start(const char *const *extra, const char *turn_us)
+{
+	setenv("PORTER_TEST_TURN_CPU_US", turn_us, 1);
+	th_start(&d, extra);
+}
+
+/* The size of porterd's log now: where this test's part starts. */
+static long log_size(void)
+{
+	FILE *f = fopen(d.log, "r");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+/* The turns porterd logged as over the bound since `from` (a log_size);
+ * prints them, and their largest figure in `*max_us`. */
+static int long_turns(long from, long *max_us)
+{
+	FILE *f = fopen(d.log, "r");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, from, SEEK_SET);
+	char line[512];
+	int n = 0;
+	*max_us = 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "a loop turn used ");
+		if (!at)
+			continue;
+		long us = atol(at + strlen("a loop turn used "));
+		*max_us = us > *max_us ? us : *max_us;
+		if (n++ < 10)
+			fprintf(stderr, "  %s", line);
+	}
+	fclose(f);
+	return n;
+}
+
+/* ---- the bystander ---- */
+
+static atomic_int by_stop, by_failed;
+static int by_n;
+static double by_ms[MAX_PINGS];
+static pthread_t by_thread;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void *bystander(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&by_stop) && by_n < MAX_PINGS) {
+		double t0 = now_ms();
+		if (porter_ping("bystander", 9, 0, 10000) != 0)
+			atomic_fetch_add(&by_failed, 1);
+		by_ms[by_n++] = now_ms() - t0;
+		usleep(200);
+	}
+	porter_thread_disconnect();
+	return NULL;
+}
+
+static void bystander_start(void)
+{
+	atomic_store(&by_stop, 0);
+	atomic_store(&by_failed, 0);
+	by_n = 0;
+	ck_assert_int_eq(pthread_create(&by_thread, NULL, bystander, NULL), 0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Stops the bystander and prints its latencies; asserts its pings all
+ * succeeded. */
+static void bystander_stop(const char *what)
+{
+	atomic_store(&by_stop, 1);
+	pthread_join(by_thread, NULL);
+	ck_assert_int_gt(by_n, 0);
+	qsort(by_ms, (size_t)by_n, sizeof(by_ms[0]), cmp_double);
+	printf("%s: bystander %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", what, by_n,
+	       by_ms[by_n / 2], by_ms[by_n * 99 / 100], by_ms[by_n - 1]);
+	ck_assert_msg(atomic_load(&by_failed) == 0, "%d of the bystander's pings failed",
+		      atomic_load(&by_failed));
+}
+
+/* ---- cursors ---- */
+
+static char ci_tcp[512];
+static porter_db_cursor *cur[CURSORS];
+static long cur_pid[CURSORS];
+static char cur_err[256];
+
+/* Opens cursor `arg` (an index) of rows PostgreSQL makes faster than
+ * anyone reads, and reads its first chunk (its backend's pid). At once
+ * from as many threads, so that they are all reclaimed at once. The first
+ * row is 1 MB: libpq's input buffer grows to hold it and stays that size,
+ * so each later read takes up to a megabyte of small rows at once (the
+ * old drain parsed all of them in one read callback: some 50,000). */
+static void *open_cursor(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	int rc = porter_db_cursor_open(
+		0, ci_tcp,
+		"SELECT pg_backend_pid(), CASE WHEN s = 1 THEN repeat('x', 1000000) END, s "
+		"FROM (SELECT generate_series(1, 100000000) s) g",
+		NULL, 0, 100, 0, 0, 20000, &cur[i]);
+	porter_db_result *chunk = NULL;
+	if (rc == 0 && porter_db_cursor_read(cur[i], 0, 5000, &chunk) == 1)
+		cur_pid[i] = atol(porter_db_getvalue(chunk, 0, 0));
+	else
+		snprintf(cur_err, sizeof(cur_err), "%s: %s", porter_error_name(rc),
+			 porter_last_error_message());
+	porter_db_result_free(chunk);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* The calling uid's open streams as porterd's stats count them. */
+static long long own_streams(void)
+{
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
+	return th_own_usage(&u) == 0 ? (long long)u.streams : -1;
+}
+
+START_TEST(reclaimed_cursors_drain_in_short_turns)
+{
+	const char *args[] = {"--workers", "1", "--db-pool-size", "16", "--db-stream-idle",
+			      "3000",      NULL};
+	start(args, TURN_US_CURSORS);
+	th_pg_file("conninfo_tcp", ci_tcp, sizeof(ci_tcp));
+	const char *ci = ci_tcp;
+	pthread_t t[CURSORS];
+	for (int i = 0; i < CURSORS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, open_cursor, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < CURSORS; i++)
+		pthread_join(t[i], NULL);
+	char pids[CURSORS * 12 + 4] = "{";
+	for (int i = 0; i < CURSORS; i++) {
+		ck_assert_msg(cur[i] != NULL, "cursor %d: %s", i, cur_err);
+		snprintf(pids + strlen(pids), sizeof(pids) - strlen(pids), "%s%ld", i ? "," : "",
+			 cur_pid[i]);
+	}
+	strcat(pids, "}");
+	/* Opening them made connections: not what is measured. */
+	long from = log_size();
+	bystander_start();
+	/* Nobody reads on: a second after its first chunk each cursor is
+	 * reclaimed, and its connection drains what PostgreSQL had sent
+	 * (the socket buffers full of rows) until the cancel lands. */
+	long long t0 = th_now_ms();
+	while (own_streams() != 0 && th_now_ms() - t0 < 20000)
+		usleep(20 * 1000);
+	ck_assert_int_eq(own_streams(), 0);
+	/* Every backend ends its query: those whose cancel was sent
+	 * (DBCANCEL_PER_UID at once; past that porterd closes the
+	 * connection instead) are drained until they have sent
+	 * DBDRAIN_POOLED_MAX rows, then closed too; none is left sending. */
+	porter_db_param p = {pids, strlen(pids), 0, 0};
+	long idle = 0, busy = 1;
+	while (busy && th_now_ms() - t0 < 30000) {
+		porter_db_result *r = NULL;
+		int rc = porter_db_query(
+			0, ci,
+			"SELECT count(*) FILTER (WHERE state = 'idle' OR pid = pg_backend_pid()), "
+			"count(*) FILTER (WHERE state <> 'idle' AND pid <> pg_backend_pid()) "
+			"FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+			&p, 1, 0, 10000, &r);
+		ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc),
+			      porter_last_error_message());
+		idle = atol(porter_db_getvalue(r, 0, 0));
+		busy = atol(porter_db_getvalue(r, 0, 1));
+		porter_db_result_free(r);
+		if (busy)
+			usleep(50 * 1000);
+	}
+	bystander_stop("16 cursors reclaimed");
+	printf("reclaimed and drained in %lld ms\n", th_now_ms() - t0);
+	long max_us;
+	int n = long_turns(from, &max_us);
+	printf("the cursors' backends: %ld idle in the pool, %ld busy\n", idle, busy);
+	ck_assert_msg(busy == 0, "the cursors' backends: %ld idle in the pool, %ld still busy",
+		      idle, busy);
+	ck_assert_msg(n == 0, "%d loop turns used more than %s us of CPU (the most %ld us)", n,
+		      TURN_US_CURSORS, max_us);
+	for (int i = 0; i < CURSORS; i++)
+		porter_db_cursor_free(cur[i]);
+	th_stop_clean(&d);
+}
+END_TEST
+
+/* A cursor with a few hundred rows left in the socket when it is
+ * reclaimed: they are drained and the pool's only connection serves the
+ * next query (the same backend). */
+START_TEST(small_drain_keeps_its_connection)
+{
+	const char *args[] = {"--workers", "1", "--db-pool-size", "1", "--db-stream-idle",
+			      "500",       NULL};
+	start(args, TURN_US_CURSORS);
+	char ci[512];
+	th_pg_file("conninfo", ci, sizeof(ci));
+	porter_db_cursor *one = NULL;
+	ck_assert_int_eq(porter_db_cursor_open(0, ci,
+					       "SELECT pg_backend_pid(), repeat('x', 1000) FROM "
+					       "generate_series(1, 3000)",
+					       NULL, 0, 10, 0, 0, 10000, &one),
+			 0);
+	porter_db_result *chunk = NULL;
+	ck_assert_int_eq(porter_db_cursor_read(one, 0, 5000, &chunk), 1);
+	long pid = atol(porter_db_getvalue(chunk, 0, 0));
+	porter_db_result_free(chunk);
+	/* Waits behind the cursor until it is reclaimed and drained. */
+	porter_db_result *r = NULL;
+	int rc = porter_db_query(0, ci, "SELECT pg_backend_pid()", NULL, 0, 0, 20000, &r);
+	ck_assert_msg(rc == 0, "%s: %s", porter_error_name(rc), porter_last_error_message());
+	ck_assert_int_eq(atol(porter_db_getvalue(r, 0, 0)), pid);
+	porter_db_result_free(r);
+	porter_db_cursor_free(one);
+	th_stop_clean(&d);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	const TTest *tests[] = {reclaimed_cursors_drain_in_short_turns,
+				small_drain_keeps_its_connection, NULL};
+	return th_suite("db_turns", "db_turns", 120, tests);
+}
+
+TH_MAIN(suite)
