@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -292,6 +294,59 @@ int listen_refuse_fds(int fd, int warn)
 			"(README: Who may connect)",
 			strerror(e));
 	return -1;
+}
+
+/* Closes a connection whose queue holds descriptors, on a thread of its
+ * own: the release of one of them may wait (listen_refuse_fds). */
+static void *close_apart(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+int listen_screen(int fd)
+{
+#ifdef SO_PASSRIGHTS
+	int on = 0;
+	socklen_t l = sizeof(on);
+	/* A connection takes its listener's setting when it connects: one
+	 * that refuses descriptors already could never be sent any. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &on, &l) < 0 || !on)
+		return 0;
+	listen_refuse_fds(fd, 0);
+	/* Made before porterd set it on systemd's socket: look through what
+	 * it queued (peeked, so nothing is taken; a peek stops at each
+	 * message carrying descriptors and says so with MSG_CTRUNC when
+	 * given no room for them, the duplicates it made dropped at once). */
+	int off = 0, found = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off)) < 0)
+		found = 1;       /* cannot look: treated as the worst */
+	static char sink[16384]; /* acceptor thread only */
+	while (!found) {
+		struct iovec iov = {.iov_base = sink, .iov_len = sizeof(sink)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n = recvmsg(fd, &mh, MSG_PEEK | MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		found = (mh.msg_flags & MSG_CTRUNC) != 0;
+	}
+	off = -1;
+	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	if (!found)
+		return 0;
+	pthread_t t;
+	pthread_attr_t a;
+	if (pthread_attr_init(&a) == 0) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &a, close_apart, (void *)(intptr_t)fd) != 0)
+			log_warn("cannot start a thread to close connection %d: kept open", fd);
+		pthread_attr_destroy(&a);
+	}
+	return 1;
+#else
+	(void)fd;
+	return 0;
+#endif
 }
 
 /* Removes the socket file only if it is still the one we created. */

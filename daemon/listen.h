@@ -5,8 +5,8 @@
  * socket, and the socket's mode and group, which follow allow-uid and
  * allow-gid (see "Who may connect" in the README).
  *
- * Acceptor thread only. Nothing here but listen_refuse_fds runs for a
- * socket from systemd.
+ * Acceptor thread only. Nothing here but listen_refuse_fds and
+ * listen_screen runs for a socket from systemd.
  */
 #ifndef PORTER_LISTEN_H
 #define PORTER_LISTEN_H
@@ -31,6 +31,17 @@ void listen_apply_access(server *srv);
  * a client can do.
  */
 int listen_refuse_fds(int fd, int warn);
+
+/*
+ * For connection `fd` accepted from systemd's socket: one made before
+ * porterd set SO_PASSRIGHTS there (while porterd was not running: the
+ * connection that starts it, or any made during a restart) still takes
+ * descriptors; it is made to refuse them from now on, and when what it
+ * queued already carries one, it is closed on a detached thread of its
+ * own (the release may wait) and 1 returned: the caller forgets `fd`.
+ * 0 otherwise (the caller serves it).
+ */
+int listen_screen(int fd);
 
 /* Unlinks the socket file if it is still the one we created. */
 void listen_remove(server *srv);

@@ -174,10 +174,13 @@ static void on_listen_readable(uv_poll_t *p, int status, int events)
 			return;
 		}
 		/* A connection made before porterd set it on systemd's
-		 * socket: refused from here on (what it sent already is
-		 * in the socket). */
-		if (srv->fds_refused)
-			listen_refuse_fds(fd, 0);
+		 * socket: refused from here on, and closed apart when it
+		 * sent one already. */
+		if (srv->fds_refused && listen_screen(fd)) {
+			log_warn("a connection made before porterd started sent it descriptors: "
+				 "closed unread");
+			continue;
+		}
 		clients_peer peer;
 		int rc = clients_peer_read(fd, &peer);
 		if (rc < 0) {

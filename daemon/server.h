@@ -30,9 +30,9 @@ typedef struct server {
 	int activated;      /* listen_fd came from systemd: never bind,
 			     * chmod or unlink anything */
 	int fds_refused;    /* systemd's socket refuses descriptors from
-			     * clients (listen_refuse_fds): so is each
-			     * connection accepted, in case it connected
-			     * before porterd set it */
+			     * clients (listen_refuse_fds): each connection
+			     * accepted is screened (listen_screen), in case
+			     * it connected before porterd set it */
 	uv_loop_t loop;     /* the acceptor's loop */
 	int listen_fd;      /* owned */
 	int lock_fd;        /* flock on "<socket>.lock"; owned */

@@ -274,6 +274,18 @@ static int first_ping(const char *sock)
 	return rc;
 }
 
+/* A raw connection to `sock`, made as soon as systemd-socket-activate
+ * listens there (before porterd runs: this one starts it). */
+static int connect_early(const char *sock)
+{
+	int fd = -1;
+	for (long long until = th_now_ms() + 10000; fd < 0 && th_now_ms() < until;)
+		if ((fd = th_rc_connect(sock)) < 0)
+			usleep(10000);
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
 START_TEST(test_socket_activation)
 {
 	char dir[] = "/tmp/porter-act-XXXXXX";
@@ -293,11 +305,7 @@ START_TEST(test_socket_activation)
 	/* systemd-socket-activate starts porterd on the first connection,
 	 * which then waits in the backlog until porterd accepts it. That
 	 * one is made before porterd could set anything on the socket. */
-	int early = -1;
-	for (long long until = th_now_ms() + 10000; early < 0 && th_now_ms() < until;)
-		if ((early = th_rc_connect(sock)) < 0)
-			usleep(10000);
-	ck_assert_int_ge(early, 0);
+	int early = connect_early(sock);
 	struct stat st;
 	ck_assert_int_eq(first_ping(sock), 0);
 	char msg[1024];
@@ -339,6 +347,48 @@ START_TEST(test_socket_activation)
 	ck_assert(S_ISSOCK(st.st_mode));
 
 	notify_close();
+	unlink(sock);
+	unlink(logp);
+	rmdir(dir);
+}
+END_TEST
+
+/*
+ * A connection made while porterd is not running (here the one that
+ * starts it) could send a descriptor before porterd set SO_PASSRIGHTS on
+ * systemd's socket: one whose release waits (a socket lingering 30 s)
+ * froze the worker that read it, and the first ping timed out. porterd
+ * closes such a connection unread, on a thread of its own.
+ */
+START_TEST(test_activation_early_descriptor)
+{
+	char dir[] = "/tmp/porter-act-XXXXXX";
+	char sock[128], unused[128], logp[128];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/act.sock", dir);
+	snprintf(unused, sizeof(unused), "%s/unused.sock", dir);
+	snprintf(logp, sizeof(logp), "%s/porterd.log", dir);
+	const char *args[] = {PORTERD_PATH, "--socket", unused, "--workers", "1", NULL};
+	pid_t pid = spawn_activated(sock, logp, args);
+	int early = connect_early(sock);
+	int keep[2];
+	int s = th_rc_lingering_socket(30, keep);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(th_rc_send_fd(early, s), 0);
+	close(s); /* the one in flight is the last */
+	long long t0 = th_now_ms();
+	int rc = first_ping(sock);
+	ck_assert_msg(rc == 0, "the first ping got %s after %lld ms", porter_error_name(rc),
+		      th_now_ms() - t0);
+	porter_thread_disconnect();
+	ck_assert(file_contains(logp, "sent it descriptors: closed unread"));
+	close(keep[0]);
+	close(keep[1]);
+	close(early);
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
 	unlink(sock);
 	unlink(logp);
 	rmdir(dir);
@@ -641,6 +691,7 @@ static Suite *suite(void)
 	const TTest *tests[] = {test_notify_and_watchdog,
 				test_watchdog_pid_other,
 				test_socket_activation,
+				test_activation_early_descriptor,
 				test_activation_allow_uid,
 				test_activation_rejects_bad_fd,
 				test_reload,

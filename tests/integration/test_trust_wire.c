@@ -237,41 +237,6 @@ typedef struct fd_try {
 	int rc;             /* 0, or where the child failed */
 } fd_try;
 
-/*
- * A TCP socket whose last close waits LINGER_S seconds: connected to a
- * loopback listener of alice's that never reads, its send buffer full and
- * SO_LINGER set. `*keep` gets the listener and the accepted peer, which
- * alice holds open (their close would reset the connection and end the
- * wait). The socket, or -1.
- */
-static int lingering_socket(int keep[2])
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
-	int small = 4096;
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-	int c = socket(AF_INET, SOCK_STREAM, 0);
-	if (l < 0 || c < 0 || setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0 ||
-	    bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&sa, &sl) < 0 ||
-	    setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) < 0 ||
-	    connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -1;
-	keep[0] = l;
-	keep[1] = accept(l, NULL, NULL);
-	if (keep[1] < 0 || fcntl(c, F_SETFL, O_NONBLOCK) < 0)
-		return -1;
-	static char junk[4096];
-	while (write(c, junk, sizeof(junk)) > 0)
-		;
-	if (errno != EAGAIN)
-		return -1;
-	struct linger lg = {.l_onoff = 1, .l_linger = LINGER_S};
-	if (setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
-		return -1;
-	return c;
-}
-
 /* As alice: connects to porterd and sends one byte (the first of a frame
  * header) carrying a lingering socket, closes her own copy of it (so the
  * one in flight is the last), and holds the socket's peer until the test
@@ -280,7 +245,7 @@ static int send_lingering_fd(void *arg)
 {
 	fd_try *t = arg;
 	int keep[2] = {-1, -1};
-	int s = lingering_socket(keep);
+	int s = th_rc_lingering_socket(LINGER_S, keep);
 	int fd = s < 0 ? -1 : th_rc_connect(getenv("PORTER_SOCKET"));
 	if (fd >= 0) {
 		t->sent = th_rc_send_fd(fd, s);

@@ -1,6 +1,10 @@
 /* rawc - raw protocol for test children; see rawc.h. */
 #include "rawc.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +49,41 @@ int th_rc_send_fd(int fd, int passed)
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &passed, sizeof(int));
 	return sendmsg(fd, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+int th_rc_lingering_socket(int linger_s, int keep[2])
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int small = 4096;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	keep[0] = l;
+	keep[1] = -1;
+	if (l < 0 || c < 0 || setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0 ||
+	    bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &sl) < 0 ||
+	    setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) < 0 ||
+	    connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto fail;
+	keep[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (keep[1] < 0 || fcntl(c, F_SETFL, O_NONBLOCK) < 0)
+		goto fail;
+	static char junk[4096];
+	while (write(c, junk, sizeof(junk)) > 0)
+		;
+	struct linger lg = {.l_onoff = 1, .l_linger = linger_s};
+	if (errno != EAGAIN || setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		goto fail;
+	return c;
+fail:
+	for (int i = 0; i < 2; i++)
+		if (keep[i] >= 0)
+			close(keep[i]);
+	keep[0] = keep[1] = -1;
+	if (c >= 0)
+		close(c);
+	return -1;
 }
 
 int th_rc_send(int fd, Porter__V1__Request *req)

@@ -24,6 +24,16 @@ int th_rc_connect(const char *path);
  * (EPERM: the receiving socket refuses descriptors). */
 int th_rc_send_fd(int fd, int passed);
 
+/*
+ * A TCP socket whose last close waits `linger_s` seconds: connected to a
+ * loopback listener of the caller's that never reads, its send buffer full
+ * and SO_LINGER set. `keep` gets the listener and the accepted peer, which
+ * the caller holds open as long as the close should wait (closing them
+ * resets the connection and ends the wait). The socket, or -1 (`keep`
+ * then -1 and -1).
+ */
+int th_rc_lingering_socket(int linger_s, int keep[2]);
+
 /* Packs and writes `req` (not NULL) whole, without SIGPIPE. 0 or -1. */
 int th_rc_send(int fd, Porter__V1__Request *req);
 
