@@ -542,6 +542,7 @@ int db_worker_init(worker *w)
 	list_init(&dw->streams);
 	list_init(&dw->pools);
 	list_init(&dw->open);
+	list_init(&dw->step_wait);
 	uv_check_init(&w->loop, &dw->seg_check);
 	dw->seg_check.data = dw;
 	uv_check_start(&dw->seg_check, dbpipe_seg_check);

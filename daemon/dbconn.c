@@ -274,7 +274,8 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void maybe_free(dbc *c)
 {
-	if (c->state != DBC_CLOSING || c->open_polls || c->timer_open || c->gai || c->cancelling)
+	if (c->state != DBC_CLOSING || c->open_polls || c->timer_open || c->gai || c->cancelling ||
+	    c->stepping)
 		return;
 	db_worker *dw = c->dw;
 	if (c->pg)
@@ -342,6 +343,12 @@ void dbconn_close(dbc *c)
 	drop_poll(c);
 	if (c->gai)
 		uv_cancel((uv_req_t *)c->gai);
+	if (c->step_waiting) {
+		list_remove(&c->step_link);
+		c->step_waiting = 0;
+	}
+	if (c->stepping)
+		uv_cancel((uv_req_t *)&c->step); /* fails once it runs: then it ends */
 	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 	if (p)
 		dbpool_kick(p);
@@ -358,8 +365,9 @@ void dbconn_broken(dbc *c, const char *why)
 	if (c->state == DBC_CLOSING || c->state == DBC_BROKEN)
 		return;
 	char raw[512], msg[512];
-	snprintf(raw, sizeof(raw), "%s%s%s", why, c->pg && PQerrorMessage(c->pg)[0] ? ": " : "",
-		 c->pg ? PQerrorMessage(c->pg) : "");
+	/* A connect step on the thread pool may be writing libpq's message. */
+	const char *pqmsg = c->pg && !c->stepping ? PQerrorMessage(c->pg) : "";
+	snprintf(raw, sizeof(raw), "%s%s%s", why, pqmsg[0] ? ": " : "", pqmsg);
 	/* libpq's text may quote what a server sent, or (libpq 15's TLS
 	 * error path) bytes past a buffer: only clean text goes on. */
 	dbpolicy_clean(raw, msg, sizeof(msg));
@@ -430,6 +438,7 @@ dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err)
 	list_init(&c->held);
 	list_init(&c->open_link);
 	list_init(&c->link);
+	list_init(&c->step_link);
 	uv_timer_init(&dw->w->loop, &c->timer);
 	c->timer.data = c;
 	c->timer_open = 1;
@@ -477,6 +486,8 @@ static void connected(dbc *c)
 		dbconn_broken(c, "cannot make the connection non-blocking");
 		return;
 	}
+	/* Steps are over: notices may go with the replies now. */
+	PQsetNoticeReceiver(c->pg, dbdiag_notice, c);
 	c->state = DBC_READY;
 	c->last_used = db_now_ms(c->dw);
 	/* The socket is final now: a fresh handle for the life of the
@@ -506,37 +517,129 @@ static void connected(dbc *c)
 	}
 }
 
-static void connect_step(dbc *c, PostgresPollingStatusType st)
+static void connect_step(dbc *c, PostgresPollingStatusType st);
+
+/* Whether libpq's next PQconnectPoll on `pg` may compute keys: a SCRAM
+ * login derives its salted password there (PBKDF2, 4,096 rounds of
+ * HMAC-SHA-256: some 4 ms of CPU), a TLS handshake its session keys. */
+static int may_derive_keys(const PGconn *pg)
 {
-	for (;;) {
-		switch (st) {
-		case PGRES_POLLING_OK:
-			connected(c);
-			return;
-		case PGRES_POLLING_FAILED:
-			dbconn_broken(c, "connection to PostgreSQL failed");
-			return;
-		case PGRES_POLLING_READING:
-		case PGRES_POLLING_WRITING:
-			/* libpq may have closed the socket and opened another
-			 * (next host, SSL retry) with the same number: always a
-			 * fresh handle while connecting. */
-			if (watch(c, PQsocket(c->pg),
-				  st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
-				/* No socket to wait on: let libpq try again. */
-				st = PQconnectPoll(c->pg);
-				if (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
-					dbconn_broken(c, "connection to PostgreSQL has no socket");
-					return;
-				}
-				continue;
-			}
-			return;
-		default:
-			st = PQconnectPoll(c->pg);
+	switch (PQstatus(pg)) {
+	case CONNECTION_AWAITING_RESPONSE:
+	case CONNECTION_SSL_STARTUP:
+	case CONNECTION_GSS_STARTUP:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Thread pool: one step of the handshake (non-blocking I/O, and the CPU
+ * the step needs). */
+static void step_run(uv_work_t *w)
+{
+	dbc *c = w->data;
+	c->step_st = PQconnectPoll(c->pg);
+}
+
+static void step_done(uv_work_t *w, int status);
+
+/* Starts waiting steps while the worker has slots for them. */
+static void steps_start(db_worker *dw)
+{
+	while (dw->steps_running < DBCONN_STEPS && !list_empty(&dw->step_wait)) {
+		dbc *c = list_entry(dw->step_wait.next, dbc, step_link);
+		list_remove(&c->step_link);
+		c->step_waiting = 0;
+		c->step.data = c;
+		if (uv_queue_work(&dw->w->loop, &c->step, step_run, step_done) < 0) {
+			dbconn_broken(c, "cannot run a connect step");
 			continue;
 		}
+		c->stepping = 1;
+		dw->steps_running++;
 	}
+}
+
+static void step_done(uv_work_t *w, int status)
+{
+	dbc *c = w->data;
+	db_worker *dw = c->dw;
+	c->stepping = 0;
+	dw->steps_running--;
+	steps_start(dw);
+	if (c->state == DBC_CLOSING) {
+		maybe_free(c);
+		return;
+	}
+	if (status < 0) {
+		dbconn_broken(c, "connect step cancelled");
+		return;
+	}
+	connect_step(c, c->step_st);
+}
+
+/*
+ * Advances c's handshake by one PQconnectPoll. A step that may compute keys
+ * runs on the thread pool, at most DBCONN_STEPS per worker at once (in
+ * the order asked): on the loop, one uid opening sessions of a password
+ * role held every other client of the worker 4 ms per login. The socket
+ * is not watched meanwhile (libpq may close it and open another).
+ */
+static void poll_step(dbc *c)
+{
+	if (!may_derive_keys(c->pg)) {
+		connect_step(c, PQconnectPoll(c->pg));
+		return;
+	}
+	drop_poll(c);
+	list_push_back(&c->dw->step_wait, &c->step_link);
+	c->step_waiting = 1;
+	steps_start(c->dw);
+}
+
+static void connect_step(dbc *c, PostgresPollingStatusType st)
+{
+	switch (st) {
+	case PGRES_POLLING_OK:
+		connected(c);
+		return;
+	case PGRES_POLLING_FAILED:
+		dbconn_broken(c, "connection to PostgreSQL failed");
+		return;
+	case PGRES_POLLING_READING:
+	case PGRES_POLLING_WRITING:
+		/* libpq may have closed the socket and opened another (next
+		 * host, SSL retry) with the same number: always a fresh handle
+		 * while connecting. */
+		if (watch(c, PQsocket(c->pg),
+			  st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
+			/* No socket to wait on: let libpq try again, once. */
+			if (c->step_nosock) {
+				dbconn_broken(c, "connection to PostgreSQL has no socket");
+				return;
+			}
+			c->step_nosock = 1;
+			poll_step(c);
+			return;
+		}
+		c->step_nosock = 0;
+		return;
+	default:
+		poll_step(c);
+		return;
+	}
+}
+
+/* Notices while connecting (a step may run on the thread pool, where the
+ * operation waiting for the connection must not be touched) go to the log
+ * only. Any thread. */
+static void connect_notice(void *arg, const PGresult *res)
+{
+	(void)arg;
+	char text[512];
+	const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	log_debug("db: notice while connecting: %s", dbpolicy_clean_line(m, text, sizeof(text)));
 }
 
 static void start_pq(dbc *c)
@@ -559,9 +662,10 @@ static void start_pq(dbc *c)
 		dbconn_broken(c, "out of memory");
 		return;
 	}
-	/* Notices go with the reply of the query they came during, or to
-	 * porterd's log as one escaped line; never raw to stderr. */
-	PQsetNoticeReceiver(c->pg, dbdiag_notice, c);
+	/* Notices go to porterd's log as one escaped line until the
+	 * connection is made, then with the reply of the query they came
+	 * during (connected); never raw to stderr. */
+	PQsetNoticeReceiver(c->pg, connect_notice, c);
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		dbconn_broken(c, "connection to PostgreSQL failed");
 		return;
@@ -673,7 +777,7 @@ static void on_io(uv_poll_t *p, int status, int events)
 	if (c->poll != p)
 		return;
 	if (c->state == DBC_CONNECTING) {
-		connect_step(c, PQconnectPoll(c->pg));
+		poll_step(c);
 		return;
 	}
 	if (status < 0) {

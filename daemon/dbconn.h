@@ -1,11 +1,13 @@
 /*
  * dbconn - one PostgreSQL connection (a dbc, dbint.h) on a worker loop:
  * created against its uid's connection quota, resolved on the thread pool
- * (libpq would block the loop in DNS), connected with PQconnectPoll,
- * watched with one uv_poll per socket, timed with one timer (connect,
- * query or drain deadline), cancelled on the server with PQcancel on a
- * thread of its own (it blocks; dbcancel.h), and closed, its memory freed once every handle
- * and job has called back.
+ * (libpq would block the loop in DNS), connected with PQconnectPoll (the
+ * steps that may derive keys, a SCRAM login's PBKDF2 or a TLS handshake,
+ * on the thread pool too: DBCONN_STEPS), watched with one uv_poll per
+ * socket, timed with one timer (connect, query or drain deadline),
+ * cancelled on the server with PQcancel on a thread of its own (it
+ * blocks; dbcancel.h), and closed, its memory freed once every handle and
+ * job has called back.
  *
  * A pooled connection that fails is closed (its pool replaces it); a
  * session stays, broken, answering errors until its client closes it.
@@ -16,6 +18,11 @@
 #define PORTER_DBCONN_H
 
 #include "dbint.h"
+
+/* Connect steps a worker runs on libuv's thread pool at once; others wait
+ * their turn in order. The pool also serves every uid's file operations:
+ * one uid's logins take at most this many of its threads per worker. */
+#define DBCONN_STEPS 1u
 
 /*
  * A new connection for client `uid`, counted against its

@@ -165,6 +165,15 @@ struct dbc {
 	uint64_t timer_set; /* when the running timer fires; 0: not running */
 	int timer_open;
 	uv_getaddrinfo_t *gai; /* pending resolution, or NULL */
+	/* A PQconnectPoll step that may derive keys, run on the thread pool
+	 * (dbconn.c): waiting for a slot on step_link, or running. Nothing
+	 * on the loop touches `pg` while it runs. */
+	uv_work_t step;
+	list step_link;                    /* dw->step_wait while step_waiting */
+	int step_waiting;                  /* on dw->step_wait */
+	int stepping;                      /* on a pool thread; the dbc is not freed before */
+	int step_nosock;                   /* the step was a retry for want of a socket */
+	PostgresPollingStatusType step_st; /* what the step's PQconnectPoll said */
 	char hostaddr[INET6_ADDRSTRLEN];
 	dbop *cur;    /* the operation running, or NULL */
 	list queue;   /* dbop.link waiting for this session */
@@ -251,10 +260,12 @@ struct db_worker {
 	list sessions;
 	list streams;
 	list pools;
-	list open;            /* dbc.open_link: connections with an unsynced segment */
-	uv_check_t seg_check; /* end of each loop turn: syncs open segments */
-	list drains;          /* dbc.dlink: drains waiting for a turn (dbdrain.h) */
-	uv_idle_t drain_idle; /* runs those turns; active while drains is not empty */
+	list open;              /* dbc.open_link: connections with an unsynced segment */
+	uv_check_t seg_check;   /* end of each loop turn: syncs open segments */
+	list step_wait;         /* dbc.step_link: connect steps waiting for a slot */
+	unsigned steps_running; /* connect steps on the thread pool (DBCONN_STEPS) */
+	list drains;            /* dbc.dlink: drains waiting for a turn (dbdrain.h) */
+	uv_idle_t drain_idle;   /* runs those turns; active while drains is not empty */
 	unsigned n_sessions;
 	unsigned cancels; /* PQcancel jobs not over yet (dbcancel.h) */
 	uv_timer_t sweep;
