@@ -200,6 +200,9 @@ static int follow(http_xfer *x)
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
 	}
 	x->redirects++;
+	/* The target is parsed by libcurl (a redirect is rarely repeated). */
+	httpurl_put(x->cu);
+	x->cu = NULL;
 	httpxfer_headers_clear(x);
 	x->status = 0;
 	x->discard = 0;
@@ -256,6 +259,9 @@ static void release_transfer(http_xfer *x)
 	if (x->in_multi)
 		curl_multi_remove_handle(t->multi, x->easy);
 	x->in_multi = 0;
+	/* libcurl reads it no more (a retry would, until the removal). */
+	httpurl_put(x->cu);
+	x->cu = NULL;
 	if (x->easy) {
 		httpglue_easy_put(t, x->easy, x->easy_epoch);
 		x->easy = NULL;

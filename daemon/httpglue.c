@@ -497,6 +497,7 @@ void httpglue_easy_put(httpglue_tenant *t, CURL *e, unsigned epoch)
 		 * freed: none is used while idle, but none is left dangling. */
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
 		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(e, CURLOPT_CURLU, NULL);
 	} else {
 		curl_easy_reset(e);
 	}
@@ -532,6 +533,8 @@ static void tenant_close(httpglue_tenant *t)
 	t->multi = NULL;
 	t->closing = 1;
 	curl_multi_cleanup(m);
+	/* No transfer holds the tenant, so none holds a URL. */
+	httpurl_cache_free(&t->urls);
 	list_for_each_safe(pos, tmp, &t->socks)
 		sock_close(list_entry(pos, http_sock, link));
 	uv_close((uv_handle_t *)&t->timer, on_tenant_timer_closed);

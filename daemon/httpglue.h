@@ -31,6 +31,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "httpurl.h"
 #include "list.h"
 
 struct config;
@@ -85,6 +86,8 @@ typedef struct httpglue_tenant {
 	unsigned tls_epoch;
 	int tls_verify;
 	char *ca_file, *ca_path; /* owned; NULL when not set */
+	/* The URLs its transfers asked for, parsed once (httpurl.h). */
+	httpurl_cache urls;
 } httpglue_tenant;
 
 struct httpglue {

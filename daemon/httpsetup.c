@@ -16,7 +16,10 @@
 void httpsetup_hop(http_xfer *x)
 {
 	CURL *e = x->easy;
+	/* The text too: libcurl keeps it as the transfer's URL (a retry
+	 * goes back to it), see httpurl.h. */
 	curl_easy_setopt(e, CURLOPT_URL, x->url);
+	curl_easy_setopt(e, CURLOPT_CURLU, x->cu ? x->cu->cu : NULL);
 	if (x->upload && !x->up_over) {
 		httpupload_set_hop(x);
 	} else if (strcmp(x->method, "HEAD") == 0) {
@@ -187,6 +190,7 @@ int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpReques
 		x->hdrs = nl;
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	x->cu = httpurl_hold(&t->urls, x->url);
 	httpsetup_hop(x);
 	return 0;
 }

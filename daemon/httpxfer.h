@@ -79,6 +79,10 @@ typedef struct http_xfer {
 	 * cancelled one is never started again), else url_own. */
 	const char *url;
 	char *url_own; /* owned; NULL when url is borrowed */
+	/* url parsed, from the tenant's cache: held until the transfer
+	 * leaves the multi or follows a redirect; NULL when libcurl parses
+	 * url itself. */
+	httpurl *cu;
 	struct curl_slist *hdrs;
 	/* The request body, read by libcurl in place: in msg, or body_own. */
 	const uint8_t *body;

@@ -252,6 +252,58 @@ START_TEST(redirects_and_their_limit)
 }
 END_TEST
 
+/* Status of GET `u` (following redirects with `follow`), and its effective
+ * URL into `eff`. */
+static long get_status(const char *u, int follow, char *eff, size_t cap)
+{
+	porter_http_options o = {.struct_size = sizeof(porter_http_options),
+				 .follow_redirects = follow};
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_request("GET", u, NULL, 0, NULL, 0, &o, 0, 5000, &r), 0);
+	long st = porter_http_response_status(r);
+	snprintf(eff, cap, "%s", porter_http_response_effective_url(r));
+	porter_http_response_free(r);
+	return st;
+}
+
+/*
+ * porterd hands libcurl a URL it parsed before (httpurl.h) on an easy
+ * handle kept from earlier requests: a relative redirect must resolve
+ * against the URL of the request it answers, never an earlier request's
+ * (libcurl keeps the last URL on the handle), and a request after a
+ * followed redirect goes to its own URL, not the redirect's target. One
+ * worker, so the requests share one tenant's handles and cache; each
+ * request repeated, so each is served from the cache from the second
+ * round on.
+ */
+START_TEST(relative_redirects_after_cached_urls)
+{
+	static const char *const extra[] = {"--workers", "1", NULL};
+	start(extra);
+	char deep[512], rel[512], up[512], eff[512], want[512];
+	/* Resolved against deep's URL, "status/207" would be
+	 * /status/201/x/status/207, answered 201. */
+	snprintf(deep, sizeof(deep), "%s", url("/status/201/x/y"));
+	snprintf(rel, sizeof(rel), "%s", url("/redirect-to?url=status/207"));
+	snprintf(up, sizeof(up), "%s", url("/redirect-to/a/b?url=../../status/203"));
+	for (int round = 0; round < 4; round++) {
+		ck_assert_int_eq(get_status(deep, 1, eff, sizeof(eff)), 201);
+		ck_assert_str_eq(eff, deep);
+		ck_assert_int_eq(get_status(rel, 1, eff, sizeof(eff)), 207);
+		snprintf(want, sizeof(want), "%s", url("/status/207"));
+		ck_assert_str_eq(eff, want);
+		ck_assert_int_eq(get_status(deep, 1, eff, sizeof(eff)), 201);
+		ck_assert_int_eq(get_status(up, 1, eff, sizeof(eff)), 203);
+		snprintf(want, sizeof(want), "%s", url("/status/203"));
+		ck_assert_str_eq(eff, want);
+		/* Not followed: the Location is the server's, as sent. */
+		ck_assert_int_eq(get_status(rel, 0, eff, sizeof(eff)), 302);
+		ck_assert_str_eq(eff, rel);
+	}
+	th_stop_clean(&d);
+}
+END_TEST
+
 START_TEST(refused_schemes_and_hosts)
 {
 	static const char *const schemes[] = {"file:///etc/passwd", "ftp://127.0.0.1/x",
@@ -456,6 +508,7 @@ static Suite *suite(void)
 				binary_bodies_with_nuls,
 				large_and_chunked_bodies,
 				redirects_and_their_limit,
+				relative_redirects_after_cached_urls,
 				refused_schemes_and_hosts,
 				oversized_responses,
 				tls_verification,
