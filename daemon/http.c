@@ -351,7 +351,19 @@ static void on_reap(uv_timer_t *timer)
 	uint64_t next = UINT64_MAX;
 	uint64_t tomb_ms =
 		(uint64_t)idle * 6 > HTTP_TOMBSTONE_MS ? (uint64_t)idle * 6 : HTTP_TOMBSTONE_MS;
-	list_for_each_safe(pos, tmp, &hw->xfers) {
+	/* Replies sent here may close a client's connection (its write
+	 * fails), which abandons that client's other transfers: they move to
+	 * the reap list, and one of them may be the next in this walk. So the
+	 * walk takes each transfer from a list of its own, back into xfers
+	 * before it is looked at: a transfer moved or freed meanwhile simply
+	 * leaves that list (list_remove), and the walk never follows a node
+	 * that left xfers. */
+	list todo;
+	list_move_all(&todo, &hw->xfers);
+	while (!list_empty(&todo)) {
+		pos = todo.next;
+		list_remove(pos);
+		list_push_back(&hw->xfers, pos);
 		http_xfer *x = list_entry(pos, http_xfer, link);
 		if (!x->stream)
 			continue;

@@ -47,4 +47,18 @@ static inline void list_remove(list *node)
 	list_init(node);
 }
 
+/* Moves every node of `from` to the empty list `to`, in order; `from` is
+ * left empty. */
+static inline void list_move_all(list *to, list *from)
+{
+	list_init(to);
+	if (list_empty(from))
+		return;
+	to->next = from->next;
+	to->prev = from->prev;
+	to->next->prev = to;
+	to->prev->next = to;
+	list_init(from);
+}
+
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "harness.h"
 #include "httpd.h"
@@ -331,11 +332,69 @@ START_TEST(a_client_gone_mid_query_leaves_nothing_in_use)
 }
 END_TEST
 
+/*
+ * As alice: a stream on a server that never answers, its open due to time
+ * out (the sweep answers it), then a whole GET on the same connection,
+ * started after it; she stops reading (shutdown SHUT_RD, so porterd's
+ * writes fail while it sees nothing to read) and waits past the stream's
+ * deadline. The sweep's answer to the stream fails, which closes her
+ * connection inside the sweep, and the close abandons the GET: the
+ * transfer after the stream in the sweep's walk.
+ */
+static int alice_stops_reading(void *arg)
+{
+	gone *g = arg;
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 20);
+	int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+	if (fd < 0)
+		return 1;
+	int rc = 2;
+	for (int i = 0; i < 2; i++) {
+		Porter__V1__HttpRequest hr;
+		char url[256];
+		http_req(&hr, url, sizeof(url), "GET", "/hang", NULL, i == 0);
+		Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+		r.id = 200 + (uint64_t)i;
+		r.timeout_ms = i == 0 ? 700 : 10000;
+		r.body_case = PORTER__V1__REQUEST__BODY_HTTP;
+		r.http = &hr;
+		if (th_rc_send(fd, &r) != 0)
+			goto out;
+		g->sent++;
+	}
+	/* A ping's answer says porterd has read and started both. */
+	if (th_rc_ping(fd, 300, 0, 0) != 0)
+		goto out;
+	Porter__V1__Response *resp = th_rc_recv(fd, &rd, 5000);
+	if (!resp || resp->id != 300)
+		rc = 3;
+	else
+		rc = 0;
+	if (resp)
+		porter__v1__response__free_unpacked(resp, NULL);
+	if (rc)
+		goto out;
+	shutdown(fd, SHUT_RD);
+	usleep(2000 * 1000);
+out:
+	close(fd);
+	frame_reader_free(&rd);
+	return rc;
+}
+
+START_TEST(a_client_closed_by_the_sweep_leaves_the_walk_intact)
+{
+	alice_then_bob(alice_stops_reading, 2, bob_gets);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_gone");
 	const TTest *tests[] = {a_client_gone_mid_request_leaves_nothing_in_use,
-				a_client_gone_mid_query_leaves_nothing_in_use, NULL};
+				a_client_gone_mid_query_leaves_nothing_in_use,
+				a_client_closed_by_the_sweep_leaves_the_walk_intact, NULL};
 	TCase *tc = th_tcase(s, "trust_gone", 120, tests);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	return s;
