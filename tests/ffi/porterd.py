@@ -159,6 +159,35 @@ class HttpServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def unix_fds_to_path(pid, path):
+    """How many of a process's descriptors are Unix stream sockets connected
+    to the server listening at `path` (its connections to a PostgreSQL on a
+    Unix socket), counted from the process's side: the peers of its
+    sockets, as `ss` reports them, whose own address is `path`. Counting
+    the server's backends instead would count those still exiting after
+    the process closed their sockets."""
+    out = subprocess.run(['ss', '-xnH'], capture_output=True, text=True,
+                         check=True).stdout
+    server_ends, peer_of = set(), {}
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) < 8:
+            continue
+        local, local_ino, peer_ino = cols[4], cols[5], cols[7]
+        if local == path:
+            server_ends.add(local_ino)
+        peer_of[local_ino] = peer_ino
+    n = 0
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith('socket:[') and peer_of.get(link[8:-1]) in server_ends:
+            n += 1
+    return n
+
+
 def tcp_fds_to_port(pid, port):
     """How many of a process's descriptors are TCP sockets whose peer is
     127.0.0.1:`port` (its kept-alive connections to a test server)."""
