@@ -352,15 +352,24 @@ static void on_trim(uv_timer_t *t)
  * glibc adapts its thresholds to what it sees freed: after an mmapped
  * block of 16 MiB (a frame being read) is freed, blocks up to that size
  * come from the arenas, and free memory at a heap's top is kept up to
- * twice that. A burst of large frames then left every worker's arena
- * holding what its largest frame needed, never returned (RSS stayed at
- * 4.4 times idle, 10 s after a burst of 16 MiB frames). Fixed thresholds
- * turn that off: a block of MALLOC_MMAP_FROM or more is mapped on its own
- * and unmapped when freed (a frame buffer growing by realloc moves with
- * mremap, not by copying), and free space at a heap's top is returned
- * past MALLOC_TRIM_FROM.
+ * twice that, for good (RSS stayed at 4.4 times idle, 10 s after a burst
+ * of 16 MiB frames). Fixed thresholds turn that off; on_trim hands back
+ * the free pages inside the arenas after a burst.
+ *
+ * Blocks below MALLOC_MMAP_FROM (more than any frame or reply) come from
+ * the arenas, so the buffer of a large reply (an HTTP body is collected
+ * whole) reuses pages an earlier one faulted in. With 1 MiB, each such
+ * buffer was mapped fresh and unmapped once sent: every 4 KiB page of
+ * every body faulted in again, which on this project's VMs cost porterd
+ * 6-8 ms of CPU per MiB (a GET of 1 MiB at 1 thread ran at 0.02x direct
+ * libcurl; 0.46-0.74x with 32 MiB, porterd's CPU per GET 8.6 -> 0.8 ms).
+ * Free space at a heap's top above MALLOC_TRIM_FROM still goes back at
+ * once: malloc_trim does not shrink the top of a thread's arena, so a
+ * higher value would keep a burst's memory (test_quotas' slow readers
+ * kept 33 MiB against 11 idle with 64 MiB); bodies near that size still
+ * fault in afresh (8 MiB GETs stayed at 0.1-0.2x).
  */
-#define MALLOC_MMAP_FROM (1024 * 1024)
+#define MALLOC_MMAP_FROM (32 * 1024 * 1024)
 #define MALLOC_TRIM_FROM (4 * 1024 * 1024)
 
 static void tune_malloc(void)
