@@ -159,6 +159,20 @@ class HttpServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def socket_inodes(pid):
+    """The inode numbers (as text) of a process's socket descriptors, one per
+    descriptor."""
+    out = []
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith('socket:['):
+            out.append(link[8:-1])
+    return out
+
+
 def unix_fds_to_path(pid, path):
     """How many of a process's descriptors are Unix stream sockets connected
     to the server listening at `path` (its connections to a PostgreSQL on a
@@ -177,15 +191,7 @@ def unix_fds_to_path(pid, path):
         if local == path:
             server_ends.add(local_ino)
         peer_of[local_ino] = peer_ino
-    n = 0
-    for fd in os.listdir('/proc/%d/fd' % pid):
-        try:
-            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith('socket:[') and peer_of.get(link[8:-1]) in server_ends:
-            n += 1
-    return n
+    return sum(1 for ino in socket_inodes(pid) if peer_of.get(ino) in server_ends)
 
 
 def tcp_fds_to_port(pid, port):
@@ -203,12 +209,4 @@ def tcp_fds_to_port(pid, port):
                         inodes.add(cols[9])
         except OSError:
             pass
-    n = 0
-    for fd in os.listdir('/proc/%d/fd' % pid):
-        try:
-            link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith('socket:[') and link[8:-1] in inodes:
-            n += 1
-    return n
+    return sum(1 for ino in socket_inodes(pid) if ino in inodes)
