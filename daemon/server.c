@@ -362,7 +362,8 @@ static void on_trim(uv_timer_t *t)
  * buffer was mapped fresh and unmapped once sent: every 4 KiB page of
  * every body faulted in again, which on this project's VMs cost porterd
  * 6-8 ms of CPU per MiB (a GET of 1 MiB at 1 thread ran at 0.02x direct
- * libcurl; 0.46-0.74x with 32 MiB, porterd's CPU per GET 8.6 -> 0.8 ms).
+ * libcurl; 0.27-0.74x with 32 MiB, porterd's CPU per GET 6.5-6.7 ->
+ * 0.8-0.9 ms, in this change's bench_http runs).
  * Free space at a heap's top above MALLOC_TRIM_FROM still goes back at
  * once: malloc_trim does not shrink the top of a thread's arena, so a
  * higher value would keep a burst's memory (test_quotas' slow readers
