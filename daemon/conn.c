@@ -53,6 +53,7 @@ static void count_read_buffer(conn *c)
 }
 
 static void process_frames(conn *c);
+static void on_timer(uv_timer_t *t);
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -90,9 +91,25 @@ void conn_close(conn *c)
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+void conn_close_soon(conn *c)
+{
+	if (c->state == CONN_CLOSING || c->close_due)
+		return;
+	c->close_due = 1;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = 0;
+	}
+	uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	conn *c = t->data;
+	if (c->close_due) {
+		conn_close(c);
+		return;
+	}
 	if (c->yielded) {
 		c->yielded = 0;
 		/* Its next turn (process_frames re-arms the timer), unless
@@ -132,7 +149,7 @@ static void update_timer(conn *c)
 {
 	const config *cfg = c->w->cfg;
 
-	if (c->state != CONN_HELLO && c->state != CONN_READY)
+	if ((c->state != CONN_HELLO && c->state != CONN_READY) || c->close_due)
 		return;
 	if (c->reading && frame_reader_pending(&c->rd) > 0) {
 		/* Measured from the frame's first byte: trickling bytes does
@@ -180,7 +197,8 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 /* Closes after the queued replies are written, bounded by the timer. */
 static void close_after_flush(conn *c)
 {
-	if (c->flush_close || c->state == CONN_CLOSING)
+	/* One due to close soon is closed by its timer. */
+	if (c->flush_close || c->state == CONN_CLOSING || c->close_due)
 		return;
 	c->flush_close = 1;
 	if (c->reading) {
@@ -213,7 +231,7 @@ static void conn_fail(conn *c, int code, const char *msg)
 	resp.message = (char *)msg;
 	conn_send(c, &resp);
 	stats_add(&c->w->counters.errors, 1);
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || c->close_due)
 		return;
 
 	list *pos, *tmp;
@@ -460,14 +478,14 @@ static void process_frames(conn *c)
 {
 	/* Replies sent synchronously re-enter through conn_req_done; the
 	 * running loop below sees their effect, so no recursion per frame. */
-	if (c->processing)
+	if (c->processing || c->close_due)
 		return;
 	c->processing = 1;
 	c->yielded = 0;
 
 	unsigned frames = 0;
 	size_t bytes = 0;
-	while (c->state == CONN_HELLO || c->state == CONN_READY) {
+	while ((c->state == CONN_HELLO || c->state == CONN_READY) && !c->close_due) {
 		if (c->inflight >= c->w->cfg->max_inflight) {
 			/* Backpressure: stop reading until replies go out. */
 			if (c->reading) {
@@ -525,6 +543,8 @@ static void process_frames(conn *c)
 
 void conn_req_done(conn *c)
 {
+	if (c->close_due)
+		return;
 	if (c->state == CONN_DRAINING) {
 		if (c->inflight == 0)
 			close_after_flush(c);
@@ -532,17 +552,24 @@ void conn_req_done(conn *c)
 	}
 	if (c->state != CONN_READY)
 		return;
-	/* Resumes a connection paused at the in-flight limit, including any
-	 * whole frames already buffered. */
-	if (!c->reading)
-		process_frames(c);
-	else if (c->inflight == 0)
+	if (!c->reading) {
+		/* Resumes a connection paused at the in-flight limit, its
+		 * whole frames already buffered included, from the timer, as
+		 * a turn that yielded does: never here, inside the reply
+		 * (conn.h). Inside process_frames, its loop goes on. */
+		if (!c->processing && !c->yielded) {
+			c->yielded = 1;
+			c->idle_armed = 0;
+			uv_timer_start(&c->timer, on_timer, 0, 0);
+		}
+	} else if (c->inflight == 0) {
 		update_timer(c);
+	}
 }
 
 void conn_drain(conn *c)
 {
-	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
+	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING || c->close_due)
 		return;
 	if (c->inflight == 0) {
 		close_after_flush(c);

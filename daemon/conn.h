@@ -7,6 +7,16 @@
  * close callback of its last handle; code running inside one of its
  * callbacks may call conn_close() and must not touch the conn afterwards
  * except through the `state` check.
+ *
+ * A reply never runs more of its connection than the write: a socket that
+ * fails under it is closed from the connection's timer (conn_close_soon),
+ * and frames left unread while the connection was at max-inflight are
+ * taken up from the timer too. Services answer requests from inside
+ * their own walks (a sweep over queued queries or transfers, a queue
+ * failed whole); closing the client there would cancel its other
+ * requests, and a frame read there would start or cancel others, taking
+ * entries off the list being walked (freed under the walk, or leaving
+ * it walking a node that left the list).
  */
 #ifndef PORTER_CONN_H
 #define PORTER_CONN_H
@@ -61,6 +71,8 @@ typedef struct conn {
 	clients_acct *acct;       /* the uid's counters; one reference and one
 				   * CLIENTS_CONNS held, given back at free */
 	size_t in_counted;        /* read-buffer bytes counted in acct */
+	int close_due;            /* conn_close_soon: nothing more is read or
+				   * written; the timer (0 ms) closes it */
 	list reqs;                /* struct req.link, in-flight */
 } conn;
 
@@ -92,10 +104,19 @@ void conn_abort(conn *c);
  */
 void conn_deny(conn *c);
 
-/* Closes now: in-flight requests are detached and cancelled. Idempotent. */
+/* Closes now: in-flight requests are detached and cancelled. Idempotent.
+ * Not from inside a reply (conn_close_soon). */
 void conn_close(conn *c);
 
-/* Called by req when a request of `c` has been answered. */
+/* Closes `c` from its timer, once the code running now has returned: a
+ * reply's write failed, or the connection went over an output limit.
+ * Nothing is read or written meanwhile, and its requests stay attached
+ * until then (so a service's walk never sees them cancelled under it).
+ * Idempotent; nothing once closing. */
+void conn_close_soon(conn *c);
+
+/* Called by req when a request of `c` has been answered. Runs no frame:
+ * one paused at max-inflight resumes from the timer. */
 void conn_req_done(conn *c);
 
 #endif

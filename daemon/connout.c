@@ -71,7 +71,7 @@ static int pack_reply(conn *c, const Porter__V1__Response *resp, size_t *len)
 	if (rc < 0) {
 		log_error("conn %llu: cannot pack a reply (%s), closing",
 			  (unsigned long long)c->serial, porter_strerror(rc));
-		conn_close(c);
+		conn_close_soon(c);
 		return rc;
 	}
 	stats_add(&w->counters.bytes_out, *len);
@@ -99,7 +99,7 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, b, nb, on_write) < 0) {
 		free(cw->buf);
 		free(cw);
-		conn_close(c);
+		conn_close_soon(c);
 		return;
 	}
 	/* Counted from here until on_write, which runs for every queued
@@ -122,7 +122,7 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 			"conn %llu (pid %d uid %u): %zu reply bytes unread, %s; dropping the client",
 			(unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
 			c->pipe.write_queue_size, why);
-		conn_close(c);
+		conn_close_soon(c);
 	}
 }
 
@@ -138,7 +138,7 @@ static void queue_rest(conn *c, size_t off, size_t len)
 	 * is copied out. */
 	conn_write *cw = dmalloc(sizeof(*cw));
 	if (!cw) {
-		conn_close(c);
+		conn_close_soon(c);
 		return;
 	}
 	uint8_t *buf, *rest;
@@ -152,7 +152,7 @@ static void queue_rest(conn *c, size_t off, size_t len)
 		rest = buf;
 	} else {
 		free(cw);
-		conn_close(c);
+		conn_close_soon(c);
 		return;
 	}
 	cw->buf = buf;
@@ -166,7 +166,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 	worker *w = c->w;
 	size_t len;
 
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || c->close_due)
 		return;
 	if (pack_reply(c, resp, &len) < 0)
 		goto out;
@@ -180,7 +180,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 		if (n >= 0) {
 			off = (size_t)n;
 		} else if (n != UV_EAGAIN) {
-			conn_close(c);
+			conn_close_soon(c);
 			goto out;
 		}
 	}
@@ -209,7 +209,7 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 		int n = uv_try_write((uv_stream_t *)&c->pipe, b, 3);
 		if (n < 0 && n != UV_EAGAIN) {
 			free(data);
-			conn_close(c);
+			conn_close_soon(c);
 			return;
 		}
 		off = n > 0 ? (size_t)n : 0;
@@ -222,7 +222,7 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 	conn_write *cw = dmalloc(sizeof(*cw) + hl + tl);
 	if (!cw) {
 		free(data);
-		conn_close(c);
+		conn_close_soon(c);
 		return;
 	}
 	cw->buf = data;
@@ -249,7 +249,7 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
 {
 	worker *w = c->w;
 	size_t hl = 0, tl = 0;
-	if (c->state == CONN_CLOSING) {
+	if (c->state == CONN_CLOSING || c->close_due) {
 		free(data);
 		return;
 	}
@@ -283,7 +283,7 @@ int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
 	size_t len;
 	int rc = PORTER_E_BUSY;
 
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING || c->close_due)
 		return PORTER_E_CONN_LOST;
 	/* The descriptor rides on the frame's first byte, so that byte must
 	 * leave now: behind queued replies it cannot (libuv's queue carries
@@ -333,7 +333,7 @@ int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
 		 * processes of porterd's uid count too): the caller answers
 		 * without the descriptor. Anything else is a dead peer. */
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ETOOMANYREFS) {
-			conn_close(c);
+			conn_close_soon(c);
 			rc = PORTER_E_CONN_LOST;
 		}
 		goto out;

@@ -6,8 +6,10 @@
  * on a reply's first byte.
  *
  * Runs on the connection's worker loop only; not thread safe. A send on a
- * connection that breaks closes it (conn_close); the caller then checks
- * the conn's state before touching it again.
+ * connection that breaks, or goes over an output limit, has it closed from
+ * its timer (conn_close_soon), never inside the send: the caller may be
+ * walking a list of requests that the close would cancel (conn.h). Sends
+ * on it meanwhile are dropped.
  */
 #ifndef PORTER_CONNOUT_H
 #define PORTER_CONNOUT_H

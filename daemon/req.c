@@ -143,7 +143,8 @@ int req_reply_fd(req *r, Porter__V1__Response *resp, int fd)
 	int rc = conn_send_fd(c, resp, fd);
 	if (rc == PORTER_E_BUSY)
 		return rc;
-	/* A connection that broke on the send detached `r` already. */
+	/* Still attached when the send broke the connection: it closes
+	 * from its timer (conn_close_soon). */
 	if (r->c) {
 		list_remove(&r->link);
 		c->inflight--;

@@ -11,7 +11,10 @@
  * and closes her connection at several moments while they are in flight;
  * bob's requests must still be served by the same worker afterwards.
  * Under ASan (make test runs this suite there too) any use of alice's
- * freed request aborts porterd, and bob's requests fail.
+ * freed request aborts porterd, and bob's requests fail. Alice also makes
+ * a service's sweep answer her while it walks her requests: a reply whose
+ * write fails, or that makes room at her max-inflight, must not close her
+ * connection or read her next frame inside that walk (conn.h).
  *
  * One worker: alice's work and bob's share its loop.
  */
@@ -240,8 +243,9 @@ START_TEST(a_client_gone_mid_request_leaves_nothing_in_use)
 END_TEST
 
 /* Sends pooled query `id` (`sql`, a cursor of `chunk` rows when not 0),
- * or on session `session`. 0 or -1. */
-static int send_query(int fd, uint64_t id, uint64_t session, const char *sql, uint32_t chunk)
+ * or on session `session`, due in `timeout_ms`. 0 or -1. */
+static int send_query_in(int fd, uint64_t id, uint64_t session, const char *sql, uint32_t chunk,
+			 uint32_t timeout_ms)
 {
 	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
 	Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
@@ -250,10 +254,16 @@ static int send_query(int fd, uint64_t id, uint64_t session, const char *sql, ui
 	q.sql = (char *)sql;
 	q.chunk_rows = chunk;
 	r.id = id;
-	r.timeout_ms = 10000;
+	r.timeout_ms = timeout_ms;
 	r.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
 	r.db_query = &q;
 	return th_rc_send(fd, &r);
+}
+
+/* send_query_in due in 10 s. */
+static int send_query(int fd, uint64_t id, uint64_t session, const char *sql, uint32_t chunk)
+{
+	return send_query_in(fd, id, session, sql, chunk, 10000);
 }
 
 /* As alice: in each round, slow and fast pooled queries (the pool of 2 is
@@ -332,6 +342,24 @@ START_TEST(a_client_gone_mid_query_leaves_nothing_in_use)
 }
 END_TEST
 
+/* Pings on `fd` (read through `rd`) and, once answered, shuts her read side
+ * (porterd's writes fail; it sees nothing to read) and waits `ms`. 0, or 3
+ * when the ping was not answered. */
+static int ping_then_stop_reading(int fd, frame_reader *rd, int ms)
+{
+	if (th_rc_ping(fd, 300, 0, 0) != 0)
+		return 3;
+	Porter__V1__Response *resp = th_rc_recv(fd, rd, 5000);
+	int rc = !resp || resp->id != 300 ? 3 : 0;
+	if (resp)
+		porter__v1__response__free_unpacked(resp, NULL);
+	if (rc)
+		return rc;
+	shutdown(fd, SHUT_RD);
+	usleep((useconds_t)ms * 1000);
+	return 0;
+}
+
 /*
  * As alice: a stream on a server that never answers, its open due to time
  * out (the sweep answers it), then a whole GET on the same connection,
@@ -363,20 +391,8 @@ static int alice_stops_reading(void *arg)
 			goto out;
 		g->sent++;
 	}
-	/* A ping's answer says porterd has read and started both. */
-	if (th_rc_ping(fd, 300, 0, 0) != 0)
-		goto out;
-	Porter__V1__Response *resp = th_rc_recv(fd, &rd, 5000);
-	if (!resp || resp->id != 300)
-		rc = 3;
-	else
-		rc = 0;
-	if (resp)
-		porter__v1__response__free_unpacked(resp, NULL);
-	if (rc)
-		goto out;
-	shutdown(fd, SHUT_RD);
-	usleep(2000 * 1000);
+	/* The ping's answer says porterd has read and started both. */
+	rc = ping_then_stop_reading(fd, &rd, 2000);
 out:
 	close(fd);
 	frame_reader_free(&rd);
@@ -389,12 +405,114 @@ START_TEST(a_client_closed_by_the_sweep_leaves_the_walk_intact)
 }
 END_TEST
 
+/* Sends DbOpen `id` for alice's password conninfo and returns the
+ * session's id once open, or 0. */
+static uint64_t open_session(int fd, frame_reader *rd, uint64_t id)
+{
+	Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+	Porter__V1__DbOpen o = PORTER__V1__DB_OPEN__INIT;
+	o.conninfo = ci_pw;
+	r.id = id;
+	r.timeout_ms = 10000;
+	r.body_case = PORTER__V1__REQUEST__BODY_DB_OPEN;
+	r.db_open = &o;
+	Porter__V1__Response *resp = th_rc_call(fd, rd, &r, 10000);
+	uint64_t s =
+		resp && resp->status == 0 && resp->body_case == PORTER__V1__RESPONSE__BODY_DB_OPEN
+			? resp->db_open->session
+			: 0;
+	if (resp)
+		porter__v1__response__free_unpacked(resp, NULL);
+	return s;
+}
+
+/*
+ * As alice, on a session: a slow query, one queued behind it due to time
+ * out in 300 ms (the sweep answers it), then more queued behind. Then:
+ *
+ * - `fill` 0: two more, and she stops reading (shutdown SHUT_RD:
+ *   porterd's writes fail) and waits past the short deadline. The
+ *   sweep's answer failed, which closed her connection inside the sweep's
+ *   walk over the session's queue, and the close cancelled the next query
+ *   in that walk: the walk went on from a freed query (porterd crashed).
+ * - `fill` 1: enough to fill her connection's max-inflight (256: porterd
+ *   stops reading it), then a Cancel of the query after the one due,
+ *   which waits in porterd's read buffer. The sweep's answer made room,
+ *   and the connection went on with its buffered frames inside that
+ *   answer: the Cancel took the next query in the walk off the queue and
+ *   freed it under the walk (porterd crashed). She waits for the
+ *   cancelled query's answer.
+ */
+static int alice_db_sweep(gone *g, int fill)
+{
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 20);
+	int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+	if (fd < 0)
+		return 1;
+	int rc = 2;
+	uint64_t s = open_session(fd, &rd, 10);
+	if (!s)
+		goto out;
+	for (uint64_t i = 0; i < (fill ? 256 : 4); i++) {
+		if (send_query_in(fd, 20 + i, s, i == 0 ? "SELECT pg_sleep(1)" : "SELECT 2", 0,
+				  i == 1 ? 300 : 10000) != 0)
+			goto out;
+		g->sent++;
+	}
+	if (!fill) {
+		/* The ping's answer says porterd has read and queued them. */
+		rc = ping_then_stop_reading(fd, &rd, 1000);
+		goto out;
+	}
+	if (send_cancel(fd, 900, 22) != 0)
+		goto out;
+	g->sent++;
+	rc = 3;
+	for (long long until = th_now_ms() + 3000; rc && th_now_ms() < until;) {
+		Porter__V1__Response *resp = th_rc_recv(fd, &rd, 100);
+		if (resp && resp->id == 22 && resp->status == PORTER_E_CANCELLED)
+			rc = 0;
+		if (resp)
+			porter__v1__response__free_unpacked(resp, NULL);
+	}
+out:
+	close(fd);
+	frame_reader_free(&rd);
+	return rc;
+}
+
+static int alice_stops_reading_db(void *arg)
+{
+	return alice_db_sweep(arg, 0);
+}
+
+static int alice_fills_her_inflight(void *arg)
+{
+	return alice_db_sweep(arg, 1);
+}
+
+START_TEST(a_client_closed_by_the_db_sweep_leaves_the_walk_intact)
+{
+	alice_then_bob(alice_stops_reading_db, 4, bob_queries);
+}
+END_TEST
+
+START_TEST(a_reply_in_the_db_sweep_starts_no_buffered_request)
+{
+	alice_then_bob(alice_fills_her_inflight, 257, bob_queries);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_gone");
 	const TTest *tests[] = {a_client_gone_mid_request_leaves_nothing_in_use,
 				a_client_gone_mid_query_leaves_nothing_in_use,
-				a_client_closed_by_the_sweep_leaves_the_walk_intact, NULL};
+				a_client_closed_by_the_sweep_leaves_the_walk_intact,
+				a_client_closed_by_the_db_sweep_leaves_the_walk_intact,
+				a_reply_in_the_db_sweep_starts_no_buffered_request,
+				NULL};
 	TCase *tc = th_tcase(s, "trust_gone", 120, tests);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	return s;
