@@ -38,6 +38,31 @@
  * ratio is the median of the rounds' own ratios (with their range), so a
  * machine that speeds up or slows down moves both sides alike.
  *
+ * 16 MiB reads run twice. "warm" as above: each path repeats the same
+ * read into the same buffer, and what the previous call left of the
+ * file's data and of the buffer in the CPU cache serves the next. A loop
+ * of read(2) that never blocks keeps that; a call that waits between two
+ * reads loses part of it (its CPU runs something else or idles
+ * meanwhile, or the thread wakes on the other CPU), and so does every
+ * porter call, which waits for porterd's reply. Measured on this 2-vCPU
+ * VM (a loop pinned to one CPU under SCHED_FIFO, the cases alternating,
+ * load 9-13): a 16 MiB read(2) right after the same read 801 us, after
+ * reading 64 MiB of other memory 1233 us, after moving to the other CPU
+ * 1273 us. Two more warm rows tell that part of porter's gap from the
+ * trip itself: "dwait", a direct read timed after an untimed porter_ping
+ * (the same read after a wait), and "pgap", a porter_ping timed after an
+ * untimed 16 MiB direct read (a round trip to a porterd that idled for as
+ * long as a client's copy, against the back-to-back ping of the header).
+ * "cold" (rows 16MiBc) runs the paths again with 64 MiB of other memory
+ * read, untimed, before every call of every path, so that none finds its
+ * previous call in the cache: a program reading a file it did not just
+ * read into the same buffer. At 4 threads a cold row's threads start each
+ * call together (a barrier before and after it), so that no thread's
+ * eviction runs during another's call: a call that blocks on porterd
+ * would be charged that work, one that never blocks would not. The
+ * targets are printed for both; cold is the like-for-like comparison.
+ * PORTER_BENCH_PART=read|write|atomic runs one of the three tables.
+ *
  * Prints p50, p99, MiB/s, the ratios to direct and the targets of issue
  * 17 (4 KiB read p50 <= direct + 1.3 ping; 16 MiB read and write
  * throughput >= 0.9x direct; atomic 16 MiB >= 0.9x direct write + fsync +
@@ -54,11 +79,11 @@
 #include "harness.h"
 #include "porter.h"
 
-enum path { DIRECT, BY_FD, BYTES, READER, POOL, INTO, DIRECT_NEW };
+enum path { DIRECT, BY_FD, BYTES, READER, POOL, INTO, DIRECT_NEW, DIRECT_WAIT, PING_GAP };
 enum op { OP_READ, OP_WRITE, OP_ATOMIC };
 
-static const char *const path_name[] = {"direct", "porter", "bytes", "reader",
-					"pool",   "into",   "dnew"};
+static const char *const path_name[] = {"direct", "porter", "bytes", "reader", "pool",
+					"into",   "dnew",   "dwait", "pgap"};
 static const char *const op_name[] = {"read", "write", "atomic"};
 
 static char root[64];
@@ -73,6 +98,14 @@ static uint8_t *content; /* 16 MiB of data every write writes */
 #define MAX_THREADS 4
 static uint8_t *reuse_buf[MAX_THREADS];
 
+/* Other memory read before every call of a cold row, per thread: more
+ * than the host's last-level cache (touching 64 MiB made a 16 MiB read as
+ * slow as moving it to the other CPU). Written once at start, so that its
+ * reads do not all hit the one zero page. */
+#define EVICT_BYTES (64u << 20)
+static uint8_t *evict_buf[MAX_THREADS];
+static volatile uint8_t evict_sink;
+
 /* Rounds per row (PORTER_BENCH_ROUNDS); odd, so a median is one. */
 #define MAX_ROUNDS 15
 static int rounds = 5;
@@ -83,6 +116,12 @@ typedef struct job {
 	enum op op;
 	size_t size;
 	int index; /* the thread's own file: f<size>-<index> */
+	int cold;  /* empty the CPU cache before every call (untimed) */
+	/* Cold rows: every thread of the row waits here before and after each
+	 * timed call, so that no thread's eviction runs during another's
+	 * call (a call that blocks on porterd would otherwise be charged the
+	 * others' untimed work; one that never blocks would not). */
+	pthread_barrier_t *wave;
 	int iters;
 	double *lat;
 	int failures;
@@ -91,6 +130,13 @@ typedef struct job {
 static void name_of(const job *j, char *out, size_t cap)
 {
 	snprintf(out, cap, "f%zu-%d", j->size, j->index);
+}
+
+static void path_of(const job *j, char *out, size_t cap)
+{
+	char name[64];
+	name_of(j, name, sizeof(name));
+	snprintf(out, cap, "%s/%s", root, name);
 }
 
 static int direct_read(const char *p, size_t size, uint8_t *buf)
@@ -145,11 +191,40 @@ static int direct_write(const char *p, size_t size, int atomic)
 	return rc;
 }
 
+/* Reads thread `t`'s eviction buffer: every line, once. */
+static void evict(int t)
+{
+	const volatile uint8_t *p = evict_buf[t];
+	uint8_t sum = 0;
+	for (size_t k = 0; k < EVICT_BYTES; k += 64)
+		sum = (uint8_t)(sum + p[k]);
+	evict_sink = sum;
+}
+
+/* What a call of `j` does before its timed part: empty the cache (cold
+ * rows), wait for a ping (dwait), or copy the file (pgap). */
+static void prepare(const job *j, uint8_t *buf)
+{
+	if (j->cold)
+		evict(j->index);
+	if (j->path == DIRECT_WAIT) {
+		porter_ping("x", 1, 0, 5000);
+	} else if (j->path == PING_GAP) {
+		char p[160];
+		path_of(j, p, sizeof(p));
+		direct_read(p, j->size, buf);
+	}
+}
+
 static int one(job *j, uint8_t *buf)
 {
 	char name[64], p[160];
 	name_of(j, name, sizeof(name));
-	snprintf(p, sizeof(p), "%s/%s", root, name);
+	path_of(j, p, sizeof(p));
+	if (j->path == PING_GAP)
+		return porter_ping("x", 1, 0, 5000) == 0 ? 0 : -1;
+	if (j->path == DIRECT_WAIT)
+		return direct_read(p, j->size, buf);
 	if (j->path == DIRECT)
 		return j->op == OP_READ ? direct_read(p, j->size, buf)
 					: direct_write(p, j->size, j->op == OP_ATOMIC);
@@ -197,11 +272,16 @@ static void *job_main(void *arg)
 	job *j = arg;
 	uint8_t *buf = j->op == OP_READ ? reuse_buf[j->index] : NULL;
 	for (int i = -1; i < j->iters; i++) { /* a warm-up call */
+		prepare(j, buf);
+		if (j->wave)
+			pthread_barrier_wait(j->wave);
 		double t0 = th_now_ns();
 		if (one(j, buf) != 0)
 			j->failures++;
 		if (i >= 0)
 			j->lat[i] = th_now_ns() - t0;
+		if (j->wave)
+			pthread_barrier_wait(j->wave);
 	}
 	porter_thread_disconnect();
 	return NULL;
@@ -219,11 +299,14 @@ typedef struct result {
 
 /* Runs `iters` calls on each of `threads` threads of `path` (one round)
  * and adds their times to `r`, round `round`'s MiB/s to r->round_mib. */
-static void measure(result *r, int round, enum path path, enum op op, size_t size, int threads,
-		    int iters)
+static void measure(result *r, int round, enum path path, enum op op, size_t size, int cold,
+		    int threads, int iters)
 {
 	setenv("PORTER_SOCKET", sock[path == BYTES ? 1 : path == POOL ? 2 : 0], 1);
 	job jobs[MAX_THREADS];
+	pthread_barrier_t wave;
+	if (cold)
+		pthread_barrier_init(&wave, NULL, (unsigned)threads);
 	size_t n = (size_t)threads * (size_t)iters;
 	double *lat = realloc(r->lat, (r->n + n) * sizeof(double));
 	if (!lat)
@@ -235,6 +318,8 @@ static void measure(result *r, int round, enum path path, enum op op, size_t siz
 				.op = op,
 				.size = size,
 				.index = t,
+				.cold = cold,
+				.wave = cold ? &wave : NULL,
 				.iters = iters,
 				.lat = lat + (size_t)t * (size_t)iters};
 		pthread_create(&jobs[t].th, NULL, job_main, &jobs[t]);
@@ -243,6 +328,8 @@ static void measure(result *r, int round, enum path path, enum op op, size_t siz
 		pthread_join(jobs[t].th, NULL);
 		r->failures += jobs[t].failures;
 	}
+	if (cold)
+		pthread_barrier_destroy(&wave);
 	/* Throughput from the calls' own times (warm-ups excluded): every
 	 * thread is busy for the whole run, so bytes over the mean call time,
 	 * times the threads. */
@@ -365,6 +452,80 @@ static int iters_of(enum path path, enum op op, size_t size, int threads)
 	return n < 1 ? 1 : n;
 }
 
+/*
+ * Runs one row group: `op` of `size` at `threads` threads (`cold`: the
+ * cache emptied before every call), its paths taking turns in every round
+ * (each round starts one further along), and prints its rows. A read's
+ * porter and bytes rows return a new buffer: their baseline is the direct
+ * read into a new one (dnew).
+ */
+static void run_case(enum op op, size_t size, int cold, int threads, double ping)
+{
+	int rd = op == OP_READ, big = size > 4096;
+	enum path paths[9];
+	int np = 0;
+	paths[np++] = DIRECT;
+	if (rd)
+		paths[np++] = DIRECT_NEW;
+	paths[np++] = BY_FD;
+	paths[np++] = BYTES;
+	if (rd) {
+		paths[np++] = INTO;
+		paths[np++] = big ? READER : POOL;
+	}
+	if (rd && big && !cold) {
+		paths[np++] = DIRECT_WAIT;
+		paths[np++] = PING_GAP;
+	}
+	result res[9];
+	memset(res, 0, sizeof(res));
+	for (int k = 0; k < rounds; k++)
+		for (int i = 0; i < np; i++) {
+			int at = (i + k) % np;
+			measure(&res[at], k, paths[at], op, size, cold, threads,
+				iters_of(paths[at], op, size, threads));
+		}
+	for (int i = 0; i < np; i++)
+		finish(&res[i], size, threads);
+	const char *label = !big ? "4KiB" : cold ? "16MiBc" : "16MiB";
+	const result *d = &res[0], *dn = rd ? &res[1] : d;
+	const result *p = &res[rd ? 2 : 1], *b = &res[rd ? 3 : 2];
+	const char *nb = rd ? "dnew" : "direct";
+	char note[160];
+	target(op, size, threads, p, dn, ping, note, sizeof(note));
+	row(label, threads, DIRECT, d, NULL, "", "");
+	if (rd)
+		row(label, threads, DIRECT_NEW, dn, d, "direct",
+		    "  (direct into a new buffer each call)");
+	row(label, threads, BY_FD, p, dn, nb, note);
+	if (rd)
+		row(label, threads, BY_FD, p, d, "direct", "  (porter against a reused buffer)");
+	row(label, threads, BYTES, b, dn, nb, "");
+	if (rd) {
+		const result *in = &res[4], *last = &res[5];
+		target(op, size, threads, in, d, ping, note, sizeof(note));
+		row(label, threads, INTO, in, d, "direct", note);
+		if (!big) {
+			row(label, threads, POOL, last, dn, nb, "  (no loop fast path)");
+		} else {
+			target(op, size, threads, last, d, ping, note, sizeof(note));
+			row(label, threads, READER, last, d, "direct", note);
+		}
+	}
+	if (np > 7) {
+		row(label, threads, DIRECT_WAIT, &res[6], d, "direct",
+		    "  (direct read after an untimed ping: the cache a wait costs)");
+		char gap[32], bb[32];
+		fmt_ns(res[7].p50, gap, sizeof(gap));
+		fmt_ns(ping, bb, sizeof(bb));
+		printf("%-6s %-7d %-7s %10s   (a ping right after an untimed 16 MiB copy; back to "
+		       "back %s)  load %.2f\n",
+		       label, threads, path_name[PING_GAP], gap, bb, loadavg());
+	}
+	for (int i = 0; i < np; i++)
+		free(res[i].lat);
+}
+
 static int start_daemon(th_daemon *d, const char *pass, const char *fast, char *sock_out)
 {
 	char roots[128];
@@ -394,9 +555,11 @@ int main(void)
 		rounds = atoi(env) > MAX_ROUNDS ? MAX_ROUNDS : atoi(env);
 	for (int t = 0; t < MAX_THREADS; t++) {
 		reuse_buf[t] = malloc(16u << 20);
-		if (!reuse_buf[t])
+		evict_buf[t] = malloc(EVICT_BYTES);
+		if (!reuse_buf[t] || !evict_buf[t])
 			return 1;
 		memset(reuse_buf[t], 1, 16u << 20);
+		memset(evict_buf[t], 2, EVICT_BYTES);
 	}
 	content = malloc(16u << 20);
 	for (size_t k = 0; k < (16u << 20); k++)
@@ -428,78 +591,27 @@ int main(void)
 	printf("%-6s %-7s %-7s %10s %10s %9s   %-6s %-6s %-6s\n", "size", "threads", "path", "p50",
 	       "p99", "MiB/s", "p50", "MiB/s", "vs");
 	static const int threads[] = {1, 4};
+	const char *part = getenv("PORTER_BENCH_PART");
 	for (int op = OP_READ; op <= OP_ATOMIC; op++) {
+		if (part && *part && strcmp(part, op_name[op]) != 0)
+			continue;
 		printf("-- %s\n", op_name[op]);
-		for (size_t s = 0; s < 2; s++) {
-			for (size_t t = 0; t < 2; t++) {
-				int rd = op == OP_READ;
-				/* The paths of this row, taking turns in every round
-				 * (each round starts one further along). A read's
-				 * porter and bytes rows return a new buffer: their
-				 * baseline is the direct read into a new one (dnew). */
-				enum path paths[7];
-				int np = 0;
-				paths[np++] = DIRECT;
-				if (rd)
-					paths[np++] = DIRECT_NEW;
-				paths[np++] = BY_FD;
-				paths[np++] = BYTES;
-				if (rd)
-					paths[np++] = INTO;
-				if (rd)
-					paths[np++] = s == 0 ? POOL : READER;
-				result res[7];
-				memset(res, 0, sizeof(res));
-				for (int k = 0; k < rounds; k++)
-					for (int i = 0; i < np; i++) {
-						int at = (i + k) % np;
-						measure(&res[at], k, paths[at], op, sizes[s],
-							threads[t],
-							iters_of(paths[at], op, sizes[s],
-								 threads[t]));
-					}
-				for (int i = 0; i < np; i++)
-					finish(&res[i], sizes[s], threads[t]);
-				const char *label = s == 0 ? "4KiB" : "16MiB";
-				const result *d = &res[0], *dn = rd ? &res[1] : d;
-				const result *p = &res[rd ? 2 : 1], *b = &res[rd ? 3 : 2];
-				const char *nb = rd ? "dnew" : "direct";
-				char note[128];
-				target(op, sizes[s], threads[t], p, dn, ping, note, sizeof(note));
-				row(label, threads[t], DIRECT, d, NULL, "", "");
-				if (rd)
-					row(label, threads[t], DIRECT_NEW, dn, d, "direct",
-					    "  (direct into a new buffer each call)");
-				row(label, threads[t], BY_FD, p, dn, nb, note);
-				if (rd)
-					row(label, threads[t], BY_FD, p, d, "direct",
-					    "  (porter against a reused buffer)");
-				row(label, threads[t], BYTES, b, dn, nb, "");
-				if (rd) {
-					const result *in = &res[4], *last = &res[5];
-					target(op, sizes[s], threads[t], in, d, ping, note,
-					       sizeof(note));
-					row(label, threads[t], INTO, in, d, "direct", note);
-					if (s == 0) {
-						row(label, threads[t], POOL, last, dn, nb,
-						    "  (no loop fast path)");
-					} else {
-						target(op, sizes[s], threads[t], last, d, ping,
-						       note, sizeof(note));
-						row(label, threads[t], READER, last, d, "direct",
-						    note);
-					}
-				}
-				for (int i = 0; i < np; i++)
-					free(res[i].lat);
+		for (size_t s = 0; s < 2; s++)
+			for (int cold = 0; cold <= (op == OP_READ && s == 1); cold++) {
+				if (cold)
+					printf("-- read, cold: 64 MiB of other memory read before "
+					       "every call of every path (untimed)\n");
+				for (size_t t = 0; t < 2; t++)
+					run_case((enum op)op, sizes[s], cold, threads[t], ping);
 			}
-		}
 	}
 	fmt_ns(ping_p50(2000), pb, sizeof(pb));
 	printf("ping round trip p50 at the end %s (load %.2f)\n", pb, loadavg());
 	free(content);
-	for (int t = 0; t < MAX_THREADS; t++)
+	for (int t = 0; t < MAX_THREADS; t++) {
 		free(reuse_buf[t]);
+		free(evict_buf[t]);
+	}
 	th_daemon_stop(&dfd);
 	th_daemon_cleanup(&dfd);
 	th_daemon_stop(&dbytes);
