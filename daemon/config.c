@@ -102,7 +102,7 @@ static const config_key keys[] = {
 	{"metrics-uid-usage", 0, KT_BOOL, OFF(metrics_uid_usage), 0, 0, "false", "BOOL",
 	 "add what each uid holds (porter_uid_usage{uid,resource}) to the metrics; whoever reads them (the file: porterd's group, which holds its clients under the system unit; the endpoint: every local user) then sees every uid's activity, which porterctl stats never shows a foreign client"},
 	{"file-roots", 0, KT_LIST, OFF(file_roots), 0, 0, NULL, "LIST",
-	 "file roots as NAME=PATH[:uids=U1 U2...][:gids=G1 G2...],... ; a PATH ending in /%u gives each uid a private directory there; a root without uids=/gids= serves porterd's own uid only, unless per-user (default: one root named 'files' at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files, created 0700); clients name a root and a path inside it"},
+	 "file roots as NAME=PATH[:uids=U1 U2...][:gids=G1 G2...][:mounts],... ; a PATH ending in /%u gives each uid a private directory there; a root without uids=/gids= serves porterd's own uid only, unless per-user; paths never cross a mount point inside a root, nor is a root on FUSE served, unless it has :mounts (default: one root named 'files' at $XDG_DATA_HOME/porter/files, else ~/.local/share/porter/files, created 0700); clients name a root and a path inside it"},
 	{"file-chunk-size", 0, KT_U32, OFF(file_chunk), 4096, 8u << 20, "1048576", "BYTES",
 	 "largest file chunk carried by one reply or request; bigger reads and writes stream"},
 	{"file-resolve", 0, KT_STR, OFF(file_resolve), 0, 0, "auto", "MODE",

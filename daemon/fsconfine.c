@@ -6,6 +6,7 @@
 #include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,12 +22,55 @@
 
 static atomic_int walk; /* resolve by walking (no openat2) */
 
+/* The mount id of descriptor `fd`, from /proc/self/fdinfo, which asks
+ * nothing of the file's file system (fstat and statx would: a FUSE
+ * daemon's answer), or -1. */
+long fsconfine_mount_id(int fd)
+{
+	char p[48], buf[512];
+	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
+	int f = open(p, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -1;
+	ssize_t n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *m = strstr(buf, "\nmnt_id:");
+	return m ? strtol(m + 8, NULL, 10) : -1;
+}
+
+/* Whether `fd` is on the mount of the directory `dirfd`: 1 or 0. Without
+ * /proc, by device numbers (fstat: the file system is asked). */
+static int same_mount(int dirfd, int fd)
+{
+	long a = fsconfine_mount_id(dirfd), b = fsconfine_mount_id(fd);
+	if (a >= 0 && b >= 0)
+		return a == b;
+	struct stat x, y;
+	return fstat(dirfd, &x) == 0 && fstat(fd, &y) == 0 && x.st_dev == y.st_dev;
+}
+
+/* For the walk: -FSCONFINE_EMOUNT (and `fd` closed) when `fd` is not on
+ * the mount of `dirfd` and `opts` does not allow crossing, else 0. */
+static int walk_check_mount(int dirfd, int fd, unsigned opts)
+{
+	if ((opts & FSCONFINE_CROSS_MOUNTS) || same_mount(dirfd, fd))
+		return 0;
+	close(fd);
+	return -FSCONFINE_EMOUNT;
+}
+
 /*
  * Fallback resolution: walks `path` below `rootfd` one component at a
- * time, refusing "..", absolute paths and every symlink. Returns an fd or
- * -errno (private to this file; fsconfine_open turns it around).
+ * time, refusing "..", absolute paths and every symlink, and (unless
+ * `opts` allows it) every mount point: each component is opened O_PATH,
+ * which asks nothing of a file system mounted there, and compared with
+ * its directory's mount before anything is looked up in it. Returns an fd
+ * or -errno (private to this file; fsconfine_open turns it around).
  */
-static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
+static int walk_open(int rootfd, const char *path, int flags, mode_t mode, unsigned opts)
 {
 	if (path[0] == '/')
 		return -EXDEV;
@@ -56,26 +100,38 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
 		if (nfd < 0) {
 			struct stat sb;
 			rc = -errno;
-			if (rc == -ENOTDIR && fstatat(cur, comp, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			if (rc == -ENOTDIR && fsconfine_lstat(cur, comp, opts, &sb) == 0 &&
 			    S_ISLNK(sb.st_mode))
 				rc = -ELOOP;
 			break;
 		}
+		if ((rc = walk_check_mount(cur, nfd, opts)) != 0)
+			break;
 		close(cur);
 		cur = nfd;
 		comp = next;
 	}
 	int fd = -1;
+	if (rc == 0 && last && !(opts & FSCONFINE_CROSS_MOUNTS)) {
+		/* The last name's mount before it is opened as asked (an
+		 * open of a file on FUSE waits on its daemon). */
+		int pf = openat(cur, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pf >= 0 && (rc = walk_check_mount(cur, pf, opts)) == 0)
+			close(pf);
+	}
 	if (rc == 0) {
 		fd = openat(cur, last ? last : ".", flags | O_NOFOLLOW | O_CLOEXEC, mode);
 		struct stat lsb;
 		if (fd < 0) {
 			rc = -errno;
 			/* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR. */
-			if (rc == -ENOTDIR && last &&
-			    fstatat(cur, last, &lsb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			if (rc == -ENOTDIR && last && fsconfine_lstat(cur, last, opts, &lsb) == 0 &&
 			    S_ISLNK(lsb.st_mode))
 				rc = -ELOOP;
+		} else if ((rc = walk_check_mount(cur, fd, opts)) != 0) {
+			/* A mount placed there since the check above: refused,
+			 * although its file system was asked for this open. */
+			fd = -1;
 		} else if (flags & O_PATH) {
 			/* O_PATH | O_NOFOLLOW opens the link itself. */
 			struct stat sb;
@@ -116,33 +172,91 @@ int fsconfine_escapes(const char *path)
 	return 0;
 }
 
-int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, int *fd)
+/*
+ * openat2 says EXDEV both for a path that leaves its root and for one that
+ * crosses a mount point under RESOLVE_NO_XDEV. Resolved again scoped to
+ * the root (RESOLVE_IN_ROOT: "..", absolute symlinks and links that point
+ * out stay inside, so nothing leaves), still refusing mounts, and O_PATH
+ * (nothing is opened for I/O nor created): EXDEV again means that a mount
+ * point is on the way. Only after a refusal, so it costs nothing else.
+ */
+static int exdev_reason(int dirfd, const char *path)
+{
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_CLOEXEC;
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	long r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (r >= 0) {
+		close((int)r);
+		return EXDEV;
+	}
+	return errno == EXDEV ? FSCONFINE_EMOUNT : EXDEV;
+}
+
+int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, unsigned opts, int *fd)
 {
 	if (!path[0])
 		path = ".";
 	if (fsconfine_escapes(path))
 		return EXDEV;
+	int cross = (opts & FSCONFINE_CROSS_MOUNTS) != 0;
 	if (!atomic_load(&walk)) {
 		struct open_how how;
 		memset(&how, 0, sizeof(how));
 		how.flags = (uint64_t)(flags | O_CLOEXEC);
 		how.mode = (flags & O_CREAT) ? mode : 0;
-		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+		how.resolve =
+			RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (cross ? 0 : RESOLVE_NO_XDEV);
 		long r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 		if (r >= 0) {
 			*fd = (int)r;
 			return 0;
 		}
+		if (errno == EXDEV && !cross)
+			return exdev_reason(dirfd, path);
 		if (errno != ENOSYS)
 			return errno;
 		atomic_store(&walk, 1);
 		log_warn("openat2 is not available: resolving paths by walking them");
 	}
-	int r = walk_open(dirfd, path, flags, mode);
+	int r = walk_open(dirfd, path, flags, mode, opts);
 	if (r < 0)
 		return -r;
 	*fd = r;
 	return 0;
+}
+
+int fsconfine_lstat(int dirfd, const char *name, unsigned opts, struct stat *sb)
+{
+	if (!name[0] || strchr(name, '/') || !strcmp(name, ".."))
+		return EINVAL;
+	if (opts & FSCONFINE_CROSS_MOUNTS)
+		return fstatat(dirfd, name, sb, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+	/* O_PATH | O_NOFOLLOW opens a symlink itself and asks nothing of a
+	 * file system mounted at the name; its fstat is then the lstat. */
+	int fd;
+	if (!atomic_load(&walk)) {
+		struct open_how how;
+		memset(&how, 0, sizeof(how));
+		how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+		long r = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+		/* One name, not "..": EXDEV can only be a mount point. */
+		if (r < 0)
+			return errno == EXDEV ? FSCONFINE_EMOUNT : errno;
+		fd = (int)r;
+	} else {
+		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno;
+		int e = walk_check_mount(dirfd, fd, opts);
+		if (e)
+			return -e;
+	}
+	int e = fstat(fd, sb) < 0 ? errno : 0;
+	close(fd);
+	return e;
 }
 
 int fsconfine_split(const char *path, char **dir, const char **base)
@@ -188,6 +302,7 @@ int fsconfine_code(int e)
 		return PORTER_E_FILE_NOSPACE;
 	case EXDEV:
 	case ELOOP:
+	case FSCONFINE_EMOUNT:
 		return PORTER_E_FILE_ESCAPE;
 	case ENOTDIR:
 		return PORTER_E_FILE_NOTDIR;
@@ -228,6 +343,9 @@ const char *fsconfine_reason(int e, int creating)
 		return "the path leaves the root";
 	case ELOOP:
 		return "the path leaves the root or crosses a symlink that may not be followed";
+	case FSCONFINE_EMOUNT:
+		return "it is on another file system (a mount point inside the root), which porterd "
+		       "does not enter unless the root has the file-roots option 'mounts'";
 	case ENOTDIR:
 		return "a component of the path is not a directory";
 	case ENAMETOOLONG:

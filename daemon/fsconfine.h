@@ -10,6 +10,18 @@
  * is walked one component at a time with O_NOFOLLOW; then every ".." and
  * every symlink is refused, even one that stays inside the root.
  *
+ * Mount points: a path never crosses into another file system mounted
+ * inside its root (RESOLVE_NO_XDEV; when walking, each component's mount
+ * is compared with its directory's) unless the caller passes
+ * FSCONFINE_CROSS_MOUNTS (the root's `mounts` option). A user who can
+ * change a directory inside a root outside porterd (a root granted at
+ * /home/alice/docs) could otherwise mount a FUSE file system there, and
+ * every open, stat and close porterd made below it would wait on her FUSE
+ * daemon, holding a pool thread (or the worker loop, in fsfast) shared by
+ * every client. Refusing happens on the mount's near side: nothing is
+ * asked of the mounted file system. A refused crossing is
+ * FSCONFINE_EMOUNT, an escape (PORTER_E_FILE_ESCAPE) in its own words.
+ *
  * Convention: functions here return 0 or a positive errno value, never a
  * PORTER_E_* code (negative errno values would collide with them: -ENOENT
  * is PORTER_E_NOMEM). fsconfine_code is the only translation.
@@ -21,7 +33,18 @@
 #ifndef PORTER_FSCONFINE_H
 #define PORTER_FSCONFINE_H
 
+#include <errno.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+
+/* Options of fsconfine_open and fsconfine_lstat. */
+#define FSCONFINE_CROSS_MOUNTS 1u /* may cross mount points below the directory */
+
+/* The errno value of a path refused because it crosses a mount point
+ * (never returned with FSCONFINE_CROSS_MOUNTS). EREMOTE, "object is
+ * remote": no call here returns it otherwise (a network file system might,
+ * for what is then indeed another file system). */
+#define FSCONFINE_EMOUNT EREMOTE
 
 /*
  * Picks the resolution method from the file-resolve setting (`mode`:
@@ -36,11 +59,27 @@ int fsconfine_walking(void);
 /*
  * Opens `path` (not NULL; "" means the directory itself) below the
  * directory `dirfd`, with open(2) `flags` (O_CLOEXEC is added) and `mode`
- * for O_CREAT, never leaving `dirfd`. Stores the new descriptor in `*fd`
- * and returns 0, or returns a positive errno value (EXDEV or ELOOP for an
- * escape). May block on the disk: thread pool.
+ * for O_CREAT, never leaving `dirfd` and, unless `opts` has
+ * FSCONFINE_CROSS_MOUNTS, never crossing a mount point below it. Stores
+ * the new descriptor in `*fd` and returns 0, or returns a positive errno
+ * value (EXDEV or ELOOP for an escape, FSCONFINE_EMOUNT for a mount
+ * point). May block on the disk: thread pool.
  */
-int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, int *fd);
+int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, unsigned opts, int *fd);
+
+/*
+ * lstat(2) of the entry `name` (one component: no '/', not "" nor "..")
+ * of the directory `dirfd`, into `*sb`: a symlink is reported itself. A
+ * mount point gives FSCONFINE_EMOUNT unless `opts` has
+ * FSCONFINE_CROSS_MOUNTS (fstatat would ask the mounted file system: its
+ * root's attributes). Returns 0 or a positive errno value. Thread pool.
+ */
+int fsconfine_lstat(int dirfd, const char *name, unsigned opts, struct stat *sb);
+
+/* The mount id of descriptor `fd` (as /proc/self/mountinfo numbers
+ * mounts), read from /proc/self/fdinfo, which asks nothing of the file's
+ * file system; -1 without /proc. Any thread. */
+long fsconfine_mount_id(int fd);
 
 /*
  * Whether `path` leaves its root on its face: absolute, or more ".." than

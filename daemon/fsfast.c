@@ -32,10 +32,18 @@ void fsfast_init(int on)
 	atomic_store(&enabled, on != 0);
 }
 
+/* What the job's root adds to a resolution: RESOLVE_NO_XDEV unless it may
+ * span mount points (fsconfine.h): a file on a FUSE mount inside a root
+ * would make this loop wait on its daemon at the open, fstat or close. */
+static uint64_t no_xdev(const fs_job *j)
+{
+	return j->root->cross_mounts ? 0 : RESOLVE_NO_XDEV;
+}
+
 /* openat2 with RESOLVE_CACHED below `dir` (the job's root, or its uid's
  * directory in a per-user root): a descriptor, or -1 (EAGAIN and every
- * failure alike: the pool decides). */
-static int open_cached(int dir, const char *path, int flags)
+ * failure alike: the pool decides, and words a refused mount point). */
+static int open_cached(const fs_job *j, int dir, const char *path, int flags)
 {
 	if (!path[0])
 		path = ".";
@@ -44,7 +52,7 @@ static int open_cached(int dir, const char *path, int flags)
 	struct open_how how;
 	memset(&how, 0, sizeof(how));
 	how.flags = (uint64_t)(flags | O_CLOEXEC);
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED | no_xdev(j);
 	long fd = syscall(SYS_openat2, dir, path, &how, sizeof(how));
 	if (fd < 0 && (errno == EINVAL || errno == ENOSYS) && atomic_exchange(&enabled, 0))
 		log_info("openat2 has no RESOLVE_CACHED here: small file requests use the pool");
@@ -70,7 +78,7 @@ static int get_dir(const fs_job *j)
 	struct open_how how;
 	memset(&how, 0, sizeof(how));
 	how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_CACHED;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_CACHED | no_xdev(j);
 	long d = syscall(SYS_openat2, j->root->fd, name, &how, sizeof(how));
 	if (d < 0)
 		return -1;
@@ -94,7 +102,7 @@ static int open_in_dir(const fs_job *j, const char *path, int flags)
 	int dir = get_dir(j);
 	if (dir < 0)
 		return -1;
-	int fd = open_cached(dir, path, flags);
+	int fd = open_cached(j, dir, path, flags);
 	put_dir(j, dir);
 	return fd;
 }

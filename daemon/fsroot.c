@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dirs.h"
+#include "fsconfine.h"
 #include "log.h"
 #include "porter_errors.h"
 
@@ -61,6 +62,8 @@ const fsroot *fsroot_find(const char *name, const clients_peer *peer)
 
 int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 {
+	if (rt->fd < 0)
+		return FSCONFINE_EMOUNT; /* refused at start (check_root_fs) */
 	if (!rt->per_user) {
 		*fd = rt->fd;
 		return 0;
@@ -69,18 +72,22 @@ int fsroot_dir(const fsroot *rt, uid_t uid, int *fd)
 	snprintf(name, sizeof(name), "%u", (unsigned)uid);
 	/* O_NOFOLLOW | O_DIRECTORY: a symlink or a file planted under the
 	 * user's name fails here instead of being followed. */
-	const int of = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	int d = openat(rt->fd, name, of);
-	if (d < 0 && errno == ENOENT) {
+	const int of = O_PATH | O_DIRECTORY | O_NOFOLLOW;
+	/* Confined like any path of the root: a mount point at the uid's
+	 * name is not entered unless the root allows it. */
+	const unsigned opts = rt->cross_mounts ? FSCONFINE_CROSS_MOUNTS : 0;
+	int d = -1;
+	int e = fsconfine_open(rt->fd, name, of, 0, opts, &d);
+	if (e == ENOENT) {
 		if (mkdirat(rt->fd, name, USER_DIR_MODE) < 0 && errno != EEXIST)
 			return errno;
-		d = openat(rt->fd, name, of);
+		e = fsconfine_open(rt->fd, name, of, 0, opts, &d);
 	}
-	if (d < 0)
-		return errno == ENOTDIR ? ELOOP : errno;
+	if (e)
+		return e == ENOTDIR ? ELOOP : e;
 	struct stat sb;
 	if (fstat(d, &sb) < 0) {
-		int e = errno;
+		e = errno;
 		close(d);
 		return e;
 	}
@@ -257,6 +264,56 @@ static int check_users_dir(const fsroot *rt, const char *dir)
 	return PORTER_E_INVAL;
 }
 
+/* Whether the file system type `type` (mountinfo's) is FUSE's. */
+static int is_fuse(const char *type)
+{
+	return !strcmp(type, "fuse") || !strcmp(type, "fuseblk") || !strncmp(type, "fuse.", 5);
+}
+
+/*
+ * A root on FUSE is answered by a FUSE daemon, and any user may mount one
+ * (fusermount is setuid) over a directory she owns: a root granted at
+ * /home/alice/docs that alice covered before porterd started (roots are
+ * opened by path at start only; a mount made later is not seen through
+ * the open root) would make every file request of porterd, on its shared
+ * pool threads or its worker loops, wait on her daemon. So, unless the
+ * root has the option `mounts`, the mount its directory is on is looked up
+ * in /proc/self/mountinfo (nothing is asked of the file system itself)
+ * and, when it is FUSE, the root is closed: its requests are refused
+ * (fsroot_dir), the rest of porterd starts (a user's mount must not keep
+ * porterd from serving everyone else). Without /proc nothing is known.
+ */
+static void check_root_fs(fsroot *rt, const char *dir)
+{
+	long id = rt->cross_mounts ? -1 : fsconfine_mount_id(rt->fd);
+	FILE *f = id < 0 ? NULL : fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		long mid = -1;
+		char point[1024] = "", type[64] = "";
+		const char *sep = strstr(line, " - ");
+		if (sscanf(line, "%ld %*d %*s %*s %1023s", &mid, point) != 2 || mid != id || !sep ||
+		    sscanf(sep + 3, "%63s", type) != 1)
+			continue;
+		if (is_fuse(type)) {
+			log_error(
+				"file root '%s': %s is on a FUSE file system (%s, mounted at %s), "
+				"which its user's daemon answers: the root is refused (its requests "
+				"fail with PORTER_E_FILE_ESCAPE); add the option 'mounts' to the "
+				"root if that file system is trusted",
+				rt->name, dir, type, point);
+			close(rt->fd);
+			rt->fd = -1;
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+}
+
 /* Opens the root's directory (a per-user root's parent, created 0700 when
  * missing, as the default root is). */
 static int open_root(fsroot *rt)
@@ -291,7 +348,8 @@ static int open_root(fsroot *rt)
 		log_error("file root '%s': cannot open %s: %s", rt->name, dir, strerror(errno));
 		return PORTER_E_INVAL;
 	}
-	return rt->per_user ? check_users_dir(rt, dir) : 0;
+	check_root_fs(rt, dir);
+	return rt->per_user && rt->fd >= 0 ? check_users_dir(rt, dir) : 0;
 }
 
 /* Parses one NAME=PATH[:OPTION...] item into `rt`. */
@@ -310,7 +368,8 @@ static int parse_root(fsroot *rt, const char *item)
 	while (plen && isspace((unsigned char)path[plen - 1]))
 		plen--;
 	if (!eq || nlen == 0 || plen == 0) {
-		log_error("file-roots: expected NAME=PATH[:uids=...][:gids=...], got '%s'", item);
+		log_error("file-roots: expected NAME=PATH[:uids=...][:gids=...][:mounts], got '%s'",
+			  item);
 		return PORTER_E_INVAL;
 	}
 	rt->name = strndup(item, nlen);
@@ -337,9 +396,11 @@ static int parse_root(fsroot *rt, const char *item)
 			rc = parse_owner_list(rt, item, v, 0);
 		} else if (v && !strcmp(k, "gids")) {
 			rc = parse_owner_list(rt, item, v, 1);
+		} else if (!v && !strcmp(k, "mounts")) {
+			rt->cross_mounts = 1;
 		} else {
-			log_error("file-roots: '%s': unknown option '%s' (expected uids= or gids=; "
-				  "paths may not contain ':')",
+			log_error("file-roots: '%s': unknown option '%s' (expected uids=, gids= or "
+				  "mounts; paths may not contain ':')",
 				  item, k);
 			rc = PORTER_E_INVAL;
 		}
@@ -358,8 +419,9 @@ static void log_root(const fsroot *rt)
 	for (size_t i = 0; i < rt->n_gids && off < sizeof(who); i++)
 		off += (size_t)snprintf(who + off, sizeof(who) - off, " gid %u",
 					(unsigned)rt->gids[i]);
-	log_info("file root '%s' is %s%s; %s%s", rt->name, rt->path,
+	log_info("file root '%s' is %s%s%s; %s%s", rt->name, rt->path,
 		 rt->per_user ? " (a private directory per uid)" : "",
+		 rt->cross_mounts ? " (spanning mount points: mounts)" : "",
 		 rt->has_owners ? "granted to porterd's uid and"
 		 : rt->per_user ? "granted to every client"
 				: "granted to porterd's uid only",

@@ -9,6 +9,15 @@
  *   gids=LIST  the groups (numbers or names) granted it: a client whose
  *              primary or supplementary groups, as the kernel reported
  *              them at connect (SO_PEERCRED, SO_PEERGROUPS), include one;
+ *   mounts     paths may cross mount points inside the root, and the
+ *              root may be on a FUSE file system. Without it a path
+ *              that crosses a mount point below the root's directory is
+ *              refused (PORTER_E_FILE_ESCAPE; fsconfine.h says why: a
+ *              user who can mount FUSE inside a root would make
+ *              porterd's threads wait on her daemon), and porterd does
+ *              not start with a root whose directory is on FUSE (any
+ *              user may mount one with fusermount over a directory she
+ *              owns, and porterd opens the root through it at start);
  * and LIST is separated by spaces ("uids=1001 1002"). A PATH whose last
  * component is "%u" is a per-user root: each uid gets a private directory
  * there, named by its number, created mode 0700 on first use; its parent
@@ -43,8 +52,10 @@ typedef struct fsroot {
 	int fd;     /* O_PATH | O_DIRECTORY: the root, or for a per-user root
 		     * the directory that holds the users' directories */
 	int per_user;
-	int has_owners; /* uids= or gids= was given */
-	uid_t *uids;    /* granted uids, `n_uids` of them */
+	int has_owners;   /* uids= or gids= was given */
+	int cross_mounts; /* option `mounts`: paths may cross mount points
+			   * inside it, and it may be on FUSE (fsconfine.h) */
+	uid_t *uids;      /* granted uids, `n_uids` of them */
 	size_t n_uids;
 	gid_t *gids; /* granted groups */
 	size_t n_gids;

@@ -138,6 +138,13 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* How the job's paths resolve (fsconfine.h): crossing mount points inside
+ * the root only when the root allows it. */
+static unsigned confine_opts(const fs_job *j)
+{
+	return j->root && j->root->cross_mounts ? FSCONFINE_CROSS_MOUNTS : 0;
+}
+
 /* Opens the directory that holds `path`'s last component, confined to the
  * job's root: the new descriptor in `*dfd` and the name in `*base`
  * (pointing into `path`). Returns 0 or the failure code. */
@@ -148,7 +155,7 @@ static int open_parent(fs_job *j, const char *path, int flags, const char *op, i
 	int e = fsconfine_split(path, &dir, base);
 	if (e)
 		return fail_at(j, e, op, path, 0);
-	e = fsconfine_open(j->rootfd, dir, flags | O_DIRECTORY, 0, dfd);
+	e = fsconfine_open(j->rootfd, dir, flags | O_DIRECTORY, 0, confine_opts(j), dfd);
 	free(dir);
 	return e ? fail_at(j, e, op, path, 1) : 0;
 }
@@ -202,7 +209,7 @@ static void do_read(fs_job *j)
 	 * for a writer (it is refused below); no effect on regular files. */
 	int fd = -1;
 	const int of = O_RDONLY | O_NONBLOCK;
-	int e = fsconfine_open(j->rootfd, m->path, of, 0, &fd);
+	int e = fsconfine_open(j->rootfd, m->path, of, 0, confine_opts(j), &fd);
 	if (e) {
 		fail_errno(j, e, "open");
 		return;
@@ -358,7 +365,8 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 			of |= O_APPEND;
 		/* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead
 		 * of parking a pool thread; no effect on regular files. */
-		int e = fsconfine_open(j->rootfd, path, of | O_NONBLOCK, mode, &s->fd);
+		int e = fsconfine_open(j->rootfd, path, of | O_NONBLOCK, mode, confine_opts(j),
+				       &s->fd);
 		if (e)
 			return fail_at(j, e, "open", path, creating);
 		struct stat sb;
@@ -378,7 +386,10 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 	/* Refuse a directory or an existing file (exclusive) early; the final
 	 * link or rename checks again. */
 	struct stat sb;
-	if (fstatat(s->dirfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+	int le = fsconfine_lstat(s->dirfd, base, confine_opts(j), &sb);
+	if (le == FSCONFINE_EMOUNT) /* the rename could not replace it anyway */
+		return fail_at(j, le, "write", path, 0);
+	if (le == 0) {
 		if (S_ISDIR(sb.st_mode))
 			return fail_at(j, EISDIR, "write", path, 0);
 		if (f & F_EXCLUSIVE)
@@ -540,7 +551,7 @@ static void do_watch_open(fs_job *j)
 {
 	const char *path = j->r->msg->file_watch_open->path;
 	int fd = -1;
-	int e = fsconfine_open(j->rootfd, path, O_PATH, 0, &fd);
+	int e = fsconfine_open(j->rootfd, path, O_PATH, 0, confine_opts(j), &fd);
 	if (e || fstat(fd, &j->sb) < 0) {
 		fail_errno(j, e ? e : errno, "watch");
 		goto out;
@@ -581,19 +592,20 @@ static void do_stat(fs_job *j)
 		 * usual below. */
 		char *dir = NULL;
 		if (fsconfine_split(m->path, &dir, &base) == 0) {
-			e = fsconfine_open(j->rootfd, dir, O_PATH | O_DIRECTORY, 0, &fd);
+			e = fsconfine_open(j->rootfd, dir, O_PATH | O_DIRECTORY, 0, confine_opts(j),
+					   &fd);
 			free(dir);
 			if (e) {
 				fail_at(j, e, "stat", NULL, 1);
 				return;
 			}
-			if (fstatat(fd, base, &j->sb, AT_SYMLINK_NOFOLLOW) < 0)
-				fail_errno(j, errno, "stat");
+			if ((e = fsconfine_lstat(fd, base, confine_opts(j), &j->sb)) != 0)
+				fail_errno(j, e, "stat");
 			close(fd);
 			return;
 		}
 	}
-	e = fsconfine_open(j->rootfd, m->path, O_PATH, 0, &fd);
+	e = fsconfine_open(j->rootfd, m->path, O_PATH, 0, confine_opts(j), &fd);
 	if (e) {
 		fail_errno(j, e, "stat");
 		return;
@@ -611,7 +623,7 @@ static int entry_cmp(const void *a, const void *b)
 static void do_list(fs_job *j)
 {
 	int fd = -1;
-	int e = fsconfine_open(j->rootfd, j->path, O_RDONLY | O_DIRECTORY, 0, &fd);
+	int e = fsconfine_open(j->rootfd, j->path, O_RDONLY | O_DIRECTORY, 0, confine_opts(j), &fd);
 	if (e) {
 		fail_errno(j, e, "list");
 		return;
@@ -629,7 +641,12 @@ static void do_list(fs_job *j)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		struct stat sb;
-		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		int le = fsconfine_lstat(dirfd(d), de->d_name, confine_opts(j), &sb);
+		if (le == FSCONFINE_EMOUNT)
+			/* A mount point porterd does not enter: listed as
+			 * "other", with no size or time of its own. */
+			memset(&sb, 0, sizeof(sb));
+		else if (le)
 			continue; /* removed meanwhile */
 		if (j->n_entries == cap) {
 			size_t ncap = cap ? cap * 2 : 32;
@@ -672,7 +689,7 @@ static void mkdir_parents(fs_job *j, mode_t mode)
 		return;
 	}
 	int cur = -1;
-	int e = fsconfine_open(j->rootfd, "", O_PATH | O_DIRECTORY, 0, &cur);
+	int e = fsconfine_open(j->rootfd, "", O_PATH | O_DIRECTORY, 0, confine_opts(j), &cur);
 	char *save = NULL;
 	for (char *c = strtok_r(copy, "/", &save); !e && c; c = strtok_r(NULL, "/", &save)) {
 		if (!strcmp(c, "."))
@@ -684,7 +701,7 @@ static void mkdir_parents(fs_job *j, mode_t mode)
 			e = errno;
 		int next = -1;
 		if (!e)
-			e = fsconfine_open(cur, c, O_PATH | O_DIRECTORY, 0, &next);
+			e = fsconfine_open(cur, c, O_PATH | O_DIRECTORY, 0, confine_opts(j), &next);
 		close(cur);
 		cur = next;
 	}
@@ -790,7 +807,7 @@ static void do_copy(fs_job *j)
 	Porter__V1__FileCopy *m = j->r->msg->file_copy;
 	int in = -1;
 	fs_stream *s = NULL;
-	int e = fsconfine_open(j->rootfd, m->from, O_RDONLY | O_NONBLOCK, 0, &in);
+	int e = fsconfine_open(j->rootfd, m->from, O_RDONLY | O_NONBLOCK, 0, confine_opts(j), &in);
 	if (e) {
 		fail_at(j, e, "copy", m->from, 0);
 		return;

@@ -784,9 +784,12 @@ PORTER_API int porter_batch_result_http(const porter_batch_result *r, size_t i,
  * file-max-mode / file-max-dir-mode (never setuid, setgid or sticky).
  * A path that would leave the root - "..", an absolute path, a symlink
  * pointing out, a magic link such as /proc/self/root - fails with
- * PORTER_E_FILE_ESCAPE. Failures of the underlying system call map to
- * PORTER_E_FILE_* codes (not found, permission, is a directory, exists, no
- * space, not a directory) with the errno in the message.
+ * PORTER_E_FILE_ESCAPE, and so does one that crosses a mount point inside
+ * the root (another file system mounted below it; the message says "a
+ * mount point inside the root") unless the daemon's root has the option
+ * `mounts` (see the README, "Mount points inside a root"). Failures of the underlying system call
+ * map to PORTER_E_FILE_* codes (not found, permission, is a directory, exists, no space, not a
+ * directory) with the errno in the message.
  *
  * Content is binary (NUL bytes are fine). Large files stream: a reader
  * pulls one chunk per call, a writer sends one chunk per call, so neither

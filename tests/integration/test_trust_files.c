@@ -34,28 +34,9 @@ static th_daemon d;
 static char top[64];   /* the roots' parent, owned by porterd's uid */
 static char users[96]; /* the per-user root's directory */
 
-/* Fails the child (return 1) when `call` does not give `want`. */
-#define EXPECT(call, want)                                                                         \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		if (rc_ != (want)) {                                                               \
-			fprintf(stderr, "uid %u, line %d: %s gave %s (%s), want %s\n",             \
-				(unsigned)getuid(), __LINE__, #call, porter_error_name(rc_),       \
-				porter_last_error_message(), porter_error_name(want));             \
-			return 1;                                                                  \
-		}                                                                                  \
-	} while (0)
-
-/* 0 when `path` in `root` holds exactly `want`. */
-static int has_content(const char *root, const char *path, const char *want)
-{
-	porter_bytes *b = NULL;
-	int rc = porter_file_read(root, path, 0, 0, 0, T, &b);
-	if (rc == 0 && (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0))
-		rc = PORTER_E_INTERNAL;
-	porter_bytes_free(b);
-	return rc;
-}
+/* In a th_as child (tenant.h). */
+#define EXPECT(call, want) TH_EXPECT(call, want)
+#define has_content(root, path, want) th_has_content(root, path, want, T)
 
 static void make_owned_dir(const char *path, uid_t uid, mode_t mode)
 {

@@ -220,6 +220,16 @@ int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int th_has_content(const char *root, const char *path, const char *want, int timeout_ms)
+{
+	porter_bytes *b = NULL;
+	int rc = porter_file_read(root, path, 0, 0, 0, timeout_ms, &b);
+	if (rc == 0 && (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0))
+		rc = PORTER_E_INTERNAL;
+	porter_bytes_free(b);
+	return rc;
+}
+
 int th_own_usage(porter_uid_usage *out)
 {
 	porter_stats_snapshot *st = NULL;

@@ -90,6 +90,24 @@ int th_as(uid_t uid, gid_t gid, int timeout_ms, int (*fn)(void *arg), void *arg)
  * (MAP_SHARED). Lives until the process exits; NULL when out of memory. */
 void *th_shared_alloc(size_t n);
 
+/* In a function run by th_as: makes it return 1 (after printing the
+ * call, what it gave and what was wanted, with the uid and line) when
+ * `call` does not give the porter code `want`. */
+#define TH_EXPECT(call, want)                                                                      \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != (want)) {                                                               \
+			fprintf(stderr, "uid %u, line %d: %s gave %s (%s), want %s\n",             \
+				(unsigned)getuid(), __LINE__, #call, porter_error_name(rc_),       \
+				porter_last_error_message(), porter_error_name(want));             \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/* 0 when `path` in `root` (porter_file_read's arguments) holds exactly the
+ * text `want`; the read's code, or PORTER_E_INTERNAL for other bytes. */
+int th_has_content(const char *root, const char *path, const char *want, int timeout_ms);
+
 struct porter_uid_usage;
 
 /* What porterd's stats say the calling process's uid holds, into `*out`.

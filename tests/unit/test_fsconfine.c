@@ -60,7 +60,7 @@ static void teardown(void)
 static int try_open(const char *path)
 {
 	int fd = -1;
-	int e = fsconfine_open(rootfd, path, O_RDONLY, 0, &fd);
+	int e = fsconfine_open(rootfd, path, O_RDONLY, 0, 0, &fd);
 	if (e == 0) {
 		ck_assert_int_ge(fd, 0);
 		close(fd);
@@ -118,11 +118,11 @@ START_TEST(create_confined)
 {
 	ck_assert_int_eq(fsconfine_init("auto"), 0);
 	int fd = -1;
-	ck_assert_int_eq(fsconfine_open(rootfd, "dir/new", O_WRONLY | O_CREAT, 0600, &fd), 0);
+	ck_assert_int_eq(fsconfine_open(rootfd, "dir/new", O_WRONLY | O_CREAT, 0600, 0, &fd), 0);
 	close(fd);
 	/* O_CREAT through a link out never creates outside. */
 	ck_assert_int_eq(fsconfine_code(fsconfine_open(rootfd, "out/porter-test-x",
-						       O_WRONLY | O_CREAT, 0600, &fd)),
+						       O_WRONLY | O_CREAT, 0600, 0, &fd)),
 			 PORTER_E_FILE_ESCAPE);
 	ck_assert_int_eq(access("/etc/porter-test-x", F_OK), -1);
 }
@@ -176,9 +176,13 @@ END_TEST
 START_TEST(codes_never_errno)
 {
 	static const int codes[][2] = {
-		{ENOENT, PORTER_E_FILE_NOT_FOUND}, {EXDEV, PORTER_E_FILE_ESCAPE},
-		{ELOOP, PORTER_E_FILE_ESCAPE},     {EACCES, PORTER_E_FILE_PERM},
-		{EEXIST, PORTER_E_FILE_EXISTS},    {ENOTDIR, PORTER_E_FILE_NOTDIR},
+		{ENOENT, PORTER_E_FILE_NOT_FOUND},
+		{EXDEV, PORTER_E_FILE_ESCAPE},
+		{ELOOP, PORTER_E_FILE_ESCAPE},
+		{EACCES, PORTER_E_FILE_PERM},
+		{EEXIST, PORTER_E_FILE_EXISTS},
+		{ENOTDIR, PORTER_E_FILE_NOTDIR},
+		{FSCONFINE_EMOUNT, PORTER_E_FILE_ESCAPE},
 	};
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
 		ck_assert_msg(fsconfine_code(codes[i][0]) == codes[i][1], "errno %d gave %s",
@@ -193,6 +197,36 @@ START_TEST(codes_never_errno)
 	}
 	ck_assert_str_eq(fsconfine_reason(ENOENT, 1), "no such directory");
 	ck_assert_str_eq(fsconfine_reason(EXDEV, 0), "the path leaves the root");
+	ck_assert_ptr_nonnull(strstr(fsconfine_reason(FSCONFINE_EMOUNT, 0), "mount point"));
+}
+END_TEST
+
+/* Without a mount inside the root nothing changes for a path, and
+ * fsconfine_lstat reports a symlink itself, in both methods (mount
+ * points themselves: test_trust_mounts, which can mount). */
+START_TEST(lstat_both_methods)
+{
+	const char *modes[] = {"auto", "walk"};
+	for (int m = 0; m < 2; m++) {
+		ck_assert_int_eq(fsconfine_init(modes[m]), 0);
+		struct stat sb;
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "in", 0, &sb), 0);
+		ck_assert(S_ISLNK(sb.st_mode));
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "out", 0, &sb), 0);
+		ck_assert(S_ISLNK(sb.st_mode));
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "dir", 0, &sb), 0);
+		ck_assert(S_ISDIR(sb.st_mode));
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "file", FSCONFINE_CROSS_MOUNTS, &sb), 0);
+		ck_assert(S_ISREG(sb.st_mode));
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "missing", 0, &sb), ENOENT);
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "dir/inner", 0, &sb), EINVAL);
+		ck_assert_int_eq(fsconfine_lstat(rootfd, "..", 0, &sb), EINVAL);
+		int fd = -1;
+		ck_assert_int_eq(fsconfine_open(rootfd, "dir/inner", O_RDONLY, 0, 0, &fd), 0);
+		close(fd);
+		ck_assert_int_ge(fsconfine_mount_id(rootfd), 0);
+	}
+	ck_assert_int_eq(fsconfine_init("auto"), 0);
 }
 END_TEST
 
@@ -200,8 +234,8 @@ static Suite *suite(void)
 {
 	log_init();
 	log_set_level(LOG_LVL_ERROR);
-	const TTest *tests[] = {escapes_openat2,   escapes_walk, create_confined, lexical, split,
-				codes_never_errno, NULL};
+	const TTest *tests[] = {escapes_openat2, escapes_walk,      create_confined,    lexical,
+				split,           codes_never_errno, lstat_both_methods, NULL};
 	Suite *s = suite_create("fsconfine");
 	tcase_add_checked_fixture(th_tcase(s, "confine", 0, tests), setup, teardown);
 	return s;

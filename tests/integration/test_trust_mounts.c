@@ -1,0 +1,455 @@
+/*
+ * Mount points inside file roots. A root granted at a directory its user
+ * can also change outside porterd (alice's own docs directory, granted to
+ * her) lets her mount a file system inside it; with FUSE (fusermount is
+ * setuid on most desktops) every open, stat and close porterd makes
+ * there waits on her FUSE daemon, holding a pool thread shared by every
+ * client, or a worker loop in the fast path. porterd refuses to cross a
+ * mount point inside a root unless the root has the option `mounts`, and
+ * refuses a root that is itself on FUSE.
+ *
+ * Each test runs in a mount namespace of its own (Check forks each test;
+ * it unshares and makes / private), so the tmpfs, bind and FUSE mounts
+ * made here are seen by porterd and the clients forked from it, and go
+ * away with the test's processes: nothing on the host to clean up.
+ * porterd runs as TH_UID_DAEMON; alice (TH_UID_ALICE) owns the directory
+ * granted to her twice, as "docs" (no crossing) and "span" (`mounts`).
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "porter.h"
+#include "porter_errors.h"
+#include "tenant.h"
+
+#define T 5000
+#define CHILD_MS 30000
+
+static th_daemon d;
+static char top[64];   /* root's, 0755: everything below */
+static char docs[96];  /* alice's directory, the roots "docs" and "span" */
+static char users[96]; /* per-user root's parent (bob's "home") */
+
+/* In a th_as child (tenant.h). */
+#define EXPECT(call, want) TH_EXPECT(call, want)
+#define has_content(root, path, want) th_has_content(root, path, want, T)
+/* Fails the child unless `call` is refused as a mount point crossing:
+ * PORTER_E_FILE_ESCAPE with words that say so. */
+#define REFUSED(call)                                                                              \
+	do {                                                                                       \
+		EXPECT(call, PORTER_E_FILE_ESCAPE);                                                \
+		if (!strstr(porter_last_error_message(), "mount point")) {                         \
+			fprintf(stderr, "line %d: %s: message '%s' does not name the mount\n",     \
+				__LINE__, #call, porter_last_error_message());                     \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/* A new mount namespace for this test's processes, with / private so
+ * nothing mounted here propagates to the host. */
+static void private_mounts(void)
+{
+	ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
+	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
+	ck_assert_msg(fd >= 0, "open %s: %s", p, strerror(errno));
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchown(fd, TH_UID_ALICE, TH_GID_PORTER), 0);
+	ck_assert_int_eq(fchmod(fd, 0660), 0);
+	close(fd);
+}
+
+static void alice_dir(const char *p)
+{
+	ck_assert_msg(mkdir(p, 0770) == 0, "mkdir %s: %s", p, strerror(errno));
+	ck_assert_int_eq(chown(p, TH_UID_ALICE, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(p, 0770), 0);
+}
+
+/* top/docs: plain.txt; mnt/ with a tmpfs on it holding inside.txt and
+ * sub/; fmnt, a file with another file (bound.txt's) bound over it. */
+static void make_tree(void)
+{
+	char p[160], q[200];
+	private_mounts();
+	snprintf(top, sizeof(top), "/tmp/porter-mounts-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	ck_assert_int_eq(chmod(top, 0755), 0);
+	snprintf(docs, sizeof(docs), "%s/docs", top);
+	alice_dir(docs);
+	put(docs, "plain.txt", "plain");
+	snprintf(p, sizeof(p), "%s/mnt", docs);
+	alice_dir(p);
+	ck_assert_msg(mount("porter-test", p, "tmpfs", 0, "mode=0770,uid=61011,gid=61020") == 0,
+		      "mount tmpfs: %s", strerror(errno));
+	put(p, "inside.txt", "inside");
+	snprintf(q, sizeof(q), "%s/sub", p);
+	alice_dir(q);
+	put(docs, "fmnt", "under");
+	put(top, "bound.txt", "bound");
+	snprintf(p, sizeof(p), "%s/fmnt", docs);
+	snprintf(q, sizeof(q), "%s/bound.txt", top);
+	ck_assert_int_eq(mount(q, p, NULL, MS_BIND, NULL), 0);
+	snprintf(users, sizeof(users), "%s/users", top);
+	ck_assert_int_eq(mkdir(users, 0755), 0);
+	ck_assert_int_eq(chown(users, TH_UID_DAEMON, TH_GID_PORTER), 0);
+}
+
+/* porterd as TH_UID_DAEMON with the roots, and `more` (NULL or two more
+ * arguments). */
+static void start(const char *more_key, const char *more_val)
+{
+	char roots[512];
+	snprintf(roots, sizeof(roots), "docs=%s:uids=%u, span=%s:uids=%u:mounts, home=%s/%%u", docs,
+		 TH_UID_ALICE, docs, TH_UID_ALICE, users);
+	const char *extra[] = {"--allow-uid", "61011,61012", "--file-roots", roots, more_key,
+			       more_val,      NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+}
+
+static void stop(void)
+{
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	/* The mounts go with the namespace; the directories stay on the
+	 * host's /tmp, under the mounts: unmount to remove them. */
+	char p[160];
+	umount2(docs, MNT_DETACH); /* first: it may cover the others */
+	const char *inner[] = {"mnt", "fmnt", "fuse"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", docs, inner[i]);
+		umount2(p, MNT_DETACH);
+	}
+	ck_assert_int_eq(th_rm_rf(top), 0);
+}
+
+/* Entry `name`'s type in the listing of `path` in `root`, or -1. */
+static int listed_type(const char *root, const char *path, const char *name)
+{
+	porter_file_list *l = NULL;
+	if (porter_file_list_dir(root, path, 0, T, &l) != 0)
+		return -1;
+	int type = -1;
+	for (size_t i = 0; i < porter_file_list_count(l); i++)
+		if (!strcmp(porter_file_list_name(l, i), name))
+			porter_file_list_entry(l, i, &type, NULL, NULL);
+	porter_file_list_free(l);
+	return type;
+}
+
+/* Every operation on "docs" that would cross a mount point is refused in
+ * words that name it; what stays on the root's file system works. */
+static int alice_never_crosses(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
+	porter_file_list *l = NULL;
+	porter_file_reader *rd = NULL;
+	porter_file_writer *wr = NULL;
+	porter_file_watch *w = NULL;
+	char buf[64];
+	size_t n = 0;
+	uint64_t size = 0;
+
+	EXPECT(has_content("docs", "plain.txt", "plain"), 0);
+	REFUSED(porter_file_read("docs", "mnt/inside.txt", 0, 0, 0, T, &b));
+	REFUSED(porter_file_read_into("docs", "mnt/inside.txt", 0, buf, sizeof(buf), 0, T, &n));
+	REFUSED(porter_file_reader_open("docs", "mnt/inside.txt", 0, 0, 0, 0, T, &rd));
+	REFUSED(porter_file_read("docs", "fmnt", 0, 0, 0, T, &b));
+	REFUSED(porter_file_stat("docs", "mnt/inside.txt", 0, T, &fi));
+	REFUSED(porter_file_stat("docs", "mnt", 0, T, &fi));
+	REFUSED(porter_file_lstat("docs", "mnt", 0, T, &fi));
+	REFUSED(porter_file_lstat("docs", "mnt/sub", 0, T, &fi));
+	REFUSED(porter_file_stat("docs", "fmnt", 0, T, &fi));
+	REFUSED(porter_file_lstat("docs", "fmnt", 0, T, &fi));
+	REFUSED(porter_file_list_dir("docs", "mnt", 0, T, &l));
+	REFUSED(porter_file_list_dir("docs", "mnt/sub", 0, T, &l));
+	/* Listed, never entered: a mount point is "other". */
+	if (listed_type("docs", "", "mnt") != PORTER_FILE_TYPE_OTHER ||
+	    listed_type("docs", "", "fmnt") != PORTER_FILE_TYPE_OTHER ||
+	    listed_type("docs", "", "plain.txt") != PORTER_FILE_TYPE_REGULAR) {
+		fprintf(stderr, "listing of docs: mnt %d, fmnt %d, plain.txt %d\n",
+			listed_type("docs", "", "mnt"), listed_type("docs", "", "fmnt"),
+			listed_type("docs", "", "plain.txt"));
+		return 1;
+	}
+	REFUSED(porter_file_write("docs", "mnt/new", "x", 1, PORTER_FILE_CREATE, 0, 0, T));
+	REFUSED(porter_file_write("docs", "mnt/new", "x", 1, PORTER_FILE_ATOMIC, 0, 0, T));
+	REFUSED(porter_file_write("docs", "mnt/inside.txt", "x", 1, 0, 0, 0, T));
+	REFUSED(porter_file_write("docs", "fmnt", "x", 1, 0, 0, 0, T));
+	REFUSED(porter_file_write("docs", "fmnt", "x", 1, PORTER_FILE_ATOMIC, 0, 0, T));
+	REFUSED(porter_file_writer_open("docs", "mnt/new", PORTER_FILE_CREATE, 0, 0, T, &wr));
+	REFUSED(porter_file_writer_open("docs", "mnt/new", PORTER_FILE_ATOMIC, 0, 0, T, &wr));
+	REFUSED(porter_file_delete("docs", "mnt/inside.txt", 0, 0, T));
+	REFUSED(porter_file_delete("docs", "mnt/sub", 1, 0, T));
+	REFUSED(porter_file_mkdir("docs", "mnt/d", 0, 0, 0, T));
+	REFUSED(porter_file_mkdir("docs", "mnt/a/b", 0, PORTER_FILE_PARENTS, 0, T));
+	REFUSED(porter_file_mkdir("docs", "mnt/sub/c", 0, PORTER_FILE_PARENTS, 0, T));
+	REFUSED(porter_file_rename("docs", "mnt/inside.txt", "moved.txt", 0, 0, T));
+	REFUSED(porter_file_rename("docs", "plain.txt", "mnt/moved.txt", 0, 0, T));
+	REFUSED(porter_file_copy("docs", "mnt/inside.txt", "copy.txt", 0, 0, T, &size));
+	REFUSED(porter_file_copy("docs", "plain.txt", "mnt/copy.txt", 0, 0, T, &size));
+	REFUSED(porter_file_copy("docs", "fmnt", "copy.txt", 0, 0, T, &size));
+	REFUSED(porter_file_watch_open("docs", "mnt", 0, T, &w));
+	REFUSED(porter_file_watch_open("docs", "mnt/inside.txt", 0, T, &w));
+	/* The root's own file system still works, names beside the mounts
+	 * included. */
+	EXPECT(porter_file_write("docs", "new.txt", "new", 3, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	EXPECT(porter_file_copy("docs", "new.txt", "copy.txt", 0, 0, T, &size), 0);
+	EXPECT(porter_file_stat("docs", "", 0, T, &fi), 0);
+	return 0;
+}
+
+/* The same paths in "span" (option `mounts`) cross. */
+static int alice_crosses_where_allowed(void *arg)
+{
+	(void)arg;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
+	porter_file_watch *w = NULL;
+	uint64_t size = 0;
+	EXPECT(has_content("span", "mnt/inside.txt", "inside"), 0);
+	EXPECT(has_content("span", "fmnt", "bound"), 0);
+	EXPECT(porter_file_stat("span", "mnt", 0, T, &fi), 0);
+	EXPECT(fi.type, PORTER_FILE_TYPE_DIRECTORY);
+	EXPECT(porter_file_lstat("span", "fmnt", 0, T, &fi), 0);
+	EXPECT(fi.type, PORTER_FILE_TYPE_REGULAR);
+	if (listed_type("span", "mnt", "inside.txt") != PORTER_FILE_TYPE_REGULAR ||
+	    listed_type("span", "", "mnt") != PORTER_FILE_TYPE_DIRECTORY) {
+		fprintf(stderr, "span's listings do not cross the mount\n");
+		return 1;
+	}
+	EXPECT(porter_file_write("span", "mnt/new.txt", "new", 3, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	EXPECT(porter_file_mkdir("span", "mnt/a/b", 0, PORTER_FILE_PARENTS, 0, T), 0);
+	EXPECT(porter_file_copy("span", "mnt/new.txt", "mnt/a/b/c.txt", 0, 0, T, &size), 0);
+	EXPECT(porter_file_rename("span", "mnt/a/b/c.txt", "mnt/d.txt", 0, 0, T), 0);
+	EXPECT(porter_file_watch_open("span", "mnt", 0, T, &w), 0);
+	EXPECT(porter_file_watch_close(w, T), 0);
+	EXPECT(porter_file_delete("span", "mnt/d.txt", 0, 0, T), 0);
+	return 0;
+}
+
+static void check_mounts(const char *key, const char *val)
+{
+	make_tree();
+	start(key, val);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_never_crosses, NULL),
+			 0);
+	/* Nothing refused reached the mounted file systems. */
+	char p[160];
+	snprintf(p, sizeof(p), "%s/mnt", docs);
+	ck_assert_uint_eq(th_dir_entries(p), 2); /* inside.txt, sub */
+	snprintf(p, sizeof(p), "%s/bound.txt", top);
+	ck_assert_int_eq(th_file_has(p, "bound"), 1);
+	ck_assert_int_eq(
+		th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_crosses_where_allowed, NULL), 0);
+	/* The log says which roots span mounts. */
+	ck_assert_int_eq(th_file_has(d.log, "spanning mount points"), 1);
+	stop();
+}
+
+START_TEST(mounts_refused_openat2)
+{
+	check_mounts("--file-resolve", "auto");
+}
+END_TEST
+
+START_TEST(mounts_refused_walk)
+{
+	check_mounts("--file-resolve", "walk");
+}
+END_TEST
+
+/* A mount placed over the root's directory after porterd opened it is not
+ * seen through the open root, nor after a reload (roots are opened at
+ * start only): porterd keeps serving the directory it was given. */
+static int alice_sees_the_covered_root(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	EXPECT(has_content("docs", "plain.txt", "plain"), 0);
+	EXPECT(porter_file_read("docs", "cover.txt", 0, 0, 0, T, &b), PORTER_E_FILE_NOT_FOUND);
+	EXPECT(porter_file_write("docs", "after.txt", "after", 5, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	EXPECT(has_content("docs", "after.txt", "after"), 0);
+	return 0;
+}
+
+START_TEST(mount_over_the_root_is_not_followed)
+{
+	make_tree();
+	start("--file-resolve", "auto");
+	ck_assert_int_eq(mount("porter-cover", docs, "tmpfs", 0, "mode=0770,uid=61011,gid=61020"),
+			 0);
+	put(docs, "cover.txt", "cover");
+	ck_assert_int_eq(
+		th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_sees_the_covered_root, NULL), 0);
+	th_daemon_reload(&d, 1);
+	ck_assert_int_eq(
+		th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_sees_the_covered_root, NULL), 0);
+	/* after.txt went to the covered directory, not the tmpfs. */
+	char p[160];
+	snprintf(p, sizeof(p), "%s/after.txt", docs);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	stop();
+}
+END_TEST
+
+/* ---------------------------------------------------------------- FUSE */
+
+/*
+ * Mounts a FUSE file system on `dir` whose daemon never answers (this
+ * process holds /dev/fuse and never reads it): every request the kernel
+ * makes of it waits, killably, until the descriptor closes, as alice's
+ * stalled daemon would. allow_other, as fusermount gives it where
+ * /etc/fuse.conf has user_allow_other (without it the kernel refuses
+ * other uids, porterd's included, at once). Returns the descriptor, or -1
+ * when this machine has no FUSE.
+ */
+static int fuse_mount_stalled(const char *dir)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char opts[128];
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other", fd,
+		 TH_UID_ALICE, TH_GID_PORTER);
+	if (mount("porter-stalled", dir, "fuse.porter-stalled", MS_NOSUID | MS_NODEV, opts) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads of `arg` (a path in "docs") by 8 threads at once. */
+static void *stalled_read(void *arg)
+{
+	porter_bytes *b = NULL;
+	int rc = porter_file_read("docs", arg, 0, 0, 0, 2000, &b);
+	porter_bytes_free(b);
+	porter_thread_disconnect();
+	return (void *)(intptr_t)rc;
+}
+
+static int alice_reads_her_fuse(void *arg)
+{
+	pthread_t t[8];
+	int bad = 0;
+	for (int i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, stalled_read, arg);
+	for (int i = 0; i < 8; i++) {
+		void *rc;
+		pthread_join(t[i], &rc);
+		if ((int)(intptr_t)rc != PORTER_E_FILE_ESCAPE) {
+			fprintf(stderr, "alice's read of %s gave %s (%s), want ESCAPE\n",
+				(const char *)arg, porter_error_name((int)(intptr_t)rc),
+				porter_last_error_message());
+			bad = 1;
+		}
+	}
+	return bad;
+}
+
+/* Bob's writes (always on the pool) in his per-user root. */
+static int bob_is_served(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4; i++)
+		EXPECT(porter_file_write("home", "b.txt", "bob", 3, PORTER_FILE_ATOMIC, 0, 0, T),
+		       0);
+	return 0;
+}
+
+/* Alice mounts a stalled FUSE file system inside her root and asks for
+ * files there from 8 threads: every one is refused at once, and bob's
+ * writes meanwhile are served. (Before, each read held a pool thread until
+ * the FUSE daemon answered, and bob's writes waited for a free one.) */
+START_TEST(fuse_inside_a_root_holds_no_thread)
+{
+	make_tree();
+	char p[160];
+	snprintf(p, sizeof(p), "%s/fuse", docs);
+	alice_dir(p);
+	int fuse = fuse_mount_stalled(p);
+	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
+	start("--file-resolve", "auto");
+	pid_t alice = fork();
+	ck_assert_int_ge(alice, 0);
+	if (alice == 0)
+		_exit(th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_reads_her_fuse,
+			    "fuse/x") == 0
+			      ? 0
+			      : 1);
+	int bob = th_as(TH_UID_BOB, TH_GID_PORTER, CHILD_MS, bob_is_served, NULL);
+	int status = 0;
+	ck_assert_int_eq(waitpid(alice, &status, 0), alice);
+	ck_assert_int_eq(bob, 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "alice's reads: %d", status);
+	close(fuse); /* aborts the connection: anything waiting fails */
+	stop();
+}
+END_TEST
+
+/* A root whose directory is on FUSE when porterd starts (alice mounted
+ * over her own directory and waited for a restart) is refused: porterd
+ * starts, says so, and the root's requests fail at once instead of
+ * waiting on her daemon. */
+static int alice_is_refused_fuse_root(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
+	REFUSED(porter_file_read("docs", "x", 0, 0, 0, T, &b));
+	REFUSED(porter_file_stat("docs", "", 0, T, &fi));
+	REFUSED(porter_file_write("docs", "y", "y", 1, PORTER_FILE_CREATE, 0, 0, T));
+	/* Her other roots work. */
+	EXPECT(porter_file_write("home", "a.txt", "a", 1, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	return 0;
+}
+
+START_TEST(fuse_root_refused_at_start)
+{
+	make_tree();
+	int fuse = fuse_mount_stalled(docs);
+	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
+	start("--file-resolve", "auto");
+	ck_assert_int_eq(
+		th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_is_refused_fuse_root, NULL), 0);
+	ck_assert_int_eq(th_file_has(d.log, "is on a FUSE file system"), 1);
+	close(fuse);
+	stop();
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	const TTest *tests[] = {
+		mounts_refused_openat2,
+		mounts_refused_walk,
+		mount_over_the_root_is_not_followed,
+		fuse_inside_a_root_holds_no_thread,
+		fuse_root_refused_at_start,
+		NULL,
+	};
+	return th_suite("trust_mounts", "mounts", 120, tests);
+}
+
+TH_MAIN_ROOT(suite)
