@@ -262,7 +262,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	conn *c = s->data;
 	(void)buf;
-	worker_saw_io(c->w);
+	worker_saw_client(c->w, &c->crowd_mark);
 
 	if (n < 0) {
 		if (n == UV_ENOBUFS)

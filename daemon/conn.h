@@ -58,6 +58,7 @@ typedef struct conn {
 				* left, or on the bytes of one large frame:
 				* reading stopped, the timer (at 0 ms) resumes
 				* it after the loop has served others */
+	unsigned crowd_mark;   /* worker_saw_client's mark */
 	size_t read_turn;      /* bytes read since the connection last yielded */
 	int peeked;            /* the large frame in progress was checked */
 	int idle_armed;        /* the timer runs for the idle limit (on_timer

@@ -65,6 +65,14 @@ typedef struct worker {
 	int loadavg_fd;        /* /proc/loadavg, or -1 (then always spin) */
 	unsigned ncpu;
 	int io_seen; /* set by worker_saw_io() since the last check */
+	/* Client connections that sent a frame in the current and the
+	 * previous crowd period (worker_saw_client): with as many as CPUs,
+	 * the loop does not spin. A connection counts once per period: it
+	 * is marked with the period's number. */
+	unsigned crowd_epoch; /* the current period's number; never 0 */
+	unsigned crowd_now, crowd_prev;
+	uint64_t crowd_since; /* uv_hrtime() ns the current period began */
+	int spin_any_load;    /* test only: the run queue is not looked at */
 	/* Requests run on other workers (fwd.h). */
 	list fwd_waits;       /* here, waiting for a reply from elsewhere */
 	list fwd_remote;      /* run here for other workers */
@@ -96,6 +104,19 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 static inline void worker_saw_io(worker *w)
 {
 	w->io_seen = 1;
+}
+
+/* Notes that a client connection of `w` sent something: I/O, as
+ * worker_saw_io, and one more client in conversation unless `*mark` (the
+ * connection's own, 0 when new) says it was counted in this period
+ * already. Loop thread. */
+static inline void worker_saw_client(worker *w, unsigned *mark)
+{
+	w->io_seen = 1;
+	if (*mark != w->crowd_epoch) {
+		*mark = w->crowd_epoch;
+		w->crowd_now++;
+	}
 }
 
 /* Notes that what `w`'s loop just did leaves the client busy on its own
