@@ -458,6 +458,7 @@ static void on_sweep(uv_timer_t *t)
 	const config *cfg = dw->w->cfg;
 	uint64_t now = db_now_ms(dw);
 	list *pos, *tmp;
+	dbconn_steps_sweep(dw);
 	list_for_each_safe(pos, tmp, &dw->sessions) {
 		dbc *c = list_entry(pos, dbc, link);
 		expire_queue(dw, &c->queue, now,
@@ -543,6 +544,7 @@ int db_worker_init(worker *w)
 	list_init(&dw->pools);
 	list_init(&dw->open);
 	list_init(&dw->step_wait);
+	list_init(&dw->step_run);
 	uv_check_init(&w->loop, &dw->seg_check);
 	dw->seg_check.data = dw;
 	uv_check_start(&dw->seg_check, dbpipe_seg_check);

@@ -544,11 +544,33 @@ static void step_run(uv_work_t *w)
 
 static void step_done(uv_work_t *w, int status);
 
+/* Whether `uid` has a step gone long on `dw` (DBCONN_STEP_LONG_MS). */
+static int uid_stepping_long(const db_worker *dw, uid_t uid)
+{
+	for (const list *pos = dw->step_run.next; pos != &dw->step_run; pos = pos->next) {
+		const dbc *c = list_entry(pos, dbc, step_link);
+		if (c->step_long && c->uid == uid)
+			return 1;
+	}
+	return 0;
+}
+
+/* The first waiting step whose uid has none gone long, or NULL. */
+static dbc *step_next(db_worker *dw)
+{
+	for (list *pos = dw->step_wait.next; pos != &dw->step_wait; pos = pos->next) {
+		dbc *c = list_entry(pos, dbc, step_link);
+		if (!uid_stepping_long(dw, c->uid))
+			return c;
+	}
+	return NULL;
+}
+
 /* Starts waiting steps while the worker has slots for them. */
 static void steps_start(db_worker *dw)
 {
-	while (dw->steps_running < DBCONN_STEPS && !list_empty(&dw->step_wait)) {
-		dbc *c = list_entry(dw->step_wait.next, dbc, step_link);
+	dbc *c;
+	while (dw->steps_running < DBCONN_STEPS && (c = step_next(dw))) {
 		list_remove(&c->step_link);
 		c->step_waiting = 0;
 		c->step.data = c;
@@ -557,8 +579,28 @@ static void steps_start(db_worker *dw)
 			continue;
 		}
 		c->stepping = 1;
+		c->step_since = db_now_ms(dw);
+		list_push_back(&dw->step_run, &c->step_link);
 		dw->steps_running++;
 	}
+}
+
+void dbconn_steps_sweep(db_worker *dw)
+{
+	uint64_t now = db_now_ms(dw);
+	for (list *pos = dw->step_run.next; pos != &dw->step_run; pos = pos->next) {
+		dbc *c = list_entry(pos, dbc, step_link);
+		if (c->step_long || dw->steps_long >= DBCONN_STEPS_LONG ||
+		    now - c->step_since < DBCONN_STEP_LONG_MS)
+			continue;
+		c->step_long = 1;
+		dw->steps_long++;
+		dw->steps_running--;
+		log_warn("db: uid %u: a login step has run %llu ms (its server may ask for many "
+			 "key derivation rounds); other logins go on beside it",
+			 (unsigned)c->uid, (unsigned long long)(now - c->step_since));
+	}
+	steps_start(dw);
 }
 
 static void step_done(uv_work_t *w, int status)
@@ -566,7 +608,15 @@ static void step_done(uv_work_t *w, int status)
 	dbc *c = w->data;
 	db_worker *dw = c->dw;
 	c->stepping = 0;
-	dw->steps_running--;
+	list_remove(&c->step_link);
+	if (c->step_long) {
+		log_info("db: uid %u: the long login step ended after %llu ms", (unsigned)c->uid,
+			 (unsigned long long)(db_now_ms(dw) - c->step_since));
+		c->step_long = 0;
+		dw->steps_long--;
+	} else {
+		dw->steps_running--;
+	}
 	steps_start(dw);
 	if (c->state == DBC_CLOSING) {
 		maybe_free(c);

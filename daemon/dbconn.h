@@ -24,6 +24,17 @@
  * one uid's logins take at most this many of its threads per worker. */
 #define DBCONN_STEPS 1u
 
+/* A step still running after this long has been made long by its server
+ * (a SCRAM verifier may ask for any number of key derivation rounds, up to
+ * 2^31: half an hour of a CPU, inside one PQconnectPoll that nothing can
+ * stop, and a role may set its own verifier). It gives its slot up, so the
+ * worker's other logins go on beside it, and its uid starts no other step
+ * on the worker until it ends. At most DBCONN_STEPS_LONG per worker give
+ * their slot up (each keeps a thread of the pool): more uids together can
+ * still hold the slot. */
+#define DBCONN_STEP_LONG_MS 200u
+#define DBCONN_STEPS_LONG 1u
+
 /*
  * A new connection for client `uid`, counted against its
  * db-max-connections-per-uid (sessions and pooled connections alike, over
@@ -32,6 +43,11 @@
  * limit, or PORTER_E_NOMEM. Owned by `dw` until closed.
  */
 dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err);
+
+/* Looks at the worker's running connect steps: one that has run
+ * DBCONN_STEP_LONG_MS gives its slot up (see there), and waiting steps
+ * start. Called every sweep. */
+void dbconn_steps_sweep(db_worker *dw);
 
 /* Answers `op` with the BUSY error of its uid's connection quota. */
 void dbconn_fail_uid_quota(dbop *op);
