@@ -17,7 +17,9 @@ in the bindings too, every struct field set in a cascade
 `struct_size` must set it to its sizeOf; every error code must have its
 exception class in PorterException.fromCode. A pointer the code allocated
 (`final len = calloc<Size>()`) and passes as is must be of the type the
-binding takes (Pointer<Size> for a size_t *, not Pointer<Uint64>).
+binding takes (Pointer<Size> for a size_t *, not Pointer<Uint64>). The
+address of a PorterBuffer's memory (`buffer.pointer.address`) may reach a
+pool worker only through `_enqueue(..., keepAlive: buffer)` (lent_memory).
 
 Usage: check_api_use.py DART_PACKAGE_DIR
        check_api_use.py --selftest DART_PACKAGE_DIR
@@ -218,6 +220,8 @@ def check(pkg, sources=None):
                 errors.append('%s:%d: toNativeUtf8() outside native.dart: use nativeText '
                               '(a NUL in the text would cut it in C)' % (
                                   path, code.count('\n', 0, m.start()) + 1))
+        if path.startswith('lib/'):
+            errors += ['%s:%d: %s' % (path, line, what) for line, what in lent_memory(code)]
         for m in re.finditer(r'addresses\.(porter_\w+)', code):
             if m.group(1) not in addresses:
                 errors.append('%s:%d: no exported address of %s' % (
@@ -226,6 +230,44 @@ def check(pkg, sources=None):
         errors.append('no porter_* call found: the scan is broken')
     if sources is None:
         errors += unmapped_codes(pkg, btext)
+    return errors
+
+
+def enclosing_call(code, pos, names):
+    """The text of the innermost call of one of [names] (`_enqueue(`,
+    `_submit(`) whose parentheses hold offset [pos], or None."""
+    best = None
+    for m in re.finditer(r'\b(%s)\(' % '|'.join(names), code[:pos]):
+        depth, i = 1, m.end()
+        while depth and i < len(code):
+            depth += {'(': 1, ')': -1}.get(code[i], 0)
+            i += 1
+        if m.end() <= pos < i:
+            best = code[m.start():i]
+    return best
+
+
+def lent_memory(code):
+    """A pool worker writes into the caller's native memory by its address
+    (`buffer.pointer.address`, a PorterBuffer's): the memory is freed once
+    the Dart object owning it is collected, and only the pool knows how
+    long a worker may still write into it (after a cancel too). So the
+    address may only be handed over in a pool call (`_enqueue`) that also
+    gives the job that object to hold (`keepAlive: buffer`), never on its
+    own, where a collected buffer would leave the worker writing into
+    freed memory. Returns (line, what) errors."""
+    errors = []
+    for m in re.finditer(r'\b(\w+)\.pointer\.address\b', code):
+        line = code.count('\n', 0, m.start()) + 1
+        call = enclosing_call(code, m.start(), ('_enqueue', '_submit'))
+        if call is None:
+            errors.append((line, 'the address of %s\'s memory leaves it outside a pool '
+                                 'call (a worker would write into it unowned)' % m.group(1)))
+        elif not re.search(r'\bkeepAlive:\s*%s\b' % re.escape(m.group(1)), call) \
+                or call.startswith('_submit('):
+            errors.append((line, 'the address of %s\'s memory goes to a worker without '
+                                 '_enqueue(..., keepAlive: %s): it could be freed while the '
+                                 'worker writes into it' % (m.group(1), m.group(1))))
     return errors
 
 
@@ -286,6 +328,22 @@ def selftest(pkg):
     if check(pkg, {'test/x.dart': native}):
         print('selftest: toNativeUtf8 in a test was refused')
         return 1
+    # The pool's read into a PorterBuffer, with the job holding the buffer
+    # and without: the latter must be caught, in a test it is no concern.
+    lend = ("Future<int> f(PorterBuffer buffer) async { b.porter_call_id_new(); "
+            "final job = _enqueue(_Op.fileReadInto, t, c, args: _FileArgs('p', null, "
+            "into: buffer.pointer.address)%s); return 0; }")
+    if check(pkg, {'lib/src/x.dart': lend % ', keepAlive: buffer'}):
+        print('selftest: a read into a buffer the job holds was refused')
+        return 1
+    for what, src in (('without keepAlive', lend % ''),
+                      ('holding another object', lend % ', keepAlive: other'),
+                      ('outside a pool call',
+                       "void f(PorterBuffer buffer) { b.porter_call_id_new(); "
+                       "final a = buffer.pointer.address; }")):
+        if not check(pkg, {'lib/src/x.dart': src}):
+            print('selftest: a buffer address sent %s was not caught' % what)
+            return 1
     if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 0, 5); }"}):
         print('selftest: a correct call with nested arguments was refused')
         return 1

@@ -481,10 +481,19 @@ final class HttpStream implements Finalizable {
     }
   }
 
-  /// Takes ownership of native stream [p], just opened for [url].
+  /// Takes ownership of native stream [p], just opened for [url], from
+  /// this call on: when reading its head fails, [p] is freed before the
+  /// exception propagates (the finalizer is not attached yet then), so
+  /// the caller never frees it.
   factory HttpStream.own(
       PorterBindings b, Pointer<porter_http_stream> p, String url) {
-    final head = readHttpResponse(b, b.porter_http_stream_response(p));
+    final PorterHttpResponse head;
+    try {
+      head = readHttpResponse(b, b.porter_http_stream_response(p));
+    } catch (_) {
+      b.porter_http_stream_free(p);
+      rethrow;
+    }
     return HttpStream._(b, p, url, head, true);
   }
 

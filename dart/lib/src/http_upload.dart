@@ -125,12 +125,8 @@ final class HttpUpload implements Finalizable {
                   _ptr, callId, timeoutMs, out.cast()),
               (rc) => httpError(_b, rc, url))
           .cast<porter_http_stream>();
-      try {
-        return HttpStream.own(_b, p, url);
-      } catch (_) {
-        _b.porter_http_stream_free(p);
-        rethrow;
-      }
+      // Owned from here: a failure reading the head frees it.
+      return HttpStream.own(_b, p, url);
     } finally {
       if (_owned) free();
     }

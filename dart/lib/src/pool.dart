@@ -43,7 +43,7 @@ abstract class _PoolCore {
 
   /// Queues one call and returns its job; see [PorterPool._enqueue].
   _Job _enqueue(_Op op, Duration? timeout, PorterCancelToken? cancel,
-      {Uint8List? payload, Duration? delay, Object? args});
+      {Uint8List? payload, Duration? delay, Object? args, Object? keepAlive});
 
   /// Queues a call of the pool's own; see [PorterPool._enqueueInternal].
   _Job _enqueueInternal(_Op op, Duration? timeout, Object? args);
@@ -364,10 +364,11 @@ final class PorterPool extends _PoolCore
           .future);
 
   /// Queues one call and returns its job; throws for argument errors, a
-  /// closed pool and a cancelled token.
+  /// closed pool and a cancelled token. [keepAlive] is held by the job
+  /// (never sent) for as long as a worker may run it: see [_Job.keepAlive].
   @override
   _Job _enqueue(_Op op, Duration? timeout, PorterCancelToken? cancel,
-      {Uint8List? payload, Duration? delay, Object? args}) {
+      {Uint8List? payload, Duration? delay, Object? args, Object? keepAlive}) {
     if (_closed) throw StateError('PorterPool is closed');
     if (delay != null && delay.isNegative) {
       throw ArgumentError.value(delay, 'delay', 'must not be negative');
@@ -375,7 +376,8 @@ final class PorterPool extends _PoolCore
     if (cancel != null && cancel.isCancelled) throw _cancelled();
     // -1: no delay (plain ping); the worker clamps large values.
     final job = _Job(_nextId++, op, timeoutMs(timeout ?? timeouts._for(op)),
-        delay == null ? -1 : delay.inMilliseconds, payload, args, _callIdFor(op));
+        delay == null ? -1 : delay.inMilliseconds, payload, args, _callIdFor(op))
+      ..keepAlive = keepAlive;
     if (cancel != null) job.unlisten = cancel._listen(() => _cancel(job));
     _queue.add(job);
     _pump();

@@ -30,16 +30,18 @@ mixin _PoolFiles on _PoolCore {
       Duration? timeout,
       PorterCancelToken? cancel}) async {
     final cap = readIntoCap(buffer, offset, length);
+    // The worker gets the address only; the job holds the buffer itself
+    // until no worker can write into it any more (see _Job.keepAlive).
     final job = _enqueue(_Op.fileReadInto, timeout, cancel,
         args: _FileArgs(path, root,
-            offset: offset, length: cap, into: buffer.pointer.address));
+            offset: offset, length: cap, into: buffer.pointer.address),
+        keepAlive: buffer);
     try {
       return await job.completer.future as int;
     } finally {
       // A cancel completes the call's future at once, while the worker
-      // may still be writing into the buffer: wait for it. buffer is
-      // Finalizable, so it (and the memory its bytes own) stays alive
-      // until this scope ends, after this wait.
+      // may still be writing into the buffer: the caller gets it back
+      // only once that is over.
       await job.settled.future;
     }
   }

@@ -126,12 +126,23 @@ final class _Job {
   /// Stops listening to the call's cancel token.
   void Function()? unlisten;
 
+  /// What must stay reachable while a worker may run this job, and is not
+  /// sent to it: the [PorterBuffer] whose native memory a read into it
+  /// writes (the worker gets its address only). The pool holds the job,
+  /// in its queue or as its worker's [_Worker.job], until the job has
+  /// settled, which is exactly as long as a worker may use the memory;
+  /// so the buffer's memory, which its typed list frees when collected,
+  /// outlives every write into it by construction, whatever the caller's
+  /// own references do across an `await`.
+  Object? keepAlive;
+
   _Job(this.id, this.op, this.timeoutMs, this.delayMs, this.payload, this.args,
       this.callId);
 
   void settle() {
     unlisten?.call();
     unlisten = null;
+    keepAlive = null;
     if (!settled.isCompleted) settled.complete();
   }
 

@@ -107,12 +107,8 @@ mixin _HttpCalls {
     final p = _sendRequest(method, url, headers, body, options, timeout,
             (req, ms, out) => req.openStream(_b, callId, ms, out.cast()))
         .cast<porter_http_stream>();
-    try {
-      return HttpStream.own(_b, p, '$url');
-    } catch (_) {
-      _b.porter_http_stream_free(p);
-      rethrow;
-    }
+    // Owned from here: a failure reading the head frees it.
+    return HttpStream.own(_b, p, '$url');
   }
 
   /// Starts a request whose body is written afterwards, piece by piece,
