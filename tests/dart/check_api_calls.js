@@ -21,7 +21,12 @@
 // a type or initialised with a constructor or a call returning one
 // (`final pool = await PorterPool.spawn()`) - only that type's members
 // and its supertypes' count (Porter.query takes callId, PorterPool.query
-// cancel), and a member it lacks is reported. Otherwise a call is checked
+// cancel), and a member it lacks is reported, for calls and for reads
+// without a call alike (a getter, field, static or tear-off: `s.connections`,
+// `FileWriteFlags.atomic`); a variable initialised from a typed variable's
+// method (`final r = porter.httpGet(...)`) gets that method's return type,
+// and an untyped parameter (`(h) => h.name`) hides a typed variable of the
+// same name. Otherwise a call is checked
 // only when its name is declared in lib/ and is not also a variable,
 // field or parameter there (a call through a function value could be
 // anything), and passes when any declaration of that name takes its
@@ -144,6 +149,12 @@ function declarations(trees) {
     if (!decls.has(d.name)) decls.set(d.name, []);
     decls.get(d.name).push(d);
   };
+  // Getters, setters and fields: name -> owners.
+  const props = new Map();
+  const prop = (name, owner) => {
+    if (!props.has(name)) props.set(name, new Set());
+    props.get(name).add(owner);
+  };
   const type = (name) => {
     if (!types.has(name)) types.set(name, { supers: [], ctor: false, isClass: false });
     return types.get(name);
@@ -212,6 +223,19 @@ function declarations(trees) {
         case 'static_final_declaration': {
           const name = n.childForFieldName('name') || firstOfType(n, 'identifier');
           if (name) values.add(name.text);
+          // A field (a declaration in a class, mixin or extension body):
+          // a member read without a call.
+          if (name && n.type !== 'initialized_variable_definition') {
+            const owner = ownerOf(n);
+            if (owner) prop(name.text, owner);
+          }
+          break;
+        }
+        case 'getter_signature':
+        case 'setter_signature': {
+          const name = n.childForFieldName('name');
+          const owner = ownerOf(n);
+          if (name && owner) prop(name.text, owner);
           break;
         }
         case 'formal_parameter': {
@@ -231,7 +255,7 @@ function declarations(trees) {
         owner: name, ctor: true, ret: name });
     }
   }
-  return { decls, values, types };
+  return { decls, values, types, props };
 }
 
 // Supertypes of the package's types that bring no member a call could
@@ -241,7 +265,7 @@ const HARMLESS_SUPERS = new Set(['Object', 'Finalizable', 'Exception', 'Comparab
 // The members named [name] of type [t] and its supertypes (mixins,
 // interfaces, extensions); [open] when a supertype is not the package's
 // (package:http's BaseClient), so a member may come from there.
-function members(api, t, name, statics) {
+function members(api, t, name, statics, props = false) {
   const found = [];
   let open = false;
   const seen = new Set();
@@ -258,6 +282,7 @@ function members(api, t, name, statics) {
     for (const d of api.decls.get(name) || []) {
       if (d.owner === cur && (statics || !d.ctor)) found.push(d);
     }
+    if (props && (api.props.get(name) || new Set()).has(cur)) found.push({ prop: true });
     queue.push(...info.supers);
   }
   return { found, open };
@@ -268,7 +293,7 @@ function members(api, t, name, statics) {
 // constructor of the package's or a call whose return type is one
 // (`await PorterPool.spawn()`). A name given two types in one file is
 // left out.
-function variableTypes(tree, api) {
+function variableTypes(tree, api, known = new Map()) {
   const seen = new Map();
   const note = (name, t) => {
     if (!t || !api.types.has(t)) t = '?';
@@ -296,7 +321,12 @@ function variableTypes(tree, api) {
       const sel = firstOfType(sels[0], 'unconditional_assignable_selector');
       const m = sel && firstOfType(sel, 'identifier');
       if (!m) return null;
-      const d = members(api, e.text, m.text, true).found[0];
+      // `X.m(...)` of a class X, or `v.m(...)` of a variable whose type
+      // an earlier pass found.
+      const statics = api.types.has(e.text);
+      const owner = statics ? e.text : known.get(e.text);
+      if (!owner) return null;
+      const d = members(api, owner, m.text, statics).found.find((x) => !x.prop);
       if (!d) return null;
       const r = typeName(d.ret);
       if (!r) return null;
@@ -312,7 +342,10 @@ function variableTypes(tree, api) {
       const values = named(n).filter((c) => c.startIndex > name.startIndex);
       note(name.text, declared ? declared.text : valueType(values[0], values.slice(1)));
     } else if (n.type === 'formal_parameter') {
-      const name = n.childForFieldName('name');
+      // An untyped parameter (`(h) => h.name`) has no name field: its
+      // identifier; it shadows any typed variable of that name.
+      const ids = named(n).filter((c) => c.type === 'identifier');
+      const name = n.childForFieldName('name') || ids[ids.length - 1];
       const t = firstOfType(n, 'type_identifier');
       if (name) note(name.text, t ? t.text : null);
     } else if (n.type === 'initialized_identifier' || n.type === 'static_final_declaration') {
@@ -323,6 +356,9 @@ function variableTypes(tree, api) {
   }
   const out = new Map();
   for (const [name, ts] of seen) if (ts.size === 1 && !ts.has('?')) out.set(name, [...ts][0]);
+  // A second pass types what is initialised from a typed variable's
+  // method (`final r = porter.query(...)`).
+  if (known.size === 0 && out.size > 0) return variableTypes(tree, api, out);
   return out;
 }
 
@@ -379,6 +415,27 @@ function* calls(tree) {
     yield { name: nameNode.text, positional, labels, node: nameNode, recv: receiver(nameNode), plain, constCall };
   }
 }
+
+// Every member read without a call in a tree (`x.name`, `x?.name`, a
+// tear-off `x.method`): { name, node, recv } with the identifier it is
+// selected on. Calls are calls()'s.
+function* reads(tree) {
+  for (const n of nodes(tree.rootNode)) {
+    if (n.type !== 'selector') continue;
+    const sel = firstOfType(n, 'unconditional_assignable_selector') ||
+      firstOfType(n, 'conditional_assignable_selector');
+    const id = sel && firstOfType(sel, 'identifier');
+    if (!id) continue;
+    const prev = n.previousNamedSibling;
+    if (!prev || prev.type !== 'identifier') continue;
+    const next = n.nextNamedSibling;
+    if (next && next.type === 'selector' && firstOfType(next, 'argument_part')) continue;
+    yield { name: id.text, node: id, recv: prev.text };
+  }
+}
+
+// Members every object has.
+const OBJECT_MEMBERS = new Set(['hashCode', 'runtimeType']);
 
 // The identifier a call's name is selected on (`X` of `X.name(...)`),
 // or null.
@@ -568,6 +625,7 @@ async function main() {
   const testDir = path.resolve(pkg, 'test') + path.sep;
   let bad = 0;
   let checked = 0;
+  let readsChecked = 0;
   const where = (u, node) => `${u.file}:${u.line + node.startPosition.row - u.offset}`;
   for (const u of users) {
     const vars = variableTypes(u.tree, api);
@@ -629,6 +687,21 @@ async function main() {
         `${c.name}: ${sigs.map(describe).join(' or ')}`);
       bad++;
     }
+    // A member read on a receiver of a known type of the package
+    // (`s.connections`, `r.rows`, `FileWriteFlags.atomic`): a getter,
+    // field or method of it or of its supertypes must have that name, as
+    // the compiler requires (a renamed getter left behind in a test or
+    // the README).
+    for (const r of reads(u.tree)) {
+      const recvType = api.types.has(r.recv) ? r.recv : vars.get(r.recv);
+      if (!recvType || OBJECT_MEMBERS.has(r.name)) continue;
+      const m = members(api, recvType, r.name, recvType === r.recv, true);
+      if (m.open) continue;
+      readsChecked++;
+      if (m.found.length) continue;
+      console.log(`${where(u, r.node)}: ${recvType} has no member ${r.name}`);
+      bad++;
+    }
     // A stream listened to without onError: its error is an uncaught
     // error, which ends a program, and no try around the listen sees it
     // (the example's watch did this). Tests are left out: their framework
@@ -656,7 +729,12 @@ async function main() {
     console.error(`check_api_calls: only ${checked} calls of the package's API found: the scan is broken`);
     return 2;
   }
-  console.log(`check_api_calls: ${checked} calls of the package's API, ${bad} problems`);
+  if (readsChecked < 100) {
+    console.error(`check_api_calls: only ${readsChecked} member reads on the package's types found: the scan is broken`);
+    return 2;
+  }
+  console.log(`check_api_calls: ${checked} calls and ${readsChecked} member reads of the ` +
+    `package's API, ${bad} problems`);
   return bad ? 1 : 0;
 }
 

@@ -47,6 +47,9 @@ const bad = {
   24: 'const on a class whose only constructor is the implicit one',
   25: 'a switch over an enum that leaves a constant out',
   26: 'a stream listened to without onError',
+  28: 'a getter the type lacks, on a variable typed by the method it was initialised from',
+  29: 'a static member the class lacks',
+  30: 'a getter the type lacks, on a variable typed by an await',
 };
 
 const b = run(path.join(fixtures, 'bad.dart'));

@@ -24,5 +24,9 @@ Future<void> bad(DbSession db, PorterCancelToken token) async {
   final t = const PorterCancelToken();
   final k = switch (BatchMode.all) { BatchMode.all => 1 };
   pool.watch('a').listen((e) => print(e));
+  final s = porter.stats();
+  print(s.conections);
+  print(FileWriteFlags.atomik);
+  print(p.sise);
   print([o, b, n, bytes, ms, t, k]);
 }

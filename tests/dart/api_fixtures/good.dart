@@ -34,5 +34,12 @@ Future<void> good(DbSession db, PorterCancelToken token) async {
     FileType.unknown || FileType.other => 3,
   };
   final m = switch (BatchMode.first) { BatchMode.all => 1, _ => 2 };
+  // Getters, fields, statics and tear-offs that exist; a read of a
+  // lambda's untyped parameter is no read of a typed variable's.
+  final s = porter.stats();
+  final r = porter.httpGet(Uri.parse('http://x/'));
+  final close = p.close;
+  print([s.connections, s.daemonVersion, FileWriteFlags.atomic, p.size,
+    r.status, r.hashCode, r.headers.where((s) => s.name == 'x'), close]);
   print([o, b, n, encodeParams([1]), k, m]);
 }
