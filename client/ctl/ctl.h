@@ -42,6 +42,9 @@ int ctl_exit_code(int rc);
 /* Reports the calling thread's last libporter error for `rc` (stderr, or a
  * JSON error object on stdout under --json); returns the exit status. */
 int ctl_fail(int rc);
+/* ctl_fail, followed by `hint` (NULL: none), what to do instead: "to
+ * delete an empty directory: porterctl file rm -d". */
+int ctl_fail_hint(int rc, const char *hint);
 
 /* Reports porterctl's own failure: `fmt` starts with the command ("db:
  * ..."); `code` names it in JSON ("usage", "io", ...). Returns `status`. */
@@ -79,6 +82,18 @@ void ctl_name(FILE *f, const char *s);
 
 /* Parses a decimal integer in [min, max]. 0 or -1. */
 int ctl_parse_long(const char *s, long min, long max, long *out);
+
+/*
+ * What getopt's answer `c` ('?' or ':') says about the command line
+ * `argv`, in one phrase naming the option as it was typed: "unknown option
+ * '--frob'", "unknown option '-Z'", "option '-c' needs a value". Every
+ * command's optstring starts with ':' (after main's '+') and sets opterr to
+ * 0, so getopt itself prints nothing (its own line named the binary's full
+ * path, said nothing under --json, and came apart from porterctl's). Reads
+ * getopt's optopt and optind: call it right after getopt returned `c`.
+ * Writes to `buf` (`cap` bytes, not NULL) and returns it.
+ */
+const char *ctl_opt_problem(int c, char *const *argv, char *buf, size_t cap);
 
 /* `porterctl file cat|put|rm|stat|ls` (ctl_file.c). argv[0] is "file". */
 int ctl_file(const ctl_opts *o, int argc, char **argv);

@@ -276,9 +276,10 @@ static int word_is(const char *s, size_t n, const char *w)
  * comments (-- and nested C-style) and parentheses do not end a statement.
  * Statements that hold only blanks and comments are dropped. Returns the
  * count; `*out` is a malloc'd array of malloc'd strings. -1 when out of
- * memory.
+ * memory. `*max_param` gets the highest parameter placeholder $n outside
+ * quotes, dollar quotes and comments (0: none), as PostgreSQL reads them.
  */
-static long split_sql(const char *sql, char ***out)
+static long split_sql(const char *sql, char ***out, unsigned *max_param)
 {
 	size_t n = strlen(sql), cap = 0, count = 0, start = 0, i = 0;
 	char **list = NULL;
@@ -294,6 +295,7 @@ static long split_sql(const char *sql, char ***out)
 	size_t words = 0;
 	char head[4];
 	*out = NULL;
+	*max_param = 0;
 	while (i <= n) {
 		char ch = sql[i];
 		if (i == n || (ch == ';' && depth == 0 && begin_depth == 0)) {
@@ -378,6 +380,16 @@ static long split_sql(const char *sql, char ***out)
 					if (strncmp(end, sql + i, tl) == 0)
 						break;
 				i = end ? (size_t)(end - sql) + tl : n;
+				continue;
+			}
+			if (sql[i + 1] >= '0' && sql[i + 1] <= '9') {
+				/* A parameter; a tag cannot start with a digit. */
+				unsigned v = 0;
+				for (j = i + 1; j < n && sql[j] >= '0' && sql[j] <= '9'; j++)
+					v = v < 1000000 ? v * 10 + (unsigned)(sql[j] - '0') : v;
+				if (v > *max_param)
+					*max_param = v;
+				i = j;
 				continue;
 			}
 		}
@@ -619,11 +631,13 @@ typedef struct db_args {
 	dbfmt_opts fo;
 } db_args;
 
+/* `fmt` with one %s for `arg`; the pointer to the help follows on the
+ * same line, as for the other commands. */
 static int usage_error(const char *fmt, const char *arg)
 {
-	if (!ctl_json_mode())
-		fputs("(see 'porterctl db --help')\n", stderr);
-	return ctl_error(EXIT_USAGE, "usage", fmt, arg);
+	char msg[512];
+	snprintf(msg, sizeof(msg), fmt, arg);
+	return ctl_error(EXIT_USAGE, "usage", "%s (see 'porterctl db --help')", msg);
 }
 
 /* Parses the command line into `a`; EXIT_OK, or a status to exit with
@@ -649,13 +663,17 @@ static int parse_args(db_args *a, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c, csv = 0, unaligned = 0;
+	char why[128];
 	/* 0, not 1: GNU getopt then starts afresh, permuting again (main's
 	 * parse stopped at the command with '+'). */
 	optind = 0;
-	opterr = !ctl_json_mode();
+	opterr = 0;
 	/* Options may follow CONNINFO, as in psql; a PARAM that starts with
 	 * '-' comes after "--". */
-	while ((c = getopt_long(argc, argv, "c:f:d:h:p:U:AF:xt?", lopts, NULL)) != -1) {
+	/* No '?' in it: psql's -? (help; -h is the host) is then an unknown
+	 * option whose optopt is '?', which says it was -? (glibc sets optopt
+	 * only for an error, so a '?' listed came back with optopt stale). */
+	while ((c = getopt_long(argc, argv, ":c:f:d:h:p:U:AF:xt", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (a->n_cmds == (int)(sizeof(a->cmds) / sizeof(a->cmds[0])))
@@ -708,7 +726,7 @@ static int parse_args(db_args *a, int argc, char **argv)
 			}
 			/* fall through */
 		default:
-			return usage_error("db: %s", "unknown option or missing value");
+			return usage_error("db: %s", ctl_opt_problem(c, argv, why, sizeof(why)));
 		}
 	}
 	if (csv && unaligned)
@@ -728,8 +746,9 @@ static int parse_args(db_args *a, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Gathers the statements to run; EXIT_OK or a status. */
-static int gather(const db_args *a, char ***stmts, long *n)
+/* Gathers the statements to run, and the highest $n they use; EXIT_OK or
+ * a status. */
+static int gather(const db_args *a, char ***stmts, long *n, unsigned *max_param)
 {
 	strbuf all = {0};
 	if (a->n_cmds) {
@@ -760,7 +779,7 @@ static int gather(const db_args *a, char ***stmts, long *n)
 	}
 	if (all.oom)
 		return ctl_error(EXIT_FAILED, "nomem", "db: out of memory");
-	*n = split_sql(all.p ? all.p : "", stmts);
+	*n = split_sql(all.p ? all.p : "", stmts, max_param);
 	free(all.p);
 	if (*n < 0)
 		return ctl_error(EXIT_FAILED, "nomem", "db: out of memory");
@@ -796,12 +815,29 @@ int ctl_db(const ctl_opts *o_in, int argc, char **argv)
 	long n = 0;
 	uint64_t session = 0;
 	porter_db_param *p = NULL;
-	status = gather(&a, &stmts, &n);
+	unsigned used = 0;
+	status = gather(&a, &stmts, &n, &used);
 	if (status)
 		goto out;
 	if (a.n_params && n != 1) {
 		status = ctl_error(EXIT_USAGE, "usage",
 				   "db: PARAMs need exactly one statement, got %ld", n);
+		goto out;
+	}
+	/* PARAMs go as text of no declared type: one the statement does not
+	 * use would come back as PostgreSQL's "could not determine data type
+	 * of parameter $2", and one too few as a refusal; both are a
+	 * command-line slip, said in its terms. */
+	if (a.n_params && used != (unsigned)a.n_params) {
+		char uses[64];
+		if (used)
+			snprintf(uses, sizeof(uses), "uses $1..$%u", used);
+		else
+			snprintf(uses, sizeof(uses), "has no $1..$n placeholder");
+		status = ctl_error(EXIT_USAGE, "usage",
+				   "db: %d PARAM%s given but the statement %s (see 'porterctl db "
+				   "--help')",
+				   a.n_params, a.n_params == 1 ? "" : "s", uses);
 		goto out;
 	}
 	p = calloc((size_t)a.n_params + 1, sizeof(*p));

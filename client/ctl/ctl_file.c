@@ -85,6 +85,22 @@ static const struct {
 	{"watch", "[-r ROOT] [-c COUNT] PATH"},
 };
 
+/* What to do about a failure a first user meets, when the message (which
+ * names the operation, the path and why) leaves it to guess; NULL when it
+ * does not. */
+static const char *file_hint(const char *sub, int rc, int dir, int parents)
+{
+	if (!strcmp(sub, "rm") && rc == PORTER_E_FILE_ISDIR && !dir)
+		return "to delete an empty directory: porterctl file rm -d";
+	if (!strcmp(sub, "mkdir") && rc == PORTER_E_FILE_EXISTS && !parents)
+		return "-p accepts a directory that exists";
+	if (!strcmp(sub, "put") && rc == PORTER_E_FILE_NOT_FOUND)
+		return "make its directory first: porterctl file mkdir -p";
+	if (!strcmp(sub, "cat") && rc == PORTER_E_FILE_ISDIR)
+		return "to list a directory: porterctl file ls";
+	return NULL;
+}
+
 /* Under --json the file is gathered and printed as one object, so it must
  * fit in memory; without --json it streams. */
 static int do_cat(const ctl_opts *o, const char *root, const char *path)
@@ -120,7 +136,7 @@ static int do_cat(const ctl_opts *o, const char *root, const char *path)
 		}
 	}
 	if (rc < 0) {
-		status = ctl_fail(rc);
+		status = ctl_fail_hint(rc, file_hint("cat", rc, 0, 0));
 		goto out;
 	}
 	if (o->json) {
@@ -175,7 +191,7 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 		return ctl_error(EXIT_FAILED, "io", "file put: %s: %s", local ? local : "stdin",
 				 strerror(read_err));
 	if (rc < 0)
-		return ctl_fail(rc);
+		return ctl_fail_hint(rc, file_hint("put", rc, 0, 0));
 	if (o->json) {
 		fputs("{\"path\":", stdout);
 		ctl_json_cstr(stdout, path);
@@ -224,11 +240,12 @@ static int do_stat(const ctl_opts *o, const char *root, const char *path, int fo
 	return EXIT_OK;
 }
 
-/* mkdir, mv, cp: one call, then `{"KEY":PATH}` under --json. */
-static int done(const ctl_opts *o, int rc, const char *key, const char *path)
+/* rm, mkdir, mv, cp: one call, then `{"KEY":PATH}` under --json; `hint`
+ * follows a failure's message (see file_hint). */
+static int done(const ctl_opts *o, int rc, const char *key, const char *path, const char *hint)
 {
 	if (rc < 0)
-		return ctl_fail(rc);
+		return ctl_fail_hint(rc, hint);
 	if (o->json) {
 		printf("{\"%s\":", key);
 		ctl_json_cstr(stdout, path);
@@ -347,7 +364,8 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	argc--;
 	argv++;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:aAxm:dpnLc:h", lopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":r:aAxm:dpnLc:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			root = optarg;
@@ -395,8 +413,10 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 		case 'h':
 			fputs(file_help, stdout);
 			return EXIT_OK;
-		default:
-			return file_usage("unknown option");
+		default: {
+			char why[128];
+			return file_usage(ctl_opt_problem(c, argv, why, sizeof(why)));
+		}
 		}
 	}
 	if (append && in_place)
@@ -415,24 +435,26 @@ int ctl_file(const ctl_opts *o, int argc, char **argv)
 	if (!strcmp(sub, "put") && (rest == 1 || rest == 2))
 		return do_put(o, root, args[0], rest == 2 ? args[1] : NULL, flags, mode);
 	unsigned nr = no_clobber ? PORTER_FILE_NO_REPLACE : 0;
-	if (!strcmp(sub, "rm") && rest == 1)
-		return done(o, porter_file_delete(root, args[0], dir, 0, o->timeout_ms), "removed",
-			    args[0]);
+	int rc;
+	if (!strcmp(sub, "rm") && rest == 1) {
+		rc = porter_file_delete(root, args[0], dir, 0, o->timeout_ms);
+		return done(o, rc, "removed", args[0], file_hint(sub, rc, dir, parents));
+	}
 	if (!strcmp(sub, "stat") && rest == 1)
 		return do_stat(o, root, args[0], follow);
 	if (!strcmp(sub, "ls") && rest <= 1)
 		return do_ls(o, root, rest ? args[0] : "");
-	if (!strcmp(sub, "mkdir") && rest == 1)
-		return done(o,
-			    porter_file_mkdir(root, args[0], mode,
-					      parents ? PORTER_FILE_PARENTS : 0, 0, o->timeout_ms),
-			    "created", args[0]);
+	if (!strcmp(sub, "mkdir") && rest == 1) {
+		rc = porter_file_mkdir(root, args[0], mode, parents ? PORTER_FILE_PARENTS : 0, 0,
+				       o->timeout_ms);
+		return done(o, rc, "created", args[0], file_hint(sub, rc, dir, parents));
+	}
 	if (!strcmp(sub, "mv") && rest == 2)
 		return done(o, porter_file_rename(root, args[0], args[1], nr, 0, o->timeout_ms),
-			    "moved", args[1]);
+			    "moved", args[1], NULL);
 	if (!strcmp(sub, "cp") && rest == 2)
 		return done(o, porter_file_copy(root, args[0], args[1], nr, 0, o->timeout_ms, NULL),
-			    "copied", args[1]);
+			    "copied", args[1], NULL);
 	if (!strcmp(sub, "watch") && rest == 1)
 		return do_watch(o, root, args[0], count);
 	for (size_t i = 0; i < sizeof(file_subs) / sizeof(file_subs[0]); i++)

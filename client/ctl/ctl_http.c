@@ -211,8 +211,8 @@ static int parse_args(http_args *a, int argc, char **argv)
 	int c;
 	long v;
 	optind = 0; /* afresh, with permutation (see ctl_db.c) */
-	opterr = !ctl_json_mode();
-	while ((c = getopt_long(argc, argv, "X:H:d:GT:u:A:o:iD:ILfm:w:vsSh", lopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":X:H:d:GT:u:A:o:iD:ILfm:w:vsSh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'X':
 			a->method = optarg;
@@ -310,8 +310,10 @@ static int parse_args(http_args *a, int argc, char **argv)
 		case 'h':
 			fputs(http_help, stdout);
 			return -1;
-		default:
-			return usage_error("unknown option or missing value");
+		default: {
+			char why[128];
+			return usage_error(ctl_opt_problem(c, argv, why, sizeof(why)));
+		}
 		}
 	}
 	if (optind != argc - 1)

@@ -8,6 +8,7 @@
  * so a script reading stdout sees every outcome. Single-threaded.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,14 +181,23 @@ void ctl_json_error(const char *code, const char *msg, int status)
 
 int ctl_fail(int rc)
 {
+	return ctl_fail_hint(rc, NULL);
+}
+
+int ctl_fail_hint(int rc, const char *hint)
+{
 	int status = ctl_exit_code(rc);
 	const char *msg = porter_last_error_message();
 	if (!msg[0] || porter_last_error() != rc)
 		msg = porter_strerror(rc);
-	if (g_json)
-		ctl_json_error(porter_error_name(rc), msg, status);
-	else
-		fprintf(stderr, "porterctl: %s (%s)\n", msg, porter_error_name(rc));
+	if (g_json) {
+		char full[1024];
+		snprintf(full, sizeof(full), "%s%s%s", msg, hint ? "; " : "", hint ? hint : "");
+		ctl_json_error(porter_error_name(rc), full, status);
+	} else {
+		fprintf(stderr, "porterctl: %s (%s)%s%s\n", msg, porter_error_name(rc),
+			hint ? "; " : "", hint ? hint : "");
+	}
 	return status;
 }
 
@@ -226,6 +236,23 @@ void ctl_name(FILE *f, const char *s)
 		fwrite(p + i, 1, k, f);
 		i += k;
 	}
+}
+
+const char *ctl_opt_problem(int c, char *const *argv, char *buf, size_t cap)
+{
+	/* glibc leaves optopt 0 for a long option it does not know (or that
+	 * is ambiguous); a long option missing its value has optind past it,
+	 * so it is argv[optind - 1] either way. A short one is optopt: inside
+	 * a cluster (-xZ) optind has not moved past the cluster yet. */
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	int is_long = (c == '?' && optopt == 0) || (c == ':' && arg[0] == '-' && arg[1] == '-');
+	char name[80];
+	if (is_long)
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+	else
+		snprintf(name, sizeof(name), "-%c", optopt);
+	snprintf(buf, cap, c == ':' ? "option '%s' needs a value" : "unknown option '%s'", name);
+	return buf;
 }
 
 int ctl_parse_long(const char *s, long min, long max, long *out)

@@ -95,8 +95,14 @@ static int cmd_ping(const ctl_opts *o, int argc, char **argv)
 		   {'s', 0, 1 << 20, &size},
 		   {'d', 0, 3600000, &delay}};
 	int c;
+	char why[128];
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:i:s:d:")) != -1) {
+	opterr = 0;
+	while ((c = getopt(argc, argv, ":c:i:s:d:")) != -1) {
+		if (c == '?' || c == ':')
+			return ctl_error(EXIT_USAGE, "usage",
+					 "ping: %s (see 'porterctl ping --help')",
+					 ctl_opt_problem(c, argv, why, sizeof(why)));
 		size_t k = 0;
 		while (k < sizeof(num) / sizeof(num[0]) && num[k].opt != c)
 			k++;
@@ -340,9 +346,12 @@ int main(int argc, char **argv)
 	ctl_opts o = {.json = 0, .timeout_ms = 5000};
 	long v;
 	int c;
+	char why[128];
 
-	/* '+': stop at the command, so its own flags are not taken here. */
-	while ((c = getopt_long(argc, argv, "+S:jt:h", lopts, NULL)) != -1) {
+	/* '+': stop at the command, so its own flags are not taken here;
+	 * ':' and opterr 0: porterctl names a bad option itself. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:S:jt:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			setenv("PORTER_SOCKET", optarg, 1);
@@ -364,10 +373,10 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return EXIT_OK;
 		default:
-			if (!o.json)
-				usage(stderr);
-			return ctl_error(EXIT_USAGE, "usage", "%s",
-					 ": unknown option (see --help)");
+			/* One line naming the option: the whole usage in front of
+			 * it buried the reason. */
+			return ctl_error(EXIT_USAGE, "usage", ": %s (see 'porterctl --help')",
+					 ctl_opt_problem(c, argv, why, sizeof(why)));
 		}
 	}
 	if (optind >= argc) {

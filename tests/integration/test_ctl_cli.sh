@@ -117,5 +117,54 @@ check "file ls on a terminal: names escaped and told apart" sh -c \
 "$CTL" file ls -r files >"$T/pipe.out" </dev/null
 check "... into a pipe, byte for byte" grep -q $'\xff\xfe' "$T/pipe.out"
 
+# ---- options: named, on one line, by every command ----
+# A bad option names itself (getopt's own line named the binary's full
+# path, said nothing under --json, and the top level buried its reason
+# under the whole usage); a missing value is not an "unknown option".
+code 2 "porterctl --frob" "$CTL" --frob stats
+check "... one line naming it" sh -c "[ \$(wc -l <'$T/code.err') = 1 ] &&
+	grep -qx \"porterctl: unknown option '--frob' (see 'porterctl --help')\" '$T/code.err'"
+code 2 "porterctl --timeout without a value" "$CTL" --timeout
+check "... says it needs a value" grep -q "option '--timeout' needs a value" "$T/code.err"
+code 2 "db: an unknown option, under --json" "$CTL" --json db --frob=1 app
+check "... named in the JSON error, nothing on stderr" sh -c \
+	"grep -q \"\\\"message\\\":\\\"db: unknown option '--frob'\" '$T/code.out' && [ ! -s '$T/code.err' ]"
+code 2 "db -c without a value" "$CTL" db -c
+check "... says -c needs a value" grep -q "db: option '-c' needs a value" "$T/code.err"
+for cmd in "http -H" "ping -c" "file put -m"; do
+	code 2 "$cmd without a value" "$CTL" $cmd
+	check "... names ${cmd##* }" grep -q "option '${cmd##* }' needs a value" "$T/code.err"
+done
+code 2 "file ls -Z, under --json" "$CTL" --json file ls -Z
+check "... named in the JSON error, nothing on stderr" sh -c \
+	"grep -q \"unknown option '-Z'\" '$T/code.out' && [ ! -s '$T/code.err' ]"
+# psql's -? is its help (-h is the host); it was refused as unknown.
+code 0 "db -?" "$CTL" db '-?'
+check "... prints the help" grep -q '^Usage: porterctl db' "$T/code.out"
+
+# ---- db: PARAMs that do not match the statement ----
+# Checked before anything is sent (no PostgreSQL needed): an extra PARAM
+# came back as PostgreSQL's "could not determine data type of parameter
+# \$1", one too few as a failure (exit 1).
+code 2 "db: a PARAM the statement does not use" "$CTL" db "dbname=x" 'SELECT 1' extra
+check "... says the statement has none" \
+	grep -q 'db: 1 PARAM given but the statement has no \$1..\$n placeholder' "$T/code.err"
+code 2 "db: one PARAM too few" "$CTL" db "dbname=x" 'SELECT $1, $2' a
+check "... says what it uses" grep -q 'db: 1 PARAM given but the statement uses \$1..\$2' "$T/code.err"
+code 2 "db: \$n in quotes and comments does not count" "$CTL" db "dbname=x" \
+	"SELECT '\$2', \$\$ \$3 \$\$ -- \$4" a
+check "... the statement has none" grep -q 'has no \$1..\$n placeholder' "$T/code.err"
+
+# ---- file: what to do, after what failed ----
+mkdir -p "$T/files/hd/sub"
+code 1 "file rm of a directory" "$CTL" file rm hd
+check "... points at rm -d" grep -q "is a directory (PORTER_E_FILE_ISDIR); to delete an empty directory: porterctl file rm -d" "$T/code.err"
+code 1 "file mkdir of one that exists" "$CTL" file mkdir hd
+check "... points at -p" grep -q "already exists (PORTER_E_FILE_EXISTS); -p accepts a directory that exists" "$T/code.err"
+code 1 "file put into a missing directory" "$CTL" file put hd/nope/x.txt
+check "... points at mkdir -p" grep -q "no such directory (PORTER_E_FILE_NOT_FOUND); make its directory first: porterctl file mkdir -p" "$T/code.err"
+code 1 "file cat of a directory, under --json" "$CTL" --json file cat hd
+check "... the hint in the JSON message" grep -q 'is a directory; to list a directory: porterctl file ls"' "$T/code.out"
+
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
