@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "fsconfine.h"
+#include "fslist.h"
 #include "fsfast.h"
 #include "fsfds.h"
 #include "fsroot.h"
@@ -590,6 +591,7 @@ void fs_conn_closed(struct worker *w, uint64_t conn_serial)
 int fs_init(const config *cfg)
 {
 	fswork_init(cfg->file_chunk);
+	fslist_limit(cfg->max_frame);
 	fsfast_init(cfg->file_fast_path);
 	if (fsconfine_init(cfg->file_resolve) < 0)
 		return PORTER_E_INVAL;

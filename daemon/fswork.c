@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fsconfine.h"
+#include "fslist.h"
 #include "fspass.h"
 #include "porter_errors.h"
 #include "randid.h"
@@ -143,6 +144,26 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 static unsigned confine_opts(const fs_job *j)
 {
 	return j->root && j->root->cross_mounts ? FSCONFINE_CROSS_MOUNTS : 0;
+}
+
+int fswork_fail(fs_job *j, int e, const char *op, const char *path, int creating)
+{
+	return fail_at(j, e, op, path, creating);
+}
+
+int fswork_fail_code(fs_job *j, int code, const char *op, const char *why)
+{
+	return fail_code(j, code, op, why);
+}
+
+int fswork_should_stop(fs_job *j)
+{
+	return should_stop(j);
+}
+
+unsigned fswork_confine_opts(const fs_job *j)
+{
+	return confine_opts(j);
 }
 
 /* Opens the directory that holds `path`'s last component, confined to the
@@ -615,67 +636,6 @@ static void do_stat(fs_job *j)
 	close(fd);
 }
 
-static int entry_cmp(const void *a, const void *b)
-{
-	return strcmp(((const fs_entry *)a)->name, ((const fs_entry *)b)->name);
-}
-
-static void do_list(fs_job *j)
-{
-	int fd = -1;
-	int e = fsconfine_open(j->rootfd, j->path, O_RDONLY | O_DIRECTORY, 0, confine_opts(j), &fd);
-	if (e) {
-		fail_errno(j, e, "list");
-		return;
-	}
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		fail_errno(j, errno, "list");
-		close(fd);
-		return;
-	}
-	size_t cap = 0;
-	struct dirent *de;
-	errno = 0;
-	while ((de = readdir(d)) != NULL) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		struct stat sb;
-		int le = fsconfine_lstat(dirfd(d), de->d_name, confine_opts(j), &sb);
-		if (le == FSCONFINE_EMOUNT)
-			/* A mount point porterd does not enter: listed as
-			 * "other", with no size or time of its own. */
-			memset(&sb, 0, sizeof(sb));
-		else if (le)
-			continue; /* removed meanwhile */
-		if (j->n_entries == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			fs_entry *ne = realloc(j->entries, ncap * sizeof(*ne));
-			if (!ne) {
-				fail_errno(j, ENOMEM, "list");
-				break;
-			}
-			j->entries = ne;
-			cap = ncap;
-		}
-		fs_entry *en = &j->entries[j->n_entries];
-		en->name = strdup(de->d_name);
-		if (!en->name) {
-			fail_errno(j, ENOMEM, "list");
-			break;
-		}
-		en->type = fswork_file_type(sb.st_mode);
-		en->size = (uint64_t)sb.st_size;
-		en->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-		j->n_entries++;
-	}
-	closedir(d);
-	/* An empty directory has no array at all: qsort(NULL, 0) is
-	 * undefined behaviour (UBSan stops porterd on it). */
-	if (!j->code && j->n_entries > 1)
-		qsort(j->entries, j->n_entries, sizeof(*j->entries), entry_cmp);
-}
-
 /*
  * mkdir -p inside the root: each component is made with mkdirat from the
  * one before and then opened with the same confinement as any path, so a
@@ -888,7 +848,7 @@ void fswork_run(uv_work_t *w)
 		do_stat(j);
 		break;
 	case JOB_LIST:
-		do_list(j);
+		fslist_run(j);
 		break;
 	case JOB_MKDIR:
 		do_mkdir(j);

@@ -99,6 +99,22 @@ typedef struct fs_job {
 /* Sets the largest chunk a read answers with (file-chunk-size). Start-up. */
 void fswork_init(uint32_t chunk);
 
+/* For the job modules beside this one (fslist), on the pool thread of
+ * job `j` (not NULL): */
+/* Records that `op` on `path` (NULL: the job's path) failed with errno
+ * value `e` (positive): the code and a message naming both; `creating`:
+ * the operation makes its target. Returns the code. */
+int fswork_fail(fs_job *j, int e, const char *op, const char *path, int creating);
+/* Records a failure that is not an errno: `code` with "cannot OP 'path'
+ * in root 'name': why". Returns `code`. */
+int fswork_fail_code(fs_job *j, int code, const char *op, const char *why);
+/* 1 (with the code and message recorded) when the job was cancelled or is
+ * past its deadline, else 0. */
+int fswork_should_stop(fs_job *j);
+/* The fsconfine options of the job's root (crossing mount points only
+ * where the root allows it). */
+unsigned fswork_confine_opts(const fs_job *j);
+
 /* The chunk size of a read that asked for `asked` bytes per chunk (0: the
  * daemon's): capped by file-chunk-size, at least 1. Any thread. */
 uint32_t fswork_chunk(uint32_t asked);

@@ -1024,7 +1024,8 @@ typedef struct porter_file_list porter_file_list;
  * sorted by name, without "." and "..". On success stores a new list in
  * `*out` (freed with porter_file_list_free) and returns 0 (`*out` NULL on
  * failure). Blocks for at most `timeout_ms`. The listing must fit in one
- * frame (16 MiB by default).
+ * frame (16 MiB by default): a larger one fails with PORTER_E_TOO_LARGE
+ * (porterd stops reading the directory once it knows).
  */
 PORTER_API int porter_file_list_dir(const char *root, const char *path, uint64_t call_id,
 				    int timeout_ms, porter_file_list **out);
