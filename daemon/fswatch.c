@@ -585,6 +585,26 @@ static const struct inotify_event *find_moved_to(const struct inotify_event *fro
 	return NULL;
 }
 
+/* Whether `ev`, an IN_ATTRIB of a watched object itself (no name), is its
+ * link count dropping as it is deleted: the next event of the same watch
+ * in the buffer is its IN_DELETE_SELF. `rm` of a watched file then reads
+ * as what it is, "deleted", not "modified" and then "deleted". (A link
+ * count that drops while another name or an open descriptor keeps the
+ * file is still "modified": nothing is deleted then.) */
+static int attrib_of_delete(const struct inotify_event *ev, const char *end)
+{
+	if (!(ev->mask & IN_ATTRIB) || ev->len)
+		return 0;
+	const char *p = (const char *)ev + sizeof(*ev) + ev->len;
+	while (p + sizeof(struct inotify_event) <= end) {
+		const struct inotify_event *next = (const void *)p;
+		if (next->wd == ev->wd)
+			return (next->mask & IN_DELETE_SELF) != 0;
+		p += sizeof(*next) + next->len;
+	}
+	return 0;
+}
+
 static void on_inotify(uv_poll_t *p, int status, int events)
 {
 	(void)events;
@@ -619,6 +639,8 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			}
 			/* A pair of a rename was reported with its first half. */
 			if ((ev->mask & IN_MOVED_TO) && ev->cookie && ev->len && ev->name[0] == 0)
+				continue;
+			if (attrib_of_delete(ev, end))
 				continue;
 			const struct inotify_event *to = NULL;
 			if (ev->mask & IN_MOVED_FROM)

@@ -245,10 +245,17 @@ START_TEST(file_events_and_the_end_of_a_watch)
 	expect(PORTER_FILE_EVENT_MODIFIED, "f.txt", NULL);
 	char p[256];
 	at(p, sizeof(p), root, "f.txt");
+	int before = ev.n;
 	ck_assert_int_eq(unlink(p), 0);
 	collect(w, 100, T); /* up to the end */
 	expect(PORTER_FILE_EVENT_DELETED, "f.txt", NULL);
 	ck_assert_int_eq(ev.ended, 1);
+	/* The unlink is one event: its drop of the link count (IN_ATTRIB,
+	 * just before IN_DELETE_SELF) is no "modified" of its own. */
+	if (ev.n != before + 1)
+		dump();
+	ck_assert_int_eq(ev.n, before + 1);
+	ck_assert_int_eq(ev.kind[before], PORTER_FILE_EVENT_DELETED);
 	/* After the end: empty ended batches, at once. */
 	ck_assert_int_eq(porter_file_watch_read(w, 0, T, &b), 0);
 	ck_assert_int_eq(porter_file_events_ended(b), 1);
