@@ -25,9 +25,10 @@
 
 typedef struct conn_write {
 	uv_write_t req;
-	uint8_t *buf;    /* owned: header and payload, or a chunk's data */
-	size_t len;      /* bytes queued, counted in the uid's and global output */
-	uint8_t small[]; /* a chunk's head and tail (conn_send_take) */
+	uint8_t *buf;            /* owned: header and payload, or a chunk's data */
+	void (*release)(void *); /* gives buf back: free, or the taker's */
+	size_t len;              /* bytes queued, counted in the uid's and global output */
+	uint8_t small[];         /* a chunk's head and tail (conn_send_take) */
 } conn_write;
 
 static void on_write(uv_write_t *wr, int status)
@@ -36,7 +37,7 @@ static void on_write(uv_write_t *wr, int status)
 	conn *c = wr->handle->data;
 	clients_put(c->acct, CLIENTS_BUFFERED, cw->len);
 	clients_output_add(-(int64_t)cw->len);
-	free(cw->buf);
+	cw->release(cw->buf);
 	free(cw);
 	if (status < 0 && status != UV_ECANCELED)
 		conn_close(c);
@@ -97,7 +98,7 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 {
 	const config *cfg = c->w->cfg;
 	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, b, nb, on_write) < 0) {
-		free(cw->buf);
+		cw->release(cw->buf);
 		free(cw);
 		conn_close_soon(c);
 		return;
@@ -156,6 +157,7 @@ static void queue_rest(conn *c, size_t off, size_t len)
 		return;
 	}
 	cw->buf = buf;
+	cw->release = free;
 	cw->len = len - off;
 	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)(len - off));
 	queue_write(c, cw, &b, 1);
@@ -191,14 +193,14 @@ out:
 }
 
 /*
- * Sends one frame made of `head` (`hl` bytes), `data` (`dl` bytes,
- * malloc'd, taken: freed once written) and `tail` (`tl` bytes): what the
+ * Sends one frame made of `head` (`hl` bytes), `data` (`dl` bytes, taken:
+ * given to `release` once written) and `tail` (`tl` bytes): what the
  * socket takes now goes at once; the rest waits with the data where it is,
  * the head's rest and the tail copied beside the write request (the caller
  * may reuse their buffers on return).
  */
 static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, size_t dl,
-		       const uint8_t *tail, size_t tl)
+		       const uint8_t *tail, size_t tl, void (*release)(void *))
 {
 	stats_add(&c->w->counters.bytes_out, hl + dl + tl);
 	uv_buf_t b[3] = {uv_buf_init((char *)head, (unsigned)hl),
@@ -208,7 +210,7 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 	if (c->pipe.write_queue_size == 0) {
 		int n = uv_try_write((uv_stream_t *)&c->pipe, b, 3);
 		if (n < 0 && n != UV_EAGAIN) {
-			free(data);
+			release(data);
 			conn_close_soon(c);
 			return;
 		}
@@ -216,16 +218,17 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 	}
 	size_t total = hl + dl + tl;
 	if (off == total) {
-		free(data);
+		release(data);
 		return;
 	}
 	conn_write *cw = dmalloc(sizeof(*cw) + hl + tl);
 	if (!cw) {
-		free(data);
+		release(data);
 		conn_close_soon(c);
 		return;
 	}
 	cw->buf = data;
+	cw->release = release;
 	cw->len = total - off;
 	memcpy(cw->small, head, hl);
 	memcpy(cw->small + hl, tail, tl);
@@ -245,19 +248,21 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 	queue_write(c, cw, q, nq);
 }
 
-void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data,
+		    void (*release)(void *))
 {
 	worker *w = c->w;
 	size_t hl = 0, tl = 0;
 	if (c->state == CONN_CLOSING || c->close_due) {
-		free(data);
+		if (data)
+			release(data);
 		return;
 	}
 	if (data && resp->body_case == PORTER__V1__RESPONSE__BODY_FILE_READ &&
 	    resp->file_read->data.data == data && resp->file_read->data.len >= CONN_TAKE_MIN) {
 		uint8_t head[READWIRE_HEAD_MAX], tail[READWIRE_TAIL_MAX];
 		if (readwire_frame(resp, w->cfg->max_frame, head, &hl, tail, &tl) == 0) {
-			send_parts(c, head, hl, data, resp->file_read->data.len, tail, tl);
+			send_parts(c, head, hl, data, resp->file_read->data.len, tail, tl, release);
 			return;
 		}
 	} else if (data && resp->body_case == PORTER__V1__RESPONSE__BODY_HTTP &&
@@ -267,14 +272,15 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data)
 		if (httpwire_frame_response(resp, w->cfg->max_frame, &w->pack_buf, &w->pack_cap,
 					    &hl, &tl) == 0) {
 			send_parts(c, w->pack_buf, hl, data, resp->http->body.len, w->pack_buf + hl,
-				   tl);
+				   tl, release);
 			trim_pack(w);
 			return;
 		}
 	}
 	/* Packed as any reply (a frame too large becomes its error). */
 	conn_send(c, resp);
-	free(data);
+	if (data)
+		release(data);
 }
 
 int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)

@@ -29,15 +29,17 @@ void conn_send(conn *c, const Porter__V1__Response *resp);
 #define CONN_TAKE_MIN (64u * 1024u)
 
 /*
- * conn_send for a reply whose bulk is `data` (malloc'd; taken, NULL: none):
- * a file read's chunk (what resp->file_read->data points to) or an HTTP
- * reply's body (resp->http->body) of CONN_TAKE_MIN bytes or more goes to
- * the socket from where it is, framed around it by readwire.h or
- * httpwire.h, and is freed once written, rather than copied into the
- * worker's pack buffer on the loop. Anything else is packed as conn_send
- * does and `data` freed. Used by req.
+ * conn_send for a reply whose bulk is `data` (taken, NULL: none): a file
+ * read's chunk (what resp->file_read->data points to) or an HTTP reply's
+ * body (resp->http->body) of CONN_TAKE_MIN bytes or more goes to the
+ * socket from where it is, framed around it by readwire.h or httpwire.h,
+ * and is given to `release` (not NULL: free, or httpbuf_release) once
+ * written or dropped, on this loop, rather than copied into the worker's
+ * pack buffer. Anything else is packed as conn_send does and `data`
+ * released at once. Used by req.
  */
-void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data);
+void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data,
+		    void (*release)(void *));
 
 /*
  * Sends `resp` (owned by the caller) with the open descriptor `fd`

@@ -11,6 +11,7 @@
 #include "clients.h"
 #include "config.h"
 #include "fwd.h"
+#include "httpbuf.h"
 #include "httpdefer.h"
 #include "httpglue.h"
 #include "httppolicy.h"
@@ -54,6 +55,7 @@ struct http_worker {
 	list up_acks;   /* http_xfer.ack_link: body pieces read, to answer */
 	list deferred;  /* requests that came inside libcurl (httpdefer.h) */
 	unsigned n_streams;
+	httpbuf_cache *bufs; /* large body buffers (httpbuf.h); NULL: malloc's */
 };
 
 static void drain_info(httpglue_tenant *t);
@@ -556,6 +558,7 @@ void http_handle(req *r)
 	}
 	x->hw = hw;
 	x->loop = &w->loop;
+	x->bufs = hw->bufs;
 	stats_add(&hw->w->counters.http_transfers, 1); /* until xfer_free */
 	list_init(&x->link);
 	list_init(&x->ack_link);
@@ -839,6 +842,8 @@ http_worker *http_worker_new(worker *w)
 	uv_timer_init(&w->loop, &hw->reap);
 	hw->reap.data = hw;
 	hw->open_handles = 1;
+	/* Without it, bodies are malloc'd as small ones are. */
+	hw->bufs = httpbuf_cache_new(&w->loop);
 	return hw;
 }
 
@@ -873,5 +878,9 @@ void http_worker_close(http_worker *hw)
 		xfer_free(x);
 	}
 	httpglue_close_all(&hw->glue);
+	/* Replies still queued on closing connections give their buffers
+	 * back later; the cache goes with the last. */
+	httpbuf_cache_close(hw->bufs);
+	hw->bufs = NULL;
 	uv_close((uv_handle_t *)&hw->reap, on_handle_closed);
 }

@@ -101,9 +101,53 @@ static int is_redirect(long status)
 	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/*
+ * Makes x->buf hold at least `need` bytes, its x->len kept. From
+ * HTTPBUF_MIN up the buffer is one of the worker's kept mappings
+ * (httpbuf.h), so a large body does not fault its pages in afresh; below,
+ * malloc's. 0, or -1 when out of memory (x->buf unchanged).
+ */
+static int buf_reserve(http_xfer *x, size_t need)
+{
+	uint8_t *nb;
+	size_t cap = need;
+	if (need <= x->cap)
+		return 0;
+	if (x->buf_cached) {
+		nb = httpbuf_grow(x->buf, x->len, need, &cap);
+	} else if (need >= HTTPBUF_MIN && x->bufs) {
+		if ((nb = httpbuf_get(x->bufs, need, &cap))) {
+			if (x->len)
+				memcpy(nb, x->buf, x->len);
+			free(x->buf);
+			x->buf_cached = 1;
+		}
+	} else {
+		nb = realloc(x->buf, need);
+	}
+	if (!nb)
+		return -1;
+	x->buf = nb;
+	x->cap = cap;
+	return 0;
+}
+
+/* Gives the body buffer back (to the worker's cache or to malloc). */
+static void buf_release(http_xfer *x)
+{
+	if (x->buf_cached)
+		httpbuf_release(x->buf);
+	else
+		free(x->buf);
+	x->buf = NULL;
+	x->buf_cached = 0;
+	x->len = x->cap = 0;
+}
+
 /* A whole response with a known length gets its buffer in one piece
  * rather than by doubling (an over-limit length fails later, in libcurl's
- * CURLOPT_MAXFILESIZE check or the write callback). */
+ * CURLOPT_MAXFILESIZE check or the write callback). A failure here is
+ * left to the write callback's own growth. */
 static void reserve_body(http_xfer *x)
 {
 	const char *cl = header_get(x, "Content-Length");
@@ -111,13 +155,9 @@ static void reserve_body(http_xfer *x)
 	if (!cl)
 		return;
 	unsigned long long n = strtoull(cl, &end, 10);
-	if (*end || n == 0 || n <= x->cap || (x->limit && n > x->limit))
+	if (*end || n == 0 || n <= x->cap || (x->limit && n > x->limit) || n > SIZE_MAX / 2)
 		return;
-	uint8_t *nb = realloc(x->buf, (size_t)n);
-	if (nb) {
-		x->buf = nb;
-		x->cap = (size_t)n;
-	}
+	(void)buf_reserve(x, (size_t)n);
 }
 
 /* CURLOPT_HEADERFUNCTION: keeps the headers of the latest response only
@@ -287,12 +327,14 @@ void httpxfer_reply_body(http_xfer *x, int last)
 	 * enough to go out in place (the next chunk gets a buffer of its
 	 * own); a small chunk is copied and its buffer kept for the next. */
 	uint8_t *take = NULL;
+	void (*release)(void *) = x->buf_cached ? httpbuf_release : free;
 	if (x->len && (!x->stream || x->len >= CONN_TAKE_MIN)) {
 		take = x->buf;
 		x->buf = NULL;
+		x->buf_cached = 0;
 		x->cap = 0;
 	}
-	req_reply_take(r, &resp, take);
+	req_reply_take_with(r, &resp, take, release);
 	free(hv_heap);
 	free(ov);
 	x->len = 0;
@@ -321,11 +363,8 @@ static int buf_append(http_xfer *x, const void *p, size_t n)
 					: 16384;
 		while (nc < x->len + n)
 			nc *= 2;
-		uint8_t *nb = realloc(x->buf, nc);
-		if (!nb)
+		if (buf_reserve(x, nc) < 0)
 			return -1;
-		x->buf = nb;
-		x->cap = nc;
 	}
 	memcpy(x->buf + x->len, p, n);
 	x->len += n;
@@ -445,7 +484,5 @@ void httpxfer_free_buffers(http_xfer *x)
 	x->body_own = NULL;
 	x->body = NULL;
 	arena_free(&x->msg);
-	free(x->buf);
-	x->buf = NULL;
-	x->len = x->cap = 0;
+	buf_release(x);
 }

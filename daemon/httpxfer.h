@@ -20,6 +20,7 @@
 
 #include "arena.h"
 #include "http.h"
+#include "httpbuf.h"
 #include "httpglue.h"
 #include "list.h"
 #include "req.h"
@@ -153,6 +154,8 @@ typedef struct http_xfer {
 	int head_done; /* the final response's headers are complete */
 	uint8_t *buf;  /* body (or the current chunk of it) */
 	size_t len, cap;
+	int buf_cached;      /* buf is from bufs (httpbuf_release), not malloc */
+	httpbuf_cache *bufs; /* the worker's large buffers; NULL: malloc only */
 
 	/* Outcome. */
 	int too_large;

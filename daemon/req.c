@@ -105,6 +105,11 @@ void req_reply(req *r, Porter__V1__Response *resp)
 
 void req_reply_take(req *r, Porter__V1__Response *resp, uint8_t *data)
 {
+	req_reply_take_with(r, resp, data, free);
+}
+
+void req_reply_take_with(req *r, Porter__V1__Response *resp, uint8_t *data, void (*release)(void *))
+{
 	conn *c = r->c;
 	Porter__V1__Response stopped = PORTER__V1__RESPONSE__INIT;
 
@@ -124,11 +129,12 @@ void req_reply_take(req *r, Porter__V1__Response *resp, uint8_t *data)
 		list_remove(&r->link);
 		c->inflight--;
 		clients_put(c->acct, CLIENTS_INFLIGHT, 1);
-		conn_send_take(c, resp, data);
+		conn_send_take(c, resp, data, release);
 		data = NULL;
 		conn_req_done(c);
 	}
-	free(data);
+	if (data)
+		release(data);
 	stats_sub(&r->w->counters.inflight, 1);
 	free_msg(r);
 	free(r);

@@ -85,12 +85,19 @@ req *req_new_remote(struct worker *w, Porter__V1__Request *msg, uid_t uid, uint6
 void req_reply(req *r, Porter__V1__Response *resp);
 
 /*
- * req_reply for a file read whose chunk `data` (malloc'd; what
- * resp->file_read->data points to, or NULL) is taken: straight to the
- * request's connection it goes out without a copy (conn_send_take);
- * anywhere else (a batch, another worker) it is freed after the reply.
+ * req_reply for a reply whose bulk `data` (malloc'd; what
+ * resp->file_read->data or resp->http->body points to, or NULL) is taken:
+ * straight to the request's connection it goes out without a copy
+ * (conn_send_take); anywhere else (a batch, another worker) it is freed
+ * after the reply.
  */
 void req_reply_take(req *r, Porter__V1__Response *resp, uint8_t *data);
+
+/* req_reply_take for `data` that goes back through `release` (not NULL;
+ * called once, on this worker's loop thread, when the reply is written or
+ * dropped) rather than free(). */
+void req_reply_take_with(req *r, Porter__V1__Response *resp, uint8_t *data,
+			 void (*release)(void *));
 
 /*
  * Sends `resp` like req_reply with the open descriptor `fd` passed along

@@ -14,6 +14,7 @@
 
 #include "clients.h"
 #include "frame.h"
+#include "httpbuf.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -338,7 +339,8 @@ static void on_trim(uv_timer_t *t)
 {
 	server *srv = t->data;
 	struct mallinfo2 mi = mallinfo2();
-	size_t inuse = mi.uordblks + mi.hblkhd;
+	/* HTTP bodies' buffers are mapped by httpbuf, not malloc. */
+	size_t inuse = mi.uordblks + mi.hblkhd + httpbuf_mapped_total();
 	size_t rss = rss_bytes();
 	if (rss > 2 * inuse + TRIM_SLACK) {
 		malloc_trim(0);
@@ -367,8 +369,9 @@ static void on_trim(uv_timer_t *t)
  * Free space at a heap's top above MALLOC_TRIM_FROM still goes back at
  * once: malloc_trim does not shrink the top of a thread's arena, so a
  * higher value would keep a burst's memory (test_quotas' slow readers
- * kept 33 MiB against 11 idle with 64 MiB); bodies near that size still
- * fault in afresh (8 MiB GETs stayed at 0.1-0.2x).
+ * kept 33 MiB against 11 idle with 64 MiB). HTTP bodies from 256 KiB up
+ * are not malloc's (httpbuf.h keeps them a second for the next body), so
+ * that does not make them fault in afresh.
  */
 #define MALLOC_MMAP_FROM (32 * 1024 * 1024)
 #define MALLOC_TRIM_FROM (4 * 1024 * 1024)
