@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,6 +644,14 @@ static void do_stat(fs_job *j)
  */
 static void mkdir_parents(fs_job *j, mode_t mode)
 {
+	if (strlen(j->path) >= PATH_MAX) {
+		/* Every other path goes whole to the kernel, which refuses one
+		 * this long; made a component at a time, it was a tree as deep
+		 * as a frame allows (4 million levels in 16 MiB), a mkdirat
+		 * and an openat2 per level on a pool thread. */
+		fail_errno(j, ENAMETOOLONG, "create directory");
+		return;
+	}
 	char *copy = strdup(j->path);
 	if (!copy) {
 		fail_errno(j, ENOMEM, "create directory");
@@ -654,6 +663,8 @@ static void mkdir_parents(fs_job *j, mode_t mode)
 	for (char *c = strtok_r(copy, "/", &save); !e && c; c = strtok_r(NULL, "/", &save)) {
 		if (!strcmp(c, "."))
 			continue;
+		if (should_stop(j))
+			break;
 		j->found = 0;
 		if (mkdirat(cur, c, mode) == 0)
 			j->found = 1;

@@ -1,4 +1,6 @@
 /*
+ * Bounds on what one file request makes porterd do in a directory tree.
+ *
  * Listings of a huge directory. A directory listing is answered in one
  * frame; a user who can also change her root outside porterd can fill a
  * directory with as many names as she likes. porterd reads such a
@@ -6,6 +8,10 @@
  * further than the request's deadline, instead of reading and keeping
  * every name (some 300 bytes of porterd's memory per 200-byte name) for a
  * reply too large to send.
+ *
+ * mkdir with parents: a path is at most PATH_MAX bytes, as for every other
+ * request (the kernel refuses a longer one whole), instead of a tree as
+ * deep as a frame allows, made a level at a time.
  */
 #include <check.h>
 #include <errno.h>
@@ -112,9 +118,54 @@ START_TEST(huge_listing_stops_at_the_frame)
 }
 END_TEST
 
+static int alice_digs(void *arg)
+{
+	(void)arg;
+	/* 5,000 levels (10,000 bytes) in one request. */
+	size_t levels = 5000;
+	char *deep = malloc(levels * 2 + 1);
+	if (!deep)
+		return 1;
+	for (size_t i = 0; i < levels; i++)
+		memcpy(deep + 2 * i, "d/", 2);
+	deep[levels * 2 - 1] = '\0';
+	int rc = porter_file_mkdir("docs", deep, 0, PORTER_FILE_PARENTS, 0, T);
+	free(deep);
+	EXPECT(rc, PORTER_E_INVAL);
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
+	EXPECT(porter_file_stat("docs", "d", 0, T, &fi), PORTER_E_FILE_NOT_FOUND);
+	/* A deep path within PATH_MAX is made. */
+	char ok[1024] = "";
+	for (int i = 0; i < 200; i++)
+		strcat(ok, "e/");
+	EXPECT(porter_file_mkdir("docs", ok, 0, PORTER_FILE_PARENTS, 0, T), 0);
+	EXPECT(porter_file_stat("docs", ok, 0, T, &fi), 0);
+	return 0;
+}
+
+START_TEST(mkdir_parents_is_bounded)
+{
+	snprintf(top, sizeof(top), "/tmp/porter-list-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(top));
+	ck_assert_int_eq(chmod(top, 0755), 0);
+	char p[128], roots[128];
+	snprintf(p, sizeof(p), "%s/docs", top);
+	ck_assert_int_eq(mkdir(p, 0770), 0);
+	ck_assert_int_eq(chown(p, TH_UID_ALICE, TH_GID_PORTER), 0);
+	ck_assert_int_eq(chmod(p, 0770), 0);
+	snprintf(roots, sizeof(roots), "docs=%s/docs:uids=%u", top, TH_UID_ALICE);
+	const char *extra[] = {"--allow-uid", "61011", "--file-roots", roots, NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+	ck_assert_int_eq(th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_digs, NULL), 0);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	ck_assert_int_eq(th_rm_rf(top), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
-	const TTest *tests[] = {huge_listing_stops_at_the_frame, NULL};
+	const TTest *tests[] = {huge_listing_stops_at_the_frame, mkdir_parents_is_bounded, NULL};
 	return th_suite("trust_list", "list", 120, tests);
 }
 
