@@ -3,6 +3,7 @@
 #include "loopcpu.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -10,7 +11,7 @@
 
 struct loopcpu {
 	uv_prepare_t prep;
-	unsigned index;
+	char name[24]; /* "worker W" or "acceptor" */
 	uint64_t limit_ns;
 	uint64_t last_ns; /* thread CPU when the last turn ended; 0: none yet */
 };
@@ -30,7 +31,7 @@ static void on_prepare(uv_prepare_t *p)
 	loopcpu *lc = p->data;
 	uint64_t now = thread_cpu_ns();
 	if (lc->last_ns && now - lc->last_ns > lc->limit_ns) {
-		log_info("worker %u: a loop turn used %llu us of CPU", lc->index,
+		log_info("%s: a loop turn used %llu us of CPU", lc->name,
 			 (unsigned long long)((now - lc->last_ns) / 1000));
 		/* The log line's own cost is not the next turn's. */
 		now = thread_cpu_ns();
@@ -38,7 +39,7 @@ static void on_prepare(uv_prepare_t *p)
 	lc->last_ns = now;
 }
 
-loopcpu *loopcpu_start(uv_loop_t *loop, unsigned worker_index)
+loopcpu *loopcpu_start(uv_loop_t *loop, int worker_index)
 {
 	const char *env = getenv("PORTER_TEST_TURN_CPU_US");
 	if (!env || !*env)
@@ -51,16 +52,19 @@ loopcpu *loopcpu_start(uv_loop_t *loop, unsigned worker_index)
 	}
 	loopcpu *lc = calloc(1, sizeof(*lc));
 	if (!lc) {
-		log_warn("worker %u: out of memory: loop turns not watched", worker_index);
+		log_warn("out of memory: loop turns not watched");
 		return NULL;
 	}
-	lc->index = worker_index;
+	if (worker_index < 0)
+		snprintf(lc->name, sizeof(lc->name), "acceptor");
+	else
+		snprintf(lc->name, sizeof(lc->name), "worker %d", worker_index);
 	lc->limit_ns = (uint64_t)us * 1000;
 	uv_prepare_init(loop, &lc->prep);
 	lc->prep.data = lc;
 	uv_prepare_start(&lc->prep, on_prepare);
 	uv_unref((uv_handle_t *)&lc->prep);
-	if (worker_index == 0)
+	if (worker_index < 0)
 		log_warn("PORTER_TEST_TURN_CPU_US=%lu: loop turns using more CPU are logged "
 			 "(a test instrument)",
 			 us);

@@ -17,6 +17,7 @@
 #include "httpbuf.h"
 #include "listen.h"
 #include "log.h"
+#include "loopcpu.h"
 #include "metrics.h"
 #include "porter_errors.h"
 #include "porter_version.h"
@@ -240,6 +241,8 @@ static void server_stop(server *srv)
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->watchdog, NULL);
 	uv_close((uv_handle_t *)&srv->trim, NULL);
+	loopcpu_close(srv->turn_cpu);
+	srv->turn_cpu = NULL;
 	if (srv->test_hooks)
 		uv_close((uv_handle_t *)&srv->sig_test, NULL);
 	metrics_close(srv->metrics);
@@ -619,6 +622,7 @@ int server_run(config *cfg, int argc, char **argv)
 		srv.sig_test.data = &srv;
 		uv_signal_start(&srv.sig_test, on_test_signal, SIGUSR2);
 	}
+	srv.turn_cpu = loopcpu_start(&srv.loop, -1);
 	uv_timer_init(&srv.loop, &srv.trim);
 	srv.trim.data = &srv;
 	uv_timer_start(&srv.trim, on_trim, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
@@ -661,6 +665,8 @@ out:
 		worker_destroy(&srv.workers[i]);
 	/* The workers are gone: close what was kept open for them (the
 	 * signal handles). */
+	loopcpu_close(srv.turn_cpu);
+	srv.turn_cpu = NULL;
 	uv_walk(&srv.loop, close_remaining, NULL);
 	uv_run(&srv.loop, UV_RUN_DEFAULT);
 	free(srv.workers);

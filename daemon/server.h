@@ -64,6 +64,7 @@ typedef struct server {
 	uint64_t quota_refused;        /* connections refused over uid-max-connections */
 	uv_timer_t trim;               /* hands freed memory back after bursts */
 	uint64_t trims;                /* malloc_trim calls made */
+	struct loopcpu *turn_cpu;      /* owned: test instrument (loopcpu.h); NULL when off */
 	uint64_t reloads;              /* reloads applied (acceptor thread only) */
 	uint64_t reload_failures;      /* reloads rejected (acceptor thread only) */
 	int last_reload_failed;        /* shown in STATUS= until a reload succeeds */

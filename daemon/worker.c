@@ -367,7 +367,7 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	uv_unref((uv_handle_t *)&w->spin);
 	if (heartbeat_ms)
 		uv_timer_start(&w->heartbeat_timer, on_heartbeat, 0, heartbeat_ms);
-	w->turn_cpu = loopcpu_start(&w->loop, index);
+	w->turn_cpu = loopcpu_start(&w->loop, (int)index);
 	fwd_worker_init(w);
 	rc = cancel_worker_init(w);
 	if (rc < 0)

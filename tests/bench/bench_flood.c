@@ -19,6 +19,12 @@
  *
  * Arguments, if any, pick the rows: those whose resource names contain one
  * of them (`bench_flood params cursors`).
+ *
+ * With PORTER_TEST_TURN_CPU_US=N in the environment (daemon/loopcpu.h),
+ * porterd logs at info level and each row also prints the loop turns that
+ * used more than N us of CPU while alice flooded and let go (the first
+ * few, with what porterd logged just before each): what made bob wait,
+ * whatever the machine's load.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -43,6 +49,7 @@
 
 static th_daemon d;
 static long idle_kib; /* porterd's RSS before the first row */
+static int turns_on;  /* PORTER_TEST_TURN_CPU_US is set: long turns are printed */
 static th_httpd web;
 static char ci_pw[512];   /* password login over TCP: what foreign uids may use */
 static char big_url[128]; /* a 50 MB body, streamed */
@@ -491,6 +498,42 @@ typedef struct row {
 	int alice_rc;
 } row;
 
+/* The size of porterd's log now: where a row's part of it starts. */
+static long log_size(void)
+{
+	struct stat st;
+	return stat(d.log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Prints the loop turns porterd logged as over the bound since `from`,
+ * the first few with the line logged before each (what the loop was doing
+ * then), and how many there were and the most CPU one used. */
+static void print_turns(const char *name, long from)
+{
+	FILE *f = fopen(d.log, "r");
+	if (!f)
+		return;
+	fseek(f, from, SEEK_SET);
+	char line[512], before[512] = "";
+	int n = 0;
+	long max_us = 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "a loop turn used ");
+		if (!at) {
+			snprintf(before, sizeof(before), "%s", line);
+			continue;
+		}
+		long us = atol(at + strlen("a loop turn used "));
+		max_us = us > max_us ? us : max_us;
+		if (n++ < 8)
+			fprintf(stderr, "    after: %s    %s", before, line);
+		before[0] = 0;
+	}
+	fclose(f);
+	fprintf(stderr, "bench_flood: %s: %d loop turns over %s us of CPU, the most %ld us\n", name,
+		n, getenv("PORTER_TEST_TURN_CPU_US"), max_us);
+}
+
 static void run_one(const scenario *sc, row *out)
 {
 	bob_result *b = th_shared_alloc(sizeof(*b));
@@ -502,6 +545,7 @@ static void run_one(const scenario *sc, row *out)
 	out->idle_p99 = bob_run(b);
 	memset(b, 0, sizeof(*b));
 	out->rss0 = th_rss_kib(d.pid);
+	long log_from = log_size();
 	atomic_store(&peak_kib, out->rss0);
 	atomic_store(&sampling, 1);
 	pthread_t sampler, alice;
@@ -517,6 +561,8 @@ static void run_one(const scenario *sc, row *out)
 	atomic_store(&sampling, 0);
 	pthread_join(sampler, NULL);
 	out->peak = atomic_load(&peak_kib);
+	if (turns_on)
+		print_turns(sc->name, log_from);
 	sleep(10);
 	out->after = th_rss_kib(d.pid);
 	out->f = *f;
@@ -605,6 +651,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	snprintf(big_url, sizeof(big_url), "%s/bin/50000000", web.base);
+	const char *turn_us = getenv("PORTER_TEST_TURN_CPU_US");
+	turns_on = turn_us && *turn_us;
 	const char *args[] = {"--allow-uid",
 			      "61011,61012",
 			      "--workers",
@@ -614,7 +662,7 @@ int main(int argc, char **argv)
 			      "--file-roots",
 			      roots,
 			      "--log-level",
-			      "warn",
+			      turns_on ? "info" : "warn",
 			      "--file-pass-fd=false",
 			      "--http-allow-hosts",
 			      "127.0.0.1:*",

@@ -27,10 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "turns.h"
 #include "tenant.h"
 #include "porter.h"
 
@@ -59,7 +59,6 @@
 #define CURSORS 16
 #define LOGINS 24
 #define LOGIN_THREADS 1
-#define MAX_PINGS 200000
 
 static th_daemon d;
 
@@ -68,96 +67,6 @@ static void start(const char *const *extra, const char *turn_us)
 {
 	setenv("PORTER_TEST_TURN_CPU_US", turn_us, 1);
 	th_start(&d, extra);
-}
-
-/* The size of porterd's log now: where this test's part starts. */
-static long log_size(void)
-{
-	FILE *f = fopen(d.log, "r");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fclose(f);
-	return n;
-}
-
-/* The turns porterd logged as over the bound since `from` (a log_size);
- * prints them, and their largest figure in `*max_us`. */
-static int long_turns(long from, long *max_us)
-{
-	FILE *f = fopen(d.log, "r");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, from, SEEK_SET);
-	char line[512];
-	int n = 0;
-	*max_us = 0;
-	while (fgets(line, sizeof(line), f)) {
-		const char *at = strstr(line, "a loop turn used ");
-		if (!at)
-			continue;
-		long us = atol(at + strlen("a loop turn used "));
-		*max_us = us > *max_us ? us : *max_us;
-		if (n++ < 10)
-			fprintf(stderr, "  %s", line);
-	}
-	fclose(f);
-	return n;
-}
-
-/* ---- the bystander ---- */
-
-static atomic_int by_stop, by_failed;
-static int by_n;
-static double by_ms[MAX_PINGS];
-static pthread_t by_thread;
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void *bystander(void *arg)
-{
-	(void)arg;
-	while (!atomic_load(&by_stop) && by_n < MAX_PINGS) {
-		double t0 = now_ms();
-		if (porter_ping("bystander", 9, 0, 10000) != 0)
-			atomic_fetch_add(&by_failed, 1);
-		by_ms[by_n++] = now_ms() - t0;
-		usleep(200);
-	}
-	porter_thread_disconnect();
-	return NULL;
-}
-
-static void bystander_start(void)
-{
-	atomic_store(&by_stop, 0);
-	atomic_store(&by_failed, 0);
-	by_n = 0;
-	ck_assert_int_eq(pthread_create(&by_thread, NULL, bystander, NULL), 0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Stops the bystander and prints its latencies; asserts its pings all
- * succeeded. */
-static void bystander_stop(const char *what)
-{
-	atomic_store(&by_stop, 1);
-	pthread_join(by_thread, NULL);
-	ck_assert_int_gt(by_n, 0);
-	qsort(by_ms, (size_t)by_n, sizeof(by_ms[0]), cmp_double);
-	printf("%s: bystander %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", what, by_n,
-	       by_ms[by_n / 2], by_ms[by_n * 99 / 100], by_ms[by_n - 1]);
-	ck_assert_msg(atomic_load(&by_failed) == 0, "%d of the bystander's pings failed",
-		      atomic_load(&by_failed));
 }
 
 /* ---- cursors ---- */
@@ -219,8 +128,8 @@ START_TEST(reclaimed_cursors_drain_in_short_turns)
 	}
 	strcat(pids, "}");
 	/* Opening them made connections: not what is measured. */
-	long from = log_size();
-	bystander_start();
+	long from = th_log_size(&d);
+	th_bystander_start();
 	/* Nobody reads on: a second after its first chunk each cursor is
 	 * reclaimed, and its connection drains what PostgreSQL had sent
 	 * (the socket buffers full of rows) until the cancel lands. */
@@ -250,10 +159,10 @@ START_TEST(reclaimed_cursors_drain_in_short_turns)
 		if (busy)
 			usleep(50 * 1000);
 	}
-	bystander_stop("16 cursors reclaimed");
+	th_bystander_stop("16 cursors reclaimed");
 	printf("reclaimed and drained in %lld ms\n", th_now_ms() - t0);
 	long max_us;
-	int n = long_turns(from, &max_us);
+	int n = th_long_turns(&d, from, &max_us);
 	printf("the cursors' backends: %ld idle in the pool, %ld busy\n", idle, busy);
 	ck_assert_msg(busy == 0, "the cursors' backends: %ld idle in the pool, %ld still busy",
 		      idle, busy);
@@ -324,8 +233,8 @@ START_TEST(password_logins_stay_off_the_loop)
 	start(args, TURN_US_LOGINS);
 	th_pg_file("conninfo_pw", ci_pw, sizeof(ci_pw));
 	atomic_store(&logins_ok, 0);
-	long from = log_size();
-	bystander_start();
+	long from = th_log_size(&d);
+	th_bystander_start();
 	long long t0 = th_now_ms();
 	pthread_t t[LOGIN_THREADS];
 	for (int i = 0; i < LOGIN_THREADS; i++)
@@ -333,12 +242,12 @@ START_TEST(password_logins_stay_off_the_loop)
 	for (int i = 0; i < LOGIN_THREADS; i++)
 		pthread_join(t[i], NULL);
 	long long took = th_now_ms() - t0;
-	bystander_stop("24 SCRAM logins");
+	th_bystander_stop("24 SCRAM logins");
 	printf("24 SCRAM logins in %lld ms\n", took);
 	ck_assert_msg(atomic_load(&logins_ok) == LOGINS, "%d of %d logins; last error %s",
 		      atomic_load(&logins_ok), LOGINS, login_err);
 	long max_us;
-	int n = long_turns(from, &max_us);
+	int n = th_long_turns(&d, from, &max_us);
 	ck_assert_msg(n == 0, "%d loop turns used more than %s us of CPU (the most %ld us)", n,
 		      TURN_US_LOGINS, max_us);
 	th_stop_clean(&d);

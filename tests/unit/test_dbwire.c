@@ -622,6 +622,57 @@ START_TEST(params_are_counted_on_the_wire)
 }
 END_TEST
 
+/* The tight loop over runs of short parameters (empty ones four at a
+ * time) counts what the general reader counts: parameters of every length
+ * mixed (empty, one-byte lengths, two-byte lengths), with runs of empty
+ * ones that end anywhere in a group of four; every cut of the frame counts
+ * a lower bound, never more than the next cut; the fast decoder unpacks
+ * what protobuf-c unpacks. */
+START_TEST(short_params_are_counted_in_runs)
+{
+	static const size_t lens[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 127, 0, 128, 0, 0, 300, 0, 0, 0};
+	char text[300];
+	memset(text, 'x', sizeof(text));
+	for (size_t n = 0; n <= 40; n++) {
+		Porter__V1__DbParam *ps = calloc(n ? n : 1, sizeof(*ps));
+		Porter__V1__DbParam **pp = calloc(n ? n : 1, sizeof(*pp));
+		for (size_t i = 0; i < n; i++) {
+			porter__v1__db_param__init(&ps[i]);
+			size_t l = lens[(i * 7 + n) % (sizeof(lens) / sizeof(lens[0]))];
+			if (l) {
+				ps[i].value.data = (uint8_t *)text;
+				ps[i].value.len = l;
+			}
+			pp[i] = &ps[i];
+		}
+		Porter__V1__DbQuery q = PORTER__V1__DB_QUERY__INIT;
+		q.sql = "SELECT 1";
+		q.params = pp;
+		q.n_params = n;
+		Porter__V1__Request r = PORTER__V1__REQUEST__INIT;
+		r.id = 3;
+		r.body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+		r.db_query = &q;
+		size_t len;
+		uint8_t *b = pb_pack(&r.base, &len);
+		uint64_t id;
+		ck_assert_uint_eq(dbwire_request_params(len, b, &id), n);
+		ck_assert(check_decode(&porter__v1__request__descriptor, fast_request, b, len));
+		size_t last = 0;
+		for (size_t cut = 0; cut <= len; cut++) {
+			size_t k = dbwire_request_params_prefix(cut, b, &id);
+			ck_assert_uint_le(k, n);
+			ck_assert_uint_ge(k, last);
+			last = k;
+		}
+		ck_assert_uint_eq(last, n);
+		free(b);
+		free(pp);
+		free(ps);
+	}
+}
+END_TEST
+
 START_TEST(frame_limit_is_enforced)
 {
 	uint8_t v[300];
@@ -801,6 +852,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, notices_and_error_fields_are_left_to_protobuf_c);
 	tcase_add_test(tc, frame_limit_is_enforced);
 	tcase_add_test(tc, params_are_counted_on_the_wire);
+	tcase_add_test(tc, short_params_are_counted_in_runs);
 	tcase_add_loop_test(tc, random_pings_match_protobuf_c, 0, 3);
 	tcase_add_loop_test(tc, random_file_reads_match_protobuf_c, 0, 3);
 	suite_add_tcase(s, tc);
