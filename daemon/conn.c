@@ -58,6 +58,20 @@ static void count_read_buffer(conn *c)
 static void process_frames(conn *c);
 static void on_timer(uv_timer_t *t);
 
+/*
+ * Detaches and cancels every request of `c`. A cancel may answer other
+ * requests of `c` on the spot, which takes them off the list (a pool whose
+ * connection being made for the cancelled query closes gives a query
+ * waiting behind it a connection of its own, and fails it at once when
+ * its uid is at its quota): so each turn takes the list's first entry,
+ * never a next one saved before the cancel ran.
+ */
+static void detach_all(conn *c)
+{
+	while (!list_empty(&c->reqs))
+		req_detach(list_entry(c->reqs.next, req, link));
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	conn *c = h->data;
@@ -82,9 +96,7 @@ void conn_close(conn *c)
 	c->state = CONN_CLOSING;
 	list_remove(&c->link);
 
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->reqs)
-		req_detach(list_entry(pos, req, link));
+	detach_all(c);
 	drop_inflight(c);
 	/* Services drop what this connection held (file streams) or start
 	 * their grace period (database sessions). */
@@ -237,9 +249,7 @@ static void conn_fail(conn *c, int code, const char *msg)
 	if (c->state == CONN_CLOSING || c->close_due)
 		return;
 
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->reqs)
-		req_detach(list_entry(pos, req, link));
+	detach_all(c);
 	drop_inflight(c);
 	close_after_flush(c);
 }
@@ -599,12 +609,18 @@ void conn_abort(conn *c)
 		}
 		c->state = CONN_DRAINING;
 	}
-	list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &c->reqs) {
-		req *r = list_entry(pos, req, link);
+	/* Each request is put back on the list before it is stopped: a stop
+	 * may answer others on the spot (detach_all), which then leave
+	 * `todo`, so the walk never holds a next entry across it. */
+	list todo;
+	list_move_all(&todo, &c->reqs);
+	while (!list_empty(&todo)) {
+		req *r = list_entry(todo.next, req, link);
+		list_remove(&r->link);
+		list_push_back(&c->reqs, &r->link);
 		/* A stopped request replies (now or soon) and leaves the
 		 * list itself; one that cannot stop is abandoned. */
-		if (!req_stop(r, PORTER_E_SHUTDOWN))
+		if (c->state == CONN_CLOSING || !req_stop(r, PORTER_E_SHUTDOWN))
 			req_detach(r);
 	}
 	if (c->state == CONN_CLOSING)

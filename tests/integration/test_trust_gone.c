@@ -52,6 +52,9 @@ static void teardown(void)
 	th_stop_clean(&d);
 }
 
+/* Extra options of the next setup (NULL: none): see setup_one_conn. */
+static const char *more_opt, *more_val;
+
 static void setup(void)
 {
 	static char targets[64];
@@ -70,9 +73,20 @@ static void setup(void)
 				     targets,
 				     "--db-pool-size",
 				     "2",
+				     more_opt,
+				     more_val,
 				     NULL};
 	ck_assert_int_eq(th_httpd_start(&srv), 0);
 	shm = th_tenant_up(&d, extra, sizeof(*shm));
+}
+
+/* setup, each uid allowed one database connection. */
+static void setup_one_conn(void)
+{
+	more_opt = "--db-max-connections-per-uid";
+	more_val = "1";
+	setup();
+	more_opt = more_val = NULL;
 }
 
 /* Fills `hr` for `method` `path` on the test server (into `url`), with
@@ -225,7 +239,10 @@ static int bob_gets(void *arg)
  * cleanly (teardown). */
 static void alice_then_bob(int (*alice)(void *), int sent, int (*bob)(void *))
 {
-	ck_assert_msg(th_as(TH_UID_ALICE, TH_GID_PORTER, 30000, alice, shm) == 0,
+	int alice_rc = th_as(TH_UID_ALICE, TH_GID_PORTER, 30000, alice, shm);
+	if (alice_rc != 0 || kill(d.pid, 0) != 0)
+		th_daemon_dump_log(&d);
+	ck_assert_msg(alice_rc == 0,
 		      "alice could not connect again after leaving: porterd is gone");
 	ck_assert_int_ge(shm->sent, sent);
 	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 40000, bob, shm), 0);
@@ -504,6 +521,40 @@ START_TEST(a_reply_in_the_db_sweep_starts_no_buffered_request)
 }
 END_TEST
 
+/*
+ * As alice, whose uid may hold one database connection: in each round two
+ * pooled queries, the second waiting for her quota while the pool makes a
+ * connection for the first, and her connection closed at once. The close
+ * cancels the first, which closes the pool's connection being made; the
+ * pool then gives the second a connection of its own, inside the close's
+ * walk over her requests, and fails it there (the closed one still counts
+ * until it is freed). The walk must not go on from that freed request.
+ */
+static int alice_leaves_over_quota(void *arg)
+{
+	gone *g = arg;
+	for (int round = 0; round < 5; round++) {
+		frame_reader rd;
+		frame_reader_init(&rd, 1 << 20);
+		int fd = th_rc_open(getenv("PORTER_SOCKET"), &rd, 5000, NULL);
+		if (fd < 0)
+			return 1;
+		g->sent += send_query(fd, 200, 0, "SELECT 1", 0) == 0;
+		g->sent += send_query(fd, 201, 0, "SELECT 2", 0) == 0;
+		close(fd);
+		frame_reader_free(&rd);
+		/* The connection closed is freed, its quota given back. */
+		usleep(300 * 1000);
+	}
+	return 0;
+}
+
+START_TEST(a_reply_inside_the_close_walk_leaves_it_intact)
+{
+	alice_then_bob(alice_leaves_over_quota, 5 * 2, bob_queries);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("trust_gone");
@@ -515,6 +566,9 @@ static Suite *suite(void)
 				NULL};
 	TCase *tc = th_tcase(s, "trust_gone", 120, tests);
 	tcase_add_checked_fixture(tc, setup, teardown);
+	const TTest *quota[] = {a_reply_inside_the_close_walk_leaves_it_intact, NULL};
+	tc = th_tcase(s, "trust_gone_quota", 120, quota);
+	tcase_add_checked_fixture(tc, setup_one_conn, teardown);
 	return s;
 }
 
