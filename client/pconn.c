@@ -661,6 +661,10 @@ static int check_daemon(int fd, const char *path)
 static const char *connect_why(const char *path, int err, char *buf, size_t cap)
 {
 	struct stat sb;
+	/* Nothing at the path is what a first run meets: say what to do. */
+	if (err == ENOENT)
+		return "No such file or directory (porterd is not running, or listens on "
+		       "another socket: start it, or name its socket in PORTER_SOCKET)";
 	if (err != ECONNREFUSED || stat(path, &sb) < 0)
 		return strerror(err);
 	if (!S_ISSOCK(sb.st_mode)) {

@@ -85,6 +85,11 @@ code 3 "-S naming a regular file" "$CTL" -S /etc/passwd ping -c 1
 check "... says it is not a socket" grep -q "at /etc/passwd: not a socket (a regular file)" "$T/code.err"
 code 3 "-S naming a directory" "$CTL" -S "$T/files" ping -c 1
 check "... says it is a directory" grep -q "not a socket (a directory)" "$T/code.err"
+# Nothing at the path, what a first run meets: what to do.
+code 3 "-S naming a path where nothing is" "$CTL" -S "$T/none.sock" ping -c 1
+check "... says to start porterd or name its socket" grep -q \
+	"at $T/none.sock: No such file or directory (porterd is not running, or listens on another socket: start it, or name its socket in PORTER_SOCKET)" \
+	"$T/code.err"
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/dead.sock"
 code 3 "-S naming a socket nobody listens on" "$CTL" -S "$T/dead.sock" ping -c 1
 check "... says no daemon listens there" grep -q "Connection refused (no daemon listens on that socket" "$T/code.err"
