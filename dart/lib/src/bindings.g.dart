@@ -1680,7 +1680,8 @@ class PorterBindings {
   /// sorted by name, without "." and "..". On success stores a new list in
   /// `*out` (freed with porter_file_list_free) and returns 0 (`*out` NULL on
   /// failure). Blocks for at most `timeout_ms`. The listing must fit in one
-  /// frame (16 MiB by default).
+  /// frame (16 MiB by default): a larger one fails with PORTER_E_TOO_LARGE
+  /// (porterd stops reading the directory once it knows).
   int porter_file_list_dir(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
