@@ -16,6 +16,7 @@
 #include "dbpolicy.h"
 #include "dbpool.h"
 #include "dbquery.h"
+#include "dbstep.h"
 #include "dbsql.h"
 #include "dbwire.h"
 #include "fwd.h"
@@ -458,7 +459,7 @@ static void on_sweep(uv_timer_t *t)
 	const config *cfg = dw->w->cfg;
 	uint64_t now = db_now_ms(dw);
 	list *pos, *tmp;
-	dbconn_steps_sweep(dw);
+	dbstep_sweep(dw);
 	list_for_each_safe(pos, tmp, &dw->sessions) {
 		dbc *c = list_entry(pos, dbc, link);
 		expire_queue(dw, &c->queue, now,

@@ -16,6 +16,7 @@
 #include "dbpipe.h"
 #include "dbpolicy.h"
 #include "dbpool.h"
+#include "dbstep.h"
 #include "dbquery.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -343,12 +344,7 @@ void dbconn_close(dbc *c)
 	drop_poll(c);
 	if (c->gai)
 		uv_cancel((uv_req_t *)c->gai);
-	if (c->step_waiting) {
-		list_remove(&c->step_link);
-		c->step_waiting = 0;
-	}
-	if (c->stepping)
-		uv_cancel((uv_req_t *)&c->step); /* fails once it runs: then it ends */
+	dbstep_forget(c);
 	uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 	if (p)
 		dbpool_kick(p);
@@ -519,105 +515,25 @@ static void connected(dbc *c)
 
 static void connect_step(dbc *c, PostgresPollingStatusType st);
 
-/* Whether libpq's next PQconnectPoll on `pg` may compute keys: a SCRAM
- * login derives its salted password there (PBKDF2, 4,096 rounds of
- * HMAC-SHA-256: some 4 ms of CPU), a TLS handshake its session keys. */
-static int may_derive_keys(const PGconn *pg)
+/*
+ * Advances c's handshake by one PQconnectPoll. A step that may compute keys
+ * runs on the thread pool, at most DBSTEP_SLOTS per worker at once
+ * (dbstep.h): on the loop, one uid opening sessions of a password
+ * role held every other client of the worker 4 ms per login. The socket
+ * is not watched meanwhile (libpq may close it and open another).
+ */
+static void poll_step(dbc *c)
 {
-	switch (PQstatus(pg)) {
-	case CONNECTION_AWAITING_RESPONSE:
-	case CONNECTION_SSL_STARTUP:
-	case CONNECTION_GSS_STARTUP:
-		return 1;
-	default:
-		return 0;
+	if (!dbstep_may_derive_keys(c->pg)) {
+		connect_step(c, PQconnectPoll(c->pg));
+		return;
 	}
+	drop_poll(c);
+	dbstep_queue(c);
 }
 
-/* Thread pool: one step of the handshake (non-blocking I/O, and the CPU
- * the step needs). */
-static void step_run(uv_work_t *w)
+void dbconn_step_done(dbc *c, int status)
 {
-	dbc *c = w->data;
-	c->step_st = PQconnectPoll(c->pg);
-}
-
-static void step_done(uv_work_t *w, int status);
-
-/* Whether `uid` has a step gone long on `dw` (DBCONN_STEP_LONG_MS). */
-static int uid_stepping_long(const db_worker *dw, uid_t uid)
-{
-	for (const list *pos = dw->step_run.next; pos != &dw->step_run; pos = pos->next) {
-		const dbc *c = list_entry(pos, dbc, step_link);
-		if (c->step_long && c->uid == uid)
-			return 1;
-	}
-	return 0;
-}
-
-/* The first waiting step whose uid has none gone long, or NULL. */
-static dbc *step_next(db_worker *dw)
-{
-	for (list *pos = dw->step_wait.next; pos != &dw->step_wait; pos = pos->next) {
-		dbc *c = list_entry(pos, dbc, step_link);
-		if (!uid_stepping_long(dw, c->uid))
-			return c;
-	}
-	return NULL;
-}
-
-/* Starts waiting steps while the worker has slots for them. */
-static void steps_start(db_worker *dw)
-{
-	dbc *c;
-	while (dw->steps_running < DBCONN_STEPS && (c = step_next(dw))) {
-		list_remove(&c->step_link);
-		c->step_waiting = 0;
-		c->step.data = c;
-		if (uv_queue_work(&dw->w->loop, &c->step, step_run, step_done) < 0) {
-			dbconn_broken(c, "cannot run a connect step");
-			continue;
-		}
-		c->stepping = 1;
-		c->step_since = db_now_ms(dw);
-		list_push_back(&dw->step_run, &c->step_link);
-		dw->steps_running++;
-	}
-}
-
-void dbconn_steps_sweep(db_worker *dw)
-{
-	uint64_t now = db_now_ms(dw);
-	for (list *pos = dw->step_run.next; pos != &dw->step_run; pos = pos->next) {
-		dbc *c = list_entry(pos, dbc, step_link);
-		if (c->step_long || dw->steps_long >= DBCONN_STEPS_LONG ||
-		    now - c->step_since < DBCONN_STEP_LONG_MS)
-			continue;
-		c->step_long = 1;
-		dw->steps_long++;
-		dw->steps_running--;
-		log_warn("db: uid %u: a login step has run %llu ms (its server may ask for many "
-			 "key derivation rounds); other logins go on beside it",
-			 (unsigned)c->uid, (unsigned long long)(now - c->step_since));
-	}
-	steps_start(dw);
-}
-
-static void step_done(uv_work_t *w, int status)
-{
-	dbc *c = w->data;
-	db_worker *dw = c->dw;
-	c->stepping = 0;
-	list_remove(&c->step_link);
-	if (c->step_long) {
-		log_info("db: uid %u: the long login step ended after %llu ms", (unsigned)c->uid,
-			 (unsigned long long)(db_now_ms(dw) - c->step_since));
-		c->step_long = 0;
-		dw->steps_long--;
-	} else {
-		dw->steps_running--;
-	}
-	steps_start(dw);
 	if (c->state == DBC_CLOSING) {
 		maybe_free(c);
 		return;
@@ -627,25 +543,6 @@ static void step_done(uv_work_t *w, int status)
 		return;
 	}
 	connect_step(c, c->step_st);
-}
-
-/*
- * Advances c's handshake by one PQconnectPoll. A step that may compute keys
- * runs on the thread pool, at most DBCONN_STEPS per worker at once (in
- * the order asked): on the loop, one uid opening sessions of a password
- * role held every other client of the worker 4 ms per login. The socket
- * is not watched meanwhile (libpq may close it and open another).
- */
-static void poll_step(dbc *c)
-{
-	if (!may_derive_keys(c->pg)) {
-		connect_step(c, PQconnectPoll(c->pg));
-		return;
-	}
-	drop_poll(c);
-	list_push_back(&c->dw->step_wait, &c->step_link);
-	c->step_waiting = 1;
-	steps_start(c->dw);
 }
 
 static void connect_step(dbc *c, PostgresPollingStatusType st)

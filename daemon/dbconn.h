@@ -3,7 +3,7 @@
  * created against its uid's connection quota, resolved on the thread pool
  * (libpq would block the loop in DNS), connected with PQconnectPoll (the
  * steps that may derive keys, a SCRAM login's PBKDF2 or a TLS handshake,
- * on the thread pool too: DBCONN_STEPS), watched with one uv_poll per
+ * on the thread pool too: dbstep.h), watched with one uv_poll per
  * socket, timed with one timer (connect, query or drain deadline),
  * cancelled on the server with PQcancel on a thread of its own (it
  * blocks; dbcancel.h), and closed, its memory freed once every handle and
@@ -19,22 +19,6 @@
 
 #include "dbint.h"
 
-/* Connect steps a worker runs on libuv's thread pool at once; others wait
- * their turn in order. The pool also serves every uid's file operations:
- * one uid's logins take at most this many of its threads per worker. */
-#define DBCONN_STEPS 1u
-
-/* A step still running after this long has been made long by its server
- * (a SCRAM verifier may ask for any number of key derivation rounds, up to
- * 2^31: half an hour of a CPU, inside one PQconnectPoll that nothing can
- * stop, and a role may set its own verifier). It gives its slot up, so the
- * worker's other logins go on beside it, and its uid starts no other step
- * on the worker until it ends. At most DBCONN_STEPS_LONG per worker give
- * their slot up (each keeps a thread of the pool): more uids together can
- * still hold the slot. */
-#define DBCONN_STEP_LONG_MS 200u
-#define DBCONN_STEPS_LONG 1u
-
 /*
  * A new connection for client `uid`, counted against its
  * db-max-connections-per-uid (sessions and pooled connections alike, over
@@ -44,10 +28,10 @@
  */
 dbc *dbconn_new(db_worker *dw, const char *conninfo, uid_t uid, int *err);
 
-/* Looks at the worker's running connect steps: one that has run
- * DBCONN_STEP_LONG_MS gives its slot up (see there), and waiting steps
- * start. Called every sweep. */
-void dbconn_steps_sweep(db_worker *dw);
+/* A connect step of `c` queued by dbstep_queue has run (status 0, its
+ * result in c->step_st) or was cancelled before it ran (<0): frees a
+ * closing `c`, breaks `c`, or goes on with the handshake. */
+void dbconn_step_done(dbc *c, int status);
 
 /* Answers `op` with the BUSY error of its uid's connection quota. */
 void dbconn_fail_uid_quota(dbop *op);

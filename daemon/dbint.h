@@ -166,13 +166,13 @@ struct dbc {
 	int timer_open;
 	uv_getaddrinfo_t *gai; /* pending resolution, or NULL */
 	/* A PQconnectPoll step that may derive keys, run on the thread pool
-	 * (dbconn.c): waiting for a slot on step_link, or running. Nothing
+	 * (dbstep.c): waiting for a slot on step_link, or running. Nothing
 	 * on the loop touches `pg` while it runs. */
 	uv_work_t step;
 	list step_link;                    /* dw->step_wait while step_waiting, then
 					    * dw->step_run while stepping */
-	uint64_t step_since;               /* uv_now() ms the step was queued */
-	int step_long;                     /* it gave its slot up (DBCONN_STEP_LONG_MS) */
+	uint64_t step_since;               /* uv_now() ms the step started running */
+	int step_long;                     /* it gave its slot up (DBSTEP_LONG_MS) */
 	int step_waiting;                  /* on dw->step_wait */
 	int stepping;                      /* on a pool thread; the dbc is not freed before */
 	int step_nosock;                   /* the step was a retry for want of a socket */
@@ -266,9 +266,9 @@ struct db_worker {
 	list open;              /* dbc.open_link: connections with an unsynced segment */
 	uv_check_t seg_check;   /* end of each loop turn: syncs open segments */
 	list step_wait;         /* dbc.step_link: connect steps waiting for a slot */
-	unsigned steps_running; /* connect steps on the thread pool (DBCONN_STEPS) */
+	unsigned steps_running; /* connect steps on the thread pool (DBSTEP_SLOTS) */
 	list step_run;          /* dbc.step_link: connect steps on the thread pool */
-	unsigned steps_long;    /* of those, gone long (DBCONN_STEPS_LONG) */
+	unsigned steps_long;    /* of those, gone long (DBSTEP_LONG_SLOTS) */
 	list drains;            /* dbc.dlink: drains waiting for a turn (dbdrain.h) */
 	uv_idle_t drain_idle;   /* runs those turns; active while drains is not empty */
 	unsigned n_sessions;
