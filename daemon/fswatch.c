@@ -15,6 +15,7 @@
 #include "log.h"
 #include "porter_errors.h"
 #include "server.h"
+#include "tmpname.h"
 #include "worker.h"
 
 /* What a watch asks inotify for. */
@@ -485,15 +486,14 @@ static void end_watch(struct fswatch *x)
 	x->wd = -1;
 }
 
-/* Whether `s` is `n` lower-case hex digits (`hex`) or decimal ones, and
- * nothing more. */
-static int all_digits(const char *s, size_t n, int hex)
+/* Whether `s` is one or more decimal digits and nothing more. */
+static int all_digits(const char *s)
 {
 	size_t i = 0;
 	for (; s[i]; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (hex && s[i] >= 'a' && s[i] <= 'f')))
+		if (s[i] < '0' || s[i] > '9')
 			return 0;
-	return n ? i == n : i > 0;
+	return i > 0;
 }
 
 /*
@@ -503,23 +503,16 @@ static int all_digits(const char *s, size_t n, int hex)
  * it has no name of its own (its writes and mode change show as
  * modifications of that name), and the name it is linked as before its
  * rename over the target, also the temp file made where there is no
- * O_TMPFILE: TMP_PREFIX, 16 hex digits, ".tmp" (fswork.c's tmp_name). A
- * user's own file named '#' and digits only loses its modifications to
- * this (never its creation, deletion or renames).
+ * O_TMPFILE: a name tmpname.h made in this run, which no client can make,
+ * so a client's file cannot hide behind that form. A user's own file
+ * named '#' and digits only loses its modifications to this (never its
+ * creation, deletion or renames).
  */
 static int temp_name(const char *name, uint32_t mask)
 {
-	static const char prefix[] = ".porter-";
-	size_t len = strlen(name);
 	if (name[0] == '#')
-		return (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1, 0, 0);
-	if (len != sizeof(prefix) - 1 + 16 + 4 || strncmp(name, prefix, sizeof(prefix) - 1) != 0 ||
-	    strcmp(name + len - 4, ".tmp") != 0)
-		return 0;
-	char hex[17];
-	memcpy(hex, name + sizeof(prefix) - 1, 16);
-	hex[16] = '\0';
-	return all_digits(hex, 16, 1);
+		return (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1);
+	return tmpname_is_ours(name);
 }
 
 static void deliver(struct fswatch *x, const struct inotify_event *ev, const char *moved_to)

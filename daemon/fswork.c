@@ -14,9 +14,8 @@
 #include "fslist.h"
 #include "fspass.h"
 #include "porter_errors.h"
-#include "randid.h"
+#include "tmpname.h"
 
-#define TMP_PREFIX ".porter-"
 /* copy_file_range is asked for this much at a time, so a long copy checks
  * its deadline and cancellation between pieces. */
 #define COPY_PIECE (8u << 20)
@@ -323,20 +322,16 @@ static int check_flags(fs_job *j, uint32_t f)
 	return 0;
 }
 
-/* Names the temp file of stream `s` with 64 bits from randid, the one
- * generator of ids (a name from the clock could be guessed and planted
- * ahead by another writer of the directory; O_EXCL and link(2) still keep
+/* Names the temp file of stream `s` (tmpname.h: 64 random bits, a name
+ * from the clock could be guessed and planted ahead by another writer of
+ * the directory, and a tag only porterd can make, so that watches know
+ * porterd's temp files from a client's; O_EXCL and link(2) still keep
  * names apart). Returns 0, or EAGAIN when the kernel gives no random
  * bytes (s->tmpname is then empty). */
 static int tmp_name(fs_stream *s)
 {
-	uint64_t v;
-	if (randid_new(64, &v) < 0) {
-		s->tmpname[0] = '\0';
-		return EAGAIN;
-	}
-	snprintf(s->tmpname, sizeof(s->tmpname), TMP_PREFIX "%016llx.tmp", (unsigned long long)v);
-	return 0;
+	_Static_assert(sizeof(s->tmpname) >= TMPNAME_SIZE, "fs_stream.tmpname holds a tmpname");
+	return tmpname_make(s->tmpname);
 }
 
 /* Makes the temp file of an atomic write in s->dirfd: O_TMPFILE, else a

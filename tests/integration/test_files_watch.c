@@ -225,6 +225,41 @@ START_TEST(atomic_write_is_one_event)
 }
 END_TEST
 
+/* A client's file named like porterd's temp files (the form watches once
+ * recognised them by: '.porter-', 16 hex digits, '.tmp'; or today's with a
+ * tag of its own making) is a file like any other: its creation, writes
+ * and deletion are all seen. Another user of the directory must not be
+ * able to hide a file's life from watchers by its name. */
+START_TEST(a_file_named_like_a_temp_file_is_seen)
+{
+	static const char *const names[] = {
+		"d/.porter-0123456789abcdef.tmp",
+		"d/.porter-0123456789abcdef0123456789abcdef.tmp",
+	};
+	memset(&ev, 0, sizeof(ev));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	char p[256];
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		put(root, names[k], "hidden?", "w");
+		put(root, names[k], " no", "a");
+		at(p, sizeof(p), root, names[k]);
+		ck_assert_int_eq(unlink(p), 0);
+	}
+	put(root, "d/end", "", "w");
+	long long until = th_now_ms() + T;
+	while (find(PORTER_FILE_EVENT_CREATED, "d/end", NULL) < 0 && !ev.ended &&
+	       th_now_ms() < until)
+		collect(w, ev.n + 1, T);
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		expect(PORTER_FILE_EVENT_CREATED, names[k], NULL);
+		expect(PORTER_FILE_EVENT_MODIFIED, names[k], NULL);
+		expect(PORTER_FILE_EVENT_DELETED, names[k], NULL);
+	}
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
 START_TEST(file_events_and_the_end_of_a_watch)
 {
 	memset(&ev, 0, sizeof(ev));
@@ -420,6 +455,7 @@ static Suite *suite(void)
 {
 	const TTest *tests[] = {directory_events_of_each_kind,
 				atomic_write_is_one_event,
+				a_file_named_like_a_temp_file_is_seen,
 				file_events_and_the_end_of_a_watch,
 				watch_follows_no_swapped_path,
 				escapes_refused,

@@ -1,0 +1,125 @@
+#include "tmpname.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "randid.h"
+
+#define PREFIX ".porter-"
+#define SUFFIX ".tmp"
+#define PREFIX_LEN (sizeof(PREFIX) - 1)
+
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static uint64_t key[2];
+static int key_ok;
+
+static void draw_key(void)
+{
+	uint8_t k[16];
+	size_t got = 0;
+	while (got < sizeof(k)) {
+		ssize_t n = getrandom(k + got, sizeof(k) - got, GRND_NONBLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* key_ok stays 0: no names are made or recognised */
+		got += (size_t)n;
+	}
+	memcpy(&key[0], k, 8);
+	memcpy(&key[1], k + 8, 8);
+	key_ok = 1;
+}
+
+static uint64_t rotl(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+/* One SipHash round over v[0..3]. */
+static void sipround(uint64_t v[4])
+{
+	v[0] += v[1];
+	v[1] = rotl(v[1], 13);
+	v[1] ^= v[0];
+	v[0] = rotl(v[0], 32);
+	v[2] += v[3];
+	v[3] = rotl(v[3], 16);
+	v[3] ^= v[2];
+	v[0] += v[3];
+	v[3] = rotl(v[3], 21);
+	v[3] ^= v[0];
+	v[2] += v[1];
+	v[1] = rotl(v[1], 17);
+	v[1] ^= v[2];
+	v[2] = rotl(v[2], 32);
+}
+
+/* SipHash-2-4 of the 8-byte message `m` (its little-endian bytes) under
+ * `key`. */
+static uint64_t siphash_u64(uint64_t m)
+{
+	uint64_t v[4] = {key[0] ^ 0x736f6d6570736575ull, key[1] ^ 0x646f72616e646f6dull,
+			 key[0] ^ 0x6c7967656e657261ull, key[1] ^ 0x7465646279746573ull};
+	/* The one full block, then the final block: no bytes left over,
+	 * the length (8) in its top byte. */
+	uint64_t blocks[2] = {m, (uint64_t)8 << 56};
+	for (int i = 0; i < 2; i++) {
+		v[3] ^= blocks[i];
+		sipround(v);
+		sipround(v);
+		v[0] ^= blocks[i];
+	}
+	v[2] ^= 0xff;
+	for (int i = 0; i < 4; i++)
+		sipround(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+int tmpname_make(char out[TMPNAME_SIZE])
+{
+	uint64_t nonce;
+	pthread_once(&key_once, draw_key);
+	if (!key_ok || randid_new(64, &nonce) < 0) {
+		out[0] = '\0';
+		return EAGAIN;
+	}
+	snprintf(out, TMPNAME_SIZE, PREFIX "%016llx%016llx" SUFFIX, (unsigned long long)nonce,
+		 (unsigned long long)siphash_u64(nonce));
+	return 0;
+}
+
+/* The value of the 16 lower-case hex digits at `s`, or -1 if they are not. */
+static int hex16(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = s[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return -1;
+		v = v << 4 | d;
+	}
+	*out = v;
+	return 0;
+}
+
+int tmpname_is_ours(const char *name)
+{
+	uint64_t nonce, tag;
+	if (strlen(name) != TMPNAME_SIZE - 1 || memcmp(name, PREFIX, PREFIX_LEN) != 0 ||
+	    strcmp(name + PREFIX_LEN + 32, SUFFIX) != 0)
+		return 0;
+	pthread_once(&key_once, draw_key);
+	if (!key_ok || hex16(name + PREFIX_LEN, &nonce) < 0 ||
+	    hex16(name + PREFIX_LEN + 16, &tag) < 0)
+		return 0;
+	return siphash_u64(nonce) == tag;
+}

@@ -1,0 +1,88 @@
+/*
+ * Unit tests of daemon/tmpname.c, the names of porterd's temp files: a
+ * made name has the documented form and verifies; names differ from call
+ * to call; a name with any one of its 32 digits changed, another case, a
+ * missing or extra character, or a tag a client made up does not verify
+ * (a guess holds with odds of 2^-64). Its SipHash-2-4 was checked against
+ * the published reference vector in the commit that made it.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "thmain.h"
+#include "tmpname.h"
+
+START_TEST(made_names_have_the_form_and_verify)
+{
+	char a[TMPNAME_SIZE], b[TMPNAME_SIZE];
+	ck_assert_int_eq(tmpname_make(a), 0);
+	ck_assert_int_eq(tmpname_make(b), 0);
+	ck_assert_uint_eq(strlen(a), TMPNAME_SIZE - 1);
+	ck_assert_int_eq(strncmp(a, ".porter-", 8), 0);
+	ck_assert_str_eq(a + 8 + 32, ".tmp");
+	for (int i = 8; i < 8 + 32; i++)
+		ck_assert_msg((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f'),
+			      "'%s': not a hex digit at %d", a, i);
+	ck_assert_str_ne(a, b);
+	ck_assert_int_eq(tmpname_is_ours(a), 1);
+	ck_assert_int_eq(tmpname_is_ours(b), 1);
+}
+END_TEST
+
+START_TEST(altered_names_do_not_verify)
+{
+	char a[TMPNAME_SIZE], m[TMPNAME_SIZE + 1];
+	ck_assert_int_eq(tmpname_make(a), 0);
+	for (int i = 8; i < 8 + 32; i++) {
+		memcpy(m, a, TMPNAME_SIZE);
+		m[i] = m[i] == '0' ? '1' : '0';
+		ck_assert_msg(!tmpname_is_ours(m), "'%s' (digit %d changed) verified", m, i);
+		if (a[i] >= 'a') {
+			m[i] = (char)(a[i] - 'a' + 'A');
+			ck_assert_msg(!tmpname_is_ours(m), "'%s' (upper case) verified", m);
+		}
+	}
+	memcpy(m, a, TMPNAME_SIZE);
+	m[TMPNAME_SIZE - 2] = '\0'; /* ".tm" */
+	ck_assert_int_eq(tmpname_is_ours(m), 0);
+	snprintf(m, sizeof(m), "%sx", a);
+	ck_assert_int_eq(tmpname_is_ours(m), 0);
+	memcpy(m, a, TMPNAME_SIZE);
+	m[1] = 'P';
+	ck_assert_int_eq(tmpname_is_ours(m), 0);
+	/* The old form (16 hex digits), and nothing at all. */
+	ck_assert_int_eq(tmpname_is_ours(".porter-0123456789abcdef.tmp"), 0);
+	ck_assert_int_eq(tmpname_is_ours(""), 0);
+}
+END_TEST
+
+/* A client who saw many of porterd's names and makes up tags for nonces
+ * of her own: none verifies. */
+START_TEST(made_up_tags_do_not_verify)
+{
+	char seen[TMPNAME_SIZE], forged[TMPNAME_SIZE];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 20000; i++) {
+		ck_assert_int_eq(tmpname_make(seen), 0);
+		/* Her nonce, the tag of a name she saw. */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		snprintf(forged, sizeof(forged), ".porter-%016llx%.16s.tmp", (unsigned long long)x,
+			 seen + 8 + 16);
+		ck_assert_msg(!tmpname_is_ours(forged), "'%s' verified", forged);
+		/* A name she saw, with its nonce and tag swapped. */
+		snprintf(forged, sizeof(forged), ".porter-%.16s%.16s.tmp", seen + 8 + 16, seen + 8);
+		ck_assert_msg(!tmpname_is_ours(forged), "'%s' verified", forged);
+	}
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	const TTest *tests[] = {made_names_have_the_form_and_verify, altered_names_do_not_verify,
+				made_up_tags_do_not_verify, NULL};
+	return th_suite("tmpname", "tmpname", 30, tests);
+}
+
+TH_MAIN(suite)
