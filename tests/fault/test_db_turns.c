@@ -48,13 +48,17 @@
 #endif
 /* And while one login after another is made: a turn runs a step of one
  * connection, up to 1 ms measured; on the old code the step that derives
- * a SCRAM key took 3.3-7 ms. Under a sanitizer one turn of the logins
+ * a SCRAM key took 3.3-7 ms (22 of 24 logins' turns over 3 ms). A turn's
+ * CPU figure has rare outliers of its own on this VM (a turn of 2.02 ms in
+ * one CI run on the idle machine), so a few turns over the bound are
+ * allowed: LONG_LOGIN_TURNS_OK. Under a sanitizer one turn of the logins
  * took 11.5 ms: there the bound is the cursors' and says little. */
 #ifdef PORTER_SANITIZED
 #define TURN_US_LOGINS "50000"
 #else
-#define TURN_US_LOGINS "2000"
+#define TURN_US_LOGINS "3000"
 #endif
+#define LONG_LOGIN_TURNS_OK 2
 
 #define CURSORS 16
 #define LOGINS 24
@@ -248,8 +252,9 @@ START_TEST(password_logins_stay_off_the_loop)
 		      atomic_load(&logins_ok), LOGINS, login_err);
 	long max_us;
 	int n = th_long_turns(&d, from, &max_us);
-	ck_assert_msg(n == 0, "%d loop turns used more than %s us of CPU (the most %ld us)", n,
-		      TURN_US_LOGINS, max_us);
+	ck_assert_msg(n <= LONG_LOGIN_TURNS_OK,
+		      "%d loop turns used more than %s us of CPU (the most %ld us; %d allowed)", n,
+		      TURN_US_LOGINS, max_us, LONG_LOGIN_TURNS_OK);
 	th_stop_clean(&d);
 }
 END_TEST
