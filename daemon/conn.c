@@ -205,7 +205,6 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 {
 	conn *c = sr->data;
 	(void)status;
-	free(sr);
 	conn_close(c);
 }
 
@@ -224,13 +223,13 @@ static void close_after_flush(conn *c)
 	c->idle_armed = 0;
 	uv_timer_start(&c->timer, on_timer, c->w->cfg->frame_timeout_ms, 0);
 
-	uv_shutdown_t *sr = dmalloc(sizeof(*sr));
-	if (!sr || uv_shutdown(sr, (uv_stream_t *)&c->pipe, on_shutdown) < 0) {
-		free(sr);
-		conn_close(c);
-		return;
-	}
-	sr->data = c;
+	/* This runs inside replies (conn_req_done, once a draining
+	 * connection's last one is answered), so it never closes on the
+	 * spot (conn.h): the request is the conn's own, nothing to allocate,
+	 * and a stream libuv will not shut down is closed from the timer. */
+	c->shutdown.data = c;
+	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, on_shutdown) < 0)
+		conn_close_soon(c);
 }
 
 /*

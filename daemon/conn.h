@@ -74,6 +74,9 @@ typedef struct conn {
 	size_t in_counted;        /* read-buffer bytes counted in acct */
 	int close_due;            /* conn_close_soon: nothing more is read or
 				   * written; the timer (0 ms) closes it */
+	uv_shutdown_t shutdown;   /* close_after_flush's; the conn outlives
+				   * it (its callback runs before the pipe's
+				   * close callback) */
 	list reqs;                /* struct req.link, in-flight */
 } conn;
 
