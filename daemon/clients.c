@@ -51,6 +51,7 @@ typedef struct uent {
 	list gone;
 	size_t refs; /* clients_acct_open/ref holders; freed when both are 0 */
 	_Atomic uint64_t use[CLIENTS_RES_N];
+	_Atomic uint64_t output; /* its connections' unsent reply bytes */
 } uent;
 
 #define MAX_HOOKS 8
@@ -101,6 +102,7 @@ int clients_peer_allowed(const config *cfg, int activated, const clients_peer *p
 }
 
 static _Atomic uint64_t output_total; /* every connection's unsent bytes */
+static _Atomic uint64_t output_uids;  /* uids with unsent bytes */
 
 static uint64_t mono_ms(void)
 {
@@ -276,6 +278,7 @@ void clients_reset(void)
 	}
 	list_init(&G.gone);
 	atomic_store(&output_total, 0);
+	atomic_store(&output_uids, 0);
 	pthread_mutex_unlock(&G.mu);
 }
 
@@ -341,14 +344,36 @@ uint64_t clients_use(const clients_acct *a, enum clients_res res)
 	return u ? atomic_load_explicit(&u->use[res], memory_order_relaxed) : 0;
 }
 
-uint64_t clients_output_add(int64_t delta)
+uint64_t clients_output_add(clients_acct *a, int64_t delta)
 {
+	uent *u = (uent *)a;
+	if (u && delta) {
+		/* Each move of the uid's count through zero is seen by exactly
+		 * one caller (one atomic step each), whatever the threads. */
+		uint64_t was = delta > 0 ? atomic_fetch_add_explicit(&u->output, (uint64_t)delta,
+								     memory_order_relaxed)
+					 : atomic_fetch_sub_explicit(&u->output, (uint64_t)-delta,
+								     memory_order_relaxed);
+		if (delta > 0 && was == 0)
+			atomic_fetch_add_explicit(&output_uids, 1, memory_order_relaxed);
+		else if (delta < 0 && was == (uint64_t)-delta)
+			atomic_fetch_sub_explicit(&output_uids, 1, memory_order_relaxed);
+	}
 	if (delta >= 0)
 		return atomic_fetch_add_explicit(&output_total, (uint64_t)delta,
 						 memory_order_relaxed) +
 		       (uint64_t)delta;
 	return atomic_fetch_sub_explicit(&output_total, (uint64_t)-delta, memory_order_relaxed) -
 	       (uint64_t)-delta;
+}
+
+int clients_output_over_share(const clients_acct *a, uint64_t limit)
+{
+	const uent *u = (const uent *)a;
+	if (!u)
+		return 1;
+	uint64_t uids = atomic_load_explicit(&output_uids, memory_order_relaxed);
+	return atomic_load_explicit(&u->output, memory_order_relaxed) > limit / (uids ? uids : 1);
 }
 
 int clients_uid_usage_get(uid_t uid, clients_uid_usage *out)

@@ -110,9 +110,20 @@ void clients_put(clients_acct *a, enum clients_res res, uint64_t n);
 /* Current value of `res` (0 for NULL). */
 uint64_t clients_use(const clients_acct *a, enum clients_res res);
 
-/* Adds `delta` to the process-wide count of unsent reply bytes and returns
- * the new total (the global output bound). Any thread. */
-uint64_t clients_output_add(int64_t delta);
+/* Adds `delta` to the process-wide count of unsent reply bytes and to
+ * that of the uid of `a` (NULL: the total only), and returns the new
+ * total (the global output bound). Any thread. */
+uint64_t clients_output_add(clients_acct *a, int64_t delta);
+
+/*
+ * Whether the uid of `a` holds more unsent reply bytes than an even share
+ * of `limit`: the limit divided by the uids holding any (1 for NULL `a`,
+ * whose bytes are not known). Past output-soft-limit only such a uid's
+ * connections are dropped: the limit is every uid's, and one uid alone
+ * may hold as much as uid-max-buffered, by default the same amount.
+ * Any thread.
+ */
+int clients_output_over_share(const clients_acct *a, uint64_t limit);
 
 /* One uid's usage, for stats and metrics. */
 typedef struct clients_uid_usage {

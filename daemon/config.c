@@ -77,7 +77,7 @@ static const config_key keys[] = {
 	 "unsent reply bytes and read buffers one uid may hold over all its connections; the connection that passes it is dropped"},
 	{"output-soft-limit", 0, KT_U64, OFF(output_soft), 65536, UINT64_MAX / 2, "268435456",
 	 "BYTES",
-	 "unsent reply bytes of all connections together past which a connection holding more than 1 MiB unsent is dropped when it adds more"},
+	 "unsent reply bytes of all connections together past which a connection holding more than 1 MiB unsent is dropped when it adds more, if its uid holds more than an even share of the limit (the limit over the uids with unsent bytes)"},
 	{"output-hard-limit", 0, KT_U64, OFF(output_hard), 65536, UINT64_MAX / 2, "1073741824",
 	 "BYTES",
 	 "unsent reply bytes of all connections together past which any connection that adds more is dropped"},

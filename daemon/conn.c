@@ -95,6 +95,7 @@ void conn_close(conn *c)
 		c->w->index, c->serial, c->uid, c->client_instance, c->state != CONN_HELLO, c->w};
 	c->state = CONN_CLOSING;
 	list_remove(&c->link);
+	conn_out_forget(c);
 
 	detach_all(c);
 	drop_inflight(c);
@@ -111,6 +112,7 @@ void conn_close_soon(conn *c)
 	if (c->state == CONN_CLOSING || c->close_due)
 		return;
 	c->close_due = 1;
+	conn_out_forget(c);
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = 0;

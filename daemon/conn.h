@@ -74,6 +74,12 @@ typedef struct conn {
 	size_t in_counted;        /* read-buffer bytes counted in acct */
 	int close_due;            /* conn_close_soon: nothing more is read or
 				   * written; the timer (0 ms) closes it */
+	uint64_t out_counted;     /* bytes of queued writes counted in the
+				   * uid's buffered bytes and the global
+				   * output (connout) */
+	int out_forgotten;        /* closing: out_counted was given back at
+				   * once (conn_out_forget), not write by
+				   * write as the queue is cancelled */
 	uv_shutdown_t shutdown;   /* close_after_flush's; the conn outlives
 				   * it (its callback runs before the pipe's
 				   * close callback) */

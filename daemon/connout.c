@@ -35,8 +35,11 @@ static void on_write(uv_write_t *wr, int status)
 {
 	conn_write *cw = (conn_write *)wr;
 	conn *c = wr->handle->data;
-	clients_put(c->acct, CLIENTS_BUFFERED, cw->len);
-	clients_output_add(-(int64_t)cw->len);
+	if (!c->out_forgotten) {
+		clients_put(c->acct, CLIENTS_BUFFERED, cw->len);
+		clients_output_add(c->acct, -(int64_t)cw->len);
+		c->out_counted -= cw->len;
+	}
 	cw->release(cw->buf);
 	free(cw);
 	if (status < 0 && status != UV_ECANCELED)
@@ -103,12 +106,18 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 		conn_close_soon(c);
 		return;
 	}
+	/* Sends stop once the connection is closing, and what it had queued
+	 * no longer counts (conn_out_forget). */
+	if (c->out_forgotten)
+		return;
 	/* Counted from here until on_write, which runs for every queued
-	 * write, also when the connection closes. */
+	 * write, also when the connection closes, or until the connection
+	 * begins to close (conn_out_forget). */
 	int uid_ok = clients_take(c->acct, CLIENTS_BUFFERED, cw->len, cfg->uid_max_buffered);
 	if (!uid_ok)
 		clients_take(c->acct, CLIENTS_BUFFERED, cw->len, 0);
-	uint64_t total = clients_output_add((int64_t)cw->len);
+	c->out_counted += cw->len;
+	uint64_t total = clients_output_add(c->acct, (int64_t)cw->len);
 	const char *why = NULL;
 	if (c->pipe.write_queue_size > cfg->output_cap)
 		why = "over output-cap for one connection";
@@ -116,8 +125,9 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 		why = "over uid-max-buffered for its uid";
 	else if (total > cfg->output_hard)
 		why = "all connections together are over output-hard-limit";
-	else if (total > cfg->output_soft && c->pipe.write_queue_size > CONN_SOFT_HOLDER)
-		why = "all connections together are over output-soft-limit";
+	else if (total > cfg->output_soft && c->pipe.write_queue_size > CONN_SOFT_HOLDER &&
+		 clients_output_over_share(c->acct, cfg->output_soft))
+		why = "all connections together are over output-soft-limit, its uid over its share";
 	if (why) {
 		log_warn(
 			"conn %llu (pid %d uid %u): %zu reply bytes unread, %s; dropping the client",
@@ -352,4 +362,14 @@ int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
 out:
 	trim_pack(w);
 	return rc;
+}
+
+void conn_out_forget(conn *c)
+{
+	if (c->out_forgotten)
+		return;
+	c->out_forgotten = 1;
+	clients_put(c->acct, CLIENTS_BUFFERED, c->out_counted);
+	clients_output_add(c->acct, -(int64_t)c->out_counted);
+	c->out_counted = 0;
 }

@@ -55,4 +55,15 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data,
  */
 int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd);
 
+/*
+ * The connection is closing (conn_close, conn_close_soon): its queued
+ * reply bytes stop counting against its uid's uid-max-buffered and the
+ * global output limits now, not as libuv cancels its writes at the close
+ * (a loop turn later, for one closed soon): meanwhile they would count
+ * against every other connection that adds a reply past
+ * output-hard-limit or output-soft-limit, and get it dropped for bytes
+ * that are already being thrown away. Idempotent.
+ */
+void conn_out_forget(conn *c);
+
 #endif

@@ -145,7 +145,7 @@ int metrics_render(server *srv, char **out, size_t *len)
 	family(f, "porter_output_buffered_bytes", "gauge",
 	       "Reply bytes queued for all clients that have not read them yet.");
 	fprintf(f, "porter_output_buffered_bytes %llu\n",
-		(unsigned long long)clients_output_add(0));
+		(unsigned long long)clients_output_add(NULL, 0));
 	family(f, "porter_memory_trims_total", "counter",
 	       "Times freed memory was handed back to the system (malloc_trim).");
 	fprintf(f, "porter_memory_trims_total %llu\n", (unsigned long long)srv->trims);

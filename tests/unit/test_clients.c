@@ -235,6 +235,40 @@ START_TEST(self_is_read_once)
 }
 END_TEST
 
+/* Past output-soft-limit only a uid holding more than an even share of
+ * it loses connections: the share is the limit over the uids holding
+ * unsent bytes, counted as each uid's bytes go from and back to zero. */
+START_TEST(output_share_follows_the_uids_holding_output)
+{
+	clients_acct *a = clients_acct_ref(61011), *b = clients_acct_ref(61012);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(clients_output_add(a, 7000), 7000);
+	/* Alone, alice's share is the whole limit. */
+	ck_assert(!clients_output_over_share(a, 8000));
+	ck_assert(clients_output_over_share(a, 6000));
+	ck_assert_uint_eq(clients_output_add(b, 1500), 8500);
+	ck_assert_uint_eq(clients_output_add(b, 500), 9000);
+	/* Two uids: 4000 each of 8000. */
+	ck_assert(clients_output_over_share(a, 8000));
+	ck_assert(!clients_output_over_share(b, 8000));
+	/* Bob's bytes all written: alice alone again. */
+	ck_assert_uint_eq(clients_output_add(b, -2000), 7000);
+	ck_assert(!clients_output_over_share(a, 8000));
+	ck_assert_uint_eq(clients_output_add(a, -7000), 0);
+	ck_assert_uint_eq(clients_output_add(b, 100), 100);
+	ck_assert(!clients_output_over_share(a, 8000));
+	ck_assert(!clients_output_over_share(b, 100));
+	ck_assert(clients_output_over_share(b, 99));
+	/* NULL (an uncounted uid) adds to the total only. */
+	ck_assert_uint_eq(clients_output_add(NULL, 50), 150);
+	ck_assert_uint_eq(clients_output_add(NULL, -50), 100);
+	ck_assert_uint_eq(clients_output_add(b, -100), 0);
+	clients_acct_unref(a);
+	clients_acct_unref(b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("clients");
@@ -244,6 +278,7 @@ static Suite *suite(void)
 				close_hooks_run_with_the_connection,
 				peer_groups_from_the_kernel,
 				self_is_read_once,
+				output_share_follows_the_uids_holding_output,
 				NULL};
 	tcase_add_checked_fixture(th_tcase(s, "registry", 0, tests), setup, NULL);
 	return s;
