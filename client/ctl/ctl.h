@@ -51,7 +51,22 @@ int ctl_fail_hint(int rc, const char *hint);
 int ctl_error(int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Prints {"error":{"code":code,"message":msg,"exit":status}} on stdout. */
+/*
+ * Flushes stdout and, when anything written to it did not get there (a
+ * full disk, a closed descriptor, a reader gone while SIGPIPE is
+ * ignored), says so on stderr (under --json too: stdout is what failed)
+ * and turns EXIT_OK into EXIT_FAILED; any other `status` is returned as
+ * it is, its failure already reported. main runs it after every command,
+ * so that no command exits 0 having lost its output.
+ */
+int ctl_stdout_finish(int status);
+
+/* Whether a write to stdout has failed so far (its error indicator): a
+ * command pulling a result of any size stops pulling once it has. */
+int ctl_stdout_broken(void);
+
+/* Prints {"error":{"code":code,"message":msg,"exit":status}} on stdout,
+ * and `msg` on stderr too when stdout cannot be written. */
 void ctl_json_error(const char *code, const char *msg, int status);
 
 /* Writes `len` bytes as a JSON string to `f`; bytes that are not UTF-8

@@ -322,7 +322,9 @@ static long long num_field(const jval *obj, const char *key, long long def)
 
 /* ---- the command ---- */
 
-static char *read_all(FILE *f, size_t *len)
+/* All of `f` (at most 64 MiB) in a new buffer the caller frees, its size
+ * in `*len`; NULL with the reason in `why` (`whylen` bytes). */
+static char *read_all(FILE *f, size_t *len, char *why, size_t whylen)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap);
@@ -332,13 +334,30 @@ static char *read_all(FILE *f, size_t *len)
 		if (k == 0)
 			break;
 		if (n == cap) {
-			char *nb = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
+			if (cap >= (64u << 20)) {
+				snprintf(why, whylen, "over 64 MiB, the most a batch reads");
+				free(buf);
+				return NULL;
+			}
+			char *nb = realloc(buf, cap *= 2);
 			if (!nb) {
+				snprintf(why, whylen, "out of memory");
 				free(buf);
 				return NULL;
 			}
 			buf = nb;
 		}
+	}
+	if (!buf) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	/* A read error (a directory named as FILE, a closed stdin) is not
+	 * an empty list: it was reported as "not a JSON list". */
+	if (ferror(f)) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		free(buf);
+		return NULL;
 	}
 	*len = n;
 	return buf;
@@ -514,11 +533,13 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 	if (!f)
 		return ctl_error(EXIT_FAILED, "io", "batch: %s: %s", path, strerror(errno));
 	size_t len = 0;
-	char *text = read_all(f, &len);
+	char unread[128] = "";
+	const char *what = f == stdin ? "stdin" : path;
+	char *text = read_all(f, &len, unread, sizeof(unread));
 	if (f != stdin)
 		fclose(f);
 	if (!text)
-		return ctl_error(EXIT_FAILED, "io", "batch: cannot read the input");
+		return ctl_error(EXIT_FAILED, "io", "batch: cannot read %s: %s", what, unread);
 
 	jparser jp = {.start = text, .p = text, .end = text + len};
 	jval root;
@@ -535,7 +556,7 @@ int ctl_batch(const ctl_opts *o, int argc, char **argv)
 	}
 	b = porter_batch_new(mode);
 	if (!b) {
-		status = EXIT_FAILED;
+		status = ctl_error(EXIT_FAILED, "nomem", "batch: out of memory");
 		goto out_root;
 	}
 	for (size_t i = 0; i < root.len; i++) {

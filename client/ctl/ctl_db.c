@@ -589,11 +589,25 @@ static int run_one(const ctl_opts *o, const dbfmt_opts *fo, uint64_t session, co
 		}
 		snprintf(tag, sizeof(tag), "%s", porter_db_cmdstatus(chunk));
 		take_notices(o, &nj, chunk, sql);
-		if (dbfmt_chunk(f, chunk) < 0) {
+		int d = dbfmt_chunk(f, chunk);
+		int err = errno;
+		chunk = NULL;
+		if (d == DBFMT_STDOUT_FAILED) {
+			/* Nobody gets the rest: closing the cursor stops the
+			 * query instead of pulling a result of any size into a
+			 * full disk or a closed pipe. On stderr under --json
+			 * too: stdout is what failed. */
+			free(notices_close(&nj));
+			dbfmt_end(f, NULL, -1, NULL);
+			porter_db_cursor_close(cur, 1000);
+			fprintf(stderr, "porterctl db: cannot write the rows to stdout: %s\n",
+				strerror(err));
+			return EXIT_FAILED;
+		}
+		if (d < 0) {
 			rc = PORTER_E_NOMEM;
 			break;
 		}
-		chunk = NULL;
 	}
 	double ms = now_ms() - t0;
 	if (rc >= 0 && !f && !(f = output_begin(o, fo, &nj, first)))
@@ -881,7 +895,5 @@ out:
 	free(stmts);
 	free(p);
 	free(conninfo);
-	if (fflush(stdout) != 0 && status == EXIT_OK)
-		status = EXIT_FAILED;
 	return status;
 }

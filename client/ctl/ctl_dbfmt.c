@@ -799,7 +799,7 @@ int dbfmt_chunk(dbfmt *f, porter_db_result *chunk)
 		f->first = chunk;
 	else
 		porter_db_result_free(chunk);
-	return 0;
+	return ctl_stdout_broken() ? DBFMT_STDOUT_FAILED : 0;
 }
 
 /* psql prints the tag after rows for these, and alone for the rest. */

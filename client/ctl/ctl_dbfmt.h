@@ -39,7 +39,10 @@ typedef struct dbfmt dbfmt;
 dbfmt *dbfmt_begin(const dbfmt_opts *o);
 
 /* Adds a chunk: takes ownership of `chunk` (not NULL), which has the
- * statement's columns and some of its rows. Returns 0 or PORTER_E_NOMEM. */
+ * statement's columns and some of its rows. Returns 0, PORTER_E_NOMEM, or
+ * DBFMT_STDOUT_FAILED once rows streamed to stdout could not be written
+ * (the caller stops pulling: the rest would be read for nothing). */
+#define DBFMT_STDOUT_FAILED (-1000)
 int dbfmt_chunk(dbfmt *f, porter_db_result *chunk);
 
 /* Ends the statement: prints what is left (the whole table for aligned

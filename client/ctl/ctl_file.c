@@ -270,7 +270,7 @@ static int do_watch(const ctl_opts *o, const char *root, const char *path, long 
 	if (rc < 0)
 		return ctl_fail(rc);
 	long seen = 0;
-	int ended = 0;
+	int ended = 0, out_err = 0;
 	while (rc == 0 && !ended && (!count || seen < count)) {
 		porter_file_events *b = NULL;
 		rc = porter_file_watch_read(w, 0, 5000, &b);
@@ -298,11 +298,25 @@ static int do_watch(const ctl_opts *o, const char *root, const char *path, long 
 			if (count && ++seen >= count)
 				break;
 		}
-		fflush(stdout);
-		ended = porter_file_events_ended(b);
+		/* Nobody reads on once stdout failed (a reader gone while
+		 * SIGPIPE is ignored, a full disk): watching on would last for
+		 * ever. glibc drops a buffer it could not write, so the reason
+		 * is taken here, from the flush that failed. */
+		if (fflush(stdout) != 0 || ctl_stdout_broken()) {
+			out_err = errno ? errno : EIO;
+			ended = 1;
+		} else {
+			ended = porter_file_events_ended(b);
+		}
 		porter_file_events_free(b);
 	}
 	porter_file_watch_close(w, o->timeout_ms);
+	if (out_err) {
+		/* On stderr under --json too: stdout is what failed. */
+		fprintf(stderr, "porterctl file watch: cannot write the events to stdout: %s\n",
+			strerror(out_err));
+		return EXIT_FAILED;
+	}
 	return rc < 0 ? ctl_fail(rc) : EXIT_OK;
 }
 

@@ -732,8 +732,6 @@ out:
 	if (dump && fclose(dump) != 0 && status == EXIT_OK)
 		status = ctl_error(EXIT_FAILED, "io", "http: cannot write %s: %s", a.dump,
 				   strerror(errno));
-	if (fflush(stdout) != 0 && status == EXIT_OK)
-		status = EXIT_FAILED;
 	ctl_body_free(&body);
 	free(get_url.p);
 	free(x.json_body.p);

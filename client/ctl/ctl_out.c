@@ -176,7 +176,11 @@ void ctl_json_error(const char *code, const char *msg, int status)
 	fputs(",\"message\":", stdout);
 	ctl_json_cstr(stdout, msg);
 	printf(",\"exit\":%d}}\n", status);
-	fflush(stdout);
+	/* A failure to write stdout (a full disk: often the very failure
+	 * being reported) would lose the error with the output: then it goes
+	 * to stderr as well. */
+	if (fflush(stdout) != 0 || ferror(stdout))
+		fprintf(stderr, "porterctl: %s\n", msg ? msg : "");
 }
 
 int ctl_fail(int rc)
@@ -215,6 +219,30 @@ int ctl_error(int status, const char *code, const char *fmt, ...)
 	else
 		fprintf(stderr, "porterctl%s%s\n", msg[0] == ':' ? "" : " ", msg);
 	return status;
+}
+
+int ctl_stdout_broken(void)
+{
+	return ferror(stdout) != 0;
+}
+
+int ctl_stdout_finish(int status)
+{
+	/* The error indicator matters as much as the flush: a write that
+	 * failed when the buffer filled up earlier leaves it set, and may
+	 * leave nothing to flush now. */
+	int failed = fflush(stdout) != 0;
+	int err = failed ? errno : 0;
+	if (!failed && !ferror(stdout))
+		return status;
+	if (status != EXIT_OK)
+		return status;
+	if (err)
+		fprintf(stderr, "porterctl: cannot write the output to stdout: %s\n",
+			strerror(err));
+	else
+		fprintf(stderr, "porterctl: cannot write the output to stdout: a write failed\n");
+	return EXIT_FAILED;
 }
 
 void ctl_name(FILE *f, const char *s)

@@ -220,10 +220,12 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 	size_t n = porter_stats_workers(s);
 	porter_worker_stats w = PORTER_WORKER_STATS_INIT, total = {0};
 	if (o->json) {
-		printf("{\"daemon_version\":\"%s\",\"uptime_ms\":%llu,\"open_fds\":%llu,"
+		/* The version is the daemon's text: escaped like any other. */
+		fputs("{\"daemon_version\":", stdout);
+		ctl_json_cstr(stdout, porter_stats_daemon_version(s));
+		printf(",\"uptime_ms\":%llu,\"open_fds\":%llu,"
 		       "\"db_connections\":%llu,\"http_transfers\":%llu,\"file_fast\":%llu,"
 		       "\"workers\":[",
-		       porter_stats_daemon_version(s),
 		       (unsigned long long)porter_stats_uptime_ms(s),
 		       (unsigned long long)porter_stats_open_fds(s),
 		       (unsigned long long)porter_stats_db_connections(s),
@@ -324,10 +326,13 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 	int rc = porter_stats(0, o->timeout_ms, &s);
 	if (rc < 0)
 		return ctl_fail(rc);
-	if (o->json)
-		printf("{\"client\":\"%s\",\"daemon\":\"%s\"}\n", porter_version(),
-		       porter_stats_daemon_version(s));
-	else
+	if (o->json) {
+		fputs("{\"client\":", stdout);
+		ctl_json_cstr(stdout, porter_version());
+		fputs(",\"daemon\":", stdout);
+		ctl_json_cstr(stdout, porter_stats_daemon_version(s));
+		fputs("}\n", stdout);
+	} else
 		printf("porterctl %s\nporterd %s\n", porter_version(),
 		       porter_stats_daemon_version(s));
 	porter_stats_free(s);
@@ -371,7 +376,7 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return EXIT_OK;
+			return ctl_stdout_finish(EXIT_OK);
 		default:
 			/* One line naming the option: the whole usage in front of
 			 * it buried the reason. */
@@ -427,9 +432,9 @@ int main(int argc, char **argv)
 		if (cmds[i].help && cargc >= 2 &&
 		    (!strcmp(cargv[1], "--help") || !strcmp(cargv[1], "-h"))) {
 			fputs(cmds[i].help, stdout);
-			return EXIT_OK;
+			return ctl_stdout_finish(EXIT_OK);
 		}
-		return cmds[i].run(&o, cargc, cargv);
+		return ctl_stdout_finish(cmds[i].run(&o, cargc, cargv));
 	}
 	return ctl_error(EXIT_USAGE, "usage", ": unknown command '%s' (see --help)", cmd);
 }

@@ -114,6 +114,24 @@ import json, sys
 rows = json.load(sys.stdin)["results"][0]["rows"]
 assert rows == [[i] for i in range(1, 25001)], len(rows)
 ' && ok "db --json across three chunks parses, 25000 rows in order" || bad "db --json across chunks"
+# Rows into a full disk: porterctl stops pulling at the first chunk it
+# cannot write, counted in porterd's requests around the call (7; it
+# pulled the whole result before saying so, 206).
+reqs() { "$CTL" --json stats | python3 -c 'import json, sys; print(sum(w["requests"] for w in json.load(sys.stdin)["workers"]))'; }
+r0=$(reqs)
+"$CTL" -t 60000 db -A "$CI" "SELECT i FROM generate_series(1, 2000000) i" >/dev/full 2>"$T/full.err"
+st=$?
+r1=$(reqs)
+check "db -A into a full disk: exit 1 (got $st)" [ "$st" = 1 ]
+check "... says the rows could not be written, and why" \
+	grep -q "porterctl db: cannot write the rows to stdout: No space left on device" "$T/full.err"
+check "... and stops pulling them: $((r1 - r0)) requests, under 50" [ $((r1 - r0)) -lt 50 ]
+# Under --json the error, which goes to stdout, cannot be written there
+# either: it goes to stderr too (it was lost, exit 1 with no word).
+"$CTL" --json db "$CI" "SELECT 1" >/dev/full 2>"$T/full.err"
+st=$?
+check "db --json into a full disk: exit 1 (got $st)" [ "$st" = 1 ]
+check "... the error on stderr" grep -q "porterctl: db: stdout: No space left on device" "$T/full.err"
 
 # Typed JSON, parsed back.
 "$CTL" --json db "$CI" "SELECT 1 AS i, 12345678901234567890123456789012345678901234567890.5::numeric AS n,

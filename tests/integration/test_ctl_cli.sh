@@ -42,6 +42,11 @@ check "... says which option" grep -q "unknown option '--frist'" "$T/code.err"
 echo '[{"op":"ping","payload":"x"}]' >"$T/-b.json"
 code 0 "batch: -- before a FILE named like an option" "$CTL" batch --first -- "$T/-b.json"
 
+# Input that cannot be read says why (a directory read as an empty input
+# was "not a JSON list of operations").
+code 1 "batch: a directory as FILE" "$CTL" batch "$T/files"
+check "... says it is a directory" grep -q "batch: cannot read $T/files: Is a directory" "$T/code.err"
+
 # ---- ping ----
 # A value out of range names the option, its range and what was given.
 code 2 "ping -s over 1 MiB" "$CTL" ping -c 1 -s 16777216
@@ -170,6 +175,37 @@ code 1 "file put into a missing directory" "$CTL" file put hd/nope/x.txt
 check "... points at mkdir -p" grep -q "no such directory (PORTER_E_FILE_NOT_FOUND); make its directory first: porterctl file mkdir -p" "$T/code.err"
 code 1 "file cat of a directory, under --json" "$CTL" --json file cat hd
 check "... the hint in the JSON message" grep -q 'is a directory; to list a directory: porterctl file ls"' "$T/code.out"
+
+# ---- stdout that cannot take the output ----
+# Output lost to a full disk is a failure that says so: ping, stats,
+# version, --help and file ls exited 0 with nothing written.
+for cmd in "stats" "version" "ping -c 1 -i 0" "--help" "file ls -r files" "--json stats"; do
+	# shellcheck disable=SC2086
+	timeout 60 "$CTL" $cmd >/dev/full 2>"$T/full.err" </dev/null
+	got=$?
+	check "$cmd into a full disk: exit 1 (got $got)" [ "$got" = 1 ]
+	check "... says stdout could not be written, and why" \
+		grep -q "porterctl: cannot write the output to stdout: No space left on device" "$T/full.err"
+done
+# A watch whose reader is gone ends at its next event when SIGPIPE is
+# ignored (as some supervisors leave it), instead of watching for ever.
+mkdir -p "$T/files/w"
+(
+	trap '' PIPE
+	timeout 30 "$CTL" file watch -r files w 2>"$T/watch.err" </dev/null
+	echo $? >"$T/watch.rc"
+) | head -c 1 >/dev/null &
+WPID=$!
+for i in $(seq 100); do
+	[ -s "$T/watch.rc" ] && break
+	touch "$T/files/w/f$i"
+	sleep 0.2
+done
+wait "$WPID"
+check "file watch into a closed pipe, SIGPIPE ignored: ends, exit 1 (got $(cat "$T/watch.rc"))" \
+	[ "$(cat "$T/watch.rc")" = 1 ]
+check "... says the events could not be written" \
+	grep -q "file watch: cannot write the events to stdout: Broken pipe" "$T/watch.err"
 
 echo "$FAILS failed"
 [ "$FAILS" = 0 ]
