@@ -115,6 +115,20 @@ void main() {
     test('array bounds prefix', () {
       expect(decodeString(1007, '[0:1]={5,6}'), [5, 6]);
     });
+    test('dates and times past DateTime\'s range stay text', () {
+      // PostgreSQL stores them; the DateTime constructors throw for them.
+      expect(decodeString(PgType.date, '5874897-12-31'), '5874897-12-31');
+      expect(decodeString(PgType.date, '275761-01-01'), '275761-01-01');
+      expect(decodeString(PgType.timestamp, '294276-12-31 23:59:59'),
+          '294276-12-31 23:59:59');
+      // In range until the shift to UTC takes it out.
+      expect(decodeString(PgType.timestamptz, '275760-09-13 00:00:00-01'),
+          '275760-09-13 00:00:00-01');
+      expect(decodeString(1182, '{2024-02-29,5874897-12-31}'),
+          [DateTime.utc(2024, 2, 29), '5874897-12-31']);
+      expect(decodeString(PgType.date, '275760-09-13'),
+          DateTime.utc(275760, 9, 13));
+    });
   });
 
   group('parameters', () {
@@ -193,6 +207,14 @@ void main() {
       expect(() => row.getString('id'), throwsStateError);
       expect(() => row['nope'], throwsArgumentError);
       expect(() => row[3], throwsRangeError);
+    });
+    test('a session id prints as the uint64 porterd gave', () {
+      // An id is a uint64 on the wire: one with the top bit set is a
+      // negative int in Dart.
+      expect('${const DbSession(-1)}', 'DbSession(0xffffffffffffffff)');
+      expect('${const DbSession(-0x7ffffffffffffff0 - 16)}',
+          'DbSession(0x8000000000000000)');
+      expect('${const DbSession(0x1234abcd)}', 'DbSession(0x1234abcd)');
     });
     test('maps are computed once', () {
       final part = DbResultPart(cols, [row], 0, 'SELECT 1');

@@ -70,6 +70,28 @@ void main() {
       porter.deleteFile('x', root: root);
     });
 
+    test('a read of 0 bytes is empty, a negative range is refused', () async {
+      porter.writeFile('z.bin', data, root: root);
+      // porter.h reads to the end for a length of 0; a Dart caller asking
+      // for 0 bytes (size - offset at the end) wants none.
+      expect(porter.readFile('z.bin', root: root, length: 0), isEmpty);
+      expect(await pool.readFile('z.bin', root: root, length: 0), isEmpty);
+      expect(porter.readFile('z.bin', root: root, offset: data.length), isEmpty);
+      // A negative int would reach C as a uint64_t near 2^64.
+      expect(() => porter.readFile('z.bin', root: root, offset: -1),
+          throwsRangeError);
+      expect(() => porter.readFile('z.bin', root: root, length: -1),
+          throwsRangeError);
+      await expectLater(
+          pool.readFile('z.bin', root: root, offset: -1), throwsRangeError);
+      expect(() => porter.openFileReader('z.bin', root: root, length: 0),
+          throwsRangeError);
+      await expectLater(
+          pool.readFileStream('z.bin', root: root, length: 0).toList(),
+          throwsRangeError);
+      porter.deleteFile('z.bin', root: root);
+    });
+
     test('pool: concurrent writes and reads, errors cross intact', () async {
       await Future.wait([
         for (var i = 0; i < 16; i++)

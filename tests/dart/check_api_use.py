@@ -222,6 +222,14 @@ def check(pkg, sources=None):
                                   path, code.count('\n', 0, m.start()) + 1))
         if path.startswith('lib/'):
             errors += ['%s:%d: %s' % (path, line, what) for line, what in lent_memory(code)]
+        # A uint64_t from libporter (a session id, a call id) is a Dart int
+        # with the same 64 bits, negative when the top one is set; a Dart
+        # int has no more bits, so toUnsigned(64) gives the same negative
+        # number back (DbSession would print 0x-... for such an id).
+        for m in re.finditer(r'\.toUnsigned\(\s*64\s*\)', code):
+            errors.append('%s:%d: toUnsigned(64) leaves a negative int negative: '
+                          'use hex64 (db.dart) for a uint64 in hex' % (
+                              path, code.count('\n', 0, m.start()) + 1))
         for m in re.finditer(r'addresses\.(porter_\w+)', code):
             if m.group(1) not in addresses:
                 errors.append('%s:%d: no exported address of %s' % (
@@ -344,6 +352,10 @@ def selftest(pkg):
         if not check(pkg, {'lib/src/x.dart': src}):
             print('selftest: a buffer address sent %s was not caught' % what)
             return 1
+    if not check(pkg, {'lib/src/x.dart': "String f(b, int id) { b.porter_call_id_new(); "
+                                         "return id.toUnsigned(64).toRadixString(16); }"}):
+        print('selftest: toUnsigned(64) on a uint64 was not caught')
+        return 1
     if check(pkg, {'x.dart': "void f(b) { b.porter_ping(p.cast(), f(a, b), 0, 5); }"}):
         print('selftest: a correct call with nested arguments was refused')
         return 1

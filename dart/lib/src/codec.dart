@@ -192,12 +192,28 @@ int _year(String digits, bool bc) {
 }
 
 /// A `date` in DateStyle ISO as a UTC midnight [DateTime]; null otherwise
-/// (`infinity`, another DateStyle).
+/// (`infinity`, another DateStyle, a date past [DateTime]'s range).
 DateTime? parseDate(String s) {
   final m = _dateRe.firstMatch(s);
   if (m == null) return null;
-  return DateTime.utc(_year(m[1]!, m[4] != null), int.parse(m[2]!),
-      int.parse(m[3]!));
+  return _inRange(() => DateTime.utc(_year(m[1]!, m[4] != null),
+      int.parse(m[2]!), int.parse(m[3]!)));
+}
+
+/// What [make] returns, or null when the [DateTime] it builds is outside
+/// the range Dart can hold (years -271821 to 275760): PostgreSQL's dates
+/// reach 5874897 AD and its timestamps 294276 AD, and the DateTime
+/// constructors throw an ArgumentError past that range, which would turn
+/// reading a row into an exception; such a value comes back as its text.
+DateTime? _inRange(DateTime Function() make) {
+  try {
+    return make();
+  } on ArgumentError {
+    return null;
+  } on FormatException {
+    // A year of more digits than an int holds.
+    return null;
+  }
 }
 
 /// A `timestamp` ([withZone] false) or `timestamptz` in DateStyle ISO.
@@ -205,23 +221,25 @@ DateTime? parseDate(String s) {
 /// timestamptz is an instant: the result is a UTC [DateTime] for it,
 /// whatever the session's TimeZone. timestamp has no zone: its wall-clock
 /// fields come back unchanged in a UTC [DateTime] (never shifted by the
-/// app's zone). Null for anything else (`infinity`, another DateStyle).
+/// app's zone). Null for anything else (`infinity`, another DateStyle, a
+/// time past [DateTime]'s range).
 DateTime? parseTimestamp(String s, {required bool withZone}) {
   final m = _tsRe.firstMatch(s);
   if (m == null || (m[8] != null) != withZone) return null;
   final frac = m[7];
   final us = frac == null ? 0 : int.parse(frac.padRight(6, '0'));
-  var t = DateTime.utc(_year(m[1]!, m[12] != null), int.parse(m[2]!),
-      int.parse(m[3]!), int.parse(m[4]!), int.parse(m[5]!), int.parse(m[6]!),
-      0, us);
-  if (withZone) {
+  return _inRange(() {
+    final t = DateTime.utc(_year(m[1]!, m[12] != null), int.parse(m[2]!),
+        int.parse(m[3]!), int.parse(m[4]!), int.parse(m[5]!),
+        int.parse(m[6]!), 0, us);
+    if (!withZone) return t;
     final off = Duration(
         hours: int.parse(m[9]!),
         minutes: int.parse(m[10] ?? '0'),
         seconds: int.parse(m[11] ?? '0'));
-    t = m[8] == '+' ? t.subtract(off) : t.add(off);
-  }
-  return t;
+    // Shifting to UTC may itself leave the range (throws, caught above).
+    return m[8] == '+' ? t.subtract(off) : t.add(off);
+  });
 }
 
 final RegExp _ivUnit =

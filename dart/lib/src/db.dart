@@ -35,9 +35,22 @@ final class DbSession {
   @override
   int get hashCode => id.hashCode;
 
+  /// The id as porterd names it, in hex: the uint64 porter.h returns,
+  /// which Dart reads as a negative int when its top bit is set (porterd
+  /// makes ids of a worker number and 48 random bits today, so none has
+  /// it, but the wire type is uint64 and nothing promises more).
+  /// `toUnsigned(64)` cannot help there: a Dart int has 64 bits, so it
+  /// returns the same negative number.
   @override
-  String toString() => 'DbSession(0x${id.toUnsigned(64).toRadixString(16)})';
+  String toString() => 'DbSession(0x${hex64(id)})';
 }
+
+/// [v] as the unsigned 64-bit number C sees, in hex (no sign): the value
+/// of a uint64_t that Dart holds as a negative int when its top bit is
+/// set.
+String hex64(int v) => v >= 0
+    ? v.toRadixString(16)
+    : (v >>> 4).toRadixString(16) + (v & 0xf).toRadixString(16);
 
 /// One column of a result.
 final class DbColumn {

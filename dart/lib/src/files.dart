@@ -144,6 +144,25 @@ final class PorterBuffer implements Finalizable {
   Uint8List view(int length) => Uint8List.sublistView(bytes, 0, length);
 }
 
+/// Checks the range of a whole read or a reader before anything is sent:
+/// porter.h takes [offset] and [length] as uint64_t, where a negative Dart
+/// int would arrive as a number near 2^64, and reads to the end of the
+/// file for a length of 0, where a Dart caller asking for 0 bytes (a
+/// length computed as `size - offset`) wants none: [Porter.readFile]
+/// returns an empty list for it without asking porterd, and a reader,
+/// which cannot be empty without porterd, refuses it ([allowZero] false).
+/// Throws [RangeError].
+void checkReadRange(int offset, int? length, {required bool allowZero}) {
+  RangeError.checkNotNegative(offset, 'offset');
+  if (length == null) return;
+  if (allowZero) {
+    RangeError.checkNotNegative(length, 'length');
+  } else if (length < 1) {
+    throw RangeError.value(length, 'length',
+        'must be at least 1 (null reads to the end of the file)');
+  }
+}
+
 /// How many bytes a read into [buffer] asks for: its capacity, or
 /// [length] when smaller. Throws [RangeError] for a negative [length] or
 /// [offset].

@@ -20,6 +20,7 @@ import 'files.dart';
 import 'http.dart';
 import 'http_upload.dart';
 import 'library.dart';
+import 'native.dart' show checkNativeText;
 import 'stats.dart';
 import 'sync.dart';
 

@@ -11,10 +11,24 @@ mixin _PoolFiles on _PoolCore {
           int offset = 0,
           int? length,
           Duration? timeout,
-          PorterCancelToken? cancel}) =>
-      _submit(_Op.fileRead, timeout, cancel,
-              args: _FileArgs(path, root, offset: offset, length: length))
-          .then((v) => v as Uint8List);
+          PorterCancelToken? cancel}) {
+    try {
+      // Here, not only on the worker: a bad range fails the call with a
+      // RangeError of this isolate's, and a length of 0 needs no worker.
+      checkReadRange(offset, length, allowZero: true);
+      if (length == 0) {
+        if (root != null) checkNativeText(root, 'root');
+        checkNativeText(path, 'path');
+        if (_pool._closed) throw StateError('PorterPool is closed');
+        return Future.value(Uint8List(0));
+      }
+    } catch (e, st) {
+      return Future.error(e, st);
+    }
+    return _submit(_Op.fileRead, timeout, cancel,
+            args: _FileArgs(path, root, offset: offset, length: length))
+        .then((v) => v as Uint8List);
+  }
 
   /// Reads from [offset] of [path] straight into [buffer] on a worker
   /// (no copy: the worker's native call writes into the buffer's memory);
@@ -59,6 +73,7 @@ mixin _PoolFiles on _PoolCore {
       PorterCancelToken? cancel}) {
     try {
       streamMs(streamTimeout);
+      checkReadRange(offset, length, allowZero: false);
     } catch (e, st) {
       return Stream.error(e, st);
     }

@@ -9,15 +9,24 @@ mixin _FileCalls {
   /// Reads [length] bytes (null: to the end) from [offset] of [path] in
   /// [root] (null: porterd's first root). The whole range is held in
   /// memory; for large files use [openFileReader] or [readFileEach].
+  /// A [length] of 0 reads nothing and asks porterd nothing (as
+  /// [readFileIntoPointer] with no capacity): an empty list.
   /// Blocks for at most [timeout]. Throws [PorterFileException] with an
-  /// errno-derived [FileErrorKind].
+  /// errno-derived [FileErrorKind], [RangeError] for a negative [offset]
+  /// or [length].
   Uint8List readFile(String path,
       {String? root,
       int offset = 0,
       int? length,
       Duration? timeout,
       int callId = 0}) {
+    checkReadRange(offset, length, allowZero: true);
     final ms = timeoutMs(timeout);
+    if (length == 0) {
+      if (root != null) checkNativeText(root, 'root');
+      checkNativeText(path, 'path');
+      return Uint8List(0);
+    }
     return _withPath(root, path, (r, p) {
       final out = calloc<Pointer<porter_bytes>>();
       try {
@@ -86,7 +95,9 @@ mixin _FileCalls {
 
   /// Opens [path] for reading chunk by chunk (each as large as porterd's
   /// file-chunk-size): [FileReader.read] and always [FileReader.close] (in
-  /// a `finally`). Any isolate may read it, one read at a time.
+  /// a `finally`). Any isolate may read it, one read at a time. [length]
+  /// bytes from [offset] (null: to the end). Throws [RangeError] for a
+  /// negative [offset] or a [length] below 1.
   FileReader openFileReader(String path,
       {String? root,
       int offset = 0,
@@ -94,6 +105,7 @@ mixin _FileCalls {
       Duration? timeout,
       Duration? streamTimeout,
       int callId = 0}) {
+    checkReadRange(offset, length, allowZero: false);
     final ms = timeoutMs(timeout);
     final stream = streamMs(streamTimeout);
     return _withPath(root, path, (r, p) {
