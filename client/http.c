@@ -38,6 +38,11 @@ struct porter_http_stream {
 	int failed;
 };
 
+/* Set by the reply of a failed HTTP call; every public HTTP call clears
+ * it on entry, so a failure found before anything is sent (a bad
+ * argument, a deadline already past, a stream or upload that failed
+ * earlier) never shows the status of an older call: a Dart caller would
+ * take that status for this failure's. */
 static __thread int last_http_status;
 
 int porter_http_last_status(void)
@@ -289,6 +294,7 @@ int porter_http_request(const char *method, const char *url, const char *const *
 			const porter_http_options *opts, uint64_t call_id, int timeout_ms,
 			porter_http_response **out)
 {
+	last_http_status = 0;
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	*out = NULL;
@@ -436,6 +442,7 @@ int porter_http_stream_open(const char *method, const char *url, const char *con
 			    const porter_http_options *opts, uint64_t call_id, int timeout_ms,
 			    porter_http_stream **out)
 {
+	last_http_status = 0;
 	if (!out)
 		return pconn_set_error(PORTER_E_INVAL, "out is NULL");
 	*out = NULL;
@@ -501,6 +508,7 @@ const porter_http_response *porter_http_stream_response(const porter_http_stream
 int porter_http_stream_read(porter_http_stream *s, uint64_t call_id, int timeout_ms,
 			    const void **data, size_t *len)
 {
+	last_http_status = 0;
 	if (data)
 		*data = NULL;
 	if (len)
@@ -621,6 +629,7 @@ int porter_http_upload_open(const char *method, const char *url, const char *con
 	Porter__V1__Response *resp = NULL;
 	porter_http_upload *u = NULL;
 	int wait, rc;
+	last_http_status = 0;
 
 	if (out)
 		*out = NULL;
@@ -720,6 +729,7 @@ int porter_http_upload_write(porter_http_upload *u, const void *data, size_t len
 			     int timeout_ms)
 {
 	int64_t until;
+	last_http_status = 0;
 	if (!u || (len && !data))
 		return pconn_set_error(PORTER_E_INVAL, "NULL argument");
 	if (u->failed)
@@ -761,6 +771,7 @@ int porter_http_upload_finish(porter_http_upload *u, uint64_t call_id, int timeo
 	Porter__V1__Response *resp = NULL;
 	int64_t until;
 	int wait;
+	last_http_status = 0;
 	if (out)
 		*out = NULL;
 	if (!u || !out)

@@ -187,6 +187,20 @@ void main() {
       expect(sw.elapsed, lessThan(const Duration(seconds: 3)));
     });
 
+    test('a timeout after the head arrived is still a timeout', () async {
+      // The server sends its 200 and then one byte every 10 ms: the
+      // failure carries that status, and was a PorterHttpException with
+      // code PORTER_E_TIMEOUT, past every `on PorterTimeoutException`.
+      expect(
+          () => porter.httpGet(server.url('/trickle/100000/10'),
+              timeout: const Duration(milliseconds: 500)),
+          throwsA(isA<PorterTimeoutException>()));
+      await expectLater(
+          pool.httpGet(server.url('/trickle/100000/10'),
+              timeout: const Duration(milliseconds: 500)),
+          throwsA(isA<PorterTimeoutException>()));
+    });
+
     test('streamed body: every byte in order, in chunks', () {
       final chunks = <Uint8List>[];
       final head = porter.httpEach(server.url('/bin/3000000'), (c) {

@@ -924,6 +924,13 @@ def test_http_many_threads(calls=30):
           'redirect to ftp refused: %d' % rc)
     check(lib.porter_http_last_status() == 302,
           'the refused redirect\'s status: %d' % lib.porter_http_last_status())
+    # The status is this call's own: one refused before anything is sent
+    # has none, not the 302 above (a Dart caller took that 302 for the
+    # status of this failure).
+    rc = lib.porter_http_get(None, 0, 5000, ctypes.byref(out))
+    status = lib.porter_http_last_status()
+    check(rc == PORTER_E_INVAL and status == 0,
+          'a call refused before sending carries no status: rc %d, status %d' % (rc, status))
     # An older caller's struct (version 1, without connect_timeout_ms):
     # what it sets is still read, nothing past it.
     opts = HttpOptionsV1(follow_redirects=1, max_response=1000)

@@ -436,13 +436,19 @@ PorterHttpResponse readHttpResponse(
 /// The exception for a failed HTTP call with [code], read right after the
 /// call on the same thread (the thread's last error message and HTTP
 /// status are only valid until its next call). HTTP codes give a
-/// [PorterHttpException]; the others their usual class.
+/// [PorterHttpException] with the status the peer gave; the others their
+/// usual class, whatever status came with them: a transfer that timed
+/// out or was cancelled after its head arrived carries that head's status
+/// (200), and must still be the [PorterTimeoutException] or
+/// [PorterCancelledException] the calls document (it was a
+/// PorterHttpException with code PORTER_E_TIMEOUT, which no
+/// `on PorterTimeoutException` caught).
 PorterException httpError(PorterBindings b, int code, String url) {
   var message = cString(b.porter_last_error_message());
   final status = b.porter_http_last_status();
   final name = cString(b.porter_error_name(code));
   if (message.isEmpty) message = cString(b.porter_strerror(code));
-  if (isHttpCode(code) || status != 0) {
+  if (isHttpCode(code)) {
     return PorterHttpException(code, name, message, status: status, url: url);
   }
   return PorterException.fromCode(code, name, message);
