@@ -302,6 +302,8 @@ static int op_stop(dbop *op)
 	}
 	dbc *c = op->c;
 	if (op->pent) {
+		if (op->pent->unsent)
+			dbpipe_materialize(c);
 		op->pent->op = NULL;
 		op->pent = NULL;
 		if (c->cur == op) {
@@ -511,6 +513,8 @@ static void on_sweep(uv_timer_t *t)
 				 * (their statements still run). */
 				if (e1 == c->pipe.next || !e->op || e->op->deadline > now)
 					continue;
+				if (e->unsent)
+					dbpipe_materialize(c);
 				dbop *op = e->op;
 				e->op = NULL;
 				op->pent = NULL;

@@ -219,6 +219,8 @@ static void on_timer(uv_timer_t *t)
 		if (op->pent) {
 			/* The head of a pipeline: the queries behind it go on;
 			 * its own results will be discarded. */
+			if (op->pent->unsent)
+				dbpipe_materialize(c);
 			op->pent->op = NULL;
 			op->pent = NULL;
 			dbop_fail(op, PORTER_E_TIMEOUT,

@@ -135,6 +135,8 @@ typedef struct pent {
 	char stale[DBSTMT_NAME]; /* for the retry to DEALLOCATE, or "" */
 	int reset;               /* no op: the reset between client processes,
 				  * in a segment of its own (dbpipe.c) */
+	int unsent;              /* gathered for the open segment, not yet
+				  * handed to libpq (dbpipe.c) */
 } pent;
 
 /* Lifecycle of one PostgreSQL connection. */
@@ -192,8 +194,10 @@ struct dbc {
 	list pipe; /* struct pent, oldest first */
 	unsigned npipe;
 	list held;       /* pents whose results are in, awaiting their sync */
-	unsigned open_n; /* pents sent since the last Sync */
-	list open_link;  /* dw->open while open_n > 0 */
+	unsigned open_n; /* pents sent or gathered since the last Sync */
+	list open_link;  /* dw->open while the open segment is to be closed
+			  * at the end of the loop turn (dbpipe.c) */
+	int send_failed; /* libpq refused a gathered query: broken at the sync */
 	int seg_bad;     /* a query of the segment being received failed */
 	/* Session. */
 	uint64_t id; /* 0 for pooled connections */
@@ -263,7 +267,7 @@ struct db_worker {
 	list sessions;
 	list streams;
 	list pools;
-	list open;              /* dbc.open_link: connections with an unsynced segment */
+	list open;              /* dbc.open_link: segments to close at the end of the turn */
 	uv_check_t seg_check;   /* end of each loop turn: syncs open segments */
 	list step_wait;         /* dbc.step_link: connect steps waiting for a slot */
 	unsigned steps_running; /* connect steps on the thread pool (DBSTEP_SLOTS) */

@@ -24,6 +24,17 @@
  * query's outcome never depends on its neighbours. */
 #define SEG_MAX 8
 
+/*
+ * A segment's queries are gathered in porterd and handed to libpq only
+ * when the segment closes, all at once with their Sync. libpq flushes its
+ * output buffer whenever it is asked to read (PQconsumeInput on a
+ * non-blocking connection), so queries handed to it as they came went out
+ * ahead of their Sync whenever the connection had results to read in the
+ * same loop turn: one more write for porterd, and for the backend one more
+ * read, and a wake-up for queries whose results it could not send before
+ * the Sync came.
+ */
+
 int dbpipe_pipelinable(const dbop *op)
 {
 	const Porter__V1__DbQuery *q = op->kind == OP_QUERY && op->msg ? op->msg->db_query : NULL;
@@ -109,7 +120,6 @@ static int send_reset(dbc *c)
 		return -1;
 	}
 	c->open_n = 1;
-	list_push_back(&c->dw->open, &c->open_link);
 	return close_segment(c);
 }
 
@@ -155,6 +165,46 @@ static void pick_stmt(dbc *c, dbop *op, pent *e, char evicted[DBSTMT_NAME])
 		free(types);
 }
 
+/* Hands entry `e`'s query to libpq (after a DEALLOCATE of `stale` when
+ * that is not ""), as a statement prepared on `c` when it can. 1 on
+ * success; on failure part of it may be in libpq's buffer. */
+static int send_query(dbc *c, pent *e, const char *stale)
+{
+	dbop *op = e->op;
+	char evicted[DBSTMT_NAME];
+	pick_stmt(c, op, e, evicted);
+	if (stale[0])
+		e->lead++;
+	return (!stale[0] || send_deallocate(c, stale)) &&
+	       (!evicted[0] || send_deallocate(c, evicted)) &&
+	       dbquery_send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
+				   e->stmt[0] ? e->stmt : NULL, e->prep);
+}
+
+/* Hands the gathered queries of `c` to libpq, in pipeline order (they are
+ * the pipeline's last entries). 0, or -1 (c->send_failed set) when libpq
+ * refused one: the connection must then be given up. */
+static int send_gathered(dbc *c)
+{
+	if (c->send_failed)
+		return -1;
+	for (list *pos = c->pipe.next; pos != &c->pipe; pos = pos->next) {
+		pent *e = list_entry(pos, pent, link);
+		if (!e->unsent)
+			continue;
+		e->unsent = 0;
+		/* A cancel may be on its way to the query ahead. */
+		e->exposed |= c->cancelling > 0;
+		/* Never without its op: dbpipe_materialize runs before an op
+		 * leaves its entry. */
+		if (!e->op || !send_query(c, e, "")) {
+			c->send_failed = 1;
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Ends the segment open on `c` with a Sync and sends it. 0, or -1 when
  * the connection broke. */
 static int close_segment(dbc *c)
@@ -163,7 +213,7 @@ static int close_segment(dbc *c)
 		return 0;
 	list_remove(&c->open_link);
 	c->open_n = 0;
-	int rc = PQpipelineSync(c->pg) ? PQflush(c->pg) : -1;
+	int rc = send_gathered(c) == 0 && PQpipelineSync(c->pg) ? PQflush(c->pg) : -1;
 	if (rc < 0) {
 		dbconn_broken(c, "could not send a pipelined query");
 		return -1;
@@ -171,6 +221,22 @@ static int close_segment(dbc *c)
 	c->flushing = rc == 1;
 	dbconn_update_poll(c);
 	return 0;
+}
+
+/* The segment open on `c` is closed at the end of this loop turn. */
+static void close_due(dbc *c)
+{
+	if (list_empty(&c->open_link))
+		list_push_back(&c->dw->open, &c->open_link);
+}
+
+void dbpipe_materialize(dbc *c)
+{
+	/* A failure is reported when the segment closes, at the end of this
+	 * loop turn (c->send_failed): breaking the connection here would
+	 * answer the op the caller is about to answer itself. */
+	if (c->open_n && send_gathered(c) < 0)
+		close_due(c);
 }
 
 void dbpipe_seg_check(uv_check_t *h)
@@ -217,16 +283,22 @@ void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone)
 		dbconn_arm_timer(c, op->deadline);
 	}
 	c->last_used = db_now_ms(c->dw);
-	char evicted[DBSTMT_NAME];
-	pick_stmt(c, op, e, evicted);
-	if (stale[0])
-		e->lead++;
 	c->last_inst = op->inst;
 	c->has_last = 1;
-	if ((stale[0] && !send_deallocate(c, stale)) ||
-	    (evicted[0] && !send_deallocate(c, evicted)) ||
-	    !dbquery_send_params(c, op, op->msg->db_query, op->msg->db_query->sql,
-				 e->stmt[0] ? e->stmt : NULL, e->prep)) {
+	c->open_n++;
+	if (!alone) {
+		/* Gathered: handed to libpq with the segment's Sync, at the
+		 * end of this loop turn. */
+		e->unsent = 1;
+		if (c->open_n >= SEG_MAX) {
+			close_segment(c);
+			return;
+		}
+		close_due(c);
+		dbconn_update_poll(c);
+		return;
+	}
+	if (!send_query(c, e, stale)) {
 		/* Half a query in the pipeline cannot be taken back. */
 		if (c->cur != op && !op->err)
 			dbop_set_error(op, PORTER_E_DB_BROKEN, PQerrorMessage(c->pg), NULL, NULL,
@@ -234,14 +306,10 @@ void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone)
 		dbconn_broken(c, "could not send a pipelined query");
 		return;
 	}
-	if (c->open_n++ == 0)
-		list_push_back(&c->dw->open, &c->open_link);
-	if ((alone || c->open_n >= SEG_MAX) && close_segment(c) < 0)
+	if (close_segment(c) < 0)
 		return;
 	if (idle)
 		dbquery_pump(c);
-	else
-		dbconn_update_poll(c);
 }
 
 /* The pipeline's first entry (there is one) becomes the head: its op is
@@ -418,7 +486,14 @@ void dbpipe_pump(dbc *c)
 		if (PQisBusy(c->pg))
 			break;
 		pent *e = list_empty(&c->pipe) ? NULL : list_entry(c->pipe.next, pent, link);
+		/* A gathered head is not on the wire yet: nothing of it can
+		 * come, only the Sync of the entries held (a segment ahead
+		 * whose results are all in). */
+		if (e && e->unsent && list_empty(&c->held))
+			break;
 		PGresult *res = PQgetResult(c->pg);
+		if (!res && e && e->unsent)
+			break;
 		if (!res && e && e->lead) {
 			e->lead--;
 			continue;
@@ -501,8 +576,7 @@ void dbpipe_clear(dbc *c, int code, const char *why)
 	}
 	c->npipe = 0;
 	c->seg_bad = 0;
-	if (c->open_n) {
-		list_remove(&c->open_link);
-		c->open_n = 0;
-	}
+	c->send_failed = 0;
+	list_remove(&c->open_link);
+	c->open_n = 0;
 }

@@ -2,13 +2,14 @@
  * dbpipe - pooled queries sent ahead in pipeline mode. Up to PIPE_DEPTH
  * queries wait on one pooled connection, each as a pent (dbint.h); those
  * sent within one loop turn share one sync point (a segment), closed at
- * the end of the turn. A query runs as a statement prepared on the
- * connection (dbstmt.h) when it can. Each query's outcome is its own: when
- * a query of a segment fails, the server rolls the segment back and its
- * other queries run again alone; a query hit by a cancel meant for the one
- * ahead of it, or whose prepared statement went stale, runs again too.
- * Before the first query of another client process of the pool's uid, the
- * connection's session state is reset in the same segment.
+ * the end of the turn; they reach libpq only then. A query runs as a
+ * statement prepared on the connection (dbstmt.h) when it can. Each
+ * query's outcome is its own: when a query of a segment fails, the server
+ * rolls the segment back and its other queries run again alone; a query
+ * hit by a cancel meant for the one ahead of it, or whose prepared
+ * statement went stale, runs again too. Before the first query of another
+ * client process of the pool's uid, the connection's session state is
+ * reset in the same segment.
  *
  * Loop affinity: the connection's worker loop thread.
  */
@@ -27,12 +28,21 @@ int dbpipe_pipelinable(const dbop *op);
 
 /*
  * Sends pipelinable `op` on pooled connection `c`, idle or already running
- * a pipeline: in the segment open on `c` (synced at the end of the loop
- * turn), or `alone` in a segment of its own. `stale` names a statement to
+ * a pipeline: in the segment open on `c` (closed as above), or `alone` in
+ * a segment of its own, sent at once. `stale` names a statement to
  * DEALLOCATE first, or is "". The op is answered when its segment's sync
  * arrives, or at once on failure.
  */
 void dbpipe_send(dbc *c, dbop *op, const char *stale, int alone);
+
+/*
+ * Hands the queries gathered for the segment open on `c` to libpq now
+ * (they are sent with its Sync at the end of the loop turn). Called before
+ * an op leaves a gathered entry, whose query must still take its place in
+ * the pipeline. Never breaks `c` here: a failure breaks it when the
+ * segment closes.
+ */
+void dbpipe_materialize(dbc *c);
 
 /* Takes every result libpq has complete on the pipelined `c`. */
 void dbpipe_pump(dbc *c);

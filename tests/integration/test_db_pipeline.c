@@ -7,13 +7,17 @@
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "porter.h"
+#include "porter_errors.h"
+#include "rawc.h"
 #include "thmain.h"
 
 #define SLEEPERS 16
@@ -337,11 +341,141 @@ START_TEST(a_fast_query_takes_the_first_connection_ready)
 }
 END_TEST
 
+/*
+ * A pipelined query stopped in the loop turn it came in, while it still
+ * waits in porterd for the end of the turn (a segment's queries reach
+ * libpq only then, with their Sync), keeps its place in the pipeline: the
+ * query gathered behind it gets its own answer, and so does every query
+ * after. One raw connection writes a query, a Cancel of it and a second
+ * query in one write, so porterd reads all three in one turn; SELECT $1::int
+ * was learnt fast on the same connection first, so both are pipelined on
+ * the pool's one warm connection. Without the stopped query handed to
+ * libpq before its op was answered, the segment could not be sent and the
+ * second query failed with the connection.
+ */
+static Porter__V1__Request *int_query(uint64_t id, Porter__V1__DbQuery *q,
+				      Porter__V1__DbParam *par, Porter__V1__DbParam **pars,
+				      Porter__V1__Request *req, char *text)
+{
+	porter__v1__request__init(req);
+	porter__v1__db_query__init(q);
+	porter__v1__db_param__init(par);
+	par->value.data = (uint8_t *)text;
+	par->value.len = strlen(text);
+	pars[0] = par;
+	q->conninfo = conninfo;
+	q->sql = "SELECT $1::int";
+	q->params = pars;
+	q->n_params = 1;
+	req->id = id;
+	req->timeout_ms = 10000;
+	req->body_case = PORTER__V1__REQUEST__BODY_DB_QUERY;
+	req->db_query = q;
+	return req;
+}
+
+/* The one value of a DbQuery reply, or "" when it is not one. */
+static void reply_value(const Porter__V1__Response *r, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (r->status == 0 && r->body_case == PORTER__V1__RESPONSE__BODY_DB_QUERY &&
+	    r->db_query->n_results == 1 && r->db_query->results[0]->n_rows == 1 &&
+	    r->db_query->results[0]->rows[0]->n_values == 1) {
+		const ProtobufCBinaryData *v = &r->db_query->results[0]->rows[0]->values[0];
+		snprintf(out, cap, "%.*s", (int)v->len, (const char *)v->data);
+	}
+}
+
+START_TEST(a_query_stopped_while_gathered_keeps_its_place)
+{
+	start();
+	frame_reader rd;
+	frame_reader_init(&rd, 1u << 20);
+	int fd = th_rc_open(d.socket, &rd, 10000, NULL);
+	ck_assert_int_ge(fd, 0);
+	Porter__V1__DbQuery q[3];
+	Porter__V1__DbParam par[3], *pars[3][1];
+	Porter__V1__Request req[3];
+	char text[3][16], got[16];
+	for (int i = 0; i < 25; i++) {
+		snprintf(text[0], sizeof(text[0]), "%d", 100 + i);
+		Porter__V1__Response *r = th_rc_call(
+			fd, &rd, int_query(1 + i, &q[0], &par[0], pars[0], &req[0], text[0]), 10000);
+		ck_assert_ptr_nonnull(r);
+		reply_value(r, got, sizeof(got));
+		ck_assert_msg(strcmp(got, text[0]) == 0, "query %d: status %d (%s), value '%s'", i,
+			      r->status, r->message ? r->message : "", got);
+		porter__v1__response__free_unpacked(r, NULL);
+		if (i == 4) {
+			/* Learnt fast: the three that follow go in one turn. */
+			snprintf(text[1], sizeof(text[1]), "1");
+			snprintf(text[2], sizeof(text[2]), "2");
+			Porter__V1__Cancel cancel = PORTER__V1__CANCEL__INIT;
+			cancel.target_id = 1000;
+			porter__v1__request__init(&req[1]);
+			req[1].id = 1001;
+			req[1].timeout_ms = 10000;
+			req[1].body_case = PORTER__V1__REQUEST__BODY_CANCEL;
+			req[1].cancel = &cancel;
+			uint8_t *a = NULL, *b = NULL, *c = NULL, all[4096];
+			size_t la, lb, lc;
+			ck_assert_int_eq(frame_pack(&int_query(1000, &q[0], &par[0], pars[0],
+							       &req[0], text[1])
+							      ->base,
+						    1u << 20, &a, &la),
+					 0);
+			ck_assert_int_eq(frame_pack(&req[1].base, 1u << 20, &b, &lb), 0);
+			ck_assert_int_eq(frame_pack(&int_query(1002, &q[2], &par[2], pars[2],
+							       &req[2], text[2])
+							      ->base,
+						    1u << 20, &c, &lc),
+					 0);
+			ck_assert_uint_le(la + lb + lc, sizeof(all));
+			memcpy(all, a, la);
+			memcpy(all + la, b, lb);
+			memcpy(all + la + lb, c, lc);
+			free(a);
+			free(b);
+			free(c);
+			ck_assert_int_eq(send(fd, all, la + lb + lc, MSG_NOSIGNAL),
+					 (ssize_t)(la + lb + lc));
+			int stopped = 0, told = 0, second = 0;
+			for (int k = 0; k < 3; k++) {
+				Porter__V1__Response *x = th_rc_recv(fd, &rd, 10000);
+				ck_assert_ptr_nonnull(x);
+				if (x->id == 1000) {
+					stopped = x->status == PORTER_E_CANCELLED;
+				} else if (x->id == 1001) {
+					told = x->status == 0 &&
+					       x->body_case == PORTER__V1__RESPONSE__BODY_CANCEL &&
+					       x->cancel->found;
+				} else {
+					ck_assert_uint_eq(x->id, 1002);
+					reply_value(x, got, sizeof(got));
+					ck_assert_msg(strcmp(got, "2") == 0,
+						      "the query behind: status %d (%s), value '%s'",
+						      x->status, x->message ? x->message : "", got);
+					second = 1;
+				}
+				porter__v1__response__free_unpacked(x, NULL);
+			}
+			ck_assert_msg(stopped && told && second,
+				      "cancelled %d, cancel found %d, second answered %d", stopped,
+				      told, second);
+		}
+	}
+	close(fd);
+	frame_reader_free(&rd);
+	th_stop_clean(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {slow_queries_never_stack,
 				a_statement_that_turns_slow_leaves_the_pipelines,
-				a_fast_query_takes_the_first_connection_ready, NULL};
+				a_fast_query_takes_the_first_connection_ready,
+				a_query_stopped_while_gathered_keeps_its_place, NULL};
 	return th_suite("db_pipeline", "core", 120, tests);
 }
 
