@@ -12,6 +12,7 @@
 #include "fwd.h"
 #include "log.h"
 #include "porter_errors.h"
+#include "tmpname.h"
 #include "worker.h"
 
 /* How often idle streams are looked for at most. */
@@ -105,6 +106,7 @@ static void release_resources(fs_stream *s)
 	s->fd = -1;
 	if (s->tmpname[0] && s->dirfd >= 0)
 		unlinkat(s->dirfd, s->tmpname, 0);
+	tmpname_retire(s->tmpname);
 	s->tmpname[0] = 0;
 	if (s->dirfd >= 0)
 		close(s->dirfd);

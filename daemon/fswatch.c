@@ -30,6 +30,10 @@
 #define INOTIFY_SLICES 1
 /* Events one reply carries at most (the rest go with the next read). */
 #define REPLY_MAX_EVENTS 512
+/* Ended temp names an instance remembers (16 bytes each), and how much
+ * longer than tmpname (a name may end here just before tmpname_retire). */
+#define FSWATCH_ENDED_MAX 512
+#define ENDED_SLACK_MS 1000
 
 /* The inotify instances of all workers for single uids: bounded below
  * porterd's fs.inotify.max_user_instances (see inst_budget). */
@@ -51,6 +55,15 @@ typedef struct fswatch_inst {
 	uv_poll_t poll; /* on ifd */
 	int closing;
 	list watches; /* fswatch.link */
+	/* Temp names whose last event of porterd's this instance has seen
+	 * (tmpname.h): later events of them are a client's. Kept as long as
+	 * tmpname remembers a retired name; when full, every retired name is
+	 * taken for a client's until `ended_full_until`. */
+	struct {
+		uint64_t nonce, at_ms;
+	} ended[FSWATCH_ENDED_MAX];
+	unsigned n_ended;
+	uint64_t ended_full_until;
 } fswatch_inst;
 
 /* One worker's inotify instances and its parked reads. */
@@ -81,6 +94,7 @@ struct fswatch {
 	uint64_t next_seq;  /* of the next event */
 	uint64_t sent;      /* highest seq a reply carried */
 	int ended;          /* the watched object went: no more events */
+	uint64_t since_ms;  /* tmpname_now_ms() when the watch began */
 	req *parked;        /* a read waiting for events, or NULL */
 	uint64_t answer_at; /* uv_now() ms at which the parked read is answered */
 };
@@ -515,13 +529,57 @@ static int temp_name(const char *name, uint32_t mask)
 	return tmpname_is_ours(name);
 }
 
-static void deliver(struct fswatch *x, const struct inotify_event *ev, const char *moved_to)
+/*
+ * What instance `in` takes the named temp file `name` for: tmpname's
+ * state, made TMPNAME_FOREIGN when the instance already saw porterd's last
+ * event of the name (its rename or unlink: a client who saw the name
+ * replays it), or when the instance's record is full and the name is
+ * retired. A name's events are porterd's for a watch only while it is
+ * live, or retired after the watch began (whose events up to porterd's
+ * last it may still be reading).
+ */
+static enum tmpname_state temp_state(fswatch_inst *in, const char *name, uint64_t now,
+				     uint64_t *nonce, uint64_t *retired_ms)
+{
+	enum tmpname_state st = tmpname_state(name, nonce, retired_ms);
+	if (st == TMPNAME_FOREIGN)
+		return st;
+	unsigned k = 0;
+	int seen = 0;
+	for (unsigned i = 0; i < in->n_ended; i++) {
+		if (now - in->ended[i].at_ms >= TMPNAME_RETAIN_MS + ENDED_SLACK_MS)
+			continue; /* tmpname has forgotten it too */
+		seen |= in->ended[i].nonce == *nonce;
+		in->ended[k++] = in->ended[i];
+	}
+	in->n_ended = k;
+	if (seen || (st == TMPNAME_RETIRED && now < in->ended_full_until))
+		return TMPNAME_FOREIGN;
+	return st;
+}
+
+/* Instance `in` saw porterd's last event of the temp name `nonce`. */
+static void temp_ended(fswatch_inst *in, uint64_t nonce, uint64_t now)
+{
+	if (in->n_ended == FSWATCH_ENDED_MAX) {
+		in->ended_full_until = now + TMPNAME_RETAIN_MS + ENDED_SLACK_MS;
+		return;
+	}
+	in->ended[in->n_ended].nonce = nonce;
+	in->ended[in->n_ended].at_ms = now;
+	in->n_ended++;
+}
+
+/* Delivers `ev` to `x`; `ours`: its name is porterd's temp file of a
+ * named form (temp_state), whose events are not reported. */
+static void deliver(struct fswatch *x, const struct inotify_event *ev, const char *moved_to,
+		    int ours)
 {
 	char a[PATH_MAX + NAME_MAX + 2], b[PATH_MAX + NAME_MAX + 2];
 	const char *name = ev->len ? ev->name : NULL;
 	if (x->ended)
 		return;
-	if (name && temp_name(name, ev->mask)) {
+	if (name && (ours || (name[0] == '#' && temp_name(name, ev->mask)))) {
 		/* An atomic write is one event: its rename over the target,
 		 * reported as the creation of the file now at that name (the
 		 * kernel does not say whether another was there: a replaced
@@ -638,11 +696,19 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			const struct inotify_event *to = NULL;
 			if (ev->mask & IN_MOVED_FROM)
 				to = find_moved_to(ev, end);
+			uint64_t now = tmpname_now_ms(), nonce = 0, retired = 0;
+			enum tmpname_state st =
+				ev->len ? temp_state(in, ev->name, now, &nonce, &retired)
+					: TMPNAME_FOREIGN;
 			list_for_each_safe(pos, tmp, &in->watches) {
 				struct fswatch *x = list_entry(pos, struct fswatch, link);
 				if (x->wd == ev->wd)
-					deliver(x, ev, to ? to->name : NULL);
+					deliver(x, ev, to ? to->name : NULL,
+						st == TMPNAME_LIVE || (st == TMPNAME_RETIRED &&
+								       x->since_ms <= retired));
 			}
+			if (st != TMPNAME_FOREIGN && (ev->mask & (IN_MOVED_FROM | IN_DELETE)))
+				temp_ended(in, nonce, now);
 			if (to)
 				/* Its second half is taken: blank its name
 				 * so the loop above skips it. */
@@ -689,6 +755,7 @@ int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
 	 * now. */
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
+	x->since_ms = tmpname_now_ms(); /* before the kernel watches: temp_state */
 	x->wd = inotify_add_watch(in->ifd, path, WATCH_MASK | (s->watch_dir ? IN_ONLYDIR : 0));
 	if (x->wd < 0) {
 		int e = errno;

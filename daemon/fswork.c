@@ -346,8 +346,13 @@ static int make_temp(fs_stream *s, mode_t mode)
 				break;
 			s->fd = openat(s->dirfd, s->tmpname,
 				       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-			if (s->fd < 0 && errno != EEXIST)
-				break;
+			if (s->fd < 0) {
+				int e = errno;
+				tmpname_retire(s->tmpname); /* not porterd's file */
+				errno = e;
+				if (e != EEXIST)
+					break;
+			}
 		}
 		if (s->fd < 0)
 			s->tmpname[0] = '\0';
@@ -466,6 +471,8 @@ static int commit(fs_job *j, fs_stream *s)
 				if ((e = tmp_name(s)) != 0)
 					break;
 				e = link_tmpfile(s, s->tmpname);
+				if (e)
+					tmpname_retire(s->tmpname); /* not porterd's file */
 				if (e != EEXIST)
 					break;
 			}
@@ -477,6 +484,9 @@ static int commit(fs_job *j, fs_stream *s)
 		if (renameat2(s->dirfd, s->tmpname, s->dirfd, s->base,
 			      excl ? RENAME_NOREPLACE : 0) < 0)
 			return fail_at(j, errno, "replace", NULL, 1);
+		/* The name left with the rename: a file of that name now is a
+		 * client's (tmpname.h). */
+		tmpname_retire(s->tmpname);
 		s->tmpname[0] = '\0';
 	}
 	if (fsync(s->dirfd) < 0)

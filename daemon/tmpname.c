@@ -4,9 +4,13 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
+#include "htab.h"
+#include "list.h"
 #include "randid.h"
 
 #define PREFIX ".porter-"
@@ -79,6 +83,51 @@ static uint64_t siphash_u64(uint64_t m)
 	return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
+/* ---- the record of names made ---- */
+
+typedef struct entry {
+	htab_node node; /* in names, by nonce */
+	list rlink;     /* in retired, oldest first, once retired */
+	uint64_t nonce;
+	uint64_t retired_ms; /* 0 while live */
+} entry;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static htab names;
+static list retired = {&retired, &retired};
+static size_t n_retired;
+
+uint64_t tmpname_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* Never 0, which marks a live entry. */
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
+}
+
+static entry *find(uint64_t nonce)
+{
+	uint64_t h = htab_mix(nonce);
+	for (htab_node *n = htab_first(&names, h); n; n = htab_next(n))
+		if (((entry *)n)->nonce == nonce)
+			return (entry *)n;
+	return NULL;
+}
+
+/* Forgets retired names past TMPNAME_RETAIN_MS or TMPNAME_RETIRED_MAX. */
+static void prune(uint64_t now)
+{
+	while (!list_empty(&retired)) {
+		entry *e = list_entry(retired.next, entry, rlink);
+		if (n_retired <= TMPNAME_RETIRED_MAX && now - e->retired_ms < TMPNAME_RETAIN_MS)
+			break;
+		list_remove(&e->rlink);
+		htab_remove(&names, &e->node);
+		n_retired--;
+		free(e);
+	}
+}
+
 int tmpname_make(char out[TMPNAME_SIZE])
 {
 	uint64_t nonce;
@@ -89,6 +138,18 @@ int tmpname_make(char out[TMPNAME_SIZE])
 	}
 	snprintf(out, TMPNAME_SIZE, PREFIX "%016llx%016llx" SUFFIX, (unsigned long long)nonce,
 		 (unsigned long long)siphash_u64(nonce));
+	/* Out of memory, the name goes unrecorded: watchers then report its
+	 * file, which shows more than it should, never less. */
+	entry *e = calloc(1, sizeof(*e));
+	if (!e)
+		return 0;
+	e->nonce = nonce;
+	list_init(&e->rlink);
+	pthread_mutex_lock(&mu);
+	prune(tmpname_now_ms());
+	if (find(nonce) || htab_insert(&names, &e->node, htab_mix(nonce)) < 0)
+		free(e);
+	pthread_mutex_unlock(&mu);
 	return 0;
 }
 
@@ -111,15 +172,57 @@ static int hex16(const char *s, uint64_t *out)
 	return 0;
 }
 
-int tmpname_is_ours(const char *name)
+/* The nonce of `name` when its tag verifies: 0, else -1. */
+static int verify(const char *name, uint64_t *nonce)
 {
-	uint64_t nonce, tag;
+	uint64_t tag;
 	if (strlen(name) != TMPNAME_SIZE - 1 || memcmp(name, PREFIX, PREFIX_LEN) != 0 ||
 	    strcmp(name + PREFIX_LEN + 32, SUFFIX) != 0)
-		return 0;
+		return -1;
 	pthread_once(&key_once, draw_key);
-	if (!key_ok || hex16(name + PREFIX_LEN, &nonce) < 0 ||
+	if (!key_ok || hex16(name + PREFIX_LEN, nonce) < 0 ||
 	    hex16(name + PREFIX_LEN + 16, &tag) < 0)
-		return 0;
-	return siphash_u64(nonce) == tag;
+		return -1;
+	return siphash_u64(*nonce) == tag ? 0 : -1;
+}
+
+int tmpname_is_ours(const char *name)
+{
+	uint64_t nonce;
+	return verify(name, &nonce) == 0;
+}
+
+enum tmpname_state tmpname_state(const char *name, uint64_t *nonce, uint64_t *retired_ms)
+{
+	uint64_t v;
+	enum tmpname_state st = TMPNAME_FOREIGN;
+	if (verify(name, &v) < 0)
+		return st;
+	pthread_mutex_lock(&mu);
+	prune(tmpname_now_ms());
+	const entry *e = find(v);
+	if (e) {
+		st = e->retired_ms ? TMPNAME_RETIRED : TMPNAME_LIVE;
+		*nonce = v;
+		*retired_ms = e->retired_ms;
+	}
+	pthread_mutex_unlock(&mu);
+	return st;
+}
+
+void tmpname_retire(const char *name)
+{
+	uint64_t v;
+	if (!name[0] || verify(name, &v) < 0)
+		return;
+	pthread_mutex_lock(&mu);
+	uint64_t now = tmpname_now_ms();
+	entry *e = find(v);
+	if (e && !e->retired_ms) {
+		e->retired_ms = now;
+		list_push_back(&retired, &e->rlink);
+		n_retired++;
+	}
+	prune(now);
+	pthread_mutex_unlock(&mu);
 }

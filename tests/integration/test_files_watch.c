@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -225,6 +226,71 @@ START_TEST(atomic_write_is_one_event)
 }
 END_TEST
 
+/* Makes a file called `name` in the root's d/ directly (not through
+ * porterd), appends to it and deletes it, then makes d/end; reads `w`
+ * until d/end is seen and checks that the three events of `name` were
+ * reported. */
+static void expect_life_seen(porter_file_watch *w, const char *name)
+{
+	char rel[128], p[256];
+	snprintf(rel, sizeof(rel), "d/%s", name);
+	memset(&ev, 0, sizeof(ev));
+	put(root, rel, "hidden?", "w");
+	put(root, rel, " no", "a");
+	at(p, sizeof(p), root, rel);
+	ck_assert_int_eq(unlink(p), 0);
+	put(root, "d/end", "", "w");
+	long long until = th_now_ms() + T;
+	while (find(PORTER_FILE_EVENT_CREATED, "d/end", NULL) < 0 && !ev.ended &&
+	       th_now_ms() < until)
+		collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_CREATED, rel, NULL);
+	expect(PORTER_FILE_EVENT_MODIFIED, rel, NULL);
+	expect(PORTER_FILE_EVENT_DELETED, rel, NULL);
+	at(p, sizeof(p), root, "d/end");
+	ck_assert_int_eq(unlink(p), 0);
+}
+
+/*
+ * A name porterd gave a temp file is its own once: a user of the
+ * directory who saw it (watching the directory herself while she made an
+ * atomic write) and names a file of hers that way afterwards is seen like
+ * any other, by a watch that saw porterd's use of the name end and by one
+ * begun after it. Before, the name's tag still verified and watches
+ * reported nothing of that file's creation, writes or deletion.
+ */
+START_TEST(a_temp_name_used_again_is_seen)
+{
+	char p[256];
+	at(p, sizeof(p), root, "d");
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	ck_assert_int_ge(ifd, 0);
+	ck_assert_int_ge(inotify_add_watch(ifd, p, IN_CREATE | IN_MOVED_FROM), 0);
+	porter_file_watch *before = NULL, *after = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &before), 0);
+	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, atomic, 0, 0, T), 0);
+	/* The name the temp file had, as the kernel told the directory's
+	 * watchers. */
+	char name[NAME_MAX + 1] = "";
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n = read(ifd, buf, sizeof(buf));
+	for (char *q = buf; n > 0 && q < buf + n;) {
+		const struct inotify_event *e = (const void *)q;
+		if (e->len && !strncmp(e->name, ".porter-", 8))
+			snprintf(name, sizeof(name), "%s", e->name);
+		q += sizeof(*e) + e->len;
+	}
+	close(ifd);
+	ck_assert_msg(name[0], "no temp name seen for the atomic write");
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &after), 0);
+	expect_life_seen(before, name);
+	expect_life_seen(after, name);
+	ck_assert_int_eq(porter_file_watch_close(before, T), 0);
+	ck_assert_int_eq(porter_file_watch_close(after, T), 0);
+}
+END_TEST
+
 /* A client's file named like porterd's temp files (the form watches once
  * recognised them by: '.porter-', 16 hex digits, '.tmp'; or today's with a
  * tag of its own making) is a file like any other: its creation, writes
@@ -233,29 +299,13 @@ END_TEST
 START_TEST(a_file_named_like_a_temp_file_is_seen)
 {
 	static const char *const names[] = {
-		"d/.porter-0123456789abcdef.tmp",
-		"d/.porter-0123456789abcdef0123456789abcdef.tmp",
+		".porter-0123456789abcdef.tmp",
+		".porter-0123456789abcdef0123456789abcdef.tmp",
 	};
-	memset(&ev, 0, sizeof(ev));
 	porter_file_watch *w = NULL;
 	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
-	char p[256];
-	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-		put(root, names[k], "hidden?", "w");
-		put(root, names[k], " no", "a");
-		at(p, sizeof(p), root, names[k]);
-		ck_assert_int_eq(unlink(p), 0);
-	}
-	put(root, "d/end", "", "w");
-	long long until = th_now_ms() + T;
-	while (find(PORTER_FILE_EVENT_CREATED, "d/end", NULL) < 0 && !ev.ended &&
-	       th_now_ms() < until)
-		collect(w, ev.n + 1, T);
-	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-		expect(PORTER_FILE_EVENT_CREATED, names[k], NULL);
-		expect(PORTER_FILE_EVENT_MODIFIED, names[k], NULL);
-		expect(PORTER_FILE_EVENT_DELETED, names[k], NULL);
-	}
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		expect_life_seen(w, names[k]);
 	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
 }
 END_TEST
@@ -456,6 +506,7 @@ static Suite *suite(void)
 	const TTest *tests[] = {directory_events_of_each_kind,
 				atomic_write_is_one_event,
 				a_file_named_like_a_temp_file_is_seen,
+				a_temp_name_used_again_is_seen,
 				file_events_and_the_end_of_a_watch,
 				watch_follows_no_swapped_path,
 				escapes_refused,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "thmain.h"
 #include "tmpname.h"
@@ -78,10 +79,66 @@ START_TEST(made_up_tags_do_not_verify)
 }
 END_TEST
 
+/* Each name is porterd's once: live from its making, retired (with the
+ * time) when porterd is done with it, and a name whose tag verifies but
+ * that is not recorded, or anything else, is foreign. */
+START_TEST(names_are_live_then_retired)
+{
+	char a[TMPNAME_SIZE], b[TMPNAME_SIZE];
+	uint64_t nonce = 0, at = 0, nonce_b = 0;
+	ck_assert_int_eq(tmpname_make(a), 0);
+	ck_assert_int_eq(tmpname_make(b), 0);
+	ck_assert_int_eq(tmpname_state(a, &nonce, &at), TMPNAME_LIVE);
+	ck_assert_int_eq(tmpname_state(b, &nonce_b, &at), TMPNAME_LIVE);
+	ck_assert_uint_ne(nonce, nonce_b);
+	uint64_t before = tmpname_now_ms();
+	tmpname_retire(a);
+	ck_assert_int_eq(tmpname_state(a, &nonce, &at), TMPNAME_RETIRED);
+	ck_assert_uint_ge(at, before);
+	ck_assert_uint_le(at, tmpname_now_ms());
+	/* A second retirement keeps the first time. */
+	uint64_t first = at;
+	usleep(2000);
+	tmpname_retire(a);
+	ck_assert_int_eq(tmpname_state(a, &nonce, &at), TMPNAME_RETIRED);
+	ck_assert_uint_eq(at, first);
+	ck_assert_int_eq(tmpname_state(b, &nonce, &at), TMPNAME_LIVE);
+	tmpname_retire(b);
+	/* Not porterd's: another form, a changed digit, nothing. */
+	char m[TMPNAME_SIZE];
+	memcpy(m, b, TMPNAME_SIZE);
+	m[8] = m[8] == '0' ? '1' : '0';
+	ck_assert_int_eq(tmpname_state(m, &nonce, &at), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state("w.txt", &nonce, &at), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state("", &nonce, &at), TMPNAME_FOREIGN);
+	tmpname_retire("");
+	tmpname_retire(m);
+}
+END_TEST
+
+/* The record of retired names is bounded: past TMPNAME_RETIRED_MAX the
+ * oldest are forgotten (foreign, so a watcher reports their files). */
+START_TEST(retired_names_are_bounded)
+{
+	char first[TMPNAME_SIZE], n[TMPNAME_SIZE];
+	uint64_t nonce, at;
+	ck_assert_int_eq(tmpname_make(first), 0);
+	tmpname_retire(first);
+	ck_assert_int_eq(tmpname_state(first, &nonce, &at), TMPNAME_RETIRED);
+	for (unsigned i = 0; i < TMPNAME_RETIRED_MAX + 1; i++) {
+		ck_assert_int_eq(tmpname_make(n), 0);
+		tmpname_retire(n);
+	}
+	ck_assert_int_eq(tmpname_state(first, &nonce, &at), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state(n, &nonce, &at), TMPNAME_RETIRED);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {made_names_have_the_form_and_verify, altered_names_do_not_verify,
-				made_up_tags_do_not_verify, NULL};
+				made_up_tags_do_not_verify,          names_are_live_then_retired,
+				retired_names_are_bounded,           NULL};
 	return th_suite("tmpname", "tmpname", 30, tests);
 }
 
