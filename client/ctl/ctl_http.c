@@ -528,8 +528,10 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	} else if (argc >= 2 && !strcmp(argv[1], "request")) {
 		if (argc < 3)
 			return usage_error("request expects METHOD URL");
-		sub_method = argv[2];
-		skip = 3;
+		/* 'http request --help' asks for the help: it is no METHOD. */
+		int help = !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h");
+		sub_method = help ? NULL : argv[2];
+		skip = help ? 2 : 3;
 	}
 	int status = parse_args(&a, argc - skip + 1, argv + skip - 1);
 	if (status)

@@ -368,7 +368,8 @@ int main(int argc, char **argv)
 		case 't':
 			if (ctl_parse_long(optarg, 1, 24L * 3600 * 1000, &v)) {
 				return ctl_error(EXIT_USAGE, "usage",
-						 "--timeout: expected milliseconds, got '%s'",
+						 "--timeout: expected milliseconds in 1..86400000, "
+						 "got '%s'",
 						 optarg);
 			}
 			o.timeout_ms = (int)v;

@@ -57,6 +57,14 @@ code 0 "ping --help" "$CTL" ping --help
 check "... states each option's range" grep -q 'payload bytes, 0..1048576' "$T/code.out"
 code 0 "porterctl --help" "$CTL" --help
 check "... lists every file subcommand" grep -q 'file cat|put|rm|stat|ls|mkdir|mv|cp|watch' "$T/code.out"
+# Every spelling of every command answers --help (http request took it
+# for the METHOD and asked for a URL, exit 2).
+code 0 "http request --help" "$CTL" http request --help
+check "... prints the help" grep -q '^Usage: porterctl http' "$T/code.out"
+# A value out of range says the range (--timeout 0 read "expected
+# milliseconds", which 0 is).
+code 2 "--timeout 0" "$CTL" --timeout 0 ping
+check "... names the range" grep -q "timeout: expected milliseconds in 1..86400000, got '0'" "$T/code.err"
 
 # ---- http ----
 # A -H that is not "Name: value" is the command line's fault, and the
