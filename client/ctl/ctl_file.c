@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,47 @@ out:
 	return status;
 }
 
+/* How long `file put` waits for its input before it keeps the writer
+ * alive (below). */
+#define PUT_QUIET_MS 250
+
+/*
+ * Reads what `fd` has, up to `cap` bytes, into `buf`: `*n` bytes, 0 at
+ * the end of the input, or -1 with `*err` set on a read error. While the
+ * input is quiet, every PUT_QUIET_MS it writes nothing to `wr`, which
+ * libporter turns into the keep-alive the stream needs when one is due:
+ * porterd reclaims a write stream not used for its file-stream-idle
+ * (10 s by default), and a producer that paused that long (a dump
+ * between two tables, a slow pipe) lost the whole put with "timed out".
+ * Returns 0, or the code of a keep-alive that failed.
+ */
+static int read_input(int fd, uint8_t *buf, size_t cap, porter_file_writer *wr, int timeout_ms,
+		      ssize_t *n, int *err)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, PUT_QUIET_MS);
+		if (r < 0 && errno != EINTR) {
+			*n = -1;
+			*err = errno;
+			return 0;
+		}
+		if (r <= 0) {
+			int rc = porter_file_writer_write(wr, NULL, 0, 0, timeout_ms);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		*n = read(fd, buf, cap);
+		if (*n >= 0)
+			return 0;
+		if (errno != EINTR && errno != EAGAIN) {
+			*err = errno;
+			return 0;
+		}
+	}
+}
+
 static int do_put(const ctl_opts *o, const char *root, const char *path, const char *local,
 		  unsigned flags, unsigned mode)
 {
@@ -171,13 +213,12 @@ static int do_put(const ctl_opts *o, const char *root, const char *path, const c
 	int rc = buf ? porter_file_writer_open(root, path, flags, mode, 0, o->timeout_ms, &wr)
 		     : PORTER_E_NOMEM;
 	while (rc == 0) {
-		size_t n = fread(buf, 1, PUT_CHUNK, in);
-		if (n == 0) {
-			read_err = ferror(in) ? errno : 0;
+		ssize_t n = 0;
+		rc = read_input(fileno(in), buf, PUT_CHUNK, wr, o->timeout_ms, &n, &read_err);
+		if (rc < 0 || n <= 0)
 			break;
-		}
-		rc = porter_file_writer_write(wr, buf, n, 0, o->timeout_ms);
-		written += n;
+		rc = porter_file_writer_write(wr, buf, (size_t)n, 0, o->timeout_ms);
+		written += (unsigned long long)n;
 	}
 	/* A local read error abandons the writer without a commit, so the
 	 * target keeps its old content. */

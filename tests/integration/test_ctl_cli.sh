@@ -184,6 +184,29 @@ check "... points at mkdir -p" grep -q "no such directory (PORTER_E_FILE_NOT_FOU
 code 1 "file cat of a directory, under --json" "$CTL" --json file cat hd
 check "... the hint in the JSON message" grep -q 'is a directory; to list a directory: porterctl file ls"' "$T/code.out"
 
+# ---- file put from a producer that pauses ----
+# porterd reclaims a write stream not used for file-stream-idle; a pause
+# in the input that long lost the whole put ("timed out"). porterctl
+# keeps the writer alive while its input is quiet: a second porterd with
+# an idle of 2 s, a producer that pauses 5 s, by descriptor and by bytes.
+mkdir -p "$T/idle"
+for fd in true false; do
+	"$PORTERD" --config "" --socket "$T/idle.sock" --file-roots "files=$T/idle" \
+		--file-stream-idle 2000 --file-pass-fd="$fd" 2>"$T/idle.log" &
+	IPID=$!
+	for _ in $(seq 100); do
+		[ -S "$T/idle.sock" ] && break
+		sleep 0.1
+	done
+	(echo a; sleep 5; echo b) | PORTER_SOCKET=$T/idle.sock timeout 60 "$CTL" file put "p-$fd.txt" 2>"$T/idle.err"
+	got=$?
+	check "file put (file-pass-fd=$fd) across a 5 s pause in its input: exit 0 (got $got)" [ "$got" = 0 ]
+	check "... all of it written" sh -c "[ \"\$(cat '$T/idle/p-$fd.txt' 2>/dev/null)\" = \"\$(printf 'a\nb')\" ]"
+	kill "$IPID"
+	wait "$IPID" 2>/dev/null
+	rm -f "$T/idle.sock"
+done
+
 # ---- stdout that cannot take the output ----
 # Output lost to a full disk is a failure that says so: ping, stats,
 # version, --help and file ls exited 0 with nothing written.
