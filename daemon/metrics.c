@@ -108,6 +108,32 @@ static void write_uid_usage(FILE *f)
 				(unsigned)u[k].uid, label[r], (unsigned long long)u[k].use[r]);
 }
 
+/* The per-uid quotas in force (the same for every uid, so nothing about
+ * any uid's activity): what porter_uid_usage is held against. 0: none. */
+static void write_uid_limits(FILE *f, const server *srv)
+{
+	const config *cfg = srv->cfg;
+	const struct {
+		const char *resource;
+		uint64_t limit;
+	} limits[] = {
+		{"connections",
+		 cfg->uid_max_connections ? cfg->uid_max_connections : srv->auto_uid_connections},
+		{"inflight", cfg->uid_max_inflight},
+		{"buffered_bytes", cfg->uid_max_buffered},
+		{"sessions", cfg->db_max_connections_per_uid},
+		{"http_streams", cfg->http_max_streams_per_uid},
+		{"file_streams", cfg->file_max_streams_per_uid},
+	};
+	family(f, "porter_uid_limit", "gauge",
+	       "Each uid's quota per resource (uid-max-connections, uid-max-inflight, "
+	       "uid-max-buffered, db-max-connections-per-uid, http-max-streams-per-uid, "
+	       "file-max-streams-per-uid); 0: no limit.");
+	for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++)
+		fprintf(f, "porter_uid_limit{resource=\"%s\"} %llu\n", limits[k].resource,
+			(unsigned long long)limits[k].limit);
+}
+
 int metrics_render(server *srv, char **out, size_t *len)
 {
 	char *buf = NULL;
@@ -153,6 +179,7 @@ int metrics_render(server *srv, char **out, size_t *len)
 	 * readable by every client (porterd's group, every local user), and
 	 * one uid's connections and requests over time tell when and how its
 	 * owner works, which stats never show a foreign client. */
+	write_uid_limits(f, srv);
 	if (srv->cfg->metrics_uid_usage)
 		write_uid_usage(f);
 

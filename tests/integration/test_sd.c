@@ -579,6 +579,96 @@ START_TEST(test_reload)
 }
 END_TEST
 
+/* True once the file `path` contains `needle`, looked at for up to 5 s
+ * (the metrics file is rewritten every interval). */
+static int file_shows(const char *path, const char *needle)
+{
+	long long until = th_now_ms() + 5000;
+	while (th_now_ms() < until) {
+		if (file_contains(path, needle))
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* A raw connection refused at accept: its only frame is the refusal,
+ * sent before any Hello. Returns its message (owned by the caller). */
+static char *refused_at_accept(const char *path, int status)
+{
+	int fd = th_raw_connect(path);
+	frame_reader r;
+	frame_reader_init(&r, 1 << 16);
+	Porter__V1__Response *resp = th_raw_recv(fd, &r, 5000);
+	ck_assert_msg(resp != NULL, "a connection over the quota was not refused");
+	ck_assert_int_eq(resp->status, status);
+	char *text = strdup(resp->message ? resp->message : "");
+	porter__v1__response__free_unpacked(resp, NULL);
+	frame_reader_free(&r);
+	close(fd);
+	return text;
+}
+
+/* Per-uid quotas change on reload (the connections a uid holds already
+ * count against the new value), and the metrics show the ones in force
+ * (porter_uid_limit). */
+START_TEST(test_quotas_live_on_reload)
+{
+	th_daemon d;
+	char conf[] = "/tmp/porter-quota-reload-XXXXXX";
+	char dir[] = "/tmp/porter-quota-metrics-XXXXXX";
+	char file[128];
+	int cfd = mkstemp(conf);
+	ck_assert_int_ge(cfd, 0);
+	close(cfd);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/porter.prom", dir);
+	write_file(conf, "log-level = info\nuid-max-connections = 3\nuid-max-inflight = 100\n");
+	const char *args[] = {"--config", conf, "--metrics-file", file, "--metrics-interval",
+			      "100",      NULL};
+	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+	ck_assert(file_shows(file, "porter_uid_limit{resource=\"connections\"} 3\n"));
+	ck_assert(file_shows(file, "porter_uid_limit{resource=\"inflight\"} 100\n"));
+	ck_assert(file_shows(file, "porter_uid_limit{resource=\"sessions\"} 32\n"));
+
+	int fds[5];
+	frame_reader r;
+	for (int i = 0; i < 3; i++) {
+		fds[i] = th_raw_connect(d.socket);
+		frame_reader_init(&r, 1 << 16);
+		th_raw_hello(fds[i], &r, PORTER_PROTOCOL_VERSION, 0);
+		frame_reader_free(&r);
+	}
+	char *text = refused_at_accept(d.socket, PORTER_E_BUSY);
+	ck_assert_msg(strstr(text, "holds 3 connections") && strstr(text, "uid-max-connections"),
+		      "refusal: %s", text);
+	free(text);
+
+	write_file(conf, "log-level = info\nuid-max-connections = 5\nuid-max-inflight = 7\n");
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	ck_assert(wait_log(&d, "configuration reloaded from", 3000));
+	for (int i = 3; i < 5; i++) {
+		fds[i] = th_raw_connect(d.socket);
+		frame_reader_init(&r, 1 << 16);
+		th_raw_hello(fds[i], &r, PORTER_PROTOCOL_VERSION, 0);
+		frame_reader_free(&r);
+	}
+	text = refused_at_accept(d.socket, PORTER_E_BUSY);
+	ck_assert_msg(strstr(text, "holds 5 connections"), "refusal: %s", text);
+	free(text);
+	ck_assert(file_shows(file, "porter_uid_limit{resource=\"connections\"} 5\n"));
+	ck_assert(file_shows(file, "porter_uid_limit{resource=\"inflight\"} 7\n"));
+
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	ck_assert_int_eq(th_daemon_stop(&d), 0);
+	th_daemon_cleanup(&d);
+	unlink(conf);
+	unlink(file);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- metrics ---- */
 
 /* One HTTP/1.1 GET on 127.0.0.1:port; the whole answer into buf. */
@@ -695,6 +785,7 @@ static Suite *suite(void)
 				test_activation_allow_uid,
 				test_activation_rejects_bad_fd,
 				test_reload,
+				test_quotas_live_on_reload,
 				test_metrics,
 				NULL};
 	return th_suite("sd", "sd", 60, tests);
