@@ -54,10 +54,15 @@ typedef struct conn {
 	int flush_close;       /* close_after_flush has begun */
 	int partial;           /* a frame has begun but not ended */
 	uint64_t partial_from; /* uv_now() of the partial frame's first bytes */
-	int yielded;           /* its turn's budget was spent with whole frames
-				* left, or on the bytes of one large frame:
-				* reading stopped, the timer (at 0 ms) resumes
-				* it after the loop has served others */
+	int yielded;           /* its turn's budget (or the worker's) was spent
+				* with whole frames left, or on the bytes of one
+				* large frame: reading stopped, and it waits in
+				* w->turns for the loop to go round */
+	list turn_link;        /* in w->turns while yielded; else empty */
+	int turn_granted;      /* given its turn from w->turns: it processes
+				* its next read whatever the worker's budget */
+	int read_deferred;     /* on_alloc declined to read: the worker's turn
+				* was spent (on_read then yields) */
 	unsigned crowd_mark;   /* worker_saw_client's mark */
 	size_t read_turn;      /* bytes read since the connection last yielded */
 	int peeked;            /* the large frame in progress was checked */
@@ -126,7 +131,26 @@ void conn_close(conn *c);
 void conn_close_soon(conn *c);
 
 /* Called by req when a request of `c` has been answered. Runs no frame:
- * one paused at max-inflight resumes from the timer. */
+ * one paused at max-inflight resumes in the loop's next turn. */
 void conn_req_done(conn *c);
+
+/*
+ * Gives each connection waiting in w->turns its next turn, oldest first,
+ * until the worker's budget for this turn of the loop is spent; the rest
+ * wait for the next. Called once per turn of the loop (worker's idle
+ * handle) while w->turns is not empty.
+ *
+ * Why a list and not a 0 ms timer per connection: libuv (before 1.48)
+ * runs a timer restarted at 0 ms from its own callback again in the same
+ * pass over the timers, so a connection that yielded from its timer was
+ * served on at once, and all the connections whose timers were due ran in
+ * one turn: a turn was not bounded by anything.
+ */
+void conn_run_turns(struct worker *w);
+
+/* Starts a new turn of the loop's budget (what all its connections may
+ * process before the loop serves the rest: timers, other sockets). Called
+ * once per turn of the loop. */
+void conn_turn_begin(struct worker *w);
 
 #endif

@@ -152,6 +152,7 @@ static void finish(worker *w)
 	uv_close((uv_handle_t *)&w->heartbeat_timer, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->spin, on_closed_quietly);
 	uv_close((uv_handle_t *)&w->spin_check, on_closed_quietly);
+	uv_close((uv_handle_t *)&w->turns_idle, on_closed_quietly);
 	loopcpu_close(w->turn_cpu);
 	w->turn_cpu = NULL;
 	if (w->loadavg_fd >= 0)
@@ -261,9 +262,30 @@ static int cpus_busy(worker *w)
 	return p && strtol(p, NULL, 10) - 1 >= (long)w->ncpu;
 }
 
+/* Gives the connections waiting for a turn theirs (conn_run_turns). */
+static void on_turns(uv_idle_t *h)
+{
+	worker *w = h->data;
+	conn_run_turns(w);
+	if (list_empty(&w->turns))
+		uv_idle_stop(&w->turns_idle);
+}
+
+void worker_queue_turn(worker *w, list *link)
+{
+	if (!list_empty(link))
+		return;
+	list_push_back(&w->turns, link);
+	if (w->state != WORKER_CLOSING && !uv_is_active((uv_handle_t *)&w->turns_idle))
+		uv_idle_start(&w->turns_idle, on_turns);
+}
+
 static void on_spin_check(uv_check_t *h)
 {
 	worker *w = h->data;
+	/* A turn of the loop ends here (after its poll): the connections'
+	 * budget starts again. */
+	conn_turn_begin(w);
 	uint64_t spin_ns = (uint64_t)w->cfg->busy_poll_us * 1000;
 	if (!spin_ns || w->state != WORKER_RUNNING) {
 		uv_idle_stop(&w->spin);
@@ -334,6 +356,7 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	w->heartbeat_ms = heartbeat_ms;
 	w->state = WORKER_RUNNING;
 	list_init(&w->conns);
+	list_init(&w->turns);
 	if (uv_loop_init(&w->loop) < 0) {
 		config_unref(cfg);
 		return PORTER_E_INTERNAL;
@@ -362,6 +385,8 @@ int worker_init(worker *w, struct server *srv, config *cfg, unsigned index, unsi
 	uv_check_init(&w->loop, &w->spin_check);
 	w->spin_check.data = w;
 	uv_check_start(&w->spin_check, on_spin_check);
+	uv_idle_init(&w->loop, &w->turns_idle);
+	w->turns_idle.data = w;
 	/* Neither keeps the loop alive on its own. */
 	uv_unref((uv_handle_t *)&w->spin_check);
 	uv_unref((uv_handle_t *)&w->spin);

@@ -41,9 +41,17 @@ typedef struct worker {
 	uv_thread_t thread;
 	inbox inbox;
 	enum worker_state state;
-	list conns;       /* struct conn.link */
-	uv_timer_t grace; /* bounds DRAINING */
-	int aborting;     /* grace over: in-flight work was stopped */
+	list conns; /* struct conn.link */
+	/* Connections served in turns (conn.h): those whose next turn is
+	 * due, and the idle handle that gives them their turns (keeping the
+	 * poll from blocking meanwhile); what all connections processed in
+	 * this turn of the loop, against the worker's budget. */
+	list turns;           /* struct conn.turn_link */
+	uv_idle_t turns_idle; /* active while `turns` is not empty */
+	unsigned turn_frames; /* frames handled since the turn began */
+	size_t turn_bytes;    /* bytes of frames handled and read since then */
+	uv_timer_t grace;     /* bounds DRAINING */
+	int aborting;         /* grace over: in-flight work was stopped */
 	stats_counters counters;
 	struct cancel_state *cancel; /* Cancel fan-in and tombstones */
 	uint64_t next_conn_serial;
@@ -170,6 +178,11 @@ int worker_join(worker *w);
 /* Frees what outlives the thread (the inbox's mutex). Only once every
  * worker has been joined, since any of them may push to any inbox. */
 void worker_destroy(worker *w);
+
+/* Puts a connection's `link` (struct conn.turn_link) in w->turns, unless
+ * it is there already, so that it gets a turn once the loop has gone
+ * round. Loop thread. */
+void worker_queue_turn(worker *w, list *link);
 
 /* Called by conn when a connection has been freed. Loop thread. */
 void worker_conn_freed(worker *w);

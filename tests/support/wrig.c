@@ -23,6 +23,13 @@ static config *cfg;
 static frame_reader readers[MAX_FD];
 static int client_fd[MAX_FD];
 
+/* A turn of a rig worker's loop ends: its connections' budget starts
+ * again, as the real worker's check handle does. */
+static void on_turn_end(uv_check_t *h)
+{
+	conn_turn_begin(h->data);
+}
+
 void wrig_up(unsigned n)
 {
 	ck_assert(n >= 1 && n <= 2);
@@ -38,7 +45,14 @@ void wrig_up(unsigned n)
 		list_init(&w->conns);
 		list_init(&w->fwd_waits);
 		list_init(&w->fwd_remote);
+		list_init(&w->turns);
 		ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+		uv_idle_init(&w->loop, &w->turns_idle);
+		w->turns_idle.data = w;
+		uv_check_init(&w->loop, &w->spin_check);
+		w->spin_check.data = w;
+		uv_check_start(&w->spin_check, on_turn_end);
+		uv_unref((uv_handle_t *)&w->spin_check);
 		ck_assert_int_eq(inbox_init(&w->inbox, &w->loop, w), 0);
 		ck_assert_int_eq(cancel_worker_init(w), 0);
 	}
@@ -81,6 +95,8 @@ void wrig_down(void)
 		list_for_each_safe(pos, tmp, &w->conns)
 			conn_close(list_entry(pos, conn, link));
 		cancel_worker_close(w);
+		uv_close((uv_handle_t *)&w->turns_idle, NULL);
+		uv_close((uv_handle_t *)&w->spin_check, NULL);
 		inbox_close(&w->inbox, NULL);
 	}
 	wrig_pump();
