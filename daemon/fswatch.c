@@ -511,22 +511,21 @@ static int all_digits(const char *s)
 }
 
 /*
- * Whether the entry `name` is one of porterd's own temp files of an
- * atomic write (fswork.c), which a watcher of the directory must not see:
- * an O_TMPFILE file, which the kernel names '#' and its inode number while
- * it has no name of its own (its writes and mode change show as
- * modifications of that name), and the name it is linked as before its
- * rename over the target, also the temp file made where there is no
- * O_TMPFILE: a name tmpname.h made in this run, which no client can make,
- * so a client's file cannot hide behind that form. A user's own file
- * named '#' and digits only loses its modifications to this (never its
- * creation, deletion or renames).
+ * Whether the entry `name` is porterd's O_TMPFILE temp file of an atomic
+ * write (fswork.c), which a watcher of the directory must not see: the
+ * kernel names it '#' and its inode number while it has no name of its
+ * own (its writes and mode change show as modifications of that name). A
+ * user's own file named '#' and digits only loses its modifications to
+ * this (never its creation, deletion or renames). The name the temp file
+ * is then linked as before its rename over the target (also the temp file
+ * made where there is no O_TMPFILE) is judged by temp_state: a name
+ * tmpname.h made in this run, which no client can make, and porterd's
+ * only until it is done with it, so a client's file can hide behind
+ * neither the form nor a name she saw.
  */
 static int temp_name(const char *name, uint32_t mask)
 {
-	if (name[0] == '#')
-		return (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1);
-	return tmpname_is_ours(name);
+	return name[0] == '#' && (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1);
 }
 
 /*
@@ -579,15 +578,17 @@ static void deliver(struct fswatch *x, const struct inotify_event *ev, const cha
 	const char *name = ev->len ? ev->name : NULL;
 	if (x->ended)
 		return;
-	if (name && (ours || (name[0] == '#' && temp_name(name, ev->mask)))) {
+	if (name && (ours || temp_name(name, ev->mask))) {
 		/* An atomic write is one event: its rename over the target,
 		 * reported as the creation of the file now at that name (the
 		 * kernel does not say whether another was there: a replaced
-		 * file is gone, a new one is in its place). Its other steps,
-		 * and a temp file renamed out of the directory, are not
-		 * reported. */
-		if ((ev->mask & IN_MOVED_FROM) && moved_to && moved_to[0] &&
-		    !temp_name(moved_to, IN_MOVED_TO))
+		 * file is gone, a new one is in its place), whatever its
+		 * name: porterd never renames a temp file to another temp
+		 * name, and a target named like one (a client's, maybe a
+		 * name porterd used before) is a file of hers. Its other
+		 * steps, and a temp file renamed out of the directory, are
+		 * not reported. */
+		if ((ev->mask & IN_MOVED_FROM) && moved_to && moved_to[0])
 			push(x, PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_CREATED,
 			     rel_name(x, moved_to, a, sizeof(a)), NULL);
 		return;
