@@ -353,9 +353,9 @@ END_TEST
  * libpq before its op was answered, the segment could not be sent and the
  * second query failed with the connection.
  */
-static Porter__V1__Request *int_query(uint64_t id, Porter__V1__DbQuery *q,
-				      Porter__V1__DbParam *par, Porter__V1__DbParam **pars,
-				      Porter__V1__Request *req, char *text)
+static Porter__V1__Request *int_query(uint64_t id, Porter__V1__DbQuery *q, Porter__V1__DbParam *par,
+				      Porter__V1__DbParam **pars, Porter__V1__Request *req,
+				      char *text)
 {
 	porter__v1__request__init(req);
 	porter__v1__db_query__init(q);
@@ -400,7 +400,8 @@ START_TEST(a_query_stopped_while_gathered_keeps_its_place)
 	for (int i = 0; i < 25; i++) {
 		snprintf(text[0], sizeof(text[0]), "%d", 100 + i);
 		Porter__V1__Response *r = th_rc_call(
-			fd, &rd, int_query(1 + i, &q[0], &par[0], pars[0], &req[0], text[0]), 10000);
+			fd, &rd, int_query(1 + i, &q[0], &par[0], pars[0], &req[0], text[0]),
+			10000);
 		ck_assert_ptr_nonnull(r);
 		reply_value(r, got, sizeof(got));
 		ck_assert_msg(strcmp(got, text[0]) == 0, "query %d: status %d (%s), value '%s'", i,
@@ -421,13 +422,13 @@ START_TEST(a_query_stopped_while_gathered_keeps_its_place)
 			size_t la, lb, lc;
 			ck_assert_int_eq(frame_pack(&int_query(1000, &q[0], &par[0], pars[0],
 							       &req[0], text[1])
-							      ->base,
+							     ->base,
 						    1u << 20, &a, &la),
 					 0);
 			ck_assert_int_eq(frame_pack(&req[1].base, 1u << 20, &b, &lb), 0);
 			ck_assert_int_eq(frame_pack(&int_query(1002, &q[2], &par[2], pars[2],
 							       &req[2], text[2])
-							      ->base,
+							     ->base,
 						    1u << 20, &c, &lc),
 					 0);
 			ck_assert_uint_le(la + lb + lc, sizeof(all));
@@ -452,9 +453,10 @@ START_TEST(a_query_stopped_while_gathered_keeps_its_place)
 				} else {
 					ck_assert_uint_eq(x->id, 1002);
 					reply_value(x, got, sizeof(got));
-					ck_assert_msg(strcmp(got, "2") == 0,
-						      "the query behind: status %d (%s), value '%s'",
-						      x->status, x->message ? x->message : "", got);
+					ck_assert_msg(
+						strcmp(got, "2") == 0,
+						"the query behind: status %d (%s), value '%s'",
+						x->status, x->message ? x->message : "", got);
 					second = 1;
 				}
 				porter__v1__response__free_unpacked(x, NULL);
