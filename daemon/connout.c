@@ -13,6 +13,7 @@
 #include "dalloc.h"
 #include "dbwire.h"
 #include "httpwire.h"
+#include "listwire.h"
 #include "log.h"
 #include "porter_errors.h"
 #include "readwire.h"
@@ -256,6 +257,26 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 		skip = 0;
 	}
 	queue_write(c, cw, q, nq);
+}
+
+void conn_send_list(conn *c, uint64_t id, uint8_t *entries, size_t len, void (*release)(void *))
+{
+	uint8_t head[LISTWIRE_HEAD_MAX];
+	size_t hl = 0;
+	if (c->state == CONN_CLOSING || c->close_due) {
+		release(entries);
+		return;
+	}
+	if (listwire_frame(id, len, c->w->cfg->max_frame, head, &hl) == 0) {
+		send_parts(c, head, hl, entries, len, head + hl, 0, release); /* no tail */
+		return;
+	}
+	release(entries);
+	Porter__V1__Response err = PORTER__V1__RESPONSE__INIT;
+	err.id = id;
+	err.status = PORTER_E_TOO_LARGE;
+	err.message = "the listing does not fit in one reply (max-frame)";
+	conn_send(c, &err);
 }
 
 void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data,

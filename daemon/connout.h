@@ -42,6 +42,15 @@ void conn_send_take(conn *c, const Porter__V1__Response *resp, uint8_t *data,
 		    void (*release)(void *));
 
 /*
+ * Sends the reply `id` to a FileList: `entries` (`len` bytes, a
+ * FileListReply's packed entries; taken, given to `release` once written
+ * or dropped) framed around as listwire.h does, with no copy. A frame
+ * past max-frame is answered PORTER_E_TOO_LARGE instead. Used by req
+ * (which checks listwire_known() first).
+ */
+void conn_send_list(conn *c, uint64_t id, uint8_t *entries, size_t len, void (*release)(void *));
+
+/*
  * Sends `resp` (owned by the caller) with the open descriptor `fd`
  * (SCM_RIGHTS on its first byte; the caller keeps `fd` and closes its
  * copy). Nothing is sent when it returns an error: PORTER_E_BUSY when

@@ -28,9 +28,7 @@ static void job_closed(uv_handle_t *h)
 	if (j->pass_fd >= 0)
 		close(j->pass_fd);
 	free(j->data);
-	for (size_t i = 0; i < j->n_entries; i++)
-		free(j->entries[i].name);
-	free(j->entries);
+	fslist_free(j->list);
 	free(j);
 }
 
@@ -234,13 +232,11 @@ static void job_done(uv_work_t *w, int status)
 	Porter__V1__FileWriteReply wr = PORTER__V1__FILE_WRITE_REPLY__INIT;
 	Porter__V1__FileDeleteReply dr = PORTER__V1__FILE_DELETE_REPLY__INIT;
 	Porter__V1__FileStatReply sr = PORTER__V1__FILE_STAT_REPLY__INIT;
-	Porter__V1__FileListReply lr = PORTER__V1__FILE_LIST_REPLY__INIT;
 	Porter__V1__FileStreamCloseReply cr = PORTER__V1__FILE_STREAM_CLOSE_REPLY__INIT;
 	Porter__V1__FileMkdirReply mr = PORTER__V1__FILE_MKDIR_REPLY__INIT;
 	Porter__V1__FileRenameReply rnr = PORTER__V1__FILE_RENAME_REPLY__INIT;
 	Porter__V1__FileCopyReply cpr = PORTER__V1__FILE_COPY_REPLY__INIT;
 	Porter__V1__FileWatchReply fwr = PORTER__V1__FILE_WATCH_REPLY__INIT;
-	Porter__V1__FileEntry *ents = NULL, **ptrs = NULL;
 
 	switch (j->kind) {
 	case JOB_READ:
@@ -280,28 +276,11 @@ static void job_done(uv_work_t *w, int status)
 		resp.file_stat = &sr;
 		break;
 	case JOB_LIST:
-		ents = calloc(j->n_entries ? j->n_entries : 1, sizeof(*ents));
-		ptrs = calloc(j->n_entries ? j->n_entries : 1, sizeof(*ptrs));
-		if (!ents || !ptrs) {
-			free(ents);
-			free(ptrs);
-			req_fail(r, PORTER_E_NOMEM, "out of memory");
-			job_free(j);
-			return;
-		}
-		for (size_t i = 0; i < j->n_entries; i++) {
-			porter__v1__file_entry__init(&ents[i]);
-			ents[i].name = j->entries[i].name;
-			ents[i].type = j->entries[i].type;
-			ents[i].size = j->entries[i].size;
-			ents[i].mtime_ns = j->entries[i].mtime_ns;
-			ptrs[i] = &ents[i];
-		}
-		lr.n_entries = j->n_entries;
-		lr.entries = ptrs;
-		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_LIST;
-		resp.file_list = &lr;
-		break;
+		/* Its entries go out as they were packed on the pool. */
+		req_reply_list(r, j->list, j->list_len, fslist_free);
+		j->list = NULL;
+		job_free(j);
+		return;
 	case JOB_STREAM_CLOSE:
 		cr.found = j->found;
 		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_STREAM_CLOSE;
@@ -334,8 +313,6 @@ static void job_done(uv_work_t *w, int status)
 	 * not copied into a reply buffer on the loop. */
 	req_reply_take(r, &resp, j->data);
 	j->data = NULL;
-	free(ents);
-	free(ptrs);
 	job_free(j);
 }
 

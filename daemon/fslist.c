@@ -7,48 +7,113 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fsconfine.h"
+#include "listwire.h"
 #include "porter_errors.h"
 
 /* The largest reply frame (max-frame): a listing that cannot fit one. */
 static uint32_t list_max = 16u << 20;
 /* A listing checks its deadline and cancellation every this many entries. */
 #define LIST_CHECK_EVERY 256
+/* The first mapping of packed entries; it doubles as it fills. */
+#define LIST_FIRST_MAP (64u * 1024u)
+/* Room before a reply's entries for the size of their mapping. */
+#define MAP_HEAD 16u
 
 void fslist_limit(uint32_t max_frame)
 {
 	list_max = max_frame ? max_frame : 16u << 20;
 }
 
-static size_t varint_len(uint64_t v)
+/*
+ * The entries as read are packed into a mapping of their own, grown by
+ * mremap (its pages are moved, never copied, and all of them go back to
+ * the kernel at munmap, whichever thread frees them: malloc would keep a
+ * burst's memory in the pool thread's arena).
+ */
+typedef struct packed {
+	uint8_t *p;
+	size_t len, cap;
+	uint32_t *at; /* where each entry starts, in readdir's order */
+	size_t n, at_cap;
+} packed;
+
+static int room(packed *pk, size_t more)
 {
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
+	if (pk->len + more > pk->cap) {
+		size_t nc = pk->cap ? pk->cap : LIST_FIRST_MAP;
+		while (nc < pk->len + more)
+			nc *= 2;
+		void *np = pk->p ? mremap(pk->p, pk->cap, nc, MREMAP_MAYMOVE)
+				 : mmap(NULL, nc, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (np == MAP_FAILED)
+			return ENOMEM;
+		pk->p = np;
+		pk->cap = nc;
 	}
-	return n;
+	if (pk->n == pk->at_cap) {
+		size_t nc = pk->at_cap ? pk->at_cap * 2 : 256;
+		uint32_t *na = realloc(pk->at, nc * sizeof(*na));
+		if (!na)
+			return ENOMEM;
+		pk->at = na;
+		pk->at_cap = nc;
+	}
+	return 0;
 }
 
-/* The bytes entry `en` takes packed in a FileListReply (protobuf: the
- * repeated field's tag and length, then each field that is not zero). */
-static size_t entry_packed(const fs_entry *en, size_t name_len)
+static void packed_free(packed *pk)
 {
-	size_t in = 1 + varint_len(name_len) + name_len;
-	if (en->type)
-		in += 1 + varint_len((uint64_t)en->type);
-	if (en->size)
-		in += 1 + varint_len(en->size);
-	if (en->mtime_ns)
-		in += 1 + varint_len((uint64_t)en->mtime_ns);
-	return 1 + varint_len(in) + in;
+	if (pk->p)
+		munmap(pk->p, pk->cap);
+	free(pk->at);
 }
 
-static int entry_cmp(const void *a, const void *b)
+static int entry_cmp(const void *a, const void *b, void *arg)
 {
-	return strcmp(((const fs_entry *)a)->name, ((const fs_entry *)b)->name);
+	const uint8_t *base = arg;
+	size_t la, lb, ea, eb;
+	const uint8_t *na = listwire_entry_name(base + *(const uint32_t *)a, &la, &ea);
+	const uint8_t *nb = listwire_entry_name(base + *(const uint32_t *)b, &lb, &eb);
+	/* Names hold no NUL: strcmp's order. */
+	int c = memcmp(na, nb, la < lb ? la : lb);
+	return c ? c : (la > lb) - (la < lb);
+}
+
+/* The reply's entries, sorted by name, into a mapping sized to them (its
+ * size kept in front of them, for fslist_free). NULL when out of memory. */
+static uint8_t *sorted(packed *pk, size_t *len)
+{
+	if (pk->n > 1)
+		qsort_r(pk->at, pk->n, sizeof(*pk->at), entry_cmp, pk->p);
+	size_t size = MAP_HEAD + pk->len;
+	uint8_t *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	memcpy(m, &size, sizeof(size));
+	uint8_t *out = m + MAP_HEAD;
+	for (size_t i = 0; i < pk->n; i++) {
+		size_t nl, el;
+		listwire_entry_name(pk->p + pk->at[i], &nl, &el);
+		memcpy(out, pk->p + pk->at[i], el);
+		out += el;
+	}
+	*len = pk->len;
+	return m + MAP_HEAD;
+}
+
+void fslist_free(void *entries)
+{
+	if (!entries)
+		return;
+	uint8_t *m = (uint8_t *)entries - MAP_HEAD;
+	size_t size;
+	memcpy(&size, m, sizeof(size));
+	munmap(m, size);
 }
 
 void fslist_run(fs_job *j)
@@ -66,10 +131,9 @@ void fslist_run(fs_job *j)
 		close(fd);
 		return;
 	}
-	size_t cap = 0, packed = 0;
+	packed pk = {0};
 	unsigned long seen = 0;
 	struct dirent *de;
-	errno = 0;
 	while ((de = readdir(d)) != NULL) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -86,41 +150,34 @@ void fslist_run(fs_job *j)
 			memset(&sb, 0, sizeof(sb));
 		else if (le)
 			continue; /* removed meanwhile */
-		if (j->n_entries == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			fs_entry *ne = realloc(j->entries, ncap * sizeof(*ne));
-			if (!ne) {
-				fswork_fail(j, ENOMEM, "list", NULL, 0);
-				break;
-			}
-			j->entries = ne;
-			cap = ncap;
-		}
-		fs_entry *en = &j->entries[j->n_entries];
-		en->name = strdup(de->d_name);
-		if (!en->name) {
-			fswork_fail(j, ENOMEM, "list", NULL, 0);
-			break;
-		}
-		en->type = fswork_file_type(sb.st_mode);
-		en->size = (uint64_t)sb.st_size;
-		en->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-		j->n_entries++;
-		packed += entry_packed(en, strlen(en->name));
-		if (packed > list_max) {
+		size_t nl = strlen(de->d_name);
+		int type = fswork_file_type(sb.st_mode);
+		int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		size_t es = listwire_entry_size(nl, type, (uint64_t)sb.st_size, mtime);
+		if (pk.len + es + LISTWIRE_OVERHEAD > list_max) {
 			char why[160];
 			snprintf(
 				why, sizeof(why),
 				"the listing does not fit in one reply (max-frame %u bytes) at %zu "
 				"entries",
-				(unsigned)list_max, j->n_entries);
+				(unsigned)list_max, pk.n + 1);
 			fswork_fail_code(j, PORTER_E_TOO_LARGE, "list", why);
 			break;
 		}
+		if (room(&pk, es) != 0) {
+			fswork_fail(j, ENOMEM, "list", NULL, 0);
+			break;
+		}
+		pk.at[pk.n++] = (uint32_t)pk.len;
+		listwire_put_entry(pk.p + pk.len, de->d_name, nl, type, (uint64_t)sb.st_size,
+				   mtime);
+		pk.len += es;
 	}
 	closedir(d);
-	/* An empty directory has no array at all: qsort(NULL, 0) is
-	 * undefined behaviour (UBSan stops porterd on it). */
-	if (!j->code && j->n_entries > 1)
-		qsort(j->entries, j->n_entries, sizeof(*j->entries), entry_cmp);
+	if (!j->code) {
+		j->list = sorted(&pk, &j->list_len);
+		if (!j->list)
+			fswork_fail(j, ENOMEM, "list", NULL, 0);
+	}
+	packed_free(&pk);
 }

@@ -40,13 +40,6 @@ enum fs_job_kind {
 	JOB_WATCH_OPEN,
 };
 
-typedef struct fs_entry {
-	char *name;
-	int type;
-	uint64_t size;
-	int64_t mtime_ns;
-} fs_entry;
-
 /*
  * One request's work. The req (and the request message the job reads
  * from) stays alive until the job's after-work callback finishes it:
@@ -77,8 +70,8 @@ typedef struct fs_job {
 	uint64_t offset, file_size, stream_id, written, total;
 	int found; /* stream close: it existed; mkdir: it was created */
 	struct stat sb;
-	fs_entry *entries;
-	size_t n_entries;
+	uint8_t *list; /* a listing's packed entries (fslist.h), owned */
+	size_t list_len;
 	fs_stream *new_stream; /* created by the job, published after it */
 	int drop_stream;       /* the held stream is finished */
 	/* Files by descriptor: the client asked for the open file (a read or

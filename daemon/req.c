@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "dalloc.h"
 #include "fwd.h"
+#include "listwire.h"
 #include "porter_errors.h"
 #include "stats.h"
 #include "worker.h"
@@ -98,6 +99,23 @@ req *req_new_remote(worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t ins
 	return r;
 }
 
+/* `r` is answered straight to its connection `c`: it leaves the
+ * connection's list and counts. */
+static void leave_conn(req *r, conn *c)
+{
+	list_remove(&r->link);
+	c->inflight--;
+	clients_put(c->acct, CLIENTS_INFLIGHT, 1);
+}
+
+/* `r` is answered: it goes. */
+static void req_end(req *r)
+{
+	stats_sub(&r->w->counters.inflight, 1);
+	free_msg(r);
+	free(r);
+}
+
 void req_reply(req *r, Porter__V1__Response *resp)
 {
 	req_reply_take(r, resp, NULL);
@@ -126,18 +144,45 @@ void req_reply_take_with(req *r, Porter__V1__Response *resp, uint8_t *data, void
 	} else if (r->back) {
 		fwd_reply(r->back, resp);
 	} else if (c) {
-		list_remove(&r->link);
-		c->inflight--;
-		clients_put(c->acct, CLIENTS_INFLIGHT, 1);
+		leave_conn(r, c);
 		conn_send_take(c, resp, data, release);
 		data = NULL;
 		conn_req_done(c);
 	}
 	if (data)
 		release(data);
-	stats_sub(&r->w->counters.inflight, 1);
-	free_msg(r);
-	free(r);
+	req_end(r);
+}
+
+void req_reply_list(req *r, uint8_t *entries, size_t len, void (*release)(void *))
+{
+	conn *c = r->c;
+	if (r->stop_code) {
+		/* Answered with the stop code: nothing to unpack. */
+		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+		release(entries);
+		req_reply(r, &resp);
+		return;
+	}
+	if (r->batch || r->back || !c || !listwire_known()) {
+		Porter__V1__FileListReply *lr =
+			porter__v1__file_list_reply__unpack(NULL, len, entries);
+		release(entries);
+		if (!lr) {
+			req_fail(r, PORTER_E_NOMEM, "out of memory");
+			return;
+		}
+		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
+		resp.body_case = PORTER__V1__RESPONSE__BODY_FILE_LIST;
+		resp.file_list = lr;
+		req_reply(r, &resp);
+		porter__v1__file_list_reply__free_unpacked(lr, NULL);
+		return;
+	}
+	leave_conn(r, c);
+	conn_send_list(c, r->id, entries, len, release);
+	conn_req_done(c);
+	req_end(r);
 }
 
 int req_reply_fd(req *r, Porter__V1__Response *resp, int fd)
@@ -152,14 +197,10 @@ int req_reply_fd(req *r, Porter__V1__Response *resp, int fd)
 	/* Still attached when the send broke the connection: it closes
 	 * from its timer (conn_close_soon). */
 	if (r->c) {
-		list_remove(&r->link);
-		c->inflight--;
-		clients_put(c->acct, CLIENTS_INFLIGHT, 1);
+		leave_conn(r, c);
 		conn_req_done(c);
 	}
-	stats_sub(&r->w->counters.inflight, 1);
-	free_msg(r);
-	free(r);
+	req_end(r);
 	return rc;
 }
 

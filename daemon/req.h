@@ -100,6 +100,15 @@ void req_reply_take_with(req *r, Porter__V1__Response *resp, uint8_t *data,
 			 void (*release)(void *));
 
 /*
+ * Answers a FileList with `entries` (`len` bytes: a FileListReply's packed
+ * entries, fslist.h; taken, given to `release` once written or dropped).
+ * Straight to the request's connection they go out as they are, framed
+ * around (listwire.h); anywhere else (a batch, another worker, a stopped
+ * request) they are unpacked into a reply first.
+ */
+void req_reply_list(req *r, uint8_t *entries, size_t len, void (*release)(void *));
+
+/*
  * Sends `resp` like req_reply with the open descriptor `fd` passed along
  * (SCM_RIGHTS; `resp` says so in its body's fd_passed; the caller keeps
  * and closes its `fd`). Only a request read from a connection, not stopped, can pass
