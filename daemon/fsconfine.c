@@ -62,6 +62,67 @@ static int walk_check_mount(int dirfd, int fd, unsigned opts)
 	return -FSCONFINE_EMOUNT;
 }
 
+/* Tries of open_last when the name keeps appearing and going. */
+#define LAST_TRIES 8
+
+/*
+ * The walk's last step, where mount points are not crossed: the name
+ * `last` in the directory `cur` opened with `flags` (and `mode`), as the
+ * very object whose mount was checked. It is first opened O_PATH |
+ * O_NOFOLLOW (nothing is asked of a file system mounted there) and its
+ * mount compared with the directory's; then that descriptor is opened
+ * again as asked through /proc/self/fd, which reaches the object it holds
+ * and nothing mounted on its name since. (Checking the name and then
+ * opening the name, a mount placed on it in between was entered: an open
+ * of a directory a stalled FUSE daemon had just covered waited on it.) A
+ * name that is not there is created with O_EXCL, so that whatever
+ * appeared there meanwhile is never opened, and looked at again. Returns
+ * a descriptor or -errno.
+ */
+static int open_last(int cur, const char *last, int flags, mode_t mode, unsigned opts)
+{
+	for (int tries = 0; tries < LAST_TRIES; tries++) {
+		int pf = openat(cur, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pf < 0) {
+			if (errno != ENOENT || !(flags & O_CREAT))
+				return -errno;
+			int fd = openat(cur, last, flags | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+			if (fd >= 0)
+				return fd;
+			if (errno != EEXIST || (flags & O_EXCL))
+				return -errno;
+			continue; /* made meanwhile: look again */
+		}
+		int rc = walk_check_mount(cur, pf, opts);
+		if (rc)
+			return rc;
+		struct stat sb;
+		if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+			rc = -EEXIST;
+		else if (fstat(pf, &sb) < 0)
+			rc = -errno;
+		else if (S_ISLNK(sb.st_mode))
+			rc = -ELOOP; /* never followed when walking */
+		if (rc) {
+			close(pf);
+			return rc;
+		}
+		char p[48];
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", pf);
+		int fd = open(p, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+		rc = fd < 0 ? -errno : fd;
+		close(pf);
+		if (rc == -ENOENT && fsconfine_mount_id(cur) < 0) {
+			/* No /proc: the name it is (same_mount compared
+			 * device numbers instead). */
+			fd = openat(cur, last, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+			rc = fd < 0 ? -errno : fd;
+		}
+		return rc;
+	}
+	return -EEXIST;
+}
+
 /*
  * Fallback resolution: walks `path` below `rootfd` one component at a
  * time, refusing "..", absolute paths and every symlink, and (unless
@@ -113,13 +174,10 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, unsig
 	}
 	int fd = -1;
 	if (rc == 0 && last && !(opts & FSCONFINE_CROSS_MOUNTS)) {
-		/* The last name's mount before it is opened as asked (an
-		 * open of a file on FUSE waits on its daemon). */
-		int pf = openat(cur, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (pf >= 0 && (rc = walk_check_mount(cur, pf, opts)) == 0)
-			close(pf);
-	}
-	if (rc == 0) {
+		rc = open_last(cur, last, flags, mode, opts);
+		fd = rc >= 0 ? rc : -1;
+		rc = rc >= 0 ? 0 : rc;
+	} else if (rc == 0) {
 		fd = openat(cur, last ? last : ".", flags | O_NOFOLLOW | O_CLOEXEC, mode);
 		struct stat lsb;
 		if (fd < 0) {
@@ -128,10 +186,6 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, unsig
 			if (rc == -ENOTDIR && last && fsconfine_lstat(cur, last, opts, &lsb) == 0 &&
 			    S_ISLNK(lsb.st_mode))
 				rc = -ELOOP;
-		} else if ((rc = walk_check_mount(cur, fd, opts)) != 0) {
-			/* A mount placed there since the check above: refused,
-			 * although its file system was asked for this open. */
-			fd = -1;
 		} else if (flags & O_PATH) {
 			/* O_PATH | O_NOFOLLOW opens the link itself. */
 			struct stat sb;
@@ -172,26 +226,42 @@ int fsconfine_escapes(const char *path)
 	return 0;
 }
 
+/* O_PATH resolution of `path` below `dirfd` with `resolve`: 0 or errno. */
+static int resolves(int dirfd, const char *path, uint64_t resolve)
+{
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_CLOEXEC;
+	how.resolve = resolve;
+	long r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (r < 0)
+		return errno;
+	close((int)r);
+	return 0;
+}
+
+/* Tries of an openat2 refused with EXDEV where no mount and no escape is
+ * found right after (a mount that went meanwhile). */
+#define EXDEV_TRIES 3
+
 /*
  * openat2 says EXDEV both for a path that leaves its root and for one that
  * crosses a mount point under RESOLVE_NO_XDEV. Resolved again scoped to
  * the root (RESOLVE_IN_ROOT: "..", absolute symlinks and links that point
  * out stay inside, so nothing leaves), still refusing mounts, and O_PATH
  * (nothing is opened for I/O nor created): EXDEV again means that a mount
- * point is on the way. Only after a refusal, so it costs nothing else.
+ * point is on the way. Otherwise, when the path now resolves beneath the
+ * root without crossing anything, the mount that refused it has gone
+ * meanwhile (one mounted and unmounted over and over): -1, to open it
+ * again (it was called "the path leaves the root"). Only after a refusal,
+ * so it costs nothing else.
  */
 static int exdev_reason(int dirfd, const char *path)
 {
-	struct open_how how;
-	memset(&how, 0, sizeof(how));
-	how.flags = O_PATH | O_CLOEXEC;
-	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-	long r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	if (r >= 0) {
-		close((int)r);
-		return EXDEV;
-	}
-	return errno == EXDEV ? FSCONFINE_EMOUNT : EXDEV;
+	const uint64_t safe = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	if (resolves(dirfd, path, RESOLVE_IN_ROOT | safe) == EXDEV)
+		return FSCONFINE_EMOUNT;
+	return resolves(dirfd, path, RESOLVE_BENEATH | safe) == EXDEV ? EXDEV : -1;
 }
 
 int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, unsigned opts, int *fd)
@@ -201,7 +271,7 @@ int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, unsigned
 	if (fsconfine_escapes(path))
 		return EXDEV;
 	int cross = (opts & FSCONFINE_CROSS_MOUNTS) != 0;
-	if (!atomic_load(&walk)) {
+	for (int tries = 0; !atomic_load(&walk); tries++) {
 		struct open_how how;
 		memset(&how, 0, sizeof(how));
 		how.flags = (uint64_t)(flags | O_CLOEXEC);
@@ -213,8 +283,12 @@ int fsconfine_open(int dirfd, const char *path, int flags, mode_t mode, unsigned
 			*fd = (int)r;
 			return 0;
 		}
-		if (errno == EXDEV && !cross)
-			return exdev_reason(dirfd, path);
+		if (errno == EXDEV && !cross) {
+			int why = exdev_reason(dirfd, path);
+			if (why >= 0 || tries + 1 >= EXDEV_TRIES)
+				return why >= 0 ? why : FSCONFINE_EMOUNT;
+			continue;
+		}
 		if (errno != ENOSYS)
 			return errno;
 		atomic_store(&walk, 1);

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +440,105 @@ START_TEST(fuse_root_refused_at_start)
 }
 END_TEST
 
+/* ---------------------------------------- a mount placed as porterd opens */
+
+static atomic_int toggling;
+
+/* Mounts a stalled FUSE file system on `arg` and takes it off again, over
+ * and over while `toggling`; each one's connection is aborted once it is
+ * off, so whatever waited on it fails then. Returns how many it made. */
+static void *toggle_fuse(void *arg)
+{
+	const char *dir = arg;
+	uintptr_t n = 0;
+	while (atomic_load(&toggling)) {
+		int fd = fuse_mount_stalled(dir);
+		if (fd < 0)
+			break;
+		umount2(dir, MNT_DETACH);
+		close(fd);
+		n++;
+	}
+	return (void *)n;
+}
+
+#define FLIPS 6000
+
+/* Lists "flip" (an empty directory that a FUSE mount keeps covering and
+ * uncovering) over and over: each listing is either of the directory
+ * (empty) or refused as a mount point, never anything that came from the
+ * mounted file system (its stalled daemon: an error once its connection
+ * is aborted, or a wait). */
+static int alice_lists_the_flipping_dir(void *arg)
+{
+	(void)arg;
+	int ok = 0, refused = 0, other = 0;
+	for (int i = 0; i < FLIPS; i++) {
+		porter_file_list *l = NULL;
+		int rc = porter_file_list_dir("docs", "flip", 0, T, &l);
+		if (rc == 0 && porter_file_list_count(l) == 0)
+			ok++;
+		else if (rc == PORTER_E_FILE_ESCAPE && strstr(porter_last_error_message(), "mount"))
+			refused++;
+		else if (other++ < 5)
+			fprintf(stderr, "listing %d of flip: %s (%s), %zu entries\n", i,
+				porter_error_name(rc), rc ? porter_last_error_message() : "",
+				rc ? 0 : porter_file_list_count(l));
+		porter_file_list_free(l);
+	}
+	fprintf(stderr, "flip listed %d times, refused as a mount %d, other %d\n", ok, refused,
+		other);
+	return other ? 1 : 0;
+}
+
+/*
+ * Walking a path (file-resolve walk), the mount of the last name is
+ * checked and then the object checked is opened, never the name again: a
+ * FUSE file system mounted on it in between is not entered. (The walk
+ * used to open the name after checking it, and a mount made in between
+ * was entered: listings of the flipping directory came back
+ * PORTER_E_FILE_IO, from the mount's aborted connection, after waiting on
+ * its stalled daemon.) openat2's RESOLVE_NO_XDEV is one step: checked
+ * the same way.
+ */
+static void flip_under_listings(const char *mode)
+{
+	make_tree();
+	char p[160];
+	snprintf(p, sizeof(p), "%s/flip", docs);
+	alice_dir(p);
+	int probe = fuse_mount_stalled(p);
+	ck_assert_msg(probe >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
+	umount2(p, MNT_DETACH);
+	close(probe);
+	start("--file-resolve", mode);
+	atomic_store(&toggling, 1);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, toggle_fuse, p), 0);
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS * 2, alice_lists_the_flipping_dir,
+		       NULL);
+	atomic_store(&toggling, 0);
+	void *made = NULL;
+	pthread_join(t, &made);
+	fprintf(stderr, "%s: %zu FUSE mounts made and taken off meanwhile\n", mode,
+		(size_t)(uintptr_t)made);
+	ck_assert_uint_gt((uintptr_t)made, 0);
+	ck_assert_int_eq(rc, 0);
+	stop();
+}
+
+START_TEST(walk_never_enters_a_mount_made_as_it_opens)
+{
+	flip_under_listings("walk");
+}
+END_TEST
+
+START_TEST(openat2_never_enters_a_mount_made_as_it_opens)
+{
+	flip_under_listings("auto");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {
@@ -447,6 +547,8 @@ static Suite *suite(void)
 		mount_over_the_root_is_not_followed,
 		fuse_inside_a_root_holds_no_thread,
 		fuse_root_refused_at_start,
+		walk_never_enters_a_mount_made_as_it_opens,
+		openat2_never_enters_a_mount_made_as_it_opens,
 		NULL,
 	};
 	return th_suite("trust_mounts", "mounts", 120, tests);
