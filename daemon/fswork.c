@@ -11,14 +11,12 @@
 #include <unistd.h>
 
 #include "fsconfine.h"
+#include "fscopy.h"
 #include "fslist.h"
 #include "fspass.h"
 #include "porter_errors.h"
 #include "tmpname.h"
 
-/* copy_file_range is asked for this much at a time, so a long copy checks
- * its deadline and cancellation between pieces. */
-#define COPY_PIECE (8u << 20)
 /* The first chunk of a read that becomes a stream is at most this: a
  * client opening hundreds of readers it never reads cost porterd a full
  * chunk (1 MiB) read and written for each, and this much fits a Unix
@@ -723,6 +721,12 @@ static void do_rename(fs_job *j)
 		if (e == EXDEV) /* both names are inside: two file systems */
 			fail_code(j, PORTER_E_FILE_IO, "rename",
 				  "the two names are on different file systems (copy instead)");
+		else if (e == EINVAL) /* not "invalid path or name": both are fine */
+			fail_code(j, PORTER_E_INVAL, "rename",
+				  m->no_replace
+					  ? "a directory cannot be moved into itself, or the "
+					    "file system cannot refuse to replace (no-replace)"
+					  : "a directory cannot be moved into itself");
 		else
 			fail_at(j, e, e == EEXIST ? "rename to" : "rename",
 				e == EEXIST ? m->to : m->from, 1);
@@ -731,51 +735,6 @@ static void do_rename(fs_job *j)
 		close(fd);
 	if (td >= 0)
 		close(td);
-}
-
-/* Copies `len` bytes from `in` to `out`, in pieces, checking the deadline
- * between them. Returns 0, a positive errno value, or -1 when stopped. */
-static int copy_data(fs_job *j, int in, int out, uint64_t len)
-{
-	uint64_t done = 0;
-	int plain = 0; /* copy_file_range refused: read and write */
-	uint8_t *buf = NULL;
-	int e = 0;
-	while (!e && done < len) {
-		if (should_stop(j)) {
-			e = -1;
-			break;
-		}
-		size_t want = len - done < COPY_PIECE ? (size_t)(len - done) : COPY_PIECE;
-		ssize_t n;
-		if (!plain) {
-			n = copy_file_range(in, NULL, out, NULL, want, 0);
-			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
-				      errno == EOPNOTSUPP)) {
-				plain = 1;
-				continue;
-			}
-		} else {
-			if (!buf && !(buf = malloc(1u << 20))) {
-				e = ENOMEM;
-				break;
-			}
-			n = read(in, buf, want < (1u << 20) ? want : (1u << 20));
-			if (n > 0)
-				e = write_all(out, buf, (size_t)n);
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			e = errno;
-		else if (n == 0)
-			break; /* the source shrank */
-		else
-			done += (uint64_t)n;
-	}
-	free(buf);
-	j->total = done;
-	return e;
 }
 
 static void do_copy(fs_job *j)
@@ -793,8 +752,12 @@ static void do_copy(fs_job *j)
 		fail_at(j, errno, "copy", m->from, 0);
 		goto out;
 	}
-	if (!S_ISREG(sb.st_mode)) {
-		fail_at(j, S_ISDIR(sb.st_mode) ? EISDIR : EINVAL, "copy", m->from, 0);
+	if (S_ISDIR(sb.st_mode)) {
+		fail_at(j, EISDIR, "copy", m->from, 0);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) { /* not "invalid path or name" */
+		fail_code(j, PORTER_E_INVAL, "copy", "not a regular file");
 		goto out;
 	}
 	/* The target is an atomic write: temp file, fsync, rename (or link
@@ -808,7 +771,7 @@ static void do_copy(fs_job *j)
 	uint32_t f = F_ATOMIC | (m->no_replace ? F_EXCLUSIVE : 0);
 	if (open_for_write(j, s, m->to, f, sb.st_mode & 0777))
 		goto out;
-	e = copy_data(j, in, s->fd, (uint64_t)sb.st_size);
+	e = fscopy_data(j, in, s->fd, (uint64_t)sb.st_size);
 	if (e > 0)
 		fail_at(j, e, "copy to", m->to, 1);
 	else if (e == 0)

@@ -239,6 +239,102 @@ START_TEST(copy_atomic)
 }
 END_TEST
 
+/* Writes `text` at `off` of `rel` in the root (made if missing). */
+static void put_at(const char *rel, const char *text, off_t off)
+{
+	char p[256];
+	at(p, sizeof(p), root, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, text, strlen(text), off), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void expect_at(const char *rel, const char *want, off_t off)
+{
+	char p[256], got[64] = "";
+	at(p, sizeof(p), root, rel);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, got, strlen(want), off), (ssize_t)strlen(want));
+	close(fd);
+	ck_assert_int_eq(memcmp(got, want, strlen(want)), 0);
+}
+
+/* Bytes of disk `rel` in the root takes. */
+static long long disk_bytes(const char *rel)
+{
+	char p[256];
+	struct stat sb;
+	at(p, sizeof(p), root, rel);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	return (long long)sb.st_blocks * 512;
+}
+
+/* A sparse file's copy is as sparse: its holes are skipped, not read as
+ * zeros and written (a copy of this 256 MiB file with three words of data
+ * took 256 MiB of disk), and a hole at the end is the size alone. A file
+ * copied onto itself stays whole. */
+START_TEST(copy_keeps_holes)
+{
+	const off_t big = 256ll << 20;
+	put_at("sparse", "head", 0);
+	put_at("sparse", "middle", 100ll << 20);
+	put_at("sparse", "tail", big - 4);
+	uint64_t size = 0;
+	ck_assert_int_eq(porter_file_copy("r", "sparse", "copy", 0, 0, T, &size), 0);
+	ck_assert_uint_eq(size, (uint64_t)big);
+	expect_at("copy", "head", 0);
+	expect_at("copy", "middle", 100ll << 20);
+	expect_at("copy", "tail", big - 4);
+	expect_at("copy", "\0\0\0\0", 50ll << 20);
+	ck_assert_msg(disk_bytes("copy") < (4ll << 20), "the copy takes %lld bytes of disk",
+		      disk_bytes("copy"));
+	/* Data, then a hole to the end. */
+	put_at("trailing", "data", 0);
+	char p[256];
+	at(p, sizeof(p), root, "trailing");
+	ck_assert_int_eq(truncate(p, 1 << 20), 0);
+	ck_assert_int_eq(porter_file_copy("r", "trailing", "copy2", 0, 0, T, &size), 0);
+	ck_assert_uint_eq(size, 1u << 20);
+	at(p, sizeof(p), root, "copy2");
+	struct stat sb;
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 1 << 20);
+	expect_at("copy2", "data", 0);
+	/* A hole alone. */
+	at(p, sizeof(p), root, "holes");
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 12345), 0);
+	close(fd);
+	ck_assert_int_eq(porter_file_copy("r", "holes", "copy3", 0, 0, T, &size), 0);
+	ck_assert_uint_eq(size, 12345);
+	/* Onto itself. */
+	ck_assert_int_eq(porter_file_copy("r", "trailing", "trailing", 0, 0, T, &size), 0);
+	ck_assert_uint_eq(size, 1u << 20);
+	expect_at("trailing", "data", 0);
+	no_temp_left();
+}
+END_TEST
+
+/* A directory moved below itself, and a copy of a FIFO, are refused in
+ * words that say why, not as an invalid name. */
+START_TEST(refusals_say_why)
+{
+	ck_assert_int_eq(porter_file_mkdir("r", "dd", 0, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_rename("r", "dd", "dd/sub", 0, 0, T), PORTER_E_INVAL);
+	expect_message("cannot rename 'dd' in root 'r': a directory cannot be moved into itself");
+	ck_assert(exists(root, "dd"));
+	/* Nor is a FIFO's copy refused as a bad name. */
+	char p[256];
+	at(p, sizeof(p), root, "fifo");
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	ck_assert_int_eq(porter_file_copy("r", "fifo", "f2", 0, 0, T, NULL), PORTER_E_INVAL);
+	expect_message("cannot copy 'fifo' in root 'r': not a regular file");
+}
+END_TEST
+
 START_TEST(copy_escapes)
 {
 	put(root, "mine", "M");
@@ -355,10 +451,19 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("files_ops");
-	const TTest *tests[] = {
-		mkdir_plain_and_parents, mkdir_mode_masked, mkdir_escapes, rename_within_root,
-		rename_escapes,          copy_atomic,       copy_escapes,  lstat_reports_links,
-		porterctl_file_ops,      batch_members,     NULL};
+	const TTest *tests[] = {mkdir_plain_and_parents,
+				mkdir_mode_masked,
+				mkdir_escapes,
+				rename_within_root,
+				rename_escapes,
+				copy_atomic,
+				copy_escapes,
+				lstat_reports_links,
+				porterctl_file_ops,
+				batch_members,
+				copy_keeps_holes,
+				refusals_say_why,
+				NULL};
 	TCase *tc = th_tcase(s, "ops", 60, tests);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	return s;
