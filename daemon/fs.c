@@ -182,9 +182,8 @@ static void job_done(uv_work_t *w, int status)
 	req *r = j->r;
 	if (status == UV_ECANCELED) {
 		/* Cancelled before it started: nothing was done. */
-		j->code = atomic_load(&j->stop) ? PORTER_E_CANCELLED : PORTER_E_TIMEOUT;
-		snprintf(j->msg, sizeof(j->msg), "%s before a pool thread was free",
-			 j->code == PORTER_E_CANCELLED ? "cancelled" : "deadline passed");
+		fswork_stopped(j, atomic_load(&j->stop) ? PORTER_E_CANCELLED : PORTER_E_TIMEOUT,
+			       "before a pool thread was free");
 	}
 	r->cancel = NULL;
 	r->op = NULL;

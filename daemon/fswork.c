@@ -94,17 +94,57 @@ static int fail_code(fs_job *j, int code, const char *op, const char *why)
 	return code;
 }
 
-/* Whether the job should give up now: cancelled or past its deadline. */
+/* The operation a job does, in the words of its failures. */
+static const char *job_op(const fs_job *j)
+{
+	switch (j->kind) {
+	case JOB_READ:
+	case JOB_READ_NEXT:
+		return "read";
+	case JOB_WRITE:
+	case JOB_WRITE_OPEN:
+	case JOB_WRITE_CHUNK:
+	case JOB_WRITE_COMMIT:
+		return "write";
+	case JOB_DELETE:
+		return "delete";
+	case JOB_STAT:
+		return "stat";
+	case JOB_LIST:
+		return "list";
+	case JOB_STREAM_CLOSE:
+		return "close";
+	case JOB_MKDIR:
+		return "create directory";
+	case JOB_RENAME:
+		return "rename";
+	case JOB_COPY:
+		return "copy";
+	case JOB_WATCH_OPEN:
+		return "watch";
+	}
+	return "use";
+}
+
+void fswork_stopped(fs_job *j, int code, const char *when)
+{
+	char why[96];
+	snprintf(why, sizeof(why), "%s%s%s",
+		 code == PORTER_E_CANCELLED ? "cancelled" : "deadline passed", when ? " " : "",
+		 when ? when : "");
+	fail_code(j, code, job_op(j), why);
+}
+
+/* Whether the job should give up now: cancelled or past its deadline
+ * (the code and words recorded). */
 static int should_stop(fs_job *j)
 {
 	if (atomic_load(&j->stop)) {
-		j->code = PORTER_E_CANCELLED;
-		snprintf(j->msg, sizeof(j->msg), "cancelled");
+		fswork_stopped(j, PORTER_E_CANCELLED, NULL);
 		return 1;
 	}
 	if (uv_hrtime() >= j->deadline_ns) {
-		j->code = PORTER_E_TIMEOUT;
-		snprintf(j->msg, sizeof(j->msg), "deadline passed");
+		fswork_stopped(j, PORTER_E_TIMEOUT, NULL);
 		return 1;
 	}
 	return 0;

@@ -101,6 +101,11 @@ int fswork_fail(fs_job *j, int e, const char *op, const char *path, int creating
 /* Records a failure that is not an errno: `code` with "cannot OP 'path'
  * in root 'name': why". Returns `code`. */
 int fswork_fail_code(fs_job *j, int code, const char *op, const char *why);
+/* Records that the job stopped: `code` PORTER_E_CANCELLED or
+ * PORTER_E_TIMEOUT, in words that name its operation and path ("cannot
+ * list 'big' in root 'docs': deadline passed"), then `when` (NULL: none,
+ * "before a pool thread was free"). Any thread that holds the job. */
+void fswork_stopped(fs_job *j, int code, const char *when);
 /* 1 (with the code and message recorded) when the job was cancelled or is
  * past its deadline, else 0. */
 int fswork_should_stop(fs_job *j);

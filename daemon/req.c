@@ -133,7 +133,12 @@ void req_reply_take_with(req *r, Porter__V1__Response *resp, uint8_t *data, void
 
 	if (r->stop_code) {
 		stopped.status = r->stop_code;
-		stopped.message = (char *)porter_strerror(r->stop_code);
+		/* A module that answers with the stop code itself says in its
+		 * own words what was stopped ("cannot list 'big' in root
+		 * 'docs': cancelled"). */
+		stopped.message = resp->status == r->stop_code && resp->message && resp->message[0]
+					  ? resp->message
+					  : (char *)porter_strerror(r->stop_code);
 		resp = &stopped;
 	}
 	resp->id = r->id;

@@ -440,6 +440,72 @@ START_TEST(fuse_root_refused_at_start)
 }
 END_TEST
 
+/* A read of `arg` in "span", which crosses into the stalled FUSE mount:
+ * it holds a pool thread until the mount's connection is aborted. */
+static void *held_read(void *arg)
+{
+	porter_bytes *b = NULL;
+	porter_file_read("span", arg, 0, 0, 0, CHILD_MS, &b);
+	porter_bytes_free(b);
+	return NULL;
+}
+
+static uint64_t queued_id;
+
+static void *queued_list(void *arg)
+{
+	(void)arg;
+	porter_file_list *l = NULL;
+	int rc = porter_file_list_dir("docs", "", queued_id, CHILD_MS, &l);
+	porter_file_list_free(l);
+	if (rc != PORTER_E_CANCELLED) {
+		fprintf(stderr, "the queued listing gave %s, want CANCELLED\n",
+			porter_error_name(rc));
+		return (void *)1;
+	}
+	const char *m = porter_last_error_message();
+	if (!strstr(m, "cannot list '.' in root 'docs': cancelled")) {
+		fprintf(stderr, "the queued listing's message: '%s'\n", m);
+		return (void *)1;
+	}
+	return NULL;
+}
+
+/* Eight reads hold (or wait for) every pool thread; a listing queued
+ * behind them is cancelled, and its refusal names the operation, the path
+ * and the root (it said "cancelled before a pool thread was free"). */
+static int alice_cancels_a_queued_listing(void *arg)
+{
+	pthread_t t[8], lt;
+	for (int i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, held_read, arg);
+	usleep(1000 * 1000); /* the reads reach porterd first */
+	queued_id = porter_call_id_new();
+	pthread_create(&lt, NULL, queued_list, NULL);
+	usleep(500 * 1000);
+	EXPECT(porter_cancel(queued_id, T), 0);
+	void *bad = NULL;
+	pthread_join(lt, &bad);
+	return bad ? 1 : 0; /* the reads end with the process */
+}
+
+START_TEST(stopped_request_names_itself)
+{
+	make_tree();
+	char p[160];
+	snprintf(p, sizeof(p), "%s/fuse", docs);
+	alice_dir(p);
+	int fuse = fuse_mount_stalled(p);
+	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
+	start("--file-resolve", "auto");
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_cancels_a_queued_listing,
+		       "fuse/x");
+	close(fuse); /* aborts the connection: the held pool threads go */
+	ck_assert_int_eq(rc, 0);
+	stop();
+}
+END_TEST
+
 /* ---------------------------------------- a mount placed as porterd opens */
 
 static atomic_int toggling;
@@ -549,6 +615,7 @@ static Suite *suite(void)
 		fuse_root_refused_at_start,
 		walk_never_enters_a_mount_made_as_it_opens,
 		openat2_never_enters_a_mount_made_as_it_opens,
+		stopped_request_names_itself,
 		NULL,
 	};
 	return th_suite("trust_mounts", "mounts", 120, tests);
