@@ -314,6 +314,51 @@ START_TEST(mount_over_the_root_is_not_followed)
 }
 END_TEST
 
+/* A root that is itself a mount point (not FUSE): served as the file
+ * system porterd found there at start; a mount inside it is not crossed. */
+static int alice_uses_the_mounted_root(void *arg)
+{
+	(void)arg;
+	porter_bytes *b = NULL;
+	EXPECT(has_content("own", "on-mount.txt", "on the mount"), 0);
+	EXPECT(porter_file_write("own", "new.txt", "new", 3, PORTER_FILE_ATOMIC, 0, 0, T), 0);
+	REFUSED(porter_file_read("own", "inner/x.txt", 0, 0, 0, T, &b));
+	return 0;
+}
+
+/*
+ * Refutes that a root whose own directory is a mount point leaves a hole
+ * beside the FUSE check: porterd opens the root once and serves the file
+ * system found there; only a FUSE one (which any user may mount with
+ * fusermount over a directory she owns) is refused at start. Any other
+ * mount at the root's directory was made before porterd started by
+ * whoever may mount there (root, an fstab 'user' entry's fixed place),
+ * and nothing below it crosses into another mount either.
+ */
+START_TEST(root_that_is_a_mount_point_is_its_file_system)
+{
+	make_tree();
+	char own[128], p[160], roots[512];
+	snprintf(own, sizeof(own), "%s/own", top);
+	alice_dir(own);
+	ck_assert_int_eq(mount("porter-own", own, "tmpfs", 0, "mode=0770,uid=61011,gid=61020"), 0);
+	put(own, "on-mount.txt", "on the mount");
+	snprintf(p, sizeof(p), "%s/inner", own);
+	alice_dir(p);
+	ck_assert_int_eq(mount("porter-inner", p, "tmpfs", 0, "mode=0770,uid=61011,gid=61020"), 0);
+	put(p, "x.txt", "inner");
+	snprintf(roots, sizeof(roots), "own=%s:uids=%u", own, TH_UID_ALICE);
+	const char *extra[] = {"--allow-uid", "61011,61012", "--file-roots", roots, NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, extra), 0);
+	ck_assert_int_eq(
+		th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_uses_the_mounted_root, NULL), 0);
+	ck_assert_int_eq(th_file_has(d.log, "is on a FUSE file system"), 0);
+	umount2(p, MNT_DETACH);
+	umount2(own, MNT_DETACH);
+	stop();
+}
+END_TEST
+
 /* ---------------------------------------------------------------- FUSE */
 
 /*
@@ -611,6 +656,7 @@ static Suite *suite(void)
 		mounts_refused_openat2,
 		mounts_refused_walk,
 		mount_over_the_root_is_not_followed,
+		root_that_is_a_mount_point_is_its_file_system,
 		fuse_inside_a_root_holds_no_thread,
 		fuse_root_refused_at_start,
 		walk_never_enters_a_mount_made_as_it_opens,
