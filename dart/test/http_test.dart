@@ -268,6 +268,31 @@ void main() {
       }
     });
 
+    test('package:http client: followRedirects and maxRedirects', () async {
+      final client = PorterHttpClient(pool);
+      try {
+        final r = await client.get(server.url('/redirect/2'));
+        expect(r.body, 'done');
+        final manual = http.Request('GET', server.url('/redirect/1'))
+          ..followRedirects = false;
+        final m = await http.Response.fromStream(await client.send(manual));
+        expect(m.statusCode, 302);
+        expect(m.isRedirect, isTrue);
+        // maxRedirects 0 with followRedirects: a redirect is an error, as
+        // with IOClient, not the daemon's limit of 10.
+        final none = http.Request('GET', server.url('/redirect/1'))
+          ..maxRedirects = 0;
+        await expectLater(client.send(none),
+            throwsA(isA<http.ClientException>()));
+        final two = http.Request('GET', server.url('/redirect/3'))
+          ..maxRedirects = 2;
+        await expectLater(client.send(two),
+            throwsA(isA<http.ClientException>()));
+      } finally {
+        client.close();
+      }
+    });
+
     test('a paused body holds no worker', () async {
       final one = await PorterPool.spawn(size: 1, reset: false);
       try {

@@ -77,9 +77,15 @@ final class PorterHttpClient extends http.BaseClient {
         if (!uploadFramingHeaders.contains(e.key.toLowerCase()))
           HttpHeader(e.key, e.value)
     ];
+    // package:http's maxRedirects of 0 (or less) with followRedirects
+    // means "follow none, and a redirect is an error", as IOClient does;
+    // porter.h's max_redirects of 0 means the daemon's limit, so such a
+    // request does not follow and its redirect is turned into that error.
+    final noneAllowed = request.followRedirects && request.maxRedirects <= 0;
+    final follow = request.followRedirects && !noneAllowed;
     final opts = HttpOptions(
-        followRedirects: request.followRedirects,
-        maxRedirects: request.followRedirects ? request.maxRedirects : 0,
+        followRedirects: follow,
+        maxRedirects: follow ? request.maxRedirects : 0,
         maxResponse: options.maxResponse,
         transferTimeout: options.transferTimeout,
         chunkSize: options.chunkSize,
@@ -117,6 +123,10 @@ final class PorterHttpClient extends http.BaseClient {
       // and cancelled by the upload, or never handed over because the
       // request failed first); cancelling it again does nothing.
       await body.cancel();
+    }
+    if (noneAllowed && _redirects.contains(s.status)) {
+      s.cancel();
+      throw http.ClientException('Redirect limit exceeded', url);
     }
     final joined = <String, String>{};
     for (final h in s.response.headers) {
