@@ -500,6 +500,23 @@ int config_load_file(config *c, const char *path, FILE *err)
 
 enum { OPT_CHECK_CONFIG = 1000, OPT_PRINT_EXAMPLE, OPT_KEY_BASE = 1100 };
 
+/* The value of the option getopt just returned. A BOOL key takes an
+ * optional argument, which getopt gives only as "--key=false"; --help
+ * shows "--key BOOL", so a bool word right after the flag is its value and
+ * is consumed here (in both passes: getopt moves a word it took for an
+ * operand to the end of argv). */
+static const char *config_optval(int opt, int argc, char **argv)
+{
+	static const char *const words[] = {"true", "false", "yes", "no", "1", "0", "on", "off"};
+	if (optarg || opt < OPT_KEY_BASE || opt >= OPT_KEY_BASE + (int)N_KEYS ||
+	    keys[opt - OPT_KEY_BASE].type != KT_BOOL || optind >= argc)
+		return optarg;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(argv[optind], words[i]) == 0)
+			return argv[optind++];
+	return NULL;
+}
+
 int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 {
 	struct option opts[N_KEYS + 6];
@@ -540,6 +557,8 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 		if (opt == 'c') {
 			file = optarg;
 			explicit_file = 1;
+		} else {
+			(void)config_optval(opt, argc, argv);
 		}
 	}
 	/* The default file is optional: read only when it is there. Any other
@@ -593,7 +612,9 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, FILE *err)
 			fprintf(err, "porterd: unknown option (see --help)\n");
 			return PORTER_E_INVAL;
 		}
-		const char *v = optarg ? optarg : "true";
+		const char *v = config_optval(opt, argc, argv);
+		if (!v)
+			v = "true";
 		if (apply(c, k, v, why, sizeof(why)) < 0) {
 			fprintf(err, "porterd: --%s: %s\n", k->name, why);
 			return PORTER_E_INVAL;

@@ -121,6 +121,32 @@ START_TEST(flags)
 }
 END_TEST
 
+/* "--key BOOL" as --help shows it, "--key=BOOL", and a bare "--key". */
+START_TEST(bool_flags)
+{
+	config c;
+	config_defaults(&c);
+	char *argv[] = {"porterd",           "--file-pass-fd", "false", "--http-share=no",
+			"--http-tls-verify", "--workers",      "2",     NULL};
+	FILE *err = sink();
+	ck_assert_int_eq(parse(&c, err, 7, argv), 0);
+	ck_assert_int_eq(c.file_pass_fd, 0);
+	ck_assert_int_eq(c.http_share, 0);
+	ck_assert_int_eq(c.http_tls_verify, 1);
+	ck_assert_uint_eq(c.workers, 2);
+	fclose(err);
+	config_free(&c);
+	/* A word that is no bool stays an operand, refused as before. */
+	config_defaults(&c);
+	char *argv2[] = {"porterd", "--file-pass-fd", "maybe", NULL};
+	err = sink();
+	ck_assert_int_eq(parse(&c, err, 3, argv2), PORTER_E_INVAL);
+	ck_assert_msg(strstr(slurp(err), "unexpected argument 'maybe'"), "%s", slurp(err));
+	fclose(err);
+	config_free(&c);
+}
+END_TEST
+
 START_TEST(bad_flags)
 {
 	static const char *cases[][3] = {
@@ -259,6 +285,7 @@ static Suite *suite(void)
 	const TTest *tests[] = {defaults,
 				default_workers,
 				flags,
+				bool_flags,
 				bad_flags,
 				help_and_version,
 				file_then_flags,
