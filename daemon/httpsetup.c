@@ -156,6 +156,11 @@ int httpsetup_easy(http_xfer *x, const config *cfg, const Porter__V1__HttpReques
 		x->deadline = uv_now(x->loop) + total;
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
+	/* Set per transfer: a pooled handle keeps the last value, and libcurl
+	 * allocates the buffer anew for each transfer (and frees it when the
+	 * transfer is done), so nothing of this size stays with an idle
+	 * handle. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, x->stream ? 0L : (long)HTTPSETUP_RECV_BUFFER);
 
 	for (size_t i = 0; i < hr->n_headers; i++) {
 		const Porter__V1__HttpHeader *h = hr->headers[i];

@@ -21,6 +21,18 @@ struct config;
 #define HTTP_DEADLINE_MARGIN_MS 50
 
 /*
+ * libcurl's receive buffer for a whole response (CURLOPT_BUFFERSIZE): each
+ * recv() from the server reads at most this much, and libcurl 7.88 polls
+ * the socket after each one to see whether more is waiting, so at its
+ * default of 16 KiB a body of 8 MiB costs porterd some 1,000 system calls.
+ * libcurl allocates it per transfer (freed when the transfer is done) and
+ * writes only what arrives, so a small response touches a page or two of
+ * it. A stream keeps libcurl's default: its write callback may pause, and
+ * libcurl then holds a copy of the rest of the buffer it read.
+ */
+#define HTTPSETUP_RECV_BUFFER (256 * 1024)
+
+/*
  * Takes an easy handle from x->t's pool and sets it up for request `hr`
  * of `r` under `cfg` (the worker's current configuration). 0, or a
  * PORTER_E_* code, with x->err_msg naming a refused header.

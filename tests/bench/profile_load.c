@@ -24,14 +24,12 @@
  * Not part of `make bench` or `make test` (built by both).
  */
 #include <curl/curl.h>
-#include <dirent.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,68 +140,6 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* 1 when every thread of pid has a tracer. */
-static int all_traced(pid_t pid)
-{
-	char path[64], line[128];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *dir = opendir(path);
-	if (!dir)
-		return 0;
-	int traced = 1;
-	struct dirent *e;
-	while (traced && (e = readdir(dir))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", (int)pid, e->d_name);
-		FILE *f = fopen(path, "r");
-		int tracer = 0;
-		while (f && fgets(line, sizeof(line), f))
-			if (sscanf(line, "TracerPid: %d", &tracer) == 1)
-				break;
-		if (f)
-			fclose(f);
-		traced = tracer != 0;
-	}
-	closedir(dir);
-	return traced;
-}
-
-/* Runs the words of tool with pid appended and waits (up to 20 s) until it
- * traces every thread of pid. The tool's pid, or -1. */
-static pid_t attach(const char *tool, pid_t pid)
-{
-	static char words[512], pidstr[16];
-	const char *argv[40];
-	int n = 0;
-	char *save = NULL;
-	snprintf(words, sizeof(words), "%s", tool);
-	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
-	for (char *w = strtok_r(words, " ", &save); w && n < 38; w = strtok_r(NULL, " ", &save))
-		argv[n++] = w;
-	argv[n++] = pidstr;
-	argv[n] = NULL;
-	pid_t child = fork();
-	if (child < 0)
-		return -1;
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	long long until = th_now_ms() + 20000;
-	while (th_now_ms() < until) {
-		if (all_traced(pid))
-			return child;
-		if (waitpid(child, NULL, WNOHANG) == child)
-			return -1;
-		usleep(10000);
-	}
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
-	return -1;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc != 4 || atoi(argv[2]) < 1 || atoi(argv[3]) < 0) {
@@ -261,7 +197,7 @@ int main(int argc, char **argv)
 	}
 	pid_t tool = 0;
 	const char *attach_tool = getenv("PROFILE_ATTACH");
-	if (attach_tool && *attach_tool && (tool = attach(attach_tool, d.pid)) < 0) {
+	if (attach_tool && *attach_tool && (tool = th_attach(attach_tool, d.pid)) < 0) {
 		fprintf(stderr, "profile_load: %s did not attach to porterd\n", attach_tool);
 		th_daemon_kill(&d);
 		th_daemon_cleanup(&d);

@@ -6,7 +6,8 @@
  *
  * This suite: transfers in flight. A server that never answers, a cancel
  * from another thread, batches, a reset mid-body, many threads at once,
- * shutdown with transfers open, large bodies several at once.
+ * shutdown with transfers open, large bodies several at once and how
+ * porterd reads them.
  * The suites of this family: test_http (requests and responses),
  * test_http_stream (streamed bodies), test_http_inflight (transfers in
  * flight).
@@ -482,6 +483,71 @@ START_TEST(large_bodies_reuse_pages_and_memory_comes_back)
 }
 END_TEST
 
+/* The calls of system call `name` in strace -c's summary `path` ("% time,
+ * seconds, usecs/call, calls, [errors,] syscall" rows); -1 when absent. */
+static long long strace_calls(const char *path, const char *name)
+{
+	char line[256], last[64];
+	long long calls = -1;
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "no strace summary at %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		double pct, secs;
+		long long per, n;
+		char *sp = strrchr(line, ' ');
+		if (!sp || sscanf(sp + 1, "%63s", last) != 1 || strcmp(last, name))
+			continue;
+		if (sscanf(line, "%lf %lf %lld %lld", &pct, &secs, &per, &n) == 4)
+			calls = n;
+	}
+	fclose(f);
+	return calls;
+}
+
+/*
+ * A whole response is read from the server in large pieces
+ * (HTTPSETUP_RECV_BUFFER): at libcurl's default of 16 KiB every 16 KiB of
+ * a body cost porterd a recv() and a poll(), some 1,000 system calls per
+ * GET of 8 MB. A count, not a timing: porterd's recvfrom calls under
+ * strace (libcurl's reads of the server; porterd reads its clients with
+ * read), which at 16 KiB are at least LARGE_BODY / 16384 per GET.
+ */
+START_TEST(a_large_body_is_read_in_large_pieces)
+{
+	start(NULL);
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_get(url("/bin/1000"), 0, 10000, &r), 0);
+	porter_http_response_free(r);
+	char out[192], tool[320];
+	snprintf(out, sizeof(out), "%s/strace.out", d.dir);
+	snprintf(tool, sizeof(tool), "strace -f -c -e trace=recvfrom -o %s -p", out);
+	pid_t st = th_attach(tool, d.pid);
+	ck_assert_msg(st > 0, "strace (a test dependency) did not attach to porterd");
+	const long long gets = 3;
+	for (long long i = 0; i < gets; i++) {
+		size_t len = 0;
+		ck_assert_int_eq(porter_http_get(url("/bin/8000000"), 0, 30000, &r), 0);
+		const void *body = porter_http_response_body(r, &len);
+		ck_assert_int_eq(len, LARGE_BODY);
+		ck_assert(check_pattern(body, len, 0));
+		porter_http_response_free(r);
+	}
+	/* strace detaches and writes its summary on SIGINT; porterd must not
+	 * exit traced (LeakSanitizer's check at exit fails under ptrace). */
+	ck_assert_int_eq(kill(st, SIGINT), 0);
+	ck_assert_int_eq(waitpid(st, NULL, 0), st);
+	long long n = strace_calls(out, "recvfrom");
+	fprintf(stderr, "large bodies: %lld recvfrom in %lld GETs of %d bytes\n", n, gets,
+		LARGE_BODY);
+	th_stop_clean(&d);
+	ck_assert_msg(n > 0, "no recvfrom counted: is strace's summary read right?");
+	ck_assert_msg(n < gets * (LARGE_BODY / 16384) / 2,
+		      "porterd read %lld GETs of %d bytes in %lld recv calls: libcurl reads "
+		      "them 16 KiB at a time",
+		      gets, LARGE_BODY, n);
+}
+END_TEST
+
 typedef struct upload_arg {
 	pthread_t th;
 	_Atomic uint64_t id;
@@ -629,6 +695,7 @@ static Suite *suite(void)
 				client_gone_while_a_large_body_is_sent,
 				request_body_cancelled_while_sent,
 				large_bodies_reuse_pages_and_memory_comes_back,
+				a_large_body_is_read_in_large_pieces,
 				NULL};
 	return http_suite("http_inflight", tests);
 }

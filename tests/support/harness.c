@@ -301,6 +301,66 @@ long th_proc_status(pid_t pid, const char *field)
 	return v;
 }
 
+/* 1 when every thread of `pid` has a tracer. */
+static int all_traced(pid_t pid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return 0;
+	int traced = 1;
+	struct dirent *e;
+	while (traced && (e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", (int)pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		int tracer = 0;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+				break;
+		if (f)
+			fclose(f);
+		traced = tracer != 0;
+	}
+	closedir(dir);
+	return traced;
+}
+
+pid_t th_attach(const char *tool, pid_t pid)
+{
+	static char words[512], pidstr[16];
+	const char *argv[40];
+	int n = 0;
+	char *save = NULL;
+	snprintf(words, sizeof(words), "%s", tool);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	for (char *w = strtok_r(words, " ", &save); w && n < 38; w = strtok_r(NULL, " ", &save))
+		argv[n++] = w;
+	argv[n++] = pidstr;
+	argv[n] = NULL;
+	pid_t child = fork();
+	if (child < 0)
+		return -1;
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	long long until = th_now_ms() + 20000;
+	while (th_now_ms() < until) {
+		if (all_traced(pid))
+			return child;
+		if (waitpid(child, NULL, WNOHANG) == child)
+			return -1;
+		usleep(10000);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	return -1;
+}
+
 long th_rss_kib(pid_t pid)
 {
 	return th_proc_status(pid, "VmRSS");

@@ -124,6 +124,15 @@ int th_wait_stamps(atomic_llong *first, size_t stride, int n, long long since, l
  * by_code[c], c < n, counting failures with code -c (c = 0: any other). */
 void th_print_failures(const long long *by_code, int n);
 
+/*
+ * Runs the words of `tool` (say "strace -f -c -o FILE -p") with `pid`
+ * appended as its last word, and waits up to 20 s until it traces every
+ * thread of `pid` (a ptrace tool). Returns the tool's pid (the caller
+ * reaps it; it ends when `pid` does and gets SIGTERM if the caller dies),
+ * or -1 when it did not attach.
+ */
+pid_t th_attach(const char *tool, pid_t pid);
+
 /* Resident set size of `pid` in KiB (th_proc_status "VmRSS"). */
 long th_rss_kib(pid_t pid);
 
