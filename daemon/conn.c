@@ -183,8 +183,8 @@ static void update_timer(conn *c)
 	if (c->reading && frame_reader_pending(&c->rd) > 0) {
 		/* Measured from the frame's first byte: trickling bytes does
 		 * not extend it, nor do the turns a large frame is read in
-		 * (their 0 ms timer replaced it: it runs again for what is
-		 * left). */
+		 * (the timer keeps running while it waits in w->turns; if it
+		 * is not running, it runs again for what is left). */
 		uint64_t now = uv_now(&c->w->loop);
 		if (!c->partial) {
 			c->partial = 1;
