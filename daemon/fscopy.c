@@ -70,8 +70,13 @@ int fscopy_data(fs_job *j, int in, int out, uint64_t len)
 					       : len;
 				break;
 			}
-			if (done >= len)
+			/* Data past `len` came after the size was taken (a
+			 * writer appending past a hole): the copy is `len`
+			 * bytes, as asked. */
+			if (done >= len) {
+				done = len;
 				break;
+			}
 		}
 		uint64_t left = data_end - done;
 		size_t want = left < COPY_PIECE ? (size_t)left : COPY_PIECE;
