@@ -149,6 +149,9 @@ int porter_stats(uint64_t call_id, int timeout_ms, porter_stats_snapshot **out)
 			.max_buffered = u->max_buffered,
 			.file_streams = u->file_streams,
 			.max_file_streams = u->max_file_streams,
+			.max_sessions = u->max_sessions,
+			.http_streams = u->http_streams,
+			.max_http_streams = u->max_http_streams,
 		};
 	}
 	*out = s;

@@ -127,6 +127,17 @@ void httpglue_streams_put(uid_t uid)
 	pthread_mutex_unlock(&g_uid_lock);
 }
 
+unsigned httpglue_streams_count(uid_t uid)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&g_uid_lock);
+	for (size_t i = 0; i < g_n_uid_streams; i++)
+		if (g_uid_streams[i].uid == uid)
+			n = g_uid_streams[i].n;
+	pthread_mutex_unlock(&g_uid_lock);
+	return n;
+}
+
 void httpglue_global_cleanup(void)
 {
 	free(g_uid_streams);

@@ -122,6 +122,8 @@ void httpglue_global_cleanup(void);
  */
 int httpglue_streams_take(uid_t uid, unsigned max);
 void httpglue_streams_put(uid_t uid);
+/* The HTTP streams `uid` holds now, over all workers (for stats). */
+unsigned httpglue_streams_count(uid_t uid);
 
 /* Sets up `g` (owned by the caller) for worker `w`. `drain` and `freed`
  * not NULL. */

@@ -10,6 +10,7 @@
 
 #include "clients.h"
 #include "dalloc.h"
+#include "httpglue.h"
 #include "porter_errors.h"
 #include "porter_version.h"
 #include "req.h"
@@ -108,6 +109,9 @@ void stats_handle(req *r)
 		us[kept].max_buffered = cfg->uid_max_buffered;
 		us[kept].file_streams = uu[i].use[CLIENTS_FILE_STREAMS];
 		us[kept].max_file_streams = cfg->file_max_streams_per_uid;
+		us[kept].max_sessions = cfg->db_max_connections_per_uid;
+		us[kept].http_streams = httpglue_streams_count(uu[i].uid);
+		us[kept].max_http_streams = cfg->http_max_streams_per_uid;
 		up[kept] = &us[kept];
 		kept++;
 	}

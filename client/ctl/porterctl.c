@@ -188,11 +188,11 @@ static void print_uids(const porter_stats_snapshot *s)
 {
 	if (!porter_stats_uids(s))
 		return;
-	printf("\n%-10s %17s %15s %27s %9s %8s %13s\n", "uid", "connections", "inflight",
-	       "buffered bytes", "sessions", "streams", "file streams");
+	printf("\n%-10s %17s %15s %27s %11s %8s %13s %13s\n", "uid", "connections", "inflight",
+	       "buffered bytes", "db conns", "streams", "file streams", "http streams");
 	for (size_t i = 0; i < porter_stats_uids(s); i++) {
 		porter_uid_usage u = PORTER_UID_USAGE_INIT;
-		char c[40], f[40], b[48], fs[48];
+		char c[40], f[40], b[48], fs[48], ss[48], hs[48];
 		porter_stats_uid(s, i, &u);
 		snprintf(c, sizeof(c), "%llu/%llu", (unsigned long long)u.connections,
 			 (unsigned long long)u.max_connections);
@@ -202,8 +202,12 @@ static void print_uids(const porter_stats_snapshot *s)
 			 (unsigned long long)u.max_buffered);
 		snprintf(fs, sizeof(fs), "%llu/%llu", (unsigned long long)u.file_streams,
 			 (unsigned long long)u.max_file_streams);
-		printf("%-10u %17s %15s %27s %9llu %8llu %13s\n", u.uid, c, f, b,
-		       (unsigned long long)u.sessions, (unsigned long long)u.streams, fs);
+		snprintf(ss, sizeof(ss), "%llu/%llu", (unsigned long long)u.sessions,
+			 (unsigned long long)u.max_sessions);
+		snprintf(hs, sizeof(hs), "%llu/%llu", (unsigned long long)u.http_streams,
+			 (unsigned long long)u.max_http_streams);
+		printf("%-10u %17s %15s %27s %11s %8llu %13s %13s\n", u.uid, c, f, b, ss,
+		       (unsigned long long)u.streams, fs, hs);
 	}
 }
 
@@ -247,7 +251,8 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 			printf("%s{\"uid\":%u,\"connections\":%llu,\"inflight\":%llu,"
 			       "\"buffered_bytes\":%llu,\"sessions\":%llu,\"streams\":%llu,"
 			       "\"max_connections\":%llu,\"max_inflight\":%llu,\"max_buffered\":%llu,"
-			       "\"file_streams\":%llu,\"max_file_streams\":%llu}",
+			       "\"file_streams\":%llu,\"max_file_streams\":%llu,\"max_sessions\":%llu,"
+			       "\"http_streams\":%llu,\"max_http_streams\":%llu}",
 			       i ? "," : "", u.uid, (unsigned long long)u.connections,
 			       (unsigned long long)u.inflight, (unsigned long long)u.buffered_bytes,
 			       (unsigned long long)u.sessions, (unsigned long long)u.streams,
@@ -255,7 +260,10 @@ static int cmd_stats(const ctl_opts *o, int argc, char **argv)
 			       (unsigned long long)u.max_inflight,
 			       (unsigned long long)u.max_buffered,
 			       (unsigned long long)u.file_streams,
-			       (unsigned long long)u.max_file_streams);
+			       (unsigned long long)u.max_file_streams,
+			       (unsigned long long)u.max_sessions,
+			       (unsigned long long)u.http_streams,
+			       (unsigned long long)u.max_http_streams);
 		}
 		printf("]}\n");
 	} else {

@@ -238,13 +238,18 @@ typedef struct porter_uid_usage {
 	uint64_t connections;    /* connections open now */
 	uint64_t inflight;       /* requests in flight over all its connections */
 	uint64_t buffered_bytes; /* unsent replies and read buffers */
-	uint64_t sessions;       /* database sessions */
+	uint64_t sessions;       /* database connections: sessions and pooled */
 	uint64_t streams;        /* cursors, HTTP and file streams */
 	uint64_t max_connections;
 	uint64_t max_inflight;
 	uint64_t max_buffered;
 	uint64_t file_streams;     /* file readers, writers and watches (also in streams) */
 	uint64_t max_file_streams; /* the daemon's file-max-streams-per-uid */
+	/* Added after max_file_streams (an older porterd leaves them 0): the
+	 * limit of `sessions`, and the HTTP streams open and their limit. */
+	uint64_t max_sessions;     /* the daemon's db-max-connections-per-uid */
+	uint64_t http_streams;     /* HTTP streams (also in streams) */
+	uint64_t max_http_streams; /* the daemon's http-max-streams-per-uid */
 } porter_uid_usage;
 
 /* Initialiser of porter_uid_usage. */

@@ -196,7 +196,7 @@ START_TEST(cursors_counted_per_uid)
 	/* Two workers: the session may live on another worker than the
 	 * calls that use it. Reclaiming for idleness ends a stream the way
 	 * closing does (dbconn_abandon). */
-	const char *args[] = {"--workers", "2", NULL};
+	const char *args[] = {"--workers", "2", "--db-max-connections-per-uid", "9", NULL};
 	start(args);
 	ck_assert_int_eq(own_streams(), 0);
 	porter_db_cursor *pooled[2] = {NULL, NULL}, *read_out = NULL;
@@ -211,6 +211,13 @@ START_TEST(cursors_counted_per_uid)
 					       NULL, 0, 10, 0, 0, 10000, &read_out),
 			 0);
 	ck_assert_int_eq(own_streams(), 3);
+	/* Its database connections (the session, one per pooled cursor) are
+	 * shown against their limit. */
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
+	ck_assert_int_eq(th_own_usage(&u), 0);
+	ck_assert_uint_ge(u.sessions, 3);
+	ck_assert_uint_eq(u.max_sessions, 9);
+	ck_assert_uint_eq(u.http_streams, 0);
 	/* Closed, and read to its end: each gives its count back. */
 	ck_assert_int_eq(porter_db_cursor_close(pooled[0], 5000), 0);
 	ck_assert_int_eq(own_streams(), 2);

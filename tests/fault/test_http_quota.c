@@ -35,6 +35,8 @@ typedef struct seen {
 	int rc[16];
 	char msg[16][256];
 	long long streams_open, streams_reclaimed; /* own uid's, from stats */
+	porter_uid_usage usage;                    /* bob's, with his streams open */
+	int usage_rc;
 } seen;
 
 static seen *shm;
@@ -105,6 +107,8 @@ static int bob_works(void *arg)
 	porter_http_stream *s[PER_UID] = {0};
 	for (int i = 0; i < PER_UID; i++)
 		note(i, open_stream(&s[i]));
+	shm->usage = (porter_uid_usage)PORTER_UID_USAGE_INIT;
+	shm->usage_rc = th_own_usage(&shm->usage);
 	char url[256];
 	porter_http_response *r = NULL;
 	snprintf(url, sizeof(url), "%s/status/200", srv.base);
@@ -144,6 +148,11 @@ START_TEST(one_uid_cannot_take_every_stream)
 	/* Bob is not affected. */
 	ck_assert_int_eq(th_as(TH_UID_BOB, TH_GID_PORTER, 30000, bob_works, NULL), 0);
 	expect_all_ok(PER_UID + 1, "bob");
+	/* porterctl stats shows him his HTTP streams against their limit. */
+	ck_assert_int_eq(shm->usage_rc, 0);
+	ck_assert_uint_eq(shm->usage.http_streams, PER_UID);
+	ck_assert_uint_eq(shm->usage.max_http_streams, PER_UID);
+	ck_assert_uint_ge(shm->usage.streams, PER_UID);
 
 	/* Alice's unread streams are reclaimed; her quota serves again. */
 	usleep(RECLAIMED_AFTER_MS * 1000);

@@ -33,13 +33,20 @@ PORTER_FILE_EVENT_MOVED = 4
 PORTER_FILE_EVENT_OVERFLOW = 5
 
 
-class UidUsage(tc.Sized):
-    """porter_uid_usage."""
+class UidUsageV1(tc.Sized):
+    """porter_uid_usage as version 1 had it (up to max_file_streams)."""
     _fields_ = [('struct_size', ctypes.c_size_t), ('uid', ctypes.c_uint32)] + [
         (n, ctypes.c_uint64) for n in (
             'connections', 'inflight', 'buffered_bytes', 'sessions', 'streams',
             'max_connections', 'max_inflight', 'max_buffered', 'file_streams',
             'max_file_streams')]
+
+
+class UidUsage(UidUsageV1):
+    """porter_uid_usage: version 1 and the fields added at its end."""
+    _fields_ = [(n, ctypes.c_uint64) for n in ('max_sessions', 'http_streams',
+                                                'max_http_streams')]
+    v1 = UidUsageV1
 
 
 def bind_more(lib):

@@ -3025,7 +3025,7 @@ final class porter_uid_usage extends ffi.Struct {
   @ffi.Uint64()
   external int buffered_bytes;
 
-  /// database sessions
+  /// database connections: sessions and pooled
   @ffi.Uint64()
   external int sessions;
 
@@ -3049,6 +3049,18 @@ final class porter_uid_usage extends ffi.Struct {
   /// the daemon's file-max-streams-per-uid
   @ffi.Uint64()
   external int max_file_streams;
+
+  /// the daemon's db-max-connections-per-uid
+  @ffi.Uint64()
+  external int max_sessions;
+
+  /// HTTP streams (also in streams)
+  @ffi.Uint64()
+  external int http_streams;
+
+  /// the daemon's http-max-streams-per-uid
+  @ffi.Uint64()
+  external int max_http_streams;
 }
 
 /// Opaque snapshot of the daemon's counters.

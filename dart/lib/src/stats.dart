@@ -57,9 +57,17 @@ final class PorterUidUsage {
   final int bufferedBytes;
   final int maxBuffered;
 
-  /// Database sessions, and streams (cursors, HTTP and file streams).
+  /// Database connections (sessions and pooled) and the most it may hold
+  /// (porterd's db-max-connections-per-uid), and streams (cursors, HTTP
+  /// and file streams).
   final int sessions;
+  final int maxSessions;
   final int streams;
+
+  /// HTTP streams (also counted in [streams]), and the most it may hold
+  /// (porterd's http-max-streams-per-uid).
+  final int httpStreams;
+  final int maxHttpStreams;
 
   /// File readers, writers and watches (also counted in [streams]), and
   /// the most it may hold (porterd's file-max-streams-per-uid).
@@ -77,13 +85,17 @@ final class PorterUidUsage {
       this.sessions = 0,
       this.streams = 0,
       this.fileStreams = 0,
-      this.maxFileStreams = 0});
+      this.maxFileStreams = 0,
+      this.maxSessions = 0,
+      this.httpStreams = 0,
+      this.maxHttpStreams = 0});
 
   @override
   String toString() => 'uid $uid: $connections/$maxConnections connections, '
       '$inflight/$maxInflight in flight, $bufferedBytes/$maxBuffered bytes '
-      'buffered, $sessions sessions, $streams streams '
-      '($fileStreams/$maxFileStreams file streams)';
+      'buffered, $sessions/$maxSessions database connections, $streams streams '
+      '($fileStreams/$maxFileStreams file streams, '
+      '$httpStreams/$maxHttpStreams HTTP streams)';
 }
 
 /// A snapshot of the daemon's counters. A plain Dart object: it owns no

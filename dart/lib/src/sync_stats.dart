@@ -64,7 +64,10 @@ final class StatsSnapshot implements Finalizable {
             sessions: r.sessions,
             streams: r.streams,
             fileStreams: r.file_streams,
-            maxFileStreams: r.max_file_streams);
+            maxFileStreams: r.max_file_streams,
+            maxSessions: r.max_sessions,
+            httpStreams: r.http_streams,
+            maxHttpStreams: r.max_http_streams);
       }),
       daemonVersion: cString(_b.porter_stats_daemon_version(_ptr)),
       uptime: Duration(milliseconds: _b.porter_stats_uptime_ms(_ptr)),
