@@ -2,15 +2,12 @@
 #include "fswatch.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -92,7 +89,6 @@ struct fswatch {
 	fswatch_inst *in; /* the instance its wd belongs to */
 	fs_stream *s;     /* the stream that owns it */
 	int wd;           /* inotify watch descriptor, -1 once the kernel dropped it */
-	int dirfd;        /* a directory watch's O_PATH descriptor of it, else -1 */
 	fs_event *q;      /* events not yet acknowledged, oldest first */
 	size_t n, cap, bytes;
 	uint64_t next_seq;  /* of the next event */
@@ -514,63 +510,22 @@ static int all_digits(const char *s)
 	return i > 0;
 }
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-
-/* openat2 RESOLVE_CACHED is missing (before Linux 5.12, or no openat2):
- * set once, on the loop threads, read by them. */
-static atomic_int no_cached_lookup;
-
 /*
- * Whether the directory `x` watches has an entry `name`, asked of the
- * kernel's lookup cache alone (openat2 RESOLVE_CACHED, which never waits
- * on the disk, so it may run on the loop): 1 when the name is there (or a
- * mount point: refused, but there), 0 when it is not or not cached.
+ * Whether the entry `name` is porterd's O_TMPFILE temp file of an atomic
+ * write (fswork.c), which a watcher of the directory must not see: the
+ * kernel names it '#' and its inode number while it has no name of its
+ * own (its writes and mode change show as modifications of that name). A
+ * user's own file named '#' and digits only loses its modifications to
+ * this (never its creation, deletion or renames). The name the temp file
+ * is then linked as before its rename over the target (also the temp file
+ * made where there is no O_TMPFILE) is judged by temp_state: a name
+ * tmpname.h made in this run, which no client can make, and porterd's
+ * only until it is done with it, so a client's file can hide behind
+ * neither the form nor a name she saw.
  */
-static int entry_cached(const struct fswatch *x, const char *name)
+static int temp_name(const char *name, uint32_t mask)
 {
-	if (x->dirfd < 0 || atomic_load(&no_cached_lookup))
-		return 0;
-	struct open_how how;
-	memset(&how, 0, sizeof(how));
-	how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | RESOLVE_CACHED;
-	long fd = syscall(SYS_openat2, x->dirfd, name, &how, sizeof(how));
-	if (fd >= 0) {
-		close((int)fd);
-		return 1;
-	}
-	if (errno == ENOSYS || errno == EINVAL)
-		atomic_store(&no_cached_lookup, 1);
-	return errno == EXDEV;
-}
-
-/*
- * Whether the entry `name` of `x`'s directory is porterd's O_TMPFILE temp
- * file of an atomic write (fswork.c), which a watcher of the directory
- * must not see: the kernel names it '#' and its inode number while it has
- * no name of its own (its writes and mode change show as modifications of
- * that name). The name the temp file is then linked as before its rename
- * over the target (also the temp file made where there is no O_TMPFILE)
- * is judged by temp_state: a name tmpname.h made in this run, which no
- * client can make, and porterd's only until it is done with it, so a
- * client's file can hide behind neither the form nor a name she saw.
- *
- * '#' and digits is also a name any client may give a file. An unnamed
- * file has no entry in the directory, and a named one that was just
- * written is in the kernel's lookup cache (the writer's open holds it
- * there): so a modification of '#N' is the unnamed file's unless the
- * directory has an entry '#N' (entry_cached). A client's '#N' renamed or
- * deleted before porterd reads the event loses that one modification
- * (its move or deletion is reported); where the kernel cannot look up a
- * name from its cache alone (before Linux 5.12) every '#N' loses its
- * modifications, as before.
- */
-static int temp_name(const struct fswatch *x, const char *name, uint32_t mask)
-{
-	return name[0] == '#' && (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1) &&
-	       !entry_cached(x, name);
+	return name[0] == '#' && (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1);
 }
 
 /*
@@ -623,7 +578,7 @@ static void deliver(struct fswatch *x, const struct inotify_event *ev, const cha
 	const char *name = ev->len ? ev->name : NULL;
 	if (x->ended)
 		return;
-	if (name && (ours || temp_name(x, name, ev->mask))) {
+	if (name && (ours || temp_name(name, ev->mask))) {
 		/* An atomic write is one event: its rename over the target,
 		 * reported as the creation of the file now at that name (the
 		 * kernel does not say whether another was there: a replaced
@@ -815,12 +770,6 @@ int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
 	x->fw = fw;
 	x->in = in;
 	x->s = s;
-	/* A directory's entries are looked up in it (temp_name). */
-	x->dirfd = -1;
-	if (s->watch_dir) {
-		x->dirfd = s->fd;
-		s->fd = -1;
-	}
 	list_push_back(&in->watches, &x->link);
 	s->watch = x;
 	x = NULL;
@@ -863,8 +812,6 @@ void fswatch_stop(struct fswatch *x)
 	for (size_t i = 0; i < x->n; i++)
 		free_event(&x->q[i]);
 	free(x->q);
-	if (x->dirfd >= 0)
-		close(x->dirfd);
 	free(x);
 	arm_wake(fw);
 }

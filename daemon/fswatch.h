@@ -32,11 +32,7 @@
  * porterd's own atomic writes (fswork.c: an O_TMPFILE file, linked under
  * a temp name, renamed over the target) show in a directory watch as one
  * event, the creation of the target (a replaced file and a new one alike:
- * the kernel does not tell them apart), never as their temp files. The
- * kernel names an O_TMPFILE file '#' and its inode number, which a
- * client's file may also be called: a directory watch keeps an O_PATH
- * descriptor of its directory to tell them apart (the client's has an
- * entry there; fswatch.c, temp_name).
+ * the kernel does not tell them apart), never as their temp files.
  *
  * Memory: each watch queues at most FSWATCH_MAX_EVENTS events (and
  * FSWATCH_MAX_BYTES of names); past it events are dropped and one OVERFLOW
@@ -64,8 +60,7 @@ struct worker;
 /*
  * Starts watching for stream `s` (a published watch stream of `w`, held
  * busy by its open request, with s->fd its O_PATH descriptor, s->rel and
- * s->watch_dir set); s->fd is taken either way (a directory watch keeps
- * it until fswatch_stop, anything else is closed). Returns 0 (s->watch set),
+ * s->watch_dir set); s->fd is closed either way. Returns 0 (s->watch set),
  * or a PORTER_E_* code with the reason in `msg` (`cap` bytes).
  */
 int fswatch_start(struct worker *w, fs_stream *s, char *msg, size_t cap);
