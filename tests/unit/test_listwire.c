@@ -14,46 +14,29 @@
 #include "porter.pb-c.h"
 #include "porter_errors.h"
 #include "thmain.h"
-
-static uint64_t rnd_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
-
-/* A value of a random length in bits, often 0. */
-static uint64_t rnd_value(void)
-{
-	unsigned bits = (unsigned)(rnd() % 65);
-	if (bits == 0 || rnd() % 4 == 0)
-		return 0;
-	return bits == 64 ? rnd() : rnd() & ((1ull << bits) - 1);
-}
+#include "thrnd.h"
 
 START_TEST(frame_is_what_protobuf_c_packs)
 {
 	enum { MAX_N = 300 };
+	th_rnd_seed(0x2545f4914f6cdd1dull);
 	static Porter__V1__FileEntry ents[MAX_N];
 	static Porter__V1__FileEntry *ptrs[MAX_N];
 	static char names[MAX_N][300];
 	static uint8_t body[MAX_N * 340];
 	for (int k = 0; k < 500; k++) {
-		size_t n = (size_t)(k % 7 == 0 ? 0 : rnd() % MAX_N);
+		size_t n = (size_t)(k % 7 == 0 ? 0 : th_rnd() % MAX_N);
 		uint8_t *p = body;
 		for (size_t i = 0; i < n; i++) {
 			porter__v1__file_entry__init(&ents[i]);
-			size_t nl = 1 + (size_t)(rnd() % (i % 5 == 0 ? 255 : 20));
+			size_t nl = 1 + (size_t)(th_rnd() % (i % 5 == 0 ? 255 : 20));
 			for (size_t c = 0; c < nl; c++)
-				names[i][c] = (char)(1 + rnd() % 255);
+				names[i][c] = (char)(1 + th_rnd() % 255);
 			names[i][nl] = '\0';
 			ents[i].name = names[i];
-			ents[i].type = (int)(rnd() % 8);
-			ents[i].size = rnd_value();
-			ents[i].mtime_ns = (int64_t)rnd_value();
+			ents[i].type = (int)(th_rnd() % 8);
+			ents[i].size = th_rnd_value();
+			ents[i].mtime_ns = (int64_t)th_rnd_value();
 			ptrs[i] = &ents[i];
 			size_t es = listwire_entry_size(nl, ents[i].type, ents[i].size,
 							ents[i].mtime_ns);
@@ -69,7 +52,7 @@ START_TEST(frame_is_what_protobuf_c_packs)
 		}
 		Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
 		Porter__V1__FileListReply l = PORTER__V1__FILE_LIST_REPLY__INIT;
-		r.id = rnd_value();
+		r.id = th_rnd_value();
 		l.n_entries = n;
 		l.entries = ptrs;
 		r.body_case = PORTER__V1__RESPONSE__BODY_FILE_LIST;

@@ -12,44 +12,27 @@
 #include "porter_errors.h"
 #include "readwire.h"
 #include "thmain.h"
-
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
-
-/* A value of a random length in bits, often 0. */
-static uint64_t rnd_value(void)
-{
-	unsigned bits = (unsigned)(rnd() % 65);
-	if (bits == 0 || rnd() % 4 == 0)
-		return 0;
-	return bits == 64 ? rnd() : rnd() & ((1ull << bits) - 1);
-}
+#include "thrnd.h"
 
 START_TEST(frame_is_what_protobuf_c_packs)
 {
 	static uint8_t data[300000];
+	th_rnd_seed(0x9e3779b97f4a7c15ull);
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 7);
 	for (int k = 0; k < 2000; k++) {
 		Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
 		Porter__V1__FileReadReply f = PORTER__V1__FILE_READ_REPLY__INIT;
-		r.id = rnd_value();
-		r.status = k % 5 == 0 ? (int32_t)(rnd() % 40) - 30 : 0;
-		r.more = (int)(rnd() % 2);
+		r.id = th_rnd_value();
+		r.status = k % 5 == 0 ? (int32_t)(th_rnd() % 40) - 30 : 0;
+		r.more = (int)(th_rnd() % 2);
 		f.data.data = data;
-		f.data.len = 1 + (size_t)(rnd() % (k % 3 == 0 ? sizeof(data) : 200));
-		f.offset = rnd_value();
-		f.file_size = rnd_value();
-		f.stream_id = rnd_value();
-		f.fd_passed = (int)(rnd() % 3 == 0);
-		f.chunk_size = (uint32_t)rnd_value();
+		f.data.len = 1 + (size_t)(th_rnd() % (k % 3 == 0 ? sizeof(data) : 200));
+		f.offset = th_rnd_value();
+		f.file_size = th_rnd_value();
+		f.stream_id = th_rnd_value();
+		f.fd_passed = (int)(th_rnd() % 3 == 0);
+		f.chunk_size = (uint32_t)th_rnd_value();
 		r.body_case = PORTER__V1__RESPONSE__BODY_FILE_READ;
 		r.file_read = &f;
 
