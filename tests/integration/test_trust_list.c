@@ -221,6 +221,8 @@ START_TEST(large_listing_holds_about_its_reply)
 		      after - before, before, after);
 	ck_assert_msg(turns == 0, "%d loop turns used more than 8 ms of CPU (the most %ld us)",
 		      turns, max_us);
+#else
+	(void)turns; /* both bounds count the sanitizer's own work */
 #endif
 	ck_assert_int_eq(th_daemon_stop(&d), 0);
 	th_daemon_cleanup(&d);
