@@ -105,11 +105,37 @@ def send_pattern(wfile, n, chunked=False):
         wfile.write(b"0\r\n\r\n")
 
 
+class _Discard:
+    """Where a HEAD answer's body goes: nowhere."""
+
+    def write(self, data):
+        return len(data)
+
+    def flush(self):
+        pass
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):
         pass
+
+    def end_headers(self):
+        super().end_headers()
+        if self.command == "HEAD":
+            # A HEAD answer ends with its head (RFC 9110 9.3.2), whatever
+            # the route writes next; bytes after it would be read as the
+            # start of the next answer on a kept-alive connection.
+            self.wfile.flush()
+            self.wfile = _Discard()
+
+    def do_HEAD(self):
+        real = self.wfile
+        try:
+            self.handle_any()
+        finally:
+            self.wfile = real
 
     def body_in(self):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -341,7 +367,7 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 break
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
 
 
 # Connections held open by /hang right now, reported by /hanging: tests
