@@ -31,9 +31,11 @@ enum {
 	CURLX_CONNECT = 7,
 	CURLX_PARTIAL = 18,
 	CURLX_HTTP_FAIL = 22,
+	CURLX_WRITE = 23,
 	CURLX_TIMEOUT = 28,
 	CURLX_REDIRECTS = 47,
 	CURLX_TLS = 60,
+	CURLX_BAD_ENCODING = 61,
 	CURLX_TOO_LARGE = 63,
 };
 
@@ -85,8 +87,10 @@ static const char http_help[] =
 	"\n"
 	"Exit status: 0, 1, 2, 3 as for every command (porterctl --help), and\n"
 	"curl's numbers: 7 connect failed, 18 body shorter than Content-Length,\n"
-	"22 status >= 400 with -f, 28 timeout, 47 too many redirects, 60 TLS\n"
-	"verification failed, 63 response larger than porterd's limit.\n"
+	"22 status >= 400 with -f, 23 the output (stdout, -o, -D) cannot be\n"
+	"written, 28 timeout, 47 too many redirects, 60 TLS verification failed,\n"
+	"61 --compressed body that does not decode, 63 response larger than\n"
+	"porterd's limit.\n"
 	"\n"
 	"Request bodies that read a file or stdin (-d @FILE, --data-binary @-, -T)\n"
 	"are streamed to porterd piece by piece, of any size: a regular file goes\n"
@@ -338,6 +342,22 @@ typedef struct xfer {
 	uint64_t received; /* bytes from the server (before decoding) */
 } xfer;
 
+/* Where the body goes, for a message: -o's path, or "stdout". */
+static const char *out_name(const xfer *x)
+{
+	return x->out && x->out != stdout ? x->a->output : "stdout";
+}
+
+/* Flushes `f`; NULL when everything written to it got there, else why
+ * not (a write that failed earlier leaves nothing to flush, only the
+ * error indicator). */
+static const char *flush_error(FILE *f)
+{
+	if (fflush(f) != 0)
+		return strerror(errno);
+	return ferror(f) ? "a write failed" : NULL;
+}
+
 /* The timeout of the next exchange with porterd: what is left of -m
  * (bounded by an explicit --timeout), else --timeout. */
 static int call_timeout(const xfer *x)
@@ -384,15 +404,17 @@ static int emit(xfer *x, const void *p, size_t n)
 	return fwrite(p, 1, n, x->out) == n ? 0 : -1;
 }
 
-/* Writes a chunk, decoding it first under --compressed. 0, or -1 with
- * the reason in `why`. */
+/* Writes a chunk, decoding it first under --compressed. 0, or curl's exit
+ * number for the failure (CURLX_WRITE, CURLX_BAD_ENCODING) with the reason
+ * in `why`. */
 static int deliver(xfer *x, const void *p, size_t n, char *why, size_t why_len)
 {
 	if (!x->inflating) {
 		if (emit(x, p, n) == 0)
 			return 0;
-		snprintf(why, why_len, "write failed: %s", strerror(errno));
-		return -1;
+		snprintf(why, why_len, "cannot write the body to %s: %s", out_name(x),
+			 strerror(errno));
+		return CURLX_WRITE;
 	}
 	unsigned char tmp[65536];
 	x->z.next_in = (unsigned char *)(uintptr_t)p;
@@ -404,11 +426,12 @@ static int deliver(xfer *x, const void *p, size_t n, char *why, size_t why_len)
 		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
 			snprintf(why, why_len, "cannot decode the compressed body: %s",
 				 x->z.msg ? x->z.msg : "bad data");
-			return -1;
+			return CURLX_BAD_ENCODING;
 		}
 		if (emit(x, tmp, sizeof(tmp) - x->z.avail_out) < 0) {
-			snprintf(why, why_len, "write failed: %s", strerror(errno));
-			return -1;
+			snprintf(why, why_len, "cannot write the body to %s: %s", out_name(x),
+				 strerror(errno));
+			return CURLX_WRITE;
 		}
 		if (zr == Z_STREAM_END || (zr == Z_BUF_ERROR && x->z.avail_out))
 			break;
@@ -509,7 +532,7 @@ static FILE *open_out(const char *path, int *failed)
 	FILE *f = fopen(path, "wb");
 	if (!f) {
 		*failed = 1;
-		ctl_error(EXIT_FAILED, "io", "http: cannot write %s: %s", path, strerror(errno));
+		ctl_error(CURLX_WRITE, "io", "http: cannot write %s: %s", path, strerror(errno));
 	}
 	return f;
 }
@@ -597,6 +620,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	porter_http_stream *s = NULL;
 	FILE *dump = NULL, *file = NULL;
 	int failed = 0, rc;
+	const char *lost = NULL; /* why output was lost, once flushed */
 	ctl_http_outcome oc = {.method = method};
 	porter_http_upload *up = NULL;
 	const porter_http_response *h = NULL;
@@ -635,7 +659,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	if (a.dump) {
 		dump = open_out(a.dump, &failed);
 		if (failed) {
-			status = EXIT_FAILED;
+			status = CURLX_WRITE;
 			goto out;
 		}
 		if (dump || !o->json)
@@ -646,7 +670,7 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	} else {
 		file = open_out(a.output, &failed);
 		if (failed) {
-			status = EXIT_FAILED;
+			status = CURLX_WRITE;
 			goto out;
 		}
 		if (file)
@@ -681,8 +705,10 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 		if (rc <= 0)
 			break;
 		x.received += n;
-		if (deliver(&x, p, n, why, sizeof(why)) < 0) {
-			status = ctl_error(EXIT_FAILED, "io", "http: %s", why);
+		int bad = deliver(&x, p, n, why, sizeof(why));
+		if (bad) {
+			status = ctl_error(bad, bad == CURLX_WRITE ? "io" : "encoding", "http: %s",
+					   why);
 			goto out;
 		}
 	}
@@ -711,8 +737,10 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 		status = http_fail(rc);
 		goto out;
 	}
-	if (x.out && fflush(x.out) != 0) {
-		status = ctl_error(EXIT_FAILED, "io", "http: write failed: %s", strerror(errno));
+	lost = x.out ? flush_error(x.out) : NULL;
+	if (lost) {
+		status = ctl_error(CURLX_WRITE, "io", "http: cannot write the output to %s: %s",
+				   out_name(&x), lost);
 		goto out;
 	}
 	if (o->json)
@@ -729,11 +757,18 @@ out:
 	porter_http_stream_close(s, 1000);
 	porter_http_upload_close(up, 1000);
 	if (file && fclose(file) != 0 && status == EXIT_OK)
-		status = ctl_error(EXIT_FAILED, "io", "http: cannot write %s: %s", a.output,
+		status = ctl_error(CURLX_WRITE, "io", "http: cannot write %s: %s", a.output,
 				   strerror(errno));
 	if (dump && fclose(dump) != 0 && status == EXIT_OK)
-		status = ctl_error(EXIT_FAILED, "io", "http: cannot write %s: %s", a.dump,
+		status = ctl_error(CURLX_WRITE, "io", "http: cannot write %s: %s", a.dump,
 				   strerror(errno));
+	/* The head (-i, -D -), -w and --json's object go to stdout too: a
+	 * write of any of them that failed is curl's write error, not the
+	 * plain failure main would make of it. */
+	lost = status == EXIT_OK ? flush_error(stdout) : NULL;
+	if (lost)
+		status = ctl_error(CURLX_WRITE, "io", "http: cannot write the output to stdout: %s",
+				   lost);
 	ctl_body_free(&body);
 	free(get_url.p);
 	free(x.json_body.p);

@@ -56,8 +56,10 @@ static void usage(FILE *out)
 		"     connection was lost\n"
 		"  http only: curl's numbers for the failures curl names, so curl scripts\n"
 		"     keep working: 7 connect failed, 18 body shorter than Content-Length,\n"
-		"     22 HTTP status >= 400 under -f, 28 timeout, 47 too many redirects,\n"
-		"     60 TLS verification failed, 63 response over the size limit\n");
+		"     22 HTTP status >= 400 under -f, 23 output that cannot be written,\n"
+		"     28 timeout, 47 too many redirects, 60 TLS verification failed,\n"
+		"     61 --compressed body that does not decode, 63 response over the\n"
+		"     size limit\n");
 }
 
 static double now_us(void)

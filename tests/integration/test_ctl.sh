@@ -315,6 +315,34 @@ check "curl -f on 404 exits 22 too" [ $? = 22 ]
 code 0 "http without -f on 404" "$CTL" http "$B/status/404"
 check "... writes the body" [ "$(cat "$T/code.out")" = "status 404" ]
 
+# Output that cannot be written is curl's write error, 23, wherever it
+# goes (it was 1, so a curl script's test of 23 missed it).
+code 23 "http body into a full disk exits 23" "$CTL" http -o /dev/full "$B/bin/100000"
+check "... says where and why" grep -q "http: cannot write the body to /dev/full: No space left on device" "$T/code.err"
+curl -s -o /dev/full "$B/bin/100000" 2>/dev/null
+check "curl exits 23 too" [ $? = 23 ]
+"$CTL" http "$B/bin/100" >/dev/full 2>"$T/full.err"
+st=$?
+check "http to stdout on a full disk: exit 23 (got $st)" [ "$st" = 23 ]
+check "... names stdout and why" grep -q "http: cannot write the output to stdout: No space left on device" "$T/full.err"
+"$CTL" http -I "$B/headers" >/dev/full 2>"$T/full.err"
+st=$?
+check "http -I's head on a full disk: exit 23 (got $st)" [ "$st" = 23 ]
+check "... says so" grep -q "http: cannot write the output to stdout: No space left on device" "$T/full.err"
+"$CTL" --json http "$B/bin/10" >/dev/full 2>"$T/full.err"
+st=$?
+check "http --json on a full disk: exit 23 (got $st)" [ "$st" = 23 ]
+check "... the error on stderr" grep -q "http: cannot write the output to stdout: No space left on device" "$T/full.err"
+code 23 "http -o into a missing directory" "$CTL" http -o "$T/no-such-dir/x" "$B/bin/10"
+check "... names the file" grep -q "http: cannot write $T/no-such-dir/x: No such file or directory" "$T/code.err"
+curl -s -o "$T/no-such-dir/x" "$B/bin/10" 2>/dev/null
+check "curl exits 23 too" [ $? = 23 ]
+code 23 "http -D into a missing directory" "$CTL" http -D "$T/no-such-dir/h" -o /dev/null "$B/bin/10"
+code 61 "http --compressed of a body that is not gzip" "$CTL" http --compressed "$B/badgzip"
+check "... says it does not decode" grep -q "http: cannot decode the compressed body" "$T/code.err"
+curl -s --compressed "$B/badgzip" >/dev/null 2>&1
+check "curl exits 61 too" [ $? = 61 ]
+
 "$CTL" http -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/ctl.out"
 curl -s -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/curl.out"
 same "$T/ctl.out" "$T/curl.out" "http: two -d joined with '&', -w variables, as curl"

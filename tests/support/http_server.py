@@ -32,6 +32,7 @@ Routes (all bodies are deterministic so tests can check every byte):
   /gzip/N               the pattern's N bytes gzip-compressed
                         (Content-Encoding: gzip) when the request accepts
                         gzip, else as they are
+  /badgzip              Content-Encoding: gzip on a body that is not gzip
   /slow-redirect/MS/N   waits MS milliseconds, then 302 to
                         /slow-redirect/MS/N-1; /slow-redirect/MS/0 answers
                         "done"; every hop served is counted by /hops
@@ -322,6 +323,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.simple(200, gzip.compress(data), [("Content-Encoding", "gzip")])
             else:
                 self.simple(200, data)
+        elif head == "badgzip":
+            # Says gzip and is not: the client's decoder must fail.
+            self.simple(200, b"not gzip at all", [("Content-Encoding", "gzip")])
         elif head == "slow":
             time.sleep(int(arg) / 1000.0)
             self.simple(200, b"slow")
