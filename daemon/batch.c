@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients.h"
+#include "config.h"
 #include "conn.h"
 #include "dalloc.h"
 #include "log.h"
@@ -24,12 +26,34 @@ struct batch {
 	int winner;                   /* FIRST: the member that succeeded, or -1 */
 	int busy;                     /* inside a loop over members: no freeing */
 	int nomem;                    /* a member's result could not be kept */
+	/* The members' results are held until the batch answers, as long
+	 * as its slowest member takes (a Ping's delay, a slow server): they
+	 * count in the uid's buffered bytes (uid-max-buffered) like its
+	 * unsent replies. A batch of 64 one-chunk file reads held 64 MiB
+	 * that no quota saw, and a uid could hold as many such batches as
+	 * it may have requests in flight. */
+	clients_acct *acct; /* its uid's counters (a reference), or NULL */
+	uint64_t held;      /* bytes of results[] counted in acct */
+	int refused;        /* a result was refused: code and words below */
+	char why[160];
 };
+
+/* Drops the results kept so far and gives their bytes back. */
+static void drop_results(batch *b)
+{
+	for (unsigned i = 0; i < b->n; i++) {
+		free(b->results[i].data);
+		b->results[i].data = NULL;
+		b->results[i].len = 0;
+	}
+	clients_put(b->acct, CLIENTS_BUFFERED, b->held);
+	b->held = 0;
+}
 
 static void batch_free(batch *b)
 {
-	for (unsigned i = 0; i < b->n; i++)
-		free(b->results[i].data);
+	drop_results(b);
+	clients_acct_unref(b->acct);
 	free(b->results);
 	free(b->members);
 	free(b);
@@ -43,10 +67,15 @@ static void reply(batch *b)
 
 	b->r = NULL;
 	r->cancel = NULL;
-	if (b->nomem) {
+	if (b->nomem || b->refused) {
 		/* A member result missing from the reply would read as an
 		 * empty success: fail the whole batch instead. */
-		req_fail(r, PORTER_E_NOMEM, "out of memory keeping a batch member's result");
+		if (b->refused)
+			req_fail(r, b->refused, "%s", b->why);
+		else
+			req_fail(r, PORTER_E_NOMEM,
+				 "out of memory keeping a batch member's result");
+		drop_results(b);
 		return;
 	}
 	br.n_results = b->n;
@@ -54,7 +83,16 @@ static void reply(batch *b)
 	br.winner = b->winner;
 	resp.body_case = PORTER__V1__RESPONSE__BODY_BATCH;
 	resp.batch = &br;
+	/* The reply's bytes are counted as it is queued (the connection's
+	 * unsent output): the results' count goes first, or the two would
+	 * count the same bytes twice against uid-max-buffered. */
+	clients_put(b->acct, CLIENTS_BUFFERED, b->held);
+	b->held = 0;
 	req_reply(r, &resp);
+	/* Packed into the reply (counted there as unsent bytes) or dropped
+	 * with it: members still running (FIRST's losers) report nothing
+	 * more. */
+	drop_results(b);
 }
 
 /* Stops every member still running; they report back as they finish. */
@@ -78,10 +116,42 @@ static void settle(batch *b)
 {
 	if (b->busy)
 		return;
-	if (b->r && (b->pending == 0 || b->winner >= 0))
+	if (b->r && (b->pending == 0 || b->winner >= 0 || b->refused))
 		reply(b);
 	if (!b->r && b->pending == 0)
 		batch_free(b);
+}
+
+/* Whether a result of `size` bytes may be kept: it fits the batch's reply
+ * (max-frame) and the uid's uid-max-buffered, and is then counted. Else
+ * the batch is refused (with the words why) and its other members
+ * stopped. */
+static int keep_result(batch *b, unsigned index, size_t size)
+{
+	const config *cfg = b->r->w->cfg;
+	/* Each result takes its field's tag and a length of at most 5
+	 * bytes besides its own; the reply's other fields are under 32. */
+	uint64_t reply = b->held + 6u * b->n + 32u + size;
+	if (reply > cfg->max_frame) {
+		b->refused = PORTER_E_TOO_LARGE;
+		snprintf(b->why, sizeof(b->why),
+			 "the batch's results do not fit in one reply (max-frame %u bytes) with "
+			 "member %u's",
+			 (unsigned)cfg->max_frame, index);
+	} else if (!clients_take(b->acct, CLIENTS_BUFFERED, size, cfg->uid_max_buffered)) {
+		b->refused = PORTER_E_BUSY;
+		snprintf(b->why, sizeof(b->why),
+			 "uid %u holds too many buffered bytes (uid-max-buffered = %llu) to keep "
+			 "batch member %u's result",
+			 (unsigned)b->r->uid, (unsigned long long)cfg->uid_max_buffered, index);
+	} else {
+		b->held += size;
+		return 1;
+	}
+	b->busy++;
+	stop_members(b, PORTER_E_CANCELLED, 0);
+	b->busy--;
+	return 0;
 }
 
 void batch_member_done(batch *b, unsigned index, const Porter__V1__Response *resp)
@@ -89,17 +159,22 @@ void batch_member_done(batch *b, unsigned index, const Porter__V1__Response *res
 	b->members[index] = NULL;
 	b->pending--;
 
-	/* Once a FIRST batch has its winner, the others' results are not
-	 * reported: they were stopped. */
-	if (!(b->mode == PORTER__V1__BATCH__MODE__FIRST && b->winner >= 0)) {
-		uint8_t *buf = dmalloc(protobuf_c_message_get_packed_size(&resp->base) + 1);
-		if (buf) {
+	/* Once a FIRST batch has its winner, or any batch is answered, the
+	 * others' results are not reported: they were stopped. */
+	if (b->r && !b->refused && !(b->mode == PORTER__V1__BATCH__MODE__FIRST && b->winner >= 0)) {
+		size_t size = protobuf_c_message_get_packed_size(&resp->base);
+		uint8_t *buf = keep_result(b, index, size) ? dmalloc(size + 1) : NULL;
+		if (b->refused) {
+			/* Not kept. */
+		} else if (buf) {
 			b->results[index].len = protobuf_c_message_pack(&resp->base, buf);
 			b->results[index].data = buf;
 		} else {
+			clients_put(b->acct, CLIENTS_BUFFERED, size);
+			b->held -= size;
 			b->nomem = 1;
 		}
-		if (b->mode == PORTER__V1__BATCH__MODE__FIRST && resp->status == 0) {
+		if (!b->refused && b->mode == PORTER__V1__BATCH__MODE__FIRST && resp->status == 0) {
 			b->winner = (int)index;
 			b->busy++;
 			stop_members(b, PORTER_E_CANCELLED, 0);
@@ -209,6 +284,7 @@ void batch_handle(req *r)
 	}
 
 	b->r = r;
+	b->acct = clients_acct_ref(r->uid);
 	b->mode = msg->mode;
 	b->n = n;
 	b->winner = -1;
@@ -241,7 +317,7 @@ void batch_handle(req *r)
 		req *m = b->members[i];
 		if (!m)
 			continue;
-		if (b->winner >= 0 || !b->r) {
+		if (b->winner >= 0 || !b->r || b->refused) {
 			/* Decided before this member started: it never runs. */
 			req_fail(m, PORTER_E_CANCELLED, "not started: the batch was decided");
 			continue;
@@ -259,6 +335,7 @@ fail:
 				porter__v1__request__free_unpacked(decoded[i], NULL);
 	free(decoded);
 	if (b) {
+		clients_acct_unref(b->acct);
 		free(b->members);
 		free(b->results);
 		free(b);
