@@ -372,8 +372,15 @@ int clients_output_over_share(const clients_acct *a, uint64_t limit)
 	const uent *u = (const uent *)a;
 	if (!u)
 		return 1;
-	uint64_t uids = atomic_load_explicit(&output_uids, memory_order_relaxed);
-	return atomic_load_explicit(&u->output, memory_order_relaxed) > limit / (uids ? uids : 1);
+	/* A uid's move to zero can be counted before its move from zero
+	 * when two workers' connections of it cross (one preempted between
+	 * its two steps): the count then reads below zero for a moment,
+	 * which unsigned made a share of 0, every connection over it. Read
+	 * as signed, such a moment gives the whole limit (no one dropped for
+	 * a share), not none. */
+	int64_t uids = (int64_t)atomic_load_explicit(&output_uids, memory_order_relaxed);
+	return atomic_load_explicit(&u->output, memory_order_relaxed) >
+	       limit / (uint64_t)(uids > 0 ? uids : 1);
 }
 
 int clients_uid_usage_get(uid_t uid, clients_uid_usage *out)
