@@ -279,6 +279,7 @@ static void xfer_free(http_xfer *x)
 	release_transfer(x);
 	free_stream_slot(x);
 	httpxfer_free_buffers(x);
+	clients_acct_unref(x->body_acct);
 	free(x->url_own);
 	/* A reclaimed stream stopped counting as a transfer then. */
 	if (x->state != XFER_RECLAIMED)
@@ -681,6 +682,8 @@ void http_handle(req *r)
 		if (cap > frame_cap)
 			cap = frame_cap;
 		x->limit = hr->max_response && hr->max_response < cap ? hr->max_response : cap;
+		x->body_acct = clients_acct_ref(r->uid);
+		x->body_quota = cfg->uid_max_buffered;
 	}
 	/* The uid's own connection cache: identity from the req, which
 	 * carries it for forwarded and batch requests too. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clients.h"
 #include "connout.h"
 #include "porter_errors.h"
 
@@ -113,6 +114,14 @@ static int buf_reserve(http_xfer *x, size_t need)
 	size_t cap = need;
 	if (need <= x->cap)
 		return 0;
+	if (x->body_acct && need > x->body_counted) {
+		if (!clients_take(x->body_acct, CLIENTS_BUFFERED, need - x->body_counted,
+				  x->body_quota)) {
+			x->over_quota = 1;
+			return -1;
+		}
+		x->body_counted = need;
+	}
 	if (x->buf_cached) {
 		nb = httpbuf_grow(x->buf, x->len, need, &cap);
 	} else if (need >= HTTPBUF_MIN && x->bufs) {
@@ -132,6 +141,13 @@ static int buf_reserve(http_xfer *x, size_t need)
 	return 0;
 }
 
+/* The body buffer stops counting in its uid's buffered bytes. */
+static void buf_uncount(http_xfer *x)
+{
+	clients_put(x->body_acct, CLIENTS_BUFFERED, x->body_counted);
+	x->body_counted = 0;
+}
+
 /* Gives the body buffer back (to the worker's cache or to malloc). */
 static void buf_release(http_xfer *x)
 {
@@ -142,6 +158,7 @@ static void buf_release(http_xfer *x)
 	x->buf = NULL;
 	x->buf_cached = 0;
 	x->len = x->cap = 0;
+	buf_uncount(x);
 }
 
 /* A whole response with a known length gets its buffer in one piece
@@ -158,6 +175,9 @@ static void reserve_body(http_xfer *x)
 	if (*end || n == 0 || n <= x->cap || (x->limit && n > x->limit) || n > SIZE_MAX / 2)
 		return;
 	(void)buf_reserve(x, (size_t)n);
+	/* Nor is a declared length past the quota a failure yet: the body
+	 * may be shorter (the write callback's growth decides). */
+	x->over_quota = 0;
 }
 
 /* CURLOPT_HEADERFUNCTION: keeps the headers of the latest response only
@@ -333,6 +353,9 @@ void httpxfer_reply_body(http_xfer *x, int last)
 		x->buf = NULL;
 		x->buf_cached = 0;
 		x->cap = 0;
+		/* Counted from here as the connection's unsent reply (the
+		 * same bytes must not count twice against the quota). */
+		buf_uncount(x);
 	}
 	req_reply_take_with(r, &resp, take, release);
 	free(hv_heap);
@@ -408,6 +431,14 @@ void httpxfer_fail(http_xfer *x, int code, const char *fmt, const char *arg)
 void httpxfer_map_error(http_xfer *x, CURLcode rc)
 {
 	const char *what = x->curl_err[0] ? x->curl_err : curl_easy_strerror(rc);
+	if (x->over_quota && rc == CURLE_WRITE_ERROR) {
+		x->err = PORTER_E_BUSY;
+		snprintf(x->err_msg, sizeof(x->err_msg),
+			 "this uid holds too many buffered bytes (uid-max-buffered = %llu) for "
+			 "this response's body (%llu bytes so far): stream large responses",
+			 (unsigned long long)x->body_quota, (unsigned long long)x->received);
+		return;
+	}
 	if (x->too_large == 2) {
 		x->err = PORTER_E_HTTP_TOO_LARGE;
 		snprintf(x->err_msg, sizeof(x->err_msg),

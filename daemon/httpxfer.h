@@ -103,10 +103,18 @@ typedef struct http_xfer {
 	int stripped;         /* credentials removed after a cross-origin redirect */
 	unsigned max_redirects;
 	unsigned redirects;
-	uint64_t limit;      /* largest body accepted; 0 none */
-	uint64_t received;   /* body bytes of the final hop so far */
-	uint64_t deadline;   /* uv_now() ms by which every hop must be done; 0 none */
-	uint64_t connect_to; /* bound of each connection attempt (ms); 0 none */
+	uint64_t limit; /* largest body accepted; 0 none */
+	/* A whole response's body buffer counts in its uid's buffered bytes
+	 * (uid-max-buffered) until the reply takes it: it is held for as
+	 * long as the server takes to send it, up to http-max-response
+	 * each, and a uid may have thousands of transfers in flight. */
+	struct clients_acct *body_acct; /* the owner's counters; NULL: streams */
+	uint64_t body_quota;            /* uid-max-buffered when it started */
+	uint64_t body_counted;          /* bytes taken in body_acct */
+	int over_quota;                 /* the body could not grow: the quota */
+	uint64_t received;              /* body bytes of the final hop so far */
+	uint64_t deadline;              /* uv_now() ms by which every hop must be done; 0 none */
+	uint64_t connect_to;            /* bound of each connection attempt (ms); 0 none */
 
 	/* Streaming. */
 	int stream;
