@@ -167,8 +167,16 @@ typedef struct http_sock {
 	uv_poll_t poll;
 	httpglue_tenant *t;
 	curl_socket_t fd;
-	int ev;    /* UV_READABLE|UV_WRITABLE the poll watches; 0 stopped */
-	int idle;  /* libcurl does not watch it now (CURL_POLL_REMOVE) */
+	int ev;   /* UV_READABLE|UV_WRITABLE the poll watches; 0 stopped */
+	int idle; /* libcurl does not watch it now (CURL_POLL_REMOVE) */
+	/* Opened by on_open_socket: a connection's, closed through
+	 * on_close_socket. Otherwise a socket libcurl made and closes itself
+	 * (the threaded resolver's socketpair), never through that callback:
+	 * its handle goes at CURL_POLL_REMOVE, or libuv would keep the closed
+	 * fd's number as watched, and the next poll handle anyone on this
+	 * loop makes for a socket given that number (a PostgreSQL
+	 * connection's) would be refused with EEXIST. */
+	int own;
 	list link; /* t->socks while open */
 } http_sock;
 
@@ -218,6 +226,27 @@ static http_sock *sock_find(httpglue_tenant *t, curl_socket_t fd)
 			return s;
 	}
 	return NULL;
+}
+
+/* A stopped poll handle for `fd`, in t->socks; NULL when out of memory or
+ * libuv refuses the fd. */
+static http_sock *sock_new(httpglue_tenant *t, curl_socket_t fd, int own)
+{
+	http_sock *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (uv_poll_init_socket(&t->g->w->loop, &s->poll, fd) < 0) {
+		free(s);
+		return NULL;
+	}
+	s->t = t;
+	s->fd = fd;
+	s->own = own;
+	s->poll.data = s;
+	t->open_handles++;
+	list_push_back(&t->socks, &s->link);
+	log_debug("http: watching socket %d", (int)fd);
+	return s;
 }
 
 /* curl_multi_socket_action counted in g->in_curl, then the drain. */
@@ -273,7 +302,10 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		 * request on it costs no allocation and no epoll call. A
 		 * socket only writing stops: it would be ready at once. The
 		 * handle is closed when the socket is (on_close_socket). */
-		if (s) {
+		if (s && !s->own) {
+			/* libcurl's own socket: it may be closed already. */
+			sock_close(s);
+		} else if (s) {
 			s->idle = 1;
 			if (s->ev & UV_WRITABLE) {
 				uv_poll_stop(&s->poll);
@@ -287,21 +319,10 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	}
 	if (!s)
 		s = sock_find(t, fd);
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		if (uv_poll_init_socket(&t->g->w->loop, &s->poll, fd) < 0) {
-			free(s);
-			return -1;
-		}
-		s->t = t;
-		s->fd = fd;
-		s->poll.data = s;
-		t->open_handles++;
-		list_push_back(&t->socks, &s->link);
-		log_debug("http: watching socket %d", (int)fd);
-	}
+	if (!s)
+		s = sock_new(t, fd, 0);
+	if (!s)
+		return -1;
 	curl_multi_assign(t->multi, fd, s);
 	int ev = 0;
 	if (what & CURL_POLL_IN)
@@ -316,11 +337,30 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	return 0;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: a connection's socket, with its handle made
+ * here so that it is known as one (http_sock.own). */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	(void)clientp;
 	(void)purpose;
-	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	httpglue_tenant *t = clientp;
+	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	http_sock *s = sock_find(t, fd);
+	if (s) {
+		/* libcurl closed its resolver's socket, and this socket got
+		 * its number: libcurl hands that socket's watch on to this
+		 * one, with other events (connecting waits to write), so the
+		 * handle starts afresh as this connection's. */
+		uv_poll_stop(&s->poll);
+		s->ev = 0;
+		s->idle = 0;
+		s->own = 1;
+	} else if (!sock_new(t, fd, 1)) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	return fd;
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: the poll handle goes before the fd does.

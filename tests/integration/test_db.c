@@ -432,6 +432,34 @@ START_TEST(wrong_password_and_unreachable)
 }
 END_TEST
 
+/* An HTTP host name that does not resolve, then queries on the same
+ * worker. libcurl's threaded resolver watches a socket of its own, which
+ * it closes itself; porterd kept it as watched on the worker's loop, so
+ * the next PostgreSQL connection given that fd number could not be
+ * watched: every connection failed with "connection to PostgreSQL has no
+ * socket" until an HTTP socket took the number back. */
+START_TEST(a_failed_http_resolve_leaves_db_connections_working)
+{
+	const char *one[] = {"--workers", "1", NULL};
+	start(one);
+	for (int round = 0; round < 3; round++) {
+		porter_http_response *h = NULL;
+		int rc = porter_http_get("http://no-such-host.invalid/", 0, 10000, &h);
+		ck_assert_msg(rc == PORTER_E_HTTP_CONNECT || rc == PORTER_E_TIMEOUT, "%s",
+			      porter_error_name(rc));
+		porter_http_response_free(h);
+		/* A session is a connection of its own, opened now. */
+		uint64_t s = 0;
+		rc = porter_db_open(conninfo, 0, 10000, &s);
+		ck_assert_msg(rc == 0, "round %d: %s (%s)", round, porter_error_name(rc),
+			      porter_last_error_message());
+		ck_assert_int_eq(th_db_long(s, NULL, "SELECT 1"), 1);
+		ck_assert_int_eq(porter_db_close(s, 0, 5000), 0);
+	}
+	th_stop_clean(&d);
+}
+END_TEST
+
 START_TEST(passwords_never_logged_and_porterctl)
 {
 	const char *args[] = {"--workers", "2", "--log-level", "debug", NULL};
@@ -491,6 +519,7 @@ static Suite *suite(void)
 				transaction_spans_threads,
 				thirty_two_threads,
 				wrong_password_and_unreachable,
+				a_failed_http_resolve_leaves_db_connections_working,
 				passwords_never_logged_and_porterctl,
 				NULL};
 	return th_suite("db", "postgres", 120, tests);
