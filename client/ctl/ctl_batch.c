@@ -443,6 +443,24 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 	return PORTER_E_INVAL;
 }
 
+/* Prints `msg` and a newline, its own line breaks and the indent after
+ * them (libpq's "...failed: No such file or directory\n\tIs the server
+ * running...") as one space: a member is one line. */
+static void one_line(const char *msg)
+{
+	for (const char *p = msg; *p; p++) {
+		if (*p != '\n' && *p != '\r') {
+			putchar(*p);
+			continue;
+		}
+		while (p[1] == '\n' || p[1] == '\r' || p[1] == '\t' || p[1] == ' ')
+			p++;
+		if (p[1])
+			putchar(' ');
+	}
+	putchar('\n');
+}
+
 /* One line (or JSON object) for member `i`. */
 static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t i, const char *op)
 {
@@ -465,7 +483,8 @@ static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t
 				 porter_db_ntuples(db) && porter_db_nfields(db)
 					 ? porter_db_getvalue(db, 0, 0)
 					 : "");
-		else
+		else if (porter_db_sqlstate(db)[0])
+			/* A failed connection has none ("SQLSTATE ;" said nothing). */
 			snprintf(summary, sizeof(summary), "SQLSTATE %s", porter_db_sqlstate(db));
 		porter_db_result_free(db);
 	} else if (st == 0 && strcmp(op, "http") == 0 && porter_batch_result_http(r, i, &h) == 0) {
@@ -486,8 +505,9 @@ static void print_member(const ctl_opts *o, const porter_batch_result *r, size_t
 		ctl_json_cstr(stdout, summary);
 		putchar('}');
 	} else {
-		printf("%-5zu %-10s %-26s %s%s%s\n", i, op, st ? porter_error_name(st) : "ok",
-		       summary, st && summary[0] ? "; " : "", msg);
+		printf("%-5zu %-10s %-26s %s%s", i, op, st ? porter_error_name(st) : "ok", summary,
+		       st && summary[0] ? "; " : "");
+		one_line(msg);
 	}
 }
 

@@ -28,6 +28,7 @@
 
 /* curl's exit codes for the failures it names. */
 enum {
+	CURLX_RESOLVE = 6,
 	CURLX_CONNECT = 7,
 	CURLX_PARTIAL = 18,
 	CURLX_HTTP_FAIL = 22,
@@ -86,11 +87,11 @@ static const char http_help[] =
 	"-i, -w and -D - print nothing then, so stdout stays one JSON document.\n"
 	"\n"
 	"Exit status: 0, 1, 2, 3 as for every command (porterctl --help), and\n"
-	"curl's numbers: 7 connect failed, 18 body shorter than Content-Length,\n"
-	"22 status >= 400 with -f, 23 the output (stdout, -o, -D) cannot be\n"
-	"written, 28 timeout, 47 too many redirects, 60 TLS verification failed,\n"
-	"61 --compressed body that does not decode, 63 response larger than\n"
-	"porterd's limit.\n"
+	"curl's numbers: 6 host name not resolved, 7 connect failed, 18 body\n"
+	"shorter than Content-Length, 22 status >= 400 with -f, 23 the output\n"
+	"(stdout, -o, -D) cannot be written, 28 timeout, 47 too many redirects,\n"
+	"60 TLS verification failed, 61 --compressed body that does not decode,\n"
+	"63 response larger than porterd's limit.\n"
 	"\n"
 	"Request bodies that read a file or stdin (-d @FILE, --data-binary @-, -T)\n"
 	"are streamed to porterd piece by piece, of any size: a regular file goes\n"
@@ -148,6 +149,10 @@ static int http_fail(int rc)
 	 * code of its own: a body cut short of its Content-Length. */
 	if (rc == PORTER_E_HTTP && strstr(msg, "transfer closed with"))
 		status = CURLX_PARTIAL;
+	/* Nor one for a host name that does not resolve, which curl tells
+	 * apart from a refused connection. */
+	if (rc == PORTER_E_HTTP_CONNECT && strstr(msg, "Could not resolve host"))
+		status = CURLX_RESOLVE;
 	if (ctl_json_mode())
 		ctl_json_error(porter_error_name(rc), msg, status);
 	else

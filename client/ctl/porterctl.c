@@ -55,11 +55,11 @@ static void usage(FILE *out)
 		"  3  the daemon is unreachable: not running, refused this user, or the\n"
 		"     connection was lost\n"
 		"  http only: curl's numbers for the failures curl names, so curl scripts\n"
-		"     keep working: 7 connect failed, 18 body shorter than Content-Length,\n"
-		"     22 HTTP status >= 400 under -f, 23 output that cannot be written,\n"
-		"     28 timeout, 47 too many redirects, 60 TLS verification failed,\n"
-		"     61 --compressed body that does not decode, 63 response over the\n"
-		"     size limit\n");
+		"     keep working: 6 host name not resolved, 7 connect failed, 18 body\n"
+		"     shorter than Content-Length, 22 HTTP status >= 400 under -f, 23 output\n"
+		"     that cannot be written, 28 timeout, 47 too many redirects, 60 TLS\n"
+		"     verification failed, 61 --compressed body that does not decode,\n"
+		"     63 response over the size limit\n");
 }
 
 static double now_us(void)

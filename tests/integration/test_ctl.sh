@@ -342,6 +342,10 @@ code 61 "http --compressed of a body that is not gzip" "$CTL" http --compressed 
 check "... says it does not decode" grep -q "http: cannot decode the compressed body" "$T/code.err"
 curl -s --compressed "$B/badgzip" >/dev/null 2>&1
 check "curl exits 61 too" [ $? = 61 ]
+code 6 "http to a host name that does not resolve" "$CTL" http http://no-such-host.invalid/
+check "... says so" grep -q "Could not resolve host: no-such-host.invalid" "$T/code.err"
+curl -s http://no-such-host.invalid/ >/dev/null 2>&1
+check "curl exits 6 too" [ $? = 6 ]
 
 "$CTL" http -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/ctl.out"
 curl -s -d a=1 -d 'b=2 3' "$B/echo" -w ' %{http_code} %{size_download} %{method}' >"$T/curl.out"
@@ -507,6 +511,14 @@ code 3 "version: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" ver
 code 3 "cancel: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" cancel 7
 code 1 "ping: the daemon's deadline passes (-t 200, -d 2000)" "$CTL" -t 200 ping -c 1 -d 2000
 code 1 "batch: a member fails" sh -c "echo '[{\"op\":\"file_read\",\"path\":\"nope\"}]' | '$CTL' batch"
+# A database that cannot be reached: libpq's message has two lines, and
+# there is no SQLSTATE (the member printed 'SQLSTATE ; ' and broke the
+# table in two).
+echo "[{\"op\":\"db\",\"conninfo\":\"host=$T/no-pg dbname=x\",\"sql\":\"SELECT 1\"},{\"op\":\"ping\"}]" >"$T/b.json"
+code 1 "batch: a member whose database cannot be reached" "$CTL" batch "$T/b.json"
+check "... is one line, the table's three" sh -c "[ \$(wc -l <'$T/code.out') = 3 ]"
+check "... names the cause" grep -q "^0 .*PORTER_E_DB_CONNECT .*No such file or directory Is the server running" "$T/code.out"
+check "... without an empty SQLSTATE" sh -c "! grep -q 'SQLSTATE ;' '$T/code.out'"
 code 3 "ping: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" ping -c 1
 code 1 "batch: input that is not JSON" sh -c "echo nope | '$CTL' batch"
 code 1 "batch: a missing FILE" "$CTL" batch "$T/nope.json"
