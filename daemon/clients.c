@@ -51,7 +51,9 @@ typedef struct uent {
 	list gone;
 	size_t refs; /* clients_acct_open/ref holders; freed when both are 0 */
 	_Atomic uint64_t use[CLIENTS_RES_N];
-	_Atomic uint64_t output; /* its connections' unsent reply bytes */
+	_Atomic uint64_t output;       /* its connections' unsent reply bytes */
+	_Atomic uint64_t discard_free; /* ms (uv_now) when its refused frames'
+					* bytes may be read again */
 } uent;
 
 #define MAX_HOOKS 8
@@ -365,6 +367,20 @@ uint64_t clients_output_add(clients_acct *a, int64_t delta)
 		       (uint64_t)delta;
 	return atomic_fetch_sub_explicit(&output_total, (uint64_t)-delta, memory_order_relaxed) -
 	       (uint64_t)-delta;
+}
+
+uint64_t clients_discard_pace(clients_acct *a, uint64_t now, uint64_t ms)
+{
+	uent *u = (uent *)a;
+	if (!u)
+		return now + ms;
+	uint64_t was = atomic_load_explicit(&u->discard_free, memory_order_relaxed);
+	uint64_t end;
+	do
+		end = (was > now ? was : now) + ms;
+	while (!atomic_compare_exchange_weak_explicit(&u->discard_free, &was, end,
+						      memory_order_relaxed, memory_order_relaxed));
+	return end;
 }
 
 int clients_output_over_share(const clients_acct *a, uint64_t limit)

@@ -116,6 +116,17 @@ uint64_t clients_use(const clients_acct *a, enum clients_res res);
 uint64_t clients_output_add(clients_acct *a, int64_t delta);
 
 /*
+ * Paces the reading of `a`'s refused frames (a frame refused from its
+ * first bytes is read and thrown away, and the uid's time to do so is
+ * shared by all its connections on every worker): books `ms` of that time
+ * from `now` (uv_now, ms: the workers' loops read the same monotonic
+ * clock) or from the end of the uid's last booking if later, and returns
+ * when the booking ends, when the connection may read again. NULL `a`:
+ * from `now`. Any thread.
+ */
+uint64_t clients_discard_pace(clients_acct *a, uint64_t now, uint64_t ms);
+
+/*
  * Whether the uid of `a` holds more unsent reply bytes than an even share
  * of `limit`: the limit divided by the uids holding any (1 for NULL `a`,
  * whose bytes are not known). Past output-soft-limit only such a uid's

@@ -66,6 +66,9 @@ typedef struct conn {
 	unsigned crowd_mark;   /* worker_saw_client's mark */
 	size_t read_turn;      /* bytes read since the connection last yielded */
 	int peeked;            /* the large frame in progress was checked */
+	int discard_paused;    /* reading a refused frame's rest is paused
+				* until its uid's pace allows (the timer
+				* resumes it) */
 	int idle_armed;        /* the timer runs for the idle limit (on_timer
 				* re-checks it against idle_from and inflight) */
 	uint64_t idle_from;    /* uv_now() of the last frame or reply */

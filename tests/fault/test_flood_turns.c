@@ -22,6 +22,10 @@
  *   in one (317 in 1.8 ms). Now the worker's connections together handle
  *   at most 128 frames or closes per turn, the rest waiting in order.
  *
+ * - 8 frames of 16 MiB of empty parameters written back to back: the rest
+ *   of each refused frame is read at a bounded pace per uid, not as fast
+ *   as it is written (a lower bound on the time, below).
+ *
  * A bystander pings all along; its latencies are printed, not asserted
  * (they depend on the machine's load). No database is involved: the
  * queries are refused before anything connects.
@@ -181,6 +185,58 @@ START_TEST(refused_parameter_floods_take_short_turns)
 END_TEST
 
 /*
+ * The rest of a refused frame is read at a bounded pace (32 MiB/s per
+ * uid), not as fast as its sender writes it: at full speed the sender's
+ * copying into the socket and porterd's out of it kept both CPUs of a
+ * 2-CPU machine busy for as long as the flood lasted, and every other
+ * client waited for a CPU though no turn of porterd's loop was long. The
+ * bytes are still read, so the connection answers the ping after them.
+ * Only a lower bound on the time is asserted: a busy machine makes the
+ * reading slower, never faster. The old porterd took in 128 MiB of such
+ * frames in well under a second.
+ */
+#define PACED_FRAMES 8
+#define PACE_MIB_S 32
+
+START_TEST(refused_frames_are_read_at_a_bounded_pace)
+{
+	ck_assert_int_eq(th_daemon_start(&d, NULL), 0);
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 20);
+	int fd = th_rc_open(d.socket, &rd, 5000, NULL);
+	ck_assert_int_ge(fd, 0);
+	size_t huge_len;
+	uint8_t *huge = th_rc_params_frame(CONNINFO, 7, ((16u << 20) - 400 - strlen(CONNINFO)) / 2,
+					   &huge_len);
+	ck_assert_ptr_nonnull(huge);
+	long long t0 = th_now_ms();
+	for (int i = 0; i < PACED_FRAMES; i++)
+		send_all(fd, huge, huge_len);
+	for (int i = 0; i < PACED_FRAMES; i++)
+		expect_refusal(fd, &rd, 7);
+	ck_assert_int_eq(th_rc_ping(fd, 8, 16, 0), 0);
+	Porter__V1__Response *r = th_rc_recv(fd, &rd, 20000);
+	long long took = th_now_ms() - t0;
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->id, 8);
+	ck_assert_int_eq(r->status, 0);
+	porter__v1__response__free_unpacked(r, NULL);
+	/* Allowed: 16 MiB a frame at the pace, less the first 256 KiB of each
+	 * (read before it is refused) and a margin; half of it is asserted. */
+	long long paced_ms = (long long)PACED_FRAMES * 16 * 1000 / PACE_MIB_S;
+	fprintf(stderr, "%d refused frames of 16 MiB and a ping: %lld ms (the pace allows %lld)\n",
+		PACED_FRAMES, took, paced_ms);
+	ck_assert_msg(took >= paced_ms / 2,
+		      "porterd read %d refused 16 MiB frames in %lld ms: faster than %d MiB/s",
+		      PACED_FRAMES, took, PACE_MIB_S);
+	free(huge);
+	close(fd);
+	frame_reader_free(&rd);
+	th_stop_clean(&d);
+}
+END_TEST
+
+/*
  * Hundreds of connections that say Hello at once, then close at once, are
  * served in turns too: the worker's loop handles at most a budget of
  * frames (and of closes) for all its connections together per turn.
@@ -282,8 +338,9 @@ static void burst(int conns, int *fds)
 static Suite *suite(void)
 {
 	const TTest *tests[] = {refused_parameter_floods_take_short_turns,
-				hello_burst_and_mass_close_take_short_turns, NULL};
-	return th_suite("flood_turns", "flood_turns", 120, tests);
+				hello_burst_and_mass_close_take_short_turns,
+				refused_frames_are_read_at_a_bounded_pace, NULL};
+	return th_suite("flood_turns", "flood_turns", 180, tests);
 }
 
 TH_MAIN(suite)
