@@ -88,6 +88,7 @@ static void count_read_buffer(conn *c)
 static void process_frames(conn *c);
 static void on_timer(uv_timer_t *t);
 static void yield_turn(conn *c);
+static void turn_unqueue(conn *c, list *to);
 
 /*
  * Detaches and cancels every request of `c`. A cancel may answer other
@@ -127,7 +128,7 @@ void conn_close(conn *c)
 	c->state = CONN_CLOSING;
 	list_remove(&c->link);
 	conn_out_forget(c);
-	list_remove(&c->turn_link);
+	turn_unqueue(c, &c->w->turns);
 
 	detach_all(c);
 	drop_inflight(c);
@@ -469,6 +470,64 @@ static void pace_discard(conn *c)
 	uv_timer_start(&c->timer, on_timer, wait, 0);
 }
 
+static uint64_t turn_hash(uid_t uid)
+{
+	return htab_mix((uint64_t)uid + 1);
+}
+
+/* Makes `c` its uid's first waiting connection, at the back of `to`
+ * (w->turns, or the list conn_run_turns is serving). */
+static void turn_make_first(conn *c, list *to)
+{
+	worker *w = c->w;
+	c->turn_first = 1;
+	/* Out of memory: a later connection of its uid will not find it and
+	 * waits as a first one of its own. */
+	c->turn_hashed = htab_insert(&w->turn_uids, &c->turn_node, turn_hash(c->uid)) == 0;
+	if (to == &w->turns)
+		worker_queue_turn(w, &c->turn_link);
+	else
+		list_push_back(to, &c->turn_link);
+}
+
+/* Puts `c` in line for its next turn: behind its uid's others, or as its
+ * uid's first at the back of w->turns. Nothing if it is in line. */
+static void turn_queue(conn *c)
+{
+	worker *w = c->w;
+	if (!list_empty(&c->turn_link))
+		return;
+	for (htab_node *n = htab_first(&w->turn_uids, turn_hash(c->uid)); n; n = htab_next(n)) {
+		conn *first = list_entry(n, conn, turn_node);
+		if (first->uid == c->uid) {
+			list_push_back(&first->turn_next, &c->turn_link);
+			return;
+		}
+	}
+	turn_make_first(c, &w->turns);
+}
+
+/* Takes `c` out of line; the next of its uid, if any, becomes its uid's
+ * first, at the back of `to`. */
+static void turn_unqueue(conn *c, list *to)
+{
+	if (list_empty(&c->turn_link))
+		return;
+	list_remove(&c->turn_link);
+	if (!c->turn_first)
+		return;
+	c->turn_first = 0;
+	if (c->turn_hashed)
+		htab_remove(&c->w->turn_uids, &c->turn_node);
+	c->turn_hashed = 0;
+	if (list_empty(&c->turn_next))
+		return;
+	conn *next = list_entry(c->turn_next.next, conn, turn_link);
+	list_remove(&next->turn_link);
+	list_move_all(&next->turn_next, &c->turn_next);
+	turn_make_first(next, to);
+}
+
 /* Ends this connection's turn: reading stops and resumes in its next
  * turn (conn_run_turns), once the loop has served the others. Its timer
  * keeps running for whatever deadline it holds (a large frame's stall
@@ -481,7 +540,7 @@ static void yield_turn(conn *c)
 	}
 	c->yielded = 1;
 	c->read_turn = 0;
-	worker_queue_turn(c->w, &c->turn_link);
+	turn_queue(c);
 }
 
 void conn_turn_begin(worker *w)
@@ -492,7 +551,8 @@ void conn_turn_begin(worker *w)
 
 void conn_run_turns(worker *w)
 {
-	/* Those that yield again now wait in w->turns for the next turn. */
+	/* Those that yield again now wait behind their uid's others in this
+	 * round, or in w->turns for the next turn. */
 	list due;
 	list_move_all(&due, &w->turns);
 	while (!list_empty(&due)) {
@@ -509,7 +569,9 @@ void conn_run_turns(worker *w)
 			return;
 		}
 		conn *c = list_entry(due.next, conn, turn_link);
-		list_remove(&c->turn_link);
+		/* The next of its uid waits at the back of this round, so
+		 * each uid with connections waiting has one served in turn. */
+		turn_unqueue(c, &due);
 		c->yielded = 0;
 		if (c->state == CONN_HELLO || c->state == CONN_READY) {
 			/* Unless it began to drain or close meanwhile. Its turn
@@ -615,7 +677,7 @@ static void process_frames(conn *c)
 	c->processing = 1;
 	/* Its turn now, whatever it was waiting for. */
 	c->yielded = 0;
-	list_remove(&c->turn_link);
+	turn_unqueue(c, &c->w->turns);
 
 	unsigned frames = 0;
 	size_t bytes = 0;
@@ -703,7 +765,7 @@ void conn_req_done(conn *c)
 		 * (conn.h). Inside process_frames, its loop goes on. */
 		if (!c->processing && !c->yielded && !c->discard_paused) {
 			c->yielded = 1;
-			worker_queue_turn(c->w, &c->turn_link);
+			turn_queue(c);
 		}
 	} else if (c->inflight == 0) {
 		update_timer(c);
@@ -791,6 +853,7 @@ int conn_create(worker *w, int fd, const clients_peer *peer, clients_acct *acct)
 	c->state = CONN_HELLO;
 	list_init(&c->reqs);
 	list_init(&c->turn_link);
+	list_init(&c->turn_next);
 	list_push_back(&w->conns, &c->link);
 	frame_reader_init(&c->rd, w->cfg->hello_max_frame);
 

@@ -28,6 +28,7 @@
 #include "clients.h"
 #include "connout.h"
 #include "frame.h"
+#include "htab.h"
 #include "list.h"
 #include "porter.pb-c.h"
 
@@ -58,7 +59,16 @@ typedef struct conn {
 				* with whole frames left, or on the bytes of one
 				* large frame: reading stopped, and it waits in
 				* w->turns for the loop to go round */
-	list turn_link;        /* in w->turns while yielded; else empty */
+	list turn_link;        /* while it waits for a turn: in w->turns (or
+				* the list conn_run_turns serves) when it is
+				* its uid's first waiting connection, else in
+				* that one's turn_next; else empty */
+	list turn_next;        /* the uid's first waiting connection: its
+				* uid's others, oldest first */
+	htab_node turn_node;   /* in w->turn_uids while turn_hashed */
+	int turn_first;        /* its uid's first waiting connection */
+	int turn_hashed;       /* turn_node is in w->turn_uids (out of memory:
+				* a first connection that is not found) */
 	int turn_granted;      /* given its turn from w->turns: it processes
 				* its next read whatever the worker's budget */
 	int read_deferred;     /* on_alloc declined to read: the worker's turn
@@ -138,10 +148,13 @@ void conn_close_soon(conn *c);
 void conn_req_done(conn *c);
 
 /*
- * Gives each connection waiting in w->turns its next turn, oldest first,
+ * Gives the connections waiting in w->turns their next turn, one uid's
+ * after another's (each uid's oldest first, then the uid goes to the back),
  * until the worker's budget for this turn of the loop is spent; the rest
- * wait for the next. Called once per turn of the loop (worker's idle
- * handle) while w->turns is not empty.
+ * wait for the next. A uid's thousand waiting connections delay another
+ * uid's one by about a turn's worth, not a thousand connections' turns.
+ * Called once per turn of the loop (worker's idle handle) while w->turns
+ * is not empty.
  *
  * Why a list and not a 0 ms timer per connection: libuv (before 1.48)
  * runs a timer restarted at 0 ms from its own callback again in the same

@@ -487,5 +487,6 @@ void worker_destroy(worker *w)
 {
 	inbox_destroy(&w->inbox);
 	free(w->pack_buf);
+	htab_free(&w->turn_uids);
 	w->pack_buf = NULL;
 }

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "htab.h"
 #include "inbox.h"
 #include "list.h"
 #include "stats.h"
@@ -46,7 +47,9 @@ typedef struct worker {
 	 * due, and the idle handle that gives them their turns (keeping the
 	 * poll from blocking meanwhile); what all connections processed in
 	 * this turn of the loop, against the worker's budget. */
-	list turns;           /* struct conn.turn_link */
+	list turns;           /* struct conn.turn_link: the first waiting
+			       * connection of each uid (conn.h) */
+	htab turn_uids;       /* struct conn.turn_node: the same, by uid */
 	uv_idle_t turns_idle; /* active while `turns` is not empty */
 	unsigned turn_frames; /* frames handled since the turn began */
 	size_t turn_bytes;    /* bytes of frames handled and read since then */

@@ -46,6 +46,7 @@
 #include "porter.h"
 #include "porter_errors.h"
 #include "rawc.h"
+#include "tenant.h"
 
 /* The most CPU one loop turn may use, in microseconds. New code: a turn
  * counts at most two refused frames' parameters and copies 256 KiB, some
@@ -335,11 +336,98 @@ static void burst(int conns, int *fds)
 	usleep(500 * 1000);
 }
 
+/*
+ * The connections waiting for a turn are served one uid's after another's:
+ * hundreds of alice's connections with a Hello each found at once, then
+ * bob's, and bob's Hello is answered after a turn's worth of alice's, not
+ * after all of them (the turn list was one queue of connections, oldest
+ * first). Counted from porterd's log, in the order it handled them; no
+ * time is measured. Alice and bob are two uids: the test connects with its
+ * effective uid set to each (SO_PEERCRED takes it at connect).
+ */
+#define BYSTANDER_AFTER 300 /* alice's Hellos that may come before bob's */
+
+/* A connection to d made as `uid` (of group TH_GID_PORTER). */
+static int connect_as(uid_t uid)
+{
+	ck_assert_int_eq(setegid(TH_GID_PORTER), 0);
+	ck_assert_int_eq(seteuid(uid), 0);
+	int fd = th_rc_connect(d.socket);
+	ck_assert_int_eq(seteuid(0), 0);
+	ck_assert_int_eq(setegid(0), 0);
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+START_TEST(waiting_connections_served_uid_by_uid)
+{
+	struct rlimit rl;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	int conns = BURST_CONNS;
+	if ((rlim_t)conns > rl.rlim_cur / 2 - 32)
+		conns = (int)(rl.rlim_cur / 2 - 32);
+	ck_assert_int_gt(conns, 2 * BYSTANDER_AFTER);
+	setenv("PORTER_TEST_HOOKS", "1", 1);
+	const char *args[] = {"--workers",   "1",     "--allow-uid", "61011,61012",
+			      "--log-level", "debug", NULL};
+	ck_assert_int_eq(th_daemon_start_as(&d, TH_UID_DAEMON, TH_GID_PORTER, args), 0);
+	unsetenv("PORTER_TEST_HOOKS");
+	static int fds[BURST_CONNS + 1];
+	for (int i = 0; i < conns; i++)
+		fds[i] = connect_as(TH_UID_ALICE);
+	fds[conns] = connect_as(TH_UID_BOB);
+	/* Every connection reaches the worker before the first Hello. */
+	usleep(500 * 1000);
+	long from = th_log_size(&d);
+	stall_worker();
+	for (int i = 0; i <= conns; i++)
+		ck_assert_int_eq(th_rc_hello(fds[i]), 0);
+	for (int i = 0; i <= conns; i++) {
+		frame_reader rd;
+		frame_reader_init(&rd, 1 << 16);
+		Porter__V1__Response *r = th_rc_recv(fds[i], &rd, 20000);
+		ck_assert_msg(r != NULL, "no Hello reply on connection %d", i);
+		ck_assert_int_eq(r->status, 0);
+		porter__v1__response__free_unpacked(r, NULL);
+		frame_reader_free(&rd);
+	}
+	/* Alice's Hellos porterd handled before bob's. */
+	FILE *f = fopen(d.log, "r");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, from, SEEK_SET);
+	char line[512];
+	int before = 0, bob = 0;
+	while (!bob && fgets(line, sizeof(line), f)) {
+		if (!strstr(line, ": hello from pid"))
+			continue;
+		if (strstr(line, " uid 61012 "))
+			bob = 1;
+		else if (strstr(line, " uid 61011 "))
+			before++;
+	}
+	fclose(f);
+	printf("%d connections of one uid and one of another said Hello at once: %d of the "
+	       "first's answered before the other's\n",
+	       conns, before);
+	ck_assert_msg(bob, "bob's Hello is not in porterd's log");
+	ck_assert_msg(before <= BYSTANDER_AFTER,
+		      "%d of alice's %d Hellos were handled before bob's (at most %d)", before,
+		      conns, BYSTANDER_AFTER);
+	for (int i = 0; i <= conns; i++)
+		close(fds[i]);
+	th_stop_clean(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {refused_parameter_floods_take_short_turns,
 				hello_burst_and_mass_close_take_short_turns,
-				refused_frames_are_read_at_a_bounded_pace, NULL};
+				refused_frames_are_read_at_a_bounded_pace,
+				waiting_connections_served_uid_by_uid, NULL};
 	return th_suite("flood_turns", "flood_turns", 180, tests);
 }
 

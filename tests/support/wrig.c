@@ -104,6 +104,7 @@ void wrig_down(void)
 		ck_assert_int_eq(uv_loop_close(&ws[i].loop), 0);
 		inbox_destroy(&ws[i].inbox);
 		free(ws[i].pack_buf);
+		htab_free(&ws[i].turn_uids);
 	}
 	for (int fd = 0; fd < MAX_FD; fd++)
 		if (client_fd[fd]) {
