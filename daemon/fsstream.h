@@ -41,6 +41,7 @@
 
 struct worker;
 struct clients_acct;
+struct fsroot;
 struct fswatch;
 
 /* What a stream is. */
@@ -89,9 +90,12 @@ typedef struct fs_stream {
 	int fd_adopted;
 	struct worker *fd_w;
 	/* watch streams */
-	struct fswatch *watch; /* owned once started; stopped with the stream */
-	char *rel;             /* the watched path relative to its root, owned */
-	int watch_dir;         /* the watched path is a directory */
+	struct fswatch *watch;     /* owned once started; stopped with the stream */
+	char *rel;                 /* the watched path relative to its root, owned */
+	int watch_dir;             /* the watched path is a directory */
+	const struct fsroot *root; /* its root (borrowed: lives until fsroot_shutdown) */
+	dev_t watch_dev;           /* the watched object, as opened */
+	ino_t watch_ino;
 } fs_stream;
 
 /* Creates `w`'s table and its idle-sweep timer (w->fs_streams). Before the

@@ -2,15 +2,20 @@
 #include "fswatch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "fsroot.h"
 #include "fwd.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -510,22 +515,100 @@ static int all_digits(const char *s)
 	return i > 0;
 }
 
-/*
- * Whether the entry `name` is porterd's O_TMPFILE temp file of an atomic
- * write (fswork.c), which a watcher of the directory must not see: the
- * kernel names it '#' and its inode number while it has no name of its
- * own (its writes and mode change show as modifications of that name). A
- * user's own file named '#' and digits only loses its modifications to
- * this (never its creation, deletion or renames). The name the temp file
- * is then linked as before its rename over the target (also the temp file
- * made where there is no O_TMPFILE) is judged by temp_state: a name
- * tmpname.h made in this run, which no client can make, and porterd's
- * only until it is done with it, so a client's file can hide behind
- * neither the form nor a name she saw.
- */
-static int temp_name(const char *name, uint32_t mask)
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_CACHED
+#define RESOLVE_CACHED 0x20
+#endif
+
+/* No openat2 RESOLVE_CACHED (before Linux 5.12): set once, by any loop. */
+static atomic_int no_cached_lookup;
+
+/* openat2 of `path` below `dir` from the kernel's lookup cache alone
+ * (RESOLVE_CACHED: EAGAIN instead of anything that could wait on the disk
+ * or on a remote file system, so it may run on the loop), confined as
+ * fsconfine confines (RESOLVE_NO_XDEV unless `root` may span mounts).
+ * Returns the descriptor, or -1 with errno set. */
+static int open_cached(const fsroot *root, int dir, const char *path, int flags)
 {
-	return name[0] == '#' && (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1);
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_PATH | O_CLOEXEC);
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED |
+		      (root->cross_mounts ? 0 : RESOLVE_NO_XDEV);
+	long fd = syscall(SYS_openat2, dir, path, &how, sizeof(how));
+	if (fd < 0 && (errno == ENOSYS || errno == EINVAL))
+		atomic_store(&no_cached_lookup, 1);
+	return fd < 0 ? -1 : (int)fd;
+}
+
+/*
+ * Whether the directory `x` watches has an entry `name` in the kernel's
+ * lookup cache: 1 when it has (a mount point too: refused, but there), 0
+ * when it has not, or when that cannot be told without waiting.
+ *
+ * The directory is found again from its root by the watch's path, opened
+ * for this look-up only and checked to be the one watched (a rename above
+ * it sends a watch no event). The watch holds no descriptor of it: a
+ * reference to its dentry would keep its removal from ending the watch
+ * (inotify reports IN_DELETE_SELF only as the last reference goes).
+ */
+static int entry_cached(const struct fswatch *x, const char *name)
+{
+	const fs_stream *s = x->s;
+	if (!s->watch_dir || !s->root || s->root->fd < 0 || atomic_load(&no_cached_lookup))
+		return 0;
+	const char *rel = s->rel ? s->rel : "";
+	char path[PATH_MAX + 16];
+	int n;
+	if (s->root->per_user)
+		n = snprintf(path, sizeof(path), "%u%s%s", (unsigned)s->uid, rel[0] ? "/" : "",
+			     rel);
+	else
+		n = snprintf(path, sizeof(path), "%s", rel[0] ? rel : ".");
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return 0;
+	int dir = open_cached(s->root, s->root->fd, path, O_DIRECTORY);
+	if (dir < 0)
+		return 0;
+	int found = 0;
+	struct stat sb;
+	if (fstat(dir, &sb) < 0 || sb.st_dev != s->watch_dev || sb.st_ino != s->watch_ino)
+		goto out; /* not the directory watched: cannot tell */
+	int fd = open_cached(s->root, dir, name, O_NOFOLLOW);
+	if (fd >= 0)
+		close(fd);
+	found = fd >= 0 || errno == EXDEV;
+out:
+	close(dir);
+	return found;
+}
+
+/*
+ * Whether the entry `name` of `x`'s directory is porterd's O_TMPFILE temp
+ * file of an atomic write (fswork.c), which a watcher of the directory
+ * must not see: the kernel names it '#' and its inode number while it has
+ * no name of its own (its writes and mode change show as modifications of
+ * that name). The name the temp file is then linked as before its rename
+ * over the target (also the temp file made where there is no O_TMPFILE)
+ * is judged by temp_state: a name tmpname.h made in this run, which no
+ * client can make, and porterd's only until it is done with it, so a
+ * client's file can hide behind neither the form nor a name she saw.
+ *
+ * '#' and digits is also a name any client may give a file. An unnamed
+ * file has no entry in the directory, and a named one just written is in
+ * the kernel's lookup cache (its writer's open holds it): so a change of
+ * '#N' is the unnamed file's unless the directory has an entry '#N'
+ * (entry_cached). A client's '#N' renamed or deleted before porterd reads
+ * the event loses that change (not its move or deletion), and so does one
+ * whose directory the cache cannot find at the watched path (a directory
+ * above renamed); before Linux 5.12 every '#N' loses its changes.
+ */
+static int temp_name(const struct fswatch *x, const char *name, uint32_t mask)
+{
+	return name[0] == '#' && (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1) &&
+	       !entry_cached(x, name);
 }
 
 /*
@@ -578,7 +661,7 @@ static void deliver(struct fswatch *x, const struct inotify_event *ev, const cha
 	const char *name = ev->len ? ev->name : NULL;
 	if (x->ended)
 		return;
-	if (name && (ours || temp_name(name, ev->mask))) {
+	if (name && (ours || temp_name(x, name, ev->mask))) {
 		/* An atomic write is one event: its rename over the target,
 		 * reported as the creation of the file now at that name (the
 		 * kernel does not say whether another was there: a replaced

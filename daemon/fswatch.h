@@ -32,7 +32,11 @@
  * porterd's own atomic writes (fswork.c: an O_TMPFILE file, linked under
  * a temp name, renamed over the target) show in a directory watch as one
  * event, the creation of the target (a replaced file and a new one alike:
- * the kernel does not tell them apart), never as their temp files.
+ * the kernel does not tell them apart), never as their temp files. The
+ * kernel names an O_TMPFILE file '#' and its inode number, which a
+ * client's file may also be called: the directory's entry tells them
+ * apart (the client's has one), looked up from the root by the watched
+ * path (fswatch.c, entry_cached; the stream's root, watch_dev, watch_ino).
  *
  * Memory: each watch queues at most FSWATCH_MAX_EVENTS events (and
  * FSWATCH_MAX_BYTES of names); past it events are dropped and one OVERFLOW

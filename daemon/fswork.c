@@ -639,6 +639,9 @@ static void do_watch_open(fs_job *j)
 	s->fd = fd;
 	fd = -1;
 	s->watch_dir = S_ISDIR(j->sb.st_mode);
+	s->root = j->root;
+	s->watch_dev = j->sb.st_dev;
+	s->watch_ino = j->sb.st_ino;
 	j->found = s->watch_dir;
 	j->new_stream = s;
 out:

@@ -321,6 +321,83 @@ START_TEST(a_file_named_like_a_temp_file_is_seen)
 }
 END_TEST
 
+/* A client's file named '#' and digits, the name the kernel gives an
+ * unnamed (O_TMPFILE) file such as an atomic write's temp file, is a file
+ * like any other: its writes and mode changes are seen, while porterd's
+ * own unnamed temp files in the same directory still are not. (Watches
+ * once took every modification of such a name for a temp file's.) */
+START_TEST(a_file_named_like_an_unnamed_temp_file_is_seen)
+{
+	static const char *const names[] = {"d/#12345", "d/#7"};
+	memset(&ev, 0, sizeof(ev));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	static char big[256 * 1024];
+	memset(big, 'b', sizeof(big));
+	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	char p[256];
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		put(root, names[k], "one", "w");
+		collect(w, ev.n + 1, T);
+		expect(PORTER_FILE_EVENT_CREATED, names[k], NULL);
+		int before = ev.n;
+		/* Written by porterd (bytes, and by descriptor), and by hand. */
+		ck_assert_int_eq(
+			porter_file_write("r", names[k], "two", 3, PORTER_FILE_APPEND, 0, 0, T), 0);
+		ck_assert_int_eq(
+			porter_file_write("r", "d/atomic.txt", big, sizeof(big), atomic, 0, 0, T),
+			0);
+		put(root, names[k], "three", "a");
+		at(p, sizeof(p), root, names[k]);
+		ck_assert_int_eq(chmod(p, 0640), 0);
+		/* Events come in order: once this one is seen, all of the
+		 * changes' are, read while the file is still there. */
+		char end[32];
+		snprintf(end, sizeof(end), "d/end%zu", k);
+		put(root, end, "", "w");
+		long long until = th_now_ms() + T;
+		while (find(PORTER_FILE_EVENT_CREATED, end, NULL) < 0 && !ev.ended &&
+		       th_now_ms() < until)
+			collect(w, ev.n + 1, T);
+		expect(PORTER_FILE_EVENT_CREATED, end, NULL);
+		int modified = 0;
+		for (int i = before; i < ev.n; i++)
+			modified += ev.kind[i] == PORTER_FILE_EVENT_MODIFIED &&
+				    !strcmp(ev.name[i], names[k]);
+		if (!modified)
+			dump();
+		ck_assert_msg(modified > 0, "no modification of '%s' among %d events", names[k],
+			      ev.n - before);
+		ck_assert_int_eq(unlink(p), 0);
+		collect(w, ev.n + 1, T);
+		expect(PORTER_FILE_EVENT_DELETED, names[k], NULL);
+	}
+	/* porterd's own temp files stayed hidden. */
+	for (int i = 0; i < ev.n; i++) {
+		int ours = 0;
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			ours |= !strcmp(ev.name[i], names[k]);
+		if (!ours && (strchr(ev.name[i], '#') || strstr(ev.name[i], "porter-")))
+			dump();
+		ck_assert_msg(ours || (!strchr(ev.name[i], '#') && !strstr(ev.name[i], "porter-")),
+			      "event %d names a temp file: '%s'", i, ev.name[i]);
+	}
+	/* Those look-ups left nothing holding the directory: its removal
+	 * still ends the watch (the kernel reports a directory's deletion
+	 * only as its last reference goes). */
+	int before = ev.n;
+	at(p, sizeof(p), root, "d");
+	ck_assert_int_eq(th_rm_rf(p), 0);
+	collect(w, ev.n + 100, T); /* up to the end */
+	if (!ev.ended)
+		dump();
+	ck_assert_msg(ev.ended, "the watch outlived its directory (%d events since)",
+		      ev.n - before);
+	expect(PORTER_FILE_EVENT_DELETED, "d", NULL);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
 START_TEST(file_events_and_the_end_of_a_watch)
 {
 	memset(&ev, 0, sizeof(ev));
@@ -518,6 +595,7 @@ static Suite *suite(void)
 				atomic_write_is_one_event,
 				a_file_named_like_a_temp_file_is_seen,
 				a_temp_name_used_again_is_seen,
+				a_file_named_like_an_unnamed_temp_file_is_seen,
 				file_events_and_the_end_of_a_watch,
 				watch_follows_no_swapped_path,
 				escapes_refused,
