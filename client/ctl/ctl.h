@@ -114,6 +114,22 @@ const char *ctl_opt_problem(int c, char *const *argv, char *buf, size_t cap);
 int ctl_file(const ctl_opts *o, int argc, char **argv);
 /* `db` command group (ctl_db.c). */
 int ctl_db(const ctl_opts *o, int argc, char **argv);
+
+/* Where `db` connects: CONNINFO or -d (NULL: none), and -h, -p, -U (NULL:
+ * not given). */
+typedef struct db_target {
+	const char *conninfo;
+	const char *host, *port, *user;
+} db_target;
+
+/*
+ * The conninfo `db` sends (a batch's db members too): what the user gave
+ * (a bare word is a database name, as in psql), then -h/-p/-U, then the
+ * PG* environment for what is still missing, then the login name as the
+ * user and the user as the database. Keywords that name a file are
+ * refused. Returns a malloc'd string, or NULL with the reason in `why`.
+ */
+char *ctl_db_conninfo(const db_target *t, char *why, size_t why_len);
 /* `porterctl http get|post|request ...` (ctl_http.c). argv[0] is "http". */
 int ctl_http(const ctl_opts *o, int argc, char **argv);
 

@@ -384,12 +384,24 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 	}
 	if (strcmp(op, "db") == 0) {
 		const char *sql = str_field(m, "sql", NULL);
-		const char *conninfo = str_field(m, "conninfo", NULL);
+		const char *given = str_field(m, "conninfo", NULL);
+		/* Completed as `porterctl db` completes it (PG* environment,
+		 * login name): porterd's own environment and user are not the
+		 * caller's. */
+		char *conninfo = NULL;
+		if (given) {
+			db_target t = {.conninfo = given};
+			conninfo = ctl_db_conninfo(&t, why, whylen);
+			if (!conninfo)
+				return PORTER_E_INVAL;
+		}
 		const jval *pv = field(m, "params");
 		size_t n = pv && pv->type == J_ARR ? pv->len : 0;
 		porter_db_param *params = calloc(n ? n : 1, sizeof(*params));
-		if (!params)
+		if (!params) {
+			free(conninfo);
 			return PORTER_E_NOMEM;
+		}
 		for (size_t i = 0; i < n; i++) {
 			const jval *p = &pv->items[i];
 			if (p->type == J_STR) {
@@ -398,12 +410,14 @@ static int add_member(porter_batch *b, const jval *m, char *why, size_t whylen)
 			} else if (p->type != J_NULL) {
 				snprintf(why, whylen, "params must be strings or null");
 				free(params);
+				free(conninfo);
 				return PORTER_E_INVAL;
 			}
 		}
 		int rc = porter_batch_add_db_query(b, (uint64_t)num_field(m, "session", 0),
 						   conninfo, sql, params, n, timeout);
 		free(params);
+		free(conninfo);
 		if (rc < 0)
 			snprintf(why, whylen,
 				 "a db member needs \"sql\" and \"conninfo\" or \"session\"");
@@ -519,7 +533,9 @@ static const char batch_help[] =
 	"   {\"op\":\"http\",\"method\":\"GET\",\"url\":\"...\",\"headers\":[],\"body\":\"\"},\n"
 	"   {\"op\":\"file_read\",\"root\":\"...\",\"path\":\"...\"},\n"
 	"   {\"op\":\"ping\",\"payload\":\"x\",\"delay_ms\":10}]\n"
-	"Each may add \"timeout_ms\". Prints one line per member (JSON with --json);\n"
+	"Each may add \"timeout_ms\". A db member's conninfo is completed as 'porterctl\n"
+	"db' completes it (PG* environment, login name; see 'porterctl db --help').\n"
+	"Prints one line per member (JSON with --json);\n"
 	"exits 1 when a member failed (with --first: when none succeeded), or\n"
 	"when the input is not such a list.\n";
 

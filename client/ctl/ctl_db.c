@@ -171,17 +171,8 @@ static void sb_kv(strbuf *b, const char *key, const char *val)
 	sb_add(b, "'", 1);
 }
 
-typedef struct db_target {
-	const char *conninfo; /* CONNINFO or -d */
-	const char *host, *port, *user;
-} db_target;
-
-/*
- * Builds the conninfo to send: what the user gave, then -h/-p/-U, then
- * the PG* environment for what is still missing, then the login name.
- * Returns a malloc'd string, or NULL with the reason in `why`.
- */
-static char *resolve_conninfo(const db_target *t, char *why, size_t why_len)
+/* See ctl.h. */
+char *ctl_db_conninfo(const db_target *t, char *why, size_t why_len)
 {
 	const char *given = t->conninfo ? t->conninfo : "";
 	char *err = NULL;
@@ -822,7 +813,7 @@ int ctl_db(const ctl_opts *o_in, int argc, char **argv)
 		a.fo.format = DBFMT_JSON;
 
 	char why[256];
-	char *conninfo = resolve_conninfo(&a.target, why, sizeof(why));
+	char *conninfo = ctl_db_conninfo(&a.target, why, sizeof(why));
 	if (!conninfo)
 		return ctl_error(EXIT_USAGE, "usage", "db: %s", why);
 	char **stmts = NULL;

@@ -519,6 +519,16 @@ code 1 "batch: a member whose database cannot be reached" "$CTL" batch "$T/b.jso
 check "... is one line, the table's three" sh -c "[ \$(wc -l <'$T/code.out') = 3 ]"
 check "... names the cause" grep -q "^0 .*PORTER_E_DB_CONNECT .*No such file or directory Is the server running" "$T/code.out"
 check "... without an empty SQLSTATE" sh -c "! grep -q 'SQLSTATE ;' '$T/code.out'"
+# A db member's conninfo is completed on this side, as db's is: from the
+# PG* environment (it went to porterd as it was, so porterd's defaults
+# applied: its socket directory, its user).
+echo '[{"op":"db","conninfo":"dbname=postgres","sql":"SELECT 42"}]' >"$T/b.json"
+code 0 "batch: a db member's conninfo from the PG* environment" \
+	env PGHOST="$DIR" PGPORT="$PORT" PGUSER="$SUPER" "$CTL" batch "$T/b.json"
+check "... ran the query" grep -q "SELECT 1, 1 row(s), first value 42" "$T/code.out"
+echo '[{"op":"db","conninfo":"passfile=/etc/passwd dbname=postgres","sql":"SELECT 1"}]' >"$T/b.json"
+code 1 "batch: a db member's conninfo naming a file is refused" "$CTL" batch "$T/b.json"
+check "... as db refuses it" grep -q "conninfo keyword 'passfile' names a file" "$T/code.err"
 code 3 "ping: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" ping -c 1
 code 1 "batch: input that is not JSON" sh -c "echo nope | '$CTL' batch"
 code 1 "batch: a missing FILE" "$CTL" batch "$T/nope.json"
