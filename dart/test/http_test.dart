@@ -293,6 +293,28 @@ void main() {
       }
     });
 
+    test('package:http client: a closed pool fails requests as ClientException',
+        () async {
+      final own = await PorterPool.spawn(size: 1, reset: false);
+      final client = PorterHttpClient(own);
+      try {
+        expect((await client.get(server.url('/status/200'))).statusCode, 200);
+        await own.close();
+        // It was a StateError, which code written for package:http does
+        // not catch.
+        await expectLater(
+            client.get(server.url('/status/200')),
+            throwsA(isA<http.ClientException>().having(
+                (e) => e.message, 'message', contains('PorterPool is closed'))));
+        await expectLater(
+            client.post(server.url('/echo'), body: List.filled(100000, 1)),
+            throwsA(isA<http.ClientException>()));
+      } finally {
+        client.close();
+        await own.close();
+      }
+    });
+
     test('a paused body holds no worker', () async {
       final one = await PorterPool.spawn(size: 1, reset: false);
       try {

@@ -26,7 +26,8 @@ import 'pool.dart';
 /// pulls chunks from porterd as it is read). Failures to get a response
 /// (connection, TLS, a host the daemon does not allow) are
 /// [http.ClientException]s, as package:http promises; a timeout is one
-/// too, with the [PorterTimeoutException]'s message.
+/// too, with the [PorterTimeoutException]'s message, and so is a request
+/// made once [pool] is closed.
 ///
 /// Request bodies stream: a body is read as porterd takes it (a
 /// `StreamedRequest` of any size, a `MultipartRequest` of large files), so
@@ -118,6 +119,12 @@ final class PorterHttpClient extends http.BaseClient {
       throw http.ClientException(e.message, url);
     } on ArgumentError catch (e) {
       throw http.ClientException('${e.message}', url);
+    } on StateError catch (e) {
+      // The pool was closed (an app shutting down): the request failed,
+      // and package:http code catches that as a ClientException, as
+      // IOClient's after its close.
+      if (!pool.isClosed) rethrow;
+      throw http.ClientException('HTTP request failed. ${e.message}.', url);
     } finally {
       // Done with it whichever way this went (read to its end, streamed
       // and cancelled by the upload, or never handed over because the
