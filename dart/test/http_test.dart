@@ -126,6 +126,8 @@ void main() {
     test('an error status is a response; ensureSuccess throws with it', () {
       final r = porter.httpGet(server.url('/status/404'));
       expect(r.status, 404);
+      expect(r.statusLine, 'HTTP/1.1 404 Not Found');
+      expect(r.reasonPhrase, 'Not Found');
       expect(r.text, 'status 404');
       expect(
           r.ensureSuccess,
@@ -255,6 +257,11 @@ void main() {
       try {
         final r = await client.get(server.url('/bin/70000'));
         expect(r.statusCode, 200);
+        expect(r.reasonPhrase, 'OK');
+        // As IOClient gives it: the server's, for messages.
+        final nf = await client.get(server.url('/status/404'));
+        expect(nf.statusCode, 404);
+        expect(nf.reasonPhrase, 'Not Found');
         expect(r.bodyBytes, pattern(0, 70000));
         final p = await client.post(server.url('/echo'), body: 'hello');
         expect(p.body, 'hello');

@@ -108,6 +108,17 @@ final class PorterHttpResponse {
   /// The HTTP status code, e.g. 200.
   final int status;
 
+  /// The status line as the server sent it, without CRLF
+  /// ("HTTP/1.1 404 Not Found"); "" from a porterd too old to pass it on.
+  final String statusLine;
+
+  /// The reason phrase of [statusLine] ("Not Found"), or null when it has
+  /// none (HTTP/2 sends none).
+  String? get reasonPhrase {
+    final m = RegExp(r'^\S+ \d{3} (.+)$').firstMatch(statusLine);
+    return m?.group(1);
+  }
+
   /// Every header in the order received (repeated names kept).
   final List<HttpHeader> headers;
 
@@ -132,7 +143,8 @@ final class PorterHttpResponse {
       required this.body,
       required this.effectiveUrl,
       this.redirects = 0,
-      this.timings = const HttpTimings()});
+      this.timings = const HttpTimings(),
+      this.statusLine = ''});
 
   /// The value of the first header named [name] (case-insensitive), or
   /// null.
@@ -415,6 +427,7 @@ PorterHttpResponse readHttpResponse(
     final tm = t.ref;
     return PorterHttpResponse(
         status: b.porter_http_response_status(r),
+        statusLine: cString(b.porter_http_response_status_line(r)),
         headers: List.unmodifiable(headers),
         body: bytes,
         effectiveUrl: cString(b.porter_http_response_effective_url(r)),

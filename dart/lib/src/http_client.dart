@@ -154,6 +154,7 @@ final class PorterHttpClient extends http.BaseClient {
         contentLength: length,
         request: request,
         headers: joined,
+        reasonPhrase: s.response.reasonPhrase,
         isRedirect: !request.followRedirects && _redirects.contains(status));
   }
 
