@@ -264,6 +264,7 @@ static void close_after_flush(conn *c)
 	 * spot (conn.h): the request is the conn's own, nothing to allocate,
 	 * and a stream libuv will not shut down is closed from the timer. */
 	c->shutdown.data = c;
+	conn_out_flush(c); /* the held replies go before the shutdown */
 	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, on_shutdown) < 0)
 		conn_close_soon(c);
 }

@@ -98,10 +98,15 @@ typedef struct conn {
 	int out_forgotten;        /* closing: out_counted was given back at
 				   * once (conn_out_forget), not write by
 				   * write as the queue is cancelled */
-	uv_shutdown_t shutdown;   /* close_after_flush's; the conn outlives
-				   * it (its callback runs before the pipe's
-				   * close callback) */
-	list reqs;                /* struct req.link, in-flight */
+	unsigned out_writes;      /* uv_writes not yet called back */
+	uint8_t *out_held;        /* owned: small replies packed while a
+				   * write is in flight, sent as one write
+				   * when it ends (connout) */
+	size_t out_held_len, out_held_cap;
+	uv_shutdown_t shutdown; /* close_after_flush's; the conn outlives
+				 * it (its callback runs before the pipe's
+				 * close callback) */
+	list reqs;              /* struct req.link, in-flight */
 } conn;
 
 /* Starts serving `fd` on worker `w` for `peer` (copied). Takes over

@@ -41,10 +41,19 @@ static void on_write(uv_write_t *wr, int status)
 		clients_output_add(c->acct, -(int64_t)cw->len);
 		c->out_counted -= cw->len;
 	}
+	c->out_writes--;
 	cw->release(cw->buf);
 	free(cw);
 	if (status < 0 && status != UV_ECANCELED)
 		conn_close(c);
+	else if (c->out_writes == 0)
+		conn_out_flush(c);
+}
+
+/* Nothing queued or held: a reply may be written at once. */
+static int out_idle(const conn *c)
+{
+	return c->pipe.write_queue_size == 0 && c->out_held_len == 0;
 }
 
 /* A worker's pack buffer above this size is released after use. */
@@ -98,15 +107,23 @@ static void trim_pack(worker *w)
  * the socket holds, and applies the output limits. Takes `cw` and what it
  * owns: freed by on_write, or here when the connection breaks.
  */
-static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
+static int submit(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 {
-	const config *cfg = c->w->cfg;
 	if (uv_write(&cw->req, (uv_stream_t *)&c->pipe, b, nb, on_write) < 0) {
 		cw->release(cw->buf);
 		free(cw);
 		conn_close_soon(c);
-		return;
+		return -1;
 	}
+	c->out_writes++;
+	return 0;
+}
+
+/* Counts `n` more bytes waiting for the socket and applies the output
+ * limits. */
+static void count_queued(conn *c, size_t n)
+{
+	const config *cfg = c->w->cfg;
 	/* Sends stop once the connection is closing, and what it had queued
 	 * no longer counts (conn_out_forget). */
 	if (c->out_forgotten)
@@ -114,28 +131,90 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 	/* Counted from here until on_write, which runs for every queued
 	 * write, also when the connection closes, or until the connection
 	 * begins to close (conn_out_forget). */
-	int uid_ok = clients_take(c->acct, CLIENTS_BUFFERED, cw->len, cfg->uid_max_buffered);
+	int uid_ok = clients_take(c->acct, CLIENTS_BUFFERED, n, cfg->uid_max_buffered);
 	if (!uid_ok)
-		clients_take(c->acct, CLIENTS_BUFFERED, cw->len, 0);
-	c->out_counted += cw->len;
-	uint64_t total = clients_output_add(c->acct, (int64_t)cw->len);
+		clients_take(c->acct, CLIENTS_BUFFERED, n, 0);
+	c->out_counted += n;
+	uint64_t total = clients_output_add(c->acct, (int64_t)n);
+	size_t queued = c->pipe.write_queue_size + c->out_held_len;
 	const char *why = NULL;
-	if (c->pipe.write_queue_size > cfg->output_cap)
+	if (queued > cfg->output_cap)
 		why = "over output-cap for one connection";
 	else if (!uid_ok)
 		why = "over uid-max-buffered for its uid";
 	else if (total > cfg->output_hard)
 		why = "all connections together are over output-hard-limit";
-	else if (total > cfg->output_soft && c->pipe.write_queue_size > CONN_SOFT_HOLDER &&
+	else if (total > cfg->output_soft && queued > CONN_SOFT_HOLDER &&
 		 clients_output_over_share(c->acct, cfg->output_soft))
 		why = "all connections together are over output-soft-limit, its uid over its share";
 	if (why) {
 		log_warn(
 			"conn %llu (pid %d uid %u): %zu reply bytes unread, %s; dropping the client",
-			(unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
-			c->pipe.write_queue_size, why);
+			(unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid, queued, why);
 		conn_close_soon(c);
 	}
+}
+
+/*
+ * Queues `cw` (its bytes in `b`, `nb` buffers, cw->len in all) behind what
+ * the socket holds (the replies held first), and applies the output
+ * limits. Takes `cw` and what it owns: freed by on_write, or here when the
+ * connection breaks.
+ */
+static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
+{
+	conn_out_flush(c);
+	size_t n = cw->len;
+	if (c->close_due) {
+		/* The flush broke it: nothing more is sent. */
+		cw->release(cw->buf);
+		free(cw);
+		return;
+	}
+	if (submit(c, cw, b, nb) == 0)
+		count_queued(c, n);
+}
+
+void conn_out_flush(conn *c)
+{
+	if (c->out_held_len == 0)
+		return;
+	/* Already counted, as they were held. */
+	conn_write *cw = dmalloc(sizeof(*cw));
+	if (!cw) {
+		conn_close_soon(c);
+		return;
+	}
+	cw->buf = c->out_held;
+	cw->release = free;
+	cw->len = c->out_held_len;
+	c->out_held = NULL;
+	c->out_held_len = c->out_held_cap = 0;
+	uv_buf_t b = uv_buf_init((char *)cw->buf, (unsigned)cw->len);
+	submit(c, cw, &b, 1);
+}
+
+/*
+ * Holds `n` bytes at `p` behind the write in flight: a client that reads
+ * its replies late gets them in one write per socket's worth, not one
+ * write (and system call) per reply. 0, or -1 when out of memory.
+ */
+static int hold(conn *c, const uint8_t *p, size_t n)
+{
+	if (c->out_held_cap - c->out_held_len < n) {
+		size_t cap = c->out_held_cap ? c->out_held_cap : 4096;
+		while (cap - c->out_held_len < n)
+			cap *= 2;
+		uint8_t *nb = dalloc_should_fail() ? NULL : realloc(c->out_held, cap);
+		if (!nb)
+			return -1;
+		c->out_held = nb;
+		c->out_held_cap = cap;
+	}
+	memcpy(c->out_held + c->out_held_len, p, n);
+	c->out_held_len += n;
+	count_queued(c, n);
+	return 0;
 }
 
 /*
@@ -145,9 +224,15 @@ static void queue_write(conn *c, conn_write *cw, const uv_buf_t *b, unsigned nb)
 static void queue_rest(conn *c, size_t off, size_t len)
 {
 	worker *w = c->w;
-	/* The rest waits for the socket. A large frame takes the pack
-	 * buffer along (no copy; the next reply grows a new one), a small one
-	 * is copied out. */
+	/* The rest waits for the socket. Behind a write in flight a small
+	 * frame is held with the others, sent as one write when it ends. */
+	if (w->pack_cap <= PACK_KEEP && c->out_writes > 0) {
+		if (hold(c, w->pack_buf + off, len - off) < 0)
+			conn_close_soon(c);
+		return;
+	}
+	/* A large frame takes the pack buffer along (no copy; the next reply
+	 * grows a new one), a small one is copied out. */
 	conn_write *cw = dmalloc(sizeof(*cw));
 	if (!cw) {
 		conn_close_soon(c);
@@ -187,7 +272,7 @@ void conn_send(conn *c, const Porter__V1__Response *resp)
 	/* Most replies are small and the socket has room: write them at once
 	 * from the pack buffer, with no copy and no write request. */
 	size_t off = 0;
-	if (c->pipe.write_queue_size == 0) {
+	if (out_idle(c)) {
 		uv_buf_t b = uv_buf_init((char *)w->pack_buf, (unsigned)len);
 		int n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
 		if (n >= 0) {
@@ -218,7 +303,7 @@ static void send_parts(conn *c, const uint8_t *head, size_t hl, uint8_t *data, s
 			 uv_buf_init((char *)data, (unsigned)dl),
 			 uv_buf_init((char *)tail, (unsigned)tl)};
 	size_t off = 0;
-	if (c->pipe.write_queue_size == 0) {
+	if (out_idle(c)) {
 		int n = uv_try_write((uv_stream_t *)&c->pipe, b, 3);
 		if (n < 0 && n != UV_EAGAIN) {
 			release(data);
@@ -326,7 +411,7 @@ int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd)
 	 * leave now: behind queued replies it cannot (libuv's queue carries
 	 * no ancillary data without IPC mode, which would also make it accept
 	 * descriptors from clients). */
-	if (c->pipe.write_queue_size != 0)
+	if (!out_idle(c))
 		return PORTER_E_BUSY;
 	uv_os_fd_t sock;
 	if (uv_fileno((uv_handle_t *)&c->pipe, &sock) < 0)
@@ -390,6 +475,10 @@ void conn_out_forget(conn *c)
 	if (c->out_forgotten)
 		return;
 	c->out_forgotten = 1;
+	/* Held replies are never sent now. */
+	free(c->out_held);
+	c->out_held = NULL;
+	c->out_held_len = c->out_held_cap = 0;
 	clients_put(c->acct, CLIENTS_BUFFERED, c->out_counted);
 	clients_output_add(c->acct, -(int64_t)c->out_counted);
 	c->out_counted = 0;

@@ -64,6 +64,10 @@ void conn_send_list(conn *c, uint64_t id, uint8_t *entries, size_t len, void (*r
  */
 int conn_send_fd(conn *c, const Porter__V1__Response *resp, int fd);
 
+/* Sends the small replies held behind a write in flight now, behind it
+ * (close_after_flush, before its shutdown). */
+void conn_out_flush(conn *c);
+
 /*
  * The connection is closing (conn_close, conn_close_soon): its queued
  * reply bytes stop counting against its uid's uid-max-buffered and the

@@ -337,6 +337,62 @@ static void burst(int conns, int *fds)
 }
 
 /*
+ * Replies a client reads late go out in a write per socket's worth: each
+ * one queued behind a write in flight used to be a write request of its
+ * own, and libuv made a system call for each (thousands in one turn of
+ * the loop once the client read, 3.6-3.9 ms). Counted as porterd's write
+ * system calls (syscw in /proc/PID/io) over the whole exchange; the
+ * replies must come in order.
+ */
+#define LATE_PINGS 20000
+
+/* Write system calls `pid` has made. */
+static long write_calls(pid_t pid)
+{
+	char path[64], line[128];
+	long n = -1;
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "syscw: %ld", &n) == 1)
+			break;
+	fclose(f);
+	ck_assert_int_ge(n, 0);
+	return n;
+}
+
+START_TEST(replies_read_late_go_out_in_few_writes)
+{
+	const char *args[] = {"--workers", "1", NULL};
+	th_start(&d, args);
+	frame_reader rd;
+	frame_reader_init(&rd, 1 << 20);
+	int fd = th_rc_open(d.socket, &rd, 5000, NULL);
+	ck_assert_int_ge(fd, 0);
+	long w0 = write_calls(d.pid);
+	/* Sent without reading: the socket towards the client fills after
+	 * a few hundred replies and the rest wait in porterd. */
+	for (int i = 0; i < LATE_PINGS; i++)
+		ck_assert_int_eq(th_rc_ping(fd, 100 + (uint64_t)i, 16, 0), 0);
+	for (int i = 0; i < LATE_PINGS; i++) {
+		Porter__V1__Response *r = th_rc_recv(fd, &rd, 20000);
+		ck_assert_msg(r != NULL, "no reply %d", i);
+		ck_assert_uint_eq(r->id, 100 + (uint64_t)i);
+		ck_assert_int_eq(r->status, 0);
+		porter__v1__response__free_unpacked(r, NULL);
+	}
+	long writes = write_calls(d.pid) - w0;
+	printf("%d pings answered to a client reading late: %ld write calls\n", LATE_PINGS, writes);
+	ck_assert_msg(writes <= LATE_PINGS / 4, "%ld write calls for %d replies", writes,
+		      LATE_PINGS);
+	close(fd);
+	frame_reader_free(&rd);
+	th_stop_clean(&d);
+}
+END_TEST
+
+/*
  * The connections waiting for a turn are served one uid's after another's:
  * hundreds of alice's connections with a Hello each found at once, then
  * bob's, and bob's Hello is answered after a turn's worth of alice's, not
@@ -427,7 +483,9 @@ static Suite *suite(void)
 	const TTest *tests[] = {refused_parameter_floods_take_short_turns,
 				hello_burst_and_mass_close_take_short_turns,
 				refused_frames_are_read_at_a_bounded_pace,
-				waiting_connections_served_uid_by_uid, NULL};
+				waiting_connections_served_uid_by_uid,
+				replies_read_late_go_out_in_few_writes,
+				NULL};
 	return th_suite("flood_turns", "flood_turns", 180, tests);
 }
 
