@@ -770,9 +770,9 @@ static void do_rename(fs_job *j)
 					  ? "a directory cannot be moved into itself, or the "
 					    "file system cannot refuse to replace (no-replace)"
 					  : "a directory cannot be moved into itself");
-		else
+		else /* both directories are open: ENOENT is `from` itself */
 			fail_at(j, e, e == EEXIST ? "rename to" : "rename",
-				e == EEXIST ? m->to : m->from, 1);
+				e == EEXIST ? m->to : m->from, 0);
 	}
 	if (fd >= 0)
 		close(fd);

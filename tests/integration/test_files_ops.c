@@ -172,8 +172,14 @@ START_TEST(rename_within_root)
 	/* Replace. */
 	ck_assert_int_eq(porter_file_rename("r", "dir/a2", "b", 0, 0, T), 0);
 	expect_content("b", "A");
+	/* A missing file is named as one (it said "no such directory"), and
+	 * a missing directory on either side as one. */
 	ck_assert_int_eq(porter_file_rename("r", "nope", "x", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
-	expect_message("cannot rename 'nope' in root 'r'");
+	expect_message("cannot rename 'nope' in root 'r': no such file or directory");
+	ck_assert_int_eq(porter_file_rename("r", "b", "nodir/x", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
+	expect_message("no such directory");
+	ck_assert_int_eq(porter_file_rename("r", "nodir/b", "x", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
+	expect_message("no such directory");
 	/* A symlink is moved itself, and stays a link out that reads fail. */
 	ck_assert_int_eq(porter_file_rename("r", "secret-link", "moved-link", 0, 0, T), 0);
 	porter_file_info fi = PORTER_FILE_INFO_INIT;
