@@ -770,9 +770,13 @@ static void do_rename(fs_job *j)
 					  ? "a directory cannot be moved into itself, or the "
 					    "file system cannot refuse to replace (no-replace)"
 					  : "a directory cannot be moved into itself");
+		else if (e == EEXIST || e == ENOTEMPTY || e == EISDIR || e == ENOTDIR)
+			/* What is at `to` is in the way: a name taken (no-replace),
+			 * a directory with entries, a directory where a file goes,
+			 * a file where a directory goes. */
+			fail_at(j, e, "rename to", m->to, 0);
 		else /* both directories are open: ENOENT is `from` itself */
-			fail_at(j, e, e == EEXIST ? "rename to" : "rename",
-				e == EEXIST ? m->to : m->from, 0);
+			fail_at(j, e, "rename", m->from, 0);
 	}
 	if (fd >= 0)
 		close(fd);

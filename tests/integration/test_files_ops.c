@@ -180,6 +180,17 @@ START_TEST(rename_within_root)
 	expect_message("no such directory");
 	ck_assert_int_eq(porter_file_rename("r", "nodir/b", "x", 0, 0, T), PORTER_E_FILE_NOT_FOUND);
 	expect_message("no such directory");
+	/* What is in the way at the target is named, not the source (a
+	 * file onto a directory said "cannot rename 'b' ...: is a
+	 * directory"). */
+	ck_assert_int_eq(porter_file_rename("r", "b", "dir", 0, 0, T), PORTER_E_FILE_ISDIR);
+	expect_message("cannot rename to 'dir' in root 'r': is a directory");
+	put(root, "dir/in", "I");
+	ck_assert_int_eq(porter_file_mkdir("r", "dir2", 0, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_rename("r", "dir2", "dir", 0, 0, T), PORTER_E_FILE_EXISTS);
+	expect_message("cannot rename to 'dir' in root 'r': directory not empty");
+	expect_content("b", "A");
+	expect_content("dir/in", "I");
 	/* A symlink is moved itself, and stays a link out that reads fail. */
 	ck_assert_int_eq(porter_file_rename("r", "secret-link", "moved-link", 0, 0, T), 0);
 	porter_file_info fi = PORTER_FILE_INFO_INIT;
