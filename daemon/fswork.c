@@ -605,8 +605,12 @@ static void do_delete(fs_job *j)
 	int dfd = -1;
 	if (open_parent(j, m->path, O_PATH, "delete", &dfd, &base))
 		return;
-	if (unlinkat(dfd, base, m->directory ? AT_REMOVEDIR : 0) < 0)
-		fail_errno(j, errno, "delete");
+	if (unlinkat(dfd, base, m->directory ? AT_REMOVEDIR : 0) < 0) {
+		if (errno == ENOTDIR) /* its directory is open: the name itself */
+			fail_code(j, PORTER_E_FILE_NOTDIR, "delete", "not a directory");
+		else
+			fail_errno(j, errno, "delete");
+	}
 	close(dfd);
 }
 

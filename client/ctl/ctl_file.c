@@ -93,6 +93,8 @@ static const char *file_hint(const char *sub, int rc, int dir, int parents)
 {
 	if (!strcmp(sub, "rm") && rc == PORTER_E_FILE_ISDIR && !dir)
 		return "to delete an empty directory: porterctl file rm -d";
+	if (!strcmp(sub, "rm") && rc == PORTER_E_FILE_NOTDIR && dir)
+		return "to delete a file: porterctl file rm, without -d";
 	if (!strcmp(sub, "mkdir") && rc == PORTER_E_FILE_EXISTS && !parents)
 		return "-p accepts a directory that exists";
 	if (!strcmp(sub, "put") && rc == PORTER_E_FILE_NOT_FOUND)

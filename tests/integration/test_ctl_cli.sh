@@ -177,6 +177,9 @@ check "... the statement has none" grep -q 'has no \$1..\$n placeholder' "$T/cod
 mkdir -p "$T/files/hd/sub"
 code 1 "file rm of a directory" "$CTL" file rm hd
 check "... points at rm -d" grep -q "is a directory (PORTER_E_FILE_ISDIR); to delete an empty directory: porterctl file rm -d" "$T/code.err"
+echo x >"$T/files/hd/f"
+code 1 "file rm -d of a file" "$CTL" file rm -d hd/f
+check "... says it is not a directory, and points at rm" grep -q "cannot delete 'hd/f' in root 'files': not a directory (PORTER_E_FILE_NOTDIR); to delete a file: porterctl file rm, without -d" "$T/code.err"
 code 1 "file mkdir of one that exists" "$CTL" file mkdir hd
 check "... points at -p" grep -q "already exists (PORTER_E_FILE_EXISTS); -p accepts a directory that exists" "$T/code.err"
 code 1 "file put into a missing directory" "$CTL" file put hd/nope/x.txt

@@ -349,6 +349,12 @@ START_TEST(refusals_say_why)
 	ck_assert_int_eq(mkfifo(p, 0600), 0);
 	ck_assert_int_eq(porter_file_copy("r", "fifo", "f2", 0, 0, T, NULL), PORTER_E_INVAL);
 	expect_message("cannot copy 'fifo' in root 'r': not a regular file");
+	/* A file removed as a directory is not one (it said "a component of
+	 * the path is not a directory"). */
+	put(root, "plain", "P");
+	ck_assert_int_eq(porter_file_delete("r", "plain", 1, 0, T), PORTER_E_FILE_NOTDIR);
+	expect_message("cannot delete 'plain' in root 'r': not a directory");
+	ck_assert(exists(root, "plain"));
 }
 END_TEST
 
