@@ -74,7 +74,7 @@ static const config_key keys[] = {
 	 "requests one uid may have in flight over all its connections; more are answered PORTER_E_BUSY"},
 	{"uid-max-buffered", 0, KT_U64, OFF(uid_max_buffered), 65536, UINT64_MAX / 2, "268435456",
 	 "BYTES",
-	 "bytes one uid may hold over all its connections: unsent replies, read buffers, whole HTTP responses as they arrive, the results a batch keeps until it answers; the connection that passes it is dropped, a response or batch that passes it fails (PORTER_E_BUSY)"},
+	 "bytes one uid may hold over all its connections: unsent replies, read buffers, requests of 64 KiB or more until answered, whole HTTP responses as they arrive, the results a batch keeps until it answers; the connection that passes it with a reply (or with a request while its replies are unread) is dropped, a request, response or batch that passes it fails (PORTER_E_BUSY)"},
 	{"output-soft-limit", 0, KT_U64, OFF(output_soft), 65536, UINT64_MAX / 2, "268435456",
 	 "BYTES",
 	 "unsent reply bytes of all connections together past which a connection holding more than 1 MiB unsent is dropped when it adds more, if its uid holds more than an even share of the limit (the limit over the uids with unsent bytes)"},

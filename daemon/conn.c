@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "clients.h"
+#include "connadmit.h"
 #include "connout.h"
 #include "dalloc.h"
 #include "dbwire.h"
@@ -644,28 +645,18 @@ static void handle_frame(conn *c, const uint8_t *p, size_t len)
 	/* Closes the client reports count before the request may be
 	 * refused: they happened whatever its fate, and are sent once. */
 	fs_note_closes(c->w, c->serial, msg);
-	/* The uid's own share: past it, its requests are answered at once,
-	 * and other uids' requests are not slowed by them. */
-	uint32_t limit = c->w->cfg->uid_max_inflight;
-	if (clients_use(c->acct, CLIENTS_INFLIGHT) >= limit) {
-		char text[160];
-		Porter__V1__Response resp = PORTER__V1__RESPONSE__INIT;
-		snprintf(text, sizeof(text),
-			 "uid %u has %u requests in flight, its limit (uid-max-inflight)",
-			 (unsigned)c->uid, limit);
-		resp.id = msg->id;
-		resp.status = PORTER_E_BUSY;
-		resp.message = text;
-		arena_free(&ar);
-		stats_add(&c->w->counters.errors, 1);
-		conn_send(c, &resp);
+	int hold = conn_admit(c, msg->id, len, &ar);
+	if (hold < 0)
 		return;
-	}
 	req *r = req_new(c, msg, &ar);
 	if (!r) {
+		if (hold)
+			clients_put(c->acct, CLIENTS_BUFFERED, len);
 		conn_fail(c, PORTER_E_NOMEM, "out of memory");
 		return;
 	}
+	if (hold)
+		req_hold(r, c->acct, len);
 	ops_dispatch(r);
 }
 

@@ -119,7 +119,10 @@ int httpupload_piece(http_xfer *x, req *r)
 			 (unsigned long long)(x->up_taken + len), (long long)x->up_size);
 		return 0;
 	}
-	if (len && !clients_take(x->acct, CLIENTS_BUFFERED, len, x->up_max_buffered)) {
+	/* A large piece's frame counts already, as long as its req lives
+	 * (req_hold): the piece is those very bytes. */
+	int counted = r->held == 0;
+	if (len && counted && !clients_take(x->acct, CLIENTS_BUFFERED, len, x->up_max_buffered)) {
 		req_fail(r, PORTER_E_BUSY,
 			 "uid %u holds too many buffered bytes (uid-max-buffered = %llu)",
 			 (unsigned)x->owner_uid, (unsigned long long)x->up_max_buffered);
@@ -132,7 +135,7 @@ int httpupload_piece(http_xfer *x, req *r)
 		answer(r, 0);
 		return 0;
 	}
-	x->up_counted = len;
+	x->up_counted = counted ? len : 0;
 	x->up_r = r;
 	x->up_data = u->data.data;
 	x->up_len = len;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "batch.h"
+#include "clients.h"
 #include "conn.h"
 #include "dalloc.h"
 #include "fwd.h"
@@ -99,10 +100,32 @@ req *req_new_remote(worker *w, Porter__V1__Request *msg, uid_t uid, uint64_t ins
 	return r;
 }
 
+void req_hold(req *r, clients_acct *acct, uint64_t bytes)
+{
+	r->held_acct = clients_acct_ref(r->uid);
+	if (!r->held_acct) {
+		clients_put(acct, CLIENTS_BUFFERED, bytes);
+		return;
+	}
+	r->held = bytes;
+}
+
+/* Its frame stops counting: it is being answered (the reply counts as the
+ * connection's output from here; the two must not add up against the
+ * quota) or goes. */
+static void unhold(req *r)
+{
+	clients_put(r->held_acct, CLIENTS_BUFFERED, r->held);
+	clients_acct_unref(r->held_acct);
+	r->held_acct = NULL;
+	r->held = 0;
+}
+
 /* `r` is answered straight to its connection `c`: it leaves the
  * connection's list and counts. */
 static void leave_conn(req *r, conn *c)
 {
+	unhold(r);
 	list_remove(&r->link);
 	c->inflight--;
 	clients_put(c->acct, CLIENTS_INFLIGHT, 1);
@@ -111,6 +134,7 @@ static void leave_conn(req *r, conn *c)
 /* `r` is answered: it goes. */
 static void req_end(req *r)
 {
+	unhold(r);
 	stats_sub(&r->w->counters.inflight, 1);
 	free_msg(r);
 	free(r);

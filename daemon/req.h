@@ -22,6 +22,7 @@
 #include "porter.pb-c.h"
 
 struct batch;
+struct clients_acct;
 struct conn;
 struct fwd_back;
 struct worker;
@@ -46,6 +47,12 @@ typedef struct req {
 	unsigned batch_index;  /* position among the batch's members */
 	struct fwd_back *back; /* run for another worker: the reply goes
 				* back there (fwd.h); c is NULL */
+	/* A large request's frame counts in its uid's buffered bytes
+	 * (uid-max-buffered) until it is answered: its message lives that
+	 * long (a Ping's payload for its delay, a write's bytes while it
+	 * waits for a pool thread). */
+	struct clients_acct *held_acct; /* a reference, or NULL */
+	uint64_t held;                  /* bytes counted there */
 } req;
 
 /*
@@ -56,6 +63,14 @@ typedef struct req {
  * with malloc when `from` is NULL. Returns NULL when out of memory.
  */
 req *req_new(struct conn *c, Porter__V1__Request *msg, arena *from);
+
+/*
+ * Counts `bytes` (its frame's size) in the buffered bytes of the uid of
+ * `r`, which `acct` names, until `r` is answered. The caller took them
+ * there already (clients_take); they are given back now when no
+ * reference to `acct` can be had (out of memory).
+ */
+void req_hold(req *r, struct clients_acct *acct, uint64_t bytes);
 
 /*
  * Creates the req for one member of a Batch: it shares the batch's

@@ -97,15 +97,7 @@ static int alice_stalls(void *arg)
 		return 1;
 	}
 	/* Nothing stays counted once they are over. */
-	porter_uid_usage u = PORTER_UID_USAGE_INIT;
-	if (th_own_usage(&u) != 0)
-		return 1;
-	if (u.buffered_bytes >= 1u << 20) {
-		fprintf(stderr, "alice still holds %llu buffered bytes\n",
-			(unsigned long long)u.buffered_bytes);
-		return 1;
-	}
-	return 0;
+	return th_own_buffered_below(1u << 20);
 }
 
 /*

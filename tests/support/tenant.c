@@ -249,6 +249,19 @@ int th_own_usage(porter_uid_usage *out)
 	return rc;
 }
 
+int th_own_buffered_below(uint64_t bound)
+{
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
+	if (th_own_usage(&u) != 0)
+		return 1;
+	if (u.buffered_bytes >= bound) {
+		fprintf(stderr, "uid %u still holds %llu buffered bytes\n", (unsigned)getuid(),
+			(unsigned long long)u.buffered_bytes);
+		return 1;
+	}
+	return 0;
+}
+
 /* A loopback port nothing held a moment ago, or 0. */
 static int unused_port(void)
 {

@@ -11,6 +11,7 @@
 #define PORTER_TENANT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -113,5 +114,9 @@ struct porter_uid_usage;
 /* What porterd's stats say the calling process's uid holds, into `*out`.
  * Returns 0, or -1 when the stats fail or have no entry for the uid. */
 int th_own_usage(struct porter_uid_usage *out);
+
+/* 0 when porterd's stats say the calling process's uid holds fewer than
+ * `bound` buffered bytes; else 1, after saying how many. */
+int th_own_buffered_below(uint64_t bound);
 
 #endif
