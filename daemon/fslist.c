@@ -121,6 +121,17 @@ void fslist_run(fs_job *j)
 	int fd = -1;
 	int e = fsconfine_open(j->rootfd, j->path, O_RDONLY | O_DIRECTORY, 0,
 			       fswork_confine_opts(j), &fd);
+	if (e == ENOTDIR) {
+		/* The path itself, not a directory on its way, when it opens
+		 * as what it is: say so, not "a component of the path". */
+		int pfd = -1;
+		if (fsconfine_open(j->rootfd, j->path, O_PATH, 0, fswork_confine_opts(j), &pfd) ==
+		    0) {
+			close(pfd);
+			fswork_fail_code(j, PORTER_E_FILE_NOTDIR, "list", "not a directory");
+			return;
+		}
+	}
 	if (e) {
 		fswork_fail(j, e, "list", NULL, 0);
 		return;

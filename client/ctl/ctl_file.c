@@ -101,6 +101,8 @@ static const char *file_hint(const char *sub, int rc, int dir, int parents)
 		return "make its directory first: porterctl file mkdir -p";
 	if (!strcmp(sub, "cat") && rc == PORTER_E_FILE_ISDIR)
 		return "to list a directory: porterctl file ls";
+	if (!strcmp(sub, "ls") && rc == PORTER_E_FILE_NOTDIR)
+		return "to read a file: porterctl file cat (file stat for what it is)";
 	return NULL;
 }
 
@@ -368,7 +370,7 @@ static int do_ls(const ctl_opts *o, const char *root, const char *path)
 	porter_file_list *l = NULL;
 	int rc = porter_file_list_dir(root, path, 0, o->timeout_ms, &l);
 	if (rc < 0)
-		return ctl_fail(rc);
+		return ctl_fail_hint(rc, file_hint("ls", rc, 0, 0));
 	size_t n = porter_file_list_count(l);
 	if (o->json)
 		putchar('[');

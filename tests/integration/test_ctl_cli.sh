@@ -180,6 +180,8 @@ check "... points at rm -d" grep -q "is a directory (PORTER_E_FILE_ISDIR); to de
 echo x >"$T/files/hd/f"
 code 1 "file rm -d of a file" "$CTL" file rm -d hd/f
 check "... says it is not a directory, and points at rm" grep -q "cannot delete 'hd/f' in root 'files': not a directory (PORTER_E_FILE_NOTDIR); to delete a file: porterctl file rm, without -d" "$T/code.err"
+code 1 "file ls of a file" "$CTL" file ls hd/f
+check "... says it is not a directory, and points at cat" grep -q "cannot list 'hd/f' in root 'files': not a directory (PORTER_E_FILE_NOTDIR); to read a file: porterctl file cat" "$T/code.err"
 code 1 "file mkdir of one that exists" "$CTL" file mkdir hd
 check "... points at -p" grep -q "already exists (PORTER_E_FILE_EXISTS); -p accepts a directory that exists" "$T/code.err"
 code 1 "file put into a missing directory" "$CTL" file put hd/nope/x.txt

@@ -355,6 +355,13 @@ START_TEST(refusals_say_why)
 	ck_assert_int_eq(porter_file_delete("r", "plain", 1, 0, T), PORTER_E_FILE_NOTDIR);
 	expect_message("cannot delete 'plain' in root 'r': not a directory");
 	ck_assert(exists(root, "plain"));
+	/* So is a file listed; a file on the way stays "a component". */
+	porter_file_list *l = NULL;
+	ck_assert_int_eq(porter_file_list_dir("r", "plain", 0, T, &l), PORTER_E_FILE_NOTDIR);
+	expect_message("cannot list 'plain' in root 'r': not a directory");
+	ck_assert_int_eq(porter_file_list_dir("r", "plain/x", 0, T, &l), PORTER_E_FILE_NOTDIR);
+	expect_message("a component of the path is not a directory");
+	ck_assert_ptr_null(l);
 }
 END_TEST
 
