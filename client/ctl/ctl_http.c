@@ -8,6 +8,7 @@
  * time left). Failures curl names exit with curl's numbers (see --help).
  * Single-threaded.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -34,6 +35,7 @@ enum {
 	CURLX_HTTP_FAIL = 22,
 	CURLX_WRITE = 23,
 	CURLX_TIMEOUT = 28,
+	CURLX_TLS_CONNECT = 35,
 	CURLX_REDIRECTS = 47,
 	CURLX_TLS = 60,
 	CURLX_BAD_ENCODING = 61,
@@ -89,9 +91,9 @@ static const char http_help[] =
 	"Exit status: 0, 1, 2, 3 as for every command (porterctl --help), and\n"
 	"curl's numbers: 6 host name not resolved, 7 connect failed, 18 body\n"
 	"shorter than Content-Length, 22 status >= 400 with -f, 23 the output\n"
-	"(stdout, -o, -D) cannot be written, 28 timeout, 47 too many redirects,\n"
-	"60 TLS verification failed, 61 --compressed body that does not decode,\n"
-	"63 response larger than porterd's limit.\n"
+	"(stdout, -o, -D) cannot be written, 28 timeout, 35 TLS handshake failed,\n"
+	"47 too many redirects, 60 TLS verification failed, 61 --compressed body\n"
+	"that does not decode, 63 response larger than porterd's limit.\n"
 	"\n"
 	"Request bodies that read a file or stdin (-d @FILE, --data-binary @-, -T)\n"
 	"are streamed to porterd piece by piece, of any size: a regular file goes\n"
@@ -153,6 +155,11 @@ static int http_fail(int rc)
 	 * apart from a refused connection. */
 	if (rc == PORTER_E_HTTP_CONNECT && strstr(msg, "Could not resolve host"))
 		status = CURLX_RESOLVE;
+	/* Nor one for a TLS handshake that failed before any certificate was
+	 * checked (a server that does not speak TLS), curl's 35; libcurl's
+	 * verification failures all name the certificate. */
+	if (rc == PORTER_E_HTTP_TLS && !strstr(msg, "certificate"))
+		status = CURLX_TLS_CONNECT;
 	if (ctl_json_mode())
 		ctl_json_error(porter_error_name(rc), msg, status);
 	else
@@ -529,6 +536,18 @@ static int is_redirect(int code)
 	return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
 }
 
+/* Whether `url` starts with a scheme and "://" (RFC 3986: a letter, then
+ * letters, digits, '+', '-', '.'). */
+static int has_scheme(const char *url)
+{
+	const char *p = url;
+	if (!isalpha((unsigned char)*p))
+		return 0;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	return !strncmp(p, "://", 3);
+}
+
 /* Opens -o/-D destinations: NULL for stdout ("-" or none). */
 static FILE *open_out(const char *path, int *failed)
 {
@@ -579,18 +598,23 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 		ctl_body_free(&body);
 		return ctl_error(EXIT_FAILED, "io", "http: %s", why);
 	}
-	/* -G: the data goes into the URL's query, as curl does. */
+	/* A URL without a scheme is http's, as curl takes it ('porterctl
+	 * http localhost:8080/' was a malformed URL); -G: the data goes into
+	 * the URL's query, as curl does. */
 	ctl_buf get_url = {0};
-	if (a.get && a.n_data) {
-		if (ctl_buf_add(&get_url, a.url, strlen(a.url)) < 0 ||
-		    ctl_buf_add(&get_url, strchr(a.url, '?') ? "&" : "?", 1) < 0 ||
-		    ctl_buf_add(&get_url, mem->p, mem->len) < 0) {
+	int query = a.get && a.n_data, schemeless = !has_scheme(a.url);
+	if (query || schemeless) {
+		if ((schemeless && ctl_buf_add(&get_url, "http://", 7) < 0) ||
+		    ctl_buf_add(&get_url, a.url, strlen(a.url)) < 0 ||
+		    (query && (ctl_buf_add(&get_url, strchr(a.url, '?') ? "&" : "?", 1) < 0 ||
+			       ctl_buf_add(&get_url, mem->p, mem->len) < 0))) {
 			ctl_body_free(&body);
 			free(get_url.p);
 			return ctl_error(EXIT_FAILED, "nomem", "http: out of memory");
 		}
 		a.url = (const char *)get_url.p;
-		mem->len = 0;
+		if (query)
+			mem->len = 0;
 	}
 	const char *hdrs[CTL_HTTP_MAX_HEADERS];
 	char store[3][1024];

@@ -455,6 +455,15 @@ code 47 "http -L --max-redirs 2 on 5 redirects exits 47" "$CTL" http -L --max-re
 code 0 "http -L follows" "$CTL" http -L "$B/redirect/3"
 check "... to the end" [ "$(cat "$T/code.out")" = "done" ]
 code 7 "http: connection refused exits 7 as curl" "$CTL" http "http://127.0.0.1:1/"
+# TLS to a server that does not speak it: the handshake fails, curl's 35
+# (it was 60, which curl keeps for a certificate that fails its check).
+code 35 "http: https to a plain HTTP server" "$CTL" http "https://${B#http://}/status/200"
+curl -s "https://${B#http://}/status/200" >/dev/null 2>&1
+check "curl exits 35 too" [ $? = 35 ]
+# A URL without a scheme is http's, as curl takes it (it was refused as
+# malformed).
+code 0 "http: a URL without a scheme" "$CTL" http -G -d a=1 "${B#http://}/echo" -w ' %{url_effective}'
+check "... is http, as curl takes it" [ "$(cat "$T/code.out")" = " $B/echo?a=1" ]
 code 1 "http: a malformed URL is a failed operation, not usage" "$CTL" http "http://[::1"
 code 2 "http: no URL" "$CTL" http
 code 2 "http: unknown option" "$CTL" http --bogus "$B/"
