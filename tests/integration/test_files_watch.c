@@ -398,6 +398,37 @@ START_TEST(a_file_named_like_an_unnamed_temp_file_is_seen)
 }
 END_TEST
 
+/* The same in a per-user root, where the watched directory is found
+ * again below the uid's own directory. */
+START_TEST(per_user_root_file_named_like_an_unnamed_temp_file_is_seen)
+{
+	th_stop_clean(&d);
+	char roots[200];
+	snprintf(roots, sizeof(roots), "r=%s,u=%s/users/%%u", root, outside);
+	const char *args[] = {"--file-roots", roots, "--workers", "2", NULL};
+	ck_assert_int_eq(th_daemon_start(&d, args), 0);
+	memset(&ev, 0, sizeof(ev));
+	ck_assert_int_eq(porter_file_mkdir("u", "d", 0, 0, 0, T), 0);
+	const char *name = "d/#4242";
+	ck_assert_int_eq(porter_file_write("u", name, "one", 3,
+					   PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE, 0, 0, T),
+			 0);
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("u", "d", 0, T, &w), 0);
+	char mine[128];
+	snprintf(mine, sizeof(mine), "%s/users/%u", outside, (unsigned)getuid());
+	put(mine, name, "two", "a");
+	put(mine, "d/end", "", "w");
+	long long until = th_now_ms() + T;
+	while (find(PORTER_FILE_EVENT_CREATED, "d/end", NULL) < 0 && !ev.ended &&
+	       th_now_ms() < until)
+		collect(w, ev.n + 1, T);
+	expect(PORTER_FILE_EVENT_CREATED, "d/end", NULL);
+	expect(PORTER_FILE_EVENT_MODIFIED, name, NULL);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
 START_TEST(file_events_and_the_end_of_a_watch)
 {
 	memset(&ev, 0, sizeof(ev));
@@ -596,6 +627,7 @@ static Suite *suite(void)
 				a_file_named_like_a_temp_file_is_seen,
 				a_temp_name_used_again_is_seen,
 				a_file_named_like_an_unnamed_temp_file_is_seen,
+				per_user_root_file_named_like_an_unnamed_temp_file_is_seen,
 				file_events_and_the_end_of_a_watch,
 				watch_follows_no_swapped_path,
 				escapes_refused,
