@@ -2,20 +2,17 @@
 #include "fswatch.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
-#include "fsroot.h"
+#include "fswatchtmp.h"
 #include "fwd.h"
 #include "log.h"
 #include "porter_errors.h"
@@ -505,86 +502,6 @@ static void end_watch(struct fswatch *x)
 	x->wd = -1;
 }
 
-/* Whether `s` is one or more decimal digits and nothing more. */
-static int all_digits(const char *s)
-{
-	size_t i = 0;
-	for (; s[i]; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return i > 0;
-}
-
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef RESOLVE_CACHED
-#define RESOLVE_CACHED 0x20
-#endif
-
-/* No openat2 RESOLVE_CACHED (before Linux 5.12): set once, by any loop. */
-static atomic_int no_cached_lookup;
-
-/* openat2 of `path` below `dir` from the kernel's lookup cache alone
- * (RESOLVE_CACHED: EAGAIN instead of anything that could wait on the disk
- * or on a remote file system, so it may run on the loop), confined as
- * fsconfine confines (RESOLVE_NO_XDEV unless `root` may span mounts).
- * Returns the descriptor, or -1 with errno set. */
-static int open_cached(const fsroot *root, int dir, const char *path, int flags)
-{
-	struct open_how how;
-	memset(&how, 0, sizeof(how));
-	how.flags = (uint64_t)(flags | O_PATH | O_CLOEXEC);
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED |
-		      (root->cross_mounts ? 0 : RESOLVE_NO_XDEV);
-	long fd = syscall(SYS_openat2, dir, path, &how, sizeof(how));
-	if (fd < 0 && (errno == ENOSYS || errno == EINVAL))
-		atomic_store(&no_cached_lookup, 1);
-	return fd < 0 ? -1 : (int)fd;
-}
-
-/*
- * Whether the directory `x` watches has an entry `name` in the kernel's
- * lookup cache: 1 when it has (a mount point too: refused, but there), 0
- * when it has not, or when that cannot be told without waiting.
- *
- * The directory is found again from its root by the watch's path, opened
- * for this look-up only and checked to be the one watched (a rename above
- * it sends a watch no event). The watch holds no descriptor of it: a
- * reference to its dentry would keep its removal from ending the watch
- * (inotify reports IN_DELETE_SELF only as the last reference goes).
- */
-static int entry_cached(const struct fswatch *x, const char *name)
-{
-	const fs_stream *s = x->s;
-	if (!s->watch_dir || !s->root || s->root->fd < 0 || atomic_load(&no_cached_lookup))
-		return 0;
-	const char *rel = s->rel ? s->rel : "";
-	char path[PATH_MAX + 16];
-	int n;
-	if (s->root->per_user)
-		n = snprintf(path, sizeof(path), "%u%s%s", (unsigned)s->uid, rel[0] ? "/" : "",
-			     rel);
-	else
-		n = snprintf(path, sizeof(path), "%s", rel[0] ? rel : ".");
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return 0;
-	int dir = open_cached(s->root, s->root->fd, path, O_DIRECTORY);
-	if (dir < 0)
-		return 0;
-	int found = 0;
-	struct stat sb;
-	if (fstat(dir, &sb) < 0 || sb.st_dev != s->watch_dev || sb.st_ino != s->watch_ino)
-		goto out; /* not the directory watched: cannot tell */
-	int fd = open_cached(s->root, dir, name, O_NOFOLLOW);
-	if (fd >= 0)
-		close(fd);
-	found = fd >= 0 || errno == EXDEV;
-out:
-	close(dir);
-	return found;
-}
-
 /*
  * Whether the entry `name` of `x`'s directory is porterd's O_TMPFILE temp
  * file of an atomic write (fswork.c), which a watcher of the directory
@@ -600,15 +517,14 @@ out:
  * file has no entry in the directory, and a named one just written is in
  * the kernel's lookup cache (its writer's open holds it): so a change of
  * '#N' is the unnamed file's unless the directory has an entry '#N'
- * (entry_cached). A client's '#N' renamed or deleted before porterd reads
+ * (fswatchtmp.h). A client's '#N' renamed or deleted before porterd reads
  * the event loses that change (not its move or deletion), and so does one
  * whose directory the cache cannot find at the watched path (a directory
  * above renamed); before Linux 5.12 every '#N' loses its changes.
  */
 static int temp_name(const struct fswatch *x, const char *name, uint32_t mask)
 {
-	return name[0] == '#' && (mask & (IN_MODIFY | IN_ATTRIB)) && all_digits(name + 1) &&
-	       !entry_cached(x, name);
+	return (mask & (IN_MODIFY | IN_ATTRIB)) && fswatchtmp_unnamed(x->s, name);
 }
 
 /*
@@ -740,6 +656,40 @@ static int attrib_of_delete(const struct inotify_event *ev, const char *end)
 	return 0;
 }
 
+/*
+ * porterd renames its temp file over the target of an atomic write
+ * (fswork.c) in one renameat, which the kernel queues as two events,
+ * IN_MOVED_FROM then IN_MOVED_TO: a read in between (this loop spinning
+ * while a pool thread commits) gets the first half alone, and the write
+ * read as a file moved in from outside ("moved '' -> name"; 8 of 400
+ * atomic writes at load 10). So when `from`, porterd's own live temp name
+ * (a client cannot make one), has no second half in `buf` up to `end`,
+ * the second half is read now, appended: it is due within microseconds,
+ * and PAIR_WAIT_NS bounds the wait should the renaming thread lose its CPU
+ * meanwhile. A client's move out of the directory, which has no second
+ * half here, never waits. Returns the new end; *to is the second half, or
+ * NULL when it did not come.
+ */
+#define PAIR_WAIT_NS (5 * 1000 * 1000ull)
+static char *read_second_half(int ifd, const struct inotify_event *from, char *buf, char *end,
+			      size_t cap, const struct inotify_event **to)
+{
+	uint64_t until = uv_hrtime() + PAIR_WAIT_NS;
+	*to = NULL;
+	while (!*to && cap - (size_t)(end - buf) >= sizeof(struct inotify_event) + NAME_MAX + 1) {
+		ssize_t n = read(ifd, end, cap - (size_t)(end - buf));
+		if (n > 0) {
+			end += n;
+			*to = find_moved_to(from, end);
+			continue;
+		}
+		if ((n < 0 && errno != EAGAIN && errno != EINTR) || uv_hrtime() >= until)
+			break;
+		sched_yield();
+	}
+	return end;
+}
+
 static void on_inotify(uv_poll_t *p, int status, int events)
 {
 	(void)events;
@@ -758,7 +708,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 		ssize_t n = read(in->ifd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
-		const char *end = buf + n;
+		char *end = buf + n;
 		for (const char *q = buf; q + sizeof(struct inotify_event) <= end;) {
 			const struct inotify_event *ev = (const void *)q;
 			q += sizeof(*ev) + ev->len;
@@ -778,12 +728,14 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			if (attrib_of_delete(ev, end))
 				continue;
 			const struct inotify_event *to = NULL;
-			if (ev->mask & IN_MOVED_FROM)
-				to = find_moved_to(ev, end);
 			uint64_t now = tmpname_now_ms(), nonce = 0, retired = 0;
 			enum tmpname_state st =
 				ev->len ? temp_state(in, ev->name, now, &nonce, &retired)
 					: TMPNAME_FOREIGN;
+			if (ev->mask & IN_MOVED_FROM)
+				to = find_moved_to(ev, end);
+			if (!to && (ev->mask & IN_MOVED_FROM) && st == TMPNAME_LIVE)
+				end = read_second_half(in->ifd, ev, buf, end, sizeof(buf), &to);
 			list_for_each_safe(pos, tmp, &in->watches) {
 				struct fswatch *x = list_entry(pos, struct fswatch, link);
 				if (x->wd == ev->wd)
