@@ -39,6 +39,7 @@ enum {
 	CURLX_REDIRECTS = 47,
 	CURLX_TLS = 60,
 	CURLX_BAD_ENCODING = 61,
+	CURLX_RECV = 56,
 	CURLX_TOO_LARGE = 63,
 };
 
@@ -92,8 +93,9 @@ static const char http_help[] =
 	"curl's numbers: 6 host name not resolved, 7 connect failed, 18 body\n"
 	"shorter than Content-Length, 22 status >= 400 with -f, 23 the output\n"
 	"(stdout, -o, -D) cannot be written, 28 timeout, 35 TLS handshake failed,\n"
-	"47 too many redirects, 60 TLS verification failed, 61 --compressed body\n"
-	"that does not decode, 63 response larger than porterd's limit.\n"
+	"47 too many redirects, 56 connection reset while receiving, 60 TLS\n"
+	"verification failed, 61 --compressed body that does not decode, 63\n"
+	"response larger than porterd's limit.\n"
 	"\n"
 	"Request bodies that read a file or stdin (-d @FILE, --data-binary @-, -T)\n"
 	"are streamed to porterd piece by piece, of any size: a regular file goes\n"
@@ -151,6 +153,9 @@ static int http_fail(int rc)
 	 * code of its own: a body cut short of its Content-Length. */
 	if (rc == PORTER_E_HTTP && strstr(msg, "transfer closed with"))
 		status = CURLX_PARTIAL;
+	/* A connection reset while receiving (CURLE_RECV_ERROR). */
+	if (rc == PORTER_E_HTTP && strstr(msg, "Recv failure"))
+		status = CURLX_RECV;
 	/* Nor one for a host name that does not resolve, which curl tells
 	 * apart from a refused connection. */
 	if (rc == PORTER_E_HTTP_CONNECT && strstr(msg, "Could not resolve host"))

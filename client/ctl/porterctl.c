@@ -58,8 +58,9 @@ static void usage(FILE *out)
 		"     keep working: 6 host name not resolved, 7 connect failed, 18 body\n"
 		"     shorter than Content-Length, 22 HTTP status >= 400 under -f, 23 output\n"
 		"     that cannot be written, 28 timeout, 35 TLS handshake failed, 47 too\n"
-		"     many redirects, 60 TLS verification failed, 61 --compressed body that\n"
-		"     does not decode, 63 response over the size limit\n");
+		"     many redirects, 56 connection reset while receiving, 60 TLS\n"
+		"     verification failed, 61 --compressed body that does not decode,\n"
+		"     63 response over the size limit\n");
 }
 
 static double now_us(void)

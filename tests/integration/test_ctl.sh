@@ -449,6 +449,10 @@ curl -s -m 1 "$B/trickle/60/500" >/dev/null
 check "curl -m 1 exits 28 too" [ $? = 28 ]
 
 code 18 "http: a body shorter than its Content-Length exits 18 as curl" "$CTL" http "$B/short/1000"
+# A connection reset mid-body: curl's 56 (it was 1).
+code 56 "http: a connection reset while receiving" "$CTL" http -o /dev/null "$B/reset"
+curl -s -o /dev/null "$B/reset" 2>/dev/null
+check "curl exits 56 too" [ $? = 56 ]
 curl -s "$B/short/1000" >/dev/null
 check "curl exits 18 too" [ $? = 18 ]
 code 47 "http -L --max-redirs 2 on 5 redirects exits 47" "$CTL" http -L --max-redirs 2 "$B/redirect/5"
