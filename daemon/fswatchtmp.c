@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fsroot.h"
@@ -74,8 +75,12 @@ static int entry_cached(const fs_stream *s, const char *name)
 	if (dir < 0)
 		return 0;
 	int found = 0;
-	struct stat sb;
-	if (fstat(dir, &sb) < 0 || sb.st_dev != s->watch_dev || sb.st_ino != s->watch_ino)
+	/* By its cached attributes: fstat would ask a FUSE daemon for fresh
+	 * ones (in a root that spans mounts), which may never answer. */
+	struct statx sx;
+	if (statx(dir, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &sx) < 0 ||
+	    makedev(sx.stx_dev_major, sx.stx_dev_minor) != s->watch_dev ||
+	    sx.stx_ino != s->watch_ino)
 		goto out; /* not the directory watched: cannot tell */
 	int fd = open_cached(s->root, dir, name, O_NOFOLLOW);
 	if (fd >= 0)

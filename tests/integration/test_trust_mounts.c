@@ -19,6 +19,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -385,6 +387,15 @@ static int fuse_mount_stalled(const char *dir)
 	return fd;
 }
 
+/* The tree, and alice's empty directory docs/fuse (its path in `p`) for a
+ * FUSE mount. */
+static void make_tree_fuse_dir(char *p, size_t cap)
+{
+	make_tree();
+	snprintf(p, cap, "%s/fuse", docs);
+	alice_dir(p);
+}
+
 /* Reads of `arg` (a path in "docs") by 8 threads at once. */
 static void *stalled_read(void *arg)
 {
@@ -430,10 +441,8 @@ static int bob_is_served(void *arg)
  * the FUSE daemon answered, and bob's writes waited for a free one.) */
 START_TEST(fuse_inside_a_root_holds_no_thread)
 {
-	make_tree();
 	char p[160];
-	snprintf(p, sizeof(p), "%s/fuse", docs);
-	alice_dir(p);
+	make_tree_fuse_dir(p, sizeof(p));
 	int fuse = fuse_mount_stalled(p);
 	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	start("--file-resolve", "auto");
@@ -536,10 +545,8 @@ static int alice_cancels_a_queued_listing(void *arg)
 
 START_TEST(stopped_request_names_itself)
 {
-	make_tree();
 	char p[160];
-	snprintf(p, sizeof(p), "%s/fuse", docs);
-	alice_dir(p);
+	make_tree_fuse_dir(p, sizeof(p));
 	int fuse = fuse_mount_stalled(p);
 	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	start("--file-resolve", "auto");
@@ -650,6 +657,189 @@ START_TEST(openat2_never_enters_a_mount_made_as_it_opens)
 }
 END_TEST
 
+/* ------------------------------------------------ a watch on FUSE */
+
+/*
+ * A FUSE daemon of alice's that answers until it has seen a mode change
+ * (FUSE_SETATTR), and from then on never answers a stat of its root
+ * directory: what her real daemon could do. Its root holds one file, "#5",
+ * named as the kernel names an unnamed file.
+ */
+typedef struct fuse_srv {
+	int fd;
+	int stop[2]; /* a byte on stop[1] ends the thread */
+	atomic_int setattr_seen;
+	atomic_int stalled; /* root stats left unanswered */
+} fuse_srv;
+
+static void fuse_reply(int fd, uint64_t unique, int error, const void *p, size_t n)
+{
+	struct fuse_out_header h = {
+		.len = (uint32_t)(sizeof(h) + n), .error = error, .unique = unique};
+	char out[sizeof(h) + 256];
+	memcpy(out, &h, sizeof(h));
+	if (n)
+		memcpy(out + sizeof(h), p, n);
+	if (write(fd, out, h.len) < 0) {
+		/* the connection is gone: its waiter failed */
+	}
+}
+
+static void fuse_attr_of(uint64_t node, struct fuse_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = node;
+	a->mode = node == FUSE_ROOT_ID ? S_IFDIR | 0770 : S_IFREG | 0660;
+	a->nlink = node == FUSE_ROOT_ID ? 2 : 1;
+	a->uid = TH_UID_ALICE;
+	a->gid = TH_GID_PORTER;
+	a->blksize = 4096;
+}
+
+static void *fuse_serve(void *arg)
+{
+	fuse_srv *f = arg;
+	static char buf[1 << 20]; /* at least the kernel's max_write and a page */
+	for (;;) {
+		struct pollfd pf[2] = {{f->fd, POLLIN, 0}, {f->stop[0], POLLIN, 0}};
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents)
+			break;
+		if (!(pf[0].revents & POLLIN))
+			continue;
+		ssize_t n = read(f->fd, buf, sizeof(buf));
+		if (n < (ssize_t)sizeof(struct fuse_in_header))
+			break;
+		struct fuse_in_header *in = (struct fuse_in_header *)buf;
+		const char *arg_p = buf + sizeof(*in);
+		uint64_t node = in->nodeid;
+		switch (in->opcode) {
+		case FUSE_INIT: {
+			const struct fuse_init_in *ii = (const void *)arg_p;
+			struct fuse_init_out o = {.major = FUSE_KERNEL_VERSION,
+						  .minor = ii->minor < FUSE_KERNEL_MINOR_VERSION
+								   ? ii->minor
+								   : FUSE_KERNEL_MINOR_VERSION,
+						  .max_write = 65536,
+						  .max_background = 16,
+						  .congestion_threshold = 12,
+						  .time_gran = 1};
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_LOOKUP:
+			if (node == FUSE_ROOT_ID && strcmp(arg_p, "#5") == 0) {
+				struct fuse_entry_out e = {.nodeid = 2, .generation = 1};
+				fuse_attr_of(2, &e.attr);
+				fuse_reply(f->fd, in->unique, 0, &e, sizeof(e));
+			} else {
+				fuse_reply(f->fd, in->unique, -ENOENT, NULL, 0);
+			}
+			break;
+		case FUSE_GETATTR:
+		case FUSE_SETATTR: {
+			if (in->opcode == FUSE_SETATTR)
+				atomic_store(&f->setattr_seen, 1);
+			else if (node == FUSE_ROOT_ID && atomic_load(&f->setattr_seen)) {
+				atomic_fetch_add(&f->stalled, 1);
+				break; /* never answered: the caller waits */
+			}
+			struct fuse_attr_out o = {0};
+			fuse_attr_of(node, &o.attr);
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_OPENDIR:
+		case FUSE_OPEN: {
+			struct fuse_open_out o = {0};
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_STATFS: {
+			struct fuse_statfs_out o = {
+				.st = {.bsize = 4096, .namelen = 255, .frsize = 4096}};
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_RELEASE:
+		case FUSE_RELEASEDIR:
+		case FUSE_FLUSH:
+		case FUSE_ACCESS:
+			fuse_reply(f->fd, in->unique, 0, NULL, 0);
+			break;
+		case FUSE_FORGET:
+		case FUSE_BATCH_FORGET:
+		case FUSE_INTERRUPT:
+			break;
+		default:
+			fuse_reply(f->fd, in->unique, -ENOSYS, NULL, 0);
+		}
+	}
+	return NULL;
+}
+
+/* Alice watches her FUSE directory through "span" (which crosses mounts),
+ * changes the mode of its "#5", then pings. */
+static int alice_watches_her_fuse(void *arg)
+{
+	porter_file_watch *w = NULL;
+	EXPECT(porter_file_watch_open("span", "fuse", 0, T, &w), 0);
+	char p[160];
+	snprintf(p, sizeof(p), "%s/fuse/#5", (const char *)arg);
+	if (chmod(p, 0640) != 0) {
+		fprintf(stderr, "chmod %s: %s\n", p, strerror(errno));
+		return 1;
+	}
+	/* The worker reads the change's event and looks the directory up;
+	 * each ping is answered only if nothing there waits on the FUSE
+	 * daemon. */
+	for (int i = 0; i < 5; i++) {
+		usleep(100 * 1000);
+		EXPECT(porter_ping(NULL, 0, 0, T), 0);
+	}
+	porter_file_watch_free(w);
+	return 0;
+}
+
+/*
+ * A change of '#N' in a watched directory has porterd look the directory
+ * up on its loop thread, from the kernel's caches alone: on a root that
+ * spans mounts the directory may be on alice's FUSE file system, whose
+ * daemon may never answer. The old porterd checked the directory with
+ * fstat there, which asks the FUSE daemon for its attributes once they
+ * expire: the worker's loop stopped, and alice's pings (everyone's on that
+ * worker) timed out, "porter_ping(...) gave PORTER_E_TIMEOUT".
+ */
+START_TEST(a_watch_on_fuse_never_waits_on_its_daemon)
+{
+	char p[160];
+	make_tree_fuse_dir(p, sizeof(p));
+	fuse_srv f = {.fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)};
+	ck_assert_msg(f.fd >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
+	ck_assert_int_eq(pipe2(f.stop, O_CLOEXEC), 0);
+	char opts[128];
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other",
+		 f.fd, TH_UID_ALICE, TH_GID_PORTER);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, fuse_serve, &f), 0);
+	ck_assert_msg(
+		mount("porter-answers", p, "fuse.porter-answers", MS_NOSUID | MS_NODEV, opts) == 0,
+		"mount fuse: %s", strerror(errno));
+	start("--workers", "1");
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_watches_her_fuse, docs);
+	fprintf(stderr, "root stats left unanswered: %d\n", atomic_load(&f.stalled));
+	/* Ends the thread, then the connection (anything waiting fails). */
+	ck_assert_int_eq(write(f.stop[1], "x", 1), 1);
+	pthread_join(t, NULL);
+	close(f.fd);
+	close(f.stop[0]);
+	close(f.stop[1]);
+	ck_assert_int_eq(rc, 0);
+	stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {
@@ -662,6 +852,7 @@ static Suite *suite(void)
 		walk_never_enters_a_mount_made_as_it_opens,
 		openat2_never_enters_a_mount_made_as_it_opens,
 		stopped_request_names_itself,
+		a_watch_on_fuse_never_waits_on_its_daemon,
 		NULL,
 	};
 	return th_suite("trust_mounts", "mounts", 120, tests);
