@@ -16,10 +16,6 @@
 #include "log.h"
 #include "porter_errors.h"
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-
 static atomic_int walk; /* resolve by walking (no openat2) */
 
 /* The mount id of descriptor `fd`, from /proc/self/fdinfo, which asks

@@ -34,8 +34,19 @@
 #define PORTER_FSCONFINE_H
 
 #include <errno.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+
+/* What older C library and kernel headers lack (openat2: Linux 5.6;
+ * RESOLVE_CACHED: 5.12); the kernel answers ENOSYS or EINVAL then. */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_CACHED
+#define RESOLVE_CACHED 0x20
+#endif
 
 /* Options of fsconfine_open and fsconfine_lstat. */
 #define FSCONFINE_CROSS_MOUNTS 1u /* may cross mount points below the directory */

@@ -18,13 +18,6 @@
 #include "fsroot.h"
 #include "log.h"
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef RESOLVE_CACHED
-#define RESOLVE_CACHED 0x20
-#endif
-
 static atomic_int enabled;
 
 void fsfast_init(int on)

@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fsconfine.h"
 #include "fsroot.h"
 
 /* Whether `s` is one or more decimal digits and nothing more. */
@@ -25,13 +26,6 @@ static int all_digits(const char *s)
 			return 0;
 	return i > 0;
 }
-
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef RESOLVE_CACHED
-#define RESOLVE_CACHED 0x20
-#endif
 
 /* No openat2 RESOLVE_CACHED (before Linux 5.12): set once, by any loop. */
 static atomic_int no_cached_lookup;
