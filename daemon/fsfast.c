@@ -159,8 +159,11 @@ static int fast_stat(fs_job *j)
 int fsfast_try(fs_job *j)
 {
 	/* Walking has its own rules; a stopped or streamed job is the
-	 * pool's. */
-	if (!atomic_load(&enabled) || !j->root || fsconfine_walking() || j->st)
+	 * pool's, and so is a root that spans mounts: a file there may be on
+	 * a client's FUSE file system, and the open or fstat of a name the
+	 * cache resolves still asks its daemon, which may never answer. */
+	if (!atomic_load(&enabled) || !j->root || j->root->cross_mounts || fsconfine_walking() ||
+	    j->st)
 		return 0;
 	switch (j->kind) {
 	case JOB_READ:

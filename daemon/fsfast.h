@@ -14,7 +14,9 @@
  * EAGAIN, any error at all (the pool repeats it and words the message),
  * a per-user root's directory that is missing (the pool makes it) or not
  * porterd's (the pool refuses it), the component walk
- * (file-resolve = walk), a kernel before 5.12 - goes to the pool as
+ * (file-resolve = walk), a root that spans mounts (a file there may be on
+ * FUSE, whose daemon the open or fstat would wait on), a kernel before
+ * 5.12 - goes to the pool as
  * before, so the outcome never differs, only where it is computed.
  *
  * Loop thread of the request; no state but a process-wide switch that

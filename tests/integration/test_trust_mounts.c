@@ -19,8 +19,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fuse.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -33,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fuse_daemon.h"
 #include "harness.h"
 #include "porter.h"
 #include "porter_errors.h"
@@ -657,161 +656,13 @@ START_TEST(openat2_never_enters_a_mount_made_as_it_opens)
 }
 END_TEST
 
-/* ------------------------------------------------ a watch on FUSE */
+/* ------------------------------------- the loop on alice's FUSE files */
 
 /*
- * A FUSE daemon of alice's that answers until it has seen a mode change
- * (FUSE_SETATTR), and from then on never answers a stat of its root
- * directory: what her real daemon could do. Its root holds one file, "#5",
- * named as the kernel names an unnamed file.
+ * alice's FUSE daemon (fuse_serve) mounted on docs/fuse, porterd with one
+ * worker, and `fn` run as alice (given docs). Fails unless it returns 0.
  */
-typedef struct fuse_srv {
-	int fd;
-	int stop[2]; /* a byte on stop[1] ends the thread */
-	atomic_int setattr_seen;
-	atomic_int stalled; /* root stats left unanswered */
-} fuse_srv;
-
-static void fuse_reply(int fd, uint64_t unique, int error, const void *p, size_t n)
-{
-	struct fuse_out_header h = {
-		.len = (uint32_t)(sizeof(h) + n), .error = error, .unique = unique};
-	char out[sizeof(h) + 256];
-	memcpy(out, &h, sizeof(h));
-	if (n)
-		memcpy(out + sizeof(h), p, n);
-	if (write(fd, out, h.len) < 0) {
-		/* the connection is gone: its waiter failed */
-	}
-}
-
-static void fuse_attr_of(uint64_t node, struct fuse_attr *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->ino = node;
-	a->mode = node == FUSE_ROOT_ID ? S_IFDIR | 0770 : S_IFREG | 0660;
-	a->nlink = node == FUSE_ROOT_ID ? 2 : 1;
-	a->uid = TH_UID_ALICE;
-	a->gid = TH_GID_PORTER;
-	a->blksize = 4096;
-}
-
-static void *fuse_serve(void *arg)
-{
-	fuse_srv *f = arg;
-	static char buf[1 << 20]; /* at least the kernel's max_write and a page */
-	for (;;) {
-		struct pollfd pf[2] = {{f->fd, POLLIN, 0}, {f->stop[0], POLLIN, 0}};
-		if (poll(pf, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pf[1].revents)
-			break;
-		if (!(pf[0].revents & POLLIN))
-			continue;
-		ssize_t n = read(f->fd, buf, sizeof(buf));
-		if (n < (ssize_t)sizeof(struct fuse_in_header))
-			break;
-		struct fuse_in_header *in = (struct fuse_in_header *)buf;
-		const char *arg_p = buf + sizeof(*in);
-		uint64_t node = in->nodeid;
-		switch (in->opcode) {
-		case FUSE_INIT: {
-			const struct fuse_init_in *ii = (const void *)arg_p;
-			struct fuse_init_out o = {.major = FUSE_KERNEL_VERSION,
-						  .minor = ii->minor < FUSE_KERNEL_MINOR_VERSION
-								   ? ii->minor
-								   : FUSE_KERNEL_MINOR_VERSION,
-						  .max_write = 65536,
-						  .max_background = 16,
-						  .congestion_threshold = 12,
-						  .time_gran = 1};
-			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
-			break;
-		}
-		case FUSE_LOOKUP:
-			if (node == FUSE_ROOT_ID && strcmp(arg_p, "#5") == 0) {
-				struct fuse_entry_out e = {.nodeid = 2, .generation = 1};
-				fuse_attr_of(2, &e.attr);
-				fuse_reply(f->fd, in->unique, 0, &e, sizeof(e));
-			} else {
-				fuse_reply(f->fd, in->unique, -ENOENT, NULL, 0);
-			}
-			break;
-		case FUSE_GETATTR:
-		case FUSE_SETATTR: {
-			if (in->opcode == FUSE_SETATTR)
-				atomic_store(&f->setattr_seen, 1);
-			else if (node == FUSE_ROOT_ID && atomic_load(&f->setattr_seen)) {
-				atomic_fetch_add(&f->stalled, 1);
-				break; /* never answered: the caller waits */
-			}
-			struct fuse_attr_out o = {0};
-			fuse_attr_of(node, &o.attr);
-			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
-			break;
-		}
-		case FUSE_OPENDIR:
-		case FUSE_OPEN: {
-			struct fuse_open_out o = {0};
-			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
-			break;
-		}
-		case FUSE_STATFS: {
-			struct fuse_statfs_out o = {
-				.st = {.bsize = 4096, .namelen = 255, .frsize = 4096}};
-			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
-			break;
-		}
-		case FUSE_RELEASE:
-		case FUSE_RELEASEDIR:
-		case FUSE_FLUSH:
-		case FUSE_ACCESS:
-			fuse_reply(f->fd, in->unique, 0, NULL, 0);
-			break;
-		case FUSE_FORGET:
-		case FUSE_BATCH_FORGET:
-		case FUSE_INTERRUPT:
-			break;
-		default:
-			fuse_reply(f->fd, in->unique, -ENOSYS, NULL, 0);
-		}
-	}
-	return NULL;
-}
-
-/* Alice watches her FUSE directory through "span" (which crosses mounts),
- * changes the mode of its "#5", then pings. */
-static int alice_watches_her_fuse(void *arg)
-{
-	porter_file_watch *w = NULL;
-	EXPECT(porter_file_watch_open("span", "fuse", 0, T, &w), 0);
-	char p[160];
-	snprintf(p, sizeof(p), "%s/fuse/#5", (const char *)arg);
-	if (chmod(p, 0640) != 0) {
-		fprintf(stderr, "chmod %s: %s\n", p, strerror(errno));
-		return 1;
-	}
-	/* The worker reads the change's event and looks the directory up;
-	 * each ping is answered only if nothing there waits on the FUSE
-	 * daemon. */
-	for (int i = 0; i < 5; i++) {
-		usleep(100 * 1000);
-		EXPECT(porter_ping(NULL, 0, 0, T), 0);
-	}
-	porter_file_watch_free(w);
-	return 0;
-}
-
-/*
- * A change of '#N' in a watched directory has porterd look the directory
- * up on its loop thread, from the kernel's caches alone: on a root that
- * spans mounts the directory may be on alice's FUSE file system, whose
- * daemon may never answer. The old porterd checked the directory with
- * fstat there, which asks the FUSE daemon for its attributes once they
- * expire: the worker's loop stopped, and alice's pings (everyone's on that
- * worker) timed out, "porter_ping(...) gave PORTER_E_TIMEOUT".
- */
-START_TEST(a_watch_on_fuse_never_waits_on_its_daemon)
+static void run_on_fuse(int (*fn)(void *))
 {
 	char p[160];
 	make_tree_fuse_dir(p, sizeof(p));
@@ -827,8 +678,8 @@ START_TEST(a_watch_on_fuse_never_waits_on_its_daemon)
 		mount("porter-answers", p, "fuse.porter-answers", MS_NOSUID | MS_NODEV, opts) == 0,
 		"mount fuse: %s", strerror(errno));
 	start("--workers", "1");
-	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_watches_her_fuse, docs);
-	fprintf(stderr, "root stats left unanswered: %d\n", atomic_load(&f.stalled));
+	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, fn, docs);
+	fprintf(stderr, "stats left unanswered: %d\n", atomic_load(&f.stalled));
 	/* Ends the thread, then the connection (anything waiting fails). */
 	ck_assert_int_eq(write(f.stop[1], "x", 1), 1);
 	pthread_join(t, NULL);
@@ -837,6 +688,99 @@ START_TEST(a_watch_on_fuse_never_waits_on_its_daemon)
 	close(f.stop[1]);
 	ck_assert_int_eq(rc, 0);
 	stop();
+}
+
+/* Changes the mode of docs/fuse/#5 (`docs` in arg): from then on alice's
+ * FUSE daemon answers no stat. */
+static int chmod_5(const void *docs_dir)
+{
+	char p[160];
+	snprintf(p, sizeof(p), "%s/fuse/#5", (const char *)docs_dir);
+	if (chmod(p, 0640) != 0) {
+		fprintf(stderr, "chmod %s: %s\n", p, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* Five pings, each answered only if nothing on the worker's loop waits on
+ * the FUSE daemon. */
+static int pings_answered(void)
+{
+	for (int i = 0; i < 5; i++) {
+		usleep(100 * 1000);
+		EXPECT(porter_ping(NULL, 0, 0, T), 0);
+	}
+	return 0;
+}
+
+/* Alice watches her FUSE directory through "span" (which crosses mounts),
+ * changes the mode of its "#5", then pings. */
+static int alice_watches_her_fuse(void *arg)
+{
+	porter_file_watch *w = NULL;
+	EXPECT(porter_file_watch_open("span", "fuse", 0, T, &w), 0);
+	/* The worker reads the change's event and looks the directory up. */
+	int bad = chmod_5(arg) || pings_answered();
+	porter_file_watch_free(w);
+	return bad;
+}
+
+/*
+ * A change of '#N' in a watched directory has porterd look the directory
+ * up on its loop thread, from the kernel's caches alone: on a root that
+ * spans mounts the directory may be on alice's FUSE file system, whose
+ * daemon may never answer. The old porterd checked the directory with
+ * fstat there, which asks the FUSE daemon for its attributes once they
+ * expire: the worker's loop stopped, and alice's pings (everyone's on that
+ * worker) timed out, "porter_ping(...) gave PORTER_E_TIMEOUT".
+ */
+START_TEST(a_watch_on_fuse_never_waits_on_its_daemon)
+{
+	run_on_fuse(alice_watches_her_fuse);
+}
+END_TEST
+
+/* A stat of "#5" that waits on the daemon (its thread times out). */
+static void *stat_5(void *arg)
+{
+	(void)arg;
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
+	intptr_t rc = porter_file_stat("span", "fuse/#5", 0, 3000, &fi);
+	porter_thread_disconnect();
+	return (void *)rc;
+}
+
+/* alice stats "#5" (its name is then cached), changes its mode, stats it
+ * again from another thread while she pings. */
+static int alice_stats_her_fuse(void *arg)
+{
+	porter_file_info fi = PORTER_FILE_INFO_INIT;
+	EXPECT(porter_file_stat("span", "fuse/#5", 0, T, &fi), 0);
+	if (chmod_5(arg))
+		return 1;
+	pthread_t t;
+	if (pthread_create(&t, NULL, stat_5, NULL) != 0)
+		return 1;
+	int bad = pings_answered();
+	void *rc;
+	pthread_join(t, &rc);
+	fprintf(stderr, "the stat that waited: %s\n", porter_error_name((int)(intptr_t)rc));
+	return bad;
+}
+
+/*
+ * The loop's fast path (fsfast) opens and stats a file whose name is in
+ * the kernel's cache on the worker's loop. In a root that spans mounts the
+ * file may be on alice's FUSE file system, and fstat asks her daemon once
+ * its attributes expire: the old porterd's loop waited for it, and
+ * alice's pings (everyone's on that worker) timed out, "porter_ping(...)
+ * gave PORTER_E_TIMEOUT". Such roots' requests now go to the pool, where a
+ * daemon that never answers holds one thread, as the `mounts` option says.
+ */
+START_TEST(a_fast_path_on_fuse_never_waits_on_its_daemon)
+{
+	run_on_fuse(alice_stats_her_fuse);
 }
 END_TEST
 
@@ -853,6 +797,7 @@ static Suite *suite(void)
 		openat2_never_enters_a_mount_made_as_it_opens,
 		stopped_request_names_itself,
 		a_watch_on_fuse_never_waits_on_its_daemon,
+		a_fast_path_on_fuse_never_waits_on_its_daemon,
 		NULL,
 	};
 	return th_suite("trust_mounts", "mounts", 120, tests);

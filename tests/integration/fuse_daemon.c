@@ -1,0 +1,120 @@
+/* fuse_daemon - a FUSE daemon for tests; see fuse_daemon.h. */
+#include "fuse_daemon.h"
+
+#include <errno.h>
+#include <linux/fuse.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tenant.h"
+
+static void fuse_reply(int fd, uint64_t unique, int error, const void *p, size_t n)
+{
+	struct fuse_out_header h = {
+		.len = (uint32_t)(sizeof(h) + n), .error = error, .unique = unique};
+	char out[sizeof(h) + 256];
+	memcpy(out, &h, sizeof(h));
+	if (n)
+		memcpy(out + sizeof(h), p, n);
+	if (write(fd, out, h.len) < 0) {
+		/* the connection is gone: its waiter failed */
+	}
+}
+
+static void fuse_attr_of(uint64_t node, struct fuse_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = node;
+	a->mode = node == FUSE_ROOT_ID ? S_IFDIR | 0770 : S_IFREG | 0660;
+	a->nlink = node == FUSE_ROOT_ID ? 2 : 1;
+	a->uid = TH_UID_ALICE;
+	a->gid = TH_GID_PORTER;
+	a->blksize = 4096;
+}
+
+void *fuse_serve(void *arg)
+{
+	fuse_srv *f = arg;
+	static char buf[1 << 20]; /* at least the kernel's max_write and a page */
+	for (;;) {
+		struct pollfd pf[2] = {{f->fd, POLLIN, 0}, {f->stop[0], POLLIN, 0}};
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents)
+			break;
+		if (!(pf[0].revents & POLLIN))
+			continue;
+		ssize_t n = read(f->fd, buf, sizeof(buf));
+		if (n < (ssize_t)sizeof(struct fuse_in_header))
+			break;
+		struct fuse_in_header *in = (struct fuse_in_header *)buf;
+		const char *arg_p = buf + sizeof(*in);
+		uint64_t node = in->nodeid;
+		switch (in->opcode) {
+		case FUSE_INIT: {
+			const struct fuse_init_in *ii = (const void *)arg_p;
+			struct fuse_init_out o = {.major = FUSE_KERNEL_VERSION,
+						  .minor = ii->minor < FUSE_KERNEL_MINOR_VERSION
+								   ? ii->minor
+								   : FUSE_KERNEL_MINOR_VERSION,
+						  .max_write = 65536,
+						  .max_background = 16,
+						  .congestion_threshold = 12,
+						  .time_gran = 1};
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_LOOKUP:
+			if (node == FUSE_ROOT_ID && strcmp(arg_p, "#5") == 0) {
+				struct fuse_entry_out e = {
+					.nodeid = 2, .generation = 1, .entry_valid = 60};
+				fuse_attr_of(2, &e.attr);
+				fuse_reply(f->fd, in->unique, 0, &e, sizeof(e));
+			} else {
+				fuse_reply(f->fd, in->unique, -ENOENT, NULL, 0);
+			}
+			break;
+		case FUSE_GETATTR:
+		case FUSE_SETATTR: {
+			if (in->opcode == FUSE_SETATTR)
+				atomic_store(&f->setattr_seen, 1);
+			else if (atomic_load(&f->setattr_seen)) {
+				atomic_fetch_add(&f->stalled, 1);
+				break; /* never answered: the caller waits */
+			}
+			struct fuse_attr_out o = {0};
+			fuse_attr_of(node, &o.attr);
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_OPENDIR:
+		case FUSE_OPEN: {
+			struct fuse_open_out o = {0};
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_STATFS: {
+			struct fuse_statfs_out o = {
+				.st = {.bsize = 4096, .namelen = 255, .frsize = 4096}};
+			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
+			break;
+		}
+		case FUSE_RELEASE:
+		case FUSE_RELEASEDIR:
+		case FUSE_FLUSH:
+		case FUSE_ACCESS:
+			fuse_reply(f->fd, in->unique, 0, NULL, 0);
+			break;
+		case FUSE_FORGET:
+		case FUSE_BATCH_FORGET:
+		case FUSE_INTERRUPT:
+			break;
+		default:
+			fuse_reply(f->fd, in->unique, -ENOSYS, NULL, 0);
+		}
+	}
+	return NULL;
+}
