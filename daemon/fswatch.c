@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,8 @@
  * longer than tmpname (a name may end here just before tmpname_retire). */
 #define FSWATCH_ENDED_MAX 512
 #define ENDED_SLACK_MS 1000
+/* Renames of temp names held for their second half (fswatch_inst.held). */
+#define FSWATCH_HELD_MAX 16
 
 /* The inotify instances of all workers for single uids: bounded below
  * porterd's fs.inotify.max_user_instances (see inst_budget). */
@@ -66,6 +67,19 @@ typedef struct fswatch_inst {
 	} ended[FSWATCH_ENDED_MAX];
 	unsigned n_ended;
 	uint64_t ended_full_until;
+	/* Renames of porterd's live temp names whose second half (the
+	 * IN_MOVED_TO over an atomic write's target) was not in the buffer
+	 * read: the kernel queues the two halves one after the other, and a
+	 * read can fall between them. The second half comes with a later
+	 * read and is then reported as the creation it is, not as a file
+	 * moved in from outside; no read waits for it. Cookies are unique
+	 * over the whole system, so an entry left by an overflowed queue
+	 * matches nothing; the oldest is overwritten when all are taken. */
+	struct {
+		int wd;
+		uint32_t cookie;
+	} held[FSWATCH_HELD_MAX];
+	unsigned next_held;
 } fswatch_inst;
 
 /* One worker's inotify instances and its parked reads. */
@@ -656,38 +670,27 @@ static int attrib_of_delete(const struct inotify_event *ev, const char *end)
 	return 0;
 }
 
-/*
- * porterd renames its temp file over the target of an atomic write
- * (fswork.c) in one renameat, which the kernel queues as two events,
- * IN_MOVED_FROM then IN_MOVED_TO: a read in between (this loop spinning
- * while a pool thread commits) gets the first half alone, and the write
- * read as a file moved in from outside ("moved '' -> name"; 8 of 400
- * atomic writes at load 10). So when `from`, porterd's own live temp name
- * (a client cannot make one), has no second half in `buf` up to `end`,
- * the second half is read now, appended: it is due within microseconds,
- * and PAIR_WAIT_NS bounds the wait should the renaming thread lose its CPU
- * meanwhile. A client's move out of the directory, which has no second
- * half here, never waits. Returns the new end; *to is the second half, or
- * NULL when it did not come.
- */
-#define PAIR_WAIT_NS (5 * 1000 * 1000ull)
-static char *read_second_half(int ifd, const struct inotify_event *from, char *buf, char *end,
-			      size_t cap, const struct inotify_event **to)
+/* Holds the first half `from` of a rename of porterd's live temp name
+ * whose second half is still in the kernel's queue. */
+static void hold_first_half(fswatch_inst *in, const struct inotify_event *from)
 {
-	uint64_t until = uv_hrtime() + PAIR_WAIT_NS;
-	*to = NULL;
-	while (!*to && cap - (size_t)(end - buf) >= sizeof(struct inotify_event) + NAME_MAX + 1) {
-		ssize_t n = read(ifd, end, cap - (size_t)(end - buf));
-		if (n > 0) {
-			end += n;
-			*to = find_moved_to(from, end);
-			continue;
+	unsigned i = in->next_held++ % FSWATCH_HELD_MAX;
+	in->held[i].wd = from->wd;
+	in->held[i].cookie = from->cookie;
+}
+
+/* Whether `to`, an IN_MOVED_TO, is the second half of a held rename of a
+ * temp name (the entry is then released). */
+static int second_half_of_held(fswatch_inst *in, const struct inotify_event *to)
+{
+	if (!to->cookie)
+		return 0;
+	for (unsigned i = 0; i < FSWATCH_HELD_MAX; i++)
+		if (in->held[i].cookie == to->cookie && in->held[i].wd == to->wd) {
+			in->held[i].cookie = 0;
+			return 1;
 		}
-		if ((n < 0 && errno != EAGAIN && errno != EINTR) || uv_hrtime() >= until)
-			break;
-		sched_yield();
-	}
-	return end;
+	return 0;
 }
 
 static void on_inotify(uv_poll_t *p, int status, int events)
@@ -735,7 +738,21 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			if (ev->mask & IN_MOVED_FROM)
 				to = find_moved_to(ev, end);
 			if (!to && (ev->mask & IN_MOVED_FROM) && st == TMPNAME_LIVE)
-				end = read_second_half(in->ifd, ev, buf, end, sizeof(buf), &to);
+				hold_first_half(in, ev);
+			if ((ev->mask & IN_MOVED_TO) && ev->len && second_half_of_held(in, ev)) {
+				/* An atomic write whose rename was read in two
+				 * halves: its creation, as deliver() reports it
+				 * when both are read together. */
+				char a[PATH_MAX + NAME_MAX + 2];
+				list_for_each_safe(pos, tmp, &in->watches) {
+					struct fswatch *x = list_entry(pos, struct fswatch, link);
+					if (x->wd == ev->wd && !x->ended)
+						push(x,
+						     PORTER__V1__FILE_EVENT_KIND__FILE_EVENT_CREATED,
+						     rel_name(x, ev->name, a, sizeof(a)), NULL);
+				}
+				continue;
+			}
 			list_for_each_safe(pos, tmp, &in->watches) {
 				struct fswatch *x = list_entry(pos, struct fswatch, link);
 				if (x->wd == ev->wd)
