@@ -92,7 +92,7 @@ int frame_reader_space(frame_reader *r, uint8_t **p, size_t *n)
 		 * a declared length alone never reserves memory. */
 		size_t need = FRAME_HEADER_SIZE + (size_t)len - have + FRAME_HEADER_SIZE;
 		size_t step = have > FRAME_READ_CHUNK ? have : FRAME_READ_CHUNK;
-		want = need < step ? need : step;
+		want = need <= step + step / 8 ? need : step;
 		if (want < FRAME_READ_CHUNK / 4)
 			want = FRAME_READ_CHUNK / 4;
 	}
