@@ -1,10 +1,8 @@
 /* fswork - file requests' system calls on the thread pool; see fswork.h. */
 #include "fswork.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include "fsconfine.h"
 #include "fscopy.h"
 #include "fslist.h"
+#include "fsnames.h"
 #include "fspass.h"
 #include "porter_errors.h"
 #include "tmpname.h"
@@ -207,7 +206,7 @@ unsigned fswork_confine_opts(const fs_job *j)
 /* Opens the directory that holds `path`'s last component, confined to the
  * job's root: the new descriptor in `*dfd` and the name in `*base`
  * (pointing into `path`). Returns 0 or the failure code. */
-static int open_parent(fs_job *j, const char *path, int flags, const char *op, int *dfd,
+int fswork_open_parent(fs_job *j, const char *path, int flags, const char *op, int *dfd,
 		       const char **base)
 {
 	char *dir = NULL;
@@ -248,7 +247,7 @@ static void read_chunk(fs_job *j, int fd, uint64_t pos, uint64_t end, uint32_t c
 	j->offset = pos;
 }
 
-static fs_stream *stream_new(fs_job *j, enum fsstream_kind kind)
+fs_stream *fswork_stream_new(fs_job *j, enum fsstream_kind kind)
 {
 	fs_stream *s = fsstream_new(j->uid, j->instance, j->worker, j->conn_serial, kind);
 	if (!s)
@@ -311,7 +310,7 @@ static void do_read(fs_job *j)
 		goto out;
 	pos += j->len;
 	if (pos < end && j->len > 0) {
-		fs_stream *s = stream_new(j, FSSTREAM_READ);
+		fs_stream *s = fswork_stream_new(j, FSSTREAM_READ);
 		if (!s) {
 			fail_errno(j, ENOMEM, "read");
 			goto out;
@@ -437,7 +436,7 @@ static int open_for_write(fs_job *j, fs_stream *s, const char *path, uint32_t f,
 
 	/* A real descriptor, not O_PATH: fsync needs one. */
 	const char *base = NULL;
-	int rc = open_parent(j, path, O_RDONLY, "write", &s->dirfd, &base);
+	int rc = fswork_open_parent(j, path, O_RDONLY, "write", &s->dirfd, &base);
 	if (rc)
 		return rc;
 	s->base = strdup(base);
@@ -546,7 +545,7 @@ static int write_data(fs_job *j, fs_stream *s, const uint8_t *p, size_t len)
 static void do_write(fs_job *j)
 {
 	Porter__V1__FileWrite *m = j->r->msg->file_write;
-	fs_stream *s = stream_new(j, FSSTREAM_WRITE);
+	fs_stream *s = fswork_stream_new(j, FSSTREAM_WRITE);
 	if (!s) {
 		fail_errno(j, ENOMEM, "write");
 		return;
@@ -561,7 +560,7 @@ static void do_write(fs_job *j)
 static void do_write_open(fs_job *j)
 {
 	Porter__V1__FileWriteOpen *m = j->r->msg->file_write_open;
-	fs_stream *s = stream_new(j, FSSTREAM_WRITE);
+	fs_stream *s = fswork_stream_new(j, FSSTREAM_WRITE);
 	if (!s) {
 		fail_errno(j, ENOMEM, "write");
 		return;
@@ -596,197 +595,7 @@ static void do_write_commit(fs_job *j)
 	j->drop_stream = 1;
 }
 
-/* ----------------------------------------------- names and directories */
-
-static void do_delete(fs_job *j)
-{
-	Porter__V1__FileDelete *m = j->r->msg->file_delete;
-	const char *base = NULL;
-	int dfd = -1;
-	if (open_parent(j, m->path, O_PATH, "delete", &dfd, &base))
-		return;
-	if (unlinkat(dfd, base, m->directory ? AT_REMOVEDIR : 0) < 0) {
-		if (errno == ENOTDIR) /* its directory is open: the name itself */
-			fail_code(j, PORTER_E_FILE_NOTDIR, "delete", "not a directory");
-		else
-			fail_errno(j, errno, "delete");
-	}
-	close(dfd);
-}
-
-/* A watch's path confined like any open: its stream carries the O_PATH
- * descriptor the loop puts the inotify watch on (fswatch_start). */
-static void do_watch_open(fs_job *j)
-{
-	const char *path = j->r->msg->file_watch_open->path;
-	int fd = -1;
-	int e = fsconfine_open(j->rootfd, path, O_PATH, 0, confine_opts(j), &fd);
-	if (e || fstat(fd, &j->sb) < 0) {
-		fail_errno(j, e ? e : errno, "watch");
-		goto out;
-	}
-	if (!S_ISDIR(j->sb.st_mode) && !S_ISREG(j->sb.st_mode)) {
-		fail_code(j, PORTER_E_INVAL, "watch", "not a regular file or a directory");
-		goto out;
-	}
-	fs_stream *s = stream_new(j, FSSTREAM_WATCH);
-	size_t n = strlen(path);
-	while (n > 1 && path[n - 1] == '/')
-		n--; /* "dir/" names its entries "dir/x" */
-	if (s)
-		s->rel = strndup(strcmp(path, ".") ? path : "", n);
-	if (!s || !s->rel) {
-		fsstream_destroy(s);
-		fail_errno(j, ENOMEM, "watch");
-		goto out;
-	}
-	s->fd = fd;
-	fd = -1;
-	s->watch_dir = S_ISDIR(j->sb.st_mode);
-	s->root = j->root;
-	s->watch_dev = j->sb.st_dev;
-	s->watch_ino = j->sb.st_ino;
-	j->found = s->watch_dir;
-	j->new_stream = s;
-out:
-	if (fd >= 0)
-		close(fd);
-}
-
-static void do_stat(fs_job *j)
-{
-	Porter__V1__FileStat *m = j->r->msg->file_stat;
-	const char *base = NULL;
-	int fd = -1, e;
-	if (m->no_follow && m->path[0] && !fsconfine_escapes(m->path)) {
-		/* lstat: the parent confined, the last name not followed. A
-		 * name such as "." or ".." has no link to report: stat it as
-		 * usual below. */
-		char *dir = NULL;
-		if (fsconfine_split(m->path, &dir, &base) == 0) {
-			e = fsconfine_open(j->rootfd, dir, O_PATH | O_DIRECTORY, 0, confine_opts(j),
-					   &fd);
-			free(dir);
-			if (e) {
-				fail_at(j, e, "stat", NULL, 1);
-				return;
-			}
-			if ((e = fsconfine_lstat(fd, base, confine_opts(j), &j->sb)) != 0)
-				fail_errno(j, e, "stat");
-			close(fd);
-			return;
-		}
-	}
-	e = fsconfine_open(j->rootfd, m->path, O_PATH, 0, confine_opts(j), &fd);
-	if (e) {
-		fail_errno(j, e, "stat");
-		return;
-	}
-	if (fstat(fd, &j->sb) < 0)
-		fail_errno(j, errno, "stat");
-	close(fd);
-}
-
-/*
- * mkdir -p inside the root: each component is made with mkdirat from the
- * one before and then opened with the same confinement as any path, so a
- * symlink met on the way is followed only while it stays inside.
- */
-static void mkdir_parents(fs_job *j, mode_t mode)
-{
-	if (strlen(j->path) >= PATH_MAX) {
-		/* Every other path goes whole to the kernel, which refuses one
-		 * this long; made a component at a time, it was a tree as deep
-		 * as a frame allows (4 million levels in 16 MiB), a mkdirat
-		 * and an openat2 per level on a pool thread. */
-		fail_errno(j, ENAMETOOLONG, "create directory");
-		return;
-	}
-	char *copy = strdup(j->path);
-	if (!copy) {
-		fail_errno(j, ENOMEM, "create directory");
-		return;
-	}
-	int cur = -1;
-	int e = fsconfine_open(j->rootfd, "", O_PATH | O_DIRECTORY, 0, confine_opts(j), &cur);
-	char *save = NULL;
-	for (char *c = strtok_r(copy, "/", &save); !e && c; c = strtok_r(NULL, "/", &save)) {
-		if (!strcmp(c, "."))
-			continue;
-		if (should_stop(j))
-			break;
-		j->found = 0;
-		if (mkdirat(cur, c, mode) == 0)
-			j->found = 1;
-		else if (errno != EEXIST)
-			e = errno;
-		int next = -1;
-		if (!e)
-			e = fsconfine_open(cur, c, O_PATH | O_DIRECTORY, 0, confine_opts(j), &next);
-		close(cur);
-		cur = next;
-	}
-	if (e)
-		fail_at(j, e, "create directory", NULL, 1);
-	if (cur >= 0)
-		close(cur);
-	free(copy);
-}
-
-static void do_mkdir(fs_job *j)
-{
-	Porter__V1__FileMkdir *m = j->r->msg->file_mkdir;
-	mode_t mode = fsroot_dir_mode(m->mode);
-	if (fsconfine_escapes(m->path)) {
-		fail_errno(j, EXDEV, "create directory");
-		return;
-	}
-	if (m->parents) {
-		mkdir_parents(j, mode);
-		return;
-	}
-	const char *base = NULL;
-	int dfd = -1;
-	if (open_parent(j, m->path, O_PATH, "create directory", &dfd, &base))
-		return;
-	if (mkdirat(dfd, base, mode) < 0)
-		fail_at(j, errno, "create directory", NULL, 1);
-	else
-		j->found = 1;
-	close(dfd);
-}
-
-static void do_rename(fs_job *j)
-{
-	Porter__V1__FileRename *m = j->r->msg->file_rename;
-	const char *from = NULL, *to = NULL;
-	int fd = -1, td = -1;
-	if (open_parent(j, m->from, O_PATH, "rename", &fd, &from) == 0 &&
-	    open_parent(j, m->to, O_PATH, "rename to", &td, &to) == 0 &&
-	    renameat2(fd, from, td, to, m->no_replace ? RENAME_NOREPLACE : 0) < 0) {
-		int e = errno;
-		if (e == EXDEV) /* both names are inside: two file systems */
-			fail_code(j, PORTER_E_FILE_IO, "rename",
-				  "the two names are on different file systems (copy instead)");
-		else if (e == EINVAL) /* not "invalid path or name": both are fine */
-			fail_code(j, PORTER_E_INVAL, "rename",
-				  m->no_replace
-					  ? "a directory cannot be moved into itself, or the "
-					    "file system cannot refuse to replace (no-replace)"
-					  : "a directory cannot be moved into itself");
-		else if (e == EEXIST || e == ENOTEMPTY || e == EISDIR || e == ENOTDIR)
-			/* What is at `to` is in the way: a name taken (no-replace),
-			 * a directory with entries, a directory where a file goes,
-			 * a file where a directory goes. */
-			fail_at(j, e, "rename to", m->to, 0);
-		else /* both directories are open: ENOENT is `from` itself */
-			fail_at(j, e, "rename", m->from, 0);
-	}
-	if (fd >= 0)
-		close(fd);
-	if (td >= 0)
-		close(td);
-}
+/* ------------------------------------------------------------- copies */
 
 static void do_copy(fs_job *j)
 {
@@ -813,7 +622,7 @@ static void do_copy(fs_job *j)
 	}
 	/* The target is an atomic write: temp file, fsync, rename (or link
 	 * for no_replace), fsync of the directory. */
-	s = stream_new(j, FSSTREAM_WRITE);
+	s = fswork_stream_new(j, FSSTREAM_WRITE);
 	if (!s) {
 		fail_errno(j, ENOMEM, "copy");
 		goto out;
@@ -872,25 +681,25 @@ void fswork_run(uv_work_t *w)
 		do_write_commit(j);
 		break;
 	case JOB_DELETE:
-		do_delete(j);
+		fsnames_delete(j);
 		break;
 	case JOB_STAT:
-		do_stat(j);
+		fsnames_stat(j);
 		break;
 	case JOB_LIST:
 		fslist_run(j);
 		break;
 	case JOB_MKDIR:
-		do_mkdir(j);
+		fsnames_mkdir(j);
 		break;
 	case JOB_RENAME:
-		do_rename(j);
+		fsnames_rename(j);
 		break;
 	case JOB_COPY:
 		do_copy(j);
 		break;
 	case JOB_WATCH_OPEN:
-		do_watch_open(j);
+		fsnames_watch_open(j);
 		break;
 	case JOB_STREAM_CLOSE:
 		j->drop_stream = 1;

@@ -1,7 +1,8 @@
 /*
  * fswork - what a file request does on libuv's thread pool: the system
- * calls of reads, writes (plain, atomic, chunked), deletes, stats,
- * listings, mkdir, rename and copy, each confined to its root (fsconfine).
+ * calls of reads, writes (plain, atomic, chunked) and copies here; deletes,
+ * stats, mkdir, rename and watch opens in fsnames, listings in fslist;
+ * each confined to its root (fsconfine).
  *
  * A job is created and finished on the loop that owns its request (fs.c);
  * fswork_run runs it on a pool thread in between, touching only the job,
@@ -92,7 +93,7 @@ typedef struct fs_job {
 /* Sets the largest chunk a read answers with (file-chunk-size). Start-up. */
 void fswork_init(uint32_t chunk);
 
-/* For the job modules beside this one (fslist), on the pool thread of
+/* For the job modules beside this one (fslist, fsnames, fscopy), on the pool thread of
  * job `j` (not NULL): */
 /* Records that `op` on `path` (NULL: the job's path) failed with errno
  * value `e` (positive): the code and a message naming both; `creating`:
@@ -112,6 +113,15 @@ int fswork_should_stop(fs_job *j);
 /* The fsconfine options of the job's root (crossing mount points only
  * where the root allows it). */
 unsigned fswork_confine_opts(const fs_job *j);
+/* Opens the directory that holds `path`'s last component, confined to the
+ * job's root: the new descriptor (owned by the caller) in `*dfd` and the
+ * name in `*base` (pointing into `path`). Returns 0 or the failure code,
+ * recorded. */
+int fswork_open_parent(fs_job *j, const char *path, int flags, const char *op, int *dfd,
+		       const char **base);
+/* A new stream of the job's uid, connection and path (owned by the
+ * caller: fsstream_destroy), or NULL without memory. */
+fs_stream *fswork_stream_new(fs_job *j, enum fsstream_kind kind);
 
 /* The chunk size of a read that asked for `asked` bytes per chunk (0: the
  * daemon's): capped by file-chunk-size, at least 1. Any thread. */
