@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "fsconfine.h"
@@ -28,6 +29,26 @@ void fsnames_delete(fs_job *j)
 	close(dfd);
 }
 
+/* FUSE's f_type (linux/magic.h), for fuse and fuseblk alike. */
+#define FSNAMES_FUSE_MAGIC 0x65735546
+
+/*
+ * Whether the object `fd` (O_PATH) is on a FUSE file system, which only a
+ * root that spans mounts reaches. The loop puts the inotify watch on it
+ * (fswatch_start), and inotify_add_watch's permission check asks a FUSE
+ * daemon mounted with default_permissions for fresh attributes: a daemon
+ * of the client's that never answers would stop the worker's loop, every
+ * client on it with it. A file system whose type cannot be read is taken
+ * for FUSE.
+ */
+static int on_fuse(const fs_job *j, int fd)
+{
+	if (!(fswork_confine_opts(j) & FSCONFINE_CROSS_MOUNTS))
+		return 0;
+	struct statfs sf;
+	return fstatfs(fd, &sf) != 0 || sf.f_type == FSNAMES_FUSE_MAGIC;
+}
+
 /* A watch's path confined like any open: its stream carries the O_PATH
  * descriptor the loop puts the inotify watch on (fswatch_start). */
 void fsnames_watch_open(fs_job *j)
@@ -41,6 +62,12 @@ void fsnames_watch_open(fs_job *j)
 	}
 	if (!S_ISDIR(j->sb.st_mode) && !S_ISREG(j->sb.st_mode)) {
 		fswork_fail_code(j, PORTER_E_INVAL, "watch", "not a regular file or a directory");
+		goto out;
+	}
+	if (on_fuse(j, fd)) {
+		fswork_fail_code(j, PORTER_E_UNSUPPORTED, "watch",
+				 "it is on a FUSE file system, whose daemon a watch would wait on "
+				 "(and whose changes inotify sees only when made on this machine)");
 		goto out;
 	}
 	fs_stream *s = fswork_stream_new(j, FSSTREAM_WATCH);
