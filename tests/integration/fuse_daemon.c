@@ -81,10 +81,13 @@ void *fuse_serve(void *arg)
 		case FUSE_SETATTR: {
 			if (in->opcode == FUSE_SETATTR)
 				atomic_store(&f->setattr_seen, 1);
-			else if (atomic_load(&f->setattr_seen)) {
+			else if (atomic_load(&f->setattr_seen) ||
+				 (f->getattrs > 0 && atomic_load(&f->answered) >= f->getattrs)) {
 				atomic_fetch_add(&f->stalled, 1);
 				break; /* never answered: the caller waits */
 			}
+			if (in->opcode == FUSE_GETATTR)
+				atomic_fetch_add(&f->answered, 1);
 			struct fuse_attr_out o = {0};
 			fuse_attr_of(node, &o.attr);
 			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));

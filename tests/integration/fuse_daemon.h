@@ -18,7 +18,9 @@ typedef struct fuse_srv {
 	int fd;
 	int stop[2]; /* a byte on stop[1] ends the thread */
 	atomic_int setattr_seen;
-	atomic_int stalled; /* stats left unanswered */
+	int getattrs;        /* > 0: answers no more stats than that either */
+	atomic_int answered; /* stats answered */
+	atomic_int stalled;  /* stats left unanswered */
 } fuse_srv;
 
 /* The thread's body (pthread_create with a fuse_srv whose fd is an open

@@ -659,19 +659,21 @@ END_TEST
 /* ------------------------------------- the loop on alice's FUSE files */
 
 /*
- * alice's FUSE daemon (fuse_serve) mounted on docs/fuse, porterd with one
- * worker, and `fn` run as alice (given docs). Fails unless it returns 0.
+ * alice's FUSE daemon (fuse_serve, answering `getattrs` stats at most when
+ * > 0) mounted on docs/fuse with `more_opts` added to the mount options
+ * ("" or ",option..."), porterd with one worker, and `fn` run as alice
+ * (given docs). Fails unless it returns 0.
  */
-static void run_on_fuse(int (*fn)(void *))
+static void run_on_fuse(int (*fn)(void *), int getattrs, const char *more_opts)
 {
 	char p[160];
 	make_tree_fuse_dir(p, sizeof(p));
-	fuse_srv f = {.fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)};
+	fuse_srv f = {.fd = open("/dev/fuse", O_RDWR | O_CLOEXEC), .getattrs = getattrs};
 	ck_assert_msg(f.fd >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	ck_assert_int_eq(pipe2(f.stop, O_CLOEXEC), 0);
 	char opts[128];
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other",
-		 f.fd, TH_UID_ALICE, TH_GID_PORTER);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other%s",
+		 f.fd, TH_UID_ALICE, TH_GID_PORTER, more_opts);
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, fuse_serve, &f), 0);
 	ck_assert_msg(
@@ -745,7 +747,7 @@ static int alice_watches_her_fuse(void *arg)
  */
 START_TEST(a_watch_on_fuse_never_waits_on_its_daemon)
 {
-	run_on_fuse(alice_watches_her_fuse);
+	run_on_fuse(alice_watches_her_fuse, 0, "");
 }
 END_TEST
 
@@ -788,7 +790,55 @@ static int alice_stats_her_fuse(void *arg)
  */
 START_TEST(a_fast_path_on_fuse_never_waits_on_its_daemon)
 {
-	run_on_fuse(alice_stats_her_fuse);
+	run_on_fuse(alice_stats_her_fuse, 0, "");
+}
+END_TEST
+
+typedef struct watch_try {
+	int rc;
+	char msg[256];
+} watch_try;
+
+/* alice's watch of her FUSE directory, on a thread of its own. */
+static void *open_fuse_watch(void *arg)
+{
+	watch_try *wt = arg;
+	porter_file_watch *w = NULL;
+	wt->rc = porter_file_watch_open("span", "fuse", 0, 4000, &w);
+	snprintf(wt->msg, sizeof(wt->msg), "%s", porter_last_error_message());
+	porter_file_watch_free(w);
+	porter_thread_disconnect();
+	return NULL;
+}
+
+/* alice opens a watch of her FUSE directory from one thread and pings
+ * from another: refused, and every ping answered. */
+static int alice_watches_fuse_with_permissions(void *arg)
+{
+	(void)arg;
+	watch_try wt = {0};
+	pthread_t t;
+	if (pthread_create(&t, NULL, open_fuse_watch, &wt) != 0)
+		return 1;
+	int bad = pings_answered();
+	pthread_join(t, NULL);
+	fprintf(stderr, "the watch: %s: %s\n", porter_error_name(wt.rc), wt.msg);
+	EXPECT(wt.rc, PORTER_E_UNSUPPORTED);
+	return bad;
+}
+
+/*
+ * The hang itself, as a user could cause it: adding an inotify watch, on
+ * the worker's loop, checks that porterd may read the object, and on FUSE
+ * mounted with default_permissions (any user may ask fusermount for it)
+ * that refreshes expired attributes from the daemon. alice's daemon
+ * answers one stat (the pool's, as the watch opens) and no more: without
+ * the refusal on the pool, porterd's loop waited on it, and a ping from
+ * her other thread got "no Hello from porterd ... timed out".
+ */
+START_TEST(a_watch_never_reaches_the_loop_on_fuse)
+{
+	run_on_fuse(alice_watches_fuse_with_permissions, 1, ",default_permissions");
 }
 END_TEST
 
@@ -806,6 +856,7 @@ static Suite *suite(void)
 		stopped_request_names_itself,
 		a_watch_on_fuse_never_waits_on_its_daemon,
 		a_fast_path_on_fuse_never_waits_on_its_daemon,
+		a_watch_never_reaches_the_loop_on_fuse,
 		NULL,
 	};
 	return th_suite("trust_mounts", "mounts", 120, tests);
