@@ -2011,7 +2011,8 @@ class PorterBindings {
   /// with porter_file_watch_close or free with porter_file_watch_free) and
   /// returns 0; `*out` is NULL on failure (PORTER_E_FILE_ESCAPE for a path
   /// leaving the root, PORTER_E_BUSY over a limit, PORTER_E_INVAL for
-  /// something neither a regular file nor a directory).
+  /// something neither a regular file nor a directory, PORTER_E_UNSUPPORTED
+  /// for one on a FUSE file system, which only a root with `mounts` reaches).
   int porter_file_watch_open(
     ffi.Pointer<ffi.Char> root,
     ffi.Pointer<ffi.Char> path,
