@@ -67,7 +67,7 @@ typedef struct fswatch_inst {
 	} ended[FSWATCH_ENDED_MAX];
 	unsigned n_ended;
 	uint64_t ended_full_until;
-	/* Renames of porterd's live temp names whose second half (the
+	/* Renames of porterd's temp names whose second half (the
 	 * IN_MOVED_TO over an atomic write's target) was not in the buffer
 	 * read: the kernel queues the two halves one after the other, and a
 	 * read can fall between them. The second half comes with a later
@@ -670,8 +670,8 @@ static int attrib_of_delete(const struct inotify_event *ev, const char *end)
 	return 0;
 }
 
-/* Holds the first half `from` of a rename of porterd's live temp name
- * whose second half is still in the kernel's queue. */
+/* Holds the first half `from` of a rename of porterd's temp name whose
+ * second half is still in the kernel's queue. */
 static void hold_first_half(fswatch_inst *in, const struct inotify_event *from)
 {
 	unsigned i = in->next_held++ % FSWATCH_HELD_MAX;
@@ -737,7 +737,10 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 					: TMPNAME_FOREIGN;
 			if (ev->mask & IN_MOVED_FROM)
 				to = find_moved_to(ev, end);
-			if (!to && (ev->mask & IN_MOVED_FROM) && st == TMPNAME_LIVE)
+			/* Live, or retired by now (porterd retires the name as
+			 * soon as its rename returns) and still porterd's for
+			 * this instance. */
+			if (!to && (ev->mask & IN_MOVED_FROM) && st != TMPNAME_FOREIGN)
 				hold_first_half(in, ev);
 			if ((ev->mask & IN_MOVED_TO) && ev->len && second_half_of_held(in, ev)) {
 				/* An atomic write whose rename was read in two
