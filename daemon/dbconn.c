@@ -40,13 +40,15 @@ static void on_io(uv_poll_t *p, int status, int events);
 
 /* Watches `fd` for `events` (0 stops watching). A different fd, or a fresh
  * one forced by the caller, gets a fresh handle: one uv_poll per fd, and
- * never a stale registration for a number libpq closed and reopened. */
+ * never a stale registration for a number libpq closed and reopened.
+ * Returns 0, UV_EBADF when libpq has no socket (fd < 0), UV_ENOMEM, or
+ * uv_poll_init's error (UV_EEXIST: the loop already watches that number). */
 static int watch(dbc *c, int fd, int events, int fresh)
 {
 	if (c->poll && (c->poll_fd != fd || fresh))
 		drop_poll(c);
 	if (fd < 0)
-		return -1;
+		return UV_EBADF;
 	/* uv_poll_start re-registers the fd even when nothing changed: two
 	 * epoll_ctl calls per query saved. */
 	if (c->poll && c->poll_events == events)
@@ -54,10 +56,11 @@ static int watch(dbc *c, int fd, int events, int fresh)
 	if (!c->poll) {
 		uv_poll_t *p = malloc(sizeof(*p));
 		if (!p)
-			return -1;
-		if (uv_poll_init(&c->dw->w->loop, p, fd) < 0) {
+			return UV_ENOMEM;
+		int rc = uv_poll_init(&c->dw->w->loop, p, fd);
+		if (rc < 0) {
 			free(p);
-			return -1;
+			return rc;
 		}
 		p->data = c;
 		c->poll = p;
@@ -71,6 +74,21 @@ static int watch(dbc *c, int fd, int events, int fresh)
 	else
 		uv_poll_stop(c->poll);
 	return 0;
+}
+
+/* Breaks `c` for watch()'s failure `rc` on `fd`, naming libuv's error: the
+ * one report of a socket porterd could not wait on says which and why. */
+static void watch_failed(dbc *c, int fd, int rc)
+{
+	char why[160];
+	if (fd < 0)
+		snprintf(why, sizeof(why),
+			 "connection to PostgreSQL has no socket (libpq gave none)");
+	else
+		snprintf(why, sizeof(why),
+			 "cannot watch the PostgreSQL socket (descriptor %d): %s (%s)", fd,
+			 uv_strerror(rc), uv_err_name(rc));
+	dbconn_broken(c, why);
 }
 
 void dbconn_update_poll(dbc *c)
@@ -95,8 +113,10 @@ void dbconn_update_poll(dbc *c)
 	default:
 		return;
 	}
-	if (watch(c, PQsocket(c->pg), ev, 0) < 0)
-		dbconn_broken(c, "cannot watch the PostgreSQL socket");
+	int fd = PQsocket(c->pg);
+	int rc = watch(c, fd, ev, 0);
+	if (rc < 0)
+		watch_failed(c, fd, rc);
 }
 
 /* ---- cancel ---- */
@@ -490,8 +510,10 @@ static void connected(dbc *c)
 	c->last_used = db_now_ms(c->dw);
 	/* The socket is final now: a fresh handle for the life of the
 	 * connection. */
-	if (watch(c, PQsocket(c->pg), UV_READABLE, 1) < 0) {
-		dbconn_broken(c, "cannot watch the PostgreSQL socket");
+	int fd = PQsocket(c->pg);
+	int rc = watch(c, fd, UV_READABLE, 1);
+	if (rc < 0) {
+		watch_failed(c, fd, rc);
 		return;
 	}
 	c->cur = NULL;
@@ -549,6 +571,7 @@ void dbconn_step_done(dbc *c, int status)
 
 static void connect_step(dbc *c, PostgresPollingStatusType st)
 {
+	int fd, rc;
 	switch (st) {
 	case PGRES_POLLING_OK:
 		connected(c);
@@ -561,11 +584,12 @@ static void connect_step(dbc *c, PostgresPollingStatusType st)
 		/* libpq may have closed the socket and opened another (next
 		 * host, SSL retry) with the same number: always a fresh handle
 		 * while connecting. */
-		if (watch(c, PQsocket(c->pg),
-			  st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1) < 0) {
+		fd = PQsocket(c->pg);
+		rc = watch(c, fd, st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, 1);
+		if (rc < 0) {
 			/* No socket to wait on: let libpq try again, once. */
 			if (c->step_nosock) {
-				dbconn_broken(c, "connection to PostgreSQL has no socket");
+				watch_failed(c, fd, rc);
 				return;
 			}
 			c->step_nosock = 1;
