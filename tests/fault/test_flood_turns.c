@@ -278,10 +278,12 @@ static void stall_worker(void)
 
 static void burst(int conns, int *fds);
 
-START_TEST(hello_burst_and_mass_close_take_short_turns)
+/* How many connections a burst makes: BURST_CONNS, or fewer when the
+ * descriptor limit (raised to its hard limit first) would not let this
+ * process hold them, or porterd admit them for one uid (half its limit,
+ * which it inherits). */
+static int burst_conns(void)
 {
-	/* As many as the descriptor limit lets this process hold, and porterd
-	 * admit for one uid (half its limit, which it inherits). */
 	struct rlimit rl;
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	rl.rlim_cur = rl.rlim_max;
@@ -290,6 +292,12 @@ START_TEST(hello_burst_and_mass_close_take_short_turns)
 	int conns = BURST_CONNS;
 	if ((rlim_t)conns > rl.rlim_cur / 2 - 32)
 		conns = (int)(rl.rlim_cur / 2 - 32);
+	return conns;
+}
+
+START_TEST(hello_burst_and_mass_close_take_short_turns)
+{
+	int conns = burst_conns();
 	/* The test hook (SIGUSR2 stalls the worker's loop for 3 s, asleep,
 	 * which uses no CPU) holds the worker while the Hellos, then the
 	 * closes, arrive, so that it finds them all at once. */
@@ -417,14 +425,7 @@ static int connect_as(uid_t uid)
 
 START_TEST(waiting_connections_served_uid_by_uid)
 {
-	struct rlimit rl;
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-	getrlimit(RLIMIT_NOFILE, &rl);
-	int conns = BURST_CONNS;
-	if ((rlim_t)conns > rl.rlim_cur / 2 - 32)
-		conns = (int)(rl.rlim_cur / 2 - 32);
+	int conns = burst_conns();
 	ck_assert_int_gt(conns, 2 * BYSTANDER_AFTER);
 	setenv("PORTER_TEST_HOOKS", "1", 1);
 	const char *args[] = {"--workers",   "1",     "--allow-uid", "61011,61012",

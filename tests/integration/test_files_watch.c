@@ -95,6 +95,23 @@ typedef struct seen {
 
 static seen ev;
 
+/* An atomic write that makes or replaces its target. */
+#define ATOMIC (PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC)
+
+/* Bytes of 'b' (watch_d fills them), enough that an atomic write of them
+ * goes by descriptor, written by libporter, not by porterd. */
+static char big[256 * 1024];
+
+/* A watch of the root's directory 'd', with no event seen yet. */
+static porter_file_watch *watch_d(void)
+{
+	memset(&ev, 0, sizeof(ev));
+	memset(big, 'b', sizeof(big));
+	porter_file_watch *w = NULL;
+	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	return w;
+}
+
 /* Reads batches until `want` events in all, the end of the watch, or
  * `ms` passed. */
 static void collect(porter_file_watch *w, int want, int ms)
@@ -144,9 +161,7 @@ static void expect(int kind, const char *name, const char *new_name)
 
 START_TEST(directory_events_of_each_kind)
 {
-	memset(&ev, 0, sizeof(ev));
-	porter_file_watch *w = NULL;
-	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	porter_file_watch *w = watch_d();
 	ck_assert_int_eq(porter_file_watch_is_dir(w), 1);
 	char p[256], q[256];
 	put(root, "d/a.txt", "one", "w");
@@ -200,15 +215,10 @@ static void collect_to_end(porter_file_watch *w)
  * replace shows the same as a new file. */
 START_TEST(atomic_write_is_one_event)
 {
-	memset(&ev, 0, sizeof(ev));
-	porter_file_watch *w = NULL;
-	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
-	static char big[256 * 1024];
-	memset(big, 'b', sizeof(big));
-	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
-	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, atomic, 0, 0, T), 0);
-	ck_assert_int_eq(porter_file_write("r", "d/w.txt", big, sizeof(big), atomic, 0, 0, T), 0);
-	ck_assert_int_eq(porter_file_write("r", "d/v.txt", big, sizeof(big), atomic, 0, 0, T), 0);
+	porter_file_watch *w = watch_d();
+	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, ATOMIC, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("r", "d/w.txt", big, sizeof(big), ATOMIC, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("r", "d/v.txt", big, sizeof(big), ATOMIC, 0, 0, T), 0);
 	/* Events come in order: once this one is seen, all of the writes'
 	 * are. */
 	collect_to_end(w);
@@ -245,16 +255,11 @@ END_TEST
 START_TEST(every_atomic_write_is_a_creation)
 {
 	enum { WRITES = 300 };
-	memset(&ev, 0, sizeof(ev));
-	porter_file_watch *w = NULL;
-	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
-	static char big[64 * 1024];
-	memset(big, 'b', sizeof(big));
-	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	porter_file_watch *w = watch_d();
 	for (int i = 0; i < WRITES; i++) {
 		/* Small ones by bytes, larger ones by descriptor. */
-		size_t n = i % 2 ? sizeof(big) : 5;
-		ck_assert_int_eq(porter_file_write("r", "d/w.txt", big, n, atomic, 0, 0, T), 0);
+		size_t n = i % 2 ? 64 * 1024 : 5;
+		ck_assert_int_eq(porter_file_write("r", "d/w.txt", big, n, ATOMIC, 0, 0, T), 0);
 	}
 	collect_to_end(w);
 	expect(PORTER_FILE_EVENT_CREATED, "d/end", NULL);
@@ -311,8 +316,7 @@ START_TEST(a_temp_name_used_again_is_seen)
 	ck_assert_int_ge(inotify_add_watch(ifd, p, IN_CREATE | IN_MOVED_FROM), 0);
 	porter_file_watch *before = NULL, *after = NULL;
 	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &before), 0);
-	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
-	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, atomic, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, ATOMIC, 0, 0, T), 0);
 	/* The name the temp file had, as the kernel told the directory's
 	 * watchers. */
 	char name[NAME_MAX + 1] = "";
@@ -334,7 +338,7 @@ START_TEST(a_temp_name_used_again_is_seen)
 	char rel[128];
 	snprintf(rel, sizeof(rel), "d/%s", name);
 	memset(&ev, 0, sizeof(ev));
-	ck_assert_int_eq(porter_file_write("r", rel, "hello", 5, atomic, 0, 0, T), 0);
+	ck_assert_int_eq(porter_file_write("r", rel, "hello", 5, ATOMIC, 0, 0, T), 0);
 	collect_to_end(after);
 	expect(PORTER_FILE_EVENT_CREATED, rel, NULL);
 	ck_assert_int_eq(porter_file_watch_close(before, T), 0);
@@ -369,12 +373,7 @@ END_TEST
 START_TEST(a_file_named_like_an_unnamed_temp_file_is_seen)
 {
 	static const char *const names[] = {"d/#12345", "d/#7"};
-	memset(&ev, 0, sizeof(ev));
-	porter_file_watch *w = NULL;
-	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
-	static char big[256 * 1024];
-	memset(big, 'b', sizeof(big));
-	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	porter_file_watch *w = watch_d();
 	char p[256];
 	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 		put(root, names[k], "one", "w");
@@ -385,7 +384,7 @@ START_TEST(a_file_named_like_an_unnamed_temp_file_is_seen)
 		ck_assert_int_eq(
 			porter_file_write("r", names[k], "two", 3, PORTER_FILE_APPEND, 0, 0, T), 0);
 		ck_assert_int_eq(
-			porter_file_write("r", "d/atomic.txt", big, sizeof(big), atomic, 0, 0, T),
+			porter_file_write("r", "d/atomic.txt", big, sizeof(big), ATOMIC, 0, 0, T),
 			0);
 		put(root, names[k], "three", "a");
 		at(p, sizeof(p), root, names[k]);
@@ -513,9 +512,7 @@ END_TEST
  * never reports what happens outside. */
 START_TEST(watch_follows_no_swapped_path)
 {
-	memset(&ev, 0, sizeof(ev));
-	porter_file_watch *w = NULL;
-	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	porter_file_watch *w = watch_d();
 	char p[256], q[256];
 	at(p, sizeof(p), root, "d");
 	at(q, sizeof(q), root, "d-old");
@@ -558,9 +555,7 @@ END_TEST
  * bounded queue and says it overflowed. */
 START_TEST(flood_is_bounded_with_an_overflow)
 {
-	memset(&ev, 0, sizeof(ev));
-	porter_file_watch *w = NULL;
-	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &w), 0);
+	porter_file_watch *w = watch_d();
 	for (int i = 0; i < 1500; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "d/f%04d", i);
