@@ -750,7 +750,9 @@ int ctl_http(const ctl_opts *o, int argc, char **argv)
 	const char *cl = porter_http_response_header(h, "Content-Length");
 	unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
 	int bodyless = !strcmp(method, "HEAD") || code == 204 || code == 304 || code < 200;
-	if (cl && !bodyless && x.received < want && rc != PORTER_E_TIMEOUT) {
+	/* A body that ended without an error yet short of its length; one cut
+	 * by an error is that error's (a reset is curl's 56, not 18). */
+	if (cl && !bodyless && x.received < want && rc == 0) {
 		status = ctl_error(CURLX_PARTIAL, "partial",
 				   "http: transfer closed with %llu bytes remaining to read "
 				   "(Content-Length %llu)",

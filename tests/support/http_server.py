@@ -24,7 +24,8 @@ Routes (all bodies are deterministic so tests can check every byte):
   /stall/N              promises 2N bytes, sends N, then holds the connection
                         (counted by /hanging) until the client gives up
   /hanging              how many /hang connections are open now
-  /reset                promises 100000 bytes, sends 1000, resets the connection
+  /reset[/MS]           promises 100000 bytes, sends 1000, resets the connection
+                        MS milliseconds later (default 50)
   /slow/MS              answers "slow" after MS milliseconds
   /trickle/N/MS         N bytes of the pattern, Content-Length set, one byte
                         every MS milliseconds
@@ -289,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(pattern(0, 1000))
             self.wfile.flush()
-            time.sleep(0.05)
+            time.sleep(int(arg or 50) / 1000)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
             self.connection.close()
