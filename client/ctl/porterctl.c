@@ -42,6 +42,7 @@ static void usage(FILE *out)
 		"  -j, --json          every command prints JSON on stdout, errors included:\n"
 		"                      {\"error\":{\"code\":\"...\",\"message\":\"...\",\"exit\":N}}\n"
 		"  -t, --timeout MS    per-call timeout (default: 5000)\n"
+		"  -V, --version       print porterctl's version (no daemon needed)\n"
 		"  -h, --help          show this help\n"
 		"\n"
 		"Output: results go to stdout; without --json, errors, notices and\n"
@@ -333,6 +334,10 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 	if (argc != 1) {
 		return ctl_error(EXIT_USAGE, "usage", "version: takes no arguments");
 	}
+	/* The client's version first: it is known even when the daemon's
+	 * cannot be had (not running, or this user refused). */
+	if (!o->json)
+		printf("porterctl %s\n", porter_version());
 	porter_stats_snapshot *s;
 	int rc = porter_stats(0, o->timeout_ms, &s);
 	if (rc < 0)
@@ -344,8 +349,7 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 		ctl_json_cstr(stdout, porter_stats_daemon_version(s));
 		fputs("}\n", stdout);
 	} else
-		printf("porterctl %s\nporterd %s\n", porter_version(),
-		       porter_stats_daemon_version(s));
+		printf("porterd %s\n", porter_stats_daemon_version(s));
 	porter_stats_free(s);
 	return EXIT_OK;
 }
@@ -353,11 +357,9 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"socket", required_argument, NULL, 'S'},
-		{"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"socket", required_argument, NULL, 'S'},  {"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
 	};
 	ctl_opts o = {.json = 0, .timeout_ms = 5000};
 	long v;
@@ -367,7 +369,7 @@ int main(int argc, char **argv)
 	/* '+': stop at the command, so its own flags are not taken here;
 	 * ':' and opterr 0: porterctl names a bad option itself. */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:S:jt:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:S:jt:hV", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			setenv("PORTER_SOCKET", optarg, 1);
@@ -388,6 +390,11 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return ctl_stdout_finish(EXIT_OK);
+		case 'V':
+			/* The installed client's version, as porterd --version: the
+			 * 'version' command also asks a daemon, which may not run. */
+			printf("porterctl %s\n", porter_version());
 			return ctl_stdout_finish(EXIT_OK);
 		default:
 			/* One line naming the option: the whole usage in front of
@@ -432,7 +439,10 @@ int main(int argc, char **argv)
 		 "its own calls with porter_cancel (in Dart, a PorterCancelToken). To bound\n"
 		 "a porterctl command, give it --timeout; Ctrl-C stops it.\n"},
 		{"version", cmd_version,
-		 "Usage: porterctl version\nThe client's and the daemon's versions.\n"},
+		 "Usage: porterctl version\n"
+		 "The client's and the daemon's versions. The client's is printed first,\n"
+		 "also when the daemon cannot be reached (exit 3); porterctl --version\n"
+		 "prints it alone.\n"},
 		{"file", ctl_file, NULL},
 		{"db", ctl_db, NULL},
 		{"batch", ctl_batch, NULL},

@@ -529,6 +529,19 @@ code 2 "stats with an argument" "$CTL" stats extra
 code 2 "version with an argument" "$CTL" version extra
 code 3 "stats: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" stats
 code 3 "version: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" version
+# The client's version is known without a daemon: printed first by
+# 'version' (it printed nothing but the error), alone by --version and -V,
+# as 'porterd --version' does (it was an unknown option, exit 2).
+check "... still prints the client's version" grep -qx 'porterctl [0-9][0-9.]*' "$T/code.out"
+check "... and names the socket it tried" grep -q "$T/none.sock" "$T/code.err"
+for v in --version -V; do
+	code 0 "porterctl $v, no daemon needed" env PORTER_SOCKET="$T/none.sock" "$CTL" $v
+	check "... prints porterctl's version alone" grep -qx 'porterctl [0-9][0-9.]*' "$T/code.out"
+	check "... and nothing else" test "$(wc -l <"$T/code.out")" = 1
+done
+code 0 "version with a daemon" "$CTL" version
+check "... prints both, the client's first" sh -c "head -1 '$T/code.out' | grep -qx 'porterctl [0-9.]*' && sed -n 2p '$T/code.out' | grep -qx 'porterd [0-9.]*'"
+check "porterctl --help names --version" grep -q -- '-V, --version' <("$CTL" --help)
 code 3 "cancel: daemon unreachable" env PORTER_SOCKET="$T/none.sock" "$CTL" cancel 7
 code 1 "ping: the daemon's deadline passes (-t 200, -d 2000)" "$CTL" -t 200 ping -c 1 -d 2000
 code 1 "batch: a member fails" sh -c "echo '[{\"op\":\"file_read\",\"path\":\"nope\"}]' | '$CTL' batch"
