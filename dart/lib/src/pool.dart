@@ -89,6 +89,12 @@ final class PorterPool extends _PoolCore
   final List<_Worker> _workers = [];
   final Queue<_Job> _queue = Queue<_Job>();
 
+  /// Workers being started, by [spawn] or in place of one that died:
+  /// [close] waits for them. One whose isolate came up after close had
+  /// stopped the others would be left running, unasked for, and its
+  /// ports (and so the app's isolate) open for good.
+  final Set<Future<void>> _starting = {};
+
   /// Native stream handles this pool owns, by address: [close] closes
   /// those still open. A close names its [_Drop], not just the address:
   /// an address freed by a close may come back for a new handle, which a
@@ -199,6 +205,14 @@ final class PorterPool extends _PoolCore
     // the closes below, which go through _enqueue's internal path.
     _closed = true;
     await _waitDrained();
+    // A replacement started before close began (no new one starts now)
+    // becomes a worker like the others, or fails; either way it is in
+    // [_workers] below or gone.
+    while (_starting.isNotEmpty) {
+      await Future.wait([
+        for (final f in _starting) f.catchError((Object _) {}),
+      ]);
+    }
     for (final d in List.of(_handles.values)) {
       _freeHandle(d);
     }
@@ -252,7 +266,17 @@ final class PorterPool extends _PoolCore
     _freeNative(_b, d.openOp, d.address);
   }
 
-  Future<void> _spawnWorker(int index) async {
+  /// Starts worker [index]; completes once it is ready to take calls.
+  Future<void> _spawnWorker(int index) {
+    final f = _startWorker(index);
+    _starting.add(f);
+    unawaited(f
+        .then<void>((_) {}, onError: (Object _) {})
+        .whenComplete(() => _starting.remove(f)));
+    return f;
+  }
+
+  Future<void> _startWorker(int index) async {
     final w = _Worker(index);
     _workers.add(w);
     w.errorPort.handler = (Object? e) {
