@@ -53,6 +53,13 @@ Future<void> main() async {
   } on PorterUnreachableException catch (e) {
     print('porterd is not running: ${e.message}');
     return;
+  } on PorterException catch (e) {
+    // Any other failure (a timeout, a busy or refusing daemon), by name.
+    print('${e.name}: ${e.message}');
+  } on http.ClientException catch (e) {
+    // What PorterHttpClient throws, as every package:http client: a host
+    // that does not resolve, a refused connection, a timeout.
+    print('HTTP request failed: ${e.message}');
   } finally {
     await pool.close();
   }
