@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "fswatchseen.h"
 #include "fswatchtmp.h"
 #include "fwd.h"
 #include "log.h"
@@ -31,10 +32,6 @@
 #define INOTIFY_SLICES 1
 /* Events one reply carries at most (the rest go with the next read). */
 #define REPLY_MAX_EVENTS 512
-/* Ended temp names an instance remembers (16 bytes each), and how much
- * longer than tmpname (a name may end here just before tmpname_retire). */
-#define FSWATCH_ENDED_MAX 512
-#define ENDED_SLACK_MS 1000
 /* Renames of temp names held for their second half (fswatch_inst.held). */
 #define FSWATCH_HELD_MAX 16
 
@@ -59,14 +56,8 @@ typedef struct fswatch_inst {
 	int closing;
 	list watches; /* fswatch.link */
 	/* Temp names whose last event of porterd's this instance has seen
-	 * (tmpname.h): later events of them are a client's. Kept as long as
-	 * tmpname remembers a retired name; when full, every retired name is
-	 * taken for a client's until `ended_full_until`. */
-	struct {
-		uint64_t nonce, at_ms;
-	} ended[FSWATCH_ENDED_MAX];
-	unsigned n_ended;
-	uint64_t ended_full_until;
+	 * (tmpname.h): later events of them are a client's. */
+	fswatch_seen seen;
 	/* Renames of porterd's temp names whose second half (the
 	 * IN_MOVED_TO over an atomic write's target) was not in the buffer
 	 * read: the kernel queues the two halves one after the other, and a
@@ -133,6 +124,7 @@ static void on_inst_closed(uv_handle_t *h)
 	fswatch_inst *in = h->data;
 	fswatch_worker *fw = in->fw;
 	close(in->ifd);
+	fswatch_seen_free(&in->seen);
 	if (!in->shared)
 		atomic_fetch_sub(&uid_instances, 1);
 	free(in);
@@ -523,7 +515,7 @@ static void end_watch(struct fswatch *x)
  * no name of its own (its writes and mode change show as modifications of
  * that name). The name the temp file is then linked as before its rename
  * over the target (also the temp file made where there is no O_TMPFILE)
- * is judged by temp_state: a name tmpname.h made in this run, which no
+ * is judged by fswatch_seen_state: a name tmpname.h made in this run, which no
  * client can make, and porterd's only until it is done with it, so a
  * client's file can hide behind neither the form nor a name she saw.
  *
@@ -541,49 +533,8 @@ static int temp_name(const struct fswatch *x, const char *name, uint32_t mask)
 	return (mask & (IN_MODIFY | IN_ATTRIB)) && fswatchtmp_unnamed(x->s, name);
 }
 
-/*
- * What instance `in` takes the named temp file `name` for: tmpname's
- * state, made TMPNAME_FOREIGN when the instance already saw porterd's last
- * event of the name (its rename or unlink: a client who saw the name
- * replays it), or when the instance's record is full and the name is
- * retired. A name's events are porterd's for a watch only while it is
- * live, or retired after the watch began (whose events up to porterd's
- * last it may still be reading).
- */
-static enum tmpname_state temp_state(fswatch_inst *in, const char *name, uint64_t now,
-				     uint64_t *nonce, uint64_t *retired_ms)
-{
-	enum tmpname_state st = tmpname_state(name, nonce, retired_ms);
-	if (st == TMPNAME_FOREIGN)
-		return st;
-	unsigned k = 0;
-	int seen = 0;
-	for (unsigned i = 0; i < in->n_ended; i++) {
-		if (now - in->ended[i].at_ms >= TMPNAME_RETAIN_MS + ENDED_SLACK_MS)
-			continue; /* tmpname has forgotten it too */
-		seen |= in->ended[i].nonce == *nonce;
-		in->ended[k++] = in->ended[i];
-	}
-	in->n_ended = k;
-	if (seen || (st == TMPNAME_RETIRED && now < in->ended_full_until))
-		return TMPNAME_FOREIGN;
-	return st;
-}
-
-/* Instance `in` saw porterd's last event of the temp name `nonce`. */
-static void temp_ended(fswatch_inst *in, uint64_t nonce, uint64_t now)
-{
-	if (in->n_ended == FSWATCH_ENDED_MAX) {
-		in->ended_full_until = now + TMPNAME_RETAIN_MS + ENDED_SLACK_MS;
-		return;
-	}
-	in->ended[in->n_ended].nonce = nonce;
-	in->ended[in->n_ended].at_ms = now;
-	in->n_ended++;
-}
-
 /* Delivers `ev` to `x`; `ours`: its name is porterd's temp file of a
- * named form (temp_state), whose events are not reported. */
+ * named form (fswatch_seen_state), whose events are not reported. */
 static void deliver(struct fswatch *x, const struct inotify_event *ev, const char *moved_to,
 		    int ours)
 {
@@ -708,6 +659,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 	 * timed out). The poll is level-triggered: what is left wakes it
 	 * again after the loop's other events. */
 	for (int slices = 0; slices < INOTIFY_SLICES; slices++) {
+		fswatch_seen_before_read(&in->seen, in->ifd);
 		ssize_t n = read(in->ifd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
@@ -732,9 +684,11 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 				continue;
 			const struct inotify_event *to = NULL;
 			uint64_t now = tmpname_now_ms(), nonce = 0, retired = 0;
-			enum tmpname_state st =
-				ev->len ? temp_state(in, ev->name, now, &nonce, &retired)
-					: TMPNAME_FOREIGN;
+			fswatch_seen_at(&in->seen,
+					in->seen.offset + (uint64_t)((const char *)ev - buf));
+			enum tmpname_state st = ev->len ? fswatch_seen_state(&in->seen, ev->name,
+									     now, &nonce, &retired)
+							: TMPNAME_FOREIGN;
 			if (ev->mask & IN_MOVED_FROM)
 				to = find_moved_to(ev, end);
 			/* Live, or retired by now (porterd retires the name as
@@ -764,7 +718,7 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 								       x->since_ms <= retired));
 			}
 			if (st != TMPNAME_FOREIGN && (ev->mask & (IN_MOVED_FROM | IN_DELETE)))
-				temp_ended(in, nonce, now);
+				fswatch_seen_ended(&in->seen, nonce, now);
 			if (to)
 				/* Its second half is taken: blank its name
 				 * so the loop above skips it. */
@@ -772,6 +726,8 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			if (ev->mask & IN_MOVE_SELF)
 				inotify_rm_watch(in->ifd, ev->wd);
 		}
+		in->seen.offset += (uint64_t)n;
+		fswatch_seen_at(&in->seen, in->seen.offset);
 	}
 	/* Parked reads that have events are answered now. */
 	list *pos, *tmp;
@@ -811,7 +767,7 @@ int fswatch_start(worker *w, fs_stream *s, char *msg, size_t cap)
 	 * now. */
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->fd);
-	x->since_ms = tmpname_now_ms(); /* before the kernel watches: temp_state */
+	x->since_ms = tmpname_now_ms(); /* before the kernel watches: deliver() */
 	x->wd = inotify_add_watch(in->ifd, path, WATCH_MASK | (s->watch_dir ? IN_ONLYDIR : 0));
 	if (x->wd < 0) {
 		int e = errno;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,13 +90,16 @@ typedef struct entry {
 	htab_node node; /* in names, by nonce */
 	list rlink;     /* in retired, oldest first, once retired */
 	uint64_t nonce;
-	uint64_t retired_ms; /* 0 while live */
+	uint64_t retired_ms;  /* 0 while live */
+	uint64_t retired_seq; /* retirements up to its own, once retired */
 } entry;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static htab names;
 static list retired = {&retired, &retired};
 static size_t n_retired;
+/* Retirements so far (written under mu, read by anyone). */
+static _Atomic uint64_t n_retirements;
 
 uint64_t tmpname_now_ms(void)
 {
@@ -192,22 +196,47 @@ int tmpname_is_ours(const char *name)
 	return verify(name, &nonce) == 0;
 }
 
-enum tmpname_state tmpname_state(const char *name, uint64_t *nonce, uint64_t *retired_ms)
+/* The state of the name of nonce `v`, with when and as which it was
+ * retired. */
+static enum tmpname_state nonce_state(uint64_t v, uint64_t *retired_ms, uint64_t *retired_seq)
 {
-	uint64_t v;
 	enum tmpname_state st = TMPNAME_FOREIGN;
-	if (verify(name, &v) < 0)
-		return st;
 	pthread_mutex_lock(&mu);
 	prune(tmpname_now_ms());
 	const entry *e = find(v);
 	if (e) {
 		st = e->retired_ms ? TMPNAME_RETIRED : TMPNAME_LIVE;
-		*nonce = v;
 		*retired_ms = e->retired_ms;
+		*retired_seq = e->retired_seq;
 	}
 	pthread_mutex_unlock(&mu);
 	return st;
+}
+
+enum tmpname_state tmpname_state(const char *name, uint64_t *nonce, uint64_t *retired_ms,
+				 uint64_t *retired_seq)
+{
+	uint64_t v, seq = 0;
+	if (verify(name, &v) < 0)
+		return TMPNAME_FOREIGN;
+	enum tmpname_state st = nonce_state(v, retired_ms, &seq);
+	if (st != TMPNAME_FOREIGN) {
+		*nonce = v;
+		if (retired_seq)
+			*retired_seq = seq;
+	}
+	return st;
+}
+
+enum tmpname_state tmpname_nonce_state(uint64_t nonce, uint64_t *retired_seq)
+{
+	uint64_t ms;
+	return nonce_state(nonce, &ms, retired_seq);
+}
+
+uint64_t tmpname_retired_count(void)
+{
+	return atomic_load(&n_retirements);
 }
 
 void tmpname_retire(const char *name)
@@ -220,6 +249,9 @@ void tmpname_retire(const char *name)
 	entry *e = find(v);
 	if (e && !e->retired_ms) {
 		e->retired_ms = now;
+		/* After the caller's last system call on the name, whose
+		 * events are queued by now (tmpname_retired_count). */
+		e->retired_seq = atomic_fetch_add(&n_retirements, 1) + 1;
 		list_push_back(&retired, &e->rlink);
 		n_retired++;
 	}

@@ -62,8 +62,24 @@ enum tmpname_state {
 };
 
 /* The state of `name` (not NULL); for a name that is not foreign, its
- * nonce in `*nonce` and, retired, when (tmpname_now_ms) in `*retired_ms`. */
-enum tmpname_state tmpname_state(const char *name, uint64_t *nonce, uint64_t *retired_ms);
+ * nonce in `*nonce` and, retired, when (tmpname_now_ms) in `*retired_ms`
+ * and its place in the order of retirements (tmpname_retired_count) in
+ * `*retired_seq` (unless NULL). */
+enum tmpname_state tmpname_state(const char *name, uint64_t *nonce, uint64_t *retired_ms,
+				 uint64_t *retired_seq);
+
+/* The state of the name whose nonce is `nonce`, as tmpname_state; its
+ * place in the order of retirements in `*retired_seq` when retired. */
+enum tmpname_state tmpname_nonce_state(uint64_t nonce, uint64_t *retired_seq);
+
+/*
+ * How many names were retired so far in this run: the k-th retirement
+ * gives its name the retired_seq k. A name is retired after porterd's
+ * last system call on it has returned, so once this count reads k, every
+ * inotify event porterd's own use of the names retired up to k caused is
+ * queued (a watcher that then reads its queue to the end has them all).
+ */
+uint64_t tmpname_retired_count(void);
 
 /* porterd is done with `name` (made by tmpname_make; anything else, or
  * "", is ignored). */

@@ -278,6 +278,48 @@ START_TEST(every_atomic_write_is_a_creation)
 }
 END_TEST
 
+/*
+ * Atomic writes far past what a watch once remembered of porterd's temp
+ * names (512 names for a minute, then every name porterd was done with
+ * counted as a client's) are still each one creation: a watch holds a
+ * temp name it saw end only until it has read past everything queued
+ * before the name was retired. Before, the writes after the 512th showed
+ * their temp names (".porter-...tmp" created, then moved over the
+ * target) whenever the worker read their events after the rename had
+ * returned. Read in rounds, so that the watch's queue never overflows.
+ */
+START_TEST(temp_names_stay_hidden_past_many_writes)
+{
+	enum { ROUNDS = 6, PER_ROUND = 200 };
+	porter_file_watch *w = watch_d();
+	const int atomic = PORTER_FILE_CREATE | PORTER_FILE_TRUNCATE | PORTER_FILE_ATOMIC;
+	int created = 0, other = 0;
+	char p[256];
+	at(p, sizeof(p), root, "d/end");
+	for (int r = 0; r < ROUNDS; r++) {
+		memset(&ev, 0, sizeof(ev));
+		for (int i = 0; i < PER_ROUND; i++)
+			ck_assert_int_eq(
+				porter_file_write("r", "d/w.txt", "hello", 5, atomic, 0, 0, T), 0);
+		collect_to_end(w);
+		expect(PORTER_FILE_EVENT_CREATED, "d/end", NULL);
+		for (int i = 0; i < ev.n; i++) {
+			if (ev.kind[i] == PORTER_FILE_EVENT_CREATED &&
+			    !strcmp(ev.name[i], "d/w.txt"))
+				created++;
+			else if (strcmp(ev.name[i], "d/end") && other++ < 5)
+				fprintf(stderr, "  round %d event %d: kind %d '%s' -> '%s'\n", r, i,
+					ev.kind[i], ev.name[i], ev.new_name[i]);
+		}
+		ck_assert_int_eq(unlink(p), 0);
+	}
+	ck_assert_msg(created == ROUNDS * PER_ROUND && other == 0,
+		      "%d atomic writes: %d seen as creations, %d other events", ROUNDS * PER_ROUND,
+		      created, other);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
 /* Makes a file called `name` in the root's d/ directly (not through
  * porterd), appends to it and deletes it, then makes d/end; reads `w`
  * until d/end is seen and checks that the three events of `name` were
@@ -660,6 +702,7 @@ static Suite *suite(void)
 	const TTest *tests[] = {directory_events_of_each_kind,
 				atomic_write_is_one_event,
 				every_atomic_write_is_a_creation,
+				temp_names_stay_hidden_past_many_writes,
 				a_file_named_like_a_temp_file_is_seen,
 				a_temp_name_used_again_is_seen,
 				a_file_named_like_an_unnamed_temp_file_is_seen,

@@ -88,31 +88,61 @@ START_TEST(names_are_live_then_retired)
 	uint64_t nonce = 0, at = 0, nonce_b = 0;
 	ck_assert_int_eq(tmpname_make(a), 0);
 	ck_assert_int_eq(tmpname_make(b), 0);
-	ck_assert_int_eq(tmpname_state(a, &nonce, &at), TMPNAME_LIVE);
-	ck_assert_int_eq(tmpname_state(b, &nonce_b, &at), TMPNAME_LIVE);
+	ck_assert_int_eq(tmpname_state(a, &nonce, &at, NULL), TMPNAME_LIVE);
+	ck_assert_int_eq(tmpname_state(b, &nonce_b, &at, NULL), TMPNAME_LIVE);
 	ck_assert_uint_ne(nonce, nonce_b);
 	uint64_t before = tmpname_now_ms();
 	tmpname_retire(a);
-	ck_assert_int_eq(tmpname_state(a, &nonce, &at), TMPNAME_RETIRED);
+	ck_assert_int_eq(tmpname_state(a, &nonce, &at, NULL), TMPNAME_RETIRED);
 	ck_assert_uint_ge(at, before);
 	ck_assert_uint_le(at, tmpname_now_ms());
 	/* A second retirement keeps the first time. */
 	uint64_t first = at;
 	usleep(2000);
 	tmpname_retire(a);
-	ck_assert_int_eq(tmpname_state(a, &nonce, &at), TMPNAME_RETIRED);
+	ck_assert_int_eq(tmpname_state(a, &nonce, &at, NULL), TMPNAME_RETIRED);
 	ck_assert_uint_eq(at, first);
-	ck_assert_int_eq(tmpname_state(b, &nonce, &at), TMPNAME_LIVE);
+	ck_assert_int_eq(tmpname_state(b, &nonce, &at, NULL), TMPNAME_LIVE);
 	tmpname_retire(b);
 	/* Not porterd's: another form, a changed digit, nothing. */
 	char m[TMPNAME_SIZE];
 	memcpy(m, b, TMPNAME_SIZE);
 	m[8] = m[8] == '0' ? '1' : '0';
-	ck_assert_int_eq(tmpname_state(m, &nonce, &at), TMPNAME_FOREIGN);
-	ck_assert_int_eq(tmpname_state("w.txt", &nonce, &at), TMPNAME_FOREIGN);
-	ck_assert_int_eq(tmpname_state("", &nonce, &at), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state(m, &nonce, &at, NULL), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state("w.txt", &nonce, &at, NULL), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state("", &nonce, &at, NULL), TMPNAME_FOREIGN);
 	tmpname_retire("");
 	tmpname_retire(m);
+}
+END_TEST
+
+/* Retirements are counted in order: a name retired later has a higher
+ * place, and the count reaches it once it is retired (a watcher that has
+ * read its queue as it was then knows the name's events are all read). A
+ * name is found by its nonce alike. */
+START_TEST(retirements_are_counted_in_order)
+{
+	char a[TMPNAME_SIZE], b[TMPNAME_SIZE];
+	uint64_t na = 0, nb = 0, at, sa = 0, sb = 0, s = 0;
+	ck_assert_int_eq(tmpname_make(a), 0);
+	ck_assert_int_eq(tmpname_make(b), 0);
+	uint64_t before = tmpname_retired_count();
+	ck_assert_int_eq(tmpname_state(a, &na, &at, &sa), TMPNAME_LIVE);
+	ck_assert_int_eq(tmpname_nonce_state(na, &s), TMPNAME_LIVE);
+	tmpname_retire(a);
+	tmpname_retire(b);
+	ck_assert_int_eq(tmpname_state(a, &na, &at, &sa), TMPNAME_RETIRED);
+	ck_assert_int_eq(tmpname_state(b, &nb, &at, &sb), TMPNAME_RETIRED);
+	ck_assert_uint_gt(sa, before);
+	ck_assert_uint_gt(sb, sa);
+	ck_assert_uint_ge(tmpname_retired_count(), sb);
+	ck_assert_int_eq(tmpname_nonce_state(nb, &s), TMPNAME_RETIRED);
+	ck_assert_uint_eq(s, sb);
+	/* A second retirement keeps the first place. */
+	tmpname_retire(a);
+	ck_assert_int_eq(tmpname_nonce_state(na, &s), TMPNAME_RETIRED);
+	ck_assert_uint_eq(s, sa);
+	ck_assert_int_eq(tmpname_nonce_state(na ^ 1, &s), TMPNAME_FOREIGN);
 }
 END_TEST
 
@@ -124,21 +154,25 @@ START_TEST(retired_names_are_bounded)
 	uint64_t nonce, at;
 	ck_assert_int_eq(tmpname_make(first), 0);
 	tmpname_retire(first);
-	ck_assert_int_eq(tmpname_state(first, &nonce, &at), TMPNAME_RETIRED);
+	ck_assert_int_eq(tmpname_state(first, &nonce, &at, NULL), TMPNAME_RETIRED);
 	for (unsigned i = 0; i < TMPNAME_RETIRED_MAX + 1; i++) {
 		ck_assert_int_eq(tmpname_make(n), 0);
 		tmpname_retire(n);
 	}
-	ck_assert_int_eq(tmpname_state(first, &nonce, &at), TMPNAME_FOREIGN);
-	ck_assert_int_eq(tmpname_state(n, &nonce, &at), TMPNAME_RETIRED);
+	ck_assert_int_eq(tmpname_state(first, &nonce, &at, NULL), TMPNAME_FOREIGN);
+	ck_assert_int_eq(tmpname_state(n, &nonce, &at, NULL), TMPNAME_RETIRED);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {made_names_have_the_form_and_verify, altered_names_do_not_verify,
-				made_up_tags_do_not_verify,          names_are_live_then_retired,
-				retired_names_are_bounded,           NULL};
+	const TTest *tests[] = {made_names_have_the_form_and_verify,
+				altered_names_do_not_verify,
+				made_up_tags_do_not_verify,
+				names_are_live_then_retired,
+				retired_names_are_bounded,
+				retirements_are_counted_in_order,
+				NULL};
 	return th_suite("tmpname", "tmpname", 30, tests);
 }
 
