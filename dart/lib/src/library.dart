@@ -41,7 +41,10 @@ DynamicLibrary openPorterLibrary({String? path}) {
     }
   }
   throw ArgumentError('libporter not found; tried ${tried.join(', ')}. '
-      'Set $porterLibraryEnv or pass libraryPath.');
+      'Install Porter (installed under a prefix other than /usr, such as '
+      "CMake's default /usr/local, the library is found only once "
+      '`sudo ldconfig` has run), or set $porterLibraryEnv to the file, or '
+      'pass libraryPath.');
 }
 
 /// The bindings of one opened library, shared by everything in an isolate
