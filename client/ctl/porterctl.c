@@ -357,9 +357,12 @@ static int cmd_version(const ctl_opts *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"socket", required_argument, NULL, 'S'},  {"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+		{"socket", required_argument, NULL, 'S'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'}, /* porterctl's own; no daemon */
+		{NULL, 0, NULL, 0},
 	};
 	ctl_opts o = {.json = 0, .timeout_ms = 5000};
 	long v;
