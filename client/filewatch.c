@@ -1,4 +1,5 @@
 /* filewatch - libporter's file watches (porter_file_watch_*); see porter.h. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,19 @@ struct porter_file_events {
 	size_t first;               /* events before it were handed out already */
 	int ended;
 };
+
+/*
+ * How much longer than its timeout a read waits for porterd's answer.
+ * porterd answers a read that found no events before the read's deadline
+ * (a third of its time, at most 1 s, early); a caller that gave up on a
+ * later answer would drop its connection, and with it a watch opened on
+ * that connection: every later read of the watch would fail with "no such
+ * file stream" and its events be lost (on a loaded machine a read of 50
+ * ms, answered after 30 ms, was late often enough to lose half the events
+ * of a run). porterd is told the caller's timeout, so its answer comes
+ * when it did, and only a late one is waited for.
+ */
+#define WATCH_READ_GRACE_MS 1000
 
 /* Sends `req` and checks that a FileWatchReply came back. */
 static int watch_call(Porter__V1__Request *req, int timeout_ms, Porter__V1__Response **out)
@@ -99,7 +113,11 @@ int porter_file_watch_read(porter_file_watch *w, uint64_t call_id, int timeout_m
 	req.id = call_id;
 	req.body_case = PORTER__V1__REQUEST__BODY_FILE_WATCH_READ;
 	req.file_watch_read = &wr;
-	int rc = watch_call(&req, timeout_ms, &e->resp);
+	int t = timeout_ms ? timeout_ms : PCONN_DEFAULT_TIMEOUT_MS;
+	req.timeout_ms = (uint32_t)t;
+	int rc = watch_call(&req,
+			    t < INT_MAX - WATCH_READ_GRACE_MS ? t + WATCH_READ_GRACE_MS : INT_MAX,
+			    &e->resp);
 	if (rc < 0) {
 		free(e);
 		return rc;

@@ -13,6 +13,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,41 @@ static void *read_elsewhere(void *p)
 	return NULL;
 }
 
+static void *resume_daemon(void *arg)
+{
+	(void)arg;
+	usleep(200000);
+	kill(d.pid, SIGCONT);
+	return NULL;
+}
+
+/*
+ * A read whose answer comes after its timeout, porterd being held up
+ * (stopped here, as a loaded machine holds it), keeps the watch: the
+ * read waits for the late answer instead of dropping its connection,
+ * which would take the watch opened on it along, every later read then
+ * failing with "no such file stream" and the events lost. Before, the
+ * read gave PORTER_E_TIMEOUT and the watch was gone.
+ */
+START_TEST(a_late_answer_keeps_the_watch)
+{
+	porter_file_watch *w = watch_d();
+	porter_file_events *b = NULL;
+	pthread_t th;
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, resume_daemon, NULL), 0);
+	int rc = porter_file_watch_read(w, 0, 50, &b);
+	pthread_join(th, NULL);
+	ck_assert_msg(rc == 0, "a read answered late gave %s: %s", porter_strerror(rc),
+		      porter_last_error_message());
+	porter_file_events_free(b);
+	put(root, "d/after", "", "w");
+	collect(w, 1, T);
+	expect(PORTER_FILE_EVENT_CREATED, "d/after", NULL);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
 /* A read from a thread whose connection the acceptor gives to the other
  * worker waits there (forwarded to the watch's worker) for the event. */
 START_TEST(read_from_another_worker)
@@ -712,6 +748,7 @@ static Suite *suite(void)
 				escapes_refused,
 				flood_is_bounded_with_an_overflow,
 				read_from_another_worker,
+				a_late_answer_keeps_the_watch,
 				unread_watch_is_reclaimed,
 				porterctl_file_watch,
 				NULL};

@@ -2054,10 +2054,13 @@ class PorterBindings {
   /// `*out` (freed with porter_file_events_free): returns 0 with a batch,
   /// which has no events when nothing happened (the daemon answers a third
   /// of the timeout, at most 1 s, before it, so the answer arrives in time
-  /// on a busy machine); or a negative code
+  /// on a busy machine; one later still is waited for up to 1 s more, since
+  /// a read that gives up drops its connection, and a watch opened on that
+  /// connection with it); or a negative code
   /// (`*out` NULL). Events are delivered in order, each once: the daemon
   /// keeps them until the next read acknowledges them, so a reply lost to a
-  /// timed-out read is sent again. After a batch that ended the watch
+  /// timed-out read (of a watch opened on another thread's connection) is
+  /// sent again. After a batch that ended the watch
   /// (porter_file_events_ended), reads return empty ended batches at once.
   int porter_file_watch_read(
     ffi.Pointer<porter_file_watch> w,
