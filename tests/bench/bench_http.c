@@ -20,6 +20,8 @@
  * memory too). PORTER_BENCH_PART=small|large runs one table alone,
  * PORTER_BENCH_SIZE=1m|8m one size of the large one, and
  * PORTER_BENCH_LARGE_N=N sets its requests per thread (profiling).
+ * PORTER_BENCH_THREADS=N runs only the rows of N client threads (A/B runs
+ * of one row, alternating builds).
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -364,6 +366,14 @@ static result measure(int direct, int threads, int iters)
 	return res;
 }
 
+/* Whether the rows of `threads` client threads run (PORTER_BENCH_THREADS,
+ * unset: all of them). */
+static int threads_wanted(int threads)
+{
+	const char *only = getenv("PORTER_BENCH_THREADS");
+	return !only || !*only || atoi(only) == threads;
+}
+
 /* porterd's settings as run: its defaults, then PORTER_DAEMON_ARGS,
  * which the harness appends (later flags win). */
 static const char *daemon_args(void)
@@ -401,6 +411,8 @@ static int small_table(th_daemon *d, const char *const *extra, const char *const
 	for (size_t t = 0; t < 3; t++) {
 		int threads = thread_counts[t];
 		int iters = thread_iters[t] * scale;
+		if (!threads_wanted(threads))
+			continue;
 		result none = {0};
 		result direct = only && strcmp(only, "direct") ? none : measure(1, threads, iters);
 		result porter = only && strcmp(only, "porter") ? none : measure(0, threads, iters);
@@ -479,6 +491,8 @@ static void large_table(void)
 		for (size_t t = 0; t < 2; t++) {
 			int threads = thread_counts[t];
 			int iters = large_n > 0 ? large_n : sizes[k].iters[t] * scale;
+			if (!threads_wanted(threads))
+				continue;
 			result none = {0};
 			result direct =
 				only && strcmp(only, "direct") ? none : measure(1, threads, iters);
