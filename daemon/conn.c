@@ -7,6 +7,7 @@
 
 #include "clients.h"
 #include "connadmit.h"
+#include "connlinger.h"
 #include "connout.h"
 #include "dalloc.h"
 #include "dbwire.h"
@@ -113,7 +114,8 @@ static void on_handle_closed(uv_handle_t *h)
 	worker *w = c->w;
 	frame_reader_free(&c->rd);
 	count_read_buffer(c);
-	clients_put(c->acct, CLIENTS_CONNS, 1);
+	if (!c->conn_slot_lingers)
+		clients_put(c->acct, CLIENTS_CONNS, 1);
 	clients_acct_unref(c->acct);
 	stats_sub(&w->counters.connections, 1);
 	free(c);
@@ -137,6 +139,9 @@ void conn_close(conn *c)
 	 * their grace period (database sessions). */
 	clients_conn_closed(&info);
 
+	/* What its socket still holds for the client stays counted until
+	 * read (connlinger.h). */
+	connlinger_conn_closing(c);
 	uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }

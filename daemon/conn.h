@@ -47,8 +47,10 @@ typedef struct conn {
 	uint64_t serial; /* for logs */
 	enum conn_state state;
 	uv_pipe_t pipe;
-	uv_timer_t timer; /* frame stall, idle, drain bound */
-	int open_handles; /* closed handles still to call back */
+	uv_timer_t timer;      /* frame stall, idle, drain bound */
+	int open_handles;      /* closed handles still to call back */
+	int conn_slot_lingers; /* its CLIENTS_CONNS slot went to its lingering
+				* socket (connlinger.h): not given back at free */
 	frame_reader rd;
 	int reading;           /* uv_read_start is active */
 	int processing;        /* inside process_frames (no re-entry) */

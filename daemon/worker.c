@@ -10,6 +10,7 @@
 #include "cancel.h"
 #include "clients.h"
 #include "conn.h"
+#include "connlinger.h"
 #include "db.h"
 #include "fsfds.h"
 #include "fsstream.h"
@@ -143,6 +144,7 @@ static void finish(worker *w)
 	fsstream_worker_close(w);
 	fswatch_worker_close(w);
 	fsfds_worker_close(w);
+	connlinger_worker_close(w);
 	cancel_worker_close(w);
 	if (w->http) {
 		http_worker_close(w->http);

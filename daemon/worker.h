@@ -100,6 +100,9 @@ typedef struct worker {
 	struct fsfds_table *fs_fds;        /* owned: descriptors passed per connection
 					    * (fsfds.h), made on the first; NULL before */
 	struct loopcpu *turn_cpu;          /* owned: test instrument (loopcpu.h); NULL when off */
+	struct connlinger_table *linger;   /* owned: sockets of closed connections still
+					    * holding replies (connlinger.h), made on
+					    * the first; NULL before */
 } worker;
 
 /*

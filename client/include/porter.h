@@ -235,9 +235,11 @@ PORTER_API const char *porter_stats_daemon_version(const porter_stats_snapshot *
 typedef struct porter_uid_usage {
 	size_t struct_size; /* sizeof(porter_uid_usage), set by the INIT macro */
 	uint32_t uid;
-	uint64_t connections;    /* connections open now */
+	uint64_t connections;    /* connections open now, and closed ones whose replies
+				  * still wait in the client's socket */
 	uint64_t inflight;       /* requests in flight over all its connections */
-	uint64_t buffered_bytes; /* unsent replies and read buffers */
+	uint64_t buffered_bytes; /* unsent replies, read buffers and the rest
+				  * README lists under uid-max-buffered */
 	uint64_t sessions;       /* database connections: sessions and pooled */
 	uint64_t streams;        /* cursors, HTTP and file streams */
 	uint64_t max_connections;

@@ -10,6 +10,7 @@
 
 #include "cancel.h"
 #include "config.h"
+#include "connlinger.h"
 #include "harness.h"
 #include "server.h"
 
@@ -94,6 +95,7 @@ void wrig_down(void)
 		list *pos, *tmp;
 		list_for_each_safe(pos, tmp, &w->conns)
 			conn_close(list_entry(pos, conn, link));
+		connlinger_worker_close(w);
 		cancel_worker_close(w);
 		uv_close((uv_handle_t *)&w->turns_idle, NULL);
 		uv_close((uv_handle_t *)&w->spin_check, NULL);
