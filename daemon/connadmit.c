@@ -46,10 +46,10 @@ int conn_admit(conn *c, uint64_t id, size_t len, arena *ar)
 	if (c->out_counted > 0) {
 		/* It does not read its replies either: the slow reader that
 		 * uid-max-buffered drops, as when a reply passes it. */
-		log_warn("conn %llu (pid %d uid %u): %zu reply bytes unread and a request of %zu "
+		log_warn("conn %llu (pid %d uid %u): %llu reply bytes unread and a request of %zu "
 			 "bytes, over uid-max-buffered for its uid; dropping the client",
 			 (unsigned long long)c->serial, (int)c->pid, (unsigned)c->uid,
-			 c->pipe.write_queue_size, len);
+			 (unsigned long long)c->out_counted, len);
 		arena_free(ar);
 		conn_close_soon(c);
 		return -1;
