@@ -10,6 +10,7 @@
 #include "fsconfine.h"
 #include "fslist.h"
 #include "fsfast.h"
+#include "fsclose.h"
 #include "fsfds.h"
 #include "fsroot.h"
 #include "fsstream.h"
@@ -25,8 +26,13 @@
 static void job_closed(uv_handle_t *h)
 {
 	fs_job *j = h->data;
-	if (j->pass_fd >= 0)
+	/* porterd's copy of a passed descriptor: on FUSE its close waits on
+	 * the file system's daemon (fsclose.h). */
+	if (j->pass_fd >= 0 && j->root && j->root->cross_mounts)
+		fsclose_queue(h->loop, j->pass_fd, -1, "");
+	else if (j->pass_fd >= 0)
 		close(j->pass_fd);
+	fswork_unhold(j);
 	free(j->data);
 	fslist_free(j->list);
 	free(j);
@@ -84,7 +90,7 @@ static uint64_t publish_stream(fs_job *j)
 	/* A batch member answers with one chunk: nobody would pull the rest
 	 * of a stream opened inside a batch. */
 	if (!j->r->c || j->r->stop_code || j->r->batch || atomic_load(&j->stop)) {
-		fsstream_destroy(s);
+		fsstream_destroy_on(j->r->w, s);
 		return 0;
 	}
 	uint64_t id = s->id;
@@ -180,6 +186,9 @@ static void job_done(uv_work_t *w, int status)
 {
 	fs_job *j = w->data;
 	req *r = j->r;
+	/* The chunk is the loop's now: counted as a reply from here (or
+	 * freed with the job). */
+	fswork_unhold(j);
 	if (status == UV_ECANCELED) {
 		/* Cancelled before it started: nothing was done. */
 		fswork_stopped(j, atomic_load(&j->stop) ? PORTER_E_CANCELLED : PORTER_E_TIMEOUT,
@@ -346,6 +355,10 @@ void fs_handle(req *r)
 	/* A forwarded request has no connection: it never opens a stream. */
 	j->conn_serial = r->c ? r->c->serial : 0;
 	j->pass_fd = -1;
+	/* A batch member's chunk is counted without a limit: the batch
+	 * refuses itself, naming the quota, once the results it keeps pass
+	 * it (batch.h), and stops its other members. */
+	j->held_max = r->batch ? 0 : r->w->cfg->uid_max_buffered;
 	j->deadline_ns = uv_hrtime() + req_remaining_ms(r) * 1000000ull;
 
 	const char *root = NULL;

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "clients.h"
+#include "fsclose.h"
 #include "fsfds.h"
 #include "fswatch.h"
 #include "fwd.h"
@@ -87,8 +88,10 @@ fs_stream *fsstream_new(uid_t uid, uint64_t instance, unsigned owner, uint64_t c
 }
 
 /* Lets go of what the stream holds (descriptors, temp file, quota
- * slot), keeping the struct. */
-static void release_resources(fs_stream *s)
+ * slot), keeping the struct. `w`: the loop thread of that worker runs
+ * this, and a file that may be on FUSE is closed on the pool instead
+ * (fsclose.h); NULL: a pool thread (or no worker known), closed here. */
+static void release_resources(fs_stream *s, worker *w)
 {
 	if (s->watch) {
 		fswatch_stop(s->watch);
@@ -100,6 +103,11 @@ static void release_resources(fs_stream *s)
 		 * it (nothing when that connection has closed). */
 		s->fd_out = 0;
 		s->fd_adopted = fsfds_adopt(s->fd_w, s->conn_serial);
+	}
+	if (w && s->close_on_pool) {
+		fsclose_queue(&w->loop, s->fd, s->dirfd, s->tmpname);
+		s->fd = s->dirfd = -1;
+		s->tmpname[0] = 0;
 	}
 	if (s->fd >= 0)
 		close(s->fd);
@@ -119,15 +127,25 @@ static void release_resources(fs_stream *s)
 	}
 }
 
-void fsstream_destroy(fs_stream *s)
+static void destroy(fs_stream *s, worker *w)
 {
 	if (!s)
 		return;
-	release_resources(s);
+	release_resources(s, w);
 	free(s->base);
 	free(s->where);
 	free(s->rel);
 	free(s);
+}
+
+void fsstream_destroy(fs_stream *s)
+{
+	destroy(s, NULL);
+}
+
+void fsstream_destroy_on(worker *w, fs_stream *s)
+{
+	destroy(s, w);
 }
 
 /* Takes `s` out of its table (not freed). */
@@ -146,7 +164,7 @@ static void drop(fs_stream *s)
 {
 	fsstream_table *t = s->tab;
 	unlink_stream(s);
-	fsstream_destroy(s);
+	destroy(s, t->w);
 	maybe_free_table(t);
 }
 
@@ -163,7 +181,7 @@ static void reclaim(fs_stream *s, uint64_t now, uint32_t idle)
 {
 	log_info("file stream of uid %u not used for %u ms, reclaimed (file-stream-idle)",
 		 (unsigned)s->uid, idle);
-	release_resources(s);
+	release_resources(s, s->tab->w);
 	s->reclaimed = 1;
 	s->used_ms = now;
 	s->tab->n_live--;
@@ -246,7 +264,7 @@ void fsstream_worker_close(worker *w)
 			fswatch_cancel_read(s, PORTER_E_SHUTDOWN, "daemon shutting down");
 		} else {
 			unlink_stream(s);
-			fsstream_destroy(s);
+			destroy(s, w);
 		}
 	}
 	uv_close((uv_handle_t *)&t->sweep, on_timer_closed);
@@ -309,7 +327,7 @@ int fsstream_publish(worker *w, fs_stream *s, char *msg, size_t cap)
 	arm_sweep(t, idle_ms(t));
 out:
 	if (rc)
-		fsstream_destroy(s);
+		destroy(s, w);
 	return rc;
 }
 

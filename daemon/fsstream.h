@@ -71,6 +71,8 @@ typedef struct fs_stream {
 	struct clients_acct *acct; /* the uid's counters, one slot held; NULL if none */
 	int fd;                    /* the file, the temp file of an atomic write, or a watch's
 				    * O_PATH descriptor until it starts */
+	int close_on_pool;         /* its root spans mounts: closed and unlinked on the
+				    * pool when the loop lets it go (fsclose.h) */
 	char *where;               /* "'path' in root 'name'", for messages; owned, may be NULL */
 	/* read streams */
 	uint64_t pos, end, file_size;
@@ -123,6 +125,11 @@ fs_stream *fsstream_new(uid_t uid, uint64_t instance, unsigned owner, uint64_t c
  * frees it. It must not be in a table. NULL is fine. Any thread for
  * streams that were never published; the owner's loop otherwise. */
 void fsstream_destroy(fs_stream *s);
+
+/* fsstream_destroy on the loop thread of `w` (not NULL): a stream whose
+ * root spans mounts has its files closed and its temp file removed on the
+ * pool (fsclose.h), not here. */
+void fsstream_destroy_on(struct worker *w, fs_stream *s);
 
 /*
  * Puts `s` (created for worker `w`) in `w`'s table, held busy by the

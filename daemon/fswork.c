@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "fsconfine.h"
 #include "fscopy.h"
 #include "fslist.h"
@@ -220,11 +221,42 @@ int fswork_open_parent(fs_job *j, const char *path, int flags, const char *op, i
 
 /* ------------------------------------------------------------- reads */
 
+/* Counts `n` more bytes the job holds for its uid, against
+ * uid-max-buffered. 0, or -1 with the job failed PORTER_E_BUSY. */
+static int hold(fs_job *j, uint64_t n)
+{
+	/* Out of memory for the counters: nothing is counted, as for a
+	 * connection whose counters could not be made. */
+	if (!j->held_acct && !(j->held_acct = clients_acct_ref(j->uid)))
+		return 0;
+	if (!clients_take(j->held_acct, CLIENTS_BUFFERED, n, j->held_max)) {
+		char why[200];
+		snprintf(why, sizeof(why),
+			 "uid %u holds too many buffered bytes (uid-max-buffered = %llu) for a "
+			 "chunk of %llu bytes more",
+			 (unsigned)j->uid, (unsigned long long)j->held_max, (unsigned long long)n);
+		fail_code(j, PORTER_E_BUSY, "read", why);
+		return -1;
+	}
+	j->held += n;
+	return 0;
+}
+
+void fswork_unhold(fs_job *j)
+{
+	clients_put(j->held_acct, CLIENTS_BUFFERED, j->held);
+	j->held = 0;
+	clients_acct_unref(j->held_acct);
+	j->held_acct = NULL;
+}
+
 static void read_chunk(fs_job *j, int fd, uint64_t pos, uint64_t end, uint32_t chunk)
 {
 	uint64_t want = end - pos;
 	if (want > chunk)
 		want = chunk;
+	if (hold(j, want ? want : 1) != 0)
+		return;
 	j->data = malloc(want ? want : 1);
 	if (!j->data) {
 		fail_errno(j, ENOMEM, "read");
@@ -255,6 +287,7 @@ fs_stream *fswork_stream_new(fs_job *j, enum fsstream_kind kind)
 	char w[320];
 	where(j, NULL, w, sizeof(w));
 	s->where = strdup(w); /* NULL is fine: messages then say less */
+	s->close_on_pool = j->root && j->root->cross_mounts;
 	return s;
 }
 

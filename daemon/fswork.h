@@ -68,6 +68,15 @@ typedef struct fs_job {
 	char msg[512];
 	uint8_t *data; /* read chunk, owned */
 	size_t len;
+	/* A read's chunk counts in its uid's buffered bytes from the moment
+	 * the pool thread allocates it until the loop collects it
+	 * (fswork_unhold): finished reads wait for a busy loop, and a uid has
+	 * up to uid-max-inflight of them. `held_max` is uid-max-buffered,
+	 * copied on the loop (the pool reads no config), or 0 (no limit) for
+	 * a batch member. */
+	struct clients_acct *held_acct; /* one reference, taken on the pool; or NULL */
+	uint64_t held;
+	uint64_t held_max;
 	uint64_t offset, file_size, stream_id, written, total;
 	int found; /* stream close: it existed; mkdir: it was created */
 	struct stat sb;
@@ -89,6 +98,10 @@ typedef struct fs_job {
 	struct worker *fd_w;
 	uint32_t chunk; /* a read's chunk size, told with a passed descriptor */
 } fs_job;
+
+/* Gives back what job `j`'s chunk counted (fs_job.held). Idempotent. Loop
+ * thread, once the pool is done with `j`. */
+void fswork_unhold(fs_job *j);
 
 /* Sets the largest chunk a read answers with (file-chunk-size). Start-up. */
 void fswork_init(uint32_t chunk);

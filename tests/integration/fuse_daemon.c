@@ -2,10 +2,15 @@
 #include "fuse_daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fuse.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,13 +29,13 @@ static void fuse_reply(int fd, uint64_t unique, int error, const void *p, size_t
 	}
 }
 
-static void fuse_attr_of(uint64_t node, struct fuse_attr *a)
+static void fuse_attr_of(const fuse_srv *f, uint64_t node, struct fuse_attr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->ino = node;
-	a->mode = node == FUSE_ROOT_ID ? S_IFDIR | 0770 : S_IFREG | 0660;
+	a->mode = node == FUSE_ROOT_ID ? S_IFDIR | 0770 : S_IFREG | (f->root_file ? 0644 : 0660);
 	a->nlink = node == FUSE_ROOT_ID ? 2 : 1;
-	a->uid = TH_UID_ALICE;
+	a->uid = node != FUSE_ROOT_ID && f->root_file ? 0 : TH_UID_ALICE;
 	a->gid = TH_GID_PORTER;
 	a->blksize = 4096;
 }
@@ -71,7 +76,7 @@ void *fuse_serve(void *arg)
 			if (node == FUSE_ROOT_ID && strcmp(arg_p, "#5") == 0) {
 				struct fuse_entry_out e = {
 					.nodeid = 2, .generation = 1, .entry_valid = 60};
-				fuse_attr_of(2, &e.attr);
+				fuse_attr_of(f, 2, &e.attr);
 				fuse_reply(f->fd, in->unique, 0, &e, sizeof(e));
 			} else {
 				fuse_reply(f->fd, in->unique, -ENOENT, NULL, 0);
@@ -89,7 +94,7 @@ void *fuse_serve(void *arg)
 			if (in->opcode == FUSE_GETATTR)
 				atomic_fetch_add(&f->answered, 1);
 			struct fuse_attr_out o = {0};
-			fuse_attr_of(node, &o.attr);
+			fuse_attr_of(f, node, &o.attr);
 			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
 			break;
 		}
@@ -105,9 +110,15 @@ void *fuse_serve(void *arg)
 			fuse_reply(f->fd, in->unique, 0, &o, sizeof(o));
 			break;
 		}
+		case FUSE_FLUSH:
+			if (f->hold_flush_uid && in->uid == f->hold_flush_uid) {
+				atomic_fetch_add(&f->flushes_held, 1);
+				break; /* never answered: the closer waits */
+			}
+			fuse_reply(f->fd, in->unique, 0, NULL, 0);
+			break;
 		case FUSE_RELEASE:
 		case FUSE_RELEASEDIR:
-		case FUSE_FLUSH:
 		case FUSE_ACCESS:
 			fuse_reply(f->fd, in->unique, 0, NULL, 0);
 			break;
@@ -120,4 +131,72 @@ void *fuse_serve(void *arg)
 		}
 	}
 	return NULL;
+}
+
+int fuse_mount_stalled(const char *dir, unsigned uid, unsigned gid)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char opts[128];
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other", fd,
+		 uid, gid);
+	if (mount("porter-stalled", dir, "fuse.porter-stalled", MS_NOSUID | MS_NODEV, opts) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int fuse_srv_start(fuse_srv *f, pthread_t *t, const char *dir, const char *more_opts)
+{
+	f->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (f->fd < 0)
+		return -1;
+	if (pipe2(f->stop, O_CLOEXEC) != 0)
+		goto fail;
+	char opts[160];
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other%s",
+		 f->fd, TH_UID_ALICE, TH_GID_PORTER, more_opts);
+	if (pthread_create(t, NULL, fuse_serve, f) != 0)
+		goto fail_pipe;
+	if (mount("porter-answers", dir, "fuse.porter-answers", MS_NOSUID | MS_NODEV, opts) == 0)
+		return 0;
+	int e = errno;
+	fuse_srv_stop(f, *t);
+	errno = e;
+	return -1;
+fail_pipe:
+	close(f->stop[0]);
+	close(f->stop[1]);
+fail:
+	close(f->fd);
+	return -1;
+}
+
+void fuse_srv_stop(fuse_srv *f, pthread_t t)
+{
+	if (write(f->stop[1], "x", 1) == 1)
+		pthread_join(t, NULL);
+	close(f->fd);
+	close(f->stop[0]);
+	close(f->stop[1]);
+}
+
+int fuse_tree(const char *pattern, char *top, size_t cap)
+{
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return -1;
+	snprintf(top, cap, "%s", pattern);
+	if (!mkdtemp(top) || chmod(top, 0755) != 0)
+		return -1;
+	const char *dirs[] = {"docs", "docs/fuse"};
+	for (int i = 0; i < 2; i++) {
+		char p[256];
+		snprintf(p, sizeof(p), "%s/%s", top, dirs[i]);
+		if (mkdir(p, 0770) != 0 || chown(p, TH_UID_ALICE, TH_GID_PORTER) != 0 ||
+		    chmod(p, 0770) != 0)
+			return -1;
+	}
+	return 0;
 }

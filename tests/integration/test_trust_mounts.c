@@ -362,30 +362,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- FUSE */
 
-/*
- * Mounts a FUSE file system on `dir` whose daemon never answers (this
- * process holds /dev/fuse and never reads it): every request the kernel
- * makes of it waits, killably, until the descriptor closes, as alice's
- * stalled daemon would. allow_other, as fusermount gives it where
- * /etc/fuse.conf has user_allow_other (without it the kernel refuses
- * other uids, porterd's included, at once). Returns the descriptor, or -1
- * when this machine has no FUSE.
- */
-static int fuse_mount_stalled(const char *dir)
-{
-	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	char opts[128];
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other", fd,
-		 TH_UID_ALICE, TH_GID_PORTER);
-	if (mount("porter-stalled", dir, "fuse.porter-stalled", MS_NOSUID | MS_NODEV, opts) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* The tree, and alice's empty directory docs/fuse (its path in `p`) for a
  * FUSE mount. */
 static void make_tree_fuse_dir(char *p, size_t cap)
@@ -442,7 +418,7 @@ START_TEST(fuse_inside_a_root_holds_no_thread)
 {
 	char p[160];
 	make_tree_fuse_dir(p, sizeof(p));
-	int fuse = fuse_mount_stalled(p);
+	int fuse = fuse_mount_stalled(p, TH_UID_ALICE, TH_GID_PORTER);
 	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	start("--file-resolve", "auto");
 	pid_t alice = fork();
@@ -482,7 +458,7 @@ static int alice_is_refused_fuse_root(void *arg)
 START_TEST(fuse_root_refused_at_start)
 {
 	make_tree();
-	int fuse = fuse_mount_stalled(docs);
+	int fuse = fuse_mount_stalled(docs, TH_UID_ALICE, TH_GID_PORTER);
 	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	start("--file-resolve", "auto");
 	ck_assert_int_eq(
@@ -546,7 +522,7 @@ START_TEST(stopped_request_names_itself)
 {
 	char p[160];
 	make_tree_fuse_dir(p, sizeof(p));
-	int fuse = fuse_mount_stalled(p);
+	int fuse = fuse_mount_stalled(p, TH_UID_ALICE, TH_GID_PORTER);
 	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	start("--file-resolve", "auto");
 	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_cancels_a_queued_listing,
@@ -569,7 +545,7 @@ static void *toggle_fuse(void *arg)
 	const char *dir = arg;
 	uintptr_t n = 0;
 	while (atomic_load(&toggling)) {
-		int fd = fuse_mount_stalled(dir);
+		int fd = fuse_mount_stalled(dir, TH_UID_ALICE, TH_GID_PORTER);
 		if (fd < 0)
 			break;
 		umount2(dir, MNT_DETACH);
@@ -624,7 +600,7 @@ static void flip_under_listings(const char *mode)
 	char p[160];
 	snprintf(p, sizeof(p), "%s/flip", docs);
 	alice_dir(p);
-	int probe = fuse_mount_stalled(p);
+	int probe = fuse_mount_stalled(p, TH_UID_ALICE, TH_GID_PORTER);
 	ck_assert_msg(probe >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
 	umount2(p, MNT_DETACH);
 	close(probe);
@@ -668,26 +644,14 @@ static void run_on_fuse(int (*fn)(void *), int getattrs, const char *more_opts)
 {
 	char p[160];
 	make_tree_fuse_dir(p, sizeof(p));
-	fuse_srv f = {.fd = open("/dev/fuse", O_RDWR | O_CLOEXEC), .getattrs = getattrs};
-	ck_assert_msg(f.fd >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
-	ck_assert_int_eq(pipe2(f.stop, O_CLOEXEC), 0);
-	char opts[128];
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other%s",
-		 f.fd, TH_UID_ALICE, TH_GID_PORTER, more_opts);
+	fuse_srv f = {.getattrs = getattrs};
 	pthread_t t;
-	ck_assert_int_eq(pthread_create(&t, NULL, fuse_serve, &f), 0);
-	ck_assert_msg(
-		mount("porter-answers", p, "fuse.porter-answers", MS_NOSUID | MS_NODEV, opts) == 0,
-		"mount fuse: %s", strerror(errno));
+	ck_assert_msg(fuse_srv_start(&f, &t, p, more_opts) == 0, "no FUSE here: %s",
+		      strerror(errno));
 	start("--workers", "1");
 	int rc = th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, fn, docs);
 	fprintf(stderr, "stats left unanswered: %d\n", atomic_load(&f.stalled));
-	/* Ends the thread, then the connection (anything waiting fails). */
-	ck_assert_int_eq(write(f.stop[1], "x", 1), 1);
-	pthread_join(t, NULL);
-	close(f.fd);
-	close(f.stop[0]);
-	close(f.stop[1]);
+	fuse_srv_stop(&f, t); /* anything waiting on it fails */
 	ck_assert_int_eq(rc, 0);
 	stop();
 }
