@@ -644,6 +644,22 @@ static int second_half_of_held(fswatch_inst *in, const struct inotify_event *to)
 	return 0;
 }
 
+/* Whether porterd gave the temp name of `nonce` in the directory `ev`'s
+ * watch is of (or where is not known): a client who saw the name used in
+ * another directory may name a file of hers that way here, where this
+ * instance never sees porterd's use of it end. */
+static int temp_here(const fswatch_inst *in, const struct inotify_event *ev, uint64_t nonce)
+{
+	const list *pos;
+	for (pos = in->watches.next; pos != &in->watches; pos = pos->next) {
+		const struct fswatch *x = list_entry(pos, struct fswatch, link);
+		if (x->wd == ev->wd)
+			return tmpname_in_dir(nonce, (uint64_t)x->s->watch_dev,
+					      (uint64_t)x->s->watch_ino);
+	}
+	return 1;
+}
+
 static void on_inotify(uv_poll_t *p, int status, int events)
 {
 	(void)events;
@@ -689,6 +705,8 @@ static void on_inotify(uv_poll_t *p, int status, int events)
 			enum tmpname_state st = ev->len ? fswatch_seen_state(&in->seen, ev->name,
 									     now, &nonce, &retired)
 							: TMPNAME_FOREIGN;
+			if (st != TMPNAME_FOREIGN && !temp_here(in, ev, nonce))
+				st = TMPNAME_FOREIGN;
 			if (ev->mask & IN_MOVED_FROM)
 				to = find_moved_to(ev, end);
 			/* Live, or retired by now (porterd retires the name as

@@ -30,10 +30,11 @@
  * queue twice over could bring, every retired name is taken for a
  * client's for TMPNAME_RETAIN_MS, showing more than it should, never less.
  *
- * Left: a name retired whose end this instance never read (made in a
- * directory it does not watch, or ended just before its watch began) is
- * still taken for porterd's in the events queued when the instance next
- * reads (its own first event may be one of them), not after them.
+ * A name given in another directory than the one watched is a client's
+ * outright (tmpname_in_dir, fswatch.c). Left: one whose end the instance
+ * missed otherwise (its watch began just after porterd's rename, before
+ * the retirement; or its queue overflowed) is still taken for porterd's
+ * in the events queued when the instance next reads, not after them.
  *
  * Loop thread of the instance; tmpname is thread safe.
  */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clients.h"
@@ -401,7 +402,12 @@ static int check_flags(fs_job *j, uint32_t f)
 static int tmp_name(fs_stream *s)
 {
 	_Static_assert(sizeof(s->tmpname) >= TMPNAME_SIZE, "fs_stream.tmpname holds a tmpname");
-	return tmpname_make(s->tmpname);
+	int e = tmpname_make(s->tmpname);
+	/* Watches of other directories report a file of this name. */
+	struct stat sb;
+	if (!e && fstat(s->dirfd, &sb) == 0)
+		tmpname_place(s->tmpname, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino);
+	return e;
 }
 
 /* Makes the temp file of an atomic write in s->dirfd: O_TMPFILE, else a

@@ -92,6 +92,8 @@ typedef struct entry {
 	uint64_t nonce;
 	uint64_t retired_ms;  /* 0 while live */
 	uint64_t retired_seq; /* retirements up to its own, once retired */
+	uint64_t dir_dev, dir_ino;
+	int placed; /* dir_dev and dir_ino are known */
 } entry;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -237,6 +239,30 @@ enum tmpname_state tmpname_nonce_state(uint64_t nonce, uint64_t *retired_seq)
 uint64_t tmpname_retired_count(void)
 {
 	return atomic_load(&n_retirements);
+}
+
+void tmpname_place(const char *name, uint64_t dir_dev, uint64_t dir_ino)
+{
+	uint64_t v;
+	if (!name[0] || verify(name, &v) < 0)
+		return;
+	pthread_mutex_lock(&mu);
+	entry *e = find(v);
+	if (e && !e->retired_ms) {
+		e->dir_dev = dir_dev;
+		e->dir_ino = dir_ino;
+		e->placed = 1;
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+int tmpname_in_dir(uint64_t nonce, uint64_t dir_dev, uint64_t dir_ino)
+{
+	pthread_mutex_lock(&mu);
+	const entry *e = find(nonce);
+	int in = !e || !e->placed || (e->dir_dev == dir_dev && e->dir_ino == dir_ino);
+	pthread_mutex_unlock(&mu);
+	return in;
 }
 
 void tmpname_retire(const char *name)

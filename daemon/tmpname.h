@@ -81,6 +81,16 @@ enum tmpname_state tmpname_nonce_state(uint64_t nonce, uint64_t *retired_seq);
  */
 uint64_t tmpname_retired_count(void);
 
+/* The directory (device and inode) porterd gives the temp file of
+ * `name` (made by tmpname_make) in, said before the name is used there:
+ * a watch of another directory takes a file of that name for a
+ * client's. */
+void tmpname_place(const char *name, uint64_t dir_dev, uint64_t dir_ino);
+
+/* 0 when the name of `nonce` was placed (tmpname_place) in a directory
+ * other than (dir_dev, dir_ino); 1 when in that one, or not placed. */
+int tmpname_in_dir(uint64_t nonce, uint64_t dir_dev, uint64_t dir_ino);
+
 /* porterd is done with `name` (made by tmpname_make; anything else, or
  * "", is ignored). */
 void tmpname_retire(const char *name);

@@ -342,6 +342,35 @@ static void expect_life_seen(porter_file_watch *w, const char *name)
 	ck_assert_int_eq(unlink(p), 0);
 }
 
+/* An inotify descriptor watching the root's directory `rel` itself (not
+ * through porterd), for the names of temp files. */
+static int watch_directly(const char *rel)
+{
+	char p[256];
+	at(p, sizeof(p), root, rel);
+	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	ck_assert_int_ge(ifd, 0);
+	ck_assert_int_ge(inotify_add_watch(ifd, p, IN_CREATE | IN_MOVED_FROM), 0);
+	return ifd;
+}
+
+/* The name of the temp file of an atomic write just made, as the kernel
+ * told `ifd` (watch_directly), which is closed. */
+static void temp_name_seen(int ifd, char *name, size_t cap)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	name[0] = 0;
+	ssize_t n = read(ifd, buf, sizeof(buf));
+	for (char *q = buf; n > 0 && q < buf + n;) {
+		const struct inotify_event *e = (const void *)q;
+		if (e->len && !strncmp(e->name, ".porter-", 8))
+			snprintf(name, cap, "%s", e->name);
+		q += sizeof(*e) + e->len;
+	}
+	close(ifd);
+	ck_assert_msg(name[0], "no temp name seen for the atomic write");
+}
+
 /*
  * A name porterd gave a temp file is its own once: a user of the
  * directory who saw it (watching the directory herself while she made an
@@ -352,33 +381,18 @@ static void expect_life_seen(porter_file_watch *w, const char *name)
  */
 START_TEST(a_temp_name_used_again_is_seen)
 {
-	char p[256];
-	at(p, sizeof(p), root, "d");
-	int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	ck_assert_int_ge(ifd, 0);
-	ck_assert_int_ge(inotify_add_watch(ifd, p, IN_CREATE | IN_MOVED_FROM), 0);
+	int ifd = watch_directly("d");
 	porter_file_watch *before = NULL, *after = NULL;
 	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &before), 0);
 	ck_assert_int_eq(porter_file_write("r", "d/w.txt", "hello", 5, ATOMIC, 0, 0, T), 0);
-	/* The name the temp file had, as the kernel told the directory's
-	 * watchers. */
-	char name[NAME_MAX + 1] = "";
-	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n = read(ifd, buf, sizeof(buf));
-	for (char *q = buf; n > 0 && q < buf + n;) {
-		const struct inotify_event *e = (const void *)q;
-		if (e->len && !strncmp(e->name, ".porter-", 8))
-			snprintf(name, sizeof(name), "%s", e->name);
-		q += sizeof(*e) + e->len;
-	}
-	close(ifd);
-	ck_assert_msg(name[0], "no temp name seen for the atomic write");
+	char name[NAME_MAX + 1];
+	temp_name_seen(ifd, name, sizeof(name));
 	ck_assert_int_eq(porter_file_watch_open("r", "d", 0, T, &after), 0);
 	expect_life_seen(before, name);
 	expect_life_seen(after, name);
 	/* Through porterd too: an atomic write whose target has that name
 	 * (porterd's rename of its new temp file to it) is its creation. */
-	char rel[128];
+	char rel[NAME_MAX + 3];
 	snprintf(rel, sizeof(rel), "d/%s", name);
 	memset(&ev, 0, sizeof(ev));
 	ck_assert_int_eq(porter_file_write("r", rel, "hello", 5, ATOMIC, 0, 0, T), 0);
@@ -627,6 +641,28 @@ static void *read_elsewhere(void *p)
 	return NULL;
 }
 
+/*
+ * Nor can she use in another directory a name she saw porterd give a
+ * temp file: a watch of that directory, begun before, never sees
+ * porterd's use of the name end, and took her file's events for
+ * porterd's until the name was forgotten (a minute). porterd now knows
+ * which directory each name was given in.
+ */
+START_TEST(a_temp_name_used_in_another_directory_is_seen)
+{
+	char p[256];
+	at(p, sizeof(p), root, "e");
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	int ifd = watch_directly("e");
+	porter_file_watch *w = watch_d();
+	ck_assert_int_eq(porter_file_write("r", "e/w.txt", "hello", 5, ATOMIC, 0, 0, T), 0);
+	char name[NAME_MAX + 1];
+	temp_name_seen(ifd, name, sizeof(name));
+	expect_life_seen(w, name);
+	ck_assert_int_eq(porter_file_watch_close(w, T), 0);
+}
+END_TEST
+
 static void *resume_daemon(void *arg)
 {
 	(void)arg;
@@ -741,6 +777,7 @@ static Suite *suite(void)
 				temp_names_stay_hidden_past_many_writes,
 				a_file_named_like_a_temp_file_is_seen,
 				a_temp_name_used_again_is_seen,
+				a_temp_name_used_in_another_directory_is_seen,
 				a_file_named_like_an_unnamed_temp_file_is_seen,
 				per_user_root_file_named_like_an_unnamed_temp_file_is_seen,
 				file_events_and_the_end_of_a_watch,

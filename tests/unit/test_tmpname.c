@@ -146,6 +146,25 @@ START_TEST(retirements_are_counted_in_order)
 }
 END_TEST
 
+/* A name is in the directory it was placed in, and in no other; one not
+ * placed (or not known) is taken to be anywhere. */
+START_TEST(names_are_placed_in_one_directory)
+{
+	char a[TMPNAME_SIZE];
+	uint64_t na = 0, at;
+	ck_assert_int_eq(tmpname_make(a), 0);
+	ck_assert_int_eq(tmpname_state(a, &na, &at, NULL), TMPNAME_LIVE);
+	ck_assert_int_eq(tmpname_in_dir(na, 1, 2), 1);
+	tmpname_place(a, 7, 42);
+	ck_assert_int_eq(tmpname_in_dir(na, 7, 42), 1);
+	ck_assert_int_eq(tmpname_in_dir(na, 7, 43), 0);
+	ck_assert_int_eq(tmpname_in_dir(na, 8, 42), 0);
+	tmpname_retire(a);
+	ck_assert_int_eq(tmpname_in_dir(na, 7, 43), 0);
+	ck_assert_int_eq(tmpname_in_dir(na ^ 1, 7, 43), 1);
+}
+END_TEST
+
 /* The record of retired names is bounded: past TMPNAME_RETIRED_MAX the
  * oldest are forgotten (foreign, so a watcher reports their files). */
 START_TEST(retired_names_are_bounded)
@@ -166,13 +185,11 @@ END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {made_names_have_the_form_and_verify,
-				altered_names_do_not_verify,
-				made_up_tags_do_not_verify,
-				names_are_live_then_retired,
-				retired_names_are_bounded,
-				retirements_are_counted_in_order,
-				NULL};
+	const TTest *tests[] = {
+		made_names_have_the_form_and_verify, altered_names_do_not_verify,
+		made_up_tags_do_not_verify,          names_are_live_then_retired,
+		retired_names_are_bounded,           retirements_are_counted_in_order,
+		names_are_placed_in_one_directory,   NULL};
 	return th_suite("tmpname", "tmpname", 30, tests);
 }
 
