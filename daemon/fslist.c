@@ -187,8 +187,14 @@ void fslist_run(fs_job *j)
 	closedir(d);
 	if (!j->code) {
 		j->list = sorted(&pk, &j->list_len);
-		if (!j->list)
+		if (!j->list) {
 			fswork_fail(j, ENOMEM, "list", NULL, 0);
+		} else if (fswork_hold(j, j->list_len, "list") != 0) {
+			/* Finished, it waits for the loop as a read's chunk
+			 * does (fs_job.held). */
+			fslist_free(j->list);
+			j->list = NULL;
+		}
 	}
 	packed_free(&pk);
 }

@@ -222,9 +222,7 @@ int fswork_open_parent(fs_job *j, const char *path, int flags, const char *op, i
 
 /* ------------------------------------------------------------- reads */
 
-/* Counts `n` more bytes the job holds for its uid, against
- * uid-max-buffered. 0, or -1 with the job failed PORTER_E_BUSY. */
-static int hold(fs_job *j, uint64_t n)
+int fswork_hold(fs_job *j, uint64_t n, const char *op)
 {
 	/* Out of memory for the counters: nothing is counted, as for a
 	 * connection whose counters could not be made. */
@@ -233,10 +231,10 @@ static int hold(fs_job *j, uint64_t n)
 	if (!clients_take(j->held_acct, CLIENTS_BUFFERED, n, j->held_max)) {
 		char why[200];
 		snprintf(why, sizeof(why),
-			 "uid %u holds too many buffered bytes (uid-max-buffered = %llu) for a "
-			 "chunk of %llu bytes more",
+			 "uid %u holds too many buffered bytes (uid-max-buffered = %llu) for "
+			 "%llu bytes more",
 			 (unsigned)j->uid, (unsigned long long)j->held_max, (unsigned long long)n);
-		fail_code(j, PORTER_E_BUSY, "read", why);
+		fail_code(j, PORTER_E_BUSY, op, why);
 		return -1;
 	}
 	j->held += n;
@@ -256,7 +254,7 @@ static void read_chunk(fs_job *j, int fd, uint64_t pos, uint64_t end, uint32_t c
 	uint64_t want = end - pos;
 	if (want > chunk)
 		want = chunk;
-	if (hold(j, want ? want : 1) != 0)
+	if (fswork_hold(j, want ? want : 1, "read") != 0)
 		return;
 	j->data = malloc(want ? want : 1);
 	if (!j->data) {

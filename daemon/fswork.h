@@ -68,8 +68,9 @@ typedef struct fs_job {
 	char msg[512];
 	uint8_t *data; /* read chunk, owned */
 	size_t len;
-	/* A read's chunk counts in its uid's buffered bytes from the moment
-	 * the pool thread allocates it until the loop collects it
+	/* A read's chunk (and a listing's reply) counts in its uid's
+	 * buffered bytes from the moment the pool thread allocates it until
+	 * the loop collects it
 	 * (fswork_unhold): finished reads wait for a busy loop, and a uid has
 	 * up to uid-max-inflight of them. `held_max` is uid-max-buffered,
 	 * copied on the loop (the pool reads no config), or 0 (no limit) for
@@ -99,7 +100,13 @@ typedef struct fs_job {
 	uint32_t chunk; /* a read's chunk size, told with a passed descriptor */
 } fs_job;
 
-/* Gives back what job `j`'s chunk counted (fs_job.held). Idempotent. Loop
+/* On the pool: counts `n` more bytes job `j` holds for its uid (a read's
+ * chunk, a listing), against fs_job.held_max. 0, or -1 with the job
+ * failed PORTER_E_BUSY naming uid-max-buffered (`op` names the operation
+ * in the message). */
+int fswork_hold(fs_job *j, uint64_t n, const char *op);
+
+/* Gives back what job `j` counted (fs_job.held). Idempotent. Loop
  * thread, once the pool is done with `j`. */
 void fswork_unhold(fs_job *j);
 

@@ -43,6 +43,7 @@
 #define READS 12             /* twice what fits the quota */
 #define BLOCKERS 4           /* the pool's threads for two workers */
 #define WANT_HELD (4u << 20) /* at least four chunks counted */
+#define MANY 4000            /* names in "many": a listing of about 1 MB */
 
 typedef struct shared {
 	volatile int sent;    /* alice queued her reads behind the blockers */
@@ -64,22 +65,30 @@ static void *blocker(void *arg)
 	return NULL;
 }
 
-static int send_read(int fd, uint64_t id)
+/* A read of "big", or with `listing` a listing of "many" (each about
+ * FILE_SIZE bytes). */
+static int send_read(int fd, uint64_t id, int listing)
 {
 	Porter__V1__Request req = PORTER__V1__REQUEST__INIT;
 	Porter__V1__FileRead fr = PORTER__V1__FILE_READ__INIT;
-	fr.root = "span";
+	Porter__V1__FileList fl = PORTER__V1__FILE_LIST__INIT;
+	fr.root = fl.root = "span";
 	fr.path = "big";
+	fl.path = "many";
 	req.id = id;
 	req.timeout_ms = 30000;
-	req.body_case = PORTER__V1__REQUEST__BODY_FILE_READ;
-	req.file_read = &fr;
+	req.body_case =
+		listing ? PORTER__V1__REQUEST__BODY_FILE_LIST : PORTER__V1__REQUEST__BODY_FILE_READ;
+	if (listing) /* one of the two: they share the oneof's storage */
+		req.file_list = &fl;
+	else
+		req.file_read = &fr;
 	return th_rc_send(fd, &req);
 }
 
 static int alice_reads_behind_the_pool(void *arg)
 {
-	(void)arg;
+	int listing = arg != NULL;
 	frame_reader rd;
 	frame_reader_init(&rd, 4u << 20);
 	/* The daemon's first connection: worker 0, the one stalled. */
@@ -94,7 +103,7 @@ static int alice_reads_behind_the_pool(void *arg)
 		pthread_create(&t[i], NULL, blocker, NULL);
 	usleep(1000 * 1000); /* the lookups reach the pool first */
 	for (int i = 0; i < READS; i++)
-		if (send_read(fd, 100 + (uint64_t)i) != 0)
+		if (send_read(fd, 100 + (uint64_t)i, listing) != 0)
 			return 1;
 	usleep(300 * 1000); /* read from her socket and queued */
 	shm->sent = 1;
@@ -119,7 +128,9 @@ static int alice_reads_behind_the_pool(void *arg)
 			bad = 1;
 			break;
 		}
-		if (r->status == 0 && r->file_read && r->file_read->data.len == FILE_SIZE)
+		if (r->status == 0 &&
+		    (listing ? r->file_list && r->file_list->n_entries == MANY
+			     : r->file_read && r->file_read->data.len == FILE_SIZE))
 			ok++;
 		else if (r->status == PORTER_E_BUSY && strstr(r->message, "uid-max-buffered"))
 			busy++;
@@ -156,6 +167,15 @@ static int make_tree(void)
 	ck_assert_int_eq(ftruncate(fd, FILE_SIZE), 0);
 	ck_assert_int_eq(fchown(fd, TH_UID_ALICE, TH_GID_PORTER), 0);
 	close(fd);
+	snprintf(p, sizeof(p), "%s/docs/many", top);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	for (int i = 0; i < MANY; i++) {
+		char q[512];
+		snprintf(q, sizeof(q), "%s/%05d-%0200d", p, i, 0);
+		int f = open(q, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		ck_assert_int_ge(f, 0);
+		close(f);
+	}
 	snprintf(p, sizeof(p), "%s/docs/fuse", top);
 	int fuse = fuse_mount_stalled(p, TH_UID_ALICE, TH_GID_PORTER);
 	ck_assert_msg(fuse >= 0, "no FUSE here (/dev/fuse): %s", strerror(errno));
@@ -163,8 +183,9 @@ static int make_tree(void)
 }
 
 /* The old porterd: "while its loop slept alice's finished reads counted
- * 0 bytes", and all twelve were answered (or her connection dropped). */
-START_TEST(reads_finished_on_the_pool_count_until_collected)
+ * 262144 bytes" (393216 in other runs: her read buffers alone), and her
+ * connection was dropped when the twelve came at once. */
+static void run(int listing)
 {
 	int fuse = make_tree();
 	char roots[160], quota[16];
@@ -184,7 +205,7 @@ START_TEST(reads_finished_on_the_pool_count_until_collected)
 		 * it. */
 		close(fuse);
 		_exit(th_as(TH_UID_ALICE, TH_GID_PORTER, CHILD_MS, alice_reads_behind_the_pool,
-			    NULL) == 0
+			    listing ? "list" : NULL) == 0
 			      ? 0
 			      : 1);
 	}
@@ -205,11 +226,26 @@ START_TEST(reads_finished_on_the_pool_count_until_collected)
 	umount2(p, MNT_DETACH);
 	th_rm_rf(top);
 }
+
+START_TEST(reads_finished_on_the_pool_count_until_collected)
+{
+	run(0);
+}
+END_TEST
+
+/* The same for listings, whose reply is packed on the pool. The old
+ * porterd: "counted 393216 bytes" (read buffers alone), her connection
+ * dropped. */
+START_TEST(listings_finished_on_the_pool_count_until_collected)
+{
+	run(1);
+}
 END_TEST
 
 static Suite *suite(void)
 {
-	const TTest *tests[] = {reads_finished_on_the_pool_count_until_collected, NULL};
+	const TTest *tests[] = {reads_finished_on_the_pool_count_until_collected,
+				listings_finished_on_the_pool_count_until_collected, NULL};
 	return th_suite("trust_pool_held", "pool_held", 120, tests);
 }
 
