@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * A FUSE daemon of alice's that answers until it has seen a mode change
@@ -25,6 +26,8 @@ typedef struct fuse_srv {
 	atomic_int stalled;      /* stats left unanswered */
 	int root_file;           /* set before the thread starts: "#5" is root's,
 				  * mode 0644 (porterd may pass it to alice) */
+	uint64_t file_size;      /* set before the thread starts: "#5"'s size
+				  * (its bytes are zeros) */
 	unsigned hold_flush_uid; /* set before the thread starts, not 0: answers
 				  * no close (FUSE_FLUSH) made by this uid */
 	atomic_int flushes_held; /* closes left unanswered */
