@@ -11,6 +11,7 @@
  * never as porterd's temp files.
  */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -734,6 +735,43 @@ START_TEST(unread_watch_is_reclaimed)
 END_TEST
 
 /* porterctl file watch prints each event as a line, or as JSON. */
+/* The inotify watches porterd holds (its inotify descriptors' fdinfo
+ * lists one "inotify wd:" line each). */
+static int porterd_watches(void)
+{
+	char p[320], link[64], line[256];
+	snprintf(p, sizeof(p), "/proc/%d/fd", (int)d.pid);
+	DIR *dir = opendir(p);
+	ck_assert_ptr_nonnull(dir);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(dir))) {
+		snprintf(p, sizeof(p), "/proc/%d/fd/%s", (int)d.pid, e->d_name);
+		ssize_t len = readlink(p, link, sizeof(link) - 1);
+		if (len < 0 || (size_t)len != strlen("anon_inode:inotify") ||
+		    memcmp(link, "anon_inode:inotify", (size_t)len))
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/fdinfo/%s", (int)d.pid, e->d_name);
+		FILE *f = fopen(p, "re");
+		while (f && fgets(line, sizeof(line), f))
+			n += !strncmp(line, "inotify wd:", 11);
+		if (f)
+			fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+/* Waits until porterd holds `want` inotify watches (a watch that
+ * porterctl opens, or the end of one whose porterctl exited), up to T. */
+static void await_watches(int want)
+{
+	long long until = th_now_ms() + T;
+	while (porterd_watches() != want && th_now_ms() < until)
+		usleep(10000);
+	ck_assert_int_eq(porterd_watches(), want);
+}
+
 START_TEST(porterctl_file_watch)
 {
 	char out[4096];
@@ -742,7 +780,7 @@ START_TEST(porterctl_file_watch)
 				     "-c",           "4",    "d",     NULL};
 	pid_t p = th_spawn(lines, TH_ERR_KEEP, NULL, &fd);
 	ck_assert_int_gt(p, 0);
-	usleep(500000); /* the watch is open */
+	await_watches(1); /* porterctl's watch is open */
 	put(root, "d/one", "1", "w");
 	char a[256], b[256];
 	at(a, sizeof(a), root, "d/one");
@@ -755,9 +793,10 @@ START_TEST(porterctl_file_watch)
 
 	const char *const json[] = {PORTERCTL_PATH, "--json", "file", "watch", "-r", "r",
 				    "-c",           "1",      "d",    NULL};
+	await_watches(0); /* the first one's is gone */
 	p = th_spawn(json, TH_ERR_KEEP, NULL, &fd);
 	ck_assert_int_gt(p, 0);
-	usleep(500000);
+	await_watches(1);
 	put(root, "d/q\"x", "1", "w");
 	ck_assert_int_eq(th_collect(p, fd, out, sizeof(out), NULL), 0);
 	ck_assert_str_eq(out, "{\"event\":\"created\",\"name\":\"d/q\\\"x\",\"new_name\":\"\"}\n");
