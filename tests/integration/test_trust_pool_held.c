@@ -37,7 +37,7 @@
 #include "rawc.h"
 #include "tenant.h"
 
-#define CHILD_MS 60000
+#define CHILD_MS 150000
 #define FILE_SIZE 1000000u   /* one chunk */
 #define QUOTA (6u << 20)     /* uid-max-buffered */
 #define READS 12             /* twice what fits the quota */
@@ -76,7 +76,7 @@ static int send_read(int fd, uint64_t id, int listing)
 	fr.path = "big";
 	fl.path = "many";
 	req.id = id;
-	req.timeout_ms = 30000;
+	req.timeout_ms = 100000;
 	req.body_case =
 		listing ? PORTER__V1__REQUEST__BODY_FILE_LIST : PORTER__V1__REQUEST__BODY_FILE_READ;
 	if (listing) /* one of the two: they share the oneof's storage */
@@ -121,7 +121,7 @@ static int alice_reads_behind_the_pool(void *arg)
 	}
 	int ok = 0, busy = 0, bad = 0;
 	for (int i = 0; i < READS; i++) {
-		Porter__V1__Response *r = th_rc_recv(fd, &rd, 20000);
+		Porter__V1__Response *r = th_rc_recv(fd, &rd, 100000);
 		if (!r) {
 			fprintf(stderr, "reply %d of %d did not come (connection dropped?)\n", i,
 				READS);
@@ -246,7 +246,7 @@ static Suite *suite(void)
 {
 	const TTest *tests[] = {reads_finished_on_the_pool_count_until_collected,
 				listings_finished_on_the_pool_count_until_collected, NULL};
-	return th_suite("trust_pool_held", "pool_held", 120, tests);
+	return th_suite("trust_pool_held", "pool_held", 190, tests);
 }
 
 TH_MAIN_ROOT(suite)
