@@ -139,7 +139,10 @@ final class FileWatch implements Finalizable {
   }
 
   /// Waits up to [timeoutMs] (0: the default) for the next batch of
-  /// events; an empty batch when the time passed first. Every event comes
+  /// events; an empty batch when the time passed first. An answer porterd
+  /// sends late is waited for up to 1 s more, since a read that gives up
+  /// drops its thread's connection, and with it a watch opened there
+  /// (porter_file_watch_read in porter.h). Every event comes
   /// once, in order. After an [FileEventBatch.ended] batch, reads return
   /// empty ended batches at once. Throws [PorterFileException],
   /// [PorterTimeoutException] (also when porterd reclaimed a watch not
