@@ -3017,7 +3017,8 @@ final class porter_uid_usage extends ffi.Struct {
   @ffi.Uint32()
   external int uid;
 
-  /// connections open now
+  /// connections open now, and closed ones whose replies
+  /// still wait in the client's socket
   @ffi.Uint64()
   external int connections;
 
@@ -3025,7 +3026,8 @@ final class porter_uid_usage extends ffi.Struct {
   @ffi.Uint64()
   external int inflight;
 
-  /// unsent replies and read buffers
+  /// unsent replies, read buffers and the rest
+  /// README lists under uid-max-buffered
   @ffi.Uint64()
   external int buffered_bytes;
 
