@@ -12,6 +12,10 @@
  *           recvmsg
  *   uring   one io_uring_enter: a send linked to a recvmsg
  *   uringt  the same with a deadline (IORING_ENTER_EXT_ARG)
+ *   uringd  what libporter's ring does for a small call (client/puring.c):
+ *           uringt on a ring made with IORING_SETUP_DEFER_TASKRUN, whose
+ *           completions wake the waiter once, by a plain recv that waits
+ *           for the reply before trying to read (IORING_RECVSEND_POLL_FIRST)
  *
  *   wait_probe METHOD [N]      (N round trips, default 100000)
  *
@@ -68,10 +72,12 @@ static unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
 static struct io_uring_sqe *sqes;
 static struct io_uring_cqe *cqes;
 
-static int ring_setup(void)
+static int ring_setup(int defer)
 {
 	struct io_uring_params p;
 	memset(&p, 0, sizeof(p));
+	if (defer)
+		p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
 	ring_fd = (int)syscall(__NR_io_uring_setup, 4, &p);
 	if (ring_fd < 0)
 		return -1;
@@ -98,7 +104,7 @@ static int ring_setup(void)
 
 /* A send linked to a recvmsg, waited for in one io_uring_enter (with a
  * 5 s deadline when `with_timeout`). 0 when both moved MSG bytes. */
-static int ring_roundtrip(int fd, char *out, char *in, int with_timeout)
+static int ring_roundtrip(int fd, char *out, char *in, int with_timeout, int as_lib)
 {
 	union {
 		struct cmsghdr h;
@@ -121,6 +127,11 @@ static int ring_roundtrip(int fd, char *out, char *in, int with_timeout)
 			s->len = MSG;
 			s->msg_flags = MSG_NOSIGNAL;
 			s->flags = IOSQE_IO_LINK;
+		} else if (as_lib) {
+			s->opcode = IORING_OP_RECV;
+			s->addr = (uintptr_t)in;
+			s->len = MSG;
+			s->ioprio = IORING_RECVSEND_POLL_FIRST;
 		} else {
 			s->opcode = IORING_OP_RECVMSG;
 			s->addr = (uintptr_t)&mh;
@@ -168,14 +179,14 @@ static ssize_t recv_cm(int fd, char *b)
 	return recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 }
 
-enum method { POLL, BLOCK, EPOLL, URING, URINGT };
-static const char *const names[] = {"poll", "block", "epoll", "uring", "uringt"};
+enum method { POLL, BLOCK, EPOLL, URING, URINGT, URINGD };
+static const char *const names[] = {"poll", "block", "epoll", "uring", "uringt", "uringd"};
 
 /* One round trip by method `m`; 0 when the echo came back whole. */
 static int round_trip(enum method m, int fd, int ep, char *out, char *in)
 {
-	if (m == URING || m == URINGT)
-		return ring_roundtrip(fd, out, in, m == URINGT);
+	if (m >= URING)
+		return ring_roundtrip(fd, out, in, m != URING, m == URINGD);
 	if (send(fd, out, MSG, MSG_NOSIGNAL | (m == BLOCK ? 0 : MSG_DONTWAIT)) != MSG)
 		return -1;
 	if (m == POLL) {
@@ -193,10 +204,10 @@ static int round_trip(enum method m, int fd, int ep, char *out, char *in)
 int main(int argc, char **argv)
 {
 	enum method m = POLL;
-	while (argc > 1 && strcmp(argv[1], names[m]) != 0 && m < URINGT)
+	while (argc > 1 && strcmp(argv[1], names[m]) != 0 && m < URINGD)
 		m++;
 	if (argc < 2 || strcmp(argv[1], names[m]) != 0) {
-		fprintf(stderr, "usage: wait_probe poll|block|epoll|uring|uringt [N]\n");
+		fprintf(stderr, "usage: wait_probe poll|block|epoll|uring|uringt|uringd [N]\n");
 		return 2;
 	}
 	long n = argc > 2 ? atol(argv[2]) : 100000;
@@ -225,7 +236,7 @@ int main(int argc, char **argv)
 		ep = epoll_create1(EPOLL_CLOEXEC);
 		struct epoll_event e = {.events = EPOLLIN};
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
-	} else if ((m == URING || m == URINGT) && ring_setup() < 0) {
+	} else if (m >= URING && ring_setup(m == URINGD) < 0) {
 		perror("wait_probe: io_uring_setup");
 		close(fd);
 		waitpid(pid, NULL, 0);
