@@ -585,6 +585,8 @@ static int exchange(tstate *t, Porter__V1__Request *req, int64_t deadline, size_
 			} else {
 				arena_free(into);
 				arena_init(into, keep_block(plen));
+				/* A large body is used where it was read. */
+				frame_reader_lend(&t->rd, into, p, plen, KEEP_BUFFER);
 			}
 			resp = dbwire_unpack_response(&into->base, plen, p);
 		}

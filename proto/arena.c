@@ -7,8 +7,9 @@
 
 struct arena_block {
 	arena_block *next;
-	size_t cap;  /* bytes in data */
-	size_t used; /* bytes handed out */
+	size_t cap;    /* bytes in data */
+	size_t used;   /* bytes handed out */
+	void *adopted; /* owned: memory taken by arena_adopt (cap 0), or NULL */
 	alignas(max_align_t) unsigned char data[];
 };
 
@@ -33,13 +34,60 @@ void arena_init(arena *a, size_t block)
 	a->base.allocator_data = a;
 	a->head = NULL;
 	a->block = block ? ALIGN_UP(block) : ARENA_BLOCK;
+	a->lent_lo = a->lent_hi = NULL;
 }
 
 void arena_move(arena *dst, arena *src)
 {
 	arena_init(dst, src->block);
 	dst->head = src->head;
+	dst->lent_lo = src->lent_lo;
+	dst->lent_hi = src->lent_hi;
 	src->head = NULL;
+	src->lent_lo = src->lent_hi = NULL;
+}
+
+/* Files block `nb` behind the current one, so that the rest of that block
+ * still serves small pieces. */
+static void file_behind(arena *a, arena_block *nb)
+{
+	arena_block *b = a->head;
+	if (b) {
+		nb->next = b->next;
+		b->next = nb;
+	} else {
+		nb->next = NULL;
+		a->head = nb;
+	}
+}
+
+int arena_adopt(arena *a, void *mem)
+{
+	/* A block of no capacity: nothing is carved from it, and arena_reset
+	 * never keeps it (it keeps only a block of the arena's size). */
+	arena_block *nb = malloc(sizeof(*nb));
+	if (!nb)
+		return -1;
+	nb->cap = nb->used = 0;
+	nb->adopted = mem;
+	file_behind(a, nb);
+	return 0;
+}
+
+void arena_lend(arena *a, const void *p, size_t len)
+{
+	a->lent_lo = p;
+	a->lent_hi = a->lent_lo + len;
+}
+
+int arena_lent(const ProtobufCAllocator *a, const void *p, size_t len)
+{
+	if (a->alloc != pb_alloc)
+		return 0;
+	const arena *ar = a->allocator_data;
+	const unsigned char *q = p;
+	return ar->lent_lo && q >= ar->lent_lo && q <= ar->lent_hi &&
+	       len <= (size_t)(ar->lent_hi - q);
 }
 
 void *arena_alloc(arena *a, size_t size)
@@ -62,9 +110,9 @@ void *arena_alloc(arena *a, size_t size)
 		return NULL;
 	nb->cap = cap;
 	nb->used = size;
-	if (own && b) {
-		nb->next = b->next;
-		b->next = nb;
+	nb->adopted = NULL;
+	if (own) {
+		file_behind(a, nb);
 	} else {
 		nb->next = b;
 		a->head = nb;
@@ -83,11 +131,13 @@ void arena_reset(arena *a)
 			keep->used = 0;
 			keep->next = NULL;
 		} else {
+			free(b->adopted);
 			free(b);
 		}
 		b = next;
 	}
 	a->head = keep;
+	a->lent_lo = a->lent_hi = NULL;
 }
 
 void arena_free(arena *a)

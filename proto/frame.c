@@ -28,6 +28,27 @@ size_t frame_reader_pending(const frame_reader *r)
 	return r->end - r->start + r->skip;
 }
 
+uint8_t *frame_reader_give(frame_reader *r)
+{
+	if (!r->buf || frame_reader_pending(r))
+		return NULL;
+	uint8_t *buf = r->buf;
+	r->buf = NULL;
+	r->cap = r->start = r->end = 0;
+	return buf;
+}
+
+void frame_reader_lend(frame_reader *r, arena *a, const uint8_t *payload, size_t len, size_t keep)
+{
+	if (len < ARENA_LEND_MIN || r->cap <= keep || !r->buf || frame_reader_pending(r))
+		return;
+	/* Adopting can fail (it allocates), giving cannot: adopt first. */
+	if (arena_adopt(a, r->buf) < 0)
+		return;
+	frame_reader_give(r);
+	arena_lend(a, payload, len);
+}
+
 int frame_reader_partial(const frame_reader *r, const uint8_t **payload, size_t *have,
 			 uint32_t *declared)
 {

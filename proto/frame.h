@@ -18,6 +18,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "arena.h"
+
 #define FRAME_HEADER_SIZE 4u
 
 /* Bytes read into a fresh buffer when the next frame's size is not known. */
@@ -73,6 +75,30 @@ void frame_reader_commit(frame_reader *r, size_t n);
  * declared length exceeds the limit (the reader is then unusable).
  */
 int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);
+
+/*
+ * Hands the reader's buffer to the caller, who frees it (free()), when the
+ * frame frame_reader_next last returned is all it holds: that frame's
+ * payload then stays where it is for as long as the caller keeps the
+ * buffer, and the reader starts the next frame in a buffer of its own.
+ * Returns NULL, and keeps the buffer, when more bytes are buffered (or a
+ * discarded frame's rest is still to arrive).
+ */
+uint8_t *frame_reader_give(frame_reader *r);
+
+/*
+ * Gives the reader's buffer to arena `a` (frame_reader_give, arena_adopt)
+ * and lends `a` the `len` payload bytes at `payload` of the frame just
+ * taken (arena_lend), when that frame is at least ARENA_LEND_MIN and all
+ * the reader holds, and the buffer is larger than `keep` bytes (one the
+ * caller would free after the call anyway, frame_reader_trim; a smaller
+ * one stays for the next frame): a reply's body of megabytes unpacked
+ * into `a` is then used where it was read instead of being copied into a
+ * second buffer of its size (whose pages would all be faulted in again).
+ * Otherwise, or when out of memory, nothing changes and the decoder
+ * copies as usual.
+ */
+void frame_reader_lend(frame_reader *r, arena *a, const uint8_t *payload, size_t len, size_t keep);
 
 /* Bytes buffered that do not yet form a whole frame, plus those of a
  * discarded frame still to arrive (0: between frames). */

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "arena.h"
 #include "porter.pb-c.h"
 
 /* Wire types. */
@@ -295,14 +296,19 @@ static inline char *take_str(ProtobufCAllocator *a, const rd *v)
 	return s;
 }
 
-/* As protobuf-c stores them: data NULL when empty. 0, or -1 when out of
- * memory. */
+/* As protobuf-c stores them: data NULL when empty. A large field in bytes
+ * the arena `a` lent (a reply's body in the frame buffer the arena took)
+ * points into them instead of being copied. 0, or -1 when out of memory. */
 static inline int take_bytes(ProtobufCAllocator *a, const rd *v, ProtobufCBinaryData *out)
 {
 	out->len = (size_t)(v->end - v->p);
 	out->data = NULL;
 	if (!out->len)
 		return 0;
+	if (out->len >= ARENA_LEND_MIN && arena_lent(a, v->p, out->len)) {
+		out->data = (uint8_t *)(uintptr_t)v->p;
+		return 0;
+	}
 	if (!(out->data = take(a, out->len)))
 		return -1;
 	memcpy(out->data, v->p, out->len);

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -548,6 +550,64 @@ START_TEST(a_large_body_is_read_in_large_pieces)
 }
 END_TEST
 
+/* Minor page faults of the calling thread so far. */
+static long long thread_faults(void)
+{
+	struct rusage ru;
+	ck_assert_int_eq(getrusage(RUSAGE_THREAD, &ru), 0);
+	return ru.ru_minflt;
+}
+
+/*
+ * A large body is handed over where libporter read it: the reply's frame
+ * buffer becomes the result's (frame_reader_lend), not copied into a
+ * second buffer of the body's size. A count, not a timing: the calling
+ * thread's page faults per GET. With malloc's mmap threshold fixed at
+ * 1 MiB every buffer of megabytes is fresh memory, so each one the call
+ * fills costs a fault per page: one buffer is about LARGE_BODY / 4096
+ * faults per GET, a copy into a second one twice that.
+ */
+START_TEST(a_large_body_is_not_copied_by_the_client)
+{
+	start(NULL);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* Fixed, so that glibc does not raise it to the size of the buffers
+	 * freed (it would then reuse heap pages, and the count would say
+	 * nothing about how many buffers a GET filled). The sanitizers'
+	 * allocators ignore it. */
+	ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
+#endif
+	porter_http_response *r = NULL;
+	ck_assert_int_eq(porter_http_get(url("/bin/1000"), 0, 10000, &r), 0);
+	porter_http_response_free(r);
+	const long long gets = 4, pages = LARGE_BODY / 4096;
+	long long faults = 0;
+	for (long long i = 0; i < gets; i++) {
+		size_t len = 0;
+		long long f0 = thread_faults();
+		ck_assert_int_eq(porter_http_get(url("/bin/8000000"), 0, 30000, &r), 0);
+		faults += thread_faults() - f0;
+		const void *body = porter_http_response_body(r, &len);
+		ck_assert_int_eq(len, LARGE_BODY);
+		ck_assert(check_pattern(body, len, 0));
+		porter_http_response_free(r);
+	}
+	th_stop_clean(&d);
+	fprintf(stderr,
+		"large bodies: the client faulted %lld pages per GET of %d bytes (%lld pages)\n",
+		faults / gets, LARGE_BODY, pages);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* Not under the sanitizers: their allocators ignore mallopt and keep
+	 * freed memory (ASan's quarantine), and TSan's shadow pages fault in
+	 * with the body's. */
+	ck_assert_msg(faults / gets < pages + pages / 2,
+		      "the client faulted %lld pages per GET of %d bytes: the body was copied "
+		      "out of the buffer it was read into",
+		      faults / gets, LARGE_BODY);
+#endif
+}
+END_TEST
+
 typedef struct upload_arg {
 	pthread_t th;
 	_Atomic uint64_t id;
@@ -696,6 +756,7 @@ static Suite *suite(void)
 				request_body_cancelled_while_sent,
 				large_bodies_reuse_pages_and_memory_comes_back,
 				a_large_body_is_read_in_large_pieces,
+				a_large_body_is_not_copied_by_the_client,
 				NULL};
 	return http_suite("http_inflight", tests);
 }

@@ -1,9 +1,12 @@
 /* Unit tests of the framing shared by porterd and libporter. */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
+#include "dbwire.h"
 #include "frame.h"
 #include "porter_errors.h"
 #include "porter.pb-c.h"
@@ -233,6 +236,181 @@ START_TEST(pack_respects_limit)
 }
 END_TEST
 
+/* ---- a large reply's body handed over where it was read ---- */
+
+/* A framed Response with id `id` whose body is an HttpResponse of status
+ * 200 and a body of `n` bytes (byte i is i % 251); malloc'd, `*len` its
+ * size. */
+static uint8_t *http_frame(uint64_t id, size_t n, size_t *len)
+{
+	uint8_t *body = malloc(n ? n : 1);
+	ck_assert_ptr_nonnull(body);
+	for (size_t i = 0; i < n; i++)
+		body[i] = (uint8_t)(i % 251);
+	Porter__V1__HttpResponse h = PORTER__V1__HTTP_RESPONSE__INIT;
+	h.status = 200;
+	h.body.data = body;
+	h.body.len = n;
+	Porter__V1__Response r = PORTER__V1__RESPONSE__INIT;
+	r.id = id;
+	r.body_case = PORTER__V1__RESPONSE__BODY_HTTP;
+	r.http = &h;
+	uint8_t *out = NULL;
+	ck_assert_int_eq(frame_pack(&r.base, 64u << 20, &out, len), 0);
+	free(body);
+	return out;
+}
+
+static int body_ok(const Porter__V1__Response *m, size_t n)
+{
+	if (!m || m->body_case != PORTER__V1__RESPONSE__BODY_HTTP || m->http->body.len != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (m->http->body.data[i] != (uint8_t)(i % 251))
+			return 0;
+	return 1;
+}
+
+/* Takes the next frame, lends it to a fresh arena `a` (a buffer larger
+ * than `keep`) and unpacks it; `*inside` says whether the body points into
+ * the frame's payload. */
+static Porter__V1__Response *take(frame_reader *r, arena *a, size_t keep, int *inside)
+{
+	const uint8_t *p;
+	size_t len;
+	ck_assert_int_eq(frame_reader_next(r, &p, &len), 1);
+	arena_init(a, 0);
+	frame_reader_lend(r, a, p, len, keep);
+	Porter__V1__Response *m = dbwire_unpack_response(&a->base, len, p);
+	ck_assert_ptr_nonnull(m);
+	const uint8_t *d = m->http ? m->http->body.data : NULL;
+	*inside = d && d >= p && d < p + len;
+	return m;
+}
+
+START_TEST(a_large_body_is_used_where_it_was_read)
+{
+	size_t flen;
+	const size_t n = 300 * 1024;
+	uint8_t *f = http_frame(7, n, &flen);
+	frame_reader r;
+	frame_reader_init(&r, 64u << 20);
+	feed(&r, f, flen, 10000);
+	arena a;
+	int inside;
+	Porter__V1__Response *m = take(&r, &a, 256 * 1024, &inside);
+	ck_assert(inside);
+	ck_assert(body_ok(m, n));
+	/* The reader let go of the buffer and reads the next frame afresh. */
+	ck_assert_ptr_null(r.buf);
+	ck_assert_uint_eq(frame_reader_pending(&r), 0);
+	/* The result may move to the object that keeps it. */
+	arena kept;
+	arena_move(&kept, &a);
+	ck_assert(body_ok(m, n));
+	feed(&r, f, flen, 65536);
+	arena b;
+	Porter__V1__Response *m2 = take(&r, &b, 256 * 1024, &inside);
+	ck_assert(inside);
+	ck_assert(body_ok(m2, n));
+	ck_assert(body_ok(m, n));
+	/* A buffer the reader keeps for the next frame stays its own. */
+	feed(&r, f, flen, flen);
+	arena c;
+	Porter__V1__Response *m3 = take(&r, &c, 1u << 20, &inside);
+	ck_assert(!inside);
+	ck_assert(body_ok(m3, n));
+	ck_assert_ptr_nonnull(r.buf);
+	arena_free(&c);
+	/* The buffers go with the arenas (LeakSanitizer checks). */
+	arena_free(&kept);
+	arena_free(&b);
+	arena_free(&a);
+	frame_reader_free(&r);
+	free(f);
+}
+END_TEST
+
+START_TEST(a_body_is_copied_when_the_buffer_holds_more)
+{
+	size_t l1, l2;
+	const size_t n = 100 * 1024;
+	uint8_t *f1 = http_frame(1, n, &l1), *f2 = http_frame(2, n, &l2);
+	uint8_t *both = malloc(l1 + l2);
+	ck_assert_ptr_nonnull(both);
+	memcpy(both, f1, l1);
+	memcpy(both + l1, f2, l2);
+	frame_reader r;
+	frame_reader_init(&r, 64u << 20);
+	feed(&r, both, l1 + l2, l1 + l2);
+	arena a, b;
+	int inside;
+	/* The second frame is in the same buffer: the first body is copied,
+	 * and the second frame stays readable. */
+	Porter__V1__Response *m = take(&r, &a, 0, &inside);
+	ck_assert(!inside);
+	ck_assert(body_ok(m, n));
+	ck_assert_ptr_nonnull(r.buf);
+	/* The last one buffered is lent. */
+	Porter__V1__Response *m2 = take(&r, &b, 0, &inside);
+	ck_assert(inside);
+	ck_assert(body_ok(m2, n));
+	ck_assert_uint_eq(m2->id, 2);
+	arena_free(&a);
+	arena_free(&b);
+	frame_reader_free(&r);
+	free(both);
+	free(f1);
+	free(f2);
+}
+END_TEST
+
+START_TEST(a_small_body_is_copied)
+{
+	size_t flen;
+	const size_t n = ARENA_LEND_MIN - 1024;
+	uint8_t *f = http_frame(3, n, &flen);
+	frame_reader r;
+	frame_reader_init(&r, 64u << 20);
+	feed(&r, f, flen, flen);
+	arena a;
+	int inside;
+	Porter__V1__Response *m = take(&r, &a, 0, &inside);
+	ck_assert(!inside);
+	ck_assert(body_ok(m, n));
+	ck_assert_ptr_nonnull(r.buf); /* kept for the next frame */
+	arena_free(&a);
+	frame_reader_free(&r);
+	free(f);
+}
+END_TEST
+
+START_TEST(only_the_lent_range_of_an_arena_is_lent)
+{
+	arena a;
+	arena_init(&a, 0);
+	uint8_t *mem = malloc(1000);
+	ck_assert_ptr_nonnull(mem);
+	ck_assert(!arena_lent(&a.base, mem, 10));
+	ck_assert_int_eq(arena_adopt(&a, mem), 0);
+	arena_lend(&a, mem + 100, 800);
+	ck_assert(arena_lent(&a.base, mem + 100, 800));
+	ck_assert(arena_lent(&a.base, mem + 500, 400));
+	ck_assert(!arena_lent(&a.base, mem + 99, 10));
+	ck_assert(!arena_lent(&a.base, mem + 500, 401));
+	/* Another allocator (protobuf-c's default, a budget) never lends. */
+	ProtobufCAllocator other = a.base;
+	other.alloc = NULL;
+	ck_assert(!arena_lent(&other, mem + 100, 10));
+	/* Small pieces still come from the arena's blocks. */
+	ck_assert_ptr_nonnull(arena_alloc(&a, 100));
+	/* A reset frees the adopted memory and ends the loan. */
+	arena_reset(&a);
+	ck_assert(!arena_lent(&a.base, mem + 100, 10));
+	arena_free(&a);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	const TTest *tests[] = {header_round_trip,
@@ -244,6 +422,10 @@ static Suite *suite(void)
 				large_frame_split,
 				garbage_payload_does_not_unpack,
 				pack_respects_limit,
+				a_large_body_is_used_where_it_was_read,
+				a_body_is_copied_when_the_buffer_holds_more,
+				a_small_body_is_copied,
+				only_the_lent_range_of_an_arena_is_lent,
 				NULL};
 	return th_suite("frame", "core", 0, tests);
 }
