@@ -12,10 +12,12 @@
  *           recvmsg
  *   uring   one io_uring_enter: a send linked to a recvmsg
  *   uringt  the same with a deadline (IORING_ENTER_EXT_ARG)
- *   uringd  what libporter's ring does for a small call (client/puring.c):
- *           uringt on a ring made with IORING_SETUP_DEFER_TASKRUN, whose
- *           completions wake the waiter once, by a plain recv that waits
- *           for the reply before trying to read (IORING_RECVSEND_POLL_FIRST)
+ *   uringd  the ring as a libporter waiting on io_uring would use it for a
+ *           small call (one was built and gave no gain, README says; the
+ *           library waits by poll): uringt on a ring made with
+ *           IORING_SETUP_DEFER_TASKRUN, whose completions wake the waiter
+ *           once, by a plain recv that waits for the reply before trying
+ *           to read (IORING_RECVSEND_POLL_FIRST)
  *
  *   wait_probe METHOD [N]      (N round trips, default 100000)
  *
