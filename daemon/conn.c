@@ -129,6 +129,7 @@ void conn_close(conn *c)
 	clients_conn_info info = {
 		c->w->index, c->serial, c->uid, c->client_instance, c->state != CONN_HELLO, c->w};
 	c->state = CONN_CLOSING;
+	worker_lost_client(c->w, &c->crowd_mark);
 	list_remove(&c->link);
 	conn_out_forget(c);
 	turn_unqueue(c, &c->w->turns);

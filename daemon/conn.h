@@ -31,6 +31,7 @@
 #include "htab.h"
 #include "list.h"
 #include "porter.pb-c.h"
+#include "worker.h"
 
 struct worker;
 
@@ -75,7 +76,6 @@ typedef struct conn {
 				* its next read whatever the worker's budget */
 	int read_deferred;     /* on_alloc declined to read: the worker's turn
 				* was spent (on_read then yields) */
-	unsigned crowd_mark;   /* worker_saw_client's mark */
 	size_t read_turn;      /* bytes read since the connection last yielded */
 	int peeked;            /* the large frame in progress was checked */
 	int discard_paused;    /* reading a refused frame's rest is paused
@@ -109,6 +109,10 @@ typedef struct conn {
 				 * it (its callback runs before the pipe's
 				 * close callback) */
 	list reqs;              /* struct req.link, in-flight */
+
+	/* The crowd periods it sent frames in (worker_saw_client), so that
+	 * its close takes it out of them (worker_lost_client). */
+	worker_crowd_mark crowd_mark;
 } conn;
 
 /* Starts serving `fd` on worker `w` for `peer` (copied). Takes over

@@ -9,6 +9,7 @@
 #ifndef PORTER_WORKER_H
 #define PORTER_WORKER_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
@@ -25,6 +26,12 @@ struct clients_peer;
 struct clients_acct;
 struct cancel_state;
 struct http_worker;
+
+/* Which crowd periods a client connection was counted in
+ * (worker_saw_client): the latest and the one before it; 0 for none. */
+typedef struct worker_crowd_mark {
+	unsigned now, prev;
+} worker_crowd_mark;
 
 /* Lifecycle of a worker, as seen from its own thread. */
 enum worker_state {
@@ -122,15 +129,32 @@ static inline void worker_saw_io(worker *w)
 
 /* Notes that a client connection of `w` sent something: I/O, as
  * worker_saw_io, and one more client in conversation unless `*mark` (the
- * connection's own, 0 when new) says it was counted in this period
+ * connection's own, zeroed when new) says it was counted in this period
  * already. Loop thread. */
-static inline void worker_saw_client(worker *w, unsigned *mark)
+static inline void worker_saw_client(worker *w, worker_crowd_mark *mark)
 {
 	w->io_seen = 1;
-	if (*mark != w->crowd_epoch) {
-		*mark = w->crowd_epoch;
+	if (mark->now != w->crowd_epoch) {
+		mark->prev = mark->now;
+		mark->now = w->crowd_epoch;
 		w->crowd_now++;
 	}
+}
+
+/* Connection `mark`'s is closing: it no longer counts in the crowd of the
+ * periods it was counted in. A client that is gone competes for no CPU,
+ * and counting it for up to two periods after its close stopped the
+ * spin for the next connection of the same thread (a client that
+ * reconnects, a pool of short-lived threads): every call then paid a
+ * wake-up. Loop thread. */
+static inline void worker_lost_client(worker *w, const worker_crowd_mark *mark)
+{
+	/* The epoch skips 0 when it wraps. */
+	unsigned before = w->crowd_epoch == 1 ? UINT_MAX : w->crowd_epoch - 1;
+	if (mark->now == w->crowd_epoch && w->crowd_now)
+		w->crowd_now--;
+	if ((mark->now == before || mark->prev == before) && w->crowd_prev)
+		w->crowd_prev--;
 }
 
 /* Notes that what `w`'s loop just did leaves the client busy on its own
