@@ -86,6 +86,23 @@ static int send_read(int fd, uint64_t id, int listing)
 	return th_rc_send(fd, &req);
 }
 
+/* Waits (up to 20 s) until alice has `want` requests in flight over all
+ * her connections, as porterd counts them: admitted, so on the pool's
+ * queue for a FUSE root's file (its requests go there in the turn that
+ * reads them). 0, or 1 when they never were. */
+static int wait_inflight(uint64_t want)
+{
+	porter_uid_usage u = PORTER_UID_USAGE_INIT;
+	for (int i = 0; i < 2000; i++) {
+		if (th_own_usage(&u) == 0 && u.inflight >= want)
+			return 0;
+		usleep(10 * 1000);
+	}
+	fprintf(stderr, "alice has %llu requests in flight, want %llu\n",
+		(unsigned long long)u.inflight, (unsigned long long)want);
+	return 1;
+}
+
 static int alice_reads_behind_the_pool(void *arg)
 {
 	int listing = arg != NULL;
@@ -98,14 +115,22 @@ static int alice_reads_behind_the_pool(void *arg)
 	/* Her libporter connection, the next: worker 1. */
 	if (th_own_buffered_below(1u << 20) != 0)
 		return 1;
+	/* What her asking counts itself, if anything. */
+	porter_uid_usage u0 = PORTER_UID_USAGE_INIT;
+	if (th_own_usage(&u0) != 0)
+		return 1;
 	pthread_t t[BLOCKERS];
 	for (int i = 0; i < BLOCKERS; i++)
 		pthread_create(&t[i], NULL, blocker, NULL);
-	usleep(1000 * 1000); /* the lookups reach the pool first */
+	/* The lookups reach the pool first. */
+	if (wait_inflight(u0.inflight + BLOCKERS) != 0)
+		return 1;
 	for (int i = 0; i < READS; i++)
 		if (send_read(fd, 100 + (uint64_t)i, listing) != 0)
 			return 1;
-	usleep(300 * 1000); /* read from her socket and queued */
+	/* Read from her socket and queued behind them. */
+	if (wait_inflight(u0.inflight + BLOCKERS + READS) != 0)
+		return 1;
 	shm->sent = 1;
 	if (!th_wait_flag(&shm->stalled, 20000))
 		return 1;
