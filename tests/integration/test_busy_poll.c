@@ -83,6 +83,17 @@ static long voluntary_switches(pid_t pid)
 	return sum;
 }
 
+/* One worker spinning 100 ms after each I/O, with the run queue check
+ * masked (PORTER_TEST_SPIN_ANY_LOAD): on a loaded machine it stops the
+ * spin whatever the clients do, and only the crowd rule is tested here. */
+static void start_spinning(th_daemon *d)
+{
+	const char *args[] = {"--workers", "1", "--busy-poll", "100000", NULL};
+	setenv("PORTER_TEST_SPIN_ANY_LOAD", "1", 1);
+	ck_assert_int_eq(th_daemon_start(d, args), 0);
+	unsetenv("PORTER_TEST_SPIN_ANY_LOAD");
+}
+
 #define PINGS 150
 
 /* A client in conversation: a ping every 2 ms or so, PINGS of them. */
@@ -121,10 +132,7 @@ static long switches_with(pid_t pd, int threads)
 START_TEST(no_spin_with_as_many_clients_as_cpus)
 {
 	th_daemon d;
-	const char *args[] = {"--workers", "1", "--busy-poll", "100000", NULL};
-	setenv("PORTER_TEST_SPIN_ANY_LOAD", "1", 1);
-	ck_assert_int_eq(th_daemon_start(&d, args), 0);
-	unsetenv("PORTER_TEST_SPIN_ANY_LOAD");
+	start_spinning(&d);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int crowd = (int)(ncpu > 0 && ncpu < 63 ? ncpu : 1) + 1;
 	long alone = switches_with(d.pid, 1);
@@ -169,10 +177,7 @@ static void *relay_pinger(void *arg)
 START_TEST(a_closed_connection_leaves_the_crowd)
 {
 	th_daemon d;
-	const char *args[] = {"--workers", "1", "--busy-poll", "100000", NULL};
-	setenv("PORTER_TEST_SPIN_ANY_LOAD", "1", 1);
-	ck_assert_int_eq(th_daemon_start(&d, args), 0);
-	unsetenv("PORTER_TEST_SPIN_ANY_LOAD");
+	start_spinning(&d);
 	long v0 = voluntary_switches(d.pid);
 	for (int i = 0; i < RELAYS; i++) {
 		pthread_t th;
